@@ -1,0 +1,79 @@
+/* base.h: what every kfleet file uses: allocation that aborts on
+ * out-of-memory, small macros, strict number parsing, and the banned list.
+ *
+ * Include system headers first and kfleet headers after them: banned.h turns
+ * unsafe libc names into macros, which would break a system header included
+ * later.
+ */
+#ifndef KF_BASE_H
+#define KF_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KF_ARRAY_SIZE(a)     (sizeof(a) / sizeof((a)[0]))
+#define KF_MIN(a, b)         ((a) < (b) ? (a) : (b))
+#define KF_MAX(a, b)         ((a) > (b) ? (a) : (b))
+#define KF_UNUSED            __attribute__((unused))
+#define KF_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define KF_NORETURN          __attribute__((noreturn))
+
+/* Allocation. These abort with a message on out-of-memory: kfleet never
+ * continues half-allocated. Sizes a client controls are capped before they
+ * reach an allocator (see kf_strbuf caps and the API's body limit). */
+void *kf_xmalloc(size_t size);
+void *kf_xcalloc(size_t nmemb, size_t size);
+void *kf_xrealloc(void *ptr, size_t size);
+char *kf_xstrdup(const char *s);
+char *kf_xstrndup(const char *s, size_t n);
+char *kf_xasprintf(const char *fmt, ...) KF_PRINTF(1, 2);
+char *kf_xvasprintf(const char *fmt, va_list ap) KF_PRINTF(1, 0);
+void *kf_xmemdup(const void *p, size_t n);
+
+/* Grows *items (of *alloc elements of elem_size) so that index n fits. */
+void kf_grow(void **items, size_t *alloc, size_t n, size_t elem_size);
+#define KF_GROW(items, alloc, n) kf_grow((void **)&(items), &(alloc), (n), sizeof(*(items)))
+
+/* Assertions for programmer errors stay on in every build. */
+void kf_assert_fail(const char *expr, const char *file, int line, const char *func) KF_NORETURN;
+#define kf_assert(expr) ((expr) ? (void)0 : kf_assert_fail(#expr, __FILE__, __LINE__, __func__))
+
+void kf_abort(const char *fmt, ...) KF_PRINTF(1, 2) KF_NORETURN;
+
+/* Strict number parsing: the whole string must be a number in range.
+ * Return 0 and set *ret, or -EINVAL (not a number) / -ERANGE (out of range);
+ * *ret is untouched on failure. */
+int kf_parse_int64(const char *s, int64_t *ret);
+int kf_parse_uint64(const char *s, uint64_t *ret);
+int kf_parse_int(const char *s, int *ret);
+int kf_parse_double(const char *s, double *ret);
+
+/* Kubernetes resource quantities ("500m", "2", "4Gi", "1.5G", "128974848").
+ * kf_parse_quantity stores the value in milli-units (CPU "500m" -> 500,
+ * memory "1Ki" -> 1024000) so that CPU and memory share one integer type;
+ * use kf_quantity_bytes for memory. Return 0 or -EINVAL / -ERANGE. */
+int kf_parse_quantity(const char *s, int64_t *ret_milli);
+/* Durations as Go and Prometheus write them: "90s", "5m", "1h30m", "250ms". */
+int kf_parse_duration_ms(const char *s, int64_t *ret_ms);
+
+bool kf_str_has_prefix(const char *s, const char *prefix);
+bool kf_str_has_suffix(const char *s, const char *suffix);
+bool kf_streq(const char *a, const char *b); /* NULL-safe */
+
+/* Time. kf_now_ms: wall clock in ms since the epoch; kf_mono_ns: monotonic.
+ * kf_time_format_rfc3339 writes "2006-01-02T15:04:05Z" (UTC) into buf (>= 32). */
+int64_t kf_now_ms(void);
+uint64_t kf_mono_ns(void);
+void kf_time_format_rfc3339(int64_t ms, char *buf, size_t size);
+int kf_time_parse_rfc3339(const char *s, int64_t *ret_ms);
+
+/* Random bytes from the kernel; aborts if the kernel has none. */
+void kf_random_bytes(void *buf, size_t n);
+/* A UUID v4 string (36 chars + NUL) in buf. */
+void kf_uuid(char buf[37]);
+
+#include "kfleet/banned.h"
+
+#endif

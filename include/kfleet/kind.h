@@ -1,0 +1,76 @@
+/* kind.h: the registry of API kinds (Region, Unit, Host, Profile,
+ * Template, GuestCluster, ControlPlaneMember, Event, ...).
+ *
+ * A kind is an ops table, one file each (src/fleet/kind-<name>.c), listed in
+ * one static table (src/fleet/fleet-kinds.c). The API server, the CLI and
+ * kubectl discovery all read the same table: a kind's names, whether it
+ * has a status subresource, its schema (validation, defaults and the
+ * OpenAPI document kubectl reads) and the columns of its table.
+ */
+#ifndef KF_KIND_H
+#define KF_KIND_H
+
+#include <jansson.h>
+
+#include "kfleet/base.h"
+
+struct kf_causes;
+struct kf_strbuf;
+struct kf_schema; /* declarative field schema, see kfleet/schema.h */
+
+/* One column of `kfleet get` and of the Table kubectl asks for. The value
+ * is the JSON at `path` (rendered as text), or what fn writes. */
+struct kf_column {
+    const char *header; /* "PHASE" */
+    const char *path;   /* "status.phase"; NULL when fn is set */
+    void (*fn)(const json_t *obj, struct kf_strbuf *out);
+    const char *type; /* OpenAPI type for kubectl: "string", "integer", "number", "date" */
+    bool wide;        /* only with -o wide */
+};
+
+struct kf_kind {
+    const char *kind;               /* "GuestCluster" */
+    const char *plural;             /* "guestclusters" */
+    const char *singular;           /* "guestcluster" */
+    const char *const *short_names; /* NULL-terminated, e.g. {"gc", NULL}; may be NULL */
+    const char *description;        /* one paragraph, for `kfleet explain` and OpenAPI */
+    bool has_status;                /* /status subresource; spec and status written apart */
+    bool system;                    /* written by kfleetd only (Event): no user writes but delete */
+
+    const struct kf_schema *spec_schema;   /* fields under .spec (NULL: no spec) */
+    const struct kf_schema *status_schema; /* fields under .status (NULL: free-form) */
+
+    /* Fills defaults into obj.spec in place. May be NULL. */
+    void (*defaults)(json_t *obj);
+    /* Checks that the schema cannot express (cross-field rules, CIDR
+     * overlaps within the object, immutable fields: old is NULL on create).
+     * Adds causes; must not modify obj. May be NULL. */
+    void (*validate)(const json_t *obj, const json_t *old, struct kf_causes *causes);
+
+    const struct kf_column *columns; /* NAME is implied first, AGE last */
+    size_t n_columns;
+};
+
+/* Every kind, in a stable order. */
+const struct kf_kind *const *kf_kinds(size_t *ret_n);
+/* By kind, plural, singular or short name, case-insensitively. NULL if none. */
+const struct kf_kind *kf_kind_find(const char *name);
+
+/* The full admission check of a create or update: metadata (name, labels,
+ * annotations, finalizers), the spec schema (types, enums, ranges, required
+ * fields, unknown fields rejected) and the kind's own validate. Defaults are
+ * applied to obj first. Adds one cause per problem; returns 0 if none or
+ * -KF_EINVALID. `old` is the stored object on update, NULL on create.
+ * `status_only`: validate .status against status_schema instead (the status
+ * subresource). */
+int kf_kind_admit(const struct kf_kind *k, json_t *obj, const json_t *old, bool status_only,
+                  struct kf_causes *causes);
+
+/* The OpenAPI v3 schema of the kind's object (apiVersion, kind, metadata,
+ * spec, status), as served under /openapi/v3 and /openapi/v2. New reference. */
+json_t *kf_kind_openapi_schema(const struct kf_kind *k);
+
+/* Writes the column value of obj for c into out (no padding). */
+void kf_column_value(const struct kf_column *c, const json_t *obj, struct kf_strbuf *out);
+
+#endif

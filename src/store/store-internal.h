@@ -1,0 +1,51 @@
+/* store-internal.h: what store backends share and callers never see. */
+#ifndef KF_STORE_INTERNAL_H
+#define KF_STORE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "kfleet/store.h"
+
+/* Default size of the shared window of recent events (store-watch.c). A
+ * watcher further behind than this reads the backend's history. */
+#define KF_WATCH_WINDOW_EVENTS 32768
+#define KF_WATCH_WINDOW_BYTES  (32u * 1024 * 1024)
+
+struct kf_watch_hub {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* broadcast on every publish and on close */
+    struct kf_event **ring;
+    size_t cap;
+    size_t max_bytes;
+    size_t bytes;
+    uint64_t head_seq; /* sequence number of the oldest event in the ring */
+    uint64_t next_seq; /* sequence number the next event gets */
+    int64_t rev;       /* revision of the last published event */
+    /* Every event with a revision > window_base_rev is in the ring. */
+    int64_t window_base_rev;
+    int64_t compacted_rev;
+    struct kf_watch *watchers;
+    size_t nwatchers;
+    int refs; /* the store's reference + one per open watch */
+    bool closed;
+    uint64_t published;
+    uint64_t fallbacks;
+};
+
+struct kf_watch_hub *kf_watch_hub_new(int64_t rev, int64_t compacted_rev, size_t max_events,
+                                      size_t max_bytes);
+/* Drops the store's reference; open watches see -EPIPE. */
+void kf_watch_hub_close(struct kf_watch_hub *hub);
+
+/* The byte just past every key that starts with prefix ("" for no bound):
+ * the exclusive end of a prefix range, as etcd's range_end. Caller frees. */
+char *kf_store_prefix_end(const char *prefix);
+
+/* Checks a key and value against the store's limits. */
+int kf_store_check_op(const struct kf_op *op);
+
+extern const struct kf_store_ops kf_store_memory_ops;
+extern const struct kf_store_ops kf_store_sqlite_ops;
+extern const struct kf_store_ops kf_store_etcd_ops;
+
+#endif

@@ -1,0 +1,510 @@
+/* store-watch.c: the watch hub every store has: one shared window of recent
+ * events, one cursor per watcher.
+ *
+ * Backends publish each committed transaction once (kf_store_publish). The
+ * hub appends its events to a ring (bounded by event count and bytes) and
+ * wakes the watchers; each watcher then reads the ring from its own cursor
+ * in its own thread, so fan-out costs one pointer and one wake-up per
+ * watcher, not a copy. A watcher that starts before the window, or is
+ * overrun by it, reads the backend's history instead (a "fallback") and
+ * returns to the ring once it has caught up; if that history was compacted
+ * the watch ends with -KF_ECOMPACTED, which the API turns into 410 Gone.
+ *
+ * Locking: hub->lock protects the ring and the watcher list. Backends call
+ * kf_store_publish with their own write lock held, so the hub never calls a
+ * backend while holding hub->lock (history reads happen unlocked).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "kfleet/error.h"
+#include "kfleet/store.h"
+#include "store/store-internal.h"
+
+#define HISTORY_BATCH 1024
+
+struct kf_watch {
+    struct kf_store *store;
+    struct kf_watch_hub *hub;
+    char *prefix;
+    size_t prefix_len;
+    void (*wake)(void *arg);
+    void *arg;
+    struct kf_watch *prev, *next;
+
+    int64_t start_after; /* deliver only revisions > this */
+    /* What has been delivered: every event of revisions < cur_rev, and the
+     * first cur_count events of cur_rev (a transaction may hold several). */
+    int64_t cur_rev;
+    size_t cur_count;
+
+    bool in_ring;
+    uint64_t seq; /* next ring sequence number to read, when in_ring */
+    struct kf_event_list backlog;
+    size_t backlog_pos;
+};
+
+struct kf_event *kf_event_new(enum kf_event_type type, const char *key, const char *value,
+                              size_t value_len, int64_t create_rev, int64_t mod_rev,
+                              const char *prev_value, size_t prev_len, int64_t prev_mod_rev)
+{
+    struct kf_event *ev = kf_xcalloc(1, sizeof(*ev));
+
+    ev->refcnt = 1;
+    ev->type = type;
+    ev->kv.key = kf_xstrdup(key);
+    ev->kv.value = kf_xmalloc(value_len + 1);
+    if (value_len)
+        memcpy(ev->kv.value, value, value_len);
+    ev->kv.value[value_len] = '\0';
+    ev->kv.value_len = value_len;
+    ev->kv.create_rev = create_rev;
+    ev->kv.mod_rev = mod_rev;
+    ev->prev_mod_rev = prev_mod_rev;
+    if (prev_value) {
+        ev->prev_value = kf_xmalloc(prev_len + 1);
+        memcpy(ev->prev_value, prev_value, prev_len);
+        ev->prev_value[prev_len] = '\0';
+        ev->prev_len = prev_len;
+    }
+    return ev;
+}
+
+struct kf_event *kf_event_ref(struct kf_event *ev)
+{
+    __atomic_add_fetch(&ev->refcnt, 1, __ATOMIC_RELAXED);
+    return ev;
+}
+
+void kf_event_unref(struct kf_event *ev)
+{
+    if (!ev || __atomic_sub_fetch(&ev->refcnt, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    kf_kv_release(&ev->kv);
+    free(ev->prev_value);
+    free(ev);
+}
+
+void kf_event_list_release(struct kf_event_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        kf_event_unref(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = l->alloc = 0;
+}
+
+static size_t event_bytes(const struct kf_event *ev)
+{
+    return sizeof(*ev) + strlen(ev->kv.key) + ev->kv.value_len + ev->prev_len + 16;
+}
+
+struct kf_watch_hub *kf_watch_hub_new(int64_t rev, int64_t compacted_rev, size_t max_events,
+                                      size_t max_bytes)
+{
+    struct kf_watch_hub *hub = kf_xcalloc(1, sizeof(*hub));
+    pthread_condattr_t attr;
+
+    pthread_mutex_init(&hub->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&hub->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    hub->cap = max_events ? max_events : KF_WATCH_WINDOW_EVENTS;
+    hub->max_bytes = max_bytes ? max_bytes : KF_WATCH_WINDOW_BYTES;
+    hub->ring = kf_xcalloc(hub->cap, sizeof(*hub->ring));
+    hub->rev = rev;
+    hub->window_base_rev = rev;
+    hub->compacted_rev = compacted_rev;
+    hub->refs = 1;
+    return hub;
+}
+
+static void hub_unref_locked(struct kf_watch_hub *hub, bool *freed)
+{
+    *freed = --hub->refs == 0;
+}
+
+static void hub_free(struct kf_watch_hub *hub)
+{
+    for (uint64_t s = hub->head_seq; s < hub->next_seq; s++)
+        kf_event_unref(hub->ring[s % hub->cap]);
+    free(hub->ring);
+    pthread_mutex_destroy(&hub->lock);
+    pthread_cond_destroy(&hub->cond);
+    free(hub);
+}
+
+void kf_watch_hub_close(struct kf_watch_hub *hub)
+{
+    bool freed;
+
+    if (!hub)
+        return;
+    pthread_mutex_lock(&hub->lock);
+    hub->closed = true;
+    for (struct kf_watch *w = hub->watchers; w; w = w->next) {
+        w->store = NULL;
+        if (w->wake)
+            w->wake(w->arg);
+    }
+    pthread_cond_broadcast(&hub->cond);
+    hub_unref_locked(hub, &freed);
+    pthread_mutex_unlock(&hub->lock);
+    if (freed)
+        hub_free(hub);
+}
+
+static void drop_oldest_locked(struct kf_watch_hub *hub)
+{
+    struct kf_event *ev = hub->ring[hub->head_seq % hub->cap];
+
+    hub->ring[hub->head_seq % hub->cap] = NULL;
+    hub->head_seq++;
+    hub->bytes -= event_bytes(ev);
+    if (ev->kv.mod_rev > hub->window_base_rev)
+        hub->window_base_rev = ev->kv.mod_rev;
+    kf_event_unref(ev);
+}
+
+void kf_store_publish(struct kf_store *s, struct kf_event **events, size_t n)
+{
+    struct kf_watch_hub *hub = s->hub;
+
+    if (!hub || !n) {
+        for (size_t i = 0; i < n; i++)
+            kf_event_unref(events[i]);
+        return;
+    }
+    pthread_mutex_lock(&hub->lock);
+    for (size_t i = 0; i < n; i++) {
+        size_t b = event_bytes(events[i]);
+
+        kf_assert(events[i]->kv.mod_rev >= hub->rev);
+        while (hub->next_seq - hub->head_seq >= hub->cap ||
+               (hub->next_seq > hub->head_seq && hub->bytes + b > hub->max_bytes))
+            drop_oldest_locked(hub);
+        hub->ring[hub->next_seq % hub->cap] = events[i];
+        hub->next_seq++;
+        hub->bytes += b;
+        hub->rev = events[i]->kv.mod_rev;
+        hub->published++;
+    }
+    for (struct kf_watch *w = hub->watchers; w; w = w->next)
+        if (w->wake)
+            w->wake(w->arg);
+    pthread_cond_broadcast(&hub->cond);
+    pthread_mutex_unlock(&hub->lock);
+}
+
+void kf_store_note_compacted(struct kf_store *s, int64_t rev)
+{
+    struct kf_watch_hub *hub = s->hub;
+
+    if (!hub)
+        return;
+    pthread_mutex_lock(&hub->lock);
+    if (rev > hub->compacted_rev)
+        hub->compacted_rev = rev;
+    pthread_mutex_unlock(&hub->lock);
+}
+
+/* First sequence number whose event has a revision > rev. */
+static uint64_t seq_after_locked(struct kf_watch_hub *hub, int64_t rev)
+{
+    uint64_t lo = hub->head_seq, hi = hub->next_seq;
+
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+
+        if (hub->ring[mid % hub->cap]->kv.mod_rev <= rev)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Sequence number of the first event this watcher has not had: skips
+ * revisions < cur_rev and the first cur_count events of cur_rev. */
+static uint64_t resume_seq_locked(struct kf_watch_hub *hub, struct kf_watch *w)
+{
+    uint64_t seq = seq_after_locked(hub, w->cur_rev - 1);
+    size_t skip = w->cur_count;
+
+    while (skip && seq < hub->next_seq && hub->ring[seq % hub->cap]->kv.mod_rev == w->cur_rev) {
+        seq++;
+        skip--;
+    }
+    return seq;
+}
+
+/* Whether the ring still holds everything after what w has had. */
+static bool ring_covers_locked(struct kf_watch_hub *hub, struct kf_watch *w)
+{
+    /* Events of revisions > window_base_rev are all in the ring. A partly
+     * delivered revision equal to the base may have lost events: only when
+     * nothing of cur_rev was delivered yet is cur_rev - 1 >= base enough. */
+    if (w->cur_count == 0)
+        return w->cur_rev - 1 >= hub->window_base_rev;
+    return w->cur_rev > hub->window_base_rev;
+}
+
+int kf_watch_open(struct kf_store *s, const char *prefix, int64_t after_rev,
+                  void (*wake)(void *arg), void *arg, struct kf_watch **ret)
+{
+    struct kf_watch_hub *hub = s->hub;
+    struct kf_watch *w;
+
+    if (!hub)
+        return -EOPNOTSUPP;
+    if (after_rev < 0)
+        return -EINVAL;
+    w = kf_xcalloc(1, sizeof(*w));
+    w->store = s;
+    w->hub = hub;
+    w->prefix = kf_xstrdup(prefix ? prefix : "");
+    w->prefix_len = strlen(w->prefix);
+    w->wake = wake;
+    w->arg = arg;
+
+    pthread_mutex_lock(&hub->lock);
+    if (after_rev == 0)
+        after_rev = hub->rev;
+    if (after_rev < hub->compacted_rev) {
+        pthread_mutex_unlock(&hub->lock);
+        free(w->prefix);
+        free(w);
+        return -KF_ECOMPACTED;
+    }
+    w->start_after = after_rev;
+    w->cur_rev = after_rev + 1;
+    w->cur_count = 0;
+    if (ring_covers_locked(hub, w)) {
+        w->in_ring = true;
+        w->seq = resume_seq_locked(hub, w);
+    } else {
+        w->in_ring = false;
+        hub->fallbacks++;
+    }
+    w->next = hub->watchers;
+    if (hub->watchers)
+        hub->watchers->prev = w;
+    hub->watchers = w;
+    hub->nwatchers++;
+    hub->refs++;
+    pthread_mutex_unlock(&hub->lock);
+    *ret = w;
+    return 0;
+}
+
+void kf_watch_close(struct kf_watch *w)
+{
+    struct kf_watch_hub *hub;
+    bool freed;
+
+    if (!w)
+        return;
+    hub = w->hub;
+    pthread_mutex_lock(&hub->lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        hub->watchers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    hub->nwatchers--;
+    hub_unref_locked(hub, &freed);
+    pthread_mutex_unlock(&hub->lock);
+    if (freed)
+        hub_free(hub);
+    kf_event_list_release(&w->backlog);
+    free(w->prefix);
+    free(w);
+}
+
+static bool wanted(const struct kf_watch *w, const struct kf_event *ev)
+{
+    return strncmp(ev->kv.key, w->prefix, w->prefix_len) == 0;
+}
+
+/* Marks ev as had (delivered or skipped). */
+static void note_had(struct kf_watch *w, const struct kf_event *ev)
+{
+    if (ev->kv.mod_rev == w->cur_rev) {
+        w->cur_count++;
+    } else {
+        w->cur_rev = ev->kv.mod_rev;
+        w->cur_count = 1;
+    }
+}
+
+/* Fills the backlog from the backend's history. Called without hub->lock. */
+static int refill_backlog(struct kf_watch *w)
+{
+    struct kf_event_list got = { 0 };
+    int64_t after = w->cur_rev - 1;
+    size_t skip = w->cur_count;
+    int r;
+
+    kf_event_list_release(&w->backlog);
+    w->backlog_pos = 0;
+    r = w->store->ops->history(w->store, after, HISTORY_BATCH, &got);
+    if (r < 0) {
+        kf_event_list_release(&got);
+        return r;
+    }
+    /* drop what was already had within cur_rev */
+    while (skip && w->backlog_pos < got.n && got.items[w->backlog_pos]->kv.mod_rev == w->cur_rev) {
+        w->backlog_pos++;
+        skip--;
+    }
+    w->backlog = got;
+    return 0;
+}
+
+int kf_watch_next(struct kf_watch *w, struct kf_event **ret)
+{
+    struct kf_watch_hub *hub = w->hub;
+
+    for (;;) {
+        if (!w->in_ring) {
+            while (w->backlog_pos < w->backlog.n) {
+                struct kf_event *ev = w->backlog.items[w->backlog_pos++];
+
+                note_had(w, ev);
+                if (ev->kv.mod_rev > w->start_after && wanted(w, ev)) {
+                    *ret = kf_event_ref(ev);
+                    return 1;
+                }
+            }
+            pthread_mutex_lock(&hub->lock);
+            if (hub->closed) {
+                pthread_mutex_unlock(&hub->lock);
+                return -EPIPE;
+            }
+            if (ring_covers_locked(hub, w)) {
+                w->in_ring = true;
+                w->seq = resume_seq_locked(hub, w);
+                pthread_mutex_unlock(&hub->lock);
+                kf_event_list_release(&w->backlog);
+                w->backlog_pos = 0;
+                continue;
+            }
+            if (w->cur_rev - 1 < hub->compacted_rev) {
+                pthread_mutex_unlock(&hub->lock);
+                return -KF_ECOMPACTED;
+            }
+            pthread_mutex_unlock(&hub->lock);
+            {
+                int r = refill_backlog(w);
+
+                if (r < 0)
+                    return r;
+                /* The backend's history has nothing after what w has had
+                 * although the ring has moved on: the backend has not caught
+                 * up with its own publish yet (etcd). Nothing to give now. */
+                if (w->backlog_pos >= w->backlog.n)
+                    return 0;
+            }
+            continue;
+        }
+
+        pthread_mutex_lock(&hub->lock);
+        if (hub->closed) {
+            pthread_mutex_unlock(&hub->lock);
+            return -EPIPE;
+        }
+        if (w->seq < hub->head_seq) {
+            /* Overrun: the window moved past this watcher. */
+            w->in_ring = false;
+            hub->fallbacks++;
+            pthread_mutex_unlock(&hub->lock);
+            continue;
+        }
+        while (w->seq < hub->next_seq) {
+            struct kf_event *ev = hub->ring[w->seq % hub->cap];
+
+            w->seq++;
+            note_had(w, ev);
+            if (ev->kv.mod_rev > w->start_after && wanted(w, ev)) {
+                *ret = kf_event_ref(ev);
+                pthread_mutex_unlock(&hub->lock);
+                return 1;
+            }
+        }
+        pthread_mutex_unlock(&hub->lock);
+        return 0;
+    }
+}
+
+int kf_watch_wait(struct kf_watch *w, int timeout_ms)
+{
+    struct kf_watch_hub *hub = w->hub;
+    struct timespec deadline;
+    int ready;
+
+    if (!w->in_ring && w->backlog_pos < w->backlog.n)
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms >= 0) {
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&hub->lock);
+    for (;;) {
+        ready = hub->closed || !w->in_ring || w->seq < hub->next_seq;
+        if (ready)
+            break;
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&hub->cond, &hub->lock);
+        } else if (pthread_cond_timedwait(&hub->cond, &hub->lock, &deadline) == ETIMEDOUT) {
+            ready = hub->closed || w->seq < hub->next_seq;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hub->lock);
+    return ready ? 1 : 0;
+}
+
+int64_t kf_watch_progress(struct kf_watch *w)
+{
+    struct kf_watch_hub *hub = w->hub;
+    int64_t rev;
+
+    pthread_mutex_lock(&hub->lock);
+    if (w->in_ring && w->seq >= hub->next_seq)
+        rev = hub->rev;
+    else
+        rev = w->cur_rev - 1;
+    if (rev < w->start_after)
+        rev = w->start_after;
+    pthread_mutex_unlock(&hub->lock);
+    return rev;
+}
+
+void kf_watch_hub_stats(struct kf_store *s, struct kf_watch_stats *ret)
+{
+    struct kf_watch_hub *hub = s->hub;
+
+    memset(ret, 0, sizeof(*ret));
+    if (!hub)
+        return;
+    pthread_mutex_lock(&hub->lock);
+    ret->watchers = hub->nwatchers;
+    ret->window_events = (size_t)(hub->next_seq - hub->head_seq);
+    ret->window_oldest_rev = hub->window_base_rev + 1;
+    ret->published_events = hub->published;
+    ret->history_fallbacks = hub->fallbacks;
+    pthread_mutex_unlock(&hub->lock);
+}
