@@ -1,0 +1,108 @@
+/* registry.h: reading and writing API objects with the API's rules.
+ *
+ * The API server's handlers and the in-process controllers both go through
+ * the registry, so an object written by a controller obeys the same rules as
+ * one written over HTTP:
+ *   - admission: defaults, schema, the kind's own rules (kf_kind_admit);
+ *   - metadata the server owns: uid, creationTimestamp, generation (1 on
+ *     create, +1 whenever spec changes, never on status or metadata-only
+ *     changes), resourceVersion (the store's mod_rev), deletionTimestamp;
+ *   - optimistic concurrency: an update carrying metadata.resourceVersion
+ *     succeeds only if it is still current (-KF_ECONFLICT otherwise); one
+ *     without it is unconditional;
+ *   - the status subresource: for kinds with has_status, a normal update
+ *     keeps the stored status and a status update changes only status;
+ *   - finalizers: deleting an object with finalizers sets
+ *     deletionTimestamp; it is removed when an update empties finalizers.
+ *
+ * Objects come back with metadata.resourceVersion set. Functions returning
+ * raw bytes (kf_kv) return stored canonical bytes: write them out with
+ * kf_obj_write, which splices the resourceVersion in (see obj.h).
+ *
+ * Thread-safe; the registry holds no object state of its own.
+ */
+#ifndef KF_REGISTRY_H
+#define KF_REGISTRY_H
+
+#include <jansson.h>
+
+#include "kfleet/base.h"
+
+struct kf_causes;
+struct kf_event;
+struct kf_kind;
+struct kf_kv;
+struct kf_kv_list;
+struct kf_selector;
+struct kf_store;
+struct kf_strbuf;
+
+struct kf_registry;
+
+struct kf_registry *kf_registry_new(struct kf_store *store);
+void kf_registry_free(struct kf_registry *r); /* does not close the store */
+struct kf_store *kf_registry_store(struct kf_registry *r);
+
+/* Creates obj (borrowed; defaults are filled into it). metadata.name is
+ * required unless metadata.generateName is set. Returns the stored object in
+ * *ret (new reference, may be NULL if not wanted).
+ * Errors: -KF_EINVALID (causes filled), -KF_EEXISTS, store errors. */
+int kf_registry_create(struct kf_registry *r, const struct kf_kind *k, json_t *obj, json_t **ret,
+                       struct kf_causes *causes, struct kf_strbuf *err);
+
+/* -KF_ENOTFOUND when absent. */
+int kf_registry_get(struct kf_registry *r, const struct kf_kind *k, const char *name, json_t **ret);
+int kf_registry_get_raw(struct kf_registry *r, const struct kf_kind *k, const char *name,
+                        struct kf_kv *ret);
+
+struct kf_list_opts {
+    const struct kf_selector *labels; /* NULL: all */
+    const struct kf_selector *fields; /* NULL: all */
+    size_t limit;                     /* 0: no limit */
+    const char *continue_token;       /* from a previous page, or NULL */
+    int64_t rev;                      /* read at this revision; 0: current */
+};
+
+/* Lists objects of k matching the selectors, in name order. When a limit
+ * cut the list short, *ret_continue is set to an opaque token for the next
+ * page (which reads at the same revision, so pages are consistent); else
+ * NULL. ret->rev is the revision the list reflects.
+ * Errors: -KF_EBADREQUEST (bad continue token), -KF_ECOMPACTED (the token's
+ * revision is gone: the client must start over), store errors. */
+int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
+                         const struct kf_list_opts *o, struct kf_kv_list *ret, char **ret_continue,
+                         struct kf_strbuf *err);
+
+/* Updates the object named by obj's metadata.name (obj borrowed). With
+ * status_only, only .status is taken from obj. */
+int kf_registry_update(struct kf_registry *r, const struct kf_kind *k, json_t *obj,
+                       bool status_only, json_t **ret, struct kf_causes *causes,
+                       struct kf_strbuf *err);
+
+enum kf_patch_type {
+    KF_PATCH_MERGE = 1, /* application/merge-patch+json (RFC 7386) */
+    KF_PATCH_JSON = 2,  /* application/json-patch+json (RFC 6902) */
+};
+
+/* Reads, patches and updates, retrying on a concurrent write (unless the
+ * patch itself sets metadata.resourceVersion, which then acts as a
+ * precondition). -KF_EBADREQUEST for a malformed patch (message in err). */
+int kf_registry_patch(struct kf_registry *r, const struct kf_kind *k, const char *name,
+                      enum kf_patch_type type, const char *patch, size_t len, bool status_only,
+                      json_t **ret, struct kf_causes *causes, struct kf_strbuf *err);
+
+/* Deletes name. With precondition_rv > 0 the object must still be at that
+ * revision (-KF_ECONFLICT). If it has finalizers, sets deletionTimestamp
+ * and returns the updated object (*ret_deleted = false); otherwise removes
+ * it and returns its last state (*ret_deleted = true). */
+int kf_registry_delete(struct kf_registry *r, const struct kf_kind *k, const char *name,
+                       int64_t precondition_rv, json_t **ret, bool *ret_deleted);
+
+/* Watch helpers: how a store event on k's prefix looks to a watcher with
+ * these selectors, as Kubernetes defines it: "ADDED", "MODIFIED",
+ * "DELETED" (also when a modified object stops matching), or NULL when the
+ * watcher should not see it. */
+const char *kf_registry_watch_type(const struct kf_event *ev, const struct kf_selector *labels,
+                                   const struct kf_selector *fields);
+
+#endif
