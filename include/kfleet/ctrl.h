@@ -1,0 +1,170 @@
+/* ctrl.h: the controller runtime: informers (watch -> cache -> handlers),
+ * work queues and reconcilers.
+ *
+ * Every controller in kfleetd is level-triggered: it is handed the name of
+ * an object of its primary kind, reads the current state (from informers,
+ * which are cheap, or the registry), computes the desired state, and
+ * converges, safe to run again at any time. Watches only decide *when* to
+ * reconcile: an event on any watched kind maps to names of the primary kind,
+ * which go into the controller's queue. A name is in the queue at most once,
+ * is never reconciled by two workers at once, is retried with exponential
+ * back-off after an error, and can ask to be looked at again after a delay.
+ *
+ * Informers keep, per kind, the stored bytes of every object in the slice
+ * of the fleet this manager owns (memory stays proportional to the bytes,
+ * no parsed trees are kept), plus indexes (e.g. members by cluster) that
+ * controllers declare. They list once, then follow the store's watch from
+ * the list's revision; if that history was compacted they list again and
+ * report what vanished as deletions.
+ *
+ * Scope: a manager may be given a predicate that says which objects it
+ * owns (for example, only the hosts and members of one unit), so that
+ * splitting the global tier from a unit tier is configuration, not code.
+ *
+ * Threading: informers run one thread each; each controller runs `workers`
+ * threads. Handlers and map functions run on informer threads and must be
+ * quick (enqueue, do not write).
+ */
+#ifndef KF_CTRL_H
+#define KF_CTRL_H
+
+#include <jansson.h>
+
+#include "kfleet/base.h"
+
+struct kf_kind;
+struct kf_kv;
+struct kf_registry;
+struct kf_store;
+
+struct kf_ctrl_manager;
+struct kf_informer;
+struct kf_ctrl;
+
+/* --- the manager ---------------------------------------------------------- */
+
+/* Which objects this manager owns; NULL owns everything. */
+typedef bool (*kf_ctrl_scope_fn)(const struct kf_kind *k, const json_t *obj, void *arg);
+
+/* The registry is what controllers write through (may be NULL in tests that
+ * only use informers); the store is what informers read. */
+struct kf_ctrl_manager *kf_ctrl_manager_new(struct kf_store *store, struct kf_registry *reg);
+void kf_ctrl_manager_set_scope(struct kf_ctrl_manager *m, kf_ctrl_scope_fn fn, void *arg);
+/* Adds a controller (ops must outlive the manager). Before start only. */
+struct kf_ctrl;
+struct kf_ctrl_ops;
+int kf_ctrl_manager_add(struct kf_ctrl_manager *m, const struct kf_ctrl_ops *ops, void *data,
+                        struct kf_ctrl **ret);
+/* Starts informers, waits until each has its initial list, then starts the
+ * controllers' workers. Returns 0 or a negative error (store unreachable). */
+int kf_ctrl_manager_start(struct kf_ctrl_manager *m);
+/* Stops workers (after their current reconcile) and informers. */
+void kf_ctrl_manager_stop(struct kf_ctrl_manager *m);
+void kf_ctrl_manager_free(struct kf_ctrl_manager *m); /* stops first; NULL is fine */
+struct kf_registry *kf_ctrl_manager_registry(struct kf_ctrl_manager *m);
+/* Blocks until every queue is empty and no reconcile is running, or
+ * timeout_ms passes (-1: forever); delayed requeues are not waited for.
+ * Returns 1 when idle, 0 on timeout. For tests and orderly shutdown. */
+int kf_ctrl_manager_wait_idle(struct kf_ctrl_manager *m, int timeout_ms);
+
+/* --- informers ------------------------------------------------------------ */
+
+/* The shared informer of kind k (created on first use, before start). */
+struct kf_informer *kf_ctrl_informer(struct kf_ctrl_manager *m, const struct kf_kind *k);
+
+/* An index maps an object to zero or more values (e.g. a member to its
+ * cluster's name); add(value, ctx) once per value. */
+typedef void (*kf_index_fn)(const json_t *obj, void (*add)(const char *value, void *ctx),
+                            void *ctx);
+/* Declares an index; before start only. -EEXIST if the name is taken. */
+int kf_informer_add_index(struct kf_informer *inf, const char *index, kf_index_fn fn);
+
+/* A parsed copy of name (new reference, resourceVersion set), -KF_ENOTFOUND. */
+int kf_informer_get(struct kf_informer *inf, const char *name, json_t **ret);
+/* The stored bytes of name (copied). */
+int kf_informer_get_raw(struct kf_informer *inf, const char *name, struct kf_kv *ret);
+/* Sorted names of the objects whose index value equals value; the caller
+ * frees the array and each name. Returns the count. */
+size_t kf_informer_index_names(struct kf_informer *inf, const char *index, const char *value,
+                               char ***ret_names);
+/* Sorted names of every object; same ownership. */
+size_t kf_informer_names(struct kf_informer *inf, char ***ret_names);
+size_t kf_informer_count(struct kf_informer *inf);
+/* The store revision the cache reflects. */
+int64_t kf_informer_rev(struct kf_informer *inf);
+void kf_ctrl_names_free(char **names, size_t n);
+
+/* --- controllers ---------------------------------------------------------- */
+
+/* Maps an object of a watched kind to names of the controller's primary
+ * kind, calling kf_ctrl_enqueue. `obj` is the new state, or the last state
+ * for a deletion. */
+typedef void (*kf_ctrl_map_fn)(struct kf_ctrl *c, const json_t *obj, bool deleted);
+
+struct kf_ctrl_ops {
+    const char *name;         /* "placement", "unit-status", ... */
+    const char *primary_kind; /* its reconcile keys are names of this kind */
+    int workers;              /* 0 means 1 */
+    /* Declares watches and indexes with kf_ctrl_watch / kf_informer_add_index.
+     * The primary kind is watched with the identity map automatically. */
+    int (*setup)(struct kf_ctrl *c);
+    /* Converges `name`. Returns 0 when done, a negative error to be retried
+     * with back-off. May set *requeue_after_ms (> 0) to be looked at again
+     * after a delay even on success (timeouts, grace periods, polling). */
+    int (*reconcile)(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms);
+    /* Called periodically (every resync_ms) if set: a full enqueue of the
+     * primary kind happens at that period when resync_ms > 0. */
+    int64_t resync_ms;
+};
+
+/* Watches kind k for c: events map through `map` (NULL: same name). */
+int kf_ctrl_watch(struct kf_ctrl *c, const struct kf_kind *k, kf_ctrl_map_fn map);
+void kf_ctrl_enqueue(struct kf_ctrl *c, const char *name);
+void kf_ctrl_enqueue_after(struct kf_ctrl *c, const char *name, int64_t delay_ms);
+void *kf_ctrl_data(struct kf_ctrl *c);
+const char *kf_ctrl_name(struct kf_ctrl *c);
+struct kf_ctrl_manager *kf_ctrl_manager_of(struct kf_ctrl *c);
+struct kf_registry *kf_ctrl_registry(struct kf_ctrl *c);
+/* The informer of c's primary kind. */
+struct kf_informer *kf_ctrl_primary(struct kf_ctrl *c);
+
+struct kf_ctrl_stats {
+    uint64_t reconciles;
+    uint64_t errors;
+    uint64_t requeues;
+    size_t queue_depth;
+    uint64_t reconcile_ns_total;
+    uint64_t reconcile_ns_max;
+};
+void kf_ctrl_stats(struct kf_ctrl *c, struct kf_ctrl_stats *ret);
+/* Visits every controller of a manager (for /metrics). */
+void kf_ctrl_manager_foreach(struct kf_ctrl_manager *m, void (*fn)(struct kf_ctrl *c, void *arg),
+                             void *arg);
+
+/* --- the work queue (exposed for tests and for non-controller users) ------ */
+
+struct kf_workqueue;
+struct kf_workqueue *kf_workqueue_new(void);
+void kf_workqueue_free(struct kf_workqueue *q);
+/* Adds name unless it is already waiting; if it is being processed, it is
+ * processed again once done. */
+void kf_workqueue_add(struct kf_workqueue *q, const char *name);
+/* Adds name after delay_ms (an earlier pending delay wins). */
+void kf_workqueue_add_after(struct kf_workqueue *q, const char *name, int64_t delay_ms);
+/* Re-adds name after its per-name back-off (5 ms doubling up to 5 min). */
+void kf_workqueue_add_backoff(struct kf_workqueue *q, const char *name);
+/* Clears name's back-off after a success. */
+void kf_workqueue_forget(struct kf_workqueue *q, const char *name);
+/* Takes the next name (caller frees), waiting up to timeout_ms (-1 forever).
+ * Returns 1 with a name, 0 on timeout, -EPIPE after shutdown. */
+int kf_workqueue_get(struct kf_workqueue *q, int timeout_ms, char **ret_name);
+/* Marks name as processed (must follow every successful get). */
+void kf_workqueue_done(struct kf_workqueue *q, const char *name);
+void kf_workqueue_shutdown(struct kf_workqueue *q);
+size_t kf_workqueue_len(struct kf_workqueue *q);  /* waiting now */
+size_t kf_workqueue_busy(struct kf_workqueue *q); /* being processed */
+/* Waits until nothing is waiting or being processed (delayed adds not
+ * counted). 1 when idle, 0 on timeout. */
+int kf_workqueue_wait_idle(struct kf_workqueue *q, int timeout_ms);
+
+#endif
