@@ -17,12 +17,15 @@ struct kf_smap_slot {
 
 struct kf_smap {
     struct kf_smap_slot *slots;
-    size_t cap; /* a power of two, or 0 */
-    size_t n;   /* live entries */
+    size_t cap;  /* a power of two, or 0 */
+    size_t n;    /* live entries */
     size_t used; /* live + tombstones */
 };
 
-#define KF_SMAP_INIT {0}
+#define KF_SMAP_INIT \
+    {                \
+        0            \
+    }
 
 void kf_smap_init(struct kf_smap *m);
 void kf_smap_release(struct kf_smap *m);

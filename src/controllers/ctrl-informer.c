@@ -28,8 +28,8 @@
 
 KF_LOG_MODULE(informer);
 
-#define LIST_PAGE 1000
-#define MAX_INDEXES 8
+#define LIST_PAGE     1000
+#define MAX_INDEXES   8
 #define WAIT_SLICE_MS 200
 
 struct cached {
@@ -239,7 +239,7 @@ static bool apply(struct kf_informer *inf, const char *name, const json_t *obj, 
         c->create_rev = create_rev;
         c->mod_rev = mod_rev;
         for (size_t i = 0; i < inf->nindexes; i++) {
-            struct collect col = {0};
+            struct collect col = { 0 };
 
             inf->indexes[i].fn(obj, collect_value, &col);
             c->values[i] = col.items;
@@ -308,9 +308,10 @@ static int relist(struct kf_informer *inf)
     int r = 0;
 
     for (;;) {
-        struct kf_kv_list l = {0};
-        struct kf_range q = {.prefix = inf->prefix, .start_after = start, .limit = LIST_PAGE,
-                             .rev = at};
+        struct kf_kv_list l = { 0 };
+        struct kf_range q = {
+            .prefix = inf->prefix, .start_after = start, .limit = LIST_PAGE, .rev = at
+        };
 
         r = kf_store_range(store, &q, &l);
         if (r < 0) {
@@ -322,13 +323,13 @@ static int relist(struct kf_informer *inf)
             const char *name = name_of_key(inf, l.items[i].key);
             json_t *obj;
 
-            if (!name || kf_obj_decode(l.items[i].value, l.items[i].value_len,
-                                       l.items[i].mod_rev, &obj) < 0)
+            if (!name ||
+                kf_obj_decode(l.items[i].value, l.items[i].value_len, l.items[i].mod_rev, &obj) < 0)
                 continue;
             if (owned(inf, obj)) {
-                struct kf_kv cur = {0};
-                bool same = kf_informer_get_raw(inf, name, &cur) == 0 &&
-                            cur.mod_rev == l.items[i].mod_rev;
+                struct kf_kv cur = { 0 };
+                bool same =
+                    kf_informer_get_raw(inf, name, &cur) == 0 && cur.mod_rev == l.items[i].mod_rev;
 
                 kf_kv_release(&cur);
                 kf_smap_put(&seen, name, (void *)1);
@@ -405,7 +406,7 @@ static void *informer_main(void *arg)
             kf_log_rl_warn("cannot list or watch %s: %s; retrying", inf->kind->plural,
                            strerror(-r));
             for (int i = 0; i < 5 && !stopping(inf); i++) {
-                struct timespec ts = {0, WAIT_SLICE_MS * 1000000L};
+                struct timespec ts = { 0, WAIT_SLICE_MS * 1000000L };
 
                 nanosleep(&ts, NULL);
             }
@@ -497,7 +498,7 @@ int kf_informer_get_raw(struct kf_informer *inf, const char *name, struct kf_kv 
 
 int kf_informer_get(struct kf_informer *inf, const char *name, json_t **ret)
 {
-    struct kf_kv kv = {0};
+    struct kf_kv kv = { 0 };
     int r = kf_informer_get_raw(inf, name, &kv);
 
     if (r == 0)

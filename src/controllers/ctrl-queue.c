@@ -20,7 +20,7 @@
 #include "kfleet/smap.h"
 
 #define BACKOFF_BASE_MS 5
-#define BACKOFF_MAX_MS (5 * 60 * 1000)
+#define BACKOFF_MAX_MS  (5 * 60 * 1000)
 
 struct delayed {
     uint64_t due_ns;

@@ -19,7 +19,7 @@
 KF_LOG_MODULE(ctrl);
 
 #define WORKER_POLL_MS 200
-#define TICK_MS 100
+#define TICK_MS        100
 
 struct kf_ctrl {
     const struct kf_ctrl_ops *ops;
@@ -158,9 +158,8 @@ static void *worker_main(void *arg)
         record(&c->reconciles, 1);
         record(&c->ns_total, dt);
         max = __atomic_load_n(&c->ns_max, __ATOMIC_RELAXED);
-        while (dt > max &&
-               !__atomic_compare_exchange_n(&c->ns_max, &max, dt, false, __ATOMIC_RELAXED,
-                                            __ATOMIC_RELAXED))
+        while (dt > max && !__atomic_compare_exchange_n(&c->ns_max, &max, dt, false,
+                                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
             ;
         if (r < 0) {
             record(&c->errors, 1);
@@ -195,7 +194,7 @@ static void *ticker_main(void *arg)
     struct kf_ctrl_manager *m = arg;
 
     while (!__atomic_load_n(&m->stopping, __ATOMIC_ACQUIRE)) {
-        struct timespec ts = {0, TICK_MS * 1000000L};
+        struct timespec ts = { 0, TICK_MS * 1000000L };
         uint64_t now = kf_mono_ns();
 
         for (size_t i = 0; i < m->nctrls; i++) {
@@ -285,8 +284,8 @@ void kf_ctrl_manager_free(struct kf_ctrl_manager *m)
 
 int kf_ctrl_manager_wait_idle(struct kf_ctrl_manager *m, int timeout_ms)
 {
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-                                       : kf_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    uint64_t deadline =
+        timeout_ms < 0 ? UINT64_MAX : kf_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 
     /* Idle means: every informer has applied everything the store has, and
      * then every queue drained. Loop because a reconcile may write, which
@@ -306,7 +305,7 @@ int kf_ctrl_manager_wait_idle(struct kf_ctrl_manager *m, int timeout_ms)
         if (kf_mono_ns() >= deadline)
             return 0;
         {
-            struct timespec ts = {0, 2 * 1000000L};
+            struct timespec ts = { 0, 2 * 1000000L };
 
             nanosleep(&ts, NULL);
         }

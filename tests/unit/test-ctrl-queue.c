@@ -184,7 +184,7 @@ static void *consumer(void *arg)
 
 static void test_concurrent(void **state)
 {
-    struct stress s = {.q = kf_workqueue_new()};
+    struct stress s = { .q = kf_workqueue_new() };
     pthread_t t[4];
     char name[8];
 
@@ -212,12 +212,9 @@ static void test_concurrent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dedup_and_fifo),
-        cmocka_unit_test(test_readd_while_processing),
-        cmocka_unit_test(test_delay_order),
-        cmocka_unit_test(test_earlier_delay_wins),
-        cmocka_unit_test(test_backoff_then_forget),
-        cmocka_unit_test(test_shutdown_wakes_getters),
+        cmocka_unit_test(test_dedup_and_fifo),      cmocka_unit_test(test_readd_while_processing),
+        cmocka_unit_test(test_delay_order),         cmocka_unit_test(test_earlier_delay_wins),
+        cmocka_unit_test(test_backoff_then_forget), cmocka_unit_test(test_shutdown_wakes_getters),
         cmocka_unit_test(test_concurrent),
     };
 

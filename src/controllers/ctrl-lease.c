@@ -1,0 +1,173 @@
+/* ctrl-lease.c: the sharded in-memory lease table for host heartbeats
+ * (contract in kfleet/lease.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <pthread.h>
+
+#include "kfleet/lease.h"
+#include "kfleet/smap.h"
+
+#define N_SHARDS 64
+
+struct lease {
+    int64_t last_ms;
+    bool alive;
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    struct kf_smap leases; /* name -> struct lease * */
+} __attribute__((aligned(64)));
+
+struct kf_lease_table {
+    struct shard shards[N_SHARDS];
+    int64_t started_ms;
+};
+
+struct kf_lease_table *kf_lease_table_new(int64_t now_ms)
+{
+    struct kf_lease_table *t = kf_xcalloc(1, sizeof(*t));
+
+    for (size_t i = 0; i < N_SHARDS; i++)
+        pthread_mutex_init(&t->shards[i].lock, NULL);
+    t->started_ms = now_ms;
+    return t;
+}
+
+void kf_lease_table_free(struct kf_lease_table *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < N_SHARDS; i++) {
+        size_t it = 0;
+        void *v;
+
+        while (kf_smap_next(&t->shards[i].leases, &it, NULL, &v))
+            free(v);
+        kf_smap_release(&t->shards[i].leases);
+        pthread_mutex_destroy(&t->shards[i].lock);
+    }
+    free(t);
+}
+
+int64_t kf_lease_table_started_ms(const struct kf_lease_table *t)
+{
+    return t->started_ms;
+}
+
+static struct shard *shard_of(struct kf_lease_table *t, const char *name)
+{
+    return &t->shards[kf_hash_str(name) % N_SHARDS];
+}
+
+int kf_lease_renew(struct kf_lease_table *t, const char *name, int64_t now_ms)
+{
+    struct shard *s;
+    struct lease *l;
+    int born = 0;
+    size_t len;
+
+    if (!name || (len = strnlen(name, KF_LEASE_MAX_NAME + 1)) == 0 || len > KF_LEASE_MAX_NAME)
+        return -EINVAL;
+    s = shard_of(t, name);
+    pthread_mutex_lock(&s->lock);
+    l = kf_smap_get(&s->leases, name);
+    if (!l) {
+        l = kf_xcalloc(1, sizeof(*l));
+        kf_smap_put(&s->leases, name, l);
+    }
+    if (!l->alive) {
+        l->alive = true;
+        born = 1;
+    }
+    if (now_ms > l->last_ms)
+        l->last_ms = now_ms;
+    pthread_mutex_unlock(&s->lock);
+    return born;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t kf_lease_expire(struct kf_lease_table *t, int64_t now_ms, int64_t grace_ms,
+                       char ***ret_names)
+{
+    char **names = NULL;
+    size_t n = 0, alloc = 0;
+
+    for (size_t i = 0; i < N_SHARDS; i++) {
+        struct shard *s = &t->shards[i];
+        size_t it = 0;
+        const char *key;
+        void *v;
+
+        pthread_mutex_lock(&s->lock);
+        while (kf_smap_next(&s->leases, &it, &key, &v)) {
+            struct lease *l = v;
+
+            if (l->alive && now_ms - l->last_ms > grace_ms) {
+                l->alive = false;
+                KF_GROW(names, alloc, n);
+                names[n++] = kf_xstrdup(key);
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (n)
+        qsort(names, n, sizeof(*names), name_cmp);
+    *ret_names = names;
+    return n;
+}
+
+int64_t kf_lease_last(struct kf_lease_table *t, const char *name)
+{
+    struct shard *s = shard_of(t, name);
+    struct lease *l;
+    int64_t last;
+
+    pthread_mutex_lock(&s->lock);
+    l = kf_smap_get(&s->leases, name);
+    last = l ? l->last_ms : 0;
+    pthread_mutex_unlock(&s->lock);
+    return last;
+}
+
+bool kf_lease_alive(struct kf_lease_table *t, const char *name, int64_t now_ms, int64_t grace_ms)
+{
+    int64_t last = kf_lease_last(t, name);
+
+    return last > 0 && now_ms - last <= grace_ms;
+}
+
+void kf_lease_forget(struct kf_lease_table *t, const char *name)
+{
+    struct shard *s = shard_of(t, name);
+
+    pthread_mutex_lock(&s->lock);
+    free(kf_smap_remove(&s->leases, name));
+    pthread_mutex_unlock(&s->lock);
+}
+
+size_t kf_lease_count(struct kf_lease_table *t)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < N_SHARDS; i++) {
+        pthread_mutex_lock(&t->shards[i].lock);
+        n += kf_smap_count(&t->shards[i].leases);
+        pthread_mutex_unlock(&t->shards[i].lock);
+    }
+    return n;
+}
+
+void kf_lease_names_free(char **names, size_t n)
+{
+    if (!names)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}

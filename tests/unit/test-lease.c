@@ -1,0 +1,116 @@
+/* test-lease.c: the heartbeat lease table: transitions are reported once,
+ * silence beyond the grace expires a host, a renewal brings it back. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <cmocka.h>
+
+#include "kfleet/lease.h"
+
+static void test_first_renewal_is_a_transition(void **state)
+{
+    struct kf_lease_table *t = kf_lease_table_new(1000);
+
+    (void)state;
+    assert_int_equal(kf_lease_renew(t, "host-a", 1000), 1);
+    assert_int_equal(kf_lease_renew(t, "host-a", 2000), 0);
+    assert_int_equal(kf_lease_last(t, "host-a"), 2000);
+    assert_true(kf_lease_alive(t, "host-a", 5000, 4000));
+    assert_false(kf_lease_alive(t, "host-a", 7000, 4000));
+    assert_int_equal(kf_lease_last(t, "never"), 0);
+    assert_int_equal(kf_lease_count(t), 1);
+    kf_lease_table_free(t);
+}
+
+static void test_expire_once_then_revive(void **state)
+{
+    struct kf_lease_table *t = kf_lease_table_new(0);
+    char **names;
+    size_t n;
+
+    (void)state;
+    kf_lease_renew(t, "b", 1000);
+    kf_lease_renew(t, "a", 1000);
+    kf_lease_renew(t, "c", 9000);
+    /* at 12 s with a 10 s grace: a and b have been silent 11 s */
+    n = kf_lease_expire(t, 12000, 10000, &names);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "a");
+    assert_string_equal(names[1], "b");
+    kf_lease_names_free(names, n);
+    /* reported once only */
+    n = kf_lease_expire(t, 13000, 10000, &names);
+    assert_int_equal(n, 0);
+    kf_lease_names_free(names, n);
+    /* a beats again: that is a transition back to alive */
+    assert_int_equal(kf_lease_renew(t, "a", 14000), 1);
+    assert_int_equal(kf_lease_renew(t, "a", 15000), 0);
+    kf_lease_table_free(t);
+}
+
+static void test_out_of_order_renewal_keeps_latest(void **state)
+{
+    struct kf_lease_table *t = kf_lease_table_new(0);
+
+    (void)state;
+    kf_lease_renew(t, "h", 5000);
+    kf_lease_renew(t, "h", 4000);
+    assert_int_equal(kf_lease_last(t, "h"), 5000);
+    kf_lease_table_free(t);
+}
+
+static void test_bad_names_and_forget(void **state)
+{
+    struct kf_lease_table *t = kf_lease_table_new(0);
+    char longname[300];
+
+    (void)state;
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(kf_lease_renew(t, "", 1), -EINVAL);
+    assert_int_equal(kf_lease_renew(t, NULL, 1), -EINVAL);
+    assert_int_equal(kf_lease_renew(t, longname, 1), -EINVAL);
+    kf_lease_renew(t, "gone", 1);
+    kf_lease_forget(t, "gone");
+    assert_int_equal(kf_lease_count(t), 0);
+    assert_int_equal(kf_lease_renew(t, "gone", 2), 1);
+    kf_lease_table_free(t);
+}
+
+static void test_many_hosts(void **state)
+{
+    struct kf_lease_table *t = kf_lease_table_new(0);
+    char name[32], **names;
+    size_t n;
+
+    (void)state;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof(name), "sim-%05d", i);
+        assert_int_equal(kf_lease_renew(t, name, i % 2 ? 100000 : 1000), 1);
+    }
+    assert_int_equal(kf_lease_count(t), 20000);
+    n = kf_lease_expire(t, 100500, 40000, &names);
+    assert_int_equal(n, 10000);
+    assert_string_equal(names[0], "sim-00000");
+    assert_string_equal(names[n - 1], "sim-19998");
+    kf_lease_names_free(names, n);
+    kf_lease_table_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_renewal_is_a_transition),
+        cmocka_unit_test(test_expire_once_then_revive),
+        cmocka_unit_test(test_out_of_order_renewal_keeps_latest),
+        cmocka_unit_test(test_bad_names_and_forget),
+        cmocka_unit_test(test_many_hosts),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
