@@ -36,8 +36,8 @@ static double run(struct kf_lease_table *t, char **names, size_t n, int rounds, 
     uint64_t t0 = kf_mono_ns();
 
     for (int i = 0; i < threads; i++) {
-        jobs[i] = (struct job){t, names, n * (size_t)i / (size_t)threads,
-                               n * (size_t)(i + 1) / (size_t)threads, rounds};
+        jobs[i] = (struct job){ t, names, n * (size_t)i / (size_t)threads,
+                                n * (size_t)(i + 1) / (size_t)threads, rounds };
         pthread_create(&tid[i], NULL, renew_range, &jobs[i]);
     }
     for (int i = 0; i < threads; i++)

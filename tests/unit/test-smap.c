@@ -16,7 +16,7 @@
 static void test_model(void **state)
 {
     struct kf_smap m = KF_SMAP_INIT;
-    intptr_t model[KEYS] = {0}; /* 0: absent */
+    intptr_t model[KEYS] = { 0 }; /* 0: absent */
     unsigned int seed = 12345;
     char key[16];
 
