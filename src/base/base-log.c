@@ -122,6 +122,9 @@ bool kf_log_enabled(const struct kf_log_module *m, enum kf_log_level level)
 }
 
 static void emit(const struct kf_log_module *m, enum kf_log_level level, const char *fmt,
+                 va_list ap, unsigned int suppressed) KF_PRINTF(3, 0);
+
+static void emit(const struct kf_log_module *m, enum kf_log_level level, const char *fmt,
                  va_list ap, unsigned int suppressed)
 {
     char ts[32];
