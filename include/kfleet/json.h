@@ -49,12 +49,25 @@ json_t *kf_json_merge_patch(const json_t *target, const json_t *patch);
  * path is missing) with the operation index and reason in err. */
 int kf_json_patch(const json_t *doc, const json_t *ops, json_t **ret, struct kf_strbuf *err);
 
-/* YAML. kf_yaml_load_all parses a stream of documents into a JSON array of
- * values (empty documents skipped); scalars become strings, numbers, booleans
- * or null by YAML 1.2 core rules unless quoted. Anchors and aliases are
- * refused (billion-laughs). Returns -EBADMSG with "line L: what" in err. */
+/* YAML (src/base/base-yaml.c). kf_yaml_load_all parses a stream of
+ * documents into a JSON array of values; empty and null documents are
+ * skipped. Plain scalars resolve by YAML 1.2 core rules (null, ~ and empty;
+ * true/false in three spellings; decimal, 0o and 0x integers; floats);
+ * quoted and block scalars are strings; mapping keys are always strings.
+ * The core tags (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq) are
+ * honoured, any other tag is refused. Also refused: anchors and aliases
+ * (billion laughs), merge keys, duplicate keys, non-scalar keys, nesting
+ * deeper than KF_JSON_MAX_DEPTH, .inf/.nan and integers outside int64.
+ * Returns -EBADMSG with "line L column C: what" in err; *ret_array
+ * untouched. The caller caps len. */
 int kf_yaml_load_all(const char *buf, size_t len, json_t **ret_array, struct kf_strbuf *err);
-/* Writes v as block-style YAML. */
+/* Appends v as one block-style YAML document (no "---"): keys in the
+ * object's order, sequences under a key at the key's indentation (as
+ * kubectl writes them), multi-line strings as literal blocks, and strings
+ * quoted whenever a YAML 1.2 or 1.1 reader could take them for anything
+ * else ("1.30", "yes", "0x10", ""). kf_yaml_load_all reads it back equal.
+ * Returns 0, -E2BIG when out's cap is hit, or -EINVAL when v nests deeper
+ * than KF_JSON_MAX_DEPTH; on failure out is as it was. */
 int kf_yaml_dump(const json_t *v, struct kf_strbuf *out);
 
 #endif
