@@ -22,7 +22,10 @@
  * costs the same whether 1 or 1,000 watchers listen. A watcher that starts or
  * falls behind the window catches up from the backend's history.
  *
- * Threading: every function may be called from any thread at any time.
+ * Threading: every function may be called from any thread at any time,
+ * except that one struct kf_watch is used by one thread at a time, and
+ * kf_store_close must not race with other calls on the same store (open
+ * watches may outlive it: they then report -EPIPE).
  */
 #ifndef KF_STORE_H
 #define KF_STORE_H
@@ -37,6 +40,8 @@ struct kf_watch;
  * 1.5 MiB; objects stay well below). */
 #define KF_STORE_MAX_KEY   512
 #define KF_STORE_MAX_VALUE (1024 * 1024)
+/* At most this many ops in one transaction (etcd's default --max-txn-ops). */
+#define KF_STORE_MAX_TXN_OPS 128
 
 struct kf_kv {
     char *key;
@@ -94,8 +99,10 @@ struct kf_event_list {
 void kf_event_list_release(struct kf_event_list *l);
 
 /* A range read. Keys are returned in byte order. */
+/* -KF_ECOMPACTED when rev < the compacted revision, -EINVAL when rev is in
+ * the future. */
 struct kf_range {
-    const char *prefix;      /* every key starting with this */
+    const char *prefix;      /* every key starting with this (NULL or "": all) */
     const char *start_after; /* exclusive lower bound (a continue token), or NULL */
     size_t limit;            /* at most this many items; 0: no limit */
     int64_t rev;             /* read at this revision; 0: the current one */
@@ -104,7 +111,11 @@ struct kf_range {
 /* One operation of a transaction. expect_mod_rev:
  *   KF_REV_ANY  no condition;
  *   0           the key must not exist (create);
- *   > 0         the key's mod_rev must equal it (update, delete). */
+ *   > 0         the key's mod_rev must equal it (update, delete).
+ * Failed conditions: an existing key with 0 is -KF_EEXISTS; a missing key
+ * with > 0 is -KF_ENOTFOUND; another mod_rev is -KF_ECONFLICT; a DELETE of
+ * a missing key is -KF_ENOTFOUND whatever the condition. Conditions are
+ * checked against the state before the transaction. */
 #define KF_REV_ANY (-1)
 
 enum kf_op_type {
@@ -135,18 +146,23 @@ struct kf_store_ops {
     void (*close)(struct kf_store *s);
     int (*get)(struct kf_store *s, const char *key, struct kf_kv *ret);
     int (*range)(struct kf_store *s, const struct kf_range *q, struct kf_kv_list *ret);
-    /* Applies every op or none. On success sets *ret_rev to the revision of
-     * the transaction and publishes its events (kf_store_publish) before
-     * returning. On a failed condition returns the code of the first failing
-     * op (-KF_ECONFLICT, -KF_EEXISTS, -KF_ENOTFOUND) and its index in
-     * *ret_failed. */
+    /* Applies every op or none, all at one new revision, in the given order.
+     * On success sets *ret_rev to the revision of the transaction and
+     * publishes its events (kf_store_publish) before returning. On a failed
+     * condition returns the code of the first failing op (-KF_ECONFLICT,
+     * -KF_EEXISTS, -KF_ENOTFOUND) and its index in *ret_failed; a key that
+     * appears twice is -EINVAL (index of the second). I/O errors are
+     * negative errnos (-EIO, -ENOSPC); nothing is applied then. */
     int (*txn)(struct kf_store *s, const struct kf_op *ops, size_t n, int64_t *ret_rev,
                size_t *ret_failed);
     /* Appends to ret the events with revision > after_rev, in order, at most
      * `limit` (0: all; a transaction is never split). -KF_ECOMPACTED when
      * after_rev < the compacted revision. */
     int (*history)(struct kf_store *s, int64_t after_rev, size_t limit, struct kf_event_list *ret);
-    /* Forgets revisions <= rev (not the current value of live keys). */
+    /* Forgets what is superseded at rev: every version of a key that a later
+     * version with revision <= rev replaced, and deleted keys whose delete
+     * is <= rev. What was current at rev stays readable. -EINVAL when rev is
+     * in the future, -KF_ECOMPACTED when rev <= the compacted revision. */
     int (*compact)(struct kf_store *s, int64_t rev);
     int (*status)(struct kf_store *s, struct kf_store_status *ret);
 };
@@ -169,6 +185,10 @@ const char *kf_store_url(const struct kf_store *s);
 /* -KF_ENOTFOUND when the key does not exist. */
 int kf_store_get(struct kf_store *s, const char *key, struct kf_kv *ret);
 int kf_store_range(struct kf_store *s, const struct kf_range *q, struct kf_kv_list *ret);
+/* Checks every op first (-EINVAL: no key, a key not starting with '/', a
+ * PUT without value, a bad condition or type, no ops; -KF_ETOOLARGE: a key
+ * or value over the limits, more than KF_STORE_MAX_TXN_OPS ops), then calls
+ * the backend's txn (see struct kf_store_ops). */
 int kf_store_txn(struct kf_store *s, const struct kf_op *ops, size_t n, int64_t *ret_rev,
                  size_t *ret_failed);
 /* Single-key conveniences over kf_store_txn. */
@@ -209,7 +229,9 @@ int kf_watch_open(struct kf_store *s, const char *prefix, int64_t after_rev,
                   void (*wake)(void *arg), void *arg, struct kf_watch **ret);
 int kf_watch_next(struct kf_watch *w, struct kf_event **ret);
 /* Waits up to timeout_ms (-1: forever) until kf_watch_next would return
- * non-zero. Returns 1 if ready, 0 on timeout. */
+ * non-zero. Returns 1 if ready, 0 on timeout. A 1 can be spurious while the
+ * watcher catches up from a backend whose history lags its events (etcd):
+ * kf_watch_next then returns 0 and the caller waits again. */
 int kf_watch_wait(struct kf_watch *w, int timeout_ms);
 /* The revision up to which this watcher has seen everything (for bookmarks). */
 int64_t kf_watch_progress(struct kf_watch *w);

@@ -27,15 +27,28 @@ struct kf_watch_hub {
     struct kf_watch *watchers;
     size_t nwatchers;
     int refs; /* the store's reference + one per open watch */
+    /* Watchers reading the backend's history right now (without the lock):
+     * kf_watch_hub_close waits for them before the backend goes away. */
+    int history_readers;
     bool closed;
     uint64_t published;
     uint64_t fallbacks;
 };
 
+/* max_events, max_bytes: the window's size; 0 takes the default (see
+ * kf_watch_set_default_window). */
 struct kf_watch_hub *kf_watch_hub_new(int64_t rev, int64_t compacted_rev, size_t max_events,
                                       size_t max_bytes);
-/* Drops the store's reference; open watches see -EPIPE. */
+/* Marks the hub closed (open watches see -EPIPE from now on), waits until no
+ * watcher is reading the backend's history, and drops the store's
+ * reference. Called before the backend is closed. NULL is fine. */
 void kf_watch_hub_close(struct kf_watch_hub *hub);
+
+/* For tests: the window size of hubs created from now on (0, 0: back to
+ * KF_WATCH_WINDOW_EVENTS and KF_WATCH_WINDOW_BYTES). A tiny window makes
+ * every watcher fall back to history. Not thread-safe; call it between
+ * kf_store_open calls. */
+void kf_watch_set_default_window(size_t max_events, size_t max_bytes);
 
 /* The byte just past every key that starts with prefix ("" for no bound):
  * the exclusive end of a prefix range, as etcd's range_end. Caller frees. */

@@ -3,8 +3,11 @@
  * revision, compare-and-swap, reads at old revisions, history, compaction.
  *
  * State: a sorted array of live keys and a log of every change since the
- * last compaction. A read at an old revision starts from the live keys and
- * undoes the log backwards. Nothing survives the process.
+ * last compaction (the events themselves, shared with the watch hub). A read
+ * at an old revision takes the live keys and, for each key changed since,
+ * what its first later change says it was before (an event carries the
+ * previous value and mod_rev). Nothing survives the process. One mutex
+ * guards everything: this backend is for tests, not for speed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,9 +133,111 @@ struct view {
     int64_t mod_rev;
 };
 
-static int view_cmp(const void *a, const void *b)
+/* Orders changes by key, then revision (a key changes once per revision). */
+static int change_cmp(const void *a, const void *b)
 {
-    return strcmp(((const struct view *)a)->key, ((const struct view *)b)->key);
+    const struct kf_event *x = *(struct kf_event *const *)a;
+    const struct kf_event *y = *(struct kf_event *const *)b;
+    int c = strcmp(x->kv.key, y->kv.key);
+
+    if (c)
+        return c;
+    return x->kv.mod_rev < y->kv.mod_rev ? -1 : x->kv.mod_rev > y->kv.mod_rev;
+}
+
+/* What a key was just before its change ev: false if it did not exist. */
+static bool view_before(const struct kf_event *ev, struct view *v)
+{
+    if (kf_event_created(ev))
+        return false;
+    *v = (struct view){
+        .key = ev->kv.key,
+        .value = ev->type == KF_EVENT_PUT ? ev->prev_value : ev->kv.value,
+        .len = ev->type == KF_EVENT_PUT ? ev->prev_len : ev->kv.value_len,
+        .create_rev = ev->kv.create_rev,
+        .mod_rev = ev->prev_mod_rev,
+    };
+    return true;
+}
+
+/* Appends v to the result unless the limit is reached; false when full. */
+static bool emit(struct kf_kv_list *ret, const struct kf_range *q, const struct view *v)
+{
+    if (q->start_after && strcmp(v->key, q->start_after) <= 0)
+        return true;
+    if (q->limit && ret->n == q->limit) {
+        ret->more = true;
+        return false;
+    }
+    KF_GROW(ret->items, ret->alloc, ret->n);
+    fill_kv(&ret->items[ret->n++], v->key, v->value, v->len, v->create_rev, v->mod_rev);
+    return true;
+}
+
+static struct view live_view(const struct mem_entry *e)
+{
+    return (struct view){ e->key, e->value, e->len, e->create_rev, e->mod_rev };
+}
+
+/* A range at an older revision `at`: the live keys, except that a key
+ * changed after `at` reads as it was before its first change after `at`. */
+static void range_at(struct mem_store *m, const struct kf_range *q, const char *prefix, int64_t at,
+                     struct kf_kv_list *ret)
+{
+    size_t plen = strlen(prefix);
+    struct kf_event **changes = NULL;
+    size_t nchanges = 0, alloc = 0, lo = 0, hi = m->nlog, k, c;
+    bool found;
+    size_t i;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (m->log[mid]->kv.mod_rev <= at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (k = lo; k < m->nlog; k++) {
+        if (strncmp(m->log[k]->kv.key, prefix, plen) != 0)
+            continue;
+        KF_GROW(changes, alloc, nchanges);
+        changes[nchanges++] = m->log[k];
+    }
+    qsort(changes, nchanges, sizeof(*changes), change_cmp);
+    /* keep the first change of each key */
+    for (k = 0, c = 0; k < nchanges; k++)
+        if (c == 0 || strcmp(changes[c - 1]->kv.key, changes[k]->kv.key) != 0)
+            changes[c++] = changes[k];
+    nchanges = c;
+
+    i = find(m->live, m->n, prefix, &found);
+    k = 0;
+    for (;;) {
+        bool live_ok = i < m->n && strncmp(m->live[i].key, prefix, plen) == 0;
+        struct view v;
+        int cmp;
+
+        if (!live_ok && k == nchanges)
+            break;
+        if (!live_ok)
+            cmp = 1;
+        else if (k == nchanges)
+            cmp = -1;
+        else
+            cmp = strcmp(m->live[i].key, changes[k]->kv.key);
+        if (cmp < 0) {
+            v = live_view(&m->live[i++]);
+        } else {
+            if (cmp == 0)
+                i++;
+            if (!view_before(changes[k++], &v))
+                continue;
+        }
+        if (!emit(ret, q, &v))
+            break;
+    }
+    free(changes);
 }
 
 static int mem_range(struct kf_store *s, const struct kf_range *q, struct kf_kv_list *ret)
@@ -140,11 +245,8 @@ static int mem_range(struct kf_store *s, const struct kf_range *q, struct kf_kv_
     struct mem_store *m = mem(s);
     const char *prefix = q->prefix ? q->prefix : "";
     size_t plen = strlen(prefix);
-    struct view *views = NULL;
-    size_t nviews = 0, alloc = 0;
     int64_t at;
     bool found;
-    size_t i;
 
     pthread_mutex_lock(&m->lock);
     at = q->rev > 0 ? q->rev : m->rev;
@@ -156,58 +258,24 @@ static int mem_range(struct kf_store *s, const struct kf_range *q, struct kf_kv_
         pthread_mutex_unlock(&m->lock);
         return -EINVAL;
     }
-    for (i = find(m->live, m->n, prefix, &found); i < m->n; i++) {
-        if (strncmp(m->live[i].key, prefix, plen) != 0)
-            break;
-        KF_GROW(views, alloc, nviews);
-        views[nviews++] = (struct view){ m->live[i].key, m->live[i].value, m->live[i].len,
-                                         m->live[i].create_rev, m->live[i].mod_rev };
-    }
-    if (at < m->rev) {
-        /* Undo the changes after `at`, newest first. */
-        for (size_t k = m->nlog; k-- > 0;) {
-            struct kf_event *ev = m->log[k];
-            struct view key = { .key = ev->kv.key };
-            struct view *v;
-
-            if (ev->kv.mod_rev <= at)
-                break;
-            if (strncmp(ev->kv.key, prefix, plen) != 0)
-                continue;
-            qsort(views, nviews, sizeof(*views), view_cmp);
-            v = bsearch(&key, views, nviews, sizeof(*views), view_cmp);
-            if (ev->type == KF_EVENT_PUT && ev->prev_value == NULL) {
-                if (v) {
-                    *v = views[--nviews];
-                }
-            } else {
-                const char *val = ev->type == KF_EVENT_PUT ? ev->prev_value : ev->kv.value;
-                size_t len = ev->type == KF_EVENT_PUT ? ev->prev_len : ev->kv.value_len;
-
-                if (!v) {
-                    KF_GROW(views, alloc, nviews);
-                    v = &views[nviews++];
-                }
-                *v = (struct view){ ev->kv.key, val, len, ev->kv.create_rev, ev->prev_mod_rev };
-            }
-        }
-        qsort(views, nviews, sizeof(*views), view_cmp);
-    }
     memset(ret, 0, sizeof(*ret));
     ret->rev = at;
-    for (i = 0; i < nviews; i++) {
-        if (q->start_after && strcmp(views[i].key, q->start_after) <= 0)
-            continue;
-        if (q->limit && ret->n == q->limit) {
-            ret->more = true;
-            break;
+    if (at < m->rev) {
+        range_at(m, q, prefix, at, ret);
+    } else {
+        const char *from = prefix;
+        size_t i;
+
+        if (q->start_after && strcmp(q->start_after, prefix) > 0)
+            from = q->start_after;
+        for (i = find(m->live, m->n, from, &found); i < m->n; i++) {
+            struct view v = live_view(&m->live[i]);
+
+            if (strncmp(m->live[i].key, prefix, plen) != 0 || !emit(ret, q, &v))
+                break;
         }
-        KF_GROW(ret->items, ret->alloc, ret->n);
-        fill_kv(&ret->items[ret->n++], views[i].key, views[i].value, views[i].len,
-                views[i].create_rev, views[i].mod_rev);
     }
     pthread_mutex_unlock(&m->lock);
-    free(views);
     return 0;
 }
 
@@ -315,9 +383,9 @@ static int mem_history(struct kf_store *s, int64_t after_rev, size_t limit,
         else
             hi = mid;
     }
-    for (size_t i = lo; i < m->nlog; i++) {
+    for (size_t i = lo, got = 0; i < m->nlog; i++, got++) {
         /* never split a transaction */
-        if (limit && ret->n >= limit && m->log[i]->kv.mod_rev != m->log[i - 1]->kv.mod_rev)
+        if (limit && got >= limit && m->log[i]->kv.mod_rev != m->log[i - 1]->kv.mod_rev)
             break;
         KF_GROW(ret->items, ret->alloc, ret->n);
         ret->items[ret->n++] = kf_event_ref(m->log[i]);

@@ -10,9 +10,18 @@
  * returns to the ring once it has caught up; if that history was compacted
  * the watch ends with -KF_ECOMPACTED, which the API turns into 410 Gone.
  *
+ * A watcher's position is (cur_rev, cur_count): it has had every event of
+ * the revisions below cur_rev and the first cur_count events of cur_rev.
+ * Whenever it knows that a whole revision is behind it (it drained a history
+ * batch, which never splits a transaction, or it reached the ring's end,
+ * which publish fills a transaction at a time) it moves to (rev + 1, 0), so
+ * that it can re-enter the ring as soon as the ring covers it.
+ *
  * Locking: hub->lock protects the ring and the watcher list. Backends call
  * kf_store_publish with their own write lock held, so the hub never calls a
- * backend while holding hub->lock (history reads happen unlocked).
+ * backend while holding hub->lock: history reads happen unlocked, counted in
+ * hub->history_readers so that closing the store waits for them. A watcher's
+ * own fields (position, backlog) belong to the thread that reads it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +55,21 @@ struct kf_watch {
     uint64_t seq; /* next ring sequence number to read, when in_ring */
     struct kf_event_list backlog;
     size_t backlog_pos;
+    /* The backend's history had nothing new although the ring had moved on
+     * (a backend whose history lags its events): kf_watch_wait polls. */
+    bool lagging;
 };
+
+/* Poll period while a watcher is lagging (see kf_watch_wait). */
+#define LAG_POLL_MS 10
+
+static size_t default_window_events, default_window_bytes;
+
+void kf_watch_set_default_window(size_t max_events, size_t max_bytes)
+{
+    default_window_events = max_events;
+    default_window_bytes = max_bytes;
+}
 
 struct kf_event *kf_event_new(enum kf_event_type type, const char *key, const char *value,
                               size_t value_len, int64_t create_rev, int64_t mod_rev,
@@ -111,24 +134,23 @@ struct kf_watch_hub *kf_watch_hub_new(int64_t rev, int64_t compacted_rev, size_t
     struct kf_watch_hub *hub = kf_xcalloc(1, sizeof(*hub));
     pthread_condattr_t attr;
 
+    if (!max_events)
+        max_events = default_window_events ? default_window_events : KF_WATCH_WINDOW_EVENTS;
+    if (!max_bytes)
+        max_bytes = default_window_bytes ? default_window_bytes : KF_WATCH_WINDOW_BYTES;
     pthread_mutex_init(&hub->lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&hub->cond, &attr);
     pthread_condattr_destroy(&attr);
-    hub->cap = max_events ? max_events : KF_WATCH_WINDOW_EVENTS;
-    hub->max_bytes = max_bytes ? max_bytes : KF_WATCH_WINDOW_BYTES;
+    hub->cap = max_events;
+    hub->max_bytes = max_bytes;
     hub->ring = kf_xcalloc(hub->cap, sizeof(*hub->ring));
     hub->rev = rev;
     hub->window_base_rev = rev;
     hub->compacted_rev = compacted_rev;
     hub->refs = 1;
     return hub;
-}
-
-static void hub_unref_locked(struct kf_watch_hub *hub, bool *freed)
-{
-    *freed = --hub->refs == 0;
 }
 
 static void hub_free(struct kf_watch_hub *hub)
@@ -149,13 +171,13 @@ void kf_watch_hub_close(struct kf_watch_hub *hub)
         return;
     pthread_mutex_lock(&hub->lock);
     hub->closed = true;
-    for (struct kf_watch *w = hub->watchers; w; w = w->next) {
-        w->store = NULL;
+    for (struct kf_watch *w = hub->watchers; w; w = w->next)
         if (w->wake)
             w->wake(w->arg);
-    }
     pthread_cond_broadcast(&hub->cond);
-    hub_unref_locked(hub, &freed);
+    while (hub->history_readers > 0)
+        pthread_cond_wait(&hub->cond, &hub->lock);
+    freed = --hub->refs == 0;
     pthread_mutex_unlock(&hub->lock);
     if (freed)
         hub_free(hub);
@@ -186,7 +208,8 @@ void kf_store_publish(struct kf_store *s, struct kf_event **events, size_t n)
     for (size_t i = 0; i < n; i++) {
         size_t b = event_bytes(events[i]);
 
-        kf_assert(events[i]->kv.mod_rev >= hub->rev);
+        kf_assert(events[i]->kv.mod_rev > hub->rev ||
+                  (i > 0 && events[i]->kv.mod_rev == events[i - 1]->kv.mod_rev));
         while (hub->next_seq - hub->head_seq >= hub->cap ||
                (hub->next_seq > hub->head_seq && hub->bytes + b > hub->max_bytes))
             drop_oldest_locked(hub);
@@ -245,15 +268,41 @@ static uint64_t resume_seq_locked(struct kf_watch_hub *hub, struct kf_watch *w)
     return seq;
 }
 
-/* Whether the ring still holds everything after what w has had. */
+/* Whether the ring still holds everything after what w has had. Events of
+ * revisions > window_base_rev are all in the ring; events of the base
+ * revision itself may be partly gone. */
 static bool ring_covers_locked(struct kf_watch_hub *hub, struct kf_watch *w)
 {
-    /* Events of revisions > window_base_rev are all in the ring. A partly
-     * delivered revision equal to the base may have lost events: only when
-     * nothing of cur_rev was delivered yet is cur_rev - 1 >= base enough. */
-    if (w->cur_count == 0)
-        return w->cur_rev - 1 >= hub->window_base_rev;
     return w->cur_rev > hub->window_base_rev;
+}
+
+/* Marks every revision <= rev as had. */
+static void note_had_through(struct kf_watch *w, int64_t rev)
+{
+    if (rev + 1 > w->cur_rev) {
+        w->cur_rev = rev + 1;
+        w->cur_count = 0;
+    }
+}
+
+/* Marks ev as had (delivered or skipped). */
+static void note_had(struct kf_watch *w, const struct kf_event *ev)
+{
+    if (ev->kv.mod_rev == w->cur_rev) {
+        w->cur_count++;
+    } else {
+        w->cur_rev = ev->kv.mod_rev;
+        w->cur_count = 1;
+    }
+}
+
+static void enter_ring_locked(struct kf_watch_hub *hub, struct kf_watch *w)
+{
+    w->in_ring = true;
+    w->lagging = false;
+    w->seq = resume_seq_locked(hub, w);
+    kf_event_list_release(&w->backlog);
+    w->backlog_pos = 0;
 }
 
 int kf_watch_open(struct kf_store *s, const char *prefix, int64_t after_rev,
@@ -275,6 +324,12 @@ int kf_watch_open(struct kf_store *s, const char *prefix, int64_t after_rev,
     w->arg = arg;
 
     pthread_mutex_lock(&hub->lock);
+    if (hub->closed) {
+        pthread_mutex_unlock(&hub->lock);
+        free(w->prefix);
+        free(w);
+        return -EPIPE;
+    }
     if (after_rev == 0)
         after_rev = hub->rev;
     if (after_rev < hub->compacted_rev) {
@@ -287,8 +342,7 @@ int kf_watch_open(struct kf_store *s, const char *prefix, int64_t after_rev,
     w->cur_rev = after_rev + 1;
     w->cur_count = 0;
     if (ring_covers_locked(hub, w)) {
-        w->in_ring = true;
-        w->seq = resume_seq_locked(hub, w);
+        enter_ring_locked(hub, w);
     } else {
         w->in_ring = false;
         hub->fallbacks++;
@@ -320,7 +374,7 @@ void kf_watch_close(struct kf_watch *w)
     if (w->next)
         w->next->prev = w->prev;
     hub->nwatchers--;
-    hub_unref_locked(hub, &freed);
+    freed = --hub->refs == 0;
     pthread_mutex_unlock(&hub->lock);
     if (freed)
         hub_free(hub);
@@ -331,31 +385,20 @@ void kf_watch_close(struct kf_watch *w)
 
 static bool wanted(const struct kf_watch *w, const struct kf_event *ev)
 {
-    return strncmp(ev->kv.key, w->prefix, w->prefix_len) == 0;
+    return ev->kv.mod_rev > w->start_after && strncmp(ev->kv.key, w->prefix, w->prefix_len) == 0;
 }
 
-/* Marks ev as had (delivered or skipped). */
-static void note_had(struct kf_watch *w, const struct kf_event *ev)
-{
-    if (ev->kv.mod_rev == w->cur_rev) {
-        w->cur_count++;
-    } else {
-        w->cur_rev = ev->kv.mod_rev;
-        w->cur_count = 1;
-    }
-}
-
-/* Fills the backlog from the backend's history. Called without hub->lock. */
+/* Fills the backlog from the backend's history, after what w has had.
+ * Called without hub->lock, counted in hub->history_readers. */
 static int refill_backlog(struct kf_watch *w)
 {
     struct kf_event_list got = { 0 };
-    int64_t after = w->cur_rev - 1;
     size_t skip = w->cur_count;
     int r;
 
     kf_event_list_release(&w->backlog);
     w->backlog_pos = 0;
-    r = w->store->ops->history(w->store, after, HISTORY_BATCH, &got);
+    r = w->store->ops->history(w->store, w->cur_rev - 1, HISTORY_BATCH, &got);
     if (r < 0) {
         kf_event_list_release(&got);
         return r;
@@ -369,50 +412,66 @@ static int refill_backlog(struct kf_watch *w)
     return 0;
 }
 
+/* One step of a watcher outside the ring: 1 and an event, 0 when there is
+ * nothing now, a negative error, or 2 to go round again. */
+static int next_from_history(struct kf_watch *w, struct kf_event **ret)
+{
+    struct kf_watch_hub *hub = w->hub;
+    int r;
+
+    while (w->backlog_pos < w->backlog.n) {
+        struct kf_event *ev = w->backlog.items[w->backlog_pos++];
+
+        note_had(w, ev);
+        if (w->backlog_pos == w->backlog.n)
+            /* history never splits a transaction */
+            note_had_through(w, ev->kv.mod_rev);
+        if (wanted(w, ev)) {
+            *ret = kf_event_ref(ev);
+            return 1;
+        }
+    }
+    pthread_mutex_lock(&hub->lock);
+    if (hub->closed) {
+        pthread_mutex_unlock(&hub->lock);
+        return -EPIPE;
+    }
+    if (ring_covers_locked(hub, w)) {
+        enter_ring_locked(hub, w);
+        pthread_mutex_unlock(&hub->lock);
+        return 2;
+    }
+    if (w->cur_rev - 1 < hub->compacted_rev) {
+        pthread_mutex_unlock(&hub->lock);
+        return -KF_ECOMPACTED;
+    }
+    hub->history_readers++;
+    pthread_mutex_unlock(&hub->lock);
+
+    r = refill_backlog(w);
+
+    pthread_mutex_lock(&hub->lock);
+    if (--hub->history_readers == 0 && hub->closed)
+        pthread_cond_broadcast(&hub->cond);
+    pthread_mutex_unlock(&hub->lock);
+    if (r < 0)
+        return r;
+    /* Nothing after what w has had although the ring has moved on: the
+     * backend has not caught up with its own events yet (etcd). */
+    w->lagging = w->backlog_pos >= w->backlog.n;
+    return w->lagging ? 0 : 2;
+}
+
 int kf_watch_next(struct kf_watch *w, struct kf_event **ret)
 {
     struct kf_watch_hub *hub = w->hub;
 
     for (;;) {
         if (!w->in_ring) {
-            while (w->backlog_pos < w->backlog.n) {
-                struct kf_event *ev = w->backlog.items[w->backlog_pos++];
+            int r = next_from_history(w, ret);
 
-                note_had(w, ev);
-                if (ev->kv.mod_rev > w->start_after && wanted(w, ev)) {
-                    *ret = kf_event_ref(ev);
-                    return 1;
-                }
-            }
-            pthread_mutex_lock(&hub->lock);
-            if (hub->closed) {
-                pthread_mutex_unlock(&hub->lock);
-                return -EPIPE;
-            }
-            if (ring_covers_locked(hub, w)) {
-                w->in_ring = true;
-                w->seq = resume_seq_locked(hub, w);
-                pthread_mutex_unlock(&hub->lock);
-                kf_event_list_release(&w->backlog);
-                w->backlog_pos = 0;
-                continue;
-            }
-            if (w->cur_rev - 1 < hub->compacted_rev) {
-                pthread_mutex_unlock(&hub->lock);
-                return -KF_ECOMPACTED;
-            }
-            pthread_mutex_unlock(&hub->lock);
-            {
-                int r = refill_backlog(w);
-
-                if (r < 0)
-                    return r;
-                /* The backend's history has nothing after what w has had
-                 * although the ring has moved on: the backend has not caught
-                 * up with its own publish yet (etcd). Nothing to give now. */
-                if (w->backlog_pos >= w->backlog.n)
-                    return 0;
-            }
+            if (r != 2)
+                return r;
             continue;
         }
 
@@ -433,43 +492,66 @@ int kf_watch_next(struct kf_watch *w, struct kf_event **ret)
 
             w->seq++;
             note_had(w, ev);
-            if (ev->kv.mod_rev > w->start_after && wanted(w, ev)) {
+            if (wanted(w, ev)) {
                 *ret = kf_event_ref(ev);
                 pthread_mutex_unlock(&hub->lock);
                 return 1;
             }
         }
+        /* publish adds whole transactions: everything up to hub->rev is had */
+        note_had_through(w, hub->rev);
         pthread_mutex_unlock(&hub->lock);
         return 0;
     }
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool ready_locked(struct kf_watch_hub *hub, struct kf_watch *w)
+{
+    if (hub->closed)
+        return true;
+    if (!w->in_ring && w->backlog_pos >= w->backlog.n && ring_covers_locked(hub, w))
+        enter_ring_locked(hub, w); /* caught up: wait on the ring, not on history */
+    if (!w->in_ring)
+        return !w->lagging;
+    return w->seq < hub->next_seq;
 }
 
 int kf_watch_wait(struct kf_watch *w, int timeout_ms)
 {
     struct kf_watch_hub *hub = w->hub;
     struct timespec deadline;
-    int ready;
+    bool ready;
+    int wait_ms = timeout_ms;
 
     if (!w->in_ring && w->backlog_pos < w->backlog.n)
         return 1;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms >= 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
+    /* A lagging watcher cannot know when the backend's history catches up:
+     * it looks again every LAG_POLL_MS. */
+    if (!w->in_ring && w->lagging && (wait_ms < 0 || wait_ms > LAG_POLL_MS))
+        wait_ms = LAG_POLL_MS;
+    if (wait_ms >= 0)
+        deadline_after(&deadline, wait_ms);
     pthread_mutex_lock(&hub->lock);
     for (;;) {
-        ready = hub->closed || !w->in_ring || w->seq < hub->next_seq;
+        ready = ready_locked(hub, w);
         if (ready)
             break;
-        if (timeout_ms < 0) {
+        if (wait_ms < 0) {
             pthread_cond_wait(&hub->cond, &hub->lock);
         } else if (pthread_cond_timedwait(&hub->cond, &hub->lock, &deadline) == ETIMEDOUT) {
-            ready = hub->closed || w->seq < hub->next_seq;
+            /* the lag poll ended: let the caller ask the history again */
+            ready = ready_locked(hub, w) || wait_ms != timeout_ms;
             break;
         }
     }

@@ -79,9 +79,11 @@ int kf_store_check_op(const struct kf_op *op)
         return -EINVAL;
     if (klen > KF_STORE_MAX_KEY)
         return -KF_ETOOLARGE;
+    if (op->type != KF_OP_PUT && op->type != KF_OP_DELETE)
+        return -EINVAL;
     if (op->type == KF_OP_PUT && (!op->value || op->value_len > KF_STORE_MAX_VALUE))
         return op->value ? -KF_ETOOLARGE : -EINVAL;
-    if (op->type != KF_OP_PUT && op->type != KF_OP_DELETE)
+    if (op->expect_mod_rev < KF_REV_ANY)
         return -EINVAL;
     return 0;
 }
@@ -139,8 +141,11 @@ void kf_store_close(struct kf_store *s)
         return;
     hub = s->hub;
     url = s->url;
-    s->ops->close(s);
+    /* The hub first: it waits for watchers that are reading the backend's
+     * history, and from then on no watcher calls the backend. */
+    s->hub = NULL;
     kf_watch_hub_close(hub);
+    s->ops->close(s);
     free(url);
 }
 
@@ -162,6 +167,13 @@ int kf_store_range(struct kf_store *s, const struct kf_range *q, struct kf_kv_li
 int kf_store_txn(struct kf_store *s, const struct kf_op *ops, size_t n, int64_t *ret_rev,
                  size_t *ret_failed)
 {
+    if (n == 0 || !ops)
+        return -EINVAL;
+    if (n > KF_STORE_MAX_TXN_OPS) {
+        if (ret_failed)
+            *ret_failed = KF_STORE_MAX_TXN_OPS;
+        return -KF_ETOOLARGE;
+    }
     for (size_t i = 0; i < n; i++) {
         int r = kf_store_check_op(&ops[i]);
 
@@ -171,8 +183,6 @@ int kf_store_txn(struct kf_store *s, const struct kf_op *ops, size_t n, int64_t 
             return r;
         }
     }
-    if (n == 0)
-        return -EINVAL;
     return s->ops->txn(s, ops, n, ret_rev, ret_failed);
 }
 
