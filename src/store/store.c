@@ -13,6 +13,7 @@
 /* Every backend, by scheme. Adding a backend is one line here. */
 static const struct kf_store_ops *const backends[] = {
     &kf_store_memory_ops,
+    &kf_store_sqlite_ops,
 };
 
 #define N_BACKENDS KF_ARRAY_SIZE(backends)
