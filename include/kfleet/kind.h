@@ -36,6 +36,7 @@ struct kf_kind {
     const char *description;        /* one paragraph, for `kfleet explain` and OpenAPI */
     bool has_status;                /* /status subresource; spec and status written apart */
     bool system;                    /* written by kfleetd only (Event): no user writes but delete */
+    bool name_is_label;             /* names must be DNS labels (<= 63, no dots), not subdomains */
 
     const struct kf_schema *spec_schema;   /* fields under .spec (NULL: no spec) */
     const struct kf_schema *status_schema; /* fields under .status (NULL: free-form) */
@@ -51,18 +52,35 @@ struct kf_kind {
     size_t n_columns;
 };
 
+/* The kinds, for code that names one directly (&kf_kind_guestcluster). */
+extern const struct kf_kind kf_kind_region;
+extern const struct kf_kind kf_kind_unit;
+extern const struct kf_kind kf_kind_host;
+extern const struct kf_kind kf_kind_profile;
+extern const struct kf_kind kf_kind_template;
+extern const struct kf_kind kf_kind_guestcluster;
+extern const struct kf_kind kf_kind_controlplanemember;
+extern const struct kf_kind kf_kind_event;
+extern const struct kf_kind kf_kind_ippool;
+
 /* Every kind, in a stable order. */
 const struct kf_kind *const *kf_kinds(size_t *ret_n);
 /* By kind, plural, singular or short name, case-insensitively. NULL if none. */
 const struct kf_kind *kf_kind_find(const char *name);
 
-/* The full admission check of a create or update: metadata (name, labels,
- * annotations, finalizers), the spec schema (types, enums, ranges, required
- * fields, unknown fields rejected) and the kind's own validate. Defaults are
- * applied to obj first. Adds one cause per problem; returns 0 if none or
+/* The full admission check of a create or update: apiVersion and kind
+ * (filled in when absent, a cause when wrong), top-level members, metadata
+ * (name, labels, annotations, finalizers, ownerReferences), the spec schema
+ * (types, enums, ranges, required fields, unknown fields rejected) and the
+ * kind's own validate (run only when the schema found nothing, so it may
+ * trust types). Defaults are applied to obj first (schema defaults, then
+ * k->defaults). Adds one cause per problem; returns 0 if none or
  * -KF_EINVALID. `old` is the stored object on update, NULL on create.
  * `status_only`: validate .status against status_schema instead (the status
- * subresource). */
+ * subresource); metadata and spec are not looked at.
+ * With has_status and !status_only, .status is not validated: the registry
+ * replaces it with the stored one. The registry calls this; the API server
+ * need not (call it directly only for dry runs). */
 int kf_kind_admit(const struct kf_kind *k, json_t *obj, const json_t *old, bool status_only,
                   struct kf_causes *causes);
 
@@ -70,7 +88,13 @@ int kf_kind_admit(const struct kf_kind *k, json_t *obj, const json_t *old, bool 
  * spec, status), as served under /openapi/v3 and /openapi/v2. New reference. */
 json_t *kf_kind_openapi_schema(const struct kf_kind *k);
 
-/* Writes the column value of obj for c into out (no padding). */
+/* Writes the column value of obj for c into out (no padding): strings as
+ * they are, numbers and booleans as JSON text, arrays of scalars joined by
+ * ",", absent values as nothing (the CLI prints "<none>"). */
 void kf_column_value(const struct kf_column *c, const json_t *obj, struct kf_strbuf *out);
+
+/* The kind's descriptor for kubectl discovery and OpenAPI:
+ * {"group":"kfleet.io","version":"v1","kind":K}. New reference. */
+json_t *kf_kind_gvk(const struct kf_kind *k);
 
 #endif

@@ -36,6 +36,13 @@ int kf_obj_decode(const char *bytes, size_t len, int64_t mod_rev, json_t **ret);
  * the first member of metadata. */
 int kf_obj_write(struct kf_strbuf *out, const char *bytes, size_t len, int64_t mod_rev);
 
+/* The metadata.labels of stored bytes without parsing the rest of the
+ * object: scans the metadata members (which come first) and parses only the
+ * labels object. Returns 1 and *ret (new reference) when there are labels,
+ * 0 when there are none (*ret = NULL), -EBADMSG when the bytes are not a
+ * stored object. This is what keeps LIST with a label selector cheap. */
+int kf_obj_labels_from_bytes(const char *bytes, size_t len, json_t **ret);
+
 /* "/<plural>/<name>"; caller frees. The prefix of every key of a kind is
  * kf_obj_prefix: "/<plural>/". */
 char *kf_obj_key(const struct kf_kind *kind, const char *name);

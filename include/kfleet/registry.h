@@ -73,6 +73,14 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
                          const struct kf_list_opts *o, struct kf_kv_list *ret, char **ret_continue,
                          struct kf_strbuf *err);
 
+/* Like kf_registry_list_raw, but decodes the objects: *ret_items is a JSON
+ * array (new reference) of objects with resourceVersion set; *ret_rev (may
+ * be NULL) the revision the list reflects. For controllers and the CLI; the
+ * API server writes raw bytes instead. */
+int kf_registry_list(struct kf_registry *r, const struct kf_kind *k, const struct kf_list_opts *o,
+                     json_t **ret_items, int64_t *ret_rev, char **ret_continue,
+                     struct kf_strbuf *err);
+
 /* Updates the object named by obj's metadata.name (obj borrowed). With
  * status_only, only .status is taken from obj. */
 int kf_registry_update(struct kf_registry *r, const struct kf_kind *k, json_t *obj,

@@ -39,6 +39,11 @@ bool kf_selector_matches(const struct kf_selector *sel, const json_t *obj);
 /* For label selectors: match a labels object directly. */
 bool kf_selector_matches_labels(const struct kf_selector *sel, const json_t *labels);
 bool kf_selector_is_empty(const struct kf_selector *sel);
+/* True for a selector from kf_selector_parse_fields. */
+bool kf_selector_is_fields(const struct kf_selector *sel);
+/* For field selectors with a "metadata.name=X" term: X (borrowed), else
+ * NULL. Lets a list read one key instead of scanning the kind. */
+const char *kf_selector_name_equals(const struct kf_selector *sel);
 /* Writes the selector back in its canonical text form. */
 void kf_selector_format(const struct kf_selector *sel, struct kf_strbuf *out);
 void kf_selector_free(struct kf_selector *sel);

@@ -213,3 +213,92 @@ bool kf_label_value_valid(const char *value)
 {
     return value && qualified_part_valid(value, strlen(value), true);
 }
+
+/* Index just past the JSON string starting at bytes[i] (a '"'), or 0. */
+static size_t skip_string(const char *b, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (b[i] == '\\')
+            i++;
+        else if (b[i] == '"')
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Index just past the compact JSON value starting at bytes[i], or 0. */
+static size_t skip_value(const char *b, size_t len, size_t i)
+{
+    int depth = 0;
+
+    if (i >= len)
+        return 0;
+    if (b[i] == '"')
+        return skip_string(b, len, i);
+    if (b[i] != '{' && b[i] != '[') {
+        while (i < len && b[i] != ',' && b[i] != '}' && b[i] != ']')
+            i++;
+        return i < len ? i : 0;
+    }
+    for (; i < len; i++) {
+        switch (b[i]) {
+        case '"':
+            i = skip_string(b, len, i);
+            if (!i)
+                return 0;
+            i--;
+            break;
+        case '{':
+        case '[':
+            depth++;
+            break;
+        case '}':
+        case ']':
+            if (--depth == 0)
+                return i + 1;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
+int kf_obj_labels_from_bytes(const char *bytes, size_t len, json_t **ret)
+{
+    size_t plen = sizeof(meta_prefix) - 1, i = plen;
+
+    if (len <= plen || memcmp(bytes, meta_prefix, plen) != 0)
+        return -EBADMSG;
+    if (bytes[i] == '}') {
+        *ret = NULL;
+        return 0;
+    }
+    while (i < len && bytes[i] == '"') {
+        size_t kstart = i + 1, kend = skip_string(bytes, len, i), vend;
+
+        if (!kend || kend >= len || bytes[kend] != ':')
+            return -EBADMSG;
+        vend = skip_value(bytes, len, kend + 1);
+        if (!vend || vend >= len)
+            return -EBADMSG;
+        if (kend - 1 - kstart == 6 && memcmp(bytes + kstart, "labels", 6) == 0) {
+            json_t *labels = json_loadb(bytes + kend + 1, vend - kend - 1, 0, NULL);
+
+            if (!json_is_object(labels)) {
+                json_decref(labels);
+                return -EBADMSG;
+            }
+            *ret = labels;
+            return 1;
+        }
+        if (bytes[vend] == '}') {
+            *ret = NULL;
+            return 0;
+        }
+        if (bytes[vend] != ',')
+            return -EBADMSG;
+        i = vend + 1;
+    }
+    return -EBADMSG;
+}

@@ -1,0 +1,54 @@
+/* fleet-internal.h: what the kind files (src/fleet/kind-*.c) share and
+ * nobody outside src/fleet needs: common value lists, field tables used by
+ * more than one kind, and column helpers. */
+#ifndef KF_FLEET_INTERNAL_H
+#define KF_FLEET_INTERNAL_H
+
+#include <jansson.h>
+
+#include "kfleet/base.h"
+#include "kfleet/schema.h"
+
+struct kf_causes;
+struct kf_strbuf;
+
+/* "G0".."G5", NULL-terminated. */
+extern const char *const kf_fleet_grades[];
+/* "Mon".."Sun", NULL-terminated. */
+extern const char *const kf_fleet_weekdays[];
+
+/* Cluster settings that a Template provides and a GuestCluster may
+ * override (member tables defined in kind-guestcluster.c). */
+extern const struct kf_field kf_fleet_maintenance_fields[];
+extern const struct kf_field kf_fleet_backup_fields[];
+#define KF_FLEET_MAINTENANCE_WINDOW                                                            \
+    KF_OBJECT("maintenanceWindow",                                                             \
+              "When disruptive work (upgrades, grade changes, migrations) may start, in UTC.", \
+              kf_fleet_maintenance_fields)
+#define KF_FLEET_BACKUP \
+    KF_OBJECT("backup", "Scheduled snapshots of the cluster's etcd.", kf_fleet_backup_fields)
+#define KF_FLEET_COMPLIANCE                                                                   \
+    KF_ARRAY("compliance",                                                                    \
+             "Compliance tags the cluster needs (\"gdpr\"): only regions carrying every tag " \
+             "qualify.",                                                                      \
+             KF_ITEM_STRING(.format = KF_FMT_DNS_LABEL), .flags = KF_F_UNIQUE, .max_len = 16)
+#define KF_FLEET_FLAGS                                                                 \
+    KF_MAP("flags",                                                                    \
+           "Component flags and feature gates by name (\"kube-apiserver.max-requests-" \
+           "inflight\": \"800\"), on top of the profile's.",                           \
+           KF_ITEM_STRING(.max_len = 1024), .max_len = 128)
+
+/* A map of resource name ("cpu", "memory", "nvidia.com/gpu") to quantity. */
+#define KF_FLEET_RESOURCES(n, d, ...) \
+    KF_MAP(n, d, KF_ITEM_QUANTITY(), .key_format = KF_FMT_LABEL_KEY, .max_len = 32, __VA_ARGS__)
+
+/* Column helpers. */
+void kf_fleet_col_percent(const json_t *obj, const char *path, struct kf_strbuf *out);
+void kf_fleet_col_count(const json_t *obj, const char *path, struct kf_strbuf *out);
+
+/* Adds a FieldValueInvalid cause for each pair of overlapping CIDRs among
+ * the named string members of obj (paths like "spec.network.podCIDR"). */
+void kf_fleet_check_disjoint(const json_t *obj, const char *const *paths, size_t n,
+                             struct kf_causes *causes);
+
+#endif

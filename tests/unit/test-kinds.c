@@ -1,0 +1,409 @@
+/* test-kinds.c: admission of every kind as a user meets it: metadata
+ * rules, apiVersion/kind, each kind's required fields, defaults and
+ * cross-field rules, with the field path and message the API returns; plus
+ * lookup by name, columns and the OpenAPI document. */
+#include "fleet-test.h"
+
+#include "kfleet/kind.h"
+#include "kfleet/obj.h"
+#include "kfleet/schema.h"
+
+/* Admits text as a create of kind; returns the causes (caller releases). */
+static int admit(const struct kf_kind *k, const char *text, const char *old_text,
+                 struct kf_causes *causes, json_t **ret)
+{
+    json_t *obj = J(text), *old = old_text ? J(old_text) : NULL;
+    int rc = kf_kind_admit(k, obj, old, false, causes);
+
+    if (ret)
+        *ret = obj;
+    else
+        json_decref(obj);
+    json_decref(old);
+    return rc;
+}
+
+static void assert_admits(const struct kf_kind *k, const char *text)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+
+    if (admit(k, text, NULL, &causes, NULL) != 0) {
+        struct kf_strbuf all = KF_STRBUF_INIT;
+
+        kf_causes_format(&causes, &all);
+        print_error("%s rejected: %s\n", k->kind, all.buf);
+        fail();
+    }
+    kf_causes_release(&causes);
+}
+
+static void test_lookup(void **state)
+{
+    size_t n;
+    const struct kf_kind *const *all = kf_kinds(&n);
+
+    assert_int_equal(n, 9);
+    assert_ptr_equal(kf_kind_find("gc"), &kf_kind_guestcluster);
+    assert_ptr_equal(kf_kind_find("GuestClusters"), &kf_kind_guestcluster);
+    assert_ptr_equal(kf_kind_find("guestcluster"), &kf_kind_guestcluster);
+    assert_ptr_equal(kf_kind_find("cpm"), &kf_kind_controlplanemember);
+    assert_ptr_equal(kf_kind_find("ev"), &kf_kind_event);
+    assert_ptr_equal(kf_kind_find("IPPool"), &kf_kind_ippool);
+    assert_null(kf_kind_find("pods"));
+    assert_null(kf_kind_find(""));
+    /* names never collide across kinds */
+    for (size_t i = 0; i < n; i++)
+        assert_ptr_equal(kf_kind_find(all[i]->plural), all[i]);
+    assert_true(kf_kind_event.system);
+}
+
+static void test_metadata(void **state)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    json_t *obj = NULL;
+
+    assert_int_equal(
+        admit(&kf_kind_region,
+              "{'apiVersion':'kfleet.io/v2','kind':'Unit','metadata':{'name':'Bad_Name',"
+              "'labels':{'-x':'y','ok':'not ok','n':5},'finalizers':['a b','kfleet.io/x',"
+              "'kfleet.io/x'],'colour':'red'},'spec':{'zones':['a']}}",
+              NULL, &causes, NULL),
+        -KF_EINVALID);
+    assert_cause(&causes, "apiVersion", "FieldValueInvalid", "must be \"kfleet.io/v1\"");
+    assert_cause(&causes, "kind", "FieldValueInvalid", "must be \"Region\"");
+    assert_cause(&causes, "metadata.name", "FieldValueInvalid",
+                 "invalid value \"Bad_Name\": a Region name must be a DNS label");
+    assert_cause(&causes, "metadata.labels[-x]", "FieldValueInvalid", "invalid key \"-x\"");
+    assert_cause(&causes, "metadata.labels[ok]", "FieldValueInvalid", "invalid value \"not ok\"");
+    assert_cause(&causes, "metadata.labels[n]", "FieldValueTypeInvalid", "must be a string");
+    assert_cause(&causes, "metadata.finalizers[0]", "FieldValueInvalid", "qualified name");
+    assert_cause(&causes, "metadata.finalizers[2]", "FieldValueDuplicate", "kfleet.io/x");
+    assert_cause(&causes, "metadata.colour", "FieldValueUnknown", "unknown field \"colour\"");
+    kf_causes_release(&causes);
+
+    /* missing name; apiVersion and kind filled in when absent; namespace dropped */
+    assert_int_equal(
+        admit(&kf_kind_region, "{'metadata':{},'spec':{'zones':['a']}}", NULL, &causes, NULL),
+        -KF_EINVALID);
+    assert_cause(&causes, "metadata.name", "FieldValueRequired", "Required value");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_region,
+                           "{'metadata':{'name':'cn-hz','namespace':'default'},"
+                           "'spec':{'zones':['a']}}",
+                           NULL, &causes, &obj),
+                     0);
+    assert_string_equal(kf_json_str(obj, "apiVersion", ""), "kfleet.io/v1");
+    assert_string_equal(kf_json_str(obj, "kind", ""), "Region");
+    assert_null(kf_json_path(obj, "metadata.namespace"));
+    json_decref(obj);
+
+    /* unknown top-level members; status on a kind without one */
+    assert_int_equal(admit(&kf_kind_template,
+                           "{'metadata':{'name':'t'},'spec':{'profile':'standard'},"
+                           "'status':{},'specs':{}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "status", "FieldValueUnknown", "this kind has no status");
+    assert_cause(&causes, "specs", "FieldValueUnknown", "unknown field \"specs\"");
+    kf_causes_release(&causes);
+
+    /* subdomain names for kinds that allow dots */
+    assert_admits(&kf_kind_host, "{'metadata':{'name':'h1.hz.example.com'},'spec':{'role':'meta',"
+                                 "'unit':'u1','zone':'a'}}");
+}
+
+static void test_region_unit(void **state)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    json_t *obj = NULL;
+
+    assert_int_equal(admit(&kf_kind_region,
+                           "{'metadata':{'name':'eu'},'spec':{'zones':['a','b','a'],"
+                           "'complianceTags':['GDPR']}}",
+                           NULL, &causes, &obj),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.zones[2]", "FieldValueDuplicate", "Duplicate value: \"a\"");
+    assert_cause(&causes, "spec.complianceTags[0]", "FieldValueInvalid", "DNS label");
+    kf_causes_release(&causes);
+    /* defaults went into the object even though it was rejected */
+    assert_string_equal(kf_json_str(obj, "spec.monitoring.scrapeInterval", ""), "30s");
+    json_decref(obj);
+
+    assert_int_equal(admit(&kf_kind_unit,
+                           "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
+                           "'zones':['a','b','c'],'waterlevel':0.5}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.waterlevel", "FieldValueUnknown",
+                 "unknown field \"waterlevel\": did you mean \"waterLevel\"?");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_unit,
+                           "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
+                           "'zones':[],'waterLevel':1,'gradeRatio':{'G7':0.1,'G4':2},"
+                           "'quota':{'maxClusters':-1}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.zones", "FieldValueRequired", "must have at least 1 item");
+    assert_cause(&causes, "spec.waterLevel", "FieldValueInvalid",
+                 "must be greater than 0 and less than 1, got 1");
+    assert_cause(&causes, "spec.gradeRatio[G7]", "FieldValueNotSupported", "unsupported key");
+    assert_cause(&causes, "spec.gradeRatio[G4]", "FieldValueInvalid", "at most 1");
+    assert_cause(&causes, "spec.quota.maxClusters", "FieldValueInvalid",
+                 "greater than or equal to 0");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_unit,
+                           "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
+                           "'zones':['a','b','c']}}",
+                           NULL, &causes, &obj),
+                     0);
+    assert_true(kf_json_num(obj, "spec.waterLevel", 0) == 0.6);
+    assert_false(kf_json_bool(obj, "spec.cordoned", true));
+    json_decref(obj);
+    /* region is immutable */
+    assert_int_equal(
+        admit(&kf_kind_unit, "{'metadata':{'name':'u'},'spec':{'region':'b','zones':['a']}}",
+              "{'metadata':{'name':'u'},'spec':{'region':'a','zones':['a']}}", &causes, NULL),
+        -KF_EINVALID);
+    assert_cause(&causes, "spec.region", "FieldValueInvalid", "field is immutable");
+    kf_causes_release(&causes);
+}
+
+static void test_host(void **state)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    json_t *obj = NULL;
+
+    assert_int_equal(admit(&kf_kind_host,
+                           "{'metadata':{'name':'h'},'spec':{'role':'meta','zone':'a',"
+                           "'cluster':'c'}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.unit", "FieldValueRequired", "a meta host belongs to a unit");
+    assert_cause(&causes, "spec.cluster", "FieldValueForbidden", "not a cluster");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_host,
+                           "{'metadata':{'name':'h'},'spec':{'role':'worker','zone':'a'}}", NULL,
+                           &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.cluster", "FieldValueRequired", "node of a guest cluster");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_host,
+                           "{'metadata':{'name':'h'},'spec':{'role':'boss','zone':'a',"
+                           "'capacity':{'cpu':'lots'},'taints':[{'key':'k','effect':'Never'}],"
+                           "'address':'10.0.0.300'}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.role", "FieldValueNotSupported",
+                 "supported values: \"meta\", \"worker\"");
+    assert_cause(&causes, "spec.capacity[cpu]", "FieldValueInvalid", "must be a quantity");
+    assert_cause(&causes, "spec.taints[0].effect", "FieldValueNotSupported", "NoSchedule");
+    assert_cause(&causes, "spec.address", "FieldValueInvalid", "IPv4 or IPv6 address");
+    kf_causes_release(&causes);
+    /* quantities given as numbers become strings */
+    assert_int_equal(admit(&kf_kind_host,
+                           "{'metadata':{'name':'h'},'spec':{'role':'meta','unit':'u',"
+                           "'zone':'a','capacity':{'cpu':64,'memory':'256Gi','x.io/gpu':0.5}}}",
+                           NULL, &causes, &obj),
+                     0);
+    assert_string_equal(kf_json_str(obj, "spec.capacity.cpu", ""), "64");
+    assert_string_equal(kf_json_str(obj, "spec.capacity.x.io/gpu", ""), "");
+    assert_string_equal(
+        json_string_value(json_object_get(kf_json_path(obj, "spec.capacity"), "x.io/gpu")), "500m");
+    json_decref(obj);
+}
+
+static const char gc_ok[] = "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+                            "'network':{'vpc':'vpc-1','podCIDR':'10.64.0.0/16',"
+                            "'serviceCIDR':'172.21.0.0/20','nodeCIDR':'10.0.0.0/22'}}}";
+
+static void test_guestcluster(void **state)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+
+    assert_admits(&kf_kind_guestcluster, gc_ok);
+    assert_int_equal(
+        admit(&kf_kind_guestcluster, "{'metadata':{'name':'web'},'spec':{}}", NULL, &causes, NULL),
+        -KF_EINVALID);
+    assert_cause(&causes, "spec.region", "FieldValueRequired", "Required value");
+    assert_cause(&causes, "spec.network", "FieldValueRequired", "Required value");
+    kf_causes_release(&causes);
+
+    /* overlapping ranges within the cluster name both */
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+                           "'network':{'vpc':'v','nodeCIDR':'10.0.0.0/16',"
+                           "'podCIDR':'10.0.128.0/17','serviceCIDR':'172.16.0.0/20'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.network.podCIDR", "FieldValueInvalid",
+                 "\"10.0.128.0/17\" overlaps spec.network.nodeCIDR \"10.0.0.0/16\"");
+    kf_causes_release(&causes);
+
+    /* a pod range too small for the size asked for */
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+                           "'expectedNodes':100,'network':{'vpc':'v','podCIDR':'10.0.0.0/24'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.network.podCIDR", "FieldValueInvalid",
+                 "needs 11000: use a shorter prefix");
+    kf_causes_release(&causes);
+
+    /* versions, grades, windows */
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'v1.30',"
+                           "'grade':'G6','expectedNodes':9000,'network':{'vpc':'v'},"
+                           "'maintenanceWindow':{'days':['Sat','Caturday'],'start':'25:00'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.version", "FieldValueInvalid", "such as \"1.30\"");
+    assert_cause(&causes, "spec.grade", "FieldValueNotSupported", "\"G5\"");
+    assert_cause(&causes, "spec.expectedNodes", "FieldValueInvalid", "at most 5000, got 9000");
+    assert_cause(&causes, "spec.maintenanceWindow.days[1]", "FieldValueNotSupported", "\"Sun\"");
+    assert_cause(&causes, "spec.maintenanceWindow.start", "FieldValueInvalid", "HH:MM");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+                           "'network':{'vpc':'v'},'maintenanceWindow':{'start':'02:00',"
+                           "'duration':'30m'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.maintenanceWindow.duration", "FieldValueInvalid",
+                 "between 1h and 7d");
+    kf_causes_release(&causes);
+
+    /* podCIDR and serviceCIDR immutable, nodeCIDR may change */
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+                           "'network':{'vpc':'vpc-1','podCIDR':'10.65.0.0/16',"
+                           "'nodeCIDR':'10.0.4.0/22'}}}",
+                           gc_ok, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.network.podCIDR", "FieldValueInvalid", "field is immutable");
+    assert_cause(&causes, "spec.network.serviceCIDR", "FieldValueInvalid", "field is immutable");
+    assert_null(find_cause(&causes, "spec.network.nodeCIDR"));
+    kf_causes_release(&causes);
+}
+
+static void test_cpm_ippool_event_profile(void **state)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    const char *cpm = "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web',"
+                      "'component':'etcd','host':'h1','resources':{'requests':{'cpu':'200m'}},"
+                      "'ports':{'client':2379}}}";
+
+    assert_admits(&kf_kind_controlplanemember, cpm);
+    /* host is set once by placement and then fixed */
+    assert_int_equal(admit(&kf_kind_controlplanemember,
+                           "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web',"
+                           "'component':'etcd','host':'h2'}}",
+                           cpm, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.host", "FieldValueInvalid", "immutable once set");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_controlplanemember, cpm,
+                           "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web',"
+                           "'component':'etcd'}}",
+                           &causes, NULL),
+                     0);
+    assert_int_equal(admit(&kf_kind_controlplanemember,
+                           "{'metadata':{'name':'x'},'spec':{'cluster':'web','component':'etcd',"
+                           "'ports':{'client':70000}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.ports[client]", "FieldValueInvalid", "at most 65535");
+    kf_causes_release(&causes);
+
+    assert_admits(&kf_kind_ippool, "{'metadata':{'name':'vpc-1-a'},'spec':{'vpc':'vpc-1',"
+                                   "'cidrs':['10.0.0.0/12'],'serviceCIDRs':['172.16.0.0/16',"
+                                   "'172.16.0.0/20']}}");
+    assert_int_equal(admit(&kf_kind_ippool,
+                           "{'metadata':{'name':'p'},'spec':{'vpc':'v','cidrs':['10.0.0.0/8',"
+                           "'10.1.0.0/16'],'serviceCIDRs':['10.2.0.0/20']}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.cidrs[1]", "FieldValueInvalid",
+                 "\"10.1.0.0/16\" overlaps spec.cidrs[0] \"10.0.0.0/8\"");
+    assert_cause(&causes, "spec.serviceCIDRs[0]", "FieldValueInvalid", "overlaps spec.cidrs[0]");
+    kf_causes_release(&causes);
+
+    assert_int_equal(admit(&kf_kind_event,
+                           "{'metadata':{'name':'e'},'spec':{'involvedObject':{'kind':'Unit',"
+                           "'name':'u'},'type':'Info','reason':'no headroom'}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.type", "FieldValueNotSupported", "\"Normal\", \"Warning\"");
+    assert_cause(&causes, "spec.reason", "FieldValueInvalid", "CamelCase");
+    kf_causes_release(&causes);
+
+    assert_int_equal(admit(&kf_kind_profile,
+                           "{'metadata':{'name':'standard'},'spec':{'versions':['1.29','1.30'],"
+                           "'defaultVersion':'1.31','etcd':{'members':4},'components':["
+                           "{'name':'etcd'},{'name':'etcd'}]}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.defaultVersion", "FieldValueInvalid", "not one of spec.versions");
+    assert_cause(&causes, "spec.etcd.members", "FieldValueInvalid", "must be odd");
+    assert_cause(&causes, "spec.components[1].name", "FieldValueDuplicate", "etcd");
+    kf_causes_release(&causes);
+}
+
+static void test_columns_and_openapi(void **state)
+{
+    json_t *gc = J("{'metadata':{'name':'web'},'spec':{'region':'cn-hz','expectedNodes':40,"
+                   "'version':'1.30'},'status':{'unit':'hz-u1','grade':'G1','phase':'Running'}}");
+    json_t *unit = J("{'spec':{'zones':['a','b','c'],'waterLevel':0.6},'status':{'clusters':12,"
+                     "'waterLevel':{'cpu':0.42,'memory':0.515}}}");
+    const char *want_gc[] = { "cn-hz", "hz-u1", "G1", "1.30", "Running", "40" };
+    const char *want_unit[] = { "", "3", "12", "42%", "52%", "60%" };
+    json_t *api, *wl;
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(want_gc); i++) {
+        struct kf_strbuf sb = KF_STRBUF_INIT;
+
+        kf_column_value(&kf_kind_guestcluster.columns[i], gc, &sb);
+        assert_string_equal(sb.buf, want_gc[i]);
+        kf_strbuf_release(&sb);
+    }
+    assert_string_equal(kf_kind_guestcluster.columns[2].header, "GRADE");
+    for (size_t i = 0; i < KF_ARRAY_SIZE(want_unit); i++) {
+        struct kf_strbuf sb = KF_STRBUF_INIT;
+
+        kf_column_value(&kf_kind_unit.columns[i], unit, &sb);
+        assert_string_equal(sb.buf, want_unit[i]);
+        kf_strbuf_release(&sb);
+    }
+    assert_string_equal(kf_kind_unit.columns[3].header, "CPU%");
+
+    api = kf_kind_openapi_schema(&kf_kind_unit);
+    wl = kf_json_path(api, "properties.spec.properties.waterLevel");
+    assert_string_equal(kf_json_str(wl, "type", ""), "number");
+    assert_true(kf_json_num(wl, "default", 0) == 0.6);
+    assert_true(kf_json_bool(wl, "exclusiveMaximum", false));
+    assert_non_null(strstr(kf_json_str(wl, "description", ""), "40 % headroom"));
+    assert_string_equal(
+        json_string_value(json_array_get(kf_json_path(api, "properties.spec.required"), 0)),
+        "region");
+    assert_string_equal(
+        kf_json_str(json_array_get(json_object_get(api, "x-kubernetes-group-version-kind"), 0),
+                    "group", ""),
+        "kfleet.io");
+    json_decref(api);
+    json_decref(gc);
+    json_decref(unit);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lookup),
+        cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_region_unit),
+        cmocka_unit_test(test_host),
+        cmocka_unit_test(test_guestcluster),
+        cmocka_unit_test(test_cpm_ippool_event_profile),
+        cmocka_unit_test(test_columns_and_openapi),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
