@@ -46,11 +46,11 @@ enum kf_spread {
     KF_SPREAD_ONE_PER_ZONE, /* a distinct zone per replica (etcd quorum) */
 };
 
-#define KF_COMPONENT_NAME_MAX     32
-#define KF_GRADE_MAX_COMPONENTS   8
-#define KF_GRADE_MAX_REPLICAS     16
-#define KF_GRADE_MAX_MEMBERS      (KF_GRADE_MAX_COMPONENTS * KF_GRADE_MAX_REPLICAS)
-#define KF_GRADE_UNBOUNDED        INT64_MAX
+#define KF_COMPONENT_NAME_MAX   32
+#define KF_GRADE_MAX_COMPONENTS 8
+#define KF_GRADE_MAX_REPLICAS   16
+#define KF_GRADE_MAX_MEMBERS    (KF_GRADE_MAX_COMPONENTS * KF_GRADE_MAX_REPLICAS)
+#define KF_GRADE_UNBOUNDED      INT64_MAX
 
 struct kf_component {
     char name[KF_COMPONENT_NAME_MAX]; /* "etcd", "kube-apiserver", ... */
@@ -94,8 +94,8 @@ int kf_grade_table_validate(const struct kf_grade_table *t, struct kf_strbuf *er
 int kf_grade_for(const struct kf_grade_table *t, int64_t nodes, int64_t pods, int64_t qps);
 /* As kf_grade_for, but an explicit grade (>= 0) wins; writes why into
  * reason if given ("G2: 180 nodes > 100 (G1)" or "G4: set in spec"). */
-int kf_grade_decide(const struct kf_grade_table *t, int explicit_grade, int64_t nodes,
-                    int64_t pods, int64_t qps, struct kf_strbuf *reason);
+int kf_grade_decide(const struct kf_grade_table *t, int explicit_grade, int64_t nodes, int64_t pods,
+                    int64_t qps, struct kf_strbuf *reason);
 
 /* Sum of the requests of every member of the grade. */
 struct kf_res kf_grade_total(const struct kf_grade_spec *g);
@@ -108,7 +108,8 @@ unsigned kf_grade_members(const struct kf_grade_spec *g);
  * Quantities are Kubernetes quantities; "maxNodes": null means unbounded.
  * from_json fills every grade (all six must be present) and validates;
  * -EINVAL with the field named in err; *t untouched on failure. */
-int kf_grade_table_from_json(const struct json_t *doc, struct kf_grade_table *t, struct kf_strbuf *err);
+int kf_grade_table_from_json(const struct json_t *doc, struct kf_grade_table *t,
+                             struct kf_strbuf *err);
 /* New reference. */
 struct json_t *kf_grade_table_to_json(const struct kf_grade_table *t);
 

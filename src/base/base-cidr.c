@@ -119,8 +119,7 @@ char *kf_ip_format(const struct kf_cidr *c, char *buf, size_t size)
             snprintf(buf, size, "?");
     } else {
         uint32_t v = (uint32_t)a;
-        snprintf(buf, size, "%u.%u.%u.%u", v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff,
-                 v & 0xff);
+        snprintf(buf, size, "%u.%u.%u.%u", v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
     }
     return buf;
 }

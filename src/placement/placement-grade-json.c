@@ -58,13 +58,12 @@ json_t *kf_grade_table_to_json(const struct kf_grade_table *t)
                           c->spread == KF_SPREAD_ONE_PER_ZONE ? "OnePerZone" : "Zones", "cpu",
                           cpu_json(c->req.cpu_milli), "memory", mem_json(c->req.mem_bytes)));
         }
-        json_array_append_new(grades,
-                              json_pack("{s:s, s:o, s:o, s:o, s:i, s:o, s:o}", "name",
-                                        kf_grade_name(g), "maxNodes", bound_json(s->max_nodes),
-                                        "maxPods", bound_json(s->max_pods), "maxQPS",
-                                        bound_json(s->max_qps), "minZones", (int)s->min_zones,
-                                        "etcdQuota", mem_json(s->etcd_quota_bytes),
-                                        "components", comps));
+        json_array_append_new(
+            grades,
+            json_pack("{s:s, s:o, s:o, s:o, s:i, s:o, s:o}", "name", kf_grade_name(g), "maxNodes",
+                      bound_json(s->max_nodes), "maxPods", bound_json(s->max_pods), "maxQPS",
+                      bound_json(s->max_qps), "minZones", (int)s->min_zones, "etcdQuota",
+                      mem_json(s->etcd_quota_bytes), "components", comps));
     }
     return json_pack("{s:o}", "grades", grades);
 }
@@ -145,7 +144,8 @@ int kf_grade_table_from_json(const json_t *doc, struct kf_grade_table *t, struct
     memset(&tmp, 0, sizeof(tmp));
     if (!json_is_array(grades))
         return kf_err(err, -EINVAL, "grades: required, a list of %d grades", KF_GRADE_COUNT);
-    json_array_foreach (grades, i, o) {
+    json_array_foreach(grades, i, o)
+    {
         char where[48];
         const char *name = json_string_value(json_object_get(o, "name"));
         int g = kf_grade_parse(name);
@@ -177,8 +177,9 @@ int kf_grade_table_from_json(const json_t *doc, struct kf_grade_table *t, struct
             json_array_size(comps) > KF_GRADE_MAX_COMPONENTS)
             return kf_err(err, -EINVAL, "%s.components: a list of 1..%d components", where,
                           KF_GRADE_MAX_COMPONENTS);
-        json_array_foreach (comps, j, c) {
-            char cwhere[80];
+        json_array_foreach(comps, j, c)
+        {
+            char cwhere[96];
 
             snprintf(cwhere, sizeof(cwhere), "%s.components[%zu]", where, j);
             if ((r = component_from_json(c, cwhere, &s->components[j], err)) < 0)

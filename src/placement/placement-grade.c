@@ -85,8 +85,8 @@ void kf_grade_table_default(struct kf_grade_table *t)
                       rows[g].api_cpu, gib_tenths(rows[g].api_mem_tenths));
         set_component(&s->components[2], "kube-controller-manager", 2, KF_SPREAD_ZONES,
                       rest_cpu * 20 / 100, rest_mem / KF_MIB * 20 / 100 * KF_MIB);
-        set_component(&s->components[3], "kube-scheduler", 2, KF_SPREAD_ZONES,
-                      rest_cpu * 15 / 100, rest_mem / KF_MIB * 15 / 100 * KF_MIB);
+        set_component(&s->components[3], "kube-scheduler", 2, KF_SPREAD_ZONES, rest_cpu * 15 / 100,
+                      rest_mem / KF_MIB * 15 / 100 * KF_MIB);
         set_component(&s->components[4], "cp-addons", 1, KF_SPREAD_ZONES, rest_cpu * 30 / 100,
                       rest_mem / KF_MIB * 30 / 100 * KF_MIB);
     }
@@ -102,8 +102,7 @@ int kf_grade_table_validate(const struct kf_grade_table *t, struct kf_strbuf *er
                           kf_grade_name(g));
         if (g > 0) {
             const struct kf_grade_spec *p = &t->grades[g - 1];
-            if (s->max_nodes < p->max_nodes || s->max_pods < p->max_pods ||
-                s->max_qps < p->max_qps)
+            if (s->max_nodes < p->max_nodes || s->max_pods < p->max_pods || s->max_qps < p->max_qps)
                 return kf_err(err, -EINVAL, "%s: bounds must not be lower than %s's",
                               kf_grade_name(g), kf_grade_name(g - 1));
         }
@@ -118,8 +117,7 @@ int kf_grade_table_validate(const struct kf_grade_table *t, struct kf_strbuf *er
             const struct kf_component *c = &s->components[i];
 
             if (!c->name[0])
-                return kf_err(err, -EINVAL, "%s: component %u has no name", kf_grade_name(g),
-                              i);
+                return kf_err(err, -EINVAL, "%s: component %u has no name", kf_grade_name(g), i);
             if (c->replicas < 1 || c->replicas > KF_GRADE_MAX_REPLICAS)
                 return kf_err(err, -EINVAL, "%s: %s: replicas must be 1..%d", kf_grade_name(g),
                               c->name, KF_GRADE_MAX_REPLICAS);
@@ -169,8 +167,8 @@ int kf_grade_for(const struct kf_grade_table *t, int64_t nodes, int64_t pods, in
     return KF_MAX(g, grade_for_dim(t, 2, qps));
 }
 
-int kf_grade_decide(const struct kf_grade_table *t, int explicit_grade, int64_t nodes,
-                    int64_t pods, int64_t qps, struct kf_strbuf *reason)
+int kf_grade_decide(const struct kf_grade_table *t, int explicit_grade, int64_t nodes, int64_t pods,
+                    int64_t qps, struct kf_strbuf *reason)
 {
     static const char *const dim_names[3] = { "nodes", "pods", "qps" };
     int64_t v[3] = { nodes, pods, qps };
@@ -205,9 +203,8 @@ int kf_grade_decide(const struct kf_grade_table *t, int explicit_grade, int64_t 
         } else {
             const struct kf_grade_spec *lower = &t->grades[best - 1];
             int64_t bound = by == 0 ? lower->max_nodes : by == 1 ? lower->max_pods : lower->max_qps;
-            kf_strbuf_addf(reason, "%s: %lld %s > %lld (%s)", kf_grade_name(best),
-                           (long long)v[by], dim_names[by], (long long)bound,
-                           kf_grade_name(best - 1));
+            kf_strbuf_addf(reason, "%s: %lld %s > %lld (%s)", kf_grade_name(best), (long long)v[by],
+                           dim_names[by], (long long)bound, kf_grade_name(best - 1));
         }
     }
     return best;

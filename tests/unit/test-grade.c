@@ -55,8 +55,8 @@ static void test_grade_for_node_breaks(void **state)
         int64_t nodes;
         int grade;
     } cases[] = {
-        { 1, KF_G0 },    { 10, KF_G0 },   { 11, KF_G1 },   { 100, KF_G1 },   { 101, KF_G2 },
-        { 250, KF_G2 },  { 251, KF_G3 },  { 500, KF_G3 },  { 501, KF_G4 },   { 3000, KF_G4 },
+        { 1, KF_G0 },    { 10, KF_G0 },   { 11, KF_G1 },   { 100, KF_G1 }, { 101, KF_G2 },
+        { 250, KF_G2 },  { 251, KF_G3 },  { 500, KF_G3 },  { 501, KF_G4 }, { 3000, KF_G4 },
         { 3001, KF_G5 }, { 5000, KF_G5 }, { 9000, KF_G5 }, { -1, KF_G0 },
     };
 
@@ -71,9 +71,9 @@ static void test_highest_dimension_wins(void **state)
 {
     struct kf_strbuf why = KF_STRBUF_INIT;
 
-    assert_int_equal(kf_grade_for(&T, 5, 20000, -1), KF_G2);  /* pods demand G2 */
-    assert_int_equal(kf_grade_for(&T, 5, -1, 2500), KF_G5);   /* API load demands G5 */
-    assert_int_equal(kf_grade_for(&T, 400, 100, 10), KF_G3);  /* nodes demand G3 */
+    assert_int_equal(kf_grade_for(&T, 5, 20000, -1), KF_G2); /* pods demand G2 */
+    assert_int_equal(kf_grade_for(&T, 5, -1, 2500), KF_G5);  /* API load demands G5 */
+    assert_int_equal(kf_grade_for(&T, 400, 100, 10), KF_G3); /* nodes demand G3 */
     assert_int_equal(kf_grade_decide(&T, -1, 5, 20000, 40, &why), KF_G2);
     assert_string_equal(why.buf, "G2: 20000 pods > 11000 (G1)");
     kf_strbuf_reset(&why);
@@ -103,8 +103,8 @@ static void test_json_roundtrip(void **state)
     json_t *g0 = json_array_get(json_object_get(j, "grades"), 0);
 
     assert_string_equal(json_string_value(json_object_get(g0, "etcdQuota")), "8Gi");
-    assert_true(json_is_null(json_object_get(json_array_get(json_object_get(j, "grades"), 5),
-                                             "maxQPS")));
+    assert_true(
+        json_is_null(json_object_get(json_array_get(json_object_get(j, "grades"), 5), "maxQPS")));
     memset(&back, 0xa5, sizeof(back));
     if (kf_grade_table_from_json(j, &back, &err) != 0)
         fail_msg("%s", err.buf);
@@ -175,24 +175,21 @@ static void test_shift_decide(void **state)
     const int64_t min = 60 * 1000, hour = 60 * min;
 
     kf_grade_shift_policy_default(&p);
-    assert_int_equal(kf_grade_shift_decide(&p, KF_G1, KF_G2, 5 * min, false, &why),
-                     KF_GRADE_WAIT);
+    assert_int_equal(kf_grade_shift_decide(&p, KF_G1, KF_G2, 5 * min, false, &why), KF_GRADE_WAIT);
     assert_string_equal(why.buf, "up to G2 once the demand has held 10m (held 5m)");
     kf_strbuf_reset(&why);
     /* Up does not wait for the maintenance window. */
     assert_int_equal(kf_grade_shift_decide(&p, KF_G1, KF_G2, 12 * min, false, &why), KF_GRADE_UP);
     assert_string_equal(why.buf, "up to G2: demand held 12m");
     kf_strbuf_reset(&why);
-    assert_int_equal(kf_grade_shift_decide(&p, KF_G2, KF_G1, 3 * hour, true, &why),
-                     KF_GRADE_WAIT);
+    assert_int_equal(kf_grade_shift_decide(&p, KF_G2, KF_G1, 3 * hour, true, &why), KF_GRADE_WAIT);
     assert_string_equal(why.buf, "down to G1 once the demand has held 24h (held 3h)");
     kf_strbuf_reset(&why);
     assert_int_equal(kf_grade_shift_decide(&p, KF_G2, KF_G1, 25 * hour, false, &why),
                      KF_GRADE_WAIT);
     assert_string_equal(why.buf, "down to G1 waits for the maintenance window");
     kf_strbuf_reset(&why);
-    assert_int_equal(kf_grade_shift_decide(&p, KF_G2, KF_G1, 25 * hour, true, &why),
-                     KF_GRADE_DOWN);
+    assert_int_equal(kf_grade_shift_decide(&p, KF_G2, KF_G1, 25 * hour, true, &why), KF_GRADE_DOWN);
     assert_string_equal(why.buf, "down to G1 in the maintenance window: demand held 25h");
     kf_strbuf_reset(&why);
     assert_int_equal(kf_grade_shift_decide(&p, KF_G2, KF_G2, 0, true, &why), KF_GRADE_STAY);
