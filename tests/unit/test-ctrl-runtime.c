@@ -1,0 +1,326 @@
+/* test-ctrl-runtime.c: the controller runtime over a real registry on the
+ * memory store: reconciles follow writes, watches of other kinds map to the
+ * primary kind, indexes answer, errors are retried, requeues happen, scope
+ * hides what a manager does not own, and an informer that falls behind
+ * compaction lists again and reports what vanished. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <time.h>
+#include <pthread.h>
+#include <cmocka.h>
+
+#include "kfleet/ctrl.h"
+#include "kfleet/error.h"
+#include "kfleet/json.h"
+#include "kfleet/kind.h"
+#include "kfleet/obj.h"
+#include "kfleet/registry.h"
+#include "kfleet/store.h"
+#include "kfleet/strbuf.h"
+#include "store/store-internal.h"
+
+#define IDLE_MS 10000
+
+struct seen {
+    pthread_mutex_t lock;
+    char names[64][64];
+    int counts[64];
+    int n;
+    int fail_first; /* reconciles of "flaky" that fail before one succeeds */
+    int requeue_once;
+    bool gone_seen;
+};
+
+static int bump(struct seen *s, const char *name)
+{
+    int i, c;
+
+    pthread_mutex_lock(&s->lock);
+    for (i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            break;
+    if (i == s->n && s->n < 64)
+        snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", name);
+    c = ++s->counts[i];
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+static int count_of(struct seen *s, const char *name)
+{
+    int c = 0;
+
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            c = s->counts[i];
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+static int reconcile(struct kf_ctrl *c, const char *name, int64_t *after)
+{
+    struct seen *s = kf_ctrl_data(c);
+    int n = bump(s, name);
+    json_t *obj;
+
+    if (strcmp(name, "flaky") == 0 && n <= s->fail_first)
+        return -EIO;
+    if (strcmp(name, "again") == 0 && n == 1 && s->requeue_once)
+        *after = 20;
+    if (kf_informer_get(kf_ctrl_primary(c), name, &obj) == 0)
+        json_decref(obj);
+    else
+        s->gone_seen = true;
+    return 0;
+}
+
+static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    const char *cluster = kf_json_str(obj, "spec.cluster", NULL);
+
+    (void)deleted;
+    if (cluster)
+        kf_ctrl_enqueue(c, cluster);
+}
+
+static void index_by_cluster(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const char *cluster = kf_json_str(obj, "spec.cluster", NULL);
+
+    if (cluster)
+        add(cluster, ctx);
+}
+
+static int setup(struct kf_ctrl *c)
+{
+    struct kf_informer *members = kf_ctrl_informer(kf_ctrl_manager_of(c),
+                                                   &kf_kind_controlplanemember);
+    int r = kf_informer_add_index(members, "cluster", index_by_cluster);
+
+    if (r < 0)
+        return r;
+    return kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_cluster);
+}
+
+static const struct kf_ctrl_ops test_ops = {
+    .name = "test",
+    .primary_kind = "GuestCluster",
+    .workers = 2,
+    .setup = setup,
+    .reconcile = reconcile,
+};
+
+struct fixture {
+    struct kf_store *store;
+    struct kf_registry *reg;
+    struct kf_ctrl_manager *m;
+    struct kf_ctrl *ctrl;
+    struct seen seen;
+};
+
+static void create(struct fixture *f, const struct kf_kind *k, const char *json)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    json_t *obj = json_loads(json, 0, NULL);
+    int r;
+
+    assert_non_null(obj);
+    r = kf_registry_create(f->reg, k, obj, NULL, &causes, &err);
+    if (r < 0) {
+        struct kf_strbuf msg = KF_STRBUF_INIT;
+
+        kf_causes_format(&causes, &msg);
+        fail_msg("create %s failed: %d %s %s", json, r, err.buf, msg.buf);
+    }
+    json_decref(obj);
+    kf_causes_release(&causes);
+    kf_strbuf_release(&err);
+}
+
+static void cluster(struct fixture *f, const char *name, const char *unit)
+{
+    char buf[512];
+
+    snprintf(buf, sizeof(buf),
+             "{\"apiVersion\":\"kfleet.io/v1\",\"kind\":\"GuestCluster\","
+             "\"metadata\":{\"name\":\"%s\",\"labels\":{\"unit\":\"%s\"}},"
+             "\"spec\":{\"region\":\"r1\",\"network\":{\"vpc\":\"vpc-1\"}}}",
+             name, unit);
+    create(f, &kf_kind_guestcluster, buf);
+}
+
+static void member(struct fixture *f, const char *name, const char *of)
+{
+    char buf[512];
+
+    snprintf(buf, sizeof(buf),
+             "{\"apiVersion\":\"kfleet.io/v1\",\"kind\":\"ControlPlaneMember\","
+             "\"metadata\":{\"name\":\"%s\"},"
+             "\"spec\":{\"cluster\":\"%s\",\"component\":\"etcd\"}}",
+             name, of);
+    create(f, &kf_kind_controlplanemember, buf);
+}
+
+static struct fixture *fixture_new(kf_ctrl_scope_fn scope, void *arg)
+{
+    struct fixture *f = kf_xcalloc(1, sizeof(*f));
+    struct kf_strbuf err = KF_STRBUF_INIT;
+
+    assert_int_equal(kf_store_open("memory:", &f->store, &err), 0);
+    f->reg = kf_registry_new(f->store);
+    pthread_mutex_init(&f->seen.lock, NULL);
+    f->m = kf_ctrl_manager_new(f->store, f->reg);
+    if (scope)
+        kf_ctrl_manager_set_scope(f->m, scope, arg);
+    assert_int_equal(kf_ctrl_manager_add(f->m, &test_ops, &f->seen, &f->ctrl), 0);
+    kf_strbuf_release(&err);
+    return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+    kf_ctrl_manager_free(f->m);
+    kf_registry_free(f->reg);
+    kf_store_close(f->store);
+    pthread_mutex_destroy(&f->seen.lock);
+    free(f);
+}
+
+static void test_reconcile_follows_writes(void **state)
+{
+    struct fixture *f = fixture_new(NULL, NULL);
+    char **names;
+    size_t n;
+
+    (void)state;
+    cluster(f, "before", "u1"); /* exists before start: the initial list */
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    cluster(f, "after", "u1");
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    assert_int_equal(count_of(&f->seen, "before"), 1);
+    assert_int_equal(count_of(&f->seen, "after"), 1);
+
+    /* a member maps to its cluster, and the index finds it */
+    member(f, "after-etcd-0", "after");
+    member(f, "after-etcd-1", "after");
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    assert_true(count_of(&f->seen, "after") >= 2);
+    n = kf_informer_index_names(kf_ctrl_informer(f->m, &kf_kind_controlplanemember), "cluster",
+                                "after", &names);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "after-etcd-0");
+    assert_string_equal(names[1], "after-etcd-1");
+    kf_ctrl_names_free(names, n);
+
+    /* deleting an object reconciles it once more; the cache no longer has it */
+    assert_int_equal(kf_registry_delete(f->reg, &kf_kind_guestcluster, "before", 0, NULL, NULL),
+                     0);
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    assert_int_equal(count_of(&f->seen, "before"), 2);
+    assert_true(f->seen.gone_seen);
+    assert_int_equal(kf_informer_count(kf_ctrl_primary(f->ctrl)), 1);
+    fixture_free(f);
+}
+
+static void test_errors_retry_and_requeue(void **state)
+{
+    struct fixture *f = fixture_new(NULL, NULL);
+    struct kf_ctrl_stats st;
+
+    (void)state;
+    f->seen.fail_first = 3;
+    f->seen.requeue_once = 1;
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    cluster(f, "flaky", "u1");
+    cluster(f, "again", "u1");
+    /* back-off of 5, 10, 20 ms and a 20 ms requeue: wait for the outcome */
+    for (int i = 0; i < 500 && (count_of(&f->seen, "flaky") < 4 || count_of(&f->seen, "again") < 2);
+         i++) {
+        kf_ctrl_manager_wait_idle(f->m, 10);
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(count_of(&f->seen, "flaky"), 4);
+    assert_int_equal(count_of(&f->seen, "again"), 2);
+    kf_ctrl_stats(f->ctrl, &st);
+    assert_int_equal(st.errors, 3);
+    assert_true(st.requeues >= 1);
+    fixture_free(f);
+}
+
+static bool only_u1(const struct kf_kind *k, const json_t *obj, void *arg)
+{
+    (void)arg;
+    if (k != &kf_kind_guestcluster)
+        return true;
+    return kf_streq(kf_obj_label(obj, "unit"), "u1");
+}
+
+static void test_scope(void **state)
+{
+    struct fixture *f = fixture_new(only_u1, NULL);
+
+    (void)state;
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    cluster(f, "mine", "u1");
+    cluster(f, "theirs", "u2");
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    assert_int_equal(count_of(&f->seen, "mine"), 1);
+    assert_int_equal(count_of(&f->seen, "theirs"), 0);
+    assert_int_equal(kf_informer_count(kf_ctrl_primary(f->ctrl)), 1);
+    fixture_free(f);
+}
+
+static void test_relist_after_compaction(void **state)
+{
+    struct fixture *f;
+    int64_t rev;
+    char name[32];
+
+    (void)state;
+    /* a window of 2 events: the informer reads history, which we compact
+     * away while it is stopped, so it must list again */
+    kf_watch_set_default_window(2, 0);
+    f = fixture_new(NULL, NULL);
+    kf_watch_set_default_window(0, 0);
+    cluster(f, "keep", "u1");
+    cluster(f, "drop", "u1");
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    assert_int_equal(kf_informer_count(kf_ctrl_primary(f->ctrl)), 2);
+    /* many writes, a delete among them, then compaction of all of it */
+    assert_int_equal(kf_registry_delete(f->reg, &kf_kind_guestcluster, "drop", 0, NULL, NULL), 0);
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "bulk-%02d", i);
+        cluster(f, name, "u1");
+    }
+    rev = kf_store_rev(f->store);
+    kf_store_compact(f->store, rev);
+    cluster(f, "last", "u1");
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    /* whatever path it took, the cache matches the store */
+    assert_int_equal(kf_informer_count(kf_ctrl_primary(f->ctrl)), 22);
+    assert_true(count_of(&f->seen, "drop") >= 2);
+    assert_int_equal(count_of(&f->seen, "last"), 1);
+    fixture_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reconcile_follows_writes),
+        cmocka_unit_test(test_errors_retry_and_requeue),
+        cmocka_unit_test(test_scope),
+        cmocka_unit_test(test_relist_after_compaction),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
