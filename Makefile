@@ -17,7 +17,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 8
 CTEST_ARGS  ?=
 
-C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests bench -name '*.[ch]')
+C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find src include tests bench -name '*.[ch]')
 
 .PHONY: all deps build asan check check-release check-asan check-fuzz format format-check \
         run fuzz clean bench bench-api bench-placement bench-heartbeat bench-provision \

@@ -100,8 +100,8 @@ static void index_by_cluster(const json_t *obj, void (*add)(const char *, void *
 
 static int setup(struct kf_ctrl *c)
 {
-    struct kf_informer *members = kf_ctrl_informer(kf_ctrl_manager_of(c),
-                                                   &kf_kind_controlplanemember);
+    struct kf_informer *members =
+        kf_ctrl_informer(kf_ctrl_manager_of(c), &kf_kind_controlplanemember);
     int r = kf_informer_add_index(members, "cluster", index_by_cluster);
 
     if (r < 0)
@@ -221,8 +221,7 @@ static void test_reconcile_follows_writes(void **state)
     kf_ctrl_names_free(names, n);
 
     /* deleting an object reconciles it once more; the cache no longer has it */
-    assert_int_equal(kf_registry_delete(f->reg, &kf_kind_guestcluster, "before", 0, NULL, NULL),
-                     0);
+    assert_int_equal(kf_registry_delete(f->reg, &kf_kind_guestcluster, "before", 0, NULL, NULL), 0);
     assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
     assert_int_equal(count_of(&f->seen, "before"), 2);
     assert_true(f->seen.gone_seen);
@@ -245,7 +244,7 @@ static void test_errors_retry_and_requeue(void **state)
     for (int i = 0; i < 500 && (count_of(&f->seen, "flaky") < 4 || count_of(&f->seen, "again") < 2);
          i++) {
         kf_ctrl_manager_wait_idle(f->m, 10);
-        struct timespec ts = {0, 10 * 1000000L};
+        struct timespec ts = { 0, 10 * 1000000L };
         nanosleep(&ts, NULL);
     }
     assert_int_equal(count_of(&f->seen, "flaky"), 4);
