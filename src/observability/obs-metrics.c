@@ -1,0 +1,650 @@
+/* obs-metrics.c: the Prometheus metrics registry behind kfleet/metrics.h.
+ *
+ * A family keeps its series in insertion order (a growing array, so the
+ * exposition is stable from scrape to scrape) and finds them through a
+ * chained hash over the label values. Each family has its own mutex; an
+ * update hashes the label values, finds or creates the series and adds to
+ * a double. Histograms keep one counter per bucket (not cumulative) and
+ * accumulate them while writing.
+ *
+ * Process metrics read /proc/self at scrape time; nothing runs in the
+ * background.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+
+#include "kfleet/metrics.h"
+#include "kfleet/strbuf.h"
+
+const double kf_metrics_latency_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25,   0.5,   1,      2.5,   5,    10,    30 };
+const size_t kf_metrics_latency_nbuckets = KF_ARRAY_SIZE(kf_metrics_latency_buckets);
+
+struct series {
+    char **values; /* n_labels copies */
+    uint64_t hash;
+    struct series *hnext;
+    double value;     /* counter, gauge; histogram: sum */
+    uint64_t count;   /* histogram: observations */
+    uint64_t *bucket; /* histogram: per-bucket counts, n_bounds + 1 (last is +Inf) */
+};
+
+struct kf_metric {
+    struct kf_metrics *owner;
+    enum kf_metric_type type;
+    char *name;
+    char *help;
+    char **labels;
+    size_t n_labels;
+    double *bounds;
+    size_t n_bounds;
+    void (*collect)(struct kf_metric *f, void *arg);
+    void *collect_arg;
+
+    pthread_mutex_t lock;
+    struct series **series; /* insertion order */
+    size_t n_series, alloc_series;
+    struct series **table; /* hash buckets */
+    size_t table_size;
+    uint64_t dropped;
+};
+
+struct kf_metrics {
+    pthread_mutex_t lock;
+    struct kf_metric **families;
+    size_t n, alloc;
+    struct kf_metric *dropped; /* kfleet_metrics_series_dropped_total */
+};
+
+static bool name_char(char c, bool first, bool colon_ok)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon_ok && c == ':'))
+        return true;
+    return !first && c >= '0' && c <= '9';
+}
+
+static bool valid_name(const char *s, bool colon_ok)
+{
+    if (!s || !*s)
+        return false;
+    for (size_t i = 0; s[i]; i++)
+        if (!name_char(s[i], i == 0, colon_ok))
+            return false;
+    return true;
+}
+
+static void dropped_collect(struct kf_metric *f, void *arg)
+{
+    struct kf_metrics *m = arg;
+
+    /* Called with f->lock held; read the other families' counters under
+     * their own locks (never f's own, which is this family). Lock order:
+     * this family, the registry, another family; nothing takes them in
+     * another order. */
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n; i++) {
+        struct kf_metric *g = m->families[i];
+        uint64_t d;
+
+        if (g == f)
+            continue;
+        pthread_mutex_lock(&g->lock);
+        d = g->dropped;
+        pthread_mutex_unlock(&g->lock);
+        if (d)
+            kf_metric_set(f, KF_LABELS(g->name), (double)d);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+struct kf_metrics *kf_metrics_new(void)
+{
+    struct kf_metrics *m = kf_xcalloc(1, sizeof(*m));
+
+    pthread_mutex_init(&m->lock, NULL);
+    m->dropped = kf_metrics_collected(
+        m, KF_METRIC_COUNTER, "kfleet_metrics_series_dropped_total",
+        "Label combinations not recorded because their family reached its series limit.", "family",
+        dropped_collect, m);
+    return m;
+}
+
+static void series_free(struct kf_metric *f, struct series *s)
+{
+    for (size_t i = 0; i < f->n_labels; i++)
+        free(s->values[i]);
+    free(s->values);
+    free(s->bucket);
+    free(s);
+}
+
+static void clear_series(struct kf_metric *f)
+{
+    for (size_t i = 0; i < f->n_series; i++)
+        series_free(f, f->series[i]);
+    f->n_series = 0;
+    memset(f->table, 0, f->table_size * sizeof(*f->table));
+}
+
+static void family_free(struct kf_metric *f)
+{
+    clear_series(f);
+    free(f->series);
+    free(f->table);
+    for (size_t i = 0; i < f->n_labels; i++)
+        free(f->labels[i]);
+    free(f->labels);
+    free(f->bounds);
+    free(f->name);
+    free(f->help);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+void kf_metrics_free(struct kf_metrics *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        family_free(m->families[i]);
+    free(m->families);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static struct kf_metric *family_new(struct kf_metrics *m, enum kf_metric_type type,
+                                    const char *name, const char *help, const char *labels)
+{
+    struct kf_metric *f;
+
+    kf_assert(valid_name(name, true));
+    kf_assert(help && *help);
+    f = kf_xcalloc(1, sizeof(*f));
+    f->owner = m;
+    f->type = type;
+    f->name = kf_xstrdup(name);
+    f->help = kf_xstrdup(help);
+    pthread_mutex_init(&f->lock, NULL);
+    f->table_size = 16;
+    f->table = kf_xcalloc(f->table_size, sizeof(*f->table));
+    if (labels && *labels) {
+        char *copy = kf_xstrdup(labels), *save = NULL;
+
+        f->labels = kf_xcalloc(KF_METRICS_MAX_LABELS, sizeof(*f->labels));
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            kf_assert(f->n_labels < KF_METRICS_MAX_LABELS);
+            kf_assert(valid_name(t, false) && strncmp(t, "__", 2) != 0);
+            kf_assert(!(type == KF_METRIC_HISTOGRAM && strcmp(t, "le") == 0));
+            f->labels[f->n_labels++] = kf_xstrdup(t);
+        }
+        free(copy);
+    }
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n; i++)
+        kf_assert(strcmp(m->families[i]->name, name) != 0);
+    KF_GROW(m->families, m->alloc, m->n);
+    m->families[m->n++] = f;
+    pthread_mutex_unlock(&m->lock);
+    return f;
+}
+
+struct kf_metric *kf_metrics_counter(struct kf_metrics *m, const char *name, const char *help,
+                                     const char *labels)
+{
+    return family_new(m, KF_METRIC_COUNTER, name, help, labels);
+}
+
+struct kf_metric *kf_metrics_gauge(struct kf_metrics *m, const char *name, const char *help,
+                                   const char *labels)
+{
+    return family_new(m, KF_METRIC_GAUGE, name, help, labels);
+}
+
+struct kf_metric *kf_metrics_histogram(struct kf_metrics *m, const char *name, const char *help,
+                                       const char *labels, const double *bounds, size_t n)
+{
+    struct kf_metric *f = family_new(m, KF_METRIC_HISTOGRAM, name, help, labels);
+
+    kf_assert(n > 0);
+    for (size_t i = 1; i < n; i++)
+        kf_assert(bounds[i] > bounds[i - 1]);
+    f->bounds = kf_xmemdup(bounds, n * sizeof(*bounds));
+    f->n_bounds = n;
+    return f;
+}
+
+struct kf_metric *kf_metrics_collected(struct kf_metrics *m, enum kf_metric_type type,
+                                       const char *name, const char *help, const char *labels,
+                                       void (*collect)(struct kf_metric *f, void *arg), void *arg)
+{
+    struct kf_metric *f;
+
+    kf_assert(type == KF_METRIC_COUNTER || type == KF_METRIC_GAUGE);
+    kf_assert(collect);
+    f = family_new(m, type, name, help, labels);
+    f->collect = collect;
+    f->collect_arg = arg;
+    return f;
+}
+
+static uint64_t hash_values(const struct kf_metric *f, const char *const *values)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+    for (size_t i = 0; i < f->n_labels; i++) {
+        for (const unsigned char *p = (const unsigned char *)values[i]; *p; p++) {
+            h ^= *p;
+            h *= 1099511628211ull;
+        }
+        h ^= 0xff;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static bool same_values(const struct kf_metric *f, const struct series *s,
+                        const char *const *values)
+{
+    for (size_t i = 0; i < f->n_labels; i++)
+        if (strcmp(s->values[i], values[i]) != 0)
+            return false;
+    return true;
+}
+
+static void rehash(struct kf_metric *f)
+{
+    size_t size = f->table_size * 4;
+    struct series **table = kf_xcalloc(size, sizeof(*table));
+
+    for (size_t i = 0; i < f->n_series; i++) {
+        struct series *s = f->series[i];
+
+        s->hnext = table[s->hash % size];
+        table[s->hash % size] = s;
+    }
+    free(f->table);
+    f->table = table;
+    f->table_size = size;
+}
+
+/* Finds or creates the series; NULL when the family is full. f->lock held. */
+static struct series *lookup(struct kf_metric *f, const char *const *values)
+{
+    uint64_t h = hash_values(f, values);
+    struct series *s;
+
+    kf_assert(f->n_labels == 0 || values);
+    for (s = f->table[h % f->table_size]; s; s = s->hnext)
+        if (s->hash == h && same_values(f, s, values))
+            return s;
+    if (f->n_series >= KF_METRICS_MAX_SERIES) {
+        f->dropped++;
+        return NULL;
+    }
+    s = kf_xcalloc(1, sizeof(*s));
+    s->hash = h;
+    if (f->n_labels) {
+        s->values = kf_xcalloc(f->n_labels, sizeof(*s->values));
+        for (size_t i = 0; i < f->n_labels; i++)
+            s->values[i] = kf_xstrdup(values[i] ? values[i] : "");
+    }
+    if (f->type == KF_METRIC_HISTOGRAM)
+        s->bucket = kf_xcalloc(f->n_bounds + 1, sizeof(*s->bucket));
+    KF_GROW(f->series, f->alloc_series, f->n_series);
+    f->series[f->n_series++] = s;
+    if (f->n_series > f->table_size * 2)
+        rehash(f);
+    else {
+        s->hnext = f->table[h % f->table_size];
+        f->table[h % f->table_size] = s;
+    }
+    return s;
+}
+
+/* Collected families are updated by their callback with the lock already
+ * held by kf_metrics_write; every other update takes it here. */
+static void lock_family(struct kf_metric *f)
+{
+    if (!f->collect)
+        pthread_mutex_lock(&f->lock);
+}
+
+static void unlock_family(struct kf_metric *f)
+{
+    if (!f->collect)
+        pthread_mutex_unlock(&f->lock);
+}
+
+void kf_metric_add(struct kf_metric *f, const char *const *values, double v)
+{
+    struct series *s;
+
+    kf_assert(f->type != KF_METRIC_HISTOGRAM);
+    kf_assert(f->type != KF_METRIC_COUNTER || v >= 0);
+    lock_family(f);
+    s = lookup(f, values);
+    if (s)
+        s->value += v;
+    unlock_family(f);
+}
+
+void kf_metric_set(struct kf_metric *f, const char *const *values, double v)
+{
+    struct series *s;
+
+    kf_assert(f->type == KF_METRIC_GAUGE || f->collect);
+    lock_family(f);
+    s = lookup(f, values);
+    if (s)
+        s->value = v;
+    unlock_family(f);
+}
+
+void kf_metric_observe(struct kf_metric *f, const char *const *values, double v)
+{
+    struct series *s;
+    size_t i;
+
+    kf_assert(f->type == KF_METRIC_HISTOGRAM);
+    for (i = 0; i < f->n_bounds && v > f->bounds[i]; i++)
+        ;
+    pthread_mutex_lock(&f->lock);
+    s = lookup(f, values);
+    if (s) {
+        s->bucket[i]++;
+        s->count++;
+        s->value += v;
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+double kf_metric_value(struct kf_metric *f, const char *const *values)
+{
+    uint64_t h = hash_values(f, values);
+    double v = 0;
+
+    pthread_mutex_lock(&f->lock);
+    for (struct series *s = f->table[h % f->table_size]; s; s = s->hnext)
+        if (s->hash == h && same_values(f, s, values)) {
+            v = f->type == KF_METRIC_HISTOGRAM ? (double)s->count : s->value;
+            break;
+        }
+    pthread_mutex_unlock(&f->lock);
+    return v;
+}
+
+/* --- exposition ------------------------------------------------------- */
+
+static void add_number(struct kf_strbuf *out, double v)
+{
+    char buf[40];
+
+    if (isnan(v)) {
+        kf_strbuf_addstr(out, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        kf_strbuf_addstr(out, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    /* The shortest of %.15g / %.17g that reads back as the same double. */
+    snprintf(buf, sizeof(buf), "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, sizeof(buf), "%.17g", v);
+    kf_strbuf_addstr(out, buf);
+}
+
+static void add_escaped(struct kf_strbuf *out, const char *s, bool quote)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            kf_strbuf_addstr(out, "\\\\");
+        else if (*s == '\n')
+            kf_strbuf_addstr(out, "\\n");
+        else if (quote && *s == '"')
+            kf_strbuf_addstr(out, "\\\"");
+        else
+            kf_strbuf_addch(out, *s);
+    }
+}
+
+/* {a="x",b="y"[,le="0.5"]} or nothing. */
+static void add_labels(struct kf_strbuf *out, const struct kf_metric *f, const struct series *s,
+                       const char *le)
+{
+    size_t n = 0;
+
+    if (f->n_labels == 0 && !le)
+        return;
+    kf_strbuf_addch(out, '{');
+    for (size_t i = 0; i < f->n_labels; i++, n++) {
+        kf_strbuf_addf(out, "%s%s=\"", n ? "," : "", f->labels[i]);
+        add_escaped(out, s->values[i], true);
+        kf_strbuf_addch(out, '"');
+    }
+    if (le)
+        kf_strbuf_addf(out, "%sle=\"%s\"", n ? "," : "", le);
+    kf_strbuf_addch(out, '}');
+}
+
+static void write_family(struct kf_metric *f, struct kf_strbuf *out)
+{
+    static const char *const type_names[] = {
+        [KF_METRIC_COUNTER] = "counter",
+        [KF_METRIC_GAUGE] = "gauge",
+        [KF_METRIC_HISTOGRAM] = "histogram",
+    };
+
+    pthread_mutex_lock(&f->lock);
+    if (f->collect) {
+        clear_series(f);
+        f->collect(f, f->collect_arg);
+    }
+    kf_strbuf_addf(out, "# HELP %s ", f->name);
+    add_escaped(out, f->help, false);
+    kf_strbuf_addf(out, "\n# TYPE %s %s\n", f->name, type_names[f->type]);
+    for (size_t i = 0; i < f->n_series; i++) {
+        const struct series *s = f->series[i];
+
+        if (f->type != KF_METRIC_HISTOGRAM) {
+            kf_strbuf_addstr(out, f->name);
+            add_labels(out, f, s, NULL);
+            kf_strbuf_addch(out, ' ');
+            add_number(out, s->value);
+            kf_strbuf_addch(out, '\n');
+            continue;
+        }
+        uint64_t cum = 0;
+
+        for (size_t b = 0; b <= f->n_bounds; b++) {
+            char le[40];
+
+            cum += s->bucket[b];
+            if (b < f->n_bounds) {
+                struct kf_strbuf tmp = KF_STRBUF_INIT;
+
+                add_number(&tmp, f->bounds[b]);
+                snprintf(le, sizeof(le), "%s", tmp.buf);
+                kf_strbuf_release(&tmp);
+            } else {
+                snprintf(le, sizeof(le), "+Inf");
+            }
+            kf_strbuf_addf(out, "%s_bucket", f->name);
+            add_labels(out, f, s, le);
+            kf_strbuf_addf(out, " %llu\n", (unsigned long long)cum);
+        }
+        kf_strbuf_addf(out, "%s_sum", f->name);
+        add_labels(out, f, s, NULL);
+        kf_strbuf_addch(out, ' ');
+        add_number(out, s->value);
+        kf_strbuf_addf(out, "\n%s_count", f->name);
+        add_labels(out, f, s, NULL);
+        kf_strbuf_addf(out, " %llu\n", (unsigned long long)s->count);
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+int kf_metrics_write(struct kf_metrics *m, struct kf_strbuf *out)
+{
+    size_t n;
+
+    /* Families are only ever appended, so a snapshot of the count is a
+     * consistent list to walk without holding the registry lock. */
+    pthread_mutex_lock(&m->lock);
+    n = m->n;
+    pthread_mutex_unlock(&m->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct kf_metric *f;
+
+        pthread_mutex_lock(&m->lock);
+        f = m->families[i];
+        pthread_mutex_unlock(&m->lock);
+        write_family(f, out);
+    }
+    return out->overflowed ? -E2BIG : 0;
+}
+
+/* --- process metrics -------------------------------------------------- */
+
+enum process_what {
+    PROC_CPU,
+    PROC_RSS,
+    PROC_VSIZE,
+    PROC_OPEN_FDS,
+    PROC_MAX_FDS,
+    PROC_START,
+};
+
+/* Fields 14 (utime), 15 (stime), 22 (starttime), 23 (vsize), 24 (rss) of
+ * /proc/self/stat; the command name (field 2) may hold spaces, so parsing
+ * starts after its closing parenthesis. */
+static int read_stat(double *utime, double *stime, double *start, double *vsize, double *rss)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n;
+    char *p, *save = NULL;
+    int field = 3;
+
+    if (!f)
+        return -errno;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    if (!p)
+        return -EINVAL;
+    for (char *t = strtok_r(p + 2, " ", &save); t; t = strtok_r(NULL, " ", &save), field++) {
+        double v = strtod(t, NULL);
+
+        if (field == 14)
+            *utime = v;
+        else if (field == 15)
+            *stime = v;
+        else if (field == 22)
+            *start = v;
+        else if (field == 23)
+            *vsize = v;
+        else if (field == 24) {
+            *rss = v;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static double boot_time(void)
+{
+    char line[256];
+    FILE *f = fopen("/proc/stat", "r");
+    double bt = 0;
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "btime ", 6) == 0) {
+            bt = strtod(line + 6, NULL);
+            break;
+        }
+    fclose(f);
+    return bt;
+}
+
+static void process_collect(struct kf_metric *f, void *arg)
+{
+    enum process_what what = (enum process_what)(intptr_t)arg;
+    double utime = 0, stime = 0, start = 0, vsize = 0, rss = 0;
+    double ticks = (double)sysconf(_SC_CLK_TCK);
+    double page = (double)sysconf(_SC_PAGESIZE);
+
+    if (what == PROC_OPEN_FDS) {
+        DIR *d = opendir("/proc/self/fd");
+        double n = 0;
+
+        if (!d)
+            return;
+        while (readdir(d))
+            n++;
+        closedir(d);
+        kf_metric_set(f, NULL, n - 3); /* ".", ".." and the directory's own fd */
+        return;
+    }
+    if (what == PROC_MAX_FDS) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+            kf_metric_set(f, NULL, (double)rl.rlim_cur);
+        return;
+    }
+    if (read_stat(&utime, &stime, &start, &vsize, &rss) < 0)
+        return;
+    switch (what) {
+    case PROC_CPU:
+        kf_metric_set(f, NULL, (utime + stime) / ticks);
+        break;
+    case PROC_RSS:
+        kf_metric_set(f, NULL, rss * page);
+        break;
+    case PROC_VSIZE:
+        kf_metric_set(f, NULL, vsize);
+        break;
+    case PROC_START:
+        kf_metric_set(f, NULL, boot_time() + start / ticks);
+        break;
+    default:
+        break;
+    }
+}
+
+void kf_metrics_add_process(struct kf_metrics *m)
+{
+    static const struct {
+        enum process_what what;
+        enum kf_metric_type type;
+        const char *name, *help;
+    } table[] = {
+        { PROC_CPU, KF_METRIC_COUNTER, "process_cpu_seconds_total",
+          "Total user and system CPU time spent in seconds." },
+        { PROC_RSS, KF_METRIC_GAUGE, "process_resident_memory_bytes",
+          "Resident memory size in bytes." },
+        { PROC_VSIZE, KF_METRIC_GAUGE, "process_virtual_memory_bytes",
+          "Virtual memory size in bytes." },
+        { PROC_OPEN_FDS, KF_METRIC_GAUGE, "process_open_fds", "Number of open file descriptors." },
+        { PROC_MAX_FDS, KF_METRIC_GAUGE, "process_max_fds",
+          "Maximum number of open file descriptors." },
+        { PROC_START, KF_METRIC_GAUGE, "process_start_time_seconds",
+          "Start time of the process since unix epoch in seconds." },
+    };
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(table); i++)
+        kf_metrics_collected(m, table[i].type, table[i].name, table[i].help, NULL, process_collect,
+                             (void *)(intptr_t)table[i].what);
+}
