@@ -1,0 +1,84 @@
+/* api.h: kfleetd's HTTP API server (Kubernetes conventions, so kubectl works).
+ *
+ * One struct kf_api serves one registry over HTTP/1.1 on libmicrohttpd:
+ *   /apis/kfleet.io/v1/<plural>[/<name>[/status]]   objects (every verb)
+ *   /api, /apis, /apis/kfleet.io[/v1], /version      discovery
+ *   /openapi/v2, /openapi/v3[/apis/kfleet.io/v1]     schemas for kubectl
+ *   /healthz, /livez, /readyz, /metrics              operations
+ * Errors are Kubernetes Status objects. Watches do not hold a thread: a
+ * watch connection is suspended while it has nothing to send and resumed
+ * by the store's watch hub (see docs/internals/api.md).
+ *
+ * Authentication is a static token file (lines "token,user,role"; roles
+ * admin, editor, viewer, agent). Without one every request is allowed, and
+ * kf_api_start refuses a listen address that is not loopback.
+ *
+ * Lifecycle: kf_api_new (nothing listens yet), kf_api_start (binds and
+ * serves from its own threads), kf_api_stop (stops accepting, ends every
+ * watch cleanly, waits for in-flight requests), kf_api_free.
+ */
+#ifndef KF_API_H
+#define KF_API_H
+
+#include "kfleet/base.h"
+
+struct kf_metrics;
+struct kf_registry;
+struct kf_strbuf;
+struct kf_api;
+
+#define KF_API_DEFAULT_LISTEN "127.0.0.1:7480"
+
+struct kf_api_config {
+    const char *listen;                /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
+    const char *token_file;            /* NULL: no authentication (loopback only) */
+    unsigned int threads;              /* request threads (each runs an epoll loop); 0: default */
+    unsigned int max_connections;      /* open connections, watches included */
+    unsigned int connection_timeout_s; /* idle connections (slow clients) are closed */
+    size_t max_body;                   /* request body cap; 0: KF_OBJ_MAX_BYTES */
+    size_t max_uri;                    /* request line cap (path + query) */
+    /* Watches: the server ends a watch after timeoutSeconds, or after
+     * watch_timeout_s (+ up to 100 % jitter, as Kubernetes does) when the
+     * client gives none; BOOKMARKs every bookmark_interval_ms when asked. */
+    unsigned int watch_timeout_s;
+    unsigned int watch_timeout_max_s;
+    unsigned int bookmark_interval_ms;
+};
+
+/* Fills the defaults: 127.0.0.1:7480, no tokens, 4 threads, 10,000
+ * connections, 60 s idle timeout, KF_OBJ_MAX_BYTES bodies, 16 KiB URIs,
+ * 30 min watches (max 1 h), bookmarks every 10 s. */
+void kf_api_config_init(struct kf_api_config *c);
+
+/* Checks the configuration and reads the token file. The registry (and its
+ * store) and metrics are borrowed and must outlive the server; metrics may
+ * be NULL (then /metrics serves a registry of the server's own). The server
+ * adds its families (kfleet_api_*, kfleet_store_*) to metrics; some are
+ * computed from the server at scrape time, so do not write metrics out
+ * after kf_api_free. Nothing
+ * listens until kf_api_start. -EINVAL with a message for a bad listen
+ * address, an unreadable or malformed token file, or a non-loopback address
+ * without a token file. */
+int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf_metrics *metrics,
+               struct kf_api **ret, struct kf_strbuf *err);
+/* Binds and starts serving. -EADDRINUSE etc. with a message. */
+int kf_api_start(struct kf_api *api, struct kf_strbuf *err);
+/* The port actually bound (useful with port 0); 0 before kf_api_start. */
+uint16_t kf_api_port(const struct kf_api *api);
+/* Re-reads the token file (SIGHUP). On error the old tokens stay. */
+int kf_api_reload_tokens(struct kf_api *api, struct kf_strbuf *err);
+/* Stops accepting, ends every open watch (the client sees the stream end),
+ * finishes in-flight requests and stops the threads. Idempotent. */
+void kf_api_stop(struct kf_api *api);
+/* Stops if needed and frees. NULL is fine. */
+void kf_api_free(struct kf_api *api);
+
+/* Splits "HOST:PORT" / "[V6]:PORT". -EINVAL with a message on a bad one;
+ * ret_host is allocated (without brackets). */
+int kf_api_parse_listen(const char *listen, char **ret_host, uint16_t *ret_port,
+                        struct kf_strbuf *err);
+/* True when every address HOST resolves to is a loopback address
+ * (127.0.0.0/8, ::1, "localhost"). */
+bool kf_api_host_is_loopback(const char *host);
+
+#endif

@@ -1,0 +1,447 @@
+/* api-discovery.c: what kubectl reads before it touches an object:
+ * /api and /api/v1 (the core group, empty here), /apis and /apis/kfleet.io
+ * (APIGroupList, APIGroup), /apis/kfleet.io/v1 (APIResourceList with verbs,
+ * short names and categories), /version, and the OpenAPI documents.
+ *
+ * kubectl 1.32 asks for aggregated discovery first; answering with plain
+ * application/json makes it fall back to these legacy documents. OpenAPI v3
+ * is what kubectl uses to decide how to patch on `apply` and whether the
+ * server validates fields (fieldValidation): each PATCH operation lists
+ * merge-patch and json-patch bodies only, so kubectl sends merge patches;
+ * and each lists the fieldValidation parameter, so kubectl leaves
+ * validation to the server instead of downloading OpenAPI v2 as protobuf.
+ * /openapi/v2 is served as JSON for tools that ask for it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kfleet/error.h"
+#include "kfleet/json.h"
+#include "kfleet/kind.h"
+#include "kfleet/obj.h"
+#include "api/api-internal.h"
+
+#define SCHEMA_PREFIX "io.kfleet.v1."
+
+static json_t *gvk(const struct kf_kind *k)
+{
+    return json_pack("{s:s, s:s, s:s}", "group", KF_API_GROUP, "version", KF_API_VERSION_NAME,
+                     "kind", k->kind);
+}
+
+static json_t *group_version(void)
+{
+    return json_pack("{s:s, s:s}", "groupVersion", KF_API_VERSION, "version", KF_API_VERSION_NAME);
+}
+
+static json_t *api_group(void)
+{
+    json_t *g = json_object();
+
+    json_object_set_new(g, "name", json_string(KF_API_GROUP));
+    json_object_set_new(g, "versions", json_pack("[o]", group_version()));
+    json_object_set_new(g, "preferredVersion", group_version());
+    return g;
+}
+
+static json_t *string_array(const char *const *items)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; items && items[i]; i++)
+        json_array_append_new(a, json_string(items[i]));
+    return a;
+}
+
+static json_t *resource_list(void)
+{
+    static const char *const verbs[] = { "create", "delete", "deletecollection",
+                                         "get",    "list",   "patch",
+                                         "update", "watch",  NULL };
+    static const char *const system_verbs[] = { "delete", "deletecollection",
+                                                "get",    "list",
+                                                "watch",  NULL };
+    static const char *const status_verbs[] = { "get", "patch", "update", NULL };
+    static const char *const categories[] = { "kfleet", NULL };
+    json_t *list = json_object(), *resources = json_array();
+    size_t n;
+    const struct kf_kind *const *kinds = kf_kinds(&n);
+
+    json_object_set_new(list, "kind", json_string("APIResourceList"));
+    json_object_set_new(list, "apiVersion", json_string("v1"));
+    json_object_set_new(list, "groupVersion", json_string(KF_API_VERSION));
+    for (size_t i = 0; i < n; i++) {
+        const struct kf_kind *k = kinds[i];
+        json_t *r = json_object();
+
+        json_object_set_new(r, "name", json_string(k->plural));
+        json_object_set_new(r, "singularName", json_string(k->singular));
+        json_object_set_new(r, "namespaced", json_false());
+        json_object_set_new(r, "kind", json_string(k->kind));
+        json_object_set_new(r, "verbs", string_array(k->system ? system_verbs : verbs));
+        if (k->short_names && k->short_names[0])
+            json_object_set_new(r, "shortNames", string_array(k->short_names));
+        json_object_set_new(r, "categories", string_array(categories));
+        json_array_append_new(resources, r);
+        if (k->has_status) {
+            char *name = kf_xasprintf("%s/status", k->plural);
+
+            r = json_object();
+            json_object_set_new(r, "name", json_string(name));
+            json_object_set_new(r, "singularName", json_string(""));
+            json_object_set_new(r, "namespaced", json_false());
+            json_object_set_new(r, "kind", json_string(k->kind));
+            json_object_set_new(r, "verbs", string_array(status_verbs));
+            json_array_append_new(resources, r);
+            free(name);
+        }
+    }
+    json_object_set_new(list, "resources", resources);
+    return list;
+}
+
+/* --- OpenAPI ---------------------------------------------------------------- */
+
+static json_t *param(const char *name, const char *in, const char *type, const char *desc)
+{
+    json_t *p = json_object();
+
+    json_object_set_new(p, "name", json_string(name));
+    json_object_set_new(p, "in", json_string(in));
+    json_object_set_new(p, "description", json_string(desc));
+    json_object_set_new(p, "schema", json_pack("{s:s}", "type", type));
+    if (strcmp(in, "path") == 0)
+        json_object_set_new(p, "required", json_true());
+    else
+        json_object_set_new(p, "uniqueItems", json_true());
+    return p;
+}
+
+static json_t *write_params(void)
+{
+    return json_pack(
+        "[o,o,o]",
+        param("fieldValidation", "query", "string",
+              "Unknown or duplicate fields are always rejected (Strict); Warn and Ignore are "
+              "accepted and treated as Strict."),
+        param("fieldManager", "query", "string", "Accepted and ignored."),
+        param("dryRun", "query", "string", "Not supported: the request is refused."));
+}
+
+static json_t *list_params(void)
+{
+    return json_pack(
+        "[o,o,o,o,o,o,o,o,o]",
+        param("labelSelector", "query", "string", "Only objects whose labels match."),
+        param("fieldSelector", "query", "string", "Only objects whose fields match."),
+        param("limit", "query", "integer", "At most this many objects; see continue."),
+        param("continue", "query", "string", "The token of the previous page."),
+        param("resourceVersion", "query", "string", "List or watch from this version."),
+        param("resourceVersionMatch", "query", "string", "NotOlderThan or Exact."),
+        param("watch", "query", "boolean", "Stream ADDED, MODIFIED and DELETED events."),
+        param("allowWatchBookmarks", "query", "boolean", "Send BOOKMARK events."),
+        param("timeoutSeconds", "query", "integer", "End the watch after this long."));
+}
+
+static json_t *ref_content(const char *schema_name, bool v3)
+{
+    char *ref = kf_xasprintf("#/%s/%s", v3 ? "components/schemas" : "definitions", schema_name);
+    json_t *schema = json_pack("{s:s}", "$ref", ref);
+
+    free(ref);
+    return schema;
+}
+
+static json_t *operation(const struct kf_kind *k, const char *action, const char *id_verb,
+                         const char *suffix, const char *body_schema, bool patch, bool v3)
+{
+    json_t *op = json_object(), *params = json_array(), *responses = json_object();
+    char *id = kf_xasprintf("%s%s%s", id_verb, k->kind, suffix);
+    char *schema_name = kf_xasprintf(SCHEMA_PREFIX "%s", k->kind);
+    const char *resp_schema = strcmp(action, "list") == 0 ? NULL : schema_name;
+    char *list_name = kf_xasprintf(SCHEMA_PREFIX "%sList", k->kind);
+    json_t *resp = json_pack("{s:s}", "description", "OK");
+
+    json_object_set_new(op, "operationId", json_string(id));
+    json_object_set_new(op, "tags", json_pack("[s]", "kfleetIo_v1"));
+    {
+        json_t *extra = NULL;
+
+        if (strcmp(action, "list") == 0)
+            extra = list_params();
+        else if (body_schema)
+            extra = write_params();
+        if (extra) {
+            json_array_extend(params, extra);
+            json_decref(extra);
+        }
+    }
+    if (body_schema) {
+        if (v3) {
+            json_t *content = json_object();
+
+            if (patch) {
+                json_object_set_new(content, "application/merge-patch+json",
+                                    json_pack("{s:{s:s}}", "schema", "type", "object"));
+                json_object_set_new(content, "application/json-patch+json",
+                                    json_pack("{s:{s:s}}", "schema", "type", "array"));
+            } else {
+                json_object_set_new(content, "application/json",
+                                    json_pack("{s:o}", "schema", ref_content(body_schema, v3)));
+            }
+            json_object_set_new(op, "requestBody",
+                                json_pack("{s:o, s:b}", "content", content, "required", 1));
+        } else {
+            json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:o}", "name", "body", "in",
+                                                    "body", "required", 1, "schema",
+                                                    patch ? json_pack("{s:s}", "type", "object")
+                                                          : ref_content(body_schema, v3)));
+            if (patch)
+                json_object_set_new(op, "consumes",
+                                    json_pack("[s,s]", "application/merge-patch+json",
+                                              "application/json-patch+json"));
+        }
+    }
+    if (v3)
+        json_object_set_new(resp, "content",
+                            json_pack("{s:{s:o}}", "application/json", "schema",
+                                      ref_content(resp_schema ? resp_schema : list_name, v3)));
+    else
+        json_object_set_new(resp, "schema", ref_content(resp_schema ? resp_schema : list_name, v3));
+    json_object_set_new(responses, "200", resp);
+    if (strcmp(action, "post") == 0)
+        json_object_set_new(responses, "201", json_deep_copy(resp));
+    json_object_set_new(op, "responses", responses);
+    json_object_set_new(op, "parameters", params);
+    json_object_set_new(op, "x-kubernetes-action", json_string(action));
+    json_object_set_new(op, "x-kubernetes-group-version-kind", gvk(k));
+    free(id);
+    free(schema_name);
+    free(list_name);
+    return op;
+}
+
+static void add_paths(json_t *paths, const struct kf_kind *k, bool v3)
+{
+    char *base = kf_xasprintf("/apis/" KF_API_VERSION "/%s", k->plural);
+    char *obj = kf_xasprintf("%s/{name}", base);
+    char *status = kf_xasprintf("%s/{name}/status", base);
+    char *schema = kf_xasprintf(SCHEMA_PREFIX "%s", k->kind);
+    json_t *p;
+
+    p = json_object();
+    json_object_set_new(p, "get", operation(k, "list", "list", "", NULL, false, v3));
+    if (!k->system)
+        json_object_set_new(p, "post", operation(k, "post", "create", "", schema, false, v3));
+    json_object_set_new(p, "delete",
+                        operation(k, "deletecollection", "deletecollection", "", NULL, false, v3));
+    json_object_set_new(paths, base, p);
+
+    p = json_object();
+    json_object_set_new(p, "get", operation(k, "get", "read", "", NULL, false, v3));
+    if (!k->system) {
+        json_object_set_new(p, "put", operation(k, "put", "replace", "", schema, false, v3));
+        json_object_set_new(p, "patch", operation(k, "patch", "patch", "", schema, true, v3));
+    }
+    json_object_set_new(p, "delete", operation(k, "delete", "delete", "", NULL, false, v3));
+    json_object_set_new(p, "parameters",
+                        json_pack("[o]", param("name", "path", "string", "The object's name.")));
+    json_object_set_new(paths, obj, p);
+
+    if (k->has_status) {
+        p = json_object();
+        json_object_set_new(p, "get", operation(k, "get", "read", "Status", NULL, false, v3));
+        json_object_set_new(p, "put", operation(k, "put", "replace", "Status", schema, false, v3));
+        json_object_set_new(p, "patch", operation(k, "patch", "patch", "Status", schema, true, v3));
+        json_object_set_new(
+            p, "parameters",
+            json_pack("[o]", param("name", "path", "string", "The object's name.")));
+        json_object_set_new(paths, status, p);
+    }
+    free(base);
+    free(obj);
+    free(status);
+    free(schema);
+}
+
+/* The kind's schema, with the extension kubectl uses to find it. */
+static json_t *kind_schema(const struct kf_kind *k)
+{
+    json_t *s = kf_kind_openapi_schema(k);
+
+    if (!json_is_object(s)) {
+        json_decref(s);
+        s = json_pack("{s:s}", "type", "object");
+    }
+    json_object_set_new(s, "x-kubernetes-group-version-kind", json_pack("[o]", gvk(k)));
+    if (k->description && !json_object_get(s, "description"))
+        json_object_set_new(s, "description", json_string(k->description));
+    return s;
+}
+
+static json_t *list_schema(const struct kf_kind *k, bool v3)
+{
+    char *item = kf_xasprintf(SCHEMA_PREFIX "%s", k->kind);
+    char *desc = kf_xasprintf("A list of %s objects.", k->kind);
+    json_t *s = json_object(), *props = json_object();
+    json_t *list_gvk = gvk(k);
+    char *list_kind = kf_xasprintf("%sList", k->kind);
+
+    json_object_set_new(list_gvk, "kind", json_string(list_kind));
+    json_object_set_new(s, "description", json_string(desc));
+    json_object_set_new(s, "type", json_string("object"));
+    json_object_set_new(props, "apiVersion", json_pack("{s:s}", "type", "string"));
+    json_object_set_new(props, "kind", json_pack("{s:s}", "type", "string"));
+    json_object_set_new(props, "metadata", json_pack("{s:s}", "type", "object"));
+    json_object_set_new(props, "items",
+                        json_pack("{s:s, s:o}", "type", "array", "items", ref_content(item, v3)));
+    json_object_set_new(s, "properties", props);
+    json_object_set_new(s, "required", json_pack("[s]", "items"));
+    json_object_set_new(s, "x-kubernetes-group-version-kind", json_pack("[o]", list_gvk));
+    free(item);
+    free(desc);
+    free(list_kind);
+    return s;
+}
+
+static char *build_openapi(bool v3, size_t *ret_len)
+{
+    json_t *doc = json_object(), *paths = json_object(), *schemas = json_object();
+    size_t n;
+    const struct kf_kind *const *kinds = kf_kinds(&n);
+    char *text;
+
+    if (v3)
+        json_object_set_new(doc, "openapi", json_string("3.0.0"));
+    else
+        json_object_set_new(doc, "swagger", json_string("2.0"));
+    json_object_set_new(doc, "info",
+                        json_pack("{s:s, s:s}", "title", "kfleet", "version", "v" KF_VERSION));
+    for (size_t i = 0; i < n; i++) {
+        char *name = kf_xasprintf(SCHEMA_PREFIX "%s", kinds[i]->kind);
+        char *list = kf_xasprintf(SCHEMA_PREFIX "%sList", kinds[i]->kind);
+
+        add_paths(paths, kinds[i], v3);
+        json_object_set_new(schemas, name, kind_schema(kinds[i]));
+        json_object_set_new(schemas, list, list_schema(kinds[i], v3));
+        free(name);
+        free(list);
+    }
+    json_object_set_new(doc, "paths", paths);
+    if (v3)
+        json_object_set_new(doc, "components", json_pack("{s:o}", "schemas", schemas));
+    else
+        json_object_set_new(doc, "definitions", schemas);
+    text = kf_json_dump(doc, ret_len);
+    json_decref(doc);
+    return text;
+}
+
+static void ensure_docs(struct kf_api *api)
+{
+    pthread_mutex_lock(&api->docs_lock);
+    if (!api->openapi_v3) {
+        uint64_t h = 1469598103934665603ull;
+
+        api->openapi_v3 = build_openapi(true, &api->openapi_v3_len);
+        for (size_t i = 0; i < api->openapi_v3_len; i++) {
+            h ^= (unsigned char)api->openapi_v3[i];
+            h *= 1099511628211ull;
+        }
+        snprintf(api->openapi_v3_hash, sizeof(api->openapi_v3_hash), "%016llX",
+                 (unsigned long long)h);
+        api->openapi_v2 = build_openapi(false, &api->openapi_v2_len);
+    }
+    pthread_mutex_unlock(&api->docs_lock);
+}
+
+void api_discovery_free(struct kf_api *api)
+{
+    free(api->openapi_v3);
+    free(api->openapi_v2);
+    api->openapi_v3 = api->openapi_v2 = NULL;
+}
+
+static int reply_bytes(struct api_request *req, const char *bytes, size_t len)
+{
+    struct kf_strbuf body = KF_STRBUF_INIT;
+
+    kf_strbuf_add(&body, bytes, len);
+    return api_reply(req, MHD_HTTP_OK, "application/json", &body);
+}
+
+/* Whether the Accept header allows JSON (absent allows everything). */
+static bool accepts_json(struct api_request *req)
+{
+    const char *accept = api_header(req, MHD_HTTP_HEADER_ACCEPT);
+
+    return !accept || !*accept || strstr(accept, "application/json") || strstr(accept, "*/*");
+}
+
+int api_serve_discovery(struct api_request *req)
+{
+    struct kf_api *api = req->api;
+    json_t *v;
+
+    switch (req->route) {
+    case ROUTE_API:
+        v = json_object();
+        json_object_set_new(v, "kind", json_string("APIVersions"));
+        json_object_set_new(v, "versions", json_pack("[s]", "v1"));
+        json_object_set_new(
+            v, "serverAddressByClientCIDRs",
+            json_pack("[{s:s, s:s}]", "clientCIDR", "0.0.0.0/0", "serverAddress", api->listen));
+        return api_reply_json(req, MHD_HTTP_OK, v);
+    case ROUTE_API_V1:
+        return api_reply_json(req, MHD_HTTP_OK,
+                              json_pack("{s:s, s:s, s:[]}", "kind", "APIResourceList",
+                                        "groupVersion", "v1", "resources"));
+    case ROUTE_APIS:
+        v = json_object();
+        json_object_set_new(v, "kind", json_string("APIGroupList"));
+        json_object_set_new(v, "apiVersion", json_string("v1"));
+        json_object_set_new(v, "groups", json_pack("[o]", api_group()));
+        return api_reply_json(req, MHD_HTTP_OK, v);
+    case ROUTE_APIS_GROUP:
+        v = api_group();
+        json_object_set_new(v, "kind", json_string("APIGroup"));
+        json_object_set_new(v, "apiVersion", json_string("v1"));
+        return api_reply_json(req, MHD_HTTP_OK, v);
+    case ROUTE_APIS_GV:
+        return api_reply_json(req, MHD_HTTP_OK, resource_list());
+    case ROUTE_VERSION:
+        v = json_object();
+        json_object_set_new(v, "major", json_string("0"));
+        json_object_set_new(v, "minor", json_string("1"));
+        json_object_set_new(v, "gitVersion", json_string("v" KF_VERSION));
+        json_object_set_new(v, "gitCommit", json_string(""));
+        json_object_set_new(v, "gitTreeState", json_string(""));
+        json_object_set_new(v, "buildDate", json_string(""));
+        json_object_set_new(v, "goVersion", json_string(""));
+        json_object_set_new(v, "compiler", json_string("gcc"));
+        json_object_set_new(v, "platform", json_string("linux/amd64"));
+        json_object_set_new(v, "kfleetVersion", json_string(KF_VERSION));
+        return api_reply_json(req, MHD_HTTP_OK, v);
+    case ROUTE_OPENAPI_V3: {
+        char *url;
+
+        ensure_docs(api);
+        url = kf_xasprintf("/openapi/v3/apis/" KF_API_VERSION "?hash=%s", api->openapi_v3_hash);
+        v = json_pack("{s:{s:{s:s}}}", "paths", "apis/" KF_API_VERSION, "serverRelativeURL", url);
+        free(url);
+        return api_reply_json(req, MHD_HTTP_OK, v);
+    }
+    case ROUTE_OPENAPI_V3_GV:
+        ensure_docs(api);
+        return reply_bytes(req, api->openapi_v3, api->openapi_v3_len);
+    case ROUTE_OPENAPI_V2:
+        if (!accepts_json(req))
+            return api_reply_status_http(req, MHD_HTTP_NOT_ACCEPTABLE, "NotAcceptable",
+                                         "/openapi/v2 is served as application/json only");
+        ensure_docs(api);
+        return reply_bytes(req, api->openapi_v2, api->openapi_v2_len);
+    default:
+        return api_reply_statusf(req, -KF_ENOTFOUND, "the server could not find \"%s\"", req->path);
+    }
+}

@@ -1,0 +1,359 @@
+/* api-http.c: the HTTP plumbing of the API server: decoding the request
+ * target (libmicrohttpd's own decoding does not turn '+' into a space, which
+ * Go clients such as kubectl use in selectors, so the raw target is decoded
+ * here), listen addresses, replies and Kubernetes Status objects. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "kfleet/error.h"
+#include "kfleet/json.h"
+#include "kfleet/kind.h"
+#include "kfleet/obj.h"
+#include "api/api-internal.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..len) into a new string; '+' becomes a space when
+ * plus_is_space (query strings). */
+static int decode(const char *s, size_t len, bool plus_is_space, char **ret, struct kf_strbuf *err)
+{
+    char *out = kf_xmalloc(len + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (c == '%') {
+            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0) {
+                free(out);
+                return kf_err(err, -EBADMSG,
+                              "malformed percent escape at byte %zu of the request target", i);
+            }
+            c = (char)(hi * 16 + lo);
+            if (c == '\0') {
+                free(out);
+                return kf_err(err, -EBADMSG, "the request target contains a NUL byte (%%00)");
+            }
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    *ret = out;
+    return 0;
+}
+
+void api_query_release(struct api_query *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        free(q->keys[i]);
+        free(q->values[i]);
+    }
+    free(q->keys);
+    free(q->values);
+    memset(q, 0, sizeof(*q));
+}
+
+int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
+                  struct kf_strbuf *err)
+{
+    const char *qmark = strchr(raw, '?');
+    size_t plen = qmark ? (size_t)(qmark - raw) : strlen(raw);
+    struct api_query q = { 0 };
+    char *path;
+    int r;
+
+    r = decode(raw, plen, false, &path, err);
+    if (r < 0)
+        return r;
+    if (qmark) {
+        const char *p = qmark + 1;
+
+        while (*p) {
+            const char *amp = strchr(p, '&');
+            size_t len = amp ? (size_t)(amp - p) : strlen(p);
+            const char *eq = memchr(p, '=', len);
+            char *k = NULL, *v = NULL;
+
+            if (len > 0) {
+                size_t klen = eq ? (size_t)(eq - p) : len;
+
+                r = decode(p, klen, true, &k, err);
+                if (r == 0)
+                    r = eq ? decode(eq + 1, len - klen - 1, true, &v, err)
+                           : (v = kf_xstrdup(""), 0);
+                if (r < 0) {
+                    free(k);
+                    free(path);
+                    api_query_release(&q);
+                    return r;
+                }
+                KF_GROW(q.keys, q.alloc, q.n);
+                q.values = kf_xrealloc(q.values, q.alloc * sizeof(*q.values));
+                q.keys[q.n] = k;
+                q.values[q.n] = v;
+                q.n++;
+            }
+            if (!amp)
+                break;
+            p = amp + 1;
+        }
+    }
+    *ret_path = path;
+    *ret_query = q;
+    return 0;
+}
+
+const char *api_query_get(const struct api_query *q, const char *key)
+{
+    for (size_t i = q->n; i > 0; i--)
+        if (strcmp(q->keys[i - 1], key) == 0)
+            return q->values[i - 1];
+    return NULL;
+}
+
+int api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err)
+{
+    const char *v = api_query_get(q, key);
+
+    if (!v || !*v || strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+        /* "?watch" alone means true, as in Kubernetes */
+        *ret = v && !*v;
+        return 0;
+    }
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+        *ret = true;
+        return 0;
+    }
+    return kf_err(err, -EBADMSG, "query parameter \"%s\" must be true or false, not \"%s\"", key,
+                  v);
+}
+
+const char *api_header(struct api_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* --- listen addresses --------------------------------------------------- */
+
+int kf_api_parse_listen(const char *listen, char **ret_host, uint16_t *ret_port,
+                        struct kf_strbuf *err)
+{
+    const char *colon, *host_start, *host_end;
+    int64_t port;
+
+    if (!listen || !*listen)
+        return kf_err(err, -EINVAL, "empty listen address: use HOST:PORT, e.g. 127.0.0.1:7480");
+    if (listen[0] == '[') {
+        host_start = listen + 1;
+        host_end = strchr(listen, ']');
+        if (!host_end || host_end[1] != ':')
+            return kf_err(err, -EINVAL, "listen address \"%s\": use [IPV6]:PORT", listen);
+        colon = host_end + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon || strchr(listen, ':') != colon)
+            return kf_err(err, -EINVAL,
+                          "listen address \"%s\": use HOST:PORT (IPv6 as [ADDR]:PORT)", listen);
+        host_start = listen;
+        host_end = colon;
+    }
+    if (kf_parse_int64(colon + 1, &port) < 0 || port < 0 || port > 65535)
+        return kf_err(err, -EINVAL, "listen address \"%s\": port must be 0..65535", listen);
+    if (host_end == host_start)
+        return kf_err(err, -EINVAL, "listen address \"%s\" has no host (0.0.0.0 for every one)",
+                      listen);
+    *ret_host = kf_xstrndup(host_start, (size_t)(host_end - host_start));
+    *ret_port = (uint16_t)port;
+    return 0;
+}
+
+bool kf_api_host_is_loopback(const char *host)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    bool loopback = true;
+
+    if (!host || !*host)
+        return false;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+        return false;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            const struct sockaddr_in *sin = (const struct sockaddr_in *)a->ai_addr;
+
+            if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127)
+                loopback = false;
+        } else if (a->ai_family == AF_INET6) {
+            const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)a->ai_addr;
+
+            if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+                loopback = false;
+        } else {
+            loopback = false;
+        }
+    }
+    freeaddrinfo(res);
+    return loopback;
+}
+
+/* --- replies ------------------------------------------------------------ */
+
+int api_reply(struct api_request *req, unsigned int code, const char *content_type,
+              struct kf_strbuf *body)
+{
+    struct MHD_Response *resp;
+    size_t len;
+    char *buf = kf_strbuf_detach(body, &len);
+    enum MHD_Result r;
+
+    resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
+    if (code == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"kfleet\"");
+    r = MHD_queue_response(req->conn, code, resp);
+    MHD_destroy_response(resp);
+    req->replied = true;
+    req->status = code;
+    return r;
+}
+
+int api_reply_text(struct api_request *req, unsigned int code, const char *text)
+{
+    struct kf_strbuf body = KF_STRBUF_INIT;
+
+    kf_strbuf_addstr(&body, text);
+    return api_reply(req, code, "text/plain; charset=utf-8", &body);
+}
+
+int api_reply_json(struct api_request *req, unsigned int code, json_t *v)
+{
+    struct kf_strbuf body = KF_STRBUF_INIT;
+    int r;
+
+    kf_json_dump_sb(v, &body);
+    json_decref(v);
+    r = api_reply(req, code, "application/json", &body);
+    kf_strbuf_release(&body);
+    return r;
+}
+
+void api_resource_name(const struct kf_kind *k, struct kf_strbuf *out)
+{
+    kf_strbuf_addf(out, "%s.%s", k->plural, KF_API_GROUP);
+}
+
+json_t *api_status_new(int err, const char *message, const struct kf_kind *k, const char *name,
+                       const struct kf_causes *causes)
+{
+    const struct kf_error_info *info = kf_error_info(err);
+    json_t *st = json_object();
+    json_t *details = NULL;
+
+    json_object_set_new(st, "kind", json_string("Status"));
+    json_object_set_new(st, "apiVersion", json_string("v1"));
+    json_object_set_new(st, "metadata", json_object());
+    json_object_set_new(st, "status", json_string("Failure"));
+    json_object_set_new(st, "message", json_string(message ? message : info->reason));
+    json_object_set_new(st, "reason", json_string(info->reason));
+    if (k || name || (causes && causes->n)) {
+        details = json_object();
+        if (name)
+            json_object_set_new(details, "name", json_string(name));
+        if (k) {
+            json_object_set_new(details, "group", json_string(KF_API_GROUP));
+            /* Kubernetes names the resource for most errors and the kind
+             * for validation errors. */
+            json_object_set_new(details, "kind",
+                                json_string(abs(err) == KF_EINVALID ? k->kind : k->plural));
+        }
+        if (causes && causes->n) {
+            json_t *arr = json_array();
+
+            for (size_t i = 0; i < causes->n; i++) {
+                json_t *c = json_object();
+
+                json_object_set_new(c, "reason", json_string(causes->items[i].type));
+                json_object_set_new(c, "message", json_string(causes->items[i].message));
+                json_object_set_new(c, "field", json_string(causes->items[i].field));
+                json_array_append_new(arr, c);
+            }
+            json_object_set_new(details, "causes", arr);
+        }
+        json_object_set_new(st, "details", details);
+    }
+    json_object_set_new(st, "code", json_integer(info->http));
+    return st;
+}
+
+int api_reply_status(struct api_request *req, int err, const char *message,
+                     const struct kf_causes *causes)
+{
+    const struct kf_error_info *info = kf_error_info(err);
+
+    return api_reply_json(req, (unsigned int)info->http,
+                          api_status_new(err, message, req->kind, req->name, causes));
+}
+
+int api_reply_statusf(struct api_request *req, int err, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+    int r;
+
+    va_start(ap, fmt);
+    msg = kf_xvasprintf(fmt, ap);
+    va_end(ap);
+    r = api_reply_status(req, err, msg, NULL);
+    free(msg);
+    return r;
+}
+
+int api_reply_status_http(struct api_request *req, unsigned int code, const char *reason,
+                          const char *message)
+{
+    json_t *st = api_status_new(-EIO, message, NULL, NULL, NULL);
+
+    json_object_set_new(st, "reason", json_string(reason));
+    json_object_set_new(st, "code", json_integer(code));
+    return api_reply_json(req, code, st);
+}
+
+int api_reply_success(struct api_request *req, unsigned int code, const char *message)
+{
+    json_t *st = json_object();
+
+    json_object_set_new(st, "kind", json_string("Status"));
+    json_object_set_new(st, "apiVersion", json_string("v1"));
+    json_object_set_new(st, "metadata", json_object());
+    json_object_set_new(st, "status", json_string("Success"));
+    if (message)
+        json_object_set_new(st, "message", json_string(message));
+    json_object_set_new(st, "code", json_integer(code));
+    return api_reply_json(req, code, st);
+}

@@ -1,0 +1,259 @@
+/* api-internal.h: what the API server's files share (see kfleet/api.h and
+ * docs/internals/api.md).
+ *
+ *   api-server.c     the daemon, the request life cycle and dispatch
+ *   api-http.c       URI and query decoding, replies, Status objects
+ *   api-auth.c       the token file and the role table
+ *   api-discovery.c  /api, /apis, /version, /openapi
+ *   api-objects.c    the object verbs (get, list, create, update, patch, delete)
+ *   api-table.c      meta.k8s.io/v1 Table rendering for kubectl
+ *   api-watch.c      watch streams on suspended connections
+ *   api-metrics.c    the API's and the store's metrics
+ */
+#ifndef KF_API_INTERNAL_H
+#define KF_API_INTERNAL_H
+
+#include <pthread.h>
+#include <microhttpd.h>
+#include <jansson.h>
+
+#include "kfleet/api.h"
+#include "kfleet/base.h"
+#include "kfleet/strbuf.h"
+
+struct kf_causes;
+struct kf_kind;
+struct kf_metric;
+struct kf_registry;
+struct kf_selector;
+struct kf_store;
+struct api_tokens;
+struct api_watch;
+
+enum api_verb {
+    API_VERB_NONE = 0, /* a non-resource path */
+    API_VERB_GET,
+    API_VERB_LIST,
+    API_VERB_WATCH,
+    API_VERB_CREATE,
+    API_VERB_UPDATE,
+    API_VERB_PATCH,
+    API_VERB_DELETE,
+    API_VERB_DELETECOLLECTION,
+    API_VERB_N,
+};
+
+const char *api_verb_name(enum api_verb v);
+
+enum api_role {
+    API_ROLE_ADMIN = 0,
+    API_ROLE_EDITOR,
+    API_ROLE_VIEWER,
+    API_ROLE_AGENT,
+    API_ROLE_N,
+};
+
+const char *api_role_name(enum api_role r);
+
+enum api_route_type {
+    ROUTE_NONE = 0,
+    ROUTE_HEALTHZ,
+    ROUTE_LIVEZ,
+    ROUTE_READYZ,
+    ROUTE_VERSION,
+    ROUTE_METRICS,
+    ROUTE_API,        /* /api */
+    ROUTE_API_V1,     /* /api/v1 */
+    ROUTE_APIS,       /* /apis */
+    ROUTE_APIS_GROUP, /* /apis/kfleet.io */
+    ROUTE_APIS_GV,    /* /apis/kfleet.io/v1 */
+    ROUTE_OPENAPI_V2,
+    ROUTE_OPENAPI_V3,
+    ROUTE_OPENAPI_V3_GV,
+    ROUTE_COLLECTION, /* /apis/kfleet.io/v1/<plural> */
+    ROUTE_OBJECT,     /* .../<plural>/<name> */
+    ROUTE_STATUS,     /* .../<plural>/<name>/status */
+};
+
+/* Decoded query parameters, in order. */
+struct api_query {
+    char **keys;
+    char **values;
+    size_t n, alloc;
+};
+
+/* One HTTP request, from its request line to its completion. Allocated by
+ * the URI log callback (so even a request MHD rejects is counted) and freed
+ * by the completion callback. */
+struct api_request {
+    struct kf_api *api;
+    struct MHD_Connection *conn;
+    uint64_t start_ns;
+    char *raw_uri;
+    bool uri_too_long;
+    bool started;
+    bool replied;
+    const char *method; /* MHD's string, valid for the request */
+
+    char *path; /* decoded, without the query */
+    struct api_query query;
+    enum api_route_type route;
+    const struct kf_kind *kind;
+    char *name;
+    enum api_verb verb;
+    const char *resource; /* plural or a path class, for metrics */
+
+    char *user; /* NULL without authentication */
+    enum api_role role;
+
+    struct kf_strbuf body; /* capped at cfg.max_body */
+    bool body_too_large;
+
+    unsigned int status; /* the HTTP status replied */
+    struct api_watch *watch;
+};
+
+struct api_watchers; /* api-watch.c */
+
+struct kf_api {
+    struct kf_api_config cfg; /* strings below are owned copies */
+    char *listen;
+    char *token_file;
+    char *host;
+    uint16_t port;
+    uint16_t bound_port;
+
+    struct kf_registry *reg;
+    struct kf_store *store;
+    struct kf_metrics *metrics;
+    struct kf_metrics *own_metrics; /* when the caller gave none */
+
+    pthread_rwlock_t tokens_lock;
+    struct api_tokens *tokens; /* NULL: authentication off */
+
+    struct MHD_Daemon *mhd;
+    bool stopping; /* atomic */
+    bool stopped;
+    struct api_watchers *watchers;
+
+    /* OpenAPI documents, built on first use (the kinds never change). */
+    pthread_mutex_t docs_lock;
+    char *openapi_v3;
+    size_t openapi_v3_len;
+    char openapi_v3_hash[17];
+    char *openapi_v2;
+    size_t openapi_v2_len;
+
+    size_t inflight;          /* atomic: requests between URI and completion */
+    uint64_t body_rejections; /* atomic: 413s */
+    struct kf_metric *m_requests;
+    struct kf_metric *m_latency;
+    struct kf_metric *m_watch_events;
+    void *probes[2]; /* the collected store families' arguments */
+};
+
+/* --- api-http.c ------------------------------------------------------- */
+
+/* Splits the raw request target into a decoded path and query. -EBADMSG
+ * with a message on a bad percent escape or a NUL byte. */
+int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
+                  struct kf_strbuf *err);
+void api_query_release(struct api_query *q);
+/* The last value of key, or NULL. */
+const char *api_query_get(const struct api_query *q, const char *key);
+/* "true", "1" -> true; absent, "false", "0" -> false; anything else is a
+ * 400 (-EBADMSG with a message). */
+int api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err);
+
+const char *api_header(struct api_request *req, const char *name);
+
+/* Replies with body (taken: the buffer is emptied). */
+int api_reply(struct api_request *req, unsigned int code, const char *content_type,
+              struct kf_strbuf *body);
+int api_reply_text(struct api_request *req, unsigned int code, const char *text);
+/* Replies with v serialized (v is released). */
+int api_reply_json(struct api_request *req, unsigned int code, json_t *v);
+
+/* A Kubernetes Status for error code err (negative errno; HTTP code and
+ * reason from kf_error_info). kind/name fill details when known; causes
+ * become details.causes[]. */
+json_t *api_status_new(int err, const char *message, const struct kf_kind *k, const char *name,
+                       const struct kf_causes *causes);
+int api_reply_status(struct api_request *req, int err, const char *message,
+                     const struct kf_causes *causes);
+int api_reply_statusf(struct api_request *req, int err, const char *fmt, ...) KF_PRINTF(3, 4);
+/* A failure Status with an HTTP code that has no kfleet error code (406). */
+int api_reply_status_http(struct api_request *req, unsigned int code, const char *reason,
+                          const char *message);
+/* A success Status ({"status":"Success"}), as deletecollection returns. */
+int api_reply_success(struct api_request *req, unsigned int code, const char *message);
+
+/* "guestclusters.kfleet.io", as Kubernetes names a resource in messages. */
+void api_resource_name(const struct kf_kind *k, struct kf_strbuf *out);
+
+/* --- api-auth.c ------------------------------------------------------- */
+
+/* Reads a token file: one "token,user,role" a line; blank lines and lines
+ * starting with '#' are skipped. -EINVAL with "FILE:LINE: what" in err. */
+int api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf *err);
+void api_tokens_free(struct api_tokens *t);
+/* The user of a bearer token (constant-time in the token's bytes). */
+bool api_tokens_find(const struct api_tokens *t, const char *token, const char **ret_user,
+                     enum api_role *ret_role);
+size_t api_tokens_count(const struct api_tokens *t);
+
+/* Whether role may do verb on kind (subresource: NULL or "status"). */
+bool api_role_allows(enum api_role role, enum api_verb verb, const struct kf_kind *k,
+                     const char *subresource);
+/* "editor or admin": the roles that would allow it. */
+void api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const char *subresource,
+                        struct kf_strbuf *out);
+
+/* --- api-discovery.c -------------------------------------------------- */
+
+int api_serve_discovery(struct api_request *req);
+void api_discovery_free(struct kf_api *api);
+
+/* --- api-objects.c ---------------------------------------------------- */
+
+int api_serve_object(struct api_request *req);
+/* Parses labelSelector / fieldSelector of the query; NULL when absent or
+ * empty. Replies 400 itself on a bad one and returns the error. */
+int api_selectors_from_query(struct api_request *req, struct kf_selector **ret_labels,
+                             struct kf_selector **ret_fields);
+
+/* --- api-table.c ------------------------------------------------------ */
+
+enum api_table_include {
+    API_TABLE_METADATA = 0, /* PartialObjectMetadata (the default) */
+    API_TABLE_OBJECT,
+    API_TABLE_NONE,
+};
+
+/* Whether the Accept header asks for a meta.k8s.io Table. */
+bool api_wants_table(struct api_request *req);
+int api_table_include(struct api_request *req, enum api_table_include *ret);
+/* A Table with the kind's columns and no rows yet. */
+json_t *api_table_new(const struct kf_kind *k, const char *rv, const char *cont);
+/* Appends a row for obj (borrowed). */
+void api_table_add_row(json_t *table, const struct kf_kind *k, const json_t *obj,
+                       enum api_table_include inc);
+
+/* --- api-watch.c ------------------------------------------------------ */
+
+int api_watchers_new(struct kf_api *api);
+/* Ends every watch and waits until none is suspended. */
+void api_watchers_stop(struct kf_api *api);
+void api_watchers_free(struct kf_api *api);
+size_t api_watchers_count(struct kf_api *api, const struct kf_kind *k);
+/* Serves a watch request (GET ...?watch=true). */
+int api_serve_watch(struct api_request *req);
+/* Called when the request completes: closes the store watch. */
+void api_watch_finish(struct api_request *req);
+
+/* --- api-metrics.c ---------------------------------------------------- */
+
+void api_metrics_register(struct kf_api *api);
+void api_metrics_request_done(struct kf_api *api, struct api_request *req);
+
+#endif

@@ -1,0 +1,694 @@
+/* api-server.c: the libmicrohttpd daemon and the life of a request.
+ *
+ * libmicrohttpd runs a pool of threads, each an epoll loop over its share
+ * of the connections. A request goes through:
+ *   1. the URI log callback: allocates struct api_request with the raw
+ *      request target (so that every request, even one MHD rejects later,
+ *      is seen by the completion callback);
+ *   2. the first access-handler call (headers complete): decode the target,
+ *      route, authenticate, authorize, check Content-Length — any failure
+ *      is answered at once, before a body is read;
+ *   3. upload calls: the body is appended to a capped buffer (413 past it);
+ *   4. the last call: dispatch to discovery, operations, objects or watch;
+ *   5. the completion callback: metrics, the debug log line, cleanup.
+ * Handlers run on the pool threads and may block on the store briefly; a
+ * watch never blocks: see api-watch.c.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "kfleet/error.h"
+#include "kfleet/kind.h"
+#include "kfleet/log.h"
+#include "kfleet/metrics.h"
+#include "kfleet/obj.h"
+#include "kfleet/registry.h"
+#include "kfleet/store.h"
+#include "api/api-internal.h"
+
+KF_LOG_MODULE(api);
+
+#define API_MEMORY_LIMIT (64 * 1024) /* per connection: headers, read and write buffers */
+
+static const char *const verb_names[API_VERB_N] = {
+    [API_VERB_NONE] = "",
+    [API_VERB_GET] = "get",
+    [API_VERB_LIST] = "list",
+    [API_VERB_WATCH] = "watch",
+    [API_VERB_CREATE] = "create",
+    [API_VERB_UPDATE] = "update",
+    [API_VERB_PATCH] = "patch",
+    [API_VERB_DELETE] = "delete",
+    [API_VERB_DELETECOLLECTION] = "deletecollection",
+};
+
+const char *api_verb_name(enum api_verb v)
+{
+    return v < API_VERB_N ? verb_names[v] : "?";
+}
+
+void kf_api_config_init(struct kf_api_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen = KF_API_DEFAULT_LISTEN;
+    c->threads = 4;
+    c->max_connections = 10000;
+    c->connection_timeout_s = 60;
+    c->max_body = KF_OBJ_MAX_BYTES;
+    c->max_uri = 16 * 1024;
+    c->watch_timeout_s = 30 * 60;
+    c->watch_timeout_max_s = 60 * 60;
+    c->bookmark_interval_ms = 10 * 1000;
+}
+
+int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf_metrics *metrics,
+               struct kf_api **ret, struct kf_strbuf *err)
+{
+    struct kf_api *api;
+    int r;
+
+    api = kf_xcalloc(1, sizeof(*api));
+    api->cfg = *c;
+    api->listen = kf_xstrdup(c->listen ? c->listen : KF_API_DEFAULT_LISTEN);
+    api->cfg.listen = api->listen;
+    if (c->token_file)
+        api->token_file = kf_xstrdup(c->token_file);
+    api->cfg.token_file = api->token_file;
+    if (!api->cfg.threads)
+        api->cfg.threads = 4;
+    if (!api->cfg.max_body)
+        api->cfg.max_body = KF_OBJ_MAX_BYTES;
+    if (!api->cfg.max_uri)
+        api->cfg.max_uri = 16 * 1024;
+    if (!api->cfg.max_connections)
+        api->cfg.max_connections = 10000;
+    if (!api->cfg.watch_timeout_max_s)
+        api->cfg.watch_timeout_max_s = 60 * 60;
+    if (!api->cfg.watch_timeout_s)
+        api->cfg.watch_timeout_s = KF_MIN(30 * 60u, api->cfg.watch_timeout_max_s);
+    if (!api->cfg.bookmark_interval_ms)
+        api->cfg.bookmark_interval_ms = 10 * 1000;
+    api->reg = reg;
+    api->store = kf_registry_store(reg);
+    pthread_rwlock_init(&api->tokens_lock, NULL);
+    pthread_mutex_init(&api->docs_lock, NULL);
+
+    r = kf_api_parse_listen(api->listen, &api->host, &api->port, err);
+    if (r < 0)
+        goto fail;
+    if (api->token_file) {
+        r = api_tokens_load(api->token_file, &api->tokens, err);
+        if (r < 0)
+            goto fail;
+    } else if (!kf_api_host_is_loopback(api->host)) {
+        r = kf_err(err, -EINVAL,
+                   "refusing to listen on \"%s\" without authentication: it is not a loopback "
+                   "address; give --token-file FILE (lines \"token,user,role\") or listen on "
+                   "127.0.0.1",
+                   api->listen);
+        goto fail;
+    }
+    if (metrics) {
+        api->metrics = metrics;
+    } else {
+        api->own_metrics = kf_metrics_new();
+        api->metrics = api->own_metrics;
+    }
+    api_metrics_register(api);
+    api_watchers_new(api);
+    *ret = api;
+    return 0;
+
+fail:
+    kf_api_free(api);
+    return r;
+}
+
+uint16_t kf_api_port(const struct kf_api *api)
+{
+    return api->bound_port;
+}
+
+int kf_api_reload_tokens(struct kf_api *api, struct kf_strbuf *err)
+{
+    struct api_tokens *t, *old;
+    int r;
+
+    if (!api->token_file)
+        return kf_err(err, -EINVAL, "kfleetd runs without a token file; nothing to reload");
+    r = api_tokens_load(api->token_file, &t, err);
+    if (r < 0)
+        return r;
+    pthread_rwlock_wrlock(&api->tokens_lock);
+    old = api->tokens;
+    api->tokens = t;
+    pthread_rwlock_unlock(&api->tokens_lock);
+    api_tokens_free(old);
+    return (int)KF_MIN(api_tokens_count(t), (size_t)INT32_MAX);
+}
+
+/* --- MHD callbacks ---------------------------------------------------- */
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char *msg;
+
+    if (!kf_log_enabled(&kf_log_this_module, KF_LOG_DBG))
+        return;
+    msg = kf_xvasprintf(fmt, ap);
+    for (size_t n = strlen(msg); n > 0 && msg[n - 1] == '\n'; n--)
+        msg[n - 1] = '\0';
+    kf_log_dbg("libmicrohttpd: %s", msg);
+    free(msg);
+}
+
+static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct kf_api *api = cls;
+    struct api_request *req = kf_xcalloc(1, sizeof(*req));
+    size_t len = strlen(uri);
+
+    req->api = api;
+    req->conn = conn;
+    req->start_ns = kf_mono_ns();
+    if (len > api->cfg.max_uri) {
+        req->uri_too_long = true;
+        len = api->cfg.max_uri;
+    }
+    req->raw_uri = kf_xstrndup(uri, len);
+    req->body.cap = api->cfg.max_body;
+    req->resource = "unknown";
+    __atomic_add_fetch(&api->inflight, 1, __ATOMIC_RELAXED);
+    return req;
+}
+
+static void request_free(struct api_request *req)
+{
+    free(req->raw_uri);
+    free(req->path);
+    free(req->name);
+    free(req->user);
+    api_query_release(&req->query);
+    kf_strbuf_release(&req->body);
+    free(req);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct kf_api *api = cls;
+    struct api_request *req = *con_cls;
+
+    if (!req)
+        return;
+    *con_cls = NULL;
+    if (req->watch)
+        api_watch_finish(req);
+    if (req->started)
+        api_metrics_request_done(api, req);
+    if (kf_log_enabled(&kf_log_this_module, KF_LOG_DBG))
+        kf_log_dbg("%s %s %u %.3fms user=%s%s", req->method ? req->method : "-", req->raw_uri,
+                   req->status, (double)(kf_mono_ns() - req->start_ns) / 1e6,
+                   req->user ? req->user : "-",
+                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
+    __atomic_sub_fetch(&api->inflight, 1, __ATOMIC_RELAXED);
+    request_free(req);
+}
+
+/* --- routing ---------------------------------------------------------- */
+
+static const struct kf_kind *kind_by_plural(const char *plural)
+{
+    size_t n;
+    const struct kf_kind *const *kinds = kf_kinds(&n);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kinds[i]->plural, plural) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+/* Splits req->path into at most 8 segments (in place in a copy). */
+static size_t split_path(const char *path, char *copy, char **seg, size_t max)
+{
+    size_t n = 0, len;
+    char *save = NULL;
+
+    len = strlen(path);
+    memcpy(copy, path, len + 1);
+    for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (n == max)
+            return max + 1;
+        seg[n++] = t;
+    }
+    return n;
+}
+
+static int route(struct api_request *req)
+{
+    static const struct {
+        const char *path;
+        enum api_route_type type;
+        const char *resource;
+    } fixed[] = {
+        { "/healthz", ROUTE_HEALTHZ, "healthz" },
+        { "/livez", ROUTE_LIVEZ, "livez" },
+        { "/readyz", ROUTE_READYZ, "readyz" },
+        { "/version", ROUTE_VERSION, "version" },
+        { "/metrics", ROUTE_METRICS, "metrics" },
+        { "/api", ROUTE_API, "discovery" },
+        { "/api/v1", ROUTE_API_V1, "discovery" },
+        { "/apis", ROUTE_APIS, "discovery" },
+        { "/apis/" KF_API_GROUP, ROUTE_APIS_GROUP, "discovery" },
+        { "/apis/" KF_API_VERSION, ROUTE_APIS_GV, "discovery" },
+        { "/openapi/v2", ROUTE_OPENAPI_V2, "openapi" },
+        { "/openapi/v3", ROUTE_OPENAPI_V3, "openapi" },
+        { "/openapi/v3/apis/" KF_API_VERSION, ROUTE_OPENAPI_V3_GV, "openapi" },
+    };
+    size_t len = strlen(req->path);
+    char *seg[9], *copy;
+    size_t n;
+
+    /* one trailing slash is tolerated */
+    if (len > 1 && req->path[len - 1] == '/')
+        req->path[--len] = '\0';
+    for (size_t i = 0; i < KF_ARRAY_SIZE(fixed); i++)
+        if (strcmp(req->path, fixed[i].path) == 0) {
+            req->route = fixed[i].type;
+            req->resource = fixed[i].resource;
+            return 0;
+        }
+    if (!kf_str_has_prefix(req->path, "/apis/" KF_API_VERSION "/")) {
+        api_reply_statusf(req, -KF_ENOTFOUND,
+                          "the server could not find the requested resource \"%s\" "
+                          "(kfleet serves /apis/" KF_API_VERSION "/<plural>)",
+                          req->path);
+        return -KF_ENOTFOUND;
+    }
+    copy = kf_xmalloc(len + 1);
+    n = split_path(req->path, copy, seg, 8);
+    /* seg: apis, kfleet.io, v1, plural[, name[, status]] */
+    if (n < 4 || n > 6) {
+        free(copy);
+        api_reply_statusf(req, -KF_ENOTFOUND,
+                          "the server could not find the requested resource \"%s\"", req->path);
+        return -KF_ENOTFOUND;
+    }
+    req->kind = kind_by_plural(seg[3]);
+    if (!req->kind) {
+        struct kf_strbuf names = KF_STRBUF_INIT;
+        size_t nk;
+        const struct kf_kind *const *kinds = kf_kinds(&nk);
+
+        for (size_t i = 0; i < nk; i++)
+            kf_strbuf_addf(&names, "%s%s", i ? ", " : "", kinds[i]->plural);
+        api_reply_statusf(req, -KF_ENOTFOUND,
+                          "the server does not serve resource \"%s\" in " KF_API_VERSION
+                          " (it serves %s)",
+                          seg[3], names.buf);
+        kf_strbuf_release(&names);
+        free(copy);
+        return -KF_ENOTFOUND;
+    }
+    req->resource = req->kind->plural;
+    if (n == 4) {
+        req->route = ROUTE_COLLECTION;
+    } else {
+        req->name = kf_xstrdup(seg[4]);
+        req->route = ROUTE_OBJECT;
+        if (n == 6) {
+            if (strcmp(seg[5], "status") != 0 || !req->kind->has_status) {
+                api_reply_statusf(req, -KF_ENOTFOUND, "%s has no subresource \"%s\"%s",
+                                  req->kind->plural, seg[5],
+                                  req->kind->has_status ? " (it has status)" : "");
+                free(copy);
+                return -KF_ENOTFOUND;
+            }
+            req->route = ROUTE_STATUS;
+        }
+    }
+    free(copy);
+    return 0;
+}
+
+static bool method_is(const struct api_request *req, const char *m)
+{
+    return strcmp(req->method, m) == 0;
+}
+
+/* Sets req->verb from the route and method; replies 405 for the rest. */
+static int choose_verb(struct api_request *req)
+{
+    const char *allowed = NULL;
+    bool get = method_is(req, "GET") || method_is(req, "HEAD");
+
+    switch (req->route) {
+    case ROUTE_COLLECTION: {
+        bool watch = false;
+        struct kf_strbuf err = KF_STRBUF_INIT;
+
+        if (get) {
+            if (api_query_bool(&req->query, "watch", &watch, &err) < 0) {
+                api_reply_status(req, -KF_EBADREQUEST, err.buf, NULL);
+                kf_strbuf_release(&err);
+                return -KF_EBADREQUEST;
+            }
+            req->verb = watch ? API_VERB_WATCH : API_VERB_LIST;
+        } else if (method_is(req, "POST")) {
+            req->verb = API_VERB_CREATE;
+        } else if (method_is(req, "DELETE")) {
+            req->verb = API_VERB_DELETECOLLECTION;
+        } else {
+            allowed = "GET, POST, DELETE";
+        }
+        break;
+    }
+    case ROUTE_OBJECT:
+    case ROUTE_STATUS: {
+        bool watch = false;
+
+        if (get) {
+            api_query_bool(&req->query, "watch", &watch, NULL);
+            /* the deprecated /<plural>/<name>?watch=true form */
+            req->verb = watch && req->route == ROUTE_OBJECT ? API_VERB_WATCH : API_VERB_GET;
+        } else if (method_is(req, "PUT")) {
+            req->verb = API_VERB_UPDATE;
+        } else if (method_is(req, "PATCH")) {
+            req->verb = API_VERB_PATCH;
+        } else if (method_is(req, "DELETE") && req->route == ROUTE_OBJECT) {
+            req->verb = API_VERB_DELETE;
+        } else {
+            allowed = req->route == ROUTE_OBJECT ? "GET, PUT, PATCH, DELETE" : "GET, PUT, PATCH";
+        }
+        break;
+    }
+    default:
+        if (!get)
+            allowed = "GET";
+        break;
+    }
+    if (allowed) {
+        api_reply_statusf(req, -KF_EMETHOD, "%s is not allowed on \"%s\" (allowed: %s)",
+                          req->method, req->path, allowed);
+        return -KF_EMETHOD;
+    }
+    if (req->kind && req->kind->system &&
+        (req->verb == API_VERB_CREATE || req->verb == API_VERB_UPDATE ||
+         req->verb == API_VERB_PATCH)) {
+        api_reply_statusf(req, -KF_EMETHOD,
+                          "%s objects are written by kfleetd only; they can be read and deleted",
+                          req->kind->kind);
+        return -KF_EMETHOD;
+    }
+    return 0;
+}
+
+static bool route_is_open(enum api_route_type t)
+{
+    return t == ROUTE_HEALTHZ || t == ROUTE_LIVEZ || t == ROUTE_READYZ || t == ROUTE_VERSION;
+}
+
+static int authenticate(struct api_request *req)
+{
+    struct kf_api *api = req->api;
+    const char *h, *token, *user;
+    enum api_role role;
+    bool found;
+
+    pthread_rwlock_rdlock(&api->tokens_lock);
+    if (!api->tokens || route_is_open(req->route)) {
+        pthread_rwlock_unlock(&api->tokens_lock);
+        return 0;
+    }
+    h = api_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        pthread_rwlock_unlock(&api->tokens_lock);
+        api_reply_statusf(req, -KF_EUNAUTHORIZED,
+                          "this request needs a bearer token (Authorization: Bearer TOKEN; "
+                          "tokens are listed in kfleetd's --token-file)");
+        return -KF_EUNAUTHORIZED;
+    }
+    token = h + 7;
+    while (*token == ' ')
+        token++;
+    found = api_tokens_find(api->tokens, token, &user, &role);
+    if (found) {
+        req->user = kf_xstrdup(user);
+        req->role = role;
+    }
+    pthread_rwlock_unlock(&api->tokens_lock);
+    if (!found) {
+        api_reply_statusf(req, -KF_EUNAUTHORIZED,
+                          "the bearer token is not valid (not in kfleetd's --token-file)");
+        return -KF_EUNAUTHORIZED;
+    }
+    return 0;
+}
+
+static int authorize(struct api_request *req)
+{
+    const char *sub = req->route == ROUTE_STATUS ? "status" : NULL;
+    struct kf_strbuf roles = KF_STRBUF_INIT, what = KF_STRBUF_INIT;
+
+    if (!req->user || !req->kind)
+        return 0; /* authentication off, or a non-resource path (any role) */
+    if (api_role_allows(req->role, req->verb, req->kind, sub))
+        return 0;
+    api_roles_allowing(req->verb, req->kind, sub, &roles);
+    api_resource_name(req->kind, &what);
+    if (sub)
+        kf_strbuf_addf(&what, "/%s", sub);
+    api_reply_statusf(
+        req, -KF_EFORBIDDEN, "user \"%s\" (role %s) may not %s %s%s%s%s: that needs role %s",
+        req->user, api_role_name(req->role), api_verb_name(req->verb), what.buf,
+        req->name ? " \"" : "", req->name ? req->name : "", req->name ? "\"" : "", roles.buf);
+    kf_strbuf_release(&roles);
+    kf_strbuf_release(&what);
+    return -KF_EFORBIDDEN;
+}
+
+/* The first call: everything that can be decided before the body. */
+static int request_begin(struct api_request *req)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    const char *cl;
+    int r;
+
+    if (req->uri_too_long) {
+        api_reply_status_http(req, MHD_HTTP_URI_TOO_LONG, "RequestURITooLong",
+                              "the request target is longer than the server accepts");
+        return -E2BIG;
+    }
+    r = api_parse_uri(req->raw_uri, &req->path, &req->query, &err);
+    if (r < 0) {
+        req->path = kf_xstrdup("");
+        api_reply_status(req, -KF_EBADREQUEST, err.buf, NULL);
+        kf_strbuf_release(&err);
+        return r;
+    }
+    if (req->path[0] != '/') {
+        api_reply_statusf(req, -KF_EBADREQUEST, "the request target must start with '/'");
+        return -KF_EBADREQUEST;
+    }
+    r = route(req);
+    if (r < 0)
+        return r;
+    r = choose_verb(req);
+    if (r < 0)
+        return r;
+    r = authenticate(req);
+    if (r < 0)
+        return r;
+    r = authorize(req);
+    if (r < 0)
+        return r;
+    cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        uint64_t n;
+
+        if (kf_parse_uint64(cl, &n) == 0 && n > req->api->cfg.max_body) {
+            __atomic_add_fetch(&req->api->body_rejections, 1, __ATOMIC_RELAXED);
+            api_reply_statusf(req, -KF_ETOOLARGE,
+                              "the request body has %llu bytes; the limit is %zu",
+                              (unsigned long long)n, req->api->cfg.max_body);
+            return -KF_ETOOLARGE;
+        }
+    }
+    return 0;
+}
+
+static int serve_readyz(struct api_request *req)
+{
+    struct kf_store_status st;
+    int r;
+
+    if (__atomic_load_n(&req->api->stopping, __ATOMIC_RELAXED))
+        return api_reply_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down\n");
+    r = kf_store_status(req->api->store, &st);
+    if (r < 0) {
+        char *msg = kf_xasprintf("store \"%s\" is not reachable: %s\n",
+                                 kf_store_url(req->api->store), strerror(-r));
+
+        r = api_reply_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+        free(msg);
+        return r;
+    }
+    return api_reply_text(req, MHD_HTTP_OK, "ok\n");
+}
+
+static int serve_metrics(struct api_request *req)
+{
+    struct kf_strbuf body = KF_STRBUF_INIT;
+    int r;
+
+    kf_metrics_write(req->api->metrics, &body);
+    r = api_reply(req, MHD_HTTP_OK, KF_METRICS_CONTENT_TYPE, &body);
+    kf_strbuf_release(&body);
+    return r;
+}
+
+static int dispatch(struct api_request *req)
+{
+    switch (req->route) {
+    case ROUTE_HEALTHZ:
+    case ROUTE_LIVEZ:
+        return api_reply_text(req, MHD_HTTP_OK, "ok\n");
+    case ROUTE_READYZ:
+        return serve_readyz(req);
+    case ROUTE_METRICS:
+        return serve_metrics(req);
+    case ROUTE_COLLECTION:
+    case ROUTE_OBJECT:
+    case ROUTE_STATUS:
+        if (req->verb == API_VERB_WATCH)
+            return api_serve_watch(req);
+        return api_serve_object(req);
+    default:
+        return api_serve_discovery(req);
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct kf_api *api = cls;
+    struct api_request *req = *con_cls;
+
+    if (!req) {
+        /* no URI log callback ran (cannot happen with this daemon's options) */
+        req = uri_log_cb(api, url, conn);
+        *con_cls = req;
+    }
+    if (!req->started) {
+        req->started = true;
+        req->conn = conn;
+        req->method = method;
+        request_begin(req);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!req->replied && !req->body_too_large &&
+            kf_strbuf_add(&req->body, upload, *upload_size) < 0) {
+            req->body_too_large = true;
+            __atomic_add_fetch(&api->body_rejections, 1, __ATOMIC_RELAXED);
+            api_reply_statusf(req, -KF_ETOOLARGE, "the request body is larger than %zu bytes",
+                              api->cfg.max_body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->replied)
+        return MHD_YES;
+    dispatch(req);
+    if (!req->replied)
+        api_reply_statusf(req, -EIO, "internal error: the request was not answered");
+    return MHD_YES;
+}
+
+/* --- start and stop ------------------------------------------------- */
+
+int kf_api_start(struct kf_api *api, struct kf_strbuf *err)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE };
+    struct addrinfo *res = NULL;
+    struct sockaddr_storage ss;
+    unsigned int flags;
+    const union MHD_DaemonInfo *info;
+    int gai;
+
+    gai = getaddrinfo(api->host, NULL, &hints, &res);
+    if (gai != 0 || !res)
+        return kf_err(err, -EINVAL, "cannot resolve listen host \"%s\": %s", api->host,
+                      gai_strerror(gai));
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons(api->port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(api->port);
+
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    api->mhd = MHD_start_daemon(
+        flags, api->port, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, api,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)api->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)api->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)api->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)API_MEMORY_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, api, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
+        api, MHD_OPTION_END);
+    if (!api->mhd)
+        return kf_err(err, -EADDRINUSE,
+                      "cannot listen on \"%s\" (address in use, not local, or no permission)",
+                      api->listen);
+    info = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    api->bound_port = info ? info->port : api->port;
+    return 0;
+}
+
+void kf_api_stop(struct kf_api *api)
+{
+    MHD_socket s;
+
+    if (!api || !api->mhd)
+        return;
+    __atomic_store_n(&api->stopping, true, __ATOMIC_SEQ_CST);
+    s = MHD_quiesce_daemon(api->mhd);
+    api_watchers_stop(api);
+    MHD_stop_daemon(api->mhd);
+    api->mhd = NULL;
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
+}
+
+void kf_api_free(struct kf_api *api)
+{
+    if (!api)
+        return;
+    kf_api_stop(api);
+    api_watchers_free(api);
+    api_discovery_free(api);
+    api_tokens_free(api->tokens);
+    kf_metrics_free(api->own_metrics);
+    free(api->probes[0]);
+    free(api->probes[1]);
+    pthread_rwlock_destroy(&api->tokens_lock);
+    pthread_mutex_destroy(&api->docs_lock);
+    free(api->listen);
+    free(api->token_file);
+    free(api->host);
+    free(api);
+}
