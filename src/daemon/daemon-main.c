@@ -1,14 +1,368 @@
-/* daemon-main.c: kfleetd, the API server and controllers (placeholder until
- * the API server lands). */
+/* daemon-main.c: kfleetd, the API server and controllers.
+ *
+ * Reads its options, opens the store, builds the registry, metrics and API
+ * server, starts controllers and maintenance, then listens until SIGTERM or
+ * SIGINT (SIGHUP re-reads the token file). Exit codes: 0 after a clean
+ * shutdown, 1 when something failed at run time (store, bind), 2 for a
+ * usage or configuration error (bad option, non-loopback address without a
+ * token file). Start-up order and the controller hook: daemon.h.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 
-#include "kfleet/base.h"
+#include "kfleet/api.h"
+#include "kfleet/error.h"
+#include "kfleet/log.h"
+#include "kfleet/metrics.h"
+#include "kfleet/obj.h"
+#include "kfleet/registry.h"
+#include "kfleet/store.h"
+#include "kfleet/strbuf.h"
+#include "daemon/daemon.h"
+
+KF_LOG_MODULE(kfleetd);
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE   2
+
+static const char usage_text[] =
+    "usage: kfleetd [OPTIONS]\n"
+    "\n"
+    "kfleet's API server and controllers.\n"
+    "\n"
+    "  --listen HOST:PORT        where the API listens (default " KF_API_DEFAULT_LISTEN ");\n"
+    "                            a non-loopback address needs --token-file\n"
+    "  --store URL               sqlite:PATH, etcd:http://H:2379[,...] or memory:\n"
+    "                            (default sqlite:DATA-DIR/kfleet.db)\n"
+    "  --data-dir DIR            where kfleetd keeps its files (default ./var)\n"
+    "  --token-file FILE         bearer tokens, one \"token,user,role\" a line; roles:\n"
+    "                            admin, editor, viewer, agent (SIGHUP re-reads it)\n"
+    "  --log-level SPEC          \"info\", \"debug\", \"api=debug,store=warn\" (default info)\n"
+    "  --log-file FILE           log here instead of stderr\n"
+    "  --threads N               API request threads (default 4)\n"
+    "  --max-connections N       open connections at most, watches included (default 10000)\n"
+    "  --connection-timeout DUR  close connections idle this long (default 60s)\n"
+    "  --compact-interval DUR    how often to compact the store's history (default 1m; 0: never)\n"
+    "  --compact-retention DUR   keep revisions younger than this (default 1h) ...\n"
+    "  --compact-keep-revisions N  ... and at least the latest N (default 100000)\n"
+    "  --event-ttl DUR           delete Events not seen for this long (default 1h)\n"
+    "  --watch-timeout DUR       end watches after this (+ jitter) unless the client says\n"
+    "                            (default 30m)\n"
+    "  --bookmark-interval DUR   BOOKMARK events on watches that ask (default 10s)\n"
+    "  --help, --version\n"
+    "\n"
+    "Durations: 500ms, 90s, 5m, 1h30m. Exit codes: 0 clean shutdown, 1 run-time failure,\n"
+    "2 usage or configuration error.\n";
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_STORE,
+    OPT_DATA_DIR,
+    OPT_TOKEN_FILE,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FILE,
+    OPT_THREADS,
+    OPT_MAX_CONNECTIONS,
+    OPT_CONNECTION_TIMEOUT,
+    OPT_COMPACT_INTERVAL,
+    OPT_COMPACT_RETENTION,
+    OPT_COMPACT_KEEP,
+    OPT_EVENT_TTL,
+    OPT_WATCH_TIMEOUT,
+    OPT_BOOKMARK_INTERVAL,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option options[] = {
+    { "listen", required_argument, NULL, OPT_LISTEN },
+    { "store", required_argument, NULL, OPT_STORE },
+    { "data-dir", required_argument, NULL, OPT_DATA_DIR },
+    { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+    { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+    { "log-file", required_argument, NULL, OPT_LOG_FILE },
+    { "threads", required_argument, NULL, OPT_THREADS },
+    { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+    { "connection-timeout", required_argument, NULL, OPT_CONNECTION_TIMEOUT },
+    { "compact-interval", required_argument, NULL, OPT_COMPACT_INTERVAL },
+    { "compact-retention", required_argument, NULL, OPT_COMPACT_RETENTION },
+    { "compact-keep-revisions", required_argument, NULL, OPT_COMPACT_KEEP },
+    { "event-ttl", required_argument, NULL, OPT_EVENT_TTL },
+    { "watch-timeout", required_argument, NULL, OPT_WATCH_TIMEOUT },
+    { "bookmark-interval", required_argument, NULL, OPT_BOOKMARK_INTERVAL },
+    { "help", no_argument, NULL, OPT_HELP },
+    { "version", no_argument, NULL, OPT_VERSION },
+    { NULL, 0, NULL, 0 },
+};
+
+struct config {
+    struct kf_api_config api;
+    const char *store;
+    const char *data_dir;
+    const char *log_level;
+    const char *log_file;
+    struct daemon_maint_config maint;
+};
+
+static KF_NORETURN KF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("kfleetd: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n(kfleetd --help lists the options)\n", stderr);
+    exit(EXIT_USAGE);
+}
+
+static int64_t parse_duration(const char *opt, const char *v)
+{
+    int64_t ms;
+
+    if (strcmp(v, "0") == 0)
+        return 0;
+    if (kf_parse_duration_ms(v, &ms) < 0 || ms < 0)
+        usage_error("--%s \"%s\": not a duration (use e.g. 500ms, 90s, 5m, 1h)", opt, v);
+    return ms;
+}
+
+static int64_t parse_count(const char *opt, const char *v, int64_t min, int64_t max)
+{
+    int64_t n;
+
+    if (kf_parse_int64(v, &n) < 0 || n < min || n > max)
+        usage_error("--%s \"%s\": must be a whole number from %lld to %lld", opt, v, (long long)min,
+                    (long long)max);
+    return n;
+}
+
+static void parse_options(int argc, char **argv, struct config *c)
+{
+    int opt;
+
+    memset(c, 0, sizeof(*c));
+    kf_api_config_init(&c->api);
+    c->data_dir = "./var";
+    c->log_level = "info";
+    c->maint.compact_interval_ms = 60 * 1000;
+    c->maint.compact_retention_ms = 60 * 60 * 1000;
+    c->maint.compact_keep_revs = 100000;
+    c->maint.event_ttl_ms = 60 * 60 * 1000;
+    c->maint.event_gc_interval_ms = 60 * 1000;
+
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN:
+            c->api.listen = optarg;
+            break;
+        case OPT_STORE:
+            c->store = optarg;
+            break;
+        case OPT_DATA_DIR:
+            c->data_dir = optarg;
+            break;
+        case OPT_TOKEN_FILE:
+            c->api.token_file = optarg;
+            break;
+        case OPT_LOG_LEVEL:
+            c->log_level = optarg;
+            break;
+        case OPT_LOG_FILE:
+            c->log_file = optarg;
+            break;
+        case OPT_THREADS:
+            c->api.threads = (unsigned int)parse_count("threads", optarg, 1, 256);
+            break;
+        case OPT_MAX_CONNECTIONS:
+            c->api.max_connections =
+                (unsigned int)parse_count("max-connections", optarg, 16, 1000000);
+            break;
+        case OPT_CONNECTION_TIMEOUT: {
+            int64_t ms = parse_duration("connection-timeout", optarg);
+
+            if (ms < 1000)
+                usage_error("--connection-timeout must be at least 1s");
+            c->api.connection_timeout_s = (unsigned int)KF_MIN(ms / 1000, 24 * 3600);
+            break;
+        }
+        case OPT_COMPACT_INTERVAL:
+            c->maint.compact_interval_ms = parse_duration("compact-interval", optarg);
+            break;
+        case OPT_COMPACT_RETENTION:
+            c->maint.compact_retention_ms = parse_duration("compact-retention", optarg);
+            break;
+        case OPT_COMPACT_KEEP:
+            c->maint.compact_keep_revs =
+                parse_count("compact-keep-revisions", optarg, 0, INT64_MAX / 2);
+            break;
+        case OPT_EVENT_TTL:
+            c->maint.event_ttl_ms = parse_duration("event-ttl", optarg);
+            if (!c->maint.event_ttl_ms)
+                usage_error("--event-ttl must be more than 0");
+            break;
+        case OPT_WATCH_TIMEOUT: {
+            int64_t ms = parse_duration("watch-timeout", optarg);
+
+            if (ms < 1000)
+                usage_error("--watch-timeout must be at least 1s");
+            c->api.watch_timeout_s = (unsigned int)KF_MIN(ms / 1000, 24 * 3600);
+            c->api.watch_timeout_max_s =
+                KF_MAX(c->api.watch_timeout_max_s, 2 * c->api.watch_timeout_s);
+            break;
+        }
+        case OPT_BOOKMARK_INTERVAL: {
+            int64_t ms = parse_duration("bookmark-interval", optarg);
+
+            if (ms < 50)
+                usage_error("--bookmark-interval must be at least 50ms");
+            c->api.bookmark_interval_ms = (unsigned int)KF_MIN(ms, 3600 * 1000);
+            break;
+        }
+        case OPT_HELP:
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(0);
+        case OPT_VERSION:
+            printf("kfleetd %s\n", KF_VERSION);
+            exit(0);
+        default:
+            fputs("(kfleetd --help lists the options)\n", stderr);
+            exit(EXIT_USAGE);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument \"%s\"", argv[optind]);
+}
+
+static int make_dir(const char *dir, struct kf_strbuf *err)
+{
+    struct kf_strbuf path = KF_STRBUF_INIT;
+    int r = 0;
+
+    /* mkdir -p */
+    kf_strbuf_addstr(&path, dir);
+    for (size_t i = 1; i <= path.len; i++) {
+        if (path.buf[i] != '/' && path.buf[i] != '\0')
+            continue;
+        char c = path.buf[i];
+
+        path.buf[i] = '\0';
+        if (mkdir(path.buf, 0750) < 0 && errno != EEXIST) {
+            r = kf_err(err, -errno, "cannot create data directory \"%s\": %s", path.buf,
+                       strerror(errno));
+            break;
+        }
+        path.buf[i] = c;
+    }
+    kf_strbuf_release(&path);
+    return r;
+}
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("usage: kfleetd [--listen HOST:PORT] [--store URL] [--token-file FILE] "
-           "[--data-dir DIR]\n");
-    return 0;
+    struct config c;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct kf_daemon d = { 0 };
+    struct daemon_maint *maint = NULL;
+    char *store_url = NULL;
+    sigset_t sigs;
+    int sig = 0, r, exit_code = 0;
+
+    parse_options(argc, argv, &c);
+    kf_log_init("kfleetd", c.log_file);
+    if (kf_log_set_spec(c.log_level, &err) < 0)
+        usage_error("--log-level: %s", err.buf);
+
+    /* Signals are taken by sigwait in this thread only; every thread
+     * started below inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    r = make_dir(c.data_dir, &err);
+    if (r < 0) {
+        kf_log_err("%s", err.buf);
+        return EXIT_RUNTIME;
+    }
+    d.data_dir = c.data_dir;
+    store_url = c.store ? kf_xstrdup(c.store) : kf_xasprintf("sqlite:%s/kfleet.db", c.data_dir);
+    r = kf_store_open(store_url, &d.store, &err);
+    if (r < 0) {
+        kf_log_err("cannot open the store: %s", err.buf);
+        free(store_url);
+        return r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    d.reg = kf_registry_new(d.store);
+    d.metrics = kf_metrics_new();
+    kf_metrics_add_process(d.metrics);
+
+    r = kf_api_new(&c.api, d.reg, d.metrics, &d.api, &err);
+    if (r < 0) {
+        kf_log_err("%s", err.buf);
+        exit_code = EXIT_USAGE;
+        goto close_store;
+    }
+    r = kf_daemon_controllers_start(&d, &err);
+    if (r < 0) {
+        kf_log_err("cannot start the controllers: %s", err.len ? err.buf : strerror(-r));
+        exit_code = EXIT_RUNTIME;
+        goto free_api;
+    }
+    r = daemon_maint_start(&d, &c.maint, &maint);
+    if (r < 0) {
+        kf_log_err("cannot start the maintenance thread: %s", strerror(-r));
+        exit_code = EXIT_RUNTIME;
+        goto stop_controllers;
+    }
+    r = kf_api_start(d.api, &err);
+    if (r < 0) {
+        kf_log_err("%s", err.buf);
+        exit_code = EXIT_RUNTIME;
+        goto stop_maint;
+    }
+    kf_log_info("kfleetd %s listening on http://%s (port %u), store \"%s\", %s", KF_VERSION,
+                c.api.listen, kf_api_port(d.api), store_url,
+                c.api.token_file ? "bearer tokens required" : "no authentication (loopback only)");
+
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            kf_strbuf_reset(&err);
+            r = kf_api_reload_tokens(d.api, &err);
+            if (r < 0)
+                kf_log_warn("SIGHUP: token file not reloaded, the old tokens stay: %s", err.buf);
+            else
+                kf_log_info("SIGHUP: reloaded %d tokens from \"%s\"", r, c.api.token_file);
+            continue;
+        }
+        break;
+    }
+    kf_api_stop(d.api);
+
+stop_maint:
+    daemon_maint_stop(maint);
+stop_controllers:
+    kf_daemon_controllers_stop(&d);
+free_api:
+    kf_api_free(d.api);
+close_store:
+    kf_registry_free(d.reg);
+    kf_store_close(d.store);
+    kf_metrics_free(d.metrics);
+    if (sig)
+        kf_log_info("kfleetd stopped (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    free(store_url);
+    kf_strbuf_release(&err);
+    return exit_code;
 }

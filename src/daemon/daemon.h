@@ -1,0 +1,59 @@
+/* daemon.h: what kfleetd's parts share (src/daemon/).
+ *
+ *   daemon-main.c         options, start-up order, signals, shutdown
+ *   daemon-maint.c        periodic store compaction and Event garbage collection
+ *   daemon-controllers.c  THE HOOK where controllers are started and stopped
+ *
+ * Start-up order: store -> registry -> metrics -> API server (built, not yet
+ * listening) -> controllers -> maintenance -> API listens. Shutdown runs it
+ * backwards: the API stops accepting and ends its watches, then
+ * maintenance and controllers stop, then the registry and store close.
+ */
+#ifndef KF_DAEMON_H
+#define KF_DAEMON_H
+
+#include "kfleet/base.h"
+
+struct kf_api;
+struct kf_metrics;
+struct kf_registry;
+struct kf_store;
+struct kf_strbuf;
+struct daemon_maint;
+
+/* Everything a part of kfleetd may use. Borrowed pointers, valid from
+ * before kf_daemon_controllers_start until after kf_daemon_controllers_stop. */
+struct kf_daemon {
+    const char *data_dir; /* exists and is writable */
+    struct kf_store *store;
+    struct kf_registry *reg;
+    struct kf_metrics *metrics; /* served on /metrics: add families here */
+    struct kf_api *api;
+    void *controllers; /* owned by daemon-controllers.c */
+};
+
+/* Starts the controllers (the controller runtime, src/controllers/). Called
+ * once, after the store, registry, metrics and API server exist and before
+ * the API server listens. A failure stops kfleetd with exit code 1. */
+int kf_daemon_controllers_start(struct kf_daemon *d, struct kf_strbuf *err);
+/* Stops them; called after the API server stopped, before the store closes. */
+void kf_daemon_controllers_stop(struct kf_daemon *d);
+
+/* Periodic maintenance (daemon-maint.c). */
+struct daemon_maint_config {
+    int64_t compact_interval_ms;  /* 0: no compaction */
+    int64_t compact_retention_ms; /* keep revisions younger than this ... */
+    int64_t compact_keep_revs;    /* ... and at least this many of the latest */
+    int64_t event_ttl_ms;         /* Events unseen for this long are deleted */
+    int64_t event_gc_interval_ms; /* 0: no Event GC */
+};
+
+int daemon_maint_start(struct kf_daemon *d, const struct daemon_maint_config *c,
+                       struct daemon_maint **ret);
+void daemon_maint_stop(struct daemon_maint *m); /* NULL is fine */
+/* The revision a compaction at now_ms would compact to, given the samples
+ * (time, revision) taken so far (exported for tests; 0: nothing to do). */
+int64_t daemon_compact_target(const struct daemon_maint_config *c, int64_t cur_rev, int64_t now_ms,
+                              const int64_t *sample_ms, const int64_t *sample_rev, size_t n);
+
+#endif
