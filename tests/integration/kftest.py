@@ -1,0 +1,627 @@
+"""kftest.py: the shared harness of kfleet's integration tests.
+
+Integration tests are plain Python 3 scripts (standard library only) named
+tests/integration/test_<area>.py; CTest runs each with KF_BIN_DIR (the
+build's bin directory), KF_SOURCE_DIR and KF_SANITIZE (1 in the ASan build).
+A test file defines test_* functions and ends with
+
+    if __name__ == "__main__":
+        kftest.main(globals())
+
+which runs them in file order (or those named on the command line), prints
+one line per test, stops every process the tests started (by PID, even on
+failure) and exits non-zero if any failed.
+
+What it offers:
+
+  Kfleetd(store=..., tokens=..., args=[...])   start kfleetd on a free port
+      with a temporary data directory; .start() waits for /readyz;
+      .stop() sends SIGTERM and returns the exit code (checked: 0 unless
+      told otherwise), .kill() sends SIGKILL, .restart() keeps the port and
+      data directory. Use it as a context manager:
+
+          with kftest.Kfleetd() as kd:
+              r = kd.post("/apis/kfleet.io/v1/regions", kftest.sample("Region", "r1"))
+              assert r.status == 201, r
+
+  kd.request(method, path, body=None, token=..., headers=..., content_type=...)
+      -> Response(status, headers, data, json); kd.get/post/put/patch/delete.
+      A dict or list body is sent as JSON; bytes are sent as they are.
+  kd.client(token) -> Client: the same calls over one keep-alive connection.
+  kd.watch(path, params) -> Watch: a thread reads the event stream; .next(t)
+      returns the next event (a dict) or None after t seconds; .wait_for(pred)
+      returns the first event pred accepts; .ended tells the stream ended.
+  kd.metrics() -> text of /metrics.
+  sample(kind, name, **spec_overrides) -> a valid object of each kind.
+  API = "/apis/kfleet.io/v1"; path(plural, name=None, sub=None).
+  free_port(), eventually(fn, timeout), require(cond, msg) (raises Skip).
+
+Timeouts are generous under ASan (KF_SANITIZE=1), where everything is slower.
+"""
+
+import atexit
+import http.client
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+
+SOURCE_DIR = os.environ.get(
+    "KF_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+BIN_DIR = os.environ.get("KF_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+SANITIZE = os.environ.get("KF_SANITIZE", "").lower() in ("1", "on", "true", "yes")
+SLOW = 4.0 if SANITIZE else 1.0  # multiply timeouts by this
+
+API = "/apis/kfleet.io/v1"
+GROUP = "kfleet.io"
+API_VERSION = "kfleet.io/v1"
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+ADMIN_TOKEN = "admin-token-0123456789"
+# Tokens of a test token file: token -> (user, role).
+TOKENS = {
+    ADMIN_TOKEN: ("alice", "admin"),
+    "editor-token-0123456789": ("erin", "editor"),
+    "viewer-token-0123456789": ("victor", "viewer"),
+    "agent-token-0123456789": ("agent-h1", "agent"),
+}
+
+
+class Skip(Exception):
+    """Raised to skip a test whose prerequisite is missing."""
+
+
+def require(cond, msg):
+    if not cond:
+        raise Skip(msg)
+
+
+# --- processes ---------------------------------------------------------------
+
+_procs = []  # every process started, stopped at exit
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+
+
+atexit.register(_cleanup)
+
+
+def _on_signal(signum, frame):
+    _cleanup()
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+
+
+def track(proc):
+    """Registers a process (subprocess.Popen) to be killed at exit."""
+    _procs.append(proc)
+    return proc
+
+
+def free_port():
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def eventually(fn, timeout=10.0, interval=0.05, msg=None):
+    """Calls fn until it returns a true value (returned) or timeout passes."""
+    deadline = time.monotonic() + timeout * SLOW
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(msg or f"condition not met within {timeout * SLOW:.0f}s (last: {last!r})")
+
+
+# --- HTTP ----------------------------------------------------------------------
+
+
+class Response:
+    def __init__(self, status, headers, data):
+        self.status = status
+        self.headers = headers
+        self.data = data
+        try:
+            self.json = json.loads(data) if data else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def text(self):
+        return self.data.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.text[:600]}>"
+
+
+def _encode(body, content_type):
+    if body is None:
+        return None, content_type
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body), content_type
+    if isinstance(body, str):
+        return body.encode(), content_type
+    return json.dumps(body).encode(), content_type or "application/json"
+
+
+def _with_query(path, params):
+    if not params:
+        return path
+    return path + ("&" if "?" in path else "?") + urllib.parse.urlencode(params)
+
+
+class Client:
+    """HTTP calls over one keep-alive connection (reconnects when needed)."""
+
+    def __init__(self, port, token=None, timeout=30.0):
+        self.port = port
+        self.token = token
+        self.timeout = timeout * SLOW
+        self.conn = None
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+    def request(self, method, path, body=None, params=None, token=None, headers=None,
+                content_type=None, accept=None):
+        data, ctype = _encode(body, content_type)
+        h = {}
+        tok = token if token is not None else self.token
+        if tok:
+            h["Authorization"] = f"Bearer {tok}"
+        if ctype:
+            h["Content-Type"] = ctype
+        if accept:
+            h["Accept"] = accept
+        h.update(headers or {})
+        url = _with_query(path, params)
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, url, body=data, headers=h)
+                r = self.conn.getresponse()
+                out = Response(r.status, dict(r.getheaders()), r.read())
+                if r.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return out
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def patch(self, path, body=None, content_type="application/merge-patch+json", **kw):
+        return self.request("PATCH", path, body, content_type=content_type, **kw)
+
+    def delete(self, path, body=None, **kw):
+        return self.request("DELETE", path, body, **kw)
+
+
+class Watch:
+    """A watch stream read by a thread: events arrive in .events (a Queue)."""
+
+    def __init__(self, port, path, params=None, token=None, accept=None, timeout=60.0):
+        self.events = queue.Queue()
+        self.lines = []
+        self.ended = threading.Event()
+        self.status = None
+        self.error = None
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout * SLOW)
+        h = {}
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        if accept:
+            h["Accept"] = accept
+        self.conn.request("GET", _with_query(path, params), headers=h)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = dict(self.resp.getheaders())
+        if self.status != 200:
+            self.body = self.resp.read()
+            self.ended.set()
+            return
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    break
+                self.lines.append(line)
+                if line.strip():
+                    self.events.put(json.loads(line))
+        except Exception as e:  # noqa: BLE001 - reported through .error
+            self.error = e
+        finally:
+            self.ended.set()
+
+    def next(self, timeout=5.0):
+        """The next event, or None if none arrived within timeout."""
+        try:
+            return self.events.get(timeout=timeout * SLOW)
+        except queue.Empty:
+            return None
+
+    def wait_for(self, pred, timeout=10.0):
+        """Skips events until pred(event) is true; returns that event."""
+        deadline = time.monotonic() + timeout * SLOW
+        seen = []
+        while time.monotonic() < deadline:
+            ev = self.next(timeout=max(0.01, (deadline - time.monotonic()) / SLOW))
+            if ev is None:
+                continue
+            if pred(ev):
+                return ev
+            seen.append(ev.get("type"))
+        raise AssertionError(f"no matching watch event within {timeout * SLOW:.0f}s; saw {seen}")
+
+    def drain(self, timeout=0.5):
+        """Every event that arrives within timeout of the previous one."""
+        out = []
+        while True:
+            ev = self.next(timeout)
+            if ev is None:
+                return out
+            out.append(ev)
+
+    def close(self):
+        try:
+            self.conn.sock and self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+
+
+# --- kfleetd ----------------------------------------------------------------------
+
+
+def has_store(scheme):
+    """Whether this build's kfleetd knows the store scheme ("sqlite", ...)."""
+    tmp = tempfile.mkdtemp(prefix="kftest-probe-")
+    try:
+        url = {"sqlite": f"sqlite:{tmp}/probe.db", "memory": "memory:"}.get(scheme, scheme + ":")
+        # kfleetd opens the store, then refuses the listen address (exit 2)
+        p = subprocess.run(
+            [os.path.join(BIN_DIR, "kfleetd"), "--store", url, "--listen", "999.1.1.1:1",
+             "--data-dir", tmp],
+            capture_output=True, timeout=60, text=True,
+        )
+        return "unknown store scheme" not in p.stderr
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_default_store = None
+
+
+def default_store():
+    """$KF_TEST_STORE, else "sqlite" when this build has it, else "memory"."""
+    global _default_store
+    if _default_store is None:
+        _default_store = os.environ.get("KF_TEST_STORE") or (
+            "sqlite" if has_store("sqlite") else "memory")
+        if _default_store == "memory" and not os.environ.get("KF_TEST_STORE"):
+            print("note: this kfleetd has no sqlite store; tests use memory:", flush=True)
+    return _default_store
+
+
+def write_token_file(path, tokens=None):
+    with open(path, "w") as f:
+        f.write("# token,user,role\n")
+        for tok, (user, role) in (tokens or TOKENS).items():
+            f.write(f"{tok},{user},{role}\n")
+    return path
+
+
+class Kfleetd:
+    """One kfleetd process on 127.0.0.1 with a temporary data directory.
+
+    store:  "sqlite" (a file in the data directory), "memory", a URL, or
+            None for default_store().
+    tokens: None (no authentication), True (TOKENS), or a dict
+            token -> (user, role).
+    args:   extra command-line arguments.
+    """
+
+    def __init__(self, store=None, tokens=None, args=(), data_dir=None, port=None,
+                 log_level="info", env=None):
+        if store is None:
+            store = default_store()
+        self.own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="kftest-")
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        if store == "sqlite":
+            store = f"sqlite:{self.data_dir}/kfleet.db"
+        elif store == "memory":
+            store = "memory:"
+        self.store = store
+        self.token_file = None
+        self.tokens = None
+        if tokens:
+            self.tokens = TOKENS if tokens is True else tokens
+            self.token_file = write_token_file(os.path.join(self.data_dir, "tokens"), self.tokens)
+        self.admin_token = ADMIN_TOKEN if self.tokens is TOKENS else (
+            next((t for t, (u, r) in self.tokens.items() if r == "admin"), None)
+            if self.tokens else None)
+        self.args = list(args)
+        self.log_level = log_level
+        self.env = dict(os.environ, **(env or {}))
+        self.log_path = os.path.join(self.data_dir, "kfleetd.log")
+        self.proc = None
+        self._clients = {}
+
+    # life cycle
+
+    def command(self):
+        cmd = [os.path.join(BIN_DIR, "kfleetd"), "--listen", f"127.0.0.1:{self.port}",
+               "--store", self.store, "--data-dir", self.data_dir, "--log-level", self.log_level]
+        if self.token_file:
+            cmd += ["--token-file", self.token_file]
+        return cmd + self.args
+
+    def start(self, wait=True):
+        self.log_file = open(self.log_path, "ab")
+        self.proc = track(subprocess.Popen(self.command(), stdout=self.log_file,
+                                           stderr=subprocess.STDOUT, env=self.env))
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"kfleetd exited with {self.proc.returncode} before it was ready:\n"
+                    + self.log_tail())
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/readyz")
+                if c.getresponse().status == 200:
+                    c.close()
+                    return
+                c.close()
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("kfleetd did not become ready:\n" + self.log_tail())
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0, expect=0):
+        """Stops kfleetd with sig and returns its exit code; asserts it is
+        `expect` (pass expect=None not to check)."""
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.kill(self.proc.pid, sig)
+        try:
+            code = self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise AssertionError("kfleetd did not stop within the timeout:\n" + self.log_tail())
+        finally:
+            self.log_file.close()
+        if expect is not None and code != expect:
+            raise AssertionError(f"kfleetd exited with {code}, expected {expect}:\n"
+                                 + self.log_tail())
+        return code
+
+    def kill(self):
+        """SIGKILL: no clean shutdown."""
+        return self.stop(signal.SIGKILL, expect=None)
+
+    def restart(self, **kw):
+        self.stop(**kw)
+        return self.start()
+
+    def close(self):
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.stop(expect=None)
+        finally:
+            if self.own_dir:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self):
+        if not self.proc:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            # a clean exit must be clean: exit code 0 (ASan leaks included)
+            try:
+                self.stop()
+            finally:
+                if self.own_dir:
+                    shutil.rmtree(self.data_dir, ignore_errors=True)
+        else:
+            sys.stderr.write("--- kfleetd log (tail) ---\n" + self.log_tail() + "\n")
+            self.close()
+        return False
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=60):
+        return "\n".join(self.log().splitlines()[-n:])
+
+    # HTTP
+
+    def client(self, token=None):
+        """A keep-alive Client (token None: the admin token when auth is on)."""
+        tok = token if token is not None else self.admin_token
+        return Client(self.port, tok)
+
+    def _default_client(self, token):
+        key = token if token is not None else "__admin__"
+        if key not in self._clients:
+            self._clients[key] = self.client(token)
+        return self._clients[key]
+
+    def request(self, method, path, body=None, token=None, **kw):
+        return self._default_client(token).request(method, path, body, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def patch(self, path, body=None, content_type="application/merge-patch+json", **kw):
+        return self.request("PATCH", path, body, content_type=content_type, **kw)
+
+    def delete(self, path, body=None, **kw):
+        return self.request("DELETE", path, body, **kw)
+
+    def watch(self, path, params=None, token=None, accept=None, timeout=60.0):
+        tok = token if token is not None else self.admin_token
+        p = dict(params or {})
+        p.setdefault("watch", "true")
+        return Watch(self.port, path, p, tok, accept, timeout)
+
+    def metrics(self):
+        r = self.get("/metrics")
+        assert r.status == 200, r
+        return r.text
+
+    def metric(self, name, labels=None):
+        """The value of one series of /metrics (None if absent)."""
+        want = name
+        if labels:
+            want += "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        for line in self.metrics().splitlines():
+            if line.startswith("#"):
+                continue
+            key, _, value = line.rpartition(" ")
+            if key == want:
+                return float(value)
+        return None
+
+
+# --- objects -------------------------------------------------------------------------
+
+
+def path(plural, name=None, sub=None):
+    p = f"{API}/{plural}"
+    if name:
+        p += f"/{name}"
+    if sub:
+        p += f"/{sub}"
+    return p
+
+
+PLURALS = {
+    "Region": "regions",
+    "Unit": "units",
+    "Host": "hosts",
+    "Profile": "profiles",
+    "Template": "templates",
+    "GuestCluster": "guestclusters",
+    "ControlPlaneMember": "controlplanemembers",
+    "IPPool": "ippools",
+}
+
+# A valid spec of each kind users write (Event is written by kfleetd).
+SAMPLE_SPECS = {
+    "Region": {"zones": ["cn-hangzhou-a", "cn-hangzhou-b", "cn-hangzhou-c"]},
+    "Unit": {"region": "cn-hangzhou", "zones": ["cn-hangzhou-a", "cn-hangzhou-b",
+                                                "cn-hangzhou-c"]},
+    "Host": {"role": "meta", "unit": "hz-u1", "zone": "cn-hangzhou-a",
+             "capacity": {"cpu": "32", "memory": "128Gi"}},
+    "Profile": {"versions": ["1.30", "1.31"]},
+    "Template": {"profile": "standard"},
+    "GuestCluster": {"region": "cn-hangzhou", "profile": "standard", "version": "1.30",
+                     "expectedNodes": 3, "network": {"vpc": "vpc-1"}},
+    "ControlPlaneMember": {"cluster": "web-1", "component": "etcd"},
+    "IPPool": {"vpc": "vpc-1", "cidrs": ["10.0.0.0/8"]},
+}
+
+
+def sample(kind, name, labels=None, **spec):
+    """A valid object of kind named name; spec keys override the sample."""
+    s = json.loads(json.dumps(SAMPLE_SPECS[kind]))
+    s.update(spec)
+    meta = {"name": name}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": meta, "spec": s}
+
+
+# --- running tests ------------------------------------------------------------------
+
+
+def main(namespace):
+    """Runs the test_* functions of namespace (a module's globals())."""
+    only = set(sys.argv[1:])
+    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+    failed = 0
+    for name, fn in tests:
+        if only and name not in only:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Skip as e:
+            print(f"SKIP {name}: {e}", flush=True)
+            continue
+        except Exception:  # noqa: BLE001 - every failure is reported
+            failed += 1
+            print(f"FAIL {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+            traceback.print_exc()
+            continue
+        print(f"ok   {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+    _cleanup()
+    sys.exit(1 if failed else 0)
