@@ -1,0 +1,274 @@
+/* placement.h: where a guest control plane lives. GuestCluster -> Unit
+ * (filters, then weighted scores), then its members -> hosts of that unit
+ * (spread over zones), the unit water level, and capacity planning.
+ *
+ * The library works on plain structs that the caller fills (the placement
+ * controller builds them from Unit, Host, GuestCluster and
+ * ControlPlaneMember objects; the benchmark builds them directly). Strings
+ * are borrowed: they must outlive the call. Nothing here touches JSON, the
+ * store, a clock or a global; the same input gives the same answer.
+ *
+ *   kf_place()          the decision: a unit and member bindings, or a
+ *                       message that names the best candidate and why it
+ *                       failed ("no unit in cn-hangzhou has headroom for
+ *                       grade G3: best is hz-u2 at 58 % cpu, would reach
+ *                       71 % (mark 60 %)")
+ *   kf_place_explain()  every unit's verdict: each filter, the numbers, the
+ *                       score breakdown
+ *   kf_place_commit()   books a decision into the unit and its hosts, so the
+ *                       next decision sees it (and kf_place_uncommit undoes)
+ *   kf_unit_water()     a unit's water level, how far above its mark, how
+ *                       many more clusters of each grade it takes
+ *   kf_unit_hosts_needed()  hosts of a shape to add to take N more of a grade
+ *
+ * The model, formulas and defaults: docs/internals/placement.md.
+ */
+#ifndef KF_PLACEMENT_H
+#define KF_PLACEMENT_H
+
+#include "kfleet/base.h"
+#include "kfleet/grade.h"
+
+struct kf_strbuf;
+
+#define KF_PLACE_MAX_ZONES     16
+#define KF_PLACE_MAX_RATIOS    KF_GRADE_COUNT
+#define KF_PLACE_MAX_EXCLUSIVE 8
+#define KF_PLACE_MESSAGE_MAX   512
+
+/* --- input ------------------------------------------------------------------- */
+
+/* A meta host of a unit. capacity is allocatable (capacity - reserved);
+ * allocated is the sum of the requests of the members bound to it. Hosts
+ * that are not ready or are unschedulable (or carry a NoSchedule taint)
+ * take no new members; not-ready hosts do not count towards the unit's
+ * capacity, but their members still count as allocated. */
+struct kf_place_host {
+    const char *name;
+    unsigned zone; /* index into the unit's zones */
+    struct kf_res capacity;
+    struct kf_res allocated;
+    unsigned members;
+    bool ready;
+    bool unschedulable;
+};
+
+/* At most max_fraction of the unit's clusters (counting the new one) may be
+ * of `grade` (or of grade or above, when or_above): {G4, true, 0.10} says
+ * "at most 10 % of G4+". One such cluster is always allowed. */
+struct kf_place_ratio {
+    int grade;
+    bool or_above;
+    double max_fraction;
+};
+
+struct kf_place_unit {
+    /* spec */
+    const char *name;
+    const char *region;
+    const char *const *zones;
+    unsigned n_zones; /* <= KF_PLACE_MAX_ZONES */
+    struct kf_place_host *hosts;
+    size_t n_hosts;
+    const char *const *features; /* "gpu", "edge", "dedicated", ... */
+    size_t n_features;
+    const char *const *compliance; /* the unit's own tags */
+    size_t n_compliance;
+    const char *const *region_compliance; /* tags of its region */
+    size_t n_region_compliance;
+    double water_level;    /* 0: the policy's (the caller resolves a region override) */
+    double cost_per_core;  /* relative, 0: 1.0 */
+    double performance;    /* relative, 0: 1.0 */
+    unsigned max_clusters; /* 0: no limit */
+    int64_t max_nodes;     /* sum of expectedNodes; 0: no limit */
+    struct kf_place_ratio ratios[KF_PLACE_MAX_RATIOS];
+    unsigned n_ratios;
+    bool cordoned;
+
+    /* state: clusters, by_grade and nodes are the caller's (counted from the
+     * GuestClusters bound to the unit); capacity and allocated come from the
+     * hosts (kf_place_unit_refresh). kf_place_commit keeps all of them. */
+    unsigned clusters;
+    unsigned by_grade[KF_GRADE_COUNT];
+    int64_t nodes;
+    struct kf_res capacity;  /* of ready hosts */
+    struct kf_res allocated; /* of all hosts */
+};
+
+/* Recomputes u->capacity and u->allocated from the hosts. */
+void kf_place_unit_refresh(struct kf_place_unit *u);
+
+/* A guest cluster to place. shape is the control plane (normally the grade
+ * table row of grade; a profile may adjust it, e.g. more apiservers). */
+struct kf_place_cluster {
+    const char *name;
+    const char *region;
+    int grade;
+    const struct kf_grade_spec *shape;
+    int64_t expected_nodes;
+    const char *const *compliance; /* tags the cluster needs */
+    size_t n_compliance;
+    const char *const *features; /* unit features its profile requires */
+    size_t n_features;
+    const char *unit; /* spec.placement.unit: only this unit; NULL: any */
+    const char *const *avoid_units;
+    size_t n_avoid_units;
+};
+
+/* Scores, each 0..100 after normalisation (shown with one decimal). */
+enum kf_place_score {
+    KF_SCORE_SPREAD = 0,  /* LeastAllocated after placement: mean over cpu, memory of 1 - used */
+    KF_SCORE_DENSITY,     /* MostAllocated after placement: mean of used (bin packing) */
+    KF_SCORE_BALANCE,     /* BalancedAllocation: 1 - |cpu - memory| / 2 */
+    KF_SCORE_COST,        /* cheapest costPerCore among candidates / this unit's */
+    KF_SCORE_PERFORMANCE, /* this unit's performance / the best candidate's */
+    KF_SCORE_QUOTA,       /* share of maxClusters left after placement (100 without a quota) */
+    KF_SCORE_COUNT,
+};
+
+enum kf_place_filter {
+    KF_FILTER_REGION = 0,
+    KF_FILTER_UNIT, /* spec.placement.unit / avoidUnits */
+    KF_FILTER_CORDON,
+    KF_FILTER_COMPLIANCE,
+    KF_FILTER_FEATURES,
+    KF_FILTER_QUOTA,
+    KF_FILTER_GRADE_RATIO,
+    KF_FILTER_ZONES,
+    KF_FILTER_WATER_CPU,
+    KF_FILTER_WATER_MEMORY,
+    KF_FILTER_HOSTS, /* the members fit on hosts, spread over zones */
+    KF_FILTER_COUNT,
+};
+
+/* "Region", "Unit", "Cordon", "Compliance", "Features", "Quota",
+ * "GradeRatio", "Zones", "WaterLevelCPU", "WaterLevelMemory", "HostFit". */
+const char *kf_place_filter_name(enum kf_place_filter f);
+/* "spread", "density", "balance", "cost", "performance", "quota". */
+const char *kf_place_score_name(enum kf_place_score s);
+
+struct kf_place_policy {
+    double water_level;               /* default mark, 0.60 */
+    double host_water_level;          /* a member may bring a host up to this, 0.85 */
+    unsigned weights[KF_SCORE_COUNT]; /* spread 3, density 0, balance 2, cost 1,
+                                         performance 1, quota 1 */
+    /* A unit with one of these features only takes clusters that require it
+     * (default: "dedicated"). */
+    const char *exclusive_features[KF_PLACE_MAX_EXCLUSIVE];
+    unsigned n_exclusive;
+};
+
+void kf_place_policy_default(struct kf_place_policy *p);
+
+/* --- output ------------------------------------------------------------------- */
+
+/* One member on one host. */
+struct kf_place_binding {
+    uint16_t component; /* index into shape->components */
+    uint16_t replica;
+    uint32_t host; /* index into unit->hosts */
+    uint16_t zone;
+    bool spread_fallback;                  /* more replicas than usable zones: shares a zone */
+    float host_cpu_before, host_cpu_after; /* host cpu requests / allocatable */
+};
+
+struct kf_place_result {
+    int unit;  /* index into units, or -1: Pending */
+    int score; /* weighted total, per mille */
+    unsigned n_bindings;
+    struct kf_place_binding bindings[KF_GRADE_MAX_MEMBERS];
+    char message[KF_PLACE_MESSAGE_MAX]; /* why this unit, or why none */
+};
+
+/* Reusable scratch for decisions; one per thread. */
+struct kf_placer {
+    struct kf_place_policy policy;
+    void *scratch; /* private */
+};
+
+/* policy NULL: kf_place_policy_default. */
+void kf_placer_init(struct kf_placer *p, const struct kf_place_policy *policy);
+void kf_placer_release(struct kf_placer *p);
+
+/* Places c among units (units are not modified). Returns 0 with ret->unit
+ * and the bindings, or -ENOSPC with ret->unit == -1 and ret->message naming
+ * the best candidate and why it failed; -EINVAL for a cluster without a
+ * valid shape. Ties: higher score, then fewer clusters, then name. */
+int kf_place(struct kf_placer *p, const struct kf_place_unit *units, size_t n_units,
+             const struct kf_place_cluster *c, struct kf_place_result *ret);
+
+/* Books the result into units[r->unit]: host allocations and member
+ * counts, unit allocated, clusters, by_grade and nodes. */
+void kf_place_commit(struct kf_place_unit *units, const struct kf_place_cluster *c,
+                     const struct kf_place_result *r);
+/* Undoes what kf_place_commit booked for these bindings (cluster deleted). */
+void kf_place_uncommit(struct kf_place_unit *u, const struct kf_place_cluster *c,
+                       const struct kf_place_binding *b, unsigned n);
+
+/* Writes one line per binding: "etcd-0 -> hz-a-h03 (zone hz-a, one per zone;
+ * least allocated host: cpu 22 % -> 25 %)". */
+void kf_place_bindings_format(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                              const struct kf_place_result *r, struct kf_strbuf *out);
+
+/* --- explain ------------------------------------------------------------------- */
+
+struct kf_place_verdict {
+    size_t unit;          /* index into units */
+    uint32_t failed;      /* bit (1 << filter) per failed filter */
+    bool evaluated_hosts; /* HostFit was tried (only after every other filter passed) */
+    double mark;
+    double cpu_now, cpu_after, mem_now, mem_after; /* fractions of allocatable */
+    int score[KF_SCORE_COUNT];         /* per mille; valid when no filter before HostFit failed */
+    int total;                         /* weighted, per mille */
+    char reason[KF_PLACE_MESSAGE_MAX]; /* every failure in words, "; "-separated */
+};
+
+struct kf_place_explain {
+    struct kf_place_verdict *verdicts; /* one per unit, in the units' order */
+    size_t n;
+    int chosen; /* unit index, or -1 */
+    struct kf_place_result result;
+};
+
+/* Like kf_place, but evaluates every filter of every unit (no short cut),
+ * so each verdict lists all that failed. The chosen unit and the message
+ * are the same kf_place gives. Release with kf_place_explain_release. */
+int kf_place_explain(struct kf_placer *p, const struct kf_place_unit *units, size_t n_units,
+                     const struct kf_place_cluster *c, struct kf_place_explain *ret);
+void kf_place_explain_release(struct kf_place_explain *e);
+/* A table for people: one line per unit of the cluster's region (units of
+ * other regions summed up in one line), with verdict, cpu and memory now ->
+ * after / mark, and each score; then the decision. */
+void kf_place_explain_format(const struct kf_place_explain *e, const struct kf_place_unit *units,
+                             const struct kf_place_cluster *c, const struct kf_place_policy *p,
+                             struct kf_strbuf *out);
+
+/* --- capacity ------------------------------------------------------------------ */
+
+struct kf_unit_water {
+    double mark;
+    double cpu, mem;                   /* requests / allocatable (0 when no capacity) */
+    bool above;                        /* cpu or mem above the mark */
+    struct kf_res over;                /* requests above mark x allocatable (0 when below) */
+    struct kf_res room;                /* mark x allocatable - requests (0 when above) */
+    unsigned can_take[KF_GRADE_COUNT]; /* more clusters of each grade the room holds */
+};
+
+/* The unit's water level against its mark (the unit's, else the policy's). */
+void kf_unit_water(const struct kf_place_unit *u, const struct kf_place_policy *p,
+                   const struct kf_grade_table *t, struct kf_unit_water *ret);
+
+/* Hosts of host_shape to add so that n more control planes of shape fit
+ * under the mark, for CPU and memory separately (the larger wins); 0 if
+ * they already fit. Counts aggregate room, as the admission rule does;
+ * kf_plan checks the members really fit on hosts. */
+unsigned kf_unit_hosts_needed(const struct kf_place_unit *u, const struct kf_place_policy *p,
+                              const struct kf_grade_spec *shape, unsigned n,
+                              struct kf_res host_shape);
+
+/* Writes "cpu 58 % memory 44 % (mark 60 %)", or "... above the mark by 3.2
+ * cores: needs 1 more host of 64 cores / 256 GiB" when above. */
+void kf_unit_water_format(const struct kf_place_unit *u, const struct kf_unit_water *w,
+                          struct kf_res host_shape, struct kf_strbuf *out);
+
+#endif
