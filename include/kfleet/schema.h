@@ -149,9 +149,9 @@ struct kf_schema {
     {                                                                           \
         .name = n, .type = KF_T_MAP, .description = d, .items = it, __VA_ARGS__ \
     }
-#define KF_END \
-    {          \
-        NULL   \
+#define KF_END       \
+    {                \
+        .name = NULL \
     }
 /* An inline member table for KF_OBJECT / KF_ITEM_OBJECT, KF_END added. */
 #define KF_FIELDS(...) ((const struct kf_field[]){ __VA_ARGS__, KF_END })

@@ -87,8 +87,12 @@ static struct sel_term *add_term(struct kf_selector *s, const char *key, size_t 
     return t;
 }
 
+/* Values form a set: a repeat is dropped. */
 static void add_value(struct sel_term *t, const char *v, size_t len)
 {
+    for (size_t i = 0; i < t->n; i++)
+        if (strlen(t->values[i]) == len && memcmp(t->values[i], v, len) == 0)
+            return;
     KF_GROW(t->values, t->alloc, t->n);
     t->values[t->n++] = kf_xstrndup(v, len);
 }
@@ -249,12 +253,19 @@ static int parse_values(struct lexer *l, const char *s, struct sel_term *t, stru
     for (;;) {
         lex(l);
         if (l->type == TOK_IDENT) {
-            if (t->n >= KF_SELECTOR_MAX_TERMS)
+            char *v = kf_xstrndup(l->text, l->len);
+
+            if (t->n >= KF_SELECTOR_MAX_TERMS) {
+                free(v);
                 return sel_error(err, s, l->start, "more than %d values in one set",
                                  KF_SELECTOR_MAX_TERMS);
-            add_value(t, l->text, l->len);
-            if (check_label_value(s, t->values[t->n - 1], l->start, err) < 0)
+            }
+            if (check_label_value(s, v, l->start, err) < 0) {
+                free(v);
                 return -EBADMSG;
+            }
+            add_value(t, l->text, l->len);
+            free(v);
             lex(l);
         } else if (l->type == TOK_COMMA || l->type == TOK_RPAR) {
             /* an empty value: "(a,)" holds "a" and "" */
@@ -774,7 +785,8 @@ void kf_selector_format(const struct kf_selector *sel, struct kf_strbuf *out)
             kf_strbuf_addf(out, "%s %s (", t->key, t->op == OP_IN ? "in" : "notin");
             for (size_t j = 0; j < t->n; j++)
                 kf_strbuf_addf(out, "%s%s", j ? "," : "", vals[j]);
-            kf_strbuf_addch(out, ')');
+            /* the set holding only "" is written "(,)": "()" would be empty */
+            kf_strbuf_addstr(out, t->n == 1 && !*vals[0] ? ",)" : ")");
             free(vals);
             break;
         }
