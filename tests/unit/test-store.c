@@ -1505,6 +1505,11 @@ static void test_sqlite_bad_files(void **state)
     sqlite3_close(db);
     assert_int_equal(open_err(url, &err), -EINVAL);
     assert_contains(err.buf, "newer");
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_err(url, &err), -EINVAL);
+    assert_contains(err.buf, "development build");
     free(url);
     free(path);
 
