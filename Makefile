@@ -20,7 +20,7 @@ CTEST_ARGS  ?=
 C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find src include tests bench -name '*.[ch]')
 
 .PHONY: all deps build asan check check-release check-asan check-fuzz format format-check \
-        run fuzz clean bench bench-api bench-placement bench-heartbeat bench-provision \
+        run fuzz clean bench bench-api bench-store bench-placement bench-heartbeat bench-provision \
         bench-broadcast bench-federation
 
 all: build
@@ -76,7 +76,7 @@ format-check:
 run: deps build
 	@scripts/run-local
 
-bench: bench-api bench-placement bench-heartbeat bench-provision bench-broadcast bench-federation
+bench: bench-api bench-store bench-placement bench-heartbeat bench-provision bench-broadcast bench-federation
 
 bench-%: deps build
 	@scripts/bench $*

@@ -174,8 +174,8 @@ static void bench_one(const char *label, const char *url)
     printf("%s (%s)\n", label, url);
 
     t = run_threads(s, create_range, 0, half, 1, NULL);
-    printf("  create, 1 thread:        %9.0f /s   (%zu keys, %d-byte values)\n",
-           (double)half / t, half, VALUE_SIZE);
+    printf("  create, 1 thread:        %9.0f /s   (%zu keys, %d-byte values)\n", (double)half / t,
+           half, VALUE_SIZE);
     t = run_threads(s, create_range, half, nkeys - half, THREADS, NULL);
     printf("  create, %d threads:       %9.0f /s   (%zu keys)\n", THREADS,
            (double)(nkeys - half) / t, nkeys - half);
