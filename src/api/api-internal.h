@@ -108,6 +108,7 @@ struct api_request {
 
     struct kf_strbuf body; /* capped at cfg.max_body */
     bool body_too_large;
+    size_t discarded; /* body bytes dropped past the cap */
 
     unsigned int status; /* the HTTP status replied */
     struct api_watch *watch;

@@ -34,7 +34,8 @@
 
 KF_LOG_MODULE(api);
 
-#define API_MEMORY_LIMIT (64 * 1024) /* per connection: headers, read and write buffers */
+#define API_MEMORY_LIMIT (64 * 1024)        /* per connection: headers, read and write buffers */
+#define API_DISCARD_MAX  (16 * 1024 * 1024) /* body bytes dropped before hanging up */
 
 static const char *const verb_names[API_VERB_N] = {
     [API_VERB_NONE] = "",
@@ -513,6 +514,13 @@ static int request_begin(struct api_request *req)
         uint64_t n;
 
         if (kf_parse_uint64(cl, &n) == 0 && n > req->api->cfg.max_body) {
+            /* Within reason the body is read and dropped, so that the
+             * client, which is still sending it, gets to read the 413
+             * (answering now would close the connection under it). */
+            if (n <= API_DISCARD_MAX) {
+                req->body_too_large = true;
+                return 0;
+            }
             __atomic_add_fetch(&req->api->body_rejections, 1, __ATOMIC_RELAXED);
             api_reply_statusf(req, -KF_ETOOLARGE,
                               "the request body has %llu bytes; the limit is %zu",
@@ -594,14 +602,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) {
+        /* libmicrohttpd 0.9.75 cannot answer in the middle of a body: past
+         * the cap the rest is read and dropped, and 413 is answered at its
+         * end. A client that keeps sending far past it is cut off. */
         if (!req->replied && !req->body_too_large &&
             kf_strbuf_add(&req->body, upload, *upload_size) < 0) {
             req->body_too_large = true;
-            __atomic_add_fetch(&api->body_rejections, 1, __ATOMIC_RELAXED);
-            api_reply_statusf(req, -KF_ETOOLARGE, "the request body is larger than %zu bytes",
-                              api->cfg.max_body);
+            kf_strbuf_release(&req->body);
+        }
+        if (req->body_too_large) {
+            req->discarded += *upload_size;
+            if (req->discarded > API_DISCARD_MAX) {
+                __atomic_add_fetch(&api->body_rejections, 1, __ATOMIC_RELAXED);
+                req->status = MHD_HTTP_CONTENT_TOO_LARGE;
+                return MHD_NO;
+            }
         }
         *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->body_too_large && !req->replied) {
+        __atomic_add_fetch(&api->body_rejections, 1, __ATOMIC_RELAXED);
+        api_reply_statusf(req, -KF_ETOOLARGE,
+                          "the request body is larger than the limit of %zu bytes",
+                          api->cfg.max_body);
         return MHD_YES;
     }
     if (req->replied)
