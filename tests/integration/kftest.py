@@ -202,6 +202,7 @@ class Client:
         h.update(headers or {})
         url = _with_query(path, params)
         for attempt in (0, 1):
+            reused = self.conn is not None
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             try:
@@ -212,8 +213,10 @@ class Client:
                     self.close()
                 return out
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # a kept-alive connection the server closed meanwhile: once
+                # more on a new one (never after a failure on a fresh one)
                 self.close()
-                if attempt:
+                if attempt or not reused:
                     raise
         raise AssertionError("unreachable")
 
