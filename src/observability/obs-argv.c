@@ -1,0 +1,145 @@
+/* obs-argv.c: the command lines of the monitoring processes, for whatever
+ * supervises them (kfleetd or an agent in a local fleet). Every path points
+ * into the instance's folder under the monitoring root; --web.external-url
+ * is always set so links in alerts and notifications name a reachable
+ * address rather than the machine's host name. The argv is exec'ed
+ * directly, never through a shell.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kfleet/base.h"
+#include "kfleet/strbuf.h"
+#include "observability/obs-internal.h"
+
+static void push(struct kf_obs_argv *a, size_t *alloc, char *arg)
+{
+    KF_GROW(a->argv, *alloc, a->argc + 2);
+    a->argv[a->argc++] = arg;
+    a->argv[a->argc] = NULL;
+}
+
+static char *dur_flag(const char *flag, int64_t ms)
+{
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+
+    kf_strbuf_addf(&sb, "%s=", flag);
+    obs_duration(&sb, ms);
+    return kf_strbuf_detach(&sb, NULL);
+}
+
+void kf_obs_argv_release(struct kf_obs_argv *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->argc; i++)
+        free(a->argv[i]);
+    free(a->argv);
+    a->argv = NULL;
+    a->argc = 0;
+}
+
+void kf_obs_argv_prometheus(const struct kf_obs_fleet *f, const struct kf_obs_instance *inst,
+                            int64_t retention_ms, const char *root, struct kf_obs_argv *ret)
+{
+    struct kf_obs_binaries b;
+    struct kf_obs_argv a = { 0 };
+    struct kf_obs_settings s;
+    size_t alloc = 0;
+    char *url = obs_external_url(inst->listen, inst->external);
+
+    obs_binaries(&f->bin, &b);
+    obs_settings(f, NULL, &s);
+    push(&a, &alloc, kf_xstrdup(b.prometheus));
+    push(&a, &alloc, kf_xasprintf("--config.file=%s/%s/prometheus.yml", root, inst->name));
+    push(&a, &alloc, kf_xasprintf("--storage.tsdb.path=%s/%s/data", root, inst->name));
+    push(&a, &alloc,
+         dur_flag("--storage.tsdb.retention.time", retention_ms ? retention_ms : s.retention_ms));
+    push(&a, &alloc, kf_xasprintf("--web.listen-address=%s", inst->listen));
+    push(&a, &alloc, kf_xasprintf("--web.external-url=%s", url));
+    push(&a, &alloc, kf_xstrdup("--web.enable-lifecycle"));
+    free(url);
+    *ret = a;
+}
+
+void kf_obs_argv_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alertmanager *am,
+                              const char *root, struct kf_obs_argv *ret)
+{
+    const struct kf_obs_alerting *al = &f->alerting;
+    int64_t peer = al->peer_timeout_ms ? al->peer_timeout_ms : 15000;
+    int64_t settle = al->settle_timeout_ms ? al->settle_timeout_ms : 2 * peer;
+    struct kf_obs_binaries b;
+    struct kf_obs_argv a = { 0 };
+    size_t alloc = 0;
+    char *url = obs_external_url(am->listen, am->external);
+
+    obs_binaries(&f->bin, &b);
+    push(&a, &alloc, kf_xstrdup(b.alertmanager));
+    push(&a, &alloc, kf_xasprintf("--config.file=%s/%s/alertmanager.yml", root, am->name));
+    push(&a, &alloc, kf_xasprintf("--storage.path=%s/%s/data", root, am->name));
+    push(&a, &alloc, kf_xasprintf("--web.listen-address=%s", am->listen));
+    push(&a, &alloc, kf_xasprintf("--web.external-url=%s", url));
+    push(&a, &alloc, kf_xasprintf("--cluster.listen-address=%s", am->cluster_listen));
+    push(&a, &alloc, kf_xasprintf("--cluster.advertise-address=%s", am->cluster_listen));
+    for (size_t i = 0; i < f->n_alertmanagers; i++)
+        if (&f->alertmanagers[i] != am &&
+            strcmp(f->alertmanagers[i].cluster_listen, am->cluster_listen) != 0)
+            push(&a, &alloc, kf_xasprintf("--cluster.peer=%s", f->alertmanagers[i].cluster_listen));
+    push(&a, &alloc, dur_flag("--cluster.peer-timeout", peer));
+    push(&a, &alloc, dur_flag("--cluster.settle-timeout", settle));
+    free(url);
+    *ret = a;
+}
+
+void kf_obs_argv_node_exporter(const struct kf_obs_binaries *bin, const char *listen,
+                               struct kf_obs_argv *ret)
+{
+    struct kf_obs_binaries b;
+    struct kf_obs_argv a = { 0 };
+    size_t alloc = 0;
+
+    obs_binaries(bin, &b);
+    push(&a, &alloc, kf_xstrdup(b.node_exporter));
+    push(&a, &alloc, kf_xasprintf("--web.listen-address=%s", listen));
+    *ret = a;
+}
+
+int kf_obs_argv_instance(const struct kf_obs_fleet *f, const char *name, const char *root,
+                         struct kf_obs_argv *ret)
+{
+    struct kf_obs_settings s;
+
+    for (size_t i = 0; i < f->n_units; i++) {
+        const struct kf_obs_unit *u = &f->units[i];
+
+        for (size_t j = 0; j < u->n_edges; j++)
+            if (kf_streq(u->edges[j].name, name)) {
+                obs_settings(f, obs_region(f, u->region), &s);
+                kf_obs_argv_prometheus(f, &u->edges[j], s.retention_ms, root, ret);
+                return 0;
+            }
+    }
+    for (size_t i = 0; i < f->n_regions; i++) {
+        const struct kf_obs_region *r = &f->regions[i];
+
+        for (size_t j = 0; j < r->n_cascades; j++)
+            if (kf_streq(r->cascades[j].name, name)) {
+                obs_settings(f, r, &s);
+                kf_obs_argv_prometheus(f, &r->cascades[j], s.retention_ms, root, ret);
+                return 0;
+            }
+    }
+    for (size_t i = 0; i < f->n_centrals; i++)
+        if (kf_streq(f->centrals[i].name, name)) {
+            kf_obs_argv_prometheus(f, &f->centrals[i], 0, root, ret);
+            return 0;
+        }
+    for (size_t i = 0; i < f->n_alertmanagers; i++)
+        if (kf_streq(f->alertmanagers[i].name, name)) {
+            kf_obs_argv_alertmanager(f, &f->alertmanagers[i], root, ret);
+            return 0;
+        }
+    return -ENOENT;
+}

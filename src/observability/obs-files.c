@@ -1,0 +1,539 @@
+/* obs-files.c: the rendered file set and how it reaches the disk.
+ *
+ * A renderer produces a kf_obs_files set in memory; this file compares it
+ * with what is on disk and replaces only what differs, each file atomically
+ * (a temporary file in the same folder, fsync, rename, fsync of the folder),
+ * so Prometheus' file_sd watcher and a reload never see half a file. It
+ * reports whether the structure of an instance changed (reload it) or only
+ * its target lists (no reload: file_sd picks them up), removes owned files
+ * the new set no longer has, and runs promtool / amtool over an instance
+ * folder (fork + exec, no shell) for callers who check before going live.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kfleet/base.h"
+#include "kfleet/strbuf.h"
+#include "observability/obs-internal.h"
+
+/* Subfolders of an instance folder whose files the renderers own. */
+static const char *const owned_dirs[] = { "rules", "targets", "secrets" };
+
+/* Rendered files are small; anything bigger on disk is not ours to read whole. */
+#define OBS_MAX_FILE        (64u << 20)
+#define OBS_MAX_TOOL_OUTPUT (64u << 10)
+
+void kf_obs_files_release(struct kf_obs_files *files)
+{
+    if (!files)
+        return;
+    for (size_t i = 0; i < files->n; i++) {
+        free(files->items[i].path);
+        if (files->items[i].secret && files->items[i].content)
+            explicit_bzero(files->items[i].content, files->items[i].len);
+        free(files->items[i].content);
+    }
+    free(files->items);
+    files->items = NULL;
+    files->n = files->alloc = 0;
+}
+
+void kf_obs_files_add(struct kf_obs_files *files, const char *path, char *content, size_t len,
+                      mode_t mode, bool targets, bool secret)
+{
+    struct kf_obs_file *f;
+
+    KF_GROW(files->items, files->alloc, files->n + 1);
+    f = &files->items[files->n++];
+    f->path = kf_xstrdup(path);
+    f->content = content;
+    f->len = len;
+    f->mode = mode;
+    f->targets = targets;
+    f->secret = secret;
+}
+
+const struct kf_obs_file *kf_obs_files_find(const struct kf_obs_files *files, const char *path)
+{
+    for (size_t i = 0; i < files->n; i++)
+        if (strcmp(files->items[i].path, path) == 0)
+            return &files->items[i];
+    return NULL;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    return r;
+}
+
+int kf_obs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                             struct kf_strbuf *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? kf_xstrndup(path, (size_t)(slash - path)) : kf_xstrdup(".");
+    char *tmp = kf_xasprintf("%s/.%s.tmp.XXXXXX", dir, slash ? slash + 1 : path);
+    int fd, r;
+
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        r = kf_err(err, -errno, "cannot create a temporary file next to \"%s\": %s", path,
+                   strerror(errno));
+        goto out;
+    }
+    if (fchmod(fd, mode) < 0) {
+        r = kf_err(err, -errno, "cannot set the mode of \"%s\": %s", tmp, strerror(errno));
+        goto fail;
+    }
+    r = write_all(fd, data, len);
+    if (r < 0) {
+        kf_err(err, r, "cannot write \"%s\": %s", tmp, strerror(-r));
+        goto fail;
+    }
+    if (fsync(fd) < 0) {
+        r = kf_err(err, -errno, "cannot fsync \"%s\": %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        r = kf_err(err, -errno, "cannot close \"%s\": %s", tmp, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        r = kf_err(err, -errno, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
+        goto fail;
+    }
+    r = fsync_dir(dir);
+    if (r < 0)
+        kf_err(err, r, "cannot fsync folder \"%s\": %s", dir, strerror(-r));
+    goto out;
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+out:
+    free(tmp);
+    free(dir);
+    return r;
+}
+
+/* mkdir -p for the folder part of root/rel, with mode for each new folder
+ * (secrets/ gets 0700). */
+static int make_parents(const char *root, const char *rel, struct kf_strbuf *err)
+{
+    char *path = kf_xasprintf("%s/%s", root, rel);
+    size_t skip = strlen(root) + 1;
+    int r = 0;
+
+    for (char *p = path + skip; *p; p++) {
+        struct stat st;
+        mode_t mode = 0755;
+
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (kf_str_has_suffix(path, "/secrets"))
+            mode = 0700;
+        if (mkdir(path, mode) < 0 && errno != EEXIST) {
+            r = kf_err(err, -errno, "cannot create folder \"%s\": %s", path, strerror(errno));
+            break;
+        }
+        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            r = kf_err(err, -ENOTDIR, "\"%s\" is not a folder", path);
+            break;
+        }
+        /* an existing secrets/ folder made by someone else: tighten it */
+        if (mode == 0700 && (st.st_mode & 077) && chmod(path, 0700) < 0) {
+            r = kf_err(err, -errno, "cannot restrict folder \"%s\": %s", path, strerror(errno));
+            break;
+        }
+        *p = '/';
+    }
+    free(path);
+    return r;
+}
+
+/* 1 if the file at path has exactly these bytes and mode, 0 if not (or if
+ * it does not exist), negative errno if it cannot be read. */
+static int same_on_disk(const char *path, const struct kf_obs_file *f)
+{
+    struct stat st;
+    char *buf;
+    int fd, r;
+    size_t got = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (fstat(fd, &st) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != f->mode || (size_t)st.st_size != f->len ||
+        st.st_size > (off_t)OBS_MAX_FILE) {
+        close(fd);
+        return 0;
+    }
+    buf = kf_xmalloc(f->len + 1);
+    while (got < f->len) {
+        ssize_t n = read(fd, buf + got, f->len - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    r = got == f->len && memcmp(buf, f->content, f->len) == 0;
+    if (f->secret)
+        explicit_bzero(buf, f->len);
+    free(buf);
+    return r;
+}
+
+static bool instance_listed(char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Removes files in <root>/<instance>/<owned dir>/ that the set does not have. */
+static int remove_stale(const struct kf_obs_files *files, const char *root, const char *instance,
+                        struct kf_obs_change *ch, struct kf_strbuf *err)
+{
+    for (size_t d = 0; d < KF_ARRAY_SIZE(owned_dirs); d++) {
+        char *dir = kf_xasprintf("%s/%s/%s", root, instance, owned_dirs[d]);
+        DIR *dh = opendir(dir);
+        struct dirent *de;
+        bool removed = false;
+
+        if (!dh) {
+            free(dir);
+            continue;
+        }
+        while ((de = readdir(dh))) {
+            char *rel;
+
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            rel = kf_xasprintf("%s/%s/%s", instance, owned_dirs[d], de->d_name);
+            /* leftovers of an interrupted atomic write are ours too */
+            if (!kf_obs_files_find(files, rel)) {
+                char *abs = kf_xasprintf("%s/%s", root, rel);
+                bool tmp = de->d_name[0] == '.' && strstr(de->d_name, ".tmp.");
+
+                if (unlink(abs) < 0 && errno != ENOENT) {
+                    int r = kf_err(err, -errno, "cannot remove \"%s\": %s", abs, strerror(errno));
+
+                    free(abs);
+                    free(rel);
+                    closedir(dh);
+                    free(dir);
+                    return r;
+                }
+                if (!tmp) {
+                    ch->removed++;
+                    if (strcmp(owned_dirs[d], "targets") == 0)
+                        ch->targets = true;
+                    else
+                        ch->structure = true;
+                }
+                removed = true;
+                free(abs);
+            }
+            free(rel);
+        }
+        closedir(dh);
+        if (removed)
+            fsync_dir(dir);
+        free(dir);
+    }
+    return 0;
+}
+
+int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
+                       struct kf_obs_change *ret_change, struct kf_strbuf *err)
+{
+    struct kf_obs_change ch = { 0 };
+    char **instances = NULL;
+    size_t n_instances = 0, alloc = 0;
+    int r = 0;
+
+    for (size_t i = 0; i < files->n; i++) {
+        const struct kf_obs_file *f = &files->items[i];
+        const char *slash = strchr(f->path, '/');
+        char *abs, *inst;
+        int same;
+
+        kf_assert(slash && f->path[0] != '/' && !strstr(f->path, ".."));
+        inst = kf_xstrndup(f->path, (size_t)(slash - f->path));
+        if (!instance_listed(instances, n_instances, inst)) {
+            KF_GROW(instances, alloc, n_instances + 1);
+            instances[n_instances++] = inst;
+        } else {
+            free(inst);
+        }
+        r = make_parents(root, f->path, err);
+        if (r < 0)
+            goto out;
+        abs = kf_xasprintf("%s/%s", root, f->path);
+        same = same_on_disk(abs, f);
+        if (same < 0) {
+            r = kf_err(err, same, "cannot read \"%s\": %s", abs, strerror(-same));
+            free(abs);
+            goto out;
+        }
+        if (same) {
+            ch.unchanged++;
+            free(abs);
+            continue;
+        }
+        r = kf_obs_write_file_atomic(abs, f->content, f->len, f->mode, err);
+        free(abs);
+        if (r < 0)
+            goto out;
+        ch.written++;
+        if (f->targets)
+            ch.targets = true;
+        else
+            ch.structure = true;
+    }
+    for (size_t i = 0; i < n_instances; i++) {
+        r = remove_stale(files, root, instances[i], &ch, err);
+        if (r < 0)
+            goto out;
+    }
+    if (ret_change)
+        *ret_change = ch;
+out:
+    for (size_t i = 0; i < n_instances; i++)
+        free(instances[i]);
+    free(instances);
+    return r;
+}
+
+/* Runs argv (no shell) with stdout and stderr into out (capped); returns
+ * the exit status, or a negative errno if it could not run. */
+static int run_tool(char *const *argv, struct kf_strbuf *out)
+{
+    int pipefd[2];
+    pid_t pid;
+    int status;
+    char buf[4096];
+
+    if (access(argv[0], X_OK) < 0)
+        return -ENOENT;
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0) {
+        int r = -errno;
+
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return r;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        dup2(pipefd[1], STDOUT_FILENO);
+        dup2(pipefd[1], STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    for (;;) {
+        ssize_t n = read(pipefd[0], buf, sizeof(buf));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (out && out->len < OBS_MAX_TOOL_OUTPUT)
+            kf_strbuf_add(out, buf, KF_MIN((size_t)n, OBS_MAX_TOOL_OUTPUT - out->len));
+    }
+    close(pipefd[0]);
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static int check_with(char *const *argv, struct kf_strbuf *err)
+{
+    struct kf_strbuf out = KF_STRBUF_INIT;
+    int r = run_tool(argv, &out);
+
+    if (r == -ENOENT) {
+        r = kf_err(err, -ENOENT, "\"%s\" is not installed", argv[0]);
+    } else if (r < 0) {
+        r = kf_err(err, r, "cannot run \"%s\": %s", argv[0], strerror(-r));
+    } else if (r != 0) {
+        kf_strbuf_rtrim(&out);
+        r = kf_err(err, -EINVAL, "%s %s %s failed (exit %d): %s", argv[0], argv[1], argv[2], r,
+                   out.buf);
+    }
+    kf_strbuf_release(&out);
+    return r;
+}
+
+int kf_obs_check_instance(const struct kf_obs_binaries *bin, enum kf_obs_tier tier, const char *dir,
+                          struct kf_strbuf *err)
+{
+    struct kf_obs_binaries b;
+    char *path;
+    int r;
+
+    obs_binaries(bin, &b);
+    if (tier == KF_OBS_TIER_ALERTMANAGER) {
+        path = kf_xasprintf("%s/alertmanager.yml", dir);
+        r = check_with((char *const[]){ (char *)b.amtool, "check-config", path, NULL }, err);
+    } else {
+        path = kf_xasprintf("%s/prometheus.yml", dir);
+        r = check_with((char *const[]){ (char *)b.promtool, "check", "config", path, NULL }, err);
+    }
+    free(path);
+    return r;
+}
+
+int kf_obs_check_rules(const struct kf_obs_binaries *bin, const char *path, struct kf_strbuf *err)
+{
+    struct kf_obs_binaries b;
+
+    obs_binaries(bin, &b);
+    return check_with((char *const[]){ (char *)b.promtool, "check", "rules", (char *)path, NULL },
+                      err);
+}
+
+/* rm -r of a staging folder we created (regular files and folders only). */
+static void remove_tree(const char *path)
+{
+    DIR *dh = opendir(path);
+    struct dirent *de;
+
+    if (!dh) {
+        unlink(path);
+        return;
+    }
+    while ((de = readdir(dh))) {
+        char *child;
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        child = kf_xasprintf("%s/%s", path, de->d_name);
+        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(child);
+        else
+            unlink(child);
+        free(child);
+    }
+    closedir(dh);
+    rmdir(path);
+}
+
+int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const char *root,
+                           bool check, struct kf_obs_change *ret_change, struct kf_strbuf *err)
+{
+    struct kf_obs_files files = { 0 };
+    enum kf_obs_tier tier;
+    int r;
+
+    r = kf_obs_fleet_find_instance(f, name, &tier);
+    if (r < 0)
+        return kf_err(err, r, "no monitoring instance is called \"%s\"", name);
+    switch (tier) {
+    case KF_OBS_TIER_EDGE:
+        for (size_t i = 0; i < f->n_units; i++)
+            for (size_t j = 0; j < f->units[i].n_edges; j++)
+                if (strcmp(f->units[i].edges[j].name, name) == 0)
+                    r = kf_obs_gen_edge(f, &f->units[i], &f->units[i].edges[j], &files, err);
+        break;
+    case KF_OBS_TIER_CASCADE:
+        for (size_t i = 0; i < f->n_regions; i++)
+            for (size_t j = 0; j < f->regions[i].n_cascades; j++)
+                if (strcmp(f->regions[i].cascades[j].name, name) == 0)
+                    r = kf_obs_gen_cascade(f, &f->regions[i], &f->regions[i].cascades[j], &files,
+                                           err);
+        break;
+    case KF_OBS_TIER_CENTRAL:
+        for (size_t i = 0; i < f->n_centrals; i++)
+            if (strcmp(f->centrals[i].name, name) == 0)
+                r = kf_obs_gen_central(f, &f->centrals[i], &files, err);
+        break;
+    case KF_OBS_TIER_ALERTMANAGER:
+        for (size_t i = 0; i < f->n_alertmanagers; i++)
+            if (strcmp(f->alertmanagers[i].name, name) == 0)
+                r = kf_obs_gen_alertmanager(f, &f->alertmanagers[i], root, &files, err);
+        break;
+    }
+    if (r < 0)
+        goto out;
+    if (check) {
+        char *staging = kf_xasprintf("%s/.staging", root);
+        char *sdir = kf_xasprintf("%s/%s", staging, name);
+
+        remove_tree(sdir);
+        if (mkdir(staging, 0700) < 0 && errno != EEXIST) {
+            r = kf_err(err, -errno, "cannot create \"%s\": %s", staging, strerror(errno));
+        } else {
+            r = kf_obs_files_write(&files, staging, NULL, err);
+            if (r == 0)
+                r = kf_obs_check_instance(&f->bin, tier, sdir, err);
+        }
+        remove_tree(sdir);
+        free(sdir);
+        free(staging);
+        if (r < 0)
+            goto out;
+    }
+    r = kf_obs_files_write(&files, root, ret_change, err);
+out:
+    kf_obs_files_release(&files);
+    return r;
+}
