@@ -1,12 +1,236 @@
-/* cli-main.c: the kfleet command-line client (placeholder). */
+/* cli-main.c: `kfleet`, the command-line client of kfleetd.
+ *
+ * The commands are the static table below; main finds the command name
+ * among the arguments (global options may come before it), parses the rest
+ * against the command's options and the global ones, and runs it. Every
+ * command returns one of the exit codes in cli.h. Adding a command is one
+ * file (src/cli/cli-<name>.c) and one entry here; see cli.h.
+ */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
 
 #include "kfleet/base.h"
+#include "kfleet/strbuf.h"
+#include "cli/cli.h"
+
+static const struct kf_cli_opt no_opts[] = {
+    { NULL, 0, 0, NULL, NULL },
+};
+
+/* Commands still to come (explain, plan, top, rollout) get their entry here
+ * when their file exists; `get kubeconfig` goes into cli-get.c's table. */
+static const struct kf_cli_command commands[] = {
+    {
+        .name = "get",
+        .usage = "KIND [NAME...] [-o json|yaml|wide|name] [-l SELECTOR] [--field-selector S]",
+        .summary = "show objects as a table, JSON, YAML or names",
+        .help = "Without NAME, lists every object of KIND (page by page, --limit at a time).\n"
+                "The table has NAME, the kind's own columns and AGE; -o wide adds more.\n"
+                "-o json and -o yaml print one object as itself and several as a List.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet get guestclusters\n"
+                "  kfleet get gc -l env=prod --field-selector status.phase=Pending\n"
+                "  kfleet get gc web-1 -o yaml\n",
+        .opts = kf_cli_get_opts,
+        .run = kf_cli_cmd_get,
+    },
+    {
+        .name = "describe",
+        .usage = "KIND NAME...",
+        .summary = "show an object in detail, with its conditions and recent events",
+        .help = "Prints metadata, spec and status, the status conditions as a table, and\n"
+                "the Events recorded about the object, newest last.\n"
+                "\n"
+                "Example:\n"
+                "  kfleet describe guestcluster web-1\n",
+        .opts = kf_cli_describe_opts,
+        .run = kf_cli_cmd_describe,
+    },
+    {
+        .name = "apply",
+        .usage = "-f FILE|DIR|- [-f ...]",
+        .summary = "create objects, or update them to match the files",
+        .help = "Reads YAML or JSON (several documents, List kinds unpacked; a directory\n"
+                "means its *.yaml, *.yml and *.json files). Each object is created if it\n"
+                "does not exist, else changed with a merge patch: fields in the file are\n"
+                "set, fields an earlier apply set and the file dropped are removed, and\n"
+                "fields nobody applied (defaults, controllers' finalizers, status) stay.\n"
+                "Prints `KIND/NAME created`, `configured` or `unchanged` for each.\n"
+                "All files are read before anything is sent.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet apply -f cluster.yaml\n"
+                "  kfleet apply -f fleet/ -f extra.json\n"
+                "  generate-clusters | kfleet apply -f -\n",
+        .opts = kf_cli_apply_opts,
+        .run = kf_cli_cmd_apply,
+    },
+    {
+        .name = "delete",
+        .usage = "KIND NAME... | -f FILE [--wait [--timeout DURATION]]",
+        .summary = "delete objects",
+        .help = "An object without finalizers is removed at once (`deleted`). One with\n"
+                "finalizers is marked for deletion and removed when its controllers are\n"
+                "done (`deletion requested (finalizers: ...)`); --wait waits for that.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet delete gc web-1 web-2\n"
+                "  kfleet delete -f cluster.yaml --wait --timeout 2m\n",
+        .opts = kf_cli_delete_opts,
+        .run = kf_cli_cmd_delete,
+    },
+    {
+        .name = "watch",
+        .usage = "KIND [NAME] [-l SELECTOR] [--field-selector S] [-o wide|json|yaml|name]",
+        .summary = "print objects as they change, one row per event",
+        .help = "Prints the current objects as ADDED, then every change (ADDED, MODIFIED,\n"
+                "DELETED) as it happens. Survives a server restart and compaction: it\n"
+                "reconnects from the last resourceVersion seen, or lists again and prints\n"
+                "what changed meanwhile. Runs until interrupted or --timeout.\n"
+                "\n"
+                "Example:\n"
+                "  kfleet watch gc -l env=prod\n",
+        .opts = kf_cli_watch_opts,
+        .run = kf_cli_cmd_watch,
+    },
+    {
+        .name = "api-resources",
+        .usage = "",
+        .summary = "list the kinds the server serves and their short names",
+        .help = "",
+        .opts = no_opts,
+        .run = kf_cli_cmd_api_resources,
+    },
+    {
+        .name = "config",
+        .usage = "view | set-server URL | set-token TOKEN",
+        .summary = "show or change the config file (server, token)",
+        .help = "The config file is $KFLEET_CONFIG, or ~/.kfleet/config: YAML with the keys\n"
+                "`server` and `token`, written with mode 0600. `view` shows it (token\n"
+                "redacted) and which server and token are in effect, and from where.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet config set-server https://kfleet.example.com:7480\n"
+                "  kfleet config set-token \"$(cat ~/kfleet-token)\"\n"
+                "  kfleet config view\n",
+        .opts = no_opts,
+        .run = kf_cli_cmd_config,
+    },
+    {
+        .name = "version",
+        .usage = "[--client]",
+        .summary = "show the client's and the server's versions",
+        .help = "",
+        .opts = kf_cli_version_opts,
+        .run = kf_cli_cmd_version,
+    },
+    {
+        .name = "help",
+        .usage = "[COMMAND]",
+        .summary = "show this help, or a command's",
+        .help = "",
+        .opts = no_opts,
+        .run = kf_cli_cmd_help,
+    },
+};
+
+static const struct kf_cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < KF_ARRAY_SIZE(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Applies the global options to cli. Returns 0 or an exit code. */
+static int apply_globals(struct kf_cli *cli, const struct kf_cli_args *args)
+{
+    const char *timeout = kf_cli_args_get(args, "request-timeout");
+
+    cli->flag_server = kf_cli_args_get(args, "server");
+    cli->flag_token = kf_cli_args_get(args, "token");
+    if (timeout) {
+        int64_t s;
+
+        if (kf_parse_int64(timeout, &s) < 0 || s < 0 || s > 86400) {
+            kf_cli_error(cli, "--request-timeout takes seconds (0 to 86400), not \"%s\"", timeout);
+            return KF_CLI_EXIT_USAGE;
+        }
+        cli->timeout_s = (long)s;
+    }
+    return 0;
+}
+
+static int run(struct kf_cli *cli, int argc, char **argv)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct kf_cli_args args;
+    const struct kf_cli_command *cmd;
+    char **rest;
+    int idx = kf_cli_find_command(argc, argv), n = 0, rc;
+
+    if (idx >= argc) {
+        /* No command: `kfleet --help` is help, anything else a usage error. */
+        if (kf_cli_args_parse(&args, NULL, argc - 1, argv + 1, &err) == 0 &&
+            kf_cli_args_has(&args, "help")) {
+            kf_cli_args_release(&args);
+            kf_cli_print_overview(cli->out, commands, KF_ARRAY_SIZE(commands));
+            return KF_CLI_EXIT_OK;
+        }
+        kf_cli_args_release(&args);
+        kf_strbuf_release(&err);
+        kf_cli_print_overview(cli->err, commands, KF_ARRAY_SIZE(commands));
+        return KF_CLI_EXIT_USAGE;
+    }
+    cmd = find_command(argv[idx]);
+    if (!cmd) {
+        kf_cli_error(cli, "kfleet has no command \"%s\"; `kfleet help` lists them", argv[idx]);
+        return KF_CLI_EXIT_USAGE;
+    }
+    /* Everything but the program and the command name. */
+    rest = kf_xcalloc((size_t)argc, sizeof(*rest));
+    for (int i = 1; i < argc; i++)
+        if (i != idx)
+            rest[n++] = argv[i];
+    if (kf_cli_args_parse(&args, cmd->opts, n, rest, &err) < 0) {
+        kf_cli_error(cli, "%s (see `kfleet help %s`)", err.buf, cmd->name);
+        rc = KF_CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (kf_cli_args_has(&args, "help")) {
+        kf_cli_print_command_help(cli->out, cmd);
+        rc = KF_CLI_EXIT_OK;
+        goto out;
+    }
+    rc = apply_globals(cli, &args);
+    if (rc == 0)
+        rc = cmd->run(cli, &args);
+out:
+    kf_cli_args_release(&args);
+    kf_strbuf_release(&err);
+    free(rest);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("usage: kfleet COMMAND [ARGS]\n");
-    return 0;
+    struct kf_cli cli;
+    int rc;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "error: cannot initialize libcurl\n");
+        return KF_CLI_EXIT_UNREACHABLE;
+    }
+    kf_cli_init(&cli, stdout, stderr);
+    cli.commands = commands;
+    cli.n_commands = KF_ARRAY_SIZE(commands);
+    rc = run(&cli, argc, argv);
+    kf_cli_release(&cli);
+    curl_global_cleanup();
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = KF_CLI_EXIT_USAGE;
+    return rc;
 }
