@@ -156,6 +156,8 @@ int kf_api_reload_tokens(struct kf_api *api, struct kf_strbuf *err)
 
 /* --- MHD callbacks ---------------------------------------------------- */
 
+static void mhd_logger(void *cls, const char *fmt, va_list ap) KF_PRINTF(2, 0);
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char *msg;
