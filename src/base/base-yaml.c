@@ -558,22 +558,28 @@ static const char *const yaml11_bools[] = {
     "NO", "on", "On",  "ON",  "off", "Off", "OFF", NULL,
 };
 
-/* Looks like a number to some YAML reader: 1.1 sexagesimals (1:20),
- * underscores (1_000), binary (0b1), or anything made of digits and number
+/* Looks like a number or a date to some YAML reader: 1.1 sexagesimals
+ * (1:20), underscores (1_000), binary/octal/hex prefixes (0b1, 0o7, 0x1F),
+ * timestamps (2001-12-14...), or anything made of digits and number
  * punctuation ("10.0.0.1" included: quoting it costs nothing). */
 static bool looks_numeric(const char *s, size_t len)
 {
     size_t i = 0;
     bool digit = false;
 
+    if (len >= 10 && is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) &&
+        s[4] == '-' && is_digit(s[5]))
+        return true; /* a YAML 1.1 timestamp, as kubectl quotes them */
     if (s[i] == '-' || s[i] == '+')
         i++;
+    if (i + 1 < len && s[i] == '0' && strchr("xXoObB", s[i + 1]))
+        return true;
     if (i >= len || !(is_digit(s[i]) || s[i] == '.'))
         return false;
     for (; i < len; i++) {
         if (is_digit(s[i]))
             digit = true;
-        else if (!strchr("_:.eE+-xXoObBabcdefABCDEF", s[i]))
+        else if (!strchr("_:.eE+-", s[i]))
             return false;
     }
     return digit;

@@ -64,8 +64,10 @@ static void print_rows(struct watcher *w, const struct kf_cli_table *t, size_t f
 {
     struct kf_strbuf out = KF_STRBUF_INIT;
 
-    if (!w->width)
+    if (!w->width) {
         w->width = kf_xcalloc(t->n_cols, sizeof(*w->width));
+        w->width[0] = strlen("MODIFIED"); /* the widest event type */
+    }
     for (size_t r = 0; r < t->n_rows; r++)
         for (size_t c = 0; c < t->n_cols; c++)
             w->width[c] = KF_MAX(w->width[c], strlen(t->cells[r * t->n_cols + c]));

@@ -242,6 +242,13 @@ static void test_dump_quoting(void **state)
                "a: \"- x\"\nb: \"k: v\"\nc: \"x #y\"\nd: \" lead\"\ne: \"trail \"\n"
                "f: \"end:\"\ng: \"*ref\"\nh: \"a\\tb\"\ni: say \"hi\"\nj: \"...\"\n"
                "k: x#y\nl: a:b\nm: 10.0.0.0/8\n");
+    /* Dates and anything a YAML 1.1 reader takes for a number are quoted;
+     * words that merely start with a digit are not. */
+    check_dump("{\"t\":\"2026-11-27T20:03:00Z\",\"d\":\"2026-01-02\",\"h\":\"0X1F\","
+               "\"e\":\"1e5\",\"s\":\"1:20\",\"uid\":\"5f41610b-a592-4b42\","
+               "\"r\":\"15d\",\"c\":\"3cpu\"}",
+               "t: \"2026-11-27T20:03:00Z\"\nd: \"2026-01-02\"\nh: \"0X1F\"\ne: \"1e5\"\n"
+               "s: \"1:20\"\nuid: 5f41610b-a592-4b42\nr: 15d\nc: 3cpu\n");
     /* Keys are quoted by the same rules. */
     check_dump("{\"true\":1,\"1\":2,\"\":3,\"a b\":4,\"kfleet.io/zone\":5}",
                "\"true\": 1\n\"1\": 2\n\"\": 3\na b: 4\nkfleet.io/zone: 5\n");
