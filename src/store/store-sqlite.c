@@ -110,14 +110,14 @@ static const char *const reader_sql[] = {
     [R_ROLLBACK] = "ROLLBACK",
     [R_META] = META_SQL,
     [R_GET] = LOOKUP_SQL,
-    [R_RANGE_GE] = RANGE_COLS "WHERE kv.key >= ?1 AND kv.key < ?2 ORDER BY kv.key",
-    [R_RANGE_GT] = RANGE_COLS "WHERE kv.key > ?1 AND kv.key < ?2 ORDER BY kv.key",
-    [R_RANGE_AT_GE] = RANGE_AT_COLS "WHERE key >= ?1 AND key < ?2 AND id < ?3 "
-                                    "GROUP BY key ORDER BY key",
-    [R_RANGE_AT_GT] = RANGE_AT_COLS "WHERE key > ?1 AND key < ?2 AND id < ?3 "
-                                    "GROUP BY key ORDER BY key",
-    [R_HISTORY] = "SELECT id, key, create_rev, prev_rev, tombstone, value FROM log"
-                  " WHERE id >= ?1 ORDER BY id",
+    [R_RANGE_GE] = (RANGE_COLS "WHERE kv.key >= ?1 AND kv.key < ?2 ORDER BY kv.key"),
+    [R_RANGE_GT] = (RANGE_COLS "WHERE kv.key > ?1 AND kv.key < ?2 ORDER BY kv.key"),
+    [R_RANGE_AT_GE] = (RANGE_AT_COLS "WHERE key >= ?1 AND key < ?2 AND id < ?3 "
+                                     "GROUP BY key ORDER BY key"),
+    [R_RANGE_AT_GT] = (RANGE_AT_COLS "WHERE key > ?1 AND key < ?2 AND id < ?3 "
+                                     "GROUP BY key ORDER BY key"),
+    [R_HISTORY] = ("SELECT id, key, create_rev, prev_rev, tombstone, value FROM log"
+                   " WHERE id >= ?1 ORDER BY id"),
     [R_VALUE_AT] = "SELECT value FROM log WHERE key = ?1 AND id >= ?2 AND id < ?3",
     [R_COUNT] = "SELECT count(*) FROM kv",
 };
@@ -148,18 +148,18 @@ static const char *const writer_sql[] = {
     [W_RELEASE] = "RELEASE txn",
     [W_ROLLBACK_TO] = "ROLLBACK TO txn",
     [W_LOOKUP] = LOOKUP_SQL,
-    [W_LOG] = "INSERT INTO log (id, key, create_rev, prev_rev, tombstone, value)"
-              " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [W_PUT] = "INSERT INTO kv (key, id, create_rev) VALUES (?1, ?2, ?3)"
-              " ON CONFLICT (key) DO UPDATE SET id = excluded.id",
+    [W_LOG] = ("INSERT INTO log (id, key, create_rev, prev_rev, tombstone, value)"
+               " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+    [W_PUT] = ("INSERT INTO kv (key, id, create_rev) VALUES (?1, ?2, ?3)"
+               " ON CONFLICT (key) DO UPDATE SET id = excluded.id"),
     [W_DELETE] = "DELETE FROM kv WHERE key = ?1",
     [W_SET_META] = "UPDATE meta SET value = ?2 WHERE name = ?1",
     [W_MIN_ID] = "SELECT min(id) FROM log",
     /* Superseded versions in [?1, ?2): a later version below ?3 replaced
      * them, or they are deletes (themselves superseded by nothing). */
-    [W_COMPACT] = "DELETE FROM log WHERE id >= ?1 AND id < ?2 AND (tombstone OR EXISTS"
-                  " (SELECT 1 FROM log AS l WHERE l.key = log.key AND l.id > log.id"
-                  " AND l.id < ?3))",
+    [W_COMPACT] = ("DELETE FROM log WHERE id >= ?1 AND id < ?2 AND (tombstone OR EXISTS"
+                   " (SELECT 1 FROM log AS l WHERE l.key = log.key AND l.id > log.id"
+                   " AND l.id < ?3))"),
 };
 
 #define N_WRITER_STMTS KF_ARRAY_SIZE(writer_sql)
