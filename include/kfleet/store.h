@@ -165,6 +165,14 @@ struct kf_store_ops {
      * in the future, -KF_ECOMPACTED when rev <= the compacted revision. */
     int (*compact)(struct kf_store *s, int64_t rev);
     int (*status)(struct kf_store *s, struct kf_store_status *ret);
+    /* Optional, for backends whose events come from outside the process
+     * (etcd: other replicas write too). start is called by kf_store_open
+     * once the watch hub exists, with the revision the hub starts at; from
+     * then on the backend publishes every transaction with a revision > rev,
+     * from a thread of its own. stop is called first thing by
+     * kf_store_close and returns when nothing will be published any more. */
+    int (*start)(struct kf_store *s, int64_t rev);
+    void (*stop)(struct kf_store *s);
 };
 
 struct kf_watch_hub;

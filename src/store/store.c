@@ -14,6 +14,7 @@
 static const struct kf_store_ops *const backends[] = {
     &kf_store_memory_ops,
     &kf_store_sqlite_ops,
+    &kf_store_etcd_ops,
 };
 
 #define N_BACKENDS KF_ARRAY_SIZE(backends)
@@ -125,10 +126,21 @@ int kf_store_open(const char *url, struct kf_store **ret, struct kf_strbuf *err)
     r = ops->status(s, &st);
     if (r < 0) {
         kf_err(err, r, "cannot read the status of store \"%s\"", url);
+        free(s->url);
         ops->close(s);
         return r;
     }
     s->hub = kf_watch_hub_new(st.rev, st.compacted_rev, 0, 0);
+    if (ops->start) {
+        r = ops->start(s, st.rev);
+        if (r < 0) {
+            kf_err(err, r, "cannot start watching store \"%s\"", url);
+            kf_watch_hub_close(s->hub);
+            free(s->url);
+            ops->close(s);
+            return r;
+        }
+    }
     *ret = s;
     return 0;
 }
@@ -140,6 +152,8 @@ void kf_store_close(struct kf_store *s)
 
     if (!s)
         return;
+    if (s->ops->stop)
+        s->ops->stop(s);
     hub = s->hub;
     url = s->url;
     /* The hub first: it waits for watchers that are reading the backend's
