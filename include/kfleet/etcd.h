@@ -145,8 +145,7 @@ int kf_etcd_lease_grant(struct kf_etcd *c, int64_t ttl_s, int64_t *ret_id, int64
                         struct kf_strbuf *err);
 /* Renews lease id once. Its new TTL in *ret_ttl (may be NULL);
  * -KF_ENOTFOUND when the lease has expired or was revoked. */
-int kf_etcd_lease_keepalive(struct kf_etcd *c, int64_t id, int64_t *ret_ttl,
-                            struct kf_strbuf *err);
+int kf_etcd_lease_keepalive(struct kf_etcd *c, int64_t id, int64_t *ret_ttl, struct kf_strbuf *err);
 /* Revokes lease id (deleting the keys attached to it). -KF_ENOTFOUND when
  * it no longer exists. */
 int kf_etcd_lease_revoke(struct kf_etcd *c, int64_t id, struct kf_strbuf *err);

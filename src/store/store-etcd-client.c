@@ -40,8 +40,8 @@ KF_LOG_MODULE(etcd);
 
 struct kf_etcd {
     struct kf_etcd_config cfg;
-    int cur; /* index of the current endpoint (atomic) */
-    int64_t seen_rev; /* atomic */
+    int cur;              /* index of the current endpoint (atomic) */
+    int64_t seen_rev;     /* atomic */
     pthread_mutex_t lock; /* pool and token */
     CURL *pool[MAX_POOL];
     size_t npool;
@@ -350,8 +350,7 @@ static void endpoint_failed(struct kf_etcd *c, int i)
 {
     int next = (i + 1) % (int)c->cfg.n_endpoints;
 
-    if (__atomic_compare_exchange_n(&c->cur, &i, next, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE) &&
+    if (__atomic_compare_exchange_n(&c->cur, &i, next, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
         c->cfg.n_endpoints > 1)
         kf_log_dbg("etcd endpoint \"%s\" failed; moving to \"%s\"", c->cfg.endpoints[i],
                    c->cfg.endpoints[next]);
@@ -419,9 +418,8 @@ int kf_etcd_get_bytes(const json_t *obj, const char *field, struct kf_strbuf *ou
         return 0;
     if (!json_is_string(v))
         return -EBADMSG;
-    return kf_base64_decode(out, json_string_value(v), json_string_length(v)) == -EINVAL
-               ? -EBADMSG
-               : 0;
+    return kf_base64_decode(out, json_string_value(v), json_string_length(v)) == -EINVAL ? -EBADMSG
+                                                                                         : 0;
 }
 
 /* --- errors ------------------------------------------------------------- */
@@ -596,8 +594,8 @@ static enum outcome post_once(struct kf_etcd *c, const char *endpoint, const cha
 {
     CURL *h = take_handle(c);
     struct body b = { .sb = KF_STRBUF_INIT };
-    struct curl_slist *hdr = setup(c, h, endpoint, path, body, len, token, false,
-                                   c->cfg.timeout_ms);
+    struct curl_slist *hdr =
+        setup(c, h, endpoint, path, body, len, token, false, c->cfg.timeout_ms);
     CURLcode cr;
     long sent = 0;
     enum outcome out = OUT_DONE;
@@ -641,10 +639,13 @@ static int call(struct kf_etcd *c, const char *path, const char *body, size_t le
                 bool auth, json_t **ret, struct kf_strbuf *err)
 {
     int n = (int)c->cfg.n_endpoints;
-    int attempts = n * RETRY_ROUNDS, backoff = BACKOFF_MIN_MS, auth_retries = 0;
+    int backoff = BACKOFF_MIN_MS, auth_retries = 0;
     int r = -KF_EUNAVAILABLE;
+    uint64_t deadline = kf_mono_ns() + (uint64_t)c->cfg.timeout_ms * 1000000u;
 
-    for (int a = 0; a < attempts; a++) {
+    /* every endpoint at least RETRY_ROUNDS times, and on until the request
+     * timeout has passed (an election takes a moment) */
+    for (int a = 0; a < n * RETRY_ROUNDS || kf_mono_ns() < deadline; a++) {
         int i = current(c);
         struct kf_strbuf resp = KF_STRBUF_INIT;
         char *token = NULL;
@@ -741,14 +742,18 @@ static int authenticate(struct kf_etcd *c, const char *stale, struct kf_strbuf *
     req = json_pack("{s:s, s:s}", "name", c->cfg.user, "password", c->cfg.password);
     body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    r = call(c, "/v3/auth/authenticate", body, strlen(body), KF_ETCD_IDEMPOTENT, false, &resp,
-             err);
+    r = call(c, "/v3/auth/authenticate", body, strlen(body), KF_ETCD_IDEMPOTENT, false, &resp, err);
     memset(body, 0, strlen(body));
     free(body);
+    if (r == -EPERM) {
+        char *why = kf_xstrdup(err && err->len ? err->buf : "authentication failed");
+
+        kf_err(err, -EPERM, "etcd refused user \"%s\": %s", c->cfg.user, why);
+        free(why);
+        return r;
+    }
     if (r < 0)
-        return r == -EPERM ? kf_err(err, -EPERM, "etcd refused user \"%s\": %s", c->cfg.user,
-                                    err && err->len ? err->buf : "authentication failed")
-                           : r;
+        return r;
     tok = kf_json_str(resp, "token", NULL);
     if (!tok) {
         json_decref(resp);
@@ -859,8 +864,9 @@ static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *arg)
         return 0;
     if (kf_strbuf_add(&sr->line, ptr, n) < 0) {
         sr->ended = true;
-        sr->result = kf_err(sr->err, -KF_ETOOLARGE, "a message from etcd at \"%s\" is over %u bytes",
-                            sr->endpoint, MAX_STREAM_MESSAGE);
+        sr->result =
+            kf_err(sr->err, -KF_ETOOLARGE, "a message from etcd at \"%s\" is over %u bytes",
+                   sr->endpoint, MAX_STREAM_MESSAGE);
         return 0;
     }
     for (;;) {
@@ -975,8 +981,8 @@ int kf_etcd_stream_run(struct kf_etcd_stream *st, const char *path, json_t *req,
         now = now_ms();
         if (timeout_ms > 0) {
             if (now - start >= timeout_ms) {
-                r = kf_err(err, -KF_ETIMEOUT, "etcd at \"%s\" did not finish in %d ms",
-                           sr.endpoint, timeout_ms);
+                r = kf_err(err, -KF_ETIMEOUT, "etcd at \"%s\" did not finish in %d ms", sr.endpoint,
+                           timeout_ms);
                 break;
             }
             wait = (int)KF_MIN(wait, timeout_ms - (now - start));
@@ -1036,8 +1042,7 @@ static int keepalive_message(void *arg, json_t *result)
     return 1;
 }
 
-int kf_etcd_lease_keepalive(struct kf_etcd *c, int64_t id, int64_t *ret_ttl,
-                            struct kf_strbuf *err)
+int kf_etcd_lease_keepalive(struct kf_etcd *c, int64_t id, int64_t *ret_ttl, struct kf_strbuf *err)
 {
     struct kf_etcd_stream *st = kf_etcd_stream_new(c);
     json_t *req = json_pack("{s:o}", "ID", kf_etcd_int(id));

@@ -53,7 +53,7 @@ KF_LOG_MODULE(store_etcd);
 
 /* history: how long a watch may stay silent before we take it that etcd
  * has sent everything (only when no published revision is pending). */
-#define HISTORY_IDLE_MS 300
+#define HISTORY_IDLE_MS  300
 #define DB_SIZE_CACHE_NS (5ull * 1000 * 1000 * 1000)
 #define TXN_RETRIES      3
 
@@ -65,8 +65,8 @@ struct etcd_store {
     char *all_start, *all_end; /* the store's etcd range */
     int timeout_ms;
 
-    pthread_mutex_t lock; /* the fields below */
-    pthread_cond_t cond;  /* published_rev moved, or stopping */
+    pthread_mutex_t lock;   /* the fields below */
+    pthread_cond_t cond;    /* published_rev moved, or stopping */
     int64_t published_rev;  /* every event with a revision <= this is published */
     int64_t last_event_rev; /* the newest revision known to hold an event of ours */
     int64_t compacted_rev;  /* the newest compaction known */
@@ -233,13 +233,12 @@ static json_t *txn_request(struct etcd_store *es, const struct kf_op *ops, size_
         if (op->type == KF_OP_DELETE && op->expect_mod_rev <= 0)
             json_array_append_new(cmp, compare(es, op->key, "CREATE", "GREATER", 0));
         if (op->type == KF_OP_PUT)
-            json_array_append_new(succ,
-                                  json_pack("{s:{s:o, s:o}}", "request_put", "key",
-                                            ekey(es, op->key), "value",
-                                            kf_etcd_bytes(op->value, op->value_len)));
+            json_array_append_new(succ, json_pack("{s:{s:o, s:o}}", "request_put", "key",
+                                                  ekey(es, op->key), "value",
+                                                  kf_etcd_bytes(op->value, op->value_len)));
         else
-            json_array_append_new(succ, json_pack("{s:{s:o}}", "request_delete_range", "key",
-                                                  ekey(es, op->key)));
+            json_array_append_new(
+                succ, json_pack("{s:{s:o}}", "request_delete_range", "key", ekey(es, op->key)));
         json_array_append_new(fail, json_pack("{s:{s:o, s:b}}", "request_range", "key",
                                               ekey(es, op->key), "keys_only", 1));
     }
@@ -266,8 +265,8 @@ static int op_verdict(const struct kf_op *op, const json_t *kv)
 /* The first kv of responses[i]'s range, or NULL. */
 static json_t *range_kv(const json_t *resp, size_t i)
 {
-    json_t *rr = json_object_get(json_array_get(json_object_get(resp, "responses"), i),
-                                 "response_range");
+    json_t *rr =
+        json_object_get(json_array_get(json_object_get(resp, "responses"), i), "response_range");
 
     return json_array_get(json_object_get(rr, "kvs"), 0);
 }
@@ -345,8 +344,7 @@ static enum resolved txn_resolve(struct etcd_store *es, const struct kf_op *ops,
             struct kf_strbuf v = KF_STRBUF_INIT;
 
             if (!kv || kf_etcd_get_bytes(kv, "value", &v) < 0 || v.len != ops[i].value_len ||
-                memcmp(v.buf, ops[i].value, v.len) != 0 || mod <= rev_before ||
-                (x && mod != x))
+                memcmp(v.buf, ops[i].value, v.len) != 0 || mod <= rev_before || (x && mod != x))
                 applied = false;
             x = mod;
             kf_strbuf_release(&v);
@@ -448,9 +446,8 @@ static struct kf_event *event_from(struct etcd_store *es, const json_t *ev)
                            kf_etcd_get_int(prev, "mod_revision", 0));
     else
         out = kf_event_new(KF_EVENT_PUT, key.buf + es->prefix_len, val.buf, val.len,
-                           kf_etcd_get_int(kv, "create_revision", 0), mod,
-                           prev ? pval.buf : NULL, pval.len,
-                           prev ? kf_etcd_get_int(prev, "mod_revision", 0) : 0);
+                           kf_etcd_get_int(kv, "create_revision", 0), mod, prev ? pval.buf : NULL,
+                           pval.len, prev ? kf_etcd_get_int(prev, "mod_revision", 0) : 0);
 out:
     kf_strbuf_release(&key);
     kf_strbuf_release(&val);
@@ -492,8 +489,8 @@ static int publish_message(void *arg, json_t *result)
     if (kf_json_bool(result, "created", false))
         pr->created = true;
     while (i < n) {
-        int64_t rev = kf_etcd_get_int(json_object_get(json_array_get(evs, i), "kv"),
-                                      "mod_revision", 0);
+        int64_t rev =
+            kf_etcd_get_int(json_object_get(json_array_get(evs, i), "kv"), "mod_revision", 0);
         struct kf_event **batch = kf_xcalloc(n - i, sizeof(*batch));
         size_t nb = 0;
         int64_t published;
@@ -581,8 +578,7 @@ static void *publisher(void *arg)
             until.tv_nsec -= 1000000000L;
         }
         pthread_mutex_lock(&es->lock);
-        while (!es->stopping &&
-               pthread_cond_timedwait(&es->cond, &es->lock, &until) != ETIMEDOUT)
+        while (!es->stopping && pthread_cond_timedwait(&es->cond, &es->lock, &until) != ETIMEDOUT)
             ;
         pthread_mutex_unlock(&es->lock);
         if (r != -EINTR)
@@ -720,11 +716,12 @@ static int etcd_history(struct kf_store *s, int64_t after_rev, size_t limit,
 static int etcd_compact(struct kf_store *s, int64_t rev)
 {
     struct etcd_store *es = es_of(s);
-    json_t *req = json_pack("{s:o}", "revision", kf_etcd_int(rev)), *resp = NULL;
+    json_t *req, *resp = NULL;
     int r;
 
     if (rev <= known_compacted(es))
         return -KF_ECOMPACTED;
+    req = json_pack("{s:o}", "revision", kf_etcd_int(rev));
     r = kf_etcd_call(es->c, "/v3/kv/compaction", req, KF_ETCD_IDEMPOTENT, &resp, NULL);
     json_decref(req);
     json_decref(resp);
@@ -792,8 +789,7 @@ static int etcd_status(struct kf_store *s, struct kf_store_status *ret)
 
 /* etcd does not say how far it was compacted, only that a revision was:
  * find the oldest readable revision by bisection (a few cheap reads). */
-static int find_compacted(struct etcd_store *es, int64_t rev, int64_t *ret,
-                          struct kf_strbuf *err)
+static int find_compacted(struct etcd_store *es, int64_t rev, int64_t *ret, struct kf_strbuf *err)
 {
     int64_t lo = 1, hi = rev; /* lo: maybe readable; hi: readable */
 

@@ -48,7 +48,7 @@ struct etcd_harness {
     char dir[256];
     pid_t pid[ETCD_HARNESS_MAX];
     int client_port[ETCD_HARNESS_MAX], peer_port[ETCD_HARNESS_MAX];
-    char endpoint[ETCD_HARNESS_MAX][64]; /* "http://127.0.0.1:PORT" */
+    char endpoint[ETCD_HARNESS_MAX][64];   /* "http://127.0.0.1:PORT" */
     char endpoints[ETCD_HARNESS_MAX * 64]; /* all, comma-separated */
     char url[4096];                        /* "etcd:" + endpoints (+ TLS options) */
     bool tls;
@@ -124,21 +124,43 @@ static inline int etcd_harness_make_certs(struct etcd_harness *h)
                "extendedKeyUsage=serverAuth,clientAuth\n");
     fclose(f);
     {
-        char *const a1[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ca_key,
-                             "-out", ca, "-days", "2", "-subj", "/CN=kfleet-test-ca", NULL };
-        char *const a2[] = { "openssl", "req", "-newkey", "ec", "-pkeyopt",
-                             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", srv_key,
-                             "-out", srv_csr, "-subj", "/CN=etcd-server", NULL };
-        char *const a3[] = { "openssl", "x509", "-req", "-in", srv_csr, "-CA", ca, "-CAkey",
-                             ca_key, "-CAcreateserial", "-out", srv, "-days", "2", "-extfile",
-                             ext, NULL };
-        char *const a4[] = { "openssl", "req", "-newkey", "ec", "-pkeyopt",
-                             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", h->key,
-                             "-out", cli_csr, "-subj", "/CN=kfleet", NULL };
-        char *const a5[] = { "openssl", "x509", "-req", "-in", cli_csr, "-CA", ca, "-CAkey",
-                             ca_key, "-CAcreateserial", "-out", h->cert, "-days", "2",
-                             "-extfile", ext, NULL };
+        char *const a1[] = { "openssl",
+                             "req",
+                             "-x509",
+                             "-newkey",
+                             "ec",
+                             "-pkeyopt",
+                             "ec_paramgen_curve:prime256v1",
+                             "-nodes",
+                             "-keyout",
+                             ca_key,
+                             "-out",
+                             ca,
+                             "-days",
+                             "2",
+                             "-subj",
+                             "/CN=kfleet-test-ca",
+                             NULL };
+        char *const a2[] = { "openssl",         "req",
+                             "-newkey",         "ec",
+                             "-pkeyopt",        "ec_paramgen_curve:prime256v1",
+                             "-nodes",          "-keyout",
+                             srv_key,           "-out",
+                             srv_csr,           "-subj",
+                             "/CN=etcd-server", NULL };
+        char *const a3[] = { "openssl", "x509", "-req",   "-in",  srv_csr,
+                             "-CA",     ca,     "-CAkey", ca_key, "-CAcreateserial",
+                             "-out",    srv,    "-days",  "2",    "-extfile",
+                             ext,       NULL };
+        char *const a4[] = { "openssl",    "req",      "-newkey",
+                             "ec",         "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                             "-nodes",     "-keyout",  h->key,
+                             "-out",       cli_csr,    "-subj",
+                             "/CN=kfleet", NULL };
+        char *const a5[] = { "openssl", "x509",  "-req",   "-in",  cli_csr,
+                             "-CA",     ca,      "-CAkey", ca_key, "-CAcreateserial",
+                             "-out",    h->cert, "-days",  "2",    "-extfile",
+                             ext,       NULL };
         char *const *all[] = { a1, a2, a3, a4, a5 };
 
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)

@@ -41,13 +41,13 @@ static int stop_single(void **state)
     return 0;
 }
 
-#define NEED_ETCD()                                                                    \
-    do {                                                                               \
-        if (!etcd_harness_available()) {                                               \
-            print_message("skipped: " ETCD_HARNESS_BIN " is not installed "            \
-                          "(scripts/install-deps installs etcd-server)\n");            \
-            skip();                                                                    \
-        }                                                                              \
+#define NEED_ETCD()                                                         \
+    do {                                                                    \
+        if (!etcd_harness_available()) {                                    \
+            print_message("skipped: " ETCD_HARNESS_BIN " is not installed " \
+                          "(scripts/install-deps installs etcd-server)\n"); \
+            skip();                                                         \
+        }                                                                   \
     } while (0)
 
 /* A store on h under its own prefix, so that tests do not see each other. */
@@ -134,9 +134,9 @@ static void test_url_syntax(void **state)
     assert_non_null(strstr(err.buf, "colour"));
     assert_int_equal(kf_etcd_config_parse("http://h:2379?cert=/c.pem", &cfg, &err), -EINVAL);
     assert_int_equal(kf_etcd_config_parse("http://h:2379?user=kf", &cfg, &err), -EINVAL);
-    assert_int_equal(kf_etcd_config_parse("http://h:2379?user=kf&password-file=/nonexistent", &cfg,
-                                          &err),
-                     -EINVAL);
+    assert_int_equal(
+        kf_etcd_config_parse("http://h:2379?user=kf&password-file=/nonexistent", &cfg, &err),
+        -EINVAL);
     assert_non_null(strstr(err.buf, "/nonexistent"));
     assert_int_equal(kf_etcd_config_parse("http://h:2379?timeout=soon", &cfg, &err), -EINVAL);
     assert_int_equal(kf_etcd_config_parse("http://h:2379?prefix=fleet", &cfg, &err), -EINVAL);
@@ -636,9 +636,12 @@ static int start_auth(void **state)
     if (kf_etcd_config_parse(authd.endpoints, &cfg, NULL) < 0 || kf_etcd_new(&cfg, &c, NULL) < 0)
         return -1;
     kf_etcd_config_release(&cfg);
-    r |= auth_call(c, "/v3/auth/user/add", json_pack("{s:s,s:s}", "name", "root", "password", "rootpw"));
-    r |= auth_call(c, "/v3/auth/user/grant", json_pack("{s:s,s:s}", "user", "root", "role", "root"));
-    r |= auth_call(c, "/v3/auth/user/add", json_pack("{s:s,s:s}", "name", "kf", "password", "kfpw"));
+    r |= auth_call(c, "/v3/auth/user/add",
+                   json_pack("{s:s,s:s}", "name", "root", "password", "rootpw"));
+    r |=
+        auth_call(c, "/v3/auth/user/grant", json_pack("{s:s,s:s}", "user", "root", "role", "root"));
+    r |=
+        auth_call(c, "/v3/auth/user/add", json_pack("{s:s,s:s}", "name", "kf", "password", "kfpw"));
     r |= auth_call(c, "/v3/auth/role/add", json_pack("{s:s}", "name", "fleet"));
     r |= auth_call(c, "/v3/auth/role/grant",
                    json_pack("{s:s,s:{s:s,s:o,s:o}}", "name", "fleet", "perm", "permType",
@@ -698,8 +701,7 @@ static void test_user_password(void **state)
     assert_int_equal(kf_store_open(url, &s, &err), -EPERM);
     assert_non_null(strstr(err.buf, "kf"));
     free(url);
-    url = kf_xasprintf("etcd:%s?user=kf&password-file=%s&prefix=/elsewhere", authd.endpoints,
-                       good);
+    url = kf_xasprintf("etcd:%s?user=kf&password-file=%s&prefix=/elsewhere", authd.endpoints, good);
     assert_int_equal(kf_store_open(url, &s, &err), -EPERM);
     assert_non_null(strstr(err.buf, "permission denied"));
     free(url);
@@ -741,8 +743,8 @@ int main(void)
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("etcd offline", offline, NULL, NULL);
-    failed += cmocka_run_group_tests_name("etcd single member", on_single, start_single,
-                                          stop_single);
+    failed +=
+        cmocka_run_group_tests_name("etcd single member", on_single, start_single, stop_single);
     failed += cmocka_run_group_tests_name("etcd 3-member cluster", on_cluster, start_cluster,
                                           stop_cluster);
     failed += cmocka_run_group_tests_name("etcd TLS", on_tls, start_tls, stop_tls);
