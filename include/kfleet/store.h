@@ -136,6 +136,13 @@ struct kf_store_status {
     int64_t compacted_rev; /* revisions <= this are gone */
     int64_t keys;          /* live keys */
     int64_t db_bytes;      /* size on disk or in memory, best effort */
+    /* Only for backends with an event feed of their own (ops->start), before
+     * it starts: the revision the feed would start after, <= rev (0: rev).
+     * etcd's revision also counts writes to keys outside the store (other
+     * fleets, leader election); starting the watch window at the newest
+     * revision of the store's own keys leaves no gap that history cannot
+     * cross. */
+    int64_t feed_rev;
 };
 
 struct kf_store_ops {

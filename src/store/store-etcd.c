@@ -70,6 +70,7 @@ struct etcd_store {
     int64_t published_rev;  /* every event with a revision <= this is published */
     int64_t last_event_rev; /* the newest revision known to hold an event of ours */
     int64_t compacted_rev;  /* the newest compaction known */
+    int64_t feed_rev;       /* before start: where the watch would begin */
     int64_t db_bytes;
     uint64_t db_bytes_at;
     bool started, stopping;
@@ -766,6 +767,7 @@ static int etcd_status(struct kf_store *s, struct kf_store_status *ret)
         return r;
     pthread_mutex_lock(&es->lock);
     st.compacted_rev = es->compacted_rev;
+    st.feed_rev = es->started ? 0 : KF_MAX(KF_MAX(es->feed_rev, es->compacted_rev), 1);
     stale = es->db_bytes_at == 0 || now - es->db_bytes_at > DB_SIZE_CACHE_NS;
     st.db_bytes = es->db_bytes;
     pthread_mutex_unlock(&es->lock);
@@ -881,6 +883,7 @@ static int etcd_open(const char *arg, struct kf_store **ret, struct kf_strbuf *e
         r = find_compacted(es, rev, &es->compacted_rev, err);
     if (r == 0)
         r = newest_mod_rev(es, &es->last_event_rev, err);
+    es->feed_rev = es->last_event_rev;
     if (r < 0) {
         etcd_close(&es->base);
         return r;

@@ -130,6 +130,8 @@ int kf_store_open(const char *url, struct kf_store **ret, struct kf_strbuf *err)
         ops->close(s);
         return r;
     }
+    if (ops->start && st.feed_rev > 0 && st.feed_rev < st.rev)
+        st.rev = st.feed_rev;
     s->hub = kf_watch_hub_new(st.rev, st.compacted_rev, 0, 0);
     if (ops->start) {
         r = ops->start(s, st.rev);

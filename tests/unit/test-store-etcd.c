@@ -380,6 +380,43 @@ static void test_watch_sees_other_clients(void **state)
     kf_store_close(other);
 }
 
+/* Writes to keys outside the store move etcd's revision without events for
+ * us. A watch that starts before that gap catches up and then rests in the
+ * shared window, instead of polling etcd's history for the gap. */
+static void test_watch_across_foreign_revisions(void **state)
+{
+    struct kf_store *a, *other, *a2;
+    struct kf_watch *w;
+    struct kf_event *ev;
+    int64_t r1, r2;
+
+    (void)state;
+    NEED_ETCD();
+    a = open_on(&single, "/t-gap", NULL);
+    other = open_on(&single, "/t-gap-other", NULL);
+    r1 = put(a, "/g/a", "1", 0);
+    put(other, "/x", "1", 0);
+    put(other, "/y", "1", 0);
+    kf_store_close(a);
+
+    a2 = open_on(&single, "/t-gap", NULL);
+    assert_true(kf_store_rev(a2) > r1);
+    assert_int_equal(kf_watch_open(a2, "/g/", r1 - 1, NULL, NULL, &w), 0);
+    ev = next_event(w);
+    assert_int_equal(ev->kv.mod_rev, r1);
+    kf_event_unref(ev);
+    assert_int_equal(kf_watch_next(w, &ev), 0);
+    assert_int_equal(kf_watch_wait(w, 300), 0);
+    assert_int_equal(kf_watch_next(w, &ev), 0);
+    r2 = put(a2, "/g/b", "2", 0);
+    assert_int_equal(kf_watch_next(w, &ev), 1);
+    assert_int_equal(ev->kv.mod_rev, r2);
+    kf_event_unref(ev);
+    kf_watch_close(w);
+    kf_store_close(a2);
+    kf_store_close(other);
+}
+
 static void test_compaction(void **state)
 {
     struct kf_store *s, *s2;
@@ -727,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_crud_and_conditions),
         cmocka_unit_test(test_range_and_revisions),
         cmocka_unit_test(test_watch_sees_other_clients),
+        cmocka_unit_test(test_watch_across_foreign_revisions),
         cmocka_unit_test(test_compaction),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_leases),

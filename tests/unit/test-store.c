@@ -3,7 +3,9 @@
  * Each backend is one cmocka group over the same tests: "memory:",
  * "sqlite:<tmpdir>/N/kf.db" (a new database per test) and, when the
  * environment variable KF_TEST_ETCD holds etcd client URLs
- * ("http://127.0.0.1:2379"), "etcd:$KF_TEST_ETCD". A new backend is one line
+ * ("http://127.0.0.1:2379"), "etcd:$KF_TEST_ETCD"; without it, the suite
+ * starts an etcd member of its own (etcd-harness.h) when /usr/bin/etcd is
+ * installed, and skips etcd with a message when it is not. A new backend is one line
  * in `backends` below. Tests work under a prefix of their own and with
  * revisions relative to what they observe, so a shared store (etcd) works as
  * well as an empty one; the few checks that need an empty store ask
@@ -32,6 +34,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "etcd-harness.h"
 #include "kfleet/error.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
@@ -1736,11 +1739,21 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 int main(void)
 {
+    struct etcd_harness etcd = { 0 };
     int failed = 0;
 
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
+    }
+    /* etcd: the endpoints in KF_TEST_ETCD, or a member of our own */
+    if (!getenv("KF_TEST_ETCD")) {
+        if (!etcd_harness_available())
+            printf("store conformance: etcd skipped: " ETCD_HARNESS_BIN " is not installed\n");
+        else if (etcd_harness_start(&etcd, 1, NULL) < 0)
+            failed++;
+        else
+            setenv("KF_TEST_ETCD", etcd.endpoints, 1);
     }
     for (size_t i = 0; i < KF_ARRAY_SIZE(backends); i++) {
         char name[64];
@@ -1753,5 +1766,6 @@ int main(void)
     }
     failed += cmocka_run_group_tests_name("store: sqlite files and URLs", others, NULL, NULL);
     nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    etcd_harness_stop(&etcd);
     return failed ? 1 : 0;
 }
