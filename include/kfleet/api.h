@@ -11,7 +11,9 @@
  *
  * Authentication is a static token file (lines "token,user,role"; roles
  * admin, editor, viewer, agent). Without one every request is allowed, and
- * kf_api_start refuses a listen address that is not loopback.
+ * kf_api_new refuses a listen address that is not loopback. The server
+ * speaks HTTPS when given a certificate and key (kubectl, like every
+ * client-go program, sends its bearer token only over TLS).
  *
  * Lifecycle: kf_api_new (nothing listens yet), kf_api_start (binds and
  * serves from its own threads), kf_api_stop (stops accepting, ends every
@@ -30,8 +32,12 @@ struct kf_api;
 #define KF_API_DEFAULT_LISTEN "127.0.0.1:7480"
 
 struct kf_api_config {
-    const char *listen;                /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
-    const char *token_file;            /* NULL: no authentication (loopback only) */
+    const char *listen;     /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
+    const char *token_file; /* NULL: no authentication (loopback only) */
+    /* HTTPS: PEM files of the serving certificate (chain) and its key; both
+     * NULL: plain HTTP. kubectl sends a bearer token only over HTTPS. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
     unsigned int threads;              /* request threads (each runs an epoll loop); 0: default */
     unsigned int max_connections;      /* open connections, watches included */
     unsigned int connection_timeout_s; /* idle connections (slow clients) are closed */
@@ -50,7 +56,7 @@ struct kf_api_config {
  * 30 min watches (max 1 h), bookmarks every 10 s. */
 void kf_api_config_init(struct kf_api_config *c);
 
-/* Checks the configuration and reads the token file. The registry (and its
+/* Checks the configuration and reads the token file and TLS files. The registry (and its
  * store) and metrics are borrowed and must outlive the server; metrics may
  * be NULL (then /metrics serves a registry of the server's own). The server
  * adds its families (kfleet_api_*, kfleet_store_*) to metrics; some are

@@ -120,6 +120,8 @@ struct kf_api {
     struct kf_api_config cfg; /* strings below are owned copies */
     char *listen;
     char *token_file;
+    char *tls_cert; /* PEM contents, NULL for plain HTTP */
+    char *tls_key;
     char *host;
     uint16_t port;
     uint16_t bound_port;

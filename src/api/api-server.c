@@ -68,6 +68,30 @@ void kf_api_config_init(struct kf_api_config *c)
     c->bookmark_interval_ms = 10 * 1000;
 }
 
+/* Reads a whole PEM file (capped: certificates and keys are small). */
+static int read_pem(const char *what, const char *path, char **ret, struct kf_strbuf *err)
+{
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (!f)
+        return kf_err(err, -errno, "cannot read the TLS %s \"%s\": %s", what, path,
+                      strerror(errno));
+    sb.cap = 1024 * 1024;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        if (kf_strbuf_add(&sb, buf, n) < 0)
+            break;
+    fclose(f);
+    if (sb.overflowed || !strstr(sb.buf, "-----BEGIN ")) {
+        kf_strbuf_release(&sb);
+        return kf_err(err, -EINVAL, "the TLS %s \"%s\" is not a PEM file", what, path);
+    }
+    *ret = kf_strbuf_detach(&sb, NULL);
+    return 0;
+}
+
 int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf_metrics *metrics,
                struct kf_api **ret, struct kf_strbuf *err)
 {
@@ -103,6 +127,18 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     r = kf_api_parse_listen(api->listen, &api->host, &api->port, err);
     if (r < 0)
         goto fail;
+    if (!c->tls_cert_file != !c->tls_key_file) {
+        r = kf_err(err, -EINVAL, "HTTPS needs both a certificate and a key file");
+        goto fail;
+    }
+    if (c->tls_cert_file) {
+        r = read_pem("certificate", c->tls_cert_file, &api->tls_cert, err);
+        if (r == 0)
+            r = read_pem("key", c->tls_key_file, &api->tls_key, err);
+        if (r < 0)
+            goto fail;
+    }
+    api->cfg.tls_cert_file = api->cfg.tls_key_file = NULL;
     if (api->token_file) {
         r = api_tokens_load(api->token_file, &api->tokens, err);
         if (r < 0)
@@ -649,6 +685,11 @@ int kf_api_start(struct kf_api *api, struct kf_strbuf *err)
     struct sockaddr_storage ss;
     unsigned int flags;
     const union MHD_DaemonInfo *info;
+    struct MHD_OptionItem tls_opts[] = {
+        { MHD_OPTION_HTTPS_MEM_CERT, 0, api->tls_cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, api->tls_key },
+        { MHD_OPTION_END, 0, NULL },
+    };
     int gai;
 
     gai = getaddrinfo(api->host, NULL, &hints, &res);
@@ -667,9 +708,15 @@ int kf_api_start(struct kf_api *api, struct kf_strbuf *err)
             MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (api->tls_cert) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+            return kf_err(err, -ENOTSUP, "this libmicrohttpd was built without HTTPS support");
+        flags |= MHD_USE_TLS;
+    }
     api->mhd = MHD_start_daemon(
         flags, api->port, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, api,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_ARRAY,
+        api->tls_cert ? tls_opts : tls_opts + 2, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)api->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)api->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)api->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -678,8 +725,9 @@ int kf_api_start(struct kf_api *api, struct kf_strbuf *err)
         api, MHD_OPTION_END);
     if (!api->mhd)
         return kf_err(err, -EADDRINUSE,
-                      "cannot listen on \"%s\" (address in use, not local, or no permission)",
-                      api->listen);
+                      "cannot listen on \"%s\" (address in use, not local, no permission%s)",
+                      api->listen,
+                      api->tls_cert ? ", or a certificate and key that do not load" : "");
     info = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_BIND_PORT);
     api->bound_port = info ? info->port : api->port;
     return 0;
@@ -715,6 +763,11 @@ void kf_api_free(struct kf_api *api)
     pthread_mutex_destroy(&api->docs_lock);
     free(api->listen);
     free(api->token_file);
+    free(api->tls_cert);
+    if (api->tls_key) {
+        explicit_bzero(api->tls_key, strlen(api->tls_key));
+        free(api->tls_key);
+    }
     free(api->host);
     free(api);
 }

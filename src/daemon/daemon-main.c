@@ -43,6 +43,8 @@ static const char usage_text[] =
     "  --data-dir DIR            where kfleetd keeps its files (default ./var)\n"
     "  --token-file FILE         bearer tokens, one \"token,user,role\" a line; roles:\n"
     "                            admin, editor, viewer, agent (SIGHUP re-reads it)\n"
+    "  --tls-cert-file FILE      serve HTTPS with this PEM certificate (chain) ...\n"
+    "  --tls-key-file FILE       ... and this PEM key (kubectl sends tokens only over HTTPS)\n"
     "  --log-level SPEC          \"info\", \"debug\", \"api=debug,store=warn\" (default info)\n"
     "  --log-file FILE           log here instead of stderr\n"
     "  --threads N               API request threads (default 4)\n"
@@ -65,6 +67,8 @@ enum {
     OPT_STORE,
     OPT_DATA_DIR,
     OPT_TOKEN_FILE,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
     OPT_THREADS,
@@ -85,6 +89,8 @@ static const struct option options[] = {
     { "store", required_argument, NULL, OPT_STORE },
     { "data-dir", required_argument, NULL, OPT_DATA_DIR },
     { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+    { "tls-cert-file", required_argument, NULL, OPT_TLS_CERT },
+    { "tls-key-file", required_argument, NULL, OPT_TLS_KEY },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
     { "threads", required_argument, NULL, OPT_THREADS },
@@ -170,6 +176,12 @@ static void parse_options(int argc, char **argv, struct config *c)
             break;
         case OPT_TOKEN_FILE:
             c->api.token_file = optarg;
+            break;
+        case OPT_TLS_CERT:
+            c->api.tls_cert_file = optarg;
+            break;
+        case OPT_TLS_KEY:
+            c->api.tls_key_file = optarg;
             break;
         case OPT_LOG_LEVEL:
             c->log_level = optarg;
@@ -330,8 +342,8 @@ int main(int argc, char **argv)
         exit_code = EXIT_RUNTIME;
         goto stop_maint;
     }
-    kf_log_info("kfleetd %s listening on http://%s (port %u), store \"%s\", %s", KF_VERSION,
-                c.api.listen, kf_api_port(d.api), store_url,
+    kf_log_info("kfleetd %s listening on %s://%s (port %u), store \"%s\", %s", KF_VERSION,
+                c.api.tls_cert_file ? "https" : "http", c.api.listen, kf_api_port(d.api), store_url,
                 c.api.token_file ? "bearer tokens required" : "no authentication (loopback only)");
 
     for (;;) {
