@@ -14,8 +14,9 @@ failure) and exits non-zero if any failed.
 
 What it offers:
 
-  Kfleetd(store=..., tokens=..., args=[...])   start kfleetd on a free port
-      with a temporary data directory; .start() waits for /readyz;
+  Kfleetd(store=..., tokens=..., args=[...], tls=False)   start kfleetd on a
+      free port with a temporary data directory (tls=True: HTTPS with a
+      self-signed certificate, kd.cert_file); .start() waits for /readyz;
       .stop() sends SIGTERM and returns the exit code (checked: 0 unless
       told otherwise), .kill() sends SIGKILL, .restart() keeps the port and
       data directory. Use it as a context manager:
@@ -47,6 +48,7 @@ import queue
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -174,13 +176,21 @@ def _with_query(path, params):
     return path + ("&" if "?" in path else "?") + urllib.parse.urlencode(params)
 
 
+def connect(port, timeout, ssl_context=None):
+    """An HTTP(S) connection to 127.0.0.1:port."""
+    if ssl_context:
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=ssl_context)
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+
 class Client:
     """HTTP calls over one keep-alive connection (reconnects when needed)."""
 
-    def __init__(self, port, token=None, timeout=30.0):
+    def __init__(self, port, token=None, timeout=30.0, ssl_context=None):
         self.port = port
         self.token = token
         self.timeout = timeout * SLOW
+        self.ssl_context = ssl_context
         self.conn = None
 
     def close(self):
@@ -204,7 +214,7 @@ class Client:
         for attempt in (0, 1):
             reused = self.conn is not None
             if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+                self.conn = connect(self.port, self.timeout, self.ssl_context)
             try:
                 self.conn.request(method, url, body=data, headers=h)
                 r = self.conn.getresponse()
@@ -239,13 +249,14 @@ class Client:
 class Watch:
     """A watch stream read by a thread: events arrive in .events (a Queue)."""
 
-    def __init__(self, port, path, params=None, token=None, accept=None, timeout=60.0):
+    def __init__(self, port, path, params=None, token=None, accept=None, timeout=60.0,
+                 ssl_context=None):
         self.events = queue.Queue()
         self.lines = []
         self.ended = threading.Event()
         self.status = None
         self.error = None
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout * SLOW)
+        self.conn = connect(port, timeout * SLOW, ssl_context)
         h = {}
         if token:
             h["Authorization"] = f"Bearer {token}"
@@ -346,6 +357,18 @@ def default_store():
     return _default_store
 
 
+def make_cert(directory):
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files in
+    directory), made with the openssl command; returns (cert, key)."""
+    cert, key = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=kfleetd", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
 def write_token_file(path, tokens=None):
     with open(path, "w") as f:
         f.write("# token,user,role\n")
@@ -362,16 +385,23 @@ class Kfleetd:
     tokens: None (no authentication), True (TOKENS), or a dict
             token -> (user, role).
     args:   extra command-line arguments.
+    tls:    serve HTTPS with a fresh self-signed certificate (cert_file).
     """
 
     def __init__(self, store=None, tokens=None, args=(), data_dir=None, port=None,
-                 log_level="info", env=None):
+                 log_level="info", env=None, tls=False):
         if store is None:
             store = default_store()
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kftest-")
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.ssl_context = None
+        self.cert_file = self.key_file = None
+        if tls:
+            self.cert_file, self.key_file = make_cert(self.data_dir)
+            self.ssl_context = ssl.create_default_context(cafile=self.cert_file)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         if store == "sqlite":
             store = f"sqlite:{self.data_dir}/kfleet.db"
         elif store == "memory":
@@ -399,6 +429,8 @@ class Kfleetd:
                "--store", self.store, "--data-dir", self.data_dir, "--log-level", self.log_level]
         if self.token_file:
             cmd += ["--token-file", self.token_file]
+        if self.tls:
+            cmd += ["--tls-cert-file", self.cert_file, "--tls-key-file", self.key_file]
         return cmd + self.args
 
     def start(self, wait=True):
@@ -417,7 +449,7 @@ class Kfleetd:
                     f"kfleetd exited with {self.proc.returncode} before it was ready:\n"
                     + self.log_tail())
             try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c = connect(self.port, 2, self.ssl_context)
                 c.request("GET", "/readyz")
                 if c.getresponse().status == 200:
                     c.close()
@@ -503,7 +535,7 @@ class Kfleetd:
     def client(self, token=None):
         """A keep-alive Client (token None: the admin token when auth is on)."""
         tok = token if token is not None else self.admin_token
-        return Client(self.port, tok)
+        return Client(self.port, tok, ssl_context=self.ssl_context)
 
     def _default_client(self, token):
         key = token if token is not None else "__admin__"
@@ -533,7 +565,7 @@ class Kfleetd:
         tok = token if token is not None else self.admin_token
         p = dict(params or {})
         p.setdefault("watch", "true")
-        return Watch(self.port, path, p, tok, accept, timeout)
+        return Watch(self.port, path, p, tok, accept, timeout, self.ssl_context)
 
     def metrics(self):
         r = self.get("/metrics")
