@@ -426,6 +426,7 @@ static int mem_status(struct kf_store *s, struct kf_store_status *ret)
     ret->compacted_rev = m->compacted_rev;
     ret->keys = (int64_t)m->n;
     ret->db_bytes = (int64_t)m->bytes;
+    ret->feed_rev = 0;
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
