@@ -36,6 +36,7 @@ struct kf_kind;
 struct kf_kv;
 struct kf_registry;
 struct kf_store;
+struct kf_strbuf;
 
 struct kf_ctrl_manager;
 struct kf_informer;
@@ -166,5 +167,41 @@ size_t kf_workqueue_busy(struct kf_workqueue *q); /* being processed */
 /* Waits until nothing is waiting or being processed (delayed adds not
  * counted). 1 when idle, 0 on timeout. */
 int kf_workqueue_wait_idle(struct kf_workqueue *q, int timeout_ms);
+
+/* --- kfleetd's controllers ---------------------------------------------- */
+
+struct kf_lease_table;
+struct kf_metrics;
+
+/* What kfleetd hands every controller when it builds them. Borrowed
+ * pointers, valid while the controllers run. */
+struct kf_ctrl_env {
+    struct kf_store *store;
+    struct kf_registry *reg;
+    struct kf_metrics *metrics;    /* add the controller's own families here */
+    struct kf_lease_table *leases; /* host heartbeats (kfleet/lease.h) */
+    const char *data_dir;          /* kfleetd's --data-dir */
+};
+
+/* One entry of kfleetd's controller table (src/controllers/ctrl-table.c).
+ * init builds the controller's private data from env (NULL: none); fini
+ * frees it after the controller stopped. */
+struct kf_ctrl_def {
+    const struct kf_ctrl_ops *ops;
+    int (*init)(const struct kf_ctrl_env *env, void **ret_data, struct kf_strbuf *err);
+    void (*fini)(void *data);
+};
+
+/* The table, in start order. */
+const struct kf_ctrl_def *kf_ctrl_defs(size_t *ret_n);
+
+/* Builds every controller of the table into m; on failure the ones built
+ * so far stay in m (kf_ctrl_manager_free frees them) and err says which
+ * failed. */
+int kf_ctrl_manager_add_defs(struct kf_ctrl_manager *m, const struct kf_ctrl_env *env,
+                             struct kf_strbuf *err);
+/* Adds kfleet_controller_* families (reconciles, errors, queue depth,
+ * reconcile seconds) for every controller of m to metrics. */
+void kf_ctrl_manager_add_metrics(struct kf_ctrl_manager *m, struct kf_metrics *metrics);
 
 #endif

@@ -30,6 +30,7 @@ struct kf_ctrl {
     pthread_t *threads;
     int nthreads;
     uint64_t next_resync_ns;
+    void (*fini)(void *data);
     /* stats, updated atomically */
     uint64_t reconciles, errors, requeues, ns_total, ns_max;
 };
@@ -46,6 +47,8 @@ struct kf_ctrl_manager {
     bool started;
     bool stopping;
     pthread_t ticker;
+    void **allocs; /* kf_ctrl_manager_alloc */
+    size_t nallocs, alloc_allocs;
 };
 
 struct kf_ctrl_manager *kf_ctrl_manager_new(struct kf_store *store, struct kf_registry *reg)
@@ -271,6 +274,8 @@ void kf_ctrl_manager_free(struct kf_ctrl_manager *m)
         return;
     kf_ctrl_manager_stop(m);
     for (size_t i = 0; i < m->nctrls; i++) {
+        if (m->ctrls[i]->fini)
+            m->ctrls[i]->fini(m->ctrls[i]->data);
         kf_workqueue_free(m->ctrls[i]->q);
         free(m->ctrls[i]->threads);
         free(m->ctrls[i]);
@@ -279,7 +284,24 @@ void kf_ctrl_manager_free(struct kf_ctrl_manager *m)
     for (size_t i = 0; i < m->ninformers; i++)
         kf_informer_free(m->informers[i]);
     free(m->informers);
+    for (size_t i = 0; i < m->nallocs; i++)
+        free(m->allocs[i]);
+    free(m->allocs);
     free(m);
+}
+
+void kf_ctrl_set_fini(struct kf_ctrl *c, void (*fini)(void *data))
+{
+    c->fini = fini;
+}
+
+void *kf_ctrl_manager_alloc(struct kf_ctrl_manager *m, size_t size)
+{
+    void *p = kf_xcalloc(1, size);
+
+    KF_GROW(m->allocs, m->alloc_allocs, m->nallocs);
+    m->allocs[m->nallocs++] = p;
+    return p;
 }
 
 int kf_ctrl_manager_wait_idle(struct kf_ctrl_manager *m, int timeout_ms)

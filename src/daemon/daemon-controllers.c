@@ -1,18 +1,18 @@
 /* daemon-controllers.c: the one place where kfleetd starts and stops its
  * controllers.
  *
- * The controller runtime (src/controllers/, watch -> queue -> reconcile)
- * plugs in here: kf_daemon_controllers_start gets the store, the registry,
- * the metrics registry and the data directory in struct kf_daemon, starts
- * every controller and keeps their state in d->controllers;
- * kf_daemon_controllers_stop stops them and frees it. kfleetd calls start
- * before its API server listens and stop after the API server has stopped
- * (so no request races a controller's shutdown), both from the main thread.
- *
- * No controller exists yet: both are no-ops.
+ * It builds a controller manager (src/controllers/ctrl-runtime.c) over the
+ * daemon's store and registry, adds every controller of the table in
+ * src/controllers/ctrl-table.c with an environment made from struct
+ * kf_daemon, exposes their statistics on /metrics, and starts them (which
+ * waits for each informer's first list). kfleetd calls start before its API
+ * server listens and stop after the API server has stopped, so no request
+ * races a controller's shutdown; both from the main thread.
  */
 #include <stdio.h>
+#include <string.h>
 
+#include "kfleet/ctrl.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
 #include "daemon/daemon.h"
@@ -21,13 +21,34 @@ KF_LOG_MODULE(daemon);
 
 int kf_daemon_controllers_start(struct kf_daemon *d, struct kf_strbuf *err)
 {
-    (void)err;
-    d->controllers = NULL;
-    kf_log_dbg("no controllers to start");
+    struct kf_ctrl_env env = {
+        .store = d->store,
+        .reg = d->reg,
+        .metrics = d->metrics,
+        .leases = d->leases,
+        .data_dir = d->data_dir,
+    };
+    struct kf_ctrl_manager *m = kf_ctrl_manager_new(d->store, d->reg);
+    int r;
+
+    r = kf_ctrl_manager_add_defs(m, &env, err);
+    if (r == 0) {
+        kf_ctrl_manager_add_metrics(m, d->metrics);
+        r = kf_ctrl_manager_start(m);
+        if (r < 0)
+            kf_err(err, r, "the controllers' first list of the store failed: %s", strerror(-r));
+    }
+    if (r < 0) {
+        kf_ctrl_manager_free(m);
+        d->controllers = NULL;
+        return r;
+    }
+    d->controllers = m;
     return 0;
 }
 
 void kf_daemon_controllers_stop(struct kf_daemon *d)
 {
+    kf_ctrl_manager_free(d->controllers);
     d->controllers = NULL;
 }

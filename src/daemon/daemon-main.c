@@ -18,6 +18,7 @@
 
 #include "kfleet/api.h"
 #include "kfleet/error.h"
+#include "kfleet/lease.h"
 #include "kfleet/log.h"
 #include "kfleet/metrics.h"
 #include "kfleet/obj.h"
@@ -315,6 +316,7 @@ int main(int argc, char **argv)
         return r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
     d.reg = kf_registry_new(d.store);
+    d.leases = kf_lease_table_new(kf_now_ms());
     d.metrics = kf_metrics_new();
     kf_metrics_add_process(d.metrics);
 
@@ -372,6 +374,7 @@ close_store:
     kf_registry_free(d.reg);
     kf_store_close(d.store);
     kf_metrics_free(d.metrics);
+    kf_lease_table_free(d.leases);
     if (sig)
         kf_log_info("kfleetd stopped (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
     free(store_url);

@@ -15,6 +15,7 @@
 #include "kfleet/base.h"
 
 struct kf_api;
+struct kf_lease_table;
 struct kf_metrics;
 struct kf_registry;
 struct kf_store;
@@ -29,7 +30,8 @@ struct kf_daemon {
     struct kf_registry *reg;
     struct kf_metrics *metrics; /* served on /metrics: add families here */
     struct kf_api *api;
-    void *controllers; /* owned by daemon-controllers.c */
+    struct kf_lease_table *leases; /* host heartbeats, shared by the API and controllers */
+    void *controllers;             /* owned by daemon-controllers.c */
 };
 
 /* Starts the controllers (the controller runtime, src/controllers/). Called

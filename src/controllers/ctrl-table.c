@@ -1,0 +1,125 @@
+/* ctrl-table.c: kfleetd's controllers, in start order, and the glue that
+ * builds them into a manager and exposes their statistics as metrics.
+ *
+ * Adding a controller: write src/controllers/ctrl-<name>.c with its
+ * `const struct kf_ctrl_ops` (and init/fini if it keeps state), then add one
+ * line to `defs` below.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kfleet/ctrl.h"
+#include "kfleet/metrics.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-internal.h"
+
+static const struct kf_ctrl_def defs[] = {
+    { NULL, NULL, NULL }, /* end; controllers go above this line */
+};
+
+const struct kf_ctrl_def *kf_ctrl_defs(size_t *ret_n)
+{
+    *ret_n = KF_ARRAY_SIZE(defs) - 1;
+    return defs;
+}
+
+struct def_data {
+    const struct kf_ctrl_def *def;
+    void *data;
+};
+
+int kf_ctrl_manager_add_defs(struct kf_ctrl_manager *m, const struct kf_ctrl_env *env,
+                             struct kf_strbuf *err)
+{
+    size_t n;
+    const struct kf_ctrl_def *d = kf_ctrl_defs(&n);
+
+    for (size_t i = 0; i < n; i++) {
+        void *data = NULL;
+        struct kf_ctrl *c = NULL;
+        int r = 0;
+
+        if (d[i].init)
+            r = d[i].init(env, &data, err);
+        if (r == 0)
+            r = kf_ctrl_manager_add(m, d[i].ops, data, &c);
+        if (r < 0) {
+            if (d[i].fini)
+                d[i].fini(data);
+            if (err && !err->len)
+                kf_err(err, r, "controller \"%s\" cannot start: %s", d[i].ops->name, strerror(-r));
+            return r;
+        }
+        kf_ctrl_set_fini(c, d[i].fini);
+    }
+    return 0;
+}
+
+struct collect_arg {
+    struct kf_ctrl_manager *m;
+    int which; /* the column of struct kf_ctrl_stats this family shows */
+    struct kf_metric *f;
+};
+
+static void collect_one(struct kf_ctrl *c, void *arg)
+{
+    struct collect_arg *ca = arg;
+    struct kf_ctrl_stats st;
+    const char *const labels[] = { kf_ctrl_name(c) };
+    double v = 0;
+
+    kf_ctrl_stats(c, &st);
+    switch (ca->which) {
+    case 0:
+        v = (double)st.reconciles;
+        break;
+    case 1:
+        v = (double)st.errors;
+        break;
+    case 2:
+        v = (double)st.queue_depth;
+        break;
+    case 3:
+        v = (double)st.reconcile_ns_total / 1e9;
+        break;
+    default:
+        v = (double)st.requeues;
+        break;
+    }
+    kf_metric_set(ca->f, labels, v);
+}
+
+static void collect(struct kf_metric *f, void *arg)
+{
+    struct collect_arg *ca = arg;
+
+    ca->f = f;
+    kf_ctrl_manager_foreach(ca->m, collect_one, ca);
+}
+
+void kf_ctrl_manager_add_metrics(struct kf_ctrl_manager *m, struct kf_metrics *metrics)
+{
+    static const struct {
+        enum kf_metric_type type;
+        const char *name;
+        const char *help;
+    } fams[] = {
+        { KF_METRIC_COUNTER, "kfleet_controller_reconciles_total", "Reconciles run." },
+        { KF_METRIC_COUNTER, "kfleet_controller_reconcile_errors_total",
+          "Reconciles that failed and were retried with back-off." },
+        { KF_METRIC_GAUGE, "kfleet_controller_queue_depth", "Names waiting to be reconciled." },
+        { KF_METRIC_COUNTER, "kfleet_controller_reconcile_seconds_total",
+          "Time spent reconciling." },
+        { KF_METRIC_COUNTER, "kfleet_controller_requeues_total",
+          "Reconciles that asked to be looked at again later." },
+    };
+    struct collect_arg *args = kf_ctrl_manager_alloc(m, KF_ARRAY_SIZE(fams) * sizeof(*args));
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(fams); i++) {
+        args[i].m = m;
+        args[i].which = (int)i;
+        kf_metrics_collected(metrics, fams[i].type, fams[i].name, fams[i].help, "controller",
+                             collect, &args[i]);
+    }
+}
