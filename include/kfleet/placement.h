@@ -20,6 +20,7 @@
  *   kf_unit_water()     a unit's water level, how far above its mark, how
  *                       many more clusters of each grade it takes
  *   kf_unit_hosts_needed()  hosts of a shape to add to take N more of a grade
+ *   kf_plan()           what a demand (500 x G1 + 40 x G3) needs in a region
  *
  * The model, formulas and defaults: docs/internals/placement.md.
  */
@@ -266,9 +267,63 @@ unsigned kf_unit_hosts_needed(const struct kf_place_unit *u, const struct kf_pla
                               const struct kf_grade_spec *shape, unsigned n,
                               struct kf_res host_shape);
 
-/* Writes "cpu 58 % memory 44 % (mark 60 %)", or "... above the mark by 3.2
- * cores: needs 1 more host of 64 cores / 256 GiB" when above. */
+/* Writes "cpu 58 %, memory 44 % (mark 60 %)", or "...: above the mark by
+ * 38.4 CPU / 153.6 GiB; needs 1 more host of 64 CPU / 256 GiB" when above. */
 void kf_unit_water_format(const struct kf_place_unit *u, const struct kf_unit_water *w,
                           struct kf_res host_shape, struct kf_strbuf *out);
+
+/* --- planning -------------------------------------------------------------------- */
+
+struct kf_plan_demand {
+    int grade;
+    unsigned count;
+};
+
+struct kf_plan_request {
+    const char *region;
+    const struct kf_place_unit *units; /* all units; those of region are used, not modified */
+    size_t n_units;
+    const struct kf_grade_table *grades;
+    const struct kf_plan_demand *demand;
+    size_t n_demand;
+    struct kf_res host_shape; /* allocatable of a new host */
+    unsigned new_unit_hosts;  /* hosts of a new unit; 0: 9 */
+    unsigned new_unit_zones;  /* zones of a new unit; 0: 3 */
+    unsigned max_unit_hosts;  /* existing units may grow up to this many hosts; 0: no growth */
+};
+
+struct kf_plan_line {
+    char *name; /* an existing unit, or "new-1", "new-2", ... */
+    bool is_new;
+    unsigned absorbed[KF_GRADE_COUNT];
+    unsigned hosts_before, hosts_added;
+    double cpu_before, cpu_after, mem_before, mem_after, mark;
+};
+
+struct kf_plan_result {
+    struct kf_plan_line *lines;
+    size_t n_lines;
+    unsigned demanded;
+    unsigned absorbed_existing; /* by existing units as they are */
+    unsigned absorbed_grown;    /* by existing units after adding hosts */
+    unsigned absorbed_new;      /* by new units */
+    unsigned hosts_added;       /* to existing units */
+    unsigned new_units;
+    unsigned new_unit_hosts;              /* hosts in new units, in all */
+    unsigned unplaceable[KF_GRADE_COUNT]; /* too big for an empty new unit */
+};
+
+/* Simulates the demand with the real placement (filters, scores, host fit)
+ * on copies of the region's units: first what existing units absorb as
+ * they are, then (max_unit_hosts) what they absorb after adding hosts one
+ * zone-set at a time, then new units of new_unit_hosts hosts over
+ * new_unit_zones zones until everything is placed. Biggest grades first.
+ * 0, or -EINVAL (bad request, reason in err). */
+int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_plan_result *ret,
+            struct kf_strbuf *err);
+void kf_plan_result_release(struct kf_plan_result *r);
+/* The answer for `kfleet plan`, one line per unit and a summary. */
+void kf_plan_format(const struct kf_plan_request *req, const struct kf_plan_result *r,
+                    struct kf_strbuf *out);
 
 #endif

@@ -531,6 +531,133 @@ static void test_deterministic_fill(void **state)
     free(r);
 }
 
+static void test_plan_existing_then_new_units(void **state)
+{
+    struct fleet *f = *state;
+    struct kf_plan_demand d[] = { { KF_G1, 500 } };
+    struct kf_plan_request req = {
+        .region = "r",
+        .grades = &T,
+        .demand = d,
+        .n_demand = 1,
+        .host_shape = { 64000, 256 * KF_GIB },
+    };
+    struct kf_plan_result res;
+    struct kf_placer p;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+
+    add_unit(f, "other", "q", 3, 3, 64, 256, 0.0);
+    add_unit(f, "u1", "r", 3, 3, 64, 256, 0.0);
+    req.units = f->units;
+    req.n_units = f->n;
+    kf_placer_init(&p, NULL);
+    /* 9 hosts x 64 cores x 0.60 = 345.6 cores: 86 clusters of 4 cores. The other
+     * 414 need new units of the same size: 5 of them. */
+    assert_int_equal(kf_plan(&p, &req, &res, &err), 0);
+    assert_int_equal(res.demanded, 500);
+    assert_int_equal(res.absorbed_existing, 86);
+    assert_int_equal(res.absorbed_new, 414);
+    assert_int_equal(res.new_units, 5);
+    assert_int_equal(res.new_unit_hosts, 45);
+    assert_int_equal(res.n_lines, 6);
+    assert_string_equal(res.lines[0].name, "u1");
+    assert_int_equal(res.lines[0].absorbed[KF_G1], 86);
+    for (size_t i = 0; i < res.n_lines; i++) {
+        assert_true(res.lines[i].cpu_after <= res.lines[i].mark + 1e-9);
+        assert_true(res.lines[i].mem_after <= res.lines[i].mark + 1e-9);
+    }
+    assert_string_equal(res.lines[5].name, "new-5");
+    assert_int_equal(res.lines[5].absorbed[KF_G1], 414 - 4 * 86);
+    /* The real units were not touched. */
+    assert_int_equal(f->units[1].clusters, 0);
+    assert_int_equal(f->units[1].n_hosts, 9);
+    kf_plan_result_release(&res);
+    kf_placer_release(&p);
+    kf_strbuf_release(&err);
+}
+
+static void test_plan_growth_and_format(void **state)
+{
+    struct fleet *f = *state;
+    struct kf_plan_demand d[] = { { KF_G1, 500 }, { KF_G3, 40 } };
+    struct kf_plan_request req = {
+        .region = "cn-hangzhou",
+        .grades = &T,
+        .demand = d,
+        .n_demand = 2,
+        .host_shape = { 64000, 256 * KF_GIB },
+        .max_unit_hosts = 12,
+    };
+    struct kf_plan_result res;
+    struct kf_placer p;
+    struct kf_strbuf out = KF_STRBUF_INIT;
+    unsigned g3 = 0, g1 = 0;
+
+    add_unit(f, "hz-u1", "cn-hangzhou", 3, 3, 64, 256, 0.0);
+    add_unit(f, "hz-u2", "cn-hangzhou", 3, 3, 64, 256, 0.5)->cordoned = true;
+    req.units = f->units;
+    req.n_units = f->n;
+    kf_placer_init(&p, NULL);
+    assert_int_equal(kf_plan(&p, &req, &res, NULL), 0);
+    /* The cordoned unit absorbs nothing and does not grow; hz-u1 grows to 12 hosts. */
+    assert_string_equal(res.lines[0].name, "hz-u1");
+    assert_int_equal(res.lines[0].hosts_added, 3);
+    assert_int_equal(res.hosts_added, 3);
+    for (size_t i = 0; i < res.n_lines; i++) {
+        assert_string_not_equal(res.lines[i].name, "hz-u2");
+        g3 += res.lines[i].absorbed[KF_G3];
+        g1 += res.lines[i].absorbed[KF_G1];
+    }
+    assert_int_equal(g3, 40);
+    assert_int_equal(g1, 500);
+    assert_int_equal(res.absorbed_existing + res.absorbed_grown + res.absorbed_new, 540);
+    kf_plan_format(&req, &res, &out);
+    {
+        const char *head = "region cn-hangzhou: demand 40 x G3 + 500 x G1 (540 clusters); "
+                           "new hosts of 64 CPU / 256 GiB\n\nUNIT ";
+        assert_true(strncmp(out.buf, head, strlen(head)) == 0);
+    }
+    assert_non_null(strstr(out.buf, "\nhz-u1  "));
+    assert_non_null(strstr(out.buf, "  9 + 3  "));
+    assert_non_null(strstr(out.buf, "\nexisting units absorb "));
+    assert_non_null(strstr(out.buf, " more with 3 added hosts (up to 12 hosts a unit); "));
+    kf_plan_result_release(&res);
+    kf_strbuf_release(&out);
+    kf_placer_release(&p);
+}
+
+static void test_plan_too_big(void **state)
+{
+    struct kf_plan_demand d[] = { { KF_G5, 1 } };
+    struct kf_plan_request req = {
+        .region = "r",
+        .grades = &T,
+        .demand = d,
+        .n_demand = 1,
+        .host_shape = { 8000, 32 * KF_GIB },
+    };
+    struct kf_plan_result res;
+    struct kf_placer p;
+    struct kf_strbuf out = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
+
+    (void)state;
+    kf_placer_init(&p, NULL);
+    /* 9 hosts of 8 cores cannot hold 64 cores of G5 under the mark. */
+    assert_int_equal(kf_plan(&p, &req, &res, NULL), 0);
+    assert_int_equal(res.unplaceable[KF_G5], 1);
+    assert_int_equal(res.new_units, 0);
+    kf_plan_format(&req, &res, &out);
+    assert_non_null(strstr(out.buf, "; cannot place 1 x G5: too big for an empty new unit of "
+                                    "these hosts\n"));
+    kf_plan_result_release(&res);
+    req.host_shape.cpu_milli = 0;
+    assert_int_equal(kf_plan(&p, &req, &res, &err), -EINVAL);
+    assert_string_equal(err.buf, "a plan needs the cpu and memory of a new host");
+    kf_strbuf_release(&out);
+    kf_strbuf_release(&err);
+    kf_placer_release(&p);
+}
+
 int main(void)
 {
 #define T_(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -550,6 +677,9 @@ int main(void)
         T_(test_explain),
         T_(test_water_and_hosts_needed),
         T_(test_deterministic_fill),
+        T_(test_plan_existing_then_new_units),
+        T_(test_plan_growth_and_format),
+        T_(test_plan_too_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,378 @@
+/* placement-plan.c: capacity planning for `kfleet plan`: given a region's
+ * units and a demand (500 x G1 + 40 x G3) and a host shape, how much the
+ * existing units absorb, how many hosts they would need to absorb more, and
+ * how many new units the rest needs, at each unit's water level.
+ *
+ * Planning runs the real placement (every filter, the scores, member
+ * binding with the host mark) on copies of the units, so a plan never
+ * promises what placement would then refuse. Biggest grades go first (they
+ * are the hardest to fit). Steps:
+ *   1. place each cluster on the existing units as they are;
+ *   2. if max_unit_hosts allows, grow existing units one zone-set (one host
+ *      per zone) at a time, least-loaded unit first, until the cluster fits;
+ *   3. place the rest on new units of new_unit_hosts hosts over
+ *      new_unit_zones zones, adding a unit whenever none takes the next one.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kfleet/strbuf.h"
+#include "placement/placement-internal.h"
+
+#define PLAN_MAX_CLUSTERS 1000000
+
+static const char *const new_zone_names[KF_PLACE_MAX_ZONES] = {
+    "zone-1", "zone-2",  "zone-3",  "zone-4",  "zone-5",  "zone-6",  "zone-7",  "zone-8",
+    "zone-9", "zone-10", "zone-11", "zone-12", "zone-13", "zone-14", "zone-15", "zone-16",
+};
+
+struct plan_work {
+    struct kf_place_unit *units;
+    size_t n, alloc;
+    size_t n_existing;
+    size_t *host_cap; /* room in each unit's host array */
+    size_t host_cap_alloc;
+};
+
+static void add_hosts(struct kf_place_unit *u, unsigned count, struct kf_res shape)
+{
+    for (unsigned i = 0; i < count; i++) {
+        struct kf_place_host *h = &u->hosts[u->n_hosts++];
+
+        memset(h, 0, sizeof(*h));
+        h->name = "(planned)";
+        h->zone = i % u->n_zones;
+        h->capacity = shape;
+        h->ready = true;
+        u->capacity.cpu_milli += shape.cpu_milli;
+        u->capacity.mem_bytes += shape.mem_bytes;
+    }
+}
+
+static void remove_hosts(struct kf_place_unit *u, unsigned count, struct kf_res shape)
+{
+    u->n_hosts -= count;
+    u->capacity.cpu_milli -= shape.cpu_milli * count;
+    u->capacity.mem_bytes -= shape.mem_bytes * count;
+}
+
+static size_t work_add(struct plan_work *w, const struct kf_place_unit *src, size_t host_room)
+{
+    struct kf_place_unit *u;
+
+    KF_GROW(w->units, w->alloc, w->n);
+    KF_GROW(w->host_cap, w->host_cap_alloc, w->n);
+    u = &w->units[w->n];
+    *u = *src;
+    u->hosts = kf_xcalloc(src->n_hosts + host_room + 1, sizeof(*u->hosts));
+    if (src->n_hosts)
+        memcpy(u->hosts, src->hosts, src->n_hosts * sizeof(*u->hosts));
+    w->host_cap[w->n] = src->n_hosts + host_room;
+    return w->n++;
+}
+
+static void water_of(const struct kf_place_unit *u, double *cpu, double *mem)
+{
+    *cpu = u->capacity.cpu_milli > 0 ? (double)u->allocated.cpu_milli / u->capacity.cpu_milli : 0;
+    *mem = u->capacity.mem_bytes > 0 ? (double)u->allocated.mem_bytes / u->capacity.mem_bytes : 0;
+}
+
+static int cmp_grow(const void *a, const void *b, void *arg)
+{
+    const struct plan_work *w = arg;
+    const struct kf_place_unit *x = &w->units[*(const size_t *)a],
+                               *y = &w->units[*(const size_t *)b];
+    double xc, xm, yc, ym;
+
+    water_of(x, &xc, &xm);
+    water_of(y, &yc, &ym);
+    if (KF_MAX(xc, xm) != KF_MAX(yc, ym))
+        return KF_MAX(xc, xm) < KF_MAX(yc, ym) ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_plan_result *ret,
+            struct kf_strbuf *err)
+{
+    struct plan_work w = { 0 };
+    struct kf_place_result *res = NULL;
+    struct kf_plan_result out = { 0 };
+    unsigned zones = req->new_unit_zones ? req->new_unit_zones : 3;
+    unsigned per_unit = req->new_unit_hosts ? req->new_unit_hosts : 9;
+    uint64_t total = 0;
+    size_t *order = NULL;
+    struct kf_plan_line *lines = NULL;
+    size_t lines_alloc = 0;
+
+    if (!req->region || !req->grades)
+        return kf_err(err, -EINVAL, "a plan needs a region and a grade table");
+    if (req->host_shape.cpu_milli <= 0 || req->host_shape.mem_bytes <= 0)
+        return kf_err(err, -EINVAL, "a plan needs the cpu and memory of a new host");
+    if (zones < 1 || zones > KF_PLACE_MAX_ZONES || per_unit < zones || per_unit > 10000)
+        return kf_err(err, -EINVAL,
+                      "a new unit needs 1..%d zones and at least one host per zone (at most "
+                      "10000 hosts)",
+                      KF_PLACE_MAX_ZONES);
+    for (size_t i = 0; i < req->n_demand; i++) {
+        if (req->demand[i].grade < 0 || req->demand[i].grade >= KF_GRADE_COUNT)
+            return kf_err(err, -EINVAL, "demand %zu: grade must be G0..G5", i);
+        total += req->demand[i].count;
+    }
+    if (total > PLAN_MAX_CLUSTERS)
+        return kf_err(err, -EINVAL, "a plan takes at most %d clusters", PLAN_MAX_CLUSTERS);
+
+    for (size_t i = 0; i < req->n_units; i++) {
+        const struct kf_place_unit *u = &req->units[i];
+        size_t room = 0;
+
+        if (!u->region || strcmp(u->region, req->region) != 0)
+            continue;
+        if (req->max_unit_hosts > u->n_hosts)
+            room = req->max_unit_hosts - u->n_hosts + u->n_zones;
+        work_add(&w, u, room);
+    }
+    w.n_existing = w.n;
+    KF_GROW(lines, lines_alloc, w.n + 1);
+    for (size_t i = 0; i < w.n; i++) {
+        memset(&lines[i], 0, sizeof(lines[i]));
+        lines[i].name = kf_xstrdup(w.units[i].name);
+        lines[i].hosts_before = (unsigned)w.units[i].n_hosts;
+        lines[i].mark = place_mark(&w.units[i], &p->policy);
+        water_of(&w.units[i], &lines[i].cpu_before, &lines[i].mem_before);
+    }
+    res = kf_xmalloc(sizeof(*res));
+    order = kf_xcalloc(w.n + 1, sizeof(*order));
+    out.demanded = (unsigned)total;
+
+    for (int g = KF_GRADE_COUNT - 1; g >= 0; g--) {
+        unsigned count = 0;
+        struct kf_place_cluster c = { 0 };
+
+        for (size_t i = 0; i < req->n_demand; i++)
+            if (req->demand[i].grade == g)
+                count += req->demand[i].count;
+        c.name = "planned";
+        c.region = req->region;
+        c.grade = g;
+        c.shape = &req->grades->grades[g];
+        c.expected_nodes = req->grades->grades[g].max_nodes == KF_GRADE_UNBOUNDED
+                               ? 0
+                               : req->grades->grades[g].max_nodes;
+        for (unsigned k = 0; k < count; k++) {
+            bool placed = false;
+
+            /* 1. existing units as they are (including hosts added so far) */
+            if (w.n_existing && kf_place(p, w.units, w.n_existing, &c, res) == 0) {
+                kf_place_commit(w.units, &c, res);
+                lines[res->unit].absorbed[g]++;
+                if (lines[res->unit].hosts_added)
+                    out.absorbed_grown++;
+                else
+                    out.absorbed_existing++;
+                continue;
+            }
+            /* 2. grow an existing unit, least loaded first */
+            if (req->max_unit_hosts) {
+                for (size_t i = 0; i < w.n_existing; i++)
+                    order[i] = i;
+                qsort_r(order, w.n_existing, sizeof(*order), cmp_grow, &w);
+                for (size_t oi = 0; oi < w.n_existing && !placed; oi++) {
+                    size_t ui = order[oi];
+                    struct kf_place_unit *u = &w.units[ui];
+                    unsigned added = 0;
+
+                    if (u->cordoned || u->n_zones == 0)
+                        continue;
+                    while (!placed && u->n_hosts + u->n_zones <= req->max_unit_hosts &&
+                           u->n_hosts + u->n_zones <= w.host_cap[ui]) {
+                        add_hosts(u, u->n_zones, req->host_shape);
+                        added += u->n_zones;
+                        if (kf_place(p, u, 1, &c, res) == 0) {
+                            kf_place_commit(u, &c, res);
+                            lines[ui].absorbed[g]++;
+                            lines[ui].hosts_added += added;
+                            out.hosts_added += added;
+                            out.absorbed_grown++;
+                            placed = true;
+                        }
+                    }
+                    if (!placed)
+                        remove_hosts(u, added, req->host_shape);
+                }
+                if (placed)
+                    continue;
+            }
+            /* 3. new units */
+            if (w.n > w.n_existing &&
+                kf_place(p, w.units + w.n_existing, w.n - w.n_existing, &c, res) == 0) {
+                kf_place_commit(w.units + w.n_existing, &c, res);
+                lines[w.n_existing + (size_t)res->unit].absorbed[g]++;
+                out.absorbed_new++;
+                continue;
+            }
+            {
+                struct kf_place_unit nu = { 0 };
+                char name[32];
+                size_t ui;
+
+                snprintf(name, sizeof(name), "new-%u", out.new_units + 1);
+                nu.region = req->region;
+                nu.zones = new_zone_names;
+                nu.n_zones = zones;
+                ui = work_add(&w, &nu, per_unit);
+                KF_GROW(lines, lines_alloc, ui);
+                memset(&lines[ui], 0, sizeof(lines[ui]));
+                lines[ui].name = kf_xstrdup(name);
+                lines[ui].is_new = true;
+                lines[ui].mark = place_mark(&w.units[ui], &p->policy);
+                w.units[ui].name = lines[ui].name;
+                add_hosts(&w.units[ui], per_unit, req->host_shape);
+                lines[ui].hosts_added = per_unit;
+                order = kf_xrealloc(order, (w.n + 1) * sizeof(*order));
+                if (kf_place(p, &w.units[ui], 1, &c, res) == 0) {
+                    kf_place_commit(&w.units[ui], &c, res);
+                    lines[ui].absorbed[g]++;
+                    out.absorbed_new++;
+                    out.new_units++;
+                    out.new_unit_hosts += per_unit;
+                } else {
+                    /* Too big for an empty new unit: drop the unit again. */
+                    free(lines[ui].name);
+                    free(w.units[ui].hosts);
+                    w.n--;
+                    out.unplaceable[g]++;
+                }
+            }
+        }
+    }
+    /* Keep the lines that say something. */
+    for (size_t i = 0; i < w.n; i++) {
+        struct kf_plan_line *l = &lines[i];
+        unsigned absorbed = 0;
+
+        water_of(&w.units[i], &l->cpu_after, &l->mem_after);
+        for (int g = 0; g < KF_GRADE_COUNT; g++)
+            absorbed += l->absorbed[g];
+        if (absorbed || l->hosts_added) {
+            lines[out.n_lines++] = *l;
+        } else {
+            free(l->name);
+        }
+        free(w.units[i].hosts);
+    }
+    out.lines = lines;
+    free(w.units);
+    free(w.host_cap);
+    free(order);
+    free(res);
+    *ret = out;
+    return 0;
+}
+
+void kf_plan_result_release(struct kf_plan_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_lines; i++)
+        free(r->lines[i].name);
+    free(r->lines);
+    memset(r, 0, sizeof(*r));
+}
+
+static void add_counts(struct kf_strbuf *sb, const unsigned *by_grade)
+{
+    bool first = true;
+
+    for (int g = KF_GRADE_COUNT - 1; g >= 0; g--) {
+        if (!by_grade[g])
+            continue;
+        kf_strbuf_addf(sb, "%s%u x %s", first ? "" : " + ", by_grade[g], kf_grade_name(g));
+        first = false;
+    }
+    if (first)
+        kf_strbuf_addstr(sb, "-");
+}
+
+static void pad_to(struct kf_strbuf *sb, size_t start, size_t width)
+{
+    while (sb->len - start < width)
+        kf_strbuf_addch(sb, ' ');
+    kf_strbuf_addstr(sb, "  ");
+}
+
+void kf_plan_format(const struct kf_plan_request *req, const struct kf_plan_result *r,
+                    struct kf_strbuf *out)
+{
+    unsigned demand[KF_GRADE_COUNT] = { 0 }, unplaceable = 0;
+    size_t name_w = 4, abs_w = 7;
+    struct kf_strbuf tmp = KF_STRBUF_INIT;
+
+    for (size_t i = 0; i < req->n_demand; i++)
+        if (req->demand[i].grade >= 0 && req->demand[i].grade < KF_GRADE_COUNT)
+            demand[req->demand[i].grade] += req->demand[i].count;
+    kf_strbuf_addf(out, "region %s: demand ", req->region);
+    add_counts(out, demand);
+    kf_strbuf_addf(out, " (%u clusters); new hosts of ", r->demanded);
+    place_res(out, req->host_shape);
+    kf_strbuf_addstr(out, "\n\n");
+    for (size_t i = 0; i < r->n_lines; i++) {
+        name_w = KF_MAX(name_w, strlen(r->lines[i].name));
+        kf_strbuf_reset(&tmp);
+        add_counts(&tmp, r->lines[i].absorbed);
+        abs_w = KF_MAX(abs_w, tmp.len);
+    }
+    {
+        size_t start = out->len;
+        kf_strbuf_addf(out, "%-*s  %-*s  %-12s  %-16s  %-16s  MARK\n", (int)name_w, "UNIT",
+                       (int)abs_w, "ABSORBS", "HOSTS", "CPU NOW -> THEN", "MEM NOW -> THEN");
+        (void)start;
+    }
+    for (size_t i = 0; i < r->n_lines; i++) {
+        const struct kf_plan_line *l = &r->lines[i];
+        size_t start;
+
+        kf_strbuf_addf(out, "%-*s  ", (int)name_w, l->name);
+        kf_strbuf_reset(&tmp);
+        add_counts(&tmp, l->absorbed);
+        kf_strbuf_addf(out, "%-*s  ", (int)abs_w, tmp.buf);
+        start = out->len;
+        if (l->is_new)
+            kf_strbuf_addf(out, "%u (new)", l->hosts_added);
+        else
+            kf_strbuf_addf(out, "%u + %u", l->hosts_before, l->hosts_added);
+        pad_to(out, start, 12);
+        start = out->len;
+        place_pct(out, l->cpu_before, -1);
+        kf_strbuf_addstr(out, " -> ");
+        place_pct(out, l->cpu_after, -1);
+        pad_to(out, start, 16);
+        start = out->len;
+        place_pct(out, l->mem_before, -1);
+        kf_strbuf_addstr(out, " -> ");
+        place_pct(out, l->mem_after, -1);
+        pad_to(out, start, 16);
+        place_pct(out, l->mark, -1);
+        kf_strbuf_addch(out, '\n');
+    }
+    for (int g = 0; g < KF_GRADE_COUNT; g++)
+        unplaceable += r->unplaceable[g];
+    kf_strbuf_addf(out, "\nexisting units absorb %u as they are", r->absorbed_existing);
+    if (req->max_unit_hosts)
+        kf_strbuf_addf(out, " and %u more with %u added host%s (up to %u hosts a unit)",
+                       r->absorbed_grown, r->hosts_added, r->hosts_added == 1 ? "" : "s",
+                       req->max_unit_hosts);
+    kf_strbuf_addf(out, "; %u need%s %u new unit%s of %u hosts over %u zones (%u hosts)",
+                   r->absorbed_new, r->absorbed_new == 1 ? "s" : "", r->new_units,
+                   r->new_units == 1 ? "" : "s", req->new_unit_hosts ? req->new_unit_hosts : 9,
+                   req->new_unit_zones ? req->new_unit_zones : 3, r->new_unit_hosts);
+    if (unplaceable) {
+        kf_strbuf_addstr(out, "; cannot place ");
+        add_counts(out, r->unplaceable);
+        kf_strbuf_addstr(out, ": too big for an empty new unit of these hosts");
+    }
+    kf_strbuf_addstr(out, "\n");
+    kf_strbuf_release(&tmp);
+}
