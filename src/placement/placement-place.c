@@ -11,7 +11,8 @@
  *   4. the members are bound on the first candidate where they fit
  *      (HostFit); the first that fits wins;
  *   5. if none does, every unit of the region is evaluated in full and the
- *      message names the closest one (fewest failed filters, then smallest
+ *      message names the closest one (the one whose first failure comes
+ *      latest in the filter chain, then fewest failures, then smallest
  *      overshoot of its mark, then name) and why it failed.
  * kf_place and kf_place_explain share this code, so they always agree.
  */
@@ -311,6 +312,25 @@ static double overshoot(const struct place_eval *e)
     return KF_MAX(KF_MAX(e->cpu_after - e->mark, e->mem_after - e->mark), 0.0);
 }
 
+/* Is unit x (evaluation a) closer to taking the cluster than y (b)? The
+ * unit that got further down the filter chain (its first failure comes
+ * later) is closer; then fewer failures, then the smaller overshoot of its
+ * mark, then the name. */
+static bool closer(const struct place_eval *a, const struct place_eval *b,
+                   const struct kf_place_unit *x, const struct kf_place_unit *y)
+{
+    int fa = __builtin_ctz(a->failed), fb = __builtin_ctz(b->failed);
+    int na = __builtin_popcount(a->failed), nb = __builtin_popcount(b->failed);
+
+    if (fa != fb)
+        return fa > fb;
+    if (na != nb)
+        return na < nb;
+    if (overshoot(a) != overshoot(b))
+        return overshoot(a) < overshoot(b);
+    return strcmp(x->name, y->name) < 0;
+}
+
 static const char *tally_word(int f)
 {
     switch (f) {
@@ -349,6 +369,8 @@ static void fail_message(struct kf_placer *p, const struct kf_place_unit *units,
         struct place_eval *e = &s->ev[i];
         bool hosts_failed = e->hosts_tried;
 
+        if (!c->region || !units[i].region || strcmp(c->region, units[i].region) != 0)
+            continue; /* out of scope; explain has evaluated it already */
         eval_filters(&p->policy, &units[i], c, req, true, e, NULL);
         if (hosts_failed) {
             e->failed |= 1u << KF_FILTER_HOSTS;
@@ -358,11 +380,7 @@ static void fail_message(struct kf_placer *p, const struct kf_place_unit *units,
             continue;
         in_scope++;
         tally[__builtin_ctz(e->failed)]++;
-        if (best < 0 || __builtin_popcount(e->failed) < __builtin_popcount(s->ev[best].failed) ||
-            (__builtin_popcount(e->failed) == __builtin_popcount(s->ev[best].failed) &&
-             (overshoot(e) < overshoot(&s->ev[best]) ||
-              (overshoot(e) == overshoot(&s->ev[best]) &&
-               strcmp(units[i].name, units[best].name) < 0))))
+        if (best < 0 || closer(e, &s->ev[best], &units[i], &units[best]))
             best = (long)i;
     }
     if (best < 0) {
