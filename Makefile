@@ -78,7 +78,11 @@ run: deps build
 
 bench: bench-api bench-store bench-placement bench-heartbeat bench-provision bench-broadcast bench-federation
 
-bench-%: deps build
+# A static pattern rule: make skips implicit-rule search for .PHONY targets,
+# so a plain `bench-%:` rule never ran for the benchmarks listed above.
+BENCHES = bench-api bench-store bench-placement bench-heartbeat bench-provision bench-broadcast \
+          bench-federation
+$(BENCHES): bench-%: deps build
 	@scripts/bench $*
 
 clean:
