@@ -5,6 +5,7 @@
 #ifndef KF_OBS_INTERNAL_H
 #define KF_OBS_INTERNAL_H
 
+#include "kfleet/obs-receiver.h"
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
 
@@ -108,5 +109,41 @@ int obs_gen_central(const struct kf_obs_fleet *f, const struct kf_obs_instance *
                     struct kf_obs_files *out);
 int obs_gen_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alertmanager *am,
                          const char *root, struct kf_obs_files *out, struct kf_strbuf *err);
+
+/* ---- the receiver adapter (obs-receiver-*.c) ---- */
+
+/* One kind of adapter target: pluggable, listed in obs-receiver.c. */
+struct obs_receiver_ops {
+    enum kf_obs_receiver_kind kind;
+    const char *name;
+    int (*check)(const struct kf_obs_target *t, struct kf_strbuf *err);
+    int (*build)(const struct kf_obs_target *t, const struct kf_obs_notification *n, int64_t now_ms,
+                 struct kf_obs_deliveries *out, struct kf_strbuf *err);
+    /* Interprets a 2xx response's body; NULL: any 2xx is delivered. */
+    enum kf_obs_outcome (*body_outcome)(const struct kf_obs_response *resp);
+};
+
+extern const struct obs_receiver_ops obs_receiver_webhook;
+extern const struct obs_receiver_ops obs_receiver_dingtalk;
+extern const struct obs_receiver_ops obs_receiver_sms;
+
+/* The first 16 bytes of the SHA-256 of the notification key's fields. */
+void obs_notification_digest(const struct kf_obs_notification *n, uint8_t out[16]);
+
+/* Text shared by the builders. */
+const char *obs_alertname(const struct kf_obs_notification *n);
+size_t obs_live_alerts(const struct kf_obs_notification *n, bool firing_only);
+/* "[FIRING:2] KfleetHostDown" or "[RESOLVED] KfleetHostDown". */
+void obs_title(struct kf_strbuf *sb, const struct kf_obs_notification *n);
+/* The alert's summary annotation, else its alertname. */
+const char *obs_alert_summary(const struct kf_obs_alert *a);
+void obs_url_encode(struct kf_strbuf *sb, const char *s);
+/* scheme://host/path of url: no user info, no query, no fragment. */
+char *obs_log_url(const char *url);
+/* Adds a delivery; takes nothing, copies everything. */
+struct kf_obs_delivery *obs_delivery_add(struct kf_obs_deliveries *out, const char *method,
+                                         const char *url, const char *body, size_t body_len);
+void obs_delivery_header(struct kf_obs_delivery *d, const char *name, const char *value);
+bool obs_url_ok(const char *url);
 
 #endif

@@ -27,7 +27,7 @@
 extern char **environ;
 
 /* A port on 127.0.0.1 that was free a moment ago. */
-static int free_port(void)
+static inline int free_port(void)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t len = sizeof(a);
@@ -44,7 +44,7 @@ static int free_port(void)
 }
 
 /* Starts argv with stdout and stderr appended to log; returns the PID or -1. */
-static pid_t spawn_logged(char *const *argv, const char *log)
+static inline pid_t spawn_logged(char *const *argv, const char *log)
 {
     posix_spawn_file_actions_t fa;
     pid_t pid;
@@ -59,7 +59,7 @@ static pid_t spawn_logged(char *const *argv, const char *log)
     return r == 0 ? pid : -1;
 }
 
-static void sleep_ms(long ms)
+static inline void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -68,7 +68,7 @@ static void sleep_ms(long ms)
 }
 
 /* SIGTERM, up to 5 s for it to exit, then SIGKILL; always reaps. */
-static void stop_pid(pid_t pid)
+static inline void stop_pid(pid_t pid)
 {
     int status;
 
@@ -84,7 +84,7 @@ static void stop_pid(pid_t pid)
     waitpid(pid, &status, 0);
 }
 
-static size_t http_sink(char *p, size_t size, size_t n, void *data)
+static inline size_t http_sink(char *p, size_t size, size_t n, void *data)
 {
     struct kf_strbuf *sb = data;
 
@@ -95,7 +95,7 @@ static size_t http_sink(char *p, size_t size, size_t n, void *data)
 
 /* GET (body NULL) or POST url; returns the HTTP status (0 if no answer),
  * the body in out (capped at 4 MiB). */
-static long http_request(const char *url, const char *body, struct kf_strbuf *out)
+static inline long http_request(const char *url, const char *body, struct kf_strbuf *out)
 {
     CURL *c = curl_easy_init();
     long code = 0;
