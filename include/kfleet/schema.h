@@ -211,17 +211,4 @@ void kf_schema_doc(const struct kf_schema *s, const char *prefix, struct kf_strb
 /* "string", "integer", "[]string", "map[string]quantity", "object", ... */
 void kf_field_type_name(const struct kf_field *f, struct kf_strbuf *out);
 
-/* CIDR helpers the validators share. A parsed prefix: family 4 or 6,
- * 16 address bytes (IPv4 in the first 4), prefix length. */
-struct kf_prefix {
-    int family;
-    uint8_t addr[16];
-    int len;
-};
-/* Parses "a.b.c.d/n" or "x::/n". -EINVAL if malformed; with canonical, also
- * if host bits are set (why says which form is meant). */
-int kf_prefix_parse(const char *s, bool canonical, struct kf_prefix *ret, struct kf_strbuf *why);
-/* True when a and b share an address (same family). */
-bool kf_prefix_overlaps(const struct kf_prefix *a, const struct kf_prefix *b);
-
 #endif

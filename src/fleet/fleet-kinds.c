@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <errno.h>
 
+#include "kfleet/cidr.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -91,17 +92,17 @@ void kf_fleet_check_disjoint(const json_t *obj, const char *const *paths, size_t
 {
     for (size_t i = 0; i < n; i++) {
         const char *a = kf_json_str(obj, paths[i], NULL);
-        struct kf_prefix pa;
+        struct kf_cidr pa;
 
-        if (!a || kf_prefix_parse(a, true, &pa, NULL) < 0)
+        if (!a || kf_cidr_parse(a, &pa, NULL) < 0)
             continue;
         for (size_t j = i + 1; j < n; j++) {
             const char *b = kf_json_str(obj, paths[j], NULL);
-            struct kf_prefix pb;
+            struct kf_cidr pb;
 
-            if (!b || kf_prefix_parse(b, true, &pb, NULL) < 0)
+            if (!b || kf_cidr_parse(b, &pb, NULL) < 0)
                 continue;
-            if (kf_prefix_overlaps(&pa, &pb))
+            if (kf_cidr_overlaps(&pa, &pb))
                 kf_causes_add(causes, "FieldValueInvalid", paths[j],
                               "\"%s\" overlaps %s \"%s\": the ranges of one cluster must not "
                               "share addresses",

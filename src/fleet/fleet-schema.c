@@ -7,7 +7,6 @@
  * Keeping all four in one place means a field's rules, its default and its
  * description can never disagree.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include <jansson.h>
 #include <errno.h>
 
+#include "kfleet/cidr.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/obj.h"
@@ -116,72 +116,6 @@ static bool why(struct kf_strbuf *sb, const char *fmt, ...)
     return false;
 }
 
-int kf_prefix_parse(const char *s, bool canonical, struct kf_prefix *ret, struct kf_strbuf *why_sb)
-{
-    const char *slash = s ? strchr(s, '/') : NULL;
-    struct kf_prefix p = { 0 };
-    char addr[64];
-    size_t alen;
-    int64_t len;
-    int maxlen;
-
-    if (!slash)
-        return why(why_sb, "must be a CIDR such as \"10.0.0.0/16\" (address/prefix-length)"),
-               -EINVAL;
-    alen = (size_t)(slash - s);
-    if (alen == 0 || alen >= sizeof(addr))
-        return why(why_sb, "must be a CIDR such as \"10.0.0.0/16\""), -EINVAL;
-    memcpy(addr, s, alen);
-    addr[alen] = '\0';
-    if (inet_pton(AF_INET, addr, p.addr) == 1) {
-        p.family = 4;
-        maxlen = 32;
-    } else if (inet_pton(AF_INET6, addr, p.addr) == 1) {
-        p.family = 6;
-        maxlen = 128;
-    } else {
-        return why(why_sb, "\"%s\" is not an IPv4 or IPv6 address", addr), -EINVAL;
-    }
-    if (!isdigit((unsigned char)slash[1]) || (slash[1] == '0' && slash[2]) ||
-        kf_parse_int64(slash + 1, &len) < 0 || len > maxlen)
-        return why(why_sb, "the prefix length must be a number from 0 to %d", maxlen), -EINVAL;
-    p.len = (int)len;
-    if (canonical) {
-        int bytes = p.family == 4 ? 4 : 16;
-
-        for (int bit = p.len; bit < bytes * 8; bit++) {
-            if (p.addr[bit / 8] & (0x80 >> (bit % 8))) {
-                struct kf_prefix c = p;
-                char buf[INET6_ADDRSTRLEN];
-
-                for (int b = p.len; b < bytes * 8; b++)
-                    c.addr[b / 8] &= (uint8_t) ~(0x80 >> (b % 8));
-                inet_ntop(p.family == 4 ? AF_INET : AF_INET6, c.addr, buf, sizeof(buf));
-                return why(why_sb, "has host bits set: did you mean \"%s/%d\"?", buf, p.len),
-                       -EINVAL;
-            }
-        }
-    }
-    if (ret)
-        *ret = p;
-    return 0;
-}
-
-bool kf_prefix_overlaps(const struct kf_prefix *a, const struct kf_prefix *b)
-{
-    int len = KF_MIN(a->len, b->len);
-
-    if (a->family != b->family)
-        return false;
-    for (int bit = 0; bit < len; bit++) {
-        int mask = 0x80 >> (bit % 8);
-
-        if ((a->addr[bit / 8] & mask) != (b->addr[bit / 8] & mask))
-            return false;
-    }
-    return true;
-}
-
 static bool version_ok(const char *s)
 {
     int parts = 0;
@@ -255,13 +189,15 @@ bool kf_format_check(enum kf_format f, const char *s, struct kf_strbuf *w)
         return why(w, "must be empty or at most 63 letters, digits, '-', '_' or '.', starting "
                       "and ending with a letter or digit");
     case KF_FMT_CIDR:
-        return kf_prefix_parse(s, true, NULL, w) == 0;
     case KF_FMT_IP: {
-        uint8_t buf[16];
+        struct kf_cidr c;
+        struct kf_strbuf e = KF_STRBUF_INIT;
+        int rc = f == KF_FMT_CIDR ? kf_cidr_parse(s, &c, &e) : kf_ip_parse(s, &c, &e);
 
-        if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
-            return true;
-        return why(w, "must be an IPv4 or IPv6 address");
+        if (rc < 0)
+            why(w, "%s", e.buf);
+        kf_strbuf_release(&e);
+        return rc == 0;
     }
     case KF_FMT_QUANTITY:
         if (kf_parse_quantity(s, &v) == 0)
@@ -472,8 +408,13 @@ static void check_string(struct vctx *c, const struct kf_field *f, const json_t 
         return;
     }
     if (f->format != KF_FMT_NONE && !(f->format == KF_FMT_LABEL_VALUE && len == 0) &&
-        !kf_format_check(f->format, s, &w))
-        cause(c, "FieldValueInvalid", "invalid value \"%.253s\": %s", s, w.buf);
+        !kf_format_check(f->format, s, &w)) {
+        /* the address parsers' messages already quote the value */
+        if (f->format == KF_FMT_CIDR || f->format == KF_FMT_IP)
+            cause(c, "FieldValueInvalid", "%s", w.buf);
+        else
+            cause(c, "FieldValueInvalid", "invalid value \"%.253s\": %s", s, w.buf);
+    }
     kf_strbuf_release(&w);
 }
 

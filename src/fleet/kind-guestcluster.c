@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "kfleet/cidr.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -165,16 +166,16 @@ static void gc_validate(const json_t *obj, const json_t *old, struct kf_causes *
 
     kf_fleet_check_disjoint(obj, ranges, KF_ARRAY_SIZE(ranges), causes);
     if (pod) {
-        struct kf_prefix p;
+        struct kf_cidr p;
         int64_t nodes = kf_json_int(obj, "spec.expectedNodes", 0);
         int64_t per_node = kf_json_int(obj, "spec.network.maxPodsPerNode", 110);
 
-        if (kf_prefix_parse(pod, true, &p, NULL) == 0 && p.family == 4 && p.len > 0 &&
-            nodes * per_node > ((int64_t)1 << (32 - p.len)))
+        if (kf_cidr_parse(pod, &p, NULL) == 0 && p.family == 4 &&
+            (uint64_t)(nodes * per_node) > kf_cidr_size(&p))
             kf_causes_add(causes, "FieldValueInvalid", "spec.network.podCIDR",
-                          "\"%s\" has %lld addresses but expectedNodes x maxPodsPerNode = "
+                          "\"%s\" has %llu addresses but expectedNodes x maxPodsPerNode = "
                           "%lld x %lld needs %lld: use a shorter prefix",
-                          pod, (long long)((int64_t)1 << (32 - p.len)), (long long)nodes,
+                          pod, (unsigned long long)kf_cidr_size(&p), (long long)nodes,
                           (long long)per_node, (long long)(nodes * per_node));
     }
     if (window && kf_parse_duration_ms(window, &ms) == 0 && (ms < 3600000 || ms > 7 * 86400000LL))

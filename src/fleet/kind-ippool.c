@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "kfleet/cidr.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -78,12 +79,12 @@ static void ippool_validate(const json_t *obj, const json_t *old, struct kf_caus
     json_t *cidrs = kf_json_path(obj, "spec.cidrs");
     json_t *svc = kf_json_path(obj, "spec.serviceCIDRs");
     size_t n = json_array_size(cidrs), m = json_array_size(svc);
-    struct kf_prefix *p = kf_xcalloc(n + m, sizeof(*p));
+    struct kf_cidr *p = kf_xcalloc(n + m, sizeof(*p));
 
     for (size_t i = 0; i < n + m; i++) {
         json_t *v = i < n ? json_array_get(cidrs, i) : json_array_get(svc, i - n);
 
-        kf_prefix_parse(json_string_value(v), true, &p[i], NULL);
+        kf_cidr_parse(json_string_value(v), &p[i], NULL);
     }
     for (size_t i = 0; i < n + m; i++) {
         for (size_t j = 0; j < i; j++) {
@@ -91,7 +92,7 @@ static void ippool_validate(const json_t *obj, const json_t *old, struct kf_caus
 
             if (i >= n && j >= n)
                 continue; /* service ranges may overlap each other */
-            if (!kf_prefix_overlaps(&p[i], &p[j]))
+            if (!kf_cidr_overlaps(&p[i], &p[j]))
                 continue;
             if (i < n)
                 snprintf(field, sizeof(field), "spec.cidrs[%zu]", i);

@@ -197,7 +197,8 @@ static void test_host(void **state)
                  "supported values: \"meta\", \"worker\"");
     assert_cause(&causes, "spec.capacity[cpu]", "FieldValueInvalid", "must be a quantity");
     assert_cause(&causes, "spec.taints[0].effect", "FieldValueNotSupported", "NoSchedule");
-    assert_cause(&causes, "spec.address", "FieldValueInvalid", "IPv4 or IPv6 address");
+    assert_cause(&causes, "spec.address", "FieldValueInvalid",
+                 "\"10.0.0.300\" is not an IPv4 or IPv6 address");
     kf_causes_release(&causes);
     /* quantities given as numbers become strings */
     assert_int_equal(admit(&kf_kind_host,

@@ -109,7 +109,7 @@ static void test_create_errors(void **state)
     assert_int_equal(kf_registry_create(f->reg, &kf_kind_guestcluster, obj, NULL, &causes, &err),
                      -KF_EINVALID);
     assert_cause(&causes, "spec.network.podCIDR", "FieldValueInvalid",
-                 "did you mean \"10.0.0.0/16\"?");
+                 "\"10.0.0.1/16\" has host bits set; the block is 10.0.0.0/16");
     assert_cause(&causes, "spec.waterlevel", "FieldValueUnknown", "unknown field \"waterlevel\"");
     assert_non_null(strstr(err.buf, "GuestCluster \"bad\" is invalid"));
     assert_int_equal(kf_registry_get(f->reg, &kf_kind_guestcluster, "bad", &ret), -KF_ENOTFOUND);

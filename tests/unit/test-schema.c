@@ -275,29 +275,6 @@ static void test_formats(void **state)
     }
 }
 
-static void test_prefixes(void **state)
-{
-    struct kf_prefix a, b;
-    struct kf_strbuf why = KF_STRBUF_INIT;
-
-    assert_int_equal(kf_prefix_parse("10.0.0.0/8", true, &a, NULL), 0);
-    assert_int_equal(a.family, 4);
-    assert_int_equal(a.len, 8);
-    assert_int_equal(kf_prefix_parse("10.255.0.0/16", true, &b, NULL), 0);
-    assert_true(kf_prefix_overlaps(&a, &b));
-    assert_true(kf_prefix_overlaps(&b, &a));
-    assert_int_equal(kf_prefix_parse("11.0.0.0/16", true, &b, NULL), 0);
-    assert_false(kf_prefix_overlaps(&a, &b));
-    assert_int_equal(kf_prefix_parse("fd00::/8", true, &b, NULL), 0);
-    assert_false(kf_prefix_overlaps(&a, &b)); /* families never overlap */
-    assert_int_equal(kf_prefix_parse("fd12::/16", true, &a, NULL), 0);
-    assert_true(kf_prefix_overlaps(&a, &b));
-    assert_int_equal(kf_prefix_parse("10.1.2.3/16", false, &a, NULL), 0);
-    assert_int_equal(kf_prefix_parse("10.1.2.3/16", true, &a, &why), -EINVAL);
-    assert_string_equal(why.buf, "has host bits set: did you mean \"10.1.0.0/16\"?");
-    kf_strbuf_release(&why);
-}
-
 static void test_openapi(void **state)
 {
     json_t *o = kf_schema_openapi(&test_schema);
@@ -359,10 +336,13 @@ static void test_lookup_and_doc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_types_and_messages), cmocka_unit_test(test_unknown_fields),
-        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_immutable),
-        cmocka_unit_test(test_cause_cap),          cmocka_unit_test(test_formats),
-        cmocka_unit_test(test_prefixes),           cmocka_unit_test(test_openapi),
+        cmocka_unit_test(test_types_and_messages),
+        cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_immutable),
+        cmocka_unit_test(test_cause_cap),
+        cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_openapi),
         cmocka_unit_test(test_lookup_and_doc),
     };
 
