@@ -93,6 +93,19 @@ json_t *kf_kind_openapi_schema(const struct kf_kind *k);
  * ",", absent values as nothing (the CLI prints "<none>"). */
 void kf_column_value(const struct kf_column *c, const json_t *obj, struct kf_strbuf *out);
 
+/* `kfleet explain` / `kubectl explain` as text: the kind (path NULL or ""),
+ * or the field at path ("spec", "spec.network", "status.conditions.type"):
+ * its type, rules, default and description, then its fields if it has
+ * some. Returns 0, or -ENOENT (with nothing written) when there is no such
+ * field. */
+int kf_kind_explain(const struct kf_kind *k, const char *path, struct kf_strbuf *out);
+/* The Markdown section of docs/api.md for k: description, names, columns,
+ * and a table of every spec and status field. */
+void kf_kind_doc(const struct kf_kind *k, struct kf_strbuf *out);
+/* All of docs/api.md: the conventions, then kf_kind_doc of every kind.
+ * tests/unit/test-apidoc.c keeps the file equal to this. */
+void kf_kinds_doc(struct kf_strbuf *out);
+
 /* The kind's descriptor for kubectl discovery and OpenAPI:
  * {"group":"kfleet.io","version":"v1","kind":K}. New reference. */
 json_t *kf_kind_gvk(const struct kf_kind *k);

@@ -42,6 +42,11 @@ int kf_obj_write(struct kf_strbuf *out, const char *bytes, size_t len, int64_t m
  * 0 when there are none (*ret = NULL), -EBADMSG when the bytes are not a
  * stored object. This is what keeps LIST with a label selector cheap. */
 int kf_obj_labels_from_bytes(const char *bytes, size_t len, json_t **ret);
+/* The value at a dotted path ("spec.region") of stored bytes, parsing only
+ * that value: 1 and *ret (new reference), 0 when absent (*ret = NULL),
+ * -EBADMSG when the bytes are not compact JSON. What keeps LIST with a field
+ * selector cheap. */
+int kf_obj_path_from_bytes(const char *bytes, size_t len, const char *path, json_t **ret);
 
 /* "/<plural>/<name>"; caller frees. The prefix of every key of a kind is
  * kf_obj_prefix: "/<plural>/". */

@@ -208,6 +208,8 @@ const struct kf_field *kf_schema_lookup(const struct kf_schema *s, const char *p
 /* Appends a Markdown table of every field below s (one row per field, with
  * its dotted path under prefix, type, constraints and description). */
 void kf_schema_doc(const struct kf_schema *s, const char *prefix, struct kf_strbuf *out);
+/* The rules of f in words: "required; immutable; > 0; < 1; default `0.6`". */
+void kf_field_rules(const struct kf_field *f, struct kf_strbuf *out);
 /* "string", "integer", "[]string", "map[string]quantity", "object", ... */
 void kf_field_type_name(const struct kf_field *f, struct kf_strbuf *out);
 

@@ -41,6 +41,9 @@ bool kf_selector_matches_labels(const struct kf_selector *sel, const json_t *lab
 bool kf_selector_is_empty(const struct kf_selector *sel);
 /* True for a selector from kf_selector_parse_fields. */
 bool kf_selector_is_fields(const struct kf_selector *sel);
+/* The key (label key or field path) of term i, NULL past the last term.
+ * Lets a caller fetch only the values a selector looks at. */
+const char *kf_selector_key(const struct kf_selector *sel, size_t i);
 /* For field selectors with a "metadata.name=X" term: X (borrowed), else
  * NULL. Lets a list read one key instead of scanning the kind. */
 const char *kf_selector_name_equals(const struct kf_selector *sel);

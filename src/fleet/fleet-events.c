@@ -126,8 +126,8 @@ int kf_recorder_event(struct kf_recorder *rec, const json_t *involved, const cha
     int rc = 0;
 
     if (!kind || !name || !kf_name_valid(name) ||
-        (strcmp(type, KF_EVENT_NORMAL) && strcmp(type, KF_EVENT_WARNING)) ||
-        !kf_format_check(KF_FMT_REASON, reason, NULL))
+        (strcmp(type, KF_EVENT_NORMAL) && strcmp(type, KF_EVENT_WARNING)) || !reason ||
+        strlen(reason) > 128 || !kf_format_check(KF_FMT_REASON, reason, NULL))
         return -EINVAL;
     utf8_clean(message ? message : "", KF_EVREC_MAX_MESSAGE, &msg);
     h = fnv1a(h, kind);

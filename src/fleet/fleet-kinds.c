@@ -514,3 +514,180 @@ json_t *kf_kind_openapi_schema(const struct kf_kind *k)
                   "x-kubernetes-group-version-kind", kf_kind_gvk(k));
     return o;
 }
+
+/* --- explain and docs ------------------------------------------------------------------ */
+
+static void explain_fields(const struct kf_field *fields, struct kf_strbuf *out)
+{
+    kf_strbuf_addstr(out, "\nFIELDS:\n");
+    for (const struct kf_field *f = fields; f && f->name; f++) {
+        kf_strbuf_addf(out, "   %s\t<", f->name);
+        kf_field_type_name(f, out);
+        kf_strbuf_addstr(out, ">");
+        if (f->flags & KF_F_REQUIRED)
+            kf_strbuf_addstr(out, " -required-");
+        kf_strbuf_addf(out, "\n     %s\n\n", f->description ? f->description : "");
+    }
+}
+
+int kf_kind_explain(const struct kf_kind *k, const char *path, struct kf_strbuf *out)
+{
+    const struct kf_schema *s = NULL;
+    const struct kf_field *f = NULL, *inner;
+    const char *rest = NULL;
+
+    if (path && *path) {
+        if (!strcmp(path, "spec") || kf_str_has_prefix(path, "spec."))
+            s = k->spec_schema, rest = path[4] ? path + 5 : "";
+        else if (!strcmp(path, "status") || kf_str_has_prefix(path, "status."))
+            s = k->status_schema, rest = path[6] ? path + 7 : "";
+        if (!s)
+            return -ENOENT;
+        if (*rest && !(f = kf_schema_lookup(s, rest)))
+            return -ENOENT;
+    }
+    kf_strbuf_addf(out, "KIND:     %s\nVERSION:  %s\n", k->kind, KF_API_VERSION);
+    if (!s) {
+        kf_strbuf_addf(out, "\nDESCRIPTION:\n     %s\n", k->description ? k->description : "");
+        explain_fields(
+            (const struct kf_field[]){
+                KF_STRING("apiVersion", "\"" KF_API_VERSION "\"."),
+                KF_STRING("kind", "The kind of the object."),
+                KF_OBJECT("metadata", "Standard object metadata.", NULL),
+                k->spec_schema
+                    ? (struct kf_field)KF_OBJECT("spec", k->spec_schema->description, NULL)
+                    : (struct kf_field)KF_END,
+                k->status_schema
+                    ? (struct kf_field)KF_OBJECT("status", k->status_schema->description, NULL)
+                    : (struct kf_field)KF_END,
+                KF_END },
+            out);
+        return 0;
+    }
+    if (!f) {
+        kf_strbuf_addf(out, "\nRESOURCE: %s <object>\n\nDESCRIPTION:\n     %s\n", path,
+                       s->description ? s->description : "");
+        explain_fields(s->fields, out);
+        return 0;
+    }
+    kf_strbuf_addf(out, "\nFIELD:    %s <", f->name);
+    kf_field_type_name(f, out);
+    kf_strbuf_addf(out, ">\n\nDESCRIPTION:\n     %s\n", f->description ? f->description : "");
+    {
+        struct kf_strbuf rules = KF_STRBUF_INIT;
+
+        kf_field_rules(f, &rules);
+        if (rules.len)
+            kf_strbuf_addf(out, "\nRULES:    %s\n", rules.buf);
+        kf_strbuf_release(&rules);
+    }
+    for (inner = f; inner->type == KF_T_ARRAY || inner->type == KF_T_MAP;)
+        inner = inner->items;
+    if (inner->type == KF_T_OBJECT)
+        explain_fields(inner->fields, out);
+    return 0;
+}
+
+void kf_kind_doc(const struct kf_kind *k, struct kf_strbuf *out)
+{
+    kf_strbuf_addf(out, "## %s\n\n%s\n\n", k->kind, k->description ? k->description : "");
+    kf_strbuf_addf(out, "- path: `/apis/%s/%s`%s\n", KF_API_VERSION, k->plural,
+                   k->has_status ? " (and `/status`)" : "");
+    kf_strbuf_addf(out, "- names: `%s`, `%s`", k->plural, k->singular);
+    for (const char *const *s = k->short_names; s && *s; s++)
+        kf_strbuf_addf(out, ", `%s`", *s);
+    kf_strbuf_addf(out, "\n- object names: %s\n",
+                   k->name_is_label ? "DNS labels (at most 63 characters, no dots)"
+                                    : "DNS subdomains (at most 253 characters)");
+    if (k->system)
+        kf_strbuf_addstr(out, "- written by kfleetd only; users may read and delete\n");
+    kf_strbuf_addstr(out, "- columns: NAME");
+    for (size_t i = 0; i < k->n_columns; i++)
+        kf_strbuf_addf(out, ", %s%s", k->columns[i].header, k->columns[i].wide ? " (wide)" : "");
+    kf_strbuf_addstr(out, ", AGE\n\n");
+    if (k->spec_schema) {
+        kf_strbuf_addstr(out, "### spec\n\n");
+        kf_schema_doc(k->spec_schema, "spec", out);
+        kf_strbuf_addch(out, '\n');
+    }
+    if (k->status_schema) {
+        kf_strbuf_addf(out, "### status\n\n%s\n\n",
+                       k->status_schema->open
+                           ? "Written by kfleetd through the status subresource. Fields not "
+                             "listed are kept (controllers may add them)."
+                           : "Written by kfleetd through the status subresource.");
+        kf_schema_doc(k->status_schema, "status", out);
+        kf_strbuf_addch(out, '\n');
+    }
+}
+
+static const char api_doc_head[] =
+    "# kfleet API reference\n"
+    "\n"
+    "<!-- Generated from the schema tables in src/fleet/kind-*.c by kf_kinds_doc().\n"
+    "     Do not edit: change the tables, then run\n"
+    "     KF_UPDATE_DOCS=1 build/tests/test-apidoc -->\n"
+    "\n"
+    "Every kind is cluster-scoped in the group/version `kfleet.io/v1` and follows the\n"
+    "Kubernetes conventions, so `kubectl` and `kfleet` read the same objects.\n"
+    "\n"
+    "## Conventions\n"
+    "\n"
+    "- **Objects** have `apiVersion` (`kfleet.io/v1`; filled in when absent), `kind`,\n"
+    "  `metadata`, `spec` and, for kinds with a status subresource, `status`. No other\n"
+    "  top-level members are accepted.\n"
+    "- **metadata**: `name` is required (or `generateName`, to which the server appends\n"
+    "  5 characters); `labels` (at most 64, keys are qualified names such as\n"
+    "  `kfleet.io/tier`, values at most 63 characters); `annotations` (at most 256 KiB\n"
+    "  in all); `finalizers` (qualified names, no duplicates, at most 32; none may be\n"
+    "  added once deletion started); `ownerReferences`. The server sets `uid`,\n"
+    "  `creationTimestamp`, `generation` (+1 on every spec change), `resourceVersion`\n"
+    "  and `deletionTimestamp`; values a client sends for them are ignored.\n"
+    "- **Unknown fields are rejected** with 422 and a cause naming the field (and the\n"
+    "  field it probably meant): a misspelled `waterlevel` silently dropped would leave\n"
+    "  a unit at the default water level without anyone noticing. Status objects keep\n"
+    "  unknown members so controllers can add fields.\n"
+    "- **Validation errors** come back as a Kubernetes `Status` with code 422 and one\n"
+    "  entry in `details.causes[]` per problem: `field` is the path\n"
+    "  (`spec.network.podCIDR`, `spec.zones[1]`, `spec.capacity[cpu]`), `reason` the\n"
+    "  cause type (`FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`,\n"
+    "  `FieldValueDuplicate`, `FieldValueTooLong`, `FieldValueTooMany`,\n"
+    "  `FieldValueTypeInvalid`, `FieldValueForbidden`, `FieldValueUnknown`).\n"
+    "- **Defaults** are filled in on create and update and are visible in the stored\n"
+    "  object. `null` means absent. Quantities may be written as numbers (`cpu: 64`) and\n"
+    "  are stored as strings (`\"64\"`; `0.5` becomes `\"500m\"`).\n"
+    "- **Immutable** fields may not change after create; fields **immutable once set**\n"
+    "  may be added later but never changed or removed.\n"
+    "\n"
+    "Formats used below:\n"
+    "\n"
+    "| format | meaning |\n"
+    "|---|---|\n"
+    "| dns-label | at most 63 of `a-z`, `0-9`, `-`; starts and ends alphanumeric |\n"
+    "| dns-subdomain | dot-separated DNS labels, at most 253 characters |\n"
+    "| label-key, label-value | as Kubernetes label keys and values |\n"
+    "| cidr | canonical IPv4 or IPv6 prefix (`10.64.0.0/16`; host bits must be zero) |\n"
+    "| ip | an IPv4 or IPv6 address |\n"
+    "| quantity | Kubernetes quantity: `500m`, `2`, `4Gi`, `1.5G` |\n"
+    "| duration | `90s`, `5m`, `1h30m`, `15d` (units ms, s, m, h, d) |\n"
+    "| version | Kubernetes version `1.30` or `1.30.2` (no leading `v`) |\n"
+    "| date-time | RFC 3339 in UTC: `2026-01-02T15:04:05Z` |\n"
+    "| time-of-day | `HH:MM`, UTC |\n"
+    "| url | `http://` or `https://` URL |\n"
+    "| reason | a letter, then letters, digits, `_`, `,`, `:`; CamelCase: `NoHeadroom` |\n"
+    "\n"
+    "Every status with `conditions` uses Kubernetes conditions: `type`, `status`\n"
+    "(`True`, `False`, `Unknown`), `reason`, `message`, `lastTransitionTime`,\n"
+    "`observedGeneration`.\n"
+    "\n";
+
+void kf_kinds_doc(struct kf_strbuf *out)
+{
+    kf_strbuf_addstr(out, api_doc_head);
+    kf_strbuf_addstr(out, "Kinds: ");
+    for (size_t i = 0; i < KF_ARRAY_SIZE(kinds); i++)
+        kf_strbuf_addf(out, "%s[%s](#%s)", i ? ", " : "", kinds[i]->kind, kinds[i]->singular);
+    kf_strbuf_addstr(out, ".\n\n");
+    for (size_t i = 0; i < KF_ARRAY_SIZE(kinds); i++)
+        kf_kind_doc(kinds[i], out);
+}

@@ -264,41 +264,84 @@ static size_t skip_value(const char *b, size_t len, size_t i)
     return 0;
 }
 
+/* In the compact object whose '{' is at b[i], the value of member name (n
+ * bytes): returns 1 and [*vstart, *vend), 0 when absent, -EBADMSG when the
+ * bytes are not compact JSON. Keys are compared as written: kfleet's paths
+ * never need escapes, and jansson writes other keys without them. */
+static int find_member(const char *b, size_t len, size_t i, const char *name, size_t n,
+                       size_t *vstart, size_t *vend)
+{
+    if (i >= len || b[i] != '{')
+        return -EBADMSG;
+    i++;
+    if (i < len && b[i] == '}')
+        return 0;
+    while (i < len && b[i] == '"') {
+        size_t kstart = i + 1, kend = skip_string(b, len, i), end;
+
+        if (!kend || kend >= len || b[kend] != ':')
+            return -EBADMSG;
+        end = skip_value(b, len, kend + 1);
+        if (!end || end >= len)
+            return -EBADMSG;
+        if (kend - 1 - kstart == n && memcmp(b + kstart, name, n) == 0) {
+            *vstart = kend + 1;
+            *vend = end;
+            return 1;
+        }
+        if (b[end] == '}')
+            return 0;
+        if (b[end] != ',')
+            return -EBADMSG;
+        i = end + 1;
+    }
+    return -EBADMSG;
+}
+
+int kf_obj_path_from_bytes(const char *bytes, size_t len, const char *path, json_t **ret)
+{
+    size_t start = 0, end = len;
+    const char *p = path;
+
+    if (len == 0 || !path || !*path)
+        return -EBADMSG;
+    while (*p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        int r;
+
+        if (bytes[start] != '{') {
+            *ret = NULL;
+            return 0; /* a step through a non-object: absent, as kf_json_path says */
+        }
+        r = find_member(bytes, end, start, p, n, &start, &end);
+        if (r <= 0) {
+            *ret = NULL;
+            return r;
+        }
+        p += n;
+        if (*p == '.')
+            p++;
+    }
+    *ret = json_loadb(bytes + start, end - start, JSON_DECODE_ANY, NULL);
+    return *ret ? 1 : -EBADMSG;
+}
+
 int kf_obj_labels_from_bytes(const char *bytes, size_t len, json_t **ret)
 {
-    size_t plen = sizeof(meta_prefix) - 1, i = plen;
+    size_t plen = sizeof(meta_prefix) - 1;
+    json_t *labels = NULL;
+    int r;
 
     if (len <= plen || memcmp(bytes, meta_prefix, plen) != 0)
         return -EBADMSG;
-    if (bytes[i] == '}') {
-        *ret = NULL;
-        return 0;
+    r = kf_obj_path_from_bytes(bytes, len, "metadata.labels", &labels);
+    if (r < 0)
+        return r;
+    if (r == 1 && !json_is_object(labels)) {
+        json_decref(labels);
+        return -EBADMSG;
     }
-    while (i < len && bytes[i] == '"') {
-        size_t kstart = i + 1, kend = skip_string(bytes, len, i), vend;
-
-        if (!kend || kend >= len || bytes[kend] != ':')
-            return -EBADMSG;
-        vend = skip_value(bytes, len, kend + 1);
-        if (!vend || vend >= len)
-            return -EBADMSG;
-        if (kend - 1 - kstart == 6 && memcmp(bytes + kstart, "labels", 6) == 0) {
-            json_t *labels = json_loadb(bytes + kend + 1, vend - kend - 1, 0, NULL);
-
-            if (!json_is_object(labels)) {
-                json_decref(labels);
-                return -EBADMSG;
-            }
-            *ret = labels;
-            return 1;
-        }
-        if (bytes[vend] == '}') {
-            *ret = NULL;
-            return 0;
-        }
-        if (bytes[vend] != ',')
-            return -EBADMSG;
-        i = vend + 1;
-    }
-    return -EBADMSG;
+    *ret = labels;
+    return r;
 }

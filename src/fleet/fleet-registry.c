@@ -365,12 +365,26 @@ static bool kv_matches(const struct kf_kv *kv, const struct kf_list_opts *o)
             return false;
     }
     if (!kf_selector_is_empty(o->fields)) {
-        json_t *obj;
+        /* Build a sparse object with only the paths the selector reads. */
+        json_t *sparse = json_object();
+        const char *path;
 
-        if (kf_obj_decode(kv->value, kv->value_len, kv->mod_rev, &obj) < 0)
-            return false;
-        ok = kf_selector_matches(o->fields, obj);
-        json_decref(obj);
+        for (size_t i = 0; ok && (path = kf_selector_key(o->fields, i)); i++) {
+            json_t *v = NULL;
+            int rc;
+
+            if (!strcmp(path, "metadata.resourceVersion")) {
+                kf_json_set(sparse, path, json_sprintf("%lld", (long long)kv->mod_rev));
+                continue;
+            }
+            rc = kf_obj_path_from_bytes(kv->value, kv->value_len, path, &v);
+            if (rc < 0)
+                ok = false;
+            else if (rc == 1)
+                kf_json_set(sparse, path, v);
+        }
+        ok = ok && kf_selector_matches(o->fields, sparse);
+        json_decref(sparse);
     }
     return ok;
 }

@@ -228,15 +228,18 @@ bool kf_format_check(enum kf_format f, const char *s, struct kf_strbuf *w)
             return true;
         return why(w, "must be an http:// or https:// URL without spaces");
     case KF_FMT_REASON:
-        if (len > 0 && len <= 128 && isupper((unsigned char)s[0])) {
+        /* Kubernetes' condition reason: ^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$ */
+        if (len > 0 && isalpha((unsigned char)s[0]) &&
+            (isalnum((unsigned char)s[len - 1]) || s[len - 1] == '_')) {
             bool ok = true;
 
             for (size_t i = 0; i < len && ok; i++)
-                ok = isalnum((unsigned char)s[i]);
+                ok = isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == ',' || s[i] == ':';
             if (ok)
                 return true;
         }
-        return why(w, "must be one CamelCase word of letters and digits (e.g. \"NoHeadroom\")");
+        return why(w, "must be a word of letters, digits, '_', ',' and ':' starting with a "
+                      "letter, CamelCase by convention (e.g. \"NoHeadroom\")");
     }
     return true;
 }
@@ -948,7 +951,7 @@ void kf_field_type_name(const struct kf_field *f, struct kf_strbuf *out)
     }
 }
 
-static void doc_constraints(const struct kf_field *f, struct kf_strbuf *out)
+void kf_field_rules(const struct kf_field *f, struct kf_strbuf *out)
 {
     size_t start = out->len;
 
@@ -995,7 +998,7 @@ static void doc_fields(const struct kf_field *fields, const char *prefix, struct
         kf_strbuf_addf(out, "| `%s` | ", path);
         kf_field_type_name(f, out);
         kf_strbuf_addstr(out, " | ");
-        doc_constraints(f, out);
+        kf_field_rules(f, out);
         kf_strbuf_addf(out, " | %s |\n", f->description ? f->description : "");
         while (inner->type == KF_T_ARRAY || inner->type == KF_T_MAP)
             inner = inner->items;

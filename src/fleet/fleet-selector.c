@@ -708,6 +708,11 @@ bool kf_selector_is_fields(const struct kf_selector *sel)
     return sel && sel->fields;
 }
 
+const char *kf_selector_key(const struct kf_selector *sel, size_t i)
+{
+    return sel && i < sel->n ? sel->terms[i].key : NULL;
+}
+
 const char *kf_selector_name_equals(const struct kf_selector *sel)
 {
     if (!sel || !sel->fields)

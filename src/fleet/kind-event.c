@@ -28,7 +28,7 @@ static const struct kf_field event_spec_fields[] = {
     KF_STRING("type", "Normal, or Warning when someone should look.",
               .flags = KF_F_REQUIRED | KF_F_IMMUTABLE, .enum_values = event_types),
     KF_STRING("reason", "Why, in one CamelCase word (\"Scheduled\", \"NoHeadroom\").",
-              .flags = KF_F_REQUIRED | KF_F_IMMUTABLE, .format = KF_FMT_REASON),
+              .flags = KF_F_REQUIRED | KF_F_IMMUTABLE, .format = KF_FMT_REASON, .max_len = 128),
     KF_STRING("message", "What happened, for people.", .max_len = 4096),
     KF_INT("count", "How many times this happened.", .flags = KF_F_MIN, .min = 1, .dflt = "1"),
     KF_STRING("firstTimestamp", "When it first happened.", .format = KF_FMT_RFC3339),

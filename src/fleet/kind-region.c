@@ -24,7 +24,7 @@ static const struct kf_field region_spec_fields[] = {
              KF_ITEM_STRING(.format = KF_FMT_DNS_LABEL), .flags = KF_F_UNIQUE, .max_len = 32),
     KF_NUMBER("waterLevel",
               "Default water level for the region's units that set none: the fraction of "
-              "allocatable CPU and memory requests may reach (0.60 keeps 40 % headroom).",
+              "allocatable CPU and memory that requests may reach (0.60 keeps 40 % headroom).",
               .flags = KF_F_XMIN | KF_F_XMAX, .min = 0, .max = 1),
     KF_BOOL("cordoned", "No new guest clusters are placed in any unit of a cordoned region.",
             .dflt = "false"),

@@ -34,6 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
                 /* an admitted object encodes, and every column renders */
                 kf_assert(kf_obj_encode(obj, &sb) == 0);
+                /* reading a path from the stored bytes agrees with parsing them */
+                for (size_t c = 0; c < kinds[i]->n_columns; c++) {
+                    const char *path = kinds[i]->columns[c].path;
+                    json_t *v = NULL;
+
+                    if (path && kf_obj_path_from_bytes(sb.buf, sb.len, path, &v) >= 0) {
+                        kf_assert(json_equal(v, kf_json_path(obj, path)) ||
+                                  (!v && !kf_json_path(obj, path)));
+                        json_decref(v);
+                    }
+                }
                 for (size_t c = 0; c < kinds[i]->n_columns; c++)
                     kf_column_value(&kinds[i]->columns[c], obj, &sb);
                 kf_strbuf_release(&sb);

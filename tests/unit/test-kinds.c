@@ -334,7 +334,7 @@ static void test_cpm_ippool_event_profile(void **state)
                            NULL, &causes, NULL),
                      -KF_EINVALID);
     assert_cause(&causes, "spec.type", "FieldValueNotSupported", "\"Normal\", \"Warning\"");
-    assert_cause(&causes, "spec.reason", "FieldValueInvalid", "CamelCase");
+    assert_cause(&causes, "spec.reason", "FieldValueInvalid", "CamelCase by convention");
     kf_causes_release(&causes);
 
     assert_int_equal(admit(&kf_kind_profile,

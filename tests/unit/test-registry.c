@@ -522,6 +522,51 @@ static void test_list_selectors(void **state)
     kf_selector_free(gold);
 }
 
+static void test_bytes_paths(void **state)
+{
+    json_t *obj = J("{'metadata':{'name':'x','annotations':{'a':'{\\\"not\\\":[\\\"json}'},"
+                    "'labels':{'app':'web'}},'spec':{'region':'r','network':{'vpc':'v',"
+                    "'maxPodsPerNode':110},'zones':['a','b']},'status':{'ok':true}}");
+    struct kf_strbuf b = KF_STRBUF_INIT;
+    static const char *const paths[] = {
+        "metadata.name",
+        "metadata.labels",
+        "spec.region",
+        "spec.network.vpc",
+        "spec.network.maxPodsPerNode",
+        "spec.zones",
+        "status.ok",
+        "status",
+        "spec.network.none",
+        "spec.region.deeper",
+        "nope",
+        "metadata.annotations.a",
+    };
+    json_t *labels = NULL;
+
+    assert_int_equal(kf_obj_encode(obj, &b), 0);
+    for (size_t i = 0; i < KF_ARRAY_SIZE(paths); i++) {
+        json_t *v = NULL, *want = kf_json_path(obj, paths[i]);
+        int rc = kf_obj_path_from_bytes(b.buf, b.len, paths[i], &v);
+
+        assert_int_equal(rc, want ? 1 : 0);
+        if (want)
+            assert_true(json_equal(v, want));
+        else
+            assert_null(v);
+        json_decref(v);
+    }
+    assert_int_equal(kf_obj_labels_from_bytes(b.buf, b.len, &labels), 1);
+    assert_string_equal(kf_json_str(labels, "app", ""), "web");
+    json_decref(labels);
+    assert_int_equal(kf_obj_labels_from_bytes("{\"metadata\":{\"name\":\"x\"}}", 26, &labels), 0);
+    assert_null(labels);
+    assert_int_equal(kf_obj_labels_from_bytes("{\"spec\":{}}", 11, &labels), -EBADMSG);
+    assert_int_equal(kf_obj_path_from_bytes("{\"a\":[1,", 8, "b", &labels), -EBADMSG);
+    kf_strbuf_release(&b);
+    json_decref(obj);
+}
+
 static void test_list_compacted(void **state)
 {
     struct fx *f = *state;
@@ -596,6 +641,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_and_finalizers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_selectors, setup, teardown),
+        cmocka_unit_test(test_bytes_paths),
         cmocka_unit_test_setup_teardown(test_list_compacted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_type, setup, teardown),
     };

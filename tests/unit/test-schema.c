@@ -256,7 +256,9 @@ static void test_formats(void **state)
         { KF_FMT_URL, "http://", false },
         { KF_FMT_URL, "http://a b", false },
         { KF_FMT_REASON, "NoHeadroom", true },
-        { KF_FMT_REASON, "noHeadroom", false },
+        { KF_FMT_REASON, "noHeadroom", true },
+        { KF_FMT_REASON, "Bad-Reason", false },
+        { KF_FMT_REASON, "Ends:", false },
         { KF_FMT_REASON, "No Headroom", false },
     };
 
