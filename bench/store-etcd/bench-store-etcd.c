@@ -78,8 +78,8 @@ static size_t raw_post(CURL *h, const char *path, const char *body)
     cr = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     if (cr != CURLE_OK || code != 200) {
-        fprintf(stderr, "bench-store-etcd: raw %s: %s (HTTP %ld)\n", path,
-                curl_easy_strerror(cr), code);
+        fprintf(stderr, "bench-store-etcd: raw %s: %s (HTTP %ld)\n", path, curl_easy_strerror(cr),
+                code);
         exit(1);
     }
     return got;
@@ -113,8 +113,8 @@ static void *run_job(void *arg)
     char key[128];
 
     for (size_t i = j->from; i < j->to; i++) {
-        size_t k = j->kind == STORE_GET || j->kind == RAW_GET ? (size_t)rand_r(&j->seed) % nkeys
-                                                               : i;
+        size_t k =
+            j->kind == STORE_GET || j->kind == RAW_GET ? (size_t)rand_r(&j->seed) % nkeys : i;
         int r = 0;
 
         key_of(key, sizeof(key), j->space, k);
@@ -163,8 +163,12 @@ static double measure(enum kind kind, struct kf_store *s, const char *space, siz
     double t0 = now_s();
 
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct job){ kind, s, space, n * (size_t)t / (size_t)threads,
-                                n * (size_t)(t + 1) / (size_t)threads, 42u + (unsigned)t };
+        jobs[t] = (struct job){ kind,
+                                s,
+                                space,
+                                n * (size_t)t / (size_t)threads,
+                                n * (size_t)(t + 1) / (size_t)threads,
+                                42u + (unsigned)t };
         pthread_create(&tid[t], NULL, run_job, &jobs[t]);
     }
     for (int t = 0; t < threads; t++)
