@@ -301,8 +301,8 @@ struct kf_obs_change {
     unsigned written, unchanged, removed;
 };
 
-/* Writes every file of `files` under root, creating folders (0755; secrets/
- * 0700). A file whose bytes and mode are already right is left alone; any
+/* Writes every file of `files` under root, creating root (one level) and
+ * folders (0755; secrets/ 0700). A file whose bytes and mode are already right is left alone; any
  * other is replaced atomically: written to a temporary file in the same
  * folder, fsync'ed, renamed over the old one, and the folder fsync'ed.
  * Files the renderers own (under rules/, targets/, secrets/ of an instance

@@ -12,8 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +297,10 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
     size_t n_instances = 0, alloc = 0;
     int r = 0;
 
+    if (mkdir(root, 0755) < 0 && errno != EEXIST)
+        return kf_err(err, -errno, "cannot create the monitoring root \"%s\": %s", root,
+                      strerror(errno));
+
     for (size_t i = 0; i < files->n; i++) {
         const struct kf_obs_file *f = &files->items[i];
         const char *slash = strchr(f->path, '/');
@@ -519,6 +521,7 @@ int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const
         char *sdir = kf_xasprintf("%s/%s", staging, name);
 
         remove_tree(sdir);
+        mkdir(root, 0755);
         if (mkdir(staging, 0700) < 0 && errno != EEXIST) {
             r = kf_err(err, -errno, "cannot create \"%s\": %s", staging, strerror(errno));
         } else {
