@@ -359,10 +359,16 @@ int kf_cli_report_status(struct kf_cli *cli, const struct kf_cli_response *r, co
     struct kf_strbuf msg = KF_STRBUF_INIT;
 
     kf_cli_format_status(r, &msg);
-    if (what)
+    if (cli->quiet) {
+        kf_strbuf_reset(&cli->last_error);
+        kf_strbuf_addf(&cli->last_error, "%s%s%s", what ? what : "", what ? ": " : "", msg.buf);
+        cli->last_status = r->status;
+    } else if (what) {
         fprintf(cli->err, "%s: %s\n", what, msg.buf);
-    else
+    } else {
         fprintf(cli->err, "%s\n", msg.buf);
+    }
+    cli->last_status = r->status;
     kf_strbuf_release(&msg);
     return r->status == 404 ? KF_CLI_EXIT_NOTFOUND : KF_CLI_EXIT_REFUSED;
 }

@@ -16,6 +16,7 @@
 void kf_cli_init(struct kf_cli *cli, FILE *out, FILE *err)
 {
     *cli = (struct kf_cli){ .out = out, .err = err, .now_ms = kf_now_ms(), .timeout_s = 60 };
+    kf_strbuf_init(&cli->last_error, 0);
 }
 
 void kf_cli_release(struct kf_cli *cli)
@@ -23,6 +24,7 @@ void kf_cli_release(struct kf_cli *cli)
     if (!cli)
         return;
     kf_cli_conn_release(&cli->conn);
+    kf_strbuf_release(&cli->last_error);
     kf_cli_http_free(cli->http);
     cli->http = NULL;
     cli->conn_resolved = false;
@@ -32,6 +34,14 @@ void kf_cli_error(struct kf_cli *cli, const char *fmt, ...)
 {
     va_list ap;
 
+    cli->last_status = 0;
+    if (cli->quiet) {
+        kf_strbuf_reset(&cli->last_error);
+        va_start(ap, fmt);
+        kf_strbuf_vaddf(&cli->last_error, fmt, ap);
+        va_end(ap);
+        return;
+    }
     fputs("error: ", cli->err);
     va_start(ap, fmt);
     vfprintf(cli->err, fmt, ap);
@@ -263,6 +273,51 @@ char *kf_cli_ref(const struct kf_kind *k, const char *name)
 
 /* ---- objects --------------------------------------------------------------------- */
 
+/* Copies the members of `from` named in `order` first, then the others. */
+static json_t *reordered(const json_t *from, const char *const *order)
+{
+    json_t *to = json_object(), *v;
+    const char *key;
+
+    for (size_t i = 0; order[i]; i++)
+        if ((v = json_object_get(from, order[i])))
+            json_object_set(to, order[i], v);
+    json_object_foreach((json_t *)from, key, v)
+    {
+        if (!json_object_get(to, key))
+            json_object_set(to, key, v);
+    }
+    return to;
+}
+
+json_t *kf_cli_object_for_output(const json_t *obj)
+{
+    static const char *const top[] = { "apiVersion", "kind", "metadata", "spec", "status", NULL };
+    static const char *const meta[] = {
+        "name",
+        "generateName",
+        "labels",
+        "annotations",
+        "finalizers",
+        "ownerReferences",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        NULL,
+    };
+    json_t *out, *m;
+
+    if (!json_is_object(obj))
+        return json_incref((json_t *)obj);
+    out = reordered(obj, top);
+    m = json_object_get(obj, "metadata");
+    if (json_is_object(m))
+        json_object_set_new(out, "metadata", reordered(m, meta));
+    return out;
+}
+
 void kf_cli_print_objects(struct kf_cli *cli, const struct kf_kind *k, const json_t *items,
                           enum kf_cli_format fmt, bool single)
 {
@@ -303,13 +358,19 @@ void kf_cli_print_objects(struct kf_cli *cli, const struct kf_kind *k, const jso
         break;
     }
     if (single && json_array_size(items) == 1) {
-        what = json_array_get(items, 0);
+        list = kf_cli_object_for_output(json_array_get(items, 0));
     } else {
         /* What kubectl prints for several objects. */
-        list = json_pack("{s:s, s:s, s:{s:s}, s:O}", "apiVersion", "v1", "kind", "List", "metadata",
-                         "resourceVersion", "", "items", items);
-        what = list;
+        json_t *ordered = json_array();
+
+        json_array_foreach(items, i, obj)
+        {
+            json_array_append_new(ordered, kf_cli_object_for_output(obj));
+        }
+        list = json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", "v1", "kind", "List", "metadata",
+                         "resourceVersion", "", "items", ordered);
     }
+    what = list;
     if (fmt == KF_CLI_FMT_JSON) {
         char *s = kf_json_dump_pretty(what);
 

@@ -45,9 +45,11 @@ struct watcher {
     char *rv;      /* resume from here */
     size_t *width; /* column widths of the table so far */
     bool header_done;
-    bool relist;       /* the stream said 410 */
-    int failed;        /* an exit code from an ERROR event, or 0 */
-    uint64_t deadline; /* kf_mono_ns() value, or 0 */
+    bool relist;        /* the stream said 410 */
+    int failed;         /* an exit code from an ERROR event, or 0 */
+    long failed_status; /* its code */
+    bool told;          /* the user was told the server is not answering */
+    uint64_t deadline;  /* kf_mono_ns() value, or 0 */
 };
 
 static void sleep_ms(int64_t ms)
@@ -124,17 +126,23 @@ static void emit(struct watcher *w, const json_t *events)
 
             fprintf(w->cli->out, "%s %s\n", type, ref);
             free(ref);
-        } else if (w->fmt == KF_CLI_FMT_JSON) {
-            char *s = kf_json_dump(ev, NULL);
-
-            fprintf(w->cli->out, "%s\n", s);
-            free(s);
         } else {
-            struct kf_strbuf y = KF_STRBUF_INIT;
+            json_t *out =
+                json_pack("{s:s, s:o}", "type", type, "object", kf_cli_object_for_output(obj));
 
-            kf_yaml_dump(ev, &y);
-            fprintf(w->cli->out, "---\n%s", y.buf);
-            kf_strbuf_release(&y);
+            if (w->fmt == KF_CLI_FMT_JSON) {
+                char *s = kf_json_dump(out, NULL);
+
+                fprintf(w->cli->out, "%s\n", s);
+                free(s);
+            } else {
+                struct kf_strbuf y = KF_STRBUF_INIT;
+
+                kf_yaml_dump(out, &y);
+                fprintf(w->cli->out, "---\n%s", y.buf);
+                kf_strbuf_release(&y);
+            }
+            json_decref(out);
         }
     }
     fflush(w->cli->out);
@@ -195,6 +203,15 @@ static int relist(struct watcher *w)
     return KF_CLI_EXIT_OK;
 }
 
+/* After trouble(): the server answers again. */
+static void reconnected(struct watcher *w)
+{
+    if (w->told) {
+        fprintf(w->cli->err, "watch: connected again\n");
+        w->told = false;
+    }
+}
+
 static int on_line(const char *line, size_t len, void *data)
 {
     struct watcher *w = data;
@@ -208,6 +225,8 @@ static int on_line(const char *line, size_t len, void *data)
     }
     type = kf_json_str(ev, "type", "");
     obj = json_object_get(ev, "object");
+    if (strcmp(type, "ERROR") != 0)
+        reconnected(w);
     if (strcmp(type, "BOOKMARK") == 0) {
         set_rv(w, kf_json_str(obj, "metadata.resourceVersion", NULL));
     } else if (strcmp(type, "ERROR") == 0) {
@@ -219,6 +238,7 @@ static int on_line(const char *line, size_t len, void *data)
 
             r.body = &empty;
             w->failed = kf_cli_report_status(w->cli, &r, NULL);
+            w->failed_status = r.status;
         }
         json_decref(ev);
         return 1; /* stop this stream */
@@ -238,30 +258,68 @@ static int on_line(const char *line, size_t len, void *data)
     return 0;
 }
 
+/* Worth retrying: no answer, overload, or a server error (a restart, a
+ * store that is briefly away). Anything else (401, 403, 400) is final. */
+static bool transient(long status)
+{
+    return status == 0 || status == 429 || status >= 500;
+}
+
+/* Says once that the server is not answering, then waits a little longer
+ * each time. */
+static void trouble(struct watcher *w, int64_t *backoff)
+{
+    if (!w->told) {
+        fprintf(w->cli->err, "watch: %s\nwatch: retrying until it answers\n",
+                w->cli->last_error.buf);
+        w->told = true;
+    }
+    sleep_ms(*backoff);
+    *backoff = KF_MIN(*backoff * 2, 5000);
+}
+
+/* A failure that retrying will not fix: print it. */
+static int fatal(struct watcher *w, int rc)
+{
+    fprintf(w->cli->err, "%s%s\n", w->cli->last_status ? "" : "error: ", w->cli->last_error.buf);
+    return rc;
+}
+
 static int watch_loop(struct watcher *w)
 {
     int64_t backoff = 500;
-    bool told = false;
-    int rc = relist(w);
+    bool need_relist = false;
+    int rc = relist(w); /* the first list's errors are the command's */
 
     if (rc != KF_CLI_EXIT_OK)
         return rc;
+    w->cli->quiet = true;
     for (;;) {
         struct kf_cli_response resp = { 0 };
-        struct kf_strbuf path = KF_STRBUF_INIT, why = KF_STRBUF_INIT;
-        char *base = kf_cli_path(w->k, NULL);
+        struct kf_strbuf path = KF_STRBUF_INIT;
+        char *base;
         int64_t left_ms = 0;
         int r;
 
         if (w->deadline) {
             uint64_t now = kf_mono_ns();
 
-            if (now >= w->deadline) {
-                free(base);
+            if (now >= w->deadline)
                 return KF_CLI_EXIT_OK;
-            }
             left_ms = (int64_t)((w->deadline - now) / 1000000) + 1;
         }
+        if (need_relist) {
+            rc = relist(w);
+            if (rc != KF_CLI_EXIT_OK) {
+                if (!transient(w->cli->last_status))
+                    return fatal(w, rc);
+                trouble(w, &backoff);
+                continue;
+            }
+            need_relist = false;
+            reconnected(w);
+        }
+        base = kf_cli_path(w->k, NULL);
         kf_strbuf_addstr(&path, base);
         free(base);
         kf_cli_path_add_query(&path, "watch", "true");
@@ -278,46 +336,45 @@ static int watch_loop(struct watcher *w)
             snprintf(secs, sizeof(secs), "%lld", (long long)(left_ms + 999) / 1000);
             kf_cli_path_add_query(&path, "timeoutSeconds", secs);
         }
-        r = kf_cli_stream(w->cli, path.buf, on_line, w, left_ms, &resp, &why);
+        w->failed = 0;
+        w->relist = false;
+        kf_strbuf_reset(&w->cli->last_error);
+        r = kf_cli_stream(w->cli, path.buf, on_line, w, left_ms, &resp, &w->cli->last_error);
         kf_strbuf_release(&path);
         if (r < 0) {
-            if (w->deadline && kf_mono_ns() >= w->deadline) {
-                kf_strbuf_release(&why);
+            if (w->deadline && kf_mono_ns() >= w->deadline)
                 return KF_CLI_EXIT_OK;
-            }
-            if (!told) {
-                fprintf(w->cli->err, "watch: %s\nwatch: retrying until it answers\n", why.buf);
-                told = true;
-            }
-            kf_strbuf_release(&why);
-            sleep_ms(backoff);
-            backoff = KF_MIN(backoff * 2, 5000);
+            w->cli->last_status = 0;
+            trouble(w, &backoff);
             continue;
         }
-        kf_strbuf_release(&why);
-        if (told) {
-            fprintf(w->cli->err, "watch: connected again\n");
-            told = false;
-        }
-        backoff = 500;
         if (w->failed) {
             kf_cli_response_release(&resp);
-            return w->failed;
+            if (!transient(w->failed_status))
+                return fatal(w, w->failed);
+            trouble(w, &backoff);
+            continue;
         }
         if (resp.status == 410 || w->relist) {
-            w->relist = false;
             kf_cli_response_release(&resp);
-            rc = relist(w);
-            if (rc != KF_CLI_EXIT_OK)
-                return rc;
+            need_relist = true;
             continue;
         }
         if (resp.status < 200 || resp.status >= 300) {
+            long status = resp.status;
+
             rc = kf_cli_report_status(w->cli, &resp, NULL);
             kf_cli_response_release(&resp);
-            return rc;
+            if (!transient(status))
+                return fatal(w, rc);
+            trouble(w, &backoff);
+            continue;
         }
+        /* The server ended the watch (its timeout, or it is going away):
+         * carry on from w->rv. "connected again" waits for an event. */
         kf_cli_response_release(&resp);
+        if (!w->told)
+            backoff = 500;
     }
 }
 

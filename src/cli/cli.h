@@ -140,6 +140,13 @@ struct kf_cli {
     struct kf_cli_conn conn;
     bool conn_resolved;
     struct kf_cli_http *http; /* created on first use */
+    /* With quiet set, kf_cli_error and kf_cli_report_status keep their
+     * message in last_error instead of printing it (a watch retrying
+     * decides what to say); last_status is the HTTP status of the last
+     * error from the server, 0 when none answered. */
+    bool quiet;
+    struct kf_strbuf last_error;
+    long last_status;
 };
 
 void kf_cli_init(struct kf_cli *cli, FILE *out, FILE *err);
@@ -269,6 +276,11 @@ void kf_cli_kind_row(struct kf_cli_table *t, const struct kf_kind *k, const json
                      const char *prefix, int64_t now_ms);
 /* The number of columns kf_cli_kind_header makes. */
 size_t kf_cli_kind_n_cols(const struct kf_kind *k, bool wide, bool prefix);
+
+/* obj with its members in the order people expect to read them
+ * (apiVersion, kind, metadata with name first, spec, status, the rest),
+ * for -o json and -o yaml. New reference. */
+json_t *kf_cli_object_for_output(const json_t *obj);
 
 /* "guestcluster/web-1". Caller frees. */
 char *kf_cli_ref(const struct kf_kind *k, const char *name);
