@@ -367,8 +367,12 @@ static void check_metadata(const struct kf_kind *k, json_t *obj, const json_t *o
         kf_schema_validate(&owners_schema, wrap, NULL, "metadata", causes);
         json_decref(wrap);
     }
-    /* Cluster-scoped: a namespace is meaningless, drop it as Kubernetes does. */
+    /* Cluster-scoped: a namespace is meaningless, drop it as Kubernetes does;
+     * null members mean absent. */
     json_object_del(meta, "namespace");
+    for (const char *const *m = metadata_known; *m; m++)
+        if (json_is_null(json_object_get(meta, *m)))
+            json_object_del(meta, *m);
     json_object_del(meta, "selfLink");
     json_object_del(meta, "managedFields");
 }
@@ -435,6 +439,11 @@ int kf_kind_admit(const struct kf_kind *k, json_t *obj, const json_t *old, bool 
     }
 
     check_type_meta(k, obj, causes);
+    /* kubectl writes "status: {}" into generated manifests: an empty status
+     * on a kind without one means nothing, so it is dropped, not refused */
+    if (!k->has_status && !k->status_schema && json_is_object(json_object_get(obj, "status")) &&
+        json_object_size(json_object_get(obj, "status")) == 0)
+        json_object_del(obj, "status");
     check_top_members(k, obj, causes);
     check_metadata(k, obj, old, causes);
     if (k->spec_schema) {

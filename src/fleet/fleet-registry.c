@@ -607,7 +607,6 @@ static json_t *build_update(const struct kf_kind *k, const json_t *obj, const js
             json_object_del(meta, server_meta[i]);
     }
     json_object_del(meta, "resourceVersion");
-    json_object_del(meta, "generateName");
     if (k->has_status) {
         json_t *status = json_object_get(old, "status");
 

@@ -100,11 +100,70 @@ static void test_metadata(void **state)
     /* unknown top-level members; status on a kind without one */
     assert_int_equal(admit(&kf_kind_template,
                            "{'metadata':{'name':'t'},'spec':{'profile':'standard'},"
-                           "'status':{},'specs':{}}",
+                           "'status':{'phase':'x'},'specs':{}}",
                            NULL, &causes, NULL),
                      -KF_EINVALID);
     assert_cause(&causes, "status", "FieldValueUnknown", "this kind has no status");
     assert_cause(&causes, "specs", "FieldValueUnknown", "unknown field \"specs\"");
+    kf_causes_release(&causes);
+
+    /* kubectl's "status: {}" on a kind without status, null metadata members */
+    assert_int_equal(admit(&kf_kind_template,
+                           "{'metadata':{'name':'t','labels':null,'creationTimestamp':null},"
+                           "'spec':{'profile':'standard'},'status':{}}",
+                           NULL, &causes, &obj),
+                     0);
+    assert_null(json_object_get(obj, "status"));
+    assert_null(kf_json_path(obj, "metadata.labels"));
+    assert_null(kf_json_path(obj, "metadata.creationTimestamp"));
+    json_decref(obj);
+
+    /* bounds: 64 labels, 256 KiB of annotations, 32 finalizers, owners */
+    {
+        json_t *o = J("{'metadata':{'name':'cn-hz','labels':{},'annotations':{},"
+                      "'finalizers':[],'ownerReferences':[{'apiVersion':'kfleet.io/v1',"
+                      "'kind':'Unit','name':'Bad Name'}]},'spec':{'zones':['a']}}");
+        char *big = kf_xmalloc(200 * 1024);
+
+        memset(big, 'x', 200 * 1024 - 1);
+        big[200 * 1024 - 1] = '\0';
+        for (int i = 0; i < 65; i++) {
+            char key[16];
+
+            snprintf(key, sizeof(key), "k%d", i);
+            kf_json_set_str(kf_json_path(o, "metadata"), key, "v");
+            json_object_set_new(kf_json_path(o, "metadata.labels"), key, json_string("v"));
+            if (i < 33)
+                json_array_append_new(kf_json_path(o, "metadata.finalizers"),
+                                      json_sprintf("kfleet.io/f%d", i));
+        }
+        json_object_set_new(kf_json_path(o, "metadata.annotations"), "a", json_string(big));
+        json_object_set_new(kf_json_path(o, "metadata.annotations"), "b", json_string(big));
+        free(big);
+        /* the stray metadata keys k0.. are unknown fields too */
+        assert_int_equal(kf_kind_admit(&kf_kind_region, o, NULL, false, &causes), -KF_EINVALID);
+        assert_cause(&causes, "metadata.labels", "FieldValueTooMany", "at most 64 labels (got 65)");
+        assert_cause(&causes, "metadata.annotations", "FieldValueTooLong",
+                     "may not be larger than 262144 bytes in total");
+        assert_cause(&causes, "metadata.finalizers", "FieldValueTooMany", "at most 32 items");
+        assert_cause(&causes, "metadata.ownerReferences[0].uid", "FieldValueRequired",
+                     "Required value");
+        assert_cause(&causes, "metadata.ownerReferences[0].name", "FieldValueInvalid",
+                     "DNS subdomain");
+        assert_cause(&causes, "metadata.k0", "FieldValueUnknown", "unknown field \"k0\"");
+        kf_causes_release(&causes);
+        json_decref(o);
+    }
+
+    /* names with dots only where the kind allows them */
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web.prod'},'spec':{'region':'r',"
+                           "'network':{'vpc':'v'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "metadata.name", "FieldValueInvalid",
+                 "a GuestCluster name must be a "
+                 "DNS label");
     kf_causes_release(&causes);
 
     /* subdomain names for kinds that allow dots */

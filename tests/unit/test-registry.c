@@ -455,6 +455,22 @@ static void test_list_pages(void **state)
     assert_null(cont);
     kf_kv_list_release(&l);
 
+    /* a token with a different resourceVersion; a revision from the future */
+    o = (struct kf_list_opts){ .limit = 2 };
+    assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, &err), 0);
+    kf_kv_list_release(&l);
+    o.continue_token = cont;
+    o.rev = 1;
+    assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, &err),
+                     -KF_EBADREQUEST);
+    assert_non_null(strstr(err.buf, "cannot be combined with a continue token"));
+    free((char *)o.continue_token);
+    o = (struct kf_list_opts){ .rev = kf_store_rev(f->store) + 100 };
+    assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, &err),
+                     -KF_EBADREQUEST);
+    assert_non_null(strstr(err.buf, "is newer than the store"));
+    o = (struct kf_list_opts){ 0 };
+
     /* tampered token */
     o.continue_token = "eyJ2IjoxfQ";
     assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, &err),
