@@ -33,6 +33,12 @@ struct kf_registry;
 #define KF_EVREC_TTL_MS (60 * 60 * 1000)
 /* Messages longer than this are cut (with "..."). */
 #define KF_EVREC_MAX_MESSAGE 1024
+/* Repeats of one event within this window after a write are counted in
+ * memory and added to the count by the next write after the window, so a
+ * controller stuck in a hot loop costs one store write per event per
+ * window, not one per repeat. The stored count may lag by the repeats of
+ * the last window. */
+#define KF_EVREC_COALESCE_MS 1000
 
 struct kf_recorder;
 
@@ -41,6 +47,11 @@ struct kf_recorder;
  * recorder. */
 struct kf_recorder *kf_recorder_new(struct kf_registry *r, const char *component);
 void kf_recorder_free(struct kf_recorder *rec); /* NULL is fine */
+/* For tests and simulations: the clock the recorder stamps events with
+ * (default kf_now_ms) and the coalescing window (default
+ * KF_EVREC_COALESCE_MS; 0 writes every repeat). Call before recording. */
+void kf_recorder_set_clock(struct kf_recorder *rec, int64_t (*now_ms)(void *arg), void *arg);
+void kf_recorder_set_coalesce(struct kf_recorder *rec, int64_t window_ms);
 
 /* Records an event about `involved` (an API object with kind,
  * metadata.name and metadata.uid; only those are read). type is

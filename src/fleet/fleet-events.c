@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <errno.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #include <jansson.h>
 
@@ -30,11 +31,32 @@
 #define EVREC_GC_PAGE  1000
 #define EVREC_HASH_LEN 16
 
+/* Direct-mapped memory of recent writes, by event hash (see
+ * KF_EVREC_COALESCE_MS). A collision only costs an extra write. */
+#define EVREC_CACHE 1024
+
+struct evrec_slot {
+    uint64_t hash;
+    int64_t written_ms; /* when this event was last written */
+    int64_t pending;    /* repeats since, not yet in the stored count */
+};
+
 struct kf_recorder {
     struct kf_registry *registry;
     char *component;
     char host[256];
+    int64_t (*now_ms)(void *arg);
+    void *now_arg;
+    int64_t coalesce_ms;
+    pthread_mutex_t lock;
+    struct evrec_slot cache[EVREC_CACHE];
 };
+
+static int64_t wall_clock(void *arg)
+{
+    (void)arg;
+    return kf_now_ms();
+}
 
 struct kf_recorder *kf_recorder_new(struct kf_registry *r, const char *component)
 {
@@ -44,6 +66,9 @@ struct kf_recorder *kf_recorder_new(struct kf_registry *r, const char *component
     rec->component = kf_xstrdup(component ? component : "kfleetd");
     if (gethostname(rec->host, sizeof(rec->host) - 1) < 0)
         rec->host[0] = '\0';
+    rec->now_ms = wall_clock;
+    rec->coalesce_ms = KF_EVREC_COALESCE_MS;
+    pthread_mutex_init(&rec->lock, NULL);
     return rec;
 }
 
@@ -51,8 +76,44 @@ void kf_recorder_free(struct kf_recorder *rec)
 {
     if (!rec)
         return;
+    pthread_mutex_destroy(&rec->lock);
     free(rec->component);
     free(rec);
+}
+
+void kf_recorder_set_clock(struct kf_recorder *rec, int64_t (*now_ms)(void *arg), void *arg)
+{
+    rec->now_ms = now_ms ? now_ms : wall_clock;
+    rec->now_arg = arg;
+}
+
+void kf_recorder_set_coalesce(struct kf_recorder *rec, int64_t window_ms)
+{
+    rec->coalesce_ms = window_ms > 0 ? window_ms : 0;
+}
+
+/* Whether this repeat should be written now; if so, *ret_extra is the
+ * number of earlier repeats still to add to the count. */
+static bool coalesce(struct kf_recorder *rec, uint64_t h, int64_t now, int64_t *ret_extra)
+{
+    struct evrec_slot *slot = &rec->cache[h % EVREC_CACHE];
+    bool write = true;
+
+    *ret_extra = 0;
+    if (rec->coalesce_ms <= 0)
+        return true;
+    pthread_mutex_lock(&rec->lock);
+    if (slot->hash == h && now - slot->written_ms < rec->coalesce_ms) {
+        slot->pending++;
+        write = false;
+    } else {
+        *ret_extra = slot->hash == h ? slot->pending : 0;
+        slot->hash = h;
+        slot->written_ms = now;
+        slot->pending = 0;
+    }
+    pthread_mutex_unlock(&rec->lock);
+    return write;
 }
 
 static uint64_t fnv1a(uint64_t h, const char *s)
@@ -123,6 +184,7 @@ int kf_recorder_event(struct kf_recorder *rec, const json_t *involved, const cha
     struct kf_strbuf msg = KF_STRBUF_INIT;
     char *prefix, *evname, ts[32];
     uint64_t h = 0xcbf29ce484222325ull;
+    int64_t now, extra = 0;
     int rc = 0;
 
     if (!kind || !name || !kf_name_valid(name) ||
@@ -137,20 +199,25 @@ int kf_recorder_event(struct kf_recorder *rec, const json_t *involved, const cha
     h = fnv1a(h, reason);
     h = fnv1a(h, msg.buf);
     h = fnv1a(h, rec->component);
+    now = rec->now_ms(rec->now_arg);
+    if (!coalesce(rec, h, now, &extra)) {
+        kf_strbuf_release(&msg);
+        return 0;
+    }
     prefix = name_prefix(name);
     evname = kf_xasprintf("%s%016llx", prefix, (unsigned long long)h);
     free(prefix);
+    kf_time_format_rfc3339(now, ts, sizeof(ts));
     for (int attempt = 0; attempt < EVREC_RETRIES; attempt++) {
         struct kf_causes causes = KF_CAUSES_INIT;
         json_t *ev = NULL;
 
-        kf_time_format_rfc3339(kf_now_ms(), ts, sizeof(ts));
         rc = kf_registry_get(rec->registry, k, evname, &ev);
         if (rc == 0 && kf_streq(kf_json_str(ev, "spec.message", NULL), msg.buf) &&
             kf_streq(kf_json_str(ev, "spec.reason", NULL), reason) &&
             kf_streq(kf_json_str(ev, "spec.involvedObject.name", NULL), name)) {
             /* A repeat: count it. The resourceVersion read makes this a CAS. */
-            kf_json_set_int(ev, "spec.count", kf_json_int(ev, "spec.count", 1) + 1);
+            kf_json_set_int(ev, "spec.count", kf_json_int(ev, "spec.count", 1) + 1 + extra);
             kf_json_set_str(ev, "spec.lastTimestamp", ts);
             rc = kf_registry_update(rec->registry, k, ev, false, NULL, &causes, NULL);
         } else if (rc == 0 || rc == -KF_ENOTFOUND) {
@@ -161,9 +228,9 @@ int kf_recorder_event(struct kf_recorder *rec, const json_t *involved, const cha
             json_decref(ev);
             spec = json_pack("{s:{s:s,s:s,s:s},s:s,s:s,s:s,s:i,s:s,s:s,s:{s:s,s:s}}",
                              "involvedObject", "apiVersion", api, "kind", kind, "name", name,
-                             "type", type, "reason", reason, "message", msg.buf, "count", 1,
-                             "firstTimestamp", ts, "lastTimestamp", ts, "source", "component",
-                             rec->component, "host", rec->host);
+                             "type", type, "reason", reason, "message", msg.buf, "count",
+                             (int)(1 + extra), "firstTimestamp", ts, "lastTimestamp", ts, "source",
+                             "component", rec->component, "host", rec->host);
             if (uid)
                 kf_json_set_str(spec, "involvedObject.uid", uid);
             ev = json_pack("{s:s,s:s,s:{s:s},s:o}", "apiVersion", KF_API_VERSION, "kind", k->kind,

@@ -11,11 +11,17 @@
 #include "kfleet/store.h"
 
 struct fx {
+    int64_t now; /* the recorder's clock */
     struct kf_store *store;
     struct kf_registry *reg;
     struct kf_recorder *rec;
     json_t *gc, *unit;
 };
+
+static int64_t fake_clock(void *arg)
+{
+    return ((struct fx *)arg)->now;
+}
 
 static int setup(void **state)
 {
@@ -24,6 +30,8 @@ static int setup(void **state)
     assert_int_equal(kf_store_open("memory:", &f->store, NULL), 0);
     f->reg = kf_registry_new(f->store);
     f->rec = kf_recorder_new(f->reg, "placement");
+    f->now = kf_now_ms();
+    kf_recorder_set_clock(f->rec, fake_clock, f);
     f->gc = J("{'apiVersion':'kfleet.io/v1','kind':'GuestCluster','metadata':{'name':'web',"
               "'uid':'11111111-2222-3333-4444-555555555555'}}");
     f->unit = J("{'kind':'Unit','metadata':{'name':'web'}}"); /* same name, other kind */
@@ -57,11 +65,14 @@ static void test_record_and_aggregate(void **state)
     struct fx *f = *state;
     json_t *list, *ev;
 
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
+        /* one second apart: each repeat is written */
+        f->now += 1000;
         assert_int_equal(kf_recorder_eventf(f->rec, f->gc, KF_EVENT_WARNING, "NoHeadroom",
                                             "no unit in %s has headroom for grade %s",
                                             "cn-hangzhou", "G3"),
                          0);
+    }
     assert_int_equal(kf_recorder_eventf(f->rec, f->gc, KF_EVENT_NORMAL, "Scheduled",
                                         "placed on unit %s", "hz-u1"),
                      0);
@@ -99,6 +110,55 @@ static void test_record_and_aggregate(void **state)
     list = events_of(f, "GuestCluster", "we");
     assert_int_equal(json_array_size(list), 0);
     json_decref(list);
+}
+
+static json_t *only_event(struct fx *f)
+{
+    json_t *list = events_of(f, "GuestCluster", "web"), *ev;
+
+    assert_int_equal(json_array_size(list), 1);
+    ev = json_incref(json_array_get(list, 0));
+    json_decref(list);
+    return ev;
+}
+
+static void test_coalescing(void **state)
+{
+    struct fx *f = *state;
+    json_t *ev;
+    int64_t rev;
+    char first[32], later[32];
+
+    f->now = 1767261600000; /* 2026-01-01T10:00:00Z */
+    kf_time_format_rfc3339(f->now, first, sizeof(first));
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(kf_recorder_event(f->rec, f->gc, KF_EVENT_WARNING, "BackOff", "retry"), 0);
+    /* a burst inside the window is one write */
+    ev = only_event(f);
+    assert_int_equal(kf_json_int(ev, "spec.count", 0), 1);
+    assert_string_equal(kf_json_str(ev, "spec.firstTimestamp", ""), first);
+    json_decref(ev);
+    rev = kf_store_rev(f->store);
+    f->now += 500;
+    assert_int_equal(kf_recorder_event(f->rec, f->gc, KF_EVENT_WARNING, "BackOff", "retry"), 0);
+    assert_int_equal(kf_store_rev(f->store), rev);
+    /* after the window the next repeat writes, counting every repeat */
+    f->now += KF_EVREC_COALESCE_MS;
+    kf_time_format_rfc3339(f->now, later, sizeof(later));
+    assert_int_equal(kf_recorder_event(f->rec, f->gc, KF_EVENT_WARNING, "BackOff", "retry"), 0);
+    ev = only_event(f);
+    assert_int_equal(kf_json_int(ev, "spec.count", 0), 52);
+    assert_string_equal(kf_json_str(ev, "spec.firstTimestamp", ""), first);
+    assert_string_equal(kf_json_str(ev, "spec.lastTimestamp", ""), later);
+    json_decref(ev);
+
+    /* without a window every repeat is written */
+    kf_recorder_set_coalesce(f->rec, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(kf_recorder_event(f->rec, f->gc, KF_EVENT_WARNING, "BackOff", "retry"), 0);
+    ev = only_event(f);
+    assert_int_equal(kf_json_int(ev, "spec.count", 0), 55);
+    json_decref(ev);
 }
 
 static void test_newest_first_and_limit(void **state)
@@ -196,6 +256,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_record_and_aggregate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newest_first_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fresh_events_survive_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
