@@ -116,6 +116,9 @@ struct api_request {
 
 struct api_watchers; /* api-watch.c */
 
+#define API_MAX_KINDS         32
+#define API_WATCH_EVENT_TYPES 5 /* ADDED, MODIFIED, DELETED, BOOKMARK, ERROR */
+
 struct kf_api {
     struct kf_api_config cfg; /* strings below are owned copies */
     char *listen;
@@ -151,7 +154,8 @@ struct kf_api {
     uint64_t body_rejections; /* atomic: 413s */
     struct kf_metric *m_requests;
     struct kf_metric *m_latency;
-    struct kf_metric *m_watch_events;
+    /* watch events sent, by kind (index in kf_kinds) and type; atomics */
+    uint64_t watch_events[API_MAX_KINDS][API_WATCH_EVENT_TYPES];
     void *probes[2]; /* the collected store families' arguments */
 };
 
@@ -257,6 +261,10 @@ void api_watch_finish(struct api_request *req);
 /* --- api-metrics.c ---------------------------------------------------- */
 
 void api_metrics_register(struct kf_api *api);
+/* Counts one watch event of type ("ADDED", ...) for the kind at index. */
+void api_count_watch_event(struct kf_api *api, size_t kind_index, const char *type);
+/* The index of k in kf_kinds(). */
+size_t api_kind_index(const struct kf_kind *k);
 void api_metrics_request_done(struct kf_api *api, struct api_request *req);
 
 #endif

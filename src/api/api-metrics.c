@@ -36,6 +36,49 @@ static void collect_watchers(struct kf_metric *f, void *arg)
         kf_metric_set(f, KF_LABELS(kinds[i]->plural), (double)api_watchers_count(api, kinds[i]));
 }
 
+static const char *const watch_event_types[API_WATCH_EVENT_TYPES] = {
+    "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR",
+};
+
+size_t api_kind_index(const struct kf_kind *k)
+{
+    size_t n;
+    const struct kf_kind *const *kinds = kf_kinds(&n);
+
+    for (size_t i = 0; i < n && i < API_MAX_KINDS; i++)
+        if (kinds[i] == k)
+            return i;
+    return API_MAX_KINDS;
+}
+
+void api_count_watch_event(struct kf_api *api, size_t kind_index, const char *type)
+{
+    if (kind_index >= API_MAX_KINDS)
+        return;
+    for (size_t t = 0; t < API_WATCH_EVENT_TYPES; t++)
+        if (strcmp(type, watch_event_types[t]) == 0) {
+            __atomic_add_fetch(&api->watch_events[kind_index][t], 1, __ATOMIC_RELAXED);
+            return;
+        }
+}
+
+/* Counted with atomics on the watch path (a family's lock would be taken
+ * once per watcher per write); summed here. */
+static void collect_watch_events(struct kf_metric *f, void *arg)
+{
+    struct kf_api *api = arg;
+    size_t n;
+    const struct kf_kind *const *kinds = kf_kinds(&n);
+
+    for (size_t i = 0; i < n && i < API_MAX_KINDS; i++)
+        for (size_t t = 0; t < API_WATCH_EVENT_TYPES; t++) {
+            uint64_t v = __atomic_load_n(&api->watch_events[i][t], __ATOMIC_RELAXED);
+
+            if (v)
+                kf_metric_set(f, KF_LABELS(kinds[i]->plural, watch_event_types[t]), (double)v);
+        }
+}
+
 static void collect_tokens(struct kf_metric *f, void *arg)
 {
     struct kf_api *api = arg;
@@ -149,9 +192,9 @@ void api_metrics_register(struct kf_api *api)
         "Time from the request line to the last byte queued, by verb and resource (watches "
         "excluded).",
         "verb,resource", kf_metrics_latency_buckets, kf_metrics_latency_nbuckets);
-    api->m_watch_events =
-        kf_metrics_counter(m, "kfleet_api_watch_events_total",
-                           "Watch events sent to clients, by resource and type.", "resource,type");
+    kf_metrics_collected(m, KF_METRIC_COUNTER, "kfleet_api_watch_events_total",
+                         "Watch events sent to clients, by resource and type.", "resource,type",
+                         collect_watch_events, api);
     kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_api_inflight_requests",
                          "Requests being served, open watches included.", NULL, collect_inflight,
                          api);

@@ -8,26 +8,35 @@
  * thread and no CPU.
  *
  * Waking up goes through one thread per server, the "resumer":
- *   - the store's watch hub calls watch_wake (from a writer's thread, with
- *     hub locks held, so it only marks the watch pending and queues it);
- *   - the resumer pops the queue and calls MHD_resume_connection, outside
- *     every lock of ours;
- *   - once a second (or per bookmark interval, if shorter) it also queues
+ *   - the store's watch hub calls watch_wake from a writer's thread, with
+ *     hub locks held: it marks the watch pending and, if it is suspended,
+ *     claims it and pushes it on a lock-free stack; the push that finds the
+ *     stack empty rings the resumer's eventfd;
+ *   - the resumer takes the whole stack at once and calls
+ *     MHD_resume_connection for each, holding no lock of ours;
+ *   - once a second (or per bookmark interval, if shorter) it also claims
  *     suspended watches whose BOOKMARK or server-side timeout is due, and
  *     polls their sockets for a hang-up (a suspended connection does not
  *     notice that its client went away; this is how it is cleaned up).
+ * A write thus costs each watcher an atomic flag and a compare-and-swap;
+ * 1,000 watchers are woken by one eventfd write and one pass of the
+ * resumer (see bench/api and docs/internals/api.md).
  *
- * The state each watch shares with the hub and the resumer (pending,
- * suspended, queued, hangup) is guarded by watchers->lock. libmicrohttpd
- * allows resuming only a connection that is suspended, so the reader marks
- * a watch suspended only after MHD_suspend_connection returned, and
- * re-queues itself if a wake-up arrived in between. Lock order: hub locks,
- * then watchers->lock; no MHD function is called with watchers->lock held.
+ * libmicrohttpd allows resuming only a suspended connection, exactly once.
+ * `suspended` is set by the reader after MHD_suspend_connection returned,
+ * and whoever moves it from 1 to 0 (compare-and-swap: the hub's wake, the
+ * resumer's scan, shutdown, or the reader itself when a wake-up raced its
+ * suspend) owns the one resume. All flags are sequentially consistent
+ * atomics: the reader stores suspended then reads pending, a waker stores
+ * pending then reads suspended, so no wake-up is lost. The list of all
+ * watches (for the scan and the metrics) is under watchers->lock; the hub
+ * lock is never taken with it held.
  *
  * Shutdown: kf_api_stop sets api->stopping and calls api_watchers_stop,
- * which resumes every suspended watch and waits until none is suspended or
- * about to be: each stream then ends cleanly (the chunked terminator), and
- * MHD_stop_daemon never sees a suspended connection.
+ * which claims every suspended watch and waits until each reader has run
+ * since (so libmicrohttpd has really resumed it) and ended its stream
+ * cleanly (the chunked terminator); MHD_stop_daemon then never sees a
+ * suspended connection, which it does not allow.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -35,6 +44,8 @@
 #include <string.h>
 #include <time.h>
 #include <errno.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 
 #include "kfleet/error.h"
 #include "kfleet/json.h"
@@ -53,11 +64,15 @@ KF_LOG_MODULE(api);
 #define WATCH_FILL_BYTES  (256 * 1024) /* stop draining the hub past this */
 #define WATCH_FILL_EVENTS 4096
 
+#define LOAD(p)     __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+
 struct api_watch {
     struct kf_api *api;
     struct MHD_Connection *conn;
     int fd;
     const struct kf_kind *kind;
+    size_t kind_index;
     struct kf_selector *labels, *fields;
     bool table;
     enum api_table_include include;
@@ -70,57 +85,71 @@ struct api_watch {
     uint64_t deadline_ns;
     uint64_t next_bookmark_ns;
     bool ended;
+    bool more; /* the last fill stopped at its limits: the hub has more */
+
+    /* Shared; atomics. */
+    int pending;             /* the hub may have events */
+    int tick;                /* a bookmark or the deadline is due */
+    int hangup;              /* the client closed its end */
+    int suspended;           /* MHD has it suspended and nobody has claimed its resume */
+    int saw_stop;            /* the reader ran after shutdown began (so MHD resumed it) */
+    struct api_watch *qnext; /* link in the resume stack */
 
     /* Guarded by watchers->lock. */
-    bool pending;   /* the hub may have events */
-    bool tick;      /* a bookmark or the deadline is due */
-    bool hangup;    /* the client closed its end */
-    bool suspended; /* suspended, and MHD_suspend_connection has returned */
-    bool queued;    /* in the resume queue */
-    bool saw_stop;  /* the reader ran after shutdown began (so MHD has resumed it) */
     struct api_watch *prev, *next;
-    struct api_watch *qnext;
 };
 
 struct api_watchers {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    pthread_t thread;
-    bool thread_started;
-    bool quit;
+    pthread_mutex_t lock; /* the list below */
     struct api_watch *all;
     size_t n_all;
-    size_t n_suspended;
-    size_t n_suspending; /* between the decision to suspend and marking it */
-    struct api_watch *qhead, *qtail;
+
+    struct api_watch *stack; /* atomic: claimed watches to resume */
+    int efd;                 /* the resumer's doorbell */
+    size_t n_suspended;      /* atomic */
+    size_t n_suspending;     /* atomic: between deciding to suspend and marking it */
+    int quit;                /* atomic */
+    pthread_t thread;
+    bool thread_started;
 };
 
-/* --- the resume queue -------------------------------------------------- */
+/* --- claiming and resuming ------------------------------------------------ */
 
-static void enqueue_locked(struct api_watchers *ws, struct api_watch *wc)
+static void ring(struct api_watchers *ws)
 {
-    if (wc->queued || !wc->suspended)
-        return;
-    wc->queued = true;
-    wc->qnext = NULL;
-    if (ws->qtail)
-        ws->qtail->qnext = wc;
-    else
-        ws->qhead = wc;
-    ws->qtail = wc;
-    if (ws->qhead == wc)
-        pthread_cond_broadcast(&ws->cond);
+    uint64_t one = 1;
+
+    while (write(ws->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+/* Takes the one right to resume wc if it is suspended and unclaimed, and
+ * hands it to the resumer. Returns whether it did. */
+static bool claim(struct api_watchers *ws, struct api_watch *wc)
+{
+    int expect = 1;
+    struct api_watch *old;
+
+    if (!__atomic_compare_exchange_n(&wc->suspended, &expect, 0, false, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST))
+        return false;
+    __atomic_sub_fetch(&ws->n_suspended, 1, __ATOMIC_SEQ_CST);
+    old = __atomic_load_n(&ws->stack, __ATOMIC_ACQUIRE);
+    do
+        wc->qnext = old;
+    while (!__atomic_compare_exchange_n(&ws->stack, &old, wc, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_ACQUIRE));
+    if (!old)
+        ring(ws);
+    return true;
 }
 
 static void watch_wake(void *arg)
 {
     struct api_watch *wc = arg;
-    struct api_watchers *ws = wc->api->watchers;
 
-    pthread_mutex_lock(&ws->lock);
-    wc->pending = true;
-    enqueue_locked(ws, wc);
-    pthread_mutex_unlock(&ws->lock);
+    STORE(&wc->pending, 1);
+    claim(wc->api->watchers, wc);
 }
 
 static uint64_t scan_period_ns(const struct kf_api *api)
@@ -130,42 +159,61 @@ static uint64_t scan_period_ns(const struct kf_api *api)
     return KF_MAX(ms, 20u) * 1000000ull;
 }
 
-/* Queues suspended watches that are due (bookmark, deadline) or whose
- * client hung up. ws->lock held. */
-static void scan_locked(struct kf_api *api, struct api_watchers *ws)
+/* Claims suspended watches that are due (bookmark, deadline) or whose
+ * client hung up. */
+static void scan(struct kf_api *api, struct api_watchers *ws)
 {
     uint64_t now = kf_mono_ns();
     struct pollfd *fds;
     struct api_watch **who;
-    size_t n = 0;
+    size_t n = 0, cap;
 
-    if (!ws->n_suspended)
-        return;
-    fds = kf_xcalloc(ws->n_suspended, sizeof(*fds));
-    who = kf_xcalloc(ws->n_suspended, sizeof(*who));
+    pthread_mutex_lock(&ws->lock);
+    cap = ws->n_all;
+    fds = kf_xcalloc(cap + 1, sizeof(*fds));
+    who = kf_xcalloc(cap + 1, sizeof(*who));
     for (struct api_watch *wc = ws->all; wc; wc = wc->next) {
-        if (!wc->suspended || wc->queued)
+        if (!LOAD(&wc->suspended))
             continue;
         if (now >= wc->deadline_ns || (wc->bookmarks && now >= wc->next_bookmark_ns)) {
-            wc->tick = true;
-            enqueue_locked(ws, wc);
+            STORE(&wc->tick, 1);
+            claim(ws, wc);
             continue;
         }
-        if (wc->fd >= 0 && n < ws->n_suspended) {
+        if (wc->fd >= 0 && n < cap) {
             fds[n].fd = wc->fd;
             fds[n].events = POLLRDHUP;
             who[n++] = wc;
         }
     }
+    /* The watches stay in the list (and allocated) while the lock is held;
+     * one claimed meanwhile is simply not claimed again. */
     if (n && poll(fds, n, 0) > 0) {
         for (size_t i = 0; i < n; i++)
             if (fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
-                who[i]->hangup = true;
-                enqueue_locked(ws, who[i]);
+                STORE(&who[i]->hangup, 1);
+                claim(ws, who[i]);
             }
     }
+    pthread_mutex_unlock(&ws->lock);
     free(fds);
     free(who);
+}
+
+/* Resumes every claimed watch, oldest claim first. */
+static void resume_claimed(struct api_watchers *ws, struct MHD_Connection ***conns, size_t *alloc)
+{
+    struct api_watch *wc = __atomic_exchange_n(&ws->stack, NULL, __ATOMIC_ACQUIRE);
+    size_t n = 0;
+
+    /* Read what is needed before the first resume: a resumed watch may
+     * complete (and be freed) at once. */
+    for (; wc; wc = wc->qnext) {
+        KF_GROW(*conns, *alloc, n);
+        (*conns)[n++] = wc->conn;
+    }
+    while (n > 0)
+        MHD_resume_connection((*conns)[--n]);
 }
 
 static void *resumer_main(void *arg)
@@ -177,52 +225,24 @@ static void *resumer_main(void *arg)
     struct MHD_Connection **conns = NULL;
     size_t alloc = 0;
 
-    pthread_mutex_lock(&ws->lock);
-    while (!ws->quit) {
-        size_t n = 0;
-        uint64_t now;
+    while (!LOAD(&ws->quit)) {
+        struct pollfd p = { .fd = ws->efd, .events = POLLIN };
+        uint64_t now = kf_mono_ns();
+        int timeout = next_scan > now ? (int)((next_scan - now) / 1000000ull) + 1 : 0;
 
-        if (!ws->qhead) {
-            struct timespec ts;
-            uint64_t wait = next_scan > kf_mono_ns() ? next_scan - kf_mono_ns() : 0;
+        if (poll(&p, 1, timeout) > 0 && (p.revents & POLLIN)) {
+            uint64_t v;
 
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += (time_t)(wait / 1000000000ull);
-            ts.tv_nsec += (long)(wait % 1000000000ull);
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
+            if (read(ws->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                kf_log_rl_warn("watch resumer: reading its eventfd: %s", strerror(errno));
         }
         now = kf_mono_ns();
         if (now >= next_scan) {
-            scan_locked(api, ws);
+            scan(api, ws);
             next_scan = now + period;
         }
-        while (ws->qhead) {
-            struct api_watch *wc = ws->qhead;
-
-            ws->qhead = wc->qnext;
-            if (!ws->qhead)
-                ws->qtail = NULL;
-            wc->queued = false;
-            wc->suspended = false;
-            ws->n_suspended--;
-            KF_GROW(conns, alloc, n);
-            conns[n++] = wc->conn;
-        }
-        if (!n)
-            continue;
-        /* The connections stay suspended (and so valid) until resumed
-         * here: nobody else resumes them, and MHD does not close them. */
-        pthread_cond_broadcast(&ws->cond);
-        pthread_mutex_unlock(&ws->lock);
-        for (size_t i = 0; i < n; i++)
-            MHD_resume_connection(conns[i]);
-        pthread_mutex_lock(&ws->lock);
+        resume_claimed(ws, &conns, &alloc);
     }
-    pthread_mutex_unlock(&ws->lock);
     free(conns);
     return NULL;
 }
@@ -230,13 +250,11 @@ static void *resumer_main(void *arg)
 int api_watchers_new(struct kf_api *api)
 {
     struct api_watchers *ws = kf_xcalloc(1, sizeof(*ws));
-    pthread_condattr_t attr;
 
     pthread_mutex_init(&ws->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&ws->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    ws->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ws->efd < 0)
+        kf_abort("cannot create the watch resumer's eventfd: %s", strerror(errno));
     api->watchers = ws;
     if (pthread_create(&ws->thread, NULL, resumer_main, api) != 0)
         kf_abort("cannot start the watch resumer thread");
@@ -244,15 +262,21 @@ int api_watchers_new(struct kf_api *api)
     return 0;
 }
 
-/* Whether every watch has been seen by its reader since shutdown began (or
- * completed): only then has libmicrohttpd itself resumed it, which
- * MHD_stop_daemon requires. */
-static bool all_resumed_locked(struct api_watchers *ws)
+/* Whether every watch has been seen by its reader since shutdown began:
+ * only then has libmicrohttpd itself resumed it, which MHD_stop_daemon
+ * requires. */
+static bool all_resumed(struct api_watchers *ws)
 {
-    for (struct api_watch *wc = ws->all; wc; wc = wc->next)
-        if (!wc->saw_stop)
-            return false;
-    return !ws->n_suspending;
+    bool all = true;
+
+    pthread_mutex_lock(&ws->lock);
+    for (struct api_watch *wc = ws->all; wc; wc = wc->next) {
+        claim(ws, wc);
+        if (!LOAD(&wc->saw_stop))
+            all = false;
+    }
+    pthread_mutex_unlock(&ws->lock);
+    return all && !LOAD(&ws->n_suspending);
 }
 
 void api_watchers_stop(struct kf_api *api)
@@ -263,26 +287,15 @@ void api_watchers_stop(struct kf_api *api)
     if (!ws)
         return;
     give_up = kf_mono_ns() + 10ull * 1000000000ull;
-    pthread_mutex_lock(&ws->lock);
-    for (;;) {
-        struct timespec ts;
+    while (!all_resumed(ws)) {
+        struct timespec ts = { 0, 10 * 1000000L };
 
-        for (struct api_watch *wc = ws->all; wc; wc = wc->next)
-            enqueue_locked(ws, wc);
-        if (all_resumed_locked(ws) || kf_mono_ns() > give_up)
+        if (kf_mono_ns() > give_up) {
+            kf_log_warn("%zu watches did not end within 10 s of shutdown", ws->n_all);
             break;
-        pthread_cond_broadcast(&ws->cond);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
+        nanosleep(&ts, NULL);
     }
-    if (!all_resumed_locked(ws))
-        kf_log_warn("%zu watches did not end within 10 s of shutdown", ws->n_all);
-    pthread_mutex_unlock(&ws->lock);
 }
 
 void api_watchers_free(struct kf_api *api)
@@ -292,14 +305,12 @@ void api_watchers_free(struct kf_api *api)
     if (!ws)
         return;
     if (ws->thread_started) {
-        pthread_mutex_lock(&ws->lock);
-        ws->quit = true;
-        pthread_cond_broadcast(&ws->cond);
-        pthread_mutex_unlock(&ws->lock);
+        STORE(&ws->quit, 1);
+        ring(ws);
         pthread_join(ws->thread, NULL);
     }
+    close(ws->efd);
     pthread_mutex_destroy(&ws->lock);
-    pthread_cond_destroy(&ws->cond);
     free(ws);
     api->watchers = NULL;
 }
@@ -347,7 +358,7 @@ static void add_event(struct api_watch *wc, const char *type, const char *bytes,
     json_t *obj, *table;
     char rvs[24];
 
-    kf_metric_add(wc->api->m_watch_events, KF_LABELS(wc->kind->plural, type), 1);
+    api_count_watch_event(wc->api, wc->kind_index, type);
     if (!wc->table) {
         add_event_raw(wc, type, bytes, len, rev);
         return;
@@ -364,7 +375,7 @@ static void add_event(struct api_watch *wc, const char *type, const char *bytes,
 
 static void add_bookmark(struct api_watch *wc, int64_t rev, bool initial_end)
 {
-    kf_metric_add(wc->api->m_watch_events, KF_LABELS(wc->kind->plural, "BOOKMARK"), 1);
+    api_count_watch_event(wc->api, wc->kind_index, "BOOKMARK");
     kf_strbuf_addf(
         &wc->out,
         "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\",\"apiVersion\":\"" KF_API_VERSION
@@ -377,7 +388,7 @@ static void add_error(struct api_watch *wc, int err, const char *message)
 {
     json_t *st = api_status_new(err, message, NULL, NULL, NULL);
 
-    kf_metric_add(wc->api->m_watch_events, KF_LABELS(wc->kind->plural, "ERROR"), 1);
+    api_count_watch_event(wc->api, wc->kind_index, "ERROR");
     add_event_json(wc, "ERROR", st);
     json_decref(st);
 }
@@ -385,13 +396,16 @@ static void add_error(struct api_watch *wc, int err, const char *message)
 /* Moves what the hub has for this watch into wc->out. */
 static int fill(struct api_watch *wc)
 {
+    wc->more = true;
     for (size_t n = 0; n < WATCH_FILL_EVENTS && wc->out.len < WATCH_FILL_BYTES; n++) {
         struct kf_event *ev;
         const char *type;
         int r = kf_watch_next(wc->w, &ev);
 
-        if (r <= 0)
+        if (r <= 0) {
+            wc->more = false;
             return r;
+        }
         type = kf_registry_watch_type(ev, wc->labels, wc->fields);
         if (type) {
             bool del = strcmp(type, "DELETED") == 0;
@@ -419,7 +433,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
     struct api_watchers *ws = api->watchers;
 
     for (;;) {
-        bool hangup, stopping;
+        bool stopping, pending;
         uint64_t now;
         int r;
 
@@ -439,24 +453,22 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (wc->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
 
-        stopping = __atomic_load_n(&api->stopping, __ATOMIC_SEQ_CST);
-        pthread_mutex_lock(&ws->lock);
-        hangup = wc->hangup;
-        wc->pending = false;
-        wc->tick = false;
-        if (stopping && !wc->saw_stop) {
-            wc->saw_stop = true;
-            pthread_cond_broadcast(&ws->cond);
-        }
-        pthread_mutex_unlock(&ws->lock);
-        if (hangup)
+        stopping = LOAD(&api->stopping);
+        if (stopping)
+            STORE(&wc->saw_stop, 1);
+        /* The hub is read only when it said it has something (or the last
+         * read stopped early): every read takes the hub's lock, which all
+         * request threads share. */
+        pending = __atomic_exchange_n(&wc->pending, 0, __ATOMIC_SEQ_CST) || wc->more;
+        STORE(&wc->tick, 0);
+        if (LOAD(&wc->hangup))
             return MHD_CONTENT_READER_END_WITH_ERROR;
         now = kf_mono_ns();
         if (stopping || now >= wc->deadline_ns) {
             wc->ended = true;
             continue;
         }
-        r = fill(wc);
+        r = pending ? fill(wc) : 0;
         if (r < 0) {
             if (r == -KF_ECOMPACTED)
                 add_error(wc, r,
@@ -475,24 +487,16 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
             continue;
 
         /* Nothing to send: suspend, unless a wake-up came meanwhile. */
-        pthread_mutex_lock(&ws->lock);
-        if (wc->pending || wc->tick || wc->hangup ||
-            __atomic_load_n(&api->stopping, __ATOMIC_SEQ_CST)) {
-            pthread_mutex_unlock(&ws->lock);
+        if (LOAD(&wc->pending) || LOAD(&wc->tick) || LOAD(&wc->hangup) || LOAD(&api->stopping))
             continue;
-        }
-        ws->n_suspending++;
-        pthread_mutex_unlock(&ws->lock);
+        __atomic_add_fetch(&ws->n_suspending, 1, __ATOMIC_SEQ_CST);
         MHD_suspend_connection(wc->conn);
-        pthread_mutex_lock(&ws->lock);
-        ws->n_suspending--;
-        wc->suspended = true;
-        ws->n_suspended++;
-        if (wc->pending || wc->tick || wc->hangup ||
-            __atomic_load_n(&api->stopping, __ATOMIC_SEQ_CST))
-            enqueue_locked(ws, wc);
-        pthread_cond_broadcast(&ws->cond);
-        pthread_mutex_unlock(&ws->lock);
+        __atomic_add_fetch(&ws->n_suspended, 1, __ATOMIC_SEQ_CST);
+        STORE(&wc->suspended, 1);
+        __atomic_sub_fetch(&ws->n_suspending, 1, __ATOMIC_SEQ_CST);
+        /* a wake-up between the check above and the store: resume now */
+        if (LOAD(&wc->pending) || LOAD(&wc->tick) || LOAD(&wc->hangup) || LOAD(&api->stopping))
+            claim(ws, wc);
         return 0;
     }
 }
@@ -514,7 +518,8 @@ void api_watch_finish(struct api_request *req)
     req->watch = NULL;
     if (!wc)
         return;
-    /* After kf_watch_close the hub calls watch_wake no more. */
+    /* After kf_watch_close the hub calls watch_wake no more; a completed
+     * connection is not suspended, so nothing else can claim it. */
     kf_watch_close(wc->w);
     wc->w = NULL;
     pthread_mutex_lock(&ws->lock);
@@ -525,22 +530,6 @@ void api_watch_finish(struct api_request *req)
     if (wc->next)
         wc->next->prev = wc->prev;
     ws->n_all--;
-    if (wc->queued) {
-        /* cannot happen (a queued watch is suspended, and a suspended
-         * connection does not complete), but never leave a dangling entry */
-        struct api_watch **pp = &ws->qhead, *last = NULL;
-
-        while (*pp && *pp != wc) {
-            last = *pp;
-            pp = &(*pp)->qnext;
-        }
-        if (*pp)
-            *pp = wc->qnext;
-        if (ws->qtail == wc)
-            ws->qtail = last;
-    }
-    if (wc->suspended)
-        ws->n_suspended--;
     pthread_mutex_unlock(&ws->lock);
     watch_free(wc);
 }
@@ -647,7 +636,9 @@ int api_serve_watch(struct api_request *req)
     wc->api = api;
     wc->conn = req->conn;
     wc->kind = req->kind;
+    wc->kind_index = api_kind_index(req->kind);
     wc->fd = -1;
+    wc->pending = 1; /* read the hub once: a past resourceVersion has events already */
     if (api_selectors_from_query(req, &wc->labels, &wc->fields) < 0)
         goto fail;
     if (req->name) {
