@@ -183,8 +183,9 @@ struct kf_runner_config {
  * state and log directories, detects cgroups, loads what an earlier runner
  * left in the state directory (members: unclaimed until applied; tasks:
  * adopted and supervised again; task results: pending again) and starts its
- * threads. Returns 0, -EINVAL (unknown kind, bad config) or -errno (the
- * state directory); detail in err. */
+ * threads. Returns 0, -EINVAL (unknown kind, bad config), -EBUSY (another
+ * runner holds the state directory) or -errno (the state directory); detail
+ * in err. */
 int kf_runner_new(const char *kind, const struct kf_runner_config *cfg, struct kf_runner **ret,
                   struct kf_strbuf *err);
 

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/eventfd.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
@@ -52,6 +53,7 @@ struct real_runner {
     int epfd;
     int wakefd;  /* supervisor wake-up */
     int eventfd; /* for the agent: readable while events are queued */
+    int lockfd;  /* flock on <state_dir>/runner.lock: one runner per directory */
     bool event_armed;
     pthread_t thread;
     bool thread_started;
@@ -850,6 +852,8 @@ static void real_destroy(struct kf_runner *r)
         close(rr->wakefd);
     if (rr->eventfd >= 0)
         close(rr->eventfd);
+    if (rr->lockfd >= 0)
+        close(rr->lockfd);
     free(rr->members_dir);
     free(rr->tasks_dir);
     free(rr);
@@ -867,7 +871,7 @@ static int real_init(struct kf_runner *r, struct kf_strbuf *err)
     if (!r->state_dir)
         return kf_err(err, -EINVAL, "the real runner needs a state directory");
     rr = kf_xcalloc(1, sizeof(*rr));
-    rr->epfd = rr->wakefd = rr->eventfd = -1;
+    rr->epfd = rr->wakefd = rr->eventfd = rr->lockfd = -1;
     rr->r = r;
     r->be_data = rr;
     rr->members_dir = kf_xasprintf("%s/members", r->state_dir);
@@ -879,6 +883,18 @@ static int real_init(struct kf_runner *r, struct kf_strbuf *err)
             kf_err(err, rc, "cannot create \"%s\": %s", dirs[i], strerror(-rc));
             goto fail;
         }
+    }
+    {
+        char *lock = kf_xasprintf("%s/runner.lock", r->state_dir);
+        rr->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (rr->lockfd < 0 || flock(rr->lockfd, LOCK_EX | LOCK_NB) < 0) {
+            rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+            kf_err(err, rc, "%s \"%s\"", rc == -EBUSY ? "another runner uses" : "cannot lock",
+                   lock);
+            free(lock);
+            goto fail;
+        }
+        free(lock);
     }
     rr->epfd = epoll_create1(EPOLL_CLOEXEC);
     rr->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

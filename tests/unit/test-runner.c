@@ -317,6 +317,8 @@ static void test_start_stop(void **state)
 static void test_bad_specs(void **state)
 {
     struct fx *f = *state;
+    struct kf_runner_config cfg;
+    struct kf_runner *second = NULL;
     const char *argv[] = { "sleep", "1", NULL };
     const char *noargv[] = { NULL };
     const char *badenv[] = { "NOEQUALS", NULL };
@@ -335,6 +337,13 @@ static void test_bad_specs(void **state)
     s.env = NULL;
     s.workdir = "relative";
     assert_int_equal(kf_runner_apply(f->r, &s, &err), -EINVAL);
+    /* Two runners on one state directory would start everything twice. */
+    cfg = test_config(f->state);
+    assert_int_equal(kf_runner_new("real", &cfg, &second, &err), -EBUSY);
+    assert_non_null(strstr(err.buf, "another runner"));
+    assert_int_equal(kf_runner_new("bogus", &cfg, &second, &err), -EINVAL);
+    cfg.state_dir = NULL;
+    assert_int_equal(kf_runner_new("real", &cfg, &second, &err), -EINVAL);
     kf_strbuf_release(&err);
 }
 
