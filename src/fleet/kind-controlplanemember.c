@@ -15,7 +15,8 @@
 #include "fleet/fleet-internal.h"
 
 static const char *const cpm_phases[] = {
-    "Pending", "Starting", "Running", "Failed", "Stopped", "BinaryNotInstalled", "Unknown", NULL,
+    "Pending", "Starting",           "Running", "Ready", "Backoff", "Stopped",
+    "Failed",  "BinaryNotInstalled", "Unknown", NULL,
 };
 static const char *const probe_schemes[] = { "http", "https", NULL };
 
@@ -56,8 +57,8 @@ static const struct kf_schema cpm_spec = {
 
 static const struct kf_field cpm_status_fields[] = {
     KF_STRING("phase",
-              "Pending, Starting, Running, Failed, Stopped, BinaryNotInstalled or "
-              "Unknown.",
+              "Pending, Starting, Running (not ready), Ready, Backoff (waiting to "
+              "restart), Stopped, Failed, BinaryNotInstalled or Unknown.",
               .enum_values = cpm_phases),
     KF_BOOL("ready", "Whether the health probe passes."),
     KF_INT("pid", "Process id on the host.", .flags = KF_F_MIN, .min = 0),
