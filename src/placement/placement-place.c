@@ -334,8 +334,6 @@ static bool closer(const struct place_eval *a, const struct place_eval *b,
 static const char *tally_word(int f)
 {
     switch (f) {
-    case KF_FILTER_UNIT:
-        return "excluded by the cluster's placement";
     case KF_FILTER_CORDON:
         return "cordoned";
     case KF_FILTER_COMPLIANCE:

@@ -320,6 +320,31 @@ static void test_zone_pools(void **state)
     kf_strbuf_release(&err);
 }
 
+static void test_many_vpcs(void **state)
+{
+    struct kf_ipam *ipam = kf_ipam_new();
+    struct kf_ipam_pool p = { C("10.0.0.0/16"), NULL };
+    struct kf_ipam_vpc_config cfg = { .name = "vpc-a", .pools = &p, .n_pools = 1 };
+    struct kf_ipam_vpc *a = NULL, *b = NULL;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct kf_ipam_alloc x, y;
+
+    assert_int_equal(kf_ipam_add_vpc(ipam, &cfg, &a, &err), 0);
+    assert_int_equal(kf_ipam_add_vpc(ipam, &cfg, &b, &err), -KF_EEXISTS);
+    assert_string_equal(err.buf, "VPC vpc-a exists");
+    cfg.name = "vpc-b";
+    assert_int_equal(kf_ipam_add_vpc(ipam, &cfg, &b, &err), 0);
+    assert_ptr_equal(kf_ipam_find_vpc(ipam, "vpc-b"), b);
+    assert_null(kf_ipam_find_vpc(ipam, "vpc-c"));
+    assert_string_equal(kf_ipam_vpc_name(a), "vpc-a");
+    /* Separate VPCs: the same ranges may be used in both. */
+    x = alloc_ok(a, "web", 10);
+    y = alloc_ok(b, "web", 10);
+    assert_true(kf_cidr_equal(&x.pod, &y.pod));
+    kf_ipam_free(ipam);
+    kf_strbuf_release(&err);
+}
+
 /* --- property test ------------------------------------------------------------ */
 
 struct live {
@@ -479,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_resize_in_place),
         cmocka_unit_test(test_vpc_config_errors),
         cmocka_unit_test(test_zone_pools),
+        cmocka_unit_test(test_many_vpcs),
         cmocka_unit_test(test_random_sequences_never_overlap_or_leak),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

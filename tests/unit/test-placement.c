@@ -660,6 +660,142 @@ static void test_plan_too_big(void **state)
     kf_placer_release(&p);
 }
 
+static void test_pinned_and_avoided_units(void **state)
+{
+    struct fleet *f = *state;
+    static const char *const avoid[] = { "b" };
+    struct kf_place_cluster c = cluster("c", "r", KF_G0);
+    char msg[KF_PLACE_MESSAGE_MAX];
+
+    add_unit(f, "a", "r", 3, 2, 64, 256, 0.3);
+    add_unit(f, "b", "r", 3, 2, 64, 256, 0.0);
+    assert_string_equal(place(f, &c, NULL, 0), "b");
+    c.avoid_units = avoid;
+    c.n_avoid_units = 1;
+    assert_string_equal(place(f, &c, NULL, 0), "a");
+    c.n_avoid_units = 0;
+    c.unit = "a";
+    assert_string_equal(place(f, &c, NULL, 0), "a");
+    /* A pinned unit must still pass every filter. */
+    f->units[0].cordoned = true;
+    assert_null(place(f, &c, msg, sizeof(msg)));
+    assert_string_equal(msg, "no unit in r can take grade G0: best is a: unit is cordoned");
+    c.unit = "zz";
+    assert_null(place(f, &c, msg, sizeof(msg)));
+    assert_string_equal(msg, "no unit zz in region r can take the cluster");
+}
+
+static void test_balance_and_quota_scores(void **state)
+{
+    struct fleet *f = *state;
+    struct kf_place_cluster c = cluster("c", "r", KF_G1);
+    struct kf_place_policy pol;
+    struct kf_placer p;
+    struct kf_place_explain e;
+
+    /* Same average use; "lopsided" has its cpu far above its memory. */
+    add_unit(f, "even", "r", 3, 2, 64, 256, 0.30);
+    add_unit(f, "lopsided", "r", 3, 2, 64, 256, 0.0);
+    for (int i = 0; i < 6; i++) {
+        f->hosts[1][i].allocated.cpu_milli = 64000 / 2;         /* 50 % */
+        f->hosts[1][i].allocated.mem_bytes = 256 * KF_GIB / 10; /* 10 % */
+    }
+    kf_place_unit_refresh(&f->units[1]);
+    kf_place_policy_default(&pol);
+    memset(pol.weights, 0, sizeof(pol.weights));
+    pol.weights[KF_SCORE_BALANCE] = 1;
+    kf_placer_init(&p, &pol);
+    assert_int_equal(kf_place_explain(&p, f->units, f->n, &c, &e), 0);
+    assert_int_equal(e.chosen, 0);
+    assert_int_equal(e.verdicts[0].score[KF_SCORE_BALANCE], 1000);
+    /* |0.51 - 0.11| / 2 = 0.2 -> 800 per mille */
+    assert_int_equal(e.verdicts[1].score[KF_SCORE_BALANCE], 800);
+    kf_place_explain_release(&e);
+    kf_placer_release(&p);
+
+    /* Quota left: the unit with more of its quota free wins on that score. */
+    memset(pol.weights, 0, sizeof(pol.weights));
+    pol.weights[KF_SCORE_QUOTA] = 1;
+    f->units[0].max_clusters = 10;
+    f->units[0].clusters = 8;
+    f->units[1].max_clusters = 100;
+    f->units[1].clusters = 50;
+    kf_placer_init(&p, &pol);
+    assert_int_equal(kf_place_explain(&p, f->units, f->n, &c, &e), 0);
+    assert_int_equal(e.verdicts[0].score[KF_SCORE_QUOTA], 100); /* 1 of 10 left after */
+    assert_int_equal(e.verdicts[1].score[KF_SCORE_QUOTA], 490);
+    assert_int_equal(e.chosen, 1);
+    kf_place_explain_release(&e);
+    kf_placer_release(&p);
+}
+
+static void test_more_replicas_than_zones(void **state)
+{
+    struct fleet *f = *state;
+    struct kf_grade_spec shape = T.grades[KF_G0];
+    struct kf_place_cluster c = cluster("lab", "r", KF_G0);
+    struct kf_placer p;
+    struct kf_place_result *r = kf_xmalloc(sizeof(*r));
+    unsigned per_zone[2] = { 0 }, fallback = 0;
+    int etcd_host[3], k = 0;
+
+    /* An operator's grade for a two-zone lab: minZones 2, etcd still 3. */
+    shape.min_zones = 2;
+    c.shape = &shape;
+    add_unit(f, "lab", "r", 2, 2, 32, 128, 0.0);
+    kf_placer_init(&p, NULL);
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r), 0);
+    for (unsigned i = 0; i < r->n_bindings; i++) {
+        if (r->bindings[i].component != 0)
+            continue;
+        per_zone[r->bindings[i].zone]++;
+        fallback += r->bindings[i].spread_fallback;
+        etcd_host[k++] = (int)r->bindings[i].host;
+    }
+    assert_int_equal(per_zone[0] + per_zone[1], 3);
+    assert_true(per_zone[0] >= 1 && per_zone[1] >= 1);
+    assert_int_equal(fallback, 1); /* the third member shares a zone, and says so */
+    assert_int_not_equal(etcd_host[0], etcd_host[2]);
+    assert_int_not_equal(etcd_host[1], etcd_host[2]);
+    /* A broken shape is refused, not placed. */
+    shape.n_components = 0;
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r), -EINVAL);
+    assert_int_equal(r->unit, -1);
+    kf_placer_release(&p);
+    free(r);
+}
+
+static void test_host_mark(void **state)
+{
+    struct fleet *f = *state;
+    struct kf_place_cluster c = cluster("c", "r", KF_G1);
+    struct kf_placer p;
+    struct kf_place_result *r = kf_xmalloc(sizeof(*r));
+    bool on_host0 = false;
+
+    /* Zone a's only schedulable host is at 84.5 % cpu: an etcd member
+     * (0.4 cores) would take it past the host mark of 85 %. etcd needs one
+     * member in every zone, so the cluster waits. */
+    add_unit(f, "u", "r", 3, 2, 64, 256, 0.0);
+    f->hosts[0][0].allocated.cpu_milli = 54080;
+    f->hosts[0][1].unschedulable = true;
+    kf_place_unit_refresh(&f->units[0]);
+    kf_placer_init(&p, NULL);
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r), -ENOSPC);
+    assert_string_equal(r->message,
+                        "no unit in r can take grade G1: best is u: no host in zone z-a "
+                        "can take etcd-2 (0.4 CPU / 1.6 GiB) within the host mark 85 %");
+    /* At 80 % it fits, and etcd-2 lands there. */
+    f->hosts[0][0].allocated.cpu_milli = 51200;
+    kf_place_unit_refresh(&f->units[0]);
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r), 0);
+    for (unsigned i = 0; i < r->n_bindings; i++)
+        on_host0 |= r->bindings[i].host == 0 && r->bindings[i].component == 0;
+    assert_true(on_host0);
+    kf_placer_release(&p);
+    free(r);
+}
+
 int main(void)
 {
 #define T_(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -682,6 +818,10 @@ int main(void)
         T_(test_plan_existing_then_new_units),
         T_(test_plan_growth_and_format),
         T_(test_plan_too_big),
+        T_(test_pinned_and_avoided_units),
+        T_(test_balance_and_quota_scores),
+        T_(test_more_replicas_than_zones),
+        T_(test_host_mark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
