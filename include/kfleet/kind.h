@@ -17,6 +17,7 @@
 struct kf_causes;
 struct kf_strbuf;
 struct kf_schema; /* declarative field schema, see kfleet/schema.h */
+struct kf_selector;
 
 /* One column of `kfleet get` and of the Table kubectl asks for. The value
  * is the JSON at `path` (rendered as text), or what fn writes. */
@@ -47,6 +48,12 @@ struct kf_kind {
      * overlaps within the object, immutable fields: old is NULL on create).
      * Adds causes; must not modify obj. May be NULL. */
     void (*validate)(const json_t *obj, const json_t *old, struct kf_causes *causes);
+
+    /* Optional: for a field selector this kind can answer from names alone,
+     * the prefix every matching object's name starts with (caller frees),
+     * else NULL. LIST then reads only that key range (Events:
+     * spec.involvedObject.name=N reads the names "N.*"). */
+    char *(*name_prefix)(const struct kf_selector *fields);
 
     const struct kf_column *columns; /* NAME is implied first, AGE last */
     size_t n_columns;

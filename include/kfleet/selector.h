@@ -44,6 +44,9 @@ bool kf_selector_is_fields(const struct kf_selector *sel);
 /* The key (label key or field path) of term i, NULL past the last term.
  * Lets a caller fetch only the values a selector looks at. */
 const char *kf_selector_key(const struct kf_selector *sel, size_t i);
+/* The value of term i when it is an equality ("k=v", "k==v", "k in (v)"
+ * with one value), else NULL. */
+const char *kf_selector_equals(const struct kf_selector *sel, size_t i);
 /* For field selectors with a "metadata.name=X" term: X (borrowed), else
  * NULL. Lets a list read one key instead of scanning the kind. */
 const char *kf_selector_name_equals(const struct kf_selector *sel);

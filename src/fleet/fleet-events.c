@@ -26,6 +26,7 @@
 #include "kfleet/schema.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
+#include "fleet/fleet-internal.h"
 
 #define EVREC_RETRIES  8
 #define EVREC_GC_PAGE  1000
@@ -127,8 +128,7 @@ static uint64_t fnv1a(uint64_t h, const char *s)
     return h;
 }
 
-/* The prefix of every event name about an object called name. */
-static char *name_prefix(const char *name)
+char *kf_fleet_event_name_prefix(const char *name)
 {
     size_t len = strlen(name), max = KF_NAME_MAX - EVREC_HASH_LEN - 1;
 
@@ -204,7 +204,7 @@ int kf_recorder_event(struct kf_recorder *rec, const json_t *involved, const cha
         kf_strbuf_release(&msg);
         return 0;
     }
-    prefix = name_prefix(name);
+    prefix = kf_fleet_event_name_prefix(name);
     evname = kf_xasprintf("%s%016llx", prefix, (unsigned long long)h);
     free(prefix);
     kf_time_format_rfc3339(now, ts, sizeof(ts));
@@ -333,7 +333,7 @@ int kf_evrec_list_for(struct kf_registry *r, const char *kind, const char *name,
 
     if (!name || !*name)
         return -EINVAL;
-    nprefix = name_prefix(name);
+    nprefix = kf_fleet_event_name_prefix(name);
     prefix = kf_xasprintf("%s%s", kprefix, nprefix);
     q.prefix = prefix;
     rc = kf_store_range(kf_registry_store(r), &q, &l);

@@ -42,6 +42,10 @@ extern const struct kf_field kf_fleet_backup_fields[];
 #define KF_FLEET_RESOURCES(n, d, ...) \
     KF_MAP(n, d, KF_ITEM_QUANTITY(), .key_format = KF_FMT_LABEL_KEY, .max_len = 32, __VA_ARGS__)
 
+/* The prefix of the names of every Event about an object named name
+ * ("<name>."; long names are cut as the recorder cuts them). Caller frees. */
+char *kf_fleet_event_name_prefix(const char *name);
+
 /* Column helpers. */
 void kf_fleet_col_percent(const json_t *obj, const char *path, struct kf_strbuf *out);
 void kf_fleet_col_count(const json_t *obj, const char *path, struct kf_strbuf *out);

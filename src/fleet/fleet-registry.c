@@ -410,6 +410,7 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
 {
     static const struct kf_list_opts none = { 0 };
     char *prefix = kf_obj_prefix(k), *start_key = NULL, *start_name = NULL, *name_key = NULL;
+    char *narrow = NULL;
     struct kf_kv_list out = { 0 };
     struct kf_range q = { 0 };
     bool filter, from_token = false;
@@ -442,6 +443,16 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
         /* "metadata.name=x": read that key's range only. */
         name_key = kf_xasprintf("%s%s", prefix, only_name);
         q.prefix = name_key;
+    } else if (k->name_prefix && !kf_selector_is_empty(o->fields)) {
+        /* the kind knows which names can match: read only those (the
+         * selector still filters them) */
+        char *np = k->name_prefix(o->fields);
+
+        if (np) {
+            narrow = kf_xasprintf("%s%s", prefix, np);
+            q.prefix = narrow;
+            free(np);
+        }
     }
     q.start_after = start_key;
     q.rev = rev;
@@ -511,6 +522,7 @@ out:
     free(start_key);
     free(start_name);
     free(name_key);
+    free(narrow);
     return rc;
 }
 

@@ -713,6 +713,15 @@ const char *kf_selector_key(const struct kf_selector *sel, size_t i)
     return sel && i < sel->n ? sel->terms[i].key : NULL;
 }
 
+const char *kf_selector_equals(const struct kf_selector *sel, size_t i)
+{
+    if (!sel || i >= sel->n)
+        return NULL;
+    if ((sel->terms[i].op == OP_EQ || sel->terms[i].op == OP_IN) && sel->terms[i].n == 1)
+        return sel->terms[i].values[0];
+    return NULL;
+}
+
 const char *kf_selector_name_equals(const struct kf_selector *sel)
 {
     if (!sel || !sel->fields)

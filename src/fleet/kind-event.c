@@ -11,6 +11,7 @@
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/schema.h"
+#include "kfleet/selector.h"
 #include "kfleet/strbuf.h"
 #include "fleet/fleet-internal.h"
 
@@ -44,6 +45,19 @@ static const struct kf_schema event_spec = {
     .fields = event_spec_fields,
 };
 
+static char *event_name_prefix(const struct kf_selector *fields)
+{
+    const char *key;
+
+    for (size_t i = 0; (key = kf_selector_key(fields, i)); i++) {
+        const char *v = kf_selector_equals(fields, i);
+
+        if (!strcmp(key, "spec.involvedObject.name") && v && *v)
+            return kf_fleet_event_name_prefix(v);
+    }
+    return NULL;
+}
+
 static void col_object(const json_t *obj, struct kf_strbuf *out)
 {
     kf_strbuf_addf(out, "%s/%s", kf_json_str(obj, "spec.involvedObject.kind", ""),
@@ -72,6 +86,7 @@ const struct kf_kind kf_kind_event = {
     .has_status = false,
     .system = true,
     .spec_schema = &event_spec,
+    .name_prefix = event_name_prefix,
     .columns = event_columns,
     .n_columns = KF_ARRAY_SIZE(event_columns),
 };

@@ -8,6 +8,7 @@
 #include "kfleet/kind.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
+#include "kfleet/selector.h"
 #include "kfleet/store.h"
 
 struct fx {
@@ -110,6 +111,41 @@ static void test_record_and_aggregate(void **state)
     list = events_of(f, "GuestCluster", "we");
     assert_int_equal(json_array_size(list), 0);
     json_decref(list);
+}
+
+/* What `kfleet describe` asks the API for. */
+static void test_list_by_field_selector(void **state)
+{
+    struct fx *f = *state;
+    json_t *dotted = J("{'kind':'GuestCluster','metadata':{'name':'web.x'}}");
+    json_t *web2 = J("{'kind':'GuestCluster','metadata':{'name':'web2'}}");
+    struct kf_selector *sel = NULL;
+    struct kf_list_opts o = { 0 };
+    json_t *items = NULL;
+
+    assert_int_equal(kf_recorder_event(f->rec, f->gc, KF_EVENT_NORMAL, "A", "a"), 0);
+    assert_int_equal(kf_recorder_event(f->rec, f->unit, KF_EVENT_NORMAL, "B", "b"), 0);
+    assert_int_equal(kf_recorder_event(f->rec, dotted, KF_EVENT_NORMAL, "C", "c"), 0);
+    assert_int_equal(kf_recorder_event(f->rec, web2, KF_EVENT_NORMAL, "D", "d"), 0);
+    assert_int_equal(kf_selector_parse_fields("spec.involvedObject.kind=GuestCluster,"
+                                              "spec.involvedObject.name=web",
+                                              &sel, NULL),
+                     0);
+    o.fields = sel;
+    assert_int_equal(kf_registry_list(f->reg, &kf_kind_event, &o, &items, NULL, NULL, NULL), 0);
+    assert_int_equal(json_array_size(items), 1);
+    assert_string_equal(kf_json_str(json_array_get(items, 0), "spec.reason", ""), "A");
+    json_decref(items);
+    kf_selector_free(sel);
+    assert_int_equal(kf_selector_parse_fields("spec.involvedObject.name=web.x", &sel, NULL), 0);
+    o.fields = sel;
+    assert_int_equal(kf_registry_list(f->reg, &kf_kind_event, &o, &items, NULL, NULL, NULL), 0);
+    assert_int_equal(json_array_size(items), 1);
+    assert_string_equal(kf_json_str(json_array_get(items, 0), "spec.reason", ""), "C");
+    json_decref(items);
+    kf_selector_free(sel);
+    json_decref(dotted);
+    json_decref(web2);
 }
 
 static json_t *only_event(struct fx *f)
@@ -257,6 +293,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_record_and_aggregate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_by_field_selector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newest_first_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fresh_events_survive_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
