@@ -5,7 +5,8 @@
  * little next to the server on a 2-core machine. Modes:
  *
  *   create URL N CONNS              POST N GuestClusters from CONNS connections
- *   get URL N CONNS SECONDS         GET random ones of the N, CONNS connections
+ *   get URL N CONNS SECONDS         GET random ones of the N: one thread, CONNS
+ *                                   connections each with one request in flight
  *   list URL N REPS                 LIST all GuestClusters REPS times
  *   watch URL WATCHERS WRITES RATE  WATCHERS watches; WRITES patches at RATE/s;
  *                                   latency from before each write is sent to
@@ -466,6 +467,157 @@ static void run_workers(enum mode mode, int64_t n, int conns, double seconds, si
         exit(1);
 }
 
+/* --- closed loop on one thread ---------------------------------------------
+ *
+ * GET latency with many clients is measured by one thread driving CONNS
+ * connections through epoll, each with one request in flight (a closed
+ * loop): 64 client threads on a 2-core machine would measure the
+ * scheduler more than the server. */
+
+/* The length of the complete response at the start of buf, 0 if it is not
+ * complete yet, -1 if it is not HTTP. */
+static ssize_t parse_response(const char *buf, size_t len, int *status)
+{
+    const char *end = memmem(buf, len, "\r\n\r\n", 4), *p;
+    size_t head, pos;
+
+    if (!end)
+        return 0;
+    if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0)
+        return -1;
+    *status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    head = (size_t)(end - buf) + 4;
+    p = memmem(buf, head, "\r\nContent-Length:", 17);
+    if (!p)
+        p = memmem(buf, head, "\r\ncontent-length:", 17);
+    if (p) {
+        size_t clen = strtoul(p + 17, NULL, 10);
+
+        return len >= head + clen ? (ssize_t)(head + clen) : 0;
+    }
+    /* chunked */
+    pos = head;
+    for (;;) {
+        const char *nl = memmem(buf + pos, len - pos, "\r\n", 2);
+        size_t size;
+
+        if (!nl)
+            return 0;
+        size = strtoul(buf + pos, NULL, 16);
+        pos = (size_t)(nl - buf) + 2;
+        if (len < pos + size + 2)
+            return 0;
+        pos += size + 2;
+        if (!size)
+            return (ssize_t)pos;
+    }
+}
+
+struct loop_conn {
+    int fd;
+    struct kf_strbuf in;
+    uint64_t t0;
+};
+
+static void loop_send(struct loop_conn *lc, enum mode mode, int64_t i)
+{
+    struct kf_strbuf req = KF_STRBUF_INIT, body = KF_STRBUF_INIT;
+
+    if (mode == M_GET) {
+        kf_strbuf_addf(&req, "GET " GC_PATH "/bench-%06lld HTTP/1.1\r\nHost: %s:%d\r\n",
+                       (long long)i, host, port);
+    } else {
+        kf_strbuf_addstr(&body, "{\"key\":\"");
+        etcd_key(&body, i);
+        kf_strbuf_addstr(&body, "\"}");
+        kf_strbuf_addf(&req,
+                       "POST /v3/kv/range HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: "
+                       "application/json\r\nContent-Length: %zu\r\n",
+                       host, port, body.len);
+    }
+    if (token)
+        kf_strbuf_addf(&req, "Authorization: Bearer %s\r\n", token);
+    kf_strbuf_addstr(&req, "\r\n");
+    kf_strbuf_add(&req, body.buf, body.len);
+    lc->t0 = now_ns();
+    send_all(lc->fd, req.buf, req.len);
+    kf_strbuf_release(&req);
+    kf_strbuf_release(&body);
+}
+
+static void run_closed_loop(enum mode mode, int64_t n, int conns, double seconds, const char *what)
+{
+    struct loop_conn *lcs = kf_xcalloc((size_t)conns, sizeof(*lcs));
+    struct samples lat = { 0 };
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    unsigned int seed = 12345;
+    uint64_t t0 = now_ns(), until = t0 + (uint64_t)(seconds * 1e9), t1;
+    int64_t errors = 0;
+    int active = conns;
+    double secs;
+
+    for (int i = 0; i < conns; i++) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &lcs[i] };
+
+        lcs[i].fd = dial();
+        kf_strbuf_init(&lcs[i].in, 16 * 1024);
+        epoll_ctl(ep, EPOLL_CTL_ADD, lcs[i].fd, &ev);
+        loop_send(&lcs[i], mode, (int64_t)(rand_r(&seed) % (unsigned)n));
+    }
+    while (active > 0) {
+        struct epoll_event evs[256];
+        int k = epoll_wait(ep, evs, 256, 5000);
+
+        if (k <= 0)
+            die("%s: no answer within 5 s", what);
+        for (int e = 0; e < k; e++) {
+            struct loop_conn *lc = evs[e].data.ptr;
+            char buf[65536];
+            ssize_t r = recv(lc->fd, buf, sizeof(buf), 0), used;
+            int status = 0;
+
+            if (r <= 0)
+                die("%s: the server closed a connection", what);
+            kf_strbuf_add(&lc->in, buf, (size_t)r);
+            used = parse_response(lc->in.buf, lc->in.len, &status);
+            if (used < 0)
+                die("%s: not an HTTP response", what);
+            if (!used)
+                continue;
+            sample_add(&lat, now_ns() - lc->t0);
+            if (status != 200 ||
+                (mode == M_ETCD_GET && !memmem(lc->in.buf, (size_t)used, "\"kvs\"", 5)))
+                errors++;
+            memmove(lc->in.buf, lc->in.buf + used, lc->in.len - (size_t)used);
+            kf_strbuf_setlen(&lc->in, lc->in.len - (size_t)used);
+            if (now_ns() < until)
+                loop_send(lc, mode, (int64_t)(rand_r(&seed) % (unsigned)n));
+            else
+                active--;
+        }
+    }
+    t1 = now_ns();
+    secs = (double)(t1 - t0) / 1e9;
+    qsort(lat.v, lat.n, sizeof(*lat.v), cmp_u64);
+    printf("%s: %zu requests in %.2f s = %.0f/s, %d connections each with one request in "
+           "flight; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; %lld errors\n",
+           what, lat.n, secs, (double)lat.n / secs, conns, pct_ms(&lat, 50), pct_ms(&lat, 99),
+           pct_ms(&lat, 99.9), pct_ms(&lat, 100), (long long)errors);
+    printf("RESULT mode=%s n=%zu seconds=%.3f rate=%.1f conns=%d p50_ms=%.3f p99_ms=%.3f "
+           "p999_ms=%.3f max_ms=%.3f errors=%lld\n",
+           what, lat.n, secs, (double)lat.n / secs, conns, pct_ms(&lat, 50), pct_ms(&lat, 99),
+           pct_ms(&lat, 99.9), pct_ms(&lat, 100), (long long)errors);
+    for (int i = 0; i < conns; i++) {
+        close(lcs[i].fd);
+        kf_strbuf_release(&lcs[i].in);
+    }
+    close(ep);
+    free(lcs);
+    free(lat.v);
+    if (errors)
+        exit(1);
+}
+
 /* --- list ------------------------------------------------------------------- */
 
 static size_t count(const char *hay, size_t n, const char *needle)
@@ -778,8 +930,8 @@ int main(int argc, char **argv)
     if (strcmp(mode, "create") == 0 && argc == 5)
         run_workers(M_CREATE, arg_int(argv[3]), (int)arg_int(argv[4]), 0, 0, "create");
     else if (strcmp(mode, "get") == 0 && argc == 6)
-        run_workers(M_GET, arg_int(argv[3]), (int)arg_int(argv[4]), (double)arg_int(argv[5]), 0,
-                    "get");
+        run_closed_loop(M_GET, arg_int(argv[3]), (int)arg_int(argv[4]), (double)arg_int(argv[5]),
+                        "get");
     else if (strcmp(mode, "list") == 0 && argc == 5)
         run_list(false, arg_int(argv[3]), (int)arg_int(argv[4]));
     else if (strcmp(mode, "watch") == 0 && argc == 6)
@@ -788,8 +940,8 @@ int main(int argc, char **argv)
         run_workers(M_ETCD_PUT, arg_int(argv[3]), (int)arg_int(argv[4]), 0,
                     (size_t)arg_int(argv[5]), "etcd-put");
     else if (strcmp(mode, "etcd-get") == 0 && argc == 6)
-        run_workers(M_ETCD_GET, arg_int(argv[3]), (int)arg_int(argv[4]), (double)arg_int(argv[5]),
-                    0, "etcd-get");
+        run_closed_loop(M_ETCD_GET, arg_int(argv[3]), (int)arg_int(argv[4]),
+                        (double)arg_int(argv[5]), "etcd-get");
     else if (strcmp(mode, "etcd-range") == 0 && argc == 5)
         run_list(true, arg_int(argv[3]), (int)arg_int(argv[4]));
     else {

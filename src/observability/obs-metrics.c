@@ -2,10 +2,14 @@
  *
  * A family keeps its series in insertion order (a growing array, so the
  * exposition is stable from scrape to scrape) and finds them through a
- * chained hash over the label values. Each family has its own mutex; an
- * update hashes the label values, finds or creates the series and adds to
- * a double. Histograms keep one counter per bucket (not cumulative) and
- * accumulate them while writing.
+ * chained hash over the label values. Each family has a reader-writer
+ * lock: an update hashes the label values and finds its series under the
+ * read lock (the write lock only to create one) and changes the value with
+ * atomics, so request threads never wait for each other, and a thread
+ * preempted while it holds the lock delays nobody (on a busy machine a
+ * mutex here made every request queue behind a descheduled one).
+ * Histograms keep one counter per bucket (not cumulative) and accumulate
+ * them while writing.
  *
  * Process metrics read /proc/self at scrape time; nothing runs in the
  * background.
@@ -32,10 +36,29 @@ struct series {
     char **values; /* n_labels copies */
     uint64_t hash;
     struct series *hnext;
-    double value;     /* counter, gauge; histogram: sum */
-    uint64_t count;   /* histogram: observations */
-    uint64_t *bucket; /* histogram: per-bucket counts, n_bounds + 1 (last is +Inf) */
+    double value;     /* counter, gauge; histogram: sum. Atomic (see add_double) */
+    uint64_t count;   /* histogram: observations; atomic */
+    uint64_t *bucket; /* histogram: per-bucket counts, n_bounds + 1 (last is +Inf); atomic */
 };
+
+/* value += v, atomically (a compare-and-swap on the double's bits). */
+static void add_double(double *p, double v)
+{
+    double old, new;
+
+    __atomic_load(p, &old, __ATOMIC_RELAXED);
+    do
+        new = old + v;
+    while (!__atomic_compare_exchange(p, &old, &new, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
+static double load_double(const double *p)
+{
+    double v;
+
+    __atomic_load(p, &v, __ATOMIC_RELAXED);
+    return v;
+}
 
 struct kf_metric {
     struct kf_metrics *owner;
@@ -49,7 +72,7 @@ struct kf_metric {
     void (*collect)(struct kf_metric *f, void *arg);
     void *collect_arg;
 
-    pthread_mutex_t lock;
+    pthread_rwlock_t lock;
     struct series **series; /* insertion order */
     size_t n_series, alloc_series;
     struct series **table; /* hash buckets */
@@ -96,9 +119,7 @@ static void dropped_collect(struct kf_metric *f, void *arg)
 
         if (g == f)
             continue;
-        pthread_mutex_lock(&g->lock);
-        d = g->dropped;
-        pthread_mutex_unlock(&g->lock);
+        d = __atomic_load_n(&g->dropped, __ATOMIC_RELAXED);
         if (d)
             kf_metric_set(f, KF_LABELS(g->name), (double)d);
     }
@@ -145,7 +166,7 @@ static void family_free(struct kf_metric *f)
     free(f->bounds);
     free(f->name);
     free(f->help);
-    pthread_mutex_destroy(&f->lock);
+    pthread_rwlock_destroy(&f->lock);
     free(f);
 }
 
@@ -172,7 +193,7 @@ static struct kf_metric *family_new(struct kf_metrics *m, enum kf_metric_type ty
     f->type = type;
     f->name = kf_xstrdup(name);
     f->help = kf_xstrdup(help);
-    pthread_mutex_init(&f->lock, NULL);
+    pthread_rwlock_init(&f->lock, NULL);
     f->table_size = 16;
     f->table = kf_xcalloc(f->table_size, sizeof(*f->table));
     if (labels && *labels) {
@@ -275,18 +296,25 @@ static void rehash(struct kf_metric *f)
     f->table_size = size;
 }
 
-/* Finds or creates the series; NULL when the family is full. f->lock held. */
-static struct series *lookup(struct kf_metric *f, const char *const *values)
+/* The series for values, or NULL. f->lock held (read or write). */
+static struct series *find(struct kf_metric *f, const char *const *values, uint64_t h)
 {
-    uint64_t h = hash_values(f, values);
-    struct series *s;
-
-    kf_assert(f->n_labels == 0 || values);
-    for (s = f->table[h % f->table_size]; s; s = s->hnext)
+    for (struct series *s = f->table[h % f->table_size]; s; s = s->hnext)
         if (s->hash == h && same_values(f, s, values))
             return s;
+    return NULL;
+}
+
+/* Finds or creates the series; NULL when the family is full. f->lock held
+ * for writing. */
+static struct series *find_or_add(struct kf_metric *f, const char *const *values, uint64_t h)
+{
+    struct series *s = find(f, values, h);
+
+    if (s)
+        return s;
     if (f->n_series >= KF_METRICS_MAX_SERIES) {
-        f->dropped++;
+        __atomic_add_fetch(&f->dropped, 1, __ATOMIC_RELAXED);
         return NULL;
     }
     s = kf_xcalloc(1, sizeof(*s));
@@ -300,84 +328,99 @@ static struct series *lookup(struct kf_metric *f, const char *const *values)
         s->bucket = kf_xcalloc(f->n_bounds + 1, sizeof(*s->bucket));
     KF_GROW(f->series, f->alloc_series, f->n_series);
     f->series[f->n_series++] = s;
-    if (f->n_series > f->table_size * 2)
+    if (f->n_series > f->table_size * 2) {
         rehash(f);
-    else {
+    } else {
         s->hnext = f->table[h % f->table_size];
         f->table[h % f->table_size] = s;
     }
     return s;
 }
 
-/* Collected families are updated by their callback with the lock already
- * held by kf_metrics_write; every other update takes it here. */
-static void lock_family(struct kf_metric *f)
+/* Runs op on the series for values, creating it if needed. Collected
+ * families are changed only by their callback, which runs with the write
+ * lock already held by kf_metrics_write. */
+static void with_series(struct kf_metric *f, const char *const *values,
+                        void (*op)(struct kf_metric *f, struct series *s, double v), double v)
 {
-    if (!f->collect)
-        pthread_mutex_lock(&f->lock);
+    uint64_t h;
+    struct series *s;
+
+    kf_assert(f->n_labels == 0 || values);
+    h = hash_values(f, values);
+    if (f->collect) {
+        s = find_or_add(f, values, h);
+        if (s)
+            op(f, s, v);
+        return;
+    }
+    pthread_rwlock_rdlock(&f->lock);
+    s = find(f, values, h);
+    if (s) {
+        op(f, s, v);
+        pthread_rwlock_unlock(&f->lock);
+        return;
+    }
+    pthread_rwlock_unlock(&f->lock);
+    pthread_rwlock_wrlock(&f->lock);
+    s = find_or_add(f, values, h);
+    if (s)
+        op(f, s, v);
+    pthread_rwlock_unlock(&f->lock);
 }
 
-static void unlock_family(struct kf_metric *f)
+static void op_add(struct kf_metric *f, struct series *s, double v)
 {
-    if (!f->collect)
-        pthread_mutex_unlock(&f->lock);
+    add_double(&s->value, v);
+}
+
+static void op_set(struct kf_metric *f, struct series *s, double v)
+{
+    __atomic_store(&s->value, &v, __ATOMIC_RELAXED);
+}
+
+static void op_observe(struct kf_metric *f, struct series *s, double v)
+{
+    size_t i;
+
+    for (i = 0; i < f->n_bounds && v > f->bounds[i]; i++)
+        ;
+    __atomic_add_fetch(&s->bucket[i], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    add_double(&s->value, v);
 }
 
 void kf_metric_add(struct kf_metric *f, const char *const *values, double v)
 {
-    struct series *s;
-
     kf_assert(f->type != KF_METRIC_HISTOGRAM);
     kf_assert(f->type != KF_METRIC_COUNTER || v >= 0);
-    lock_family(f);
-    s = lookup(f, values);
-    if (s)
-        s->value += v;
-    unlock_family(f);
+    with_series(f, values, op_add, v);
 }
 
 void kf_metric_set(struct kf_metric *f, const char *const *values, double v)
 {
-    struct series *s;
-
     kf_assert(f->type == KF_METRIC_GAUGE || f->collect);
-    lock_family(f);
-    s = lookup(f, values);
-    if (s)
-        s->value = v;
-    unlock_family(f);
+    with_series(f, values, op_set, v);
 }
 
 void kf_metric_observe(struct kf_metric *f, const char *const *values, double v)
 {
-    struct series *s;
-    size_t i;
-
     kf_assert(f->type == KF_METRIC_HISTOGRAM);
-    for (i = 0; i < f->n_bounds && v > f->bounds[i]; i++)
-        ;
-    pthread_mutex_lock(&f->lock);
-    s = lookup(f, values);
-    if (s) {
-        s->bucket[i]++;
-        s->count++;
-        s->value += v;
-    }
-    pthread_mutex_unlock(&f->lock);
+    with_series(f, values, op_observe, v);
 }
 
 double kf_metric_value(struct kf_metric *f, const char *const *values)
 {
     uint64_t h = hash_values(f, values);
+    struct series *s;
     double v = 0;
 
-    pthread_mutex_lock(&f->lock);
-    for (struct series *s = f->table[h % f->table_size]; s; s = s->hnext)
-        if (s->hash == h && same_values(f, s, values)) {
-            v = f->type == KF_METRIC_HISTOGRAM ? (double)s->count : s->value;
-            break;
-        }
-    pthread_mutex_unlock(&f->lock);
+    pthread_rwlock_rdlock(&f->lock);
+    s = find(f, values, h);
+    if (s)
+        v = f->type == KF_METRIC_HISTOGRAM ? (double)__atomic_load_n(&s->count, __ATOMIC_RELAXED)
+                                           : load_double(&s->value);
+    pthread_rwlock_unlock(&f->lock);
     return v;
 }
 
@@ -443,10 +486,12 @@ static void write_family(struct kf_metric *f, struct kf_strbuf *out)
         [KF_METRIC_HISTOGRAM] = "histogram",
     };
 
-    pthread_mutex_lock(&f->lock);
     if (f->collect) {
+        pthread_rwlock_wrlock(&f->lock);
         clear_series(f);
         f->collect(f, f->collect_arg);
+    } else {
+        pthread_rwlock_rdlock(&f->lock);
     }
     kf_strbuf_addf(out, "# HELP %s ", f->name);
     add_escaped(out, f->help, false);
@@ -458,7 +503,7 @@ static void write_family(struct kf_metric *f, struct kf_strbuf *out)
             kf_strbuf_addstr(out, f->name);
             add_labels(out, f, s, NULL);
             kf_strbuf_addch(out, ' ');
-            add_number(out, s->value);
+            add_number(out, load_double(&s->value));
             kf_strbuf_addch(out, '\n');
             continue;
         }
@@ -467,7 +512,7 @@ static void write_family(struct kf_metric *f, struct kf_strbuf *out)
         for (size_t b = 0; b <= f->n_bounds; b++) {
             char le[40];
 
-            cum += s->bucket[b];
+            cum += __atomic_load_n(&s->bucket[b], __ATOMIC_RELAXED);
             if (b < f->n_bounds) {
                 struct kf_strbuf tmp = KF_STRBUF_INIT;
 
@@ -484,12 +529,13 @@ static void write_family(struct kf_metric *f, struct kf_strbuf *out)
         kf_strbuf_addf(out, "%s_sum", f->name);
         add_labels(out, f, s, NULL);
         kf_strbuf_addch(out, ' ');
-        add_number(out, s->value);
+        add_number(out, load_double(&s->value));
         kf_strbuf_addf(out, "\n%s_count", f->name);
         add_labels(out, f, s, NULL);
-        kf_strbuf_addf(out, " %llu\n", (unsigned long long)s->count);
+        /* the count is the buckets' sum, so _count and +Inf always agree */
+        kf_strbuf_addf(out, " %llu\n", (unsigned long long)cum);
     }
-    pthread_mutex_unlock(&f->lock);
+    pthread_rwlock_unlock(&f->lock);
 }
 
 int kf_metrics_write(struct kf_metrics *m, struct kf_strbuf *out)
