@@ -317,6 +317,15 @@ int kf_cli_connect(struct kf_cli *cli)
         kf_cli_error(cli, "%s", err.buf);
         free(path);
     } else {
+        struct stat st;
+
+        /* The token is a credential: say so if others can read it. */
+        if (file.token && cli->conn.token_src == KF_CLI_SRC_FILE && stat(path, &st) == 0 &&
+            (st.st_mode & 077))
+            fprintf(cli->err,
+                    "warning: the config file \"%s\" holds a token and others may read it; "
+                    "run chmod 600 \"%s\"\n",
+                    path, path);
         cli->conn.config_path = path;
         cli->conn_resolved = true;
     }

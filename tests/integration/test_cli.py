@@ -464,6 +464,14 @@ def test_server_and_token_precedence():
         assert kftest.ADMIN_TOKEN not in out and "viewer-token" not in out, out
         assert f"# in effect: server {k.url} (from config file), token from environment" in out
 
+        # A token others can read is worth a warning.
+        os.chmod(cfg, 0o644)
+        _, err = kfleet("get", "rg", server=False, KFLEET_CONFIG=cfg)
+        assert f'warning: the config file "{cfg}" holds a token and others may read it' in err, err
+        os.chmod(cfg, 0o600)
+        _, err = kfleet("get", "rg", server=False, KFLEET_CONFIG=cfg)
+        assert "warning" not in err, err
+
         # ~/.kfleet/config is the default file.
         os.makedirs(os.path.join(HOME, ".kfleet"), exist_ok=True)
         shutil.copy(cfg, os.path.join(HOME, ".kfleet", "config"))
