@@ -5,14 +5,16 @@
  * little next to the server on a 2-core machine. Modes:
  *
  *   create URL N CONNS              POST N GuestClusters from CONNS connections
- *   get URL N CONNS SECONDS         GET random ones of the N: one thread, CONNS
- *                                   connections each with one request in flight
+ *   get URL N CONNS SECONDS [RATE]  GET random ones of the N from one thread over
+ *                                   CONNS connections: each with one request in
+ *                                   flight, or RATE requests/s in all (latency from
+ *                                   when each was due)
  *   list URL N REPS                 LIST all GuestClusters REPS times
  *   watch URL WATCHERS WRITES RATE  WATCHERS watches; WRITES patches at RATE/s;
  *                                   latency from before each write is sent to
  *                                   its event's arrival at each watcher
  *   etcd-put URL N CONNS BYTES      etcd v3 JSON gateway: PUT N values of BYTES
- *   etcd-get URL N CONNS SECONDS    range of one random key
+ *   etcd-get URL N CONNS SECONDS [RATE]  range of one random key, the same way
  *   etcd-range URL N REPS           range of the whole prefix
  *
  * URL is http://HOST:PORT. $BENCH_TOKEN, if set, is sent as a bearer token;
@@ -516,7 +518,9 @@ static ssize_t parse_response(const char *buf, size_t len, int *status)
 struct loop_conn {
     int fd;
     struct kf_strbuf in;
-    uint64_t t0;
+    uint64_t t0;       /* when the request in flight was due */
+    uint64_t next_due; /* paced: when the next request is due */
+    bool waiting;      /* paced: idle until next_due */
 };
 
 static void loop_send(struct loop_conn *lc, enum mode mode, int64_t i)
@@ -539,19 +543,26 @@ static void loop_send(struct loop_conn *lc, enum mode mode, int64_t i)
         kf_strbuf_addf(&req, "Authorization: Bearer %s\r\n", token);
     kf_strbuf_addstr(&req, "\r\n");
     kf_strbuf_add(&req, body.buf, body.len);
-    lc->t0 = now_ns();
+    if (!lc->next_due)
+        lc->t0 = now_ns();
     send_all(lc->fd, req.buf, req.len);
     kf_strbuf_release(&req);
     kf_strbuf_release(&body);
 }
 
-static void run_closed_loop(enum mode mode, int64_t n, int conns, double seconds, const char *what)
+/* rate 0: a closed loop (each connection sends its next request when the
+ * answer arrives). rate > 0: requests are due at rate/s spread over the
+ * connections, and latency counts from when a request was due, not when it
+ * could be sent, so a stall is not hidden (no coordinated omission). */
+static void run_closed_loop(enum mode mode, int64_t n, int conns, double seconds, double rate,
+                            const char *what)
 {
     struct loop_conn *lcs = kf_xcalloc((size_t)conns, sizeof(*lcs));
     struct samples lat = { 0 };
     int ep = epoll_create1(EPOLL_CLOEXEC);
     unsigned int seed = 12345;
     uint64_t t0 = now_ns(), until = t0 + (uint64_t)(seconds * 1e9), t1;
+    uint64_t interval = rate > 0 ? (uint64_t)((double)conns / rate * 1e9) : 0;
     int64_t errors = 0;
     int active = conns;
     double secs;
@@ -562,13 +573,36 @@ static void run_closed_loop(enum mode mode, int64_t n, int conns, double seconds
         lcs[i].fd = dial();
         kf_strbuf_init(&lcs[i].in, 16 * 1024);
         epoll_ctl(ep, EPOLL_CTL_ADD, lcs[i].fd, &ev);
-        loop_send(&lcs[i], mode, (int64_t)(rand_r(&seed) % (unsigned)n));
+        if (interval) {
+            /* spread the first requests over one interval */
+            lcs[i].next_due = t0 + interval * (uint64_t)i / (uint64_t)conns;
+            lcs[i].waiting = true;
+        } else {
+            loop_send(&lcs[i], mode, (int64_t)(rand_r(&seed) % (unsigned)n));
+        }
     }
     while (active > 0) {
         struct epoll_event evs[256];
-        int k = epoll_wait(ep, evs, 256, 5000);
+        uint64_t now = now_ns(), wake = UINT64_MAX;
+        int k, timeout = 5000;
 
-        if (k <= 0)
+        for (int i = 0; interval && i < conns; i++) {
+            if (!lcs[i].waiting)
+                continue;
+            if (lcs[i].next_due <= now) {
+                lcs[i].waiting = false;
+                lcs[i].t0 = lcs[i].next_due;
+                loop_send(&lcs[i], mode, (int64_t)(rand_r(&seed) % (unsigned)n));
+            } else if (lcs[i].next_due < wake) {
+                wake = lcs[i].next_due;
+            }
+        }
+        if (wake != UINT64_MAX)
+            timeout = (int)((wake - now) / 1000000ull);
+        k = epoll_wait(ep, evs, 256, timeout);
+        if (k < 0 && errno != EINTR)
+            die("%s: epoll_wait: %s", what, strerror(errno));
+        if (k == 0 && wake == UINT64_MAX)
             die("%s: no answer within 5 s", what);
         for (int e = 0; e < k; e++) {
             struct loop_conn *lc = evs[e].data.ptr;
@@ -584,28 +618,34 @@ static void run_closed_loop(enum mode mode, int64_t n, int conns, double seconds
                 die("%s: not an HTTP response", what);
             if (!used)
                 continue;
-            sample_add(&lat, now_ns() - lc->t0);
+            now = now_ns();
+            sample_add(&lat, now - lc->t0);
             if (status != 200 ||
                 (mode == M_ETCD_GET && !memmem(lc->in.buf, (size_t)used, "\"kvs\"", 5)))
                 errors++;
             memmove(lc->in.buf, lc->in.buf + used, lc->in.len - (size_t)used);
             kf_strbuf_setlen(&lc->in, lc->in.len - (size_t)used);
-            if (now_ns() < until)
-                loop_send(lc, mode, (int64_t)(rand_r(&seed) % (unsigned)n));
-            else
+            if (now >= until) {
                 active--;
+            } else if (interval) {
+                lc->next_due += interval;
+                lc->waiting = true;
+            } else {
+                loop_send(lc, mode, (int64_t)(rand_r(&seed) % (unsigned)n));
+            }
         }
     }
     t1 = now_ns();
     secs = (double)(t1 - t0) / 1e9;
     qsort(lat.v, lat.n, sizeof(*lat.v), cmp_u64);
-    printf("%s: %zu requests in %.2f s = %.0f/s, %d connections each with one request in "
-           "flight; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; %lld errors\n",
-           what, lat.n, secs, (double)lat.n / secs, conns, pct_ms(&lat, 50), pct_ms(&lat, 99),
-           pct_ms(&lat, 99.9), pct_ms(&lat, 100), (long long)errors);
-    printf("RESULT mode=%s n=%zu seconds=%.3f rate=%.1f conns=%d p50_ms=%.3f p99_ms=%.3f "
-           "p999_ms=%.3f max_ms=%.3f errors=%lld\n",
-           what, lat.n, secs, (double)lat.n / secs, conns, pct_ms(&lat, 50), pct_ms(&lat, 99),
+    printf("%s: %zu requests in %.2f s = %.0f/s, %d connections, %s; latency p50 %.2f ms, p99 "
+           "%.2f ms, p99.9 %.2f ms, max %.2f ms; %lld errors\n",
+           what, lat.n, secs, (double)lat.n / secs, conns,
+           interval ? "paced" : "each with one request in flight", pct_ms(&lat, 50),
+           pct_ms(&lat, 99), pct_ms(&lat, 99.9), pct_ms(&lat, 100), (long long)errors);
+    printf("RESULT mode=%s n=%zu seconds=%.3f rate=%.1f target_rate=%.0f conns=%d p50_ms=%.3f "
+           "p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%lld\n",
+           what, lat.n, secs, (double)lat.n / secs, rate, conns, pct_ms(&lat, 50), pct_ms(&lat, 99),
            pct_ms(&lat, 99.9), pct_ms(&lat, 100), (long long)errors);
     for (int i = 0; i < conns; i++) {
         close(lcs[i].fd);
@@ -929,9 +969,9 @@ int main(int argc, char **argv)
         token = NULL;
     if (strcmp(mode, "create") == 0 && argc == 5)
         run_workers(M_CREATE, arg_int(argv[3]), (int)arg_int(argv[4]), 0, 0, "create");
-    else if (strcmp(mode, "get") == 0 && argc == 6)
+    else if (strcmp(mode, "get") == 0 && (argc == 6 || argc == 7))
         run_closed_loop(M_GET, arg_int(argv[3]), (int)arg_int(argv[4]), (double)arg_int(argv[5]),
-                        "get");
+                        argc == 7 ? (double)arg_int(argv[6]) : 0, "get");
     else if (strcmp(mode, "list") == 0 && argc == 5)
         run_list(false, arg_int(argv[3]), (int)arg_int(argv[4]));
     else if (strcmp(mode, "watch") == 0 && argc == 6)
@@ -939,9 +979,10 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "etcd-put") == 0 && argc == 6)
         run_workers(M_ETCD_PUT, arg_int(argv[3]), (int)arg_int(argv[4]), 0,
                     (size_t)arg_int(argv[5]), "etcd-put");
-    else if (strcmp(mode, "etcd-get") == 0 && argc == 6)
+    else if (strcmp(mode, "etcd-get") == 0 && (argc == 6 || argc == 7))
         run_closed_loop(M_ETCD_GET, arg_int(argv[3]), (int)arg_int(argv[4]),
-                        (double)arg_int(argv[5]), "etcd-get");
+                        (double)arg_int(argv[5]), argc == 7 ? (double)arg_int(argv[6]) : 0,
+                        "etcd-get");
     else if (strcmp(mode, "etcd-range") == 0 && argc == 5)
         run_list(true, arg_int(argv[3]), (int)arg_int(argv[4]));
     else {
