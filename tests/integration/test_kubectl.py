@@ -225,6 +225,13 @@ def test_tokens_over_https():
                     check=False)
         assert p.returncode == 1 and ("Unauthorized" in p.stderr or "logged in" in p.stderr), p
         assert k2.get(path("regions", "cn-hangzhou")).status == 200
+        # a watch over TLS, resumed by a write like any other
+        w = k2.watch(path("regions"))
+        assert w.next()["object"]["metadata"]["name"] == "cn-hangzhou"
+        assert k2.post(path("regions"), kftest.sample("Region", "tls-2")).status == 201
+        ev = w.next()
+        assert ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == "tls-2", ev
+        w.close()
 
 
 def test_zz_clean_shutdown():
