@@ -82,8 +82,10 @@ def test_apply_create_configure_unchanged():
     assert gc["metadata"]["labels"] == {"env": "prod"}, gc
     assert "kubectl.kubernetes.io/last-applied-configuration" in gc["metadata"]["annotations"]
 
-    p = kubectl("apply", "-f", "-", stdin=MANIFEST % 7)
+    p = kubectl("apply", "-f", "-", "-v=8", stdin=MANIFEST % 7)
     assert "region.kfleet.io/cn-hangzhou unchanged" in p.stdout, p.stdout
+    # apply sends a merge patch: OpenAPI offers no strategic merge patch
+    assert "Content-Type: application/merge-patch+json" in p.stderr, p.stderr[-3000:]
     assert "guestcluster.kfleet.io/web-1 configured" in p.stdout, p.stdout
     gc2 = kd.get(path("guestclusters", "web-1")).json
     assert gc2["spec"]["expectedNodes"] == 7 and gc2["metadata"]["generation"] == 2, gc2
@@ -178,6 +180,10 @@ def test_patch_label_explain():
     kubectl("patch", "gc", "web-1", "--type", "json", "-p",
             '[{"op":"replace","path":"/spec/expectedNodes","value":10}]')
     assert kd.get(path("guestclusters", "web-1")).json["spec"]["expectedNodes"] == 10
+    # kubectl patch's default type is a strategic merge patch: taken as a merge patch
+    p = kubectl("patch", "gc", "web-1", "-p", '{"spec":{"expectedNodes":11}}', "-v=8")
+    assert "application/strategic-merge-patch+json" in p.stderr, p.stderr[-2000:]
+    assert kd.get(path("guestclusters", "web-1")).json["spec"]["expectedNodes"] == 11
     kubectl("label", "region", "cn-hangzhou", "tier=gold")
     assert kd.get(path("regions", "cn-hangzhou")).json["metadata"]["labels"]["tier"] == "gold"
     out = kubectl("explain", "guestcluster.spec").stdout
