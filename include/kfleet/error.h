@@ -30,6 +30,7 @@
 #define KF_ETOOMANY      EBUSY       /* 429 TooManyRequests */
 #define KF_EUNAVAILABLE  EAGAIN      /* 503 ServiceUnavailable: store or peer down */
 #define KF_ETIMEOUT      ETIMEDOUT   /* 504 Timeout */
+#define KF_EFENCED       EOWNERDEAD  /* 409 Conflict: the writer is no longer the leader */
 
 struct kf_error_info {
     int http;           /* HTTP status code */

@@ -121,6 +121,12 @@ struct kf_range {
 enum kf_op_type {
     KF_OP_PUT = 1,
     KF_OP_DELETE = 2,
+    /* A condition only: the transaction applies only if key satisfies
+     * expect_mod_rev (0: missing; > 0: exists with that mod_rev; KF_REV_ANY
+     * is -EINVAL); nothing is written to key and it gets no event. Used for
+     * fencing (a write that holds only while a leader key is unchanged, see
+     * kf_store_guard_new). A transaction needs at least one PUT or DELETE. */
+    KF_OP_CHECK = 3,
 };
 
 struct kf_op {
@@ -201,7 +207,8 @@ const char *kf_store_url(const struct kf_store *s);
 int kf_store_get(struct kf_store *s, const char *key, struct kf_kv *ret);
 int kf_store_range(struct kf_store *s, const struct kf_range *q, struct kf_kv_list *ret);
 /* Checks every op first (-EINVAL: no key, a key not starting with '/', a
- * PUT without value, a bad condition or type, no ops; -KF_ETOOLARGE: a key
+ * PUT without value, a bad condition or type, no ops, only KF_OP_CHECK
+ * ops; -KF_ETOOLARGE: a key
  * or value over the limits, more than KF_STORE_MAX_TXN_OPS ops), then calls
  * the backend's txn (see struct kf_store_ops). */
 int kf_store_txn(struct kf_store *s, const struct kf_op *ops, size_t n, int64_t *ret_rev,
@@ -215,6 +222,28 @@ int kf_store_history(struct kf_store *s, int64_t after_rev, size_t limit,
 int kf_store_compact(struct kf_store *s, int64_t rev);
 int kf_store_status(struct kf_store *s, struct kf_store_status *ret);
 int64_t kf_store_rev(struct kf_store *s); /* current revision, or 0 */
+
+/* --- fencing ------------------------------------------------------------
+ *
+ * A guarded handle on store s: reads, watches, history, compaction and
+ * status are s's; every transaction through it carries one more op, a
+ * KF_OP_CHECK that guard_key still has mod_rev guard_rev. So a write through
+ * it commits only if, at the revision it commits at, guard_key is unchanged
+ * since guard_rev: with guard_key a leader key attached to an etcd lease and
+ * guard_rev its revision (the fencing token), a writer that has lost
+ * leadership (the lease expired, another replica campaigned and won) can
+ * no longer write, whatever it believes and however late its request
+ * arrives. A transaction refused because of the guard (and only then)
+ * returns -KF_EFENCED; one of n ops then fits at most
+ * KF_STORE_MAX_TXN_OPS - 1. s must outlive the handle; close the handle
+ * with kf_store_close (which closes only the handle). Each refusal counts
+ * in kf_store_guard_fenced. Watches opened on the handle must be closed
+ * before it. */
+int kf_store_guard_new(struct kf_store *s, const char *guard_key, int64_t guard_rev,
+                       struct kf_store **ret);
+/* Transactions refused by the guard of handle g so far (0 for a store that
+ * is not a guard). */
+uint64_t kf_store_guard_fenced(struct kf_store *g);
 
 /* For backends: the one registry, and publishing committed events. */
 const struct kf_store_ops *kf_store_backend(const char *scheme);

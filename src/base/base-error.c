@@ -25,6 +25,7 @@ static const struct {
     { KF_ETOOMANY, { 429, "TooManyRequests" } },
     { KF_EUNAVAILABLE, { 503, "ServiceUnavailable" } },
     { KF_ETIMEOUT, { 504, "Timeout" } },
+    { KF_EFENCED, { 409, "Conflict" } },
 };
 
 static const struct kf_error_info internal_error = { 500, "InternalError" };

@@ -20,7 +20,11 @@
  *     and by other kfleetd replicas reach local watchers the same way, once.
  *     The events of one etcd revision are one transaction. After a broken
  *     stream the watch resumes after the last published revision on the
- *     next endpoint, so nothing is lost or published twice;
+ *     next endpoint, so nothing is lost or published twice; if etcd was
+ *     compacted past that point meanwhile, the events in between are gone:
+ *     every local watcher is expired (kf_watch_hub_expire, so API clients
+ *     get 410 Gone and informers list again) and the watch goes on after
+ *     the compaction;
  *   - read-your-writes: a successful txn waits (bounded by the request
  *     timeout) until the watch has published its revision before it
  *     returns, so a caller that writes and then reads its watch sees its
@@ -233,7 +237,9 @@ static json_t *txn_request(struct etcd_store *es, const struct kf_op *ops, size_
         /* a delete of a missing key fails whatever the condition */
         if (op->type == KF_OP_DELETE && op->expect_mod_rev <= 0)
             json_array_append_new(cmp, compare(es, op->key, "CREATE", "GREATER", 0));
-        if (op->type == KF_OP_PUT)
+        if (op->type == KF_OP_CHECK)
+            ; /* a compare only (fencing) */
+        else if (op->type == KF_OP_PUT)
             json_array_append_new(succ, json_pack("{s:{s:o, s:o}}", "request_put", "key",
                                                   ekey(es, op->key), "value",
                                                   kf_etcd_bytes(op->value, op->value_len)));
@@ -333,6 +339,8 @@ static enum resolved txn_resolve(struct etcd_store *es, const struct kf_op *ops,
         json_t *kv = range_kv(resp, i);
         int64_t mod = kv ? kf_etcd_get_int(kv, "mod_revision", 0) : 0;
 
+        if (ops[i].type == KF_OP_CHECK)
+            continue; /* a condition only: its key tells nothing */
         if (ops[i].expect_mod_rev > 0 && kv && mod == ops[i].expect_mod_rev) {
             res = RESOLVED_NOT_APPLIED;
             goto out;
@@ -554,16 +562,25 @@ static void *publisher(void *arg)
         json_decref(req);
         if (r == -KF_ECOMPACTED) {
             /* Our watch fell behind a compaction by someone else while it
-             * was away: what happened in between is gone. Go on from the
-             * compaction (watchers learn of it through the hub). */
+             * was away: what happened in between is gone. Every local
+             * watcher, however caught up, missed it: expire them all (API
+             * clients get 410 Gone and list again, informers list again)
+             * and go on after the compaction. The events of revision c
+             * itself are skipped too: whoever lists now sees them. */
             int64_t c = known_compacted(es);
+            size_t n;
 
-            kf_log_dbg("watch from revision %lld: compacted up to %lld; events in between lost",
-                       (long long)from, (long long)c);
             pthread_mutex_lock(&es->lock);
-            if (c - 1 > es->published_rev)
-                es->published_rev = c - 1;
+            if (c > es->published_rev)
+                es->published_rev = c;
+            if (c > es->last_event_rev)
+                es->last_event_rev = c;
+            pthread_cond_broadcast(&es->cond);
             pthread_mutex_unlock(&es->lock);
+            n = kf_watch_hub_expire(es->base.hub, c);
+            kf_log_dbg("watch from revision %lld: compacted up to %lld, events in between lost; "
+                       "expired %zu watchers, resuming after %lld",
+                       (long long)from, (long long)c, n, (long long)c);
         } else if (r != -EINTR) {
             kf_log_dbg("watch on \"%s\" ended (%d: %s); resuming after revision %lld",
                        kf_etcd_endpoint(es->c), r, err.buf, (long long)from - 1);
@@ -890,6 +907,11 @@ static int etcd_open(const char *arg, struct kf_store **ret, struct kf_strbuf *e
     }
     *ret = &es->base;
     return 0;
+}
+
+struct kf_etcd *kf_store_etcd_client(struct kf_store *s)
+{
+    return s && s->ops == &kf_store_etcd_ops ? es_of(s)->c : NULL;
 }
 
 const struct kf_store_ops kf_store_etcd_ops = {

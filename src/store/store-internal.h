@@ -44,6 +44,15 @@ struct kf_watch_hub *kf_watch_hub_new(int64_t rev, int64_t compacted_rev, size_t
  * reference. Called before the backend is closed. NULL is fine. */
 void kf_watch_hub_close(struct kf_watch_hub *hub);
 
+/* For a backend that learns that events after what it last published and
+ * up to rev were lost (its own feed resumed from a compacted revision):
+ * every open watcher ends with -KF_ECOMPACTED at its next kf_watch_next
+ * (kf_watch_wait reports it ready), however caught up it was, so that API
+ * clients get 410 Gone and informers list again; the hub then continues
+ * after rev (the next publish must be > rev), and watches opened from now
+ * on start there. Returns the number of watchers expired. */
+size_t kf_watch_hub_expire(struct kf_watch_hub *hub, int64_t rev);
+
 /* For tests: the window size of hubs created from now on (0, 0: back to
  * KF_WATCH_WINDOW_EVENTS and KF_WATCH_WINDOW_BYTES). A tiny window makes
  * every watcher fall back to history. Not thread-safe; call it between
@@ -57,8 +66,15 @@ char *kf_store_prefix_end(const char *prefix);
 /* Checks a key and value against the store's limits. */
 int kf_store_check_op(const struct kf_op *op);
 
+/* The etcd client of an etcd store (its configuration: endpoints, TLS,
+ * prefix), NULL for other backends. For leader election (store-election.c). */
+struct kf_etcd;
+struct kf_etcd *kf_store_etcd_client(struct kf_store *s);
+
 extern const struct kf_store_ops kf_store_memory_ops;
 extern const struct kf_store_ops kf_store_sqlite_ops;
 extern const struct kf_store_ops kf_store_etcd_ops;
+/* Not a backend (not in the registry): fenced handles, store-guard.c. */
+extern const struct kf_store_ops kf_store_guard_ops;
 
 #endif

@@ -319,6 +319,8 @@ static int mem_txn(struct kf_store *s, const struct kf_op *ops, size_t n, int64_
         struct mem_entry *e;
         struct kf_event *ev;
 
+        if (ops[i].type == KF_OP_CHECK)
+            continue;
         if (ops[i].type == KF_OP_PUT) {
             if (found) {
                 e = &m->live[at];

@@ -1063,7 +1063,9 @@ static int check_txn(struct sql_store *s, struct pending *p, int64_t rev)
             else if (op->type == KF_OP_DELETE && !found)
                 r = -KF_ENOTFOUND;
         }
-        if (r == 0 && op->type == KF_OP_PUT) {
+        if (r == 0 && op->type == KF_OP_CHECK) {
+            /* a condition only: no event, no write */
+        } else if (r == 0 && op->type == KF_OP_PUT) {
             p->events[i] =
                 kf_event_new(KF_EVENT_PUT, op->key, op->value, op->value_len,
                              found ? create_rev : rev, rev, found ? cur : NULL, cur_len, mod_rev);
@@ -1091,6 +1093,8 @@ static int write_txn(struct sql_store *s, struct pending *p, int64_t rev)
         sqlite3_stmt *st = s->w[W_LOG];
         int rc;
 
+        if (op->type == KF_OP_CHECK)
+            continue;
         sqlite3_bind_int64(st, 1, rev * OPS_PER_REV + (int64_t)i);
         bind_str(st, 2, op->key);
         sqlite3_bind_int64(st, 3, ev->kv.create_rev);
@@ -1204,9 +1208,14 @@ static void run_batch(struct sql_store *s, struct pending *batch)
     store64(&s->nkeys, s->nkeys + delta);
     store64(&s->rev, rev);
     for (struct pending *p = batch; p; p = p->next) {
+        size_t nev = 0;
+
         if (p->r < 0)
             continue;
-        kf_store_publish(&s->base, p->events, p->n);
+        for (size_t i = 0; i < p->n; i++) /* KF_OP_CHECK ops have no event */
+            if (p->events[i])
+                p->events[nev++] = p->events[i];
+        kf_store_publish(&s->base, p->events, nev);
         free(p->events);
         p->events = NULL;
     }

@@ -9,6 +9,9 @@
  * overrun by it, reads the backend's history instead (a "fallback") and
  * returns to the ring once it has caught up; if that history was compacted
  * the watch ends with -KF_ECOMPACTED, which the API turns into 410 Gone.
+ * A backend whose own feed lost events (etcd's watch came back after a
+ * compaction) expires every watcher at once (kf_watch_hub_expire): they
+ * end with -KF_ECOMPACTED too, and their clients list again.
  *
  * A watcher's position is (cur_rev, cur_count): it has had every event of
  * the revisions below cur_rev and the first cur_count events of cur_rev.
@@ -58,6 +61,9 @@ struct kf_watch {
     /* The backend's history had nothing new although the ring had moved on
      * (a backend whose history lags its events): kf_watch_wait polls. */
     bool lagging;
+    /* Events this watcher should have had are lost (kf_watch_hub_expire):
+     * it ends with -KF_ECOMPACTED. Written under hub->lock. */
+    bool expired;
 };
 
 /* Poll period while a watcher is lagging (see kf_watch_wait). */
@@ -236,6 +242,32 @@ void kf_store_note_compacted(struct kf_store *s, int64_t rev)
     if (rev > hub->compacted_rev)
         hub->compacted_rev = rev;
     pthread_mutex_unlock(&hub->lock);
+}
+
+size_t kf_watch_hub_expire(struct kf_watch_hub *hub, int64_t rev)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&hub->lock);
+    for (struct kf_watch *w = hub->watchers; w; w = w->next) {
+        if (!w->expired)
+            n++;
+        __atomic_store_n(&w->expired, true, __ATOMIC_RELEASE);
+        if (w->wake)
+            w->wake(w->arg);
+    }
+    /* Nothing between the last published event and rev will ever be in the
+     * ring or in the history: a watcher positioned before rev cannot be
+     * served from either. */
+    if (rev > hub->rev)
+        hub->rev = rev;
+    if (rev > hub->window_base_rev)
+        hub->window_base_rev = rev;
+    if (rev > hub->compacted_rev)
+        hub->compacted_rev = rev;
+    pthread_cond_broadcast(&hub->cond);
+    pthread_mutex_unlock(&hub->lock);
+    return n;
 }
 
 /* First sequence number whose event has a revision > rev. */
@@ -467,6 +499,8 @@ int kf_watch_next(struct kf_watch *w, struct kf_event **ret)
     struct kf_watch_hub *hub = w->hub;
 
     for (;;) {
+        if (__atomic_load_n(&w->expired, __ATOMIC_ACQUIRE))
+            return -KF_ECOMPACTED;
         if (!w->in_ring) {
             int r = next_from_history(w, ret);
 
@@ -518,7 +552,7 @@ static void deadline_after(struct timespec *ts, int ms)
 
 static bool ready_locked(struct kf_watch_hub *hub, struct kf_watch *w)
 {
-    if (hub->closed)
+    if (hub->closed || w->expired)
         return true;
     if (!w->in_ring && w->backlog_pos >= w->backlog.n && ring_covers_locked(hub, w))
         enter_ring_locked(hub, w); /* caught up: wait on the ring, not on history */
@@ -534,7 +568,8 @@ int kf_watch_wait(struct kf_watch *w, int timeout_ms)
     bool ready;
     int wait_ms = timeout_ms;
 
-    if (!w->in_ring && w->backlog_pos < w->backlog.n)
+    if ((!w->in_ring && w->backlog_pos < w->backlog.n) ||
+        __atomic_load_n(&w->expired, __ATOMIC_ACQUIRE))
         return 1;
     /* A lagging watcher cannot know when the backend's history catches up:
      * it looks again every LAG_POLL_MS. */

@@ -81,7 +81,9 @@ int kf_store_check_op(const struct kf_op *op)
         return -EINVAL;
     if (klen > KF_STORE_MAX_KEY)
         return -KF_ETOOLARGE;
-    if (op->type != KF_OP_PUT && op->type != KF_OP_DELETE)
+    if (op->type != KF_OP_PUT && op->type != KF_OP_DELETE && op->type != KF_OP_CHECK)
+        return -EINVAL;
+    if (op->type == KF_OP_CHECK && op->expect_mod_rev < 0)
         return -EINVAL;
     if (op->type == KF_OP_PUT && (!op->value || op->value_len > KF_STORE_MAX_VALUE))
         return op->value ? -KF_ETOOLARGE : -EINVAL;
@@ -154,6 +156,11 @@ void kf_store_close(struct kf_store *s)
 
     if (!s)
         return;
+    if (s->ops == &kf_store_guard_ops) {
+        /* a handle on another store: its hub and URL are that store's */
+        s->ops->close(s);
+        return;
+    }
     if (s->ops->stop)
         s->ops->stop(s);
     hub = s->hub;
@@ -191,6 +198,8 @@ int kf_store_txn(struct kf_store *s, const struct kf_op *ops, size_t n, int64_t 
             *ret_failed = KF_STORE_MAX_TXN_OPS;
         return -KF_ETOOLARGE;
     }
+    bool writes = false;
+
     for (size_t i = 0; i < n; i++) {
         int r = kf_store_check_op(&ops[i]);
 
@@ -199,6 +208,12 @@ int kf_store_txn(struct kf_store *s, const struct kf_op *ops, size_t n, int64_t 
                 *ret_failed = i;
             return r;
         }
+        writes = writes || ops[i].type != KF_OP_CHECK;
+    }
+    if (!writes) {
+        if (ret_failed)
+            *ret_failed = 0;
+        return -EINVAL;
     }
     return s->ops->txn(s, ops, n, ret_rev, ret_failed);
 }
