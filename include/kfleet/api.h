@@ -73,6 +73,12 @@ int kf_api_start(struct kf_api *api, struct kf_strbuf *err);
 uint16_t kf_api_port(const struct kf_api *api);
 /* Re-reads the token file (SIGHUP). On error the old tokens stay. */
 int kf_api_reload_tokens(struct kf_api *api, struct kf_strbuf *err);
+
+/* Lines that /readyz adds after its "ok" (e.g. which replica leads):
+ * fn(arg, out) appends text ending in a newline; called from request
+ * threads, so it must be thread-safe and quick. Before kf_api_start only. */
+void kf_api_set_ready_detail(struct kf_api *api, void (*fn)(void *arg, struct kf_strbuf *out),
+                             void *arg);
 /* Stops accepting, ends every open watch (the client sees the stream end),
  * finishes in-flight requests and stops the threads. Idempotent. */
 void kf_api_stop(struct kf_api *api);

@@ -54,6 +54,16 @@ extern const double kf_metrics_latency_buckets[];
 extern const size_t kf_metrics_latency_nbuckets;
 
 struct kf_metrics *kf_metrics_new(void);
+/* A registry whose families are shown as part of another's
+ * (kf_metrics_set_child), e.g. those of kfleetd's controllers, which come
+ * and go with leadership. It has no kfleet_metrics_series_dropped_total of
+ * its own (the name would appear twice). */
+struct kf_metrics *kf_metrics_new_child(void);
+/* From now on kf_metrics_write(m) also writes child's families, after m's
+ * own (NULL: none). Waits for writes in progress, so after
+ * kf_metrics_set_child(m, NULL) returns the old child may be freed. Family
+ * names must not repeat between m and child. */
+void kf_metrics_set_child(struct kf_metrics *m, struct kf_metrics *child);
 /* Frees the registry and every family in it. NULL is fine. */
 void kf_metrics_free(struct kf_metrics *m);
 

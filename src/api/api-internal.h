@@ -157,6 +157,9 @@ struct kf_api {
     /* watch events sent, by kind (index in kf_kinds) and type; atomics */
     uint64_t watch_events[API_MAX_KINDS][API_WATCH_EVENT_TYPES];
     void *probes[2]; /* the collected store families' arguments */
+    /* kf_api_set_ready_detail */
+    void (*ready_detail)(void *arg, struct kf_strbuf *out);
+    void *ready_detail_arg;
 };
 
 /* --- api-http.c ------------------------------------------------------- */

@@ -585,7 +585,23 @@ static int serve_readyz(struct api_request *req)
         free(msg);
         return r;
     }
+    if (req->api->ready_detail) {
+        struct kf_strbuf body = KF_STRBUF_INIT;
+
+        kf_strbuf_addstr(&body, "ok\n");
+        req->api->ready_detail(req->api->ready_detail_arg, &body);
+        r = api_reply_text(req, MHD_HTTP_OK, body.buf);
+        kf_strbuf_release(&body);
+        return r;
+    }
     return api_reply_text(req, MHD_HTTP_OK, "ok\n");
+}
+
+void kf_api_set_ready_detail(struct kf_api *api, void (*fn)(void *arg, struct kf_strbuf *out),
+                             void *arg)
+{
+    api->ready_detail = fn;
+    api->ready_detail_arg = arg;
 }
 
 static int serve_metrics(struct api_request *req)

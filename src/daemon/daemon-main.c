@@ -15,6 +15,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kfleet/api.h"
 #include "kfleet/error.h"
@@ -58,6 +59,10 @@ static const char usage_text[] =
     "  --watch-timeout DUR       end watches after this (+ jitter) unless the client says\n"
     "                            (default 30m)\n"
     "  --bookmark-interval DUR   BOOKMARK events on watches that ask (default 10s)\n"
+    "  --replica-id ID           this replica's name in the leader election (default\n"
+    "                            HOSTNAME:PORT of --listen)\n"
+    "  --leader-ttl DUR          with an etcd store: the leader's lease; a dead leader is\n"
+    "                            replaced within about this long (default 10s, min 1s)\n"
     "  --help, --version\n"
     "\n"
     "Durations: 500ms, 90s, 5m, 1h30m. Exit codes: 0 clean shutdown, 1 run-time failure,\n"
@@ -81,6 +86,8 @@ enum {
     OPT_EVENT_TTL,
     OPT_WATCH_TIMEOUT,
     OPT_BOOKMARK_INTERVAL,
+    OPT_REPLICA_ID,
+    OPT_LEADER_TTL,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -103,6 +110,8 @@ static const struct option options[] = {
     { "event-ttl", required_argument, NULL, OPT_EVENT_TTL },
     { "watch-timeout", required_argument, NULL, OPT_WATCH_TIMEOUT },
     { "bookmark-interval", required_argument, NULL, OPT_BOOKMARK_INTERVAL },
+    { "replica-id", required_argument, NULL, OPT_REPLICA_ID },
+    { "leader-ttl", required_argument, NULL, OPT_LEADER_TTL },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -115,6 +124,8 @@ struct config {
     const char *log_level;
     const char *log_file;
     struct daemon_maint_config maint;
+    const char *replica_id;
+    int64_t leader_ttl_ms;
 };
 
 static KF_NORETURN KF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
@@ -163,6 +174,7 @@ static void parse_options(int argc, char **argv, struct config *c)
     c->maint.compact_keep_revs = 100000;
     c->maint.event_ttl_ms = 60 * 60 * 1000;
     c->maint.event_gc_interval_ms = 60 * 1000;
+    c->leader_ttl_ms = 10 * 1000;
 
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -238,6 +250,14 @@ static void parse_options(int argc, char **argv, struct config *c)
             c->api.bookmark_interval_ms = (unsigned int)KF_MIN(ms, 3600 * 1000);
             break;
         }
+        case OPT_REPLICA_ID:
+            c->replica_id = optarg;
+            break;
+        case OPT_LEADER_TTL:
+            c->leader_ttl_ms = parse_duration("leader-ttl", optarg);
+            if (c->leader_ttl_ms < 1000)
+                usage_error("--leader-ttl must be at least 1s");
+            break;
         case OPT_HELP:
         case 'h':
             fputs(usage_text, stdout);
@@ -278,13 +298,26 @@ static int make_dir(const char *dir, struct kf_strbuf *err)
     return r;
 }
 
+/* HOSTNAME:PORT, the port taken from the listen address. */
+static char *default_replica_id(const char *listen)
+{
+    char host[256] = "kfleetd";
+    const char *colon = strrchr(listen ? listen : "", ':');
+
+    if (gethostname(host, sizeof(host)) < 0)
+        snprintf(host, sizeof(host), "kfleetd");
+    host[sizeof(host) - 1] = '\0';
+    return kf_xasprintf("%.100s:%s", host, colon ? colon + 1 : "7480");
+}
+
 int main(int argc, char **argv)
 {
     struct config c;
     struct kf_strbuf err = KF_STRBUF_INIT;
     struct kf_daemon d = { 0 };
-    struct daemon_maint *maint = NULL;
-    char *store_url = NULL;
+    struct daemon_leader *leader = NULL;
+    struct daemon_leader_config lc = { 0 };
+    char *store_url = NULL, *replica_id = NULL;
     sigset_t sigs;
     int sig = 0, r, exit_code = 0;
 
@@ -326,23 +359,20 @@ int main(int argc, char **argv)
         exit_code = EXIT_USAGE;
         goto close_store;
     }
-    r = kf_daemon_controllers_start(&d, &err);
+    lc.replica_id = c.replica_id ? c.replica_id : (replica_id = default_replica_id(c.api.listen));
+    lc.lease_ttl_ms = c.leader_ttl_ms;
+    lc.maint = c.maint;
+    r = daemon_leader_start(&d, &lc, &leader, &err);
     if (r < 0) {
         kf_log_err("cannot start the controllers: %s", err.len ? err.buf : strerror(-r));
-        exit_code = EXIT_RUNTIME;
+        exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
         goto free_api;
-    }
-    r = daemon_maint_start(&d, &c.maint, &maint);
-    if (r < 0) {
-        kf_log_err("cannot start the maintenance thread: %s", strerror(-r));
-        exit_code = EXIT_RUNTIME;
-        goto stop_controllers;
     }
     r = kf_api_start(d.api, &err);
     if (r < 0) {
         kf_log_err("%s", err.buf);
         exit_code = EXIT_RUNTIME;
-        goto stop_maint;
+        goto stop_leader;
     }
     kf_log_info("kfleetd %s listening on %s://%s (port %u), store \"%s\", %s", KF_VERSION,
                 c.api.tls_cert_file ? "https" : "http", c.api.listen, kf_api_port(d.api), store_url,
@@ -364,10 +394,8 @@ int main(int argc, char **argv)
     }
     kf_api_stop(d.api);
 
-stop_maint:
-    daemon_maint_stop(maint);
-stop_controllers:
-    kf_daemon_controllers_stop(&d);
+stop_leader:
+    daemon_leader_stop(leader);
 free_api:
     kf_api_free(d.api);
 close_store:
@@ -378,6 +406,7 @@ close_store:
     if (sig)
         kf_log_info("kfleetd stopped (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
     free(store_url);
+    free(replica_id);
     kf_strbuf_release(&err);
     return exit_code;
 }

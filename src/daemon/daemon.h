@@ -3,11 +3,22 @@
  *   daemon-main.c         options, start-up order, signals, shutdown
  *   daemon-maint.c        periodic store compaction and Event garbage collection
  *   daemon-controllers.c  THE HOOK where controllers are started and stopped
+ *   daemon-leader.c       leader election: controllers and maintenance run
+ *                         only on the leader, in terms (fenced writes)
+ *   daemon-heartbeats.c   host heartbeats shared between replicas
  *
  * Start-up order: store -> registry -> metrics -> API server (built, not yet
- * listening) -> controllers -> maintenance -> API listens. Shutdown runs it
- * backwards: the API stops accepting and ends its watches, then
- * maintenance and controllers stop, then the registry and store close.
+ * listening) -> election (with one writer, sqlite or memory, this replica
+ * leads at once: controllers -> maintenance) -> API listens. On etcd the
+ * controllers and maintenance start later, whenever this replica becomes
+ * the leader, and stop when it stops being it (daemon-leader.c). Shutdown
+ * runs it backwards: the API stops accepting and ends its watches, then
+ * maintenance and controllers stop, the replica resigns, then the registry
+ * and store close.
+ *
+ * While leading, a term's struct kf_daemon is a copy of kfleetd's with a
+ * fenced store handle, a registry over it and metrics of its own: the
+ * controller hook and the maintenance see only that copy.
  */
 #ifndef KF_DAEMON_H
 #define KF_DAEMON_H
@@ -57,5 +68,21 @@ void daemon_maint_stop(struct daemon_maint *m); /* NULL is fine */
  * (time, revision) taken so far (exported for tests; 0: nothing to do). */
 int64_t daemon_compact_target(const struct daemon_maint_config *c, int64_t cur_rev, int64_t now_ms,
                               const int64_t *sample_ms, const int64_t *sample_rev, size_t n);
+
+/* The leader election and the terms it drives (daemon-leader.c). */
+struct daemon_leader;
+struct daemon_leader_config {
+    const char *replica_id; /* in the leader key; --replica-id */
+    int64_t lease_ttl_ms;   /* --leader-ttl */
+    struct daemon_maint_config maint;
+};
+/* Starts the election; with a single-writer store also the first term
+ * (controllers and maintenance) before returning. Registers the kfleet_leader
+ * families and the /readyz detail (before the API listens). */
+int daemon_leader_start(struct kf_daemon *d, const struct daemon_leader_config *c,
+                        struct daemon_leader **ret, struct kf_strbuf *err);
+/* Stops the term (if leading) and resigns. NULL is fine. */
+void daemon_leader_stop(struct daemon_leader *l);
+bool daemon_leader_is_leader(struct daemon_leader *l);
 
 #endif

@@ -84,7 +84,9 @@ struct kf_metrics {
     pthread_mutex_t lock;
     struct kf_metric **families;
     size_t n, alloc;
-    struct kf_metric *dropped; /* kfleet_metrics_series_dropped_total */
+    struct kf_metric *dropped;   /* kfleet_metrics_series_dropped_total */
+    pthread_rwlock_t child_lock; /* child: read while writing, written by set_child */
+    struct kf_metrics *child;
 };
 
 static bool name_char(char c, bool first, bool colon_ok)
@@ -126,11 +128,19 @@ static void dropped_collect(struct kf_metric *f, void *arg)
     pthread_mutex_unlock(&m->lock);
 }
 
-struct kf_metrics *kf_metrics_new(void)
+struct kf_metrics *kf_metrics_new_child(void)
 {
     struct kf_metrics *m = kf_xcalloc(1, sizeof(*m));
 
     pthread_mutex_init(&m->lock, NULL);
+    pthread_rwlock_init(&m->child_lock, NULL);
+    return m;
+}
+
+struct kf_metrics *kf_metrics_new(void)
+{
+    struct kf_metrics *m = kf_metrics_new_child();
+
     m->dropped = kf_metrics_collected(
         m, KF_METRIC_COUNTER, "kfleet_metrics_series_dropped_total",
         "Label combinations not recorded because their family reached its series limit.", "family",
@@ -178,6 +188,7 @@ void kf_metrics_free(struct kf_metrics *m)
         family_free(m->families[i]);
     free(m->families);
     pthread_mutex_destroy(&m->lock);
+    pthread_rwlock_destroy(&m->child_lock);
     free(m);
 }
 
@@ -555,7 +566,18 @@ int kf_metrics_write(struct kf_metrics *m, struct kf_strbuf *out)
         pthread_mutex_unlock(&m->lock);
         write_family(f, out);
     }
+    pthread_rwlock_rdlock(&m->child_lock);
+    if (m->child)
+        kf_metrics_write(m->child, out);
+    pthread_rwlock_unlock(&m->child_lock);
     return out->overflowed ? -E2BIG : 0;
+}
+
+void kf_metrics_set_child(struct kf_metrics *m, struct kf_metrics *child)
+{
+    pthread_rwlock_wrlock(&m->child_lock);
+    m->child = child;
+    pthread_rwlock_unlock(&m->child_lock);
 }
 
 /* --- process metrics -------------------------------------------------- */
