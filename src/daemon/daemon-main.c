@@ -56,6 +56,7 @@ static const char usage_text[] =
     "  --compact-retention DUR   keep revisions younger than this (default 1h) ...\n"
     "  --compact-keep-revisions N  ... and at least the latest N (default 100000)\n"
     "  --event-ttl DUR           delete Events not seen for this long (default 1h)\n"
+    "  --event-gc-interval DUR   how often the leader looks for such Events (default 1m)\n"
     "  --watch-timeout DUR       end watches after this (+ jitter) unless the client says\n"
     "                            (default 30m)\n"
     "  --bookmark-interval DUR   BOOKMARK events on watches that ask (default 10s)\n"
@@ -84,6 +85,7 @@ enum {
     OPT_COMPACT_RETENTION,
     OPT_COMPACT_KEEP,
     OPT_EVENT_TTL,
+    OPT_EVENT_GC_INTERVAL,
     OPT_WATCH_TIMEOUT,
     OPT_BOOKMARK_INTERVAL,
     OPT_REPLICA_ID,
@@ -108,6 +110,7 @@ static const struct option options[] = {
     { "compact-retention", required_argument, NULL, OPT_COMPACT_RETENTION },
     { "compact-keep-revisions", required_argument, NULL, OPT_COMPACT_KEEP },
     { "event-ttl", required_argument, NULL, OPT_EVENT_TTL },
+    { "event-gc-interval", required_argument, NULL, OPT_EVENT_GC_INTERVAL },
     { "watch-timeout", required_argument, NULL, OPT_WATCH_TIMEOUT },
     { "bookmark-interval", required_argument, NULL, OPT_BOOKMARK_INTERVAL },
     { "replica-id", required_argument, NULL, OPT_REPLICA_ID },
@@ -231,6 +234,9 @@ static void parse_options(int argc, char **argv, struct config *c)
             c->maint.event_ttl_ms = parse_duration("event-ttl", optarg);
             if (!c->maint.event_ttl_ms)
                 usage_error("--event-ttl must be more than 0");
+            break;
+        case OPT_EVENT_GC_INTERVAL:
+            c->maint.event_gc_interval_ms = parse_duration("event-gc-interval", optarg);
             break;
         case OPT_WATCH_TIMEOUT: {
             int64_t ms = parse_duration("watch-timeout", optarg);
