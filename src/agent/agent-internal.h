@@ -261,8 +261,10 @@ int kf_agent_resolve_binary(const char *argv0, const char *search_path, char **r
 int kf_agent_read_exit_file(const char *path, struct kf_proc_exit *ret);
 /* mkdir -p with mode for the created components. */
 int kf_agent_mkdir_p(const char *path, mode_t mode);
-/* Writes data to path atomically (temp file, fsync, rename, fsync dir). */
-int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* Writes data to path atomically (temp file, rename); `durable` adds the
+ * fsyncs (file, then directory) that make it survive a host crash. */
+int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                          bool durable);
 int kf_agent_read_file(const char *path, size_t cap, char **ret, size_t *ret_len);
 
 /* --- logs (agent-log.c) ---------------------------------------------------------- */

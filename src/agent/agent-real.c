@@ -361,7 +361,10 @@ static void real_persist(struct kf_runner *r, struct rproc *p)
     rec.first_start_ms = p->first_start_ms;
     rec.log_discarded = rp->log_discarded + rp->log.discarded;
     kf_state_format(&rec, &sb);
-    rc = kf_agent_write_atomic(rp->state_path, sb.buf, sb.len, 0600);
+    /* Not fsynced: a state file only has to outlive the agent, not the host
+     * (after a host crash its processes are gone too, and a lost or torn
+     * record means "not running", which is then true). Results are. */
+    rc = kf_agent_write_atomic(rp->state_path, sb.buf, sb.len, 0600, false);
     if (rc < 0)
         kf_log_rl_warn("cannot save the state of \"%s\" to \"%s\": %s; a restarted agent "
                        "will not find it",
@@ -571,10 +574,10 @@ static int real_save_result(struct kf_runner *r, const struct kf_task_result *re
     int rc;
 
     /* The output first: the result file is what makes the pair count. */
-    rc = kf_agent_write_atomic(out, res->output, res->output_len, 0600);
+    rc = kf_agent_write_atomic(out, res->output, res->output_len, 0600, true);
     if (rc == 0) {
         kf_result_format(res, &sb);
-        rc = kf_agent_write_atomic(path, sb.buf, sb.len, 0600);
+        rc = kf_agent_write_atomic(path, sb.buf, sb.len, 0600, true);
     }
     if (rc < 0)
         kf_log_rl_warn("cannot save the result of task \"%s\" in \"%s\": %s", res->id,

@@ -387,7 +387,19 @@ static void emit_status(struct kf_runner *r, enum kf_runner_event_type type,
 {
     struct kf_runner_event *ev;
 
-    if (r->ev_count == r->event_queue_max) {
+    if (r->ev_count == r->ev_alloc && r->ev_alloc < r->event_queue_max) {
+        /* Grow (in order) rather than reserve the maximum up front: a
+         * simulated agent holds one runner per virtual host. */
+        size_t nalloc = KF_MIN(KF_MAX(r->ev_alloc * 2, (size_t)8), r->event_queue_max);
+        struct kf_runner_event *v = kf_xcalloc(nalloc, sizeof(*v));
+        for (size_t i = 0; i < r->ev_count; i++)
+            v[i] = r->events[(r->ev_head + i) % r->ev_alloc];
+        free(r->events);
+        r->events = v;
+        r->ev_alloc = nalloc;
+        r->ev_head = 0;
+    }
+    if (r->ev_count == r->ev_alloc) {
         /* Drop the oldest: the agent resyncs from kf_runner_list(). */
         r->ev_head = (r->ev_head + 1) % r->ev_alloc;
         r->ev_count--;
@@ -564,6 +576,7 @@ static bool start_proc(struct kf_runner *r, struct rproc *p, int64_t now)
     enum kf_proc_phase old_phase = p->phase;
     char old_msg[KF_RUNNER_MSG_MAX];
     bool alive = true;
+    int64_t delay;
     int ret;
 
     snprintf(old_msg, sizeof(old_msg), "%s", p->message);
@@ -617,10 +630,18 @@ static bool start_proc(struct kf_runner *r, struct rproc *p, int64_t now)
     }
     p->phase = ret == -ENOENT ? KF_PROC_BINARY_NOT_INSTALLED : KF_PROC_FAILED;
     p->ready = false;
-    snprintf(p->message, sizeof(p->message), "%s; checking again in %" PRId64 " ms", err.buf,
-             r->backoff_max_ms);
-    /* Not a crash loop: look again slowly, and say so only when it changes. */
-    p->restart_at = now + r->backoff_max_ms;
+    if (p->phase == KF_PROC_BINARY_NOT_INSTALLED) {
+        /* Not a crash loop: look again slowly (no fork), and say so only
+         * when it changes. */
+        delay = r->backoff_max_ms;
+    } else {
+        /* A set-up or exec error may pass (fork: ENOMEM, a directory that
+         * appears): try again with the back-off of a crash. */
+        delay = p->backoff_ms;
+        p->backoff_ms = KF_MIN(p->backoff_ms * 2, r->backoff_max_ms);
+    }
+    snprintf(p->message, sizeof(p->message), "%s; trying again in %" PRId64 " ms", err.buf, delay);
+    p->restart_at = now + delay;
     if (old_phase != p->phase || strcmp(old_msg, p->message))
         emit(r, p);
 out:
@@ -906,8 +927,6 @@ int kf_runner_new(const char *kind, const struct kf_runner_config *cfg, struct k
     r->log_max_bytes = cfg->log_max_bytes ? cfg->log_max_bytes : 10 * 1024 * 1024;
     r->log_keep = cfg->log_keep == 0 ? 5 : cfg->log_keep < 0 ? 0 : cfg->log_keep;
     r->event_queue_max = cfg->event_queue_max ? cfg->event_queue_max : 4096;
-    r->ev_alloc = r->event_queue_max;
-    r->events = kf_xcalloc(r->ev_alloc, sizeof(*r->events));
     r->cgroup_parent = dup_or_null(cfg->cgroup_parent);
     r->sim_ready_delay_ms = cfg->sim_ready_delay_ms;
     r->sim_task_duration_ms = cfg->sim_task_duration_ms;
@@ -1378,8 +1397,17 @@ int kf_runner_next_event(struct kf_runner *r, int timeout_ms, struct kf_runner_e
             break;
         wait_until(r, end);
     }
-    if (!r->ev_count)
+    if (!r->ev_count) {
         r->be->notify(r); /* with an empty queue: drains the eventfd */
+        if (r->events) {
+            /* Drained: give the memory back (a simulated agent holds one
+             * runner per virtual host, mostly idle). */
+            free(r->events);
+            r->events = NULL;
+            r->ev_alloc = 0;
+            r->ev_head = 0;
+        }
+    }
     unlock(r);
     return got;
 }

@@ -478,7 +478,7 @@ int kf_agent_mkdir_p(const char *path, mode_t mode)
     return rc;
 }
 
-int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable)
 {
     char *tmp = kf_xasprintf("%s.tmp", path);
     char *dir = kf_xstrdup(path);
@@ -502,7 +502,7 @@ int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t
         }
         off += (size_t)n;
     }
-    if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, mode) < 0 || (durable && fsync(fd) < 0)) {
         rc = -errno;
         close(fd);
         unlink(tmp);
@@ -515,7 +515,7 @@ int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t
         goto out;
     }
     slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
+    if (durable && slash && slash != dir) {
         *slash = '\0';
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd >= 0) {
