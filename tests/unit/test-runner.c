@@ -887,7 +887,8 @@ static void test_pid_reuse_is_not_adopted(void **state)
     struct kf_proc_spec spec = { .name = "reuse", .argv = argv, .workdir = workdir };
     struct kf_runner_event ev;
     struct kf_proc_status st;
-    char *text, *t2, *t3, pidstr[16];
+    char *text, *t2, *t3, pidstr[16], startstr[32];
+    uint64_t decoy_start = 0;
     pid_t decoy;
 
     f->r = new_runner(f, NULL);
@@ -904,9 +905,19 @@ static void test_pid_reuse_is_not_adopted(void **state)
     assert_int_equal(posix_spawnp(&decoy, "sleep", NULL, NULL, (char *const *)decoy_argv, environ),
                      0);
     f->decoy = decoy;
+    /* Its start time differs from the record's by 10 s (everything here
+     * runs within one clock tick at times, so do not leave it to chance). */
+    for (int i = 0; i < 500 && kf_agent_proc_start_time(decoy, &decoy_start) < 0; i++)
+        usleep(1000);
+    assert_true(decoy_start > 0);
     snprintf(pidstr, sizeof(pidstr), "%d", decoy);
+    snprintf(startstr, sizeof(startstr), "%llu", (unsigned long long)decoy_start + 1000);
     t2 = replace_line(text, "pid", pidstr);
     t3 = replace_line(t2, "keeper_pid", pidstr);
+    free(t2);
+    t2 = replace_line(t3, "pid_start", startstr);
+    free(t3);
+    t3 = replace_line(t2, "keeper_start", startstr);
     t_write_file(state_path, t3);
 
     f->r = new_runner(f, NULL);
