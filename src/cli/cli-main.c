@@ -120,6 +120,24 @@ static const struct kf_cli_command commands[] = {
         .run = kf_cli_cmd_config,
     },
     {
+        .name = "migrate-store",
+        .usage = "SRC DST [--force]",
+        .summary = "copy a fleet from one store to another (SQLite to etcd)",
+        .help = "Copies every key of SRC, read at one revision, into DST through the store\n"
+                "layer (no kfleetd involved: stop the kfleetd that uses SRC first), then\n"
+                "checks that DST holds the same keys and values (count and SHA-256).\n"
+                "Re-running after an interruption skips what is already copied. A DST\n"
+                "with other data is refused unless --force (the source wins).\n"
+                "resourceVersions are DST's afterwards: clients list again.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet migrate-store sqlite:./var/kfleet.db "
+                "etcd:http://10.0.0.1:2379,http://10.0.0.2:2379\n"
+                "  kfleet migrate-store sqlite:/srv/kf.db 'etcd:https://e1:2379?cacert=ca.pem'\n",
+        .opts = kf_cli_migrate_store_opts,
+        .run = kf_cli_cmd_migrate_store,
+    },
+    {
         .name = "version",
         .usage = "[--client]",
         .summary = "show the client's and the server's versions",
