@@ -34,7 +34,7 @@
 
 KF_LOG_MODULE(api);
 
-#define API_MEMORY_LIMIT (64 * 1024)        /* per connection: headers, read and write buffers */
+#define API_MEMORY_LIMIT (32 * 1024)        /* per connection: headers, read and write buffers */
 #define API_DISCARD_MAX  (16 * 1024 * 1024) /* body bytes dropped before hanging up */
 
 static const char *const verb_names[API_VERB_N] = {

@@ -60,7 +60,7 @@
 
 KF_LOG_MODULE(api);
 
-#define WATCH_BLOCK       (16 * 1024)  /* MHD's write buffer for a watch */
+#define WATCH_BLOCK       (8 * 1024)   /* MHD's write buffer for a watch */
 #define WATCH_FILL_BYTES  (256 * 1024) /* stop draining the hub past this */
 #define WATCH_FILL_EVENTS 4096
 
