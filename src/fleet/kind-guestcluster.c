@@ -55,8 +55,10 @@ static const struct kf_field gc_network_fields[] = {
               "Range for Service cluster IPs (may repeat across clusters of one VPC); absent: "
               "allocated.",
               .flags = KF_F_IMMUTABLE, .format = KF_FMT_CIDR),
-    KF_INT("maxPodsPerNode", "Pods per node; sizes the pod range with expectedNodes.",
-           .flags = KF_F_MIN | KF_F_MAX, .min = 8, .max = 1024, .dflt = "110"),
+    KF_INT("maxPodsPerNode",
+           "Pods per node; sizes the pod range with expectedNodes. Absent: the template's, "
+           "else the profile's, else 110.",
+           .flags = KF_F_MIN | KF_F_MAX, .min = 8, .max = 1024),
     KF_INT("nodeCIDRMaskSize",
            "Prefix length of each node's pod block; absent: from "
            "maxPodsPerNode.",
@@ -86,8 +88,10 @@ static const struct kf_field gc_spec_fields[] = {
               "Kubernetes version (\"1.30\"); absent: the template's or profile's "
               "default.",
               .format = KF_FMT_VERSION),
-    KF_INT("expectedNodes", "Nodes the cluster is expected to reach; sets the grade.",
-           .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 5000, .dflt = "3"),
+    KF_INT("expectedNodes",
+           "Nodes the cluster is expected to reach; sets the grade. Absent: the template's, "
+           "else 3.",
+           .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 5000),
     KF_INT("expectedPods", "Pods the cluster is expected to run; may raise the grade.",
            .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 1000000),
     KF_STRING("grade", "Pin the control-plane grade (G0..G5) instead of deriving it.",
@@ -196,6 +200,9 @@ static void gc_validate(const json_t *obj, const json_t *old, struct kf_causes *
 static void col_nodes(const json_t *obj, struct kf_strbuf *out)
 {
     json_int_t n = kf_json_int(obj, "spec.expectedNodes", -1);
+
+    if (n < 0) /* inherited from the template: the merged value */
+        n = kf_json_int(obj, "status.effective.expectedNodes", -1);
 
     if (n >= 0)
         kf_strbuf_addf(out, "%lld", (long long)n);

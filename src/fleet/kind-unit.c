@@ -25,8 +25,9 @@ static const struct kf_field unit_spec_fields[] = {
              .min_len = 1, .max_len = 16),
     KF_NUMBER("waterLevel",
               "Mark for CPU and memory requests as a fraction of allocatable: a control plane "
-              "is placed only if the unit stays at or below it (0.60 = 40 % headroom).",
-              .flags = KF_F_XMIN | KF_F_XMAX, .min = 0, .max = 1, .dflt = "0.6"),
+              "is placed only if the unit stays at or below it (0.60 = 40 % headroom); absent: "
+              "the Region's waterLevel, else 0.60.",
+              .flags = KF_F_XMIN | KF_F_XMAX, .min = 0, .max = 1),
     KF_NUMBER("costPerCore", "Relative cost of one core in this unit (placement prefers cheap).",
               .flags = KF_F_MIN, .min = 0, .dflt = "1"),
     KF_NUMBER("performance", "Relative performance factor of the unit's hosts (1 = baseline).",

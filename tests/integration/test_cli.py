@@ -171,7 +171,7 @@ spec:
         assert gc["spec"]["expectedNodes"] == 9, gc
         assert gc["metadata"]["labels"] == {"team": "web", "owner": "controller"}, gc
         assert gc["metadata"]["finalizers"] == ["kfleet.io/test-hold"], gc
-        assert gc["spec"]["network"]["maxPodsPerNode"] == 110, gc  # a default, kept
+        assert gc["spec"]["paused"] is False, gc  # a default, kept
 
         # JSON on stdin, and a directory of files (a List among them).
         out, _ = kfleet("apply", "-f", "-", stdin=json.dumps(
@@ -250,7 +250,7 @@ def test_describe():
     assert "Annotations:      owner=team-web" in lines, out
     assert "Finalizers:       kfleet.io/test-hold" in lines, out
     assert "  region:         cn-hangzhou" in lines, out
-    assert "    vpc:             vpc-1" in lines, out
+    assert "    vpc:  vpc-1" in lines, out
     assert "  phase:  Pending" in lines, out
     i = lines.index("Conditions:")
     assert lines[i + 1].split() == ["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], out

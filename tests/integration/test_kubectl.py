@@ -91,7 +91,7 @@ def test_apply_create_configure_unchanged():
     assert gc2["spec"]["expectedNodes"] == 7 and gc2["metadata"]["generation"] == 2, gc2
     assert gc2["metadata"]["uid"] == gc["metadata"]["uid"]
     # the server's defaults survive (apply sent a merge patch, not a replace)
-    assert gc2["spec"]["network"]["maxPodsPerNode"] == gc["spec"]["network"]["maxPodsPerNode"]
+    assert gc2["spec"]["paused"] is False and gc["spec"]["paused"] is False, gc2
 
 
 def test_get_table_columns():

@@ -99,7 +99,8 @@ static void test_explain(void **state)
 
     assert_int_equal(kf_kind_explain(&kf_kind_unit, "spec.waterLevel", &out), 0);
     assert_non_null(strstr(out.buf, "FIELD:    waterLevel <number>"));
-    assert_non_null(strstr(out.buf, "RULES:    > 0; < 1; default `0.6`"));
+    assert_non_null(strstr(out.buf, "RULES:    > 0; < 1\n"));
+    assert_non_null(strstr(out.buf, "absent: the Region's waterLevel, else 0.60"));
     kf_strbuf_reset(&out);
 
     assert_int_equal(kf_kind_explain(&kf_kind_guestcluster, "spec.network", &out), 0);

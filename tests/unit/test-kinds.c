@@ -215,7 +215,8 @@ static void test_region_unit(void **state)
                            "'zones':['a','b','c']}}",
                            NULL, &causes, &obj),
                      0);
-    assert_true(kf_json_num(obj, "spec.waterLevel", 0) == 0.6);
+    /* no default: absent means the region's mark (else 0.60), decided by placement */
+    assert_null(kf_json_path(obj, "spec.waterLevel"));
     assert_false(kf_json_bool(obj, "spec.cordoned", true));
     json_decref(obj);
     /* region is immutable */
@@ -438,7 +439,9 @@ static void test_columns_and_openapi(void **state)
     api = kf_kind_openapi_schema(&kf_kind_unit);
     wl = kf_json_path(api, "properties.spec.properties.waterLevel");
     assert_string_equal(kf_json_str(wl, "type", ""), "number");
-    assert_true(kf_json_num(wl, "default", 0) == 0.6);
+    assert_null(json_object_get(wl, "default")); /* the region's mark applies */
+    assert_true(json_is_false(
+        kf_json_path(api, "properties.spec.properties.cordoned.default"))); /* defaults show */
     assert_true(kf_json_bool(wl, "exclusiveMaximum", false));
     assert_non_null(strstr(kf_json_str(wl, "description", ""), "40 % headroom"));
     assert_string_equal(
