@@ -99,6 +99,15 @@ struct kf_place_unit {
 /* Recomputes u->capacity and u->allocated from the hosts. */
 void kf_place_unit_refresh(struct kf_place_unit *u);
 
+/* A member that exists already and stays on its host: a cluster whose
+ * grade changes keeps the members the new grade still has, and one whose
+ * members were partly created (kfleetd stopped in between) keeps those. */
+struct kf_place_pin {
+    uint16_t component; /* index into shape->components */
+    uint16_t replica;   /* < that component's replicas */
+    uint32_t host;      /* index into the hosts of the unit the cluster is pinned to */
+};
+
 /* A guest cluster to place. shape is the control plane (normally the grade
  * table row of grade; a profile may adjust it, e.g. more apiservers). */
 struct kf_place_cluster {
@@ -114,6 +123,13 @@ struct kf_place_cluster {
     const char *unit; /* spec.placement.unit: only this unit; NULL: any */
     const char *const *avoid_units;
     size_t n_avoid_units;
+    /* Members that exist (needs unit set): they keep their hosts, count for
+     * the zone spread and come back as bindings with `pinned` set; only the
+     * other replicas are bound. Their requests (of this shape) must not be
+     * in the unit's and hosts' allocation: uncommit them first, as
+     * kf_place_commit books every binding, pinned ones included. */
+    const struct kf_place_pin *pins;
+    unsigned n_pins;
 };
 
 /* Scores, each 0..100 after normalisation (shown with one decimal). */
@@ -170,6 +186,7 @@ struct kf_place_binding {
     uint32_t host; /* index into unit->hosts */
     uint16_t zone;
     bool spread_fallback;                  /* more replicas than usable zones: shares a zone */
+    bool pinned;                           /* an existing member kept on its host */
     float host_cpu_before, host_cpu_after; /* host cpu requests / allocatable */
 };
 
@@ -194,7 +211,8 @@ void kf_placer_release(struct kf_placer *p);
 /* Places c among units (units are not modified). Returns 0 with ret->unit
  * and the bindings, or -ENOSPC with ret->unit == -1 and ret->message naming
  * the best candidate and why it failed; -EINVAL for a cluster without a
- * valid shape. Ties: higher score, then fewer clusters, then name. */
+ * valid shape, or with pins that are not valid for the unit it is pinned to
+ * (message says which). Ties: higher score, then fewer clusters, then name. */
 int kf_place(struct kf_placer *p, const struct kf_place_unit *units, size_t n_units,
              const struct kf_place_cluster *c, struct kf_place_result *ret);
 

@@ -13,6 +13,11 @@
  * stays within the host mark for cpu and memory after the member; preferring
  * a host without this component of the cluster, then without members of the
  * cluster, then the least allocated after placement, then host order.
+ * Pinned members (existing ones that stay) are booked on their hosts first,
+ * whatever the host's state, and count for every ranking above, so the
+ * replicas bound around them still spread (a third apiserver goes to the
+ * zone the first two left free; a re-created etcd member to the zone
+ * without one).
  * Deterministic; no allocation (scratch from the placer).
  */
 #include <errno.h>
@@ -52,10 +57,20 @@ static bool host_fits(const struct kf_place_host *h, struct kf_res delta, struct
                (int64_t)((double)h->capacity.mem_bytes * mark);
 }
 
+static const struct kf_place_pin *find_pin(const struct kf_place_cluster *c, unsigned ci,
+                                           unsigned r)
+{
+    for (unsigned i = 0; i < c->n_pins; i++)
+        if (c->pins[i].component == ci && c->pins[i].replica == r)
+            return &c->pins[i];
+    return NULL;
+}
+
 int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
-               const struct kf_place_unit *u, const struct kf_grade_spec *shape,
+               const struct kf_place_unit *u, const struct kf_place_cluster *c,
                struct kf_place_binding *out, unsigned *ret_n, struct kf_strbuf *why)
 {
+    const struct kf_grade_spec *shape = c->shape;
     unsigned nz = KF_MIN(u->n_zones, (unsigned)KF_PLACE_MAX_ZONES), n = 0;
     unsigned zone_start[KF_PLACE_MAX_ZONES + 1] = { 0 }, zone_fill[KF_PLACE_MAX_ZONES] = { 0 };
     unsigned mine_in_zone[KF_PLACE_MAX_ZONES] = { 0 };
@@ -93,15 +108,61 @@ int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
         if (z < nz)
             s->by_zone[zone_start[z] + zone_fill[z]++] = (uint32_t)i;
     }
+    /* Pinned members occupy their hosts from the start; they count for the
+     * zone ranking when their component comes up, as they would have in a
+     * fresh placement (so a third apiserver sees the zones of the first
+     * two, not of the schedulers bound after them). */
+    for (unsigned i = 0; i < c->n_pins; i++) {
+        const struct kf_place_pin *pin = &c->pins[i];
+        const struct kf_component *comp = &shape->components[pin->component];
+        unsigned z = u->hosts[pin->host].zone;
+
+        s->delta[pin->host].cpu_milli += comp->req.cpu_milli;
+        s->delta[pin->host].mem_bytes += comp->req.mem_bytes;
+        s->comp_on[pin->host] |= (uint8_t)(1u << pin->component);
+        s->mine[pin->host]++;
+        if (z < nz)
+            zused[z] += comp->req.cpu_milli;
+    }
 
     for (unsigned ci = 0; ci < shape->n_components; ci++) {
         const struct kf_component *comp = &shape->components[ci];
-        unsigned comp_in_zone[KF_PLACE_MAX_ZONES] = { 0 };
+        unsigned comp_in_zone[KF_PLACE_MAX_ZONES] = { 0 }, comp_placed = 0;
 
+        for (unsigned i = 0; i < c->n_pins; i++) {
+            unsigned z = u->hosts[c->pins[i].host].zone;
+
+            if (c->pins[i].component == ci) {
+                comp_placed++;
+                if (z < nz) {
+                    comp_in_zone[z]++;
+                    mine_in_zone[z]++;
+                }
+            }
+        }
         for (unsigned r = 0; r < comp->replicas; r++) {
             unsigned order[KF_PLACE_MAX_ZONES], no = 0;
-            bool strict = comp->spread == KF_SPREAD_ONE_PER_ZONE && r < n_usable;
+            bool strict = comp->spread == KF_SPREAD_ONE_PER_ZONE && comp_placed < n_usable;
             bool placed = false;
+            const struct kf_place_pin *pin = find_pin(c, ci, r);
+
+            if (pin) {
+                const struct kf_place_host *h = &u->hosts[pin->host];
+                struct kf_place_binding *b = &out[n++];
+
+                memset(b, 0, sizeof(*b));
+                b->component = (uint16_t)ci;
+                b->replica = (uint16_t)r;
+                b->host = pin->host;
+                b->zone = (uint16_t)h->zone;
+                b->pinned = true;
+                b->host_cpu_before = (float)frac(
+                    h->allocated.cpu_milli + s->delta[pin->host].cpu_milli - comp->req.cpu_milli,
+                    h->capacity.cpu_milli);
+                b->host_cpu_after = (float)frac(
+                    h->allocated.cpu_milli + s->delta[pin->host].cpu_milli, h->capacity.cpu_milli);
+                continue;
+            }
 
             for (unsigned z = 0; z < nz; z++)
                 if (usable[z] && (!strict || comp_in_zone[z] == 0))
@@ -155,6 +216,7 @@ int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
                     const struct kf_place_host *h = &u->hosts[best];
                     struct kf_place_binding *b = &out[n++];
 
+                    memset(b, 0, sizeof(*b));
                     b->component = (uint16_t)ci;
                     b->replica = (uint16_t)r;
                     b->host = (uint32_t)best;
@@ -170,6 +232,7 @@ int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
                     s->mine[best]++;
                     mine_in_zone[z]++;
                     comp_in_zone[z]++;
+                    comp_placed++;
                     zused[z] += comp->req.cpu_milli;
                     placed = true;
                 }

@@ -29,10 +29,11 @@ struct place_scratch {
 
 struct place_scratch *place_scratch(struct kf_placer *p);
 
-/* Binds the members of shape to hosts of u (see placement-bind.c).
- * 0 and the bindings, or -ENOSPC with the reason in why (if given). */
+/* Binds the members of c's shape to hosts of u (see placement-bind.c),
+ * keeping c's pins where they are. 0 and the bindings, or -ENOSPC with the
+ * reason in why (if given). */
 int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
-               const struct kf_place_unit *u, const struct kf_grade_spec *shape,
+               const struct kf_place_unit *u, const struct kf_place_cluster *c,
                struct kf_place_binding *out, unsigned *ret_n, struct kf_strbuf *why);
 
 /* Usable zones of u: with at least one ready, schedulable host. */

@@ -412,7 +412,7 @@ static void fail_message(struct kf_placer *p, const struct kf_place_unit *units,
             eval_filters(&p->policy, u, c, req, true, &tmp, &why);
             if (e->failed & (1u << KF_FILTER_HOSTS)) {
                 sep(&why);
-                place_bind(s, &p->policy, u, c->shape, scratch_b, &nb, &why);
+                place_bind(s, &p->policy, u, c, scratch_b, &nb, &why);
             }
             free(scratch_b);
             kf_strbuf_addf(msg, "no unit in %s can take grade %s: best is %s: %s", region,
@@ -492,6 +492,35 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
                  c->name ? c->name : "");
         return -EINVAL;
     }
+    if (c->n_pins) {
+        const char *bad = NULL;
+        const struct kf_place_unit *pu = NULL;
+
+        for (size_t i = 0; c->unit && i < n; i++)
+            if (units[i].name && strcmp(units[i].name, c->unit) == 0)
+                pu = &units[i];
+        if (!c->unit || !c->pins)
+            bad = "pinned members need the cluster pinned to their unit";
+        else if (!pu)
+            bad = "the unit of the pinned members is not among the units";
+        for (unsigned i = 0; !bad && i < c->n_pins; i++) {
+            const struct kf_place_pin *pin = &c->pins[i];
+
+            if (pin->component >= c->shape->n_components ||
+                pin->replica >= c->shape->components[pin->component].replicas)
+                bad = "a pinned member is not part of the shape";
+            else if (pin->host >= pu->n_hosts)
+                bad = "a pinned member's host is not in the unit";
+            for (unsigned j = 0; !bad && j < i; j++)
+                if (c->pins[j].component == pin->component && c->pins[j].replica == pin->replica)
+                    bad = "a member is pinned twice";
+        }
+        if (bad) {
+            snprintf(ret->message, sizeof(ret->message), "cluster %s: %s", c->name ? c->name : "",
+                     bad);
+            return -EINVAL;
+        }
+    }
     req = kf_grade_total(c->shape);
     if (n > s->ev_alloc) {
         s->ev_alloc = KF_MAX(n, s->ev_alloc * 2);
@@ -540,7 +569,7 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
             /* explain: the remaining candidates show whether they would fit too */
             struct kf_place_binding *tmp = kf_xmalloc(sizeof(*tmp) * KF_GRADE_MAX_MEMBERS);
             struct kf_strbuf why = KF_STRBUF_INIT;
-            if (place_bind(s, &p->policy, &units[i], c->shape, tmp, &nb, &why) < 0) {
+            if (place_bind(s, &p->policy, &units[i], c, tmp, &nb, &why) < 0) {
                 e->failed |= 1u << KF_FILTER_HOSTS;
                 snprintf(ex->verdicts[i].reason, sizeof(ex->verdicts[i].reason), "%s", why.buf);
             }
@@ -548,7 +577,7 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
             free(tmp);
             continue;
         }
-        br = place_bind(s, &p->policy, &units[i], c->shape, ret->bindings, &nb, NULL);
+        br = place_bind(s, &p->policy, &units[i], c, ret->bindings, &nb, NULL);
         if (br == 0) {
             ret->unit = (int)i;
             ret->n_bindings = nb;
@@ -560,7 +589,7 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
             if (ex) {
                 struct kf_strbuf why = KF_STRBUF_INIT;
                 struct kf_place_binding *tmp = kf_xmalloc(sizeof(*tmp) * KF_GRADE_MAX_MEMBERS);
-                place_bind(s, &p->policy, &units[i], c->shape, tmp, &nb, &why);
+                place_bind(s, &p->policy, &units[i], c, tmp, &nb, &why);
                 snprintf(ex->verdicts[i].reason, sizeof(ex->verdicts[i].reason), "%s", why.buf);
                 kf_strbuf_release(&why);
                 free(tmp);
@@ -698,6 +727,15 @@ void kf_place_bindings_format(const struct kf_place_unit *u, const struct kf_pla
         const struct kf_place_binding *b = &r->bindings[i];
         const struct kf_component *comp = &c->shape->components[b->component];
 
+        if (b->pinned) {
+            kf_strbuf_addf(out, "%s-%u -> %s (zone %s, stays where it runs; cpu ", comp->name,
+                           b->replica, u->hosts[b->host].name, u->zones[b->zone]);
+            place_pct(out, b->host_cpu_before, -1);
+            kf_strbuf_addstr(out, " -> ");
+            place_pct(out, b->host_cpu_after, -1);
+            kf_strbuf_addstr(out, ")\n");
+            continue;
+        }
         kf_strbuf_addf(out, "%s-%u -> %s (zone %s, %s; least allocated host: cpu ", comp->name,
                        b->replica, u->hosts[b->host].name, u->zones[b->zone],
                        comp->spread == KF_SPREAD_ONE_PER_ZONE

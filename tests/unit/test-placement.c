@@ -401,6 +401,92 @@ static void test_member_spread(void **state)
     free(r);
 }
 
+/* Existing members stay where they are; the replicas bound around them
+ * still spread: a grade change from G2 to G3 adds a third apiserver in the
+ * zone the first two left free, and a lost etcd member comes back in the
+ * zone without one. */
+static void test_pinned_members(void **state)
+{
+    struct fleet *f = *state;
+    struct kf_place_cluster c = cluster("grow", "r", KF_G2);
+    struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS];
+    struct kf_placer p;
+    struct kf_place_result *r = kf_xmalloc(sizeof(*r)), *r2 = kf_xmalloc(sizeof(*r2));
+    unsigned n = 0, api_zones = 0, etcd_zone_of_1 = 9;
+    struct kf_strbuf out = KF_STRBUF_INIT;
+
+    add_unit(f, "u", "r", 3, 2, 64, 256, 0.1);
+    kf_placer_init(&p, NULL);
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r), 0);
+    assert_int_equal(r->n_bindings, 10);
+
+    /* G3: same members, one more apiserver (component 1). */
+    c = cluster("grow", "r", KF_G3);
+    c.unit = "u";
+    for (unsigned i = 0; i < r->n_bindings; i++)
+        pins[n++] = (struct kf_place_pin){ r->bindings[i].component, r->bindings[i].replica,
+                                           r->bindings[i].host };
+    c.pins = pins;
+    c.n_pins = n;
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r2), 0);
+    assert_int_equal(r2->n_bindings, 11);
+    for (unsigned i = 0; i < r2->n_bindings; i++) {
+        const struct kf_place_binding *b = &r2->bindings[i];
+
+        if (b->component == 1)
+            api_zones |= 1u << b->zone;
+        if (b->component == 1 && b->replica == 2) {
+            assert_false(b->pinned);
+            continue;
+        }
+        assert_true(b->pinned);
+        for (unsigned j = 0; j < r->n_bindings; j++)
+            if (r->bindings[j].component == b->component && r->bindings[j].replica == b->replica)
+                assert_int_equal(r->bindings[j].host, b->host);
+    }
+    assert_int_equal(api_zones, 7); /* one apiserver in each of the three zones */
+    kf_place_bindings_format(&f->units[0], &c, r2, &out);
+    assert_non_null(strstr(out.buf, "etcd-0 -> "));
+    assert_non_null(strstr(out.buf, "stays where it runs"));
+    assert_non_null(strstr(out.buf, "kube-apiserver-2 -> "));
+
+    /* etcd-1 is gone: it comes back in the zone without an etcd member. */
+    c = cluster("grow", "r", KF_G2);
+    c.unit = "u";
+    n = 0;
+    for (unsigned i = 0; i < r->n_bindings; i++)
+        if (!(r->bindings[i].component == 0 && r->bindings[i].replica == 1))
+            pins[n++] = (struct kf_place_pin){ r->bindings[i].component, r->bindings[i].replica,
+                                               r->bindings[i].host };
+    c.pins = pins;
+    c.n_pins = n;
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r2), 0);
+    for (unsigned i = 0; i < r2->n_bindings; i++)
+        if (r2->bindings[i].component == 0 && r2->bindings[i].replica == 1) {
+            assert_false(r2->bindings[i].pinned);
+            etcd_zone_of_1 = r2->bindings[i].zone;
+        }
+    for (unsigned i = 0; i < r->n_bindings; i++)
+        if (r->bindings[i].component == 0 && r->bindings[i].replica != 1)
+            assert_int_not_equal(r->bindings[i].zone, etcd_zone_of_1);
+    assert_true(etcd_zone_of_1 < 3);
+
+    /* Pins without the unit they live on, or twice the same member: refused. */
+    c.unit = NULL;
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r2), -EINVAL);
+    assert_string_equal(r2->message,
+                        "cluster grow: pinned members need the cluster pinned to their unit");
+    c.unit = "u";
+    pins[1] = pins[0];
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r2), -EINVAL);
+    assert_string_equal(r2->message, "cluster grow: a member is pinned twice");
+
+    kf_strbuf_release(&out);
+    kf_placer_release(&p);
+    free(r);
+    free(r2);
+}
+
 static void test_host_fit(void **state)
 {
     struct fleet *f = *state;
@@ -811,6 +897,7 @@ int main(void)
         T_(test_scores_and_ties),
         T_(test_density_policy),
         T_(test_member_spread),
+        T_(test_pinned_members),
         T_(test_host_fit),
         T_(test_explain),
         T_(test_water_and_hosts_needed),
