@@ -15,6 +15,16 @@
  * speaks HTTPS when given a certificate and key (kubectl, like every
  * client-go program, sends its bearer token only over TLS).
  *
+ * Besides objects, the server answers actions: endpoints that other parts
+ * of kfleetd compute (a cluster's placement explained, a capacity plan) or
+ * that touch no object at all (heartbeats, which renew leases in memory):
+ *   POST /apis/kfleet.io/v1/hosts/<name>/heartbeat   (kf_api_set_leases)
+ *   POST /apis/kfleet.io/v1/heartbeats
+ *   GET  /apis/kfleet.io/v1/<plural>/<name>/<action>  (kf_api_add_action)
+ *   POST /apis/kfleet.io/v1/<action>
+ * Actions go through the same routing, authentication, roles, body cap,
+ * Status errors and metrics as objects.
+ *
  * Lifecycle: kf_api_new (nothing listens yet), kf_api_start (binds and
  * serves from its own threads), kf_api_stop (stops accepting, ends every
  * watch cleanly, waits for in-flight requests), kf_api_free.
@@ -22,8 +32,12 @@
 #ifndef KF_API_H
 #define KF_API_H
 
+#include <jansson.h>
+
 #include "kfleet/base.h"
 
+struct kf_kind;
+struct kf_lease_table;
 struct kf_metrics;
 struct kf_registry;
 struct kf_strbuf;
@@ -84,6 +98,62 @@ void kf_api_set_ready_detail(struct kf_api *api, void (*fn)(void *arg, struct kf
 void kf_api_stop(struct kf_api *api);
 /* Stops if needed and frees. NULL is fine. */
 void kf_api_free(struct kf_api *api);
+
+/* --- actions ------------------------------------------------------------- */
+
+/* Roles, as bits of kf_api_action.roles. */
+#define KF_API_ROLE_ADMIN  (1u << 0)
+#define KF_API_ROLE_EDITOR (1u << 1)
+#define KF_API_ROLE_VIEWER (1u << 2)
+#define KF_API_ROLE_AGENT  (1u << 3)
+#define KF_API_ROLES_ALL   0xfu
+
+/* One call of an action, borrowed for the duration of the call. */
+struct kf_api_call {
+    const char *method; /* "GET", "POST" */
+    const char *name;   /* the object's name (object actions), else NULL */
+    const char *user;   /* NULL when authentication is off */
+    const json_t *body; /* the body parsed as JSON, NULL when there was none */
+    /* the decoded query: the last value of key, or NULL */
+    const char *(*query)(const struct kf_api_call *call, const char *key);
+    const void *priv;
+};
+
+/* Computes the answer. Returns 0 with *ret (a new reference, served as
+ * JSON with 200), or a negative kfleet error (error.h: -KF_ENOTFOUND,
+ * -KF_EBADREQUEST, -KF_EINVALID, ...) with a message for people in err,
+ * served as a Kubernetes Status. Runs on an API thread: it may block
+ * briefly, must be thread-safe, and must not call back into the server. */
+typedef int (*kf_api_action_fn)(void *arg, const struct kf_api_call *call, json_t **ret,
+                                struct kf_strbuf *err);
+
+struct kf_api_action {
+    const char *method;         /* "GET" or "POST" */
+    const struct kf_kind *kind; /* object action on .../<plural>/<name>/<name below>; NULL:
+                                   a top-level action at /apis/kfleet.io/v1/<name below> */
+    const char *name;           /* "explain", "plan", "heartbeat": a DNS label, not "status"
+                                   nor (top-level) a kind's plural */
+    unsigned roles;             /* KF_API_ROLE_* allowed (authentication on) */
+    kf_api_action_fn fn;
+    void *arg;
+};
+
+/* Adds an action (copied; arg borrowed until kf_api_free). Before
+ * kf_api_start only. -EEXIST if the method and path are taken, -EINVAL for
+ * a bad name or method. */
+int kf_api_add_action(struct kf_api *api, const struct kf_api_action *a);
+
+/* Serves heartbeats into t (borrowed, must outlive the server): renewals
+ * of leases in memory, never store writes. Roles agent and admin.
+ *   POST .../hosts/<name>/heartbeat  -> {"host": name, "renewed": true, ...}
+ *                                       404 if no Host of that name exists
+ *   POST .../heartbeats {"hosts": ["h1", {"name": "h2"}, ...]} (at most
+ *     KF_API_MAX_HEARTBEATS) -> {"renewed": N, "unknown": [names without a Host]}
+ * A name is looked up in the store only the first time it beats (after
+ * that the lease table knows it); the host controller forgets the lease of
+ * a deleted Host. Before kf_api_start only. */
+#define KF_API_MAX_HEARTBEATS 10000
+int kf_api_set_leases(struct kf_api *api, struct kf_lease_table *t);
 
 /* Splits "HOST:PORT" / "[V6]:PORT". -EINVAL with a message on a bad one;
  * ret_host is allocated (without brackets). */

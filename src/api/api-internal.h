@@ -9,6 +9,8 @@
  *   api-table.c      meta.k8s.io/v1 Table rendering for kubectl
  *   api-watch.c      watch streams on suspended connections
  *   api-metrics.c    the API's and the store's metrics
+ *   api-action.c     actions: endpoints other parts of kfleetd compute
+ *   api-heartbeat.c  host heartbeats into the lease table
  */
 #ifndef KF_API_INTERNAL_H
 #define KF_API_INTERNAL_H
@@ -73,7 +75,10 @@ enum api_route_type {
     ROUTE_COLLECTION, /* /apis/kfleet.io/v1/<plural> */
     ROUTE_OBJECT,     /* .../<plural>/<name> */
     ROUTE_STATUS,     /* .../<plural>/<name>/status */
+    ROUTE_ACTION,     /* .../<plural>/<name>/<action> or /apis/kfleet.io/v1/<action> */
 };
+
+struct api_action; /* api-action.c */
 
 /* Decoded query parameters, in order. */
 struct api_query {
@@ -112,6 +117,7 @@ struct api_request {
 
     unsigned int status; /* the HTTP status replied */
     struct api_watch *watch;
+    const struct api_action *action; /* ROUTE_ACTION */
 };
 
 struct api_watchers; /* api-watch.c */
@@ -149,6 +155,10 @@ struct kf_api {
     char openapi_v3_hash[17];
     char *openapi_v2;
     size_t openapi_v2_len;
+
+    struct api_action *actions; /* registered before start, read-only after */
+    size_t n_actions, alloc_actions;
+    struct kf_lease_table *leases; /* heartbeats (api-heartbeat.c), NULL: not served */
 
     size_t inflight;          /* atomic: requests between URI and completion */
     uint64_t body_rejections; /* atomic: 413s */
@@ -260,6 +270,22 @@ size_t api_watchers_count(struct kf_api *api, const struct kf_kind *k);
 int api_serve_watch(struct api_request *req);
 /* Called when the request completes: closes the store watch. */
 void api_watch_finish(struct api_request *req);
+
+/* --- api-action.c ----------------------------------------------------- */
+
+/* Finds the action for a path: kind NULL for a top-level name. NULL if
+ * none (whatever the method); *ret_other_method set when the path has
+ * actions but not for this method (a 405). */
+const struct api_action *api_action_find(struct kf_api *api, const struct kf_kind *k,
+                                         const char *name, const char *method,
+                                         bool *ret_other_method);
+/* "resource" label for metrics and messages ("hosts/heartbeat", "plan"). */
+const char *api_action_resource(const struct api_action *a);
+const char *api_action_method(const struct api_action *a);
+/* Whether the role may call it; names the roles that may into out. */
+bool api_action_allows(const struct api_action *a, enum api_role role, struct kf_strbuf *roles);
+int api_serve_action(struct api_request *req);
+void api_actions_free(struct kf_api *api);
 
 /* --- api-metrics.c ---------------------------------------------------- */
 

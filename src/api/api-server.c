@@ -289,6 +289,18 @@ static size_t split_path(const char *path, char *copy, char **seg, size_t max)
     return n;
 }
 
+/* An action matched the path (other: but not for this method). */
+static int route_action(struct api_request *req, bool other)
+{
+    if (!req->action) {
+        api_reply_statusf(req, -KF_EMETHOD, "%s is not allowed on \"%s\"", req->method, req->path);
+        return -KF_EMETHOD;
+    }
+    req->route = ROUTE_ACTION;
+    req->resource = api_action_resource(req->action);
+    return 0;
+}
+
 static int route(struct api_request *req)
 {
     static const struct {
@@ -340,6 +352,15 @@ static int route(struct api_request *req)
         return -KF_ENOTFOUND;
     }
     req->kind = kind_by_plural(seg[3]);
+    if (!req->kind && n == 4) {
+        bool other = false;
+
+        req->action = api_action_find(req->api, NULL, seg[3], req->method, &other);
+        if (req->action || other) {
+            free(copy);
+            return route_action(req, other);
+        }
+    }
     if (!req->kind) {
         struct kf_strbuf names = KF_STRBUF_INIT;
         size_t nk;
@@ -361,6 +382,15 @@ static int route(struct api_request *req)
     } else {
         req->name = kf_xstrdup(seg[4]);
         req->route = ROUTE_OBJECT;
+        if (n == 6 && strcmp(seg[5], "status") != 0) {
+            bool other = false;
+
+            req->action = api_action_find(req->api, req->kind, seg[5], req->method, &other);
+            if (req->action || other) {
+                free(copy);
+                return route_action(req, other);
+            }
+        }
         if (n == 6) {
             if (strcmp(seg[5], "status") != 0 || !req->kind->has_status) {
                 api_reply_statusf(req, -KF_ENOTFOUND, "%s has no subresource \"%s\"%s",
@@ -427,6 +457,8 @@ static int choose_verb(struct api_request *req)
         }
         break;
     }
+    case ROUTE_ACTION:
+        break; /* the router matched the method */
     default:
         if (!get)
             allowed = "GET";
@@ -495,6 +527,18 @@ static int authorize(struct api_request *req)
     const char *sub = req->route == ROUTE_STATUS ? "status" : NULL;
     struct kf_strbuf roles = KF_STRBUF_INIT, what = KF_STRBUF_INIT;
 
+    if (req->user && req->route == ROUTE_ACTION) {
+        if (api_action_allows(req->action, req->role, &roles)) {
+            kf_strbuf_release(&roles);
+            return 0;
+        }
+        api_reply_statusf(req, -KF_EFORBIDDEN,
+                          "user \"%s\" (role %s) may not %s %s: that needs role %s", req->user,
+                          api_role_name(req->role), api_action_method(req->action), req->path,
+                          roles.buf);
+        kf_strbuf_release(&roles);
+        return -KF_EFORBIDDEN;
+    }
     if (!req->user || !req->kind)
         return 0; /* authentication off, or a non-resource path (any role) */
     if (api_role_allows(req->role, req->verb, req->kind, sub))
@@ -625,6 +669,8 @@ static int dispatch(struct api_request *req)
         return serve_readyz(req);
     case ROUTE_METRICS:
         return serve_metrics(req);
+    case ROUTE_ACTION:
+        return api_serve_action(req);
     case ROUTE_COLLECTION:
     case ROUTE_OBJECT:
     case ROUTE_STATUS:
@@ -771,6 +817,7 @@ void kf_api_free(struct kf_api *api)
     kf_api_stop(api);
     api_watchers_free(api);
     api_discovery_free(api);
+    api_actions_free(api);
     api_tokens_free(api->tokens);
     kf_metrics_free(api->own_metrics);
     free(api->probes[0]);
