@@ -170,6 +170,8 @@ int kf_workqueue_wait_idle(struct kf_workqueue *q, int timeout_ms);
 
 /* --- kfleetd's controllers ---------------------------------------------- */
 
+struct kf_api;
+struct kf_capacity_options;
 struct kf_lease_table;
 struct kf_metrics;
 
@@ -181,6 +183,16 @@ struct kf_ctrl_env {
     struct kf_metrics *metrics;    /* add the controller's own families here */
     struct kf_lease_table *leases; /* host heartbeats (kfleet/lease.h) */
     const char *data_dir;          /* kfleetd's --data-dir */
+    /* The API server, not yet listening: a controller may add actions
+     * (kf_api_add_action) that read its state; kfleetd stops the API before
+     * the controllers. NULL in tests without a server. */
+    struct kf_api *api;
+    /* Options of the capacity controllers (kfleet/capacity.h); NULL: defaults. */
+    const struct kf_capacity_options *capacity;
+    /* Which controllers of the table run (kfleetd --controllers): NULL or
+     * "*" every one, "none" none, else a comma list of names, where "*"
+     * means every one and "-name" leaves one out ("*,-placement"). */
+    const char *enabled;
 };
 
 /* One entry of kfleetd's controller table (src/controllers/ctrl-table.c).
@@ -195,7 +207,13 @@ struct kf_ctrl_def {
 /* The table, in start order. */
 const struct kf_ctrl_def *kf_ctrl_defs(size_t *ret_n);
 
-/* Builds every controller of the table into m; on failure the ones built
+/* Whether spec (struct kf_ctrl_env.enabled) enables the controller name. */
+bool kf_ctrl_enabled(const char *spec, const char *name);
+/* Checks that every name in spec is a controller of the table. -EINVAL
+ * naming the unknown one and listing the known ones in err. */
+int kf_ctrl_check_enabled(const char *spec, struct kf_strbuf *err);
+
+/* Builds every enabled controller of the table into m; on failure the ones built
  * so far stay in m (kf_ctrl_manager_free frees them) and err says which
  * failed. */
 int kf_ctrl_manager_add_defs(struct kf_ctrl_manager *m, const struct kf_ctrl_env *env,

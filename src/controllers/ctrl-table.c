@@ -5,16 +5,20 @@
  * `const struct kf_ctrl_ops` (and init/fini if it keeps state), then add one
  * line to `defs` below.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kfleet/capacity.h"
 #include "kfleet/ctrl.h"
 #include "kfleet/metrics.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-internal.h"
 
 static const struct kf_ctrl_def defs[] = {
+    { &kf_ctrl_profiles_ops, kf_ctrl_profiles_init, kf_ctrl_profiles_fini },
+    { &kf_ctrl_host_ops, kf_ctrl_host_init, kf_ctrl_host_fini },
     { NULL, NULL, NULL }, /* end; controllers go above this line */
 };
 
@@ -22,6 +26,58 @@ const struct kf_ctrl_def *kf_ctrl_defs(size_t *ret_n)
 {
     *ret_n = KF_ARRAY_SIZE(defs) - 1;
     return defs;
+}
+
+bool kf_ctrl_enabled(const char *spec, const char *name)
+{
+    bool on = false;
+    char *copy, *save = NULL;
+
+    if (!spec || strcmp(spec, "*") == 0)
+        return true;
+    if (strcmp(spec, "none") == 0 || !*spec)
+        return false;
+    copy = kf_xstrdup(spec);
+    /* later entries win: "*,-placement" */
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (strcmp(t, "*") == 0)
+            on = true;
+        else if (t[0] == '-' && strcmp(t + 1, name) == 0)
+            on = false;
+        else if (strcmp(t, name) == 0)
+            on = true;
+    }
+    free(copy);
+    return on;
+}
+
+int kf_ctrl_check_enabled(const char *spec, struct kf_strbuf *err)
+{
+    size_t n;
+    const struct kf_ctrl_def *d = kf_ctrl_defs(&n);
+    char *copy, *save = NULL;
+    int r = 0;
+
+    if (!spec || strcmp(spec, "*") == 0 || strcmp(spec, "none") == 0)
+        return 0;
+    copy = kf_xstrdup(spec);
+    for (char *t = strtok_r(copy, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save)) {
+        const char *name = t[0] == '-' ? t + 1 : t;
+        bool found = strcmp(name, "*") == 0;
+
+        for (size_t i = 0; i < n && !found; i++)
+            found = strcmp(d[i].ops->name, name) == 0;
+        if (!found) {
+            struct kf_strbuf names = KF_STRBUF_INIT;
+
+            for (size_t i = 0; i < n; i++)
+                kf_strbuf_addf(&names, "%s%s", i ? ", " : "", d[i].ops->name);
+            r = kf_err(err, -EINVAL, "no controller \"%s\" (there are: %s)", name, names.buf);
+            kf_strbuf_release(&names);
+        }
+    }
+    free(copy);
+    return r;
 }
 
 struct def_data {
@@ -40,6 +96,8 @@ int kf_ctrl_manager_add_defs(struct kf_ctrl_manager *m, const struct kf_ctrl_env
         struct kf_ctrl *c = NULL;
         int r = 0;
 
+        if (!kf_ctrl_enabled(env->enabled, d[i].ops->name))
+            continue;
         if (d[i].init)
             r = d[i].init(env, &data, err);
         if (r == 0)

@@ -27,6 +27,9 @@ int kf_daemon_controllers_start(struct kf_daemon *d, struct kf_strbuf *err)
         .metrics = d->metrics,
         .leases = d->leases,
         .data_dir = d->data_dir,
+        .api = d->api,
+        .capacity = d->capacity,
+        .enabled = d->controllers_enabled,
     };
     struct kf_ctrl_manager *m = kf_ctrl_manager_new(d->store, d->reg);
     int r;

@@ -17,7 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "kfleet/api.h"
+#include "kfleet/capacity.h"
+#include "kfleet/ctrl.h"
 #include "kfleet/error.h"
 #include "kfleet/lease.h"
 #include "kfleet/log.h"
@@ -64,6 +68,16 @@ static const char usage_text[] =
     "                            HOSTNAME:PORT of --listen)\n"
     "  --leader-ttl DUR          with an etcd store: the leader's lease; a dead leader is\n"
     "                            replaced within about this long (default 10s, min 1s)\n"
+    "  --controllers LIST        controllers to run: \"*\" (default), \"none\", or names\n"
+    "                            with \"-name\" to leave one out (\"*,-placement\")\n"
+    "  --host-grace DUR          heartbeat silence before a Host is NotReady (default 40s;\n"
+    "                            a Profile's heartbeatGrace lengthens it, e.g. edge 5m)\n"
+    "  --grade-table FILE        control-plane grades as JSON (default: the built-in G0..G5)\n"
+    "  --grade-up-hold DUR       demand held this long before a cluster's grade goes up\n"
+    "                            (default 10m)\n"
+    "  --grade-down-hold DUR     ... before it goes down, in its maintenance window\n"
+    "                            (default 24h)\n"
+    "  --max-grade-changes N     clusters changing grade at once, fleet-wide (default 10)\n"
     "  --help, --version\n"
     "\n"
     "Durations: 500ms, 90s, 5m, 1h30m. Exit codes: 0 clean shutdown, 1 run-time failure,\n"
@@ -90,6 +104,12 @@ enum {
     OPT_BOOKMARK_INTERVAL,
     OPT_REPLICA_ID,
     OPT_LEADER_TTL,
+    OPT_CONTROLLERS,
+    OPT_HOST_GRACE,
+    OPT_GRADE_TABLE,
+    OPT_GRADE_UP_HOLD,
+    OPT_GRADE_DOWN_HOLD,
+    OPT_MAX_GRADE_CHANGES,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -115,6 +135,12 @@ static const struct option options[] = {
     { "bookmark-interval", required_argument, NULL, OPT_BOOKMARK_INTERVAL },
     { "replica-id", required_argument, NULL, OPT_REPLICA_ID },
     { "leader-ttl", required_argument, NULL, OPT_LEADER_TTL },
+    { "controllers", required_argument, NULL, OPT_CONTROLLERS },
+    { "host-grace", required_argument, NULL, OPT_HOST_GRACE },
+    { "grade-table", required_argument, NULL, OPT_GRADE_TABLE },
+    { "grade-up-hold", required_argument, NULL, OPT_GRADE_UP_HOLD },
+    { "grade-down-hold", required_argument, NULL, OPT_GRADE_DOWN_HOLD },
+    { "max-grade-changes", required_argument, NULL, OPT_MAX_GRADE_CHANGES },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -129,6 +155,9 @@ struct config {
     struct daemon_maint_config maint;
     const char *replica_id;
     int64_t leader_ttl_ms;
+    struct kf_capacity_options cap;
+    const char *grade_table;
+    const char *controllers;
 };
 
 static KF_NORETURN KF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
@@ -178,6 +207,7 @@ static void parse_options(int argc, char **argv, struct config *c)
     c->maint.event_ttl_ms = 60 * 60 * 1000;
     c->maint.event_gc_interval_ms = 60 * 1000;
     c->leader_ttl_ms = 10 * 1000;
+    kf_capacity_options_default(&c->cap);
 
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -264,6 +294,32 @@ static void parse_options(int argc, char **argv, struct config *c)
             if (c->leader_ttl_ms < 1000)
                 usage_error("--leader-ttl must be at least 1s");
             break;
+        case OPT_CONTROLLERS: {
+            struct kf_strbuf err = KF_STRBUF_INIT;
+
+            if (kf_ctrl_check_enabled(optarg, &err) < 0)
+                usage_error("--controllers: %s", err.buf);
+            c->controllers = optarg;
+            break;
+        }
+        case OPT_HOST_GRACE:
+            c->cap.host_grace_ms = parse_duration("host-grace", optarg);
+            if (c->cap.host_grace_ms < 100)
+                usage_error("--host-grace must be at least 100ms");
+            break;
+        case OPT_GRADE_TABLE:
+            c->grade_table = optarg;
+            break;
+        case OPT_GRADE_UP_HOLD:
+            c->cap.shift.up_hold_ms = parse_duration("grade-up-hold", optarg);
+            break;
+        case OPT_GRADE_DOWN_HOLD:
+            c->cap.shift.down_hold_ms = parse_duration("grade-down-hold", optarg);
+            break;
+        case OPT_MAX_GRADE_CHANGES:
+            c->cap.shift.max_in_flight =
+                (unsigned)parse_count("max-grade-changes", optarg, 1, 1000000);
+            break;
         case OPT_HELP:
         case 'h':
             fputs(usage_text, stdout);
@@ -278,6 +334,21 @@ static void parse_options(int argc, char **argv, struct config *c)
     }
     if (optind < argc)
         usage_error("unexpected argument \"%s\"", argv[optind]);
+}
+
+/* --grade-table FILE: the operator's grades, validated, into *t. */
+static void load_grade_table(const char *path, struct kf_grade_table *t)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (!doc)
+        usage_error("--grade-table \"%s\": %s (line %d)", path, jerr.text, jerr.line);
+    if (kf_grade_table_from_json(doc, t, &err) < 0)
+        usage_error("--grade-table \"%s\": %s", path, err.buf);
+    json_decref(doc);
+    kf_strbuf_release(&err);
 }
 
 static int make_dir(const char *dir, struct kf_strbuf *err)
@@ -324,10 +395,15 @@ int main(int argc, char **argv)
     struct daemon_leader *leader = NULL;
     struct daemon_leader_config lc = { 0 };
     char *store_url = NULL, *replica_id = NULL;
+    struct kf_grade_table grades;
     sigset_t sigs;
     int sig = 0, r, exit_code = 0;
 
     parse_options(argc, argv, &c);
+    if (c.grade_table) {
+        load_grade_table(c.grade_table, &grades);
+        c.cap.grades = &grades;
+    }
     kf_log_init("kfleetd", c.log_file);
     if (kf_log_set_spec(c.log_level, &err) < 0)
         usage_error("--log-level: %s", err.buf);
@@ -356,6 +432,8 @@ int main(int argc, char **argv)
     }
     d.reg = kf_registry_new(d.store);
     d.leases = kf_lease_table_new(kf_now_ms());
+    d.capacity = &c.cap;
+    d.controllers_enabled = c.controllers;
     d.metrics = kf_metrics_new();
     kf_metrics_add_process(d.metrics);
 
@@ -365,6 +443,7 @@ int main(int argc, char **argv)
         exit_code = EXIT_USAGE;
         goto close_store;
     }
+    kf_api_set_leases(d.api, d.leases);
     lc.replica_id = c.replica_id ? c.replica_id : (replica_id = default_replica_id(c.api.listen));
     lc.lease_ttl_ms = c.leader_ttl_ms;
     lc.maint = c.maint;

@@ -26,6 +26,7 @@
 #include "kfleet/base.h"
 
 struct kf_api;
+struct kf_capacity_options;
 struct kf_lease_table;
 struct kf_metrics;
 struct kf_registry;
@@ -42,7 +43,9 @@ struct kf_daemon {
     struct kf_metrics *metrics; /* served on /metrics: add families here */
     struct kf_api *api;
     struct kf_lease_table *leases; /* host heartbeats, shared by the API and controllers */
-    void *controllers;             /* owned by daemon-controllers.c */
+    const struct kf_capacity_options *capacity; /* --host-grace, --grade-table, ... */
+    const char *controllers_enabled;            /* --controllers */
+    void *controllers;                          /* owned by daemon-controllers.c */
 };
 
 /* Starts the controllers (the controller runtime, src/controllers/). Called

@@ -14,9 +14,12 @@ failure) and exits non-zero if any failed.
 
 What it offers:
 
-  Kfleetd(store=..., tokens=..., args=[...], tls=False)   start kfleetd on a
-      free port with a temporary data directory (tls=True: HTTPS with a
-      self-signed certificate, kd.cert_file); .start() waits for /readyz;
+  Kfleetd(store=..., tokens=..., args=[...], tls=False, controllers=False)
+      start kfleetd on a free port with a temporary data directory (tls=True:
+      HTTPS with a self-signed certificate, kd.cert_file; controllers: False
+      runs the API server alone (--controllers none), so that tests of the
+      API see only what they write; True runs every controller, a string is
+      passed to --controllers); .start() waits for /readyz;
       .stop() sends SIGTERM and returns the exit code (checked: 0 unless
       told otherwise), .kill() sends SIGKILL, .restart() keeps the port and
       data directory. Use it as a context manager:
@@ -486,10 +489,12 @@ class Kfleetd:
             token -> (user, role).
     args:   extra command-line arguments.
     tls:    serve HTTPS with a fresh self-signed certificate (cert_file).
+    controllers: False (the API alone), True (every controller) or a
+            --controllers list.
     """
 
     def __init__(self, store=None, tokens=None, args=(), data_dir=None, port=None,
-                 log_level="info", env=None, tls=False):
+                 log_level="info", env=None, tls=False, controllers=False):
         if store is None:
             store = default_store()
         self.own_dir = data_dir is None
@@ -518,6 +523,8 @@ class Kfleetd:
             next((t for t, (u, r) in self.tokens.items() if r == "admin"), None)
             if self.tokens else None)
         self.args = list(args)
+        if controllers is not True:
+            self.args = ["--controllers", controllers or "none"] + self.args
         self.log_level = log_level
         self.env = dict(os.environ, **(env or {}))
         self.log_path = os.path.join(self.data_dir, "kfleetd.log")

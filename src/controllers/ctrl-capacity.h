@@ -1,0 +1,148 @@
+/* ctrl-capacity.h: what the capacity controllers (kfleet/capacity.h) share
+ * and nothing else needs: quantities, conditions, status patches, the
+ * read-your-writes barrier (ctrl-caputil.c), and the capacity model, the
+ * compact picture of regions, units, hosts, members and clusters that the
+ * placement and unit-status controllers keep from their informers'
+ * events (ctrl-capmodel.c).
+ */
+#ifndef KF_CTRL_CAPACITY_H
+#define KF_CTRL_CAPACITY_H
+
+#include <pthread.h>
+#include <jansson.h>
+
+#include "kfleet/base.h"
+#include "kfleet/capacity.h"
+#include "kfleet/grade.h"
+#include "kfleet/placement.h"
+#include "kfleet/smap.h"
+
+struct kf_ctrl;
+struct kf_informer;
+struct kf_kind;
+struct kf_registry;
+struct kf_strbuf;
+
+/* --- ctrl-caputil.c ------------------------------------------------------ */
+
+/* A quantity (string or number) in milli-units; -1 when absent or bad. */
+int64_t cap_qty_milli(const json_t *v);
+/* {"cpu": "4", "memory": "16Gi"} -> millicores and bytes; absent: 0. */
+struct kf_res cap_res_parse(const json_t *map);
+/* The other way: {"cpu": "4", "memory": "16Gi"} (new reference). */
+json_t *cap_res_json(struct kf_res r);
+/* "500m", "4", "2500m"; "16Gi", "819Mi", "1000" (bytes). */
+void cap_fmt_cpu(int64_t milli, char *buf, size_t size);
+void cap_fmt_mem(int64_t bytes, char *buf, size_t size);
+/* kf_now_ms() as RFC 3339. */
+void cap_now_rfc3339(int64_t now_ms, char buf[32]);
+
+/* A Kubernetes condition {type, status, reason, message, lastTransitionTime}
+ * (new reference). lastTransitionTime is kept from the condition of that
+ * type in old (an array, may be NULL) when its status is the same. */
+json_t *cap_condition(const json_t *old, const char *type, bool status, const char *reason,
+                      const char *message, int64_t now_ms);
+/* The condition of type in conditions (borrowed), or NULL. */
+const json_t *cap_condition_find(const json_t *conditions, const char *type);
+/* Whether two condition arrays say the same (times ignored). */
+bool cap_conditions_same(const json_t *a, const json_t *b);
+
+/* True when array (of strings) holds s. */
+bool cap_str_in(const json_t *array, const char *s);
+
+/* Merge-patches obj's status (status_only) or its metadata (labels,
+ * annotations, finalizers) with patch (borrowed). Returns 0 or the
+ * registry's error (-KF_ENOTFOUND when the object went away), with the
+ * reason in err. *ret_rev (may be NULL) gets the new resourceVersion. */
+int cap_patch(struct kf_registry *reg, const struct kf_kind *k, const char *name,
+              const json_t *patch, bool status_only, int64_t *ret_rev, struct kf_strbuf *err);
+
+/* Waits until the informer reflects revision rev (its own kind's writes up
+ * to rev were seen and their handlers ran), at most timeout_ms. Returns 1
+ * when it does, 0 on timeout. */
+int cap_wait_rev(struct kf_informer *inf, int64_t rev, int timeout_ms);
+
+/* A Profile's spec.heartbeatGrace in ms, 0 when absent. */
+int64_t cap_profile_grace_ms(const json_t *profile);
+
+/* --- ctrl-capmodel.c: the capacity model ------------------------------------ */
+
+struct cap_member {
+    char *name;
+    char *cluster;
+    char *host; /* NULL: not bound */
+    char *component;
+    int index;
+    struct kf_res req;
+};
+
+struct cap_host {
+    char *name;
+    char *unit; /* meta hosts only; NULL for workers */
+    char *zone;
+    struct kf_res allocatable; /* capacity - reserved */
+    bool schedulable;          /* !unschedulable and no NoSchedule/NoExecute taint */
+    bool ready;                /* status.ready */
+    struct kf_res allocated;   /* members bound to it (maintained) */
+    unsigned members;
+};
+
+struct cap_cluster {
+    char *name;
+    char *region;
+    char *unit; /* status.unit: placed; NULL: not */
+    int grade;  /* status.grade, KF_GRADE_NONE when unset */
+    int64_t nodes;
+    bool deleting;
+    struct kf_res shape_total; /* status.effective requests in total (0: unknown) */
+    struct kf_res bound;       /* requests of its members bound to hosts (maintained) */
+    unsigned bound_members;
+};
+
+struct cap_unit {
+    char *name;
+    json_t *spec; /* the Unit's spec (owned) */
+};
+
+struct cap_region {
+    char *name;
+    json_t *spec;
+};
+
+/* The model. The maps hold the entries above by name. Every function
+ * takes the lock; users that read entries take it around the reads. */
+struct cap_model {
+    pthread_mutex_t lock;
+    struct kf_smap regions, units, hosts, members, clusters;
+};
+
+void cap_model_init(struct cap_model *m);
+void cap_model_release(struct cap_model *m);
+/* Applies one informer event of any of the five kinds (obj: the new state,
+ * or the last one when deleted). Returns the names of the units whose
+ * picture changed (the caller enqueues them), at most 4, as borrowed
+ * strings valid until the next call: a host moving units changes two. */
+size_t cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj,
+                       bool deleted, char *ret_units[4], size_t unit_size);
+
+/* Placement input for the units of one region (region NULL: every unit),
+ * built under the lock (hold it while the result is used: strings point
+ * into the model). Release with cap_units_release. */
+struct cap_units {
+    struct kf_place_unit *units;
+    size_t n;
+    /* storage the units point into */
+    struct kf_place_host *hosts;
+    const char **strs;
+    size_t n_strs, alloc_strs;
+};
+void cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
+                     const char *only_unit, struct cap_units *ret);
+void cap_units_release(struct cap_units *u);
+/* Index of unit name in u, or -1. */
+int cap_units_find(const struct cap_units *u, const char *name);
+/* The allocatable shape most of the unit's hosts have (the larger on a
+ * tie), or dflt when it has none. */
+struct kf_res cap_unit_host_shape(const struct kf_place_unit *u, struct kf_res dflt);
+
+#endif

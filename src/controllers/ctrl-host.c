@@ -1,0 +1,437 @@
+/* ctrl-host.c: the host-lifecycle controller. A Host is Ready while its
+ * agent heartbeats; this controller writes that down, and only when it
+ * changes.
+ *
+ * Heartbeats renew leases in memory (kfleet/lease.h, served by the API's
+ * heartbeat endpoints); they never reach this controller one by one. It
+ * notices transitions two ways:
+ *   - a sweep every `sweep_ms` (a reserved reconcile key that cannot be a
+ *     Host name) asks the lease table which leases went silent for longer
+ *     than the default grace, and checks the hosts it last wrote NotReady
+ *     for a fresh heartbeat; both go into the queue;
+ *   - each reconcile decides for one host with that host's grace and, when
+ *     the answer depends on time (the start-up window, a longer grace),
+ *     asks to be looked at again when it would change.
+ * Silence is measured from the last heartbeat, but never from before
+ * kfleetd started (the table is empty then: no host goes NotReady before a
+ * full grace period after a restart) nor from before the Host was created.
+ * A host that has not beaten since start keeps whatever status it had until
+ * then.
+ *
+ * On a transition it patches status.ready, the Ready condition, the times
+ * and a message, and records an Event. It deletes and moves nothing: the
+ * members of a NotReady host stay bound to it (placement stops putting new
+ * ones there, and the unit's capacity drops, which unit-status shows).
+ * It also keeps the labels kfleet.io/role, zone and unit / cluster equal to
+ * the spec, and status.allocatable / allocated / members equal to the
+ * ControlPlaneMembers bound to the host. A deleted Host's lease is dropped.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <pthread.h>
+
+#include "kfleet/capacity.h"
+#include "kfleet/ctrl.h"
+#include "kfleet/error.h"
+#include "kfleet/events.h"
+#include "kfleet/json.h"
+#include "kfleet/kind.h"
+#include "kfleet/lease.h"
+#include "kfleet/log.h"
+#include "kfleet/obj.h"
+#include "kfleet/registry.h"
+#include "kfleet/smap.h"
+#include "kfleet/store.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-capacity.h"
+
+KF_LOG_MODULE(hosts);
+
+/* Not a valid object name (names are DNS subdomains), so never a Host. */
+#define SWEEP_KEY    "~sweep"
+#define MEMBER_INDEX "cap.host"
+
+struct host_ctrl {
+    struct kf_ctrl *ctrl;
+    struct kf_registry *reg;
+    struct kf_lease_table *leases;
+    struct kf_recorder *rec;
+    struct kf_informer *members, *units, *profiles, *clusters;
+    int64_t grace_ms;
+    int64_t sweep_ms;
+    pthread_mutex_t lock;
+    struct kf_smap waiting; /* hosts not Ready: a heartbeat is looked for at each sweep */
+};
+
+static void index_member_host(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const char *host = kf_json_str(obj, "spec.host", NULL);
+
+    if (host)
+        add(host, ctx);
+}
+
+static void member_to_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    const char *host = kf_json_str(obj, "spec.host", NULL);
+
+    (void)deleted;
+    if (host) /* a short delay folds the members of one placement into one write */
+        kf_ctrl_enqueue_after(c, host, 200);
+}
+
+static int setup(struct kf_ctrl *c)
+{
+    struct host_ctrl *d = kf_ctrl_data(c);
+    struct kf_ctrl_manager *m = kf_ctrl_manager_of(c);
+    int r;
+
+    d->ctrl = c;
+    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
+    d->units = kf_ctrl_informer(m, &kf_kind_unit);
+    d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
+    d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
+    r = kf_informer_add_index(d->members, MEMBER_INDEX, index_member_host);
+    if (r < 0 && r != -EEXIST)
+        return r;
+    r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_host);
+    if (r < 0)
+        return r;
+    kf_ctrl_enqueue_after(c, SWEEP_KEY, d->sweep_ms);
+    return 0;
+}
+
+/* The longest grace of the profiles this host serves (never below the
+ * default): meta hosts of units offering a profile's required unit
+ * features, worker hosts of a profile's clusters. */
+static int64_t host_grace(struct host_ctrl *d, const json_t *host)
+{
+    int64_t grace = d->grace_ms;
+    const char *unit = kf_json_str(host, "spec.unit", NULL);
+    const char *cluster = kf_json_str(host, "spec.cluster", NULL);
+    json_t *owner = NULL;
+
+    if (unit && kf_informer_get(d->units, unit, &owner) == 0) {
+        json_t *features = kf_json_path(owner, "spec.features");
+        char **names = NULL;
+        size_t n = json_array_size(features) ? kf_informer_names(d->profiles, &names) : 0;
+
+        for (size_t i = 0; i < n; i++) {
+            json_t *p = NULL, *need, *f;
+            size_t j;
+
+            if (kf_informer_get(d->profiles, names[i], &p) < 0)
+                continue;
+            need = kf_json_path(p, "spec.hosting.unitFeatures");
+            json_array_foreach(need, j, f) if (cap_str_in(features, json_string_value(f)))
+            {
+                grace = KF_MAX(grace, cap_profile_grace_ms(p));
+                break;
+            }
+            json_decref(p);
+        }
+        kf_ctrl_names_free(names, n);
+    } else if (cluster && kf_informer_get(d->clusters, cluster, &owner) == 0) {
+        const char *profile = kf_json_str(owner, "status.effective.profile",
+                                          kf_json_str(owner, "spec.profile", "standard"));
+        json_t *p = NULL;
+
+        if (kf_informer_get(d->profiles, profile, &p) == 0) {
+            grace = KF_MAX(grace, cap_profile_grace_ms(p));
+            json_decref(p);
+        }
+    }
+    json_decref(owner);
+    return grace;
+}
+
+/* status.allocatable, allocated and members from the spec and the members
+ * bound to the host (new reference, an object of those three). */
+static json_t *host_allocation(struct host_ctrl *d, const json_t *host, const char *name)
+{
+    struct kf_res cap = cap_res_parse(kf_json_path(host, "spec.capacity"));
+    struct kf_res res = cap_res_parse(kf_json_path(host, "spec.reserved"));
+    struct kf_res used = { 0, 0 };
+    char **names;
+    size_t n = kf_informer_index_names(d->members, MEMBER_INDEX, name, &names);
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = NULL;
+
+        if (kf_informer_get(d->members, names[i], &m) == 0) {
+            struct kf_res r = cap_res_parse(kf_json_path(m, "spec.resources.requests"));
+
+            used.cpu_milli += r.cpu_milli;
+            used.mem_bytes += r.mem_bytes;
+        }
+        json_decref(m);
+    }
+    kf_ctrl_names_free(names, n);
+    cap.cpu_milli = KF_MAX(cap.cpu_milli - res.cpu_milli, 0);
+    cap.mem_bytes = KF_MAX(cap.mem_bytes - res.mem_bytes, 0);
+    return json_pack("{s:o, s:o, s:I}", "allocatable", cap_res_json(cap), "allocated",
+                     cap_res_json(used), "members", (json_int_t)n);
+}
+
+/* The labels the spec implies (new reference). */
+static json_t *wanted_labels(const json_t *host)
+{
+    json_t *l = json_object();
+    const char *role = kf_json_str(host, "spec.role", NULL);
+    const char *zone = kf_json_str(host, "spec.zone", NULL);
+    const char *unit = kf_json_str(host, "spec.unit", NULL);
+    const char *cluster = kf_json_str(host, "spec.cluster", NULL);
+
+    if (role)
+        json_object_set_new(l, KF_LABEL_ROLE, json_string(role));
+    if (zone)
+        json_object_set_new(l, KF_LABEL_ZONE, json_string(zone));
+    if (unit)
+        json_object_set_new(l, KF_LABEL_UNIT, json_string(unit));
+    if (cluster && strlen(cluster) <= 63)
+        json_object_set_new(l, KF_LABEL_CLUSTER, json_string(cluster));
+    return l;
+}
+
+static int sync_labels(struct host_ctrl *d, const json_t *host, const char *name)
+{
+    json_t *want = wanted_labels(host), *have = kf_json_path(host, "metadata.labels");
+    json_t *patch_labels = json_object(), *v;
+    const char *key;
+    int r = 0;
+
+    json_object_foreach(want, key, v) if (!json_equal(json_object_get(have, key), v))
+        json_object_set(patch_labels, key, v);
+    /* a label of ours whose spec field is gone (cannot happen: immutable) stays */
+    if (json_object_size(patch_labels)) {
+        json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", patch_labels);
+        struct kf_strbuf err = KF_STRBUF_INIT;
+
+        r = cap_patch(d->reg, &kf_kind_host, name, patch, false, NULL, &err);
+        if (r < 0 && r != -KF_ENOTFOUND)
+            kf_log_rl_warn("cannot label host \"%s\": %s; retrying", name, err.buf);
+        kf_strbuf_release(&err);
+        json_decref(patch);
+    }
+    json_decref(patch_labels);
+    json_decref(want);
+    return r == -KF_ENOTFOUND ? 0 : r;
+}
+
+static void waiting_set(struct host_ctrl *d, const char *name, bool waiting)
+{
+    pthread_mutex_lock(&d->lock);
+    if (waiting && !kf_smap_contains(&d->waiting, name))
+        kf_smap_put(&d->waiting, name, NULL);
+    else if (!waiting)
+        kf_smap_remove(&d->waiting, name);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void sweep(struct host_ctrl *d)
+{
+    int64_t now = kf_now_ms();
+    char **names = NULL, **back = NULL;
+    size_t n = kf_lease_expire(d->leases, now, d->grace_ms, &names), nb = 0, it = 0;
+    const char *key;
+
+    for (size_t i = 0; i < n; i++)
+        kf_ctrl_enqueue(d->ctrl, names[i]);
+    kf_lease_names_free(names, n);
+    pthread_mutex_lock(&d->lock);
+    back = kf_xcalloc(kf_smap_count(&d->waiting) + 1, sizeof(*back));
+    while (kf_smap_next(&d->waiting, &it, &key, NULL))
+        if (kf_lease_alive(d->leases, key, now, d->grace_ms))
+            back[nb++] = kf_xstrdup(key);
+    pthread_mutex_unlock(&d->lock);
+    for (size_t i = 0; i < nb; i++) {
+        kf_ctrl_enqueue(d->ctrl, back[i]);
+        free(back[i]);
+    }
+    free(back);
+}
+
+static void fmt_secs(struct kf_strbuf *sb, int64_t ms)
+{
+    int64_t s = (ms + 500) / 1000;
+
+    if (ms < 10000)
+        kf_strbuf_addf(sb, "%.1fs", (double)ms / 1000);
+    else if (s < 120)
+        kf_strbuf_addf(sb, "%llds", (long long)s);
+    else if (s < 7200)
+        kf_strbuf_addf(sb, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+    else
+        kf_strbuf_addf(sb, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+}
+
+static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
+{
+    struct host_ctrl *d = kf_ctrl_data(c);
+    json_t *host = NULL, *status, *alloc, *patch = NULL, *cond;
+    struct kf_strbuf msg = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
+    int64_t now, grace, started, last, created = 0, since;
+    const char *ct;
+    bool determined, ready, have_ready, cur_ready, members_there;
+    int r = 0;
+
+    if (strcmp(name, SWEEP_KEY) == 0) {
+        sweep(d);
+        *requeue_after_ms = d->sweep_ms;
+        return 0;
+    }
+    if (kf_informer_get(kf_ctrl_primary(c), name, &host) < 0) {
+        kf_lease_forget(d->leases, name);
+        waiting_set(d, name, false);
+        return 0;
+    }
+    r = sync_labels(d, host, name);
+    if (r < 0)
+        goto out;
+
+    now = kf_now_ms();
+    grace = host_grace(d, host);
+    started = kf_lease_table_started_ms(d->leases);
+    last = kf_lease_last(d->leases, name);
+    ct = kf_json_str(host, "metadata.creationTimestamp", NULL);
+    if (ct)
+        kf_time_parse_rfc3339(ct, &created);
+    since = KF_MAX(KF_MAX(last, started), created);
+    determined = last > 0 || now - since > grace;
+    ready = last > 0 && now - since <= grace;
+    status = kf_json_path(host, "status");
+    have_ready = json_is_boolean(json_object_get(status, "ready"));
+    cur_ready = json_is_true(json_object_get(status, "ready"));
+
+    patch = json_object();
+    alloc = host_allocation(d, host, name);
+    {
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(alloc, key, v) if (!json_equal(json_object_get(status, key), v))
+            json_object_set(patch, key, v);
+    }
+    members_there = json_integer_value(json_object_get(alloc, "members")) > 0;
+    if (determined && (!have_ready || cur_ready != ready)) {
+        char when[32], beat[32];
+        json_t *conds;
+
+        cap_now_rfc3339(now, when);
+        if (ready) {
+            kf_strbuf_addstr(&msg, "heartbeats arrive");
+            if (have_ready) {
+                const char *t = kf_json_str(status, "lastTransitionTime", NULL);
+                int64_t t_ms;
+
+                if (t && kf_time_parse_rfc3339(t, &t_ms) == 0 && now > t_ms) {
+                    kf_strbuf_addstr(&msg, " again after ");
+                    fmt_secs(&msg, now - t_ms);
+                    kf_strbuf_addstr(&msg, " NotReady");
+                }
+            }
+        } else {
+            kf_strbuf_addstr(&msg, "no heartbeat for ");
+            fmt_secs(&msg, now - since);
+            kf_strbuf_addstr(&msg, " (grace ");
+            fmt_secs(&msg, grace);
+            kf_strbuf_addstr(&msg, ")");
+            if (last <= 0)
+                kf_strbuf_addstr(&msg, created > started ? " since the Host was created"
+                                                         : " since kfleetd started");
+            if (members_there)
+                kf_strbuf_addstr(&msg, "; its members stay where they are");
+        }
+        cond = cap_condition(json_object_get(status, "conditions"), "Ready", ready,
+                             ready      ? "HeartbeatReceived"
+                             : last > 0 ? "HeartbeatMissed"
+                                        : "NoHeartbeat",
+                             msg.buf, now);
+        conds = json_array();
+        json_array_append_new(conds, cond);
+        json_object_set_new(patch, "ready", json_boolean(ready));
+        json_object_set_new(patch, "lastTransitionTime", json_string(when));
+        if (last > 0) {
+            cap_now_rfc3339(last, beat);
+            json_object_set_new(patch, "lastHeartbeatTime", json_string(beat));
+        }
+        json_object_set_new(patch, "message", ready ? json_null() : json_string(msg.buf));
+        json_object_set_new(patch, "conditions", conds);
+        json_object_set_new(patch, "observedGeneration", json_integer(kf_obj_generation(host)));
+    }
+    if (json_object_size(patch)) {
+        json_t *p = json_pack("{s:O}", "status", patch);
+
+        r = cap_patch(d->reg, &kf_kind_host, name, p, true, NULL, &err);
+        json_decref(p);
+        if (r == -KF_ENOTFOUND) {
+            r = 0;
+        } else if (r < 0) {
+            kf_log_rl_warn("cannot write the status of host \"%s\": %s; retrying", name, err.buf);
+        } else if (msg.len) {
+            kf_log_info("host \"%s\" is %s: %s", name, ready ? "Ready" : "NotReady", msg.buf);
+            kf_recorder_event(d->rec, host, ready ? KF_EVENT_NORMAL : KF_EVENT_WARNING,
+                              ready ? "HostReady" : "HostNotReady", msg.buf);
+        }
+    }
+    json_decref(alloc);
+    if (r < 0)
+        goto out;
+    waiting_set(d, name, !(determined ? ready : cur_ready));
+    if (!determined)
+        *requeue_after_ms = since + grace - now + 1; /* the start-up window ends */
+    else if (ready && grace > d->grace_ms && now - since > d->grace_ms)
+        *requeue_after_ms = since + grace - now + 1; /* a longer grace than the sweep's */
+out:
+    json_decref(patch);
+    json_decref(host);
+    kf_strbuf_release(&msg);
+    kf_strbuf_release(&err);
+    return r;
+}
+
+const struct kf_ctrl_ops kf_ctrl_host_ops = {
+    .name = "host-lifecycle",
+    .primary_kind = "Host",
+    .workers = 2,
+    .setup = setup,
+    .reconcile = reconcile,
+    .resync_ms = 5 * 60 * 1000,
+};
+
+int kf_ctrl_host_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err)
+{
+    struct kf_capacity_options dflt;
+    const struct kf_capacity_options *o = env->capacity;
+    struct host_ctrl *d;
+
+    if (!env->leases)
+        return kf_err(err, -EINVAL, "the host controller needs the lease table");
+    if (!o) {
+        kf_capacity_options_default(&dflt);
+        o = &dflt;
+    }
+    d = kf_xcalloc(1, sizeof(*d));
+    d->reg = env->reg;
+    d->leases = env->leases;
+    d->rec = kf_recorder_new(env->reg, "host-lifecycle");
+    d->grace_ms = o->host_grace_ms > 0 ? o->host_grace_ms : KF_CAPACITY_HOST_GRACE_MS;
+    d->sweep_ms = KF_MAX(KF_MIN(d->grace_ms / 4, 1000), 20);
+    pthread_mutex_init(&d->lock, NULL);
+    *ret = d;
+    return 0;
+}
+
+void kf_ctrl_host_fini(void *data)
+{
+    struct host_ctrl *d = data;
+
+    if (!d)
+        return;
+    kf_recorder_free(d->rec);
+    kf_smap_release(&d->waiting);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}

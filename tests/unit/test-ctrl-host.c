@@ -1,0 +1,242 @@
+/* test-ctrl-host.c: the host-lifecycle and profiles controllers over the
+ * real registry on the memory store, as an operator sees them: a Host is
+ * Ready while it heartbeats and NotReady after its grace (with an Event
+ * each way and nothing else written while nothing changes), no host flips
+ * after a restart before a full grace period, edge hosts get the edge
+ * profile's longer grace, labels follow the spec, and the default profiles
+ * are installed once without overwriting an operator's edits. */
+#include "capacity-test.h"
+
+#define HOST(name, unit, zone)                                                          \
+    "{'apiVersion':'kfleet.io/v1','kind':'Host','metadata':{'name':'" name "'},"        \
+    "'spec':{'role':'meta','unit':'" unit "','zone':'" zone "','capacity':{'cpu':'64'," \
+    "'memory':'256Gi'},'reserved':{'cpu':'2','memory':'4Gi'}}}"
+
+static const bool T = true, F = false;
+
+static int64_t rv_of(struct capfx *f, const char *name)
+{
+    json_t *h = capfx_get(f, &kf_kind_host, name);
+    int64_t rv = kf_obj_rv(h);
+
+    json_decref(h);
+    return rv;
+}
+
+static void test_ready_notready_ready(void **state)
+{
+    struct capfx f;
+    struct kf_strbuf reasons = KF_STRBUF_INIT;
+    json_t *h;
+    int64_t rv;
+
+    (void)state;
+    capfx_open(&f);
+    f.opts.host_grace_ms = 400;
+    capfx_create(&f, &kf_kind_host, HOST("h1", "u1", "z-a"));
+    capfx_start(&f);
+
+    /* heartbeats keep it Ready; while they come, nothing is written */
+    kf_lease_renew(f.leases, "h1", kf_now_ms());
+    assert_true(capfx_wait(&f, &kf_kind_host, "h1", ready_is, &T));
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    rv = rv_of(&f, "h1");
+    for (int i = 0; i < 10; i++) {
+        kf_lease_renew(f.leases, "h1", kf_now_ms());
+        sleep_ms(60);
+    }
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    assert_int_equal(rv_of(&f, "h1"), rv);
+
+    h = capfx_get(&f, &kf_kind_host, "h1");
+    assert_string_equal(
+        kf_json_str(json_array_get(kf_json_path(h, "status.conditions"), 0), "reason", ""),
+        "HeartbeatReceived");
+    /* labels from the spec, allocatable = capacity - reserved */
+    assert_string_equal(kf_obj_label(h, KF_LABEL_ROLE), "meta");
+    assert_string_equal(kf_obj_label(h, KF_LABEL_UNIT), "u1");
+    assert_string_equal(kf_obj_label(h, KF_LABEL_ZONE), "z-a");
+    assert_string_equal(kf_json_str(h, "status.allocatable.cpu", ""), "62");
+    assert_string_equal(kf_json_str(h, "status.allocatable.memory", ""), "252Gi");
+    json_decref(h);
+
+    /* silence: NotReady after the grace, with the reason */
+    assert_true(capfx_wait(&f, &kf_kind_host, "h1", ready_is, &F));
+    h = capfx_get(&f, &kf_kind_host, "h1");
+    assert_non_null(strstr(kf_json_str(h, "status.message", ""), "no heartbeat for "));
+    assert_non_null(strstr(kf_json_str(h, "status.message", ""), "(grace 0.4s)"));
+    assert_string_equal(
+        kf_json_str(json_array_get(kf_json_path(h, "status.conditions"), 0), "reason", ""),
+        "HeartbeatMissed");
+    json_decref(h);
+
+    /* the next heartbeat brings it back */
+    kf_lease_renew(f.leases, "h1", kf_now_ms());
+    assert_true(capfx_wait(&f, &kf_kind_host, "h1", ready_is, &T));
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS); /* the event follows the status */
+    capfx_event_reasons(&f, "Host", "h1", &reasons);
+    assert_non_null(strstr(reasons.buf, "HostNotReady"));
+    assert_non_null(strstr(reasons.buf, "HostReady"));
+
+    /* a deleted host's lease is dropped */
+    assert_int_equal(kf_registry_delete(f.reg, &kf_kind_host, "h1", 0, NULL, NULL), 0);
+    for (int i = 0; i < 500 && kf_lease_last(f.leases, "h1") > 0; i++)
+        sleep_ms(10);
+    assert_int_equal(kf_lease_last(f.leases, "h1"), 0);
+
+    kf_strbuf_release(&reasons);
+    capfx_close(&f);
+}
+
+/* After a restart the lease table is empty: a Ready host stays Ready for a
+ * full grace period, then goes NotReady if it did not beat; one that beats
+ * in time stays Ready throughout. */
+static void test_grace_after_restart(void **state)
+{
+    struct capfx f;
+    int64_t start;
+
+    (void)state;
+    capfx_open(&f);
+    f.opts.host_grace_ms = 1500;
+    capfx_create(&f, &kf_kind_host, HOST("quiet", "u1", "z-a"));
+    capfx_create(&f, &kf_kind_host, HOST("beating", "u1", "z-b"));
+    capfx_start(&f);
+    kf_lease_renew(f.leases, "quiet", kf_now_ms());
+    kf_lease_renew(f.leases, "beating", kf_now_ms());
+    assert_true(capfx_wait(&f, &kf_kind_host, "quiet", ready_is, &T));
+    assert_true(capfx_wait(&f, &kf_kind_host, "beating", ready_is, &T));
+
+    capfx_start(&f); /* "restart": new manager, empty lease table */
+    start = kf_lease_table_started_ms(f.leases);
+    sleep_ms(300);
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    if (kf_now_ms() - start < 1200) { /* only meaningful inside the window */
+        json_t *h = capfx_get(&f, &kf_kind_host, "quiet");
+
+        assert_true(json_is_true(kf_json_path(h, "status.ready")));
+        json_decref(h);
+    }
+    for (int i = 0; i < 40; i++) {
+        kf_lease_renew(f.leases, "beating", kf_now_ms());
+        sleep_ms(50);
+        if (i == 20)
+            kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    }
+    assert_true(capfx_wait(&f, &kf_kind_host, "quiet", ready_is, &F));
+    {
+        json_t *h = capfx_get(&f, &kf_kind_host, "quiet");
+
+        assert_true(kf_now_ms() - start >= 1500);
+        assert_non_null(strstr(kf_json_str(h, "status.message", ""), "since kfleetd started"));
+        json_decref(h);
+        h = capfx_get(&f, &kf_kind_host, "beating");
+        assert_true(json_is_true(kf_json_path(h, "status.ready")));
+        json_decref(h);
+    }
+    capfx_close(&f);
+}
+
+/* A meta host of a unit with the edge feature gets the edge profile's
+ * heartbeatGrace (5m): it stays Ready while a host of a plain unit, silent
+ * just as long, goes NotReady. */
+static void test_edge_grace(void **state)
+{
+    struct capfx f;
+    json_t *h;
+
+    (void)state;
+    capfx_open(&f);
+    f.opts.host_grace_ms = 300;
+    capfx_create(&f, &kf_kind_unit,
+                 "{'metadata':{'name':'edge-u1'},'spec':{'region':'r','zones':['z-a'],"
+                 "'features':['edge']}}");
+    capfx_create(&f, &kf_kind_unit,
+                 "{'metadata':{'name':'plain-u1'},'spec':{'region':'r','zones':['z-a']}}");
+    capfx_create(&f, &kf_kind_host, HOST("edge-h1", "edge-u1", "z-a"));
+    capfx_create(&f, &kf_kind_host, HOST("plain-h1", "plain-u1", "z-a"));
+    capfx_start(&f);
+    /* the edge profile is installed by the profiles controller */
+    assert_true(capfx_wait(&f, &kf_kind_profile, "edge", has_path_str, "spec.heartbeatGrace=5m"));
+    kf_lease_renew(f.leases, "edge-h1", kf_now_ms());
+    kf_lease_renew(f.leases, "plain-h1", kf_now_ms());
+    assert_true(capfx_wait(&f, &kf_kind_host, "edge-h1", ready_is, &T));
+    assert_true(capfx_wait(&f, &kf_kind_host, "plain-h1", ready_is, &T));
+    assert_true(capfx_wait(&f, &kf_kind_host, "plain-h1", ready_is, &F));
+    sleep_ms(200);
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    h = capfx_get(&f, &kf_kind_host, "edge-h1");
+    assert_true(json_is_true(kf_json_path(h, "status.ready")));
+    json_decref(h);
+    capfx_close(&f);
+}
+
+static bool six_profiles(struct capfx *f)
+{
+    static const char *const names[] = { "standard",  "serverless", "ai",
+                                         "baremetal", "edge",       "windows" };
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(names); i++) {
+        json_t *p = capfx_get(f, &kf_kind_profile, names[i]);
+
+        if (!p)
+            return false;
+        json_decref(p);
+    }
+    return true;
+}
+
+/* Installed on first start; an operator's edit survives a restart; a
+ * deleted default comes back at the next start, not before. */
+static void test_profiles_install_once(void **state)
+{
+    struct capfx f;
+    json_t *p, *q;
+
+    (void)state;
+    capfx_open(&f);
+    capfx_start(&f);
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    assert_true(six_profiles(&f));
+
+    /* real and distinct parameters */
+    p = capfx_get(&f, &kf_kind_profile, "ai");
+    q = capfx_get(&f, &kf_kind_profile, "baremetal");
+    assert_true(cap_str_in_test(kf_json_path(p, "spec.hosting.unitFeatures"), "gpu"));
+    assert_string_equal(kf_json_str(p, "spec.etcd.quotaBackendBytes", ""), "16Gi");
+    assert_true(json_is_true(kf_json_path(q, "spec.etcd.dedicated")));
+    assert_int_equal(kf_json_int(q, "spec.maxPodsPerNode", 0), 250);
+    assert_string_equal(kf_obj_name(p), "ai");
+    json_decref(p);
+    json_decref(q);
+    p = capfx_get(&f, &kf_kind_profile, "windows");
+    assert_string_equal(kf_json_str(p, "spec.nodeOS", ""), "windows");
+    json_decref(p);
+
+    /* an operator edits one and deletes another */
+    capfx_patch(&f, &kf_kind_profile, "standard", "{'spec':{'defaultVersion':'1.30'}}", false);
+    assert_int_equal(kf_registry_delete(f.reg, &kf_kind_profile, "edge", 0, NULL, NULL), 0);
+    sleep_ms(100);
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    p = capfx_get(&f, &kf_kind_profile, "edge");
+    assert_null(p); /* not re-created behind the operator's back */
+
+    capfx_start(&f); /* restart */
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    assert_true(six_profiles(&f));
+    p = capfx_get(&f, &kf_kind_profile, "standard");
+    assert_string_equal(kf_json_str(p, "spec.defaultVersion", ""), "1.30");
+    json_decref(p);
+    capfx_close(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ready_notready_ready),
+        cmocka_unit_test(test_grace_after_restart),
+        cmocka_unit_test(test_edge_grace),
+        cmocka_unit_test(test_profiles_install_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
