@@ -13,8 +13,10 @@
  *     the answer depends on time (the start-up window, a longer grace),
  *     asks to be looked at again when it would change.
  * Silence is measured from the last heartbeat, but never from before
- * kfleetd started (the table is empty then: no host goes NotReady before a
- * full grace period after a restart) nor from before the Host was created.
+ * kfleetd started or this replica became the leader (the controller starts
+ * with each leader term: heartbeats went to the old leader until then, so
+ * no host goes NotReady before a full grace period after a restart or a
+ * failover) nor from before the Host was created.
  * A host that has not beaten since start keeps whatever status it had until
  * then.
  *
@@ -61,6 +63,7 @@ struct host_ctrl {
     struct kf_informer *members, *units, *profiles, *clusters;
     int64_t grace_ms;
     int64_t sweep_ms;
+    int64_t started_ms; /* this term: the controller's init */
     pthread_mutex_t lock;
     struct kf_smap waiting; /* hosts not Ready: a heartbeat is looked for at each sweep */
 };
@@ -293,7 +296,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
 
     now = kf_now_ms();
     grace = host_grace(d, host);
-    started = kf_lease_table_started_ms(d->leases);
+    started = KF_MAX(kf_lease_table_started_ms(d->leases), d->started_ms);
     last = kf_lease_last(d->leases, name);
     ct = kf_json_str(host, "metadata.creationTimestamp", NULL);
     if (ct)
@@ -419,6 +422,7 @@ int kf_ctrl_host_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbu
     d->rec = kf_recorder_new(env->reg, "host-lifecycle");
     d->grace_ms = o->host_grace_ms > 0 ? o->host_grace_ms : KF_CAPACITY_HOST_GRACE_MS;
     d->sweep_ms = KF_MAX(KF_MIN(d->grace_ms / 4, 1000), 20);
+    d->started_ms = kf_now_ms();
     pthread_mutex_init(&d->lock, NULL);
     *ret = d;
     return 0;

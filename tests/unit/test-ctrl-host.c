@@ -107,7 +107,7 @@ static void test_grace_after_restart(void **state)
     assert_true(capfx_wait(&f, &kf_kind_host, "quiet", ready_is, &T));
     assert_true(capfx_wait(&f, &kf_kind_host, "beating", ready_is, &T));
 
-    capfx_start(&f); /* "restart": new manager, empty lease table */
+    capfx_start(&f); /* "restart" (or failover): new manager, empty lease table */
     start = kf_lease_table_started_ms(f.leases);
     sleep_ms(300);
     kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
