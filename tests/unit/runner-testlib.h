@@ -183,6 +183,36 @@ static inline int t_count_children(void)
     return n;
 }
 
+/* The safety net behind a test's own cleanup: kills (SIGKILL, by pid)
+ * every process whose working directory is under `dir` (members run in
+ * their data directories) and returns how many there were. */
+static inline int t_kill_leftovers(const char *dir)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    size_t dl = strlen(dir);
+    int n = 0;
+
+    while (d && (de = readdir(d))) {
+        char path[300], cwd[4096];
+        ssize_t len;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cwd", de->d_name);
+        len = readlink(path, cwd, sizeof(cwd) - 1);
+        if (len <= 0)
+            continue;
+        cwd[len] = '\0';
+        if (!strncmp(cwd, dir, dl) && (cwd[dl] == '/' || cwd[dl] == '\0')) {
+            kill((pid_t)strtol(de->d_name, NULL, 10), SIGKILL);
+            n++;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* Waits for an event about `name` that satisfies `pred`; every event seen
  * is appended to `seen` when given. Returns true with *ret set. */
 typedef bool (*t_pred_fn)(const struct kf_runner_event *ev, const void *arg);

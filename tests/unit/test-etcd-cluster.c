@@ -385,11 +385,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct cluster *c = *state;
+    int leftovers;
 
     if (c->r) {
         kf_runner_stop_all(c->r, 20000);
         kf_runner_free(c->r);
     }
+    leftovers = t_kill_leftovers(c->dir);
     t_rm_rf(c->dir);
     for (int i = 0; i < N; i++) {
         free(c->names[i]);
@@ -404,6 +406,7 @@ static int teardown(void **state)
     free(c->cli_crt);
     free(c->cli_key);
     free(c);
+    assert_int_equal(leftovers, 0);
     return 0;
 }
 

@@ -171,6 +171,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     struct kf_runner *r;
+    int leftovers;
 
     if (f->r)
         kf_runner_free(f->r);
@@ -182,6 +183,10 @@ static int teardown(void **state)
         kill(f->decoy, SIGKILL);
         waitpid(f->decoy, NULL, 0);
     }
+    /* Nothing may be left; if something is, it is killed and the test
+     * fails. */
+    leftovers = t_kill_leftovers(f->dir);
+    assert_int_equal(leftovers, 0);
     assert_int_equal(t_count_children(), f->children_before);
     t_rm_rf(f->dir);
     free(f->state);
