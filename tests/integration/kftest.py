@@ -112,6 +112,8 @@ def _cleanup():
                 p.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 pass
+    # after the agents: members they left running (not our children)
+    _cleanup_agents()
 
 
 atexit.register(_cleanup)
@@ -639,6 +641,12 @@ class Kfleetd:
     def log_tail(self, n=60):
         return "\n".join(self.log().splitlines()[-n:])
 
+    def agent_token(self):
+        """A token of role agent (None when authentication is off)."""
+        if not self.tokens:
+            return None
+        return next((t for t, (u, r) in self.tokens.items() if r == "agent"), None)
+
     # HTTP
 
     def client(self, token=None):
@@ -689,6 +697,220 @@ class Kfleetd:
         for line in self.metrics().splitlines():
             if line.startswith("#"):
                 continue
+            key, _, value = line.rpartition(" ")
+            if key == want:
+                return float(value)
+        return None
+
+
+# --- agents --------------------------------------------------------------------------
+
+_agent_dirs = []  # data directories of every agent started, for the members' cleanup
+
+
+def _proc_start_time(pid):
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def runner_processes(data_dir):
+    """[(name, pid, pid_start, keeper_pid, keeper_start)] from the runner's
+    state files of an agent's data directory."""
+    out = []
+    d = os.path.join(data_dir, "runner", "members")
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return out
+    for fn in names:
+        if not fn.endswith(".state"):
+            continue
+        rec = {}
+        try:
+            with open(os.path.join(d, fn)) as f:
+                for line in f.read().splitlines()[1:]:
+                    k, _, v = line.partition(" ")
+                    rec.setdefault(k, v)
+        except OSError:
+            continue
+        try:
+            out.append((rec.get("name", fn[:-6]), int(rec.get("pid", 0)),
+                        int(rec.get("pid_start", 0)), int(rec.get("keeper_pid", 0)),
+                        int(rec.get("keeper_start", 0))))
+        except ValueError:
+            continue
+    return out
+
+
+def pid_alive(pid, start=None):
+    """Whether pid runs (and, given start, is still the same process)."""
+    if pid <= 0:
+        return False
+    st = _proc_start_time(pid)
+    if st is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rpartition(")")[2].split()[0] == "Z":
+                return False
+    except OSError:
+        return False
+    return start is None or start == 0 or st == start
+
+
+def kill_runner_processes(data_dir):
+    """SIGKILLs, by PID, every member (its process group) and keeper an
+    agent left running in data_dir, checking each pid's start time first,
+    and waits until they are gone."""
+    killed = []
+    for _name, pid, pst, kpid, kst in runner_processes(data_dir):
+        for p, st, group in ((pid, pst, True), (kpid, kst, False)):
+            if pid_alive(p, st):
+                try:
+                    if group:
+                        os.killpg(p, signal.SIGKILL)
+                    else:
+                        os.kill(p, signal.SIGKILL)
+                    killed.append((p, st))
+                except OSError:
+                    pass
+    deadline = time.monotonic() + 5
+    while any(pid_alive(p, st) for p, st in killed) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _cleanup_agents():
+    for d in _agent_dirs:
+        kill_runner_processes(d)
+
+
+class Agent:
+    """One kfleet-agent for kfleetd `kd` with a temporary data directory.
+
+    role/name/zone/unit/cluster: the Host it registers.
+    simulate: N virtual hosts (name is then their prefix).
+    args: extra arguments (e.g. ["--stop-members-on-exit"]).
+    The agent serves /metrics on a free port (self.metrics_port).
+    .stop() sends SIGTERM and checks the exit code; .kill() sends SIGKILL
+    (members keep running); .close() stops it and SIGKILLs, by PID, every
+    member it left, and removes the data directory.
+    """
+
+    def __init__(self, kd, name, zone="a", unit="u1", role="meta", cluster=None, args=(),
+                 data_dir=None, token=None, simulate=None, heartbeat="500ms",
+                 log_level="info"):
+        self.kd = kd
+        self.name = name
+        self.own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="kftest-agent-")
+        _agent_dirs.append(self.data_dir)
+        self.metrics_port = free_port()
+        self.log_path = os.path.join(self.data_dir, "agent.log")
+        cmd = [os.path.join(BIN_DIR, "kfleet-agent"), "--server", kd.url, "--role", role,
+               "--name", name, "--zone", zone, "--data-dir", self.data_dir,
+               "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+               "--heartbeat-interval", heartbeat, "--log-level", log_level,
+               "--backoff", "200ms,2s", "--stop-grace", "5s"]
+        cmd += ["--cluster", cluster] if role == "worker" else ["--unit", unit]
+        if simulate:
+            cmd += ["--simulate", str(simulate)]
+        tok = token if token is not None else kd.agent_token()
+        if tok:
+            cmd += ["--token", tok]
+        if kd.tls:
+            cmd += ["--ca-file", kd.cert_file]
+        self.cmd = cmd + list(args)
+        self.proc = None
+
+    def start(self):
+        self.log_file = open(self.log_path, "ab")
+        self.proc = track(subprocess.Popen(self.cmd, stdout=self.log_file,
+                                           stderr=subprocess.STDOUT))
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=60.0, expect=0):
+        if not self.running():
+            return self.proc.returncode if self.proc else None
+        os.kill(self.proc.pid, sig)
+        try:
+            code = self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise AssertionError("kfleet-agent did not stop:\n" + self.log_tail())
+        finally:
+            self.log_file.close()
+        if expect is not None and code != expect:
+            raise AssertionError(f"kfleet-agent exited with {code}, expected {expect}:\n"
+                                 + self.log_tail())
+        return code
+
+    def kill(self):
+        """SIGKILL the agent alone: its members keep running."""
+        return self.stop(signal.SIGKILL, expect=None)
+
+    def processes(self):
+        return runner_processes(self.data_dir)
+
+    def close(self):
+        try:
+            if self.running():
+                self.stop(expect=None)
+        finally:
+            kill_runner_processes(self.data_dir)
+            if self.own_dir:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self):
+        if not self.proc:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            sys.stderr.write(f"--- agent {self.name} log (tail) ---\n" + self.log_tail() + "\n")
+        self.close()
+        return False
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log().splitlines()[-n:])
+
+    def metrics(self):
+        """The text of the agent's /metrics ("" while it does not answer)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=5)
+        try:
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            assert r.status == 200, r.status
+            return r.read().decode()
+        except OSError:
+            return ""
+        finally:
+            c.close()
+
+    def metric(self, name, labels=None):
+        want = name
+        if labels:
+            want += "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        for line in self.metrics().splitlines():
             key, _, value = line.rpartition(" ")
             if key == want:
                 return float(value)

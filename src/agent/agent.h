@@ -1,0 +1,239 @@
+/* agent.h: the parts of kfleet-agent above the process runner.
+ *
+ * kfleet-agent registers one Host (or, with --simulate N, N virtual ones),
+ * heartbeats for it, watches the ControlPlaneMembers bound to it and runs
+ * them through the runner (runner.h), and reports their status back. The
+ * pieces:
+ *
+ *   agent-http.c     requests to kfleetd over libcurl (JSON in and out, the
+ *                    bearer token, a watch stream read line by line)
+ *   agent-watch.c    a thread that lists and then watches the members and
+ *                    hands snapshots and events to the main loop
+ *   agent-host.c     registration of the Host objects, heartbeats, what the
+ *                    machine offers (/proc)
+ *   agent-members.c  a member object -> a runner spec, certificates from
+ *                    kfleetd, status reports, removal with the data
+ *   agent-metrics.c  /metrics: per-member use, restarts, readiness
+ *   agent-loop.c     the main loop: poll, timers, signals, shutdown
+ *
+ * Threads: the main loop owns every struct below and is the only one that
+ * talks to kfleetd with a->http; the watch thread has its own connection
+ * and only queues messages; the metrics server's thread reads under
+ * a->lock, which the main loop holds while it changes members.
+ *
+ * docs/internals/agent.md ("The agent") explains the loop.
+ */
+#ifndef KF_AGENT_H
+#define KF_AGENT_H
+
+#include <pthread.h>
+
+#include <jansson.h>
+
+#include "kfleet/base.h"
+#include "kfleet/runner.h"
+#include "kfleet/smap.h"
+
+struct kf_strbuf;
+
+/* What the agent writes on objects and expects on them. */
+#define KF_AGENT_FINALIZER     "kfleet.io/agent"    /* on members: kept until status.released */
+#define KF_AGENT_ANN_PKI_HASH  "kfleet.io/pki-hash" /* on members: the bundle to fetch */
+#define KF_AGENT_ANN_METRICS   "monitoring.kfleet.io/agent" /* on hosts: "h:p" of /metrics */
+#define KF_AGENT_LABEL_ROLE    "kfleet.io/role"
+#define KF_AGENT_LABEL_ZONE    "kfleet.io/zone"
+#define KF_AGENT_LABEL_UNIT    "kfleet.io/unit"
+#define KF_AGENT_LABEL_CLUSTER "kfleet.io/cluster"
+
+#define KF_AGENT_API "/apis/kfleet.io/v1"
+
+/* --- agent-http.c ------------------------------------------------------------ */
+
+struct kf_agent_http;
+
+/* A client of kfleetd at server ("http://h:p" or "https://h:p"); token may
+ * be NULL; ca_file verifies an https server (NULL: the system's CAs). */
+struct kf_agent_http *kf_agent_http_new(const char *server, const char *token, const char *ca_file);
+void kf_agent_http_free(struct kf_agent_http *h);
+
+/* One request. body (may be NULL) is sent as JSON with content_type (NULL:
+ * application/json). Returns the HTTP status with the parsed body in
+ * *ret_json (NULL when it was not JSON; may be NULL if not wanted), or a
+ * negative errno when no answer came (-ECONNREFUSED, -ETIMEDOUT, ...) with
+ * what went wrong in err. For a status >= 400 err gets the Status message. */
+int kf_agent_http_do(struct kf_agent_http *h, const char *method, const char *path,
+                     const char *content_type, const json_t *body, json_t **ret_json,
+                     struct kf_strbuf *err);
+
+/* Reads a streaming GET (a watch) and calls line() for every line; stops
+ * when line() returns non-zero, the server ends the stream, nothing came
+ * for idle_s seconds, or *stop turns true. Returns the HTTP status (200
+ * when the stream ran), or a negative errno. */
+int kf_agent_http_stream(struct kf_agent_http *h, const char *path, int idle_s,
+                         int (*line)(void *ctx, const char *s, size_t n), void *ctx,
+                         const volatile bool *stop, struct kf_strbuf *err);
+
+/* --- agent-watch.c ------------------------------------------------------------ */
+
+enum kf_agent_msg_type {
+    KF_AGENT_MSG_SNAPSHOT, /* items: every member the selector matches now */
+    KF_AGENT_MSG_EVENT,    /* type ADDED/MODIFIED/DELETED, obj */
+    KF_AGENT_MSG_DOWN,     /* the connection failed: text says why */
+};
+
+struct kf_agent_msg {
+    enum kf_agent_msg_type type;
+    char event[16];
+    json_t *obj; /* SNAPSHOT: an array; EVENT: the object */
+    char *text;
+    struct kf_agent_msg *next;
+};
+void kf_agent_msg_free(struct kf_agent_msg *m);
+
+struct kf_agent_watch;
+
+/* Starts a thread that lists `path` (a collection, with its query) and
+ * watches it from the list's revision, again after every error (back-off
+ * from 0.5 s to 30 s) or expired revision. Messages queue up; wake_fd (an
+ * eventfd) is written when there are some. */
+int kf_agent_watch_start(const char *server, const char *token, const char *ca_file,
+                         const char *path, int wake_fd, struct kf_agent_watch **ret,
+                         struct kf_strbuf *err);
+/* Takes every queued message, oldest first (a list linked by next). */
+struct kf_agent_msg *kf_agent_watch_take(struct kf_agent_watch *w);
+/* Whether the stream is up now. */
+bool kf_agent_watch_connected(struct kf_agent_watch *w);
+void kf_agent_watch_stop(struct kf_agent_watch *w); /* joins the thread, frees; NULL ok */
+
+/* --- the agent ------------------------------------------------------------------ */
+
+struct kf_agent_config {
+    const char *server;
+    const char *token;
+    const char *ca_file;
+    const char *role; /* "meta" or "worker" */
+    const char *name;
+    const char *zones; /* one zone, or a comma list (spread over --simulate hosts) */
+    const char *unit;
+    const char *cluster;
+    const char *address; /* the host's IP others reach it at; NULL: 127.0.0.1 */
+    int64_t cpu_milli;   /* 0: detected */
+    int64_t memory_bytes;
+    const char *data_dir;
+    int simulate; /* 0: one real host; N: N virtual hosts with the simulated runner */
+    int64_t heartbeat_ms;
+    const char *metrics_listen; /* "HOST:PORT" (port 0: any); NULL: no /metrics */
+    bool stop_members_on_exit;
+    int64_t sim_ready_delay_ms;
+    int stop_grace_ms; /* members' SIGTERM..SIGKILL; 0: the runner's default */
+    /* runner back-off (tests make it short) */
+    int64_t backoff_initial_ms, backoff_max_ms;
+};
+
+/* One ControlPlaneMember this agent knows. */
+struct agent_member {
+    char *name;                         /* object name */
+    char rname[KF_RUNNER_NAME_MAX + 1]; /* name in the runner */
+    json_t *obj;                        /* the object as kfleetd has it; NULL: gone */
+    bool from_cache;                    /* obj came from the local cache, not kfleetd */
+    bool applied;                       /* handed to the runner */
+    char applied_hash[65];              /* of what was applied */
+    char *pki_hash;                     /* the certificate bundle on disk */
+    bool removing;                      /* runner told to remove it */
+    bool gone;                          /* stopped, data removed */
+    bool have_status;
+    struct kf_proc_status st; /* the runner's latest */
+    json_t *reported;         /* the status kfleetd has (as far as we know) */
+    int64_t retry_at_ms;      /* monotonic: next attempt after a failed report/fetch */
+    int failures;
+    char *cluster, *component; /* labels for /metrics */
+};
+
+struct agent_host {
+    char *name;
+    char *zone;
+    struct kf_runner *runner;
+    struct kf_smap members; /* name -> struct agent_member */
+    bool registered;
+    int64_t register_at_ms; /* monotonic: next registration attempt */
+    int register_failures;
+    bool dirty;           /* members need a look now */
+    int64_t next_sync_ms; /* monotonic: a retry is due then (0: none) */
+    bool wait_server;     /* something waits for kfleetd to answer again */
+    char *dir;            /* real host: where members' directories live; NULL: simulated */
+};
+
+struct kf_agent {
+    struct kf_agent_config cfg;
+    pthread_mutex_t lock; /* held by the loop while it changes hosts and members */
+    struct agent_host *hosts;
+    size_t n_hosts;
+    struct kf_smap host_by_name;
+    struct kf_agent_http *http;
+    struct kf_agent_watch *watch;
+    int wake_fd;
+    int signal_fd;
+    bool have_snapshot; /* kfleetd told us once what is bound here */
+    /* kfleetd reachability: after a failure, requests wait until retry */
+    bool server_down;
+    int64_t server_retry_ms;
+    int server_failures;
+    int64_t next_heartbeat_ms;
+    int64_t heartbeat_failures;
+    bool heartbeat_endpoint_missing;
+    struct kf_metrics *metrics;
+    void *metrics_server;
+    void *metric_fams;
+    char *metrics_addr; /* "h:p" actually bound */
+    char *node_os, *node_kernel, *node_arch, *node_hostname;
+    int64_t detected_cpu_milli, detected_memory_bytes;
+    /* counters for /metrics */
+    uint64_t heartbeats_ok, heartbeats_failed, status_writes, status_write_failures;
+    uint64_t api_errors;
+};
+
+/* agent-host.c */
+int kf_agent_detect_machine(struct kf_agent *a, struct kf_strbuf *err);
+/* Registers (creates or updates) the Host of h. 0, or a negative error. */
+int kf_agent_register(struct kf_agent *a, struct agent_host *h, struct kf_strbuf *err);
+/* Sends the heartbeats that are due (one request, or batches of many
+ * hosts). */
+void kf_agent_heartbeat(struct kf_agent *a);
+
+/* agent-members.c */
+/* The runner name of a member object name (the name itself when it fits
+ * the runner's rules, else a prefix and a hash). */
+void kf_agent_runner_name(const char *name, char out[KF_RUNNER_NAME_MAX + 1]);
+/* Loads members cached in h->dir from an earlier run and applies them, so
+ * that they are adopted before kfleetd answers. */
+void kf_agent_members_load_cache(struct kf_agent *a, struct agent_host *h);
+/* A member object (from the watch or a snapshot) for host h; deleted: the
+ * object went away. */
+void kf_agent_member_seen(struct kf_agent *a, struct agent_host *h, const json_t *obj,
+                          bool deleted);
+/* A snapshot: everything bound to h is in objs; anything else goes. */
+void kf_agent_members_snapshot(struct kf_agent *a, struct agent_host *h, json_t **objs, size_t n);
+/* A runner event of h. */
+void kf_agent_member_event(struct kf_agent *a, struct agent_host *h,
+                           const struct kf_runner_event *ev);
+/* Converges h's members: applies, fetches certificates, removes, reports. */
+void kf_agent_members_sync(struct kf_agent *a, struct agent_host *h);
+/* Stops every member of h (shutdown with --stop-members-on-exit). */
+void kf_agent_members_stop_all(struct kf_agent *a, struct agent_host *h);
+void kf_agent_member_free(struct agent_member *m);
+
+/* agent-metrics.c */
+int kf_agent_metrics_start(struct kf_agent *a, struct kf_strbuf *err);
+void kf_agent_metrics_stop(struct kf_agent *a);
+
+/* agent-loop.c */
+/* Whether a request may go to kfleetd now (not inside a back-off after a
+ * failure); kf_agent_server_result() records how a request went. */
+bool kf_agent_server_ok(struct kf_agent *a);
+void kf_agent_server_result(struct kf_agent *a, int http_status_or_errno);
+int64_t kf_agent_now_ms(void); /* monotonic */
+
+/* Runs the agent until SIGTERM or SIGINT. Returns the exit code. */
+int kf_agent_run(const struct kf_agent_config *cfg);
+
+#endif
