@@ -48,7 +48,10 @@ struct kf_etcd_member_spec {
  * 16 GiB for G5 (reference §3.7). */
 int64_t kf_etcd_quota_for_grade(int grade);
 
-/* Appends the member's argv (binary first) to *ret. -EINVAL with the
+/* Appends the member's argv (binary first) to *ret. Paths are absolute, or
+ * start with {{certDir}} or {{dataDir}}, which the agent that runs the
+ * member replaces with its absolute directories (the component catalog
+ * renders argv in kfleetd, catalog.h). -EINVAL with the
  * reason in err for a spec that etcd would refuse or that would make an
  * insecure member (a non-https peer URL, a missing certificate, this
  * member missing from peers). */

@@ -48,9 +48,16 @@ static bool host_ok(const char *s)
     return true;
 }
 
+/* An absolute path, or one that starts with a directory placeholder the
+ * agent fills with an absolute path ({{certDir}}, {{dataDir}}): kfleetd's
+ * component catalog renders the argv without knowing the host's
+ * directories (catalog.h). */
 static bool abs_path(const char *s)
 {
-    return s && s[0] == '/' && !strchr(s, '\n');
+    return s &&
+           (s[0] == '/' || kf_str_has_prefix(s, "{{certDir}}") ||
+            kf_str_has_prefix(s, "{{dataDir}}")) &&
+           !strchr(s, '\n');
 }
 
 /* "host:port" with IPv6 brackets. */

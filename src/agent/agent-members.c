@@ -494,7 +494,7 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
         r = kf_agent_mkdir_p(full, 0700);
         *slash = '/';
         if (r == 0)
-            r = kf_agent_write_atomic(full, d, strlen(d), secret ? 0600 : 0644);
+            r = kf_agent_write_atomic(full, d, strlen(d), secret ? 0600 : 0644, true);
         if (r < 0)
             kf_err(err, r, "cannot write \"%s\": %s", full, strerror(-r));
         free(full);
@@ -504,7 +504,7 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
     {
         char *hp = kf_xasprintf("%s/.hash", tmp);
 
-        r = kf_agent_write_atomic(hp, hash, strlen(hash), 0600);
+        r = kf_agent_write_atomic(hp, hash, strlen(hash), 0600, true);
         free(hp);
         if (r < 0)
             goto out;
@@ -614,7 +614,7 @@ static void cache_write(struct agent_host *h, struct agent_member *m)
     c = json_pack("{s:O, s:O}", "metadata", kf_json_path(m->obj, "metadata"), "spec",
                   kf_json_path(m->obj, "spec"));
     text = kf_json_dump(c, &len);
-    if (kf_agent_mkdir_p(dir, 0700) < 0 || kf_agent_write_atomic(path, text, len, 0600) < 0)
+    if (kf_agent_mkdir_p(dir, 0700) < 0 || kf_agent_write_atomic(path, text, len, 0600, true) < 0)
         kf_log_warn("cannot cache member \"%s\" in \"%s\"; after a restart it waits for "
                     "kfleetd",
                     m->name, path);

@@ -1,0 +1,219 @@
+/* catalog-table.c: the component catalog's entries (catalog.h).
+ *
+ * One row per component and range of Kubernetes minors: the program, the
+ * ports, the probe, the certificate files and the argument template (etcd:
+ * built by kf_etcd_member_argv instead, see catalog-render.c). To support
+ * a new minor whose flags changed, add a row with that range and narrow
+ * the old one; the ranges of one component must not overlap.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kfleet/catalog.h"
+#include "catalog/catalog-internal.h"
+
+static const char *const apiserver_args[] = {
+    "--advertise-address={{address}}",
+    "--bind-address={{address}}",
+    "--secure-port={{port.https}}",
+    "--etcd-servers={{etcdServers}}",
+    "--etcd-cafile={{certDir}}/etcd/ca.crt",
+    "--etcd-certfile={{certDir}}/etcd/client.crt",
+    "--etcd-keyfile={{certDir}}/etcd/client.key",
+    "--client-ca-file={{certDir}}/ca.crt",
+    "--tls-cert-file={{certDir}}/apiserver.crt",
+    "--tls-private-key-file={{certDir}}/apiserver.key",
+    "--service-cluster-ip-range={{serviceCIDR}}",
+    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+    "--service-account-key-file={{certDir}}/sa.pub",
+    "--service-account-signing-key-file={{certDir}}/sa.key",
+    "--authorization-mode=Node,RBAC",
+    "--enable-bootstrap-token-auth=true",
+    "--allow-privileged=true",
+    "--cert-dir={{dataDir}}",
+    "--profiling=false",
+    NULL,
+};
+
+static const char *const controller_manager_args[] = {
+    "--kubeconfig={{certDir}}/controller-manager.kubeconfig",
+    "--authentication-kubeconfig={{certDir}}/controller-manager.kubeconfig",
+    "--authorization-kubeconfig={{certDir}}/controller-manager.kubeconfig",
+    "--bind-address={{address}}",
+    "--secure-port={{port.https}}",
+    "--tls-cert-file={{certDir}}/server.crt",
+    "--tls-private-key-file={{certDir}}/server.key",
+    "--cluster-name={{cluster}}",
+    "--cluster-signing-cert-file={{certDir}}/ca.crt",
+    "--cluster-signing-key-file={{certDir}}/ca.key",
+    "--root-ca-file={{certDir}}/ca.crt",
+    "--service-account-private-key-file={{certDir}}/sa.key",
+    "--service-cluster-ip-range={{serviceCIDR}}",
+    "--cluster-cidr={{podCIDR}}",
+    "--allocate-node-cidrs=true",
+    "--use-service-account-credentials=true",
+    "--leader-elect=true",
+    "--controllers=*,bootstrapsigner,tokencleaner",
+    "--profiling=false",
+    NULL,
+};
+
+static const char *const scheduler_args[] = {
+    "--kubeconfig={{certDir}}/scheduler.kubeconfig",
+    "--authentication-kubeconfig={{certDir}}/scheduler.kubeconfig",
+    "--authorization-kubeconfig={{certDir}}/scheduler.kubeconfig",
+    "--bind-address={{address}}",
+    "--secure-port={{port.https}}",
+    "--tls-cert-file={{certDir}}/server.crt",
+    "--tls-private-key-file={{certDir}}/server.key",
+    "--leader-elect=true",
+    "--profiling=false",
+    NULL,
+};
+
+/* Certificate files: the PKI's path ("%s" is the member's name), the name
+ * in the bundle, whether it is secret. */
+static const struct catalog_file etcd_files[] = {
+    { "etcd/ca.crt", "etcd/ca.crt", false },
+    { "etcd/%s-server.crt", "etcd/server.crt", false },
+    { "etcd/%s-server.key", "etcd/server.key", true },
+    { "etcd/%s-peer.crt", "etcd/peer.crt", false },
+    { "etcd/%s-peer.key", "etcd/peer.key", true },
+    { NULL, NULL, false },
+};
+
+static const struct catalog_file apiserver_files[] = {
+    { "ca.crt", "ca.crt", false },
+    { "ca.crt", "probe-ca.crt", false },
+    { "apiserver.crt", "apiserver.crt", false },
+    { "apiserver.key", "apiserver.key", true },
+    { "etcd/ca.crt", "etcd/ca.crt", false },
+    { "etcd/client.crt", "etcd/client.crt", false },
+    { "etcd/client.key", "etcd/client.key", true },
+    { "sa.key", "sa.key", true },
+    { "sa.pub", "sa.pub", false },
+    { NULL, NULL, false },
+};
+
+static const struct catalog_file controller_manager_files[] = {
+    { "ca.crt", "ca.crt", false },
+    { "ca.crt", "probe-ca.crt", false },
+    { "ca.key", "ca.key", true },
+    { "sa.key", "sa.key", true },
+    { "controller-manager.kubeconfig", "controller-manager.kubeconfig", true },
+    { "controller-manager-server.crt", "server.crt", false },
+    { "controller-manager-server.key", "server.key", true },
+    { NULL, NULL, false },
+};
+
+static const struct catalog_file scheduler_files[] = {
+    { "ca.crt", "ca.crt", false },
+    { "ca.crt", "probe-ca.crt", false },
+    { "scheduler.kubeconfig", "scheduler.kubeconfig", true },
+    { "scheduler-server.crt", "server.crt", false },
+    { "scheduler-server.key", "server.key", true },
+    { NULL, NULL, false },
+};
+
+static const struct catalog_file other_files[] = {
+    { "ca.crt", "ca.crt", false },
+    { NULL, NULL, false },
+};
+
+static const struct catalog_entry entries[] = {
+    {
+        .c = { .component = "etcd",
+               .ports = { "client", "peer", "metrics", NULL },
+               .probe_port = "metrics",
+               .probe_path = "/health",
+               .probe_scheme = "http",
+               .known = true },
+        /* Debian's etcd 3.4 serves every Kubernetes minor kfleet runs */
+        .binary = "/usr/bin/etcd",
+        .build = catalog_etcd_args,
+        .files = etcd_files,
+    },
+    {
+        .c = { .component = "kube-apiserver",
+               .ports = { "https", NULL },
+               .probe_port = "https",
+               .probe_path = "/readyz",
+               .probe_scheme = "https",
+               .alias_port = "metrics", /* /metrics is on the secure port */
+               .alias_of = "https",
+               .known = true },
+        .min_version = "1.29",
+        .max_version = "1.33",
+        .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-apiserver",
+        .args = apiserver_args,
+        .files = apiserver_files,
+    },
+    {
+        .c = { .component = "kube-controller-manager",
+               .ports = { "https", NULL },
+               .probe_port = "https",
+               .probe_path = "/healthz",
+               .probe_scheme = "https",
+               .known = true },
+        .min_version = "1.29",
+        .max_version = "1.33",
+        .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-controller-manager",
+        .args = controller_manager_args,
+        .files = controller_manager_files,
+    },
+    {
+        .c = { .component = "kube-scheduler",
+               .ports = { "https", NULL },
+               .probe_port = "https",
+               .probe_path = "/healthz",
+               .probe_scheme = "https",
+               .known = true },
+        .min_version = "1.29",
+        .max_version = "1.33",
+        .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-scheduler",
+        .args = scheduler_args,
+        .files = scheduler_files,
+    },
+};
+
+static const struct catalog_entry unknown_entry = {
+    .c = { .component = NULL, .ports = { NULL }, .known = false },
+    .binary = NULL, /* the component's own name */
+    .files = other_files,
+};
+
+/* "1.31" -> 1031; -1 when it is not a MAJOR.MINOR version. */
+static int version_number(const char *v)
+{
+    int major = 0, minor = 0;
+    char tail;
+
+    if (!v || sscanf(v, "%d.%d%c", &major, &minor, &tail) != 2 || major < 0 || minor < 0 ||
+        minor > 999)
+        return -1;
+    return major * 1000 + minor;
+}
+
+const struct catalog_entry *catalog_find(const char *component, const char *version)
+{
+    int v = version_number(version);
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(entries); i++) {
+        const struct catalog_entry *e = &entries[i];
+
+        if (strcmp(e->c.component, component) != 0)
+            continue;
+        if (e->min_version && (v < 0 || v < version_number(e->min_version)))
+            continue;
+        if (e->max_version && (v < 0 || v > version_number(e->max_version)))
+            continue;
+        return e;
+    }
+    return &unknown_entry;
+}
+
+const struct kf_catalog_component *kf_catalog_lookup(const char *component, const char *version)
+{
+    return &catalog_find(component, version)->c;
+}
