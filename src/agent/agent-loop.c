@@ -131,6 +131,7 @@ static int setup_runners(struct kf_agent *a, struct kf_strbuf *err)
             .backoff_max_ms = c->backoff_max_ms,
             .stop_grace_ms = c->stop_grace_ms,
             .sim_ready_delay_ms = c->sim_ready_delay_ms,
+            .cgroup_parent = c->cgroup_parent,
         };
         char *state = NULL, *logs = NULL;
         int r;

@@ -41,6 +41,8 @@ static const char usage_text[] =
     "  --capacity-memory SIZE    memory to offer (default: detected, e.g. 16Gi)\n"
     "  --data-dir DIR            members' data, certificates, logs and the runner's state\n"
     "                            (default /var/lib/kfleet-agent)\n"
+    "  --cgroup-parent DIR       cgroup v2 directory for the members' limits (default: the\n"
+    "                            agent's own cgroup when delegated; \"none\": no limits)\n"
     "  --metrics-listen H:P      serve /metrics there (port 0: any free port)\n"
     "  --heartbeat-interval DUR  time between heartbeats (default 10s)\n"
     "  --stop-members-on-exit    stop the members on SIGTERM/SIGINT (default: they keep\n"
@@ -68,6 +70,7 @@ enum {
     OPT_CPU,
     OPT_MEMORY,
     OPT_DATA_DIR,
+    OPT_CGROUP_PARENT,
     OPT_METRICS,
     OPT_HEARTBEAT,
     OPT_STOP_MEMBERS,
@@ -95,6 +98,7 @@ static const struct option options[] = {
     { "capacity-cpu", required_argument, NULL, OPT_CPU },
     { "capacity-memory", required_argument, NULL, OPT_MEMORY },
     { "data-dir", required_argument, NULL, OPT_DATA_DIR },
+    { "cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT },
     { "metrics-listen", required_argument, NULL, OPT_METRICS },
     { "heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT },
     { "stop-members-on-exit", no_argument, NULL, OPT_STOP_MEMBERS },
@@ -213,6 +217,9 @@ int main(int argc, char **argv)
         }
         case OPT_DATA_DIR:
             c.data_dir = optarg;
+            break;
+        case OPT_CGROUP_PARENT:
+            c.cgroup_parent = optarg;
             break;
         case OPT_METRICS:
             c.metrics_listen = optarg;

@@ -120,7 +120,8 @@ struct kf_agent_config {
     int64_t cpu_milli;   /* 0: detected */
     int64_t memory_bytes;
     const char *data_dir;
-    int simulate; /* 0: one real host; N: N virtual hosts with the simulated runner */
+    const char *cgroup_parent; /* runner's cgroup_parent: NULL detect, "none", a path */
+    int simulate;              /* 0: one real host; N: N virtual hosts with the simulated runner */
     int64_t heartbeat_ms;
     const char *metrics_listen; /* "HOST:PORT" (port 0: any); NULL: no /metrics */
     bool stop_members_on_exit;

@@ -26,7 +26,7 @@ static const char *const apiserver_args[] = {
     "--tls-private-key-file={{certDir}}/apiserver.key",
     "--service-cluster-ip-range={{serviceCIDR}}",
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-    "--service-account-key-file={{certDir}}/sa.pub",
+    "--service-account-key-file={{certDir}}/sa.key",
     "--service-account-signing-key-file={{certDir}}/sa.key",
     "--authorization-mode=Node,RBAC",
     "--enable-bootstrap-token-auth=true",
@@ -92,7 +92,6 @@ static const struct catalog_file apiserver_files[] = {
     { "etcd/client.crt", "etcd/client.crt", false },
     { "etcd/client.key", "etcd/client.key", true },
     { "sa.key", "sa.key", true },
-    { "sa.pub", "sa.pub", false },
     { NULL, NULL, false },
 };
 
