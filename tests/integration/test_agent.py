@@ -56,7 +56,8 @@ def finish_deletion(kd, name):
 
 
 def test_register_and_run():
-    with kftest.Kfleetd(store="sqlite", tokens=True) as kd, \
+    with kftest.Kfleetd(store="sqlite", tokens=True, controllers="host-lifecycle",
+                        args=["--host-grace", "3s"]) as kd, \
             kftest.Agent(kd, "h1", args=["--capacity-cpu", "8", "--capacity-memory",
                                          "32Gi"]) as ag:
         host = eventually(lambda: get(kd, "hosts", "h1"), msg="host not registered")
@@ -67,6 +68,10 @@ def test_register_and_run():
         assert host["metadata"]["annotations"]["monitoring.kfleet.io/agent"] == \
             f"127.0.0.1:{ag.metrics_port}"
         assert host["status"]["agentVersion"]
+        # heartbeats make it Ready
+        eventually(lambda: get(kd, "hosts", "h1")["status"].get("ready") is True, timeout=15,
+                   msg="host never Ready")
+        assert ag.metric("kfleet_agent_heartbeats_total", {"result": "ok"}) > 0
 
         port = kftest.free_port()
         assert kd.post(path("controlplanemembers"), member("m1", "h1", port)).status == 201
