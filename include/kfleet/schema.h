@@ -40,15 +40,17 @@ struct kf_strbuf;
 
 enum kf_type {
     KF_T_STRING = 1,
-    KF_T_INT,      /* JSON integer */
-    KF_T_NUMBER,   /* JSON integer or real */
-    KF_T_BOOL,     /* JSON true/false */
-    KF_T_OBJECT,   /* members in .fields; unknown members rejected unless KF_F_OPEN */
-    KF_T_ARRAY,    /* elements described by .items */
-    KF_T_MAP,      /* string keys (checked by .key_format / .key_enum) to .items */
-    KF_T_ANY,      /* free-form object: any members, not checked */
-    KF_T_QUANTITY, /* Kubernetes quantity: a string ("500m", "4Gi") or a non-negative
+    KF_T_INT,           /* JSON integer */
+    KF_T_NUMBER,        /* JSON integer or real */
+    KF_T_BOOL,          /* JSON true/false */
+    KF_T_OBJECT,        /* members in .fields; unknown members rejected unless KF_F_OPEN */
+    KF_T_ARRAY,         /* elements described by .items */
+    KF_T_MAP,           /* string keys (checked by .key_format / .key_enum) to .items */
+    KF_T_ANY,           /* free-form object: any members, not checked */
+    KF_T_QUANTITY,      /* Kubernetes quantity: a string ("500m", "4Gi") or a non-negative
                     * number; numbers are normalized to their string form */
+    KF_T_INT_OR_STRING, /* Kubernetes IntOrString: a JSON integer (checked like KF_T_INT)
+                         * or a string (checked like KF_T_STRING, e.g. KF_FMT_PERCENT) */
 };
 
 enum kf_format {
@@ -66,6 +68,7 @@ enum kf_format {
     KF_FMT_TIME_OF_DAY,   /* "HH:MM", 24 h, UTC */
     KF_FMT_URL,           /* http:// or https:// URL */
     KF_FMT_REASON,        /* CamelCase word, as Kubernetes event and condition reasons */
+    KF_FMT_PERCENT,       /* a percentage: digits then '%' ("10%", "100%") */
 };
 
 /* Field flags. */
@@ -132,6 +135,10 @@ struct kf_schema {
 #define KF_QUANTITY(n, d, ...)                                          \
     {                                                                   \
         .name = n, .type = KF_T_QUANTITY, .description = d, __VA_ARGS__ \
+    }
+#define KF_INT_OR_STRING(n, d, ...)                                          \
+    {                                                                        \
+        .name = n, .type = KF_T_INT_OR_STRING, .description = d, __VA_ARGS__ \
     }
 #define KF_ANY(n, d, ...)                                          \
     {                                                              \

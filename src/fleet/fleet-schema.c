@@ -79,6 +79,7 @@ static const char *const format_names[] = {
     [KF_FMT_TIME_OF_DAY] = "time-of-day",
     [KF_FMT_URL] = "url",
     [KF_FMT_REASON] = "reason",
+    [KF_FMT_PERCENT] = "percent",
 };
 
 const char *kf_format_name(enum kf_format f)
@@ -240,6 +241,15 @@ bool kf_format_check(enum kf_format f, const char *s, struct kf_strbuf *w)
         }
         return why(w, "must be a word of letters, digits, '_', ',' and ':' starting with a "
                       "letter, CamelCase by convention (e.g. \"NoHeadroom\")");
+    case KF_FMT_PERCENT: {
+        bool ok = len >= 2 && len <= 11 && s[len - 1] == '%';
+
+        for (size_t i = 0; i + 1 < len && ok; i++)
+            ok = isdigit((unsigned char)s[i]);
+        if (ok)
+            return true;
+        return why(w, "must be a percentage: digits followed by '%%' (e.g. \"10%%\")");
+    }
     }
     return true;
 }
@@ -542,6 +552,15 @@ static void validate_value(struct vctx *c, const struct kf_field *f, const json_
         check_string(c, &q, v);
         break;
     }
+    case KF_T_INT_OR_STRING:
+        if (json_is_integer(v))
+            check_number(c, f, (double)json_integer_value(v));
+        else if (json_is_string(v))
+            check_string(c, f, v);
+        else
+            cause(c, "FieldValueTypeInvalid", "must be an integer or a string (got %s)",
+                  json_type_name(v));
+        break;
     case KF_T_ANY:
         if (!json_is_object(v))
             cause(c, "FieldValueTypeInvalid", "must be an object (got %s)", json_type_name(v));
@@ -800,6 +819,7 @@ json_t *kf_field_openapi(const struct kf_field *f)
         json_object_set_new(o, "x-kubernetes-preserve-unknown-fields", json_true());
         break;
     case KF_T_QUANTITY:
+    case KF_T_INT_OR_STRING:
         o = json_pack("{s:[{s:s},{s:s}],s:b}", "anyOf", "type", "integer", "type", "string",
                       "x-kubernetes-int-or-string", 1);
         break;
@@ -939,6 +959,11 @@ void kf_field_type_name(const struct kf_field *f, struct kf_strbuf *out)
         break;
     case KF_T_QUANTITY:
         kf_strbuf_addstr(out, "quantity");
+        break;
+    case KF_T_INT_OR_STRING:
+        kf_strbuf_addstr(out, "integer or string");
+        if (f->format != KF_FMT_NONE)
+            kf_strbuf_addf(out, " (%s)", kf_format_name(f->format));
         break;
     case KF_T_ARRAY:
         kf_strbuf_addstr(out, "[]");
