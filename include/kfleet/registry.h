@@ -106,6 +106,36 @@ int kf_registry_patch(struct kf_registry *r, const struct kf_kind *k, const char
 int kf_registry_delete(struct kf_registry *r, const struct kf_kind *k, const char *name,
                        int64_t precondition_rv, json_t **ret, bool *ret_deleted);
 
+/* Batches: up to KF_STORE_MAX_TXN_OPS objects of one kind written in one
+ * store transaction, all or none, each under the rules of the single-object
+ * call above (admission, server-owned metadata, the status subresource,
+ * finalizers). For controllers that write many objects at once (a
+ * BroadcastJob creates a task per host). On failure nothing was written,
+ * *ret_failed (may be NULL) is the index of the object that failed
+ * (invalid, already there, changed since it was read) and causes / err
+ * say why; -EINVAL for an empty or oversized batch. *ret_rev (may be
+ * NULL) is the revision of the transaction.
+ *
+ * create_batch: as kf_registry_create for each object (filled in place:
+ * defaults, metadata, resourceVersion); generated names are not retried.
+ * update_batch: as kf_registry_update without retries: every object must
+ * carry metadata.resourceVersion, a precondition (-KF_ECONFLICT); on success
+ * each object becomes what is stored (objects that did not change are not
+ * written and keep their resourceVersion).
+ * delete_batch: as kf_registry_delete for each name (rvs[i] > 0: a
+ * precondition; rvs may be NULL); names already gone are skipped unless a
+ * precondition was given. Returns the number removed (objects with
+ * finalizers are only marked). */
+int kf_registry_create_batch(struct kf_registry *r, const struct kf_kind *k, json_t *const *objs,
+                             size_t n, int64_t *ret_rev, size_t *ret_failed,
+                             struct kf_causes *causes, struct kf_strbuf *err);
+int kf_registry_update_batch(struct kf_registry *r, const struct kf_kind *k, json_t *const *objs,
+                             size_t n, bool status_only, int64_t *ret_rev, size_t *ret_failed,
+                             struct kf_causes *causes, struct kf_strbuf *err);
+int kf_registry_delete_batch(struct kf_registry *r, const struct kf_kind *k,
+                             const char *const *names, const int64_t *rvs, size_t n,
+                             int64_t *ret_rev, size_t *ret_failed, struct kf_strbuf *err);
+
 /* Watch helpers: how a store event on k's prefix looks to a watcher with
  * these selectors, as Kubernetes defines it: "ADDED", "MODIFIED",
  * "DELETED" (also when a modified object stops matching), or NULL when the

@@ -150,17 +150,16 @@ static bool generate_name(json_t *meta, struct kf_causes *causes)
     return true;
 }
 
-int kf_registry_create(struct kf_registry *r, const struct kf_kind *k, json_t *obj, json_t **ret,
-                       struct kf_causes *causes, struct kf_strbuf *err)
+/* Fills what the server owns into a new object, drops what the creator may
+ * not set, and admits it. */
+static int create_prepare(const struct kf_kind *k, json_t *obj, bool *ret_generated,
+                          struct kf_causes *causes, struct kf_strbuf *err)
 {
-    struct kf_strbuf bytes = KF_STRBUF_INIT;
     json_t *meta;
     char ts[32], uid[37];
-    bool generated = false;
-    int64_t rev = 0;
-    char *key;
     int rc;
 
+    *ret_generated = false;
     if (!json_is_object(obj))
         return kf_err(err, -KF_EBADREQUEST, "the body must be a JSON object");
     meta = json_object_get(obj, "metadata");
@@ -168,7 +167,7 @@ int kf_registry_create(struct kf_registry *r, const struct kf_kind *k, json_t *o
         json_t *name = json_object_get(meta, "name");
 
         if (!name || json_is_null(name) || (json_is_string(name) && !*json_string_value(name)))
-            generated = generate_name(meta, causes);
+            *ret_generated = generate_name(meta, causes);
         kf_uuid(uid);
         now_rfc3339(ts);
         json_object_set_new(meta, "uid", json_string(uid));
@@ -189,23 +188,42 @@ int kf_registry_create(struct kf_registry *r, const struct kf_kind *k, json_t *o
         kf_err(err, rc, "%s \"%.253s\" is invalid: %s", k->kind,
                kf_json_str(obj, "metadata.name", ""), msg.buf);
         kf_strbuf_release(&msg);
-        return rc;
     }
+    return rc;
+}
+
+static int encode_checked(const json_t *obj, struct kf_strbuf *bytes, struct kf_strbuf *err)
+{
+    int rc;
+
+    kf_strbuf_reset(bytes);
+    rc = kf_obj_encode(obj, bytes);
+    if (rc == 0 && bytes->len > KF_STORE_MAX_VALUE)
+        rc = kf_err(err, -KF_ETOOLARGE, "the object is larger than %d bytes", KF_STORE_MAX_VALUE);
+    return rc;
+}
+
+int kf_registry_create(struct kf_registry *r, const struct kf_kind *k, json_t *obj, json_t **ret,
+                       struct kf_causes *causes, struct kf_strbuf *err)
+{
+    struct kf_strbuf bytes = KF_STRBUF_INIT;
+    bool generated;
+    int64_t rev = 0;
+    char *key;
+    int rc;
+
+    rc = create_prepare(k, obj, &generated, causes, err);
+    if (rc < 0)
+        return rc;
     for (int attempt = 0;; attempt++) {
-        kf_strbuf_reset(&bytes);
-        rc = kf_obj_encode(obj, &bytes);
+        rc = encode_checked(obj, &bytes, err);
         if (rc < 0)
             break;
-        if (bytes.len > KF_STORE_MAX_VALUE) {
-            rc = kf_err(err, -KF_ETOOLARGE, "the object is larger than %d bytes",
-                        KF_STORE_MAX_VALUE);
-            break;
-        }
         key = kf_obj_key(k, kf_obj_name(obj));
         rc = kf_store_put(r->store, key, bytes.buf, bytes.len, 0, &rev);
         free(key);
         if (rc == -KF_EEXISTS && generated && attempt < 8) {
-            generate_name(meta, causes);
+            generate_name(json_object_get(obj, "metadata"), causes);
             continue;
         }
         if (rc == -KF_EEXISTS)
@@ -220,6 +238,111 @@ int kf_registry_create(struct kf_registry *r, const struct kf_kind *k, json_t *o
         set_rv(*ret, rev);
     }
     return 0;
+}
+
+/* The ops of a batch and the bytes they point into. */
+struct batch {
+    struct kf_op ops[KF_STORE_MAX_TXN_OPS];
+    struct kf_strbuf bytes[KF_STORE_MAX_TXN_OPS];
+    char *keys[KF_STORE_MAX_TXN_OPS];
+    size_t idx[KF_STORE_MAX_TXN_OPS]; /* which input each op came from */
+    size_t n;
+};
+
+static void batch_release(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        kf_strbuf_release(&b->bytes[i]);
+        free(b->keys[i]);
+    }
+    b->n = 0;
+}
+
+/* Adds an op; the key is taken over, the bytes (for a PUT) copied. */
+static void batch_add(struct batch *b, enum kf_op_type type, char *key, const struct kf_strbuf *val,
+                      int64_t expect, size_t idx)
+{
+    size_t i = b->n++;
+
+    kf_strbuf_init(&b->bytes[i], 0);
+    if (val)
+        kf_strbuf_add(&b->bytes[i], val->buf, val->len);
+    b->keys[i] = key;
+    b->idx[i] = idx;
+    b->ops[i] = (struct kf_op){ .type = type, .key = key, .expect_mod_rev = expect };
+}
+
+/* Commits b; on a failed condition *ret_failed is the input's index. */
+static int batch_commit(struct kf_registry *r, const struct kf_kind *k, struct batch *b,
+                        int64_t *ret_rev, size_t *ret_failed, struct kf_strbuf *err)
+{
+    size_t failed = 0;
+    int rc;
+
+    for (size_t i = 0; i < b->n; i++) {
+        b->ops[i].value = b->ops[i].type == KF_OP_PUT ? b->bytes[i].buf : NULL;
+        b->ops[i].value_len = b->ops[i].type == KF_OP_PUT ? b->bytes[i].len : 0;
+    }
+    rc = kf_store_txn(r->store, b->ops, b->n, ret_rev, &failed);
+    if (rc < 0 && failed < b->n) {
+        const char *name = b->keys[failed];
+        char *prefix = kf_obj_prefix(k);
+
+        if (kf_str_has_prefix(name, prefix))
+            name += strlen(prefix);
+        free(prefix);
+        if (ret_failed)
+            *ret_failed = b->idx[failed];
+        if (rc == -KF_EEXISTS)
+            kf_err(err, rc, "%s \"%.253s\" already exists", k->plural, name);
+        else if (rc == -KF_ECONFLICT || rc == -KF_ENOTFOUND)
+            conflict(k, name, err);
+        else
+            kf_err(err, rc, "the store refused the batch: %s", strerror(-rc));
+    } else if (rc < 0) {
+        kf_err(err, rc, "the store refused the batch: %s", strerror(-rc));
+    }
+    return rc;
+}
+
+int kf_registry_create_batch(struct kf_registry *r, const struct kf_kind *k, json_t *const *objs,
+                             size_t n, int64_t *ret_rev, size_t *ret_failed,
+                             struct kf_causes *causes, struct kf_strbuf *err)
+{
+    struct batch *b;
+    struct kf_strbuf bytes = KF_STRBUF_INIT;
+    int64_t rev = 0;
+    int rc = 0;
+
+    if (n == 0 || n > KF_STORE_MAX_TXN_OPS)
+        return kf_err(err, -EINVAL, "a batch has 1 to %d objects (got %zu)", KF_STORE_MAX_TXN_OPS,
+                      n);
+    b = kf_xcalloc(1, sizeof(*b));
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        bool generated;
+
+        rc = create_prepare(k, objs[i], &generated, causes, err);
+        if (rc == 0)
+            rc = encode_checked(objs[i], &bytes, err);
+        if (rc < 0) {
+            if (ret_failed)
+                *ret_failed = i;
+            break;
+        }
+        batch_add(b, KF_OP_PUT, kf_obj_key(k, kf_obj_name(objs[i])), &bytes, 0, i);
+    }
+    if (rc == 0)
+        rc = batch_commit(r, k, b, &rev, ret_failed, err);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++)
+            set_rv(objs[i], rev);
+        if (ret_rev)
+            *ret_rev = rev;
+    }
+    batch_release(b);
+    free(b);
+    kf_strbuf_release(&bytes);
+    return rc;
 }
 
 /* --- get ---------------------------------------------------------------------------------- */
@@ -630,23 +753,29 @@ static json_t *build_update(const struct kf_kind *k, const json_t *obj, const js
     return new;
 }
 
-/* One attempt: kv is the current stored object. -KF_ECONFLICT when the CAS
- * lost a race. */
-static int update_once(struct kf_registry *r, const struct kf_kind *k, const json_t *obj,
-                       bool status_only, const struct kf_kv *kv, json_t **ret,
-                       struct kf_causes *causes, struct kf_strbuf *err)
+/* What an update of the stored kv to obj writes. */
+enum update_write {
+    UPDATE_NONE,   /* nothing changed */
+    UPDATE_PUT,    /* bytes replace the object */
+    UPDATE_DELETE, /* the last finalizer went: the deletion completes */
+};
+
+/* Builds and admits the object an update stores. *ret_new is the new
+ * object (new reference) on success. */
+static int update_prepare(const struct kf_kind *k, const json_t *obj, bool status_only,
+                          const struct kf_kv *kv, json_t **ret_new, json_t **ret_old,
+                          struct kf_strbuf *bytes, enum update_write *ret_write,
+                          struct kf_causes *causes, struct kf_strbuf *err)
 {
-    struct kf_strbuf bytes = KF_STRBUF_INIT;
     json_t *old = NULL, *new = NULL, *fin;
-    int64_t rev = 0;
-    int rc = 0;
+    int rc;
 
     rc = kf_obj_decode(kv->value, kv->value_len, kv->mod_rev, &old);
     if (rc < 0)
         return kf_err(err, rc, "the stored object \"%s\" cannot be read", kv->key);
     new = build_update(k, obj, old, status_only, &rc, err);
     if (!new)
-        goto out;
+        goto fail;
     rc = kf_kind_admit(k, new, old, status_only, causes);
     if (rc < 0) {
         struct kf_strbuf msg = KF_STRBUF_INIT;
@@ -654,36 +783,61 @@ static int update_once(struct kf_registry *r, const struct kf_kind *k, const jso
         kf_causes_format(causes, &msg);
         kf_err(err, rc, "%s \"%.253s\" is invalid: %s", k->kind, kf_obj_name(old), msg.buf);
         kf_strbuf_release(&msg);
-        goto out;
+        goto fail;
     }
     fin = kf_json_path(new, "metadata.finalizers");
     if (kf_obj_deleting(old) && json_array_size(fin) == 0) {
-        /* The last finalizer is gone: the deletion completes now. */
-        rc = kf_store_delete(r->store, kv->key, kv->mod_rev, &rev);
-        if (rc < 0)
-            goto out;
-        set_rv(new, rev);
-        if (ret)
-            *ret = json_incref(new);
-        goto out;
+        *ret_write = UPDATE_DELETE;
+        goto done;
     }
     if (!status_only && spec_changed(k, old, new))
         json_object_set_new(json_object_get(new, "metadata"), "generation",
                             json_integer(kf_obj_generation(old) + 1));
-    rc = kf_obj_encode(new, &bytes);
+    rc = encode_checked(new, bytes, err);
+    if (rc < 0)
+        goto fail;
+    if (bytes->len == kv->value_len && memcmp(bytes->buf, kv->value, bytes->len) == 0)
+        *ret_write = UPDATE_NONE;
+    else
+        *ret_write = UPDATE_PUT;
+done:
+    *ret_new = new;
+    *ret_old = old;
+    return 0;
+fail:
+    json_decref(old);
+    json_decref(new);
+    return rc;
+}
+
+/* One attempt: kv is the current stored object. -KF_ECONFLICT when the CAS
+ * lost a race. */
+static int update_once(struct kf_registry *r, const struct kf_kind *k, const json_t *obj,
+                       bool status_only, const struct kf_kv *kv, json_t **ret,
+                       struct kf_causes *causes, struct kf_strbuf *err)
+{
+    struct kf_strbuf bytes = KF_STRBUF_INIT;
+    json_t *old = NULL, *new = NULL;
+    enum update_write w = UPDATE_NONE;
+    int64_t rev = 0;
+    int rc;
+
+    rc = update_prepare(k, obj, status_only, kv, &new, &old, &bytes, &w, causes, err);
     if (rc < 0)
         goto out;
-    if (bytes.len == kv->value_len && memcmp(bytes.buf, kv->value, bytes.len) == 0) {
+    switch (w) {
+    case UPDATE_NONE:
         /* Nothing changed: no write, no watch event, same resourceVersion. */
         if (ret)
             *ret = json_incref(old);
         goto out;
+    case UPDATE_DELETE:
+        rc = kf_store_delete(r->store, kv->key, kv->mod_rev, &rev);
+        break;
+    case UPDATE_PUT:
+        rc = kf_store_put(r->store, kv->key, bytes.buf, bytes.len, kv->mod_rev, &rev);
+        break;
     }
-    if (bytes.len > KF_STORE_MAX_VALUE) {
-        rc = kf_err(err, -KF_ETOOLARGE, "the object is larger than %d bytes", KF_STORE_MAX_VALUE);
-        goto out;
-    }
-    rc = kf_store_put(r->store, kv->key, bytes.buf, bytes.len, kv->mod_rev, &rev);
     if (rc < 0)
         goto out;
     set_rv(new, rev);
@@ -693,6 +847,85 @@ out:
     kf_strbuf_release(&bytes);
     json_decref(old);
     json_decref(new);
+    return rc;
+}
+
+int kf_registry_update_batch(struct kf_registry *r, const struct kf_kind *k, json_t *const *objs,
+                             size_t n, bool status_only, int64_t *ret_rev, size_t *ret_failed,
+                             struct kf_causes *causes, struct kf_strbuf *err)
+{
+    struct batch *b;
+    struct kf_strbuf bytes = KF_STRBUF_INIT;
+    json_t *news[KF_STORE_MAX_TXN_OPS] = { 0 };
+    int64_t rev = 0;
+    int rc = 0;
+
+    if (n == 0 || n > KF_STORE_MAX_TXN_OPS)
+        return kf_err(err, -EINVAL, "a batch has 1 to %d objects (got %zu)", KF_STORE_MAX_TXN_OPS,
+                      n);
+    if (status_only && !k->has_status)
+        return kf_err(err, -KF_ENOTFOUND, "%s have no status subresource", k->plural);
+    b = kf_xcalloc(1, sizeof(*b));
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *name = kf_obj_name(objs[i]);
+        struct kf_kv kv = { 0 };
+        enum update_write w = UPDATE_NONE;
+        json_t *old = NULL;
+        int64_t want = 0;
+        char *key;
+
+        if (!json_is_object(objs[i]) || !name || !*name)
+            rc = kf_err(err, -KF_EBADREQUEST, "every object of a batch needs metadata.name");
+        else if ((rc = parse_rv(objs[i], &want, err)) == 0 && want == 0)
+            rc = kf_err(err, -KF_EBADREQUEST,
+                        "every object of a batch update needs metadata.resourceVersion");
+        if (rc < 0) {
+            if (ret_failed)
+                *ret_failed = i;
+            break;
+        }
+        key = kf_obj_key(k, name);
+        rc = kf_store_get(r->store, key, &kv);
+        if (rc == -KF_ENOTFOUND)
+            not_found(k, name, err);
+        else if (rc == 0 && kv.mod_rev != want)
+            rc = conflict(k, name, err);
+        if (rc == 0)
+            rc = update_prepare(k, objs[i], status_only, &kv, &news[i], &old, &bytes, &w, causes,
+                                err);
+        kf_kv_release(&kv);
+        json_decref(old);
+        if (rc < 0) {
+            free(key);
+            if (ret_failed)
+                *ret_failed = i;
+            break;
+        }
+        if (w == UPDATE_PUT)
+            batch_add(b, KF_OP_PUT, key, &bytes, want, i);
+        else if (w == UPDATE_DELETE)
+            batch_add(b, KF_OP_DELETE, key, NULL, want, i);
+        else
+            free(key);
+    }
+    if (rc == 0 && b->n)
+        rc = batch_commit(r, k, b, &rev, ret_failed, err);
+    if (rc == 0) {
+        /* the unchanged keep their resourceVersion */
+        for (size_t i = 0; i < b->n; i++)
+            set_rv(news[b->idx[i]], rev);
+        for (size_t i = 0; i < n; i++) {
+            json_object_clear(objs[i]);
+            json_object_update(objs[i], news[i]);
+        }
+        if (ret_rev)
+            *ret_rev = rev;
+    }
+    for (size_t i = 0; i < n; i++)
+        json_decref(news[i]);
+    batch_release(b);
+    free(b);
+    kf_strbuf_release(&bytes);
     return rc;
 }
 
@@ -919,6 +1152,64 @@ int kf_registry_delete(struct kf_registry *r, const struct kf_kind *k, const cha
             continue;
         return rc;
     }
+}
+
+int kf_registry_delete_batch(struct kf_registry *r, const struct kf_kind *k,
+                             const char *const *names, const int64_t *rvs, size_t n,
+                             int64_t *ret_rev, size_t *ret_failed, struct kf_strbuf *err)
+{
+    struct batch *b;
+    struct kf_strbuf bytes = KF_STRBUF_INIT;
+    int rc = 0;
+    int deleted = 0;
+
+    if (n > KF_STORE_MAX_TXN_OPS)
+        return kf_err(err, -EINVAL, "a batch has at most %d objects (got %zu)",
+                      KF_STORE_MAX_TXN_OPS, n);
+    b = kf_xcalloc(1, sizeof(*b));
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct kf_kv kv = { 0 };
+        json_t *old = NULL;
+        int64_t want = rvs ? rvs[i] : 0;
+        int lr = load(r, k, names[i] ? names[i] : "", &kv, &old);
+
+        if (lr == -KF_ENOTFOUND && want <= 0)
+            continue;
+        if (lr == 0 && want > 0 && kv.mod_rev != want)
+            lr = -KF_ECONFLICT;
+        if (lr < 0) {
+            rc = lr == -KF_ECONFLICT || lr == -KF_ENOTFOUND
+                     ? conflict(k, names[i], err)
+                     : kf_err(err, lr, "cannot read the store");
+            if (ret_failed)
+                *ret_failed = i;
+        } else if (json_array_size(kf_json_path(old, "metadata.finalizers")) > 0) {
+            /* as kf_registry_delete: mark it, the finalizers' owners finish */
+            if (!kf_obj_deleting(old)) {
+                char ts[32];
+
+                now_rfc3339(ts);
+                json_object_set_new(json_object_get(old, "metadata"), "deletionTimestamp",
+                                    json_string(ts));
+                json_object_set_new(json_object_get(old, "metadata"), "deletionGracePeriodSeconds",
+                                    json_integer(0));
+                rc = encode_checked(old, &bytes, err);
+                if (rc == 0)
+                    batch_add(b, KF_OP_PUT, kf_xstrdup(kv.key), &bytes, kv.mod_rev, i);
+            }
+        } else {
+            batch_add(b, KF_OP_DELETE, kf_xstrdup(kv.key), NULL, kv.mod_rev, i);
+            deleted++;
+        }
+        kf_kv_release(&kv);
+        json_decref(old);
+    }
+    if (rc == 0 && b->n)
+        rc = batch_commit(r, k, b, ret_rev, ret_failed, err);
+    batch_release(b);
+    free(b);
+    kf_strbuf_release(&bytes);
+    return rc < 0 ? rc : deleted;
 }
 
 /* --- watch ---------------------------------------------------------------------------------- */
