@@ -42,6 +42,35 @@ extern const struct kf_field kf_fleet_backup_fields[];
 #define KF_FLEET_RESOURCES(n, d, ...) \
     KF_MAP(n, d, KF_ITEM_QUANTITY(), .key_format = KF_FMT_LABEL_KEY, .max_len = 32, __VA_ARGS__)
 
+/* What a BroadcastJob's template holds and each BroadcastTask copies
+ * (kind-broadcastjob.c, kind-broadcasttask.c). */
+extern const char *const kf_fleet_restart_policies[];
+#define KF_FLEET_BCJ_COMMAND                                                                    \
+    KF_ARRAY("command",                                                                         \
+             "The program and its arguments, run with execve on the host: no shell unless the " \
+             "command is one (\"/bin/sh\", \"-c\", \"...\"). A bare program name is looked up " \
+             "in the agent's search path (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"   \
+             "/sbin:/bin).",                                                                    \
+             KF_ITEM_STRING(.max_len = 4096), .flags = KF_F_REQUIRED, .min_len = 1,             \
+             .max_len = 256)
+#define KF_FLEET_BCJ_ENV                                                                  \
+    KF_MAP("env",                                                                         \
+           "Environment variables of the command; nothing of the agent's environment is " \
+           "inherited.",                                                                  \
+           KF_ITEM_STRING(.max_len = 4096), .max_len = 64)
+#define KF_FLEET_BCJ_TIMEOUT                                                                     \
+    KF_INT("timeoutSeconds",                                                                     \
+           "Wall-clock limit of the task on a host, across restarts: then its process group is " \
+           "stopped (SIGTERM, SIGKILL after 10 s) and the task fails with reason Timeout. "      \
+           "Absent: none.",                                                                      \
+           .flags = KF_F_MIN | KF_F_MAX, .min = 1, .max = 30 * 24 * 3600)
+#define KF_FLEET_BCJ_RESTART_POLICY                                                           \
+    KF_STRING("restartPolicy",                                                                \
+              "Never: a failed command fails the task; OnFailure: it runs again, at most "    \
+              "failurePolicy.restartLimit times, before the task fails. Required, as Kruise " \
+              "effectively requires it.",                                                     \
+              .flags = KF_F_REQUIRED, .enum_values = kf_fleet_restart_policies)
+
 /* The prefix of the names of every Event about an object named name
  * ("<name>."; long names are cut as the recorder cuts them). Caller frees. */
 char *kf_fleet_event_name_prefix(const char *name);

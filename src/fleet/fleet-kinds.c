@@ -31,6 +31,8 @@ static const struct kf_kind *const kinds[] = {
     &kf_kind_guestcluster,
     &kf_kind_controlplanemember,
     &kf_kind_ippool,
+    &kf_kind_broadcastjob,
+    &kf_kind_broadcasttask,
     &kf_kind_event,
 };
 
@@ -684,6 +686,7 @@ static const char api_doc_head[] =
     "| time-of-day | `HH:MM`, UTC |\n"
     "| url | `http://` or `https://` URL |\n"
     "| reason | a letter, then letters, digits, `_`, `,`, `:`; CamelCase: `NoHeadroom` |\n"
+    "| percent | digits and `%`: `10%` (integer-or-string fields take `3` or `10%`) |\n"
     "\n"
     "Every status with `conditions` uses Kubernetes conditions: `type`, `status`\n"
     "(`True`, `False`, `Unknown`), `reason`, `message`, `lastTransitionTime`,\n"

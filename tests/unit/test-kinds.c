@@ -42,7 +42,7 @@ static void test_lookup(void **state)
     size_t n;
     const struct kf_kind *const *all = kf_kinds(&n);
 
-    assert_int_equal(n, 9);
+    assert_int_equal(n, 11);
     assert_ptr_equal(kf_kind_find("gc"), &kf_kind_guestcluster);
     assert_ptr_equal(kf_kind_find("GuestClusters"), &kf_kind_guestcluster);
     assert_ptr_equal(kf_kind_find("guestcluster"), &kf_kind_guestcluster);
