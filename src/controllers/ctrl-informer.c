@@ -418,8 +418,12 @@ static void *informer_main(void *arg)
             r = kf_watch_next(w, &ev);
             if (r == 1) {
                 on_event(inf, ev);
+                /* The events of one transaction share its revision: the
+                 * cache reflects revision N only once all of them are in,
+                 * which is sure when a newer one arrives or the watch is
+                 * caught up (below). */
                 pthread_rwlock_wrlock(&inf->lock);
-                inf->rev = ev->kv.mod_rev;
+                inf->rev = KF_MAX(inf->rev, ev->kv.mod_rev - 1);
                 pthread_rwlock_unlock(&inf->lock);
                 kf_event_unref(ev);
                 continue;
