@@ -37,6 +37,8 @@
 
 #include "kfleet/base.h"
 
+struct kf_ctrl_env;
+struct kf_ctrl_ops;
 struct kf_registry;
 struct kf_strbuf;
 
@@ -101,5 +103,15 @@ void kf_bcj_time_format(int64_t ms, char *buf, size_t size);
  * errors. Thread-safe. */
 int kf_bcj_record_results(struct kf_registry *reg, const json_t *body, json_t **ret,
                           struct kf_strbuf *err);
+
+/* The controller (src/controllers/ctrl-broadcastjob.c), an entry of
+ * kfleetd's controller table. It registers the result endpoint on the API
+ * (env->api) when there is one. */
+extern const struct kf_ctrl_ops kf_ctrl_broadcastjob_ops;
+int kf_ctrl_broadcastjob_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
+void kf_ctrl_broadcastjob_fini(void *data);
+/* For tests and simulations: the clock the controller (and its events)
+ * read; NULL: the wall clock. Before the manager starts. */
+void kf_ctrl_broadcastjob_set_clock(void *data, int64_t (*now_ms)(void *arg), void *arg);
 
 #endif

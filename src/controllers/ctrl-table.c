@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kfleet/broadcast.h"
 #include "kfleet/capacity.h"
 #include "kfleet/ctrl.h"
 #include "kfleet/metrics.h"
@@ -19,6 +20,7 @@
 static const struct kf_ctrl_def defs[] = {
     { &kf_ctrl_profiles_ops, kf_ctrl_profiles_init, kf_ctrl_profiles_fini },
     { &kf_ctrl_host_ops, kf_ctrl_host_init, kf_ctrl_host_fini },
+    { &kf_ctrl_broadcastjob_ops, kf_ctrl_broadcastjob_init, kf_ctrl_broadcastjob_fini },
     { NULL, NULL, NULL }, /* end; controllers go above this line */
 };
 
