@@ -20,6 +20,8 @@
  * that touch no object at all (heartbeats, which renew leases in memory):
  *   POST /apis/kfleet.io/v1/hosts/<name>/heartbeat   (kf_api_set_leases)
  *   POST /apis/kfleet.io/v1/heartbeats
+ *   POST /apis/kfleet.io/v1/taskresults               (BroadcastTask results,
+ *                                                      kfleet/broadcast.h)
  *   GET  /apis/kfleet.io/v1/<plural>/<name>/<action>  (kf_api_add_action)
  *   POST /apis/kfleet.io/v1/<action>
  * Actions go through the same routing, authentication, roles, body cap,

@@ -52,7 +52,8 @@ struct kf_strbuf;
 #define KF_BCJ_OUTPUT_SUCCEEDED_MAX 256
 
 /* The result endpoint: POST /apis/kfleet.io/v1/<KF_BCJ_RESULTS_ACTION>,
- * at most KF_BCJ_RESULTS_MAX results a request. */
+ * at most KF_BCJ_RESULTS_MAX results a request, and within the API's body
+ * limit (512 KiB): agents cut their batches by size too. */
 #define KF_BCJ_RESULTS_ACTION "taskresults"
 #define KF_BCJ_RESULTS_MAX    2000
 
@@ -105,8 +106,9 @@ int kf_bcj_record_results(struct kf_registry *reg, const json_t *body, json_t **
                           struct kf_strbuf *err);
 
 /* The controller (src/controllers/ctrl-broadcastjob.c), an entry of
- * kfleetd's controller table. It registers the result endpoint on the API
- * (env->api) when there is one. */
+ * kfleetd's controller table. (The result endpoint is the API server's,
+ * src/api/api-taskresults.c: every replica serves it, not only the
+ * leader.) */
 extern const struct kf_ctrl_ops kf_ctrl_broadcastjob_ops;
 int kf_ctrl_broadcastjob_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
 void kf_ctrl_broadcastjob_fini(void *data);

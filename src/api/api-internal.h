@@ -10,6 +10,7 @@
  *   api-watch.c      watch streams on suspended connections
  *   api-metrics.c    the API's and the store's metrics
  *   api-action.c     actions: endpoints other parts of kfleetd compute
+ *   api-taskresults.c  the endpoint agents report BroadcastTask results to
  *   api-heartbeat.c  host heartbeats into the lease table
  */
 #ifndef KF_API_INTERNAL_H
@@ -286,6 +287,12 @@ const char *api_action_method(const struct api_action *a);
 bool api_action_allows(const struct api_action *a, enum api_role role, struct kf_strbuf *roles);
 int api_serve_action(struct api_request *req);
 void api_actions_free(struct kf_api *api);
+
+/* --- api-taskresults.c ------------------------------------------------ */
+
+/* Adds POST .../taskresults, where agents report BroadcastTask results
+ * (kfleet/broadcast.h). kf_api_new calls it. */
+int api_task_results_register(struct kf_api *api);
 
 /* --- api-metrics.c ---------------------------------------------------- */
 

@@ -159,6 +159,11 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     }
     api_metrics_register(api);
     api_watchers_new(api);
+    r = api_task_results_register(api);
+    if (r < 0) {
+        kf_err(err, r, "cannot add the task results endpoint: %s", strerror(-r));
+        goto fail;
+    }
     *ret = api;
     return 0;
 
