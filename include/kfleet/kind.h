@@ -71,6 +71,8 @@ extern const struct kf_kind kf_kind_event;
 extern const struct kf_kind kf_kind_ippool;
 extern const struct kf_kind kf_kind_broadcastjob;
 extern const struct kf_kind kf_kind_broadcasttask;
+extern const struct kf_kind kf_kind_alertreceiver;
+extern const struct kf_kind kf_kind_alertroute;
 
 /* Every kind, in a stable order. */
 const struct kf_kind *const *kf_kinds(size_t *ret_n);

@@ -42,7 +42,9 @@ static void test_lookup(void **state)
     size_t n;
     const struct kf_kind *const *all = kf_kinds(&n);
 
-    assert_int_equal(n, 11);
+    assert_int_equal(n, 13);
+    assert_ptr_equal(kf_kind_find("arcv"), &kf_kind_alertreceiver);
+    assert_ptr_equal(kf_kind_find("AlertRoutes"), &kf_kind_alertroute);
     assert_ptr_equal(kf_kind_find("gc"), &kf_kind_guestcluster);
     assert_ptr_equal(kf_kind_find("GuestClusters"), &kf_kind_guestcluster);
     assert_ptr_equal(kf_kind_find("guestcluster"), &kf_kind_guestcluster);
@@ -409,6 +411,93 @@ static void test_cpm_ippool_event_profile(void **state)
     kf_causes_release(&causes);
 }
 
+static void test_alert_kinds(void **state)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    json_t *obj = NULL;
+
+    /* a signed DingTalk robot with its secret by reference; defaults filled */
+    assert_int_equal(admit(&kf_kind_alertreceiver,
+                           "{'metadata':{'name':'ops'},'spec':{'type':'dingtalk','dingtalk':"
+                           "{'url':'https://oapi.dingtalk.com/robot/send?access_token=x',"
+                           "'secretRef':{'name':'dingtalk-ops'}}}}",
+                           NULL, &causes, &obj),
+                     0);
+    assert_true(json_is_true(kf_json_path(obj, "spec.sendResolved")));
+    json_decref(obj);
+    /* the section must match the type; a secret in plain text is an unknown field */
+    assert_int_equal(admit(&kf_kind_alertreceiver,
+                           "{'metadata':{'name':'ops'},'spec':{'type':'sms','webhook':"
+                           "{'url':'http://x/'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.sms", "FieldValueRequired", "type sms needs spec.sms");
+    assert_cause(&causes, "spec.webhook", "FieldValueForbidden", "only type webhook has");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_alertreceiver,
+                           "{'metadata':{'name':'ops'},'spec':{'type':'dingtalk','dingtalk':"
+                           "{'url':'https://d/','secret':'SECabc'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.dingtalk.secret", "FieldValueUnknown", "unknown");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_alertreceiver,
+                           "{'metadata':{'name':'ops'},'spec':{'type':'dingtalk','dingtalk':"
+                           "{'secretFile':'rel/path','secretRef':{'name':'x'}}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.dingtalk.url", "FieldValueRequired", "url or urlFile");
+    assert_cause(&causes, "spec.dingtalk.secretFile", "FieldValueInvalid", "absolute path");
+    assert_cause(&causes, "spec.dingtalk.secretRef", "FieldValueForbidden", "not both");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_alertreceiver,
+                           "{'metadata':{'name':'mail'},'spec':{'type':'email','email':"
+                           "{'to':['oncall@example.com','not-an-address']}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.email.to[1]", "FieldValueInvalid", "not an email address");
+    kf_causes_release(&causes);
+    assert_admits(&kf_kind_alertreceiver,
+                  "{'metadata':{'name':'pager'},'spec':{'type':'sms','sms':{'url':"
+                  "'https://sms.example.com/send?key={{secret}}','phones':['+8613800000000'],"
+                  "'body':'text={{message}}','secretFile':'/etc/k'}}}");
+
+    /* routes */
+    assert_int_equal(admit(&kf_kind_alertroute,
+                           "{'metadata':{'name':'crit'},'spec':{'receiver':'ops','matchers':"
+                           "[{'name':'severity','value':'critical'},{'name':'region','op':'=~',"
+                           "'value':'cn-.*'}],'groupBy':['alertname','...'],'groupWait':'10s',"
+                           "'continue':true}}",
+                           NULL, &causes, &obj),
+                     0);
+    assert_string_equal(
+        kf_json_str(json_array_get(kf_json_path(obj, "spec.matchers"), 0), "op", ""), "=");
+    json_decref(obj);
+    assert_int_equal(admit(&kf_kind_alertroute,
+                           "{'metadata':{'name':'top'},'spec':{'receiver':'ops','root':true,"
+                           "'parent':'top','matchers':[{'name':'0bad','value':'x'}],"
+                           "'groupInterval':'soon'}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.groupInterval", "FieldValueInvalid", "duration");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_alertroute,
+                           "{'metadata':{'name':'top'},'spec':{'receiver':'ops','root':true,"
+                           "'parent':'top','matchers':[{'name':'0bad','value':'x'}]}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.parent", "FieldValueForbidden", "the root route has no parent");
+    assert_cause(&causes, "spec.matchers", "FieldValueForbidden", "every alert");
+    assert_cause(&causes, "spec.matchers.name", "FieldValueInvalid", "not a label name");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_alertroute,
+                           "{'metadata':{'name':'loop'},'spec':{'receiver':'ops','parent':'loop'}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.parent", "FieldValueInvalid", "its own parent");
+    kf_causes_release(&causes);
+}
+
 static void test_columns_and_openapi(void **state)
 {
     json_t *gc = J("{'metadata':{'name':'web'},'spec':{'region':'cn-hz','expectedNodes':40,"
@@ -459,13 +548,10 @@ static void test_columns_and_openapi(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookup),
-        cmocka_unit_test(test_metadata),
-        cmocka_unit_test(test_region_unit),
-        cmocka_unit_test(test_host),
-        cmocka_unit_test(test_guestcluster),
-        cmocka_unit_test(test_cpm_ippool_event_profile),
-        cmocka_unit_test(test_columns_and_openapi),
+        cmocka_unit_test(test_lookup),       cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_region_unit),  cmocka_unit_test(test_host),
+        cmocka_unit_test(test_guestcluster), cmocka_unit_test(test_cpm_ippool_event_profile),
+        cmocka_unit_test(test_alert_kinds),  cmocka_unit_test(test_columns_and_openapi),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
