@@ -156,6 +156,28 @@ int kf_api_add_action(struct kf_api *api, const struct kf_api_action *a);
  * a deleted Host. Before kf_api_start only. */
 #define KF_API_MAX_HEARTBEATS 10000
 int kf_api_set_leases(struct kf_api *api, struct kf_lease_table *t);
+/* --- handlers ------------------------------------------------------------ */
+
+/* A handler answers every request whose path starts with a prefix outside
+ * the object API (kfleetd's alert receiver adapter: POST
+ * /alerts/v1/receivers/<name>). It gets the method, the rest of the path
+ * after the prefix (decoded), the Authorization header (NULL if none) and
+ * the body (capped like any other; 413 past it), writes a JSON answer into
+ * resp and returns the HTTP status. The API server's token file does not
+ * apply: the handler authenticates. It runs on an API thread, must be
+ * thread-safe and quick (queue slow work). */
+typedef int (*kf_api_handler_fn)(void *arg, const char *method, const char *rest,
+                                 const char *authorization, const char *body, size_t len,
+                                 struct kf_strbuf *resp);
+
+#define KF_API_MAX_HANDLERS 4
+
+/* Adds a handler for paths starting with `prefix` ("/alerts/v1/receivers/";
+ * it must start and end with '/' and not be under /api or /apis);
+ * `resource` names it in kfleet_api_requests_total. Before kf_api_start
+ * only. 0, -EINVAL (a bad prefix), -ENOSPC (too many), -EEXIST. */
+int kf_api_add_handler(struct kf_api *api, const char *prefix, const char *resource,
+                       kf_api_handler_fn fn, void *arg);
 
 /* Splits "HOST:PORT" / "[V6]:PORT". -EINVAL with a message on a bad one;
  * ret_host is allocated (without brackets). */

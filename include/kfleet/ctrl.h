@@ -174,6 +174,7 @@ struct kf_api;
 struct kf_capacity_options;
 struct kf_lease_table;
 struct kf_metrics;
+struct kf_mon;
 
 /* What kfleetd hands every controller when it builds them. Borrowed
  * pointers, valid while the controllers run. */
@@ -193,6 +194,7 @@ struct kf_ctrl_env {
      * "*" every one, "none" none, else a comma list of names, where "*"
      * means every one and "-name" leaves one out ("*,-placement"). */
     const char *enabled;
+    struct kf_mon *monitoring; /* kfleetd --monitoring (kfleet/monitoring.h); NULL: off */
 };
 
 /* One entry of kfleetd's controller table (src/controllers/ctrl-table.c).

@@ -77,6 +77,7 @@ enum api_route_type {
     ROUTE_OBJECT,     /* .../<plural>/<name> */
     ROUTE_STATUS,     /* .../<plural>/<name>/status */
     ROUTE_ACTION,     /* .../<plural>/<name>/<action> or /apis/kfleet.io/v1/<action> */
+    ROUTE_HANDLER,    /* a prefix given to kf_api_add_handler */
 };
 
 struct api_action; /* api-action.c */
@@ -104,6 +105,7 @@ struct api_request {
     char *path; /* decoded, without the query */
     struct api_query query;
     enum api_route_type route;
+    size_t handler; /* ROUTE_HANDLER: index into api->handlers */
     const struct kf_kind *kind;
     char *name;
     enum api_verb verb;
@@ -171,6 +173,14 @@ struct kf_api {
     /* kf_api_set_ready_detail */
     void (*ready_detail)(void *arg, struct kf_strbuf *out);
     void *ready_detail_arg;
+
+    struct api_handler {
+        char *prefix;
+        char *resource;
+        kf_api_handler_fn fn;
+        void *arg;
+    } handlers[KF_API_MAX_HANDLERS];
+    size_t n_handlers;
 };
 
 /* --- api-http.c ------------------------------------------------------- */

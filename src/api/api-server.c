@@ -340,6 +340,13 @@ static int route(struct api_request *req)
             req->resource = fixed[i].resource;
             return 0;
         }
+    for (size_t i = 0; i < req->api->n_handlers; i++)
+        if (kf_str_has_prefix(req->path, req->api->handlers[i].prefix)) {
+            req->route = ROUTE_HANDLER;
+            req->handler = i;
+            req->resource = req->api->handlers[i].resource;
+            return 0;
+        }
     if (!kf_str_has_prefix(req->path, "/apis/" KF_API_VERSION "/")) {
         api_reply_statusf(req, -KF_ENOTFOUND,
                           "the server could not find the requested resource \"%s\" "
@@ -423,6 +430,9 @@ static int choose_verb(struct api_request *req)
     bool get = method_is(req, "GET") || method_is(req, "HEAD");
 
     switch (req->route) {
+    case ROUTE_HANDLER:
+        req->verb = get ? API_VERB_GET : API_VERB_CREATE;
+        break;
     case ROUTE_COLLECTION: {
         bool watch = false;
         struct kf_strbuf err = KF_STRBUF_INIT;
@@ -487,7 +497,9 @@ static int choose_verb(struct api_request *req)
 
 static bool route_is_open(enum api_route_type t)
 {
-    return t == ROUTE_HEALTHZ || t == ROUTE_LIVEZ || t == ROUTE_READYZ || t == ROUTE_VERSION;
+    /* handlers authenticate by themselves */
+    return t == ROUTE_HEALTHZ || t == ROUTE_LIVEZ || t == ROUTE_READYZ || t == ROUTE_VERSION ||
+           t == ROUTE_HANDLER;
 }
 
 static int authenticate(struct api_request *req)
@@ -664,9 +676,46 @@ static int serve_metrics(struct api_request *req)
     return r;
 }
 
+static int serve_handler(struct api_request *req)
+{
+    const struct api_handler *h = &req->api->handlers[req->handler];
+    struct kf_strbuf resp = KF_STRBUF_INIT;
+    int status, r;
+
+    status = h->fn(h->arg, req->method, req->path + strlen(h->prefix),
+                   api_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+                   req->body.buf ? req->body.buf : "", req->body.len, &resp);
+    r = api_reply(req, (unsigned int)status, "application/json", &resp);
+    kf_strbuf_release(&resp);
+    return r;
+}
+
+int kf_api_add_handler(struct kf_api *api, const char *prefix, const char *resource,
+                       kf_api_handler_fn fn, void *arg)
+{
+    size_t len = prefix ? strlen(prefix) : 0;
+
+    if (len < 3 || prefix[0] != '/' || prefix[len - 1] != '/' || !fn || !resource ||
+        kf_str_has_prefix(prefix, "/api/") || kf_str_has_prefix(prefix, "/apis/"))
+        return -EINVAL;
+    if (api->n_handlers == KF_API_MAX_HANDLERS)
+        return -ENOSPC;
+    for (size_t i = 0; i < api->n_handlers; i++)
+        if (strcmp(api->handlers[i].prefix, prefix) == 0)
+            return -EEXIST;
+    api->handlers[api->n_handlers].prefix = kf_xstrdup(prefix);
+    api->handlers[api->n_handlers].resource = kf_xstrdup(resource);
+    api->handlers[api->n_handlers].fn = fn;
+    api->handlers[api->n_handlers].arg = arg;
+    api->n_handlers++;
+    return 0;
+}
+
 static int dispatch(struct api_request *req)
 {
     switch (req->route) {
+    case ROUTE_HANDLER:
+        return serve_handler(req);
     case ROUTE_HEALTHZ:
     case ROUTE_LIVEZ:
         return api_reply_text(req, MHD_HTTP_OK, "ok\n");
@@ -837,5 +886,9 @@ void kf_api_free(struct kf_api *api)
         free(api->tls_key);
     }
     free(api->host);
+    for (size_t i = 0; i < api->n_handlers; i++) {
+        free(api->handlers[i].prefix);
+        free(api->handlers[i].resource);
+    }
     free(api);
 }

@@ -16,11 +16,13 @@
 #include "kfleet/metrics.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-internal.h"
+#include "controllers/ctrl-monitoring.h"
 
 static const struct kf_ctrl_def defs[] = {
     { &kf_ctrl_profiles_ops, kf_ctrl_profiles_init, kf_ctrl_profiles_fini },
     { &kf_ctrl_host_ops, kf_ctrl_host_init, kf_ctrl_host_fini },
     { &kf_ctrl_broadcastjob_ops, kf_ctrl_broadcastjob_init, kf_ctrl_broadcastjob_fini },
+    { &kf_ctrl_monitoring_ops, kf_ctrl_monitoring_init, kf_ctrl_monitoring_fini },
     { NULL, NULL, NULL }, /* end; controllers go above this line */
 };
 

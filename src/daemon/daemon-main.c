@@ -26,6 +26,7 @@
 #include "kfleet/lease.h"
 #include "kfleet/log.h"
 #include "kfleet/metrics.h"
+#include "kfleet/monitoring.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
@@ -78,6 +79,12 @@ static const char usage_text[] =
     "  --grade-down-hold DUR     ... before it goes down, in its maintenance window\n"
     "                            (default 24h)\n"
     "  --max-grade-changes N     clusters changing grade at once, fleet-wide (default 10)\n"
+    "  --monitoring MODE         off, external (render the Prometheus/Alertmanager configs\n"
+    "                            under DATA-DIR/monitoring; an operator runs them) or local\n"
+    "                            (kfleetd also runs them on 127.0.0.1) (default off)\n"
+    "  --monitoring-port-base N  local: first port of the stack (default 19090)\n"
+    "  --monitoring-config FILE  timings, SMTP, alert overrides, addresses (JSON; see\n"
+    "                            docs/internals/observability.md)\n"
     "  --help, --version\n"
     "\n"
     "Durations: 500ms, 90s, 5m, 1h30m. Exit codes: 0 clean shutdown, 1 run-time failure,\n"
@@ -110,6 +117,9 @@ enum {
     OPT_GRADE_UP_HOLD,
     OPT_GRADE_DOWN_HOLD,
     OPT_MAX_GRADE_CHANGES,
+    OPT_MONITORING,
+    OPT_MONITORING_PORT_BASE,
+    OPT_MONITORING_CONFIG,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -141,6 +151,9 @@ static const struct option options[] = {
     { "grade-up-hold", required_argument, NULL, OPT_GRADE_UP_HOLD },
     { "grade-down-hold", required_argument, NULL, OPT_GRADE_DOWN_HOLD },
     { "max-grade-changes", required_argument, NULL, OPT_MAX_GRADE_CHANGES },
+    { "monitoring", required_argument, NULL, OPT_MONITORING },
+    { "monitoring-port-base", required_argument, NULL, OPT_MONITORING_PORT_BASE },
+    { "monitoring-config", required_argument, NULL, OPT_MONITORING_CONFIG },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -158,6 +171,9 @@ struct config {
     struct kf_capacity_options cap;
     const char *grade_table;
     const char *controllers;
+    enum kf_mon_mode monitoring;
+    int monitoring_port_base; /* 0: the config's or the default */
+    const char *monitoring_config;
 };
 
 static KF_NORETURN KF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
@@ -320,6 +336,16 @@ static void parse_options(int argc, char **argv, struct config *c)
             c->cap.shift.max_in_flight =
                 (unsigned)parse_count("max-grade-changes", optarg, 1, 1000000);
             break;
+        case OPT_MONITORING:
+            if (kf_mon_mode_parse(optarg, &c->monitoring) < 0)
+                usage_error("--monitoring \"%s\": must be off, external or local", optarg);
+            break;
+        case OPT_MONITORING_PORT_BASE:
+            c->monitoring_port_base = (int)parse_count("monitoring-port-base", optarg, 1024, 65000);
+            break;
+        case OPT_MONITORING_CONFIG:
+            c->monitoring_config = optarg;
+            break;
         case OPT_HELP:
         case 'h':
             fputs(usage_text, stdout);
@@ -387,6 +413,65 @@ static char *default_replica_id(const char *listen)
     return kf_xasprintf("%.100s:%s", host, colon ? colon + 1 : "7480");
 }
 
+static int receiver_handler(void *arg, const char *method, const char *rest,
+                            const char *authorization, const char *body, size_t len,
+                            struct kf_strbuf *resp)
+{
+    if (strcmp(method, "POST") != 0) {
+        kf_strbuf_addstr(resp, "{\"result\":\"method-not-allowed\",\"detail\":\"POST only\"}\n");
+        return 405;
+    }
+    if (!*rest || strchr(rest, '/')) {
+        kf_strbuf_addstr(resp, "{\"result\":\"not-found\"}\n");
+        return 404;
+    }
+    return kf_mon_handle_webhook(arg, rest, authorization, body, len, resp);
+}
+
+/* --monitoring: the monitoring service and its webhook endpoint. */
+static int start_monitoring(const struct config *c, struct kf_daemon *d, struct kf_strbuf *err)
+{
+    struct kf_mon_config mc;
+    int r = 0;
+
+    if (c->monitoring == KF_MON_OFF)
+        return 0;
+    kf_mon_config_init(&mc);
+    mc.mode = c->monitoring;
+    if (c->monitoring_config)
+        r = kf_mon_config_load(c->monitoring_config, &mc, err);
+    if (r == 0 && c->monitoring_port_base)
+        mc.port_base = c->monitoring_port_base;
+    if (r == 0 && !mc.kfleetd) {
+        char *host = NULL;
+        uint16_t port = 0;
+
+        r = kf_api_parse_listen(c->api.listen, &host, &port, err);
+        if (r == 0) {
+            bool any = !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host;
+
+            mc.kfleetd = strchr(host, ':') && !any
+                             ? kf_xasprintf("[%s]:%u", host, port)
+                             : kf_xasprintf("%s:%u", any ? "127.0.0.1" : host, port);
+        }
+        free(host);
+    }
+    if (r == 0 && !mc.adapter)
+        mc.adapter = kf_xasprintf("%s://%s/alerts/v1/receivers",
+                                  c->api.tls_cert_file ? "https" : "http", mc.kfleetd);
+    if (r == 0)
+        r = kf_mon_new(&mc, c->data_dir, d->metrics, &d->mon, err);
+    kf_mon_config_release(&mc);
+    if (r == 0)
+        r = kf_api_add_handler(d->api, "/alerts/v1/receivers/", "alertreceivers-webhook",
+                               receiver_handler, d->mon);
+    if (r == 0)
+        kf_log_info("monitoring: %s, configurations under %s, alert webhooks at %s",
+                    kf_mon_mode_name(c->monitoring), kf_mon_root(d->mon),
+                    kf_mon_config(d->mon)->adapter);
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     struct config c;
@@ -444,6 +529,12 @@ int main(int argc, char **argv)
         goto close_store;
     }
     kf_api_set_leases(d.api, d.leases);
+    r = start_monitoring(&c, &d, &err);
+    if (r < 0) {
+        kf_log_err("monitoring: %s", err.buf);
+        exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+        goto free_api;
+    }
     lc.replica_id = c.replica_id ? c.replica_id : (replica_id = default_replica_id(c.api.listen));
     lc.lease_ttl_ms = c.leader_ttl_ms;
     lc.maint = c.maint;
@@ -483,6 +574,7 @@ stop_leader:
     daemon_leader_stop(leader);
 free_api:
     kf_api_free(d.api);
+    kf_mon_free(d.mon);
 close_store:
     kf_registry_free(d.reg);
     kf_store_close(d.store);

@@ -29,6 +29,7 @@ struct kf_api;
 struct kf_capacity_options;
 struct kf_lease_table;
 struct kf_metrics;
+struct kf_mon;
 struct kf_registry;
 struct kf_store;
 struct kf_strbuf;
@@ -46,6 +47,7 @@ struct kf_daemon {
     const struct kf_capacity_options *capacity; /* --host-grace, --grade-table, ... */
     const char *controllers_enabled;            /* --controllers */
     void *controllers;                          /* owned by daemon-controllers.c */
+    struct kf_mon *mon; /* --monitoring; NULL when off (kfleet/monitoring.h) */
 };
 
 /* Starts the controllers (the controller runtime, src/controllers/). Called

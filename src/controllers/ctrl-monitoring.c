@@ -1,0 +1,413 @@
+/* ctrl-monitoring.c: the monitoring controller.
+ *
+ * Two jobs:
+ *
+ * 1. Fleet-state metrics on kfleetd's /metrics (the kube-state-metrics of
+ *    this system): guest clusters by phase, grade and unit; unit capacity,
+ *    allocation, requests ratio and water level; hosts and ready hosts per
+ *    unit and zone. The watch handlers keep small aggregates up to date as
+ *    objects change, so a scrape never walks the store or parses objects
+ *    (ctrl-monstate.c).
+ *
+ * 2. With kfleetd --monitoring=external|local, the three-tier stack's
+ *    configuration: on any change of a Region, Unit, Host,
+ *    ControlPlaneMember, AlertReceiver or AlertRoute it rebuilds the
+ *    monitoring model (struct kf_obs_fleet, ctrl-monmodel.c), renders every
+ *    instance under <data-dir>/monitoring/ (checked with promtool/amtool
+ *    whenever an instance's structure changed), reloads the instances whose
+ *    structure changed (POST /-/reload, then the reload-success metric),
+ *    removes the folders of instances that no longer exist, hands the
+ *    receivers to the adapter, and in local mode makes the process runner
+ *    run exactly the stack. What it did is recorded as Events (Rendered,
+ *    Reloaded, RenderRefused, ReloadFailed, InstanceRemoved,
+ *    MonitoringModelInvalid). Renders run at most once a second: every key
+ *    stands for "the whole fleet".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "kfleet/ctrl.h"
+#include "kfleet/events.h"
+#include "kfleet/kind.h"
+#include "kfleet/log.h"
+#include "kfleet/monitoring.h"
+#include "kfleet/obs.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-internal.h"
+#include "controllers/ctrl-monitoring.h"
+
+KF_LOG_MODULE(monitoring);
+
+#define FLEET_KEY      "fleet"
+#define MIN_PERIOD_MS  1000
+#define RETRY_LOCAL_MS 2000
+#define RETRY_EXT_MS   30000
+
+static void map_fleet(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct monctl *mc = kf_ctrl_data(c);
+
+    monstate_update(&mc->state, obj, deleted);
+    if (mc->mon)
+        kf_ctrl_enqueue(c, FLEET_KEY);
+}
+
+static int mon_setup(struct kf_ctrl *c)
+{
+    static const struct kf_kind *const kinds[] = {
+        &kf_kind_region,       &kf_kind_unit,
+        &kf_kind_host,         &kf_kind_controlplanemember,
+        &kf_kind_guestcluster, &kf_kind_alertreceiver,
+        &kf_kind_alertroute,
+    };
+    struct monctl *mc = kf_ctrl_data(c);
+    struct kf_ctrl_manager *m = kf_ctrl_manager_of(c);
+    int r = 0;
+
+    mc->c = c;
+    for (size_t i = 0; r == 0 && i < KF_ARRAY_SIZE(kinds); i++) {
+        mc->inf[i] = kf_ctrl_informer(m, kinds[i]);
+        r = kf_ctrl_watch(c, kinds[i], map_fleet);
+    }
+    return r;
+}
+
+/* --- events ----------------------------------------------------------- */
+
+/* The object an instance's events are about: the Unit of an edge, the
+ * Region of a cascade, else the instance itself. */
+static json_t *involved(struct monctl *mc, const struct monmodel *mm, const char *instance,
+                        enum kf_obs_tier tier)
+{
+    const char *owner = monmodel_owner(mm, instance);
+
+    if (owner && tier == KF_OBS_TIER_EDGE)
+        return json_pack("{s:s,s:{s:s}}", "kind", "Unit", "metadata", "name", owner);
+    if (owner && tier == KF_OBS_TIER_CASCADE)
+        return json_pack("{s:s,s:{s:s}}", "kind", "Region", "metadata", "name", owner);
+    (void)mc;
+    return json_pack("{s:s,s:{s:s}}", "kind", "MonitoringInstance", "metadata", "name", instance);
+}
+
+static void event(struct monctl *mc, const struct monmodel *mm, const char *instance,
+                  enum kf_obs_tier tier, bool warning, const char *reason, const char *fmt, ...)
+    KF_PRINTF(7, 8);
+
+static void event(struct monctl *mc, const struct monmodel *mm, const char *instance,
+                  enum kf_obs_tier tier, bool warning, const char *reason, const char *fmt, ...)
+{
+    json_t *obj = involved(mc, mm, instance, tier);
+    va_list ap;
+    char *msg;
+
+    va_start(ap, fmt);
+    msg = kf_xvasprintf(fmt, ap);
+    va_end(ap);
+    if (warning)
+        kf_log_warn("%s: %s", instance, msg);
+    else
+        kf_log_info("%s: %s", instance, msg);
+    kf_recorder_event(mc->rec, obj, warning ? KF_EVENT_WARNING : KF_EVENT_NORMAL, reason, msg);
+    free(msg);
+    json_decref(obj);
+}
+
+/* --- rendering -------------------------------------------------------- */
+
+/* A digest of an instance's non-target files: a change means promtool /
+ * amtool must look at it before it goes live. */
+static uint64_t structure_hash(const struct kf_obs_files *files, const char *instance)
+{
+    size_t nl = strlen(instance);
+    uint64_t h = 1469598103934665603ull;
+
+    for (size_t i = 0; i < files->n; i++) {
+        const struct kf_obs_file *f = &files->items[i];
+
+        if (f->targets || strncmp(f->path, instance, nl) != 0 || f->path[nl] != '/')
+            continue;
+        for (const char *p = f->path; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        for (size_t j = 0; j < f->len; j++)
+            h = (h ^ (unsigned char)f->content[j]) * 1099511628211ull;
+        h = (h ^ f->mode) * 1099511628211ull;
+    }
+    return h;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Removes instance folders under the root that the model no longer has. */
+static void remove_stale(struct monctl *mc, const struct monmodel *mm)
+{
+    const char *root = kf_mon_root(mc->mon);
+    DIR *d = opendir(root);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        enum kf_obs_tier tier;
+        char *path, *cfg1, *cfg2;
+        bool ours;
+
+        if (e->d_name[0] == '.' || kf_obs_fleet_find_instance(&mm->fleet, e->d_name, &tier) == 0)
+            continue;
+        path = kf_xasprintf("%s/%s", root, e->d_name);
+        cfg1 = kf_xasprintf("%s/prometheus.yml", path);
+        cfg2 = kf_xasprintf("%s/alertmanager.yml", path);
+        ours = access(cfg1, F_OK) == 0 || access(cfg2, F_OK) == 0;
+        if (ours) {
+            if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0)
+                event(mc, mm, e->d_name, KF_OBS_TIER_CENTRAL, false, "InstanceRemoved",
+                      "removed the folder of monitoring instance %s, which the fleet no longer "
+                      "has",
+                      e->d_name);
+            else
+                kf_log_warn("cannot remove %s: %s", path, strerror(errno));
+        }
+        free(cfg1);
+        free(cfg2);
+        free(path);
+    }
+    closedir(d);
+}
+
+/* Renders every instance; fills mc->pending with those to reload. */
+static void render_all(struct monctl *mc, const struct monmodel *mm)
+{
+    const char *root = kf_mon_root(mc->mon);
+    struct kf_obs_files all = { 0 };
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    char **names = NULL;
+    size_t n;
+
+    if (kf_obs_gen_all(&mm->fleet, root, &all, &err) < 0) {
+        kf_log_warn("cannot render the monitoring stack: %s", err.buf);
+        kf_strbuf_release(&err);
+        return;
+    }
+    n = monmodel_instances(mm, &names);
+    for (size_t i = 0; i < n; i++) {
+        struct kf_obs_change ch = { 0 };
+        enum kf_obs_tier tier = KF_OBS_TIER_CENTRAL;
+        uint64_t h = structure_hash(&all, names[i]);
+        json_t *old = json_object_get(mc->hashes, names[i]);
+        bool check = !json_is_integer(old) || (uint64_t)json_integer_value(old) != h;
+        int r;
+
+        kf_obs_fleet_find_instance(&mm->fleet, names[i], &tier);
+        kf_strbuf_reset(&err);
+        r = kf_obs_render_instance(&mm->fleet, names[i], root, check, &ch, &err);
+        if (r < 0) {
+            json_object_del(mc->hashes, names[i]);
+            event(mc, mm, names[i], tier, true, "RenderRefused",
+                  "the new configuration was refused and the old one keeps running: %s", err.buf);
+            continue;
+        }
+        json_object_set_new(mc->hashes, names[i], json_integer((json_int_t)h));
+        if (ch.structure) {
+            event(mc, mm, names[i], tier, false, "Rendered",
+                  "rendered and checked %s (%u files written, %u removed): configuration changed",
+                  names[i], ch.written, ch.removed);
+            json_object_set_new(mc->pending, names[i], json_integer(tier));
+        } else if (ch.targets) {
+            kf_log_dbg("%s: targets changed (%u files)", names[i], ch.written);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    kf_obs_files_release(&all);
+    kf_strbuf_release(&err);
+}
+
+/* Reloads what is pending; returns the delay to come back after (0: none). */
+static int64_t reload_pending(struct monctl *mc, const struct monmodel *mm,
+                              const json_t *was_running)
+{
+    bool local = kf_mon_config(mc->mon)->mode == KF_MON_LOCAL;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    int64_t again = 0;
+    const char *name;
+    json_t *v;
+    void *tmp;
+
+    json_object_foreach_safe(mc->pending, tmp, name, v)
+    {
+        enum kf_obs_tier tier = (enum kf_obs_tier)json_integer_value(v);
+        const char *listen = monmodel_listen(mm, name);
+        int r;
+
+        if (!listen) { /* gone from the model */
+            json_object_del(mc->pending, name);
+            continue;
+        }
+        if (local && !json_is_true(json_object_get(was_running, name))) {
+            /* started by this reconcile (or starting): it reads the new files */
+            if (kf_mon_stack_running(mc->mon, name) || !json_object_get(was_running, name))
+                json_object_del(mc->pending, name);
+            continue;
+        }
+        kf_strbuf_reset(&err);
+        r = kf_mon_reload(listen, tier, &err);
+        if (r == 0) {
+            event(mc, mm, name, tier, false, "Reloaded", "%s reloaded its configuration (%s)", name,
+                  listen);
+            json_object_del(mc->pending, name);
+        } else if (r == -EINVAL) {
+            event(mc, mm, name, tier, true, "ReloadFailed", "%s", err.buf);
+            json_object_del(mc->pending, name);
+        } else {
+            kf_log_info("%s: not reloaded yet: %s", name, err.buf);
+            again = local ? RETRY_LOCAL_MS : RETRY_EXT_MS;
+        }
+    }
+    kf_strbuf_release(&err);
+    return again;
+}
+
+static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
+{
+    struct monctl *mc = kf_ctrl_data(c);
+    struct monmodel mm;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    json_t *was_running = NULL;
+    int64_t now = kf_now_ms(), again = 0;
+    int r;
+
+    if (!mc->mon)
+        return 0;
+    if (strcmp(name, FLEET_KEY) != 0) {
+        kf_ctrl_enqueue(c, FLEET_KEY);
+        return 0;
+    }
+    if (now - mc->last_run_ms < MIN_PERIOD_MS) {
+        *requeue_after_ms = MIN_PERIOD_MS - (now - mc->last_run_ms);
+        return 0;
+    }
+    mc->last_run_ms = now;
+
+    monmodel_init(&mm);
+    r = monmodel_build(mc, &mm, &err);
+    if (r < 0) {
+        if (!kf_streq(mc->last_model_error, err.buf)) {
+            event(mc, &mm, "monitoring", KF_OBS_TIER_CENTRAL, true, "MonitoringModelInvalid",
+                  "the monitoring configuration was not rendered: %s", err.buf);
+            free(mc->last_model_error);
+            mc->last_model_error = kf_xstrdup(err.buf);
+        }
+        monmodel_release(&mm);
+        kf_strbuf_release(&err);
+        return 0; /* the next change of an object tries again */
+    }
+    free(mc->last_model_error);
+    mc->last_model_error = NULL;
+    for (size_t i = 0; i < mm.n_problems; i++)
+        if (!json_object_get(mc->problems_seen, mm.problems[i].message)) {
+            json_t *obj = json_pack("{s:s,s:{s:s}}", "kind", mm.problems[i].kind, "metadata",
+                                    "name", mm.problems[i].name);
+
+            kf_log_warn("%s %s: %s", mm.problems[i].kind, mm.problems[i].name,
+                        mm.problems[i].message);
+            kf_recorder_event(mc->rec, obj, KF_EVENT_WARNING, mm.problems[i].reason,
+                              mm.problems[i].message);
+            json_object_set_new(mc->problems_seen, mm.problems[i].message, json_true());
+            json_decref(obj);
+        }
+
+    kf_mon_set_targets(mc->mon, mm.targets, mm.n_targets);
+    if (kf_mon_config(mc->mon)->mode == KF_MON_LOCAL) {
+        char **names = NULL;
+        size_t n = monmodel_instances(&mm, &names);
+
+        was_running = json_object();
+        for (size_t i = 0; i < n; i++) {
+            json_object_set_new(was_running, names[i],
+                                json_boolean(kf_mon_stack_running(mc->mon, names[i])));
+            free(names[i]);
+        }
+        free(names);
+    }
+    render_all(mc, &mm);
+    if (kf_mon_config(mc->mon)->mode == KF_MON_LOCAL) {
+        unsigned started = 0;
+
+        kf_strbuf_reset(&err);
+        if (kf_mon_stack_sync(mc->mon, &mm.fleet, mm.exporters, mm.n_exporters, &started, &err) <
+            0) {
+            kf_log_warn("cannot run the local monitoring stack: %s", err.buf);
+            again = RETRY_LOCAL_MS;
+        } else if (started) {
+            kf_log_info("local monitoring stack: started %u processes", started);
+        }
+        kf_mon_ports_retain(mc->mon, (const char *const *)mm.port_keys, mm.n_port_keys);
+    }
+    remove_stale(mc, &mm);
+    {
+        int64_t d = reload_pending(mc, &mm, was_running);
+
+        if (d && (!again || d < again))
+            again = d;
+    }
+    json_decref(was_running);
+    monmodel_release(&mm);
+    kf_strbuf_release(&err);
+    if (again)
+        *requeue_after_ms = again;
+    return 0;
+}
+
+const struct kf_ctrl_ops kf_ctrl_monitoring_ops = {
+    .name = "monitoring",
+    .primary_kind = "Region",
+    .workers = 1,
+    .setup = mon_setup,
+    .reconcile = mon_reconcile,
+    .resync_ms = 60000,
+};
+
+int kf_ctrl_monitoring_init(const struct kf_ctrl_env *env, void **ret_data, struct kf_strbuf *err)
+{
+    struct monctl *mc = kf_xcalloc(1, sizeof(*mc));
+
+    (void)err;
+    mc->env = *env;
+    mc->mon = env->monitoring;
+    mc->rec = kf_recorder_new(env->reg, "monitoring");
+    mc->hashes = json_object();
+    mc->pending = json_object();
+    mc->problems_seen = json_object();
+    monstate_init(&mc->state, env->metrics);
+    *ret_data = mc;
+    return 0;
+}
+
+void kf_ctrl_monitoring_fini(void *data)
+{
+    struct monctl *mc = data;
+
+    if (!mc)
+        return;
+    kf_recorder_free(mc->rec);
+    json_decref(mc->hashes);
+    json_decref(mc->pending);
+    json_decref(mc->problems_seen);
+    free(mc->last_model_error);
+    monstate_release(&mc->state);
+    free(mc);
+}
