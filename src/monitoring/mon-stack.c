@@ -280,7 +280,17 @@ int kf_mon_stack_sync(struct kf_mon *m, const struct kf_obs_fleet *f,
         char *dir = kf_xasprintf("%s/.local/%s", m->root, name);
 
         kf_obs_argv_node_exporter(&f->bin, exporters[i].listen, &a);
-        r = apply_one(m, name, a.argv, dir, exporters[i].listen, false, &w, &started, err);
+        {
+            /* the host's own .prom files go here; it also puts the data
+             * directory on the command line, where people look */
+            struct kf_argv av = { 0 };
+
+            for (size_t j = 0; j < a.argc; j++)
+                kf_argv_add(&av, a.argv[j]);
+            kf_argv_addf(&av, "--collector.textfile.directory=%s", dir);
+            r = apply_one(m, name, av.v, dir, exporters[i].listen, false, &w, &started, err);
+            kf_argv_release(&av);
+        }
         kf_obs_argv_release(&a);
         free(dir);
         free(name);

@@ -48,6 +48,15 @@ What it offers:
       prefix of its own, so KF_TEST_STORE=etcd runs any API test on etcd;
       Kfleetd(store=etcd.url("/p")) puts several kfleetd on one fleet.
 
+  Monitoring helpers (real Prometheus, Alertmanager, node_exporter):
+      free_port_block(n) -> a base port with n free ports after it;
+      NodeExporter(port) a test-owned prometheus-node-exporter (stop by PID);
+      WebhookSink() / SmtpSink(): HTTP and SMTP receivers in threads that
+      record what arrives (.events / .messages); prom_query(port, q) ->
+      the result list of an instant query; kill_by_path(path) SIGKILLs, by
+      PID, every process whose command line names path (the stack a crashed
+      kfleetd left behind).
+
 Timeouts are generous under ASan (KF_SANITIZE=1), where everything is slower.
 """
 
@@ -964,6 +973,222 @@ def sample(kind, name, labels=None, **spec):
     if labels:
         meta["labels"] = labels
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": meta, "spec": s}
+
+
+# --- monitoring ----------------------------------------------------------------------
+
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
+PROMETHEUS = "/usr/bin/prometheus"
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+
+
+def have_monitoring_binaries():
+    return all(os.access(p, os.X_OK) for p in (NODE_EXPORTER, PROMETHEUS, ALERTMANAGER))
+
+
+def free_port_block(n, tries=50):
+    """A base port p such that p .. p+n-1 were all free on 127.0.0.1."""
+    import random
+    for _ in range(tries):
+        base = random.randrange(20000, 60000 - n)
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no block of {n} free ports found")
+
+
+class NodeExporter:
+    """A prometheus-node-exporter the test owns, on 127.0.0.1:port."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = track(subprocess.Popen(
+            [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        def up():
+            try:
+                c = connect(self.port, 2)
+                c.request("GET", "/metrics")
+                ok = c.getresponse().status == 200
+                c.close()
+                return ok
+            except OSError:
+                return False
+        eventually(up, timeout=10, msg="node_exporter did not answer")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
+class WebhookSink:
+    """An HTTP server in a thread: every POST is kept as (time, path,
+    headers, parsed JSON body) in .events."""
+
+    def __init__(self):
+        import http.server
+        sink = self
+        self.events = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(n)
+                try:
+                    doc = json.loads(body)
+                except ValueError:
+                    doc = None
+                with sink.lock:
+                    sink.events.append((time.time(), self.path, dict(self.headers), doc))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.events)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SmtpSink:
+    """A minimal SMTP server in a thread (EHLO/HELO, MAIL, RCPT, DATA,
+    RSET, NOOP, QUIT; no STARTTLS, no AUTH): each message is kept as
+    (time, mail_from, [rcpt], data text) in .messages."""
+
+    def __init__(self):
+        import socketserver
+        sink = self
+        self.messages = []
+        self.lock = threading.Lock()
+
+        class Handler(socketserver.StreamRequestHandler):
+            def reply(self, line):
+                self.wfile.write(line.encode() + b"\r\n")
+                self.wfile.flush()
+
+            def handle(self):
+                self.reply("220 kftest ESMTP sink")
+                mail_from, rcpt = None, []
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode("utf-8", "replace").strip()
+                    verb = cmd.split(" ", 1)[0].upper()
+                    if verb in ("EHLO", "HELO"):
+                        self.reply("250 kftest")
+                    elif verb == "MAIL":
+                        mail_from, rcpt = cmd[10:].strip(), []
+                        self.reply("250 ok")
+                    elif verb == "RCPT":
+                        rcpt.append(cmd[8:].strip())
+                        self.reply("250 ok")
+                    elif verb == "DATA":
+                        self.reply("354 end with <CRLF>.<CRLF>")
+                        lines = []
+                        while True:
+                            l = self.rfile.readline()
+                            if not l or l in (b".\r\n", b".\n"):
+                                break
+                            lines.append(l.decode("utf-8", "replace"))
+                        with sink.lock:
+                            sink.messages.append((time.time(), mail_from, rcpt, "".join(lines)))
+                        self.reply("250 queued")
+                    elif verb in ("RSET", "NOOP"):
+                        self.reply("250 ok")
+                    elif verb == "QUIT":
+                        self.reply("221 bye")
+                        return
+                    else:
+                        self.reply("502 not implemented")
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def prom_query(port, query):
+    """The result list of an instant query to the Prometheus on port
+    ([] when it does not answer)."""
+    try:
+        c = connect(port, 5)
+        c.request("GET", "/api/v1/query?" + urllib.parse.urlencode({"query": query}))
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        if r.status != 200:
+            return []
+        return json.loads(data)["data"]["result"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def pids_by_path(path):
+    """PIDs of processes whose command line names path."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if path in cmd:
+            found.append(int(d))
+    return found
+
+
+def kill_by_path(path):
+    """SIGKILLs, by PID, every process whose command line names path."""
+    for pid in pids_by_path(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 # --- running tests ------------------------------------------------------------------
