@@ -153,6 +153,8 @@ def test_table_watch():
 def test_many_watchers_and_cleanup():
     setup()
     n = 100 if kftest.SANITIZE else 300
+    # kfleetd's own controllers watch the store through informers
+    own = kd.metric("kfleet_store_watchers")
     start = str(kftest_rev())
     ws = [kd.watch(path("ippools"), {"resourceVersion": start}) for _ in range(n)]
     assert all(w.status == 200 for w in ws)
@@ -166,7 +168,8 @@ def test_many_watchers_and_cleanup():
     # a suspended watch notices its client left
     kftest.eventually(lambda: kd.metric("kfleet_api_watchers", {"resource": "ippools"}) == 0,
                       timeout=10, msg="watchers were not cleaned up after clients left")
-    assert kd.metric("kfleet_store_watchers") == 0
+    kftest.eventually(lambda: kd.metric("kfleet_store_watchers") <= own, timeout=10,
+                      msg="store watches outlived the API watchers")
 
 
 def test_compacted_revision_is_410():
