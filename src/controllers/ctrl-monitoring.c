@@ -77,6 +77,9 @@ static int mon_setup(struct kf_ctrl *c)
         mc->inf[i] = kf_ctrl_informer(m, kinds[i]);
         r = kf_ctrl_watch(c, kinds[i], map_fleet);
     }
+    /* the central pair and Alertmanagers exist before any object does */
+    if (r == 0 && mc->mon)
+        kf_ctrl_enqueue(c, FLEET_KEY);
     return r;
 }
 

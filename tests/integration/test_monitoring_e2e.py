@@ -21,7 +21,7 @@ discovery throttle and takes well under a minute.
 
 import json
 import os
-import signal
+import subprocess
 import tempfile
 import time
 
@@ -131,6 +131,13 @@ def test_three_tiers_and_alerts():
             timeout=WAIT, msg="central does not see both hosts up")
         # the second central replica has the same view
         eventually(lambda: kftest.prom_query(ports["central-b"], q), timeout=WAIT)
+
+        # kfleetd's fleet-state metrics, in a form promtool accepts
+        assert kd.metric("kfleet_hosts", {"unit": "u1", "zone": "z1"}) == 2
+        assert kd.metric("kfleet_unit_water_level_ratio", {"unit": "u1", "region": "r1"}) == 0.6
+        check = subprocess.run(["/usr/bin/promtool", "check", "metrics"],
+                               input=kd.metrics().encode(), capture_output=True)
+        assert check.returncode == 0, check.stdout + check.stderr
 
         # 2. stop the exporter: one firing notification on each channel
         exporter.stop()
