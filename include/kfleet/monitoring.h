@@ -79,6 +79,11 @@ struct kf_mon_config {
     int64_t dedup_window_ms;
     struct kf_obs_retry_policy retry;
     int64_t delivery_timeout_ms; /* one request [10s] */
+    /* Folders an AlertReceiver's secretFile / urlFile may be in, besides
+     * <data-dir>/secrets/ ["/etc/kfleet/"]: a receiver cannot make kfleetd
+     * send an arbitrary file somewhere. */
+    char **secret_dirs;
+    size_t n_secret_dirs;
 };
 
 void kf_mon_config_init(struct kf_mon_config *c);
@@ -95,7 +100,8 @@ void kf_mon_config_release(struct kf_mon_config *c);
  *   retry: {maxAttempts, initial, max},
  *   nodeExporterPort, agentPort,
  *   centrals: [{name, listen}], alertmanagers: [{name, listen, cluster}],
- *   binaries: {prometheus, alertmanager, nodeExporter, promtool, amtool}.
+ *   binaries: {prometheus, alertmanager, nodeExporter, promtool, amtool},
+ *   secretDirs: ["/etc/kfleet/", ...].
  * Unknown members are refused (a misspelt timing silently ignored is
  * worse). 0, or -EINVAL / -errno with the member in err. */
 int kf_mon_config_load(const char *path, struct kf_mon_config *c, struct kf_strbuf *err);
@@ -144,6 +150,11 @@ void kf_mon_set_targets(struct kf_mon *m, const struct kf_mon_target *targets, s
  * receiver when no AlertRoute is the root: the adapter counts and drops
  * what reaches it (kfleet_alert_notifications_total{outcome="unrouted"}). */
 #define KF_MON_DEFAULT_RECEIVER "kfleet-unrouted"
+
+/* Whether path may hold a receiver's secret: an absolute path, after
+ * resolving symbolic links, inside <data-dir>/secrets/ or one of the
+ * config's secret_dirs. */
+bool kf_mon_secret_path_allowed(const struct kf_mon *m, const char *path);
 
 /* Handles one webhook: POST /alerts/v1/receivers/<receiver>.
  * authorization: the Authorization header (NULL if none); it must be

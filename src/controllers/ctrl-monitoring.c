@@ -38,6 +38,7 @@
 #include "kfleet/events.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
+#include "kfleet/metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
@@ -284,6 +285,56 @@ static int64_t reload_pending(struct monctl *mc, const struct monmodel *mm,
     return again;
 }
 
+/* An Alertmanager deduplicates only once it sees every peer (lab §0.7:
+ * /-/ready answers before gossip settles). Returns the delay to look again
+ * after (0: every one is whole). */
+static int64_t check_alertmanagers(struct monctl *mc, const struct monmodel *mm)
+{
+    size_t want = mm->fleet.n_alertmanagers;
+    bool local = kf_mon_config(mc->mon)->mode == KF_MON_LOCAL;
+    int64_t again = 0;
+
+    for (size_t i = 0; i < want; i++) {
+        const struct kf_obs_alertmanager *am = &mm->fleet.alertmanagers[i];
+        double v = 0;
+        bool settled, was;
+
+        if (kf_mon_scrape_value(am->listen, "alertmanager_cluster_members", &v) < 0)
+            v = 0;
+        settled = v >= (double)want;
+        pthread_mutex_lock(&mc->am_lock);
+        json_object_set_new(mc->am_members, am->name, json_integer((json_int_t)v));
+        was = json_is_true(json_object_get(mc->am_settled, am->name));
+        json_object_set_new(mc->am_settled, am->name, json_boolean(settled));
+        pthread_mutex_unlock(&mc->am_lock);
+        if (settled && !was)
+            event(mc, mm, am->name, KF_OBS_TIER_ALERTMANAGER, false, "AlertmanagerClusterSettled",
+                  "%s sees %.0f of %zu Alertmanagers: notifications are deduplicated", am->name, v,
+                  want);
+        else if (!settled && was)
+            event(mc, mm, am->name, KF_OBS_TIER_ALERTMANAGER, true, "AlertmanagerClusterDegraded",
+                  "%s sees %.0f of %zu Alertmanagers: until the cluster is whole again, a "
+                  "notification may be sent by more than one (the adapter still deduplicates "
+                  "webhooks; email may come twice)",
+                  am->name, v, want);
+        if (!settled)
+            again = local ? 5000 : RETRY_EXT_MS;
+    }
+    return again;
+}
+
+static void collect_am(struct kf_metric *f, void *arg)
+{
+    struct monctl *mc = arg;
+    const char *name;
+    json_t *v;
+
+    pthread_mutex_lock(&mc->am_lock);
+    json_object_foreach(mc->am_members, name, v)
+        kf_metric_set(f, KF_LABELS(name), (double)json_integer_value(v));
+    pthread_mutex_unlock(&mc->am_lock);
+}
+
 static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
 {
     struct monctl *mc = kf_ctrl_data(c);
@@ -320,6 +371,8 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
     }
     free(mc->last_model_error);
     mc->last_model_error = NULL;
+    if (json_object_size(mc->problems_seen) > 1000)
+        json_object_clear(mc->problems_seen);
     for (size_t i = 0; i < mm.n_problems; i++)
         if (!json_object_get(mc->problems_seen, mm.problems[i].message)) {
             json_t *obj = json_pack("{s:s,s:{s:s}}", "kind", mm.problems[i].kind, "metadata",
@@ -366,6 +419,9 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
 
         if (d && (!again || d < again))
             again = d;
+        d = check_alertmanagers(mc, &mm);
+        if (d && (!again || d < again))
+            again = d;
     }
     json_decref(was_running);
     monmodel_release(&mm);
@@ -396,6 +452,15 @@ int kf_ctrl_monitoring_init(const struct kf_ctrl_env *env, void **ret_data, stru
     mc->pending = json_object();
     mc->problems_seen = json_object();
     monstate_init(&mc->state, env->metrics);
+    pthread_mutex_init(&mc->am_lock, NULL);
+    mc->am_members = json_object();
+    mc->am_settled = json_object();
+    if (env->metrics && mc->mon)
+        kf_metrics_collected(env->metrics, KF_METRIC_GAUGE,
+                             "kfleet_monitoring_alertmanager_cluster_members",
+                             "Alertmanager peers each Alertmanager of the stack sees (it "
+                             "deduplicates only when it sees all of them).",
+                             "instance", collect_am, mc);
     *ret_data = mc;
     return 0;
 }
@@ -412,5 +477,8 @@ void kf_ctrl_monitoring_fini(void *data)
     json_decref(mc->problems_seen);
     free(mc->last_model_error);
     monstate_release(&mc->state);
+    json_decref(mc->am_members);
+    json_decref(mc->am_settled);
+    pthread_mutex_destroy(&mc->am_lock);
     free(mc);
 }

@@ -65,6 +65,9 @@ struct monctl {
     json_t *problems_seen; /* messages already recorded as Events */
     char *last_model_error;
     struct monstate state;
+    pthread_mutex_t am_lock;
+    json_t *am_members; /* Alertmanager -> alertmanager_cluster_members last read */
+    json_t *am_settled; /* Alertmanager -> true once it saw every peer */
 };
 
 /* --- the model ------------------------------------------------------------ */

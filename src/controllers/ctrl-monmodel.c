@@ -556,6 +556,17 @@ static void build_receivers(struct monctl *mc, struct monmodel *mm, json_t **obj
             }
             t->t.headers = h;
         }
+        if ((t->secret_file && !kf_mon_secret_path_allowed(mc->mon, t->secret_file)) ||
+            (t->url_file && !kf_mon_secret_path_allowed(mc->mon, t->url_file))) {
+            problem(mm, "AlertReceiver", name, "SecretNotAllowed",
+                    "receiver %s is left out: its secret file %s does not exist or is outside "
+                    "<data-dir>/secrets/ and the --monitoring-config secretDirs",
+                    name,
+                    t->secret_file && !kf_mon_secret_path_allowed(mc->mon, t->secret_file)
+                        ? t->secret_file
+                        : t->url_file);
+            continue;
+        }
         {
             struct kf_strbuf why = KF_STRBUF_INIT;
             struct kf_obs_target check = t->t;

@@ -27,8 +27,9 @@ static const char *const http_methods[] = { "POST", "PUT", "GET", NULL };
 
 #define SECRET_FIELDS                                                                          \
     KF_STRING("secretFile",                                                                    \
-              "Absolute path of a file on kfleetd's machine holding the secret (read at each " \
-              "delivery; keep it 0600).",                                                      \
+              "Absolute path of a file on kfleetd's machine holding the secret, inside "       \
+              "/etc/kfleet/ or a folder of --monitoring-config secretDirs, readable by its "   \
+              "owner only; read at each delivery.",                                            \
               .max_len = 1024),                                                                \
         KF_OBJECT("secretRef",                                                                 \
                   "The secret by name: the file <data-dir>/secrets/<name> of kfleetd (0600).", \

@@ -245,10 +245,19 @@ static enum kf_obs_outcome attempt(struct kf_mon *m, struct mon_job *job)
     enum kf_obs_outcome worst = KF_OBS_DELIVERED;
     int r = 0;
 
-    if (job->target.mt.secret_file)
-        r = mon_read_secret(job->target.mt.secret_file, &secret, &err);
-    if (r == 0 && job->target.mt.url_file)
-        r = mon_read_secret(job->target.mt.url_file, &url, &err);
+    for (int i = 0; r == 0 && i < 2; i++) {
+        const char *file = i ? job->target.mt.url_file : job->target.mt.secret_file;
+
+        if (!file)
+            continue;
+        if (!kf_mon_secret_path_allowed(m, file))
+            r = kf_err(&err, -EPERM,
+                       "\"%s\" is not in a folder secrets may be read from (<data-dir>/secrets/ "
+                       "or --monitoring-config secretDirs)",
+                       file);
+        else
+            r = mon_read_secret(file, i ? &url : &secret, &err);
+    }
     if (r == 0) {
         t.secret = secret;
         if (url)
@@ -260,7 +269,7 @@ static enum kf_obs_outcome attempt(struct kf_mon *m, struct mon_job *job)
         kf_log_warn("receiver \"%s\": cannot build the notification: %s", t.receiver, err.buf);
         if (m->m_attempts)
             kf_metric_add(m->m_attempts, KF_LABELS(t.receiver, "error"), 1);
-        worst = r == -EINVAL ? KF_OBS_FAILED : KF_OBS_RETRY;
+        worst = r == -EINVAL ? KF_OBS_FAILED : KF_OBS_RETRY; /* a file can be fixed */
     }
     for (size_t i = 0; r == 0 && i < dels.n; i++) {
         struct kf_obs_response resp = { 0 };

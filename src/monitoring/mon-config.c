@@ -82,6 +82,7 @@ void kf_mon_config_release(struct kf_mon_config *c)
     free((char *)c->bin.node_exporter);
     free((char *)c->bin.promtool);
     free((char *)c->bin.amtool);
+    free_strs((const char *const *)c->secret_dirs, c->n_secret_dirs);
     kf_mon_config_init(c);
 }
 
@@ -346,6 +347,31 @@ static void get_retry(struct reader *rd, json_t *v, struct kf_obs_retry_policy *
     }
 }
 
+static void get_dirs(struct reader *rd, json_t *v, struct kf_mon_config *c)
+{
+    size_t i;
+    json_t *d;
+
+    if (!json_is_array(v) || json_array_size(v) > 16) {
+        fail(rd, "secretDirs", "must be a list of at most 16 absolute folders");
+        return;
+    }
+    free_strs((const char *const *)c->secret_dirs, c->n_secret_dirs);
+    c->secret_dirs = kf_xcalloc(json_array_size(v) + 1, sizeof(char *));
+    c->n_secret_dirs = 0;
+    json_array_foreach(v, i, d)
+    {
+        const char *s = json_string_value(d);
+
+        if (!s || s[0] != '/' || strstr(s, "/../") || kf_str_has_suffix(s, "/..")) {
+            fail(rd, "secretDirs", "must be a list of absolute folders");
+            continue;
+        }
+        c->secret_dirs[c->n_secret_dirs++] =
+            kf_str_has_suffix(s, "/") ? kf_xstrdup(s) : kf_xasprintf("%s/", s);
+    }
+}
+
 int kf_mon_config_load(const char *path, struct kf_mon_config *c, struct kf_strbuf *err)
 {
     struct reader rd = { .path = path, .err = err };
@@ -412,6 +438,8 @@ int kf_mon_config_load(const char *path, struct kf_mon_config *c, struct kf_strb
             get_int(&rd, v, key, 1, 65535, &c->node_exporter_port);
         else if (strcmp(key, "agentPort") == 0)
             get_int(&rd, v, key, 0, 65535, &c->agent_port);
+        else if (strcmp(key, "secretDirs") == 0)
+            get_dirs(&rd, v, c);
         else if (strcmp(key, "centrals") == 0)
             get_endpoints(&rd, v, key, false, &c->centrals, &c->n_centrals);
         else if (strcmp(key, "alertmanagers") == 0)

@@ -16,10 +16,11 @@ struct mon_target;
 
 struct kf_mon {
     struct kf_mon_config cfg;
-    char *root;       /* <data-dir>/monitoring, absolute */
-    char *token_file; /* <root>/.adapter/token */
-    char *token;      /* its contents */
-    char *dedup_path; /* <root>/.adapter/dedup */
+    char *root;        /* <data-dir>/monitoring, absolute */
+    char *token_file;  /* <root>/.adapter/token */
+    char *token;       /* its contents */
+    char *dedup_path;  /* <root>/.adapter/dedup */
+    char *secrets_dir; /* <data-dir>/secrets/ (absolute, resolved) */
 
     /* the adapter */
     pthread_mutex_t lock;

@@ -21,14 +21,22 @@ KF_LOG_MODULE(monitoring);
 
 int mon_read_secret(const char *path, char **ret, struct kf_strbuf *err)
 {
-    char *buf = kf_xmalloc(65537);
+    char *buf;
     ssize_t n = 0, got;
+    struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
-    if (fd < 0) {
-        free(buf);
+    if (fd < 0)
         return kf_err(err, -errno, "cannot read the secret file \"%s\": %s", path, strerror(errno));
+    /* a secret anybody may read or change is not one */
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & (S_IROTH | S_IWOTH))) {
+        close(fd);
+        return kf_err(err, -EPERM,
+                      "the secret file \"%s\" must be a regular file that only its owner and "
+                      "group may read (chmod 600 or 640)",
+                      path);
     }
+    buf = kf_xmalloc(65537);
     while (n < 65536 && (got = read(fd, buf + n, 65536 - (size_t)n)) > 0)
         n += got;
     close(fd);
@@ -94,6 +102,12 @@ int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics 
         goto fail;
     }
     m->root = kf_xasprintf("%s/monitoring", abs);
+    m->secrets_dir = kf_xasprintf("%s/secrets/", abs);
+    if (!m->cfg.n_secret_dirs) {
+        m->cfg.secret_dirs = kf_xcalloc(2, sizeof(char *));
+        m->cfg.secret_dirs[0] = kf_xstrdup("/etc/kfleet/");
+        m->cfg.n_secret_dirs = 1;
+    }
     r = ensure_dir(m->root, 0755, err);
     if (r == 0)
         r = load_token(m, err);
@@ -122,11 +136,34 @@ void kf_mon_free(struct kf_mon *m)
     free(m->token_file);
     free(m->dedup_path);
     free(m->root);
+    free(m->secrets_dir);
     kf_mon_config_release(&m->cfg);
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->ports_lock);
     free(m);
+}
+
+bool kf_mon_secret_path_allowed(const struct kf_mon *m, const char *path)
+{
+    char real[PATH_MAX];
+    bool ok = false;
+
+    if (!path || path[0] != '/' || !realpath(path, real))
+        return false;
+    if (kf_str_has_prefix(real, m->secrets_dir))
+        return true;
+    for (size_t i = 0; i < m->cfg.n_secret_dirs && !ok; i++) {
+        char dir[PATH_MAX];
+
+        /* the folder itself may be a link (/etc/kfleet -> /srv/...) */
+        if (realpath(m->cfg.secret_dirs[i], dir)) {
+            size_t n = strlen(dir);
+
+            ok = strncmp(real, dir, n) == 0 && real[n] == '/';
+        }
+    }
+    return ok;
 }
 
 const struct kf_mon_config *kf_mon_config(const struct kf_mon *m)

@@ -183,6 +183,7 @@ def test_three_tiers_and_alerts():
         evs = kd.get(f"{API}/events").json["items"]
         reasons = {e["spec"]["reason"] for e in evs}
         assert "Rendered" in reasons, reasons
+        assert "AlertmanagerClusterSettled" in reasons, reasons
         tokfile = os.path.join(kd.data_dir, "monitoring", ".adapter", "token")
         assert os.stat(tokfile).st_mode & 0o077 == 0
         with open(tokfile) as f:

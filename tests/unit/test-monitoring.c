@@ -106,6 +106,7 @@ struct fixture {
     int sink_port;
     char *sink_log;
     char *secret_file;
+    char *loose_file; /* world-readable: refused */
     struct kf_metrics *metrics;
     struct kf_mon *mon;
     char *auth;
@@ -145,14 +146,29 @@ static void start_mon(struct fixture *fx)
         char *robot =
             kf_xasprintf("http://127.0.0.1:%d/robot/send?access_token=t0k", fx->sink_port);
         char *fail = kf_xasprintf("http://127.0.0.1:%d/fail", fx->sink_port);
-        struct kf_mon_target t[3] = {
+        char *leak = kf_xasprintf("http://127.0.0.1:%d/leak?k={{secret}}", fx->sink_port);
+        struct kf_mon_target t[5] = {
             { .t = { .receiver = "hook", .kind = KF_OBS_RECEIVER_WEBHOOK, .url = hook } },
             { .t = { .receiver = "ding", .kind = KF_OBS_RECEIVER_DINGTALK, .url = robot },
               .secret_file = fx->secret_file },
             { .t = { .receiver = "down", .kind = KF_OBS_RECEIVER_WEBHOOK, .url = fail } },
+            /* secrets outside the allowed folders, or readable by anyone */
+            { .t = { .receiver = "leak",
+                     .kind = KF_OBS_RECEIVER_SMS,
+                     .url = leak,
+                     .phones = (const char *const[]){ "+1555" },
+                     .n_phones = 1 },
+              .secret_file = "/etc/hostname" },
+            { .t = { .receiver = "loose",
+                     .kind = KF_OBS_RECEIVER_SMS,
+                     .url = leak,
+                     .phones = (const char *const[]){ "+1555" },
+                     .n_phones = 1 },
+              .secret_file = fx->loose_file },
         };
 
-        kf_mon_set_targets(fx->mon, t, 3);
+        kf_mon_set_targets(fx->mon, t, 5);
+        free(leak);
         free(hook);
         free(robot);
         free(fail);
@@ -193,8 +209,16 @@ static int setup(void **state)
         if (!fx->sink_port)
             sleep_ms(50);
     }
-    fx->secret_file = write_tmp(fx->dir, "dingtalk-secret", "SECsink\n");
-    chmod(fx->secret_file, 0600);
+    {
+        char *secrets = kf_xasprintf("%s/secrets", fx->dir);
+
+        mkdir(secrets, 0700);
+        fx->secret_file = write_tmp(secrets, "dingtalk", "SECsink\n");
+        chmod(fx->secret_file, 0600);
+        fx->loose_file = write_tmp(secrets, "loose", "SECsink\n");
+        chmod(fx->loose_file, 0644);
+        free(secrets);
+    }
     free(out);
     free(port_file);
     free(script);
@@ -214,6 +238,7 @@ static int teardown(void **state)
     rm_rf(fx->dir);
     free(fx->sink_log);
     free(fx->secret_file);
+    free(fx->loose_file);
     free(fx->auth);
     free(fx);
     return 0;
@@ -311,6 +336,19 @@ static void test_adapter(void **state)
     assert_int_equal(kf_mon_wait_idle(fx->mon, 10000), 1);
     assert_int_equal(sink_count(fx, "/fail"), 2);
     assert_true(metric_has(fx, "kfleet_alert_notifications_total{receiver=\"down\","
+                               "outcome=\"failed\"} 1"));
+
+    /* a secret outside <data-dir>/secrets/ and secretDirs, or one anybody
+     * may read, is never read nor sent */
+    assert_false(kf_mon_secret_path_allowed(fx->mon, "/etc/hostname"));
+    assert_true(kf_mon_secret_path_allowed(fx->mon, fx->secret_file));
+    assert_int_equal(post_hook(fx, "leak", "firing", fx->auth, &resp), 200);
+    assert_int_equal(post_hook(fx, "loose", "firing", fx->auth, &resp), 200);
+    assert_int_equal(kf_mon_wait_idle(fx->mon, 10000), 1);
+    assert_int_equal(sink_count(fx, "/leak"), 0);
+    assert_true(metric_has(fx, "kfleet_alert_notifications_total{receiver=\"leak\","
+                               "outcome=\"failed\"} 1"));
+    assert_true(metric_has(fx, "kfleet_alert_notifications_total{receiver=\"loose\","
                                "outcome=\"failed\"} 1"));
 
     /* what no route takes is counted and dropped */
