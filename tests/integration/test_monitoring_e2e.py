@@ -79,7 +79,7 @@ def test_three_tiers_and_alerts():
     }
     with open(os.path.join(tmp, "monitoring.json"), "w") as f:
         json.dump(cfg, f)
-    kd = kftest.Kfleetd(store="sqlite", args=[
+    kd = kftest.Kfleetd(store="sqlite", controllers="monitoring", args=[
         "--monitoring", "local", "--monitoring-port-base", str(base),
         "--monitoring-config", os.path.join(tmp, "monitoring.json")])
     try:
