@@ -140,10 +140,18 @@ struct kf_api_action {
     void *arg;
 };
 
-/* Adds an action (copied; arg borrowed until kf_api_free). Before
- * kf_api_start only. -EEXIST if the method and path are taken, -EINVAL for
- * a bad name or method. */
+/* Adds an action (copied; arg borrowed until kf_api_remove_action or
+ * kf_api_free), at any time: controllers come and go with leader terms.
+ * With fn NULL the action is only declared: its path is known and answers
+ * 503 ("computed by the leader") until a later add with fn binds it.
+ * -EEXIST if the method and path are bound already, -EINVAL for a bad name
+ * or method. */
 int kf_api_add_action(struct kf_api *api, const struct kf_api_action *a);
+/* Unbinds an action (it answers 503 again), waiting for the calls in
+ * progress to return: after this, fn is not called and arg may be freed.
+ * 0 or -ENOENT. */
+int kf_api_remove_action(struct kf_api *api, const char *method, const struct kf_kind *kind,
+                         const char *name);
 
 /* Serves heartbeats into t (borrowed, must outlive the server): renewals
  * of leases in memory, never store writes. Roles agent and admin.
@@ -153,7 +161,7 @@ int kf_api_add_action(struct kf_api *api, const struct kf_api_action *a);
  *     KF_API_MAX_HEARTBEATS) -> {"renewed": N, "unknown": [names without a Host]}
  * A name is looked up in the store only the first time it beats (after
  * that the lease table knows it); the host controller forgets the lease of
- * a deleted Host. Before kf_api_start only. */
+ * a deleted Host. Before kf_api_start. */
 #define KF_API_MAX_HEARTBEATS 10000
 int kf_api_set_leases(struct kf_api *api, struct kf_lease_table *t);
 /* --- handlers ------------------------------------------------------------ */

@@ -1,8 +1,11 @@
 /* api-action.c: actions, the endpoints that other parts of kfleetd compute
  * (contract in kfleet/api.h).
  *
- * An action is registered before the server starts (the table is then
- * read without a lock) and is found by the router for two path shapes:
+ * An action may be added (and bound to a function) at any time, and
+ * unbound again: the placement controller binds explain and plan when its
+ * leader term starts and unbinds them when it ends, so an unbound action
+ * answers 503 on a replica that is not leading. The router finds actions
+ * for two path shapes:
  * an object action ".../<plural>/<name>/<action>" (like a subresource) and
  * a top-level action "/apis/kfleet.io/v1/<action>" (a name that is not a
  * kind). The request then goes through the usual authentication, a role
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <time.h>
 
 #include "kfleet/error.h"
 #include "kfleet/json.h"
@@ -21,10 +25,11 @@
 #include "api/api-internal.h"
 
 struct api_action {
-    struct kf_api_action a;
+    struct kf_api_action a; /* a.fn and a.arg: the binding, under actions_lock */
     char *method;
     char *name;
-    char *resource; /* "hosts/heartbeat", "plan" */
+    char *resource;  /* "hosts/heartbeat", "plan" */
+    size_t inflight; /* atomic: calls of the bound fn in progress */
 };
 
 static bool label_ok(const char *s)
@@ -50,35 +55,84 @@ static bool is_plural(const char *name)
     return false;
 }
 
+/* Under actions_lock. */
+static struct api_action *lookup(struct kf_api *api, const struct kf_kind *k, const char *name,
+                                 const char *method)
+{
+    for (size_t i = 0; i < api->n_actions; i++) {
+        struct api_action *x = api->actions[i];
+
+        if (x->a.kind == k && strcmp(x->name, name) == 0 && strcmp(x->method, method) == 0)
+            return x;
+    }
+    return NULL;
+}
+
 int kf_api_add_action(struct kf_api *api, const struct kf_api_action *a)
 {
     struct api_action *x;
-    bool other;
+    int r = 0;
 
-    if (!a->fn || !a->method || (strcmp(a->method, "GET") != 0 && strcmp(a->method, "POST") != 0))
+    if (!a->method || (strcmp(a->method, "GET") != 0 && strcmp(a->method, "POST") != 0))
         return -EINVAL;
     if (!label_ok(a->name) || strcmp(a->name, "status") == 0 || (!a->kind && is_plural(a->name)))
         return -EINVAL;
-    if (api_action_find(api, a->kind, a->name, a->method, &other))
-        return -EEXIST;
-    KF_GROW(api->actions, api->alloc_actions, api->n_actions + 1);
-    x = &api->actions[api->n_actions++];
-    memset(x, 0, sizeof(*x));
-    x->a = *a;
-    x->method = kf_xstrdup(a->method);
-    x->name = kf_xstrdup(a->name);
-    x->a.method = x->method;
-    x->a.name = x->name;
-    x->resource = a->kind ? kf_xasprintf("%s/%s", a->kind->plural, a->name) : kf_xstrdup(a->name);
+    pthread_rwlock_wrlock(&api->actions_lock);
+    x = lookup(api, a->kind, a->name, a->method);
+    if (x && x->a.fn && a->fn) {
+        r = -EEXIST;
+    } else if (x) {
+        if (a->fn) {
+            x->a.fn = a->fn;
+            x->a.arg = a->arg;
+            x->a.roles = a->roles;
+        }
+    } else {
+        x = kf_xcalloc(1, sizeof(*x));
+        x->a = *a;
+        x->method = kf_xstrdup(a->method);
+        x->name = kf_xstrdup(a->name);
+        x->a.method = x->method;
+        x->a.name = x->name;
+        x->resource =
+            a->kind ? kf_xasprintf("%s/%s", a->kind->plural, a->name) : kf_xstrdup(a->name);
+        KF_GROW(api->actions, api->alloc_actions, api->n_actions + 1);
+        api->actions[api->n_actions++] = x;
+    }
+    pthread_rwlock_unlock(&api->actions_lock);
+    return r;
+}
+
+int kf_api_remove_action(struct kf_api *api, const char *method, const struct kf_kind *kind,
+                         const char *name)
+{
+    struct api_action *x;
+
+    pthread_rwlock_wrlock(&api->actions_lock);
+    x = lookup(api, kind, name, method);
+    if (x) {
+        x->a.fn = NULL;
+        x->a.arg = NULL;
+    }
+    pthread_rwlock_unlock(&api->actions_lock);
+    if (!x)
+        return -ENOENT;
+    /* No call starts any more (a caller takes inflight under the lock). */
+    while (__atomic_load_n(&x->inflight, __ATOMIC_ACQUIRE) > 0) {
+        struct timespec ts = { 0, 1000000L };
+
+        nanosleep(&ts, NULL);
+    }
     return 0;
 }
 
 void api_actions_free(struct kf_api *api)
 {
     for (size_t i = 0; i < api->n_actions; i++) {
-        free(api->actions[i].method);
-        free(api->actions[i].name);
-        free(api->actions[i].resource);
+        free(api->actions[i]->method);
+        free(api->actions[i]->name);
+        free(api->actions[i]->resource);
+        free(api->actions[i]);
     }
     free(api->actions);
     api->actions = NULL;
@@ -89,19 +143,25 @@ const struct api_action *api_action_find(struct kf_api *api, const struct kf_kin
                                          const char *name, const char *method,
                                          bool *ret_other_method)
 {
+    const struct api_action *found = NULL;
+
     *ret_other_method = false;
-    for (size_t i = 0; i < api->n_actions; i++) {
-        const struct api_action *x = &api->actions[i];
+    pthread_rwlock_rdlock(&api->actions_lock);
+    for (size_t i = 0; i < api->n_actions && !found; i++) {
+        const struct api_action *x = api->actions[i];
 
         if (x->a.kind != k || strcmp(x->name, name) != 0)
             continue;
-        if (method && strcmp(x->method, method) == 0)
-            return x;
-        if (method && strcmp(method, "HEAD") == 0 && strcmp(x->method, "GET") == 0)
-            return x;
-        *ret_other_method = true;
+        if (method && (strcmp(x->method, method) == 0 ||
+                       (strcmp(method, "HEAD") == 0 && strcmp(x->method, "GET") == 0)))
+            found = x;
+        else
+            *ret_other_method = true;
     }
-    return NULL;
+    pthread_rwlock_unlock(&api->actions_lock);
+    if (found)
+        *ret_other_method = false;
+    return found;
 }
 
 const char *api_action_resource(const struct api_action *a)
@@ -122,13 +182,14 @@ bool api_action_allows(const struct api_action *a, enum api_role role, struct kf
         [API_ROLE_VIEWER] = KF_API_ROLE_VIEWER,
         [API_ROLE_AGENT] = KF_API_ROLE_AGENT,
     };
+    unsigned allowed = a->a.roles; /* roles never change while bound; a torn read is harmless */
     size_t n = 0, count = 0;
 
     for (int r = 0; r < API_ROLE_N; r++)
-        if (a->a.roles & bits[r])
+        if (allowed & bits[r])
             count++;
     for (int r = API_ROLE_N - 1; roles && r >= 0; r--) {
-        if (!(a->a.roles & bits[r]))
+        if (!(allowed & bits[r]))
             continue;
         n++;
         kf_strbuf_addf(roles, "%s%s",
@@ -139,7 +200,7 @@ bool api_action_allows(const struct api_action *a, enum api_role role, struct kf
     }
     if (roles && !count)
         kf_strbuf_addstr(roles, "no role");
-    return role < API_ROLE_N && (a->a.roles & bits[role]) != 0;
+    return role < API_ROLE_N && (allowed & bits[role]) != 0;
 }
 
 static const char *call_query(const struct kf_api_call *call, const char *key)
@@ -151,7 +212,7 @@ static const char *call_query(const struct kf_api_call *call, const char *key)
 
 int api_serve_action(struct api_request *req)
 {
-    const struct api_action *x = req->action;
+    struct api_action *x = (struct api_action *)req->action;
     struct kf_strbuf err = KF_STRBUF_INIT;
     struct kf_api_call call = {
         .method = x->method,
@@ -161,6 +222,8 @@ int api_serve_action(struct api_request *req)
         .priv = req,
     };
     json_t *body = NULL, *ret = NULL;
+    kf_api_action_fn fn;
+    void *arg;
     int r;
 
     if (req->body.len) {
@@ -176,7 +239,21 @@ int api_serve_action(struct api_request *req)
         }
     }
     call.body = body;
-    r = x->a.fn(x->a.arg, &call, &ret, &err);
+    pthread_rwlock_rdlock(&req->api->actions_lock);
+    fn = x->a.fn;
+    arg = x->a.arg;
+    if (fn)
+        __atomic_add_fetch(&x->inflight, 1, __ATOMIC_ACQ_REL);
+    pthread_rwlock_unlock(&req->api->actions_lock);
+    if (fn) {
+        r = fn(arg, &call, &ret, &err);
+        __atomic_sub_fetch(&x->inflight, 1, __ATOMIC_ACQ_REL);
+    } else {
+        r = kf_err(&err, -KF_EUNAVAILABLE,
+                   "%s is computed by the controllers, which run on the leader replica; this "
+                   "kfleetd is not leading now (see /readyz), try again or ask the leader",
+                   x->resource);
+    }
     json_decref(body);
     if (r < 0) {
         if (!err.len)

@@ -159,7 +159,8 @@ struct kf_api {
     char *openapi_v2;
     size_t openapi_v2_len;
 
-    struct api_action *actions; /* registered before start, read-only after */
+    pthread_rwlock_t actions_lock; /* the array; each action's binding */
+    struct api_action **actions;   /* never freed before kf_api_free */
     size_t n_actions, alloc_actions;
     struct kf_lease_table *leases; /* heartbeats (api-heartbeat.c), NULL: not served */
 

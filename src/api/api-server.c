@@ -122,6 +122,7 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     api->reg = reg;
     api->store = kf_registry_store(reg);
     pthread_rwlock_init(&api->tokens_lock, NULL);
+    pthread_rwlock_init(&api->actions_lock, NULL);
     pthread_mutex_init(&api->docs_lock, NULL);
 
     r = kf_api_parse_listen(api->listen, &api->host, &api->port, err);
@@ -877,6 +878,7 @@ void kf_api_free(struct kf_api *api)
     free(api->probes[0]);
     free(api->probes[1]);
     pthread_rwlock_destroy(&api->tokens_lock);
+    pthread_rwlock_destroy(&api->actions_lock);
     pthread_mutex_destroy(&api->docs_lock);
     free(api->listen);
     free(api->token_file);
