@@ -88,6 +88,15 @@ void kf_ctrl_host_fini(void *data);
 void kf_ctrl_unit_status_fini(void *data);
 void kf_ctrl_placement_fini(void *data);
 
+/* explain and plan as the API serves them (ctrl-placement-api.c), for
+ * tests without a server: data is the placement controller's
+ * (kf_ctrl_data). New reference in *ret, or an error with err. */
+struct json_t;
+int kf_ctrl_placement_explain(void *data, const char *name, struct json_t **ret,
+                              struct kf_strbuf *err);
+int kf_ctrl_placement_plan(void *data, const struct json_t *body, struct json_t **ret,
+                           struct kf_strbuf *err);
+
 /* The six default Profiles as a YAML stream (examples/profiles.yaml,
  * compiled in). */
 const char *kf_default_profiles_yaml(size_t *ret_len);

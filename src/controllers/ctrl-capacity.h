@@ -34,6 +34,8 @@ json_t *cap_res_json(struct kf_res r);
 /* "500m", "4", "2500m"; "16Gi", "819Mi", "1000" (bytes). */
 void cap_fmt_cpu(int64_t milli, char *buf, size_t size);
 void cap_fmt_mem(int64_t bytes, char *buf, size_t size);
+/* "64 CPU / 256 GiB", "1.6 CPU / 6.4 GiB" (as the placement messages). */
+void cap_fmt_res(struct kf_res r, struct kf_strbuf *out);
 /* kf_now_ms() as RFC 3339. */
 void cap_now_rfc3339(int64_t now_ms, char buf[32]);
 
@@ -67,19 +69,26 @@ int64_t cap_profile_grace_ms(const json_t *profile);
 
 /* --- ctrl-capmodel.c: the capacity model ------------------------------------ */
 
+struct cap_host;
+struct cap_unit;
+struct cap_cluster;
+
 struct cap_member {
     char *name;
-    char *cluster;
-    char *host; /* NULL: not bound */
+    struct cap_cluster *cluster; /* never NULL (a placeholder until the cluster is seen) */
+    struct cap_host *host;       /* NULL: not bound */
     char *component;
     int index;
     struct kf_res req;
+    bool ready; /* status.ready */
 };
 
 struct cap_host {
     char *name;
-    char *unit; /* meta hosts only; NULL for workers */
+    bool known;            /* the Host object was seen (else only members name it) */
+    struct cap_unit *unit; /* meta hosts only */
     char *zone;
+    struct kf_res capacity;    /* spec.capacity */
     struct kf_res allocatable; /* capacity - reserved */
     bool schedulable;          /* !unschedulable and no NoSchedule/NoExecute taint */
     bool ready;                /* status.ready */
@@ -89,19 +98,23 @@ struct cap_host {
 
 struct cap_cluster {
     char *name;
+    bool known;
     char *region;
-    char *unit; /* status.unit: placed; NULL: not */
-    int grade;  /* status.grade, KF_GRADE_NONE when unset */
-    int64_t nodes;
+    struct cap_unit *unit; /* status.unit: placed; NULL: not */
+    int grade;             /* status.grade, KF_GRADE_NONE when unset */
+    int64_t nodes;         /* status.effective.expectedNodes, else spec */
     bool deleting;
-    struct kf_res shape_total; /* status.effective requests in total (0: unknown) */
+    bool grade_changing;       /* condition GradeChanging True */
+    struct kf_res shape_total; /* status.effective.requests (0: unknown) */
     struct kf_res bound;       /* requests of its members bound to hosts (maintained) */
-    unsigned bound_members;
+    struct kf_smap members;    /* name -> struct cap_member * */
 };
 
 struct cap_unit {
     char *name;
-    json_t *spec; /* the Unit's spec (owned) */
+    json_t *spec;            /* the Unit's spec (owned); NULL: not seen (hosts name it) */
+    struct kf_smap hosts;    /* name -> struct cap_host * */
+    struct kf_smap clusters; /* placed here: name -> struct cap_cluster * */
 };
 
 struct cap_region {
@@ -109,38 +122,55 @@ struct cap_region {
     json_t *spec;
 };
 
-/* The model. The maps hold the entries above by name. Every function
- * takes the lock; users that read entries take it around the reads. */
+/* The model. Entries live in the maps by name. Every function takes the
+ * lock itself except those marked "locked"; readers of entries hold it. */
 struct cap_model {
     pthread_mutex_t lock;
     struct kf_smap regions, units, hosts, members, clusters;
 };
 
+/* What an event changed: the units to look at again, or a whole region,
+ * and the cluster an event was about (names copied: the entries may be
+ * gone). Empty strings when none. */
+struct cap_change {
+    char units[2][254];
+    size_t n_units;
+    char region[254]; /* every unit of this region */
+    char cluster[254];
+};
+
 void cap_model_init(struct cap_model *m);
 void cap_model_release(struct cap_model *m);
-/* Applies one informer event of any of the five kinds (obj: the new state,
- * or the last one when deleted). Returns the names of the units whose
- * picture changed (the caller enqueues them), at most 4, as borrowed
- * strings valid until the next call: a host moving units changes two. */
-size_t cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj,
-                       bool deleted, char *ret_units[4], size_t unit_size);
+/* Applies one informer event of a Region, Unit, Host, ControlPlaneMember
+ * or GuestCluster (obj: the new state, or the last one when deleted). */
+void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj, bool deleted,
+                     struct cap_change *ret);
+/* Names of the units of region (locked by the caller or not: takes the
+ * lock). Caller frees with kf_ctrl_names_free. */
+size_t cap_model_units_of(struct cap_model *m, const char *region, char ***ret);
 
-/* Placement input for the units of one region (region NULL: every unit),
- * built under the lock (hold it while the result is used: strings point
- * into the model). Release with cap_units_release. */
+/* Placement input built from the model, under the lock (locked: the
+ * caller holds m->lock while the result is used: strings point into the
+ * model). Units of one region (NULL: every unit), sorted by name; hosts of
+ * each unit sorted by name. exclude (may be NULL): a cluster whose members
+ * and placement are left out, as if it were not there (a cluster placed
+ * again, re-bound or explained while it sits in a unit). */
 struct cap_units {
     struct kf_place_unit *units;
     size_t n;
-    /* storage the units point into */
+    struct cap_unit **src; /* the model's unit of each */
     struct kf_place_host *hosts;
+    size_t n_hosts;
     const char **strs;
     size_t n_strs, alloc_strs;
 };
 void cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
-                     const char *only_unit, struct cap_units *ret);
+                     const char *exclude, struct cap_units *ret);
 void cap_units_release(struct cap_units *u);
 /* Index of unit name in u, or -1. */
 int cap_units_find(const struct cap_units *u, const char *name);
+/* Index of host name in unit i, or -1. */
+int cap_units_find_host(const struct cap_units *u, size_t i, const char *host);
 /* The allocatable shape most of the unit's hosts have (the larger on a
  * tie), or dflt when it has none. */
 struct kf_res cap_unit_host_shape(const struct kf_place_unit *u, struct kf_res dflt);

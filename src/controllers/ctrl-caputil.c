@@ -66,6 +66,22 @@ void cap_fmt_mem(int64_t bytes, char *buf, size_t size)
     snprintf(buf, size, "%lld", (long long)bytes);
 }
 
+static void add_num(struct kf_strbuf *sb, double v)
+{
+    if (v - (double)(int64_t)(v + 0.5) < 0.05 && (double)(int64_t)(v + 0.5) - v < 0.05)
+        kf_strbuf_addf(sb, "%lld", (long long)(v + 0.5));
+    else
+        kf_strbuf_addf(sb, "%.1f", v);
+}
+
+void cap_fmt_res(struct kf_res r, struct kf_strbuf *out)
+{
+    add_num(out, (double)r.cpu_milli / 1000);
+    kf_strbuf_addstr(out, " CPU / ");
+    add_num(out, (double)r.mem_bytes / (double)KF_GIB);
+    kf_strbuf_addstr(out, " GiB");
+}
+
 json_t *cap_res_json(struct kf_res r)
 {
     char cpu[32], mem[32];

@@ -21,6 +21,8 @@
 static const struct kf_ctrl_def defs[] = {
     { &kf_ctrl_profiles_ops, kf_ctrl_profiles_init, kf_ctrl_profiles_fini },
     { &kf_ctrl_host_ops, kf_ctrl_host_init, kf_ctrl_host_fini },
+    { &kf_ctrl_unit_status_ops, kf_ctrl_unit_status_init, kf_ctrl_unit_status_fini },
+    { &kf_ctrl_placement_ops, kf_ctrl_placement_init, kf_ctrl_placement_fini },
     { &kf_ctrl_broadcastjob_ops, kf_ctrl_broadcastjob_init, kf_ctrl_broadcastjob_fini },
     { &kf_ctrl_monitoring_ops, kf_ctrl_monitoring_init, kf_ctrl_monitoring_fini },
     { NULL, NULL, NULL }, /* end; controllers go above this line */

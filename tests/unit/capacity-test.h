@@ -134,21 +134,31 @@ static inline json_t *capfx_get(struct capfx *f, const struct kf_kind *k, const 
     return obj;
 }
 
+/* Patches and waits until the controllers' informer of k has seen the
+ * change (so what comes next is decided with it). */
 static inline void capfx_patch(struct capfx *f, const struct kf_kind *k, const char *name,
                                const char *text, bool status)
 {
     char *s = kf_xstrdup(text);
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
+    json_t *ret = NULL;
     int r;
 
     for (char *p = s; *p; p++)
         if (*p == '\'')
             *p = '"';
-    r = kf_registry_patch(f->reg, k, name, KF_PATCH_MERGE, s, strlen(s), status, NULL, &causes,
+    r = kf_registry_patch(f->reg, k, name, KF_PATCH_MERGE, s, strlen(s), status, &ret, &causes,
                           &err);
     if (r < 0)
         fail_msg("patch %s %s failed: %d %s", name, text, r, err.buf);
+    if (f->m) {
+        struct kf_informer *inf = kf_ctrl_informer(f->m, k);
+
+        for (int i = 0; inf && i < WAIT_MS && kf_informer_rev(inf) < kf_obj_rv(ret); i++)
+            sleep_ms(1);
+    }
+    json_decref(ret);
     kf_causes_release(&causes);
     kf_strbuf_release(&err);
     free(s);
@@ -202,6 +212,15 @@ static inline bool cap_str_in_test(const json_t *array, const char *s)
 
     json_array_foreach(array, i, v) if (kf_streq(json_string_value(v), s)) return true;
     return false;
+}
+
+static inline const json_t *cap_condition_find_test(const json_t *conditions, const char *type)
+{
+    size_t i;
+    json_t *c;
+
+    json_array_foreach(conditions, i, c) if (kf_streq(kf_json_str(c, "type", NULL), type)) return c;
+    return NULL;
 }
 
 /* The Events about an object (newest first): reasons joined by ",". */

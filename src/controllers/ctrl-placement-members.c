@@ -1,0 +1,299 @@
+/* ctrl-placement-members.c: the ControlPlaneMembers of a placed cluster.
+ *
+ * A member is one replica of one component: "<cluster>-<component>-<i>",
+ * with spec.cluster, component, index, version, host, zone and
+ * resources.requests from the cluster's control-plane shape (the grade
+ * table, adjusted by the profile). It is created bound: the placement
+ * decision chose its host (the library's zone spread: etcd one per zone,
+ * apiservers round-robin over zones). binary, args and ports are left to
+ * the agents' work; status belongs to the agent that runs the member.
+ *
+ * Keeping them in step with the shape (place_members_sync) handles a grade
+ * change and members that are missing because kfleetd stopped between the
+ * cluster's status and its last member: members the shape no longer has
+ * are deleted, requests that changed are updated in place, and missing
+ * ones are bound by the placement library around the existing ones (pins),
+ * on the cluster's unit. The unit's mark and cordon do not apply here: the
+ * cluster was admitted already (a grade change checks its headroom before
+ * it starts); the hosts' own mark still does.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#include "kfleet/capacity.h"
+#include "kfleet/ctrl.h"
+#include "kfleet/error.h"
+#include "kfleet/json.h"
+#include "kfleet/kind.h"
+#include "kfleet/log.h"
+#include "kfleet/obj.h"
+#include "kfleet/registry.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-placement.h"
+
+KF_LOG_MODULE(placement);
+
+void place_member_name(const char *cluster, const char *component, unsigned index, char *buf,
+                       size_t size)
+{
+    snprintf(buf, size, "%s-%s-%u", cluster, component, index);
+}
+
+int place_member_create(struct place_ctrl *d, const json_t *cluster, const char *unit,
+                        const char *host, const char *zone, const struct kf_component *comp,
+                        unsigned index, const char *version, struct kf_strbuf *why)
+{
+    const char *cname = kf_obj_name(cluster);
+    char name[KF_NAME_MAX + 1];
+    struct kf_causes causes = KF_CAUSES_INIT;
+    json_t *obj, *ret = NULL;
+    int r;
+
+    place_member_name(cname, comp->name, index, name, sizeof(name));
+    obj = json_pack(
+        "{s:s, s:s, s:{s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:[{s:s, s:s, s:s, s:s, s:b, s:b}]}, "
+        "s:{s:s, s:s, s:i, s:s, s:s, s:s, s:{s:o}}}",
+        "apiVersion", KF_API_VERSION, "kind", "ControlPlaneMember", "metadata", "name", name,
+        "labels", KF_LABEL_CLUSTER, cname, KF_LABEL_COMPONENT, comp->name, KF_LABEL_UNIT, unit,
+        KF_LABEL_ZONE, zone, KF_LABEL_HOST, host, "ownerReferences", "apiVersion", KF_API_VERSION,
+        "kind", "GuestCluster", "name", cname, "uid",
+        kf_obj_uid(cluster) ? kf_obj_uid(cluster) : "", "controller", 1, "blockOwnerDeletion", 1,
+        "spec", "cluster", cname, "component", comp->name, "index", (int)index, "version", version,
+        "host", host, "zone", zone, "resources", "requests", cap_res_json(comp->req));
+    if (!obj)
+        return kf_err(why, -EINVAL, "cannot build member \"%s\"", name);
+    if (strlen(host) > 63) /* label values are at most 63 bytes; the spec has it */
+        json_object_del(kf_json_path(obj, "metadata.labels"), KF_LABEL_HOST);
+    r = kf_registry_create(d->reg, &kf_kind_controlplanemember, obj, &ret, &causes, why);
+    if (r == 0)
+        d->need_member_rev = KF_MAX(d->need_member_rev, kf_obj_rv(ret));
+    else if (r == -KF_EEXISTS)
+        r = 0; /* made by an earlier try whose news has not reached the model */
+    else if (r == -KF_EINVALID) {
+        struct kf_strbuf c = KF_STRBUF_INIT;
+
+        kf_causes_format(&causes, &c);
+        kf_err(why, r, "member \"%s\" is not valid: %s", name, c.buf);
+        kf_strbuf_release(&c);
+    }
+    json_decref(ret);
+    json_decref(obj);
+    kf_causes_release(&causes);
+    return r;
+}
+
+struct existing {
+    char *name;
+    char *host;
+    int comp; /* index into the shape, -1: not in it */
+    int index;
+    struct kf_res req;
+};
+
+/* Copies the cluster's members out of the model (lock held). */
+static size_t existing_members(struct place_ctrl *d, const char *cluster,
+                               const struct kf_grade_spec *shape, struct existing **ret)
+{
+    struct cap_cluster *c = kf_smap_get(&d->model.clusters, cluster);
+    struct existing *ex;
+    size_t n = 0, it = 0;
+    void *v;
+
+    ex = kf_xcalloc((c ? kf_smap_count(&c->members) : 0) + 1, sizeof(*ex));
+    while (c && kf_smap_next(&c->members, &it, NULL, &v)) {
+        struct cap_member *mb = v;
+
+        ex[n].name = kf_xstrdup(mb->name);
+        ex[n].host = mb->host ? kf_xstrdup(mb->host->name) : NULL;
+        ex[n].comp = -1;
+        for (unsigned k = 0; shape && k < shape->n_components; k++)
+            if (strcmp(shape->components[k].name, mb->component) == 0)
+                ex[n].comp = (int)k;
+        ex[n].index = mb->index;
+        ex[n].req = mb->req;
+        n++;
+    }
+    *ret = ex;
+    return n;
+}
+
+static void existing_free(struct existing *ex, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(ex[i].name);
+        free(ex[i].host);
+    }
+    free(ex);
+}
+
+static int delete_member(struct place_ctrl *d, const char *name, bool *ret_gone)
+{
+    json_t *ret = NULL;
+    bool deleted = false;
+    int r = kf_registry_delete(d->reg, &kf_kind_controlplanemember, name, 0, &ret, &deleted);
+
+    if (r == 0)
+        d->need_member_rev = KF_MAX(d->need_member_rev, kf_obj_rv(ret));
+    json_decref(ret);
+    if (r == -KF_ENOTFOUND) {
+        r = 0;
+        deleted = true;
+    }
+    if (ret_gone)
+        *ret_gone = deleted;
+    return r;
+}
+
+int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
+                       const struct kf_grade_spec *shape, const char *version,
+                       struct kf_strbuf *why)
+{
+    const char *cname = kf_obj_name(cluster);
+    struct existing *ex;
+    struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS];
+    bool have[KF_GRADE_MAX_COMPONENTS][KF_GRADE_MAX_REPLICAS];
+    bool drop[KF_GRADE_MAX_MEMBERS * 2];
+    size_t n, n_missing = 0;
+    unsigned n_pins = 0;
+    struct kf_place_result *res = NULL;
+    struct cap_units us = { 0 };
+    int ui = -1, r = 0;
+
+    memset(have, 0, sizeof(have));
+    pthread_mutex_lock(&d->model.lock);
+    n = existing_members(d, cname, shape, &ex);
+    for (size_t i = 0; i < n; i++) {
+        bool extra = ex[i].comp < 0 || ex[i].index < 0 ||
+                     (unsigned)ex[i].index >= shape->components[ex[i].comp].replicas ||
+                     have[ex[i].comp][ex[i].index];
+
+        if (i < KF_ARRAY_SIZE(drop))
+            drop[i] = extra;
+        if (!extra)
+            have[ex[i].comp][ex[i].index] = true;
+    }
+    for (unsigned k = 0; k < shape->n_components; k++)
+        for (unsigned i = 0; i < shape->components[k].replicas; i++)
+            if (!have[k][i])
+                n_missing++;
+    if (n_missing) {
+        struct kf_place_cluster c = { 0 };
+
+        res = kf_xcalloc(1, sizeof(*res));
+        cap_units_build(&d->model, &d->policy, NULL, cname, &us);
+        ui = cap_units_find(&us, unit);
+        if (ui < 0) {
+            r = kf_err(why, -ENOSPC, "unit %s is gone; the cluster's members cannot be bound",
+                       unit);
+        } else {
+            /* admitted already: only the hosts' own mark applies */
+            us.units[ui].water_level = 1.0;
+            us.units[ui].cordoned = false;
+            for (size_t i = 0; i < n && n_pins < KF_GRADE_MAX_MEMBERS; i++) {
+                int h = ex[i].host ? cap_units_find_host(&us, (size_t)ui, ex[i].host) : -1;
+
+                if ((i < KF_ARRAY_SIZE(drop) && drop[i]) || h < 0)
+                    continue;
+                pins[n_pins++] = (struct kf_place_pin){ (uint16_t)ex[i].comp, (uint16_t)ex[i].index,
+                                                        (uint32_t)h };
+            }
+            c.name = cname;
+            c.region = us.units[ui].region;
+            c.grade = grade;
+            c.shape = shape;
+            c.unit = unit;
+            c.pins = pins;
+            c.n_pins = n_pins;
+            /* members whose host left the unit are neither pinned nor missing:
+             * give the placer a shape where they do not count */
+            r = kf_place(&d->placer, &us.units[ui], 1, &c, res);
+            if (r == -EINVAL || r == -ENOSPC)
+                r = kf_err(why, -ENOSPC, "%s", res->message);
+        }
+    }
+    pthread_mutex_unlock(&d->model.lock);
+
+    /* writes, without the model's lock */
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        if (i < KF_ARRAY_SIZE(drop) && drop[i]) {
+            r = delete_member(d, ex[i].name, NULL);
+            continue;
+        }
+        {
+            const struct kf_component *comp = &shape->components[ex[i].comp];
+
+            if (comp->req.cpu_milli != ex[i].req.cpu_milli ||
+                comp->req.mem_bytes != ex[i].req.mem_bytes) {
+                json_t *patch = json_pack("{s:{s:{s:o}, s:s}}", "spec", "resources", "requests",
+                                          cap_res_json(comp->req), "version", version);
+                int64_t rev = 0;
+
+                r = cap_patch(d->reg, &kf_kind_controlplanemember, ex[i].name, patch, false, &rev,
+                              why);
+                json_decref(patch);
+                if (r == -KF_ENOTFOUND)
+                    r = 0;
+                d->need_member_rev = KF_MAX(d->need_member_rev, rev);
+            }
+        }
+    }
+    if (r == 0 && n_missing && ui >= 0) {
+        for (unsigned i = 0; r == 0 && i < res->n_bindings; i++) {
+            const struct kf_place_binding *b = &res->bindings[i];
+            const struct kf_place_unit *u = &us.units[ui];
+
+            if (b->pinned || have[b->component][b->replica])
+                continue;
+            r = place_member_create(d, cluster, unit, u->hosts[b->host].name, u->zones[b->zone],
+                                    &shape->components[b->component], b->replica, version, why);
+        }
+    }
+    cap_units_release(&us);
+    free(res);
+    existing_free(ex, n);
+    return r;
+}
+
+int place_members_delete_all(struct place_ctrl *d, const char *cluster, struct kf_strbuf *why)
+{
+    struct existing *ex;
+    size_t n;
+    int left = 0, r = 0;
+
+    pthread_mutex_lock(&d->model.lock);
+    n = existing_members(d, cluster, NULL, &ex);
+    pthread_mutex_unlock(&d->model.lock);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        bool gone = false;
+
+        r = delete_member(d, ex[i].name, &gone);
+        if (r < 0)
+            kf_err(why, r, "cannot delete member \"%s\": %s", ex[i].name, strerror(-r));
+        else if (!gone)
+            left++; /* its finalizers (an agent stopping it) hold it */
+    }
+    existing_free(ex, n);
+    return r < 0 ? r : left;
+}
+
+void place_members_count(struct place_ctrl *d, const char *cluster, unsigned *ret_existing,
+                         unsigned *ret_ready)
+{
+    struct cap_cluster *c;
+    size_t it = 0;
+    void *v;
+
+    *ret_existing = *ret_ready = 0;
+    pthread_mutex_lock(&d->model.lock);
+    c = kf_smap_get(&d->model.clusters, cluster);
+    while (c && kf_smap_next(&c->members, &it, NULL, &v)) {
+        struct cap_member *mb = v;
+
+        (*ret_existing)++;
+        if (mb->ready)
+            (*ret_ready)++;
+    }
+    pthread_mutex_unlock(&d->model.lock);
+}

@@ -1,0 +1,388 @@
+/* ctrl-placement-settings.c: a GuestCluster's effective settings and the
+ * shape of its control plane.
+ *
+ * Settings come from three layers, later ones winning field by field:
+ *
+ *   Profile   the cluster type: versions, components, flags, etcd and
+ *             apiserver settings, hosting requirements, maxPodsPerNode
+ *   Template  spec.template: a named set of defaults on top of a profile
+ *             (version, grade, expectedNodes, network sizes, compliance,
+ *             maintenance window, backup, flags)
+ *   spec      the cluster's own fields
+ *
+ * Compliance tags add up (a template's gdpr and the cluster's own both
+ * apply); flags merge by name (profile < template < spec). The result is
+ * written to status.effective, so an operator sees what is in force.
+ *
+ * The control-plane shape starts from the grade table's row for the
+ * cluster's grade. A profile that lists components keeps those of the row
+ * it names (in the row's order, so etcd is bound first) and adds its own
+ * with `replicas` and a `share` of the row's total requests;
+ * apiServer.replicas and etcd.members set those components' replicas.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include "kfleet/ctrl.h"
+#include "kfleet/error.h"
+#include "kfleet/json.h"
+#include "kfleet/obj.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-placement.h"
+
+#define DEFAULT_NODES    3
+#define DEFAULT_MAX_PODS 110
+#define EXTRA_SHARE      0.05 /* of the grade's total, for a profile component without one */
+
+void place_settings_release(struct place_settings *s)
+{
+    if (!s)
+        return;
+    json_decref(s->effective);
+    json_decref(s->profile);
+    memset(s, 0, sizeof(*s));
+}
+
+/* spec's value at path, else the template's. Borrowed. */
+static json_t *layered(const json_t *spec, const json_t *tspec, const char *path)
+{
+    json_t *v = kf_json_path(spec, path);
+
+    return v && !json_is_null(v) ? v : tspec ? kf_json_path(tspec, path) : NULL;
+}
+
+/* "1.30.2" -> "1.30" into buf. */
+static void minor_of(const char *v, char *buf, size_t size)
+{
+    const char *dot = strchr(v, '.');
+    const char *dot2 = dot ? strchr(dot + 1, '.') : NULL;
+    size_t n = dot2 ? (size_t)(dot2 - v) : strlen(v);
+
+    snprintf(buf, size, "%.*s", (int)KF_MIN(n, size - 1), v);
+}
+
+static void add_unique(json_t *arr, const json_t *from)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(from, i, v) if (json_is_string(v) && !cap_str_in(arr, json_string_value(v)))
+        json_array_append(arr, v);
+}
+
+int place_settings(struct place_ctrl *d, const json_t *cluster, struct place_settings *ret,
+                   const char **ret_reason, struct kf_strbuf *why)
+{
+    const json_t *spec = kf_json_path(cluster, "spec");
+    const char *tname = kf_json_str(spec, "template", NULL);
+    json_t *tmpl = NULL, *tspec = NULL, *eff, *v, *pspec, *flags, *net, *compliance, *features;
+    const char *pname, *version;
+    char minor[32];
+    int64_t max_nodes;
+    size_t i;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->explicit_grade = KF_GRADE_NONE;
+    ret->pods = -1;
+    *ret_reason = NULL;
+    if (tname) {
+        if (kf_informer_get(d->templates, tname, &tmpl) < 0) {
+            *ret_reason = "TemplateNotFound";
+            return kf_err(why, -KF_EINVALID,
+                          "template \"%s\" does not exist: create it (kfleet get templates lists "
+                          "them) or drop spec.template",
+                          tname);
+        }
+        tspec = kf_json_path(tmpl, "spec");
+    }
+    pname = kf_json_str(spec, "profile", tspec ? kf_json_str(tspec, "profile", NULL) : NULL);
+    if (!pname)
+        pname = "standard";
+    if (kf_informer_get(d->profiles, pname, &ret->profile) < 0) {
+        *ret_reason = "ProfileNotFound";
+        kf_err(why, -KF_EINVALID, "profile \"%s\" does not exist (kfleet get profiles lists them)",
+               pname);
+        json_decref(tmpl);
+        return -KF_EINVALID;
+    }
+    pspec = kf_json_path(ret->profile, "spec");
+    version = json_string_value(layered(spec, tspec, "version"));
+    if (!version)
+        version = kf_json_str(pspec, "defaultVersion", NULL);
+    if (!version) {
+        json_t *vs = kf_json_path(pspec, "versions");
+
+        version = json_string_value(json_array_get(vs, json_array_size(vs) - 1));
+    }
+    minor_of(version ? version : "", minor, sizeof(minor));
+    if (!cap_str_in(kf_json_path(pspec, "versions"), minor)) {
+        char *list = kf_json_dump(kf_json_path(pspec, "versions"), NULL);
+
+        *ret_reason = "VersionNotSupported";
+        kf_err(why, -KF_EINVALID, "version %s is not supported by profile %s (it supports %s)",
+               version ? version : "(none)", pname, list);
+        free(list);
+        json_decref(tmpl);
+        return -KF_EINVALID;
+    }
+    v = layered(spec, tspec, "expectedNodes");
+    ret->nodes = json_is_integer(v) ? json_integer_value(v) : DEFAULT_NODES;
+    max_nodes = kf_json_int(pspec, "maxNodes", 0);
+    if (max_nodes > 0 && ret->nodes > max_nodes) {
+        *ret_reason = "TooManyNodes";
+        kf_err(why, -KF_EINVALID,
+               "expectedNodes %lld is more than profile %s supports (%lld): choose another "
+               "profile or fewer nodes",
+               (long long)ret->nodes, pname, (long long)max_nodes);
+        json_decref(tmpl);
+        return -KF_EINVALID;
+    }
+    v = kf_json_path(spec, "expectedPods");
+    if (json_is_integer(v))
+        ret->pods = json_integer_value(v);
+    v = layered(spec, tspec, "grade");
+    if (json_is_string(v))
+        ret->explicit_grade = kf_grade_parse(json_string_value(v));
+    v = layered(spec, tspec, "network.maxPodsPerNode");
+    ret->max_pods = json_is_integer(v)
+                        ? (unsigned)json_integer_value(v)
+                        : (unsigned)kf_json_int(pspec, "maxPodsPerNode", DEFAULT_MAX_PODS);
+
+    eff = json_object();
+    json_object_set_new(eff, "profile", json_string(pname));
+    if (tname)
+        json_object_set_new(eff, "template", json_string(tname));
+    json_object_set_new(eff, "version", json_string(version));
+    json_object_set_new(eff, "expectedNodes", json_integer(ret->nodes));
+    if (ret->pods >= 0)
+        json_object_set_new(eff, "expectedPods", json_integer(ret->pods));
+    if (ret->explicit_grade >= 0)
+        json_object_set_new(eff, "grade", json_string(kf_grade_name(ret->explicit_grade)));
+    net = json_pack("{s:I}", "maxPodsPerNode", (json_int_t)ret->max_pods);
+    if ((v = layered(spec, tspec, "network.nodeCIDRMaskSize")))
+        json_object_set(net, "nodeCIDRMaskSize", v);
+    if (tspec && (v = kf_json_path(tspec, "network.serviceCIDRPrefix")))
+        json_object_set(net, "serviceCIDRPrefix", v);
+    json_object_set_new(eff, "network", net);
+    compliance = json_array();
+    if (tspec)
+        add_unique(compliance, kf_json_path(tspec, "compliance"));
+    add_unique(compliance, kf_json_path(spec, "compliance"));
+    json_object_set_new(eff, "compliance", compliance);
+    if ((v = layered(spec, tspec, "maintenanceWindow")))
+        json_object_set(eff, "maintenanceWindow", v);
+    if ((v = layered(spec, tspec, "backup")))
+        json_object_set(eff, "backup", v);
+    flags = json_object();
+    json_object_update(flags, kf_json_path(pspec, "flags"));
+    if (tspec)
+        json_object_update(flags, kf_json_path(tspec, "flags"));
+    json_object_update(flags, kf_json_path(spec, "flags"));
+    json_object_set_new(eff, "flags", flags);
+    if ((v = kf_json_path(pspec, "etcd")))
+        json_object_set(eff, "etcd", v);
+    if ((v = kf_json_path(pspec, "apiServer")))
+        json_object_set(eff, "apiServer", v);
+    if ((v = kf_json_path(pspec, "heartbeatGrace")))
+        json_object_set(eff, "heartbeatGrace", v);
+    json_object_set_new(eff, "nodeOS", json_string(kf_json_str(pspec, "nodeOS", "linux")));
+    features = json_array();
+    add_unique(features, kf_json_path(pspec, "hosting.unitFeatures"));
+    if (kf_json_bool(pspec, "etcd.dedicated", false) ||
+        kf_json_bool(pspec, "hosting.dedicatedHosts", false)) {
+        json_t *ded = json_pack("[s]", "dedicated");
+
+        add_unique(features, ded);
+        json_decref(ded);
+    }
+    json_object_set_new(eff, "unitFeatures", features);
+    ret->effective = eff;
+    json_array_foreach(compliance, i, v) if (ret->n_compliance < KF_ARRAY_SIZE(ret->compliance))
+        ret->compliance[ret->n_compliance++] = json_string_value(v);
+    json_array_foreach(features, i, v) if (ret->n_features < KF_ARRAY_SIZE(ret->features))
+        ret->features[ret->n_features++] = json_string_value(v);
+    json_decref(tmpl);
+    return 0;
+}
+
+static int64_t share_of(int64_t total, double share, unsigned replicas, int64_t unit,
+                        int64_t floor_v)
+{
+    double v = (double)total * share / (double)(replicas ? replicas : 1);
+    int64_t r = (int64_t)llround(v / (double)unit) * unit;
+
+    return KF_MAX(r, floor_v);
+}
+
+void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
+                 struct kf_grade_spec *ret)
+{
+    const struct kf_grade_spec *base = &t->grades[g];
+    const json_t *pspec = kf_json_path(profile, "spec");
+    json_t *comps = kf_json_path(pspec, "components"), *pc;
+    struct kf_res total = kf_grade_total(base);
+    int64_t api = kf_json_int(pspec, "apiServer.replicas", 0);
+    int64_t etcd = kf_json_int(pspec, "etcd.members", 0);
+    int64_t zones = kf_json_int(pspec, "hosting.minZones", 0);
+    const char *quota = kf_json_str(pspec, "etcd.quotaBackendBytes", NULL);
+    size_t i;
+
+    *ret = *base;
+    if (json_array_size(comps)) {
+        ret->n_components = 0;
+        for (unsigned b = 0; b < base->n_components; b++) {
+            const struct kf_component *bc = &base->components[b];
+
+            json_array_foreach(comps, i, pc)
+            {
+                struct kf_component *c;
+                json_t *rep, *share;
+
+                if (!kf_streq(kf_json_str(pc, "name", NULL), bc->name))
+                    continue;
+                rep = json_object_get(pc, "replicas");
+                if (json_is_integer(rep) && json_integer_value(rep) == 0)
+                    break;
+                c = &ret->components[ret->n_components++];
+                *c = *bc;
+                if (json_is_integer(rep))
+                    c->replicas = (unsigned)KF_MIN(json_integer_value(rep),
+                                                   (json_int_t)KF_GRADE_MAX_REPLICAS);
+                share = json_object_get(pc, "share");
+                if (json_is_number(share)) {
+                    c->req.cpu_milli =
+                        share_of(total.cpu_milli, json_number_value(share), c->replicas, 10, 10);
+                    c->req.mem_bytes = share_of(total.mem_bytes, json_number_value(share),
+                                                c->replicas, KF_MIB, 64 * KF_MIB);
+                }
+                break;
+            }
+        }
+        json_array_foreach(comps, i, pc)
+        {
+            const char *name = kf_json_str(pc, "name", "");
+            json_t *rep = json_object_get(pc, "replicas"), *share = json_object_get(pc, "share");
+            struct kf_component *c;
+            bool in_base = false;
+            double sh = json_is_number(share) ? json_number_value(share) : EXTRA_SHARE;
+
+            for (unsigned b = 0; b < base->n_components; b++)
+                in_base = in_base || strcmp(base->components[b].name, name) == 0;
+            if (in_base || ret->n_components >= KF_GRADE_MAX_COMPONENTS ||
+                (json_is_integer(rep) && json_integer_value(rep) == 0))
+                continue;
+            c = &ret->components[ret->n_components++];
+            memset(c, 0, sizeof(*c));
+            snprintf(c->name, sizeof(c->name), "%s", name);
+            c->replicas = json_is_integer(rep) ? (unsigned)KF_MIN(json_integer_value(rep),
+                                                                  (json_int_t)KF_GRADE_MAX_REPLICAS)
+                                               : 1;
+            c->spread =
+                kf_json_bool(pc, "perZone", false) ? KF_SPREAD_ONE_PER_ZONE : KF_SPREAD_ZONES;
+            c->req.cpu_milli = share_of(total.cpu_milli, sh, c->replicas, 10, 10);
+            c->req.mem_bytes = share_of(total.mem_bytes, sh, c->replicas, KF_MIB, 64 * KF_MIB);
+        }
+    }
+    for (unsigned c = 0; c < ret->n_components; c++) {
+        if (api > 0 && strcmp(ret->components[c].name, "kube-apiserver") == 0)
+            ret->components[c].replicas = (unsigned)KF_MIN(api, KF_GRADE_MAX_REPLICAS);
+        if (etcd > 0 && strcmp(ret->components[c].name, "etcd") == 0)
+            ret->components[c].replicas = (unsigned)KF_MIN(etcd, KF_GRADE_MAX_REPLICAS);
+    }
+    if (zones > 0)
+        ret->min_zones = (unsigned)KF_MIN(zones, KF_PLACE_MAX_ZONES);
+    if (quota) {
+        int64_t milli;
+
+        if (kf_parse_quantity(quota, &milli) == 0)
+            ret->etcd_quota_bytes = milli / 1000;
+    }
+}
+
+void place_shape_json(const struct kf_grade_spec *shape, json_t *effective)
+{
+    json_t *comps = json_array();
+    char mem[32];
+
+    for (unsigned i = 0; i < shape->n_components; i++) {
+        const struct kf_component *c = &shape->components[i];
+        json_t *o = cap_res_json(c->req);
+
+        json_object_set_new(o, "name", json_string(c->name));
+        json_object_set_new(o, "replicas", json_integer(c->replicas));
+        json_object_set_new(
+            o, "spread", json_string(c->spread == KF_SPREAD_ONE_PER_ZONE ? "OnePerZone" : "Zones"));
+        json_array_append_new(comps, o);
+    }
+    json_object_set_new(effective, "components", comps);
+    json_object_set_new(effective, "requests", cap_res_json(kf_grade_total(shape)));
+    cap_fmt_mem(shape->etcd_quota_bytes, mem, sizeof(mem));
+    json_object_set_new(effective, "etcdQuota", json_string(mem));
+    json_object_set_new(effective, "minZones", json_integer(shape->min_zones));
+}
+
+void place_cluster_input(const json_t *cluster, const struct place_settings *s, int grade,
+                         const struct kf_grade_spec *shape, struct kf_place_cluster *ret,
+                         const char **avoid, size_t avoid_max)
+{
+    json_t *av = kf_json_path(cluster, "spec.placement.avoidUnits"), *v;
+    size_t i, n = 0;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->name = kf_obj_name(cluster);
+    ret->region = kf_json_str(cluster, "spec.region", NULL);
+    ret->grade = grade;
+    ret->shape = shape;
+    ret->expected_nodes = s->nodes;
+    ret->compliance = s->compliance;
+    ret->n_compliance = s->n_compliance;
+    ret->features = s->features;
+    ret->n_features = s->n_features;
+    ret->unit = kf_json_str(cluster, "spec.placement.unit", NULL);
+    json_array_foreach(av, i, v) if (n < avoid_max && json_is_string(v)) avoid[n++] =
+        json_string_value(v);
+    ret->avoid_units = avoid;
+    ret->n_avoid_units = n;
+}
+
+static int weekday_index(const char *d)
+{
+    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+
+    for (int i = 0; i < 7; i++)
+        if (strcmp(days[i], d) == 0)
+            return i;
+    return -1;
+}
+
+bool place_in_window(const json_t *window, int64_t now_ms)
+{
+    const char *start = kf_json_str(window, "start", NULL);
+    const char *dur = kf_json_str(window, "duration", "4h");
+    json_t *days = kf_json_path(window, "days");
+    int64_t dur_ms, day_ms = 86400000LL, midnight;
+    int hh, mm;
+
+    if (!window || !start)
+        return true;
+    if (sscanf(start, "%d:%d", &hh, &mm) != 2 || kf_parse_duration_ms(dur, &dur_ms) < 0)
+        return true;
+    midnight = now_ms - now_ms % day_ms;
+    /* a window opened today or on one of the last 7 days may still be open */
+    for (int back = 0; back <= 7; back++) {
+        int64_t open = midnight - back * day_ms + (hh * 60 + mm) * 60000LL;
+        /* 1970-01-01 was a Thursday (index 4) */
+        int wd = (int)(((open / day_ms) % 7 + 4) % 7);
+        bool day_ok = json_array_size(days) == 0;
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(days, i, v) day_ok =
+            day_ok || weekday_index(json_string_value(v) ? json_string_value(v) : "") == wd;
+        if (day_ok && now_ms >= open && now_ms < open + dur_ms)
+            return true;
+    }
+    return false;
+}

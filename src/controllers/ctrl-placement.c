@@ -1,0 +1,1034 @@
+/* ctrl-placement.c: the placement controller. A GuestCluster gets its
+ * grade, its effective settings, a unit, IP ranges and its control-plane
+ * members; a cluster that cannot be placed stays Pending with the reason.
+ *
+ * One reconcile of a cluster, level-triggered and safe to repeat:
+ *
+ *   0. wait until the informers have seen this controller's own last
+ *      writes (read-your-writes), so the capacity model is never behind
+ *      what we decided;
+ *   1. gone: delete its members and release its ranges (if the finalizer
+ *      was removed by hand); being deleted: the same, then drop the
+ *      finalizer kfleet.io/placement;
+ *   2. effective settings (template + profile + spec); a missing template
+ *      or profile, an unsupported version: Pending with that reason;
+ *   3. not placed yet: grade from the grade table (an explicit grade
+ *      wins), the control-plane shape, kf_place over the units of its
+ *      region (filters, scores, member binding). No unit: Pending with the
+ *      library's message (which names the best candidate and why), retried
+ *      when a unit, host or region of that region changes. A unit:
+ *      finalizer, IP ranges allocated and persisted in the IPPools,
+ *      status (phase Scheduled, unit, grade, network, effective, members),
+ *      then the members, created bound to their hosts;
+ *   4. placed: a grade change with hysteresis and a fleet-wide limit
+ *      (kf_grade_shift_*), checked against the unit's headroom with the
+ *      existing members pinned; members kept in step with the shape; the
+ *      ranges grown when expectedNodes grows; status refreshed.
+ *
+ * Everything the decisions read comes from the capacity model
+ * (ctrl-capmodel.c) that this controller's informer handlers keep; one
+ * worker decides, so decisions never race each other. explain and plan
+ * (ctrl-placement-api.c) read the same model under its lock.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#include "kfleet/api.h"
+#include "kfleet/capacity.h"
+#include "kfleet/cidr.h"
+#include "kfleet/ctrl.h"
+#include "kfleet/error.h"
+#include "kfleet/events.h"
+#include "kfleet/json.h"
+#include "kfleet/kind.h"
+#include "kfleet/log.h"
+#include "kfleet/obj.h"
+#include "kfleet/registry.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-placement.h"
+
+KF_LOG_MODULE(placement);
+
+#define WAKE_MS        200         /* coalescing of capacity events */
+#define BARRIER_MS     5000        /* how long a reconcile waits for its own writes */
+#define RETRY_MS       (30 * 1000) /* a grade change or members that could not go on */
+#define TEMPLATE_INDEX "cap.template"
+#define PROFILE_INDEX  "cap.profile"
+#define VPC_INDEX      "cap.vpc"
+
+struct shift_cand {
+    int current, target;
+    int64_t since_ms;
+};
+
+/* --- events ------------------------------------------------------------------ */
+
+/* Queues the Pending clusters of region (NULL: every region). */
+static void wake_pending(struct place_ctrl *d, const char *region)
+{
+    size_t it = 0;
+    const char *name;
+    void *v;
+
+    pthread_mutex_lock(&d->lock);
+    while (kf_smap_next(&d->pending, &it, &name, &v))
+        if (!region || kf_streq(region, v))
+            kf_ctrl_enqueue_after(d->ctrl, name, WAKE_MS);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void wake_candidates(struct place_ctrl *d)
+{
+    size_t it = 0;
+    const char *name;
+
+    pthread_mutex_lock(&d->lock);
+    while (kf_smap_next(&d->candidates, &it, &name, NULL))
+        kf_ctrl_enqueue_after(d->ctrl, name, WAKE_MS);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void after_change(struct place_ctrl *d, const struct cap_change *ch)
+{
+    if (ch->region[0])
+        wake_pending(d, ch->region);
+    for (size_t i = 0; i < ch->n_units; i++) {
+        struct cap_unit *u;
+        char *region = NULL;
+
+        pthread_mutex_lock(&d->model.lock);
+        u = kf_smap_get(&d->model.units, ch->units[i]);
+        if (u && u->spec)
+            region = kf_xstrdup(kf_json_str(u->spec, "region", ""));
+        pthread_mutex_unlock(&d->model.lock);
+        if (region)
+            wake_pending(d, region);
+        free(region);
+    }
+}
+
+#define MAP_FN(fn, kind)                                               \
+    static void fn(struct kf_ctrl *c, const json_t *obj, bool deleted) \
+    {                                                                  \
+        struct place_ctrl *d = kf_ctrl_data(c);                        \
+        struct cap_change ch;                                          \
+                                                                       \
+        cap_model_apply(&d->model, &kind, obj, deleted, &ch);          \
+        after_change(d, &ch);                                          \
+    }
+MAP_FN(map_region, kf_kind_region)
+MAP_FN(map_unit, kf_kind_unit)
+MAP_FN(map_host, kf_kind_host)
+
+static void map_member(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct place_ctrl *d = kf_ctrl_data(c);
+    struct cap_change ch;
+
+    cap_model_apply(&d->model, &kf_kind_controlplanemember, obj, deleted, &ch);
+    if (ch.cluster[0]) /* its members' count and readiness */
+        kf_ctrl_enqueue_after(c, ch.cluster, WAKE_MS);
+    if (deleted)
+        after_change(d, &ch);
+}
+
+static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct place_ctrl *d = kf_ctrl_data(c);
+    struct cap_change ch;
+    bool was_changing = false, changing;
+    struct cap_cluster *cl;
+
+    pthread_mutex_lock(&d->model.lock);
+    cl = kf_smap_get(&d->model.clusters, kf_obj_name(obj));
+    was_changing = cl && cl->grade_changing;
+    pthread_mutex_unlock(&d->model.lock);
+    cap_model_apply(&d->model, &kf_kind_guestcluster, obj, deleted, &ch);
+    changing =
+        !deleted && cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging") &&
+        kf_streq(
+            kf_json_str(cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging"),
+                        "status", NULL),
+            "True");
+    if (was_changing && !changing)
+        wake_candidates(d); /* a slot for the next grade change */
+    if (deleted || kf_obj_deleting(obj))
+        after_change(d, &ch);
+}
+
+static void map_pool(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct place_ctrl *d = kf_ctrl_data(c);
+
+    place_ipam_event(d, obj, deleted);
+    wake_pending(d, NULL);
+}
+
+static void enqueue_index(struct kf_ctrl *c, struct kf_informer *inf, const char *index,
+                          const char *value)
+{
+    char **names;
+    size_t n = kf_informer_index_names(inf, index, value, &names);
+
+    for (size_t i = 0; i < n; i++)
+        kf_ctrl_enqueue(c, names[i]);
+    kf_ctrl_names_free(names, n);
+}
+
+static void map_template(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct place_ctrl *d = kf_ctrl_data(c);
+
+    (void)deleted;
+    enqueue_index(c, d->clusters, TEMPLATE_INDEX, kf_obj_name(obj));
+}
+
+static void map_profile(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct place_ctrl *d = kf_ctrl_data(c);
+
+    (void)deleted;
+    enqueue_index(c, d->clusters, PROFILE_INDEX, kf_obj_name(obj));
+}
+
+static void index_template(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const char *t = kf_json_str(obj, "spec.template", NULL);
+
+    if (t)
+        add(t, ctx);
+}
+
+static void index_profile(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const char *p = kf_json_str(obj, "spec.profile", NULL);
+
+    add(p ? p : kf_json_str(obj, "status.effective.profile", "standard"), ctx);
+}
+
+static void index_vpc(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const char *v = kf_json_str(obj, "spec.vpc", NULL);
+
+    if (v)
+        add(v, ctx);
+}
+
+static int add_index(struct kf_informer *inf, const char *name, kf_index_fn fn)
+{
+    int r = kf_informer_add_index(inf, name, fn);
+
+    return r == -EEXIST ? 0 : r;
+}
+
+static int setup(struct kf_ctrl *c)
+{
+    struct place_ctrl *d = kf_ctrl_data(c);
+    struct kf_ctrl_manager *m = kf_ctrl_manager_of(c);
+    int r;
+
+    d->ctrl = c;
+    d->clusters = kf_ctrl_primary(c);
+    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
+    d->pools = kf_ctrl_informer(m, &kf_kind_ippool);
+    d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
+    d->templates = kf_ctrl_informer(m, &kf_kind_template);
+    if ((r = add_index(d->clusters, TEMPLATE_INDEX, index_template)) < 0 ||
+        (r = add_index(d->clusters, PROFILE_INDEX, index_profile)) < 0 ||
+        (r = add_index(d->pools, VPC_INDEX, index_vpc)) < 0)
+        return r;
+    if ((r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_unit, map_unit)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_host, map_host)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_controlplanemember, map_member)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_guestcluster, map_cluster)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_ippool, map_pool)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_template, map_template)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_profile, map_profile)) < 0)
+        return r;
+    place_api_bind(d);
+    return 0;
+}
+
+/* --- bookkeeping ---------------------------------------------------------------- */
+
+static void pending_set(struct place_ctrl *d, const char *name, const char *region)
+{
+    pthread_mutex_lock(&d->lock);
+    if (region) {
+        if (!kf_smap_contains(&d->pending, name))
+            kf_smap_put(&d->pending, name, kf_xstrdup(region));
+    } else {
+        free(kf_smap_remove(&d->pending, name));
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void candidate_forget(struct place_ctrl *d, const char *name)
+{
+    pthread_mutex_lock(&d->lock);
+    free(kf_smap_remove(&d->candidates, name));
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Registers name as wanting target and says whether it may move now. */
+static bool candidate_go(struct place_ctrl *d, const char *name, int current, int target,
+                         int64_t held_ms, unsigned in_flight)
+{
+    struct shift_cand *sc;
+    struct kf_grade_shift_cand *cands;
+    size_t n, it = 0, k = 0;
+    const char *key;
+    void *v;
+    bool go = false;
+
+    pthread_mutex_lock(&d->lock);
+    sc = kf_smap_get(&d->candidates, name);
+    if (!sc) {
+        sc = kf_xcalloc(1, sizeof(*sc));
+        kf_smap_put(&d->candidates, name, sc);
+    }
+    sc->current = current;
+    sc->target = target;
+    sc->since_ms = kf_now_ms() - held_ms;
+    n = kf_smap_count(&d->candidates);
+    cands = kf_xcalloc(n, sizeof(*cands));
+    while (kf_smap_next(&d->candidates, &it, &key, &v)) {
+        struct shift_cand *x = v;
+
+        cands[k++] = (struct kf_grade_shift_cand){ .name = key,
+                                                   .current = x->current,
+                                                   .target = x->target,
+                                                   .held_ms = kf_now_ms() - x->since_ms };
+    }
+    kf_grade_shift_select(&d->shift, in_flight, cands, k);
+    for (size_t i = 0; i < k; i++)
+        if (strcmp(cands[i].name, name) == 0)
+            go = cands[i].go;
+    free(cands);
+    pthread_mutex_unlock(&d->lock);
+    return go;
+}
+
+static unsigned grade_changes_in_flight(struct place_ctrl *d, const char *except)
+{
+    unsigned n = 0;
+    size_t it = 0;
+    void *v;
+
+    pthread_mutex_lock(&d->model.lock);
+    while (kf_smap_next(&d->model.clusters, &it, NULL, &v)) {
+        struct cap_cluster *c = v;
+
+        if (c->known && c->grade_changing && strcmp(c->name, except) != 0)
+            n++;
+    }
+    pthread_mutex_unlock(&d->model.lock);
+    return n;
+}
+
+/* Waits for the informers to show our own writes. */
+static int barrier(struct place_ctrl *d)
+{
+    struct {
+        struct kf_informer *inf;
+        int64_t need;
+        const char *what;
+    } w[] = {
+        { d->clusters, d->need_cluster_rev, "guestclusters" },
+        { d->members, d->need_member_rev, "controlplanemembers" },
+        { d->pools, d->need_pool_rev, "ippools" },
+    };
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(w); i++)
+        if (!cap_wait_rev(w[i].inf, w[i].need, BARRIER_MS)) {
+            kf_log_rl_warn("the %s informer is at revision %lld, behind our write at %lld",
+                           w[i].what, (long long)kf_informer_rev(w[i].inf), (long long)w[i].need);
+            return -KF_EUNAVAILABLE;
+        }
+    return 0;
+}
+
+/* --- writes -------------------------------------------------------------------- */
+
+static int patch_status(struct place_ctrl *d, const char *name, json_t *st, struct kf_strbuf *why)
+{
+    json_t *patch = json_pack("{s:O}", "status", st);
+    int64_t rev = 0;
+    int r = cap_patch(d->reg, &kf_kind_guestcluster, name, patch, true, &rev, why);
+
+    json_decref(patch);
+    if (r == 0)
+        d->need_cluster_rev = KF_MAX(d->need_cluster_rev, rev);
+    return r;
+}
+
+/* Whether writing want over have would change anything (conditions
+ * compared without their times). */
+static bool differs(const json_t *want, const json_t *have)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)want, key, v)
+    {
+        json_t *h = json_object_get(have, key);
+
+        if (strcmp(key, "conditions") == 0 ? !cap_conditions_same(v, h)
+            : json_is_null(v)              ? h != NULL
+                                           : !json_equal(v, h))
+            return true;
+    }
+    return false;
+}
+
+/* Conditions: the old ones with `set` replacing those of the same type. */
+static json_t *merge_conditions(const json_t *old, json_t *set)
+{
+    json_t *out = json_array(), *c;
+    size_t i;
+
+    json_array_foreach(old, i, c) if (!cap_condition_find(set, kf_json_str(c, "type", "")))
+        json_array_append(out, c);
+    json_array_foreach(set, i, c) json_array_append(out, c);
+    json_decref(set);
+    return out;
+}
+
+static int set_finalizer(struct place_ctrl *d, const json_t *cluster, bool on,
+                         struct kf_strbuf *why)
+{
+    json_t *fins = kf_json_path(cluster, "metadata.finalizers"), *list = json_array(), *v, *patch;
+    bool has = kf_obj_has_finalizer(cluster, KF_FINALIZER_PLACEMENT);
+    int64_t rev = 0;
+    size_t i;
+    int r;
+
+    if (has == on) {
+        json_decref(list);
+        return 0;
+    }
+    json_array_foreach(fins, i, v) if (!kf_streq(json_string_value(v), KF_FINALIZER_PLACEMENT))
+        json_array_append(list, v);
+    if (on)
+        json_array_append_new(list, json_string(KF_FINALIZER_PLACEMENT));
+    patch = json_pack("{s:{s:o}}", "metadata", "finalizers", list);
+    r = cap_patch(d->reg, &kf_kind_guestcluster, kf_obj_name(cluster), patch, false, &rev, why);
+    json_decref(patch);
+    if (r == 0)
+        d->need_cluster_rev = KF_MAX(d->need_cluster_rev, rev);
+    return r == -KF_ENOTFOUND ? 0 : r;
+}
+
+/* Pending with a reason: written (and an Event recorded) only when it says
+ * something new. */
+static int write_pending(struct place_ctrl *d, const json_t *cluster, const char *reason,
+                         const char *message, int grade, const struct place_settings *s)
+{
+    const json_t *old = kf_json_path(cluster, "status");
+    const json_t *cond = cap_condition_find(json_object_get(old, "conditions"), "Scheduled");
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    json_t *st = json_object();
+    bool news = !cond || !kf_streq(kf_json_str(cond, "message", NULL), message) ||
+                !kf_streq(kf_json_str(cond, "reason", NULL), reason);
+    int r = 0;
+
+    json_object_set_new(st, "phase", json_string("Pending"));
+    json_object_set_new(st, "message", json_string(message));
+    if (grade >= 0)
+        json_object_set_new(st, "grade", json_string(kf_grade_name(grade)));
+    if (s && s->effective) {
+        json_object_set(st, "effective", s->effective);
+        json_object_set_new(st, "profile", json_string(kf_json_str(s->effective, "profile", "")));
+        json_object_set_new(st, "version", json_string(kf_json_str(s->effective, "version", "")));
+    }
+    json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(cluster)));
+    json_object_set_new(
+        st, "conditions",
+        merge_conditions(
+            json_object_get(old, "conditions"),
+            json_pack("[o]", cap_condition(json_object_get(old, "conditions"), "Scheduled", false,
+                                           reason, message, kf_now_ms()))));
+    if (differs(st, old)) {
+        r = patch_status(d, kf_obj_name(cluster), st, &why);
+        if (r == -KF_ENOTFOUND)
+            r = 0;
+        else if (r < 0)
+            kf_log_rl_warn("cannot write the status of cluster \"%s\": %s", kf_obj_name(cluster),
+                           why.buf);
+    }
+    if (r == 0 && news) {
+        kf_log_info("cluster \"%s\" stays Pending: %s", kf_obj_name(cluster), message);
+        kf_recorder_event(d->rec, cluster, KF_EVENT_WARNING, "FailedScheduling", message);
+    }
+    json_decref(st);
+    kf_strbuf_release(&why);
+    return r;
+}
+
+static json_t *network_json(const struct kf_ipam_alloc *a, const char *pool)
+{
+    char n[KF_CIDR_STRLEN], p[KF_CIDR_STRLEN], s[KF_CIDR_STRLEN], k[KF_CIDR_STRLEN],
+        dns[KF_CIDR_STRLEN];
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "nodeCIDR", kf_cidr_format(&a->node, n, sizeof(n)),
+                  "podCIDR", kf_cidr_format(&a->pod, p, sizeof(p)), "serviceCIDR",
+                  kf_cidr_format(&a->service, s, sizeof(s)), "kubernetesServiceIP",
+                  kf_ip_format(&a->kubernetes_ip, k, sizeof(k)), "dnsServiceIP",
+                  kf_ip_format(&a->dns_ip, dns, sizeof(dns)));
+
+    if (pool)
+        json_object_set_new(o, "ipPool", json_string(pool));
+    return o;
+}
+
+/* --- deletion ------------------------------------------------------------------ */
+
+static int teardown(struct place_ctrl *d, const json_t *cluster, int64_t *requeue_after_ms)
+{
+    const char *name = kf_obj_name(cluster);
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    int r;
+
+    pending_set(d, name, NULL);
+    candidate_forget(d, name);
+    if (!kf_obj_has_finalizer(cluster, KF_FINALIZER_PLACEMENT))
+        return 0;
+    r = place_members_delete_all(d, name, &why);
+    if (r > 0) { /* members that wait for their agents */
+        *requeue_after_ms = 1000;
+        r = 0;
+        goto out;
+    }
+    if (r == 0)
+        r = place_ipam_release(d, kf_json_str(cluster, "spec.network.vpc", NULL), name, &why);
+    if (r == 0)
+        r = set_finalizer(d, cluster, false, &why);
+    if (r == 0) {
+        kf_log_info("cluster \"%s\": members deleted, ranges released", name);
+        kf_recorder_eventf(d->rec, cluster, KF_EVENT_NORMAL, "Released",
+                           "members deleted and IP ranges released from unit %s",
+                           kf_json_str(cluster, "status.unit", "(none)"));
+    } else {
+        kf_log_rl_warn("cannot release cluster \"%s\": %s; retrying", name, why.buf);
+    }
+out:
+    kf_strbuf_release(&why);
+    return r;
+}
+
+/* The cluster object is gone (its finalizer was removed by hand): what it
+ * left behind goes too. */
+static int orphan(struct place_ctrl *d, const char *name)
+{
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    char **vpcs = NULL;
+    size_t n = 0, it = 0, alloc = 0;
+    const char *key;
+    void *v;
+    int r;
+
+    pending_set(d, name, NULL);
+    candidate_forget(d, name);
+    r = place_members_delete_all(d, name, &why);
+    if (r > 0)
+        r = 0;
+    pthread_mutex_lock(&d->lock);
+    while (kf_smap_next(&d->vpcs, &it, &key, &v)) {
+        struct place_vpc *pv = v;
+        struct kf_ipam_alloc a;
+
+        if (pv->v && kf_ipam_lookup(pv->v, name, &a) == 0) {
+            KF_GROW(vpcs, alloc, n + 1);
+            vpcs[n++] = kf_xstrdup(key);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0)
+            r = place_ipam_release(d, vpcs[i], name, &why);
+        free(vpcs[i]);
+    }
+    free(vpcs);
+    kf_strbuf_release(&why);
+    return r;
+}
+
+/* --- placing ------------------------------------------------------------------- */
+
+/* The bindings of a decision, copied out of the model. */
+struct bound {
+    char host[KF_NAME_MAX + 1];
+    char zone[64];
+    uint16_t component, replica;
+};
+
+static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_settings *s)
+{
+    const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
+    struct kf_strbuf why = KF_STRBUF_INIT, gwhy = KF_STRBUF_INIT;
+    struct kf_grade_spec shape;
+    struct kf_place_cluster c;
+    struct kf_place_result *res = kf_xcalloc(1, sizeof(*res));
+    struct kf_ipam_alloc alloc;
+    struct bound *bs = NULL;
+    const char *avoid[64];
+    char unit[KF_NAME_MAX + 1] = "", *pool = NULL;
+    unsigned nb = 0;
+    json_t *st;
+    int grade, r;
+
+    grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, &gwhy);
+    place_shape(&d->grades, grade, s->profile, &shape);
+    place_shape_json(&shape, s->effective);
+    place_cluster_input(cluster, s, grade, &shape, &c, avoid, KF_ARRAY_SIZE(avoid));
+
+    pthread_mutex_lock(&d->model.lock);
+    {
+        struct cap_units us;
+
+        cap_units_build(&d->model, &d->policy, region, name, &us);
+        r = kf_place(&d->placer, us.units, us.n, &c, res);
+        if (r == 0) {
+            const struct kf_place_unit *u = &us.units[res->unit];
+
+            snprintf(unit, sizeof(unit), "%s", u->name);
+            bs = kf_xcalloc(res->n_bindings + 1, sizeof(*bs));
+            for (unsigned i = 0; i < res->n_bindings; i++) {
+                snprintf(bs[i].host, sizeof(bs[i].host), "%s",
+                         u->hosts[res->bindings[i].host].name);
+                snprintf(bs[i].zone, sizeof(bs[i].zone), "%s", u->zones[res->bindings[i].zone]);
+                bs[i].component = res->bindings[i].component;
+                bs[i].replica = res->bindings[i].replica;
+            }
+            nb = res->n_bindings;
+        }
+        cap_units_release(&us);
+    }
+    pthread_mutex_unlock(&d->model.lock);
+
+    if (r < 0) {
+        const char *reason = strstr(res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
+
+        pending_set(d, name, region);
+        r = write_pending(d, cluster, reason, res->message, grade, s);
+        goto out;
+    }
+    /* A unit: the finalizer first (from now on there is something to
+     * release), then the ranges, persisted, then the status that commits the
+     * unit, then the members. */
+    r = set_finalizer(d, cluster, true, &why);
+    if (r < 0)
+        goto fail;
+    r = place_ipam_allocate(d, cluster, s, &alloc, &pool, &why);
+    if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
+        pending_set(d, name, region);
+        r = write_pending(d, cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why.buf, grade,
+                          s);
+        goto out;
+    }
+    if (r < 0)
+        goto fail;
+    st = json_object();
+    json_object_set_new(st, "phase", json_string("Scheduled"));
+    json_object_set_new(st, "unit", json_string(unit));
+    json_object_set_new(st, "grade", json_string(kf_grade_name(grade)));
+    json_object_set_new(st, "profile", json_string(kf_json_str(s->effective, "profile", "")));
+    json_object_set_new(st, "version", json_string(kf_json_str(s->effective, "version", "")));
+    json_object_set_new(st, "network", network_json(&alloc, pool));
+    json_object_set(st, "effective", s->effective);
+    json_object_set_new(
+        st, "members",
+        json_pack("{s:i, s:i}", "desired", (int)kf_grade_members(&shape), "ready", 0));
+    json_object_set_new(st, "message", json_string(res->message));
+    json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(cluster)));
+    json_object_set_new(
+        st, "conditions",
+        merge_conditions(kf_json_path(cluster, "status.conditions"),
+                         json_pack("[o]", cap_condition(NULL, "Scheduled", true, "Placed",
+                                                        res->message, kf_now_ms()))));
+    r = patch_status(d, name, st, &why);
+    json_decref(st);
+    if (r < 0)
+        goto fail;
+    pending_set(d, name, NULL);
+    for (unsigned i = 0; i < nb && r == 0; i++)
+        r = place_member_create(d, cluster, unit, bs[i].host, bs[i].zone,
+                                &shape.components[bs[i].component], bs[i].replica,
+                                kf_json_str(s->effective, "version", ""), &why);
+    if (r < 0)
+        goto fail;
+    kf_log_info("cluster \"%s\" (%s): %s; %s", name, gwhy.buf, res->message, "members created");
+    kf_recorder_eventf(d->rec, cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s", res->message,
+                       gwhy.buf);
+    goto out;
+fail:
+    kf_log_rl_warn("cannot place cluster \"%s\": %s; retrying", name, why.buf);
+out:
+    free(pool);
+    free(bs);
+    free(res);
+    kf_strbuf_release(&why);
+    kf_strbuf_release(&gwhy);
+    return r;
+}
+
+/* A grade change of a placed cluster: returns the grade to run at now,
+ * with the conditions it writes into conds. */
+static int regrade(struct place_ctrl *d, const json_t *cluster, const struct place_settings *s,
+                   int grade, json_t *st, json_t *conds, int64_t *requeue_after_ms)
+{
+    const char *name = kf_obj_name(cluster), *unit = kf_json_str(cluster, "status.unit", "");
+    const json_t *old = kf_json_path(cluster, "status");
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    int64_t now = kf_now_ms(), since = now, held;
+    bool explicit_move = s->explicit_grade >= 0;
+    int target = explicit_move
+                     ? s->explicit_grade
+                     : kf_grade_shift_target(&d->grades, &d->shift, grade, s->nodes, s->pods, -1);
+    enum kf_grade_move move;
+    const char *st_target = kf_json_str(old, "gradeShift.target", NULL);
+
+    if (target == grade) {
+        candidate_forget(d, name);
+        json_object_set_new(st, "gradeShift", json_null());
+        return grade;
+    }
+    if (st_target && kf_grade_parse(st_target) == target)
+        kf_time_parse_rfc3339(kf_json_str(old, "gradeShift.since", ""), &since);
+    held = now - since;
+    {
+        char when[32];
+
+        cap_now_rfc3339(since, when);
+        json_object_set_new(
+            st, "gradeShift",
+            json_pack("{s:s, s:s}", "target", kf_grade_name(target), "since", when));
+    }
+    if (explicit_move) {
+        move = target > grade ? KF_GRADE_UP : KF_GRADE_DOWN;
+        kf_strbuf_addf(&why, "to %s: set in spec", kf_grade_name(target));
+    } else {
+        move = kf_grade_shift_decide(
+            &d->shift, grade, target, held,
+            place_in_window(kf_json_path(s->effective, "maintenanceWindow"), now), &why);
+    }
+    if (move == KF_GRADE_WAIT || move == KF_GRADE_STAY) {
+        json_array_append_new(conds, cap_condition(json_object_get(old, "conditions"),
+                                                   "GradeChange", false, "Waiting", why.buf, now));
+        *requeue_after_ms = RETRY_MS;
+        kf_strbuf_release(&why);
+        return grade;
+    }
+    if (!candidate_go(d, name, grade, target, held, grade_changes_in_flight(d, name))) {
+        char msg[256];
+
+        snprintf(msg, sizeof(msg),
+                 "%s to %s waits: at most %u clusters change grade at once, fleet-wide",
+                 target > grade ? "up" : "down", kf_grade_name(target), d->shift.max_in_flight);
+        json_array_append_new(conds,
+                              cap_condition(json_object_get(old, "conditions"), "GradeChange",
+                                            false, "WaitingForSlot", msg, now));
+        *requeue_after_ms = RETRY_MS;
+        kf_strbuf_release(&why);
+        return grade;
+    }
+    /* Does the new shape fit on the unit, the existing members staying? */
+    {
+        struct kf_grade_spec shape;
+        struct kf_place_cluster c;
+        struct kf_place_result *res = kf_xcalloc(1, sizeof(*res));
+        struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS];
+        const char *avoid[1];
+        struct cap_units us;
+        struct cap_cluster *cc;
+        unsigned n_pins = 0;
+        size_t it = 0;
+        void *v;
+        int ui, r = -ENOSPC;
+
+        place_shape(&d->grades, target, s->profile, &shape);
+        place_cluster_input(cluster, s, target, &shape, &c, avoid, 0);
+        c.unit = unit;
+        pthread_mutex_lock(&d->model.lock);
+        cap_units_build(&d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name, &us);
+        ui = cap_units_find(&us, unit);
+        cc = kf_smap_get(&d->model.clusters, name);
+        while (ui >= 0 && cc && kf_smap_next(&cc->members, &it, NULL, &v)) {
+            struct cap_member *mb = v;
+            int h = mb->host ? cap_units_find_host(&us, (size_t)ui, mb->host->name) : -1;
+
+            for (unsigned k = 0; h >= 0 && k < shape.n_components; k++)
+                if (strcmp(shape.components[k].name, mb->component) == 0 && mb->index >= 0 &&
+                    (unsigned)mb->index < shape.components[k].replicas &&
+                    n_pins < KF_GRADE_MAX_MEMBERS) {
+                    bool dup = false;
+
+                    for (unsigned j = 0; j < n_pins; j++)
+                        dup = dup || (pins[j].component == k && pins[j].replica == mb->index);
+                    if (!dup)
+                        pins[n_pins++] =
+                            (struct kf_place_pin){ (uint16_t)k, (uint16_t)mb->index, (uint32_t)h };
+                }
+        }
+        c.pins = pins;
+        c.n_pins = n_pins;
+        if (ui >= 0)
+            r = kf_place(&d->placer, us.units, us.n, &c, res);
+        cap_units_release(&us);
+        pthread_mutex_unlock(&d->model.lock);
+        if (r < 0) {
+            char *msg = kf_xasprintf("cannot move to %s on unit %s: %s", kf_grade_name(target),
+                                     unit, ui < 0 ? "the unit is gone" : res->message);
+
+            json_array_append_new(conds,
+                                  cap_condition(json_object_get(old, "conditions"), "GradeChange",
+                                                false, "NoHeadroom", msg, now));
+            if (!kf_streq(kf_json_str(
+                              cap_condition_find(json_object_get(old, "conditions"), "GradeChange"),
+                              "message", NULL),
+                          msg))
+                kf_recorder_event(d->rec, cluster, KF_EVENT_WARNING, "GradeChangeBlocked", msg);
+            free(msg);
+            free(res);
+            candidate_forget(d, name);
+            *requeue_after_ms = RETRY_MS;
+            kf_strbuf_release(&why);
+            return grade;
+        }
+        free(res);
+    }
+    candidate_forget(d, name);
+    {
+        char *msg =
+            kf_xasprintf("%s -> %s: %s", kf_grade_name(grade), kf_grade_name(target), why.buf);
+
+        json_array_append_new(conds,
+                              cap_condition(NULL, "GradeChanging", true, "Changing", msg, now));
+        json_array_append_new(conds, cap_condition(json_object_get(old, "conditions"),
+                                                   "GradeChange", true, "Started", msg, now));
+        json_object_set_new(st, "gradeShift", json_null());
+        kf_log_info("cluster \"%s\": grade %s", name, msg);
+        kf_recorder_event(d->rec, cluster, KF_EVENT_NORMAL, "GradeChanged", msg);
+        free(msg);
+    }
+    kf_strbuf_release(&why);
+    return target;
+}
+
+static int reconcile_placed(struct place_ctrl *d, const json_t *cluster, struct place_settings *s,
+                            int64_t *requeue_after_ms)
+{
+    const char *name = kf_obj_name(cluster), *unit = kf_json_str(cluster, "status.unit", "");
+    const json_t *old = kf_json_path(cluster, "status");
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    struct kf_grade_spec shape;
+    json_t *st = json_object(), *conds = json_array();
+    int grade = kf_grade_parse(kf_json_str(old, "grade", ""));
+    int64_t now = kf_now_ms();
+    unsigned existing = 0, ready = 0, desired;
+    const json_t *changing =
+        cap_condition_find(json_object_get(old, "conditions"), "GradeChanging");
+    int r = 0;
+
+    pending_set(d, name, NULL);
+    if (grade < 0)
+        grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, NULL);
+    grade = regrade(d, cluster, s, grade, st, conds, requeue_after_ms);
+    place_shape(&d->grades, grade, s->profile, &shape);
+    place_shape_json(&shape, s->effective);
+    desired = kf_grade_members(&shape);
+
+    /* ranges: allocated at placement; grown when expectedNodes went up */
+    if (!kf_json_path(old, "network.podCIDR") ||
+        kf_json_int(old, "effective.expectedNodes", s->nodes) != s->nodes) {
+        struct kf_ipam_alloc a;
+        char *pool = NULL;
+
+        r = place_ipam_allocate(d, cluster, s, &a, &pool, &why);
+        if (r == 0) {
+            json_object_set_new(st, "network", network_json(&a, pool));
+        } else if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
+            json_array_append_new(conds,
+                                  cap_condition(json_object_get(old, "conditions"), "NetworkReady",
+                                                false, "NoIPRange", why.buf, now));
+            kf_strbuf_reset(&why);
+            r = 0;
+        }
+        free(pool);
+        if (r < 0)
+            goto out;
+    }
+    r = place_members_sync(d, cluster, unit, grade, &shape,
+                           kf_json_str(s->effective, "version", ""), &why);
+    if (r == -ENOSPC) {
+        json_array_append_new(conds,
+                              cap_condition(json_object_get(old, "conditions"), "MembersBound",
+                                            false, "NoHostFits", why.buf, now));
+        *requeue_after_ms = RETRY_MS;
+        r = 0;
+    } else if (r == 0) {
+        json_array_append_new(conds,
+                              cap_condition(json_object_get(old, "conditions"), "MembersBound",
+                                            true, "Bound", "every member is bound to a host", now));
+    } else {
+        goto out;
+    }
+    place_members_count(d, name, &existing, &ready);
+    if (changing && kf_streq(kf_json_str(changing, "status", NULL), "True") &&
+        !cap_condition_find(conds, "GradeChanging")) {
+        bool done = existing == desired && ready == desired;
+
+        json_array_append_new(conds,
+                              cap_condition(json_object_get(old, "conditions"), "GradeChanging",
+                                            !done, done ? "Completed" : "Changing",
+                                            done ? "every member of the new grade is Ready"
+                                                 : kf_json_str(changing, "message", ""),
+                                            now));
+    }
+    {
+        const char *phase = kf_json_str(old, "phase", "Pending");
+
+        if (strcmp(phase, "Pending") == 0)
+            json_object_set_new(st, "phase", json_string("Scheduled"));
+    }
+    json_object_set_new(st, "grade", json_string(kf_grade_name(grade)));
+    json_object_set_new(st, "profile", json_string(kf_json_str(s->effective, "profile", "")));
+    json_object_set_new(st, "version", json_string(kf_json_str(s->effective, "version", "")));
+    json_object_set(st, "effective", s->effective);
+    json_object_set_new(st, "members",
+                        json_pack("{s:i, s:i}", "desired", (int)desired, "ready", (int)ready));
+    json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(cluster)));
+    json_object_set_new(st, "conditions",
+                        merge_conditions(json_object_get(old, "conditions"), json_incref(conds)));
+    if (differs(st, old))
+        r = patch_status(d, name, st, &why);
+    if (r == -KF_ENOTFOUND)
+        r = 0;
+out:
+    if (r < 0)
+        kf_log_rl_warn("cannot bring cluster \"%s\" up to date: %s; retrying", name, why.buf);
+    json_decref(st);
+    json_decref(conds);
+    kf_strbuf_release(&why);
+    return r;
+}
+
+static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
+{
+    struct place_ctrl *d = kf_ctrl_data(c);
+    struct place_settings s;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    const char *reason = NULL;
+    json_t *cluster = NULL;
+    int r;
+
+    r = barrier(d);
+    if (r < 0)
+        return r;
+    if (kf_informer_get(d->clusters, name, &cluster) < 0)
+        return orphan(d, name);
+    if (kf_obj_deleting(cluster)) {
+        r = teardown(d, cluster, requeue_after_ms);
+        json_decref(cluster);
+        return r;
+    }
+    if (kf_json_bool(cluster, "spec.paused", false)) {
+        json_decref(cluster);
+        return 0;
+    }
+    r = place_settings(d, cluster, &s, &reason, &why);
+    if (r < 0) {
+        if (!kf_json_path(cluster, "status.unit")) {
+            pending_set(d, name, NULL); /* a capacity event does not help */
+            r = write_pending(d, cluster, reason ? reason : "InvalidSettings", why.buf,
+                              KF_GRADE_NONE, NULL);
+        } else {
+            /* placed: what it runs stays; the condition says what is wrong */
+            json_t *conds = json_pack(
+                "[o]",
+                cap_condition(kf_json_path(cluster, "status.conditions"), "SettingsValid", false,
+                              reason ? reason : "InvalidSettings", why.buf, kf_now_ms()));
+            json_t *st =
+                json_pack("{s:o}", "conditions",
+                          merge_conditions(kf_json_path(cluster, "status.conditions"), conds));
+
+            r = differs(st, kf_json_path(cluster, "status")) ? patch_status(d, name, st, &why) : 0;
+            json_decref(st);
+        }
+    } else if (!kf_json_path(cluster, "status.unit")) {
+        r = place_new(d, cluster, &s);
+    } else {
+        r = reconcile_placed(d, cluster, &s, requeue_after_ms);
+    }
+    place_settings_release(&s);
+    json_decref(cluster);
+    kf_strbuf_release(&why);
+    return r == -KF_ENOTFOUND ? 0 : r;
+}
+
+const struct kf_ctrl_ops kf_ctrl_placement_ops = {
+    .name = "placement",
+    .primary_kind = "GuestCluster",
+    .workers = 1,
+    .setup = setup,
+    .reconcile = reconcile,
+    .resync_ms = 5 * 60 * 1000,
+};
+
+int kf_ctrl_placement_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err)
+{
+    struct kf_capacity_options dflt;
+    const struct kf_capacity_options *o = env->capacity;
+    struct place_ctrl *d;
+
+    if (!o) {
+        kf_capacity_options_default(&dflt);
+        o = &dflt;
+    }
+    d = kf_xcalloc(1, sizeof(*d));
+    d->reg = env->reg;
+    d->api = env->api;
+    d->rec = kf_recorder_new(env->reg, "placement");
+    cap_model_init(&d->model);
+    if (o->grades)
+        d->grades = *o->grades;
+    else
+        kf_grade_table_default(&d->grades);
+    d->shift = o->shift;
+    if (!d->shift.max_in_flight)
+        kf_grade_shift_policy_default(&d->shift);
+    d->policy = o->policy;
+    d->default_host = o->default_host;
+    kf_placer_init(&d->placer, &d->policy);
+    pthread_mutex_init(&d->lock, NULL);
+    (void)err;
+    *ret = d;
+    return 0;
+}
+
+void kf_ctrl_placement_fini(void *data)
+{
+    struct place_ctrl *d = data;
+    size_t it = 0;
+    void *v;
+
+    if (!d)
+        return;
+    place_api_unbind(d);
+    kf_recorder_free(d->rec);
+    kf_placer_release(&d->placer);
+    cap_model_release(&d->model);
+    place_ipam_free(d);
+    while (kf_smap_next(&d->pending, &it, NULL, &v))
+        free(v);
+    kf_smap_release(&d->pending);
+    it = 0;
+    while (kf_smap_next(&d->candidates, &it, NULL, &v))
+        free(v);
+    kf_smap_release(&d->candidates);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}

@@ -1,0 +1,145 @@
+/* ctrl-placement.h: what the placement controller's files share.
+ *
+ *   ctrl-placement.c           the controller: events, the reconcile of a
+ *                              GuestCluster, status, grade changes
+ *   ctrl-placement-settings.c  effective settings (profile + template +
+ *                              spec) and the control-plane shape
+ *   ctrl-placement-ipam.c      IP ranges per VPC from IPPool objects
+ *   ctrl-placement-members.c   ControlPlaneMembers: create, bind, resize,
+ *                              delete
+ *   ctrl-placement-api.c       the explain and plan actions
+ *
+ * Threading: one worker reconciles (decisions and writes are serial);
+ * informer threads update the capacity model and the IPAM dirty flags
+ * (under the model's lock and `lock`); API threads read the model for
+ * explain and plan (under the model's lock) with placers of their own.
+ */
+#ifndef KF_CTRL_PLACEMENT_H
+#define KF_CTRL_PLACEMENT_H
+
+#include <pthread.h>
+#include <jansson.h>
+
+#include "kfleet/base.h"
+#include "kfleet/grade.h"
+#include "kfleet/ipam.h"
+#include "kfleet/placement.h"
+#include "kfleet/smap.h"
+#include "controllers/ctrl-capacity.h"
+
+struct kf_api;
+struct kf_ctrl;
+struct kf_informer;
+struct kf_recorder;
+struct kf_registry;
+struct kf_strbuf;
+
+struct place_ctrl {
+    struct kf_ctrl *ctrl;
+    struct kf_registry *reg;
+    struct kf_recorder *rec;
+    struct kf_api *api;
+    struct cap_model model;
+    struct kf_grade_table grades;
+    struct kf_grade_shift_policy shift;
+    struct kf_place_policy policy;
+    struct kf_res default_host;
+    struct kf_placer placer; /* the worker's */
+    struct kf_informer *clusters, *members, *pools, *profiles, *templates;
+
+    /* Read-your-writes: the revision of our last write to each kind; a
+     * reconcile waits until the informers have seen them. Worker only. */
+    int64_t need_cluster_rev, need_member_rev, need_pool_rev;
+
+    pthread_mutex_t lock;       /* the fields below */
+    struct kf_smap pending;     /* Pending clusters: name -> region (owned string) */
+    struct kf_smap candidates;  /* clusters that want another grade: name -> struct shift_cand */
+    struct kf_smap vpcs;        /* vpc name -> struct place_vpc */
+    struct kf_smap pool_writes; /* IPPool name -> the resourceVersion we last wrote (intptr) */
+};
+
+/* --- settings (ctrl-placement-settings.c) ------------------------------------- */
+
+/* A cluster's settings after merging its profile, template and spec. */
+struct place_settings {
+    json_t *effective; /* status.effective (owned) */
+    json_t *profile;   /* the Profile (owned) */
+    int explicit_grade;
+    int64_t nodes, pods; /* pods: -1 unknown */
+    unsigned max_pods;
+    const char *compliance[16];
+    size_t n_compliance;
+    const char *features[24]; /* unit features the profile requires */
+    size_t n_features;
+};
+
+/* Merges; on a problem returns -KF_EINVALID with a condition reason
+ * (TemplateNotFound, ProfileNotFound, VersionNotSupported, TooManyNodes)
+ * in *ret_reason and the message in why. Release with place_settings_release
+ * either way. */
+int place_settings(struct place_ctrl *d, const json_t *cluster, struct place_settings *ret,
+                   const char **ret_reason, struct kf_strbuf *why);
+void place_settings_release(struct place_settings *s);
+/* The control plane of grade g for the settings' profile: the grade
+ * table's members, filtered and completed by the profile's components,
+ * apiServer.replicas and etcd.members. */
+void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
+                 struct kf_grade_spec *ret);
+/* Writes the shape into status.effective: "components" and "requests". */
+void place_shape_json(const struct kf_grade_spec *shape, json_t *effective);
+/* The placement input for a cluster (strings borrowed from cluster and s). */
+void place_cluster_input(const json_t *cluster, const struct place_settings *s, int grade,
+                         const struct kf_grade_spec *shape, struct kf_place_cluster *ret,
+                         const char **avoid, size_t avoid_max);
+/* Whether now is inside the maintenance window (absent: always). */
+bool place_in_window(const json_t *window, int64_t now_ms);
+
+/* --- IPAM (ctrl-placement-ipam.c) --------------------------------------------- */
+
+struct place_vpc {
+    char *name;
+    struct kf_ipam_vpc *v; /* NULL: not built (or no pools) */
+    bool dirty;
+    char *error; /* why it could not be built */
+};
+
+/* An IPPool event: marks its VPC for a rebuild unless it is our own write. */
+void place_ipam_event(struct place_ctrl *d, const json_t *pool, bool deleted);
+/* Ranges for a placed cluster: allocated (or found) and persisted into the
+ * IPPools' status before returning 0. -ENOSPC / -KF_EINVALID with the reason
+ * in why (nothing kept), or a store error. */
+int place_ipam_allocate(struct place_ctrl *d, const json_t *cluster, const struct place_settings *s,
+                        struct kf_ipam_alloc *ret, char **ret_pool, struct kf_strbuf *why);
+/* Releases (in memory and in the IPPools) every range of cluster in vpc. */
+int place_ipam_release(struct place_ctrl *d, const char *vpc, const char *cluster,
+                       struct kf_strbuf *why);
+void place_ipam_free(struct place_ctrl *d);
+
+/* --- members (ctrl-placement-members.c) --------------------------------------- */
+
+/* "<cluster>-<component>-<index>" into buf. */
+void place_member_name(const char *cluster, const char *component, unsigned index, char *buf,
+                       size_t size);
+/* Makes the cluster's members what shape says on its unit: deletes those
+ * the shape no longer has, updates requests that changed, binds and
+ * creates the missing ones around the existing (pinned) ones. Returns 0, or
+ * -ENOSPC with why (the missing members do not fit), or a store error. */
+int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
+                       const struct kf_grade_spec *shape, const char *version,
+                       struct kf_strbuf *why);
+/* Creates one member, bound to host in zone of unit. */
+int place_member_create(struct place_ctrl *d, const json_t *cluster, const char *unit,
+                        const char *host, const char *zone, const struct kf_component *comp,
+                        unsigned index, const char *version, struct kf_strbuf *why);
+/* Deletes every member of cluster; returns how many are left to go (0: none). */
+int place_members_delete_all(struct place_ctrl *d, const char *cluster, struct kf_strbuf *why);
+/* Members desired by the shape, and how many of the cluster's are Ready. */
+void place_members_count(struct place_ctrl *d, const char *cluster, unsigned *ret_existing,
+                         unsigned *ret_ready);
+
+/* --- actions (ctrl-placement-api.c) ------------------------------------------- */
+
+void place_api_bind(struct place_ctrl *d);
+void place_api_unbind(struct place_ctrl *d);
+
+#endif

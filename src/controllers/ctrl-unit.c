@@ -1,0 +1,328 @@
+/* ctrl-unit.c: the unit-status controller. A Unit's status says what it
+ * has, what it gives out and how close it is to its mark:
+ *
+ *   capacity / allocatable   of its Ready hosts (allocatable = capacity -
+ *                            reserved); a NotReady host's capacity is gone
+ *   allocated                requests of the members bound to its hosts,
+ *                            plus the rest of the requests of clusters
+ *                            placed in it whose members are not all bound
+ *   waterLevel               allocated / allocatable per resource
+ *   clusters, clustersByGrade, nodes, hosts, readyHosts, zonesReady
+ *   canTake                  how many more clusters of each grade fit under
+ *                            the mark
+ *   hostsNeeded              hosts of its usual shape to add to get back to
+ *                            the mark (0 when below)
+ *   hostsNeededFor           per grade it cannot take one more of: hosts to
+ *                            add so it can
+ *   conditions               AboveWaterLevel (True when cpu or memory is
+ *                            above the mark), GradeHeadroom (False with the
+ *                            grades it cannot take and the hosts each needs)
+ *
+ * All numbers come from the placement library (kf_unit_water,
+ * kf_unit_hosts_needed) on the same capacity model the placement
+ * controller decides with (ctrl-capmodel.c), so what a unit shows is what
+ * placement sees. The model follows Region, Unit, Host, ControlPlaneMember
+ * and GuestCluster events; each event queues the units it touches after a
+ * short delay, so the members of one placement cost one status write. The
+ * status is written only when it changes; crossing the mark records an
+ * Event.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <math.h>
+
+#include "kfleet/capacity.h"
+#include "kfleet/ctrl.h"
+#include "kfleet/error.h"
+#include "kfleet/events.h"
+#include "kfleet/json.h"
+#include "kfleet/kind.h"
+#include "kfleet/log.h"
+#include "kfleet/obj.h"
+#include "kfleet/registry.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-capacity.h"
+
+KF_LOG_MODULE(units);
+
+#define COALESCE_MS 200
+
+struct unit_ctrl {
+    struct kf_ctrl *ctrl;
+    struct kf_registry *reg;
+    struct kf_recorder *rec;
+    struct cap_model model;
+    struct kf_grade_table grades;
+    struct kf_place_policy policy;
+    struct kf_res default_host;
+};
+
+static void changed(struct unit_ctrl *d, const struct cap_change *ch)
+{
+    for (size_t i = 0; i < ch->n_units; i++)
+        kf_ctrl_enqueue_after(d->ctrl, ch->units[i], COALESCE_MS);
+    if (ch->region[0]) {
+        char **names;
+        size_t n = cap_model_units_of(&d->model, ch->region, &names);
+
+        for (size_t i = 0; i < n; i++)
+            kf_ctrl_enqueue_after(d->ctrl, names[i], COALESCE_MS);
+        kf_ctrl_names_free(names, n);
+    }
+}
+
+#define MAP_FN(fn, kind)                                               \
+    static void fn(struct kf_ctrl *c, const json_t *obj, bool deleted) \
+    {                                                                  \
+        struct unit_ctrl *d = kf_ctrl_data(c);                         \
+        struct cap_change ch;                                          \
+                                                                       \
+        cap_model_apply(&d->model, &kind, obj, deleted, &ch);          \
+        changed(d, &ch);                                               \
+    }
+MAP_FN(map_region, kf_kind_region)
+MAP_FN(map_unit, kf_kind_unit)
+MAP_FN(map_host, kf_kind_host)
+MAP_FN(map_member, kf_kind_controlplanemember)
+MAP_FN(map_cluster, kf_kind_guestcluster)
+
+static int setup(struct kf_ctrl *c)
+{
+    struct unit_ctrl *d = kf_ctrl_data(c);
+    int r;
+
+    d->ctrl = c;
+    if ((r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_unit, map_unit)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_host, map_host)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_controlplanemember, map_member)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_guestcluster, map_cluster)) < 0)
+        return r;
+    return 0;
+}
+
+static double round3(double x)
+{
+    return floor(x * 1000 + 0.5) / 1000;
+}
+
+/* The status of unit i of us (new reference). */
+static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size_t i,
+                           const json_t *old_conditions, int64_t now, bool *ret_above,
+                           struct kf_strbuf *water_msg)
+{
+    const struct kf_place_unit *u = &us->units[i];
+    struct cap_unit *cu = us->src[i];
+    struct kf_unit_water w;
+    struct kf_res raw = { 0, 0 }, shape = cap_unit_host_shape(u, d->default_host);
+    struct kf_strbuf msg = KF_STRBUF_INIT;
+    json_t *st = json_object(), *by = json_object(), *take = json_object(), *need = json_object();
+    json_t *zones = json_array(), *conds = json_array();
+    unsigned ready = 0, hosts = 0;
+    bool zone_ready[KF_PLACE_MAX_ZONES] = { false };
+    size_t it = 0;
+    void *v;
+    int first_short = -1;
+
+    while (kf_smap_next(&cu->hosts, &it, NULL, &v)) {
+        struct cap_host *h = v;
+
+        if (!h->known)
+            continue;
+        hosts++;
+        if (h->ready) {
+            ready++;
+            raw.cpu_milli += h->capacity.cpu_milli;
+            raw.mem_bytes += h->capacity.mem_bytes;
+        }
+    }
+    for (size_t j = 0; j < u->n_hosts; j++)
+        if (u->hosts[j].ready && u->hosts[j].zone < u->n_zones)
+            zone_ready[u->hosts[j].zone] = true;
+    for (unsigned z = 0; z < u->n_zones; z++)
+        if (zone_ready[z])
+            json_array_append_new(zones, json_string(u->zones[z]));
+
+    kf_unit_water(u, &d->policy, &d->grades, &w);
+    for (int g = 0; g < KF_GRADE_COUNT; g++) {
+        if (u->by_grade[g])
+            json_object_set_new(by, kf_grade_name(g), json_integer(u->by_grade[g]));
+        json_object_set_new(take, kf_grade_name(g), json_integer(w.can_take[g]));
+        if (w.can_take[g] == 0) {
+            unsigned h = kf_unit_hosts_needed(u, &d->policy, &d->grades.grades[g], 1, shape);
+
+            json_object_set_new(need, kf_grade_name(g), json_integer(h));
+            if (first_short < 0)
+                first_short = g;
+        }
+    }
+    *ret_above = w.above;
+    kf_unit_water_format(u, &w, shape, water_msg);
+    json_array_append_new(conds, cap_condition(old_conditions, "AboveWaterLevel", w.above,
+                                               w.above ? "AboveWaterLevel" : "BelowWaterLevel",
+                                               water_msg->buf, now));
+    if (first_short < 0) {
+        kf_strbuf_addstr(&msg, "can take one more cluster of every grade");
+    } else {
+        bool first = true;
+
+        kf_strbuf_addstr(&msg, "cannot take another cluster of grade ");
+        for (int g = first_short; g < KF_GRADE_COUNT; g++) {
+            unsigned h;
+
+            if (w.can_take[g])
+                continue;
+            h = (unsigned)json_integer_value(json_object_get(need, kf_grade_name(g)));
+            kf_strbuf_addf(&msg, "%s%s (needs %u more host%s of ", first ? "" : ", ",
+                           kf_grade_name(g), h, h == 1 ? "" : "s");
+            cap_fmt_res(shape, &msg);
+            kf_strbuf_addch(&msg, ')');
+            first = false;
+        }
+        if (first_short > 0) {
+            kf_strbuf_addstr(&msg, "; takes ");
+            for (int g = 0; g < first_short; g++)
+                kf_strbuf_addf(&msg, "%s%u x %s", g ? ", " : "", w.can_take[g], kf_grade_name(g));
+            kf_strbuf_addstr(&msg, " more");
+        }
+    }
+    json_array_append_new(conds, cap_condition(old_conditions, "GradeHeadroom", first_short < 0,
+                                               first_short < 0 ? "HasHeadroom" : "NoHeadroom",
+                                               msg.buf, now));
+
+    json_object_set_new(st, "capacity", cap_res_json(raw));
+    json_object_set_new(st, "allocatable", cap_res_json(u->capacity));
+    json_object_set_new(st, "allocated", cap_res_json(u->allocated));
+    json_object_set_new(st, "waterLevel",
+                        json_pack("{s:f, s:f}", "cpu", round3(w.cpu), "memory", round3(w.mem)));
+    json_object_set_new(st, "aboveWaterLevel", json_boolean(w.above));
+    json_object_set_new(st, "clusters", json_integer(u->clusters));
+    json_object_set_new(st, "clustersByGrade", by);
+    json_object_set_new(st, "nodes", json_integer(u->nodes));
+    json_object_set_new(st, "hosts", json_integer(hosts));
+    json_object_set_new(st, "readyHosts", json_integer(ready));
+    json_object_set_new(st, "zonesReady", zones);
+    json_object_set_new(
+        st, "hostsNeeded",
+        json_integer(kf_unit_hosts_needed(u, &d->policy, &d->grades.grades[0], 0, shape)));
+    json_object_set_new(st, "canTake", take);
+    json_object_set_new(st, "hostsNeededFor", need);
+    json_object_set_new(st, "hostShape", cap_res_json(shape));
+    json_object_set_new(st, "conditions", conds);
+    kf_strbuf_release(&msg);
+    return st;
+}
+
+/* Whether the fields of want differ from have (conditions without times). */
+static bool status_differs(const json_t *want, const json_t *have)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)want, key, v)
+    {
+        json_t *h = json_object_get(have, key);
+
+        if (strcmp(key, "conditions") == 0) {
+            if (!cap_conditions_same(v, h))
+                return true;
+        } else if (json_is_real(v) && json_is_number(h)) {
+            if (fabs(json_real_value(v) - json_number_value(h)) > 1e-9)
+                return true;
+        } else if (!json_equal(v, h)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
+{
+    struct unit_ctrl *d = kf_ctrl_data(c);
+    struct kf_strbuf err = KF_STRBUF_INIT, water = KF_STRBUF_INIT;
+    json_t *unit = NULL, *st = NULL, *old;
+    struct cap_units us;
+    bool above = false, was_above;
+    int i, r = 0;
+
+    if (kf_informer_get(kf_ctrl_primary(c), name, &unit) < 0)
+        return 0;
+    old = kf_json_path(unit, "status");
+    was_above = kf_json_bool(old, "aboveWaterLevel", false);
+    pthread_mutex_lock(&d->model.lock);
+    cap_units_build(&d->model, &d->policy, kf_json_str(unit, "spec.region", ""), NULL, &us);
+    i = cap_units_find(&us, name);
+    if (i >= 0)
+        st = unit_status(d, &us, (size_t)i, json_object_get(old, "conditions"), kf_now_ms(), &above,
+                         &water);
+    cap_units_release(&us);
+    pthread_mutex_unlock(&d->model.lock);
+    if (!st) { /* the model has not seen the Unit yet: its event will queue it */
+        json_decref(unit);
+        return 0;
+    }
+    json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(unit)));
+    if (status_differs(st, old)) {
+        json_t *patch = json_pack("{s:O}", "status", st);
+
+        r = cap_patch(d->reg, &kf_kind_unit, name, patch, true, NULL, &err);
+        json_decref(patch);
+        if (r == -KF_ENOTFOUND)
+            r = 0;
+        else if (r < 0)
+            kf_log_rl_warn("cannot write the status of unit \"%s\": %s; retrying", name, err.buf);
+        else if (above != was_above)
+            kf_recorder_event(d->rec, unit, above ? KF_EVENT_WARNING : KF_EVENT_NORMAL,
+                              above ? "AboveWaterLevel" : "BelowWaterLevel", water.buf);
+    }
+    json_decref(st);
+    json_decref(unit);
+    kf_strbuf_release(&err);
+    kf_strbuf_release(&water);
+    return r;
+}
+
+const struct kf_ctrl_ops kf_ctrl_unit_status_ops = {
+    .name = "unit-status",
+    .primary_kind = "Unit",
+    .workers = 1,
+    .setup = setup,
+    .reconcile = reconcile,
+};
+
+int kf_ctrl_unit_status_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err)
+{
+    struct kf_capacity_options dflt;
+    const struct kf_capacity_options *o = env->capacity;
+    struct unit_ctrl *d;
+
+    if (!o) {
+        kf_capacity_options_default(&dflt);
+        o = &dflt;
+    }
+    d = kf_xcalloc(1, sizeof(*d));
+    d->reg = env->reg;
+    d->rec = kf_recorder_new(env->reg, "unit-status");
+    cap_model_init(&d->model);
+    if (o->grades)
+        d->grades = *o->grades;
+    else
+        kf_grade_table_default(&d->grades);
+    d->policy = o->policy;
+    d->default_host = o->default_host;
+    *ret = d;
+    return 0;
+}
+
+void kf_ctrl_unit_status_fini(void *data)
+{
+    struct unit_ctrl *d = data;
+
+    if (!d)
+        return;
+    kf_recorder_free(d->rec);
+    cap_model_release(&d->model);
+    free(d);
+}
