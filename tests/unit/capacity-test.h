@@ -84,6 +84,7 @@ static inline void capfx_start(struct capfx *f)
     env.reg = f->reg;
     env.leases = f->leases;
     env.capacity = &f->opts;
+    env.enabled = "profiles,host-lifecycle,unit-status,placement";
     f->m = kf_ctrl_manager_new(f->store, f->reg);
     if (kf_ctrl_manager_add_defs(f->m, &env, &err) < 0)
         fail_msg("controllers: %s", err.buf);
