@@ -198,6 +198,7 @@ static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size
     json_object_set_new(st, "waterLevel",
                         json_pack("{s:f, s:f}", "cpu", round3(w.cpu), "memory", round3(w.mem)));
     json_object_set_new(st, "aboveWaterLevel", json_boolean(w.above));
+    json_object_set_new(st, "mark", json_real(round3(w.mark)));
     json_object_set_new(st, "clusters", json_integer(u->clusters));
     json_object_set_new(st, "clustersByGrade", by);
     json_object_set_new(st, "nodes", json_integer(u->nodes));

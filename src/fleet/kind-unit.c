@@ -67,6 +67,10 @@ static const struct kf_field unit_status_fields[] = {
            KF_ITEM_NUMBER(.flags = KF_F_MIN, .min = 0), .key_format = KF_FMT_LABEL_KEY,
            .max_len = 32),
     KF_BOOL("aboveWaterLevel", "Whether CPU or memory requests exceed spec.waterLevel."),
+    KF_NUMBER("mark",
+              "The water level in force: spec.waterLevel, else the Region's, else the "
+              "placement policy's 0.60.",
+              .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 1),
     KF_INT("clusters", "Guest clusters placed in the unit.", .flags = KF_F_MIN, .min = 0),
     KF_MAP("clustersByGrade", "Guest clusters per grade.", KF_ITEM_INT(.flags = KF_F_MIN, .min = 0),
            .key_enum = kf_fleet_grades),
@@ -106,7 +110,9 @@ static void col_mem(const json_t *obj, struct kf_strbuf *out)
 
 static void col_water(const json_t *obj, struct kf_strbuf *out)
 {
-    kf_fleet_col_percent(obj, "spec.waterLevel", out);
+    /* the unit's own mark, else the one in force (region or default) */
+    kf_fleet_col_percent(
+        obj, kf_json_path(obj, "spec.waterLevel") ? "spec.waterLevel" : "status.mark", out);
 }
 
 static const struct kf_column unit_columns[] = {
