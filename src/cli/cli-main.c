@@ -19,7 +19,7 @@ static const struct kf_cli_opt no_opts[] = {
     { NULL, 0, 0, NULL, NULL },
 };
 
-/* Commands still to come (explain, plan, top, rollout) get their entry here
+/* Commands still to come (top, rollout) get their entry here
  * when their file exists; `get kubeconfig` goes into cli-get.c's table. */
 static const struct kf_cli_command commands[] = {
     {
@@ -81,6 +81,44 @@ static const struct kf_cli_command commands[] = {
                 "  kfleet delete -f cluster.yaml --wait --timeout 2m\n",
         .opts = kf_cli_delete_opts,
         .run = kf_cli_cmd_delete,
+    },
+    {
+        .name = "explain",
+        .usage = "guestcluster NAME [-o json] | KIND[.FIELD...]",
+        .summary = "why a cluster is placed where it is; or what a kind or field means",
+        .help = "With a guest cluster's name: every unit of its region with each placement\n"
+                "filter (region, unit, cordon, compliance, features, quota, grade ratio,\n"
+                "zones, water level for cpu and memory, host fit) passed or failed with the\n"
+                "numbers, the scores and their weights, the decision and where each member\n"
+                "goes. kfleetd computes it on the placement controller's state; a placed\n"
+                "cluster is shown as if it were placed now, itself left out.\n"
+                "With KIND or KIND.FIELD: the field's type, rules and description, as\n"
+                "kubectl explain does (from the client's own tables, no server needed).\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet explain guestcluster web-1\n"
+                "  kfleet explain gc web-1 -o json\n"
+                "  kfleet explain unit.spec.waterLevel\n",
+        .opts = kf_cli_explain_opts,
+        .run = kf_cli_cmd_explain,
+    },
+    {
+        .name = "plan",
+        .usage = "--region REGION --add NxGRADE [--add ...] [--host-cpu CPU --host-memory MEM]",
+        .summary = "what a demand of new clusters needs: units that absorb it, hosts, units",
+        .help = "Simulates the demand with the real placement on copies of the region's\n"
+                "units, biggest grades first, and prints which existing units absorb how\n"
+                "many clusters of each grade, their water level after, and how many new\n"
+                "units (of --new-unit-hosts hosts over --new-unit-zones zones) the rest\n"
+                "needs; with --max-unit-hosts N, existing units may first grow to N hosts.\n"
+                "Every unit stays at or below its mark. New hosts have --host-cpu and\n"
+                "--host-memory (default: the region's usual host).\n"
+                "\n"
+                "Example:\n"
+                "  kfleet plan --region cn-hangzhou --add 500xG1 --add 40xG3 \\\n"
+                "      --host-cpu 64 --host-memory 256Gi\n",
+        .opts = kf_cli_plan_opts,
+        .run = kf_cli_cmd_plan,
     },
     {
         .name = "watch",
