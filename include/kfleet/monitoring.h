@@ -71,7 +71,10 @@ struct kf_mon_config {
     struct kf_obs_route root; /* timing and group_by of the root route */
     int64_t peer_timeout_ms, resolve_timeout_ms;
     int node_exporter_port; /* external: node_exporter on every host's address [9100] */
-    int agent_port;         /* external: kfleet-agent /metrics on every host [0: none] */
+    /* local: node_exporters kfleetd runs at most (a simulated fleet of
+     * thousands of hosts gets exporters for the first ones by name) [32] */
+    int local_exporters;
+    int agent_port; /* external: kfleet-agent /metrics on every host [0: none] */
     char *kfleetd_token_file;
     struct kf_mon_endpoint *centrals, *alertmanagers; /* external; local picks its own */
     size_t n_centrals, n_alertmanagers;
@@ -98,7 +101,7 @@ void kf_mon_config_release(struct kf_mon_config *c);
  *   smtp: {smarthost, from, hello, authUsername, authPasswordFile, requireTLS},
  *   alerts: {"KfleetHostDown": {for, threshold, severity, disabled}, ...},
  *   retry: {maxAttempts, initial, max},
- *   nodeExporterPort, agentPort,
+ *   nodeExporterPort, agentPort, localExporters,
  *   centrals: [{name, listen}], alertmanagers: [{name, listen, cluster}],
  *   binaries: {prometheus, alertmanager, nodeExporter, promtool, amtool},
  *   secretDirs: ["/etc/kfleet/", ...].

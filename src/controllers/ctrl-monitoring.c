@@ -35,11 +35,15 @@
 #include <jansson.h>
 
 #include "kfleet/ctrl.h"
+#include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
 #include "kfleet/metrics.h"
 #include "kfleet/monitoring.h"
+#include "kfleet/obj.h"
+#include "kfleet/json.h"
+#include "kfleet/registry.h"
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-internal.h"
@@ -285,6 +289,75 @@ static int64_t reload_pending(struct monctl *mc, const struct monmodel *mm,
     return again;
 }
 
+/* AlertReceivers and AlertRoutes say in their status whether they are part
+ * of the rendered configuration (condition Accepted), and why not. Written
+ * only when it changes. */
+static void write_conditions(struct monctl *mc, const struct monmodel *mm)
+{
+    static const struct {
+        int inf;
+        const struct kf_kind *kind;
+    } kinds[] = { { MON_INF_RECEIVER, &kf_kind_alertreceiver },
+                  { MON_INF_ROUTE, &kf_kind_alertroute } };
+    struct kf_registry *reg = kf_ctrl_registry(mc->c);
+
+    for (size_t k = 0; k < KF_ARRAY_SIZE(kinds) && reg; k++) {
+        char **names = NULL;
+        size_t n = kf_informer_names(mc->inf[kinds[k].inf], &names);
+
+        for (size_t i = 0; i < n; i++) {
+            const struct monproblem *p = NULL;
+            json_t *obj = NULL, *cond, *patch;
+            const char *status, *reason, *message;
+            char now[40], *text;
+            int64_t gen;
+
+            for (size_t j = 0; j < mm->n_problems && !p; j++)
+                if (strcmp(mm->problems[j].kind, kinds[k].kind->kind) == 0 &&
+                    strcmp(mm->problems[j].name, names[i]) == 0)
+                    p = &mm->problems[j];
+            if (kf_informer_get(mc->inf[kinds[k].inf], names[i], &obj) < 0)
+                continue;
+            status = p ? "False" : "True";
+            reason = p ? p->reason : "Rendered";
+            message = p ? p->message : "part of the Alertmanager configuration kfleetd renders";
+            gen = kf_obj_generation(obj);
+            cond = json_array_get(kf_json_path(obj, "status.conditions"), 0);
+            if (kf_streq(kf_json_str(cond, "type", NULL), "Accepted") &&
+                kf_streq(kf_json_str(cond, "status", NULL), status) &&
+                kf_streq(kf_json_str(cond, "reason", NULL), reason) &&
+                kf_streq(kf_json_str(cond, "message", NULL), message) &&
+                kf_json_int(obj, "status.observedGeneration", -1) == gen) {
+                json_decref(obj);
+                continue;
+            }
+            kf_time_format_rfc3339(kf_now_ms(), now, sizeof(now));
+            patch = json_pack("{s:{s:I,s:[{s:s,s:s,s:s,s:s,s:I,s:s}]}}", "status",
+                              "observedGeneration", (json_int_t)gen, "conditions", "type",
+                              "Accepted", "status", status, "reason", reason, "message", message,
+                              "observedGeneration", (json_int_t)gen, "lastTransitionTime",
+                              kf_streq(kf_json_str(cond, "status", NULL), status)
+                                  ? kf_json_str(cond, "lastTransitionTime", now)
+                                  : now);
+            text = json_dumps(patch, JSON_COMPACT);
+            {
+                struct kf_causes causes = KF_CAUSES_INIT;
+                json_t *written = NULL;
+
+                if (kf_registry_patch(reg, kinds[k].kind, names[i], KF_PATCH_MERGE, text,
+                                      strlen(text), true, &written, &causes, NULL) < 0)
+                    kf_log_dbg("%s %s: status not written", kinds[k].kind->kind, names[i]);
+                json_decref(written);
+                kf_causes_release(&causes);
+            }
+            free(text);
+            json_decref(patch);
+            json_decref(obj);
+        }
+        kf_ctrl_names_free(names, n);
+    }
+}
+
 /* An Alertmanager deduplicates only once it sees every peer (lab §0.7:
  * /-/ready answers before gossip settles). Returns the delay to look again
  * after (0: every one is whole). */
@@ -387,6 +460,7 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
         }
 
     kf_mon_set_targets(mc->mon, mm.targets, mm.n_targets);
+    write_conditions(mc, &mm);
     if (kf_mon_config(mc->mon)->mode == KF_MON_LOCAL) {
         char **names = NULL;
         size_t n = monmodel_instances(&mm, &names);

@@ -85,6 +85,7 @@ struct monmodel {
     size_t n_targets;
     struct kf_mon_exporter *exporters; /* local: node_exporters kfleetd runs */
     size_t n_exporters;
+    bool exporters_capped;
     char **port_keys; /* local: ports in use */
     size_t n_port_keys;
     struct monproblem *problems; /* objects left out, and why */

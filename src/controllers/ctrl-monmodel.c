@@ -299,6 +299,14 @@ static void fill_hosts(struct monctl *mc, struct monmodel *mm, struct kf_obs_uni
             oh->node_exporter = NULL;
         } else if (ne) {
             oh->node_exporter = ne;
+        } else if (local && mm->n_exporters >= (size_t)cfg->local_exporters) {
+            if (!mm->exporters_capped)
+                problem(mm, "Host", oh->name, "MonitoringExporterLimit",
+                        "host %s and the meta hosts after it (by unit, then name) get no "
+                        "node_exporter: kfleetd runs at most %d (localExporters in "
+                        "--monitoring-config)",
+                        oh->name, cfg->local_exporters);
+            mm->exporters_capped = true;
         } else if (local) {
             oh->node_exporter = local_addr(mc, mm, sfmt(mm, "node-%s", oh->name));
             if (oh->node_exporter) {

@@ -35,6 +35,7 @@ void kf_mon_config_init(struct kf_mon_config *c)
     memset(c, 0, sizeof(*c));
     c->port_base = 19090;
     c->node_exporter_port = 9100;
+    c->local_exporters = 32;
     c->delivery_timeout_ms = 10000;
 }
 
@@ -434,6 +435,8 @@ int kf_mon_config_load(const char *path, struct kf_mon_config *c, struct kf_strb
             get_retry(&rd, v, &c->retry);
         else if (strcmp(key, "binaries") == 0)
             get_binaries(&rd, v, &c->bin);
+        else if (strcmp(key, "localExporters") == 0)
+            get_int(&rd, v, key, 0, 4096, &c->local_exporters);
         else if (strcmp(key, "nodeExporterPort") == 0)
             get_int(&rd, v, key, 1, 65535, &c->node_exporter_port);
         else if (strcmp(key, "agentPort") == 0)

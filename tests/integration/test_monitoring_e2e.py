@@ -179,7 +179,16 @@ def test_three_tiers_and_alerts():
         assert kd.metric("kfleet_alert_notifications_total",
                          {"receiver": "ops-hook", "outcome": "delivered"}) == 2
 
-        # 4. what kfleetd did is in Events; secrets are not in rendered files
+        # 4. receivers and routes say they are part of the configuration; what
+        #    kfleetd did is in Events; secrets are not in rendered files
+        for plural, name in (("alertreceivers", "ops-hook"), ("alertroutes", "hosts-to-mail")):
+            cond = kd.get(f"{API}/{plural}/{name}").json["status"]["conditions"][0]
+            assert cond["type"] == "Accepted" and cond["status"] == "True", cond
+        post(kd, "alertroutes", obj("AlertRoute", "orphan", {"receiver": "ops-hook",
+                                                             "parent": "no-such-route"}))
+        eventually(lambda: kd.get(f"{API}/alertroutes/orphan").json.get("status", {}).get(
+            "conditions", [{}])[0].get("reason") == "RouteNotPlaced", timeout=20,
+            msg="a route whose parent is missing does not say so")
         evs = kd.get(f"{API}/events").json["items"]
         reasons = {e["spec"]["reason"] for e in evs}
         assert "Rendered" in reasons, reasons
