@@ -209,7 +209,8 @@ static int apply_one(struct kf_mon *m, const char *name, char **argv, const char
         .stop_grace_ms = 5000,
     };
     struct kf_proc_status st;
-    bool known = kf_runner_get(m->runner, name, &st) == 0 && st.claimed;
+    /* a process an earlier kfleetd left running is adopted, not started */
+    bool running = kf_runner_get(m->runner, name, &st) == 0 && st.pid > 0;
 
     spec.readiness.type = http_ready ? KF_PROBE_HTTP : KF_PROBE_TCP;
     spec.readiness.host = stack_host(m);
@@ -217,7 +218,7 @@ static int apply_one(struct kf_mon *m, const char *name, char **argv, const char
     spec.readiness.path = "/-/ready";
     spec.readiness.period_ms = 2000;
     spec.readiness.failure_threshold = 2;
-    if (!known && started)
+    if (!running && started)
         (*started)++;
     w->names = kf_xrealloc(w->names, (w->n + 1) * sizeof(*w->names));
     w->names[w->n++] = kf_xstrdup(name);

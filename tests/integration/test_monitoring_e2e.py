@@ -204,9 +204,18 @@ def test_three_tiers_and_alerts():
         r = kd.post("/alerts/v1/receivers/ops-hook", {"version": "4"})
         assert r.status == 401, r
 
-        # 5. SIGTERM stops kfleetd and every process of the stack
-        stack = kftest.pids_by_path(os.path.join(kd.data_dir, "monitoring"))
+        # 5. a crashed kfleetd leaves the stack running; the next one adopts
+        #    it (no process started twice) and SIGTERM stops kfleetd and
+        #    every process of the stack
+        stack = sorted(kftest.pids_by_path(os.path.join(kd.data_dir, "monitoring")))
         assert len(stack) >= 7, stack  # 2 central, cascade, edge, 2 AM, node_exporter
+        kd.kill()
+        assert kftest.prom_query(central, q), "central died with kfleetd"
+        kd.start()
+        eventually(lambda: kd.metric("kfleet_monitoring_alertmanager_cluster_members",
+                                     {"instance": "alertmanager-a"}) == 2,
+                   timeout=WAIT, msg="the restarted kfleetd did not take the stack back")
+        assert sorted(kftest.pids_by_path(os.path.join(kd.data_dir, "monitoring"))) == stack
         kd.stop()
         eventually(lambda: not kftest.pids_by_path(os.path.join(kd.data_dir, "monitoring")),
                    timeout=20, msg="monitoring processes outlived kfleetd")
