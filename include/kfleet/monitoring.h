@@ -113,7 +113,8 @@ int kf_mon_config_load(const char *path, struct kf_mon_config *c, struct kf_strb
 
 struct kf_mon;
 
-/* Creates the monitoring root <data_dir>/monitoring (0755), the adapter's
+/* Creates the monitoring root <data_dir>/monitoring (0755), the folder
+ * of receivers' secrets <data_dir>/secrets (0700), the adapter's
  * bearer token (<root>/.adapter/token, 0600, random, kept across restarts),
  * loads the idempotency memory, starts the delivery worker, and in local
  * mode the process runner (state in <root>/.local/). metrics: families

@@ -109,6 +109,13 @@ int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics 
         m->cfg.n_secret_dirs = 1;
     }
     r = ensure_dir(m->root, 0755, err);
+    if (r == 0) {
+        /* where secretRef names point (AlertReceiver) */
+        char *secrets = kf_xasprintf("%s/secrets", abs);
+
+        r = ensure_dir(secrets, 0700, err);
+        free(secrets);
+    }
     if (r == 0)
         r = load_token(m, err);
     if (r == 0)

@@ -129,6 +129,14 @@ static void start_mon(struct fixture *fx)
     c.delivery_timeout_ms = 5000;
     fx->metrics = kf_metrics_new();
     assert_int_equal(kf_mon_new(&c, fx->dir, fx->metrics, &fx->mon, &err), 0);
+    {
+        char *secrets = kf_xasprintf("%s/secrets", fx->dir);
+        struct stat st;
+
+        assert_int_equal(stat(secrets, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+        free(secrets);
+    }
     tokfile = kf_xasprintf("%s/monitoring/.adapter/token", fx->dir);
     assert_string_equal(kf_mon_token_file(fx->mon), tokfile);
     f = fopen(tokfile, "r");
