@@ -172,6 +172,7 @@ int kf_workqueue_wait_idle(struct kf_workqueue *q, int timeout_ms);
 
 struct kf_api;
 struct kf_capacity_options;
+struct kf_lifecycle_options;
 struct kf_lease_table;
 struct kf_metrics;
 struct kf_mon;
@@ -195,6 +196,8 @@ struct kf_ctrl_env {
      * means every one and "-name" leaves one out ("*,-placement"). */
     const char *enabled;
     struct kf_mon *monitoring; /* kfleetd --monitoring (kfleet/monitoring.h); NULL: off */
+    /* Options of the lifecycle controller (kfleet/lifecycle.h); NULL: defaults. */
+    const struct kf_lifecycle_options *lifecycle;
 };
 
 /* One entry of kfleetd's controller table (src/controllers/ctrl-table.c).

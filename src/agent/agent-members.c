@@ -846,7 +846,8 @@ static bool wanted(const struct agent_host *h, const struct agent_member *m)
 static void sync_wanted(struct kf_agent *a, struct agent_host *h, struct agent_member *m)
 {
     struct kf_strbuf err = KF_STRBUF_INIT;
-    const char *pki = kf_json_str(m->obj, "metadata.annotations." KF_AGENT_ANN_PKI_HASH, NULL);
+    const char *pki = json_string_value(
+        json_object_get(kf_json_path(m->obj, "metadata.annotations"), KF_AGENT_ANN_PKI_HASH));
     const char *binary = kf_json_str(m->obj, "spec.binary", "");
     struct built_spec b;
 

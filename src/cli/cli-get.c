@@ -4,9 +4,10 @@
  * one huge response; the pages are put together before printing so that
  * the table's columns line up.
  *
- * Things that are not kinds but read naturally after `get` (the coming
- * `get kubeconfig CLUSTER`) go into get_extras[] below: a name and a
- * function taking the rest of the arguments.
+ * Things that are not kinds but read naturally after `get` (`get
+ * kubeconfig CLUSTER`, `get etcdclient CLUSTER`, in cli-kubeconfig.c) go
+ * into get_extras[] below: a name and a function taking the rest of the
+ * arguments.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,15 +31,18 @@ const struct kf_cli_opt kf_cli_get_opts[] = {
     { "limit", 0, KF_CLI_VALUE, "N",
       "objects per request when listing (default 500); all pages are read" },
     { "chunk-size", 0, KF_CLI_VALUE, "N", "the same as --limit (kubectl's name)" },
+    { "dir", 0, KF_CLI_VALUE, "DIR",
+      "get etcdclient: where to write the etcd CA, client certificate and key" },
     { NULL, 0, 0, NULL, NULL },
 };
 
-/* Pseudo-kinds of `get`: not kinds of the API, handled by their own code.
- * `get kubeconfig CLUSTER` will be the first. */
+/* Pseudo-kinds of `get`: not kinds of the API, handled by their own code. */
 static const struct get_extra {
     const char *name;
     int (*run)(struct kf_cli *cli, const struct kf_cli_args *args);
 } get_extras[] = {
+    { "kubeconfig", kf_cli_get_kubeconfig },
+    { "etcdclient", kf_cli_get_etcdclient },
     { NULL, NULL },
 };
 

@@ -33,7 +33,11 @@ static const struct kf_cli_command commands[] = {
                 "Examples:\n"
                 "  kfleet get guestclusters\n"
                 "  kfleet get gc -l env=prod --field-selector status.phase=Pending\n"
-                "  kfleet get gc web-1 -o yaml\n",
+                "  kfleet get gc web-1 -o yaml\n"
+                "\n"
+                "Into a guest cluster (admin only):\n"
+                "  kfleet get kubeconfig web-1 > web-1.kubeconfig   # for kubectl\n"
+                "  kfleet get etcdclient web-1 --dir ./web-1-etcd   # for etcdctl\n",
         .opts = kf_cli_get_opts,
         .run = kf_cli_cmd_get,
     },

@@ -365,6 +365,9 @@ extern const struct kf_cli_opt kf_cli_explain_opts[];
 extern const struct kf_cli_opt kf_cli_plan_opts[];
 extern const struct kf_cli_opt kf_cli_migrate_store_opts[];
 
+/* `get kubeconfig CLUSTER`, `get etcdclient CLUSTER --dir DIR` (cli-kubeconfig.c). */
+int kf_cli_get_kubeconfig(struct kf_cli *cli, const struct kf_cli_args *args);
+int kf_cli_get_etcdclient(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_get(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_describe(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_apply(struct kf_cli *cli, const struct kf_cli_args *args);

@@ -31,6 +31,7 @@ int kf_daemon_controllers_start(struct kf_daemon *d, struct kf_strbuf *err)
         .capacity = d->capacity,
         .enabled = d->controllers_enabled,
         .monitoring = d->mon,
+        .lifecycle = d->lifecycle,
     };
     struct kf_ctrl_manager *m = kf_ctrl_manager_new(d->store, d->reg);
     int r;

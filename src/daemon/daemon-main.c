@@ -21,6 +21,7 @@
 
 #include "kfleet/api.h"
 #include "kfleet/capacity.h"
+#include "kfleet/lifecycle.h"
 #include "kfleet/ctrl.h"
 #include "kfleet/error.h"
 #include "kfleet/lease.h"
@@ -85,6 +86,12 @@ static const char usage_text[] =
     "  --monitoring-port-base N  local: first port of the stack (default 19090)\n"
     "  --monitoring-config FILE  timings, SMTP, alert overrides, addresses (JSON; see\n"
     "                            docs/internals/observability.md)\n"
+    "  --member-ports MIN-MAX    ports for guest control-plane members, per host address\n"
+    "                            (default 20000-29999)\n"
+    "  --cluster-health-period DUR  how often a provisioned guest cluster's etcd and\n"
+    "                            members are checked (default 5s)\n"
+    "  --member-release-timeout DUR  a deleted member whose host is NotReady this long is\n"
+    "                            let go without its agent (default 5m)\n"
     "  --help, --version\n"
     "\n"
     "Durations: 500ms, 90s, 5m, 1h30m. Exit codes: 0 clean shutdown, 1 run-time failure,\n"
@@ -120,6 +127,9 @@ enum {
     OPT_MONITORING,
     OPT_MONITORING_PORT_BASE,
     OPT_MONITORING_CONFIG,
+    OPT_MEMBER_PORTS,
+    OPT_HEALTH_PERIOD,
+    OPT_RELEASE_TIMEOUT,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -154,6 +164,9 @@ static const struct option options[] = {
     { "monitoring", required_argument, NULL, OPT_MONITORING },
     { "monitoring-port-base", required_argument, NULL, OPT_MONITORING_PORT_BASE },
     { "monitoring-config", required_argument, NULL, OPT_MONITORING_CONFIG },
+    { "member-ports", required_argument, NULL, OPT_MEMBER_PORTS },
+    { "cluster-health-period", required_argument, NULL, OPT_HEALTH_PERIOD },
+    { "member-release-timeout", required_argument, NULL, OPT_RELEASE_TIMEOUT },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -169,6 +182,7 @@ struct config {
     const char *replica_id;
     int64_t leader_ttl_ms;
     struct kf_capacity_options cap;
+    struct kf_lifecycle_options lifecycle;
     const char *grade_table;
     const char *controllers;
     enum kf_mon_mode monitoring;
@@ -224,6 +238,7 @@ static void parse_options(int argc, char **argv, struct config *c)
     c->maint.event_gc_interval_ms = 60 * 1000;
     c->leader_ttl_ms = 10 * 1000;
     kf_capacity_options_default(&c->cap);
+    kf_lifecycle_options_default(&c->lifecycle);
 
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -345,6 +360,27 @@ static void parse_options(int argc, char **argv, struct config *c)
             break;
         case OPT_MONITORING_CONFIG:
             c->monitoring_config = optarg;
+            break;
+        case OPT_MEMBER_PORTS: {
+            int lo = 0, hi = 0;
+            char tail;
+
+            if (sscanf(optarg, "%d-%d%c", &lo, &hi, &tail) != 2 || lo < 1024 || hi > 65535 ||
+                hi - lo < 15)
+                usage_error("--member-ports \"%s\": want MIN-MAX within 1024-65535, at least "
+                            "16 ports",
+                            optarg);
+            c->lifecycle.port_min = lo;
+            c->lifecycle.port_max = hi;
+            break;
+        }
+        case OPT_HEALTH_PERIOD:
+            c->lifecycle.health_period_ms = parse_duration("cluster-health-period", optarg);
+            if (c->lifecycle.health_period_ms < 100)
+                usage_error("--cluster-health-period must be at least 100ms");
+            break;
+        case OPT_RELEASE_TIMEOUT:
+            c->lifecycle.release_timeout_ms = parse_duration("member-release-timeout", optarg);
             break;
         case OPT_HELP:
         case 'h':
@@ -478,6 +514,7 @@ int main(int argc, char **argv)
     struct kf_strbuf err = KF_STRBUF_INIT;
     struct kf_daemon d = { 0 };
     struct daemon_leader *leader = NULL;
+    struct kf_lifecycle_actions *lc_actions = NULL;
     struct daemon_leader_config lc = { 0 };
     char *store_url = NULL, *replica_id = NULL;
     struct kf_grade_table grades;
@@ -519,6 +556,7 @@ int main(int argc, char **argv)
     d.leases = kf_lease_table_new(kf_now_ms());
     d.capacity = &c.cap;
     d.controllers_enabled = c.controllers;
+    d.lifecycle = &c.lifecycle;
     d.metrics = kf_metrics_new();
     kf_metrics_add_process(d.metrics);
 
@@ -533,6 +571,12 @@ int main(int argc, char **argv)
     if (r < 0) {
         kf_log_err("monitoring: %s", err.buf);
         exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+        goto free_api;
+    }
+    r = kf_lifecycle_add_actions(d.api, d.reg, d.store, &lc_actions, &err);
+    if (r < 0) {
+        kf_log_err("%s", err.buf);
+        exit_code = EXIT_RUNTIME;
         goto free_api;
     }
     lc.replica_id = c.replica_id ? c.replica_id : (replica_id = default_replica_id(c.api.listen));
@@ -575,6 +619,7 @@ stop_leader:
 free_api:
     kf_api_free(d.api);
     kf_mon_free(d.mon);
+    kf_lifecycle_actions_free(lc_actions);
 close_store:
     kf_registry_free(d.reg);
     kf_store_close(d.store);

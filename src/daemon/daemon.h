@@ -27,6 +27,8 @@
 
 struct kf_api;
 struct kf_capacity_options;
+struct kf_lifecycle_actions;
+struct kf_lifecycle_options;
 struct kf_lease_table;
 struct kf_metrics;
 struct kf_mon;
@@ -44,9 +46,10 @@ struct kf_daemon {
     struct kf_metrics *metrics; /* served on /metrics: add families here */
     struct kf_api *api;
     struct kf_lease_table *leases; /* host heartbeats, shared by the API and controllers */
-    const struct kf_capacity_options *capacity; /* --host-grace, --grade-table, ... */
-    const char *controllers_enabled;            /* --controllers */
-    void *controllers;                          /* owned by daemon-controllers.c */
+    const struct kf_capacity_options *capacity;   /* --host-grace, --grade-table, ... */
+    const char *controllers_enabled;              /* --controllers */
+    const struct kf_lifecycle_options *lifecycle; /* --member-ports, ... */
+    void *controllers;                            /* owned by daemon-controllers.c */
     struct kf_mon *mon; /* --monitoring; NULL when off (kfleet/monitoring.h) */
 };
 

@@ -149,6 +149,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+_port_window_locks = []
+
+
+def port_window(size=200, first=20000, last=32000):
+    """(lo, hi): a range of `size` ports no other test process holds at the
+    same time (a lock file per window, held until this process exits), for
+    kfleetd --member-ports: tests running in parallel never hand out the
+    same member ports."""
+    import fcntl
+    for lo in range(first, last - size + 1, size):
+        f = open(os.path.join(tempfile.gettempdir(), f"kftest-ports-{lo}.lock"), "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _port_window_locks.append(f)
+        return lo, lo + size - 1
+    raise AssertionError("no free port window for member ports")
+
+
 def eventually(fn, timeout=10.0, interval=0.05, msg=None):
     """Calls fn until it returns a true value (returned) or timeout passes."""
     deadline = time.monotonic() + timeout * SLOW

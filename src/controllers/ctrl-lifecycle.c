@@ -1,0 +1,1249 @@
+/* ctrl-lifecycle.c: the cluster lifecycle controller (kfleet/lifecycle.h).
+ *
+ * Primary kind GuestCluster; it also watches ControlPlaneMembers (mapped to
+ * their cluster) and Hosts (mapped to the clusters of the members bound to
+ * them: an address or a readiness change matters to those clusters). One
+ * reconcile, for a cluster that placement has placed (status.unit set and
+ * every member bound to a host):
+ *
+ *   1. ports: a member missing a port its component needs gets one
+ *      (ctrl-lcports.c), written to spec.ports;
+ *   2. PKI: the cluster's certificates for the members' current addresses
+ *      (ctrl-lcpki.c), kept in the store;
+ *   3. members: binary, args, probe and version from the catalog (catalog.h),
+ *      the pki-hash annotation of each member's bundle, and the
+ *      kfleet.io/agent finalizer, written when they differ;
+ *   4. health: every etcd member's /health over TLS with the etcd client
+ *      certificate, each member's status as its agent reports it, and its
+ *      host's readiness; then phase, conditions, endpoints and members
+ *      counts in status, written when they differ, with an Event on every
+ *      phase change. Provisioned clusters are looked at again every
+ *      health_period_ms, provisioning ones every second.
+ *
+ * Deleting members (of a deleted cluster, or one placement replaced) lose
+ * the kfleet.io/agent finalizer when their agent says status.released, or
+ * when their host stays NotReady (or is gone) for release_timeout_ms. A
+ * deleted cluster's members are deleted, and once all are gone its PKI is
+ * removed and the kfleet.io/lifecycle finalizer comes off.
+ *
+ * Everything is recomputed from the informers and the store each time:
+ * kfleetd killed half-way (ports of some members written, others not; the
+ * PKI stored but members not filled) carries on where it stopped.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kfleet/catalog.h"
+#include "kfleet/ctrl.h"
+#include "kfleet/error.h"
+#include "kfleet/events.h"
+#include "kfleet/grade.h"
+#include "kfleet/json.h"
+#include "kfleet/kind.h"
+#include "kfleet/lifecycle.h"
+#include "kfleet/log.h"
+#include "kfleet/obj.h"
+#include "kfleet/registry.h"
+#include "kfleet/runner.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-lifecycle.h"
+
+KF_LOG_MODULE(lifecycle);
+
+#define BY_CLUSTER              "lc.cluster"
+#define BY_HOST                 "lc.host"
+#define PROVISIONING_RECHECK_MS 1000
+#define DELETING_RECHECK_MS     1000
+#define PROBE_TIMEOUT_MS        1000
+
+struct lc {
+    struct kf_ctrl *ctrl;
+    struct kf_registry *reg;
+    struct kf_store *store;
+    char *data_dir;
+    struct kf_recorder *rec;
+    struct kf_informer *members, *hosts, *profiles;
+    struct lc_ports *ports;
+    struct kf_lifecycle_options opt;
+};
+
+void kf_lifecycle_options_default(struct kf_lifecycle_options *o)
+{
+    o->port_min = 20000;
+    o->port_max = 29999;
+    o->health_period_ms = 5000;
+    o->release_timeout_ms = 5 * 60 * 1000;
+    o->provision_timeout_ms = 2 * 60 * 1000;
+}
+
+/* --- set-up ------------------------------------------------------------------ */
+
+static void index_cluster(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const char *c = kf_json_str(obj, "spec.cluster", NULL);
+
+    if (c)
+        add(c, ctx);
+}
+
+static void index_host(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const char *h = kf_json_str(obj, "spec.host", NULL);
+
+    if (h)
+        add(h, ctx);
+}
+
+static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    const char *cl = kf_json_str(obj, "spec.cluster", NULL);
+
+    (void)deleted;
+    if (cl)
+        kf_ctrl_enqueue(c, cl);
+}
+
+static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct lc *d = kf_ctrl_data(c);
+    char **names = NULL;
+    size_t n = kf_informer_index_names(d->members, BY_HOST, kf_obj_name(obj), &names);
+
+    (void)deleted;
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = NULL;
+
+        if (kf_informer_get(d->members, names[i], &m) == 0)
+            member_to_cluster(c, m, false);
+        json_decref(m);
+    }
+    kf_ctrl_names_free(names, n);
+}
+
+static int setup(struct kf_ctrl *c)
+{
+    struct lc *d = kf_ctrl_data(c);
+    struct kf_ctrl_manager *m = kf_ctrl_manager_of(c);
+    int r;
+
+    d->ctrl = c;
+    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
+    d->hosts = kf_ctrl_informer(m, &kf_kind_host);
+    d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
+    r = kf_informer_add_index(d->members, BY_CLUSTER, index_cluster);
+    if (r < 0 && r != -EEXIST)
+        return r;
+    r = kf_informer_add_index(d->members, BY_HOST, index_host);
+    if (r < 0 && r != -EEXIST)
+        return r;
+    r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_cluster);
+    if (r == 0)
+        r = kf_ctrl_watch(c, &kf_kind_host, host_to_clusters);
+    return r;
+}
+
+int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err)
+{
+    struct lc *d = kf_xcalloc(1, sizeof(*d));
+
+    (void)err;
+    d->reg = env->reg;
+    d->store = env->store;
+    d->data_dir = kf_xstrdup(env->data_dir ? env->data_dir : ".");
+    if (env->lifecycle)
+        d->opt = *env->lifecycle;
+    else
+        kf_lifecycle_options_default(&d->opt);
+    d->rec = kf_recorder_new(env->reg, "lifecycle");
+    d->ports = lc_ports_new(d->opt.port_min, d->opt.port_max);
+    *ret = d;
+    return 0;
+}
+
+void kf_ctrl_lifecycle_fini(void *data)
+{
+    struct lc *d = data;
+
+    if (!d)
+        return;
+    kf_recorder_free(d->rec);
+    lc_ports_free(d->ports);
+    free(d->data_dir);
+    free(d);
+}
+
+/* --- small helpers ------------------------------------------------------------ */
+
+static json_t *get_obj(struct kf_informer *inf, const char *name)
+{
+    json_t *o = NULL;
+
+    if (!name || kf_informer_get(inf, name, &o) < 0)
+        return NULL;
+    return o;
+}
+
+static const char *host_address(const json_t *host)
+{
+    const char *a = kf_json_str(host, "spec.address", NULL);
+
+    if (!a)
+        a = kf_json_str(host, "status.address", NULL);
+    return a ? a : "127.0.0.1";
+}
+
+static bool host_ready(const json_t *host)
+{
+    return host && json_is_true(kf_json_path(host, "status.ready"));
+}
+
+static int patch(struct lc *d, const struct kf_kind *k, const char *name, enum kf_patch_type type,
+                 const json_t *body, bool status_only, json_t **ret, struct kf_strbuf *err)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    char *text = kf_json_dump(body, NULL);
+    int r = kf_registry_patch(d->reg, k, name, type, text, strlen(text), status_only, ret, &causes,
+                              err);
+
+    if (r == -KF_EINVALID && causes.n && err) {
+        kf_strbuf_reset(err);
+        kf_strbuf_addf(err, "%s %s refused: ", k->singular, name);
+        kf_causes_format(&causes, err);
+    }
+    kf_causes_release(&causes);
+    free(text);
+    return r;
+}
+
+/* Adds a finalizer with a JSON patch (others' finalizers are kept). */
+static int add_finalizer(struct lc *d, const struct kf_kind *k, const json_t *obj, const char *fin,
+                         json_t **ret, struct kf_strbuf *err)
+{
+    json_t *ops;
+    int r;
+
+    if (json_is_array(kf_json_path(obj, "metadata.finalizers")))
+        ops = json_pack("[{s:s, s:s, s:s}]", "op", "add", "path", "/metadata/finalizers/-", "value",
+                        fin);
+    else
+        ops = json_pack("[{s:s, s:s, s:[s]}]", "op", "add", "path", "/metadata/finalizers", "value",
+                        fin);
+    r = patch(d, k, kf_obj_name(obj), KF_PATCH_JSON, ops, false, ret, err);
+    json_decref(ops);
+    return r;
+}
+
+/* Removes a finalizer (a test of the entry first, so a concurrent change of
+ * the list cannot make it remove another). */
+static int remove_finalizer(struct lc *d, const struct kf_kind *k, const json_t *obj,
+                            const char *fin, struct kf_strbuf *err)
+{
+    const json_t *fins = kf_json_path(obj, "metadata.finalizers"), *v;
+    size_t i;
+
+    json_array_foreach(fins, i, v)
+    {
+        if (kf_streq(json_string_value(v), fin)) {
+            char p[64];
+            json_t *ops;
+            int r;
+
+            snprintf(p, sizeof(p), "/metadata/finalizers/%zu", i);
+            ops = json_pack("[{s:s, s:s, s:s}, {s:s, s:s}]", "op", "test", "path", p, "value", fin,
+                            "op", "remove", "path", p);
+            r = patch(d, k, kf_obj_name(obj), KF_PATCH_JSON, ops, false, NULL, err);
+            json_decref(ops);
+            return r == -KF_ENOTFOUND ? 0 : r;
+        }
+    }
+    return 0;
+}
+
+static int cmp_member(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int c = strcmp(kf_json_str(x, "spec.component", ""), kf_json_str(y, "spec.component", ""));
+
+    if (c)
+        return c;
+    c = (int)(kf_json_int(x, "spec.index", 0) - kf_json_int(y, "spec.index", 0));
+    return c ? c : strcmp(kf_obj_name(x), kf_obj_name(y));
+}
+
+/* The cluster's members (new references), sorted by component and index. */
+static size_t cluster_members(struct lc *d, const char *cluster, json_t ***ret)
+{
+    char **names = NULL;
+    size_t n = kf_informer_index_names(d->members, BY_CLUSTER, cluster, &names), k = 0;
+    json_t **v = kf_xcalloc(n ? n : 1, sizeof(*v));
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = get_obj(d->members, names[i]);
+
+        if (m && kf_streq(kf_json_str(m, "spec.cluster", NULL), cluster))
+            v[k++] = m;
+        else
+            json_decref(m);
+    }
+    kf_ctrl_names_free(names, n);
+    qsort(v, k, sizeof(*v), cmp_member);
+    *ret = v;
+    return k;
+}
+
+static void members_free(json_t **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        json_decref(v[i]);
+    free(v);
+}
+
+static int grade_of(const json_t *gc)
+{
+    const char *g = kf_json_str(gc, "status.grade", kf_json_str(gc, "spec.grade", NULL));
+
+    return g && g[0] == 'G' && g[1] >= '0' && g[1] <= '5' && !g[2] ? g[1] - '0' : -1;
+}
+
+/* --- deleting members ----------------------------------------------------------- */
+
+/* Lets go of deleting members whose agent released them (or whose host is
+ * gone or NotReady for too long). Returns how many deleting members are
+ * still there. */
+static size_t release_members(struct lc *d, json_t **ms, size_t n, const json_t *gc)
+{
+    int64_t now = kf_now_ms();
+    size_t left = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const json_t *m = ms[i];
+        struct kf_strbuf err = KF_STRBUF_INIT;
+        json_t *host;
+        int64_t since = 0;
+        bool release = false, forced = false;
+
+        if (!kf_obj_deleting(m))
+            continue;
+        left++;
+        if (!kf_obj_has_finalizer(m, KF_FINALIZER_AGENT))
+            continue;
+        host = get_obj(d->hosts, kf_json_str(m, "spec.host", NULL));
+        kf_time_parse_rfc3339(kf_json_str(m, "metadata.deletionTimestamp", ""), &since);
+        if (json_is_true(kf_json_path(m, "status.released")))
+            release = true;
+        else if (!host_ready(host) && since > 0 && now - since >= d->opt.release_timeout_ms)
+            release = forced = true;
+        if (release &&
+            remove_finalizer(d, &kf_kind_controlplanemember, m, KF_FINALIZER_AGENT, &err) < 0)
+            kf_log_warn("cannot release member \"%s\": %s", kf_obj_name(m), err.buf);
+        else if (forced)
+            kf_recorder_eventf(d->rec, gc ? gc : m, KF_EVENT_WARNING, "MemberAbandoned",
+                               "member %s: host %s is %s since the member was deleted %lld s "
+                               "ago; deleted without its agent (its process and data may remain "
+                               "on the host)",
+                               kf_obj_name(m), kf_json_str(m, "spec.host", "?"),
+                               host ? "NotReady" : "gone", (long long)((now - since) / 1000));
+        json_decref(host);
+        kf_strbuf_release(&err);
+    }
+    return left;
+}
+
+static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_strbuf *err);
+
+static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
+{
+    const char *name = kf_obj_name(gc);
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    json_t **ms = NULL;
+    size_t n = cluster_members(d, name, &ms), left;
+    int r = 0;
+
+    if (!kf_streq(kf_json_str(gc, "status.phase", NULL), "Deleting")) {
+        json_t *st = json_pack("{s:s, s:s}", "phase", "Deleting", "message",
+                               "stopping the control plane and removing its data");
+
+        set_status(d, gc, st, &err);
+        json_decref(st);
+        kf_recorder_eventf(d->rec, gc, KF_EVENT_NORMAL, "Deleting",
+                           "deleting %zu control-plane members", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool gone = false;
+
+        if (kf_obj_deleting(ms[i]))
+            continue;
+        r = kf_registry_delete(d->reg, &kf_kind_controlplanemember, kf_obj_name(ms[i]), 0, NULL,
+                               &gone);
+        if (r < 0 && r != -KF_ENOTFOUND)
+            kf_log_warn("cannot delete member \"%s\": %s", kf_obj_name(ms[i]), strerror(-r));
+        r = 0;
+    }
+    left = release_members(d, ms, n, gc);
+    members_free(ms, n);
+    /* members not deleting yet were just deleted: they count as left */
+    if (n > 0 || left > 0) {
+        *requeue = DELETING_RECHECK_MS;
+        kf_strbuf_release(&err);
+        return 0;
+    }
+    r = lc_pki_remove(d->store, d->data_dir, name);
+    if (r < 0) {
+        kf_log_warn("cluster \"%s\": cannot remove its PKI: %s", name, strerror(-r));
+        kf_strbuf_release(&err);
+        return r;
+    }
+    r = remove_finalizer(d, &kf_kind_guestcluster, gc, KF_FINALIZER_LIFECYCLE, &err);
+    if (r == 0)
+        kf_log_info("cluster \"%s\": control plane stopped, data and certificates removed", name);
+    kf_strbuf_release(&err);
+    return r;
+}
+
+/* Member i of v is now `updated` (reference taken): every pointer into the
+ * old object is taken again from the new one. */
+static void view_replace(struct lc_view *v, size_t i, json_t *updated)
+{
+    json_decref(v->objs[i]);
+    v->objs[i] = updated;
+    v->hosts[i] = kf_json_str(updated, "spec.host", NULL);
+    v->members[i].name = kf_obj_name(updated);
+    v->members[i].component = kf_json_str(updated, "spec.component", "");
+    v->members[i].ports = kf_json_path(updated, "spec.ports");
+}
+
+/* --- ports --------------------------------------------------------------------- */
+
+/* Every port used on hosts with this address (a JSON array). */
+static json_t *ports_on_address(struct lc *d, const char *address)
+{
+    json_t *used = json_array();
+    char **hosts = NULL;
+    size_t nh = kf_informer_names(d->hosts, &hosts);
+
+    for (size_t i = 0; i < nh; i++) {
+        json_t *h = get_obj(d->hosts, hosts[i]);
+        char **ms = NULL;
+        size_t nm;
+
+        if (!h || strcmp(host_address(h), address) != 0) {
+            json_decref(h);
+            continue;
+        }
+        json_decref(h);
+        nm = kf_informer_index_names(d->members, BY_HOST, hosts[i], &ms);
+        for (size_t k = 0; k < nm; k++) {
+            json_t *m = get_obj(d->members, ms[k]), *v;
+            const char *key;
+
+            json_object_foreach(kf_json_path(m, "spec.ports"), key, v) json_array_append(used, v);
+            json_decref(m);
+        }
+        kf_ctrl_names_free(ms, nm);
+    }
+    kf_ctrl_names_free(hosts, nh);
+    return used;
+}
+
+/* Gives member i the ports its component needs. Returns 1 when it wrote
+ * (ms[i] then holds the new object), 0 when nothing was missing. */
+static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_strbuf *err)
+{
+    const char *names[KF_CATALOG_MAX_PORTS + 1], *missing[KF_CATALOG_MAX_PORTS];
+    const json_t *have = kf_json_path(v->objs[i], "spec.ports");
+    const struct kf_catalog_component *cc =
+        kf_catalog_lookup(v->members[i].component, v->c.version);
+    size_t n = kf_catalog_port_names(&v->c, i, names), nm = 0;
+    int got[KF_CATALOG_MAX_PORTS];
+    json_t *ports, *body, *updated = NULL, *used;
+    int r;
+
+    for (size_t k = 0; k < n; k++)
+        if (json_integer_value(json_object_get(have, names[k])) <= 0)
+            missing[nm++] = names[k];
+    if (nm == 0 && (!cc->alias_port || json_object_get(have, cc->alias_port)))
+        return 0;
+    if (nm > 0) {
+        used = ports_on_address(d, v->address[i]);
+        r = lc_ports_pick(d->ports, v->address[i], used, nm, got);
+        json_decref(used);
+        if (r < 0)
+            return kf_err(err, r, "no free port left on %s (range %d-%d) for member %s",
+                          v->address[i], d->opt.port_min, d->opt.port_max, v->members[i].name);
+    }
+    ports = have ? json_deep_copy(have) : json_object();
+    for (size_t k = 0; k < nm; k++)
+        json_object_set_new(ports, missing[k], json_integer(got[k]));
+    if (cc->alias_port && json_object_get(ports, cc->alias_of))
+        json_object_set(ports, cc->alias_port, json_object_get(ports, cc->alias_of));
+    body = json_pack("{s:{s:o}}", "spec", "ports", ports);
+    r = patch(d, &kf_kind_controlplanemember, v->members[i].name, KF_PATCH_MERGE, body, false,
+              &updated, err);
+    json_decref(body);
+    if (r < 0)
+        return r;
+    view_replace(v, i, updated);
+    return 1;
+}
+
+/* --- the cluster's view -------------------------------------------------------- */
+
+void lc_view_release(struct lc_view *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        json_decref(v->objs[i]);
+    free(v->objs);
+    free(v->members);
+    free(v->hosts);
+    free(v->address);
+    memset(v, 0, sizeof(*v));
+}
+
+/* The members of gc that are not being deleted (ms is consumed). The
+ * cluster-level fields of v->c are filled by the caller. */
+static void view_build(struct lc *d, json_t **ms, size_t n, struct lc_view *v, json_t ***ret_hosts)
+{
+    json_t **hosts = kf_xcalloc(n ? n : 1, sizeof(*hosts));
+
+    memset(v, 0, sizeof(*v));
+    v->objs = kf_xcalloc(n ? n : 1, sizeof(*v->objs));
+    v->members = kf_xcalloc(n ? n : 1, sizeof(*v->members));
+    v->hosts = kf_xcalloc(n ? n : 1, sizeof(*v->hosts));
+    v->address = kf_xcalloc(n ? n : 1, sizeof(*v->address));
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = ms[i];
+        size_t k = v->n;
+
+        if (kf_obj_deleting(m)) {
+            json_decref(m);
+            continue;
+        }
+        v->objs[k] = m;
+        v->hosts[k] = kf_json_str(m, "spec.host", NULL);
+        hosts[k] = get_obj(d->hosts, v->hosts[k]);
+        v->address[k] = host_address(hosts[k]);
+        v->members[k] = (struct kf_catalog_member){
+            .name = kf_obj_name(m),
+            .component = kf_json_str(m, "spec.component", ""),
+            .index = (int)kf_json_int(m, "spec.index", 0),
+            .address = v->address[k],
+            .ports = kf_json_path(m, "spec.ports"),
+        };
+        v->n++;
+    }
+    free(ms);
+    v->c.members = v->members;
+    v->c.n_members = v->n;
+    *ret_hosts = hosts;
+}
+
+/* --- PKI and members -------------------------------------------------------------- */
+
+static void add_unique(const char ***v, size_t *n, size_t *alloc, const char *s)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp((*v)[i], s))
+            return;
+    KF_GROW(*v, *alloc, *n + 2);
+    (*v)[(*n)++] = s;
+    (*v)[*n] = NULL;
+}
+
+static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, json_t **ret_files,
+                      char **ret_api_url, struct kf_strbuf *err)
+{
+    struct kf_pki_etcd_member *em = kf_xcalloc(v->n ? v->n : 1, sizeof(*em));
+    char(*enames)[64] = kf_xcalloc(v->n ? v->n : 1, 64);
+    const char ***eips = kf_xcalloc(v->n ? v->n : 1, sizeof(*eips));
+    const char *const localhost[] = { "localhost", NULL };
+    const char **api_ips = NULL, **kcm_ips = NULL, **sch_ips = NULL;
+    size_t na = 0, aa = 0, nk = 0, ak = 0, ns = 0, as = 0, ne = 0;
+    const char *svc_ip = kf_json_str(gc, "status.network.kubernetesServiceIP", NULL);
+    char *api_url = NULL;
+    int r;
+
+    add_unique(&kcm_ips, &nk, &ak, "127.0.0.1");
+    add_unique(&sch_ips, &ns, &as, "127.0.0.1");
+    if (svc_ip)
+        add_unique(&api_ips, &na, &aa, svc_ip);
+    for (size_t i = 0; i < v->n; i++) {
+        const struct kf_catalog_member *m = &v->members[i];
+
+        if (!strcmp(m->component, "etcd")) {
+            size_t ni = 0, ai = 0;
+
+            kf_catalog_etcd_name(m, enames[ne]);
+            add_unique(&eips[ne], &ni, &ai, m->address);
+            add_unique(&eips[ne], &ni, &ai, "127.0.0.1");
+            em[ne] = (struct kf_pki_etcd_member){ .name = enames[ne],
+                                                  .ip_addresses = eips[ne],
+                                                  .dns_names = localhost };
+            ne++;
+        } else if (!strcmp(m->component, "kube-apiserver")) {
+            int port = (int)json_integer_value(json_object_get(m->ports, "https"));
+
+            add_unique(&api_ips, &na, &aa, m->address);
+            if (!api_url && port > 0)
+                api_url = strchr(m->address, ':')
+                              ? kf_xasprintf("https://[%s]:%d", m->address, port)
+                              : kf_xasprintf("https://%s:%d", m->address, port);
+        } else if (!strcmp(m->component, "kube-controller-manager")) {
+            add_unique(&kcm_ips, &nk, &ak, m->address);
+        } else if (!strcmp(m->component, "kube-scheduler")) {
+            add_unique(&sch_ips, &ns, &as, m->address);
+        }
+    }
+    {
+        const char *const none[] = { NULL };
+        struct lc_pki_input in = {
+            .cluster = kf_obj_name(gc),
+            .spec = { .cluster = kf_obj_name(gc),
+                      .etcd_members = em,
+                      .n_etcd_members = ne,
+                      .apiserver_ips = api_ips ? api_ips : none,
+                      .apiserver_dns = none },
+            .controller_manager_ips = kcm_ips,
+            .scheduler_ips = sch_ips,
+            .apiserver_url = api_url,
+        };
+
+        r = lc_pki_ensure(d->store, d->data_dir, &in, ret_files, err);
+    }
+    for (size_t i = 0; i < ne; i++)
+        free(eips[i]);
+    free(eips);
+    free(enames);
+    free(em);
+    free(api_ips);
+    free(kcm_ips);
+    free(sch_ips);
+    if (r < 0) {
+        free(api_url);
+        return r;
+    }
+    *ret_api_url = api_url;
+    return 0;
+}
+
+/* Member i's binary, args, probe, version, pki-hash and agent finalizer. */
+static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *files,
+                       struct kf_strbuf *err)
+{
+    const json_t *m = v->objs[i];
+    char *binary = NULL, hash[65];
+    json_t *args = NULL, *probe = NULL, *spec, *body;
+    int r = kf_catalog_render(&v->c, i, &binary, &args, &probe, err);
+    bool same;
+
+    if (r < 0)
+        return r;
+    if (lc_bundle(files, &v->c, i, NULL, hash) < 0) {
+        free(binary);
+        json_decref(args);
+        json_decref(probe);
+        return kf_err(err, -EAGAIN, "member %s: its certificates are not complete yet",
+                      v->members[i].name);
+    }
+    spec = json_pack("{s:s, s:o, s:s}", "binary", binary, "args", args, "version", v->c.version);
+    json_object_set_new(spec, "probe", probe ? probe : json_null());
+    same = kf_streq(kf_json_str(m, "spec.binary", NULL), binary) &&
+           json_equal(kf_json_path(m, "spec.args"), args) &&
+           kf_streq(kf_json_str(m, "spec.version", NULL), v->c.version) &&
+           (probe ? json_equal(kf_json_path(m, "spec.probe"), probe)
+                  : kf_json_path(m, "spec.probe") == NULL) &&
+           kf_streq(json_string_value(json_object_get(kf_json_path(m, "metadata.annotations"),
+                                                      KF_ANNOTATION_PKI_HASH)),
+                    hash);
+    free(binary);
+    if (!same) {
+        json_t *updated = NULL;
+
+        body = json_pack("{s:{s:{s:s}}, s:o}", "metadata", "annotations", KF_ANNOTATION_PKI_HASH,
+                         hash, "spec", spec);
+        r = patch(d, &kf_kind_controlplanemember, v->members[i].name, KF_PATCH_MERGE, body, false,
+                  &updated, err);
+        json_decref(body);
+        if (r < 0)
+            return r;
+        view_replace(v, i, updated);
+    } else {
+        json_decref(spec);
+    }
+    if (!kf_obj_has_finalizer(v->objs[i], KF_FINALIZER_AGENT)) {
+        json_t *updated = NULL;
+
+        r = add_finalizer(d, &kf_kind_controlplanemember, v->objs[i], KF_FINALIZER_AGENT, &updated,
+                          err);
+        if (r < 0)
+            return r;
+        view_replace(v, i, updated);
+    }
+    return 0;
+}
+
+/* --- health and status ------------------------------------------------------------ */
+
+/* Components whose program is missing: component -> "binary" on hosts. */
+struct missing {
+    char *component, *binary;
+    struct kf_strbuf hosts;
+    struct missing *next;
+};
+
+static void missing_add(struct missing **list, const char *component, const char *binary,
+                        const char *host)
+{
+    struct missing *m;
+
+    for (m = *list; m; m = m->next)
+        if (!strcmp(m->component, component))
+            break;
+    if (!m) {
+        m = kf_xcalloc(1, sizeof(*m));
+        m->component = kf_xstrdup(component);
+        m->binary = kf_xstrdup(binary);
+        kf_strbuf_init(&m->hosts, 0);
+        m->next = *list;
+        *list = m;
+    }
+    kf_strbuf_addf(&m->hosts, "%s%s", m->hosts.len ? ", " : "", host);
+}
+
+/* "kube-apiserver (\"/opt/...\" on h-a, h-b)" joined with "; ", and frees. */
+static void missing_format(struct missing *list, struct kf_strbuf *out)
+{
+    while (list) {
+        struct missing *next = list->next;
+
+        kf_strbuf_addf(out, "%s%s (\"%s\" on %s)", out->len ? "; " : "", list->component,
+                       list->binary, list->hosts.buf);
+        free(list->component);
+        free(list->binary);
+        kf_strbuf_release(&list->hosts);
+        free(list);
+        list = next;
+    }
+}
+
+struct health {
+    struct missing *required_missing, *optional_missing;
+    size_t etcd_total, etcd_healthy;
+    size_t desired, ready;
+    struct kf_strbuf etcd_problems;  /* "web-1-etcd-0 (host h1): Connection refused; ..." */
+    struct kf_strbuf missing;        /* required components whose binary is not installed */
+    struct kf_strbuf not_ready;      /* members not ready */
+    struct kf_strbuf hosts_down;     /* hosts not Ready */
+    struct kf_strbuf optional_notes; /* optional components not running */
+};
+
+static void health_release(struct health *h)
+{
+    kf_strbuf_release(&h->etcd_problems);
+    kf_strbuf_release(&h->missing);
+    kf_strbuf_release(&h->not_ready);
+    kf_strbuf_release(&h->hosts_down);
+    kf_strbuf_release(&h->optional_notes);
+}
+
+static void note(struct kf_strbuf *sb, const char *fmt, ...) KF_PRINTF(2, 3);
+static void note(struct kf_strbuf *sb, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (sb->len > 900)
+        return;
+    if (sb->len)
+        kf_strbuf_addstr(sb, "; ");
+    va_start(ap, fmt);
+    kf_strbuf_vaddf(sb, fmt, ap);
+    va_end(ap);
+}
+
+static bool optional_component(const json_t *profile, const char *component)
+{
+    const json_t *comps = kf_json_path(profile, "spec.components"), *c;
+    size_t i;
+
+    json_array_foreach(comps, i, c)
+    {
+        if (kf_streq(kf_json_str(c, "name", NULL), component))
+            return json_is_true(json_object_get(c, "optional"));
+    }
+    return false;
+}
+
+static void check_health(struct lc *d, const char *cluster, struct lc_view *v, json_t **hosts,
+                         const json_t *profile, struct health *h)
+{
+    char *dir = lc_pki_dir(d->data_dir, cluster);
+    char *ca = kf_xasprintf("%s/etcd/ca.crt", dir), *crt = kf_xasprintf("%s/etcd/client.crt", dir);
+    char *key = kf_xasprintf("%s/etcd/client.key", dir);
+
+    for (size_t i = 0; i < v->n; i++) {
+        const struct kf_catalog_member *m = &v->members[i];
+        const json_t *obj = v->objs[i];
+        const char *phase = kf_json_str(obj, "status.phase", "Pending");
+        bool hready = host_ready(hosts[i]);
+        bool ready =
+            hready && json_is_true(kf_json_path(obj, "status.ready")) && !strcmp(phase, "Ready");
+        bool optional = optional_component(profile, m->component);
+
+        if (!hready)
+            note(&h->hosts_down, "%s (%s)", v->hosts[i],
+                 hosts[i] ? "NotReady: its agent does not heartbeat" : "no such Host");
+        if (!strcmp(m->component, "etcd")) {
+            int port = (int)json_integer_value(json_object_get(m->ports, "client"));
+            struct kf_probe p = { .type = KF_PROBE_HTTP,
+                                  .host = m->address,
+                                  .port = port,
+                                  .path = "/health",
+                                  .https = true,
+                                  .ca_file = ca,
+                                  .cert_file = crt,
+                                  .key_file = key,
+                                  .timeout_ms = PROBE_TIMEOUT_MS };
+            struct kf_strbuf detail = KF_STRBUF_INIT;
+
+            h->etcd_total++;
+            if (port > 0 && kf_probe_check(&p, &detail))
+                h->etcd_healthy++;
+            else
+                note(&h->etcd_problems, "%s on %s: %s", m->name, v->hosts[i],
+                     port > 0 ? (detail.len ? detail.buf : "not healthy") : "no port yet");
+            kf_strbuf_release(&detail);
+        }
+        if (!optional)
+            h->desired++;
+        if (ready) {
+            if (!optional)
+                h->ready++;
+            continue;
+        }
+        if (!strcmp(phase, "BinaryNotInstalled"))
+            missing_add(optional ? &h->optional_missing : &h->required_missing, m->component,
+                        kf_json_str(obj, "spec.binary", "?"), v->hosts[i]);
+        else if (optional)
+            note(&h->optional_notes, "%s is %s", m->name, phase);
+        else if (hready)
+            note(&h->not_ready, "%s is %s%s%s", m->name, phase,
+                 kf_json_path(obj, "status.message") ? ": " : "",
+                 kf_json_str(obj, "status.message", ""));
+    }
+    free(dir);
+    free(ca);
+    free(crt);
+    free(key);
+}
+
+static json_t *condition(const json_t *old_conds, const char *type, bool ok, const char *reason,
+                         const char *message)
+{
+    const json_t *c;
+    size_t i;
+    char now[40];
+    const char *when = NULL;
+
+    json_array_foreach(old_conds, i, c)
+    {
+        if (kf_streq(kf_json_str(c, "type", NULL), type) &&
+            kf_streq(kf_json_str(c, "status", NULL), ok ? "True" : "False"))
+            when = kf_json_str(c, "lastTransitionTime", NULL);
+    }
+    kf_time_format_rfc3339(kf_now_ms(), now, sizeof(now));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", ok ? "True" : "False",
+                     "reason", reason, "message", message, "lastTransitionTime", when ? when : now);
+}
+
+/* Writes the fields of `status` that differ from gc's status, keeping other
+ * writers' conditions. */
+static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_strbuf *err)
+{
+    const json_t *have = kf_json_path(gc, "status");
+    json_t *conds = json_object_get(status, "conditions");
+    const char *k;
+    json_t *v, *body;
+    bool differs = false;
+    char rv[32];
+    int r;
+
+    if (conds) {
+        /* merge: ours replace theirs of the same type, the rest stay */
+        json_t *merged = json_array(), *c;
+        size_t i;
+
+        json_array_foreach(kf_json_path(gc, "status.conditions"), i, c)
+        {
+            const char *t = kf_json_str(c, "type", "");
+            bool ours = false;
+            size_t j;
+            json_t *o;
+
+            json_array_foreach(conds, j, o) ours = ours || kf_streq(kf_json_str(o, "type", ""), t);
+            if (!ours)
+                json_array_append(merged, c);
+        }
+        json_array_extend(merged, conds);
+        json_object_set_new(status, "conditions", merged);
+    }
+    json_object_foreach(status, k, v)
+    {
+        if (!json_equal(json_object_get(have, k), v))
+            differs = true;
+    }
+    if (!differs)
+        return 0;
+    snprintf(rv, sizeof(rv), "%lld", (long long)kf_obj_rv(gc));
+    body = json_pack("{s:{s:s}, s:O}", "metadata", "resourceVersion", rv, "status", status);
+    r = patch(d, &kf_kind_guestcluster, kf_obj_name(gc), KF_PATCH_MERGE, body, true, NULL, err);
+    json_decref(body);
+    return r;
+}
+
+/* How long the cluster has been provisioning: since its Ready condition
+ * last changed (it turns False, reason Provisioning, when provisioning
+ * starts). */
+static int64_t provisioning_ms(const json_t *gc)
+{
+    const json_t *conds = kf_json_path(gc, "status.conditions"), *c;
+    size_t i;
+    int64_t since = 0;
+
+    json_array_foreach(conds, i, c)
+    {
+        if (kf_streq(kf_json_str(c, "type", NULL), "Ready"))
+            kf_time_parse_rfc3339(kf_json_str(c, "lastTransitionTime", ""), &since);
+    }
+    return since > 0 ? kf_now_ms() - since : 0;
+}
+
+static bool provisioned(const json_t *gc)
+{
+    const char *p = kf_json_str(gc, "status.phase", "");
+
+    return !strcmp(p, "Running") || !strcmp(p, "Degraded");
+}
+
+static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json_t **hosts,
+                         const json_t *profile, const char *api_url, int64_t *requeue,
+                         struct kf_strbuf *err)
+{
+    const char *name = kf_obj_name(gc), *old_phase = kf_json_str(gc, "status.phase", "");
+    const json_t *old_conds = kf_json_path(gc, "status.conditions");
+    struct health h = { 0 };
+    struct kf_strbuf msg = KF_STRBUF_INIT, emsg = KF_STRBUF_INIT, cmsg = KF_STRBUF_INIT;
+    json_t *status, *conds, *etcd_urls = json_array();
+    const char *phase, *creason;
+    bool quorum, etcd_ok, comps_ok;
+    int r;
+
+    check_health(d, name, v, hosts, profile, &h);
+    missing_format(h.required_missing, &h.missing);
+    h.required_missing = NULL;
+    {
+        struct kf_strbuf opt = KF_STRBUF_INIT;
+
+        missing_format(h.optional_missing, &opt);
+        h.optional_missing = NULL;
+        if (opt.len)
+            note(&h.optional_notes, "not installed: %s", opt.buf);
+        kf_strbuf_release(&opt);
+    }
+    quorum = h.etcd_total > 0 && h.etcd_healthy >= h.etcd_total / 2 + 1;
+    etcd_ok = h.etcd_total > 0 && h.etcd_healthy == h.etcd_total;
+    comps_ok = !h.missing.len && !h.not_ready.len && !h.hosts_down.len;
+    kf_strbuf_addf(&emsg, "%zu of %zu etcd members healthy", h.etcd_healthy, h.etcd_total);
+    if (h.etcd_problems.len)
+        kf_strbuf_addf(&emsg, ": %s", h.etcd_problems.buf);
+    creason = h.missing.len      ? "BinaryNotInstalled"
+              : h.hosts_down.len ? "HostNotReady"
+              : h.not_ready.len  ? "NotReady"
+                                 : "AllReady";
+    if (h.missing.len)
+        note(&cmsg, "not installed: %s", h.missing.buf);
+    if (h.hosts_down.len)
+        note(&cmsg, "hosts not Ready: %s", h.hosts_down.buf);
+    if (h.not_ready.len)
+        note(&cmsg, "not ready: %s", h.not_ready.buf);
+    if (!cmsg.len)
+        kf_strbuf_addf(&cmsg, "%zu of %zu members ready", h.ready, h.desired);
+
+    if (!provisioned(gc) && !(quorum && etcd_ok && comps_ok) &&
+        !(quorum && ((etcd_ok && h.missing.len) || h.hosts_down.len ||
+                     provisioning_ms(gc) >= d->opt.provision_timeout_ms))) {
+        /* Still coming up: members not ready yet is expected for a while.
+         * Degraded only for what waiting will not fix (a binary that is
+         * not installed, a host that is down) or after the timeout. */
+        phase = "Provisioning";
+        if (!quorum)
+            kf_strbuf_addf(&msg, "waiting for etcd: %s", emsg.buf);
+        else
+            kf_strbuf_addf(&msg, "etcd has quorum; waiting for members: %s", cmsg.buf);
+        *requeue = PROVISIONING_RECHECK_MS;
+    } else if (etcd_ok && comps_ok) {
+        phase = "Running";
+        kf_strbuf_addf(&msg, "etcd healthy (%zu members), %zu of %zu members ready", h.etcd_total,
+                       h.ready, h.desired);
+        *requeue = d->opt.health_period_ms;
+    } else {
+        phase = "Degraded";
+        if (!quorum)
+            kf_strbuf_addf(&msg, "etcd has no quorum: %s", emsg.buf);
+        else if (!etcd_ok)
+            kf_strbuf_addf(&msg, "etcd keeps quorum, but %s", emsg.buf);
+        else
+            kf_strbuf_addf(&msg, "%s: %s", creason, cmsg.buf);
+        if (!quorum || !etcd_ok) {
+            if (!comps_ok)
+                kf_strbuf_addf(&msg, "; %s", cmsg.buf);
+        }
+        *requeue = d->opt.health_period_ms;
+    }
+    if (h.optional_notes.len)
+        kf_strbuf_addf(&msg, " (optional: %s)", h.optional_notes.buf);
+
+    for (size_t i = 0; i < v->n; i++) {
+        int port = (int)json_integer_value(json_object_get(v->members[i].ports, "client"));
+
+        if (!strcmp(v->members[i].component, "etcd") && port > 0) {
+            char url[300];
+
+            snprintf(url, sizeof(url),
+                     strchr(v->address[i], ':') ? "https://[%s]:%d" : "https://%s:%d",
+                     v->address[i], port);
+            json_array_append_new(etcd_urls, json_string(url));
+        }
+    }
+    conds = json_array();
+    json_array_append_new(conds, condition(old_conds, "EtcdQuorum", quorum,
+                                           etcd_ok  ? "Healthy"
+                                           : quorum ? "MemberUnhealthy"
+                                                    : "NoQuorum",
+                                           emsg.buf));
+    json_array_append_new(conds,
+                          condition(old_conds, "ComponentsReady", comps_ok, creason, cmsg.buf));
+    json_array_append_new(conds,
+                          condition(old_conds, "Ready", !strcmp(phase, "Running"), phase, msg.buf));
+    status =
+        json_pack("{s:s, s:s, s:{s:I, s:I}, s:o, s:I}", "phase", phase, "message", msg.buf,
+                  "members", "desired", (json_int_t)h.desired, "ready", (json_int_t)h.ready,
+                  "conditions", conds, "observedGeneration", (json_int_t)kf_obj_generation(gc));
+    {
+        json_t *ep = json_pack("{s:o}", "etcd", etcd_urls);
+        char *kc = kf_xasprintf("/apis/kfleet.io/v1/guestclusters/%s/kubeconfig", name);
+
+        if (api_url)
+            json_object_set_new(ep, "apiServer", json_string(api_url));
+        json_object_set_new(ep, "kubeconfig", json_string(kc));
+        json_object_set_new(status, "endpoints", ep);
+        free(kc);
+    }
+    if (!kf_json_path(gc, "status.version"))
+        json_object_set_new(status, "version", json_string(v->c.version));
+    r = set_status(d, gc, status, err);
+    if (r == 0 && strcmp(phase, old_phase) != 0) {
+        bool bad = !strcmp(phase, "Degraded");
+
+        kf_log_info("cluster \"%s\": %s -> %s: %s", name, old_phase[0] ? old_phase : "-", phase,
+                    msg.buf);
+        kf_recorder_eventf(d->rec, gc, bad ? KF_EVENT_WARNING : KF_EVENT_NORMAL, phase, "%s",
+                           msg.buf);
+    }
+    json_decref(status);
+    health_release(&h);
+    kf_strbuf_release(&msg);
+    kf_strbuf_release(&emsg);
+    kf_strbuf_release(&cmsg);
+    return r;
+}
+
+/* --- reconcile ------------------------------------------------------------------- */
+
+static const char *cluster_version(const json_t *gc, const json_t *profile)
+{
+    const char *v = kf_json_str(gc, "status.version", NULL);
+
+    if (!v)
+        v = kf_json_str(gc, "status.effective.version", NULL);
+    if (!v)
+        v = kf_json_str(gc, "spec.version", NULL);
+    if (!v)
+        v = kf_json_str(profile, "spec.defaultVersion", NULL);
+    return v ? v : "1.31";
+}
+
+/* The flags in effect: placement's merged view when it wrote one, else the
+ * profile's with the cluster's on top (new reference). */
+static json_t *cluster_flags(const json_t *gc, const json_t *profile)
+{
+    const json_t *eff = kf_json_path(gc, "status.effective.flags");
+    json_t *f;
+
+    if (json_is_object(eff))
+        return json_incref((json_t *)eff);
+    f = json_is_object(kf_json_path(profile, "spec.flags"))
+            ? json_deep_copy(kf_json_path(profile, "spec.flags"))
+            : json_object();
+    if (json_is_object(kf_json_path(gc, "spec.flags")))
+        json_object_update(f, kf_json_path(gc, "spec.flags"));
+    return f;
+}
+
+static int64_t quota_bytes(const json_t *profile)
+{
+    const char *q = kf_json_str(profile, "spec.etcd.quotaBackendBytes", NULL);
+    int64_t milli;
+
+    if (q && kf_parse_quantity(q, &milli) == 0 && milli > 0)
+        return milli / 1000;
+    return 0;
+}
+
+static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
+{
+    struct lc *d = kf_ctrl_data(c);
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    json_t *gc = NULL, *profile = NULL, *flags = NULL, *files = NULL, **ms = NULL, **hosts = NULL;
+    struct lc_view v = { 0 };
+    char *api_url = NULL;
+    const char *unit, *profile_name, *phase0;
+    size_t n, live = 0;
+    bool placed = true;
+    int r;
+
+    r = kf_registry_get(d->reg, &kf_kind_guestcluster, name, &gc);
+    if (r == -KF_ENOTFOUND) {
+        /* gone: its PKI goes once no member is left */
+        n = cluster_members(d, name, &ms);
+        if (n == 0)
+            r = lc_pki_remove(d->store, d->data_dir, name);
+        else
+            r = 0;
+        members_free(ms, n);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    if (kf_obj_deleting(gc)) {
+        if (kf_obj_has_finalizer(gc, KF_FINALIZER_LIFECYCLE))
+            r = reconcile_delete(d, gc, requeue);
+        json_decref(gc);
+        return r;
+    }
+    if (!kf_obj_has_finalizer(gc, KF_FINALIZER_LIFECYCLE)) {
+        json_t *updated = NULL;
+
+        r = add_finalizer(d, &kf_kind_guestcluster, gc, KF_FINALIZER_LIFECYCLE, &updated, &err);
+        if (r < 0)
+            goto out;
+        json_decref(gc);
+        gc = updated;
+    }
+    n = cluster_members(d, name, &ms);
+    release_members(d, ms, n, gc);
+    if (json_is_true(kf_json_path(gc, "spec.paused"))) {
+        members_free(ms, n);
+        goto out;
+    }
+    /* Placed: placement says Scheduled (or we moved on from there), every
+     * member it created is bound, and as many as it said. Provisioning a
+     * partial set would bootstrap etcd with the wrong peers. */
+    unit = kf_json_str(gc, "status.unit", NULL);
+    phase0 = kf_json_str(gc, "status.phase", "Pending");
+    for (size_t i = 0; i < n; i++) {
+        if (kf_obj_deleting(ms[i]))
+            continue;
+        live++;
+        if (!kf_json_str(ms[i], "spec.host", NULL))
+            placed = false;
+    }
+    if (!strcmp(phase0, "Pending") ||
+        (kf_json_path(gc, "status.members.desired") &&
+         kf_json_int(gc, "status.members.desired", 0) > (json_int_t)live &&
+         !strcmp(phase0, "Scheduled")))
+        placed = false;
+    if (!unit || live == 0 || !placed) {
+        members_free(ms, n);
+        goto out; /* placement's turn; member events bring us back */
+    }
+    if (!strcmp(phase0, "Scheduled")) {
+        json_t *st = json_pack("{s:s, s:s}", "phase", "Provisioning", "message",
+                               "allocating ports, issuing certificates, starting members");
+
+        r = set_status(d, gc, st, &err);
+        json_decref(st);
+        if (r < 0) {
+            members_free(ms, n);
+            goto out;
+        }
+        kf_recorder_eventf(d->rec, gc, KF_EVENT_NORMAL, "Provisioning",
+                           "provisioning %zu members on unit %s", n, unit);
+        /* the status write changed the resourceVersion: read it again */
+        json_decref(gc);
+        gc = NULL;
+        r = kf_registry_get(d->reg, &kf_kind_guestcluster, name, &gc);
+        if (r < 0) {
+            members_free(ms, n);
+            goto out;
+        }
+    }
+    profile_name =
+        kf_json_str(gc, "status.effective.profile",
+                    kf_json_str(gc, "status.profile", kf_json_str(gc, "spec.profile", "standard")));
+    profile = get_obj(d->profiles, profile_name);
+    flags = cluster_flags(gc, profile);
+    view_build(d, ms, n, &v, &hosts);
+    ms = NULL;
+    v.c = (struct kf_catalog_cluster){
+        .name = name,
+        .version = cluster_version(gc, profile),
+        .grade = grade_of(gc),
+        .service_cidr = kf_json_str(gc, "status.network.serviceCIDR", ""),
+        .pod_cidr = kf_json_str(gc, "status.network.podCIDR", ""),
+        .node_cidr = kf_json_str(gc, "status.network.nodeCIDR", ""),
+        .kubernetes_service_ip = kf_json_str(gc, "status.network.kubernetesServiceIP", ""),
+        .dns_service_ip = kf_json_str(gc, "status.network.dnsServiceIP", ""),
+        .etcd_quota_bytes = quota_bytes(profile),
+        .members = v.members,
+        .n_members = v.n,
+        .components = kf_json_path(profile, "spec.components"),
+        .flags = flags,
+    };
+    for (size_t i = 0; i < v.n; i++) {
+        r = ensure_ports(d, &v, i, &err);
+        if (r < 0)
+            goto out;
+    }
+    r = ensure_pki(d, gc, &v, &files, &api_url, &err);
+    if (r < 0)
+        goto out;
+    for (size_t i = 0; i < v.n; i++) {
+        r = fill_member(d, &v, i, files, &err);
+        if (r < 0)
+            goto out;
+    }
+    r = update_status(d, gc, &v, hosts, profile, api_url, requeue, &err);
+out:
+    if (r < 0 && r != -KF_ECONFLICT)
+        kf_log_warn("cluster \"%s\": %s; trying again", name, err.len ? err.buf : strerror(-r));
+    for (size_t i = 0; hosts && i < v.n; i++)
+        json_decref(hosts[i]);
+    free(hosts);
+    lc_view_release(&v);
+    json_decref(files);
+    json_decref(flags);
+    json_decref(profile);
+    json_decref(gc);
+    free(api_url);
+    kf_strbuf_release(&err);
+    return r;
+}
+
+const struct kf_ctrl_ops kf_ctrl_lifecycle_ops = {
+    .name = "lifecycle",
+    .primary_kind = "GuestCluster",
+    .workers = 4,
+    .setup = setup,
+    .reconcile = reconcile,
+};

@@ -1,0 +1,83 @@
+/* ctrl-lifecycle.h: what the lifecycle controller's files share
+ * (ctrl-lifecycle.c, ctrl-lcpki.c, ctrl-lcports.c, ctrl-lcactions.c);
+ * the public part is kfleet/lifecycle.h. */
+#ifndef KF_CTRL_LIFECYCLE_H
+#define KF_CTRL_LIFECYCLE_H
+
+#include <pthread.h>
+
+#include <jansson.h>
+
+#include "kfleet/base.h"
+#include "kfleet/catalog.h"
+#include "kfleet/lifecycle.h"
+#include "kfleet/pki.h"
+#include "kfleet/smap.h"
+
+struct kf_pki_ca;
+struct kf_store;
+struct kf_strbuf;
+
+/* --- ctrl-lcpki.c ------------------------------------------------------------ */
+
+struct lc_pki_input {
+    const char *cluster;
+    struct kf_pki_cluster_spec spec;           /* etcd members, apiserver SANs */
+    const char *const *controller_manager_ips; /* their serving certificates' SANs */
+    const char *const *scheduler_ips;
+    const char *apiserver_url; /* for their kubeconfigs; NULL: none yet */
+};
+
+/* "/_pki/<cluster>": where the cluster's PKI is kept in the store. */
+char *lc_pki_key(const char *cluster);
+/* <data_dir>/pki/<cluster>: the leader's working copy. */
+char *lc_pki_dir(const char *data_dir, const char *cluster);
+/* Makes the stored PKI of in->cluster complete and current (see the file's
+ * comment); *ret_files gets path -> PEM (new reference). 0 or an error. */
+int lc_pki_ensure(struct kf_store *store, const char *data_dir, const struct lc_pki_input *in,
+                  json_t **ret_files, struct kf_strbuf *err);
+/* The stored files (new reference) and the key's revision. -KF_ENOTFOUND. */
+int lc_pki_load(struct kf_store *store, const char *cluster, json_t **ret_files, int64_t *ret_rev);
+/* Forgets the cluster's PKI: the stored key and the working copy. */
+int lc_pki_remove(struct kf_store *store, const char *data_dir, const char *cluster);
+/* Member i's certificate bundle from files: a list of {path, data,
+ * secret} (new reference, may be NULL if not wanted) and its SHA-256.
+ * -KF_ENOTFOUND when a file it needs is not there (yet). */
+int lc_bundle(const json_t *files, const struct kf_catalog_cluster *c, size_t i, json_t **ret_list,
+              char hash[65]);
+/* Renders a kubeconfig into <dir>/<file> (0600). */
+int lc_kubeconfig_write(const char *dir, const char *file, const char *cluster, const char *server,
+                        const char *user, const char *cert_pem, const char *key_pem,
+                        const struct kf_pki_ca *ca, struct kf_strbuf *err);
+int lc_rm_rf(const char *path);
+
+/* --- ctrl-lcports.c ----------------------------------------------------------- */
+
+/* Member ports: per host address (hosts that share an address share its
+ * ports, as the three agents of `make run` do on 127.0.0.1). Thread-safe. */
+struct lc_ports;
+struct lc_ports *lc_ports_new(int min, int max);
+void lc_ports_free(struct lc_ports *p);
+/* Picks n free ports on address: not used by any member in `used` (a
+ * JSON array of port numbers the caller collected from the members bound
+ * to hosts of that address), not handed out in the last minute, and, for
+ * a loopback address, not taken on this machine right now. Returns 0 or
+ * -ENOSPC. */
+int lc_ports_pick(struct lc_ports *p, const char *address, const json_t *used, size_t n, int *ret);
+
+/* --- shared by the controller and the actions ------------------------------- */
+
+/* Builds the catalog's view of a cluster from its object, its (not
+ * deleting) members and their hosts' addresses. Strings point into the
+ * JSON objects, which must outlive it. */
+struct lc_view {
+    struct kf_catalog_cluster c;
+    struct kf_catalog_member *members;
+    json_t **objs;        /* the member objects, in c.members order (borrowed) */
+    const char **hosts;   /* spec.host of each */
+    const char **address; /* each member's host's address */
+    size_t n;
+};
+void lc_view_release(struct lc_view *v);
+
+#endif

@@ -1,0 +1,220 @@
+"""lifecycle_fixture.py: a local fleet for the lifecycle and reliability
+tests: kfleetd with the lifecycle controllers on a private window of member
+ports, three meta agents (zones a, b, c) of unit u1, and guest clusters.
+
+place_by_hand() plays the placement controller's part (status.unit and the
+ControlPlaneMembers bound one etcd member per zone) for kfleetds that run
+without one; the tests then exercise everything after placement with real
+processes: ports, PKI, members run by the agents, real etcd over TLS,
+phases, deletion.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import kftest
+from kftest import eventually, path
+
+ZONES = ("a", "b", "c")
+ETCDCTL = "/usr/bin/etcdctl"
+
+
+class Fleet:
+    def __init__(self, controllers="host-lifecycle,lifecycle", extra_args=()):
+        kftest.require(os.access("/usr/bin/etcd", os.X_OK), "etcd is not installed")
+        lo, hi = kftest.port_window()
+        self.kd = kftest.Kfleetd(
+            store="sqlite", tokens=True, controllers=controllers,
+            args=["--member-ports", f"{lo}-{hi}", "--host-grace", "2s",
+                  "--cluster-health-period", "500ms", "--member-release-timeout", "4s"]
+            + list(extra_args))
+        self.agents = {}
+        self.tmp = tempfile.mkdtemp(prefix="kftest-fleet-")
+
+    def start(self):
+        self.kd.start()
+        for z in ZONES:
+            self.start_agent(z)
+        for z in ZONES:
+            eventually(lambda z=z: host_ready(self.kd, f"h-{z}"), timeout=20,
+                       msg=f"host h-{z} not Ready")
+        return self
+
+    def start_agent(self, zone, data_dir=None):
+        old = self.agents.get(zone)
+        ag = kftest.Agent(self.kd, f"h-{zone}", zone=zone,
+                          data_dir=data_dir or (old.data_dir if old else None),
+                          args=["--capacity-cpu", "16", "--capacity-memory", "64Gi"])
+        self.agents[zone] = ag.start()
+        return ag
+
+    def close(self):
+        for ag in self.agents.values():
+            ag.close()
+        self.kd.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            # a clean run ends clean: every process exits 0 (ASan leaks included)
+            try:
+                for ag in self.agents.values():
+                    ag.stop()
+                self.kd.stop()
+            finally:
+                self.close()
+            return False
+        if exc_type is not None:
+            import sys
+            sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(80) + "\n")
+            for z, ag in self.agents.items():
+                sys.stderr.write(f"--- agent {z} (tail) ---\n" + ag.log_tail(20) + "\n")
+        self.close()
+        return False
+
+
+def host_ready(kd, name):
+    r = kd.get(path("hosts", name))
+    return r.status == 200 and r.json.get("status", {}).get("ready") is True
+
+
+def etcd_profile(kd, name="etcd-only"):
+    """A Profile whose control plane is etcd alone: every component of it
+    is installed on this machine, so its clusters can be Running."""
+    body = {"apiVersion": "kfleet.io/v1", "kind": "Profile", "metadata": {"name": name},
+            "spec": {"versions": ["1.31"], "defaultVersion": "1.31",
+                     "components": [{"name": "etcd", "perZone": True}],
+                     "flags": {"etcd.heartbeat-interval": "50",
+                               "etcd.election-timeout": "500"}}}
+    r = kd.post(path("profiles"), body)
+    assert r.status in (201, 409), r
+
+
+def create_cluster(kd, name, profile="etcd-only"):
+    body = {"apiVersion": "kfleet.io/v1", "kind": "GuestCluster", "metadata": {"name": name},
+            "spec": {"region": "local", "profile": profile, "version": "1.31",
+                     "expectedNodes": 3, "network": {"vpc": "local"}}}
+    r = kd.post(path("guestclusters"), body)
+    assert r.status == 201, r
+
+
+def place_by_hand(kd, name, components=("etcd",), index_base=0):
+    """What the placement controller does: status.unit, grade, ranges and
+    one member of each component per zone, bound to that zone's host."""
+    for comp in components:
+        for i, z in enumerate(ZONES):
+            body = {"apiVersion": "kfleet.io/v1", "kind": "ControlPlaneMember",
+                    "metadata": {"name": f"{name}-{comp}-{i}",
+                                 "labels": {"kfleet.io/cluster": name,
+                                            "kfleet.io/component": comp}},
+                    "spec": {"cluster": name, "component": comp, "index": i,
+                             "host": f"h-{z}", "zone": z,
+                             "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}}}}
+            r = kd.post(path("controlplanemembers"), body)
+            assert r.status == 201, r
+    # Scheduled once every member exists and is bound
+    st = {"status": {"unit": "u1", "grade": "G0", "phase": "Scheduled",
+                     "members": {"desired": 3 * len(components)},
+                     "network": {"serviceCIDR": "10.96.0.0/16", "podCIDR": "172.16.0.0/16",
+                                 "kubernetesServiceIP": "10.96.0.1",
+                                 "dnsServiceIP": "10.96.0.10"}}}
+    r = kd.patch(path("guestclusters", name, "status"), st)
+    assert r.status == 200, r
+
+
+def cluster(kd, name):
+    r = kd.get(path("guestclusters", name))
+    return r.json if r.status == 200 else None
+
+
+def phase(kd, name):
+    return ((cluster(kd, name) or {}).get("status") or {}).get("phase")
+
+
+def wait_phase(kd, name, want, timeout=30):
+    return eventually(lambda: phase(kd, name) == want and cluster(kd, name), timeout=timeout,
+                      msg=f"{name} not {want} (last: {phase(kd, name)}: "
+                          f"{(cluster(kd, name) or {}).get('status', {}).get('message')})")
+
+
+def members(kd, name):
+    r = kd.get(path("controlplanemembers"), params={"fieldSelector": f"spec.cluster={name}"})
+    assert r.status == 200, r
+    return sorted(r.json["items"], key=lambda m: m["metadata"]["name"])
+
+
+def kfleet(kd, *args, check=True):
+    env = dict(os.environ, KFLEET_SERVER=kd.url, KFLEET_TOKEN=kd.admin_token)
+    env.pop("HOME", None)
+    env["HOME"] = tempfile.gettempdir()
+    p = subprocess.run([os.path.join(kftest.BIN_DIR, "kfleet")] + list(args), env=env,
+                       capture_output=True, text=True, timeout=30)
+    if check:
+        assert p.returncode == 0, p
+    return p
+
+
+class EtcdClient:
+    """etcdctl against a guest cluster's etcd, with the client certificate
+    `kfleet get etcdclient` wrote."""
+
+    def __init__(self, kd, name, directory):
+        kftest.require(os.access(ETCDCTL, os.X_OK), "etcdctl is not installed")
+        self.dir = directory
+        kfleet(kd, "get", "etcdclient", name, "--dir", directory)
+        c = cluster(kd, name)
+        self.endpoints = c["status"]["endpoints"]["etcd"]
+
+    def run(self, endpoint, *args, timeout="5s"):
+        cmd = [ETCDCTL, f"--endpoints={endpoint}", f"--cacert={self.dir}/ca.crt",
+               f"--cert={self.dir}/client.crt", f"--key={self.dir}/client.key",
+               f"--command-timeout={timeout}"] + list(args)
+        return subprocess.run(cmd, env=dict(os.environ, ETCDCTL_API="3"), capture_output=True,
+                              text=True, timeout=30)
+
+    def put(self, i, key, value):
+        p = self.run(self.endpoints[i], "put", key, value)
+        assert p.returncode == 0 and p.stdout.strip() == "OK", p
+        return p
+
+    def put_eventually(self, i, key, value, timeout=15):
+        """A write that may meet a leader election first (a member just
+        died): retried until it is acknowledged."""
+        def attempt():
+            p = self.run(self.endpoints[i], "put", key, value)
+            return p.returncode == 0 and p.stdout.strip() == "OK"
+        eventually(attempt, timeout=timeout, interval=0.2,
+                   msg=f"put {key} through member {i} never succeeded")
+
+    def get(self, i, key, serializable=True):
+        args = ["get", key, "--print-value-only"]
+        if serializable:
+            args.append("--consistency=s")
+        p = self.run(self.endpoints[i], *args)
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    def wait_get(self, i, key, want, timeout=20):
+        return eventually(lambda: self.get(i, key) == want, timeout=timeout,
+                          msg=f"{key} != {want!r} on member {i}")
+
+
+def port_open(port):
+    import socket
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_gone(pids, timeout=20):
+    eventually(lambda: not any(kftest.pid_alive(p) for p in pids), timeout=timeout,
+               msg=f"processes still running: {[p for p in pids if kftest.pid_alive(p)]}")
+
+
+def now():
+    return time.monotonic()

@@ -1,0 +1,203 @@
+/* test-lifecycle.c: the lifecycle controller's pieces that need no
+ * processes: member ports (unique per address, remembered while the
+ * informer catches up, shared addresses share the range), the cluster PKI
+ * kept in the store (issued once, then only read back; a new kfleetd with
+ * an empty data directory carries on with the same CAs), and certificate
+ * bundles (only what a component needs, a hash that changes when a
+ * certificate does). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "kfleet/catalog.h"
+#include "kfleet/store.h"
+#include "kfleet/strbuf.h"
+#include "controllers/ctrl-lifecycle.h"
+
+static void test_ports(void **state)
+{
+    struct lc_ports *p = lc_ports_new(30100, 30115);
+    json_t *used = json_pack("[i, i]", 30100, 30102);
+    int got[8], more[32];
+
+    (void)state;
+    assert_int_equal(lc_ports_pick(p, "10.0.0.1", used, 3, got), 0);
+    assert_int_equal(got[0], 30101);
+    assert_int_equal(got[1], 30103);
+    assert_int_equal(got[2], 30104);
+    /* handed out a moment ago: not again, even though `used` does not show them yet */
+    assert_int_equal(lc_ports_pick(p, "10.0.0.1", used, 2, more), 0);
+    assert_int_equal(more[0], 30105);
+    assert_int_equal(more[1], 30106);
+    /* another address has the whole range */
+    assert_int_equal(lc_ports_pick(p, "10.0.0.2", NULL, 1, more), 0);
+    assert_int_equal(more[0], 30100);
+    /* the range runs out */
+    assert_int_equal(lc_ports_pick(p, "10.0.0.1", used, 20, more), -ENOSPC);
+    json_decref(used);
+    lc_ports_free(p);
+}
+
+struct env {
+    struct kf_store *store;
+    char *dir;
+};
+
+static int setup(void **state)
+{
+    struct env *e = calloc(1, sizeof(*e));
+    char tmpl[] = "/tmp/kftest-lc-XXXXXX";
+
+    assert_int_equal(kf_store_open("memory:", &e->store, NULL), 0);
+    assert_non_null(mkdtemp(tmpl));
+    e->dir = strdup(tmpl);
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct env *e = *state;
+
+    lc_rm_rf(e->dir);
+    kf_store_close(e->store);
+    free(e->dir);
+    free(e);
+    return 0;
+}
+
+static struct lc_pki_input input(const struct kf_pki_etcd_member *em, const char *const *ips,
+                                 const char *url)
+{
+    static const char *const none[] = { NULL };
+    struct lc_pki_input in = {
+        .cluster = "web-1",
+        .spec = { .cluster = "web-1",
+                  .etcd_members = em,
+                  .n_etcd_members = 3,
+                  .apiserver_ips = ips,
+                  .apiserver_dns = none },
+        .controller_manager_ips = ips,
+        .scheduler_ips = ips,
+        .apiserver_url = url,
+    };
+    return in;
+}
+
+static void test_pki_in_store(void **state)
+{
+    struct env *e = *state;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    const char *const lo[] = { "127.0.0.1", NULL };
+    const char *const dns[] = { "localhost", NULL };
+    struct kf_pki_etcd_member em[3] = {
+        { "e-0", lo, dns },
+        { "e-1", lo, dns },
+        { "e-2", lo, dns },
+    };
+    struct lc_pki_input in = input(em, lo, "https://127.0.0.1:6443");
+    json_t *first = NULL, *again = NULL, *stored = NULL;
+    int64_t rev1 = 0, rev2 = 0;
+    char *dir;
+
+    if (lc_pki_ensure(e->store, e->dir, &in, &first, &err) < 0)
+        fail_msg("ensure: %s", err.buf);
+    assert_non_null(json_object_get(first, "ca.key"));
+    assert_non_null(json_object_get(first, "etcd/e-1-peer.key"));
+    assert_non_null(json_object_get(first, "sa.key"));
+    assert_non_null(json_object_get(first, "controller-manager.kubeconfig"));
+    assert_non_null(json_object_get(first, "scheduler-server.crt"));
+    assert_int_equal(lc_pki_load(e->store, "web-1", &stored, &rev1), 0);
+    assert_true(json_equal(stored, first));
+    json_decref(stored);
+
+    /* again with the same input: nothing issued, nothing written */
+    assert_int_equal(lc_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    assert_true(json_equal(again, first));
+    json_decref(again);
+    assert_int_equal(lc_pki_load(e->store, "web-1", &stored, &rev2), 0);
+    assert_int_equal(rev1, rev2);
+    json_decref(stored);
+
+    /* a new leader with an empty data directory: the same CAs and keys */
+    dir = lc_pki_dir(e->dir, "web-1");
+    assert_int_equal(lc_rm_rf(dir), 0);
+    assert_int_equal(lc_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    assert_true(json_equal(again, first));
+    json_decref(again);
+    {
+        char *key = kf_xasprintf("%s/etcd/ca.key", dir);
+
+        assert_int_equal(access(key, R_OK), 0);
+        free(key);
+    }
+
+    /* the apiserver moves: its kubeconfigs follow, the CAs stay */
+    in.apiserver_url = "https://127.0.0.1:7443";
+    assert_int_equal(lc_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    assert_true(json_equal(json_object_get(again, "ca.key"), json_object_get(first, "ca.key")));
+    assert_false(json_equal(json_object_get(again, "scheduler.kubeconfig"),
+                            json_object_get(first, "scheduler.kubeconfig")));
+    assert_non_null(strstr(json_string_value(json_object_get(again, "scheduler.kubeconfig")),
+                           "https://127.0.0.1:7443"));
+
+    /* bundles: an etcd member's own keys, never a CA key; the hash follows
+     * the content */
+    {
+        json_t *ports = json_pack("{s:i, s:i, s:i}", "client", 1, "peer", 2, "metrics", 3);
+        struct kf_catalog_member m = { "e-1", "etcd", 1, "127.0.0.1", ports };
+        struct kf_catalog_cluster c = {
+            .name = "web-1", .version = "1.31", .members = &m, .n_members = 1
+        };
+        json_t *list = NULL, *f;
+        char h1[65], h2[65];
+        size_t i;
+
+        assert_int_equal(lc_bundle(first, &c, 0, &list, h1), 0);
+        assert_int_equal(json_array_size(list), 5);
+        json_array_foreach(list, i, f)
+        {
+            const char *pth = json_string_value(json_object_get(f, "path"));
+
+            assert_null(strstr(pth, "ca.key"));
+            if (!strcmp(pth, "etcd/peer.key")) {
+                assert_true(json_is_true(json_object_get(f, "secret")));
+                assert_string_equal(json_string_value(json_object_get(f, "data")),
+                                    json_string_value(json_object_get(first, "etcd/e-1-peer.key")));
+            }
+        }
+        json_decref(list);
+        assert_int_equal(lc_bundle(again, &c, 0, NULL, h2), 0);
+        assert_string_equal(h1, h2); /* its files did not change */
+        m.name = "e-9";              /* a member the PKI has no certificate for */
+        assert_int_equal(lc_bundle(again, &c, 0, NULL, h2), -ENOENT);
+        json_decref(ports);
+    }
+    json_decref(again);
+
+    /* forgetting the cluster removes the stored key and the working copy */
+    assert_int_equal(lc_pki_remove(e->store, e->dir, "web-1"), 0);
+    assert_int_equal(lc_pki_load(e->store, "web-1", &stored, NULL), -ENOENT);
+    assert_int_equal(access(dir, F_OK), -1);
+    free(dir);
+    json_decref(first);
+    kf_strbuf_release(&err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ports),
+        cmocka_unit_test_setup_teardown(test_pki_in_store, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
