@@ -1025,10 +1025,10 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json
                           condition(old_conds, "ComponentsReady", comps_ok, creason, cmsg.buf));
     json_array_append_new(conds,
                           condition(old_conds, "Ready", !strcmp(phase, "Running"), phase, msg.buf));
-    status =
-        json_pack("{s:s, s:s, s:{s:I, s:I}, s:o, s:I}", "phase", phase, "message", msg.buf,
-                  "members", "desired", (json_int_t)h.desired, "ready", (json_int_t)h.ready,
-                  "conditions", conds, "observedGeneration", (json_int_t)kf_obj_generation(gc));
+    /* status.members is placement's (it counts every member of the shape);
+     * the counts here are in the ComponentsReady condition */
+    status = json_pack("{s:s, s:s, s:o, s:I}", "phase", phase, "message", msg.buf, "conditions",
+                       conds, "observedGeneration", (json_int_t)kf_obj_generation(gc));
     {
         json_t *ep = json_pack("{s:o}", "etcd", etcd_urls);
         char *kc = kf_xasprintf("/apis/kfleet.io/v1/guestclusters/%s/kubeconfig", name);

@@ -29,7 +29,7 @@ def test_etcd_cluster_lifecycle():
         conds = {x["type"]: x for x in st["conditions"]}
         assert conds["EtcdQuorum"]["status"] == "True", conds
         assert conds["Ready"]["status"] == "True", conds
-        assert st["members"] == {"desired": 3, "ready": 3}, st
+        assert conds["ComponentsReady"]["message"] == "3 of 3 members ready", conds
         assert len(st["endpoints"]["etcd"]) == 3
 
         ms = lf.members(kd, "g1")
