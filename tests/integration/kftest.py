@@ -57,6 +57,19 @@ What it offers:
       PID, every process whose command line names path (the stack a crashed
       kfleetd left behind).
 
+  Agent(kd, name, zone="a", unit="u1", args=[...], simulate=None): a
+      kfleet-agent for kd (its agent token, its CA) with a temporary data
+      directory and /metrics on a free port (.metric(name, labels)); .start(),
+      .stop() (SIGTERM, exit code checked), .kill() (SIGKILL: its members keep
+      running), .close() also SIGKILLs, by PID (checked against the process
+      start time), every member and keeper the agent left
+      (runner_processes(data_dir) reads them from the runner's state files);
+      the same happens at exit for every agent a test started.
+  pid_alive(pid, start=None); port_window() -> (lo, hi): member ports no
+      other concurrently running test uses (kfleetd --member-ports).
+  lifecycle_fixture.py builds a whole local fleet on these (kfleetd with the
+      placement and lifecycle controllers, three agents in zones a, b, c).
+
 Timeouts are generous under ASan (KF_SANITIZE=1), where everything is slower.
 """
 
@@ -152,11 +165,11 @@ def free_port():
 _port_window_locks = []
 
 
-def port_window(size=200, first=20000, last=32000):
+def port_window(size=200, first=20000, last=30000):
     """(lo, hi): a range of `size` ports no other test process holds at the
     same time (a lock file per window, held until this process exits), for
     kfleetd --member-ports: tests running in parallel never hand out the
-    same member ports."""
+    same member ports. (`make run` uses 30000-30999, above these.)"""
     import fcntl
     for lo in range(first, last - size + 1, size):
         f = open(os.path.join(tempfile.gettempdir(), f"kftest-ports-{lo}.lock"), "w")

@@ -1,12 +1,11 @@
 """lifecycle_fixture.py: a local fleet for the lifecycle and reliability
-tests: kfleetd with the lifecycle controllers on a private window of member
-ports, three meta agents (zones a, b, c) of unit u1, and guest clusters.
-
-place_by_hand() plays the placement controller's part (status.unit and the
-ControlPlaneMembers bound one etcd member per zone) for kfleetds that run
-without one; the tests then exercise everything after placement with real
-processes: ports, PKI, members run by the agents, real etcd over TLS,
-phases, deletion.
+tests: kfleetd with the controllers that take a guest cluster from a
+GuestCluster object to running processes (profiles, host-lifecycle,
+unit-status, placement, lifecycle) on a private window of member ports,
+Region "local" with Unit u1 and an IPPool, three meta agents (zones a, b,
+c), and guest clusters of a Profile whose control plane is etcd alone
+(every component of it is installed here, so its clusters can be Running)
+or with Kubernetes components that are not installed.
 """
 
 import os
@@ -23,7 +22,8 @@ ETCDCTL = "/usr/bin/etcdctl"
 
 
 class Fleet:
-    def __init__(self, controllers="host-lifecycle,lifecycle", extra_args=()):
+    def __init__(self, controllers="profiles,host-lifecycle,unit-status,placement,lifecycle",
+                 extra_args=()):
         kftest.require(os.access("/usr/bin/etcd", os.X_OK), "etcd is not installed")
         lo, hi = kftest.port_window()
         self.kd = kftest.Kfleetd(
@@ -36,6 +36,15 @@ class Fleet:
 
     def start(self):
         self.kd.start()
+        for body in ({"kind": "Region", "metadata": {"name": "local"},
+                      "spec": {"zones": list(ZONES)}},
+                     {"kind": "Unit", "metadata": {"name": "u1"},
+                      "spec": {"region": "local", "zones": list(ZONES)}},
+                     {"kind": "IPPool", "metadata": {"name": "local"},
+                      "spec": {"vpc": "local", "cidrs": ["10.0.0.0/8"]}}):
+            body["apiVersion"] = "kfleet.io/v1"
+            r = self.kd.post(path(kftest.PLURALS[body["kind"]]), body)
+            assert r.status == 201, r
         for z in ZONES:
             self.start_agent(z)
         for z in ZONES:
@@ -84,12 +93,13 @@ def host_ready(kd, name):
     return r.status == 200 and r.json.get("status", {}).get("ready") is True
 
 
-def etcd_profile(kd, name="etcd-only"):
-    """A Profile whose control plane is etcd alone: every component of it
-    is installed on this machine, so its clusters can be Running."""
+def etcd_profile(kd, name="etcd-only", components=("etcd",)):
+    """A Profile whose control plane is `components` (etcd alone: every
+    component is installed on this machine, so its clusters can be
+    Running). Its flags make the test elections quick."""
     body = {"apiVersion": "kfleet.io/v1", "kind": "Profile", "metadata": {"name": name},
             "spec": {"versions": ["1.31"], "defaultVersion": "1.31",
-                     "components": [{"name": "etcd", "perZone": True}],
+                     "components": [{"name": c} for c in components],
                      "flags": {"etcd.heartbeat-interval": "50",
                                "etcd.election-timeout": "500"}}}
     r = kd.post(path("profiles"), body)
@@ -97,35 +107,13 @@ def etcd_profile(kd, name="etcd-only"):
 
 
 def create_cluster(kd, name, profile="etcd-only"):
+    """A GuestCluster; placement puts it on unit u1, one etcd member per
+    zone."""
     body = {"apiVersion": "kfleet.io/v1", "kind": "GuestCluster", "metadata": {"name": name},
             "spec": {"region": "local", "profile": profile, "version": "1.31",
                      "expectedNodes": 3, "network": {"vpc": "local"}}}
     r = kd.post(path("guestclusters"), body)
     assert r.status == 201, r
-
-
-def place_by_hand(kd, name, components=("etcd",), index_base=0):
-    """What the placement controller does: status.unit, grade, ranges and
-    one member of each component per zone, bound to that zone's host."""
-    for comp in components:
-        for i, z in enumerate(ZONES):
-            body = {"apiVersion": "kfleet.io/v1", "kind": "ControlPlaneMember",
-                    "metadata": {"name": f"{name}-{comp}-{i}",
-                                 "labels": {"kfleet.io/cluster": name,
-                                            "kfleet.io/component": comp}},
-                    "spec": {"cluster": name, "component": comp, "index": i,
-                             "host": f"h-{z}", "zone": z,
-                             "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}}}}
-            r = kd.post(path("controlplanemembers"), body)
-            assert r.status == 201, r
-    # Scheduled once every member exists and is bound
-    st = {"status": {"unit": "u1", "grade": "G0", "phase": "Scheduled",
-                     "members": {"desired": 3 * len(components)},
-                     "network": {"serviceCIDR": "10.96.0.0/16", "podCIDR": "172.16.0.0/16",
-                                 "kubernetesServiceIP": "10.96.0.1",
-                                 "dnsServiceIP": "10.96.0.10"}}}
-    r = kd.patch(path("guestclusters", name, "status"), st)
-    assert r.status == 200, r
 
 
 def cluster(kd, name):

@@ -22,7 +22,6 @@ def test_etcd_cluster_lifecycle():
         kd = f.kd
         lf.etcd_profile(kd)
         lf.create_cluster(kd, "g1")
-        lf.place_by_hand(kd, "g1")
         c = lf.wait_phase(kd, "g1", "Running", timeout=40)
         st = c["status"]
         assert "kfleet.io/lifecycle" in c["metadata"]["finalizers"]
@@ -94,13 +93,16 @@ def test_kubernetes_binaries_not_installed():
         kd = f.kd
         require_missing = not os.path.exists("/opt/kfleet/kubernetes/1.31/bin/kube-apiserver")
         kftest.require(require_missing, "kube-apiserver 1.31 is installed here")
-        lf.etcd_profile(kd)
-        lf.create_cluster(kd, "g2")
-        lf.place_by_hand(kd, "g2", components=("etcd", "kube-apiserver"))
+        lf.etcd_profile(kd, "etcd-apiserver", components=("etcd", "kube-apiserver"))
+        lf.create_cluster(kd, "g2", profile="etcd-apiserver")
         # Degraded once etcd is all healthy and only the missing binaries are left
-        c = eventually(lambda: (lambda c: c if c["status"].get("phase") == "Degraded" and {
-            x["type"]: x for x in c["status"].get("conditions", [])}["EtcdQuorum"]["reason"]
-            == "Healthy" else None)(lf.cluster(kd, "g2")), timeout=40)
+        def degraded_with_healthy_etcd():
+            st = (lf.cluster(kd, "g2") or {}).get("status", {})
+            conds = {x["type"]: x for x in st.get("conditions", [])}
+            return (st.get("phase") == "Degraded" and
+                    conds.get("EtcdQuorum", {}).get("reason") == "Healthy" and
+                    lf.cluster(kd, "g2"))
+        c = eventually(degraded_with_healthy_etcd, timeout=40)
         st = c["status"]
         conds = {x["type"]: x for x in st["conditions"]}
         assert conds["EtcdQuorum"]["status"] == "True", conds

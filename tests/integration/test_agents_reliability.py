@@ -20,7 +20,6 @@ from kftest import eventually, path
 def running_cluster(f, name="g1"):
     lf.etcd_profile(f.kd)
     lf.create_cluster(f.kd, name)
-    lf.place_by_hand(f.kd, name)
     lf.wait_phase(f.kd, name, "Running", timeout=40)
     return {m["spec"]["zone"]: m for m in lf.members(f.kd, name)}
 
@@ -94,8 +93,8 @@ def test_kfleetd_killed_while_provisioning():
         kd = f.kd
         lf.etcd_profile(kd)
         lf.create_cluster(kd, "g3")
-        lf.place_by_hand(kd, "g3")
-        seen = eventually(lambda: lf.phase(kd, "g3"), timeout=20, interval=0.005)
+        seen = eventually(lambda: lf.phase(kd, "g3") in ("Scheduled", "Provisioning") and
+                          lf.phase(kd, "g3"), timeout=20, interval=0.005)
         kd.kill()
         assert seen in ("Scheduled", "Provisioning"), seen
         kd.start()
