@@ -45,6 +45,9 @@ KF_LOG_MODULE(agent);
 #define SERVER_BACKOFF_MIN 500
 #define SERVER_BACKOFF_MAX 30000
 #define REGISTER_RETRY_MAX 30000
+/* Registrations per turn of the loop: 100,000 simulated hosts register in
+ * slices, with heartbeats of the registered ones in between. */
+#define REGISTER_PER_TURN 500
 
 int64_t kf_agent_now_ms(void)
 {
@@ -250,8 +253,9 @@ static void take_runner_events(struct kf_agent *a)
 static void register_hosts(struct kf_agent *a)
 {
     int64_t now = kf_agent_now_ms();
+    size_t done = 0;
 
-    for (size_t i = 0; i < a->n_hosts; i++) {
+    for (size_t i = 0; i < a->n_hosts && done < REGISTER_PER_TURN; i++) {
         struct agent_host *h = &a->hosts[i];
         struct kf_strbuf err = KF_STRBUF_INIT;
         int r;
@@ -261,6 +265,7 @@ static void register_hosts(struct kf_agent *a)
         if (!kf_agent_server_ok(a))
             break;
         r = kf_agent_register(a, h, &err);
+        done++;
         if (r == 0) {
             h->registered = true;
             h->register_failures = 0;
@@ -268,7 +273,8 @@ static void register_hosts(struct kf_agent *a)
                 kf_log_info("host \"%s\" registered (zone %s, %s \"%s\")", h->name, h->zone,
                             a->cfg.unit ? "unit" : "cluster",
                             a->cfg.unit ? a->cfg.unit : a->cfg.cluster);
-            a->next_heartbeat_ms = 0; /* say hello at once */
+            if (a->cfg.simulate == 0)
+                a->next_heartbeat_ms = 0; /* say hello at once */
         } else {
             int64_t delay = (int64_t)1000 << KF_MIN(h->register_failures, 5);
 
