@@ -13,6 +13,15 @@
  * empty; a host is not "expired" before it has had a full grace period to
  * renew with this table: callers measure silence from
  * max(last renewal, kf_lease_table_started_ms()).
+ *
+ * With several kfleetd replicas, agents may beat to any of them. Each lease
+ * then has two times: the LOCAL renewal (kf_lease_renew: an agent beat to
+ * this replica) and the last renewal from any source, which also counts
+ * renewals other replicas reported (kf_lease_renew_remote; the reports are
+ * daemon-heartbeats.c's, kfleet/lease-share.h). kf_lease_last, _alive and
+ * _expire use the latter; a replica passes on to the others only its local
+ * renewals (kf_lease_local_since), never what it learned from them, so no
+ * renewal echoes between replicas.
  */
 #ifndef KF_LEASE_H
 #define KF_LEASE_H
@@ -31,13 +40,28 @@ int64_t kf_lease_table_started_ms(const struct kf_lease_table *t);
 #define KF_LEASE_MAX_NAME 253
 int kf_lease_renew(struct kf_lease_table *t, const char *name, int64_t now_ms);
 
+/* A renewal of name at at_ms that another replica reported: moves the last
+ * renewal forward (never back) and leaves the local one alone. Returns 1
+ * when it brings the lease to life (a new name, or one kf_lease_expire
+ * reported, renewed later than its last renewal), else 0; -EINVAL as
+ * kf_lease_renew. */
+int kf_lease_renew_remote(struct kf_lease_table *t, const char *name, int64_t at_ms);
+
+/* Lists the names renewed LOCALLY (kf_lease_renew) at or after since_ms:
+ * calls fn(name, local_ms, arg) for each, in no particular order, with a
+ * shard of the table locked (fn must be quick and must not call into the
+ * table). Returns how many. */
+size_t kf_lease_local_since(struct kf_lease_table *t, int64_t since_ms,
+                            void (*fn)(const char *name, int64_t local_ms, void *arg), void *arg);
+
 /* Finds live leases silent for more than grace_ms at now_ms, marks them
  * expired, and returns their names sorted (caller frees with
  * kf_lease_names_free). Returns the count. */
 size_t kf_lease_expire(struct kf_lease_table *t, int64_t now_ms, int64_t grace_ms,
                        char ***ret_names);
 
-/* The last renewal of name in ms, or 0 if never renewed here. */
+/* The last renewal of name in ms (local or reported), or 0 if never
+ * renewed here. */
 int64_t kf_lease_last(struct kf_lease_table *t, const char *name);
 /* Whether name renewed within grace_ms of now_ms. */
 bool kf_lease_alive(struct kf_lease_table *t, const char *name, int64_t now_ms, int64_t grace_ms);

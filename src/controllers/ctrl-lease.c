@@ -11,7 +11,8 @@
 #define N_SHARDS 64
 
 struct lease {
-    int64_t last_ms;
+    int64_t last_ms;  /* the last renewal, local or reported by another replica */
+    int64_t local_ms; /* the last local renewal (0: none) */
     bool alive;
 };
 
@@ -61,7 +62,7 @@ static struct shard *shard_of(struct kf_lease_table *t, const char *name)
     return &t->shards[kf_hash_str(name) % N_SHARDS];
 }
 
-int kf_lease_renew(struct kf_lease_table *t, const char *name, int64_t now_ms)
+static int renew(struct kf_lease_table *t, const char *name, int64_t at_ms, bool local)
 {
     struct shard *s;
     struct lease *l;
@@ -77,14 +78,54 @@ int kf_lease_renew(struct kf_lease_table *t, const char *name, int64_t now_ms)
         l = kf_xcalloc(1, sizeof(*l));
         kf_smap_put(&s->leases, name, l);
     }
-    if (!l->alive) {
+    /* A local heartbeat is news whenever it comes; a reported renewal only
+     * when it is newer than what we know (reports repeat a host for as
+     * long as it beats elsewhere, and may lag behind an expiry). */
+    if (!l->alive && (local || at_ms > l->last_ms)) {
         l->alive = true;
         born = 1;
     }
-    if (now_ms > l->last_ms)
-        l->last_ms = now_ms;
+    if (at_ms > l->last_ms)
+        l->last_ms = at_ms;
+    if (local && at_ms > l->local_ms)
+        l->local_ms = at_ms;
     pthread_mutex_unlock(&s->lock);
     return born;
+}
+
+int kf_lease_renew(struct kf_lease_table *t, const char *name, int64_t now_ms)
+{
+    return renew(t, name, now_ms, true);
+}
+
+int kf_lease_renew_remote(struct kf_lease_table *t, const char *name, int64_t at_ms)
+{
+    return renew(t, name, at_ms, false);
+}
+
+size_t kf_lease_local_since(struct kf_lease_table *t, int64_t since_ms,
+                            void (*fn)(const char *name, int64_t local_ms, void *arg), void *arg)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < N_SHARDS; i++) {
+        struct shard *s = &t->shards[i];
+        size_t it = 0;
+        const char *key;
+        void *v;
+
+        pthread_mutex_lock(&s->lock);
+        while (kf_smap_next(&s->leases, &it, &key, &v)) {
+            const struct lease *l = v;
+
+            if (l->local_ms > 0 && l->local_ms >= since_ms) {
+                fn(key, l->local_ms, arg);
+                n++;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return n;
 }
 
 static int name_cmp(const void *a, const void *b)

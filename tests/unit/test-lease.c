@@ -1,5 +1,6 @@
 /* test-lease.c: the heartbeat lease table: transitions are reported once,
- * silence beyond the grace expires a host, a renewal brings it back. */
+ * silence beyond the grace expires a host, a renewal brings it back;
+ * renewals other replicas reported count but are not listed as local. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,6 +103,90 @@ static void test_many_hosts(void **state)
     kf_lease_table_free(t);
 }
 
+struct seen {
+    char names[8][32];
+    int64_t at[8];
+    size_t n;
+};
+
+static void collect(const char *name, int64_t local_ms, void *arg)
+{
+    struct seen *s = arg;
+
+    assert_true(s->n < 8);
+    snprintf(s->names[s->n], sizeof(s->names[0]), "%s", name);
+    s->at[s->n++] = local_ms;
+}
+
+static int64_t seen_at(const struct seen *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return s->at[i];
+    return -1;
+}
+
+/* Renewals another replica reported count for liveness but are never
+ * listed as this replica's own, so they are not passed on again. */
+static void test_remote_renewals_are_not_local(void **state)
+{
+    struct kf_lease_table *t = kf_lease_table_new(0);
+    struct seen s = { 0 };
+
+    (void)state;
+    assert_int_equal(kf_lease_renew(t, "here", 1000), 1);
+    assert_int_equal(kf_lease_renew_remote(t, "there", 2000), 1);
+    assert_int_equal(kf_lease_renew_remote(t, "both", 1500), 1);
+    assert_int_equal(kf_lease_renew(t, "both", 1200), 0);
+    assert_int_equal(kf_lease_last(t, "there"), 2000);
+    assert_int_equal(kf_lease_last(t, "both"), 1500); /* the later of the two */
+    assert_true(kf_lease_alive(t, "there", 5000, 4000));
+
+    assert_int_equal(kf_lease_local_since(t, 0, collect, &s), 2);
+    assert_int_equal(seen_at(&s, "here"), 1000);
+    assert_int_equal(seen_at(&s, "both"), 1200);
+    assert_int_equal(seen_at(&s, "there"), -1);
+    /* since is inclusive; older local renewals are left out */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(kf_lease_local_since(t, 1200, collect, &s), 1);
+    assert_int_equal(seen_at(&s, "both"), 1200);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(kf_lease_local_since(t, 1201, collect, &s), 0);
+    /* a later local renewal moves both times */
+    kf_lease_renew(t, "there", 3000);
+    assert_int_equal(kf_lease_local_since(t, 2500, collect, &s), 1);
+    assert_int_equal(seen_at(&s, "there"), 3000);
+    assert_int_equal(kf_lease_renew_remote(t, "", 1), -EINVAL);
+    kf_lease_table_free(t);
+}
+
+/* A reported renewal never moves a lease back, and brings an expired one
+ * back to life only when it is newer than the last renewal known: reports
+ * repeat a host while it beats elsewhere and may arrive after an expiry. */
+static void test_remote_renewal_revives_only_when_newer(void **state)
+{
+    struct kf_lease_table *t = kf_lease_table_new(0);
+    char **names;
+    size_t n;
+
+    (void)state;
+    kf_lease_renew_remote(t, "h", 5000);
+    assert_int_equal(kf_lease_renew_remote(t, "h", 4000), 0);
+    assert_int_equal(kf_lease_last(t, "h"), 5000);
+    n = kf_lease_expire(t, 20000, 10000, &names);
+    assert_int_equal(n, 1);
+    kf_lease_names_free(names, n);
+    /* an old report of the same renewal: still expired */
+    assert_int_equal(kf_lease_renew_remote(t, "h", 5000), 0);
+    n = kf_lease_expire(t, 21000, 10000, &names);
+    assert_int_equal(n, 0);
+    kf_lease_names_free(names, n);
+    /* a newer one: alive again, and reported as a transition */
+    assert_int_equal(kf_lease_renew_remote(t, "h", 19000), 1);
+    assert_true(kf_lease_alive(t, "h", 21000, 10000));
+    kf_lease_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -110,6 +195,8 @@ int main(void)
         cmocka_unit_test(test_out_of_order_renewal_keeps_latest),
         cmocka_unit_test(test_bad_names_and_forget),
         cmocka_unit_test(test_many_hosts),
+        cmocka_unit_test(test_remote_renewals_are_not_local),
+        cmocka_unit_test(test_remote_renewal_revives_only_when_newer),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
