@@ -16,7 +16,9 @@
  * kfleetd started or this replica became the leader (the controller starts
  * with each leader term: heartbeats went to the old leader until then, so
  * no host goes NotReady before a full grace period after a restart or a
- * failover) nor from before the Host was created.
+ * failover) nor from before the Host was created. Ready, on the other
+ * hand, needs a heartbeat within the grace (the lease table also knows
+ * heartbeats other replicas reported, some from before this term).
  * A host that has not beaten since start keeps whatever status it had until
  * then.
  *
@@ -302,8 +304,14 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     if (ct)
         kf_time_parse_rfc3339(ct, &created);
     since = KF_MAX(KF_MAX(last, started), created);
-    determined = last > 0 || now - since > grace;
-    ready = last > 0 && now - since <= grace;
+    /* Ready needs a heartbeat within the grace; NotReady needs silence for
+     * the grace counted from `since`. Between the two (a heartbeat older
+     * than the grace, but the term or the Host younger than it) the status
+     * stays as it is: a replica whose lease table is warm (it learned
+     * other replicas' renewals before it became the leader) knows old
+     * heartbeats, and one of those must not turn a NotReady host Ready. */
+    ready = last > 0 && now - last <= grace;
+    determined = ready || now - since > grace;
     status = kf_json_path(host, "status");
     have_ready = json_is_boolean(json_object_get(status, "ready"));
     cur_ready = json_is_true(json_object_get(status, "ready"));
@@ -337,7 +345,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
             }
         } else {
             kf_strbuf_addstr(&msg, "no heartbeat for ");
-            fmt_secs(&msg, now - since);
+            fmt_secs(&msg, now - (last > 0 ? KF_MAX(last, created) : since));
             kf_strbuf_addstr(&msg, " (grace ");
             fmt_secs(&msg, grace);
             kf_strbuf_addstr(&msg, ")");
@@ -385,7 +393,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     waiting_set(d, name, !(determined ? ready : cur_ready));
     if (!determined)
         *requeue_after_ms = since + grace - now + 1; /* the start-up window ends */
-    else if (ready && grace > d->grace_ms && now - since > d->grace_ms)
+    else if (ready && grace > d->grace_ms && now - last > d->grace_ms)
         *requeue_after_ms = since + grace - now + 1; /* a longer grace than the sweep's */
 out:
     json_decref(patch);

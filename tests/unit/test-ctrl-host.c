@@ -5,6 +5,8 @@
  * after a restart before a full grace period, edge hosts get the edge
  * profile's longer grace, labels follow the spec, and the default profiles
  * are installed once without overwriting an operator's edits. */
+#include <pthread.h>
+
 #include "capacity-test.h"
 
 #define HOST(name, unit, zone)                                                          \
@@ -171,6 +173,91 @@ static void test_edge_grace(void **state)
     capfx_close(&f);
 }
 
+/* A failover to a replica whose lease table is warm: a new manager (a new
+ * leader term) over the same table, which holds renewals reported by other
+ * replicas. A host that went NotReady long ago has an old renewal in it:
+ * it stays NotReady (nothing is written for it), while one whose
+ * heartbeats only ever came through reports stays Ready. */
+static void restart_keeping_leases(struct capfx *f)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct kf_ctrl_env env = { 0 };
+
+    kf_ctrl_manager_free(f->m);
+    env.store = f->store;
+    env.reg = f->reg;
+    env.leases = f->leases;
+    env.capacity = &f->opts;
+    f->m = kf_ctrl_manager_new(f->store, f->reg);
+    if (kf_ctrl_manager_add_defs(f->m, &env, &err) < 0)
+        fail_msg("controllers: %s", err.buf);
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    kf_strbuf_release(&err);
+}
+
+struct beater {
+    struct kf_lease_table *leases;
+    const char *name;
+    volatile bool stop;
+};
+
+/* Another replica's reports: a renewal of one host every 50 ms. */
+static void *beat_remotely(void *arg)
+{
+    struct beater *b = arg;
+
+    while (!b->stop) {
+        kf_lease_renew_remote(b->leases, b->name, kf_now_ms());
+        sleep_ms(50);
+    }
+    return NULL;
+}
+
+static void test_failover_with_warm_leases(void **state)
+{
+    struct capfx f;
+    struct kf_strbuf reasons = KF_STRBUF_INIT;
+    struct beater b = { 0 };
+    pthread_t thread;
+    int64_t rv_gone;
+    json_t *h;
+
+    (void)state;
+    capfx_open(&f);
+    f.opts.host_grace_ms = 400;
+    capfx_create(&f, &kf_kind_host, HOST("gone", "u1", "z-a"));
+    capfx_create(&f, &kf_kind_host, HOST("elsewhere", "u1", "z-b"));
+    capfx_start(&f);
+    b.leases = f.leases;
+    b.name = "elsewhere";
+    assert_int_equal(pthread_create(&thread, NULL, beat_remotely, &b), 0);
+    kf_lease_renew(f.leases, "gone", kf_now_ms());
+    assert_true(capfx_wait(&f, &kf_kind_host, "gone", ready_is, &T));
+    assert_true(capfx_wait(&f, &kf_kind_host, "elsewhere", ready_is, &T));
+    /* gone stops; elsewhere beats on, through reports only */
+    assert_true(capfx_wait(&f, &kf_kind_host, "gone", ready_is, &F));
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    rv_gone = rv_of(&f, "gone");
+
+    restart_keeping_leases(&f);
+    sleep_ms(1200); /* three graces */
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    assert_int_equal(rv_of(&f, "gone"), rv_gone);
+    h = capfx_get(&f, &kf_kind_host, "elsewhere");
+    assert_true(json_is_true(kf_json_path(h, "status.ready")));
+    json_decref(h);
+    capfx_event_reasons(&f, "Host", "elsewhere", &reasons);
+    assert_null(strstr(reasons.buf, "HostNotReady"));
+    b.stop = true;
+    pthread_join(thread, NULL);
+    kf_strbuf_reset(&reasons);
+    capfx_event_reasons(&f, "Host", "gone", &reasons);
+    assert_non_null(strstr(reasons.buf, "HostNotReady"));
+
+    kf_strbuf_release(&reasons);
+    capfx_close(&f);
+}
+
 static bool six_profiles(struct capfx *f)
 {
     static const char *const names[] = { "standard",  "serverless", "ai",
@@ -236,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_ready_notready_ready),
         cmocka_unit_test(test_grace_after_restart),
         cmocka_unit_test(test_edge_grace),
+        cmocka_unit_test(test_failover_with_warm_leases),
         cmocka_unit_test(test_profiles_install_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
