@@ -204,7 +204,8 @@ static void range_at(struct mem_store *m, const struct kf_range *q, const char *
         KF_GROW(changes, alloc, nchanges);
         changes[nchanges++] = m->log[k];
     }
-    qsort(changes, nchanges, sizeof(*changes), change_cmp);
+    if (nchanges) /* qsort of NULL is undefined, even with no element */
+        qsort(changes, nchanges, sizeof(*changes), change_cmp);
     /* keep the first change of each key */
     for (k = 0, c = 0; k < nchanges; k++)
         if (c == 0 || strcmp(changes[c - 1]->kv.key, changes[k]->kv.key) != 0)
