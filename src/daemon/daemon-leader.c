@@ -349,3 +349,11 @@ bool daemon_leader_is_leader(struct daemon_leader *l)
     kf_election_get(l->e, &st);
     return st.leader;
 }
+
+bool daemon_leader_contested(struct daemon_leader *l)
+{
+    struct kf_election_state st;
+
+    kf_election_get(l->e, &st);
+    return st.contested;
+}

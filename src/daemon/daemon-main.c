@@ -74,6 +74,9 @@ static const char usage_text[] =
     "                            with \"-name\" to leave one out (\"*,-placement\")\n"
     "  --host-grace DUR          heartbeat silence before a Host is NotReady (default 40s;\n"
     "                            a Profile's heartbeatGrace lengthens it, e.g. edge 5m)\n"
+    "  --heartbeat-report-interval DUR  with an etcd store: how often this replica tells\n"
+    "                            the others which hosts beat to it (default 2s, at most\n"
+    "                            --host-grace/4); agents may beat to any replica\n"
     "  --grade-table FILE        control-plane grades as JSON (default: the built-in G0..G5)\n"
     "  --grade-up-hold DUR       demand held this long before a cluster's grade goes up\n"
     "                            (default 10m)\n"
@@ -120,6 +123,7 @@ enum {
     OPT_LEADER_TTL,
     OPT_CONTROLLERS,
     OPT_HOST_GRACE,
+    OPT_HEARTBEAT_REPORT_INTERVAL,
     OPT_GRADE_TABLE,
     OPT_GRADE_UP_HOLD,
     OPT_GRADE_DOWN_HOLD,
@@ -157,6 +161,7 @@ static const struct option options[] = {
     { "leader-ttl", required_argument, NULL, OPT_LEADER_TTL },
     { "controllers", required_argument, NULL, OPT_CONTROLLERS },
     { "host-grace", required_argument, NULL, OPT_HOST_GRACE },
+    { "heartbeat-report-interval", required_argument, NULL, OPT_HEARTBEAT_REPORT_INTERVAL },
     { "grade-table", required_argument, NULL, OPT_GRADE_TABLE },
     { "grade-up-hold", required_argument, NULL, OPT_GRADE_UP_HOLD },
     { "grade-down-hold", required_argument, NULL, OPT_GRADE_DOWN_HOLD },
@@ -181,6 +186,7 @@ struct config {
     struct daemon_maint_config maint;
     const char *replica_id;
     int64_t leader_ttl_ms;
+    int64_t heartbeat_report_ms;
     struct kf_capacity_options cap;
     struct kf_lifecycle_options lifecycle;
     const char *grade_table;
@@ -237,6 +243,7 @@ static void parse_options(int argc, char **argv, struct config *c)
     c->maint.event_ttl_ms = 60 * 60 * 1000;
     c->maint.event_gc_interval_ms = 60 * 1000;
     c->leader_ttl_ms = 10 * 1000;
+    c->heartbeat_report_ms = 2 * 1000;
     kf_capacity_options_default(&c->cap);
     kf_lifecycle_options_default(&c->lifecycle);
 
@@ -337,6 +344,11 @@ static void parse_options(int argc, char **argv, struct config *c)
             c->cap.host_grace_ms = parse_duration("host-grace", optarg);
             if (c->cap.host_grace_ms < 100)
                 usage_error("--host-grace must be at least 100ms");
+            break;
+        case OPT_HEARTBEAT_REPORT_INTERVAL:
+            c->heartbeat_report_ms = parse_duration("heartbeat-report-interval", optarg);
+            if (c->heartbeat_report_ms < 10)
+                usage_error("--heartbeat-report-interval must be at least 10ms");
             break;
         case OPT_GRADE_TABLE:
             c->grade_table = optarg;
@@ -515,6 +527,7 @@ int main(int argc, char **argv)
     struct kf_daemon d = { 0 };
     struct daemon_leader *leader = NULL;
     struct kf_lifecycle_actions *lc_actions = NULL;
+    struct daemon_heartbeats *heartbeats = NULL;
     struct daemon_leader_config lc = { 0 };
     char *store_url = NULL, *replica_id = NULL;
     struct kf_grade_table grades;
@@ -588,11 +601,25 @@ int main(int argc, char **argv)
         exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
         goto free_api;
     }
+    if (daemon_leader_contested(leader)) {
+        struct daemon_heartbeats_config hc = {
+            .replica_id = lc.replica_id,
+            .interval_ms = c.heartbeat_report_ms,
+            .host_grace_ms = c.cap.host_grace_ms,
+        };
+
+        r = daemon_heartbeats_start(&d, &hc, &heartbeats, &err);
+        if (r < 0) {
+            kf_log_err("cannot share host heartbeats with the other replicas: %s", err.buf);
+            exit_code = EXIT_RUNTIME;
+            goto stop_leader;
+        }
+    }
     r = kf_api_start(d.api, &err);
     if (r < 0) {
         kf_log_err("%s", err.buf);
         exit_code = EXIT_RUNTIME;
-        goto stop_leader;
+        goto stop_heartbeats;
     }
     kf_log_info("kfleetd %s listening on %s://%s (port %u), store \"%s\", %s", KF_VERSION,
                 c.api.tls_cert_file ? "https" : "http", c.api.listen, kf_api_port(d.api), store_url,
@@ -614,6 +641,8 @@ int main(int argc, char **argv)
     }
     kf_api_stop(d.api);
 
+stop_heartbeats:
+    daemon_heartbeats_stop(heartbeats);
 stop_leader:
     daemon_leader_stop(leader);
 free_api:

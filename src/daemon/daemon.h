@@ -92,5 +92,23 @@ int daemon_leader_start(struct kf_daemon *d, const struct daemon_leader_config *
 /* Stops the term (if leading) and resigns. NULL is fine. */
 void daemon_leader_stop(struct daemon_leader *l);
 bool daemon_leader_is_leader(struct daemon_leader *l);
+/* False with a single-writer store (this replica leads, nothing elected). */
+bool daemon_leader_contested(struct daemon_leader *l);
+
+/* Host heartbeats shared with the other replicas (daemon-heartbeats.c,
+ * kfleet/lease-share.h); only with an elected leader (etcd). */
+struct daemon_heartbeats;
+struct daemon_heartbeats_config {
+    const char *replica_id; /* the election's */
+    int64_t interval_ms;    /* --heartbeat-report-interval (capped at grace/4) */
+    int64_t host_grace_ms;  /* --host-grace: the window is half of it */
+};
+/* Starts reporting d->leases' local renewals and renewing the others'.
+ * Registers the kfleet_heartbeat_share_* families. Before the API listens. */
+int daemon_heartbeats_start(struct kf_daemon *d, const struct daemon_heartbeats_config *c,
+                            struct daemon_heartbeats **ret, struct kf_strbuf *err);
+/* Stops and deletes this replica's report (the others give its hosts a full
+ * grace to move at once). After the API stopped; NULL is fine. */
+void daemon_heartbeats_stop(struct daemon_heartbeats *h);
 
 #endif
