@@ -63,6 +63,10 @@ size_t kf_lease_expire(struct kf_lease_table *t, int64_t now_ms, int64_t grace_m
 /* The last renewal of name in ms (local or reported), or 0 if never
  * renewed here. */
 int64_t kf_lease_last(struct kf_lease_table *t, const char *name);
+/* The last LOCAL renewal of name (kf_lease_renew), or 0 if none: a local
+ * renewal means this replica found the Host when it first beat here, a
+ * reported one does not. */
+int64_t kf_lease_local_last(struct kf_lease_table *t, const char *name);
 /* Whether name renewed within grace_ms of now_ms. */
 bool kf_lease_alive(struct kf_lease_table *t, const char *name, int64_t now_ms, int64_t grace_ms);
 /* Drops name (a deleted host). */

@@ -7,11 +7,12 @@
  * beating every ten seconds cost memory updates, and the host controller
  * writes a Host's status only when it changes between Ready and NotReady.
  *
- * A name must belong to a Host: the first heartbeat of a name since
- * kfleetd started looks the Host up in the store (404 when there is none,
- * with what to do); later ones find the name in the lease table. The host
- * controller drops the lease of a deleted Host, so its next heartbeat is
- * looked up again.
+ * A name must belong to a Host: the first heartbeat of a name at this
+ * replica looks the Host up in the store (404 when there is none, with what
+ * to do); later ones find the name's local lease in the lease table (a
+ * lease only other replicas reported does not count). The host controller,
+ * and on every replica the heartbeat sharing (kfleet/lease-share.h), drop
+ * the lease of a deleted Host, so its next heartbeat is looked up again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,9 @@ static int host_known(struct kf_api *api, const char *name)
     struct kf_kv kv = { 0 };
     int r;
 
-    if (kf_lease_last(api->leases, name) > 0)
+    /* a lease only another replica reported is no proof: that replica may
+     * not have heard of the Host's deletion when it reported it */
+    if (kf_lease_local_last(api->leases, name) > 0)
         return 1;
     if (!kf_name_valid(name))
         return 0;

@@ -176,6 +176,19 @@ int64_t kf_lease_last(struct kf_lease_table *t, const char *name)
     return last;
 }
 
+int64_t kf_lease_local_last(struct kf_lease_table *t, const char *name)
+{
+    struct shard *s = shard_of(t, name);
+    struct lease *l;
+    int64_t last;
+
+    pthread_mutex_lock(&s->lock);
+    l = kf_smap_get(&s->leases, name);
+    last = l ? l->local_ms : 0;
+    pthread_mutex_unlock(&s->lock);
+    return last;
+}
+
 bool kf_lease_alive(struct kf_lease_table *t, const char *name, int64_t now_ms, int64_t grace_ms)
 {
     int64_t last = kf_lease_last(t, name);

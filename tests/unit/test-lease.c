@@ -140,6 +140,8 @@ static void test_remote_renewals_are_not_local(void **state)
     assert_int_equal(kf_lease_renew(t, "both", 1200), 0);
     assert_int_equal(kf_lease_last(t, "there"), 2000);
     assert_int_equal(kf_lease_last(t, "both"), 1500); /* the later of the two */
+    assert_int_equal(kf_lease_local_last(t, "both"), 1200);
+    assert_int_equal(kf_lease_local_last(t, "there"), 0);
     assert_true(kf_lease_alive(t, "there", 5000, 4000));
 
     assert_int_equal(kf_lease_local_since(t, 0, collect, &s), 2);
