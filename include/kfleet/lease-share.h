@@ -87,6 +87,12 @@ struct kf_lease_share_config {
      * grace for no host to look silent on another replica while it beats
      * here (kfleetd uses grace / 2 and at most grace / 4). */
     int64_t window_ms;
+    /* Optional: a DELETE of a store key under this prefix ("/hosts/")
+     * drops the lease named by the rest of the key from the table. Only
+     * the leader's controller forgets deleted Hosts otherwise, and a lease
+     * is what lets the heartbeat endpoint accept a name without looking it
+     * up: with this, every replica refuses a deleted Host's heartbeats. */
+    const char *forget_prefix;
 };
 
 /* Opens the sharer over store s (must outlive it) and lease table t (ditto)

@@ -327,6 +327,8 @@ struct kf_lease_share {
     char *own_prefix, *tick_key;
     int64_t interval_ms, window_ms;
     struct kf_watch *watch;
+    char *forget_prefix; /* NULL: none */
+    struct kf_watch *forget_watch;
 
     /* the writer */
     char inc[17];           /* this run's incarnation */
@@ -451,6 +453,10 @@ int kf_lease_share_new(struct kf_store *s, struct kf_lease_table *t,
     /* what a previous run with our id left: its base shards could outnumber ours */
     delete_prefix(s, sh->own_prefix, sh->tick_key);
     r = kf_watch_open(s, KF_LEASE_SHARE_PREFIX, 0, wake, sh, &sh->watch);
+    if (r == 0 && c->forget_prefix && *c->forget_prefix) {
+        sh->forget_prefix = kf_xstrdup(c->forget_prefix);
+        r = kf_watch_open(s, sh->forget_prefix, 0, wake, sh, &sh->forget_watch);
+    }
     if (r < 0) {
         kf_lease_share_free(sh);
         return kf_err(err, r, "cannot watch \"%s\": %s", KF_LEASE_SHARE_PREFIX, strerror(-r));
@@ -700,6 +706,38 @@ static void read_reports(struct kf_lease_share *sh, int64_t now_ms)
             continue;
         }
         on_event(sh, ev, now_ms);
+        kf_event_unref(ev);
+    }
+}
+
+/* Deleted Hosts: their leases go. */
+static void forget_deleted(struct kf_lease_share *sh)
+{
+    size_t plen;
+
+    if (!sh->forget_prefix)
+        return;
+    plen = strlen(sh->forget_prefix);
+    for (;;) {
+        struct kf_event *ev = NULL;
+        int r;
+
+        if (!sh->forget_watch &&
+            kf_watch_open(sh->store, sh->forget_prefix, 0, wake, sh, &sh->forget_watch) < 0)
+            return;
+        r = kf_watch_next(sh->forget_watch, &ev);
+        if (r == 0)
+            return;
+        if (r < 0) { /* missed some: the leader's controller still forgets them */
+            kf_watch_close(sh->forget_watch);
+            sh->forget_watch = NULL;
+            if (r != -KF_ECOMPACTED)
+                return;
+            continue;
+        }
+        if (ev->type == KF_EVENT_DELETE && strlen(ev->kv.key) > plen &&
+            !strchr(ev->kv.key + plen, '/'))
+            kf_lease_forget(sh->leases, ev->kv.key + plen);
         kf_event_unref(ev);
     }
 }
@@ -981,6 +1019,7 @@ int kf_lease_share_step(struct kf_lease_share *sh, int64_t now_ms)
     int r = 0;
 
     read_reports(sh, now_ms);
+    forget_deleted(sh);
     check_peers(sh, now_ms);
     if (now_ms >= sh->next_report_ms) {
         sh->next_report_ms = now_ms + sh->interval_ms;
@@ -1052,6 +1091,8 @@ void kf_lease_share_free(struct kf_lease_share *sh)
         pthread_join(sh->thread, NULL);
     }
     kf_watch_close(sh->watch);
+    kf_watch_close(sh->forget_watch);
+    free(sh->forget_prefix);
     delete_prefix(sh->store, sh->own_prefix, sh->tick_key); /* the tick first */
     while (kf_smap_next(&sh->peers, &it, NULL, &v))
         peer_free(v);

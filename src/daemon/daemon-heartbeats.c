@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kfleet/capacity.h"
+#include "kfleet/kind.h"
 #include "kfleet/lease-share.h"
 #include "kfleet/log.h"
 #include "kfleet/metrics.h"
@@ -131,13 +132,18 @@ int daemon_heartbeats_start(struct kf_daemon *d, const struct daemon_heartbeats_
                             struct daemon_heartbeats **ret, struct kf_strbuf *err)
 {
     int64_t grace = c->host_grace_ms > 0 ? c->host_grace_ms : KF_CAPACITY_HOST_GRACE_MS;
+    char hosts_prefix[64];
     struct kf_lease_share_config sc = {
         .replica_id = c->replica_id,
         .window_ms = grace / 2,
         .interval_ms = KF_MAX(KF_MIN(c->interval_ms, grace / 4), 10),
+        .forget_prefix = hosts_prefix,
     };
-    struct daemon_heartbeats *h = kf_xcalloc(1, sizeof(*h));
+    struct daemon_heartbeats *h;
     int r;
+
+    snprintf(hosts_prefix, sizeof(hosts_prefix), "/%s/", kf_kind_host.plural);
+    h = kf_xcalloc(1, sizeof(*h));
 
     r = kf_lease_share_new(d->store, d->leases, &sc, &h->sh, err);
     if (r == 0)

@@ -11,6 +11,7 @@ What an operator relies on once agents may talk to either replica:
   - a host that really stopped beating before the failover goes NotReady
     after the grace, on the new leader, once: one Ready -> NotReady
     transition and one HostNotReady Event;
+  - a deleted Host's heartbeats are refused (404) by both replicas;
   - a leader frozen (SIGSTOP) past its lease wakes up with a stale view of
     every host's heartbeats: whatever its controller then tries is fenced,
     so the host that stopped beating is still written NotReady exactly once
@@ -214,6 +215,26 @@ def test_follower_heartbeats_and_kill_leader():
         cond = h["status"]["conditions"][0]
         assert cond["type"] == "Ready" and cond["status"] == "False", h
         assert cond["reason"] == "HeartbeatMissed", h
+
+
+def test_deleted_host_is_refused_by_every_replica():
+    e = setup()
+    prefix = "/fleet-hb-delete"
+    with replica(e, prefix) as a, replica(e, prefix) as b:
+        leader = tr.the_leader([a, b])
+        follower = b if leader is a else a
+        create_hosts(leader, ["h-1"])
+        for kd in (leader, follower):
+            r = kd.post(API + "/heartbeats", {"hosts": ["h-1"]})
+            assert r.status == 200 and r.json["renewed"] == 1, r
+        assert leader.delete(path("hosts", "h-1")).status == 200
+
+        def refused(kd):
+            r = kd.post(path("hosts", "h-1", "heartbeat"))
+            return r.status == 404
+        for kd in (leader, follower):
+            kftest.eventually(lambda kd=kd: refused(kd), timeout=10,
+                              msg="a replica still takes heartbeats of a deleted Host")
 
 
 def test_frozen_leader_is_fenced():

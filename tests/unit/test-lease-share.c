@@ -489,6 +489,33 @@ static void test_many_hosts_in_shards(void **state)
     kf_store_close(s);
 }
 
+/* A deleted Host's lease goes on every replica, not only on the leader
+ * (whose controller forgets it): the heartbeat endpoint then looks the
+ * name up again and refuses it. */
+static void test_deleted_hosts_are_forgotten(void **state)
+{
+    struct kf_store *s = open_store();
+    struct kf_lease_table *t = kf_lease_table_new(0);
+    struct kf_lease_share *sh = NULL;
+    struct kf_lease_share_config c = {
+        .replica_id = "a", .interval_ms = R, .window_ms = W, .forget_prefix = "/hosts/"
+    };
+
+    (void)state;
+    assert_int_equal(kf_lease_share_new(s, t, &c, &sh, NULL), 0);
+    assert_int_equal(kf_store_put(s, "/hosts/h1", "{}", 2, 0, NULL), 0);
+    assert_int_equal(kf_store_put(s, "/hosts/h2", "{}", 2, 0, NULL), 0);
+    kf_lease_renew(t, "h1", 1000);
+    kf_lease_renew(t, "h2", 1000);
+    assert_int_equal(kf_store_delete(s, "/hosts/h1", KF_REV_ANY, NULL), 0);
+    kf_lease_share_step(sh, 1000);
+    assert_int_equal(kf_lease_last(t, "h1"), 0);
+    assert_int_equal(kf_lease_last(t, "h2"), 1000);
+    kf_lease_share_free(sh);
+    kf_lease_table_free(t);
+    kf_store_close(s);
+}
+
 static void test_bad_config(void **state)
 {
     struct kf_store *s = open_store();
@@ -520,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_spread_agents_write_recent_ticks),
         cmocka_unit_test(test_lost_replicas),
         cmocka_unit_test(test_many_hosts_in_shards),
+        cmocka_unit_test(test_deleted_hosts_are_forgotten),
         cmocka_unit_test(test_bad_config),
     };
 
