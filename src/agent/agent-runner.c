@@ -470,19 +470,27 @@ static void begin_stop(struct kf_runner *r, struct rproc *p, int64_t now, const 
 
 /* --- tasks ----------------------------------------------------------------------------- */
 
-void core_add_result(struct kf_runner *r, struct kf_task_result *res)
-{
-    KF_GROW(r->results, r->alloc_results, r->n_results + 1);
-    r->results[r->n_results++].res = *res;
-    memset(res, 0, sizeof(*res));
-}
-
 static struct pending_result *find_result(struct kf_runner *r, const char *id)
 {
     for (size_t i = 0; i < r->n_results; i++)
         if (!strcmp(r->results[i].res.id, id))
             return &r->results[i];
     return NULL;
+}
+
+void core_add_result(struct kf_runner *r, struct kf_task_result *res)
+{
+    /* One pending result per id: a task that ended while no runner watched
+     * is finished while its state is loaded, which writes its result file,
+     * and the result files are loaded after the states. */
+    if (find_result(r, res->id)) {
+        kf_task_result_release(res);
+        memset(res, 0, sizeof(*res));
+        return;
+    }
+    KF_GROW(r->results, r->alloc_results, r->n_results + 1);
+    r->results[r->n_results++].res = *res;
+    memset(res, 0, sizeof(*res));
 }
 
 /* The task is over: its result is persisted, queued and announced, and the
@@ -931,6 +939,7 @@ int kf_runner_new(const char *kind, const struct kf_runner_config *cfg, struct k
     r->sim_ready_delay_ms = cfg->sim_ready_delay_ms;
     r->sim_task_duration_ms = cfg->sim_task_duration_ms;
     r->sim_task_exit_code = cfg->sim_task_exit_code;
+    r->sim_task_fail_ratio = cfg->sim_task_fail_ratio;
     r->sim_missing = copy_names(cfg->sim_missing_binaries);
 
     rc = be->init(r, err);
