@@ -172,9 +172,13 @@ struct kf_runner_config {
     const char *cgroup_parent;
     size_t event_queue_max; /* 0: 4096; older events are dropped (see `lost`) */
     /* The simulated runner only. */
-    int64_t sim_ready_delay_ms;              /* a member is ready this long after its start */
-    int64_t sim_task_duration_ms;            /* a task runs this long */
-    int sim_task_exit_code;                  /* and exits with this code */
+    int64_t sim_ready_delay_ms;   /* a member is ready this long after its start */
+    int64_t sim_task_duration_ms; /* a task runs this long */
+    int sim_task_exit_code;       /* and exits with this code */
+    /* ... except that this share of tasks (0..1) fails, with exit code 1
+     * (or sim_task_exit_code when that is not 0); which ones follows from a
+     * hash of the task id, so a run can be repeated. */
+    double sim_task_fail_ratio;
     const char *const *sim_missing_binaries; /* NULL-terminated basenames reported as
                                                 BinaryNotInstalled */
 };

@@ -137,6 +137,7 @@ struct kf_runner {
     size_t event_queue_max;
     int64_t sim_ready_delay_ms, sim_task_duration_ms;
     int sim_task_exit_code;
+    double sim_task_fail_ratio;
     char **sim_missing;
     char *cgroup_parent;
     char *cgroup_problem; /* NULL: cgroups in use */

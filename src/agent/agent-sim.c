@@ -7,7 +7,8 @@
  * for a real one), becomes ready `sim_ready_delay_ms` after its start
  * (through a readiness probe if the spec has one, otherwise as if it had),
  * obeys SIGTERM at once, and exits when kf_runner_sim_fail() says so. A task
- * runs `sim_task_duration_ms` and exits with `sim_task_exit_code`. Binaries
+ * runs `sim_task_duration_ms` and exits with `sim_task_exit_code`, or fails
+ * if a hash of its id falls into `sim_task_fail_ratio`. Binaries
  * named in `sim_missing_binaries` are reported as not installed.
  *
  * Time advances when the runner is called: kf_runner_next_event() and the
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include "kfleet/base.h"
+#include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
 #include "agent/agent-internal.h"
 
@@ -88,6 +90,9 @@ static int sim_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *err
             sp->exit_at = 1;
         sp->exit.valid = true;
         sp->exit.code = r->sim_task_exit_code;
+        if (r->sim_task_fail_ratio > 0 &&
+            (double)(kf_hash_str(p->name) % 1000000) < r->sim_task_fail_ratio * 1000000.0)
+            sp->exit.code = r->sim_task_exit_code ? r->sim_task_exit_code : 1;
     } else if (p->spec.probe[PROBE_READINESS].type == KF_PROBE_NONE) {
         p->implicit_readiness = true;
     }
