@@ -8,7 +8,9 @@
  *   3. registers hosts that are not registered yet,
  *   4. converges the members of every host that changed
  *      (kf_agent_members_sync), which reports status to kfleetd,
- *   5. sends heartbeats when they are due.
+ *   5. runs the BroadcastTasks bound here and reports their results
+ *      (kf_agent_tasks_step, agent-tasks.c; a watch of their own),
+ *   6. sends heartbeats when they are due.
  * Simulated runners have no event fd: the loop ticks every 200 ms and asks
  * each of them.
  *
@@ -134,6 +136,8 @@ static int setup_runners(struct kf_agent *a, struct kf_strbuf *err)
             .backoff_max_ms = c->backoff_max_ms,
             .stop_grace_ms = c->stop_grace_ms,
             .sim_ready_delay_ms = c->sim_ready_delay_ms,
+            .sim_task_duration_ms = c->sim_task_duration_ms,
+            .sim_task_fail_ratio = c->sim_task_fail_ratio,
             .cgroup_parent = c->cgroup_parent,
         };
         char *state = NULL, *logs = NULL;
@@ -334,6 +338,7 @@ static void release(struct kf_agent *a)
 {
     kf_agent_watch_stop(a->watch);
     a->watch = NULL;
+    kf_agent_tasks_stop(a);
     kf_agent_metrics_stop(a);
     for (size_t i = 0; i < a->n_hosts; i++) {
         struct agent_host *h = &a->hosts[i];
@@ -409,6 +414,13 @@ int kf_agent_run(const struct kf_agent_config *cfg)
             return 1;
         }
     }
+    /* both roles run BroadcastTasks (agent-tasks.c) */
+    if (kf_agent_tasks_start(&a, &err) < 0) {
+        kf_log_err("%s", err.buf);
+        kf_strbuf_release(&err);
+        release(&a);
+        return 1;
+    }
     kf_log_info("kfleet-agent %s: %zu %s host%s, server %s%s%s", KF_VERSION, a.n_hosts,
                 cfg->simulate ? "simulated" : cfg->role, a.n_hosts == 1 ? "" : "s", cfg->server,
                 a.metrics_addr ? ", metrics on " : "", a.metrics_addr ? a.metrics_addr : "");
@@ -456,6 +468,7 @@ int kf_agent_run(const struct kf_agent_config *cfg)
         take_runner_events(&a);
         register_hosts(&a);
         sync_hosts(&a);
+        kf_agent_tasks_step(&a);
         if (kf_agent_now_ms() >= a.next_heartbeat_ms) {
             kf_agent_heartbeat(&a);
             a.next_heartbeat_ms = kf_agent_now_ms() + cfg->heartbeat_ms;
@@ -465,6 +478,7 @@ int kf_agent_run(const struct kf_agent_config *cfg)
 
     kf_agent_watch_stop(a.watch);
     a.watch = NULL;
+    kf_agent_tasks_stop(&a);
     if (cfg->stop_members_on_exit) {
         pthread_mutex_lock(&a.lock);
         for (size_t i = 0; i < a.n_hosts; i++)

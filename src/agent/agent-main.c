@@ -52,6 +52,9 @@ static const char usage_text[] =
     "  --simulate N              N virtual hosts in this process, simulated processes\n"
     "  --sim-ready-delay DUR     a simulated member is ready this long after it starts\n"
     "                            (default 500ms)\n"
+    "  --sim-task-duration DUR   a simulated BroadcastJob task runs this long (default 1s)\n"
+    "  --sim-task-failures RATE  the share of simulated tasks that fail: \"2%\" or 0.02\n"
+    "                            (default 0; which ones follows from the task, repeatably)\n"
     "  --log-level SPEC          \"info\", \"debug\", \"agent=debug,runner=warn\"\n"
     "  --log-file FILE           log here instead of stderr\n"
     "  --help, --version\n";
@@ -78,6 +81,8 @@ enum {
     OPT_BACKOFF,
     OPT_SIMULATE,
     OPT_SIM_READY,
+    OPT_SIM_TASK_DURATION,
+    OPT_SIM_TASK_FAILURES,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
     OPT_HELP,
@@ -106,6 +111,8 @@ static const struct option options[] = {
     { "backoff", required_argument, NULL, OPT_BACKOFF },
     { "simulate", required_argument, NULL, OPT_SIMULATE },
     { "sim-ready-delay", required_argument, NULL, OPT_SIM_READY },
+    { "sim-task-duration", required_argument, NULL, OPT_SIM_TASK_DURATION },
+    { "sim-task-failures", required_argument, NULL, OPT_SIM_TASK_FAILURES },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
     { "help", no_argument, NULL, OPT_HELP },
@@ -157,6 +164,7 @@ int main(int argc, char **argv)
         .data_dir = "/var/lib/kfleet-agent",
         .heartbeat_ms = 10000,
         .sim_ready_delay_ms = 500,
+        .sim_task_duration_ms = 1000,
     };
     const char *log_level = "info", *log_file = NULL;
     struct kf_strbuf err = KF_STRBUF_INIT;
@@ -261,6 +269,22 @@ int main(int argc, char **argv)
         case OPT_SIM_READY:
             c.sim_ready_delay_ms = duration("sim-ready-delay", optarg);
             break;
+        case OPT_SIM_TASK_DURATION:
+            c.sim_task_duration_ms = duration("sim-task-duration", optarg);
+            break;
+        case OPT_SIM_TASK_FAILURES: {
+            size_t len = strlen(optarg);
+            bool pct = len > 1 && optarg[len - 1] == '%';
+            char *num = kf_xstrndup(optarg, pct ? len - 1 : len);
+            double v;
+
+            if (kf_parse_double(num, &v) < 0 || v < 0 || v > (pct ? 100 : 1))
+                usage_error("--sim-task-failures \"%s\": a share from 0 to 1, or a percentage",
+                            optarg);
+            free(num);
+            c.sim_task_fail_ratio = pct ? v / 100 : v;
+            break;
+        }
         case OPT_LOG_LEVEL:
             log_level = optarg;
             break;

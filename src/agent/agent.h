@@ -126,7 +126,9 @@ struct kf_agent_config {
     const char *metrics_listen; /* "HOST:PORT" (port 0: any); NULL: no /metrics */
     bool stop_members_on_exit;
     int64_t sim_ready_delay_ms;
-    int stop_grace_ms; /* members' SIGTERM..SIGKILL; 0: the runner's default */
+    int64_t sim_task_duration_ms; /* simulated BroadcastJob tasks run this long */
+    double sim_task_fail_ratio;   /* and this share of them fails */
+    int stop_grace_ms;            /* members' SIGTERM..SIGKILL; 0: the runner's default */
     /* runner back-off (tests make it short) */
     int64_t backoff_initial_ms, backoff_max_ms;
 };
@@ -164,6 +166,8 @@ struct agent_host {
     char *dir;            /* real host: where members' directories live; NULL: simulated */
 };
 
+struct kf_agent_tasks;
+
 struct kf_agent {
     struct kf_agent_config cfg;
     pthread_mutex_t lock; /* held by the loop while it changes hosts and members */
@@ -172,6 +176,7 @@ struct kf_agent {
     struct kf_smap host_by_name;
     struct kf_agent_http *http;
     struct kf_agent_watch *watch;
+    struct kf_agent_tasks *tasks; /* agent-tasks.c: BroadcastTasks bound here */
     int wake_fd;
     int signal_fd;
     bool have_snapshot; /* kfleetd told us once what is bound here */
@@ -222,6 +227,18 @@ void kf_agent_members_sync(struct kf_agent *a, struct agent_host *h);
 /* Stops every member of h (shutdown with --stop-members-on-exit). */
 void kf_agent_members_stop_all(struct kf_agent *a, struct agent_host *h);
 void kf_agent_member_free(struct agent_member *m);
+
+/* agent-tasks.c */
+/* Starts the watch of the BroadcastTasks bound to the agent's hosts (both
+ * roles), waking the loop through a->wake_fd. 0 or a negative error. */
+int kf_agent_tasks_start(struct kf_agent *a, struct kf_strbuf *err);
+/* One step of the loop: takes the watch's messages, starts waiting tasks,
+ * stops the ones kfleetd finished or deleted, reports results and Running
+ * (batched; acknowledged to the runner once kfleetd answered). */
+void kf_agent_tasks_step(struct kf_agent *a);
+/* Stops the watch and frees; running tasks go on (the next agent adopts
+ * them). NULL-safe. */
+void kf_agent_tasks_stop(struct kf_agent *a);
 
 /* agent-metrics.c */
 int kf_agent_metrics_start(struct kf_agent *a, struct kf_strbuf *err);

@@ -53,10 +53,11 @@ extern const char *const kf_fleet_restart_policies[];
              "/sbin:/bin).",                                                                    \
              KF_ITEM_STRING(.max_len = 4096), .flags = KF_F_REQUIRED, .min_len = 1,             \
              .max_len = 256)
-#define KF_FLEET_BCJ_ENV                                                                  \
-    KF_MAP("env",                                                                         \
-           "Environment variables of the command; nothing of the agent's environment is " \
-           "inherited.",                                                                  \
+#define KF_FLEET_BCJ_ENV                                                                   \
+    KF_MAP("env",                                                                          \
+           "Environment variables of the command; nothing of the agent's environment is "  \
+           "inherited. The agent adds KFLEET_HOST, KFLEET_JOB and KFLEET_TASK (the names " \
+           "of the host, the job and the task) unless they are set here.",                 \
            KF_ITEM_STRING(.max_len = 4096), .max_len = 64)
 #define KF_FLEET_BCJ_TIMEOUT                                                                     \
     KF_INT("timeoutSeconds",                                                                     \

@@ -760,11 +760,18 @@ def _proc_start_time(pid):
         return None
 
 
-def runner_processes(data_dir):
+def runner_processes(data_dir, which=("members", "tasks")):
     """[(name, pid, pid_start, keeper_pid, keeper_start)] from the runner's
-    state files of an agent's data directory."""
+    state files of an agent's data directory: its members' and its running
+    BroadcastJob tasks' (which=("tasks",) for those alone)."""
     out = []
-    d = os.path.join(data_dir, "runner", "members")
+    for sub in which:
+        out += _runner_processes(os.path.join(data_dir, "runner", sub))
+    return out
+
+
+def _runner_processes(d):
+    out = []
     try:
         names = sorted(os.listdir(d))
     except OSError:
