@@ -137,6 +137,9 @@ struct cap_change {
     size_t n_units;
     char region[254]; /* every unit of this region */
     char cluster[254];
+    /* what a placement decision reads changed (a host's readiness, a unit's
+     * spec, ...), not only bookkeeping (status writes of hosts and units) */
+    bool placement_input;
 };
 
 void cap_model_init(struct cap_model *m);

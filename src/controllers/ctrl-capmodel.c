@@ -223,6 +223,9 @@ static void apply_host(struct cap_model *m, const char *name, const json_t *obj,
     struct cap_host *h = host_get(m, name);
     struct cap_unit *old = h->unit, *now = NULL;
 
+    struct cap_host before = *h;
+    bool zone_same = true;
+
     if (!deleted) {
         struct kf_res cap = cap_res_parse(kf_json_path(obj, "spec.capacity"));
         struct kf_res res = cap_res_parse(kf_json_path(obj, "spec.reserved"));
@@ -231,6 +234,7 @@ static void apply_host(struct cap_model *m, const char *name, const json_t *obj,
         h->known = true;
         if (unit && kf_streq(kf_json_str(obj, "spec.role", NULL), "meta"))
             now = unit_get(m, unit);
+        zone_same = h->zone && strcmp(h->zone, kf_json_str(obj, "spec.zone", "")) == 0;
         free(h->zone);
         h->zone = kf_xstrdup(kf_json_str(obj, "spec.zone", ""));
         h->capacity = cap;
@@ -242,6 +246,10 @@ static void apply_host(struct cap_model *m, const char *name, const json_t *obj,
     } else {
         h->known = false;
     }
+    ch->placement_input = deleted || old != now || before.known != h->known ||
+                          before.ready != h->ready || before.schedulable != h->schedulable ||
+                          before.allocatable.cpu_milli != h->allocatable.cpu_milli ||
+                          before.allocatable.mem_bytes != h->allocatable.mem_bytes || !zone_same;
     if (old != now) {
         if (old)
             kf_smap_remove(&old->hosts, name);
@@ -274,6 +282,7 @@ static void apply_member(struct cap_model *m, const char *name, const json_t *ob
         kf_smap_remove(&mb->cluster->members, name);
         note_unit(ch, old_host ? old_host->unit : NULL);
         note_cluster(ch, old_cluster->name);
+        ch->placement_input = true; /* capacity freed */
         member_free(mb);
         host_gc(m, old_host);
         cluster_gc(m, old_cluster);
@@ -337,6 +346,7 @@ static void apply_cluster(struct cap_model *m, const char *name, const json_t *o
     } else {
         c->known = false;
     }
+    ch->placement_input = old && old != now; /* it left a unit */
     if (old != now) {
         if (old)
             kf_smap_remove(&old->clusters, name);
@@ -369,11 +379,13 @@ void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t 
         apply_cluster(m, name, obj, deleted, ret);
     } else if (k == &kf_kind_unit) {
         struct cap_unit *u = unit_get(m, name);
+        json_t *spec = deleted ? NULL : json_deep_copy(kf_json_path(obj, "spec"));
 
+        if (!deleted && !spec)
+            spec = json_object();
+        ret->placement_input = !u->spec || !spec || !json_equal(u->spec, spec);
         json_decref(u->spec);
-        u->spec = deleted ? NULL : json_deep_copy(kf_json_path(obj, "spec"));
-        if (!deleted && !u->spec)
-            u->spec = json_object();
+        u->spec = spec;
         if (!deleted || kf_smap_count(&u->hosts) || kf_smap_count(&u->clusters))
             note_unit(ret, u);
         if (deleted)
@@ -394,8 +406,11 @@ void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t 
                 r->name = kf_xstrdup(name);
                 kf_smap_put(&m->regions, name, r);
             }
+            json_t *spec = json_deep_copy(kf_json_path(obj, "spec"));
+
+            ret->placement_input = !r->spec || !json_equal(r->spec, spec);
             json_decref(r->spec);
-            r->spec = json_deep_copy(kf_json_path(obj, "spec"));
+            r->spec = spec;
         }
         if (!deleted)
             snprintf(ret->region, sizeof(ret->region), "%s", name);

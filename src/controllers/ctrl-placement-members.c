@@ -30,6 +30,7 @@
 #include "kfleet/log.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
+#include "kfleet/store.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-placement.h"
 
@@ -41,15 +42,13 @@ void place_member_name(const char *cluster, const char *component, unsigned inde
     snprintf(buf, size, "%s-%s-%u", cluster, component, index);
 }
 
-int place_member_create(struct place_ctrl *d, const json_t *cluster, const char *unit,
-                        const char *host, const char *zone, const struct kf_component *comp,
-                        unsigned index, const char *version, struct kf_strbuf *why)
+json_t *place_member_obj(const json_t *cluster, const char *unit, const char *host,
+                         const char *zone, const struct kf_component *comp, unsigned index,
+                         const char *version)
 {
     const char *cname = kf_obj_name(cluster);
     char name[KF_NAME_MAX + 1];
-    struct kf_causes causes = KF_CAUSES_INIT;
-    json_t *obj, *ret = NULL;
-    int r;
+    json_t *obj;
 
     place_member_name(cname, comp->name, index, name, sizeof(name));
     obj = json_pack(
@@ -62,11 +61,17 @@ int place_member_create(struct place_ctrl *d, const json_t *cluster, const char 
         kf_obj_uid(cluster) ? kf_obj_uid(cluster) : "", "controller", 1, "blockOwnerDeletion", 1,
         "spec", "cluster", cname, "component", comp->name, "index", (int)index, "version", version,
         "host", host, "zone", zone, "resources", "requests", cap_res_json(comp->req));
-    if (!obj)
-        return kf_err(why, -EINVAL, "cannot build member \"%s\"", name);
-    if (strlen(host) > 63) /* label values are at most 63 bytes; the spec has it */
+    if (obj && strlen(host) > 63) /* label values are at most 63 bytes; the spec has it */
         json_object_del(kf_json_path(obj, "metadata.labels"), KF_LABEL_HOST);
-    r = kf_registry_create(d->reg, &kf_kind_controlplanemember, obj, &ret, &causes, why);
+    return obj;
+}
+
+static int create_one(struct place_ctrl *d, json_t *obj, struct kf_strbuf *why)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    json_t *ret = NULL;
+    int r = kf_registry_create(d->reg, &kf_kind_controlplanemember, obj, &ret, &causes, why);
+
     if (r == 0)
         d->need_member_rev = KF_MAX(d->need_member_rev, kf_obj_rv(ret));
     else if (r == -KF_EEXISTS)
@@ -75,11 +80,35 @@ int place_member_create(struct place_ctrl *d, const json_t *cluster, const char 
         struct kf_strbuf c = KF_STRBUF_INIT;
 
         kf_causes_format(&causes, &c);
-        kf_err(why, r, "member \"%s\" is not valid: %s", name, c.buf);
+        kf_err(why, r, "member \"%s\" is not valid: %s", kf_obj_name(obj), c.buf);
         kf_strbuf_release(&c);
     }
     json_decref(ret);
-    json_decref(obj);
+    kf_causes_release(&causes);
+    return r;
+}
+
+int place_members_create(struct place_ctrl *d, json_t *const *objs, size_t n, struct kf_strbuf *why)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    int64_t rev = 0;
+    int r = 0;
+
+    /* one store transaction for the lot; one at a time when some exist */
+    for (size_t at = 0; at < n && r == 0; at += KF_STORE_MAX_TXN_OPS) {
+        size_t k = KF_MIN(n - at, (size_t)KF_STORE_MAX_TXN_OPS);
+
+        r = kf_registry_create_batch(d->reg, &kf_kind_controlplanemember, objs + at, k, &rev, NULL,
+                                     &causes, why);
+        if (r == 0) {
+            d->need_member_rev = KF_MAX(d->need_member_rev, rev);
+            continue;
+        }
+        kf_strbuf_reset(why);
+        r = 0;
+        for (size_t i = at; i < at + k && r == 0; i++)
+            r = create_one(d, objs[i], why);
+    }
     kf_causes_release(&causes);
     return r;
 }
@@ -159,6 +188,8 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
     unsigned n_pins = 0;
     struct kf_place_result *res = NULL;
     struct cap_units us = { 0 };
+    json_t **todo = NULL;
+    size_t n_todo = 0, todo_alloc = 0;
     int ui = -1, r = 0;
 
     memset(have, 0, sizeof(have));
@@ -211,8 +242,22 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
             r = kf_place(&d->placer, &us.units[ui], 1, &c, res);
             if (r == -EINVAL || r == -ENOSPC)
                 r = kf_err(why, -ENOSPC, "%s", res->message);
+            /* the new members, copied out: the model's strings may go
+             * once the lock is released */
+            for (unsigned i = 0; r == 0 && i < res->n_bindings; i++) {
+                const struct kf_place_binding *b = &res->bindings[i];
+                const struct kf_place_unit *u = &us.units[ui];
+
+                if (b->pinned || have[b->component][b->replica])
+                    continue;
+                KF_GROW(todo, todo_alloc, n_todo + 1);
+                todo[n_todo++] =
+                    place_member_obj(cluster, unit, u->hosts[b->host].name, u->zones[b->zone],
+                                     &shape->components[b->component], b->replica, version);
+            }
         }
     }
+    cap_units_release(&us);
     pthread_mutex_unlock(&d->model.lock);
 
     /* writes, without the model's lock */
@@ -239,18 +284,11 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
             }
         }
     }
-    if (r == 0 && n_missing && ui >= 0) {
-        for (unsigned i = 0; r == 0 && i < res->n_bindings; i++) {
-            const struct kf_place_binding *b = &res->bindings[i];
-            const struct kf_place_unit *u = &us.units[ui];
-
-            if (b->pinned || have[b->component][b->replica])
-                continue;
-            r = place_member_create(d, cluster, unit, u->hosts[b->host].name, u->zones[b->zone],
-                                    &shape->components[b->component], b->replica, version, why);
-        }
-    }
-    cap_units_release(&us);
+    if (r == 0 && n_todo)
+        r = place_members_create(d, todo, n_todo, why);
+    for (size_t i = 0; i < n_todo; i++)
+        json_decref(todo[i]);
+    free(todo);
     free(res);
     existing_free(ex, n);
     return r;

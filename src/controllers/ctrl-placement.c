@@ -51,12 +51,13 @@
 
 KF_LOG_MODULE(placement);
 
-#define WAKE_MS        200         /* coalescing of capacity events */
-#define BARRIER_MS     5000        /* how long a reconcile waits for its own writes */
-#define RETRY_MS       (30 * 1000) /* a grade change or members that could not go on */
-#define TEMPLATE_INDEX "cap.template"
-#define PROFILE_INDEX  "cap.profile"
-#define VPC_INDEX      "cap.vpc"
+#define WAKE_MS           200         /* coalescing of capacity events */
+#define BARRIER_MS        5000        /* how long a reconcile waits for its own writes */
+#define RETRY_MS          (30 * 1000) /* a grade change or members that could not go on */
+#define TEMPLATE_INDEX    "cap.template"
+#define PROFILE_INDEX     "cap.profile"
+#define VPC_INDEX         "cap.vpc"
+#define CLUSTER_VPC_INDEX "cap.cluster-vpc"
 
 struct shift_cand {
     int current, target;
@@ -90,8 +91,14 @@ static void wake_candidates(struct place_ctrl *d)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* Pending clusters of the regions an event touched are worth another try
+ * when it changed what placement reads (a host Ready or schedulable again,
+ * a unit's spec, capacity freed), not for the status writes of units and
+ * hosts that every placement causes. */
 static void after_change(struct place_ctrl *d, const struct cap_change *ch)
 {
+    if (!ch->placement_input)
+        return;
     if (ch->region[0])
         wake_pending(d, ch->region);
     for (size_t i = 0; i < ch->n_units; i++) {
@@ -162,8 +169,8 @@ static void map_pool(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct place_ctrl *d = kf_ctrl_data(c);
 
-    place_ipam_event(d, obj, deleted);
-    wake_pending(d, NULL);
+    if (place_ipam_event(d, obj, deleted)) /* not our own write: ranges may be free */
+        wake_pending(d, NULL);
 }
 
 static void enqueue_index(struct kf_ctrl *c, struct kf_informer *inf, const char *index,
@@ -216,6 +223,14 @@ static void index_vpc(const json_t *obj, void (*add)(const char *, void *), void
         add(v, ctx);
 }
 
+static void index_cluster_vpc(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const char *v = kf_json_str(obj, "spec.network.vpc", NULL);
+
+    if (v)
+        add(v, ctx);
+}
+
 static int add_index(struct kf_informer *inf, const char *name, kf_index_fn fn)
 {
     int r = kf_informer_add_index(inf, name, fn);
@@ -237,7 +252,8 @@ static int setup(struct kf_ctrl *c)
     d->templates = kf_ctrl_informer(m, &kf_kind_template);
     if ((r = add_index(d->clusters, TEMPLATE_INDEX, index_template)) < 0 ||
         (r = add_index(d->clusters, PROFILE_INDEX, index_profile)) < 0 ||
-        (r = add_index(d->pools, VPC_INDEX, index_vpc)) < 0)
+        (r = add_index(d->pools, VPC_INDEX, index_vpc)) < 0 ||
+        (r = add_index(d->clusters, CLUSTER_VPC_INDEX, index_cluster_vpc)) < 0)
         return r;
     if ((r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_unit, map_unit)) < 0 ||
@@ -617,8 +633,8 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
         goto out;
     }
     /* A unit: the finalizer first (from now on there is something to
-     * release), then the ranges, persisted, then the status that commits the
-     * unit, then the members. */
+     * release), then the ranges, then the status that commits the unit and
+     * records the ranges in one write, then the members. */
     r = set_finalizer(d, cluster, true, &why);
     if (r < 0)
         goto fail;
@@ -651,13 +667,23 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
                                                         res->message, kf_now_ms()))));
     r = patch_status(d, name, st, &why);
     json_decref(st);
-    if (r < 0)
+    if (r < 0) {
+        place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
         goto fail;
+    }
     pending_set(d, name, NULL);
-    for (unsigned i = 0; i < nb && r == 0; i++)
-        r = place_member_create(d, cluster, unit, bs[i].host, bs[i].zone,
-                                &shape.components[bs[i].component], bs[i].replica,
-                                kf_json_str(s->effective, "version", ""), &why);
+    {
+        json_t **objs = kf_xcalloc(nb + 1, sizeof(*objs));
+
+        for (unsigned i = 0; i < nb; i++)
+            objs[i] = place_member_obj(cluster, unit, bs[i].host, bs[i].zone,
+                                       &shape.components[bs[i].component], bs[i].replica,
+                                       kf_json_str(s->effective, "version", ""));
+        r = place_members_create(d, objs, nb, &why);
+        for (unsigned i = 0; i < nb; i++)
+            json_decref(objs[i]);
+        free(objs);
+    }
     if (r < 0)
         goto fail;
     kf_log_info("cluster \"%s\" (%s): %s; %s", name, gwhy.buf, res->message, "members created");
@@ -903,8 +929,11 @@ static int reconcile_placed(struct place_ctrl *d, const json_t *cluster, struct 
     json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(cluster)));
     json_object_set_new(st, "conditions",
                         merge_conditions(json_object_get(old, "conditions"), json_incref(conds)));
-    if (differs(st, old))
+    if (differs(st, old)) {
         r = patch_status(d, name, st, &why);
+        if (r < 0 && json_object_get(st, "network"))
+            place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
+    }
     if (r == -KF_ENOTFOUND)
         r = 0;
 out:
@@ -928,12 +957,16 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     r = barrier(d);
     if (r < 0)
         return r;
-    if (kf_informer_get(d->clusters, name, &cluster) < 0)
-        return orphan(d, name);
+    if (strcmp(name, PLACE_POOLS_KEY) == 0)
+        return place_ipam_summaries(d);
+    if (kf_informer_get(d->clusters, name, &cluster) < 0) {
+        r = orphan(d, name);
+        goto summaries;
+    }
     if (kf_obj_deleting(cluster)) {
         r = teardown(d, cluster, requeue_after_ms);
         json_decref(cluster);
-        return r;
+        goto summaries;
     }
     if (kf_json_bool(cluster, "spec.paused", false)) {
         json_decref(cluster);
@@ -966,6 +999,9 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     place_settings_release(&s);
     json_decref(cluster);
     kf_strbuf_release(&why);
+summaries:
+    if (place_ipam_summary_due(d)) /* at most once a second */
+        kf_ctrl_enqueue_after(c, PLACE_POOLS_KEY, 1000);
     return r == -KF_ENOTFOUND ? 0 : r;
 }
 

@@ -99,20 +99,34 @@ bool place_in_window(const json_t *window, int64_t now_ms);
 struct place_vpc {
     char *name;
     struct kf_ipam_vpc *v; /* NULL: not built (or no pools) */
-    bool dirty;
-    char *error; /* why it could not be built */
+    bool dirty;            /* rebuild from the objects before the next use */
+    bool summary_dirty;    /* the IPPools' status summary is due */
+    char *error;           /* why it could not be built */
 };
 
-/* An IPPool event: marks its VPC for a rebuild unless it is our own write. */
-void place_ipam_event(struct place_ctrl *d, const json_t *pool, bool deleted);
-/* Ranges for a placed cluster: allocated (or found) and persisted into the
- * IPPools' status before returning 0. -ENOSPC / -KF_EINVALID with the reason
- * in why (nothing kept), or a store error. */
+/* The reconcile key of the IPPool summaries (not a valid object name). */
+#define PLACE_POOLS_KEY "~ippools"
+
+/* An IPPool event: marks its VPC for a rebuild unless it is our own write;
+ * returns whether it was someone else's change. */
+bool place_ipam_event(struct place_ctrl *d, const json_t *pool, bool deleted);
+/* Ranges for a cluster: allocated (or found, grown when expectedNodes
+ * grew) in memory. The caller persists them in the cluster's
+ * status.network, and calls place_ipam_unwritten if that write fails.
+ * -ENOSPC / -KF_EINVALID / -KF_EEXISTS / -ENOENT with the reason in why
+ * (nothing kept). */
 int place_ipam_allocate(struct place_ctrl *d, const json_t *cluster, const struct place_settings *s,
                         struct kf_ipam_alloc *ret, char **ret_pool, struct kf_strbuf *why);
-/* Releases (in memory and in the IPPools) every range of cluster in vpc. */
+/* The ranges just allocated for a cluster of vpc were not written: the
+ * allocator is rebuilt from the store before its next use. */
+void place_ipam_unwritten(struct place_ctrl *d, const char *vpc);
+/* Releases every range of cluster in vpc (memory; the cluster object, gone
+ * with its finalizer, was the record). */
 int place_ipam_release(struct place_ctrl *d, const char *vpc, const char *cluster,
                        struct kf_strbuf *why);
+/* Whether an IPPool summary is due, and writing them. */
+bool place_ipam_summary_due(struct place_ctrl *d);
+int place_ipam_summaries(struct place_ctrl *d);
 void place_ipam_free(struct place_ctrl *d);
 
 /* --- members (ctrl-placement-members.c) --------------------------------------- */
@@ -127,10 +141,14 @@ void place_member_name(const char *cluster, const char *component, unsigned inde
 int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
                        const struct kf_grade_spec *shape, const char *version,
                        struct kf_strbuf *why);
-/* Creates one member, bound to host in zone of unit. */
-int place_member_create(struct place_ctrl *d, const json_t *cluster, const char *unit,
-                        const char *host, const char *zone, const struct kf_component *comp,
-                        unsigned index, const char *version, struct kf_strbuf *why);
+/* A member object bound to host in zone of unit (new reference). */
+json_t *place_member_obj(const json_t *cluster, const char *unit, const char *host,
+                         const char *zone, const struct kf_component *comp, unsigned index,
+                         const char *version);
+/* Creates members in store transactions (those that exist already are
+ * left as they are). */
+int place_members_create(struct place_ctrl *d, json_t *const *objs, size_t n,
+                         struct kf_strbuf *why);
 /* Deletes every member of cluster; returns how many are left to go (0: none). */
 int place_members_delete_all(struct place_ctrl *d, const char *cluster, struct kf_strbuf *why);
 /* Members desired by the shape, and how many of the cluster's are Ready. */

@@ -1,7 +1,9 @@
 /* kind-ippool.c: IPPool, the address ranges of one VPC (per zone where the
  * network needs it) from which IPAM draws each guest cluster's node, pod and
- * service ranges. The spec is what the network team owns; status records
- * every allocation so that a range is never handed out twice. */
+ * service ranges. The spec is what the network team owns. The ranges
+ * handed out are recorded on the clusters that use them (GuestCluster
+ * status.network, written with the placement); the pool's status sums
+ * them up. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +48,12 @@ static const struct kf_schema ippool_spec = {
 };
 
 static const struct kf_field ippool_status_fields[] = {
-    KF_ARRAY("allocations", "Ranges handed out, one entry per cluster and purpose.",
+    KF_INT("clusters", "Guest clusters whose pod range comes from this pool.", .flags = KF_F_MIN,
+           .min = 0),
+    KF_ARRAY("allocations",
+             "Ranges handed out, one entry per cluster and purpose, for pools managed by "
+             "hand; kfleetd records its allocations in each GuestCluster's status.network "
+             "and leaves this empty.",
              KF_ITEM_OBJECT(KF_FIELDS(
                  KF_STRING("cluster", "The GuestCluster.", .flags = KF_F_REQUIRED,
                            .format = KF_FMT_DNS_LABEL),
@@ -110,7 +117,12 @@ static void ippool_validate(const json_t *obj, const json_t *old, struct kf_caus
 
 static void col_allocs(const json_t *obj, struct kf_strbuf *out)
 {
-    kf_fleet_col_count(obj, "status.allocations", out);
+    json_t *n = kf_json_path(obj, "status.clusters");
+
+    if (json_is_integer(n))
+        kf_strbuf_addf(out, "%lld", (long long)json_integer_value(n));
+    else
+        kf_fleet_col_count(obj, "status.allocations", out);
 }
 
 static void col_used(const json_t *obj, struct kf_strbuf *out)
@@ -122,7 +134,7 @@ static const struct kf_column ippool_columns[] = {
     { .header = "VPC", .path = "spec.vpc", .type = "string" },
     { .header = "ZONE", .path = "spec.zone", .type = "string" },
     { .header = "CIDRS", .path = "spec.cidrs", .type = "string" },
-    { .header = "ALLOCATIONS", .fn = col_allocs, .type = "integer" },
+    { .header = "CLUSTERS", .fn = col_allocs, .type = "integer" },
     { .header = "USED", .fn = col_used, .type = "string" },
     { .header = "SERVICE-CIDRS", .path = "spec.serviceCIDRs", .type = "string", .wide = true },
 };
