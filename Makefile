@@ -81,7 +81,7 @@ bench: bench-api bench-store bench-placement bench-heartbeat bench-provision ben
 # A static pattern rule: make skips implicit-rule search for .PHONY targets,
 # so a plain `bench-%:` rule never ran for the benchmarks listed above.
 BENCHES = bench-api bench-store bench-placement bench-heartbeat bench-provision bench-broadcast \
-          bench-federation bench-failover bench-hbshare
+          bench-federation bench-failover bench-hbshare bench-capacity
 $(BENCHES): bench-%: deps build
 	@scripts/bench $*
 

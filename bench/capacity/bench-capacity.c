@@ -38,6 +38,7 @@
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/lease.h"
+#include "kfleet/log.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
@@ -343,6 +344,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    kf_log_set_spec("warn", NULL); /* one info line per decision would be the benchmark */
     gethostname(host, sizeof(host));
     printf("bench-capacity on %s, %ld CPUs\n", host, cpus);
     curl_global_init(CURL_GLOBAL_DEFAULT);
