@@ -51,9 +51,9 @@ static const struct kf_field ippool_status_fields[] = {
     KF_INT("clusters", "Guest clusters whose pod range comes from this pool.", .flags = KF_F_MIN,
            .min = 0),
     KF_ARRAY("allocations",
-             "Ranges handed out, one entry per cluster and purpose, for pools managed by "
-             "hand; kfleetd records its allocations in each GuestCluster's status.network "
-             "and leaves this empty.",
+             "Neither written nor read by kfleetd: the ranges it hands out are recorded in "
+             "each GuestCluster's status.network (and summed up in clusters and "
+             "allocatedAddresses); ranges it must never hand out go in spec.reserved.",
              KF_ITEM_OBJECT(KF_FIELDS(
                  KF_STRING("cluster", "The GuestCluster.", .flags = KF_F_REQUIRED,
                            .format = KF_FMT_DNS_LABEL),
