@@ -56,6 +56,7 @@ KF_LOG_MODULE(agent);
 #define RETRY_INITIAL_MS    500
 #define RETRY_MAX_MS        30000
 #define READINESS_PERIOD_MS 1000
+#define REMOVE_GRACE_MS     2000 /* SIGTERM..SIGKILL for a member being deleted */
 
 /* --- names and paths ------------------------------------------------------------ */
 
@@ -793,6 +794,28 @@ static void report(struct kf_agent *a, struct agent_host *h, struct agent_member
 
 /* --- removal ---------------------------------------------------------------------- */
 
+/* A deleted member's data goes right after it stops, so a graceful stop
+ * buys nothing, and etcd members of a deleted cluster all stop at once: a
+ * leader among them would wait for a leadership transfer to peers that are
+ * going too, until SIGKILL after the whole grace. The same spec with a
+ * short grace is applied first (grace changes apply in place, nothing
+ * restarts). */
+static void shorten_grace(struct kf_agent *a, struct agent_host *h, struct agent_member *m)
+{
+    struct built_spec b;
+
+    if (!m->obj || !m->applied || !*kf_json_str(m->obj, "spec.binary", ""))
+        return;
+    build_spec(a, h, m, &b);
+    if (strcmp(b.hash, m->applied_hash) == 0) {
+        b.spec.stop_grace_ms = REMOVE_GRACE_MS;
+        if (a->cfg.stop_grace_ms > 0 && a->cfg.stop_grace_ms < REMOVE_GRACE_MS)
+            b.spec.stop_grace_ms = a->cfg.stop_grace_ms;
+        kf_runner_apply(h->runner, &b.spec, NULL);
+    }
+    built_spec_release(&b);
+}
+
 /* Converges a member nobody wants here. Returns true when it is finished
  * with (the caller frees it). */
 static bool sync_unwanted(struct kf_agent *a, struct agent_host *h, struct agent_member *m)
@@ -804,6 +827,7 @@ static bool sync_unwanted(struct kf_agent *a, struct agent_host *h, struct agent
             if (!m->removing) {
                 kf_log_info("member \"%s\": %s; stopping it", m->name,
                             m->obj ? "being deleted" : "no longer bound to this host");
+                shorten_grace(a, h, m);
                 kf_runner_remove(h->runner, m->rname);
                 m->removing = true;
             }
