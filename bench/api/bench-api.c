@@ -16,6 +16,10 @@
  *   etcd-put URL N CONNS BYTES      etcd v3 JSON gateway: PUT N values of BYTES
  *   etcd-get URL N CONNS SECONDS [RATE]  range of one random key, the same way
  *   etcd-range URL N REPS           range of the whole prefix
+ *   etcd-watch URL WATCHERS WRITES RATE  the watch fan-out on etcd's gateway:
+ *                                   WATCHERS watch streams of one key; WRITES
+ *                                   puts of it at RATE/s, latency measured the
+ *                                   same way (the time is in the value)
  *
  * URL is http://HOST:PORT. $BENCH_TOKEN, if set, is sent as a bearer token;
  * $BENCH_DUMP=FILE makes watch write every latency (ns, arrival order).
@@ -37,6 +41,7 @@
 #include <unistd.h>
 
 #include "kfleet/base.h"
+#include "kfleet/base64.h"
 #include "kfleet/strbuf.h"
 
 #define GC_PATH "/apis/kfleet.io/v1/guestclusters"
@@ -736,13 +741,35 @@ struct fanout {
     int64_t writes;
     struct samples lat;
     int64_t delivered;
+    bool etcd; /* etcd's gateway: events carry the value base64 */
 };
+
+#define ETCD_WATCH_KEY "/bench-watch/target"
 
 static void on_line(struct fanout *f, struct watcher *w, uint64_t t)
 {
     static const char marker[] = "\"kfbench/t0\":\"";
-    const char *p = memmem(w->line.buf, w->line.len, marker, sizeof(marker) - 1);
+    static const char value[] = "\"value\":\"";
+    const char *p;
 
+    if (f->etcd) {
+        struct kf_strbuf v = KF_STRBUF_INIT;
+        const char *q;
+
+        p = memmem(w->line.buf, w->line.len, value, sizeof(value) - 1);
+        if (!p)
+            return;
+        p += sizeof(value) - 1;
+        q = memchr(p, '"', (size_t)(w->line.buf + w->line.len - p));
+        if (!q || kf_base64_decode(&v, p, (size_t)(q - p)) < 0 || strncmp(v.buf, "t0=", 3) != 0)
+            die("etcd watch: an event without the writer's time");
+        w->events++;
+        f->delivered++;
+        sample_add(&f->lat, t - strtoull(v.buf + 3, NULL, 10));
+        kf_strbuf_release(&v);
+        return;
+    }
+    p = memmem(w->line.buf, w->line.len, marker, sizeof(marker) - 1);
     if (!p)
         return;
     w->events++;
@@ -803,6 +830,7 @@ static void on_bytes(struct fanout *f, struct watcher *w, const char *buf, size_
 struct writer_args {
     int64_t writes;
     double rate;
+    bool etcd;
 };
 
 static void *writer_main(void *arg)
@@ -824,10 +852,23 @@ static void *writer_main(void *arg)
             nanosleep(&ts, NULL);
         }
         t0 = now_ns();
-        kf_strbuf_addf(&body, "{\"metadata\":{\"annotations\":{\"kfbench/t0\":\"%llu\"}}}",
-                       (unsigned long long)t0);
-        status = request(&c, "PATCH", GC_PATH "/bench-watch-target", "application/merge-patch+json",
-                         body.buf, body.len, NULL);
+        if (a->etcd) {
+            char v[40];
+            int vn = snprintf(v, sizeof(v), "t0=%llu", (unsigned long long)t0);
+
+            kf_strbuf_addstr(&body, "{\"key\":\"");
+            base64(&body, ETCD_WATCH_KEY, strlen(ETCD_WATCH_KEY));
+            kf_strbuf_addstr(&body, "\",\"value\":\"");
+            base64(&body, v, (size_t)vn);
+            kf_strbuf_addstr(&body, "\"}");
+            status =
+                request(&c, "POST", "/v3/kv/put", "application/json", body.buf, body.len, NULL);
+        } else {
+            kf_strbuf_addf(&body, "{\"metadata\":{\"annotations\":{\"kfbench/t0\":\"%llu\"}}}",
+                           (unsigned long long)t0);
+            status = request(&c, "PATCH", GC_PATH "/bench-watch-target",
+                             "application/merge-patch+json", body.buf, body.len, NULL);
+        }
         if (status != 200)
             die("watch writer: HTTP %d", status);
         kf_strbuf_release(&body);
@@ -836,10 +877,10 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-static void run_watch(int nwatchers, int64_t writes, double rate)
+static void run_watch(bool etcd, int nwatchers, int64_t writes, double rate)
 {
-    struct fanout f = { .n = nwatchers, .writes = writes };
-    struct writer_args wa = { writes, rate };
+    struct fanout f = { .n = nwatchers, .writes = writes, .etcd = etcd };
+    struct writer_args wa = { writes, rate, etcd };
     struct kf_strbuf resp = KF_STRBUF_INIT, body = KF_STRBUF_INIT;
     struct conn c;
     pthread_t writer;
@@ -849,6 +890,14 @@ static void run_watch(int nwatchers, int64_t writes, double rate)
     uint64_t deadline, t_open;
     int connected = 0;
 
+    f.ws = kf_xcalloc((size_t)nwatchers, sizeof(*f.ws));
+    if (etcd) {
+        /* watches of one key from now: every put of it is an event */
+        kf_strbuf_addstr(&body, "{\"create_request\":{\"key\":\"");
+        base64(&body, ETCD_WATCH_KEY, strlen(ETCD_WATCH_KEY));
+        kf_strbuf_addstr(&body, "\"}}");
+        goto open;
+    }
     /* the object the writer patches, and the revision to watch from */
     conn_open(&c);
     kf_strbuf_addstr(&body, "{\"metadata\":{\"name\":\"bench-watch-target\"},\"spec\":{\"region\":"
@@ -865,21 +914,27 @@ static void run_watch(int nwatchers, int64_t writes, double rate)
     snprintf(rv, sizeof(rv), "%.*s", (int)strcspn(p + 19, "\""), p + 19);
     conn_close(&c);
     kf_strbuf_release(&resp);
-    kf_strbuf_release(&body);
 
-    f.ws = kf_xcalloc((size_t)nwatchers, sizeof(*f.ws));
     /* every watcher sees every change of the kind after rv: the patches */
     snprintf(path, sizeof(path), GC_PATH "?watch=true&resourceVersion=%s", rv);
+open:
     t_open = now_ns();
     for (int i = 0; i < nwatchers; i++) {
         struct kf_strbuf req = KF_STRBUF_INIT;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &f.ws[i] };
 
         f.ws[i].fd = dial();
-        kf_strbuf_addf(&req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n", path, host, port);
-        if (token)
+        if (etcd)
+            kf_strbuf_addf(&req,
+                           "POST /v3/watch HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: "
+                           "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                           host, port, body.len, body.buf);
+        else
+            kf_strbuf_addf(&req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n", path, host, port);
+        if (token && !etcd)
             kf_strbuf_addf(&req, "Authorization: Bearer %s\r\n", token);
-        kf_strbuf_addstr(&req, "\r\n");
+        if (!etcd)
+            kf_strbuf_addstr(&req, "\r\n");
         send_all(f.ws[i].fd, req.buf, req.len);
         kf_strbuf_release(&req);
         epoll_ctl(ep, EPOLL_CTL_ADD, f.ws[i].fd, &ev);
@@ -905,7 +960,11 @@ static void run_watch(int nwatchers, int64_t writes, double rate)
     }
     if (connected < nwatchers)
         die("only %d of %d watches opened", connected, nwatchers);
-    printf("watch: %d watches open in %.2f s\n", nwatchers, (double)(now_ns() - t_open) / 1e9);
+    printf("%s: %d watches open in %.2f s\n", etcd ? "etcd-watch" : "watch", nwatchers,
+           (double)(now_ns() - t_open) / 1e9);
+    kf_strbuf_release(&body);
+    if (etcd) /* etcd says "created" before it sends events: let every watch settle */
+        sleep(1);
 
     pthread_create(&writer, NULL, writer_main, &wa);
     deadline = now_ns() + (uint64_t)(((double)writes / rate + 60) * 1e9);
@@ -933,15 +992,16 @@ static void run_watch(int nwatchers, int64_t writes, double rate)
             fclose(df);
     }
     qsort(f.lat.v, f.lat.n, sizeof(*f.lat.v), cmp_u64);
-    printf("watch fan-out: %d watchers x %lld writes at %.0f/s: %lld of %lld events delivered; "
+    printf("%s fan-out: %d watchers x %lld writes at %.0f/s: %lld of %lld events delivered; "
            "write->delivery p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
-           nwatchers, (long long)writes, rate, (long long)f.delivered,
-           (long long)nwatchers * writes, pct_ms(&f.lat, 50), pct_ms(&f.lat, 99),
-           pct_ms(&f.lat, 99.9), pct_ms(&f.lat, 100));
-    printf("RESULT mode=watch watchers=%d writes=%lld rate=%.1f delivered=%lld p50_ms=%.3f "
-           "p99_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
-           nwatchers, (long long)writes, rate, (long long)f.delivered, pct_ms(&f.lat, 50),
+           etcd ? "etcd-watch" : "watch", nwatchers, (long long)writes, rate,
+           (long long)f.delivered, (long long)nwatchers * writes, pct_ms(&f.lat, 50),
            pct_ms(&f.lat, 99), pct_ms(&f.lat, 99.9), pct_ms(&f.lat, 100));
+    printf("RESULT mode=%s watchers=%d writes=%lld rate=%.1f delivered=%lld p50_ms=%.3f "
+           "p99_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
+           etcd ? "etcd-watch" : "watch", nwatchers, (long long)writes, rate,
+           (long long)f.delivered, pct_ms(&f.lat, 50), pct_ms(&f.lat, 99), pct_ms(&f.lat, 99.9),
+           pct_ms(&f.lat, 100));
     for (int i = 0; i < nwatchers; i++) {
         close(f.ws[i].fd);
         kf_strbuf_release(&f.ws[i].raw);
@@ -975,7 +1035,9 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "list") == 0 && argc == 5)
         run_list(false, arg_int(argv[3]), (int)arg_int(argv[4]));
     else if (strcmp(mode, "watch") == 0 && argc == 6)
-        run_watch((int)arg_int(argv[3]), arg_int(argv[4]), (double)arg_int(argv[5]));
+        run_watch(false, (int)arg_int(argv[3]), arg_int(argv[4]), (double)arg_int(argv[5]));
+    else if (strcmp(mode, "etcd-watch") == 0 && argc == 6)
+        run_watch(true, (int)arg_int(argv[3]), arg_int(argv[4]), (double)arg_int(argv[5]));
     else if (strcmp(mode, "etcd-put") == 0 && argc == 6)
         run_workers(M_ETCD_PUT, arg_int(argv[3]), (int)arg_int(argv[4]), 0,
                     (size_t)arg_int(argv[5]), "etcd-put");
