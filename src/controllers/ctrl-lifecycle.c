@@ -56,7 +56,7 @@ KF_LOG_MODULE(lifecycle);
 #define BY_HOST                 "lc.host"
 #define PROVISIONING_RECHECK_MS 1000
 #define DELETING_RECHECK_MS     1000
-#define PROBE_TIMEOUT_MS        1000
+#define PROBE_TIMEOUT_MS        2000 /* a loaded host answers /health late */
 
 struct lc {
     struct kf_ctrl *ctrl;

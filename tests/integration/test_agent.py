@@ -60,7 +60,10 @@ def test_register_and_run():
                         args=["--host-grace", "3s"]) as kd, \
             kftest.Agent(kd, "h1", args=["--capacity-cpu", "8", "--capacity-memory",
                                          "32Gi"]) as ag:
-        host = eventually(lambda: get(kd, "hosts", "h1"), msg="host not registered")
+        # registered: created, then its status (agent version, node info) written
+        host = eventually(lambda: (lambda h: h if h and h.get("status", {}).get("agentVersion")
+                                   else None)(get(kd, "hosts", "h1")),
+                          msg="host not registered")
         labels = host["metadata"]["labels"]
         assert labels == {"kfleet.io/role": "meta", "kfleet.io/zone": "a",
                           "kfleet.io/unit": "u1"}, labels

@@ -10,7 +10,6 @@ process is checked and stopped by PID.
 
 import os
 import signal
-import time
 
 import kftest
 import lifecycle_fixture as lf
@@ -53,11 +52,16 @@ def test_zone_loss_keeps_quorum():
         cli.put_eventually(0, "/during", "2")
         cli.wait_get(1, "/during", "2")
         assert cli.get(1, "/before") == "1"
-        c = lf.wait_phase(kd, "g1", "Degraded", timeout=20)
+        def degraded_with_quorum():
+            c = lf.cluster(kd, "g1")
+            st = (c or {}).get("status", {})
+            conds = {x["type"]: x for x in st.get("conditions", [])}
+            q = conds.get("EtcdQuorum", {})
+            return (st.get("phase") == "Degraded" and q.get("status") == "True" and
+                    q.get("reason") == "MemberUnhealthy" and c)
+        c = eventually(degraded_with_quorum, timeout=20,
+                       msg="not Degraded with a quorum: " + str(lf.cluster(kd, "g1")))
         assert victim in c["status"]["message"], c["status"]["message"]
-        conds = {x["type"]: x for x in c["status"]["conditions"]}
-        assert conds["EtcdQuorum"]["status"] == "True", conds
-        assert conds["EtcdQuorum"]["reason"] == "MemberUnhealthy", conds
 
         # the zone comes back: the member runs again, catches up, Running
         f.start_agent("c")
@@ -118,7 +122,6 @@ def test_delete_while_a_zone_is_down():
         assert kd.delete(path("guestclusters", "g1")).status in (200, 202)
         # b and c stop theirs at once; a's is let go after the release timeout
         lf.wait_gone([pids["b"], pids["c"]])
-        t0 = time.monotonic()
         eventually(lambda: lf.cluster(kd, "g1") is None, timeout=40,
                    msg="the cluster was not deleted")
         assert kftest.pid_alive(pids["a"])
@@ -133,7 +136,6 @@ def test_delete_while_a_zone_is_down():
         for p in ports:
             assert not lf.port_open(p), p
         assert lf.members(kd, "g1") == []
-        assert time.monotonic() - t0 < 60
 
 
 if __name__ == "__main__":
