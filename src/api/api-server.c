@@ -850,19 +850,22 @@ int kf_api_start(struct kf_api *api, struct kf_strbuf *err)
     return 0;
 }
 
+/* No MHD_quiesce_daemon here: with epoll and a thread pool it races with
+ * the workers, which take the listen socket out of their epoll sets on
+ * their own once the daemon is quiesced; the loser's epoll_ctl fails with
+ * ENOENT and libmicrohttpd 0.9.75 calls MHD_PANIC, so a SIGTERM now and
+ * then ended kfleetd with SIGABRT instead of exit 0. Nothing needs it: a
+ * connection accepted while we stop gets 503 for a watch (and for
+ * /readyz), other requests are answered as usual, and MHD_stop_daemon
+ * closes the listen socket and every connection. */
 void kf_api_stop(struct kf_api *api)
 {
-    MHD_socket s;
-
     if (!api || !api->mhd)
         return;
     __atomic_store_n(&api->stopping, true, __ATOMIC_SEQ_CST);
-    s = MHD_quiesce_daemon(api->mhd);
     api_watchers_stop(api);
     MHD_stop_daemon(api->mhd);
     api->mhd = NULL;
-    if (s != MHD_INVALID_SOCKET)
-        close(s);
 }
 
 void kf_api_free(struct kf_api *api)
