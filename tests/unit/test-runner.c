@@ -484,9 +484,14 @@ static void test_backoff_sequence(void **state)
         }
     }
     assert_int_equal(n_backoff, 4);
+    /* The stop may come before or after the next restart (80 ms is short
+     * on a loaded machine): Stopped keeps the count the runner reached. */
     assert_int_equal(kf_runner_stop(f->r, "crash"), 0);
-    ev = wait_phase(f->r, "crash", KF_PROC_STOPPED);
-    assert_int_equal(ev.status.restarts, 3);
+    assert_true(
+        t_wait(f->r, "crash", t_is_phase, &(enum kf_proc_phase){ KF_PROC_STOPPED }, &seen, &ev));
+    assert_true(seen.n >= 2);
+    assert_true(ev.status.restarts >= 3);
+    assert_int_equal(ev.status.restarts, seen.v[seen.n - 2].status.restarts);
     free(seen.v);
     free(workdir);
 }
