@@ -139,7 +139,7 @@ struct kf_op {
 
 struct kf_store_status {
     int64_t rev;           /* current revision */
-    int64_t compacted_rev; /* revisions <= this are gone */
+    int64_t compacted_rev; /* reads below this revision are gone; this one stays */
     int64_t keys;          /* live keys */
     int64_t db_bytes;      /* size on disk or in memory, best effort */
     /* Only for backends with an event feed of their own (ops->start), before

@@ -220,9 +220,10 @@ void api_metrics_register(struct kf_api *api)
                          collect_store, &sp[0]);
     kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_revision",
                          "The store's current revision.", NULL, collect_store, &sp[1]);
-    kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_compacted_revision",
-                         "Revisions up to this one are compacted away.", NULL, collect_store,
-                         &sp[2]);
+    kf_metrics_collected(
+        m, KF_METRIC_GAUGE, "kfleet_store_compacted_revision",
+        "Revisions before this one are compacted away (this one is still readable).", NULL,
+        collect_store, &sp[2]);
     kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_keys", "Live keys in the store.", NULL,
                          collect_store, &sp[3]);
     kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_size_bytes",
