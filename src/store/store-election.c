@@ -186,6 +186,8 @@ static int campaign(struct kf_election *e, int64_t *ret_token, struct kf_strbuf 
         if (r == 0) {
             json_t *kv = json_array_get(json_object_get(resp, "kvs"), 0);
 
+            kf_strbuf_release(&err); /* the timeout's message */
+
             rev = holder(kv, who, &lease_of);
             *ret_watch_from = kf_etcd_get_int(json_object_get(resp, "header"), "revision", 0) + 1;
             json_decref(resp);
