@@ -226,6 +226,8 @@ void kf_cli_print_overview(FILE *out, const struct kf_cli_command *cmds, size_t 
                  "     (nothing was sent)\n"
                  "  3  the server could not be reached\n"
                  "  4  not found: the object does not exist\n"
+                 "  5  (watch broadcastjob NAME) the job failed, or was deleted before it ended\n"
+                 "  6  (watch broadcastjob NAME) the job completed, and some tasks failed\n"
                  "When several objects are handled, kfleet goes on past a failure and exits with\n"
                  "the code of the first one.\n"
                  "\n"

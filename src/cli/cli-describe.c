@@ -6,7 +6,8 @@
  * they are found with the field selector
  * `spec.involvedObject.kind=K,spec.involvedObject.name=N`. When they cannot
  * be read (an older server, a role without access) the rest still prints
- * and the Events section says why.
+ * and the Events section says why. A BroadcastJob also gets its per-host
+ * results (cli-broadcast.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -331,6 +332,13 @@ static void describe_events(struct kf_strbuf *out, const json_t *events, const c
 void kf_cli_describe_format(const struct kf_kind *k, const json_t *obj, const json_t *events,
                             const char *events_error, int64_t now_ms, struct kf_strbuf *out)
 {
+    kf_cli_describe_format_ex(k, obj, NULL, events, events_error, now_ms, out);
+}
+
+void kf_cli_describe_format_ex(const struct kf_kind *k, const json_t *obj, const char *extra,
+                               const json_t *events, const char *events_error, int64_t now_ms,
+                               struct kf_strbuf *out)
+{
     const json_t *meta = json_object_get(obj, "metadata");
     const json_t *spec = json_object_get(obj, "spec");
     const json_t *status = json_object_get(obj, "status");
@@ -400,6 +408,8 @@ void kf_cli_describe_format(const struct kf_kind *k, const json_t *obj, const js
         }
         describe_conditions(out, json_object_get(status, "conditions"), now_ms);
     }
+    if (extra)
+        kf_strbuf_addstr(out, extra);
     describe_events(out, events, events_error, now_ms);
 }
 
@@ -407,7 +417,7 @@ int kf_cli_cmd_describe(struct kf_cli *cli, const struct kf_cli_args *args)
 {
     const struct kf_kind *k, *ev_kind;
     json_t *obj = NULL, *events = NULL;
-    struct kf_strbuf out = KF_STRBUF_INIT, why = KF_STRBUF_INIT;
+    struct kf_strbuf out = KF_STRBUF_INIT, why = KF_STRBUF_INIT, extra = KF_STRBUF_INIT;
     int rc = KF_CLI_EXIT_OK;
 
     if (args->n_pos < 2) {
@@ -458,7 +468,12 @@ int kf_cli_cmd_describe(struct kf_cli *cli, const struct kf_cli_args *args)
         }
         if (i > 1)
             kf_strbuf_addch(&out, '\n');
-        kf_cli_describe_format(k, obj, events, why.buf, cli->now_ms, &out);
+        /* kinds with more to say */
+        if (k == &kf_kind_broadcastjob)
+            kf_cli_bcj_describe_hosts(cli, obj, &extra);
+        kf_cli_describe_format_ex(k, obj, extra.len ? extra.buf : NULL, events, why.buf,
+                                  cli->now_ms, &out);
+        kf_strbuf_reset(&extra);
         fputs(out.buf, cli->out);
         kf_strbuf_reset(&out);
         json_decref(obj);
@@ -467,5 +482,6 @@ int kf_cli_cmd_describe(struct kf_cli *cli, const struct kf_cli_args *args)
     }
     kf_strbuf_release(&out);
     kf_strbuf_release(&why);
+    kf_strbuf_release(&extra);
     return rc;
 }

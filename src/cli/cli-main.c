@@ -133,8 +133,15 @@ static const struct kf_cli_command commands[] = {
                 "reconnects from the last resourceVersion seen, or lists again and prints\n"
                 "what changed meanwhile. Runs until interrupted or --timeout.\n"
                 "\n"
-                "Example:\n"
-                "  kfleet watch gc -l env=prod\n",
+                "`kfleet watch broadcastjob NAME` shows a progress bar instead (succeeded\n"
+                "#, failed x and active > of the desired hosts), redrawn in place on a\n"
+                "terminal and a line per change otherwise, and ends with the job: exit 0\n"
+                "when it completed, 6 when it completed with failed tasks, 5 when it failed\n"
+                "(FailFast, the deadline) or was deleted before it ended.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet watch gc -l env=prod\n"
+                "  kfleet watch bcj agent-upgrade\n",
         .opts = kf_cli_watch_opts,
         .run = kf_cli_cmd_watch,
     },

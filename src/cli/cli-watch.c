@@ -13,12 +13,18 @@
  *     known and what is there (ADDED, MODIFIED, DELETED), then watch on.
  * So a restart of kfleetd or a compaction costs no event a user would miss
  * and prints none twice. --timeout ends the command cleanly (exit 0).
+ *
+ * `kfleet watch broadcastjob NAME` (as a table) draws a progress bar
+ * instead of rows: redrawn in place on a terminal, a line per change
+ * otherwise; it ends when the job does, with an exit code that says how
+ * (0 completed, 6 completed with failed tasks, 5 failed or deleted first).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -50,7 +56,15 @@ struct watcher {
     long failed_status; /* its code */
     bool told;          /* the user was told the server is not answering */
     uint64_t deadline;  /* kf_mono_ns() value, or 0 */
+    /* watch broadcastjob NAME: a progress bar until the job is over */
+    bool progress;
+    bool tty;    /* redraw in place */
+    char *drawn; /* the last line drawn, without its time (a line per change) */
+    bool done;   /* the job is over: done_rc says how */
+    int done_rc;
 };
+
+#define PROGRESS_BAR_WIDTH 30
 
 static void sleep_ms(int64_t ms)
 {
@@ -88,6 +102,47 @@ static void print_rows(struct watcher *w, const struct kf_cli_table *t, size_t f
     kf_strbuf_release(&out);
 }
 
+/* Draws the progress of a BroadcastJob and notices its end. */
+static void progress(struct watcher *w, const char *type, const json_t *job)
+{
+    struct kf_strbuf line = KF_STRBUF_INIT, key = KF_STRBUF_INIT;
+    int rc = KF_CLI_EXIT_OK;
+    bool over = kf_cli_bcj_finished(job, &rc);
+
+    kf_cli_bcj_progress(job, w->cli->now_ms, PROGRESS_BAR_WIDTH, &line);
+    /* the line without its clock, to print a line per change off a terminal */
+    kf_cli_bcj_progress(job, 0, PROGRESS_BAR_WIDTH, &key);
+    if (w->tty) {
+        fprintf(w->cli->out, "\r%s\033[K", line.buf);
+    } else if (!w->drawn || strcmp(w->drawn, key.buf) != 0 || over) {
+        fprintf(w->cli->out, "%s\n", line.buf);
+    }
+    free(w->drawn);
+    w->drawn = kf_strbuf_detach(&key, NULL);
+    if (strcmp(type, "DELETED") == 0 && !over) {
+        rc = KF_CLI_EXIT_JOB_FAILED;
+        over = true;
+    }
+    if (over) {
+        if (w->tty)
+            fputc('\n', w->cli->out);
+        if (strcmp(type, "DELETED") == 0 && rc == KF_CLI_EXIT_JOB_FAILED)
+            fprintf(w->cli->out, "broadcastjob %s was deleted before it finished\n",
+                    kf_obj_name(job));
+        else
+            fprintf(w->cli->out, "broadcastjob %s %s: %lld succeeded, %lld failed of %lld\n",
+                    kf_obj_name(job), kf_json_str(job, "status.phase", ""),
+                    (long long)kf_json_int(job, "status.succeeded", 0),
+                    (long long)kf_json_int(job, "status.failed", 0),
+                    (long long)kf_json_int(job, "status.desired", 0));
+        w->done = true;
+        w->done_rc = rc;
+    }
+    fflush(w->cli->out);
+    kf_strbuf_release(&line);
+    kf_strbuf_release(&key);
+}
+
 /* Prints a batch of events (type, object pairs in a JSON array). */
 static void emit(struct watcher *w, const json_t *events)
 {
@@ -97,6 +152,15 @@ static void emit(struct watcher *w, const json_t *events)
 
     if (json_array_size(events) == 0)
         return;
+    if (w->progress) {
+        json_array_foreach(events, i, ev)
+        {
+            if (!w->done)
+                progress(w, json_string_value(json_object_get(ev, "type")),
+                         json_object_get(ev, "object"));
+        }
+        return;
+    }
     if (w->fmt == KF_CLI_FMT_TABLE || wide) {
         struct kf_cli_table t;
         size_t first = 1;
@@ -255,7 +319,7 @@ static int on_line(const char *line, size_t len, void *data)
         json_decref(batch);
     }
     json_decref(ev);
-    return 0;
+    return w->done; /* a BroadcastJob that is over ends the watch */
 }
 
 /* Worth retrying: no answer, overload, or a server error (a restart, a
@@ -295,6 +359,8 @@ static int watch_loop(struct watcher *w)
         return rc;
     w->cli->quiet = true;
     for (;;) {
+        if (w->done)
+            return w->done_rc;
         struct kf_cli_response resp = { 0 };
         struct kf_strbuf path = KF_STRBUF_INIT;
         char *base;
@@ -417,10 +483,23 @@ int kf_cli_cmd_watch(struct kf_cli *cli, const struct kf_cli_args *args)
         kf_strbuf_addf(&fields, "%smetadata.name=%s", fields.len ? "," : "", args->pos[1]);
     w.fields = kf_strbuf_detach(&fields, NULL);
     w.known = json_object();
+    if (w.k == &kf_kind_broadcastjob && args->n_pos == 2 && w.fmt == KF_CLI_FMT_TABLE) {
+        json_t *job = NULL;
+
+        /* a job that is not there is an error, not an empty watch */
+        rc = kf_cli_get_one(cli, w.k, args->pos[1], false, &job);
+        json_decref(job);
+        if (rc != KF_CLI_EXIT_OK)
+            goto out;
+        w.progress = true;
+        w.tty = isatty(fileno(cli->out));
+    }
     rc = watch_loop(&w);
+out:
     json_decref(w.known);
     free(w.rv);
     free(w.fields);
     free(w.width);
+    free(w.drawn);
     return rc;
 }

@@ -41,6 +41,9 @@ enum kf_cli_exit {
                                     nothing was sent */
     KF_CLI_EXIT_UNREACHABLE = 3, /* no answer from the server (connection, TLS, timeout) */
     KF_CLI_EXIT_NOTFOUND = 4,    /* the object (or kind) does not exist on the server */
+    /* `kfleet watch broadcastjob NAME`, when the job is over: */
+    KF_CLI_EXIT_JOB_FAILED = 5,   /* it failed (FailFast, the deadline) or was deleted first */
+    KF_CLI_EXIT_TASKS_FAILED = 6, /* it completed, and some tasks failed (Continue) */
 };
 
 /* ---- options (cli-args.c) ---------------------------------------------- */
@@ -295,6 +298,31 @@ void kf_cli_print_objects(struct kf_cli *cli, const struct kf_kind *k, const jso
  * or NULL when they could not be read; events_error says why). */
 void kf_cli_describe_format(const struct kf_kind *k, const json_t *obj, const json_t *events,
                             const char *events_error, int64_t now_ms, struct kf_strbuf *out);
+
+/* As kf_cli_describe_format, with `extra` (may be NULL) printed before the
+ * Events: sections a kind adds (a BroadcastJob's hosts). */
+void kf_cli_describe_format_ex(const struct kf_kind *k, const json_t *obj, const char *extra,
+                               const json_t *events, const char *events_error, int64_t now_ms,
+                               struct kf_strbuf *out);
+
+/* ---- BroadcastJobs (cli-broadcast.c) ------------------------------------------ */
+
+/* "850ms", "1.2s", "42s", "2m03s", "1h02m". */
+void kf_cli_bcj_duration(int64_t ms, struct kf_strbuf *out);
+/* describe's Hosts section of job: counts, a table of the tasks given
+ * (failed, active and succeeded ones, each a JSON array, at most a few dozen
+ * each), how to list the rest, and the tail of the output of the first
+ * failures. */
+void kf_cli_bcj_hosts_format(const json_t *job, const json_t *failed, const json_t *active,
+                             const json_t *succeeded, int64_t now_ms, struct kf_strbuf *out);
+/* The same, reading the tasks from the server (three LISTs with a limit). */
+void kf_cli_bcj_describe_hosts(struct kf_cli *cli, const json_t *job, struct kf_strbuf *out);
+/* One progress line: "NAME [###xx>>.....] 3/10 succeeded, 2 failed, 2
+ * active  running 12s", the bar `width` characters wide. */
+void kf_cli_bcj_progress(const json_t *job, int64_t now_ms, int width, struct kf_strbuf *out);
+/* Whether the job is over (phase completed or failed); then *ret_exit is 0,
+ * KF_CLI_EXIT_TASKS_FAILED or KF_CLI_EXIT_JOB_FAILED. */
+bool kf_cli_bcj_finished(const json_t *job, int *ret_exit);
 
 /* ---- input (cli-input.c) ----------------------------------------------------- */
 

@@ -12,6 +12,7 @@ Every process is stopped by PID at the end, even on failure.
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -60,6 +61,15 @@ def ready_hosts(kd, n, cluster="c1"):
     eventually(ready, timeout=30, msg=f"{n} hosts of {cluster} never Ready")
 
 
+def kfleet(kd, *args, timeout=60):
+    """Runs the kfleet CLI against kd; returns (exit code, stdout)."""
+    env = dict(os.environ, KFLEET_SERVER=kd.url, KFLEET_TOKEN=kd.admin_token or "",
+               KFLEET_CONFIG=os.path.join(kd.data_dir, "no-config"))
+    p = subprocess.run([os.path.join(kftest.BIN_DIR, "kfleet"), *args], env=env,
+                       capture_output=True, text=True, timeout=timeout * kftest.SLOW)
+    return p.returncode, p.stdout + p.stderr
+
+
 def alive_tasks(agent):
     """The task processes of an agent that run now."""
     return [p for p in kftest.runner_processes(agent.data_dir, ("tasks",))
@@ -95,8 +105,12 @@ def test_real_commands():
                         args=["--host-grace", "3s"]) as kd, Workers(kd):
         ready_hosts(kd, 3)
 
-        # /bin/true everywhere
+        # /bin/true everywhere, followed with kfleet watch until it ends (exit 0)
         assert kd.post(path("broadcastjobs"), job("ok", ["/bin/true"])).status == 201
+        code, out = kfleet(kd, "watch", "bcj", "ok")
+        assert code == 0, out
+        assert out.splitlines()[-1] == "broadcastjob ok completed: 3 succeeded, 0 failed of 3", out
+        assert "ok [##############################] 3/3 succeeded" in out, out
         st = finished(kd, "ok")
         assert (st["phase"], st["desired"], st["succeeded"], st["failed"], st["active"]) == \
             ("completed", 3, 3, 0, 0), st
@@ -111,6 +125,14 @@ def test_real_commands():
                        job("bad", ["/bin/false"], failurePolicy={"type": "Continue"})).status == 201
         st = finished(kd, "bad")
         assert (st["phase"], st["succeeded"], st["failed"]) == ("completed", 0, 3), st
+        code, out = kfleet(kd, "watch", "bcj", "bad")  # over already: says how at once
+        assert code == 6, out
+        code, out = kfleet(kd, "describe", "bcj", "bad")
+        assert code == 0, out
+        assert "Hosts:            3 desired: 0 succeeded, 3 failed, 0 active" in out, out
+        for h in ("h1", "h2", "h3"):
+            assert f"  {h}     Failed   1      " in out, out
+        assert "Failures:" in out, out
         for t in tasks(kd, "bad").values():
             assert (t["status"]["phase"], t["status"]["reason"], t["status"]["exitCode"]) == \
                 ("Failed", "Error", 1), t
@@ -156,6 +178,10 @@ def test_failfast_stops_running_tasks():
         # h1 fails at once; h2 and h3 would sleep a minute
         script = 'if [ "$KFLEET_HOST" = h1 ]; then sleep 1; exit 4; fi; exec sleep 60'
         assert kd.post(path("broadcastjobs"), job("ff", ["/bin/sh", "-c", script])).status == 201
+        code, out = kfleet(kd, "watch", "bcj", "nosuchjob")
+        assert code == 4, out
+        code, out = kfleet(kd, "watch", "bcj", "ff")
+        assert code == 5, out
         st = finished(kd, "ff", timeout=30)
         assert st["phase"] == "failed" and st["failed"] == 3 and st["active"] == 0, st
         cond = st["conditions"][0]
