@@ -53,12 +53,16 @@ def tasks(kd, name):
 
 
 def ready_hosts(kd, n, cluster="c1"):
+    ready_hosts_of(kd, f"kfleet.io/cluster={cluster}", n)
+
+
+def ready_hosts_of(kd, selector, n):
     def ready():
-        r = kd.get(path("hosts"), params={"labelSelector": f"kfleet.io/cluster={cluster}"})
+        r = kd.get(path("hosts"), params={"labelSelector": selector})
         items = r.json["items"] if r.status == 200 else []
         up = [h for h in items if h.get("status", {}).get("ready") is True]
         return len(up) >= n
-    eventually(ready, timeout=30, msg=f"{n} hosts of {cluster} never Ready")
+    eventually(ready, timeout=30, msg=f"{n} hosts of {selector} never Ready")
 
 
 def kfleet(kd, *args, timeout=60):
@@ -246,6 +250,34 @@ def test_result_once_across_agent_restart():
             assert not [f for f in left if f.endswith(".result")], left
         finally:
             ag.close()
+
+
+def test_examples():
+    """Both examples apply cleanly; the health check runs for real on a meta
+    host of unit hz-u1 (its verdict depends on this machine, its output does
+    not)."""
+    examples = os.path.join(kftest.SOURCE_DIR, "examples")
+    with kftest.Kfleetd(store="sqlite", tokens=True, controllers=CONTROLLERS,
+                        args=["--host-grace", "5s"]) as kd, \
+            kftest.Agent(kd, "m1", role="meta", unit="hz-u1"):
+        ready_hosts_of(kd, "kfleet.io/unit=hz-u1", 1)
+        for f in ("broadcastjob-healthcheck.yaml", "broadcastjob-agent-upgrade.yaml"):
+            code, out = kfleet(kd, "apply", "-f", os.path.join(examples, f))
+            assert code == 0 and "created" in out, (f, out)
+        up = get(kd, "broadcastjobs", "agent-upgrade-web-1")
+        assert up["spec"]["parallelism"] == "10%" and \
+            up["spec"]["failurePolicy"] == {"type": "Pause", "restartLimit": 2}, up["spec"]
+        st = finished(kd, "healthcheck-hz-u1", timeout=60)
+        assert st["phase"] == "completed" and st["desired"] == 1, st
+        t = tasks(kd, "healthcheck-hz-u1")["m1"]
+        out = t["status"].get("output", "")
+        assert t["status"]["phase"] == "Failed" or out.startswith("host m1\n"), t
+        # no worker of web-1 exists: the upgrade waits for one
+        assert get(kd, "broadcastjobs", "agent-upgrade-web-1")["status"]["desired"] == 0
+        # applying again changes nothing
+        for f in ("broadcastjob-healthcheck.yaml", "broadcastjob-agent-upgrade.yaml"):
+            code, out = kfleet(kd, "apply", "-f", os.path.join(examples, f))
+            assert code == 0 and "unchanged" in out, (f, out)
 
 
 def test_simulated_fleet():
