@@ -607,6 +607,12 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
                 goto out;
             }
             out.rev = chunk.rev; /* later chunks read at the first one's revision */
+            /* where the next chunk starts, before matches are moved out */
+            more = chunk.more && chunk.n > 0;
+            if (more) {
+                free(after);
+                after = kf_xstrdup(chunk.items[chunk.n - 1].key);
+            }
             for (size_t i = 0; i < chunk.n && !full; i++) {
                 struct kf_kv *kv = &chunk.items[i];
 
@@ -621,11 +627,6 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
                 KF_GROW(out.items, out.alloc, out.n);
                 out.items[out.n++] = *kv;
                 memset(kv, 0, sizeof(*kv));
-            }
-            more = chunk.more && chunk.n > 0;
-            if (more) {
-                free(after);
-                after = kf_xstrdup(chunk.items[chunk.n - 1].key);
             }
             kf_kv_list_release(&chunk);
             if (full || !more)

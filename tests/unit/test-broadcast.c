@@ -485,6 +485,50 @@ static void test_record_many(void **state)
     kf_causes_release(&causes);
 }
 
+/* A LIST with a field selector and a limit reads the store in chunks; a
+ * chunk whose last object matched used to start the next chunk from a key
+ * already handed over (a crash with 30,000 hosts). */
+static void test_list_filtered_chunks(void **state)
+{
+    struct fx *f = *state;
+    struct kf_causes causes = KF_CAUSES_INIT;
+    struct kf_selector *fs = NULL;
+    struct kf_list_opts o = { 0 };
+    json_t *objs[100], *items = NULL;
+    char *cont = NULL;
+    size_t total = 0;
+
+    for (int b = 0; b < 14; b++) {
+        for (int i = 0; i < 100; i++) {
+            char host[16];
+
+            snprintf(host, sizeof(host), "h%04d", b * 100 + i);
+            objs[i] = task(i % 2 ? "odd" : "even", host);
+        }
+        assert_int_equal(kf_registry_create_batch(f->reg, &kf_kind_broadcasttask, objs, 100, NULL,
+                                                  NULL, &causes, NULL),
+                         0);
+        for (int i = 0; i < 100; i++)
+            json_decref(objs[i]);
+    }
+    /* spec.host is not a name prefix: every chunk is read and filtered */
+    assert_int_equal(kf_selector_parse_fields("spec.restartPolicy=Never,spec.job!=even", &fs, NULL),
+                     0);
+    o.fields = fs;
+    o.limit = 600;
+    do {
+        o.continue_token = cont;
+        assert_int_equal(
+            kf_registry_list(f->reg, &kf_kind_broadcasttask, &o, &items, NULL, &cont, NULL), 0);
+        total += json_array_size(items);
+        json_decref(items);
+        free((char *)o.continue_token);
+    } while (cont);
+    assert_int_equal(total, 700);
+    kf_selector_free(fs);
+    kf_causes_release(&causes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +540,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_delete_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_results, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_filtered_chunks, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
