@@ -514,15 +514,28 @@ static void report(struct kf_agent *a)
     } else {
         struct kf_smap busy = KF_SMAP_INIT;
 
+        int64_t now = kf_now_ms();
+
         while (kf_smap_next(&ts->by_uid, &it, NULL, &v)) {
             struct agent_task *t = v;
 
-            if (t->state == TASK_STARTED && !t->not_runnable)
+            /* a simulated task cannot be over before its duration */
+            if (t->state == TASK_STARTED && !t->not_runnable &&
+                (t->cancel || now - t->start_ms >= a->cfg.sim_task_duration_ms))
                 kf_smap_put(&busy, t->h->name, t->h);
         }
         it = 0;
-        while (kf_smap_next(&busy, &it, NULL, &v))
-            collect(a, v, &r);
+        while (kf_smap_next(&busy, &it, NULL, &v)) {
+            struct agent_host *h = v;
+            struct kf_runner_event ev;
+
+            collect(a, h, &r);
+            /* the loop leaves the events of a simulated host without
+             * members to queue up; the results above are all we need */
+            if (kf_smap_count(&h->members) == 0)
+                while (kf_runner_next_event(h->runner, 0, &ev) == 1)
+                    ;
+        }
         kf_smap_release(&busy);
     }
     it = 0;
