@@ -12,7 +12,8 @@
  *      (execve, no shell), its environment and nothing else, its timeout and
  *      restart policy, the tail of its output kept;
  *   3. collects the runner's results and reports them, with "Running" for
- *      tasks that started and have no result yet, in batches to POST
+ *      tasks that started 2 s ago or more and have no result yet (a quick
+ *      task costs one write), in batches to POST
  *      .../taskresults; a result is acknowledged to the runner (and so
  *      forgotten) only once kfleetd answered recorded, already or gone.
  * The real runner keeps results in its state directory until they are
@@ -47,6 +48,9 @@ KF_LOG_MODULE(agent_tasks);
 #define REPORT_MAX_BYTES (256 * 1024)
 /* Output sent with a result: the server keeps 4 KiB of a failure. */
 #define REPORT_OUTPUT_MAX KF_BCJ_OUTPUT_FAILED_MAX
+/* A task says Running only once it ran this long: most tasks (a health
+ * check) are over before, and their result is the one write they cost. */
+#define RUNNING_REPORT_AFTER_MS 2000
 /* Back-off of reports after kfleetd refused or did not answer. */
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
@@ -560,7 +564,8 @@ static void report(struct kf_agent *a)
             continue;
         }
         has_result = t->has_result;
-        if (!has_result && !t->running_known && !t->lost) {
+        if (!has_result && !t->running_known && !t->lost &&
+            kf_now_ms() - t->start_ms >= RUNNING_REPORT_AFTER_MS) {
             char start[40];
 
             kf_bcj_time_format(t->start_ms, start, sizeof(start));

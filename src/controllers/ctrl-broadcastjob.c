@@ -80,14 +80,33 @@ struct bcj_task {
     int signal;    /* 0: none */
 };
 
-/* Per job name: its tasks by host, and what host events need to know. */
+/* Per job name: its tasks by host, what host events need to know, and
+ * what the last walk of every host found.
+ *
+ * A walk of every host (walk_view) is what finds the eligible hosts without
+ * a task and the active tasks whose host left; it costs O(hosts). Between
+ * walks a reconcile takes its counts from `counts` (kept by task_event) and
+ * the hosts to start from `rest` (the last walk's, minus those given a task
+ * since): O(1) plus what it creates. `gen` is bumped by everything that can
+ * make the last walk wrong (a host's eligibility for the job changed, or a
+ * host with a task of it changed; the selector, tolerations or uid changed;
+ * a task was deleted or appeared on a host in `rest`), and a reconcile walks
+ * again when it differs from `walked_gen`. */
 struct bcj_job {
     struct kf_smap tasks; /* host -> struct bcj_task */
     bool exists;
     struct kf_selector *sel; /* NULL: every host */
     json_t *tolerations;
+    char *fit_key;           /* selector and tolerations as text */
+    char *uid;               /* the job's uid: counts are of tasks with this jobUID */
     int64_t wrote_tasks_rev; /* the revision of our last task write */
     int64_t wrote_job_rev;   /* ... and of our last job write */
+    int64_t counts[4];       /* tasks of uid by phase */
+    int64_t stale;           /* tasks of another uid */
+    uint64_t gen, walked_gen;
+    bool walked;
+    char **rest; /* eligible hosts without a task at the last walk, sorted */
+    size_t n_rest;
 };
 
 struct bcj_ctrl {
@@ -146,7 +165,44 @@ static void job_free(struct bcj_job *j)
     kf_smap_release(&j->tasks);
     kf_selector_free(j->sel);
     json_decref(j->tolerations);
+    free(j->fit_key);
+    free(j->uid);
+    for (size_t i = 0; i < j->n_rest; i++)
+        free(j->rest[i]);
+    free(j->rest);
     free(j);
+}
+
+/* Counts t in (delta 1) or out (-1) of j's counts. Under the write lock. */
+static void count_task(struct bcj_job *j, const struct bcj_task *t, int delta)
+{
+    if (j->uid && strcmp(t->job_uid, j->uid) == 0)
+        j->counts[t->phase] += delta;
+    else
+        j->stale += delta;
+}
+
+/* Counts every task of j again (its uid changed). Under the write lock. */
+static void recount(struct bcj_job *j)
+{
+    size_t it = 0;
+    void *v;
+
+    memset(j->counts, 0, sizeof(j->counts));
+    j->stale = 0;
+    while (kf_smap_next(&j->tasks, &it, NULL, &v))
+        count_task(j, v, 1);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether host is in j->rest. Under a lock. */
+static bool in_rest(const struct bcj_job *j, const char *host)
+{
+    return j->n_rest && bsearch(&host, j->rest, j->n_rest, sizeof(*j->rest), cmp_str);
 }
 
 /* Under the write lock. */
@@ -286,7 +342,10 @@ static void host_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
         bool was = old && !host_unfit(old, j->sel, j->tolerations, NULL);
         bool is = h && !host_unfit(h, j->sel, j->tolerations, NULL);
 
-        if (j->exists && (was != is || kf_smap_contains(&j->tasks, name))) {
+        if (was != is || kf_smap_contains(&j->tasks, name)) {
+            j->gen++;
+            if (!j->exists)
+                continue;
             KF_GROW(wake, alloc, nwake);
             wake[nwake++] = kf_xstrdup(jname);
         }
@@ -328,8 +387,11 @@ static void task_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
     j = job_entry(d, job);
     old = kf_smap_get(&j->tasks, host);
     if (deleted) {
-        if (old && strcmp(old->name, name) == 0)
+        if (old && strcmp(old->name, name) == 0) {
+            count_task(j, old, -1);
             task_free(kf_smap_remove(&j->tasks, host));
+            j->gen++; /* its host may want a task again */
+        }
         job_maybe_forget(d, job, j);
     } else {
         t = kf_xcalloc(1, sizeof(*t));
@@ -339,6 +401,11 @@ static void task_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
         t->phase = phase_of(kf_json_str(obj, "status.phase", NULL));
         t->exit_code = (int)kf_json_int(obj, "status.exitCode", -1);
         t->signal = (int)kf_json_int(obj, "status.signal", 0);
+        if (old)
+            count_task(j, old, -1);
+        else if (in_rest(j, host))
+            j->gen++; /* not one we created: the last walk is wrong */
+        count_task(j, t, 1);
         task_free(kf_smap_put(&j->tasks, host, t));
     }
     pthread_rwlock_unlock(&d->lock);
@@ -357,6 +424,11 @@ static void job_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
         return;
     if (!deleted && sel && kf_selector_from_json(sel, &s, NULL) < 0)
         s = NULL; /* admission checked it; never here */
+    json_t *fit = json_pack("[O?,O?]", sel, kf_json_path(obj, "spec.tolerations"));
+    char *fit_key = kf_json_dump(fit, NULL);
+    const char *uid = kf_obj_uid(obj) ? kf_obj_uid(obj) : "";
+
+    json_decref(fit);
     pthread_rwlock_wrlock(&d->lock);
     j = job_entry(d, name);
     j->exists = !deleted;
@@ -364,9 +436,22 @@ static void job_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
     j->sel = s;
     json_decref(j->tolerations);
     j->tolerations = deleted ? NULL : copy_or_null(kf_json_path(obj, "spec.tolerations"));
+    if (!kf_streq(j->fit_key, fit_key)) {
+        free(j->fit_key);
+        j->fit_key = fit_key;
+        fit_key = NULL;
+        j->gen++;
+    }
+    if (!deleted && !kf_streq(j->uid, uid)) {
+        free(j->uid);
+        j->uid = kf_xstrdup(uid);
+        recount(j);
+        j->gen++;
+    }
     if (deleted)
         job_maybe_forget(d, name, j);
     pthread_rwlock_unlock(&d->lock);
+    free(fit_key);
 }
 
 static int setup(struct kf_ctrl *c)
@@ -389,9 +474,15 @@ static int setup(struct kf_ctrl *c)
 
 /* --- one reconcile ----------------------------------------------------------- */
 
-/* What a reconcile learned about a job's hosts and tasks. */
+/* What a reconcile learned about a job's hosts and tasks: from a walk of
+ * every host, or from the counts and the last walk's rest. */
 struct view {
-    char **rest; /* eligible hosts without a task, sorted */
+    bool walked;    /* the lists below are complete */
+    bool claimed;   /* claim_rest was done */
+    uint64_t gen;   /* the job's gen when the walk read the tables */
+    int64_t n_free; /* eligible hosts without a task */
+    char **rest;    /* eligible hosts without a task, sorted (after a walk: all of
+                         them; else the first ones, as many as will be started) */
     size_t n_rest, alloc_rest;
     struct gone { /* active tasks of hosts that left */
         char *name;
@@ -433,9 +524,12 @@ static void view_release(struct view *v)
     kf_strbuf_release(&v->failed_hosts);
 }
 
-static int cmp_str(const void *a, const void *b)
+/* Empties v for another look. */
+static void view_reset(struct view *v)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    view_release(v);
+    memset(v, 0, sizeof(*v));
+    v->failed_hosts = (struct kf_strbuf)KF_STRBUF_INIT;
 }
 
 static void note_failed(struct view *v, const char *host, const struct bcj_task *t)
@@ -449,10 +543,10 @@ static void note_failed(struct view *v, const char *host, const struct bcj_task 
         kf_strbuf_addf(&v->failed_hosts, " (exit code %d)", t->exit_code);
 }
 
-/* Builds the view of job `name` (uid) with selector and tolerations from
- * its spec, under the read lock. */
-static void build_view(struct bcj_ctrl *d, const char *name, const char *uid,
-                       const struct kf_selector *sel, const json_t *tolerations, struct view *v)
+/* The view of job `name` (uid) from a walk of every host and task, with the
+ * selector and tolerations of its spec. */
+static void walk_view(struct bcj_ctrl *d, const char *name, const char *uid,
+                      const struct kf_selector *sel, const json_t *tolerations, struct view *v)
 {
     struct bcj_job *j;
     size_t it = 0;
@@ -461,6 +555,8 @@ static void build_view(struct bcj_ctrl *d, const char *name, const char *uid,
 
     pthread_rwlock_rdlock(&d->lock);
     j = kf_smap_get(&d->jobs, name);
+    v->walked = true;
+    v->gen = j ? j->gen : 0;
     /* tasks first: classify them against their hosts */
     while (j && kf_smap_next(&j->tasks, &it, &key, &val)) {
         struct bcj_task *t = val;
@@ -511,8 +607,85 @@ static void build_view(struct bcj_ctrl *d, const char *name, const char *uid,
         v->rest[v->n_rest++] = kf_xstrdup(key);
     }
     pthread_rwlock_unlock(&d->lock);
+    v->n_free = (int64_t)v->n_rest;
     if (v->n_rest)
         qsort(v->rest, v->n_rest, sizeof(*v->rest), cmp_str);
+}
+
+/* The view of job `name` from its counts and the last walk, or false when
+ * that would not be right (never walked, something changed since, tasks of
+ * an earlier job to delete). */
+static bool fast_view(struct bcj_ctrl *d, const char *name, struct view *v)
+{
+    struct bcj_job *j;
+    bool ok;
+
+    pthread_rwlock_rdlock(&d->lock);
+    j = kf_smap_get(&d->jobs, name);
+    ok = j && j->walked && j->gen == j->walked_gen && j->stale == 0;
+    if (ok) {
+        v->gen = j->gen;
+        v->n_free = (int64_t)j->n_rest;
+        v->active = j->counts[TASK_PENDING] + j->counts[TASK_RUNNING];
+        v->succeeded = j->counts[TASK_SUCCEEDED];
+        v->failed = j->counts[TASK_FAILED];
+        v->desired = v->n_free + v->active + v->succeeded + v->failed;
+    }
+    pthread_rwlock_unlock(&d->lock);
+    return ok;
+}
+
+/* Takes the first n hosts without a task for v (to start tasks on them),
+ * before the tasks exist, so that their creation is not mistaken for
+ * someone else's: from a walk, the job keeps the rest of its list (if
+ * nothing changed since the walk read the tables); otherwise they move
+ * over from the job's list. */
+static void claim_rest(struct bcj_ctrl *d, const char *name, struct view *v, size_t n)
+{
+    struct bcj_job *j;
+
+    if (v->claimed)
+        return;
+    v->claimed = true;
+    pthread_rwlock_wrlock(&d->lock);
+    j = kf_smap_get(&d->jobs, name);
+    if (j && v->walked) {
+        n = KF_MIN(n, v->n_rest);
+        for (size_t i = 0; i < j->n_rest; i++)
+            free(j->rest[i]);
+        free(j->rest);
+        j->rest = NULL;
+        j->n_rest = 0;
+        j->walked = j->gen == v->gen;
+        j->walked_gen = v->gen;
+        if (j->walked) {
+            j->n_rest = v->n_rest - n;
+            j->rest = kf_xcalloc(j->n_rest + 1, sizeof(*j->rest));
+            memcpy(j->rest, v->rest + n, j->n_rest * sizeof(*j->rest));
+            v->n_rest = n;
+        }
+    } else if (j) {
+        n = KF_MIN(n, j->n_rest);
+        for (size_t i = 0; i < n; i++) {
+            KF_GROW(v->rest, v->alloc_rest, v->n_rest);
+            v->rest[v->n_rest++] = j->rest[i];
+        }
+        memmove(j->rest, j->rest + n, (j->n_rest - n) * sizeof(*j->rest));
+        j->n_rest -= n;
+    }
+    pthread_rwlock_unlock(&d->lock);
+}
+
+/* The next reconcile of name walks every host. */
+static void walk_next(struct bcj_ctrl *d, const char *name)
+{
+    struct bcj_job *j;
+
+    pthread_rwlock_wrlock(&d->lock);
+    j = kf_smap_get(&d->jobs, name);
+    if (j)
+        j->gen++;
+    pthread_rwlock_unlock(&d->lock);
 }
 
 /* Waits until inf reflects revision rev (our last write). */
@@ -853,6 +1026,7 @@ static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
     struct kf_selector *sel = NULL;
     struct view v = { .failed_hosts = KF_STRBUF_INIT };
     int64_t now = now_ms(d), start, tasks_rev = 0;
+    size_t created = 0;
     const char *fail_reason = NULL;
     char *fail_message = NULL;
     char nowbuf[40];
@@ -871,8 +1045,15 @@ static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
         json_object_set_new(status, "startTime", json_string(nowbuf));
     }
 
-    /* 5. hosts and tasks */
-    build_view(d, name, kf_obj_uid(job), sel, kf_json_path(spec, "tolerations"), &v);
+    /* 5. hosts and tasks: from the counts while nothing changed since the
+     * last walk of every host; a walk too when a failure is to be named */
+    if (!fast_view(d, name, &v) ||
+        (v.failed > 0 &&
+         (strcmp(policy, "FailFast") == 0 ||
+          (strcmp(policy, "Pause") == 0 && strcmp(old_phase, KF_BCJ_PHASE_PAUSED) != 0)))) {
+        view_reset(&v);
+        walk_view(d, name, kf_obj_uid(job), sel, kf_json_path(spec, "tolerations"), &v);
+    }
     if (v.n_stale) {
         r = delete_tasks(d, v.stale, v.n_stale, &tasks_rev);
         if (r < 0)
@@ -922,6 +1103,11 @@ static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
     if (strcmp(old_phase, KF_BCJ_PHASE_PAUSED) == 0)
         event(d, job, KF_EVENT_NORMAL, "Resumed", "running again: new tasks may start");
 
+    /* stopping needs every active task: a walk */
+    if (fail_reason && !v.walked) {
+        view_reset(&v);
+        walk_view(d, name, kf_obj_uid(job), sel, kf_json_path(spec, "tolerations"), &v);
+    }
     /* active tasks of hosts that left go (step 11 of Kruise when running,
      * part of deleting every active pod when failing) */
     if (v.n_gone) {
@@ -965,7 +1151,7 @@ static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
     }
 
     /* 11. running: new tasks up to the parallelism */
-    if (v.n_rest && !kf_obj_deleting(job)) {
+    if (v.n_free && !kf_obj_deleting(job)) {
         int64_t p = kf_bcj_parallelism(kf_json_path(spec, "parallelism"), v.desired);
         struct kf_strbuf err = KF_STRBUF_INIT, hosts = KF_STRBUF_INIT;
 
@@ -975,11 +1161,16 @@ static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
                   "some finish",
                   (long long)p);
         } else if (p > v.active) {
-            size_t n = (size_t)KF_MIN((int64_t)v.n_rest, p - v.active), created = 0;
+            size_t n = (size_t)KF_MIN(v.n_free, p - v.active);
 
+            claim_rest(d, name, &v, n);
+            n = KF_MIN(n, v.n_rest);
             r = create_tasks(d, job, v.rest, n, &created, &tasks_rev, &err);
+            if (created < n)
+                walk_next(d, name); /* the hosts not started are lost from the list */
             if (created > 0) {
-                v.active += created;
+                v.active += (int64_t)created;
+                v.n_free -= (int64_t)created;
                 host_list(&hosts, v.rest, (size_t)created);
                 /* one message per job and limit, so that repeats fold */
                 if (p == INT64_MAX)
@@ -1000,7 +1191,7 @@ static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
             goto counts;
     }
     /* ... and complete once every eligible host has a finished task */
-    if (always && v.desired > 0 && v.active == 0 && v.n_rest == 0) {
+    if (always && v.desired > 0 && v.active == 0 && v.n_free == 0) {
         char *msg = kf_xasprintf("Job completed, %lld tasks succeeded, %lld tasks failed",
                                  (long long)v.succeeded, (long long)v.failed);
 
@@ -1014,6 +1205,8 @@ static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
     }
 
 counts:
+    if (v.walked)
+        claim_rest(d, name, &v, 0); /* keep what the walk found */
     json_object_set_new(status, "desired", json_integer(v.desired));
     json_object_set_new(status, "active", json_integer(v.active));
     json_object_set_new(status, "succeeded", json_integer(v.succeeded));

@@ -170,6 +170,34 @@ static json_t *new_status(const json_t *in, const json_t *cur)
     return st;
 }
 
+/* The parts of stored task `name` a result is decided on (metadata.name,
+ * uid and resourceVersion, status), read from its bytes without parsing the
+ * rest (the spec is most of a task). 0, -KF_ENOTFOUND or an error. */
+static int read_task(struct kf_registry *reg, const char *name, json_t **ret)
+{
+    struct kf_kv kv = { 0 };
+    json_t *uid = NULL, *status = NULL;
+    char rv[24];
+    int rc = kf_registry_get_raw(reg, &kf_kind_broadcasttask, name, &kv);
+
+    if (rc < 0)
+        return rc;
+    if (kf_obj_path_from_bytes(kv.value, kv.value_len, "metadata.uid", &uid) < 0 ||
+        kf_obj_path_from_bytes(kv.value, kv.value_len, "status", &status) < 0) {
+        json_decref(uid);
+        kf_kv_release(&kv);
+        return -EBADMSG;
+    }
+    snprintf(rv, sizeof(rv), "%lld", (long long)kv.mod_rev);
+    *ret = json_pack("{s:{s:s,s:O?,s:s}}", "metadata", "name", name, "uid", uid, "resourceVersion",
+                     rv);
+    if (status)
+        json_object_set_new(*ret, "status", status);
+    json_decref(uid);
+    kf_kv_release(&kv);
+    return 0;
+}
+
 /* Decides res against the stored task (a new reference in *ret_obj when it
  * is to be written). */
 static void decide(struct result *res, json_t *task, json_t **ret_obj)
@@ -212,7 +240,7 @@ static void record_one(struct kf_registry *reg, struct result *res)
         struct kf_causes causes = KF_CAUSES_INIT;
         struct kf_strbuf err = KF_STRBUF_INIT;
         json_t *task = NULL, *obj = NULL;
-        int rc = kf_registry_get(reg, &kf_kind_broadcasttask, res->name, &task);
+        int rc = read_task(reg, res->name, &task);
 
         if (rc < 0 && rc != -KF_ENOTFOUND) {
             set_error(res, rc, NULL);
@@ -250,7 +278,7 @@ static void record_chunk(struct kf_registry *reg, struct result *rs, size_t n)
 
     for (size_t i = 0; i < n; i++) {
         json_t *task = NULL, *obj = NULL;
-        int gr = kf_registry_get(reg, &kf_kind_broadcasttask, rs[i].name, &task);
+        int gr = read_task(reg, rs[i].name, &task);
 
         if (gr < 0 && gr != -KF_ENOTFOUND) {
             rc = gr;

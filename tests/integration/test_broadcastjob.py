@@ -210,10 +210,10 @@ def test_result_once_across_agent_restart():
         def running(name):
             return tasks(kd, name).get("h1", {}).get("status", {}).get("phase") == "Running"
 
-        # killed while the task runs, back before it ends: the new agent
-        # adopts the process and reads its output
+        # killed while the task runs (it says Running after 2 s), back before
+        # it ends: the new agent adopts the process and reads its output
         assert kd.post(path("broadcastjobs"),
-                       job("long", ["/bin/sh", "-c", "sleep 2; echo done"])).status == 201
+                       job("long", ["/bin/sh", "-c", "sleep 4; echo done"])).status == 201
         eventually(lambda: running("long"), timeout=20, msg="task never Running")
         assert alive_tasks(ag), "no task process"
         ag.kill()  # SIGKILL: the task keeps running
@@ -227,11 +227,11 @@ def test_result_once_across_agent_restart():
             # killed, and the task ends before the next agent starts: its
             # result waits on disk and is reported once
             assert kd.post(path("broadcastjobs"),
-                           job("gone", ["/bin/sh", "-c", "sleep 1; exit 5"],
+                           job("gone", ["/bin/sh", "-c", "sleep 3; exit 5"],
                                failurePolicy={"type": "Continue"})).status == 201
             eventually(lambda: running("gone"), timeout=20, msg="task never Running")
             ag.kill()
-            time.sleep(2)
+            time.sleep(2.5)
             assert get(kd, "broadcastjobs", "gone")["status"]["active"] == 1
             ag = kftest.Agent(kd, "h1", role="worker", cluster="c1", data_dir=ag.data_dir).start()
             st = finished(kd, "gone")
