@@ -296,6 +296,9 @@ static void start(struct kf_agent *a, struct agent_task *t)
     kf_argv_release(&argv);
     kf_argv_release(&env);
     kf_strbuf_release(&err);
+    /* the runner has what it needs (100,000 simulated hosts: memory) */
+    json_decref(t->spec);
+    t->spec = NULL;
 }
 
 /* --- reporting ---------------------------------------------------------------- */
