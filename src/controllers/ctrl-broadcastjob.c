@@ -661,7 +661,8 @@ static void claim_rest(struct bcj_ctrl *d, const char *name, struct view *v, siz
         if (j->walked) {
             j->n_rest = v->n_rest - n;
             j->rest = kf_xcalloc(j->n_rest + 1, sizeof(*j->rest));
-            memcpy(j->rest, v->rest + n, j->n_rest * sizeof(*j->rest));
+            if (j->n_rest) /* v->rest is NULL when the walk found none */
+                memcpy(j->rest, v->rest + n, j->n_rest * sizeof(*j->rest));
             v->n_rest = n;
         }
     } else if (j) {
@@ -670,7 +671,8 @@ static void claim_rest(struct bcj_ctrl *d, const char *name, struct view *v, siz
             KF_GROW(v->rest, v->alloc_rest, v->n_rest);
             v->rest[v->n_rest++] = j->rest[i];
         }
-        memmove(j->rest, j->rest + n, (j->n_rest - n) * sizeof(*j->rest));
+        if (j->n_rest > n)
+            memmove(j->rest, j->rest + n, (j->n_rest - n) * sizeof(*j->rest));
         j->n_rest -= n;
     }
     pthread_rwlock_unlock(&d->lock);
