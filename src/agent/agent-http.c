@@ -5,7 +5,16 @@
  * its own. Bodies are JSON both ways. Timeouts are short (connect 3 s,
  * request 15 s): an agent whose kfleetd is gone must notice soon and keep
  * its members running while it retries. Proxies from the environment are
- * ignored, as the agent talks to one server it was told about.
+ * ignored, as the agent talks only to the servers it was told about.
+ *
+ * Replicas: --server may list several kfleetd replicas of one fleet
+ * (comma-separated; any replica serves reads, writes and watches). A client
+ * uses one at a time and moves to the next when the one it uses fails: a
+ * transport error or 502/503/504 (a replica stopping answers 503). A
+ * request whose connection was refused never reached a server, so it is
+ * tried at once on the next ones; any other failure is returned as it is
+ * (the request may have been done) and only the next request goes
+ * elsewhere, which keeps a non-idempotent request from running twice.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,8 +23,11 @@
 #include <curl/curl.h>
 
 #include "kfleet/json.h"
+#include "kfleet/log.h"
 #include "kfleet/strbuf.h"
 #include "agent/agent.h"
+
+KF_LOG_MODULE(agent_http);
 
 #define RESPONSE_MAX       (64u * 1024 * 1024)
 #define STREAM_LINE_MAX    (4u * 1024 * 1024)
@@ -24,8 +36,11 @@
 
 struct kf_agent_http {
     CURL *curl;
-    char *server;
-    char *auth; /* "Authorization: Bearer ..." or NULL */
+    char **servers; /* without trailing '/' */
+    size_t n_servers;
+    size_t cur;         /* the one in use */
+    const char *server; /* servers[cur] */
+    char *auth;         /* "Authorization: Bearer ..." or NULL */
     char *ca_file;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -33,14 +48,30 @@ struct kf_agent_http {
 struct kf_agent_http *kf_agent_http_new(const char *server, const char *token, const char *ca_file)
 {
     struct kf_agent_http *h = kf_xcalloc(1, sizeof(*h));
-    size_t n = strlen(server);
+    const char *p = server;
 
     h->curl = curl_easy_init();
     if (!h->curl)
         kf_abort("cannot initialize libcurl");
-    while (n > 0 && server[n - 1] == '/')
-        n--;
-    h->server = kf_xstrndup(server, n);
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        size_t len = n;
+
+        while (len > 0 && p[len - 1] == '/')
+            len--;
+        if (len > 0) {
+            h->servers = kf_xrealloc(h->servers, (h->n_servers + 1) * sizeof(*h->servers));
+            h->servers[h->n_servers++] = kf_xstrndup(p, len);
+        }
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    if (!h->n_servers) {
+        h->servers = kf_xcalloc(1, sizeof(*h->servers));
+        h->servers[h->n_servers++] = kf_xstrdup("");
+    }
+    h->server = h->servers[0];
     if (token && *token)
         h->auth = kf_xasprintf("Authorization: Bearer %s", token);
     if (ca_file)
@@ -53,10 +84,32 @@ void kf_agent_http_free(struct kf_agent_http *h)
     if (!h)
         return;
     curl_easy_cleanup(h->curl);
-    free(h->server);
+    for (size_t i = 0; i < h->n_servers; i++)
+        free(h->servers[i]);
+    free(h->servers);
     free(h->auth);
     free(h->ca_file);
     free(h);
+}
+
+const char *kf_agent_http_server(const struct kf_agent_http *h)
+{
+    return h->server;
+}
+
+/* After a failure: the next request goes to the next replica. */
+static void next_server(struct kf_agent_http *h)
+{
+    if (h->n_servers < 2)
+        return;
+    h->cur = (h->cur + 1) % h->n_servers;
+    kf_log_info("kfleetd at %s failed; next: %s", h->server, h->servers[h->cur]);
+    h->server = h->servers[h->cur];
+}
+
+static bool server_unavailable(long code)
+{
+    return code == 502 || code == 503 || code == 504;
 }
 
 static size_t write_body(char *data, size_t size, size_t nmemb, void *user)
@@ -133,27 +186,34 @@ int kf_agent_http_do(struct kf_agent_http *h, const char *method, const char *pa
     struct kf_strbuf resp = KF_STRBUF_INIT;
     struct curl_slist *hdrs;
     char *payload = NULL;
+    size_t len = 0;
     json_t *j = NULL;
     CURLcode cc;
     long code = 0;
 
     resp.cap = RESPONSE_MAX;
-    hdrs = prepare(h, path, body ? (content_type ? content_type : "application/json") : NULL);
-    curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-    curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        size_t len = 0;
-
+    if (body)
         payload = kf_json_dump(body, &len);
-        curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, payload);
-        curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, "");
+    /* Refused connections: every replica once, starting with the current. */
+    for (size_t tried = 1;; tried++) {
+        hdrs = prepare(h, path, body ? (content_type ? content_type : "application/json") : NULL);
+        curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+        curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, method);
+        if (body) {
+            curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, payload);
+            curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        } else if (strcmp(method, "POST") == 0) {
+            curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, "");
+        }
+        curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, write_body);
+        curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &resp);
+        cc = curl_easy_perform(h->curl);
+        curl_slist_free_all(hdrs);
+        if (cc != CURLE_COULDNT_CONNECT || tried >= h->n_servers)
+            break;
+        next_server(h);
+        kf_strbuf_reset(&resp);
     }
-    curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, write_body);
-    curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &resp);
-    cc = curl_easy_perform(h->curl);
-    curl_slist_free_all(hdrs);
     free(payload);
     if (cc != CURLE_OK) {
         int r = curl_errno(cc);
@@ -161,6 +221,7 @@ int kf_agent_http_do(struct kf_agent_http *h, const char *method, const char *pa
         kf_err(err, r, "%s %s%s: %s", method, h->server, path,
                h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
         kf_strbuf_release(&resp);
+        next_server(h);
         return r;
     }
     curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
@@ -168,6 +229,8 @@ int kf_agent_http_do(struct kf_agent_http *h, const char *method, const char *pa
         kf_json_parse(resp.buf, resp.len, &j, NULL);
     if (code >= 400)
         status_message(j, resp.buf, code, err);
+    if (server_unavailable(code))
+        next_server(h);
     if (ret_json)
         *ret_json = j;
     else
@@ -249,9 +312,12 @@ int kf_agent_http_stream(struct kf_agent_http *h, const char *path, int idle_s,
 
         kf_err(err, r, "GET %s%s: %s", h->server, path,
                h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
+        next_server(h);
         return r;
     }
     if (code >= 400)
         kf_err(err, 0, "GET %s%s: HTTP %ld", h->server, path, code);
+    if (server_unavailable(code))
+        next_server(h);
     return (int)code;
 }

@@ -66,17 +66,18 @@ void kf_agent_server_result(struct kf_agent *a, int code)
     if (code < 0 || code == 502 || code == 503 || code == 504) {
         int64_t delay = (int64_t)SERVER_BACKOFF_MIN << KF_MIN(a->server_failures, 6);
 
+        /* a->http has moved on to the next replica, if there is one */
         if (!a->server_down)
-            kf_log_warn("kfleetd at %s does not answer (%s); members keep running, requests "
-                        "resume when it is back",
-                        a->cfg.server, code < 0 ? strerror(-code) : "unavailable");
+            kf_log_warn("kfleetd does not answer (%s); members keep running, requests "
+                        "resume when it is back (next: %s)",
+                        code < 0 ? strerror(-code) : "unavailable", kf_agent_http_server(a->http));
         a->server_down = true;
         a->server_failures++;
         a->server_retry_ms = kf_agent_now_ms() + KF_MIN(delay, SERVER_BACKOFF_MAX);
         a->api_errors++;
     } else if (code > 0) {
         if (a->server_down)
-            kf_log_info("kfleetd at %s answers again", a->cfg.server);
+            kf_log_info("kfleetd answers again (%s)", kf_agent_http_server(a->http));
         a->server_down = false;
         a->server_failures = 0;
     }

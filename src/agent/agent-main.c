@@ -26,7 +26,8 @@ static const char usage_text[] =
     "The host agent: registers this machine as a Host of kfleetd, heartbeats for it,\n"
     "and (meta hosts) runs the ControlPlaneMembers bound to it.\n"
     "\n"
-    "  --server URL              kfleetd (http://127.0.0.1:7480 or https://...)\n"
+    "  --server URL[,URL...]     kfleetd (http://127.0.0.1:7480 or https://...); several\n"
+    "                            replicas of one fleet: the agent moves on when one fails\n"
     "  --token T                 bearer token of role agent (or KFLEET_TOKEN, --token-file)\n"
     "  --token-file FILE         read the token from FILE\n"
     "  --ca-file FILE            CA that signed kfleetd's certificate (https)\n"
@@ -156,6 +157,24 @@ static char *read_token_file(const char *path)
     if (!buf[0])
         usage_error("--token-file \"%s\" is empty", path);
     return kf_xstrdup(buf);
+}
+
+/* Every comma-separated URL of --server is http:// or https://. */
+static void check_servers(const char *list)
+{
+    const char *p = list;
+
+    for (;;) {
+        size_t n = strcspn(p, ",");
+
+        if (!(n > 7 && strncmp(p, "http://", 7) == 0) && !(n > 8 && strncmp(p, "https://", 8) == 0))
+            usage_error("--server \"%s\": want http://HOST:PORT or https://HOST:PORT, or several "
+                        "of them separated by commas (\"%.*s\" is neither)",
+                        list, (int)n, p);
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
 }
 
 int main(int argc, char **argv)
@@ -308,8 +327,7 @@ int main(int argc, char **argv)
         c.token = getenv("KFLEET_TOKEN");
     if (!c.server)
         usage_error("--server is required");
-    if (strncmp(c.server, "http://", 7) != 0 && strncmp(c.server, "https://", 8) != 0)
-        usage_error("--server \"%s\": want http://HOST:PORT or https://HOST:PORT", c.server);
+    check_servers(c.server);
     if (!c.role)
         usage_error("--role is required (meta or worker)");
     if (!c.name || !kf_name_valid(c.name))

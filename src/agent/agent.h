@@ -51,10 +51,15 @@ struct kf_strbuf;
 
 struct kf_agent_http;
 
-/* A client of kfleetd at server ("http://h:p" or "https://h:p"); token may
- * be NULL; ca_file verifies an https server (NULL: the system's CAs). */
+/* A client of kfleetd at server ("http://h:p" or "https://h:p", or several
+ * replicas of one fleet separated by commas: the client moves to the next
+ * when the one it uses fails); token may be NULL; ca_file verifies an https
+ * server (NULL: the system's CAs). */
 struct kf_agent_http *kf_agent_http_new(const char *server, const char *token, const char *ca_file);
 void kf_agent_http_free(struct kf_agent_http *h);
+
+/* The server (replica) the next request goes to. */
+const char *kf_agent_http_server(const struct kf_agent_http *h);
 
 /* One request. body (may be NULL) is sent as JSON with content_type (NULL:
  * application/json). Returns the HTTP status with the parsed body in

@@ -10,6 +10,7 @@ HTTP); every process is stopped by PID at the end, even on failure.
 import json
 import os
 import signal
+import subprocess
 import time
 
 import kftest
@@ -202,6 +203,18 @@ def test_simulate():
             assert st["pid"] > 4194304, st
         kd.delete(path("controlplanemembers", "s0"))
         eventually(lambda: status(kd, "s0").get("released"))
+
+
+def test_bad_server_list_is_a_usage_error():
+    """Every URL of --server must be http(s); the error names the bad one."""
+    agent = os.path.join(kftest.BIN_DIR, "kfleet-agent")
+    for bad, part in (("http://127.0.0.1:1,127.0.0.1:2", "127.0.0.1:2"),
+                      ("http://127.0.0.1:1,", ""), ("ftp://x", "ftp://x")):
+        p = subprocess.run([agent, "--server", bad, "--role", "meta", "--name", "h1",
+                            "--zone", "a", "--unit", "u1"], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 2, (bad, p.returncode, p.stderr)
+        assert f'("{part}" is neither)' in p.stderr, p.stderr
 
 
 if __name__ == "__main__":

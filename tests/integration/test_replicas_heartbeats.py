@@ -15,7 +15,11 @@ What an operator relies on once agents may talk to either replica:
   - a leader frozen (SIGSTOP) past its lease wakes up with a stale view of
     every host's heartbeats: whatever its controller then tries is fenced,
     so the host that stopped beating is still written NotReady exactly once
-    and no beating host is written NotReady at all.
+    and no beating host is written NotReady at all;
+  - a real kfleet-agent given both replicas (--server A,B) loses the one it
+    talks to (kill -9, the leader): its host never goes NotReady, and a
+    BroadcastJob created after the failover reaches it over the watch and
+    its result comes back through the survivor.
 Heartbeats are sent through the API (the batch endpoint), as agents do.
 Skipped only when /usr/bin/etcd is not installed."""
 
@@ -235,6 +239,60 @@ def test_deleted_host_is_refused_by_every_replica():
         for kd in (leader, follower):
             kftest.eventually(lambda kd=kd: refused(kd), timeout=10,
                               msg="a replica still takes heartbeats of a deleted Host")
+
+
+def test_real_agent_moves_to_the_survivor():
+    e = setup()
+    prefix = "/fleet-hb-agent"
+    args = ["--leader-ttl", "1s", "--host-grace", f"{int(GRACE * 1000)}ms",
+            "--heartbeat-report-interval", "200ms"]
+    ctrls = "host-lifecycle,broadcastjob"
+    with kftest.Kfleetd(store=e.url(prefix), controllers=ctrls, args=args) as a, \
+            kftest.Kfleetd(store=e.url(prefix), controllers=ctrls, args=args) as b:
+        leader = tr.the_leader([a, b])
+        follower = b if leader is a else a
+        # the leader first in the agent's list: the replica it uses is the one killed
+        ag = kftest.Agent(leader, "w-1", role="worker", cluster="c1",
+                          heartbeat=f"{int(BEAT * 1000)}ms",
+                          args=["--server", f"{leader.url},{follower.url}"])
+        with ag:
+            kftest.eventually(lambda: ready_on(follower, "w-1") is True, timeout=20,
+                              msg="the agent's host did not become Ready")
+            rv = follower.get(path("hosts")).json["metadata"]["resourceVersion"]
+            hist = ReadyHistory(follower, rv)
+            try:
+                leader.kill()
+                kftest.eventually(lambda: tr.leads(follower), timeout=15,
+                                  msg="the survivor did not take over")
+
+                def still_ready():
+                    assert ready_on(follower, "w-1") is True, "w-1 went NotReady:\n" + \
+                        ag.log_tail()
+                hold(2 * GRACE, still_ready)
+
+                job = {"apiVersion": "kfleet.io/v1", "kind": "BroadcastJob",
+                       "metadata": {"name": "after-failover"},
+                       "spec": {"selector": {"matchLabels": {"kfleet.io/cluster": "c1"}},
+                                "template": {"command": ["/bin/true"],
+                                             "restartPolicy": "Never"}}}
+                assert follower.post(path("broadcastjobs"), job).status == 201
+
+                def completed():
+                    r = follower.get(path("broadcastjobs", "after-failover"))
+                    st = r.json.get("status", {}) if r.status == 200 else {}
+                    return st if st.get("phase") == "completed" else None
+                st = kftest.eventually(completed, timeout=30,
+                                       msg="the job did not complete on the survivor")
+                assert (st["desired"], st["succeeded"], st["failed"]) == (1, 1, 0), st
+                t = follower.get(path("broadcasttasks", "after-failover.w-1"))
+                assert t.status == 200 and t.json["status"]["exitCode"] == 0, t
+            finally:
+                time.sleep(0.5)  # the watch catches up
+                hist.close()
+            assert False not in hist.history("w-1"), hist.history("w-1")
+            assert not_ready_events(follower, "w-1") == 0
+            log = ag.log_tail(200)
+            assert f"next: {follower.url}" in log, log
 
 
 def test_frozen_leader_is_fenced():
