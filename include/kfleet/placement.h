@@ -85,6 +85,7 @@ struct kf_place_unit {
     struct kf_place_ratio ratios[KF_PLACE_MAX_RATIOS];
     unsigned n_ratios;
     bool cordoned;
+    const void *user; /* the caller's (e.g. its object); placement never reads it */
 
     /* state: clusters, by_grade and nodes are the caller's (counted from the
      * GuestClusters bound to the unit); capacity and allocated come from the
@@ -123,6 +124,16 @@ struct kf_place_cluster {
     const char *unit; /* spec.placement.unit: only this unit; NULL: any */
     const char *const *avoid_units;
     size_t n_avoid_units;
+    /* spec.placement.zones: new members only in these zones of the unit
+     * (and the HA filter counts only these); NULL: every zone */
+    const char *const *zones;
+    size_t n_zones;
+    /* spec.placement.unitSelector: a unit for which unit_ok returns false
+     * fails the Unit filter; unit_ok_what (e.g. the selector's text) goes
+     * into the reason. NULL: every unit. */
+    bool (*unit_ok)(const struct kf_place_unit *u, void *ctx);
+    void *unit_ok_ctx;
+    const char *unit_ok_what;
     /* Members that exist (needs unit set): they keep their hosts, count for
      * the zone spread and come back as bindings with `pinned` set; only the
      * other replicas are bound. Their requests (of this shape) must not be
@@ -145,7 +156,7 @@ enum kf_place_score {
 
 enum kf_place_filter {
     KF_FILTER_REGION = 0,
-    KF_FILTER_UNIT, /* spec.placement.unit / avoidUnits */
+    KF_FILTER_UNIT, /* spec.placement.unit / avoidUnits / unitSelector */
     KF_FILTER_CORDON,
     KF_FILTER_COMPLIANCE,
     KF_FILTER_FEATURES,

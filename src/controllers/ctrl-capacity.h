@@ -113,6 +113,7 @@ struct cap_cluster {
 struct cap_unit {
     char *name;
     json_t *spec;            /* the Unit's spec (owned); NULL: not seen (hosts name it) */
+    json_t *labels;          /* its metadata.labels (owned; NULL: none) */
     struct kf_smap hosts;    /* name -> struct cap_host * */
     struct kf_smap clusters; /* placed here: name -> struct cap_cluster * */
 };

@@ -40,6 +40,7 @@ static void unit_free(struct cap_unit *u)
     if (!u)
         return;
     json_decref(u->spec);
+    json_decref(u->labels);
     kf_smap_release(&u->hosts);
     kf_smap_release(&u->clusters);
     free(u->name);
@@ -383,9 +384,14 @@ void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t 
 
         if (!deleted && !spec)
             spec = json_object();
-        ret->placement_input = !u->spec || !spec || !json_equal(u->spec, spec);
+        json_t *labels = deleted ? NULL : json_deep_copy(kf_json_path(obj, "metadata.labels"));
+
+        ret->placement_input = !u->spec || !spec || !json_equal(u->spec, spec) ||
+                               !u->labels != !labels || (labels && !json_equal(u->labels, labels));
         json_decref(u->spec);
         u->spec = spec;
+        json_decref(u->labels);
+        u->labels = labels;
         if (!deleted || kf_smap_count(&u->hosts) || kf_smap_count(&u->clusters))
             note_unit(ret, u);
         if (deleted)
@@ -510,6 +516,7 @@ void cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, con
         const char *key;
 
         u->name = cu->name;
+        u->user = cu;
         u->region = kf_json_str(cu->spec, "region", NULL);
         u->zones = &ret->strs[si];
         u->n_zones = (unsigned)KF_MIN(str_array(json_object_get(cu->spec, "zones"), &ret->strs[si]),

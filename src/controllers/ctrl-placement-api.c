@@ -82,7 +82,8 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
     struct kf_place_explain ex;
     struct kf_placer placer;
     struct cap_units us;
-    const char *reason, *avoid[64], *placed;
+    struct place_input_bufs bufs;
+    const char *reason, *placed;
     int grade, r;
 
     if (kf_informer_get(d->clusters, call->name, &cluster) < 0)
@@ -100,7 +101,7 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
     else
         kf_strbuf_addf(&gwhy, "%s: the grade it runs at", kf_grade_name(grade));
     place_shape(&d->grades, grade, s.profile, &shape);
-    place_cluster_input(cluster, &s, grade, &shape, &c, avoid, KF_ARRAY_SIZE(avoid));
+    place_cluster_input(cluster, &s, grade, &shape, &c, &bufs);
     kf_placer_init(&placer, &d->policy);
 
     pthread_mutex_lock(&d->model.lock);
@@ -134,6 +135,7 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
     pthread_mutex_unlock(&d->model.lock);
 
     kf_placer_release(&placer);
+    place_input_bufs_release(&bufs);
     place_settings_release(&s);
     json_decref(cluster);
     kf_strbuf_release(&gwhy);

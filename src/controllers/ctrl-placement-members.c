@@ -211,6 +211,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
                 n_missing++;
     if (n_missing) {
         struct kf_place_cluster c = { 0 };
+        const char *zones[KF_PLACE_MAX_ZONES];
 
         res = kf_xcalloc(1, sizeof(*res));
         cap_units_build(&d->model, &d->policy, NULL, cname, &us);
@@ -237,6 +238,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
             c.unit = unit;
             c.pins = pins;
             c.n_pins = n_pins;
+            place_cluster_zones(cluster, &c, zones);
             /* members whose host left the unit are neither pinned nor missing:
              * give the placer a shape where they do not count */
             r = kf_place(&d->placer, &us.units[ui], 1, &c, res);

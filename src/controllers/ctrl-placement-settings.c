@@ -29,6 +29,7 @@
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/obj.h"
+#include "kfleet/selector.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-placement.h"
 
@@ -323,14 +324,45 @@ void place_shape_json(const struct kf_grade_spec *shape, json_t *effective)
     json_object_set_new(effective, "minZones", json_integer(shape->min_zones));
 }
 
+/* spec.placement.unitSelector against a unit of cap_units_build (u->user
+ * is its struct cap_unit; called with the model locked). */
+static bool unit_selected(const struct kf_place_unit *u, void *ctx)
+{
+    const struct cap_unit *cu = u->user;
+
+    return cu && kf_selector_matches_labels(ctx, cu->labels);
+}
+
+static bool unit_none(const struct kf_place_unit *u, void *ctx)
+{
+    (void)u, (void)ctx;
+    return false;
+}
+
+void place_cluster_zones(const json_t *cluster, struct kf_place_cluster *c,
+                         const char *buf[KF_PLACE_MAX_ZONES])
+{
+    json_t *zones = kf_json_path(cluster, "spec.placement.zones"), *v;
+    size_t i, n = 0;
+
+    if (!json_is_array(zones))
+        return;
+    json_array_foreach(zones, i, v) if (n < KF_PLACE_MAX_ZONES && json_is_string(v)) buf[n++] =
+        json_string_value(v);
+    c->zones = buf;
+    c->n_zones = n;
+}
+
 void place_cluster_input(const json_t *cluster, const struct place_settings *s, int grade,
                          const struct kf_grade_spec *shape, struct kf_place_cluster *ret,
-                         const char **avoid, size_t avoid_max)
+                         struct place_input_bufs *bufs)
 {
     json_t *av = kf_json_path(cluster, "spec.placement.avoidUnits"), *v;
+    json_t *sel = kf_json_path(cluster, "spec.placement.unitSelector");
     size_t i, n = 0;
 
     memset(ret, 0, sizeof(*ret));
+    memset(bufs, 0, sizeof(*bufs));
     ret->name = kf_obj_name(cluster);
     ret->region = kf_json_str(cluster, "spec.region", NULL);
     ret->grade = grade;
@@ -341,10 +373,34 @@ void place_cluster_input(const json_t *cluster, const struct place_settings *s, 
     ret->features = s->features;
     ret->n_features = s->n_features;
     ret->unit = kf_json_str(cluster, "spec.placement.unit", NULL);
-    json_array_foreach(av, i, v) if (n < avoid_max && json_is_string(v)) avoid[n++] =
-        json_string_value(v);
-    ret->avoid_units = avoid;
+    json_array_foreach(av, i, v) if (n < KF_ARRAY_SIZE(bufs->avoid) && json_is_string(v))
+        bufs->avoid[n++] = json_string_value(v);
+    ret->avoid_units = bufs->avoid;
     ret->n_avoid_units = n;
+    place_cluster_zones(cluster, ret, bufs->zones);
+    if (json_is_object(sel)) {
+        struct kf_strbuf text = KF_STRBUF_INIT;
+
+        /* admission checked it; one that fails here selects nothing */
+        ret->unit_ok = unit_none;
+        if (kf_selector_from_json(sel, &bufs->unit_selector, &text) == 0) {
+            kf_strbuf_reset(&text);
+            kf_selector_format(bufs->unit_selector, &text);
+            ret->unit_ok = unit_selected;
+        }
+        bufs->unit_selector_text = kf_xasprintf("(%s)", text.len ? text.buf : "{}");
+        kf_strbuf_release(&text);
+        ret->unit_ok_ctx = bufs->unit_selector;
+        ret->unit_ok_what = bufs->unit_selector_text;
+    }
+}
+
+void place_input_bufs_release(struct place_input_bufs *bufs)
+{
+    kf_selector_free(bufs->unit_selector);
+    free(bufs->unit_selector_text);
+    bufs->unit_selector = NULL;
+    bufs->unit_selector_text = NULL;
 }
 
 static int weekday_index(const char *d)

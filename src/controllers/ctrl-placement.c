@@ -590,7 +590,7 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     struct kf_place_result *res = kf_xcalloc(1, sizeof(*res));
     struct kf_ipam_alloc alloc;
     struct bound *bs = NULL;
-    const char *avoid[64];
+    struct place_input_bufs bufs;
     char unit[KF_NAME_MAX + 1] = "", *pool = NULL;
     unsigned nb = 0;
     json_t *st;
@@ -599,7 +599,7 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, &gwhy);
     place_shape(&d->grades, grade, s->profile, &shape);
     place_shape_json(&shape, s->effective);
-    place_cluster_input(cluster, s, grade, &shape, &c, avoid, KF_ARRAY_SIZE(avoid));
+    place_cluster_input(cluster, s, grade, &shape, &c, &bufs);
 
     pthread_mutex_lock(&d->model.lock);
     {
@@ -624,6 +624,7 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
         cap_units_release(&us);
     }
     pthread_mutex_unlock(&d->model.lock);
+    place_input_bufs_release(&bufs);
 
     if (r < 0) {
         const char *reason = strstr(res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
@@ -767,7 +768,7 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         struct kf_place_cluster c;
         struct kf_place_result *res = kf_xcalloc(1, sizeof(*res));
         struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS];
-        const char *avoid[1];
+        struct place_input_bufs bufs;
         struct cap_units us;
         struct cap_cluster *cc;
         unsigned n_pins = 0;
@@ -776,8 +777,11 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         int ui, r = -ENOSPC;
 
         place_shape(&d->grades, target, s->profile, &shape);
-        place_cluster_input(cluster, s, target, &shape, &c, avoid, 0);
+        place_cluster_input(cluster, s, target, &shape, &c, &bufs);
         c.unit = unit;
+        /* it stays where it is: only its new members move, within its zones */
+        c.unit_ok = NULL;
+        c.n_avoid_units = 0;
         pthread_mutex_lock(&d->model.lock);
         cap_units_build(&d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name, &us);
         ui = cap_units_find(&us, unit);
@@ -805,6 +809,7 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
             r = kf_place(&d->placer, us.units, us.n, &c, res);
         cap_units_release(&us);
         pthread_mutex_unlock(&d->model.lock);
+        place_input_bufs_release(&bufs);
         if (r < 0) {
             char *msg = kf_xasprintf("cannot move to %s on unit %s: %s", kf_grade_name(target),
                                      unit, ui < 0 ? "the unit is gone" : res->message);

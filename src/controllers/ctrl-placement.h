@@ -87,10 +87,26 @@ void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
                  struct kf_grade_spec *ret);
 /* Writes the shape into status.effective: "components" and "requests". */
 void place_shape_json(const struct kf_grade_spec *shape, json_t *effective);
-/* The placement input for a cluster (strings borrowed from cluster and s). */
+/* What a placement input points to besides the cluster and its settings:
+ * spec.placement.avoidUnits, zones and the parsed unitSelector (matched
+ * against the labels of the units cap_units_build made). */
+struct kf_selector;
+struct place_input_bufs {
+    const char *avoid[64];
+    const char *zones[KF_PLACE_MAX_ZONES];
+    struct kf_selector *unit_selector;
+    char *unit_selector_text;
+};
+/* The placement input for a cluster (strings borrowed from cluster, s and
+ * bufs; release bufs after the placement). */
 void place_cluster_input(const json_t *cluster, const struct place_settings *s, int grade,
                          const struct kf_grade_spec *shape, struct kf_place_cluster *ret,
-                         const char **avoid, size_t avoid_max);
+                         struct place_input_bufs *bufs);
+void place_input_bufs_release(struct place_input_bufs *bufs);
+/* Sets c->zones from spec.placement.zones (strings borrowed from cluster,
+ * the array in buf); leaves c alone when the spec names none. */
+void place_cluster_zones(const json_t *cluster, struct kf_place_cluster *c,
+                         const char *buf[KF_PLACE_MAX_ZONES]);
 /* Whether now is inside the maintenance window (absent: always). */
 bool place_in_window(const json_t *window, int64_t now_ms);
 

@@ -27,7 +27,19 @@
 #include "kfleet/strbuf.h"
 #include "placement/placement-internal.h"
 
-unsigned place_usable_zones(const struct kf_place_unit *u, bool usable[KF_PLACE_MAX_ZONES])
+static bool zone_allowed(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                         unsigned z)
+{
+    if (!c || !c->zones)
+        return true;
+    for (size_t i = 0; i < c->n_zones; i++)
+        if (u->zones[z] && c->zones[i] && strcmp(u->zones[z], c->zones[i]) == 0)
+            return true;
+    return false;
+}
+
+unsigned place_usable_zones(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                            bool usable[KF_PLACE_MAX_ZONES])
 {
     unsigned n = 0;
 
@@ -35,7 +47,7 @@ unsigned place_usable_zones(const struct kf_place_unit *u, bool usable[KF_PLACE_
     for (size_t i = 0; i < u->n_hosts; i++) {
         const struct kf_place_host *h = &u->hosts[i];
         if (h->ready && !h->unschedulable && h->zone < u->n_zones && h->zone < KF_PLACE_MAX_ZONES &&
-            !usable[h->zone]) {
+            !usable[h->zone] && zone_allowed(u, c, h->zone)) {
             usable[h->zone] = true;
             n++;
         }
@@ -76,7 +88,7 @@ int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
     unsigned mine_in_zone[KF_PLACE_MAX_ZONES] = { 0 };
     int64_t zcap[KF_PLACE_MAX_ZONES] = { 0 }, zused[KF_PLACE_MAX_ZONES] = { 0 };
     bool usable[KF_PLACE_MAX_ZONES];
-    unsigned n_usable = place_usable_zones(u, usable);
+    unsigned n_usable = place_usable_zones(u, c, usable);
     double hmark = pol->host_water_level > 0 ? pol->host_water_level : 1.0;
 
     if (u->n_hosts > s->host_alloc) {

@@ -36,8 +36,10 @@ int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
                const struct kf_place_unit *u, const struct kf_place_cluster *c,
                struct kf_place_binding *out, unsigned *ret_n, struct kf_strbuf *why);
 
-/* Usable zones of u: with at least one ready, schedulable host. */
-unsigned place_usable_zones(const struct kf_place_unit *u, bool usable[KF_PLACE_MAX_ZONES]);
+/* Usable zones of u for c: with at least one ready, schedulable host, and
+ * among c's zones when it names some (c may be NULL: any zone). */
+unsigned place_usable_zones(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                            bool usable[KF_PLACE_MAX_ZONES]);
 
 double place_mark(const struct kf_place_unit *u, const struct kf_place_policy *p);
 

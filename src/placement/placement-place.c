@@ -109,13 +109,17 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
         FAIL(KF_FILTER_REGION);
     }
     if ((c->unit && strcmp(c->unit, u->name) != 0) ||
-        has_str(c->avoid_units, c->n_avoid_units, u->name)) {
+        has_str(c->avoid_units, c->n_avoid_units, u->name) ||
+        (c->unit_ok && !c->unit_ok(u, c->unit_ok_ctx))) {
         if (reasons) {
             sep(reasons);
             if (c->unit && strcmp(c->unit, u->name) != 0)
                 kf_strbuf_addf(reasons, "the cluster is pinned to unit %s", c->unit);
-            else
+            else if (has_str(c->avoid_units, c->n_avoid_units, u->name))
                 kf_strbuf_addstr(reasons, "the cluster avoids this unit");
+            else
+                kf_strbuf_addf(reasons, "unit's labels do not match the cluster's unitSelector%s%s",
+                               c->unit_ok_what ? " " : "", c->unit_ok_what ? c->unit_ok_what : "");
         }
         FAIL(KF_FILTER_UNIT);
     }
@@ -201,16 +205,19 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
         FAIL(KF_FILTER_GRADE_RATIO);
         break;
     }
-    n_usable = place_usable_zones(u, usable);
+    n_usable = place_usable_zones(u, c, usable);
     if (n_usable < c->shape->min_zones) {
         if (reasons) {
             sep(reasons);
-            if (n_usable == 0)
+            if (n_usable == 0 && c->zones)
+                kf_strbuf_addstr(reasons, "unit has no ready, schedulable host in the cluster's "
+                                          "zones");
+            else if (n_usable == 0)
                 kf_strbuf_addstr(reasons, "unit has no ready, schedulable host");
             else
-                kf_strbuf_addf(reasons, "unit has %u usable zone%s, grade %s needs %u", n_usable,
-                               n_usable == 1 ? "" : "s", kf_grade_name(c->grade),
-                               c->shape->min_zones);
+                kf_strbuf_addf(reasons, "unit has %u usable zone%s%s, grade %s needs %u", n_usable,
+                               n_usable == 1 ? "" : "s", c->zones ? " among the cluster's" : "",
+                               kf_grade_name(c->grade), c->shape->min_zones);
         }
         FAIL(KF_FILTER_ZONES);
     }
@@ -384,6 +391,10 @@ static void fail_message(struct kf_placer *p, const struct kf_place_unit *units,
     if (best < 0) {
         if (c->unit)
             kf_strbuf_addf(msg, "no unit %s in region %s can take the cluster", c->unit, region);
+        else if (c->unit_ok)
+            kf_strbuf_addf(msg, "no unit in region %s matches the cluster's unitSelector%s%s",
+                           region, c->unit_ok_what ? " " : "",
+                           c->unit_ok_what ? c->unit_ok_what : "");
         else
             kf_strbuf_addf(msg, "no unit in region %s", region);
         return;

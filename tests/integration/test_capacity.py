@@ -311,6 +311,56 @@ def test_explain_and_plan():
     out = kfleet("plan", "--region", "cn-hangzhou", "--add", "lots", expect=1)
 
 
+def test_unit_selector_and_zones():
+    """spec.placement.unitSelector and zones: only units whose labels match,
+    members only in the named zones (3 needed for HA); reasons that say so."""
+    setup()
+    # label the unit with the most room "tier: gold"
+    us = kd.get(path("units")).json["items"]
+    gold = min(us, key=lambda u: u["status"]["waterLevel"]["cpu"])["metadata"]["name"]
+    r = kd.patch(path("units", gold), {"metadata": {"labels": {"tier": "gold"}}},
+                 content_type="application/merge-patch+json")
+    assert r.status == 200, r
+
+    def gc(name, placement):
+        return {"apiVersion": "kfleet.io/v1", "kind": "GuestCluster",
+                "metadata": {"name": name},
+                "spec": {"region": "cn-hangzhou", "expectedNodes": 3,
+                         "network": {"vpc": "vpc-a"}, "placement": placement}}
+
+    def decided(name):
+        c = kd.get(path("guestclusters", name)).json
+        return c if c.get("status", {}).get("phase") in ("Scheduled", "Pending") else None
+
+    made = {"sel-gold": {"unitSelector": {"matchLabels": {"tier": "gold"}}},
+            "sel-none": {"unitSelector": {"matchLabels": {"tier": "platinum"}}},
+            "zones-2": {"zones": ["hz-a", "hz-b"]},
+            "zones-3": {"zones": ["hz-c", "hz-b", "hz-a"]}}
+    for name, placement in made.items():
+        assert kd.post(path("guestclusters"), gc(name, placement)).status == 201
+    try:
+        c = kftest.eventually(lambda: decided("sel-gold"), timeout=30, msg="sel-gold undecided")
+        assert c["status"]["phase"] == "Scheduled" and c["status"]["unit"] == gold, c["status"]
+        c = kftest.eventually(lambda: decided("sel-none"), timeout=30, msg="sel-none undecided")
+        assert c["status"]["phase"] == "Pending", c["status"]
+        msg = [x["message"] for x in c["status"]["conditions"] if x["type"] == "Scheduled"]
+        assert msg == ["no unit in region cn-hangzhou matches the cluster's unitSelector "
+                       "(tier=platinum)"], c["status"]["conditions"]
+        out = kfleet("explain", "gc", "sel-none")
+        assert "unit's labels do not match the cluster's unitSelector (tier=platinum)" in out, out
+        c = kftest.eventually(lambda: decided("zones-2"), timeout=30, msg="zones-2 undecided")
+        assert c["status"]["phase"] == "Pending", c["status"]
+        msg = [x["message"] for x in c["status"]["conditions"] if x["type"] == "Scheduled"][0]
+        assert "usable zones among the cluster's, grade G0 needs 3" in msg, msg
+        c = kftest.eventually(lambda: decided("zones-3"), timeout=30, msg="zones-3 undecided")
+        assert c["status"]["phase"] == "Scheduled", c["status"]
+    finally:
+        for name in made:
+            kfleet("delete", "gc", name, "--wait", "--timeout", "60s")
+        kd.patch(path("units", gold), {"metadata": {"labels": {"tier": None}}},
+                 content_type="application/merge-patch+json")
+
+
 def test_host_grace_notready_and_back():
     setup()
     host = "hz-u2-hz-b-1"

@@ -17,7 +17,7 @@
 #include "kfleet/strbuf.h"
 
 static struct kf_grade_table T;
-static const char *const Z3[] = { "z-a", "z-b", "z-c" };
+static const char *const Z3[] = { "z-a", "z-b", "z-c", "z-d" }; /* up to 4 zones */
 
 #define MAX_UNITS 8
 #define MAX_HOSTS 64
@@ -771,6 +771,60 @@ static void test_pinned_and_avoided_units(void **state)
     assert_string_equal(msg, "no unit zz in region r can take the cluster");
 }
 
+static bool unit_named(const struct kf_place_unit *u, void *ctx)
+{
+    return strcmp(u->name, ctx) == 0;
+}
+
+/* spec.placement.zones: new members only in the cluster's zones, and the
+ * HA filter counts only those; spec.placement.unitSelector (a predicate
+ * the caller gives): only the units it accepts, and a reason that says so. */
+static void test_cluster_zones_and_unit_selector(void **state)
+{
+    struct fleet *f = *state;
+    static const char *const two[] = { "z-a", "z-b" }, *const three[] = { "z-b", "z-c", "z-d" };
+    struct kf_place_cluster c = cluster("c", "r", KF_G1);
+    struct kf_place_result *r = kf_xmalloc(sizeof(*r));
+    struct kf_place_explain e;
+    struct kf_placer p;
+    char msg[KF_PLACE_MESSAGE_MAX];
+
+    add_unit(f, "four", "r", 4, 2, 64, 256, 0.0);
+    c.zones = two;
+    c.n_zones = 2;
+    assert_null(place(f, &c, msg, sizeof(msg)));
+    assert_string_equal(msg, "no unit in r can take grade G1: best is four: unit has 2 usable "
+                             "zones among the cluster's, grade G1 needs 3");
+    c.zones = three;
+    c.n_zones = 3;
+    kf_placer_init(&p, NULL);
+    assert_int_equal(kf_place(&p, f->units, f->n, &c, r), 0);
+    assert_int_equal(r->n_bindings, kf_grade_members(c.shape));
+    for (unsigned i = 0; i < r->n_bindings; i++) {
+        assert_int_not_equal(r->bindings[i].zone, 0); /* never z-a */
+        assert_int_equal(f->hosts[0][r->bindings[i].host].zone, r->bindings[i].zone);
+    }
+
+    c.zones = NULL;
+    c.n_zones = 0;
+    add_unit(f, "busy", "r", 3, 2, 64, 256, 0.4);
+    assert_string_equal(place(f, &c, NULL, 0), "four"); /* more headroom */
+    c.unit_ok = unit_named;
+    c.unit_ok_ctx = "busy";
+    c.unit_ok_what = "(tier=gold)";
+    assert_string_equal(place(f, &c, NULL, 0), "busy");
+    assert_int_equal(kf_place_explain(&p, f->units, f->n, &c, &e), 0);
+    assert_int_equal(e.verdicts[0].failed, 1u << KF_FILTER_UNIT);
+    assert_string_equal(e.verdicts[0].reason,
+                        "unit's labels do not match the cluster's unitSelector (tier=gold)");
+    kf_place_explain_release(&e);
+    c.unit_ok_ctx = "nobody";
+    assert_null(place(f, &c, msg, sizeof(msg)));
+    assert_string_equal(msg, "no unit in region r matches the cluster's unitSelector (tier=gold)");
+    kf_placer_release(&p);
+    free(r);
+}
+
 static void test_balance_and_quota_scores(void **state)
 {
     struct fleet *f = *state;
@@ -906,6 +960,7 @@ int main(void)
         T_(test_plan_growth_and_format),
         T_(test_plan_too_big),
         T_(test_pinned_and_avoided_units),
+        T_(test_cluster_zones_and_unit_selector),
         T_(test_balance_and_quota_scores),
         T_(test_more_replicas_than_zones),
         T_(test_host_mark),
