@@ -91,6 +91,9 @@ size_t kf_informer_index_names(struct kf_informer *inf, const char *index, const
 /* Sorted names of every object; same ownership. */
 size_t kf_informer_names(struct kf_informer *inf, char ***ret_names);
 size_t kf_informer_count(struct kf_informer *inf);
+/* Bytes the cache holds for its objects (stored bytes as kept, index values
+ * and per-object bookkeeping; not the hash table's slots), for /metrics. */
+size_t kf_informer_bytes(struct kf_informer *inf);
 /* The store revision the cache reflects. */
 int64_t kf_informer_rev(struct kf_informer *inf);
 void kf_ctrl_names_free(char **names, size_t n);
@@ -141,6 +144,9 @@ void kf_ctrl_stats(struct kf_ctrl *c, struct kf_ctrl_stats *ret);
 /* Visits every controller of a manager (for /metrics). */
 void kf_ctrl_manager_foreach(struct kf_ctrl_manager *m, void (*fn)(struct kf_ctrl *c, void *arg),
                              void *arg);
+/* Visits every informer of a manager (for /metrics). */
+void kf_ctrl_manager_foreach_informer(struct kf_ctrl_manager *m,
+                                      void (*fn)(struct kf_informer *inf, void *arg), void *arg);
 
 /* --- the work queue (exposed for tests and for non-controller users) ------ */
 

@@ -142,6 +142,8 @@ struct kf_store_status {
     int64_t compacted_rev; /* reads below this revision are gone; this one stays */
     int64_t keys;          /* live keys */
     int64_t db_bytes;      /* size on disk or in memory, best effort */
+    int64_t mem_bytes;     /* heap the backend's library holds (SQLite: page caches and
+                              statements, sqlite3_memory_used); 0 when not known */
     /* Only for backends with an event feed of their own (ops->start), before
      * it starts: the revision the feed would start after, <= rev (0: rev).
      * etcd's revision also counts writes to keys outside the store (other
@@ -285,6 +287,7 @@ void kf_watch_close(struct kf_watch *w); /* NULL is fine */
 struct kf_watch_stats {
     size_t watchers;
     size_t window_events;
+    size_t window_bytes; /* what the window's events hold (keys, values, previous values) */
     int64_t window_oldest_rev;
     uint64_t published_events;
     uint64_t history_fallbacks;

@@ -94,6 +94,7 @@ enum store_what {
     STORE_KEYS,
     STORE_BYTES,
     STORE_UP,
+    STORE_MEM,
 };
 
 struct store_probe {
@@ -127,17 +128,22 @@ static void collect_store(struct kf_metric *f, void *arg)
         if (up)
             kf_metric_set(f, NULL, (double)st.db_bytes);
         break;
+    case STORE_MEM:
+        if (up && st.mem_bytes > 0)
+            kf_metric_set(f, NULL, (double)st.mem_bytes);
+        break;
     }
 }
 
 static struct store_probe store_probes[] = {
     { NULL, STORE_UP },   { NULL, STORE_REV },   { NULL, STORE_COMPACTED },
-    { NULL, STORE_KEYS }, { NULL, STORE_BYTES },
+    { NULL, STORE_KEYS }, { NULL, STORE_BYTES }, { NULL, STORE_MEM },
 };
 
 enum hub_what {
     HUB_WATCHERS,
     HUB_WINDOW,
+    HUB_WINDOW_BYTES,
     HUB_PUBLISHED,
     HUB_FALLBACKS,
 };
@@ -161,6 +167,9 @@ static void collect_hub(struct kf_metric *f, void *arg)
     case HUB_WINDOW:
         v = (double)st.window_events;
         break;
+    case HUB_WINDOW_BYTES:
+        v = (double)st.window_bytes;
+        break;
     case HUB_PUBLISHED:
         v = (double)st.published_events;
         break;
@@ -172,10 +181,8 @@ static void collect_hub(struct kf_metric *f, void *arg)
 }
 
 static struct hub_probe hub_probes[] = {
-    { NULL, HUB_WATCHERS },
-    { NULL, HUB_WINDOW },
-    { NULL, HUB_PUBLISHED },
-    { NULL, HUB_FALLBACKS },
+    { NULL, HUB_WATCHERS },  { NULL, HUB_WINDOW },    { NULL, HUB_WINDOW_BYTES },
+    { NULL, HUB_PUBLISHED }, { NULL, HUB_FALLBACKS },
 };
 
 void api_metrics_register(struct kf_api *api)
@@ -228,16 +235,23 @@ void api_metrics_register(struct kf_api *api)
                          collect_store, &sp[3]);
     kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_size_bytes",
                          "Size of the store on disk or in memory.", NULL, collect_store, &sp[4]);
+    kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_sqlite_memory_bytes",
+                         "Heap SQLite holds (page caches, statements); SQLite stores only.", NULL,
+                         collect_store, &sp[5]);
     kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_watchers",
                          "Watchers reading the store's watch hub.", NULL, collect_hub, &hp[0]);
     kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_watch_window_events",
                          "Events held in the watch hub's shared window.", NULL, collect_hub,
                          &hp[1]);
+    kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_store_watch_window_bytes",
+                         "Bytes the watch hub's shared window holds (keys, values, previous "
+                         "values).",
+                         NULL, collect_hub, &hp[2]);
     kf_metrics_collected(m, KF_METRIC_COUNTER, "kfleet_store_watch_events_published_total",
-                         "Events published to the watch hub.", NULL, collect_hub, &hp[2]);
+                         "Events published to the watch hub.", NULL, collect_hub, &hp[3]);
     kf_metrics_collected(m, KF_METRIC_COUNTER, "kfleet_store_watch_history_fallbacks_total",
                          "Times a watcher read the store's history instead of the window.", NULL,
-                         collect_hub, &hp[3]);
+                         collect_hub, &hp[4]);
 }
 
 void api_metrics_request_done(struct kf_api *api, struct api_request *req)

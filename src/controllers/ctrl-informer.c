@@ -63,6 +63,7 @@ struct kf_informer {
     struct handler *handlers;
     size_t nhandlers, alloc_handlers;
     int64_t rev;
+    size_t bytes; /* kf_informer_bytes: what objs holds */
     pthread_t thread;
     bool running;
     bool stop;
@@ -130,6 +131,21 @@ static void index_add(struct index *ix, char **values, const char *name)
         }
         kf_smap_put(set, name, (void *)1);
     }
+}
+
+/* What one cached object costs, roughly as malloc sees it. */
+static size_t cached_size(const struct cached *c, size_t nindexes)
+{
+    size_t n = sizeof(*c) + c->len + 1;
+
+    for (size_t i = 0; i < nindexes; i++) {
+        if (!c->values[i])
+            continue;
+        for (char **v = c->values[i]; *v; v++)
+            n += sizeof(*v) + strlen(*v) + 1;
+        n += sizeof(char *);
+    }
+    return n;
 }
 
 static void cached_free(struct cached *c, size_t nindexes)
@@ -247,6 +263,10 @@ static bool apply(struct kf_informer *inf, const char *name, const json_t *obj, 
     }
     pthread_rwlock_wrlock(&inf->lock);
     old = c ? kf_smap_put(&inf->objs, name, c) : kf_smap_remove(&inf->objs, name);
+    if (old)
+        inf->bytes -= cached_size(old, inf->nindexes) + strlen(name) + 1;
+    if (c)
+        inf->bytes += cached_size(c, inf->nindexes) + strlen(name) + 1;
     for (size_t i = 0; i < inf->nindexes; i++) {
         if (old)
             index_remove(&inf->indexes[i], old->values[i], name);
@@ -565,6 +585,16 @@ size_t kf_informer_count(struct kf_informer *inf)
 
     pthread_rwlock_rdlock(&inf->lock);
     n = kf_smap_count(&inf->objs);
+    pthread_rwlock_unlock(&inf->lock);
+    return n;
+}
+
+size_t kf_informer_bytes(struct kf_informer *inf)
+{
+    size_t n;
+
+    pthread_rwlock_rdlock(&inf->lock);
+    n = inf->bytes;
     pthread_rwlock_unlock(&inf->lock);
     return n;
 }

@@ -385,3 +385,10 @@ void kf_ctrl_manager_foreach(struct kf_ctrl_manager *m, void (*fn)(struct kf_ctr
     for (size_t i = 0; i < m->nctrls; i++)
         fn(m->ctrls[i], arg);
 }
+
+void kf_ctrl_manager_foreach_informer(struct kf_ctrl_manager *m,
+                                      void (*fn)(struct kf_informer *inf, void *arg), void *arg)
+{
+    for (size_t i = 0; i < m->ninformers; i++)
+        fn(m->informers[i], arg);
+}

@@ -13,6 +13,7 @@
 #include "kfleet/broadcast.h"
 #include "kfleet/capacity.h"
 #include "kfleet/ctrl.h"
+#include "kfleet/kind.h"
 #include "kfleet/lifecycle.h"
 #include "kfleet/metrics.h"
 #include "kfleet/strbuf.h"
@@ -164,6 +165,33 @@ static void collect(struct kf_metric *f, void *arg)
     kf_ctrl_manager_foreach(ca->m, collect_one, ca);
 }
 
+struct informer_arg {
+    bool bytes; /* kfleet_informer_bytes, else kfleet_informer_objects */
+    struct kf_metric *f;
+};
+
+static void collect_informer_one(struct kf_informer *inf, void *arg)
+{
+    struct informer_arg *ia = arg;
+    const char *const labels[] = { kf_informer_kind(inf)->kind };
+
+    kf_metric_set(ia->f, labels,
+                  (double)(ia->bytes ? kf_informer_bytes(inf) : kf_informer_count(inf)));
+}
+
+struct informer_coll {
+    struct kf_ctrl_manager *m;
+    bool bytes;
+};
+
+static void collect_informers(struct kf_metric *f, void *arg)
+{
+    struct informer_coll *ic = arg;
+    struct informer_arg ia = { ic->bytes, f };
+
+    kf_ctrl_manager_foreach_informer(ic->m, collect_informer_one, &ia);
+}
+
 void kf_ctrl_manager_add_metrics(struct kf_ctrl_manager *m, struct kf_metrics *metrics)
 {
     static const struct {
@@ -187,5 +215,18 @@ void kf_ctrl_manager_add_metrics(struct kf_ctrl_manager *m, struct kf_metrics *m
         args[i].which = (int)i;
         kf_metrics_collected(metrics, fams[i].type, fams[i].name, fams[i].help, "controller",
                              collect, &args[i]);
+    }
+    {
+        struct informer_coll *ic = kf_ctrl_manager_alloc(m, 2 * sizeof(*ic));
+
+        ic[0].m = ic[1].m = m;
+        ic[1].bytes = true;
+        kf_metrics_collected(metrics, KF_METRIC_GAUGE, "kfleet_informer_objects",
+                             "Objects in the controllers' shared cache, by kind.", "kind",
+                             collect_informers, &ic[0]);
+        kf_metrics_collected(metrics, KF_METRIC_GAUGE, "kfleet_informer_bytes",
+                             "Memory the controllers' shared cache holds, by kind (objects as "
+                             "kept, index values, bookkeeping).",
+                             "kind", collect_informers, &ic[1]);
     }
 }

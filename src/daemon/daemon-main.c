@@ -572,6 +572,7 @@ int main(int argc, char **argv)
     d.lifecycle = &c.lifecycle;
     d.metrics = kf_metrics_new();
     kf_metrics_add_process(d.metrics);
+    daemon_memory_add_metrics(d.metrics);
 
     r = kf_api_new(&c.api, d.reg, d.metrics, &d.api, &err);
     if (r < 0) {

@@ -1358,6 +1358,7 @@ static int sql_status(struct kf_store *base, struct kf_store_status *ret)
     ret->compacted_rev = load64(&s->compacted_rev);
     ret->keys = load64(&s->nkeys);
     ret->db_bytes = bytes;
+    ret->mem_bytes = sqlite3_memory_used();
     ret->feed_rev = 0;
     return 0;
 }

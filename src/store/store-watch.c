@@ -620,6 +620,7 @@ void kf_watch_hub_stats(struct kf_store *s, struct kf_watch_stats *ret)
     pthread_mutex_lock(&hub->lock);
     ret->watchers = hub->nwatchers;
     ret->window_events = (size_t)(hub->next_seq - hub->head_seq);
+    ret->window_bytes = hub->bytes;
     ret->window_oldest_rev = hub->window_base_rev + 1;
     ret->published_events = hub->published;
     ret->history_fallbacks = hub->fallbacks;

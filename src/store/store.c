@@ -259,6 +259,7 @@ int kf_store_compact(struct kf_store *s, int64_t rev)
 
 int kf_store_status(struct kf_store *s, struct kf_store_status *ret)
 {
+    memset(ret, 0, sizeof(*ret));
     return s->ops->status(s, ret);
 }
 
