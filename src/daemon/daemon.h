@@ -53,12 +53,12 @@ struct kf_daemon {
     struct kf_mon *mon; /* --monitoring; NULL when off (kfleet/monitoring.h) */
 };
 
-/* Starts the controllers (the controller runtime, src/controllers/). Called
- * once, after the store, registry, metrics and API server exist and before
- * the API server listens. A failure stops kfleetd with exit code 1. */
 /* Registers kfleet_process_heap_bytes (malloc's in use, free, mmap). */
 void daemon_memory_add_metrics(struct kf_metrics *m);
 
+/* Starts the controllers (the controller runtime, src/controllers/). Called
+ * once, after the store, registry, metrics and API server exist and before
+ * the API server listens. A failure stops kfleetd with exit code 1. */
 int kf_daemon_controllers_start(struct kf_daemon *d, struct kf_strbuf *err);
 /* Stops them; called after the API server stopped, before the store closes. */
 void kf_daemon_controllers_stop(struct kf_daemon *d);
