@@ -82,7 +82,9 @@ int kf_informer_add_index(struct kf_informer *inf, const char *index, kf_index_f
 
 /* A parsed copy of name (new reference, resourceVersion set), -KF_ENOTFOUND. */
 int kf_informer_get(struct kf_informer *inf, const char *name, json_t **ret);
-/* The stored bytes of name (copied). */
+/* The stored bytes of name (copied, NUL-terminated; the cache keeps them
+ * deflated and inflates them here), -KF_ENOTFOUND, -EIO if they do not
+ * inflate (corrupt memory). */
 int kf_informer_get_raw(struct kf_informer *inf, const char *name, struct kf_kv *ret);
 /* Sorted names of the objects whose index value equals value; the caller
  * frees the array and each name. Returns the count. */
@@ -91,8 +93,10 @@ size_t kf_informer_index_names(struct kf_informer *inf, const char *index, const
 /* Sorted names of every object; same ownership. */
 size_t kf_informer_names(struct kf_informer *inf, char ***ret_names);
 size_t kf_informer_count(struct kf_informer *inf);
-/* Bytes the cache holds for its objects (stored bytes as kept, index values
- * and per-object bookkeeping; not the hash table's slots), for /metrics. */
+/* Bytes the cache holds for its objects (stored bytes as kept, i.e.
+ * deflated where that made them smaller, the dictionaries they were deflated
+ * against, index values and per-object bookkeeping; not the hash table's
+ * slots), for /metrics. */
 size_t kf_informer_bytes(struct kf_informer *inf);
 /* The store revision the cache reflects. */
 int64_t kf_informer_rev(struct kf_informer *inf);

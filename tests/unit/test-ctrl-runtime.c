@@ -1,8 +1,10 @@
 /* test-ctrl-runtime.c: the controller runtime over a real registry on the
  * memory store: reconciles follow writes, watches of other kinds map to the
  * primary kind, indexes answer, errors are retried, requeues happen, scope
- * hides what a manager does not own, and an informer that falls behind
- * compaction lists again and reports what vanished. */
+ * hides what a manager does not own, an informer that falls behind
+ * compaction lists again and reports what vanished, and the cache (which
+ * keeps objects deflated against dictionaries it changes as it goes)
+ * returns every object's stored bytes exactly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +37,9 @@ struct seen {
     int fail_first; /* reconciles of "flaky" that fail before one succeeds */
     int requeue_once;
     bool gone_seen;
+    /* a member of cluster "gate" holds its informer's thread while closed */
+    pthread_cond_t cond;
+    bool gate_closed, gate_waiting;
 };
 
 static int bump(struct seen *s, const char *name)
@@ -84,8 +89,17 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *after)
 static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     const char *cluster = kf_json_str(obj, "spec.cluster", NULL);
+    struct seen *s = kf_ctrl_data(c);
 
-    (void)deleted;
+    if (cluster && strcmp(cluster, "gate") == 0 && !deleted) {
+        pthread_mutex_lock(&s->lock);
+        s->gate_waiting = true;
+        pthread_cond_broadcast(&s->cond);
+        while (s->gate_closed)
+            pthread_cond_wait(&s->cond, &s->lock);
+        s->gate_waiting = false;
+        pthread_mutex_unlock(&s->lock);
+    }
     if (cluster)
         kf_ctrl_enqueue(c, cluster);
 }
@@ -177,6 +191,7 @@ static struct fixture *fixture_new(kf_ctrl_scope_fn scope, void *arg)
     assert_int_equal(kf_store_open("memory:", &f->store, &err), 0);
     f->reg = kf_registry_new(f->store);
     pthread_mutex_init(&f->seen.lock, NULL);
+    pthread_cond_init(&f->seen.cond, NULL);
     f->m = kf_ctrl_manager_new(f->store, f->reg);
     if (scope)
         kf_ctrl_manager_set_scope(f->m, scope, arg);
@@ -191,6 +206,7 @@ static void fixture_free(struct fixture *f)
     kf_registry_free(f->reg);
     kf_store_close(f->store);
     pthread_mutex_destroy(&f->seen.lock);
+    pthread_cond_destroy(&f->seen.cond);
     free(f);
 }
 
@@ -312,6 +328,173 @@ static void test_relist_after_compaction(void **state)
     fixture_free(f);
 }
 
+/* A member whose bytes vary: components, sizes, some tiny ones that stay
+ * plain, most a few KB (as real ones, with a status), some much bigger than
+ * a dictionary. */
+static size_t put_member(struct fixture *f, int i, int version)
+{
+    static const char *const comps[] = { "etcd", "kube-apiserver", "kube-scheduler",
+                                         "kube-controller-manager", "cp-addons" };
+    struct kf_strbuf b = KF_STRBUF_INIT;
+    char key[128];
+    size_t len;
+
+    snprintf(key, sizeof(key), "/controlplanemembers/m%05d", i);
+    if (i % 97 == 0) {
+        kf_strbuf_addf(&b, "{\"metadata\":{\"name\":\"m%05d\"}}", i);
+    } else {
+        kf_strbuf_addf(&b,
+                       "{\"apiVersion\":\"kfleet.io/v1\",\"kind\":\"ControlPlaneMember\","
+                       "\"metadata\":{\"name\":\"m%05d\",\"uid\":\"%08x-%d\"},\"spec\":{"
+                       "\"cluster\":\"c%d\",\"component\":\"%s\",\"index\":%d,\"args\":[",
+                       i, (unsigned)(i * 2654435761u), version, i % 7, comps[i % 5], i);
+        for (int a = 0; a < (i % 211 == 0 ? 2000 : i % 9); a++)
+            kf_strbuf_addf(&b, "%s\"--flag-%d=%d\"", a ? "," : "", a, i * a + version);
+        kf_strbuf_addstr(&b, "]},\"status\":{\"log\":\"");
+        for (int a = 0; a < 160; a++)
+            kf_strbuf_addf(&b, "step %d of m%05d: %s; ", a, i, a % (3 + version) ? "ok" : "retry");
+        kf_strbuf_addstr(&b, "\"}}");
+    }
+    assert_int_equal(kf_store_put(f->store, key, b.buf, b.len, KF_REV_ANY, NULL), 0);
+    len = b.len;
+    kf_strbuf_release(&b);
+    return len;
+}
+
+static void delete_member(struct fixture *f, int i)
+{
+    char key[128];
+
+    snprintf(key, sizeof(key), "/controlplanemembers/m%05d", i);
+    assert_int_equal(kf_store_delete(f->store, key, KF_REV_ANY, NULL), 0);
+}
+
+/* Every cached object is byte for byte what the store holds, and there are
+ * want of them. Returns the sum of their lengths. */
+static size_t check_cache(struct fixture *f, struct kf_informer *members, size_t want)
+{
+    size_t nn, total = 0;
+    char **names;
+
+    nn = kf_informer_names(members, &names);
+    assert_int_equal(nn, want);
+    for (size_t i = 0; i < nn; i++) {
+        struct kf_kv stored = { 0 }, got = { 0 };
+        char key[128];
+
+        snprintf(key, sizeof(key), "/controlplanemembers/%s", names[i]);
+        assert_int_equal(kf_store_get(f->store, key, &stored), 0);
+        assert_int_equal(kf_informer_get_raw(members, names[i], &got), 0);
+        assert_int_equal(got.value_len, stored.value_len);
+        assert_memory_equal(got.value, stored.value, stored.value_len);
+        assert_int_equal(got.value[got.value_len], '\0');
+        assert_int_equal(got.mod_rev, stored.mod_rev);
+        assert_string_equal(got.key, key);
+        total += got.value_len;
+        kf_kv_release(&stored);
+        kf_kv_release(&got);
+    }
+    kf_ctrl_names_free(names, nn);
+    /* the index follows the latest version of each member */
+    nn = kf_informer_index_names(members, "cluster", "c3", &names);
+    assert_true(nn > 0);
+    for (size_t i = 0; i < nn; i++) {
+        json_t *obj;
+
+        assert_int_equal(kf_informer_get(members, names[i], &obj), 0);
+        assert_string_equal(kf_json_str(obj, "spec.cluster", ""), "c3");
+        json_decref(obj);
+    }
+    kf_ctrl_names_free(names, nn);
+    return total;
+}
+
+static void test_cache_returns_stored_bytes(void **state)
+{
+    struct fixture *f;
+    struct kf_informer *members;
+    const int n = 2600; /* with the updates, more than three dictionaries' worth */
+    size_t want = 0, total;
+    const char *gate = "{\"metadata\":{\"name\":\"gate\"},\"spec\":{\"cluster\":\"gate\"}}";
+
+    (void)state;
+    /* a window of 2 events, so that compaction while the informer is held
+     * makes it list again (below) */
+    kf_watch_set_default_window(2, 0);
+    f = fixture_new(NULL, NULL);
+    kf_watch_set_default_window(0, 0);
+    members = kf_ctrl_informer(f->m, &kf_kind_controlplanemember);
+    for (int i = 0; i < n / 2; i++)
+        put_member(f, i, 0);
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0); /* half listed, half watched */
+    for (int i = n / 2; i < n; i++)
+        put_member(f, i, 0);
+    for (int i = 0; i < n; i += 3)
+        put_member(f, i, 1); /* against a newer dictionary than their first version */
+    for (int i = 1; i < n; i += 10)
+        delete_member(f, i);
+    want = (size_t)(n - n / 10);
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    total = check_cache(f, members, want);
+    /* what the cache holds (dictionaries, indexes, bookkeeping included) is
+     * well under the objects' bytes */
+    assert_true(kf_informer_bytes(members) < total / 2);
+
+    /* Relist: hold the informer in a handler, change a lot, compact the
+     * store's history away, let go: it can only list again. Changed objects
+     * are deflated anew, unchanged ones keep their dictionaries. */
+    pthread_mutex_lock(&f->seen.lock);
+    f->seen.gate_closed = true;
+    pthread_mutex_unlock(&f->seen.lock);
+    assert_int_equal(
+        kf_store_put(f->store, "/controlplanemembers/gate", gate, strlen(gate), KF_REV_ANY, NULL),
+        0);
+    want++;
+    pthread_mutex_lock(&f->seen.lock);
+    while (!f->seen.gate_waiting)
+        pthread_cond_wait(&f->seen.cond, &f->seen.lock);
+    pthread_mutex_unlock(&f->seen.lock);
+    for (int i = 0; i < n; i += 5) {
+        if (i % 10 == 1)
+            continue; /* deleted above */
+        if (i % 7 == 0) {
+            delete_member(f, i);
+            want--;
+        } else {
+            put_member(f, i, 2);
+        }
+    }
+    for (int i = n; i < n + 300; i++)
+        put_member(f, i, 0);
+    want += 300;
+    kf_store_compact(f->store, kf_store_rev(f->store));
+    pthread_mutex_lock(&f->seen.lock);
+    f->seen.gate_closed = false;
+    pthread_cond_broadcast(&f->seen.cond);
+    pthread_mutex_unlock(&f->seen.lock);
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    total = check_cache(f, members, want);
+    assert_true(kf_informer_bytes(members) < total / 2);
+
+    /* Every object gone: the dictionaries they used are freed, only the
+     * current one (at most 8 KiB, DICT_MAX in ctrl-informer.c) is left. */
+    assert_int_equal(kf_store_delete(f->store, "/controlplanemembers/gate", KF_REV_ANY, NULL), 0);
+    for (int i = 0; i < n + 300; i++) {
+        struct kf_kv kv = { 0 };
+        char key[128];
+
+        snprintf(key, sizeof(key), "/controlplanemembers/m%05d", i);
+        if (kf_store_get(f->store, key, &kv) == 0)
+            delete_member(f, i);
+        kf_kv_release(&kv);
+    }
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    assert_int_equal(kf_informer_count(members), 0);
+    assert_true(kf_informer_bytes(members) > 0);
+    assert_true(kf_informer_bytes(members) <= 8 * 1024 + 64);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_errors_retry_and_requeue),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_relist_after_compaction),
+        cmocka_unit_test(test_cache_returns_stored_bytes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
