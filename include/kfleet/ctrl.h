@@ -93,10 +93,10 @@ size_t kf_informer_index_names(struct kf_informer *inf, const char *index, const
 /* Sorted names of every object; same ownership. */
 size_t kf_informer_names(struct kf_informer *inf, char ***ret_names);
 size_t kf_informer_count(struct kf_informer *inf);
-/* Bytes the cache holds for its objects (stored bytes as kept, i.e.
- * deflated where that made them smaller, the dictionaries they were deflated
- * against, index values and per-object bookkeeping; not the hash table's
- * slots), for /metrics. */
+/* Bytes the cache holds for its objects, roughly as malloc sees them
+ * (stored bytes as kept, i.e. deflated where that made them smaller, the
+ * dictionaries they were deflated against, index values and entries, names,
+ * per-object bookkeeping; not the hash tables' spare slots), for /metrics. */
 size_t kf_informer_bytes(struct kf_informer *inf);
 /* The store revision the cache reflects. */
 int64_t kf_informer_rev(struct kf_informer *inf);

@@ -178,16 +178,20 @@ static void index_add(struct index *ix, char **values, const char *name)
     }
 }
 
-/* What one cached object costs, roughly as malloc sees it. */
-static size_t cached_size(const struct cached *c, size_t nindexes)
+/* What one cached object named name costs, roughly as malloc sees it: the
+ * entry, its bytes, its index values, and its name as the map's key and in
+ * the set of each index value (a copy and a slot each). The maps' spare
+ * slots are not counted: they stay as many as the most objects held. */
+static size_t cached_size(const struct cached *c, const char *name, size_t nindexes)
 {
-    size_t n = sizeof(*c) + nindexes * sizeof(c->values[0]) + c->len;
+    size_t key = strlen(name) + 1 + sizeof(struct kf_smap_slot);
+    size_t n = sizeof(*c) + nindexes * sizeof(c->values[0]) + c->len + key;
 
     for (size_t i = 0; i < nindexes; i++) {
         if (!c->values[i])
             continue;
         for (char **v = c->values[i]; *v; v++)
-            n += sizeof(*v) + strlen(*v) + 1;
+            n += sizeof(*v) + strlen(*v) + 1 + key + sizeof(struct kf_smap_slot);
         n += sizeof(char *);
     }
     return n;
@@ -445,15 +449,16 @@ static bool apply(struct kf_informer *inf, const char *name, const json_t *obj, 
             struct collect col = { 0 };
 
             inf->indexes[i].fn(obj, collect_value, &col);
-            c->values[i] = col.items;
+            /* exactly as long as needed: kept as long as the object */
+            c->values[i] = col.items ? kf_xrealloc(col.items, (col.n + 1) * sizeof(char *)) : NULL;
         }
     }
     pthread_rwlock_wrlock(&inf->lock);
     old = c ? kf_smap_put(&inf->objs, name, c) : kf_smap_remove(&inf->objs, name);
     if (old)
-        inf->bytes -= cached_size(old, inf->nindexes) + strlen(name) + 1;
+        inf->bytes -= cached_size(old, name, inf->nindexes);
     if (c)
-        inf->bytes += cached_size(c, inf->nindexes) + strlen(name) + 1;
+        inf->bytes += cached_size(c, name, inf->nindexes);
     for (size_t i = 0; i < inf->nindexes; i++) {
         if (old)
             index_remove(&inf->indexes[i], old->values[i], name);
