@@ -7,9 +7,14 @@
 #include "kfleet/store.h"
 
 /* Default size of the shared window of recent events (store-watch.c). A
- * watcher further behind than this reads the backend's history. */
+ * watcher further behind than this reads the backend's history. The window
+ * is memory kfleetd holds all the time once the fleet has written that much
+ * (an event keeps the new and the previous value): 8 MiB is several
+ * thousand events of slack for the informers and watches that follow the
+ * store closely, a tenth of kfleetd's budget at 10,000 clusters (8 KiB a
+ * cluster, docs/internals/memory.md); 32 MiB was 40 % of it. */
 #define KF_WATCH_WINDOW_EVENTS 32768
-#define KF_WATCH_WINDOW_BYTES  (32u * 1024 * 1024)
+#define KF_WATCH_WINDOW_BYTES  (8u * 1024 * 1024)
 
 struct kf_watch_hub {
     pthread_mutex_t lock;
