@@ -26,6 +26,11 @@
  * short delay, so the members of one placement cost one status write. The
  * status is written only when it changes; crossing the mark records an
  * Event.
+ *
+ * It writes each Region's status too (units, hosts, readyHosts, clusters
+ * placed: the sums over its units in the same model), under queue keys
+ * "region/NAME" (a unit's name cannot hold a '/'), queued after every unit
+ * of the region and on Region and Unit events.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +53,7 @@
 KF_LOG_MODULE(units);
 
 #define COALESCE_MS 200
+#define REGION_KEY  "region/"
 
 struct unit_ctrl {
     struct kf_ctrl *ctrl;
@@ -57,7 +63,18 @@ struct unit_ctrl {
     struct kf_grade_table grades;
     struct kf_place_policy policy;
     struct kf_res default_host;
+    struct kf_informer *regions;
 };
+
+static void enqueue_region(struct unit_ctrl *d, const char *region)
+{
+    char key[sizeof(REGION_KEY) + 256];
+
+    if (!region || !*region)
+        return;
+    snprintf(key, sizeof(key), "%s%s", REGION_KEY, region);
+    kf_ctrl_enqueue_after(d->ctrl, key, COALESCE_MS);
+}
 
 static void changed(struct unit_ctrl *d, const struct cap_change *ch)
 {
@@ -82,11 +99,32 @@ static void changed(struct unit_ctrl *d, const struct cap_change *ch)
         cap_model_apply(&d->model, &kind, obj, deleted, &ch);          \
         changed(d, &ch);                                               \
     }
-MAP_FN(map_region, kf_kind_region)
-MAP_FN(map_unit, kf_kind_unit)
 MAP_FN(map_host, kf_kind_host)
 MAP_FN(map_member, kf_kind_controlplanemember)
 MAP_FN(map_cluster, kf_kind_guestcluster)
+
+static void map_region(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct unit_ctrl *d = kf_ctrl_data(c);
+    struct cap_change ch;
+
+    cap_model_apply(&d->model, &kf_kind_region, obj, deleted, &ch);
+    changed(d, &ch);
+    if (!deleted)
+        enqueue_region(d, kf_obj_name(obj));
+}
+
+/* A unit that comes or goes changes its region's sums (spec.region is
+ * immutable). */
+static void map_unit(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct unit_ctrl *d = kf_ctrl_data(c);
+    struct cap_change ch;
+
+    cap_model_apply(&d->model, &kf_kind_unit, obj, deleted, &ch);
+    changed(d, &ch);
+    enqueue_region(d, kf_json_str(obj, "spec.region", NULL));
+}
 
 static int setup(struct kf_ctrl *c)
 {
@@ -94,6 +132,7 @@ static int setup(struct kf_ctrl *c)
     int r;
 
     d->ctrl = c;
+    d->regions = kf_ctrl_informer(kf_ctrl_manager_of(c), &kf_kind_region);
     if ((r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_unit, map_unit)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_host, map_host)) < 0 ||
@@ -239,6 +278,49 @@ static bool status_differs(const json_t *want, const json_t *have)
     return false;
 }
 
+/* A Region's status: the sums over its units, as the model has them. */
+static int reconcile_region(struct unit_ctrl *d, const char *name)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    json_t *region = NULL, *st, *old;
+    int64_t clusters = 0, hosts = 0, ready = 0;
+    struct cap_units us;
+    size_t n;
+    int r = 0;
+
+    if (!d->regions || kf_informer_get(d->regions, name, &region) < 0)
+        return 0;
+    pthread_mutex_lock(&d->model.lock);
+    cap_units_build(&d->model, &d->policy, name, NULL, &us);
+    n = us.n;
+    for (size_t i = 0; i < us.n; i++) {
+        clusters += us.units[i].clusters;
+        hosts += (int64_t)us.units[i].n_hosts;
+        for (size_t h = 0; h < us.units[i].n_hosts; h++)
+            ready += us.units[i].hosts[h].ready;
+    }
+    cap_units_release(&us);
+    pthread_mutex_unlock(&d->model.lock);
+    st = json_pack("{s:I, s:I, s:I, s:I, s:I}", "units", (json_int_t)n, "clusters",
+                   (json_int_t)clusters, "hosts", (json_int_t)hosts, "readyHosts",
+                   (json_int_t)ready, "observedGeneration", (json_int_t)kf_obj_generation(region));
+    old = kf_json_path(region, "status");
+    if (status_differs(st, old)) {
+        json_t *patch = json_pack("{s:O}", "status", st);
+
+        r = cap_patch(d->reg, &kf_kind_region, name, patch, true, NULL, &err);
+        json_decref(patch);
+        if (r == -KF_ENOTFOUND)
+            r = 0;
+        else if (r < 0)
+            kf_log_rl_warn("cannot write the status of region \"%s\": %s; retrying", name, err.buf);
+    }
+    json_decref(st);
+    json_decref(region);
+    kf_strbuf_release(&err);
+    return r;
+}
+
 static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
 {
     struct unit_ctrl *d = kf_ctrl_data(c);
@@ -248,8 +330,11 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     bool above = false, was_above;
     int i, r = 0;
 
+    if (strncmp(name, REGION_KEY, strlen(REGION_KEY)) == 0)
+        return reconcile_region(d, name + strlen(REGION_KEY));
     if (kf_informer_get(kf_ctrl_primary(c), name, &unit) < 0)
         return 0;
+    enqueue_region(d, kf_json_str(unit, "spec.region", NULL));
     old = kf_json_path(unit, "status");
     was_above = kf_json_bool(old, "aboveWaterLevel", false);
     pthread_mutex_lock(&d->model.lock);

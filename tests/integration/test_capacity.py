@@ -232,6 +232,27 @@ def test_spread_over_units_and_under_the_water_level():
     assert max(float(r[4].rstrip("%")) for r in rows) > 40, rows
 
 
+def test_region_status():
+    """A Region's status sums its units: units, hosts, ready hosts, clusters
+    placed; `kfleet get regions` shows them."""
+    setup()
+    placed = sum(1 for c in clusters() if c["status"].get("unit"))
+
+    def region_settled():
+        st = kd.get(path("regions", "cn-hangzhou")).json.get("status", {})
+        return st if st.get("clusters") == placed else None
+    st = kftest.eventually(region_settled, timeout=30 * kftest.SLOW, msg="region status")
+    assert (st["units"], st["hosts"], st["readyHosts"]) == (3, 27, 27), st
+    assert st["observedGeneration"] == 1, st
+    eu = kftest.eventually(lambda: kd.get(path("regions", "eu-west")).json.get("status"),
+                           timeout=30 * kftest.SLOW, msg="eu-west status")
+    assert (eu["units"], eu["hosts"], eu["clusters"]) == (0, 0, 0), eu
+    rows = {line.split()[0]: line.split() for line in kfleet("get", "regions").splitlines()}
+    header = rows["NAME"]
+    row = dict(zip(header, rows["cn-hangzhou"]))
+    assert row["UNITS"] == "3" and row["CLUSTERS"] == str(placed), (header, rows)
+
+
 def test_ranges_never_overlap():
     setup()
     pods = {"vpc-a": [], "vpc-b": []}
