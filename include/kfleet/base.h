@@ -61,6 +61,9 @@ int kf_parse_duration_ms(const char *s, int64_t *ret_ms);
 bool kf_str_has_prefix(const char *s, const char *prefix);
 bool kf_str_has_suffix(const char *s, const char *suffix);
 bool kf_streq(const char *a, const char *b); /* NULL-safe */
+/* qsort/bsearch comparator for an array of strings (char * or const char *
+ * elements): strcmp of the strings a and b point to. */
+int kf_strp_cmp(const void *a, const void *b);
 
 /* Time. kf_now_ms: wall clock in ms since the epoch; kf_mono_ns: monotonic.
  * kf_time_format_rfc3339 writes "2006-01-02T15:04:05Z" (UTC) into buf (>= 32). */

@@ -131,6 +131,11 @@ bool kf_streq(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+int kf_strp_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void kf_random_bytes(void *buf, size_t n)
 {
     unsigned char *p = buf;

@@ -143,11 +143,6 @@ static int read_file(const char *path, struct kf_cli_inputs *ret, struct kf_strb
     return r;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int read_dir(const char *path, struct kf_cli_inputs *ret, struct kf_strbuf *err)
 {
     DIR *d = opendir(path);
@@ -169,7 +164,7 @@ static int read_dir(const char *path, struct kf_cli_inputs *ret, struct kf_strbu
     }
     closedir(d);
     if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_names);
+        qsort(names, n, sizeof(*names), kf_strp_cmp);
     for (size_t i = 0; i < n && r == 0; i++)
         r = read_file(names[i], ret, err);
     for (size_t i = 0; i < n; i++)

@@ -784,11 +784,6 @@ static void mark_one(const char *name, int64_t local_ms, void *arg)
     e->local_ms = local_ms;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 struct name_list {
     char **v;
     size_t n, alloc;
@@ -803,7 +798,7 @@ static void push(struct name_list *l, const char *s)
 static void sort(struct name_list *l)
 {
     if (l->n)
-        qsort(l->v, l->n, sizeof(char *), cmp_str);
+        qsort(l->v, l->n, sizeof(char *), kf_strp_cmp);
 }
 
 static int put(struct kf_lease_share *sh, const char *key, const struct kf_strbuf *val)

@@ -128,11 +128,6 @@ size_t kf_lease_local_since(struct kf_lease_table *t, int64_t since_ms,
     return n;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 size_t kf_lease_expire(struct kf_lease_table *t, int64_t now_ms, int64_t grace_ms,
                        char ***ret_names)
 {
@@ -158,7 +153,7 @@ size_t kf_lease_expire(struct kf_lease_table *t, int64_t now_ms, int64_t grace_m
         pthread_mutex_unlock(&s->lock);
     }
     if (n)
-        qsort(names, n, sizeof(*names), name_cmp);
+        qsort(names, n, sizeof(*names), kf_strp_cmp);
     *ret_names = names;
     return n;
 }

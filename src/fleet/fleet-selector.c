@@ -734,11 +734,6 @@ const char *kf_selector_name_equals(const struct kf_selector *sel)
 
 /* --- formatting --------------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int cmp_term(const void *a, const void *b)
 {
     const struct sel_term *x = *(const struct sel_term *const *)a;
@@ -795,7 +790,7 @@ void kf_selector_format(const struct kf_selector *sel, struct kf_strbuf *out)
         case OP_NOTIN: {
             char **vals = kf_xmemdup(t->values, t->n * sizeof(*vals));
 
-            qsort(vals, t->n, sizeof(*vals), cmp_str);
+            qsort(vals, t->n, sizeof(*vals), kf_strp_cmp);
             kf_strbuf_addf(out, "%s %s (", t->key, t->op == OP_IN ? "in" : "notin");
             for (size_t j = 0; j < t->n; j++)
                 kf_strbuf_addf(out, "%s%s", j ? "," : "", vals[j]);

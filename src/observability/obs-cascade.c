@@ -18,11 +18,6 @@
 #include "kfleet/strbuf.h"
 #include "observability/obs-internal.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The region's compliance tags, sorted and comma-joined; NULL if none. */
 static char *compliance_value(const struct kf_obs_region *r)
 {
@@ -34,7 +29,7 @@ static char *compliance_value(const struct kf_obs_region *r)
     tags = kf_xcalloc(r->n_compliance, sizeof(*tags));
     for (size_t i = 0; i < r->n_compliance; i++)
         tags[i] = r->compliance[i];
-    qsort(tags, r->n_compliance, sizeof(*tags), cmp_str);
+    qsort(tags, r->n_compliance, sizeof(*tags), kf_strp_cmp);
     for (size_t i = 0; i < r->n_compliance; i++) {
         if (i && strcmp(tags[i - 1], tags[i]) == 0)
             continue;

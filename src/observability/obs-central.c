@@ -19,11 +19,6 @@
 #include "kfleet/strbuf.h"
 #include "observability/obs-internal.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static void gen_config(const struct kf_obs_instance *c, const struct kf_obs_settings *s,
                        struct kf_obs_files *out)
 {
@@ -107,7 +102,7 @@ static bool unit_absent_expr(struct kf_strbuf *sb, const struct kf_obs_fleet *f,
     for (size_t i = 0; i < f->n_units; i++)
         if (strcmp(f->units[i].region, r->name) == 0)
             units[n++] = f->units[i].name;
-    qsort(units, n, sizeof(*units), cmp_str);
+    qsort(units, n, sizeof(*units), kf_strp_cmp);
     for (size_t i = 0; i < n; i++) {
         struct kf_strbuf in = KF_STRBUF_INIT;
 

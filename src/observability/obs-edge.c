@@ -33,11 +33,6 @@ static int cmp_member(const void *a, const void *b, void *ctx)
     return c ? c : strcmp(x->name, y->name);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static size_t *sorted_index(size_t n, int (*cmp)(const void *, const void *, void *), void *ctx)
 {
     size_t *idx = kf_xcalloc(n ? n : 1, sizeof(*idx));
@@ -213,7 +208,7 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_unit *
     obs_targets_begin(&kfd);
     for (size_t i = 0; i < f->n_kfleetd; i++)
         kfleetd[i] = f->kfleetd[i];
-    qsort(kfleetd, f->n_kfleetd, sizeof(*kfleetd), cmp_str);
+    qsort(kfleetd, f->n_kfleetd, sizeof(*kfleetd), kf_strp_cmp);
     for (size_t i = 0; i < f->n_kfleetd; i++) {
         const char *kl[] = { "component", "kfleetd" };
 

@@ -119,17 +119,12 @@ static bool valid_url(const char *s)
     return true;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The first name that occurs twice in names[0..n), or NULL; O(n log n). */
 static const char *find_duplicate(const char **names, size_t n)
 {
     const char *dup = NULL;
 
-    qsort(names, n, sizeof(*names), cmp_str);
+    qsort(names, n, sizeof(*names), kf_strp_cmp);
     for (size_t i = 1; i < n && !dup; i++)
         if (strcmp(names[i - 1], names[i]) == 0)
             dup = names[i];

@@ -549,15 +549,10 @@ void kf_pki_x509_sans(X509 *x, struct kf_strbuf *out)
     kf_pki_sort_join(v, n, out);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 void kf_pki_sort_join(char **v, size_t n, struct kf_strbuf *out)
 {
     if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_str);
+        qsort(v, n, sizeof(*v), kf_strp_cmp);
     for (size_t i = 0; i < n; i++) {
         kf_strbuf_addf(out, "%s%s", i ? "," : "", v[i]);
         free(v[i]);
