@@ -158,7 +158,9 @@ size_t kf_lease_expire(struct kf_lease_table *t, int64_t now_ms, int64_t grace_m
     return n;
 }
 
-int64_t kf_lease_last(struct kf_lease_table *t, const char *name)
+/* One of name's renewal times, read under its shard's lock: the last local
+ * one if local, else the last from any source; 0 if name has no lease. */
+static int64_t lease_renewed_ms(struct kf_lease_table *t, const char *name, bool local)
 {
     struct shard *s = shard_of(t, name);
     struct lease *l;
@@ -166,22 +168,19 @@ int64_t kf_lease_last(struct kf_lease_table *t, const char *name)
 
     pthread_mutex_lock(&s->lock);
     l = kf_smap_get(&s->leases, name);
-    last = l ? l->last_ms : 0;
+    last = !l ? 0 : local ? l->local_ms : l->last_ms;
     pthread_mutex_unlock(&s->lock);
     return last;
 }
 
+int64_t kf_lease_last(struct kf_lease_table *t, const char *name)
+{
+    return lease_renewed_ms(t, name, false);
+}
+
 int64_t kf_lease_local_last(struct kf_lease_table *t, const char *name)
 {
-    struct shard *s = shard_of(t, name);
-    struct lease *l;
-    int64_t last;
-
-    pthread_mutex_lock(&s->lock);
-    l = kf_smap_get(&s->leases, name);
-    last = l ? l->local_ms : 0;
-    pthread_mutex_unlock(&s->lock);
-    return last;
+    return lease_renewed_ms(t, name, true);
 }
 
 bool kf_lease_alive(struct kf_lease_table *t, const char *name, int64_t now_ms, int64_t grace_ms)
