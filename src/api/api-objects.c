@@ -208,6 +208,29 @@ static int parse_body(struct api_request *req, json_t **ret)
     return 0;
 }
 
+/* The object a create or an update sends: the write options checked, then
+ * the body parsed. Replies itself on failure. */
+static int read_written_object(struct api_request *req, json_t **ret)
+{
+    int r = check_write_params(req);
+
+    if (r < 0)
+        return r;
+    return parse_body(req, ret);
+}
+
+/* Replies with the outcome r of a registry write: the error (name: the
+ * object's, for the message, or NULL), or the object written (obj, consumed)
+ * with status code. */
+static void reply_written(struct api_request *req, int r, unsigned int code, const char *name,
+                          json_t *obj, const struct kf_causes *causes, const struct kf_strbuf *err)
+{
+    if (r < 0)
+        reply_error(req, r, name, causes, err);
+    else
+        reply_object(req, code, obj);
+}
+
 int api_selectors_from_query(struct api_request *req, struct kf_selector **ret_labels,
                              struct kf_selector **ret_fields)
 {
@@ -442,10 +465,7 @@ static int do_create(struct api_request *req)
     char *name_copy;
     int r;
 
-    r = check_write_params(req);
-    if (r < 0)
-        return r;
-    r = parse_body(req, &obj);
+    r = read_written_object(req, &obj);
     if (r < 0)
         return r;
     name = kf_json_str(obj, "metadata.name", NULL);
@@ -453,10 +473,7 @@ static int do_create(struct api_request *req)
         name = kf_json_str(obj, "metadata.generateName", NULL);
     name_copy = name ? kf_xstrdup(name) : NULL;
     r = kf_registry_create(req->api->reg, req->kind, obj, &ret, &causes, &err);
-    if (r < 0)
-        reply_error(req, r, name_copy, &causes, &err);
-    else
-        reply_object(req, MHD_HTTP_CREATED, ret);
+    reply_written(req, r, MHD_HTTP_CREATED, name_copy, ret, &causes, &err);
     free(name_copy);
     json_decref(obj);
     kf_causes_release(&causes);
@@ -472,10 +489,7 @@ static int do_update(struct api_request *req)
     const char *name;
     int r;
 
-    r = check_write_params(req);
-    if (r < 0)
-        return r;
-    r = parse_body(req, &obj);
+    r = read_written_object(req, &obj);
     if (r < 0)
         return r;
     name = kf_json_str(obj, "metadata.name", NULL);
@@ -495,10 +509,7 @@ static int do_update(struct api_request *req)
     }
     r = kf_registry_update(req->api->reg, req->kind, obj, req->route == ROUTE_STATUS, &ret, &causes,
                            &err);
-    if (r < 0)
-        reply_error(req, r, NULL, &causes, &err);
-    else
-        reply_object(req, MHD_HTTP_OK, ret);
+    reply_written(req, r, MHD_HTTP_OK, NULL, ret, &causes, &err);
     json_decref(obj);
     kf_causes_release(&causes);
     kf_strbuf_release(&err);
@@ -608,10 +619,7 @@ static int do_patch(struct api_request *req)
         return reply_error(req, -KF_ENOTFOUND, NULL, NULL, NULL);
     r = kf_registry_patch(req->api->reg, req->kind, req->name, type, req->body.buf, req->body.len,
                           req->route == ROUTE_STATUS, &ret, &causes, &err);
-    if (r < 0)
-        reply_error(req, r, NULL, &causes, &err);
-    else
-        reply_object(req, MHD_HTTP_OK, ret);
+    reply_written(req, r, MHD_HTTP_OK, NULL, ret, &causes, &err);
     kf_causes_release(&causes);
     kf_strbuf_release(&err);
     return 0;
