@@ -187,6 +187,41 @@ static size_t parse_addrs(struct monmodel *mm, const char *list, const char *pre
     return n;
 }
 
+/* A tier whose Prometheus instances, when kfleetd does not run them, an
+ * annotation of the object names: a Region's cascades, a Unit's edges. */
+struct annotated_tier {
+    const char *kind;   /* the object's kind, for the problem */
+    const char *what;   /* the same in the message: "region" */
+    const char *role;   /* the instances in the message: "cascading" */
+    const char *ann;    /* the annotation's key; its value is "h:p[,h:p]" */
+    const char *prefix; /* the instances are PREFIX-NAME-a, -b */
+};
+
+static const struct annotated_tier cascade_tier = {
+    "Region", "region", "cascading", MON_ANN_CASCADES, "cascade",
+};
+
+static const struct annotated_tier edge_tier = {
+    "Unit", "unit", "edge", MON_ANN_EDGES, "edge",
+};
+
+/* The instances of tier t that object o (named name) is annotated with, into
+ * *ret; returns their count (2 at most). -ENOENT and a MonitoringAddressMissing
+ * problem when o has no such annotation: it is then not monitored. */
+static int annotated_instances(struct monmodel *mm, const struct annotated_tier *t, const json_t *o,
+                               const char *name, struct kf_obs_instance **ret)
+{
+    const char *a = annotation(o, t->ann);
+
+    if (!a) {
+        problem(mm, t->kind, name, "MonitoringAddressMissing",
+                "%s %s has no %s Prometheus: annotate it with %s: \"host:port[,host:port]\"",
+                t->what, name, t->role, t->ann);
+        return -ENOENT;
+    }
+    return (int)parse_addrs(mm, a, sfmt(mm, "%s-%s", t->prefix, name), ret);
+}
+
 /* --- regions and units ----------------------------------------------------- */
 
 static void build_regions(struct monctl *mc, struct monmodel *mm, json_t **objs, size_t n)
@@ -229,17 +264,12 @@ static void build_regions(struct monctl *mc, struct monmodel *mm, json_t **objs,
                 continue;
             }
         } else {
-            const char *a = annotation(o, MON_ANN_CASCADES);
             struct kf_obs_instance *c = NULL;
+            int nc = annotated_instances(mm, &cascade_tier, o, name, &c);
 
-            if (!a) {
-                problem(mm, "Region", name, "MonitoringAddressMissing",
-                        "region %s has no cascading Prometheus: annotate it with %s: "
-                        "\"host:port[,host:port]\"",
-                        name, MON_ANN_CASCADES);
+            if (nc < 0)
                 continue;
-            }
-            r->n_cascades = parse_addrs(mm, a, sfmt(mm, "cascade-%s", name), &c);
+            r->n_cascades = (size_t)nc;
             r->cascades = c;
         }
         for (size_t x = 0; x < r->n_cascades; x++)
@@ -398,17 +428,12 @@ static void build_units(struct monctl *mc, struct monmodel *mm, json_t **units, 
             u->edges = e;
             u->n_edges = 1;
         } else {
-            const char *a = annotation(o, MON_ANN_EDGES);
             struct kf_obs_instance *e = NULL;
+            int ne = annotated_instances(mm, &edge_tier, o, name, &e);
 
-            if (!a) {
-                problem(mm, "Unit", name, "MonitoringAddressMissing",
-                        "unit %s has no edge Prometheus: annotate it with %s: "
-                        "\"host:port[,host:port]\"",
-                        name, MON_ANN_EDGES);
+            if (ne < 0)
                 continue;
-            }
-            u->n_edges = parse_addrs(mm, a, sfmt(mm, "edge-%s", name), &e);
+            u->n_edges = (size_t)ne;
             u->edges = e;
         }
         for (size_t x = 0; x < u->n_edges; x++)
