@@ -253,11 +253,7 @@ int kf_cli_cmd_apply(struct kf_cli *cli, const struct kf_cli_args *args)
     if (rc)
         goto out;
     for (size_t i = 0; i < in.n; i++) {
-        int r = apply_one(cli, &in.items[i]);
-
-        if (r != KF_CLI_EXIT_OK && rc == KF_CLI_EXIT_OK)
-            rc = r;
-        if (r == KF_CLI_EXIT_UNREACHABLE)
+        if (!kf_cli_fold_exit(&rc, apply_one(cli, &in.items[i])))
             break;
     }
 out:

@@ -170,18 +170,14 @@ int kf_cli_cmd_delete(struct kf_cli *cli, const struct kf_cli_args *args)
 
             kf_cli_input_kind(in.items[i].obj, &k, NULL);
             r = delete_one(cli, k, kf_obj_name(in.items[i].obj), wait, timeout_ms, ignore);
-            if (r != KF_CLI_EXIT_OK && rc == KF_CLI_EXIT_OK)
-                rc = r;
-            if (r == KF_CLI_EXIT_UNREACHABLE)
+            if (!kf_cli_fold_exit(&rc, r))
                 break;
         }
     } else {
         for (size_t i = 1; i < args->n_pos; i++) {
             int r = delete_one(cli, k, args->pos[i], wait, timeout_ms, ignore);
 
-            if (r != KF_CLI_EXIT_OK && rc == KF_CLI_EXIT_OK)
-                rc = r;
-            if (r == KF_CLI_EXIT_UNREACHABLE)
+            if (!kf_cli_fold_exit(&rc, r))
                 break;
         }
     }

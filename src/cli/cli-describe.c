@@ -436,9 +436,7 @@ int kf_cli_cmd_describe(struct kf_cli *cli, const struct kf_cli_args *args)
         int r = kf_cli_get_one(cli, k, args->pos[i], false, &obj);
 
         if (r != KF_CLI_EXIT_OK) {
-            if (rc == KF_CLI_EXIT_OK)
-                rc = r;
-            if (r == KF_CLI_EXIT_UNREACHABLE)
+            if (!kf_cli_fold_exit(&rc, r))
                 break;
             continue;
         }

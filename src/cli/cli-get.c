@@ -174,6 +174,13 @@ int kf_cli_page_size(struct kf_cli *cli, const struct kf_cli_args *args, size_t 
     return 0;
 }
 
+bool kf_cli_fold_exit(int *rc, int r)
+{
+    if (r != KF_CLI_EXIT_OK && *rc == KF_CLI_EXIT_OK)
+        *rc = r;
+    return r != KF_CLI_EXIT_UNREACHABLE;
+}
+
 int kf_cli_cmd_get(struct kf_cli *cli, const struct kf_cli_args *args)
 {
     struct kf_strbuf err = KF_STRBUF_INIT;
@@ -219,9 +226,7 @@ int kf_cli_cmd_get(struct kf_cli *cli, const struct kf_cli_args *args)
 
             if (r == KF_CLI_EXIT_OK)
                 json_array_append_new(items, obj);
-            else if (rc == KF_CLI_EXIT_OK)
-                rc = r;
-            if (r == KF_CLI_EXIT_UNREACHABLE)
+            if (!kf_cli_fold_exit(&rc, r))
                 break;
         }
         kf_cli_print_objects(cli, k, items, fmt, args->n_pos == 2);

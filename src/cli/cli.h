@@ -380,6 +380,11 @@ int kf_cli_get_one(struct kf_cli *cli, const struct kf_kind *k, const char *name
 /* --limit / --chunk-size (default 500). Returns 0 or KF_CLI_EXIT_USAGE
  * (printed). */
 int kf_cli_page_size(struct kf_cli *cli, const struct kf_cli_args *args, size_t *ret);
+/* For a command that handles several objects: folds the exit code r of one
+ * into *rc (the first failure wins, see enum kf_cli_exit) and returns whether
+ * to go on with the others: not after KF_CLI_EXIT_UNREACHABLE, as the server
+ * would not answer for them either. */
+bool kf_cli_fold_exit(int *rc, int r);
 
 /* ---- commands -------------------------------------------------------------- */
 
