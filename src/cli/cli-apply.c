@@ -225,7 +225,6 @@ int kf_cli_cmd_apply(struct kf_cli *cli, const struct kf_cli_args *args)
 {
     struct kf_cli_inputs in = { 0 };
     struct kf_strbuf err = KF_STRBUF_INIT;
-    const char *file;
     int rc = KF_CLI_EXIT_OK;
 
     if (!kf_cli_args_has(args, "filename")) {
@@ -237,12 +236,10 @@ int kf_cli_cmd_apply(struct kf_cli *cli, const struct kf_cli_args *args)
         return KF_CLI_EXIT_USAGE;
     }
     /* Read everything first: a typo in the third file sends nothing. */
-    for (size_t i = 0; (file = kf_cli_args_nth(args, "filename", i)); i++) {
-        if (kf_cli_input_read(file, stdin, &in, &err) < 0) {
-            kf_cli_error(cli, "%s", err.buf);
-            rc = KF_CLI_EXIT_USAGE;
-            goto out;
-        }
+    if (kf_cli_input_read_args(args, stdin, &in, &err) < 0) {
+        kf_cli_error(cli, "%s", err.buf);
+        rc = KF_CLI_EXIT_USAGE;
+        goto out;
     }
     if (in.n == 0) {
         kf_cli_error(cli, "no objects to apply in the given files");

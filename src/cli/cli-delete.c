@@ -127,7 +127,6 @@ int kf_cli_cmd_delete(struct kf_cli *cli, const struct kf_cli_args *args)
     const char *timeout = kf_cli_args_get(args, "timeout");
     int64_t timeout_ms = DEFAULT_WAIT_MS;
     const struct kf_kind *k = NULL;
-    const char *file;
     int rc = KF_CLI_EXIT_OK;
 
     if (timeout && (kf_parse_duration_ms(timeout, &timeout_ms) < 0 || timeout_ms <= 0)) {
@@ -139,12 +138,10 @@ int kf_cli_cmd_delete(struct kf_cli *cli, const struct kf_cli_args *args)
             kf_cli_error(cli, "give either -f FILE or KIND NAME..., not both");
             return KF_CLI_EXIT_USAGE;
         }
-        for (size_t i = 0; (file = kf_cli_args_nth(args, "filename", i)); i++) {
-            if (kf_cli_input_read(file, stdin, &in, &err) < 0) {
-                kf_cli_error(cli, "%s", err.buf);
-                rc = KF_CLI_EXIT_USAGE;
-                goto out;
-            }
+        if (kf_cli_input_read_args(args, stdin, &in, &err) < 0) {
+            kf_cli_error(cli, "%s", err.buf);
+            rc = KF_CLI_EXIT_USAGE;
+            goto out;
         }
         for (size_t i = 0; i < in.n; i++) {
             if (kf_cli_input_kind(in.items[i].obj, &k, &err) < 0) {

@@ -194,6 +194,20 @@ int kf_cli_input_read(const char *path, FILE *stdin_file, struct kf_cli_inputs *
     return read_file(path, ret, err);
 }
 
+int kf_cli_input_read_args(const struct kf_cli_args *args, FILE *stdin_file,
+                           struct kf_cli_inputs *ret, struct kf_strbuf *err)
+{
+    const char *file;
+
+    for (size_t i = 0; (file = kf_cli_args_nth(args, "filename", i)); i++) {
+        int r = kf_cli_input_read(file, stdin_file, ret, err);
+
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int kf_cli_input_kind(const json_t *obj, const struct kf_kind **ret, struct kf_strbuf *err)
 {
     const char *kind = kf_json_str(obj, "kind", "");

@@ -347,6 +347,10 @@ void kf_cli_inputs_release(struct kf_cli_inputs *in);
  * message naming the file and document on the first problem. */
 int kf_cli_input_read(const char *path, FILE *stdin_file, struct kf_cli_inputs *ret,
                       struct kf_strbuf *err);
+/* kf_cli_input_read for every -f of args, in order, into *ret; stops at the
+ * first problem (-EINVAL with its message). */
+int kf_cli_input_read_args(const struct kf_cli_args *args, FILE *stdin_file,
+                           struct kf_cli_inputs *ret, struct kf_strbuf *err);
 /* Parses one buffer (named `name` in messages) into objects. */
 int kf_cli_input_parse(const char *name, const char *buf, size_t len, struct kf_cli_inputs *ret,
                        struct kf_strbuf *err);
