@@ -32,18 +32,6 @@ struct api_action {
     size_t inflight; /* atomic: calls of the bound fn in progress */
 };
 
-static bool label_ok(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-            return false;
-    return true;
-}
-
 static bool is_plural(const char *name)
 {
     size_t n;
@@ -75,7 +63,8 @@ int kf_api_add_action(struct kf_api *api, const struct kf_api_action *a)
 
     if (!a->method || (strcmp(a->method, "GET") != 0 && strcmp(a->method, "POST") != 0))
         return -EINVAL;
-    if (!label_ok(a->name) || strcmp(a->name, "status") == 0 || (!a->kind && is_plural(a->name)))
+    if (!a->name || !kf_dns_label_valid(a->name, strlen(a->name)) ||
+        strcmp(a->name, "status") == 0 || (!a->kind && is_plural(a->name)))
         return -EINVAL;
     pthread_rwlock_wrlock(&api->actions_lock);
     x = lookup(api, a->kind, a->name, a->method);

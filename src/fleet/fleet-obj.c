@@ -133,7 +133,7 @@ bool kf_obj_has_finalizer(const json_t *obj, const char *finalizer)
     return false;
 }
 
-static bool dns_label_valid(const char *s, size_t len)
+bool kf_dns_label_valid(const char *s, size_t len)
 {
     if (len == 0 || len > 63)
         return false;
@@ -161,7 +161,7 @@ bool kf_name_valid(const char *name)
         const char *dot = strchr(p, '.');
         size_t n = dot ? (size_t)(dot - p) : strlen(p);
 
-        if (!dns_label_valid(p, n))
+        if (!kf_dns_label_valid(p, n))
             return false;
         p += n;
         if (*p == '.')

@@ -89,21 +89,6 @@ const char *kf_format_name(enum kf_format f)
     return format_names[f];
 }
 
-static bool dns_label_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > 63)
-        return false;
-    if (!isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (!(islower(c) || isdigit(c) || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static bool why(struct kf_strbuf *sb, const char *fmt, ...) KF_PRINTF(2, 3);
 static bool why(struct kf_strbuf *sb, const char *fmt, ...)
 {
@@ -169,7 +154,7 @@ bool kf_format_check(enum kf_format f, const char *s, struct kf_strbuf *w)
     case KF_FMT_NONE:
         return true;
     case KF_FMT_DNS_LABEL:
-        if (dns_label_ok(s, len))
+        if (kf_dns_label_valid(s, len))
             return true;
         return why(w, "must be a DNS label: at most 63 lower-case letters, digits and '-', "
                       "starting and ending with a letter or digit (e.g. \"cn-hangzhou-a\")");
