@@ -82,6 +82,24 @@ static void sep(struct kf_strbuf *sb)
         kf_strbuf_addstr(sb, "; ");
 }
 
+/* Why a unit fails the water mark for one resource (what: "cpu",
+ * "memory"), if reasons is given: "cpu would reach 91 % (mark 85 %), 80 %
+ * now". */
+static void water_reason(struct kf_strbuf *reasons, const char *what, double after, double now,
+                         double mark)
+{
+    if (!reasons)
+        return;
+    sep(reasons);
+    kf_strbuf_addf(reasons, "%s would reach ", what);
+    place_pct(reasons, after, mark);
+    kf_strbuf_addstr(reasons, " (mark ");
+    place_pct(reasons, mark, -1);
+    kf_strbuf_addstr(reasons, "), ");
+    place_pct(reasons, now, mark);
+    kf_strbuf_addstr(reasons, " now");
+}
+
 /* The filters before HostFit. Returns with e->failed set; reasons (may be
  * NULL) gets a sentence per failure. */
 static void eval_filters(const struct kf_place_policy *pol, const struct kf_place_unit *u,
@@ -236,30 +254,12 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
     /* The admission rule, in integers: requested <= mark x allocatable. */
     if (u->allocated.cpu_milli + req.cpu_milli >
         (int64_t)((double)u->capacity.cpu_milli * e->mark)) {
-        if (reasons) {
-            sep(reasons);
-            kf_strbuf_addstr(reasons, "cpu would reach ");
-            place_pct(reasons, e->cpu_after, e->mark);
-            kf_strbuf_addstr(reasons, " (mark ");
-            place_pct(reasons, e->mark, -1);
-            kf_strbuf_addstr(reasons, "), ");
-            place_pct(reasons, e->cpu_now, e->mark);
-            kf_strbuf_addstr(reasons, " now");
-        }
+        water_reason(reasons, "cpu", e->cpu_after, e->cpu_now, e->mark);
         FAIL(KF_FILTER_WATER_CPU);
     }
     if (u->allocated.mem_bytes + req.mem_bytes >
         (int64_t)((double)u->capacity.mem_bytes * e->mark)) {
-        if (reasons) {
-            sep(reasons);
-            kf_strbuf_addstr(reasons, "memory would reach ");
-            place_pct(reasons, e->mem_after, e->mark);
-            kf_strbuf_addstr(reasons, " (mark ");
-            place_pct(reasons, e->mark, -1);
-            kf_strbuf_addstr(reasons, "), ");
-            place_pct(reasons, e->mem_now, e->mark);
-            kf_strbuf_addstr(reasons, " now");
-        }
+        water_reason(reasons, "memory", e->mem_after, e->mem_now, e->mark);
         FAIL(KF_FILTER_WATER_MEMORY);
     }
     e->prefilter_ok = e->failed == 0;
