@@ -67,10 +67,9 @@ int kf_cli_cmd_explain(struct kf_cli *cli, const struct kf_cli_args *args)
                           "KIND[.FIELD] (see `kfleet help explain`)");
         return KF_CLI_EXIT_USAGE;
     }
-    if (fmt && strcmp(fmt, "json") != 0) {
-        kf_cli_error(cli, "-o takes json (or nothing for the table), not \"%s\"", fmt);
-        return KF_CLI_EXIT_USAGE;
-    }
+    rc = kf_cli_report_format(cli, fmt);
+    if (rc)
+        return rc;
     k = kf_cli_kind_arg(cli, args->pos[0]);
     if (!k)
         return KF_CLI_EXIT_USAGE;
@@ -93,16 +92,7 @@ int kf_cli_cmd_explain(struct kf_cli *cli, const struct kf_cli_args *args)
     }
     kf_strbuf_release(&path);
     what = kf_cli_ref(k, args->pos[1]);
-    if (resp.status != 200 || !json_is_object(resp.json)) {
-        rc = kf_cli_report_status(cli, &resp, what);
-    } else if (fmt) {
-        char *s = kf_json_dump_pretty(resp.json);
-
-        fprintf(cli->out, "%s\n", s);
-        free(s);
-    } else {
-        fputs(kf_json_str(resp.json, "text", ""), cli->out);
-    }
+    rc = kf_cli_print_report(cli, &resp, fmt, what);
     free(what);
     kf_cli_response_release(&resp);
     return rc;

@@ -385,3 +385,28 @@ void kf_cli_print_objects(struct kf_cli *cli, const struct kf_kind *k, const jso
     }
     json_decref(list);
 }
+
+int kf_cli_report_format(struct kf_cli *cli, const char *output)
+{
+    if (output && strcmp(output, "json") != 0) {
+        kf_cli_error(cli, "-o takes json (or nothing for the table), not \"%s\"", output);
+        return KF_CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int kf_cli_print_report(struct kf_cli *cli, const struct kf_cli_response *resp, const char *output,
+                        const char *what)
+{
+    if (resp->status != 200 || !json_is_object(resp->json))
+        return kf_cli_report_status(cli, resp, what);
+    if (output) {
+        char *s = kf_json_dump_pretty(resp->json);
+
+        fprintf(cli->out, "%s\n", s);
+        free(s);
+    } else {
+        fputs(kf_json_str(resp->json, "text", ""), cli->out);
+    }
+    return KF_CLI_EXIT_OK;
+}

@@ -65,10 +65,9 @@ int kf_cli_cmd_plan(struct kf_cli *cli, const struct kf_cli_args *args)
                           "[--host-cpu CPU --host-memory MEMORY]");
         return KF_CLI_EXIT_USAGE;
     }
-    if (fmt && strcmp(fmt, "json") != 0) {
-        kf_cli_error(cli, "-o takes json (or nothing for the table), not \"%s\"", fmt);
-        return KF_CLI_EXIT_USAGE;
-    }
+    rc = kf_cli_report_format(cli, fmt);
+    if (rc)
+        return rc;
     add = json_array();
     for (size_t i = 0; kf_cli_args_nth(args, "add", i); i++) {
         /* "500xG1,40xG3" works too; the server checks each entry */
@@ -102,16 +101,7 @@ int kf_cli_cmd_plan(struct kf_cli *cli, const struct kf_cli_args *args)
         return KF_CLI_EXIT_UNREACHABLE;
     }
     free(text);
-    if (resp.status != 200 || !json_is_object(resp.json)) {
-        rc = kf_cli_report_status(cli, &resp, "plan");
-    } else if (fmt) {
-        char *s = kf_json_dump_pretty(resp.json);
-
-        fprintf(cli->out, "%s\n", s);
-        free(s);
-    } else {
-        fputs(kf_json_str(resp.json, "text", ""), cli->out);
-    }
+    rc = kf_cli_print_report(cli, &resp, fmt, "plan");
     kf_cli_response_release(&resp);
     return rc;
 }

@@ -305,6 +305,16 @@ void kf_cli_describe_format_ex(const struct kf_kind *k, const json_t *obj, const
                                const json_t *events, const char *events_error, int64_t now_ms,
                                struct kf_strbuf *out);
 
+/* Reports the server writes (explain, plan): a JSON object whose "text" is
+ * the human view. kf_cli_report_format checks their -o (output, may be
+ * NULL): only json, or nothing for the text; returns 0 or KF_CLI_EXIT_USAGE
+ * (printed). kf_cli_print_report prints the reply: the server's error
+ * (`what` prefixes it, as in kf_cli_report_status), the whole object as
+ * JSON when output is set, else its text; returns the exit code. */
+int kf_cli_report_format(struct kf_cli *cli, const char *output);
+int kf_cli_print_report(struct kf_cli *cli, const struct kf_cli_response *resp, const char *output,
+                        const char *what);
+
 /* ---- BroadcastJobs (cli-broadcast.c) ------------------------------------------ */
 
 /* "850ms", "1.2s", "42s", "2m03s", "1h02m". */
