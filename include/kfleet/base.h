@@ -49,6 +49,8 @@ int kf_parse_int64(const char *s, int64_t *ret);
 int kf_parse_uint64(const char *s, uint64_t *ret);
 int kf_parse_int(const char *s, int *ret);
 int kf_parse_double(const char *s, double *ret);
+/* The value of one hexadecimal digit (either case), or -1. */
+int kf_hex_digit(char c);
 
 /* Kubernetes resource quantities ("500m", "2", "4Gi", "1.5G", "128974848").
  * kf_parse_quantity stores the value in milli-units (CPU "500m" -> 500,

@@ -17,17 +17,6 @@
 #include "kfleet/obj.h"
 #include "api/api-internal.h"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into a new string; '+' becomes a space when
  * plus_is_space (query strings). */
 static int decode(const char *s, size_t len, bool plus_is_space, char **ret, struct kf_strbuf *err)
@@ -39,8 +28,8 @@ static int decode(const char *s, size_t len, bool plus_is_space, char **ret, str
         char c = s[i];
 
         if (c == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < len ? kf_hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < len ? kf_hex_digit(s[i + 2]) : -1;
 
             if (hi < 0 || lo < 0) {
                 free(out);

@@ -11,6 +11,17 @@
 
 #include "kfleet/base.h"
 
+int kf_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int kf_parse_int64(const char *s, int64_t *ret)
 {
     char *end;

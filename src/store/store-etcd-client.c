@@ -74,17 +74,6 @@ void kf_etcd_config_release(struct kf_etcd_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into a new string; NULL when malformed. */
 static char *pct_decode(const char *s, size_t len)
 {
@@ -92,8 +81,8 @@ static char *pct_decode(const char *s, size_t len)
 
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < len ? kf_hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < len ? kf_hex_digit(s[i + 2]) : -1;
 
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 kf_strbuf_release(&out);
