@@ -53,6 +53,21 @@ static void add_scalar(struct kf_strbuf *out, const json_t *v)
     }
 }
 
+/* The items of an array of scalars, comma-separated, and a newline. */
+static void add_scalar_list(struct kf_strbuf *out, const json_t *arr)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(arr, i, item)
+    {
+        if (i > 0)
+            kf_strbuf_addstr(out, ", ");
+        add_scalar(out, item);
+    }
+    kf_strbuf_addch(out, '\n');
+}
+
 static bool is_scalar(const json_t *v)
 {
     return !json_is_object(v) && !json_is_array(v);
@@ -110,16 +125,7 @@ static void describe_value(struct kf_strbuf *out, const json_t *v, int indent)
         kf_strbuf_addch(out, '\n');
         describe_map(out, v, indent + 2, false, NULL);
     } else if (json_is_array(v) && json_array_size(v) > 0 && all_scalars(v)) {
-        size_t i;
-        json_t *item;
-
-        json_array_foreach(v, i, item)
-        {
-            if (i > 0)
-                kf_strbuf_addstr(out, ", ");
-            add_scalar(out, item);
-        }
-        kf_strbuf_addch(out, '\n');
+        add_scalar_list(out, v);
     } else if (json_is_array(v) && json_array_size(v) > 0) {
         size_t i;
         json_t *item;
@@ -357,16 +363,7 @@ void kf_cli_describe_format_ex(const struct kf_kind *k, const json_t *obj, const
     if (json_array_size(fin) == 0) {
         kf_strbuf_addstr(out, "<none>\n");
     } else {
-        size_t i;
-        json_t *f;
-
-        json_array_foreach(fin, i, f)
-        {
-            if (i > 0)
-                kf_strbuf_addstr(out, ", ");
-            add_scalar(out, f);
-        }
-        kf_strbuf_addch(out, '\n');
+        add_scalar_list(out, fin);
     }
     describe_time(out, "Created:", kf_json_str(meta, "creationTimestamp", NULL), now_ms);
     if (deleting)
