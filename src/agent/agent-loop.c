@@ -12,7 +12,8 @@
  *      (kf_agent_tasks_step, agent-tasks.c; a watch of their own),
  *   6. sends heartbeats when they are due.
  * Simulated runners have no event fd: the loop ticks every 200 ms and asks
- * each of them.
+ * each of them, and turns when a simulated BroadcastTask's time is up; the
+ * threads that report task results wake it when kfleetd answered.
  *
  * kfleetd going away never stops a member: requests fail, the agent marks
  * the server down and waits (0.5 s doubling to 30 s) before it sends
@@ -317,6 +318,9 @@ static int next_timeout(struct kf_agent *a)
     bool waits = false;
 
     next = KF_MIN(next, a->next_heartbeat_ms);
+    /* a simulated task's result is reported as soon as its time is up */
+    if (kf_agent_tasks_next_ms(a))
+        next = KF_MIN(next, kf_agent_tasks_next_ms(a));
     for (size_t i = 0; i < a->n_hosts; i++) {
         const struct agent_host *h = &a->hosts[i];
 

@@ -11,11 +11,20 @@
  *      (kf_runner_task_start with the task's uid as id): its argv as given
  *      (execve, no shell), its environment and nothing else, its timeout and
  *      restart policy, the tail of its output kept;
- *   3. collects the runner's results and reports them, with "Running" for
+ *   3. applies kfleetd's answers to the reports sent earlier;
+ *   4. collects the runner's results and reports them, with "Running" for
  *      tasks that started 2 s ago or more and have no result yet (a quick
  *      task costs one write), in batches to POST
  *      .../taskresults; a result is acknowledged to the runner (and so
  *      forgotten) only once kfleetd answered recorded, already or gone.
+ * The POSTs are made by REPORT_SENDERS threads with connections of their
+ * own, so that the loop goes on (takes the watch's events, starts tasks,
+ * builds the next batch) while kfleetd records a batch, and kfleetd records
+ * two at once: a simulation of 100,000 hosts has 50 or more batches to
+ * send, which one at a time and waiting cost most of a job's time. The
+ * threads only carry requests: every decision (what to report, what an
+ * answer means) is the loop's, with a task in at most one request at a
+ * time (in_flight), and a report made ready wakes a sender at once.
  * The real runner keeps results in its state directory until they are
  * acknowledged, and keeps running tasks across an agent restart (the next
  * agent adopts them), so every result reaches kfleetd, and kfleetd writes a
@@ -27,9 +36,11 @@
  * run twice.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kfleet/broadcast.h"
 #include "kfleet/json.h"
@@ -54,6 +65,8 @@ KF_LOG_MODULE(agent_tasks);
 /* Back-off of reports after kfleetd refused or did not answer. */
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
+/* Threads that POST reports, and so requests in flight at once. */
+#define REPORT_SENDERS 2
 
 enum task_state {
     TASK_WAITING,  /* to be started */
@@ -73,8 +86,29 @@ struct agent_task {
     bool lost;          /* kfleetd says Running, nobody here runs it */
     bool seen;          /* in the current snapshot */
     bool has_result;    /* in the reports being made */
+    bool in_flight;     /* in a request not yet answered */
     char *not_runnable; /* the runner refused the spec: why */
     int64_t start_ms;   /* wall clock */
+};
+
+/* One pending report: the task, and the runner result it carries (NULL for
+ * a Running report or a task the runner refused). */
+struct report {
+    struct agent_task *t;
+    bool finished;
+    json_t *item;
+};
+
+/* One POST of reports, from the loop to a sender and back. */
+struct report_req {
+    struct report_req *next;
+    struct report *reps; /* owned, with their items */
+    size_t n;
+    json_t *body;
+    /* the answer, filled in by the sender */
+    int code;
+    json_t *resp;
+    struct kf_strbuf err;
 };
 
 struct kf_agent_tasks {
@@ -84,6 +118,16 @@ struct kf_agent_tasks {
     int64_t retry_at_ms; /* monotonic */
     int failures;
     uint64_t started, reported;
+    int64_t next_due_ms; /* monotonic: a simulated task's time is up; 0: none */
+    /* the senders: requests to send (todo) and answered (done), under lock */
+    pthread_t senders[REPORT_SENDERS];
+    size_t n_senders;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct report_req *todo, **todo_tail, *done;
+    size_t in_flight; /* requests made and not yet applied (the loop's) */
+    bool stop;
+    struct kf_agent *a;
 };
 
 static void task_free(struct agent_task *t)
@@ -104,6 +148,55 @@ static char *watch_path(struct kf_agent *a)
     return kf_xstrdup(KF_AGENT_API "/broadcasttasks");
 }
 
+static void req_free(struct report_req *q)
+{
+    if (!q)
+        return;
+    for (size_t i = 0; i < q->n; i++)
+        json_decref(q->reps[i].item);
+    free(q->reps);
+    json_decref(q->body);
+    json_decref(q->resp);
+    kf_strbuf_release(&q->err);
+    free(q);
+}
+
+/* A sender: POSTs what the loop queued, one request at a time on a
+ * connection of its own, and hands the answer back. */
+static void *sender_main(void *arg)
+{
+    struct kf_agent_tasks *ts = arg;
+    struct kf_agent *a = ts->a;
+    struct kf_agent_http *http = kf_agent_http_new(a->cfg.server, a->cfg.token, a->cfg.ca_file);
+
+    pthread_mutex_lock(&ts->lock);
+    for (;;) {
+        struct report_req *q;
+        uint64_t one = 1;
+
+        while (!ts->stop && !ts->todo)
+            pthread_cond_wait(&ts->cond, &ts->lock);
+        if (ts->stop)
+            break;
+        q = ts->todo;
+        ts->todo = q->next;
+        if (!ts->todo)
+            ts->todo_tail = &ts->todo;
+        pthread_mutex_unlock(&ts->lock);
+        q->code = kf_agent_http_do(http, "POST", KF_AGENT_API "/" KF_BCJ_RESULTS_ACTION, NULL,
+                                   q->body, &q->resp, &q->err);
+        pthread_mutex_lock(&ts->lock);
+        q->next = ts->done;
+        ts->done = q;
+        if (write(a->wake_fd, &one, sizeof(one)) < 0) {
+            /* the counter is saturated: the loop is awake anyway */
+        }
+    }
+    pthread_mutex_unlock(&ts->lock);
+    kf_agent_http_free(http);
+    return NULL;
+}
+
 int kf_agent_tasks_start(struct kf_agent *a, struct kf_strbuf *err)
 {
     struct kf_agent_tasks *ts = kf_xcalloc(1, sizeof(*ts));
@@ -111,15 +204,23 @@ int kf_agent_tasks_start(struct kf_agent *a, struct kf_strbuf *err)
     int r;
 
     kf_smap_init(&ts->by_uid);
+    pthread_mutex_init(&ts->lock, NULL);
+    pthread_cond_init(&ts->cond, NULL);
+    ts->todo_tail = &ts->todo;
+    ts->a = a;
+    a->tasks = ts;
     r = kf_agent_watch_start(a->cfg.server, a->cfg.token, a->cfg.ca_file, path, a->wake_fd,
                              &ts->watch, err);
     free(path);
     if (r < 0) {
-        kf_smap_release(&ts->by_uid);
-        free(ts);
+        kf_agent_tasks_stop(a);
         return r;
     }
-    a->tasks = ts;
+    for (; ts->n_senders < REPORT_SENDERS; ts->n_senders++)
+        if (pthread_create(&ts->senders[ts->n_senders], NULL, sender_main, ts) != 0) {
+            kf_agent_tasks_stop(a);
+            return kf_err(err, -EAGAIN, "cannot start the threads that report task results");
+        }
     return 0;
 }
 
@@ -132,9 +233,24 @@ void kf_agent_tasks_stop(struct kf_agent *a)
     if (!ts)
         return;
     kf_agent_watch_stop(ts->watch);
+    /* a request being sent is waited for (at most the request timeout);
+     * results not answered stay with the runner for the next agent */
+    pthread_mutex_lock(&ts->lock);
+    ts->stop = true;
+    pthread_cond_broadcast(&ts->cond);
+    pthread_mutex_unlock(&ts->lock);
+    for (size_t i = 0; i < ts->n_senders; i++)
+        pthread_join(ts->senders[i], NULL);
+    for (struct report_req *lists[2] = { ts->todo, ts->done }, *q, **l = lists; l < lists + 2; l++)
+        while ((q = *l)) {
+            *l = q->next;
+            req_free(q);
+        }
     while (kf_smap_next(&ts->by_uid, &it, NULL, &v))
         task_free(v);
     kf_smap_release(&ts->by_uid);
+    pthread_cond_destroy(&ts->cond);
+    pthread_mutex_destroy(&ts->lock);
     free(ts);
     a->tasks = NULL;
 }
@@ -390,14 +506,6 @@ static json_t *not_runnable_item(const struct agent_task *t)
                      "startTime", now, "endTime", now);
 }
 
-/* One pending report: the task, and the runner result it carries (NULL for
- * a Running report or a task the runner refused). */
-struct report {
-    struct agent_task *t;
-    bool finished;
-    json_t *item;
-};
-
 static void retry_later(struct kf_agent_tasks *ts)
 {
     int64_t delay = (int64_t)RETRY_MIN_MS << KF_MIN(ts->failures, 6);
@@ -406,30 +514,49 @@ static void retry_later(struct kf_agent_tasks *ts)
     ts->retry_at_ms = kf_agent_now_ms() + KF_MIN(delay, RETRY_MAX_MS);
 }
 
-/* Sends reports[0..n) in one request and applies the answers. */
+/* Hands reports[0..n) (and their items) to the senders as one request. */
 static void send(struct kf_agent *a, struct report *reps, size_t n)
 {
     struct kf_agent_tasks *ts = a->tasks;
-    json_t *items = json_array(), *body, *resp = NULL, *res;
-    struct kf_strbuf err = KF_STRBUF_INIT;
-    size_t i;
-    int code;
+    struct report_req *q = kf_xcalloc(1, sizeof(*q));
+    json_t *items = json_array();
+
+    q->reps = kf_xmemdup(reps, n * sizeof(*reps));
+    q->n = n;
+    for (size_t i = 0; i < n; i++) {
+        json_array_append(items, reps[i].item);
+        reps[i].t->in_flight = true;
+        reps[i].t->has_result = false;
+    }
+    q->body = json_pack("{s:o}", "results", items);
+    kf_strbuf_init(&q->err, 0);
+    ts->in_flight++;
+    pthread_mutex_lock(&ts->lock);
+    *ts->todo_tail = q;
+    ts->todo_tail = &q->next;
+    pthread_cond_signal(&ts->cond);
+    pthread_mutex_unlock(&ts->lock);
+}
+
+/* Applies kfleetd's answer to the request q. */
+static void apply(struct kf_agent *a, struct report_req *q)
+{
+    struct kf_agent_tasks *ts = a->tasks;
+    struct report *reps = q->reps;
+    size_t i, n = q->n;
+    json_t *res;
 
     for (i = 0; i < n; i++)
-        json_array_append(items, reps[i].item);
-    body = json_pack("{s:o}", "results", items);
-    code = kf_agent_http_do(a->http, "POST", KF_AGENT_API "/" KF_BCJ_RESULTS_ACTION, NULL, body,
-                            &resp, &err);
-    kf_agent_server_result(a, code);
-    json_decref(body);
-    if (code != 200 || json_array_size(json_object_get(resp, "results")) != n) {
+        reps[i].t->in_flight = false;
+    kf_agent_server_result(a, q->code);
+    if (q->code != 200 || json_array_size(json_object_get(q->resp, "results")) != n) {
         kf_log_rl_warn("cannot report %zu task results: %s; trying again", n,
-                       err.len ? err.buf : "unexpected answer");
+                       q->err.len ? q->err.buf : "unexpected answer");
         retry_later(ts);
-        goto out;
+        return;
     }
     ts->failures = 0;
-    json_array_foreach(json_object_get(resp, "results"), i, res)
+    json_array_foreach(json_object_get(q->resp, "results"), i, res)
     {
         const char *outcome = kf_json_str(res, "outcome", "error");
         struct agent_task *t = reps[i].t;
@@ -455,9 +582,29 @@ static void send(struct kf_agent *a, struct report *reps, size_t n)
             kf_log_info("task \"%s\": %s, %s", t->name, kf_json_str(reps[i].item, "phase", "?"),
                         strcmp(outcome, "recorded") == 0 ? "reported" : "kfleetd had it already");
     }
-out:
-    json_decref(resp);
-    kf_strbuf_release(&err);
+}
+
+/* Applies the answers that came back. */
+static void take_answers(struct kf_agent *a)
+{
+    struct kf_agent_tasks *ts = a->tasks;
+    struct report_req *q, *done, *rev = NULL;
+
+    pthread_mutex_lock(&ts->lock);
+    done = ts->done;
+    ts->done = NULL;
+    pthread_mutex_unlock(&ts->lock);
+    while ((q = done)) { /* in the order they came */
+        done = q->next;
+        q->next = rev;
+        rev = q;
+    }
+    while ((q = rev)) {
+        rev = q->next;
+        apply(a, q);
+        ts->in_flight--;
+        req_free(q);
+    }
 }
 
 /* Results of tasks nobody knows (deleted while the agent was away). */
@@ -470,87 +617,147 @@ static void ack_unknown(struct kf_agent *a, struct agent_host *h, const struct k
     kf_runner_task_ack(h->runner, res->id);
 }
 
+/* The reports of one turn: the request being filled (v[0..n), bytes), how
+ * many were handed to the senders, and how many may be. */
 struct reports {
     struct report *v;
-    size_t n, alloc;
+    size_t n, alloc, bytes;
+    size_t sent, max;
 };
 
-static void add_report(struct reports *r, struct agent_task *t, bool finished, json_t *item)
+static bool reports_full(const struct reports *r)
 {
+    return r->sent >= r->max;
+}
+
+static void flush_reports(struct kf_agent *a, struct reports *r)
+{
+    if (r->n == 0)
+        return;
+    send(a, r->v, r->n);
+    r->n = 0;
+    r->bytes = 0;
+    r->sent++;
+}
+
+/* Adds a report to the request being filled, which is sent first when
+ * the report does not fit. false (item dropped; reported on a later turn)
+ * when no more requests may be made this turn. */
+static bool add_report(struct kf_agent *a, struct reports *r, struct agent_task *t, bool finished,
+                       json_t *item)
+{
+    char *s = kf_json_dump(item, NULL);
+    size_t len = strlen(s);
+
+    free(s);
+    if (r->n && (r->n >= REPORT_MAX_ITEMS || r->bytes + len > REPORT_MAX_BYTES))
+        flush_reports(a, r);
+    if (reports_full(r)) {
+        json_decref(item);
+        return false;
+    }
     KF_GROW(r->v, r->alloc, r->n);
     r->v[r->n].t = t;
     r->v[r->n].finished = finished;
     r->v[r->n++].item = item;
+    r->bytes += len;
+    t->has_result = finished;
+    return true;
 }
 
-/* The runner results of host h. */
+/* The runner results of host h, as long as they may be sent. */
 static void collect(struct kf_agent *a, struct agent_host *h, struct reports *r)
 {
     struct kf_task_result *res = NULL;
     int nres = kf_runner_task_results(h->runner, &res);
 
-    for (int k = 0; k < nres; k++) {
+    for (int k = 0; k < nres && !reports_full(r); k++) {
         struct agent_task *t = kf_smap_get(&a->tasks->by_uid, res[k].id);
 
+        if (t && t->h == h && t->in_flight)
+            continue; /* being reported */
         kf_log_dbg("result of %s on %s: %s, %zu bytes of output", res[k].id, h->name,
                    res[k].succeeded ? "succeeded" : "failed", res[k].output_len);
-        if (t && t->h == h) {
-            t->has_result = true;
-            add_report(r, t, true, result_item(t, &res[k]));
-        } else {
+        if (t && t->h == h)
+            add_report(a, r, t, true, result_item(t, &res[k]));
+        else
             ack_unknown(a, h, &res[k]);
-        }
     }
     kf_task_results_free(res, (size_t)KF_MAX(nres, 0));
+}
+
+/* Whether the runner of a simulated task may have its result: its time is
+ * up (or it was cancelled). Otherwise notes when its time will be up. */
+static bool sim_due(struct kf_agent *a, const struct agent_task *t, int64_t now)
+{
+    struct kf_agent_tasks *ts = a->tasks;
+    int64_t left;
+
+    if (t->state != TASK_STARTED || t->not_runnable || t->in_flight)
+        return false;
+    left = t->start_ms + a->cfg.sim_task_duration_ms - now;
+    if (t->cancel || left <= 0)
+        return true;
+    if (!ts->next_due_ms || kf_agent_now_ms() + left < ts->next_due_ms)
+        ts->next_due_ms = kf_agent_now_ms() + left;
+    return false;
 }
 
 static void report(struct kf_agent *a)
 {
     struct kf_agent_tasks *ts = a->tasks;
     struct reports r = { 0 };
-    size_t it = 0, bytes = 0, from = 0;
+    size_t it = 0;
     void *v;
 
+    ts->next_due_ms = 0;
     if (!kf_agent_server_ok(a) || kf_agent_now_ms() < ts->retry_at_ms)
         return;
+    /* at most REPORT_SENDERS requests queued besides those being sent */
+    r.max = 2 * REPORT_SENDERS > ts->in_flight ? 2 * REPORT_SENDERS - ts->in_flight : 0;
     /* results: the real host's always (an earlier agent's are there too);
      * a simulated host's while it runs a task (its runner advances when it
      * is asked) */
     if (a->cfg.simulate == 0) {
-        collect(a, &a->hosts[0], &r);
-    } else {
-        struct kf_smap busy = KF_SMAP_INIT;
-
+        if (!reports_full(&r))
+            collect(a, &a->hosts[0], &r);
+    } else if (!reports_full(&r)) {
+        struct kf_smap asked = KF_SMAP_INIT;
         int64_t now = kf_now_ms();
 
         while (kf_smap_next(&ts->by_uid, &it, NULL, &v)) {
             struct agent_task *t = v;
-
-            /* a simulated task cannot be over before its duration */
-            if (t->state == TASK_STARTED && !t->not_runnable &&
-                (t->cancel || now - t->start_ms >= a->cfg.sim_task_duration_ms))
-                kf_smap_put(&busy, t->h->name, t->h);
-        }
-        it = 0;
-        while (kf_smap_next(&busy, &it, NULL, &v)) {
-            struct agent_host *h = v;
             struct kf_runner_event ev;
 
-            collect(a, h, &r);
+            /* a simulated task cannot be over before its duration */
+            if (!sim_due(a, t, now) || kf_smap_get(&asked, t->h->name))
+                continue;
+            if (reports_full(&r)) {
+                /* the rest on a later turn: when a request is answered */
+                ts->next_due_ms = 0;
+                break;
+            }
+            kf_smap_put(&asked, t->h->name, t->h);
+            collect(a, t->h, &r);
+            if (!t->has_result && !t->in_flight && !t->cancel) {
+                /* due by our clock, not yet by the runner's: soon */
+                int64_t soon = kf_agent_now_ms() + 5;
+
+                ts->next_due_ms = ts->next_due_ms ? KF_MIN(ts->next_due_ms, soon) : soon;
+            }
             /* the loop leaves the events of a simulated host without
              * members to queue up; the results above are all we need */
-            if (kf_smap_count(&h->members) == 0)
-                while (kf_runner_next_event(h->runner, 0, &ev) == 1)
+            if (kf_smap_count(&t->h->members) == 0)
+                while (kf_runner_next_event(t->h->runner, 0, &ev) == 1)
                     ;
         }
-        kf_smap_release(&busy);
+        kf_smap_release(&asked);
     }
     it = 0;
     while (kf_smap_next(&ts->by_uid, &it, NULL, &v)) {
         struct agent_task *t = v;
-        bool has_result = false;
 
-        if (t->state != TASK_STARTED)
+        if (t->state != TASK_STARTED || t->in_flight)
             continue;
         if (t->cancel) {
             /* its result, when the runner has it, is answered "already" or
@@ -562,41 +769,29 @@ static void report(struct kf_agent *a)
             t->cancel_sent = true;
             continue;
         }
+        if (reports_full(&r))
+            continue;
         if (t->not_runnable) {
-            add_report(&r, t, true, not_runnable_item(t));
+            add_report(a, &r, t, true, not_runnable_item(t));
             continue;
         }
-        has_result = t->has_result;
-        if (!has_result && !t->running_known && !t->lost &&
+        if (!t->has_result && !t->running_known && !t->lost &&
             kf_now_ms() - t->start_ms >= RUNNING_REPORT_AFTER_MS) {
             char start[40];
 
             kf_bcj_time_format(t->start_ms, start, sizeof(start));
-            add_report(&r, t, false,
+            add_report(a, &r, t, false,
                        json_pack("{s:s,s:s,s:s,s:s}", "name", t->name, "uid", t->uid, "phase",
                                  KF_BCJ_TASK_RUNNING, "startTime", start));
         }
     }
-    /* send in requests of bounded count and size */
-    for (size_t i = 0; i < r.n; i++) {
-        char *s = kf_json_dump(r.v[i].item, NULL);
-        size_t len = strlen(s);
-
-        free(s);
-        if (i > from && (i - from >= REPORT_MAX_ITEMS || bytes + len > REPORT_MAX_BYTES)) {
-            send(a, r.v + from, i - from);
-            from = i;
-            bytes = 0;
-        }
-        bytes += len;
-    }
-    if (r.n > from)
-        send(a, r.v + from, r.n - from);
-    for (size_t i = 0; i < r.n; i++) {
-        r.v[i].t->has_result = false;
-        json_decref(r.v[i].item);
-    }
+    flush_reports(a, &r);
     free(r.v);
+}
+
+int64_t kf_agent_tasks_next_ms(const struct kf_agent *a)
+{
+    return a->tasks ? a->tasks->next_due_ms : 0;
 }
 
 /* Frees what is finished. */
@@ -608,7 +803,8 @@ static void forget_finished(struct kf_agent_tasks *ts)
     void *v;
 
     while (kf_smap_next(&ts->by_uid, &it, &key, &v))
-        if (((struct agent_task *)v)->state == TASK_FINISHED) {
+        if (((struct agent_task *)v)->state == TASK_FINISHED &&
+            !((struct agent_task *)v)->in_flight) {
             KF_GROW(gone, alloc, n);
             gone[n++] = kf_xstrdup(key);
         }
@@ -628,6 +824,7 @@ void kf_agent_tasks_step(struct kf_agent *a)
     if (!ts)
         return;
     take_messages(a);
+    take_answers(a);
     if (!ts->have_snapshot)
         return;
     while (kf_smap_next(&ts->by_uid, &it, NULL, &v)) {

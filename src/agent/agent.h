@@ -244,6 +244,10 @@ void kf_agent_tasks_step(struct kf_agent *a);
 /* Stops the watch and frees; running tasks go on (the next agent adopts
  * them). NULL-safe. */
 void kf_agent_tasks_stop(struct kf_agent *a);
+/* When (kf_agent_now_ms) the loop should turn again because a simulated
+ * task's time is up and its result can be reported; 0: no such moment
+ * known (answers from kfleetd wake the loop through a->wake_fd). */
+int64_t kf_agent_tasks_next_ms(const struct kf_agent *a);
 
 /* agent-metrics.c */
 int kf_agent_metrics_start(struct kf_agent *a, struct kf_strbuf *err);
