@@ -298,5 +298,39 @@ def test_simulated_fleet():
         assert 0 < st["failed"] < n * 0.1, st
 
 
+def test_simulated_results_across_kfleetd_restart():
+    """kfleetd is killed while a simulated fleet's tasks run and comes back
+    after they ended: the results the agent could not post (its requests in
+    flight fail, the others wait) are posted again, and each counts once."""
+    n = 600
+    with kftest.Kfleetd(store="sqlite", tokens=True, controllers=CONTROLLERS,
+                        args=["--host-grace", "60s"]) as kd, \
+            kftest.Agent(kd, "sim", role="worker", cluster="big", simulate=n, heartbeat="2s",
+                         args=["--sim-task-duration", "1500ms",
+                               "--sim-task-failures", "5%"]) as ag:
+        ready_hosts(kd, n, cluster="big")
+        assert kd.post(path("broadcastjobs"),
+                       job("flap", ["/usr/bin/true"], cluster="big",
+                           failurePolicy={"type": "Continue"})).status == 201
+
+        def dispatched():
+            st = (get(kd, "broadcastjobs", "flap") or {}).get("status", {})
+            return st.get("desired") == n and \
+                st.get("active", 0) + st.get("succeeded", 0) + st.get("failed", 0) == n
+        eventually(dispatched, timeout=30, msg="the job never had a task on every host")
+        kd.kill()
+        time.sleep(2.5)  # every task ends while kfleetd is away
+        kd.start()
+        st = finished(kd, "flap", timeout=120)
+        assert st["phase"] == "completed" and st["desired"] == n, st
+        assert st["succeeded"] + st["failed"] == n and st["active"] == 0, st
+        ts = tasks(kd, "flap")
+        assert len(ts) == n, len(ts)
+        phases = [t["status"].get("phase") for t in ts.values()]
+        assert phases.count("Failed") == st["failed"], (phases.count("Failed"), st)
+        assert phases.count("Succeeded") == st["succeeded"], (phases.count("Succeeded"), st)
+        assert "does not answer" in ag.log(), ag.log_tail()
+
+
 if __name__ == "__main__":
     kftest.main(globals())
