@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "fleet-test.h"
 #include "kfleet/capacity.h"
 #include "kfleet/ctrl.h"
 #include "kfleet/error.h"
@@ -39,25 +40,6 @@ struct capfx {
     struct kf_ctrl_manager *m;
     struct kf_capacity_options opts;
 };
-
-/* Parses test JSON where ' stands for ". */
-static inline json_t *CJ(const char *text)
-{
-    char *s = kf_xstrdup(text);
-    json_t *v = NULL;
-    struct kf_strbuf err = KF_STRBUF_INIT;
-
-    for (char *p = s; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    if (kf_json_parse(s, strlen(s), &v, &err) < 0) {
-        print_error("test JSON does not parse: %s\n%s\n", err.buf, s);
-        fail();
-    }
-    kf_strbuf_release(&err);
-    free(s);
-    return v;
-}
 
 static inline void capfx_open(struct capfx *f)
 {
@@ -112,7 +94,7 @@ static inline void capfx_create(struct capfx *f, const struct kf_kind *k, const 
 {
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
-    json_t *obj = CJ(text);
+    json_t *obj = J(text);
     int r = kf_registry_create(f->reg, k, obj, NULL, &causes, &err);
 
     if (r < 0) {

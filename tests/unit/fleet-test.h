@@ -16,7 +16,36 @@
 
 #include "kfleet/error.h"
 #include "kfleet/json.h"
+#include "kfleet/registry.h"
+#include "kfleet/store.h"
 #include "kfleet/strbuf.h"
+
+/* A registry on a memory store: a cmocka fixture whose state is a struct
+ * regfx (cmocka_unit_test_setup_teardown(fn, regfx_setup, regfx_teardown)). */
+struct regfx {
+    struct kf_store *store;
+    struct kf_registry *reg;
+};
+
+static inline int regfx_setup(void **state)
+{
+    struct regfx *f = kf_xcalloc(1, sizeof(*f));
+
+    assert_int_equal(kf_store_open("memory:", &f->store, NULL), 0);
+    f->reg = kf_registry_new(f->store);
+    *state = f;
+    return 0;
+}
+
+static inline int regfx_teardown(void **state)
+{
+    struct regfx *f = *state;
+
+    kf_registry_free(f->reg);
+    kf_store_close(f->store);
+    free(f);
+    return 0;
+}
 
 /* Parses JSON written in a test (single quotes allowed for readability:
  * every ' becomes "). Fails the test on a typo. */

@@ -11,31 +11,6 @@
 #include "kfleet/selector.h"
 #include "kfleet/store.h"
 
-struct fx {
-    struct kf_store *store;
-    struct kf_registry *reg;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = kf_xcalloc(1, sizeof(*f));
-
-    assert_int_equal(kf_store_open("memory:", &f->store, NULL), 0);
-    f->reg = kf_registry_new(f->store);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    kf_registry_free(f->reg);
-    kf_store_close(f->store);
-    free(f);
-    return 0;
-}
-
 static json_t *job(const char *spec)
 {
     char *s = kf_xasprintf("{'apiVersion':'kfleet.io/v1','kind':'BroadcastJob',"
@@ -215,7 +190,7 @@ static json_t *task(const char *job_name, const char *host)
 
 static void test_create_batch(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *objs[3], *items = NULL;
@@ -280,7 +255,7 @@ static void test_create_batch(void **state)
 
 static void test_update_delete_batch(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *objs[2], *a = NULL, *b = NULL, *got = NULL;
@@ -338,7 +313,7 @@ static void test_update_delete_batch(void **state)
     kf_strbuf_release(&err);
 }
 
-static json_t *record(struct fx *f, const char *results)
+static json_t *record(struct regfx *f, const char *results)
 {
     json_t *body = J(results), *ret = NULL;
     struct kf_strbuf err = KF_STRBUF_INIT;
@@ -356,7 +331,7 @@ static const char *outcome(const json_t *ret, size_t i)
 
 static void test_record_results(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     json_t *objs[2], *ret, *got = NULL, *body;
     struct kf_strbuf big = KF_STRBUF_INIT, req = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
@@ -442,7 +417,7 @@ static void test_record_results(void **state)
  * costs only itself. */
 static void test_record_many(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf req = KF_STRBUF_INIT;
     json_t *objs[100], *ret, *res;
@@ -490,7 +465,7 @@ static void test_record_many(void **state)
  * already handed over (a crash with 30,000 hosts). */
 static void test_list_filtered_chunks(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_selector *fs = NULL;
     struct kf_list_opts o = { 0 };
@@ -536,11 +511,11 @@ int main(void)
         cmocka_unit_test(test_job_admission),
         cmocka_unit_test(test_parallelism),
         cmocka_unit_test(test_task_names),
-        cmocka_unit_test_setup_teardown(test_create_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_delete_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_record_results, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_record_many, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_filtered_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_batch, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_update_delete_batch, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_record_results, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_record_many, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_list_filtered_chunks, regfx_setup, regfx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

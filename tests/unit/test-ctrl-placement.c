@@ -606,8 +606,8 @@ static void test_explain_and_plan(void **state)
     assert_int_equal(kf_ctrl_placement_explain(kf_ctrl_data(pc), "ghost", &out, &err),
                      -KF_ENOTFOUND);
 
-    body = CJ("{'region':'r','add':['30xG1',{'grade':'G3','count':4}],'hostCPU':'32',"
-              "'hostMemory':'128Gi'}");
+    body = J("{'region':'r','add':['30xG1',{'grade':'G3','count':4}],'hostCPU':'32',"
+             "'hostMemory':'128Gi'}");
     assert_int_equal(kf_ctrl_placement_plan(kf_ctrl_data(pc), body, &out, &err), 0);
     assert_int_equal(kf_json_int(out, "demanded", 0), 34);
     assert_true(kf_json_int(out, "absorbedExisting", 0) > 0);
@@ -615,7 +615,7 @@ static void test_explain_and_plan(void **state)
     assert_non_null(strstr(kf_json_str(out, "text", ""), "region r: demand 4 x G3 + 30 x G1"));
     json_decref(out);
     json_decref(body);
-    body = CJ("{'region':'r','add':['lots of G1']}");
+    body = J("{'region':'r','add':['lots of G1']}");
     assert_int_equal(kf_ctrl_placement_plan(kf_ctrl_data(pc), body, &out, &err), -KF_EBADREQUEST);
     assert_non_null(strstr(err.buf, "add[0]: expected \"COUNTxGRADE\""));
     json_decref(body);

@@ -10,31 +10,6 @@
 #include "kfleet/selector.h"
 #include "kfleet/store.h"
 
-struct fx {
-    struct kf_store *store;
-    struct kf_registry *reg;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = kf_xcalloc(1, sizeof(*f));
-
-    assert_int_equal(kf_store_open("memory:", &f->store, NULL), 0);
-    f->reg = kf_registry_new(f->store);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    kf_registry_free(f->reg);
-    kf_store_close(f->store);
-    free(f);
-    return 0;
-}
-
 static json_t *gc_obj(const char *name, const char *labels)
 {
     char *s = kf_xasprintf("{'apiVersion':'kfleet.io/v1','kind':'GuestCluster',"
@@ -48,7 +23,7 @@ static json_t *gc_obj(const char *name, const char *labels)
     return v;
 }
 
-static json_t *create_gc(struct fx *f, const char *name, const char *labels)
+static json_t *create_gc(struct regfx *f, const char *name, const char *labels)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
     json_t *obj = gc_obj(name, labels), *ret = NULL;
@@ -62,7 +37,7 @@ static json_t *create_gc(struct fx *f, const char *name, const char *labels)
 
 static void test_create_sets_server_metadata(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     json_t *obj = gc_obj("web-1", NULL), *ret = NULL, *got = NULL;
     struct kf_causes causes = KF_CAUSES_INIT;
 
@@ -92,7 +67,7 @@ static void test_create_sets_server_metadata(void **state)
 
 static void test_create_errors(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *obj, *ret = NULL;
@@ -129,7 +104,7 @@ static void test_create_errors(void **state)
     kf_strbuf_release(&err);
 }
 
-static int update(struct fx *f, json_t *obj, bool status_only, json_t **ret,
+static int update(struct regfx *f, json_t *obj, bool status_only, json_t **ret,
                   struct kf_causes *causes)
 {
     return kf_registry_update(f->reg, &kf_kind_guestcluster, obj, status_only, ret, causes, NULL);
@@ -137,7 +112,7 @@ static int update(struct fx *f, json_t *obj, bool status_only, json_t **ret,
 
 static void test_update_generation_and_status(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     json_t *v1 = create_gc(f, "g", NULL), *v2 = NULL, *v3 = NULL, *v4 = NULL, *v5 = NULL;
     json_t *req;
@@ -198,7 +173,7 @@ static void test_update_generation_and_status(void **state)
 
 static void test_update_conflicts_and_immutable(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *v1 = create_gc(f, "c", NULL), *v2 = NULL, *req;
@@ -257,7 +232,7 @@ static void test_update_conflicts_and_immutable(void **state)
     kf_strbuf_release(&err);
 }
 
-static int patch(struct fx *f, const char *name, enum kf_patch_type type, const char *text,
+static int patch(struct regfx *f, const char *name, enum kf_patch_type type, const char *text,
                  bool status_only, json_t **ret, struct kf_causes *causes, struct kf_strbuf *err)
 {
     char *s = kf_xstrdup(text);
@@ -274,7 +249,7 @@ static int patch(struct fx *f, const char *name, enum kf_patch_type type, const 
 
 static void test_patch(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *v1 = create_gc(f, "p", "{'a':'1','b':'2'}"), *ret = NULL;
@@ -342,7 +317,7 @@ static void test_patch(void **state)
 
 static void test_delete_and_finalizers(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_causes causes = KF_CAUSES_INIT;
     json_t *obj = NULL, *got = NULL, *req;
     bool deleted = false;
@@ -405,7 +380,7 @@ static char *names(const struct kf_kv_list *l)
 
 static void test_list_pages(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_list_opts o = { .limit = 4 };
     struct kf_kv_list l = { 0 };
     struct kf_strbuf err = KF_STRBUF_INIT;
@@ -485,7 +460,7 @@ static void test_list_pages(void **state)
 
 static void test_list_selectors(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_selector *gold = NULL, *fields = NULL;
     struct kf_list_opts o = { 0 };
     struct kf_kv_list l = { 0 };
@@ -586,7 +561,7 @@ static void test_bytes_paths(void **state)
 
 static void test_list_compacted(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_list_opts o = { .limit = 1 };
     struct kf_kv_list l = { 0 };
     struct kf_strbuf err = KF_STRBUF_INIT;
@@ -608,7 +583,7 @@ static void test_list_compacted(void **state)
 
 static void test_watch_type(void **state)
 {
-    struct fx *f = *state;
+    struct regfx *f = *state;
     struct kf_selector *gold = NULL;
     struct kf_watch *w = NULL;
     struct kf_event *ev = NULL;
@@ -650,17 +625,20 @@ static void test_watch_type(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_sets_server_metadata, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_generation_and_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_conflicts_and_immutable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_and_finalizers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_selectors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_sets_server_metadata, regfx_setup,
+                                        regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_create_errors, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_update_generation_and_status, regfx_setup,
+                                        regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_update_conflicts_and_immutable, regfx_setup,
+                                        regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_patch, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_and_finalizers, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_list_pages, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_list_selectors, regfx_setup, regfx_teardown),
         cmocka_unit_test(test_bytes_paths),
-        cmocka_unit_test_setup_teardown(test_list_compacted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_compacted, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_type, regfx_setup, regfx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
