@@ -466,19 +466,28 @@ int lc_pki_ensure(struct kf_store *store, const char *data_dir, const struct lc_
     int64_t rev = 0;
     int r;
 
+    r = lc_pki_load(store, in->cluster, &stored, &rev);
+    if (r == -KF_ENOTFOUND) {
+        /* Nothing stored: whatever the directory holds is an attempt that
+         * never finished (kfleetd stopped while issuing: a CA key without
+         * its certificate, say), and nothing uses it, since members only
+         * get what was stored. Start over rather than trip on it. */
+        r = lc_rm_rf(dir);
+        if (r < 0) {
+            kf_err(err, r, "cannot remove the unfinished \"%s\": %s", dir, strerror(-r));
+            goto out;
+        }
+    } else if (r < 0) {
+        kf_err(err, r, "cannot read the PKI of \"%s\" from the store: %s", in->cluster,
+               strerror(-r));
+        goto out;
+    }
     r = mkdirs(dir);
     if (r < 0) {
         kf_err(err, r, "cannot create \"%s\": %s", dir, strerror(-r));
         goto out;
     }
-    r = lc_pki_load(store, in->cluster, &stored, &rev);
-    if (r == -KF_ENOTFOUND) {
-        r = 0;
-    } else if (r < 0) {
-        kf_err(err, r, "cannot read the PKI of \"%s\" from the store: %s", in->cluster,
-               strerror(-r));
-        goto out;
-    } else {
+    if (stored) {
         r = materialize(dir, stored, err);
         if (r < 0)
             goto out;

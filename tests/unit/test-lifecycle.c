@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -90,6 +91,47 @@ static struct lc_pki_input input(const struct kf_pki_etcd_member *em, const char
         .apiserver_url = url,
     };
     return in;
+}
+
+/* kfleetd killed while it issued a cluster's first PKI leaves a directory
+ * with a CA key and no certificate, and nothing in the store: the next
+ * attempt starts over instead of failing on it for ever. */
+static void test_pki_unfinished_attempt(void **state)
+{
+    struct env *e = *state;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    const char *const lo[] = { "127.0.0.1", NULL };
+    const char *const dns[] = { "localhost", NULL };
+    struct kf_pki_etcd_member em[3] = {
+        { "e-0", lo, dns },
+        { "e-1", lo, dns },
+        { "e-2", lo, dns },
+    };
+    struct lc_pki_input in = input(em, lo, "https://127.0.0.1:6443");
+    char *root = kf_xasprintf("%s/pki", e->dir), *dir = lc_pki_dir(e->dir, "web-1");
+    char *key = kf_xasprintf("%s/ca.key", dir);
+    json_t *files = NULL, *stored = NULL;
+    int64_t rev = 0;
+    FILE *f;
+
+    assert_int_equal(mkdir(root, 0700), 0);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    f = fopen(key, "w");
+    assert_non_null(f);
+    fputs("-----BEGIN PRIVATE KEY-----\ntruncated", f);
+    fclose(f);
+    if (lc_pki_ensure(e->store, e->dir, &in, &files, &err) < 0)
+        fail_msg("ensure after an unfinished attempt: %s", err.buf);
+    assert_non_null(json_object_get(files, "ca.crt"));
+    assert_null(strstr(json_string_value(json_object_get(files, "ca.key")), "truncated"));
+    assert_int_equal(lc_pki_load(e->store, "web-1", &stored, &rev), 0);
+    assert_true(json_equal(stored, files));
+    json_decref(stored);
+    json_decref(files);
+    kf_strbuf_release(&err);
+    free(key);
+    free(dir);
+    free(root);
 }
 
 static void test_pki_in_store(void **state)
@@ -197,6 +239,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ports),
         cmocka_unit_test_setup_teardown(test_pki_in_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pki_unfinished_attempt, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
