@@ -38,18 +38,11 @@ import test_replicas as tr  # noqa: E402
 
 GRACE = 4.0 if kftest.SANITIZE else 2.0  # --host-grace, seconds
 BEAT = GRACE / 5  # the agents' heartbeat period
-etcd = None
+setup = tr.setup  # one 3-member etcd for the tests of this process
 
 
-def setup():
-    global etcd
-    if etcd is None:
-        etcd = kftest.Etcd(3).start()
-    return etcd
-
-
-def replica(e, prefix):
-    return kftest.Kfleetd(store=e.url(prefix), controllers="host-lifecycle", args=[
+def replica(e, prefix, controllers="host-lifecycle"):
+    return kftest.Kfleetd(store=e.url(prefix), controllers=controllers, args=[
         "--leader-ttl", "1s", "--host-grace", f"{int(GRACE * 1000)}ms",
         "--heartbeat-report-interval", "200ms"])
 
@@ -244,11 +237,8 @@ def test_deleted_host_is_refused_by_every_replica():
 def test_real_agent_moves_to_the_survivor():
     e = setup()
     prefix = "/fleet-hb-agent"
-    args = ["--leader-ttl", "1s", "--host-grace", f"{int(GRACE * 1000)}ms",
-            "--heartbeat-report-interval", "200ms"]
     ctrls = "host-lifecycle,broadcastjob"
-    with kftest.Kfleetd(store=e.url(prefix), controllers=ctrls, args=args) as a, \
-            kftest.Kfleetd(store=e.url(prefix), controllers=ctrls, args=args) as b:
+    with replica(e, prefix, ctrls) as a, replica(e, prefix, ctrls) as b:
         leader = tr.the_leader([a, b])
         follower = b if leader is a else a
         # the leader first in the agent's list: the replica it uses is the one killed
@@ -339,5 +329,5 @@ if __name__ == "__main__":
     try:
         kftest.main(globals())
     finally:
-        if etcd:
-            etcd.stop()
+        if tr.etcd:
+            tr.etcd.stop()

@@ -75,19 +75,28 @@ static int teardown(void **state)
     return 0;
 }
 
-static struct lc_pki_input input(const struct kf_pki_etcd_member *em, const char *const *ips,
-                                 const char *url)
+/* web-1: three etcd members and every component on 127.0.0.1, the
+ * apiserver at url. */
+static const char *const LO[] = { "127.0.0.1", NULL };
+static const char *const LOCALHOST[] = { "localhost", NULL };
+static const struct kf_pki_etcd_member EM[3] = {
+    { "e-0", LO, LOCALHOST },
+    { "e-1", LO, LOCALHOST },
+    { "e-2", LO, LOCALHOST },
+};
+
+static struct lc_pki_input input(const char *url)
 {
     static const char *const none[] = { NULL };
     struct lc_pki_input in = {
         .cluster = "web-1",
         .spec = { .cluster = "web-1",
-                  .etcd_members = em,
+                  .etcd_members = EM,
                   .n_etcd_members = 3,
-                  .apiserver_ips = ips,
+                  .apiserver_ips = LO,
                   .apiserver_dns = none },
-        .controller_manager_ips = ips,
-        .scheduler_ips = ips,
+        .controller_manager_ips = LO,
+        .scheduler_ips = LO,
         .apiserver_url = url,
     };
     return in;
@@ -100,14 +109,7 @@ static void test_pki_unfinished_attempt(void **state)
 {
     struct env *e = *state;
     struct kf_strbuf err = KF_STRBUF_INIT;
-    const char *const lo[] = { "127.0.0.1", NULL };
-    const char *const dns[] = { "localhost", NULL };
-    struct kf_pki_etcd_member em[3] = {
-        { "e-0", lo, dns },
-        { "e-1", lo, dns },
-        { "e-2", lo, dns },
-    };
-    struct lc_pki_input in = input(em, lo, "https://127.0.0.1:6443");
+    struct lc_pki_input in = input("https://127.0.0.1:6443");
     char *root = kf_xasprintf("%s/pki", e->dir), *dir = lc_pki_dir(e->dir, "web-1");
     char *key = kf_xasprintf("%s/ca.key", dir);
     json_t *files = NULL, *stored = NULL;
@@ -138,14 +140,7 @@ static void test_pki_in_store(void **state)
 {
     struct env *e = *state;
     struct kf_strbuf err = KF_STRBUF_INIT;
-    const char *const lo[] = { "127.0.0.1", NULL };
-    const char *const dns[] = { "localhost", NULL };
-    struct kf_pki_etcd_member em[3] = {
-        { "e-0", lo, dns },
-        { "e-1", lo, dns },
-        { "e-2", lo, dns },
-    };
-    struct lc_pki_input in = input(em, lo, "https://127.0.0.1:6443");
+    struct lc_pki_input in = input("https://127.0.0.1:6443");
     json_t *first = NULL, *again = NULL, *stored = NULL;
     int64_t rev1 = 0, rev2 = 0;
     char *dir;
