@@ -49,7 +49,6 @@ What it offers:
       Kfleetd(store=etcd.url("/p")) puts several kfleetd on one fleet.
 
   Monitoring helpers (real Prometheus, Alertmanager, node_exporter):
-      free_port_block(n) -> a base port with n free ports after it;
       NodeExporter(port) a test-owned prometheus-node-exporter (stop by PID);
       WebhookSink() / SmtpSink(): HTTP and SMTP receivers in threads that
       record what arrives (.events / .messages); prom_query(port, q) ->
@@ -65,8 +64,12 @@ What it offers:
       start time), every member and keeper the agent left
       (runner_processes(data_dir) reads them from the runner's state files);
       the same happens at exit for every agent a test started.
-  pid_alive(pid, start=None); port_window() -> (lo, hi): member ports no
-      other concurrently running test uses (kfleetd --member-ports).
+  pid_alive(pid, start=None); free_port(), free_port_block(n): ports for
+      the servers a test starts, from windows of ports this test process
+      owns (below the kernel's ephemeral range, so neither another test nor
+      an outgoing connection takes them first); port_window() -> (lo, hi):
+      member ports no other concurrently running test uses (kfleetd
+      --member-ports).
   lifecycle_fixture.py builds a whole local fleet on these (kfleetd with the
       placement and lifecycle controllers, three agents in zones a, b, c).
 
@@ -155,32 +158,80 @@ def track(proc):
     return proc
 
 
-def free_port():
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Ports. Every server a test starts listens on a port the harness handed
+# out. Two things can take a port between the moment it was found free and
+# the moment the server binds it: another test process handing out the
+# same one, and an outgoing connection given it as its local port (the
+# kernel's ephemeral range, 32768-60999 by default). So ports come from
+# windows below the ephemeral range, and a test process owns a window
+# while it runs: a lock file per window in the temporary directory, held
+# (flock) until the process exits. tests/unit/test-ports.h does the same
+# for the C tests, with the same lock files, so the two never collide.
+LISTEN_PORTS = (10000, 19000, 100)  # first, end, window size: listeners
+MEMBER_PORTS = (20000, 30000, 200)  # kfleetd --member-ports windows
+# (`make run` uses 30000-30999 and 19090 upwards, above both.)
+
+_window_locks = []
+_listen = {"next": 0, "end": 0}
 
 
-_port_window_locks = []
-
-
-def port_window(size=200, first=20000, last=30000):
-    """(lo, hi): a range of `size` ports no other test process holds at the
-    same time (a lock file per window, held until this process exits), for
-    kfleetd --member-ports: tests running in parallel never hand out the
-    same member ports. (`make run` uses 30000-30999, above these.)"""
+def _lock_windows(first, end, size, count=1):
+    """(lo, hi) of `count` adjacent windows of `size` ports in [first, end)
+    that no other test process holds; they stay held until this process
+    exits."""
     import fcntl
-    for lo in range(first, last - size + 1, size):
-        f = open(os.path.join(tempfile.gettempdir(), f"kftest-ports-{lo}.lock"), "w")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+    for lo in range(first, end - size * count + 1, size):
+        held = []
+        for w in range(lo, lo + size * count, size):
+            f = open(os.path.join(tempfile.gettempdir(), f"kftest-ports-{w}.lock"), "w")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                break
+            held.append(f)
+        if len(held) == count:
+            _window_locks.extend(held)
+            return lo, lo + size * count - 1
+        for f in held:
             f.close()
-            continue
-        _port_window_locks.append(f)
-        return lo, lo + size - 1
-    raise AssertionError("no free port window for member ports")
+    raise AssertionError(f"no free window of {size * count} ports in {first}-{end - 1}")
+
+
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port_block(n):
+    """A base port p: p .. p+n-1 belong to this test process (never handed
+    out twice) and were free on 127.0.0.1 a moment ago."""
+    first, end, size = LISTEN_PORTS
+    while True:
+        if _listen["next"] + n > _listen["end"]:
+            lo, hi = _lock_windows(first, end, size, count=-(-n // size))
+            _listen["next"], _listen["end"] = lo, hi + 1
+        base = _listen["next"]
+        busy = next((p for p in range(base, base + n) if not _bindable(p)), None)
+        _listen["next"] = base + n if busy is None else busy + 1
+        if busy is None:
+            return base
+
+
+def free_port():
+    """A port of this test process that was free on 127.0.0.1 a moment ago."""
+    return free_port_block(1)
+
+
+def port_window():
+    """(lo, hi): a range of ports no other test process holds at the same
+    time, for kfleetd --member-ports: tests running in parallel never hand
+    out the same member ports."""
+    return _lock_windows(*MEMBER_PORTS)
 
 
 def eventually(fn, timeout=10.0, interval=0.05, msg=None):
@@ -1025,26 +1076,6 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 def have_monitoring_binaries():
     return all(os.access(p, os.X_OK) for p in (NODE_EXPORTER, PROMETHEUS, ALERTMANAGER))
-
-
-def free_port_block(n, tries=50):
-    """A base port p such that p .. p+n-1 were all free on 127.0.0.1."""
-    import random
-    for _ in range(tries):
-        base = random.randrange(20000, 60000 - n)
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError(f"no block of {n} free ports found")
 
 
 class NodeExporter:

@@ -48,9 +48,14 @@ class Fleet:
         for z in ZONES:
             self.start_agent(z)
         for z in ZONES:
-            eventually(lambda z=z: host_ready(self.kd, f"h-{z}"), timeout=20,
-                       msg=f"host h-{z} not Ready")
+            eventually(lambda z=z: self.agent_alive(z) and host_ready(self.kd, f"h-{z}"),
+                       timeout=20, msg=f"host h-{z} not Ready")
         return self
+
+    def agent_alive(self, zone):
+        ag = self.agents[zone]
+        assert ag.running(), f"agent {zone} exited with {ag.proc.returncode}:\n{ag.log_tail()}"
+        return True
 
     def start_agent(self, zone, data_dir=None):
         old = self.agents.get(zone)
@@ -67,7 +72,19 @@ class Fleet:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            # __exit__ is not called when __enter__ fails: report and clean up here
+            self.report()
+            self.close()
+            raise
+
+    def report(self):
+        import sys
+        sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(80) + "\n")
+        for z, ag in self.agents.items():
+            sys.stderr.write(f"--- agent {z} (tail) ---\n" + ag.log_tail(20) + "\n")
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
@@ -79,11 +96,7 @@ class Fleet:
             finally:
                 self.close()
             return False
-        if exc_type is not None:
-            import sys
-            sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(80) + "\n")
-            for z, ag in self.agents.items():
-                sys.stderr.write(f"--- agent {z} (tail) ---\n" + ag.log_tail(20) + "\n")
+        self.report()
         self.close()
         return False
 

@@ -36,6 +36,8 @@
 #include <sys/wait.h>
 #include <curl/curl.h>
 
+#include "test-ports.h"
+
 #define ETCD_HARNESS_BIN "/usr/bin/etcd"
 #define ETCD_HARNESS_MAX 5
 
@@ -59,21 +61,6 @@ struct etcd_harness {
 static inline bool etcd_harness_available(void)
 {
     return access(ETCD_HARNESS_BIN, X_OK) == 0;
-}
-
-static inline int etcd_harness_free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 /* Runs argv (no shell) with output to log; returns its exit status. */
@@ -354,8 +341,8 @@ static inline int etcd_harness_start(struct etcd_harness *h, int n,
         return -EIO;
     }
     for (int i = 0; i < n; i++) {
-        h->client_port[i] = etcd_harness_free_port();
-        h->peer_port[i] = etcd_harness_free_port();
+        h->client_port[i] = kf_test_port();
+        h->peer_port[i] = kf_test_port();
         snprintf(h->endpoint[i], sizeof(h->endpoint[i]), "%s://127.0.0.1:%d",
                  h->tls ? "https" : "http", h->client_port[i]);
         off += (size_t)snprintf(h->initial_cluster + off, sizeof(h->initial_cluster) - off,

@@ -23,25 +23,9 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
+#include "test-ports.h"
 
 extern char **environ;
-
-/* A port on 127.0.0.1 that was free a moment ago. */
-static inline int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port = -1;
-
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 /* Starts argv with stdout and stderr appended to log; returns the PID or -1. */
 static inline pid_t spawn_logged(char *const *argv, const char *log)

@@ -1,9 +1,9 @@
 /* runner-testlib.h: helpers shared by the runner, etcd and PKI tests
  * (header-only: each test is one executable).
  *
- * Temporary directories that are removed again, free loopback ports,
- * running a command and capturing its output (posix_spawn, no shell), and
- * waiting for runner events with a generous limit that only guards against
+ * Temporary directories that are removed again, loopback ports
+ * (test-ports.h), running a command and capturing its output (posix_spawn,
+ * no shell), and waiting for runner events with a generous limit that only guards against
  * hangs (the tests assert states, never timings).
  */
 #ifndef KF_RUNNER_TESTLIB_H
@@ -28,6 +28,7 @@
 #include "kfleet/base.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"
+#include "test-ports.h"
 
 extern char **environ;
 
@@ -56,23 +57,6 @@ static inline void t_rm_rf(const char *dir)
 {
     if (dir)
         nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static inline int t_free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        kf_abort("free port: %s", strerror(errno));
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 static inline char *t_read_file(const char *path)

@@ -245,9 +245,9 @@ static void test_three_member_cluster(void **state)
     c.pki = kf_xasprintf("%s/pki", c.dir);
     for (int i = 0; i < N; i++) {
         c.names[i] = kf_xasprintf("etcd-%c", 'a' + i);
-        c.client[i] = t_free_port();
-        c.peer[i] = t_free_port();
-        c.metrics[i] = t_free_port();
+        c.client[i] = kf_test_port();
+        c.peer[i] = kf_test_port();
+        c.metrics[i] = kf_test_port();
         c.data[i] = kf_xasprintf("%s/data/%s", c.dir, c.names[i]);
         pm[i] = (struct kf_pki_etcd_member){ .name = c.names[i],
                                              .ip_addresses = lo,

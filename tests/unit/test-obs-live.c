@@ -89,9 +89,9 @@ static int setup(void **state)
     snprintf(l->root, sizeof(l->root), "/tmp/kf-obs-live-XXXXXX");
     if (!mkdtemp(l->root))
         return -1;
-    snprintf(l->node_addr, sizeof(l->node_addr), "127.0.0.1:%d", free_port());
-    snprintf(l->dead_addr, sizeof(l->dead_addr), "127.0.0.1:%d", free_port());
-    snprintf(l->edge_addr, sizeof(l->edge_addr), "127.0.0.1:%d", free_port());
+    snprintf(l->node_addr, sizeof(l->node_addr), "127.0.0.1:%d", kf_test_port());
+    snprintf(l->dead_addr, sizeof(l->dead_addr), "127.0.0.1:%d", kf_test_port());
+    snprintf(l->edge_addr, sizeof(l->edge_addr), "127.0.0.1:%d", kf_test_port());
     l->hosts[0] = (struct kf_obs_host){ "h1", "z1", l->node_addr, NULL };
     l->hosts[1] = (struct kf_obs_host){ "h2", "z2", l->dead_addr, NULL };
     l->edge = (struct kf_obs_instance){ "edge-u1", l->edge_addr, NULL };

@@ -744,7 +744,7 @@ static void test_deliver_to_sink(void **state)
     free(url);
 
     /* nobody listening: a transport error, worth retrying */
-    dead.url = kf_xasprintf("http://127.0.0.1:%d/", free_port());
+    dead.url = kf_xasprintf("http://127.0.0.1:%d/", kf_test_port());
     assert_true(kf_obs_deliver(&dead, 2000, &resp) < 0);
     assert_int_equal(resp.status, 0);
     assert_true(resp.error[0] != '\0');

@@ -592,7 +592,7 @@ static bool is_ready_flag(const struct kf_runner_event *ev, const void *arg)
 static void test_probe_http_readiness(void **state)
 {
     struct fx *f = *state;
-    int port = t_free_port();
+    int port = kf_test_port();
     char portstr[16];
     char *workdir = kf_xasprintf("%s/data/web", f->dir);
     char *status = kf_xasprintf("%s/status", workdir);
@@ -637,7 +637,7 @@ static void test_probe_http_readiness(void **state)
 static void test_probe_flapping(void **state)
 {
     struct fx *f = *state;
-    int port = t_free_port();
+    int port = kf_test_port();
     char portstr[16];
     char *workdir = kf_xasprintf("%s/data/flappy", f->dir);
     char *status = kf_xasprintf("%s/status", workdir);
@@ -677,7 +677,7 @@ static void test_probe_flapping(void **state)
 static void test_probe_liveness_restarts(void **state)
 {
     struct fx *f = *state;
-    int port = t_free_port();
+    int port = kf_test_port();
     char portstr[16];
     char *workdir = kf_xasprintf("%s/data/live", f->dir);
     char *status = kf_xasprintf("%s/status", workdir);
@@ -715,7 +715,7 @@ static void test_probe_liveness_restarts(void **state)
 static void test_probe_tcp(void **state)
 {
     struct fx *f = *state;
-    int port = t_free_port(), closed = t_free_port();
+    int port = kf_test_port(), closed = kf_test_port();
     char portstr[16];
     char *workdir = kf_xasprintf("%s/data/tcp", f->dir);
     const char *argv[] = { self_exe, "helper", "http", portstr, NULL };

@@ -150,7 +150,7 @@ static void test_unreachable(void **state)
     char url[128];
 
     (void)state;
-    snprintf(url, sizeof(url), "etcd:http://127.0.0.1:%d?timeout=1s", etcd_harness_free_port());
+    snprintf(url, sizeof(url), "etcd:http://127.0.0.1:%d?timeout=1s", kf_test_port());
     assert_int_equal(kf_store_open(url, &s, &err), -KF_EUNAVAILABLE);
     assert_null(s);
     assert_non_null(strstr(err.buf, "127.0.0.1"));
