@@ -104,6 +104,15 @@ int64_t kf_etcd_seen_rev(struct kf_etcd *c);
 int kf_etcd_call(struct kf_etcd *c, const char *path, json_t *req, unsigned flags, json_t **ret,
                  struct kf_strbuf *err);
 
+/* kf_etcd_call, but a successful answer's body is moved into *ret_body
+ * (replacing what it held) as etcd sent it, for kf_etcd_scan_range; the
+ * caller notes the answer's header revision with kf_etcd_note_rev. Errors
+ * as kf_etcd_call's. */
+int kf_etcd_call_raw(struct kf_etcd *c, const char *path, json_t *req, unsigned flags,
+                     struct kf_strbuf *ret_body, struct kf_strbuf *err);
+/* Records that etcd was seen at revision rev (kf_etcd_seen_rev). */
+void kf_etcd_note_rev(struct kf_etcd *c, int64_t rev);
+
 /* JSON helpers for the gateway's encoding. */
 json_t *kf_etcd_bytes(const void *data, size_t len); /* base64 string, new reference */
 json_t *kf_etcd_str(const char *s);                  /* kf_etcd_bytes of a C string */
@@ -114,6 +123,34 @@ int64_t kf_etcd_get_int(const json_t *obj, const char *field, int64_t dflt);
 /* Appends the base64-decoded bytes of obj[field] to out (nothing when the
  * field is missing). -EBADMSG when it is not base64. */
 int kf_etcd_get_bytes(const json_t *obj, const char *field, struct kf_strbuf *out);
+
+/* --- reading a range answer without a JSON tree (store-etcd-scan.c) ------
+ *
+ * kf_etcd_scan_range reads the body of a 200 answer to /v3/kv/range and
+ * calls on_kv(arg, kv) for each kv in order; kv's strings point into body
+ * (or into a buffer of the scanner's) and live until on_kv returns. Its key
+ * and value are still base64, as the gateway sent them; a field the answer
+ * leaves out is "" or 0. on_kv returns 0 to go on or a negative error,
+ * which scan returns. *ret (written on success): the header's revision,
+ * `more` and `count`. -EBADMSG when the body is not JSON, not an object,
+ * has a field of the wrong type, carries an "error", or nests values
+ * deeper than KF_ETCD_SCAN_MAX_DEPTH (the top object's members are at
+ * depth 1). It does not check that strings are valid UTF-8.
+ */
+#define KF_ETCD_SCAN_MAX_DEPTH 32
+struct kf_etcd_scanned_kv {
+    const char *key, *value; /* base64 text */
+    size_t key_len, value_len;
+    int64_t create_rev, mod_rev;
+};
+struct kf_etcd_scanned_range {
+    int64_t header_rev, count;
+    size_t n_kvs;
+    bool more;
+};
+int kf_etcd_scan_range(const char *body, size_t len,
+                       int (*on_kv)(void *arg, const struct kf_etcd_scanned_kv *kv), void *arg,
+                       struct kf_etcd_scanned_range *ret);
 
 /* --- streams -----------------------------------------------------------
  *

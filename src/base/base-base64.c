@@ -47,20 +47,19 @@ int kf_base64_encode(struct kf_strbuf *out, const void *data, size_t len)
     return 0;
 }
 
-static int digit(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
+/* A byte's value as a base64 digit plus one; 0: not a digit. */
+#define D(c, v) [(unsigned char)(c)] = (v) + 1
+static const unsigned char digit1[256] = {
+    D('A', 0),  D('B', 1),  D('C', 2),  D('D', 3),  D('E', 4),  D('F', 5),  D('G', 6),  D('H', 7),
+    D('I', 8),  D('J', 9),  D('K', 10), D('L', 11), D('M', 12), D('N', 13), D('O', 14), D('P', 15),
+    D('Q', 16), D('R', 17), D('S', 18), D('T', 19), D('U', 20), D('V', 21), D('W', 22), D('X', 23),
+    D('Y', 24), D('Z', 25), D('a', 26), D('b', 27), D('c', 28), D('d', 29), D('e', 30), D('f', 31),
+    D('g', 32), D('h', 33), D('i', 34), D('j', 35), D('k', 36), D('l', 37), D('m', 38), D('n', 39),
+    D('o', 40), D('p', 41), D('q', 42), D('r', 43), D('s', 44), D('t', 45), D('u', 46), D('v', 47),
+    D('w', 48), D('x', 49), D('y', 50), D('z', 51), D('0', 52), D('1', 53), D('2', 54), D('3', 55),
+    D('4', 56), D('5', 57), D('6', 58), D('7', 59), D('8', 60), D('9', 61), D('+', 62), D('/', 63)
+};
+#undef D
 
 int kf_base64_decode(struct kf_strbuf *out, const char *text, size_t len)
 {
@@ -88,13 +87,13 @@ int kf_base64_decode(struct kf_strbuf *out, const char *text, size_t len)
         unsigned v = 0;
 
         for (size_t k = 0; k < 4; k++) {
-            int d = k < n ? digit(text[i + k]) : 0;
+            unsigned d = k < n ? digit1[(unsigned char)text[i + k]] : 1;
 
-            if (d < 0) {
+            if (d == 0) {
                 kf_strbuf_setlen(out, start);
                 return -EINVAL;
             }
-            v = v << 6 | (unsigned)d;
+            v = v << 6 | (d - 1);
         }
         *o++ = (unsigned char)(v >> 16);
         if (n > 2)

@@ -350,14 +350,18 @@ int64_t kf_etcd_seen_rev(struct kf_etcd *c)
     return __atomic_load_n(&c->seen_rev, __ATOMIC_ACQUIRE);
 }
 
-static void note_header(struct kf_etcd *c, const json_t *resp)
+void kf_etcd_note_rev(struct kf_etcd *c, int64_t rev)
 {
-    int64_t rev = kf_etcd_get_int(json_object_get(resp, "header"), "revision", 0);
     int64_t seen = kf_etcd_seen_rev(c);
 
     while (rev > seen && !__atomic_compare_exchange_n(&c->seen_rev, &seen, rev, false,
                                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         ;
+}
+
+static void note_header(struct kf_etcd *c, const json_t *resp)
+{
+    kf_etcd_note_rev(c, kf_etcd_get_int(json_object_get(resp, "header"), "revision", 0));
 }
 
 /* --- JSON helpers ------------------------------------------------------- */
@@ -623,9 +627,11 @@ static void sleep_ms(int ms)
 
 static int authenticate(struct kf_etcd *c, const char *stale, struct kf_strbuf *err);
 
-/* A call with a token obtained when the config has a user. */
+/* A call with a token obtained when the config has a user. The answer is
+ * parsed into *ret; or, with raw, a 200 answer's body is moved into *raw
+ * unread (other answers are errors, read as JSON as always). */
 static int call(struct kf_etcd *c, const char *path, const char *body, size_t len, unsigned flags,
-                bool auth, json_t **ret, struct kf_strbuf *err)
+                bool auth, json_t **ret, struct kf_strbuf *raw, struct kf_strbuf *err)
 {
     int n = (int)c->cfg.n_endpoints;
     int backoff = BACKOFF_MIN_MS, auth_retries = 0;
@@ -667,6 +673,12 @@ static int call(struct kf_etcd *c, const char *path, const char *body, size_t le
                 backoff = KF_MIN(backoff * 2, BACKOFF_MAX_MS);
             }
             continue;
+        }
+        if (raw && status == 200) {
+            free(token);
+            kf_strbuf_release(raw);
+            *raw = resp;
+            return 0;
         }
         v = json_loadb(resp.buf, resp.len, 0, &jerr);
         kf_strbuf_release(&resp);
@@ -731,7 +743,8 @@ static int authenticate(struct kf_etcd *c, const char *stale, struct kf_strbuf *
     req = json_pack("{s:s, s:s}", "name", c->cfg.user, "password", c->cfg.password);
     body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    r = call(c, "/v3/auth/authenticate", body, strlen(body), KF_ETCD_IDEMPOTENT, false, &resp, err);
+    r = call(c, "/v3/auth/authenticate", body, strlen(body), KF_ETCD_IDEMPOTENT, false, &resp, NULL,
+             err);
     memset(body, 0, strlen(body));
     free(body);
     if (r == -EPERM) {
@@ -765,7 +778,19 @@ int kf_etcd_call(struct kf_etcd *c, const char *path, json_t *req, unsigned flag
     int r;
 
     kf_assert(body);
-    r = call(c, path, body, strlen(body), flags, true, ret, err);
+    r = call(c, path, body, strlen(body), flags, true, ret, NULL, err);
+    free(body);
+    return r;
+}
+
+int kf_etcd_call_raw(struct kf_etcd *c, const char *path, json_t *req, unsigned flags,
+                     struct kf_strbuf *ret_body, struct kf_strbuf *err)
+{
+    char *body = json_dumps(req, JSON_COMPACT);
+    int r;
+
+    kf_assert(body);
+    r = call(c, path, body, strlen(body), flags, true, NULL, ret_body, err);
     free(body);
     return r;
 }

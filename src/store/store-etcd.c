@@ -45,6 +45,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "kfleet/base64.h"
 #include "kfleet/error.h"
 #include "kfleet/etcd.h"
 #include "kfleet/json.h"
@@ -117,14 +118,16 @@ static json_t *ekey(struct etcd_store *es, const char *key)
     return v;
 }
 
-/* Reads an etcd kv into a store kv; -EBADMSG for keys outside the store. */
-static int kv_from(struct etcd_store *es, const json_t *kv, struct kf_kv *ret)
+/* A kv of etcd's (key and value in base64) into a store kv; -EBADMSG for
+ * keys outside the store. */
+static int kv_from_scanned(struct etcd_store *es, const struct kf_etcd_scanned_kv *kv,
+                           struct kf_kv *ret)
 {
     struct kf_strbuf key = KF_STRBUF_INIT, val = KF_STRBUF_INIT;
 
-    if (kf_etcd_get_bytes(kv, "key", &key) < 0 || kf_etcd_get_bytes(kv, "value", &val) < 0 ||
-        key.len <= es->prefix_len || memcmp(key.buf, es->prefix, es->prefix_len) != 0 ||
-        strlen(key.buf) != key.len) {
+    if (kf_base64_decode(&key, kv->key, kv->key_len) < 0 ||
+        kf_base64_decode(&val, kv->value, kv->value_len) < 0 || key.len <= es->prefix_len ||
+        memcmp(key.buf, es->prefix, es->prefix_len) != 0 || strlen(key.buf) != key.len) {
         kf_strbuf_release(&key);
         kf_strbuf_release(&val);
         return -EBADMSG;
@@ -132,10 +135,28 @@ static int kv_from(struct etcd_store *es, const json_t *kv, struct kf_kv *ret)
     ret->key = kf_xstrdup(key.buf + es->prefix_len);
     ret->value_len = val.len;
     ret->value = kf_strbuf_detach(&val, NULL);
-    ret->create_rev = kf_etcd_get_int(kv, "create_revision", 0);
-    ret->mod_rev = kf_etcd_get_int(kv, "mod_revision", 0);
+    ret->create_rev = kv->create_rev;
+    ret->mod_rev = kv->mod_rev;
     kf_strbuf_release(&key);
     return 0;
+}
+
+/* The same from a kv as jansson parsed it. */
+static int kv_from(struct etcd_store *es, const json_t *kv, struct kf_kv *ret)
+{
+    const json_t *key = json_object_get(kv, "key"), *val = json_object_get(kv, "value");
+    struct kf_etcd_scanned_kv sk = {
+        .key = json_is_string(key) ? json_string_value(key) : "",
+        .key_len = json_is_string(key) ? json_string_length(key) : 0,
+        .value = json_is_string(val) ? json_string_value(val) : "",
+        .value_len = json_is_string(val) ? json_string_length(val) : 0,
+        .create_rev = kf_etcd_get_int(kv, "create_revision", 0),
+        .mod_rev = kf_etcd_get_int(kv, "mod_revision", 0),
+    };
+
+    if ((key && !json_is_string(key)) || (val && !json_is_string(val)))
+        return -EBADMSG;
+    return kv_from_scanned(es, &sk, ret);
 }
 
 /* --- reads ---------------------------------------------------------------- */
@@ -173,15 +194,33 @@ static json_t *key_after(struct etcd_store *es, const char *key)
     return v;
 }
 
+struct range_run {
+    struct etcd_store *es;
+    struct kf_kv_list out;
+};
+
+static int add_scanned_kv(void *arg, const struct kf_etcd_scanned_kv *kv)
+{
+    struct range_run *rr = arg;
+
+    KF_GROW(rr->out.items, rr->out.alloc, rr->out.n);
+    if (kv_from_scanned(rr->es, kv, &rr->out.items[rr->out.n]) == 0)
+        rr->out.n++; /* else not a store key (a NUL in it): skipped */
+    return 0;
+}
+
+/* A range's answer is read by kf_etcd_scan_range, not parsed into a JSON
+ * tree: a LIST of the whole fleet is one range of megabytes. */
 static int etcd_range(struct kf_store *s, const struct kf_range *q, struct kf_kv_list *ret)
 {
     struct etcd_store *es = es_of(s);
     const char *p = q->prefix && *q->prefix ? q->prefix : "/";
     char *full = kf_xasprintf("%s%s", es->prefix, p);
     char *end = kf_store_prefix_end(full);
-    json_t *req, *resp = NULL, *kvs, *kv;
-    struct kf_kv_list out = { 0 };
-    size_t i;
+    struct kf_strbuf body = KF_STRBUF_INIT;
+    struct range_run rr = { .es = es };
+    struct kf_etcd_scanned_range sr;
+    json_t *req;
     int r;
 
     req = json_pack("{s:o, s:o}", "key", kf_etcd_str(full), "range_end", kf_etcd_str(end));
@@ -193,22 +232,20 @@ static int etcd_range(struct kf_store *s, const struct kf_range *q, struct kf_kv
         json_object_set_new(req, "revision", kf_etcd_int(q->rev));
     free(full);
     free(end);
-    r = kf_etcd_call(es->c, "/v3/kv/range", req, KF_ETCD_IDEMPOTENT, &resp, NULL);
+    r = kf_etcd_call_raw(es->c, "/v3/kv/range", req, KF_ETCD_IDEMPOTENT, &body, NULL);
     json_decref(req);
     if (r < 0)
         return r;
-    kvs = json_object_get(resp, "kvs");
-    json_array_foreach(kvs, i, kv)
-    {
-        KF_GROW(out.items, out.alloc, out.n);
-        if (kv_from(es, kv, &out.items[out.n]) < 0)
-            continue; /* not a store key (a NUL in it): skip */
-        out.n++;
+    r = kf_etcd_scan_range(body.buf, body.len, add_scanned_kv, &rr, &sr);
+    kf_strbuf_release(&body);
+    if (r < 0) {
+        kf_kv_list_release(&rr.out);
+        return -EIO;
     }
-    out.more = kf_json_bool(resp, "more", false);
-    out.rev = q->rev > 0 ? q->rev : kf_etcd_get_int(json_object_get(resp, "header"), "revision", 0);
-    json_decref(resp);
-    *ret = out;
+    kf_etcd_note_rev(es->c, sr.header_rev);
+    rr.out.more = sr.more;
+    rr.out.rev = q->rev > 0 ? q->rev : sr.header_rev;
+    *ret = rr.out;
     return 0;
 }
 
