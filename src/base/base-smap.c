@@ -27,15 +27,20 @@ void kf_smap_init(struct kf_smap *m)
     *m = (struct kf_smap)KF_SMAP_INIT;
 }
 
+void kf_smap_init_borrowed(struct kf_smap *m)
+{
+    *m = (struct kf_smap){ .borrowed_keys = true };
+}
+
 void kf_smap_release(struct kf_smap *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->cap; i++)
+    for (size_t i = 0; i < m->cap && !m->borrowed_keys; i++)
         if (m->slots[i].key && m->slots[i].key != KF_SMAP_TOMB)
             free(m->slots[i].key);
     free(m->slots);
-    *m = (struct kf_smap)KF_SMAP_INIT;
+    *m = (struct kf_smap){ .borrowed_keys = m->borrowed_keys };
 }
 
 static size_t find_slot(const struct kf_smap *m, const char *key, uint64_t h, bool *found)
@@ -92,12 +97,14 @@ void *kf_smap_put(struct kf_smap *m, const char *key, void *value)
     if (found) {
         void *prev = m->slots[i].value;
 
+        if (m->borrowed_keys)
+            m->slots[i].key = (char *)key; /* the new value's name */
         m->slots[i].value = value;
         return prev;
     }
     if (!m->slots[i].key)
         m->used++;
-    m->slots[i].key = kf_xstrdup(key);
+    m->slots[i].key = m->borrowed_keys ? (char *)key : kf_xstrdup(key);
     m->slots[i].hash = h;
     m->slots[i].value = value;
     m->n++;
@@ -136,7 +143,8 @@ void *kf_smap_remove(struct kf_smap *m, const char *key)
     if (!found)
         return NULL;
     v = m->slots[i].value;
-    free(m->slots[i].key);
+    if (!m->borrowed_keys)
+        free(m->slots[i].key);
     m->slots[i].key = KF_SMAP_TOMB;
     m->slots[i].value = NULL;
     m->n--;

@@ -77,7 +77,7 @@ struct cap_member {
     char *name;
     struct cap_cluster *cluster; /* never NULL (a placeholder until the cluster is seen) */
     struct cap_host *host;       /* NULL: not bound */
-    char *component;
+    const char *component;       /* interned: the model's components map owns it */
     int index;
     struct kf_res req;
     bool ready; /* status.ready */
@@ -107,7 +107,10 @@ struct cap_cluster {
     bool grade_changing;       /* condition GradeChanging True */
     struct kf_res shape_total; /* status.effective.requests (0: unknown) */
     struct kf_res bound;       /* requests of its members bound to hosts (maintained) */
-    struct kf_smap members;    /* name -> struct cap_member * */
+    /* its members, in no particular order (a cluster has ~10: a list costs
+     * less than a map of its own) */
+    struct cap_member **members;
+    size_t n_members, alloc_members;
 };
 
 struct cap_unit {
@@ -123,11 +126,14 @@ struct cap_region {
     json_t *spec;
 };
 
-/* The model. Entries live in the maps by name. Every function takes the
- * lock itself except those marked "locked"; readers of entries hold it. */
+/* The model. Entries live in the maps by name; the maps of entries borrow
+ * the entry's own name as their key (kf_smap_init_borrowed), so an entry
+ * leaves every map before it is freed. Every function takes the lock
+ * itself except those marked "locked"; readers of entries hold it. */
 struct cap_model {
     pthread_mutex_t lock;
     struct kf_smap regions, units, hosts, members, clusters;
+    struct kf_smap components; /* component name -> its one copy */
 };
 
 /* What an event changed: the units to look at again, or a whole region,
@@ -142,6 +148,10 @@ struct cap_change {
      * spec, ...), not only bookkeeping (status writes of hosts and units) */
     bool placement_input;
 };
+
+/* The cluster's members sorted by name (locked), in *ret (the caller
+ * frees the array, not the members); their count. */
+size_t cap_cluster_members_sorted(const struct cap_cluster *c, struct cap_member ***ret);
 
 void cap_model_init(struct cap_model *m);
 void cap_model_release(struct cap_model *m);

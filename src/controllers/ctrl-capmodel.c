@@ -33,6 +33,12 @@ void cap_model_init(struct cap_model *m)
 {
     memset(m, 0, sizeof(*m));
     pthread_mutex_init(&m->lock, NULL);
+    kf_smap_init(&m->regions);
+    kf_smap_init_borrowed(&m->units);
+    kf_smap_init_borrowed(&m->hosts);
+    kf_smap_init_borrowed(&m->members);
+    kf_smap_init_borrowed(&m->clusters);
+    kf_smap_init(&m->components);
 }
 
 static void unit_free(struct cap_unit *u)
@@ -60,7 +66,7 @@ static void cluster_free(struct cap_cluster *c)
 {
     if (!c)
         return;
-    kf_smap_release(&c->members);
+    free(c->members);
     free(c->region);
     free(c->name);
     free(c);
@@ -70,7 +76,6 @@ static void member_free(struct cap_member *mb)
 {
     if (!mb)
         return;
-    free(mb->component);
     free(mb->name);
     free(mb);
 }
@@ -99,11 +104,15 @@ void cap_model_release(struct cap_model *m)
         free(r->name);
         free(r);
     }
+    it = 0;
+    while (kf_smap_next(&m->components, &it, NULL, &v))
+        free(v);
     kf_smap_release(&m->members);
     kf_smap_release(&m->hosts);
     kf_smap_release(&m->clusters);
     kf_smap_release(&m->units);
     kf_smap_release(&m->regions);
+    kf_smap_release(&m->components);
     pthread_mutex_destroy(&m->lock);
 }
 
@@ -116,7 +125,9 @@ static struct cap_unit *unit_get(struct cap_model *m, const char *name)
     if (!u) {
         u = kf_xcalloc(1, sizeof(*u));
         u->name = kf_xstrdup(name);
-        kf_smap_put(&m->units, name, u);
+        kf_smap_init_borrowed(&u->hosts);
+        kf_smap_init_borrowed(&u->clusters);
+        kf_smap_put(&m->units, u->name, u);
     }
     return u;
 }
@@ -136,7 +147,7 @@ static struct cap_host *host_get(struct cap_model *m, const char *name)
     if (!h) {
         h = kf_xcalloc(1, sizeof(*h));
         h->name = kf_xstrdup(name);
-        kf_smap_put(&m->hosts, name, h);
+        kf_smap_put(&m->hosts, h->name, h);
     }
     return h;
 }
@@ -157,17 +168,54 @@ static struct cap_cluster *cluster_get(struct cap_model *m, const char *name)
         c = kf_xcalloc(1, sizeof(*c));
         c->name = kf_xstrdup(name);
         c->grade = KF_GRADE_NONE;
-        kf_smap_put(&m->clusters, name, c);
+        kf_smap_put(&m->clusters, c->name, c);
     }
     return c;
 }
 
 static void cluster_gc(struct cap_model *m, struct cap_cluster *c)
 {
-    if (c && !c->known && !kf_smap_count(&c->members)) {
+    if (c && !c->known && !c->n_members) {
         kf_smap_remove(&m->clusters, c->name);
         cluster_free(c);
     }
+}
+
+static void cluster_drop_member(struct cap_cluster *c, const struct cap_member *mb)
+{
+    for (size_t i = 0; i < c->n_members; i++)
+        if (c->members[i] == mb) {
+            c->members[i] = c->members[--c->n_members];
+            return;
+        }
+}
+
+static int member_name_cmp(const void *a, const void *b)
+{
+    return strcmp((*(struct cap_member *const *)a)->name, (*(struct cap_member *const *)b)->name);
+}
+
+size_t cap_cluster_members_sorted(const struct cap_cluster *c, struct cap_member ***ret)
+{
+    struct cap_member **v = kf_xcalloc(c->n_members + 1, sizeof(*v));
+
+    if (c->n_members) /* members is NULL before the first */
+        memcpy(v, c->members, c->n_members * sizeof(*v));
+    qsort(v, c->n_members, sizeof(*v), member_name_cmp);
+    *ret = v;
+    return c->n_members;
+}
+
+/* The model's one copy of a component name: members share it. */
+static const char *intern(struct cap_model *m, const char *s)
+{
+    char *v = kf_smap_get(&m->components, s);
+
+    if (!v) {
+        v = kf_xstrdup(s);
+        kf_smap_put(&m->components, s, v);
+    }
+    return v;
 }
 
 static void res_add(struct kf_res *a, struct kf_res b, int sign)
@@ -255,7 +303,7 @@ static void apply_host(struct cap_model *m, const char *name, const json_t *obj,
         if (old)
             kf_smap_remove(&old->hosts, name);
         if (now)
-            kf_smap_put(&now->hosts, name, h);
+            kf_smap_put(&now->hosts, h->name, h);
         h->unit = now;
     }
     note_unit(ch, old);
@@ -280,7 +328,7 @@ static void apply_member(struct cap_model *m, const char *name, const json_t *ob
         if (!mb)
             return;
         kf_smap_remove(&m->members, name);
-        kf_smap_remove(&mb->cluster->members, name);
+        cluster_drop_member(mb->cluster, mb);
         note_unit(ch, old_host ? old_host->unit : NULL);
         note_cluster(ch, old_cluster->name);
         ch->placement_input = true; /* capacity freed */
@@ -295,18 +343,18 @@ static void apply_member(struct cap_model *m, const char *name, const json_t *ob
     if (!mb) {
         mb = kf_xcalloc(1, sizeof(*mb));
         mb->name = kf_xstrdup(name);
-        kf_smap_put(&m->members, name, mb);
+        kf_smap_put(&m->members, mb->name, mb);
     }
     if (!mb->cluster || strcmp(mb->cluster->name, cluster) != 0) {
         if (mb->cluster)
-            kf_smap_remove(&mb->cluster->members, name);
+            cluster_drop_member(mb->cluster, mb);
         mb->cluster = cluster_get(m, cluster);
-        kf_smap_put(&mb->cluster->members, name, mb);
+        KF_GROW(mb->cluster->members, mb->cluster->alloc_members, mb->cluster->n_members);
+        mb->cluster->members[mb->cluster->n_members++] = mb;
     }
     host = kf_json_str(obj, "spec.host", NULL);
     mb->host = host ? host_get(m, host) : NULL;
-    free(mb->component);
-    mb->component = kf_xstrdup(kf_json_str(obj, "spec.component", ""));
+    mb->component = intern(m, kf_json_str(obj, "spec.component", ""));
     mb->index = (int)kf_json_int(obj, "spec.index", 0);
     mb->req = cap_res_parse(kf_json_path(obj, "spec.resources.requests"));
     mb->ready = kf_json_bool(obj, "status.ready", false);
@@ -352,7 +400,7 @@ static void apply_cluster(struct cap_model *m, const char *name, const json_t *o
         if (old)
             kf_smap_remove(&old->clusters, name);
         if (now)
-            kf_smap_put(&now->clusters, name, c);
+            kf_smap_put(&now->clusters, c->name, c);
         c->unit = now;
     }
     note_unit(ch, old);
@@ -574,10 +622,8 @@ void cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, con
         free(hs);
         /* the excluded cluster's members leave their hosts */
         if (ex) {
-            size_t mit = 0;
-
-            while (kf_smap_next(&ex->members, &mit, NULL, &v)) {
-                struct cap_member *mb = v;
+            for (size_t k = 0; k < ex->n_members; k++) {
+                struct cap_member *mb = ex->members[k];
 
                 for (size_t j = 0; mb->host && j < u->n_hosts; j++) {
                     struct kf_place_host *ph = &u->hosts[j];

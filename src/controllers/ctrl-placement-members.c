@@ -121,18 +121,24 @@ struct existing {
     struct kf_res req;
 };
 
-/* Copies the cluster's members out of the model (lock held). */
+static int existing_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct existing *)a)->name, ((const struct existing *)b)->name);
+}
+
+/* Copies the cluster's members out of the model (lock held), sorted by
+ * name: of two members for one place, the first by name is kept, whatever
+ * order their events came in. */
 static size_t existing_members(struct place_ctrl *d, const char *cluster,
                                const struct kf_grade_spec *shape, struct existing **ret)
 {
     struct cap_cluster *c = kf_smap_get(&d->model.clusters, cluster);
     struct existing *ex;
-    size_t n = 0, it = 0;
-    void *v;
+    size_t n = 0;
 
-    ex = kf_xcalloc((c ? kf_smap_count(&c->members) : 0) + 1, sizeof(*ex));
-    while (c && kf_smap_next(&c->members, &it, NULL, &v)) {
-        struct cap_member *mb = v;
+    ex = kf_xcalloc((c ? c->n_members : 0) + 1, sizeof(*ex));
+    for (size_t i = 0; c && i < c->n_members; i++) {
+        const struct cap_member *mb = c->members[i];
 
         ex[n].name = kf_xstrdup(mb->name);
         ex[n].host = mb->host ? kf_xstrdup(mb->host->name) : NULL;
@@ -144,6 +150,7 @@ static size_t existing_members(struct place_ctrl *d, const char *cluster,
         ex[n].req = mb->req;
         n++;
     }
+    qsort(ex, n, sizeof(*ex), existing_cmp);
     *ret = ex;
     return n;
 }
@@ -322,17 +329,13 @@ void place_members_count(struct place_ctrl *d, const char *cluster, unsigned *re
                          unsigned *ret_ready)
 {
     struct cap_cluster *c;
-    size_t it = 0;
-    void *v;
 
     *ret_existing = *ret_ready = 0;
     pthread_mutex_lock(&d->model.lock);
     c = kf_smap_get(&d->model.clusters, cluster);
-    while (c && kf_smap_next(&c->members, &it, NULL, &v)) {
-        struct cap_member *mb = v;
-
+    for (size_t i = 0; c && i < c->n_members; i++) {
         (*ret_existing)++;
-        if (mb->ready)
+        if (c->members[i]->ready)
             (*ret_ready)++;
     }
     pthread_mutex_unlock(&d->model.lock);

@@ -772,8 +772,8 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         struct cap_units us;
         struct cap_cluster *cc;
         unsigned n_pins = 0;
-        size_t it = 0;
-        void *v;
+        struct cap_member **sorted = NULL;
+        size_t n_sorted;
         int ui, r = -ENOSPC;
 
         place_shape(&d->grades, target, s->profile, &shape);
@@ -786,8 +786,9 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         cap_units_build(&d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name, &us);
         ui = cap_units_find(&us, unit);
         cc = kf_smap_get(&d->model.clusters, name);
-        while (ui >= 0 && cc && kf_smap_next(&cc->members, &it, NULL, &v)) {
-            struct cap_member *mb = v;
+        n_sorted = cc ? cap_cluster_members_sorted(cc, &sorted) : 0;
+        for (size_t i = 0; ui >= 0 && i < n_sorted; i++) {
+            const struct cap_member *mb = sorted[i];
             int h = mb->host ? cap_units_find_host(&us, (size_t)ui, mb->host->name) : -1;
 
             for (unsigned k = 0; h >= 0 && k < shape.n_components; k++)
@@ -803,6 +804,7 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
                             (struct kf_place_pin){ (uint16_t)k, (uint16_t)mb->index, (uint32_t)h };
                 }
         }
+        free(sorted);
         c.pins = pins;
         c.n_pins = n_pins;
         if (ui >= 0)

@@ -58,10 +58,44 @@ static void test_model(void **state)
     kf_smap_release(&m);
 }
 
+/* A borrowed-keys map keeps the caller's pointers (the entry's own name)
+ * and never frees them; a replacing put takes the new entry's name. */
+static void test_borrowed_keys(void **state)
+{
+    struct kf_smap m;
+    char *a1 = strdup("alpha"), *a2 = strdup("alpha"), *b = strdup("beta");
+    const char *key;
+    void *v;
+    size_t it = 0, n = 0;
+
+    (void)state;
+    kf_smap_init_borrowed(&m);
+    assert_null(kf_smap_put(&m, a1, a1));
+    assert_null(kf_smap_put(&m, b, b));
+    assert_ptr_equal(kf_smap_put(&m, a2, a2), a1); /* replaced */
+    free(a1);                                      /* the map holds a2 now, not a1 */
+    while (kf_smap_next(&m, &it, &key, &v)) {
+        assert_ptr_equal(key, v); /* the caller's pointer, not a copy */
+        n++;
+    }
+    assert_int_equal(n, 2);
+    assert_ptr_equal(kf_smap_get(&m, "alpha"), a2);
+    assert_ptr_equal(kf_smap_remove(&m, "beta"), b);
+    free(b); /* removed: the map no longer reads it */
+    assert_null(kf_smap_get(&m, "beta"));
+    assert_int_equal(kf_smap_count(&m), 1);
+    kf_smap_release(&m);
+    assert_true(m.borrowed_keys); /* still a borrowing map */
+    assert_null(kf_smap_put(&m, a2, a2));
+    kf_smap_release(&m);
+    free(a2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),
+        cmocka_unit_test(test_borrowed_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
