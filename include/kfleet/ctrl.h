@@ -132,6 +132,12 @@ void kf_ctrl_enqueue_after(struct kf_ctrl *c, const char *name, int64_t delay_ms
 void *kf_ctrl_data(struct kf_ctrl *c);
 const char *kf_ctrl_name(struct kf_ctrl *c);
 struct kf_ctrl_manager *kf_ctrl_manager_of(struct kf_ctrl *c);
+/* A value that the controllers of one manager share, found by key: the
+ * first call makes it (make()), later calls return the same one; the
+ * manager frees it (release(value)) after every controller's fini. Call it
+ * from setup (the thread that adds controllers). */
+void *kf_ctrl_manager_shared(struct kf_ctrl_manager *m, const char *key, void *(*make)(void),
+                             void (*release)(void *value));
 struct kf_registry *kf_ctrl_registry(struct kf_ctrl *c);
 /* The informer of c's primary kind. */
 struct kf_informer *kf_ctrl_primary(struct kf_ctrl *c);

@@ -126,16 +126,6 @@ struct cap_region {
     json_t *spec;
 };
 
-/* The model. Entries live in the maps by name; the maps of entries borrow
- * the entry's own name as their key (kf_smap_init_borrowed), so an entry
- * leaves every map before it is freed. Every function takes the lock
- * itself except those marked "locked"; readers of entries hold it. */
-struct cap_model {
-    pthread_mutex_t lock;
-    struct kf_smap regions, units, hosts, members, clusters;
-    struct kf_smap components; /* component name -> its one copy */
-};
-
 /* What an event changed: the units to look at again, or a whole region,
  * and the cluster an event was about (names copied: the entries may be
  * gone). Empty strings when none. */
@@ -147,6 +137,37 @@ struct cap_change {
     /* what a placement decision reads changed (a host's readiness, a unit's
      * spec, ...), not only bookkeeping (status writes of hosts and units) */
     bool placement_input;
+    /* GuestCluster events: the cluster's GradeChanging before the event */
+    bool was_grade_changing;
+};
+
+/* The last event of one kind that was applied, for the subscribers that
+ * have not been handed its change yet (cap_model_apply). */
+struct cap_memo {
+    char *name;
+    int64_t rv;
+    bool deleted;
+    unsigned left;
+    struct cap_change change;
+};
+
+#define CAP_MODEL_KINDS 5 /* Region, Unit, Host, ControlPlaneMember, GuestCluster */
+
+/* The model. Entries live in the maps by name; the maps of entries borrow
+ * the entry's own name as their key (kf_smap_init_borrowed), so an entry
+ * leaves every map before it is freed. Every function takes the lock
+ * itself except those marked "locked"; readers of entries hold it.
+ *
+ * One model serves the placement and unit-status controllers of a manager
+ * (cap_model_shared). Both handle every event of the five kinds, one after
+ * the other in the informer's thread: the first handler's cap_model_apply
+ * applies the event, the others get the change it made (memo). */
+struct cap_model {
+    pthread_mutex_t lock;
+    struct kf_smap regions, units, hosts, members, clusters;
+    struct kf_smap components; /* component name -> its one copy */
+    unsigned subscribers;      /* controllers that apply events to it */
+    struct cap_memo memo[CAP_MODEL_KINDS];
 };
 
 /* The cluster's members sorted by name (locked), in *ret (the caller
@@ -155,8 +176,15 @@ size_t cap_cluster_members_sorted(const struct cap_cluster *c, struct cap_member
 
 void cap_model_init(struct cap_model *m);
 void cap_model_release(struct cap_model *m);
+/* The model of c's manager that the capacity controllers share (made by
+ * the first to ask, freed with the manager), with c counted among its
+ * subscribers. Call from setup. */
+struct cap_model *cap_model_shared(struct kf_ctrl *c);
 /* Applies one informer event of a Region, Unit, Host, ControlPlaneMember
- * or GuestCluster (obj: the new state, or the last one when deleted). */
+ * or GuestCluster (obj: the new state, or the last one when deleted). With
+ * several subscribers, an event (kind, name, resourceVersion, deleted)
+ * that was just applied is not applied again: *ret is the change it made,
+ * for each of the other subscribers once. */
 void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj, bool deleted,
                      struct cap_change *ret);
 /* Names of the units of region (locked by the caller or not: takes the

@@ -113,6 +113,8 @@ void cap_model_release(struct cap_model *m)
     kf_smap_release(&m->units);
     kf_smap_release(&m->regions);
     kf_smap_release(&m->components);
+    for (size_t i = 0; i < CAP_MODEL_KINDS; i++)
+        free(m->memo[i].name);
     pthread_mutex_destroy(&m->lock);
 }
 
@@ -375,6 +377,7 @@ static void apply_cluster(struct cap_model *m, const char *name, const json_t *o
     struct cap_unit *old = c->unit, *now = NULL;
 
     note_cluster(ch, c->name);
+    ch->was_grade_changing = c->grade_changing;
     if (!deleted) {
         const char *unit = kf_json_str(obj, "status.unit", NULL);
         const json_t *cond =
@@ -411,15 +414,88 @@ static void apply_cluster(struct cap_model *m, const char *name, const json_t *o
     }
 }
 
+static void *shared_make(void)
+{
+    struct cap_model *m = kf_xmalloc(sizeof(*m));
+
+    cap_model_init(m);
+    return m;
+}
+
+static void shared_release(void *v)
+{
+    cap_model_release(v);
+    free(v);
+}
+
+struct cap_model *cap_model_shared(struct kf_ctrl *c)
+{
+    struct cap_model *m = kf_ctrl_manager_shared(kf_ctrl_manager_of(c), "capacity-model",
+                                                 shared_make, shared_release);
+
+    pthread_mutex_lock(&m->lock);
+    m->subscribers++;
+    pthread_mutex_unlock(&m->lock);
+    return m;
+}
+
+static int memo_slot(const struct kf_kind *k)
+{
+    if (k == &kf_kind_region)
+        return 0;
+    if (k == &kf_kind_unit)
+        return 1;
+    if (k == &kf_kind_host)
+        return 2;
+    if (k == &kf_kind_controlplanemember)
+        return 3;
+    return 4; /* GuestCluster */
+}
+
+/* locked: the change this event made when it was just applied for another
+ * subscriber (true, *ret set), else false. */
+static bool memo_take(struct cap_model *m, const struct kf_kind *k, const char *name, int64_t rv,
+                      bool deleted, struct cap_change *ret)
+{
+    struct cap_memo *mo = &m->memo[memo_slot(k)];
+
+    if (!mo->left || mo->rv != rv || mo->deleted != deleted || !mo->name ||
+        strcmp(mo->name, name) != 0)
+        return false;
+    mo->left--;
+    *ret = mo->change;
+    return true;
+}
+
+static void memo_put(struct cap_model *m, const struct kf_kind *k, const char *name, int64_t rv,
+                     bool deleted, const struct cap_change *ch)
+{
+    struct cap_memo *mo = &m->memo[memo_slot(k)];
+
+    if (m->subscribers < 2)
+        return;
+    free(mo->name);
+    mo->name = kf_xstrdup(name);
+    mo->rv = rv;
+    mo->deleted = deleted;
+    mo->left = m->subscribers - 1;
+    mo->change = *ch;
+}
+
 void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj, bool deleted,
                      struct cap_change *ret)
 {
     const char *name = kf_obj_name(obj);
+    int64_t rv = kf_obj_rv(obj);
 
     memset(ret, 0, sizeof(*ret));
     if (!name)
         return;
     pthread_mutex_lock(&m->lock);
+    if (memo_take(m, k, name, rv, deleted, ret)) {
+        pthread_mutex_unlock(&m->lock);
+        return;
+    }
     if (k == &kf_kind_host) {
         apply_host(m, name, obj, deleted, ret);
     } else if (k == &kf_kind_controlplanemember) {
@@ -469,6 +545,7 @@ void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t 
         if (!deleted)
             snprintf(ret->region, sizeof(ret->region), "%s", name);
     }
+    memo_put(m, k, name, rv, deleted, ret);
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -104,8 +104,8 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
     place_cluster_input(cluster, &s, grade, &shape, &c, &bufs);
     kf_placer_init(&placer, &d->policy);
 
-    pthread_mutex_lock(&d->model.lock);
-    cap_units_build(&d->model, &d->policy, NULL, call->name, &us);
+    pthread_mutex_lock(&d->model->lock);
+    cap_units_build(d->model, &d->policy, NULL, call->name, &us);
     kf_place_explain(&placer, us.units, us.n, &c, &ex);
     if (placed)
         kf_strbuf_addf(&text,
@@ -132,7 +132,7 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
     json_object_set_new(out, "gradeReason", json_string(gwhy.buf));
     kf_place_explain_release(&ex);
     cap_units_release(&us);
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
 
     kf_placer_release(&placer);
     place_input_bufs_release(&bufs);
@@ -223,9 +223,9 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
     req.max_unit_hosts = (unsigned)KF_MAX(kf_json_int(b, "maxUnitHosts", 0), 0);
     kf_placer_init(&placer, &d->policy);
 
-    pthread_mutex_lock(&d->model.lock);
-    region_known = kf_smap_contains(&d->model.regions, region);
-    cap_units_build(&d->model, &d->policy, region, NULL, &us);
+    pthread_mutex_lock(&d->model->lock);
+    region_known = kf_smap_contains(&d->model->regions, region);
+    cap_units_build(d->model, &d->policy, region, NULL, &us);
     req.units = us.units;
     req.n_units = us.n;
     req.host_shape = us.n ? cap_unit_host_shape(&us.units[0], d->default_host) : d->default_host;
@@ -240,7 +240,7 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
         r = kf_plan(&placer, &req, &res, err);
     if (r == 0)
         kf_plan_format(&req, &res, &text);
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
     if (r < 0) {
         cap_units_release(&us);
         kf_placer_release(&placer);

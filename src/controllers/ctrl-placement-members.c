@@ -132,7 +132,7 @@ static int existing_cmp(const void *a, const void *b)
 static size_t existing_members(struct place_ctrl *d, const char *cluster,
                                const struct kf_grade_spec *shape, struct existing **ret)
 {
-    struct cap_cluster *c = kf_smap_get(&d->model.clusters, cluster);
+    struct cap_cluster *c = kf_smap_get(&d->model->clusters, cluster);
     struct existing *ex;
     size_t n = 0;
 
@@ -200,7 +200,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
     int ui = -1, r = 0;
 
     memset(have, 0, sizeof(have));
-    pthread_mutex_lock(&d->model.lock);
+    pthread_mutex_lock(&d->model->lock);
     n = existing_members(d, cname, shape, &ex);
     for (size_t i = 0; i < n; i++) {
         bool extra = ex[i].comp < 0 || ex[i].index < 0 ||
@@ -221,7 +221,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
         const char *zones[KF_PLACE_MAX_ZONES];
 
         res = kf_xcalloc(1, sizeof(*res));
-        cap_units_build(&d->model, &d->policy, NULL, cname, &us);
+        cap_units_build(d->model, &d->policy, NULL, cname, &us);
         ui = cap_units_find(&us, unit);
         if (ui < 0) {
             r = kf_err(why, -ENOSPC, "unit %s is gone; the cluster's members cannot be bound",
@@ -267,7 +267,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
         }
     }
     cap_units_release(&us);
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
 
     /* writes, without the model's lock */
     for (size_t i = 0; r == 0 && i < n; i++) {
@@ -309,9 +309,9 @@ int place_members_delete_all(struct place_ctrl *d, const char *cluster, struct k
     size_t n;
     int left = 0, r = 0;
 
-    pthread_mutex_lock(&d->model.lock);
+    pthread_mutex_lock(&d->model->lock);
     n = existing_members(d, cluster, NULL, &ex);
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
     for (size_t i = 0; i < n && r == 0; i++) {
         bool gone = false;
 
@@ -331,12 +331,12 @@ void place_members_count(struct place_ctrl *d, const char *cluster, unsigned *re
     struct cap_cluster *c;
 
     *ret_existing = *ret_ready = 0;
-    pthread_mutex_lock(&d->model.lock);
-    c = kf_smap_get(&d->model.clusters, cluster);
+    pthread_mutex_lock(&d->model->lock);
+    c = kf_smap_get(&d->model->clusters, cluster);
     for (size_t i = 0; c && i < c->n_members; i++) {
         (*ret_existing)++;
         if (c->members[i]->ready)
             (*ret_ready)++;
     }
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
 }

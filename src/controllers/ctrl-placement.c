@@ -105,11 +105,11 @@ static void after_change(struct place_ctrl *d, const struct cap_change *ch)
         struct cap_unit *u;
         char *region = NULL;
 
-        pthread_mutex_lock(&d->model.lock);
-        u = kf_smap_get(&d->model.units, ch->units[i]);
+        pthread_mutex_lock(&d->model->lock);
+        u = kf_smap_get(&d->model->units, ch->units[i]);
         if (u && u->spec)
             region = kf_xstrdup(kf_json_str(u->spec, "region", ""));
-        pthread_mutex_unlock(&d->model.lock);
+        pthread_mutex_unlock(&d->model->lock);
         if (region)
             wake_pending(d, region);
         free(region);
@@ -122,7 +122,7 @@ static void after_change(struct place_ctrl *d, const struct cap_change *ch)
         struct place_ctrl *d = kf_ctrl_data(c);                        \
         struct cap_change ch;                                          \
                                                                        \
-        cap_model_apply(&d->model, &kind, obj, deleted, &ch);          \
+        cap_model_apply(d->model, &kind, obj, deleted, &ch);           \
         after_change(d, &ch);                                          \
     }
 MAP_FN(map_region, kf_kind_region)
@@ -134,7 +134,7 @@ static void map_member(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct place_ctrl *d = kf_ctrl_data(c);
     struct cap_change ch;
 
-    cap_model_apply(&d->model, &kf_kind_controlplanemember, obj, deleted, &ch);
+    cap_model_apply(d->model, &kf_kind_controlplanemember, obj, deleted, &ch);
     if (ch.cluster[0]) /* its members' count and readiness */
         kf_ctrl_enqueue_after(c, ch.cluster, WAKE_MS);
     if (deleted)
@@ -145,21 +145,16 @@ static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct place_ctrl *d = kf_ctrl_data(c);
     struct cap_change ch;
-    bool was_changing = false, changing;
-    struct cap_cluster *cl;
+    bool changing;
 
-    pthread_mutex_lock(&d->model.lock);
-    cl = kf_smap_get(&d->model.clusters, kf_obj_name(obj));
-    was_changing = cl && cl->grade_changing;
-    pthread_mutex_unlock(&d->model.lock);
-    cap_model_apply(&d->model, &kf_kind_guestcluster, obj, deleted, &ch);
+    cap_model_apply(d->model, &kf_kind_guestcluster, obj, deleted, &ch);
     changing =
         !deleted && cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging") &&
         kf_streq(
             kf_json_str(cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging"),
                         "status", NULL),
             "True");
-    if (was_changing && !changing)
+    if (ch.was_grade_changing && !changing)
         wake_candidates(d); /* a slot for the next grade change */
     if (deleted || kf_obj_deleting(obj))
         after_change(d, &ch);
@@ -245,6 +240,7 @@ static int setup(struct kf_ctrl *c)
     int r;
 
     d->ctrl = c;
+    d->model = cap_model_shared(c);
     d->clusters = kf_ctrl_primary(c);
     d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
     d->pools = kf_ctrl_informer(m, &kf_kind_ippool);
@@ -334,14 +330,14 @@ static unsigned grade_changes_in_flight(struct place_ctrl *d, const char *except
     size_t it = 0;
     void *v;
 
-    pthread_mutex_lock(&d->model.lock);
-    while (kf_smap_next(&d->model.clusters, &it, NULL, &v)) {
+    pthread_mutex_lock(&d->model->lock);
+    while (kf_smap_next(&d->model->clusters, &it, NULL, &v)) {
         struct cap_cluster *c = v;
 
         if (c->known && c->grade_changing && strcmp(c->name, except) != 0)
             n++;
     }
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
     return n;
 }
 
@@ -601,11 +597,11 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     place_shape_json(&shape, s->effective);
     place_cluster_input(cluster, s, grade, &shape, &c, &bufs);
 
-    pthread_mutex_lock(&d->model.lock);
+    pthread_mutex_lock(&d->model->lock);
     {
         struct cap_units us;
 
-        cap_units_build(&d->model, &d->policy, region, name, &us);
+        cap_units_build(d->model, &d->policy, region, name, &us);
         r = kf_place(&d->placer, us.units, us.n, &c, res);
         if (r == 0) {
             const struct kf_place_unit *u = &us.units[res->unit];
@@ -623,7 +619,7 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
         }
         cap_units_release(&us);
     }
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
     place_input_bufs_release(&bufs);
 
     if (r < 0) {
@@ -782,10 +778,10 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         /* it stays where it is: only its new members move, within its zones */
         c.unit_ok = NULL;
         c.n_avoid_units = 0;
-        pthread_mutex_lock(&d->model.lock);
-        cap_units_build(&d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name, &us);
+        pthread_mutex_lock(&d->model->lock);
+        cap_units_build(d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name, &us);
         ui = cap_units_find(&us, unit);
-        cc = kf_smap_get(&d->model.clusters, name);
+        cc = kf_smap_get(&d->model->clusters, name);
         n_sorted = cc ? cap_cluster_members_sorted(cc, &sorted) : 0;
         for (size_t i = 0; ui >= 0 && i < n_sorted; i++) {
             const struct cap_member *mb = sorted[i];
@@ -810,7 +806,7 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         if (ui >= 0)
             r = kf_place(&d->placer, us.units, us.n, &c, res);
         cap_units_release(&us);
-        pthread_mutex_unlock(&d->model.lock);
+        pthread_mutex_unlock(&d->model->lock);
         place_input_bufs_release(&bufs);
         if (r < 0) {
             char *msg = kf_xasprintf("cannot move to %s on unit %s: %s", kf_grade_name(target),
@@ -1035,7 +1031,6 @@ int kf_ctrl_placement_init(const struct kf_ctrl_env *env, void **ret, struct kf_
     d->reg = env->reg;
     d->api = env->api;
     d->rec = kf_recorder_new(env->reg, "placement");
-    cap_model_init(&d->model);
     if (o->grades)
         d->grades = *o->grades;
     else
@@ -1063,7 +1058,6 @@ void kf_ctrl_placement_fini(void *data)
     place_api_unbind(d);
     kf_recorder_free(d->rec);
     kf_placer_release(&d->placer);
-    cap_model_release(&d->model);
     place_ipam_free(d);
     while (kf_smap_next(&d->pending, &it, NULL, &v))
         free(v);

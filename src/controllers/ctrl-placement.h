@@ -39,7 +39,7 @@ struct place_ctrl {
     struct kf_registry *reg;
     struct kf_recorder *rec;
     struct kf_api *api;
-    struct cap_model model;
+    struct cap_model *model; /* shared with the other capacity controller (cap_model_shared) */
     struct kf_grade_table grades;
     struct kf_grade_shift_policy shift;
     struct kf_place_policy policy;

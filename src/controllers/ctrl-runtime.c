@@ -49,6 +49,12 @@ struct kf_ctrl_manager {
     pthread_t ticker;
     void **allocs; /* kf_ctrl_manager_alloc */
     size_t nallocs, alloc_allocs;
+    struct shared { /* kf_ctrl_manager_shared */
+        char *key;
+        void *value;
+        void (*release)(void *value);
+    } * shared;
+    size_t nshared, alloc_shared;
 };
 
 struct kf_ctrl_manager *kf_ctrl_manager_new(struct kf_store *store, struct kf_registry *reg)
@@ -287,6 +293,11 @@ void kf_ctrl_manager_free(struct kf_ctrl_manager *m)
     for (size_t i = 0; i < m->nallocs; i++)
         free(m->allocs[i]);
     free(m->allocs);
+    for (size_t i = 0; i < m->nshared; i++) {
+        m->shared[i].release(m->shared[i].value);
+        free(m->shared[i].key);
+    }
+    free(m->shared);
     free(m);
 }
 
@@ -302,6 +313,17 @@ void *kf_ctrl_manager_alloc(struct kf_ctrl_manager *m, size_t size)
     KF_GROW(m->allocs, m->alloc_allocs, m->nallocs);
     m->allocs[m->nallocs++] = p;
     return p;
+}
+
+void *kf_ctrl_manager_shared(struct kf_ctrl_manager *m, const char *key, void *(*make)(void),
+                             void (*release)(void *value))
+{
+    for (size_t i = 0; i < m->nshared; i++)
+        if (strcmp(m->shared[i].key, key) == 0)
+            return m->shared[i].value;
+    KF_GROW(m->shared, m->alloc_shared, m->nshared);
+    m->shared[m->nshared] = (struct shared){ kf_xstrdup(key), make(), release };
+    return m->shared[m->nshared++].value;
 }
 
 int kf_ctrl_manager_wait_idle(struct kf_ctrl_manager *m, int timeout_ms)

@@ -59,7 +59,7 @@ struct unit_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
     struct kf_recorder *rec;
-    struct cap_model model;
+    struct cap_model *model; /* shared with the other capacity controller (cap_model_shared) */
     struct kf_grade_table grades;
     struct kf_place_policy policy;
     struct kf_res default_host;
@@ -82,7 +82,7 @@ static void changed(struct unit_ctrl *d, const struct cap_change *ch)
         kf_ctrl_enqueue_after(d->ctrl, ch->units[i], COALESCE_MS);
     if (ch->region[0]) {
         char **names;
-        size_t n = cap_model_units_of(&d->model, ch->region, &names);
+        size_t n = cap_model_units_of(d->model, ch->region, &names);
 
         for (size_t i = 0; i < n; i++)
             kf_ctrl_enqueue_after(d->ctrl, names[i], COALESCE_MS);
@@ -96,7 +96,7 @@ static void changed(struct unit_ctrl *d, const struct cap_change *ch)
         struct unit_ctrl *d = kf_ctrl_data(c);                         \
         struct cap_change ch;                                          \
                                                                        \
-        cap_model_apply(&d->model, &kind, obj, deleted, &ch);          \
+        cap_model_apply(d->model, &kind, obj, deleted, &ch);           \
         changed(d, &ch);                                               \
     }
 MAP_FN(map_host, kf_kind_host)
@@ -108,7 +108,7 @@ static void map_region(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct unit_ctrl *d = kf_ctrl_data(c);
     struct cap_change ch;
 
-    cap_model_apply(&d->model, &kf_kind_region, obj, deleted, &ch);
+    cap_model_apply(d->model, &kf_kind_region, obj, deleted, &ch);
     changed(d, &ch);
     if (!deleted)
         enqueue_region(d, kf_obj_name(obj));
@@ -121,7 +121,7 @@ static void map_unit(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct unit_ctrl *d = kf_ctrl_data(c);
     struct cap_change ch;
 
-    cap_model_apply(&d->model, &kf_kind_unit, obj, deleted, &ch);
+    cap_model_apply(d->model, &kf_kind_unit, obj, deleted, &ch);
     changed(d, &ch);
     enqueue_region(d, kf_json_str(obj, "spec.region", NULL));
 }
@@ -132,6 +132,7 @@ static int setup(struct kf_ctrl *c)
     int r;
 
     d->ctrl = c;
+    d->model = cap_model_shared(c);
     d->regions = kf_ctrl_informer(kf_ctrl_manager_of(c), &kf_kind_region);
     if ((r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_unit, map_unit)) < 0 ||
@@ -290,8 +291,8 @@ static int reconcile_region(struct unit_ctrl *d, const char *name)
 
     if (!d->regions || kf_informer_get(d->regions, name, &region) < 0)
         return 0;
-    pthread_mutex_lock(&d->model.lock);
-    cap_units_build(&d->model, &d->policy, name, NULL, &us);
+    pthread_mutex_lock(&d->model->lock);
+    cap_units_build(d->model, &d->policy, name, NULL, &us);
     n = us.n;
     for (size_t i = 0; i < us.n; i++) {
         clusters += us.units[i].clusters;
@@ -300,7 +301,7 @@ static int reconcile_region(struct unit_ctrl *d, const char *name)
             ready += us.units[i].hosts[h].ready;
     }
     cap_units_release(&us);
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
     st = json_pack("{s:I, s:I, s:I, s:I, s:I}", "units", (json_int_t)n, "clusters",
                    (json_int_t)clusters, "hosts", (json_int_t)hosts, "readyHosts",
                    (json_int_t)ready, "observedGeneration", (json_int_t)kf_obj_generation(region));
@@ -337,14 +338,14 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     enqueue_region(d, kf_json_str(unit, "spec.region", NULL));
     old = kf_json_path(unit, "status");
     was_above = kf_json_bool(old, "aboveWaterLevel", false);
-    pthread_mutex_lock(&d->model.lock);
-    cap_units_build(&d->model, &d->policy, kf_json_str(unit, "spec.region", ""), NULL, &us);
+    pthread_mutex_lock(&d->model->lock);
+    cap_units_build(d->model, &d->policy, kf_json_str(unit, "spec.region", ""), NULL, &us);
     i = cap_units_find(&us, name);
     if (i >= 0)
         st = unit_status(d, &us, (size_t)i, json_object_get(old, "conditions"), kf_now_ms(), &above,
                          &water);
     cap_units_release(&us);
-    pthread_mutex_unlock(&d->model.lock);
+    pthread_mutex_unlock(&d->model->lock);
     if (!st) { /* the model has not seen the Unit yet: its event will queue it */
         json_decref(unit);
         return 0;
@@ -391,7 +392,6 @@ int kf_ctrl_unit_status_init(const struct kf_ctrl_env *env, void **ret, struct k
     d = kf_xcalloc(1, sizeof(*d));
     d->reg = env->reg;
     d->rec = kf_recorder_new(env->reg, "unit-status");
-    cap_model_init(&d->model);
     if (o->grades)
         d->grades = *o->grades;
     else
@@ -409,6 +409,5 @@ void kf_ctrl_unit_status_fini(void *data)
     if (!d)
         return;
     kf_recorder_free(d->rec);
-    cap_model_release(&d->model);
     free(d);
 }
