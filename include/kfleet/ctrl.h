@@ -80,6 +80,12 @@ typedef void (*kf_index_fn)(const json_t *obj, void (*add)(const char *value, vo
 /* Declares an index; before start only. -EEXIST if the name is taken. */
 int kf_informer_add_index(struct kf_informer *inf, const char *index, kf_index_fn fn);
 
+/* Indexes that several controllers use declare them by one name with one
+ * function (the second add_index gets -EEXIST, and shares the first):
+ * ControlPlaneMembers by spec.host. */
+#define KF_INDEX_MEMBER_HOST "member.host"
+void kf_index_member_host(const json_t *obj, void (*add)(const char *value, void *ctx), void *ctx);
+
 /* A parsed copy of name (new reference, resourceVersion set), -KF_ENOTFOUND. */
 int kf_informer_get(struct kf_informer *inf, const char *name, json_t **ret);
 /* The stored bytes of name (copied, NUL-terminated; the cache keeps them

@@ -54,9 +54,7 @@
 KF_LOG_MODULE(hosts);
 
 /* Not a valid object name (names are DNS subdomains), so never a Host. */
-#define SWEEP_KEY    "~sweep"
-#define MEMBER_INDEX "cap.host"
-
+#define SWEEP_KEY "~sweep"
 struct host_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
@@ -69,14 +67,6 @@ struct host_ctrl {
     pthread_mutex_t lock;
     struct kf_smap waiting; /* hosts not Ready: a heartbeat is looked for at each sweep */
 };
-
-static void index_member_host(const json_t *obj, void (*add)(const char *, void *), void *ctx)
-{
-    const char *host = kf_json_str(obj, "spec.host", NULL);
-
-    if (host)
-        add(host, ctx);
-}
 
 static void member_to_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
@@ -98,7 +88,7 @@ static int setup(struct kf_ctrl *c)
     d->units = kf_ctrl_informer(m, &kf_kind_unit);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
     d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
-    r = kf_informer_add_index(d->members, MEMBER_INDEX, index_member_host);
+    r = kf_informer_add_index(d->members, KF_INDEX_MEMBER_HOST, kf_index_member_host);
     if (r < 0 && r != -EEXIST)
         return r;
     r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_host);
@@ -160,7 +150,7 @@ static json_t *host_allocation(struct host_ctrl *d, const json_t *host, const ch
     struct kf_res res = cap_res_parse(kf_json_path(host, "spec.reserved"));
     struct kf_res used = { 0, 0 };
     char **names;
-    size_t n = kf_informer_index_names(d->members, MEMBER_INDEX, name, &names);
+    size_t n = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, name, &names);
 
     for (size_t i = 0; i < n; i++) {
         json_t *m = NULL;

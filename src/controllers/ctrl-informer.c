@@ -264,6 +264,14 @@ int kf_informer_add_index(struct kf_informer *inf, const char *index, kf_index_f
     return 0;
 }
 
+void kf_index_member_host(const json_t *obj, void (*add)(const char *value, void *ctx), void *ctx)
+{
+    const char *host = kf_json_str(obj, "spec.host", NULL);
+
+    if (host)
+        add(host, ctx);
+}
+
 void kf_informer_add_handler(struct kf_informer *inf, struct kf_ctrl *c, kf_ctrl_map_fn map)
 {
     KF_GROW(inf->handlers, inf->alloc_handlers, inf->nhandlers);

@@ -53,7 +53,6 @@
 KF_LOG_MODULE(lifecycle);
 
 #define BY_CLUSTER              "lc.cluster"
-#define BY_HOST                 "lc.host"
 #define PROVISIONING_RECHECK_MS 1000
 #define DELETING_RECHECK_MS     1000
 #define PROBE_TIMEOUT_MS        2000 /* a loaded host answers /health late */
@@ -88,14 +87,6 @@ static void index_cluster(const json_t *obj, void (*add)(const char *, void *), 
         add(c, ctx);
 }
 
-static void index_host(const json_t *obj, void (*add)(const char *, void *), void *ctx)
-{
-    const char *h = kf_json_str(obj, "spec.host", NULL);
-
-    if (h)
-        add(h, ctx);
-}
-
 static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     const char *cl = kf_json_str(obj, "spec.cluster", NULL);
@@ -109,7 +100,7 @@ static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct lc *d = kf_ctrl_data(c);
     char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, BY_HOST, kf_obj_name(obj), &names);
+    size_t n = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, kf_obj_name(obj), &names);
 
     (void)deleted;
     for (size_t i = 0; i < n; i++) {
@@ -135,7 +126,7 @@ static int setup(struct kf_ctrl *c)
     r = kf_informer_add_index(d->members, BY_CLUSTER, index_cluster);
     if (r < 0 && r != -EEXIST)
         return r;
-    r = kf_informer_add_index(d->members, BY_HOST, index_host);
+    r = kf_informer_add_index(d->members, KF_INDEX_MEMBER_HOST, kf_index_member_host);
     if (r < 0 && r != -EEXIST)
         return r;
     r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_cluster);
@@ -433,7 +424,7 @@ static json_t *ports_on_address(struct lc *d, const char *address)
             continue;
         }
         json_decref(h);
-        nm = kf_informer_index_names(d->members, BY_HOST, hosts[i], &ms);
+        nm = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, hosts[i], &ms);
         for (size_t k = 0; k < nm; k++) {
             json_t *m = get_obj(d->members, ms[k]), *v;
             const char *key;
