@@ -31,6 +31,7 @@
 #include "kfleet/pki.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"
+#include "../../tests/unit/test-ports.h" /* ports as the tests get them */
 
 static double now_ms(void)
 {
@@ -115,23 +116,6 @@ static long keepers_pss_kb(int *count)
     if (d)
         closedir(d);
     return total;
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        kf_abort("free port: %s", strerror(errno));
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 /* Consumes events until `n` distinct members were Ready; false on a 60 s
@@ -303,8 +287,8 @@ static double etcd_once(void)
 
     for (int i = 0; i < 3; i++) {
         names[i] = kf_xasprintf("etcd-%c", 'a' + i);
-        client[i] = free_port();
-        peer[i] = free_port();
+        client[i] = kf_test_port();
+        peer[i] = kf_test_port();
         urls[i] = kf_xasprintf("https://127.0.0.1:%d", peer[i]);
         pm[i] = (struct kf_pki_etcd_member){ .name = names[i], .ip_addresses = lo };
         peers[i] = (struct kf_etcd_peer){ .name = names[i], .peer_url = urls[i] };
