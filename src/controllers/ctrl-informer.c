@@ -69,20 +69,33 @@ struct dict {
 };
 
 struct cached {
+    /* the object's name: also the key in objs and in the name set of each
+     * of its index values (those maps borrow it); an update moves it to
+     * the object's new entry, so it lives as long as the object */
+    char *name;
     unsigned char *value; /* deflated against dict, or plain (dict NULL) */
     uint32_t len;         /* bytes at value */
     uint32_t raw_len;     /* the stored bytes' length */
     struct dict *dict;
     int64_t create_rev;
     int64_t mod_rev;
-    /* index values per index: a NULL-terminated array each (nindexes) */
+    /* index values per index: a NULL-terminated array each (nindexes);
+     * the strings are the index's own (struct vset's value), not copies */
     char **values[];
+};
+
+/* The objects that have one index value: their names (borrowed from their
+ * entries), and the value, which by_value borrows as its key and the
+ * entries' value arrays point to. Freed when the last object leaves. */
+struct vset {
+    char *value;
+    struct kf_smap names; /* name -> (void *)1 */
 };
 
 struct index {
     char *name;
     kf_index_fn fn;
-    struct kf_smap by_value; /* value -> struct kf_smap * (set of names) */
+    struct kf_smap by_value; /* value -> struct vset * */
 };
 
 struct handler {
@@ -125,6 +138,7 @@ struct kf_informer *kf_informer_new(struct kf_ctrl_manager *m, const struct kf_k
     inf->m = m;
     inf->kind = k;
     inf->prefix = kf_obj_prefix(k);
+    kf_smap_init_borrowed(&inf->objs);
     pthread_rwlock_init(&inf->lock, NULL);
     pthread_mutex_init(&inf->sync_lock, NULL);
     pthread_cond_init(&inf->sync_cond, NULL);
@@ -136,62 +150,71 @@ const struct kf_kind *kf_informer_kind(struct kf_informer *inf)
     return inf->kind;
 }
 
-static void free_values(char **values)
+static void vset_free(struct vset *vs)
 {
-    if (!values)
-        return;
-    for (char **v = values; *v; v++)
-        free(*v);
-    free(values);
+    kf_smap_release(&vs->names);
+    free(vs->value);
+    free(vs);
 }
 
+/* Takes name out of the sets of values (the strings may be the sets' own
+ * values: they are not read after their set is freed). */
 static void index_remove(struct index *ix, char **values, const char *name)
 {
     if (!values)
         return;
     for (char **v = values; *v; v++) {
-        struct kf_smap *set = kf_smap_get(&ix->by_value, *v);
+        struct vset *vs = kf_smap_get(&ix->by_value, *v);
 
-        if (!set)
+        if (!vs)
             continue;
-        kf_smap_remove(set, name);
-        if (kf_smap_count(set) == 0) {
-            kf_smap_remove(&ix->by_value, *v);
-            kf_smap_release(set);
-            free(set);
+        kf_smap_remove(&vs->names, name);
+        if (kf_smap_count(&vs->names) == 0) {
+            kf_smap_remove(&ix->by_value, vs->value);
+            vset_free(vs);
         }
     }
 }
 
+/* Puts name (borrowed: the entry's) in the sets of values, which are new
+ * strings: each becomes its set's value, or is freed for the set's, and
+ * values[] points to the set's value after. */
 static void index_add(struct index *ix, char **values, const char *name)
 {
     if (!values)
         return;
     for (char **v = values; *v; v++) {
-        struct kf_smap *set = kf_smap_get(&ix->by_value, *v);
+        struct vset *vs = kf_smap_get(&ix->by_value, *v);
 
-        if (!set) {
-            set = kf_xcalloc(1, sizeof(*set));
-            kf_smap_put(&ix->by_value, *v, set);
+        if (!vs) {
+            vs = kf_xcalloc(1, sizeof(*vs));
+            vs->value = *v;
+            kf_smap_init_borrowed(&vs->names);
+            kf_smap_put(&ix->by_value, vs->value, vs);
+        } else {
+            free(*v);
         }
-        kf_smap_put(set, name, (void *)1);
+        *v = vs->value;
+        kf_smap_put(&vs->names, name, (void *)1);
     }
 }
 
 /* What one cached object named name costs, roughly as malloc sees it: the
- * entry, its bytes, its index values, and its name as the map's key and in
- * the set of each index value (a copy and a slot each). The maps' spare
- * slots are not counted: they stay as many as the most objects held. */
+ * entry, its bytes, its name (once: the maps borrow it) and a slot in
+ * objs, and per index value a pointer and a slot in the value's name set.
+ * The values themselves are the index's, one per distinct value, and the
+ * maps' spare slots stay as many as the most objects held: neither is
+ * counted. */
 static size_t cached_size(const struct cached *c, const char *name, size_t nindexes)
 {
-    size_t key = strlen(name) + 1 + sizeof(struct kf_smap_slot);
-    size_t n = sizeof(*c) + nindexes * sizeof(c->values[0]) + c->len + key;
+    size_t n = sizeof(*c) + nindexes * sizeof(c->values[0]) + c->len + strlen(name) + 1 +
+               sizeof(struct kf_smap_slot);
 
     for (size_t i = 0; i < nindexes; i++) {
         if (!c->values[i])
             continue;
         for (char **v = c->values[i]; *v; v++)
-            n += sizeof(*v) + strlen(*v) + 1 + key + sizeof(struct kf_smap_slot);
+            n += sizeof(*v) + sizeof(struct kf_smap_slot);
         n += sizeof(char *);
     }
     return n;
@@ -212,9 +235,10 @@ static void cached_free(struct kf_informer *inf, struct cached *c)
     if (!c)
         return;
     for (size_t i = 0; i < inf->nindexes; i++)
-        free_values(c->values[i]);
+        free(c->values[i]); /* the strings are the index's */
     dict_unref(inf, c->dict);
     free(c->value);
+    free(c->name);
     free(c);
 }
 
@@ -234,10 +258,8 @@ void kf_informer_free(struct kf_informer *inf)
     for (size_t i = 0; i < inf->nindexes; i++) {
         size_t jt = 0;
 
-        while (kf_smap_next(&inf->indexes[i].by_value, &jt, NULL, &v)) {
-            kf_smap_release(v);
-            free(v);
-        }
+        while (kf_smap_next(&inf->indexes[i].by_value, &jt, NULL, &v))
+            vset_free(v);
         kf_smap_release(&inf->indexes[i].by_value);
         free(inf->indexes[i].name);
     }
@@ -260,6 +282,7 @@ int kf_informer_add_index(struct kf_informer *inf, const char *index, kf_index_f
         return -ENOSPC;
     inf->indexes[inf->nindexes].name = kf_xstrdup(index);
     inf->indexes[inf->nindexes].fn = fn;
+    kf_smap_init_borrowed(&inf->indexes[inf->nindexes].by_value);
     inf->nindexes++;
     return 0;
 }
@@ -462,17 +485,26 @@ static bool apply(struct kf_informer *inf, const char *name, const json_t *obj, 
         }
     }
     pthread_rwlock_wrlock(&inf->lock);
-    old = c ? kf_smap_put(&inf->objs, name, c) : kf_smap_remove(&inf->objs, name);
+    old = kf_smap_get(&inf->objs, name);
+    if (c) {
+        /* the name moves to the new entry (the maps hold its pointer) */
+        c->name = old ? old->name : kf_xstrdup(name);
+        if (old)
+            old->name = NULL;
+        kf_smap_put(&inf->objs, c->name, c);
+    } else if (old) {
+        kf_smap_remove(&inf->objs, name);
+    }
     if (old)
         inf->bytes -= cached_size(old, name, inf->nindexes);
-    if (c)
-        inf->bytes += cached_size(c, name, inf->nindexes);
     for (size_t i = 0; i < inf->nindexes; i++) {
         if (old)
             index_remove(&inf->indexes[i], old->values[i], name);
         if (c)
-            index_add(&inf->indexes[i], c->values[i], name);
+            index_add(&inf->indexes[i], c->values[i], c->name);
     }
+    if (c)
+        inf->bytes += cached_size(c, name, inf->nindexes);
     pthread_rwlock_unlock(&inf->lock);
     cached_free(inf, old);
     return old != NULL;
@@ -781,9 +813,9 @@ size_t kf_informer_index_names(struct kf_informer *inf, const char *index, const
     pthread_rwlock_rdlock(&inf->lock);
     for (size_t i = 0; i < inf->nindexes; i++) {
         if (strcmp(inf->indexes[i].name, index) == 0) {
-            const struct kf_smap *set = kf_smap_get(&inf->indexes[i].by_value, value);
+            const struct vset *vs = kf_smap_get(&inf->indexes[i].by_value, value);
 
-            n = set_names(set ? set : &empty, ret_names);
+            n = set_names(vs ? &vs->names : &empty, ret_names);
             pthread_rwlock_unlock(&inf->lock);
             return n;
         }

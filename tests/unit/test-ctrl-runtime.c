@@ -409,6 +409,74 @@ static size_t check_cache(struct fixture *f, struct kf_informer *members, size_t
     return total;
 }
 
+/* A ControlPlaneMember written to the store as is (the API would refuse to
+ * move one between clusters; the index must follow anyway). NULL: none. */
+static void raw_member(struct fixture *f, const char *name, const char *of)
+{
+    char key[128], buf[512];
+
+    snprintf(key, sizeof(key), "/controlplanemembers/%s", name);
+    if (of)
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"%s\"},\"spec\":{\"cluster\":\"%s\"}}",
+                 name, of);
+    else
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"%s\"},\"spec\":{}}", name);
+    assert_int_equal(kf_store_put(f->store, key, buf, strlen(buf), KF_REV_ANY, NULL), 0);
+}
+
+/* The index's names for value, comma-separated. */
+static char *index_of(struct fixture *f, const char *value)
+{
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+    char **names;
+    size_t n;
+
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    n = kf_informer_index_names(kf_ctrl_informer(f->m, &kf_kind_controlplanemember), "cluster",
+                                value, &names);
+    for (size_t i = 0; i < n; i++)
+        kf_strbuf_addf(&sb, "%s%s", i ? "," : "", names[i]);
+    kf_ctrl_names_free(names, n);
+    return kf_strbuf_detach(&sb, NULL);
+}
+
+#define ASSERT_INDEX(f, value, want)     \
+    do {                                 \
+        char *got_ = index_of(f, value); \
+        assert_string_equal(got_, want); \
+        free(got_);                      \
+    } while (0)
+
+/* Objects that change their index value, lose it, or go: the index's sets
+ * follow (and a value whose last object left starts over). */
+static void test_index_follows_changes(void **state)
+{
+    struct fixture *f = fixture_new(NULL, NULL);
+
+    (void)state;
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    raw_member(f, "m1", "x");
+    raw_member(f, "m2", "x");
+    raw_member(f, "m3", "y");
+    ASSERT_INDEX(f, "x", "m1,m2");
+    ASSERT_INDEX(f, "y", "m3");
+    raw_member(f, "m1", "y"); /* moves */
+    ASSERT_INDEX(f, "x", "m2");
+    ASSERT_INDEX(f, "y", "m1,m3");
+    raw_member(f, "m1", "y"); /* a new version, the same value */
+    ASSERT_INDEX(f, "y", "m1,m3");
+    assert_int_equal(kf_store_delete(f->store, "/controlplanemembers/m2", KF_REV_ANY, NULL), 0);
+    ASSERT_INDEX(f, "x", "");
+    raw_member(f, "m3", NULL); /* loses its value */
+    ASSERT_INDEX(f, "y", "m1");
+    assert_int_equal(kf_store_delete(f->store, "/controlplanemembers/m1", KF_REV_ANY, NULL), 0);
+    ASSERT_INDEX(f, "y", "");
+    raw_member(f, "m4", "x");
+    raw_member(f, "m3", "x");
+    ASSERT_INDEX(f, "x", "m3,m4");
+    fixture_free(f);
+}
+
 static void test_cache_returns_stored_bytes(void **state)
 {
     struct fixture *f;
@@ -502,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_errors_retry_and_requeue),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_relist_after_compaction),
+        cmocka_unit_test(test_index_follows_changes),
         cmocka_unit_test(test_cache_returns_stored_bytes),
     };
 
