@@ -141,43 +141,7 @@ static int kv_from_scanned(struct etcd_store *es, const struct kf_etcd_scanned_k
     return 0;
 }
 
-/* The same from a kv as jansson parsed it. */
-static int kv_from(struct etcd_store *es, const json_t *kv, struct kf_kv *ret)
-{
-    const json_t *key = json_object_get(kv, "key"), *val = json_object_get(kv, "value");
-    struct kf_etcd_scanned_kv sk = {
-        .key = json_is_string(key) ? json_string_value(key) : "",
-        .key_len = json_is_string(key) ? json_string_length(key) : 0,
-        .value = json_is_string(val) ? json_string_value(val) : "",
-        .value_len = json_is_string(val) ? json_string_length(val) : 0,
-        .create_rev = kf_etcd_get_int(kv, "create_revision", 0),
-        .mod_rev = kf_etcd_get_int(kv, "mod_revision", 0),
-    };
-
-    if ((key && !json_is_string(key)) || (val && !json_is_string(val)))
-        return -EBADMSG;
-    return kv_from_scanned(es, &sk, ret);
-}
-
 /* --- reads ---------------------------------------------------------------- */
-
-static int etcd_get(struct kf_store *s, const char *key, struct kf_kv *ret)
-{
-    struct etcd_store *es = es_of(s);
-    json_t *req = json_pack("{s:o}", "key", ekey(es, key)), *resp = NULL, *kvs;
-    int r = kf_etcd_call(es->c, "/v3/kv/range", req, KF_ETCD_IDEMPOTENT, &resp, NULL);
-
-    json_decref(req);
-    if (r < 0)
-        return r;
-    kvs = json_object_get(resp, "kvs");
-    if (json_array_size(kvs) == 0)
-        r = -KF_ENOTFOUND;
-    else
-        r = kv_from(es, json_array_get(kvs, 0), ret) < 0 ? -EIO : 0;
-    json_decref(resp);
-    return r;
-}
 
 /* key + "\0": the first etcd key after key. */
 static json_t *key_after(struct etcd_store *es, const char *key)
@@ -197,6 +161,7 @@ static json_t *key_after(struct etcd_store *es, const char *key)
 struct range_run {
     struct etcd_store *es;
     struct kf_kv_list out;
+    size_t skipped; /* kvs that are not the store's */
 };
 
 static int add_scanned_kv(void *arg, const struct kf_etcd_scanned_kv *kv)
@@ -205,21 +170,68 @@ static int add_scanned_kv(void *arg, const struct kf_etcd_scanned_kv *kv)
 
     KF_GROW(rr->out.items, rr->out.alloc, rr->out.n);
     if (kv_from_scanned(rr->es, kv, &rr->out.items[rr->out.n]) == 0)
-        rr->out.n++; /* else not a store key (a NUL in it): skipped */
+        rr->out.n++;
+    else
+        rr->skipped++; /* not a store key (a NUL in it), or not base64 */
     return 0;
 }
 
-/* A range's answer is read by kf_etcd_scan_range, not parsed into a JSON
- * tree: a LIST of the whole fleet is one range of megabytes. */
+/* Sends a range request (req: taken) and reads its answer with
+ * kf_etcd_scan_range, not into a JSON tree: a LIST of the whole fleet is
+ * one range of megabytes. *ret: the store's kvs, more, and rev = the
+ * answer's revision; *ret_skipped (may be NULL): kvs left out because
+ * they are not the store's. */
+static int range_call(struct etcd_store *es, json_t *req, struct kf_kv_list *ret,
+                      size_t *ret_skipped)
+{
+    struct kf_strbuf body = KF_STRBUF_INIT;
+    struct range_run rr = { .es = es };
+    struct kf_etcd_scanned_range sr;
+    int r = kf_etcd_call_raw(es->c, "/v3/kv/range", req, KF_ETCD_IDEMPOTENT, &body, NULL);
+
+    json_decref(req);
+    if (r < 0)
+        return r;
+    r = kf_etcd_scan_range(body.buf, body.len, add_scanned_kv, &rr, &sr);
+    kf_strbuf_release(&body);
+    if (r < 0) {
+        kf_kv_list_release(&rr.out);
+        return -EIO;
+    }
+    kf_etcd_note_rev(es->c, sr.header_rev);
+    rr.out.more = sr.more;
+    rr.out.rev = sr.header_rev;
+    *ret = rr.out;
+    if (ret_skipped)
+        *ret_skipped = rr.skipped;
+    return 0;
+}
+
+static int etcd_get(struct kf_store *s, const char *key, struct kf_kv *ret)
+{
+    struct etcd_store *es = es_of(s);
+    struct kf_kv_list l = { 0 };
+    size_t skipped = 0;
+    int r = range_call(es, json_pack("{s:o}", "key", ekey(es, key)), &l, &skipped);
+
+    if (r < 0)
+        return r;
+    if (l.n == 0) {
+        r = skipped ? -EIO : -KF_ENOTFOUND; /* there, but not readable */
+    } else {
+        *ret = l.items[0];
+        memset(&l.items[0], 0, sizeof(l.items[0])); /* moved */
+    }
+    kf_kv_list_release(&l);
+    return r;
+}
+
 static int etcd_range(struct kf_store *s, const struct kf_range *q, struct kf_kv_list *ret)
 {
     struct etcd_store *es = es_of(s);
     const char *p = q->prefix && *q->prefix ? q->prefix : "/";
     char *full = kf_xasprintf("%s%s", es->prefix, p);
     char *end = kf_store_prefix_end(full);
-    struct kf_strbuf body = KF_STRBUF_INIT;
-    struct range_run rr = { .es = es };
-    struct kf_etcd_scanned_range sr;
     json_t *req;
     int r;
 
@@ -232,21 +244,10 @@ static int etcd_range(struct kf_store *s, const struct kf_range *q, struct kf_kv
         json_object_set_new(req, "revision", kf_etcd_int(q->rev));
     free(full);
     free(end);
-    r = kf_etcd_call_raw(es->c, "/v3/kv/range", req, KF_ETCD_IDEMPOTENT, &body, NULL);
-    json_decref(req);
-    if (r < 0)
-        return r;
-    r = kf_etcd_scan_range(body.buf, body.len, add_scanned_kv, &rr, &sr);
-    kf_strbuf_release(&body);
-    if (r < 0) {
-        kf_kv_list_release(&rr.out);
-        return -EIO;
-    }
-    kf_etcd_note_rev(es->c, sr.header_rev);
-    rr.out.more = sr.more;
-    rr.out.rev = q->rev > 0 ? q->rev : sr.header_rev;
-    *ret = rr.out;
-    return 0;
+    r = range_call(es, req, ret, NULL);
+    if (r == 0 && q->rev > 0)
+        ret->rev = q->rev;
+    return r;
 }
 
 /* --- transactions ------------------------------------------------------- */
