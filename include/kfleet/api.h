@@ -111,6 +111,12 @@ void kf_api_free(struct kf_api *api);
 #define KF_API_ROLES_ALL   0xfu
 
 /* One call of an action, borrowed for the duration of the call. */
+/* A token's user "host:NAME" (an agent token bound to one host) may fetch
+ * the certificates of the members on host NAME only. kf_api_user_host
+ * returns NAME for such a user, else NULL (any other user, or NULL). */
+#define KF_API_HOST_USER_PREFIX "host:"
+const char *kf_api_user_host(const char *user);
+
 struct kf_api_call {
     const char *method; /* "GET", "POST" */
     const char *name;   /* the object's name (object actions), else NULL */

@@ -70,12 +70,21 @@ static int bundle_fn(void *arg, const struct kf_api_call *call, json_t **ret, st
 {
     struct lc_actions *a = arg;
     json_t *m = NULL, *files = NULL, *list = NULL;
-    const char *cluster;
+    const char *cluster, *bound = kf_api_user_host(call->user);
     char hash[65];
     int r = get_obj(a, &kf_kind_controlplanemember, call->name, &m, err);
 
     if (r < 0)
         return r;
+    if (bound && strcmp(bound, kf_json_str(m, "spec.host", "")) != 0) {
+        /* an agent token bound to a host gets its own members' keys only */
+        r = kf_err(err, -KF_EFORBIDDEN,
+                   "user \"%s\" may fetch the certificates of the members on host \"%s\" only; "
+                   "member \"%s\" is on \"%s\"",
+                   call->user, bound, call->name, kf_json_str(m, "spec.host", ""));
+        json_decref(m);
+        return r;
+    }
     cluster = kf_json_str(m, "spec.cluster", "");
     r = load_files(a, cluster, &files, err);
     if (r == 0) {

@@ -112,6 +112,7 @@ TOKENS = {
     "editor-token-0123456789": ("erin", "editor"),
     "viewer-token-0123456789": ("victor", "viewer"),
     "agent-token-0123456789": ("agent-h1", "agent"),
+    "host-a-token-0123456789": ("host:h-a", "agent"),  # bound to host h-a
 }
 
 

@@ -131,6 +131,17 @@ def test_kubernetes_binaries_not_installed():
         assert r.status == 200, r
         names = [x["path"] for x in r.json["files"]]
         assert "etcd/server.key" in names and not any(n.endswith("ca.key") for n in names), names
+        # an agent token bound to host h-a gets the keys of h-a's members only
+        etcd = [m for m in lf.members(kd, "g2") if m["spec"]["component"] == "etcd"]
+        mine = next(m["metadata"]["name"] for m in etcd if m["spec"]["host"] == "h-a")
+        other = next(m for m in etcd if m["spec"]["host"] != "h-a")
+        r = kd.get(path("controlplanemembers", mine, "bundle"), token="host-a-token-0123456789")
+        assert r.status == 200 and r.json["member"] == mine, r
+        r = kd.get(path("controlplanemembers", other["metadata"]["name"], "bundle"),
+                   token="host-a-token-0123456789")
+        assert r.status == 403, r
+        assert (f'member "{other["metadata"]["name"]}" is on "{other["spec"]["host"]}"'
+                in r.json["message"]), r.json
 
 
 if __name__ == "__main__":
