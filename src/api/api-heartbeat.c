@@ -73,8 +73,13 @@ static int heartbeat_one(void *arg, const struct kf_api_call *call, json_t **ret
     struct kf_api *api = arg;
     int64_t now = kf_now_ms();
     char when[32];
-    int r = renew(api, call->name, now, err);
+    const char *bound = kf_api_user_host(call->user);
+    int r;
 
+    if (bound && strcmp(bound, call->name) != 0)
+        return kf_err(err, -KF_EFORBIDDEN, "user \"%s\" may send heartbeats for host \"%s\" only",
+                      call->user, bound);
+    r = renew(api, call->name, now, err);
     if (r < 0)
         return r;
     kf_time_format_rfc3339(now, when, sizeof(when));
@@ -88,6 +93,7 @@ static int heartbeat_many(void *arg, const struct kf_api_call *call, json_t **re
 {
     struct kf_api *api = arg;
     json_t *hosts = call->body ? json_object_get(call->body, "hosts") : NULL, *v, *unknown;
+    const char *bound = kf_api_user_host(call->user);
     int64_t now = kf_now_ms();
     size_t i, renewed = 0;
 
@@ -108,6 +114,10 @@ static int heartbeat_many(void *arg, const struct kf_api_call *call, json_t **re
         if (!name || !*name || strlen(name) > KF_LEASE_MAX_NAME)
             return kf_err(err, -KF_EBADREQUEST,
                           "hosts[%zu]: expected a host name or an object with a \"name\"", i);
+        if (bound && strcmp(bound, name) != 0)
+            return kf_err(err, -KF_EFORBIDDEN,
+                          "hosts[%zu]: user \"%s\" may send heartbeats for host \"%s\" only", i,
+                          call->user, bound);
     }
     unknown = json_array();
     json_array_foreach(hosts, i, v)

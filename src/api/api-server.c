@@ -540,6 +540,24 @@ static int authenticate(struct api_request *req)
     return 0;
 }
 
+/* An agent token bound to a host (user "host:NAME") changes that Host
+ * only (its spec and status; creating one, before its name is known, is
+ * the role's). */
+static int host_bound_allows(struct api_request *req)
+{
+    const char *bound = kf_api_user_host(req->user);
+
+    if (!bound || req->role != API_ROLE_AGENT || req->kind != &kf_kind_host || !req->name ||
+        (req->verb != API_VERB_UPDATE && req->verb != API_VERB_PATCH) ||
+        strcmp(bound, req->name) == 0)
+        return 0;
+    api_reply_statusf(req, -KF_EFORBIDDEN,
+                      "user \"%s\" may change host \"%s\" only, not \"%s\" (an agent token "
+                      "bound to a host)",
+                      req->user, bound, req->name);
+    return -KF_EFORBIDDEN;
+}
+
 static int authorize(struct api_request *req)
 {
     const char *sub = req->route == ROUTE_STATUS ? "status" : NULL;
@@ -560,7 +578,7 @@ static int authorize(struct api_request *req)
     if (!req->user || !req->kind)
         return 0; /* authentication off, or a non-resource path (any role) */
     if (api_role_allows(req->role, req->verb, req->kind, sub))
-        return 0;
+        return host_bound_allows(req);
     api_roles_allowing(req->verb, req->kind, sub, &roles);
     api_resource_name(req->kind, &what);
     if (sub)

@@ -742,6 +742,11 @@ class Kfleetd:
             return None
         return next((t for t, (u, r) in self.tokens.items() if r == "agent"), None)
 
+    def host_token(self, host):
+        """The agent token bound to host (user host:HOST), or None."""
+        return next((t for t, (u, r) in (self.tokens or {}).items()
+                     if r == "agent" and u == "host:" + host), None)
+
     # HTTP
 
     def client(self, token=None):

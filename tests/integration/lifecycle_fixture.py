@@ -59,8 +59,11 @@ class Fleet:
 
     def start_agent(self, zone, data_dir=None):
         old = self.agents.get(zone)
+        # h-a's agent has a token bound to its host (kftest.TOKENS): a real
+        # agent does all it does with one
         ag = kftest.Agent(self.kd, f"h-{zone}", zone=zone,
                           data_dir=data_dir or (old.data_dir if old else None),
+                          token=self.kd.host_token(f"h-{zone}"),
                           args=["--capacity-cpu", "16", "--capacity-memory", "64Gi"])
         self.agents[zone] = ag.start()
         return ag

@@ -1,6 +1,7 @@
 """test_api_auth.py: bearer tokens and roles. 401 without a valid token,
 403 outside the role with a message naming the role needed, what each of
-admin / editor / viewer / agent may do, open health endpoints, SIGHUP
+admin / editor / viewer / agent may do (an agent token bound to a host:
+its own Host and heartbeats only), open health endpoints, SIGHUP
 reloading the token file, and kfleetd refusing a non-loopback address
 without a token file."""
 
@@ -104,6 +105,34 @@ def test_agent():
     assert "role agent" in st["message"], st
     assert_code(kd.post(path("regions"), sample("Region", "ag"), token=AGENT), 403, "Forbidden")
     assert_code(kd.delete(path("hosts", "agent-h1"), token=AGENT), 403, "Forbidden")
+
+
+def test_agent_bound_to_a_host():
+    """An agent token whose user is host:h-a changes Host h-a and sends its
+    heartbeats only (the certificate bundles: test_agents_cluster)."""
+    setup()
+    bound = "host-a-token-0123456789"
+    for name in ("h-a", "h-b"):
+        assert kd.post(path("hosts"), sample("Host", name), token=ADMIN).status == 201
+    assert kd.patch(path("hosts", "h-a", "status"), {"status": {"ready": True}},
+                    token=bound).status == 200
+    st = assert_code(kd.patch(path("hosts", "h-b", "status"), {"status": {"ready": True}},
+                              token=bound), 403, "Forbidden")
+    assert 'may change host "h-a" only, not "h-b"' in st["message"], st
+    assert_code(kd.patch(path("hosts", "h-b"), {"metadata": {"labels": {"x": "y"}}}, token=bound),
+                403, "Forbidden")
+    assert kd.post(path("hosts", "h-a", "heartbeat"), {}, token=bound).status == 200
+    st = assert_code(kd.post(path("hosts", "h-b", "heartbeat"), {}, token=bound), 403, "Forbidden")
+    assert 'heartbeats for host "h-a" only' in st["message"], st
+    r = kd.post(API + "/heartbeats", {"hosts": ["h-a"]}, token=bound)
+    assert r.status == 200 and r.json["renewed"] == 1, r
+    st = assert_code(kd.post(API + "/heartbeats", {"hosts": ["h-a", "h-b"]}, token=bound),
+                     403, "Forbidden")
+    assert st["message"].startswith("hosts[1]:"), st
+    # an agent token of any other user keeps every host
+    assert kd.post(API + "/heartbeats", {"hosts": ["h-a", "h-b"]}, token=AGENT).status == 200
+    assert kd.patch(path("hosts", "h-b", "status"), {"status": {"ready": True}},
+                    token=AGENT).status == 200
 
 
 def test_admin_deletecollection():
