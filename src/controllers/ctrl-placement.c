@@ -597,6 +597,11 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     place_shape_json(&shape, s->effective);
     place_cluster_input(cluster, s, grade, &shape, &c, &bufs);
 
+    /* Waits for its region's capacity events from before the model is read:
+     * an event applied between the read and a pending_set after it would
+     * wake nobody, and the cluster would stay Pending (until the resync)
+     * with a reason that is no longer true. Cleared once it is placed. */
+    pending_set(d, name, region);
     pthread_mutex_lock(&d->model->lock);
     {
         struct cap_units us;

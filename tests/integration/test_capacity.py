@@ -360,8 +360,13 @@ def test_unit_selector_and_zones():
     for name, placement in made.items():
         assert kd.post(path("guestclusters"), gc(name, placement)).status == 201
     try:
-        c = kftest.eventually(lambda: decided("sel-gold"), timeout=30, msg="sel-gold undecided")
-        assert c["status"]["phase"] == "Scheduled" and c["status"]["unit"] == gold, c["status"]
+        # the label and the cluster reach placement through two informers:
+        # it may see the cluster first and say Pending, until the label
+        # arrives (an event that wakes it)
+        c = kftest.eventually(lambda: (lambda x: x if x and x["status"]["phase"] == "Scheduled"
+                                       else None)(decided("sel-gold")), timeout=30,
+                              msg=f"sel-gold not Scheduled: {decided('sel-gold')}")
+        assert c["status"]["unit"] == gold, c["status"]
         c = kftest.eventually(lambda: decided("sel-none"), timeout=30, msg="sel-none undecided")
         assert c["status"]["phase"] == "Pending", c["status"]
         msg = [x["message"] for x in c["status"]["conditions"] if x["type"] == "Scheduled"]
