@@ -18,6 +18,7 @@
 
 #include "kfleet/error.h"
 #include "kfleet/kind.h"
+#include "kfleet/obj.h"
 #include "api/api-internal.h"
 
 #define TOKEN_MAX_LINE 4096
@@ -138,6 +139,16 @@ int api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf 
             r = kf_err(err, -EINVAL,
                        "%s:%u: unknown role \"%s\" (roles: admin, editor, viewer, agent)", path,
                        lineno, role);
+            goto fail;
+        }
+        if (!strncmp(user, KF_API_HOST_USER_PREFIX, strlen(KF_API_HOST_USER_PREFIX)) &&
+            (rl != API_ROLE_AGENT || !kf_name_valid(user + strlen(KF_API_HOST_USER_PREFIX)))) {
+            /* a typo must not leave an agent token unbound, or bind another role */
+            r = kf_err(err, -EINVAL,
+                       "%s:%u: user \"%s\": a user host:NAME binds an agent token to host NAME, "
+                       "so it needs role agent and a host name (lower-case letters, digits, "
+                       "'-' and '.')",
+                       path, lineno, user);
             goto fail;
         }
         if (t->n >= TOKENS_MAX) {

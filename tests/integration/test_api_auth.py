@@ -189,7 +189,10 @@ def test_bad_token_file():
     for content, words in (("tok-12345678,bob,superuser\n", "unknown role"),
                            ("short,bob,admin\n", "shorter than"),
                            ("tok-12345678,bob\n", "token,user,role"),
-                           ("tok-12345678,a,admin\ntok-12345678,b,viewer\n", "twice")):
+                           ("tok-12345678,a,admin\ntok-12345678,b,viewer\n", "twice"),
+                           ("tok-12345678,host:,agent\n", "needs role agent and a host name"),
+                           ("tok-12345678,host:h-a,admin\n", "needs role agent"),
+                           ("tok-12345678,host:H_A,agent\n", "a host name")):
         with open(bad, "w") as f:
             f.write(content)
         p = run_kfleetd("--token-file", bad, "--listen", f"127.0.0.1:{kftest.free_port()}")
