@@ -309,7 +309,7 @@ static void gc_body(struct kf_strbuf *out, int64_t i)
                    "{\"apiVersion\":\"kfleet.io/v1\",\"kind\":\"GuestCluster\",\"metadata\":{"
                    "\"name\":\"bench-%06lld\",\"labels\":{\"bench\":\"api\",\"shard\":\"s%lld\"}},"
                    "\"spec\":{\"region\":\"cn-hangzhou\",\"profile\":\"standard\",\"version\":"
-                   "\"1.30\",\"expectedNodes\":%lld,\"network\":{\"vpc\":\"vpc-%lld\"},"
+                   "\"1.37\",\"expectedNodes\":%lld,\"network\":{\"vpc\":\"vpc-%lld\"},"
                    "\"maintenanceWindow\":{\"start\":\"02:00\",\"duration\":\"4h\"}}}",
                    (long long)i, (long long)(i % 16), (long long)(3 + i % 500),
                    (long long)(i % 64));
@@ -901,7 +901,7 @@ static void run_watch(bool etcd, int nwatchers, int64_t writes, double rate)
     /* the object the writer patches, and the revision to watch from */
     conn_open(&c);
     kf_strbuf_addstr(&body, "{\"metadata\":{\"name\":\"bench-watch-target\"},\"spec\":{\"region\":"
-                            "\"cn-hangzhou\",\"profile\":\"standard\",\"version\":\"1.30\","
+                            "\"cn-hangzhou\",\"profile\":\"standard\",\"version\":\"1.37\","
                             "\"expectedNodes\":3,\"network\":{\"vpc\":\"vpc-w\"}}}");
     status = request(&c, "POST", GC_PATH, "application/json", body.buf, body.len, &resp);
     if (status != 201 && status != 409)

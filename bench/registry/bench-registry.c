@@ -126,7 +126,7 @@ int main(int argc, char **argv)
                         "s:{s:[s,s],s:s,s:s}}}",
                         "apiVersion", "kfleet.io/v1", "kind", "GuestCluster", "metadata", "name",
                         name, "labels", "tier", i % 10 ? "silver" : "gold", "team", "infra", "spec",
-                        "region", "cn-hangzhou", "version", "1.30", "expectedNodes", 10 + i % 400,
+                        "region", "cn-hangzhou", "version", "1.37", "expectedNodes", 10 + i % 400,
                         "network", "vpc", "vpc-1", "maxPodsPerNode", 110, "maintenanceWindow",
                         "days", "Sat", "Sun", "start", "02:00", "duration", "4h");
 

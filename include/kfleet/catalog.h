@@ -43,6 +43,20 @@ struct kf_strbuf;
 
 #define KF_CATALOG_MAX_PORTS 4
 
+/* The Kubernetes minors the catalog runs (inclusive), i.e. those that
+ * scripts/install-kubernetes builds and the tests start. */
+#define KF_CATALOG_K8S_MIN "1.37"
+#define KF_CATALOG_K8S_MAX "1.37"
+
+/* KWOK (simulated nodes), as scripts/install-kubernetes installs it, and
+ * the annotation of the nodes it manages. */
+#define KF_KWOK_VERSION         "v0.8.0"
+#define KF_KWOK_DIR             "/opt/kfleet/kwok/" KF_KWOK_VERSION
+#define KF_KWOK_NODE_ANNOTATION "kwok.x-k8s.io/node"
+/* Most simulated nodes one cluster may have (GuestCluster
+ * spec.simulatedNodes): each is a Node in the guest and work for its KWOK. */
+#define KF_KWOK_MAX_NODES 1000
+
 /* One member of the cluster as the catalog sees it. */
 struct kf_catalog_member {
     const char *name;      /* the ControlPlaneMember's name */
@@ -81,6 +95,12 @@ struct kf_catalog_component {
 /* The catalog's view of component at version (never NULL: unknown
  * components get a record with known == false and no ports). */
 const struct kf_catalog_component *kf_catalog_lookup(const char *component, const char *version);
+
+/* Whether the catalog runs Kubernetes at version ("1.37" or "1.37.2":
+ * its minor decides). */
+bool kf_catalog_supports(const char *version);
+/* Appends the minors it runs, quoted, comma-separated ("\"1.37\""). */
+void kf_catalog_versions(struct kf_strbuf *out);
 
 /* The names of the ports member i of c needs (the catalog's, unless the
  * profile's component lists `ports` of its own), NULL-terminated, into

@@ -54,7 +54,12 @@ struct kf_strbuf;
 #define KF_ANNOTATION_PKI_HASH "kfleet.io/pki-hash"  /* ControlPlaneMember */
 
 struct kf_lifecycle_options {
-    int port_min, port_max;   /* members' ports (kfleetd --member-ports, 20000-29999) */
+    /* members' ports and guests' endpoint ports (kfleetd --member-ports,
+     * 20000-29999), per address */
+    int port_min, port_max;
+    /* where a unit without spec.endpointAddress serves its guests'
+     * apiserver endpoints (kfleetd --endpoint-address, "127.0.0.1"; borrowed) */
+    const char *endpoint_address;
     int64_t health_period_ms; /* how often a provisioned cluster is checked (5 s) */
     /* a deleting member whose host is NotReady (or gone) this long is let
      * go without its agent (5 min) */

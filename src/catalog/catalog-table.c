@@ -5,16 +5,26 @@
  * built by kf_etcd_member_argv instead, see catalog-render.c). To support
  * a new minor whose flags changed, add a row with that range and narrow
  * the old one; the ranges of one component must not overlap.
+ *
+ * The Kubernetes rows cover the minors whose programs
+ * scripts/install-kubernetes builds, and every flag they render was
+ * started against those programs (tests/integration/test_guest_kubernetes.py
+ * runs them): a minor is listed here only once that is true, and
+ * admission refuses a cluster on a minor that is not (kf_catalog_supports).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kfleet/catalog.h"
+#include "kfleet/strbuf.h"
 #include "catalog/catalog-internal.h"
 
 static const char *const apiserver_args[] = {
     "--advertise-address={{address}}",
+    /* the members' addresses may be loopback (a local fleet), which the
+     * lease reconciler refuses; clients use the endpoint anyway */
+    "--endpoint-reconciler-type=none",
     "--bind-address={{address}}",
     "--secure-port={{port.https}}",
     "--etcd-servers={{etcdServers}}",
@@ -26,13 +36,30 @@ static const char *const apiserver_args[] = {
     "--tls-private-key-file={{certDir}}/apiserver.key",
     "--service-cluster-ip-range={{serviceCIDR}}",
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-    "--service-account-key-file={{certDir}}/sa.key",
+    /* the public half: 1.37 reads only public keys and certificates there */
+    "--service-account-key-file={{certDir}}/sa.crt",
     "--service-account-signing-key-file={{certDir}}/sa.key",
     "--authorization-mode=Node,RBAC",
     "--enable-bootstrap-token-auth=true",
     "--allow-privileged=true",
     "--cert-dir={{dataDir}}",
     "--profiling=false",
+    NULL,
+};
+
+/* KWOK keeps the cluster's simulated nodes alive (leases, status) and
+ * plays their kubelets for the pods the scheduler binds to them. It
+ * manages only the nodes kfleetd creates with the annotation below, and
+ * gives pods addresses from the cluster's pod range. */
+static const char *const kwok_args[] = {
+    "--kubeconfig={{certDir}}/kwok.kubeconfig",
+    "--config=" KF_KWOK_DIR "/etc/stages.yaml",
+    "--manage-all-nodes=false",
+    "--manage-nodes-with-annotation-selector=" KF_KWOK_NODE_ANNOTATION "=fake",
+    "--node-lease-duration-seconds=40",
+    "--cidr={{podCIDR}}",
+    "--node-ip={{address}}",
+    "--server-address={{address}}:{{port.http}}",
     NULL,
 };
 
@@ -92,6 +119,7 @@ static const struct catalog_file apiserver_files[] = {
     { "etcd/client.crt", "etcd/client.crt", false },
     { "etcd/client.key", "etcd/client.key", true },
     { "sa.key", "sa.key", true },
+    { "sa.crt", "sa.crt", false },
     { NULL, NULL, false },
 };
 
@@ -112,6 +140,12 @@ static const struct catalog_file scheduler_files[] = {
     { "scheduler.kubeconfig", "scheduler.kubeconfig", true },
     { "scheduler-server.crt", "server.crt", false },
     { "scheduler-server.key", "server.key", true },
+    { NULL, NULL, false },
+};
+
+static const struct catalog_file kwok_files[] = {
+    { "ca.crt", "ca.crt", false },
+    { "kwok.kubeconfig", "kwok.kubeconfig", true },
     { NULL, NULL, false },
 };
 
@@ -142,8 +176,8 @@ static const struct catalog_entry entries[] = {
                .alias_port = "metrics", /* /metrics is on the secure port */
                .alias_of = "https",
                .known = true },
-        .min_version = "1.29",
-        .max_version = "1.33",
+        .min_version = KF_CATALOG_K8S_MIN,
+        .max_version = KF_CATALOG_K8S_MAX,
         .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-apiserver",
         .args = apiserver_args,
         .files = apiserver_files,
@@ -155,8 +189,8 @@ static const struct catalog_entry entries[] = {
                .probe_path = "/healthz",
                .probe_scheme = "https",
                .known = true },
-        .min_version = "1.29",
-        .max_version = "1.33",
+        .min_version = KF_CATALOG_K8S_MIN,
+        .max_version = KF_CATALOG_K8S_MAX,
         .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-controller-manager",
         .args = controller_manager_args,
         .files = controller_manager_files,
@@ -168,11 +202,23 @@ static const struct catalog_entry entries[] = {
                .probe_path = "/healthz",
                .probe_scheme = "https",
                .known = true },
-        .min_version = "1.29",
-        .max_version = "1.33",
+        .min_version = KF_CATALOG_K8S_MIN,
+        .max_version = KF_CATALOG_K8S_MAX,
         .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-scheduler",
         .args = scheduler_args,
         .files = scheduler_files,
+    },
+    {
+        .c = { .component = "kwok",
+               .ports = { "http", NULL },
+               .probe_port = "http",
+               .probe_path = "/healthz",
+               .probe_scheme = "http",
+               .known = true },
+        /* one KWOK release serves every Kubernetes minor of the catalog */
+        .binary = KF_KWOK_DIR "/bin/kwok",
+        .args = kwok_args,
+        .files = kwok_files,
     },
 };
 
@@ -210,6 +256,27 @@ const struct catalog_entry *catalog_find(const char *component, const char *vers
         return e;
     }
     return &unknown_entry;
+}
+
+bool kf_catalog_supports(const char *version)
+{
+    char minor[32];
+    int major = 0, m = 0;
+
+    /* "1.37" or "1.37.2": the minor decides */
+    if (!version || sscanf(version, "%d.%d", &major, &m) != 2 || major < 0 || m < 0 || major > 99 ||
+        m > 999)
+        return false;
+    snprintf(minor, sizeof(minor), "%d.%d", major, m);
+    return catalog_find("kube-apiserver", minor)->c.known;
+}
+
+void kf_catalog_versions(struct kf_strbuf *out)
+{
+    int lo = version_number(KF_CATALOG_K8S_MIN), hi = version_number(KF_CATALOG_K8S_MAX);
+
+    for (int v = lo; v <= hi; v++)
+        kf_strbuf_addf(out, "%s\"%d.%d\"", v > lo ? ", " : "", v / 1000, v % 1000);
 }
 
 const struct kf_catalog_component *kf_catalog_lookup(const char *component, const char *version)

@@ -20,6 +20,11 @@
  *   scheduler.kubeconfig            client CN system:kube-scheduler
  *   controller-manager-server.*     serving certificates for their secure
  *   scheduler-server.*              ports (probed over HTTPS)
+ *   monitoring.crt .key             client CN kfleet-monitoring, O system:monitoring
+ *                                   (the edge Prometheus scrapes the components)
+ *   kwok.kubeconfig                 client CN kfleet-kwok, O system:masters (the
+ *                                   simulated nodes' KWOK)
+ * The kubeconfigs name the cluster's endpoint (its unit's load balancer).
  * A sidecar "<name>.for" records what a certificate or kubeconfig was made
  * for (SANs, server URL), so a change reissues it.
  */
@@ -319,15 +324,17 @@ static int ensure_leaf(const char *dir, const struct kf_pki_ca *ca, const char *
 /* <dir>/<name>.kubeconfig: a client certificate of the cluster CA
  * (<name>-client.crt/.key) for server. */
 static int ensure_kubeconfig(const char *dir, const char *cluster, const struct kf_pki_ca *ca,
-                             const char *name, const char *cn, const char *server,
-                             struct kf_strbuf *err)
+                             const char *name, const char *cn, const char *const *orgs,
+                             const char *server, struct kf_strbuf *err)
 {
     char *base = kf_xasprintf("%s-client", name), *file = kf_xasprintf("%s.kubeconfig", name);
     char *what = kf_xasprintf("%s %s", cn, server), *path = kf_xasprintf("%s/%s", dir, file);
     const char *const none[] = { NULL };
-    struct kf_pki_cert_req req = {
-        .common_name = cn, .dns_names = none, .ip_addresses = none, .usage = KF_PKI_CLIENT
-    };
+    struct kf_pki_cert_req req = { .common_name = cn,
+                                   .organizations = orgs,
+                                   .dns_names = none,
+                                   .ip_addresses = none,
+                                   .usage = KF_PKI_CLIENT };
     struct kf_pki_cert *cert = NULL;
     char *cs = NULL, *ks = NULL;
     int r = ensure_leaf(dir, ca, base, &req, cn, &cert, err);
@@ -448,11 +455,34 @@ static int ensure_extras(const char *dir, const struct lc_pki_input *in, struct 
                 r = ensure_kubeconfig(dir, in->cluster, ca, name,
                                       i == 0 ? "system:kube-controller-manager"
                                              : "system:kube-scheduler",
-                                      in->apiserver_url, err);
+                                      NULL, in->apiserver_url, err);
         }
         kf_strbuf_release(&what);
         free(base);
         free(cn);
+    }
+    if (r >= 0) {
+        /* the monitoring identity: Kubernetes' own ClusterRoleBinding
+         * system:monitoring lets this group read /metrics, /readyz and
+         * /livez, and nothing else */
+        const char *const orgs[] = { "system:monitoring", NULL };
+        struct kf_pki_cert_req req = { .common_name = "kfleet-monitoring",
+                                       .organizations = orgs,
+                                       .dns_names = none,
+                                       .ip_addresses = none,
+                                       .usage = KF_PKI_CLIENT };
+
+        r = ensure_leaf(dir, ca, "monitoring", &req, "kfleet-monitoring system:monitoring", NULL,
+                        err);
+    }
+    if (r >= 0 && in->apiserver_url) {
+        /* KWOK plays the kubelet of every simulated node (status, leases,
+         * pods): no narrower built-in role does that for many nodes, and
+         * simulated nodes exist for tests and local fleets only */
+        const char *const orgs[] = { "system:masters", NULL };
+
+        r = ensure_kubeconfig(dir, in->cluster, ca, "kwok", "kfleet-kwok", orgs, in->apiserver_url,
+                              err);
     }
     kf_pki_ca_free(ca);
     return r < 0 ? r : 0;

@@ -63,7 +63,7 @@ struct lc {
     struct kf_store *store;
     char *data_dir;
     struct kf_recorder *rec;
-    struct kf_informer *members, *hosts, *profiles;
+    struct kf_informer *clusters, *members, *hosts, *profiles, *units;
     struct lc_ports *ports;
     struct kf_lifecycle_options opt;
 };
@@ -72,6 +72,7 @@ void kf_lifecycle_options_default(struct kf_lifecycle_options *o)
 {
     o->port_min = 20000;
     o->port_max = 29999;
+    o->endpoint_address = "127.0.0.1";
     o->health_period_ms = 5000;
     o->release_timeout_ms = 5 * 60 * 1000;
     o->provision_timeout_ms = 2 * 60 * 1000;
@@ -120,9 +121,11 @@ static int setup(struct kf_ctrl *c)
     int r;
 
     d->ctrl = c;
+    d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
     d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
     d->hosts = kf_ctrl_informer(m, &kf_kind_host);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
+    d->units = kf_ctrl_informer(m, &kf_kind_unit);
     r = kf_informer_add_index(d->members, BY_CLUSTER, index_cluster);
     if (r < 0 && r != -EEXIST)
         return r;
@@ -147,6 +150,8 @@ int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_
         d->opt = *env->lifecycle;
     else
         kf_lifecycle_options_default(&d->opt);
+    if (!d->opt.endpoint_address)
+        d->opt.endpoint_address = "127.0.0.1";
     d->rec = kf_recorder_new(env->reg, "lifecycle");
     d->ports = lc_ports_new(d->opt.port_min, d->opt.port_max);
     *ret = d;
@@ -407,6 +412,55 @@ static void view_replace(struct lc_view *v, size_t i, json_t *updated)
 
 /* --- ports --------------------------------------------------------------------- */
 
+/* "https://ADDR:PORT" (IPv6 in brackets) into addr and *port; false when
+ * url is not that. */
+static bool endpoint_parse(const char *url, char *addr, size_t size, int *port)
+{
+    const char *h, *end;
+    char tail;
+    size_t n;
+
+    if (!url || !kf_str_has_prefix(url, "https://"))
+        return false;
+    h = url + strlen("https://");
+    if (*h == '[') {
+        end = strchr(++h, ']');
+        if (!end || end[1] != ':')
+            return false;
+    } else {
+        end = strrchr(h, ':');
+        if (!end)
+            return false;
+    }
+    n = (size_t)(end - h);
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(addr, h, n);
+    addr[n] = '\0';
+    end += *end == ']' ? 2 : 1;
+    return sscanf(end, "%d%c", port, &tail) == 1 && *port > 0 && *port < 65536;
+}
+
+/* Adds the endpoint ports of every cluster whose endpoint is on address. */
+static void endpoint_ports_on(struct lc *d, const char *address, json_t *used)
+{
+    char **names = NULL;
+    size_t n = kf_informer_names(d->clusters, &names);
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *gc = get_obj(d->clusters, names[i]);
+        char addr[64];
+        int port;
+
+        if (endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, sizeof(addr),
+                           &port) &&
+            !strcmp(addr, address))
+            json_array_append_new(used, json_integer(port));
+        json_decref(gc);
+    }
+    kf_ctrl_names_free(names, n);
+}
+
 /* Every port used on hosts with this address (a JSON array). */
 static json_t *ports_on_address(struct lc *d, const char *address)
 {
@@ -435,6 +489,7 @@ static json_t *ports_on_address(struct lc *d, const char *address)
         kf_ctrl_names_free(ms, nm);
     }
     kf_ctrl_names_free(hosts, nh);
+    endpoint_ports_on(d, address, used);
     return used;
 }
 
@@ -477,6 +532,47 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         return r;
     view_replace(v, i, updated);
     return 1;
+}
+
+/* The cluster's apiserver endpoint: where its unit's load balancer (the
+ * endpoints controller's HAProxy) listens for it, "https://ADDR:PORT" in
+ * *ret_url (caller frees; NULL when the cluster has no kube-apiserver).
+ * ADDR is the unit's spec.endpointAddress, else --endpoint-address; the
+ * port, unique on that address among members and other endpoints, is
+ * kept once chosen: status.endpoints.apiServer is where it lives. */
+static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view *v, char **ret_url,
+                           struct kf_strbuf *err)
+{
+    json_t *unit = get_obj(d->units, kf_json_str(gc, "status.unit", NULL)), *used;
+    const char *want = kf_json_str(unit, "spec.endpointAddress", d->opt.endpoint_address);
+    char addr[64], *address = kf_xstrdup(want);
+    bool api = false;
+    int port = 0, r = 0;
+
+    json_decref(unit);
+    for (size_t i = 0; i < v->n && !api; i++)
+        api = !strcmp(v->members[i].component, "kube-apiserver");
+    if (!api) {
+        *ret_url = NULL;
+        goto out;
+    }
+    if (!endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, sizeof(addr),
+                        &port) ||
+        strcmp(addr, address) != 0 || port < d->opt.port_min || port > d->opt.port_max) {
+        used = ports_on_address(d, address);
+        r = lc_ports_pick(d->ports, address, used, 1, &port);
+        json_decref(used);
+        if (r < 0) {
+            kf_err(err, r, "no free port left on %s (range %d-%d) for the apiserver endpoint",
+                   address, d->opt.port_min, d->opt.port_max);
+            goto out;
+        }
+    }
+    *ret_url = strchr(address, ':') ? kf_xasprintf("https://[%s]:%d", address, port)
+                                    : kf_xasprintf("https://%s:%d", address, port);
+out:
+    free(address);
+    return r;
 }
 
 /* --- the cluster's view -------------------------------------------------------- */
@@ -542,8 +638,12 @@ static void add_unique(const char ***v, size_t *n, size_t *alloc, const char *s)
     (*v)[*n] = NULL;
 }
 
-static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, json_t **ret_files,
-                      char **ret_api_url, struct kf_strbuf *err)
+/* The cluster's PKI for its members' addresses and its endpoint (see
+ * ctrl-lcpki.c); *ret_files gets path -> PEM. The components' kubeconfigs
+ * (controller manager, scheduler, KWOK) name the endpoint, so that they
+ * follow whichever apiserver is up. */
+static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const char *endpoint_url,
+                      json_t **ret_files, struct kf_strbuf *err)
 {
     struct kf_pki_etcd_member *em = kf_xcalloc(v->n ? v->n : 1, sizeof(*em));
     char(*enames)[64] = kf_xcalloc(v->n ? v->n : 1, 64);
@@ -552,13 +652,15 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, json_t 
     const char **api_ips = NULL, **kcm_ips = NULL, **sch_ips = NULL;
     size_t na = 0, aa = 0, nk = 0, ak = 0, ns = 0, as = 0, ne = 0;
     const char *svc_ip = kf_json_str(gc, "status.network.kubernetesServiceIP", NULL);
-    char *api_url = NULL;
-    int r;
+    char ep_addr[64];
+    int ep_port, r;
 
     add_unique(&kcm_ips, &nk, &ak, "127.0.0.1");
     add_unique(&sch_ips, &ns, &as, "127.0.0.1");
     if (svc_ip)
         add_unique(&api_ips, &na, &aa, svc_ip);
+    if (endpoint_parse(endpoint_url, ep_addr, sizeof(ep_addr), &ep_port))
+        add_unique(&api_ips, &na, &aa, ep_addr);
     for (size_t i = 0; i < v->n; i++) {
         const struct kf_catalog_member *m = &v->members[i];
 
@@ -573,13 +675,7 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, json_t 
                                                   .dns_names = localhost };
             ne++;
         } else if (!strcmp(m->component, "kube-apiserver")) {
-            int port = (int)json_integer_value(json_object_get(m->ports, "https"));
-
             add_unique(&api_ips, &na, &aa, m->address);
-            if (!api_url && port > 0)
-                api_url = strchr(m->address, ':')
-                              ? kf_xasprintf("https://[%s]:%d", m->address, port)
-                              : kf_xasprintf("https://%s:%d", m->address, port);
         } else if (!strcmp(m->component, "kube-controller-manager")) {
             add_unique(&kcm_ips, &nk, &ak, m->address);
         } else if (!strcmp(m->component, "kube-scheduler")) {
@@ -597,7 +693,7 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, json_t 
                       .apiserver_dns = none },
             .controller_manager_ips = kcm_ips,
             .scheduler_ips = sch_ips,
-            .apiserver_url = api_url,
+            .apiserver_url = endpoint_url,
         };
 
         r = lc_pki_ensure(d->store, d->data_dir, &in, ret_files, err);
@@ -610,12 +706,7 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, json_t 
     free(api_ips);
     free(kcm_ips);
     free(sch_ips);
-    if (r < 0) {
-        free(api_url);
-        return r;
-    }
-    *ret_api_url = api_url;
-    return 0;
+    return r;
 }
 
 /* Member i's binary, args, probe, version, pki-hash and agent finalizer. */
@@ -718,10 +809,18 @@ static void missing_format(struct missing *list, struct kf_strbuf *out)
     }
 }
 
+#define HEALTH_MAX_COMPONENTS 16
+
 struct health {
     struct missing *required_missing, *optional_missing;
     size_t etcd_total, etcd_healthy;
     size_t desired, ready;
+    /* required components: members and how many are ready */
+    struct {
+        const char *name;
+        size_t members, ready;
+    } comps[HEALTH_MAX_COMPONENTS];
+    size_t n_comps;
     struct kf_strbuf etcd_problems;  /* "web-1-etcd-0 (host h1): Connection refused; ..." */
     struct kf_strbuf missing;        /* required components whose binary is not installed */
     struct kf_strbuf not_ready;      /* members not ready */
@@ -805,8 +904,19 @@ static void check_health(struct lc *d, const char *cluster, struct lc_view *v, j
                      port > 0 ? (detail.len ? detail.buf : "not healthy") : "no port yet");
             kf_strbuf_release(&detail);
         }
-        if (!optional)
+        if (!optional) {
+            size_t k = 0;
+
             h->desired++;
+            while (k < h->n_comps && strcmp(h->comps[k].name, m->component) != 0)
+                k++;
+            if (k == h->n_comps && k < HEALTH_MAX_COMPONENTS)
+                h->comps[h->n_comps++].name = m->component;
+            if (k < h->n_comps) {
+                h->comps[k].members++;
+                h->comps[k].ready += ready;
+            }
+        }
         if (ready) {
             if (!optional)
                 h->ready++;
@@ -916,20 +1026,102 @@ static bool provisioned(const json_t *gc)
     return !strcmp(p, "Running") || !strcmp(p, "Degraded");
 }
 
+/* Whether the apiserver answers /readyz through the cluster's endpoint,
+ * checked against the cluster's CA (anonymous: /readyz is public). */
+static bool endpoint_answers(struct lc *d, const char *cluster, const char *url,
+                             struct kf_strbuf *detail)
+{
+    char *dir = lc_pki_dir(d->data_dir, cluster), *ca = kf_xasprintf("%s/ca.crt", dir);
+    char addr[64];
+    int port = 0;
+    bool ok = false;
+
+    if (endpoint_parse(url, addr, sizeof(addr), &port)) {
+        struct kf_probe p = { .type = KF_PROBE_HTTP,
+                              .host = addr,
+                              .port = port,
+                              .path = "/readyz",
+                              .https = true,
+                              .ca_file = ca,
+                              .timeout_ms = PROBE_TIMEOUT_MS };
+
+        ok = kf_probe_check(&p, detail);
+    }
+    free(ca);
+    free(dir);
+    return ok;
+}
+
+/* The simulated nodes the spec asks for, made so through the endpoint
+ * (ctrl-lcnodes.c), and status.nodes: how many are wanted, registered
+ * and Ready (a problem in its message). Nothing is done for a cluster
+ * that never had any. */
+static void sync_nodes(struct lc *d, const json_t *gc, const char *endpoint_url, json_t *status,
+                       int64_t *requeue)
+{
+    int64_t want = kf_json_int(gc, "spec.simulatedNodes", 0);
+    json_int_t max_pods = kf_json_int(gc, "status.effective.network.maxPodsPerNode", 110);
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct lc_nodes n = { 0 };
+    char *dir;
+    json_t *st;
+
+    if (want <= 0 && kf_json_int(gc, "status.nodes.registered", 0) <= 0)
+        return;
+    dir = lc_pki_dir(d->data_dir, kf_obj_name(gc));
+    if (lc_nodes_sync(dir, endpoint_url, want, (unsigned)KF_MIN(KF_MAX(max_pods, 1), 1024), &n,
+                      &err) < 0) {
+        st = json_pack("{s:I, s:s}", "simulated", (json_int_t)want, "message", err.buf);
+        /* keep the last counts: the guest did not answer this time */
+        json_object_set(st, "registered",
+                        kf_json_path(gc, "status.nodes.registered")
+                            ? kf_json_path(gc, "status.nodes.registered")
+                            : json_integer(0));
+        json_object_set(st, "ready",
+                        kf_json_path(gc, "status.nodes.ready")
+                            ? kf_json_path(gc, "status.nodes.ready")
+                            : json_integer(0));
+        *requeue = KF_MIN(*requeue, PROVISIONING_RECHECK_MS);
+    } else {
+        st = json_pack("{s:I, s:I, s:I}", "simulated", (json_int_t)want, "registered",
+                       (json_int_t)n.registered, "ready", (json_int_t)n.ready);
+        if (n.pending || n.ready < want)
+            *requeue = KF_MIN(*requeue, PROVISIONING_RECHECK_MS);
+    }
+    json_object_set_new(status, "nodes", st);
+    kf_strbuf_release(&err);
+    free(dir);
+}
+
 static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json_t **hosts,
-                         const json_t *profile, const char *api_url, int64_t *requeue,
+                         const json_t *profile, const char *endpoint_url, int64_t *requeue,
                          struct kf_strbuf *err)
 {
     const char *name = kf_obj_name(gc), *old_phase = kf_json_str(gc, "status.phase", "");
     const json_t *old_conds = kf_json_path(gc, "status.conditions");
     struct health h = { 0 };
     struct kf_strbuf msg = KF_STRBUF_INIT, emsg = KF_STRBUF_INIT, cmsg = KF_STRBUF_INIT;
+    struct kf_strbuf gaps = KF_STRBUF_INIT, epmsg = KF_STRBUF_INIT;
     json_t *status, *conds, *etcd_urls = json_array();
     const char *phase, *creason;
-    bool quorum, etcd_ok, comps_ok;
+    bool quorum, etcd_ok, comps_ok, ep_ok = true, serves, full;
     int r;
 
     check_health(d, name, v, hosts, profile, &h);
+    for (size_t k = 0; k < h.n_comps; k++)
+        if (h.comps[k].ready == 0)
+            note(&gaps, "%s (none of %zu ready)", h.comps[k].name, h.comps[k].members);
+    if (endpoint_url) {
+        struct kf_strbuf detail = KF_STRBUF_INIT;
+
+        ep_ok = endpoint_answers(d, name, endpoint_url, &detail);
+        if (ep_ok)
+            kf_strbuf_addf(&epmsg, "the apiserver answers at %s", endpoint_url);
+        else
+            kf_strbuf_addf(&epmsg, "the apiserver endpoint %s does not answer: %s", endpoint_url,
+                           detail.len ? detail.buf : "not ready");
+        kf_strbuf_release(&detail);
+    }
     missing_format(h.required_missing, &h.missing);
     h.required_missing = NULL;
     {
@@ -960,7 +1152,14 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json
     if (!cmsg.len)
         kf_strbuf_addf(&cmsg, "%zu of %zu members ready", h.ready, h.desired);
 
-    if (!provisioned(gc) && !(quorum && etcd_ok && comps_ok) &&
+    /* serves: what clients need works (a quorum, a ready member of every
+     * component, the apiserver through its endpoint); full: every member
+     * is there too. A cluster that serves is Running, with what it lacks
+     * in its conditions and message: losing a zone must not take it out
+     * of Running, since it is what the three zones are for. */
+    serves = quorum && !gaps.len && ep_ok;
+    full = etcd_ok && comps_ok;
+    if (!provisioned(gc) && !(serves && full) &&
         !(quorum && ((etcd_ok && h.missing.len) || h.hosts_down.len ||
                      provisioning_ms(gc) >= d->opt.provision_timeout_ms))) {
         /* Still coming up: members not ready yet is expected for a while.
@@ -969,26 +1168,34 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json
         phase = "Provisioning";
         if (!quorum)
             kf_strbuf_addf(&msg, "waiting for etcd: %s", emsg.buf);
-        else
+        else if (!full)
             kf_strbuf_addf(&msg, "etcd has quorum; waiting for members: %s", cmsg.buf);
+        else
+            kf_strbuf_addf(&msg, "every member is ready; waiting until %s", epmsg.buf);
         *requeue = PROVISIONING_RECHECK_MS;
-    } else if (etcd_ok && comps_ok) {
+    } else if (serves) {
         phase = "Running";
-        kf_strbuf_addf(&msg, "etcd healthy (%zu members), %zu of %zu members ready", h.etcd_total,
-                       h.ready, h.desired);
+        if (full)
+            kf_strbuf_addf(&msg, "etcd healthy (%zu members), %zu of %zu members ready",
+                           h.etcd_total, h.ready, h.desired);
+        else
+            kf_strbuf_addf(&msg, "serving with reduced redundancy: %s%s%s", etcd_ok ? "" : emsg.buf,
+                           etcd_ok || comps_ok ? "" : "; ", comps_ok ? "" : cmsg.buf);
+        if (endpoint_url)
+            kf_strbuf_addf(&msg, "; %s", epmsg.buf);
         *requeue = d->opt.health_period_ms;
     } else {
         phase = "Degraded";
         if (!quorum)
             kf_strbuf_addf(&msg, "etcd has no quorum: %s", emsg.buf);
-        else if (!etcd_ok)
-            kf_strbuf_addf(&msg, "etcd keeps quorum, but %s", emsg.buf);
+        else if (gaps.len)
+            kf_strbuf_addf(&msg, "%s: no ready member of %s: %s", creason, gaps.buf, cmsg.buf);
         else
-            kf_strbuf_addf(&msg, "%s: %s", creason, cmsg.buf);
-        if (!quorum || !etcd_ok) {
-            if (!comps_ok)
-                kf_strbuf_addf(&msg, "; %s", cmsg.buf);
-        }
+            kf_strbuf_addf(&msg, "%s", epmsg.buf);
+        if (!quorum && !comps_ok)
+            kf_strbuf_addf(&msg, "; %s", cmsg.buf);
+        if ((!quorum || gaps.len) && endpoint_url && !ep_ok)
+            kf_strbuf_addf(&msg, "; %s", epmsg.buf);
         *requeue = d->opt.health_period_ms;
     }
     if (h.optional_notes.len)
@@ -1014,6 +1221,9 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json
                                            emsg.buf));
     json_array_append_new(conds,
                           condition(old_conds, "ComponentsReady", comps_ok, creason, cmsg.buf));
+    if (endpoint_url)
+        json_array_append_new(conds, condition(old_conds, "EndpointReady", ep_ok,
+                                               ep_ok ? "Answering" : "NotAnswering", epmsg.buf));
     json_array_append_new(conds,
                           condition(old_conds, "Ready", !strcmp(phase, "Running"), phase, msg.buf));
     /* status.members is placement's (it counts every member of the shape);
@@ -1024,14 +1234,16 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json
         json_t *ep = json_pack("{s:o}", "etcd", etcd_urls);
         char *kc = kf_xasprintf("/apis/kfleet.io/v1/guestclusters/%s/kubeconfig", name);
 
-        if (api_url)
-            json_object_set_new(ep, "apiServer", json_string(api_url));
+        if (endpoint_url)
+            json_object_set_new(ep, "apiServer", json_string(endpoint_url));
         json_object_set_new(ep, "kubeconfig", json_string(kc));
         json_object_set_new(status, "endpoints", ep);
         free(kc);
     }
     if (!kf_json_path(gc, "status.version"))
         json_object_set_new(status, "version", json_string(v->c.version));
+    if (endpoint_url && ep_ok)
+        sync_nodes(d, gc, endpoint_url, status, requeue);
     r = set_status(d, gc, status, err);
     if (r == 0 && strcmp(phase, old_phase) != 0) {
         bool bad = !strcmp(phase, "Degraded");
@@ -1043,6 +1255,8 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json
     }
     json_decref(status);
     health_release(&h);
+    kf_strbuf_release(&gaps);
+    kf_strbuf_release(&epmsg);
     kf_strbuf_release(&msg);
     kf_strbuf_release(&emsg);
     kf_strbuf_release(&cmsg);
@@ -1097,7 +1311,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *gc = NULL, *profile = NULL, *flags = NULL, *files = NULL, **ms = NULL, **hosts = NULL;
     struct lc_view v = { 0 };
-    char *api_url = NULL;
+    char *endpoint_url = NULL;
     const char *unit, *profile_name, *phase0;
     size_t n, live = 0;
     bool placed = true;
@@ -1206,7 +1420,10 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
         if (r < 0)
             goto out;
     }
-    r = ensure_pki(d, gc, &v, &files, &api_url, &err);
+    r = ensure_endpoint(d, gc, &v, &endpoint_url, &err);
+    if (r < 0)
+        goto out;
+    r = ensure_pki(d, gc, &v, endpoint_url, &files, &err);
     if (r < 0)
         goto out;
     for (size_t i = 0; i < v.n; i++) {
@@ -1214,7 +1431,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
         if (r < 0)
             goto out;
     }
-    r = update_status(d, gc, &v, hosts, profile, api_url, requeue, &err);
+    r = update_status(d, gc, &v, hosts, profile, endpoint_url, requeue, &err);
 out:
     if (r < 0 && r != -KF_ECONFLICT)
         kf_log_warn("cluster \"%s\": %s; trying again", name, err.len ? err.buf : strerror(-r));
@@ -1226,7 +1443,7 @@ out:
     json_decref(flags);
     json_decref(profile);
     json_decref(gc);
-    free(api_url);
+    free(endpoint_url);
     kf_strbuf_release(&err);
     return r;
 }

@@ -51,6 +51,20 @@ int lc_kubeconfig_write(const char *dir, const char *file, const char *cluster, 
                         const struct kf_pki_ca *ca, struct kf_strbuf *err);
 int lc_rm_rf(const char *path);
 
+/* --- ctrl-lcnodes.c ------------------------------------------------------------ */
+
+struct lc_nodes {
+    int64_t registered; /* simulated nodes the guest has (of those wanted) */
+    int64_t ready;      /* of those, Ready (their KWOK manages them) */
+    bool pending;       /* more creates or deletes to do: call again soon */
+};
+/* Makes the guest's simulated nodes kfleet-sim-0..want-1 (and no others
+ * with the kfleet.io/simulated label) through endpoint_url, with the admin
+ * certificate and CA in pki_dir; max_pods is each node's pod capacity.
+ * 0 with *ret filled, or an error with the guest's words in err. */
+int lc_nodes_sync(const char *pki_dir, const char *endpoint_url, int64_t want, unsigned max_pods,
+                  struct lc_nodes *ret, struct kf_strbuf *err);
+
 /* --- ctrl-lcports.c ----------------------------------------------------------- */
 
 /* Member ports: per host address (hosts that share an address share its

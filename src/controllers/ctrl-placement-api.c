@@ -100,7 +100,7 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
         grade = kf_grade_decide(&d->grades, s.explicit_grade, s.nodes, s.pods, -1, &gwhy);
     else
         kf_strbuf_addf(&gwhy, "%s: the grade it runs at", kf_grade_name(grade));
-    place_shape(&d->grades, grade, s.profile, &shape);
+    place_shape(&d->grades, grade, s.profile, s.simulated_nodes, &shape);
     place_cluster_input(cluster, &s, grade, &shape, &c, &bufs);
     kf_placer_init(&placer, &d->policy);
 

@@ -157,6 +157,9 @@ int place_settings(struct place_ctrl *d, const json_t *cluster, struct place_set
         json_object_set_new(eff, "template", json_string(tname));
     json_object_set_new(eff, "version", json_string(version));
     json_object_set_new(eff, "expectedNodes", json_integer(ret->nodes));
+    ret->simulated_nodes = kf_json_int(cluster, "spec.simulatedNodes", 0);
+    if (ret->simulated_nodes > 0)
+        json_object_set_new(eff, "simulatedNodes", json_integer(ret->simulated_nodes));
     if (ret->pods >= 0)
         json_object_set_new(eff, "expectedPods", json_integer(ret->pods));
     if (ret->explicit_grade >= 0)
@@ -217,8 +220,25 @@ static int64_t share_of(int64_t total, double share, unsigned replicas, int64_t 
     return KF_MAX(r, floor_v);
 }
 
+/* The simulated nodes' KWOK: one replica, a small request that grows
+ * with the nodes it keeps alive (measured: docs/BENCHMARKS.md). */
+static void add_simulator(struct kf_grade_spec *shape, int64_t nodes)
+{
+    struct kf_component *c;
+
+    if (nodes <= 0 || shape->n_components >= KF_GRADE_MAX_COMPONENTS)
+        return;
+    c = &shape->components[shape->n_components++];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "%s", PLACE_SIMULATOR_COMPONENT);
+    c->replicas = 1;
+    c->spread = KF_SPREAD_ZONES;
+    c->req.cpu_milli = 50 + nodes / 10;
+    c->req.mem_bytes = 64 * KF_MIB + nodes * 256 * 1024;
+}
+
 void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
-                 struct kf_grade_spec *ret)
+                 int64_t simulated_nodes, struct kf_grade_spec *ret)
 {
     const struct kf_grade_spec *base = &t->grades[g];
     const json_t *pspec = kf_json_path(profile, "spec");
@@ -292,6 +312,7 @@ void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
         if (etcd > 0 && strcmp(ret->components[c].name, "etcd") == 0)
             ret->components[c].replicas = (unsigned)KF_MIN(etcd, KF_GRADE_MAX_REPLICAS);
     }
+    add_simulator(ret, simulated_nodes);
     if (zones > 0)
         ret->min_zones = (unsigned)KF_MIN(zones, KF_PLACE_MAX_ZONES);
     if (quota) {

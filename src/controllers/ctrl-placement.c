@@ -593,7 +593,7 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     int grade, r;
 
     grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, &gwhy);
-    place_shape(&d->grades, grade, s->profile, &shape);
+    place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
     place_shape_json(&shape, s->effective);
     place_cluster_input(cluster, s, grade, &shape, &c, &bufs);
 
@@ -777,7 +777,7 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         size_t n_sorted;
         int ui, r = -ENOSPC;
 
-        place_shape(&d->grades, target, s->profile, &shape);
+        place_shape(&d->grades, target, s->profile, s->simulated_nodes, &shape);
         place_cluster_input(cluster, s, target, &shape, &c, &bufs);
         c.unit = unit;
         /* it stays where it is: only its new members move, within its zones */
@@ -871,7 +871,7 @@ static int reconcile_placed(struct place_ctrl *d, const json_t *cluster, struct 
     if (grade < 0)
         grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, NULL);
     grade = regrade(d, cluster, s, grade, st, conds, requeue_after_ms);
-    place_shape(&d->grades, grade, s->profile, &shape);
+    place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
     place_shape_json(&shape, s->effective);
     desired = kf_grade_members(&shape);
 

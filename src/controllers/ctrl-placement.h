@@ -65,7 +65,8 @@ struct place_settings {
     json_t *effective; /* status.effective (owned) */
     json_t *profile;   /* the Profile (owned) */
     int explicit_grade;
-    int64_t nodes, pods; /* pods: -1 unknown */
+    int64_t nodes, pods;     /* pods: -1 unknown */
+    int64_t simulated_nodes; /* spec.simulatedNodes: 0 none */
     unsigned max_pods;
     const char *compliance[16];
     size_t n_compliance;
@@ -82,9 +83,11 @@ int place_settings(struct place_ctrl *d, const json_t *cluster, struct place_set
 void place_settings_release(struct place_settings *s);
 /* The control plane of grade g for the settings' profile: the grade
  * table's members, filtered and completed by the profile's components,
- * apiServer.replicas and etcd.members. */
+ * apiServer.replicas and etcd.members, plus a KWOK member
+ * (PLACE_SIMULATOR_COMPONENT) when the cluster has simulated nodes. */
+#define PLACE_SIMULATOR_COMPONENT "kwok"
 void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
-                 struct kf_grade_spec *ret);
+                 int64_t simulated_nodes, struct kf_grade_spec *ret);
 /* Writes the shape into status.effective: "components" and "requests". */
 void place_shape_json(const struct kf_grade_spec *shape, json_t *effective);
 /* What a placement input points to besides the cluster and its settings:

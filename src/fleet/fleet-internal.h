@@ -85,4 +85,12 @@ void kf_fleet_col_count(const json_t *obj, const char *path, struct kf_strbuf *o
 void kf_fleet_check_disjoint(const json_t *obj, const char *const *paths, size_t n,
                              struct kf_causes *causes);
 
+/* Adds a FieldValueNotSupported cause when the version at path (a string
+ * member, or each string of an array) is one the component catalog does
+ * not run, naming the versions it does. An update that leaves the value
+ * as it was (old's) is not refused: a stored object stays editable after
+ * the catalog dropped its version. */
+void kf_fleet_check_version(const json_t *obj, const json_t *old, const char *path,
+                            struct kf_causes *causes);
+
 #endif

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <errno.h>
 
+#include "kfleet/catalog.h"
 #include "kfleet/cidr.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
@@ -112,6 +113,40 @@ void kf_fleet_check_disjoint(const json_t *obj, const char *const *paths, size_t
                               "share addresses",
                               b, paths[i], a);
         }
+    }
+}
+
+static void check_one_version(const char *v, const char *field, struct kf_causes *causes)
+{
+    struct kf_strbuf have = KF_STRBUF_INIT;
+
+    if (!v || kf_catalog_supports(v))
+        return;
+    kf_catalog_versions(&have);
+    kf_causes_add(causes, "FieldValueNotSupported", field,
+                  "Unsupported value: \"%s\": the component catalog runs Kubernetes %s", v,
+                  have.buf);
+    kf_strbuf_release(&have);
+}
+
+void kf_fleet_check_version(const json_t *obj, const json_t *old, const char *path,
+                            struct kf_causes *causes)
+{
+    const json_t *v = kf_json_path(obj, path), *item;
+    size_t i;
+
+    if (old && json_equal(v, kf_json_path(old, path)))
+        return;
+    if (json_is_string(v)) {
+        check_one_version(json_string_value(v), path, causes);
+        return;
+    }
+    json_array_foreach(v, i, item)
+    {
+        char *field = kf_xasprintf("%s[%zu]", path, i);
+
+        check_one_version(json_string_value(item), field, causes);
+        free(field);
     }
 }
 

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "kfleet/catalog.h"
 #include "kfleet/cidr.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
@@ -103,6 +104,11 @@ static const struct kf_field gc_spec_fields[] = {
     KF_FLEET_BACKUP,
     KF_FLEET_FLAGS,
     KF_BOOL("paused", "Controllers leave a paused cluster as it is.", .dflt = "false"),
+    KF_INT("simulatedNodes",
+           "Simulated worker nodes (KWOK) registered with the guest apiserver: they keep "
+           "their leases and run the pods the scheduler binds to them, for tests and "
+           "local fleets. 0 or absent: none.",
+           .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = KF_KWOK_MAX_NODES),
     KF_END,
 };
 
@@ -132,17 +138,29 @@ static const struct kf_field gc_status_fields[] = {
                                   .format = KF_FMT_IP),
                         KF_STRING("ipPool", "The IPPool the ranges came from.",
                                   .format = KF_FMT_DNS_SUBDOMAIN))),
-    KF_OBJECT("endpoints", "Where to reach the control plane.",
-              KF_FIELDS(KF_STRING("apiServer", "kube-apiserver URL.", .format = KF_FMT_URL),
-                        KF_ARRAY("etcd", "etcd client URLs.", KF_ITEM_STRING(.format = KF_FMT_URL),
-                                 .max_len = 16),
-                        KF_STRING("kubeconfig", "Path of the admin kubeconfig on kfleetd.",
-                                  .max_len = 1024))),
+    KF_OBJECT(
+        "endpoints", "Where to reach the control plane.",
+        KF_FIELDS(
+            KF_STRING("apiServer",
+                      "The cluster's stable apiserver endpoint: its unit's load balancer, "
+                      "which health-checks every kube-apiserver member.",
+                      .format = KF_FMT_URL),
+            KF_ARRAY("etcd", "etcd client URLs.", KF_ITEM_STRING(.format = KF_FMT_URL),
+                     .max_len = 16),
+            KF_STRING("kubeconfig", "Path of the admin kubeconfig on kfleetd.", .max_len = 1024))),
     KF_OBJECT(
         "members", "Control-plane members.",
         KF_FIELDS(KF_INT("desired", "Members the grade calls for.", .flags = KF_F_MIN, .min = 0),
                   KF_INT("ready", "Members Running and Ready.", .flags = KF_F_MIN, .min = 0)),
         .flags = KF_F_OPEN),
+    KF_OBJECT(
+        "nodes", "The cluster's simulated nodes (spec.simulatedNodes).",
+        KF_FIELDS(KF_INT("simulated", "Simulated nodes asked for.", .flags = KF_F_MIN, .min = 0),
+                  KF_INT("registered", "Of those, registered with the guest apiserver.",
+                         .flags = KF_F_MIN, .min = 0),
+                  KF_INT("ready", "Of those, Ready.", .flags = KF_F_MIN, .min = 0),
+                  KF_STRING("message", "Why they could not be made so, when that failed.",
+                            .max_len = 4096))),
     KF_ANY("effective", "The settings in effect after template, profile and spec are merged."),
     KF_STRING("message", "The most important thing to know now, for people.", .max_len = 4096),
     KF_INT("observedGeneration", "The generation the status reflects.", .flags = KF_F_MIN,
@@ -169,6 +187,7 @@ static void gc_validate(const json_t *obj, const json_t *old, struct kf_causes *
     int64_t ms;
 
     kf_fleet_check_disjoint(obj, ranges, KF_ARRAY_SIZE(ranges), causes);
+    kf_fleet_check_version(obj, old, "spec.version", causes);
     if (pod) {
         struct kf_cidr p;
         int64_t nodes = kf_json_int(obj, "spec.expectedNodes", 0);

@@ -114,6 +114,7 @@ static void profile_validate(const json_t *obj, const json_t *old, struct kf_cau
     if (dflt && !found)
         kf_causes_add(causes, "FieldValueInvalid", "spec.defaultVersion",
                       "\"%s\" is not one of spec.versions", dflt);
+    kf_fleet_check_version(obj, old, "spec.versions", causes);
     comps = kf_json_path(obj, "spec.components");
     json_array_foreach(comps, i, c)
     {

@@ -42,6 +42,11 @@ static const struct kf_schema template_spec = {
     .fields = template_spec_fields,
 };
 
+static void template_validate(const json_t *obj, const json_t *old, struct kf_causes *causes)
+{
+    kf_fleet_check_version(obj, old, "spec.version", causes);
+}
+
 static const struct kf_column template_columns[] = {
     { .header = "PROFILE", .path = "spec.profile", .type = "string" },
     { .header = "VERSION", .path = "spec.version", .type = "string" },
@@ -60,6 +65,7 @@ const struct kf_kind kf_kind_template = {
                    "template and override what they need.",
     .has_status = false,
     .spec_schema = &template_spec,
+    .validate = template_validate,
     .columns = template_columns,
     .n_columns = KF_ARRAY_SIZE(template_columns),
 };

@@ -50,6 +50,10 @@ static const struct kf_field unit_spec_fields[] = {
              KF_ITEM_STRING(.format = KF_FMT_DNS_LABEL), .flags = KF_F_UNIQUE, .max_len = 32),
     KF_BOOL("cordoned", "No new guest clusters are placed in a cordoned unit; existing ones stay.",
             .dflt = "false"),
+    KF_STRING("endpointAddress",
+              "Address of the unit's load balancer, where each guest cluster's apiserver "
+              "endpoint listens (a port per cluster); absent: kfleetd's --endpoint-address.",
+              .format = KF_FMT_IP),
     KF_END,
 };
 

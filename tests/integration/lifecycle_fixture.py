@@ -1,11 +1,12 @@
 """lifecycle_fixture.py: a local fleet for the lifecycle and reliability
 tests: kfleetd with the controllers that take a guest cluster from a
 GuestCluster object to running processes (profiles, host-lifecycle,
-unit-status, placement, lifecycle) on a private window of member ports,
+unit-status, placement, lifecycle; with kubernetes=True also the
+endpoints controller running HAProxy) on a private window of member ports,
 Region "local" with Unit u1 and an IPPool, three meta agents (zones a, b,
-c), and guest clusters of a Profile whose control plane is etcd alone
-(every component of it is installed here, so its clusters can be Running)
-or with Kubernetes components that are not installed.
+c), and guest clusters of a Profile whose control plane is etcd alone, or
+the real upstream Kubernetes control plane (k8s_profile: the programs that
+scripts/install-kubernetes builds into /opt/kfleet).
 """
 
 import os
@@ -19,12 +20,30 @@ from kftest import eventually, path
 
 ZONES = ("a", "b", "c")
 ETCDCTL = "/usr/bin/etcdctl"
+K8S_VERSION = "1.37"
+K8S_BIN = f"/opt/kfleet/kubernetes/{K8S_VERSION}/bin"
+KUBECTL = os.path.join(K8S_BIN, "kubectl")
+KWOK = "/opt/kfleet/kwok/v0.8.0/bin/kwok"
+HAPROXY = "/usr/sbin/haproxy"
+
+
+def require_kubernetes():
+    """Skips (loudly) where scripts/install-kubernetes has not run."""
+    for prog in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"):
+        kftest.require(os.access(os.path.join(K8S_BIN, prog), os.X_OK),
+                       f"{K8S_BIN}/{prog} is not installed (scripts/install-kubernetes)")
+    kftest.require(os.access(KWOK, os.X_OK), f"{KWOK} is not installed")
+    kftest.require(os.access(HAPROXY, os.X_OK), "haproxy is not installed")
 
 
 class Fleet:
     def __init__(self, controllers="profiles,host-lifecycle,unit-status,placement,lifecycle",
-                 extra_args=()):
+                 extra_args=(), kubernetes=False):
         kftest.require(os.access("/usr/bin/etcd", os.X_OK), "etcd is not installed")
+        if kubernetes:
+            require_kubernetes()
+            controllers += ",endpoints"
+            extra_args = ["--endpoints", "local"] + list(extra_args)
         lo, hi = kftest.port_window()
         self.kd = kftest.Kfleetd(
             store="sqlite", tokens=True, controllers=controllers,
@@ -114,7 +133,7 @@ def etcd_profile(kd, name="etcd-only", components=("etcd",)):
     component is installed on this machine, so its clusters can be
     Running). Its flags make the test elections quick."""
     body = {"apiVersion": "kfleet.io/v1", "kind": "Profile", "metadata": {"name": name},
-            "spec": {"versions": ["1.31"], "defaultVersion": "1.31",
+            "spec": {"versions": [K8S_VERSION], "defaultVersion": K8S_VERSION,
                      "components": [{"name": c} for c in components],
                      "flags": {"etcd.heartbeat-interval": "50",
                                "etcd.election-timeout": "500"}}}
@@ -122,12 +141,23 @@ def etcd_profile(kd, name="etcd-only", components=("etcd",)):
     assert r.status in (201, 409), r
 
 
-def create_cluster(kd, name, profile="etcd-only"):
+def k8s_profile(kd, name="k8s-test"):
+    """A Profile whose control plane is upstream Kubernetes as production
+    runs it (three etcd members one per zone, apiservers, controller
+    managers and schedulers in pairs), without the optional cp-addons and
+    with quick etcd elections for the tests."""
+    etcd_profile(kd, name, components=("etcd", "kube-apiserver", "kube-controller-manager",
+                                       "kube-scheduler"))
+
+
+def create_cluster(kd, name, profile="etcd-only", simulated_nodes=0):
     """A GuestCluster; placement puts it on unit u1, one etcd member per
     zone."""
     body = {"apiVersion": "kfleet.io/v1", "kind": "GuestCluster", "metadata": {"name": name},
-            "spec": {"region": "local", "profile": profile, "version": "1.31",
+            "spec": {"region": "local", "profile": profile, "version": K8S_VERSION,
                      "expectedNodes": 3, "network": {"vpc": "local"}}}
+    if simulated_nodes:
+        body["spec"]["simulatedNodes"] = simulated_nodes
     r = kd.post(path("guestclusters"), body)
     assert r.status == 201, r
 

@@ -101,7 +101,7 @@ def test_get_tables_and_formats():
     # -o yaml: block style, strings that look like numbers quoted
     out, _ = kfleet("get", "gc", "get-0", "-o", "yaml")
     assert out.startswith("apiVersion: kfleet.io/v1\nkind: GuestCluster\nmetadata:\n"), out
-    assert '  version: "1.30"\n' in out and "  expectedNodes: 3\n" in out, out
+    assert '  version: "1.37"\n' in out and "  expectedNodes: 3\n" in out, out
 
     _, err = kfleet("get", "templates")
     assert err == "No templates found.\n", err
@@ -142,7 +142,7 @@ metadata:
 spec:
   region: ap-region
   profile: standard
-  version: "1.30"
+  version: "1.37"
   expectedNodes: 5
   network:
     vpc: vpc-ap
@@ -151,7 +151,7 @@ spec:
         assert out == "region/ap-region created\nguestcluster/ap-1 created\n", out
         gc = kd.get(path("guestclusters", "ap-1")).json
         assert gc["metadata"]["labels"] == {"team": "web", "tier": "1"}, gc
-        assert gc["spec"]["version"] == "1.30" and gc["spec"]["expectedNodes"] == 5, gc
+        assert gc["spec"]["version"] == "1.37" and gc["spec"]["expectedNodes"] == 5, gc
 
         out, _ = kfleet("apply", "-f", f)
         assert out == "region/ap-region unchanged\nguestcluster/ap-1 unchanged\n", out
@@ -183,7 +183,7 @@ spec:
               "- {kind: Template, metadata: {name: ap-tpl}, spec: {profile: standard}}\n"
               "- {kind: Template, metadata: {name: ap-tpl2}, spec: {profile: edge}}\n")
         write(sub, "b.json", '{\n\t"kind": "Profile",\n\t"metadata": {"name": "ap-prof"},\n'
-              '\t"spec": {"versions": ["1.30"]}\n}\n')
+              '\t"spec": {"versions": ["1.37"]}\n}\n')
         write(sub, "ignored.txt", "not: [yaml")
         out, _ = kfleet("apply", "-f", sub)
         assert out == ("template/ap-tpl unchanged\ntemplate/ap-tpl2 created\n"

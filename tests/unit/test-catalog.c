@@ -53,7 +53,7 @@ static int setup(void **state)
         json_pack("{s:s, s:s, s:s}", "kube-apiserver.max-requests-inflight", "400",
                   "kube-apiserver.profiling", "true", "etcd.auto-compaction-retention", "1h");
     f->c = (struct kf_catalog_cluster){ .name = "web-1",
-                                        .version = "1.31",
+                                        .version = "1.37",
                                         .grade = 5,
                                         .service_cidr = "10.96.0.0/16",
                                         .pod_cidr = "172.16.0.0/16",
@@ -69,7 +69,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 8; i++)
         json_decref(f->ports[i]);
     json_decref(f->flags);
     json_decref(f->components);
@@ -145,12 +145,16 @@ static void test_kubernetes_components(void **state)
     json_t *args, *probe;
 
     render(f, 3, &bin, &args, &probe);
-    assert_string_equal(bin, "/opt/kfleet/kubernetes/1.31/bin/kube-apiserver");
+    assert_string_equal(bin, "/opt/kfleet/kubernetes/1.37/bin/kube-apiserver");
     assert_true(has_arg(args, "--etcd-servers=https://10.0.0.1:2379,https://10.0.0.2:2389,"
                               "https://10.0.0.3:2399"));
     assert_true(has_arg(args, "--service-cluster-ip-range=10.96.0.0/16"));
     assert_true(has_arg(args, "--secure-port=6443"));
     assert_true(has_arg(args, "--advertise-address=10.0.0.2"));
+    /* what 1.37 needs: the public half of the service-account key, and no
+     * lease reconciler (members may be on loopback addresses) */
+    assert_true(has_arg(args, "--service-account-key-file={{certDir}}/sa.crt"));
+    assert_true(has_arg(args, "--endpoint-reconciler-type=none"));
     assert_true(has_arg(args, "--etcd-certfile={{certDir}}/etcd/client.crt"));
     /* flags: appended, or replacing the catalog's value (once) */
     assert_true(has_arg(args, "--max-requests-inflight=400"));
@@ -163,7 +167,7 @@ static void test_kubernetes_components(void **state)
     json_decref(probe);
 
     render(f, 4, &bin, &args, &probe);
-    assert_string_equal(bin, "/opt/kfleet/kubernetes/1.31/bin/kube-controller-manager");
+    assert_string_equal(bin, "/opt/kfleet/kubernetes/1.37/bin/kube-controller-manager");
     assert_true(has_arg(args, "--cluster-cidr=172.16.0.0/16"));
     assert_true(has_arg(args, "--cluster-name=web-1"));
     assert_true(has_arg(args, "--secure-port=10257"));
@@ -176,7 +180,11 @@ static void test_kubernetes_components(void **state)
     render(f, 3, &bin, &args, &probe);
     assert_string_equal(bin, "kube-apiserver");
     assert_false(kf_catalog_lookup("kube-apiserver", "1.20")->known);
-    assert_true(kf_catalog_lookup("kube-apiserver", "1.29")->known);
+    assert_true(kf_catalog_lookup("kube-apiserver", "1.37")->known);
+    assert_false(kf_catalog_lookup("kube-apiserver", "1.31")->known);
+    assert_true(kf_catalog_supports("1.37") && kf_catalog_supports("1.37.2"));
+    assert_false(kf_catalog_supports("1.31") || kf_catalog_supports("1.38") ||
+                 kf_catalog_supports("1") || kf_catalog_supports(NULL));
     assert_true(kf_catalog_lookup("etcd", "1.20")->known);
     free(bin);
     json_decref(args);
@@ -209,7 +217,7 @@ static void test_unknown_component_and_profile_override(void **state)
     assert_string_equal(names[0], "web");
     json_object_set_new(f->ports[5], "web", json_integer(8080));
     render(f, 5, &bin, &args, &probe);
-    assert_string_equal(bin, "/usr/lib/addons/1.31/run");
+    assert_string_equal(bin, "/usr/lib/addons/1.37/run");
     assert_true(has_arg(args, "--cluster=web-1"));
     assert_true(has_arg(args, "--kubeconfig={{certDir}}/x"));
     assert_true(has_arg(args, "--listen=10.0.0.1:8080"));
@@ -260,6 +268,33 @@ static void test_bundle_files_and_refusals(void **state)
     kf_strbuf_release(&err);
 }
 
+/* KWOK, the simulated nodes' kubelet: its kubeconfig from the bundle, the
+ * cluster's pod range for pod addresses, /healthz on its own port. */
+static void test_kwok(void **state)
+{
+    struct fixture *f = *state;
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+    char *bin;
+    json_t *args, *probe;
+
+    f->ports[6] = json_pack("{s:i}", "http", 21000);
+    f->m[6] = (struct kf_catalog_member){ "web-1-kwok-0", "kwok", 0, "10.0.0.3", f->ports[6] };
+    f->c.n_members = 7;
+    render(f, 6, &bin, &args, &probe);
+    assert_string_equal(bin, "/opt/kfleet/kwok/" KF_KWOK_VERSION "/bin/kwok");
+    assert_true(has_arg(args, "--kubeconfig={{certDir}}/kwok.kubeconfig"));
+    assert_true(has_arg(args, "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake"));
+    assert_true(has_arg(args, "--cidr=172.16.0.0/16"));
+    assert_true(has_arg(args, "--server-address=10.0.0.3:21000"));
+    assert_string_equal(json_string_value(json_object_get(probe, "path")), "/healthz");
+    kf_catalog_bundle_files(&f->c, 6, collect, &sb);
+    assert_string_equal(sb.buf, "ca.crt>ca.crt\nkwok.kubeconfig>kwok.kubeconfig secret\n");
+    kf_strbuf_release(&sb);
+    free(bin);
+    json_decref(args);
+    json_decref(probe);
+}
+
 static void test_fill(void **state)
 {
     struct fixture *f = *state;
@@ -286,6 +321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_component_and_profile_override, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bundle_files_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kwok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill, setup, teardown),
     };
 

@@ -302,7 +302,7 @@ static void test_profiles_install_once(void **state)
     json_decref(p);
 
     /* an operator edits one and deletes another */
-    capfx_patch(&f, &kf_kind_profile, "standard", "{'spec':{'defaultVersion':'1.30'}}", false);
+    capfx_patch(&f, &kf_kind_profile, "standard", "{'spec':{'description':'edited'}}", false);
     assert_int_equal(kf_registry_delete(f.reg, &kf_kind_profile, "edge", 0, NULL, NULL), 0);
     sleep_ms(100);
     kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
@@ -313,7 +313,7 @@ static void test_profiles_install_once(void **state)
     kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
     assert_true(six_profiles(&f));
     p = capfx_get(&f, &kf_kind_profile, "standard");
-    assert_string_equal(kf_json_str(p, "spec.defaultVersion", ""), "1.30");
+    assert_string_equal(kf_json_str(p, "spec.description", ""), "edited");
     json_decref(p);
     capfx_close(&f);
 }

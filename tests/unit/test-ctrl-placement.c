@@ -129,7 +129,7 @@ static void test_places_and_spreads_members(void **state)
     assert_string_equal(kf_json_str(gc, "status.phase", ""), "Scheduled");
     assert_string_equal(kf_json_str(gc, "status.grade", ""), "G1");
     assert_string_equal(kf_json_str(gc, "status.effective.profile", ""), "standard");
-    assert_string_equal(kf_json_str(gc, "status.effective.version", ""), "1.31");
+    assert_string_equal(kf_json_str(gc, "status.effective.version", ""), "1.37");
     assert_int_equal(kf_json_int(gc, "status.effective.expectedNodes", 0), 50);
     assert_int_equal(kf_json_int(gc, "status.members.desired", 0), 10);
     assert_true(kf_obj_has_finalizer(gc, KF_FINALIZER_PLACEMENT));
@@ -351,7 +351,7 @@ static void test_effective_settings(void **state)
     (void)state;
     start_fleet(&f, units, 1);
     capfx_create(&f, &kf_kind_template,
-                 "{'metadata':{'name':'prod'},'spec':{'profile':'standard','version':'1.30',"
+                 "{'metadata':{'name':'prod'},'spec':{'profile':'standard','version':'1.37',"
                  "'expectedNodes':120,'compliance':['gdpr'],'network':{'maxPodsPerNode':64},"
                  "'flags':{'kube-apiserver.max-requests-inflight':'600'},"
                  "'maintenanceWindow':{'start':'02:00','duration':'4h'}}}");
@@ -360,7 +360,7 @@ static void test_effective_settings(void **state)
     gc = capfx_get(&f, GC_KIND, "p1");
     /* template over profile, spec over template */
     assert_string_equal(kf_json_str(gc, "status.effective.template", ""), "prod");
-    assert_string_equal(kf_json_str(gc, "status.effective.version", ""), "1.30");
+    assert_string_equal(kf_json_str(gc, "status.effective.version", ""), "1.37");
     assert_int_equal(kf_json_int(gc, "status.effective.expectedNodes", 0), 120);
     assert_string_equal(kf_json_str(gc, "status.grade", ""), "G2");
     assert_int_equal(kf_json_int(gc, "status.effective.network.maxPodsPerNode", 0), 64);
@@ -384,9 +384,21 @@ static void test_effective_settings(void **state)
     /* unknown template, unsupported version: Pending with the reason */
     cluster(&f, "p2", "'template':'nope'");
     assert_true(capfx_wait(&f, GC_KIND, "p2", pending_with, "template \"nope\" does not exist"));
-    cluster(&f, "p3", "'version':'1.20'");
+    {
+        /* a profile stored while the catalog still ran its versions (admission
+         * refuses them now): its clusters wait with the reason */
+        char *key = kf_obj_prefix(&kf_kind_profile), *full = kf_xasprintf("%slegacy", key);
+        const char *text = "{\"apiVersion\":\"kfleet.io/v1\",\"kind\":\"Profile\","
+                           "\"metadata\":{\"name\":\"legacy\",\"uid\":\"u-legacy\"},"
+                           "\"spec\":{\"versions\":[\"1.31\"]}}";
+
+        assert_int_equal(kf_store_put(f.store, full, text, strlen(text), 0, NULL), 0);
+        free(key);
+        free(full);
+    }
+    cluster(&f, "p3", "'profile':'legacy','version':'1.37'");
     assert_true(capfx_wait(&f, GC_KIND, "p3", pending_with,
-                           "version 1.20 is not supported by profile standard"));
+                           "version 1.37 is not supported by profile legacy"));
     capfx_create(&f, &kf_kind_template,
                  "{'metadata':{'name':'nope'},'spec':{'profile':'serverless'}}");
     assert_true(capfx_wait(&f, GC_KIND, "p2", placed, NULL));

@@ -325,6 +325,38 @@ static void test_guestcluster(void **state)
     assert_cause(&causes, "spec.maintenanceWindow.days[1]", "FieldValueNotSupported", "\"Sun\"");
     assert_cause(&causes, "spec.maintenanceWindow.start", "FieldValueInvalid", "HH:MM");
     kf_causes_release(&causes);
+    /* a well-formed version the catalog does not run; a patch release of one
+     * it runs is fine; too many simulated nodes */
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
+                           "'network':{'vpc':'v'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.version", "FieldValueNotSupported",
+                 "\"1.31\": the component catalog runs Kubernetes \"1.37\"");
+    kf_causes_release(&causes);
+    /* ... unless it was already stored so: the cluster stays editable */
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
+                           "'expectedNodes':5,'network':{'vpc':'v'}}}",
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
+                           "'network':{'vpc':'v'}}}",
+                           &causes, NULL),
+                     0);
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.37',"
+                           "'simulatedNodes':1001,'network':{'vpc':'v'}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.simulatedNodes", "FieldValueInvalid", "at most 1000");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_guestcluster,
+                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.37.2',"
+                           "'simulatedNodes':3,'network':{'vpc':'v'}}}",
+                           NULL, &causes, NULL),
+                     0);
+    kf_causes_release(&causes);
     assert_int_equal(admit(&kf_kind_guestcluster,
                            "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
                            "'network':{'vpc':'v'},'maintenanceWindow':{'start':'02:00',"
@@ -406,6 +438,10 @@ static void test_cpm_ippool_event_profile(void **state)
                            NULL, &causes, NULL),
                      -KF_EINVALID);
     assert_cause(&causes, "spec.defaultVersion", "FieldValueInvalid", "not one of spec.versions");
+    /* versions the component catalog does not run, with the ones it does */
+    assert_cause(&causes, "spec.versions[0]", "FieldValueNotSupported",
+                 "Unsupported value: \"1.29\": the component catalog runs Kubernetes \"1.37\"");
+    assert_cause(&causes, "spec.versions[1]", "FieldValueNotSupported", "\"1.30\"");
     assert_cause(&causes, "spec.etcd.members", "FieldValueInvalid", "must be odd");
     assert_cause(&causes, "spec.components[1].name", "FieldValueDuplicate", "etcd");
     kf_causes_release(&causes);

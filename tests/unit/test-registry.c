@@ -14,7 +14,7 @@ static json_t *gc_obj(const char *name, const char *labels)
 {
     char *s = kf_xasprintf("{'apiVersion':'kfleet.io/v1','kind':'GuestCluster',"
                            "'metadata':{'name':'%s','labels':%s},"
-                           "'spec':{'region':'cn-hangzhou','version':'1.30',"
+                           "'spec':{'region':'cn-hangzhou','version':'1.37',"
                            "'network':{'vpc':'vpc-1'}}}",
                            name, labels ? labels : "{}");
     json_t *v = J(s);
