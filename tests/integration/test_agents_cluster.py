@@ -91,9 +91,18 @@ def test_etcd_cluster_lifecycle():
 def test_kubernetes_binaries_not_installed():
     with lf.Fleet() as f:
         kd = f.kd
-        require_missing = not os.path.exists("/opt/kfleet/kubernetes/1.31/bin/kube-apiserver")
-        kftest.require(require_missing, "kube-apiserver 1.31 is installed here")
-        lf.etcd_profile(kd, "etcd-apiserver", components=("etcd", "kube-apiserver"))
+        # an apiserver whose program is not on the hosts (an operator's
+        # build that never reached them): the members say so
+        missing = "/opt/kfleet/kubernetes/{{version}}/bin/kube-apiserver-not-installed"
+        body = {"apiVersion": "kfleet.io/v1", "kind": "Profile",
+                "metadata": {"name": "etcd-apiserver"},
+                "spec": {"versions": [lf.K8S_VERSION], "defaultVersion": lf.K8S_VERSION,
+                         "components": [{"name": "etcd"},
+                                        {"name": "kube-apiserver", "binary": missing}],
+                         "flags": {"etcd.heartbeat-interval": "50",
+                                   "etcd.election-timeout": "500"}}}
+        r = kd.post(path("profiles"), body)
+        assert r.status == 201, r
         lf.create_cluster(kd, "g2", profile="etcd-apiserver")
         # Degraded once etcd is all healthy and only the missing binaries are left
         def degraded_with_healthy_etcd():
@@ -110,7 +119,7 @@ def test_kubernetes_binaries_not_installed():
         assert "kube-apiserver" in st["message"] and "BinaryNotInstalled" in st["message"], st
         api = [m for m in lf.members(kd, "g2") if m["spec"]["component"] == "kube-apiserver"]
         assert {m["status"]["phase"] for m in api} == {"BinaryNotInstalled"}, api
-        assert api[0]["spec"]["binary"] == "/opt/kfleet/kubernetes/1.31/bin/kube-apiserver"
+        assert api[0]["spec"]["binary"] == missing.replace("{{version}}", lf.K8S_VERSION)
         assert any(a.startswith("--etcd-servers=https://") for a in api[0]["spec"]["args"])
         assert api[0]["spec"]["ports"]["metrics"] == api[0]["spec"]["ports"]["https"]
         # a kubeconfig for the endpoint, with the cluster's CA and an admin certificate
