@@ -2,7 +2,8 @@
 # Everything else here is a convenience around CMake (see CMakeLists.txt).
 #
 #   make            build build/bin/{kfleetd,kfleet,kfleet-agent}
-#   make run        install what is missing, build, start a local fleet
+#   make run        install what is missing (Kubernetes included), build the
+#                   three programs, start a local fleet
 #   make check      install what is missing, build and run every test:
 #                   release build, ASan+UBSan build, fuzz smoke runs, format check
 #   make bench-X    run the benchmark bench/X (results: docs/BENCHMARKS.md)
@@ -19,7 +20,7 @@ CTEST_ARGS  ?=
 
 C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find src include tests bench -name '*.[ch]')
 
-.PHONY: all deps build asan check check-release check-asan check-fuzz format format-check \
+.PHONY: all deps bins build asan check check-release check-asan check-fuzz format format-check \
         run fuzz clean bench bench-api bench-store bench-placement bench-heartbeat bench-provision \
         bench-broadcast bench-federation bench-failover bench-hbshare bench-memory
 
@@ -30,7 +31,7 @@ deps:
 	@scripts/install-deps
 
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -73,7 +74,14 @@ format-check:
 	if [ -n "$$out" ]; then echo "clang-format would change:"; echo "$$out"; \
 	    echo "run 'make format'"; exit 1; fi; echo "format-check: clean"
 
-run: deps build
+# The fleet's three programs only, quietly (the compiler's output goes to
+# $(BUILD)/build.log and is shown only when the build fails).
+bins: $(BUILD)/CMakeCache.txt
+	@echo "make: building kfleetd, kfleet and kfleet-agent (log: $(BUILD)/build.log)"
+	@cmake --build $(BUILD) -j $(JOBS) --target kfleetd kfleet kfleet-agent \
+	    >$(BUILD)/build.log 2>&1 || { tail -40 $(BUILD)/build.log; exit 1; }
+
+run: deps bins
 	@scripts/run-local
 
 bench: bench-api bench-store bench-placement bench-heartbeat bench-provision bench-broadcast bench-federation

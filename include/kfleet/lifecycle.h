@@ -15,14 +15,22 @@
  *     with the hash of its certificate bundle in the annotation
  *     kfleet.io/pki-hash (the agent fetches the bundle when it changes) and
  *     the finalizer kfleet.io/agent;
- *   - moves the phase: Provisioning until etcd has a healthy quorum
- *     (checked by kfleetd itself over TLS with the etcd client
- *     certificate) and every member is ready, then Running while every
- *     etcd member is healthy and every member of an installed component is
- *     ready on a Ready host, and Degraded with the reason otherwise (a
- *     missing binary says BinaryNotInstalled: a cluster with a quorum goes
- *     Degraded at once for that, or for a host that is down, or after
- *     provision_timeout_ms); conditions EtcdQuorum, ComponentsReady, Ready;
+ *   - gives a cluster with kube-apiservers a stable endpoint,
+ *     status.endpoints.apiServer = https://ADDR:PORT on its unit's
+ *     endpoint address (the endpoints controller's HAProxy listens there),
+ *     named by the apiserver's certificate and every kubeconfig;
+ *   - moves the phase: Provisioning until etcd has a quorum, every member
+ *     is ready and the apiserver answers /readyz through the endpoint,
+ *     then Running while the control plane serves (a quorum, a ready
+ *     member of every component on a Ready host, the endpoint answering;
+ *     a lost member, host or zone leaves it Running "with reduced
+ *     redundancy", said in its message and conditions), and Degraded with
+ *     the reason when it does not serve (a missing binary says
+ *     BinaryNotInstalled: a cluster with a quorum goes Degraded at once for
+ *     that, or for a host that is down, or after provision_timeout_ms);
+ *     conditions EtcdQuorum, ComponentsReady, EndpointReady, Ready;
+ *   - keeps spec.simulatedNodes Nodes in the guest (through the endpoint,
+ *     for the cluster's KWOK member) and reports status.nodes;
  *   - on deletion (finalizer kfleet.io/lifecycle): phase Deleting, deletes
  *     the members, waits until each agent reports its member stopped and
  *     its data removed (status.released, then the member's finalizer comes

@@ -7,18 +7,22 @@
  * every member bound to a host):
  *
  *   1. ports: a member missing a port its component needs gets one
- *      (ctrl-lcports.c), written to spec.ports;
+ *      (ctrl-lcports.c), written to spec.ports; a cluster with apiservers
+ *      gets its endpoint's port on its unit's endpoint address;
  *   2. PKI: the cluster's certificates for the members' current addresses
- *      (ctrl-lcpki.c), kept in the store;
+ *      and its endpoint (ctrl-lcpki.c), kept in the store;
  *   3. members: binary, args, probe and version from the catalog (catalog.h),
  *      the pki-hash annotation of each member's bundle, and the
  *      kfleet.io/agent finalizer, written when they differ;
  *   4. health: every etcd member's /health over TLS with the etcd client
- *      certificate, each member's status as its agent reports it, and its
- *      host's readiness; then phase, conditions, endpoints and members
- *      counts in status, written when they differ, with an Event on every
- *      phase change. Provisioned clusters are looked at again every
- *      health_period_ms, provisioning ones every second.
+ *      certificate, each member's status as its agent reports it, its
+ *      host's readiness, and the apiserver's /readyz through the endpoint;
+ *      then phase, conditions, endpoints and members counts in status,
+ *      written when they differ, with an Event on every phase change.
+ *      Provisioned clusters are looked at again every health_period_ms,
+ *      provisioning ones every second;
+ *   5. nodes: the simulated Nodes of spec.simulatedNodes, made so through
+ *      the endpoint (ctrl-lcnodes.c), counted in status.nodes.
  *
  * Deleting members (of a deleted cluster, or one placement replaced) lose
  * the kfleet.io/agent finalizer when their agent says status.released, or

@@ -718,7 +718,7 @@ static const char api_doc_head[] =
     "| ip | an IPv4 or IPv6 address |\n"
     "| quantity | Kubernetes quantity: `500m`, `2`, `4Gi`, `1.5G` |\n"
     "| duration | `90s`, `5m`, `1h30m`, `15d` (units ms, s, m, h, d) |\n"
-    "| version | Kubernetes version `1.30` or `1.30.2` (no leading `v`) |\n"
+    "| version | Kubernetes version `1.37` or `1.37.2` (no leading `v`); admission also wants a minor the component catalog runs |\n"
     "| date-time | RFC 3339 in UTC: `2026-01-02T15:04:05Z` |\n"
     "| time-of-day | `HH:MM`, UTC |\n"
     "| url | `http://` or `https://` URL |\n"
