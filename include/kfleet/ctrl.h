@@ -194,6 +194,7 @@ int kf_workqueue_wait_idle(struct kf_workqueue *q, int timeout_ms);
 
 struct kf_api;
 struct kf_capacity_options;
+struct kf_endpoints;
 struct kf_lifecycle_options;
 struct kf_lease_table;
 struct kf_metrics;
@@ -220,6 +221,7 @@ struct kf_ctrl_env {
     struct kf_mon *monitoring; /* kfleetd --monitoring (kfleet/monitoring.h); NULL: off */
     /* Options of the lifecycle controller (kfleet/lifecycle.h); NULL: defaults. */
     const struct kf_lifecycle_options *lifecycle;
+    struct kf_endpoints *endpoints; /* kfleetd --endpoints (kfleet/endpoint.h); NULL: off */
 };
 
 /* One entry of kfleetd's controller table (src/controllers/ctrl-table.c).

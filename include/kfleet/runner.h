@@ -229,6 +229,14 @@ int kf_runner_stop(struct kf_runner *r, const char *name);
  * members too. The last event has `removed` set. Returns 0 or -ENOENT. */
 int kf_runner_remove(struct kf_runner *r, const char *name);
 
+/* Sends sig to the member's main process (not its group: a reload signal
+ * such as HAProxy's SIGUSR2 is for the master, not for what it forked),
+ * after checking that the pid still has the start time recorded when it
+ * was started or adopted, so a recycled pid is never hit. Returns 0,
+ * -ENOENT (no such member), -ESRCH (no process runs, or it is being
+ * stopped), -EINVAL (not a signal), -EOPNOTSUPP (the simulated runner). */
+int kf_runner_signal(struct kf_runner *r, const char *name, int sig);
+
 /* The status of one member or running task. 0 or -ENOENT. */
 int kf_runner_get(struct kf_runner *r, const char *name, struct kf_proc_status *ret);
 

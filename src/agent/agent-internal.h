@@ -169,6 +169,9 @@ struct runner_backend {
     int (*spawn)(struct kf_runner *r, struct rproc *p, struct kf_strbuf *err);
     /* Signals p's process group. */
     void (*kill)(struct kf_runner *r, struct rproc *p, int sig);
+    /* Signals p's main process only, if it is still the one started (pid
+     * and start time): 0 or -ESRCH. NULL: not supported (sim). */
+    int (*signal)(struct kf_runner *r, struct rproc *p, int sig);
     /* Runs probe `which` of p; the result comes back via core_probe_result
      * with `gen`. */
     void (*probe)(struct kf_runner *r, struct rproc *p, enum probe_which which, uint64_t gen);

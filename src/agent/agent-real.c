@@ -502,6 +502,16 @@ static void real_kill(struct kf_runner *r, struct rproc *p, int sig)
         kill(-p->pid, sig);
 }
 
+/* kf_runner_signal: the main process alone (a reload signal is for it, not
+ * for the workers it forked), and only while it is the process we started. */
+static int real_signal(struct kf_runner *r, struct rproc *p, int sig)
+{
+    (void)r;
+    if (p->pid <= 0 || !identity_alive(p->pid, p->pid_start))
+        return -ESRCH;
+    return kill(p->pid, sig) < 0 ? -errno : 0;
+}
+
 static void real_probe(struct kf_runner *r, struct rproc *p, enum probe_which which, uint64_t gen)
 {
     kf_prober_submit(RR(r)->prober, &p->spec.probe[which], gen << 1 | (uint64_t)which);
@@ -956,6 +966,7 @@ const struct runner_backend kf_agent_backend_real = {
     .destroy = real_destroy,
     .spawn = real_spawn,
     .kill = real_kill,
+    .signal = real_signal,
     .probe = real_probe,
     .poll = real_poll,
     .next_deadline = real_next_deadline,

@@ -1233,6 +1233,27 @@ int kf_runner_remove(struct kf_runner *r, const char *name)
     return 0;
 }
 
+int kf_runner_signal(struct kf_runner *r, const char *name, int sig)
+{
+    struct rproc *p;
+    int rc;
+
+    if (sig <= 0 || sig >= NSIG)
+        return -EINVAL;
+    lock(r);
+    p = core_find(r, name);
+    if (!p || p->kind != RPROC_MEMBER)
+        rc = -ENOENT;
+    else if (!r->be->signal)
+        rc = -EOPNOTSUPP;
+    else if (!p->running || p->stopping)
+        rc = -ESRCH;
+    else
+        rc = r->be->signal(r, p, sig);
+    unlock(r);
+    return rc;
+}
+
 int kf_runner_get(struct kf_runner *r, const char *name, struct kf_proc_status *ret)
 {
     struct rproc *p;

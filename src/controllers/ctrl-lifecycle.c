@@ -41,6 +41,7 @@
 
 #include "kfleet/catalog.h"
 #include "kfleet/ctrl.h"
+#include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/grade.h"
@@ -416,33 +417,11 @@ static void view_replace(struct lc_view *v, size_t i, json_t *updated)
 
 /* --- ports --------------------------------------------------------------------- */
 
-/* "https://ADDR:PORT" (IPv6 in brackets) into addr and *port; false when
- * url is not that. */
-static bool endpoint_parse(const char *url, char *addr, size_t size, int *port)
+/* "https://ADDR:PORT" into addr and *port (kf_ep_parse_url, fuzzed);
+ * false when url is not that. */
+static bool endpoint_parse(const char *url, char addr[KF_EP_ADDR_MAX], int *port)
 {
-    const char *h, *end;
-    char tail;
-    size_t n;
-
-    if (!url || !kf_str_has_prefix(url, "https://"))
-        return false;
-    h = url + strlen("https://");
-    if (*h == '[') {
-        end = strchr(++h, ']');
-        if (!end || end[1] != ':')
-            return false;
-    } else {
-        end = strrchr(h, ':');
-        if (!end)
-            return false;
-    }
-    n = (size_t)(end - h);
-    if (n == 0 || n >= size)
-        return false;
-    memcpy(addr, h, n);
-    addr[n] = '\0';
-    end += *end == ']' ? 2 : 1;
-    return sscanf(end, "%d%c", port, &tail) == 1 && *port > 0 && *port < 65536;
+    return url && kf_ep_parse_url(url, addr, port, NULL) == 0;
 }
 
 /* Adds the endpoint ports of every cluster whose endpoint is on address. */
@@ -453,11 +432,10 @@ static void endpoint_ports_on(struct lc *d, const char *address, json_t *used)
 
     for (size_t i = 0; i < n; i++) {
         json_t *gc = get_obj(d->clusters, names[i]);
-        char addr[64];
+        char addr[KF_EP_ADDR_MAX];
         int port;
 
-        if (endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, sizeof(addr),
-                           &port) &&
+        if (endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) &&
             !strcmp(addr, address))
             json_array_append_new(used, json_integer(port));
         json_decref(gc);
@@ -560,8 +538,7 @@ static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view 
         *ret_url = NULL;
         goto out;
     }
-    if (!endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, sizeof(addr),
-                        &port) ||
+    if (!endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) ||
         strcmp(addr, address) != 0 || port < d->opt.port_min || port > d->opt.port_max) {
         used = ports_on_address(d, address);
         r = lc_ports_pick(d->ports, address, used, 1, &port);
@@ -656,14 +633,14 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const c
     const char **api_ips = NULL, **kcm_ips = NULL, **sch_ips = NULL;
     size_t na = 0, aa = 0, nk = 0, ak = 0, ns = 0, as = 0, ne = 0;
     const char *svc_ip = kf_json_str(gc, "status.network.kubernetesServiceIP", NULL);
-    char ep_addr[64];
+    char ep_addr[KF_EP_ADDR_MAX];
     int ep_port, r;
 
     add_unique(&kcm_ips, &nk, &ak, "127.0.0.1");
     add_unique(&sch_ips, &ns, &as, "127.0.0.1");
     if (svc_ip)
         add_unique(&api_ips, &na, &aa, svc_ip);
-    if (endpoint_parse(endpoint_url, ep_addr, sizeof(ep_addr), &ep_port))
+    if (endpoint_parse(endpoint_url, ep_addr, &ep_port))
         add_unique(&api_ips, &na, &aa, ep_addr);
     for (size_t i = 0; i < v->n; i++) {
         const struct kf_catalog_member *m = &v->members[i];
@@ -1036,11 +1013,11 @@ static bool endpoint_answers(struct lc *d, const char *cluster, const char *url,
                              struct kf_strbuf *detail)
 {
     char *dir = lc_pki_dir(d->data_dir, cluster), *ca = kf_xasprintf("%s/ca.crt", dir);
-    char addr[64];
+    char addr[KF_EP_ADDR_MAX];
     int port = 0;
     bool ok = false;
 
-    if (endpoint_parse(url, addr, sizeof(addr), &port)) {
+    if (endpoint_parse(url, addr, &port)) {
         struct kf_probe p = { .type = KF_PROBE_HTTP,
                               .host = addr,
                               .port = port,

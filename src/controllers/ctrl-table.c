@@ -13,6 +13,7 @@
 #include "kfleet/broadcast.h"
 #include "kfleet/capacity.h"
 #include "kfleet/ctrl.h"
+#include "kfleet/endpoint.h"
 #include "kfleet/kind.h"
 #include "kfleet/lifecycle.h"
 #include "kfleet/metrics.h"
@@ -28,6 +29,7 @@ static const struct kf_ctrl_def defs[] = {
     { &kf_ctrl_broadcastjob_ops, kf_ctrl_broadcastjob_init, kf_ctrl_broadcastjob_fini },
     { &kf_ctrl_monitoring_ops, kf_ctrl_monitoring_init, kf_ctrl_monitoring_fini },
     { &kf_ctrl_lifecycle_ops, kf_ctrl_lifecycle_init, kf_ctrl_lifecycle_fini },
+    { &kf_ctrl_endpoints_ops, kf_ctrl_endpoints_init, kf_ctrl_endpoints_fini },
     { NULL, NULL, NULL }, /* end; controllers go above this line */
 };
 

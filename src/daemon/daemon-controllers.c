@@ -32,6 +32,7 @@ int kf_daemon_controllers_start(struct kf_daemon *d, struct kf_strbuf *err)
         .enabled = d->controllers_enabled,
         .monitoring = d->mon,
         .lifecycle = d->lifecycle,
+        .endpoints = d->endpoints,
     };
     struct kf_ctrl_manager *m = kf_ctrl_manager_new(d->store, d->reg);
     int r;

@@ -19,10 +19,12 @@
 
 #include <jansson.h>
 
+#include "kfleet/cidr.h"
 #include "kfleet/api.h"
 #include "kfleet/capacity.h"
 #include "kfleet/lifecycle.h"
 #include "kfleet/ctrl.h"
+#include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/lease.h"
 #include "kfleet/log.h"
@@ -89,8 +91,15 @@ static const char usage_text[] =
     "  --monitoring-port-base N  local: first port of the stack (default 19090)\n"
     "  --monitoring-config FILE  timings, SMTP, alert overrides, addresses (JSON; see\n"
     "                            docs/internals/observability.md)\n"
-    "  --member-ports MIN-MAX    ports for guest control-plane members, per host address\n"
-    "                            (default 20000-29999)\n"
+    "  --endpoints MODE          guest clusters' stable apiserver endpoints, one HAProxy\n"
+    "                            per unit from DATA-DIR/endpoints/UNIT/haproxy.cfg: local\n"
+    "                            (kfleetd runs and reloads them), external (kfleetd renders\n"
+    "                            and checks; run haproxy -W -f FILE, reload with SIGUSR2)\n"
+    "                            or off (default local; docs/internals/endpoints.md)\n"
+    "  --member-ports MIN-MAX    ports for guest control-plane members, per host address,\n"
+    "                            and for each guest's apiserver endpoint (default 20000-29999)\n"
+    "  --endpoint-address IP     where guest apiserver endpoints listen for units that name\n"
+    "                            no spec.endpointAddress (default 127.0.0.1)\n"
     "  --cluster-health-period DUR  how often a provisioned guest cluster's etcd and\n"
     "                            members are checked (default 5s)\n"
     "  --member-release-timeout DUR  a deleted member whose host is NotReady this long is\n"
@@ -131,7 +140,9 @@ enum {
     OPT_MONITORING,
     OPT_MONITORING_PORT_BASE,
     OPT_MONITORING_CONFIG,
+    OPT_ENDPOINTS,
     OPT_MEMBER_PORTS,
+    OPT_ENDPOINT_ADDRESS,
     OPT_HEALTH_PERIOD,
     OPT_RELEASE_TIMEOUT,
     OPT_HELP,
@@ -169,7 +180,9 @@ static const struct option options[] = {
     { "monitoring", required_argument, NULL, OPT_MONITORING },
     { "monitoring-port-base", required_argument, NULL, OPT_MONITORING_PORT_BASE },
     { "monitoring-config", required_argument, NULL, OPT_MONITORING_CONFIG },
+    { "endpoints", required_argument, NULL, OPT_ENDPOINTS },
     { "member-ports", required_argument, NULL, OPT_MEMBER_PORTS },
+    { "endpoint-address", required_argument, NULL, OPT_ENDPOINT_ADDRESS },
     { "cluster-health-period", required_argument, NULL, OPT_HEALTH_PERIOD },
     { "member-release-timeout", required_argument, NULL, OPT_RELEASE_TIMEOUT },
     { "help", no_argument, NULL, OPT_HELP },
@@ -194,6 +207,7 @@ struct config {
     enum kf_mon_mode monitoring;
     int monitoring_port_base; /* 0: the config's or the default */
     const char *monitoring_config;
+    enum kf_ep_mode endpoints;
 };
 
 static KF_NORETURN KF_PRINTF(1, 2) void usage_error(const char *fmt, ...)
@@ -246,6 +260,7 @@ static void parse_options(int argc, char **argv, struct config *c)
     c->heartbeat_report_ms = 2 * 1000;
     kf_capacity_options_default(&c->cap);
     kf_lifecycle_options_default(&c->lifecycle);
+    c->endpoints = KF_EP_LOCAL;
 
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -373,6 +388,10 @@ static void parse_options(int argc, char **argv, struct config *c)
         case OPT_MONITORING_CONFIG:
             c->monitoring_config = optarg;
             break;
+        case OPT_ENDPOINTS:
+            if (kf_ep_mode_parse(optarg, &c->endpoints) < 0)
+                usage_error("--endpoints \"%s\": must be local, external or off", optarg);
+            break;
         case OPT_MEMBER_PORTS: {
             int lo = 0, hi = 0;
             char tail;
@@ -384,6 +403,14 @@ static void parse_options(int argc, char **argv, struct config *c)
                             optarg);
             c->lifecycle.port_min = lo;
             c->lifecycle.port_max = hi;
+            break;
+        }
+        case OPT_ENDPOINT_ADDRESS: {
+            struct kf_cidr ip;
+
+            if (kf_ip_parse(optarg, &ip, NULL) < 0)
+                usage_error("--endpoint-address \"%s\": want an IPv4 or IPv6 address", optarg);
+            c->lifecycle.endpoint_address = optarg;
             break;
         }
         case OPT_HEALTH_PERIOD:
@@ -587,6 +614,18 @@ int main(int argc, char **argv)
         exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
         goto free_api;
     }
+    if (c.endpoints != KF_EP_OFF) {
+        struct kf_ep_config ec = { .mode = c.endpoints };
+
+        r = kf_endpoints_new(&ec, c.data_dir, &d.endpoints, &err);
+        if (r < 0) {
+            kf_log_err("endpoints: %s", err.buf);
+            exit_code = EXIT_RUNTIME;
+            goto free_api;
+        }
+        kf_log_info("endpoints: %s, HAProxy configurations under %s", kf_ep_mode_name(c.endpoints),
+                    kf_endpoints_root(d.endpoints));
+    }
     r = kf_lifecycle_add_actions(d.api, d.reg, d.store, &lc_actions, &err);
     if (r < 0) {
         kf_log_err("%s", err.buf);
@@ -649,6 +688,7 @@ stop_leader:
 free_api:
     kf_api_free(d.api);
     kf_mon_free(d.mon);
+    kf_endpoints_free(d.endpoints); /* after the controllers: stops the local HAProxies */
     kf_lifecycle_actions_free(lc_actions);
 close_store:
     kf_registry_free(d.reg);

@@ -27,6 +27,7 @@
 
 struct kf_api;
 struct kf_capacity_options;
+struct kf_endpoints;
 struct kf_lifecycle_actions;
 struct kf_lifecycle_options;
 struct kf_lease_table;
@@ -50,7 +51,8 @@ struct kf_daemon {
     const char *controllers_enabled;              /* --controllers */
     const struct kf_lifecycle_options *lifecycle; /* --member-ports, ... */
     void *controllers;                            /* owned by daemon-controllers.c */
-    struct kf_mon *mon; /* --monitoring; NULL when off (kfleet/monitoring.h) */
+    struct kf_mon *mon;             /* --monitoring; NULL when off (kfleet/monitoring.h) */
+    struct kf_endpoints *endpoints; /* --endpoints; NULL when off (kfleet/endpoint.h) */
 };
 
 /* Registers kfleet_process_heap_bytes (malloc's in use, free, mmap). */

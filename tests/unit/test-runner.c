@@ -75,6 +75,51 @@ static int helper_http(int port)
     }
 }
 
+static volatile sig_atomic_t usr2_seen;
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    usr2_seen++;
+}
+
+/* Counts SIGUSR2 into the file "usr2" of its working directory; its child
+ * (same process group, SIGUSR2 left at its default: terminate) writes its
+ * pid to "child.pid" and waits, so a signal sent to the group would kill
+ * it. */
+static KF_NORETURN void helper_usr2(void)
+{
+    struct sigaction sa;
+    sigset_t block, unblocked;
+    char buf[32];
+    int seen = 0;
+    pid_t child = fork();
+
+    if (child == 0) {
+        for (;;)
+            pause();
+    }
+    /* blocked except inside sigsuspend: a signal that arrives while the
+     * file is written is not lost */
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &block, &unblocked);
+    sigdelset(&unblocked, SIGUSR2);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    snprintf(buf, sizeof(buf), "%d\n", (int)child);
+    t_write_file("child.pid", buf);
+    for (;;) {
+        sigsuspend(&unblocked);
+        if (usr2_seen != seen) {
+            seen = usr2_seen;
+            snprintf(buf, sizeof(buf), "%d\n", seen);
+            t_write_file("usr2", buf);
+        }
+    }
+}
+
 static int helper_main(int argc, char **argv)
 {
     const char *mode = argc > 2 ? argv[2] : "";
@@ -102,6 +147,8 @@ static int helper_main(int argc, char **argv)
     }
     if (!strcmp(mode, "http") && argc > 3)
         return helper_http((int)strtol(argv[3], NULL, 10));
+    if (!strcmp(mode, "usr2"))
+        helper_usr2();
     if (!strcmp(mode, "spew") && argc > 3) {
         long total = strtol(argv[3], NULL, 10), done = 0;
         for (int i = 0; done < total; i++) {
@@ -1303,6 +1350,54 @@ static void test_event_fd(void **state)
 
 /* --- the simulated runner ----------------------------------------------------------------------- */
 
+/* kf_runner_signal: the main process gets the signal, its group does not;
+ * only a running member of this runner can be signalled. */
+static void test_signal(void **state)
+{
+    struct fx *f = *state;
+    const char *argv[] = { self_exe, "helper", "usr2", NULL };
+    char *workdir = kf_xasprintf("%s/data/sig", f->dir);
+    char *child_file = kf_xasprintf("%s/child.pid", workdir);
+    char *usr2_file = kf_xasprintf("%s/usr2", workdir);
+    struct kf_proc_spec spec = {
+        .name = "sig", .argv = argv, .env = helper_env, .workdir = workdir
+    };
+    struct kf_runner_event ev;
+    char *text = NULL;
+    int child = 0;
+
+    f->r = new_runner(f, NULL);
+    apply_ok(f->r, &spec);
+    ev = wait_phase(f->r, "sig", KF_PROC_READY);
+    for (int i = 0; i < 2000 && !(text = t_read_file(child_file)); i++)
+        usleep(10 * 1000);
+    assert_non_null(text);
+    child = (int)strtol(text, NULL, 10);
+    free(text);
+    assert_true(child > 0 && t_pid_alive(child));
+
+    assert_int_equal(kf_runner_signal(f->r, "sig", SIGUSR2), 0);
+    text = NULL;
+    for (int i = 0; i < 2000 && !(text = t_read_file(usr2_file)); i++)
+        usleep(10 * 1000);
+    assert_non_null(text);
+    assert_string_equal(text, "1\n");
+    free(text);
+    /* not the group: the child, which SIGUSR2 would have killed, lives */
+    assert_true(t_pid_alive(child));
+    assert_int_equal(kf_runner_get(f->r, "sig", &ev.status), 0);
+    assert_int_equal(ev.status.phase, KF_PROC_READY);
+
+    assert_int_equal(kf_runner_signal(f->r, "nobody", SIGUSR2), -ENOENT);
+    assert_int_equal(kf_runner_signal(f->r, "sig", 0), -EINVAL);
+    assert_int_equal(kf_runner_stop(f->r, "sig"), 0);
+    wait_phase(f->r, "sig", KF_PROC_STOPPED);
+    assert_int_equal(kf_runner_signal(f->r, "sig", SIGUSR2), -ESRCH);
+    free(usr2_file);
+    free(child_file);
+    free(workdir);
+}
+
 static void test_sim_runner(void **state)
 {
     struct fx *f = *state;
@@ -1333,6 +1428,7 @@ static void test_sim_runner(void **state)
     assert_non_null(kf_runner_cgroup_problem(r));
     apply_ok(r, &spec);
     apply_ok(r, &spec2);
+    assert_int_equal(kf_runner_signal(r, "etcd-0", SIGUSR2), -EOPNOTSUPP);
     ev = wait_phase(r, "etcd-0", KF_PROC_STARTING);
     assert_false(ev.status.ready);
     ev = wait_phase(r, "etcd-0", KF_PROC_READY);
@@ -1403,6 +1499,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_usage_and_cgroups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cgroup_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sim_runner, setup, teardown),
     };
     ssize_t n;
