@@ -50,6 +50,7 @@ struct kf_strbuf;
 
 /* KWOK (simulated nodes), as scripts/install-kubernetes installs it, and
  * the annotation of the nodes it manages. */
+#define KF_KWOK_COMPONENT       "kwok" /* the member's component */
 #define KF_KWOK_VERSION         "v0.8.0"
 #define KF_KWOK_DIR             "/opt/kfleet/kwok/" KF_KWOK_VERSION
 #define KF_KWOK_NODE_ANNOTATION "kwok.x-k8s.io/node"

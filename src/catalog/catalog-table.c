@@ -209,7 +209,7 @@ static const struct catalog_entry entries[] = {
         .files = scheduler_files,
     },
     {
-        .c = { .component = "kwok",
+        .c = { .component = KF_KWOK_COMPONENT,
                .ports = { "http", NULL },
                .probe_port = "http",
                .probe_path = "/healthz",

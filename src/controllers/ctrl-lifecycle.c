@@ -832,11 +832,16 @@ static void note(struct kf_strbuf *sb, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Optional: the profile says so, or it is the simulated nodes' KWOK, which
+ * the nodes' readiness (status.nodes) reports on: the control plane serves
+ * without it. */
 static bool optional_component(const json_t *profile, const char *component)
 {
     const json_t *comps = kf_json_path(profile, "spec.components"), *c;
     size_t i;
 
+    if (!strcmp(component, KF_KWOK_COMPONENT))
+        return true;
     json_array_foreach(comps, i, c)
     {
         if (kf_streq(kf_json_str(c, "name", NULL), component))

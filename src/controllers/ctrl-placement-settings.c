@@ -25,6 +25,7 @@
 #include <string.h>
 #include <math.h>
 
+#include "kfleet/catalog.h"
 #include "kfleet/ctrl.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
@@ -230,7 +231,7 @@ static void add_simulator(struct kf_grade_spec *shape, int64_t nodes)
         return;
     c = &shape->components[shape->n_components++];
     memset(c, 0, sizeof(*c));
-    snprintf(c->name, sizeof(c->name), "%s", PLACE_SIMULATOR_COMPONENT);
+    snprintf(c->name, sizeof(c->name), "%s", KF_KWOK_COMPONENT);
     c->replicas = 1;
     c->spread = KF_SPREAD_ZONES;
     c->req.cpu_milli = 50 + nodes / 10;

@@ -84,8 +84,7 @@ void place_settings_release(struct place_settings *s);
 /* The control plane of grade g for the settings' profile: the grade
  * table's members, filtered and completed by the profile's components,
  * apiServer.replicas and etcd.members, plus a KWOK member
- * (PLACE_SIMULATOR_COMPONENT) when the cluster has simulated nodes. */
-#define PLACE_SIMULATOR_COMPONENT "kwok"
+ * (KF_KWOK_COMPONENT) when the cluster has simulated nodes. */
 void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
                  int64_t simulated_nodes, struct kf_grade_spec *ret);
 /* Writes the shape into status.effective: "components" and "requests". */
