@@ -3,14 +3,18 @@
  * (APIGroupList, APIGroup), /apis/kfleet.io/v1 (APIResourceList with verbs,
  * short names and categories), /version, and the OpenAPI documents.
  *
- * kubectl 1.32 asks for aggregated discovery first; answering with plain
- * application/json makes it fall back to these legacy documents. OpenAPI v3
+ * kubectl (1.30 and later) asks /api and /apis for aggregated discovery
+ * first (apidiscovery.k8s.io/v2 APIGroupDiscoveryList: every group, version
+ * and resource in one answer), and gets it: two requests instead of four.
+ * A client that asks for plain application/json (kubectl 1.20) gets the
+ * legacy documents, which say the same. OpenAPI v3
  * is what kubectl uses to decide how to patch on `apply` and whether the
  * server validates fields (fieldValidation): each PATCH operation lists
  * merge-patch and json-patch bodies only, so kubectl sends merge patches;
  * and each lists the fieldValidation parameter, so kubectl leaves
  * validation to the server instead of downloading OpenAPI v2 as protobuf.
- * /openapi/v2 is served as JSON for tools that ask for it.
+ * /openapi/v2 is served as JSON, and as protocol buffers (api-openapi-pb.c)
+ * for kubectl up to 1.26, which validates `apply` and runs `explain` on it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,16 +58,16 @@ static json_t *string_array(const char *const *items)
     return a;
 }
 
-static json_t *resource_list(void)
+static const char *const verbs[] = { "create", "delete", "deletecollection",
+                                     "get",    "list",   "patch",
+                                     "update", "watch",  NULL };
+static const char *const system_verbs[] = { "delete", "deletecollection", "get", "list", "watch",
+                                            NULL };
+static const char *const status_verbs[] = { "get", "patch", "update", NULL };
+static const char *const categories[] = { "kfleet", NULL };
+
+json_t *api_discovery_resource_list(void)
 {
-    static const char *const verbs[] = { "create", "delete", "deletecollection",
-                                         "get",    "list",   "patch",
-                                         "update", "watch",  NULL };
-    static const char *const system_verbs[] = { "delete", "deletecollection",
-                                                "get",    "list",
-                                                "watch",  NULL };
-    static const char *const status_verbs[] = { "get", "patch", "update", NULL };
-    static const char *const categories[] = { "kfleet", NULL };
     json_t *list = json_object(), *resources = json_array();
     size_t n;
     const struct kf_kind *const *kinds = kf_kinds(&n);
@@ -99,6 +103,103 @@ static json_t *resource_list(void)
     }
     json_object_set_new(list, "resources", resources);
     return list;
+}
+
+/* --- aggregated discovery (apidiscovery.k8s.io/v2) --------------------------- */
+
+/* One group of an APIGroupDiscoveryList: name ("" for the core group) and
+ * its one version v1 with resources (taken). */
+static json_t *discovery_group(const char *name, json_t *resources)
+{
+    json_t *g = json_object(), *meta = json_object();
+
+    if (*name)
+        json_object_set_new(meta, "name", json_string(name));
+    json_object_set_new(meta, "creationTimestamp", json_null());
+    json_object_set_new(g, "metadata", meta);
+    json_object_set_new(g, "versions",
+                        json_pack("[{s:s, s:o, s:s}]", "version", "v1", "resources", resources,
+                                  "freshness", "Current"));
+    return g;
+}
+
+/* The kfleet.io/v1 resources as APIResourceDiscovery entries: the same
+ * facts as api_discovery_resource_list, with the status subresource nested. */
+static json_t *discovery_resources(void)
+{
+    json_t *resources = json_array();
+    size_t n;
+    const struct kf_kind *const *kinds = kf_kinds(&n);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct kf_kind *k = kinds[i];
+        json_t *r = json_object();
+
+        json_object_set_new(r, "resource", json_string(k->plural));
+        json_object_set_new(r, "responseKind", gvk(k));
+        json_object_set_new(r, "scope", json_string("Cluster"));
+        json_object_set_new(r, "singularResource", json_string(k->singular));
+        json_object_set_new(r, "verbs", string_array(k->system ? system_verbs : verbs));
+        if (k->short_names && k->short_names[0])
+            json_object_set_new(r, "shortNames", string_array(k->short_names));
+        json_object_set_new(r, "categories", string_array(categories));
+        if (k->has_status)
+            json_object_set_new(r, "subresources",
+                                json_pack("[{s:s, s:o, s:o}]", "subresource", "status",
+                                          "responseKind", gvk(k), "verbs",
+                                          string_array(status_verbs)));
+        json_array_append_new(resources, r);
+    }
+    return resources;
+}
+
+json_t *api_discovery_aggregated(bool core)
+{
+    json_t *list = json_object();
+
+    json_object_set_new(list, "kind", json_string("APIGroupDiscoveryList"));
+    json_object_set_new(list, "apiVersion", json_string("apidiscovery.k8s.io/v2"));
+    json_object_set_new(list, "metadata", json_object());
+    json_object_set_new(
+        list, "items",
+        json_pack("[o]", core ? discovery_group("", json_array())
+                              : discovery_group(KF_API_GROUP, discovery_resources())));
+    return list;
+}
+
+bool api_wants_aggregated_discovery(struct api_request *req)
+{
+    const char *accept = api_header(req, MHD_HTTP_HEADER_ACCEPT);
+    struct api_media_range m;
+
+    req->vary_accept = true;
+    /* The first range we can serve decides, as clients list them by
+     * preference: aggregated discovery v2 (any profile: kfleetd has no
+     * peers to leave out), or plain JSON for the legacy documents. */
+    for (size_t n = 0; accept && n < API_ACCEPT_MAX_RANGES && api_accept_next(&accept, &m); n++) {
+        if (m.refused)
+            continue;
+        if (strcmp(m.type, "application/json") == 0 &&
+            strcmp(m.group, "apidiscovery.k8s.io") == 0 && strcmp(m.version, "v2") == 0 &&
+            strcmp(m.as, "APIGroupDiscoveryList") == 0)
+            return true;
+        if (api_media_range_is_json(&m))
+            return false;
+    }
+    return false;
+}
+
+static int reply_aggregated(struct api_request *req, bool core)
+{
+    struct kf_strbuf body = KF_STRBUF_INIT;
+    json_t *v = api_discovery_aggregated(core);
+    int r;
+
+    kf_json_dump_sb(v, &body);
+    json_decref(v);
+    r = api_reply(req, MHD_HTTP_OK, API_AGGREGATED_DISCOVERY_TYPE, &body);
+    kf_strbuf_release(&body);
+    return r;
 }
 
 /* --- OpenAPI ---------------------------------------------------------------- */
@@ -305,12 +406,11 @@ static json_t *list_schema(const struct kf_kind *k, bool v3)
     return s;
 }
 
-static char *build_openapi(bool v3, size_t *ret_len)
+json_t *api_openapi_doc(bool v3)
 {
     json_t *doc = json_object(), *paths = json_object(), *schemas = json_object();
     size_t n;
     const struct kf_kind *const *kinds = kf_kinds(&n);
-    char *text;
 
     if (v3)
         json_object_set_new(doc, "openapi", json_string("3.0.0"));
@@ -333,9 +433,7 @@ static char *build_openapi(bool v3, size_t *ret_len)
         json_object_set_new(doc, "components", json_pack("{s:o}", "schemas", schemas));
     else
         json_object_set_new(doc, "definitions", schemas);
-    text = kf_json_dump(doc, ret_len);
-    json_decref(doc);
-    return text;
+    return doc;
 }
 
 static void ensure_docs(struct kf_api *api)
@@ -343,15 +441,20 @@ static void ensure_docs(struct kf_api *api)
     pthread_mutex_lock(&api->docs_lock);
     if (!api->openapi_v3) {
         uint64_t h = 1469598103934665603ull;
+        json_t *doc = api_openapi_doc(true);
 
-        api->openapi_v3 = build_openapi(true, &api->openapi_v3_len);
+        api->openapi_v3 = kf_json_dump(doc, &api->openapi_v3_len);
+        json_decref(doc);
         for (size_t i = 0; i < api->openapi_v3_len; i++) {
             h ^= (unsigned char)api->openapi_v3[i];
             h *= 1099511628211ull;
         }
         snprintf(api->openapi_v3_hash, sizeof(api->openapi_v3_hash), "%016llX",
                  (unsigned long long)h);
-        api->openapi_v2 = build_openapi(false, &api->openapi_v2_len);
+        doc = api_openapi_doc(false);
+        api->openapi_v2 = kf_json_dump(doc, &api->openapi_v2_len);
+        api->openapi_v2_pb = api_openapi_v2_protobuf(doc, &api->openapi_v2_pb_len);
+        json_decref(doc);
     }
     pthread_mutex_unlock(&api->docs_lock);
 }
@@ -360,23 +463,51 @@ void api_discovery_free(struct kf_api *api)
 {
     free(api->openapi_v3);
     free(api->openapi_v2);
-    api->openapi_v3 = api->openapi_v2 = NULL;
+    free(api->openapi_v2_pb);
+    api->openapi_v3 = api->openapi_v2 = api->openapi_v2_pb = NULL;
 }
 
-static int reply_bytes(struct api_request *req, const char *bytes, size_t len)
+static int reply_bytes(struct api_request *req, const char *type, const char *bytes, size_t len)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;
 
     kf_strbuf_add(&body, bytes, len);
-    return api_reply(req, MHD_HTTP_OK, "application/json", &body);
+    return api_reply(req, MHD_HTTP_OK, type, &body);
 }
 
-/* Whether the Accept header allows JSON (absent allows everything). */
-static bool accepts_json(struct api_request *req)
+/* The media types of OpenAPI v2 as protocol buffers: the first is what
+ * kubectl up to 1.26 asks for, the second what later clients ask for and
+ * what the answer says either way (Go's mime parser refuses the '@', as
+ * Kubernetes' OpenAPI handler knows). */
+static const char *const openapi_v2_pb_types[] = {
+    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+};
+
+/* /openapi/v2 in the form the Accept header prefers: the protocol buffer
+ * media type asked for (*ret_type), JSON (NULL), or none (-1). Absent
+ * Accept: JSON. */
+static int openapi_v2_format(struct api_request *req, const char **ret_type)
 {
     const char *accept = api_header(req, MHD_HTTP_HEADER_ACCEPT);
+    struct api_media_range m;
 
-    return !accept || !*accept || strstr(accept, "application/json") || strstr(accept, "*/*");
+    req->vary_accept = true;
+    *ret_type = NULL;
+    if (!accept || !*accept)
+        return 0;
+    for (size_t n = 0; n < API_ACCEPT_MAX_RANGES && api_accept_next(&accept, &m); n++) {
+        if (m.refused)
+            continue;
+        for (size_t i = 0; i < KF_ARRAY_SIZE(openapi_v2_pb_types); i++)
+            if (strcmp(m.type, openapi_v2_pb_types[i]) == 0) {
+                *ret_type = openapi_v2_pb_types[i];
+                return 0;
+            }
+        if (api_media_range_is_json(&m))
+            return 0;
+    }
+    return -1;
 }
 
 int api_serve_discovery(struct api_request *req)
@@ -386,6 +517,8 @@ int api_serve_discovery(struct api_request *req)
 
     switch (req->route) {
     case ROUTE_API:
+        if (api_wants_aggregated_discovery(req))
+            return reply_aggregated(req, true);
         v = json_object();
         json_object_set_new(v, "kind", json_string("APIVersions"));
         json_object_set_new(v, "versions", json_pack("[s]", "v1"));
@@ -398,6 +531,8 @@ int api_serve_discovery(struct api_request *req)
                               json_pack("{s:s, s:s, s:[]}", "kind", "APIResourceList",
                                         "groupVersion", "v1", "resources"));
     case ROUTE_APIS:
+        if (api_wants_aggregated_discovery(req))
+            return reply_aggregated(req, false);
         v = json_object();
         json_object_set_new(v, "kind", json_string("APIGroupList"));
         json_object_set_new(v, "apiVersion", json_string("v1"));
@@ -409,7 +544,7 @@ int api_serve_discovery(struct api_request *req)
         json_object_set_new(v, "apiVersion", json_string("v1"));
         return api_reply_json(req, MHD_HTTP_OK, v);
     case ROUTE_APIS_GV:
-        return api_reply_json(req, MHD_HTTP_OK, resource_list());
+        return api_reply_json(req, MHD_HTTP_OK, api_discovery_resource_list());
     case ROUTE_VERSION:
         v = json_object();
         json_object_set_new(v, "major", json_string("0"));
@@ -434,13 +569,21 @@ int api_serve_discovery(struct api_request *req)
     }
     case ROUTE_OPENAPI_V3_GV:
         ensure_docs(api);
-        return reply_bytes(req, api->openapi_v3, api->openapi_v3_len);
-    case ROUTE_OPENAPI_V2:
-        if (!accepts_json(req))
+        return reply_bytes(req, "application/json", api->openapi_v3, api->openapi_v3_len);
+    case ROUTE_OPENAPI_V2: {
+        const char *type;
+
+        if (openapi_v2_format(req, &type) < 0)
             return api_reply_status_http(req, MHD_HTTP_NOT_ACCEPTABLE, "NotAcceptable",
-                                         "/openapi/v2 is served as application/json only");
+                                         "/openapi/v2 is served as application/json and as "
+                                         "application/com.github.proto-openapi.spec.v2@v1.0"
+                                         "+protobuf only");
         ensure_docs(api);
-        return reply_bytes(req, api->openapi_v2, api->openapi_v2_len);
+        if (type)
+            return reply_bytes(req, openapi_v2_pb_types[1], api->openapi_v2_pb,
+                               api->openapi_v2_pb_len);
+        return reply_bytes(req, "application/json", api->openapi_v2, api->openapi_v2_len);
+    }
     default:
         return api_reply_statusf(req, -KF_ENOTFOUND, "the server could not find \"%s\"", req->path);
     }

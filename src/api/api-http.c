@@ -1,12 +1,15 @@
 /* api-http.c: the HTTP plumbing of the API server: decoding the request
  * target (libmicrohttpd's own decoding does not turn '+' into a space, which
  * Go clients such as kubectl use in selectors, so the raw target is decoded
- * here), listen addresses, replies and Kubernetes Status objects. */
+ * here), reading Accept headers (the media ranges and the g/v/as/profile
+ * parameters that choose a Table or aggregated discovery), listen
+ * addresses, replies and Kubernetes Status objects. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -143,6 +146,126 @@ const char *api_header(struct api_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/* --- Accept headers ------------------------------------------------------ */
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* s[0..len) without surrounding blanks (and quotes when unquote). */
+static void trim(const char **s, size_t *len, bool unquote)
+{
+    while (*len && is_space(**s)) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len && is_space((*s)[*len - 1]))
+        (*len)--;
+    if (unquote && *len >= 2 && (*s)[0] == '"' && (*s)[*len - 1] == '"') {
+        (*s)++;
+        *len -= 2;
+    }
+}
+
+static void copy_field(char *dst, size_t size, const char *s, size_t len, bool lower)
+{
+    if (len >= size) {
+        memcpy(dst, "?", 2); /* too long for any value we match */
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        dst[i] = lower && s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+    dst[len] = '\0';
+}
+
+/* q=0, q=0.0, q=0.000: not acceptable. */
+static bool q_is_zero(const char *v, size_t len)
+{
+    if (len == 0 || v[0] != '0')
+        return false;
+    if (len == 1)
+        return true;
+    if (v[1] != '.')
+        return false;
+    for (size_t i = 2; i < len; i++)
+        if (v[i] != '0')
+            return false;
+    return true;
+}
+
+static void media_param(struct api_media_range *m, const char *s, size_t len)
+{
+    const char *eq = memchr(s, '=', len);
+    const char *name = s, *value;
+    size_t nlen, vlen;
+
+    if (!eq)
+        return;
+    nlen = (size_t)(eq - s);
+    value = eq + 1;
+    vlen = len - nlen - 1;
+    trim(&name, &nlen, false);
+    trim(&value, &vlen, true);
+    if (nlen == 1 && (name[0] == 'g' || name[0] == 'G'))
+        copy_field(m->group, sizeof(m->group), value, vlen, false);
+    else if (nlen == 1 && (name[0] == 'v' || name[0] == 'V'))
+        copy_field(m->version, sizeof(m->version), value, vlen, false);
+    else if (nlen == 2 && strncasecmp(name, "as", 2) == 0)
+        copy_field(m->as, sizeof(m->as), value, vlen, false);
+    else if (nlen == 7 && strncasecmp(name, "profile", 7) == 0)
+        copy_field(m->profile, sizeof(m->profile), value, vlen, false);
+    else if (nlen == 1 && (name[0] == 'q' || name[0] == 'Q'))
+        m->refused = q_is_zero(value, vlen);
+}
+
+bool api_accept_next(const char **pos, struct api_media_range *ret)
+{
+    const char *p = *pos;
+    bool first = true;
+
+    memset(ret, 0, sizeof(*ret));
+    while (is_space(*p) || *p == ',')
+        p++;
+    if (!*p) {
+        *pos = p;
+        return false;
+    }
+    for (;;) {
+        const char *seg = p;
+        bool quoted = false;
+        size_t len;
+
+        while (*p && (quoted || (*p != ';' && *p != ','))) {
+            if (*p == '"')
+                quoted = !quoted;
+            p++;
+        }
+        len = (size_t)(p - seg);
+        if (first) {
+            trim(&seg, &len, false);
+            copy_field(ret->type, sizeof(ret->type), seg, len, true);
+            first = false;
+        } else {
+            media_param(ret, seg, len);
+        }
+        if (*p != ';')
+            break;
+        p++;
+    }
+    if (*p == ',')
+        p++;
+    *pos = p;
+    return true;
+}
+
+bool api_media_range_is_json(const struct api_media_range *m)
+{
+    return !m->refused && !m->as[0] &&
+           (strcmp(m->type, "application/json") == 0 || strcmp(m->type, "application/*") == 0 ||
+            strcmp(m->type, "*/*") == 0);
+}
+
 /* --- listen addresses --------------------------------------------------- */
 
 int kf_api_parse_listen(const char *listen, char **ret_host, uint16_t *ret_port,
@@ -223,6 +346,8 @@ int api_reply(struct api_request *req, unsigned int code, const char *content_ty
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
+    if (req->vary_accept)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
     if (code == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"kfleet\"");
     r = MHD_queue_response(req->conn, code, resp);

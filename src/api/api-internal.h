@@ -5,6 +5,7 @@
  *   api-http.c       URI and query decoding, replies, Status objects
  *   api-auth.c       the token file and the role table
  *   api-discovery.c  /api, /apis, /version, /openapi
+ *   api-openapi-pb.c OpenAPI v2 as protocol buffers (kubectl up to 1.26)
  *   api-objects.c    the object verbs (get, list, create, update, patch, delete)
  *   api-table.c      meta.k8s.io/v1 Table rendering for kubectl
  *   api-watch.c      watch streams on suspended connections
@@ -119,6 +120,7 @@ struct api_request {
     size_t discarded; /* body bytes dropped past the cap */
 
     unsigned int status; /* the HTTP status replied */
+    bool vary_accept;    /* the answer depends on Accept: say so (Vary) */
     struct api_watch *watch;
     const struct api_action *action; /* ROUTE_ACTION */
 };
@@ -158,6 +160,8 @@ struct kf_api {
     char openapi_v3_hash[17];
     char *openapi_v2;
     size_t openapi_v2_len;
+    char *openapi_v2_pb; /* the same as protocol buffers (api-openapi-pb.c) */
+    size_t openapi_v2_pb_len;
 
     pthread_rwlock_t actions_lock; /* the array; each action's binding */
     struct api_action **actions;   /* never freed before kf_api_free */
@@ -198,6 +202,29 @@ const char *api_query_get(const struct api_query *q, const char *key);
 int api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err);
 
 const char *api_header(struct api_request *req, const char *name);
+
+/* One media range of an Accept header with the parameters kfleet
+ * negotiates on (others are ignored). Each field is lower-case for the
+ * type and as sent for the parameters; a type or value longer than its
+ * field is stored as "?" so that it matches nothing. */
+struct api_media_range {
+    char type[64];    /* "application/json", or a wildcard */
+    char group[64];   /* g= */
+    char version[16]; /* v= */
+    char as[64];      /* as= */
+    char profile[32]; /* profile= */
+    bool refused;     /* q=0: the client does not accept it */
+};
+
+#define API_ACCEPT_MAX_RANGES 32 /* ranges read from one Accept header */
+
+/* Reads the next media range of an Accept header value from *pos and
+ * advances *pos past it (and its comma). Returns false at the end of the
+ * value. Never reads past the terminating NUL; any input is accepted. */
+bool api_accept_next(const char **pos, struct api_media_range *ret);
+/* Whether the range accepts plain JSON: application/json or a wildcard
+ * (any type, any application type) without an as= parameter. */
+bool api_media_range_is_json(const struct api_media_range *m);
 
 /* Replies with body (taken: the buffer is emptied). */
 int api_reply(struct api_request *req, unsigned int code, const char *content_type,
@@ -243,8 +270,32 @@ void api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const char 
 
 /* --- api-discovery.c -------------------------------------------------- */
 
+/* The Content-Type of an aggregated discovery answer. */
+#define API_AGGREGATED_DISCOVERY_TYPE \
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
 int api_serve_discovery(struct api_request *req);
+/* The APIResourceList of /apis/kfleet.io/v1 (new reference). */
+json_t *api_discovery_resource_list(void);
+/* The APIGroupDiscoveryList (apidiscovery.k8s.io/v2) of /api (core: the
+ * core group's v1 without resources, as the legacy /api says) or of /apis
+ * (kfleet.io/v1 with every resource as api_discovery_resource_list has
+ * it, status subresources nested); new reference. */
+json_t *api_discovery_aggregated(bool core);
+/* The OpenAPI document (v3, else v2) built from the kinds; new reference. */
+json_t *api_openapi_doc(bool v3);
+/* Whether the Accept header prefers aggregated discovery
+ * (apidiscovery.k8s.io/v2 APIGroupDiscoveryList) to the legacy documents:
+ * the first range kfleetd can serve decides. Marks the answer Vary: Accept. */
+bool api_wants_aggregated_discovery(struct api_request *req);
 void api_discovery_free(struct kf_api *api);
+
+/* --- api-openapi-pb.c ------------------------------------------------- */
+
+/* The OpenAPI v2 document doc (borrowed) encoded as gnostic's
+ * openapi_v2.Document protocol buffer; malloc'ed, *ret_len bytes. Keys
+ * that OpenAPI v2 does not have are left out. */
+char *api_openapi_v2_protobuf(const json_t *doc, size_t *ret_len);
 
 /* --- api-objects.c ---------------------------------------------------- */
 

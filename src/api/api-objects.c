@@ -129,6 +129,12 @@ static int reply_object(struct api_request *req, unsigned int code, json_t *obj)
     return api_reply_json(req, code, obj);
 }
 
+/* What a dryRun is answered: kubectl sends one for --dry-run=server and
+ * for every `kubectl diff`, which has no other way to ask. */
+#define API_DRY_RUN_REFUSED                                                             \
+    "dryRun is not supported by kfleetd: repeat the request without --dry-run=server; " \
+    "instead of kubectl diff, compare with kubectl get -o yaml"
+
 /* Write options every write verb shares: dryRun is refused (nothing would
  * be written, and pretending would mislead), fieldValidation accepted. */
 static int check_write_params(struct api_request *req)
@@ -137,9 +143,7 @@ static int check_write_params(struct api_request *req)
     const char *fv = api_query_get(&req->query, "fieldValidation");
 
     if (dry && *dry) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "dryRun is not supported by kfleetd; repeat the request without "
-                          "--dry-run=server");
+        api_reply_statusf(req, -KF_EBADREQUEST, API_DRY_RUN_REFUSED);
         return -KF_EBADREQUEST;
     }
     if (fv && *fv && strcmp(fv, "Strict") != 0 && strcmp(fv, "Warn") != 0 &&
@@ -650,9 +654,7 @@ static int delete_options(struct api_request *req, int64_t *ret_rv, char **ret_u
     if (json_is_array(json_object_get(opts, "dryRun")) &&
         json_array_size(json_object_get(opts, "dryRun")) > 0) {
         json_decref(opts);
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "dryRun is not supported by kfleetd; repeat the request without "
-                          "--dry-run=server");
+        api_reply_statusf(req, -KF_EBADREQUEST, API_DRY_RUN_REFUSED);
         return -KF_EBADREQUEST;
     }
     pre = json_object_get(opts, "preconditions");

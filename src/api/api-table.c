@@ -15,43 +15,17 @@
 #include "kfleet/obj.h"
 #include "api/api-internal.h"
 
-/* Whether one media range ("application/json;as=Table;v=v1;g=meta.k8s.io")
- * asks for a Table we serve. */
-static bool range_is_table(const char *r, size_t len)
-{
-    char buf[256];
-    char *save = NULL;
-    bool as_table = false, group = false, version = true;
-
-    if (len >= sizeof(buf))
-        return false;
-    memcpy(buf, r, len);
-    buf[len] = '\0';
-    for (char *p = strtok_r(buf, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
-        while (*p == ' ')
-            p++;
-        if (strcasecmp(p, "as=Table") == 0)
-            as_table = true;
-        else if (strcasecmp(p, "g=meta.k8s.io") == 0)
-            group = true;
-        else if (strncasecmp(p, "v=", 2) == 0)
-            version = strcmp(p + 2, "v1") == 0 || strcmp(p + 2, "v1beta1") == 0;
-    }
-    return as_table && group && version;
-}
-
 bool api_wants_table(struct api_request *req)
 {
     const char *accept = api_header(req, MHD_HTTP_HEADER_ACCEPT);
+    struct api_media_range m;
 
-    while (accept && *accept) {
-        const char *comma = strchr(accept, ',');
-        size_t len = comma ? (size_t)(comma - accept) : strlen(accept);
-
-        if (range_is_table(accept, len))
+    req->vary_accept = true;
+    for (size_t n = 0; accept && n < API_ACCEPT_MAX_RANGES && api_accept_next(&accept, &m); n++)
+        if (!m.refused && strcasecmp(m.as, "Table") == 0 &&
+            strcasecmp(m.group, "meta.k8s.io") == 0 &&
+            (!m.version[0] || strcmp(m.version, "v1") == 0 || strcmp(m.version, "v1beta1") == 0))
             return true;
-        accept = comma ? comma + 1 : NULL;
-    }
     return false;
 }
 

@@ -87,9 +87,30 @@ def test_openapi():
     r = kd.get("/openapi/v2")
     assert r.status == 200 and r.json["swagger"] == "2.0", r
     assert "io.kfleet.v1.Region" in r.json["definitions"]
+    # as protocol buffers for kubectl up to 1.26 (explain, apply's validation)
     r = kd.get("/openapi/v2", headers={
         "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+    assert r.status == 200, r
+    assert r.headers["Content-Type"] == \
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", r.headers
+    assert r.data.startswith(b"\x0a\x032.0") and b"io.kfleet.v1.Region" in r.data, r.data[:40]
+    r = kd.get("/openapi/v2", headers={"Accept": "text/html"})
     assert_status(r, 406, "NotAcceptable")
+
+    # aggregated discovery (kubectl 1.30 on): every resource in one answer
+    agg = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    r = kd.get("/apis", headers={"Accept": agg + ",application/json"})
+    assert r.status == 200 and r.headers["Content-Type"] == agg, r.headers
+    assert r.headers["Vary"] == "Accept", r.headers
+    group = r.json["items"][0]
+    assert group["metadata"]["name"] == "kfleet.io", group
+    res = {x["resource"]: x for x in group["versions"][0]["resources"]}
+    assert res["guestclusters"]["responseKind"]["kind"] == "GuestCluster", res["guestclusters"]
+    assert res["guestclusters"]["subresources"][0]["subresource"] == "status"
+    r = kd.get("/api", headers={"Accept": agg})
+    assert r.status == 200 and r.json["items"][0]["versions"][0]["resources"] == [], r
+    r = kd.get("/apis", headers={"Accept": "application/json," + agg})
+    assert r.headers["Content-Type"] == "application/json" and r.json["kind"] == "APIGroupList"
 
 
 def test_not_found_paths():

@@ -1,6 +1,8 @@
 /* test-api.c: the API server's pure parts: request-target decoding, query
  * booleans, listen addresses and loopback, the token file, the role table
- * and its messages, and kfleetd's compaction target. (The server itself is
+ * and its messages, kfleetd's compaction target, Accept headers, aggregated
+ * discovery against the legacy documents, and OpenAPI v2 as protocol
+ * buffers (read back by a small reader here). (The server itself is
  * tested end to end by tests/integration/test_api_*.py.) */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 
 #include "kfleet/api.h"
+#include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/strbuf.h"
 #include "api/api-internal.h"
@@ -224,12 +227,309 @@ static void test_compact_target(void **state)
     assert_int_equal(daemon_compact_target(&c, 1500, 100000, ms, rev, 0), 1500);
 }
 
+/* Accept headers: ranges in order, the parameters negotiated on, q=0,
+ * quoted values and commas inside them, and nonsense. */
+static void test_accept(void **state)
+{
+    const char *h = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;"
+                    "profile=nopeer, Application/JSON ; as=\"Table\";v=v1 ;g=meta.k8s.io,"
+                    "text/plain;q=0.000,*/*;q=0.5";
+    struct api_media_range m;
+
+    assert_true(api_accept_next(&h, &m));
+    assert_string_equal(m.type, "application/json");
+    assert_string_equal(m.group, "apidiscovery.k8s.io");
+    assert_string_equal(m.version, "v2");
+    assert_string_equal(m.as, "APIGroupDiscoveryList");
+    assert_string_equal(m.profile, "nopeer");
+    assert_false(api_media_range_is_json(&m));
+    assert_true(api_accept_next(&h, &m));
+    assert_string_equal(m.type, "application/json");
+    assert_string_equal(m.as, "Table");
+    assert_string_equal(m.version, "v1");
+    assert_string_equal(m.group, "meta.k8s.io");
+    assert_false(m.refused);
+    assert_true(api_accept_next(&h, &m));
+    assert_string_equal(m.type, "text/plain");
+    assert_true(m.refused);
+    assert_true(api_accept_next(&h, &m));
+    assert_string_equal(m.type, "*/*");
+    assert_false(m.refused);
+    assert_true(api_media_range_is_json(&m));
+    assert_false(api_accept_next(&h, &m));
+    assert_false(api_accept_next(&h, &m)); /* stays at the end */
+
+    /* a comma inside quotes does not end the range; q=0 variants */
+    h = "application/json;as=\"a,b\";q=0,application/json;q=0.1";
+    assert_true(api_accept_next(&h, &m));
+    assert_string_equal(m.as, "a,b");
+    assert_true(m.refused);
+    assert_true(api_accept_next(&h, &m));
+    assert_false(m.refused);
+    assert_true(api_media_range_is_json(&m));
+    assert_false(api_accept_next(&h, &m));
+
+    /* empty, blank and comma-only values have no range */
+    h = "";
+    assert_false(api_accept_next(&h, &m));
+    h = " , ,\t";
+    assert_false(api_accept_next(&h, &m));
+
+    /* a value too long for its field matches nothing; an unterminated
+     * quote runs to the end */
+    {
+        char big[300];
+
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        memcpy(big, "application/json;v=", 19);
+        h = big;
+        assert_true(api_accept_next(&h, &m));
+        assert_string_equal(m.version, "?");
+        assert_false(api_accept_next(&h, &m));
+    }
+    h = "application/json;g=\"x,y;v=v2";
+    assert_true(api_accept_next(&h, &m));
+    assert_string_equal(m.type, "application/json");
+    assert_false(api_accept_next(&h, &m));
+}
+
+/* Aggregated discovery says what the legacy APIResourceList says. */
+static void test_aggregated_discovery(void **state)
+{
+    json_t *legacy = api_discovery_resource_list();
+    json_t *agg = api_discovery_aggregated(false), *core = api_discovery_aggregated(true);
+    json_t *item, *version, *resources, *r;
+    size_t i, n = 0;
+
+    assert_string_equal(json_string_value(json_object_get(agg, "kind")), "APIGroupDiscoveryList");
+    assert_string_equal(json_string_value(json_object_get(agg, "apiVersion")),
+                        "apidiscovery.k8s.io/v2");
+    assert_int_equal(json_array_size(json_object_get(agg, "items")), 1);
+    item = json_array_get(json_object_get(agg, "items"), 0);
+    assert_string_equal(kf_json_str(item, "metadata.name", ""), "kfleet.io");
+    version = json_array_get(json_object_get(item, "versions"), 0);
+    assert_string_equal(kf_json_str(version, "version", ""), "v1");
+    assert_string_equal(kf_json_str(version, "freshness", ""), "Current");
+    resources = json_object_get(version, "resources");
+    json_array_foreach(json_object_get(legacy, "resources"), i, r)
+    {
+        const char *name = kf_json_str(r, "name", "");
+        const char *slash = strchr(name, '/');
+        json_t *a = NULL, *cand;
+        size_t j;
+
+        json_array_foreach(resources, j, cand)
+        {
+            if (strncmp(kf_json_str(cand, "resource", ""), name,
+                        slash ? (size_t)(slash - name) : strlen(name) + 1) == 0)
+                a = cand;
+        }
+        assert_non_null(a);
+        if (slash) {
+            json_t *sub = json_array_get(json_object_get(a, "subresources"), 0);
+
+            assert_string_equal(kf_json_str(sub, "subresource", ""), slash + 1);
+            assert_true(json_equal(json_object_get(sub, "verbs"), json_object_get(r, "verbs")));
+            assert_string_equal(kf_json_str(sub, "responseKind.kind", ""),
+                                kf_json_str(r, "kind", "?"));
+            continue;
+        }
+        n++;
+        assert_string_equal(kf_json_str(a, "scope", ""), "Cluster");
+        assert_string_equal(kf_json_str(a, "singularResource", ""),
+                            kf_json_str(r, "singularName", "?"));
+        assert_string_equal(kf_json_str(a, "responseKind.kind", ""), kf_json_str(r, "kind", "?"));
+        assert_string_equal(kf_json_str(a, "responseKind.group", ""), "kfleet.io");
+        assert_string_equal(kf_json_str(a, "responseKind.version", ""), "v1");
+        assert_true(json_equal(json_object_get(a, "verbs"), json_object_get(r, "verbs")));
+        assert_true(json_equal(json_object_get(a, "categories"), json_object_get(r, "categories")));
+        if (json_object_get(r, "shortNames"))
+            assert_true(
+                json_equal(json_object_get(a, "shortNames"), json_object_get(r, "shortNames")));
+        else
+            assert_null(json_object_get(a, "shortNames"));
+    }
+    assert_int_equal(n, json_array_size(resources));
+
+    /* /api: the core group's v1 without resources, as the legacy /api says */
+    item = json_array_get(json_object_get(core, "items"), 0);
+    assert_null(kf_json_str(item, "metadata.name", NULL));
+    version = json_array_get(json_object_get(item, "versions"), 0);
+    assert_string_equal(kf_json_str(version, "version", ""), "v1");
+    assert_int_equal(json_array_size(json_object_get(version, "resources")), 0);
+    json_decref(legacy);
+    json_decref(agg);
+    json_decref(core);
+}
+
+/* --- a protocol buffer reader for the OpenAPI v2 test ------------------------ */
+
+struct pb_field_view {
+    unsigned int num, wire;
+    uint64_t varint;
+    const unsigned char *data; /* length-delimited */
+    size_t len;
+};
+
+static bool pb_varint(const unsigned char **p, const unsigned char *end, uint64_t *ret)
+{
+    uint64_t v = 0;
+
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        unsigned char b = *(*p)++;
+
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *ret = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The next field of a message; false at its end. Fails the test on a
+ * malformed one. */
+static bool pb_next(const unsigned char **p, const unsigned char *end, struct pb_field_view *f)
+{
+    uint64_t key = 0;
+
+    memset(f, 0, sizeof(*f));
+    if (*p >= end)
+        return false;
+    assert_true(pb_varint(p, end, &key));
+    f->num = (unsigned int)(key >> 3);
+    f->wire = (unsigned int)(key & 7);
+    assert_true(f->num > 0);
+    switch (f->wire) {
+    case 0:
+        assert_true(pb_varint(p, end, &f->varint));
+        break;
+    case 1:
+        assert_true(end - *p >= 8);
+        *p += 8;
+        break;
+    case 2: {
+        uint64_t len = 0;
+
+        assert_true(pb_varint(p, end, &len));
+        assert_true(len <= (uint64_t)(end - *p));
+        f->data = *p;
+        f->len = (size_t)len;
+        *p += len;
+        break;
+    }
+    default:
+        fail_msg("wire type %u", f->wire);
+    }
+    return true;
+}
+
+/* The first length-delimited field num of a message, or false. */
+static bool pb_find(const unsigned char *msg, size_t len, unsigned int num,
+                    struct pb_field_view *ret)
+{
+    const unsigned char *p = msg, *end = msg + len;
+    struct pb_field_view f = { 0 };
+
+    while (pb_next(&p, end, &f))
+        if (f.num == num && f.wire == 2) {
+            *ret = f;
+            return true;
+        }
+    return false;
+}
+
+static bool pb_string_is(const struct pb_field_view *f, const char *s)
+{
+    return f->len == strlen(s) && memcmp(f->data, s, f->len) == 0;
+}
+
+/* OpenAPI v2 as gnostic's protocol buffers: the document's fields, every
+ * definition by name in order, a kind's type, properties and its
+ * x-kubernetes-group-version-kind extension as YAML (here JSON). */
+static void test_openapi_v2_protobuf(void **state)
+{
+    json_t *doc = api_openapi_doc(false), *defs = json_object_get(doc, "definitions");
+    size_t len;
+    char *pb = api_openapi_v2_protobuf(doc, &len);
+    const unsigned char *u = (const unsigned char *)pb;
+    struct pb_field_view f = { 0 }, named = { 0 }, name = { 0 }, schema = { 0 }, x = { 0 };
+    const unsigned char *p, *end;
+    const char *key;
+    void *iter;
+    bool found_region = false;
+
+    assert_true(len > 1000);
+    assert_true(pb_find(u, len, 1, &f));
+    assert_true(pb_string_is(&f, "2.0"));
+    assert_true(pb_find(u, len, 2, &f)); /* info */
+    assert_true(pb_find(f.data, f.len, 1, &name));
+    assert_true(pb_string_is(&name, "kfleet"));
+    assert_true(pb_find(u, len, 8, &f)); /* paths */
+    assert_true(pb_find(f.data, f.len, 2, &named));
+    assert_true(pb_find(named.data, named.len, 1, &name));
+    assert_true(name.len > 0 && name.data[0] == '/');
+
+    /* definitions: one NamedSchema a definition, in the document's order */
+    assert_true(pb_find(u, len, 9, &f));
+    p = f.data;
+    end = f.data + f.len;
+    iter = json_object_iter(defs);
+    while (pb_next(&p, end, &named)) {
+        assert_int_equal(named.num, 1);
+        assert_non_null(iter);
+        key = json_object_iter_key(iter);
+        assert_true(pb_find(named.data, named.len, 1, &name));
+        assert_true(pb_string_is(&name, key));
+        assert_true(pb_find(named.data, named.len, 2, &schema));
+        if (strcmp(key, "io.kfleet.v1.Region") == 0) {
+            struct pb_field_view type = { 0 }, props = { 0 }, ext = { 0 }, any = { 0 };
+            const unsigned char *q = schema.data, *qend = schema.data + schema.len;
+            json_t *gvk;
+
+            found_region = true;
+            assert_true(pb_find(schema.data, schema.len, 22, &type));
+            assert_true(pb_find(type.data, type.len, 1, &x));
+            assert_true(pb_string_is(&x, "object"));
+            assert_true(pb_find(schema.data, schema.len, 4, &x));
+            assert_true(
+                pb_string_is(&x, kf_json_str(json_object_iter_value(iter), "description", "")));
+            assert_true(pb_find(schema.data, schema.len, 25, &props));
+            assert_true(pb_find(props.data, props.len, 1, &x)); /* a NamedSchema */
+            while (pb_next(&q, qend, &ext))
+                if (ext.num == 31)
+                    break;
+            assert_int_equal(ext.num, 31);
+            assert_true(pb_find(ext.data, ext.len, 1, &name));
+            assert_true(pb_string_is(&name, "x-kubernetes-group-version-kind"));
+            assert_true(pb_find(ext.data, ext.len, 2, &any));
+            assert_true(pb_find(any.data, any.len, 2, &x));
+            assert_int_equal(kf_json_parse((const char *)x.data, x.len, &gvk, NULL), 0);
+            assert_true(json_equal(gvk, json_object_get(json_object_iter_value(iter),
+                                                        "x-kubernetes-group-version-kind")));
+            json_decref(gvk);
+        }
+        iter = json_object_iter_next(defs, iter);
+    }
+    assert_null(iter);
+    assert_true(found_region);
+    free(pb);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_uri), cmocka_unit_test(test_query_bool),
-        cmocka_unit_test(test_listen),    cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_roles),     cmocka_unit_test(test_compact_target),
+        cmocka_unit_test(test_parse_uri),
+        cmocka_unit_test(test_query_bool),
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_compact_target),
+        cmocka_unit_test(test_accept),
+        cmocka_unit_test(test_aggregated_discovery),
+        cmocka_unit_test(test_openapi_v2_protobuf),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
