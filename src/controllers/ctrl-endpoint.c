@@ -85,8 +85,14 @@ struct epctl {
     pthread_mutex_t lock;
     json_t *cluster_unit; /* cluster -> unit it was last seen on (lock) */
     json_t *pending;      /* units whose HAProxy must still be reloaded */
-    json_t *problems;     /* "Kind/name" -> the last warning recorded about it */
-    json_t *ca_uid;       /* cluster -> uid of the cluster whose CA its copy holds */
+    /* unit -> {"address", "port"}: the frontend its running HAProxy's
+     * readiness probe connects to, one that the configuration the process
+     * runs has (a frontend only in the next, not yet loaded, configuration
+     * would make it look not ready, and a HAProxy that is not ready is
+     * never reloaded) */
+    json_t *probe;
+    json_t *problems; /* "Kind/name" -> the last warning recorded about it */
+    json_t *ca_uid;   /* cluster -> uid of the cluster whose CA its copy holds */
 };
 
 /* --- watches ----------------------------------------------------------------- */
@@ -378,6 +384,25 @@ struct ep_view {
     bool waiting; /* a cluster waits for something that comes by itself (its CA) */
 };
 
+/* The frontend a HAProxy running v's configuration is probed on: the one
+ * probed now if v still has it (a stable probe), else the first by name.
+ * v has at least one cluster. */
+static const struct kf_ep_cluster *probe_next(struct epctl *d, const char *unit,
+                                              const struct ep_view *v)
+{
+    const json_t *now = json_object_get(d->probe, unit);
+    const struct kf_ep_cluster *first = &v->clusters[0];
+
+    for (size_t i = 0; i < v->n; i++) {
+        if (now && kf_streq(kf_json_str(now, "address", ""), v->clusters[i].address) &&
+            kf_json_int(now, "port", 0) == v->clusters[i].port)
+            return &v->clusters[i];
+        if (strcmp(v->clusters[i].name, first->name) < 0)
+            first = &v->clusters[i];
+    }
+    return first;
+}
+
 static const char *keep(struct ep_view *v, char *s)
 {
     v->strings = kf_xrealloc(v->strings, (v->n_strings + 1) * sizeof(*v->strings));
@@ -594,6 +619,7 @@ static void remove_unit(struct epctl *d, const char *unit, const char *dir)
     bool had_proc = kf_endpoints_stop(d->ep, unit) == 0;
 
     json_object_del(d->pending, unit);
+    json_object_del(d->probe, unit);
     if (had_dir && nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
         kf_log_warn("cannot remove \"%s\": %s", dir, strerror(errno));
     if (had_dir || had_proc)
@@ -702,24 +728,33 @@ static int64_t reconcile_unit(struct epctl *d, const char *unit)
 run:
     if (local) {
         char *cfg = kf_xasprintf("%s/%s", dir, CFG_NAME);
-        const struct kf_ep_cluster *first = &v.clusters[0];
+        const struct kf_ep_cluster *next = probe_next(d, unit, &v);
+        const json_t *now = json_object_get(d->probe, unit);
         bool started = false;
 
-        for (size_t i = 1; i < v.n; i++)
-            if (strcmp(v.clusters[i].name, first->name) < 0)
-                first = &v.clusters[i];
         if (access(cfg, R_OK) != 0) {
             free(cfg);
             goto free_view; /* nothing good to run yet */
         }
+        /* the running process keeps its probe until it has loaded the
+         * configuration that the next one is taken from */
+        if (!now || !json_is_true(json_object_get(d->pending, unit)))
+            json_object_set_new(
+                d->probe, unit,
+                json_pack("{s:s, s:i}", "address", next->address, "port", next->port));
+        now = json_object_get(d->probe, unit);
         kf_strbuf_reset(&err);
-        r = kf_endpoints_run(d->ep, unit, cfg, first->address, first->port, &started, &err);
+        r = kf_endpoints_run(d->ep, unit, cfg, kf_json_str(now, "address", next->address),
+                             (int)kf_json_int(now, "port", next->port), &started, &err);
         free(cfg);
         if (r < 0) {
             kf_log_warn("unit %s: cannot run its HAProxy: %s", unit, err.buf);
             again = RETRY_FAILURE;
         } else if (started) {
             /* it reads the live file as it starts */
+            json_object_set_new(
+                d->probe, unit,
+                json_pack("{s:s, s:i}", "address", next->address, "port", next->port));
             json_object_del(d->pending, unit);
             event(d, d->units, "Unit", unit, false, "EndpointsStarted",
                   "started HAProxy for %zu guest-cluster endpoints (%s/%s)", v.n, dir, CFG_NAME);
@@ -728,6 +763,11 @@ run:
             r = kf_endpoints_reload(d->ep, unit, &err);
             if (r == 0) {
                 json_object_del(d->pending, unit);
+                /* the new workers bind the new frontends at once: probe one
+                 * of those from the next pass on */
+                json_object_set_new(
+                    d->probe, unit,
+                    json_pack("{s:s, s:i}", "address", next->address, "port", next->port));
                 event(d, d->units, "Unit", unit, false, "EndpointsReloaded",
                       "HAProxy reloaded %s/%s (%zu endpoints); established connections stay "
                       "on the previous workers until they close",
@@ -837,6 +877,7 @@ int kf_ctrl_endpoints_init(const struct kf_ctrl_env *env, void **ret_data, struc
     pthread_mutex_init(&d->lock, NULL);
     d->cluster_unit = json_object();
     d->pending = json_object();
+    d->probe = json_object();
     d->problems = json_object();
     d->ca_uid = json_object();
     *ret_data = d;
@@ -852,6 +893,7 @@ void kf_ctrl_endpoints_fini(void *data)
     kf_recorder_free(d->rec);
     json_decref(d->cluster_unit);
     json_decref(d->pending);
+    json_decref(d->probe);
     json_decref(d->problems);
     json_decref(d->ca_uid);
     pthread_mutex_destroy(&d->lock);

@@ -945,17 +945,17 @@ static json_t *condition(const json_t *old_conds, const char *type, bool ok, con
 
 /* Writes the fields of `status` that differ from gc's status, keeping other
  * writers' conditions. */
-static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_strbuf *err)
+static int set_status_once(struct lc *d, const json_t *gc, const json_t *ours, json_t *status,
+                           struct kf_strbuf *err)
 {
     const json_t *have = kf_json_path(gc, "status");
-    json_t *conds = json_object_get(status, "conditions");
     const char *k;
     json_t *v, *body;
     bool differs = false;
     char rv[32];
     int r;
 
-    if (conds) {
+    if (ours) {
         /* merge: ours replace theirs of the same type, the rest stay */
         json_t *merged = json_array(), *c;
         size_t i;
@@ -963,15 +963,15 @@ static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_
         json_array_foreach(kf_json_path(gc, "status.conditions"), i, c)
         {
             const char *t = kf_json_str(c, "type", "");
-            bool ours = false;
+            bool mine = false;
             size_t j;
             json_t *o;
 
-            json_array_foreach(conds, j, o) ours = ours || kf_streq(kf_json_str(o, "type", ""), t);
-            if (!ours)
+            json_array_foreach(ours, j, o) mine = mine || kf_streq(kf_json_str(o, "type", ""), t);
+            if (!mine)
                 json_array_append(merged, c);
         }
-        json_array_extend(merged, conds);
+        json_array_extend(merged, (json_t *)ours);
         json_object_set_new(status, "conditions", merged);
     }
     json_object_foreach(status, k, v)
@@ -985,6 +985,33 @@ static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_
     body = json_pack("{s:{s:s}, s:O}", "metadata", "resourceVersion", rv, "status", status);
     r = patch(d, &kf_kind_guestcluster, kf_obj_name(gc), KF_PATCH_MERGE, body, true, NULL, err);
     json_decref(body);
+    return r;
+}
+
+/* Writes status onto gc's (set_status_once), reading the cluster again and
+ * merging once more when another writer (placement counting members, an
+ * operator) got in between: what is written does not depend on their
+ * fields, and a reconcile that probed every member should not be thrown
+ * away for it. */
+static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_strbuf *err)
+{
+    json_t *ours = json_incref(json_object_get(status, "conditions")), *fresh = NULL;
+    int r;
+
+    for (int attempt = 0;; attempt++) {
+        r = set_status_once(d, fresh ? fresh : gc, ours, status, err);
+        if (r != -KF_ECONFLICT || attempt == 3)
+            break;
+        json_decref(fresh);
+        fresh = NULL;
+        if (kf_registry_get(d->reg, &kf_kind_guestcluster, kf_obj_name(gc), &fresh) < 0 ||
+            kf_obj_deleting(fresh))
+            break;
+        kf_strbuf_reset(err);
+    }
+    if (ours)
+        json_object_set_new(status, "conditions", ours);
+    json_decref(fresh);
     return r;
 }
 

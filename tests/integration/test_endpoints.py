@@ -318,6 +318,15 @@ def test_member_added_reloads_and_keeps_connections(f):
     conn.close()
     assert f.haproxy_pid() == pid, "HAProxy was restarted, not reloaded"
 
+    # a cluster whose name sorts first arrives: it is served after the next
+    # reload too (the running HAProxy is probed on a frontend it has, not on
+    # the new one, which it cannot answer on before it reloads)
+    port0 = f.cluster("a0", members=1)
+    eventually(lambda: answers(port0, f.pki) == "a0-kube-apiserver-0", timeout=30,
+               msg="the cluster added first in name order is not served")
+    assert answers(port, f.pki) in ("c1-kube-apiserver-0", "c1-kube-apiserver-1")
+    assert f.haproxy_pid() == pid, "HAProxy was restarted, not reloaded"
+
 
 @fleet
 def test_refused_settings_keep_the_last_good_config(f):
