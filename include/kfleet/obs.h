@@ -3,7 +3,9 @@
  * the configuration of every instance of the three-tier stack.
  *
  *   edge Prometheus       one (or a replica pair) per unit: scrapes the unit's
- *                         hosts (node_exporter), guest etcd and apiservers,
+ *                         hosts (node_exporter), guest etcd, the guests'
+ *                         kube-apiserver, controller manager and scheduler
+ *                         (with each guest cluster's own client certificate),
  *                         agents and kfleetd; records `unit:*` aggregates
  *   cascading Prometheus  one (or a pair) per region: federates `unit:*` from
  *                         the region's edges, deduplicates edge replicas and
@@ -35,7 +37,9 @@
  *
  * Layout under the root (`<data-dir>/monitoring/`), one folder per instance
  * named after the instance:
- *   <edge>/prometheus.yml, rules/unit.rules.yml, targets/<job>.json, data/
+ *   <edge>/prometheus.yml, rules/unit.rules.yml, targets/<job>.json,
+ *          tls/<cluster>/{ca.crt,monitoring.crt,monitoring.key} (0700 folders,
+ *          the key 0600), data/
  *   <cascade>/prometheus.yml, rules/region.rules.yml, targets/edges.json, data/
  *   <central>/prometheus.yml, rules/alerts.rules.yml, targets/cascades.json,
  *             targets/alertmanagers.json, data/
@@ -95,9 +99,20 @@ struct kf_obs_host {
 enum kf_obs_member_kind {
     KF_OBS_MEMBER_ETCD,
     KF_OBS_MEMBER_APISERVER,
+    KF_OBS_MEMBER_CONTROLLER_MANAGER,
+    KF_OBS_MEMBER_SCHEDULER,
 };
 
-/* One guest control-plane member whose metrics the edge scrapes. */
+/* One guest control-plane member whose metrics the edge scrapes.
+ *
+ * etcd members go to the `etcd` job (scheme https when `https`, with
+ * kf_obs_fleet.guest_tls). The Kubernetes components (apiserver,
+ * controller manager, scheduler) are scraped over https with their
+ * cluster's own identity: one job per guest cluster, `guest-<cluster>`,
+ * and only when the unit lists that cluster in kf_obs_unit.clusters; a
+ * Kubernetes member whose cluster is not listed there is left out (its
+ * certificate files do not exist yet, and a config naming missing files
+ * fails promtool's check). */
 struct kf_obs_member {
     const char *name;    /* the ControlPlaneMember's name */
     const char *cluster; /* the GuestCluster's name */
@@ -105,8 +120,23 @@ struct kf_obs_member {
     const char *host;
     const char *zone;
     const char *address; /* "host:port" serving /metrics */
-    bool https;          /* scheme https (TLS settings: kf_obs_fleet.guest_tls) */
+    bool https;          /* etcd: scheme https (TLS settings: kf_obs_fleet.guest_tls) */
 };
+
+/* The identity the edge presents to one guest cluster's Kubernetes
+ * components, and the CA it checks them with: PEM text, written by the
+ * edge renderer to <edge>/tls/<cluster>/ca.crt, monitoring.crt and
+ * monitoring.key (0600). The client certificate is the cluster's
+ * "kfleet-monitoring" in group system:monitoring, which Kubernetes' default
+ * ClusterRoleBinding lets GET /metrics (the controller manager and the
+ * scheduler ask the apiserver). Each at most KF_OBS_MAX_PEM bytes. */
+struct kf_obs_cluster {
+    const char *name; /* the GuestCluster's name */
+    const char *ca;
+    const char *cert;
+    const char *key;
+};
+#define KF_OBS_MAX_PEM (64 * 1024)
 
 struct kf_obs_unit {
     const char *name;
@@ -117,9 +147,13 @@ struct kf_obs_unit {
     size_t n_members;
     const struct kf_obs_instance *edges; /* 1 or 2 (replicas) */
     size_t n_edges;
+    /* Guest clusters whose Kubernetes members the edge scrapes (each once). */
+    const struct kf_obs_cluster *clusters;
+    size_t n_clusters;
 };
 
-/* TLS and credentials for scraping guest components over https. */
+/* TLS and credentials for scraping guest etcd over https (the Kubernetes
+ * components use their cluster's own identity: kf_obs_cluster). */
 struct kf_obs_tls {
     const char *ca_file;
     const char *cert_file;
@@ -258,7 +292,7 @@ struct kf_obs_fleet {
     size_t n_alert_overrides;
     const char *kfleetd_token_file;  /* bearer token file for scraping kfleetd; NULL: none */
     struct kf_obs_settings settings; /* fleet-wide defaults */
-    struct kf_obs_tls guest_tls;     /* for members with https */
+    struct kf_obs_tls guest_tls;     /* for etcd members with https */
     struct kf_obs_binaries bin;
 };
 
@@ -278,9 +312,13 @@ struct kf_obs_file {
     char *path; /* relative to the monitoring root: "edge-hz-u1/targets/node.json" */
     char *content;
     size_t len;
-    mode_t mode;  /* 0644, or 0600 for secrets */
-    bool targets; /* a file_sd target list: changes need no reload */
-    bool secret;  /* contents must never be logged */
+    mode_t mode; /* 0644, or 0600 for secrets */
+    /* Read again by the instance by itself, so a change needs no reload: a
+     * file_sd target list, or a TLS file of a scrape job (Prometheus'
+     * HTTP client notices changed CA, certificate and key files and loads
+     * them again). */
+    bool targets;
+    bool secret; /* contents must never be logged */
 };
 
 struct kf_obs_files {
@@ -302,11 +340,14 @@ struct kf_obs_change {
 };
 
 /* Writes every file of `files` under root, creating root (one level) and
- * folders (0755; secrets/ 0700). A file whose bytes and mode are already right is left alone; any
- * other is replaced atomically: written to a temporary file in the same
- * folder, fsync'ed, renamed over the old one, and the folder fsync'ed.
- * Files the renderers own (under rules/, targets/, secrets/ of an instance
- * folder present in `files`) that the set no longer contains are removed.
+ * folders (0755; secrets/, tls/ and the folders in tls/ 0700). A file whose
+ * bytes and mode are already right is left alone; any other is replaced
+ * atomically: written to a temporary file in the same folder, fsync'ed,
+ * renamed over the old one, and the folder fsync'ed; the files a config
+ * names (kf_obs_file.targets) go first, the configs after. Files the renderers
+ * own (under rules/, targets/, secrets/, and tls/ one folder deep, of an
+ * instance folder present in `files`) that the set no longer contains are
+ * removed, and so are the folders in tls/ they leave empty.
  * data/ is never touched. Returns 0 and fills *ret_change, or a negative
  * errno with the path in err (files already replaced stay replaced: each
  * one is whole, old or new). */

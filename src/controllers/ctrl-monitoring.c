@@ -11,7 +11,9 @@
  *
  * 2. With kfleetd --monitoring=external|local, the three-tier stack's
  *    configuration: on any change of a Region, Unit, Host,
- *    ControlPlaneMember, AlertReceiver or AlertRoute it rebuilds the
+ *    ControlPlaneMember, AlertReceiver or AlertRoute (and every 10 s while
+ *    a guest cluster's Kubernetes members wait for the monitoring identity
+ *    in its PKI, which is not an object) it rebuilds the
  *    monitoring model (struct kf_obs_fleet, ctrl-monmodel.c), renders every
  *    instance under <data-dir>/monitoring/ (checked with promtool/amtool
  *    whenever an instance's structure changed), reloads the instances whose
@@ -55,6 +57,8 @@ KF_LOG_MODULE(monitoring);
 #define MIN_PERIOD_MS  1000
 #define RETRY_LOCAL_MS 2000
 #define RETRY_EXT_MS   30000
+/* a guest cluster whose Kubernetes members wait for their monitoring identity */
+#define IDENTITY_RETRY_MS 10000
 
 static void map_fleet(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
@@ -494,6 +498,11 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
         if (d && (!again || d < again))
             again = d;
         d = check_alertmanagers(mc, &mm);
+        if (d && (!again || d < again))
+            again = d;
+        /* a guest cluster's monitoring identity lives in its PKI, not in an
+         * object this controller watches: look again until it is there */
+        d = mm.identities_missing ? IDENTITY_RETRY_MS : 0;
         if (d && (!again || d < again))
             again = d;
     }

@@ -92,6 +92,12 @@ struct monmodel {
     size_t n_problems;
     json_t *owners;  /* instance -> unit (edge) or region (cascade) */
     json_t *listens; /* instance -> "host:port" */
+    /* guest cluster -> index in idents of its monitoring identity (PEM
+     * text in mem), or false when it has none (yet): read once per model */
+    json_t *identities;
+    struct kf_obs_cluster *idents;
+    size_t n_idents, alloc_idents;
+    size_t identities_missing; /* clusters with Kubernetes members but no identity */
     /* what the borrowed pointers point into */
     void **mem;
     size_t n_mem;

@@ -20,19 +20,35 @@
  * "none") always wins: it is how an agent that runs its own exporter, or a
  * test, says where it is. Objects that cannot be placed in the model are
  * left out and reported (mm->problems).
+ *
+ * Guest members: etcd on spec.ports.metrics (plain HTTP); kube-apiserver,
+ * kube-controller-manager and kube-scheduler on spec.ports.https, at their
+ * Host's spec.address, else status.address, else 127.0.0.1. The Kubernetes
+ * components are scraped with their cluster's monitoring identity (ca.crt,
+ * monitoring.crt, monitoring.key of its PKI, which the lifecycle controller
+ * issues: ctrl-lcpki.c), read from kfleetd's working copy
+ * <data-dir>/pki/<cluster>/, or from the store's /_pki/<cluster> when this
+ * kfleetd has no working copy of that cluster. Until the identity exists,
+ * the cluster's Kubernetes members are left out (the controller looks
+ * again soon: mm->identities_missing).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obj.h"
 #include "kfleet/strbuf.h"
+#include "controllers/ctrl-lifecycle.h"
 #include "controllers/ctrl-monitoring.h"
 
 void monmodel_init(struct monmodel *mm)
@@ -41,10 +57,14 @@ void monmodel_init(struct monmodel *mm)
     mm->owners = json_object();
     mm->listens = json_object();
     mm->objs = json_array();
+    mm->identities = json_object();
 }
 
 void monmodel_release(struct monmodel *mm)
 {
+    /* the guest clusters' client keys do not outlive the model */
+    for (size_t i = 0; i < mm->n_idents; i++)
+        explicit_bzero((char *)mm->idents[i].key, strlen(mm->idents[i].key));
     for (size_t i = 0; i < mm->n_mem; i++)
         free(mm->mem[i]);
     free(mm->mem);
@@ -58,6 +78,8 @@ void monmodel_release(struct monmodel *mm)
     json_decref(mm->owners);
     json_decref(mm->listens);
     json_decref(mm->objs);
+    json_decref(mm->identities);
+    free(mm->idents);
     memset(mm, 0, sizeof(*mm));
 }
 
@@ -359,41 +381,213 @@ static void fill_hosts(struct monctl *mc, struct monmodel *mm, struct kf_obs_uni
     }
 }
 
-static void fill_members(struct monmodel *mm, struct kf_obs_unit *u, json_t **members,
-                         size_t n_members, json_t **hosts, size_t n_hosts, bool have_tls)
+/* --- guest clusters' monitoring identities ----------------------------------- */
+
+static const char *const identity_files[] = { "ca.crt", "monitoring.crt", "monitoring.key" };
+
+/* A PEM file of the working copy, at most KF_OBS_MAX_PEM bytes, kept in
+ * mm. 0, -ENOENT, -EFBIG or another negative errno. */
+static int read_pem(struct monmodel *mm, const char *path, const char **ret)
+{
+    struct stat st;
+    char *buf;
+    size_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        r = -errno;
+        goto out_fd;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > KF_OBS_MAX_PEM) {
+        r = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+        goto out_fd;
+    }
+    buf = kf_xmalloc((size_t)st.st_size + 1);
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *ret = keep_mem(mm, buf);
+out_fd:
+    close(fd);
+    return r;
+}
+
+/* The identity from the store (no working copy here). */
+static int identity_from_store(struct monctl *mc, struct monmodel *mm, const char *cluster,
+                               const char *pem[3])
+{
+    json_t *files = NULL;
+    int r;
+
+    if (!mc->env.store)
+        return -ENOENT;
+    r = lc_pki_load(mc->env.store, cluster, &files, NULL);
+    if (r < 0)
+        return r == -KF_ENOTFOUND ? -ENOENT : r;
+    for (size_t i = 0; r == 0 && i < KF_ARRAY_SIZE(identity_files); i++) {
+        const char *v = json_string_value(json_object_get(files, identity_files[i]));
+
+        if (!v)
+            r = -ENOENT;
+        else if (strlen(v) > KF_OBS_MAX_PEM)
+            r = -EFBIG;
+        else
+            pem[i] = sdup(mm, v);
+    }
+    json_decref(files);
+    return r;
+}
+
+/* Fills c with cluster's monitoring identity. 0; -ENOENT when its PKI has
+ * none (yet); another negative errno when it cannot be read. */
+static int load_identity(struct monctl *mc, struct monmodel *mm, const char *cluster,
+                         struct kf_obs_cluster *c)
+{
+    char *dir = lc_pki_dir(mc->env.data_dir ? mc->env.data_dir : ".", cluster);
+    const char *pem[3] = { NULL, NULL, NULL };
+    struct stat st;
+    int r = 0;
+
+    if (stat(dir, &st) < 0) {
+        r = identity_from_store(mc, mm, cluster, pem);
+        goto out;
+    }
+    for (size_t i = 0; r == 0 && i < KF_ARRAY_SIZE(identity_files); i++) {
+        char *path = kf_xasprintf("%s/%s", dir, identity_files[i]);
+
+        r = read_pem(mm, path, &pem[i]);
+        free(path);
+    }
+out:
+    free(dir);
+    /* what kf_obs_fleet_check wants of it: one bad cluster must not stop
+     * the whole model from rendering */
+    for (size_t i = 0; r == 0 && i < KF_ARRAY_SIZE(pem); i++)
+        if (!strstr(pem[i], "-----BEGIN "))
+            r = -EBADMSG;
+    if (r < 0)
+        return r;
+    c->name = cluster;
+    c->ca = pem[0];
+    c->cert = pem[1];
+    c->key = pem[2];
+    return 0;
+}
+
+/* Whether cluster's Kubernetes members can be scraped: its identity is
+ * added to the unit (once: `added` holds the unit's) when it can. Read once
+ * per model. */
+static bool cluster_identity(struct monctl *mc, struct monmodel *mm, struct kf_obs_unit *u,
+                             json_t *added, size_t max_clusters, const char *cluster)
+{
+    json_t *known = json_object_get(mm->identities, cluster);
+    struct kf_obs_cluster *cs = (struct kf_obs_cluster *)u->clusters;
+    struct kf_obs_cluster c = { 0 };
+    int r;
+
+    if (json_object_get(added, cluster))
+        return true;
+    if (json_is_false(known))
+        return false;
+    if (!known) {
+        r = load_identity(mc, mm, cluster, &c);
+        if (r < 0) {
+            char *ca = lc_pki_dir(mc->env.data_dir ? mc->env.data_dir : ".", cluster);
+            char *ca_path = kf_xasprintf("%s/ca.crt", ca);
+
+            json_object_set_new(mm->identities, cluster, json_false());
+            mm->identities_missing++;
+            /* say so once the PKI exists without it: before, it is just young */
+            if (r != -ENOENT || access(ca_path, F_OK) == 0)
+                problem(mm, "GuestCluster", cluster, "MonitoringIdentityMissing",
+                        "the Kubernetes components of guest cluster %s are not scraped: %s",
+                        cluster,
+                        r == -ENOENT    ? "its PKI has no monitoring.crt and monitoring.key yet"
+                        : r == -EBADMSG ? "its ca.crt, monitoring.crt or monitoring.key is not PEM"
+                                        : strerror(-r));
+            free(ca_path);
+            free(ca);
+            return false;
+        }
+        /* kept once, shared by every unit the cluster has members in */
+        KF_GROW(mm->idents, mm->alloc_idents, mm->n_idents + 1);
+        mm->idents[mm->n_idents] = c;
+        known = json_integer((json_int_t)mm->n_idents++);
+        json_object_set_new(mm->identities, cluster, known);
+    }
+    kf_assert(u->n_clusters < max_clusters);
+    cs[u->n_clusters++] = mm->idents[json_integer_value(known)];
+    json_object_set_new(added, cluster, json_true());
+    return true;
+}
+
+static const struct {
+    const char *component;
+    const char *port; /* of spec.ports that serves /metrics */
+    enum kf_obs_member_kind kind;
+} member_kinds[] = {
+    { "etcd", "metrics", KF_OBS_MEMBER_ETCD },
+    { "kube-apiserver", "https", KF_OBS_MEMBER_APISERVER },
+    { "kube-controller-manager", "https", KF_OBS_MEMBER_CONTROLLER_MANAGER },
+    { "kube-scheduler", "https", KF_OBS_MEMBER_SCHEDULER },
+};
+
+static void fill_members(struct monctl *mc, struct monmodel *mm, struct kf_obs_unit *u,
+                         json_t **members, size_t n_members, json_t **hosts, size_t n_hosts)
 {
     struct kf_obs_member *ms = zalloc(mm, n_members, sizeof(*ms));
+    json_t *added = json_object(); /* clusters whose identity the unit has */
 
     u->members = ms;
+    u->clusters = zalloc(mm, n_members, sizeof(struct kf_obs_cluster));
     for (size_t i = 0; i < n_members; i++) {
         const json_t *m = members[i];
         const char *host = kf_json_str(m, "spec.host", NULL);
         const char *comp = kf_json_str(m, "spec.component", "");
-        json_int_t port = json_integer_value(kf_json_path(m, "spec.ports.metrics"));
+        const char *cluster = kf_json_str(m, "spec.cluster", "");
         const json_t *h = NULL;
         struct kf_obs_member *om;
-        bool etcd = strcmp(comp, "etcd") == 0;
+        json_int_t port;
+        size_t k = 0;
         const char *ip;
 
-        if (!host || port <= 0 || (!etcd && strcmp(comp, "kube-apiserver") != 0))
+        while (k < KF_ARRAY_SIZE(member_kinds) && strcmp(member_kinds[k].component, comp) != 0)
+            k++;
+        if (!host || k == KF_ARRAY_SIZE(member_kinds))
             continue;
-        if (!etcd && !have_tls)
-            continue; /* kube-apiserver metrics need guest TLS settings */
+        port = json_integer_value(
+            json_object_get(kf_json_path(m, "spec.ports"), member_kinds[k].port));
+        if (port <= 0 || port > 65535)
+            continue;
         for (size_t j = 0; j < n_hosts && !h; j++)
             if (strcmp(kf_obj_name(hosts[j]), host) == 0)
                 h = hosts[j];
         if (!h || strcmp(kf_json_str(h, "spec.unit", ""), u->name) != 0)
             continue;
+        if (member_kinds[k].kind != KF_OBS_MEMBER_ETCD &&
+            !cluster_identity(mc, mm, u, added, n_members, cluster))
+            continue;
         ip = host_ip(h);
         om = &ms[u->n_members++];
         om->name = kf_obj_name(m);
-        om->cluster = kf_json_str(m, "spec.cluster", "");
-        om->kind = etcd ? KF_OBS_MEMBER_ETCD : KF_OBS_MEMBER_APISERVER;
+        om->cluster = cluster;
+        om->kind = member_kinds[k].kind;
         om->host = host;
         om->zone = kf_json_str(h, "spec.zone", "");
-        om->address = sfmt(mm, "%s:%lld", ip ? ip : "127.0.0.1", (long long)port);
-        om->https = !etcd;
+        om->address = sfmt(mm, strchr(ip ? ip : "", ':') ? "[%s]:%lld" : "%s:%lld",
+                           ip ? ip : "127.0.0.1", (long long)port);
+        om->https = false; /* etcd's metrics port is plain HTTP */
     }
+    json_decref(added);
 }
 
 static void build_units(struct monctl *mc, struct monmodel *mm, json_t **units, size_t n_units,
@@ -439,8 +633,7 @@ static void build_units(struct monctl *mc, struct monmodel *mm, json_t **units, 
         for (size_t x = 0; x < u->n_edges; x++)
             remember(mm, u->edges[x].name, u->edges[x].listen, name);
         fill_hosts(mc, mm, u, hosts, n_hosts);
-        fill_members(mm, u, members, n_members, hosts, n_hosts,
-                     mm->fleet.guest_tls.ca_file != NULL);
+        fill_members(mc, mm, u, members, n_members, hosts, n_hosts);
         k++;
     }
     mm->fleet.units = us;

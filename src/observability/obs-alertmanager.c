@@ -133,9 +133,17 @@ static const struct kf_obs_matcher m_no_quorum[] = {
 };
 static const struct kf_obs_matcher m_no_quorum_targets[] = {
     { "alertname", KF_OBS_MATCH_RE,
-      "KfleetGuestEtcdNoLeader|KfleetGuestApiserverDown|KfleetGuestApiserverErrors" },
+      "KfleetGuestEtcdNoLeader|KfleetGuestApiserver.*|KfleetGuestControlPlaneComponentDown" },
 };
 static const char *const eq_cluster[] = { "region", "unit", "cluster" };
+static const struct kf_obs_matcher m_apiserver_down[] = {
+    { "alertname", KF_OBS_MATCH_EQ, "KfleetGuestApiserverDown" },
+};
+static const struct kf_obs_matcher m_apiserver_down_targets[] = {
+    { "alertname", KF_OBS_MATCH_RE,
+      "KfleetGuestApiserverMemberDown|KfleetGuestApiserverSlow|KfleetGuestApiserverErrors|"
+      "KfleetGuestControlPlaneComponentDown" },
+};
 static const struct kf_obs_matcher m_hosts_down[] = {
     { "alertname", KF_OBS_MATCH_EQ, "KfleetUnitHostsDown" },
 };
@@ -147,6 +155,7 @@ static const char *const eq_unit[] = { "region", "unit" };
 static const struct kf_obs_inhibit default_inhibits[] = {
     { m_region_absent, 1, m_region_absent_targets, 1, eq_region, 1 },
     { m_no_quorum, 1, m_no_quorum_targets, 1, eq_cluster, 3 },
+    { m_apiserver_down, 1, m_apiserver_down_targets, 1, eq_cluster, 3 },
     { m_hosts_down, 1, m_hosts_down_targets, 1, eq_unit, 2 },
 };
 

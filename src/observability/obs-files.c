@@ -24,8 +24,10 @@
 #include "kfleet/strbuf.h"
 #include "observability/obs-internal.h"
 
-/* Subfolders of an instance folder whose files the renderers own. */
-static const char *const owned_dirs[] = { "rules", "targets", "secrets" };
+/* Subfolders of an instance folder whose files the renderers own; tls/
+ * holds one folder per guest cluster (files one folder deep). */
+static const char *const owned_dirs[] = { "rules", "targets", "secrets", "tls" };
+#define OWNED_TLS "tls"
 
 /* Rendered files are small; anything bigger on disk is not ours to read whole. */
 #define OBS_MAX_FILE        (64u << 20)
@@ -151,8 +153,21 @@ out:
     return r;
 }
 
+/* Whether the folder rel ("<instance>/secrets", "<instance>/tls/<cluster>")
+ * holds keys: 0700. */
+static bool private_dir(const char *rel)
+{
+    const char *sub = strchr(rel, '/');
+
+    if (!sub)
+        return false;
+    sub++;
+    return strcmp(sub, "secrets") == 0 || strcmp(sub, OWNED_TLS) == 0 ||
+           kf_str_has_prefix(sub, OWNED_TLS "/");
+}
+
 /* mkdir -p for the folder part of root/rel, with mode for each new folder
- * (secrets/ gets 0700). */
+ * (secrets/, tls/ and below get 0700). */
 static int make_parents(const char *root, const char *rel, struct kf_strbuf *err)
 {
     char *path = kf_xasprintf("%s/%s", root, rel);
@@ -166,7 +181,7 @@ static int make_parents(const char *root, const char *rel, struct kf_strbuf *err
         if (*p != '/')
             continue;
         *p = '\0';
-        if (kf_str_has_suffix(path, "/secrets"))
+        if (private_dir(path + skip))
             mode = 0700;
         if (mkdir(path, mode) < 0 && errno != EEXIST) {
             r = kf_err(err, -errno, "cannot create folder \"%s\": %s", path, strerror(errno));
@@ -176,7 +191,7 @@ static int make_parents(const char *root, const char *rel, struct kf_strbuf *err
             r = kf_err(err, -ENOTDIR, "\"%s\" is not a folder", path);
             break;
         }
-        /* an existing secrets/ folder made by someone else: tighten it */
+        /* an existing private folder made by someone else: tighten it */
         if (mode == 0700 && (st.st_mode & 077) && chmod(path, 0700) < 0) {
             r = kf_err(err, -errno, "cannot restrict folder \"%s\": %s", path, strerror(errno));
             break;
@@ -235,56 +250,95 @@ static bool instance_listed(char *const *names, size_t n, const char *name)
     return false;
 }
 
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The set's paths, sorted, for the removal of what it no longer has. */
+struct path_index {
+    char **paths;
+    size_t n;
+};
+
+static bool path_listed(const struct path_index *idx, const char *rel)
+{
+    return bsearch(&rel, idx->paths, idx->n, sizeof(*idx->paths), cmp_path) != NULL;
+}
+
+/* Removes the files of <root>/<rel>/ that the set does not have; with
+ * `deep`, also those one folder further down, and those folders once empty.
+ * A removal in targets/ or tls/ is a target change (the config that stops
+ * naming a TLS file is the structure change), any other a structure one. */
+static int remove_stale_dir(const struct path_index *idx, const char *root, const char *rel,
+                            bool deep, bool targets, struct kf_obs_change *ch,
+                            struct kf_strbuf *err)
+{
+    char *dir = kf_xasprintf("%s/%s", root, rel);
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    bool removed = false;
+    int r = 0;
+
+    if (!dh)
+        goto out_dir;
+    while (r == 0 && (de = readdir(dh))) {
+        char *child_rel, *abs;
+        bool tmp;
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        child_rel = kf_xasprintf("%s/%s", rel, de->d_name);
+        abs = kf_xasprintf("%s/%s", root, child_rel);
+        if (deep && lstat(abs, &st) == 0 && S_ISDIR(st.st_mode)) {
+            r = remove_stale_dir(idx, root, child_rel, false, targets, ch, err);
+            /* a folder the set has no file in any more goes too */
+            if (r == 0 && rmdir(abs) == 0)
+                removed = true;
+            goto next;
+        }
+        if (path_listed(idx, child_rel))
+            goto next;
+        /* leftovers of an interrupted atomic write are ours too */
+        tmp = de->d_name[0] == '.' && strstr(de->d_name, ".tmp.");
+        if (unlink(abs) < 0 && errno != ENOENT) {
+            r = kf_err(err, -errno, "cannot remove \"%s\": %s", abs, strerror(errno));
+            goto next;
+        }
+        if (!tmp) {
+            ch->removed++;
+            if (targets)
+                ch->targets = true;
+            else
+                ch->structure = true;
+        }
+        removed = true;
+    next:
+        free(abs);
+        free(child_rel);
+    }
+    closedir(dh);
+    if (removed)
+        fsync_dir(dir);
+out_dir:
+    free(dir);
+    return r;
+}
+
 /* Removes files in <root>/<instance>/<owned dir>/ that the set does not have. */
-static int remove_stale(const struct kf_obs_files *files, const char *root, const char *instance,
+static int remove_stale(const struct path_index *idx, const char *root, const char *instance,
                         struct kf_obs_change *ch, struct kf_strbuf *err)
 {
     for (size_t d = 0; d < KF_ARRAY_SIZE(owned_dirs); d++) {
-        char *dir = kf_xasprintf("%s/%s/%s", root, instance, owned_dirs[d]);
-        DIR *dh = opendir(dir);
-        struct dirent *de;
-        bool removed = false;
+        char *rel = kf_xasprintf("%s/%s", instance, owned_dirs[d]);
+        bool tls = strcmp(owned_dirs[d], OWNED_TLS) == 0;
+        int r = remove_stale_dir(idx, root, rel, tls, tls || strcmp(owned_dirs[d], "targets") == 0,
+                                 ch, err);
 
-        if (!dh) {
-            free(dir);
-            continue;
-        }
-        while ((de = readdir(dh))) {
-            char *rel;
-
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            rel = kf_xasprintf("%s/%s/%s", instance, owned_dirs[d], de->d_name);
-            /* leftovers of an interrupted atomic write are ours too */
-            if (!kf_obs_files_find(files, rel)) {
-                char *abs = kf_xasprintf("%s/%s", root, rel);
-                bool tmp = de->d_name[0] == '.' && strstr(de->d_name, ".tmp.");
-
-                if (unlink(abs) < 0 && errno != ENOENT) {
-                    int r = kf_err(err, -errno, "cannot remove \"%s\": %s", abs, strerror(errno));
-
-                    free(abs);
-                    free(rel);
-                    closedir(dh);
-                    free(dir);
-                    return r;
-                }
-                if (!tmp) {
-                    ch->removed++;
-                    if (strcmp(owned_dirs[d], "targets") == 0)
-                        ch->targets = true;
-                    else
-                        ch->structure = true;
-                }
-                removed = true;
-                free(abs);
-            }
-            free(rel);
-        }
-        closedir(dh);
-        if (removed)
-            fsync_dir(dir);
-        free(dir);
+        free(rel);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
@@ -293,6 +347,7 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
                        struct kf_obs_change *ret_change, struct kf_strbuf *err)
 {
     struct kf_obs_change ch = { 0 };
+    struct path_index idx = { 0 };
     char **instances = NULL;
     size_t n_instances = 0, alloc = 0;
     int r = 0;
@@ -301,12 +356,16 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
         return kf_err(err, -errno, "cannot create the monitoring root \"%s\": %s", root,
                       strerror(errno));
 
-    for (size_t i = 0; i < files->n; i++) {
-        const struct kf_obs_file *f = &files->items[i];
+    /* two passes: the files a config names (targets, TLS files) before the
+     * configs, so a config on disk never names a file that is not there */
+    for (size_t k = 0; k < 2 * files->n; k++) {
+        const struct kf_obs_file *f = &files->items[k % files->n];
         const char *slash = strchr(f->path, '/');
         char *abs, *inst;
         int same;
 
+        if (f->targets != (k < files->n))
+            continue;
         kf_assert(slash && f->path[0] != '/' && !strstr(f->path, ".."));
         inst = kf_xstrndup(f->path, (size_t)(slash - f->path));
         if (!instance_listed(instances, n_instances, inst)) {
@@ -340,14 +399,19 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
         else
             ch.structure = true;
     }
+    idx.paths = kf_xcalloc(files->n ? files->n : 1, sizeof(*idx.paths));
+    for (size_t i = 0; i < files->n; i++)
+        idx.paths[idx.n++] = files->items[i].path;
+    qsort(idx.paths, idx.n, sizeof(*idx.paths), cmp_path);
     for (size_t i = 0; i < n_instances; i++) {
-        r = remove_stale(files, root, instances[i], &ch, err);
+        r = remove_stale(&idx, root, instances[i], &ch, err);
         if (r < 0)
             goto out;
     }
     if (ret_change)
         *ret_change = ch;
 out:
+    free(idx.paths);
     for (size_t i = 0; i < n_instances; i++)
         free(instances[i]);
     free(instances);

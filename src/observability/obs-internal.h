@@ -20,6 +20,12 @@
 #define OBS_JOB_FED_REGIONS "federate-regions"
 #define OBS_JOB_AM          "alertmanager"
 
+/* The `job` label that the targets of a guest cluster's scrape config
+ * (guest-<cluster>) set, per Kubernetes component: OBS_JOB_APISERVER and
+ * these two. */
+#define OBS_JOB_CONTROLLER_MANAGER "controller-manager"
+#define OBS_JOB_SCHEDULER          "scheduler"
+
 /* The external label every federation source adds, dropped by the rules of
  * the tier above when they deduplicate (max without (replica)). */
 #define OBS_LABEL_REPLICA         "replica"

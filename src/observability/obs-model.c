@@ -398,6 +398,39 @@ static int check_unique_in_unit(const struct kf_obs_unit *u, struct kf_strbuf *e
     return r;
 }
 
+static bool valid_pem(const char *s)
+{
+    return s && *s && strlen(s) <= KF_OBS_MAX_PEM && strstr(s, "-----BEGIN ");
+}
+
+/* The guest clusters' identities: valid names (they name a folder and a
+ * job), each once, and three PEM texts of bounded size. */
+static int check_clusters(const struct kf_obs_unit *u, struct kf_strbuf *err)
+{
+    const char **names = kf_xcalloc(u->n_clusters ? u->n_clusters : 1, sizeof(*names));
+    const char *dup;
+    int r = 0;
+
+    for (size_t j = 0; r == 0 && j < u->n_clusters; j++) {
+        const struct kf_obs_cluster *c = &u->clusters[j];
+
+        if (!valid_name(c->name))
+            r = kf_err(err, -EINVAL, "unit \"%s\": guest cluster %zu: \"%s\" is not a valid name",
+                       u->name, j, c->name ? c->name : "");
+        else if (!valid_pem(c->ca) || !valid_pem(c->cert) || !valid_pem(c->key))
+            r = kf_err(err, -EINVAL,
+                       "guest cluster \"%s\": the CA, certificate and key must be PEM text of at "
+                       "most %d bytes",
+                       c->name, KF_OBS_MAX_PEM);
+        names[j] = c->name;
+    }
+    dup = r == 0 ? find_duplicate(names, u->n_clusters) : NULL;
+    if (dup)
+        r = kf_err(err, -EINVAL, "unit \"%s\": guest cluster \"%s\" is listed twice", u->name, dup);
+    free(names);
+    return r;
+}
+
 static int check_units(const struct kf_obs_fleet *f, struct seen *seen, struct kf_strbuf *err)
 {
     int r;
@@ -414,7 +447,8 @@ static int check_units(const struct kf_obs_fleet *f, struct seen *seen, struct k
         if (!obs_region(f, u->region))
             return kf_err(err, -EINVAL, "unit \"%s\": region \"%s\" is not in the model", u->name,
                           u->region ? u->region : "");
-        if ((u->n_hosts && !u->hosts) || (u->n_members && !u->members) || (u->n_edges && !u->edges))
+        if ((u->n_hosts && !u->hosts) || (u->n_members && !u->members) ||
+            (u->n_edges && !u->edges) || (u->n_clusters && !u->clusters))
             return kf_err(err, -EINVAL, "unit \"%s\": a list is missing", u->name);
         if (u->n_edges > 2)
             return kf_err(err, -EINVAL, "unit \"%s\": at most 2 edge replicas", u->name);
@@ -444,13 +478,15 @@ static int check_units(const struct kf_obs_fleet *f, struct seen *seen, struct k
                 return kf_err(err, -EINVAL,
                               "unit \"%s\": member %zu needs a valid name, cluster, host and zone",
                               u->name, j);
-            if ((unsigned)m->kind > KF_OBS_MEMBER_APISERVER)
+            if ((unsigned)m->kind > KF_OBS_MEMBER_SCHEDULER)
                 return kf_err(err, -EINVAL, "member \"%s\": unknown kind", m->name);
             if (!valid_address(m->address))
                 return kf_err(err, -EINVAL, "member \"%s\": \"%s\" is not host:port", m->name,
                               m->address ? m->address : "");
         }
         r = check_unique_in_unit(u, err);
+        if (r == 0)
+            r = check_clusters(u, err);
         if (r < 0)
             return r;
     }

@@ -9,8 +9,10 @@
  * `region:unit_X` with the edge replicas folded away, and adds region
  * roll-ups `region:X`. Central only ever sees `region:*`.
  *
- * Metrics the rules read beyond node_exporter, etcd and kube-apiserver's
- * own are a contract with kfleetd's and the agents' /metrics:
+ * Metrics the rules read beyond node_exporter's, etcd's and the Kubernetes
+ * components' own (plus `up` of the guest jobs, whose targets carry job
+ * "apiserver", "controller-manager" or "scheduler") are a contract with
+ * kfleetd's and the agents' /metrics:
  *   kfleet_unit_requests_ratio{unit,resource}    requests / allocatable (kfleetd)
  *   kfleet_unit_water_level_ratio{unit}          the unit's waterLevel (kfleetd)
  *   kfleet_member_restarts_total{cluster,component,member}   (agent)
@@ -52,7 +54,25 @@ static const struct obs_record unit_records[] = {
     { "unit:etcd_backend_commit_seconds:p99",
       "histogram_quantile(0.99, sum by (region, unit, cluster, le) "
       "(rate(etcd_disk_backend_commit_duration_seconds_bucket{job=\"etcd\"}[$W])))" },
+    /* the size of each guest etcd against its quota: the fullest member
+     * (an etcd at its quota raises NOSPACE and refuses writes) */
+    { "unit:etcd_db_quota:ratio",
+      "max by (region, unit, cluster) (etcd_mvcc_db_total_size_in_bytes{job=\"etcd\"} / "
+      "etcd_server_quota_backend_bytes{job=\"etcd\"})" },
+    /* guest Kubernetes components: the targets of the guest-<cluster> jobs
+     * carry job="apiserver", "controller-manager" or "scheduler" */
+    { "unit:apiserver_members:count", "count by (region, unit, cluster) (up{job=\"apiserver\"})" },
     { "unit:apiserver_up:count", "sum by (region, unit, cluster) (up{job=\"apiserver\"})" },
+    /* one series per apiserver member that does not answer, none otherwise */
+    { "unit:apiserver_member_down:flag",
+      "max by (region, unit, cluster, member, host, zone) (up{job=\"apiserver\"} == bool 0) == 1" },
+    /* p99 of requests that end (watches, proxies, exec, logs... do not) */
+    { "unit:apiserver_request_seconds:p99",
+      "histogram_quantile(0.99, sum by (region, unit, cluster, le) "
+      "(rate(apiserver_request_duration_seconds_bucket{job=\"apiserver\",verb!~\"WATCH|CONNECT\","
+      "subresource!~\"log|exec|portforward|attach|proxy\"}[$W])))" },
+    { "unit:k8s_component_up:count", "sum by (region, unit, cluster, component) "
+                                     "(up{job=~\"controller-manager|scheduler\"})" },
     { "unit:apiserver_request_errors:ratio",
       "sum by (region, unit, cluster) "
       "(rate(apiserver_request_total{job=\"apiserver\",code=~\"5..\"}"
@@ -158,7 +178,34 @@ static const struct kf_obs_alert_rule default_alerts[] = {
       FOLD "(region:unit_apiserver_up:count) == 0",
       "No API server of guest cluster {{ $labels.cluster }} answers",
       "None of the kube-apiserver members of guest cluster {{ $labels.cluster }} (unit "
-      "{{ $labels.unit }}) answers its metrics endpoint; users cannot reach the cluster. "
+      "{{ $labels.unit }}) answers its /metrics scrapes; users cannot reach the cluster. "
+      "`kfleet describe cluster {{ $labels.cluster }}` shows the members and why they stopped." },
+    { "KfleetGuestApiserverMemberDown", "warning", 300000, NAN,
+      FOLD "(region:unit_apiserver_member_down:flag) == 1",
+      "API server {{ $labels.member }} of guest cluster {{ $labels.cluster }} does not answer",
+      "kube-apiserver member {{ $labels.member }} of guest cluster {{ $labels.cluster }} on host "
+      "{{ $labels.host }} (zone {{ $labels.zone }}, unit {{ $labels.unit }}) fails its /metrics "
+      "scrapes. Clients go to the other members through the cluster's endpoint meanwhile. "
+      "`kfleet describe member {{ $labels.member }}` shows its phase and last message." },
+    { "KfleetGuestApiserverSlow", "warning", 600000, 1.0,
+      FOLD "(region:unit_apiserver_request_seconds:p99) > $T",
+      "Guest cluster {{ $labels.cluster }}'s API server answers slowly",
+      "The 99th percentile of kube-apiserver request latency (watches and other long-running "
+      "requests excepted) in guest cluster {{ $labels.cluster }} is {{ $value | "
+      "humanizeDuration }}. Look at its etcd (KfleetGuestEtcdSlowFsync, database size), the "
+      "load on its members' hosts in unit {{ $labels.unit }}, and its grade." },
+    { "KfleetGuestEtcdDatabaseFull", "warning", 600000, 0.8,
+      FOLD "(region:unit_etcd_db_quota:ratio) > $T",
+      "Guest cluster {{ $labels.cluster }}'s etcd database is near its quota",
+      "The etcd database of guest cluster {{ $labels.cluster }} (unit {{ $labels.unit }}) uses "
+      "{{ $value | humanizePercentage }} of its quota; at 100 % etcd raises NOSPACE and the API "
+      "server can no longer write. Compact and defragment it, or raise its quota." },
+    { "KfleetGuestControlPlaneComponentDown", "warning", 300000, NAN,
+      FOLD "(region:unit_k8s_component_up:count) == 0",
+      "No {{ $labels.component }} of guest cluster {{ $labels.cluster }} answers",
+      "None of the {{ $labels.component }} members of guest cluster {{ $labels.cluster }} (unit "
+      "{{ $labels.unit }}) answers its /metrics scrapes: nothing {{ if eq $labels.component "
+      "\"kube-scheduler\" }}schedules new pods{{ else }}reconciles the cluster's objects{{ end }}. "
       "`kfleet describe cluster {{ $labels.cluster }}` shows the members and why they stopped." },
     { "KfleetGuestApiserverErrors", "warning", 600000, 0.05,
       FOLD "(region:unit_apiserver_request_errors:ratio) > $T",
@@ -167,7 +214,7 @@ static const struct kf_obs_alert_rule default_alerts[] = {
       "{{ $labels.cluster }} fail with 5xx. Check its etcd (latency, quorum) and the API "
       "server's log on its host." },
     { "KfleetScrapeTargetsDown", "warning", 300000, 0,
-      FOLD "(region:unit_targets_down:count{scrape_job!=\"node\"}) > $T",
+      FOLD "(region:unit_targets_down:count{scrape_job!~\"node|apiserver\"}) > $T",
       "{{ $value }} {{ $labels.scrape_job }} targets in unit {{ $labels.unit }} cannot be scraped",
       "The edge Prometheus of unit {{ $labels.unit }} ({{ $labels.region }}) fails to scrape "
       "{{ $value }} {{ $labels.scrape_job }} targets. Open its targets page (/targets) for the "

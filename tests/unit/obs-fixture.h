@@ -1,6 +1,8 @@
 /* obs-fixture.h: the small fixed fleet the observability tests render:
  * two regions (one with a replica pair of cascading Prometheus), three
- * units (one with a replica pair of edges), a few hosts and guest clusters,
+ * units (one with a replica pair of edges), a few hosts and guest clusters
+ * (etcd members, Kubernetes components with and without a monitoring
+ * identity),
  * a dual-active central pair, two Alertmanager peers, and one receiver of
  * each kind with a route tree that uses every feature. Lists are given out
  * of order on purpose: the renderers must sort. Included by tests only. */
@@ -45,6 +47,15 @@ static const struct kf_obs_member fx_members_hz_u1[] = {
     { "web-1-etcd-3", "web-1", KF_OBS_MEMBER_ETCD, "hz-h3", "hz-c", "10.0.1.3:23811", false },
     { "web-1-apiserver-1", "web-1", KF_OBS_MEMBER_APISERVER, "hz-h1", "hz-a", "10.0.1.1:16443",
       true },
+    { "web-1-scheduler-1", "web-1", KF_OBS_MEMBER_SCHEDULER, "hz-h3", "hz-c", "10.0.1.3:16459",
+      true },
+    { "web-1-apiserver-2", "web-1", KF_OBS_MEMBER_APISERVER, "hz-h2", "hz-b", "10.0.1.2:16443",
+      true },
+    { "web-1-controller-manager-1", "web-1", KF_OBS_MEMBER_CONTROLLER_MANAGER, "hz-h2", "hz-b",
+      "10.0.1.2:16457", true },
+    /* api-2 has no monitoring identity (yet): its apiserver is left out */
+    { "api-2-apiserver-1", "api-2", KF_OBS_MEMBER_APISERVER, "hz-h2", "hz-b", "10.0.1.2:16543",
+      true },
     { "api-2-etcd-1", "api-2", KF_OBS_MEMBER_ETCD, "hz-h1", "hz-a", "10.0.1.1:23821", false },
     { "api-2-etcd-2", "api-2", KF_OBS_MEMBER_ETCD, "hz-h2", "hz-b", "10.0.1.2:23821", false },
     { "api-2-etcd-3", "api-2", KF_OBS_MEMBER_ETCD, "hz-h3", "hz-c", "10.0.1.3:23821", false },
@@ -53,6 +64,21 @@ static const struct kf_obs_member fx_members_fra_u1[] = {
     { "shop-etcd-1", "shop", KF_OBS_MEMBER_ETCD, "fra-h1", "fra-1", "10.1.0.1:23811", false },
     { "shop-apiserver-1", "shop", KF_OBS_MEMBER_APISERVER, "fra-h2", "fra-2", "10.1.0.2:16443",
       true },
+};
+
+#define FX_PEM(type, what) "-----BEGIN " type "-----\n" what "\n-----END " type "-----\n"
+
+/* Guest clusters' monitoring identities (out of order; "idle" has no
+ * Kubernetes member in its unit, so it gets no job). */
+static const struct kf_obs_cluster fx_clusters_hz_u1[] = {
+    { "web-1", FX_PEM("CERTIFICATE", "web-1 CA"), FX_PEM("CERTIFICATE", "web-1 monitoring"),
+      FX_PEM("TEST KEY", "web-1 monitoring key") },
+    { "idle", FX_PEM("CERTIFICATE", "idle CA"), FX_PEM("CERTIFICATE", "idle monitoring"),
+      FX_PEM("TEST KEY", "idle monitoring key") },
+};
+static const struct kf_obs_cluster fx_clusters_fra_u1[] = {
+    { "shop", FX_PEM("CERTIFICATE", "shop CA"), FX_PEM("CERTIFICATE", "shop monitoring"),
+      FX_PEM("TEST KEY", "shop monitoring key") },
 };
 
 static const struct kf_obs_instance fx_edges_hz_u1[] = {
@@ -170,14 +196,18 @@ static void fixture_init(struct fixture *fx)
         .n_cascades = 2,
     };
     fx->units[0] = (struct kf_obs_unit){
-        "hz-u2", "cn-hangzhou", fx_hosts_hz_u2, 2, NULL, 0, fx_edges_hz_u2, 1
+        "hz-u2", "cn-hangzhou", fx_hosts_hz_u2, 2, NULL, 0, fx_edges_hz_u2, 1, NULL, 0
     };
-    fx->units[1] = (struct kf_obs_unit){
-        "hz-u1", "cn-hangzhou", fx_hosts_hz_u1, 3, fx_members_hz_u1, 7, fx_edges_hz_u1, 2
-    };
-    fx->units[2] = (struct kf_obs_unit){
-        "fra-u1", "eu-frankfurt", fx_hosts_fra_u1, 2, fx_members_fra_u1, 2, fx_edges_fra_u1, 1
-    };
+    fx->units[1] = (struct kf_obs_unit){ "hz-u1",           "cn-hangzhou",
+                                         fx_hosts_hz_u1,    3,
+                                         fx_members_hz_u1,  KF_ARRAY_SIZE(fx_members_hz_u1),
+                                         fx_edges_hz_u1,    2,
+                                         fx_clusters_hz_u1, 2 };
+    fx->units[2] = (struct kf_obs_unit){ "fra-u1",           "eu-frankfurt",
+                                         fx_hosts_fra_u1,    2,
+                                         fx_members_fra_u1,  2,
+                                         fx_edges_fra_u1,    1,
+                                         fx_clusters_fra_u1, 1 };
     fx->fleet = (struct kf_obs_fleet){
         .regions = fx->regions,
         .n_regions = 2,

@@ -95,7 +95,7 @@ static int setup(void **state)
     l->hosts[0] = (struct kf_obs_host){ "h1", "z1", l->node_addr, NULL };
     l->hosts[1] = (struct kf_obs_host){ "h2", "z2", l->dead_addr, NULL };
     l->edge = (struct kf_obs_instance){ "edge-u1", l->edge_addr, NULL };
-    l->unit = (struct kf_obs_unit){ "u1", "r1", l->hosts, 1, NULL, 0, &l->edge, 1 };
+    l->unit = (struct kf_obs_unit){ "u1", "r1", l->hosts, 1, NULL, 0, &l->edge, 1, NULL, 0 };
     l->region = (struct kf_obs_region){
         .name = "r1",
         .settings = { .scrape_interval_ms = 1000, .rate_window_ms = 4000, .retention_ms = 3600000 },

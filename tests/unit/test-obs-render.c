@@ -317,9 +317,39 @@ static void test_secrets_stay_secret(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(stat(secrets, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
-    /* the renderer marks the file so callers never log it */
+    /* the renderer marks the files so callers never log them: the SMTP
+     * password and the edges' client keys for guest clusters */
     for (size_t i = 0; i < files.n; i++)
-        assert_true(files.items[i].secret == (strstr(files.items[i].path, "/secrets/") != NULL));
+        assert_true(files.items[i].secret == (strstr(files.items[i].path, "/secrets/") != NULL ||
+                                              (strstr(files.items[i].path, "/tls/") &&
+                                               kf_str_has_suffix(files.items[i].path, ".key"))));
+    /* a guest cluster's client key: 0600 in 0700 folders; the edge's
+     * config names the files, never their contents */
+    {
+        char *key = kf_xasprintf("%s/edge-hz-u1-a/tls/web-1/monitoring.key", root);
+        char *tls = kf_xasprintf("%s/edge-hz-u1-a/tls", root);
+        char *dir = kf_xasprintf("%s/edge-hz-u1-a/tls/web-1", root);
+        char *ecfg_path = kf_xasprintf("%s/edge-hz-u1-a/prometheus.yml", root);
+        char *ecfg = read_file(ecfg_path, NULL);
+        char *k = read_file(key, NULL);
+
+        assert_non_null(k);
+        assert_non_null(strstr(k, "web-1 monitoring key"));
+        assert_int_equal(stat(key, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(stat(dir, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+        assert_int_equal(stat(tls, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+        assert_non_null(strstr(ecfg, "key_file: 'tls/web-1/monitoring.key'"));
+        assert_null(strstr(ecfg, "monitoring key"));
+        free(k);
+        free(ecfg);
+        free(ecfg_path);
+        free(dir);
+        free(tls);
+        free(key);
+    }
     free(want_ref);
     free(cfg);
     free(pw);
@@ -358,6 +388,8 @@ static void render_one(struct kf_obs_fleet *f, const char *name, const char *roo
 static void test_reload_only_when_structure_changes(void **state)
 {
     struct kf_obs_host more_hosts[4];
+    struct kf_obs_cluster renewed[2];
+    struct kf_obs_member fewer[KF_ARRAY_SIZE(fx_members_hz_u1)];
     struct kf_obs_change ch;
     struct fixture fx;
     char *root = make_tmpdir();
@@ -396,6 +428,45 @@ static void test_reload_only_when_structure_changes(void **state)
     render_one(&fx.fleet, "edge-hz-u2", root, &ch);
     assert_true(ch.structure);
     assert_false(ch.targets);
+
+    /* a guest cluster's certificate renewed: its TLS files change, the
+     * config does not (Prometheus reads them again by itself) */
+    {
+        char *crt = kf_xasprintf("%s/edge-hz-u1-a/tls/web-1/monitoring.crt", root);
+        char *dir = kf_xasprintf("%s/edge-hz-u1-a/tls/web-1", root);
+        char *targets = kf_xasprintf("%s/edge-hz-u1-a/targets/guest-web-1.json", root);
+        size_t n = 0;
+
+        render_one(&fx.fleet, "edge-hz-u1-a", root, &ch); /* the interval above */
+        memcpy(renewed, fx_clusters_hz_u1, sizeof(renewed));
+        renewed[0].cert = FX_PEM("CERTIFICATE", "web-1 monitoring, renewed");
+        fx.units[1].clusters = renewed;
+        render_one(&fx.fleet, "edge-hz-u1-a", root, &ch);
+        assert_false(ch.structure);
+        assert_true(ch.targets);
+        assert_int_equal(ch.written, 1);
+        json = read_file(crt, NULL);
+        assert_non_null(strstr(json, "renewed"));
+        free(json);
+
+        /* web-1's Kubernetes members go: its job does (a reload), and so do
+         * its target list and TLS files, folder and all */
+        for (size_t i = 0; i < KF_ARRAY_SIZE(fx_members_hz_u1); i++)
+            if (strcmp(fx_members_hz_u1[i].cluster, "web-1") != 0 ||
+                fx_members_hz_u1[i].kind == KF_OBS_MEMBER_ETCD)
+                fewer[n++] = fx_members_hz_u1[i];
+        fx.units[1].members = fewer;
+        fx.units[1].n_members = n;
+        render_one(&fx.fleet, "edge-hz-u1-a", root, &ch);
+        assert_true(ch.structure);
+        assert_int_equal(ch.removed, 4);
+        assert_int_equal(access(crt, F_OK), -1);
+        assert_int_equal(access(dir, F_OK), -1);
+        assert_int_equal(access(targets, F_OK), -1);
+        free(targets);
+        free(dir);
+        free(crt);
+    }
 
     /* the SMTP password moves to a file the operator manages: ours goes */
     fx.fleet.alerting.smtp.auth_password = NULL;
