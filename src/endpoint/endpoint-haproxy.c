@@ -231,7 +231,7 @@ void kf_ep_haproxy_message(const char *output, size_t len, size_t max, struct kf
             while (q < stop && *q == ' ')
                 q++;
             if (q < stop && *q == '(' && (c = memchr(q, ')', (size_t)(stop - q))) &&
-                (size_t)(stop - c) >= 3 && memcmp(c + 1, " : ", 3) == 0)
+                (size_t)(stop - c) >= 4 && memcmp(c + 1, " : ", 3) == 0)
                 q = c + 4;
             if ((size_t)(stop - q) >= 9 && memcmp(q, "config : ", 9) == 0)
                 q += 9;
