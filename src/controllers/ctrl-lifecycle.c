@@ -1278,6 +1278,18 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json
 
 /* --- reconcile ------------------------------------------------------------------- */
 
+/* Components that reach the apiserver through the endpoint and exit when it
+ * does not answer (the controller manager, the scheduler, KWOK). Their
+ * command line is filled in, and so their first start happens, once the
+ * endpoint answers: started with the apiserver, they exit again and again
+ * while it boots and the runner's back-off (1 s doubling) delays the
+ * cluster by seconds. */
+static bool waits_for_apiserver(const char *component)
+{
+    return !strcmp(component, "kube-controller-manager") || !strcmp(component, "kube-scheduler") ||
+           !strcmp(component, KF_KWOK_COMPONENT);
+}
+
 static const char *cluster_version(const json_t *gc, const json_t *profile)
 {
     const char *v = kf_json_str(gc, "status.version", NULL);
@@ -1326,6 +1338,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     struct lc_view v = { 0 };
     char *endpoint_url = NULL;
     const char *unit, *profile_name, *phase0;
+    int ep_up = -1; /* the endpoint answers: -1 not asked yet */
     size_t n, live = 0;
     bool placed = true;
     int r;
@@ -1440,6 +1453,17 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     if (r < 0)
         goto out;
     for (size_t i = 0; i < v.n; i++) {
+        if (endpoint_url && waits_for_apiserver(v.members[i].component) &&
+            !kf_json_str(v.objs[i], "spec.binary", NULL)) {
+            if (ep_up < 0) {
+                struct kf_strbuf detail = KF_STRBUF_INIT;
+
+                ep_up = endpoint_answers(d, name, endpoint_url, &detail);
+                kf_strbuf_release(&detail);
+            }
+            if (!ep_up)
+                continue; /* started once the apiserver answers */
+        }
         r = fill_member(d, &v, i, files, &err);
         if (r < 0)
             goto out;

@@ -45,9 +45,9 @@ void kf_ep_settings_default(struct kf_ep_settings *s)
     snprintf(s->timeout_client, sizeof(s->timeout_client), "60s");
     snprintf(s->timeout_server, sizeof(s->timeout_server), "60s");
     snprintf(s->timeout_tunnel, sizeof(s->timeout_tunnel), "1h");
-    snprintf(s->check_interval, sizeof(s->check_interval), "2s");
+    snprintf(s->check_interval, sizeof(s->check_interval), "1s");
     s->check_fall = 2;
-    s->check_rise = 2;
+    s->check_rise = 1;
     s->maxconn = 0; /* HAProxy derives it from its file descriptor limit */
 }
 
