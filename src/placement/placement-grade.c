@@ -46,10 +46,16 @@ static void set_component(struct kf_component *c, const char *name, unsigned rep
 }
 
 /* Reference §3.7. Total control-plane request per grade (CPU cores, GiB):
- * 2/8, 4/16, 8/32, 16/64, 32/128, 64/256, split apiserver 50 %, etcd 30 %
+ * 1/4, 4/16, 8/32, 16/64, 32/128, 64/256, split apiserver 50 %, etcd 30 %
  * (three members), the rest 20 %: kube-controller-manager 2 x 20 %,
  * kube-scheduler 2 x 15 % (leader-elected standbys in another zone) and
- * cp-addons (cloud-controller-manager, konnectivity, ...) 30 %. */
+ * cp-addons (cloud-controller-manager, konnectivity, ...) 30 %. G0 is half
+ * of the reference's proposal (2/8): real 1.37 control planes of that shape
+ * use 0.16 cores and 1.1 GiB at rest and 0.34 cores under load
+ * (docs/BENCHMARKS.md, bench/provision), so 2/8 kept a unit's water level
+ * at 6-7x what its G0 guests use; 1/4 still leaves each member room to
+ * grow to the grade's bounds (apiserver 250 m / 1 GiB against 300 MiB
+ * measured). The larger grades were not measured at their bounds here. */
 void kf_grade_table_default(struct kf_grade_table *t)
 {
     static const struct {
@@ -60,7 +66,7 @@ void kf_grade_table_default(struct kf_grade_table *t)
         int rest_cpu, rest_mem_tenths; /* total of kcm + scheduler + addons */
         int64_t quota_gib;
     } rows[KF_GRADE_COUNT] = {
-        { 10, 1100, 50, 2, 500, 20, 200, 8, 400, 16, 8 },
+        { 10, 1100, 50, 2, 250, 10, 100, 4, 200, 8, 8 },
         { 100, 11000, 200, 2, 1000, 40, 400, 16, 800, 32, 8 },
         { 250, 27500, 500, 2, 2000, 80, 800, 32, 1600, 64, 8 },
         { 500, 55000, 1000, 3, 2700, 107, 1600, 64, 3200, 128, 8 },
