@@ -408,8 +408,11 @@ static void parse_options(int argc, char **argv, struct config *c)
         case OPT_ENDPOINT_ADDRESS: {
             struct kf_cidr ip;
 
-            if (kf_ip_parse(optarg, &ip, NULL) < 0)
-                usage_error("--endpoint-address \"%s\": want an IPv4 or IPv6 address", optarg);
+            if (kf_ip_parse(optarg, &ip, NULL) < 0 || ip.addr == 0)
+                usage_error("--endpoint-address \"%s\": want one IPv4 or IPv6 address (not "
+                            "0.0.0.0 or ::, which would publish every guest apiserver on every "
+                            "interface)",
+                            optarg);
             c->lifecycle.endpoint_address = optarg;
             break;
         }

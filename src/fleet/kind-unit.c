@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "kfleet/cidr.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -119,6 +120,29 @@ static void col_water(const json_t *obj, struct kf_strbuf *out)
         obj, kf_json_path(obj, "spec.waterLevel") ? "spec.waterLevel" : "status.mark", out);
 }
 
+/* The unit's endpoint address is where kfleetd's HAProxy binds a port per
+ * guest cluster: one address, never "every address" (0.0.0.0, ::) or a
+ * multicast group, which would publish the guests' apiservers on every
+ * interface of kfleetd's machine or bind nothing. */
+static void unit_validate(const json_t *obj, const json_t *old, struct kf_causes *causes)
+{
+    const char *a = kf_json_str(obj, "spec.endpointAddress", NULL);
+    struct kf_cidr ip;
+
+    (void)old;
+    if (!a || kf_ip_parse(a, &ip, NULL) < 0)
+        return;
+    if (ip.addr == 0)
+        kf_causes_add(causes, "FieldValueInvalid", "spec.endpointAddress",
+                      "\"%s\" means every address: name the one address of the unit's load "
+                      "balancer",
+                      a);
+    else if ((ip.family == 4 && (ip.addr >> 28) == 0xe) ||
+             (ip.family == 6 && (ip.addr >> 120) == 0xff))
+        kf_causes_add(causes, "FieldValueInvalid", "spec.endpointAddress",
+                      "\"%s\" is a multicast address: name the unit's load balancer's address", a);
+}
+
 static const struct kf_column unit_columns[] = {
     { .header = "REGION", .path = "spec.region", .type = "string" },
     { .header = "ZONES", .fn = col_zones, .type = "integer" },
@@ -145,6 +169,7 @@ const struct kf_kind kf_kind_unit = {
     .name_is_label = true,
     .spec_schema = &unit_spec,
     .status_schema = &unit_status,
+    .validate = unit_validate,
     .columns = unit_columns,
     .n_columns = KF_ARRAY_SIZE(unit_columns),
 };

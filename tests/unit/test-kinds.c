@@ -228,6 +228,27 @@ static void test_region_unit(void **state)
         -KF_EINVALID);
     assert_cause(&causes, "spec.region", "FieldValueInvalid", "field is immutable");
     kf_causes_release(&causes);
+    /* the endpoint address: one address, not every one or a group */
+    assert_int_equal(admit(&kf_kind_unit,
+                           "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
+                           "'endpointAddress':'0.0.0.0'}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.endpointAddress", "FieldValueInvalid", "means every address");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_unit,
+                           "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
+                           "'endpointAddress':'ff02::1'}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.endpointAddress", "FieldValueInvalid", "multicast");
+    kf_causes_release(&causes);
+    assert_int_equal(admit(&kf_kind_unit,
+                           "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
+                           "'endpointAddress':'10.1.2.3'}}",
+                           NULL, &causes, NULL),
+                     0);
+    kf_causes_release(&causes);
 }
 
 static void test_host(void **state)
