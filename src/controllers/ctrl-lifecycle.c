@@ -1106,113 +1106,141 @@ static void sync_nodes(struct lc *d, const json_t *gc, const char *endpoint_url,
     free(dir);
 }
 
-static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json_t **hosts,
-                         const json_t *profile, const char *endpoint_url, int64_t *requeue,
-                         struct kf_strbuf *err)
-{
-    const char *name = kf_obj_name(gc), *old_phase = kf_json_str(gc, "status.phase", "");
-    const json_t *old_conds = kf_json_path(gc, "status.conditions");
-    struct health h = { 0 };
-    struct kf_strbuf msg = KF_STRBUF_INIT, emsg = KF_STRBUF_INIT, cmsg = KF_STRBUF_INIT;
-    struct kf_strbuf gaps = KF_STRBUF_INIT, epmsg = KF_STRBUF_INIT;
-    json_t *status, *conds, *etcd_urls = json_array();
-    const char *phase, *creason;
-    bool quorum, etcd_ok, comps_ok, ep_ok = true, serves, full;
-    int r;
+/* What the health of a cluster comes to: the facts and their words. */
+struct verdict {
+    bool quorum, etcd_ok, comps_ok, ep_ok, serves, full;
+    const char *creason; /* ComponentsReady's reason */
+    const char *phase;
+    struct kf_strbuf emsg;  /* etcd: "2 of 3 etcd members healthy: ..." */
+    struct kf_strbuf cmsg;  /* components */
+    struct kf_strbuf gaps;  /* components with no ready member */
+    struct kf_strbuf epmsg; /* the endpoint */
+    struct kf_strbuf msg;   /* the phase's message */
+};
 
-    check_health(d, name, v, hosts, profile, &h);
-    for (size_t k = 0; k < h.n_comps; k++)
-        if (h.comps[k].ready == 0)
-            note(&gaps, "%s (none of %zu ready)", h.comps[k].name, h.comps[k].members);
+static void verdict_release(struct verdict *vd)
+{
+    kf_strbuf_release(&vd->emsg);
+    kf_strbuf_release(&vd->cmsg);
+    kf_strbuf_release(&vd->gaps);
+    kf_strbuf_release(&vd->epmsg);
+    kf_strbuf_release(&vd->msg);
+}
+
+/* Checks the members, etcd and the endpoint (h) and sums them up in vd. */
+static void judge(struct lc *d, const char *name, struct lc_view *v, json_t **hosts,
+                  const json_t *profile, const char *endpoint_url, struct health *h,
+                  struct verdict *vd)
+{
+    check_health(d, name, v, hosts, profile, h);
+    for (size_t k = 0; k < h->n_comps; k++)
+        if (h->comps[k].ready == 0)
+            note(&vd->gaps, "%s (none of %zu ready)", h->comps[k].name, h->comps[k].members);
+    vd->ep_ok = true;
     if (endpoint_url) {
         struct kf_strbuf detail = KF_STRBUF_INIT;
 
-        ep_ok = endpoint_answers(d, name, endpoint_url, &detail);
-        if (ep_ok)
-            kf_strbuf_addf(&epmsg, "the apiserver answers at %s", endpoint_url);
+        vd->ep_ok = endpoint_answers(d, name, endpoint_url, &detail);
+        if (vd->ep_ok)
+            kf_strbuf_addf(&vd->epmsg, "the apiserver answers at %s", endpoint_url);
         else
-            kf_strbuf_addf(&epmsg, "the apiserver endpoint %s does not answer: %s", endpoint_url,
-                           detail.len ? detail.buf : "not ready");
+            kf_strbuf_addf(&vd->epmsg, "the apiserver endpoint %s does not answer: %s",
+                           endpoint_url, detail.len ? detail.buf : "not ready");
         kf_strbuf_release(&detail);
     }
-    missing_format(h.required_missing, &h.missing);
-    h.required_missing = NULL;
+    missing_format(h->required_missing, &h->missing);
+    h->required_missing = NULL;
     {
         struct kf_strbuf opt = KF_STRBUF_INIT;
 
-        missing_format(h.optional_missing, &opt);
-        h.optional_missing = NULL;
+        missing_format(h->optional_missing, &opt);
+        h->optional_missing = NULL;
         if (opt.len)
-            note(&h.optional_notes, "not installed: %s", opt.buf);
+            note(&h->optional_notes, "not installed: %s", opt.buf);
         kf_strbuf_release(&opt);
     }
-    quorum = h.etcd_total > 0 && h.etcd_healthy >= h.etcd_total / 2 + 1;
-    etcd_ok = h.etcd_total > 0 && h.etcd_healthy == h.etcd_total;
-    comps_ok = !h.missing.len && !h.not_ready.len && !h.hosts_down.len;
-    kf_strbuf_addf(&emsg, "%zu of %zu etcd members healthy", h.etcd_healthy, h.etcd_total);
-    if (h.etcd_problems.len)
-        kf_strbuf_addf(&emsg, ": %s", h.etcd_problems.buf);
-    creason = h.missing.len      ? "BinaryNotInstalled"
-              : h.hosts_down.len ? "HostNotReady"
-              : h.not_ready.len  ? "NotReady"
-                                 : "AllReady";
-    if (h.missing.len)
-        note(&cmsg, "not installed: %s", h.missing.buf);
-    if (h.hosts_down.len)
-        note(&cmsg, "hosts not Ready: %s", h.hosts_down.buf);
-    if (h.not_ready.len)
-        note(&cmsg, "not ready: %s", h.not_ready.buf);
-    if (!cmsg.len)
-        kf_strbuf_addf(&cmsg, "%zu of %zu members ready", h.ready, h.desired);
-
+    vd->quorum = h->etcd_total > 0 && h->etcd_healthy >= h->etcd_total / 2 + 1;
+    vd->etcd_ok = h->etcd_total > 0 && h->etcd_healthy == h->etcd_total;
+    vd->comps_ok = !h->missing.len && !h->not_ready.len && !h->hosts_down.len;
+    kf_strbuf_addf(&vd->emsg, "%zu of %zu etcd members healthy", h->etcd_healthy, h->etcd_total);
+    if (h->etcd_problems.len)
+        kf_strbuf_addf(&vd->emsg, ": %s", h->etcd_problems.buf);
+    vd->creason = h->missing.len      ? "BinaryNotInstalled"
+                  : h->hosts_down.len ? "HostNotReady"
+                  : h->not_ready.len  ? "NotReady"
+                                      : "AllReady";
+    if (h->missing.len)
+        note(&vd->cmsg, "not installed: %s", h->missing.buf);
+    if (h->hosts_down.len)
+        note(&vd->cmsg, "hosts not Ready: %s", h->hosts_down.buf);
+    if (h->not_ready.len)
+        note(&vd->cmsg, "not ready: %s", h->not_ready.buf);
+    if (!vd->cmsg.len)
+        kf_strbuf_addf(&vd->cmsg, "%zu of %zu members ready", h->ready, h->desired);
     /* serves: what clients need works (a quorum, a ready member of every
      * component, the apiserver through its endpoint); full: every member
      * is there too. A cluster that serves is Running, with what it lacks
      * in its conditions and message: losing a zone must not take it out
      * of Running, since it is what the three zones are for. */
-    serves = quorum && !gaps.len && ep_ok;
-    full = etcd_ok && comps_ok;
-    if (!provisioned(gc) && !(serves && full) &&
-        !(quorum && ((etcd_ok && h.missing.len) || h.hosts_down.len ||
-                     provisioning_ms(gc) >= d->opt.provision_timeout_ms))) {
+    vd->serves = vd->quorum && !vd->gaps.len && vd->ep_ok;
+    vd->full = vd->etcd_ok && vd->comps_ok;
+}
+
+/* The phase and its message from vd, and when to look again. */
+static void decide_phase(struct lc *d, const json_t *gc, const struct health *h,
+                         const char *endpoint_url, struct verdict *vd, int64_t *requeue)
+{
+    if (!provisioned(gc) && !(vd->serves && vd->full) &&
+        !(vd->quorum && ((vd->etcd_ok && h->missing.len) || h->hosts_down.len ||
+                         provisioning_ms(gc) >= d->opt.provision_timeout_ms))) {
         /* Still coming up: members not ready yet is expected for a while.
          * Degraded only for what waiting will not fix (a binary that is
          * not installed, a host that is down) or after the timeout. */
-        phase = "Provisioning";
-        if (!quorum)
-            kf_strbuf_addf(&msg, "waiting for etcd: %s", emsg.buf);
-        else if (!full)
-            kf_strbuf_addf(&msg, "etcd has quorum; waiting for members: %s", cmsg.buf);
+        vd->phase = "Provisioning";
+        if (!vd->quorum)
+            kf_strbuf_addf(&vd->msg, "waiting for etcd: %s", vd->emsg.buf);
+        else if (!vd->full)
+            kf_strbuf_addf(&vd->msg, "etcd has quorum; waiting for members: %s", vd->cmsg.buf);
         else
-            kf_strbuf_addf(&msg, "every member is ready; waiting until %s", epmsg.buf);
+            kf_strbuf_addf(&vd->msg, "every member is ready; waiting until %s", vd->epmsg.buf);
         *requeue = PROVISIONING_RECHECK_MS;
-    } else if (serves) {
-        phase = "Running";
-        if (full)
-            kf_strbuf_addf(&msg, "etcd healthy (%zu members), %zu of %zu members ready",
-                           h.etcd_total, h.ready, h.desired);
+    } else if (vd->serves) {
+        vd->phase = "Running";
+        if (vd->full)
+            kf_strbuf_addf(&vd->msg, "etcd healthy (%zu members), %zu of %zu members ready",
+                           h->etcd_total, h->ready, h->desired);
         else
-            kf_strbuf_addf(&msg, "serving with reduced redundancy: %s%s%s", etcd_ok ? "" : emsg.buf,
-                           etcd_ok || comps_ok ? "" : "; ", comps_ok ? "" : cmsg.buf);
+            kf_strbuf_addf(&vd->msg, "serving with reduced redundancy: %s%s%s",
+                           vd->etcd_ok ? "" : vd->emsg.buf, vd->etcd_ok || vd->comps_ok ? "" : "; ",
+                           vd->comps_ok ? "" : vd->cmsg.buf);
         if (endpoint_url)
-            kf_strbuf_addf(&msg, "; %s", epmsg.buf);
+            kf_strbuf_addf(&vd->msg, "; %s", vd->epmsg.buf);
         *requeue = d->opt.health_period_ms;
     } else {
-        phase = "Degraded";
-        if (!quorum)
-            kf_strbuf_addf(&msg, "etcd has no quorum: %s", emsg.buf);
-        else if (gaps.len)
-            kf_strbuf_addf(&msg, "%s: no ready member of %s: %s", creason, gaps.buf, cmsg.buf);
+        vd->phase = "Degraded";
+        if (!vd->quorum)
+            kf_strbuf_addf(&vd->msg, "etcd has no quorum: %s", vd->emsg.buf);
+        else if (vd->gaps.len)
+            kf_strbuf_addf(&vd->msg, "%s: no ready member of %s: %s", vd->creason, vd->gaps.buf,
+                           vd->cmsg.buf);
         else
-            kf_strbuf_addf(&msg, "%s", epmsg.buf);
-        if (!quorum && !comps_ok)
-            kf_strbuf_addf(&msg, "; %s", cmsg.buf);
-        if ((!quorum || gaps.len) && endpoint_url && !ep_ok)
-            kf_strbuf_addf(&msg, "; %s", epmsg.buf);
+            kf_strbuf_addf(&vd->msg, "%s", vd->epmsg.buf);
+        if (!vd->quorum && !vd->comps_ok)
+            kf_strbuf_addf(&vd->msg, "; %s", vd->cmsg.buf);
+        if ((!vd->quorum || vd->gaps.len) && endpoint_url && !vd->ep_ok)
+            kf_strbuf_addf(&vd->msg, "; %s", vd->epmsg.buf);
         *requeue = d->opt.health_period_ms;
     }
-    if (h.optional_notes.len)
-        kf_strbuf_addf(&msg, " (optional: %s)", h.optional_notes.buf);
+    if (h->optional_notes.len)
+        kf_strbuf_addf(&vd->msg, " (optional: %s)", h->optional_notes.buf);
+}
+
+/* status.endpoints: the etcd client URLs, the apiserver endpoint, the
+ * kubeconfig action's path (new reference). */
+static json_t *endpoints_json(const char *name, const struct lc_view *v, const char *endpoint_url)
+{
+    json_t *etcd_urls = json_array(), *ep;
+    char *kc = kf_xasprintf("/apis/kfleet.io/v1/guestclusters/%s/kubeconfig", name);
 
     for (size_t i = 0; i < v->n; i++) {
         int port = (int)json_integer_value(json_object_get(v->members[i].ports, "client"));
@@ -1226,53 +1254,71 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json
             json_array_append_new(etcd_urls, json_string(url));
         }
     }
-    conds = json_array();
-    json_array_append_new(conds, condition(old_conds, "EtcdQuorum", quorum,
-                                           etcd_ok  ? "Healthy"
-                                           : quorum ? "MemberUnhealthy"
-                                                    : "NoQuorum",
-                                           emsg.buf));
-    json_array_append_new(conds,
-                          condition(old_conds, "ComponentsReady", comps_ok, creason, cmsg.buf));
+    ep = json_pack("{s:o}", "etcd", etcd_urls);
     if (endpoint_url)
-        json_array_append_new(conds, condition(old_conds, "EndpointReady", ep_ok,
-                                               ep_ok ? "Answering" : "NotAnswering", epmsg.buf));
-    json_array_append_new(conds,
-                          condition(old_conds, "Ready", !strcmp(phase, "Running"), phase, msg.buf));
+        json_object_set_new(ep, "apiServer", json_string(endpoint_url));
+    json_object_set_new(ep, "kubeconfig", json_string(kc));
+    free(kc);
+    return ep;
+}
+
+/* This controller's conditions (new reference). */
+static json_t *conditions_json(const json_t *old_conds, const struct verdict *vd,
+                               const char *endpoint_url)
+{
+    json_t *conds = json_array();
+
+    json_array_append_new(conds, condition(old_conds, "EtcdQuorum", vd->quorum,
+                                           vd->etcd_ok  ? "Healthy"
+                                           : vd->quorum ? "MemberUnhealthy"
+                                                        : "NoQuorum",
+                                           vd->emsg.buf));
+    json_array_append_new(
+        conds, condition(old_conds, "ComponentsReady", vd->comps_ok, vd->creason, vd->cmsg.buf));
+    if (endpoint_url)
+        json_array_append_new(conds,
+                              condition(old_conds, "EndpointReady", vd->ep_ok,
+                                        vd->ep_ok ? "Answering" : "NotAnswering", vd->epmsg.buf));
+    json_array_append_new(conds, condition(old_conds, "Ready", !strcmp(vd->phase, "Running"),
+                                           vd->phase, vd->msg.buf));
+    return conds;
+}
+
+static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json_t **hosts,
+                         const json_t *profile, const char *endpoint_url, int64_t *requeue,
+                         struct kf_strbuf *err)
+{
+    const char *name = kf_obj_name(gc), *old_phase = kf_json_str(gc, "status.phase", "");
+    struct health h = { 0 };
+    struct verdict vd = { 0 };
+    json_t *status;
+    int r;
+
+    judge(d, name, v, hosts, profile, endpoint_url, &h, &vd);
+    decide_phase(d, gc, &h, endpoint_url, &vd, requeue);
     /* status.members is placement's (it counts every member of the shape);
      * the counts here are in the ComponentsReady condition */
-    status = json_pack("{s:s, s:s, s:o, s:I}", "phase", phase, "message", msg.buf, "conditions",
-                       conds, "observedGeneration", (json_int_t)kf_obj_generation(gc));
-    {
-        json_t *ep = json_pack("{s:o}", "etcd", etcd_urls);
-        char *kc = kf_xasprintf("/apis/kfleet.io/v1/guestclusters/%s/kubeconfig", name);
-
-        if (endpoint_url)
-            json_object_set_new(ep, "apiServer", json_string(endpoint_url));
-        json_object_set_new(ep, "kubeconfig", json_string(kc));
-        json_object_set_new(status, "endpoints", ep);
-        free(kc);
-    }
+    status = json_pack("{s:s, s:s, s:o, s:I, s:o}", "phase", vd.phase, "message", vd.msg.buf,
+                       "conditions",
+                       conditions_json(kf_json_path(gc, "status.conditions"), &vd, endpoint_url),
+                       "observedGeneration", (json_int_t)kf_obj_generation(gc), "endpoints",
+                       endpoints_json(name, v, endpoint_url));
     if (!kf_json_path(gc, "status.version"))
         json_object_set_new(status, "version", json_string(v->c.version));
-    if (endpoint_url && ep_ok)
+    if (endpoint_url && vd.ep_ok)
         sync_nodes(d, gc, endpoint_url, status, requeue);
     r = set_status(d, gc, status, err);
-    if (r == 0 && strcmp(phase, old_phase) != 0) {
-        bool bad = !strcmp(phase, "Degraded");
+    if (r == 0 && strcmp(vd.phase, old_phase) != 0) {
+        bool bad = !strcmp(vd.phase, "Degraded");
 
-        kf_log_info("cluster \"%s\": %s -> %s: %s", name, old_phase[0] ? old_phase : "-", phase,
-                    msg.buf);
-        kf_recorder_eventf(d->rec, gc, bad ? KF_EVENT_WARNING : KF_EVENT_NORMAL, phase, "%s",
-                           msg.buf);
+        kf_log_info("cluster \"%s\": %s -> %s: %s", name, old_phase[0] ? old_phase : "-", vd.phase,
+                    vd.msg.buf);
+        kf_recorder_eventf(d->rec, gc, bad ? KF_EVENT_WARNING : KF_EVENT_NORMAL, vd.phase, "%s",
+                           vd.msg.buf);
     }
     json_decref(status);
     health_release(&h);
-    kf_strbuf_release(&gaps);
-    kf_strbuf_release(&epmsg);
-    kf_strbuf_release(&msg);
-    kf_strbuf_release(&emsg);
-    kf_strbuf_release(&cmsg);
+    verdict_release(&vd);
     return r;
 }
 
@@ -1330,6 +1376,100 @@ static int64_t quota_bytes(const json_t *profile)
     return 0;
 }
 
+/* Placed whole: placement says Scheduled (or we moved on from there),
+ * every member it created is bound, and as many as it said. Provisioning a
+ * partial set would bootstrap etcd with the wrong peers. */
+static bool placed_whole(const json_t *gc, json_t *const *ms, size_t n)
+{
+    const char *phase = kf_json_str(gc, "status.phase", "Pending");
+    size_t live = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (kf_obj_deleting(ms[i]))
+            continue;
+        live++;
+        if (!kf_json_str(ms[i], "spec.host", NULL))
+            return false;
+    }
+    if (live == 0 || !strcmp(phase, "Pending"))
+        return false;
+    return !(kf_json_path(gc, "status.members.desired") &&
+             kf_json_int(gc, "status.members.desired", 0) > (json_int_t)live &&
+             !strcmp(phase, "Scheduled"));
+}
+
+/* Scheduled -> Provisioning, with its Event; *gc is read again (the write
+ * changed its resourceVersion). */
+static int start_provisioning(struct lc *d, json_t **gc, size_t n, struct kf_strbuf *err)
+{
+    json_t *st = json_pack("{s:s, s:s}", "phase", "Provisioning", "message",
+                           "allocating ports, issuing certificates, starting members");
+    char *name = kf_xstrdup(kf_obj_name(*gc));
+    int r = set_status(d, *gc, st, err);
+
+    json_decref(st);
+    if (r == 0) {
+        kf_recorder_eventf(d->rec, *gc, KF_EVENT_NORMAL, "Provisioning",
+                           "provisioning %zu members on unit %s", n,
+                           kf_json_str(*gc, "status.unit", "?"));
+        json_decref(*gc);
+        *gc = NULL;
+        r = kf_registry_get(d->reg, &kf_kind_guestcluster, name, gc);
+    }
+    free(name);
+    return r;
+}
+
+/* The catalog's view of the cluster (v->c) from its object and profile;
+ * strings point into gc, profile and flags, which must outlive v. */
+static void catalog_cluster(const json_t *gc, const json_t *profile, const json_t *flags,
+                            struct lc_view *v)
+{
+    v->c = (struct kf_catalog_cluster){
+        .name = kf_obj_name(gc),
+        .version = cluster_version(gc, profile),
+        .grade = grade_of(gc),
+        .service_cidr = kf_json_str(gc, "status.network.serviceCIDR", ""),
+        .pod_cidr = kf_json_str(gc, "status.network.podCIDR", ""),
+        .node_cidr = kf_json_str(gc, "status.network.nodeCIDR", ""),
+        .kubernetes_service_ip = kf_json_str(gc, "status.network.kubernetesServiceIP", ""),
+        .dns_service_ip = kf_json_str(gc, "status.network.dnsServiceIP", ""),
+        .etcd_quota_bytes = quota_bytes(profile),
+        .members = v->members,
+        .n_members = v->n,
+        .components = kf_json_path(profile, "spec.components"),
+        .flags = flags,
+    };
+}
+
+/* Fills every member (fill_member), but a component that waits for the
+ * apiserver only once the endpoint answers. */
+static int fill_members(struct lc *d, const char *name, struct lc_view *v, const json_t *files,
+                        const char *endpoint_url, struct kf_strbuf *err)
+{
+    int ep_up = -1; /* the endpoint answers: -1 not asked yet */
+
+    for (size_t i = 0; i < v->n; i++) {
+        int r;
+
+        if (endpoint_url && waits_for_apiserver(v->members[i].component) &&
+            !kf_json_str(v->objs[i], "spec.binary", NULL)) {
+            if (ep_up < 0) {
+                struct kf_strbuf detail = KF_STRBUF_INIT;
+
+                ep_up = endpoint_answers(d, name, endpoint_url, &detail);
+                kf_strbuf_release(&detail);
+            }
+            if (!ep_up)
+                continue; /* started once the apiserver answers */
+        }
+        r = fill_member(d, v, i, files, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
 {
     struct lc *d = kf_ctrl_data(c);
@@ -1337,10 +1477,8 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     json_t *gc = NULL, *profile = NULL, *flags = NULL, *files = NULL, **ms = NULL, **hosts = NULL;
     struct lc_view v = { 0 };
     char *endpoint_url = NULL;
-    const char *unit, *profile_name, *phase0;
-    int ep_up = -1; /* the endpoint answers: -1 not asked yet */
-    size_t n, live = 0;
-    bool placed = true;
+    const char *unit, *profile_name;
+    size_t n;
     int r;
 
     r = kf_registry_get(d->reg, &kf_kind_guestcluster, name, &gc);
@@ -1377,43 +1515,13 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
         members_free(ms, n);
         goto out;
     }
-    /* Placed: placement says Scheduled (or we moved on from there), every
-     * member it created is bound, and as many as it said. Provisioning a
-     * partial set would bootstrap etcd with the wrong peers. */
     unit = kf_json_str(gc, "status.unit", NULL);
-    phase0 = kf_json_str(gc, "status.phase", "Pending");
-    for (size_t i = 0; i < n; i++) {
-        if (kf_obj_deleting(ms[i]))
-            continue;
-        live++;
-        if (!kf_json_str(ms[i], "spec.host", NULL))
-            placed = false;
-    }
-    if (!strcmp(phase0, "Pending") ||
-        (kf_json_path(gc, "status.members.desired") &&
-         kf_json_int(gc, "status.members.desired", 0) > (json_int_t)live &&
-         !strcmp(phase0, "Scheduled")))
-        placed = false;
-    if (!unit || live == 0 || !placed) {
+    if (!unit || !placed_whole(gc, ms, n)) {
         members_free(ms, n);
         goto out; /* placement's turn; member events bring us back */
     }
-    if (!strcmp(phase0, "Scheduled")) {
-        json_t *st = json_pack("{s:s, s:s}", "phase", "Provisioning", "message",
-                               "allocating ports, issuing certificates, starting members");
-
-        r = set_status(d, gc, st, &err);
-        json_decref(st);
-        if (r < 0) {
-            members_free(ms, n);
-            goto out;
-        }
-        kf_recorder_eventf(d->rec, gc, KF_EVENT_NORMAL, "Provisioning",
-                           "provisioning %zu members on unit %s", n, unit);
-        /* the status write changed the resourceVersion: read it again */
-        json_decref(gc);
-        gc = NULL;
-        r = kf_registry_get(d->reg, &kf_kind_guestcluster, name, &gc);
+    if (!strcmp(kf_json_str(gc, "status.phase", "Pending"), "Scheduled")) {
+        r = start_provisioning(d, &gc, n, &err);
         if (r < 0) {
             members_free(ms, n);
             goto out;
@@ -1426,21 +1534,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     flags = cluster_flags(gc, profile);
     view_build(d, ms, n, &v, &hosts);
     ms = NULL;
-    v.c = (struct kf_catalog_cluster){
-        .name = name,
-        .version = cluster_version(gc, profile),
-        .grade = grade_of(gc),
-        .service_cidr = kf_json_str(gc, "status.network.serviceCIDR", ""),
-        .pod_cidr = kf_json_str(gc, "status.network.podCIDR", ""),
-        .node_cidr = kf_json_str(gc, "status.network.nodeCIDR", ""),
-        .kubernetes_service_ip = kf_json_str(gc, "status.network.kubernetesServiceIP", ""),
-        .dns_service_ip = kf_json_str(gc, "status.network.dnsServiceIP", ""),
-        .etcd_quota_bytes = quota_bytes(profile),
-        .members = v.members,
-        .n_members = v.n,
-        .components = kf_json_path(profile, "spec.components"),
-        .flags = flags,
-    };
+    catalog_cluster(gc, profile, flags, &v);
     for (size_t i = 0; i < v.n; i++) {
         r = ensure_ports(d, &v, i, &err);
         if (r < 0)
@@ -1452,22 +1546,9 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     r = ensure_pki(d, gc, &v, endpoint_url, &files, &err);
     if (r < 0)
         goto out;
-    for (size_t i = 0; i < v.n; i++) {
-        if (endpoint_url && waits_for_apiserver(v.members[i].component) &&
-            !kf_json_str(v.objs[i], "spec.binary", NULL)) {
-            if (ep_up < 0) {
-                struct kf_strbuf detail = KF_STRBUF_INIT;
-
-                ep_up = endpoint_answers(d, name, endpoint_url, &detail);
-                kf_strbuf_release(&detail);
-            }
-            if (!ep_up)
-                continue; /* started once the apiserver answers */
-        }
-        r = fill_member(d, &v, i, files, &err);
-        if (r < 0)
-            goto out;
-    }
+    r = fill_members(d, name, &v, files, endpoint_url, &err);
+    if (r < 0)
+        goto out;
     r = update_status(d, gc, &v, hosts, profile, endpoint_url, requeue, &err);
 out:
     if (r < 0 && r != -KF_ECONFLICT)
