@@ -114,6 +114,11 @@ void kf_ctrl_names_free(char **names, size_t n);
  * kind, calling kf_ctrl_enqueue. `obj` is the new state, or the last state
  * for a deletion. */
 typedef void (*kf_ctrl_map_fn)(struct kf_ctrl *c, const json_t *obj, bool deleted);
+/* Hands map(c, member, false) every ControlPlaneMember bound to host (the
+ * informer must have KF_INDEX_MEMBER_HOST): how a Host's change reaches the
+ * controllers that watch members. */
+void kf_informer_map_host_members(struct kf_informer *members, const char *host, struct kf_ctrl *c,
+                                  kf_ctrl_map_fn map);
 
 struct kf_ctrl_ops {
     const char *name;         /* "placement", "unit-status", ... */

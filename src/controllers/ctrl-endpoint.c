@@ -170,18 +170,9 @@ static void map_member(struct kf_ctrl *c, const json_t *obj, bool deleted)
 static void map_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct epctl *d = kf_ctrl_data(c);
-    char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, kf_obj_name(obj), &names);
 
     (void)deleted;
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = NULL;
-
-        if (kf_informer_get(d->members, names[i], &m) == 0)
-            map_member(c, m, false);
-        json_decref(m);
-    }
-    kf_ctrl_names_free(names, n);
+    kf_informer_map_host_members(d->members, kf_obj_name(obj), c, map_member);
 }
 
 static int ep_setup(struct kf_ctrl *c)

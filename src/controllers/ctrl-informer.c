@@ -295,6 +295,22 @@ void kf_index_member_host(const json_t *obj, void (*add)(const char *value, void
         add(host, ctx);
 }
 
+void kf_informer_map_host_members(struct kf_informer *members, const char *host, struct kf_ctrl *c,
+                                  kf_ctrl_map_fn map)
+{
+    char **names = NULL;
+    size_t n = kf_informer_index_names(members, KF_INDEX_MEMBER_HOST, host, &names);
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = NULL;
+
+        if (kf_informer_get(members, names[i], &m) == 0)
+            map(c, m, false);
+        json_decref(m);
+    }
+    kf_ctrl_names_free(names, n);
+}
+
 void kf_informer_add_handler(struct kf_informer *inf, struct kf_ctrl *c, kf_ctrl_map_fn map)
 {
     KF_GROW(inf->handlers, inf->alloc_handlers, inf->nhandlers);

@@ -105,18 +105,9 @@ static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted
 static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct lc *d = kf_ctrl_data(c);
-    char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, kf_obj_name(obj), &names);
 
     (void)deleted;
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = NULL;
-
-        if (kf_informer_get(d->members, names[i], &m) == 0)
-            member_to_cluster(c, m, false);
-        json_decref(m);
-    }
-    kf_ctrl_names_free(names, n);
+    kf_informer_map_host_members(d->members, kf_obj_name(obj), c, member_to_cluster);
 }
 
 static int setup(struct kf_ctrl *c)
