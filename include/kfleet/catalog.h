@@ -121,13 +121,23 @@ void kf_catalog_bundle_files(const struct kf_catalog_cluster *c, size_t i,
  * takes it (a DNS label of at most 63 characters), else etcd-<index>. */
 void kf_catalog_etcd_name(const struct kf_catalog_member *m, char buf[64]);
 
-/* Renders member i of c: *ret_binary (caller frees), *ret_args (a JSON
- * array of strings, new reference: the arguments after the program), and
- * *ret_probe (an object {port, path, scheme}, or NULL when the component
- * has none; new reference). Every port the component needs must be in
- * the member's ports. Returns 0 or -EINVAL with the reason in err. */
-int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, char **ret_binary,
-                      json_t **ret_args, json_t **ret_probe, struct kf_strbuf *err);
+/* What a member runs, rendered from the catalog, its profile and the
+ * cluster's flags. */
+struct kf_catalog_rendered {
+    char *binary;  /* the program */
+    json_t *args;  /* a JSON array of strings: the arguments after the program */
+    json_t *env;   /* a JSON object NAME -> value: the whole environment (never NULL) */
+    json_t *probe; /* {port, path, scheme}, or NULL when the component has none */
+};
+
+/* Renders member i of c into *ret (release it with
+ * kf_catalog_rendered_release). The environment is the catalog's for the
+ * component and grade, then the profile's component env on top. Every
+ * port the component needs must be in the member's ports. Returns 0, or
+ * -EINVAL with the reason in err and *ret untouched. */
+int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_catalog_rendered *ret,
+                      struct kf_strbuf *err);
+void kf_catalog_rendered_release(struct kf_catalog_rendered *r);
 
 /* Replaces {{key}} placeholders that lookup knows (it returns the value,
  * or NULL to leave the placeholder as it is). Returns a new string. */

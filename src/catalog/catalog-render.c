@@ -300,6 +300,19 @@ static bool flag_name_ok(const char *s)
     return true;
 }
 
+/* An environment variable's name: a letter or '_', then letters, digits
+ * and '_' (what a shell would take). */
+static bool env_name_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > 100 || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    return true;
+}
+
 /* Sets --name=value in args (an array of strings): replaces the argument
  * of that name, or appends. */
 static void set_flag(json_t *args, const char *name, const char *value)
@@ -327,8 +340,64 @@ static void set_flag(json_t *args, const char *name, const char *value)
     free(arg);
 }
 
-int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, char **ret_binary,
-                      json_t **ret_args, json_t **ret_probe, struct kf_strbuf *err)
+static void add_env(json_t *env, const char *const *entries, struct fill_ctx *f)
+{
+    for (size_t k = 0; entries && entries[k]; k++) {
+        const char *eq = strchr(entries[k], '=');
+        char *name = kf_xstrndup(entries[k], (size_t)(eq - entries[k]));
+        char *s = kf_catalog_fill(eq + 1, lookup, f);
+
+        json_object_set_new(env, name, json_string(s));
+        free(name);
+        free(s);
+    }
+}
+
+/* Whether the cluster is small enough for the row's small-grade settings
+ * (an unknown grade counts as G0, as the etcd quota does). */
+static bool small_grade(const struct catalog_entry *e, const struct kf_catalog_cluster *c)
+{
+    return e->small && (c->grade < 0 ? 0 : c->grade) <= e->small->max_grade;
+}
+
+/* The member's environment: the catalog's entries (the row's, then the
+ * small grades'), then the profile's component env (each filled in), a
+ * later name replacing an earlier one. */
+static int render_env(const struct kf_catalog_cluster *c, const struct catalog_entry *e,
+                      const json_t *pc, struct fill_ctx *f, json_t *env, struct kf_strbuf *err)
+{
+    const json_t *penv = kf_json_path(pc, "env"), *v;
+    const char *key;
+
+    add_env(env, e->env, f);
+    if (small_grade(e, c))
+        add_env(env, e->small->env, f);
+    json_object_foreach((json_t *)penv, key, v)
+    {
+        char *s;
+
+        if (!env_name_ok(key) || !json_is_string(v))
+            return kf_err(err, -EINVAL, "env \"%s\": not a variable name with a string value", key);
+        s = kf_catalog_fill(json_string_value(v), lookup, f);
+        json_object_set_new(env, key, json_string(s));
+        free(s);
+    }
+    return 0;
+}
+
+void kf_catalog_rendered_release(struct kf_catalog_rendered *r)
+{
+    if (!r)
+        return;
+    free(r->binary);
+    json_decref(r->args);
+    json_decref(r->env);
+    json_decref(r->probe);
+    memset(r, 0, sizeof(*r));
+}
+
+int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_catalog_rendered *ret,
+                      struct kf_strbuf *err)
 {
     const struct kf_catalog_member *m = &c->members[i];
     const struct catalog_entry *e = catalog_find(m->component, c->version);
@@ -338,7 +407,7 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, char **ret_b
     const char *ports[KF_CATALOG_MAX_PORTS + 1];
     struct fill_ctx f = { .c = c, .m = m };
     struct kf_argv built = { 0 };
-    json_t *args = json_array(), *probe = NULL;
+    json_t *args = json_array(), *env = json_object(), *probe = NULL;
     char *binary = NULL;
     size_t n, k;
     int r = 0;
@@ -381,7 +450,16 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, char **ret_b
     else
         binary = kf_catalog_fill(e->binary ? e->binary : m->component, lookup, &f);
 
-    /* flags: "component.flag": "value" */
+    /* the small grades' settings, then the flags ("component.flag":
+     * "value") */
+    if (small_grade(e, c))
+        for (k = 0; e->small->args[k]; k++) {
+            const char *a = e->small->args[k], *eq = strchr(a, '=');
+            char *name = kf_xstrndup(a + 2, (size_t)(eq - a - 2));
+
+            set_flag(args, name, eq + 1);
+            free(name);
+        }
     if (json_is_object(c->flags)) {
         const char *key;
         json_t *val;
@@ -404,6 +482,10 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, char **ret_b
         }
     }
 
+    r = render_env(c, e, pc, &f, env, err);
+    if (r < 0)
+        goto out;
+
     /* the probe: the profile's, else the catalog's */
     if (kf_json_path(pc, "probe.port")) {
         int port = member_port(m, kf_json_str(pc, "probe.port", ""));
@@ -422,12 +504,12 @@ out:
         kf_strbuf_release(&f.tmp[k]);
     if (r < 0) {
         json_decref(args);
+        json_decref(env);
         json_decref(probe);
         free(binary);
         return r;
     }
-    *ret_binary = binary;
-    *ret_args = args;
-    *ret_probe = probe;
+    *ret =
+        (struct kf_catalog_rendered){ .binary = binary, .args = args, .env = env, .probe = probe };
     return 0;
 }

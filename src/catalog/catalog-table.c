@@ -99,6 +99,55 @@ static const char *const scheduler_args[] = {
     NULL,
 };
 
+/* --- small control planes ---------------------------------------------------------
+ *
+ * A G0 or G1 guest (at most 50 nodes) is most of a fleet, and at rest its
+ * nine processes cost more in their own housekeeping than in serving: the
+ * measurements behind each line are in docs/BENCHMARKS.md ("What a control
+ * plane costs"), and docs/internals/catalog.md says what each one trades.
+ * Larger grades run the upstream defaults.
+ */
+#define SMALL_MAX_GRADE 1
+
+/* One core is plenty for a small member and keeps the Go runtime from
+ * waking a thread per core of the host. */
+static const char *const small_go_env[] = { "GOMAXPROCS=1", NULL };
+
+static const char *const small_etcd_args[] = {
+    /* raft: heartbeats every 500 ms (5 s elections) instead of 100 ms: an
+     * idle member's ticks were a third of its CPU; a leader lost with its
+     * zone is replaced after ~5 s instead of ~1 s */
+    "--heartbeat-interval=500",
+    "--election-timeout=5000",
+    NULL,
+};
+
+static const char *const small_apiserver_args[] = {
+    /* a few hundred objects: reads go to etcd; the cache's per-resource
+     * timers cost more than the reads they save */
+    "--watch-cache=false",
+    /* APF's queues and its object-count polls: max-requests-inflight
+     * still bounds the load */
+    "--enable-priority-and-fairness=false",
+    "--etcd-count-metric-poll-period=0",
+    "--etcd-db-metric-poll-interval=0",
+    NULL,
+};
+
+/* leader election: renew every 5 s (not 2 s), take over after 30 s */
+static const char *const small_leader_args[] = {
+    "--leader-elect-lease-duration=30s",
+    "--leader-elect-renew-deadline=20s",
+    "--leader-elect-retry-period=5s",
+    NULL,
+};
+
+static const struct catalog_small small_etcd = { SMALL_MAX_GRADE, small_etcd_args, small_go_env };
+static const struct catalog_small small_apiserver = { SMALL_MAX_GRADE, small_apiserver_args,
+                                                      small_go_env };
+static const struct catalog_small small_leader = { SMALL_MAX_GRADE, small_leader_args,
+                                                   small_go_env };
+
 /* Certificate files: the PKI's path ("%s" is the member's name), the name
  * in the bundle, whether it is secret. */
 static const struct catalog_file etcd_files[] = {
@@ -166,6 +215,7 @@ static const struct catalog_entry entries[] = {
         .binary = "/usr/bin/etcd",
         .build = catalog_etcd_args,
         .files = etcd_files,
+        .small = &small_etcd,
     },
     {
         .c = { .component = "kube-apiserver",
@@ -181,6 +231,7 @@ static const struct catalog_entry entries[] = {
         .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-apiserver",
         .args = apiserver_args,
         .files = apiserver_files,
+        .small = &small_apiserver,
     },
     {
         .c = { .component = "kube-controller-manager",
@@ -194,6 +245,7 @@ static const struct catalog_entry entries[] = {
         .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-controller-manager",
         .args = controller_manager_args,
         .files = controller_manager_files,
+        .small = &small_leader,
     },
     {
         .c = { .component = "kube-scheduler",
@@ -207,6 +259,7 @@ static const struct catalog_entry entries[] = {
         .binary = "/opt/kfleet/kubernetes/{{version}}/bin/kube-scheduler",
         .args = scheduler_args,
         .files = scheduler_files,
+        .small = &small_leader,
     },
     {
         .c = { .component = KF_KWOK_COMPONENT,

@@ -102,9 +102,14 @@ static size_t count_prefix(const json_t *args, const char *prefix)
 static void render(struct fixture *f, size_t i, char **bin, json_t **args, json_t **probe)
 {
     struct kf_strbuf err = KF_STRBUF_INIT;
+    struct kf_catalog_rendered rd;
 
-    if (kf_catalog_render(&f->c, i, bin, args, probe, &err) < 0)
+    if (kf_catalog_render(&f->c, i, &rd, &err) < 0)
         fail_msg("render %zu: %s", i, err.buf);
+    *bin = rd.binary;
+    *args = rd.args;
+    *probe = rd.probe;
+    json_decref(rd.env);
     kf_strbuf_release(&err);
 }
 
@@ -227,6 +232,91 @@ static void test_unknown_component_and_profile_override(void **state)
     json_decref(probe);
 }
 
+/* Rendered member i: its args and env (new references). */
+static void render_env(struct fixture *f, size_t i, json_t **args, json_t **env)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct kf_catalog_rendered rd;
+
+    if (kf_catalog_render(&f->c, i, &rd, &err) < 0)
+        fail_msg("render %zu: %s", i, err.buf);
+    *args = json_incref(rd.args);
+    *env = json_incref(rd.env);
+    kf_catalog_rendered_release(&rd);
+    kf_strbuf_release(&err);
+}
+
+/* G0 and G1 run with the small-grade settings, larger grades with the
+ * upstream defaults; a profile's flags and env win over both. */
+static void test_small_grades(void **state)
+{
+    static const struct {
+        size_t member;
+        const char *arg; /* present at G0..G1, absent at G2..G5 */
+    } small[] = {
+        { 0, "--heartbeat-interval=500" },
+        { 0, "--election-timeout=5000" },
+        { 3, "--watch-cache=false" },
+        { 3, "--enable-priority-and-fairness=false" },
+        { 3, "--etcd-count-metric-poll-period=0" },
+        { 4, "--leader-elect-retry-period=5s" },
+        { 4, "--leader-elect-lease-duration=30s" },
+    };
+    struct fixture *f = *state;
+    json_t *args, *env;
+
+    json_object_clear(f->flags);
+    for (int grade = -1; grade <= 5; grade++) {
+        bool is_small = grade <= 1; /* an unknown grade (-1) counts as G0 */
+
+        f->c.grade = grade;
+        for (size_t k = 0; k < KF_ARRAY_SIZE(small); k++) {
+            render_env(f, small[k].member, &args, &env);
+            if (has_arg(args, small[k].arg) != is_small)
+                fail_msg("G%d member %zu: %s %s", grade, small[k].member, small[k].arg,
+                         is_small ? "missing" : "present");
+            assert_true(kf_streq(json_string_value(json_object_get(env, "GOMAXPROCS")),
+                                 is_small ? "1" : NULL));
+            json_decref(args);
+            json_decref(env);
+        }
+    }
+    /* the cp-addons have no row: no settings, no environment */
+    f->c.grade = 0;
+    render_env(f, 5, &args, &env);
+    assert_int_equal(json_object_size(env), 0);
+    json_decref(args);
+    json_decref(env);
+
+    /* the profile's flag replaces the small grade's value; its env is added
+     * and replaces the catalog's of the same name */
+    json_object_set_new(f->flags, "etcd.heartbeat-interval", json_string("250"));
+    f->components = json_pack("[{s:s, s:{s:s, s:s}}]", "name", "etcd", "env", "GOMAXPROCS", "2",
+                              "GOGC", "{{cluster}}");
+    f->c.components = f->components;
+    render_env(f, 0, &args, &env);
+    assert_true(has_arg(args, "--heartbeat-interval=250"));
+    assert_int_equal(count_prefix(args, "--heartbeat-interval="), 1);
+    assert_true(has_arg(args, "--election-timeout=5000"));
+    assert_string_equal(json_string_value(json_object_get(env, "GOMAXPROCS")), "2");
+    assert_string_equal(json_string_value(json_object_get(env, "GOGC")), "web-1");
+    json_decref(args);
+    json_decref(env);
+
+    /* a profile env name that a shell would not take is refused */
+    json_object_set_new(json_object_get(json_array_get(f->components, 0), "env"), "1X",
+                        json_string("y"));
+    {
+        struct kf_strbuf err = KF_STRBUF_INIT;
+        struct kf_catalog_rendered rd = { 0 };
+
+        assert_int_equal(kf_catalog_render(&f->c, 0, &rd, &err), -EINVAL);
+        assert_non_null(strstr(err.buf, "env \"1X\""));
+        assert_null(rd.env);
+        kf_strbuf_release(&err);
+    }
+}
+
 static void collect(void *ctx, const char *pki, const char *bundle, bool secret)
 {
     struct kf_strbuf *sb = ctx;
@@ -238,8 +328,8 @@ static void test_bundle_files_and_refusals(void **state)
 {
     struct fixture *f = *state;
     struct kf_strbuf sb = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
-    char *bin = NULL, name[64];
-    json_t *args = NULL, *probe = NULL;
+    struct kf_catalog_rendered rd = { 0 };
+    char name[64];
 
     kf_catalog_bundle_files(&f->c, 2, collect, &sb);
     assert_string_equal(sb.buf, "etcd/ca.crt>etcd/ca.crt\n"
@@ -257,13 +347,13 @@ static void test_bundle_files_and_refusals(void **state)
 
     /* a member without its ports yet */
     json_object_del(f->ports[0], "peer");
-    assert_int_equal(kf_catalog_render(&f->c, 0, &bin, &args, &probe, &err), -EINVAL);
+    assert_int_equal(kf_catalog_render(&f->c, 0, &rd, &err), -EINVAL);
     assert_non_null(strstr(err.buf, "no port \"peer\""));
     json_object_set_new(f->ports[0], "peer", json_integer(2380));
     /* a flag that is not a flag name */
     json_object_set_new(f->flags, "etcd.x y", json_string("1"));
-    assert_int_equal(kf_catalog_render(&f->c, 0, &bin, &args, &probe, &err), -EINVAL);
-    assert_null(bin);
+    assert_int_equal(kf_catalog_render(&f->c, 0, &rd, &err), -EINVAL);
+    assert_null(rd.binary); /* untouched on failure */
     kf_strbuf_release(&sb);
     kf_strbuf_release(&err);
 }
@@ -322,6 +412,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bundle_files_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kwok, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_grades, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill, setup, teardown),
     };
 
