@@ -8,6 +8,14 @@
  * connection opens. HTTPS verifies the server against the probe's CA and
  * can present a client certificate (etcd with --client-cert-auth).
  * Proxies from the environment are ignored: probes go to the member.
+ *
+ * The prober's probes keep their connection between runs (the multi
+ * handle's connection cache): a TLS handshake per probe each second cost
+ * the agent and the member more CPU than everything else they did at rest
+ * (docs/BENCHMARKS.md, "What a control plane costs"). A member that
+ * restarts closes its side, and curl opens a new connection. Probes
+ * speak HTTP/1.1 (see setup_easy). One-off
+ * checks (kf_probe_check) open and close their own.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -42,6 +50,8 @@ struct kf_prober {
     void *ctx;
 };
 
+#define PROBER_MAX_KEPT 1024 /* connections kept between probes */
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
 static void curl_init_once(void)
@@ -56,7 +66,7 @@ static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
-static void setup_easy(CURL *e, const struct kf_probe *p, char *errbuf)
+static void setup_easy(CURL *e, const struct kf_probe *p, bool reuse, char *errbuf)
 {
     char url[512];
     const char *host = p->host ? p->host : "127.0.0.1";
@@ -74,7 +84,10 @@ static void setup_easy(CURL *e, const struct kf_probe *p, char *errbuf)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(p->timeout_ms > 0 ? p->timeout_ms : 1000));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(p->timeout_ms > 0 ? p->timeout_ms : 1000));
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, reuse ? 0L : 1L);
+    /* HTTP/1.1, as the kubelet's probes: kube-apiserver answers a probe
+     * over HTTP/2 with a GOAWAY, which would close the kept connection */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "kfleet-agent-probe");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
@@ -128,7 +141,7 @@ bool kf_probe_check(const struct kf_probe *probe, struct kf_strbuf *detail)
     }
     e = curl_easy_init();
     kf_assert(e);
-    setup_easy(e, probe, errbuf);
+    setup_easy(e, probe, false, errbuf);
     code = curl_easy_perform(e);
     ok = judge(e, probe, code, errbuf, d, sizeof(d));
     curl_easy_cleanup(e);
@@ -167,7 +180,8 @@ static void *prober_thread(void *arg)
             q = q->next;
             j->easy = curl_easy_init();
             kf_assert(j->easy);
-            setup_easy(j->easy, &j->spec, j->errbuf);
+            /* a TCP probe checks that a connection opens: never a kept one */
+            setup_easy(j->easy, &j->spec, j->spec.type != KF_PROBE_TCP, j->errbuf);
             curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
             curl_multi_add_handle(pr->multi, j->easy);
             j->next = pr->active;
@@ -214,6 +228,8 @@ int kf_prober_new(kf_probe_done_fn done, void *ctx, struct kf_prober **ret, stru
         free(pr);
         return kf_err(err, -ENOMEM, "curl_multi_init failed");
     }
+    /* one kept connection per probed member (a few hundred on a host) */
+    curl_multi_setopt(pr->multi, CURLMOPT_MAXCONNECTS, (long)PROBER_MAX_KEPT);
     pr->done = done;
     pr->ctx = ctx;
     /* The agent's main thread handles signals, not ours. */
