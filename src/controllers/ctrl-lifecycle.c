@@ -14,9 +14,10 @@
  *   3. members: binary, args, probe and version from the catalog (catalog.h),
  *      the pki-hash annotation of each member's bundle, and the
  *      kfleet.io/agent finalizer, written when they differ;
- *   4. health: every etcd member's /health over TLS with the etcd client
- *      certificate, each member's status as its agent reports it, its
- *      host's readiness, and the apiserver's /readyz through the endpoint;
+ *   4. health: each member's status as its agent reports it (the agent
+ *      probes the members it runs: etcd's /health, the apiserver's
+ *      /readyz), its host's readiness, and the apiserver's /readyz through
+ *      the endpoint; kfleetd probes no member itself;
  *      then phase, conditions, endpoints and members counts in status,
  *      written when they differ, with an Event on every phase change.
  *      Provisioned clusters are looked at again every health_period_ms,
@@ -681,36 +682,58 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const c
     return r;
 }
 
-/* Member i's binary, args, probe, version, pki-hash and agent finalizer. */
+/* Whether a stored env (NULL when absent) is the rendered one. */
+static bool env_equal(const json_t *stored, const json_t *rendered)
+{
+    if (!stored)
+        return json_object_size(rendered) == 0;
+    return json_equal(stored, rendered);
+}
+
+/* Member i's binary, args, env, probe, version, pki-hash and agent
+ * finalizer. */
 static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *files,
                        struct kf_strbuf *err)
 {
     const json_t *m = v->objs[i];
-    char *binary = NULL, hash[65];
-    json_t *args = NULL, *probe = NULL, *spec, *body;
-    int r = kf_catalog_render(&v->c, i, &binary, &args, &probe, err);
+    struct kf_catalog_rendered rd;
+    char hash[65];
+    json_t *spec, *body;
+    int r = kf_catalog_render(&v->c, i, &rd, err);
     bool same;
 
     if (r < 0)
         return r;
     if (lc_bundle(files, &v->c, i, NULL, hash) < 0) {
-        free(binary);
-        json_decref(args);
-        json_decref(probe);
+        kf_catalog_rendered_release(&rd);
         return kf_err(err, -EAGAIN, "member %s: its certificates are not complete yet",
                       v->members[i].name);
     }
-    spec = json_pack("{s:s, s:o, s:s}", "binary", binary, "args", args, "version", v->c.version);
-    json_object_set_new(spec, "probe", probe ? probe : json_null());
-    same = kf_streq(kf_json_str(m, "spec.binary", NULL), binary) &&
-           json_equal(kf_json_path(m, "spec.args"), args) &&
+    same = kf_streq(kf_json_str(m, "spec.binary", NULL), rd.binary) &&
+           json_equal(kf_json_path(m, "spec.args"), rd.args) &&
+           env_equal(kf_json_path(m, "spec.env"), rd.env) &&
            kf_streq(kf_json_str(m, "spec.version", NULL), v->c.version) &&
-           (probe ? json_equal(kf_json_path(m, "spec.probe"), probe)
-                  : kf_json_path(m, "spec.probe") == NULL) &&
+           (rd.probe ? json_equal(kf_json_path(m, "spec.probe"), rd.probe)
+                     : kf_json_path(m, "spec.probe") == NULL) &&
            kf_streq(json_string_value(json_object_get(kf_json_path(m, "metadata.annotations"),
                                                       KF_ANNOTATION_PKI_HASH)),
                     hash);
-    free(binary);
+    /* env is replaced whole: a merge patch would keep names the catalog
+     * no longer sets, so names that went away are set to null */
+    spec = json_pack("{s:s, s:O, s:O, s:s}", "binary", rd.binary, "args", rd.args, "env", rd.env,
+                     "version", v->c.version);
+    {
+        const char *k;
+        json_t *old;
+
+        json_object_foreach((json_t *)kf_json_path(m, "spec.env"), k, old)
+        {
+            if (!json_object_get(rd.env, k))
+                json_object_set_new(json_object_get(spec, "env"), k, json_null());
+        }
+    }
+    json_object_set(spec, "probe", rd.probe ? rd.probe : json_null());
+    kf_catalog_rendered_release(&rd);
     if (!same) {
         json_t *updated = NULL;
 
@@ -841,13 +864,12 @@ static bool optional_component(const json_t *profile, const char *component)
     return false;
 }
 
-static void check_health(struct lc *d, const char *cluster, struct lc_view *v, json_t **hosts,
-                         const json_t *profile, struct health *h)
+/* What the agents report about the cluster's members, with their hosts'
+ * readiness: kfleetd probes no member itself (each agent probes the members
+ * it runs, next to them, and a host that stops reporting is NotReady after
+ * the heartbeat grace, which makes its members count as down). */
+static void check_health(struct lc_view *v, json_t **hosts, const json_t *profile, struct health *h)
 {
-    char *dir = lc_pki_dir(d->data_dir, cluster);
-    char *ca = kf_xasprintf("%s/etcd/ca.crt", dir), *crt = kf_xasprintf("%s/etcd/client.crt", dir);
-    char *key = kf_xasprintf("%s/etcd/client.key", dir);
-
     for (size_t i = 0; i < v->n; i++) {
         const struct kf_catalog_member *m = &v->members[i];
         const json_t *obj = v->objs[i];
@@ -861,25 +883,14 @@ static void check_health(struct lc *d, const char *cluster, struct lc_view *v, j
             note(&h->hosts_down, "%s (%s)", v->hosts[i],
                  hosts[i] ? "NotReady: its agent does not heartbeat" : "no such Host");
         if (!strcmp(m->component, "etcd")) {
-            int port = (int)json_integer_value(json_object_get(m->ports, "client"));
-            struct kf_probe p = { .type = KF_PROBE_HTTP,
-                                  .host = m->address,
-                                  .port = port,
-                                  .path = "/health",
-                                  .https = true,
-                                  .ca_file = ca,
-                                  .cert_file = crt,
-                                  .key_file = key,
-                                  .timeout_ms = PROBE_TIMEOUT_MS };
-            struct kf_strbuf detail = KF_STRBUF_INIT;
-
             h->etcd_total++;
-            if (port > 0 && kf_probe_check(&p, &detail))
+            if (ready)
                 h->etcd_healthy++;
             else
-                note(&h->etcd_problems, "%s on %s: %s", m->name, v->hosts[i],
-                     port > 0 ? (detail.len ? detail.buf : "not healthy") : "no port yet");
-            kf_strbuf_release(&detail);
+                note(&h->etcd_problems, "%s on %s: %s%s%s", m->name, v->hosts[i],
+                     hready ? phase : "its host is NotReady",
+                     hready && kf_json_path(obj, "status.message") ? ": " : "",
+                     hready ? kf_json_str(obj, "status.message", "") : "");
         }
         if (!optional) {
             size_t k = 0;
@@ -909,10 +920,6 @@ static void check_health(struct lc *d, const char *cluster, struct lc_view *v, j
                  kf_json_path(obj, "status.message") ? ": " : "",
                  kf_json_str(obj, "status.message", ""));
     }
-    free(dir);
-    free(ca);
-    free(crt);
-    free(key);
 }
 
 static json_t *condition(const json_t *old_conds, const char *type, bool ok, const char *reason,
@@ -1123,7 +1130,7 @@ static void judge(struct lc *d, const char *name, struct lc_view *v, json_t **ho
                   const json_t *profile, const char *endpoint_url, struct health *h,
                   struct verdict *vd)
 {
-    check_health(d, name, v, hosts, profile, h);
+    check_health(v, hosts, profile, h);
     for (size_t k = 0; k < h->n_comps; k++)
         if (h->comps[k].ready == 0)
             note(&vd->gaps, "%s (none of %zu ready)", h->comps[k].name, h->comps[k].members);
