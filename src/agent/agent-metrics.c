@@ -20,7 +20,7 @@
 #include <microhttpd.h>
 
 #include "kfleet/api.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
 #include "agent/agent.h"
 

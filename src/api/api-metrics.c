@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "kfleet/kind.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/store.h"
 #include "api/api-internal.h"
 

@@ -51,7 +51,7 @@
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
 #include "kfleet/selector.h"

@@ -15,7 +15,7 @@
 
 #include "kfleet/catalog.h"
 #include "kfleet/grade.h"
-#include "kfleet/guest-etcd.h"
+#include "kfleet/catalog-etcd.h"
 #include "kfleet/json.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"

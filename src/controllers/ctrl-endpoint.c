@@ -48,7 +48,7 @@
 
 #include <jansson.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"

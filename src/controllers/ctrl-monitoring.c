@@ -36,19 +36,19 @@
 
 #include <jansson.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obj.h"
 #include "kfleet/json.h"
 #include "kfleet/registry.h"
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
-#include "controllers/ctrl-internal.h"
+#include "ctrlrt/ctrlrt-internal.h"
 #include "controllers/ctrl-monitoring.h"
 
 KF_LOG_MODULE(monitoring);

@@ -24,7 +24,7 @@
 #include <errno.h>
 
 #include "kfleet/api.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"

@@ -26,7 +26,7 @@
 #include <errno.h>
 
 #include "kfleet/cidr.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/ipam.h"
 #include "kfleet/json.h"

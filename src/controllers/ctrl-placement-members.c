@@ -23,7 +23,7 @@
 #include <errno.h>
 
 #include "kfleet/capacity.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"

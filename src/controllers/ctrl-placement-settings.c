@@ -26,7 +26,7 @@
 #include <math.h>
 
 #include "kfleet/catalog.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/obj.h"

@@ -38,7 +38,7 @@
 #include "kfleet/api.h"
 #include "kfleet/capacity.h"
 #include "kfleet/cidr.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"

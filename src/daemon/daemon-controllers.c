@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
 #include "daemon/daemon.h"

@@ -22,7 +22,7 @@
 #include "kfleet/kind.h"
 #include "kfleet/lease-share.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
 #include "daemon/daemon.h"
 

@@ -27,7 +27,7 @@
 #include "kfleet/api.h"
 #include "kfleet/election.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"

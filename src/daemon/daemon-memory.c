@@ -11,7 +11,7 @@
  */
 #include <malloc.h>
 
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "daemon/daemon.h"
 
 static void collect_heap(struct kf_metric *f, void *arg)

@@ -21,7 +21,7 @@
 #include <curl/curl.h>
 
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/strbuf.h"
 #include "monitoring/mon-internal.h"

@@ -8,7 +8,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -31,7 +31,7 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -40,7 +40,7 @@
 #include "kfleet/smap.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
-#include "controllers/ctrl-internal.h"
+#include "ctrlrt/ctrlrt-internal.h"
 
 KF_LOG_MODULE(informer);
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/obj.h"

@@ -35,7 +35,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 enum spawn_stage {
     STAGE_FORK = 1,

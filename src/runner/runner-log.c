@@ -18,7 +18,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 static char *rotated_name(const char *path, int i)
 {

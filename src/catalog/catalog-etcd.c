@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "kfleet/base.h"
-#include "kfleet/guest-etcd.h"
+#include "kfleet/catalog-etcd.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"
 

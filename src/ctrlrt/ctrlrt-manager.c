@@ -8,13 +8,13 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
-#include "controllers/ctrl-internal.h"
+#include "ctrlrt/ctrlrt-internal.h"
 
 KF_LOG_MODULE(ctrl);
 

@@ -38,7 +38,7 @@
 #include "kfleet/base.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 KF_LOG_MODULE(runner);
 

@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/smap.h"
 
 #define BACKOFF_BASE_MS 5

@@ -20,7 +20,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 #define STATE_MAGIC  "kfleet-state 1"
 #define RESULT_MAGIC "kfleet-result 1"

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "kfleet/json.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/obj.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-monitoring.h"

@@ -24,7 +24,7 @@
 #include "kfleet/base.h"
 #include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 #define SIM_PID_BASE 5000000 /* above PID_MAX_LIMIT (4194304) */
 
