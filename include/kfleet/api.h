@@ -193,12 +193,4 @@ typedef int (*kf_api_handler_fn)(void *arg, const char *method, const char *rest
 int kf_api_add_handler(struct kf_api *api, const char *prefix, const char *resource,
                        kf_api_handler_fn fn, void *arg);
 
-/* Splits "HOST:PORT" / "[V6]:PORT". -EINVAL with a message on a bad one;
- * ret_host is allocated (without brackets). */
-int kf_api_parse_listen(const char *listen, char **ret_host, uint16_t *ret_port,
-                        struct kf_strbuf *err);
-/* True when every address HOST resolves to is a loopback address
- * (127.0.0.0/8, ::1, "localhost"). */
-bool kf_api_host_is_loopback(const char *host);
-
 #endif

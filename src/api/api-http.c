@@ -2,8 +2,8 @@
  * target (libmicrohttpd's own decoding does not turn '+' into a space, which
  * Go clients such as kubectl use in selectors, so the raw target is decoded
  * here), reading Accept headers (the media ranges and the g/v/as/profile
- * parameters that choose a Table or aggregated discovery), listen
- * addresses, replies and Kubernetes Status objects. */
+ * parameters that choose a Table or aggregated discovery), replies and
+ * Kubernetes Status objects. Listen addresses are base's (base-listen.c). */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -264,69 +264,6 @@ bool api_media_range_is_json(const struct api_media_range *m)
     return !m->refused && !m->as[0] &&
            (strcmp(m->type, "application/json") == 0 || strcmp(m->type, "application/*") == 0 ||
             strcmp(m->type, "*/*") == 0);
-}
-
-/* --- listen addresses --------------------------------------------------- */
-
-int kf_api_parse_listen(const char *listen, char **ret_host, uint16_t *ret_port,
-                        struct kf_strbuf *err)
-{
-    const char *colon, *host_start, *host_end;
-    int64_t port;
-
-    if (!listen || !*listen)
-        return kf_err(err, -EINVAL, "empty listen address: use HOST:PORT, e.g. 127.0.0.1:7480");
-    if (listen[0] == '[') {
-        host_start = listen + 1;
-        host_end = strchr(listen, ']');
-        if (!host_end || host_end[1] != ':')
-            return kf_err(err, -EINVAL, "listen address \"%s\": use [IPV6]:PORT", listen);
-        colon = host_end + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon || strchr(listen, ':') != colon)
-            return kf_err(err, -EINVAL,
-                          "listen address \"%s\": use HOST:PORT (IPv6 as [ADDR]:PORT)", listen);
-        host_start = listen;
-        host_end = colon;
-    }
-    if (kf_parse_int64(colon + 1, &port) < 0 || port < 0 || port > 65535)
-        return kf_err(err, -EINVAL, "listen address \"%s\": port must be 0..65535", listen);
-    if (host_end == host_start)
-        return kf_err(err, -EINVAL, "listen address \"%s\" has no host (0.0.0.0 for every one)",
-                      listen);
-    *ret_host = kf_xstrndup(host_start, (size_t)(host_end - host_start));
-    *ret_port = (uint16_t)port;
-    return 0;
-}
-
-bool kf_api_host_is_loopback(const char *host)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    bool loopback = true;
-
-    if (!host || !*host)
-        return false;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-        return false;
-    for (struct addrinfo *a = res; a; a = a->ai_next) {
-        if (a->ai_family == AF_INET) {
-            const struct sockaddr_in *sin = (const struct sockaddr_in *)a->ai_addr;
-
-            if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127)
-                loopback = false;
-        } else if (a->ai_family == AF_INET6) {
-            const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)a->ai_addr;
-
-            if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
-                loopback = false;
-        } else {
-            loopback = false;
-        }
-    }
-    freeaddrinfo(res);
-    return loopback;
 }
 
 /* --- replies ------------------------------------------------------------ */

@@ -125,7 +125,7 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     pthread_rwlock_init(&api->actions_lock, NULL);
     pthread_mutex_init(&api->docs_lock, NULL);
 
-    r = kf_api_parse_listen(api->listen, &api->host, &api->port, err);
+    r = kf_parse_listen(api->listen, &api->host, &api->port, err);
     if (r < 0)
         goto fail;
     if (!c->tls_cert_file != !c->tls_key_file) {
@@ -144,7 +144,7 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
         r = api_tokens_load(api->token_file, &api->tokens, err);
         if (r < 0)
             goto fail;
-    } else if (!kf_api_host_is_loopback(api->host)) {
+    } else if (!kf_host_is_loopback(api->host)) {
         r = kf_err(err, -EINVAL,
                    "refusing to listen on \"%s\" without authentication: it is not a loopback "
                    "address; give --token-file FILE (lines \"token,user,role\") or listen on "

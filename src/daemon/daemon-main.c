@@ -524,7 +524,7 @@ static int start_monitoring(const struct config *c, struct kf_daemon *d, struct 
         char *host = NULL;
         uint16_t port = 0;
 
-        r = kf_api_parse_listen(c->api.listen, &host, &port, err);
+        r = kf_parse_listen(c->api.listen, &host, &port, err);
         if (r == 0) {
             bool any = !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host;
 

@@ -1452,35 +1452,3 @@ int kf_runner_event_fd(struct kf_runner *r)
         return -EOPNOTSUPP;
     return kf_agent_real_event_fd(r);
 }
-
-/* --- kf_argv ------------------------------------------------------------------------------ */
-
-void kf_argv_add(struct kf_argv *a, const char *s)
-{
-    KF_GROW(a->v, a->alloc, a->n + 1);
-    a->v[a->n++] = kf_xstrdup(s);
-    a->v[a->n] = NULL;
-}
-
-void kf_argv_addf(struct kf_argv *a, const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-
-    va_start(ap, fmt);
-    s = kf_xvasprintf(fmt, ap);
-    va_end(ap);
-    KF_GROW(a->v, a->alloc, a->n + 1);
-    a->v[a->n++] = s;
-    a->v[a->n] = NULL;
-}
-
-void kf_argv_release(struct kf_argv *a)
-{
-    if (!a)
-        return;
-    for (size_t i = 0; i < a->n; i++)
-        free(a->v[i]);
-    free(a->v);
-    memset(a, 0, sizeof(*a));
-}

@@ -85,28 +85,28 @@ static void test_listen(void **state)
     char *host;
     uint16_t port;
 
-    assert_int_equal(kf_api_parse_listen("127.0.0.1:7480", &host, &port, &err), 0);
+    assert_int_equal(kf_parse_listen("127.0.0.1:7480", &host, &port, &err), 0);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 7480);
     free(host);
-    assert_int_equal(kf_api_parse_listen("[::1]:0", &host, &port, &err), 0);
+    assert_int_equal(kf_parse_listen("[::1]:0", &host, &port, &err), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 0);
     free(host);
-    assert_int_equal(kf_api_parse_listen("::1:80", &host, &port, &err), -EINVAL);
-    assert_int_equal(kf_api_parse_listen("host", &host, &port, &err), -EINVAL);
-    assert_int_equal(kf_api_parse_listen("h:70000", &host, &port, &err), -EINVAL);
-    assert_int_equal(kf_api_parse_listen(":80", &host, &port, &err), -EINVAL);
+    assert_int_equal(kf_parse_listen("::1:80", &host, &port, &err), -EINVAL);
+    assert_int_equal(kf_parse_listen("host", &host, &port, &err), -EINVAL);
+    assert_int_equal(kf_parse_listen("h:70000", &host, &port, &err), -EINVAL);
+    assert_int_equal(kf_parse_listen(":80", &host, &port, &err), -EINVAL);
     assert_non_null(strstr(err.buf, "0.0.0.0"));
 
-    assert_true(kf_api_host_is_loopback("127.0.0.1"));
-    assert_true(kf_api_host_is_loopback("127.1.2.3"));
-    assert_true(kf_api_host_is_loopback("::1"));
-    assert_true(kf_api_host_is_loopback("localhost"));
-    assert_false(kf_api_host_is_loopback("0.0.0.0"));
-    assert_false(kf_api_host_is_loopback("::"));
-    assert_false(kf_api_host_is_loopback("10.1.2.3"));
-    assert_false(kf_api_host_is_loopback(""));
+    assert_true(kf_host_is_loopback("127.0.0.1"));
+    assert_true(kf_host_is_loopback("127.1.2.3"));
+    assert_true(kf_host_is_loopback("::1"));
+    assert_true(kf_host_is_loopback("localhost"));
+    assert_false(kf_host_is_loopback("0.0.0.0"));
+    assert_false(kf_host_is_loopback("::"));
+    assert_false(kf_host_is_loopback("10.1.2.3"));
+    assert_false(kf_host_is_loopback(""));
     kf_strbuf_release(&err);
 }
 
