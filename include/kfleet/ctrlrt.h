@@ -197,7 +197,7 @@ int kf_workqueue_wait_idle(struct kf_workqueue *q, int timeout_ms);
 
 /* --- kfleetd's controllers ---------------------------------------------- */
 
-struct kf_api;
+struct kf_api_actions;
 struct kf_capacity_options;
 struct kf_endpoints;
 struct kf_lifecycle_options;
@@ -213,10 +213,10 @@ struct kf_ctrl_env {
     struct kf_metrics *metrics;    /* add the controller's own families here */
     struct kf_lease_table *leases; /* host heartbeats (kfleet/lease.h) */
     const char *data_dir;          /* kfleetd's --data-dir */
-    /* The API server, not yet listening: a controller may add actions
-     * (kf_api_add_action) that read its state; kfleetd stops the API before
-     * the controllers. NULL in tests without a server. */
-    struct kf_api *api;
+    /* The API server's actions (kfleet/api-action.h), not yet listening: a
+     * controller may add actions that read its state; kfleetd stops the API
+     * before the controllers. NULL in tests without a server. */
+    const struct kf_api_actions *actions;
     /* Options of the capacity controllers (kfleet/capacity.h); NULL: defaults. */
     const struct kf_capacity_options *capacity;
     /* Which controllers of the table run (kfleetd --controllers): NULL or

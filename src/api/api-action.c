@@ -1,5 +1,6 @@
 /* api-action.c: actions, the endpoints that other parts of kfleetd compute
- * (contract in kfleet/api.h).
+ * (contract in kfleet/api.h and kfleet/api-action.h, the interface the
+ * controllers see).
  *
  * An action may be added (and bound to a function) at any time, and
  * unbound again: the placement controller binds explain and plan when its
@@ -113,6 +114,24 @@ int kf_api_remove_action(struct kf_api *api, const char *method, const struct kf
         nanosleep(&ts, NULL);
     }
     return 0;
+}
+
+static int actions_add(void *api, const struct kf_api_action *a)
+{
+    return kf_api_add_action(api, a);
+}
+
+static int actions_remove(void *api, const char *method, const struct kf_kind *kind,
+                          const char *name)
+{
+    return kf_api_remove_action(api, method, kind, name);
+}
+
+const struct kf_api_actions *kf_api_actions(struct kf_api *api)
+{
+    /* The same values on every call, so concurrent callers agree. */
+    api->actions_if = (struct kf_api_actions){ api, actions_add, actions_remove };
+    return &api->actions_if;
 }
 
 void api_actions_free(struct kf_api *api)

@@ -290,12 +290,3 @@ void api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const char 
     if (!count)
         kf_strbuf_addstr(out, "no role");
 }
-
-const char *kf_api_user_host(const char *user)
-{
-    size_t n = strlen(KF_API_HOST_USER_PREFIX);
-
-    if (!user || strncmp(user, KF_API_HOST_USER_PREFIX, n) != 0 || !user[n])
-        return NULL;
-    return user + n;
-}

@@ -166,7 +166,8 @@ struct kf_api {
     pthread_rwlock_t actions_lock; /* the array; each action's binding */
     struct api_action **actions;   /* never freed before kf_api_free */
     size_t n_actions, alloc_actions;
-    struct kf_lease_table *leases; /* heartbeats (api-heartbeat.c), NULL: not served */
+    struct kf_api_actions actions_if; /* kf_api_actions() */
+    struct kf_lease_table *leases;    /* heartbeats (api-heartbeat.c), NULL: not served */
 
     size_t inflight;          /* atomic: requests between URI and completion */
     uint64_t body_rejections; /* atomic: 413s */

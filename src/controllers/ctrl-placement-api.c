@@ -1,5 +1,5 @@
 /* ctrl-placement-api.c: the placement controller's two actions, served by
- * the API server (kf_api_add_action) while this controller runs (a leader
+ * the API server (through kf_api_actions_add) while this controller runs (a leader
  * term), computed on the controller's own capacity model with the same
  * library calls the decisions use:
  *
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <errno.h>
 
-#include "kfleet/api.h"
+#include "kfleet/api-action.h"
 #include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
@@ -303,18 +303,18 @@ void place_api_bind(struct place_ctrl *d)
         .arg = d,
     };
 
-    if (!d->api)
+    if (!d->actions)
         return;
-    kf_api_add_action(d->api, &ex);
-    kf_api_add_action(d->api, &pl);
+    kf_api_actions_add(d->actions, &ex);
+    kf_api_actions_add(d->actions, &pl);
 }
 
 void place_api_unbind(struct place_ctrl *d)
 {
-    if (!d->api)
+    if (!d->actions)
         return;
-    kf_api_remove_action(d->api, "GET", &kf_kind_guestcluster, "explain");
-    kf_api_remove_action(d->api, "POST", NULL, "plan");
+    kf_api_actions_remove(d->actions, "GET", &kf_kind_guestcluster, "explain");
+    kf_api_actions_remove(d->actions, "POST", NULL, "plan");
 }
 
 /* For tests without a server. */

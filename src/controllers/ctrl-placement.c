@@ -35,7 +35,7 @@
 #include <string.h>
 #include <errno.h>
 
-#include "kfleet/api.h"
+#include "kfleet/api-action.h"
 #include "kfleet/capacity.h"
 #include "kfleet/cidr.h"
 #include "kfleet/ctrlrt.h"
@@ -1034,7 +1034,7 @@ int kf_ctrl_placement_init(const struct kf_ctrl_env *env, void **ret, struct kf_
     }
     d = kf_xcalloc(1, sizeof(*d));
     d->reg = env->reg;
-    d->api = env->api;
+    d->actions = env->actions;
     d->rec = kf_recorder_new(env->reg, "placement");
     if (o->grades)
         d->grades = *o->grades;

@@ -27,7 +27,7 @@
 #include "kfleet/smap.h"
 #include "controllers/ctrl-capacity.h"
 
-struct kf_api;
+struct kf_api_actions;
 struct kf_ctrl;
 struct kf_informer;
 struct kf_recorder;
@@ -38,7 +38,7 @@ struct place_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
     struct kf_recorder *rec;
-    struct kf_api *api;
+    const struct kf_api_actions *actions;
     struct cap_model *model; /* shared with the other capacity controller (cap_model_shared) */
     struct kf_grade_table grades;
     struct kf_grade_shift_policy shift;

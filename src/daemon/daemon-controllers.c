@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kfleet/api.h"
 #include "kfleet/ctrlrt.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
@@ -27,7 +28,7 @@ int kf_daemon_controllers_start(struct kf_daemon *d, struct kf_strbuf *err)
         .metrics = d->metrics,
         .leases = d->leases,
         .data_dir = d->data_dir,
-        .api = d->api,
+        .actions = d->api ? kf_api_actions(d->api) : NULL,
         .capacity = d->capacity,
         .enabled = d->controllers_enabled,
         .monitoring = d->mon,

@@ -629,7 +629,7 @@ int main(int argc, char **argv)
         kf_log_info("endpoints: %s, HAProxy configurations under %s", kf_ep_mode_name(c.endpoints),
                     kf_endpoints_root(d.endpoints));
     }
-    r = kf_lifecycle_add_actions(d.api, d.reg, d.store, &lc_actions, &err);
+    r = kf_lifecycle_add_actions(kf_api_actions(d.api), d.reg, d.store, &lc_actions, &err);
     if (r < 0) {
         kf_log_err("%s", err.buf);
         exit_code = EXIT_RUNTIME;
