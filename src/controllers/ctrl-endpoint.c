@@ -48,7 +48,7 @@
 
 #include <jansson.h>
 
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"

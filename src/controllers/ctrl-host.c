@@ -37,7 +37,7 @@
 #include <pthread.h>
 
 #include "kfleet/capacity.h"
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"

@@ -40,7 +40,7 @@
 #include <string.h>
 
 #include "kfleet/catalog.h"
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"

@@ -36,7 +36,7 @@
 
 #include <jansson.h>
 
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/kind.h"

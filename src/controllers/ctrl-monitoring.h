@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obs.h"
 

@@ -38,7 +38,7 @@
 #include "kfleet/api-action.h"
 #include "kfleet/capacity.h"
 #include "kfleet/cidr.h"
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"

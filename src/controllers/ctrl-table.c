@@ -12,7 +12,7 @@
 
 #include "kfleet/broadcast.h"
 #include "kfleet/capacity.h"
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/kind.h"
 #include "kfleet/lifecycle.h"

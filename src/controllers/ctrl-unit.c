@@ -39,7 +39,7 @@
 #include <math.h>
 
 #include "kfleet/capacity.h"
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "kfleet/api.h"
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
 #include "daemon/daemon.h"

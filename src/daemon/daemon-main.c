@@ -23,7 +23,7 @@
 #include "kfleet/api.h"
 #include "kfleet/capacity.h"
 #include "kfleet/lifecycle.h"
-#include "kfleet/ctrlrt.h"
+#include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/lease.h"
