@@ -55,7 +55,7 @@ static int decode(const char *s, size_t len, bool plus_is_space, char **ret, str
     return 0;
 }
 
-void api_query_release(struct api_query *q)
+void kf_api_query_release(struct api_query *q)
 {
     for (size_t i = 0; i < q->n; i++) {
         free(q->keys[i]);
@@ -66,8 +66,8 @@ void api_query_release(struct api_query *q)
     memset(q, 0, sizeof(*q));
 }
 
-int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
-                  struct kf_strbuf *err)
+int kf_api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
+                     struct kf_strbuf *err)
 {
     const char *qmark = strchr(raw, '?');
     size_t plen = qmark ? (size_t)(qmark - raw) : strlen(raw);
@@ -97,7 +97,7 @@ int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
                 if (r < 0) {
                     free(k);
                     free(path);
-                    api_query_release(&q);
+                    kf_api_query_release(&q);
                     return r;
                 }
                 KF_GROW(q.keys, q.alloc, q.n);
@@ -116,7 +116,7 @@ int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
     return 0;
 }
 
-const char *api_query_get(const struct api_query *q, const char *key)
+const char *kf_api_query_get(const struct api_query *q, const char *key)
 {
     for (size_t i = q->n; i > 0; i--)
         if (strcmp(q->keys[i - 1], key) == 0)
@@ -124,9 +124,9 @@ const char *api_query_get(const struct api_query *q, const char *key)
     return NULL;
 }
 
-int api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err)
+int kf_api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err)
 {
-    const char *v = api_query_get(q, key);
+    const char *v = kf_api_query_get(q, key);
 
     if (!v || !*v || strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
         /* "?watch" alone means true, as in Kubernetes */
@@ -141,7 +141,7 @@ int api_query_bool(const struct api_query *q, const char *key, bool *ret, struct
                   v);
 }
 
-const char *api_header(struct api_request *req, const char *name)
+const char *kf_api_header(struct api_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
@@ -219,7 +219,7 @@ static void media_param(struct api_media_range *m, const char *s, size_t len)
         m->refused = q_is_zero(value, vlen);
 }
 
-bool api_accept_next(const char **pos, struct api_media_range *ret)
+bool kf_api_accept_next(const char **pos, struct api_media_range *ret)
 {
     const char *p = *pos;
     bool first = true;
@@ -259,7 +259,7 @@ bool api_accept_next(const char **pos, struct api_media_range *ret)
     return true;
 }
 
-bool api_media_range_is_json(const struct api_media_range *m)
+bool kf_api_media_range_is_json(const struct api_media_range *m)
 {
     return !m->refused && !m->as[0] &&
            (strcmp(m->type, "application/json") == 0 || strcmp(m->type, "application/*") == 0 ||
@@ -268,8 +268,8 @@ bool api_media_range_is_json(const struct api_media_range *m)
 
 /* --- replies ------------------------------------------------------------ */
 
-int api_reply(struct api_request *req, unsigned int code, const char *content_type,
-              struct kf_strbuf *body)
+int kf_api_reply(struct api_request *req, unsigned int code, const char *content_type,
+                 struct kf_strbuf *body)
 {
     struct MHD_Response *resp;
     size_t len;
@@ -294,33 +294,33 @@ int api_reply(struct api_request *req, unsigned int code, const char *content_ty
     return r;
 }
 
-int api_reply_text(struct api_request *req, unsigned int code, const char *text)
+int kf_api_reply_text(struct api_request *req, unsigned int code, const char *text)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;
 
     kf_strbuf_addstr(&body, text);
-    return api_reply(req, code, "text/plain; charset=utf-8", &body);
+    return kf_api_reply(req, code, "text/plain; charset=utf-8", &body);
 }
 
-int api_reply_json(struct api_request *req, unsigned int code, json_t *v)
+int kf_api_reply_json(struct api_request *req, unsigned int code, json_t *v)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;
     int r;
 
     kf_json_dump_sb(v, &body);
     json_decref(v);
-    r = api_reply(req, code, "application/json", &body);
+    r = kf_api_reply(req, code, "application/json", &body);
     kf_strbuf_release(&body);
     return r;
 }
 
-void api_resource_name(const struct kf_kind *k, struct kf_strbuf *out)
+void kf_api_resource_name(const struct kf_kind *k, struct kf_strbuf *out)
 {
     kf_strbuf_addf(out, "%s.%s", k->plural, KF_API_GROUP);
 }
 
-json_t *api_status_new(int err, const char *message, const struct kf_kind *k, const char *name,
-                       const struct kf_causes *causes)
+json_t *kf_api_status_new(int err, const char *message, const struct kf_kind *k, const char *name,
+                          const struct kf_causes *causes)
 {
     const struct kf_error_info *info = kf_error_info(err);
     json_t *st = json_object();
@@ -362,16 +362,16 @@ json_t *api_status_new(int err, const char *message, const struct kf_kind *k, co
     return st;
 }
 
-int api_reply_status(struct api_request *req, int err, const char *message,
-                     const struct kf_causes *causes)
+int kf_api_reply_status(struct api_request *req, int err, const char *message,
+                        const struct kf_causes *causes)
 {
     const struct kf_error_info *info = kf_error_info(err);
 
-    return api_reply_json(req, (unsigned int)info->http,
-                          api_status_new(err, message, req->kind, req->name, causes));
+    return kf_api_reply_json(req, (unsigned int)info->http,
+                             kf_api_status_new(err, message, req->kind, req->name, causes));
 }
 
-int api_reply_statusf(struct api_request *req, int err, const char *fmt, ...)
+int kf_api_reply_statusf(struct api_request *req, int err, const char *fmt, ...)
 {
     va_list ap;
     char *msg;
@@ -380,22 +380,22 @@ int api_reply_statusf(struct api_request *req, int err, const char *fmt, ...)
     va_start(ap, fmt);
     msg = kf_xvasprintf(fmt, ap);
     va_end(ap);
-    r = api_reply_status(req, err, msg, NULL);
+    r = kf_api_reply_status(req, err, msg, NULL);
     free(msg);
     return r;
 }
 
-int api_reply_status_http(struct api_request *req, unsigned int code, const char *reason,
-                          const char *message)
+int kf_api_reply_status_http(struct api_request *req, unsigned int code, const char *reason,
+                             const char *message)
 {
-    json_t *st = api_status_new(-EIO, message, NULL, NULL, NULL);
+    json_t *st = kf_api_status_new(-EIO, message, NULL, NULL, NULL);
 
     json_object_set_new(st, "reason", json_string(reason));
     json_object_set_new(st, "code", json_integer(code));
-    return api_reply_json(req, code, st);
+    return kf_api_reply_json(req, code, st);
 }
 
-int api_reply_success(struct api_request *req, unsigned int code, const char *message)
+int kf_api_reply_success(struct api_request *req, unsigned int code, const char *message)
 {
     json_t *st = json_object();
 
@@ -406,5 +406,5 @@ int api_reply_success(struct api_request *req, unsigned int code, const char *me
     if (message)
         json_object_set_new(st, "message", json_string(message));
     json_object_set_new(st, "code", json_integer(code));
-    return api_reply_json(req, code, st);
+    return kf_api_reply_json(req, code, st);
 }

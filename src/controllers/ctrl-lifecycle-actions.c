@@ -42,7 +42,7 @@ static const char *file_text(const json_t *files, const char *name)
 static int load_files(struct lc_actions *a, const char *cluster, json_t **ret,
                       struct kf_strbuf *err)
 {
-    int r = lc_pki_load(a->store, cluster, ret, NULL);
+    int r = kf_lifecycle_pki_load(a->store, cluster, ret, NULL);
 
     if (r == -KF_ENOTFOUND)
         return kf_err(err, -KF_EUNAVAILABLE,
@@ -100,7 +100,7 @@ static int bundle_fn(void *arg, const struct kf_api_call *call, json_t **ret, st
                                         .members = &cm,
                                         .n_members = 1 };
 
-        r = lc_bundle(files, &c, 0, &list, hash);
+        r = kf_lifecycle_bundle(files, &c, 0, &list, hash);
         if (r < 0)
             r = kf_err(err, -KF_EUNAVAILABLE,
                        "the certificates of member \"%s\" are not issued yet", call->name);

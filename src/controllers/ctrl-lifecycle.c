@@ -149,7 +149,7 @@ int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_
     if (!d->opt.endpoint_address)
         d->opt.endpoint_address = "127.0.0.1";
     d->rec = kf_recorder_new(env->reg, "lifecycle");
-    d->ports = lc_ports_new(d->opt.port_min, d->opt.port_max);
+    d->ports = kf_lifecycle_ports_new(d->opt.port_min, d->opt.port_max);
     *ret = d;
     return 0;
 }
@@ -161,7 +161,7 @@ void kf_ctrl_lifecycle_fini(void *data)
     if (!d)
         return;
     kf_recorder_free(d->rec);
-    lc_ports_free(d->ports);
+    kf_lifecycle_ports_free(d->ports);
     free(d->data_dir);
     free(d);
 }
@@ -381,7 +381,7 @@ static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
         kf_strbuf_release(&err);
         return 0;
     }
-    r = lc_pki_remove(d->store, d->data_dir, name);
+    r = kf_lifecycle_pki_remove(d->store, d->data_dir, name);
     if (r < 0) {
         kf_log_warn("cluster \"%s\": cannot remove its PKI: %s", name, strerror(-r));
         kf_strbuf_release(&err);
@@ -486,7 +486,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         return 0;
     if (nm > 0) {
         used = ports_on_address(d, v->address[i]);
-        r = lc_ports_pick(d->ports, v->address[i], used, nm, got);
+        r = kf_lifecycle_ports_pick(d->ports, v->address[i], used, nm, got);
         json_decref(used);
         if (r < 0)
             return kf_err(err, r, "no free port left on %s (range %d-%d) for member %s",
@@ -532,7 +532,7 @@ static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view 
     if (!endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) ||
         strcmp(addr, address) != 0 || port < d->opt.port_min || port > d->opt.port_max) {
         used = ports_on_address(d, address);
-        r = lc_ports_pick(d->ports, address, used, 1, &port);
+        r = kf_lifecycle_ports_pick(d->ports, address, used, 1, &port);
         json_decref(used);
         if (r < 0) {
             kf_err(err, r, "no free port left on %s (range %d-%d) for the apiserver endpoint",
@@ -549,7 +549,7 @@ out:
 
 /* --- the cluster's view -------------------------------------------------------- */
 
-void lc_view_release(struct lc_view *v)
+void kf_lifecycle_view_release(struct lc_view *v)
 {
     for (size_t i = 0; i < v->n; i++)
         json_decref(v->objs[i]);
@@ -668,7 +668,7 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const c
             .apiserver_url = endpoint_url,
         };
 
-        r = lc_pki_ensure(d->store, d->data_dir, &in, ret_files, err);
+        r = kf_lifecycle_pki_ensure(d->store, d->data_dir, &in, ret_files, err);
     }
     for (size_t i = 0; i < ne; i++)
         free(eips[i]);
@@ -693,7 +693,7 @@ static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *
 
     if (r < 0)
         return r;
-    if (lc_bundle(files, &v->c, i, NULL, hash) < 0) {
+    if (kf_lifecycle_bundle(files, &v->c, i, NULL, hash) < 0) {
         free(binary);
         json_decref(args);
         json_decref(probe);
@@ -844,7 +844,7 @@ static bool optional_component(const json_t *profile, const char *component)
 static void check_health(struct lc *d, const char *cluster, struct lc_view *v, json_t **hosts,
                          const json_t *profile, struct health *h)
 {
-    char *dir = lc_pki_dir(d->data_dir, cluster);
+    char *dir = kf_lifecycle_pki_dir(d->data_dir, cluster);
     char *ca = kf_xasprintf("%s/etcd/ca.crt", dir), *crt = kf_xasprintf("%s/etcd/client.crt", dir);
     char *key = kf_xasprintf("%s/etcd/client.key", dir);
 
@@ -1035,7 +1035,7 @@ static bool provisioned(const json_t *gc)
 static bool endpoint_answers(struct lc *d, const char *cluster, const char *url,
                              struct kf_strbuf *detail)
 {
-    char *dir = lc_pki_dir(d->data_dir, cluster), *ca = kf_xasprintf("%s/ca.crt", dir);
+    char *dir = kf_lifecycle_pki_dir(d->data_dir, cluster), *ca = kf_xasprintf("%s/ca.crt", dir);
     char addr[KF_EP_ADDR_MAX];
     int port = 0;
     bool ok = false;
@@ -1072,9 +1072,9 @@ static void sync_nodes(struct lc *d, const json_t *gc, const char *endpoint_url,
 
     if (want <= 0 && kf_json_int(gc, "status.nodes.registered", 0) <= 0)
         return;
-    dir = lc_pki_dir(d->data_dir, kf_obj_name(gc));
-    if (lc_nodes_sync(dir, endpoint_url, want, (unsigned)KF_MIN(KF_MAX(max_pods, 1), 1024), &n,
-                      &err) < 0) {
+    dir = kf_lifecycle_pki_dir(d->data_dir, kf_obj_name(gc));
+    if (kf_lifecycle_nodes_sync(dir, endpoint_url, want,
+                                (unsigned)KF_MIN(KF_MAX(max_pods, 1), 1024), &n, &err) < 0) {
         st = json_pack("{s:I, s:s}", "simulated", (json_int_t)want, "message", err.buf);
         /* keep the last counts: the guest did not answer this time */
         json_object_set(st, "registered",
@@ -1477,7 +1477,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
         /* gone: its PKI goes once no member is left */
         n = cluster_members(d, name, &ms);
         if (n == 0)
-            r = lc_pki_remove(d->store, d->data_dir, name);
+            r = kf_lifecycle_pki_remove(d->store, d->data_dir, name);
         else
             r = 0;
         members_free(ms, n);
@@ -1547,7 +1547,7 @@ out:
     for (size_t i = 0; hosts && i < v.n; i++)
         json_decref(hosts[i]);
     free(hosts);
-    lc_view_release(&v);
+    kf_lifecycle_view_release(&v);
     json_decref(files);
     json_decref(flags);
     json_decref(profile);

@@ -160,7 +160,7 @@ struct kf_runner {
  * r->lock held. */
 struct runner_backend {
     const char *name;
-    bool self_driven; /* runs core_run from its own thread */
+    bool self_driven; /* runs kf_runner_core_run from its own thread */
     int (*init)(struct kf_runner *r, struct kf_strbuf *err);
     /* Tear down threads and fds; processes keep running. */
     void (*destroy)(struct kf_runner *r);
@@ -172,7 +172,7 @@ struct runner_backend {
     /* Signals p's main process only, if it is still the one started (pid
      * and start time): 0 or -ESRCH. NULL: not supported (sim). */
     int (*signal)(struct kf_runner *r, struct rproc *p, int sig);
-    /* Runs probe `which` of p; the result comes back via core_probe_result
+    /* Runs probe `which` of p; the result comes back via kf_runner_core_probe_result
      * with `gen`. */
     void (*probe)(struct kf_runner *r, struct rproc *p, enum probe_which which, uint64_t gen);
     /* Delivers what is due (sim); checks unwatched processes (real). */
@@ -208,20 +208,21 @@ int kf_agent_real_event_fd(struct kf_runner *r);
 int64_t kf_agent_mono_ms(void);
 /* Processes everything due at `now`; returns the next monotonic deadline
  * (INT64_MAX: none). */
-int64_t core_run(struct kf_runner *r, int64_t now);
+int64_t kf_runner_core_run(struct kf_runner *r, int64_t now);
 /* p's process is gone. */
-void core_proc_exited(struct kf_runner *r, struct rproc *p, const struct kf_proc_exit *ex);
+void kf_runner_core_proc_exited(struct kf_runner *r, struct rproc *p,
+                                const struct kf_proc_exit *ex);
 /* A probe finished. Stale results (gen) are ignored. */
-void core_probe_result(struct kf_runner *r, uint64_t gen, enum probe_which which, bool ok,
-                       const char *detail);
-struct rproc *core_find(struct kf_runner *r, const char *name);
-struct rproc *core_find_id(struct kf_runner *r, uint64_t id);
+void kf_runner_core_probe_result(struct kf_runner *r, uint64_t gen, enum probe_which which, bool ok,
+                                 const char *detail);
+struct rproc *kf_runner_core_find(struct kf_runner *r, const char *name);
+struct rproc *kf_runner_core_find_id(struct kf_runner *r, uint64_t id);
 /* A new, empty record added to r (the backends' loaders use it). */
-struct rproc *core_add(struct kf_runner *r, const char *name, enum rproc_kind kind);
+struct rproc *kf_runner_core_add(struct kf_runner *r, const char *name, enum rproc_kind kind);
 /* Hands a loaded result to the pending list (takes ownership of output). */
-void core_add_result(struct kf_runner *r, struct kf_task_result *res);
-void core_hash_spec(const struct rspec *s, char out[65]);
-void rspec_release(struct rspec *s);
+void kf_runner_core_add_result(struct kf_runner *r, struct kf_task_result *res);
+void kf_runner_core_hash_spec(const struct rspec *s, char out[65]);
+void kf_runner_rspec_release(struct rspec *s);
 bool kf_agent_name_valid(const char *name);
 
 /* --- spawn (agent-spawn.c) ------------------------------------------------------- */

@@ -152,7 +152,7 @@ static int parse_i64_range(const char *s, int64_t lo, int64_t hi, int64_t *ret)
 void kf_state_record_release(struct kf_state_record *rec)
 {
     if (rec)
-        rspec_release(&rec->spec);
+        kf_runner_rspec_release(&rec->spec);
 }
 
 int kf_state_parse(const char *text, size_t len, struct kf_state_record *rec)
