@@ -1,4 +1,4 @@
-/* ctrl-capmodel.c: the capacity model: the compact picture of regions,
+/* ctrl-capacity-model.c: the capacity model: the compact picture of regions,
  * units, hosts, control-plane members and guest clusters that placement
  * and unit-status keep from their informers' events (contract in
  * ctrl-capacity.h).

@@ -1,4 +1,4 @@
-/* ctrl-caputil.c: small things the capacity controllers share: Kubernetes
+/* ctrl-capacity-util.c: small things the capacity controllers share: Kubernetes
  * quantities in and out, conditions that keep their transition time,
  * merge patches through the registry, and the read-your-writes barrier
  * (contract in ctrl-capacity.h).

@@ -1,9 +1,9 @@
 /* ctrl-capacity.h: what the capacity controllers (kfleet/capacity.h) share
  * and nothing else needs: quantities, conditions, status patches, the
- * read-your-writes barrier (ctrl-caputil.c), and the capacity model, the
+ * read-your-writes barrier (ctrl-capacity-util.c), and the capacity model, the
  * compact picture of regions, units, hosts, members and clusters that the
  * placement and unit-status controllers keep from their informers'
- * events (ctrl-capmodel.c).
+ * events (ctrl-capacity-model.c).
  */
 #ifndef KF_CTRL_CAPACITY_H
 #define KF_CTRL_CAPACITY_H
@@ -23,7 +23,7 @@ struct kf_kind;
 struct kf_registry;
 struct kf_strbuf;
 
-/* --- ctrl-caputil.c ------------------------------------------------------ */
+/* --- ctrl-capacity-util.c ------------------------------------------------------ */
 
 /* A quantity (string or number) in milli-units; -1 when absent or bad. */
 int64_t kf_cap_qty_milli(const json_t *v);
@@ -67,7 +67,7 @@ int kf_cap_wait_rev(struct kf_informer *inf, int64_t rev, int timeout_ms);
 /* A Profile's spec.heartbeatGrace in ms, 0 when absent. */
 int64_t kf_cap_profile_grace_ms(const json_t *profile);
 
-/* --- ctrl-capmodel.c: the capacity model ------------------------------------ */
+/* --- ctrl-capacity-model.c: the capacity model ------------------------------------ */
 
 struct cap_host;
 struct cap_unit;

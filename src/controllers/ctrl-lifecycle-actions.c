@@ -1,4 +1,4 @@
-/* ctrl-lcactions.c: the API's certificate actions (kfleet/lifecycle.h).
+/* ctrl-lifecycle-actions.c: the API's certificate actions (kfleet/lifecycle.h).
  *
  * They read only the registry and the PKI in the store, so every kfleetd
  * replica answers them, leader or not:

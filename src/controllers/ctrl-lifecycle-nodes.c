@@ -1,4 +1,4 @@
-/* ctrl-lcnodes.c: a guest cluster's simulated nodes (spec.simulatedNodes)
+/* ctrl-lifecycle-nodes.c: a guest cluster's simulated nodes (spec.simulatedNodes)
  * for the lifecycle controller (ctrl-lifecycle.h).
  *
  * Simulated nodes are Node objects in the guest cluster named

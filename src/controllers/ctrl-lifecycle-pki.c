@@ -1,4 +1,4 @@
-/* ctrl-lcpki.c: guest clusters' PKI for the lifecycle controller and the
+/* ctrl-lifecycle-pki.c: guest clusters' PKI for the lifecycle controller and the
  * API's certificate actions (ctrl-lifecycle.h).
  *
  * Where it lives: in the store, under /_pki/<cluster>, as one JSON object

@@ -1,4 +1,4 @@
-/* ctrl-lcports.c: members' ports (ctrl-lifecycle.h).
+/* ctrl-lifecycle-ports.c: members' ports (ctrl-lifecycle.h).
  *
  * The truth is in the members: spec.ports of every member bound to a host
  * with a given address (the caller collects them from its informer). What

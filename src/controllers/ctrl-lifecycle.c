@@ -7,10 +7,10 @@
  * every member bound to a host):
  *
  *   1. ports: a member missing a port its component needs gets one
- *      (ctrl-lcports.c), written to spec.ports; a cluster with apiservers
+ *      (ctrl-lifecycle-ports.c), written to spec.ports; a cluster with apiservers
  *      gets its endpoint's port on its unit's endpoint address;
  *   2. PKI: the cluster's certificates for the members' current addresses
- *      and its endpoint (ctrl-lcpki.c), kept in the store;
+ *      and its endpoint (ctrl-lifecycle-pki.c), kept in the store;
  *   3. members: binary, args, probe and version from the catalog (catalog.h),
  *      the pki-hash annotation of each member's bundle, and the
  *      kfleet.io/agent finalizer, written when they differ;
@@ -22,7 +22,7 @@
  *      Provisioned clusters are looked at again every health_period_ms,
  *      provisioning ones every second;
  *   5. nodes: the simulated Nodes of spec.simulatedNodes, made so through
- *      the endpoint (ctrl-lcnodes.c), counted in status.nodes.
+ *      the endpoint (ctrl-lifecycle-nodes.c), counted in status.nodes.
  *
  * Deleting members (of a deleted cluster, or one placement replaced) lose
  * the kfleet.io/agent finalizer when their agent says status.released, or
@@ -611,7 +611,7 @@ static void add_unique(const char ***v, size_t *n, size_t *alloc, const char *s)
 }
 
 /* The cluster's PKI for its members' addresses and its endpoint (see
- * ctrl-lcpki.c); *ret_files gets path -> PEM. The components' kubeconfigs
+ * ctrl-lifecycle-pki.c); *ret_files gets path -> PEM. The components' kubeconfigs
  * (controller manager, scheduler, KWOK) name the endpoint, so that they
  * follow whichever apiserver is up. */
 static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const char *endpoint_url,
@@ -1057,7 +1057,7 @@ static bool endpoint_answers(struct lc *d, const char *cluster, const char *url,
 }
 
 /* The simulated nodes the spec asks for, made so through the endpoint
- * (ctrl-lcnodes.c), and status.nodes: how many are wanted, registered
+ * (ctrl-lifecycle-nodes.c), and status.nodes: how many are wanted, registered
  * and Ready (a problem in its message). Nothing is done for a cluster
  * that never had any. */
 static void sync_nodes(struct lc *d, const json_t *gc, const char *endpoint_url, json_t *status,

@@ -1,5 +1,5 @@
 /* ctrl-lifecycle.h: what the lifecycle controller's files share
- * (ctrl-lifecycle.c, ctrl-lcpki.c, ctrl-lcports.c, ctrl-lcactions.c);
+ * (ctrl-lifecycle.c, ctrl-lifecycle-pki.c, ctrl-lifecycle-ports.c, ctrl-lifecycle-actions.c);
  * the public part is kfleet/lifecycle.h. */
 #ifndef KF_CTRL_LIFECYCLE_H
 #define KF_CTRL_LIFECYCLE_H
@@ -18,7 +18,7 @@ struct kf_pki_ca;
 struct kf_store;
 struct kf_strbuf;
 
-/* --- ctrl-lcpki.c ------------------------------------------------------------ */
+/* --- ctrl-lifecycle-pki.c ------------------------------------------------------------ */
 
 struct lc_pki_input {
     const char *cluster;
@@ -54,7 +54,7 @@ int kf_lifecycle_kubeconfig_write(const char *dir, const char *file, const char 
                                   struct kf_strbuf *err);
 int kf_lifecycle_rm_rf(const char *path);
 
-/* --- ctrl-lcnodes.c ------------------------------------------------------------ */
+/* --- ctrl-lifecycle-nodes.c ------------------------------------------------------------ */
 
 struct lc_nodes {
     int64_t registered; /* simulated nodes the guest has (of those wanted) */
@@ -68,7 +68,7 @@ struct lc_nodes {
 int kf_lifecycle_nodes_sync(const char *pki_dir, const char *endpoint_url, int64_t want,
                             unsigned max_pods, struct lc_nodes *ret, struct kf_strbuf *err);
 
-/* --- ctrl-lcports.c ----------------------------------------------------------- */
+/* --- ctrl-lifecycle-ports.c ----------------------------------------------------------- */
 
 /* Member ports: per host address (hosts that share an address share its
  * ports, as the three agents of `make run` do on 127.0.0.1). Thread-safe. */

@@ -1,4 +1,4 @@
-/* ctrl-monmodel.c: from objects to the monitoring model.
+/* ctrl-monitoring-model.c: from objects to the monitoring model.
  *
  * Reads Regions, Units, Hosts, ControlPlaneMembers, AlertReceivers and
  * AlertRoutes from the controller's informers and fills a struct
@@ -26,7 +26,7 @@
  * Host's spec.address, else status.address, else 127.0.0.1. The Kubernetes
  * components are scraped with their cluster's monitoring identity (ca.crt,
  * monitoring.crt, monitoring.key of its PKI, which the lifecycle controller
- * issues: ctrl-lcpki.c), read from kfleetd's working copy
+ * issues: ctrl-lifecycle-pki.c), read from kfleetd's working copy
  * <data-dir>/pki/<cluster>/, or from the store's /_pki/<cluster> when this
  * kfleetd has no working copy of that cluster. Until the identity exists,
  * the cluster's Kubernetes members are left out (the controller looks

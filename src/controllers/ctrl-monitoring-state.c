@@ -1,4 +1,4 @@
-/* ctrl-monstate.c: fleet-state metrics, the kube-state-metrics of kfleet.
+/* ctrl-monitoring-state.c: fleet-state metrics, the kube-state-metrics of kfleet.
  *
  * The monitoring controller's watch handlers call kf_monstate_update for every
  * GuestCluster, Host and Unit event; it keeps, per object, the few values

@@ -7,14 +7,14 @@
  *    allocation, requests ratio and water level; hosts and ready hosts per
  *    unit and zone. The watch handlers keep small aggregates up to date as
  *    objects change, so a scrape never walks the store or parses objects
- *    (ctrl-monstate.c).
+ *    (ctrl-monitoring-state.c).
  *
  * 2. With kfleetd --monitoring=external|local, the three-tier stack's
  *    configuration: on any change of a Region, Unit, Host,
  *    ControlPlaneMember, AlertReceiver or AlertRoute (and every 10 s while
  *    a guest cluster's Kubernetes members wait for the monitoring identity
  *    in its PKI, which is not an object) it rebuilds the
- *    monitoring model (struct kf_obs_fleet, ctrl-monmodel.c), renders every
+ *    monitoring model (struct kf_obs_fleet, ctrl-monitoring-model.c), renders every
  *    instance under <data-dir>/monitoring/ (checked with promtool/amtool
  *    whenever an instance's structure changed), reloads the instances whose
  *    structure changed (POST /-/reload, then the reload-success metric),

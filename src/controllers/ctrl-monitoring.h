@@ -1,7 +1,7 @@
 /* ctrl-monitoring.h: what the monitoring controller's files share:
  *   ctrl-monitoring.c  the controller (render, reload, supervise, events)
- *   ctrl-monmodel.c    objects -> struct kf_obs_fleet (+ adapter targets)
- *   ctrl-monstate.c    fleet-state metrics kept up to date by watches
+ *   ctrl-monitoring-model.c    objects -> struct kf_obs_fleet (+ adapter targets)
+ *   ctrl-monitoring-state.c    fleet-state metrics kept up to date by watches
  */
 #ifndef KF_CTRL_MONITORING_H
 #define KF_CTRL_MONITORING_H

@@ -26,7 +26,7 @@
  *      ranges grown when expectedNodes grows; status refreshed.
  *
  * Everything the decisions read comes from the capacity model
- * (ctrl-capmodel.c) that this controller's informer handlers keep; one
+ * (ctrl-capacity-model.c) that this controller's informer handlers keep; one
  * worker decides, so decisions never race each other. explain and plan
  * (ctrl-placement-api.c) read the same model under its lock.
  */

@@ -20,7 +20,7 @@
  *
  * All numbers come from the placement library (kf_unit_water,
  * kf_unit_hosts_needed) on the same capacity model the placement
- * controller decides with (ctrl-capmodel.c), so what a unit shows is what
+ * controller decides with (ctrl-capacity-model.c), so what a unit shows is what
  * placement sees. The model follows Region, Unit, Host, ControlPlaneMember
  * and GuestCluster events; each event queues the units it touches after a
  * short delay, so the members of one placement cost one status write. The

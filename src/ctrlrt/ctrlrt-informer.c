@@ -1,6 +1,6 @@
-/* ctrl-informer.c: one kind's cache of stored objects, fed by a list and
+/* ctrlrt-informer.c: one kind's cache of stored objects, fed by a list and
  * then the store's watch, with indexes and event handlers (contract in
- * kfleet/ctrl.h).
+ * kfleet/ctrlrt.h).
  *
  * The cache holds each object's stored bytes and the index values computed
  * from it, under a read-write lock. Each change is parsed once, on the

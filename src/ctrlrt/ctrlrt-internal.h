@@ -1,4 +1,4 @@
-/* ctrl-internal.h: what the runtime's files share (not for controllers). */
+/* ctrlrt-internal.h: what the runtime's files share (not for controllers). */
 #ifndef KF_CTRL_INTERNAL_H
 #define KF_CTRL_INTERNAL_H
 

@@ -1,6 +1,6 @@
-/* ctrl-runtime.c: the controller manager: owns the informers and the
+/* ctrlrt-manager.c: the controller manager: owns the informers and the
  * controllers, runs their workers and the resync ticker (contract in
- * kfleet/ctrl.h). */
+ * kfleet/ctrlrt.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

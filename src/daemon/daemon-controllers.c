@@ -1,7 +1,7 @@
 /* daemon-controllers.c: the one place where kfleetd starts and stops its
  * controllers.
  *
- * It builds a controller manager (src/controllers/ctrl-runtime.c) over the
+ * It builds a controller manager (src/ctrlrt/ctrlrt-manager.c) over the
  * daemon's store and registry, adds every controller of the table in
  * src/controllers/ctrl-table.c with an environment made from struct
  * kf_daemon, exposes their statistics on /metrics, and starts them (which

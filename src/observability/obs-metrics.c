@@ -1,4 +1,4 @@
-/* obs-metrics.c: the Prometheus metrics registry behind kfleet/metrics.h.
+/* obs-metrics.c: the Prometheus metrics registry behind kfleet/obs-metrics.h.
  *
  * A family keeps its series in insertion order (a growing array, so the
  * exposition is stable from scrape to scrape) and finds them through a

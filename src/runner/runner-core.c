@@ -1,4 +1,4 @@
-/* agent-runner.c: the process runner's state machine, shared by the real
+/* runner-core.c: the process runner's state machine, shared by the real
  * and the simulated backend (runner.h is the contract).
  *
  * Everything here runs with r->lock held. The public functions take the

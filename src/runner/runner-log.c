@@ -1,4 +1,4 @@
-/* agent-log.c: a member's log file with size-based rotation.
+/* runner-log.c: a member's log file with size-based rotation.
  *
  * The real runner reads each process's stdout+stderr from a FIFO and hands
  * the bytes to a kf_logsink, which appends them to <path> and, when the file

@@ -1,4 +1,4 @@
-/* agent-probe.c: HTTP(S) and TCP health probes with libcurl.
+/* runner-probe.c: HTTP(S) and TCP health probes with libcurl.
  *
  * The prober owns one thread that drives a curl multi handle, so a slow or
  * hanging probe (bounded by its timeout) never delays another one or the

@@ -1,14 +1,14 @@
-/* agent-real.c: the real runner backend: processes, files and threads.
+/* runner-real.c: the real runner backend: processes, files and threads.
  *
  * A supervisor thread waits in epoll on: a wake eventfd (the API or the
  * prober changed something), one pidfd per watched process (usually the
- * keeper, see agent-spawn.c) and one FIFO per process carrying its
+ * keeper, see runner-spawn.c) and one FIFO per process carrying its
  * stdout+stderr. After every wake-up it takes the runner's lock, handles
  * exits and output, and calls kf_runner_core_run() for the timers. The prober
- * (agent-probe.c) runs probes on its own thread and reports under the lock.
+ * (runner-probe.c) runs probes on its own thread and reports under the lock.
  *
  * On disk, under the state directory (0700):
- *   members/<name>.state   the record (agent-state.c), written atomically
+ *   members/<name>.state   the record (runner-state.c), written atomically
  *   members/<name>.exit    the keeper's exit record for the last process
  *   members/<name>.fifo    stdout+stderr; the child holds it open read-write,
  *                          so it never gets SIGPIPE while no agent reads

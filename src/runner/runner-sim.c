@@ -1,6 +1,6 @@
-/* agent-sim.c: the simulated runner backend, for `kfleet-agent --simulate N`.
+/* runner-sim.c: the simulated runner backend, for `kfleet-agent --simulate N`.
  *
- * Same state machine as the real runner (agent-runner.c), none of the cost:
+ * Same state machine as the real runner (runner-core.c), none of the cost:
  * no fork, no files, no threads, no file descriptors, so one process can
  * hold the runners of many thousands of virtual hosts. A simulated process
  * gets a pid above the kernel's PID_MAX_LIMIT (so it can never be mistaken

@@ -1,4 +1,4 @@
-/* agent-spawn.c: starting a process through a keeper, and the small /proc
+/* runner-spawn.c: starting a process through a keeper, and the small /proc
  * and file helpers the real runner needs.
  *
  * Why a keeper. A member must survive its agent (the next agent adopts it),

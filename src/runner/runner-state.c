@@ -1,4 +1,4 @@
-/* agent-state.c: the text of the runner's state and result files.
+/* runner-state.c: the text of the runner's state and result files.
  *
  * A state file describes one supervised process so that the next runner
  * can find it again (pid and start time of the process and its keeper), see

@@ -1,5 +1,5 @@
 /* fuzz-runner-state.c: the runner's state and result file parsers
- * (agent-state.c). They read files a crashed or older agent left behind, so
+ * (runner-state.c). They read files a crashed or older agent left behind, so
  * anything must be rejected cleanly; a parsed record must format back into
  * text that parses to the same record. */
 #include <stdint.h>

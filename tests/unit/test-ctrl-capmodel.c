@@ -1,5 +1,5 @@
 /* test-ctrl-capmodel.c: the capacity model that the placement and
- * unit-status controllers share (ctrl-capmodel.c): an event is applied once
+ * unit-status controllers share (ctrl-capacity-model.c): an event is applied once
  * however many controllers handle it, and each of them is handed the change
  * it made; bookkeeping (a host's allocation, a cluster's members) follows
  * members that come, move and go. */

@@ -1,4 +1,4 @@
-/* test-metrics.c: the Prometheus metrics library (kfleet/metrics.h):
+/* test-metrics.c: the Prometheus metrics library (kfleet/obs-metrics.h):
  * exposition text, label escaping, histograms, collected families, the
  * series cap, and a promtool check of the output when promtool exists. */
 #include <setjmp.h>
