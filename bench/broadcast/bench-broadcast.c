@@ -27,7 +27,7 @@
 #include <jansson.h>
 
 #include "kfleet/broadcast.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"

@@ -33,7 +33,7 @@
 
 #include "kfleet/api.h"
 #include "kfleet/capacity.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"

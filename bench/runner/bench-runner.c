@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "kfleet/base.h"
-#include "kfleet/guest-etcd.h"
+#include "kfleet/catalog-etcd.h"
 #include "kfleet/pki.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"

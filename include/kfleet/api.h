@@ -36,6 +36,7 @@
 
 #include <jansson.h>
 
+#include "kfleet/api-action.h"
 #include "kfleet/base.h"
 
 struct kf_kind;
@@ -103,49 +104,6 @@ void kf_api_free(struct kf_api *api);
 
 /* --- actions ------------------------------------------------------------- */
 
-/* Roles, as bits of kf_api_action.roles. */
-#define KF_API_ROLE_ADMIN  (1u << 0)
-#define KF_API_ROLE_EDITOR (1u << 1)
-#define KF_API_ROLE_VIEWER (1u << 2)
-#define KF_API_ROLE_AGENT  (1u << 3)
-#define KF_API_ROLES_ALL   0xfu
-
-/* One call of an action, borrowed for the duration of the call. */
-/* A token's user "host:NAME" (an agent token bound to one host) may fetch
- * the certificates of the members on host NAME only. kf_api_user_host
- * returns NAME for such a user, else NULL (any other user, or NULL). */
-#define KF_API_HOST_USER_PREFIX "host:"
-const char *kf_api_user_host(const char *user);
-
-struct kf_api_call {
-    const char *method; /* "GET", "POST" */
-    const char *name;   /* the object's name (object actions), else NULL */
-    const char *user;   /* NULL when authentication is off */
-    const json_t *body; /* the body parsed as JSON, NULL when there was none */
-    /* the decoded query: the last value of key, or NULL */
-    const char *(*query)(const struct kf_api_call *call, const char *key);
-    const void *priv;
-};
-
-/* Computes the answer. Returns 0 with *ret (a new reference, served as
- * JSON with 200), or a negative kfleet error (error.h: -KF_ENOTFOUND,
- * -KF_EBADREQUEST, -KF_EINVALID, ...) with a message for people in err,
- * served as a Kubernetes Status. Runs on an API thread: it may block
- * briefly, must be thread-safe, and must not call back into the server. */
-typedef int (*kf_api_action_fn)(void *arg, const struct kf_api_call *call, json_t **ret,
-                                struct kf_strbuf *err);
-
-struct kf_api_action {
-    const char *method;         /* "GET" or "POST" */
-    const struct kf_kind *kind; /* object action on .../<plural>/<name>/<name below>; NULL:
-                                   a top-level action at /apis/kfleet.io/v1/<name below> */
-    const char *name;           /* "explain", "plan", "heartbeat": a DNS label, not "status"
-                                   nor (top-level) a kind's plural */
-    unsigned roles;             /* KF_API_ROLE_* allowed (authentication on) */
-    kf_api_action_fn fn;
-    void *arg;
-};
-
 /* Adds an action (copied; arg borrowed until kf_api_remove_action or
  * kf_api_free), at any time: controllers come and go with leader terms.
  * With fn NULL the action is only declared: its path is known and answers
@@ -158,6 +116,9 @@ int kf_api_add_action(struct kf_api *api, const struct kf_api_action *a);
  * 0 or -ENOENT. */
 int kf_api_remove_action(struct kf_api *api, const char *method, const struct kf_kind *kind,
                          const char *name);
+/* The two calls above as the interface of api-action.h, for code below the
+ * API (controllers) that kfleetd hands it to. Lives as long as api. */
+const struct kf_api_actions *kf_api_actions(struct kf_api *api);
 
 /* Serves heartbeats into t (borrowed, must outlive the server): renewals
  * of leases in memory, never store writes. Roles agent and admin.
@@ -192,13 +153,5 @@ typedef int (*kf_api_handler_fn)(void *arg, const char *method, const char *rest
  * only. 0, -EINVAL (a bad prefix), -ENOSPC (too many), -EEXIST. */
 int kf_api_add_handler(struct kf_api *api, const char *prefix, const char *resource,
                        kf_api_handler_fn fn, void *arg);
-
-/* Splits "HOST:PORT" / "[V6]:PORT". -EINVAL with a message on a bad one;
- * ret_host is allocated (without brackets). */
-int kf_api_parse_listen(const char *listen, char **ret_host, uint16_t *ret_port,
-                        struct kf_strbuf *err);
-/* True when every address HOST resolves to is a loopback address
- * (127.0.0.0/8, ::1, "localhost"). */
-bool kf_api_host_is_loopback(const char *host);
 
 #endif

@@ -74,6 +74,25 @@ uint64_t kf_mono_ns(void);
 void kf_time_format_rfc3339(int64_t ms, char *buf, size_t size);
 int kf_time_parse_rfc3339(const char *s, int64_t *ret_ms);
 
+/* A growable, NULL-terminated argv (or env) to build a command line with
+ * (base-argv.c): (const char *const *)a.v is what execve and the runner's
+ * kf_proc_spec want. Zero-initialise; kf_argv_release frees and zeroes. */
+struct kf_argv {
+    char **v; /* NULL-terminated once anything was added; NULL when empty */
+    size_t n, alloc;
+};
+void kf_argv_add(struct kf_argv *a, const char *s);
+void kf_argv_addf(struct kf_argv *a, const char *fmt, ...) KF_PRINTF(2, 3);
+void kf_argv_release(struct kf_argv *a);
+
+/* Listen addresses (base-listen.c). kf_parse_listen splits "HOST:PORT" /
+ * "[V6]:PORT": -EINVAL with a message on a bad one; ret_host is allocated
+ * (without brackets). kf_host_is_loopback is true when every address HOST
+ * resolves to is a loopback address (127.0.0.0/8, ::1, "localhost"). */
+struct kf_strbuf;
+int kf_parse_listen(const char *listen, char **ret_host, uint16_t *ret_port, struct kf_strbuf *err);
+bool kf_host_is_loopback(const char *host);
+
 /* Random bytes from the kernel; aborts if the kernel has none. */
 void kf_random_bytes(void *buf, size_t n);
 /* A UUID v4 string (36 chars + NUL) in buf. */

@@ -2,7 +2,7 @@
  * that other parts of kfleet (agents, the CLI, monitoring) read.
  *
  * Four controllers, each a line in src/controllers/ctrl-table.c, all on the
- * controller runtime (kfleet/ctrl.h):
+ * controller runtime (kfleet/ctrlrt.h):
  *
  *   profiles        installs the six default Profiles (standard, serverless,
  *                   ai, baremetal, edge, windows) when they are absent; never

@@ -7,7 +7,7 @@
  * certificate files it needs, and its command line: a template filled in
  * with the cluster's ranges, ports, certificates and peers. etcd is
  * Debian's /usr/bin/etcd for every version (its argv comes from
- * kf_etcd_member_argv, guest-etcd.h); the Kubernetes binaries are expected
+ * kf_etcd_member_argv, catalog-etcd.h); the Kubernetes binaries are expected
  * at /opt/kfleet/kubernetes/<minor>/bin/<component>, side by side so that a
  * host can run two minors during an upgrade. A component the catalog does
  * not know (cp-addons, virtual-kubelet, ...) runs the program of its own

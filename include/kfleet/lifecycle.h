@@ -82,13 +82,16 @@ extern const struct kf_ctrl_ops kf_ctrl_lifecycle_ops;
 int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
 void kf_ctrl_lifecycle_fini(void *data);
 
-/* Adds the actions above to api (before kf_api_start), reading through reg
- * and store (both borrowed, must outlive api). *ret (set even on failure)
- * is what the actions use: free it with kf_lifecycle_actions_free() after
- * kf_api_free(). */
+/* Adds the actions above through actions (kfleet/api-action.h; kfleetd
+ * passes kf_api_actions() of its server, before kf_api_start), reading
+ * through reg and store (both borrowed, must outlive the server). *ret (set
+ * even on failure) is what the actions use: free it with
+ * kf_lifecycle_actions_free() after kf_api_free(). */
+struct kf_api_actions;
 struct kf_lifecycle_actions;
-int kf_lifecycle_add_actions(struct kf_api *api, struct kf_registry *reg, struct kf_store *store,
-                             struct kf_lifecycle_actions **ret, struct kf_strbuf *err);
+int kf_lifecycle_add_actions(const struct kf_api_actions *actions, struct kf_registry *reg,
+                             struct kf_store *store, struct kf_lifecycle_actions **ret,
+                             struct kf_strbuf *err);
 void kf_lifecycle_actions_free(struct kf_lifecycle_actions *a); /* NULL is fine */
 
 #endif

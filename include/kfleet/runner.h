@@ -144,15 +144,7 @@ struct kf_proc_status {
  * detail when not NULL. Safe from any thread. */
 bool kf_probe_check(const struct kf_probe *probe, struct kf_strbuf *detail);
 
-/* A growable, NULL-terminated argv (or env) to build a spec with:
- * (const char *const *)a.v is what kf_proc_spec wants. */
-struct kf_argv {
-    char **v; /* NULL-terminated once anything was added; NULL when empty */
-    size_t n, alloc;
-};
-void kf_argv_add(struct kf_argv *a, const char *s);
-void kf_argv_addf(struct kf_argv *a, const char *fmt, ...) KF_PRINTF(2, 3);
-void kf_argv_release(struct kf_argv *a);
+/* struct kf_argv, the argv builder for specs, is in kfleet/base.h. */
 
 /* --- runner ---------------------------------------------------------------- */
 

@@ -45,7 +45,7 @@
 #include "kfleet/log.h"
 #include "kfleet/obj.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 #include "agent/agent.h"
 
 KF_LOG_MODULE(agent);

@@ -20,7 +20,7 @@
 #include <microhttpd.h>
 
 #include "kfleet/api.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
 #include "agent/agent.h"
 
@@ -228,7 +228,7 @@ int kf_agent_metrics_start(struct kf_agent *a, struct kf_strbuf *err)
     add_families(a);
     if (!a->cfg.metrics_listen)
         return 0;
-    r = kf_api_parse_listen(a->cfg.metrics_listen, &host, &port, err);
+    r = kf_parse_listen(a->cfg.metrics_listen, &host, &port, err);
     if (r < 0)
         return r;
     gai = getaddrinfo(host, NULL, &hints, &res);

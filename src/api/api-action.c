@@ -1,5 +1,6 @@
 /* api-action.c: actions, the endpoints that other parts of kfleetd compute
- * (contract in kfleet/api.h).
+ * (contract in kfleet/api.h and kfleet/api-action.h, the interface the
+ * controllers see).
  *
  * An action may be added (and bound to a function) at any time, and
  * unbound again: the placement controller binds explain and plan when its
@@ -115,7 +116,25 @@ int kf_api_remove_action(struct kf_api *api, const char *method, const struct kf
     return 0;
 }
 
-void api_actions_free(struct kf_api *api)
+static int actions_add(void *api, const struct kf_api_action *a)
+{
+    return kf_api_add_action(api, a);
+}
+
+static int actions_remove(void *api, const char *method, const struct kf_kind *kind,
+                          const char *name)
+{
+    return kf_api_remove_action(api, method, kind, name);
+}
+
+const struct kf_api_actions *kf_api_actions(struct kf_api *api)
+{
+    /* The same values on every call, so concurrent callers agree. */
+    api->actions_if = (struct kf_api_actions){ api, actions_add, actions_remove };
+    return &api->actions_if;
+}
+
+void kf_api_actions_free(struct kf_api *api)
 {
     for (size_t i = 0; i < api->n_actions; i++) {
         free(api->actions[i]->method);
@@ -128,9 +147,9 @@ void api_actions_free(struct kf_api *api)
     api->n_actions = api->alloc_actions = 0;
 }
 
-const struct api_action *api_action_find(struct kf_api *api, const struct kf_kind *k,
-                                         const char *name, const char *method,
-                                         bool *ret_other_method)
+const struct api_action *kf_api_action_find(struct kf_api *api, const struct kf_kind *k,
+                                            const char *name, const char *method,
+                                            bool *ret_other_method)
 {
     const struct api_action *found = NULL;
 
@@ -153,17 +172,17 @@ const struct api_action *api_action_find(struct kf_api *api, const struct kf_kin
     return found;
 }
 
-const char *api_action_resource(const struct api_action *a)
+const char *kf_api_action_resource(const struct api_action *a)
 {
     return a->resource;
 }
 
-const char *api_action_method(const struct api_action *a)
+const char *kf_api_action_method(const struct api_action *a)
 {
     return a->method;
 }
 
-bool api_action_allows(const struct api_action *a, enum api_role role, struct kf_strbuf *roles)
+bool kf_api_action_allows(const struct api_action *a, enum api_role role, struct kf_strbuf *roles)
 {
     static const unsigned bits[API_ROLE_N] = {
         [API_ROLE_ADMIN] = KF_API_ROLE_ADMIN,
@@ -185,7 +204,7 @@ bool api_action_allows(const struct api_action *a, enum api_role role, struct kf
                        n == 1       ? ""
                        : n == count ? " or "
                                     : ", ",
-                       api_role_name((enum api_role)r));
+                       kf_api_role_name((enum api_role)r));
     }
     if (roles && !count)
         kf_strbuf_addstr(roles, "no role");
@@ -196,10 +215,10 @@ static const char *call_query(const struct kf_api_call *call, const char *key)
 {
     const struct api_request *req = call->priv;
 
-    return api_query_get(&req->query, key);
+    return kf_api_query_get(&req->query, key);
 }
 
-int api_serve_action(struct api_request *req)
+int kf_api_serve_action(struct api_request *req)
 {
     struct api_action *x = (struct api_action *)req->action;
     struct kf_strbuf err = KF_STRBUF_INIT;
@@ -221,7 +240,7 @@ int api_serve_action(struct api_request *req)
             struct kf_strbuf msg = KF_STRBUF_INIT;
 
             kf_strbuf_addf(&msg, "the request body is not valid JSON: %s", err.buf);
-            r = api_reply_status(req, -KF_EBADREQUEST, msg.buf, NULL);
+            r = kf_api_reply_status(req, -KF_EBADREQUEST, msg.buf, NULL);
             kf_strbuf_release(&msg);
             kf_strbuf_release(&err);
             return r;
@@ -247,9 +266,9 @@ int api_serve_action(struct api_request *req)
     if (r < 0) {
         if (!err.len)
             kf_strbuf_addf(&err, "%s failed: %s", x->resource, strerror(-r));
-        r = api_reply_status(req, r, err.buf, NULL);
+        r = kf_api_reply_status(req, r, err.buf, NULL);
     } else {
-        r = api_reply_json(req, MHD_HTTP_OK, ret ? ret : json_object());
+        r = kf_api_reply_json(req, MHD_HTTP_OK, ret ? ret : json_object());
     }
     kf_strbuf_release(&err);
     return r;

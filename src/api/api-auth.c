@@ -43,7 +43,7 @@ static const char *const role_names[API_ROLE_N] = {
     [API_ROLE_AGENT] = "agent",
 };
 
-const char *api_role_name(enum api_role r)
+const char *kf_api_role_name(enum api_role r)
 {
     return r < API_ROLE_N ? role_names[r] : "?";
 }
@@ -61,7 +61,7 @@ static int cmp_token(const void *a, const void *b)
     return memcmp(((const struct token *)a)->digest, ((const struct token *)b)->digest, 32);
 }
 
-void api_tokens_free(struct api_tokens *t)
+void kf_api_tokens_free(struct api_tokens *t)
 {
     if (!t)
         return;
@@ -83,7 +83,7 @@ static char *trim(char *s)
     return s;
 }
 
-int api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf *err)
+int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf *err)
 {
     struct api_tokens *t;
     char line[TOKEN_MAX_LINE + 2];
@@ -178,12 +178,12 @@ int api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf 
 
 fail:
     fclose(f);
-    api_tokens_free(t);
+    kf_api_tokens_free(t);
     return r;
 }
 
-bool api_tokens_find(const struct api_tokens *t, const char *token, const char **ret_user,
-                     enum api_role *ret_role)
+bool kf_api_tokens_find(const struct api_tokens *t, const char *token, const char **ret_user,
+                        enum api_role *ret_role)
 {
     struct token key;
     const struct token *found;
@@ -199,7 +199,7 @@ bool api_tokens_find(const struct api_tokens *t, const char *token, const char *
     return true;
 }
 
-size_t api_tokens_count(const struct api_tokens *t)
+size_t kf_api_tokens_count(const struct api_tokens *t)
 {
     return t ? t->n : 0;
 }
@@ -264,8 +264,8 @@ static bool rule_matches(const struct role_rule *rule, enum api_verb verb, const
     return subresource && strcmp(rule->subresource, subresource) == 0;
 }
 
-bool api_role_allows(enum api_role role, enum api_verb verb, const struct kf_kind *k,
-                     const char *subresource)
+bool kf_api_role_allows(enum api_role role, enum api_verb verb, const struct kf_kind *k,
+                        const char *subresource)
 {
     for (size_t i = 0; i < KF_ARRAY_SIZE(role_rules); i++)
         if (role_rules[i].role == role && rule_matches(&role_rules[i], verb, k, subresource))
@@ -273,29 +273,20 @@ bool api_role_allows(enum api_role role, enum api_verb verb, const struct kf_kin
     return false;
 }
 
-void api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const char *subresource,
-                        struct kf_strbuf *out)
+void kf_api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const char *subresource,
+                           struct kf_strbuf *out)
 {
     size_t n = 0, count = 0;
 
     for (int r = 0; r < API_ROLE_N; r++)
-        if (api_role_allows((enum api_role)r, verb, k, subresource))
+        if (kf_api_role_allows((enum api_role)r, verb, k, subresource))
             count++;
     for (int r = API_ROLE_N - 1; r >= 0; r--) {
-        if (!api_role_allows((enum api_role)r, verb, k, subresource))
+        if (!kf_api_role_allows((enum api_role)r, verb, k, subresource))
             continue;
         n++;
         kf_strbuf_addf(out, "%s%s", n == 1 ? "" : n == count ? " or " : ", ", role_names[r]);
     }
     if (!count)
         kf_strbuf_addstr(out, "no role");
-}
-
-const char *kf_api_user_host(const char *user)
-{
-    size_t n = strlen(KF_API_HOST_USER_PREFIX);
-
-    if (!user || strncmp(user, KF_API_HOST_USER_PREFIX, n) != 0 || !user[n])
-        return NULL;
-    return user + n;
 }

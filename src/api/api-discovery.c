@@ -66,7 +66,7 @@ static const char *const system_verbs[] = { "delete", "deletecollection", "get",
 static const char *const status_verbs[] = { "get", "patch", "update", NULL };
 static const char *const categories[] = { "kfleet", NULL };
 
-json_t *api_discovery_resource_list(void)
+json_t *kf_api_discovery_resource_list(void)
 {
     json_t *list = json_object(), *resources = json_array();
     size_t n;
@@ -124,7 +124,7 @@ static json_t *discovery_group(const char *name, json_t *resources)
 }
 
 /* The kfleet.io/v1 resources as APIResourceDiscovery entries: the same
- * facts as api_discovery_resource_list, with the status subresource nested. */
+ * facts as kf_api_discovery_resource_list, with the status subresource nested. */
 static json_t *discovery_resources(void)
 {
     json_t *resources = json_array();
@@ -153,7 +153,7 @@ static json_t *discovery_resources(void)
     return resources;
 }
 
-json_t *api_discovery_aggregated(bool core)
+json_t *kf_api_discovery_aggregated(bool core)
 {
     json_t *list = json_object();
 
@@ -167,23 +167,24 @@ json_t *api_discovery_aggregated(bool core)
     return list;
 }
 
-bool api_wants_aggregated_discovery(struct api_request *req)
+bool kf_api_wants_aggregated_discovery(struct api_request *req)
 {
-    const char *accept = api_header(req, MHD_HTTP_HEADER_ACCEPT);
+    const char *accept = kf_api_header(req, MHD_HTTP_HEADER_ACCEPT);
     struct api_media_range m;
 
     req->vary_accept = true;
     /* The first range we can serve decides, as clients list them by
      * preference: aggregated discovery v2 (any profile: kfleetd has no
      * peers to leave out), or plain JSON for the legacy documents. */
-    for (size_t n = 0; accept && n < API_ACCEPT_MAX_RANGES && api_accept_next(&accept, &m); n++) {
+    for (size_t n = 0; accept && n < API_ACCEPT_MAX_RANGES && kf_api_accept_next(&accept, &m);
+         n++) {
         if (m.refused)
             continue;
         if (strcmp(m.type, "application/json") == 0 &&
             strcmp(m.group, "apidiscovery.k8s.io") == 0 && strcmp(m.version, "v2") == 0 &&
             strcmp(m.as, "APIGroupDiscoveryList") == 0)
             return true;
-        if (api_media_range_is_json(&m))
+        if (kf_api_media_range_is_json(&m))
             return false;
     }
     return false;
@@ -192,12 +193,12 @@ bool api_wants_aggregated_discovery(struct api_request *req)
 static int reply_aggregated(struct api_request *req, bool core)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;
-    json_t *v = api_discovery_aggregated(core);
+    json_t *v = kf_api_discovery_aggregated(core);
     int r;
 
     kf_json_dump_sb(v, &body);
     json_decref(v);
-    r = api_reply(req, MHD_HTTP_OK, API_AGGREGATED_DISCOVERY_TYPE, &body);
+    r = kf_api_reply(req, MHD_HTTP_OK, API_AGGREGATED_DISCOVERY_TYPE, &body);
     kf_strbuf_release(&body);
     return r;
 }
@@ -406,7 +407,7 @@ static json_t *list_schema(const struct kf_kind *k, bool v3)
     return s;
 }
 
-json_t *api_openapi_doc(bool v3)
+json_t *kf_api_openapi_doc(bool v3)
 {
     json_t *doc = json_object(), *paths = json_object(), *schemas = json_object();
     size_t n;
@@ -441,7 +442,7 @@ static void ensure_docs(struct kf_api *api)
     pthread_mutex_lock(&api->docs_lock);
     if (!api->openapi_v3) {
         uint64_t h = 1469598103934665603ull;
-        json_t *doc = api_openapi_doc(true);
+        json_t *doc = kf_api_openapi_doc(true);
 
         api->openapi_v3 = kf_json_dump(doc, &api->openapi_v3_len);
         json_decref(doc);
@@ -451,15 +452,15 @@ static void ensure_docs(struct kf_api *api)
         }
         snprintf(api->openapi_v3_hash, sizeof(api->openapi_v3_hash), "%016llX",
                  (unsigned long long)h);
-        doc = api_openapi_doc(false);
+        doc = kf_api_openapi_doc(false);
         api->openapi_v2 = kf_json_dump(doc, &api->openapi_v2_len);
-        api->openapi_v2_pb = api_openapi_v2_protobuf(doc, &api->openapi_v2_pb_len);
+        api->openapi_v2_pb = kf_api_openapi_v2_protobuf(doc, &api->openapi_v2_pb_len);
         json_decref(doc);
     }
     pthread_mutex_unlock(&api->docs_lock);
 }
 
-void api_discovery_free(struct kf_api *api)
+void kf_api_discovery_free(struct kf_api *api)
 {
     free(api->openapi_v3);
     free(api->openapi_v2);
@@ -472,7 +473,7 @@ static int reply_bytes(struct api_request *req, const char *type, const char *by
     struct kf_strbuf body = KF_STRBUF_INIT;
 
     kf_strbuf_add(&body, bytes, len);
-    return api_reply(req, MHD_HTTP_OK, type, &body);
+    return kf_api_reply(req, MHD_HTTP_OK, type, &body);
 }
 
 /* The media types of OpenAPI v2 as protocol buffers: the first is what
@@ -489,14 +490,14 @@ static const char *const openapi_v2_pb_types[] = {
  * Accept: JSON. */
 static int openapi_v2_format(struct api_request *req, const char **ret_type)
 {
-    const char *accept = api_header(req, MHD_HTTP_HEADER_ACCEPT);
+    const char *accept = kf_api_header(req, MHD_HTTP_HEADER_ACCEPT);
     struct api_media_range m;
 
     req->vary_accept = true;
     *ret_type = NULL;
     if (!accept || !*accept)
         return 0;
-    for (size_t n = 0; n < API_ACCEPT_MAX_RANGES && api_accept_next(&accept, &m); n++) {
+    for (size_t n = 0; n < API_ACCEPT_MAX_RANGES && kf_api_accept_next(&accept, &m); n++) {
         if (m.refused)
             continue;
         for (size_t i = 0; i < KF_ARRAY_SIZE(openapi_v2_pb_types); i++)
@@ -504,20 +505,20 @@ static int openapi_v2_format(struct api_request *req, const char **ret_type)
                 *ret_type = openapi_v2_pb_types[i];
                 return 0;
             }
-        if (api_media_range_is_json(&m))
+        if (kf_api_media_range_is_json(&m))
             return 0;
     }
     return -1;
 }
 
-int api_serve_discovery(struct api_request *req)
+int kf_api_serve_discovery(struct api_request *req)
 {
     struct kf_api *api = req->api;
     json_t *v;
 
     switch (req->route) {
     case ROUTE_API:
-        if (api_wants_aggregated_discovery(req))
+        if (kf_api_wants_aggregated_discovery(req))
             return reply_aggregated(req, true);
         v = json_object();
         json_object_set_new(v, "kind", json_string("APIVersions"));
@@ -525,26 +526,26 @@ int api_serve_discovery(struct api_request *req)
         json_object_set_new(
             v, "serverAddressByClientCIDRs",
             json_pack("[{s:s, s:s}]", "clientCIDR", "0.0.0.0/0", "serverAddress", api->listen));
-        return api_reply_json(req, MHD_HTTP_OK, v);
+        return kf_api_reply_json(req, MHD_HTTP_OK, v);
     case ROUTE_API_V1:
-        return api_reply_json(req, MHD_HTTP_OK,
-                              json_pack("{s:s, s:s, s:[]}", "kind", "APIResourceList",
-                                        "groupVersion", "v1", "resources"));
+        return kf_api_reply_json(req, MHD_HTTP_OK,
+                                 json_pack("{s:s, s:s, s:[]}", "kind", "APIResourceList",
+                                           "groupVersion", "v1", "resources"));
     case ROUTE_APIS:
-        if (api_wants_aggregated_discovery(req))
+        if (kf_api_wants_aggregated_discovery(req))
             return reply_aggregated(req, false);
         v = json_object();
         json_object_set_new(v, "kind", json_string("APIGroupList"));
         json_object_set_new(v, "apiVersion", json_string("v1"));
         json_object_set_new(v, "groups", json_pack("[o]", api_group()));
-        return api_reply_json(req, MHD_HTTP_OK, v);
+        return kf_api_reply_json(req, MHD_HTTP_OK, v);
     case ROUTE_APIS_GROUP:
         v = api_group();
         json_object_set_new(v, "kind", json_string("APIGroup"));
         json_object_set_new(v, "apiVersion", json_string("v1"));
-        return api_reply_json(req, MHD_HTTP_OK, v);
+        return kf_api_reply_json(req, MHD_HTTP_OK, v);
     case ROUTE_APIS_GV:
-        return api_reply_json(req, MHD_HTTP_OK, api_discovery_resource_list());
+        return kf_api_reply_json(req, MHD_HTTP_OK, kf_api_discovery_resource_list());
     case ROUTE_VERSION:
         v = json_object();
         json_object_set_new(v, "major", json_string("0"));
@@ -557,7 +558,7 @@ int api_serve_discovery(struct api_request *req)
         json_object_set_new(v, "compiler", json_string("gcc"));
         json_object_set_new(v, "platform", json_string("linux/amd64"));
         json_object_set_new(v, "kfleetVersion", json_string(KF_VERSION));
-        return api_reply_json(req, MHD_HTTP_OK, v);
+        return kf_api_reply_json(req, MHD_HTTP_OK, v);
     case ROUTE_OPENAPI_V3: {
         char *url;
 
@@ -565,7 +566,7 @@ int api_serve_discovery(struct api_request *req)
         url = kf_xasprintf("/openapi/v3/apis/" KF_API_VERSION "?hash=%s", api->openapi_v3_hash);
         v = json_pack("{s:{s:{s:s}}}", "paths", "apis/" KF_API_VERSION, "serverRelativeURL", url);
         free(url);
-        return api_reply_json(req, MHD_HTTP_OK, v);
+        return kf_api_reply_json(req, MHD_HTTP_OK, v);
     }
     case ROUTE_OPENAPI_V3_GV:
         ensure_docs(api);
@@ -574,10 +575,10 @@ int api_serve_discovery(struct api_request *req)
         const char *type;
 
         if (openapi_v2_format(req, &type) < 0)
-            return api_reply_status_http(req, MHD_HTTP_NOT_ACCEPTABLE, "NotAcceptable",
-                                         "/openapi/v2 is served as application/json and as "
-                                         "application/com.github.proto-openapi.spec.v2@v1.0"
-                                         "+protobuf only");
+            return kf_api_reply_status_http(req, MHD_HTTP_NOT_ACCEPTABLE, "NotAcceptable",
+                                            "/openapi/v2 is served as application/json and as "
+                                            "application/com.github.proto-openapi.spec.v2@v1.0"
+                                            "+protobuf only");
         ensure_docs(api);
         if (type)
             return reply_bytes(req, openapi_v2_pb_types[1], api->openapi_v2_pb,
@@ -585,6 +586,7 @@ int api_serve_discovery(struct api_request *req)
         return reply_bytes(req, "application/json", api->openapi_v2, api->openapi_v2_len);
     }
     default:
-        return api_reply_statusf(req, -KF_ENOTFOUND, "the server could not find \"%s\"", req->path);
+        return kf_api_reply_statusf(req, -KF_ENOTFOUND, "the server could not find \"%s\"",
+                                    req->path);
     }
 }

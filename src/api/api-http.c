@@ -2,8 +2,8 @@
  * target (libmicrohttpd's own decoding does not turn '+' into a space, which
  * Go clients such as kubectl use in selectors, so the raw target is decoded
  * here), reading Accept headers (the media ranges and the g/v/as/profile
- * parameters that choose a Table or aggregated discovery), listen
- * addresses, replies and Kubernetes Status objects. */
+ * parameters that choose a Table or aggregated discovery), replies and
+ * Kubernetes Status objects. Listen addresses are base's (base-listen.c). */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -55,7 +55,7 @@ static int decode(const char *s, size_t len, bool plus_is_space, char **ret, str
     return 0;
 }
 
-void api_query_release(struct api_query *q)
+void kf_api_query_release(struct api_query *q)
 {
     for (size_t i = 0; i < q->n; i++) {
         free(q->keys[i]);
@@ -66,8 +66,8 @@ void api_query_release(struct api_query *q)
     memset(q, 0, sizeof(*q));
 }
 
-int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
-                  struct kf_strbuf *err)
+int kf_api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
+                     struct kf_strbuf *err)
 {
     const char *qmark = strchr(raw, '?');
     size_t plen = qmark ? (size_t)(qmark - raw) : strlen(raw);
@@ -97,7 +97,7 @@ int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
                 if (r < 0) {
                     free(k);
                     free(path);
-                    api_query_release(&q);
+                    kf_api_query_release(&q);
                     return r;
                 }
                 KF_GROW(q.keys, q.alloc, q.n);
@@ -116,7 +116,7 @@ int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
     return 0;
 }
 
-const char *api_query_get(const struct api_query *q, const char *key)
+const char *kf_api_query_get(const struct api_query *q, const char *key)
 {
     for (size_t i = q->n; i > 0; i--)
         if (strcmp(q->keys[i - 1], key) == 0)
@@ -124,9 +124,9 @@ const char *api_query_get(const struct api_query *q, const char *key)
     return NULL;
 }
 
-int api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err)
+int kf_api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err)
 {
-    const char *v = api_query_get(q, key);
+    const char *v = kf_api_query_get(q, key);
 
     if (!v || !*v || strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
         /* "?watch" alone means true, as in Kubernetes */
@@ -141,7 +141,7 @@ int api_query_bool(const struct api_query *q, const char *key, bool *ret, struct
                   v);
 }
 
-const char *api_header(struct api_request *req, const char *name)
+const char *kf_api_header(struct api_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
@@ -219,7 +219,7 @@ static void media_param(struct api_media_range *m, const char *s, size_t len)
         m->refused = q_is_zero(value, vlen);
 }
 
-bool api_accept_next(const char **pos, struct api_media_range *ret)
+bool kf_api_accept_next(const char **pos, struct api_media_range *ret)
 {
     const char *p = *pos;
     bool first = true;
@@ -259,80 +259,17 @@ bool api_accept_next(const char **pos, struct api_media_range *ret)
     return true;
 }
 
-bool api_media_range_is_json(const struct api_media_range *m)
+bool kf_api_media_range_is_json(const struct api_media_range *m)
 {
     return !m->refused && !m->as[0] &&
            (strcmp(m->type, "application/json") == 0 || strcmp(m->type, "application/*") == 0 ||
             strcmp(m->type, "*/*") == 0);
 }
 
-/* --- listen addresses --------------------------------------------------- */
-
-int kf_api_parse_listen(const char *listen, char **ret_host, uint16_t *ret_port,
-                        struct kf_strbuf *err)
-{
-    const char *colon, *host_start, *host_end;
-    int64_t port;
-
-    if (!listen || !*listen)
-        return kf_err(err, -EINVAL, "empty listen address: use HOST:PORT, e.g. 127.0.0.1:7480");
-    if (listen[0] == '[') {
-        host_start = listen + 1;
-        host_end = strchr(listen, ']');
-        if (!host_end || host_end[1] != ':')
-            return kf_err(err, -EINVAL, "listen address \"%s\": use [IPV6]:PORT", listen);
-        colon = host_end + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon || strchr(listen, ':') != colon)
-            return kf_err(err, -EINVAL,
-                          "listen address \"%s\": use HOST:PORT (IPv6 as [ADDR]:PORT)", listen);
-        host_start = listen;
-        host_end = colon;
-    }
-    if (kf_parse_int64(colon + 1, &port) < 0 || port < 0 || port > 65535)
-        return kf_err(err, -EINVAL, "listen address \"%s\": port must be 0..65535", listen);
-    if (host_end == host_start)
-        return kf_err(err, -EINVAL, "listen address \"%s\" has no host (0.0.0.0 for every one)",
-                      listen);
-    *ret_host = kf_xstrndup(host_start, (size_t)(host_end - host_start));
-    *ret_port = (uint16_t)port;
-    return 0;
-}
-
-bool kf_api_host_is_loopback(const char *host)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    bool loopback = true;
-
-    if (!host || !*host)
-        return false;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-        return false;
-    for (struct addrinfo *a = res; a; a = a->ai_next) {
-        if (a->ai_family == AF_INET) {
-            const struct sockaddr_in *sin = (const struct sockaddr_in *)a->ai_addr;
-
-            if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127)
-                loopback = false;
-        } else if (a->ai_family == AF_INET6) {
-            const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)a->ai_addr;
-
-            if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
-                loopback = false;
-        } else {
-            loopback = false;
-        }
-    }
-    freeaddrinfo(res);
-    return loopback;
-}
-
 /* --- replies ------------------------------------------------------------ */
 
-int api_reply(struct api_request *req, unsigned int code, const char *content_type,
-              struct kf_strbuf *body)
+int kf_api_reply(struct api_request *req, unsigned int code, const char *content_type,
+                 struct kf_strbuf *body)
 {
     struct MHD_Response *resp;
     size_t len;
@@ -357,33 +294,33 @@ int api_reply(struct api_request *req, unsigned int code, const char *content_ty
     return r;
 }
 
-int api_reply_text(struct api_request *req, unsigned int code, const char *text)
+int kf_api_reply_text(struct api_request *req, unsigned int code, const char *text)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;
 
     kf_strbuf_addstr(&body, text);
-    return api_reply(req, code, "text/plain; charset=utf-8", &body);
+    return kf_api_reply(req, code, "text/plain; charset=utf-8", &body);
 }
 
-int api_reply_json(struct api_request *req, unsigned int code, json_t *v)
+int kf_api_reply_json(struct api_request *req, unsigned int code, json_t *v)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;
     int r;
 
     kf_json_dump_sb(v, &body);
     json_decref(v);
-    r = api_reply(req, code, "application/json", &body);
+    r = kf_api_reply(req, code, "application/json", &body);
     kf_strbuf_release(&body);
     return r;
 }
 
-void api_resource_name(const struct kf_kind *k, struct kf_strbuf *out)
+void kf_api_resource_name(const struct kf_kind *k, struct kf_strbuf *out)
 {
     kf_strbuf_addf(out, "%s.%s", k->plural, KF_API_GROUP);
 }
 
-json_t *api_status_new(int err, const char *message, const struct kf_kind *k, const char *name,
-                       const struct kf_causes *causes)
+json_t *kf_api_status_new(int err, const char *message, const struct kf_kind *k, const char *name,
+                          const struct kf_causes *causes)
 {
     const struct kf_error_info *info = kf_error_info(err);
     json_t *st = json_object();
@@ -425,16 +362,16 @@ json_t *api_status_new(int err, const char *message, const struct kf_kind *k, co
     return st;
 }
 
-int api_reply_status(struct api_request *req, int err, const char *message,
-                     const struct kf_causes *causes)
+int kf_api_reply_status(struct api_request *req, int err, const char *message,
+                        const struct kf_causes *causes)
 {
     const struct kf_error_info *info = kf_error_info(err);
 
-    return api_reply_json(req, (unsigned int)info->http,
-                          api_status_new(err, message, req->kind, req->name, causes));
+    return kf_api_reply_json(req, (unsigned int)info->http,
+                             kf_api_status_new(err, message, req->kind, req->name, causes));
 }
 
-int api_reply_statusf(struct api_request *req, int err, const char *fmt, ...)
+int kf_api_reply_statusf(struct api_request *req, int err, const char *fmt, ...)
 {
     va_list ap;
     char *msg;
@@ -443,22 +380,22 @@ int api_reply_statusf(struct api_request *req, int err, const char *fmt, ...)
     va_start(ap, fmt);
     msg = kf_xvasprintf(fmt, ap);
     va_end(ap);
-    r = api_reply_status(req, err, msg, NULL);
+    r = kf_api_reply_status(req, err, msg, NULL);
     free(msg);
     return r;
 }
 
-int api_reply_status_http(struct api_request *req, unsigned int code, const char *reason,
-                          const char *message)
+int kf_api_reply_status_http(struct api_request *req, unsigned int code, const char *reason,
+                             const char *message)
 {
-    json_t *st = api_status_new(-EIO, message, NULL, NULL, NULL);
+    json_t *st = kf_api_status_new(-EIO, message, NULL, NULL, NULL);
 
     json_object_set_new(st, "reason", json_string(reason));
     json_object_set_new(st, "code", json_integer(code));
-    return api_reply_json(req, code, st);
+    return kf_api_reply_json(req, code, st);
 }
 
-int api_reply_success(struct api_request *req, unsigned int code, const char *message)
+int kf_api_reply_success(struct api_request *req, unsigned int code, const char *message)
 {
     json_t *st = json_object();
 
@@ -469,5 +406,5 @@ int api_reply_success(struct api_request *req, unsigned int code, const char *me
     if (message)
         json_object_set_new(st, "message", json_string(message));
     json_object_set_new(st, "code", json_integer(code));
-    return api_reply_json(req, code, st);
+    return kf_api_reply_json(req, code, st);
 }

@@ -47,7 +47,7 @@ enum api_verb {
     API_VERB_N,
 };
 
-const char *api_verb_name(enum api_verb v);
+const char *kf_api_verb_name(enum api_verb v);
 
 enum api_role {
     API_ROLE_ADMIN = 0,
@@ -57,7 +57,7 @@ enum api_role {
     API_ROLE_N,
 };
 
-const char *api_role_name(enum api_role r);
+const char *kf_api_role_name(enum api_role r);
 
 enum api_route_type {
     ROUTE_NONE = 0,
@@ -166,7 +166,8 @@ struct kf_api {
     pthread_rwlock_t actions_lock; /* the array; each action's binding */
     struct api_action **actions;   /* never freed before kf_api_free */
     size_t n_actions, alloc_actions;
-    struct kf_lease_table *leases; /* heartbeats (api-heartbeat.c), NULL: not served */
+    struct kf_api_actions actions_if; /* kf_api_actions() */
+    struct kf_lease_table *leases;    /* heartbeats (api-heartbeat.c), NULL: not served */
 
     size_t inflight;          /* atomic: requests between URI and completion */
     uint64_t body_rejections; /* atomic: 413s */
@@ -192,16 +193,16 @@ struct kf_api {
 
 /* Splits the raw request target into a decoded path and query. -EBADMSG
  * with a message on a bad percent escape or a NUL byte. */
-int api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
-                  struct kf_strbuf *err);
-void api_query_release(struct api_query *q);
+int kf_api_parse_uri(const char *raw, char **ret_path, struct api_query *ret_query,
+                     struct kf_strbuf *err);
+void kf_api_query_release(struct api_query *q);
 /* The last value of key, or NULL. */
-const char *api_query_get(const struct api_query *q, const char *key);
+const char *kf_api_query_get(const struct api_query *q, const char *key);
 /* "true", "1" -> true; absent, "false", "0" -> false; anything else is a
  * 400 (-EBADMSG with a message). */
-int api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err);
+int kf_api_query_bool(const struct api_query *q, const char *key, bool *ret, struct kf_strbuf *err);
 
-const char *api_header(struct api_request *req, const char *name);
+const char *kf_api_header(struct api_request *req, const char *name);
 
 /* One media range of an Accept header with the parameters kfleet
  * negotiates on (others are ignored). Each field is lower-case for the
@@ -221,52 +222,52 @@ struct api_media_range {
 /* Reads the next media range of an Accept header value from *pos and
  * advances *pos past it (and its comma). Returns false at the end of the
  * value. Never reads past the terminating NUL; any input is accepted. */
-bool api_accept_next(const char **pos, struct api_media_range *ret);
+bool kf_api_accept_next(const char **pos, struct api_media_range *ret);
 /* Whether the range accepts plain JSON: application/json or a wildcard
  * (any type, any application type) without an as= parameter. */
-bool api_media_range_is_json(const struct api_media_range *m);
+bool kf_api_media_range_is_json(const struct api_media_range *m);
 
 /* Replies with body (taken: the buffer is emptied). */
-int api_reply(struct api_request *req, unsigned int code, const char *content_type,
-              struct kf_strbuf *body);
-int api_reply_text(struct api_request *req, unsigned int code, const char *text);
+int kf_api_reply(struct api_request *req, unsigned int code, const char *content_type,
+                 struct kf_strbuf *body);
+int kf_api_reply_text(struct api_request *req, unsigned int code, const char *text);
 /* Replies with v serialized (v is released). */
-int api_reply_json(struct api_request *req, unsigned int code, json_t *v);
+int kf_api_reply_json(struct api_request *req, unsigned int code, json_t *v);
 
 /* A Kubernetes Status for error code err (negative errno; HTTP code and
  * reason from kf_error_info). kind/name fill details when known; causes
  * become details.causes[]. */
-json_t *api_status_new(int err, const char *message, const struct kf_kind *k, const char *name,
-                       const struct kf_causes *causes);
-int api_reply_status(struct api_request *req, int err, const char *message,
-                     const struct kf_causes *causes);
-int api_reply_statusf(struct api_request *req, int err, const char *fmt, ...) KF_PRINTF(3, 4);
+json_t *kf_api_status_new(int err, const char *message, const struct kf_kind *k, const char *name,
+                          const struct kf_causes *causes);
+int kf_api_reply_status(struct api_request *req, int err, const char *message,
+                        const struct kf_causes *causes);
+int kf_api_reply_statusf(struct api_request *req, int err, const char *fmt, ...) KF_PRINTF(3, 4);
 /* A failure Status with an HTTP code that has no kfleet error code (406). */
-int api_reply_status_http(struct api_request *req, unsigned int code, const char *reason,
-                          const char *message);
+int kf_api_reply_status_http(struct api_request *req, unsigned int code, const char *reason,
+                             const char *message);
 /* A success Status ({"status":"Success"}), as deletecollection returns. */
-int api_reply_success(struct api_request *req, unsigned int code, const char *message);
+int kf_api_reply_success(struct api_request *req, unsigned int code, const char *message);
 
 /* "guestclusters.kfleet.io", as Kubernetes names a resource in messages. */
-void api_resource_name(const struct kf_kind *k, struct kf_strbuf *out);
+void kf_api_resource_name(const struct kf_kind *k, struct kf_strbuf *out);
 
 /* --- api-auth.c ------------------------------------------------------- */
 
 /* Reads a token file: one "token,user,role" a line; blank lines and lines
  * starting with '#' are skipped. -EINVAL with "FILE:LINE: what" in err. */
-int api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf *err);
-void api_tokens_free(struct api_tokens *t);
+int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf *err);
+void kf_api_tokens_free(struct api_tokens *t);
 /* The user of a bearer token (constant-time in the token's bytes). */
-bool api_tokens_find(const struct api_tokens *t, const char *token, const char **ret_user,
-                     enum api_role *ret_role);
-size_t api_tokens_count(const struct api_tokens *t);
+bool kf_api_tokens_find(const struct api_tokens *t, const char *token, const char **ret_user,
+                        enum api_role *ret_role);
+size_t kf_api_tokens_count(const struct api_tokens *t);
 
 /* Whether role may do verb on kind (subresource: NULL or "status"). */
-bool api_role_allows(enum api_role role, enum api_verb verb, const struct kf_kind *k,
-                     const char *subresource);
+bool kf_api_role_allows(enum api_role role, enum api_verb verb, const struct kf_kind *k,
+                        const char *subresource);
 /* "editor or admin": the roles that would allow it. */
-void api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const char *subresource,
-                        struct kf_strbuf *out);
+void kf_api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const char *subresource,
+                           struct kf_strbuf *out);
 
 /* --- api-discovery.c -------------------------------------------------- */
 
@@ -274,95 +275,95 @@ void api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const char 
 #define API_AGGREGATED_DISCOVERY_TYPE \
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
-int api_serve_discovery(struct api_request *req);
+int kf_api_serve_discovery(struct api_request *req);
 /* The APIResourceList of /apis/kfleet.io/v1 (new reference). */
-json_t *api_discovery_resource_list(void);
+json_t *kf_api_discovery_resource_list(void);
 /* The APIGroupDiscoveryList (apidiscovery.k8s.io/v2) of /api (core: the
  * core group's v1 without resources, as the legacy /api says) or of /apis
- * (kfleet.io/v1 with every resource as api_discovery_resource_list has
+ * (kfleet.io/v1 with every resource as kf_api_discovery_resource_list has
  * it, status subresources nested); new reference. */
-json_t *api_discovery_aggregated(bool core);
+json_t *kf_api_discovery_aggregated(bool core);
 /* The OpenAPI document (v3, else v2) built from the kinds; new reference. */
-json_t *api_openapi_doc(bool v3);
+json_t *kf_api_openapi_doc(bool v3);
 /* Whether the Accept header prefers aggregated discovery
  * (apidiscovery.k8s.io/v2 APIGroupDiscoveryList) to the legacy documents:
  * the first range kfleetd can serve decides. Marks the answer Vary: Accept. */
-bool api_wants_aggregated_discovery(struct api_request *req);
-void api_discovery_free(struct kf_api *api);
+bool kf_api_wants_aggregated_discovery(struct api_request *req);
+void kf_api_discovery_free(struct kf_api *api);
 
 /* --- api-openapi-pb.c ------------------------------------------------- */
 
 /* The OpenAPI v2 document doc (borrowed) encoded as gnostic's
  * openapi_v2.Document protocol buffer; malloc'ed, *ret_len bytes. Keys
  * that OpenAPI v2 does not have are left out. */
-char *api_openapi_v2_protobuf(const json_t *doc, size_t *ret_len);
+char *kf_api_openapi_v2_protobuf(const json_t *doc, size_t *ret_len);
 
 /* --- api-objects.c ---------------------------------------------------- */
 
-int api_serve_object(struct api_request *req);
+int kf_api_serve_object(struct api_request *req);
 /* Parses labelSelector / fieldSelector of the query; NULL when absent or
  * empty. Replies 400 itself on a bad one and returns the error. */
-int api_selectors_from_query(struct api_request *req, struct kf_selector **ret_labels,
-                             struct kf_selector **ret_fields);
+int kf_api_selectors_from_query(struct api_request *req, struct kf_selector **ret_labels,
+                                struct kf_selector **ret_fields);
 
 /* --- api-table.c ------------------------------------------------------ */
 
-enum api_table_include {
+enum kf_api_table_include {
     API_TABLE_METADATA = 0, /* PartialObjectMetadata (the default) */
     API_TABLE_OBJECT,
     API_TABLE_NONE,
 };
 
 /* Whether the Accept header asks for a meta.k8s.io Table. */
-bool api_wants_table(struct api_request *req);
-int api_table_include(struct api_request *req, enum api_table_include *ret);
+bool kf_api_wants_table(struct api_request *req);
+int kf_api_table_include(struct api_request *req, enum kf_api_table_include *ret);
 /* A Table with the kind's columns and no rows yet. */
-json_t *api_table_new(const struct kf_kind *k, const char *rv, const char *cont);
+json_t *kf_api_table_new(const struct kf_kind *k, const char *rv, const char *cont);
 /* Appends a row for obj (borrowed). */
-void api_table_add_row(json_t *table, const struct kf_kind *k, const json_t *obj,
-                       enum api_table_include inc);
+void kf_api_table_add_row(json_t *table, const struct kf_kind *k, const json_t *obj,
+                          enum kf_api_table_include inc);
 
 /* --- api-watch.c ------------------------------------------------------ */
 
-int api_watchers_new(struct kf_api *api);
+int kf_api_watchers_new(struct kf_api *api);
 /* Ends every watch and waits until none is suspended. */
-void api_watchers_stop(struct kf_api *api);
-void api_watchers_free(struct kf_api *api);
-size_t api_watchers_count(struct kf_api *api, const struct kf_kind *k);
+void kf_api_watchers_stop(struct kf_api *api);
+void kf_api_watchers_free(struct kf_api *api);
+size_t kf_api_watchers_count(struct kf_api *api, const struct kf_kind *k);
 /* Serves a watch request (GET ...?watch=true). */
-int api_serve_watch(struct api_request *req);
+int kf_api_serve_watch(struct api_request *req);
 /* Called when the request completes: closes the store watch. */
-void api_watch_finish(struct api_request *req);
+void kf_api_watch_finish(struct api_request *req);
 
 /* --- api-action.c ----------------------------------------------------- */
 
 /* Finds the action for a path: kind NULL for a top-level name. NULL if
  * none (whatever the method); *ret_other_method set when the path has
  * actions but not for this method (a 405). */
-const struct api_action *api_action_find(struct kf_api *api, const struct kf_kind *k,
-                                         const char *name, const char *method,
-                                         bool *ret_other_method);
+const struct api_action *kf_api_action_find(struct kf_api *api, const struct kf_kind *k,
+                                            const char *name, const char *method,
+                                            bool *ret_other_method);
 /* "resource" label for metrics and messages ("hosts/heartbeat", "plan"). */
-const char *api_action_resource(const struct api_action *a);
-const char *api_action_method(const struct api_action *a);
+const char *kf_api_action_resource(const struct api_action *a);
+const char *kf_api_action_method(const struct api_action *a);
 /* Whether the role may call it; names the roles that may into out. */
-bool api_action_allows(const struct api_action *a, enum api_role role, struct kf_strbuf *roles);
-int api_serve_action(struct api_request *req);
-void api_actions_free(struct kf_api *api);
+bool kf_api_action_allows(const struct api_action *a, enum api_role role, struct kf_strbuf *roles);
+int kf_api_serve_action(struct api_request *req);
+void kf_api_actions_free(struct kf_api *api);
 
 /* --- api-taskresults.c ------------------------------------------------ */
 
 /* Adds POST .../taskresults, where agents report BroadcastTask results
  * (kfleet/broadcast.h). kf_api_new calls it. */
-int api_task_results_register(struct kf_api *api);
+int kf_api_task_results_register(struct kf_api *api);
 
 /* --- api-metrics.c ---------------------------------------------------- */
 
-void api_metrics_register(struct kf_api *api);
+void kf_api_metrics_register(struct kf_api *api);
 /* Counts one watch event of type ("ADDED", ...) for the kind at index. */
-void api_count_watch_event(struct kf_api *api, size_t kind_index, const char *type);
+void kf_api_count_watch_event(struct kf_api *api, size_t kind_index, const char *type);
 /* The index of k in kf_kinds(). */
-size_t api_kind_index(const struct kf_kind *k);
-void api_metrics_request_done(struct kf_api *api, struct api_request *req);
+size_t kf_api_kind_index(const struct kf_kind *k);
+void kf_api_metrics_request_done(struct kf_api *api, struct api_request *req);
 
 #endif

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "kfleet/kind.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/store.h"
 #include "api/api-internal.h"
 
@@ -33,14 +33,14 @@ static void collect_watchers(struct kf_metric *f, void *arg)
     const struct kf_kind *const *kinds = kf_kinds(&n);
 
     for (size_t i = 0; i < n; i++)
-        kf_metric_set(f, KF_LABELS(kinds[i]->plural), (double)api_watchers_count(api, kinds[i]));
+        kf_metric_set(f, KF_LABELS(kinds[i]->plural), (double)kf_api_watchers_count(api, kinds[i]));
 }
 
 static const char *const watch_event_types[API_WATCH_EVENT_TYPES] = {
     "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR",
 };
 
-size_t api_kind_index(const struct kf_kind *k)
+size_t kf_api_kind_index(const struct kf_kind *k)
 {
     size_t n;
     const struct kf_kind *const *kinds = kf_kinds(&n);
@@ -51,7 +51,7 @@ size_t api_kind_index(const struct kf_kind *k)
     return API_MAX_KINDS;
 }
 
-void api_count_watch_event(struct kf_api *api, size_t kind_index, const char *type)
+void kf_api_count_watch_event(struct kf_api *api, size_t kind_index, const char *type)
 {
     if (kind_index >= API_MAX_KINDS)
         return;
@@ -84,7 +84,7 @@ static void collect_tokens(struct kf_metric *f, void *arg)
     struct kf_api *api = arg;
 
     pthread_rwlock_rdlock(&api->tokens_lock);
-    kf_metric_set(f, NULL, (double)api_tokens_count(api->tokens));
+    kf_metric_set(f, NULL, (double)kf_api_tokens_count(api->tokens));
     pthread_rwlock_unlock(&api->tokens_lock);
 }
 
@@ -185,7 +185,7 @@ static struct hub_probe hub_probes[] = {
     { NULL, HUB_PUBLISHED }, { NULL, HUB_FALLBACKS },
 };
 
-void api_metrics_register(struct kf_api *api)
+void kf_api_metrics_register(struct kf_api *api)
 {
     struct kf_metrics *m = api->metrics;
     struct store_probe *sp;
@@ -254,14 +254,14 @@ void api_metrics_register(struct kf_api *api)
                          collect_hub, &hp[4]);
 }
 
-void api_metrics_request_done(struct kf_api *api, struct api_request *req)
+void kf_api_metrics_request_done(struct kf_api *api, struct api_request *req)
 {
     static const char *const methods[][2] = {
         { "GET", "get" },     { "HEAD", "head" },     { "POST", "post" },       { "PUT", "put" },
         { "PATCH", "patch" }, { "DELETE", "delete" }, { "OPTIONS", "options" },
     };
     char code[8];
-    const char *v = api_verb_name(req->verb);
+    const char *v = kf_api_verb_name(req->verb);
 
     if (req->verb == API_VERB_NONE) {
         /* non-resource paths: the method, from a fixed set (a client picks

@@ -43,11 +43,11 @@ static int reply_error(struct api_request *req, int r, const char *name,
         name = req->name;
     switch (code) {
     case KF_ENOTFOUND:
-        api_resource_name(k, &msg);
+        kf_api_resource_name(k, &msg);
         kf_strbuf_addf(&msg, " \"%s\" not found", name ? name : "");
         break;
     case KF_EEXISTS:
-        api_resource_name(k, &msg);
+        kf_api_resource_name(k, &msg);
         kf_strbuf_addf(&msg, " \"%s\" already exists", name ? name : "");
         break;
     case KF_ECONFLICT:
@@ -56,7 +56,7 @@ static int reply_error(struct api_request *req, int r, const char *name,
             break;
         }
         kf_strbuf_addstr(&msg, "Operation cannot be fulfilled on ");
-        api_resource_name(k, &msg);
+        kf_api_resource_name(k, &msg);
         kf_strbuf_addf(&msg,
                        " \"%s\": the object has been modified; please apply your changes to the "
                        "latest version and try again",
@@ -89,9 +89,9 @@ static int reply_error(struct api_request *req, int r, const char *name,
         break;
     }
     }
-    st = api_status_new(r, msg.buf, k, name, causes);
+    st = kf_api_status_new(r, msg.buf, k, name, causes);
     kf_strbuf_release(&msg);
-    return api_reply_json(req, (unsigned int)kf_error_info(r)->http, st);
+    return kf_api_reply_json(req, (unsigned int)kf_error_info(r)->http, st);
 }
 
 /* Object bytes as stored, resourceVersion spliced in. */
@@ -103,30 +103,30 @@ static int reply_raw(struct api_request *req, unsigned int code, const struct kf
     kf_strbuf_grow(&body, kv->value_len + 40);
     if (kf_obj_write(&body, kv->value, kv->value_len, kv->mod_rev) < 0) {
         kf_strbuf_release(&body);
-        return api_reply_statusf(req, -EIO, "internal error: stored object \"%s\" is damaged",
-                                 kv->key);
+        return kf_api_reply_statusf(req, -EIO, "internal error: stored object \"%s\" is damaged",
+                                    kv->key);
     }
-    r = api_reply(req, code, "application/json", &body);
+    r = kf_api_reply(req, code, "application/json", &body);
     kf_strbuf_release(&body);
     return r;
 }
 
 static int reply_object(struct api_request *req, unsigned int code, json_t *obj)
 {
-    if (api_wants_table(req)) {
-        enum api_table_include inc;
+    if (kf_api_wants_table(req)) {
+        enum kf_api_table_include inc;
         json_t *t;
 
-        if (api_table_include(req, &inc) < 0) {
+        if (kf_api_table_include(req, &inc) < 0) {
             json_decref(obj);
             return -KF_EBADREQUEST;
         }
-        t = api_table_new(req->kind, kf_json_str(obj, "metadata.resourceVersion", NULL), NULL);
-        api_table_add_row(t, req->kind, obj, inc);
+        t = kf_api_table_new(req->kind, kf_json_str(obj, "metadata.resourceVersion", NULL), NULL);
+        kf_api_table_add_row(t, req->kind, obj, inc);
         json_decref(obj);
-        return api_reply_json(req, code, t);
+        return kf_api_reply_json(req, code, t);
     }
-    return api_reply_json(req, code, obj);
+    return kf_api_reply_json(req, code, obj);
 }
 
 /* What a dryRun is answered: kubectl sends one for --dry-run=server and
@@ -139,17 +139,17 @@ static int reply_object(struct api_request *req, unsigned int code, json_t *obj)
  * be written, and pretending would mislead), fieldValidation accepted. */
 static int check_write_params(struct api_request *req)
 {
-    const char *dry = api_query_get(&req->query, "dryRun");
-    const char *fv = api_query_get(&req->query, "fieldValidation");
+    const char *dry = kf_api_query_get(&req->query, "dryRun");
+    const char *fv = kf_api_query_get(&req->query, "fieldValidation");
 
     if (dry && *dry) {
-        api_reply_statusf(req, -KF_EBADREQUEST, API_DRY_RUN_REFUSED);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST, API_DRY_RUN_REFUSED);
         return -KF_EBADREQUEST;
     }
     if (fv && *fv && strcmp(fv, "Strict") != 0 && strcmp(fv, "Warn") != 0 &&
         strcmp(fv, "Ignore") != 0) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "fieldValidation must be Strict, Warn or Ignore, not \"%s\"", fv);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "fieldValidation must be Strict, Warn or Ignore, not \"%s\"", fv);
         return -KF_EBADREQUEST;
     }
     return 0;
@@ -158,7 +158,7 @@ static int check_write_params(struct api_request *req)
 /* The media type of the body without parameters, lower-case, into buf. */
 static const char *content_type(struct api_request *req, char *buf, size_t size)
 {
-    const char *ct = api_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct = kf_api_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
     size_t n = 0;
 
     if (!ct)
@@ -181,13 +181,14 @@ static int parse_body(struct api_request *req, json_t **ret)
     int r;
 
     if (ct && strcmp(ct, "application/json") != 0 && strcmp(ct, "*/*") != 0) {
-        api_reply_statusf(req, -KF_EMEDIATYPE,
-                          "the body is \"%s\"; send the object as application/json", ct);
+        kf_api_reply_statusf(req, -KF_EMEDIATYPE,
+                             "the body is \"%s\"; send the object as application/json", ct);
         return -KF_EMEDIATYPE;
     }
     if (req->body.len == 0) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "the request has no body: send the %s object as JSON", req->kind->kind);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "the request has no body: send the %s object as JSON",
+                             req->kind->kind);
         return -KF_EBADREQUEST;
     }
     r = kf_json_parse(req->body.buf, req->body.len, &v, &err);
@@ -195,17 +196,17 @@ static int parse_body(struct api_request *req, json_t **ret)
         struct kf_strbuf msg = KF_STRBUF_INIT;
 
         kf_strbuf_addf(&msg, "the request body is not valid JSON: %s", err.buf);
-        api_reply_status(req, -KF_EBADREQUEST, msg.buf, NULL);
+        kf_api_reply_status(req, -KF_EBADREQUEST, msg.buf, NULL);
         kf_strbuf_release(&msg);
         kf_strbuf_release(&err);
         return -KF_EBADREQUEST;
     }
     if (!json_is_object(v)) {
         json_decref(v);
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "the request body must be a JSON object (a %s), not an array or a "
-                          "scalar",
-                          req->kind->kind);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "the request body must be a JSON object (a %s), not an array or a "
+                             "scalar",
+                             req->kind->kind);
         return -KF_EBADREQUEST;
     }
     *ret = v;
@@ -235,11 +236,11 @@ static void reply_written(struct api_request *req, int r, unsigned int code, con
         reply_object(req, code, obj);
 }
 
-int api_selectors_from_query(struct api_request *req, struct kf_selector **ret_labels,
-                             struct kf_selector **ret_fields)
+int kf_api_selectors_from_query(struct api_request *req, struct kf_selector **ret_labels,
+                                struct kf_selector **ret_fields)
 {
-    const char *ls = api_query_get(&req->query, "labelSelector");
-    const char *fs = api_query_get(&req->query, "fieldSelector");
+    const char *ls = kf_api_query_get(&req->query, "labelSelector");
+    const char *fs = kf_api_query_get(&req->query, "fieldSelector");
     struct kf_strbuf err = KF_STRBUF_INIT;
     struct kf_selector *labels = NULL, *fields = NULL;
     int r;
@@ -247,8 +248,8 @@ int api_selectors_from_query(struct api_request *req, struct kf_selector **ret_l
     if (ls && *ls) {
         r = kf_selector_parse_labels(ls, &labels, &err);
         if (r < 0) {
-            api_reply_statusf(req, -KF_EBADREQUEST, "unable to parse labelSelector \"%s\": %s", ls,
-                              err.len ? err.buf : "malformed");
+            kf_api_reply_statusf(req, -KF_EBADREQUEST, "unable to parse labelSelector \"%s\": %s",
+                                 ls, err.len ? err.buf : "malformed");
             kf_strbuf_release(&err);
             return -KF_EBADREQUEST;
         }
@@ -256,8 +257,8 @@ int api_selectors_from_query(struct api_request *req, struct kf_selector **ret_l
     if (fs && *fs) {
         r = kf_selector_parse_fields(fs, &fields, &err);
         if (r < 0) {
-            api_reply_statusf(req, -KF_EBADREQUEST, "unable to parse fieldSelector \"%s\": %s", fs,
-                              err.len ? err.buf : "malformed");
+            kf_api_reply_statusf(req, -KF_EBADREQUEST, "unable to parse fieldSelector \"%s\": %s",
+                                 fs, err.len ? err.buf : "malformed");
             kf_strbuf_release(&err);
             kf_selector_free(labels);
             return -KF_EBADREQUEST;
@@ -281,12 +282,12 @@ static int do_get(struct api_request *req)
     r = kf_registry_get_raw(req->api->reg, req->kind, req->name, &kv);
     if (r < 0)
         return reply_error(req, r, NULL, NULL, NULL);
-    if (api_wants_table(req)) {
+    if (kf_api_wants_table(req)) {
         json_t *obj;
 
         if (kf_obj_decode(kv.value, kv.value_len, kv.mod_rev, &obj) < 0) {
             kf_kv_release(&kv);
-            return api_reply_statusf(req, -EIO, "internal error: stored object is damaged");
+            return kf_api_reply_statusf(req, -EIO, "internal error: stored object is damaged");
         }
         kf_kv_release(&kv);
         return reply_object(req, MHD_HTTP_OK, obj);
@@ -301,36 +302,38 @@ static int do_get(struct api_request *req)
  * that revision. */
 static int list_revision(struct api_request *req, int64_t *ret_rev)
 {
-    const char *rv = api_query_get(&req->query, "resourceVersion");
-    const char *match = api_query_get(&req->query, "resourceVersionMatch");
-    const char *cont = api_query_get(&req->query, "continue");
+    const char *rv = kf_api_query_get(&req->query, "resourceVersion");
+    const char *match = kf_api_query_get(&req->query, "resourceVersionMatch");
+    const char *cont = kf_api_query_get(&req->query, "continue");
     int64_t n = 0;
 
     if (rv && *rv && (kf_parse_int64(rv, &n) < 0 || n < 0)) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "resourceVersion \"%s\" is not valid: it must be a non-negative number "
-                          "from metadata.resourceVersion",
-                          rv);
+        kf_api_reply_statusf(
+            req, -KF_EBADREQUEST,
+            "resourceVersion \"%s\" is not valid: it must be a non-negative number "
+            "from metadata.resourceVersion",
+            rv);
         return -KF_EBADREQUEST;
     }
     if (cont && *cont && rv && *rv && strcmp(rv, "0") != 0) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "specifying resourceVersion is not allowed when using continue");
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "specifying resourceVersion is not allowed when using continue");
         return -KF_EBADREQUEST;
     }
     *ret_rev = 0;
     if (!match || !*match || strcmp(match, "NotOlderThan") == 0) {
         if (match && *match && (!rv || !*rv)) {
-            api_reply_statusf(req, -KF_EBADREQUEST, "resourceVersionMatch needs a resourceVersion");
+            kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                                 "resourceVersionMatch needs a resourceVersion");
             return -KF_EBADREQUEST;
         }
         if (n > 0) {
             int64_t cur = kf_store_rev(req->api->store);
 
             if (n > cur) {
-                api_reply_statusf(req, -KF_ETIMEOUT,
-                                  "Too large resource version: %lld, current: %lld", (long long)n,
-                                  (long long)cur);
+                kf_api_reply_statusf(req, -KF_ETIMEOUT,
+                                     "Too large resource version: %lld, current: %lld",
+                                     (long long)n, (long long)cur);
                 return -KF_ETIMEOUT;
             }
         }
@@ -338,25 +341,26 @@ static int list_revision(struct api_request *req, int64_t *ret_rev)
     }
     if (strcmp(match, "Exact") == 0) {
         if (n <= 0) {
-            api_reply_statusf(req, -KF_EBADREQUEST,
-                              "resourceVersionMatch=Exact needs a resourceVersion > 0");
+            kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                                 "resourceVersionMatch=Exact needs a resourceVersion > 0");
             return -KF_EBADREQUEST;
         }
         *ret_rev = n;
         return 0;
     }
-    api_reply_statusf(req, -KF_EBADREQUEST,
-                      "resourceVersionMatch must be NotOlderThan or Exact, not \"%s\"", match);
+    kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                         "resourceVersionMatch must be NotOlderThan or Exact, not \"%s\"", match);
     return -KF_EBADREQUEST;
 }
 
 static int list_limit(struct api_request *req, size_t *ret)
 {
-    const char *l = api_query_get(&req->query, "limit");
+    const char *l = kf_api_query_get(&req->query, "limit");
     int64_t n = 0;
 
     if (l && *l && (kf_parse_int64(l, &n) < 0 || n < 0)) {
-        api_reply_statusf(req, -KF_EBADREQUEST, "limit \"%s\" must be a non-negative integer", l);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST, "limit \"%s\" must be a non-negative integer",
+                             l);
         return -KF_EBADREQUEST;
     }
     *ret = n > LIST_MAX_LIMIT || n == 0 ? LIST_MAX_LIMIT : (size_t)n;
@@ -366,21 +370,21 @@ static int list_limit(struct api_request *req, size_t *ret)
 static int reply_list_table(struct api_request *req, const struct kf_kv_list *l, const char *rv,
                             const char *cont)
 {
-    enum api_table_include inc;
+    enum kf_api_table_include inc;
     json_t *t;
 
-    if (api_table_include(req, &inc) < 0)
+    if (kf_api_table_include(req, &inc) < 0)
         return -KF_EBADREQUEST;
-    t = api_table_new(req->kind, rv, cont);
+    t = kf_api_table_new(req->kind, rv, cont);
     for (size_t i = 0; i < l->n; i++) {
         json_t *obj;
 
         if (kf_obj_decode(l->items[i].value, l->items[i].value_len, l->items[i].mod_rev, &obj) < 0)
             continue;
-        api_table_add_row(t, req->kind, obj, inc);
+        kf_api_table_add_row(t, req->kind, obj, inc);
         json_decref(obj);
     }
-    return api_reply_json(req, MHD_HTTP_OK, t);
+    return kf_api_reply_json(req, MHD_HTTP_OK, t);
 }
 
 static int do_list(struct api_request *req)
@@ -400,12 +404,12 @@ static int do_list(struct api_request *req)
     r = list_limit(req, &o.limit);
     if (r < 0)
         return r;
-    r = api_selectors_from_query(req, &labels, &fields);
+    r = kf_api_selectors_from_query(req, &labels, &fields);
     if (r < 0)
         return r;
     o.labels = labels;
     o.fields = fields;
-    o.continue_token = api_query_get(&req->query, "continue");
+    o.continue_token = kf_api_query_get(&req->query, "continue");
     if (o.continue_token && !*o.continue_token)
         o.continue_token = NULL;
     r = kf_registry_list_raw(req->api->reg, req->kind, &o, &l, &cont, &err);
@@ -421,7 +425,7 @@ static int do_list(struct api_request *req)
         goto out;
     }
     snprintf(rv, sizeof(rv), "%lld", (long long)l.rev);
-    if (api_wants_table(req)) {
+    if (kf_api_wants_table(req)) {
         reply_list_table(req, &l, rv, cont);
         goto out;
     }
@@ -441,13 +445,13 @@ static int do_list(struct api_request *req)
         if (i)
             kf_strbuf_addch(&body, ',');
         if (kf_obj_write(&body, l.items[i].value, l.items[i].value_len, l.items[i].mod_rev) < 0) {
-            api_reply_statusf(req, -EIO, "internal error: stored object \"%s\" is damaged",
-                              l.items[i].key);
+            kf_api_reply_statusf(req, -EIO, "internal error: stored object \"%s\" is damaged",
+                                 l.items[i].key);
             goto out;
         }
     }
     kf_strbuf_addstr(&body, "]}");
-    api_reply(req, MHD_HTTP_OK, "application/json", &body);
+    kf_api_reply(req, MHD_HTTP_OK, "application/json", &body);
 out:
     kf_strbuf_release(&body);
     kf_strbuf_release(&err);
@@ -500,10 +504,10 @@ static int do_update(struct api_request *req)
     if (!name) {
         kf_json_set_str(obj, "metadata.name", req->name);
     } else if (strcmp(name, req->name) != 0) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "the name in the body (\"%s\") does not match the name in the URL "
-                          "(\"%s\")",
-                          name, req->name);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "the name in the body (\"%s\") does not match the name in the URL "
+                             "(\"%s\")",
+                             name, req->name);
         json_decref(obj);
         return -KF_EBADREQUEST;
     }
@@ -569,9 +573,9 @@ static int do_patch(struct api_request *req)
     if (r < 0)
         return r;
     if (!ct) {
-        api_reply_statusf(req, -KF_EMEDIATYPE,
-                          "a PATCH needs a Content-Type: application/merge-patch+json or "
-                          "application/json-patch+json");
+        kf_api_reply_statusf(req, -KF_EMEDIATYPE,
+                             "a PATCH needs a Content-Type: application/merge-patch+json or "
+                             "application/json-patch+json");
         return -KF_EMEDIATYPE;
     }
     if (strcmp(ct, "application/merge-patch+json") == 0) {
@@ -586,37 +590,38 @@ static int do_patch(struct api_request *req)
             struct kf_strbuf msg = KF_STRBUF_INIT;
 
             kf_strbuf_addf(&msg, "the patch is not valid JSON: %s", err.buf);
-            api_reply_status(req, -KF_EBADREQUEST, msg.buf, NULL);
+            kf_api_reply_status(req, -KF_EBADREQUEST, msg.buf, NULL);
             kf_strbuf_release(&msg);
             kf_strbuf_release(&err);
             return -KF_EBADREQUEST;
         }
         directive = smp_directive(p, 0);
         if (directive) {
-            api_reply_statusf(req, -KF_EMEDIATYPE,
-                              "the strategic merge patch uses the directive \"%s\", which kfleet "
-                              "kinds do not support; send a merge patch "
-                              "(application/merge-patch+json, kubectl patch --type merge)",
-                              directive);
+            kf_api_reply_statusf(
+                req, -KF_EMEDIATYPE,
+                "the strategic merge patch uses the directive \"%s\", which kfleet "
+                "kinds do not support; send a merge patch "
+                "(application/merge-patch+json, kubectl patch --type merge)",
+                directive);
             json_decref(p);
             return -KF_EMEDIATYPE;
         }
         json_decref(p);
         type = KF_PATCH_MERGE;
     } else if (strcmp(ct, "application/apply-patch+yaml") == 0) {
-        api_reply_statusf(req, -KF_EMEDIATYPE,
-                          "server-side apply is not supported by kfleetd: use kubectl apply "
-                          "without --server-side, or kfleet apply");
+        kf_api_reply_statusf(req, -KF_EMEDIATYPE,
+                             "server-side apply is not supported by kfleetd: use kubectl apply "
+                             "without --server-side, or kfleet apply");
         return -KF_EMEDIATYPE;
     } else {
-        api_reply_statusf(req, -KF_EMEDIATYPE,
-                          "unsupported patch type \"%s\": use application/merge-patch+json or "
-                          "application/json-patch+json",
-                          ct);
+        kf_api_reply_statusf(req, -KF_EMEDIATYPE,
+                             "unsupported patch type \"%s\": use application/merge-patch+json or "
+                             "application/json-patch+json",
+                             ct);
         return -KF_EMEDIATYPE;
     }
     if (req->body.len == 0) {
-        api_reply_statusf(req, -KF_EBADREQUEST, "the patch is empty");
+        kf_api_reply_statusf(req, -KF_EBADREQUEST, "the patch is empty");
         return -KF_EBADREQUEST;
     }
     if (!kf_name_valid(req->name))
@@ -644,8 +649,9 @@ static int delete_options(struct api_request *req, int64_t *ret_rv, char **ret_u
         return 0;
     r = kf_json_parse(req->body.buf, req->body.len, &opts, &err);
     if (r < 0 || !json_is_object(opts)) {
-        api_reply_statusf(req, -KF_EBADREQUEST, "the DeleteOptions body is not a JSON object%s%s",
-                          err.len ? ": " : "", err.buf);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "the DeleteOptions body is not a JSON object%s%s", err.len ? ": " : "",
+                             err.buf);
         kf_strbuf_release(&err);
         if (r == 0)
             json_decref(opts);
@@ -654,16 +660,16 @@ static int delete_options(struct api_request *req, int64_t *ret_rv, char **ret_u
     if (json_is_array(json_object_get(opts, "dryRun")) &&
         json_array_size(json_object_get(opts, "dryRun")) > 0) {
         json_decref(opts);
-        api_reply_statusf(req, -KF_EBADREQUEST, API_DRY_RUN_REFUSED);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST, API_DRY_RUN_REFUSED);
         return -KF_EBADREQUEST;
     }
     pre = json_object_get(opts, "preconditions");
     rv = json_string_value(json_object_get(pre, "resourceVersion"));
     uid = json_string_value(json_object_get(pre, "uid"));
     if (rv && (kf_parse_int64(rv, ret_rv) < 0 || *ret_rv <= 0)) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "preconditions.resourceVersion \"%s\" is not a valid resourceVersion",
-                          rv);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "preconditions.resourceVersion \"%s\" is not a valid resourceVersion",
+                             rv);
         json_decref(opts);
         return -KF_EBADREQUEST;
     }
@@ -738,7 +744,7 @@ static int do_deletecollection(struct api_request *req)
 
     if (check_write_params(req) < 0)
         return -KF_EBADREQUEST;
-    r = api_selectors_from_query(req, &labels, &fields);
+    r = kf_api_selectors_from_query(req, &labels, &fields);
     if (r < 0)
         return r;
     o.labels = labels;
@@ -767,7 +773,7 @@ static int do_deletecollection(struct api_request *req)
     json_object_set_new(list, "apiVersion", json_string(KF_API_VERSION));
     json_object_set_new(list, "metadata", json_pack("{s:s}", "resourceVersion", rv));
     json_object_set_new(list, "items", items);
-    api_reply_json(req, MHD_HTTP_OK, list);
+    kf_api_reply_json(req, MHD_HTTP_OK, list);
 out:
     kf_strbuf_release(&err);
     kf_kv_list_release(&l);
@@ -777,7 +783,7 @@ out:
     return 0;
 }
 
-int api_serve_object(struct api_request *req)
+int kf_api_serve_object(struct api_request *req)
 {
     switch (req->verb) {
     case API_VERB_GET:
@@ -795,6 +801,6 @@ int api_serve_object(struct api_request *req)
     case API_VERB_DELETECOLLECTION:
         return do_deletecollection(req);
     default:
-        return api_reply_statusf(req, -KF_EMETHOD, "%s is not allowed here", req->method);
+        return kf_api_reply_statusf(req, -KF_EMETHOD, "%s is not allowed here", req->method);
     }
 }

@@ -449,7 +449,7 @@ static void encode_msg(struct kf_strbuf *out, const struct pb_msg *m, const json
     }
 }
 
-char *api_openapi_v2_protobuf(const json_t *doc, size_t *ret_len)
+char *kf_api_openapi_v2_protobuf(const json_t *doc, size_t *ret_len)
 {
     struct kf_strbuf out = KF_STRBUF_INIT;
 

@@ -26,7 +26,7 @@
 #include "kfleet/error.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
@@ -49,7 +49,7 @@ static const char *const verb_names[API_VERB_N] = {
     [API_VERB_DELETECOLLECTION] = "deletecollection",
 };
 
-const char *api_verb_name(enum api_verb v)
+const char *kf_api_verb_name(enum api_verb v)
 {
     return v < API_VERB_N ? verb_names[v] : "?";
 }
@@ -125,7 +125,7 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     pthread_rwlock_init(&api->actions_lock, NULL);
     pthread_mutex_init(&api->docs_lock, NULL);
 
-    r = kf_api_parse_listen(api->listen, &api->host, &api->port, err);
+    r = kf_parse_listen(api->listen, &api->host, &api->port, err);
     if (r < 0)
         goto fail;
     if (!c->tls_cert_file != !c->tls_key_file) {
@@ -141,10 +141,10 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     }
     api->cfg.tls_cert_file = api->cfg.tls_key_file = NULL;
     if (api->token_file) {
-        r = api_tokens_load(api->token_file, &api->tokens, err);
+        r = kf_api_tokens_load(api->token_file, &api->tokens, err);
         if (r < 0)
             goto fail;
-    } else if (!kf_api_host_is_loopback(api->host)) {
+    } else if (!kf_host_is_loopback(api->host)) {
         r = kf_err(err, -EINVAL,
                    "refusing to listen on \"%s\" without authentication: it is not a loopback "
                    "address; give --token-file FILE (lines \"token,user,role\") or listen on "
@@ -158,9 +158,9 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
         api->own_metrics = kf_metrics_new();
         api->metrics = api->own_metrics;
     }
-    api_metrics_register(api);
-    api_watchers_new(api);
-    r = api_task_results_register(api);
+    kf_api_metrics_register(api);
+    kf_api_watchers_new(api);
+    r = kf_api_task_results_register(api);
     if (r < 0) {
         kf_err(err, r, "cannot add the task results endpoint: %s", strerror(-r));
         goto fail;
@@ -185,15 +185,15 @@ int kf_api_reload_tokens(struct kf_api *api, struct kf_strbuf *err)
 
     if (!api->token_file)
         return kf_err(err, -EINVAL, "kfleetd runs without a token file; nothing to reload");
-    r = api_tokens_load(api->token_file, &t, err);
+    r = kf_api_tokens_load(api->token_file, &t, err);
     if (r < 0)
         return r;
     pthread_rwlock_wrlock(&api->tokens_lock);
     old = api->tokens;
     api->tokens = t;
     pthread_rwlock_unlock(&api->tokens_lock);
-    api_tokens_free(old);
-    return (int)KF_MIN(api_tokens_count(t), (size_t)INT32_MAX);
+    kf_api_tokens_free(old);
+    return (int)KF_MIN(kf_api_tokens_count(t), (size_t)INT32_MAX);
 }
 
 /* --- MHD callbacks ---------------------------------------------------- */
@@ -239,7 +239,7 @@ static void request_free(struct api_request *req)
     free(req->path);
     free(req->name);
     free(req->user);
-    api_query_release(&req->query);
+    kf_api_query_release(&req->query);
     kf_strbuf_release(&req->body);
     free(req);
 }
@@ -254,9 +254,9 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     if (req->watch)
-        api_watch_finish(req);
+        kf_api_watch_finish(req);
     if (req->started)
-        api_metrics_request_done(api, req);
+        kf_api_metrics_request_done(api, req);
     if (kf_log_enabled(&kf_log_this_module, KF_LOG_DBG))
         kf_log_dbg("%s %s %u %.3fms user=%s%s", req->method ? req->method : "-", req->raw_uri,
                    req->status, (double)(kf_mono_ns() - req->start_ns) / 1e6,
@@ -299,11 +299,12 @@ static size_t split_path(const char *path, char *copy, char **seg, size_t max)
 static int route_action(struct api_request *req, bool other)
 {
     if (!req->action) {
-        api_reply_statusf(req, -KF_EMETHOD, "%s is not allowed on \"%s\"", req->method, req->path);
+        kf_api_reply_statusf(req, -KF_EMETHOD, "%s is not allowed on \"%s\"", req->method,
+                             req->path);
         return -KF_EMETHOD;
     }
     req->route = ROUTE_ACTION;
-    req->resource = api_action_resource(req->action);
+    req->resource = kf_api_action_resource(req->action);
     return 0;
 }
 
@@ -349,10 +350,10 @@ static int route(struct api_request *req)
             return 0;
         }
     if (!kf_str_has_prefix(req->path, "/apis/" KF_API_VERSION "/")) {
-        api_reply_statusf(req, -KF_ENOTFOUND,
-                          "the server could not find the requested resource \"%s\" "
-                          "(kfleet serves /apis/" KF_API_VERSION "/<plural>)",
-                          req->path);
+        kf_api_reply_statusf(req, -KF_ENOTFOUND,
+                             "the server could not find the requested resource \"%s\" "
+                             "(kfleet serves /apis/" KF_API_VERSION "/<plural>)",
+                             req->path);
         return -KF_ENOTFOUND;
     }
     copy = kf_xmalloc(len + 1);
@@ -360,15 +361,15 @@ static int route(struct api_request *req)
     /* seg: apis, kfleet.io, v1, plural[, name[, status]] */
     if (n < 4 || n > 6) {
         free(copy);
-        api_reply_statusf(req, -KF_ENOTFOUND,
-                          "the server could not find the requested resource \"%s\"", req->path);
+        kf_api_reply_statusf(req, -KF_ENOTFOUND,
+                             "the server could not find the requested resource \"%s\"", req->path);
         return -KF_ENOTFOUND;
     }
     req->kind = kind_by_plural(seg[3]);
     if (!req->kind && n == 4) {
         bool other = false;
 
-        req->action = api_action_find(req->api, NULL, seg[3], req->method, &other);
+        req->action = kf_api_action_find(req->api, NULL, seg[3], req->method, &other);
         if (req->action || other) {
             free(copy);
             return route_action(req, other);
@@ -381,10 +382,10 @@ static int route(struct api_request *req)
 
         for (size_t i = 0; i < nk; i++)
             kf_strbuf_addf(&names, "%s%s", i ? ", " : "", kinds[i]->plural);
-        api_reply_statusf(req, -KF_ENOTFOUND,
-                          "the server does not serve resource \"%s\" in " KF_API_VERSION
-                          " (it serves %s)",
-                          seg[3], names.buf);
+        kf_api_reply_statusf(req, -KF_ENOTFOUND,
+                             "the server does not serve resource \"%s\" in " KF_API_VERSION
+                             " (it serves %s)",
+                             seg[3], names.buf);
         kf_strbuf_release(&names);
         free(copy);
         return -KF_ENOTFOUND;
@@ -398,7 +399,7 @@ static int route(struct api_request *req)
         if (n == 6 && strcmp(seg[5], "status") != 0) {
             bool other = false;
 
-            req->action = api_action_find(req->api, req->kind, seg[5], req->method, &other);
+            req->action = kf_api_action_find(req->api, req->kind, seg[5], req->method, &other);
             if (req->action || other) {
                 free(copy);
                 return route_action(req, other);
@@ -406,9 +407,9 @@ static int route(struct api_request *req)
         }
         if (n == 6) {
             if (strcmp(seg[5], "status") != 0 || !req->kind->has_status) {
-                api_reply_statusf(req, -KF_ENOTFOUND, "%s has no subresource \"%s\"%s",
-                                  req->kind->plural, seg[5],
-                                  req->kind->has_status ? " (it has status)" : "");
+                kf_api_reply_statusf(req, -KF_ENOTFOUND, "%s has no subresource \"%s\"%s",
+                                     req->kind->plural, seg[5],
+                                     req->kind->has_status ? " (it has status)" : "");
                 free(copy);
                 return -KF_ENOTFOUND;
             }
@@ -439,8 +440,8 @@ static int choose_verb(struct api_request *req)
         struct kf_strbuf err = KF_STRBUF_INIT;
 
         if (get) {
-            if (api_query_bool(&req->query, "watch", &watch, &err) < 0) {
-                api_reply_status(req, -KF_EBADREQUEST, err.buf, NULL);
+            if (kf_api_query_bool(&req->query, "watch", &watch, &err) < 0) {
+                kf_api_reply_status(req, -KF_EBADREQUEST, err.buf, NULL);
                 kf_strbuf_release(&err);
                 return -KF_EBADREQUEST;
             }
@@ -459,7 +460,7 @@ static int choose_verb(struct api_request *req)
         bool watch = false;
 
         if (get) {
-            api_query_bool(&req->query, "watch", &watch, NULL);
+            kf_api_query_bool(&req->query, "watch", &watch, NULL);
             /* the deprecated /<plural>/<name>?watch=true form */
             req->verb = watch && req->route == ROUTE_OBJECT ? API_VERB_WATCH : API_VERB_GET;
         } else if (method_is(req, "PUT")) {
@@ -481,16 +482,16 @@ static int choose_verb(struct api_request *req)
         break;
     }
     if (allowed) {
-        api_reply_statusf(req, -KF_EMETHOD, "%s is not allowed on \"%s\" (allowed: %s)",
-                          req->method, req->path, allowed);
+        kf_api_reply_statusf(req, -KF_EMETHOD, "%s is not allowed on \"%s\" (allowed: %s)",
+                             req->method, req->path, allowed);
         return -KF_EMETHOD;
     }
     if (req->kind && req->kind->system &&
         (req->verb == API_VERB_CREATE || req->verb == API_VERB_UPDATE ||
          req->verb == API_VERB_PATCH)) {
-        api_reply_statusf(req, -KF_EMETHOD,
-                          "%s objects are written by kfleetd only; they can be read and deleted",
-                          req->kind->kind);
+        kf_api_reply_statusf(req, -KF_EMETHOD,
+                             "%s objects are written by kfleetd only; they can be read and deleted",
+                             req->kind->kind);
         return -KF_EMETHOD;
     }
     return 0;
@@ -515,26 +516,26 @@ static int authenticate(struct api_request *req)
         pthread_rwlock_unlock(&api->tokens_lock);
         return 0;
     }
-    h = api_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    h = kf_api_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
         pthread_rwlock_unlock(&api->tokens_lock);
-        api_reply_statusf(req, -KF_EUNAUTHORIZED,
-                          "this request needs a bearer token (Authorization: Bearer TOKEN; "
-                          "tokens are listed in kfleetd's --token-file)");
+        kf_api_reply_statusf(req, -KF_EUNAUTHORIZED,
+                             "this request needs a bearer token (Authorization: Bearer TOKEN; "
+                             "tokens are listed in kfleetd's --token-file)");
         return -KF_EUNAUTHORIZED;
     }
     token = h + 7;
     while (*token == ' ')
         token++;
-    found = api_tokens_find(api->tokens, token, &user, &role);
+    found = kf_api_tokens_find(api->tokens, token, &user, &role);
     if (found) {
         req->user = kf_xstrdup(user);
         req->role = role;
     }
     pthread_rwlock_unlock(&api->tokens_lock);
     if (!found) {
-        api_reply_statusf(req, -KF_EUNAUTHORIZED,
-                          "the bearer token is not valid (not in kfleetd's --token-file)");
+        kf_api_reply_statusf(req, -KF_EUNAUTHORIZED,
+                             "the bearer token is not valid (not in kfleetd's --token-file)");
         return -KF_EUNAUTHORIZED;
     }
     return 0;
@@ -551,10 +552,10 @@ static int host_bound_allows(struct api_request *req)
         (req->verb != API_VERB_UPDATE && req->verb != API_VERB_PATCH) ||
         strcmp(bound, req->name) == 0)
         return 0;
-    api_reply_statusf(req, -KF_EFORBIDDEN,
-                      "user \"%s\" may change host \"%s\" only, not \"%s\" (an agent token "
-                      "bound to a host)",
-                      req->user, bound, req->name);
+    kf_api_reply_statusf(req, -KF_EFORBIDDEN,
+                         "user \"%s\" may change host \"%s\" only, not \"%s\" (an agent token "
+                         "bound to a host)",
+                         req->user, bound, req->name);
     return -KF_EFORBIDDEN;
 }
 
@@ -564,28 +565,28 @@ static int authorize(struct api_request *req)
     struct kf_strbuf roles = KF_STRBUF_INIT, what = KF_STRBUF_INIT;
 
     if (req->user && req->route == ROUTE_ACTION) {
-        if (api_action_allows(req->action, req->role, &roles)) {
+        if (kf_api_action_allows(req->action, req->role, &roles)) {
             kf_strbuf_release(&roles);
             return 0;
         }
-        api_reply_statusf(req, -KF_EFORBIDDEN,
-                          "user \"%s\" (role %s) may not %s %s: that needs role %s", req->user,
-                          api_role_name(req->role), api_action_method(req->action), req->path,
-                          roles.buf);
+        kf_api_reply_statusf(req, -KF_EFORBIDDEN,
+                             "user \"%s\" (role %s) may not %s %s: that needs role %s", req->user,
+                             kf_api_role_name(req->role), kf_api_action_method(req->action),
+                             req->path, roles.buf);
         kf_strbuf_release(&roles);
         return -KF_EFORBIDDEN;
     }
     if (!req->user || !req->kind)
         return 0; /* authentication off, or a non-resource path (any role) */
-    if (api_role_allows(req->role, req->verb, req->kind, sub))
+    if (kf_api_role_allows(req->role, req->verb, req->kind, sub))
         return host_bound_allows(req);
-    api_roles_allowing(req->verb, req->kind, sub, &roles);
-    api_resource_name(req->kind, &what);
+    kf_api_roles_allowing(req->verb, req->kind, sub, &roles);
+    kf_api_resource_name(req->kind, &what);
     if (sub)
         kf_strbuf_addf(&what, "/%s", sub);
-    api_reply_statusf(
+    kf_api_reply_statusf(
         req, -KF_EFORBIDDEN, "user \"%s\" (role %s) may not %s %s%s%s%s: that needs role %s",
-        req->user, api_role_name(req->role), api_verb_name(req->verb), what.buf,
+        req->user, kf_api_role_name(req->role), kf_api_verb_name(req->verb), what.buf,
         req->name ? " \"" : "", req->name ? req->name : "", req->name ? "\"" : "", roles.buf);
     kf_strbuf_release(&roles);
     kf_strbuf_release(&what);
@@ -600,19 +601,19 @@ static int request_begin(struct api_request *req)
     int r;
 
     if (req->uri_too_long) {
-        api_reply_status_http(req, MHD_HTTP_URI_TOO_LONG, "RequestURITooLong",
-                              "the request target is longer than the server accepts");
+        kf_api_reply_status_http(req, MHD_HTTP_URI_TOO_LONG, "RequestURITooLong",
+                                 "the request target is longer than the server accepts");
         return -E2BIG;
     }
-    r = api_parse_uri(req->raw_uri, &req->path, &req->query, &err);
+    r = kf_api_parse_uri(req->raw_uri, &req->path, &req->query, &err);
     if (r < 0) {
         req->path = kf_xstrdup("");
-        api_reply_status(req, -KF_EBADREQUEST, err.buf, NULL);
+        kf_api_reply_status(req, -KF_EBADREQUEST, err.buf, NULL);
         kf_strbuf_release(&err);
         return r;
     }
     if (req->path[0] != '/') {
-        api_reply_statusf(req, -KF_EBADREQUEST, "the request target must start with '/'");
+        kf_api_reply_statusf(req, -KF_EBADREQUEST, "the request target must start with '/'");
         return -KF_EBADREQUEST;
     }
     r = route(req);
@@ -627,7 +628,7 @@ static int request_begin(struct api_request *req)
     r = authorize(req);
     if (r < 0)
         return r;
-    cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    cl = kf_api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         uint64_t n;
 
@@ -640,9 +641,9 @@ static int request_begin(struct api_request *req)
                 return 0;
             }
             __atomic_add_fetch(&req->api->body_rejections, 1, __ATOMIC_RELAXED);
-            api_reply_statusf(req, -KF_ETOOLARGE,
-                              "the request body has %llu bytes; the limit is %zu",
-                              (unsigned long long)n, req->api->cfg.max_body);
+            kf_api_reply_statusf(req, -KF_ETOOLARGE,
+                                 "the request body has %llu bytes; the limit is %zu",
+                                 (unsigned long long)n, req->api->cfg.max_body);
             return -KF_ETOOLARGE;
         }
     }
@@ -655,13 +656,13 @@ static int serve_readyz(struct api_request *req)
     int r;
 
     if (__atomic_load_n(&req->api->stopping, __ATOMIC_RELAXED))
-        return api_reply_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down\n");
+        return kf_api_reply_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down\n");
     r = kf_store_status(req->api->store, &st);
     if (r < 0) {
         char *msg = kf_xasprintf("store \"%s\" is not reachable: %s\n",
                                  kf_store_url(req->api->store), strerror(-r));
 
-        r = api_reply_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+        r = kf_api_reply_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
         free(msg);
         return r;
     }
@@ -670,11 +671,11 @@ static int serve_readyz(struct api_request *req)
 
         kf_strbuf_addstr(&body, "ok\n");
         req->api->ready_detail(req->api->ready_detail_arg, &body);
-        r = api_reply_text(req, MHD_HTTP_OK, body.buf);
+        r = kf_api_reply_text(req, MHD_HTTP_OK, body.buf);
         kf_strbuf_release(&body);
         return r;
     }
-    return api_reply_text(req, MHD_HTTP_OK, "ok\n");
+    return kf_api_reply_text(req, MHD_HTTP_OK, "ok\n");
 }
 
 void kf_api_set_ready_detail(struct kf_api *api, void (*fn)(void *arg, struct kf_strbuf *out),
@@ -690,7 +691,7 @@ static int serve_metrics(struct api_request *req)
     int r;
 
     kf_metrics_write(req->api->metrics, &body);
-    r = api_reply(req, MHD_HTTP_OK, KF_METRICS_CONTENT_TYPE, &body);
+    r = kf_api_reply(req, MHD_HTTP_OK, KF_METRICS_CONTENT_TYPE, &body);
     kf_strbuf_release(&body);
     return r;
 }
@@ -702,9 +703,9 @@ static int serve_handler(struct api_request *req)
     int status, r;
 
     status = h->fn(h->arg, req->method, req->path + strlen(h->prefix),
-                   api_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+                   kf_api_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
                    req->body.buf ? req->body.buf : "", req->body.len, &resp);
-    r = api_reply(req, (unsigned int)status, "application/json", &resp);
+    r = kf_api_reply(req, (unsigned int)status, "application/json", &resp);
     kf_strbuf_release(&resp);
     return r;
 }
@@ -737,21 +738,21 @@ static int dispatch(struct api_request *req)
         return serve_handler(req);
     case ROUTE_HEALTHZ:
     case ROUTE_LIVEZ:
-        return api_reply_text(req, MHD_HTTP_OK, "ok\n");
+        return kf_api_reply_text(req, MHD_HTTP_OK, "ok\n");
     case ROUTE_READYZ:
         return serve_readyz(req);
     case ROUTE_METRICS:
         return serve_metrics(req);
     case ROUTE_ACTION:
-        return api_serve_action(req);
+        return kf_api_serve_action(req);
     case ROUTE_COLLECTION:
     case ROUTE_OBJECT:
     case ROUTE_STATUS:
         if (req->verb == API_VERB_WATCH)
-            return api_serve_watch(req);
-        return api_serve_object(req);
+            return kf_api_serve_watch(req);
+        return kf_api_serve_object(req);
     default:
-        return api_serve_discovery(req);
+        return kf_api_serve_discovery(req);
     }
 }
 
@@ -796,16 +797,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->body_too_large && !req->replied) {
         __atomic_add_fetch(&api->body_rejections, 1, __ATOMIC_RELAXED);
-        api_reply_statusf(req, -KF_ETOOLARGE,
-                          "the request body is larger than the limit of %zu bytes",
-                          api->cfg.max_body);
+        kf_api_reply_statusf(req, -KF_ETOOLARGE,
+                             "the request body is larger than the limit of %zu bytes",
+                             api->cfg.max_body);
         return MHD_YES;
     }
     if (req->replied)
         return MHD_YES;
     dispatch(req);
     if (!req->replied)
-        api_reply_statusf(req, -EIO, "internal error: the request was not answered");
+        kf_api_reply_statusf(req, -EIO, "internal error: the request was not answered");
     return MHD_YES;
 }
 
@@ -881,7 +882,7 @@ void kf_api_stop(struct kf_api *api)
     if (!api || !api->mhd)
         return;
     __atomic_store_n(&api->stopping, true, __ATOMIC_SEQ_CST);
-    api_watchers_stop(api);
+    kf_api_watchers_stop(api);
     MHD_stop_daemon(api->mhd);
     api->mhd = NULL;
 }
@@ -891,10 +892,10 @@ void kf_api_free(struct kf_api *api)
     if (!api)
         return;
     kf_api_stop(api);
-    api_watchers_free(api);
-    api_discovery_free(api);
-    api_actions_free(api);
-    api_tokens_free(api->tokens);
+    kf_api_watchers_free(api);
+    kf_api_discovery_free(api);
+    kf_api_actions_free(api);
+    kf_api_tokens_free(api->tokens);
     kf_metrics_free(api->own_metrics);
     free(api->probes[0]);
     free(api->probes[1]);

@@ -15,13 +15,13 @@
 #include "kfleet/obj.h"
 #include "api/api-internal.h"
 
-bool api_wants_table(struct api_request *req)
+bool kf_api_wants_table(struct api_request *req)
 {
-    const char *accept = api_header(req, MHD_HTTP_HEADER_ACCEPT);
+    const char *accept = kf_api_header(req, MHD_HTTP_HEADER_ACCEPT);
     struct api_media_range m;
 
     req->vary_accept = true;
-    for (size_t n = 0; accept && n < API_ACCEPT_MAX_RANGES && api_accept_next(&accept, &m); n++)
+    for (size_t n = 0; accept && n < API_ACCEPT_MAX_RANGES && kf_api_accept_next(&accept, &m); n++)
         if (!m.refused && strcasecmp(m.as, "Table") == 0 &&
             strcasecmp(m.group, "meta.k8s.io") == 0 &&
             (!m.version[0] || strcmp(m.version, "v1") == 0 || strcmp(m.version, "v1beta1") == 0))
@@ -29,9 +29,9 @@ bool api_wants_table(struct api_request *req)
     return false;
 }
 
-int api_table_include(struct api_request *req, enum api_table_include *ret)
+int kf_api_table_include(struct api_request *req, enum kf_api_table_include *ret)
 {
-    const char *v = api_query_get(&req->query, "includeObject");
+    const char *v = kf_api_query_get(&req->query, "includeObject");
 
     if (!v || !*v || strcmp(v, "Metadata") == 0)
         *ret = API_TABLE_METADATA;
@@ -40,8 +40,8 @@ int api_table_include(struct api_request *req, enum api_table_include *ret)
     else if (strcmp(v, "None") == 0)
         *ret = API_TABLE_NONE;
     else {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "includeObject must be None, Metadata or Object, not \"%s\"", v);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "includeObject must be None, Metadata or Object, not \"%s\"", v);
         return -KF_EBADREQUEST;
     }
     return 0;
@@ -108,7 +108,7 @@ static json_t *column_def(const char *name, const char *type, const char *format
     return c;
 }
 
-json_t *api_table_new(const struct kf_kind *k, const char *rv, const char *cont)
+json_t *kf_api_table_new(const struct kf_kind *k, const char *rv, const char *cont)
 {
     json_t *t = json_object(), *meta = json_object(), *cols = json_array();
 
@@ -163,8 +163,8 @@ static json_t *cell_value(const struct kf_column *c, const json_t *obj)
     return cell;
 }
 
-void api_table_add_row(json_t *table, const struct kf_kind *k, const json_t *obj,
-                       enum api_table_include inc)
+void kf_api_table_add_row(json_t *table, const struct kf_kind *k, const json_t *obj,
+                          enum kf_api_table_include inc)
 {
     json_t *row = json_object(), *cells = json_array();
     const char *name = kf_obj_name(obj);

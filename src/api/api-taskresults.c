@@ -29,7 +29,7 @@ static int task_results(void *arg, const struct kf_api_call *call, json_t **ret,
     return kf_bcj_record_results(api->reg, call->body, ret, err);
 }
 
-int api_task_results_register(struct kf_api *api)
+int kf_api_task_results_register(struct kf_api *api)
 {
     const struct kf_api_action a = {
         .method = "POST",

@@ -32,7 +32,7 @@
  * watches (for the scan and the metrics) is under watchers->lock; the hub
  * lock is never taken with it held.
  *
- * Shutdown: kf_api_stop sets api->stopping and calls api_watchers_stop,
+ * Shutdown: kf_api_stop sets api->stopping and calls kf_api_watchers_stop,
  * which claims every suspended watch and waits until each reader has run
  * since (so libmicrohttpd has really resumed it) and ended its stream
  * cleanly (the chunked terminator); MHD_stop_daemon then never sees a
@@ -51,7 +51,7 @@
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
 #include "kfleet/selector.h"
@@ -75,7 +75,7 @@ struct api_watch {
     size_t kind_index;
     struct kf_selector *labels, *fields;
     bool table;
-    enum api_table_include include;
+    enum kf_api_table_include include;
     bool bookmarks;
     struct kf_watch *w;
 
@@ -247,7 +247,7 @@ static void *resumer_main(void *arg)
     return NULL;
 }
 
-int api_watchers_new(struct kf_api *api)
+int kf_api_watchers_new(struct kf_api *api)
 {
     struct api_watchers *ws = kf_xcalloc(1, sizeof(*ws));
 
@@ -279,7 +279,7 @@ static bool all_resumed(struct api_watchers *ws)
     return all && !LOAD(&ws->n_suspending);
 }
 
-void api_watchers_stop(struct kf_api *api)
+void kf_api_watchers_stop(struct kf_api *api)
 {
     struct api_watchers *ws = api->watchers;
     uint64_t give_up;
@@ -298,7 +298,7 @@ void api_watchers_stop(struct kf_api *api)
     }
 }
 
-void api_watchers_free(struct kf_api *api)
+void kf_api_watchers_free(struct kf_api *api)
 {
     struct api_watchers *ws = api->watchers;
 
@@ -315,7 +315,7 @@ void api_watchers_free(struct kf_api *api)
     api->watchers = NULL;
 }
 
-size_t api_watchers_count(struct kf_api *api, const struct kf_kind *k)
+size_t kf_api_watchers_count(struct kf_api *api, const struct kf_kind *k)
 {
     struct api_watchers *ws = api->watchers;
     size_t n = 0;
@@ -358,7 +358,7 @@ static void add_event(struct api_watch *wc, const char *type, const char *bytes,
     json_t *obj, *table;
     char rvs[24];
 
-    api_count_watch_event(wc->api, wc->kind_index, type);
+    kf_api_count_watch_event(wc->api, wc->kind_index, type);
     if (!wc->table) {
         add_event_raw(wc, type, bytes, len, rev);
         return;
@@ -366,8 +366,8 @@ static void add_event(struct api_watch *wc, const char *type, const char *bytes,
     if (kf_obj_decode(bytes, len, rev, &obj) < 0)
         return;
     snprintf(rvs, sizeof(rvs), "%lld", (long long)rev);
-    table = api_table_new(wc->kind, rvs, NULL);
-    api_table_add_row(table, wc->kind, obj, wc->include);
+    table = kf_api_table_new(wc->kind, rvs, NULL);
+    kf_api_table_add_row(table, wc->kind, obj, wc->include);
     add_event_json(wc, type, table);
     json_decref(table);
     json_decref(obj);
@@ -375,7 +375,7 @@ static void add_event(struct api_watch *wc, const char *type, const char *bytes,
 
 static void add_bookmark(struct api_watch *wc, int64_t rev, bool initial_end)
 {
-    api_count_watch_event(wc->api, wc->kind_index, "BOOKMARK");
+    kf_api_count_watch_event(wc->api, wc->kind_index, "BOOKMARK");
     kf_strbuf_addf(
         &wc->out,
         "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\",\"apiVersion\":\"" KF_API_VERSION
@@ -386,9 +386,9 @@ static void add_bookmark(struct api_watch *wc, int64_t rev, bool initial_end)
 
 static void add_error(struct api_watch *wc, int err, const char *message)
 {
-    json_t *st = api_status_new(err, message, NULL, NULL, NULL);
+    json_t *st = kf_api_status_new(err, message, NULL, NULL, NULL);
 
-    api_count_watch_event(wc->api, wc->kind_index, "ERROR");
+    kf_api_count_watch_event(wc->api, wc->kind_index, "ERROR");
     add_event_json(wc, "ERROR", st);
     json_decref(st);
 }
@@ -510,7 +510,7 @@ static void watch_free(struct api_watch *wc)
     free(wc);
 }
 
-void api_watch_finish(struct api_request *req)
+void kf_api_watch_finish(struct api_request *req)
 {
     struct api_watch *wc = req->watch;
     struct api_watchers *ws = req->api->watchers;
@@ -541,34 +541,35 @@ static int watch_params(struct api_request *req, struct api_watch *wc, int64_t *
 {
     struct kf_api *api = req->api;
     struct kf_strbuf err = KF_STRBUF_INIT;
-    const char *rv = api_query_get(&req->query, "resourceVersion");
-    const char *ts = api_query_get(&req->query, "timeoutSeconds");
+    const char *rv = kf_api_query_get(&req->query, "resourceVersion");
+    const char *ts = kf_api_query_get(&req->query, "timeoutSeconds");
     bool send_initial = false, bookmarks = false;
     int64_t timeout_s = 0, n = 0;
     uint64_t timeout_ns;
 
-    if (api_query_bool(&req->query, "allowWatchBookmarks", &bookmarks, &err) < 0 ||
-        api_query_bool(&req->query, "sendInitialEvents", &send_initial, &err) < 0) {
-        api_reply_status(req, -KF_EBADREQUEST, err.buf, NULL);
+    if (kf_api_query_bool(&req->query, "allowWatchBookmarks", &bookmarks, &err) < 0 ||
+        kf_api_query_bool(&req->query, "sendInitialEvents", &send_initial, &err) < 0) {
+        kf_api_reply_status(req, -KF_EBADREQUEST, err.buf, NULL);
         kf_strbuf_release(&err);
         return -KF_EBADREQUEST;
     }
     if (rv && *rv && (kf_parse_int64(rv, &n) < 0 || n < 0)) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "resourceVersion \"%s\" is not valid: it must be a non-negative number "
-                          "from metadata.resourceVersion",
-                          rv);
+        kf_api_reply_statusf(
+            req, -KF_EBADREQUEST,
+            "resourceVersion \"%s\" is not valid: it must be a non-negative number "
+            "from metadata.resourceVersion",
+            rv);
         return -KF_EBADREQUEST;
     }
     if (ts && *ts && (kf_parse_int64(ts, &timeout_s) < 0 || timeout_s < 0)) {
-        api_reply_statusf(req, -KF_EBADREQUEST,
-                          "timeoutSeconds \"%s\" must be a non-negative integer", ts);
+        kf_api_reply_statusf(req, -KF_EBADREQUEST,
+                             "timeoutSeconds \"%s\" must be a non-negative integer", ts);
         return -KF_EBADREQUEST;
     }
     if (send_initial && !bookmarks) {
-        api_reply_statusf(req, -KF_EINVALID,
-                          "sendInitialEvents needs allowWatchBookmarks=true (the end of the "
-                          "initial events is a BOOKMARK)");
+        kf_api_reply_statusf(req, -KF_EINVALID,
+                             "sendInitialEvents needs allowWatchBookmarks=true (the end of the "
+                             "initial events is a BOOKMARK)");
         return -KF_EINVALID;
     }
     if (timeout_s > 0) {
@@ -605,7 +606,7 @@ static int initial_events(struct api_request *req, struct api_watch *wc, int64_t
 
     r = kf_registry_list_raw(req->api->reg, wc->kind, &o, &l, &cont, &err);
     if (r < 0) {
-        api_reply_status(req, r, err.len ? err.buf : NULL, NULL);
+        kf_api_reply_status(req, r, err.len ? err.buf : NULL, NULL);
         kf_strbuf_release(&err);
         return r;
     }
@@ -618,7 +619,7 @@ static int initial_events(struct api_request *req, struct api_watch *wc, int64_t
     return 0;
 }
 
-int api_serve_watch(struct api_request *req)
+int kf_api_serve_watch(struct api_request *req)
 {
     struct kf_api *api = req->api;
     struct api_watchers *ws = api->watchers;
@@ -631,15 +632,15 @@ int api_serve_watch(struct api_request *req)
     int r;
 
     if (__atomic_load_n(&api->stopping, __ATOMIC_SEQ_CST))
-        return api_reply_statusf(req, -KF_EUNAVAILABLE, "kfleetd is shutting down");
+        return kf_api_reply_statusf(req, -KF_EUNAVAILABLE, "kfleetd is shutting down");
     wc = kf_xcalloc(1, sizeof(*wc));
     wc->api = api;
     wc->conn = req->conn;
     wc->kind = req->kind;
-    wc->kind_index = api_kind_index(req->kind);
+    wc->kind_index = kf_api_kind_index(req->kind);
     wc->fd = -1;
     wc->pending = 1; /* read the hub once: a past resourceVersion has events already */
-    if (api_selectors_from_query(req, &wc->labels, &wc->fields) < 0)
+    if (kf_api_selectors_from_query(req, &wc->labels, &wc->fields) < 0)
         goto fail;
     if (req->name) {
         /* the deprecated /<plural>/<name>?watch=true: a name selector */
@@ -652,12 +653,12 @@ int api_serve_watch(struct api_request *req)
         kf_strbuf_release(&sel);
         kf_strbuf_release(&err);
         if (r < 0) {
-            api_reply_statusf(req, -KF_ENOTFOUND, "no object can be named \"%s\"", req->name);
+            kf_api_reply_statusf(req, -KF_ENOTFOUND, "no object can be named \"%s\"", req->name);
             goto fail;
         }
     }
-    wc->table = api_wants_table(req);
-    if (wc->table && api_table_include(req, &wc->include) < 0)
+    wc->table = kf_api_wants_table(req);
+    if (wc->table && kf_api_table_include(req, &wc->include) < 0)
         goto fail;
     if (watch_params(req, wc, &rv, &initial, &initial_bookmark) < 0)
         goto fail;
@@ -680,7 +681,7 @@ int api_serve_watch(struct api_request *req)
         wc->ended = true;
         wc->w = NULL;
     } else if (r < 0) {
-        api_reply_statusf(req, -KF_EUNAVAILABLE, "cannot watch the store: %s", strerror(-r));
+        kf_api_reply_statusf(req, -KF_EUNAVAILABLE, "cannot watch the store: %s", strerror(-r));
         goto fail;
     }
     ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);

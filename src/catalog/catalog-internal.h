@@ -33,10 +33,10 @@ struct catalog_entry {
     const struct catalog_small *small; /* NULL: every grade runs the row as it is */
 };
 
-const struct catalog_entry *catalog_find(const char *component, const char *version);
+const struct catalog_entry *kf_catalog_find(const char *component, const char *version);
 
 /* catalog-render.c */
-int catalog_etcd_args(const struct kf_catalog_cluster *c, size_t i, struct kf_argv *argv,
-                      struct kf_strbuf *err);
+int kf_catalog_etcd_args(const struct kf_catalog_cluster *c, size_t i, struct kf_argv *argv,
+                         struct kf_strbuf *err);
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "kfleet/catalog.h"
 #include "kfleet/grade.h"
-#include "kfleet/guest-etcd.h"
+#include "kfleet/catalog-etcd.h"
 #include "kfleet/json.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"
@@ -190,7 +190,7 @@ size_t kf_catalog_port_names(const struct kf_catalog_cluster *c, size_t i, const
                 names[n++] = k;
         }
     } else {
-        const struct catalog_entry *e = catalog_find(m->component, c->version);
+        const struct catalog_entry *e = kf_catalog_find(m->component, c->version);
 
         for (; e->c.ports[n] && n < KF_CATALOG_MAX_PORTS; n++)
             names[n] = e->c.ports[n];
@@ -218,7 +218,7 @@ void kf_catalog_bundle_files(const struct kf_catalog_cluster *c, size_t i,
                              void *ctx)
 {
     const struct kf_catalog_member *m = &c->members[i];
-    const struct catalog_entry *e = catalog_find(m->component, c->version);
+    const struct catalog_entry *e = kf_catalog_find(m->component, c->version);
     char name[64];
 
     kf_catalog_etcd_name(m, name);
@@ -235,8 +235,8 @@ void kf_catalog_bundle_files(const struct kf_catalog_cluster *c, size_t i,
 
 /* --- etcd ------------------------------------------------------------------------ */
 
-int catalog_etcd_args(const struct kf_catalog_cluster *c, size_t i, struct kf_argv *argv,
-                      struct kf_strbuf *err)
+int kf_catalog_etcd_args(const struct kf_catalog_cluster *c, size_t i, struct kf_argv *argv,
+                         struct kf_strbuf *err)
 {
     const struct kf_catalog_member *m = &c->members[i];
     struct kf_etcd_peer peers[9];
@@ -400,7 +400,7 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_ca
                       struct kf_strbuf *err)
 {
     const struct kf_catalog_member *m = &c->members[i];
-    const struct catalog_entry *e = catalog_find(m->component, c->version);
+    const struct catalog_entry *e = kf_catalog_find(m->component, c->version);
     const json_t *pc = profile_component(c, m->component);
     const json_t *pargs = kf_json_path(pc, "args"), *v;
     const char *pbin = kf_json_str(pc, "binary", NULL);

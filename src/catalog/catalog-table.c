@@ -213,7 +213,7 @@ static const struct catalog_entry entries[] = {
                .known = true },
         /* Debian's etcd 3.4 serves every Kubernetes minor kfleet runs */
         .binary = "/usr/bin/etcd",
-        .build = catalog_etcd_args,
+        .build = kf_catalog_etcd_args,
         .files = etcd_files,
         .small = &small_etcd,
     },
@@ -293,7 +293,7 @@ static int version_number(const char *v)
     return major * 1000 + minor;
 }
 
-const struct catalog_entry *catalog_find(const char *component, const char *version)
+const struct catalog_entry *kf_catalog_find(const char *component, const char *version)
 {
     int v = version_number(version);
 
@@ -321,7 +321,7 @@ bool kf_catalog_supports(const char *version)
         m > 999)
         return false;
     snprintf(minor, sizeof(minor), "%d.%d", major, m);
-    return catalog_find("kube-apiserver", minor)->c.known;
+    return kf_catalog_find("kube-apiserver", minor)->c.known;
 }
 
 void kf_catalog_versions(struct kf_strbuf *out)
@@ -334,5 +334,5 @@ void kf_catalog_versions(struct kf_strbuf *out)
 
 const struct kf_catalog_component *kf_catalog_lookup(const char *component, const char *version)
 {
-    return &catalog_find(component, version)->c;
+    return &kf_catalog_find(component, version)->c;
 }

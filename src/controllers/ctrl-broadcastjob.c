@@ -34,7 +34,7 @@
 #include <time.h>
 
 #include "kfleet/broadcast.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"

@@ -1,9 +1,9 @@
 /* ctrl-capacity.h: what the capacity controllers (kfleet/capacity.h) share
  * and nothing else needs: quantities, conditions, status patches, the
- * read-your-writes barrier (ctrl-caputil.c), and the capacity model, the
+ * read-your-writes barrier (ctrl-capacity-util.c), and the capacity model, the
  * compact picture of regions, units, hosts, members and clusters that the
  * placement and unit-status controllers keep from their informers'
- * events (ctrl-capmodel.c).
+ * events (ctrl-capacity-model.c).
  */
 #ifndef KF_CTRL_CAPACITY_H
 #define KF_CTRL_CAPACITY_H
@@ -23,51 +23,51 @@ struct kf_kind;
 struct kf_registry;
 struct kf_strbuf;
 
-/* --- ctrl-caputil.c ------------------------------------------------------ */
+/* --- ctrl-capacity-util.c ------------------------------------------------------ */
 
 /* A quantity (string or number) in milli-units; -1 when absent or bad. */
-int64_t cap_qty_milli(const json_t *v);
+int64_t kf_cap_qty_milli(const json_t *v);
 /* {"cpu": "4", "memory": "16Gi"} -> millicores and bytes; absent: 0. */
-struct kf_res cap_res_parse(const json_t *map);
+struct kf_res kf_cap_res_parse(const json_t *map);
 /* The other way: {"cpu": "4", "memory": "16Gi"} (new reference). */
-json_t *cap_res_json(struct kf_res r);
+json_t *kf_cap_res_json(struct kf_res r);
 /* "500m", "4", "2500m"; "16Gi", "819Mi", "1000" (bytes). */
-void cap_fmt_cpu(int64_t milli, char *buf, size_t size);
-void cap_fmt_mem(int64_t bytes, char *buf, size_t size);
+void kf_cap_fmt_cpu(int64_t milli, char *buf, size_t size);
+void kf_cap_fmt_mem(int64_t bytes, char *buf, size_t size);
 /* "64 CPU / 256 GiB", "1.6 CPU / 6.4 GiB" (as the placement messages). */
-void cap_fmt_res(struct kf_res r, struct kf_strbuf *out);
+void kf_cap_fmt_res(struct kf_res r, struct kf_strbuf *out);
 /* kf_now_ms() as RFC 3339. */
-void cap_now_rfc3339(int64_t now_ms, char buf[32]);
+void kf_cap_now_rfc3339(int64_t now_ms, char buf[32]);
 
 /* A Kubernetes condition {type, status, reason, message, lastTransitionTime}
  * (new reference). lastTransitionTime is kept from the condition of that
  * type in old (an array, may be NULL) when its status is the same. */
-json_t *cap_condition(const json_t *old, const char *type, bool status, const char *reason,
-                      const char *message, int64_t now_ms);
+json_t *kf_cap_condition(const json_t *old, const char *type, bool status, const char *reason,
+                         const char *message, int64_t now_ms);
 /* The condition of type in conditions (borrowed), or NULL. */
-const json_t *cap_condition_find(const json_t *conditions, const char *type);
+const json_t *kf_cap_condition_find(const json_t *conditions, const char *type);
 /* Whether two condition arrays say the same (times ignored). */
-bool cap_conditions_same(const json_t *a, const json_t *b);
+bool kf_cap_conditions_same(const json_t *a, const json_t *b);
 
 /* True when array (of strings) holds s. */
-bool cap_str_in(const json_t *array, const char *s);
+bool kf_cap_str_in(const json_t *array, const char *s);
 
 /* Merge-patches obj's status (status_only) or its metadata (labels,
  * annotations, finalizers) with patch (borrowed). Returns 0 or the
  * registry's error (-KF_ENOTFOUND when the object went away), with the
  * reason in err. *ret_rev (may be NULL) gets the new resourceVersion. */
-int cap_patch(struct kf_registry *reg, const struct kf_kind *k, const char *name,
-              const json_t *patch, bool status_only, int64_t *ret_rev, struct kf_strbuf *err);
+int kf_cap_patch(struct kf_registry *reg, const struct kf_kind *k, const char *name,
+                 const json_t *patch, bool status_only, int64_t *ret_rev, struct kf_strbuf *err);
 
 /* Waits until the informer reflects revision rev (its own kind's writes up
  * to rev were seen and their handlers ran), at most timeout_ms. Returns 1
  * when it does, 0 on timeout. */
-int cap_wait_rev(struct kf_informer *inf, int64_t rev, int timeout_ms);
+int kf_cap_wait_rev(struct kf_informer *inf, int64_t rev, int timeout_ms);
 
 /* A Profile's spec.heartbeatGrace in ms, 0 when absent. */
-int64_t cap_profile_grace_ms(const json_t *profile);
+int64_t kf_cap_profile_grace_ms(const json_t *profile);
 
-/* --- ctrl-capmodel.c: the capacity model ------------------------------------ */
+/* --- ctrl-capacity-model.c: the capacity model ------------------------------------ */
 
 struct cap_host;
 struct cap_unit;
@@ -142,7 +142,7 @@ struct cap_change {
 };
 
 /* The last event of one kind that was applied, for the subscribers that
- * have not been handed its change yet (cap_model_apply). */
+ * have not been handed its change yet (kf_cap_model_apply). */
 struct cap_memo {
     char *name;
     int64_t rv;
@@ -159,8 +159,8 @@ struct cap_memo {
  * itself except those marked "locked"; readers of entries hold it.
  *
  * One model serves the placement and unit-status controllers of a manager
- * (cap_model_shared). Both handle every event of the five kinds, one after
- * the other in the informer's thread: the first handler's cap_model_apply
+ * (kf_cap_model_shared). Both handle every event of the five kinds, one after
+ * the other in the informer's thread: the first handler's kf_cap_model_apply
  * applies the event, the others get the change it made (memo). */
 struct cap_model {
     pthread_mutex_t lock;
@@ -172,24 +172,24 @@ struct cap_model {
 
 /* The cluster's members sorted by name (locked), in *ret (the caller
  * frees the array, not the members); their count. */
-size_t cap_cluster_members_sorted(const struct cap_cluster *c, struct cap_member ***ret);
+size_t kf_cap_cluster_members_sorted(const struct cap_cluster *c, struct cap_member ***ret);
 
-void cap_model_init(struct cap_model *m);
-void cap_model_release(struct cap_model *m);
+void kf_cap_model_init(struct cap_model *m);
+void kf_cap_model_release(struct cap_model *m);
 /* The model of c's manager that the capacity controllers share (made by
  * the first to ask, freed with the manager), with c counted among its
  * subscribers. Call from setup. */
-struct cap_model *cap_model_shared(struct kf_ctrl *c);
+struct cap_model *kf_cap_model_shared(struct kf_ctrl *c);
 /* Applies one informer event of a Region, Unit, Host, ControlPlaneMember
  * or GuestCluster (obj: the new state, or the last one when deleted). With
  * several subscribers, an event (kind, name, resourceVersion, deleted)
  * that was just applied is not applied again: *ret is the change it made,
  * for each of the other subscribers once. */
-void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj, bool deleted,
-                     struct cap_change *ret);
+void kf_cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj,
+                        bool deleted, struct cap_change *ret);
 /* Names of the units of region (locked by the caller or not: takes the
  * lock). Caller frees with kf_ctrl_names_free. */
-size_t cap_model_units_of(struct cap_model *m, const char *region, char ***ret);
+size_t kf_cap_model_units_of(struct cap_model *m, const char *region, char ***ret);
 
 /* Placement input built from the model, under the lock (locked: the
  * caller holds m->lock while the result is used: strings point into the
@@ -206,15 +206,15 @@ struct cap_units {
     const char **strs;
     size_t n_strs, alloc_strs;
 };
-void cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
-                     const char *exclude, struct cap_units *ret);
-void cap_units_release(struct cap_units *u);
+void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
+                        const char *exclude, struct cap_units *ret);
+void kf_cap_units_release(struct cap_units *u);
 /* Index of unit name in u, or -1. */
-int cap_units_find(const struct cap_units *u, const char *name);
+int kf_cap_units_find(const struct cap_units *u, const char *name);
 /* Index of host name in unit i, or -1. */
-int cap_units_find_host(const struct cap_units *u, size_t i, const char *host);
+int kf_cap_units_find_host(const struct cap_units *u, size_t i, const char *host);
 /* The allocatable shape most of the unit's hosts have (the larger on a
  * tie), or dflt when it has none. */
-struct kf_res cap_unit_host_shape(const struct kf_place_unit *u, struct kf_res dflt);
+struct kf_res kf_cap_unit_host_shape(const struct kf_place_unit *u, struct kf_res dflt);
 
 #endif

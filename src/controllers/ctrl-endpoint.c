@@ -48,7 +48,7 @@
 
 #include <jansson.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
@@ -299,7 +299,7 @@ static char *cluster_ca(struct epctl *d, const char *cluster)
     json_t *files = NULL;
     char *pem = NULL;
 
-    if (d->store && lc_pki_load(d->store, cluster, &files, NULL) == 0) {
+    if (d->store && kf_lifecycle_pki_load(d->store, cluster, &files, NULL) == 0) {
         const char *s = json_string_value(json_object_get(files, "ca.crt"));
 
         if (s && strlen(s) < CA_MAX)

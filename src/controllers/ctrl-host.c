@@ -37,7 +37,7 @@
 #include <pthread.h>
 
 #include "kfleet/capacity.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"
@@ -120,9 +120,9 @@ static int64_t host_grace(struct host_ctrl *d, const json_t *host)
             if (kf_informer_get(d->profiles, names[i], &p) < 0)
                 continue;
             need = kf_json_path(p, "spec.hosting.unitFeatures");
-            json_array_foreach(need, j, f) if (cap_str_in(features, json_string_value(f)))
+            json_array_foreach(need, j, f) if (kf_cap_str_in(features, json_string_value(f)))
             {
-                grace = KF_MAX(grace, cap_profile_grace_ms(p));
+                grace = KF_MAX(grace, kf_cap_profile_grace_ms(p));
                 break;
             }
             json_decref(p);
@@ -134,7 +134,7 @@ static int64_t host_grace(struct host_ctrl *d, const json_t *host)
         json_t *p = NULL;
 
         if (kf_informer_get(d->profiles, profile, &p) == 0) {
-            grace = KF_MAX(grace, cap_profile_grace_ms(p));
+            grace = KF_MAX(grace, kf_cap_profile_grace_ms(p));
             json_decref(p);
         }
     }
@@ -146,8 +146,8 @@ static int64_t host_grace(struct host_ctrl *d, const json_t *host)
  * bound to the host (new reference, an object of those three). */
 static json_t *host_allocation(struct host_ctrl *d, const json_t *host, const char *name)
 {
-    struct kf_res cap = cap_res_parse(kf_json_path(host, "spec.capacity"));
-    struct kf_res res = cap_res_parse(kf_json_path(host, "spec.reserved"));
+    struct kf_res cap = kf_cap_res_parse(kf_json_path(host, "spec.capacity"));
+    struct kf_res res = kf_cap_res_parse(kf_json_path(host, "spec.reserved"));
     struct kf_res used = { 0, 0 };
     char **names;
     size_t n = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, name, &names);
@@ -156,7 +156,7 @@ static json_t *host_allocation(struct host_ctrl *d, const json_t *host, const ch
         json_t *m = NULL;
 
         if (kf_informer_get(d->members, names[i], &m) == 0) {
-            struct kf_res r = cap_res_parse(kf_json_path(m, "spec.resources.requests"));
+            struct kf_res r = kf_cap_res_parse(kf_json_path(m, "spec.resources.requests"));
 
             used.cpu_milli += r.cpu_milli;
             used.mem_bytes += r.mem_bytes;
@@ -166,8 +166,8 @@ static json_t *host_allocation(struct host_ctrl *d, const json_t *host, const ch
     kf_ctrl_names_free(names, n);
     cap.cpu_milli = KF_MAX(cap.cpu_milli - res.cpu_milli, 0);
     cap.mem_bytes = KF_MAX(cap.mem_bytes - res.mem_bytes, 0);
-    return json_pack("{s:o, s:o, s:I}", "allocatable", cap_res_json(cap), "allocated",
-                     cap_res_json(used), "members", (json_int_t)n);
+    return json_pack("{s:o, s:o, s:I}", "allocatable", kf_cap_res_json(cap), "allocated",
+                     kf_cap_res_json(used), "members", (json_int_t)n);
 }
 
 /* The labels the spec implies (new reference). */
@@ -204,7 +204,7 @@ static int sync_labels(struct host_ctrl *d, const json_t *host, const char *name
         json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", patch_labels);
         struct kf_strbuf err = KF_STRBUF_INIT;
 
-        r = cap_patch(d->reg, &kf_kind_host, name, patch, false, NULL, &err);
+        r = kf_cap_patch(d->reg, &kf_kind_host, name, patch, false, NULL, &err);
         if (r < 0 && r != -KF_ENOTFOUND)
             kf_log_rl_warn("cannot label host \"%s\": %s; retrying", name, err.buf);
         kf_strbuf_release(&err);
@@ -320,7 +320,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         char when[32], beat[32];
         json_t *conds;
 
-        cap_now_rfc3339(now, when);
+        kf_cap_now_rfc3339(now, when);
         if (ready) {
             kf_strbuf_addstr(&msg, "heartbeats arrive");
             if (have_ready) {
@@ -345,17 +345,17 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
             if (members_there)
                 kf_strbuf_addstr(&msg, "; its members stay where they are");
         }
-        cond = cap_condition(json_object_get(status, "conditions"), "Ready", ready,
-                             ready      ? "HeartbeatReceived"
-                             : last > 0 ? "HeartbeatMissed"
-                                        : "NoHeartbeat",
-                             msg.buf, now);
+        cond = kf_cap_condition(json_object_get(status, "conditions"), "Ready", ready,
+                                ready      ? "HeartbeatReceived"
+                                : last > 0 ? "HeartbeatMissed"
+                                           : "NoHeartbeat",
+                                msg.buf, now);
         conds = json_array();
         json_array_append_new(conds, cond);
         json_object_set_new(patch, "ready", json_boolean(ready));
         json_object_set_new(patch, "lastTransitionTime", json_string(when));
         if (last > 0) {
-            cap_now_rfc3339(last, beat);
+            kf_cap_now_rfc3339(last, beat);
             json_object_set_new(patch, "lastHeartbeatTime", json_string(beat));
         }
         json_object_set_new(patch, "message", ready ? json_null() : json_string(msg.buf));
@@ -365,7 +365,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     if (json_object_size(patch)) {
         json_t *p = json_pack("{s:O}", "status", patch);
 
-        r = cap_patch(d->reg, &kf_kind_host, name, p, true, NULL, &err);
+        r = kf_cap_patch(d->reg, &kf_kind_host, name, p, true, NULL, &err);
         json_decref(p);
         if (r == -KF_ENOTFOUND) {
             r = 0;

@@ -7,10 +7,10 @@
  * every member bound to a host):
  *
  *   1. ports: a member missing a port its component needs gets one
- *      (ctrl-lcports.c), written to spec.ports; a cluster with apiservers
+ *      (ctrl-lifecycle-ports.c), written to spec.ports; a cluster with apiservers
  *      gets its endpoint's port on its unit's endpoint address;
  *   2. PKI: the cluster's certificates for the members' current addresses
- *      and its endpoint (ctrl-lcpki.c), kept in the store;
+ *      and its endpoint (ctrl-lifecycle-pki.c), kept in the store;
  *   3. members: binary, args, probe and version from the catalog (catalog.h),
  *      the pki-hash annotation of each member's bundle, and the
  *      kfleet.io/agent finalizer, written when they differ;
@@ -23,7 +23,7 @@
  *      Provisioned clusters are looked at again every health_period_ms,
  *      provisioning ones every second;
  *   5. nodes: the simulated Nodes of spec.simulatedNodes, made so through
- *      the endpoint (ctrl-lcnodes.c), counted in status.nodes.
+ *      the endpoint (ctrl-lifecycle-nodes.c), counted in status.nodes.
  *
  * Deleting members (of a deleted cluster, or one placement replaced) lose
  * the kfleet.io/agent finalizer when their agent says status.released, or
@@ -41,7 +41,7 @@
 #include <string.h>
 
 #include "kfleet/catalog.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
@@ -150,7 +150,7 @@ int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_
     if (!d->opt.endpoint_address)
         d->opt.endpoint_address = "127.0.0.1";
     d->rec = kf_recorder_new(env->reg, "lifecycle");
-    d->ports = lc_ports_new(d->opt.port_min, d->opt.port_max);
+    d->ports = kf_lifecycle_ports_new(d->opt.port_min, d->opt.port_max);
     *ret = d;
     return 0;
 }
@@ -162,7 +162,7 @@ void kf_ctrl_lifecycle_fini(void *data)
     if (!d)
         return;
     kf_recorder_free(d->rec);
-    lc_ports_free(d->ports);
+    kf_lifecycle_ports_free(d->ports);
     free(d->data_dir);
     free(d);
 }
@@ -382,7 +382,7 @@ static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
         kf_strbuf_release(&err);
         return 0;
     }
-    r = lc_pki_remove(d->store, d->data_dir, name);
+    r = kf_lifecycle_pki_remove(d->store, d->data_dir, name);
     if (r < 0) {
         kf_log_warn("cluster \"%s\": cannot remove its PKI: %s", name, strerror(-r));
         kf_strbuf_release(&err);
@@ -487,7 +487,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         return 0;
     if (nm > 0) {
         used = ports_on_address(d, v->address[i]);
-        r = lc_ports_pick(d->ports, v->address[i], used, nm, got);
+        r = kf_lifecycle_ports_pick(d->ports, v->address[i], used, nm, got);
         json_decref(used);
         if (r < 0)
             return kf_err(err, r, "no free port left on %s (range %d-%d) for member %s",
@@ -533,7 +533,7 @@ static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view 
     if (!endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) ||
         strcmp(addr, address) != 0 || port < d->opt.port_min || port > d->opt.port_max) {
         used = ports_on_address(d, address);
-        r = lc_ports_pick(d->ports, address, used, 1, &port);
+        r = kf_lifecycle_ports_pick(d->ports, address, used, 1, &port);
         json_decref(used);
         if (r < 0) {
             kf_err(err, r, "no free port left on %s (range %d-%d) for the apiserver endpoint",
@@ -550,7 +550,7 @@ out:
 
 /* --- the cluster's view -------------------------------------------------------- */
 
-void lc_view_release(struct lc_view *v)
+void kf_lifecycle_view_release(struct lc_view *v)
 {
     for (size_t i = 0; i < v->n; i++)
         json_decref(v->objs[i]);
@@ -612,7 +612,7 @@ static void add_unique(const char ***v, size_t *n, size_t *alloc, const char *s)
 }
 
 /* The cluster's PKI for its members' addresses and its endpoint (see
- * ctrl-lcpki.c); *ret_files gets path -> PEM. The components' kubeconfigs
+ * ctrl-lifecycle-pki.c); *ret_files gets path -> PEM. The components' kubeconfigs
  * (controller manager, scheduler, KWOK) name the endpoint, so that they
  * follow whichever apiserver is up. */
 static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const char *endpoint_url,
@@ -669,7 +669,7 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const c
             .apiserver_url = endpoint_url,
         };
 
-        r = lc_pki_ensure(d->store, d->data_dir, &in, ret_files, err);
+        r = kf_lifecycle_pki_ensure(d->store, d->data_dir, &in, ret_files, err);
     }
     for (size_t i = 0; i < ne; i++)
         free(eips[i]);
@@ -704,7 +704,7 @@ static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *
 
     if (r < 0)
         return r;
-    if (lc_bundle(files, &v->c, i, NULL, hash) < 0) {
+    if (kf_lifecycle_bundle(files, &v->c, i, NULL, hash) < 0) {
         kf_catalog_rendered_release(&rd);
         return kf_err(err, -EAGAIN, "member %s: its certificates are not complete yet",
                       v->members[i].name);
@@ -1042,7 +1042,7 @@ static bool provisioned(const json_t *gc)
 static bool endpoint_answers(struct lc *d, const char *cluster, const char *url,
                              struct kf_strbuf *detail)
 {
-    char *dir = lc_pki_dir(d->data_dir, cluster), *ca = kf_xasprintf("%s/ca.crt", dir);
+    char *dir = kf_lifecycle_pki_dir(d->data_dir, cluster), *ca = kf_xasprintf("%s/ca.crt", dir);
     char addr[KF_EP_ADDR_MAX];
     int port = 0;
     bool ok = false;
@@ -1064,7 +1064,7 @@ static bool endpoint_answers(struct lc *d, const char *cluster, const char *url,
 }
 
 /* The simulated nodes the spec asks for, made so through the endpoint
- * (ctrl-lcnodes.c), and status.nodes: how many are wanted, registered
+ * (ctrl-lifecycle-nodes.c), and status.nodes: how many are wanted, registered
  * and Ready (a problem in its message). Nothing is done for a cluster
  * that never had any. */
 static void sync_nodes(struct lc *d, const json_t *gc, const char *endpoint_url, json_t *status,
@@ -1079,9 +1079,9 @@ static void sync_nodes(struct lc *d, const json_t *gc, const char *endpoint_url,
 
     if (want <= 0 && kf_json_int(gc, "status.nodes.registered", 0) <= 0)
         return;
-    dir = lc_pki_dir(d->data_dir, kf_obj_name(gc));
-    if (lc_nodes_sync(dir, endpoint_url, want, (unsigned)KF_MIN(KF_MAX(max_pods, 1), 1024), &n,
-                      &err) < 0) {
+    dir = kf_lifecycle_pki_dir(d->data_dir, kf_obj_name(gc));
+    if (kf_lifecycle_nodes_sync(dir, endpoint_url, want,
+                                (unsigned)KF_MIN(KF_MAX(max_pods, 1), 1024), &n, &err) < 0) {
         st = json_pack("{s:I, s:s}", "simulated", (json_int_t)want, "message", err.buf);
         /* keep the last counts: the guest did not answer this time */
         json_object_set(st, "registered",
@@ -1484,7 +1484,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
         /* gone: its PKI goes once no member is left */
         n = cluster_members(d, name, &ms);
         if (n == 0)
-            r = lc_pki_remove(d->store, d->data_dir, name);
+            r = kf_lifecycle_pki_remove(d->store, d->data_dir, name);
         else
             r = 0;
         members_free(ms, n);
@@ -1554,7 +1554,7 @@ out:
     for (size_t i = 0; hosts && i < v.n; i++)
         json_decref(hosts[i]);
     free(hosts);
-    lc_view_release(&v);
+    kf_lifecycle_view_release(&v);
     json_decref(files);
     json_decref(flags);
     json_decref(profile);

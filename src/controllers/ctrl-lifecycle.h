@@ -1,5 +1,5 @@
 /* ctrl-lifecycle.h: what the lifecycle controller's files share
- * (ctrl-lifecycle.c, ctrl-lcpki.c, ctrl-lcports.c, ctrl-lcactions.c);
+ * (ctrl-lifecycle.c, ctrl-lifecycle-pki.c, ctrl-lifecycle-ports.c, ctrl-lifecycle-actions.c);
  * the public part is kfleet/lifecycle.h. */
 #ifndef KF_CTRL_LIFECYCLE_H
 #define KF_CTRL_LIFECYCLE_H
@@ -18,7 +18,7 @@ struct kf_pki_ca;
 struct kf_store;
 struct kf_strbuf;
 
-/* --- ctrl-lcpki.c ------------------------------------------------------------ */
+/* --- ctrl-lifecycle-pki.c ------------------------------------------------------------ */
 
 struct lc_pki_input {
     const char *cluster;
@@ -29,29 +29,32 @@ struct lc_pki_input {
 };
 
 /* "/_pki/<cluster>": where the cluster's PKI is kept in the store. */
-char *lc_pki_key(const char *cluster);
+char *kf_lifecycle_pki_key(const char *cluster);
 /* <data_dir>/pki/<cluster>: the leader's working copy. */
-char *lc_pki_dir(const char *data_dir, const char *cluster);
+char *kf_lifecycle_pki_dir(const char *data_dir, const char *cluster);
 /* Makes the stored PKI of in->cluster complete and current (see the file's
  * comment); *ret_files gets path -> PEM (new reference). 0 or an error. */
-int lc_pki_ensure(struct kf_store *store, const char *data_dir, const struct lc_pki_input *in,
-                  json_t **ret_files, struct kf_strbuf *err);
+int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
+                            const struct lc_pki_input *in, json_t **ret_files,
+                            struct kf_strbuf *err);
 /* The stored files (new reference) and the key's revision. -KF_ENOTFOUND. */
-int lc_pki_load(struct kf_store *store, const char *cluster, json_t **ret_files, int64_t *ret_rev);
+int kf_lifecycle_pki_load(struct kf_store *store, const char *cluster, json_t **ret_files,
+                          int64_t *ret_rev);
 /* Forgets the cluster's PKI: the stored key and the working copy. */
-int lc_pki_remove(struct kf_store *store, const char *data_dir, const char *cluster);
+int kf_lifecycle_pki_remove(struct kf_store *store, const char *data_dir, const char *cluster);
 /* Member i's certificate bundle from files: a list of {path, data,
  * secret} (new reference, may be NULL if not wanted) and its SHA-256.
  * -KF_ENOTFOUND when a file it needs is not there (yet). */
-int lc_bundle(const json_t *files, const struct kf_catalog_cluster *c, size_t i, json_t **ret_list,
-              char hash[65]);
+int kf_lifecycle_bundle(const json_t *files, const struct kf_catalog_cluster *c, size_t i,
+                        json_t **ret_list, char hash[65]);
 /* Renders a kubeconfig into <dir>/<file> (0600). */
-int lc_kubeconfig_write(const char *dir, const char *file, const char *cluster, const char *server,
-                        const char *user, const char *cert_pem, const char *key_pem,
-                        const struct kf_pki_ca *ca, struct kf_strbuf *err);
-int lc_rm_rf(const char *path);
+int kf_lifecycle_kubeconfig_write(const char *dir, const char *file, const char *cluster,
+                                  const char *server, const char *user, const char *cert_pem,
+                                  const char *key_pem, const struct kf_pki_ca *ca,
+                                  struct kf_strbuf *err);
+int kf_lifecycle_rm_rf(const char *path);
 
-/* --- ctrl-lcnodes.c ------------------------------------------------------------ */
+/* --- ctrl-lifecycle-nodes.c ------------------------------------------------------------ */
 
 struct lc_nodes {
     int64_t registered; /* simulated nodes the guest has (of those wanted) */
@@ -62,22 +65,23 @@ struct lc_nodes {
  * with the kfleet.io/simulated label) through endpoint_url, with the admin
  * certificate and CA in pki_dir; max_pods is each node's pod capacity.
  * 0 with *ret filled, or an error with the guest's words in err. */
-int lc_nodes_sync(const char *pki_dir, const char *endpoint_url, int64_t want, unsigned max_pods,
-                  struct lc_nodes *ret, struct kf_strbuf *err);
+int kf_lifecycle_nodes_sync(const char *pki_dir, const char *endpoint_url, int64_t want,
+                            unsigned max_pods, struct lc_nodes *ret, struct kf_strbuf *err);
 
-/* --- ctrl-lcports.c ----------------------------------------------------------- */
+/* --- ctrl-lifecycle-ports.c ----------------------------------------------------------- */
 
 /* Member ports: per host address (hosts that share an address share its
  * ports, as the three agents of `make run` do on 127.0.0.1). Thread-safe. */
 struct lc_ports;
-struct lc_ports *lc_ports_new(int min, int max);
-void lc_ports_free(struct lc_ports *p);
+struct lc_ports *kf_lifecycle_ports_new(int min, int max);
+void kf_lifecycle_ports_free(struct lc_ports *p);
 /* Picks n free ports on address: not used by any member in `used` (a
  * JSON array of port numbers the caller collected from the members bound
  * to hosts of that address), not handed out in the last minute, and, for
  * a loopback address, not taken on this machine right now. Returns 0 or
  * -ENOSPC. */
-int lc_ports_pick(struct lc_ports *p, const char *address, const json_t *used, size_t n, int *ret);
+int kf_lifecycle_ports_pick(struct lc_ports *p, const char *address, const json_t *used, size_t n,
+                            int *ret);
 
 /* --- shared by the controller and the actions ------------------------------- */
 
@@ -92,6 +96,6 @@ struct lc_view {
     const char **address; /* each member's host's address */
     size_t n;
 };
-void lc_view_release(struct lc_view *v);
+void kf_lifecycle_view_release(struct lc_view *v);
 
 #endif

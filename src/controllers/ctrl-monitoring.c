@@ -7,14 +7,14 @@
  *    allocation, requests ratio and water level; hosts and ready hosts per
  *    unit and zone. The watch handlers keep small aggregates up to date as
  *    objects change, so a scrape never walks the store or parses objects
- *    (ctrl-monstate.c).
+ *    (ctrl-monitoring-state.c).
  *
  * 2. With kfleetd --monitoring=external|local, the three-tier stack's
  *    configuration: on any change of a Region, Unit, Host,
  *    ControlPlaneMember, AlertReceiver or AlertRoute (and every 10 s while
  *    a guest cluster's Kubernetes members wait for the monitoring identity
  *    in its PKI, which is not an object) it rebuilds the
- *    monitoring model (struct kf_obs_fleet, ctrl-monmodel.c), renders every
+ *    monitoring model (struct kf_obs_fleet, ctrl-monitoring-model.c), renders every
  *    instance under <data-dir>/monitoring/ (checked with promtool/amtool
  *    whenever an instance's structure changed), reloads the instances whose
  *    structure changed (POST /-/reload, then the reload-success metric),
@@ -36,19 +36,19 @@
 
 #include <jansson.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obj.h"
 #include "kfleet/json.h"
 #include "kfleet/registry.h"
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
-#include "controllers/ctrl-internal.h"
+#include "ctrlrt/ctrlrt-internal.h"
 #include "controllers/ctrl-monitoring.h"
 
 KF_LOG_MODULE(monitoring);
@@ -64,7 +64,7 @@ static void map_fleet(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct monctl *mc = kf_ctrl_data(c);
 
-    monstate_update(&mc->state, obj, deleted);
+    kf_monstate_update(&mc->state, obj, deleted);
     if (mc->mon)
         kf_ctrl_enqueue(c, FLEET_KEY);
 }
@@ -99,7 +99,7 @@ static int mon_setup(struct kf_ctrl *c)
 static json_t *involved(struct monctl *mc, const struct monmodel *mm, const char *instance,
                         enum kf_obs_tier tier)
 {
-    const char *owner = monmodel_owner(mm, instance);
+    const char *owner = kf_monmodel_owner(mm, instance);
 
     if (owner && tier == KF_OBS_TIER_EDGE)
         return json_pack("{s:s,s:{s:s}}", "kind", "Unit", "metadata", "name", owner);
@@ -213,7 +213,7 @@ static void render_all(struct monctl *mc, const struct monmodel *mm)
         kf_strbuf_release(&err);
         return;
     }
-    n = monmodel_instances(mm, &names);
+    n = kf_monmodel_instances(mm, &names);
     for (size_t i = 0; i < n; i++) {
         struct kf_obs_change ch = { 0 };
         enum kf_obs_tier tier = KF_OBS_TIER_CENTRAL;
@@ -262,7 +262,7 @@ static int64_t reload_pending(struct monctl *mc, const struct monmodel *mm,
     json_object_foreach_safe(mc->pending, tmp, name, v)
     {
         enum kf_obs_tier tier = (enum kf_obs_tier)json_integer_value(v);
-        const char *listen = monmodel_listen(mm, name);
+        const char *listen = kf_monmodel_listen(mm, name);
         int r;
 
         if (!listen) { /* gone from the model */
@@ -433,8 +433,8 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
     }
     mc->last_run_ms = now;
 
-    monmodel_init(&mm);
-    r = monmodel_build(mc, &mm, &err);
+    kf_monmodel_init(&mm);
+    r = kf_monmodel_build(mc, &mm, &err);
     if (r < 0) {
         if (!kf_streq(mc->last_model_error, err.buf)) {
             event(mc, &mm, "monitoring", KF_OBS_TIER_CENTRAL, true, "MonitoringModelInvalid",
@@ -442,7 +442,7 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
             free(mc->last_model_error);
             mc->last_model_error = kf_xstrdup(err.buf);
         }
-        monmodel_release(&mm);
+        kf_monmodel_release(&mm);
         kf_strbuf_release(&err);
         return 0; /* the next change of an object tries again */
     }
@@ -467,7 +467,7 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
     write_conditions(mc, &mm);
     if (kf_mon_config(mc->mon)->mode == KF_MON_LOCAL) {
         char **names = NULL;
-        size_t n = monmodel_instances(&mm, &names);
+        size_t n = kf_monmodel_instances(&mm, &names);
 
         was_running = json_object();
         for (size_t i = 0; i < n; i++) {
@@ -507,7 +507,7 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
             again = d;
     }
     json_decref(was_running);
-    monmodel_release(&mm);
+    kf_monmodel_release(&mm);
     kf_strbuf_release(&err);
     if (again)
         *requeue_after_ms = again;
@@ -534,7 +534,7 @@ int kf_ctrl_monitoring_init(const struct kf_ctrl_env *env, void **ret_data, stru
     mc->hashes = json_object();
     mc->pending = json_object();
     mc->problems_seen = json_object();
-    monstate_init(&mc->state, env->metrics);
+    kf_monstate_init(&mc->state, env->metrics);
     pthread_mutex_init(&mc->am_lock, NULL);
     mc->am_members = json_object();
     mc->am_settled = json_object();
@@ -559,7 +559,7 @@ void kf_ctrl_monitoring_fini(void *data)
     json_decref(mc->pending);
     json_decref(mc->problems_seen);
     free(mc->last_model_error);
-    monstate_release(&mc->state);
+    kf_monstate_release(&mc->state);
     json_decref(mc->am_members);
     json_decref(mc->am_settled);
     pthread_mutex_destroy(&mc->am_lock);

@@ -1,7 +1,7 @@
 /* ctrl-monitoring.h: what the monitoring controller's files share:
  *   ctrl-monitoring.c  the controller (render, reload, supervise, events)
- *   ctrl-monmodel.c    objects -> struct kf_obs_fleet (+ adapter targets)
- *   ctrl-monstate.c    fleet-state metrics kept up to date by watches
+ *   ctrl-monitoring-model.c    objects -> struct kf_obs_fleet (+ adapter targets)
+ *   ctrl-monitoring-state.c    fleet-state metrics kept up to date by watches
  */
 #ifndef KF_CTRL_MONITORING_H
 #define KF_CTRL_MONITORING_H
@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obs.h"
 
@@ -35,10 +35,10 @@ struct monstate {
 };
 
 /* metrics NULL: nothing is exported (tests). */
-void monstate_init(struct monstate *s, struct kf_metrics *metrics);
-void monstate_release(struct monstate *s);
+void kf_monstate_init(struct monstate *s, struct kf_metrics *metrics);
+void kf_monstate_release(struct monstate *s);
 /* An object changed (GuestCluster, Host and Unit count; others are ignored). */
-void monstate_update(struct monstate *s, const json_t *obj, bool deleted);
+void kf_monstate_update(struct monstate *s, const json_t *obj, bool deleted);
 
 /* --- the controller's state ---------------------------------------------- */
 
@@ -104,18 +104,18 @@ struct monmodel {
     json_t *objs; /* array of every object read */
 };
 
-void monmodel_init(struct monmodel *mm);
-void monmodel_release(struct monmodel *mm);
+void kf_monmodel_init(struct monmodel *mm);
+void kf_monmodel_release(struct monmodel *mm);
 /* Builds the model from the informers and kfleetd's monitoring config.
  * Objects that cannot be part of it (a unit of an unknown region, a route
  * whose receiver is missing, an email receiver without SMTP settings) are
  * left out and listed in mm->problems. Returns 0, or -EINVAL when the
  * model as a whole fails kf_obs_fleet_check (why in err). */
-int monmodel_build(struct monctl *mc, struct monmodel *mm, struct kf_strbuf *err);
+int kf_monmodel_build(struct monctl *mc, struct monmodel *mm, struct kf_strbuf *err);
 /* Every instance name (sorted); the caller frees. Returns the count. */
-size_t monmodel_instances(const struct monmodel *mm, char ***ret);
-const char *monmodel_owner(const struct monmodel *mm, const char *instance);
-const char *monmodel_listen(const struct monmodel *mm, const char *instance);
+size_t kf_monmodel_instances(const struct monmodel *mm, char ***ret);
+const char *kf_monmodel_owner(const struct monmodel *mm, const char *instance);
+const char *kf_monmodel_listen(const struct monmodel *mm, const char *instance);
 
 /* Annotations that tell the controller where things are. */
 #define MON_ANN_NODE_EXPORTER "monitoring.kfleet.io/node-exporter" /* Host: "h:p" or "none" */

@@ -1,5 +1,5 @@
 /* ctrl-placement-api.c: the placement controller's two actions, served by
- * the API server (kf_api_add_action) while this controller runs (a leader
+ * the API server (through kf_api_actions_add) while this controller runs (a leader
  * term), computed on the controller's own capacity model with the same
  * library calls the decisions use:
  *
@@ -23,8 +23,8 @@
 #include <string.h>
 #include <errno.h>
 
-#include "kfleet/api.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/api-action.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -75,7 +75,7 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
 {
     struct place_ctrl *d = arg;
     json_t *cluster = NULL, *units_json, *out = NULL;
-    struct place_settings s;
+    struct kf_place_settings s;
     struct kf_strbuf gwhy = KF_STRBUF_INIT, text = KF_STRBUF_INIT;
     struct kf_grade_spec shape;
     struct kf_place_cluster c;
@@ -88,9 +88,9 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
 
     if (kf_informer_get(d->clusters, call->name, &cluster) < 0)
         return kf_err(err, -KF_ENOTFOUND, "guestclusters.kfleet.io \"%s\" not found", call->name);
-    r = place_settings(d, cluster, &s, &reason, err);
+    r = kf_place_settings(d, cluster, &s, &reason, err);
     if (r < 0) {
-        place_settings_release(&s);
+        kf_place_settings_release(&s);
         json_decref(cluster);
         return r; /* the message says what to fix */
     }
@@ -100,12 +100,12 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
         grade = kf_grade_decide(&d->grades, s.explicit_grade, s.nodes, s.pods, -1, &gwhy);
     else
         kf_strbuf_addf(&gwhy, "%s: the grade it runs at", kf_grade_name(grade));
-    place_shape(&d->grades, grade, s.profile, s.simulated_nodes, &shape);
-    place_cluster_input(cluster, &s, grade, &shape, &c, &bufs);
+    kf_place_shape(&d->grades, grade, s.profile, s.simulated_nodes, &shape);
+    kf_place_cluster_input(cluster, &s, grade, &shape, &c, &bufs);
     kf_placer_init(&placer, &d->policy);
 
     pthread_mutex_lock(&d->model->lock);
-    cap_units_build(d->model, &d->policy, NULL, call->name, &us);
+    kf_cap_units_build(d->model, &d->policy, NULL, call->name, &us);
     kf_place_explain(&placer, us.units, us.n, &c, &ex);
     if (placed)
         kf_strbuf_addf(&text,
@@ -125,18 +125,18 @@ static int explain(void *arg, const struct kf_api_call *call, json_t **ret, stru
     out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:s}", "apiVersion",
                     KF_API_VERSION, "kind", "PlacementExplanation", "cluster", call->name, "region",
                     c.region ? c.region : "", "grade", kf_grade_name(grade), "requests",
-                    cap_res_json(kf_grade_total(&shape)), "chosen",
+                    kf_cap_res_json(kf_grade_total(&shape)), "chosen",
                     ex.chosen >= 0 ? json_string(us.units[ex.chosen].name) : json_null(),
                     "decision", ex.result.message, "units", units_json, "text", text.buf);
     json_object_set_new(out, "placedIn", placed ? json_string(placed) : json_null());
     json_object_set_new(out, "gradeReason", json_string(gwhy.buf));
     kf_place_explain_release(&ex);
-    cap_units_release(&us);
+    kf_cap_units_release(&us);
     pthread_mutex_unlock(&d->model->lock);
 
     kf_placer_release(&placer);
-    place_input_bufs_release(&bufs);
-    place_settings_release(&s);
+    kf_place_input_bufs_release(&bufs);
+    kf_place_settings_release(&s);
     json_decref(cluster);
     kf_strbuf_release(&gwhy);
     kf_strbuf_release(&text);
@@ -199,8 +199,8 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
     struct kf_placer placer;
     struct cap_units us;
     const char *region = b ? kf_json_str(b, "region", NULL) : NULL;
-    int64_t cpu = b ? cap_qty_milli(json_object_get(b, "hostCPU")) : -1;
-    int64_t mem = b ? cap_qty_milli(json_object_get(b, "hostMemory")) : -1;
+    int64_t cpu = b ? kf_cap_qty_milli(json_object_get(b, "hostCPU")) : -1;
+    int64_t mem = b ? kf_cap_qty_milli(json_object_get(b, "hostMemory")) : -1;
     json_t *lines, *out;
     bool region_known;
     int r;
@@ -225,10 +225,10 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
 
     pthread_mutex_lock(&d->model->lock);
     region_known = kf_smap_contains(&d->model->regions, region);
-    cap_units_build(d->model, &d->policy, region, NULL, &us);
+    kf_cap_units_build(d->model, &d->policy, region, NULL, &us);
     req.units = us.units;
     req.n_units = us.n;
-    req.host_shape = us.n ? cap_unit_host_shape(&us.units[0], d->default_host) : d->default_host;
+    req.host_shape = us.n ? kf_cap_unit_host_shape(&us.units[0], d->default_host) : d->default_host;
     if (cpu > 0)
         req.host_shape.cpu_milli = cpu;
     if (mem > 0)
@@ -242,7 +242,7 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
         kf_plan_format(&req, &res, &text);
     pthread_mutex_unlock(&d->model->lock);
     if (r < 0) {
-        cap_units_release(&us);
+        kf_cap_units_release(&us);
         kf_placer_release(&placer);
         return r == -EINVAL ? -KF_EBADREQUEST : r;
     }
@@ -263,7 +263,7 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
     }
     out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s}",
                     "apiVersion", KF_API_VERSION, "kind", "CapacityPlan", "region", region,
-                    "hostShape", cap_res_json(req.host_shape), "units", lines, "demanded",
+                    "hostShape", kf_cap_res_json(req.host_shape), "units", lines, "demanded",
                     (int)res.demanded, "absorbedExisting", (int)res.absorbed_existing,
                     "absorbedGrown", (int)res.absorbed_grown, "absorbedNew", (int)res.absorbed_new,
                     "hostsAdded", (int)res.hosts_added, "newUnits", (int)res.new_units,
@@ -277,14 +277,14 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
         json_object_set_new(out, "unplaceable", unp);
     }
     kf_plan_result_release(&res);
-    cap_units_release(&us);
+    kf_cap_units_release(&us);
     kf_placer_release(&placer);
     kf_strbuf_release(&text);
     *ret = out;
     return 0;
 }
 
-void place_api_bind(struct place_ctrl *d)
+void kf_place_api_bind(struct place_ctrl *d)
 {
     const struct kf_api_action ex = {
         .method = "GET",
@@ -303,18 +303,18 @@ void place_api_bind(struct place_ctrl *d)
         .arg = d,
     };
 
-    if (!d->api)
+    if (!d->actions)
         return;
-    kf_api_add_action(d->api, &ex);
-    kf_api_add_action(d->api, &pl);
+    kf_api_actions_add(d->actions, &ex);
+    kf_api_actions_add(d->actions, &pl);
 }
 
-void place_api_unbind(struct place_ctrl *d)
+void kf_place_api_unbind(struct place_ctrl *d)
 {
-    if (!d->api)
+    if (!d->actions)
         return;
-    kf_api_remove_action(d->api, "GET", &kf_kind_guestcluster, "explain");
-    kf_api_remove_action(d->api, "POST", NULL, "plan");
+    kf_api_actions_remove(d->actions, "GET", &kf_kind_guestcluster, "explain");
+    kf_api_actions_remove(d->actions, "POST", NULL, "plan");
 }
 
 /* For tests without a server. */

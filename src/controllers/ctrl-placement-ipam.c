@@ -26,7 +26,7 @@
 #include <errno.h>
 
 #include "kfleet/cidr.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/ipam.h"
 #include "kfleet/json.h"
@@ -52,7 +52,7 @@ static void vpc_free(struct place_vpc *v)
     free(v);
 }
 
-void place_ipam_free(struct place_ctrl *d)
+void kf_place_ipam_free(struct place_ctrl *d)
 {
     size_t it = 0;
     void *v;
@@ -76,7 +76,7 @@ static struct place_vpc *vpc_get(struct place_ctrl *d, const char *name)
     return v;
 }
 
-bool place_ipam_event(struct place_ctrl *d, const json_t *pool, bool deleted)
+bool kf_place_ipam_event(struct place_ctrl *d, const json_t *pool, bool deleted)
 {
     const char *vpc = kf_json_str(pool, "spec.vpc", NULL);
     const char *name = kf_obj_name(pool);
@@ -124,7 +124,7 @@ static bool serves(const json_t *pool, const char *purpose)
 {
     json_t *p = kf_json_path(pool, "spec.purposes");
 
-    return json_array_size(p) == 0 ? strcmp(purpose, "service") != 0 : cap_str_in(p, purpose);
+    return json_array_size(p) == 0 ? strcmp(purpose, "service") != 0 : kf_cap_str_in(p, purpose);
 }
 
 /* The expected nodes a stored pair of ranges was sized for (as many as
@@ -259,8 +259,9 @@ static int pool_holding(json_t **objs, size_t n, const char *field, const struct
     return -1;
 }
 
-int place_ipam_allocate(struct place_ctrl *d, const json_t *cluster, const struct place_settings *s,
-                        struct kf_ipam_alloc *ret, char **ret_pool, struct kf_strbuf *why)
+int kf_place_ipam_allocate(struct place_ctrl *d, const json_t *cluster,
+                           const struct kf_place_settings *s, struct kf_ipam_alloc *ret,
+                           char **ret_pool, struct kf_strbuf *why)
 {
     const char *vpc = kf_json_str(cluster, "spec.network.vpc", NULL);
     const char *name = kf_obj_name(cluster);
@@ -303,15 +304,15 @@ int place_ipam_allocate(struct place_ctrl *d, const json_t *cluster, const struc
     return r;
 }
 
-void place_ipam_unwritten(struct place_ctrl *d, const char *vpc)
+void kf_place_ipam_unwritten(struct place_ctrl *d, const char *vpc)
 {
     pthread_mutex_lock(&d->lock);
     vpc_get(d, vpc)->dirty = true; /* memory may hold what the store does not */
     pthread_mutex_unlock(&d->lock);
 }
 
-int place_ipam_release(struct place_ctrl *d, const char *vpc, const char *cluster,
-                       struct kf_strbuf *why)
+int kf_place_ipam_release(struct place_ctrl *d, const char *vpc, const char *cluster,
+                          struct kf_strbuf *why)
 {
     struct place_vpc *v;
 
@@ -400,7 +401,8 @@ static int summarize(struct place_ctrl *d, const char *vpc, struct kf_strbuf *wh
             json_t *patch = json_pack("{s:O}", "status", st);
             int64_t rev = 0;
 
-            r = cap_patch(d->reg, &kf_kind_ippool, kf_obj_name(pools[i]), patch, true, &rev, why);
+            r = kf_cap_patch(d->reg, &kf_kind_ippool, kf_obj_name(pools[i]), patch, true, &rev,
+                             why);
             json_decref(patch);
             if (r == 0) {
                 pthread_mutex_lock(&d->lock);
@@ -420,7 +422,7 @@ static int summarize(struct place_ctrl *d, const char *vpc, struct kf_strbuf *wh
     return r;
 }
 
-bool place_ipam_summary_due(struct place_ctrl *d)
+bool kf_place_ipam_summary_due(struct place_ctrl *d)
 {
     size_t it = 0;
     void *v;
@@ -433,7 +435,7 @@ bool place_ipam_summary_due(struct place_ctrl *d)
     return due;
 }
 
-int place_ipam_summaries(struct place_ctrl *d)
+int kf_place_ipam_summaries(struct place_ctrl *d)
 {
     char **names = NULL;
     size_t n = 0, alloc = 0, it = 0;

@@ -8,7 +8,7 @@
  * apiservers round-robin over zones). binary, args and ports are left to
  * the agents' work; status belongs to the agent that runs the member.
  *
- * Keeping them in step with the shape (place_members_sync) handles a grade
+ * Keeping them in step with the shape (kf_place_members_sync) handles a grade
  * change and members that are missing because kfleetd stopped between the
  * cluster's status and its last member: members the shape no longer has
  * are deleted, requests that changed are updated in place, and missing
@@ -23,7 +23,7 @@
 #include <errno.h>
 
 #include "kfleet/capacity.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -36,21 +36,21 @@
 
 KF_LOG_MODULE(placement);
 
-void place_member_name(const char *cluster, const char *component, unsigned index, char *buf,
-                       size_t size)
+void kf_place_member_name(const char *cluster, const char *component, unsigned index, char *buf,
+                          size_t size)
 {
     snprintf(buf, size, "%s-%s-%u", cluster, component, index);
 }
 
-json_t *place_member_obj(const json_t *cluster, const char *unit, const char *host,
-                         const char *zone, const struct kf_component *comp, unsigned index,
-                         const char *version)
+json_t *kf_place_member_obj(const json_t *cluster, const char *unit, const char *host,
+                            const char *zone, const struct kf_component *comp, unsigned index,
+                            const char *version)
 {
     const char *cname = kf_obj_name(cluster);
     char name[KF_NAME_MAX + 1];
     json_t *obj;
 
-    place_member_name(cname, comp->name, index, name, sizeof(name));
+    kf_place_member_name(cname, comp->name, index, name, sizeof(name));
     obj = json_pack(
         "{s:s, s:s, s:{s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:[{s:s, s:s, s:s, s:s, s:b, s:b}]}, "
         "s:{s:s, s:s, s:i, s:s, s:s, s:s, s:{s:o}}}",
@@ -60,7 +60,7 @@ json_t *place_member_obj(const json_t *cluster, const char *unit, const char *ho
         "kind", "GuestCluster", "name", cname, "uid",
         kf_obj_uid(cluster) ? kf_obj_uid(cluster) : "", "controller", 1, "blockOwnerDeletion", 1,
         "spec", "cluster", cname, "component", comp->name, "index", (int)index, "version", version,
-        "host", host, "zone", zone, "resources", "requests", cap_res_json(comp->req));
+        "host", host, "zone", zone, "resources", "requests", kf_cap_res_json(comp->req));
     if (obj && strlen(host) > 63) /* label values are at most 63 bytes; the spec has it */
         json_object_del(kf_json_path(obj, "metadata.labels"), KF_LABEL_HOST);
     return obj;
@@ -88,7 +88,8 @@ static int create_one(struct place_ctrl *d, json_t *obj, struct kf_strbuf *why)
     return r;
 }
 
-int place_members_create(struct place_ctrl *d, json_t *const *objs, size_t n, struct kf_strbuf *why)
+int kf_place_members_create(struct place_ctrl *d, json_t *const *objs, size_t n,
+                            struct kf_strbuf *why)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
     int64_t rev = 0;
@@ -182,9 +183,9 @@ static int delete_member(struct place_ctrl *d, const char *name, bool *ret_gone)
     return r;
 }
 
-int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
-                       const struct kf_grade_spec *shape, const char *version,
-                       struct kf_strbuf *why)
+int kf_place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
+                          const struct kf_grade_spec *shape, const char *version,
+                          struct kf_strbuf *why)
 {
     const char *cname = kf_obj_name(cluster);
     struct existing *ex;
@@ -221,8 +222,8 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
         const char *zones[KF_PLACE_MAX_ZONES];
 
         res = kf_xcalloc(1, sizeof(*res));
-        cap_units_build(d->model, &d->policy, NULL, cname, &us);
-        ui = cap_units_find(&us, unit);
+        kf_cap_units_build(d->model, &d->policy, NULL, cname, &us);
+        ui = kf_cap_units_find(&us, unit);
         if (ui < 0) {
             r = kf_err(why, -ENOSPC, "unit %s is gone; the cluster's members cannot be bound",
                        unit);
@@ -231,7 +232,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
             us.units[ui].water_level = 1.0;
             us.units[ui].cordoned = false;
             for (size_t i = 0; i < n && n_pins < KF_GRADE_MAX_MEMBERS; i++) {
-                int h = ex[i].host ? cap_units_find_host(&us, (size_t)ui, ex[i].host) : -1;
+                int h = ex[i].host ? kf_cap_units_find_host(&us, (size_t)ui, ex[i].host) : -1;
 
                 if ((i < KF_ARRAY_SIZE(drop) && drop[i]) || h < 0)
                     continue;
@@ -245,7 +246,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
             c.unit = unit;
             c.pins = pins;
             c.n_pins = n_pins;
-            place_cluster_zones(cluster, &c, zones);
+            kf_place_cluster_zones(cluster, &c, zones);
             /* members whose host left the unit are neither pinned nor missing:
              * give the placer a shape where they do not count */
             r = kf_place(&d->placer, &us.units[ui], 1, &c, res);
@@ -261,12 +262,12 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
                     continue;
                 KF_GROW(todo, todo_alloc, n_todo + 1);
                 todo[n_todo++] =
-                    place_member_obj(cluster, unit, u->hosts[b->host].name, u->zones[b->zone],
-                                     &shape->components[b->component], b->replica, version);
+                    kf_place_member_obj(cluster, unit, u->hosts[b->host].name, u->zones[b->zone],
+                                        &shape->components[b->component], b->replica, version);
             }
         }
     }
-    cap_units_release(&us);
+    kf_cap_units_release(&us);
     pthread_mutex_unlock(&d->model->lock);
 
     /* writes, without the model's lock */
@@ -281,11 +282,11 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
             if (comp->req.cpu_milli != ex[i].req.cpu_milli ||
                 comp->req.mem_bytes != ex[i].req.mem_bytes) {
                 json_t *patch = json_pack("{s:{s:{s:o}, s:s}}", "spec", "resources", "requests",
-                                          cap_res_json(comp->req), "version", version);
+                                          kf_cap_res_json(comp->req), "version", version);
                 int64_t rev = 0;
 
-                r = cap_patch(d->reg, &kf_kind_controlplanemember, ex[i].name, patch, false, &rev,
-                              why);
+                r = kf_cap_patch(d->reg, &kf_kind_controlplanemember, ex[i].name, patch, false,
+                                 &rev, why);
                 json_decref(patch);
                 if (r == -KF_ENOTFOUND)
                     r = 0;
@@ -294,7 +295,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
         }
     }
     if (r == 0 && n_todo)
-        r = place_members_create(d, todo, n_todo, why);
+        r = kf_place_members_create(d, todo, n_todo, why);
     for (size_t i = 0; i < n_todo; i++)
         json_decref(todo[i]);
     free(todo);
@@ -303,7 +304,7 @@ int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *
     return r;
 }
 
-int place_members_delete_all(struct place_ctrl *d, const char *cluster, struct kf_strbuf *why)
+int kf_place_members_delete_all(struct place_ctrl *d, const char *cluster, struct kf_strbuf *why)
 {
     struct existing *ex;
     size_t n;
@@ -325,8 +326,8 @@ int place_members_delete_all(struct place_ctrl *d, const char *cluster, struct k
     return r < 0 ? r : left;
 }
 
-void place_members_count(struct place_ctrl *d, const char *cluster, unsigned *ret_existing,
-                         unsigned *ret_ready)
+void kf_place_members_count(struct place_ctrl *d, const char *cluster, unsigned *ret_existing,
+                            unsigned *ret_ready)
 {
     struct cap_cluster *c;
 

@@ -26,7 +26,7 @@
 #include <math.h>
 
 #include "kfleet/catalog.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/obj.h"
@@ -38,7 +38,7 @@
 #define DEFAULT_MAX_PODS 110
 #define EXTRA_SHARE      0.05 /* of the grade's total, for a profile component without one */
 
-void place_settings_release(struct place_settings *s)
+void kf_place_settings_release(struct kf_place_settings *s)
 {
     if (!s)
         return;
@@ -70,12 +70,13 @@ static void add_unique(json_t *arr, const json_t *from)
     size_t i;
     json_t *v;
 
-    json_array_foreach(from, i, v) if (json_is_string(v) && !cap_str_in(arr, json_string_value(v)))
+    json_array_foreach(from, i,
+                       v) if (json_is_string(v) && !kf_cap_str_in(arr, json_string_value(v)))
         json_array_append(arr, v);
 }
 
-int place_settings(struct place_ctrl *d, const json_t *cluster, struct place_settings *ret,
-                   const char **ret_reason, struct kf_strbuf *why)
+int kf_place_settings(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *ret,
+                      const char **ret_reason, struct kf_strbuf *why)
 {
     const json_t *spec = kf_json_path(cluster, "spec");
     const char *tname = kf_json_str(spec, "template", NULL);
@@ -119,7 +120,7 @@ int place_settings(struct place_ctrl *d, const json_t *cluster, struct place_set
         version = json_string_value(json_array_get(vs, json_array_size(vs) - 1));
     }
     minor_of(version ? version : "", minor, sizeof(minor));
-    if (!cap_str_in(kf_json_path(pspec, "versions"), minor)) {
+    if (!kf_cap_str_in(kf_json_path(pspec, "versions"), minor)) {
         char *list = kf_json_dump(kf_json_path(pspec, "versions"), NULL);
 
         *ret_reason = "VersionNotSupported";
@@ -238,8 +239,8 @@ static void add_simulator(struct kf_grade_spec *shape, int64_t nodes)
     c->req.mem_bytes = 64 * KF_MIB + nodes * 256 * 1024;
 }
 
-void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
-                 int64_t simulated_nodes, struct kf_grade_spec *ret)
+void kf_place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
+                    int64_t simulated_nodes, struct kf_grade_spec *ret)
 {
     const struct kf_grade_spec *base = &t->grades[g];
     const json_t *pspec = kf_json_path(profile, "spec");
@@ -324,14 +325,14 @@ void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
     }
 }
 
-void place_shape_json(const struct kf_grade_spec *shape, json_t *effective)
+void kf_place_shape_json(const struct kf_grade_spec *shape, json_t *effective)
 {
     json_t *comps = json_array();
     char mem[32];
 
     for (unsigned i = 0; i < shape->n_components; i++) {
         const struct kf_component *c = &shape->components[i];
-        json_t *o = cap_res_json(c->req);
+        json_t *o = kf_cap_res_json(c->req);
 
         json_object_set_new(o, "name", json_string(c->name));
         json_object_set_new(o, "replicas", json_integer(c->replicas));
@@ -340,13 +341,13 @@ void place_shape_json(const struct kf_grade_spec *shape, json_t *effective)
         json_array_append_new(comps, o);
     }
     json_object_set_new(effective, "components", comps);
-    json_object_set_new(effective, "requests", cap_res_json(kf_grade_total(shape)));
-    cap_fmt_mem(shape->etcd_quota_bytes, mem, sizeof(mem));
+    json_object_set_new(effective, "requests", kf_cap_res_json(kf_grade_total(shape)));
+    kf_cap_fmt_mem(shape->etcd_quota_bytes, mem, sizeof(mem));
     json_object_set_new(effective, "etcdQuota", json_string(mem));
     json_object_set_new(effective, "minZones", json_integer(shape->min_zones));
 }
 
-/* spec.placement.unitSelector against a unit of cap_units_build (u->user
+/* spec.placement.unitSelector against a unit of kf_cap_units_build (u->user
  * is its struct cap_unit; called with the model locked). */
 static bool unit_selected(const struct kf_place_unit *u, void *ctx)
 {
@@ -361,8 +362,8 @@ static bool unit_none(const struct kf_place_unit *u, void *ctx)
     return false;
 }
 
-void place_cluster_zones(const json_t *cluster, struct kf_place_cluster *c,
-                         const char *buf[KF_PLACE_MAX_ZONES])
+void kf_place_cluster_zones(const json_t *cluster, struct kf_place_cluster *c,
+                            const char *buf[KF_PLACE_MAX_ZONES])
 {
     json_t *zones = kf_json_path(cluster, "spec.placement.zones"), *v;
     size_t i, n = 0;
@@ -375,9 +376,9 @@ void place_cluster_zones(const json_t *cluster, struct kf_place_cluster *c,
     c->n_zones = n;
 }
 
-void place_cluster_input(const json_t *cluster, const struct place_settings *s, int grade,
-                         const struct kf_grade_spec *shape, struct kf_place_cluster *ret,
-                         struct place_input_bufs *bufs)
+void kf_place_cluster_input(const json_t *cluster, const struct kf_place_settings *s, int grade,
+                            const struct kf_grade_spec *shape, struct kf_place_cluster *ret,
+                            struct place_input_bufs *bufs)
 {
     json_t *av = kf_json_path(cluster, "spec.placement.avoidUnits"), *v;
     json_t *sel = kf_json_path(cluster, "spec.placement.unitSelector");
@@ -399,7 +400,7 @@ void place_cluster_input(const json_t *cluster, const struct place_settings *s, 
         bufs->avoid[n++] = json_string_value(v);
     ret->avoid_units = bufs->avoid;
     ret->n_avoid_units = n;
-    place_cluster_zones(cluster, ret, bufs->zones);
+    kf_place_cluster_zones(cluster, ret, bufs->zones);
     if (json_is_object(sel)) {
         struct kf_strbuf text = KF_STRBUF_INIT;
 
@@ -417,7 +418,7 @@ void place_cluster_input(const json_t *cluster, const struct place_settings *s, 
     }
 }
 
-void place_input_bufs_release(struct place_input_bufs *bufs)
+void kf_place_input_bufs_release(struct place_input_bufs *bufs)
 {
     kf_selector_free(bufs->unit_selector);
     free(bufs->unit_selector_text);
@@ -435,7 +436,7 @@ static int weekday_index(const char *d)
     return -1;
 }
 
-bool place_in_window(const json_t *window, int64_t now_ms)
+bool kf_place_in_window(const json_t *window, int64_t now_ms)
 {
     const char *start = kf_json_str(window, "start", NULL);
     const char *dur = kf_json_str(window, "duration", "4h");

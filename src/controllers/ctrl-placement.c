@@ -26,7 +26,7 @@
  *      ranges grown when expectedNodes grows; status refreshed.
  *
  * Everything the decisions read comes from the capacity model
- * (ctrl-capmodel.c) that this controller's informer handlers keep; one
+ * (ctrl-capacity-model.c) that this controller's informer handlers keep; one
  * worker decides, so decisions never race each other. explain and plan
  * (ctrl-placement-api.c) read the same model under its lock.
  */
@@ -35,10 +35,10 @@
 #include <string.h>
 #include <errno.h>
 
-#include "kfleet/api.h"
+#include "kfleet/api-action.h"
 #include "kfleet/capacity.h"
 #include "kfleet/cidr.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"
@@ -122,7 +122,7 @@ static void after_change(struct place_ctrl *d, const struct cap_change *ch)
         struct place_ctrl *d = kf_ctrl_data(c);                        \
         struct cap_change ch;                                          \
                                                                        \
-        cap_model_apply(d->model, &kind, obj, deleted, &ch);           \
+        kf_cap_model_apply(d->model, &kind, obj, deleted, &ch);        \
         after_change(d, &ch);                                          \
     }
 MAP_FN(map_region, kf_kind_region)
@@ -134,7 +134,7 @@ static void map_member(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct place_ctrl *d = kf_ctrl_data(c);
     struct cap_change ch;
 
-    cap_model_apply(d->model, &kf_kind_controlplanemember, obj, deleted, &ch);
+    kf_cap_model_apply(d->model, &kf_kind_controlplanemember, obj, deleted, &ch);
     if (ch.cluster[0]) /* its members' count and readiness */
         kf_ctrl_enqueue_after(c, ch.cluster, WAKE_MS);
     if (deleted)
@@ -147,13 +147,13 @@ static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct cap_change ch;
     bool changing;
 
-    cap_model_apply(d->model, &kf_kind_guestcluster, obj, deleted, &ch);
-    changing =
-        !deleted && cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging") &&
-        kf_streq(
-            kf_json_str(cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging"),
-                        "status", NULL),
-            "True");
+    kf_cap_model_apply(d->model, &kf_kind_guestcluster, obj, deleted, &ch);
+    changing = !deleted &&
+               kf_cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging") &&
+               kf_streq(kf_json_str(kf_cap_condition_find(kf_json_path(obj, "status.conditions"),
+                                                          "GradeChanging"),
+                                    "status", NULL),
+                        "True");
     if (ch.was_grade_changing && !changing)
         wake_candidates(d); /* a slot for the next grade change */
     if (deleted || kf_obj_deleting(obj))
@@ -164,7 +164,7 @@ static void map_pool(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct place_ctrl *d = kf_ctrl_data(c);
 
-    if (place_ipam_event(d, obj, deleted)) /* not our own write: ranges may be free */
+    if (kf_place_ipam_event(d, obj, deleted)) /* not our own write: ranges may be free */
         wake_pending(d, NULL);
 }
 
@@ -240,7 +240,7 @@ static int setup(struct kf_ctrl *c)
     int r;
 
     d->ctrl = c;
-    d->model = cap_model_shared(c);
+    d->model = kf_cap_model_shared(c);
     d->clusters = kf_ctrl_primary(c);
     d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
     d->pools = kf_ctrl_informer(m, &kf_kind_ippool);
@@ -260,7 +260,7 @@ static int setup(struct kf_ctrl *c)
         (r = kf_ctrl_watch(c, &kf_kind_template, map_template)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_profile, map_profile)) < 0)
         return r;
-    place_api_bind(d);
+    kf_place_api_bind(d);
     return 0;
 }
 
@@ -355,7 +355,7 @@ static int barrier(struct place_ctrl *d)
     };
 
     for (size_t i = 0; i < KF_ARRAY_SIZE(w); i++)
-        if (!cap_wait_rev(w[i].inf, w[i].need, BARRIER_MS)) {
+        if (!kf_cap_wait_rev(w[i].inf, w[i].need, BARRIER_MS)) {
             kf_log_rl_warn("the %s informer is at revision %lld, behind our write at %lld",
                            w[i].what, (long long)kf_informer_rev(w[i].inf), (long long)w[i].need);
             return -KF_EUNAVAILABLE;
@@ -369,7 +369,7 @@ static int patch_status(struct place_ctrl *d, const char *name, json_t *st, stru
 {
     json_t *patch = json_pack("{s:O}", "status", st);
     int64_t rev = 0;
-    int r = cap_patch(d->reg, &kf_kind_guestcluster, name, patch, true, &rev, why);
+    int r = kf_cap_patch(d->reg, &kf_kind_guestcluster, name, patch, true, &rev, why);
 
     json_decref(patch);
     if (r == 0)
@@ -388,7 +388,7 @@ static bool differs(const json_t *want, const json_t *have)
     {
         json_t *h = json_object_get(have, key);
 
-        if (strcmp(key, "conditions") == 0 ? !cap_conditions_same(v, h)
+        if (strcmp(key, "conditions") == 0 ? !kf_cap_conditions_same(v, h)
             : json_is_null(v)              ? h != NULL
                                            : !json_equal(v, h))
             return true;
@@ -402,7 +402,7 @@ static json_t *merge_conditions(const json_t *old, json_t *set)
     json_t *out = json_array(), *c;
     size_t i;
 
-    json_array_foreach(old, i, c) if (!cap_condition_find(set, kf_json_str(c, "type", "")))
+    json_array_foreach(old, i, c) if (!kf_cap_condition_find(set, kf_json_str(c, "type", "")))
         json_array_append(out, c);
     json_array_foreach(set, i, c) json_array_append(out, c);
     json_decref(set);
@@ -427,7 +427,7 @@ static int set_finalizer(struct place_ctrl *d, const json_t *cluster, bool on,
     if (on)
         json_array_append_new(list, json_string(KF_FINALIZER_PLACEMENT));
     patch = json_pack("{s:{s:o}}", "metadata", "finalizers", list);
-    r = cap_patch(d->reg, &kf_kind_guestcluster, kf_obj_name(cluster), patch, false, &rev, why);
+    r = kf_cap_patch(d->reg, &kf_kind_guestcluster, kf_obj_name(cluster), patch, false, &rev, why);
     json_decref(patch);
     if (r == 0)
         d->need_cluster_rev = KF_MAX(d->need_cluster_rev, rev);
@@ -437,10 +437,10 @@ static int set_finalizer(struct place_ctrl *d, const json_t *cluster, bool on,
 /* Pending with a reason: written (and an Event recorded) only when it says
  * something new. */
 static int write_pending(struct place_ctrl *d, const json_t *cluster, const char *reason,
-                         const char *message, int grade, const struct place_settings *s)
+                         const char *message, int grade, const struct kf_place_settings *s)
 {
     const json_t *old = kf_json_path(cluster, "status");
-    const json_t *cond = cap_condition_find(json_object_get(old, "conditions"), "Scheduled");
+    const json_t *cond = kf_cap_condition_find(json_object_get(old, "conditions"), "Scheduled");
     struct kf_strbuf why = KF_STRBUF_INIT;
     json_t *st = json_object();
     bool news = !cond || !kf_streq(kf_json_str(cond, "message", NULL), message) ||
@@ -461,8 +461,8 @@ static int write_pending(struct place_ctrl *d, const json_t *cluster, const char
         st, "conditions",
         merge_conditions(
             json_object_get(old, "conditions"),
-            json_pack("[o]", cap_condition(json_object_get(old, "conditions"), "Scheduled", false,
-                                           reason, message, kf_now_ms()))));
+            json_pack("[o]", kf_cap_condition(json_object_get(old, "conditions"), "Scheduled",
+                                              false, reason, message, kf_now_ms()))));
     if (differs(st, old)) {
         r = patch_status(d, kf_obj_name(cluster), st, &why);
         if (r == -KF_ENOTFOUND)
@@ -508,14 +508,14 @@ static int teardown(struct place_ctrl *d, const json_t *cluster, int64_t *requeu
     candidate_forget(d, name);
     if (!kf_obj_has_finalizer(cluster, KF_FINALIZER_PLACEMENT))
         return 0;
-    r = place_members_delete_all(d, name, &why);
+    r = kf_place_members_delete_all(d, name, &why);
     if (r > 0) { /* members that wait for their agents */
         *requeue_after_ms = 1000;
         r = 0;
         goto out;
     }
     if (r == 0)
-        r = place_ipam_release(d, kf_json_str(cluster, "spec.network.vpc", NULL), name, &why);
+        r = kf_place_ipam_release(d, kf_json_str(cluster, "spec.network.vpc", NULL), name, &why);
     if (r == 0)
         r = set_finalizer(d, cluster, false, &why);
     if (r == 0) {
@@ -544,7 +544,7 @@ static int orphan(struct place_ctrl *d, const char *name)
 
     pending_set(d, name, NULL);
     candidate_forget(d, name);
-    r = place_members_delete_all(d, name, &why);
+    r = kf_place_members_delete_all(d, name, &why);
     if (r > 0)
         r = 0;
     pthread_mutex_lock(&d->lock);
@@ -560,7 +560,7 @@ static int orphan(struct place_ctrl *d, const char *name)
     pthread_mutex_unlock(&d->lock);
     for (size_t i = 0; i < n; i++) {
         if (r == 0)
-            r = place_ipam_release(d, vpcs[i], name, &why);
+            r = kf_place_ipam_release(d, vpcs[i], name, &why);
         free(vpcs[i]);
     }
     free(vpcs);
@@ -577,7 +577,7 @@ struct bound {
     uint16_t component, replica;
 };
 
-static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_settings *s)
+static int place_new(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s)
 {
     const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
     struct kf_strbuf why = KF_STRBUF_INIT, gwhy = KF_STRBUF_INIT;
@@ -593,9 +593,9 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     int grade, r;
 
     grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, &gwhy);
-    place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
-    place_shape_json(&shape, s->effective);
-    place_cluster_input(cluster, s, grade, &shape, &c, &bufs);
+    kf_place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
+    kf_place_shape_json(&shape, s->effective);
+    kf_place_cluster_input(cluster, s, grade, &shape, &c, &bufs);
 
     /* Waits for its region's capacity events from before the model is read:
      * an event applied between the read and a pending_set after it would
@@ -606,7 +606,7 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     {
         struct cap_units us;
 
-        cap_units_build(d->model, &d->policy, region, name, &us);
+        kf_cap_units_build(d->model, &d->policy, region, name, &us);
         r = kf_place(&d->placer, us.units, us.n, &c, res);
         if (r == 0) {
             const struct kf_place_unit *u = &us.units[res->unit];
@@ -622,10 +622,10 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
             }
             nb = res->n_bindings;
         }
-        cap_units_release(&us);
+        kf_cap_units_release(&us);
     }
     pthread_mutex_unlock(&d->model->lock);
-    place_input_bufs_release(&bufs);
+    kf_place_input_bufs_release(&bufs);
 
     if (r < 0) {
         const char *reason = strstr(res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
@@ -640,7 +640,7 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     r = set_finalizer(d, cluster, true, &why);
     if (r < 0)
         goto fail;
-    r = place_ipam_allocate(d, cluster, s, &alloc, &pool, &why);
+    r = kf_place_ipam_allocate(d, cluster, s, &alloc, &pool, &why);
     if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
         pending_set(d, name, region);
         r = write_pending(d, cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why.buf, grade,
@@ -665,12 +665,12 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
     json_object_set_new(
         st, "conditions",
         merge_conditions(kf_json_path(cluster, "status.conditions"),
-                         json_pack("[o]", cap_condition(NULL, "Scheduled", true, "Placed",
-                                                        res->message, kf_now_ms()))));
+                         json_pack("[o]", kf_cap_condition(NULL, "Scheduled", true, "Placed",
+                                                           res->message, kf_now_ms()))));
     r = patch_status(d, name, st, &why);
     json_decref(st);
     if (r < 0) {
-        place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
+        kf_place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
         goto fail;
     }
     pending_set(d, name, NULL);
@@ -678,10 +678,10 @@ static int place_new(struct place_ctrl *d, const json_t *cluster, struct place_s
         json_t **objs = kf_xcalloc(nb + 1, sizeof(*objs));
 
         for (unsigned i = 0; i < nb; i++)
-            objs[i] = place_member_obj(cluster, unit, bs[i].host, bs[i].zone,
-                                       &shape.components[bs[i].component], bs[i].replica,
-                                       kf_json_str(s->effective, "version", ""));
-        r = place_members_create(d, objs, nb, &why);
+            objs[i] = kf_place_member_obj(cluster, unit, bs[i].host, bs[i].zone,
+                                          &shape.components[bs[i].component], bs[i].replica,
+                                          kf_json_str(s->effective, "version", ""));
+        r = kf_place_members_create(d, objs, nb, &why);
         for (unsigned i = 0; i < nb; i++)
             json_decref(objs[i]);
         free(objs);
@@ -705,7 +705,7 @@ out:
 
 /* A grade change of a placed cluster: returns the grade to run at now,
  * with the conditions it writes into conds. */
-static int regrade(struct place_ctrl *d, const json_t *cluster, const struct place_settings *s,
+static int regrade(struct place_ctrl *d, const json_t *cluster, const struct kf_place_settings *s,
                    int grade, json_t *st, json_t *conds, int64_t *requeue_after_ms)
 {
     const char *name = kf_obj_name(cluster), *unit = kf_json_str(cluster, "status.unit", "");
@@ -730,7 +730,7 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
     {
         char when[32];
 
-        cap_now_rfc3339(since, when);
+        kf_cap_now_rfc3339(since, when);
         json_object_set_new(
             st, "gradeShift",
             json_pack("{s:s, s:s}", "target", kf_grade_name(target), "since", when));
@@ -741,11 +741,12 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
     } else {
         move = kf_grade_shift_decide(
             &d->shift, grade, target, held,
-            place_in_window(kf_json_path(s->effective, "maintenanceWindow"), now), &why);
+            kf_place_in_window(kf_json_path(s->effective, "maintenanceWindow"), now), &why);
     }
     if (move == KF_GRADE_WAIT || move == KF_GRADE_STAY) {
-        json_array_append_new(conds, cap_condition(json_object_get(old, "conditions"),
-                                                   "GradeChange", false, "Waiting", why.buf, now));
+        json_array_append_new(conds,
+                              kf_cap_condition(json_object_get(old, "conditions"), "GradeChange",
+                                               false, "Waiting", why.buf, now));
         *requeue_after_ms = RETRY_MS;
         kf_strbuf_release(&why);
         return grade;
@@ -757,8 +758,8 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
                  "%s to %s waits: at most %u clusters change grade at once, fleet-wide",
                  target > grade ? "up" : "down", kf_grade_name(target), d->shift.max_in_flight);
         json_array_append_new(conds,
-                              cap_condition(json_object_get(old, "conditions"), "GradeChange",
-                                            false, "WaitingForSlot", msg, now));
+                              kf_cap_condition(json_object_get(old, "conditions"), "GradeChange",
+                                               false, "WaitingForSlot", msg, now));
         *requeue_after_ms = RETRY_MS;
         kf_strbuf_release(&why);
         return grade;
@@ -777,20 +778,21 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         size_t n_sorted;
         int ui, r = -ENOSPC;
 
-        place_shape(&d->grades, target, s->profile, s->simulated_nodes, &shape);
-        place_cluster_input(cluster, s, target, &shape, &c, &bufs);
+        kf_place_shape(&d->grades, target, s->profile, s->simulated_nodes, &shape);
+        kf_place_cluster_input(cluster, s, target, &shape, &c, &bufs);
         c.unit = unit;
         /* it stays where it is: only its new members move, within its zones */
         c.unit_ok = NULL;
         c.n_avoid_units = 0;
         pthread_mutex_lock(&d->model->lock);
-        cap_units_build(d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name, &us);
-        ui = cap_units_find(&us, unit);
+        kf_cap_units_build(d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name,
+                           &us);
+        ui = kf_cap_units_find(&us, unit);
         cc = kf_smap_get(&d->model->clusters, name);
-        n_sorted = cc ? cap_cluster_members_sorted(cc, &sorted) : 0;
+        n_sorted = cc ? kf_cap_cluster_members_sorted(cc, &sorted) : 0;
         for (size_t i = 0; ui >= 0 && i < n_sorted; i++) {
             const struct cap_member *mb = sorted[i];
-            int h = mb->host ? cap_units_find_host(&us, (size_t)ui, mb->host->name) : -1;
+            int h = mb->host ? kf_cap_units_find_host(&us, (size_t)ui, mb->host->name) : -1;
 
             for (unsigned k = 0; h >= 0 && k < shape.n_components; k++)
                 if (strcmp(shape.components[k].name, mb->component) == 0 && mb->index >= 0 &&
@@ -810,19 +812,19 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
         c.n_pins = n_pins;
         if (ui >= 0)
             r = kf_place(&d->placer, us.units, us.n, &c, res);
-        cap_units_release(&us);
+        kf_cap_units_release(&us);
         pthread_mutex_unlock(&d->model->lock);
-        place_input_bufs_release(&bufs);
+        kf_place_input_bufs_release(&bufs);
         if (r < 0) {
             char *msg = kf_xasprintf("cannot move to %s on unit %s: %s", kf_grade_name(target),
                                      unit, ui < 0 ? "the unit is gone" : res->message);
 
             json_array_append_new(conds,
-                                  cap_condition(json_object_get(old, "conditions"), "GradeChange",
-                                                false, "NoHeadroom", msg, now));
-            if (!kf_streq(kf_json_str(
-                              cap_condition_find(json_object_get(old, "conditions"), "GradeChange"),
-                              "message", NULL),
+                                  kf_cap_condition(json_object_get(old, "conditions"),
+                                                   "GradeChange", false, "NoHeadroom", msg, now));
+            if (!kf_streq(kf_json_str(kf_cap_condition_find(json_object_get(old, "conditions"),
+                                                            "GradeChange"),
+                                      "message", NULL),
                           msg))
                 kf_recorder_event(d->rec, cluster, KF_EVENT_WARNING, "GradeChangeBlocked", msg);
             free(msg);
@@ -840,9 +842,9 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
             kf_xasprintf("%s -> %s: %s", kf_grade_name(grade), kf_grade_name(target), why.buf);
 
         json_array_append_new(conds,
-                              cap_condition(NULL, "GradeChanging", true, "Changing", msg, now));
-        json_array_append_new(conds, cap_condition(json_object_get(old, "conditions"),
-                                                   "GradeChange", true, "Started", msg, now));
+                              kf_cap_condition(NULL, "GradeChanging", true, "Changing", msg, now));
+        json_array_append_new(conds, kf_cap_condition(json_object_get(old, "conditions"),
+                                                      "GradeChange", true, "Started", msg, now));
         json_object_set_new(st, "gradeShift", json_null());
         kf_log_info("cluster \"%s\": grade %s", name, msg);
         kf_recorder_event(d->rec, cluster, KF_EVENT_NORMAL, "GradeChanged", msg);
@@ -852,8 +854,8 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct pla
     return target;
 }
 
-static int reconcile_placed(struct place_ctrl *d, const json_t *cluster, struct place_settings *s,
-                            int64_t *requeue_after_ms)
+static int reconcile_placed(struct place_ctrl *d, const json_t *cluster,
+                            struct kf_place_settings *s, int64_t *requeue_after_ms)
 {
     const char *name = kf_obj_name(cluster), *unit = kf_json_str(cluster, "status.unit", "");
     const json_t *old = kf_json_path(cluster, "status");
@@ -864,15 +866,15 @@ static int reconcile_placed(struct place_ctrl *d, const json_t *cluster, struct 
     int64_t now = kf_now_ms();
     unsigned existing = 0, ready = 0, desired;
     const json_t *changing =
-        cap_condition_find(json_object_get(old, "conditions"), "GradeChanging");
+        kf_cap_condition_find(json_object_get(old, "conditions"), "GradeChanging");
     int r = 0;
 
     pending_set(d, name, NULL);
     if (grade < 0)
         grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, NULL);
     grade = regrade(d, cluster, s, grade, st, conds, requeue_after_ms);
-    place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
-    place_shape_json(&shape, s->effective);
+    kf_place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
+    kf_place_shape_json(&shape, s->effective);
     desired = kf_grade_members(&shape);
 
     /* ranges: allocated at placement; grown when expectedNodes went up */
@@ -881,13 +883,13 @@ static int reconcile_placed(struct place_ctrl *d, const json_t *cluster, struct 
         struct kf_ipam_alloc a;
         char *pool = NULL;
 
-        r = place_ipam_allocate(d, cluster, s, &a, &pool, &why);
+        r = kf_place_ipam_allocate(d, cluster, s, &a, &pool, &why);
         if (r == 0) {
             json_object_set_new(st, "network", network_json(&a, pool));
         } else if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
-            json_array_append_new(conds,
-                                  cap_condition(json_object_get(old, "conditions"), "NetworkReady",
-                                                false, "NoIPRange", why.buf, now));
+            json_array_append_new(conds, kf_cap_condition(json_object_get(old, "conditions"),
+                                                          "NetworkReady", false, "NoIPRange",
+                                                          why.buf, now));
             kf_strbuf_reset(&why);
             r = 0;
         }
@@ -895,32 +897,32 @@ static int reconcile_placed(struct place_ctrl *d, const json_t *cluster, struct 
         if (r < 0)
             goto out;
     }
-    r = place_members_sync(d, cluster, unit, grade, &shape,
-                           kf_json_str(s->effective, "version", ""), &why);
+    r = kf_place_members_sync(d, cluster, unit, grade, &shape,
+                              kf_json_str(s->effective, "version", ""), &why);
     if (r == -ENOSPC) {
         json_array_append_new(conds,
-                              cap_condition(json_object_get(old, "conditions"), "MembersBound",
-                                            false, "NoHostFits", why.buf, now));
+                              kf_cap_condition(json_object_get(old, "conditions"), "MembersBound",
+                                               false, "NoHostFits", why.buf, now));
         *requeue_after_ms = RETRY_MS;
         r = 0;
     } else if (r == 0) {
-        json_array_append_new(conds,
-                              cap_condition(json_object_get(old, "conditions"), "MembersBound",
-                                            true, "Bound", "every member is bound to a host", now));
+        json_array_append_new(conds, kf_cap_condition(json_object_get(old, "conditions"),
+                                                      "MembersBound", true, "Bound",
+                                                      "every member is bound to a host", now));
     } else {
         goto out;
     }
-    place_members_count(d, name, &existing, &ready);
+    kf_place_members_count(d, name, &existing, &ready);
     if (changing && kf_streq(kf_json_str(changing, "status", NULL), "True") &&
-        !cap_condition_find(conds, "GradeChanging")) {
+        !kf_cap_condition_find(conds, "GradeChanging")) {
         bool done = existing == desired && ready == desired;
 
         json_array_append_new(conds,
-                              cap_condition(json_object_get(old, "conditions"), "GradeChanging",
-                                            !done, done ? "Completed" : "Changing",
-                                            done ? "every member of the new grade is Ready"
-                                                 : kf_json_str(changing, "message", ""),
-                                            now));
+                              kf_cap_condition(json_object_get(old, "conditions"), "GradeChanging",
+                                               !done, done ? "Completed" : "Changing",
+                                               done ? "every member of the new grade is Ready"
+                                                    : kf_json_str(changing, "message", ""),
+                                               now));
     }
     {
         const char *phase = kf_json_str(old, "phase", "Pending");
@@ -940,7 +942,7 @@ static int reconcile_placed(struct place_ctrl *d, const json_t *cluster, struct 
     if (differs(st, old)) {
         r = patch_status(d, name, st, &why);
         if (r < 0 && json_object_get(st, "network"))
-            place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
+            kf_place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
     }
     if (r == -KF_ENOTFOUND)
         r = 0;
@@ -956,7 +958,7 @@ out:
 static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
 {
     struct place_ctrl *d = kf_ctrl_data(c);
-    struct place_settings s;
+    struct kf_place_settings s;
     struct kf_strbuf why = KF_STRBUF_INIT;
     const char *reason = NULL;
     json_t *cluster = NULL;
@@ -966,7 +968,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     if (r < 0)
         return r;
     if (strcmp(name, PLACE_POOLS_KEY) == 0)
-        return place_ipam_summaries(d);
+        return kf_place_ipam_summaries(d);
     if (kf_informer_get(d->clusters, name, &cluster) < 0) {
         r = orphan(d, name);
         goto summaries;
@@ -980,7 +982,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         json_decref(cluster);
         return 0;
     }
-    r = place_settings(d, cluster, &s, &reason, &why);
+    r = kf_place_settings(d, cluster, &s, &reason, &why);
     if (r < 0) {
         if (!kf_json_path(cluster, "status.unit")) {
             pending_set(d, name, NULL); /* a capacity event does not help */
@@ -990,8 +992,8 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
             /* placed: what it runs stays; the condition says what is wrong */
             json_t *conds = json_pack(
                 "[o]",
-                cap_condition(kf_json_path(cluster, "status.conditions"), "SettingsValid", false,
-                              reason ? reason : "InvalidSettings", why.buf, kf_now_ms()));
+                kf_cap_condition(kf_json_path(cluster, "status.conditions"), "SettingsValid", false,
+                                 reason ? reason : "InvalidSettings", why.buf, kf_now_ms()));
             json_t *st =
                 json_pack("{s:o}", "conditions",
                           merge_conditions(kf_json_path(cluster, "status.conditions"), conds));
@@ -1004,11 +1006,11 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     } else {
         r = reconcile_placed(d, cluster, &s, requeue_after_ms);
     }
-    place_settings_release(&s);
+    kf_place_settings_release(&s);
     json_decref(cluster);
     kf_strbuf_release(&why);
 summaries:
-    if (place_ipam_summary_due(d)) /* at most once a second */
+    if (kf_place_ipam_summary_due(d)) /* at most once a second */
         kf_ctrl_enqueue_after(c, PLACE_POOLS_KEY, 1000);
     return r == -KF_ENOTFOUND ? 0 : r;
 }
@@ -1034,7 +1036,7 @@ int kf_ctrl_placement_init(const struct kf_ctrl_env *env, void **ret, struct kf_
     }
     d = kf_xcalloc(1, sizeof(*d));
     d->reg = env->reg;
-    d->api = env->api;
+    d->actions = env->actions;
     d->rec = kf_recorder_new(env->reg, "placement");
     if (o->grades)
         d->grades = *o->grades;
@@ -1060,10 +1062,10 @@ void kf_ctrl_placement_fini(void *data)
 
     if (!d)
         return;
-    place_api_unbind(d);
+    kf_place_api_unbind(d);
     kf_recorder_free(d->rec);
     kf_placer_release(&d->placer);
-    place_ipam_free(d);
+    kf_place_ipam_free(d);
     while (kf_smap_next(&d->pending, &it, NULL, &v))
         free(v);
     kf_smap_release(&d->pending);

@@ -27,7 +27,7 @@
 #include "kfleet/smap.h"
 #include "controllers/ctrl-capacity.h"
 
-struct kf_api;
+struct kf_api_actions;
 struct kf_ctrl;
 struct kf_informer;
 struct kf_recorder;
@@ -38,8 +38,8 @@ struct place_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
     struct kf_recorder *rec;
-    struct kf_api *api;
-    struct cap_model *model; /* shared with the other capacity controller (cap_model_shared) */
+    const struct kf_api_actions *actions;
+    struct cap_model *model; /* shared with the other capacity controller (kf_cap_model_shared) */
     struct kf_grade_table grades;
     struct kf_grade_shift_policy shift;
     struct kf_place_policy policy;
@@ -61,7 +61,7 @@ struct place_ctrl {
 /* --- settings (ctrl-placement-settings.c) ------------------------------------- */
 
 /* A cluster's settings after merging its profile, template and spec. */
-struct place_settings {
+struct kf_place_settings {
     json_t *effective; /* status.effective (owned) */
     json_t *profile;   /* the Profile (owned) */
     int explicit_grade;
@@ -76,22 +76,22 @@ struct place_settings {
 
 /* Merges; on a problem returns -KF_EINVALID with a condition reason
  * (TemplateNotFound, ProfileNotFound, VersionNotSupported, TooManyNodes)
- * in *ret_reason and the message in why. Release with place_settings_release
+ * in *ret_reason and the message in why. Release with kf_place_settings_release
  * either way. */
-int place_settings(struct place_ctrl *d, const json_t *cluster, struct place_settings *ret,
-                   const char **ret_reason, struct kf_strbuf *why);
-void place_settings_release(struct place_settings *s);
+int kf_place_settings(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *ret,
+                      const char **ret_reason, struct kf_strbuf *why);
+void kf_place_settings_release(struct kf_place_settings *s);
 /* The control plane of grade g for the settings' profile: the grade
  * table's members, filtered and completed by the profile's components,
  * apiServer.replicas and etcd.members, plus a KWOK member
  * (KF_KWOK_COMPONENT) when the cluster has simulated nodes. */
-void place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
-                 int64_t simulated_nodes, struct kf_grade_spec *ret);
+void kf_place_shape(const struct kf_grade_table *t, int g, const json_t *profile,
+                    int64_t simulated_nodes, struct kf_grade_spec *ret);
 /* Writes the shape into status.effective: "components" and "requests". */
-void place_shape_json(const struct kf_grade_spec *shape, json_t *effective);
+void kf_place_shape_json(const struct kf_grade_spec *shape, json_t *effective);
 /* What a placement input points to besides the cluster and its settings:
  * spec.placement.avoidUnits, zones and the parsed unitSelector (matched
- * against the labels of the units cap_units_build made). */
+ * against the labels of the units kf_cap_units_build made). */
 struct kf_selector;
 struct place_input_bufs {
     const char *avoid[64];
@@ -101,16 +101,16 @@ struct place_input_bufs {
 };
 /* The placement input for a cluster (strings borrowed from cluster, s and
  * bufs; release bufs after the placement). */
-void place_cluster_input(const json_t *cluster, const struct place_settings *s, int grade,
-                         const struct kf_grade_spec *shape, struct kf_place_cluster *ret,
-                         struct place_input_bufs *bufs);
-void place_input_bufs_release(struct place_input_bufs *bufs);
+void kf_place_cluster_input(const json_t *cluster, const struct kf_place_settings *s, int grade,
+                            const struct kf_grade_spec *shape, struct kf_place_cluster *ret,
+                            struct place_input_bufs *bufs);
+void kf_place_input_bufs_release(struct place_input_bufs *bufs);
 /* Sets c->zones from spec.placement.zones (strings borrowed from cluster,
  * the array in buf); leaves c alone when the spec names none. */
-void place_cluster_zones(const json_t *cluster, struct kf_place_cluster *c,
-                         const char *buf[KF_PLACE_MAX_ZONES]);
+void kf_place_cluster_zones(const json_t *cluster, struct kf_place_cluster *c,
+                            const char *buf[KF_PLACE_MAX_ZONES]);
 /* Whether now is inside the maintenance window (absent: always). */
-bool place_in_window(const json_t *window, int64_t now_ms);
+bool kf_place_in_window(const json_t *window, int64_t now_ms);
 
 /* --- IPAM (ctrl-placement-ipam.c) --------------------------------------------- */
 
@@ -127,55 +127,56 @@ struct place_vpc {
 
 /* An IPPool event: marks its VPC for a rebuild unless it is our own write;
  * returns whether it was someone else's change. */
-bool place_ipam_event(struct place_ctrl *d, const json_t *pool, bool deleted);
+bool kf_place_ipam_event(struct place_ctrl *d, const json_t *pool, bool deleted);
 /* Ranges for a cluster: allocated (or found, grown when expectedNodes
  * grew) in memory. The caller persists them in the cluster's
- * status.network, and calls place_ipam_unwritten if that write fails.
+ * status.network, and calls kf_place_ipam_unwritten if that write fails.
  * -ENOSPC / -KF_EINVALID / -KF_EEXISTS / -ENOENT with the reason in why
  * (nothing kept). */
-int place_ipam_allocate(struct place_ctrl *d, const json_t *cluster, const struct place_settings *s,
-                        struct kf_ipam_alloc *ret, char **ret_pool, struct kf_strbuf *why);
+int kf_place_ipam_allocate(struct place_ctrl *d, const json_t *cluster,
+                           const struct kf_place_settings *s, struct kf_ipam_alloc *ret,
+                           char **ret_pool, struct kf_strbuf *why);
 /* The ranges just allocated for a cluster of vpc were not written: the
  * allocator is rebuilt from the store before its next use. */
-void place_ipam_unwritten(struct place_ctrl *d, const char *vpc);
+void kf_place_ipam_unwritten(struct place_ctrl *d, const char *vpc);
 /* Releases every range of cluster in vpc (memory; the cluster object, gone
  * with its finalizer, was the record). */
-int place_ipam_release(struct place_ctrl *d, const char *vpc, const char *cluster,
-                       struct kf_strbuf *why);
+int kf_place_ipam_release(struct place_ctrl *d, const char *vpc, const char *cluster,
+                          struct kf_strbuf *why);
 /* Whether an IPPool summary is due, and writing them. */
-bool place_ipam_summary_due(struct place_ctrl *d);
-int place_ipam_summaries(struct place_ctrl *d);
-void place_ipam_free(struct place_ctrl *d);
+bool kf_place_ipam_summary_due(struct place_ctrl *d);
+int kf_place_ipam_summaries(struct place_ctrl *d);
+void kf_place_ipam_free(struct place_ctrl *d);
 
 /* --- members (ctrl-placement-members.c) --------------------------------------- */
 
 /* "<cluster>-<component>-<index>" into buf. */
-void place_member_name(const char *cluster, const char *component, unsigned index, char *buf,
-                       size_t size);
+void kf_place_member_name(const char *cluster, const char *component, unsigned index, char *buf,
+                          size_t size);
 /* Makes the cluster's members what shape says on its unit: deletes those
  * the shape no longer has, updates requests that changed, binds and
  * creates the missing ones around the existing (pinned) ones. Returns 0, or
  * -ENOSPC with why (the missing members do not fit), or a store error. */
-int place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
-                       const struct kf_grade_spec *shape, const char *version,
-                       struct kf_strbuf *why);
+int kf_place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
+                          const struct kf_grade_spec *shape, const char *version,
+                          struct kf_strbuf *why);
 /* A member object bound to host in zone of unit (new reference). */
-json_t *place_member_obj(const json_t *cluster, const char *unit, const char *host,
-                         const char *zone, const struct kf_component *comp, unsigned index,
-                         const char *version);
+json_t *kf_place_member_obj(const json_t *cluster, const char *unit, const char *host,
+                            const char *zone, const struct kf_component *comp, unsigned index,
+                            const char *version);
 /* Creates members in store transactions (those that exist already are
  * left as they are). */
-int place_members_create(struct place_ctrl *d, json_t *const *objs, size_t n,
-                         struct kf_strbuf *why);
+int kf_place_members_create(struct place_ctrl *d, json_t *const *objs, size_t n,
+                            struct kf_strbuf *why);
 /* Deletes every member of cluster; returns how many are left to go (0: none). */
-int place_members_delete_all(struct place_ctrl *d, const char *cluster, struct kf_strbuf *why);
+int kf_place_members_delete_all(struct place_ctrl *d, const char *cluster, struct kf_strbuf *why);
 /* Members desired by the shape, and how many of the cluster's are Ready. */
-void place_members_count(struct place_ctrl *d, const char *cluster, unsigned *ret_existing,
-                         unsigned *ret_ready);
+void kf_place_members_count(struct place_ctrl *d, const char *cluster, unsigned *ret_existing,
+                            unsigned *ret_ready);
 
 /* --- actions (ctrl-placement-api.c) ------------------------------------------- */
 
-void place_api_bind(struct place_ctrl *d);
-void place_api_unbind(struct place_ctrl *d);
+void kf_place_api_bind(struct place_ctrl *d);
+void kf_place_api_unbind(struct place_ctrl *d);
 
 #endif

@@ -17,7 +17,7 @@
 #include <pthread.h>
 
 #include "kfleet/capacity.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"

@@ -12,13 +12,13 @@
 
 #include "kfleet/broadcast.h"
 #include "kfleet/capacity.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/kind.h"
 #include "kfleet/lifecycle.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
-#include "controllers/ctrl-internal.h"
+#include "ctrlrt/ctrlrt-internal.h"
 #include "controllers/ctrl-monitoring.h"
 
 static const struct kf_ctrl_def defs[] = {

@@ -20,7 +20,7 @@
  *
  * All numbers come from the placement library (kf_unit_water,
  * kf_unit_hosts_needed) on the same capacity model the placement
- * controller decides with (ctrl-capmodel.c), so what a unit shows is what
+ * controller decides with (ctrl-capacity-model.c), so what a unit shows is what
  * placement sees. The model follows Region, Unit, Host, ControlPlaneMember
  * and GuestCluster events; each event queues the units it touches after a
  * short delay, so the members of one placement cost one status write. The
@@ -39,7 +39,7 @@
 #include <math.h>
 
 #include "kfleet/capacity.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"
@@ -59,7 +59,7 @@ struct unit_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
     struct kf_recorder *rec;
-    struct cap_model *model; /* shared with the other capacity controller (cap_model_shared) */
+    struct cap_model *model; /* shared with the other capacity controller (kf_cap_model_shared) */
     struct kf_grade_table grades;
     struct kf_place_policy policy;
     struct kf_res default_host;
@@ -82,7 +82,7 @@ static void changed(struct unit_ctrl *d, const struct cap_change *ch)
         kf_ctrl_enqueue_after(d->ctrl, ch->units[i], COALESCE_MS);
     if (ch->region[0]) {
         char **names;
-        size_t n = cap_model_units_of(d->model, ch->region, &names);
+        size_t n = kf_cap_model_units_of(d->model, ch->region, &names);
 
         for (size_t i = 0; i < n; i++)
             kf_ctrl_enqueue_after(d->ctrl, names[i], COALESCE_MS);
@@ -96,7 +96,7 @@ static void changed(struct unit_ctrl *d, const struct cap_change *ch)
         struct unit_ctrl *d = kf_ctrl_data(c);                         \
         struct cap_change ch;                                          \
                                                                        \
-        cap_model_apply(d->model, &kind, obj, deleted, &ch);           \
+        kf_cap_model_apply(d->model, &kind, obj, deleted, &ch);        \
         changed(d, &ch);                                               \
     }
 MAP_FN(map_host, kf_kind_host)
@@ -108,7 +108,7 @@ static void map_region(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct unit_ctrl *d = kf_ctrl_data(c);
     struct cap_change ch;
 
-    cap_model_apply(d->model, &kf_kind_region, obj, deleted, &ch);
+    kf_cap_model_apply(d->model, &kf_kind_region, obj, deleted, &ch);
     changed(d, &ch);
     if (!deleted)
         enqueue_region(d, kf_obj_name(obj));
@@ -121,7 +121,7 @@ static void map_unit(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct unit_ctrl *d = kf_ctrl_data(c);
     struct cap_change ch;
 
-    cap_model_apply(d->model, &kf_kind_unit, obj, deleted, &ch);
+    kf_cap_model_apply(d->model, &kf_kind_unit, obj, deleted, &ch);
     changed(d, &ch);
     enqueue_region(d, kf_json_str(obj, "spec.region", NULL));
 }
@@ -132,7 +132,7 @@ static int setup(struct kf_ctrl *c)
     int r;
 
     d->ctrl = c;
-    d->model = cap_model_shared(c);
+    d->model = kf_cap_model_shared(c);
     d->regions = kf_ctrl_informer(kf_ctrl_manager_of(c), &kf_kind_region);
     if ((r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_unit, map_unit)) < 0 ||
@@ -156,7 +156,7 @@ static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size
     const struct kf_place_unit *u = &us->units[i];
     struct cap_unit *cu = us->src[i];
     struct kf_unit_water w;
-    struct kf_res raw = { 0, 0 }, shape = cap_unit_host_shape(u, d->default_host);
+    struct kf_res raw = { 0, 0 }, shape = kf_cap_unit_host_shape(u, d->default_host);
     struct kf_strbuf msg = KF_STRBUF_INIT;
     json_t *st = json_object(), *by = json_object(), *take = json_object(), *need = json_object();
     json_t *zones = json_array(), *conds = json_array();
@@ -200,9 +200,9 @@ static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size
     }
     *ret_above = w.above;
     kf_unit_water_format(u, &w, shape, water_msg);
-    json_array_append_new(conds, cap_condition(old_conditions, "AboveWaterLevel", w.above,
-                                               w.above ? "AboveWaterLevel" : "BelowWaterLevel",
-                                               water_msg->buf, now));
+    json_array_append_new(conds, kf_cap_condition(old_conditions, "AboveWaterLevel", w.above,
+                                                  w.above ? "AboveWaterLevel" : "BelowWaterLevel",
+                                                  water_msg->buf, now));
     if (first_short < 0) {
         kf_strbuf_addstr(&msg, "can take one more cluster of every grade");
     } else {
@@ -217,7 +217,7 @@ static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size
             h = (unsigned)json_integer_value(json_object_get(need, kf_grade_name(g)));
             kf_strbuf_addf(&msg, "%s%s (needs %u more host%s of ", first ? "" : ", ",
                            kf_grade_name(g), h, h == 1 ? "" : "s");
-            cap_fmt_res(shape, &msg);
+            kf_cap_fmt_res(shape, &msg);
             kf_strbuf_addch(&msg, ')');
             first = false;
         }
@@ -228,13 +228,13 @@ static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size
             kf_strbuf_addstr(&msg, " more");
         }
     }
-    json_array_append_new(conds, cap_condition(old_conditions, "GradeHeadroom", first_short < 0,
-                                               first_short < 0 ? "HasHeadroom" : "NoHeadroom",
-                                               msg.buf, now));
+    json_array_append_new(conds, kf_cap_condition(old_conditions, "GradeHeadroom", first_short < 0,
+                                                  first_short < 0 ? "HasHeadroom" : "NoHeadroom",
+                                                  msg.buf, now));
 
-    json_object_set_new(st, "capacity", cap_res_json(raw));
-    json_object_set_new(st, "allocatable", cap_res_json(u->capacity));
-    json_object_set_new(st, "allocated", cap_res_json(u->allocated));
+    json_object_set_new(st, "capacity", kf_cap_res_json(raw));
+    json_object_set_new(st, "allocatable", kf_cap_res_json(u->capacity));
+    json_object_set_new(st, "allocated", kf_cap_res_json(u->allocated));
     json_object_set_new(st, "waterLevel",
                         json_pack("{s:f, s:f}", "cpu", round3(w.cpu), "memory", round3(w.mem)));
     json_object_set_new(st, "aboveWaterLevel", json_boolean(w.above));
@@ -250,7 +250,7 @@ static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size
         json_integer(kf_unit_hosts_needed(u, &d->policy, &d->grades.grades[0], 0, shape)));
     json_object_set_new(st, "canTake", take);
     json_object_set_new(st, "hostsNeededFor", need);
-    json_object_set_new(st, "hostShape", cap_res_json(shape));
+    json_object_set_new(st, "hostShape", kf_cap_res_json(shape));
     json_object_set_new(st, "conditions", conds);
     kf_strbuf_release(&msg);
     return st;
@@ -267,7 +267,7 @@ static bool status_differs(const json_t *want, const json_t *have)
         json_t *h = json_object_get(have, key);
 
         if (strcmp(key, "conditions") == 0) {
-            if (!cap_conditions_same(v, h))
+            if (!kf_cap_conditions_same(v, h))
                 return true;
         } else if (json_is_real(v) && json_is_number(h)) {
             if (fabs(json_real_value(v) - json_number_value(h)) > 1e-9)
@@ -292,7 +292,7 @@ static int reconcile_region(struct unit_ctrl *d, const char *name)
     if (!d->regions || kf_informer_get(d->regions, name, &region) < 0)
         return 0;
     pthread_mutex_lock(&d->model->lock);
-    cap_units_build(d->model, &d->policy, name, NULL, &us);
+    kf_cap_units_build(d->model, &d->policy, name, NULL, &us);
     n = us.n;
     for (size_t i = 0; i < us.n; i++) {
         clusters += us.units[i].clusters;
@@ -300,7 +300,7 @@ static int reconcile_region(struct unit_ctrl *d, const char *name)
         for (size_t h = 0; h < us.units[i].n_hosts; h++)
             ready += us.units[i].hosts[h].ready;
     }
-    cap_units_release(&us);
+    kf_cap_units_release(&us);
     pthread_mutex_unlock(&d->model->lock);
     st = json_pack("{s:I, s:I, s:I, s:I, s:I}", "units", (json_int_t)n, "clusters",
                    (json_int_t)clusters, "hosts", (json_int_t)hosts, "readyHosts",
@@ -309,7 +309,7 @@ static int reconcile_region(struct unit_ctrl *d, const char *name)
     if (status_differs(st, old)) {
         json_t *patch = json_pack("{s:O}", "status", st);
 
-        r = cap_patch(d->reg, &kf_kind_region, name, patch, true, NULL, &err);
+        r = kf_cap_patch(d->reg, &kf_kind_region, name, patch, true, NULL, &err);
         json_decref(patch);
         if (r == -KF_ENOTFOUND)
             r = 0;
@@ -339,12 +339,12 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     old = kf_json_path(unit, "status");
     was_above = kf_json_bool(old, "aboveWaterLevel", false);
     pthread_mutex_lock(&d->model->lock);
-    cap_units_build(d->model, &d->policy, kf_json_str(unit, "spec.region", ""), NULL, &us);
-    i = cap_units_find(&us, name);
+    kf_cap_units_build(d->model, &d->policy, kf_json_str(unit, "spec.region", ""), NULL, &us);
+    i = kf_cap_units_find(&us, name);
     if (i >= 0)
         st = unit_status(d, &us, (size_t)i, json_object_get(old, "conditions"), kf_now_ms(), &above,
                          &water);
-    cap_units_release(&us);
+    kf_cap_units_release(&us);
     pthread_mutex_unlock(&d->model->lock);
     if (!st) { /* the model has not seen the Unit yet: its event will queue it */
         json_decref(unit);
@@ -354,7 +354,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     if (status_differs(st, old)) {
         json_t *patch = json_pack("{s:O}", "status", st);
 
-        r = cap_patch(d->reg, &kf_kind_unit, name, patch, true, NULL, &err);
+        r = kf_cap_patch(d->reg, &kf_kind_unit, name, patch, true, NULL, &err);
         json_decref(patch);
         if (r == -KF_ENOTFOUND)
             r = 0;

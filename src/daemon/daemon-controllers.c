@@ -1,7 +1,7 @@
 /* daemon-controllers.c: the one place where kfleetd starts and stops its
  * controllers.
  *
- * It builds a controller manager (src/controllers/ctrl-runtime.c) over the
+ * It builds a controller manager (src/ctrlrt/ctrlrt-manager.c) over the
  * daemon's store and registry, adds every controller of the table in
  * src/controllers/ctrl-table.c with an environment made from struct
  * kf_daemon, exposes their statistics on /metrics, and starts them (which
@@ -12,7 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/api.h"
+#include "kfleet/controllers.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
 #include "daemon/daemon.h"
@@ -27,7 +28,7 @@ int kf_daemon_controllers_start(struct kf_daemon *d, struct kf_strbuf *err)
         .metrics = d->metrics,
         .leases = d->leases,
         .data_dir = d->data_dir,
-        .api = d->api,
+        .actions = d->api ? kf_api_actions(d->api) : NULL,
         .capacity = d->capacity,
         .enabled = d->controllers_enabled,
         .monitoring = d->mon,

@@ -22,7 +22,7 @@
 #include "kfleet/kind.h"
 #include "kfleet/lease-share.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
 #include "daemon/daemon.h"
 
@@ -128,8 +128,8 @@ static void collect(struct kf_metric *f, void *arg)
     kf_metric_set(f, NULL, v);
 }
 
-int daemon_heartbeats_start(struct kf_daemon *d, const struct daemon_heartbeats_config *c,
-                            struct daemon_heartbeats **ret, struct kf_strbuf *err)
+int kf_daemon_heartbeats_start(struct kf_daemon *d, const struct daemon_heartbeats_config *c,
+                               struct daemon_heartbeats **ret, struct kf_strbuf *err)
 {
     int64_t grace = c->host_grace_ms > 0 ? c->host_grace_ms : KF_CAPACITY_HOST_GRACE_MS;
     char hosts_prefix[64];
@@ -165,7 +165,7 @@ int daemon_heartbeats_start(struct kf_daemon *d, const struct daemon_heartbeats_
     return 0;
 }
 
-void daemon_heartbeats_stop(struct daemon_heartbeats *h)
+void kf_daemon_heartbeats_stop(struct daemon_heartbeats *h)
 {
     if (!h)
         return;

@@ -27,7 +27,7 @@
 #include "kfleet/api.h"
 #include "kfleet/election.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
@@ -76,7 +76,7 @@ static void stop_term(struct daemon_leader *l)
     if (!l->running)
         return;
     kf_metrics_set_child(l->d->metrics, NULL);
-    daemon_maint_stop(l->maint);
+    kf_daemon_maint_stop(l->maint);
     l->maint = NULL;
     kf_daemon_controllers_stop(&l->term);
     kf_metrics_free(l->term.metrics);
@@ -110,7 +110,7 @@ static int start_term(struct daemon_leader *l, int64_t token, struct kf_strbuf *
     l->term.controllers = NULL;
     r = kf_daemon_controllers_start(&l->term, err);
     if (r == 0) {
-        r = daemon_maint_start(&l->term, &l->maint_cfg, &l->maint);
+        r = kf_daemon_maint_start(&l->term, &l->maint_cfg, &l->maint);
         if (r < 0) {
             kf_err(err, r, "cannot start the maintenance thread: %s", strerror(-r));
             kf_daemon_controllers_stop(&l->term);
@@ -259,8 +259,8 @@ static void ready_detail(void *arg, struct kf_strbuf *out)
 
 /* --- start and stop ------------------------------------------------------ */
 
-int daemon_leader_start(struct kf_daemon *d, const struct daemon_leader_config *c,
-                        struct daemon_leader **ret, struct kf_strbuf *err)
+int kf_daemon_leader_start(struct kf_daemon *d, const struct daemon_leader_config *c,
+                           struct daemon_leader **ret, struct kf_strbuf *err)
 {
     struct daemon_leader *l = kf_xcalloc(1, sizeof(*l));
     struct kf_election_config ec = {
@@ -323,7 +323,7 @@ fail:
     return r;
 }
 
-void daemon_leader_stop(struct daemon_leader *l)
+void kf_daemon_leader_stop(struct daemon_leader *l)
 {
     if (!l)
         return;
@@ -342,7 +342,7 @@ void daemon_leader_stop(struct daemon_leader *l)
     free(l);
 }
 
-bool daemon_leader_is_leader(struct daemon_leader *l)
+bool kf_daemon_leader_is_leader(struct daemon_leader *l)
 {
     struct kf_election_state st;
 
@@ -350,7 +350,7 @@ bool daemon_leader_is_leader(struct daemon_leader *l)
     return st.leader;
 }
 
-bool daemon_leader_contested(struct daemon_leader *l)
+bool kf_daemon_leader_contested(struct daemon_leader *l)
 {
     struct kf_election_state st;
 

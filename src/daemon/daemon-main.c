@@ -23,12 +23,12 @@
 #include "kfleet/api.h"
 #include "kfleet/capacity.h"
 #include "kfleet/lifecycle.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/error.h"
 #include "kfleet/lease.h"
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
@@ -524,7 +524,7 @@ static int start_monitoring(const struct config *c, struct kf_daemon *d, struct 
         char *host = NULL;
         uint16_t port = 0;
 
-        r = kf_api_parse_listen(c->api.listen, &host, &port, err);
+        r = kf_parse_listen(c->api.listen, &host, &port, err);
         if (r == 0) {
             bool any = !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !*host;
 
@@ -602,7 +602,7 @@ int main(int argc, char **argv)
     d.lifecycle = &c.lifecycle;
     d.metrics = kf_metrics_new();
     kf_metrics_add_process(d.metrics);
-    daemon_memory_add_metrics(d.metrics);
+    kf_daemon_memory_add_metrics(d.metrics);
 
     r = kf_api_new(&c.api, d.reg, d.metrics, &d.api, &err);
     if (r < 0) {
@@ -629,7 +629,7 @@ int main(int argc, char **argv)
         kf_log_info("endpoints: %s, HAProxy configurations under %s", kf_ep_mode_name(c.endpoints),
                     kf_endpoints_root(d.endpoints));
     }
-    r = kf_lifecycle_add_actions(d.api, d.reg, d.store, &lc_actions, &err);
+    r = kf_lifecycle_add_actions(kf_api_actions(d.api), d.reg, d.store, &lc_actions, &err);
     if (r < 0) {
         kf_log_err("%s", err.buf);
         exit_code = EXIT_RUNTIME;
@@ -638,20 +638,20 @@ int main(int argc, char **argv)
     lc.replica_id = c.replica_id ? c.replica_id : (replica_id = default_replica_id(c.api.listen));
     lc.lease_ttl_ms = c.leader_ttl_ms;
     lc.maint = c.maint;
-    r = daemon_leader_start(&d, &lc, &leader, &err);
+    r = kf_daemon_leader_start(&d, &lc, &leader, &err);
     if (r < 0) {
         kf_log_err("cannot start the controllers: %s", err.len ? err.buf : strerror(-r));
         exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
         goto free_api;
     }
-    if (daemon_leader_contested(leader)) {
+    if (kf_daemon_leader_contested(leader)) {
         struct daemon_heartbeats_config hc = {
             .replica_id = lc.replica_id,
             .interval_ms = c.heartbeat_report_ms,
             .host_grace_ms = c.cap.host_grace_ms,
         };
 
-        r = daemon_heartbeats_start(&d, &hc, &heartbeats, &err);
+        r = kf_daemon_heartbeats_start(&d, &hc, &heartbeats, &err);
         if (r < 0) {
             kf_log_err("cannot share host heartbeats with the other replicas: %s", err.buf);
             exit_code = EXIT_RUNTIME;
@@ -685,9 +685,9 @@ int main(int argc, char **argv)
     kf_api_stop(d.api);
 
 stop_heartbeats:
-    daemon_heartbeats_stop(heartbeats);
+    kf_daemon_heartbeats_stop(heartbeats);
 stop_leader:
-    daemon_leader_stop(leader);
+    kf_daemon_leader_stop(leader);
 free_api:
     kf_api_free(d.api);
     kf_mon_free(d.mon);

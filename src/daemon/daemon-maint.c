@@ -39,8 +39,9 @@ struct daemon_maint {
     size_t n_samples;
 };
 
-int64_t daemon_compact_target(const struct daemon_maint_config *c, int64_t cur_rev, int64_t now_ms,
-                              const int64_t *sample_ms, const int64_t *sample_rev, size_t n)
+int64_t kf_daemon_compact_target(const struct daemon_maint_config *c, int64_t cur_rev,
+                                 int64_t now_ms, const int64_t *sample_ms,
+                                 const int64_t *sample_rev, size_t n)
 {
     int64_t by_count = cur_rev - KF_MAX(c->compact_keep_revs, 0);
     int64_t by_time = 0;
@@ -88,7 +89,8 @@ static void compact_once(struct daemon_maint *m)
         return;
     }
     add_sample(m, now, st.rev);
-    target = daemon_compact_target(&m->cfg, st.rev, now, m->sample_ms, m->sample_rev, m->n_samples);
+    target =
+        kf_daemon_compact_target(&m->cfg, st.rev, now, m->sample_ms, m->sample_rev, m->n_samples);
     if (target <= st.compacted_rev)
         return;
     r = kf_store_compact(m->d->store, target);
@@ -155,8 +157,8 @@ static void *maint_main(void *arg)
     return NULL;
 }
 
-int daemon_maint_start(struct kf_daemon *d, const struct daemon_maint_config *c,
-                       struct daemon_maint **ret)
+int kf_daemon_maint_start(struct kf_daemon *d, const struct daemon_maint_config *c,
+                          struct daemon_maint **ret)
 {
     struct daemon_maint *m = kf_xcalloc(1, sizeof(*m));
     pthread_condattr_t attr;
@@ -180,7 +182,7 @@ int daemon_maint_start(struct kf_daemon *d, const struct daemon_maint_config *c,
     return 0;
 }
 
-void daemon_maint_stop(struct daemon_maint *m)
+void kf_daemon_maint_stop(struct daemon_maint *m)
 {
     if (!m)
         return;

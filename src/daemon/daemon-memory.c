@@ -11,7 +11,7 @@
  */
 #include <malloc.h>
 
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "daemon/daemon.h"
 
 static void collect_heap(struct kf_metric *f, void *arg)
@@ -24,7 +24,7 @@ static void collect_heap(struct kf_metric *f, void *arg)
     kf_metric_set(f, KF_LABELS("mmap"), (double)mi.hblkhd);
 }
 
-void daemon_memory_add_metrics(struct kf_metrics *m)
+void kf_daemon_memory_add_metrics(struct kf_metrics *m)
 {
     kf_metrics_collected(m, KF_METRIC_GAUGE, "kfleet_process_heap_bytes",
                          "malloc's heap: in_use (held by kfleetd, mmap blocks included), free "

@@ -56,7 +56,7 @@ struct kf_daemon {
 };
 
 /* Registers kfleet_process_heap_bytes (malloc's in use, free, mmap). */
-void daemon_memory_add_metrics(struct kf_metrics *m);
+void kf_daemon_memory_add_metrics(struct kf_metrics *m);
 
 /* Starts the controllers (the controller runtime, src/controllers/). Called
  * once, after the store, registry, metrics and API server exist and before
@@ -74,13 +74,14 @@ struct daemon_maint_config {
     int64_t event_gc_interval_ms; /* 0: no Event GC */
 };
 
-int daemon_maint_start(struct kf_daemon *d, const struct daemon_maint_config *c,
-                       struct daemon_maint **ret);
-void daemon_maint_stop(struct daemon_maint *m); /* NULL is fine */
+int kf_daemon_maint_start(struct kf_daemon *d, const struct daemon_maint_config *c,
+                          struct daemon_maint **ret);
+void kf_daemon_maint_stop(struct daemon_maint *m); /* NULL is fine */
 /* The revision a compaction at now_ms would compact to, given the samples
  * (time, revision) taken so far (exported for tests; 0: nothing to do). */
-int64_t daemon_compact_target(const struct daemon_maint_config *c, int64_t cur_rev, int64_t now_ms,
-                              const int64_t *sample_ms, const int64_t *sample_rev, size_t n);
+int64_t kf_daemon_compact_target(const struct daemon_maint_config *c, int64_t cur_rev,
+                                 int64_t now_ms, const int64_t *sample_ms,
+                                 const int64_t *sample_rev, size_t n);
 
 /* The leader election and the terms it drives (daemon-leader.c). */
 struct daemon_leader;
@@ -92,13 +93,13 @@ struct daemon_leader_config {
 /* Starts the election; with a single-writer store also the first term
  * (controllers and maintenance) before returning. Registers the kfleet_leader
  * families and the /readyz detail (before the API listens). */
-int daemon_leader_start(struct kf_daemon *d, const struct daemon_leader_config *c,
-                        struct daemon_leader **ret, struct kf_strbuf *err);
+int kf_daemon_leader_start(struct kf_daemon *d, const struct daemon_leader_config *c,
+                           struct daemon_leader **ret, struct kf_strbuf *err);
 /* Stops the term (if leading) and resigns. NULL is fine. */
-void daemon_leader_stop(struct daemon_leader *l);
-bool daemon_leader_is_leader(struct daemon_leader *l);
+void kf_daemon_leader_stop(struct daemon_leader *l);
+bool kf_daemon_leader_is_leader(struct daemon_leader *l);
 /* False with a single-writer store (this replica leads, nothing elected). */
-bool daemon_leader_contested(struct daemon_leader *l);
+bool kf_daemon_leader_contested(struct daemon_leader *l);
 
 /* Host heartbeats shared with the other replicas (daemon-heartbeats.c,
  * kfleet/lease-share.h); only with an elected leader (etcd). */
@@ -110,10 +111,10 @@ struct daemon_heartbeats_config {
 };
 /* Starts reporting d->leases' local renewals and renewing the others'.
  * Registers the kfleet_heartbeat_share_* families. Before the API listens. */
-int daemon_heartbeats_start(struct kf_daemon *d, const struct daemon_heartbeats_config *c,
-                            struct daemon_heartbeats **ret, struct kf_strbuf *err);
+int kf_daemon_heartbeats_start(struct kf_daemon *d, const struct daemon_heartbeats_config *c,
+                               struct daemon_heartbeats **ret, struct kf_strbuf *err);
 /* Stops and deletes this replica's report (the others give its hosts a full
  * grace to move at once). After the API stopped; NULL is fine. */
-void daemon_heartbeats_stop(struct daemon_heartbeats *h);
+void kf_daemon_heartbeats_stop(struct daemon_heartbeats *h);
 
 #endif

@@ -57,48 +57,49 @@ struct trie_hit {
     uint32_t owner;
 };
 
-void trie_init(struct trie *t);
-void trie_release(struct trie *t);
+void kf_ipam_trie_init(struct trie *t);
+void kf_ipam_trie_release(struct trie *t);
 /* Creates the node of c and flags it as a pool root. Returns its index. */
-uint32_t trie_mark_pool(struct trie *t, const struct kf_cidr *c);
+uint32_t kf_ipam_trie_mark_pool(struct trie *t, const struct kf_cidr *c);
 /* Marks block c USED by (kind, owner). 0, or -EEXIST with what it collides
  * with in *hit (a used block, or a pool root inside c). */
-int trie_claim(struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner,
-               struct trie_hit *hit);
+int kf_ipam_trie_claim(struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner,
+                       struct trie_hit *hit);
 /* Allocates a free block of prefix want inside the pool rooted at c (best
  * fit, then lowest address). room: also keep the buddy free and flag it
  * soft (growth room), so the search is for a block of want - 1. hard_only:
  * do not take soft blocks. 0 and *ret, or -ENOSPC. */
-int trie_alloc(struct trie *t, const struct kf_cidr *pool, unsigned want, bool room, bool hard_only,
-               uint8_t kind, uint32_t owner, struct kf_cidr *ret);
+int kf_ipam_trie_alloc(struct trie *t, const struct kf_cidr *pool, unsigned want, bool room,
+                       bool hard_only, uint8_t kind, uint32_t owner, struct kf_cidr *ret);
 /* Flags the buddy of used block c soft if it is a free block of its own. */
-void trie_soften_buddy(struct trie *t, const struct kf_cidr *c);
+void kf_ipam_trie_soften_buddy(struct trie *t, const struct kf_cidr *c);
 /* TN_* of the node of block c, or -1 if c is inside a bigger leaf. */
-int trie_state(const struct trie *t, const struct kf_cidr *c);
+int kf_ipam_trie_state(const struct trie *t, const struct kf_cidr *c);
 /* Clears the soft flag of the buddy of c (c being released or grown) and
  * merges what can be merged. */
-void trie_harden_buddy(struct trie *t, const struct kf_cidr *c);
+void kf_ipam_trie_harden_buddy(struct trie *t, const struct kf_cidr *c);
 /* Frees block c, which must be USED; merges halves back. 0 or -ENOENT. */
-int trie_free(struct trie *t, const struct kf_cidr *c);
+int kf_ipam_trie_free(struct trie *t, const struct kf_cidr *c);
 /* Does c overlap a USED block? Fills *hit with the first one. */
-bool trie_query(const struct trie *t, const struct kf_cidr *c, struct trie_hit *hit);
+bool kf_ipam_trie_query(const struct trie *t, const struct kf_cidr *c, struct trie_hit *hit);
 /* Is the block c USED by exactly (kind, owner)? */
-bool trie_owns(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner);
+bool kf_ipam_trie_owns(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner);
 /* Could c be claimed by (kind, owner) if the owner's own block inside c
  * were released? false and *hit if anything else is in c. */
-bool trie_sole(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner,
-               struct trie_hit *hit);
+bool kf_ipam_trie_sole(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner,
+                       struct trie_hit *hit);
 /* Largest free block prefix inside the pool c (TRIE_NO_FREE: none). */
-unsigned trie_pool_best(const struct trie *t, const struct kf_cidr *pool);
+unsigned kf_ipam_trie_pool_best(const struct trie *t, const struct kf_cidr *pool);
 /* Free addresses inside the pool c. */
-uint64_t trie_pool_free(const struct trie *t, const struct kf_cidr *pool);
+uint64_t kf_ipam_trie_pool_free(const struct trie *t, const struct kf_cidr *pool);
 /* Calls fn for every USED leaf in address order; stops at fn != 0 and
  * returns it. */
-int trie_walk_used(const struct trie *t,
-                   int (*fn)(const struct kf_cidr *c, uint8_t kind, uint32_t owner, void *arg),
-                   void *arg);
+int kf_ipam_trie_walk_used(const struct trie *t,
+                           int (*fn)(const struct kf_cidr *c, uint8_t kind, uint32_t owner,
+                                     void *arg),
+                           void *arg);
 /* Structural invariants (children, best, merged halves). 0 or -EUCLEAN. */
-int trie_check(const struct trie *t, char *why, size_t size);
+int kf_ipam_trie_check(const struct trie *t, char *why, size_t size);
 
 struct snode {
     uint32_t child[2];
@@ -112,16 +113,16 @@ struct strie {
     size_t live;
 };
 
-void strie_init(struct strie *t);
-void strie_release(struct strie *t);
-void strie_add(struct strie *t, const struct kf_cidr *c);
-void strie_remove(struct strie *t, const struct kf_cidr *c);
+void kf_ipam_strie_init(struct strie *t);
+void kf_ipam_strie_release(struct strie *t);
+void kf_ipam_strie_add(struct strie *t, const struct kf_cidr *c);
+void kf_ipam_strie_remove(struct strie *t, const struct kf_cidr *c);
 /* Does c overlap a counted range? *ret_block gets one of them. */
-bool strie_query(const struct strie *t, const struct kf_cidr *c, struct kf_cidr *ret_block);
+bool kf_ipam_strie_query(const struct strie *t, const struct kf_cidr *c, struct kf_cidr *ret_block);
 /* Ranges counted exactly at c. */
-uint32_t strie_count(const struct strie *t, const struct kf_cidr *c);
+uint32_t kf_ipam_strie_count(const struct strie *t, const struct kf_cidr *c);
 /* Total ranges counted; checks sub == count + children's sub everywhere
  * (-EUCLEAN otherwise). */
-int strie_check(const struct strie *t, uint64_t *ret_total);
+int kf_ipam_strie_check(const struct strie *t, uint64_t *ret_total);
 
 #endif

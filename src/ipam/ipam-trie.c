@@ -54,7 +54,7 @@ static void node_put(struct trie *t, uint32_t i)
     t->live--;
 }
 
-void trie_init(struct trie *t)
+void kf_ipam_trie_init(struct trie *t)
 {
     memset(t, 0, sizeof(*t));
     t->len = 1; /* index 0 is "none" */
@@ -66,7 +66,7 @@ void trie_init(struct trie *t)
     t->n[ROOT].best_hard = 0;
 }
 
-void trie_release(struct trie *t)
+void kf_ipam_trie_release(struct trie *t)
 {
     free(t->n);
     memset(t, 0, sizeof(*t));
@@ -143,7 +143,7 @@ static bool first_below(const struct trie *t, uint32_t i, uint32_t base, unsigne
            first_below(t, n->child[1], base | half(p), p + 1, true, skip_kind, skip_owner, hit);
 }
 
-uint32_t trie_mark_pool(struct trie *t, const struct kf_cidr *c)
+uint32_t kf_ipam_trie_mark_pool(struct trie *t, const struct kf_cidr *c)
 {
     uint32_t path[34], i = ROOT, addr = (uint32_t)c->addr;
     unsigned p = 0;
@@ -160,8 +160,8 @@ uint32_t trie_mark_pool(struct trie *t, const struct kf_cidr *c)
     return i;
 }
 
-int trie_claim(struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner,
-               struct trie_hit *hit)
+int kf_ipam_trie_claim(struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner,
+                       struct trie_hit *hit)
 {
     uint32_t path[34], i = ROOT, addr = (uint32_t)c->addr, base = 0;
     unsigned p = 0;
@@ -222,8 +222,8 @@ static uint8_t best_of(const struct tnode *n, bool hard_only)
     return hard_only ? n->best_hard : n->best;
 }
 
-int trie_alloc(struct trie *t, const struct kf_cidr *pool, unsigned want, bool room, bool hard_only,
-               uint8_t kind, uint32_t owner, struct kf_cidr *ret)
+int kf_ipam_trie_alloc(struct trie *t, const struct kf_cidr *pool, unsigned want, bool room,
+                       bool hard_only, uint8_t kind, uint32_t owner, struct kf_cidr *ret)
 {
     uint32_t path[34], i, base = (uint32_t)pool->addr;
     int depth = descend_to(t, pool, path);
@@ -281,7 +281,7 @@ static struct kf_cidr buddy_of(const struct kf_cidr *c)
     return kf_cidr4((uint32_t)c->addr ^ half(c->prefix - 1), c->prefix);
 }
 
-void trie_soften_buddy(struct trie *t, const struct kf_cidr *c)
+void kf_ipam_trie_soften_buddy(struct trie *t, const struct kf_cidr *c)
 {
     uint32_t path[34];
     struct kf_cidr b;
@@ -298,7 +298,7 @@ void trie_soften_buddy(struct trie *t, const struct kf_cidr *c)
     fixup(t, path, depth);
 }
 
-int trie_state(const struct trie *t, const struct kf_cidr *c)
+int kf_ipam_trie_state(const struct trie *t, const struct kf_cidr *c)
 {
     uint32_t path[34];
     int depth = descend_to(t, c, path);
@@ -306,7 +306,7 @@ int trie_state(const struct trie *t, const struct kf_cidr *c)
     return depth < 0 ? -1 : t->n[path[depth]].state;
 }
 
-void trie_harden_buddy(struct trie *t, const struct kf_cidr *c)
+void kf_ipam_trie_harden_buddy(struct trie *t, const struct kf_cidr *c)
 {
     uint32_t path[34];
     struct kf_cidr b;
@@ -323,7 +323,7 @@ void trie_harden_buddy(struct trie *t, const struct kf_cidr *c)
     fixup(t, path, depth);
 }
 
-int trie_free(struct trie *t, const struct kf_cidr *c)
+int kf_ipam_trie_free(struct trie *t, const struct kf_cidr *c)
 {
     uint32_t path[34];
     int depth = descend_to(t, c, path);
@@ -342,7 +342,7 @@ int trie_free(struct trie *t, const struct kf_cidr *c)
     return 0;
 }
 
-bool trie_query(const struct trie *t, const struct kf_cidr *c, struct trie_hit *hit)
+bool kf_ipam_trie_query(const struct trie *t, const struct kf_cidr *c, struct trie_hit *hit)
 {
     uint32_t i = ROOT, addr = (uint32_t)c->addr, base = 0;
     unsigned p = 0;
@@ -365,7 +365,7 @@ bool trie_query(const struct trie *t, const struct kf_cidr *c, struct trie_hit *
     }
 }
 
-bool trie_owns(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner)
+bool kf_ipam_trie_owns(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner)
 {
     uint32_t path[34];
     int depth = descend_to(t, c, path);
@@ -377,8 +377,8 @@ bool trie_owns(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint
     return n->state == TN_USED && n->kind == kind && n->owner == owner;
 }
 
-bool trie_sole(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner,
-               struct trie_hit *hit)
+bool kf_ipam_trie_sole(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint32_t owner,
+                       struct trie_hit *hit)
 {
     uint32_t i = ROOT, addr = (uint32_t)c->addr, base = 0;
     unsigned p = 0;
@@ -404,7 +404,7 @@ bool trie_sole(const struct trie *t, const struct kf_cidr *c, uint8_t kind, uint
     }
 }
 
-unsigned trie_pool_best(const struct trie *t, const struct kf_cidr *pool)
+unsigned kf_ipam_trie_pool_best(const struct trie *t, const struct kf_cidr *pool)
 {
     uint32_t path[34];
     int depth = descend_to(t, pool, path);
@@ -423,7 +423,7 @@ static uint64_t free_below(const struct trie *t, uint32_t i, unsigned p)
     return free_below(t, n->child[0], p + 1) + free_below(t, n->child[1], p + 1);
 }
 
-uint64_t trie_pool_free(const struct trie *t, const struct kf_cidr *pool)
+uint64_t kf_ipam_trie_pool_free(const struct trie *t, const struct kf_cidr *pool)
 {
     uint32_t path[34];
     int depth = descend_to(t, pool, path);
@@ -448,9 +448,10 @@ static int walk(const struct trie *t, uint32_t i, uint32_t base, unsigned p,
     return walk(t, n->child[1], base | half(p), p + 1, fn, arg);
 }
 
-int trie_walk_used(const struct trie *t,
-                   int (*fn)(const struct kf_cidr *c, uint8_t kind, uint32_t owner, void *arg),
-                   void *arg)
+int kf_ipam_trie_walk_used(const struct trie *t,
+                           int (*fn)(const struct kf_cidr *c, uint8_t kind, uint32_t owner,
+                                     void *arg),
+                           void *arg)
 {
     return walk(t, ROOT, 0, 0, fn, arg);
 }
@@ -516,7 +517,7 @@ static int check_node(const struct trie *t, uint32_t i, uint32_t base, unsigned 
     }
 }
 
-int trie_check(const struct trie *t, char *why, size_t size)
+int kf_ipam_trie_check(const struct trie *t, char *why, size_t size)
 {
     size_t count = 0;
     int r = check_node(t, ROOT, 0, 0, &count, why, size);
@@ -546,7 +547,7 @@ static uint32_t snode_new(struct strie *t)
     return i;
 }
 
-void strie_init(struct strie *t)
+void kf_ipam_strie_init(struct strie *t)
 {
     memset(t, 0, sizeof(*t));
     t->len = 1;
@@ -555,13 +556,13 @@ void strie_init(struct strie *t)
     snode_new(t);
 }
 
-void strie_release(struct strie *t)
+void kf_ipam_strie_release(struct strie *t)
 {
     free(t->n);
     memset(t, 0, sizeof(*t));
 }
 
-void strie_add(struct strie *t, const struct kf_cidr *c)
+void kf_ipam_strie_add(struct strie *t, const struct kf_cidr *c)
 {
     uint32_t i = ROOT, addr = (uint32_t)c->addr;
 
@@ -580,7 +581,7 @@ void strie_add(struct strie *t, const struct kf_cidr *c)
     t->n[i].count++;
 }
 
-void strie_remove(struct strie *t, const struct kf_cidr *c)
+void kf_ipam_strie_remove(struct strie *t, const struct kf_cidr *c)
 {
     uint32_t path[34], i = ROOT, addr = (uint32_t)c->addr;
     unsigned p;
@@ -624,7 +625,7 @@ static bool s_first_below(const struct strie *t, uint32_t i, uint32_t base, unsi
     return false;
 }
 
-bool strie_query(const struct strie *t, const struct kf_cidr *c, struct kf_cidr *ret_block)
+bool kf_ipam_strie_query(const struct strie *t, const struct kf_cidr *c, struct kf_cidr *ret_block)
 {
     uint32_t i = ROOT, addr = (uint32_t)c->addr, base = 0;
     unsigned p = 0;
@@ -648,7 +649,7 @@ bool strie_query(const struct strie *t, const struct kf_cidr *c, struct kf_cidr 
     }
 }
 
-uint32_t strie_count(const struct strie *t, const struct kf_cidr *c)
+uint32_t kf_ipam_strie_count(const struct strie *t, const struct kf_cidr *c)
 {
     uint32_t i = ROOT, addr = (uint32_t)c->addr;
 
@@ -679,7 +680,7 @@ static int s_check(const struct strie *t, uint32_t i, uint64_t *total, size_t *n
     return 0;
 }
 
-int strie_check(const struct strie *t, uint64_t *ret_total)
+int kf_ipam_strie_check(const struct strie *t, uint64_t *ret_total)
 {
     uint64_t total = 0;
     size_t nodes = 0;

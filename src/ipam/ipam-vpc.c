@@ -255,8 +255,8 @@ int kf_ipam_vpc_new(const struct kf_ipam_vpc_config *cfg, struct kf_ipam_vpc **r
                       KF_IPAM_MAX_RESERVED);
     v = kf_xcalloc(1, sizeof(*v));
     v->name = kf_xstrdup(name);
-    trie_init(&v->trie);
-    strie_init(&v->strie);
+    kf_ipam_trie_init(&v->trie);
+    kf_ipam_strie_init(&v->strie);
     v->pools = kf_xcalloc(cfg->n_pools, sizeof(*v->pools));
     v->reserved = kf_xcalloc(cfg->n_reserved ? cfg->n_reserved : 1, sizeof(*v->reserved));
     v->default_max_pods = cfg->default_max_pods ? cfg->default_max_pods : KF_IPAM_DEFAULT_PODS;
@@ -282,7 +282,7 @@ int kf_ipam_vpc_new(const struct kf_ipam_vpc_config *cfg, struct kf_ipam_vpc **r
         v->pools[i].cidr = *c;
         v->pools[i].zone = cfg->pools[i].zone ? kf_xstrdup(cfg->pools[i].zone) : NULL;
         v->n_pools++;
-        trie_mark_pool(&v->trie, c);
+        kf_ipam_trie_mark_pool(&v->trie, c);
     }
     for (size_t i = 0; i < cfg->n_reserved; i++) {
         const struct kf_cidr *c = &cfg->reserved[i].cidr;
@@ -295,7 +295,7 @@ int kf_ipam_vpc_new(const struct kf_ipam_vpc_config *cfg, struct kf_ipam_vpc **r
         v->reserved[i].cidr = *c;
         v->reserved[i].what = kf_xstrdup(cfg->reserved[i].what ? cfg->reserved[i].what : "");
         v->n_reserved++;
-        if (trie_claim(&v->trie, c, TK_RESERVED, (uint32_t)i + 1, &hit) < 0) {
+        if (kf_ipam_trie_claim(&v->trie, c, TK_RESERVED, (uint32_t)i + 1, &hit) < 0) {
             kf_err(err, r, "%s: reserved range %s overlaps %s %s", name,
                    kf_cidr_format(c, a, sizeof(a)), hit.kind == TK_POOL ? "pool" : "reserved range",
                    kf_cidr_format(&hit.block, b, sizeof(b)));
@@ -312,7 +312,7 @@ int kf_ipam_vpc_new(const struct kf_ipam_vpc_config *cfg, struct kf_ipam_vpc **r
             parse_const(svc_candidates[i], &c);
             for (size_t j = 0; j < v->n_pools; j++)
                 clash |= kf_cidr_overlaps(&c, &v->pools[j].cidr);
-            clash |= trie_query(&v->trie, &c, NULL);
+            clash |= kf_ipam_trie_query(&v->trie, &c, NULL);
             if (!clash)
                 v->svc_space = c;
         }
@@ -360,8 +360,8 @@ void kf_ipam_vpc_free(struct kf_ipam_vpc *v)
     free(v->hash);
     free(v->pools);
     free(v->reserved);
-    trie_release(&v->trie);
-    strie_release(&v->strie);
+    kf_ipam_trie_release(&v->trie);
+    kf_ipam_strie_release(&v->strie);
     free(v->name);
     free(v);
 }
@@ -461,13 +461,13 @@ static int verify_cluster(const struct kf_ipam_vpc *v, uint32_t s, char *why, si
         snprintf(why, size, "cluster %s: its own ranges overlap", c->name);
         return -EUCLEAN;
     }
-    if (!trie_owns(&v->trie, &c->node, TK_NODE, s + 1) ||
-        !trie_owns(&v->trie, &c->pod, TK_POD, s + 1)) {
+    if (!kf_ipam_trie_owns(&v->trie, &c->node, TK_NODE, s + 1) ||
+        !kf_ipam_trie_owns(&v->trie, &c->pod, TK_POD, s + 1)) {
         snprintf(why, size, "cluster %s: its node or pod block is not recorded as its own",
                  c->name);
         return -EUCLEAN;
     }
-    if (trie_query(&v->trie, &c->svc, &hit)) {
+    if (kf_ipam_trie_query(&v->trie, &c->svc, &hit)) {
         snprintf(why, size, "cluster %s: services %s overlap %s", c->name,
                  kf_cidr_format(&c->svc, a, sizeof(a)), kf_cidr_format(&hit.block, b, sizeof(b)));
         return -EUCLEAN;
@@ -479,11 +479,12 @@ static int verify_cluster(const struct kf_ipam_vpc *v, uint32_t s, char *why, si
             return -EUCLEAN;
         }
     }
-    if (strie_count(&v->strie, &c->svc) < 1) {
+    if (kf_ipam_strie_count(&v->strie, &c->svc) < 1) {
         snprintf(why, size, "cluster %s: services not counted", c->name);
         return -EUCLEAN;
     }
-    if (strie_query(&v->strie, &c->pod, &other) || strie_query(&v->strie, &c->node, &other)) {
+    if (kf_ipam_strie_query(&v->strie, &c->pod, &other) ||
+        kf_ipam_strie_query(&v->strie, &c->node, &other)) {
         snprintf(why, size, "cluster %s: node or pod range overlaps services %s", c->name,
                  kf_cidr_format(&other, a, sizeof(a)));
         return -EUCLEAN;
@@ -527,13 +528,13 @@ int kf_ipam_vpc_check(const struct kf_ipam_vpc *v, struct kf_strbuf *err)
     size_t live = 0;
     int r;
 
-    if ((r = trie_check(&v->trie, why, sizeof(why))) < 0)
+    if ((r = kf_ipam_trie_check(&v->trie, why, sizeof(why))) < 0)
         goto fail;
-    if ((r = strie_check(&v->strie, &svc_total)) < 0) {
+    if ((r = kf_ipam_strie_check(&v->strie, &svc_total)) < 0) {
         snprintf(why, sizeof(why), "service counts are inconsistent");
         goto fail;
     }
-    if ((r = trie_walk_used(&v->trie, check_used, &w)) < 0)
+    if ((r = kf_ipam_trie_walk_used(&v->trie, check_used, &w)) < 0)
         goto fail;
     for (size_t i = 0; i < v->n_cl; i++) {
         if (!v->cl[i].name)
@@ -584,13 +585,13 @@ static bool zone_ok(const struct ipool *p, const char *zone, int pass)
  * the freed block becomes that buddy's growth room. */
 static void free_block(struct kf_ipam_vpc *v, const struct kf_cidr *c)
 {
-    kf_assert(trie_free(&v->trie, c) == 0);
-    trie_harden_buddy(&v->trie, c);
-    if (c->prefix > 0 && trie_state(&v->trie, c) == TN_FREE) {
+    kf_assert(kf_ipam_trie_free(&v->trie, c) == 0);
+    kf_ipam_trie_harden_buddy(&v->trie, c);
+    if (c->prefix > 0 && kf_ipam_trie_state(&v->trie, c) == TN_FREE) {
         struct kf_cidr b =
             kf_cidr4((uint32_t)c->addr ^ ((uint32_t)1 << (32 - c->prefix)), c->prefix);
-        if (trie_state(&v->trie, &b) == TN_USED)
-            trie_soften_buddy(&v->trie, &b);
+        if (kf_ipam_trie_state(&v->trie, &b) == TN_USED)
+            kf_ipam_trie_soften_buddy(&v->trie, &b);
     }
 }
 
@@ -610,14 +611,14 @@ static int alloc_block(struct kf_ipam_vpc *v, uint32_t s, const char *zone, unsi
             for (size_t i = 0; i < v->n_pools; i++) {
                 if (!zone_ok(&v->pools[i], zone, pass))
                     continue;
-                if (trie_alloc(&v->trie, &v->pools[i].cidr, want, round == 0, round < 2, kind,
-                               s + 1, ret) == 0) {
+                if (kf_ipam_trie_alloc(&v->trie, &v->pools[i].cidr, want, round == 0, round < 2,
+                                       kind, s + 1, ret) == 0) {
                     kf_strbuf_release(&pools);
                     return 0;
                 }
                 if (round < 2)
                     continue;
-                largest = KF_MIN(largest, trie_pool_best(&v->trie, &v->pools[i].cidr));
+                largest = KF_MIN(largest, kf_ipam_trie_pool_best(&v->trie, &v->pools[i].cidr));
                 kf_strbuf_addf(&pools, "%s%s", pools.len ? ", " : "",
                                kf_cidr_format(&v->pools[i].cidr, a, sizeof(a)));
             }
@@ -646,7 +647,7 @@ static int claim_given(struct kf_ipam_vpc *v, uint32_t s, const struct kf_cidr *
 
     if (c->family != 4)
         return kf_err(err, -KF_EINVALID, "%s must be an IPv4 block", kind_field(kind));
-    if (strie_query(&v->strie, c, &other))
+    if (kf_ipam_strie_query(&v->strie, c, &other))
         return kf_err(err, -KF_EINVALID, "%s %s overlaps cluster %s's services %s in %s",
                       kind_field(kind), kf_cidr_format(c, a, sizeof(a)), svc_owner(v, &other, s),
                       kf_cidr_format(&other, b, sizeof(b)), v->name);
@@ -654,9 +655,9 @@ static int claim_given(struct kf_ipam_vpc *v, uint32_t s, const struct kf_cidr *
         return kf_err(err, -KF_EINVALID, "%s %s overlaps the service space %s of %s",
                       kind_field(kind), kf_cidr_format(c, a, sizeof(a)),
                       kf_cidr_format(&v->svc_space, b, sizeof(b)), v->name);
-    if (trie_claim(&v->trie, c, kind, s + 1, &hit) < 0)
+    if (kf_ipam_trie_claim(&v->trie, c, kind, s + 1, &hit) < 0)
         return range_error(v, s, kind_field(kind), c, &hit, err);
-    trie_soften_buddy(&v->trie, c);
+    kf_ipam_trie_soften_buddy(&v->trie, c);
     return 0;
 }
 
@@ -676,7 +677,7 @@ static int check_service(const struct kf_ipam_vpc *v, uint32_t s, const struct k
                           "node and pod ranges",
                           kf_cidr_format(c, a, sizeof(a)),
                           kf_cidr_format(&v->pools[i].cidr, b, sizeof(b)), v->name);
-    if (trie_query(&v->trie, c, &hit))
+    if (kf_ipam_trie_query(&v->trie, c, &hit))
         return range_error(v, s, "serviceCIDR", c, &hit, err);
     return 0;
 }
@@ -692,7 +693,7 @@ static int pick_service(const struct kf_ipam_vpc *v, struct kf_cidr *ret, struct
     for (uint64_t i = 0; i < n && i < 4096; i++) {
         struct kf_cidr c =
             kf_cidr4((uint32_t)v->svc_space.addr + (uint32_t)(i * step), v->svc_prefix);
-        if (!trie_query(&v->trie, &c, NULL)) {
+        if (!kf_ipam_trie_query(&v->trie, &c, NULL)) {
             *ret = c;
             return 0;
         }
@@ -783,7 +784,7 @@ int kf_ipam_allocate(struct kf_ipam_vpc *v, const struct kf_ipam_request *req,
     } else if ((r = pick_service(v, &c->svc, err)) < 0) {
         goto undo;
     }
-    strie_add(&v->strie, &c->svc);
+    kf_ipam_strie_add(&v->strie, &c->svc);
     if (v->live + 1 > v->hash_size / 2)
         hash_grow(v);
     hash_insert_slot(v, s);
@@ -813,7 +814,7 @@ int kf_ipam_release(struct kf_ipam_vpc *v, const char *cluster)
     c = &v->cl[s];
     free_block(v, &c->node);
     free_block(v, &c->pod);
-    strie_remove(&v->strie, &c->svc);
+    kf_ipam_strie_remove(&v->strie, &c->svc);
     hash_delete(v, pos);
     slot_put(v, (uint32_t)s);
     v->live--;
@@ -844,7 +845,7 @@ static int can_grow(const struct kf_ipam_vpc *v, uint32_t s, const struct kf_cid
     kf_strbuf_addf(&sb,
                    "cannot grow the %s of cluster %s from %s to /%u in place: ", kind_word(kind),
                    v->cl[s].name, kf_cidr_format(cur, a, sizeof(a)), want);
-    if (!trie_sole(&v->trie, &big, kind, s + 1, &hit)) {
+    if (!kf_ipam_trie_sole(&v->trie, &big, kind, s + 1, &hit)) {
         kf_cidr_format(&hit.block, b, sizeof(b));
         if (hit.kind == TK_POOL)
             kf_strbuf_addf(&sb, "%s would leave pool %s", kf_cidr_format(&big, a, sizeof(a)), b);
@@ -856,7 +857,7 @@ static int can_grow(const struct kf_ipam_vpc *v, uint32_t s, const struct kf_cid
             kf_strbuf_addf(&sb, "%s is cluster %s's %s", b, v->cl[hit.owner - 1].name,
                            kind_word(hit.kind));
         r = -ENOSPC;
-    } else if (strie_query(&v->strie, &big, &other)) {
+    } else if (kf_ipam_strie_query(&v->strie, &big, &other)) {
         kf_strbuf_addf(&sb, "%s is cluster %s's services", kf_cidr_format(&other, b, sizeof(b)),
                        svc_owner(v, &other, s));
         r = -ENOSPC;
@@ -876,11 +877,11 @@ static void grow(struct kf_ipam_vpc *v, uint32_t s, struct kf_cidr *cur, unsigne
 {
     struct kf_cidr big = kf_cidr4((uint32_t)cur->addr, want);
 
-    kf_assert(trie_free(&v->trie, cur) == 0);
+    kf_assert(kf_ipam_trie_free(&v->trie, cur) == 0);
     for (struct kf_cidr c = *cur; c.prefix > want; c = kf_cidr4((uint32_t)c.addr, c.prefix - 1))
-        trie_harden_buddy(&v->trie, &c);
-    kf_assert(trie_claim(&v->trie, &big, kind, s + 1, NULL) == 0);
-    trie_soften_buddy(&v->trie, &big);
+        kf_ipam_trie_harden_buddy(&v->trie, &c);
+    kf_assert(kf_ipam_trie_claim(&v->trie, &big, kind, s + 1, NULL) == 0);
+    kf_ipam_trie_soften_buddy(&v->trie, &big);
     *cur = big;
 }
 
@@ -927,8 +928,9 @@ void kf_ipam_vpc_stats(const struct kf_ipam_vpc *v, struct kf_ipam_stats *ret)
     ret->largest_free = TRIE_NO_FREE;
     for (size_t i = 0; i < v->n_pools; i++) {
         ret->pool_addresses += kf_cidr_size(&v->pools[i].cidr);
-        ret->free_addresses += trie_pool_free(&v->trie, &v->pools[i].cidr);
-        ret->largest_free = KF_MIN(ret->largest_free, trie_pool_best(&v->trie, &v->pools[i].cidr));
+        ret->free_addresses += kf_ipam_trie_pool_free(&v->trie, &v->pools[i].cidr);
+        ret->largest_free =
+            KF_MIN(ret->largest_free, kf_ipam_trie_pool_best(&v->trie, &v->pools[i].cidr));
     }
     if (ret->largest_free == TRIE_NO_FREE)
         ret->largest_free = 33;

@@ -21,7 +21,7 @@
 #include <curl/curl.h>
 
 #include "kfleet/log.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/strbuf.h"
 #include "monitoring/mon-internal.h"
@@ -256,7 +256,7 @@ static enum kf_obs_outcome attempt(struct kf_mon *m, struct mon_job *job)
                        "or --monitoring-config secretDirs)",
                        file);
         else
-            r = mon_read_secret(file, i ? &url : &secret, &err);
+            r = kf_mon_read_secret(file, i ? &url : &secret, &err);
     }
     if (r == 0) {
         t.secret = secret;
@@ -411,7 +411,7 @@ static void collect_queue(struct kf_metric *f, void *arg)
     pthread_mutex_unlock(&m->lock);
 }
 
-int mon_adapter_start(struct kf_mon *m, struct kf_metrics *metrics, struct kf_strbuf *err)
+int kf_mon_adapter_start(struct kf_mon *m, struct kf_metrics *metrics, struct kf_strbuf *err)
 {
     struct kf_strbuf lerr = KF_STRBUF_INIT;
     int r;
@@ -441,7 +441,7 @@ int mon_adapter_start(struct kf_mon *m, struct kf_metrics *metrics, struct kf_st
     return 0;
 }
 
-void mon_adapter_stop(struct kf_mon *m)
+void kf_mon_adapter_stop(struct kf_mon *m)
 {
     if (m->worker_started) {
         pthread_mutex_lock(&m->lock);

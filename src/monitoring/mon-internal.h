@@ -45,13 +45,13 @@ struct kf_mon {
     char *ports_path;
 };
 
-int mon_adapter_start(struct kf_mon *m, struct kf_metrics *metrics, struct kf_strbuf *err);
-void mon_adapter_stop(struct kf_mon *m);
-int mon_stack_start(struct kf_mon *m, struct kf_strbuf *err);
-void mon_stack_stop(struct kf_mon *m);
+int kf_mon_adapter_start(struct kf_mon *m, struct kf_metrics *metrics, struct kf_strbuf *err);
+void kf_mon_adapter_stop(struct kf_mon *m);
+int kf_mon_stack_start(struct kf_mon *m, struct kf_strbuf *err);
+void kf_mon_stack_stop(struct kf_mon *m);
 
 /* Reads a small secret file (at most 64 KiB), without its trailing line
  * break. 0 or a negative errno. The caller wipes and frees *ret. */
-int mon_read_secret(const char *path, char **ret, struct kf_strbuf *err);
+int kf_mon_read_secret(const char *path, char **ret, struct kf_strbuf *err);
 
 #endif

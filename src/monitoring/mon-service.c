@@ -19,7 +19,7 @@
 
 KF_LOG_MODULE(monitoring);
 
-int mon_read_secret(const char *path, char **ret, struct kf_strbuf *err)
+int kf_mon_read_secret(const char *path, char **ret, struct kf_strbuf *err)
 {
     char *buf;
     ssize_t n = 0, got;
@@ -81,7 +81,7 @@ static int load_token(struct kf_mon *m, struct kf_strbuf *err)
         if (r < 0)
             return r;
     }
-    return mon_read_secret(m->token_file, &m->token, err);
+    return kf_mon_read_secret(m->token_file, &m->token, err);
 }
 
 int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics *metrics,
@@ -119,9 +119,9 @@ int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics 
     if (r == 0)
         r = load_token(m, err);
     if (r == 0)
-        r = mon_adapter_start(m, metrics, err);
+        r = kf_mon_adapter_start(m, metrics, err);
     if (r == 0 && m->cfg.mode == KF_MON_LOCAL)
-        r = mon_stack_start(m, err);
+        r = kf_mon_stack_start(m, err);
     if (r < 0)
         goto fail;
     *ret = m;
@@ -135,8 +135,8 @@ void kf_mon_free(struct kf_mon *m)
 {
     if (!m)
         return;
-    mon_stack_stop(m);
-    mon_adapter_stop(m);
+    kf_mon_stack_stop(m);
+    kf_mon_adapter_stop(m);
     if (m->token)
         explicit_bzero(m->token, strlen(m->token));
     free(m->token);

@@ -122,7 +122,7 @@ void kf_mon_ports_retain(struct kf_mon *m, const char *const *keep, size_t n)
 
 /* --- the runner ----------------------------------------------------------- */
 
-int mon_stack_start(struct kf_mon *m, struct kf_strbuf *err)
+int kf_mon_stack_start(struct kf_mon *m, struct kf_strbuf *err)
 {
     struct kf_runner_config rc = { 0 };
     char *state = kf_xasprintf("%s/.local", m->root);
@@ -145,7 +145,7 @@ int mon_stack_start(struct kf_mon *m, struct kf_strbuf *err)
     return r;
 }
 
-void mon_stack_stop(struct kf_mon *m)
+void kf_mon_stack_stop(struct kf_mon *m)
 {
     if (m->runner) {
         if (kf_runner_stop_all(m->runner, 15000) < 0)

@@ -33,10 +33,10 @@ static void matcher_list(struct kf_strbuf *sb, int ind, const char *key,
     for (size_t i = 0; i < n; i++) {
         struct kf_strbuf one = KF_STRBUF_INIT;
 
-        obs_matcher(&one, &m[i]);
+        kf_obs_matcher_write(&one, &m[i]);
         indent(sb, ind + 2);
         kf_strbuf_addstr(sb, "- ");
-        obs_yaml_str(sb, one.buf);
+        kf_obs_yaml_str(sb, one.buf);
         kf_strbuf_addch(sb, '\n');
         kf_strbuf_release(&one);
     }
@@ -48,7 +48,7 @@ static void label_list(struct kf_strbuf *sb, const char *const *l, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i)
             kf_strbuf_addstr(sb, ", ");
-        obs_yaml_str(sb, l[i]);
+        kf_obs_yaml_str(sb, l[i]);
     }
     kf_strbuf_addstr(sb, "]\n");
 }
@@ -59,7 +59,7 @@ static void duration_field(struct kf_strbuf *sb, int ind, const char *key, int64
         return;
     indent(sb, ind);
     kf_strbuf_addf(sb, "%s: ", key);
-    obs_duration(sb, ms);
+    kf_obs_duration(sb, ms);
     kf_strbuf_addch(sb, '\n');
 }
 
@@ -70,7 +70,7 @@ static void route_body(struct kf_strbuf *sb, const struct kf_obs_route *rt, int 
     if (rt->receiver) {
         indent(sb, ind);
         kf_strbuf_addstr(sb, "receiver: ");
-        obs_yaml_str(sb, rt->receiver);
+        kf_obs_yaml_str(sb, rt->receiver);
         kf_strbuf_addch(sb, '\n');
     }
     if (rt->n_matchers)
@@ -183,7 +183,7 @@ static void receiver(struct kf_strbuf *sb, const struct kf_obs_alerting *a,
                      const struct kf_obs_receiver *rc)
 {
     kf_strbuf_addstr(sb, "  - name: ");
-    obs_yaml_str(sb, rc->name);
+    kf_obs_yaml_str(sb, rc->name);
     kf_strbuf_addch(sb, '\n');
     if (rc->kind == KF_OBS_RECEIVER_EMAIL) {
         struct kf_strbuf to = KF_STRBUF_INIT;
@@ -194,7 +194,7 @@ static void receiver(struct kf_strbuf *sb, const struct kf_obs_alerting *a,
             kf_strbuf_addstr(&to, rc->email_to[i]);
         }
         kf_strbuf_addstr(sb, "    email_configs:\n      - to: ");
-        obs_yaml_str(sb, to.buf);
+        kf_obs_yaml_str(sb, to.buf);
         kf_strbuf_addf(sb, "\n        send_resolved: %s\n", rc->send_resolved ? "true" : "false");
         kf_strbuf_release(&to);
         return;
@@ -208,7 +208,7 @@ static void receiver(struct kf_strbuf *sb, const struct kf_obs_alerting *a,
             kf_strbuf_addch(&url, '/');
         path_segment(&url, rc->name);
         kf_strbuf_addstr(sb, "    webhook_configs:\n      - url: ");
-        obs_yaml_str(sb, url.buf);
+        kf_obs_yaml_str(sb, url.buf);
         kf_strbuf_release(&url);
     }
     kf_strbuf_addf(sb, "\n        send_resolved: %s\n        max_alerts: %d\n",
@@ -218,7 +218,7 @@ static void receiver(struct kf_strbuf *sb, const struct kf_obs_alerting *a,
                              "          authorization:\n"
                              "            type: Bearer\n"
                              "            credentials_file: ");
-        obs_yaml_str(sb, a->adapter_token_file);
+        kf_obs_yaml_str(sb, a->adapter_token_file);
         kf_strbuf_addch(sb, '\n');
     }
 }
@@ -231,8 +231,9 @@ static bool needs_smtp(const struct kf_obs_alerting *a)
     return false;
 }
 
-int obs_gen_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alertmanager *am,
-                         const char *root, struct kf_obs_files *out, struct kf_strbuf *err)
+int kf_obs_gen_alertmanager_unchecked(const struct kf_obs_fleet *f,
+                                      const struct kf_obs_alertmanager *am, const char *root,
+                                      struct kf_obs_files *out, struct kf_strbuf *err)
 {
     static const char *const default_group_by[] = { "alertname", "region", "unit" };
     const struct kf_obs_alerting *a = &f->alerting;
@@ -250,24 +251,24 @@ int obs_gen_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alert
     kf_strbuf_addf(&sb, "# Alertmanager peer \"%s\"; every peer has the same configuration.\n",
                    am->name);
     kf_strbuf_addstr(&sb, "global:\n  resolve_timeout: ");
-    obs_duration(&sb, a->resolve_timeout_ms ? a->resolve_timeout_ms : 300000);
+    kf_obs_duration(&sb, a->resolve_timeout_ms ? a->resolve_timeout_ms : 300000);
     kf_strbuf_addch(&sb, '\n');
     if (needs_smtp(a)) {
         const struct kf_obs_smtp *s = &a->smtp;
 
         kf_strbuf_addstr(&sb, "  smtp_smarthost: ");
-        obs_yaml_str(&sb, s->smarthost);
+        kf_obs_yaml_str(&sb, s->smarthost);
         kf_strbuf_addstr(&sb, "\n  smtp_from: ");
-        obs_yaml_str(&sb, s->from);
+        kf_obs_yaml_str(&sb, s->from);
         kf_strbuf_addch(&sb, '\n');
         if (s->hello) {
             kf_strbuf_addstr(&sb, "  smtp_hello: ");
-            obs_yaml_str(&sb, s->hello);
+            kf_obs_yaml_str(&sb, s->hello);
             kf_strbuf_addch(&sb, '\n');
         }
         if (s->auth_username) {
             kf_strbuf_addstr(&sb, "  smtp_auth_username: ");
-            obs_yaml_str(&sb, s->auth_username);
+            kf_obs_yaml_str(&sb, s->auth_username);
             kf_strbuf_addch(&sb, '\n');
         }
         if (s->auth_password || s->auth_password_file) {
@@ -276,7 +277,7 @@ int obs_gen_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alert
                              : kf_xasprintf("%s/%s/secrets/smtp_password", root, am->name);
 
             kf_strbuf_addstr(&sb, "  smtp_auth_password_file: ");
-            obs_yaml_str(&sb, file);
+            kf_obs_yaml_str(&sb, file);
             kf_strbuf_addch(&sb, '\n');
             free(file);
         }
@@ -317,7 +318,7 @@ int obs_gen_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alert
     free(recv);
 
     path = kf_xasprintf("%s/alertmanager.yml", am->name);
-    obs_add_file(out, path, &sb);
+    kf_obs_add_file(out, path, &sb);
     free(path);
 
     if (a->smtp.auth_password && needs_smtp(a)) {
@@ -336,5 +337,5 @@ int kf_obs_gen_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_al
 
     if (r < 0)
         return r;
-    return obs_gen_alertmanager(f, am, root, out, err);
+    return kf_obs_gen_alertmanager_unchecked(f, am, root, out, err);
 }

@@ -26,7 +26,7 @@ static char *dur_flag(const char *flag, int64_t ms)
     struct kf_strbuf sb = KF_STRBUF_INIT;
 
     kf_strbuf_addf(&sb, "%s=", flag);
-    obs_duration(&sb, ms);
+    kf_obs_duration(&sb, ms);
     return kf_strbuf_detach(&sb, NULL);
 }
 
@@ -48,10 +48,10 @@ void kf_obs_argv_prometheus(const struct kf_obs_fleet *f, const struct kf_obs_in
     struct kf_obs_argv a = { 0 };
     struct kf_obs_settings s;
     size_t alloc = 0;
-    char *url = obs_external_url(inst->listen, inst->external);
+    char *url = kf_obs_external_url(inst->listen, inst->external);
 
-    obs_binaries(&f->bin, &b);
-    obs_settings(f, NULL, &s);
+    kf_obs_binaries_defaults(&f->bin, &b);
+    kf_obs_settings_effective(f, NULL, &s);
     push(&a, &alloc, kf_xstrdup(b.prometheus));
     push(&a, &alloc, kf_xasprintf("--config.file=%s/%s/prometheus.yml", root, inst->name));
     push(&a, &alloc, kf_xasprintf("--storage.tsdb.path=%s/%s/data", root, inst->name));
@@ -73,9 +73,9 @@ void kf_obs_argv_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_
     struct kf_obs_binaries b;
     struct kf_obs_argv a = { 0 };
     size_t alloc = 0;
-    char *url = obs_external_url(am->listen, am->external);
+    char *url = kf_obs_external_url(am->listen, am->external);
 
-    obs_binaries(&f->bin, &b);
+    kf_obs_binaries_defaults(&f->bin, &b);
     push(&a, &alloc, kf_xstrdup(b.alertmanager));
     push(&a, &alloc, kf_xasprintf("--config.file=%s/%s/alertmanager.yml", root, am->name));
     push(&a, &alloc, kf_xasprintf("--storage.path=%s/%s/data", root, am->name));
@@ -100,7 +100,7 @@ void kf_obs_argv_node_exporter(const struct kf_obs_binaries *bin, const char *li
     struct kf_obs_argv a = { 0 };
     size_t alloc = 0;
 
-    obs_binaries(bin, &b);
+    kf_obs_binaries_defaults(bin, &b);
     push(&a, &alloc, kf_xstrdup(b.node_exporter));
     push(&a, &alloc, kf_xasprintf("--web.listen-address=%s", listen));
     *ret = a;
@@ -116,7 +116,7 @@ int kf_obs_argv_instance(const struct kf_obs_fleet *f, const char *name, const c
 
         for (size_t j = 0; j < u->n_edges; j++)
             if (kf_streq(u->edges[j].name, name)) {
-                obs_settings(f, obs_region(f, u->region), &s);
+                kf_obs_settings_effective(f, kf_obs_region_find(f, u->region), &s);
                 kf_obs_argv_prometheus(f, &u->edges[j], s.retention_ms, root, ret);
                 return 0;
             }
@@ -126,7 +126,7 @@ int kf_obs_argv_instance(const struct kf_obs_fleet *f, const char *name, const c
 
         for (size_t j = 0; j < r->n_cascades; j++)
             if (kf_streq(r->cascades[j].name, name)) {
-                obs_settings(f, r, &s);
+                kf_obs_settings_effective(f, r, &s);
                 kf_obs_argv_prometheus(f, &r->cascades[j], s.retention_ms, root, ret);
                 return 0;
             }

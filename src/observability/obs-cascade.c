@@ -41,7 +41,7 @@ static char *compliance_value(const struct kf_obs_region *r)
     return kf_strbuf_detach(&sb, NULL);
 }
 
-char *obs_region_compliance(const struct kf_obs_region *r)
+char *kf_obs_region_compliance(const struct kf_obs_region *r)
 {
     return compliance_value(r);
 }
@@ -59,12 +59,13 @@ static void gen_config(const struct kf_obs_region *r, const struct kf_obs_instan
     kf_strbuf_addstr(&sb, OBS_HEADER);
     kf_strbuf_addf(&sb, "# Cascading Prometheus of region \"%s\" (instance \"%s\").\n", r->name,
                    c->name);
-    obs_prom_global(&sb, s, ext, 3);
+    kf_obs_prom_global(&sb, s, ext, 3);
     kf_strbuf_addstr(&sb, "rule_files:\n  - rules/region.rules.yml\nscrape_configs:\n");
-    obs_prom_federation_job(&sb, OBS_JOB_FED_UNITS, match, KF_ARRAY_SIZE(match), s, "edges.json");
-    obs_prom_self_job(&sb, c, self, 1);
+    kf_obs_prom_federation_job(&sb, OBS_JOB_FED_UNITS, match, KF_ARRAY_SIZE(match), s,
+                               "edges.json");
+    kf_obs_prom_self_job(&sb, c, self, 1);
     path = kf_xasprintf("%s/prometheus.yml", c->name);
-    obs_add_file(out, path, &sb);
+    kf_obs_add_file(out, path, &sb);
     free(path);
     free(compliance);
 }
@@ -83,9 +84,9 @@ static void gen_rules(const struct kf_obs_instance *c, const struct kf_obs_setti
                      "# the edge replicas folded away; region:* roll up the region. Central\n"
                      "# federates only region:*.\n"
                      "groups:\n  - name: kfleet-region\n    interval: ");
-    obs_duration(&sb, s->evaluation_interval_ms);
+    kf_obs_duration(&sb, s->evaluation_interval_ms);
     kf_strbuf_addstr(&sb, "\n    rules:\n");
-    rec = obs_unit_records(&n);
+    rec = kf_obs_unit_records(&n);
     for (size_t i = 0; i < n; i++) {
         const char *metric = rec[i].record + strlen("unit:");
 
@@ -94,18 +95,18 @@ static void gen_rules(const struct kf_obs_instance *c, const struct kf_obs_setti
                        "        expr: 'max without (" OBS_LABEL_REPLICA ") (%s)'\n",
                        metric, rec[i].record);
     }
-    rec = obs_region_rollups(&n);
+    rec = kf_obs_region_rollups(&n);
     for (size_t i = 0; i < n; i++) {
         struct kf_strbuf expr = KF_STRBUF_INIT;
 
-        obs_subst(&expr, rec[i].expr, s->rate_window_ms, 0);
+        kf_obs_subst(&expr, rec[i].expr, s->rate_window_ms, 0);
         kf_strbuf_addf(&sb, "      - record: %s\n        expr: ", rec[i].record);
-        obs_yaml_str(&sb, expr.buf);
+        kf_obs_yaml_str(&sb, expr.buf);
         kf_strbuf_addch(&sb, '\n');
         kf_strbuf_release(&expr);
     }
     path = kf_xasprintf("%s/rules/region.rules.yml", c->name);
-    obs_add_file(out, path, &sb);
+    kf_obs_add_file(out, path, &sb);
     free(path);
 }
 
@@ -136,7 +137,7 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_region
         if (strcmp(f->units[i].region, r->name) == 0)
             units[n++] = &f->units[i];
     qsort(units, n, sizeof(*units), cmp_unit);
-    obs_targets_begin(&t);
+    kf_obs_targets_begin(&t);
     for (size_t i = 0; i < n; i++) {
         const struct kf_obs_instance *edges[2];
         size_t ne = KF_MIN(units[i]->n_edges, KF_ARRAY_SIZE(edges));
@@ -147,19 +148,19 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_region
         for (size_t j = 0; j < ne; j++) {
             const char *l[] = { "region", r->name, "unit", units[i]->name };
 
-            obs_targets_add(&t, edges[j]->listen, l, 2);
+            kf_obs_targets_add(&t, edges[j]->listen, l, 2);
         }
     }
-    obs_targets_finish(&t, c->name, "edges.json", out);
+    kf_obs_targets_finish(&t, c->name, "edges.json", out);
     free(units);
 }
 
-int obs_gen_cascade(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
-                    const struct kf_obs_instance *cascade, struct kf_obs_files *out)
+int kf_obs_gen_cascade_unchecked(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
+                                 const struct kf_obs_instance *cascade, struct kf_obs_files *out)
 {
     struct kf_obs_settings s;
 
-    obs_settings(f, r, &s);
+    kf_obs_settings_effective(f, r, &s);
     gen_config(r, cascade, &s, out);
     gen_rules(cascade, &s, out);
     gen_targets(f, r, cascade, out);
@@ -174,5 +175,5 @@ int kf_obs_gen_cascade(const struct kf_obs_fleet *f, const struct kf_obs_region 
 
     if (rc < 0)
         return rc;
-    return obs_gen_cascade(f, r, cascade, out);
+    return kf_obs_gen_cascade_unchecked(f, r, cascade, out);
 }

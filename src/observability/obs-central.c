@@ -29,7 +29,7 @@ static void gen_config(const struct kf_obs_instance *c, const struct kf_obs_sett
 
     kf_strbuf_addstr(&sb, OBS_HEADER);
     kf_strbuf_addf(&sb, "# Central Prometheus, replica \"%s\" of the dual-active pair.\n", c->name);
-    obs_prom_global(&sb, s, ext, 1);
+    kf_obs_prom_global(&sb, s, ext, 1);
     kf_strbuf_addstr(&sb, "rule_files:\n"
                           "  - rules/alerts.rules.yml\n"
                           "alerting:\n"
@@ -47,11 +47,11 @@ static void gen_config(const struct kf_obs_instance *c, const struct kf_obs_sett
                           "    file_sd_configs:\n"
                           "      - files:\n"
                           "          - targets/alertmanagers.json\n");
-    obs_prom_federation_job(&sb, OBS_JOB_FED_REGIONS, match, KF_ARRAY_SIZE(match), s,
-                            "cascades.json");
-    obs_prom_self_job(&sb, c, NULL, 0);
+    kf_obs_prom_federation_job(&sb, OBS_JOB_FED_REGIONS, match, KF_ARRAY_SIZE(match), s,
+                               "cascades.json");
+    kf_obs_prom_self_job(&sb, c, NULL, 0);
     path = kf_xasprintf("%s/prometheus.yml", c->name);
-    obs_add_file(out, path, &sb);
+    kf_obs_add_file(out, path, &sb);
     free(path);
 }
 
@@ -68,14 +68,14 @@ static const struct kf_obs_alert_override *find_override(const struct kf_obs_fle
  * so that the absent() alerts route like the region's other alerts. */
 static void with_compliance(struct kf_strbuf *sb, const struct kf_obs_region *r, const char *inner)
 {
-    char *tags = obs_region_compliance(r);
+    char *tags = kf_obs_region_compliance(r);
 
     if (!tags) {
         kf_strbuf_addstr(sb, inner);
         return;
     }
     kf_strbuf_addf(sb, "label_replace(%s, \"compliance\", ", inner);
-    obs_promql_str(sb, tags);
+    kf_obs_promql_str(sb, tags);
     kf_strbuf_addstr(sb, ", \"\", \"\")");
     free(tags);
 }
@@ -85,7 +85,7 @@ static void region_absent_expr(struct kf_strbuf *sb, const struct kf_obs_region 
     struct kf_strbuf in = KF_STRBUF_INIT;
 
     kf_strbuf_addstr(&in, "absent(region:units:count{region=");
-    obs_promql_str(&in, r->name);
+    kf_obs_promql_str(&in, r->name);
     kf_strbuf_addstr(&in, "})");
     with_compliance(sb, r, in.buf);
     kf_strbuf_release(&in);
@@ -107,9 +107,9 @@ static bool unit_absent_expr(struct kf_strbuf *sb, const struct kf_obs_fleet *f,
         struct kf_strbuf in = KF_STRBUF_INIT;
 
         kf_strbuf_addstr(&in, "absent(region:unit_edge_up:max{region=");
-        obs_promql_str(&in, r->name);
+        kf_obs_promql_str(&in, r->name);
         kf_strbuf_addstr(&in, ",unit=");
-        obs_promql_str(&in, units[i]);
+        kf_obs_promql_str(&in, units[i]);
         kf_strbuf_addstr(&in, "})");
         if (i)
             kf_strbuf_addstr(sb, " or ");
@@ -124,15 +124,15 @@ static void add_rule(struct kf_strbuf *sb, const struct kf_obs_alert_rule *rule,
                      const char *severity, int64_t for_ms, const char *expr)
 {
     kf_strbuf_addf(sb, "      - alert: %s\n        expr: ", rule->alert);
-    obs_yaml_str(sb, expr);
+    kf_obs_yaml_str(sb, expr);
     kf_strbuf_addstr(sb, "\n        for: ");
-    obs_duration(sb, for_ms);
+    kf_obs_duration(sb, for_ms);
     kf_strbuf_addstr(sb, "\n        labels:\n          severity: ");
-    obs_yaml_str(sb, severity);
+    kf_obs_yaml_str(sb, severity);
     kf_strbuf_addstr(sb, "\n        annotations:\n          summary: ");
-    obs_yaml_str(sb, rule->summary);
+    kf_obs_yaml_str(sb, rule->summary);
     kf_strbuf_addstr(sb, "\n          description: ");
-    obs_yaml_str(sb, rule->description);
+    kf_obs_yaml_str(sb, rule->description);
     kf_strbuf_addch(sb, '\n');
 }
 
@@ -161,7 +161,7 @@ static void gen_rules(const struct kf_obs_fleet *f, const struct kf_obs_instance
     kf_strbuf_addstr(&sb, OBS_HEADER);
     kf_strbuf_addstr(&sb, "# kfleet's default alerts over the region:* series central federates.\n"
                           "groups:\n  - name: kfleet-alerts\n    interval: ");
-    obs_duration(&sb, s->evaluation_interval_ms);
+    kf_obs_duration(&sb, s->evaluation_interval_ms);
     kf_strbuf_addstr(&sb, "\n    rules:\n");
     rules = kf_obs_default_alerts(&n);
     for (size_t i = 0; i < n; i++) {
@@ -175,7 +175,7 @@ static void gen_rules(const struct kf_obs_fleet *f, const struct kf_obs_instance
         if (rules[i].expr) {
             struct kf_strbuf expr = KF_STRBUF_INIT;
 
-            obs_subst(&expr, rules[i].expr, s->rate_window_ms, threshold);
+            kf_obs_subst(&expr, rules[i].expr, s->rate_window_ms, threshold);
             add_rule(&sb, &rules[i], severity, for_ms, expr.buf);
             kf_strbuf_release(&expr);
             continue;
@@ -195,7 +195,7 @@ static void gen_rules(const struct kf_obs_fleet *f, const struct kf_obs_instance
         }
     }
     path = kf_xasprintf("%s/rules/alerts.rules.yml", c->name);
-    obs_add_file(out, path, &sb);
+    kf_obs_add_file(out, path, &sb);
     free(path);
     free(regions);
 }
@@ -228,7 +228,7 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_instan
     for (size_t i = 0; i < f->n_regions; i++)
         regions[i] = &f->regions[i];
     qsort(regions, f->n_regions, sizeof(*regions), cmp_region);
-    obs_targets_begin(&t);
+    kf_obs_targets_begin(&t);
     for (size_t i = 0; i < f->n_regions; i++) {
         const struct kf_obs_instance *cs[2];
         size_t nc = KF_MIN(regions[i]->n_cascades, KF_ARRAY_SIZE(cs));
@@ -239,31 +239,31 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_instan
         for (size_t j = 0; j < nc; j++) {
             const char *l[] = { "region", regions[i]->name };
 
-            obs_targets_add(&t, cs[j]->listen, l, 1);
+            kf_obs_targets_add(&t, cs[j]->listen, l, 1);
         }
     }
-    obs_targets_finish(&t, c->name, "cascades.json", out);
+    kf_obs_targets_finish(&t, c->name, "cascades.json", out);
 
     for (size_t i = 0; i < f->n_alertmanagers; i++)
         ams[i] = &f->alertmanagers[i];
     qsort(ams, f->n_alertmanagers, sizeof(*ams), cmp_am);
-    obs_targets_begin(&t);
+    kf_obs_targets_begin(&t);
     for (size_t i = 0; i < f->n_alertmanagers; i++) {
         const char *l[] = { "alertmanager", ams[i]->name };
 
-        obs_targets_add(&t, ams[i]->listen, l, 1);
+        kf_obs_targets_add(&t, ams[i]->listen, l, 1);
     }
-    obs_targets_finish(&t, c->name, "alertmanagers.json", out);
+    kf_obs_targets_finish(&t, c->name, "alertmanagers.json", out);
     free(ams);
     free(regions);
 }
 
-int obs_gen_central(const struct kf_obs_fleet *f, const struct kf_obs_instance *central,
-                    struct kf_obs_files *out)
+int kf_obs_gen_central_unchecked(const struct kf_obs_fleet *f,
+                                 const struct kf_obs_instance *central, struct kf_obs_files *out)
 {
     struct kf_obs_settings s;
 
-    obs_settings(f, NULL, &s);
+    kf_obs_settings_effective(f, NULL, &s);
     gen_config(central, &s, out);
     gen_rules(f, central, &s, out);
     gen_targets(f, central, out);
@@ -277,5 +277,5 @@ int kf_obs_gen_central(const struct kf_obs_fleet *f, const struct kf_obs_instanc
 
     if (r < 0)
         return r;
-    return obs_gen_central(f, central, out);
+    return kf_obs_gen_central_unchecked(f, central, out);
 }

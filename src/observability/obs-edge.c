@@ -69,17 +69,17 @@ static void tls_block(struct kf_strbuf *sb, const struct kf_obs_tls *t)
         kf_strbuf_addstr(sb, "    tls_config:\n");
         if (t->ca_file) {
             kf_strbuf_addstr(sb, "      ca_file: ");
-            obs_yaml_str(sb, t->ca_file);
+            kf_obs_yaml_str(sb, t->ca_file);
             kf_strbuf_addch(sb, '\n');
         }
         if (t->cert_file) {
             kf_strbuf_addstr(sb, "      cert_file: ");
-            obs_yaml_str(sb, t->cert_file);
+            kf_obs_yaml_str(sb, t->cert_file);
             kf_strbuf_addch(sb, '\n');
         }
         if (t->key_file) {
             kf_strbuf_addstr(sb, "      key_file: ");
-            obs_yaml_str(sb, t->key_file);
+            kf_obs_yaml_str(sb, t->key_file);
             kf_strbuf_addch(sb, '\n');
         }
         if (t->insecure_skip_verify)
@@ -87,7 +87,7 @@ static void tls_block(struct kf_strbuf *sb, const struct kf_obs_tls *t)
     }
     if (t->bearer_token_file) {
         kf_strbuf_addstr(sb, "    authorization:\n      type: Bearer\n      credentials_file: ");
-        obs_yaml_str(sb, t->bearer_token_file);
+        kf_obs_yaml_str(sb, t->bearer_token_file);
         kf_strbuf_addch(sb, '\n');
     }
 }
@@ -178,7 +178,7 @@ static void yaml_path(struct kf_strbuf *sb, const char *prefix, const char *clus
 {
     char *p = kf_xasprintf("%s%s%s", prefix, cluster, suffix);
 
-    obs_yaml_str(sb, p);
+    kf_obs_yaml_str(sb, p);
     free(p);
 }
 
@@ -215,7 +215,7 @@ static void gen_config(const struct kf_obs_fleet *f, const struct kf_obs_unit *u
     kf_strbuf_addstr(&sb, OBS_HEADER);
     kf_strbuf_addf(&sb, "# Edge Prometheus of unit \"%s\" in region \"%s\" (instance \"%s\").\n",
                    u->name, u->region, edge->name);
-    obs_prom_global(&sb, s, ext, 3);
+    kf_obs_prom_global(&sb, s, ext, 3);
     kf_strbuf_addstr(&sb, "rule_files:\n  - rules/unit.rules.yml\nscrape_configs:\n");
 
     /* agents export per-member series labelled cluster/component/member:
@@ -230,21 +230,21 @@ static void gen_config(const struct kf_obs_fleet *f, const struct kf_obs_unit *u
      * The unit parameter lets kfleetd send just those. */
     file_sd_job(&sb, OBS_JOB_KFLEETD, false);
     kf_strbuf_addstr(&sb, "    params:\n      unit:\n        - ");
-    obs_yaml_str(&sb, u->name);
+    kf_obs_yaml_str(&sb, u->name);
     kf_strbuf_addch(&sb, '\n');
     if (f->kfleetd_token_file) {
         kf_strbuf_addstr(&sb, "    authorization:\n      type: Bearer\n      credentials_file: ");
-        obs_yaml_str(&sb, f->kfleetd_token_file);
+        kf_obs_yaml_str(&sb, f->kfleetd_token_file);
         kf_strbuf_addch(&sb, '\n');
     }
     {
         struct kf_strbuf re = KF_STRBUF_INIT;
 
-        obs_regex_quote(&re, u->name);
+        kf_obs_regex_quote(&re, u->name);
         kf_strbuf_addstr(&sb, "    metric_relabel_configs:\n"
                               "      - source_labels: [unit]\n"
                               "        regex: ");
-        obs_yaml_str(&sb, re.buf);
+        kf_obs_yaml_str(&sb, re.buf);
         kf_strbuf_addstr(&sb, "\n        action: keep\n");
         kf_strbuf_release(&re);
     }
@@ -255,10 +255,10 @@ static void gen_config(const struct kf_obs_fleet *f, const struct kf_obs_unit *u
                           "      - source_labels: [__name__]\n"
                           "        regex: 'node_(scrape_collector_.*|softnet_.*)'\n"
                           "        action: drop\n");
-    obs_prom_self_job(&sb, edge, self, 2);
+    kf_obs_prom_self_job(&sb, edge, self, 2);
 
     path = kf_xasprintf("%s/prometheus.yml", edge->name);
-    obs_add_file(out, path, &sb);
+    kf_obs_add_file(out, path, &sb);
     free(path);
 }
 
@@ -270,23 +270,23 @@ static void gen_rules(const struct kf_obs_instance *edge, const struct kf_obs_se
     size_t n;
     char *path;
 
-    rec = obs_unit_records(&n);
+    rec = kf_obs_unit_records(&n);
     kf_strbuf_addstr(&sb, OBS_HEADER);
     kf_strbuf_addstr(&sb, "# Per-unit aggregates: the only series the cascading tier federates.\n"
                           "groups:\n  - name: kfleet-unit\n    interval: ");
-    obs_duration(&sb, s->evaluation_interval_ms);
+    kf_obs_duration(&sb, s->evaluation_interval_ms);
     kf_strbuf_addstr(&sb, "\n    rules:\n");
     for (size_t i = 0; i < n; i++) {
         struct kf_strbuf expr = KF_STRBUF_INIT;
 
-        obs_subst(&expr, rec[i].expr, s->rate_window_ms, 0);
+        kf_obs_subst(&expr, rec[i].expr, s->rate_window_ms, 0);
         kf_strbuf_addf(&sb, "      - record: %s\n        expr: ", rec[i].record);
-        obs_yaml_str(&sb, expr.buf);
+        kf_obs_yaml_str(&sb, expr.buf);
         kf_strbuf_addch(&sb, '\n');
         kf_strbuf_release(&expr);
     }
     path = kf_xasprintf("%s/rules/unit.rules.yml", edge->name);
-    obs_add_file(out, path, &sb);
+    kf_obs_add_file(out, path, &sb);
     free(path);
 }
 
@@ -328,7 +328,7 @@ static void gen_guest(const struct kf_obs_unit *u, const struct kf_obs_instance 
     struct obs_targets t;
     char *file = kf_xasprintf("guest-%s.json", j->cluster->name);
 
-    obs_targets_begin(&t);
+    kf_obs_targets_begin(&t);
     for (size_t i = j->first; i < j->end; i++) {
         const struct kf_obs_member *m = &u->members[p->members[i]];
         const char *component, *job;
@@ -341,10 +341,10 @@ static void gen_guest(const struct kf_obs_unit *u, const struct kf_obs_instance 
                                  "job",     job,        "member",    m->name,   "region", u->region,
                                  "unit",    u->name,    "zone",      m->zone };
 
-            obs_targets_add(&t, m->address, ml, 8);
+            kf_obs_targets_add(&t, m->address, ml, 8);
         }
     }
-    obs_targets_finish(&t, edge->name, file, out);
+    kf_obs_targets_finish(&t, edge->name, file, out);
     add_tls_file(out, edge->name, j->cluster->name, "ca.crt", j->cluster->ca, 0644, false);
     add_tls_file(out, edge->name, j->cluster->name, "monitoring.crt", j->cluster->cert, 0644,
                  false);
@@ -359,8 +359,8 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_unit *
     const char **kfleetd = kf_xcalloc(f->n_kfleetd ? f->n_kfleetd : 1, sizeof(*kfleetd));
     struct obs_targets node, agent, etcd, kfd;
 
-    obs_targets_begin(&node);
-    obs_targets_begin(&agent);
+    kf_obs_targets_begin(&node);
+    kf_obs_targets_begin(&agent);
     for (size_t i = 0; i < u->n_hosts; i++) {
         const struct kf_obs_host *h = &u->hosts[p->hosts[i]];
         const char *nl[] = { "component", "node-exporter", "host",  h->name, "region",
@@ -369,11 +369,11 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_unit *
                              u->region,   "unit",  u->name, "zone",  h->zone };
 
         if (h->node_exporter)
-            obs_targets_add(&node, h->node_exporter, nl, 5);
+            kf_obs_targets_add(&node, h->node_exporter, nl, 5);
         if (h->agent)
-            obs_targets_add(&agent, h->agent, al, 5);
+            kf_obs_targets_add(&agent, h->agent, al, 5);
     }
-    obs_targets_begin(&etcd);
+    kf_obs_targets_begin(&etcd);
     for (size_t i = 0; i < u->n_members; i++) {
         const struct kf_obs_member *m = &u->members[p->members[i]];
         const char *ml[] = { "__scheme__", m->https ? "https" : NULL,
@@ -386,11 +386,11 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_unit *
                              "zone",       m->zone };
 
         if (m->kind == KF_OBS_MEMBER_ETCD)
-            obs_targets_add(&etcd, m->address, ml, 8);
+            kf_obs_targets_add(&etcd, m->address, ml, 8);
     }
     for (size_t i = 0; i < p->n_jobs; i++)
         gen_guest(u, edge, p, &p->jobs[i], out);
-    obs_targets_begin(&kfd);
+    kf_obs_targets_begin(&kfd);
     for (size_t i = 0; i < f->n_kfleetd; i++)
         kfleetd[i] = f->kfleetd[i];
     qsort(kfleetd, f->n_kfleetd, sizeof(*kfleetd), kf_strp_cmp);
@@ -399,22 +399,22 @@ static void gen_targets(const struct kf_obs_fleet *f, const struct kf_obs_unit *
 
         if (i && strcmp(kfleetd[i - 1], kfleetd[i]) == 0)
             continue;
-        obs_targets_add(&kfd, kfleetd[i], kl, 1);
+        kf_obs_targets_add(&kfd, kfleetd[i], kl, 1);
     }
-    obs_targets_finish(&agent, edge->name, OBS_JOB_AGENT ".json", out);
-    obs_targets_finish(&etcd, edge->name, OBS_JOB_ETCD ".json", out);
-    obs_targets_finish(&kfd, edge->name, OBS_JOB_KFLEETD ".json", out);
-    obs_targets_finish(&node, edge->name, OBS_JOB_NODE ".json", out);
+    kf_obs_targets_finish(&agent, edge->name, OBS_JOB_AGENT ".json", out);
+    kf_obs_targets_finish(&etcd, edge->name, OBS_JOB_ETCD ".json", out);
+    kf_obs_targets_finish(&kfd, edge->name, OBS_JOB_KFLEETD ".json", out);
+    kf_obs_targets_finish(&node, edge->name, OBS_JOB_NODE ".json", out);
     free(kfleetd);
 }
 
-int obs_gen_edge(const struct kf_obs_fleet *f, const struct kf_obs_unit *u,
-                 const struct kf_obs_instance *edge, struct kf_obs_files *out)
+int kf_obs_gen_edge_unchecked(const struct kf_obs_fleet *f, const struct kf_obs_unit *u,
+                              const struct kf_obs_instance *edge, struct kf_obs_files *out)
 {
     struct kf_obs_settings s;
     struct edge_plan p;
 
-    obs_settings(f, obs_region(f, u->region), &s);
+    kf_obs_settings_effective(f, kf_obs_region_find(f, u->region), &s);
     plan_edge(u, &p);
     gen_config(f, u, edge, &s, &p, out);
     gen_rules(edge, &s, out);
@@ -431,5 +431,5 @@ int kf_obs_gen_edge(const struct kf_obs_fleet *f, const struct kf_obs_unit *u,
 
     if (r < 0)
         return r;
-    return obs_gen_edge(f, u, edge, out);
+    return kf_obs_gen_edge_unchecked(f, u, edge, out);
 }

@@ -495,7 +495,7 @@ int kf_obs_check_instance(const struct kf_obs_binaries *bin, enum kf_obs_tier ti
     char *path;
     int r;
 
-    obs_binaries(bin, &b);
+    kf_obs_binaries_defaults(bin, &b);
     if (tier == KF_OBS_TIER_ALERTMANAGER) {
         path = kf_xasprintf("%s/alertmanager.yml", dir);
         r = check_with((char *const[]){ (char *)b.amtool, "check-config", path, NULL }, err);
@@ -511,7 +511,7 @@ int kf_obs_check_rules(const struct kf_obs_binaries *bin, const char *path, stru
 {
     struct kf_obs_binaries b;
 
-    obs_binaries(bin, &b);
+    kf_obs_binaries_defaults(bin, &b);
     return check_with((char *const[]){ (char *)b.promtool, "check", "rules", (char *)path, NULL },
                       err);
 }

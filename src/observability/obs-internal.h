@@ -37,46 +37,46 @@
 
 /* Appends s as a YAML scalar: single-quoted when every character is
  * printable, double-quoted with escapes otherwise. */
-void obs_yaml_str(struct kf_strbuf *sb, const char *s);
+void kf_obs_yaml_str(struct kf_strbuf *sb, const char *s);
 /* Appends s as a PromQL double-quoted string literal. */
-void obs_promql_str(struct kf_strbuf *sb, const char *s);
+void kf_obs_promql_str(struct kf_strbuf *sb, const char *s);
 /* Appends s with every RE2 metacharacter escaped, so it matches itself. */
-void obs_regex_quote(struct kf_strbuf *sb, const char *s);
+void kf_obs_regex_quote(struct kf_strbuf *sb, const char *s);
 /* Appends a duration as Prometheus and Alertmanager write it ("1h30m",
  * "15s", "500ms", "0s"). */
-void obs_duration(struct kf_strbuf *sb, int64_t ms);
+void kf_obs_duration(struct kf_strbuf *sb, int64_t ms);
 /* Appends `name<op>"value"`, the matcher syntax of Alertmanager 0.22+. */
-void obs_matcher(struct kf_strbuf *sb, const struct kf_obs_matcher *m);
+void kf_obs_matcher_write(struct kf_strbuf *sb, const struct kf_obs_matcher *m);
 /* Appends tmpl with "$W" replaced by the rate window and "$T" by the
  * threshold (%.17g trimmed). */
-void obs_subst(struct kf_strbuf *sb, const char *tmpl, int64_t window_ms, double threshold);
+void kf_obs_subst(struct kf_strbuf *sb, const char *tmpl, int64_t window_ms, double threshold);
 
 /* Effective settings: the region's, else the fleet's, else the default.
  * r may be NULL (the central tier uses the fleet's). */
-void obs_settings(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
-                  struct kf_obs_settings *ret);
-const struct kf_obs_region *obs_region(const struct kf_obs_fleet *f, const char *name);
+void kf_obs_settings_effective(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
+                               struct kf_obs_settings *ret);
+const struct kf_obs_region *kf_obs_region_find(const struct kf_obs_fleet *f, const char *name);
 
 /* The region's compliance tags sorted and comma-joined ("cn-mlps3,gdpr"),
  * or NULL if it has none. Caller frees. */
-char *obs_region_compliance(const struct kf_obs_region *r);
+char *kf_obs_region_compliance(const struct kf_obs_region *r);
 
 /* Default binaries filled in. */
-void obs_binaries(const struct kf_obs_binaries *in, struct kf_obs_binaries *ret);
+void kf_obs_binaries_defaults(const struct kf_obs_binaries *in, struct kf_obs_binaries *ret);
 
 /* "http://<listen>/" unless the instance names its external URL. Caller frees. */
-char *obs_external_url(const char *listen, const char *external);
+char *kf_obs_external_url(const char *listen, const char *external);
 
 /* Appends the `global:` section of a Prometheus config. */
-void obs_prom_global(struct kf_strbuf *sb, const struct kf_obs_settings *s,
-                     const char *const *labels, size_t n_labels);
+void kf_obs_prom_global(struct kf_strbuf *sb, const struct kf_obs_settings *s,
+                        const char *const *labels, size_t n_labels);
 /* Appends a federation scrape job (honor_labels, honor_timestamps: false,
  * match[], labeldrop) reading targets from targets/<file>. */
-void obs_prom_federation_job(struct kf_strbuf *sb, const char *job, const char *const *match,
-                             size_t n_match, const struct kf_obs_settings *s, const char *file);
+void kf_obs_prom_federation_job(struct kf_strbuf *sb, const char *job, const char *const *match,
+                                size_t n_match, const struct kf_obs_settings *s, const char *file);
 /* Appends a self-scrape job for the instance. */
-void obs_prom_self_job(struct kf_strbuf *sb, const struct kf_obs_instance *inst,
-                       const char *const *labels, size_t n_labels);
+void kf_obs_prom_self_job(struct kf_strbuf *sb, const struct kf_obs_instance *inst,
+                          const char *const *labels, size_t n_labels);
 
 /* The edge's recording rules: record name and expression ($W: rate window).
  * The cascade re-records each as region:unit_<name without "unit:"> with
@@ -85,36 +85,37 @@ struct obs_record {
     const char *record;
     const char *expr;
 };
-const struct obs_record *obs_unit_records(size_t *ret_n);
-const struct obs_record *obs_region_rollups(size_t *ret_n);
+const struct obs_record *kf_obs_unit_records(size_t *ret_n);
+const struct obs_record *kf_obs_region_rollups(size_t *ret_n);
 
 /* Adds sb's contents to out as a 0644 configuration file (not targets). */
-void obs_add_file(struct kf_obs_files *out, const char *path, struct kf_strbuf *sb);
+void kf_obs_add_file(struct kf_obs_files *out, const char *path, struct kf_strbuf *sb);
 
 /* A JSON file_sd target group list under construction. */
 struct obs_targets {
     struct kf_strbuf sb;
     size_t n;
 };
-void obs_targets_begin(struct obs_targets *t);
+void kf_obs_targets_begin(struct obs_targets *t);
 /* labels: alternating name, value; NULL values are skipped. Names must be
  * given sorted. */
-void obs_targets_add(struct obs_targets *t, const char *address, const char *const *labels,
-                     size_t n_pairs);
+void kf_obs_targets_add(struct obs_targets *t, const char *address, const char *const *labels,
+                        size_t n_pairs);
 /* Ends the list and adds it to out as <instance>/targets/<file>. */
-void obs_targets_finish(struct obs_targets *t, const char *instance, const char *file,
-                        struct kf_obs_files *out);
+void kf_obs_targets_finish(struct obs_targets *t, const char *instance, const char *file,
+                           struct kf_obs_files *out);
 
 /* The renderers without the model check (the kf_obs_gen_* wrappers and
  * kf_obs_gen_all check once, then call these). */
-int obs_gen_edge(const struct kf_obs_fleet *f, const struct kf_obs_unit *u,
-                 const struct kf_obs_instance *edge, struct kf_obs_files *out);
-int obs_gen_cascade(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
-                    const struct kf_obs_instance *cascade, struct kf_obs_files *out);
-int obs_gen_central(const struct kf_obs_fleet *f, const struct kf_obs_instance *central,
-                    struct kf_obs_files *out);
-int obs_gen_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alertmanager *am,
-                         const char *root, struct kf_obs_files *out, struct kf_strbuf *err);
+int kf_obs_gen_edge_unchecked(const struct kf_obs_fleet *f, const struct kf_obs_unit *u,
+                              const struct kf_obs_instance *edge, struct kf_obs_files *out);
+int kf_obs_gen_cascade_unchecked(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
+                                 const struct kf_obs_instance *cascade, struct kf_obs_files *out);
+int kf_obs_gen_central_unchecked(const struct kf_obs_fleet *f,
+                                 const struct kf_obs_instance *central, struct kf_obs_files *out);
+int kf_obs_gen_alertmanager_unchecked(const struct kf_obs_fleet *f,
+                                      const struct kf_obs_alertmanager *am, const char *root,
+                                      struct kf_obs_files *out, struct kf_strbuf *err);
 
 /* ---- the receiver adapter (obs-receiver-*.c) ---- */
 
@@ -129,27 +130,27 @@ struct obs_receiver_ops {
     enum kf_obs_outcome (*body_outcome)(const struct kf_obs_response *resp);
 };
 
-extern const struct obs_receiver_ops obs_receiver_webhook;
-extern const struct obs_receiver_ops obs_receiver_dingtalk;
-extern const struct obs_receiver_ops obs_receiver_sms;
+extern const struct obs_receiver_ops kf_obs_receiver_webhook;
+extern const struct obs_receiver_ops kf_obs_receiver_dingtalk;
+extern const struct obs_receiver_ops kf_obs_receiver_sms;
 
 /* The first 16 bytes of the SHA-256 of the notification key's fields. */
-void obs_notification_digest(const struct kf_obs_notification *n, uint8_t out[16]);
+void kf_obs_notification_digest(const struct kf_obs_notification *n, uint8_t out[16]);
 
 /* Text shared by the builders. */
-const char *obs_alertname(const struct kf_obs_notification *n);
-size_t obs_live_alerts(const struct kf_obs_notification *n, bool firing_only);
+const char *kf_obs_alertname(const struct kf_obs_notification *n);
+size_t kf_obs_live_alerts(const struct kf_obs_notification *n, bool firing_only);
 /* "[FIRING:2] KfleetHostDown" or "[RESOLVED] KfleetHostDown". */
-void obs_title(struct kf_strbuf *sb, const struct kf_obs_notification *n);
+void kf_obs_title(struct kf_strbuf *sb, const struct kf_obs_notification *n);
 /* The alert's summary annotation, else its alertname. */
-const char *obs_alert_summary(const struct kf_obs_alert *a);
-void obs_url_encode(struct kf_strbuf *sb, const char *s);
+const char *kf_obs_alert_summary(const struct kf_obs_alert *a);
+void kf_obs_url_encode(struct kf_strbuf *sb, const char *s);
 /* scheme://host/path of url: no user info, no query, no fragment. */
-char *obs_log_url(const char *url);
+char *kf_obs_log_url(const char *url);
 /* Adds a delivery; takes nothing, copies everything. */
-struct kf_obs_delivery *obs_delivery_add(struct kf_obs_deliveries *out, const char *method,
-                                         const char *url, const char *body, size_t body_len);
-void obs_delivery_header(struct kf_obs_delivery *d, const char *name, const char *value);
-bool obs_url_ok(const char *url);
+struct kf_obs_delivery *kf_obs_delivery_add(struct kf_obs_deliveries *out, const char *method,
+                                            const char *url, const char *body, size_t body_len);
+void kf_obs_delivery_header(struct kf_obs_delivery *d, const char *name, const char *value);
+bool kf_obs_url_ok(const char *url);
 
 #endif

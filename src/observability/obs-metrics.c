@@ -1,4 +1,4 @@
-/* obs-metrics.c: the Prometheus metrics registry behind kfleet/metrics.h.
+/* obs-metrics.c: the Prometheus metrics registry behind kfleet/obs-metrics.h.
  *
  * A family keeps its series in insertion order (a growing array, so the
  * exposition is stable from scrape to scrape) and finds them through a
@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
 
 const double kf_metrics_latency_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

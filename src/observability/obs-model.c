@@ -365,7 +365,7 @@ static int check_effective(const struct kf_obs_fleet *f, const struct kf_obs_reg
     struct kf_obs_settings s;
     const char *what = r ? r->name : "fleet";
 
-    obs_settings(f, r, &s);
+    kf_obs_settings_effective(f, r, &s);
     if (s.scrape_timeout_ms > s.scrape_interval_ms)
         return kf_err(err, -EINVAL, "%s: scrape timeout is longer than the scrape interval", what);
     if (s.federation_timeout_ms > s.federation_interval_ms)
@@ -444,7 +444,7 @@ static int check_units(const struct kf_obs_fleet *f, struct seen *seen, struct k
         for (size_t j = 0; j < i; j++)
             if (strcmp(f->units[j].name, u->name) == 0)
                 return kf_err(err, -EINVAL, "unit \"%s\" is listed twice", u->name);
-        if (!obs_region(f, u->region))
+        if (!kf_obs_region_find(f, u->region))
             return kf_err(err, -EINVAL, "unit \"%s\": region \"%s\" is not in the model", u->name,
                           u->region ? u->region : "");
         if ((u->n_hosts && !u->hosts) || (u->n_members && !u->members) ||
@@ -621,13 +621,13 @@ int kf_obs_gen_all(const struct kf_obs_fleet *f, const char *root, struct kf_obs
 
     for (size_t i = 0; r == 0 && i < f->n_units; i++)
         for (size_t j = 0; r == 0 && j < f->units[i].n_edges; j++)
-            r = obs_gen_edge(f, &f->units[i], &f->units[i].edges[j], out);
+            r = kf_obs_gen_edge_unchecked(f, &f->units[i], &f->units[i].edges[j], out);
     for (size_t i = 0; r == 0 && i < f->n_regions; i++)
         for (size_t j = 0; r == 0 && j < f->regions[i].n_cascades; j++)
-            r = obs_gen_cascade(f, &f->regions[i], &f->regions[i].cascades[j], out);
+            r = kf_obs_gen_cascade_unchecked(f, &f->regions[i], &f->regions[i].cascades[j], out);
     for (size_t i = 0; r == 0 && i < f->n_centrals; i++)
-        r = obs_gen_central(f, &f->centrals[i], out);
+        r = kf_obs_gen_central_unchecked(f, &f->centrals[i], out);
     for (size_t i = 0; r == 0 && i < f->n_alertmanagers; i++)
-        r = obs_gen_alertmanager(f, &f->alertmanagers[i], root, out, err);
+        r = kf_obs_gen_alertmanager_unchecked(f, &f->alertmanagers[i], root, out, err);
     return r;
 }

@@ -191,7 +191,7 @@ enum kf_obs_verdict kf_obs_dedup_claim(struct kf_obs_dedup *d, struct kf_obs_not
     size_t live = 0;
     bool changed = false;
 
-    obs_notification_digest(n, key);
+    kf_obs_notification_digest(n, key);
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < n->n_alerts; i++) {
         struct kf_obs_alert *a = &n->alerts[i];
@@ -234,7 +234,7 @@ void kf_obs_dedup_done(struct kf_obs_dedup *d, const struct kf_obs_notification 
     uint8_t key[16], ak[16];
     struct dd_entry *k;
 
-    obs_notification_digest(n, key);
+    kf_obs_notification_digest(n, key);
     pthread_mutex_lock(&d->lock);
     if (!delivered) {
         k = find(d, key);

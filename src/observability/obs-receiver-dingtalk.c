@@ -51,7 +51,7 @@ void kf_obs_dingtalk_sign(const char *secret, int64_t timestamp_ms, struct kf_st
 
 static int check(const struct kf_obs_target *t, struct kf_strbuf *err)
 {
-    if (!obs_url_ok(t->url))
+    if (!kf_obs_url_ok(t->url))
         return kf_err(err, -EINVAL, "receiver \"%s\": the DingTalk robot URL must be http(s)",
                       t->receiver);
     if (t->n_at_mobiles && !t->at_mobiles)
@@ -91,10 +91,10 @@ static void add_oneline(struct kf_strbuf *sb, const char *s)
 static void markdown(const struct kf_obs_target *t, const struct kf_obs_notification *n,
                      struct kf_strbuf *title, struct kf_strbuf *text)
 {
-    size_t listed = 0, live = obs_live_alerts(n, false);
+    size_t listed = 0, live = kf_obs_live_alerts(n, false);
     bool first = true;
 
-    obs_title(title, n);
+    kf_obs_title(title, n);
     kf_strbuf_addf(text, "### %s\n\n", title->buf);
     for (size_t i = 0; i < n->group_labels.n; i++) {
         const struct kf_obs_kv *kv = &n->group_labels.items[i];
@@ -116,7 +116,7 @@ static void markdown(const struct kf_obs_target *t, const struct kf_obs_notifica
             continue;
         listed++;
         kf_strbuf_addf(text, "- **%s** ", a->firing ? "FIRING" : "RESOLVED");
-        add_oneline(text, obs_alert_summary(a));
+        add_oneline(text, kf_obs_alert_summary(a));
         kf_strbuf_addstr(text, "\n");
         if (desc) {
             kf_strbuf_addstr(text, "  > ");
@@ -134,7 +134,7 @@ static void markdown(const struct kf_obs_target *t, const struct kf_obs_notifica
             kf_strbuf_addstr(text, " · resolved ");
             add_time(text, a->ends_at_ms);
         }
-        if (a->generator_url && obs_url_ok(a->generator_url))
+        if (a->generator_url && kf_obs_url_ok(a->generator_url))
             kf_strbuf_addf(text, " · [source](%s)", a->generator_url);
         kf_strbuf_addstr(text, "\n");
     }
@@ -182,15 +182,15 @@ static int build(const struct kf_obs_target *t, const struct kf_obs_notification
         kf_obs_dingtalk_sign(t->secret, now_ms, &sig);
         kf_strbuf_addf(&url, "%ctimestamp=%" PRId64 "&sign=", strchr(t->url, '?') ? '&' : '?',
                        now_ms);
-        obs_url_encode(&url, sig.buf);
+        kf_obs_url_encode(&url, sig.buf);
         kf_strbuf_release(&sig);
     }
-    d = obs_delivery_add(out, "POST", url.buf, body, len);
-    obs_delivery_header(d, "Content-Type", "application/json; charset=utf-8");
+    d = kf_obs_delivery_add(out, "POST", url.buf, body, len);
+    kf_obs_delivery_header(d, "Content-Type", "application/json; charset=utf-8");
     kf_obs_notification_key(n, id);
-    obs_delivery_header(d, "X-Kfleet-Idempotency-Key", id);
+    kf_obs_delivery_header(d, "X-Kfleet-Idempotency-Key", id);
     for (size_t i = 0; i < t->n_headers; i++)
-        obs_delivery_header(d, t->headers[i].name, t->headers[i].value);
+        kf_obs_delivery_header(d, t->headers[i].name, t->headers[i].value);
     explicit_bzero(url.buf, url.len);
     kf_strbuf_release(&url);
     kf_strbuf_release(&title);
@@ -218,7 +218,7 @@ static enum kf_obs_outcome body_outcome(const struct kf_obs_response *resp)
     return o;
 }
 
-const struct obs_receiver_ops obs_receiver_dingtalk = {
+const struct obs_receiver_ops kf_obs_receiver_dingtalk = {
     .kind = KF_OBS_RECEIVER_DINGTALK,
     .name = "dingtalk",
     .check = check,

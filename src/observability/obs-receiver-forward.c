@@ -20,7 +20,7 @@
 
 static int check(const struct kf_obs_target *t, struct kf_strbuf *err)
 {
-    if (!obs_url_ok(t->url))
+    if (!kf_obs_url_ok(t->url))
         return kf_err(err, -EINVAL, "receiver \"%s\": the webhook URL must be http(s)",
                       t->receiver);
     return 0;
@@ -60,23 +60,23 @@ static int build(const struct kf_obs_target *t, const struct kf_obs_notification
 
     if (!n->raw)
         return kf_err(err, -EINVAL, "the notification has no payload to forward");
-    if (obs_live_alerts(n, false) != n->n_alerts) {
+    if (kf_obs_live_alerts(n, false) != n->n_alerts) {
         int r = without_stale(n, &body, &len, err);
 
         if (r < 0)
             return r;
     }
-    d = obs_delivery_add(out, "POST", t->url, body ? body : n->raw, body ? len : n->raw_len);
+    d = kf_obs_delivery_add(out, "POST", t->url, body ? body : n->raw, body ? len : n->raw_len);
     free(body);
-    obs_delivery_header(d, "Content-Type", "application/json");
+    kf_obs_delivery_header(d, "Content-Type", "application/json");
     kf_obs_notification_key(n, id);
-    obs_delivery_header(d, "X-Kfleet-Idempotency-Key", id);
+    kf_obs_delivery_header(d, "X-Kfleet-Idempotency-Key", id);
     for (size_t i = 0; i < t->n_headers; i++)
-        obs_delivery_header(d, t->headers[i].name, t->headers[i].value);
+        kf_obs_delivery_header(d, t->headers[i].name, t->headers[i].value);
     return 0;
 }
 
-const struct obs_receiver_ops obs_receiver_webhook = {
+const struct obs_receiver_ops kf_obs_receiver_webhook = {
     .kind = KF_OBS_RECEIVER_WEBHOOK,
     .name = "webhook",
     .check = check,

@@ -79,7 +79,7 @@ static void escape(struct kf_strbuf *out, const char *s, enum where w)
     switch (w) {
     case IN_URL:
     case IN_FORM:
-        obs_url_encode(out, s);
+        kf_obs_url_encode(out, s);
         break;
     case IN_JSON: {
         /* kf_strbuf_add_json_str adds the quotes; the template has its own */
@@ -168,7 +168,7 @@ static int check(const struct kf_obs_target *t, struct kf_strbuf *err)
     const char *m = t->method ? t->method : "POST";
     bool per_phone;
 
-    if (!obs_url_ok(t->url))
+    if (!kf_obs_url_ok(t->url))
         return kf_err(err, -EINVAL, "receiver \"%s\": the gateway URL must start with http(s)://",
                       t->receiver);
     if (strcmp(m, "POST") != 0 && strcmp(m, "PUT") != 0 && strcmp(m, "GET") != 0)
@@ -215,16 +215,16 @@ static void message(const struct kf_obs_notification *n, size_t max_chars, struc
     const char *region = kf_obs_kvs_get(&n->common_labels, "region");
     const char *unit = kf_obs_kvs_get(&n->common_labels, "unit");
     const struct kf_obs_alert *first = NULL;
-    size_t live = obs_live_alerts(n, false);
+    size_t live = kf_obs_live_alerts(n, false);
 
     for (size_t i = 0; i < n->n_alerts && !first; i++)
         if (!n->alerts[i].stale)
             first = &n->alerts[i];
-    obs_title(&full, n);
+    kf_obs_title(&full, n);
     if (region)
         kf_strbuf_addf(&full, " %s%s%s", region, unit ? "/" : "", unit ? unit : "");
     if (first)
-        kf_strbuf_addf(&full, ": %s", obs_alert_summary(first));
+        kf_strbuf_addf(&full, ": %s", kf_obs_alert_summary(first));
     if (live > 1)
         kf_strbuf_addf(&full, " (+%zu more)", live - 1);
     for (char *p = full.buf; *p; p++)
@@ -245,18 +245,18 @@ static int one_request(const struct kf_obs_target *t, struct vars *v, struct kf_
         r = expand(t->body, body_kind(t), v, &body, err);
     if (r < 0)
         goto out;
-    d = obs_delivery_add(out, t->method ? t->method : "POST", url.buf, t->body ? body.buf : NULL,
-                         body.len);
+    d = kf_obs_delivery_add(out, t->method ? t->method : "POST", url.buf, t->body ? body.buf : NULL,
+                            body.len);
     if (t->body)
-        obs_delivery_header(d, "Content-Type",
-                            t->content_type ? t->content_type : "application/json");
-    obs_delivery_header(d, "X-Kfleet-Idempotency-Key", v->id);
+        kf_obs_delivery_header(d, "Content-Type",
+                               t->content_type ? t->content_type : "application/json");
+    kf_obs_delivery_header(d, "X-Kfleet-Idempotency-Key", v->id);
     for (size_t i = 0; i < t->n_headers; i++) {
         kf_strbuf_reset(&hv);
         r = expand(t->headers[i].value, IN_HEADER, v, &hv, err);
         if (r < 0)
             goto out;
-        obs_delivery_header(d, t->headers[i].name, hv.buf);
+        kf_obs_delivery_header(d, t->headers[i].name, hv.buf);
     }
 out:
     if (url.len)
@@ -291,14 +291,14 @@ static int build(const struct kf_obs_target *t, const struct kf_obs_notification
     for (size_t i = 0; i < t->n_phones; i++)
         kf_strbuf_addf(&phones, "%s%s", i ? "," : "", t->phones[i]);
     kf_obs_notification_key(n, id);
-    snprintf(count, sizeof(count), "%zu", obs_live_alerts(n, false));
+    snprintf(count, sizeof(count), "%zu", kf_obs_live_alerts(n, false));
     v.message = msg.buf;
-    v.status = obs_live_alerts(n, true) ? "firing" : "resolved";
-    v.alertname = obs_alertname(n);
+    v.status = kf_obs_live_alerts(n, true) ? "firing" : "resolved";
+    v.alertname = kf_obs_alertname(n);
     v.severity = kf_obs_kvs_get(&n->common_labels, "severity");
     if (!v.severity && first)
         v.severity = kf_obs_kvs_get(&first->labels, "severity");
-    v.summary = first ? obs_alert_summary(first) : "";
+    v.summary = first ? kf_obs_alert_summary(first) : "";
     v.count = count;
     v.receiver = n->receiver;
     v.id = id;
@@ -318,7 +318,7 @@ static int build(const struct kf_obs_target *t, const struct kf_obs_notification
     return r;
 }
 
-const struct obs_receiver_ops obs_receiver_sms = {
+const struct obs_receiver_ops kf_obs_receiver_sms = {
     .kind = KF_OBS_RECEIVER_SMS,
     .name = "sms",
     .check = check,

@@ -334,7 +334,7 @@ static int cmp_fp(const void *a, const void *b)
     return c ? c : (int)x->firing - (int)y->firing;
 }
 
-void obs_notification_digest(const struct kf_obs_notification *n, uint8_t out[16])
+void kf_obs_notification_digest(const struct kf_obs_notification *n, uint8_t out[16])
 {
     struct fp_status *fps = kf_xcalloc(n->n_alerts + 1, sizeof(*fps));
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -365,7 +365,7 @@ void kf_obs_notification_key(const struct kf_obs_notification *n, char out[33])
 {
     uint8_t md[16];
 
-    obs_notification_digest(n, md);
+    kf_obs_notification_digest(n, md);
     for (int i = 0; i < 16; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }

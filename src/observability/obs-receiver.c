@@ -19,9 +19,9 @@
 #include "observability/obs-internal.h"
 
 static const struct obs_receiver_ops *const receiver_kinds[] = {
-    &obs_receiver_webhook,
-    &obs_receiver_dingtalk,
-    &obs_receiver_sms,
+    &kf_obs_receiver_webhook,
+    &kf_obs_receiver_dingtalk,
+    &kf_obs_receiver_sms,
 };
 
 static const struct obs_receiver_ops *find_ops(enum kf_obs_receiver_kind kind)
@@ -32,7 +32,7 @@ static const struct obs_receiver_ops *find_ops(enum kf_obs_receiver_kind kind)
     return NULL;
 }
 
-bool obs_url_ok(const char *url)
+bool kf_obs_url_ok(const char *url)
 {
     if (!url || (!kf_str_has_prefix(url, "http://") && !kf_str_has_prefix(url, "https://")))
         return false;
@@ -80,7 +80,7 @@ int kf_obs_build(const struct kf_obs_target *t, const struct kf_obs_notification
 
     if (r < 0)
         return r;
-    if (!obs_live_alerts(n, false))
+    if (!kf_obs_live_alerts(n, false))
         return 0;
     return find_ops(t->kind)->build(t, n, now_ms, out, err);
 }
@@ -126,7 +126,7 @@ int64_t kf_obs_retry_delay_ms(const struct kf_obs_retry_policy *p, unsigned atte
 
 /* ---- text ---- */
 
-const char *obs_alertname(const struct kf_obs_notification *n)
+const char *kf_obs_alertname(const struct kf_obs_notification *n)
 {
     const char *s = kf_obs_kvs_get(&n->common_labels, "alertname");
 
@@ -138,7 +138,7 @@ const char *obs_alertname(const struct kf_obs_notification *n)
     return s ? s : "alert";
 }
 
-size_t obs_live_alerts(const struct kf_obs_notification *n, bool firing_only)
+size_t kf_obs_live_alerts(const struct kf_obs_notification *n, bool firing_only)
 {
     size_t c = 0;
 
@@ -148,17 +148,17 @@ size_t obs_live_alerts(const struct kf_obs_notification *n, bool firing_only)
     return c;
 }
 
-void obs_title(struct kf_strbuf *sb, const struct kf_obs_notification *n)
+void kf_obs_title(struct kf_strbuf *sb, const struct kf_obs_notification *n)
 {
-    size_t firing = obs_live_alerts(n, true);
+    size_t firing = kf_obs_live_alerts(n, true);
 
     if (firing)
-        kf_strbuf_addf(sb, "[FIRING:%zu] %s", firing, obs_alertname(n));
+        kf_strbuf_addf(sb, "[FIRING:%zu] %s", firing, kf_obs_alertname(n));
     else
-        kf_strbuf_addf(sb, "[RESOLVED] %s", obs_alertname(n));
+        kf_strbuf_addf(sb, "[RESOLVED] %s", kf_obs_alertname(n));
 }
 
-const char *obs_alert_summary(const struct kf_obs_alert *a)
+const char *kf_obs_alert_summary(const struct kf_obs_alert *a)
 {
     const char *s = kf_obs_kvs_get(&a->annotations, "summary");
 
@@ -169,7 +169,7 @@ const char *obs_alert_summary(const struct kf_obs_alert *a)
     return s ? s : "";
 }
 
-void obs_url_encode(struct kf_strbuf *sb, const char *s)
+void kf_obs_url_encode(struct kf_strbuf *sb, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -180,7 +180,7 @@ void obs_url_encode(struct kf_strbuf *sb, const char *s)
     }
 }
 
-char *obs_log_url(const char *url)
+char *kf_obs_log_url(const char *url)
 {
     const char *scheme_end = strstr(url, "://");
     const char *host, *end, *at;
@@ -222,8 +222,8 @@ void kf_obs_deliveries_release(struct kf_obs_deliveries *d)
     memset(d, 0, sizeof(*d));
 }
 
-struct kf_obs_delivery *obs_delivery_add(struct kf_obs_deliveries *out, const char *method,
-                                         const char *url, const char *body, size_t body_len)
+struct kf_obs_delivery *kf_obs_delivery_add(struct kf_obs_deliveries *out, const char *method,
+                                            const char *url, const char *body, size_t body_len)
 {
     struct kf_obs_delivery *d;
 
@@ -232,7 +232,7 @@ struct kf_obs_delivery *obs_delivery_add(struct kf_obs_deliveries *out, const ch
     memset(d, 0, sizeof(*d));
     d->method = kf_xstrdup(method);
     d->url = kf_xstrdup(url);
-    d->log_url = obs_log_url(url);
+    d->log_url = kf_obs_log_url(url);
     if (body) {
         d->body = kf_xmalloc(body_len + 1);
         memcpy(d->body, body, body_len);
@@ -242,7 +242,7 @@ struct kf_obs_delivery *obs_delivery_add(struct kf_obs_deliveries *out, const ch
     return d;
 }
 
-void obs_delivery_header(struct kf_obs_delivery *d, const char *name, const char *value)
+void kf_obs_delivery_header(struct kf_obs_delivery *d, const char *name, const char *value)
 {
     d->headers = kf_xrealloc(d->headers, (d->n_headers + 1) * sizeof(*d->headers));
     d->headers[d->n_headers++] = kf_xasprintf("%s: %s", name, value);

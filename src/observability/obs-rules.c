@@ -106,13 +106,13 @@ static const struct obs_record region_rollups[] = {
       "max by (region, resource) (region:unit_capacity_requests:ratio)" },
 };
 
-const struct obs_record *obs_unit_records(size_t *ret_n)
+const struct obs_record *kf_obs_unit_records(size_t *ret_n)
 {
     *ret_n = KF_ARRAY_SIZE(unit_records);
     return unit_records;
 }
 
-const struct obs_record *obs_region_rollups(size_t *ret_n)
+const struct obs_record *kf_obs_region_rollups(size_t *ret_n)
 {
     *ret_n = KF_ARRAY_SIZE(region_rollups);
     return region_rollups;

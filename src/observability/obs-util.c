@@ -52,7 +52,7 @@ static bool yaml_plain_printable(const char *s)
     return true;
 }
 
-void obs_yaml_str(struct kf_strbuf *sb, const char *s)
+void kf_obs_yaml_str(struct kf_strbuf *sb, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
 
@@ -117,12 +117,12 @@ static void add_escaped_dq(struct kf_strbuf *sb, const char *s)
     kf_strbuf_addch(sb, '"');
 }
 
-void obs_promql_str(struct kf_strbuf *sb, const char *s)
+void kf_obs_promql_str(struct kf_strbuf *sb, const char *s)
 {
     add_escaped_dq(sb, s);
 }
 
-void obs_regex_quote(struct kf_strbuf *sb, const char *s)
+void kf_obs_regex_quote(struct kf_strbuf *sb, const char *s)
 {
     for (; *s; s++) {
         if (strchr("\\.+*?()|[]{}^$", *s))
@@ -131,7 +131,7 @@ void obs_regex_quote(struct kf_strbuf *sb, const char *s)
     }
 }
 
-void obs_duration(struct kf_strbuf *sb, int64_t ms)
+void kf_obs_duration(struct kf_strbuf *sb, int64_t ms)
 {
     static const struct {
         const char *unit;
@@ -150,7 +150,7 @@ void obs_duration(struct kf_strbuf *sb, int64_t ms)
     }
 }
 
-void obs_matcher(struct kf_strbuf *sb, const struct kf_obs_matcher *m)
+void kf_obs_matcher_write(struct kf_strbuf *sb, const struct kf_obs_matcher *m)
 {
     static const char *const ops[] = {
         [KF_OBS_MATCH_EQ] = "=",
@@ -164,11 +164,11 @@ void obs_matcher(struct kf_strbuf *sb, const struct kf_obs_matcher *m)
     add_escaped_dq(sb, m->value);
 }
 
-void obs_subst(struct kf_strbuf *sb, const char *tmpl, int64_t window_ms, double threshold)
+void kf_obs_subst(struct kf_strbuf *sb, const char *tmpl, int64_t window_ms, double threshold)
 {
     for (const char *p = tmpl; *p; p++) {
         if (p[0] == '$' && p[1] == 'W') {
-            obs_duration(sb, window_ms);
+            kf_obs_duration(sb, window_ms);
             p++;
         } else if (p[0] == '$' && p[1] == 'T') {
             kf_strbuf_addf(sb, "%.6g", threshold);
@@ -179,8 +179,8 @@ void obs_subst(struct kf_strbuf *sb, const char *tmpl, int64_t window_ms, double
     }
 }
 
-void obs_settings(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
-                  struct kf_obs_settings *ret)
+void kf_obs_settings_effective(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
+                               struct kf_obs_settings *ret)
 {
     const struct kf_obs_settings *fs = &f->settings;
     const struct kf_obs_settings *rs = r ? &r->settings : NULL;
@@ -215,7 +215,7 @@ void obs_settings(const struct kf_obs_fleet *f, const struct kf_obs_region *r,
     *ret = s;
 }
 
-const struct kf_obs_region *obs_region(const struct kf_obs_fleet *f, const char *name)
+const struct kf_obs_region *kf_obs_region_find(const struct kf_obs_fleet *f, const char *name)
 {
     for (size_t i = 0; i < f->n_regions; i++)
         if (kf_streq(f->regions[i].name, name))
@@ -223,7 +223,7 @@ const struct kf_obs_region *obs_region(const struct kf_obs_fleet *f, const char 
     return NULL;
 }
 
-void obs_binaries(const struct kf_obs_binaries *in, struct kf_obs_binaries *ret)
+void kf_obs_binaries_defaults(const struct kf_obs_binaries *in, struct kf_obs_binaries *ret)
 {
     ret->prometheus = in && in->prometheus ? in->prometheus : "/usr/bin/prometheus";
     ret->alertmanager =
@@ -234,34 +234,34 @@ void obs_binaries(const struct kf_obs_binaries *in, struct kf_obs_binaries *ret)
     ret->amtool = in && in->amtool ? in->amtool : "/usr/bin/amtool";
 }
 
-char *obs_external_url(const char *listen, const char *external)
+char *kf_obs_external_url(const char *listen, const char *external)
 {
     if (external)
         return kf_xstrdup(external);
     return kf_xasprintf("http://%s/", listen);
 }
 
-void obs_prom_global(struct kf_strbuf *sb, const struct kf_obs_settings *s,
-                     const char *const *labels, size_t n_labels)
+void kf_obs_prom_global(struct kf_strbuf *sb, const struct kf_obs_settings *s,
+                        const char *const *labels, size_t n_labels)
 {
     kf_strbuf_addstr(sb, "global:\n  scrape_interval: ");
-    obs_duration(sb, s->scrape_interval_ms);
+    kf_obs_duration(sb, s->scrape_interval_ms);
     kf_strbuf_addstr(sb, "\n  scrape_timeout: ");
-    obs_duration(sb, s->scrape_timeout_ms);
+    kf_obs_duration(sb, s->scrape_timeout_ms);
     kf_strbuf_addstr(sb, "\n  evaluation_interval: ");
-    obs_duration(sb, s->evaluation_interval_ms);
+    kf_obs_duration(sb, s->evaluation_interval_ms);
     kf_strbuf_addstr(sb, "\n  external_labels:\n");
     for (size_t i = 0; i + 1 < 2 * n_labels; i += 2) {
         if (!labels[i + 1])
             continue;
         kf_strbuf_addf(sb, "    %s: ", labels[i]);
-        obs_yaml_str(sb, labels[i + 1]);
+        kf_obs_yaml_str(sb, labels[i + 1]);
         kf_strbuf_addch(sb, '\n');
     }
 }
 
-void obs_prom_federation_job(struct kf_strbuf *sb, const char *job, const char *const *match,
-                             size_t n_match, const struct kf_obs_settings *s, const char *file)
+void kf_obs_prom_federation_job(struct kf_strbuf *sb, const char *job, const char *const *match,
+                                size_t n_match, const struct kf_obs_settings *s, const char *file)
 {
     kf_strbuf_addf(sb,
                    "  # Federation: only recorded aggregates go up. honor_labels keeps the\n"
@@ -277,29 +277,29 @@ void obs_prom_federation_job(struct kf_strbuf *sb, const char *job, const char *
                    job);
     for (size_t i = 0; i < n_match; i++) {
         kf_strbuf_addstr(sb, "        - ");
-        obs_yaml_str(sb, match[i]);
+        kf_obs_yaml_str(sb, match[i]);
         kf_strbuf_addch(sb, '\n');
     }
     kf_strbuf_addstr(sb, "    scrape_interval: ");
-    obs_duration(sb, s->federation_interval_ms);
+    kf_obs_duration(sb, s->federation_interval_ms);
     kf_strbuf_addstr(sb, "\n    scrape_timeout: ");
-    obs_duration(sb, s->federation_timeout_ms);
+    kf_obs_duration(sb, s->federation_timeout_ms);
     kf_strbuf_addf(sb, "\n    file_sd_configs:\n      - files:\n          - targets/%s\n", file);
     if (s->drop_labels && *s->drop_labels) {
         kf_strbuf_addstr(sb, "    metric_relabel_configs:\n"
                              "      - action: labeldrop\n"
                              "        regex: ");
-        obs_yaml_str(sb, s->drop_labels);
+        kf_obs_yaml_str(sb, s->drop_labels);
         kf_strbuf_addch(sb, '\n');
     }
 }
 
-void obs_prom_self_job(struct kf_strbuf *sb, const struct kf_obs_instance *inst,
-                       const char *const *labels, size_t n_labels)
+void kf_obs_prom_self_job(struct kf_strbuf *sb, const struct kf_obs_instance *inst,
+                          const char *const *labels, size_t n_labels)
 {
     kf_strbuf_addf(sb, "  - job_name: %s\n    static_configs:\n      - targets:\n          - ",
                    OBS_JOB_PROMETHEUS);
-    obs_yaml_str(sb, inst->listen);
+    kf_obs_yaml_str(sb, inst->listen);
     kf_strbuf_addch(sb, '\n');
     if (n_labels) {
         kf_strbuf_addstr(sb, "        labels:\n");
@@ -307,21 +307,21 @@ void obs_prom_self_job(struct kf_strbuf *sb, const struct kf_obs_instance *inst,
             if (!labels[i + 1])
                 continue;
             kf_strbuf_addf(sb, "          %s: ", labels[i]);
-            obs_yaml_str(sb, labels[i + 1]);
+            kf_obs_yaml_str(sb, labels[i + 1]);
             kf_strbuf_addch(sb, '\n');
         }
     }
 }
 
-void obs_targets_begin(struct obs_targets *t)
+void kf_obs_targets_begin(struct obs_targets *t)
 {
     kf_strbuf_init(&t->sb, 256);
     t->n = 0;
     kf_strbuf_addstr(&t->sb, "[");
 }
 
-void obs_targets_add(struct obs_targets *t, const char *address, const char *const *labels,
-                     size_t n_pairs)
+void kf_obs_targets_add(struct obs_targets *t, const char *address, const char *const *labels,
+                        size_t n_pairs)
 {
     bool first = true;
 
@@ -343,8 +343,8 @@ void obs_targets_add(struct obs_targets *t, const char *address, const char *con
     t->n++;
 }
 
-void obs_targets_finish(struct obs_targets *t, const char *instance, const char *file,
-                        struct kf_obs_files *out)
+void kf_obs_targets_finish(struct obs_targets *t, const char *instance, const char *file,
+                           struct kf_obs_files *out)
 {
     char *path = kf_xasprintf("%s/targets/%s", instance, file);
     size_t len;
@@ -356,7 +356,7 @@ void obs_targets_finish(struct obs_targets *t, const char *instance, const char 
     free(path);
 }
 
-void obs_add_file(struct kf_obs_files *out, const char *path, struct kf_strbuf *sb)
+void kf_obs_add_file(struct kf_obs_files *out, const char *path, struct kf_strbuf *sb)
 {
     size_t len;
     char *content = kf_strbuf_detach(sb, &len);

@@ -38,8 +38,8 @@ static bool zone_allowed(const struct kf_place_unit *u, const struct kf_place_cl
     return false;
 }
 
-unsigned place_usable_zones(const struct kf_place_unit *u, const struct kf_place_cluster *c,
-                            bool usable[KF_PLACE_MAX_ZONES])
+unsigned kf_place_usable_zones(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                               bool usable[KF_PLACE_MAX_ZONES])
 {
     unsigned n = 0;
 
@@ -78,9 +78,9 @@ static const struct kf_place_pin *find_pin(const struct kf_place_cluster *c, uns
     return NULL;
 }
 
-int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
-               const struct kf_place_unit *u, const struct kf_place_cluster *c,
-               struct kf_place_binding *out, unsigned *ret_n, struct kf_strbuf *why)
+int kf_place_bind(struct kf_place_scratch *s, const struct kf_place_policy *pol,
+                  const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                  struct kf_place_binding *out, unsigned *ret_n, struct kf_strbuf *why)
 {
     const struct kf_grade_spec *shape = c->shape;
     unsigned nz = KF_MIN(u->n_zones, (unsigned)KF_PLACE_MAX_ZONES), n = 0;
@@ -88,7 +88,7 @@ int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
     unsigned mine_in_zone[KF_PLACE_MAX_ZONES] = { 0 };
     int64_t zcap[KF_PLACE_MAX_ZONES] = { 0 }, zused[KF_PLACE_MAX_ZONES] = { 0 };
     bool usable[KF_PLACE_MAX_ZONES];
-    unsigned n_usable = place_usable_zones(u, c, usable);
+    unsigned n_usable = kf_place_usable_zones(u, c, usable);
     double hmark = pol->host_water_level > 0 ? pol->host_water_level : 1.0;
 
     if (u->n_hosts > s->host_alloc) {
@@ -258,9 +258,9 @@ int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
                         for (unsigned k = 0; k < no; k++)
                             kf_strbuf_addf(why, "%s%s", k ? ", " : "", u->zones[order[k]]);
                         kf_strbuf_addf(why, " can take %s-%u (", comp->name, r);
-                        place_res(why, comp->req);
+                        kf_place_res(why, comp->req);
                         kf_strbuf_addstr(why, ") within the host mark ");
-                        place_pct(why, hmark, -1);
+                        kf_place_pct(why, hmark, -1);
                     }
                 }
                 return -ENOSPC;

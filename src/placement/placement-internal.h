@@ -15,7 +15,7 @@ struct place_eval {
     int total;
 };
 
-struct place_scratch {
+struct kf_place_scratch {
     struct place_eval *ev;
     size_t ev_alloc;
     size_t *cand;
@@ -27,25 +27,25 @@ struct place_scratch {
     size_t host_alloc;
 };
 
-struct place_scratch *place_scratch(struct kf_placer *p);
+struct kf_place_scratch *kf_place_scratch(struct kf_placer *p);
 
 /* Binds the members of c's shape to hosts of u (see placement-bind.c),
  * keeping c's pins where they are. 0 and the bindings, or -ENOSPC with the
  * reason in why (if given). */
-int place_bind(struct place_scratch *s, const struct kf_place_policy *pol,
-               const struct kf_place_unit *u, const struct kf_place_cluster *c,
-               struct kf_place_binding *out, unsigned *ret_n, struct kf_strbuf *why);
+int kf_place_bind(struct kf_place_scratch *s, const struct kf_place_policy *pol,
+                  const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                  struct kf_place_binding *out, unsigned *ret_n, struct kf_strbuf *why);
 
 /* Usable zones of u for c: with at least one ready, schedulable host, and
  * among c's zones when it names some (c may be NULL: any zone). */
-unsigned place_usable_zones(const struct kf_place_unit *u, const struct kf_place_cluster *c,
-                            bool usable[KF_PLACE_MAX_ZONES]);
+unsigned kf_place_usable_zones(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                               bool usable[KF_PLACE_MAX_ZONES]);
 
-double place_mark(const struct kf_place_unit *u, const struct kf_place_policy *p);
+double kf_place_mark(const struct kf_place_unit *u, const struct kf_place_policy *p);
 
 /* "58 %"; one decimal when rounding would hide the difference to ref. */
-void place_pct(struct kf_strbuf *sb, double x, double ref);
+void kf_place_pct(struct kf_strbuf *sb, double x, double ref);
 /* "1.6 CPU / 6.4 GiB" */
-void place_res(struct kf_strbuf *sb, struct kf_res r);
+void kf_place_res(struct kf_strbuf *sb, struct kf_res r);
 
 #endif

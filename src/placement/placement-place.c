@@ -31,12 +31,12 @@ void kf_placer_init(struct kf_placer *p, const struct kf_place_policy *policy)
         p->policy = *policy;
     else
         kf_place_policy_default(&p->policy);
-    p->scratch = kf_xcalloc(1, sizeof(struct place_scratch));
+    p->scratch = kf_xcalloc(1, sizeof(struct kf_place_scratch));
 }
 
 void kf_placer_release(struct kf_placer *p)
 {
-    struct place_scratch *s;
+    struct kf_place_scratch *s;
 
     if (!p || !p->scratch)
         return;
@@ -51,10 +51,10 @@ void kf_placer_release(struct kf_placer *p)
     p->scratch = NULL;
 }
 
-struct place_scratch *place_scratch(struct kf_placer *p)
+struct kf_place_scratch *kf_place_scratch(struct kf_placer *p)
 {
     if (!p->scratch)
-        p->scratch = kf_xcalloc(1, sizeof(struct place_scratch));
+        p->scratch = kf_xcalloc(1, sizeof(struct kf_place_scratch));
     return p->scratch;
 }
 
@@ -92,11 +92,11 @@ static void water_reason(struct kf_strbuf *reasons, const char *what, double aft
         return;
     sep(reasons);
     kf_strbuf_addf(reasons, "%s would reach ", what);
-    place_pct(reasons, after, mark);
+    kf_place_pct(reasons, after, mark);
     kf_strbuf_addstr(reasons, " (mark ");
-    place_pct(reasons, mark, -1);
+    kf_place_pct(reasons, mark, -1);
     kf_strbuf_addstr(reasons, "), ");
-    place_pct(reasons, now, mark);
+    kf_place_pct(reasons, now, mark);
     kf_strbuf_addstr(reasons, " now");
 }
 
@@ -117,7 +117,7 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
     unsigned n_usable;
 
     memset(e, 0, sizeof(*e));
-    e->mark = place_mark(u, pol);
+    e->mark = kf_place_mark(u, pol);
     if (!c->region || !u->region || strcmp(c->region, u->region) != 0) {
         if (reasons) {
             sep(reasons);
@@ -218,12 +218,12 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
                            "unit would hold %u clusters of %s%s out of %u, over its limit "
                            "of ",
                            count, kf_grade_name(r->grade), r->or_above ? " or above" : "", total);
-            place_pct(reasons, r->max_fraction, -1);
+            kf_place_pct(reasons, r->max_fraction, -1);
         }
         FAIL(KF_FILTER_GRADE_RATIO);
         break;
     }
-    n_usable = place_usable_zones(u, c, usable);
+    n_usable = kf_place_usable_zones(u, c, usable);
     if (n_usable < c->shape->min_zones) {
         if (reasons) {
             sep(reasons);
@@ -364,7 +364,7 @@ static const char *tally_word(int f)
 static void fail_message(struct kf_placer *p, const struct kf_place_unit *units, size_t n,
                          const struct kf_place_cluster *c, struct kf_res req, struct kf_strbuf *msg)
 {
-    struct place_scratch *s = place_scratch(p);
+    struct kf_place_scratch *s = kf_place_scratch(p);
     struct kf_strbuf why = KF_STRBUF_INIT;
     long best = -1;
     unsigned in_scope = 0, tally[KF_FILTER_COUNT] = { 0 };
@@ -408,11 +408,11 @@ static void fail_message(struct kf_placer *p, const struct kf_place_unit *units,
             bool cpu = e->cpu_after - e->mark >= e->mem_after - e->mark;
             kf_strbuf_addf(msg, "no unit in %s has headroom for grade %s: best is %s at ", region,
                            kf_grade_name(c->grade), u->name);
-            place_pct(msg, cpu ? e->cpu_now : e->mem_now, e->mark);
+            kf_place_pct(msg, cpu ? e->cpu_now : e->mem_now, e->mark);
             kf_strbuf_addf(msg, " %s, would reach ", cpu ? "cpu" : "memory");
-            place_pct(msg, cpu ? e->cpu_after : e->mem_after, e->mark);
+            kf_place_pct(msg, cpu ? e->cpu_after : e->mem_after, e->mark);
             kf_strbuf_addstr(msg, " (mark ");
-            place_pct(msg, e->mark, -1);
+            kf_place_pct(msg, e->mark, -1);
             kf_strbuf_addstr(msg, ")");
         } else {
             struct place_eval tmp;
@@ -423,7 +423,7 @@ static void fail_message(struct kf_placer *p, const struct kf_place_unit *units,
             eval_filters(&p->policy, u, c, req, true, &tmp, &why);
             if (e->failed & (1u << KF_FILTER_HOSTS)) {
                 sep(&why);
-                place_bind(s, &p->policy, u, c, scratch_b, &nb, &why);
+                kf_place_bind(s, &p->policy, u, c, scratch_b, &nb, &why);
             }
             free(scratch_b);
             kf_strbuf_addf(msg, "no unit in %s can take grade %s: best is %s: %s", region,
@@ -464,15 +464,15 @@ static void success_message(const struct kf_place_policy *pol, const struct kf_p
         first = false;
     }
     kf_strbuf_addstr(msg, "); cpu ");
-    place_pct(msg, e->cpu_now, -1);
+    kf_place_pct(msg, e->cpu_now, -1);
     kf_strbuf_addstr(msg, " -> ");
-    place_pct(msg, e->cpu_after, -1);
+    kf_place_pct(msg, e->cpu_after, -1);
     kf_strbuf_addstr(msg, ", memory ");
-    place_pct(msg, e->mem_now, -1);
+    kf_place_pct(msg, e->mem_now, -1);
     kf_strbuf_addstr(msg, " -> ");
-    place_pct(msg, e->mem_after, -1);
+    kf_place_pct(msg, e->mem_after, -1);
     kf_strbuf_addstr(msg, " (mark ");
-    place_pct(msg, e->mark, -1);
+    kf_place_pct(msg, e->mark, -1);
     kf_strbuf_addstr(msg, ")");
 }
 
@@ -485,7 +485,7 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
                   const struct kf_place_cluster *c, struct kf_place_explain *ex,
                   struct kf_place_result *ret)
 {
-    struct place_scratch *s = place_scratch(p);
+    struct kf_place_scratch *s = kf_place_scratch(p);
     struct kf_strbuf msg = KF_STRBUF_INIT;
     struct rank_ctx rc = { units, NULL };
     double min_cost = INFINITY, max_perf = 0;
@@ -580,7 +580,7 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
             /* explain: the remaining candidates show whether they would fit too */
             struct kf_place_binding *tmp = kf_xmalloc(sizeof(*tmp) * KF_GRADE_MAX_MEMBERS);
             struct kf_strbuf why = KF_STRBUF_INIT;
-            if (place_bind(s, &p->policy, &units[i], c, tmp, &nb, &why) < 0) {
+            if (kf_place_bind(s, &p->policy, &units[i], c, tmp, &nb, &why) < 0) {
                 e->failed |= 1u << KF_FILTER_HOSTS;
                 snprintf(ex->verdicts[i].reason, sizeof(ex->verdicts[i].reason), "%s", why.buf);
             }
@@ -588,7 +588,7 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
             free(tmp);
             continue;
         }
-        br = place_bind(s, &p->policy, &units[i], c, ret->bindings, &nb, NULL);
+        br = kf_place_bind(s, &p->policy, &units[i], c, ret->bindings, &nb, NULL);
         if (br == 0) {
             ret->unit = (int)i;
             ret->n_bindings = nb;
@@ -600,7 +600,7 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
             if (ex) {
                 struct kf_strbuf why = KF_STRBUF_INIT;
                 struct kf_place_binding *tmp = kf_xmalloc(sizeof(*tmp) * KF_GRADE_MAX_MEMBERS);
-                place_bind(s, &p->policy, &units[i], c, tmp, &nb, &why);
+                kf_place_bind(s, &p->policy, &units[i], c, tmp, &nb, &why);
                 snprintf(ex->verdicts[i].reason, sizeof(ex->verdicts[i].reason), "%s", why.buf);
                 kf_strbuf_release(&why);
                 free(tmp);
@@ -663,12 +663,12 @@ static void add_level(struct kf_strbuf *out, double now, double after, double ma
 {
     size_t start = out->len;
 
-    place_pct(out, now, mark);
+    kf_place_pct(out, now, mark);
     kf_strbuf_addstr(out, " -> ");
     if (isinf(after))
         kf_strbuf_addstr(out, "-");
     else
-        place_pct(out, after, mark);
+        kf_place_pct(out, after, mark);
     while (out->len - start < 16)
         kf_strbuf_addch(out, ' ');
 }
@@ -682,7 +682,7 @@ void kf_place_explain_format(const struct kf_place_explain *e, const struct kf_p
 
     kf_strbuf_addf(out, "cluster %s: grade %s, requests ", c->name ? c->name : "",
                    kf_grade_name(c->grade));
-    place_res(out, req);
+    kf_place_res(out, req);
     kf_strbuf_addf(out, ", region %s\n", c->region ? c->region : "(none)");
     for (size_t i = 0; i < e->n; i++)
         if (!(e->verdicts[i].failed & (1u << KF_FILTER_REGION)))
@@ -741,9 +741,9 @@ void kf_place_bindings_format(const struct kf_place_unit *u, const struct kf_pla
         if (b->pinned) {
             kf_strbuf_addf(out, "%s-%u -> %s (zone %s, stays where it runs; cpu ", comp->name,
                            b->replica, u->hosts[b->host].name, u->zones[b->zone]);
-            place_pct(out, b->host_cpu_before, -1);
+            kf_place_pct(out, b->host_cpu_before, -1);
             kf_strbuf_addstr(out, " -> ");
-            place_pct(out, b->host_cpu_after, -1);
+            kf_place_pct(out, b->host_cpu_after, -1);
             kf_strbuf_addstr(out, ")\n");
             continue;
         }
@@ -752,9 +752,9 @@ void kf_place_bindings_format(const struct kf_place_unit *u, const struct kf_pla
                        comp->spread == KF_SPREAD_ONE_PER_ZONE
                            ? (b->spread_fallback ? "more replicas than zones" : "one per zone")
                            : "round-robin over zones");
-        place_pct(out, b->host_cpu_before, -1);
+        kf_place_pct(out, b->host_cpu_before, -1);
         kf_strbuf_addstr(out, " -> ");
-        place_pct(out, b->host_cpu_after, -1);
+        kf_place_pct(out, b->host_cpu_after, -1);
         kf_strbuf_addstr(out, ")\n");
     }
 }

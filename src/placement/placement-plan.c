@@ -140,7 +140,7 @@ int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_pl
         memset(&lines[i], 0, sizeof(lines[i]));
         lines[i].name = kf_xstrdup(w.units[i].name);
         lines[i].hosts_before = (unsigned)w.units[i].n_hosts;
-        lines[i].mark = place_mark(&w.units[i], &p->policy);
+        lines[i].mark = kf_place_mark(&w.units[i], &p->policy);
         water_of(&w.units[i], &lines[i].cpu_before, &lines[i].mem_before);
     }
     res = kf_xmalloc(sizeof(*res));
@@ -227,7 +227,7 @@ int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_pl
                 memset(&lines[ui], 0, sizeof(lines[ui]));
                 lines[ui].name = kf_xstrdup(name);
                 lines[ui].is_new = true;
-                lines[ui].mark = place_mark(&w.units[ui], &p->policy);
+                lines[ui].mark = kf_place_mark(&w.units[ui], &p->policy);
                 w.units[ui].name = lines[ui].name;
                 add_hosts(&w.units[ui], per_unit, req->host_shape);
                 lines[ui].hosts_added = per_unit;
@@ -316,7 +316,7 @@ void kf_plan_format(const struct kf_plan_request *req, const struct kf_plan_resu
     kf_strbuf_addf(out, "region %s: demand ", req->region);
     add_counts(out, demand);
     kf_strbuf_addf(out, " (%u clusters); new hosts of ", r->demanded);
-    place_res(out, req->host_shape);
+    kf_place_res(out, req->host_shape);
     kf_strbuf_addstr(out, "\n\n");
     for (size_t i = 0; i < r->n_lines; i++) {
         name_w = KF_MAX(name_w, strlen(r->lines[i].name));
@@ -345,16 +345,16 @@ void kf_plan_format(const struct kf_plan_request *req, const struct kf_plan_resu
             kf_strbuf_addf(out, "%u + %u", l->hosts_before, l->hosts_added);
         pad_to(out, start, 12);
         start = out->len;
-        place_pct(out, l->cpu_before, -1);
+        kf_place_pct(out, l->cpu_before, -1);
         kf_strbuf_addstr(out, " -> ");
-        place_pct(out, l->cpu_after, -1);
+        kf_place_pct(out, l->cpu_after, -1);
         pad_to(out, start, 16);
         start = out->len;
-        place_pct(out, l->mem_before, -1);
+        kf_place_pct(out, l->mem_before, -1);
         kf_strbuf_addstr(out, " -> ");
-        place_pct(out, l->mem_after, -1);
+        kf_place_pct(out, l->mem_after, -1);
         pad_to(out, start, 16);
-        place_pct(out, l->mark, -1);
+        kf_place_pct(out, l->mark, -1);
         kf_strbuf_addch(out, '\n');
     }
     for (int g = 0; g < KF_GRADE_COUNT; g++)

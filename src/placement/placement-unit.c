@@ -52,7 +52,7 @@ void kf_place_policy_default(struct kf_place_policy *p)
     p->n_exclusive = 1;
 }
 
-double place_mark(const struct kf_place_unit *u, const struct kf_place_policy *p)
+double kf_place_mark(const struct kf_place_unit *u, const struct kf_place_policy *p)
 {
     return u->water_level > 0 ? u->water_level : p->water_level > 0 ? p->water_level : 0.60;
 }
@@ -107,7 +107,7 @@ void kf_place_uncommit(struct kf_place_unit *u, const struct kf_place_cluster *c
 
 /* --- formatting ------------------------------------------------------------------ */
 
-void place_pct(struct kf_strbuf *sb, double x, double ref)
+void kf_place_pct(struct kf_strbuf *sb, double x, double ref)
 {
     /* Whole percents, unless rounding would make x look equal to ref. */
     for (int digits = 0; digits < 3; digits++) {
@@ -129,7 +129,7 @@ static void add_num(struct kf_strbuf *sb, double v)
         kf_strbuf_addf(sb, "%.1f", v);
 }
 
-void place_res(struct kf_strbuf *sb, struct kf_res r)
+void kf_place_res(struct kf_strbuf *sb, struct kf_res r)
 {
     add_num(sb, (double)r.cpu_milli / 1000);
     kf_strbuf_addstr(sb, " CPU / ");
@@ -142,7 +142,7 @@ void place_res(struct kf_strbuf *sb, struct kf_res r)
 void kf_unit_water(const struct kf_place_unit *u, const struct kf_place_policy *p,
                    const struct kf_grade_table *t, struct kf_unit_water *ret)
 {
-    double mark = place_mark(u, p);
+    double mark = kf_place_mark(u, p);
     int64_t lim_cpu = (int64_t)((double)u->capacity.cpu_milli * mark);
     int64_t lim_mem = (int64_t)((double)u->capacity.mem_bytes * mark);
 
@@ -184,7 +184,7 @@ unsigned kf_unit_hosts_needed(const struct kf_place_unit *u, const struct kf_pla
                               struct kf_res host_shape)
 {
     struct kf_res one = kf_grade_total(shape);
-    double mark = place_mark(u, p);
+    double mark = kf_place_mark(u, p);
     unsigned a = hosts_for(one.cpu_milli * n, u->allocated.cpu_milli, u->capacity.cpu_milli, mark,
                            host_shape.cpu_milli);
     unsigned b = hosts_for(one.mem_bytes * n, u->allocated.mem_bytes, u->capacity.mem_bytes, mark,
@@ -197,11 +197,11 @@ void kf_unit_water_format(const struct kf_place_unit *u, const struct kf_unit_wa
                           struct kf_res host_shape, struct kf_strbuf *out)
 {
     kf_strbuf_addstr(out, "cpu ");
-    place_pct(out, w->cpu, w->mark);
+    kf_place_pct(out, w->cpu, w->mark);
     kf_strbuf_addstr(out, ", memory ");
-    place_pct(out, w->mem, w->mark);
+    kf_place_pct(out, w->mem, w->mark);
     kf_strbuf_addstr(out, " (mark ");
-    place_pct(out, w->mark, -1);
+    kf_place_pct(out, w->mark, -1);
     kf_strbuf_addstr(out, ")");
     if (w->above) {
         unsigned h = KF_MAX(hosts_for(0, u->allocated.cpu_milli, u->capacity.cpu_milli, w->mark,
@@ -209,8 +209,8 @@ void kf_unit_water_format(const struct kf_place_unit *u, const struct kf_unit_wa
                             hosts_for(0, u->allocated.mem_bytes, u->capacity.mem_bytes, w->mark,
                                       host_shape.mem_bytes));
         kf_strbuf_addstr(out, ": above the mark by ");
-        place_res(out, w->over);
+        kf_place_res(out, w->over);
         kf_strbuf_addf(out, "; needs %u more host%s of ", h, h == 1 ? "" : "s");
-        place_res(out, host_shape);
+        kf_place_res(out, host_shape);
     }
 }

@@ -1,4 +1,4 @@
-/* fuzz-api-accept.c: the Accept header reader (api_accept_next): any
+/* fuzz-api-accept.c: the Accept header reader (kf_api_accept_next): any
  * header value is read to its end without reading past it, each range
  * read moves forward, there are never more ranges than bytes, and every
  * field is a terminated string within its size. */
@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (;;) {
         const char *before = pos;
 
-        if (!api_accept_next(&pos, &m)) {
+        if (!kf_api_accept_next(&pos, &m)) {
             kf_assert(pos == end);
             break;
         }
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kf_assert(strlen(m.type) < sizeof(m.type) && strlen(m.group) < sizeof(m.group));
         kf_assert(strlen(m.version) < sizeof(m.version) && strlen(m.as) < sizeof(m.as));
         kf_assert(strlen(m.profile) < sizeof(m.profile));
-        (void)api_media_range_is_json(&m);
+        (void)kf_api_media_range_is_json(&m);
     }
     free(s);
     return 0;

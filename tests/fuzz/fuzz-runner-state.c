@@ -1,5 +1,5 @@
 /* fuzz-runner-state.c: the runner's state and result file parsers
- * (agent-state.c). They read files a crashed or older agent left behind, so
+ * (runner-state.c). They read files a crashed or older agent left behind, so
  * anything must be rejected cleanly; a parsed record must format back into
  * text that parses to the same record. */
 #include <stdint.h>
@@ -8,7 +8,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

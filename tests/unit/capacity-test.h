@@ -20,7 +20,7 @@
 
 #include "fleet-test.h"
 #include "kfleet/capacity.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
 #include "kfleet/json.h"

@@ -27,29 +27,29 @@ static void test_parse_uri(void **state)
     struct kf_strbuf err = KF_STRBUF_INIT;
     char *path;
 
-    assert_int_equal(api_parse_uri("/apis/kfleet.io/v1/regions?labelSelector=env+in+%28a%2Cb%29"
-                                   "&limit=5&watch&limit=7",
-                                   &path, &q, &err),
+    assert_int_equal(kf_api_parse_uri("/apis/kfleet.io/v1/regions?labelSelector=env+in+%28a%2Cb%29"
+                                      "&limit=5&watch&limit=7",
+                                      &path, &q, &err),
                      0);
     assert_string_equal(path, "/apis/kfleet.io/v1/regions");
-    assert_string_equal(api_query_get(&q, "labelSelector"), "env in (a,b)");
-    assert_string_equal(api_query_get(&q, "limit"), "7"); /* the last one wins */
-    assert_string_equal(api_query_get(&q, "watch"), "");
-    assert_null(api_query_get(&q, "continue"));
+    assert_string_equal(kf_api_query_get(&q, "labelSelector"), "env in (a,b)");
+    assert_string_equal(kf_api_query_get(&q, "limit"), "7"); /* the last one wins */
+    assert_string_equal(kf_api_query_get(&q, "watch"), "");
+    assert_null(kf_api_query_get(&q, "continue"));
     free(path);
-    api_query_release(&q);
+    kf_api_query_release(&q);
 
     /* '+' is a space only in the query; %2F stays inside a segment */
-    assert_int_equal(api_parse_uri("/a+b/c%2Fd", &path, &q, &err), 0);
+    assert_int_equal(kf_api_parse_uri("/a+b/c%2Fd", &path, &q, &err), 0);
     assert_string_equal(path, "/a+b/c/d");
     assert_int_equal(q.n, 0);
     free(path);
-    api_query_release(&q);
+    kf_api_query_release(&q);
 
-    assert_int_equal(api_parse_uri("/x?a=%zz", &path, &q, &err), -EBADMSG);
+    assert_int_equal(kf_api_parse_uri("/x?a=%zz", &path, &q, &err), -EBADMSG);
     assert_non_null(strstr(err.buf, "percent escape"));
-    assert_int_equal(api_parse_uri("/x%2", &path, &q, &err), -EBADMSG);
-    assert_int_equal(api_parse_uri("/x%00y", &path, &q, &err), -EBADMSG);
+    assert_int_equal(kf_api_parse_uri("/x%2", &path, &q, &err), -EBADMSG);
+    assert_int_equal(kf_api_parse_uri("/x%00y", &path, &q, &err), -EBADMSG);
     assert_non_null(strstr(err.buf, "NUL"));
     kf_strbuf_release(&err);
 }
@@ -61,21 +61,21 @@ static void test_query_bool(void **state)
     char *path;
     bool b = false;
 
-    assert_int_equal(api_parse_uri("/?a=true&b=0&c&d=maybe&e=1", &path, &q, NULL), 0);
-    assert_int_equal(api_query_bool(&q, "a", &b, &err), 0);
+    assert_int_equal(kf_api_parse_uri("/?a=true&b=0&c&d=maybe&e=1", &path, &q, NULL), 0);
+    assert_int_equal(kf_api_query_bool(&q, "a", &b, &err), 0);
     assert_true(b);
-    assert_int_equal(api_query_bool(&q, "b", &b, &err), 0);
+    assert_int_equal(kf_api_query_bool(&q, "b", &b, &err), 0);
     assert_false(b);
-    assert_int_equal(api_query_bool(&q, "c", &b, &err), 0);
+    assert_int_equal(kf_api_query_bool(&q, "c", &b, &err), 0);
     assert_true(b);
-    assert_int_equal(api_query_bool(&q, "e", &b, &err), 0);
+    assert_int_equal(kf_api_query_bool(&q, "e", &b, &err), 0);
     assert_true(b);
-    assert_int_equal(api_query_bool(&q, "absent", &b, &err), 0);
+    assert_int_equal(kf_api_query_bool(&q, "absent", &b, &err), 0);
     assert_false(b);
-    assert_int_equal(api_query_bool(&q, "d", &b, &err), -EBADMSG);
+    assert_int_equal(kf_api_query_bool(&q, "d", &b, &err), -EBADMSG);
     assert_non_null(strstr(err.buf, "\"maybe\""));
     free(path);
-    api_query_release(&q);
+    kf_api_query_release(&q);
     kf_strbuf_release(&err);
 }
 
@@ -85,28 +85,28 @@ static void test_listen(void **state)
     char *host;
     uint16_t port;
 
-    assert_int_equal(kf_api_parse_listen("127.0.0.1:7480", &host, &port, &err), 0);
+    assert_int_equal(kf_parse_listen("127.0.0.1:7480", &host, &port, &err), 0);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 7480);
     free(host);
-    assert_int_equal(kf_api_parse_listen("[::1]:0", &host, &port, &err), 0);
+    assert_int_equal(kf_parse_listen("[::1]:0", &host, &port, &err), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 0);
     free(host);
-    assert_int_equal(kf_api_parse_listen("::1:80", &host, &port, &err), -EINVAL);
-    assert_int_equal(kf_api_parse_listen("host", &host, &port, &err), -EINVAL);
-    assert_int_equal(kf_api_parse_listen("h:70000", &host, &port, &err), -EINVAL);
-    assert_int_equal(kf_api_parse_listen(":80", &host, &port, &err), -EINVAL);
+    assert_int_equal(kf_parse_listen("::1:80", &host, &port, &err), -EINVAL);
+    assert_int_equal(kf_parse_listen("host", &host, &port, &err), -EINVAL);
+    assert_int_equal(kf_parse_listen("h:70000", &host, &port, &err), -EINVAL);
+    assert_int_equal(kf_parse_listen(":80", &host, &port, &err), -EINVAL);
     assert_non_null(strstr(err.buf, "0.0.0.0"));
 
-    assert_true(kf_api_host_is_loopback("127.0.0.1"));
-    assert_true(kf_api_host_is_loopback("127.1.2.3"));
-    assert_true(kf_api_host_is_loopback("::1"));
-    assert_true(kf_api_host_is_loopback("localhost"));
-    assert_false(kf_api_host_is_loopback("0.0.0.0"));
-    assert_false(kf_api_host_is_loopback("::"));
-    assert_false(kf_api_host_is_loopback("10.1.2.3"));
-    assert_false(kf_api_host_is_loopback(""));
+    assert_true(kf_host_is_loopback("127.0.0.1"));
+    assert_true(kf_host_is_loopback("127.1.2.3"));
+    assert_true(kf_host_is_loopback("::1"));
+    assert_true(kf_host_is_loopback("localhost"));
+    assert_false(kf_host_is_loopback("0.0.0.0"));
+    assert_false(kf_host_is_loopback("::"));
+    assert_false(kf_host_is_loopback("10.1.2.3"));
+    assert_false(kf_host_is_loopback(""));
     kf_strbuf_release(&err);
 }
 
@@ -130,16 +130,16 @@ static void test_tokens(void **state)
     const char *user;
     enum api_role role;
 
-    assert_int_equal(api_tokens_load(path, &t, &err), 0);
-    assert_int_equal(api_tokens_count(t), 3);
-    assert_true(api_tokens_find(t, "tok-alice-1234", &user, &role));
+    assert_int_equal(kf_api_tokens_load(path, &t, &err), 0);
+    assert_int_equal(kf_api_tokens_count(t), 3);
+    assert_true(kf_api_tokens_find(t, "tok-alice-1234", &user, &role));
     assert_string_equal(user, "alice");
     assert_int_equal(role, API_ROLE_ADMIN);
-    assert_true(api_tokens_find(t, "tok-agent-1234", &user, &role));
+    assert_true(kf_api_tokens_find(t, "tok-agent-1234", &user, &role));
     assert_int_equal(role, API_ROLE_AGENT);
-    assert_false(api_tokens_find(t, "tok-alice-123", &user, &role));
-    assert_false(api_tokens_find(t, "", &user, &role));
-    api_tokens_free(t);
+    assert_false(kf_api_tokens_find(t, "tok-alice-123", &user, &role));
+    assert_false(kf_api_tokens_find(t, "", &user, &role));
+    kf_api_tokens_free(t);
     unlink(path);
     free(path);
 
@@ -157,13 +157,13 @@ static void test_tokens(void **state)
     for (size_t i = 0; i < KF_ARRAY_SIZE(bad); i++) {
         path = write_file(bad[i].content);
         kf_strbuf_reset(&err);
-        assert_int_equal(api_tokens_load(path, &t, &err), -EINVAL);
+        assert_int_equal(kf_api_tokens_load(path, &t, &err), -EINVAL);
         if (!strstr(err.buf, bad[i].words))
             fail_msg("\"%s\": error \"%s\" lacks \"%s\"", bad[i].content, err.buf, bad[i].words);
         unlink(path);
         free(path);
     }
-    assert_true(api_tokens_load("/nonexistent/tokens", &t, &err) < 0);
+    assert_true(kf_api_tokens_load("/nonexistent/tokens", &t, &err) < 0);
     assert_non_null(strstr(err.buf, "cannot read token file"));
     kf_strbuf_release(&err);
 }
@@ -180,29 +180,29 @@ static void test_roles(void **state)
     assert_non_null(ev);
     assert_true(ev->system);
     for (int r = 0; r < API_ROLE_N; r++) {
-        assert_true(api_role_allows((enum api_role)r, API_VERB_GET, gc, NULL));
-        assert_true(api_role_allows((enum api_role)r, API_VERB_WATCH, ev, NULL));
+        assert_true(kf_api_role_allows((enum api_role)r, API_VERB_GET, gc, NULL));
+        assert_true(kf_api_role_allows((enum api_role)r, API_VERB_WATCH, ev, NULL));
     }
-    assert_true(api_role_allows(API_ROLE_EDITOR, API_VERB_CREATE, gc, NULL));
-    assert_true(api_role_allows(API_ROLE_EDITOR, API_VERB_UPDATE, gc, "status"));
-    assert_false(api_role_allows(API_ROLE_EDITOR, API_VERB_DELETE, ev, NULL));
-    assert_true(api_role_allows(API_ROLE_ADMIN, API_VERB_DELETE, ev, NULL));
-    assert_false(api_role_allows(API_ROLE_VIEWER, API_VERB_PATCH, gc, NULL));
-    assert_false(api_role_allows(API_ROLE_VIEWER, API_VERB_DELETECOLLECTION, gc, NULL));
-    assert_true(api_role_allows(API_ROLE_AGENT, API_VERB_CREATE, host, NULL));
-    assert_true(api_role_allows(API_ROLE_AGENT, API_VERB_PATCH, host, "status"));
-    assert_true(api_role_allows(API_ROLE_AGENT, API_VERB_UPDATE, cpm, "status"));
-    assert_false(api_role_allows(API_ROLE_AGENT, API_VERB_UPDATE, cpm, NULL));
-    assert_false(api_role_allows(API_ROLE_AGENT, API_VERB_DELETE, host, NULL));
-    assert_false(api_role_allows(API_ROLE_AGENT, API_VERB_CREATE, gc, NULL));
+    assert_true(kf_api_role_allows(API_ROLE_EDITOR, API_VERB_CREATE, gc, NULL));
+    assert_true(kf_api_role_allows(API_ROLE_EDITOR, API_VERB_UPDATE, gc, "status"));
+    assert_false(kf_api_role_allows(API_ROLE_EDITOR, API_VERB_DELETE, ev, NULL));
+    assert_true(kf_api_role_allows(API_ROLE_ADMIN, API_VERB_DELETE, ev, NULL));
+    assert_false(kf_api_role_allows(API_ROLE_VIEWER, API_VERB_PATCH, gc, NULL));
+    assert_false(kf_api_role_allows(API_ROLE_VIEWER, API_VERB_DELETECOLLECTION, gc, NULL));
+    assert_true(kf_api_role_allows(API_ROLE_AGENT, API_VERB_CREATE, host, NULL));
+    assert_true(kf_api_role_allows(API_ROLE_AGENT, API_VERB_PATCH, host, "status"));
+    assert_true(kf_api_role_allows(API_ROLE_AGENT, API_VERB_UPDATE, cpm, "status"));
+    assert_false(kf_api_role_allows(API_ROLE_AGENT, API_VERB_UPDATE, cpm, NULL));
+    assert_false(kf_api_role_allows(API_ROLE_AGENT, API_VERB_DELETE, host, NULL));
+    assert_false(kf_api_role_allows(API_ROLE_AGENT, API_VERB_CREATE, gc, NULL));
 
-    api_roles_allowing(API_VERB_CREATE, gc, NULL, &out);
+    kf_api_roles_allowing(API_VERB_CREATE, gc, NULL, &out);
     assert_string_equal(out.buf, "editor or admin");
     kf_strbuf_reset(&out);
-    api_roles_allowing(API_VERB_DELETE, ev, NULL, &out);
+    kf_api_roles_allowing(API_VERB_DELETE, ev, NULL, &out);
     assert_string_equal(out.buf, "admin");
     kf_strbuf_reset(&out);
-    api_roles_allowing(API_VERB_PATCH, host, "status", &out);
+    kf_api_roles_allowing(API_VERB_PATCH, host, "status", &out);
     assert_string_equal(out.buf, "agent, editor or admin");
     kf_strbuf_release(&out);
 }
@@ -215,16 +215,16 @@ static void test_compact_target(void **state)
 
     /* at t=100 s: revisions up to 500 were written before t-60 s (sample at
      * 30 s), and 1,500 - 100 = 1,400 are beyond the count: the smaller wins */
-    assert_int_equal(daemon_compact_target(&c, 1500, 100000, ms, rev, 4), 500);
+    assert_int_equal(kf_daemon_compact_target(&c, 1500, 100000, ms, rev, 4), 500);
     /* nothing old enough yet */
-    assert_int_equal(daemon_compact_target(&c, 1500, 50000, ms, rev, 4), 0);
+    assert_int_equal(kf_daemon_compact_target(&c, 1500, 50000, ms, rev, 4), 0);
     /* a small store: the count bound keeps everything */
-    assert_int_equal(daemon_compact_target(&c, 80, 100000, ms, rev, 4), 0);
+    assert_int_equal(kf_daemon_compact_target(&c, 80, 100000, ms, rev, 4), 0);
     /* retention 0: only the count */
     c.compact_retention_ms = 0;
-    assert_int_equal(daemon_compact_target(&c, 1500, 100000, ms, rev, 4), 1400);
+    assert_int_equal(kf_daemon_compact_target(&c, 1500, 100000, ms, rev, 4), 1400);
     c.compact_keep_revs = 0;
-    assert_int_equal(daemon_compact_target(&c, 1500, 100000, ms, rev, 0), 1500);
+    assert_int_equal(kf_daemon_compact_target(&c, 1500, 100000, ms, rev, 0), 1500);
 }
 
 /* Accept headers: ranges in order, the parameters negotiated on, q=0,
@@ -236,44 +236,44 @@ static void test_accept(void **state)
                     "text/plain;q=0.000,*/*;q=0.5";
     struct api_media_range m;
 
-    assert_true(api_accept_next(&h, &m));
+    assert_true(kf_api_accept_next(&h, &m));
     assert_string_equal(m.type, "application/json");
     assert_string_equal(m.group, "apidiscovery.k8s.io");
     assert_string_equal(m.version, "v2");
     assert_string_equal(m.as, "APIGroupDiscoveryList");
     assert_string_equal(m.profile, "nopeer");
-    assert_false(api_media_range_is_json(&m));
-    assert_true(api_accept_next(&h, &m));
+    assert_false(kf_api_media_range_is_json(&m));
+    assert_true(kf_api_accept_next(&h, &m));
     assert_string_equal(m.type, "application/json");
     assert_string_equal(m.as, "Table");
     assert_string_equal(m.version, "v1");
     assert_string_equal(m.group, "meta.k8s.io");
     assert_false(m.refused);
-    assert_true(api_accept_next(&h, &m));
+    assert_true(kf_api_accept_next(&h, &m));
     assert_string_equal(m.type, "text/plain");
     assert_true(m.refused);
-    assert_true(api_accept_next(&h, &m));
+    assert_true(kf_api_accept_next(&h, &m));
     assert_string_equal(m.type, "*/*");
     assert_false(m.refused);
-    assert_true(api_media_range_is_json(&m));
-    assert_false(api_accept_next(&h, &m));
-    assert_false(api_accept_next(&h, &m)); /* stays at the end */
+    assert_true(kf_api_media_range_is_json(&m));
+    assert_false(kf_api_accept_next(&h, &m));
+    assert_false(kf_api_accept_next(&h, &m)); /* stays at the end */
 
     /* a comma inside quotes does not end the range; q=0 variants */
     h = "application/json;as=\"a,b\";q=0,application/json;q=0.1";
-    assert_true(api_accept_next(&h, &m));
+    assert_true(kf_api_accept_next(&h, &m));
     assert_string_equal(m.as, "a,b");
     assert_true(m.refused);
-    assert_true(api_accept_next(&h, &m));
+    assert_true(kf_api_accept_next(&h, &m));
     assert_false(m.refused);
-    assert_true(api_media_range_is_json(&m));
-    assert_false(api_accept_next(&h, &m));
+    assert_true(kf_api_media_range_is_json(&m));
+    assert_false(kf_api_accept_next(&h, &m));
 
     /* empty, blank and comma-only values have no range */
     h = "";
-    assert_false(api_accept_next(&h, &m));
+    assert_false(kf_api_accept_next(&h, &m));
     h = " , ,\t";
-    assert_false(api_accept_next(&h, &m));
+    assert_false(kf_api_accept_next(&h, &m));
 
     /* a value too long for its field matches nothing; an unterminated
      * quote runs to the end */
@@ -284,21 +284,21 @@ static void test_accept(void **state)
         big[sizeof(big) - 1] = '\0';
         memcpy(big, "application/json;v=", 19);
         h = big;
-        assert_true(api_accept_next(&h, &m));
+        assert_true(kf_api_accept_next(&h, &m));
         assert_string_equal(m.version, "?");
-        assert_false(api_accept_next(&h, &m));
+        assert_false(kf_api_accept_next(&h, &m));
     }
     h = "application/json;g=\"x,y;v=v2";
-    assert_true(api_accept_next(&h, &m));
+    assert_true(kf_api_accept_next(&h, &m));
     assert_string_equal(m.type, "application/json");
-    assert_false(api_accept_next(&h, &m));
+    assert_false(kf_api_accept_next(&h, &m));
 }
 
 /* Aggregated discovery says what the legacy APIResourceList says. */
 static void test_aggregated_discovery(void **state)
 {
-    json_t *legacy = api_discovery_resource_list();
-    json_t *agg = api_discovery_aggregated(false), *core = api_discovery_aggregated(true);
+    json_t *legacy = kf_api_discovery_resource_list();
+    json_t *agg = kf_api_discovery_aggregated(false), *core = kf_api_discovery_aggregated(true);
     json_t *item, *version, *resources, *r;
     size_t i, n = 0;
 
@@ -450,9 +450,9 @@ static bool pb_string_is(const struct pb_field_view *f, const char *s)
  * x-kubernetes-group-version-kind extension as YAML (here JSON). */
 static void test_openapi_v2_protobuf(void **state)
 {
-    json_t *doc = api_openapi_doc(false), *defs = json_object_get(doc, "definitions");
+    json_t *doc = kf_api_openapi_doc(false), *defs = json_object_get(doc, "definitions");
     size_t len;
-    char *pb = api_openapi_v2_protobuf(doc, &len);
+    char *pb = kf_api_openapi_v2_protobuf(doc, &len);
     const unsigned char *u = (const unsigned char *)pb;
     struct pb_field_view f = { 0 }, named = { 0 }, name = { 0 }, schema = { 0 }, x = { 0 };
     const unsigned char *p, *end;

@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "kfleet/broadcast.h"
-#include "kfleet/ctrl.h"
+#include "kfleet/controllers.h"
 #include "kfleet/events.h"
 #include "kfleet/kind.h"
 #include "kfleet/obj.h"

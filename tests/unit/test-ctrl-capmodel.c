@@ -1,5 +1,5 @@
 /* test-ctrl-capmodel.c: the capacity model that the placement and
- * unit-status controllers share (ctrl-capmodel.c): an event is applied once
+ * unit-status controllers share (ctrl-capacity-model.c): an event is applied once
  * however many controllers handle it, and each of them is handed the change
  * it made; bookkeeping (a host's allocation, a cluster's members) follows
  * members that come, move and go. */
@@ -13,7 +13,7 @@ static void apply(struct cap_model *m, const struct kf_kind *k, const char *text
 {
     json_t *obj = J(text);
 
-    cap_model_apply(m, k, obj, deleted, ret);
+    kf_cap_model_apply(m, k, obj, deleted, ret);
     json_decref(obj);
 }
 
@@ -45,7 +45,7 @@ static void test_an_event_is_applied_once_for_two_controllers(void **state)
     char buf[512];
 
     (void)state;
-    cap_model_init(&m);
+    kf_cap_model_init(&m);
     m.subscribers = 2;
 
     /* a new Ready host: what placement reads changed, for both */
@@ -87,7 +87,7 @@ static void test_an_event_is_applied_once_for_two_controllers(void **state)
     assert_int_equal(allocated_milli(&m, "h2"), 0);
     assert_null(kf_smap_get(&m.members, "m1"));
     assert_null(kf_smap_get(&m.clusters, "c1")); /* never seen, no members: gone */
-    cap_model_release(&m);
+    kf_cap_model_release(&m);
 }
 
 static void test_a_cluster_tells_its_grade_change_before_the_event(void **state)
@@ -98,7 +98,7 @@ static void test_a_cluster_tells_its_grade_change_before_the_event(void **state)
                            "'status':{'conditions':[{'type':'GradeChanging','status':'True'}]}}";
 
     (void)state;
-    cap_model_init(&m);
+    kf_cap_model_init(&m);
     m.subscribers = 2;
     apply(&m, &kf_kind_guestcluster, changing, false, &ch);
     assert_false(ch.was_grade_changing);
@@ -107,7 +107,7 @@ static void test_a_cluster_tells_its_grade_change_before_the_event(void **state)
     apply(&m, &kf_kind_guestcluster, "{'metadata':{'name':'c1','resourceVersion':'4'},'spec':{}}",
           false, &ch);
     assert_true(ch.was_grade_changing);
-    cap_model_release(&m);
+    kf_cap_model_release(&m);
 }
 
 static void test_members_sorted_by_name(void **state)
@@ -120,14 +120,14 @@ static void test_members_sorted_by_name(void **state)
     char buf[512];
 
     (void)state;
-    cap_model_init(&m);
+    kf_cap_model_init(&m);
     apply(&m, &kf_kind_host, HOST, false, &ch);
     for (size_t i = 0; i < KF_ARRAY_SIZE(names); i++)
         apply(&m, &kf_kind_controlplanemember,
               member(buf, sizeof(buf), names[i], 10 + (int)i, "h1"), false, &ch);
     c = kf_smap_get(&m.clusters, "c1");
     assert_non_null(c);
-    assert_int_equal(cap_cluster_members_sorted(c, &sorted), 4);
+    assert_int_equal(kf_cap_cluster_members_sorted(c, &sorted), 4);
     for (int i = 0; i < 4; i++) {
         snprintf(buf, sizeof(buf), "m%d", i);
         assert_string_equal(sorted[i]->name, buf);
@@ -136,7 +136,7 @@ static void test_members_sorted_by_name(void **state)
     assert_ptr_equal(sorted[0]->component, sorted[3]->component); /* one copy */
     free(sorted);
     assert_int_equal(allocated_milli(&m, "h1"), 4000);
-    cap_model_release(&m);
+    kf_cap_model_release(&m);
 }
 
 int main(void)

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-monitoring.h"
 
@@ -25,7 +25,7 @@ static void update(struct monstate *s, const char *json, bool deleted)
 
     if (!o)
         fail_msg("bad JSON in the test: %s", e.text);
-    monstate_update(s, o, deleted);
+    kf_monstate_update(s, o, deleted);
     json_decref(o);
 }
 
@@ -55,7 +55,7 @@ static void test_fleet_state(void **state)
     char *t;
     (void)state;
 
-    monstate_init(&s, m);
+    kf_monstate_init(&s, m);
     update(&s, "{\"kind\":\"GuestCluster\",\"metadata\":{\"name\":\"a\"},\"status\":{}}", false);
     update(&s,
            "{\"kind\":\"GuestCluster\",\"metadata\":{\"name\":\"b\"},\"status\":{\"phase\":"
@@ -133,7 +133,7 @@ static void test_fleet_state(void **state)
     }
     free(t);
     kf_metrics_free(m);
-    monstate_release(&s);
+    kf_monstate_release(&s);
 }
 
 int main(void)

@@ -12,7 +12,7 @@
 #include <pthread.h>
 #include <cmocka.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 
 static char *take(struct kf_workqueue *q, int timeout_ms)
 {

@@ -17,7 +17,7 @@
 #include <pthread.h>
 #include <cmocka.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -545,7 +545,7 @@ static void test_cache_returns_stored_bytes(void **state)
     assert_true(kf_informer_bytes(members) < total / 2);
 
     /* Every object gone: the dictionaries they used are freed, only the
-     * current one (at most 8 KiB, DICT_MAX in ctrl-informer.c) is left. */
+     * current one (at most 8 KiB, DICT_MAX in ctrlrt-informer.c) is left. */
     assert_int_equal(kf_store_delete(f->store, "/controlplanemembers/gate", KF_REV_ANY, NULL), 0);
     for (int i = 0; i < n + 300; i++) {
         struct kf_kv kv = { 0 };

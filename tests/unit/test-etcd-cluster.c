@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "runner-testlib.h"
-#include "kfleet/guest-etcd.h"
+#include "kfleet/catalog-etcd.h"
 #include "kfleet/pki.h"
 
 #define N 3

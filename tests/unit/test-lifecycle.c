@@ -25,26 +25,26 @@
 
 static void test_ports(void **state)
 {
-    struct lc_ports *p = lc_ports_new(30100, 30115);
+    struct lc_ports *p = kf_lifecycle_ports_new(30100, 30115);
     json_t *used = json_pack("[i, i]", 30100, 30102);
     int got[8], more[32];
 
     (void)state;
-    assert_int_equal(lc_ports_pick(p, "10.0.0.1", used, 3, got), 0);
+    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", used, 3, got), 0);
     assert_int_equal(got[0], 30101);
     assert_int_equal(got[1], 30103);
     assert_int_equal(got[2], 30104);
     /* handed out a moment ago: not again, even though `used` does not show them yet */
-    assert_int_equal(lc_ports_pick(p, "10.0.0.1", used, 2, more), 0);
+    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", used, 2, more), 0);
     assert_int_equal(more[0], 30105);
     assert_int_equal(more[1], 30106);
     /* another address has the whole range */
-    assert_int_equal(lc_ports_pick(p, "10.0.0.2", NULL, 1, more), 0);
+    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.2", NULL, 1, more), 0);
     assert_int_equal(more[0], 30100);
     /* the range runs out */
-    assert_int_equal(lc_ports_pick(p, "10.0.0.1", used, 20, more), -ENOSPC);
+    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", used, 20, more), -ENOSPC);
     json_decref(used);
-    lc_ports_free(p);
+    kf_lifecycle_ports_free(p);
 }
 
 struct env {
@@ -68,7 +68,7 @@ static int teardown(void **state)
 {
     struct env *e = *state;
 
-    lc_rm_rf(e->dir);
+    kf_lifecycle_rm_rf(e->dir);
     kf_store_close(e->store);
     free(e->dir);
     free(e);
@@ -110,7 +110,7 @@ static void test_pki_unfinished_attempt(void **state)
     struct env *e = *state;
     struct kf_strbuf err = KF_STRBUF_INIT;
     struct lc_pki_input in = input("https://127.0.0.1:6443");
-    char *root = kf_xasprintf("%s/pki", e->dir), *dir = lc_pki_dir(e->dir, "web-1");
+    char *root = kf_xasprintf("%s/pki", e->dir), *dir = kf_lifecycle_pki_dir(e->dir, "web-1");
     char *key = kf_xasprintf("%s/ca.key", dir);
     json_t *files = NULL, *stored = NULL;
     int64_t rev = 0;
@@ -122,11 +122,11 @@ static void test_pki_unfinished_attempt(void **state)
     assert_non_null(f);
     fputs("-----BEGIN PRIVATE KEY-----\ntruncated", f);
     fclose(f);
-    if (lc_pki_ensure(e->store, e->dir, &in, &files, &err) < 0)
+    if (kf_lifecycle_pki_ensure(e->store, e->dir, &in, &files, &err) < 0)
         fail_msg("ensure after an unfinished attempt: %s", err.buf);
     assert_non_null(json_object_get(files, "ca.crt"));
     assert_null(strstr(json_string_value(json_object_get(files, "ca.key")), "truncated"));
-    assert_int_equal(lc_pki_load(e->store, "web-1", &stored, &rev), 0);
+    assert_int_equal(kf_lifecycle_pki_load(e->store, "web-1", &stored, &rev), 0);
     assert_true(json_equal(stored, files));
     json_decref(stored);
     json_decref(files);
@@ -145,29 +145,29 @@ static void test_pki_in_store(void **state)
     int64_t rev1 = 0, rev2 = 0;
     char *dir;
 
-    if (lc_pki_ensure(e->store, e->dir, &in, &first, &err) < 0)
+    if (kf_lifecycle_pki_ensure(e->store, e->dir, &in, &first, &err) < 0)
         fail_msg("ensure: %s", err.buf);
     assert_non_null(json_object_get(first, "ca.key"));
     assert_non_null(json_object_get(first, "etcd/e-1-peer.key"));
     assert_non_null(json_object_get(first, "sa.key"));
     assert_non_null(json_object_get(first, "controller-manager.kubeconfig"));
     assert_non_null(json_object_get(first, "scheduler-server.crt"));
-    assert_int_equal(lc_pki_load(e->store, "web-1", &stored, &rev1), 0);
+    assert_int_equal(kf_lifecycle_pki_load(e->store, "web-1", &stored, &rev1), 0);
     assert_true(json_equal(stored, first));
     json_decref(stored);
 
     /* again with the same input: nothing issued, nothing written */
-    assert_int_equal(lc_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
     assert_true(json_equal(again, first));
     json_decref(again);
-    assert_int_equal(lc_pki_load(e->store, "web-1", &stored, &rev2), 0);
+    assert_int_equal(kf_lifecycle_pki_load(e->store, "web-1", &stored, &rev2), 0);
     assert_int_equal(rev1, rev2);
     json_decref(stored);
 
     /* a new leader with an empty data directory: the same CAs and keys */
-    dir = lc_pki_dir(e->dir, "web-1");
-    assert_int_equal(lc_rm_rf(dir), 0);
-    assert_int_equal(lc_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    dir = kf_lifecycle_pki_dir(e->dir, "web-1");
+    assert_int_equal(kf_lifecycle_rm_rf(dir), 0);
+    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
     assert_true(json_equal(again, first));
     json_decref(again);
     {
@@ -179,7 +179,7 @@ static void test_pki_in_store(void **state)
 
     /* the apiserver moves: its kubeconfigs follow, the CAs stay */
     in.apiserver_url = "https://127.0.0.1:7443";
-    assert_int_equal(lc_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
     assert_true(json_equal(json_object_get(again, "ca.key"), json_object_get(first, "ca.key")));
     assert_false(json_equal(json_object_get(again, "scheduler.kubeconfig"),
                             json_object_get(first, "scheduler.kubeconfig")));
@@ -198,7 +198,7 @@ static void test_pki_in_store(void **state)
         char h1[65], h2[65];
         size_t i;
 
-        assert_int_equal(lc_bundle(first, &c, 0, &list, h1), 0);
+        assert_int_equal(kf_lifecycle_bundle(first, &c, 0, &list, h1), 0);
         assert_int_equal(json_array_size(list), 5);
         json_array_foreach(list, i, f)
         {
@@ -212,17 +212,17 @@ static void test_pki_in_store(void **state)
             }
         }
         json_decref(list);
-        assert_int_equal(lc_bundle(again, &c, 0, NULL, h2), 0);
+        assert_int_equal(kf_lifecycle_bundle(again, &c, 0, NULL, h2), 0);
         assert_string_equal(h1, h2); /* its files did not change */
         m.name = "e-9";              /* a member the PKI has no certificate for */
-        assert_int_equal(lc_bundle(again, &c, 0, NULL, h2), -ENOENT);
+        assert_int_equal(kf_lifecycle_bundle(again, &c, 0, NULL, h2), -ENOENT);
         json_decref(ports);
     }
     json_decref(again);
 
     /* forgetting the cluster removes the stored key and the working copy */
-    assert_int_equal(lc_pki_remove(e->store, e->dir, "web-1"), 0);
-    assert_int_equal(lc_pki_load(e->store, "web-1", &stored, NULL), -ENOENT);
+    assert_int_equal(kf_lifecycle_pki_remove(e->store, e->dir, "web-1"), 0);
+    assert_int_equal(kf_lifecycle_pki_load(e->store, "web-1", &stored, NULL), -ENOENT);
     assert_int_equal(access(dir, F_OK), -1);
     free(dir);
     json_decref(first);

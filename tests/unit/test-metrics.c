@@ -1,4 +1,4 @@
-/* test-metrics.c: the Prometheus metrics library (kfleet/metrics.h):
+/* test-metrics.c: the Prometheus metrics library (kfleet/obs-metrics.h):
  * exposition text, label escaping, histograms, collected families, the
  * series cap, and a promtool check of the output when promtool exists. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
 
 static char *render(struct kf_metrics *m)

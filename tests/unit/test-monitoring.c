@@ -14,7 +14,7 @@
 #include <jansson.h>
 #include <sys/stat.h>
 
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/strbuf.h"
 #include "obs-proc.h"

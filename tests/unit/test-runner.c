@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "runner-testlib.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 static char self_exe[4096];
 

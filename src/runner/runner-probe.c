@@ -1,4 +1,4 @@
-/* agent-probe.c: HTTP(S) and TCP health probes with libcurl.
+/* runner-probe.c: HTTP(S) and TCP health probes with libcurl.
  *
  * The prober owns one thread that drives a curl multi handle, so a slow or
  * hanging probe (bounded by its timeout) never delays another one or the
@@ -27,7 +27,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 struct probe_job {
     struct probe_job *next;

@@ -1,6 +1,6 @@
-/* ctrl-runtime.c: the controller manager: owns the informers and the
+/* ctrlrt-manager.c: the controller manager: owns the informers and the
  * controllers, runs their workers and the resync ticker (contract in
- * kfleet/ctrl.h). */
+ * kfleet/ctrlrt.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +8,13 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
-#include "controllers/ctrl-internal.h"
+#include "ctrlrt/ctrlrt-internal.h"
 
 KF_LOG_MODULE(ctrl);
 

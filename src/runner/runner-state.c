@@ -1,4 +1,4 @@
-/* agent-state.c: the text of the runner's state and result files.
+/* runner-state.c: the text of the runner's state and result files.
  *
  * A state file describes one supervised process so that the next runner
  * can find it again (pid and start time of the process and its keeper), see
@@ -20,7 +20,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 #define STATE_MAGIC  "kfleet-state 1"
 #define RESULT_MAGIC "kfleet-result 1"
@@ -152,7 +152,7 @@ static int parse_i64_range(const char *s, int64_t lo, int64_t hi, int64_t *ret)
 void kf_state_record_release(struct kf_state_record *rec)
 {
     if (rec)
-        rspec_release(&rec->spec);
+        kf_runner_rspec_release(&rec->spec);
 }
 
 int kf_state_parse(const char *text, size_t len, struct kf_state_record *rec)

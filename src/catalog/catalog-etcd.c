@@ -1,4 +1,4 @@
-/* agent-etcd.c: the argv of a guest cluster's etcd member (guest-etcd.h).
+/* catalog-etcd.c: the argv of a guest cluster's etcd member (catalog-etcd.h).
  *
  * Written for etcd 3.4 (Debian bookworm's etcd-server). Clients and peers
  * talk TLS and must present a certificate of the cluster's etcd CA
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "kfleet/base.h"
-#include "kfleet/guest-etcd.h"
+#include "kfleet/catalog-etcd.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"
 

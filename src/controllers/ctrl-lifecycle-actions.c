@@ -1,4 +1,4 @@
-/* ctrl-lcactions.c: the API's certificate actions (kfleet/lifecycle.h).
+/* ctrl-lifecycle-actions.c: the API's certificate actions (kfleet/lifecycle.h).
  *
  * They read only the registry and the PKI in the store, so every kfleetd
  * replica answers them, leader or not:
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kfleet/api.h"
+#include "kfleet/api-action.h"
 #include "kfleet/catalog.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
@@ -42,7 +42,7 @@ static const char *file_text(const json_t *files, const char *name)
 static int load_files(struct lc_actions *a, const char *cluster, json_t **ret,
                       struct kf_strbuf *err)
 {
-    int r = lc_pki_load(a->store, cluster, ret, NULL);
+    int r = kf_lifecycle_pki_load(a->store, cluster, ret, NULL);
 
     if (r == -KF_ENOTFOUND)
         return kf_err(err, -KF_EUNAVAILABLE,
@@ -100,7 +100,7 @@ static int bundle_fn(void *arg, const struct kf_api_call *call, json_t **ret, st
                                         .members = &cm,
                                         .n_members = 1 };
 
-        r = lc_bundle(files, &c, 0, &list, hash);
+        r = kf_lifecycle_bundle(files, &c, 0, &list, hash);
         if (r < 0)
             r = kf_err(err, -KF_EUNAVAILABLE,
                        "the certificates of member \"%s\" are not issued yet", call->name);
@@ -195,11 +195,12 @@ static int etcdclient_fn(void *arg, const struct kf_api_call *call, json_t **ret
     return r;
 }
 
-int kf_lifecycle_add_actions(struct kf_api *api, struct kf_registry *reg, struct kf_store *store,
-                             struct kf_lifecycle_actions **ret, struct kf_strbuf *err)
+int kf_lifecycle_add_actions(const struct kf_api_actions *actions, struct kf_registry *reg,
+                             struct kf_store *store, struct kf_lifecycle_actions **ret,
+                             struct kf_strbuf *err)
 {
     struct kf_lifecycle_actions *a = kf_xcalloc(1, sizeof(*a));
-    const struct kf_api_action actions[] = {
+    const struct kf_api_action table[] = {
         { "GET", &kf_kind_controlplanemember, "bundle", KF_API_ROLE_AGENT | KF_API_ROLE_ADMIN,
           bundle_fn, a },
         { "GET", &kf_kind_guestcluster, "kubeconfig", KF_API_ROLE_ADMIN, kubeconfig_fn, a },
@@ -208,14 +209,13 @@ int kf_lifecycle_add_actions(struct kf_api *api, struct kf_registry *reg, struct
 
     a->reg = reg;
     a->store = store;
-    for (size_t i = 0; i < KF_ARRAY_SIZE(actions); i++) {
-        int r = kf_api_add_action(api, &actions[i]);
+    for (size_t i = 0; i < KF_ARRAY_SIZE(table); i++) {
+        int r = kf_api_actions_add(actions, &table[i]);
 
         if (r < 0) {
             /* the ones added keep pointing at a: it stays, owned by *ret */
             *ret = a;
-            return kf_err(err, r, "cannot add the action \"%s\": %s", actions[i].name,
-                          strerror(-r));
+            return kf_err(err, r, "cannot add the action \"%s\": %s", table[i].name, strerror(-r));
         }
     }
     *ret = a;

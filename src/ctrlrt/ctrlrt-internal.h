@@ -1,8 +1,8 @@
-/* ctrl-internal.h: what the runtime's files share (not for controllers). */
+/* ctrlrt-internal.h: what the runtime's files share (not for controllers). */
 #ifndef KF_CTRL_INTERNAL_H
 #define KF_CTRL_INTERNAL_H
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 
 struct kf_informer *kf_informer_new(struct kf_ctrl_manager *m, const struct kf_kind *k);
 void kf_informer_free(struct kf_informer *inf);

@@ -1,10 +1,10 @@
-/* agent-internal.h: what the runner's files share and nobody else sees.
+/* runner-internal.h: what the runner's files share and nobody else sees.
  *
- * The runner (runner.h) is one state machine (agent-runner.c) on top of a
- * backend ops table: agent-real.c forks and execs through a keeper process
- * (agent-spawn.c), probes with libcurl (agent-probe.c), writes logs
- * (agent-log.c), state files (agent-state.c) and cgroups (agent-cgroup.c);
- * agent-sim.c simulates all of that in memory.
+ * The runner (runner.h) is one state machine (runner-core.c) on top of a
+ * backend ops table: runner-real.c forks and execs through a keeper process
+ * (runner-spawn.c), probes with libcurl (runner-probe.c), writes logs
+ * (runner-log.c), state files (runner-state.c) and cgroups (runner-cgroup.c);
+ * runner-sim.c simulates all of that in memory.
  *
  * Locking: one mutex per runner (r->lock) guards every field below. The
  * core functions (core_*) are called with it held, by the API, by the real
@@ -160,7 +160,7 @@ struct kf_runner {
  * r->lock held. */
 struct runner_backend {
     const char *name;
-    bool self_driven; /* runs core_run from its own thread */
+    bool self_driven; /* runs kf_runner_core_run from its own thread */
     int (*init)(struct kf_runner *r, struct kf_strbuf *err);
     /* Tear down threads and fds; processes keep running. */
     void (*destroy)(struct kf_runner *r);
@@ -172,7 +172,7 @@ struct runner_backend {
     /* Signals p's main process only, if it is still the one started (pid
      * and start time): 0 or -ESRCH. NULL: not supported (sim). */
     int (*signal)(struct kf_runner *r, struct rproc *p, int sig);
-    /* Runs probe `which` of p; the result comes back via core_probe_result
+    /* Runs probe `which` of p; the result comes back via kf_runner_core_probe_result
      * with `gen`. */
     void (*probe)(struct kf_runner *r, struct rproc *p, enum probe_which which, uint64_t gen);
     /* Delivers what is due (sim); checks unwatched processes (real). */
@@ -203,28 +203,29 @@ extern const struct runner_backend kf_agent_backend_real;
 extern const struct runner_backend kf_agent_backend_sim;
 int kf_agent_real_event_fd(struct kf_runner *r);
 
-/* --- core (agent-runner.c), r->lock held --------------------------------------- */
+/* --- core (runner-core.c), r->lock held --------------------------------------- */
 
 int64_t kf_agent_mono_ms(void);
 /* Processes everything due at `now`; returns the next monotonic deadline
  * (INT64_MAX: none). */
-int64_t core_run(struct kf_runner *r, int64_t now);
+int64_t kf_runner_core_run(struct kf_runner *r, int64_t now);
 /* p's process is gone. */
-void core_proc_exited(struct kf_runner *r, struct rproc *p, const struct kf_proc_exit *ex);
+void kf_runner_core_proc_exited(struct kf_runner *r, struct rproc *p,
+                                const struct kf_proc_exit *ex);
 /* A probe finished. Stale results (gen) are ignored. */
-void core_probe_result(struct kf_runner *r, uint64_t gen, enum probe_which which, bool ok,
-                       const char *detail);
-struct rproc *core_find(struct kf_runner *r, const char *name);
-struct rproc *core_find_id(struct kf_runner *r, uint64_t id);
+void kf_runner_core_probe_result(struct kf_runner *r, uint64_t gen, enum probe_which which, bool ok,
+                                 const char *detail);
+struct rproc *kf_runner_core_find(struct kf_runner *r, const char *name);
+struct rproc *kf_runner_core_find_id(struct kf_runner *r, uint64_t id);
 /* A new, empty record added to r (the backends' loaders use it). */
-struct rproc *core_add(struct kf_runner *r, const char *name, enum rproc_kind kind);
+struct rproc *kf_runner_core_add(struct kf_runner *r, const char *name, enum rproc_kind kind);
 /* Hands a loaded result to the pending list (takes ownership of output). */
-void core_add_result(struct kf_runner *r, struct kf_task_result *res);
-void core_hash_spec(const struct rspec *s, char out[65]);
-void rspec_release(struct rspec *s);
+void kf_runner_core_add_result(struct kf_runner *r, struct kf_task_result *res);
+void kf_runner_core_hash_spec(const struct rspec *s, char out[65]);
+void kf_runner_rspec_release(struct rspec *s);
 bool kf_agent_name_valid(const char *name);
 
-/* --- spawn (agent-spawn.c) ------------------------------------------------------- */
+/* --- spawn (runner-spawn.c) ------------------------------------------------------- */
 
 struct kf_spawn_req {
     const char *path;
@@ -271,7 +272,7 @@ int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t
                           bool durable);
 int kf_agent_read_file(const char *path, size_t cap, char **ret, size_t *ret_len);
 
-/* --- logs (agent-log.c) ---------------------------------------------------------- */
+/* --- logs (runner-log.c) ---------------------------------------------------------- */
 
 /* A log file with size-based rotation: <path>, <path>.1 .. <path>.keep. */
 struct kf_logsink {
@@ -292,7 +293,7 @@ uint64_t kf_logsink_total_on_disk(const char *path, int keep);
 /* The last `cap` bytes across <path>.1 and <path>. */
 int kf_logsink_tail(const char *path, size_t cap, char **ret, size_t *ret_len);
 
-/* --- state files (agent-state.c) ------------------------------------------------- */
+/* --- state files (runner-state.c) ------------------------------------------------- */
 
 /* What a state file holds about one process. */
 struct kf_state_record {
@@ -320,7 +321,7 @@ void kf_state_record_release(struct kf_state_record *rec);
 void kf_result_format(const struct kf_task_result *res, struct kf_strbuf *out);
 int kf_result_parse(const char *text, size_t len, struct kf_task_result *res);
 
-/* --- cgroups (agent-cgroup.c) ---------------------------------------------------- */
+/* --- cgroups (runner-cgroup.c) ---------------------------------------------------- */
 
 /* Finds or validates the cgroup2 directory for members and enables the cpu
  * and memory controllers for its children. `parent` NULL: detect. 0 and
@@ -337,7 +338,7 @@ int kf_agent_cgroup_set_limits(const char *dir, int64_t cpu_millis, int64_t memo
 int kf_agent_cgroup_usage(const char *dir, double *ret_cpu, uint64_t *ret_mem);
 void kf_agent_cgroup_remove(const char *base, const char *name);
 
-/* --- prober (agent-probe.c) -------------------------------------------------------- */
+/* --- prober (runner-probe.c) -------------------------------------------------------- */
 
 struct kf_prober;
 typedef void (*kf_probe_done_fn)(void *ctx, uint64_t tag, bool ok, const char *detail);

@@ -1,5 +1,5 @@
-/* ctrl-queue.c: the work queue behind every controller (contract in
- * kfleet/ctrl.h).
+/* ctrlrt-queue.c: the work queue behind every controller (contract in
+ * kfleet/ctrlrt.h).
  *
  * Three sets keep a name from being reconciled twice at once or lost:
  * `dirty` (waiting or to be redone), `processing` (a worker has it) and the
@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/smap.h"
 
 #define BACKOFF_BASE_MS 5

@@ -1,4 +1,4 @@
-/* agent-spawn.c: starting a process through a keeper, and the small /proc
+/* runner-spawn.c: starting a process through a keeper, and the small /proc
  * and file helpers the real runner needs.
  *
  * Why a keeper. A member must survive its agent (the next agent adopts it),
@@ -35,7 +35,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 enum spawn_stage {
     STAGE_FORK = 1,

@@ -1,4 +1,4 @@
-/* agent-log.c: a member's log file with size-based rotation.
+/* runner-log.c: a member's log file with size-based rotation.
  *
  * The real runner reads each process's stdout+stderr from a FIFO and hands
  * the bytes to a kf_logsink, which appends them to <path> and, when the file
@@ -18,7 +18,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 static char *rotated_name(const char *path, int i)
 {

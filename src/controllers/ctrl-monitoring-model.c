@@ -1,4 +1,4 @@
-/* ctrl-monmodel.c: from objects to the monitoring model.
+/* ctrl-monitoring-model.c: from objects to the monitoring model.
  *
  * Reads Regions, Units, Hosts, ControlPlaneMembers, AlertReceivers and
  * AlertRoutes from the controller's informers and fills a struct
@@ -26,7 +26,7 @@
  * Host's spec.address, else status.address, else 127.0.0.1. The Kubernetes
  * components are scraped with their cluster's monitoring identity (ca.crt,
  * monitoring.crt, monitoring.key of its PKI, which the lifecycle controller
- * issues: ctrl-lcpki.c), read from kfleetd's working copy
+ * issues: ctrl-lifecycle-pki.c), read from kfleetd's working copy
  * <data-dir>/pki/<cluster>/, or from the store's /_pki/<cluster> when this
  * kfleetd has no working copy of that cluster. Until the identity exists,
  * the cluster's Kubernetes members are left out (the controller looks
@@ -51,7 +51,7 @@
 #include "controllers/ctrl-lifecycle.h"
 #include "controllers/ctrl-monitoring.h"
 
-void monmodel_init(struct monmodel *mm)
+void kf_monmodel_init(struct monmodel *mm)
 {
     memset(mm, 0, sizeof(*mm));
     mm->owners = json_object();
@@ -60,7 +60,7 @@ void monmodel_init(struct monmodel *mm)
     mm->identities = json_object();
 }
 
-void monmodel_release(struct monmodel *mm)
+void kf_monmodel_release(struct monmodel *mm)
 {
     /* the guest clusters' client keys do not outlive the model */
     for (size_t i = 0; i < mm->n_idents; i++)
@@ -430,7 +430,7 @@ static int identity_from_store(struct monctl *mc, struct monmodel *mm, const cha
 
     if (!mc->env.store)
         return -ENOENT;
-    r = lc_pki_load(mc->env.store, cluster, &files, NULL);
+    r = kf_lifecycle_pki_load(mc->env.store, cluster, &files, NULL);
     if (r < 0)
         return r == -KF_ENOTFOUND ? -ENOENT : r;
     for (size_t i = 0; r == 0 && i < KF_ARRAY_SIZE(identity_files); i++) {
@@ -452,7 +452,7 @@ static int identity_from_store(struct monctl *mc, struct monmodel *mm, const cha
 static int load_identity(struct monctl *mc, struct monmodel *mm, const char *cluster,
                          struct kf_obs_cluster *c)
 {
-    char *dir = lc_pki_dir(mc->env.data_dir ? mc->env.data_dir : ".", cluster);
+    char *dir = kf_lifecycle_pki_dir(mc->env.data_dir ? mc->env.data_dir : ".", cluster);
     const char *pem[3] = { NULL, NULL, NULL };
     struct stat st;
     int r = 0;
@@ -501,7 +501,7 @@ static bool cluster_identity(struct monctl *mc, struct monmodel *mm, struct kf_o
     if (!known) {
         r = load_identity(mc, mm, cluster, &c);
         if (r < 0) {
-            char *ca = lc_pki_dir(mc->env.data_dir ? mc->env.data_dir : ".", cluster);
+            char *ca = kf_lifecycle_pki_dir(mc->env.data_dir ? mc->env.data_dir : ".", cluster);
             char *ca_path = kf_xasprintf("%s/ca.crt", ca);
 
             json_object_set_new(mm->identities, cluster, json_false());
@@ -950,7 +950,7 @@ static void build_routes(struct monctl *mc, struct monmodel *mm, json_t **objs, 
 
 /* --- the whole model --------------------------------------------------------- */
 
-int monmodel_build(struct monctl *mc, struct monmodel *mm, struct kf_strbuf *err)
+int kf_monmodel_build(struct monctl *mc, struct monmodel *mm, struct kf_strbuf *err)
 {
     const struct kf_mon_config *cfg = kf_mon_config(mc->mon);
     struct kf_obs_fleet *f = &mm->fleet;
@@ -995,7 +995,7 @@ int monmodel_build(struct monctl *mc, struct monmodel *mm, struct kf_strbuf *err
     return kf_obs_fleet_check(f, err);
 }
 
-size_t monmodel_instances(const struct monmodel *mm, char ***ret)
+size_t kf_monmodel_instances(const struct monmodel *mm, char ***ret)
 {
     size_t n = json_object_size(mm->listens), k = 0;
     char **v = kf_xcalloc(n + 1, sizeof(*v));
@@ -1007,12 +1007,12 @@ size_t monmodel_instances(const struct monmodel *mm, char ***ret)
     return k;
 }
 
-const char *monmodel_owner(const struct monmodel *mm, const char *instance)
+const char *kf_monmodel_owner(const struct monmodel *mm, const char *instance)
 {
     return json_string_value(json_object_get(mm->owners, instance));
 }
 
-const char *monmodel_listen(const struct monmodel *mm, const char *instance)
+const char *kf_monmodel_listen(const struct monmodel *mm, const char *instance)
 {
     return json_string_value(json_object_get(mm->listens, instance));
 }

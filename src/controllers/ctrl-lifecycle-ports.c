@@ -1,4 +1,4 @@
-/* ctrl-lcports.c: members' ports (ctrl-lifecycle.h).
+/* ctrl-lifecycle-ports.c: members' ports (ctrl-lifecycle.h).
  *
  * The truth is in the members: spec.ports of every member bound to a host
  * with a given address (the caller collects them from its informer). What
@@ -34,7 +34,7 @@ struct lc_ports {
     struct kf_smap reserved; /* "address/port" -> struct reservation */
 };
 
-struct lc_ports *lc_ports_new(int min, int max)
+struct lc_ports *kf_lifecycle_ports_new(int min, int max)
 {
     struct lc_ports *p = kf_xcalloc(1, sizeof(*p));
 
@@ -45,7 +45,7 @@ struct lc_ports *lc_ports_new(int min, int max)
     return p;
 }
 
-void lc_ports_free(struct lc_ports *p)
+void kf_lifecycle_ports_free(struct lc_ports *p)
 {
     size_t it = 0;
     const char *k;
@@ -98,7 +98,8 @@ static void prune(struct lc_ports *p, int64_t now)
     free(gone);
 }
 
-int lc_ports_pick(struct lc_ports *p, const char *address, const json_t *used, size_t n, int *ret)
+int kf_lifecycle_ports_pick(struct lc_ports *p, const char *address, const json_t *used, size_t n,
+                            int *ret)
 {
     int64_t now = kf_now_ms();
     size_t got = 0;

@@ -1,6 +1,6 @@
-/* ctrl-monstate.c: fleet-state metrics, the kube-state-metrics of kfleet.
+/* ctrl-monitoring-state.c: fleet-state metrics, the kube-state-metrics of kfleet.
  *
- * The monitoring controller's watch handlers call monstate_update for every
+ * The monitoring controller's watch handlers call kf_monstate_update for every
  * GuestCluster, Host and Unit event; it keeps, per object, the few values
  * the metrics need and, per label tuple, a count. A scrape reads only those
  * aggregates: at 10,000 clusters it formats a few hundred series and never
@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "kfleet/json.h"
-#include "kfleet/metrics.h"
+#include "kfleet/obs-metrics.h"
 #include "kfleet/obj.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-monitoring.h"
@@ -78,7 +78,7 @@ static json_t *resources(const json_t *obj, const char *path)
     return out;
 }
 
-void monstate_update(struct monstate *s, const json_t *obj, bool deleted)
+void kf_monstate_update(struct monstate *s, const json_t *obj, bool deleted)
 {
     const char *kind = kf_json_str(obj, "kind", "");
     const char *name = kf_obj_name(obj);
@@ -209,7 +209,7 @@ static void collect_units(struct kf_metric *f, void *arg)
     pthread_mutex_unlock(&c->s->lock);
 }
 
-void monstate_init(struct monstate *s, struct kf_metrics *metrics)
+void kf_monstate_init(struct monstate *s, struct kf_metrics *metrics)
 {
     static const struct {
         const char *name, *help;
@@ -243,7 +243,7 @@ void monstate_init(struct monstate *s, struct kf_metrics *metrics)
     s->units = json_object();
     if (!metrics)
         return;
-    /* freed by monstate_release: kfleetd stops serving /metrics first */
+    /* freed by kf_monstate_release: kfleetd stops serving /metrics first */
     c = kf_xcalloc(KF_ARRAY_SIZE(unit_fams) + 2, sizeof(*c));
     kf_metrics_collected(metrics, KF_METRIC_GAUGE, "kfleet_guest_clusters",
                          "Guest clusters by phase, grade and unit (empty before placement).",
@@ -266,7 +266,7 @@ void monstate_init(struct monstate *s, struct kf_metrics *metrics)
     s->coll = c;
 }
 
-void monstate_release(struct monstate *s)
+void kf_monstate_release(struct monstate *s)
 {
     json_decref(s->clusters);
     json_decref(s->cluster_counts);

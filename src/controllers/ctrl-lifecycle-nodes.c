@@ -1,4 +1,4 @@
-/* ctrl-lcnodes.c: a guest cluster's simulated nodes (spec.simulatedNodes)
+/* ctrl-lifecycle-nodes.c: a guest cluster's simulated nodes (spec.simulatedNodes)
  * for the lifecycle controller (ctrl-lifecycle.h).
  *
  * Simulated nodes are Node objects in the guest cluster named
@@ -158,8 +158,8 @@ static char *node_body(const char *name, unsigned max_pods)
     return text;
 }
 
-int lc_nodes_sync(const char *pki_dir, const char *endpoint_url, int64_t want, unsigned max_pods,
-                  struct lc_nodes *ret, struct kf_strbuf *err)
+int kf_lifecycle_nodes_sync(const char *pki_dir, const char *endpoint_url, int64_t want,
+                            unsigned max_pods, struct lc_nodes *ret, struct kf_strbuf *err)
 {
     struct guest g = { .base = kf_xstrdup(endpoint_url),
                        .ca = kf_xasprintf("%s/ca.crt", pki_dir),

@@ -1,6 +1,6 @@
-/* agent-sim.c: the simulated runner backend, for `kfleet-agent --simulate N`.
+/* runner-sim.c: the simulated runner backend, for `kfleet-agent --simulate N`.
  *
- * Same state machine as the real runner (agent-runner.c), none of the cost:
+ * Same state machine as the real runner (runner-core.c), none of the cost:
  * no fork, no files, no threads, no file descriptors, so one process can
  * hold the runners of many thousands of virtual hosts. A simulated process
  * gets a pid above the kernel's PID_MAX_LIMIT (so it can never be mistaken
@@ -12,7 +12,7 @@
  * named in `sim_missing_binaries` are reported as not installed.
  *
  * Time advances when the runner is called: kf_runner_next_event() and the
- * getters run core_run(), which calls sim_poll() to deliver what is due.
+ * getters run kf_runner_core_run(), which calls sim_poll() to deliver what is due.
  * Results live in memory only (a simulated agent does not restart).
  */
 #include <errno.h>
@@ -24,7 +24,7 @@
 #include "kfleet/base.h"
 #include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 #define SIM_PID_BASE 5000000 /* above PID_MAX_LIMIT (4194304) */
 
@@ -140,7 +140,7 @@ static void sim_poll(struct kf_runner *r, int64_t now)
             struct kf_proc_exit ex = sp->exit;
             sp->exit_at = 0;
             ex.time_ms = kf_now_ms();
-            core_proc_exited(r, p, &ex);
+            kf_runner_core_proc_exited(r, p, &ex);
             if (r->n_procs != n)
                 continue; /* the record went away */
             i++;
@@ -149,19 +149,21 @@ static void sim_poll(struct kf_runner *r, int64_t now)
         if (p->running && p->implicit_readiness) {
             if (!sp->readiness_sent && sim_ready_now(sp, now)) {
                 sp->readiness_sent = true;
-                core_probe_result(r, p->gen, PROBE_READINESS, true, "simulated");
+                kf_runner_core_probe_result(r, p->gen, PROBE_READINESS, true, "simulated");
             } else if (sp->ready_dirty) {
                 sp->ready_dirty = false;
                 sp->readiness_sent = true;
-                core_probe_result(r, p->gen, PROBE_READINESS, sp->ready_value, "simulated");
+                kf_runner_core_probe_result(r, p->gen, PROBE_READINESS, sp->ready_value,
+                                            "simulated");
             }
         }
         for (int w = 0; w < 2; w++) {
             if (!sp->probe_pending[w])
                 continue;
             sp->probe_pending[w] = false;
-            core_probe_result(r, sp->probe_gen[w], (enum probe_which)w,
-                              w == PROBE_LIVENESS ? true : sim_ready_now(sp, now), "simulated");
+            kf_runner_core_probe_result(r, sp->probe_gen[w], (enum probe_which)w,
+                                        w == PROBE_LIVENESS ? true : sim_ready_now(sp, now),
+                                        "simulated");
         }
         i++;
     }
@@ -274,7 +276,7 @@ int kf_runner_sim_fail(struct kf_runner *r, const char *name, int exit_code)
     if (r->be != &kf_agent_backend_sim)
         return -EOPNOTSUPP;
     pthread_mutex_lock(&r->lock);
-    p = core_find(r, name);
+    p = kf_runner_core_find(r, name);
     if (!p || !p->running) {
         rc = -ENOENT;
     } else {
@@ -298,7 +300,7 @@ int kf_runner_sim_set_ready(struct kf_runner *r, const char *name, bool ready)
     if (r->be != &kf_agent_backend_sim)
         return -EOPNOTSUPP;
     pthread_mutex_lock(&r->lock);
-    p = core_find(r, name);
+    p = kf_runner_core_find(r, name);
     if (!p || !p->running) {
         rc = -ENOENT;
     } else {

@@ -1,4 +1,4 @@
-/* ctrl-lease.c: the sharded in-memory lease table for host heartbeats
+/* lease-table.c: the sharded in-memory lease table for host heartbeats
  * (contract in kfleet/lease.h). */
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* ctrl-lease-share.c: host heartbeats shared between kfleetd replicas
+/* lease-share.c: host heartbeats shared between kfleetd replicas
  * through the store (contract, key layout and value format in
  * kfleet/lease-share.h; the design and its guarantees in
  * docs/internals/replicas.md).

@@ -1,4 +1,4 @@
-/* ctrl-caputil.c: small things the capacity controllers share: Kubernetes
+/* ctrl-capacity-util.c: small things the capacity controllers share: Kubernetes
  * quantities in and out, conditions that keep their transition time,
  * merge patches through the registry, and the read-your-writes barrier
  * (contract in ctrl-capacity.h).
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/obj.h"
@@ -16,7 +16,7 @@
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-capacity.h"
 
-int64_t cap_qty_milli(const json_t *v)
+int64_t kf_cap_qty_milli(const json_t *v)
 {
     int64_t m;
 
@@ -30,11 +30,11 @@ int64_t cap_qty_milli(const json_t *v)
     return -1;
 }
 
-struct kf_res cap_res_parse(const json_t *map)
+struct kf_res kf_cap_res_parse(const json_t *map)
 {
     struct kf_res r = { 0, 0 };
-    int64_t cpu = cap_qty_milli(json_object_get(map, "cpu"));
-    int64_t mem = cap_qty_milli(json_object_get(map, "memory"));
+    int64_t cpu = kf_cap_qty_milli(json_object_get(map, "cpu"));
+    int64_t mem = kf_cap_qty_milli(json_object_get(map, "memory"));
 
     if (cpu > 0)
         r.cpu_milli = cpu;
@@ -43,7 +43,7 @@ struct kf_res cap_res_parse(const json_t *map)
     return r;
 }
 
-void cap_fmt_cpu(int64_t milli, char *buf, size_t size)
+void kf_cap_fmt_cpu(int64_t milli, char *buf, size_t size)
 {
     if (milli % 1000 == 0)
         snprintf(buf, size, "%lld", (long long)(milli / 1000));
@@ -51,7 +51,7 @@ void cap_fmt_cpu(int64_t milli, char *buf, size_t size)
         snprintf(buf, size, "%lldm", (long long)milli);
 }
 
-void cap_fmt_mem(int64_t bytes, char *buf, size_t size)
+void kf_cap_fmt_mem(int64_t bytes, char *buf, size_t size)
 {
     static const struct {
         const char *suffix;
@@ -74,7 +74,7 @@ static void add_num(struct kf_strbuf *sb, double v)
         kf_strbuf_addf(sb, "%.1f", v);
 }
 
-void cap_fmt_res(struct kf_res r, struct kf_strbuf *out)
+void kf_cap_fmt_res(struct kf_res r, struct kf_strbuf *out)
 {
     add_num(out, (double)r.cpu_milli / 1000);
     kf_strbuf_addstr(out, " CPU / ");
@@ -82,21 +82,21 @@ void cap_fmt_res(struct kf_res r, struct kf_strbuf *out)
     kf_strbuf_addstr(out, " GiB");
 }
 
-json_t *cap_res_json(struct kf_res r)
+json_t *kf_cap_res_json(struct kf_res r)
 {
     char cpu[32], mem[32];
 
-    cap_fmt_cpu(r.cpu_milli, cpu, sizeof(cpu));
-    cap_fmt_mem(r.mem_bytes, mem, sizeof(mem));
+    kf_cap_fmt_cpu(r.cpu_milli, cpu, sizeof(cpu));
+    kf_cap_fmt_mem(r.mem_bytes, mem, sizeof(mem));
     return json_pack("{s:s, s:s}", "cpu", cpu, "memory", mem);
 }
 
-void cap_now_rfc3339(int64_t now_ms, char buf[32])
+void kf_cap_now_rfc3339(int64_t now_ms, char buf[32])
 {
     kf_time_format_rfc3339(now_ms, buf, 32);
 }
 
-const json_t *cap_condition_find(const json_t *conditions, const char *type)
+const json_t *kf_cap_condition_find(const json_t *conditions, const char *type)
 {
     size_t i;
     json_t *c;
@@ -105,22 +105,22 @@ const json_t *cap_condition_find(const json_t *conditions, const char *type)
     return NULL;
 }
 
-json_t *cap_condition(const json_t *old, const char *type, bool status, const char *reason,
-                      const char *message, int64_t now_ms)
+json_t *kf_cap_condition(const json_t *old, const char *type, bool status, const char *reason,
+                         const char *message, int64_t now_ms)
 {
-    const json_t *prev = cap_condition_find(old, type);
+    const json_t *prev = kf_cap_condition_find(old, type);
     const char *st = status ? "True" : "False";
     char now[32];
     const char *since = NULL;
 
-    cap_now_rfc3339(now_ms, now);
+    kf_cap_now_rfc3339(now_ms, now);
     if (prev && kf_streq(kf_json_str(prev, "status", NULL), st))
         since = kf_json_str(prev, "lastTransitionTime", NULL);
     return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", st, "reason", reason,
                      "message", message ? message : "", "lastTransitionTime", since ? since : now);
 }
 
-bool cap_conditions_same(const json_t *a, const json_t *b)
+bool kf_cap_conditions_same(const json_t *a, const json_t *b)
 {
     size_t i;
     json_t *c;
@@ -129,7 +129,7 @@ bool cap_conditions_same(const json_t *a, const json_t *b)
         return false;
     json_array_foreach(a, i, c)
     {
-        const json_t *d = cap_condition_find(b, kf_json_str(c, "type", ""));
+        const json_t *d = kf_cap_condition_find(b, kf_json_str(c, "type", ""));
 
         if (!d || !kf_streq(kf_json_str(c, "status", NULL), kf_json_str(d, "status", NULL)) ||
             !kf_streq(kf_json_str(c, "reason", NULL), kf_json_str(d, "reason", NULL)) ||
@@ -139,7 +139,7 @@ bool cap_conditions_same(const json_t *a, const json_t *b)
     return true;
 }
 
-bool cap_str_in(const json_t *array, const char *s)
+bool kf_cap_str_in(const json_t *array, const char *s)
 {
     size_t i;
     json_t *v;
@@ -148,8 +148,8 @@ bool cap_str_in(const json_t *array, const char *s)
     return false;
 }
 
-int cap_patch(struct kf_registry *reg, const struct kf_kind *k, const char *name,
-              const json_t *patch, bool status_only, int64_t *ret_rev, struct kf_strbuf *err)
+int kf_cap_patch(struct kf_registry *reg, const struct kf_kind *k, const char *name,
+                 const json_t *patch, bool status_only, int64_t *ret_rev, struct kf_strbuf *err)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
     size_t len;
@@ -173,7 +173,7 @@ int cap_patch(struct kf_registry *reg, const struct kf_kind *k, const char *name
     return r;
 }
 
-int cap_wait_rev(struct kf_informer *inf, int64_t rev, int timeout_ms)
+int kf_cap_wait_rev(struct kf_informer *inf, int64_t rev, int timeout_ms)
 {
     uint64_t end = kf_mono_ns() + (uint64_t)timeout_ms * 1000000ULL;
     long pause_ns = 20000;
@@ -189,7 +189,7 @@ int cap_wait_rev(struct kf_informer *inf, int64_t rev, int timeout_ms)
     return 1;
 }
 
-int64_t cap_profile_grace_ms(const json_t *profile)
+int64_t kf_cap_profile_grace_ms(const json_t *profile)
 {
     const char *g = kf_json_str(profile, "spec.heartbeatGrace", NULL);
     int64_t ms;

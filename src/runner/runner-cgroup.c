@@ -1,4 +1,4 @@
-/* agent-cgroup.c: cgroup v2 limits for members, where the kernel lets us.
+/* runner-cgroup.c: cgroup v2 limits for members, where the kernel lets us.
  *
  * Members go into <base>/<name>, with cpu.max ("<quota> <period>") and
  * memory.max set from the spec; the child joins by writing "0" to the
@@ -26,7 +26,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270

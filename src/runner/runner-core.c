@@ -1,11 +1,11 @@
-/* agent-runner.c: the process runner's state machine, shared by the real
+/* runner-core.c: the process runner's state machine, shared by the real
  * and the simulated backend (runner.h is the contract).
  *
  * Everything here runs with r->lock held. The public functions take the
  * lock, change the wanted state (desire, spec, a start time), and leave the
- * work to core_run(), which the real backend's supervisor thread calls after
+ * work to kf_runner_core_run(), which the real backend's supervisor thread calls after
  * every wake-up and the simulated backend's callers call on each API call.
- * Backends report back through core_proc_exited() and core_probe_result().
+ * Backends report back through kf_runner_core_proc_exited() and kf_runner_core_probe_result().
  * Every visible change queues one event (emit()).
  */
 #include <errno.h>
@@ -19,7 +19,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 static const struct {
     const char *name;
@@ -96,7 +96,7 @@ static void probe_release(struct kf_probe *p)
     memset(p, 0, sizeof(*p));
 }
 
-void rspec_release(struct rspec *s)
+void kf_runner_rspec_release(struct rspec *s)
 {
     if (!s)
         return;
@@ -244,7 +244,7 @@ static int spec_from_member(const struct kf_proc_spec *in, struct rspec *s, stru
         goto fail;
     return 0;
 fail:
-    rspec_release(s);
+    kf_runner_rspec_release(s);
     return ret;
 }
 
@@ -284,13 +284,13 @@ static int spec_from_task(const struct kf_task_spec *in, struct rspec *s, struct
     s->stop_grace_ms = in->stop_grace_ms;
     return 0;
 fail:
-    rspec_release(s);
+    kf_runner_rspec_release(s);
     return ret;
 }
 
 /* The identity of what runs: argv, env, workdir and log file. A change of
  * any of them restarts a member; probes, limits and grace apply in place. */
-void core_hash_spec(const struct rspec *s, char out[65])
+void kf_runner_core_hash_spec(const struct rspec *s, char out[65])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -322,7 +322,7 @@ void core_hash_spec(const struct rspec *s, char out[65])
 
 /* --- records and events ------------------------------------------------------------- */
 
-struct rproc *core_find(struct kf_runner *r, const char *name)
+struct rproc *kf_runner_core_find(struct kf_runner *r, const char *name)
 {
     for (size_t i = 0; i < r->n_procs; i++)
         if (!strcmp(r->procs[i]->name, name))
@@ -330,7 +330,7 @@ struct rproc *core_find(struct kf_runner *r, const char *name)
     return NULL;
 }
 
-struct rproc *core_find_id(struct kf_runner *r, uint64_t id)
+struct rproc *kf_runner_core_find_id(struct kf_runner *r, uint64_t id)
 {
     for (size_t i = 0; i < r->n_procs; i++)
         if (r->procs[i]->id == id)
@@ -338,7 +338,7 @@ struct rproc *core_find_id(struct kf_runner *r, uint64_t id)
     return NULL;
 }
 
-struct rproc *core_add(struct kf_runner *r, const char *name, enum rproc_kind kind)
+struct rproc *kf_runner_core_add(struct kf_runner *r, const char *name, enum rproc_kind kind)
 {
     struct rproc *p = kf_xcalloc(1, sizeof(*p));
 
@@ -361,7 +361,7 @@ static void proc_destroy(struct kf_runner *r, struct rproc *p)
             break;
         }
     r->be->release(r, p);
-    rspec_release(&p->spec);
+    kf_runner_rspec_release(&p->spec);
     free(p);
 }
 
@@ -478,7 +478,7 @@ static struct pending_result *find_result(struct kf_runner *r, const char *id)
     return NULL;
 }
 
-void core_add_result(struct kf_runner *r, struct kf_task_result *res)
+void kf_runner_core_add_result(struct kf_runner *r, struct kf_task_result *res)
 {
     /* One pending result per id: a task that ended while no runner watched
      * is finished while its state is loaded, which writes its result file,
@@ -521,7 +521,7 @@ static void task_finish(struct kf_runner *r, struct rproc *p, bool succeeded, co
     p->ready = false;
     snprintf(p->message, sizeof(p->message), "%s", res.message);
     status_fill(p, &st);
-    core_add_result(r, &res);
+    kf_runner_core_add_result(r, &res);
     emit_status(r, KF_RUNNER_EV_TASK_DONE, &st);
     r->be->forget(r, p);
     proc_destroy(r, p);
@@ -657,7 +657,7 @@ out:
     return alive;
 }
 
-void core_proc_exited(struct kf_runner *r, struct rproc *p, const struct kf_proc_exit *ex)
+void kf_runner_core_proc_exited(struct kf_runner *r, struct rproc *p, const struct kf_proc_exit *ex)
 {
     int64_t now = kf_agent_mono_ms();
     char exs[128];
@@ -719,8 +719,8 @@ void core_proc_exited(struct kf_runner *r, struct rproc *p, const struct kf_proc
     emit(r, p);
 }
 
-void core_probe_result(struct kf_runner *r, uint64_t gen, enum probe_which which, bool ok,
-                       const char *detail)
+void kf_runner_core_probe_result(struct kf_runner *r, uint64_t gen, enum probe_which which, bool ok,
+                                 const char *detail)
 {
     struct rproc *p = NULL;
     struct probe_state *ps;
@@ -829,7 +829,7 @@ static bool run_one(struct kf_runner *r, struct rproc *p, int64_t now, int64_t w
     return true;
 }
 
-int64_t core_run(struct kf_runner *r, int64_t now)
+int64_t kf_runner_core_run(struct kf_runner *r, int64_t now)
 {
     int64_t next = INT64_MAX;
     int64_t wall = kf_now_ms();
@@ -857,7 +857,7 @@ static void unlock(struct kf_runner *r)
 static void drive(struct kf_runner *r)
 {
     if (!r->be->self_driven)
-        core_run(r, kf_agent_mono_ms());
+        kf_runner_core_run(r, kf_agent_mono_ms());
 }
 
 static char **copy_names(const char *const *in)
@@ -961,7 +961,7 @@ void kf_runner_free(struct kf_runner *r)
         struct rproc *p = r->procs[r->n_procs - 1];
         r->n_procs--;
         r->be->release(r, p);
-        rspec_release(&p->spec);
+        kf_runner_rspec_release(&p->spec);
         free(p);
     }
     runner_free_fields(r);
@@ -981,7 +981,7 @@ static void wait_until(struct kf_runner *r, int64_t deadline)
     struct timespec ts;
 
     if (!r->be->self_driven) {
-        int64_t next = core_run(r, kf_agent_mono_ms());
+        int64_t next = kf_runner_core_run(r, kf_agent_mono_ms());
         if (next <= kf_agent_mono_ms())
             return; /* more is due now: let the caller look first */
         until = KF_MIN(until, next);
@@ -1064,17 +1064,17 @@ int kf_runner_apply(struct kf_runner *r, const struct kf_proc_spec *spec, struct
     ret = spec_from_member(spec, &s, err);
     if (ret < 0)
         return ret;
-    core_hash_spec(&s, hash);
+    kf_runner_core_hash_spec(&s, hash);
 
     lock(r);
-    p = core_find(r, spec->name);
+    p = kf_runner_core_find(r, spec->name);
     if (p && p->kind != RPROC_MEMBER) {
         unlock(r);
-        rspec_release(&s);
+        kf_runner_rspec_release(&s);
         return kf_err(err, -EEXIST, "\"%s\" is a running task", spec->name);
     }
     if (!p) {
-        p = core_add(r, spec->name, RPROC_MEMBER);
+        p = kf_runner_core_add(r, spec->name, RPROC_MEMBER);
         p->spec = s;
         memcpy(p->hash, hash, sizeof(hash));
         p->claimed = true;
@@ -1092,7 +1092,7 @@ int kf_runner_apply(struct kf_runner *r, const struct kf_proc_spec *spec, struct
     bool limits_changed =
         p->spec.cpu_millis != s.cpu_millis || p->spec.memory_bytes != s.memory_bytes;
 
-    rspec_release(&p->spec);
+    kf_runner_rspec_release(&p->spec);
     p->spec = s;
     memcpy(p->hash, hash, sizeof(hash));
     p->claimed = true;
@@ -1180,7 +1180,7 @@ int kf_runner_stop(struct kf_runner *r, const char *name)
     struct rproc *p;
 
     lock(r);
-    p = core_find(r, name);
+    p = kf_runner_core_find(r, name);
     if (!p || p->kind != RPROC_MEMBER) {
         unlock(r);
         return -ENOENT;
@@ -1207,7 +1207,7 @@ int kf_runner_remove(struct kf_runner *r, const char *name)
     struct rproc *p;
 
     lock(r);
-    p = core_find(r, name);
+    p = kf_runner_core_find(r, name);
     if (!p || p->kind != RPROC_MEMBER) {
         unlock(r);
         return -ENOENT;
@@ -1241,7 +1241,7 @@ int kf_runner_signal(struct kf_runner *r, const char *name, int sig)
     if (sig <= 0 || sig >= NSIG)
         return -EINVAL;
     lock(r);
-    p = core_find(r, name);
+    p = kf_runner_core_find(r, name);
     if (!p || p->kind != RPROC_MEMBER)
         rc = -ENOENT;
     else if (!r->be->signal)
@@ -1260,7 +1260,7 @@ int kf_runner_get(struct kf_runner *r, const char *name, struct kf_proc_status *
 
     lock(r);
     drive(r);
-    p = core_find(r, name);
+    p = kf_runner_core_find(r, name);
     if (p)
         status_fill(p, ret);
     unlock(r);
@@ -1289,7 +1289,7 @@ int kf_runner_usage(struct kf_runner *r, const char *name, struct kf_proc_usage 
     int rc = -ENOENT;
 
     lock(r);
-    p = core_find(r, name);
+    p = kf_runner_core_find(r, name);
     if (p && p->running)
         rc = r->be->usage(r, p, ret);
     else if (p)
@@ -1329,14 +1329,14 @@ int kf_runner_task_start(struct kf_runner *r, const struct kf_task_spec *spec,
     if (ret < 0)
         return ret;
     lock(r);
-    if (core_find(r, spec->id) || find_result(r, spec->id)) {
+    if (kf_runner_core_find(r, spec->id) || find_result(r, spec->id)) {
         unlock(r);
-        rspec_release(&s);
+        kf_runner_rspec_release(&s);
         return kf_err(err, -EEXIST, "task \"%s\" is running or has a pending result", spec->id);
     }
-    p = core_add(r, spec->id, RPROC_TASK);
+    p = kf_runner_core_add(r, spec->id, RPROC_TASK);
     p->spec = s;
-    core_hash_spec(&s, p->hash);
+    kf_runner_core_hash_spec(&s, p->hash);
     p->claimed = true;
     p->desire = WANT_RUN;
     p->restart_at = kf_agent_mono_ms();
@@ -1357,7 +1357,7 @@ int kf_runner_task_cancel(struct kf_runner *r, const char *id)
     struct rproc *p;
 
     lock(r);
-    p = core_find(r, id);
+    p = kf_runner_core_find(r, id);
     if (!p || p->kind != RPROC_TASK) {
         unlock(r);
         return -ENOENT;
@@ -1451,36 +1451,4 @@ int kf_runner_event_fd(struct kf_runner *r)
     if (r->be != &kf_agent_backend_real)
         return -EOPNOTSUPP;
     return kf_agent_real_event_fd(r);
-}
-
-/* --- kf_argv ------------------------------------------------------------------------------ */
-
-void kf_argv_add(struct kf_argv *a, const char *s)
-{
-    KF_GROW(a->v, a->alloc, a->n + 1);
-    a->v[a->n++] = kf_xstrdup(s);
-    a->v[a->n] = NULL;
-}
-
-void kf_argv_addf(struct kf_argv *a, const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-
-    va_start(ap, fmt);
-    s = kf_xvasprintf(fmt, ap);
-    va_end(ap);
-    KF_GROW(a->v, a->alloc, a->n + 1);
-    a->v[a->n++] = s;
-    a->v[a->n] = NULL;
-}
-
-void kf_argv_release(struct kf_argv *a)
-{
-    if (!a)
-        return;
-    for (size_t i = 0; i < a->n; i++)
-        free(a->v[i]);
-    free(a->v);
-    memset(a, 0, sizeof(*a));
 }

@@ -1,4 +1,4 @@
-/* ctrl-capmodel.c: the capacity model: the compact picture of regions,
+/* ctrl-capacity-model.c: the capacity model: the compact picture of regions,
  * units, hosts, control-plane members and guest clusters that placement
  * and unit-status keep from their informers' events (contract in
  * ctrl-capacity.h).
@@ -22,14 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/obj.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-capacity.h"
 
-void cap_model_init(struct cap_model *m)
+void kf_cap_model_init(struct cap_model *m)
 {
     memset(m, 0, sizeof(*m));
     pthread_mutex_init(&m->lock, NULL);
@@ -80,7 +80,7 @@ static void member_free(struct cap_member *mb)
     free(mb);
 }
 
-void cap_model_release(struct cap_model *m)
+void kf_cap_model_release(struct cap_model *m)
 {
     size_t it = 0;
     void *v;
@@ -197,7 +197,7 @@ static int member_name_cmp(const void *a, const void *b)
     return strcmp((*(struct cap_member *const *)a)->name, (*(struct cap_member *const *)b)->name);
 }
 
-size_t cap_cluster_members_sorted(const struct cap_cluster *c, struct cap_member ***ret)
+size_t kf_cap_cluster_members_sorted(const struct cap_cluster *c, struct cap_member ***ret)
 {
     struct cap_member **v = kf_xcalloc(c->n_members + 1, sizeof(*v));
 
@@ -278,8 +278,8 @@ static void apply_host(struct cap_model *m, const char *name, const json_t *obj,
     bool zone_same = true;
 
     if (!deleted) {
-        struct kf_res cap = cap_res_parse(kf_json_path(obj, "spec.capacity"));
-        struct kf_res res = cap_res_parse(kf_json_path(obj, "spec.reserved"));
+        struct kf_res cap = kf_cap_res_parse(kf_json_path(obj, "spec.capacity"));
+        struct kf_res res = kf_cap_res_parse(kf_json_path(obj, "spec.reserved"));
         const char *unit = kf_json_str(obj, "spec.unit", NULL);
 
         h->known = true;
@@ -358,7 +358,7 @@ static void apply_member(struct cap_model *m, const char *name, const json_t *ob
     mb->host = host ? host_get(m, host) : NULL;
     mb->component = intern(m, kf_json_str(obj, "spec.component", ""));
     mb->index = (int)kf_json_int(obj, "spec.index", 0);
-    mb->req = cap_res_parse(kf_json_path(obj, "spec.resources.requests"));
+    mb->req = kf_cap_res_parse(kf_json_path(obj, "spec.resources.requests"));
     mb->ready = kf_json_bool(obj, "status.ready", false);
     member_book(mb, +1);
     note_unit(ch, old_host ? old_host->unit : NULL);
@@ -381,7 +381,7 @@ static void apply_cluster(struct cap_model *m, const char *name, const json_t *o
     if (!deleted) {
         const char *unit = kf_json_str(obj, "status.unit", NULL);
         const json_t *cond =
-            cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging");
+            kf_cap_condition_find(kf_json_path(obj, "status.conditions"), "GradeChanging");
         int g = kf_grade_parse(kf_json_str(obj, "status.grade", ""));
 
         c->known = true;
@@ -394,7 +394,7 @@ static void apply_cluster(struct cap_model *m, const char *name, const json_t *o
                                kf_json_int(obj, "spec.expectedNodes", 0));
         c->deleting = kf_obj_deleting(obj);
         c->grade_changing = cond && kf_streq(kf_json_str(cond, "status", NULL), "True");
-        c->shape_total = cap_res_parse(kf_json_path(obj, "status.effective.requests"));
+        c->shape_total = kf_cap_res_parse(kf_json_path(obj, "status.effective.requests"));
     } else {
         c->known = false;
     }
@@ -418,17 +418,17 @@ static void *shared_make(void)
 {
     struct cap_model *m = kf_xmalloc(sizeof(*m));
 
-    cap_model_init(m);
+    kf_cap_model_init(m);
     return m;
 }
 
 static void shared_release(void *v)
 {
-    cap_model_release(v);
+    kf_cap_model_release(v);
     free(v);
 }
 
-struct cap_model *cap_model_shared(struct kf_ctrl *c)
+struct cap_model *kf_cap_model_shared(struct kf_ctrl *c)
 {
     struct cap_model *m = kf_ctrl_manager_shared(kf_ctrl_manager_of(c), "capacity-model",
                                                  shared_make, shared_release);
@@ -482,8 +482,8 @@ static void memo_put(struct cap_model *m, const struct kf_kind *k, const char *n
     mo->change = *ch;
 }
 
-void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj, bool deleted,
-                     struct cap_change *ret)
+void kf_cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t *obj,
+                        bool deleted, struct cap_change *ret)
 {
     const char *name = kf_obj_name(obj);
     int64_t rv = kf_obj_rv(obj);
@@ -549,7 +549,7 @@ void cap_model_apply(struct cap_model *m, const struct kf_kind *k, const json_t 
     pthread_mutex_unlock(&m->lock);
 }
 
-size_t cap_model_units_of(struct cap_model *m, const char *region, char ***ret)
+size_t kf_cap_model_units_of(struct cap_model *m, const char *region, char ***ret)
 {
     char **names = NULL;
     size_t n = 0, alloc = 0, it = 0;
@@ -591,8 +591,8 @@ static size_t str_array(const json_t *arr, const char **out)
     return n;
 }
 
-void cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
-                     const char *exclude, struct cap_units *ret)
+void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
+                        const char *exclude, struct cap_units *ret)
 {
     struct cap_unit **sel = NULL;
     size_t n = 0, alloc = 0, it = 0, n_hosts = 0, n_strs = 0, hi = 0, si = 0;
@@ -733,7 +733,7 @@ void cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, con
     ret->n_hosts = hi;
 }
 
-void cap_units_release(struct cap_units *u)
+void kf_cap_units_release(struct cap_units *u)
 {
     if (!u)
         return;
@@ -744,7 +744,7 @@ void cap_units_release(struct cap_units *u)
     memset(u, 0, sizeof(*u));
 }
 
-int cap_units_find(const struct cap_units *u, const char *name)
+int kf_cap_units_find(const struct cap_units *u, const char *name)
 {
     for (size_t i = 0; name && i < u->n; i++)
         if (strcmp(u->units[i].name, name) == 0)
@@ -752,7 +752,7 @@ int cap_units_find(const struct cap_units *u, const char *name)
     return -1;
 }
 
-int cap_units_find_host(const struct cap_units *u, size_t i, const char *host)
+int kf_cap_units_find_host(const struct cap_units *u, size_t i, const char *host)
 {
     for (size_t j = 0; host && j < u->units[i].n_hosts; j++)
         if (strcmp(u->units[i].hosts[j].name, host) == 0)
@@ -760,7 +760,7 @@ int cap_units_find_host(const struct cap_units *u, size_t i, const char *host)
     return -1;
 }
 
-struct kf_res cap_unit_host_shape(const struct kf_place_unit *u, struct kf_res dflt)
+struct kf_res kf_cap_unit_host_shape(const struct kf_place_unit *u, struct kf_res dflt)
 {
     struct kf_res best = dflt;
     size_t best_n = 0;

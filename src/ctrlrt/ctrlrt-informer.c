@@ -1,6 +1,6 @@
-/* ctrl-informer.c: one kind's cache of stored objects, fed by a list and
+/* ctrlrt-informer.c: one kind's cache of stored objects, fed by a list and
  * then the store's watch, with indexes and event handlers (contract in
- * kfleet/ctrl.h).
+ * kfleet/ctrlrt.h).
  *
  * The cache holds each object's stored bytes and the index values computed
  * from it, under a read-write lock. Each change is parsed once, on the
@@ -31,7 +31,7 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "kfleet/ctrl.h"
+#include "kfleet/ctrlrt.h"
 #include "kfleet/error.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -40,7 +40,7 @@
 #include "kfleet/smap.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
-#include "controllers/ctrl-internal.h"
+#include "ctrlrt/ctrlrt-internal.h"
 
 KF_LOG_MODULE(informer);
 

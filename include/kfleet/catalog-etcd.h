@@ -1,4 +1,4 @@
-/* guest-etcd.h: the command line of one member of a guest cluster's etcd.
+/* catalog-etcd.h: the command line of one member of a guest cluster's etcd.
  *
  * Every guest cluster's datastore is a real etcd cluster (Debian's
  * /usr/bin/etcd, 3.4), one member per zone, TLS between peers and to

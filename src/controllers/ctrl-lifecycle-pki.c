@@ -1,4 +1,4 @@
-/* ctrl-lcpki.c: guest clusters' PKI for the lifecycle controller and the
+/* ctrl-lifecycle-pki.c: guest clusters' PKI for the lifecycle controller and the
  * API's certificate actions (ctrl-lifecycle.h).
  *
  * Where it lives: in the store, under /_pki/<cluster>, as one JSON object
@@ -52,7 +52,7 @@
 #define FILE_MAX       (256 * 1024)
 #define RENEW_DAYS     30
 
-char *lc_pki_key(const char *cluster)
+char *kf_lifecycle_pki_key(const char *cluster)
 {
     return kf_xasprintf(PKI_KEY_PREFIX "%s", cluster);
 }
@@ -179,7 +179,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-int lc_rm_rf(const char *path)
+int kf_lifecycle_rm_rf(const char *path)
 {
     struct stat st;
 
@@ -188,9 +188,10 @@ int lc_rm_rf(const char *path)
     return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
 }
 
-int lc_pki_load(struct kf_store *store, const char *cluster, json_t **ret_files, int64_t *ret_rev)
+int kf_lifecycle_pki_load(struct kf_store *store, const char *cluster, json_t **ret_files,
+                          int64_t *ret_rev)
 {
-    char *key = lc_pki_key(cluster);
+    char *key = kf_lifecycle_pki_key(cluster);
     struct kf_kv kv = { 0 };
     json_t *doc = NULL;
     int r = kf_store_get(store, key, &kv);
@@ -363,7 +364,7 @@ static int ensure_kubeconfig(const char *dir, const char *cluster, const struct 
             goto out;
         }
     }
-    r = lc_kubeconfig_write(dir, file, cluster, server, name, cs, ks, ca, err);
+    r = kf_lifecycle_kubeconfig_write(dir, file, cluster, server, name, cs, ks, ca, err);
     if (r == 0)
         r = note_for(dir, file, what);
 out:
@@ -377,9 +378,10 @@ out:
     return r < 0 ? r : 0;
 }
 
-int lc_kubeconfig_write(const char *dir, const char *file, const char *cluster, const char *server,
-                        const char *user, const char *cert_pem, const char *key_pem,
-                        const struct kf_pki_ca *ca, struct kf_strbuf *err)
+int kf_lifecycle_kubeconfig_write(const char *dir, const char *file, const char *cluster,
+                                  const char *server, const char *user, const char *cert_pem,
+                                  const char *key_pem, const struct kf_pki_ca *ca,
+                                  struct kf_strbuf *err)
 {
     struct kf_strbuf ca_pem = KF_STRBUF_INIT, out = KF_STRBUF_INIT;
     struct kf_kubeconfig kc = { .cluster_name = cluster,
@@ -488,21 +490,22 @@ static int ensure_extras(const char *dir, const struct lc_pki_input *in, struct 
     return r < 0 ? r : 0;
 }
 
-int lc_pki_ensure(struct kf_store *store, const char *data_dir, const struct lc_pki_input *in,
-                  json_t **ret_files, struct kf_strbuf *err)
+int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
+                            const struct lc_pki_input *in, json_t **ret_files,
+                            struct kf_strbuf *err)
 {
     char *dir = kf_xasprintf("%s/pki/%s", data_dir, in->cluster);
     json_t *stored = NULL, *now = json_object();
     int64_t rev = 0;
     int r;
 
-    r = lc_pki_load(store, in->cluster, &stored, &rev);
+    r = kf_lifecycle_pki_load(store, in->cluster, &stored, &rev);
     if (r == -KF_ENOTFOUND) {
         /* Nothing stored: whatever the directory holds is an attempt that
          * never finished (kfleetd stopped while issuing: a CA key without
          * its certificate, say), and nothing uses it, since members only
          * get what was stored. Start over rather than trip on it. */
-        r = lc_rm_rf(dir);
+        r = kf_lifecycle_rm_rf(dir);
         if (r < 0) {
             kf_err(err, r, "cannot remove the unfinished \"%s\": %s", dir, strerror(-r));
             goto out;
@@ -534,7 +537,7 @@ int lc_pki_ensure(struct kf_store *store, const char *data_dir, const struct lc_
     }
     if (!stored || !json_equal(stored, now)) {
         json_t *doc = json_pack("{s:O}", "files", now);
-        char *text = kf_json_dump(doc, NULL), *key = lc_pki_key(in->cluster);
+        char *text = kf_json_dump(doc, NULL), *key = kf_lifecycle_pki_key(in->cluster);
 
         r = kf_store_put(store, key, text, strlen(text), stored ? rev : 0, NULL);
         if (r < 0)
@@ -555,21 +558,21 @@ out:
     return r < 0 ? r : 0;
 }
 
-int lc_pki_remove(struct kf_store *store, const char *data_dir, const char *cluster)
+int kf_lifecycle_pki_remove(struct kf_store *store, const char *data_dir, const char *cluster)
 {
-    char *key = lc_pki_key(cluster), *dir = kf_xasprintf("%s/pki/%s", data_dir, cluster);
+    char *key = kf_lifecycle_pki_key(cluster), *dir = kf_xasprintf("%s/pki/%s", data_dir, cluster);
     int r = kf_store_delete(store, key, KF_REV_ANY, NULL);
 
     if (r == -KF_ENOTFOUND)
         r = 0;
     if (r == 0)
-        r = lc_rm_rf(dir);
+        r = kf_lifecycle_rm_rf(dir);
     free(key);
     free(dir);
     return r;
 }
 
-char *lc_pki_dir(const char *data_dir, const char *cluster)
+char *kf_lifecycle_pki_dir(const char *data_dir, const char *cluster)
 {
     return kf_xasprintf("%s/pki/%s", data_dir, cluster);
 }
@@ -598,8 +601,8 @@ static void add_file(void *arg, const char *pki_path, const char *bundle_path, b
     EVP_DigestUpdate(b->md, data, strlen(data) + 1);
 }
 
-int lc_bundle(const json_t *files, const struct kf_catalog_cluster *c, size_t i, json_t **ret_list,
-              char hash[65])
+int kf_lifecycle_bundle(const json_t *files, const struct kf_catalog_cluster *c, size_t i,
+                        json_t **ret_list, char hash[65])
 {
     struct bundle_ctx b = { .files = files, .list = json_array(), .md = EVP_MD_CTX_new() };
     unsigned char md[32];

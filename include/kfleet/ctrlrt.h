@@ -1,4 +1,4 @@
-/* ctrl.h: the controller runtime: informers (watch -> cache -> handlers),
+/* ctrlrt.h: the controller runtime (src/ctrlrt/): informers (watch -> cache -> handlers),
  * work queues and reconcilers.
  *
  * Every controller in kfleetd is level-triggered: it is handed the name of
@@ -24,9 +24,12 @@
  * Threading: informers run one thread each; each controller runs `workers`
  * threads. Handlers and map functions run on informer threads and must be
  * quick (enqueue, do not write).
+ *
+ * kfleetd's own controllers, and what it hands them, are in
+ * kfleet/controllers.h (src/controllers/).
  */
-#ifndef KF_CTRL_H
-#define KF_CTRL_H
+#ifndef KF_CTRLRT_H
+#define KF_CTRLRT_H
 
 #include <jansson.h>
 
@@ -194,66 +197,5 @@ size_t kf_workqueue_busy(struct kf_workqueue *q); /* being processed */
 /* Waits until nothing is waiting or being processed (delayed adds not
  * counted). 1 when idle, 0 on timeout. */
 int kf_workqueue_wait_idle(struct kf_workqueue *q, int timeout_ms);
-
-/* --- kfleetd's controllers ---------------------------------------------- */
-
-struct kf_api;
-struct kf_capacity_options;
-struct kf_endpoints;
-struct kf_lifecycle_options;
-struct kf_lease_table;
-struct kf_metrics;
-struct kf_mon;
-
-/* What kfleetd hands every controller when it builds them. Borrowed
- * pointers, valid while the controllers run. */
-struct kf_ctrl_env {
-    struct kf_store *store;
-    struct kf_registry *reg;
-    struct kf_metrics *metrics;    /* add the controller's own families here */
-    struct kf_lease_table *leases; /* host heartbeats (kfleet/lease.h) */
-    const char *data_dir;          /* kfleetd's --data-dir */
-    /* The API server, not yet listening: a controller may add actions
-     * (kf_api_add_action) that read its state; kfleetd stops the API before
-     * the controllers. NULL in tests without a server. */
-    struct kf_api *api;
-    /* Options of the capacity controllers (kfleet/capacity.h); NULL: defaults. */
-    const struct kf_capacity_options *capacity;
-    /* Which controllers of the table run (kfleetd --controllers): NULL or
-     * "*" every one, "none" none, else a comma list of names, where "*"
-     * means every one and "-name" leaves one out ("*,-placement"). */
-    const char *enabled;
-    struct kf_mon *monitoring; /* kfleetd --monitoring (kfleet/monitoring.h); NULL: off */
-    /* Options of the lifecycle controller (kfleet/lifecycle.h); NULL: defaults. */
-    const struct kf_lifecycle_options *lifecycle;
-    struct kf_endpoints *endpoints; /* kfleetd --endpoints (kfleet/endpoint.h); NULL: off */
-};
-
-/* One entry of kfleetd's controller table (src/controllers/ctrl-table.c).
- * init builds the controller's private data from env (NULL: none); fini
- * frees it after the controller stopped. */
-struct kf_ctrl_def {
-    const struct kf_ctrl_ops *ops;
-    int (*init)(const struct kf_ctrl_env *env, void **ret_data, struct kf_strbuf *err);
-    void (*fini)(void *data);
-};
-
-/* The table, in start order. */
-const struct kf_ctrl_def *kf_ctrl_defs(size_t *ret_n);
-
-/* Whether spec (struct kf_ctrl_env.enabled) enables the controller name. */
-bool kf_ctrl_enabled(const char *spec, const char *name);
-/* Checks that every name in spec is a controller of the table. -EINVAL
- * naming the unknown one and listing the known ones in err. */
-int kf_ctrl_check_enabled(const char *spec, struct kf_strbuf *err);
-
-/* Builds every enabled controller of the table into m; on failure the ones built
- * so far stay in m (kf_ctrl_manager_free frees them) and err says which
- * failed. */
-int kf_ctrl_manager_add_defs(struct kf_ctrl_manager *m, const struct kf_ctrl_env *env,
-                             struct kf_strbuf *err);
-/* Adds kfleet_controller_* families (reconciles, errors, queue depth,
- * reconcile seconds) for every controller of m to metrics. */
-void kf_ctrl_manager_add_metrics(struct kf_ctrl_manager *m, struct kf_metrics *metrics);
 
 #endif

@@ -1,14 +1,14 @@
-/* agent-real.c: the real runner backend: processes, files and threads.
+/* runner-real.c: the real runner backend: processes, files and threads.
  *
  * A supervisor thread waits in epoll on: a wake eventfd (the API or the
  * prober changed something), one pidfd per watched process (usually the
- * keeper, see agent-spawn.c) and one FIFO per process carrying its
+ * keeper, see runner-spawn.c) and one FIFO per process carrying its
  * stdout+stderr. After every wake-up it takes the runner's lock, handles
- * exits and output, and calls core_run() for the timers. The prober
- * (agent-probe.c) runs probes on its own thread and reports under the lock.
+ * exits and output, and calls kf_runner_core_run() for the timers. The prober
+ * (runner-probe.c) runs probes on its own thread and reports under the lock.
  *
  * On disk, under the state directory (0700):
- *   members/<name>.state   the record (agent-state.c), written atomically
+ *   members/<name>.state   the record (runner-state.c), written atomically
  *   members/<name>.exit    the keeper's exit record for the last process
  *   members/<name>.fifo    stdout+stderr; the child holds it open read-write,
  *                          so it never gets SIGPIPE while no agent reads
@@ -38,7 +38,7 @@
 #include "kfleet/base.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
-#include "agent/agent-internal.h"
+#include "runner/runner-internal.h"
 
 KF_LOG_MODULE(runner);
 
@@ -330,7 +330,7 @@ static void handle_exit(struct kf_runner *r, struct rproc *p)
     rp->in_cgroup = false;
     p->keeper_pid = 0;
     p->keeper_start = 0;
-    core_proc_exited(r, p, &ex);
+    kf_runner_core_proc_exited(r, p, &ex);
 }
 
 /* --- ops --------------------------------------------------------------------------------- */
@@ -523,7 +523,7 @@ static void probe_done(void *ctx, uint64_t tag, bool ok, const char *detail)
     uint64_t one = 1;
 
     pthread_mutex_lock(&r->lock);
-    core_probe_result(r, tag >> 1, (enum probe_which)(tag & 1), ok, detail);
+    kf_runner_core_probe_result(r, tag >> 1, (enum probe_which)(tag & 1), ok, detail);
     pthread_mutex_unlock(&r->lock);
     (void)!write(RR(r)->wakefd, &one, sizeof(one));
 }
@@ -675,9 +675,9 @@ static void adopt_record(struct kf_runner *r, struct kf_state_record *rec)
     struct rproc *p;
     struct real_proc *rp;
 
-    if (core_find(r, rec->name))
+    if (kf_runner_core_find(r, rec->name))
         return;
-    p = core_add(r, rec->name, rec->kind);
+    p = kf_runner_core_add(r, rec->name, rec->kind);
     p->spec = rec->spec;
     memset(&rec->spec, 0, sizeof(rec->spec));
     memcpy(p->hash, rec->hash, sizeof(p->hash));
@@ -731,7 +731,7 @@ static void adopt_record(struct kf_runner *r, struct kf_state_record *rec)
         unlink(rp->exit_path);
         p->running = true;
         p->gen = ++r->next_gen;
-        core_proc_exited(r, p, &ex); /* may end a task (and free p) */
+        kf_runner_core_proc_exited(r, p, &ex); /* may end a task (and free p) */
         return;
     }
     p->running = false;
@@ -771,7 +771,7 @@ static void load_dir(struct kf_runner *r, const char *dir, bool results)
                     res.output_len = 0;
                 }
                 free(out);
-                core_add_result(r, &res);
+                kf_runner_core_add_result(r, &res);
             } else {
                 kf_log_warn("ignoring the malformed result file \"%s\"", path);
             }
@@ -824,7 +824,7 @@ static void *supervisor(void *arg)
                 (void)!read(rr->wakefd, &v, sizeof(v));
                 continue;
             }
-            p = core_find_id(r, key >> 2);
+            p = kf_runner_core_find_id(r, key >> 2);
             if (!p)
                 continue;
             if ((key & 3) == KEY_PIDFD && RP(p)->pidfd >= 0 && p->running)
@@ -833,7 +833,7 @@ static void *supervisor(void *arg)
                 fifo_drain(r, p, false);
         }
         now = kf_agent_mono_ms();
-        next = core_run(r, now);
+        next = kf_runner_core_run(r, now);
         pthread_mutex_unlock(&r->lock);
         /* At least once a second: polled processes and slow clocks. */
         timeout = next == INT64_MAX ? 1000 : (int)KF_MAX(0, KF_MIN(next - now, 1000));
@@ -952,7 +952,7 @@ fail:
     real_destroy(r);
     while (r->n_procs) {
         struct rproc *p = r->procs[--r->n_procs];
-        rspec_release(&p->spec);
+        kf_runner_rspec_release(&p->spec);
         free(p->be);
         free(p);
     }

@@ -1,4 +1,4 @@
-/* metrics.h: a small Prometheus metrics library (text exposition 0.0.4).
+/* obs-metrics.h: a small Prometheus metrics library (text exposition 0.0.4).
  *
  * A registry (struct kf_metrics) holds metric families; a family has a
  * name, a help text, a type (counter, gauge, histogram) and a fixed list of
