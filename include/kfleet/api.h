@@ -50,6 +50,11 @@ struct kf_api;
 struct kf_api_config {
     const char *listen;     /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
     const char *token_file; /* NULL: no authentication (loopback only) */
+    /* Names clients reach the server by, comma-separated, besides IP
+     * literals, "localhost", the listen host and the machine's host name:
+     * a request whose Host is none of these is refused (421), so that a
+     * web page cannot reach kfleetd by DNS rebinding. */
+    const char *server_names;
     /* HTTPS: PEM files of the serving certificate (chain) and its key; both
      * NULL: plain HTTP. kubectl sends a bearer token only over HTTPS. */
     const char *tls_cert_file;

@@ -105,6 +105,9 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     if (c->token_file)
         api->token_file = kf_xstrdup(c->token_file);
     api->cfg.token_file = api->token_file;
+    if (c->server_names)
+        api->server_names = kf_xstrdup(c->server_names);
+    api->cfg.server_names = api->server_names;
     if (!api->cfg.threads)
         api->cfg.threads = 4;
     if (!api->cfg.max_body)
@@ -592,6 +595,54 @@ static int authorize(struct api_request *req)
     return -KF_EFORBIDDEN;
 }
 
+static bool method_writes(const char *m)
+{
+    return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
+           strcmp(m, "DELETE") == 0;
+}
+
+/* What keeps web pages out (api-origin.c): Host on every request; Origin
+ * and the body's Content-Type on writes. Before routing, so a foreign page
+ * learns nothing, not even which kinds exist. */
+static int check_cross_site(struct api_request *req)
+{
+    const char *host = api_header(req, MHD_HTTP_HEADER_HOST);
+    const char *origin, *cl, *te;
+    char type[64];
+    uint64_t len = 0;
+
+    if (!api_host_header_allowed(host, req->api->host, req->api->server_names)) {
+        api_reply_status_http(req, 421, "MisdirectedRequest",
+                              "kfleetd is not served under this Host name; name it by address, "
+                              "or add the name with kfleetd --server-name");
+        return -EPERM;
+    }
+    if (!method_writes(req->method))
+        return 0;
+    origin = api_header(req, "Origin");
+    if (origin && !api_origin_same(origin, host)) {
+        api_reply_statusf(req, -KF_EFORBIDDEN,
+                          "a write from origin \"%.200s\" is refused: kfleetd accepts writes "
+                          "from programs and its own origin only",
+                          origin);
+        return -KF_EFORBIDDEN;
+    }
+    cl = api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    te = api_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if ((cl && (kf_parse_uint64(cl, &len) < 0 || len > 0)) || te) {
+        api_media_type(api_header(req, MHD_HTTP_HEADER_CONTENT_TYPE), type, sizeof(type));
+        if (!api_write_type_accepted(type)) {
+            api_reply_statusf(req, -KF_EMEDIATYPE,
+                              "a request body needs Content-Type application/json (or a patch "
+                              "type: application/merge-patch+json, application/json-patch+json)"
+                              "%s%s%s",
+                              type[0] ? "; got \"" : "", type, type[0] ? "\"" : "");
+            return -KF_EMEDIATYPE;
+        }
+    }
+    return 0;
+}
+
 /* The first call: everything that can be decided before the body. */
 static int request_begin(struct api_request *req)
 {
@@ -615,6 +666,9 @@ static int request_begin(struct api_request *req)
         api_reply_statusf(req, -KF_EBADREQUEST, "the request target must start with '/'");
         return -KF_EBADREQUEST;
     }
+    r = check_cross_site(req);
+    if (r < 0)
+        return r;
     r = route(req);
     if (r < 0)
         return r;
@@ -903,6 +957,7 @@ void kf_api_free(struct kf_api *api)
     pthread_mutex_destroy(&api->docs_lock);
     free(api->listen);
     free(api->token_file);
+    free(api->server_names);
     free(api->tls_cert);
     if (api->tls_key) {
         explicit_bzero(api->tls_key, strlen(api->tls_key));

@@ -53,6 +53,9 @@ static const char usage_text[] =
     "  --data-dir DIR            where kfleetd keeps its files (default ./var)\n"
     "  --token-file FILE         bearer tokens, one \"token,user,role\" a line; roles:\n"
     "                            admin, editor, viewer, agent (SIGHUP re-reads it)\n"
+    "  --server-name NAME        a host name clients reach kfleetd by (repeatable); requests\n"
+    "                            naming another Host are refused (IP addresses, localhost,\n"
+    "                            the --listen host and this machine's name always work)\n"
     "  --tls-cert-file FILE      serve HTTPS with this PEM certificate (chain) ...\n"
     "  --tls-key-file FILE       ... and this PEM key (kubectl sends tokens only over HTTPS)\n"
     "  --log-level SPEC          \"info\", \"debug\", \"api=debug,store=warn\" (default info)\n"
@@ -115,6 +118,7 @@ enum {
     OPT_DATA_DIR,
     OPT_TOKEN_FILE,
     OPT_TLS_CERT,
+    OPT_SERVER_NAME,
     OPT_TLS_KEY,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
@@ -155,6 +159,7 @@ static const struct option options[] = {
     { "data-dir", required_argument, NULL, OPT_DATA_DIR },
     { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
     { "tls-cert-file", required_argument, NULL, OPT_TLS_CERT },
+    { "server-name", required_argument, NULL, OPT_SERVER_NAME },
     { "tls-key-file", required_argument, NULL, OPT_TLS_KEY },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -243,6 +248,9 @@ static int64_t parse_count(const char *opt, const char *v, int64_t min, int64_t 
     return n;
 }
 
+/* --server-name values, comma-separated; lives as long as the process. */
+static struct kf_strbuf server_names = KF_STRBUF_INIT;
+
 static void parse_options(int argc, char **argv, struct config *c)
 {
     int opt;
@@ -278,6 +286,12 @@ static void parse_options(int argc, char **argv, struct config *c)
             break;
         case OPT_TLS_CERT:
             c->api.tls_cert_file = optarg;
+            break;
+        case OPT_SERVER_NAME:
+            if (!kf_name_valid(optarg))
+                usage_error("--server-name \"%s\": not a DNS name", optarg);
+            kf_strbuf_addf(&server_names, "%s%s", server_names.len ? "," : "", optarg);
+            c->api.server_names = server_names.buf;
             break;
         case OPT_TLS_KEY:
             c->api.tls_key_file = optarg;
