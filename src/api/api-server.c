@@ -544,8 +544,9 @@ static int authenticate(struct api_request *req)
 }
 
 /* An agent token bound to a host (user "host:NAME") changes that Host
- * only (its spec and status; creating one, before its name is known, is
- * the role's). */
+ * only. What it may change in it, which Host it may create and whose
+ * members' status it may write need the body or the stored object:
+ * api-objects.c checks those (host_bound_create, host_bound_check). */
 static int host_bound_allows(struct api_request *req)
 {
     const char *bound = kf_api_user_host(req->user);

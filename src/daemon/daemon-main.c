@@ -31,6 +31,7 @@
 #include "kfleet/metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obj.h"
+#include "kfleet/obs-receiver.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
@@ -94,6 +95,10 @@ static const char usage_text[] =
     "  --monitoring-port-base N  local: first port of the stack (default 19090)\n"
     "  --monitoring-config FILE  timings, SMTP, alert overrides, addresses (JSON; see\n"
     "                            docs/internals/observability.md)\n"
+    "  --alert-destinations LIST  where AlertReceivers may send: host names (*.domain for\n"
+    "                            subdomains), IP addresses or CIDR blocks, comma-separated\n"
+    "                            (repeatable); unset: public addresses only (loopback,\n"
+    "                            private and link-local are refused unless listed)\n"
     "  --endpoints MODE          guest clusters' stable apiserver endpoints, one HAProxy\n"
     "                            per unit from DATA-DIR/endpoints/UNIT/haproxy.cfg: local\n"
     "                            (kfleetd runs and reloads them), external (kfleetd renders\n"
@@ -144,6 +149,7 @@ enum {
     OPT_MONITORING,
     OPT_MONITORING_PORT_BASE,
     OPT_MONITORING_CONFIG,
+    OPT_ALERT_DESTINATIONS,
     OPT_ENDPOINTS,
     OPT_MEMBER_PORTS,
     OPT_ENDPOINT_ADDRESS,
@@ -185,6 +191,7 @@ static const struct option options[] = {
     { "monitoring", required_argument, NULL, OPT_MONITORING },
     { "monitoring-port-base", required_argument, NULL, OPT_MONITORING_PORT_BASE },
     { "monitoring-config", required_argument, NULL, OPT_MONITORING_CONFIG },
+    { "alert-destinations", required_argument, NULL, OPT_ALERT_DESTINATIONS },
     { "endpoints", required_argument, NULL, OPT_ENDPOINTS },
     { "member-ports", required_argument, NULL, OPT_MEMBER_PORTS },
     { "endpoint-address", required_argument, NULL, OPT_ENDPOINT_ADDRESS },
@@ -212,6 +219,7 @@ struct config {
     enum kf_mon_mode monitoring;
     int monitoring_port_base; /* 0: the config's or the default */
     const char *monitoring_config;
+    const char *alert_destinations; /* comma-separated, validated */
     enum kf_ep_mode endpoints;
 };
 
@@ -250,6 +258,19 @@ static int64_t parse_count(const char *opt, const char *v, int64_t min, int64_t 
 
 /* --server-name values, comma-separated; lives as long as the process. */
 static struct kf_strbuf server_names = KF_STRBUF_INIT;
+/* --alert-destinations values, likewise. */
+static struct kf_strbuf alert_destinations = KF_STRBUF_INIT;
+
+static void check_destinations(const char *list)
+{
+    struct kf_obs_destinations d;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+
+    if (kf_obs_destinations_parse(list, &d, &why) < 0)
+        usage_error("--alert-destinations: %s", why.buf);
+    kf_obs_destinations_release(&d);
+    kf_strbuf_release(&why);
+}
 
 static void parse_options(int argc, char **argv, struct config *c)
 {
@@ -402,6 +423,11 @@ static void parse_options(int argc, char **argv, struct config *c)
         case OPT_MONITORING_CONFIG:
             c->monitoring_config = optarg;
             break;
+        case OPT_ALERT_DESTINATIONS:
+            check_destinations(optarg);
+            kf_strbuf_addf(&alert_destinations, "%s%s", alert_destinations.len ? "," : "", optarg);
+            c->alert_destinations = alert_destinations.buf;
+            break;
         case OPT_ENDPOINTS:
             if (kf_ep_mode_parse(optarg, &c->endpoints) < 0)
                 usage_error("--endpoints \"%s\": must be local, external or off", optarg);
@@ -534,6 +560,8 @@ static int start_monitoring(const struct config *c, struct kf_daemon *d, struct 
         r = kf_mon_config_load(c->monitoring_config, &mc, err);
     if (r == 0 && c->monitoring_port_base)
         mc.port_base = c->monitoring_port_base;
+    if (r == 0 && c->alert_destinations)
+        mc.alert_destinations = kf_xstrdup(c->alert_destinations);
     if (r == 0 && !mc.kfleetd) {
         char *host = NULL;
         uint16_t port = 0;
