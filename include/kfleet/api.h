@@ -59,6 +59,9 @@ struct kf_api_config {
      * NULL: plain HTTP. kubectl sends a bearer token only over HTTPS. */
     const char *tls_cert_file;
     const char *tls_key_file;
+    /* Serve tokens over plain HTTP on a non-loopback address anyway
+     * (--insecure-allow-plaintext); else that is refused. */
+    bool insecure_allow_plaintext;
     unsigned int threads;              /* request threads (each runs an epoll loop); 0: default */
     unsigned int max_connections;      /* open connections, watches included */
     unsigned int connection_timeout_s; /* idle connections (slow clients) are closed */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 
 #include "kfleet/error.h"
@@ -89,10 +90,19 @@ int api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf 
     char line[TOKEN_MAX_LINE + 2];
     FILE *f = fopen(path, "r");
     unsigned int lineno = 0;
+    struct stat st;
     int r = 0;
 
     if (!f)
         return kf_err(err, -errno, "cannot read token file \"%s\": %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0027)) {
+        /* tokens anybody on the machine may read, or a group may change */
+        fclose(f);
+        return kf_err(err, -EPERM,
+                      "token file \"%s\" has mode %04o: it must not be readable by others nor "
+                      "writable by its group (chmod 600 \"%s\")",
+                      path, (unsigned)(st.st_mode & 07777), path);
+    }
     t = kf_xcalloc(1, sizeof(*t));
     while (fgets(line, sizeof(line), f)) {
         char *s, *user, *role, *save = NULL;

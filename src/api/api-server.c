@@ -143,6 +143,17 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
             goto fail;
     }
     api->cfg.tls_cert_file = api->cfg.tls_key_file = NULL;
+    if (api->token_file && !api->tls_cert && !kf_api_host_is_loopback(api->host) &&
+        !c->insecure_allow_plaintext) {
+        /* bearer tokens, kubeconfigs and guest CA keys would cross the
+         * network in cleartext */
+        r = kf_err(err, -EINVAL,
+                   "refusing to serve bearer tokens and credentials over plain HTTP on \"%s\": "
+                   "give --tls-cert-file and --tls-key-file, or --insecure-allow-plaintext on a "
+                   "network you trust",
+                   api->listen);
+        goto fail;
+    }
     if (api->token_file) {
         r = api_tokens_load(api->token_file, &api->tokens, err);
         if (r < 0)

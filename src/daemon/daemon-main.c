@@ -59,6 +59,8 @@ static const char usage_text[] =
     "                            the --listen host and this machine's name always work)\n"
     "  --tls-cert-file FILE      serve HTTPS with this PEM certificate (chain) ...\n"
     "  --tls-key-file FILE       ... and this PEM key (kubectl sends tokens only over HTTPS)\n"
+    "  --insecure-allow-plaintext  serve tokens over plain HTTP on a non-loopback --listen\n"
+    "                            address (refused without TLS otherwise)\n"
     "  --log-level SPEC          \"info\", \"debug\", \"api=debug,store=warn\" (default info)\n"
     "  --log-file FILE           log here instead of stderr\n"
     "  --threads N               API request threads (default 4)\n"
@@ -150,6 +152,7 @@ enum {
     OPT_MONITORING_PORT_BASE,
     OPT_MONITORING_CONFIG,
     OPT_ALERT_DESTINATIONS,
+    OPT_INSECURE_PLAINTEXT,
     OPT_ENDPOINTS,
     OPT_MEMBER_PORTS,
     OPT_ENDPOINT_ADDRESS,
@@ -192,6 +195,7 @@ static const struct option options[] = {
     { "monitoring-port-base", required_argument, NULL, OPT_MONITORING_PORT_BASE },
     { "monitoring-config", required_argument, NULL, OPT_MONITORING_CONFIG },
     { "alert-destinations", required_argument, NULL, OPT_ALERT_DESTINATIONS },
+    { "insecure-allow-plaintext", no_argument, NULL, OPT_INSECURE_PLAINTEXT },
     { "endpoints", required_argument, NULL, OPT_ENDPOINTS },
     { "member-ports", required_argument, NULL, OPT_MEMBER_PORTS },
     { "endpoint-address", required_argument, NULL, OPT_ENDPOINT_ADDRESS },
@@ -422,6 +426,9 @@ static void parse_options(int argc, char **argv, struct config *c)
             break;
         case OPT_MONITORING_CONFIG:
             c->monitoring_config = optarg;
+            break;
+        case OPT_INSECURE_PLAINTEXT:
+            c->api.insecure_allow_plaintext = true;
             break;
         case OPT_ALERT_DESTINATIONS:
             check_destinations(optarg);

@@ -570,7 +570,9 @@ def make_cert(directory):
 
 
 def write_token_file(path, tokens=None):
-    with open(path, "w") as f:
+    # kfleetd refuses a token file others may read
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        os.fchmod(f.fileno(), 0o600)
         f.write("# token,user,role\n")
         for tok, (user, role) in (tokens or TOKENS).items():
             f.write(f"{tok},{user},{role}\n")

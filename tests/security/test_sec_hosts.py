@@ -78,6 +78,7 @@ def test_misspelt_host_binding_refused():
     for user in ("hosts:h1", "Host:h1", "host;h1:x"):
         with open(bad, "w") as f:
             f.write(f"tok-1234567890,{user},agent\n")
+        os.chmod(bad, 0o600)
         p = subprocess.run([os.path.join(kftest.BIN_DIR, "kfleetd"), "--token-file", bad,
                             "--store", "memory:", "--listen",
                             f"127.0.0.1:{kftest.free_port()}"],
