@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -264,6 +265,24 @@ static int64_t parse_count(const char *opt, const char *v, int64_t min, int64_t 
 static struct kf_strbuf server_names = KF_STRBUF_INIT;
 /* --alert-destinations values, likewise. */
 static struct kf_strbuf alert_destinations = KF_STRBUF_INIT;
+
+/* Every connection is a descriptor, and so are the store, watches' pipes,
+ * logs and children's pipes: raise the soft RLIMIT_NOFILE towards the
+ * hard limit so that --max-connections is reachable (the usual soft limit
+ * of 1024 would make accept fail first, for every client). */
+static void raise_file_limit(unsigned int max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 1024;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        kf_log_warn("open files are limited to %llu, fewer than --max-connections %u needs "
+                    "(%llu); raise the hard limit (ulimit -Hn, LimitNOFILE=)",
+                    (unsigned long long)rl.rlim_cur, max_connections, (unsigned long long)want);
+}
 
 static void check_destinations(const char *list)
 {
@@ -621,6 +640,7 @@ int main(int argc, char **argv)
     kf_log_init("kfleetd", c.log_file);
     if (kf_log_set_spec(c.log_level, &err) < 0)
         usage_error("--log-level: %s", err.buf);
+    raise_file_limit(c.api.max_connections ? c.api.max_connections : 10000);
 
     /* Signals are taken by sigwait in this thread only; every thread
      * started below inherits the mask. */
