@@ -51,10 +51,18 @@ struct kf_api;
 struct kf_api_config {
     const char *listen;     /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free one */
     const char *token_file; /* NULL: no authentication (loopback only) */
+    /* Names clients reach the server by, comma-separated, besides IP
+     * literals, "localhost", the listen host and the machine's host name:
+     * a request whose Host is none of these is refused (421), so that a
+     * web page cannot reach kfleetd by DNS rebinding. */
+    const char *server_names;
     /* HTTPS: PEM files of the serving certificate (chain) and its key; both
      * NULL: plain HTTP. kubectl sends a bearer token only over HTTPS. */
     const char *tls_cert_file;
     const char *tls_key_file;
+    /* Serve tokens over plain HTTP on a non-loopback address anyway
+     * (--insecure-allow-plaintext); else that is refused. */
+    bool insecure_allow_plaintext;
     unsigned int threads;              /* request threads (each runs an epoll loop); 0: default */
     unsigned int max_connections;      /* open connections, watches included */
     unsigned int connection_timeout_s; /* idle connections (slow clients) are closed */

@@ -100,4 +100,12 @@ void kf_uuid(char buf[37]);
 
 #include "kfleet/banned.h"
 
+/* Names are DNS-1123 subdomains (lower-case alphanumerics, '-' and '.',
+ * starting and ending alphanumeric, <= 253). */
+#define KF_NAME_MAX 253
+bool kf_name_valid(const char *name);
+/* Is s[0..len) a DNS-1123 label (lower-case alphanumerics and '-', starting
+ * and ending alphanumeric, 1 to 63)? s need not be NUL-terminated. */
+bool kf_dns_label_valid(const char *s, size_t len);
+
 #endif

@@ -104,6 +104,11 @@ void kf_bcj_time_format(int64_t ms, char *buf, size_t size);
  * errors. Thread-safe. */
 int kf_bcj_record_results(struct kf_registry *reg, const json_t *body, json_t **ret,
                           struct kf_strbuf *err);
+/* The same for a host-bound agent token: a result for a task of another
+ * host than only_host is refused (outcome "error" with a message); NULL:
+ * every task. */
+int kf_bcj_record_results_for(struct kf_registry *reg, const json_t *body, const char *only_host,
+                              json_t **ret, struct kf_strbuf *err);
 
 /* The controller (src/controllers/ctrl-broadcastjob.c), an entry of
  * kfleetd's controller table. (The result endpoint is the API server's,

@@ -87,6 +87,9 @@ struct kf_mon_config {
      * send an arbitrary file somewhere. */
     char **secret_dirs;
     size_t n_secret_dirs;
+    /* kfleetd --alert-destinations: where receivers may send (struct
+     * kf_obs_destinations; NULL: public addresses only) */
+    char *alert_destinations;
 };
 
 void kf_mon_config_init(struct kf_mon_config *c);

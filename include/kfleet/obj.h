@@ -62,13 +62,8 @@ const char *kf_obj_label(const json_t *obj, const char *key);
 bool kf_obj_deleting(const json_t *obj); /* has metadata.deletionTimestamp */
 bool kf_obj_has_finalizer(const json_t *obj, const char *finalizer);
 
-/* Names are DNS-1123 subdomains (lower-case alphanumerics, '-' and '.',
- * starting and ending alphanumeric, <= 253). */
-#define KF_NAME_MAX 253
-bool kf_name_valid(const char *name);
-/* Is s[0..len) a DNS-1123 label (lower-case alphanumerics and '-', starting
- * and ending alphanumeric, 1 to 63)? s need not be NUL-terminated. */
-bool kf_dns_label_valid(const char *s, size_t len);
+/* kf_name_valid() and kf_dns_label_valid(), the rules of object names,
+ * are in base.h: other layers check host names with them. */
 /* Label keys ([prefix/]name, name <= 63) and values (<= 63, may be empty). */
 bool kf_label_key_valid(const char *key);
 bool kf_label_value_valid(const char *value);

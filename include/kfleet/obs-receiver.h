@@ -26,6 +26,7 @@
 #define KF_OBS_RECEIVER_H
 
 #include "kfleet/base.h"
+#include "kfleet/cidr.h"
 #include "kfleet/obs.h"
 
 struct kf_strbuf;
@@ -186,6 +187,36 @@ struct kf_obs_target {
  * 0 or -EINVAL with why in err. kf_obs_build checks too. */
 int kf_obs_target_check(const struct kf_obs_target *t, struct kf_strbuf *err);
 
+/* Where deliveries may go (kfleetd --alert-destinations; docs/security.md,
+ * "Secrets"). Entries are host names ("sms.example.com", "*.example.com"
+ * for its subdomains), IP addresses or CIDR blocks. A request goes out if
+ *   - its URL's host is a listed name (then to whatever address it has:
+ *     the operator trusts it, a proxy may be in between), or
+ *   - no list was given, or its URL's host is an address in a listed block;
+ *     and every address connected to is in a listed block, or, when not
+ *     listed, a public one: loopback, private, link-local, unique-local,
+ *     multicast and unspecified addresses are refused, so a receiver cannot
+ *     reach kfleetd's own ports, a cloud metadata service or the LAN. The
+ *     address is checked as curl connects, after resolution (DNS rebinding
+ *     cannot swap it in afterwards). */
+struct kf_obs_destinations {
+    char **names; /* lower-case; "*.d" matches subdomains of d */
+    size_t n_names;
+    struct kf_cidr *blocks;
+    size_t n_blocks;
+};
+
+/* Parses a comma-separated list into d (zeroed first). NULL or "" gives
+ * an empty list. 0 or -EINVAL with the bad entry in err. */
+int kf_obs_destinations_parse(const char *list, struct kf_obs_destinations *d,
+                              struct kf_strbuf *err);
+void kf_obs_destinations_release(struct kf_obs_destinations *d);
+/* Whether host (a URL's host, brackets removed) is a listed name. */
+bool kf_obs_destination_named(const struct kf_obs_destinations *d, const char *host);
+/* Whether a connection to the address (4 or 16 bytes) may be made. */
+bool kf_obs_destination_addr_allowed(const struct kf_obs_destinations *d, int family,
+                                     const void *addr);
+
 struct kf_obs_delivery {
     char *method;
     char *url;      /* may carry secrets (DingTalk sign, gateway keys): never log */
@@ -225,13 +256,15 @@ struct kf_obs_response {
 };
 void kf_obs_response_release(struct kf_obs_response *r);
 
-/* Sends one request (http/https only, no redirects, no proxy from the
- * environment, the whole exchange within timeout_ms). Returns 0 when an
- * HTTP response arrived (whatever its status), or a negative errno
- * (-ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EIO) with the reason in
- * ret->error. Call curl_global_init once before, from the main thread. */
-int kf_obs_deliver(const struct kf_obs_delivery *d, int64_t timeout_ms,
-                   struct kf_obs_response *ret);
+/* Sends one request (http/https only, no redirects, the whole exchange
+ * within timeout_ms) to a destination dests allows (NULL: as an empty
+ * list, public addresses only). Returns 0 when an HTTP response arrived
+ * (whatever its status), or a negative errno (-EACCES: the destination is
+ * not allowed; -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EIO) with the
+ * reason in ret->error. Call curl_global_init once before, from the main
+ * thread. */
+int kf_obs_deliver(const struct kf_obs_delivery *d, const struct kf_obs_destinations *dests,
+                   int64_t timeout_ms, struct kf_obs_response *ret);
 
 enum kf_obs_outcome {
     KF_OBS_DELIVERED,

@@ -340,6 +340,7 @@ struct kf_plan_result {
     unsigned new_units;
     unsigned new_unit_hosts;              /* hosts in new units, in all */
     unsigned unplaceable[KF_GRADE_COUNT]; /* too big for an empty new unit */
+    unsigned unplanned; /* left out: planning them would simulate more than 1,000,000 hosts */
 };
 
 /* Simulates the demand with the real placement (filters, scores, host fit)

@@ -99,6 +99,26 @@ int kf_registry_patch(struct kf_registry *r, const struct kf_kind *k, const char
                       enum kf_patch_type type, const char *patch, size_t len, bool status_only,
                       json_t **ret, struct kf_causes *causes, struct kf_strbuf *err);
 
+/* A caller's own rule for one update (the API server's: what a host-bound
+ * agent may change). fn is called with the stored object (old) and what
+ * would replace it (new: after defaults and admission); a negative errno
+ * (message in err) refuses the write. The write that follows is
+ * conditional on old's revision, so the check holds for what is stored. */
+struct kf_write_check {
+    int (*fn)(const struct kf_write_check *c, const json_t *old, const json_t *new,
+              struct kf_strbuf *err);
+    void *ctx;
+};
+
+/* kf_registry_update and kf_registry_patch with a check (NULL: none). */
+int kf_registry_update_checked(struct kf_registry *r, const struct kf_kind *k, json_t *obj,
+                               bool status_only, const struct kf_write_check *check, json_t **ret,
+                               struct kf_causes *causes, struct kf_strbuf *err);
+int kf_registry_patch_checked(struct kf_registry *r, const struct kf_kind *k, const char *name,
+                              enum kf_patch_type type, const char *patch, size_t len,
+                              bool status_only, const struct kf_write_check *check, json_t **ret,
+                              struct kf_causes *causes, struct kf_strbuf *err);
+
 /* Deletes name. With precondition_rv > 0 the object must still be at that
  * revision (-KF_ECONFLICT). If it has finalizers, sets deletionTimestamp
  * and returns the updated object (*ret_deleted = false); otherwise removes

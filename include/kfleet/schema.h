@@ -76,10 +76,12 @@ enum kf_format {
 #define KF_F_IMMUTABLE (1u << 1) /* may not change on update (nor be added or removed) */
 #define KF_F_SET_ONCE  (1u << 2) /* may be added on update, never changed or removed */
 #define KF_F_MIN       (1u << 3) /* numbers: value >= min (> min with KF_F_XMIN) */
-#define KF_F_MAX       (1u << 4) /* numbers: value <= max (< max with KF_F_XMAX) */
-#define KF_F_XMIN      (1u << 5) /* exclusive min (implies KF_F_MIN) */
-#define KF_F_XMAX      (1u << 6) /* exclusive max (implies KF_F_MAX) */
-#define KF_F_UNIQUE    (1u << 7) /* arrays of scalars: no duplicates */
+/* KF_F_MAX on a quantity: max in base units (cores, bytes); on a duration
+ * (KF_FMT_DURATION): max in seconds. */
+#define KF_F_MAX    (1u << 4) /* numbers: value <= max (< max with KF_F_XMAX) */
+#define KF_F_XMIN   (1u << 5) /* exclusive min (implies KF_F_MIN) */
+#define KF_F_XMAX   (1u << 6) /* exclusive max (implies KF_F_MAX) */
+#define KF_F_UNIQUE (1u << 7) /* arrays of scalars: no duplicates */
 #define KF_F_OPEN \
     (1u << 8) /* objects: keep unknown members (x-kubernetes-preserve-unknown-fields) */
 #define KF_F_NULLABLE (1u << 9) /* null is accepted (and kept) */
@@ -114,6 +116,15 @@ struct kf_schema {
 #define KF_SCHEMA_MAX_STRING 4096
 #define KF_SCHEMA_MAX_ITEMS  1024
 #define KF_SCHEMA_MAX_CAUSES 64
+/* Bounds that apply to numbers, quantities and durations when a field sets
+ * none (every spec field sets its own: test-schema checks that, so that
+ * nothing sized from an object is unbounded; these catch status fields):
+ * numbers within ±2^53, quantities up to 2^50 base units (1 Pi bytes or
+ * cores), durations up to 366 days. Percentages (KF_FMT_PERCENT) are
+ * 0..100 %. */
+#define KF_SCHEMA_MAX_NUMBER     9007199254740992.0
+#define KF_SCHEMA_MAX_QUANTITY   1125899906842624.0
+#define KF_SCHEMA_MAX_DURATION_S (366.0 * 24 * 3600)
 
 /* Table helpers: name, description, then any designated initializers. */
 #define KF_STRING(n, d, ...)                                          \

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 
 #include "kfleet/error.h"
@@ -89,10 +90,19 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
     char line[TOKEN_MAX_LINE + 2];
     FILE *f = fopen(path, "r");
     unsigned int lineno = 0;
+    struct stat st;
     int r = 0;
 
     if (!f)
         return kf_err(err, -errno, "cannot read token file \"%s\": %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0027)) {
+        /* tokens anybody on the machine may read, or a group may change */
+        fclose(f);
+        return kf_err(err, -EPERM,
+                      "token file \"%s\" has mode %04o: it must not be readable by others nor "
+                      "writable by its group (chmod 600 \"%s\")",
+                      path, (unsigned)(st.st_mode & 07777), path);
+    }
     t = kf_xcalloc(1, sizeof(*t));
     while (fgets(line, sizeof(line), f)) {
         char *s, *user, *role, *save = NULL;
@@ -148,6 +158,16 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
                        "%s:%u: user \"%s\": a user host:NAME binds an agent token to host NAME, "
                        "so it needs role agent and a host name (lower-case letters, digits, "
                        "'-' and '.')",
+                       path, lineno, user);
+            goto fail;
+        }
+        if (strchr(user, ':') &&
+            strncmp(user, KF_API_HOST_USER_PREFIX, strlen(KF_API_HOST_USER_PREFIX)) != 0) {
+            /* "hosts:h1", "host;h1:": a misspelt binding must not become an
+             * unbound agent that may write every host */
+            r = kf_err(err, -EINVAL,
+                       "%s:%u: user \"%s\": ':' is only allowed in \"host:NAME\" (an agent "
+                       "token bound to host NAME)",
                        path, lineno, user);
             goto fail;
         }
@@ -214,9 +234,30 @@ size_t kf_api_tokens_count(const struct api_tokens *t)
 
 enum kind_class {
     ANY_KIND,   /* every kind */
-    USER_KINDS, /* kinds users write (not system kinds such as Event) */
+    USER_KINDS, /* kinds users write (not system kinds such as Event, nor HOST_EXEC kinds) */
     NAMED_KIND, /* the one kind named by plural */
 };
+
+/* Kinds whose spec says what programs run on hosts, with which arguments
+ * and environment: writing them is running code as kfleet-agent on every
+ * host they reach, meta hosts with guest CA keys included. Only admin
+ * writes them (and kfleetd's controllers, through the registry): a
+ * ControlPlaneMember's spec is filled by the lifecycle controller from the
+ * catalog and the Profile, a BroadcastTask by the BroadcastJob controller
+ * (BroadcastTask is a system kind: nobody writes it through the API). */
+static const char *const host_exec_plurals[] = {
+    "broadcastjobs",
+    "controlplanemembers",
+    "profiles",
+};
+
+static bool host_exec(const struct kf_kind *k)
+{
+    for (size_t i = 0; i < KF_ARRAY_SIZE(host_exec_plurals); i++)
+        if (strcmp(k->plural, host_exec_plurals[i]) == 0)
+            return true;
+    return false;
+}
 
 struct role_rule {
     enum api_role role;
@@ -226,8 +267,10 @@ struct role_rule {
     const char *subresource; /* NULL: the object itself; "status"; "*": both */
 };
 
-/* The whole authorization policy. System kinds (Event) are written by
- * kfleetd itself; admin may still delete them. */
+/* The whole authorization policy. System kinds (Event, BroadcastTask) are
+ * written by kfleetd itself; admin may still delete them. Kinds that run
+ * programs on hosts (host_exec_plurals) are admin's to write: an editor
+ * may not run code on hosts (docs/security.md). */
 static const struct role_rule role_rules[] = {
     { API_ROLE_ADMIN, ALL_VERBS, ANY_KIND, NULL, "*" },
     { API_ROLE_EDITOR, READ_VERBS, ANY_KIND, NULL, "*" },
@@ -251,7 +294,7 @@ static bool rule_matches(const struct role_rule *rule, enum api_verb verb, const
     case ANY_KIND:
         break;
     case USER_KINDS:
-        if (k->system)
+        if (k->system || host_exec(k))
             return false;
         break;
     case NAMED_KIND:

@@ -13,6 +13,7 @@
  *   api-action.c     actions: endpoints other parts of kfleetd compute
  *   api-taskresults.c  the endpoint agents report BroadcastTask results to
  *   api-heartbeat.c  host heartbeats into the lease table
+ *   api-origin.c     Host, Origin and Content-Type checks against web pages
  */
 #ifndef KF_API_INTERNAL_H
 #define KF_API_INTERNAL_H
@@ -134,6 +135,7 @@ struct kf_api {
     struct kf_api_config cfg; /* strings below are owned copies */
     char *listen;
     char *token_file;
+    char *server_names;
     char *tls_cert; /* PEM contents, NULL for plain HTTP */
     char *tls_key;
     char *host;
@@ -250,6 +252,26 @@ int kf_api_reply_success(struct api_request *req, unsigned int code, const char 
 
 /* "guestclusters.kfleet.io", as Kubernetes names a resource in messages. */
 void kf_api_resource_name(const struct kf_kind *k, struct kf_strbuf *out);
+
+/* --- api-origin.c ----------------------------------------------------- */
+
+/* The media type of a Content-Type value (ct may be NULL) without its
+ * parameters, lower-case, into buf; "?" when longer than buf. Returns its
+ * length. Never reads past ct's NUL; any input is accepted. */
+size_t kf_api_media_type(const char *ct, char *buf, size_t size);
+/* Whether a writing request's body may have this media type (JSON and
+ * the patch types; never the types a web page may send without CORS
+ * preflight). */
+bool kf_api_write_type_accepted(const char *media_type);
+/* Whether a Host header value names this server: an IP literal,
+ * "localhost", listen_host, a name in server_names (comma-separated) or
+ * this machine's host name. NULL (no Host) is allowed. */
+bool kf_api_host_header_allowed(const char *value, const char *listen_host,
+                                const char *server_names);
+bool kf_api_host_name_allowed(const char *host, const char *listen_host, const char *server_names);
+/* Whether an Origin header value is the same authority as the Host header
+ * value (NULL origin: true; "null" or a malformed origin: false). */
+bool kf_api_origin_same(const char *origin, const char *host_value);
 
 /* --- api-auth.c ------------------------------------------------------- */
 

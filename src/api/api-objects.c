@@ -464,6 +464,184 @@ out:
 
 /* --- writes ----------------------------------------------------------- */
 
+/* What a host-bound agent (user host:NAME, role agent) may write beyond
+ * what its role allows (docs/security.md, "Host-bound agents"): its own
+ * Host, of which it reports capacity and address (and, at registration,
+ * the role, zone and unit or cluster it was started with; those are
+ * immutable); the rest of the spec (unschedulable, taints, reserved) is
+ * the operator's, so a taken-over host cannot uncordon itself or drop
+ * taints to attract members. And the status of members bound to its own
+ * host. api-server.c has already refused other Hosts' names. */
+static const char *const agent_host_spec_reported[] = { "capacity", "address" };
+static const char *const agent_host_spec_registered[] = { "role", "zone", "unit", "cluster" };
+
+static bool str_in(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *host_bound(const struct api_request *req)
+{
+    return req->role == API_ROLE_AGENT ? kf_api_user_host(req->user) : NULL;
+}
+
+/* A Host a host-bound agent registers: its own name, and no operator
+ * fields. */
+static int host_bound_create(struct api_request *req, const json_t *obj)
+{
+    const char *bound = host_bound(req), *name = kf_json_str(obj, "metadata.name", NULL), *key;
+    json_t *v;
+
+    if (!bound || req->kind != &kf_kind_host)
+        return 0;
+    if (!kf_streq(name, bound)) {
+        kf_api_reply_statusf(req, -KF_EFORBIDDEN,
+                             "user \"%s\" may register host \"%s\" only, not \"%.253s\" (an "
+                             "agent token bound to a host)",
+                             req->user, bound, name ? name : "");
+        return -KF_EFORBIDDEN;
+    }
+    json_object_foreach(kf_json_path(obj, "spec"), key, v)
+    {
+        if (str_in(key, agent_host_spec_reported, KF_ARRAY_SIZE(agent_host_spec_reported)) ||
+            str_in(key, agent_host_spec_registered, KF_ARRAY_SIZE(agent_host_spec_registered)) ||
+            (strcmp(key, "unschedulable") == 0 && json_is_false(v)))
+            continue;
+        kf_api_reply_statusf(req, -KF_EFORBIDDEN,
+                             "user \"%s\" may not set spec.%s of host \"%s\": the operator "
+                             "sets it (an agent reports capacity and address)",
+                             req->user, key, bound);
+        return -KF_EFORBIDDEN;
+    }
+    return 0;
+}
+
+static int host_bound_check(const struct kf_write_check *c, const json_t *old, const json_t *new,
+                            struct kf_strbuf *err)
+{
+    const struct api_request *req = c->ctx;
+    const char *bound = host_bound(req), *key;
+    json_t *os = kf_json_path(old, "spec"), *ns = kf_json_path(new, "spec"), *v;
+
+    if (req->kind == &kf_kind_controlplanemember) {
+        const char *host = kf_json_str(old, "spec.host", "");
+
+        if (strcmp(host, bound) != 0)
+            return kf_err(err, -KF_EFORBIDDEN,
+                          "user \"%s\" may report the status of members on host \"%s\" only; "
+                          "member \"%.253s\" is on \"%.253s\"",
+                          req->user, bound, kf_obj_name(old), host);
+        return 0;
+    }
+    if (req->kind != &kf_kind_host || req->route == ROUTE_STATUS)
+        return 0;
+    /* every spec field other than what the agent reports stays as it is */
+    json_object_foreach(os, key, v)
+    {
+        if (!str_in(key, agent_host_spec_reported, KF_ARRAY_SIZE(agent_host_spec_reported)) &&
+            !json_equal(v, json_object_get(ns, key)))
+            goto refused;
+    }
+    json_object_foreach(ns, key, v)
+    {
+        if (!str_in(key, agent_host_spec_reported, KF_ARRAY_SIZE(agent_host_spec_reported)) &&
+            !json_object_get(os, key))
+            goto refused;
+    }
+    return 0;
+refused:
+    return kf_err(err, -KF_EFORBIDDEN,
+                  "user \"%s\" may not change spec.%s of host \"%s\": the operator sets it (an "
+                  "agent reports capacity and address)",
+                  req->user, key, bound);
+}
+
+/* Who binds a secret to a destination (docs/security.md, "Secrets"): an
+ * AlertReceiver that references a secret (secretRef, secretFile, or a
+ * DingTalk urlFile) is admin's. Another writer may not create one, add a
+ * reference, or change anything that says where and how the secret is
+ * sent; it may still change who is notified (the fields below). */
+static const char *const receiver_free_fields[] = {
+    "spec.sendResolved",   "spec.webhook.maxAlerts", "spec.dingtalk.atMobiles",
+    "spec.dingtalk.atAll", "spec.sms.phones",        "spec.sms.maxChars",
+};
+
+static bool receiver_has_secret(const json_t *obj)
+{
+    static const char *const refs[] = {
+        "spec.dingtalk.secretRef", "spec.dingtalk.secretFile", "spec.dingtalk.urlFile",
+        "spec.sms.secretRef",      "spec.sms.secretFile",
+    };
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(refs); i++)
+        if (kf_json_path(obj, refs[i]))
+            return true;
+    return false;
+}
+
+static bool receiver_binds_secret(const struct api_request *req)
+{
+    return req->user && req->role != API_ROLE_ADMIN && req->kind == &kf_kind_alertreceiver;
+}
+
+static int receiver_secret_check(const struct api_request *req, const json_t *old,
+                                 const json_t *new, struct kf_strbuf *err)
+{
+    json_t *a, *b;
+    bool same;
+
+    if (!receiver_has_secret(new) && (!old || !receiver_has_secret(old)))
+        return 0;
+    if (!old)
+        return kf_err(err, -KF_EFORBIDDEN,
+                      "user \"%s\" (role %s) may not create a receiver that uses a secret "
+                      "(secretRef, secretFile, urlFile): that needs role admin",
+                      req->user, kf_api_role_name(req->role));
+    a = json_deep_copy(kf_json_path(old, "spec"));
+    b = json_deep_copy(kf_json_path(new, "spec"));
+    for (size_t i = 0; i < KF_ARRAY_SIZE(receiver_free_fields); i++) {
+        /* the paths are relative to the object; a and b are its spec */
+        const char *sub = receiver_free_fields[i] + strlen("spec.");
+
+        kf_json_del(a, sub);
+        kf_json_del(b, sub);
+    }
+    same = json_equal(a, b);
+    json_decref(a);
+    json_decref(b);
+    if (same)
+        return 0;
+    return kf_err(err, -KF_EFORBIDDEN,
+                  "user \"%s\" (role %s) may change only who is notified by receiver \"%.253s\", "
+                  "which uses a secret: where and how it is sent is admin's",
+                  req->user, kf_api_role_name(req->role), kf_obj_name(old));
+}
+
+static int writer_check_fn(const struct kf_write_check *c, const json_t *old, const json_t *new,
+                           struct kf_strbuf *err)
+{
+    const struct api_request *req = c->ctx;
+
+    if (receiver_binds_secret(req))
+        return receiver_secret_check(req, old, new, err);
+    return host_bound_check(c, old, new, err);
+}
+
+/* The check for req's writer: NULL unless a host-bound agent writes, or a
+ * non-admin writes an AlertReceiver. */
+static const struct kf_write_check *writer_check(const struct api_request *req,
+                                                 struct kf_write_check *c)
+{
+    if (!host_bound(req) && !receiver_binds_secret(req))
+        return NULL;
+    c->fn = writer_check_fn;
+    c->ctx = (void *)req;
+    return c;
+}
+
 static int do_create(struct api_request *req)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
@@ -479,6 +657,16 @@ static int do_create(struct api_request *req)
     name = kf_json_str(obj, "metadata.name", NULL);
     if (!name)
         name = kf_json_str(obj, "metadata.generateName", NULL);
+    if (host_bound_create(req, obj) < 0) {
+        json_decref(obj);
+        return -KF_EFORBIDDEN;
+    }
+    if (receiver_binds_secret(req) && receiver_secret_check(req, NULL, obj, &err) < 0) {
+        reply_error(req, -KF_EFORBIDDEN, NULL, NULL, &err);
+        kf_strbuf_release(&err);
+        json_decref(obj);
+        return -KF_EFORBIDDEN;
+    }
     name_copy = name ? kf_xstrdup(name) : NULL;
     r = kf_registry_create(req->api->reg, req->kind, obj, &ret, &causes, &err);
     reply_written(req, r, MHD_HTTP_CREATED, name_copy, ret, &causes, &err);
@@ -491,6 +679,7 @@ static int do_create(struct api_request *req)
 
 static int do_update(struct api_request *req)
 {
+    struct kf_write_check check;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *obj, *ret = NULL;
@@ -515,8 +704,8 @@ static int do_update(struct api_request *req)
         json_decref(obj);
         return reply_error(req, -KF_ENOTFOUND, NULL, NULL, NULL);
     }
-    r = kf_registry_update(req->api->reg, req->kind, obj, req->route == ROUTE_STATUS, &ret, &causes,
-                           &err);
+    r = kf_registry_update_checked(req->api->reg, req->kind, obj, req->route == ROUTE_STATUS,
+                                   writer_check(req, &check), &ret, &causes, &err);
     reply_written(req, r, MHD_HTTP_OK, NULL, ret, &causes, &err);
     json_decref(obj);
     kf_causes_release(&causes);
@@ -561,6 +750,7 @@ static const char *smp_directive(const json_t *v, int depth)
 
 static int do_patch(struct api_request *req)
 {
+    struct kf_write_check check;
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
     enum kf_patch_type type;
@@ -626,8 +816,9 @@ static int do_patch(struct api_request *req)
     }
     if (!kf_name_valid(req->name))
         return reply_error(req, -KF_ENOTFOUND, NULL, NULL, NULL);
-    r = kf_registry_patch(req->api->reg, req->kind, req->name, type, req->body.buf, req->body.len,
-                          req->route == ROUTE_STATUS, &ret, &causes, &err);
+    r = kf_registry_patch_checked(req->api->reg, req->kind, req->name, type, req->body.buf,
+                                  req->body.len, req->route == ROUTE_STATUS,
+                                  writer_check(req, &check), &ret, &causes, &err);
     reply_written(req, r, MHD_HTTP_OK, NULL, ret, &causes, &err);
     kf_causes_release(&causes);
     kf_strbuf_release(&err);

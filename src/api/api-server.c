@@ -105,6 +105,9 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     if (c->token_file)
         api->token_file = kf_xstrdup(c->token_file);
     api->cfg.token_file = api->token_file;
+    if (c->server_names)
+        api->server_names = kf_xstrdup(c->server_names);
+    api->cfg.server_names = api->server_names;
     if (!api->cfg.threads)
         api->cfg.threads = 4;
     if (!api->cfg.max_body)
@@ -140,6 +143,17 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
             goto fail;
     }
     api->cfg.tls_cert_file = api->cfg.tls_key_file = NULL;
+    if (api->token_file && !api->tls_cert && !kf_host_is_loopback(api->host) &&
+        !c->insecure_allow_plaintext) {
+        /* bearer tokens, kubeconfigs and guest CA keys would cross the
+         * network in cleartext */
+        r = kf_err(err, -EINVAL,
+                   "refusing to serve bearer tokens and credentials over plain HTTP on \"%s\": "
+                   "give --tls-cert-file and --tls-key-file, or --insecure-allow-plaintext on a "
+                   "network you trust",
+                   api->listen);
+        goto fail;
+    }
     if (api->token_file) {
         r = kf_api_tokens_load(api->token_file, &api->tokens, err);
         if (r < 0)
@@ -542,8 +556,9 @@ static int authenticate(struct api_request *req)
 }
 
 /* An agent token bound to a host (user "host:NAME") changes that Host
- * only (its spec and status; creating one, before its name is known, is
- * the role's). */
+ * only. What it may change in it, which Host it may create and whose
+ * members' status it may write need the body or the stored object:
+ * api-objects.c checks those (host_bound_create, host_bound_check). */
 static int host_bound_allows(struct api_request *req)
 {
     const char *bound = kf_api_user_host(req->user);
@@ -593,6 +608,54 @@ static int authorize(struct api_request *req)
     return -KF_EFORBIDDEN;
 }
 
+static bool method_writes(const char *m)
+{
+    return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
+           strcmp(m, "DELETE") == 0;
+}
+
+/* What keeps web pages out (api-origin.c): Host on every request; Origin
+ * and the body's Content-Type on writes. Before routing, so a foreign page
+ * learns nothing, not even which kinds exist. */
+static int check_cross_site(struct api_request *req)
+{
+    const char *host = kf_api_header(req, MHD_HTTP_HEADER_HOST);
+    const char *origin, *cl, *te;
+    char type[64];
+    uint64_t len = 0;
+
+    if (!kf_api_host_header_allowed(host, req->api->host, req->api->server_names)) {
+        kf_api_reply_status_http(req, 421, "MisdirectedRequest",
+                                 "kfleetd is not served under this Host name; name it by address, "
+                                 "or add the name with kfleetd --server-name");
+        return -EPERM;
+    }
+    if (!method_writes(req->method))
+        return 0;
+    origin = kf_api_header(req, "Origin");
+    if (origin && !kf_api_origin_same(origin, host)) {
+        kf_api_reply_statusf(req, -KF_EFORBIDDEN,
+                             "a write from origin \"%.200s\" is refused: kfleetd accepts writes "
+                             "from programs and its own origin only",
+                             origin);
+        return -KF_EFORBIDDEN;
+    }
+    cl = kf_api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    te = kf_api_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if ((cl && (kf_parse_uint64(cl, &len) < 0 || len > 0)) || te) {
+        kf_api_media_type(kf_api_header(req, MHD_HTTP_HEADER_CONTENT_TYPE), type, sizeof(type));
+        if (!kf_api_write_type_accepted(type)) {
+            kf_api_reply_statusf(req, -KF_EMEDIATYPE,
+                                 "a request body needs Content-Type application/json (or a patch "
+                                 "type: application/merge-patch+json, application/json-patch+json)"
+                                 "%s%s%s",
+                                 type[0] ? "; got \"" : "", type, type[0] ? "\"" : "");
+            return -KF_EMEDIATYPE;
+        }
+    }
+    return 0;
+}
+
 /* The first call: everything that can be decided before the body. */
 static int request_begin(struct api_request *req)
 {
@@ -616,6 +679,9 @@ static int request_begin(struct api_request *req)
         kf_api_reply_statusf(req, -KF_EBADREQUEST, "the request target must start with '/'");
         return -KF_EBADREQUEST;
     }
+    r = check_cross_site(req);
+    if (r < 0)
+        return r;
     r = route(req);
     if (r < 0)
         return r;
@@ -904,6 +970,7 @@ void kf_api_free(struct kf_api *api)
     pthread_mutex_destroy(&api->docs_lock);
     free(api->listen);
     free(api->token_file);
+    free(api->server_names);
     free(api->tls_cert);
     if (api->tls_key) {
         explicit_bzero(api->tls_key, strlen(api->tls_key));

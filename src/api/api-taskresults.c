@@ -26,7 +26,8 @@ static int task_results(void *arg, const struct kf_api_call *call, json_t **ret,
     if (!call->body)
         return kf_err(err, -KF_EBADREQUEST,
                       "the body must be {\"results\": [...]}, one entry per task result");
-    return kf_bcj_record_results(api->reg, call->body, ret, err);
+    /* an agent token bound to a host records that host's tasks only */
+    return kf_bcj_record_results_for(api->reg, call->body, kf_api_user_host(call->user), ret, err);
 }
 
 int kf_api_task_results_register(struct kf_api *api)

@@ -1,6 +1,6 @@
 /* base-parse.c: strict parsing of numbers, Kubernetes quantities, durations
- * and RFC 3339 times, and the clocks. Every parser accepts the whole string
- * or nothing. */
+ * and RFC 3339 times, DNS names, and the clocks. Every parser accepts the
+ * whole string or nothing. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -243,4 +243,45 @@ int kf_time_parse_rfc3339(const char *s, int64_t *ret_ms)
         return -EINVAL;
     *ret_ms = (int64_t)t * 1000 + frac_ms;
     return 0;
+}
+
+/* --- DNS names ------------------------------------------------------------------ */
+
+bool kf_dns_label_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > 63)
+        return false;
+    if (!isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (!(islower(c) || isdigit(c) || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool kf_name_valid(const char *name)
+{
+    size_t len;
+    const char *p;
+
+    if (!name || (len = strlen(name)) == 0 || len > KF_NAME_MAX)
+        return false;
+    /* a DNS-1123 subdomain: dot-separated DNS labels */
+    p = name;
+    while (*p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+
+        if (!kf_dns_label_valid(p, n))
+            return false;
+        p += n;
+        if (*p == '.')
+            p++;
+        else
+            break;
+    }
+    return name[len - 1] != '.';
 }

@@ -733,6 +733,49 @@ void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, 
     ret->n_hosts = hi;
 }
 
+/* One pass sizes (out NULL), the next copies into out. */
+static size_t detach_str(const char **s, char **out)
+{
+    size_t n = *s ? strlen(*s) + 1 : 0;
+
+    if (*s && *out) {
+        memcpy(*out, *s, n);
+        *s = *out;
+        *out += n;
+    }
+    return n;
+}
+
+static size_t detach_pass(struct cap_units *u, char *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < u->n; i++) {
+        n += detach_str(&u->units[i].name, &out);
+        n += detach_str(&u->units[i].region, &out);
+    }
+    for (size_t i = 0; i < u->n_hosts; i++)
+        n += detach_str(&u->hosts[i].name, &out);
+    for (size_t i = 0; i < u->n_strs; i++)
+        n += detach_str(&u->strs[i], &out);
+    return n;
+}
+
+void kf_cap_units_detach(struct cap_units *u)
+{
+    char *arena;
+
+    if (u->owned)
+        return;
+    arena = kf_xmalloc(detach_pass(u, NULL) + 1);
+    u->owned = arena;
+    detach_pass(u, arena);
+    for (size_t i = 0; i < u->n; i++)
+        u->units[i].user = NULL;
+    free(u->src);
+    u->src = NULL;
+}
+
 void kf_cap_units_release(struct cap_units *u)
 {
     if (!u)
@@ -741,6 +784,7 @@ void kf_cap_units_release(struct cap_units *u)
     free(u->src);
     free(u->hosts);
     free(u->strs);
+    free(u->owned);
     memset(u, 0, sizeof(*u));
 }
 

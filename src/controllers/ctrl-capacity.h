@@ -205,10 +205,16 @@ struct cap_units {
     size_t n_hosts;
     const char **strs;
     size_t n_strs, alloc_strs;
+    char *owned; /* kf_cap_units_detach: every string above, copied */
 };
 void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
                         const char *exclude, struct cap_units *ret);
 void kf_cap_units_release(struct cap_units *u);
+/* Makes u a snapshot that no longer borrows from the model: names, zones,
+ * features and tags are copied, src and each unit's user are cleared. Call
+ * it under the model's lock; afterwards long work (a plan) runs on u
+ * without the lock, so placement is not stalled by it. */
+void kf_cap_units_detach(struct cap_units *u);
 /* Index of unit name in u, or -1. */
 int kf_cap_units_find(const struct cap_units *u, const char *name);
 /* Index of host name in unit i, or -1. */

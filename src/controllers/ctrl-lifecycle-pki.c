@@ -158,7 +158,9 @@ static int read_dir(const char *dir, const char *sub, json_t *files)
             continue;
         rel = sub ? kf_xasprintf("%s/%s", sub, e->d_name) : kf_xstrdup(e->d_name);
         full = kf_xasprintf("%s/%s", dir, rel);
-        if (lstat(full, &st) == 0 && S_ISDIR(st.st_mode) && !sub)
+        if (lstat(full, &st) < 0)
+            ; /* gone meanwhile: skipped (st is not read) */
+        else if (S_ISDIR(st.st_mode) && !sub)
             r = read_dir(dir, rel, files);
         else if (S_ISREG(st.st_mode) && (r = read_text(full, &data)) == 0)
             json_object_set_new(files, rel, json_string(data));

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <pthread.h>
 
 #include "kfleet/api-action.h"
 #include "kfleet/ctrlrt.h"
@@ -33,6 +34,21 @@
 #include "controllers/ctrl-placement.h"
 
 #define MAX_DEMAND 64
+
+/* Bounds of a plan request: each is checked before anything is sized from
+ * it, and named in the 400 that refuses it (a viewer may call plan, so
+ * these are what keeps a viewer from making kfleetd allocate or compute
+ * without limit). kf_plan checks its own bounds on what it builds. */
+#define PLAN_MAX_COUNT      100000 /* clusters in one demand entry, and in all */
+#define PLAN_MAX_UNIT_HOSTS 10000  /* maxUnitHosts, newUnitHosts */
+#define PLAN_MAX_ZONES      KF_PLACE_MAX_ZONES
+/* a host's shape: 10,000 hosts of it still add up within int64 */
+#define PLAN_MAX_HOST_CPU_MILLI (1000000LL * 1000) /* 1,000,000 cores */
+#define PLAN_MAX_HOST_MEMORY    (256LL << 40)      /* 256 TiB */
+
+/* One plan at a time: a plan can take a second of CPU, and request threads
+ * also serve heartbeats. A second caller gets 429 and retries. */
+static pthread_mutex_t plan_running = PTHREAD_MUTEX_INITIALIZER;
 
 static double r3(double x)
 {
@@ -178,11 +194,11 @@ static int parse_demand(const json_t *add, struct kf_plan_demand *dem, size_t *n
                         : -1;
             g = kf_grade_parse(kf_json_str(v, "grade", ""));
         }
-        if (g < 0 || count < 1 || count > 1000000)
+        if (g < 0 || count < 1 || count > PLAN_MAX_COUNT)
             return kf_err(err, -KF_EBADREQUEST,
                           "add[%zu]: expected \"COUNTxGRADE\" (\"500xG1\") or {\"grade\": \"G1\", "
-                          "\"count\": 500} with a count of 1..1000000",
-                          i);
+                          "\"count\": 500} with a count of 1..%d",
+                          i, PLAN_MAX_COUNT);
         dem[(*n)++] = (struct kf_plan_demand){ .grade = g, .count = (unsigned)count };
     }
     return 0;
@@ -203,29 +219,63 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
     int64_t mem = b ? kf_cap_qty_milli(json_object_get(b, "hostMemory")) : -1;
     json_t *lines, *out;
     bool region_known;
+    uint64_t total = 0;
+    int64_t v;
     int r;
+    static const struct {
+        const char *key;
+        int64_t max;
+    } counts[] = {
+        { "newUnitHosts", PLAN_MAX_UNIT_HOSTS },
+        { "newUnitZones", PLAN_MAX_ZONES },
+        { "maxUnitHosts", PLAN_MAX_UNIT_HOSTS },
+    };
 
     if (!region)
         return kf_err(err, -KF_EBADREQUEST, "\"region\" is required");
     r = parse_demand(b ? json_object_get(b, "add") : NULL, dem, &req.n_demand, err);
     if (r < 0)
         return r;
-    if (json_object_get(b, "hostCPU") && cpu <= 0)
-        return kf_err(err, -KF_EBADREQUEST, "\"hostCPU\" must be a positive quantity (\"64\")");
-    if (json_object_get(b, "hostMemory") && mem <= 0)
+    for (size_t i = 0; i < req.n_demand; i++)
+        total += dem[i].count;
+    if (total > PLAN_MAX_COUNT)
         return kf_err(err, -KF_EBADREQUEST,
-                      "\"hostMemory\" must be a positive quantity (\"256Gi\")");
+                      "\"add\" asks for %llu clusters; a plan takes at most %d in all",
+                      (unsigned long long)total, PLAN_MAX_COUNT);
+    for (size_t i = 0; i < KF_ARRAY_SIZE(counts); i++) {
+        json_t *j = json_object_get(b, counts[i].key);
+
+        if (!j)
+            continue;
+        v = json_is_integer(j) ? json_integer_value(j) : -1;
+        if (v < 0 || v > counts[i].max)
+            return kf_err(err, -KF_EBADREQUEST, "\"%s\" must be an integer from 0 to %lld",
+                          counts[i].key, (long long)counts[i].max);
+    }
+    if (json_object_get(b, "hostCPU") && (cpu <= 0 || cpu > PLAN_MAX_HOST_CPU_MILLI))
+        return kf_err(err, -KF_EBADREQUEST,
+                      "\"hostCPU\" must be a positive quantity (\"64\") of at most %lld cores",
+                      (long long)PLAN_MAX_HOST_CPU_MILLI / 1000);
+    if (json_object_get(b, "hostMemory") && (mem <= 0 || mem / 1000 > PLAN_MAX_HOST_MEMORY))
+        return kf_err(err, -KF_EBADREQUEST,
+                      "\"hostMemory\" must be a positive quantity (\"256Gi\") of at most 256Ti");
     req.region = region;
     req.grades = &d->grades;
     req.demand = dem;
     req.new_unit_hosts = (unsigned)KF_MAX(kf_json_int(b, "newUnitHosts", 0), 0);
     req.new_unit_zones = (unsigned)KF_MAX(kf_json_int(b, "newUnitZones", 0), 0);
     req.max_unit_hosts = (unsigned)KF_MAX(kf_json_int(b, "maxUnitHosts", 0), 0);
+    if (pthread_mutex_trylock(&plan_running) != 0)
+        return kf_err(err, -KF_ETOOMANY, "another plan is being computed; try again in a moment");
     kf_placer_init(&placer, &d->policy);
 
+    /* The plan runs on a snapshot: the lock that placement needs is held
+     * only while the region's units are copied. */
     pthread_mutex_lock(&d->model->lock);
     region_known = kf_smap_contains(&d->model->regions, region);
     kf_cap_units_build(d->model, &d->policy, region, NULL, &us);
+    kf_cap_units_detach(&us);
+    pthread_mutex_unlock(&d->model->lock);
     req.units = us.units;
     req.n_units = us.n;
     req.host_shape = us.n ? kf_cap_unit_host_shape(&us.units[0], d->default_host) : d->default_host;
@@ -240,10 +290,10 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
         r = kf_plan(&placer, &req, &res, err);
     if (r == 0)
         kf_plan_format(&req, &res, &text);
-    pthread_mutex_unlock(&d->model->lock);
     if (r < 0) {
         kf_cap_units_release(&us);
         kf_placer_release(&placer);
+        pthread_mutex_unlock(&plan_running);
         return r == -EINVAL ? -KF_EBADREQUEST : r;
     }
     lines = json_array();
@@ -275,11 +325,13 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
             if (res.unplaceable[g])
                 json_object_set_new(unp, kf_grade_name(g), json_integer(res.unplaceable[g]));
         json_object_set_new(out, "unplaceable", unp);
+        json_object_set_new(out, "unplanned", json_integer(res.unplanned));
     }
     kf_plan_result_release(&res);
     kf_cap_units_release(&us);
     kf_placer_release(&placer);
     kf_strbuf_release(&text);
+    pthread_mutex_unlock(&plan_running);
     *ret = out;
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #include "kfleet/obs-metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obj.h"
+#include "kfleet/obs-receiver.h"
 #include "kfleet/registry.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
@@ -53,8 +55,13 @@ static const char usage_text[] =
     "  --data-dir DIR            where kfleetd keeps its files (default ./var)\n"
     "  --token-file FILE         bearer tokens, one \"token,user,role\" a line; roles:\n"
     "                            admin, editor, viewer, agent (SIGHUP re-reads it)\n"
+    "  --server-name NAME        a host name clients reach kfleetd by (repeatable); requests\n"
+    "                            naming another Host are refused (IP addresses, localhost,\n"
+    "                            the --listen host and this machine's name always work)\n"
     "  --tls-cert-file FILE      serve HTTPS with this PEM certificate (chain) ...\n"
     "  --tls-key-file FILE       ... and this PEM key (kubectl sends tokens only over HTTPS)\n"
+    "  --insecure-allow-plaintext  serve tokens over plain HTTP on a non-loopback --listen\n"
+    "                            address (refused without TLS otherwise)\n"
     "  --log-level SPEC          \"info\", \"debug\", \"api=debug,store=warn\" (default info)\n"
     "  --log-file FILE           log here instead of stderr\n"
     "  --threads N               API request threads (default 4)\n"
@@ -91,6 +98,10 @@ static const char usage_text[] =
     "  --monitoring-port-base N  local: first port of the stack (default 19090)\n"
     "  --monitoring-config FILE  timings, SMTP, alert overrides, addresses (JSON; see\n"
     "                            docs/internals/observability.md)\n"
+    "  --alert-destinations LIST  where AlertReceivers may send: host names (*.domain for\n"
+    "                            subdomains), IP addresses or CIDR blocks, comma-separated\n"
+    "                            (repeatable); unset: public addresses only (loopback,\n"
+    "                            private and link-local are refused unless listed)\n"
     "  --endpoints MODE          guest clusters' stable apiserver endpoints, one HAProxy\n"
     "                            per unit from DATA-DIR/endpoints/UNIT/haproxy.cfg: local\n"
     "                            (kfleetd runs and reloads them), external (kfleetd renders\n"
@@ -115,6 +126,7 @@ enum {
     OPT_DATA_DIR,
     OPT_TOKEN_FILE,
     OPT_TLS_CERT,
+    OPT_SERVER_NAME,
     OPT_TLS_KEY,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
@@ -140,6 +152,8 @@ enum {
     OPT_MONITORING,
     OPT_MONITORING_PORT_BASE,
     OPT_MONITORING_CONFIG,
+    OPT_ALERT_DESTINATIONS,
+    OPT_INSECURE_PLAINTEXT,
     OPT_ENDPOINTS,
     OPT_MEMBER_PORTS,
     OPT_ENDPOINT_ADDRESS,
@@ -155,6 +169,7 @@ static const struct option options[] = {
     { "data-dir", required_argument, NULL, OPT_DATA_DIR },
     { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
     { "tls-cert-file", required_argument, NULL, OPT_TLS_CERT },
+    { "server-name", required_argument, NULL, OPT_SERVER_NAME },
     { "tls-key-file", required_argument, NULL, OPT_TLS_KEY },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
@@ -180,6 +195,8 @@ static const struct option options[] = {
     { "monitoring", required_argument, NULL, OPT_MONITORING },
     { "monitoring-port-base", required_argument, NULL, OPT_MONITORING_PORT_BASE },
     { "monitoring-config", required_argument, NULL, OPT_MONITORING_CONFIG },
+    { "alert-destinations", required_argument, NULL, OPT_ALERT_DESTINATIONS },
+    { "insecure-allow-plaintext", no_argument, NULL, OPT_INSECURE_PLAINTEXT },
     { "endpoints", required_argument, NULL, OPT_ENDPOINTS },
     { "member-ports", required_argument, NULL, OPT_MEMBER_PORTS },
     { "endpoint-address", required_argument, NULL, OPT_ENDPOINT_ADDRESS },
@@ -207,6 +224,7 @@ struct config {
     enum kf_mon_mode monitoring;
     int monitoring_port_base; /* 0: the config's or the default */
     const char *monitoring_config;
+    const char *alert_destinations; /* comma-separated, validated */
     enum kf_ep_mode endpoints;
 };
 
@@ -241,6 +259,40 @@ static int64_t parse_count(const char *opt, const char *v, int64_t min, int64_t 
         usage_error("--%s \"%s\": must be a whole number from %lld to %lld", opt, v, (long long)min,
                     (long long)max);
     return n;
+}
+
+/* --server-name values, comma-separated; lives as long as the process. */
+static struct kf_strbuf server_names = KF_STRBUF_INIT;
+/* --alert-destinations values, likewise. */
+static struct kf_strbuf alert_destinations = KF_STRBUF_INIT;
+
+/* Every connection is a descriptor, and so are the store, watches' pipes,
+ * logs and children's pipes: raise the soft RLIMIT_NOFILE towards the
+ * hard limit so that --max-connections is reachable (the usual soft limit
+ * of 1024 would make accept fail first, for every client). */
+static void raise_file_limit(unsigned int max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 1024;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        kf_log_warn("open files are limited to %llu, fewer than --max-connections %u needs "
+                    "(%llu); raise the hard limit (ulimit -Hn, LimitNOFILE=)",
+                    (unsigned long long)rl.rlim_cur, max_connections, (unsigned long long)want);
+}
+
+static void check_destinations(const char *list)
+{
+    struct kf_obs_destinations d;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+
+    if (kf_obs_destinations_parse(list, &d, &why) < 0)
+        usage_error("--alert-destinations: %s", why.buf);
+    kf_obs_destinations_release(&d);
+    kf_strbuf_release(&why);
 }
 
 static void parse_options(int argc, char **argv, struct config *c)
@@ -278,6 +330,12 @@ static void parse_options(int argc, char **argv, struct config *c)
             break;
         case OPT_TLS_CERT:
             c->api.tls_cert_file = optarg;
+            break;
+        case OPT_SERVER_NAME:
+            if (!kf_name_valid(optarg))
+                usage_error("--server-name \"%s\": not a DNS name", optarg);
+            kf_strbuf_addf(&server_names, "%s%s", server_names.len ? "," : "", optarg);
+            c->api.server_names = server_names.buf;
             break;
         case OPT_TLS_KEY:
             c->api.tls_key_file = optarg;
@@ -387,6 +445,14 @@ static void parse_options(int argc, char **argv, struct config *c)
             break;
         case OPT_MONITORING_CONFIG:
             c->monitoring_config = optarg;
+            break;
+        case OPT_INSECURE_PLAINTEXT:
+            c->api.insecure_allow_plaintext = true;
+            break;
+        case OPT_ALERT_DESTINATIONS:
+            check_destinations(optarg);
+            kf_strbuf_addf(&alert_destinations, "%s%s", alert_destinations.len ? "," : "", optarg);
+            c->alert_destinations = alert_destinations.buf;
             break;
         case OPT_ENDPOINTS:
             if (kf_ep_mode_parse(optarg, &c->endpoints) < 0)
@@ -520,6 +586,8 @@ static int start_monitoring(const struct config *c, struct kf_daemon *d, struct 
         r = kf_mon_config_load(c->monitoring_config, &mc, err);
     if (r == 0 && c->monitoring_port_base)
         mc.port_base = c->monitoring_port_base;
+    if (r == 0 && c->alert_destinations)
+        mc.alert_destinations = kf_xstrdup(c->alert_destinations);
     if (r == 0 && !mc.kfleetd) {
         char *host = NULL;
         uint16_t port = 0;
@@ -572,6 +640,7 @@ int main(int argc, char **argv)
     kf_log_init("kfleetd", c.log_file);
     if (kf_log_set_spec(c.log_level, &err) < 0)
         usage_error("--log-level: %s", err.buf);
+    raise_file_limit(c.api.max_connections ? c.api.max_connections : 10000);
 
     /* Signals are taken by sigwait in this thread only; every thread
      * started below inherits the mask. */

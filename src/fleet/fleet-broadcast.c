@@ -101,6 +101,7 @@ static const char *const outcome_names[] = {
 };
 
 struct result {
+    const char *only_host; /* a host-bound agent's host: its own tasks only */
     const json_t *in;
     const char *name;
     enum outcome outcome;
@@ -176,15 +177,18 @@ static json_t *new_status(const json_t *in, const json_t *cur)
 static int read_task(struct kf_registry *reg, const char *name, json_t **ret)
 {
     struct kf_kv kv = { 0 };
-    json_t *uid = NULL, *status = NULL;
+    json_t *uid = NULL, *status = NULL, *host = NULL;
     char rv[24];
     int rc = kf_registry_get_raw(reg, &kf_kind_broadcasttask, name, &kv);
 
     if (rc < 0)
         return rc;
     if (kf_obj_path_from_bytes(kv.value, kv.value_len, "metadata.uid", &uid) < 0 ||
-        kf_obj_path_from_bytes(kv.value, kv.value_len, "status", &status) < 0) {
+        kf_obj_path_from_bytes(kv.value, kv.value_len, "status", &status) < 0 ||
+        kf_obj_path_from_bytes(kv.value, kv.value_len, "spec.host", &host) < 0) {
         json_decref(uid);
+        json_decref(status);
+        json_decref(host);
         kf_kv_release(&kv);
         return -EBADMSG;
     }
@@ -193,6 +197,8 @@ static int read_task(struct kf_registry *reg, const char *name, json_t **ret)
                      rv);
     if (status)
         json_object_set_new(*ret, "status", status);
+    if (host)
+        json_object_set_new(*ret, "spec", json_pack("{s:o}", "host", host));
     json_decref(uid);
     kf_kv_release(&kv);
     return 0;
@@ -208,6 +214,14 @@ static void decide(struct result *res, json_t *task, json_t **ret_obj)
     *ret_obj = NULL;
     if (!task || !kf_streq(kf_obj_uid(task), kf_json_str(res->in, "uid", ""))) {
         res->outcome = OUT_GONE;
+        return;
+    }
+    if (res->only_host && !kf_streq(kf_json_str(task, "spec.host", ""), res->only_host)) {
+        res->outcome = OUT_ERROR;
+        free(res->message);
+        res->message = kf_xasprintf("task \"%s\" runs on host \"%s\"; an agent bound to host "
+                                    "\"%s\" records its own tasks only",
+                                    res->name, kf_json_str(task, "spec.host", ""), res->only_host);
         return;
     }
     if (kf_bcj_task_finished(cur)) {
@@ -326,6 +340,12 @@ static bool valid_result(const json_t *in, struct kf_strbuf *why)
 int kf_bcj_record_results(struct kf_registry *reg, const json_t *body, json_t **ret,
                           struct kf_strbuf *err)
 {
+    return kf_bcj_record_results_for(reg, body, NULL, ret, err);
+}
+
+int kf_bcj_record_results_for(struct kf_registry *reg, const json_t *body, const char *only_host,
+                              json_t **ret, struct kf_strbuf *err)
+{
     json_t *items = json_object_get(body, "results"), *in, *out;
     struct result *rs;
     size_t n, i;
@@ -354,6 +374,7 @@ int kf_bcj_record_results(struct kf_registry *reg, const json_t *body, json_t **
     {
         rs[i].in = in;
         rs[i].name = kf_json_str(in, "name", "");
+        rs[i].only_host = only_host;
     }
     for (i = 0; i < n; i += KF_STORE_MAX_TXN_OPS)
         record_chunk(reg, rs + i, KF_MIN((size_t)KF_STORE_MAX_TXN_OPS, n - i));

@@ -38,9 +38,13 @@ extern const struct kf_field kf_fleet_backup_fields[];
            "inflight\": \"800\"), on top of the profile's.",                           \
            KF_ITEM_STRING(.max_len = 1024), .max_len = 128)
 
-/* A map of resource name ("cpu", "memory", "nvidia.com/gpu") to quantity. */
-#define KF_FLEET_RESOURCES(n, d, ...) \
-    KF_MAP(n, d, KF_ITEM_QUANTITY(), .key_format = KF_FMT_LABEL_KEY, .max_len = 32, __VA_ARGS__)
+/* A map of resource name ("cpu", "memory", "nvidia.com/gpu") to quantity,
+ * each at most 2^44 (16 Ti bytes, or as many cores), so that sums over a
+ * unit's hosts stay within int64 milli-units. */
+#define KF_FLEET_RESOURCE_MAX 17592186044416.0
+#define KF_FLEET_RESOURCES(n, d, ...)                                               \
+    KF_MAP(n, d, KF_ITEM_QUANTITY(.flags = KF_F_MAX, .max = KF_FLEET_RESOURCE_MAX), \
+           .key_format = KF_FMT_LABEL_KEY, .max_len = 32, __VA_ARGS__)
 
 /* What a BroadcastJob's template holds and each BroadcastTask copies
  * (kind-broadcastjob.c, kind-broadcasttask.c). */

@@ -133,45 +133,6 @@ bool kf_obj_has_finalizer(const json_t *obj, const char *finalizer)
     return false;
 }
 
-bool kf_dns_label_valid(const char *s, size_t len)
-{
-    if (len == 0 || len > 63)
-        return false;
-    if (!isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (!(islower(c) || isdigit(c) || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-bool kf_name_valid(const char *name)
-{
-    size_t len;
-    const char *p;
-
-    if (!name || (len = strlen(name)) == 0 || len > KF_NAME_MAX)
-        return false;
-    /* a DNS-1123 subdomain: dot-separated DNS labels */
-    p = name;
-    while (*p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-
-        if (!kf_dns_label_valid(p, n))
-            return false;
-        p += n;
-        if (*p == '.')
-            p++;
-        else
-            break;
-    }
-    return name[len - 1] != '.';
-}
-
 /* Label names and values: <= 63 of [A-Za-z0-9_.-], alphanumeric at both ends. */
 static bool qualified_part_valid(const char *s, size_t len, bool allow_empty)
 {

@@ -814,8 +814,8 @@ fail:
 /* One attempt: kv is the current stored object. -KF_ECONFLICT when the CAS
  * lost a race. */
 static int update_once(struct kf_registry *r, const struct kf_kind *k, const json_t *obj,
-                       bool status_only, const struct kf_kv *kv, json_t **ret,
-                       struct kf_causes *causes, struct kf_strbuf *err)
+                       bool status_only, const struct kf_write_check *check, const struct kf_kv *kv,
+                       json_t **ret, struct kf_causes *causes, struct kf_strbuf *err)
 {
     struct kf_strbuf bytes = KF_STRBUF_INIT;
     json_t *old = NULL, *new = NULL;
@@ -826,6 +826,13 @@ static int update_once(struct kf_registry *r, const struct kf_kind *k, const jso
     rc = update_prepare(k, obj, status_only, kv, &new, &old, &bytes, &w, causes, err);
     if (rc < 0)
         goto out;
+    /* the caller's check sees exactly what would replace what: the write
+     * below is conditional on kv's revision, so nothing slips in between */
+    if (check && check->fn) {
+        rc = check->fn(check, old, new, err);
+        if (rc < 0)
+            goto out;
+    }
     switch (w) {
     case UPDATE_NONE:
         /* Nothing changed: no write, no watch event, same resourceVersion. */
@@ -934,6 +941,13 @@ int kf_registry_update(struct kf_registry *r, const struct kf_kind *k, json_t *o
                        bool status_only, json_t **ret, struct kf_causes *causes,
                        struct kf_strbuf *err)
 {
+    return kf_registry_update_checked(r, k, obj, status_only, NULL, ret, causes, err);
+}
+
+int kf_registry_update_checked(struct kf_registry *r, const struct kf_kind *k, json_t *obj,
+                               bool status_only, const struct kf_write_check *check, json_t **ret,
+                               struct kf_causes *causes, struct kf_strbuf *err)
+{
     const char *name = kf_obj_name(obj);
     int64_t want_rv;
     int rc;
@@ -963,7 +977,7 @@ int kf_registry_update(struct kf_registry *r, const struct kf_kind *k, json_t *o
             kf_kv_release(&kv);
             return conflict(k, name, err);
         }
-        rc = update_once(r, k, obj, status_only, &kv, ret, causes, err);
+        rc = update_once(r, k, obj, status_only, check, &kv, ret, causes, err);
         kf_kv_release(&kv);
         if (rc == -KF_ECONFLICT && !want_rv && attempt < KF_REGISTRY_RETRIES)
             continue;
@@ -980,6 +994,15 @@ int kf_registry_update(struct kf_registry *r, const struct kf_kind *k, json_t *o
 int kf_registry_patch(struct kf_registry *r, const struct kf_kind *k, const char *name,
                       enum kf_patch_type type, const char *patch, size_t len, bool status_only,
                       json_t **ret, struct kf_causes *causes, struct kf_strbuf *err)
+{
+    return kf_registry_patch_checked(r, k, name, type, patch, len, status_only, NULL, ret, causes,
+                                     err);
+}
+
+int kf_registry_patch_checked(struct kf_registry *r, const struct kf_kind *k, const char *name,
+                              enum kf_patch_type type, const char *patch, size_t len,
+                              bool status_only, const struct kf_write_check *check, json_t **ret,
+                              struct kf_causes *causes, struct kf_strbuf *err)
 {
     json_t *p = NULL;
     int rc;
@@ -1069,7 +1092,7 @@ int kf_registry_patch(struct kf_registry *r, const struct kf_kind *k, const char
                 rc = conflict(k, name, err);
         }
         if (rc == 0)
-            rc = update_once(r, k, patched, status_only, &kv, ret, causes, err);
+            rc = update_once(r, k, patched, status_only, check, &kv, ret, causes, err);
         json_decref(patched);
         json_decref(old);
         kf_kv_release(&kv);

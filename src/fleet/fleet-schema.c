@@ -228,12 +228,16 @@ bool kf_format_check(enum kf_format f, const char *s, struct kf_strbuf *w)
                       "letter, CamelCase by convention (e.g. \"NoHeadroom\")");
     case KF_FMT_PERCENT: {
         bool ok = len >= 2 && len <= 11 && s[len - 1] == '%';
+        long pct = 0;
 
-        for (size_t i = 0; i + 1 < len && ok; i++)
+        for (size_t i = 0; i + 1 < len && ok; i++) {
             ok = isdigit((unsigned char)s[i]);
-        if (ok)
+            pct = pct * 10 + (s[i] - '0');
+        }
+        if (ok && pct <= 100)
             return true;
-        return why(w, "must be a percentage: digits followed by '%%' (e.g. \"10%%\")");
+        return why(w, "must be a percentage between 0%% and 100%%: digits followed by '%%' (e.g. "
+                      "\"10%%\")");
     }
     }
     return true;
@@ -405,6 +409,17 @@ static void check_string(struct vctx *c, const struct kf_field *f, const json_t 
         kf_strbuf_release(&list);
         return;
     }
+    if (f->format == KF_FMT_DURATION && kf_format_check(f->format, s, NULL)) {
+        double max_s = (f->flags & KF_F_MAX) ? f->max : KF_SCHEMA_MAX_DURATION_S;
+        int64_t ms = 0;
+
+        kf_parse_duration_ms(s, &ms);
+        if ((double)ms > max_s * 1000)
+            cause(c, "FieldValueInvalid", "invalid value \"%.64s\": may be at most %.0fs", s,
+                  max_s);
+        kf_strbuf_release(&w);
+        return;
+    }
     if (f->format != KF_FMT_NONE && !(f->format == KF_FMT_LABEL_VALUE && len == 0) &&
         !kf_format_check(f->format, s, &w)) {
         /* the address parsers' messages already quote the value */
@@ -423,6 +438,14 @@ static void check_number(struct vctx *c, const struct kf_field *f, double v)
     bool low = has_min && (xmin ? v <= f->min : v < f->min);
     bool high = has_max && (xmax ? v >= f->max : v > f->max);
 
+    if (!has_min && v < -KF_SCHEMA_MAX_NUMBER) {
+        cause(c, "FieldValueInvalid", "must be at least %.0f, got %g", -KF_SCHEMA_MAX_NUMBER, v);
+        return;
+    }
+    if (!has_max && v > KF_SCHEMA_MAX_NUMBER) {
+        cause(c, "FieldValueInvalid", "must be at most %.0f, got %g", KF_SCHEMA_MAX_NUMBER, v);
+        return;
+    }
     if (!low && !high)
         return;
     if (has_min && has_max)
@@ -521,10 +544,14 @@ static void validate_value(struct vctx *c, const struct kf_field *f, const json_
         break;
     case KF_T_QUANTITY: {
         struct kf_field q = *f;
+        double max = (f->flags & KF_F_MAX) ? f->max : KF_SCHEMA_MAX_QUANTITY;
+        int64_t milli;
 
         if (json_is_number(v)) {
             if (json_number_value(v) < 0)
                 cause(c, "FieldValueInvalid", "must not be negative");
+            else if (json_number_value(v) > max)
+                cause(c, "FieldValueInvalid", "may be at most %.0f", max);
             break;
         }
         if (!json_is_string(v)) {
@@ -534,6 +561,11 @@ static void validate_value(struct vctx *c, const struct kf_field *f, const json_
         }
         q.format = KF_FMT_QUANTITY;
         q.max_len = f->max_len ? f->max_len : 64;
+        if (kf_parse_quantity(json_string_value(v), &milli) == 0 && (double)milli / 1000 > max) {
+            cause(c, "FieldValueInvalid", "invalid value \"%.64s\": may be at most %.0f",
+                  json_string_value(v), max);
+            break;
+        }
         check_string(c, &q, v);
         break;
     }
@@ -984,7 +1016,9 @@ void kf_field_rules(const struct kf_field *f, struct kf_strbuf *out)
     }
     if (f->flags & (KF_F_MIN | KF_F_XMIN))
         kf_strbuf_addf(out, "%s%s %g", SEP(), f->flags & KF_F_XMIN ? ">" : "≥", f->min);
-    if (f->flags & (KF_F_MAX | KF_F_XMAX))
+    if ((f->flags & (KF_F_MAX | KF_F_XMAX)) && f->format == KF_FMT_DURATION)
+        kf_strbuf_addf(out, "%s≤ %gs", SEP(), f->max);
+    else if (f->flags & (KF_F_MAX | KF_F_XMAX))
         kf_strbuf_addf(out, "%s%s %g", SEP(), f->flags & KF_F_XMAX ? "<" : "≤", f->max);
     if (f->type == KF_T_STRING && f->max_len)
         kf_strbuf_addf(out, "%s≤ %zu bytes", SEP(), f->max_len);

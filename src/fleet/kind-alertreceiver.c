@@ -32,7 +32,8 @@ static const char *const http_methods[] = { "POST", "PUT", "GET", NULL };
               "owner only; read at each delivery.",                                            \
               .max_len = 1024),                                                                \
         KF_OBJECT("secretRef",                                                                 \
-                  "The secret by name: the file <data-dir>/secrets/<name> of kfleetd (0600).", \
+                  "The secret by name: the file <data-dir>/secrets/<name> of kfleetd (0600); " \
+                  "the name is the receiver's, or starts with it and a dot.",                  \
                   KF_FIELDS(KF_STRING("name", "File name under <data-dir>/secrets/.",          \
                                       .flags = KF_F_REQUIRED, .format = KF_FMT_DNS_SUBDOMAIN)))
 
@@ -69,7 +70,7 @@ static const struct kf_field receiver_spec_fields[] = {
                             .dflt = "\"POST\""),
                   KF_STRING("url",
                             "The gateway URL; may hold placeholders ({{message}}, {{phone}}, "
-                            "{{secret}}, ...).",
+                            "...), but not {{secret}} (put it in a header or the body).",
                             .flags = KF_F_REQUIRED, .max_len = 2048),
                   HEADERS_FIELD,
                   KF_STRING("body", "The request body template (JSON or form).", .max_len = 8192),
@@ -113,6 +114,41 @@ static void check_secret_file(const json_t *obj, const char *path, struct kf_cau
                       "Invalid value: must be an absolute path on kfleetd's machine");
 }
 
+/* A receiver may use only the secrets named after it: <receiver> or
+ * <receiver>.<anything> under <data-dir>/secrets/ (docs/security.md,
+ * "Secrets"), so that one receiver cannot send another's secret. */
+static void check_secret_ref(const json_t *obj, const char *path, struct kf_causes *causes)
+{
+    const char *ref = kf_json_str(obj, path, NULL), *name = kf_obj_name(obj);
+    size_t n = name ? strlen(name) : 0;
+
+    if (ref && (!name || strncmp(ref, name, n) != 0 || (ref[n] != '\0' && ref[n] != '.')))
+        kf_causes_add(causes, "FieldValueForbidden", path,
+                      "Forbidden: a receiver may use only the secrets named after it "
+                      "(\"%s\" or \"%s.<suffix>\")",
+                      name ? name : "", name ? name : "");
+}
+
+/* Whether an SMS URL template holds {{secret}} (spaces allowed inside the
+ * braces, as the template engine allows them). */
+static bool secret_in_url(const char *url)
+{
+    for (const char *p = strstr(url, "{{"); p; p = strstr(p + 2, "{{")) {
+        const char *q = p + 2;
+
+        while (*q == ' ')
+            q++;
+        if (strncmp(q, "secret", 6) != 0)
+            continue;
+        q += 6;
+        while (*q == ' ')
+            q++;
+        if (strncmp(q, "}}", 2) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void receiver_validate(const json_t *obj, const json_t *old, struct kf_causes *causes)
 {
     static const char *const sections[] = { "webhook", "dingtalk", "sms", "email" };
@@ -153,6 +189,12 @@ static void receiver_validate(const json_t *obj, const json_t *old, struct kf_ca
                           "Forbidden: give secretFile or secretRef, not both");
     }
     check_secret_file(obj, "spec.dingtalk.urlFile", causes);
+    check_secret_ref(obj, "spec.dingtalk.secretRef.name", causes);
+    check_secret_ref(obj, "spec.sms.secretRef.name", causes);
+    if (secret_in_url(kf_json_str(obj, "spec.sms.url", "")))
+        kf_causes_add(causes, "FieldValueForbidden", "spec.sms.url",
+                      "Forbidden: {{secret}} may not be in the URL (URLs are logged by gateways "
+                      "and proxies); put it in a header or the body");
     {
         json_t *to = kf_json_path(obj, "spec.email.to");
         size_t i;

@@ -55,11 +55,11 @@ static const struct kf_field completion_fields[] = {
     KF_INT("activeDeadlineSeconds",
            "Seconds from status.startTime after which a running job fails (reason "
            "DeadlineExceeded) and its active tasks are stopped. Only with type Always.",
-           .flags = KF_F_MIN, .min = 1),
+           .flags = KF_F_MIN | KF_F_MAX, .min = 1, .max = 366 * 86400),
     KF_INT("ttlSecondsAfterFinished",
            "Seconds after the job completed or failed when it is deleted, with its tasks; 0: at "
            "once; absent: never. Only with type Always.",
-           .flags = KF_F_MIN, .min = 0),
+           .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 366 * 86400),
     KF_END,
 };
 
@@ -89,7 +89,8 @@ static const struct kf_field bcj_spec_fields[] = {
     KF_INT_OR_STRING("parallelism",
                      "At most this many active tasks at a time: a number, or a percentage of "
                      "the eligible hosts rounded up (\"10%\"). Absent: no limit.",
-                     .flags = KF_F_MIN, .min = 0, .format = KF_FMT_PERCENT, .max_len = 5),
+                     .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 1000000,
+                     .format = KF_FMT_PERCENT, .max_len = 5),
     KF_OBJECT("completionPolicy", "When the job ends.", completion_fields, .dflt = "{}"),
     KF_OBJECT("failurePolicy", "What a failed task does to the job.", failure_fields, .dflt = "{}"),
     KF_BOOL("paused",
@@ -130,22 +131,12 @@ static const struct kf_schema bcj_status = {
 
 static void bcj_validate(const json_t *obj, const json_t *old, struct kf_causes *causes)
 {
-    json_t *p = kf_json_path(obj, "spec.parallelism");
     const char *type = kf_json_str(obj, "spec.completionPolicy.type", "Always");
     json_t *v;
     size_t i;
 
     (void)old;
-    if (json_is_string(p)) {
-        int64_t pct = -1;
-        char *digits = kf_xstrndup(json_string_value(p), json_string_length(p) - 1);
-
-        if (kf_parse_int64(digits, &pct) < 0 || pct > 100)
-            kf_causes_add(causes, "FieldValueInvalid", "spec.parallelism",
-                          "invalid value \"%s\": a percentage must be between 0%% and 100%%",
-                          json_string_value(p));
-        free(digits);
-    }
+    /* a percentage of parallelism is 0..100 %: the schema's KF_FMT_PERCENT */
     if (strcmp(type, "Never") == 0) {
         if (kf_json_path(obj, "spec.completionPolicy.activeDeadlineSeconds"))
             kf_causes_add(causes, "FieldValueForbidden",

@@ -149,6 +149,7 @@ const struct kf_kind kf_kind_broadcasttask = {
                    "Created by the job's controller; deleting a finished one makes the job run "
                    "on that host again.",
     .has_status = true,
+    .system = true, /* created by the BroadcastJob controller only; results: /taskresults */
     .spec_schema = &task_spec,
     .status_schema = &task_status,
     .validate = task_validate,

@@ -25,14 +25,14 @@ const struct kf_field kf_fleet_maintenance_fields[] = {
     KF_STRING("start", "Time of day the window opens, \"HH:MM\" UTC.", .flags = KF_F_REQUIRED,
               .format = KF_FMT_TIME_OF_DAY),
     KF_STRING("duration", "How long the window stays open (at least 1h).",
-              .format = KF_FMT_DURATION, .dflt = "\"4h\""),
+              .format = KF_FMT_DURATION, .flags = KF_F_MAX, .max = 7 * 86400, .dflt = "\"4h\""),
     KF_END,
 };
 
 const struct kf_field kf_fleet_backup_fields[] = {
     KF_BOOL("enabled", "Take scheduled etcd snapshots.", .dflt = "true"),
     KF_STRING("interval", "Time between snapshots (jitter is added).", .format = KF_FMT_DURATION,
-              .dflt = "\"6h\""),
+              .flags = KF_F_MAX, .max = 30 * 86400, .dflt = "\"6h\""),
     KF_INT("retain", "Snapshots kept.", .flags = KF_F_MIN | KF_F_MAX, .min = 1, .max = 1000,
            .dflt = "7"),
     KF_END,

@@ -30,15 +30,15 @@ static const struct kf_field unit_spec_fields[] = {
               "the Region's waterLevel, else 0.60.",
               .flags = KF_F_XMIN | KF_F_XMAX, .min = 0, .max = 1),
     KF_NUMBER("costPerCore", "Relative cost of one core in this unit (placement prefers cheap).",
-              .flags = KF_F_MIN, .min = 0, .dflt = "1"),
+              .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 1000000, .dflt = "1"),
     KF_NUMBER("performance", "Relative performance factor of the unit's hosts (1 = baseline).",
               .flags = KF_F_XMIN | KF_F_MAX, .min = 0, .max = 100, .dflt = "1"),
     KF_OBJECT(
         "quota", "Limits on what the unit hosts.",
         KF_FIELDS(KF_INT("maxClusters", "Most guest clusters the unit may host (absent: no limit).",
-                         .flags = KF_F_MIN, .min = 0),
+                         .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 1000000),
                   KF_INT("maxNodes", "Most guest nodes (sum of expectedNodes) the unit may serve.",
-                         .flags = KF_F_MIN, .min = 0))),
+                         .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 100000000))),
     KF_MAP("gradeRatio",
            "Largest share (0..1) of the unit's clusters that may be of a grade, e.g. "
            "{\"G4\": 0.1, \"G5\": 0.05}, so that a few big control planes cannot crowd out "

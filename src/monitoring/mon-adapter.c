@@ -278,7 +278,7 @@ static enum kf_obs_outcome attempt(struct kf_mon *m, struct mon_job *job)
 
         if (i < 64 && (job->delivered & (1ull << i)))
             continue;
-        dr = kf_obs_deliver(&dels.items[i], m->cfg.delivery_timeout_ms, &resp);
+        dr = kf_obs_deliver(&dels.items[i], &m->dests, m->cfg.delivery_timeout_ms, &resp);
         o = kf_obs_classify(t.kind, dr, &resp);
         if (o == KF_OBS_DELIVERED) {
             if (i < 64)

@@ -84,6 +84,7 @@ void kf_mon_config_release(struct kf_mon_config *c)
     free((char *)c->bin.promtool);
     free((char *)c->bin.amtool);
     free_strs((const char *const *)c->secret_dirs, c->n_secret_dirs);
+    free(c->alert_destinations);
     kf_mon_config_init(c);
 }
 

@@ -21,6 +21,8 @@ struct kf_mon {
     char *token;       /* its contents */
     char *dedup_path;  /* <root>/.adapter/dedup */
     char *secrets_dir; /* <data-dir>/secrets/ (absolute, resolved) */
+    /* cfg.alert_destinations parsed */
+    struct kf_obs_destinations dests;
 
     /* the adapter */
     pthread_mutex_t lock;

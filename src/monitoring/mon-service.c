@@ -108,7 +108,9 @@ int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics 
         m->cfg.secret_dirs[0] = kf_xstrdup("/etc/kfleet/");
         m->cfg.n_secret_dirs = 1;
     }
-    r = ensure_dir(m->root, 0755, err);
+    r = kf_obs_destinations_parse(m->cfg.alert_destinations, &m->dests, err);
+    if (r == 0)
+        r = ensure_dir(m->root, 0755, err);
     if (r == 0) {
         /* where secretRef names point (AlertReceiver) */
         char *secrets = kf_xasprintf("%s/secrets", abs);
@@ -144,6 +146,7 @@ void kf_mon_free(struct kf_mon *m)
     free(m->dedup_path);
     free(m->root);
     free(m->secrets_dir);
+    kf_obs_destinations_release(&m->dests);
     kf_mon_config_release(&m->cfg);
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->cond);

@@ -123,6 +123,10 @@ static int expand(const char *tmpl, enum where w, struct vars *v, struct kf_strb
         for (end = close; end > name && end[-1] == ' '; end--)
             ;
         value = lookup(v, name, (size_t)(end - name), &known);
+        if (known && w == IN_URL && end - name == 6 && strncmp(name, "secret", 6) == 0)
+            /* URLs end up in gateways' and proxies' logs, and in ours */
+            return kf_err(err, -EINVAL,
+                          "{{secret}} may not be in the URL; put it in a header or the body");
         if (!known)
             return kf_err(err, -EINVAL, "unknown placeholder {{%.*s}}", (int)(end - name), name);
         escape(out, value, w);

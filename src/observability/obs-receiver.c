@@ -90,6 +90,8 @@ enum kf_obs_outcome kf_obs_classify(enum kf_obs_receiver_kind kind, int r,
 {
     const struct obs_receiver_ops *ops = find_ops(kind);
 
+    if (r == -EACCES)
+        return KF_OBS_FAILED; /* a destination not allowed stays so */
     if (r < 0 || !resp || resp->status == 0)
         return KF_OBS_RETRY;
     if (resp->status == 408 || resp->status == 429 || resp->status >= 500)

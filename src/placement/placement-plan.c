@@ -23,6 +23,11 @@
 #include "placement/placement-internal.h"
 
 #define PLAN_MAX_CLUSTERS 1000000
+/* Hosts a plan may simulate beyond the existing ones (growth room of the
+ * existing units and hosts of new units): what a plan allocates is
+ * proportional to this, never to a number in the request. */
+#define PLAN_MAX_HOSTS      1000000
+#define PLAN_MAX_UNIT_HOSTS 10000
 
 static const char *const new_zone_names[KF_PLACE_MAX_ZONES] = {
     "zone-1", "zone-2",  "zone-3",  "zone-4",  "zone-5",  "zone-6",  "zone-7",  "zone-8",
@@ -102,7 +107,7 @@ int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_pl
     struct kf_plan_result out = { 0 };
     unsigned zones = req->new_unit_zones ? req->new_unit_zones : 3;
     unsigned per_unit = req->new_unit_hosts ? req->new_unit_hosts : 9;
-    uint64_t total = 0;
+    uint64_t total = 0, planned = 0;
     size_t *order = NULL;
     struct kf_plan_line *lines = NULL;
     size_t lines_alloc = 0;
@@ -123,6 +128,20 @@ int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_pl
     }
     if (total > PLAN_MAX_CLUSTERS)
         return kf_err(err, -EINVAL, "a plan takes at most %d clusters", PLAN_MAX_CLUSTERS);
+    if (req->max_unit_hosts > PLAN_MAX_UNIT_HOSTS)
+        return kf_err(err, -EINVAL, "units may grow to at most %d hosts in a plan",
+                      PLAN_MAX_UNIT_HOSTS);
+    for (size_t i = 0; i < req->n_units; i++) {
+        const struct kf_place_unit *u = &req->units[i];
+
+        if (u->region && strcmp(u->region, req->region) == 0 && req->max_unit_hosts > u->n_hosts)
+            planned += req->max_unit_hosts - u->n_hosts + u->n_zones;
+    }
+    if (planned > PLAN_MAX_HOSTS)
+        return kf_err(err, -EINVAL,
+                      "growing every unit of the region to %u hosts means simulating %llu hosts; a "
+                      "plan simulates at most %d (ask for a smaller maxUnitHosts)",
+                      req->max_unit_hosts, (unsigned long long)planned, PLAN_MAX_HOSTS);
 
     for (size_t i = 0; i < req->n_units; i++) {
         const struct kf_place_unit *u = &req->units[i];
@@ -218,6 +237,12 @@ int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_pl
                 char name[32];
                 size_t ui;
 
+                if (planned + per_unit > PLAN_MAX_HOSTS) {
+                    /* the rest cannot be planned within the bound: say so */
+                    out.unplanned += count - k;
+                    break;
+                }
+                planned += per_unit;
                 snprintf(name, sizeof(name), "new-%u", out.new_units + 1);
                 nu.region = req->region;
                 nu.zones = new_zone_names;
@@ -373,6 +398,11 @@ void kf_plan_format(const struct kf_plan_request *req, const struct kf_plan_resu
         add_counts(out, r->unplaceable);
         kf_strbuf_addstr(out, ": too big for an empty new unit of these hosts");
     }
+    if (r->unplanned)
+        kf_strbuf_addf(out,
+                       "; %u not planned: the plan stopped at %d simulated hosts (plan "
+                       "in parts or with larger hosts)",
+                       r->unplanned, PLAN_MAX_HOSTS);
     kf_strbuf_addstr(out, "\n");
     kf_strbuf_release(&tmp);
 }

@@ -674,6 +674,30 @@ static void sql_free(struct sql_store *s)
     free(s);
 }
 
+/* The file holds every guest cluster's CA keys: it is created 0600, and
+ * one found readable by others is made so (SQLite gives its -wal and -shm
+ * files the database file's mode, so they follow). Whatever the umask and
+ * whether the data folder existed before. */
+static int private_file(const char *path, struct kf_strbuf *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+
+    if (fd < 0)
+        return kf_err(err, -errno, "cannot open the store \"%s\": %s", path, strerror(errno));
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077) && fchmod(fd, st.st_mode & 0700) < 0) {
+        int r = -errno;
+
+        close(fd);
+        return kf_err(err, r,
+                      "the store \"%s\" is readable by others and cannot be made "
+                      "private: %s",
+                      path, strerror(-r));
+    }
+    close(fd);
+    return 0;
+}
+
 static int sql_open(const char *arg, struct kf_store **ret, struct kf_strbuf *err)
 {
     struct sql_options o = { 0 };
@@ -708,6 +732,9 @@ static int sql_open(const char *arg, struct kf_store **ret, struct kf_strbuf *er
         goto fail;
     }
     r = take_lock(s, err);
+    if (r < 0)
+        goto fail;
+    r = private_file(s->path, err);
     if (r < 0)
         goto fail;
     r = open_conn(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->wdb);

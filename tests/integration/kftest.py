@@ -570,7 +570,9 @@ def make_cert(directory):
 
 
 def write_token_file(path, tokens=None):
-    with open(path, "w") as f:
+    # kfleetd refuses a token file others may read
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        os.fchmod(f.fileno(), 0o600)
         f.write("# token,user,role\n")
         for tok, (user, role) in (tokens or TOKENS).items():
             f.write(f"{tok},{user},{role}\n")
@@ -588,10 +590,14 @@ class Kfleetd:
     tls:    serve HTTPS with a fresh self-signed certificate (cert_file).
     controllers: False (the API alone), True (every controller) or a
             --controllers list.
+    alert_destinations: kfleetd --alert-destinations; tests' webhook
+            receivers listen on loopback, which kfleetd refuses unless
+            listed (docs/security.md, "Secrets"). None: not given.
     """
 
     def __init__(self, store=None, tokens=None, args=(), data_dir=None, port=None,
-                 log_level="info", env=None, tls=False, controllers=False):
+                 log_level="info", env=None, tls=False, controllers=False,
+                 alert_destinations="127.0.0.1"):
         if store is None:
             store = default_store()
         self.own_dir = data_dir is None
@@ -620,6 +626,8 @@ class Kfleetd:
             next((t for t, (u, r) in self.tokens.items() if r == "admin"), None)
             if self.tokens else None)
         self.args = list(args)
+        if alert_destinations:
+            self.args = ["--alert-destinations", alert_destinations] + self.args
         if controllers is not True:
             self.args = ["--controllers", controllers or "none"] + self.args
         self.log_level = log_level

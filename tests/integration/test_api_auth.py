@@ -178,7 +178,8 @@ def test_refuses_non_loopback_without_tokens():
     # with a token file it serves
     port = kftest.free_port()
     with kftest.Kfleetd(tokens=True, store="memory", port=port,
-                        args=["--listen", f"0.0.0.0:{port}"]) as k2:
+                        args=["--listen", f"0.0.0.0:{port}",
+                              "--insecure-allow-plaintext"]) as k2:
         assert k2.get(path("regions")).status == 200
         assert k2.get(path("regions"), token="").status == 401
 
@@ -195,6 +196,7 @@ def test_bad_token_file():
                            ("tok-12345678,host:H_A,agent\n", "a host name")):
         with open(bad, "w") as f:
             f.write(content)
+        os.chmod(bad, 0o600)
         p = run_kfleetd("--token-file", bad, "--listen", f"127.0.0.1:{kftest.free_port()}")
         assert p.returncode == 2 and words in p.stderr, (content, p.returncode, p.stderr)
         assert f"{bad}:" in p.stderr, p.stderr  # says where

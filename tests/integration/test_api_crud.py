@@ -352,7 +352,10 @@ def test_bad_bodies():
     st = assert_status(kd.post(path("regions"), b"{\"metadata\": ", content_type="application/json"),
                        400, "BadRequest")
     assert "not valid JSON" in st["message"], st
-    assert_status(kd.post(path("regions"), b"[1,2]"), 400, "BadRequest")
+    assert_status(kd.post(path("regions"), b"[1,2]", content_type="application/json"), 400,
+                  "BadRequest")
+    # a body without a type is refused (a web page could send it: test_sec_crosssite.py)
+    assert_status(kd.post(path("regions"), b"[1,2]"), 415, "UnsupportedMediaType")
     assert_status(kd.post(path("regions"), None), 400, "BadRequest")
     assert_status(kd.post(path("regions"), b"a: b", content_type="application/yaml"), 415,
                   "UnsupportedMediaType")

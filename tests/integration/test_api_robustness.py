@@ -62,7 +62,7 @@ def test_body_too_large():
     assert r.status == 413 and r.json["reason"] == "RequestEntityTooLarge", r
     assert "limit" in r.json["message"], r
     # the same without Content-Length: chunked
-    head = (f"POST {path('regions')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (f"POST {path('regions')} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
     body = b""
     for i in range(0, len(big), 65536):
@@ -72,7 +72,7 @@ def test_body_too_large():
     out = raw(head + body)
     assert out.startswith(b"HTTP/1.1 413"), out[:200]
     # a Content-Length far past the limit is refused before the body
-    out = raw(f"PUT {path('regions', 'keep')} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999"
+    out = raw(f"PUT {path('regions', 'keep')} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999"
               "\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{".encode())
     assert out.startswith(b"HTTP/1.1 413"), out[:200]
     assert kd.get("/readyz").status == 200
@@ -127,10 +127,10 @@ def test_bad_targets():
                    "/apis/kfleet.io/v1/regions?watch=maybe", "/apis/kfleet.io/v1/regions/a/b/c/d"):
         r = kd.get(target)
         assert 400 <= r.status < 500, (target, r)
-    out = raw(f"GET /apis/kfleet.io/v1/regions?x={'a' * 20000} HTTP/1.1\r\nHost: x\r\n"
+    out = raw(f"GET /apis/kfleet.io/v1/regions?x={'a' * 20000} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
               "Connection: close\r\n\r\n".encode())
     assert out[:12] in (b"HTTP/1.1 414", b"HTTP/1.1 431", b"HTTP/1.1 413"), out[:100]
-    out = raw(("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + "b" * 100000 +
+    out = raw(("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + "b" * 100000 +
                "\r\nConnection: close\r\n\r\n").encode())
     assert out == b"" or out[:10] == b"HTTP/1.1 4", out[:100]
     for junk in (b"GARBAGE\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
@@ -143,7 +143,7 @@ def test_bad_targets():
 def test_slow_client_is_dropped():
     setup()
     s = socket.create_connection(("127.0.0.1", kd.port))
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never finishes
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never finishes
     s.settimeout(20 * kftest.SLOW)
     t0 = time.monotonic()
     try:

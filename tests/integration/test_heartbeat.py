@@ -75,7 +75,7 @@ def test_batch():
     assert r.status == 400 and "send {\"hosts\"" in r.json["message"], r
     r = kd.post(API + "/heartbeats", {"hosts": [{"nom": "h1"}]}, token=AGENT)
     assert r.status == 400 and "hosts[0]" in r.json["message"], r
-    r = kd.post(API + "/heartbeats", b"{not json", token=AGENT)
+    r = kd.post(API + "/heartbeats", b"{not json", token=AGENT, content_type="application/json")
     assert r.status == 400 and "not valid JSON" in r.json["message"], r
     r = kd.post(API + "/heartbeats", {"hosts": ["h1"]}, token=VIEWER)
     assert r.status == 403, r

@@ -329,6 +329,40 @@ static const char *outcome(const json_t *ret, size_t i)
     return kf_json_str(json_array_get(json_object_get(ret, "results"), i), "outcome", "");
 }
 
+/* An agent token bound to a host records its own host's tasks only
+ * (docs/security.md): another host's result is an error, nothing written. */
+static void test_record_own_host_only(void **state)
+{
+    struct regfx *f = *state;
+    struct kf_causes causes = KF_CAUSES_INIT;
+    struct kf_strbuf req = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
+    json_t *objs[2], *body, *ret = NULL, *got = NULL;
+
+    objs[0] = task("j", "h1");
+    objs[1] = task("j", "h2");
+    assert_int_equal(kf_registry_create_batch(f->reg, &kf_kind_broadcasttask, objs, 2, NULL, NULL,
+                                              &causes, NULL),
+                     0);
+    kf_strbuf_addf(&req,
+                   "{'results':[{'name':'j.h1','uid':'%s','phase':'Succeeded','exitCode':0},"
+                   "{'name':'j.h2','uid':'%s','phase':'Succeeded','exitCode':0}]}",
+                   kf_obj_uid(objs[0]), kf_obj_uid(objs[1]));
+    body = J(req.buf);
+    assert_int_equal(kf_bcj_record_results_for(f->reg, body, "h1", &ret, &err), 0);
+    assert_string_equal(outcome(ret, 0), "recorded");
+    assert_string_equal(outcome(ret, 1), "error");
+    assert_int_equal(kf_registry_get(f->reg, &kf_kind_broadcasttask, "j.h2", &got), 0);
+    assert_string_equal(kf_json_str(got, "status.phase", "Pending"), "Pending");
+    json_decref(got);
+    json_decref(ret);
+    json_decref(body);
+    json_decref(objs[0]);
+    json_decref(objs[1]);
+    kf_causes_release(&causes);
+    kf_strbuf_release(&req);
+    kf_strbuf_release(&err);
+}
+
 static void test_record_results(void **state)
 {
     struct regfx *f = *state;
@@ -514,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_batch, regfx_setup, regfx_teardown),
         cmocka_unit_test_setup_teardown(test_update_delete_batch, regfx_setup, regfx_teardown),
         cmocka_unit_test_setup_teardown(test_record_results, regfx_setup, regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_record_own_host_only, regfx_setup, regfx_teardown),
         cmocka_unit_test_setup_teardown(test_record_many, regfx_setup, regfx_teardown),
         cmocka_unit_test_setup_teardown(test_list_filtered_chunks, regfx_setup, regfx_teardown),
     };

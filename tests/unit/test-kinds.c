@@ -209,8 +209,7 @@ static void test_region_unit(void **state)
                  "must be greater than 0 and less than 1, got 1");
     assert_cause(&causes, "spec.gradeRatio[G7]", "FieldValueNotSupported", "unsupported key");
     assert_cause(&causes, "spec.gradeRatio[G4]", "FieldValueInvalid", "at most 1");
-    assert_cause(&causes, "spec.quota.maxClusters", "FieldValueInvalid",
-                 "greater than or equal to 0");
+    assert_cause(&causes, "spec.quota.maxClusters", "FieldValueInvalid", "at least 0");
     kf_causes_release(&causes);
     assert_int_equal(admit(&kf_kind_unit,
                            "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
@@ -477,7 +476,7 @@ static void test_alert_kinds(void **state)
     assert_int_equal(admit(&kf_kind_alertreceiver,
                            "{'metadata':{'name':'ops'},'spec':{'type':'dingtalk','dingtalk':"
                            "{'url':'https://oapi.dingtalk.com/robot/send?access_token=x',"
-                           "'secretRef':{'name':'dingtalk-ops'}}}}",
+                           "'secretRef':{'name':'ops.dingtalk'}}}}",
                            NULL, &causes, &obj),
                      0);
     assert_true(json_is_true(kf_json_path(obj, "spec.sendResolved")));
@@ -516,8 +515,18 @@ static void test_alert_kinds(void **state)
     kf_causes_release(&causes);
     assert_admits(&kf_kind_alertreceiver,
                   "{'metadata':{'name':'pager'},'spec':{'type':'sms','sms':{'url':"
-                  "'https://sms.example.com/send?key={{secret}}','phones':['+8613800000000'],"
-                  "'body':'text={{message}}','secretFile':'/etc/k'}}}");
+                  "'https://sms.example.com/send','phones':['+8613800000000'],"
+                  "'body':'text={{message}}&key={{secret}}','secretFile':'/etc/k'}}}");
+    /* a secret named after another receiver; {{secret}} in a URL */
+    assert_int_equal(admit(&kf_kind_alertreceiver,
+                           "{'metadata':{'name':'pager'},'spec':{'type':'sms','sms':{'url':"
+                           "'https://sms.example.com/send?key={{secret}}','phones':['+86138'],"
+                           "'secretRef':{'name':'ops'}}}}",
+                           NULL, &causes, NULL),
+                     -KF_EINVALID);
+    assert_cause(&causes, "spec.sms.secretRef.name", "FieldValueForbidden", "named after it");
+    assert_cause(&causes, "spec.sms.url", "FieldValueForbidden", "{{secret}}");
+    kf_causes_release(&causes);
 
     /* routes */
     assert_int_equal(admit(&kf_kind_alertroute,

@@ -127,6 +127,7 @@ static void start_mon(struct fixture *fx)
     c.retry.initial_ms = 20;
     c.retry.max_ms = 20;
     c.delivery_timeout_ms = 5000;
+    c.alert_destinations = kf_xstrdup("127.0.0.1"); /* the test's hook listens there */
     fx->metrics = kf_metrics_new();
     assert_int_equal(kf_mon_new(&c, fx->dir, fx->metrics, &fx->mon, &err), 0);
     {

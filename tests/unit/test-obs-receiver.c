@@ -8,6 +8,7 @@
  * and delivers every kind to a local Python HTTP sink (obs-sink.py), which
  * verifies DingTalk's signature with Python's own hmac.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -545,6 +546,12 @@ static void test_sms_templates(void **state)
     json_decref(v);
     kf_obs_deliveries_release(&out);
 
+    /* {{secret}} never in the URL: gateways and proxies log URLs */
+    t.url = "https://sms.example.invalid/v1/send?key={{secret}}";
+    assert_int_equal(kf_obs_build(&t, &n, 0, &out, &err), -EINVAL);
+    assert_non_null(strstr(err.buf, "{{secret}} may not be in the URL"));
+    kf_strbuf_reset(&err);
+
     /* without {{phone}}: one request for all, as a form */
     t.url = "http://127.0.0.1:9/send";
     t.body = "to={{phones}}&msg={{message}}&k={{secret}}";
@@ -670,6 +677,9 @@ static json_t *sink_requests(struct sink *s)
     return all;
 }
 
+/* The sink listens on loopback: allowed as an operator would list it. */
+static struct kf_obs_destinations local;
+
 static enum kf_obs_outcome send_one(const struct kf_obs_target *t,
                                     const struct kf_obs_notification *n)
 {
@@ -680,7 +690,7 @@ static enum kf_obs_outcome send_one(const struct kf_obs_target *t,
 
     assert_int_equal(kf_obs_build(t, n, kf_now_ms(), &out, NULL), 0);
     assert_int_equal(out.n, 1);
-    r = kf_obs_deliver(&out.items[0], 5000, &resp);
+    r = kf_obs_deliver(&out.items[0], &local, 5000, &resp);
     o = kf_obs_classify(t->kind, r, &resp);
     kf_obs_response_release(&resp);
     kf_obs_deliveries_release(&out);
@@ -703,11 +713,13 @@ static void test_deliver_to_sink(void **state)
                                  .body = "{\"to\": \"{{phones}}\", \"text\": \"{{message}}\"}",
                                  .phones = phones,
                                  .n_phones = 1 };
+    static const struct kf_obs_header key_hdr[] = { { "X-Key", "{{secret}}" } };
     struct kf_obs_response resp;
     struct kf_obs_delivery dead = { .method = "POST", .log_url = "http://127.0.0.1/" };
     json_t *reqs, *req;
     char id[33];
 
+    assert_int_equal(kf_obs_destinations_parse("127.0.0.1", &local, NULL), 0);
     parse_ok(body, &n);
     kf_obs_notification_key(&n, id);
 
@@ -737,15 +749,17 @@ static void test_deliver_to_sink(void **state)
     assert_int_equal(send_one(&hook, &n), KF_OBS_FAILED);
     free(url);
 
-    url = kf_xasprintf("http://127.0.0.1:%d/sms?key={{secret}}", s->port);
+    url = kf_xasprintf("http://127.0.0.1:%d/sms", s->port);
     sms.url = url;
+    sms.headers = key_hdr;
+    sms.n_headers = 1;
     sms.secret = "a&b";
     assert_int_equal(send_one(&sms, &n), KF_OBS_DELIVERED);
     free(url);
 
     /* nobody listening: a transport error, worth retrying */
     dead.url = kf_xasprintf("http://127.0.0.1:%d/", kf_test_port());
-    assert_true(kf_obs_deliver(&dead, 2000, &resp) < 0);
+    assert_true(kf_obs_deliver(&dead, &local, 2000, &resp) < 0);
     assert_int_equal(resp.status, 0);
     assert_true(resp.error[0] != '\0');
     assert_int_equal(kf_obs_classify(KF_OBS_RECEIVER_WEBHOOK, -ECONNREFUSED, &resp), KF_OBS_RETRY);
@@ -766,12 +780,67 @@ static void test_deliver_to_sink(void **state)
     assert_string_equal(kf_json_str(req, "headers.Content-Type", NULL), "application/json");
     req = json_array_get(reqs, 6);
     assert_string_equal(kf_json_str(req, "path", NULL), "/sms");
-    assert_string_equal(
-        json_string_value(json_array_get(json_object_get(json_object_get(req, "query"), "key"), 0)),
-        "a&b");
+    assert_string_equal(kf_json_str(req, "headers.X-Key", NULL), "a&b");
     json_decref(reqs);
     kf_obs_notification_release(&n);
+    kf_obs_destinations_release(&local);
     free(body);
+}
+
+/* Destinations: loopback, private and link-local refused unless listed;
+ * a list restricts URLs to its names and blocks. */
+static void test_destinations(void **state)
+{
+    struct kf_obs_destinations d;
+    struct kf_obs_delivery del = { .method = "POST",
+                                   .url = "http://127.0.0.1:9/x",
+                                   .log_url = "http://127.0.0.1:9/x" };
+    struct kf_obs_response resp;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    static const char *const internal[] = {
+        "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+        "0.0.0.0",   "::1",      "fe80::1",    "fd00::1",     "::ffff:127.0.0.1"
+    };
+    unsigned char a[16];
+    (void)state;
+
+    assert_int_equal(kf_obs_destinations_parse(NULL, &d, &err), 0);
+    for (size_t i = 0; i < KF_ARRAY_SIZE(internal); i++) {
+        int fam = strchr(internal[i], ':') ? AF_INET6 : AF_INET;
+
+        assert_int_equal(inet_pton(fam, internal[i], a), 1);
+        assert_false(kf_obs_destination_addr_allowed(&d, fam, a));
+    }
+    assert_int_equal(inet_pton(AF_INET, "93.184.216.34", a), 1);
+    assert_true(kf_obs_destination_addr_allowed(&d, AF_INET, a));
+    /* no list: a loopback URL is refused as curl connects, for good */
+    assert_int_equal(kf_obs_deliver(&del, &d, 2000, &resp), -EACCES);
+    assert_non_null(strstr(resp.error, "--alert-destinations"));
+    assert_int_equal(kf_obs_classify(KF_OBS_RECEIVER_WEBHOOK, -EACCES, &resp), KF_OBS_FAILED);
+    kf_obs_response_release(&resp);
+    del.url = "http://localhost:9/x";
+    assert_int_equal(kf_obs_deliver(&del, &d, 2000, &resp), -EACCES);
+    kf_obs_response_release(&resp);
+    kf_obs_destinations_release(&d);
+
+    assert_int_equal(kf_obs_destinations_parse("sms.example.com,*.corp.example,10.0.0.0/8,"
+                                               "127.0.0.1",
+                                               &d, &err),
+                     0);
+    assert_true(kf_obs_destination_named(&d, "sms.example.com"));
+    assert_true(kf_obs_destination_named(&d, "a.b.corp.example"));
+    assert_false(kf_obs_destination_named(&d, "corp.example"));
+    assert_false(kf_obs_destination_named(&d, "evil.example"));
+    assert_int_equal(inet_pton(AF_INET, "10.9.8.7", a), 1);
+    assert_true(kf_obs_destination_addr_allowed(&d, AF_INET, a));
+    /* a listed block lets its addresses through; a name not listed is refused */
+    del.url = "http://evil.example/x";
+    assert_int_equal(kf_obs_deliver(&del, &d, 2000, &resp), -EACCES);
+    kf_obs_response_release(&resp);
+    kf_obs_destinations_release(&d);
+
+    assert_int_equal(kf_obs_destinations_parse("bad name!", &d, &err), -EINVAL);
+    kf_strbuf_release(&err);
 }
 
 int main(void)
@@ -787,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_dingtalk_signature),
         cmocka_unit_test(test_dingtalk_message),
         cmocka_unit_test(test_sms_templates),
+        cmocka_unit_test(test_destinations),
         cmocka_unit_test(test_retry_policy),
         cmocka_unit_test_setup_teardown(test_deliver_to_sink, sink_setup, sink_teardown),
     };

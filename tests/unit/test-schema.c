@@ -4,6 +4,7 @@
  * the OpenAPI it writes, field lookup and docs, and the CIDR helpers. */
 #include "fleet-test.h"
 
+#include "kfleet/kind.h"
 #include "kfleet/schema.h"
 
 static const char *const colours[] = { "red", "green", NULL };
@@ -13,6 +14,20 @@ static const struct kf_field item_fields[] = {
     KF_INT("weight", "Item weight.", .dflt = "1"),
     KF_END,
 };
+
+static const struct kf_field bounded_fields[] = {
+    KF_STRING("every", "A duration with a bound.", .format = KF_FMT_DURATION, .flags = KF_F_MAX,
+              .max = 3600),
+    KF_STRING("whenever", "A duration without one.", .format = KF_FMT_DURATION),
+    KF_QUANTITY("size", "A quantity with a bound.", .flags = KF_F_MAX, .max = 1024),
+    KF_QUANTITY("any", "A quantity without one."),
+    KF_INT("n", "An integer without a bound."),
+    KF_STRING("pct", "A percentage.", .format = KF_FMT_PERCENT),
+    KF_END,
+};
+
+static const struct kf_schema bounded_schema = { .description = "Bounds.",
+                                                 .fields = bounded_fields };
 
 static const struct kf_field test_fields[] = {
     KF_STRING("colour", "A colour.", .enum_values = colours, .flags = KF_F_REQUIRED),
@@ -191,6 +206,97 @@ static void test_cause_cap(void **state)
     kf_strbuf_release(&text);
 }
 
+/* Every number a request or object brings has a bound: the fields that set
+ * none get the engine's, and each spec field must set its own (a count, size
+ * or duration sized from an object must never be unbounded). */
+static void test_bounds(void **state)
+{
+    static const struct {
+        const char *text;
+        bool ok;
+    } cases[] = {
+        { "{\"every\": \"1h\"}", true },
+        { "{\"every\": \"61m\"}", false },
+        { "{\"whenever\": \"366d\"}", true },
+        { "{\"whenever\": \"367d\"}", false },
+        { "{\"whenever\": \"999999999999h\"}", false },
+        { "{\"size\": \"1Ki\"}", true },
+        { "{\"size\": \"1025\"}", false },
+        { "{\"size\": 2048}", false },
+        { "{\"any\": \"1Pi\"}", true },
+        { "{\"any\": \"2Pi\"}", false },
+        { "{\"n\": 9007199254740992}", true },
+        { "{\"n\": 9007199254740993000}", false },
+        { "{\"n\": -9007199254740993000}", false },
+        { "{\"pct\": \"100%\"}", true },
+        { "{\"pct\": \"101%\"}", false },
+        { "{\"pct\": \"4294967396%\"}", false },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < KF_ARRAY_SIZE(cases); i++) {
+        struct kf_causes c = { 0 };
+        json_t *v = J(cases[i].text);
+        size_t n = kf_schema_validate(&bounded_schema, v, NULL, "spec", &c);
+
+        if ((n == 0) != cases[i].ok)
+            fail_msg("%s: %zu causes", cases[i].text, n);
+        kf_causes_release(&c);
+        json_decref(v);
+    }
+}
+
+static void unbounded(const char *path, const struct kf_field *f, struct kf_strbuf *out);
+
+static void unbounded_fields(const char *path, const struct kf_field *fs, struct kf_strbuf *out)
+{
+    for (const struct kf_field *f = fs; f && f->name; f++) {
+        char *p = kf_xasprintf("%s.%s", path, f->name);
+
+        unbounded(p, f, out);
+        free(p);
+    }
+}
+
+static void unbounded(const char *path, const struct kf_field *f, struct kf_strbuf *out)
+{
+    bool num = f->type == KF_T_INT || f->type == KF_T_NUMBER || f->type == KF_T_INT_OR_STRING;
+    bool min = f->flags & (KF_F_MIN | KF_F_XMIN), max = f->flags & (KF_F_MAX | KF_F_XMAX);
+
+    if ((num && (!min || !max)) ||
+        ((f->type == KF_T_QUANTITY || f->format == KF_FMT_DURATION) && !max))
+        kf_strbuf_addf(out, " %s", path);
+    if (f->type == KF_T_OBJECT)
+        unbounded_fields(path, f->fields, out);
+    if ((f->type == KF_T_ARRAY || f->type == KF_T_MAP) && f->items) {
+        char *p = kf_xasprintf("%s[]", path);
+
+        unbounded(p, f->items, out);
+        free(p);
+    }
+}
+
+static void test_every_spec_number_bounded(void **state)
+{
+    struct kf_strbuf out = KF_STRBUF_INIT;
+    size_t n;
+    const struct kf_kind *const *kinds = kf_kinds(&n);
+
+    (void)state;
+    for (size_t i = 0; i < n; i++)
+        if (kinds[i]->spec_schema) {
+            char *p = kf_xasprintf("%s.spec", kinds[i]->kind);
+
+            unbounded_fields(p, kinds[i]->spec_schema->fields, &out);
+            free(p);
+        }
+    if (out.len)
+        fail_msg("spec fields without an explicit bound (give each .min/.max, or a max "
+                 "duration or quantity):%s",
+                 out.buf);
+    kf_strbuf_release(&out);
+}
+
 static void test_formats(void **state)
 {
     static const struct {
@@ -344,6 +450,8 @@ int main(void)
         cmocka_unit_test(test_immutable),
         cmocka_unit_test(test_cause_cap),
         cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_every_spec_number_bounded),
         cmocka_unit_test(test_openapi),
         cmocka_unit_test(test_lookup_and_doc),
     };
