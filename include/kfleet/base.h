@@ -67,12 +67,35 @@ bool kf_streq(const char *a, const char *b); /* NULL-safe */
  * elements): strcmp of the strings a and b point to. */
 int kf_strp_cmp(const void *a, const void *b);
 
-/* Time. kf_now_ms: wall clock in ms since the epoch; kf_mono_ns: monotonic.
+/* Time. kf_now_ms: wall clock in ms since the epoch; kf_mono_ns and
+ * kf_mono_ms: CLOCK_MONOTONIC in ns and ms (deadlines, back-off, timeouts:
+ * never the wall clock, which jumps).
  * kf_time_format_rfc3339 writes "2006-01-02T15:04:05Z" (UTC) into buf (>= 32). */
 int64_t kf_now_ms(void);
 uint64_t kf_mono_ns(void);
+int64_t kf_mono_ms(void);
 void kf_time_format_rfc3339(int64_t ms, char *buf, size_t size);
 int kf_time_parse_rfc3339(const char *s, int64_t *ret_ms);
+
+/* FNV-1a (64 bit) of len bytes of data, or of the string s, continuing from
+ * h: start with KF_FNV1A_BASIS, feed more by passing the result back. Not a
+ * defence against chosen keys (kf_smap mixes the result before it probes);
+ * for names of things and change detection. */
+#define KF_FNV1A_BASIS 14695981039346656037ull
+/* The basis kfleet's first copies of FNV-1a started from (the standard one
+ * without its last digit). Names made from it are stored and on disk (HAProxy
+ * process names) or sent (the OpenAPI ETag), so those callers keep it. */
+#define KF_FNV1A_BASIS_V0 1469598103934665603ull
+uint64_t kf_fnv1a(uint64_t h, const void *data, size_t len);
+uint64_t kf_fnv1a_str(uint64_t h, const char *s);
+
+/* Replaces each {{key}} in tmpl that lookup knows (it gets the key without
+ * the braces and returns the value, or NULL to leave the placeholder as it
+ * is); an unclosed "{{" stays as it is. Returns a new string (base-fill.c):
+ * the one filler of the catalog's templates and the agent's paths. */
+char *kf_fill_placeholders(const char *tmpl,
+                           const char *(*lookup)(void *ctx, const char *key, size_t len),
+                           void *ctx);
 
 /* A growable, NULL-terminated argv (or env) to build a command line with
  * (base-argv.c): (const char *const *)a.v is what execve and the runner's

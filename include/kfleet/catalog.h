@@ -139,9 +139,4 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_ca
                       struct kf_strbuf *err);
 void kf_catalog_rendered_release(struct kf_catalog_rendered *r);
 
-/* Replaces {{key}} placeholders that lookup knows (it returns the value,
- * or NULL to leave the placeholder as it is). Returns a new string. */
-char *kf_catalog_fill(const char *tmpl,
-                      const char *(*lookup)(void *ctx, const char *key, size_t len), void *ctx);
-
 #endif

@@ -354,11 +354,6 @@ struct kf_obs_change {
 int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
                        struct kf_obs_change *ret_change, struct kf_strbuf *err);
 
-/* Writes one file atomically (temp + fsync + rename + fsync of the folder)
- * with the given mode. The folder must exist. 0 or a negative errno. */
-int kf_obs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                             struct kf_strbuf *err);
-
 /* ---- renderers -------------------------------------------------------- */
 
 /* Each adds the files of one instance to `out` (paths start with the

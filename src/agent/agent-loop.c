@@ -52,14 +52,9 @@ KF_LOG_MODULE(agent);
  * slices, with heartbeats of the registered ones in between. */
 #define REGISTER_PER_TURN 500
 
-int64_t kf_agent_now_ms(void)
-{
-    return (int64_t)(kf_mono_ns() / 1000000);
-}
-
 bool kf_agent_server_ok(struct kf_agent *a)
 {
-    return !a->server_down || kf_agent_now_ms() >= a->server_retry_ms;
+    return !a->server_down || kf_mono_ms() >= a->server_retry_ms;
 }
 
 void kf_agent_server_result(struct kf_agent *a, int code)
@@ -74,7 +69,7 @@ void kf_agent_server_result(struct kf_agent *a, int code)
                         code < 0 ? strerror(-code) : "unavailable", kf_agent_http_server(a->http));
         a->server_down = true;
         a->server_failures++;
-        a->server_retry_ms = kf_agent_now_ms() + KF_MIN(delay, SERVER_BACKOFF_MAX);
+        a->server_retry_ms = kf_mono_ms() + KF_MIN(delay, SERVER_BACKOFF_MAX);
         a->api_errors++;
     } else if (code > 0) {
         if (a->server_down)
@@ -258,7 +253,7 @@ static void take_runner_events(struct kf_agent *a)
 
 static void register_hosts(struct kf_agent *a)
 {
-    int64_t now = kf_agent_now_ms();
+    int64_t now = kf_mono_ms();
     size_t done = 0;
 
     for (size_t i = 0; i < a->n_hosts && done < REGISTER_PER_TURN; i++) {
@@ -299,7 +294,7 @@ static void register_hosts(struct kf_agent *a)
 
 static void sync_hosts(struct kf_agent *a)
 {
-    int64_t now = kf_agent_now_ms();
+    int64_t now = kf_mono_ms();
     bool server_ok = kf_agent_server_ok(a);
 
     for (size_t i = 0; i < a->n_hosts; i++) {
@@ -313,7 +308,7 @@ static void sync_hosts(struct kf_agent *a)
 
 static int next_timeout(struct kf_agent *a)
 {
-    int64_t now = kf_agent_now_ms();
+    int64_t now = kf_mono_ms();
     int64_t next = now + (a->cfg.simulate ? SIM_TICK_MS : IDLE_WAKE_MS);
     bool waits = false;
 
@@ -474,9 +469,9 @@ int kf_agent_run(const struct kf_agent_config *cfg)
         register_hosts(&a);
         sync_hosts(&a);
         kf_agent_tasks_step(&a);
-        if (kf_agent_now_ms() >= a.next_heartbeat_ms) {
+        if (kf_mono_ms() >= a.next_heartbeat_ms) {
             kf_agent_heartbeat(&a);
-            a.next_heartbeat_ms = kf_agent_now_ms() + cfg->heartbeat_ms;
+            a.next_heartbeat_ms = kf_mono_ms() + cfg->heartbeat_ms;
         }
         pthread_mutex_unlock(&a.lock);
     }

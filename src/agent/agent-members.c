@@ -32,7 +32,6 @@
  */
 #include <errno.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +40,7 @@
 
 #include <openssl/evp.h>
 
+#include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/log.h"
 #include "kfleet/obj.h"
@@ -91,25 +91,6 @@ static char *member_dir(const struct agent_host *h, const struct agent_member *m
     if (!h->dir)
         return kf_xasprintf("/simulated/%s/members/%s", h->name, m->rname);
     return kf_xasprintf("%s/members/%s", h->dir, m->rname);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-static int rm_rf(const char *path)
-{
-    struct stat st;
-
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
-        return -errno;
-    return 0;
 }
 
 /* --- the member table ------------------------------------------------------------- */
@@ -282,39 +263,27 @@ struct subst {
     const char *value;
 };
 
+struct subst_table {
+    const struct subst *subs;
+    size_t n;
+};
+
+static const char *subst_lookup(void *ctx, const char *key, size_t len)
+{
+    const struct subst_table *t = ctx;
+
+    for (size_t i = 0; i < t->n; i++)
+        if (strlen(t->subs[i].key) == len && !strncmp(key, t->subs[i].key, len))
+            return t->subs[i].value;
+    return NULL;
+}
+
 /* Replaces {{key}} in s; unknown placeholders stay as they are. */
 static char *fill(const char *s, const struct subst *subs, size_t n)
 {
-    struct kf_strbuf out = KF_STRBUF_INIT;
+    struct subst_table t = { subs, n };
 
-    while (*s) {
-        const char *open = strstr(s, "{{"), *close;
-
-        if (!open) {
-            kf_strbuf_addstr(&out, s);
-            break;
-        }
-        kf_strbuf_add(&out, s, (size_t)(open - s));
-        close = strstr(open + 2, "}}");
-        if (!close) {
-            kf_strbuf_addstr(&out, open);
-            break;
-        }
-        {
-            size_t klen = (size_t)(close - open - 2);
-            bool done = false;
-
-            for (size_t i = 0; i < n && !done; i++)
-                if (strlen(subs[i].key) == klen && !strncmp(open + 2, subs[i].key, klen)) {
-                    kf_strbuf_addstr(&out, subs[i].value);
-                    done = true;
-                }
-            if (!done)
-                kf_strbuf_add(&out, open, (size_t)(close + 2 - open));
-        }
-        s = close + 2;
-    }
-    return kf_strbuf_detach(&out, NULL);
+    return kf_fill_placeholders(s, subst_lookup, &t);
 }
 
 struct built_spec {
@@ -474,8 +443,8 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
     size_t i;
     int r = 0;
 
-    rm_rf(tmp);
-    if ((r = kf_agent_mkdir_p(tmp, 0700)) < 0) {
+    kf_remove_tree(tmp);
+    if ((r = kf_mkdir_p(tmp, 0700)) < 0) {
         kf_err(err, r, "cannot create \"%s\": %s", tmp, strerror(-r));
         goto out;
     }
@@ -492,10 +461,10 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
         full = kf_xasprintf("%s/%s", tmp, p);
         slash = strrchr(full, '/');
         *slash = '\0';
-        r = kf_agent_mkdir_p(full, 0700);
+        r = kf_mkdir_p(full, 0700);
         *slash = '/';
         if (r == 0)
-            r = kf_agent_write_atomic(full, d, strlen(d), secret ? 0600 : 0644, true);
+            r = kf_write_file_atomic(full, d, strlen(d), secret ? 0600 : 0644, true, NULL);
         if (r < 0)
             kf_err(err, r, "cannot write \"%s\": %s", full, strerror(-r));
         free(full);
@@ -505,12 +474,12 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
     {
         char *hp = kf_xasprintf("%s/.hash", tmp);
 
-        r = kf_agent_write_atomic(hp, hash, strlen(hash), 0600, true);
+        r = kf_write_file_atomic(hp, hash, strlen(hash), 0600, true, NULL);
         free(hp);
         if (r < 0)
             goto out;
     }
-    rm_rf(old);
+    kf_remove_tree(old);
     if (rename(cur, old) < 0 && errno != ENOENT) {
         r = kf_err(err, -errno, "cannot replace \"%s\": %s", cur, strerror(errno));
         goto out;
@@ -519,10 +488,10 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
         r = kf_err(err, -errno, "cannot replace \"%s\": %s", cur, strerror(errno));
         goto out;
     }
-    rm_rf(old);
+    kf_remove_tree(old);
 out:
     if (r < 0)
-        rm_rf(tmp);
+        kf_remove_tree(tmp);
     free(tmp);
     free(old);
     free(cur);
@@ -582,7 +551,7 @@ static int ensure_bundle(struct kf_agent *a, struct agent_host *h, struct agent_
         goto out;
     }
     if (h->dir) {
-        r = kf_agent_mkdir_p(dir, 0700);
+        r = kf_mkdir_p(dir, 0700);
         if (r == 0)
             r = write_bundle(dir, kf_json_path(resp, "files"), got, err);
         if (r < 0)
@@ -615,7 +584,7 @@ static void cache_write(struct agent_host *h, struct agent_member *m)
     c = json_pack("{s:O, s:O}", "metadata", kf_json_path(m->obj, "metadata"), "spec",
                   kf_json_path(m->obj, "spec"));
     text = kf_json_dump(c, &len);
-    if (kf_agent_mkdir_p(dir, 0700) < 0 || kf_agent_write_atomic(path, text, len, 0600, true) < 0)
+    if (kf_mkdir_p(dir, 0700) < 0 || kf_write_file_atomic(path, text, len, 0600, true, NULL) < 0)
         kf_log_warn("cannot cache member \"%s\" in \"%s\"; after a restart it waits for "
                     "kfleetd",
                     m->name, path);
@@ -735,7 +704,7 @@ static void retry_later(struct agent_host *h, struct agent_member *m)
     int64_t delay = RETRY_INITIAL_MS << KF_MIN(m->failures, 6);
 
     m->failures++;
-    m->retry_at_ms = kf_agent_now_ms() + KF_MIN(delay, RETRY_MAX_MS);
+    m->retry_at_ms = kf_mono_ms() + KF_MIN(delay, RETRY_MAX_MS);
     (void)h;
 }
 
@@ -751,7 +720,7 @@ static void report(struct kf_agent *a, struct agent_host *h, struct agent_member
     int code;
 
     if (!m->obj || m->from_cache || !status_differs(m->reported, want) ||
-        kf_agent_now_ms() < m->retry_at_ms) {
+        kf_mono_ms() < m->retry_at_ms) {
         json_decref(want);
         return;
     }
@@ -835,7 +804,7 @@ static bool sync_unwanted(struct kf_agent *a, struct agent_host *h, struct agent
         }
         if (h->dir) {
             char *dir = member_dir(h, m);
-            int r = rm_rf(dir);
+            int r = kf_remove_tree(dir);
 
             if (r < 0) {
                 kf_log_rl_warn("cannot remove \"%s\": %s; trying again", dir, strerror(-r));
@@ -885,8 +854,7 @@ static void sync_wanted(struct kf_agent *a, struct agent_host *h, struct agent_m
         report(a, h, m, status_waiting(h, m, "waiting for kfleetd to fill in the command line"));
         return;
     }
-    if (pki && *pki && kf_agent_now_ms() >= m->retry_at_ms &&
-        ensure_bundle(a, h, m, pki, &err) < 0) {
+    if (pki && *pki && kf_mono_ms() >= m->retry_at_ms && ensure_bundle(a, h, m, pki, &err) < 0) {
         if (!m->applied) {
             char *why = kf_xasprintf("waiting for certificates from kfleetd: %s", err.buf);
 
@@ -932,7 +900,7 @@ void kf_agent_members_sync(struct kf_agent *a, struct agent_host *h)
     char **done = NULL;
     size_t n_done = 0, alloc = 0;
 
-    int64_t now = kf_agent_now_ms();
+    int64_t now = kf_mono_ms();
 
     h->dirty = false;
     h->next_sync_ms = 0;

@@ -511,7 +511,7 @@ static void retry_later(struct kf_agent_tasks *ts)
     int64_t delay = (int64_t)RETRY_MIN_MS << KF_MIN(ts->failures, 6);
 
     ts->failures++;
-    ts->retry_at_ms = kf_agent_now_ms() + KF_MIN(delay, RETRY_MAX_MS);
+    ts->retry_at_ms = kf_mono_ms() + KF_MIN(delay, RETRY_MAX_MS);
 }
 
 /* Hands reports[0..n) (and their items) to the senders as one request. */
@@ -698,8 +698,8 @@ static bool sim_due(struct kf_agent *a, const struct agent_task *t, int64_t now)
     left = t->start_ms + a->cfg.sim_task_duration_ms - now;
     if (t->cancel || left <= 0)
         return true;
-    if (!ts->next_due_ms || kf_agent_now_ms() + left < ts->next_due_ms)
-        ts->next_due_ms = kf_agent_now_ms() + left;
+    if (!ts->next_due_ms || kf_mono_ms() + left < ts->next_due_ms)
+        ts->next_due_ms = kf_mono_ms() + left;
     return false;
 }
 
@@ -711,7 +711,7 @@ static void report(struct kf_agent *a)
     void *v;
 
     ts->next_due_ms = 0;
-    if (!kf_agent_server_ok(a) || kf_agent_now_ms() < ts->retry_at_ms)
+    if (!kf_agent_server_ok(a) || kf_mono_ms() < ts->retry_at_ms)
         return;
     /* at most REPORT_SENDERS requests queued besides those being sent */
     r.max = 2 * REPORT_SENDERS > ts->in_flight ? 2 * REPORT_SENDERS - ts->in_flight : 0;
@@ -741,7 +741,7 @@ static void report(struct kf_agent *a)
             collect(a, t->h, &r);
             if (!t->has_result && !t->in_flight && !t->cancel) {
                 /* due by our clock, not yet by the runner's: soon */
-                int64_t soon = kf_agent_now_ms() + 5;
+                int64_t soon = kf_mono_ms() + 5;
 
                 ts->next_due_ms = ts->next_due_ms ? KF_MIN(ts->next_due_ms, soon) : soon;
             }

@@ -244,7 +244,7 @@ void kf_agent_tasks_step(struct kf_agent *a);
 /* Stops the watch and frees; running tasks go on (the next agent adopts
  * them). NULL-safe. */
 void kf_agent_tasks_stop(struct kf_agent *a);
-/* When (kf_agent_now_ms) the loop should turn again because a simulated
+/* When (kf_mono_ms) the loop should turn again because a simulated
  * task's time is up and its result can be reported; 0: no such moment
  * known (answers from kfleetd wake the loop through a->wake_fd). */
 int64_t kf_agent_tasks_next_ms(const struct kf_agent *a);
@@ -258,7 +258,6 @@ void kf_agent_metrics_stop(struct kf_agent *a);
  * failure); kf_agent_server_result() records how a request went. */
 bool kf_agent_server_ok(struct kf_agent *a);
 void kf_agent_server_result(struct kf_agent *a, int http_status_or_errno);
-int64_t kf_agent_now_ms(void); /* monotonic */
 
 /* Runs the agent until SIGTERM or SIGINT. Returns the exit code. */
 int kf_agent_run(const struct kf_agent_config *cfg);

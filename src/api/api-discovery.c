@@ -441,15 +441,12 @@ static void ensure_docs(struct kf_api *api)
 {
     pthread_mutex_lock(&api->docs_lock);
     if (!api->openapi_v3) {
-        uint64_t h = 1469598103934665603ull;
+        uint64_t h;
         json_t *doc = kf_api_openapi_doc(true);
 
         api->openapi_v3 = kf_json_dump(doc, &api->openapi_v3_len);
         json_decref(doc);
-        for (size_t i = 0; i < api->openapi_v3_len; i++) {
-            h ^= (unsigned char)api->openapi_v3[i];
-            h *= 1099511628211ull;
-        }
+        h = kf_fnv1a(KF_FNV1A_BASIS_V0, api->openapi_v3, api->openapi_v3_len);
         snprintf(api->openapi_v3_hash, sizeof(api->openapi_v3_hash), "%016llX",
                  (unsigned long long)h);
         doc = kf_api_openapi_doc(false);

@@ -200,6 +200,11 @@ uint64_t kf_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int64_t kf_mono_ms(void)
+{
+    return (int64_t)(kf_mono_ns() / 1000000u);
+}
+
 void kf_time_format_rfc3339(int64_t ms, char *buf, size_t size)
 {
     time_t t = (time_t)(ms / 1000);

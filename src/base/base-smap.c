@@ -10,12 +10,8 @@ static char tomb_marker;
 uint64_t kf_hash_str(const char *s)
 {
     /* FNV-1a, then a final mix so that linear probing sees spread bits. */
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = kf_fnv1a_str(KF_FNV1A_BASIS_V0, s);
 
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;

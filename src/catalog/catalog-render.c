@@ -21,34 +21,6 @@
 #include "kfleet/strbuf.h"
 #include "catalog/catalog-internal.h"
 
-/* --- placeholders ------------------------------------------------------------- */
-
-char *kf_catalog_fill(const char *tmpl,
-                      const char *(*lookup)(void *ctx, const char *key, size_t len), void *ctx)
-{
-    struct kf_strbuf out = KF_STRBUF_INIT;
-    const char *s = tmpl;
-
-    while (*s) {
-        const char *open = strstr(s, "{{"), *close, *v;
-
-        if (!open || !(close = strstr(open + 2, "}}"))) {
-            kf_strbuf_addstr(&out, s);
-            break;
-        }
-        kf_strbuf_add(&out, s, (size_t)(open - s));
-        v = lookup(ctx, open + 2, (size_t)(close - open - 2));
-        if (v)
-            kf_strbuf_addstr(&out, v);
-        else
-            kf_strbuf_add(&out, open, (size_t)(close + 2 - open));
-        s = close + 2;
-    }
-    if (!out.len)
-        return kf_xstrdup("");
-    return kf_strbuf_detach(&out, NULL);
-}
-
 static const struct kf_catalog_member *first_of(const struct kf_catalog_cluster *c,
                                                 const char *component)
 {
@@ -345,7 +317,7 @@ static void add_env(json_t *env, const char *const *entries, struct fill_ctx *f)
     for (size_t k = 0; entries && entries[k]; k++) {
         const char *eq = strchr(entries[k], '=');
         char *name = kf_xstrndup(entries[k], (size_t)(eq - entries[k]));
-        char *s = kf_catalog_fill(eq + 1, lookup, f);
+        char *s = kf_fill_placeholders(eq + 1, lookup, f);
 
         json_object_set_new(env, name, json_string(s));
         free(name);
@@ -378,7 +350,7 @@ static int render_env(const struct kf_catalog_cluster *c, const struct catalog_e
 
         if (!env_name_ok(key) || !json_is_string(v))
             return kf_err(err, -EINVAL, "env \"%s\": not a variable name with a string value", key);
-        s = kf_catalog_fill(json_string_value(v), lookup, f);
+        s = kf_fill_placeholders(json_string_value(v), lookup, f);
         json_object_set_new(env, key, json_string(s));
         free(s);
     }
@@ -424,7 +396,8 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_ca
     if (json_is_array(pargs)) {
         json_array_foreach(pargs, k, v)
         {
-            char *s = kf_catalog_fill(json_string_value(v) ? json_string_value(v) : "", lookup, &f);
+            char *s =
+                kf_fill_placeholders(json_string_value(v) ? json_string_value(v) : "", lookup, &f);
 
             json_array_append_new(args, json_string(s));
             free(s);
@@ -437,18 +410,18 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_ca
             json_array_append_new(args, json_string(built.v[k]));
     } else if (e->args) {
         for (k = 0; e->args[k]; k++) {
-            char *s = kf_catalog_fill(e->args[k], lookup, &f);
+            char *s = kf_fill_placeholders(e->args[k], lookup, &f);
 
             json_array_append_new(args, json_string(s));
             free(s);
         }
     }
     if (pbin)
-        binary = kf_catalog_fill(pbin, lookup, &f);
+        binary = kf_fill_placeholders(pbin, lookup, &f);
     else if (e->build && built.n > 0)
         binary = kf_xstrdup(built.v[0]);
     else
-        binary = kf_catalog_fill(e->binary ? e->binary : m->component, lookup, &f);
+        binary = kf_fill_placeholders(e->binary ? e->binary : m->component, lookup, &f);
 
     /* the small grades' settings, then the flags ("component.flag":
      * "value") */
@@ -474,7 +447,7 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_ca
                 goto out;
             }
             {
-                char *s = kf_catalog_fill(json_string_value(val), lookup, &f);
+                char *s = kf_fill_placeholders(json_string_value(val), lookup, &f);
 
                 set_flag(args, key + clen + 1, s);
                 free(s);

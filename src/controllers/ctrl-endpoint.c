@@ -38,7 +38,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +47,7 @@
 
 #include <jansson.h>
 
+#include "kfleet/file.h"
 #include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
 #include "kfleet/error.h"
@@ -274,14 +274,6 @@ static char *read_small(const char *path, size_t max, size_t *ret_len)
     return kf_strbuf_detach(&sb, ret_len);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 static void fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -327,7 +319,7 @@ static int write_if_changed(const char *path, const char *data, size_t len, stru
     bool same = have && have_len == len && memcmp(have, data, len) == 0;
 
     free(have);
-    return same ? 0 : kf_obs_write_file_atomic(path, data, len, 0644, err);
+    return same ? 0 : kf_write_file_atomic(path, data, len, 0644, true, err);
 }
 
 /* Removes <dir>/ca/<x>.crt files of clusters not in keep. */
@@ -611,7 +603,7 @@ static void remove_unit(struct epctl *d, const char *unit, const char *dir)
 
     json_object_del(d->pending, unit);
     json_object_del(d->probe, unit);
-    if (had_dir && nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+    if (had_dir && kf_remove_tree(dir) < 0)
         kf_log_warn("cannot remove \"%s\": %s", dir, strerror(errno));
     if (had_dir || had_proc)
         event(d, d->units, "Unit", unit, false, "EndpointsRemoved",
@@ -639,7 +631,7 @@ static int install(struct epctl *d, const char *dir, const struct kf_strbuf *tex
         r = kf_err(err, -errno, "cannot create \"%s\": %s", dir, strerror(errno));
         goto free_paths;
     }
-    r = kf_obs_write_file_atomic(cand, text->buf, text->len, 0644, err);
+    r = kf_write_file_atomic(cand, text->buf, text->len, 0644, true, err);
     if (r < 0)
         goto free_paths;
     r = kf_endpoints_check(d->ep, cand, err);

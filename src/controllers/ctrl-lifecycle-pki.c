@@ -31,7 +31,6 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +41,7 @@
 
 #include "kfleet/catalog.h"
 #include "kfleet/error.h"
+#include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/pki.h"
 #include "kfleet/store.h"
@@ -60,25 +60,6 @@ char *kf_lifecycle_pki_key(const char *cluster)
 static bool is_secret(const char *path)
 {
     return kf_str_has_suffix(path, ".key") || kf_str_has_suffix(path, ".kubeconfig");
-}
-
-static int mkdirs(const char *path)
-{
-    char *p = kf_xstrdup(path);
-    int r = 0;
-
-    for (char *s = p + 1; *s && r == 0; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-            r = -errno;
-        *s = '/';
-    }
-    if (r == 0 && mkdir(p, 0700) < 0 && errno != EEXIST)
-        r = -errno;
-    free(p);
-    return r;
 }
 
 static int read_text(const char *path, char **ret)
@@ -100,40 +81,6 @@ static int read_text(const char *path, char **ret)
     fclose(f);
     *ret = sb.len ? kf_strbuf_detach(&sb, NULL) : kf_xstrdup("");
     return 0;
-}
-
-/* Writes path atomically with mode, created with that mode from the start
- * (keys are never readable by others, not even briefly). */
-static int write_text(const char *path, const char *data, mode_t mode)
-{
-    char *tmp = kf_xasprintf("%s.tmp%d", path, (int)getpid());
-    size_t len = strlen(data);
-    FILE *f;
-    int fd, r = 0;
-
-    unlink(tmp);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        r = -errno;
-        free(tmp);
-        return r;
-    }
-    f = fdopen(fd, "w");
-    if (!f) {
-        r = -errno;
-        close(fd);
-    } else {
-        if (fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0)
-            r = -EIO;
-        if (fclose(f) != 0 && r == 0)
-            r = -EIO;
-    }
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0)
-        unlink(tmp);
-    free(tmp);
-    return r;
 }
 
 /* Every regular file under dir (one level of subdirectories) into an
@@ -171,23 +118,6 @@ static int read_dir(const char *dir, const char *sub, json_t *files)
     closedir(d);
     free(path);
     return r;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-int kf_lifecycle_rm_rf(const char *path)
-{
-    struct stat st;
-
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
 }
 
 int kf_lifecycle_pki_load(struct kf_store *store, const char *cluster, json_t **ret_files,
@@ -245,10 +175,11 @@ static int materialize(const char *dir, const json_t *files, struct kf_strbuf *e
         p = kf_xasprintf("%s/%s", dir, k);
         slash = strrchr(p, '/');
         *slash = '\0';
-        r = mkdirs(p);
+        r = kf_mkdir_p(p, 0700);
         *slash = '/';
         if (r == 0)
-            r = write_text(p, json_string_value(v), is_secret(k) ? 0600 : 0644);
+            r = kf_write_file_atomic(p, json_string_value(v), json_string_length(v),
+                                     is_secret(k) ? 0600 : 0644, true, NULL);
         if (r < 0)
             kf_err(err, r, "cannot write \"%s\": %s", p, strerror(-r));
         free(p);
@@ -271,7 +202,7 @@ static bool made_for(const char *dir, const char *name, const char *what)
 static int note_for(const char *dir, const char *name, const char *what)
 {
     char *p = kf_xasprintf("%s/%s.for", dir, name);
-    int r = write_text(p, what, 0644);
+    int r = kf_write_file_atomic(p, what, strlen(what), 0644, true, NULL);
 
     free(p);
     return r;
@@ -398,7 +329,7 @@ int kf_lifecycle_kubeconfig_write(const char *dir, const char *file, const char 
     kc.ca_pem = ca_pem.buf;
     r = kf_pki_kubeconfig_render(&kc, &out, err);
     if (r == 0) {
-        r = write_text(path, out.buf, 0600);
+        r = kf_write_file_atomic(path, out.buf, strlen(out.buf), 0600, true, NULL);
         if (r < 0)
             kf_err(err, r, "cannot write \"%s\": %s", path, strerror(-r));
     }
@@ -507,7 +438,7 @@ int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
          * never finished (kfleetd stopped while issuing: a CA key without
          * its certificate, say), and nothing uses it, since members only
          * get what was stored. Start over rather than trip on it. */
-        r = kf_lifecycle_rm_rf(dir);
+        r = kf_remove_tree(dir);
         if (r < 0) {
             kf_err(err, r, "cannot remove the unfinished \"%s\": %s", dir, strerror(-r));
             goto out;
@@ -517,7 +448,7 @@ int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
                strerror(-r));
         goto out;
     }
-    r = mkdirs(dir);
+    r = kf_mkdir_p(dir, 0700);
     if (r < 0) {
         kf_err(err, r, "cannot create \"%s\": %s", dir, strerror(-r));
         goto out;
@@ -568,7 +499,7 @@ int kf_lifecycle_pki_remove(struct kf_store *store, const char *data_dir, const 
     if (r == -KF_ENOTFOUND)
         r = 0;
     if (r == 0)
-        r = kf_lifecycle_rm_rf(dir);
+        r = kf_remove_tree(dir);
     free(key);
     free(dir);
     return r;

@@ -52,7 +52,6 @@ int kf_lifecycle_kubeconfig_write(const char *dir, const char *file, const char 
                                   const char *server, const char *user, const char *cert_pem,
                                   const char *key_pem, const struct kf_pki_ca *ca,
                                   struct kf_strbuf *err);
-int kf_lifecycle_rm_rf(const char *path);
 
 /* --- ctrl-lifecycle-nodes.c ------------------------------------------------------------ */
 

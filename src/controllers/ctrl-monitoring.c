@@ -27,7 +27,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +38,7 @@
 #include "kfleet/controllers.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
+#include "kfleet/file.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
 #include "kfleet/obs-metrics.h"
@@ -139,28 +139,18 @@ static void event(struct monctl *mc, const struct monmodel *mm, const char *inst
 static uint64_t structure_hash(const struct kf_obs_files *files, const char *instance)
 {
     size_t nl = strlen(instance);
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = KF_FNV1A_BASIS_V0;
 
     for (size_t i = 0; i < files->n; i++) {
         const struct kf_obs_file *f = &files->items[i];
 
         if (f->targets || strncmp(f->path, instance, nl) != 0 || f->path[nl] != '/')
             continue;
-        for (const char *p = f->path; *p; p++)
-            h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        for (size_t j = 0; j < f->len; j++)
-            h = (h ^ (unsigned char)f->content[j]) * 1099511628211ull;
+        h = kf_fnv1a_str(h, f->path);
+        h = kf_fnv1a(h, f->content, f->len);
         h = (h ^ f->mode) * 1099511628211ull;
     }
     return h;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
 /* Removes instance folders under the root that the model no longer has. */
@@ -184,7 +174,7 @@ static void remove_stale(struct monctl *mc, const struct monmodel *mm)
         cfg2 = kf_xasprintf("%s/alertmanager.yml", path);
         ours = access(cfg1, F_OK) == 0 || access(cfg2, F_OK) == 0;
         if (ours) {
-            if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0)
+            if (kf_remove_tree(path) == 0)
                 event(mc, mm, e->d_name, KF_OBS_TIER_CENTRAL, false, "InstanceRemoved",
                       "removed the folder of monitoring instance %s, which the fleet no longer "
                       "has",

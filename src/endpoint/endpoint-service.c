@@ -166,21 +166,13 @@ const char *kf_endpoints_haproxy(const struct kf_endpoints *e)
 
 /* --- haproxy -c -------------------------------------------------------------- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs argv with an empty environment, stdout and stderr into out (capped),
  * at most timeout_ms (then SIGKILL). Returns the exit status (128 + signal
  * for a signal), or a negative errno if it could not run. */
 static int run_capture(char *const *argv, int timeout_ms, struct kf_strbuf *out)
 {
     static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = kf_mono_ms() + timeout_ms;
     sigset_t none;
     int pipefd[2], devnull, status;
     pid_t pid;
@@ -218,7 +210,7 @@ static int run_capture(char *const *argv, int timeout_ms, struct kf_strbuf *out)
         close(devnull);
     for (;;) {
         struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - kf_mono_ms();
         ssize_t n;
 
         if (left <= 0) {
@@ -281,10 +273,8 @@ void kf_endpoints_proc_name(const char *unit, char buf[KF_EP_NAME_BUF])
     } else {
         /* a long name keeps its start and gets a hash of the whole: two
          * units that share the start stay apart */
-        uint64_t h = 1469598103934665603ull;
+        uint64_t h = kf_fnv1a(KF_FNV1A_BASIS_V0, unit, n);
 
-        for (size_t i = 0; i < n; i++)
-            h = (h ^ (unsigned char)unit[i]) * 1099511628211ull;
         snprintf(buf, KF_EP_NAME_BUF, PROC_PREFIX "%.*s-%016llx", (int)(room - 17), unit,
                  (unsigned long long)h);
     }

@@ -30,24 +30,14 @@
 /* Conflicting writes on one task are retried this often. */
 #define RECORD_RETRIES 8
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 void kf_bcj_task_name(const char *job, const char *host, struct kf_strbuf *out)
 {
     kf_strbuf_reset(out);
     if (strlen(job) + 1 + strlen(host) <= KF_NAME_MAX)
         kf_strbuf_addf(out, "%s.%s", job, host);
     else
-        kf_strbuf_addf(out, "%s.h-%016llx", job, (unsigned long long)fnv1a(host));
+        kf_strbuf_addf(out, "%s.h-%016llx", job,
+                       (unsigned long long)kf_fnv1a_str(KF_FNV1A_BASIS, host));
 }
 
 bool kf_bcj_task_finished(const char *phase)

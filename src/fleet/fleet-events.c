@@ -119,13 +119,7 @@ static bool coalesce(struct kf_recorder *rec, uint64_t h, int64_t now, int64_t *
 
 static uint64_t fnv1a(uint64_t h, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ull;
-    }
-    h ^= 0xff; /* field separator */
-    h *= 0x100000001b3ull;
-    return h;
+    return kf_fnv1a(kf_fnv1a_str(h, s ? s : ""), "\xff", 1); /* 0xff: field separator */
 }
 
 char *kf_fleet_event_name_prefix(const char *name)
@@ -183,7 +177,7 @@ int kf_recorder_event(struct kf_recorder *rec, const json_t *involved, const cha
     const char *api = kf_json_str(involved, "apiVersion", KF_API_VERSION);
     struct kf_strbuf msg = KF_STRBUF_INIT;
     char *prefix, *evname, ts[32];
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = KF_FNV1A_BASIS;
     int64_t now, extra = 0;
     int rc = 0;
 

@@ -66,11 +66,7 @@ struct kf_ipam_vpc {
 
 static uint64_t name_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return kf_fnv1a_str(KF_FNV1A_BASIS_V0, s);
 }
 
 static void hash_insert_slot(struct kf_ipam_vpc *v, uint32_t slot)

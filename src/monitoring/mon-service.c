@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "kfleet/file.h"
 #include "kfleet/log.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/strbuf.h"
@@ -76,7 +77,7 @@ static int load_token(struct kf_mon *m, struct kf_strbuf *err)
         kf_random_bytes(raw, sizeof(raw));
         for (size_t i = 0; i < sizeof(raw); i++)
             snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-        r = kf_obs_write_file_atomic(m->token_file, hex, 64, 0600, err);
+        r = kf_write_file_atomic(m->token_file, hex, 64, 0600, true, err);
         explicit_bzero(hex, sizeof(hex));
         if (r < 0)
             return r;

@@ -22,6 +22,7 @@
 
 #include <curl/curl.h>
 
+#include "kfleet/file.h"
 #include "kfleet/log.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/runner.h"
@@ -59,7 +60,7 @@ static void ports_save(struct kf_mon *m)
     struct kf_strbuf err = KF_STRBUF_INIT;
     char *s = json_dumps(m->ports, JSON_SORT_KEYS | JSON_INDENT(1));
 
-    if (kf_obs_write_file_atomic(m->ports_path, s, strlen(s), 0644, &err) < 0)
+    if (kf_write_file_atomic(m->ports_path, s, strlen(s), 0644, true, &err) < 0)
         kf_log_warn("cannot save the monitoring ports: %s", err.buf);
     free(s);
     kf_strbuf_release(&err);

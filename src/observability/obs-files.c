@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/strbuf.h"
 #include "observability/obs-internal.h"
 
@@ -71,24 +72,6 @@ const struct kf_obs_file *kf_obs_files_find(const struct kf_obs_files *files, co
     return NULL;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-
-    while (len) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -99,57 +82,6 @@ static int fsync_dir(const char *dir)
     if (fsync(fd) < 0)
         r = -errno;
     close(fd);
-    return r;
-}
-
-int kf_obs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                             struct kf_strbuf *err)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? kf_xstrndup(path, (size_t)(slash - path)) : kf_xstrdup(".");
-    char *tmp = kf_xasprintf("%s/.%s.tmp.XXXXXX", dir, slash ? slash + 1 : path);
-    int fd, r;
-
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        r = kf_err(err, -errno, "cannot create a temporary file next to \"%s\": %s", path,
-                   strerror(errno));
-        goto out;
-    }
-    if (fchmod(fd, mode) < 0) {
-        r = kf_err(err, -errno, "cannot set the mode of \"%s\": %s", tmp, strerror(errno));
-        goto fail;
-    }
-    r = write_all(fd, data, len);
-    if (r < 0) {
-        kf_err(err, r, "cannot write \"%s\": %s", tmp, strerror(-r));
-        goto fail;
-    }
-    if (fsync(fd) < 0) {
-        r = kf_err(err, -errno, "cannot fsync \"%s\": %s", tmp, strerror(errno));
-        goto fail;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        r = kf_err(err, -errno, "cannot close \"%s\": %s", tmp, strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        r = kf_err(err, -errno, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
-        goto fail;
-    }
-    r = fsync_dir(dir);
-    if (r < 0)
-        kf_err(err, r, "cannot fsync folder \"%s\": %s", dir, strerror(-r));
-    goto out;
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-out:
-    free(tmp);
-    free(dir);
     return r;
 }
 
@@ -389,7 +321,7 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
             free(abs);
             continue;
         }
-        r = kf_obs_write_file_atomic(abs, f->content, f->len, f->mode, err);
+        r = kf_write_file_atomic(abs, f->content, f->len, f->mode, true, err);
         free(abs);
         if (r < 0)
             goto out;
@@ -516,33 +448,6 @@ int kf_obs_check_rules(const struct kf_obs_binaries *bin, const char *path, stru
                       err);
 }
 
-/* rm -r of a staging folder we created (regular files and folders only). */
-static void remove_tree(const char *path)
-{
-    DIR *dh = opendir(path);
-    struct dirent *de;
-
-    if (!dh) {
-        unlink(path);
-        return;
-    }
-    while ((de = readdir(dh))) {
-        char *child;
-        struct stat st;
-
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        child = kf_xasprintf("%s/%s", path, de->d_name);
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(child);
-        else
-            unlink(child);
-        free(child);
-    }
-    closedir(dh);
-    rmdir(path);
-}
-
 int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const char *root,
                            bool check, struct kf_obs_change *ret_change, struct kf_strbuf *err)
 {
@@ -584,7 +489,7 @@ int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const
         char *staging = kf_xasprintf("%s/.staging", root);
         char *sdir = kf_xasprintf("%s/%s", staging, name);
 
-        remove_tree(sdir);
+        kf_remove_tree(sdir);
         mkdir(root, 0755);
         if (mkdir(staging, 0700) < 0 && errno != EEXIST) {
             r = kf_err(err, -errno, "cannot create \"%s\": %s", staging, strerror(errno));
@@ -593,7 +498,7 @@ int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const
             if (r == 0)
                 r = kf_obs_check_instance(&f->bin, tier, sdir, err);
         }
-        remove_tree(sdir);
+        kf_remove_tree(sdir);
         free(sdir);
         free(staging);
         if (r < 0)

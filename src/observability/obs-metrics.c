@@ -269,16 +269,10 @@ struct kf_metric *kf_metrics_collected(struct kf_metrics *m, enum kf_metric_type
 
 static uint64_t hash_values(const struct kf_metric *f, const char *const *values)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    uint64_t h = KF_FNV1A_BASIS_V0;
 
-    for (size_t i = 0; i < f->n_labels; i++) {
-        for (const unsigned char *p = (const unsigned char *)values[i]; *p; p++) {
-            h ^= *p;
-            h *= 1099511628211ull;
-        }
-        h ^= 0xff;
-        h *= 1099511628211ull;
-    }
+    for (size_t i = 0; i < f->n_labels; i++)
+        h = kf_fnv1a(kf_fnv1a_str(h, values[i]), "\xff", 1); /* 0xff: separator */
     return h;
 }
 

@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/obs-receiver.h"
 #include "kfleet/strbuf.h"
 #include "observability/obs-internal.h"
@@ -294,7 +295,7 @@ int kf_obs_dedup_save(struct kf_obs_dedup *d, const char *path, struct kf_strbuf
                            e->status == ALERT_FIRING ? 'F' : 'R', e->at_ms, e->resolved_ends_ms);
     }
     pthread_mutex_unlock(&d->lock);
-    r = kf_obs_write_file_atomic(path, sb.buf, sb.len, 0600, err);
+    r = kf_write_file_atomic(path, sb.buf, sb.len, 0600, true, err);
     kf_strbuf_release(&sb);
     return r;
 }

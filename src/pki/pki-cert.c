@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/pki.h"
 #include "kfleet/strbuf.h"
 #include "pki/pki-internal.h"
@@ -333,41 +334,6 @@ void kf_pki_cert_pem(const struct kf_pki_cert *cert, struct kf_strbuf *cert_pem,
         pkey_pem(cert->key, key_pem);
 }
 
-int kf_pki_write_file(const char *path, const char *data, size_t len, mode_t mode)
-{
-    char *tmp = kf_xasprintf("%s.tmp", path);
-    int fd, rc = 0;
-
-    unlink(tmp);
-    /* Created with its final mode: a key is never readable by others, not
-     * even for a moment. */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        off += (size_t)n;
-    }
-    if (rc == 0 && (fchmod(fd, mode) < 0 || fsync(fd) < 0))
-        rc = -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-out:
-    free(tmp);
-    return rc;
-}
-
 static int save_pair(X509 *x, EVP_PKEY *k, const char *cert_path, const char *key_path,
                      struct kf_strbuf *err)
 {
@@ -376,12 +342,12 @@ static int save_pair(X509 *x, EVP_PKEY *k, const char *cert_path, const char *ke
 
     x509_pem(x, &c);
     pkey_pem(k, &kp);
-    rc = kf_pki_write_file(key_path, kp.buf, kp.len, 0600);
+    rc = kf_write_file_atomic(key_path, kp.buf, kp.len, 0600, true, NULL);
     if (rc < 0) {
         kf_err(err, rc, "cannot write \"%s\": %s", key_path, strerror(-rc));
         goto out;
     }
-    rc = kf_pki_write_file(cert_path, c.buf, c.len, 0644);
+    rc = kf_write_file_atomic(cert_path, c.buf, c.len, 0644, true, NULL);
     if (rc < 0)
         kf_err(err, rc, "cannot write \"%s\": %s", cert_path, strerror(-rc));
 out:

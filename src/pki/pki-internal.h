@@ -12,8 +12,6 @@ struct kf_strbuf;
 bool kf_pki_dns_name_valid(const char *s);
 /* Canonical text of an IPv4/IPv6 address; -EINVAL if it is none. */
 int kf_pki_ip_normalize(const char *s, char *out, size_t size);
-/* Writes a file atomically, created with `mode` from the start. */
-int kf_pki_write_file(const char *path, const char *data, size_t len, mode_t mode);
 int kf_pki_read_x509(const char *path, X509 **ret, struct kf_strbuf *err);
 int kf_pki_read_key(const char *path, EVP_PKEY **ret, struct kf_strbuf *err);
 X509 *kf_pki_ca_x509(const struct kf_pki_ca *ca);

@@ -53,11 +53,6 @@ void kf_proc_exit_format(const struct kf_proc_exit *ex, char *buf, size_t size)
         snprintf(buf, size, "exit code %d", ex->code);
 }
 
-int64_t kf_agent_mono_ms(void)
-{
-    return (int64_t)(kf_mono_ns() / 1000000u);
-}
-
 bool kf_agent_name_valid(const char *name)
 {
     size_t n;
@@ -659,7 +654,7 @@ out:
 
 void kf_runner_core_proc_exited(struct kf_runner *r, struct rproc *p, const struct kf_proc_exit *ex)
 {
-    int64_t now = kf_agent_mono_ms();
+    int64_t now = kf_mono_ms();
     char exs[128];
 
     p->running = false;
@@ -758,7 +753,7 @@ void kf_runner_core_probe_result(struct kf_runner *r, uint64_t gen, enum probe_w
             char why[256];
             snprintf(why, sizeof(why), "liveness probe failed %d times: %s", ps->failures,
                      detail ? detail : "");
-            begin_stop(r, p, kf_agent_mono_ms(), why);
+            begin_stop(r, p, kf_mono_ms(), why);
         }
         return;
     }
@@ -857,7 +852,7 @@ static void unlock(struct kf_runner *r)
 static void drive(struct kf_runner *r)
 {
     if (!r->be->self_driven)
-        kf_runner_core_run(r, kf_agent_mono_ms());
+        kf_runner_core_run(r, kf_mono_ms());
 }
 
 static char **copy_names(const char *const *in)
@@ -981,8 +976,8 @@ static void wait_until(struct kf_runner *r, int64_t deadline)
     struct timespec ts;
 
     if (!r->be->self_driven) {
-        int64_t next = kf_runner_core_run(r, kf_agent_mono_ms());
-        if (next <= kf_agent_mono_ms())
+        int64_t next = kf_runner_core_run(r, kf_mono_ms());
+        if (next <= kf_mono_ms())
             return; /* more is due now: let the caller look first */
         until = KF_MIN(until, next);
     }
@@ -1005,8 +1000,8 @@ static bool all_stopped(struct kf_runner *r)
 
 int kf_runner_stop_all(struct kf_runner *r, int timeout_ms)
 {
-    int64_t end = kf_agent_mono_ms() + timeout_ms;
-    int64_t now = kf_agent_mono_ms();
+    int64_t end = kf_mono_ms() + timeout_ms;
+    int64_t now = kf_mono_ms();
     int ret = 0;
 
     lock(r);
@@ -1043,7 +1038,7 @@ int kf_runner_stop_all(struct kf_runner *r, int timeout_ms)
         drive(r);
         if (all_stopped(r))
             break;
-        if (kf_agent_mono_ms() >= end) {
+        if (kf_mono_ms() >= end) {
             ret = -ETIMEDOUT;
             break;
         }
@@ -1058,7 +1053,7 @@ int kf_runner_apply(struct kf_runner *r, const struct kf_proc_spec *spec, struct
     struct rspec s;
     struct rproc *p;
     char hash[65];
-    int64_t now = kf_agent_mono_ms();
+    int64_t now = kf_mono_ms();
     int ret;
 
     ret = spec_from_member(spec, &s, err);
@@ -1190,7 +1185,7 @@ int kf_runner_stop(struct kf_runner *r, const char *name)
     p->respawn_now = false;
     p->restart_at = 0;
     if (p->running) {
-        begin_stop(r, p, kf_agent_mono_ms(), "stop requested");
+        begin_stop(r, p, kf_mono_ms(), "stop requested");
     } else if (p->phase != KF_PROC_STOPPED) {
         p->phase = KF_PROC_STOPPED;
         set_message(p, "stopped");
@@ -1217,7 +1212,7 @@ int kf_runner_remove(struct kf_runner *r, const char *name)
     p->restart_at = 0;
     if (p->running) {
         if (!p->stopping)
-            begin_stop(r, p, kf_agent_mono_ms(), "removal requested");
+            begin_stop(r, p, kf_mono_ms(), "removal requested");
     } else {
         struct kf_proc_status st;
         p->phase = KF_PROC_STOPPED;
@@ -1339,7 +1334,7 @@ int kf_runner_task_start(struct kf_runner *r, const struct kf_task_spec *spec,
     kf_runner_core_hash_spec(&s, p->hash);
     p->claimed = true;
     p->desire = WANT_RUN;
-    p->restart_at = kf_agent_mono_ms();
+    p->restart_at = kf_mono_ms();
     set_message(p, "waiting to start");
     r->be->persist(r, p);
     emit(r, p);
@@ -1365,7 +1360,7 @@ int kf_runner_task_cancel(struct kf_runner *r, const char *id)
     p->cancelled = true;
     p->desire = WANT_REMOVE;
     if (p->running)
-        begin_stop(r, p, kf_agent_mono_ms(), "cancel requested");
+        begin_stop(r, p, kf_mono_ms(), "cancel requested");
     else
         task_finish(r, p, false, "cancelled before it ran again");
     r->be->wake(r);
@@ -1414,7 +1409,7 @@ int kf_runner_task_ack(struct kf_runner *r, const char *id)
 
 int kf_runner_next_event(struct kf_runner *r, int timeout_ms, struct kf_runner_event *ret)
 {
-    int64_t end = timeout_ms < 0 ? INT64_MAX : kf_agent_mono_ms() + timeout_ms;
+    int64_t end = timeout_ms < 0 ? INT64_MAX : kf_mono_ms() + timeout_ms;
     int got = 0;
 
     lock(r);
@@ -1427,7 +1422,7 @@ int kf_runner_next_event(struct kf_runner *r, int timeout_ms, struct kf_runner_e
             got = 1;
             break;
         }
-        if (kf_agent_mono_ms() >= end)
+        if (kf_mono_ms() >= end)
             break;
         wait_until(r, end);
     }

@@ -205,7 +205,6 @@ int kf_agent_real_event_fd(struct kf_runner *r);
 
 /* --- core (runner-core.c), r->lock held --------------------------------------- */
 
-int64_t kf_agent_mono_ms(void);
 /* Processes everything due at `now`; returns the next monotonic deadline
  * (INT64_MAX: none). */
 int64_t kf_runner_core_run(struct kf_runner *r, int64_t now);
@@ -264,12 +263,6 @@ int kf_agent_resolve_binary(const char *argv0, const char *search_path, char **r
                             struct kf_strbuf *err);
 /* Reads the exit record a keeper wrote. 0, -ENOENT, -EINVAL. */
 int kf_agent_read_exit_file(const char *path, struct kf_proc_exit *ret);
-/* mkdir -p with mode for the created components. */
-int kf_agent_mkdir_p(const char *path, mode_t mode);
-/* Writes data to path atomically (temp file, rename); `durable` adds the
- * fsyncs (file, then directory) that make it survive a host crash. */
-int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                          bool durable);
 int kf_agent_read_file(const char *path, size_t cap, char **ret, size_t *ret_len);
 
 /* --- logs (runner-log.c) ---------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/strbuf.h"
 #include "runner/runner-internal.h"
 
@@ -43,7 +44,7 @@ int kf_logsink_open(struct kf_logsink *ls, const char *path, uint64_t max, int k
     ls->fd = -1;
     if (slash && slash != dir) {
         *slash = '\0';
-        rc = kf_agent_mkdir_p(dir, 0700);
+        rc = kf_mkdir_p(dir, 0700);
         if (rc < 0) {
             free(dir);
             return rc;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
 #include "runner/runner-internal.h"
@@ -364,7 +365,7 @@ static void real_persist(struct kf_runner *r, struct rproc *p)
     /* Not fsynced: a state file only has to outlive the agent, not the host
      * (after a host crash its processes are gone too, and a lost or torn
      * record means "not running", which is then true). Results are. */
-    rc = kf_agent_write_atomic(rp->state_path, sb.buf, sb.len, 0600, false);
+    rc = kf_write_file_atomic(rp->state_path, sb.buf, sb.len, 0600, false, NULL);
     if (rc < 0)
         kf_log_rl_warn("cannot save the state of \"%s\" to \"%s\": %s; a restarted agent "
                        "will not find it",
@@ -434,7 +435,7 @@ static int real_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *er
     rc = kf_agent_resolve_binary(p->spec.argv[0], r->search_path, &path, err);
     if (rc < 0)
         return rc;
-    rc = kf_agent_mkdir_p(workdir, 0700);
+    rc = kf_mkdir_p(workdir, 0700);
     if (rc < 0) {
         rc = kf_err(err, rc, "cannot create the working directory \"%s\": %s", workdir,
                     strerror(-rc));
@@ -584,10 +585,10 @@ static int real_save_result(struct kf_runner *r, const struct kf_task_result *re
     int rc;
 
     /* The output first: the result file is what makes the pair count. */
-    rc = kf_agent_write_atomic(out, res->output, res->output_len, 0600, true);
+    rc = kf_write_file_atomic(out, res->output, res->output_len, 0600, true, NULL);
     if (rc == 0) {
         kf_result_format(res, &sb);
-        rc = kf_agent_write_atomic(path, sb.buf, sb.len, 0600, true);
+        rc = kf_write_file_atomic(path, sb.buf, sb.len, 0600, true, NULL);
     }
     if (rc < 0)
         kf_log_rl_warn("cannot save the result of task \"%s\" in \"%s\": %s", res->id,
@@ -712,7 +713,7 @@ static void adopt_record(struct kf_runner *r, struct kf_state_record *rec)
         p->running = true;
         p->adopted = true;
         p->gen = ++r->next_gen;
-        p->running_since = kf_agent_mono_ms();
+        p->running_since = kf_mono_ms();
         p->phase = KF_PROC_RUNNING;
         if (fifo_open(r, p, &err) < 0)
             kf_log_warn("the output of \"%s\" is not read: %s", p->name, err.buf);
@@ -737,7 +738,7 @@ static void adopt_record(struct kf_runner *r, struct kf_state_record *rec)
     p->running = false;
     p->phase = p->kind == RPROC_TASK ? KF_PROC_PENDING : KF_PROC_STOPPED;
     if (p->kind == RPROC_TASK)
-        p->restart_at = kf_agent_mono_ms();
+        p->restart_at = kf_mono_ms();
     kf_agent_read_exit_file(rp->exit_path, &p->last_exit);
     snprintf(p->message, sizeof(p->message), "found not running");
 }
@@ -832,7 +833,7 @@ static void *supervisor(void *arg)
             else if ((key & 3) == KEY_FIFO)
                 fifo_drain(r, p, false);
         }
-        now = kf_agent_mono_ms();
+        now = kf_mono_ms();
         next = kf_runner_core_run(r, now);
         pthread_mutex_unlock(&r->lock);
         /* At least once a second: polled processes and slow clocks. */
@@ -891,7 +892,7 @@ static int real_init(struct kf_runner *r, struct kf_strbuf *err)
     rr->tasks_dir = kf_xasprintf("%s/tasks", r->state_dir);
     const char *dirs[] = { r->state_dir, rr->members_dir, rr->tasks_dir, r->log_dir };
     for (size_t i = 0; i < KF_ARRAY_SIZE(dirs); i++) {
-        rc = kf_agent_mkdir_p(dirs[i], 0700);
+        rc = kf_mkdir_p(dirs[i], 0700);
         if (rc < 0) {
             kf_err(err, rc, "cannot create \"%s\": %s", dirs[i], strerror(-rc));
             goto fail;

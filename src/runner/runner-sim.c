@@ -73,7 +73,7 @@ static int sim_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *err
     struct sim_runner *sr = r->be_data;
     struct sim_proc *sp = SP(p);
     const char *base = strrchr(p->spec.argv[0], '/');
-    int64_t now = kf_agent_mono_ms();
+    int64_t now = kf_mono_ms();
 
     base = base ? base + 1 : p->spec.argv[0];
     for (size_t i = 0; r->sim_missing && r->sim_missing[i]; i++)
@@ -106,7 +106,7 @@ static void sim_kill(struct kf_runner *r, struct rproc *p, int sig)
     (void)r;
     if (sig == 0)
         return;
-    sp->exit_at = kf_agent_mono_ms();
+    sp->exit_at = kf_mono_ms();
     if (sp->exit_at == 0)
         sp->exit_at = 1;
     memset(&sp->exit, 0, sizeof(sp->exit));
@@ -281,7 +281,7 @@ int kf_runner_sim_fail(struct kf_runner *r, const char *name, int exit_code)
         rc = -ENOENT;
     } else {
         struct sim_proc *sp = SP(p);
-        sp->exit_at = kf_agent_mono_ms();
+        sp->exit_at = kf_mono_ms();
         if (sp->exit_at == 0)
             sp->exit_at = 1;
         memset(&sp->exit, 0, sizeof(sp->exit));

@@ -10,7 +10,7 @@
  * Format: a first line naming the format and version, then one "key value"
  * per line; values escape backslash and newline ("\\", "\n"). Unknown keys
  * are ignored (newer writers), anything malformed rejects the whole file.
- * Files are written atomically (kf_agent_write_atomic) by the backend.
+ * Files are written atomically (kf_write_file_atomic) by the backend.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -61,7 +61,7 @@ struct kf_election {
     /* the election thread's own */
     int64_t lease;        /* 0: none */
     int64_t lease_ttl_ms; /* what etcd granted */
-    int64_t lease_at;     /* mono_ms() just before the grant was sent */
+    int64_t lease_at;     /* kf_mono_ms() just before the grant was sent */
 };
 
 static bool stopping(struct kf_election *e)
@@ -93,11 +93,6 @@ static bool pause_ms(struct kf_election *e, int64_t ms)
     s = e->stopping;
     pthread_mutex_unlock(&e->lock);
     return s;
-}
-
-static int64_t mono_ms(void)
-{
-    return (int64_t)(kf_mono_ns() / 1000000ull);
 }
 
 /* Updates the state under the lock and tells the owner outside it. */
@@ -161,7 +156,7 @@ static int campaign(struct kf_election *e, int64_t *ret_token, struct kf_strbuf 
     int r;
 
     if (!e->lease) {
-        e->lease_at = mono_ms();
+        e->lease_at = kf_mono_ms();
         r = kf_etcd_lease_grant(e->c, ttl_s, &e->lease, &granted, &err);
         if (r < 0) {
             kf_log_dbg("campaign: no lease: %s", err.buf);
@@ -238,11 +233,11 @@ static int keepalive_message(void *arg, json_t *result)
  * gone; other < 0: etcd did not answer in time. */
 static int renew(struct kf_election *e, int64_t budget_ms)
 {
-    int64_t ttl = -1, until = mono_ms() + budget_ms;
+    int64_t ttl = -1, until = kf_mono_ms() + budget_ms;
     int r = -KF_EUNAVAILABLE;
 
     while (r == -KF_EUNAVAILABLE) {
-        int64_t left = until - mono_ms();
+        int64_t left = until - kf_mono_ms();
         json_t *req;
 
         if (left <= 0 || stopping(e))
@@ -287,9 +282,9 @@ static const char *lead(struct kf_election *e, int64_t token)
         int64_t sent, left;
         int r;
 
-        if (pause_ms(e, KF_MIN(period, KF_MAX(deadline - margin - mono_ms(), 0))))
+        if (pause_ms(e, KF_MIN(period, KF_MAX(deadline - margin - kf_mono_ms(), 0))))
             return NULL;
-        sent = mono_ms();
+        sent = kf_mono_ms();
         left = deadline - margin - sent;
         if (left <= 0)
             return "the lease could not be renewed in time (etcd unreachable?)";

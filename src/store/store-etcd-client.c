@@ -903,11 +903,6 @@ static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static int64_t now_ms(void)
-{
-    return (int64_t)(kf_mono_ns() / 1000000u);
-}
-
 int kf_etcd_stream_run(struct kf_etcd_stream *st, const char *path, json_t *req,
                        int (*on_message)(void *arg, json_t *result), void *arg, int idle_ms,
                        int timeout_ms, struct kf_strbuf *err)
@@ -925,7 +920,7 @@ int kf_etcd_stream_run(struct kf_etcd_stream *st, const char *path, json_t *req,
     char *body = NULL, *token = NULL;
     struct curl_slist *hdr;
     CURL *h;
-    int64_t start = now_ms(), last = start;
+    int64_t start = kf_mono_ms(), last = start;
     int r = 0;
 
     if (__atomic_exchange_n(&st->interrupted, false, __ATOMIC_ACQ_REL))
@@ -954,7 +949,7 @@ int kf_etcd_stream_run(struct kf_etcd_stream *st, const char *path, json_t *req,
 
         curl_multi_perform(st->multi, &running);
         if (sr.got_message) {
-            last = now_ms();
+            last = kf_mono_ms();
             sr.got_message = false;
         }
         if (sr.ended) {
@@ -992,7 +987,7 @@ int kf_etcd_stream_run(struct kf_etcd_stream *st, const char *path, json_t *req,
             r = -EINTR;
             break;
         }
-        now = now_ms();
+        now = kf_mono_ms();
         if (timeout_ms > 0) {
             if (now - start >= timeout_ms) {
                 r = kf_err(err, -KF_ETIMEOUT, "etcd at \"%s\" did not finish in %d ms", sr.endpoint,

@@ -1280,25 +1280,39 @@ def kill_by_path(path):
 # --- running tests ------------------------------------------------------------------
 
 
-def main(namespace):
-    """Runs the test_* functions of namespace (a module's globals())."""
-    only = set(sys.argv[1:])
-    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
-    failed = 0
-    for name, fn in tests:
-        if only and name not in only:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Skip as e:
-            print(f"SKIP {name}: {e}", flush=True)
-            continue
-        except Exception:  # noqa: BLE001 - every failure is reported
-            failed += 1
-            print(f"FAIL {name} ({time.monotonic() - t0:.1f}s)", flush=True)
-            traceback.print_exc()
-            continue
-        print(f"ok   {name} ({time.monotonic() - t0:.1f}s)", flush=True)
-    _cleanup()
-    sys.exit(1 if failed else 0)
+def main(namespace, shared=()):
+    """Runs the test_* functions of namespace (a module's globals()).
+
+    shared names the module's fixtures that its tests set up once, lazily, and
+    share (a Kfleetd in "kd", an Etcd in "etcd", an attribute as "tr.etcd"):
+    each one that is set when the tests end is closed (close(), else stop()),
+    whether they passed or not."""
+    try:
+        only = set(sys.argv[1:])
+        tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+        failed = 0
+        for name, fn in tests:
+            if only and name not in only:
+                continue
+            t0 = time.monotonic()
+            try:
+                fn()
+            except Skip as e:
+                print(f"SKIP {name}: {e}", flush=True)
+                continue
+            except Exception:  # noqa: BLE001 - every failure is reported
+                failed += 1
+                print(f"FAIL {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+                traceback.print_exc()
+                continue
+            print(f"ok   {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+        _cleanup()
+        sys.exit(1 if failed else 0)
+    finally:
+        for name in shared:
+            first, *rest = name.split(".")
+            fixture = namespace.get(first)
+            for attr in rest:
+                fixture = getattr(fixture, attr, None)
+            if fixture:
+                (getattr(fixture, "close", None) or fixture.stop)()

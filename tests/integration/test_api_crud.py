@@ -376,8 +376,4 @@ def test_zz_clean_shutdown():
 
 
 if __name__ == "__main__":
-    try:
-        kftest.main(globals())
-    finally:
-        if kd:
-            kd.close()
+    kftest.main(globals(), shared=("kd",))

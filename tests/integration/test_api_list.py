@@ -197,8 +197,4 @@ def test_zz_clean_shutdown():
 
 
 if __name__ == "__main__":
-    try:
-        kftest.main(globals())
-    finally:
-        if kd:
-            kd.close()
+    kftest.main(globals(), shared=("kd",))

@@ -505,8 +505,6 @@ if __name__ == "__main__":
         shutil.rmtree(HOME, ignore_errors=True)
         sys.exit(77)
     try:
-        kftest.main(globals())
+        kftest.main(globals(), shared=("kd",))
     finally:
-        if kd:
-            kd.close()
         shutil.rmtree(HOME, ignore_errors=True)

@@ -152,8 +152,4 @@ def test_other_data_needs_force():
 
 
 if __name__ == "__main__":
-    try:
-        kftest.main(globals())
-    finally:
-        if etcd:
-            etcd.stop()
+    kftest.main(globals(), shared=("etcd",))

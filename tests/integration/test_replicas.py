@@ -215,8 +215,4 @@ def test_single_writer_store_leads():
 
 
 if __name__ == "__main__":
-    try:
-        kftest.main(globals())
-    finally:
-        if etcd:
-            etcd.stop()
+    kftest.main(globals(), shared=("etcd",))

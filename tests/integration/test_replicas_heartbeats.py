@@ -326,8 +326,4 @@ def test_frozen_leader_is_fenced():
 
 
 if __name__ == "__main__":
-    try:
-        kftest.main(globals())
-    finally:
-        if tr.etcd:
-            tr.etcd.stop()
+    kftest.main(globals(), shared=("tr.etcd",))

@@ -85,8 +85,4 @@ def test_member_loss():
 
 
 if __name__ == "__main__":
-    try:
-        kftest.main(globals())
-    finally:
-        if etcd:
-            etcd.stop()
+    kftest.main(globals(), shared=("etcd",))

@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +25,7 @@
 #include <unistd.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"
 #include "test-ports.h"
@@ -44,19 +44,10 @@ static inline char *t_mkdtemp(void)
     return kf_xstrdup(d);
 }
 
-static int t_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static inline void t_rm_rf(const char *dir)
 {
     if (dir)
-        nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        kf_remove_tree(dir);
 }
 
 static inline char *t_read_file(const char *path)

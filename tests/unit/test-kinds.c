@@ -23,19 +23,46 @@ static int admit(const struct kf_kind *k, const char *text, const char *old_text
     return rc;
 }
 
-static void assert_admits(const struct kf_kind *k, const char *text)
+/* One admission as a table row: the object (and, for an update, the stored
+ * one) and what the API answers: rc 0, or -KF_EINVALID with these causes,
+ * each a field, its type and a part of its message. A row whose type is
+ * NULL says the field has no cause. */
+struct admit_case {
+    const struct kf_kind *kind;
+    const char *text;
+    const char *old;
+    int rc;
+    struct {
+        const char *field, *type, *text;
+    } causes[10];
+};
+
+static void run_cases(const struct admit_case *cases, size_t n)
 {
-    struct kf_causes causes = KF_CAUSES_INIT;
+    for (size_t i = 0; i < n; i++) {
+        const struct admit_case *t = &cases[i];
+        struct kf_causes causes = KF_CAUSES_INIT;
+        int rc = admit(t->kind, t->text, t->old, &causes, NULL);
 
-    if (admit(k, text, NULL, &causes, NULL) != 0) {
-        struct kf_strbuf all = KF_STRBUF_INIT;
+        if (rc != t->rc) {
+            struct kf_strbuf all = KF_STRBUF_INIT;
 
-        kf_causes_format(&causes, &all);
-        print_error("%s rejected: %s\n", k->kind, all.buf);
-        fail();
+            kf_causes_format(&causes, &all);
+            print_error("case %zu (%s): admit returned %d, expected %d; causes: %s\n", i,
+                        t->kind->kind, rc, t->rc, all.buf);
+            fail();
+        }
+        for (size_t j = 0; j < KF_ARRAY_SIZE(t->causes) && t->causes[j].field; j++) {
+            if (t->causes[j].type)
+                assert_cause(&causes, t->causes[j].field, t->causes[j].type, t->causes[j].text);
+            else
+                assert_null(find_cause(&causes, t->causes[j].field));
+        }
+        kf_causes_release(&causes);
     }
-    kf_causes_release(&causes);
 }
+
+#define RUN_CASES(cases) run_cases((cases), KF_ARRAY_SIZE(cases))
 
 static void test_lookup(void **state)
 {
@@ -59,36 +86,59 @@ static void test_lookup(void **state)
     assert_true(kf_kind_event.system);
 }
 
+static const struct admit_case metadata_cases[] = {
+    { &kf_kind_region,
+      "{'apiVersion':'kfleet.io/v2','kind':'Unit','metadata':{'name':'Bad_Name',"
+      "'labels':{'-x':'y','ok':'not ok','n':5},'finalizers':['a b','kfleet.io/x',"
+      "'kfleet.io/x'],'colour':'red'},'spec':{'zones':['a']}}",
+      NULL,
+      -KF_EINVALID,
+      { { "apiVersion", "FieldValueInvalid", "must be \"kfleet.io/v1\"" },
+        { "kind", "FieldValueInvalid", "must be \"Region\"" },
+        { "metadata.name", "FieldValueInvalid",
+          "invalid value \"Bad_Name\": a Region name must be a DNS label" },
+        { "metadata.labels[-x]", "FieldValueInvalid", "invalid key \"-x\"" },
+        { "metadata.labels[ok]", "FieldValueInvalid", "invalid value \"not ok\"" },
+        { "metadata.labels[n]", "FieldValueTypeInvalid", "must be a string" },
+        { "metadata.finalizers[0]", "FieldValueInvalid", "qualified name" },
+        { "metadata.finalizers[2]", "FieldValueDuplicate", "kfleet.io/x" },
+        { "metadata.colour", "FieldValueUnknown", "unknown field \"colour\"" } } },
+    /* missing name */
+    { &kf_kind_region,
+      "{'metadata':{},'spec':{'zones':['a']}}",
+      NULL,
+      -KF_EINVALID,
+      { { "metadata.name", "FieldValueRequired", "Required value" } } },
+    /* unknown top-level members; status on a kind without one */
+    { &kf_kind_template,
+      "{'metadata':{'name':'t'},'spec':{'profile':'standard'},"
+      "'status':{'phase':'x'},'specs':{}}",
+      NULL,
+      -KF_EINVALID,
+      { { "status", "FieldValueUnknown", "this kind has no status" },
+        { "specs", "FieldValueUnknown", "unknown field \"specs\"" } } },
+    /* names with dots only where the kind allows them */
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web.prod'},'spec':{'region':'r','network':{'vpc':'v'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "metadata.name", "FieldValueInvalid", "a GuestCluster name must be a DNS label" } } },
+    /* subdomain names for kinds that allow dots */
+    { &kf_kind_host,
+      "{'metadata':{'name':'h1.hz.example.com'},'spec':{'role':'meta','unit':'u1','zone':'a'}}",
+      NULL,
+      0,
+      { { NULL } } },
+};
+
 static void test_metadata(void **state)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
     json_t *obj = NULL;
 
-    assert_int_equal(
-        admit(&kf_kind_region,
-              "{'apiVersion':'kfleet.io/v2','kind':'Unit','metadata':{'name':'Bad_Name',"
-              "'labels':{'-x':'y','ok':'not ok','n':5},'finalizers':['a b','kfleet.io/x',"
-              "'kfleet.io/x'],'colour':'red'},'spec':{'zones':['a']}}",
-              NULL, &causes, NULL),
-        -KF_EINVALID);
-    assert_cause(&causes, "apiVersion", "FieldValueInvalid", "must be \"kfleet.io/v1\"");
-    assert_cause(&causes, "kind", "FieldValueInvalid", "must be \"Region\"");
-    assert_cause(&causes, "metadata.name", "FieldValueInvalid",
-                 "invalid value \"Bad_Name\": a Region name must be a DNS label");
-    assert_cause(&causes, "metadata.labels[-x]", "FieldValueInvalid", "invalid key \"-x\"");
-    assert_cause(&causes, "metadata.labels[ok]", "FieldValueInvalid", "invalid value \"not ok\"");
-    assert_cause(&causes, "metadata.labels[n]", "FieldValueTypeInvalid", "must be a string");
-    assert_cause(&causes, "metadata.finalizers[0]", "FieldValueInvalid", "qualified name");
-    assert_cause(&causes, "metadata.finalizers[2]", "FieldValueDuplicate", "kfleet.io/x");
-    assert_cause(&causes, "metadata.colour", "FieldValueUnknown", "unknown field \"colour\"");
-    kf_causes_release(&causes);
+    RUN_CASES(metadata_cases);
 
-    /* missing name; apiVersion and kind filled in when absent; namespace dropped */
-    assert_int_equal(
-        admit(&kf_kind_region, "{'metadata':{},'spec':{'zones':['a']}}", NULL, &causes, NULL),
-        -KF_EINVALID);
-    assert_cause(&causes, "metadata.name", "FieldValueRequired", "Required value");
-    kf_causes_release(&causes);
+    /* apiVersion and kind filled in when absent; namespace dropped */
     assert_int_equal(admit(&kf_kind_region,
                            "{'metadata':{'name':'cn-hz','namespace':'default'},"
                            "'spec':{'zones':['a']}}",
@@ -98,16 +148,6 @@ static void test_metadata(void **state)
     assert_string_equal(kf_json_str(obj, "kind", ""), "Region");
     assert_null(kf_json_path(obj, "metadata.namespace"));
     json_decref(obj);
-
-    /* unknown top-level members; status on a kind without one */
-    assert_int_equal(admit(&kf_kind_template,
-                           "{'metadata':{'name':'t'},'spec':{'profile':'standard'},"
-                           "'status':{'phase':'x'},'specs':{}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "status", "FieldValueUnknown", "this kind has no status");
-    assert_cause(&causes, "specs", "FieldValueUnknown", "unknown field \"specs\"");
-    kf_causes_release(&causes);
 
     /* kubectl's "status: {}" on a kind without status, null metadata members */
     assert_int_equal(admit(&kf_kind_template,
@@ -156,22 +196,53 @@ static void test_metadata(void **state)
         kf_causes_release(&causes);
         json_decref(o);
     }
-
-    /* names with dots only where the kind allows them */
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web.prod'},'spec':{'region':'r',"
-                           "'network':{'vpc':'v'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "metadata.name", "FieldValueInvalid",
-                 "a GuestCluster name must be a "
-                 "DNS label");
-    kf_causes_release(&causes);
-
-    /* subdomain names for kinds that allow dots */
-    assert_admits(&kf_kind_host, "{'metadata':{'name':'h1.hz.example.com'},'spec':{'role':'meta',"
-                                 "'unit':'u1','zone':'a'}}");
 }
+
+static const struct admit_case region_unit_cases[] = {
+    { &kf_kind_unit,
+      "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
+      "'zones':['a','b','c'],'waterlevel':0.5}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.waterlevel", "FieldValueUnknown",
+          "unknown field \"waterlevel\": did you mean \"waterLevel\"?" } } },
+    { &kf_kind_unit,
+      "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
+      "'zones':[],'waterLevel':1,'gradeRatio':{'G7':0.1,'G4':2},"
+      "'quota':{'maxClusters':-1}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.zones", "FieldValueRequired", "must have at least 1 item" },
+        { "spec.waterLevel", "FieldValueInvalid", "must be greater than 0 and less than 1, got 1" },
+        { "spec.gradeRatio[G7]", "FieldValueNotSupported", "unsupported key" },
+        { "spec.gradeRatio[G4]", "FieldValueInvalid", "at most 1" },
+        { "spec.quota.maxClusters", "FieldValueInvalid", "at least 0" } } },
+    /* region is immutable */
+    { &kf_kind_unit,
+      "{'metadata':{'name':'u'},'spec':{'region':'b','zones':['a']}}",
+      "{'metadata':{'name':'u'},'spec':{'region':'a','zones':['a']}}",
+      -KF_EINVALID,
+      { { "spec.region", "FieldValueInvalid", "field is immutable" } } },
+    /* the endpoint address: one address, not every one or a group */
+    { &kf_kind_unit,
+      "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
+      "'endpointAddress':'0.0.0.0'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.endpointAddress", "FieldValueInvalid", "means every address" } } },
+    { &kf_kind_unit,
+      "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
+      "'endpointAddress':'ff02::1'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.endpointAddress", "FieldValueInvalid", "multicast" } } },
+    { &kf_kind_unit,
+      "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
+      "'endpointAddress':'10.1.2.3'}}",
+      NULL,
+      0,
+      { { NULL } } },
+};
 
 static void test_region_unit(void **state)
 {
@@ -190,27 +261,8 @@ static void test_region_unit(void **state)
     assert_string_equal(kf_json_str(obj, "spec.monitoring.scrapeInterval", ""), "30s");
     json_decref(obj);
 
-    assert_int_equal(admit(&kf_kind_unit,
-                           "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
-                           "'zones':['a','b','c'],'waterlevel':0.5}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.waterlevel", "FieldValueUnknown",
-                 "unknown field \"waterlevel\": did you mean \"waterLevel\"?");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_unit,
-                           "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
-                           "'zones':[],'waterLevel':1,'gradeRatio':{'G7':0.1,'G4':2},"
-                           "'quota':{'maxClusters':-1}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.zones", "FieldValueRequired", "must have at least 1 item");
-    assert_cause(&causes, "spec.waterLevel", "FieldValueInvalid",
-                 "must be greater than 0 and less than 1, got 1");
-    assert_cause(&causes, "spec.gradeRatio[G7]", "FieldValueNotSupported", "unsupported key");
-    assert_cause(&causes, "spec.gradeRatio[G4]", "FieldValueInvalid", "at most 1");
-    assert_cause(&causes, "spec.quota.maxClusters", "FieldValueInvalid", "at least 0");
-    kf_causes_release(&causes);
+    RUN_CASES(region_unit_cases);
+
     assert_int_equal(admit(&kf_kind_unit,
                            "{'metadata':{'name':'hz-u1'},'spec':{'region':'cn-hangzhou',"
                            "'zones':['a','b','c']}}",
@@ -220,68 +272,39 @@ static void test_region_unit(void **state)
     assert_null(kf_json_path(obj, "spec.waterLevel"));
     assert_false(kf_json_bool(obj, "spec.cordoned", true));
     json_decref(obj);
-    /* region is immutable */
-    assert_int_equal(
-        admit(&kf_kind_unit, "{'metadata':{'name':'u'},'spec':{'region':'b','zones':['a']}}",
-              "{'metadata':{'name':'u'},'spec':{'region':'a','zones':['a']}}", &causes, NULL),
-        -KF_EINVALID);
-    assert_cause(&causes, "spec.region", "FieldValueInvalid", "field is immutable");
-    kf_causes_release(&causes);
-    /* the endpoint address: one address, not every one or a group */
-    assert_int_equal(admit(&kf_kind_unit,
-                           "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
-                           "'endpointAddress':'0.0.0.0'}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.endpointAddress", "FieldValueInvalid", "means every address");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_unit,
-                           "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
-                           "'endpointAddress':'ff02::1'}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.endpointAddress", "FieldValueInvalid", "multicast");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_unit,
-                           "{'metadata':{'name':'u'},'spec':{'region':'r','zones':['a','b','c'],"
-                           "'endpointAddress':'10.1.2.3'}}",
-                           NULL, &causes, NULL),
-                     0);
-    kf_causes_release(&causes);
 }
+
+static const struct admit_case host_cases[] = {
+    { &kf_kind_host,
+      "{'metadata':{'name':'h'},'spec':{'role':'meta','zone':'a','cluster':'c'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.unit", "FieldValueRequired", "a meta host belongs to a unit" },
+        { "spec.cluster", "FieldValueForbidden", "not a cluster" } } },
+    { &kf_kind_host,
+      "{'metadata':{'name':'h'},'spec':{'role':'worker','zone':'a'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.cluster", "FieldValueRequired", "node of a guest cluster" } } },
+    { &kf_kind_host,
+      "{'metadata':{'name':'h'},'spec':{'role':'boss','zone':'a',"
+      "'capacity':{'cpu':'lots'},'taints':[{'key':'k','effect':'Never'}],"
+      "'address':'10.0.0.300'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.role", "FieldValueNotSupported", "supported values: \"meta\", \"worker\"" },
+        { "spec.capacity[cpu]", "FieldValueInvalid", "must be a quantity" },
+        { "spec.taints[0].effect", "FieldValueNotSupported", "NoSchedule" },
+        { "spec.address", "FieldValueInvalid",
+          "\"10.0.0.300\" is not an IPv4 or IPv6 address" } } },
+};
 
 static void test_host(void **state)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
     json_t *obj = NULL;
 
-    assert_int_equal(admit(&kf_kind_host,
-                           "{'metadata':{'name':'h'},'spec':{'role':'meta','zone':'a',"
-                           "'cluster':'c'}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.unit", "FieldValueRequired", "a meta host belongs to a unit");
-    assert_cause(&causes, "spec.cluster", "FieldValueForbidden", "not a cluster");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_host,
-                           "{'metadata':{'name':'h'},'spec':{'role':'worker','zone':'a'}}", NULL,
-                           &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.cluster", "FieldValueRequired", "node of a guest cluster");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_host,
-                           "{'metadata':{'name':'h'},'spec':{'role':'boss','zone':'a',"
-                           "'capacity':{'cpu':'lots'},'taints':[{'key':'k','effect':'Never'}],"
-                           "'address':'10.0.0.300'}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.role", "FieldValueNotSupported",
-                 "supported values: \"meta\", \"worker\"");
-    assert_cause(&causes, "spec.capacity[cpu]", "FieldValueInvalid", "must be a quantity");
-    assert_cause(&causes, "spec.taints[0].effect", "FieldValueNotSupported", "NoSchedule");
-    assert_cause(&causes, "spec.address", "FieldValueInvalid",
-                 "\"10.0.0.300\" is not an IPv4 or IPv6 address");
-    kf_causes_release(&causes);
+    RUN_CASES(host_cases);
     /* quantities given as numbers become strings */
     assert_int_equal(admit(&kf_kind_host,
                            "{'metadata':{'name':'h'},'spec':{'role':'meta','unit':'u',"
@@ -299,173 +322,222 @@ static const char gc_ok[] = "{'metadata':{'name':'web'},'spec':{'region':'cn-hz'
                             "'network':{'vpc':'vpc-1','podCIDR':'10.64.0.0/16',"
                             "'serviceCIDR':'172.21.0.0/20','nodeCIDR':'10.0.0.0/22'}}}";
 
-static void test_guestcluster(void **state)
-{
-    struct kf_causes causes = KF_CAUSES_INIT;
-
-    assert_admits(&kf_kind_guestcluster, gc_ok);
-    assert_int_equal(
-        admit(&kf_kind_guestcluster, "{'metadata':{'name':'web'},'spec':{}}", NULL, &causes, NULL),
-        -KF_EINVALID);
-    assert_cause(&causes, "spec.region", "FieldValueRequired", "Required value");
-    assert_cause(&causes, "spec.network", "FieldValueRequired", "Required value");
-    kf_causes_release(&causes);
-
+static const struct admit_case guestcluster_cases[] = {
+    { &kf_kind_guestcluster, gc_ok, NULL, 0, { { NULL } } },
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.region", "FieldValueRequired", "Required value" },
+        { "spec.network", "FieldValueRequired", "Required value" } } },
     /* overlapping ranges within the cluster name both */
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
-                           "'network':{'vpc':'v','nodeCIDR':'10.0.0.0/16',"
-                           "'podCIDR':'10.0.128.0/17','serviceCIDR':'172.16.0.0/20'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.network.podCIDR", "FieldValueInvalid",
-                 "\"10.0.128.0/17\" overlaps spec.network.nodeCIDR \"10.0.0.0/16\"");
-    kf_causes_release(&causes);
-
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+      "'network':{'vpc':'v','nodeCIDR':'10.0.0.0/16',"
+      "'podCIDR':'10.0.128.0/17','serviceCIDR':'172.16.0.0/20'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.network.podCIDR", "FieldValueInvalid",
+          "\"10.0.128.0/17\" overlaps spec.network.nodeCIDR \"10.0.0.0/16\"" } } },
     /* a pod range too small for the size asked for */
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
-                           "'expectedNodes':100,'network':{'vpc':'v','podCIDR':'10.0.0.0/24'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.network.podCIDR", "FieldValueInvalid",
-                 "needs 11000: use a shorter prefix");
-    kf_causes_release(&causes);
-
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+      "'expectedNodes':100,'network':{'vpc':'v','podCIDR':'10.0.0.0/24'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.network.podCIDR", "FieldValueInvalid", "needs 11000: use a shorter prefix" } } },
     /* versions, grades, windows */
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'v1.30',"
-                           "'grade':'G6','expectedNodes':9000,'network':{'vpc':'v'},"
-                           "'maintenanceWindow':{'days':['Sat','Caturday'],'start':'25:00'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.version", "FieldValueInvalid", "such as \"1.30\"");
-    assert_cause(&causes, "spec.grade", "FieldValueNotSupported", "\"G5\"");
-    assert_cause(&causes, "spec.expectedNodes", "FieldValueInvalid", "at most 5000, got 9000");
-    assert_cause(&causes, "spec.maintenanceWindow.days[1]", "FieldValueNotSupported", "\"Sun\"");
-    assert_cause(&causes, "spec.maintenanceWindow.start", "FieldValueInvalid", "HH:MM");
-    kf_causes_release(&causes);
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'v1.30',"
+      "'grade':'G6','expectedNodes':9000,'network':{'vpc':'v'},"
+      "'maintenanceWindow':{'days':['Sat','Caturday'],'start':'25:00'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.version", "FieldValueInvalid", "such as \"1.30\"" },
+        { "spec.grade", "FieldValueNotSupported", "\"G5\"" },
+        { "spec.expectedNodes", "FieldValueInvalid", "at most 5000, got 9000" },
+        { "spec.maintenanceWindow.days[1]", "FieldValueNotSupported", "\"Sun\"" },
+        { "spec.maintenanceWindow.start", "FieldValueInvalid", "HH:MM" } } },
     /* a well-formed version the catalog does not run; a patch release of one
      * it runs is fine; too many simulated nodes */
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
-                           "'network':{'vpc':'v'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.version", "FieldValueNotSupported",
-                 "\"1.31\": the component catalog runs Kubernetes \"1.37\"");
-    kf_causes_release(&causes);
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
+      "'network':{'vpc':'v'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.version", "FieldValueNotSupported",
+          "\"1.31\": the component catalog runs Kubernetes \"1.37\"" } } },
     /* ... unless it was already stored so: the cluster stays editable */
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
-                           "'expectedNodes':5,'network':{'vpc':'v'}}}",
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
-                           "'network':{'vpc':'v'}}}",
-                           &causes, NULL),
-                     0);
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.37',"
-                           "'simulatedNodes':1001,'network':{'vpc':'v'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.simulatedNodes", "FieldValueInvalid", "at most 1000");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.37.2',"
-                           "'simulatedNodes':3,'network':{'vpc':'v'}}}",
-                           NULL, &causes, NULL),
-                     0);
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
-                           "'network':{'vpc':'v'},'maintenanceWindow':{'start':'02:00',"
-                           "'duration':'30m'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.maintenanceWindow.duration", "FieldValueInvalid",
-                 "between 1h and 7d");
-    kf_causes_release(&causes);
-
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
+      "'expectedNodes':5,'network':{'vpc':'v'}}}",
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
+      "'network':{'vpc':'v'}}}",
+      0,
+      { { NULL } } },
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.37',"
+      "'simulatedNodes':1001,'network':{'vpc':'v'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.simulatedNodes", "FieldValueInvalid", "at most 1000" } } },
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.37.2',"
+      "'simulatedNodes':3,'network':{'vpc':'v'}}}",
+      NULL,
+      0,
+      { { NULL } } },
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+      "'network':{'vpc':'v'},'maintenanceWindow':{'start':'02:00','duration':'30m'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.maintenanceWindow.duration", "FieldValueInvalid", "between 1h and 7d" } } },
     /* podCIDR and serviceCIDR immutable, nodeCIDR may change */
-    assert_int_equal(admit(&kf_kind_guestcluster,
-                           "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
-                           "'network':{'vpc':'vpc-1','podCIDR':'10.65.0.0/16',"
-                           "'nodeCIDR':'10.0.4.0/22'}}}",
-                           gc_ok, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.network.podCIDR", "FieldValueInvalid", "field is immutable");
-    assert_cause(&causes, "spec.network.serviceCIDR", "FieldValueInvalid", "field is immutable");
-    assert_null(find_cause(&causes, "spec.network.nodeCIDR"));
-    kf_causes_release(&causes);
+    { &kf_kind_guestcluster,
+      "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
+      "'network':{'vpc':'vpc-1','podCIDR':'10.65.0.0/16','nodeCIDR':'10.0.4.0/22'}}}",
+      gc_ok,
+      -KF_EINVALID,
+      { { "spec.network.podCIDR", "FieldValueInvalid", "field is immutable" },
+        { "spec.network.serviceCIDR", "FieldValueInvalid", "field is immutable" },
+        { "spec.network.nodeCIDR", NULL, NULL } } },
+};
+
+static void test_guestcluster(void **state)
+{
+    RUN_CASES(guestcluster_cases);
 }
+
+#define CPM_OK                                                                                  \
+    "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web','component':'etcd','host':'h1'," \
+    "'resources':{'requests':{'cpu':'200m'}},'ports':{'client':2379}}}"
+
+static const struct admit_case cpm_ippool_event_profile_cases[] = {
+    { &kf_kind_controlplanemember, CPM_OK, NULL, 0, { { NULL } } },
+    /* host is set once by placement and then fixed */
+    { &kf_kind_controlplanemember,
+      "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web','component':'etcd','host':'h2'}}",
+      CPM_OK,
+      -KF_EINVALID,
+      { { "spec.host", "FieldValueInvalid", "immutable once set" } } },
+    { &kf_kind_controlplanemember,
+      CPM_OK,
+      "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web','component':'etcd'}}",
+      0,
+      { { NULL } } },
+    { &kf_kind_controlplanemember,
+      "{'metadata':{'name':'x'},'spec':{'cluster':'web','component':'etcd',"
+      "'ports':{'client':70000}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.ports[client]", "FieldValueInvalid", "at most 65535" } } },
+    { &kf_kind_ippool,
+      "{'metadata':{'name':'vpc-1-a'},'spec':{'vpc':'vpc-1','cidrs':['10.0.0.0/12'],"
+      "'serviceCIDRs':['172.16.0.0/16','172.16.0.0/20']}}",
+      NULL,
+      0,
+      { { NULL } } },
+    { &kf_kind_ippool,
+      "{'metadata':{'name':'p'},'spec':{'vpc':'v','cidrs':['10.0.0.0/8',"
+      "'10.1.0.0/16'],'serviceCIDRs':['10.2.0.0/20']}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.cidrs[1]", "FieldValueInvalid",
+          "\"10.1.0.0/16\" overlaps spec.cidrs[0] \"10.0.0.0/8\"" },
+        { "spec.serviceCIDRs[0]", "FieldValueInvalid", "overlaps spec.cidrs[0]" } } },
+    { &kf_kind_event,
+      "{'metadata':{'name':'e'},'spec':{'involvedObject':{'kind':'Unit',"
+      "'name':'u'},'type':'Info','reason':'no headroom'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.type", "FieldValueNotSupported", "\"Normal\", \"Warning\"" },
+        { "spec.reason", "FieldValueInvalid", "CamelCase by convention" } } },
+    { &kf_kind_profile,
+      "{'metadata':{'name':'standard'},'spec':{'versions':['1.29','1.30'],"
+      "'defaultVersion':'1.31','etcd':{'members':4},'components':["
+      "{'name':'etcd'},{'name':'etcd'}]}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.defaultVersion", "FieldValueInvalid", "not one of spec.versions" },
+        /* versions the component catalog does not run, with the ones it does */
+        { "spec.versions[0]", "FieldValueNotSupported",
+          "Unsupported value: \"1.29\": the component catalog runs Kubernetes \"1.37\"" },
+        { "spec.versions[1]", "FieldValueNotSupported", "\"1.30\"" },
+        { "spec.etcd.members", "FieldValueInvalid", "must be odd" },
+        { "spec.components[1].name", "FieldValueDuplicate", "etcd" } } },
+};
 
 static void test_cpm_ippool_event_profile(void **state)
 {
-    struct kf_causes causes = KF_CAUSES_INIT;
-    const char *cpm = "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web',"
-                      "'component':'etcd','host':'h1','resources':{'requests':{'cpu':'200m'}},"
-                      "'ports':{'client':2379}}}";
-
-    assert_admits(&kf_kind_controlplanemember, cpm);
-    /* host is set once by placement and then fixed */
-    assert_int_equal(admit(&kf_kind_controlplanemember,
-                           "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web',"
-                           "'component':'etcd','host':'h2'}}",
-                           cpm, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.host", "FieldValueInvalid", "immutable once set");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_controlplanemember, cpm,
-                           "{'metadata':{'name':'web-etcd-0'},'spec':{'cluster':'web',"
-                           "'component':'etcd'}}",
-                           &causes, NULL),
-                     0);
-    assert_int_equal(admit(&kf_kind_controlplanemember,
-                           "{'metadata':{'name':'x'},'spec':{'cluster':'web','component':'etcd',"
-                           "'ports':{'client':70000}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.ports[client]", "FieldValueInvalid", "at most 65535");
-    kf_causes_release(&causes);
-
-    assert_admits(&kf_kind_ippool, "{'metadata':{'name':'vpc-1-a'},'spec':{'vpc':'vpc-1',"
-                                   "'cidrs':['10.0.0.0/12'],'serviceCIDRs':['172.16.0.0/16',"
-                                   "'172.16.0.0/20']}}");
-    assert_int_equal(admit(&kf_kind_ippool,
-                           "{'metadata':{'name':'p'},'spec':{'vpc':'v','cidrs':['10.0.0.0/8',"
-                           "'10.1.0.0/16'],'serviceCIDRs':['10.2.0.0/20']}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.cidrs[1]", "FieldValueInvalid",
-                 "\"10.1.0.0/16\" overlaps spec.cidrs[0] \"10.0.0.0/8\"");
-    assert_cause(&causes, "spec.serviceCIDRs[0]", "FieldValueInvalid", "overlaps spec.cidrs[0]");
-    kf_causes_release(&causes);
-
-    assert_int_equal(admit(&kf_kind_event,
-                           "{'metadata':{'name':'e'},'spec':{'involvedObject':{'kind':'Unit',"
-                           "'name':'u'},'type':'Info','reason':'no headroom'}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.type", "FieldValueNotSupported", "\"Normal\", \"Warning\"");
-    assert_cause(&causes, "spec.reason", "FieldValueInvalid", "CamelCase by convention");
-    kf_causes_release(&causes);
-
-    assert_int_equal(admit(&kf_kind_profile,
-                           "{'metadata':{'name':'standard'},'spec':{'versions':['1.29','1.30'],"
-                           "'defaultVersion':'1.31','etcd':{'members':4},'components':["
-                           "{'name':'etcd'},{'name':'etcd'}]}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.defaultVersion", "FieldValueInvalid", "not one of spec.versions");
-    /* versions the component catalog does not run, with the ones it does */
-    assert_cause(&causes, "spec.versions[0]", "FieldValueNotSupported",
-                 "Unsupported value: \"1.29\": the component catalog runs Kubernetes \"1.37\"");
-    assert_cause(&causes, "spec.versions[1]", "FieldValueNotSupported", "\"1.30\"");
-    assert_cause(&causes, "spec.etcd.members", "FieldValueInvalid", "must be odd");
-    assert_cause(&causes, "spec.components[1].name", "FieldValueDuplicate", "etcd");
-    kf_causes_release(&causes);
+    RUN_CASES(cpm_ippool_event_profile_cases);
 }
+
+static const struct admit_case alert_cases[] = {
+    /* the section must match the type; a secret in plain text is an unknown field */
+    { &kf_kind_alertreceiver,
+      "{'metadata':{'name':'ops'},'spec':{'type':'sms','webhook':{'url':'http://x/'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.sms", "FieldValueRequired", "type sms needs spec.sms" },
+        { "spec.webhook", "FieldValueForbidden", "only type webhook has" } } },
+    { &kf_kind_alertreceiver,
+      "{'metadata':{'name':'ops'},'spec':{'type':'dingtalk','dingtalk':"
+      "{'url':'https://d/','secret':'SECabc'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.dingtalk.secret", "FieldValueUnknown", "unknown" } } },
+    { &kf_kind_alertreceiver,
+      "{'metadata':{'name':'ops'},'spec':{'type':'dingtalk','dingtalk':"
+      "{'secretFile':'rel/path','secretRef':{'name':'x'}}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.dingtalk.url", "FieldValueRequired", "url or urlFile" },
+        { "spec.dingtalk.secretFile", "FieldValueInvalid", "absolute path" },
+        { "spec.dingtalk.secretRef", "FieldValueForbidden", "not both" } } },
+    { &kf_kind_alertreceiver,
+      "{'metadata':{'name':'mail'},'spec':{'type':'email','email':"
+      "{'to':['oncall@example.com','not-an-address']}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.email.to[1]", "FieldValueInvalid", "not an email address" } } },
+    { &kf_kind_alertreceiver,
+      "{'metadata':{'name':'pager'},'spec':{'type':'sms','sms':{'url':"
+      "'https://sms.example.com/send','phones':['+8613800000000'],"
+      "'body':'text={{message}}&key={{secret}}','secretFile':'/etc/k'}}}",
+      NULL,
+      0,
+      { { NULL } } },
+    /* a secret named after another receiver; {{secret}} in a URL */
+    { &kf_kind_alertreceiver,
+      "{'metadata':{'name':'pager'},'spec':{'type':'sms','sms':{'url':"
+      "'https://sms.example.com/send?key={{secret}}','phones':['+86138'],"
+      "'secretRef':{'name':'ops'}}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.sms.secretRef.name", "FieldValueForbidden", "named after it" },
+        { "spec.sms.url", "FieldValueForbidden", "{{secret}}" } } },
+    /* routes */
+    { &kf_kind_alertroute,
+      "{'metadata':{'name':'top'},'spec':{'receiver':'ops','root':true,"
+      "'parent':'top','matchers':[{'name':'0bad','value':'x'}],'groupInterval':'soon'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.groupInterval", "FieldValueInvalid", "duration" } } },
+    { &kf_kind_alertroute,
+      "{'metadata':{'name':'top'},'spec':{'receiver':'ops','root':true,"
+      "'parent':'top','matchers':[{'name':'0bad','value':'x'}]}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.parent", "FieldValueForbidden", "the root route has no parent" },
+        { "spec.matchers", "FieldValueForbidden", "every alert" },
+        { "spec.matchers.name", "FieldValueInvalid", "not a label name" } } },
+    { &kf_kind_alertroute,
+      "{'metadata':{'name':'loop'},'spec':{'receiver':'ops','parent':'loop'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.parent", "FieldValueInvalid", "its own parent" } } },
+};
 
 static void test_alert_kinds(void **state)
 {
@@ -481,54 +553,7 @@ static void test_alert_kinds(void **state)
                      0);
     assert_true(json_is_true(kf_json_path(obj, "spec.sendResolved")));
     json_decref(obj);
-    /* the section must match the type; a secret in plain text is an unknown field */
-    assert_int_equal(admit(&kf_kind_alertreceiver,
-                           "{'metadata':{'name':'ops'},'spec':{'type':'sms','webhook':"
-                           "{'url':'http://x/'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.sms", "FieldValueRequired", "type sms needs spec.sms");
-    assert_cause(&causes, "spec.webhook", "FieldValueForbidden", "only type webhook has");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_alertreceiver,
-                           "{'metadata':{'name':'ops'},'spec':{'type':'dingtalk','dingtalk':"
-                           "{'url':'https://d/','secret':'SECabc'}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.dingtalk.secret", "FieldValueUnknown", "unknown");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_alertreceiver,
-                           "{'metadata':{'name':'ops'},'spec':{'type':'dingtalk','dingtalk':"
-                           "{'secretFile':'rel/path','secretRef':{'name':'x'}}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.dingtalk.url", "FieldValueRequired", "url or urlFile");
-    assert_cause(&causes, "spec.dingtalk.secretFile", "FieldValueInvalid", "absolute path");
-    assert_cause(&causes, "spec.dingtalk.secretRef", "FieldValueForbidden", "not both");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_alertreceiver,
-                           "{'metadata':{'name':'mail'},'spec':{'type':'email','email':"
-                           "{'to':['oncall@example.com','not-an-address']}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.email.to[1]", "FieldValueInvalid", "not an email address");
-    kf_causes_release(&causes);
-    assert_admits(&kf_kind_alertreceiver,
-                  "{'metadata':{'name':'pager'},'spec':{'type':'sms','sms':{'url':"
-                  "'https://sms.example.com/send','phones':['+8613800000000'],"
-                  "'body':'text={{message}}&key={{secret}}','secretFile':'/etc/k'}}}");
-    /* a secret named after another receiver; {{secret}} in a URL */
-    assert_int_equal(admit(&kf_kind_alertreceiver,
-                           "{'metadata':{'name':'pager'},'spec':{'type':'sms','sms':{'url':"
-                           "'https://sms.example.com/send?key={{secret}}','phones':['+86138'],"
-                           "'secretRef':{'name':'ops'}}}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.sms.secretRef.name", "FieldValueForbidden", "named after it");
-    assert_cause(&causes, "spec.sms.url", "FieldValueForbidden", "{{secret}}");
-    kf_causes_release(&causes);
-
-    /* routes */
+    RUN_CASES(alert_cases);
     assert_int_equal(admit(&kf_kind_alertroute,
                            "{'metadata':{'name':'crit'},'spec':{'receiver':'ops','matchers':"
                            "[{'name':'severity','value':'critical'},{'name':'region','op':'=~',"
@@ -539,29 +564,6 @@ static void test_alert_kinds(void **state)
     assert_string_equal(
         kf_json_str(json_array_get(kf_json_path(obj, "spec.matchers"), 0), "op", ""), "=");
     json_decref(obj);
-    assert_int_equal(admit(&kf_kind_alertroute,
-                           "{'metadata':{'name':'top'},'spec':{'receiver':'ops','root':true,"
-                           "'parent':'top','matchers':[{'name':'0bad','value':'x'}],"
-                           "'groupInterval':'soon'}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.groupInterval", "FieldValueInvalid", "duration");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_alertroute,
-                           "{'metadata':{'name':'top'},'spec':{'receiver':'ops','root':true,"
-                           "'parent':'top','matchers':[{'name':'0bad','value':'x'}]}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.parent", "FieldValueForbidden", "the root route has no parent");
-    assert_cause(&causes, "spec.matchers", "FieldValueForbidden", "every alert");
-    assert_cause(&causes, "spec.matchers.name", "FieldValueInvalid", "not a label name");
-    kf_causes_release(&causes);
-    assert_int_equal(admit(&kf_kind_alertroute,
-                           "{'metadata':{'name':'loop'},'spec':{'receiver':'ops','parent':'loop'}}",
-                           NULL, &causes, NULL),
-                     -KF_EINVALID);
-    assert_cause(&causes, "spec.parent", "FieldValueInvalid", "its own parent");
-    kf_causes_release(&causes);
 }
 
 static void test_columns_and_openapi(void **state)

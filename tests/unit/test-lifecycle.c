@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "kfleet/catalog.h"
+#include "kfleet/file.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-lifecycle.h"
@@ -68,7 +69,7 @@ static int teardown(void **state)
 {
     struct env *e = *state;
 
-    kf_lifecycle_rm_rf(e->dir);
+    kf_remove_tree(e->dir);
     kf_store_close(e->store);
     free(e->dir);
     free(e);
@@ -166,7 +167,7 @@ static void test_pki_in_store(void **state)
 
     /* a new leader with an empty data directory: the same CAs and keys */
     dir = kf_lifecycle_pki_dir(e->dir, "web-1");
-    assert_int_equal(kf_lifecycle_rm_rf(dir), 0);
+    assert_int_equal(kf_remove_tree(dir), 0);
     assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
     assert_true(json_equal(again, first));
     json_decref(again);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <sys/stat.h>
 
+#include "kfleet/file.h"
 #include "kfleet/obs-metrics.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/strbuf.h"
@@ -28,15 +29,6 @@ static char *write_tmp(const char *dir, const char *name, const char *text)
     fputs(text, f);
     fclose(f);
     return path;
-}
-
-static void rm_rf(const char *dir)
-{
-    char *cmd = kf_xasprintf("rm -rf '%s'", dir);
-
-    if (system(cmd) != 0)
-        print_error("cannot remove %s\n", dir);
-    free(cmd);
 }
 
 static void test_config(void **state)
@@ -95,7 +87,7 @@ static void test_config(void **state)
     kf_mon_config_release(&c);
     free(p);
     kf_strbuf_release(&err);
-    rm_rf(dir);
+    kf_remove_tree(dir);
 }
 
 /* ---- the adapter ------------------------------------------------------- */
@@ -244,7 +236,7 @@ static int teardown(void **state)
 
     stop_mon(fx);
     stop_pid(fx->sink_pid);
-    rm_rf(fx->dir);
+    kf_remove_tree(fx->dir);
     free(fx->sink_log);
     free(fx->secret_file);
     free(fx->loose_file);

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
 
@@ -40,32 +41,6 @@ struct live {
     struct kf_obs_region region;
     struct kf_obs_fleet fleet;
 };
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *de;
-
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    while ((de = readdir(d))) {
-        char *child;
-        struct stat st;
-
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        child = kf_xasprintf("%s/%s", path, de->d_name);
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(child);
-        else
-            unlink(child);
-        free(child);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static void print_log(const char *root, const char *name)
 {
@@ -116,7 +91,7 @@ static int teardown(void **state)
 
     stop_pid(l->prom_pid);
     stop_pid(l->node_pid);
-    remove_tree(l->root);
+    kf_remove_tree(l->root);
     free(l);
     return 0;
 }

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/obs-receiver.h"
 #include "kfleet/strbuf.h"
@@ -342,10 +343,10 @@ static void test_dedup_persists_and_stays_bounded(void **state)
 
     /* a file that is not ours */
     bad = kf_xasprintf("%s/bad", dir);
-    assert_int_equal(kf_obs_write_file_atomic(bad, "hello\n", 6, 0600, NULL), 0);
+    assert_int_equal(kf_write_file_atomic(bad, "hello\n", 6, 0600, true, NULL), 0);
     assert_int_equal(kf_obs_dedup_load(again, bad, &err), -EBADMSG);
-    assert_int_equal(kf_obs_write_file_atomic(bad, "# kfleet alert receiver memory v1\nK zz 1\n",
-                                              40, 0600, NULL),
+    assert_int_equal(kf_write_file_atomic(bad, "# kfleet alert receiver memory v1\nK zz 1\n", 40,
+                                          0600, true, NULL),
                      0);
     assert_int_equal(kf_obs_dedup_load(again, bad, &err), -EBADMSG);
     assert_non_null(strstr(err.buf, "line 2"));

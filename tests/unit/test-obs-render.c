@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
 
@@ -674,8 +675,8 @@ static void test_atomic_write(void **state)
     struct dirent *de;
     int entries = 0;
 
-    assert_int_equal(kf_obs_write_file_atomic(path, "[]\n", 3, 0640, &err), 0);
-    assert_int_equal(kf_obs_write_file_atomic(path, "[1]\n", 4, 0644, &err), 0);
+    assert_int_equal(kf_write_file_atomic(path, "[]\n", 3, 0640, true, &err), 0);
+    assert_int_equal(kf_write_file_atomic(path, "[1]\n", 4, 0644, true, &err), 0);
     got = read_file(path, NULL);
     assert_string_equal(got, "[1]\n");
     assert_int_equal(stat(path, &st), 0);
@@ -690,7 +691,7 @@ static void test_atomic_write(void **state)
     free(got);
     free(path);
     path = kf_xasprintf("%s/missing/x.json", root);
-    assert_int_equal(kf_obs_write_file_atomic(path, "[]", 2, 0644, &err), -ENOENT);
+    assert_int_equal(kf_write_file_atomic(path, "[]", 2, 0644, true, &err), -ENOENT);
     assert_non_null(strstr(err.buf, "missing"));
     free(path);
     kf_strbuf_release(&err);

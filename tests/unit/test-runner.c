@@ -1126,7 +1126,7 @@ static void test_task_restart_policy(void **state)
                                   .restart_limit = 3 };
     struct kf_task_result res;
 
-    assert_int_equal(kf_agent_mkdir_p(wd, 0700), 0);
+    assert_int_equal(kf_mkdir_p(wd, 0700), 0);
     f->r = new_runner(f, NULL);
     task_ok(f->r, &onf);
     res = wait_result(f->r, "t-onfail");
@@ -1296,7 +1296,7 @@ static void test_cgroup_files(void **state)
 
     /* The writer's side of cgroups, on a directory that looks like one (the
      * kernel is not asked: check_fs false). */
-    assert_int_equal(kf_agent_mkdir_p(fake, 0755), 0);
+    assert_int_equal(kf_mkdir_p(fake, 0755), 0);
     t_write_file(ctl, "hugetlb\n");
     assert_true(kf_agent_cgroup_setup(fake, false, &base, &why) < 0);
     assert_non_null(strstr(why.buf, "does not offer the cpu and memory"));

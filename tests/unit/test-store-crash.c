@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -28,6 +27,7 @@
 #include <cmocka.h>
 
 #include "kfleet/error.h"
+#include "kfleet/file.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
 
@@ -386,12 +386,6 @@ static void test_kill9(void **state)
     (void)state;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +398,6 @@ int main(void)
         return 1;
     }
     r = cmocka_run_group_tests_name("store: kill -9", tests, NULL, NULL);
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    kf_remove_tree(tmpdir);
     return r;
 }

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -36,6 +35,7 @@
 
 #include "etcd-harness.h"
 #include "kfleet/error.h"
+#include "kfleet/file.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
 #include "store/store-internal.h"
@@ -1731,12 +1731,6 @@ static const struct CMUnitTest others[] = {
     cmocka_unit_test(test_sqlite_sync_full),
 };
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int main(void)
 {
     struct etcd_harness etcd = { 0 };
@@ -1765,7 +1759,7 @@ int main(void)
         failed += cmocka_run_group_tests_name(name, conformance, NULL, NULL);
     }
     failed += cmocka_run_group_tests_name("store: sqlite files and URLs", others, NULL, NULL);
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    kf_remove_tree(tmpdir);
     etcd_harness_stop(&etcd);
     return failed ? 1 : 0;
 }

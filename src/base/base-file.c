@@ -1,0 +1,143 @@
+/* base-file.c: mkdir -p, atomic write-then-rename and rm -r (file.h). These
+ * were written again in the runner, the agent, the observability files, the
+ * lifecycle controller's PKI folders, guest PKI and the CLI; this is the one
+ * copy. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kfleet/base.h"
+#include "kfleet/error.h"
+#include "kfleet/file.h"
+#include "kfleet/strbuf.h"
+
+int kf_mkdir_p(const char *path, mode_t mode)
+{
+    char *copy = kf_xstrdup(path);
+    struct stat st;
+    int rc = 0;
+
+    for (char *p = copy + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+
+            *p = '\0';
+            if (mkdir(copy, mode) < 0 && errno != EEXIST) {
+                rc = -errno;
+                break;
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    free(copy);
+    if (rc < 0)
+        return rc;
+    if (stat(path, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    return r;
+}
+
+int kf_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable,
+                         struct kf_strbuf *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? kf_xstrndup(path, (size_t)(slash - path)) : kf_xstrdup(".");
+    char *tmp = kf_xasprintf("%s/.%s.tmp.XXXXXX", *dir ? dir : "", slash ? slash + 1 : path);
+    int fd, r;
+
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        r = kf_err(err, -errno, "cannot create a temporary file next to \"%s\": %s", path,
+                   strerror(errno));
+        goto out_free;
+    }
+    if (fchmod(fd, mode) < 0) {
+        r = kf_err(err, -errno, "cannot set the mode of \"%s\": %s", tmp, strerror(errno));
+        goto out_unlink;
+    }
+    r = write_all(fd, data, len);
+    if (r < 0) {
+        kf_err(err, r, "cannot write \"%s\": %s", tmp, strerror(-r));
+        goto out_unlink;
+    }
+    if (durable && fsync(fd) < 0) {
+        r = kf_err(err, -errno, "cannot fsync \"%s\": %s", tmp, strerror(errno));
+        goto out_unlink;
+    }
+    r = close(fd);
+    fd = -1;
+    if (r < 0) {
+        r = kf_err(err, -errno, "cannot close \"%s\": %s", tmp, strerror(errno));
+        goto out_unlink;
+    }
+    if (rename(tmp, path) < 0) {
+        r = kf_err(err, -errno, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
+        goto out_unlink;
+    }
+    r = 0;
+    if (durable) {
+        r = fsync_dir(*dir ? dir : "/");
+        if (r < 0)
+            kf_err(err, r, "cannot fsync folder \"%s\": %s", dir, strerror(-r));
+    }
+    goto out_free;
+out_unlink:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+out_free:
+    free(tmp);
+    free(dir);
+    return r;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    if (flag == FTW_DP)
+        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int kf_remove_tree(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
+}
