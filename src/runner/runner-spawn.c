@@ -488,7 +488,7 @@ int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
         rc = -errno;
-        goto out;
+        goto free_paths;
     }
     for (size_t off = 0; off < len;) {
         ssize_t n = write(fd, (const char *)data + off, len - off);
@@ -498,7 +498,7 @@ int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t
             rc = -errno;
             close(fd);
             unlink(tmp);
-            goto out;
+            goto free_paths;
         }
         off += (size_t)n;
     }
@@ -506,13 +506,13 @@ int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t
         rc = -errno;
         close(fd);
         unlink(tmp);
-        goto out;
+        goto free_paths;
     }
     close(fd);
     if (rename(tmp, path) < 0) {
         rc = -errno;
         unlink(tmp);
-        goto out;
+        goto free_paths;
     }
     slash = strrchr(dir, '/');
     if (durable && slash && slash != dir) {
@@ -523,7 +523,7 @@ int kf_agent_write_atomic(const char *path, const void *data, size_t len, mode_t
             close(fd);
         }
     }
-out:
+free_paths:
     free(tmp);
     free(dir);
     return rc;
