@@ -102,7 +102,7 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
         if (!strchr(line, '\n') && !feof(f)) {
             r = kf_err(err, -EINVAL, "%s:%u: line longer than %d bytes", path, lineno,
                        TOKEN_MAX_LINE);
-            goto fail;
+            goto close_file;
         }
         s = trim(line);
         if (!*s || *s == '#')
@@ -112,7 +112,7 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
         role = strtok_r(NULL, ",", &save);
         if (!s || !user || !role || strtok_r(NULL, ",", &save)) {
             r = kf_err(err, -EINVAL, "%s:%u: expected \"token,user,role\"", path, lineno);
-            goto fail;
+            goto close_file;
         }
         s = trim(s);
         user = trim(user);
@@ -120,17 +120,17 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
         if (strlen(s) < TOKEN_MIN_LEN) {
             r = kf_err(err, -EINVAL, "%s:%u: token shorter than %d characters", path, lineno,
                        TOKEN_MIN_LEN);
-            goto fail;
+            goto close_file;
         }
         for (const char *p = s; *p; p++)
             if (*p <= ' ' || *p > '~') {
                 r = kf_err(err, -EINVAL, "%s:%u: token has a character that is not printable ASCII",
                            path, lineno);
-                goto fail;
+                goto close_file;
             }
         if (!*user) {
             r = kf_err(err, -EINVAL, "%s:%u: empty user name", path, lineno);
-            goto fail;
+            goto close_file;
         }
         for (int i = 0; i < API_ROLE_N; i++)
             if (strcmp(role, role_names[i]) == 0)
@@ -139,7 +139,7 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
             r = kf_err(err, -EINVAL,
                        "%s:%u: unknown role \"%s\" (roles: admin, editor, viewer, agent)", path,
                        lineno, role);
-            goto fail;
+            goto close_file;
         }
         if (!strncmp(user, KF_API_HOST_USER_PREFIX, strlen(KF_API_HOST_USER_PREFIX)) &&
             (rl != API_ROLE_AGENT || !kf_name_valid(user + strlen(KF_API_HOST_USER_PREFIX)))) {
@@ -149,11 +149,11 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
                        "so it needs role agent and a host name (lower-case letters, digits, "
                        "'-' and '.')",
                        path, lineno, user);
-            goto fail;
+            goto close_file;
         }
         if (t->n >= TOKENS_MAX) {
             r = kf_err(err, -EINVAL, "%s: more than %d tokens", path, TOKENS_MAX);
-            goto fail;
+            goto close_file;
         }
         KF_GROW(t->items, t->alloc, t->n);
         digest(s, t->items[t->n].digest);
@@ -163,20 +163,20 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
     }
     if (ferror(f)) {
         r = kf_err(err, -EIO, "cannot read token file \"%s\"", path);
-        goto fail;
+        goto close_file;
     }
     qsort(t->items, t->n, sizeof(*t->items), cmp_token);
     for (size_t i = 1; i < t->n; i++)
         if (memcmp(t->items[i].digest, t->items[i - 1].digest, 32) == 0) {
             r = kf_err(err, -EINVAL, "%s: the same token is given twice (users \"%s\" and \"%s\")",
                        path, t->items[i - 1].user, t->items[i].user);
-            goto fail;
+            goto close_file;
         }
     fclose(f);
     *ret = t;
     return 0;
 
-fail:
+close_file:
     fclose(f);
     kf_api_tokens_free(t);
     return r;

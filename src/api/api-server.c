@@ -127,30 +127,30 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
 
     r = kf_parse_listen(api->listen, &api->host, &api->port, err);
     if (r < 0)
-        goto fail;
+        goto free_api;
     if (!c->tls_cert_file != !c->tls_key_file) {
         r = kf_err(err, -EINVAL, "HTTPS needs both a certificate and a key file");
-        goto fail;
+        goto free_api;
     }
     if (c->tls_cert_file) {
         r = read_pem("certificate", c->tls_cert_file, &api->tls_cert, err);
         if (r == 0)
             r = read_pem("key", c->tls_key_file, &api->tls_key, err);
         if (r < 0)
-            goto fail;
+            goto free_api;
     }
     api->cfg.tls_cert_file = api->cfg.tls_key_file = NULL;
     if (api->token_file) {
         r = kf_api_tokens_load(api->token_file, &api->tokens, err);
         if (r < 0)
-            goto fail;
+            goto free_api;
     } else if (!kf_host_is_loopback(api->host)) {
         r = kf_err(err, -EINVAL,
                    "refusing to listen on \"%s\" without authentication: it is not a loopback "
                    "address; give --token-file FILE (lines \"token,user,role\") or listen on "
                    "127.0.0.1",
                    api->listen);
-        goto fail;
+        goto free_api;
     }
     if (metrics) {
         api->metrics = metrics;
@@ -163,12 +163,12 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     r = kf_api_task_results_register(api);
     if (r < 0) {
         kf_err(err, r, "cannot add the task results endpoint: %s", strerror(-r));
-        goto fail;
+        goto free_api;
     }
     *ret = api;
     return 0;
 
-fail:
+free_api:
     kf_api_free(api);
     return r;
 }

@@ -231,20 +231,20 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                     ? "\n(stop kfleetd before migrating its store: it holds the SQLite file)"
                     : "");
         rc = r == -EINVAL ? KF_CLI_EXIT_USAGE : KF_CLI_EXIT_UNREACHABLE;
-        goto out;
+        goto close_stores;
     }
     kf_strbuf_reset(&err);
     r = kf_store_open(args->pos[1], &dst, &err);
     if (r < 0) {
         fprintf(cli->err, "kfleet migrate-store: cannot open the destination: %s\n", err.buf);
         rc = r == -EINVAL ? KF_CLI_EXIT_USAGE : KF_CLI_EXIT_UNREACHABLE;
-        goto out;
+        goto close_stores;
     }
     kf_strbuf_reset(&err);
     if (read_all(src, 0, &from, &err) < 0 || read_all(dst, 0, &to, &err) < 0) {
         fprintf(cli->err, "kfleet migrate-store: %s\n", err.buf);
         rc = KF_CLI_EXIT_UNREACHABLE;
-        goto out;
+        goto close_stores;
     }
     if (!quiet)
         fprintf(cli->err,
@@ -293,7 +293,7 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                 "prefix=), or --force to make it equal to the source\n",
                 p.differ, p.extra);
         rc = KF_CLI_EXIT_REFUSED;
-        goto out;
+        goto close_stores;
     }
     if (p.same && !quiet)
         fprintf(cli->err,
@@ -302,14 +302,14 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                 p.same);
     rc = copy(cli, dst, &p, from.n, quiet, max_rate);
     if (rc)
-        goto out;
+        goto close_stores;
 
     /* Check: the destination now holds exactly the source's snapshot. */
     kf_strbuf_reset(&err);
     if (read_all(dst, 0, &after, &err) < 0) {
         fprintf(cli->err, "kfleet migrate-store: cannot verify: %s\n", err.buf);
         rc = KF_CLI_EXIT_UNREACHABLE;
-        goto out;
+        goto close_stores;
     }
     digest(&from, d1);
     digest(&after, d2);
@@ -320,7 +320,7 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                 "Run again to resume\n",
                 from.n, d1, after.n, d2);
         rc = KF_CLI_EXIT_REFUSED;
-        goto out;
+        goto close_stores;
     }
     fprintf(cli->out,
             "migrated %zu keys (%zu written, %zu already there%s) from %s at revision %lld to "
@@ -329,7 +329,7 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
             (long long)from.rev, args->pos[1], after.n, d1);
     fprintf(cli->out, "resourceVersions are the destination's now: clients must list again "
                       "(old watches get 410 Gone)\n");
-out:
+close_stores:
     free(p.ops);
     kf_kv_list_release(&from);
     kf_kv_list_release(&to);

@@ -114,40 +114,40 @@ int kf_obs_write_file_atomic(const char *path, const void *data, size_t len, mod
     if (fd < 0) {
         r = kf_err(err, -errno, "cannot create a temporary file next to \"%s\": %s", path,
                    strerror(errno));
-        goto out;
+        goto free_paths;
     }
     if (fchmod(fd, mode) < 0) {
         r = kf_err(err, -errno, "cannot set the mode of \"%s\": %s", tmp, strerror(errno));
-        goto fail;
+        goto remove_tmp;
     }
     r = write_all(fd, data, len);
     if (r < 0) {
         kf_err(err, r, "cannot write \"%s\": %s", tmp, strerror(-r));
-        goto fail;
+        goto remove_tmp;
     }
     if (fsync(fd) < 0) {
         r = kf_err(err, -errno, "cannot fsync \"%s\": %s", tmp, strerror(errno));
-        goto fail;
+        goto remove_tmp;
     }
     if (close(fd) < 0) {
         fd = -1;
         r = kf_err(err, -errno, "cannot close \"%s\": %s", tmp, strerror(errno));
-        goto fail;
+        goto remove_tmp;
     }
     fd = -1;
     if (rename(tmp, path) < 0) {
         r = kf_err(err, -errno, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
-        goto fail;
+        goto remove_tmp;
     }
     r = fsync_dir(dir);
     if (r < 0)
         kf_err(err, r, "cannot fsync folder \"%s\": %s", dir, strerror(-r));
-    goto out;
-fail:
+    goto free_paths;
+remove_tmp:
     if (fd >= 0)
         close(fd);
     unlink(tmp);
-out:
+free_paths:
     free(tmp);
     free(dir);
     return r;
@@ -376,13 +376,13 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
         }
         r = make_parents(root, f->path, err);
         if (r < 0)
-            goto out;
+            goto free_index;
         abs = kf_xasprintf("%s/%s", root, f->path);
         same = same_on_disk(abs, f);
         if (same < 0) {
             r = kf_err(err, same, "cannot read \"%s\": %s", abs, strerror(-same));
             free(abs);
-            goto out;
+            goto free_index;
         }
         if (same) {
             ch.unchanged++;
@@ -392,7 +392,7 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
         r = kf_obs_write_file_atomic(abs, f->content, f->len, f->mode, err);
         free(abs);
         if (r < 0)
-            goto out;
+            goto free_index;
         ch.written++;
         if (f->targets)
             ch.targets = true;
@@ -406,11 +406,11 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
     for (size_t i = 0; i < n_instances; i++) {
         r = remove_stale(&idx, root, instances[i], &ch, err);
         if (r < 0)
-            goto out;
+            goto free_index;
     }
     if (ret_change)
         *ret_change = ch;
-out:
+free_index:
     free(idx.paths);
     for (size_t i = 0; i < n_instances; i++)
         free(instances[i]);
@@ -579,7 +579,7 @@ int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const
         break;
     }
     if (r < 0)
-        goto out;
+        goto release_files;
     if (check) {
         char *staging = kf_xasprintf("%s/.staging", root);
         char *sdir = kf_xasprintf("%s/%s", staging, name);
@@ -597,10 +597,10 @@ int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const
         free(sdir);
         free(staging);
         if (r < 0)
-            goto out;
+            goto release_files;
     }
     r = kf_obs_files_write(&files, root, ret_change, err);
-out:
+release_files:
     kf_obs_files_release(&files);
     return r;
 }
