@@ -368,6 +368,77 @@ static void release(struct kf_agent *a)
     pthread_mutex_destroy(&a->lock);
 }
 
+/* Everything the loop needs before it runs: the machine, the hosts, metrics,
+ * runners, the HTTP client, the members' cache, the watch (meta hosts) and
+ * BroadcastTasks (both roles, agent-tasks.c). */
+static int agent_start(struct kf_agent *a, struct kf_strbuf *err)
+{
+    const struct kf_agent_config *cfg = &a->cfg;
+
+    if (kf_agent_detect_machine(a, err) < 0 || setup_hosts(a, err) < 0 ||
+        kf_agent_metrics_start(a, err) < 0 || setup_runners(a, err) < 0)
+        return -1;
+    a->http = kf_agent_http_new(cfg->server, cfg->token, cfg->ca_file);
+    for (size_t i = 0; i < a->n_hosts; i++)
+        kf_agent_members_load_cache(a, &a->hosts[i]);
+    if (strcmp(cfg->role, "meta") == 0) {
+        char *path = watch_path(a);
+        int r = kf_agent_watch_start(cfg->server, cfg->token, cfg->ca_file, path, a->wake_fd,
+                                     &a->watch, err);
+
+        free(path);
+        if (r < 0)
+            return r;
+    }
+    if (kf_agent_tasks_start(a, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Waits for a signal, a wake-up, a runner's event or the next timer; *stop
+ * when a signal asks to shut down. Negative errno when poll fails. */
+static int agent_wait(struct kf_agent *a, bool *stop)
+{
+    struct pollfd fds[3];
+    nfds_t nfds = 0;
+    int timeout = next_timeout(a);
+
+    fds[nfds++] = (struct pollfd){ .fd = a->signal_fd, .events = POLLIN };
+    fds[nfds++] = (struct pollfd){ .fd = a->wake_fd, .events = POLLIN };
+    if (a->cfg.simulate == 0) {
+        int efd = kf_runner_event_fd(a->hosts[0].runner);
+
+        if (efd >= 0)
+            fds[nfds++] = (struct pollfd){ .fd = efd, .events = POLLIN };
+    }
+    if (poll(fds, nfds, timeout) < 0 && errno != EINTR) {
+        int e = errno;
+
+        kf_log_err("poll: %s", strerror(e));
+        return -e;
+    }
+    if (fds[0].revents & POLLIN) {
+        struct signalfd_siginfo si;
+
+        while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+            if (si.ssi_signo == SIGHUP)
+                continue;
+            kf_log_info("%s: shutting down%s", strsignal((int)si.ssi_signo),
+                        a->cfg.stop_members_on_exit ? " and stopping the members"
+                                                    : "; members keep running");
+            *stop = true;
+        }
+    }
+    if (fds[1].revents & POLLIN) {
+        uint64_t v;
+
+        if (read(a->wake_fd, &v, sizeof(v)) < 0) {
+            /* nothing to drain */
+        }
+    }
+    return 0;
+}
+
 int kf_agent_run(const struct kf_agent_config *cfg)
 {
     struct kf_agent a = { .cfg = *cfg, .wake_fd = -1, .signal_fd = -1 };
@@ -391,31 +462,7 @@ int kf_agent_run(const struct kf_agent_config *cfg)
         release(&a);
         return 1;
     }
-    if (kf_agent_detect_machine(&a, &err) < 0 || setup_hosts(&a, &err) < 0 ||
-        kf_agent_metrics_start(&a, &err) < 0 || setup_runners(&a, &err) < 0) {
-        kf_log_err("%s", err.buf);
-        kf_strbuf_release(&err);
-        release(&a);
-        return 1;
-    }
-    a.http = kf_agent_http_new(cfg->server, cfg->token, cfg->ca_file);
-    for (size_t i = 0; i < a.n_hosts; i++)
-        kf_agent_members_load_cache(&a, &a.hosts[i]);
-    if (strcmp(cfg->role, "meta") == 0) {
-        char *path = watch_path(&a);
-        int r = kf_agent_watch_start(cfg->server, cfg->token, cfg->ca_file, path, a.wake_fd,
-                                     &a.watch, &err);
-
-        free(path);
-        if (r < 0) {
-            kf_log_err("%s", err.buf);
-            kf_strbuf_release(&err);
-            release(&a);
-            return 1;
-        }
-    }
-    /* both roles run BroadcastTasks (agent-tasks.c) */
-    if (kf_agent_tasks_start(&a, &err) < 0) {
+    if (agent_start(&a, &err) < 0) {
         kf_log_err("%s", err.buf);
         kf_strbuf_release(&err);
         release(&a);
@@ -426,41 +473,9 @@ int kf_agent_run(const struct kf_agent_config *cfg)
                 a.metrics_addr ? ", metrics on " : "", a.metrics_addr ? a.metrics_addr : "");
 
     while (!stop) {
-        struct pollfd fds[3];
-        nfds_t nfds = 0;
-        int timeout = next_timeout(&a);
-
-        fds[nfds++] = (struct pollfd){ .fd = a.signal_fd, .events = POLLIN };
-        fds[nfds++] = (struct pollfd){ .fd = a.wake_fd, .events = POLLIN };
-        if (cfg->simulate == 0) {
-            int efd = kf_runner_event_fd(a.hosts[0].runner);
-
-            if (efd >= 0)
-                fds[nfds++] = (struct pollfd){ .fd = efd, .events = POLLIN };
-        }
-        if (poll(fds, nfds, timeout) < 0 && errno != EINTR) {
-            kf_log_err("poll: %s", strerror(errno));
+        if (agent_wait(&a, &stop) < 0) {
             exit_code = 1;
             break;
-        }
-        if (fds[0].revents & POLLIN) {
-            struct signalfd_siginfo si;
-
-            while (read(a.signal_fd, &si, sizeof(si)) == sizeof(si)) {
-                if (si.ssi_signo == SIGHUP)
-                    continue;
-                kf_log_info("%s: shutting down%s", strsignal((int)si.ssi_signo),
-                            cfg->stop_members_on_exit ? " and stopping the members"
-                                                      : "; members keep running");
-                stop = true;
-            }
-        }
-        if (fds[1].revents & POLLIN) {
-            uint64_t v;
-
-            if (read(a.wake_fd, &v, sizeof(v)) < 0) {
-                /* nothing to drain */
-            }
         }
         pthread_mutex_lock(&a.lock);
         if (a.watch)

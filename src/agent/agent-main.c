@@ -177,6 +177,104 @@ static void check_servers(const char *list)
     }
 }
 
+/* The options with a number, a quantity or a duration: true when opt is one
+ * of them (a bad value exits with the usage error). */
+static bool parse_number_option(int opt, const char *arg, struct kf_agent_config *c)
+{
+    switch (opt) {
+    case OPT_CPU: {
+        int64_t milli;
+
+        if (kf_parse_quantity(arg, &milli) < 0 || milli <= 0)
+            usage_error("--capacity-cpu \"%s\": not a CPU quantity (4, 3500m)", arg);
+        c->cpu_milli = milli;
+        break;
+    }
+    case OPT_MEMORY: {
+        int64_t milli;
+
+        if (kf_parse_quantity(arg, &milli) < 0 || milli < 1000)
+            usage_error("--capacity-memory \"%s\": not a memory size (16Gi)", arg);
+        c->memory_bytes = milli / 1000;
+        break;
+    }
+    case OPT_HEARTBEAT:
+        c->heartbeat_ms = duration("heartbeat-interval", arg);
+        if (c->heartbeat_ms < 50)
+            usage_error("--heartbeat-interval must be at least 50ms");
+        break;
+    case OPT_STOP_MEMBERS:
+        c->stop_members_on_exit = true;
+        break;
+    case OPT_STOP_GRACE:
+        c->stop_grace_ms = (int)KF_MIN(duration("stop-grace", arg), 3600 * 1000);
+        if (c->stop_grace_ms <= 0)
+            usage_error("--stop-grace must be more than 0");
+        break;
+    case OPT_BACKOFF: {
+        char *copy = kf_xstrdup(arg), *comma = strchr(copy, ',');
+
+        if (comma)
+            *comma = '\0';
+        c->backoff_initial_ms = duration("backoff", copy);
+        c->backoff_max_ms = comma ? duration("backoff", comma + 1) : 0;
+        free(copy);
+        if (c->backoff_initial_ms <= 0 ||
+            (c->backoff_max_ms && c->backoff_max_ms < c->backoff_initial_ms))
+            usage_error("--backoff \"%s\": want INITIAL[,MAX] with 0 < INITIAL <= MAX", arg);
+        break;
+    }
+    case OPT_SIMULATE: {
+        int64_t n;
+
+        if (kf_parse_int64(arg, &n) < 0 || n < 1 || n > 1000000)
+            usage_error("--simulate \"%s\": a number of hosts from 1 to 1000000", arg);
+        c->simulate = (int)n;
+        break;
+    }
+    case OPT_SIM_READY:
+        c->sim_ready_delay_ms = duration("sim-ready-delay", arg);
+        break;
+    case OPT_SIM_TASK_DURATION:
+        c->sim_task_duration_ms = duration("sim-task-duration", arg);
+        break;
+    case OPT_SIM_TASK_FAILURES: {
+        size_t len = strlen(arg);
+        bool pct = len > 1 && arg[len - 1] == '%';
+        char *num = kf_xstrndup(arg, pct ? len - 1 : len);
+        double v;
+
+        if (kf_parse_double(num, &v) < 0 || v < 0 || v > (pct ? 100 : 1))
+            usage_error("--sim-task-failures \"%s\": a share from 0 to 1, or a percentage", arg);
+        free(num);
+        c->sim_task_fail_ratio = pct ? v / 100 : v;
+        break;
+    }
+    default:
+        return false;
+    }
+    return true;
+}
+
+/* The options every agent needs, and those its role needs; exits with the
+ * usage error when one is missing. */
+static void check_config(const struct kf_agent_config *c)
+{
+    if (!c->server)
+        usage_error("--server is required");
+    check_servers(c->server);
+    if (!c->role)
+        usage_error("--role is required (meta or worker)");
+    if (!c->name || !kf_name_valid(c->name))
+        usage_error("--name is required and must be a DNS name (lower case, digits, '-', '.')");
+    if (!c->zones || !*c->zones)
+        usage_error("--zone is required");
+    if (strcmp(c->role, "meta") == 0 && (!c->unit || c->cluster))
+        usage_error("a meta host needs --unit (and no --cluster)");
+    if (strcmp(c->role, "worker") == 0 && (!c->cluster || c->unit))
+        usage_error("a worker host needs --cluster (and no --unit)");
+}
+
 int main(int argc, char **argv)
 {
     struct kf_agent_config c = {
@@ -226,22 +324,6 @@ int main(int argc, char **argv)
         case OPT_ADDRESS:
             c.address = optarg;
             break;
-        case OPT_CPU: {
-            int64_t milli;
-
-            if (kf_parse_quantity(optarg, &milli) < 0 || milli <= 0)
-                usage_error("--capacity-cpu \"%s\": not a CPU quantity (4, 3500m)", optarg);
-            c.cpu_milli = milli;
-            break;
-        }
-        case OPT_MEMORY: {
-            int64_t milli;
-
-            if (kf_parse_quantity(optarg, &milli) < 0 || milli < 1000)
-                usage_error("--capacity-memory \"%s\": not a memory size (16Gi)", optarg);
-            c.memory_bytes = milli / 1000;
-            break;
-        }
         case OPT_DATA_DIR:
             c.data_dir = optarg;
             break;
@@ -251,59 +333,6 @@ int main(int argc, char **argv)
         case OPT_METRICS:
             c.metrics_listen = optarg;
             break;
-        case OPT_HEARTBEAT:
-            c.heartbeat_ms = duration("heartbeat-interval", optarg);
-            if (c.heartbeat_ms < 50)
-                usage_error("--heartbeat-interval must be at least 50ms");
-            break;
-        case OPT_STOP_MEMBERS:
-            c.stop_members_on_exit = true;
-            break;
-        case OPT_STOP_GRACE:
-            c.stop_grace_ms = (int)KF_MIN(duration("stop-grace", optarg), 3600 * 1000);
-            if (c.stop_grace_ms <= 0)
-                usage_error("--stop-grace must be more than 0");
-            break;
-        case OPT_BACKOFF: {
-            char *copy = kf_xstrdup(optarg), *comma = strchr(copy, ',');
-
-            if (comma)
-                *comma = '\0';
-            c.backoff_initial_ms = duration("backoff", copy);
-            c.backoff_max_ms = comma ? duration("backoff", comma + 1) : 0;
-            free(copy);
-            if (c.backoff_initial_ms <= 0 ||
-                (c.backoff_max_ms && c.backoff_max_ms < c.backoff_initial_ms))
-                usage_error("--backoff \"%s\": want INITIAL[,MAX] with 0 < INITIAL <= MAX", optarg);
-            break;
-        }
-        case OPT_SIMULATE: {
-            int64_t n;
-
-            if (kf_parse_int64(optarg, &n) < 0 || n < 1 || n > 1000000)
-                usage_error("--simulate \"%s\": a number of hosts from 1 to 1000000", optarg);
-            c.simulate = (int)n;
-            break;
-        }
-        case OPT_SIM_READY:
-            c.sim_ready_delay_ms = duration("sim-ready-delay", optarg);
-            break;
-        case OPT_SIM_TASK_DURATION:
-            c.sim_task_duration_ms = duration("sim-task-duration", optarg);
-            break;
-        case OPT_SIM_TASK_FAILURES: {
-            size_t len = strlen(optarg);
-            bool pct = len > 1 && optarg[len - 1] == '%';
-            char *num = kf_xstrndup(optarg, pct ? len - 1 : len);
-            double v;
-
-            if (kf_parse_double(num, &v) < 0 || v < 0 || v > (pct ? 100 : 1))
-                usage_error("--sim-task-failures \"%s\": a share from 0 to 1, or a percentage",
-                            optarg);
-            free(num);
-            c.sim_task_fail_ratio = pct ? v / 100 : v;
-            break;
-        }
         case OPT_LOG_LEVEL:
             log_level = optarg;
             break;
@@ -318,27 +347,15 @@ int main(int argc, char **argv)
             printf("kfleet-agent %s\n", KF_VERSION);
             return 0;
         default:
-            usage_error("unknown option");
+            if (!parse_number_option(opt, optarg, &c))
+                usage_error("unknown option");
         }
     }
     if (optind < argc)
         usage_error("unexpected argument \"%s\"", argv[optind]);
     if (!c.token && getenv("KFLEET_TOKEN") && *getenv("KFLEET_TOKEN"))
         c.token = getenv("KFLEET_TOKEN");
-    if (!c.server)
-        usage_error("--server is required");
-    check_servers(c.server);
-    if (!c.role)
-        usage_error("--role is required (meta or worker)");
-    if (!c.name || !kf_name_valid(c.name))
-        usage_error("--name is required and must be a DNS name (lower case, digits, '-', '.')");
-    if (!c.zones || !*c.zones)
-        usage_error("--zone is required");
-    if (strcmp(c.role, "meta") == 0 && (!c.unit || c.cluster))
-        usage_error("a meta host needs --unit (and no --cluster)");
-    if (strcmp(c.role, "worker") == 0 && (!c.cluster || c.unit))
-        usage_error("a worker host needs --cluster (and no --unit)");
-
+    check_config(&c);
     kf_log_init("kfleet-agent", log_file);
     if (kf_log_set_spec(log_level, &err) < 0)
         usage_error("--log-level: %s", err.buf);

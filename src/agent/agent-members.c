@@ -446,7 +446,7 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
     kf_remove_tree(tmp);
     if ((r = kf_mkdir_p(tmp, 0700)) < 0) {
         kf_err(err, r, "cannot create \"%s\": %s", tmp, strerror(-r));
-        goto out;
+        goto free_paths;
     }
     json_array_foreach(files, i, f)
     {
@@ -456,7 +456,7 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
 
         if (!bundle_path_ok(p) || !d || strlen(d) > BUNDLE_FILE_MAX || i >= BUNDLE_FILES_MAX) {
             r = kf_err(err, -EPROTO, "the certificate bundle has a bad entry (#%zu)", i);
-            goto out;
+            goto free_paths;
         }
         full = kf_xasprintf("%s/%s", tmp, p);
         slash = strrchr(full, '/');
@@ -469,7 +469,7 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
             kf_err(err, r, "cannot write \"%s\": %s", full, strerror(-r));
         free(full);
         if (r < 0)
-            goto out;
+            goto free_paths;
     }
     {
         char *hp = kf_xasprintf("%s/.hash", tmp);
@@ -477,19 +477,19 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
         r = kf_write_file_atomic(hp, hash, strlen(hash), 0600, true, NULL);
         free(hp);
         if (r < 0)
-            goto out;
+            goto free_paths;
     }
     kf_remove_tree(old);
     if (rename(cur, old) < 0 && errno != ENOENT) {
         r = kf_err(err, -errno, "cannot replace \"%s\": %s", cur, strerror(errno));
-        goto out;
+        goto free_paths;
     }
     if (rename(tmp, cur) < 0) {
         r = kf_err(err, -errno, "cannot replace \"%s\": %s", cur, strerror(errno));
-        goto out;
+        goto free_paths;
     }
     kf_remove_tree(old);
-out:
+free_paths:
     if (r < 0)
         kf_remove_tree(tmp);
     free(tmp);
@@ -543,19 +543,19 @@ static int ensure_bundle(struct kf_agent *a, struct agent_host *h, struct agent_
     free(path);
     if (code != 200) {
         r = code < 0 ? code : -EPROTO;
-        goto out;
+        goto free_resp;
     }
     got = kf_json_str(resp, "hash", NULL);
     if (!got || !json_is_array(kf_json_path(resp, "files"))) {
         r = kf_err(err, -EPROTO, "kfleetd sent no certificate bundle");
-        goto out;
+        goto free_resp;
     }
     if (h->dir) {
         r = kf_mkdir_p(dir, 0700);
         if (r == 0)
             r = write_bundle(dir, kf_json_path(resp, "files"), got, err);
         if (r < 0)
-            goto out;
+            goto free_resp;
     }
     free(m->pki_hash);
     m->pki_hash = kf_xstrdup(got);
@@ -563,7 +563,7 @@ static int ensure_bundle(struct kf_agent *a, struct agent_host *h, struct agent_
         /* kfleetd renewed something after writing the annotation: the
          * object changes again soon and names this hash. */
         kf_log_dbg("member \"%s\": bundle %s, object says %s", m->name, got, want);
-out:
+free_resp:
     json_decref(resp);
     free(dir);
     return r;

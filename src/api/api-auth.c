@@ -84,6 +84,59 @@ static char *trim(char *s)
     return s;
 }
 
+/* Checks one "token,user,role" line (trimmed, not a comment): the token's
+ * length and characters, the user, the role, and a host:NAME binding.
+ * Sets *ret_token, *ret_user and *ret_role to parts of line. */
+static int token_line(char *line, const char *path, unsigned int lineno, char **ret_token,
+                      char **ret_user, enum api_role *ret_role, struct kf_strbuf *err)
+{
+    char *save = NULL, *s = strtok_r(line, ",", &save);
+    char *user = strtok_r(NULL, ",", &save), *role = strtok_r(NULL, ",", &save);
+    size_t host_len = strlen(KF_API_HOST_USER_PREFIX);
+    enum api_role rl = API_ROLE_N;
+
+    if (!s || !user || !role || strtok_r(NULL, ",", &save))
+        return kf_err(err, -EINVAL, "%s:%u: expected \"token,user,role\"", path, lineno);
+    s = trim(s);
+    user = trim(user);
+    role = trim(role);
+    if (strlen(s) < TOKEN_MIN_LEN)
+        return kf_err(err, -EINVAL, "%s:%u: token shorter than %d characters", path, lineno,
+                      TOKEN_MIN_LEN);
+    for (const char *p = s; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return kf_err(err, -EINVAL, "%s:%u: token has a character that is not printable ASCII",
+                          path, lineno);
+    if (!*user)
+        return kf_err(err, -EINVAL, "%s:%u: empty user name", path, lineno);
+    for (int i = 0; i < API_ROLE_N; i++)
+        if (strcmp(role, role_names[i]) == 0)
+            rl = (enum api_role)i;
+    if (rl == API_ROLE_N)
+        return kf_err(err, -EINVAL,
+                      "%s:%u: unknown role \"%s\" (roles: admin, editor, viewer, agent)", path,
+                      lineno, role);
+    if (!strncmp(user, KF_API_HOST_USER_PREFIX, host_len) &&
+        (rl != API_ROLE_AGENT || !kf_name_valid(user + host_len)))
+        /* a typo must not leave an agent token unbound, or bind another role */
+        return kf_err(err, -EINVAL,
+                      "%s:%u: user \"%s\": a user host:NAME binds an agent token to host NAME, "
+                      "so it needs role agent and a host name (lower-case letters, digits, "
+                      "'-' and '.')",
+                      path, lineno, user);
+    if (strchr(user, ':') && strncmp(user, KF_API_HOST_USER_PREFIX, host_len) != 0)
+        /* "hosts:h1", "host;h1:": a misspelt binding must not become an
+         * unbound agent that may write every host */
+        return kf_err(err, -EINVAL,
+                      "%s:%u: user \"%s\": ':' is only allowed in \"host:NAME\" (an agent "
+                      "token bound to host NAME)",
+                      path, lineno, user);
+    *ret_token = s;
+    *ret_user = user;
+    *ret_role = rl;
+    return 0;
+}
+
 int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strbuf *err)
 {
     struct api_tokens *t;
@@ -105,98 +158,47 @@ int kf_api_tokens_load(const char *path, struct api_tokens **ret, struct kf_strb
     }
     t = kf_xcalloc(1, sizeof(*t));
     while (fgets(line, sizeof(line), f)) {
-        char *s, *user, *role, *save = NULL;
+        char *s, *token = NULL, *user = NULL;
         enum api_role rl = API_ROLE_N;
 
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
             r = kf_err(err, -EINVAL, "%s:%u: line longer than %d bytes", path, lineno,
                        TOKEN_MAX_LINE);
-            goto fail;
+            goto close_file;
         }
         s = trim(line);
         if (!*s || *s == '#')
             continue;
-        s = strtok_r(s, ",", &save);
-        user = strtok_r(NULL, ",", &save);
-        role = strtok_r(NULL, ",", &save);
-        if (!s || !user || !role || strtok_r(NULL, ",", &save)) {
-            r = kf_err(err, -EINVAL, "%s:%u: expected \"token,user,role\"", path, lineno);
-            goto fail;
-        }
-        s = trim(s);
-        user = trim(user);
-        role = trim(role);
-        if (strlen(s) < TOKEN_MIN_LEN) {
-            r = kf_err(err, -EINVAL, "%s:%u: token shorter than %d characters", path, lineno,
-                       TOKEN_MIN_LEN);
-            goto fail;
-        }
-        for (const char *p = s; *p; p++)
-            if (*p <= ' ' || *p > '~') {
-                r = kf_err(err, -EINVAL, "%s:%u: token has a character that is not printable ASCII",
-                           path, lineno);
-                goto fail;
-            }
-        if (!*user) {
-            r = kf_err(err, -EINVAL, "%s:%u: empty user name", path, lineno);
-            goto fail;
-        }
-        for (int i = 0; i < API_ROLE_N; i++)
-            if (strcmp(role, role_names[i]) == 0)
-                rl = (enum api_role)i;
-        if (rl == API_ROLE_N) {
-            r = kf_err(err, -EINVAL,
-                       "%s:%u: unknown role \"%s\" (roles: admin, editor, viewer, agent)", path,
-                       lineno, role);
-            goto fail;
-        }
-        if (!strncmp(user, KF_API_HOST_USER_PREFIX, strlen(KF_API_HOST_USER_PREFIX)) &&
-            (rl != API_ROLE_AGENT || !kf_name_valid(user + strlen(KF_API_HOST_USER_PREFIX)))) {
-            /* a typo must not leave an agent token unbound, or bind another role */
-            r = kf_err(err, -EINVAL,
-                       "%s:%u: user \"%s\": a user host:NAME binds an agent token to host NAME, "
-                       "so it needs role agent and a host name (lower-case letters, digits, "
-                       "'-' and '.')",
-                       path, lineno, user);
-            goto fail;
-        }
-        if (strchr(user, ':') &&
-            strncmp(user, KF_API_HOST_USER_PREFIX, strlen(KF_API_HOST_USER_PREFIX)) != 0) {
-            /* "hosts:h1", "host;h1:": a misspelt binding must not become an
-             * unbound agent that may write every host */
-            r = kf_err(err, -EINVAL,
-                       "%s:%u: user \"%s\": ':' is only allowed in \"host:NAME\" (an agent "
-                       "token bound to host NAME)",
-                       path, lineno, user);
-            goto fail;
-        }
+        r = token_line(s, path, lineno, &token, &user, &rl, err);
+        if (r < 0)
+            goto close_file;
         if (t->n >= TOKENS_MAX) {
             r = kf_err(err, -EINVAL, "%s: more than %d tokens", path, TOKENS_MAX);
-            goto fail;
+            goto close_file;
         }
         KF_GROW(t->items, t->alloc, t->n);
-        digest(s, t->items[t->n].digest);
+        digest(token, t->items[t->n].digest);
         t->items[t->n].user = kf_xstrdup(user);
         t->items[t->n].role = rl;
         t->n++;
     }
     if (ferror(f)) {
         r = kf_err(err, -EIO, "cannot read token file \"%s\"", path);
-        goto fail;
+        goto close_file;
     }
     qsort(t->items, t->n, sizeof(*t->items), cmp_token);
     for (size_t i = 1; i < t->n; i++)
         if (memcmp(t->items[i].digest, t->items[i - 1].digest, 32) == 0) {
             r = kf_err(err, -EINVAL, "%s: the same token is given twice (users \"%s\" and \"%s\")",
                        path, t->items[i - 1].user, t->items[i].user);
-            goto fail;
+            goto close_file;
         }
     fclose(f);
     *ret = t;
     return 0;
 
-fail:
+close_file:
     fclose(f);
     kf_api_tokens_free(t);
     return r;

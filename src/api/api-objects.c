@@ -422,12 +422,12 @@ static int do_list(struct api_request *req)
             kf_strbuf_addstr(&err, "the continue token is not valid: use the metadata.continue "
                                    "of the previous page as it is");
         reply_error(req, r, NULL, NULL, &err);
-        goto out;
+        goto release_list;
     }
     snprintf(rv, sizeof(rv), "%lld", (long long)l.rev);
     if (kf_api_wants_table(req)) {
         reply_list_table(req, &l, rv, cont);
-        goto out;
+        goto release_list;
     }
     for (size_t i = 0; i < l.n; i++)
         total += l.items[i].value_len + 32;
@@ -447,12 +447,12 @@ static int do_list(struct api_request *req)
         if (kf_obj_write(&body, l.items[i].value, l.items[i].value_len, l.items[i].mod_rev) < 0) {
             kf_api_reply_statusf(req, -EIO, "internal error: stored object \"%s\" is damaged",
                                  l.items[i].key);
-            goto out;
+            goto release_list;
         }
     }
     kf_strbuf_addstr(&body, "]}");
     kf_api_reply(req, MHD_HTTP_OK, "application/json", &body);
-out:
+release_list:
     kf_strbuf_release(&body);
     kf_strbuf_release(&err);
     kf_kv_list_release(&l);
@@ -943,7 +943,7 @@ static int do_deletecollection(struct api_request *req)
     r = kf_registry_list_raw(req->api->reg, req->kind, &o, &l, &cont, &err);
     if (r < 0) {
         reply_error(req, r, NULL, NULL, &err);
-        goto out;
+        goto release_list;
     }
     list = json_object();
     items = json_array();
@@ -965,7 +965,7 @@ static int do_deletecollection(struct api_request *req)
     json_object_set_new(list, "metadata", json_pack("{s:s}", "resourceVersion", rv));
     json_object_set_new(list, "items", items);
     kf_api_reply_json(req, MHD_HTTP_OK, list);
-out:
+release_list:
     kf_strbuf_release(&err);
     kf_kv_list_release(&l);
     free(cont);

@@ -130,17 +130,17 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
 
     r = kf_parse_listen(api->listen, &api->host, &api->port, err);
     if (r < 0)
-        goto fail;
+        goto free_api;
     if (!c->tls_cert_file != !c->tls_key_file) {
         r = kf_err(err, -EINVAL, "HTTPS needs both a certificate and a key file");
-        goto fail;
+        goto free_api;
     }
     if (c->tls_cert_file) {
         r = read_pem("certificate", c->tls_cert_file, &api->tls_cert, err);
         if (r == 0)
             r = read_pem("key", c->tls_key_file, &api->tls_key, err);
         if (r < 0)
-            goto fail;
+            goto free_api;
     }
     api->cfg.tls_cert_file = api->cfg.tls_key_file = NULL;
     if (api->token_file && !api->tls_cert && !kf_host_is_loopback(api->host) &&
@@ -152,19 +152,19 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
                    "give --tls-cert-file and --tls-key-file, or --insecure-allow-plaintext on a "
                    "network you trust",
                    api->listen);
-        goto fail;
+        goto free_api;
     }
     if (api->token_file) {
         r = kf_api_tokens_load(api->token_file, &api->tokens, err);
         if (r < 0)
-            goto fail;
+            goto free_api;
     } else if (!kf_host_is_loopback(api->host)) {
         r = kf_err(err, -EINVAL,
                    "refusing to listen on \"%s\" without authentication: it is not a loopback "
                    "address; give --token-file FILE (lines \"token,user,role\") or listen on "
                    "127.0.0.1",
                    api->listen);
-        goto fail;
+        goto free_api;
     }
     if (metrics) {
         api->metrics = metrics;
@@ -177,12 +177,12 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     r = kf_api_task_results_register(api);
     if (r < 0) {
         kf_err(err, r, "cannot add the task results endpoint: %s", strerror(-r));
-        goto fail;
+        goto free_api;
     }
     *ret = api;
     return 0;
 
-fail:
+free_api:
     kf_api_free(api);
     return r;
 }
@@ -322,27 +322,65 @@ static int route_action(struct api_request *req, bool other)
     return 0;
 }
 
+/* The paths that are not a kind's: health, version, metrics, discovery, OpenAPI. */
+static const struct {
+    const char *path;
+    enum api_route_type type;
+    const char *resource;
+} fixed_routes[] = {
+    { "/healthz", ROUTE_HEALTHZ, "healthz" },
+    { "/livez", ROUTE_LIVEZ, "livez" },
+    { "/readyz", ROUTE_READYZ, "readyz" },
+    { "/version", ROUTE_VERSION, "version" },
+    { "/metrics", ROUTE_METRICS, "metrics" },
+    { "/api", ROUTE_API, "discovery" },
+    { "/api/v1", ROUTE_API_V1, "discovery" },
+    { "/apis", ROUTE_APIS, "discovery" },
+    { "/apis/" KF_API_GROUP, ROUTE_APIS_GROUP, "discovery" },
+    { "/apis/" KF_API_VERSION, ROUTE_APIS_GV, "discovery" },
+    { "/openapi/v2", ROUTE_OPENAPI_V2, "openapi" },
+    { "/openapi/v3", ROUTE_OPENAPI_V3, "openapi" },
+    { "/openapi/v3/apis/" KF_API_VERSION, ROUTE_OPENAPI_V3_GV, "openapi" },
+};
+
+/* A fixed path or a registered handler's prefix: true when it routed req. */
+static bool route_fixed(struct api_request *req)
+{
+    for (size_t i = 0; i < KF_ARRAY_SIZE(fixed_routes); i++)
+        if (strcmp(req->path, fixed_routes[i].path) == 0) {
+            req->route = fixed_routes[i].type;
+            req->resource = fixed_routes[i].resource;
+            return true;
+        }
+    for (size_t i = 0; i < req->api->n_handlers; i++)
+        if (kf_str_has_prefix(req->path, req->api->handlers[i].prefix)) {
+            req->route = ROUTE_HANDLER;
+            req->handler = i;
+            req->resource = req->api->handlers[i].resource;
+            return true;
+        }
+    return false;
+}
+
+/* The 404 for a plural no kind has: it lists the plurals served. */
+static int reply_unknown_plural(struct api_request *req, const char *plural)
+{
+    struct kf_strbuf names = KF_STRBUF_INIT;
+    size_t nk;
+    const struct kf_kind *const *kinds = kf_kinds(&nk);
+
+    for (size_t i = 0; i < nk; i++)
+        kf_strbuf_addf(&names, "%s%s", i ? ", " : "", kinds[i]->plural);
+    kf_api_reply_statusf(req, -KF_ENOTFOUND,
+                         "the server does not serve resource \"%s\" in " KF_API_VERSION
+                         " (it serves %s)",
+                         plural, names.buf);
+    kf_strbuf_release(&names);
+    return -KF_ENOTFOUND;
+}
+
 static int route(struct api_request *req)
 {
-    static const struct {
-        const char *path;
-        enum api_route_type type;
-        const char *resource;
-    } fixed[] = {
-        { "/healthz", ROUTE_HEALTHZ, "healthz" },
-        { "/livez", ROUTE_LIVEZ, "livez" },
-        { "/readyz", ROUTE_READYZ, "readyz" },
-        { "/version", ROUTE_VERSION, "version" },
-        { "/metrics", ROUTE_METRICS, "metrics" },
-        { "/api", ROUTE_API, "discovery" },
-        { "/api/v1", ROUTE_API_V1, "discovery" },
-        { "/apis", ROUTE_APIS, "discovery" },
-        { "/apis/" KF_API_GROUP, ROUTE_APIS_GROUP, "discovery" },
-        { "/apis/" KF_API_VERSION, ROUTE_APIS_GV, "discovery" },
-        { "/openapi/v2", ROUTE_OPENAPI_V2, "openapi" },
-        { "/openapi/v3", ROUTE_OPENAPI_V3, "openapi" },
-        { "/openapi/v3/apis/" KF_API_VERSION, ROUTE_OPENAPI_V3_GV, "openapi" },
-    };
     size_t len = strlen(req->path);
     char *seg[9], *copy;
     size_t n;
@@ -350,19 +388,8 @@ static int route(struct api_request *req)
     /* one trailing slash is tolerated */
     if (len > 1 && req->path[len - 1] == '/')
         req->path[--len] = '\0';
-    for (size_t i = 0; i < KF_ARRAY_SIZE(fixed); i++)
-        if (strcmp(req->path, fixed[i].path) == 0) {
-            req->route = fixed[i].type;
-            req->resource = fixed[i].resource;
-            return 0;
-        }
-    for (size_t i = 0; i < req->api->n_handlers; i++)
-        if (kf_str_has_prefix(req->path, req->api->handlers[i].prefix)) {
-            req->route = ROUTE_HANDLER;
-            req->handler = i;
-            req->resource = req->api->handlers[i].resource;
-            return 0;
-        }
+    if (route_fixed(req))
+        return 0;
     if (!kf_str_has_prefix(req->path, "/apis/" KF_API_VERSION "/")) {
         kf_api_reply_statusf(req, -KF_ENOTFOUND,
                              "the server could not find the requested resource \"%s\" "
@@ -390,19 +417,10 @@ static int route(struct api_request *req)
         }
     }
     if (!req->kind) {
-        struct kf_strbuf names = KF_STRBUF_INIT;
-        size_t nk;
-        const struct kf_kind *const *kinds = kf_kinds(&nk);
+        int r = reply_unknown_plural(req, seg[3]); /* seg points into copy */
 
-        for (size_t i = 0; i < nk; i++)
-            kf_strbuf_addf(&names, "%s%s", i ? ", " : "", kinds[i]->plural);
-        kf_api_reply_statusf(req, -KF_ENOTFOUND,
-                             "the server does not serve resource \"%s\" in " KF_API_VERSION
-                             " (it serves %s)",
-                             seg[3], names.buf);
-        kf_strbuf_release(&names);
         free(copy);
-        return -KF_ENOTFOUND;
+        return r;
     }
     req->resource = req->kind->plural;
     if (n == 4) {

@@ -641,7 +641,7 @@ int kf_api_serve_watch(struct api_request *req)
     wc->fd = -1;
     wc->pending = 1; /* read the hub once: a past resourceVersion has events already */
     if (kf_api_selectors_from_query(req, &wc->labels, &wc->fields) < 0)
-        goto fail;
+        goto free_watch;
     if (req->name) {
         /* the deprecated /<plural>/<name>?watch=true: a name selector */
         struct kf_strbuf sel = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
@@ -654,16 +654,16 @@ int kf_api_serve_watch(struct api_request *req)
         kf_strbuf_release(&err);
         if (r < 0) {
             kf_api_reply_statusf(req, -KF_ENOTFOUND, "no object can be named \"%s\"", req->name);
-            goto fail;
+            goto free_watch;
         }
     }
     wc->table = kf_api_wants_table(req);
     if (wc->table && kf_api_table_include(req, &wc->include) < 0)
-        goto fail;
+        goto free_watch;
     if (watch_params(req, wc, &rv, &initial, &initial_bookmark) < 0)
-        goto fail;
+        goto free_watch;
     if (initial && initial_events(req, wc, &rv) < 0)
-        goto fail;
+        goto free_watch;
     if (initial_bookmark)
         add_bookmark(wc, rv, true);
 
@@ -682,7 +682,7 @@ int kf_api_serve_watch(struct api_request *req)
         wc->w = NULL;
     } else if (r < 0) {
         kf_api_reply_statusf(req, -KF_EUNAVAILABLE, "cannot watch the store: %s", strerror(-r));
-        goto fail;
+        goto free_watch;
     }
     ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci)
@@ -710,7 +710,7 @@ int kf_api_serve_watch(struct api_request *req)
     req->status = MHD_HTTP_OK;
     return r;
 
-fail:
+free_watch:
     watch_free(wc);
     return 0;
 }

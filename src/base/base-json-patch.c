@@ -261,6 +261,74 @@ static int do_remove(struct patcher *pt, const struct pointer *p, json_t **ret)
     return fail(pt, -EINVAL, "the path does not exist");
 }
 
+/* "add", "replace" or "test" of value at p. */
+static int op_add_replace_test(struct patcher *pt, const char *name, struct pointer *p,
+                               const json_t *value)
+{
+    int rc;
+
+    if (!value)
+        return fail(pt, -EBADMSG, "\"%s\" needs a \"value\"", name);
+    if (!strcmp(name, "test")) {
+        json_t *cur = resolve(pt->doc, p, p->n);
+
+        if (!cur)
+            return fail(pt, -EINVAL, "test failed: the path does not exist");
+        if (!json_equal(cur, value))
+            return fail(pt, -EINVAL, "test failed: the value differs");
+        return 0;
+    }
+    if (!strcmp(name, "replace")) {
+        if (!resolve(pt->doc, p, p->n))
+            return fail(pt, -EINVAL, "there is no value to replace");
+        if (p->n > 0 && json_is_array(resolve(pt->doc, p, p->n - 1))) {
+            rc = do_remove(pt, p, NULL);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return do_add(pt, p, json_deep_copy(value));
+}
+
+/* "move" or "copy" of the value at from (parsed into f) to p. */
+static int op_move_copy(struct patcher *pt, const char *name, const char *from, const char *path,
+                        struct pointer *p, struct pointer *f)
+{
+    json_t *v;
+    size_t w;
+    int rc;
+
+    if (!from)
+        return fail(pt, -EBADMSG, "\"%s\" needs a \"from\" string", name);
+    if (pointer_parse(from, f) < 0)
+        return fail(pt, -EBADMSG, "\"from\" \"%.200s\" is not a JSON pointer", from);
+    v = resolve(pt->doc, f, f->n);
+    if (!v)
+        return fail(pt, -EINVAL, "\"from\" \"%.200s\" does not exist", from);
+    if (!strcmp(name, "move")) {
+        bool prefix = f->n < p->n;
+
+        for (size_t i = 0; i < f->n && i < p->n && prefix; i++)
+            prefix = !strcmp(f->tokens[i], p->tokens[i]);
+        if (prefix)
+            return fail(pt, -EINVAL, "cannot move a value into one of its own children");
+        if (!strcmp(from, path))
+            return 0;
+        rc = do_remove(pt, f, &v);
+        if (rc == 0)
+            rc = do_add(pt, p, v);
+        return rc;
+    }
+    w = weigh(v, KF_JSON_PATCH_MAX_WEIGHT);
+    if (w > KF_JSON_PATCH_MAX_WEIGHT - KF_MIN(pt->weight, KF_JSON_PATCH_MAX_WEIGHT))
+        return fail(pt, -EINVAL, "the copies would make the document too large");
+    pt->weight += w;
+    if (deeper_than(v, KF_JSON_MAX_DEPTH - (int)p->n))
+        return fail(pt, -EINVAL, "the result would be nested deeper than %d levels",
+                    KF_JSON_MAX_DEPTH);
+    return do_add(pt, p, json_deep_copy(v));
+}
+
 static int apply_op(struct patcher *pt, const json_t *op)
 {
     const char *name = kf_json_str(op, "op", NULL);
@@ -283,86 +351,17 @@ static int apply_op(struct patcher *pt, const json_t *op)
                     "\"%.200s\" is not a JSON pointer (\"/a/b/0\"; ~0 and ~1 "
                     "escape ~ and /)",
                     path);
-    if (!strcmp(name, "add") || !strcmp(name, "replace") || !strcmp(name, "test")) {
-        if (!value) {
-            rc = fail(pt, -EBADMSG, "\"%s\" needs a \"value\"", name);
-            goto out;
-        }
-        if (!strcmp(name, "test")) {
-            json_t *cur = resolve(pt->doc, &p, p.n);
-
-            if (!cur)
-                rc = fail(pt, -EINVAL, "test failed: the path does not exist");
-            else if (!json_equal(cur, value))
-                rc = fail(pt, -EINVAL, "test failed: the value differs");
-            goto out;
-        }
-        if (!strcmp(name, "replace")) {
-            if (!resolve(pt->doc, &p, p.n)) {
-                rc = fail(pt, -EINVAL, "there is no value to replace");
-                goto out;
-            }
-            if (p.n > 0 && json_is_array(resolve(pt->doc, &p, p.n - 1))) {
-                rc = do_remove(pt, &p, NULL);
-                if (rc < 0)
-                    goto out;
-            }
-        }
-        rc = do_add(pt, &p, json_deep_copy(value));
-    } else if (!strcmp(name, "remove")) {
+    if (!strcmp(name, "add") || !strcmp(name, "replace") || !strcmp(name, "test"))
+        rc = op_add_replace_test(pt, name, &p, value);
+    else if (!strcmp(name, "remove"))
         rc = do_remove(pt, &p, NULL);
-    } else if (!strcmp(name, "move") || !strcmp(name, "copy")) {
-        json_t *v;
-        size_t w;
-
-        if (!from) {
-            rc = fail(pt, -EBADMSG, "\"%s\" needs a \"from\" string", name);
-            goto out;
-        }
-        if (pointer_parse(from, &f) < 0) {
-            rc = fail(pt, -EBADMSG, "\"from\" \"%.200s\" is not a JSON pointer", from);
-            goto out;
-        }
-        v = resolve(pt->doc, &f, f.n);
-        if (!v) {
-            rc = fail(pt, -EINVAL, "\"from\" \"%.200s\" does not exist", from);
-            goto out;
-        }
-        if (!strcmp(name, "move")) {
-            bool prefix = f.n < p.n;
-
-            for (size_t i = 0; i < f.n && i < p.n && prefix; i++)
-                prefix = !strcmp(f.tokens[i], p.tokens[i]);
-            if (prefix) {
-                rc = fail(pt, -EINVAL, "cannot move a value into one of its own children");
-                goto out;
-            }
-            if (!strcmp(from, path))
-                goto out;
-            rc = do_remove(pt, &f, &v);
-            if (rc == 0)
-                rc = do_add(pt, &p, v);
-        } else {
-            w = weigh(v, KF_JSON_PATCH_MAX_WEIGHT);
-            if (w > KF_JSON_PATCH_MAX_WEIGHT - KF_MIN(pt->weight, KF_JSON_PATCH_MAX_WEIGHT)) {
-                rc = fail(pt, -EINVAL, "the copies would make the document too large");
-                goto out;
-            }
-            pt->weight += w;
-            if (deeper_than(v, KF_JSON_MAX_DEPTH - (int)p.n)) {
-                rc = fail(pt, -EINVAL, "the result would be nested deeper than %d levels",
-                          KF_JSON_MAX_DEPTH);
-                goto out;
-            }
-            rc = do_add(pt, &p, json_deep_copy(v));
-        }
-    } else {
+    else if (!strcmp(name, "move") || !strcmp(name, "copy"))
+        rc = op_move_copy(pt, name, from, path, &p, &f);
+    else
         rc = fail(pt, -EBADMSG,
                   "unknown op \"%.32s\": use add, remove, replace, move, copy "
                   "or test",
                   name);
-    }
-out:
     pointer_release(&p);
     pointer_release(&f);
     return rc;

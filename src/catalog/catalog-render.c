@@ -368,6 +368,61 @@ void kf_catalog_rendered_release(struct kf_catalog_rendered *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* The small grades' settings, then the cluster's flags for this component
+ * ("component.flag": "value"), set in args. */
+static int render_flags(const struct kf_catalog_cluster *c, const struct catalog_entry *e,
+                        const struct kf_catalog_member *m, struct fill_ctx *f, json_t *args,
+                        struct kf_strbuf *err)
+{
+    size_t k;
+
+    if (small_grade(e, c))
+        for (k = 0; e->small->args[k]; k++) {
+            const char *a = e->small->args[k], *eq = strchr(a, '=');
+            char *name = kf_xstrndup(a + 2, (size_t)(eq - a - 2));
+
+            set_flag(args, name, eq + 1);
+            free(name);
+        }
+    if (json_is_object(c->flags)) {
+        const char *key;
+        json_t *val;
+        size_t clen = strlen(m->component);
+
+        json_object_foreach((json_t *)c->flags, key, val)
+        {
+            char *s;
+
+            if (strncmp(key, m->component, clen) != 0 || key[clen] != '.' || !json_is_string(val))
+                continue;
+            if (!flag_name_ok(key + clen + 1))
+                return kf_err(err, -EINVAL, "flag \"%s\": not a flag name", key);
+            s = kf_fill_placeholders(json_string_value(val), lookup, f);
+            set_flag(args, key + clen + 1, s);
+            free(s);
+        }
+    }
+    return 0;
+}
+
+/* The member's probe: the profile's, else the catalog's; NULL for none. */
+static json_t *render_probe(const struct catalog_entry *e, const json_t *pc,
+                            const struct kf_catalog_member *m)
+{
+    if (kf_json_path(pc, "probe.port")) {
+        int port = member_port(m, kf_json_str(pc, "probe.port", ""));
+
+        if (port > 0)
+            return json_pack("{s:i, s:s, s:s}", "port", port, "path",
+                             kf_json_str(pc, "probe.path", "/"), "scheme",
+                             kf_json_str(pc, "probe.scheme", "https"));
+    } else if (e->c.probe_port && member_port(m, e->c.probe_port) > 0) {
+        return json_pack("{s:i, s:s, s:s}", "port", member_port(m, e->c.probe_port), "path",
+                         e->c.probe_path, "scheme", e->c.probe_scheme);
+    }
+    return NULL;
+}
+
 int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_catalog_rendered *ret,
                       struct kf_strbuf *err)
 {
@@ -390,7 +445,7 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_ca
     for (k = 0; k < n; k++)
         if (member_port(m, ports[k]) <= 0) {
             r = kf_err(err, -EINVAL, "member \"%s\" has no port \"%s\" yet", m->name, ports[k]);
-            goto out;
+            goto free_scratch;
         }
 
     if (json_is_array(pargs)) {
@@ -405,7 +460,7 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_ca
     } else if (e->build) {
         r = e->build(c, i, &built, err);
         if (r < 0)
-            goto out;
+            goto free_scratch;
         for (k = 1; k < built.n; k++)
             json_array_append_new(args, json_string(built.v[k]));
     } else if (e->args) {
@@ -423,55 +478,15 @@ int kf_catalog_render(const struct kf_catalog_cluster *c, size_t i, struct kf_ca
     else
         binary = kf_fill_placeholders(e->binary ? e->binary : m->component, lookup, &f);
 
-    /* the small grades' settings, then the flags ("component.flag":
-     * "value") */
-    if (small_grade(e, c))
-        for (k = 0; e->small->args[k]; k++) {
-            const char *a = e->small->args[k], *eq = strchr(a, '=');
-            char *name = kf_xstrndup(a + 2, (size_t)(eq - a - 2));
-
-            set_flag(args, name, eq + 1);
-            free(name);
-        }
-    if (json_is_object(c->flags)) {
-        const char *key;
-        json_t *val;
-        size_t clen = strlen(m->component);
-
-        json_object_foreach((json_t *)c->flags, key, val)
-        {
-            if (strncmp(key, m->component, clen) != 0 || key[clen] != '.' || !json_is_string(val))
-                continue;
-            if (!flag_name_ok(key + clen + 1)) {
-                r = kf_err(err, -EINVAL, "flag \"%s\": not a flag name", key);
-                goto out;
-            }
-            {
-                char *s = kf_fill_placeholders(json_string_value(val), lookup, &f);
-
-                set_flag(args, key + clen + 1, s);
-                free(s);
-            }
-        }
-    }
-
+    r = render_flags(c, e, m, &f, args, err);
+    if (r < 0)
+        goto free_scratch;
     r = render_env(c, e, pc, &f, env, err);
     if (r < 0)
-        goto out;
+        goto free_scratch;
 
-    /* the probe: the profile's, else the catalog's */
-    if (kf_json_path(pc, "probe.port")) {
-        int port = member_port(m, kf_json_str(pc, "probe.port", ""));
-
-        if (port > 0)
-            probe = json_pack("{s:i, s:s, s:s}", "port", port, "path",
-                              kf_json_str(pc, "probe.path", "/"), "scheme",
-                              kf_json_str(pc, "probe.scheme", "https"));
-    } else if (e->c.probe_port && member_port(m, e->c.probe_port) > 0) {
-        probe = json_pack("{s:i, s:s, s:s}", "port", member_port(m, e->c.probe_port), "path",
-                          e->c.probe_path, "scheme", e->c.probe_scheme);
-    }
-out:
+    probe = render_probe(e, pc, m);
+free_scratch:
     kf_argv_release(&built);
     for (k = 0; k < KF_ARRAY_SIZE(f.tmp); k++)
         kf_strbuf_release(&f.tmp[k]);

@@ -158,7 +158,7 @@ static int configure(struct kf_cli *cli, const struct kf_kind *k, const json_t *
     if (json_equal(preview, live)) {
         fprintf(cli->out, "%s unchanged\n", ref);
         rc = KF_CLI_EXIT_OK;
-        goto out;
+        goto release_resp;
     }
     path = kf_cli_path(k, kf_obj_name(live));
     text = kf_json_dump(patch, &len);
@@ -174,7 +174,7 @@ static int configure(struct kf_cli *cli, const struct kf_kind *k, const json_t *
     } else {
         rc = kf_cli_report_status(cli, &resp, ref);
     }
-out:
+release_resp:
     kf_cli_response_release(&resp);
     free(text);
     free(path);
@@ -239,21 +239,21 @@ int kf_cli_cmd_apply(struct kf_cli *cli, const struct kf_cli_args *args)
     if (kf_cli_input_read_args(args, stdin, &in, &err) < 0) {
         kf_cli_error(cli, "%s", err.buf);
         rc = KF_CLI_EXIT_USAGE;
-        goto out;
+        goto release_inputs;
     }
     if (in.n == 0) {
         kf_cli_error(cli, "no objects to apply in the given files");
         rc = KF_CLI_EXIT_USAGE;
-        goto out;
+        goto release_inputs;
     }
     rc = kf_cli_connect(cli);
     if (rc)
-        goto out;
+        goto release_inputs;
     for (size_t i = 0; i < in.n; i++) {
         if (!kf_cli_fold_exit(&rc, apply_one(cli, &in.items[i])))
             break;
     }
-out:
+release_inputs:
     kf_cli_inputs_release(&in);
     kf_strbuf_release(&err);
     return rc;

@@ -65,12 +65,46 @@ char *kf_cli_config_path(void)
     return NULL;
 }
 
+/* The config file's one document, a mapping of server and token, into c. */
+static int config_from_docs(const json_t *docs, const char *path, struct kf_cli_file_config *c,
+                            struct kf_strbuf *err)
+{
+    json_t *doc = json_array_get(docs, 0), *v;
+    const char *key;
+
+    if (json_array_size(docs) > 1 || !json_is_object(doc))
+        return kf_err(err, -EINVAL,
+                      "the config file \"%s\" must be one mapping with `server:` and `token:`",
+                      path);
+    json_object_foreach(doc, key, v)
+    {
+        char **slot = strcmp(key, "server") == 0  ? &c->server
+                      : strcmp(key, "token") == 0 ? &c->token
+                                                  : NULL;
+
+        if (!slot) {
+            return kf_err(err, -EINVAL,
+                          "the config file \"%s\" has an unknown key \"%s\" (it knows server "
+                          "and token)",
+                          path, key);
+        }
+        if (json_is_null(v))
+            continue;
+        if (!json_is_string(v)) {
+            return kf_err(err, -EINVAL, "in the config file \"%s\", %s must be a string", path,
+                          key);
+        }
+        free(*slot);
+        *slot = kf_xstrdup(json_string_value(v));
+    }
+    return 0;
+}
+
 int kf_cli_config_read(const char *path, struct kf_cli_file_config *ret, struct kf_strbuf *err)
 {
     struct kf_cli_file_config c = { 0 };
     struct kf_strbuf text = KF_STRBUF_INIT, why = KF_STRBUF_INIT;
-    json_t *docs = NULL, *doc, *v;
-    const char *key;
+    json_t *docs = NULL;
     char buf[4096];
     FILE *f;
     size_t n;
@@ -97,46 +131,17 @@ int kf_cli_config_read(const char *path, struct kf_cli_file_config *ret, struct 
     if (text.overflowed) {
         r = kf_err(err, -EINVAL, "the config file \"%s\" is larger than %d bytes", path,
                    CONFIG_MAX_BYTES);
-        goto out;
+        goto free_text;
     }
     if (kf_yaml_load_all(text.buf, text.len, &docs, &why) < 0) {
         r = kf_err(err, -EINVAL, "the config file \"%s\" is not valid YAML: %s", path, why.buf);
-        goto out;
+        goto free_text;
     }
-    if (json_array_size(docs) == 0)
-        goto done;
-    doc = json_array_get(docs, 0);
-    if (json_array_size(docs) > 1 || !json_is_object(doc)) {
-        r = kf_err(err, -EINVAL,
-                   "the config file \"%s\" must be one mapping with `server:` and `token:`", path);
-        goto out;
-    }
-    json_object_foreach(doc, key, v)
-    {
-        char **slot = strcmp(key, "server") == 0  ? &c.server
-                      : strcmp(key, "token") == 0 ? &c.token
-                                                  : NULL;
-
-        if (!slot) {
-            r = kf_err(err, -EINVAL,
-                       "the config file \"%s\" has an unknown key \"%s\" (it knows server and "
-                       "token)",
-                       path, key);
-            goto out;
-        }
-        if (json_is_null(v))
-            continue;
-        if (!json_is_string(v)) {
-            r = kf_err(err, -EINVAL, "in the config file \"%s\", %s must be a string", path, key);
-            goto out;
-        }
-        free(*slot);
-        *slot = kf_xstrdup(json_string_value(v));
-    }
-done:
+    if (json_array_size(docs) > 0 && (r = config_from_docs(docs, path, &c, err)) < 0)
+        goto free_text;
     *ret = c;
     c = (struct kf_cli_file_config){ 0 };
-out:
+free_text:
     kf_cli_file_config_release(&c);
     json_decref(docs);
     kf_strbuf_release(&text);
@@ -152,7 +157,7 @@ static int make_parent_dir(const char *path, struct kf_strbuf *err)
     int r = 0;
 
     if (!slash || slash == dir)
-        goto out;
+        goto free_dir;
     *slash = '\0';
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/')
@@ -160,13 +165,13 @@ static int make_parent_dir(const char *path, struct kf_strbuf *err)
         *p = '\0';
         if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
             r = kf_err(err, -errno, "cannot create \"%s\": %s", dir, strerror(errno));
-            goto out;
+            goto free_dir;
         }
         *p = '/';
     }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         r = kf_err(err, -errno, "cannot create \"%s\": %s", dir, strerror(errno));
-out:
+free_dir:
     free(dir);
     return r;
 }
@@ -180,7 +185,7 @@ int kf_cli_config_write(const char *path, const struct kf_cli_file_config *c, st
 
     r = make_parent_dir(path, err);
     if (r < 0)
-        goto out;
+        goto close_tmp;
     if (c->server)
         json_object_set_new(doc, "server", json_string(c->server));
     if (c->token)
@@ -192,25 +197,25 @@ int kf_cli_config_write(const char *path, const struct kf_cli_file_config *c, st
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         r = kf_err(err, -errno, "cannot write \"%s\": %s", tmp, strerror(errno));
-        goto out;
+        goto close_tmp;
     }
     /* 0600 even if the umask was generous or the file existed. */
     if (fchmod(fd, 0600) < 0 || write(fd, text.buf, text.len) != (ssize_t)text.len ||
         fsync(fd) < 0) {
         r = kf_err(err, -errno, "cannot write \"%s\": %s", tmp, strerror(errno));
-        goto out;
+        goto close_tmp;
     }
     if (close(fd) < 0) {
         fd = -1;
         r = kf_err(err, -errno, "cannot write \"%s\": %s", tmp, strerror(errno));
-        goto out;
+        goto close_tmp;
     }
     fd = -1;
     if (rename(tmp, path) < 0) {
         r = kf_err(err, -errno, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
-        goto out;
+        goto close_tmp;
     }
-out:
+close_tmp:
     if (fd >= 0)
         close(fd);
     if (r < 0 && tmp)
@@ -377,23 +382,23 @@ int kf_cli_cmd_config(struct kf_cli *cli, const struct kf_cli_args *args)
 
     if (!sub || (strcmp(sub, "view") == 0 && args->n_pos == 1)) {
         rc = config_view(cli, path);
-        goto out;
+        goto release_file;
     }
     if ((strcmp(sub, "set-server") != 0 && strcmp(sub, "set-token") != 0) || args->n_pos != 2) {
         kf_cli_error(cli, "usage: kfleet config view | set-server URL | set-token TOKEN");
         rc = KF_CLI_EXIT_USAGE;
-        goto out;
+        goto release_file;
     }
     if (!path) {
         kf_cli_error(cli, "neither $KFLEET_CONFIG nor $HOME is set: no place for the config "
                           "file");
         rc = KF_CLI_EXIT_USAGE;
-        goto out;
+        goto release_file;
     }
     if (kf_cli_config_read(path, &file, &err) < 0) {
         kf_cli_error(cli, "%s", err.buf);
         rc = KF_CLI_EXIT_USAGE;
-        goto out;
+        goto release_file;
     }
     if (strcmp(sub, "set-server") == 0) {
         struct kf_cli_conn probe = { 0 };
@@ -402,7 +407,7 @@ int kf_cli_cmd_config(struct kf_cli *cli, const struct kf_cli_args *args)
         if (kf_cli_conn_resolve(&probe, args->pos[1], NULL, NULL, NULL, NULL, &err) < 0) {
             kf_cli_error(cli, "%s", err.buf);
             rc = KF_CLI_EXIT_USAGE;
-            goto out;
+            goto release_file;
         }
         free(file.server);
         file.server = kf_xstrdup(probe.server);
@@ -414,10 +419,10 @@ int kf_cli_cmd_config(struct kf_cli *cli, const struct kf_cli_args *args)
     if (kf_cli_config_write(path, &file, &err) < 0) {
         kf_cli_error(cli, "%s", err.buf);
         rc = KF_CLI_EXIT_USAGE;
-        goto out;
+        goto release_file;
     }
     fprintf(cli->out, "%s set in %s\n", strcmp(sub, "set-server") == 0 ? "server" : "token", path);
-out:
+release_file:
     kf_cli_file_config_release(&file);
     kf_strbuf_release(&err);
     free(path);

@@ -141,13 +141,13 @@ int kf_cli_cmd_delete(struct kf_cli *cli, const struct kf_cli_args *args)
         if (kf_cli_input_read_args(args, stdin, &in, &err) < 0) {
             kf_cli_error(cli, "%s", err.buf);
             rc = KF_CLI_EXIT_USAGE;
-            goto out;
+            goto release_inputs;
         }
         for (size_t i = 0; i < in.n; i++) {
             if (kf_cli_input_kind(in.items[i].obj, &k, &err) < 0) {
                 kf_cli_error(cli, "%s: %s", in.items[i].source, err.buf);
                 rc = KF_CLI_EXIT_USAGE;
-                goto out;
+                goto release_inputs;
             }
         }
     } else if (args->n_pos < 2) {
@@ -160,7 +160,7 @@ int kf_cli_cmd_delete(struct kf_cli *cli, const struct kf_cli_args *args)
     }
     rc = kf_cli_connect(cli);
     if (rc)
-        goto out;
+        goto release_inputs;
     if (in.n > 0) {
         for (size_t i = 0; i < in.n; i++) {
             int r;
@@ -178,7 +178,7 @@ int kf_cli_cmd_delete(struct kf_cli *cli, const struct kf_cli_args *args)
                 break;
         }
     }
-out:
+release_inputs:
     kf_cli_inputs_release(&in);
     kf_strbuf_release(&err);
     return rc;

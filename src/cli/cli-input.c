@@ -95,7 +95,7 @@ int kf_cli_input_parse(const char *name, const char *buf, size_t len, struct kf_
     }
     if (!docs && kf_yaml_load_all(buf, len, &docs, &why) < 0) {
         r = kf_err(err, -EINVAL, "%s: %s", name, why.buf);
-        goto out;
+        goto release_docs;
     }
     json_array_foreach(docs, i, doc)
     {
@@ -105,9 +105,9 @@ int kf_cli_input_parse(const char *name, const char *buf, size_t len, struct kf_
         r = add_object(ret, doc, src, 0, err);
         free(src);
         if (r < 0)
-            goto out;
+            goto release_docs;
     }
-out:
+release_docs:
     json_decref(docs);
     kf_strbuf_release(&why);
     return r;

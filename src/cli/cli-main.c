@@ -265,17 +265,17 @@ static int run(struct kf_cli *cli, int argc, char **argv)
     if (kf_cli_args_parse(&args, cmd->opts, n, rest, &err) < 0) {
         kf_cli_error(cli, "%s (see `kfleet help %s`)", err.buf, cmd->name);
         rc = KF_CLI_EXIT_USAGE;
-        goto out;
+        goto release_args;
     }
     if (kf_cli_args_has(&args, "help")) {
         kf_cli_print_command_help(cli->out, cmd);
         rc = KF_CLI_EXIT_OK;
-        goto out;
+        goto release_args;
     }
     rc = apply_globals(cli, &args);
     if (rc == 0)
         rc = cmd->run(cli, &args);
-out:
+release_args:
     kf_cli_args_release(&args);
     kf_strbuf_release(&err);
     free(rest);

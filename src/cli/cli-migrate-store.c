@@ -186,18 +186,11 @@ static int copy(struct kf_cli *cli, struct kf_store *dst, const struct plan *p, 
     return KF_CLI_EXIT_OK;
 }
 
-int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
+/* The command's arguments: the two stores and --max-rate; KF_CLI_EXIT_OK,
+ * or KF_CLI_EXIT_USAGE after saying what is wrong. */
+static int check_args(struct kf_cli *cli, const struct kf_cli_args *args, int64_t *ret_max_rate)
 {
-    struct kf_strbuf err = KF_STRBUF_INIT;
-    struct kf_store *src = NULL, *dst = NULL;
-    struct kf_kv_list from = { 0 }, to = { 0 }, after = { 0 };
-    struct plan p = { 0 };
-    bool force = kf_cli_args_has(args, "force"), quiet = kf_cli_args_has(args, "quiet");
     const char *rate = kf_cli_args_get(args, "max-rate");
-    char d1[65], d2[65];
-    int rc = KF_CLI_EXIT_OK, r;
-    size_t a = 0, b = 0;
-    int64_t max_rate = 0;
     struct stat sb;
 
     if (args->n_pos != 2) {
@@ -206,7 +199,7 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                           "etcd:http://10.0.0.1:2379,http://10.0.0.2:2379\n");
         return KF_CLI_EXIT_USAGE;
     }
-    if (rate && (kf_parse_int64(rate, &max_rate) < 0 || max_rate < 1)) {
+    if (rate && (kf_parse_int64(rate, ret_max_rate) < 0 || *ret_max_rate < 1)) {
         fprintf(cli->err,
                 "kfleet migrate-store: --max-rate \"%s\": a whole number of keys a "
                 "second, at least 1\n",
@@ -224,6 +217,66 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
         fprintf(cli->err, "kfleet migrate-store: source and destination are the same store\n");
         return KF_CLI_EXIT_USAGE;
     }
+    return KF_CLI_EXIT_OK;
+}
+
+/* The plan that makes the destination equal to the source: both lists are in
+ * key order, merged; the first few differences are listed on stderr. */
+static void plan_merge(struct kf_cli *cli, const struct kf_kv_list *from,
+                       const struct kf_kv_list *to, struct plan *p)
+{
+    size_t a = 0, b = 0;
+
+    while (a < from->n || b < to->n) {
+        int c = a == from->n ? 1 : b == to->n ? -1 : strcmp(from->items[a].key, to->items[b].key);
+
+        if (c < 0) {
+            add_op(p, (struct kf_op){ .type = KF_OP_PUT,
+                                      .key = from->items[a].key,
+                                      .value = from->items[a].value,
+                                      .value_len = from->items[a].value_len,
+                                      .expect_mod_rev = 0 });
+            a++;
+        } else if (c > 0) {
+            if (p->extra++ < 5)
+                fprintf(cli->err, "  only in the destination: %s\n", to->items[b].key);
+            add_op(p, (struct kf_op){ .type = KF_OP_DELETE,
+                                      .key = to->items[b].key,
+                                      .expect_mod_rev = to->items[b].mod_rev });
+            b++;
+        } else {
+            if (from->items[a].value_len == to->items[b].value_len &&
+                memcmp(from->items[a].value, to->items[b].value, to->items[b].value_len) == 0) {
+                p->same++;
+            } else {
+                if (p->differ++ < 5)
+                    fprintf(cli->err, "  different in the destination: %s\n", to->items[b].key);
+                add_op(p, (struct kf_op){ .type = KF_OP_PUT,
+                                          .key = from->items[a].key,
+                                          .value = from->items[a].value,
+                                          .value_len = from->items[a].value_len,
+                                          .expect_mod_rev = to->items[b].mod_rev });
+            }
+            a++;
+            b++;
+        }
+    }
+}
+
+int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct kf_store *src = NULL, *dst = NULL;
+    struct kf_kv_list from = { 0 }, to = { 0 }, after = { 0 };
+    struct plan p = { 0 };
+    bool force = kf_cli_args_has(args, "force"), quiet = kf_cli_args_has(args, "quiet");
+    char d1[65], d2[65];
+    int rc = KF_CLI_EXIT_OK, r;
+    int64_t max_rate = 0;
+
+    rc = check_args(cli, args, &max_rate);
+    if (rc != KF_CLI_EXIT_OK)
+        return rc;
     r = kf_store_open(args->pos[0], &src, &err);
     if (r < 0) {
         fprintf(cli->err, "kfleet migrate-store: cannot open the source: %s%s\n", err.buf,
@@ -231,61 +284,27 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                     ? "\n(stop kfleetd before migrating its store: it holds the SQLite file)"
                     : "");
         rc = r == -EINVAL ? KF_CLI_EXIT_USAGE : KF_CLI_EXIT_UNREACHABLE;
-        goto out;
+        goto close_stores;
     }
     kf_strbuf_reset(&err);
     r = kf_store_open(args->pos[1], &dst, &err);
     if (r < 0) {
         fprintf(cli->err, "kfleet migrate-store: cannot open the destination: %s\n", err.buf);
         rc = r == -EINVAL ? KF_CLI_EXIT_USAGE : KF_CLI_EXIT_UNREACHABLE;
-        goto out;
+        goto close_stores;
     }
     kf_strbuf_reset(&err);
     if (read_all(src, 0, &from, &err) < 0 || read_all(dst, 0, &to, &err) < 0) {
         fprintf(cli->err, "kfleet migrate-store: %s\n", err.buf);
         rc = KF_CLI_EXIT_UNREACHABLE;
-        goto out;
+        goto close_stores;
     }
     if (!quiet)
         fprintf(cli->err,
                 "source \"%s\": %zu keys at revision %lld; destination \"%s\": %zu keys\n",
                 args->pos[0], from.n, (long long)from.rev, args->pos[1], to.n);
 
-    /* Both lists are in key order: merge them into a plan. */
-    while (a < from.n || b < to.n) {
-        int c = a == from.n ? 1 : b == to.n ? -1 : strcmp(from.items[a].key, to.items[b].key);
-
-        if (c < 0) {
-            add_op(&p, (struct kf_op){ .type = KF_OP_PUT,
-                                       .key = from.items[a].key,
-                                       .value = from.items[a].value,
-                                       .value_len = from.items[a].value_len,
-                                       .expect_mod_rev = 0 });
-            a++;
-        } else if (c > 0) {
-            if (p.extra++ < 5)
-                fprintf(cli->err, "  only in the destination: %s\n", to.items[b].key);
-            add_op(&p, (struct kf_op){ .type = KF_OP_DELETE,
-                                       .key = to.items[b].key,
-                                       .expect_mod_rev = to.items[b].mod_rev });
-            b++;
-        } else {
-            if (from.items[a].value_len == to.items[b].value_len &&
-                memcmp(from.items[a].value, to.items[b].value, to.items[b].value_len) == 0) {
-                p.same++;
-            } else {
-                if (p.differ++ < 5)
-                    fprintf(cli->err, "  different in the destination: %s\n", to.items[b].key);
-                add_op(&p, (struct kf_op){ .type = KF_OP_PUT,
-                                           .key = from.items[a].key,
-                                           .value = from.items[a].value,
-                                           .value_len = from.items[a].value_len,
-                                           .expect_mod_rev = to.items[b].mod_rev });
-            }
-            a++;
-            b++;
-        }
-    }
+    plan_merge(cli, &from, &to, &p);
     if ((p.differ || p.extra) && !force) {
         fprintf(cli->err,
                 "kfleet migrate-store: the destination holds other data (%zu keys differ, %zu "
@@ -293,7 +312,7 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                 "prefix=), or --force to make it equal to the source\n",
                 p.differ, p.extra);
         rc = KF_CLI_EXIT_REFUSED;
-        goto out;
+        goto close_stores;
     }
     if (p.same && !quiet)
         fprintf(cli->err,
@@ -302,14 +321,14 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                 p.same);
     rc = copy(cli, dst, &p, from.n, quiet, max_rate);
     if (rc)
-        goto out;
+        goto close_stores;
 
     /* Check: the destination now holds exactly the source's snapshot. */
     kf_strbuf_reset(&err);
     if (read_all(dst, 0, &after, &err) < 0) {
         fprintf(cli->err, "kfleet migrate-store: cannot verify: %s\n", err.buf);
         rc = KF_CLI_EXIT_UNREACHABLE;
-        goto out;
+        goto close_stores;
     }
     digest(&from, d1);
     digest(&after, d2);
@@ -320,7 +339,7 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
                 "Run again to resume\n",
                 from.n, d1, after.n, d2);
         rc = KF_CLI_EXIT_REFUSED;
-        goto out;
+        goto close_stores;
     }
     fprintf(cli->out,
             "migrated %zu keys (%zu written, %zu already there%s) from %s at revision %lld to "
@@ -329,7 +348,7 @@ int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args)
             (long long)from.rev, args->pos[1], after.n, d1);
     fprintf(cli->out, "resourceVersions are the destination's now: clients must list again "
                       "(old watches get 410 Gone)\n");
-out:
+close_stores:
     free(p.ops);
     kf_kv_list_release(&from);
     kf_kv_list_release(&to);

@@ -490,12 +490,12 @@ int kf_cli_cmd_watch(struct kf_cli *cli, const struct kf_cli_args *args)
         rc = kf_cli_get_one(cli, w.k, args->pos[1], false, &job);
         json_decref(job);
         if (rc != KF_CLI_EXIT_OK)
-            goto out;
+            goto free_watch;
         w.progress = true;
         w.tty = isatty(fileno(cli->out));
     }
     rc = watch_loop(&w);
-out:
+free_watch:
     json_decref(w.known);
     free(w.rv);
     free(w.fields);

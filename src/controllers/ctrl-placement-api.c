@@ -204,6 +204,93 @@ static int parse_demand(const json_t *add, struct kf_plan_demand *dem, size_t *n
     return 0;
 }
 
+/* The plan request from the body, every number checked against its
+ * bound before it sizes anything: the demand, the unit sizes and the host
+ * shape (*cpu and *mem: milli-units, -1 when absent). */
+static int plan_request(const json_t *b, struct kf_plan_demand *dem, struct kf_plan_request *req,
+                        int64_t *cpu, int64_t *mem, struct kf_strbuf *err)
+{
+    static const struct {
+        const char *key;
+        int64_t max;
+    } counts[] = {
+        { "newUnitHosts", PLAN_MAX_UNIT_HOSTS },
+        { "newUnitZones", PLAN_MAX_ZONES },
+        { "maxUnitHosts", PLAN_MAX_UNIT_HOSTS },
+    };
+    uint64_t total = 0;
+    int r = parse_demand(b ? json_object_get(b, "add") : NULL, dem, &req->n_demand, err);
+
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < req->n_demand; i++)
+        total += dem[i].count;
+    if (total > PLAN_MAX_COUNT)
+        return kf_err(err, -KF_EBADREQUEST,
+                      "\"add\" asks for %llu clusters; a plan takes at most %d in all",
+                      (unsigned long long)total, PLAN_MAX_COUNT);
+    for (size_t i = 0; i < KF_ARRAY_SIZE(counts); i++) {
+        json_t *j = json_object_get(b, counts[i].key);
+        int64_t v;
+
+        if (!j)
+            continue;
+        v = json_is_integer(j) ? json_integer_value(j) : -1;
+        if (v < 0 || v > counts[i].max)
+            return kf_err(err, -KF_EBADREQUEST, "\"%s\" must be an integer from 0 to %lld",
+                          counts[i].key, (long long)counts[i].max);
+    }
+    *cpu = b ? kf_cap_qty_milli(json_object_get(b, "hostCPU")) : -1;
+    *mem = b ? kf_cap_qty_milli(json_object_get(b, "hostMemory")) : -1;
+    if (json_object_get(b, "hostCPU") && (*cpu <= 0 || *cpu > PLAN_MAX_HOST_CPU_MILLI))
+        return kf_err(err, -KF_EBADREQUEST,
+                      "\"hostCPU\" must be a positive quantity (\"64\") of at most %lld cores",
+                      (long long)PLAN_MAX_HOST_CPU_MILLI / 1000);
+    if (json_object_get(b, "hostMemory") && (*mem <= 0 || *mem / 1000 > PLAN_MAX_HOST_MEMORY))
+        return kf_err(err, -KF_EBADREQUEST,
+                      "\"hostMemory\" must be a positive quantity (\"256Gi\") of at most 256Ti");
+    req->demand = dem;
+    req->new_unit_hosts = (unsigned)KF_MAX(kf_json_int(b, "newUnitHosts", 0), 0);
+    req->new_unit_zones = (unsigned)KF_MAX(kf_json_int(b, "newUnitZones", 0), 0);
+    req->max_unit_hosts = (unsigned)KF_MAX(kf_json_int(b, "maxUnitHosts", 0), 0);
+    return 0;
+}
+
+/* The CapacityPlan object a plan answers with. */
+static json_t *plan_json(const struct kf_plan_request *req, const struct kf_plan_result *res,
+                         const char *text)
+{
+    json_t *lines = json_array(), *out, *unp = json_object();
+
+    for (size_t i = 0; i < res->n_lines; i++) {
+        const struct kf_plan_line *l = &res->lines[i];
+        json_t *abs = json_object();
+
+        for (int g = 0; g < KF_GRADE_COUNT; g++)
+            if (l->absorbed[g])
+                json_object_set_new(abs, kf_grade_name(g), json_integer(l->absorbed[g]));
+        json_array_append_new(
+            lines, json_pack("{s:s, s:b, s:o, s:i, s:i, s:{s:f, s:f}, s:{s:f, s:f}, s:f}", "unit",
+                             l->name, "new", l->is_new, "absorbs", abs, "hostsBefore",
+                             (int)l->hosts_before, "hostsAdded", (int)l->hosts_added, "cpu", "now",
+                             r3(l->cpu_before), "then", r3(l->cpu_after), "memory", "now",
+                             r3(l->mem_before), "then", r3(l->mem_after), "mark", l->mark));
+    }
+    out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s}",
+                    "apiVersion", KF_API_VERSION, "kind", "CapacityPlan", "region", req->region,
+                    "hostShape", kf_cap_res_json(req->host_shape), "units", lines, "demanded",
+                    (int)res->demanded, "absorbedExisting", (int)res->absorbed_existing,
+                    "absorbedGrown", (int)res->absorbed_grown, "absorbedNew",
+                    (int)res->absorbed_new, "hostsAdded", (int)res->hosts_added, "newUnits",
+                    (int)res->new_units, "newUnitHosts", (int)res->new_unit_hosts, "text", text);
+    for (int g = 0; g < KF_GRADE_COUNT; g++)
+        if (res->unplaceable[g])
+            json_object_set_new(unp, kf_grade_name(g), json_integer(res->unplaceable[g]));
+    json_object_set_new(out, "unplaceable", unp);
+    json_object_set_new(out, "unplanned", json_integer(res->unplanned));
+    return out;
+}
+
 static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct kf_strbuf *err)
 {
     struct place_ctrl *d = arg;
@@ -215,56 +302,17 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
     struct kf_placer placer;
     struct cap_units us;
     const char *region = b ? kf_json_str(b, "region", NULL) : NULL;
-    int64_t cpu = b ? kf_cap_qty_milli(json_object_get(b, "hostCPU")) : -1;
-    int64_t mem = b ? kf_cap_qty_milli(json_object_get(b, "hostMemory")) : -1;
-    json_t *lines, *out;
+    int64_t cpu = -1, mem = -1;
     bool region_known;
-    uint64_t total = 0;
-    int64_t v;
     int r;
-    static const struct {
-        const char *key;
-        int64_t max;
-    } counts[] = {
-        { "newUnitHosts", PLAN_MAX_UNIT_HOSTS },
-        { "newUnitZones", PLAN_MAX_ZONES },
-        { "maxUnitHosts", PLAN_MAX_UNIT_HOSTS },
-    };
 
     if (!region)
         return kf_err(err, -KF_EBADREQUEST, "\"region\" is required");
-    r = parse_demand(b ? json_object_get(b, "add") : NULL, dem, &req.n_demand, err);
+    r = plan_request(b, dem, &req, &cpu, &mem, err);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < req.n_demand; i++)
-        total += dem[i].count;
-    if (total > PLAN_MAX_COUNT)
-        return kf_err(err, -KF_EBADREQUEST,
-                      "\"add\" asks for %llu clusters; a plan takes at most %d in all",
-                      (unsigned long long)total, PLAN_MAX_COUNT);
-    for (size_t i = 0; i < KF_ARRAY_SIZE(counts); i++) {
-        json_t *j = json_object_get(b, counts[i].key);
-
-        if (!j)
-            continue;
-        v = json_is_integer(j) ? json_integer_value(j) : -1;
-        if (v < 0 || v > counts[i].max)
-            return kf_err(err, -KF_EBADREQUEST, "\"%s\" must be an integer from 0 to %lld",
-                          counts[i].key, (long long)counts[i].max);
-    }
-    if (json_object_get(b, "hostCPU") && (cpu <= 0 || cpu > PLAN_MAX_HOST_CPU_MILLI))
-        return kf_err(err, -KF_EBADREQUEST,
-                      "\"hostCPU\" must be a positive quantity (\"64\") of at most %lld cores",
-                      (long long)PLAN_MAX_HOST_CPU_MILLI / 1000);
-    if (json_object_get(b, "hostMemory") && (mem <= 0 || mem / 1000 > PLAN_MAX_HOST_MEMORY))
-        return kf_err(err, -KF_EBADREQUEST,
-                      "\"hostMemory\" must be a positive quantity (\"256Gi\") of at most 256Ti");
     req.region = region;
     req.grades = &d->grades;
-    req.demand = dem;
-    req.new_unit_hosts = (unsigned)KF_MAX(kf_json_int(b, "newUnitHosts", 0), 0);
-    req.new_unit_zones = (unsigned)KF_MAX(kf_json_int(b, "newUnitZones", 0), 0);
-    req.max_unit_hosts = (unsigned)KF_MAX(kf_json_int(b, "maxUnitHosts", 0), 0);
     if (pthread_mutex_trylock(&plan_running) != 0)
         return kf_err(err, -KF_ETOOMANY, "another plan is being computed; try again in a moment");
     kf_placer_init(&placer, &d->policy);
@@ -288,52 +336,16 @@ static int plan(void *arg, const struct kf_api_call *call, json_t **ret, struct 
                    region);
     else
         r = kf_plan(&placer, &req, &res, err);
-    if (r == 0)
+    if (r == 0) {
         kf_plan_format(&req, &res, &text);
-    if (r < 0) {
-        kf_cap_units_release(&us);
-        kf_placer_release(&placer);
-        pthread_mutex_unlock(&plan_running);
-        return r == -EINVAL ? -KF_EBADREQUEST : r;
-    }
-    lines = json_array();
-    for (size_t i = 0; i < res.n_lines; i++) {
-        const struct kf_plan_line *l = &res.lines[i];
-        json_t *abs = json_object();
-
-        for (int g = 0; g < KF_GRADE_COUNT; g++)
-            if (l->absorbed[g])
-                json_object_set_new(abs, kf_grade_name(g), json_integer(l->absorbed[g]));
-        json_array_append_new(
-            lines, json_pack("{s:s, s:b, s:o, s:i, s:i, s:{s:f, s:f}, s:{s:f, s:f}, s:f}", "unit",
-                             l->name, "new", l->is_new, "absorbs", abs, "hostsBefore",
-                             (int)l->hosts_before, "hostsAdded", (int)l->hosts_added, "cpu", "now",
-                             r3(l->cpu_before), "then", r3(l->cpu_after), "memory", "now",
-                             r3(l->mem_before), "then", r3(l->mem_after), "mark", l->mark));
-    }
-    out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s}",
-                    "apiVersion", KF_API_VERSION, "kind", "CapacityPlan", "region", region,
-                    "hostShape", kf_cap_res_json(req.host_shape), "units", lines, "demanded",
-                    (int)res.demanded, "absorbedExisting", (int)res.absorbed_existing,
-                    "absorbedGrown", (int)res.absorbed_grown, "absorbedNew", (int)res.absorbed_new,
-                    "hostsAdded", (int)res.hosts_added, "newUnits", (int)res.new_units,
-                    "newUnitHosts", (int)res.new_unit_hosts, "text", text.buf);
-    {
-        json_t *unp = json_object();
-
-        for (int g = 0; g < KF_GRADE_COUNT; g++)
-            if (res.unplaceable[g])
-                json_object_set_new(unp, kf_grade_name(g), json_integer(res.unplaceable[g]));
-        json_object_set_new(out, "unplaceable", unp);
-        json_object_set_new(out, "unplanned", json_integer(res.unplanned));
+        *ret = plan_json(&req, &res, text.buf);
     }
     kf_plan_result_release(&res);
     kf_cap_units_release(&us);
     kf_placer_release(&placer);
     kf_strbuf_release(&text);
     pthread_mutex_unlock(&plan_running);
-    *ret = out;
-    return 0;
+    return r == -EINVAL ? -KF_EBADREQUEST : r;
 }
 
 void kf_place_api_bind(struct place_ctrl *d)

@@ -454,12 +454,12 @@ static int continue_decode(const char *tok, int64_t *ret_rev, char **ret_name,
         kf_err(err, rc,
                "invalid continue token: pass back the \"continue\" value of the "
                "previous page unchanged, or list again without it");
-        goto out;
+        goto free_raw;
     }
     *ret_rev = kf_json_int(v, "rv", 0);
     *ret_name = kf_xstrdup(name);
     rc = 0;
-out:
+free_raw:
     json_decref(v);
     kf_strbuf_release(&raw);
     return rc;
@@ -527,6 +527,59 @@ static int range_error(int rc, int64_t rev, bool from_token, struct kf_strbuf *e
     return kf_err(err, rc, "cannot read the store");
 }
 
+/* A page of a filtered list: reads chunks at one revision until the page is
+ * full and one more match is known to exist (so a continue token never leads
+ * to an empty page), or the kind is exhausted. */
+static int list_filtered(struct kf_registry *r, const struct kf_list_opts *o, struct kf_range *q,
+                         const char *start_key, const char *name_key, int64_t rev, bool from_token,
+                         struct kf_kv_list *out, struct kf_strbuf *err)
+{
+    char *after = start_key ? kf_xstrdup(start_key) : NULL;
+    int rc = 0;
+
+    out->rev = rev;
+    for (;;) {
+        struct kf_kv_list chunk = { 0 };
+        bool full = false, more;
+
+        q->start_after = after;
+        q->limit = o->limit ? KF_MAX(o->limit, (size_t)KF_LIST_CHUNK) : 0;
+        q->rev = out->rev;
+        rc = kf_store_range(r->store, q, &chunk);
+        if (rc < 0) {
+            rc = range_error(rc, rev, from_token, err);
+            break;
+        }
+        out->rev = chunk.rev; /* later chunks read at the first one's revision */
+        /* where the next chunk starts, before matches are moved out */
+        more = chunk.more && chunk.n > 0;
+        if (more) {
+            free(after);
+            after = kf_xstrdup(chunk.items[chunk.n - 1].key);
+        }
+        for (size_t i = 0; i < chunk.n && !full; i++) {
+            struct kf_kv *kv = &chunk.items[i];
+
+            if (name_key && strcmp(kv->key, name_key) != 0)
+                continue;
+            if (!kv_matches(kv, o))
+                continue;
+            if (o->limit && out->n == o->limit) {
+                out->more = full = true;
+                break;
+            }
+            KF_GROW(out->items, out->alloc, out->n);
+            out->items[out->n++] = *kv;
+            memset(kv, 0, sizeof(*kv));
+        }
+        kf_kv_list_release(&chunk);
+        if (full || !more)
+            break;
+    }
+    free(after);
+    return rc;
+}
+
 int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
                          const struct kf_list_opts *o, struct kf_kv_list *ret, char **ret_continue,
                          struct kf_strbuf *err)
@@ -549,11 +602,11 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
 
         rc = continue_decode(o->continue_token, &trev, &start_name, err);
         if (rc < 0)
-            goto out;
+            goto free_list;
         if (rev > 0 && rev != trev) {
             rc = kf_err(err, -KF_EBADREQUEST,
                         "resourceVersion cannot be combined with a continue token");
-            goto out;
+            goto free_list;
         }
         rev = trev;
         from_token = true;
@@ -584,55 +637,12 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
         rc = kf_store_range(r->store, &q, &out);
         if (rc < 0) {
             rc = range_error(rc, rev, from_token, err);
-            goto out;
+            goto free_list;
         }
     } else {
-        char *after = start_key ? kf_xstrdup(start_key) : NULL;
-
-        /* Read chunks at one revision until the page is full and one more
-         * match is known to exist (so a continue token never leads to an
-         * empty page), or the kind is exhausted. */
-        out.rev = rev;
-        for (;;) {
-            struct kf_kv_list chunk = { 0 };
-            bool full = false, more;
-
-            q.start_after = after;
-            q.limit = o->limit ? KF_MAX(o->limit, (size_t)KF_LIST_CHUNK) : 0;
-            q.rev = out.rev;
-            rc = kf_store_range(r->store, &q, &chunk);
-            if (rc < 0) {
-                free(after);
-                rc = range_error(rc, rev, from_token, err);
-                goto out;
-            }
-            out.rev = chunk.rev; /* later chunks read at the first one's revision */
-            /* where the next chunk starts, before matches are moved out */
-            more = chunk.more && chunk.n > 0;
-            if (more) {
-                free(after);
-                after = kf_xstrdup(chunk.items[chunk.n - 1].key);
-            }
-            for (size_t i = 0; i < chunk.n && !full; i++) {
-                struct kf_kv *kv = &chunk.items[i];
-
-                if (name_key && strcmp(kv->key, name_key) != 0)
-                    continue;
-                if (!kv_matches(kv, o))
-                    continue;
-                if (o->limit && out.n == o->limit) {
-                    out.more = full = true;
-                    break;
-                }
-                KF_GROW(out.items, out.alloc, out.n);
-                out.items[out.n++] = *kv;
-                memset(kv, 0, sizeof(*kv));
-            }
-            kf_kv_list_release(&chunk);
-            if (full || !more)
-                break;
-        }
-        free(after);
+        rc = list_filtered(r, o, &q, start_key, name_key, rev, from_token, &out, err);
+        if (rc < 0)
+            goto free_list;
     }
     if (ret_continue)
         *ret_continue = NULL;
@@ -640,7 +650,7 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
         *ret_continue = continue_encode(out.rev, out.items[out.n - 1].key + strlen(prefix));
     *ret = out;
     memset(&out, 0, sizeof(out));
-out:
+free_list:
     kf_kv_list_release(&out);
     free(prefix);
     free(start_key);
@@ -776,7 +786,7 @@ static int update_prepare(const struct kf_kind *k, const json_t *obj, bool statu
         return kf_err(err, rc, "the stored object \"%s\" cannot be read", kv->key);
     new = build_update(k, obj, old, status_only, &rc, err);
     if (!new)
-        goto fail;
+        goto free_objs;
     rc = kf_kind_admit(k, new, old, status_only, causes);
     if (rc < 0) {
         struct kf_strbuf msg = KF_STRBUF_INIT;
@@ -784,28 +794,29 @@ static int update_prepare(const struct kf_kind *k, const json_t *obj, bool statu
         kf_causes_format(causes, &msg);
         kf_err(err, rc, "%s \"%.253s\" is invalid: %s", k->kind, kf_obj_name(old), msg.buf);
         kf_strbuf_release(&msg);
-        goto fail;
+        goto free_objs;
     }
     fin = kf_json_path(new, "metadata.finalizers");
     if (kf_obj_deleting(old) && json_array_size(fin) == 0) {
         *ret_write = UPDATE_DELETE;
-        goto done;
+        *ret_new = new;
+        *ret_old = old;
+        return 0;
     }
     if (!status_only && spec_changed(k, old, new))
         json_object_set_new(json_object_get(new, "metadata"), "generation",
                             json_integer(kf_obj_generation(old) + 1));
     rc = encode_checked(new, bytes, err);
     if (rc < 0)
-        goto fail;
+        goto free_objs;
     if (bytes->len == kv->value_len && memcmp(bytes->buf, kv->value, bytes->len) == 0)
         *ret_write = UPDATE_NONE;
     else
         *ret_write = UPDATE_PUT;
-done:
     *ret_new = new;
     *ret_old = old;
     return 0;
-fail:
+free_objs:
     json_decref(old);
     json_decref(new);
     return rc;
@@ -825,20 +836,20 @@ static int update_once(struct kf_registry *r, const struct kf_kind *k, const jso
 
     rc = update_prepare(k, obj, status_only, kv, &new, &old, &bytes, &w, causes, err);
     if (rc < 0)
-        goto out;
+        goto free_objs;
     /* the caller's check sees exactly what would replace what: the write
      * below is conditional on kv's revision, so nothing slips in between */
     if (check && check->fn) {
         rc = check->fn(check, old, new, err);
         if (rc < 0)
-            goto out;
+            goto free_objs;
     }
     switch (w) {
     case UPDATE_NONE:
         /* Nothing changed: no write, no watch event, same resourceVersion. */
         if (ret)
             *ret = json_incref(old);
-        goto out;
+        goto free_objs;
     case UPDATE_DELETE:
         rc = kf_store_delete(r->store, kv->key, kv->mod_rev, &rev);
         break;
@@ -847,11 +858,11 @@ static int update_once(struct kf_registry *r, const struct kf_kind *k, const jso
         break;
     }
     if (rc < 0)
-        goto out;
+        goto free_objs;
     set_rv(new, rev);
     if (ret)
         *ret = json_incref(new);
-out:
+free_objs:
     kf_strbuf_release(&bytes);
     json_decref(old);
     json_decref(new);
@@ -991,6 +1002,60 @@ int kf_registry_update_checked(struct kf_registry *r, const struct kf_kind *k, j
 
 /* --- patch -------------------------------------------------------------------------------- */
 
+/* The patch document, parsed and checked against its type: *ret (a new
+ * reference) on success. */
+static int patch_parse(enum kf_patch_type type, const char *patch, size_t len, json_t **ret,
+                       struct kf_strbuf *err)
+{
+    struct kf_strbuf perr = KF_STRBUF_INIT;
+    json_t *p = NULL;
+    int rc;
+
+    rc = kf_json_parse(patch, len, &p, &perr);
+    if (rc < 0)
+        kf_err(err, -KF_EBADREQUEST, "the patch is not JSON: %s", perr.buf);
+    kf_strbuf_release(&perr);
+    if (rc < 0)
+        return -KF_EBADREQUEST;
+    if (type == KF_PATCH_MERGE && !json_is_object(p))
+        rc = kf_err(err, -KF_EBADREQUEST, "a merge patch must be a JSON object");
+    else if (type == KF_PATCH_JSON && !json_is_array(p))
+        rc = kf_err(err, -KF_EBADREQUEST, "a JSON patch must be an array of operations");
+    else if (type != KF_PATCH_MERGE && type != KF_PATCH_JSON)
+        rc = kf_err(err, -KF_EMEDIATYPE, "unsupported patch type");
+    if (rc < 0) {
+        json_decref(p);
+        return rc;
+    }
+    *ret = p;
+    return 0;
+}
+
+/* The stored object old with the patch p applied: *ret_patched (a new
+ * reference) on success. */
+static int patch_apply(enum kf_patch_type type, json_t *old, json_t *p, json_t **ret_patched,
+                       struct kf_causes *causes, struct kf_strbuf *err)
+{
+    struct kf_strbuf perr = KF_STRBUF_INIT;
+    int rc;
+
+    if (type == KF_PATCH_MERGE) {
+        *ret_patched = kf_json_merge_patch(old, p);
+        return 0;
+    }
+    rc = kf_json_patch(old, p, ret_patched, &perr);
+    if (rc == -EBADMSG) {
+        kf_err(err, -KF_EBADREQUEST, "invalid JSON patch: %s", perr.buf);
+        rc = -KF_EBADREQUEST;
+    } else if (rc < 0) {
+        kf_causes_add(causes, "FieldValueInvalid", "", "%s", perr.buf);
+        kf_err(err, -KF_EINVALID, "the JSON patch cannot be applied: %s", perr.buf);
+        rc = -KF_EINVALID;
+    }
+    kf_strbuf_release(&perr);
+    return rc;
+}
+
 int kf_registry_patch(struct kf_registry *r, const struct kf_kind *k, const char *name,
                       enum kf_patch_type type, const char *patch, size_t len, bool status_only,
                       json_t **ret, struct kf_causes *causes, struct kf_strbuf *err)
@@ -1009,28 +1074,9 @@ int kf_registry_patch_checked(struct kf_registry *r, const struct kf_kind *k, co
 
     if (status_only && !k->has_status)
         return kf_err(err, -KF_ENOTFOUND, "%s have no status subresource", k->plural);
-    {
-        struct kf_strbuf perr = KF_STRBUF_INIT;
-
-        rc = kf_json_parse(patch, len, &p, &perr);
-        if (rc < 0)
-            kf_err(err, -KF_EBADREQUEST, "the patch is not JSON: %s", perr.buf);
-        kf_strbuf_release(&perr);
-        if (rc < 0)
-            return -KF_EBADREQUEST;
-    }
-    if (type == KF_PATCH_MERGE && !json_is_object(p)) {
-        json_decref(p);
-        return kf_err(err, -KF_EBADREQUEST, "a merge patch must be a JSON object");
-    }
-    if (type == KF_PATCH_JSON && !json_is_array(p)) {
-        json_decref(p);
-        return kf_err(err, -KF_EBADREQUEST, "a JSON patch must be an array of operations");
-    }
-    if (type != KF_PATCH_MERGE && type != KF_PATCH_JSON) {
-        json_decref(p);
-        return kf_err(err, -KF_EMEDIATYPE, "unsupported patch type");
-    }
+    rc = patch_parse(type, patch, len, &p, err);
+    if (rc < 0)
+        return rc;
     for (int attempt = 0;; attempt++) {
         struct kf_kv kv = { 0 };
         json_t *old = NULL, *patched = NULL;
@@ -1046,27 +1092,11 @@ int kf_registry_patch_checked(struct kf_registry *r, const struct kf_kind *k, co
             kf_err(err, rc, "cannot read the store");
             break;
         }
-        if (type == KF_PATCH_MERGE) {
-            patched = kf_json_merge_patch(old, p);
-        } else {
-            struct kf_strbuf perr = KF_STRBUF_INIT;
-
-            rc = kf_json_patch(old, p, &patched, &perr);
-            if (rc < 0) {
-                if (rc == -EBADMSG) {
-                    kf_err(err, -KF_EBADREQUEST, "invalid JSON patch: %s", perr.buf);
-                    rc = -KF_EBADREQUEST;
-                } else {
-                    kf_causes_add(causes, "FieldValueInvalid", "", "%s", perr.buf);
-                    kf_err(err, -KF_EINVALID, "the JSON patch cannot be applied: %s", perr.buf);
-                    rc = -KF_EINVALID;
-                }
-                kf_strbuf_release(&perr);
-                json_decref(old);
-                kf_kv_release(&kv);
-                break;
-            }
-            kf_strbuf_release(&perr);
+        rc = patch_apply(type, old, p, &patched, causes, err);
+        if (rc < 0) {
+            json_decref(old);
+            kf_kv_release(&kv);
+            break;
         }
         if (!json_is_object(patched) || !kf_streq(kf_obj_name(patched), name)) {
             kf_causes_add(causes, "FieldValueInvalid", "metadata.name",

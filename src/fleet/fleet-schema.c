@@ -507,13 +507,133 @@ static void validate_members(struct vctx *c, const struct kf_field *fields, bool
     }
 }
 
-static void validate_value(struct vctx *c, const struct kf_field *f, const json_t *v,
-                           const json_t *old, bool has_old)
+/* A quantity: a non-negative number or a string such as "4Gi". */
+static void validate_quantity(struct vctx *c, const struct kf_field *f, const json_t *v)
+{
+    struct kf_field q = *f;
+    double max = (f->flags & KF_F_MAX) ? f->max : KF_SCHEMA_MAX_QUANTITY;
+    int64_t milli;
+
+    if (json_is_number(v)) {
+        if (json_number_value(v) < 0)
+            cause(c, "FieldValueInvalid", "must not be negative");
+        else if (json_number_value(v) > max)
+            cause(c, "FieldValueInvalid", "may be at most %.0f", max);
+        return;
+    }
+    if (!json_is_string(v)) {
+        cause(c, "FieldValueTypeInvalid", "must be a quantity such as \"4Gi\" (got %s)",
+              json_type_name(v));
+        return;
+    }
+    q.format = KF_FMT_QUANTITY;
+    q.max_len = f->max_len ? f->max_len : 64;
+    if (kf_parse_quantity(json_string_value(v), &milli) == 0 && (double)milli / 1000 > max) {
+        cause(c, "FieldValueInvalid", "invalid value \"%.64s\": may be at most %.0f",
+              json_string_value(v), max);
+        return;
+    }
+    check_string(c, &q, v);
+}
+
+/* An array: its size within bounds, each item valid, unique when asked. */
+static void validate_array(struct vctx *c, const struct kf_field *f, const json_t *v)
 {
     size_t i;
     json_t *item;
+
+    if (!json_is_array(v)) {
+        cause(c, "FieldValueTypeInvalid", "must be an array (got %s)", json_type_name(v));
+        return;
+    }
+    if (json_array_size(v) > max_items(f)) {
+        cause(c, "FieldValueTooMany", "must have at most %zu items (got %zu)", max_items(f),
+              json_array_size(v));
+        return;
+    }
+    if (json_array_size(v) < f->min_len) {
+        cause(c, "FieldValueRequired", "must have at least %zu item%s", f->min_len,
+              f->min_len == 1 ? "" : "s");
+        return;
+    }
+    json_array_foreach(v, i, item)
+    {
+        size_t mark = path_push_index(&c->path, i);
+
+        validate_value(c, f->items, item, NULL, false);
+        if ((f->flags & KF_F_UNIQUE) && !json_is_object(item) && !json_is_array(item)) {
+            for (size_t j = 0; j < i; j++) {
+                if (json_equal(item, json_array_get(v, j))) {
+                    if (json_is_string(item))
+                        cause(c, "FieldValueDuplicate", "Duplicate value: \"%.253s\"",
+                              json_string_value(item));
+                    else
+                        cause(c, "FieldValueDuplicate", "Duplicate value");
+                    break;
+                }
+            }
+        }
+        kf_strbuf_setlen(&c->path, mark);
+    }
+}
+
+/* A map's key: one of the field's key_enum, or of its key_format, and not empty. */
+static void check_map_key(struct vctx *c, const struct kf_field *f, const char *key)
+{
+    struct kf_strbuf w = KF_STRBUF_INIT;
+
+    if (f->key_enum) {
+        bool ok = false;
+
+        for (const char *const *e = f->key_enum; *e && !ok; e++)
+            ok = strcmp(*e, key) == 0;
+        if (!ok) {
+            struct kf_strbuf list = KF_STRBUF_INIT;
+
+            for (const char *const *e = f->key_enum; *e; e++)
+                kf_strbuf_addf(&list, "%s\"%s\"", e == f->key_enum ? "" : ", ", *e);
+            cause(c, "FieldValueNotSupported", "unsupported key \"%.64s\": supported keys: %s", key,
+                  list.buf);
+            kf_strbuf_release(&list);
+        }
+    } else if (f->key_format != KF_FMT_NONE && !kf_format_check(f->key_format, key, &w)) {
+        cause(c, "FieldValueInvalid", "invalid key \"%.253s\": %s", key, w.buf);
+    } else if (!*key) {
+        cause(c, "FieldValueInvalid", "keys must not be empty");
+    }
+    kf_strbuf_release(&w);
+}
+
+/* A map: its size within bounds, each key and each value valid. */
+static void validate_map(struct vctx *c, const struct kf_field *f, const json_t *v,
+                         const json_t *old, bool has_old)
+{
+    json_t *item;
     const char *key;
 
+    if (!json_is_object(v)) {
+        cause(c, "FieldValueTypeInvalid", "must be an object (got %s)", json_type_name(v));
+        return;
+    }
+    if (json_object_size(v) > max_items(f)) {
+        cause(c, "FieldValueTooMany", "must have at most %zu entries (got %zu)", max_items(f),
+              json_object_size(v));
+        return;
+    }
+    json_object_foreach((json_t *)v, key, item)
+    {
+        size_t mark = path_push_key(&c->path, key);
+
+        check_map_key(c, f, key);
+        validate_value(c, f->items, item,
+                       has_old && json_is_object(old) ? json_object_get(old, key) : NULL, false);
+        kf_strbuf_setlen(&c->path, mark);
+    }
+}
+
+static void validate_value(struct vctx *c, const struct kf_field *f, const json_t *v,
+                           const json_t *old, bool has_old)
+{
     if (json_is_null(v)) {
         if (!(f->flags & KF_F_NULLABLE))
             cause(c, "FieldValueTypeInvalid", "must not be null");
@@ -542,33 +662,9 @@ static void validate_value(struct vctx *c, const struct kf_field *f, const json_
         if (!json_is_boolean(v))
             cause(c, "FieldValueTypeInvalid", "must be true or false (got %s)", json_type_name(v));
         break;
-    case KF_T_QUANTITY: {
-        struct kf_field q = *f;
-        double max = (f->flags & KF_F_MAX) ? f->max : KF_SCHEMA_MAX_QUANTITY;
-        int64_t milli;
-
-        if (json_is_number(v)) {
-            if (json_number_value(v) < 0)
-                cause(c, "FieldValueInvalid", "must not be negative");
-            else if (json_number_value(v) > max)
-                cause(c, "FieldValueInvalid", "may be at most %.0f", max);
-            break;
-        }
-        if (!json_is_string(v)) {
-            cause(c, "FieldValueTypeInvalid", "must be a quantity such as \"4Gi\" (got %s)",
-                  json_type_name(v));
-            break;
-        }
-        q.format = KF_FMT_QUANTITY;
-        q.max_len = f->max_len ? f->max_len : 64;
-        if (kf_parse_quantity(json_string_value(v), &milli) == 0 && (double)milli / 1000 > max) {
-            cause(c, "FieldValueInvalid", "invalid value \"%.64s\": may be at most %.0f",
-                  json_string_value(v), max);
-            break;
-        }
-        check_string(c, &q, v);
+    case KF_T_QUANTITY:
+        validate_quantity(c, f, v);
         break;
-    }
     case KF_T_INT_OR_STRING:
         if (json_is_integer(v))
             check_number(c, f, (double)json_integer_value(v));
@@ -590,80 +686,10 @@ static void validate_value(struct vctx *c, const struct kf_field *f, const json_
         validate_members(c, f->fields, f->flags & KF_F_OPEN, v, old, has_old);
         break;
     case KF_T_ARRAY:
-        if (!json_is_array(v)) {
-            cause(c, "FieldValueTypeInvalid", "must be an array (got %s)", json_type_name(v));
-            break;
-        }
-        if (json_array_size(v) > max_items(f)) {
-            cause(c, "FieldValueTooMany", "must have at most %zu items (got %zu)", max_items(f),
-                  json_array_size(v));
-            break;
-        }
-        if (json_array_size(v) < f->min_len) {
-            cause(c, "FieldValueRequired", "must have at least %zu item%s", f->min_len,
-                  f->min_len == 1 ? "" : "s");
-            break;
-        }
-        json_array_foreach(v, i, item)
-        {
-            size_t mark = path_push_index(&c->path, i);
-
-            validate_value(c, f->items, item, NULL, false);
-            if ((f->flags & KF_F_UNIQUE) && !json_is_object(item) && !json_is_array(item)) {
-                for (size_t j = 0; j < i; j++) {
-                    if (json_equal(item, json_array_get(v, j))) {
-                        if (json_is_string(item))
-                            cause(c, "FieldValueDuplicate", "Duplicate value: \"%.253s\"",
-                                  json_string_value(item));
-                        else
-                            cause(c, "FieldValueDuplicate", "Duplicate value");
-                        break;
-                    }
-                }
-            }
-            kf_strbuf_setlen(&c->path, mark);
-        }
+        validate_array(c, f, v);
         break;
     case KF_T_MAP:
-        if (!json_is_object(v)) {
-            cause(c, "FieldValueTypeInvalid", "must be an object (got %s)", json_type_name(v));
-            break;
-        }
-        if (json_object_size(v) > max_items(f)) {
-            cause(c, "FieldValueTooMany", "must have at most %zu entries (got %zu)", max_items(f),
-                  json_object_size(v));
-            break;
-        }
-        json_object_foreach((json_t *)v, key, item)
-        {
-            size_t mark = path_push_key(&c->path, key);
-            struct kf_strbuf w = KF_STRBUF_INIT;
-
-            if (f->key_enum) {
-                bool ok = false;
-
-                for (const char *const *e = f->key_enum; *e && !ok; e++)
-                    ok = strcmp(*e, key) == 0;
-                if (!ok) {
-                    struct kf_strbuf list = KF_STRBUF_INIT;
-
-                    for (const char *const *e = f->key_enum; *e; e++)
-                        kf_strbuf_addf(&list, "%s\"%s\"", e == f->key_enum ? "" : ", ", *e);
-                    cause(c, "FieldValueNotSupported",
-                          "unsupported key \"%.64s\": supported keys: %s", key, list.buf);
-                    kf_strbuf_release(&list);
-                }
-            } else if (f->key_format != KF_FMT_NONE && !kf_format_check(f->key_format, key, &w)) {
-                cause(c, "FieldValueInvalid", "invalid key \"%.253s\": %s", key, w.buf);
-            } else if (!*key) {
-                cause(c, "FieldValueInvalid", "keys must not be empty");
-            }
-            kf_strbuf_release(&w);
-            validate_value(c, f->items, item,
-                           has_old && json_is_object(old) ? json_object_get(old, key) : NULL,
-                           false);
-            kf_strbuf_setlen(&c->path, mark);
-        }
+        validate_map(c, f, v, old, has_old);
         break;
     }
 }

@@ -289,6 +289,76 @@ static int parse_values(struct lexer *l, const char *s, struct sel_term *t, stru
     return 0;
 }
 
+/* One term of a label selector, from its key to the token after it: the
+ * lexer is left on the "," or the end that follows. */
+static int parse_label_term(struct lexer *l, struct kf_selector *sel, struct kf_strbuf *err)
+{
+    char buf[80];
+    int r;
+    struct sel_term *t;
+    const char *key;
+    size_t klen, kpos;
+    bool negated = false;
+
+    if (l->type == TOK_NOT) {
+        negated = true;
+        lex(l);
+    }
+    if (l->type != TOK_IDENT)
+        return sel_error(err, l->s, l->start, "expected a label key, found %s",
+                         tok_desc(l, buf, sizeof(buf)));
+    key = l->text;
+    klen = l->len;
+    kpos = l->start;
+    lex(l);
+    if (negated || l->type == TOK_COMMA || l->type == TOK_END) {
+        t = add_term(sel, key, klen, negated ? OP_NOT_EXISTS : OP_EXISTS);
+        if ((r = check_label_key(l->s, t->key, kpos, err)) < 0)
+            return r;
+        if (negated && l->type != TOK_COMMA && l->type != TOK_END) {
+            r = sel_error(err, l->s, l->start,
+                          "\"!%s\" means the key is absent and takes no operator; found %s", t->key,
+                          tok_desc(l, buf, sizeof(buf)));
+            return r;
+        }
+    } else if (l->type == TOK_EQ || l->type == TOK_DEQ || l->type == TOK_NEQ) {
+        t = add_term(sel, key, klen, l->type == TOK_NEQ ? OP_NE : OP_EQ);
+        if ((r = check_label_key(l->s, t->key, kpos, err)) < 0)
+            return r;
+        lex(l);
+        if (l->type == TOK_IDENT) {
+            add_value(t, l->text, l->len);
+            if ((r = check_label_value(l->s, t->values[0], l->start, err)) < 0)
+                return r;
+            lex(l);
+        } else if (l->type == TOK_COMMA || l->type == TOK_END) {
+            add_value(t, "", 0);
+        } else {
+            return sel_error(err, l->s, l->start, "expected a value after the operator, found %s",
+                             tok_desc(l, buf, sizeof(buf)));
+        }
+    } else if (ident_is(l, "in") || ident_is(l, "notin")) {
+        t = add_term(sel, key, klen, ident_is(l, "in") ? OP_IN : OP_NOTIN);
+        if ((r = check_label_key(l->s, t->key, kpos, err)) < 0)
+            return r;
+        if ((r = parse_values(l, l->s, t, err)) < 0)
+            return r;
+        lex(l);
+    } else if (l->type == TOK_GT || l->type == TOK_LT) {
+        r = sel_error(err, l->s, l->start,
+                      "the \"%c\" operator is not supported; use =, ==, !=, in, notin, "
+                      "\"key\" (exists) or \"!key\" (absent)",
+                      l->text[0]);
+        return r;
+    } else {
+        return sel_error(err, l->s, l->start,
+                         "expected =, ==, !=, in, notin, \",\" or the end after key \"%.*s\", "
+                         "found %s",
+                         (int)KF_MIN(klen, (size_t)64), key, tok_desc(l, buf, sizeof(buf)));
+    }
+    return 0;
+}
+
 int kf_selector_parse_labels(const char *s, struct kf_selector **ret, struct kf_strbuf *err)
 {
     struct kf_selector *sel;
@@ -300,78 +370,13 @@ int kf_selector_parse_labels(const char *s, struct kf_selector **ret, struct kf_
         return kf_err(err, -EBADMSG, "the selector is longer than %d bytes", KF_SELECTOR_MAX_BYTES);
     sel = selector_new(false);
     lex(&l);
-    if (l.type == TOK_END)
-        goto done;
-    for (;;) {
-        struct sel_term *t;
-        const char *key;
-        size_t klen, kpos;
-        bool negated = false;
-
+    while (l.type != TOK_END) {
         if (sel->n >= KF_SELECTOR_MAX_TERMS) {
             r = sel_error(err, l.s, l.start, "more than %d terms", KF_SELECTOR_MAX_TERMS);
-            goto fail;
+            goto free_sel;
         }
-        if (l.type == TOK_NOT) {
-            negated = true;
-            lex(&l);
-        }
-        if (l.type != TOK_IDENT) {
-            r = sel_error(err, l.s, l.start, "expected a label key, found %s",
-                          tok_desc(&l, buf, sizeof(buf)));
-            goto fail;
-        }
-        key = l.text;
-        klen = l.len;
-        kpos = l.start;
-        lex(&l);
-        if (negated || l.type == TOK_COMMA || l.type == TOK_END) {
-            t = add_term(sel, key, klen, negated ? OP_NOT_EXISTS : OP_EXISTS);
-            if ((r = check_label_key(l.s, t->key, kpos, err)) < 0)
-                goto fail;
-            if (negated && l.type != TOK_COMMA && l.type != TOK_END) {
-                r = sel_error(err, l.s, l.start,
-                              "\"!%s\" means the key is absent and takes no operator; found %s",
-                              t->key, tok_desc(&l, buf, sizeof(buf)));
-                goto fail;
-            }
-        } else if (l.type == TOK_EQ || l.type == TOK_DEQ || l.type == TOK_NEQ) {
-            t = add_term(sel, key, klen, l.type == TOK_NEQ ? OP_NE : OP_EQ);
-            if ((r = check_label_key(l.s, t->key, kpos, err)) < 0)
-                goto fail;
-            lex(&l);
-            if (l.type == TOK_IDENT) {
-                add_value(t, l.text, l.len);
-                if ((r = check_label_value(l.s, t->values[0], l.start, err)) < 0)
-                    goto fail;
-                lex(&l);
-            } else if (l.type == TOK_COMMA || l.type == TOK_END) {
-                add_value(t, "", 0);
-            } else {
-                r = sel_error(err, l.s, l.start, "expected a value after the operator, found %s",
-                              tok_desc(&l, buf, sizeof(buf)));
-                goto fail;
-            }
-        } else if (ident_is(&l, "in") || ident_is(&l, "notin")) {
-            t = add_term(sel, key, klen, ident_is(&l, "in") ? OP_IN : OP_NOTIN);
-            if ((r = check_label_key(l.s, t->key, kpos, err)) < 0)
-                goto fail;
-            if ((r = parse_values(&l, l.s, t, err)) < 0)
-                goto fail;
-            lex(&l);
-        } else if (l.type == TOK_GT || l.type == TOK_LT) {
-            r = sel_error(err, l.s, l.start,
-                          "the \"%c\" operator is not supported; use =, ==, !=, in, notin, "
-                          "\"key\" (exists) or \"!key\" (absent)",
-                          l.text[0]);
-            goto fail;
-        } else {
-            r = sel_error(err, l.s, l.start,
-                          "expected =, ==, !=, in, notin, \",\" or the end after key \"%.*s\", "
-                          "found %s",
-                          (int)KF_MIN(klen, (size_t)64), key, tok_desc(&l, buf, sizeof(buf)));
-            goto fail;
-        }
+        if ((r = parse_label_term(&l, sel, err)) < 0)
+            goto free_sel;
         if (l.type == TOK_END)
             break;
         if (l.type != TOK_COMMA) {
@@ -379,18 +384,17 @@ int kf_selector_parse_labels(const char *s, struct kf_selector **ret, struct kf_
                           "expected \",\" between terms, found %s (values cannot contain "
                           "spaces)",
                           tok_desc(&l, buf, sizeof(buf)));
-            goto fail;
+            goto free_sel;
         }
         lex(&l);
         if (l.type == TOK_END) {
             r = sel_error(err, l.s, l.start, "expected a term after the last \",\"");
-            goto fail;
+            goto free_sel;
         }
     }
-done:
     *ret = sel;
     return 0;
-fail:
+free_sel:
     kf_selector_free(sel);
     return r;
 }
@@ -438,7 +442,7 @@ int kf_selector_parse_fields(const char *s, struct kf_selector **ret, struct kf_
 
         if (sel->n >= KF_SELECTOR_MAX_TERMS) {
             r = sel_error(err, s, (size_t)(p - s), "more than %d terms", KF_SELECTOR_MAX_TERMS);
-            goto fail;
+            goto free_sel;
         }
         /* the operator: the first unescaped "!=", "==" or "=" */
         for (q = p; *q && *q != ','; q++) {
@@ -459,7 +463,7 @@ int kf_selector_parse_fields(const char *s, struct kf_selector **ret, struct kf_
             r = sel_error(err, s, (size_t)(term - s),
                           "expected \"path=value\", \"path==value\" or \"path!=value\"; field "
                           "selectors have no in, notin or exists");
-            goto fail;
+            goto free_sel;
         }
         klen = (size_t)(op - term);
         while (klen && isspace((unsigned char)term[klen - 1]))
@@ -471,7 +475,7 @@ int kf_selector_parse_fields(const char *s, struct kf_selector **ret, struct kf_
                           "invalid field path \"%.*s\": use a dotted path such as "
                           "\"metadata.name\" or \"status.phase\"",
                           (int)KF_MIN(klen, (size_t)64), term);
-            goto fail;
+            goto free_sel;
         }
         t = add_term(sel, term, klen, type);
         for (q = op + oplen; *q && *q != ','; q++) {
@@ -481,14 +485,14 @@ int kf_selector_parse_fields(const char *s, struct kf_selector **ret, struct kf_
                     r = sel_error(err, s, (size_t)(q - s),
                                   "invalid escape \"\\%c\": only \\\\, \\, and \\= are allowed",
                                   q[1] ? q[1] : ' ');
-                    goto fail;
+                    goto free_sel;
                 }
                 q++;
             } else if (*q == '=' || (*q == '!' && q[1] == '=')) {
                 kf_strbuf_release(&value);
                 r = sel_error(err, s, (size_t)(q - s),
                               "a second operator in one term: escape \"=\" in values as \"\\=\"");
-                goto fail;
+                goto free_sel;
             }
             kf_strbuf_addch(&value, *q);
         }
@@ -499,18 +503,114 @@ int kf_selector_parse_fields(const char *s, struct kf_selector **ret, struct kf_
             p++;
             if (!*p) {
                 r = sel_error(err, s, (size_t)(p - s), "expected a term after the last \",\"");
-                goto fail;
+                goto free_sel;
             }
         }
     }
     *ret = sel;
     return 0;
-fail:
+free_sel:
     kf_selector_free(sel);
     return r;
 }
 
 /* --- LabelSelector JSON ------------------------------------------------------------- */
+
+/* matchLabels: a term "key = value" for each entry. */
+static int add_match_labels(struct kf_selector *sel, json_t *ml, struct kf_strbuf *err)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(ml, key, v)
+    {
+        struct sel_term *t;
+
+        if (!kf_label_key_valid(key)) {
+            kf_err(err, -EINVAL, "matchLabels: invalid label key \"%.64s\"", key);
+            return -EINVAL;
+        }
+        if (!json_is_string(v) || !kf_label_value_valid(json_string_value(v))) {
+            kf_err(err, -EINVAL, "matchLabels[%.64s]: must be a valid label value", key);
+            return -EINVAL;
+        }
+        t = add_term(sel, key, strlen(key), OP_EQ);
+        add_value(t, json_string_value(v), strlen(json_string_value(v)));
+    }
+    return 0;
+}
+
+/* matchExpressions[i]: a term of its operator over its values. */
+static int add_match_expression(struct kf_selector *sel, size_t i, json_t *e, struct kf_strbuf *err)
+{
+    const char *key, *k = kf_json_str(e, "key", NULL), *op = kf_json_str(e, "operator", NULL);
+    json_t *values = json_object_get(e, "values"), *x;
+    struct sel_term *t;
+    enum sel_op type;
+    json_t *v;
+    size_t j;
+
+    if (!json_is_object(e) || !k || !op) {
+        kf_err(err, -EINVAL, "matchExpressions[%zu]: needs a key and an operator", i);
+        return -EINVAL;
+    }
+    json_object_foreach(e, key, v)
+    {
+        if (strcmp(key, "key") && strcmp(key, "operator") && strcmp(key, "values")) {
+            kf_err(err, -EINVAL, "matchExpressions[%zu]: unknown field \"%.64s\"", i, key);
+            return -EINVAL;
+        }
+    }
+    if (!kf_label_key_valid(k)) {
+        kf_err(err, -EINVAL, "matchExpressions[%zu].key: invalid label key \"%.64s\"", i, k);
+        return -EINVAL;
+    }
+    if (!strcmp(op, "In"))
+        type = OP_IN;
+    else if (!strcmp(op, "NotIn"))
+        type = OP_NOTIN;
+    else if (!strcmp(op, "Exists"))
+        type = OP_EXISTS;
+    else if (!strcmp(op, "DoesNotExist"))
+        type = OP_NOT_EXISTS;
+    else {
+        kf_err(err, -EINVAL,
+               "matchExpressions[%zu].operator: \"%.32s\" is not one of In, NotIn, Exists, "
+               "DoesNotExist",
+               i, op);
+        return -EINVAL;
+    }
+    if (values && !json_is_null(values) && !json_is_array(values)) {
+        kf_err(err, -EINVAL, "matchExpressions[%zu].values: must be an array of strings", i);
+        return -EINVAL;
+    }
+    if ((type == OP_IN || type == OP_NOTIN) && json_array_size(values) == 0) {
+        kf_err(err, -EINVAL, "matchExpressions[%zu].values: %s needs at least one value", i, op);
+        return -EINVAL;
+    }
+    if ((type == OP_EXISTS || type == OP_NOT_EXISTS) && json_array_size(values) > 0) {
+        kf_err(err, -EINVAL, "matchExpressions[%zu].values: must be empty for %s", i, op);
+        return -EINVAL;
+    }
+    if (json_array_size(values) > KF_SELECTOR_MAX_TERMS) {
+        kf_err(err, -EINVAL, "matchExpressions[%zu].values: at most %d values", i,
+               KF_SELECTOR_MAX_TERMS);
+        return -EINVAL;
+    }
+    t = add_term(sel, k, strlen(k), type);
+    json_array_foreach(values, j, x)
+    {
+        if (!json_is_string(x) || !kf_label_value_valid(json_string_value(x))) {
+            kf_err(err, -EINVAL,
+                   "matchExpressions[%zu].values[%zu]: must be a valid label "
+                   "value",
+                   i, j);
+            return -EINVAL;
+        }
+        add_value(t, json_string_value(x), strlen(json_string_value(x)));
+    }
+    return 0;
+}
 
 int kf_selector_from_json(const json_t *ls, struct kf_selector **ret, struct kf_strbuf *err)
 {
@@ -538,95 +638,16 @@ int kf_selector_from_json(const json_t *ls, struct kf_selector **ret, struct kf_
         return kf_err(err, -EINVAL, "a label selector may have at most %d terms",
                       KF_SELECTOR_MAX_TERMS);
     sel = selector_new(false);
-    if (json_is_object(ml)) {
-        json_object_foreach(ml, key, v)
-        {
-            struct sel_term *t;
-
-            if (!kf_label_key_valid(key)) {
-                kf_err(err, -EINVAL, "matchLabels: invalid label key \"%.64s\"", key);
-                goto fail;
-            }
-            if (!json_is_string(v) || !kf_label_value_valid(json_string_value(v))) {
-                kf_err(err, -EINVAL, "matchLabels[%.64s]: must be a valid label value", key);
-                goto fail;
-            }
-            t = add_term(sel, key, strlen(key), OP_EQ);
-            add_value(t, json_string_value(v), strlen(json_string_value(v)));
-        }
-    }
+    if (json_is_object(ml) && add_match_labels(sel, ml, err) < 0)
+        goto free_sel;
     json_array_foreach(me, i, e)
     {
-        const char *k = kf_json_str(e, "key", NULL), *op = kf_json_str(e, "operator", NULL);
-        json_t *values = json_object_get(e, "values"), *x;
-        struct sel_term *t;
-        enum sel_op type;
-        size_t j;
-
-        if (!json_is_object(e) || !k || !op) {
-            kf_err(err, -EINVAL, "matchExpressions[%zu]: needs a key and an operator", i);
-            goto fail;
-        }
-        json_object_foreach(e, key, v)
-        {
-            if (strcmp(key, "key") && strcmp(key, "operator") && strcmp(key, "values")) {
-                kf_err(err, -EINVAL, "matchExpressions[%zu]: unknown field \"%.64s\"", i, key);
-                goto fail;
-            }
-        }
-        if (!kf_label_key_valid(k)) {
-            kf_err(err, -EINVAL, "matchExpressions[%zu].key: invalid label key \"%.64s\"", i, k);
-            goto fail;
-        }
-        if (!strcmp(op, "In"))
-            type = OP_IN;
-        else if (!strcmp(op, "NotIn"))
-            type = OP_NOTIN;
-        else if (!strcmp(op, "Exists"))
-            type = OP_EXISTS;
-        else if (!strcmp(op, "DoesNotExist"))
-            type = OP_NOT_EXISTS;
-        else {
-            kf_err(err, -EINVAL,
-                   "matchExpressions[%zu].operator: \"%.32s\" is not one of In, NotIn, Exists, "
-                   "DoesNotExist",
-                   i, op);
-            goto fail;
-        }
-        if (values && !json_is_null(values) && !json_is_array(values)) {
-            kf_err(err, -EINVAL, "matchExpressions[%zu].values: must be an array of strings", i);
-            goto fail;
-        }
-        if ((type == OP_IN || type == OP_NOTIN) && json_array_size(values) == 0) {
-            kf_err(err, -EINVAL, "matchExpressions[%zu].values: %s needs at least one value", i,
-                   op);
-            goto fail;
-        }
-        if ((type == OP_EXISTS || type == OP_NOT_EXISTS) && json_array_size(values) > 0) {
-            kf_err(err, -EINVAL, "matchExpressions[%zu].values: must be empty for %s", i, op);
-            goto fail;
-        }
-        if (json_array_size(values) > KF_SELECTOR_MAX_TERMS) {
-            kf_err(err, -EINVAL, "matchExpressions[%zu].values: at most %d values", i,
-                   KF_SELECTOR_MAX_TERMS);
-            goto fail;
-        }
-        t = add_term(sel, k, strlen(k), type);
-        json_array_foreach(values, j, x)
-        {
-            if (!json_is_string(x) || !kf_label_value_valid(json_string_value(x))) {
-                kf_err(err, -EINVAL,
-                       "matchExpressions[%zu].values[%zu]: must be a valid label "
-                       "value",
-                       i, j);
-                goto fail;
-            }
-            add_value(t, json_string_value(x), strlen(json_string_value(x)));
-        }
+        if (add_match_expression(sel, i, e, err) < 0)
+            goto free_sel;
     }
     *ret = sel;
     return 0;
-fail:
+free_sel:
     kf_selector_free(sel);
     return -EINVAL;
 }

@@ -100,7 +100,7 @@ int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics 
     pthread_mutex_init(&m->ports_lock, NULL);
     if (!realpath(data_dir, abs)) {
         r = kf_err(err, -errno, "data directory \"%s\": %s", data_dir, strerror(errno));
-        goto fail;
+        goto free_mon;
     }
     m->root = kf_xasprintf("%s/monitoring", abs);
     m->secrets_dir = kf_xasprintf("%s/secrets/", abs);
@@ -126,10 +126,10 @@ int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics 
     if (r == 0 && m->cfg.mode == KF_MON_LOCAL)
         r = kf_mon_stack_start(m, err);
     if (r < 0)
-        goto fail;
+        goto free_mon;
     *ret = m;
     return 0;
-fail:
+free_mon:
     kf_mon_free(m);
     return r;
 }

@@ -308,13 +308,13 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
         }
         r = make_parents(root, f->path, err);
         if (r < 0)
-            goto out;
+            goto free_index;
         abs = kf_xasprintf("%s/%s", root, f->path);
         same = same_on_disk(abs, f);
         if (same < 0) {
             r = kf_err(err, same, "cannot read \"%s\": %s", abs, strerror(-same));
             free(abs);
-            goto out;
+            goto free_index;
         }
         if (same) {
             ch.unchanged++;
@@ -324,7 +324,7 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
         r = kf_write_file_atomic(abs, f->content, f->len, f->mode, true, err);
         free(abs);
         if (r < 0)
-            goto out;
+            goto free_index;
         ch.written++;
         if (f->targets)
             ch.targets = true;
@@ -338,11 +338,11 @@ int kf_obs_files_write(const struct kf_obs_files *files, const char *root,
     for (size_t i = 0; i < n_instances; i++) {
         r = remove_stale(&idx, root, instances[i], &ch, err);
         if (r < 0)
-            goto out;
+            goto free_index;
     }
     if (ret_change)
         *ret_change = ch;
-out:
+free_index:
     free(idx.paths);
     for (size_t i = 0; i < n_instances; i++)
         free(instances[i]);
@@ -484,7 +484,7 @@ int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const
         break;
     }
     if (r < 0)
-        goto out;
+        goto release_files;
     if (check) {
         char *staging = kf_xasprintf("%s/.staging", root);
         char *sdir = kf_xasprintf("%s/%s", staging, name);
@@ -502,10 +502,10 @@ int kf_obs_render_instance(const struct kf_obs_fleet *f, const char *name, const
         free(sdir);
         free(staging);
         if (r < 0)
-            goto out;
+            goto release_files;
     }
     r = kf_obs_files_write(&files, root, ret_change, err);
-out:
+release_files:
     kf_obs_files_release(&files);
     return r;
 }

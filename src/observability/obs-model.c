@@ -503,7 +503,7 @@ int kf_obs_fleet_check(const struct kf_obs_fleet *f, struct kf_strbuf *err)
         (f->n_alertmanagers && !f->alertmanagers) ||
         (f->n_alert_overrides && !f->alert_overrides)) {
         r = kf_err(err, -EINVAL, "a list in the monitoring model is missing");
-        goto out;
+        goto free_seen;
     }
     r = check_settings(&f->settings, "fleet", err);
     if (r == 0)
@@ -580,7 +580,7 @@ int kf_obs_fleet_check(const struct kf_obs_fleet *f, struct kf_strbuf *err)
         r = kf_err(err, -EINVAL, "guest_tls: key_file is not printable");
     if (r == 0 && f->guest_tls.bearer_token_file && !valid_value(f->guest_tls.bearer_token_file))
         r = kf_err(err, -EINVAL, "guest_tls: bearer_token_file is not printable");
-out:
+free_seen:
     free(seen.names);
     free(seen.addrs);
     return r;

@@ -210,21 +210,21 @@ enum kf_obs_verdict kf_obs_dedup_claim(struct kf_obs_dedup *d, struct kf_obs_not
     }
     if (!live) {
         verdict = KF_OBS_STALE;
-        goto out;
+        goto unlock;
     }
     k = find(d, key);
     if (k && k->status == KEY_IN_FLIGHT && now_ms - k->at_ms < d->window_ms) {
         verdict = KF_OBS_DUPLICATE;
-        goto out;
+        goto unlock;
     }
     if (k && k->status == KEY_DELIVERED && now_ms - k->at_ms < d->window_ms && !changed) {
         verdict = KF_OBS_DUPLICATE;
-        goto out;
+        goto unlock;
     }
     k = insert(d, key, DD_KEY);
     k->status = KEY_IN_FLIGHT;
     k->at_ms = now_ms;
-out:
+unlock:
     pthread_mutex_unlock(&d->lock);
     return verdict;
 }
@@ -241,7 +241,7 @@ void kf_obs_dedup_done(struct kf_obs_dedup *d, const struct kf_obs_notification 
         k = find(d, key);
         if (k && k->status == KEY_IN_FLIGHT)
             k->status = KEY_RELEASED;
-        goto out;
+        goto unlock;
     }
     k = insert(d, key, DD_KEY);
     k->status = KEY_DELIVERED;
@@ -263,7 +263,7 @@ void kf_obs_dedup_done(struct kf_obs_dedup *d, const struct kf_obs_notification 
             st->resolved_ends_ms = KF_MAX(st->resolved_ends_ms, ends);
         }
     }
-out:
+unlock:
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -372,30 +372,30 @@ int kf_obs_dedup_load(struct kf_obs_dedup *d, const char *path, struct kf_strbuf
         total += len;
         if (total > DD_MAX_FILE || (len && buf[len - 1] != '\n')) {
             r = kf_err(err, -EBADMSG, "\"%s\" line %zu: too long", path, lineno);
-            goto out;
+            goto close_file;
         }
         buf[len - 1] = '\0';
         if (lineno == 1) {
             if (strncmp(buf, DD_HEADER, strlen(DD_HEADER) - 1) != 0) {
                 r = kf_err(err, -EBADMSG, "\"%s\" is not a kfleet alert receiver memory", path);
-                goto out;
+                goto close_file;
             }
             continue;
         }
         KF_GROW(lines, alloc, n + 1);
         if (parse_line(buf, &lines[n]) < 0) {
             r = kf_err(err, -EBADMSG, "\"%s\" line %zu is malformed", path, lineno);
-            goto out;
+            goto close_file;
         }
         n++;
     }
     if (ferror(f)) {
         r = kf_err(err, -EIO, "cannot read \"%s\"", path);
-        goto out;
+        goto close_file;
     }
     if (lineno == 0) {
         r = kf_err(err, -EBADMSG, "\"%s\" is empty", path);
-        goto out;
+        goto close_file;
     }
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < n; i++) {
@@ -407,7 +407,7 @@ int kf_obs_dedup_load(struct kf_obs_dedup *d, const char *path, struct kf_strbuf
         e->resolved_ends_ms = lines[i].ends_ms;
     }
     pthread_mutex_unlock(&d->lock);
-out:
+close_file:
     free(lines);
     fclose(f);
     return r;

@@ -198,7 +198,7 @@ static int check_url_host(const struct kf_obs_delivery *del, struct dest_ctx *ct
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
         snprintf(ret->error, sizeof(ret->error), "the URL %s cannot be parsed", del->log_url);
         r = -EINVAL;
-        goto out;
+        goto free_url;
     }
     if (host[0] == '[') { /* an IPv6 literal */
         size_t n = strlen(host);
@@ -217,7 +217,7 @@ static int check_url_host(const struct kf_obs_delivery *del, struct dest_ctx *ct
             r = -EACCES;
         }
     }
-out:
+free_url:
     curl_free(host);
     curl_url_cleanup(u);
     return r;

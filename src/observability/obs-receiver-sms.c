@@ -248,7 +248,7 @@ static int one_request(const struct kf_obs_target *t, struct vars *v, struct kf_
     if (r == 0 && t->body)
         r = expand(t->body, body_kind(t), v, &body, err);
     if (r < 0)
-        goto out;
+        goto wipe_bufs;
     d = kf_obs_delivery_add(out, t->method ? t->method : "POST", url.buf, t->body ? body.buf : NULL,
                             body.len);
     if (t->body)
@@ -259,10 +259,10 @@ static int one_request(const struct kf_obs_target *t, struct vars *v, struct kf_
         kf_strbuf_reset(&hv);
         r = expand(t->headers[i].value, IN_HEADER, v, &hv, err);
         if (r < 0)
-            goto out;
+            goto wipe_bufs;
         kf_obs_delivery_header(d, t->headers[i].name, hv.buf);
     }
-out:
+wipe_bufs:
     if (url.len)
         explicit_bzero(url.buf, url.len);
     if (body.len)

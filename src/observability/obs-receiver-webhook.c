@@ -261,13 +261,13 @@ int kf_obs_webhook_parse(const char *body, size_t len, struct kf_obs_notificatio
         return r;
     if (!json_is_object(root)) {
         r = kf_err(err, -EBADMSG, "the payload must be a JSON object");
-        goto fail;
+        goto release_notification;
     }
     version = json_string_value(json_object_get(root, "version"));
     if (!kf_streq(version, "4")) {
         r = kf_err(err, -EBADMSG, "payload version \"%s\" is not supported (want \"4\")",
                    version ? version : "");
-        goto fail;
+        goto release_notification;
     }
     r = status_field(&p, root, &n.firing);
     if (r == 0)
@@ -283,21 +283,21 @@ int kf_obs_webhook_parse(const char *body, size_t len, struct kf_obs_notificatio
     if (r == 0)
         r = kvs_field(&p, root, "commonAnnotations", &n.common_annotations);
     if (r < 0)
-        goto fail;
+        goto release_notification;
     v = json_object_get(root, "truncatedAlerts");
     if (v && !json_is_integer(v)) {
         r = kf_err(err, -EBADMSG, "truncatedAlerts must be an integer");
-        goto fail;
+        goto release_notification;
     }
     n.truncated_alerts = v ? json_integer_value(v) : 0;
     alerts = json_object_get(root, "alerts");
     if (!json_is_array(alerts)) {
         r = kf_err(err, -EBADMSG, "alerts must be an array");
-        goto fail;
+        goto release_notification;
     }
     if (json_array_size(alerts) > KF_OBS_WEBHOOK_MAX_ALERTS) {
         r = kf_err(err, -E2BIG, "more than %d alerts", KF_OBS_WEBHOOK_MAX_ALERTS);
-        goto fail;
+        goto release_notification;
     }
     n.alerts = kf_xcalloc(json_array_size(alerts) + 1, sizeof(*n.alerts));
     for (size_t i = 0; i < json_array_size(alerts); i++) {
@@ -306,7 +306,7 @@ int kf_obs_webhook_parse(const char *body, size_t len, struct kf_obs_notificatio
         n.n_alerts = i + 1;
         r = parse_alert(&p, json_array_get(alerts, i), &n.alerts[i]);
         if (r < 0)
-            goto fail;
+            goto release_notification;
     }
     n.raw = kf_xmalloc(len + 1);
     memcpy(n.raw, body, len);
@@ -315,7 +315,7 @@ int kf_obs_webhook_parse(const char *body, size_t len, struct kf_obs_notificatio
     json_decref(root);
     *ret = n;
     return 0;
-fail:
+release_notification:
     json_decref(root);
     kf_obs_notification_release(&n);
     return r;

@@ -178,14 +178,14 @@ int kf_pki_ca_create(const char *common_name, int days, struct kf_pki_ca **ret,
                       "critical,digitalSignature,keyCertSign,cRLSign", err)) < 0 ||
         (rc = add_ext(ca->cert, &ctx, NID_subject_key_identifier, "hash", err)) < 0 ||
         (rc = add_ext(ca->cert, &ctx, NID_authority_key_identifier, "keyid:always", err)) < 0)
-        goto fail;
+        goto free_ca;
     if (!X509_sign(ca->cert, ca->key, EVP_sha256())) {
         rc = kf_err(err, -EIO, "signing the CA: %s", ossl_err());
-        goto fail;
+        goto free_ca;
     }
     *ret = ca;
     return 0;
-fail:
+free_ca:
     kf_pki_ca_free(ca);
     return rc;
 }
@@ -252,10 +252,10 @@ int kf_pki_issue(const struct kf_pki_ca *ca, const struct kf_pki_cert_req *req,
         return kf_err(err, -EINVAL, "negative validity");
     rc = san_string(req, &san, err);
     if (rc < 0)
-        goto out;
+        goto release_san;
     if ((req->usage & KF_PKI_SERVER) && !san.len) {
         rc = kf_err(err, -EINVAL, "a server certificate needs at least one DNS name or IP");
-        goto out;
+        goto release_san;
     }
     eku = (req->usage & KF_PKI_SERVER) && (req->usage & KF_PKI_CLIENT) ? "serverAuth,clientAuth"
           : (req->usage & KF_PKI_SERVER)                               ? "serverAuth"
@@ -265,7 +265,7 @@ int kf_pki_issue(const struct kf_pki_ca *ca, const struct kf_pki_cert_req *req,
     if (!c->key) {
         free(c);
         rc = kf_err(err, -EIO, "generating a P-256 key: %s", ossl_err());
-        goto out;
+        goto release_san;
     }
     c->cert = new_cert(c->key, req->common_name, req->organizations, req->days ? req->days : 365);
     X509_set_issuer_name(c->cert, X509_get_subject_name(ca->cert));
@@ -277,16 +277,16 @@ int kf_pki_issue(const struct kf_pki_ca *ca, const struct kf_pki_cert_req *req,
         (rc = add_ext(c->cert, &ctx, NID_authority_key_identifier, "keyid", err)) < 0 ||
         (san.len && (rc = add_ext(c->cert, &ctx, NID_subject_alt_name, san.buf, err)) < 0)) {
         kf_pki_cert_free(c);
-        goto out;
+        goto release_san;
     }
     if (!X509_sign(c->cert, ca->key, EVP_sha256())) {
         rc = kf_err(err, -EIO, "signing \"%s\": %s", req->common_name, ossl_err());
         kf_pki_cert_free(c);
-        goto out;
+        goto release_san;
     }
     *ret = c;
     rc = 0;
-out:
+release_san:
     kf_strbuf_release(&san);
     return rc;
 }
@@ -345,12 +345,12 @@ static int save_pair(X509 *x, EVP_PKEY *k, const char *cert_path, const char *ke
     rc = kf_write_file_atomic(key_path, kp.buf, kp.len, 0600, true, NULL);
     if (rc < 0) {
         kf_err(err, rc, "cannot write \"%s\": %s", key_path, strerror(-rc));
-        goto out;
+        goto wipe_key;
     }
     rc = kf_write_file_atomic(cert_path, c.buf, c.len, 0644, true, NULL);
     if (rc < 0)
         kf_err(err, rc, "cannot write \"%s\": %s", cert_path, strerror(-rc));
-out:
+wipe_key:
     /* The key text is secret: do not leave it in freed memory. */
     OPENSSL_cleanse(kp.buf, kp.len);
     kf_strbuf_release(&c);

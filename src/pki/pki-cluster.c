@@ -89,18 +89,18 @@ static bool still_good(const struct kf_pki_ca *ca, const char *crt, const char *
     bool ok = false;
 
     if (kf_pki_read_x509(crt, &x, NULL) < 0 || kf_pki_read_key(key, &k, NULL) < 0)
-        goto out;
+        goto free_pair;
     if (X509_check_private_key(x, k) != 1 || !kf_pki_signed_by(x, ca))
-        goto out;
+        goto free_pair;
     kf_pki_x509_info(x, &info);
     if (info.not_after_ms <= kf_now_ms() + (int64_t)renew_days * 86400 * 1000)
-        goto out;
+        goto free_pair;
     if (strcmp(info.common_name, req->common_name))
-        goto out;
+        goto free_pair;
     kf_pki_x509_sans(x, &have);
     wanted_sans(req, &want);
     ok = !strcmp(have.buf, want.buf);
-out:
+free_pair:
     ERR_clear_error();
     X509_free(x);
     EVP_PKEY_free(k);
@@ -170,19 +170,19 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
     if (!spec->cluster || !kf_pki_dns_name_valid(spec->cluster) || strchr(spec->cluster, '*')) {
         rc = kf_err(err, -EINVAL, "cluster name \"%s\" is not a DNS label",
                     spec->cluster ? spec->cluster : "");
-        goto out;
+        goto free_cas;
     }
     if ((rc = mkdir_0700(dir, err)) < 0 || (rc = mkdir_0700(etcd_dir, err)) < 0)
-        goto out;
+        goto free_cas;
     cn = kf_xasprintf("kfleet-%s-ca", spec->cluster);
     rc = load_or_create_ca(dir, "ca", cn, ca_days, &ca, &issued, err);
     if (rc < 0)
-        goto out;
+        goto free_cas;
     free(cn);
     cn = kf_xasprintf("kfleet-%s-etcd-ca", spec->cluster);
     rc = load_or_create_ca(etcd_dir, "ca", cn, ca_days, &etcd_ca, &issued, err);
     if (rc < 0)
-        goto out;
+        goto free_cas;
 
     {
         const char **ips = concat(spec->apiserver_ips, loopback);
@@ -196,7 +196,7 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
         free(ips);
         free(dns);
         if (rc < 0)
-            goto out;
+            goto free_cas;
     }
     {
         struct kf_pki_cert_req req = { .common_name = "kfleet-admin",
@@ -205,7 +205,7 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
                                        .days = days };
         rc = ensure_cert(ca, dir, "admin", &req, renew, &issued, err);
         if (rc < 0)
-            goto out;
+            goto free_cas;
     }
     {
         struct kf_pki_cert_req req = { .common_name = "kfleet-etcd-client",
@@ -213,7 +213,7 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
                                        .days = days };
         rc = ensure_cert(etcd_ca, etcd_dir, "client", &req, renew, &issued, err);
         if (rc < 0)
-            goto out;
+            goto free_cas;
     }
     for (size_t i = 0; i < spec->n_etcd_members; i++) {
         const struct kf_pki_etcd_member *m = &spec->etcd_members[i];
@@ -228,7 +228,7 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
         if (!m->name || !kf_pki_dns_name_valid(m->name) || strchr(m->name, '*')) {
             rc = kf_err(err, -EINVAL, "etcd member name \"%s\" is not a DNS label",
                         m->name ? m->name : "");
-            goto out;
+            goto free_cas;
         }
         server = kf_xasprintf("%s-server", m->name);
         peer = kf_xasprintf("%s-peer", m->name);
@@ -238,10 +238,10 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
         free(server);
         free(peer);
         if (rc < 0)
-            goto out;
+            goto free_cas;
     }
     rc = issued;
-out:
+free_cas:
     kf_pki_ca_free(ca);
     kf_pki_ca_free(etcd_ca);
     free(etcd_dir);

@@ -189,26 +189,26 @@ int kf_agent_cgroup_setup(const char *parent, bool check_fs, char **ret_base, st
     own = own_cgroup();
     if (!own) {
         rc = kf_err(why, -ENOTSUP, "the agent is in no cgroup2 group (/proc/self/cgroup)");
-        goto out;
+        goto free_paths;
     }
     dir = kf_xasprintf("%s%s", mount, strcmp(own, "/") ? own : "");
     rc = check_dir(dir, check_fs, why);
     if (rc < 0)
-        goto out;
+        goto free_paths;
     rc = enable_controllers(dir, why);
     if (rc < 0)
-        goto out;
+        goto free_paths;
     base = kf_xasprintf("%s/kfleet-members", dir);
     if (mkdir(base, 0755) < 0 && errno != EEXIST) {
         rc = kf_err(why, -errno, "cannot create \"%s\": %s", base, strerror(errno));
-        goto out;
+        goto free_paths;
     }
     rc = enable_controllers(base, why);
     if (rc < 0)
-        goto out;
+        goto free_paths;
     *ret_base = base;
     base = NULL;
-out:
+free_paths:
     free(mount);
     free(own);
     free(dir);

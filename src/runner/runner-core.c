@@ -213,18 +213,18 @@ static int spec_from_member(const struct kf_proc_spec *in, struct rspec *s, stru
     memset(s, 0, sizeof(*s));
     ret = copy_common(in->name, in->argv, in->env, s, err);
     if (ret < 0)
-        goto fail;
+        goto release_spec;
     if (!in->workdir || in->workdir[0] != '/') {
         ret = kf_err(err, -EINVAL, "member \"%s\": workdir must be an absolute path", in->name);
-        goto fail;
+        goto release_spec;
     }
     if (in->log_file && in->log_file[0] != '/') {
         ret = kf_err(err, -EINVAL, "member \"%s\": log_file must be an absolute path", in->name);
-        goto fail;
+        goto release_spec;
     }
     if (in->cpu_millis < 0 || in->memory_bytes < 0 || in->stop_grace_ms < 0) {
         ret = kf_err(err, -EINVAL, "member \"%s\": negative limit", in->name);
-        goto fail;
+        goto release_spec;
     }
     s->workdir = kf_xstrdup(in->workdir);
     s->log_file = dup_or_null(in->log_file);
@@ -233,12 +233,12 @@ static int spec_from_member(const struct kf_proc_spec *in, struct rspec *s, stru
     s->stop_grace_ms = in->stop_grace_ms;
     ret = copy_probe(&in->liveness, &s->probe[PROBE_LIVENESS], "liveness", err);
     if (ret < 0)
-        goto fail;
+        goto release_spec;
     ret = copy_probe(&in->readiness, &s->probe[PROBE_READINESS], "readiness", err);
     if (ret < 0)
-        goto fail;
+        goto release_spec;
     return 0;
-fail:
+release_spec:
     kf_runner_rspec_release(s);
     return ret;
 }
@@ -250,24 +250,24 @@ static int spec_from_task(const struct kf_task_spec *in, struct rspec *s, struct
     memset(s, 0, sizeof(*s));
     ret = copy_common(in->id, in->argv, in->env, s, err);
     if (ret < 0)
-        goto fail;
+        goto release_spec;
     if (in->workdir && in->workdir[0] != '/') {
         ret = kf_err(err, -EINVAL, "task \"%s\": workdir must be an absolute path", in->id);
-        goto fail;
+        goto release_spec;
     }
     if (in->timeout_ms < 0 || in->restart_limit < 0 || in->cpu_millis < 0 || in->memory_bytes < 0 ||
         in->stop_grace_ms < 0) {
         ret = kf_err(err, -EINVAL, "task \"%s\": negative timeout, limit or grace", in->id);
-        goto fail;
+        goto release_spec;
     }
     if (in->restart_policy != KF_RESTART_NEVER && in->restart_policy != KF_RESTART_ON_FAILURE) {
         ret = kf_err(err, -EINVAL, "task \"%s\": restartPolicy must be Never or OnFailure", in->id);
-        goto fail;
+        goto release_spec;
     }
     if (in->output_cap > KF_RUNNER_OUTPUT_CAP_MAX) {
         ret = kf_err(err, -EINVAL, "task \"%s\": output cap %zu is above %d", in->id,
                      in->output_cap, KF_RUNNER_OUTPUT_CAP_MAX);
-        goto fail;
+        goto release_spec;
     }
     s->workdir = dup_or_null(in->workdir);
     s->timeout_ms = in->timeout_ms;
@@ -278,7 +278,7 @@ static int spec_from_task(const struct kf_task_spec *in, struct rspec *s, struct
     s->memory_bytes = in->memory_bytes;
     s->stop_grace_ms = in->stop_grace_ms;
     return 0;
-fail:
+release_spec:
     kf_runner_rspec_release(s);
     return ret;
 }
@@ -619,7 +619,7 @@ static bool start_proc(struct kf_runner *r, struct rproc *p, int64_t now)
         }
         r->be->persist(r, p);
         emit(r, p);
-        goto out;
+        goto release_err;
     }
 
     if (p->kind == RPROC_TASK) {
@@ -629,7 +629,7 @@ static bool start_proc(struct kf_runner *r, struct rproc *p, int64_t now)
         p->last_exit.valid = false;
         task_finish(r, p, false, msg);
         alive = false;
-        goto out;
+        goto release_err;
     }
     p->phase = ret == -ENOENT ? KF_PROC_BINARY_NOT_INSTALLED : KF_PROC_FAILED;
     p->ready = false;
@@ -647,7 +647,7 @@ static bool start_proc(struct kf_runner *r, struct rproc *p, int64_t now)
     p->restart_at = now + delay;
     if (old_phase != p->phase || strcmp(old_msg, p->message))
         emit(r, p);
-out:
+release_err:
     kf_strbuf_release(&err);
     return alive;
 }
@@ -1048,88 +1048,62 @@ int kf_runner_stop_all(struct kf_runner *r, int timeout_ms)
     return ret;
 }
 
-int kf_runner_apply(struct kf_runner *r, const struct kf_proc_spec *spec, struct kf_strbuf *err)
+/* A member the runner has no record of: start it. Called locked. */
+static void apply_new(struct kf_runner *r, const char *name, struct rspec *s, const char *hash,
+                      int64_t now)
 {
-    struct rspec s;
-    struct rproc *p;
-    char hash[65];
-    int64_t now = kf_mono_ms();
-    int ret;
+    struct rproc *p = kf_runner_core_add(r, name, RPROC_MEMBER);
 
-    ret = spec_from_member(spec, &s, err);
-    if (ret < 0)
-        return ret;
-    kf_runner_core_hash_spec(&s, hash);
-
-    lock(r);
-    p = kf_runner_core_find(r, spec->name);
-    if (p && p->kind != RPROC_MEMBER) {
-        unlock(r);
-        kf_runner_rspec_release(&s);
-        return kf_err(err, -EEXIST, "\"%s\" is a running task", spec->name);
-    }
-    if (!p) {
-        p = kf_runner_core_add(r, spec->name, RPROC_MEMBER);
-        p->spec = s;
-        memcpy(p->hash, hash, sizeof(hash));
-        p->claimed = true;
-        p->desire = WANT_RUN;
-        p->restart_at = now;
-        set_message(p, "waiting to start");
-        emit(r, p);
-        goto done;
-    }
-
-    bool same = !strcmp(p->hash, hash);
-    bool was_claimed = p->claimed;
-    bool probes_changed = !probe_equal(&p->spec.probe[0], &s.probe[0]) ||
-                          !probe_equal(&p->spec.probe[1], &s.probe[1]);
-    bool limits_changed =
-        p->spec.cpu_millis != s.cpu_millis || p->spec.memory_bytes != s.memory_bytes;
-
-    kf_runner_rspec_release(&p->spec);
-    p->spec = s;
-    memcpy(p->hash, hash, sizeof(hash));
+    p->spec = *s;
+    memcpy(p->hash, hash, sizeof(p->hash));
     p->claimed = true;
-    if (!same) {
-        p->restarts = 0;
-        p->backoff_ms = r->backoff_initial_ms;
-        p->count_restart = false;
-    }
+    p->desire = WANT_RUN;
+    p->restart_at = now;
+    set_message(p, "waiting to start");
+    emit(r, p);
+}
 
-    if (!was_claimed) {
-        /* A record an earlier runner left. */
-        p->desire = WANT_RUN;
-        if (p->running && p->stopping) {
-            p->respawn_now = true; /* a removal was under way: start again after it */
-        } else if (p->running && same) {
-            p->running_since = now;
-            probes_reset(p, now);
-            if (has_readiness(p)) {
-                p->phase = KF_PROC_STARTING;
-                p->ready = false;
-            } else {
-                p->phase = KF_PROC_READY;
-                p->ready = true;
-            }
-            set_message(p, "adopted the running process (pid %d)", p->pid);
-            r->be->persist(r, p);
-            emit(r, p);
-        } else if (p->running) {
-            p->respawn_now = true;
-            begin_stop(r, p, now, "the spec changed since the process was started");
+/* A record an earlier runner left, claimed now: adopt its process when the
+ * spec is the same, else restart it. Called locked. */
+static void apply_adopt(struct kf_runner *r, struct rproc *p, bool same, int64_t now)
+{
+    /* A record an earlier runner left. */
+    p->desire = WANT_RUN;
+    if (p->running && p->stopping) {
+        p->respawn_now = true; /* a removal was under way: start again after it */
+    } else if (p->running && same) {
+        p->running_since = now;
+        probes_reset(p, now);
+        if (has_readiness(p)) {
+            p->phase = KF_PROC_STARTING;
+            p->ready = false;
         } else {
-            char exs[128];
-            kf_proc_exit_format(&p->last_exit, exs, sizeof(exs));
-            p->count_restart = same;
-            p->phase = KF_PROC_PENDING;
-            p->restart_at = now;
-            set_message(p, "was not running (last exit: %s); starting", exs);
-            emit(r, p);
+            p->phase = KF_PROC_READY;
+            p->ready = true;
         }
-        goto done;
-    }
+        set_message(p, "adopted the running process (pid %d)", p->pid);
+        r->be->persist(r, p);
+        emit(r, p);
+    } else if (p->running) {
+        p->respawn_now = true;
+        begin_stop(r, p, now, "the spec changed since the process was started");
+    } else {
+        char exs[128];
 
+        kf_proc_exit_format(&p->last_exit, exs, sizeof(exs));
+        p->count_restart = same;
+        p->phase = KF_PROC_PENDING;
+        p->restart_at = now;
+        set_message(p, "was not running (last exit: %s); starting", exs);
+        emit(r, p);
+    }
+}
+
+/* A member this runner already runs, its spec replaced: converge on the new
+ * limits, probes and desire, restarting when the spec changed. Called locked. */
+static void apply_update(struct kf_runner *r, struct rproc *p, bool same, bool limits_changed,
+                         bool probes_changed, int64_t now)
+{
     if (p->running && limits_changed)
         r->be->update_limits(r, p);
     if (p->running && probes_changed) {
@@ -1164,7 +1138,52 @@ int kf_runner_apply(struct kf_runner *r, const struct kf_proc_spec *spec, struct
             p->restart_at = now;
         }
     }
-done:
+}
+
+int kf_runner_apply(struct kf_runner *r, const struct kf_proc_spec *spec, struct kf_strbuf *err)
+{
+    struct rspec s;
+    struct rproc *p;
+    char hash[65];
+    int64_t now = kf_mono_ms();
+    int ret;
+
+    ret = spec_from_member(spec, &s, err);
+    if (ret < 0)
+        return ret;
+    kf_runner_core_hash_spec(&s, hash);
+
+    lock(r);
+    p = kf_runner_core_find(r, spec->name);
+    if (p && p->kind != RPROC_MEMBER) {
+        unlock(r);
+        kf_runner_rspec_release(&s);
+        return kf_err(err, -EEXIST, "\"%s\" is a running task", spec->name);
+    }
+    if (!p) {
+        apply_new(r, spec->name, &s, hash, now);
+    } else {
+        bool same = !strcmp(p->hash, hash);
+        bool was_claimed = p->claimed;
+        bool probes_changed = !probe_equal(&p->spec.probe[0], &s.probe[0]) ||
+                              !probe_equal(&p->spec.probe[1], &s.probe[1]);
+        bool limits_changed =
+            p->spec.cpu_millis != s.cpu_millis || p->spec.memory_bytes != s.memory_bytes;
+
+        kf_runner_rspec_release(&p->spec);
+        p->spec = s;
+        memcpy(p->hash, hash, sizeof(hash));
+        p->claimed = true;
+        if (!same) {
+            p->restarts = 0;
+            p->backoff_ms = r->backoff_initial_ms;
+            p->count_restart = false;
+        }
+        if (!was_claimed)
+            apply_adopt(r, p, same, now);
+        else
+            apply_update(r, p, same, limits_changed, probes_changed, now);
+    }
     r->be->wake(r);
     unlock(r);
     return 0;

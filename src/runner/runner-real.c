@@ -439,17 +439,17 @@ static int real_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *er
     if (rc < 0) {
         rc = kf_err(err, rc, "cannot create the working directory \"%s\": %s", workdir,
                     strerror(-rc));
-        goto out;
+        goto free_path;
     }
     rc = fifo_open(r, p, err);
     if (rc < 0)
-        goto out;
+        goto free_path;
     log_close(rp);
     set_log_path(r, p);
     rc = log_open(r, p);
     if (rc < 0) {
         rc = kf_err(err, rc, "cannot open the log \"%s\": %s", rp->log_path, strerror(-rc));
-        goto out;
+        goto free_path;
     }
     if (r->cgroup_base) {
         if (kf_agent_cgroup_member(r->cgroup_base, p->name, p->spec.cpu_millis,
@@ -472,7 +472,7 @@ static int real_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *er
     if (rc < 0) {
         if (r->cgroup_base && procs_fd >= 0)
             kf_agent_cgroup_remove(r->cgroup_base, p->name);
-        goto out;
+        goto free_path;
     }
     rp->in_cgroup = procs_fd >= 0;
     p->keeper_pid = res.keeper_pid;
@@ -487,7 +487,7 @@ static int real_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *er
         rp->check_dead = true;
         rp->watching_keeper = true;
     }
-out:
+free_path:
     kf_strbuf_release(&cgerr);
     free(path);
     return rc;
@@ -895,7 +895,7 @@ static int real_init(struct kf_runner *r, struct kf_strbuf *err)
         rc = kf_mkdir_p(dirs[i], 0700);
         if (rc < 0) {
             kf_err(err, rc, "cannot create \"%s\": %s", dirs[i], strerror(-rc));
-            goto fail;
+            goto destroy_runner;
         }
     }
     {
@@ -906,7 +906,7 @@ static int real_init(struct kf_runner *r, struct kf_strbuf *err)
             kf_err(err, rc, "%s \"%s\"", rc == -EBUSY ? "another runner uses" : "cannot lock",
                    lock);
             free(lock);
-            goto fail;
+            goto destroy_runner;
         }
         free(lock);
     }
@@ -915,7 +915,7 @@ static int real_init(struct kf_runner *r, struct kf_strbuf *err)
     rr->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (rr->epfd < 0 || rr->wakefd < 0 || rr->eventfd < 0) {
         rc = kf_err(err, -errno, "epoll/eventfd: %s", strerror(errno));
-        goto fail;
+        goto destroy_runner;
     }
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
@@ -938,18 +938,18 @@ static int real_init(struct kf_runner *r, struct kf_strbuf *err)
 
     rc = kf_prober_new(probe_done, r, &rr->prober, err);
     if (rc < 0)
-        goto fail;
+        goto destroy_runner;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&rr->thread, NULL, supervisor, r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
         rc = kf_err(err, -rc, "cannot start the supervisor thread: %s", strerror(rc));
-        goto fail;
+        goto destroy_runner;
     }
     rr->thread_started = true;
     return 0;
-fail:
+destroy_runner:
     real_destroy(r);
     while (r->n_procs) {
         struct rproc *p = r->procs[--r->n_procs];

@@ -155,6 +155,106 @@ void kf_state_record_release(struct kf_state_record *rec)
         kf_runner_rspec_release(&rec->spec);
 }
 
+/* One line of a record's spec: 0, or -EINVAL (or another negative errno)
+ * for a value out of range; keys it does not know are left alone. */
+static int state_spec_field(struct rspec *s, const char *key, const char *val)
+{
+    int64_t v = 0;
+    uint64_t u = 0;
+    int rc = 0;
+
+    if (!strcmp(key, "argv")) {
+        rc = push_str(&s->argv, &s->argc, KF_RUNNER_ARGV_MAX, val);
+    } else if (!strcmp(key, "env")) {
+        rc = push_str(&s->env, &s->envc, KF_RUNNER_ENV_MAX, val);
+    } else if (!strcmp(key, "workdir")) {
+        free(s->workdir);
+        s->workdir = kf_xstrdup(val);
+    } else if (!strcmp(key, "log_file")) {
+        free(s->log_file);
+        s->log_file = kf_xstrdup(val);
+    } else if (!strcmp(key, "cpu_millis")) {
+        rc = parse_i64_range(val, 0, INT64_MAX, &s->cpu_millis);
+    } else if (!strcmp(key, "memory_bytes")) {
+        rc = parse_i64_range(val, 0, INT64_MAX, &s->memory_bytes);
+    } else if (!strcmp(key, "stop_grace_ms")) {
+        rc = parse_i64_range(val, 0, INT32_MAX, &v);
+        s->stop_grace_ms = (int)v;
+    } else if (!strcmp(key, "timeout_ms")) {
+        rc = parse_i64_range(val, 0, INT64_MAX / 4, &s->timeout_ms);
+    } else if (!strcmp(key, "restart_policy")) {
+        if (!strcmp(val, "never"))
+            s->restart_policy = KF_RESTART_NEVER;
+        else if (!strcmp(val, "on-failure"))
+            s->restart_policy = KF_RESTART_ON_FAILURE;
+        else
+            rc = -EINVAL;
+    } else if (!strcmp(key, "restart_limit")) {
+        rc = parse_i64_range(val, 0, INT32_MAX, &v);
+        s->restart_limit = (int)v;
+    } else if (!strcmp(key, "output_cap")) {
+        rc = kf_parse_uint64(val, &u);
+        if (rc == 0 && u > KF_RUNNER_OUTPUT_CAP_MAX)
+            rc = -EINVAL;
+        s->output_cap = (size_t)u;
+    }
+    return rc;
+}
+
+/* One line of a state record: the record's own keys, else its spec's. */
+static int state_field(struct kf_state_record *rec, const char *key, const char *val,
+                       bool *have_kind, bool *have_name)
+{
+    int64_t v = 0;
+    int rc = 0;
+
+    if (!strcmp(key, "kind")) {
+        if (!strcmp(val, "member"))
+            rec->kind = RPROC_MEMBER;
+        else if (!strcmp(val, "task"))
+            rec->kind = RPROC_TASK;
+        else
+            rc = -EINVAL;
+        *have_kind = true;
+    } else if (!strcmp(key, "name")) {
+        if (!kf_agent_name_valid(val))
+            rc = -EINVAL;
+        else
+            snprintf(rec->name, sizeof(rec->name), "%s", val);
+        *have_name = true;
+    } else if (!strcmp(key, "hash")) {
+        if (strlen(val) != 64)
+            rc = -EINVAL;
+        else
+            memcpy(rec->hash, val, 65);
+    } else if (!strcmp(key, "keeper_pid")) {
+        rc = parse_i64_range(val, 0, INT32_MAX, &v);
+        rec->keeper_pid = (int)v;
+    } else if (!strcmp(key, "keeper_start")) {
+        rc = kf_parse_uint64(val, &rec->keeper_start);
+    } else if (!strcmp(key, "pid")) {
+        rc = parse_i64_range(val, 0, INT32_MAX, &v);
+        rec->pid = (int)v;
+    } else if (!strcmp(key, "pid_start")) {
+        rc = kf_parse_uint64(val, &rec->pid_start);
+    } else if (!strcmp(key, "started_at_ms")) {
+        rc = parse_i64_range(val, 0, INT64_MAX / 4, &rec->started_at_ms);
+    } else if (!strcmp(key, "restarts")) {
+        rc = parse_i64_range(val, 0, INT32_MAX, &v);
+        rec->restarts = (int)v;
+    } else if (!strcmp(key, "attempts")) {
+        rc = parse_i64_range(val, 0, INT32_MAX, &v);
+        rec->attempts = (int)v;
+    } else if (!strcmp(key, "first_start_ms")) {
+        rc = parse_i64_range(val, 0, INT64_MAX / 4, &rec->first_start_ms);
+    } else if (!strcmp(key, "log_discarded")) {
+        rc = kf_parse_uint64(val, &rec->log_discarded);
+    } else {
+        rc = state_spec_field(&rec->spec, key, val);
+    }
+    return rc;
+}
+
 int kf_state_parse(const char *text, size_t len, struct kf_state_record *rec)
 {
     struct line_iter it;
@@ -171,86 +271,7 @@ int kf_state_parse(const char *text, size_t len, struct kf_state_record *rec)
     it.p = copy + sizeof(STATE_MAGIC);
     it.end = copy + len;
     while ((rc = next_line(&it, &key, &val)) > 0) {
-        struct rspec *s = &rec->spec;
-        int64_t v = 0;
-        uint64_t u = 0;
-
-        if (!strcmp(key, "kind")) {
-            if (!strcmp(val, "member"))
-                rec->kind = RPROC_MEMBER;
-            else if (!strcmp(val, "task"))
-                rec->kind = RPROC_TASK;
-            else
-                rc = -EINVAL;
-            have_kind = true;
-        } else if (!strcmp(key, "name")) {
-            if (!kf_agent_name_valid(val))
-                rc = -EINVAL;
-            else
-                snprintf(rec->name, sizeof(rec->name), "%s", val);
-            have_name = true;
-        } else if (!strcmp(key, "argv")) {
-            rc = push_str(&s->argv, &s->argc, KF_RUNNER_ARGV_MAX, val);
-        } else if (!strcmp(key, "env")) {
-            rc = push_str(&s->env, &s->envc, KF_RUNNER_ENV_MAX, val);
-        } else if (!strcmp(key, "workdir")) {
-            free(s->workdir);
-            s->workdir = kf_xstrdup(val);
-        } else if (!strcmp(key, "log_file")) {
-            free(s->log_file);
-            s->log_file = kf_xstrdup(val);
-        } else if (!strcmp(key, "cpu_millis")) {
-            rc = parse_i64_range(val, 0, INT64_MAX, &s->cpu_millis);
-        } else if (!strcmp(key, "memory_bytes")) {
-            rc = parse_i64_range(val, 0, INT64_MAX, &s->memory_bytes);
-        } else if (!strcmp(key, "stop_grace_ms")) {
-            rc = parse_i64_range(val, 0, INT32_MAX, &v);
-            s->stop_grace_ms = (int)v;
-        } else if (!strcmp(key, "timeout_ms")) {
-            rc = parse_i64_range(val, 0, INT64_MAX / 4, &s->timeout_ms);
-        } else if (!strcmp(key, "restart_policy")) {
-            if (!strcmp(val, "never"))
-                s->restart_policy = KF_RESTART_NEVER;
-            else if (!strcmp(val, "on-failure"))
-                s->restart_policy = KF_RESTART_ON_FAILURE;
-            else
-                rc = -EINVAL;
-        } else if (!strcmp(key, "restart_limit")) {
-            rc = parse_i64_range(val, 0, INT32_MAX, &v);
-            s->restart_limit = (int)v;
-        } else if (!strcmp(key, "output_cap")) {
-            rc = kf_parse_uint64(val, &u);
-            if (rc == 0 && u > KF_RUNNER_OUTPUT_CAP_MAX)
-                rc = -EINVAL;
-            s->output_cap = (size_t)u;
-        } else if (!strcmp(key, "hash")) {
-            if (strlen(val) != 64)
-                rc = -EINVAL;
-            else
-                memcpy(rec->hash, val, 65);
-        } else if (!strcmp(key, "keeper_pid")) {
-            rc = parse_i64_range(val, 0, INT32_MAX, &v);
-            rec->keeper_pid = (int)v;
-        } else if (!strcmp(key, "keeper_start")) {
-            rc = kf_parse_uint64(val, &rec->keeper_start);
-        } else if (!strcmp(key, "pid")) {
-            rc = parse_i64_range(val, 0, INT32_MAX, &v);
-            rec->pid = (int)v;
-        } else if (!strcmp(key, "pid_start")) {
-            rc = kf_parse_uint64(val, &rec->pid_start);
-        } else if (!strcmp(key, "started_at_ms")) {
-            rc = parse_i64_range(val, 0, INT64_MAX / 4, &rec->started_at_ms);
-        } else if (!strcmp(key, "restarts")) {
-            rc = parse_i64_range(val, 0, INT32_MAX, &v);
-            rec->restarts = (int)v;
-        } else if (!strcmp(key, "attempts")) {
-            rc = parse_i64_range(val, 0, INT32_MAX, &v);
-            rec->attempts = (int)v;
-        } else if (!strcmp(key, "first_start_ms")) {
-            rc = parse_i64_range(val, 0, INT64_MAX / 4, &rec->first_start_ms);
-        } else if (!strcmp(key, "log_discarded")) {
-            rc = kf_parse_uint64(val, &rec->log_discarded);
-        }
+        rc = state_field(rec, key, val, &have_kind, &have_name);
         if (rc < 0)
             break;
     }

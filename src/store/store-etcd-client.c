@@ -201,11 +201,11 @@ int kf_etcd_config_parse(const char *spec, struct kf_etcd_config *ret, struct kf
     cfg.timeout_ms = KF_ETCD_DEFAULT_TIMEOUT_MS;
     if ((q ? (size_t)(q - spec) : strlen(spec)) == 0) {
         r = kf_err(err, -EINVAL, "etcd store needs endpoints: etcd:http://HOST:2379[,...]");
-        goto fail;
+        goto release_config;
     }
     r = parse_endpoints(spec, q ? (size_t)(q - spec) : strlen(spec), &cfg, err);
     if (r < 0)
-        goto fail;
+        goto release_config;
     for (const char *p = q ? q + 1 : NULL; p && *p;) {
         const char *amp = strchr(p, '&');
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
@@ -214,34 +214,34 @@ int kf_etcd_config_parse(const char *spec, struct kf_etcd_config *ret, struct kf
 
         if (!eq) {
             r = kf_err(err, -EINVAL, "etcd option \"%.*s\" has no '=VALUE'", (int)n, p);
-            goto fail;
+            goto release_config;
         }
         name = kf_xstrndup(p, (size_t)(eq - p));
         value = pct_decode(eq + 1, n - (size_t)(eq + 1 - p));
         if (!value) {
             r = kf_err(err, -EINVAL, "etcd option \"%s\" has a bad %%-escape", name);
             free(name);
-            goto fail;
+            goto release_config;
         }
         r = set_option(&cfg, name, value, &password_file, err);
         free(name);
         free(value);
         if (r < 0)
-            goto fail;
+            goto release_config;
         p = amp ? amp + 1 : p + n;
     }
     if (!cfg.cert != !cfg.key) {
         r = kf_err(err, -EINVAL, "etcd options cert= and key= go together");
-        goto fail;
+        goto release_config;
     }
     if (!cfg.user != !password_file) {
         r = kf_err(err, -EINVAL, "etcd options user= and password-file= go together");
-        goto fail;
+        goto release_config;
     }
     if (password_file) {
         r = read_password(password_file, &cfg.password, err);
         if (r < 0)
-            goto fail;
+            goto release_config;
     }
     if (!cfg.prefix)
         cfg.prefix = kf_xstrdup(KF_ETCD_DEFAULT_PREFIX);
@@ -252,17 +252,17 @@ int kf_etcd_config_parse(const char *spec, struct kf_etcd_config *ret, struct kf
             cfg.prefix[--plen] = '\0';
         if (plen > 0 && cfg.prefix[0] != '/') {
             r = kf_err(err, -EINVAL, "etcd prefix \"%s\" must start with '/'", cfg.prefix);
-            goto fail;
+            goto release_config;
         }
         if (plen > 128) {
             r = kf_err(err, -EINVAL, "etcd prefix \"%s\" is longer than 128 bytes", cfg.prefix);
-            goto fail;
+            goto release_config;
         }
     }
     free(password_file);
     *ret = cfg;
     return 0;
-fail:
+release_config:
     free(password_file);
     kf_etcd_config_release(&cfg);
     return r;
@@ -903,6 +903,41 @@ static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* The end of the stream's transfer, when the multi handle reports it: sets
+ * sr->ended and returns the run's result; r unchanged while it goes on. */
+static int stream_check_done(CURLM *multi, CURL *h, struct stream_run *sr, int r)
+{
+    CURLMsg *m;
+    int msgs;
+
+    while ((m = curl_multi_info_read(multi, &msgs))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        if (m->data.result == CURLE_OK) {
+            long status = 0;
+
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+            /* a unary-style error answer ends without a newline */
+            if (sr->line.len > 0) {
+                r = stream_message(sr, sr->line.buf, sr->line.len);
+                if (r > 0)
+                    r = 0;
+                if (r == 0 && status != 200)
+                    r = kf_err(sr->err, -KF_EUNAVAILABLE, "etcd at \"%s\" answered %ld",
+                               sr->endpoint, status);
+            } else {
+                r = kf_err(sr->err, -KF_EUNAVAILABLE, "etcd at \"%s\" ended the stream",
+                           sr->endpoint);
+            }
+        } else {
+            r = kf_err(sr->err, -KF_EUNAVAILABLE, "stream from etcd at \"%s\": %s", sr->endpoint,
+                       curl_easy_strerror(m->data.result));
+        }
+        sr->ended = true;
+    }
+    return r;
+}
+
 int kf_etcd_stream_run(struct kf_etcd_stream *st, const char *path, json_t *req,
                        int (*on_message)(void *arg, json_t *result), void *arg, int idle_ms,
                        int timeout_ms, struct kf_strbuf *err)
@@ -943,8 +978,7 @@ int kf_etcd_stream_run(struct kf_etcd_stream *st, const char *path, json_t *req,
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sr);
     curl_multi_add_handle(st->multi, h);
     for (;;) {
-        int running = 0, wait = 1000, msgs;
-        CURLMsg *m;
+        int running = 0, wait = 1000;
         int64_t now;
 
         curl_multi_perform(st->multi, &running);
@@ -956,31 +990,7 @@ int kf_etcd_stream_run(struct kf_etcd_stream *st, const char *path, json_t *req,
             r = sr.result;
             break;
         }
-        while ((m = curl_multi_info_read(st->multi, &msgs))) {
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            if (m->data.result == CURLE_OK) {
-                long status = 0;
-
-                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-                /* a unary-style error answer ends without a newline */
-                if (sr.line.len > 0) {
-                    r = stream_message(&sr, sr.line.buf, sr.line.len);
-                    if (r > 0)
-                        r = 0;
-                    if (r == 0 && status != 200)
-                        r = kf_err(err, -KF_EUNAVAILABLE, "etcd at \"%s\" answered %ld",
-                                   sr.endpoint, status);
-                } else {
-                    r = kf_err(err, -KF_EUNAVAILABLE, "etcd at \"%s\" ended the stream",
-                               sr.endpoint);
-                }
-            } else {
-                r = kf_err(err, -KF_EUNAVAILABLE, "stream from etcd at \"%s\": %s", sr.endpoint,
-                           curl_easy_strerror(m->data.result));
-            }
-            sr.ended = true;
-        }
+        r = stream_check_done(st->multi, h, &sr, r);
         if (sr.ended)
             break;
         if (__atomic_exchange_n(&st->interrupted, false, __ATOMIC_ACQ_REL)) {

@@ -465,18 +465,18 @@ int kf_etcd_scan_range(const char *body, size_t len,
         kf_strbuf_init(&s.tmp[i], 0);
     if (!eat(&s, '{')) {
         r = -EBADMSG;
-        goto out;
+        goto release_tmp;
     }
     r = each_member(&s, 0, top_member, &rr);
     if (r < 0)
-        goto out;
+        goto release_tmp;
     skip_ws(&s);
     if (s.p != s.end || rr.saw_error) {
         r = -EBADMSG;
-        goto out;
+        goto release_tmp;
     }
     *ret = out;
-out:
+release_tmp:
     for (size_t i = 0; i < KF_ARRAY_SIZE(s.tmp); i++)
         kf_strbuf_release(&s.tmp[i]);
     return r;

@@ -381,7 +381,7 @@ static enum resolved txn_resolve(struct etcd_store *es, const struct kf_op *ops,
             continue; /* a condition only: its key tells nothing */
         if (ops[i].expect_mod_rev > 0 && kv && mod == ops[i].expect_mod_rev) {
             res = RESOLVED_NOT_APPLIED;
-            goto out;
+            goto put_resp;
         }
         if (!(ops[i].type == KF_OP_PUT && ops[i].expect_mod_rev == 0 && !kv))
             all_creates_missing = false;
@@ -403,7 +403,7 @@ static enum resolved txn_resolve(struct etcd_store *es, const struct kf_op *ops,
         res = RESOLVED_APPLIED;
         *ret_rev = x;
     }
-out:
+put_resp:
     json_decref(resp);
     return res;
 }
@@ -483,10 +483,10 @@ static struct kf_event *event_from(struct etcd_store *es, const json_t *ev)
 
     if (kf_etcd_get_bytes(kv, "key", &key) < 0 || key.len <= es->prefix_len ||
         memcmp(key.buf, es->prefix, es->prefix_len) != 0 || strlen(key.buf) != key.len)
-        goto out;
+        goto release_bufs;
     if (kf_etcd_get_bytes(del ? prev : kv, "value", &val) < 0 ||
         kf_etcd_get_bytes(prev, "value", &pval) < 0)
-        goto out;
+        goto release_bufs;
     if (del)
         out = kf_event_new(KF_EVENT_DELETE, key.buf + es->prefix_len, val.buf, val.len,
                            kf_etcd_get_int(prev, "create_revision", 0), mod, NULL, 0,
@@ -495,7 +495,7 @@ static struct kf_event *event_from(struct etcd_store *es, const json_t *ev)
         out = kf_event_new(KF_EVENT_PUT, key.buf + es->prefix_len, val.buf, val.len,
                            kf_etcd_get_int(kv, "create_revision", 0), mod, prev ? pval.buf : NULL,
                            pval.len, prev ? kf_etcd_get_int(prev, "mod_revision", 0) : 0);
-out:
+release_bufs:
     kf_strbuf_release(&key);
     kf_strbuf_release(&val);
     kf_strbuf_release(&pval);

@@ -385,17 +385,17 @@ static int reader_open(struct sql_store *s, struct reader **ret)
 
     r = open_conn(s, SQLITE_OPEN_READWRITE, &rd->db);
     if (r < 0)
-        goto fail;
+        goto free_reader;
     r = exec_sql(s, rd->db,
                  "PRAGMA query_only = 1; PRAGMA cache_size = -2048; PRAGMA mmap_size = 268435456");
     if (r < 0)
-        goto fail;
+        goto free_reader;
     r = prepare_all(s, rd->db, reader_sql, N_READER_STMTS, rd->st);
     if (r < 0)
-        goto fail;
+        goto free_reader;
     *ret = rd;
     return 0;
-fail:
+free_reader:
     reader_free(rd);
     return r;
 }
@@ -726,26 +726,26 @@ static int sql_open(const char *arg, struct kf_store **ret, struct kf_strbuf *er
 
     r = make_parent_dirs(s->path, err);
     if (r < 0)
-        goto fail;
+        goto free_store;
     if (stat(s->path, &st) == 0 && !S_ISREG(st.st_mode)) {
         r = kf_err(err, -EINVAL, "the store \"%s\" is not a regular file", s->path);
-        goto fail;
+        goto free_store;
     }
     r = take_lock(s, err);
     if (r < 0)
-        goto fail;
+        goto free_store;
     r = private_file(s->path, err);
     if (r < 0)
-        goto fail;
+        goto free_store;
     r = open_conn(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->wdb);
     if (r < 0) {
         kf_err(err, r, "cannot open the store \"%s\": %s", s->path,
                s->wdb ? sqlite3_errmsg(s->wdb) : strerror(-r));
-        goto fail;
+        goto free_store;
     }
     r = check_or_create_schema(s, &created, err);
     if (r < 0)
-        goto fail;
+        goto free_store;
     /* The writer's page cache: 4 MiB holds the B-tree's interior pages
      * and the leaves a batch changes; 16 MiB was 1.6 KiB of kfleetd's
      * 8 KiB a cluster at 10,000 clusters (docs/internals/memory.md). It
@@ -760,19 +760,19 @@ static int sql_open(const char *arg, struct kf_store **ret, struct kf_strbuf *er
     if (r < 0) {
         kf_err(err, r, "cannot put the store \"%s\" in WAL mode: %s", s->path,
                sqlite3_errmsg(s->wdb));
-        goto fail;
+        goto free_store;
     }
     if (query_int(s, META_SQL, &s->rev) < 0 ||
         query_int(s, "SELECT value FROM meta WHERE name = 'compacted'", &s->compacted_rev) < 0 ||
         query_int(s, "SELECT count(*) FROM kv", &s->nkeys) < 0 ||
         query_int(s, "SELECT count(*) FROM log", &v) < 0) {
         r = kf_err(err, -EIO, "the store \"%s\" is damaged: %s", s->path, sqlite3_errmsg(s->wdb));
-        goto fail;
+        goto free_store;
     }
     r = prepare_all(s, s->wdb, writer_sql, N_WRITER_STMTS, s->w);
     if (r < 0) {
         kf_err(err, r, "the store \"%s\" is damaged: %s", s->path, sqlite3_errmsg(s->wdb));
-        goto fail;
+        goto free_store;
     }
     if (created && s->sync_full)
         fsync_dir_of(s->path);
@@ -780,7 +780,7 @@ static int sql_open(const char *arg, struct kf_store **ret, struct kf_strbuf *er
                created ? "new" : "existing");
     *ret = &s->base;
     return 0;
-fail:
+free_store:
     sql_free(s);
     return r;
 }
@@ -905,15 +905,15 @@ static int sql_range(struct kf_store *base, const struct kf_range *q, struct kf_
     if (r == 0)
         r = read_meta(s, rd, &rev, &compacted);
     if (r < 0)
-        goto out;
+        goto end_read;
     at = q->rev > 0 ? q->rev : rev;
     if (at < compacted) {
         r = -KF_ECOMPACTED;
-        goto out;
+        goto end_read;
     }
     if (at > rev) {
         r = -EINVAL;
-        goto out;
+        goto end_read;
     }
     out.rev = at;
     if (*end) {
@@ -931,7 +931,7 @@ static int sql_range(struct kf_store *base, const struct kf_range *q, struct kf_
         r = collect_range(s, rd, st, at_log, q->limit, &out);
         done_with(st);
     }
-out:
+end_read:
     step_done(rd->st[R_COMMIT]);
     reader_put(s, rd);
     free(end);
@@ -987,13 +987,13 @@ static int sql_history(struct kf_store *base, int64_t after_rev, size_t limit,
     if (r == 0)
         r = read_meta(s, rd, &rev, &compacted);
     if (r < 0)
-        goto out;
+        goto end_read;
     if (after_rev < compacted) {
         r = -KF_ECOMPACTED;
-        goto out;
+        goto end_read;
     }
     if (after_rev >= rev)
-        goto out;
+        goto end_read;
     st = rd->st[R_HISTORY];
     sqlite3_bind_int64(st, 1, (after_rev + 1) * OPS_PER_REV);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1036,7 +1036,7 @@ static int sql_history(struct kf_store *base, int64_t after_rev, size_t limit,
     if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
         r = sql_fail(s, rd->db, rc, "history");
     done_with(st);
-out:
+end_read:
     step_done(rd->st[R_COMMIT]);
     reader_put(s, rd);
     if (r < 0) {
