@@ -163,6 +163,12 @@ void kf_mon_set_targets(struct kf_mon *m, const struct kf_mon_target *targets, s
  * config's secret_dirs. */
 bool kf_mon_secret_path_allowed(const struct kf_mon *m, const char *path);
 
+/* The webhook's token check alone, before its body is read (a client
+ * without the token must not make kfleetd buffer 512 KiB): 0 when
+ * authorization is "Bearer <the adapter token>", else 401 with a JSON
+ * answer in resp. Thread-safe. */
+int kf_mon_check_webhook_auth(struct kf_mon *m, const char *authorization, struct kf_strbuf *resp);
+
 /* Handles one webhook: POST /alerts/v1/receivers/<receiver>.
  * authorization: the Authorization header (NULL if none); it must be
  * "Bearer <the adapter token>". Parses, claims against the memory, queues

@@ -25,8 +25,7 @@
 
 KF_LOG_MODULE(api);
 
-/* A LIST never returns more than this many objects per page, whatever the
- * client's limit says (0 means no limit up to this). */
+/* DELETE of a collection deletes at most this many objects at a time. */
 #define LIST_MAX_LIMIT 500000
 
 /* Answers a failed registry call with the matching Status. */
@@ -363,7 +362,13 @@ static int list_limit(struct api_request *req, size_t *ret)
                              l);
         return -KF_EBADREQUEST;
     }
-    *ret = n > LIST_MAX_LIMIT || n == 0 ? LIST_MAX_LIMIT : (size_t)n;
+    /* A LIST never renders more than cfg.list_max_page objects, whatever
+     * the client's limit (none, 0 or larger): the rest comes with
+     * metadata.continue, which kubectl, kfleet and kfleet-agent follow, so
+     * one request cannot make a request thread render a whole kind of
+     * 500,000 objects into one buffer. */
+    *ret = n == 0 || (uint64_t)n > req->api->cfg.list_max_page ? req->api->cfg.list_max_page
+                                                               : (size_t)n;
     return 0;
 }
 
