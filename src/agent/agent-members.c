@@ -519,6 +519,7 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
         r = kf_err(err, -errno, "cannot replace \"%s\": %s", cur, strerror(errno));
         goto out;
     }
+    kf_fsync_dir_of(cur); /* the new configuration survives a crash */
     rm_rf(old);
 out:
     if (r < 0)

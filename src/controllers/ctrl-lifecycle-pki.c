@@ -130,7 +130,9 @@ static int write_text(const char *path, const char *data, mode_t mode)
     }
     if (r == 0 && rename(tmp, path) < 0)
         r = -errno;
-    if (r < 0)
+    if (r == 0)
+        r = kf_fsync_dir_of(path); /* the rename itself survives a crash */
+    else
         unlink(tmp);
     free(tmp);
     return r;

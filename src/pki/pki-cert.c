@@ -361,7 +361,9 @@ int kf_pki_write_file(const char *path, const char *data, size_t len, mode_t mod
     close(fd);
     if (rc == 0 && rename(tmp, path) < 0)
         rc = -errno;
-    if (rc < 0)
+    if (rc == 0)
+        rc = kf_fsync_dir_of(path); /* the rename itself survives a crash */
+    else
         unlink(tmp);
 out:
     free(tmp);
