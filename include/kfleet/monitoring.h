@@ -131,6 +131,9 @@ int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics 
 void kf_mon_free(struct kf_mon *m);
 
 const struct kf_mon_config *kf_mon_config(const struct kf_mon *m);
+struct kf_obs_destinations;
+/* Where receivers may send (--alert-destinations, parsed); lives as m. */
+const struct kf_obs_destinations *kf_mon_destinations(const struct kf_mon *m);
 /* The monitoring root (absolute). */
 const char *kf_mon_root(const struct kf_mon *m);
 /* The adapter's bearer token file (absolute). */
