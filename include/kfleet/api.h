@@ -63,8 +63,19 @@ struct kf_api_config {
     /* Serve tokens over plain HTTP on a non-loopback address anyway
      * (--insecure-allow-plaintext); else that is refused. */
     bool insecure_allow_plaintext;
-    unsigned int threads;              /* request threads (each runs an epoll loop); 0: default */
-    unsigned int max_connections;      /* open connections, watches included */
+    unsigned int threads;         /* request threads (each runs an epoll loop); 0: default */
+    unsigned int max_connections; /* open connections, watches included */
+    /* Open connections from one client address; the next one is answered
+     * 429 and closed. 0: the default, 1,024. */
+    unsigned int max_connections_per_client;
+    /* Open watches of one authenticated user (token); the next is 429.
+     * Not applied without --token-file (loopback, everyone is admin).
+     * 0: the default, 1,000. */
+    unsigned int max_watches_per_user;
+    /* Objects in one LIST response (and one page of a watch's initial
+     * events): a larger limit, or none, gets this many and a continue
+     * token. 0: the default, KF_API_LIST_MAX_PAGE. */
+    size_t list_max_page;
     unsigned int connection_timeout_s; /* idle connections (slow clients) are closed */
     size_t max_body;                   /* request body cap; 0: KF_OBJ_MAX_BYTES */
     size_t max_uri;                    /* request line cap (path + query) */
@@ -75,6 +86,8 @@ struct kf_api_config {
     unsigned int watch_timeout_max_s;
     unsigned int bookmark_interval_ms;
 };
+
+#define KF_API_LIST_MAX_PAGE 5000
 
 /* Fills the defaults: 127.0.0.1:7480, no tokens, 4 threads, 10,000
  * connections, 60 s idle timeout, KF_OBJ_MAX_BYTES bodies, 16 KiB URIs,
@@ -153,13 +166,21 @@ typedef int (*kf_api_handler_fn)(void *arg, const char *method, const char *rest
                                  const char *authorization, const char *body, size_t len,
                                  struct kf_strbuf *resp);
 
+/* A handler's check before its body is read (with the headers only):
+ * returns 0 to go on (the body is read, then fn is called), or an HTTP
+ * status answered at once with resp (401: no body is read from a client
+ * without the token). Same thread rules as fn. */
+typedef int (*kf_api_handler_auth_fn)(void *arg, const char *method, const char *rest,
+                                      const char *authorization, struct kf_strbuf *resp);
+
 #define KF_API_MAX_HANDLERS 4
 
 /* Adds a handler for paths starting with `prefix` ("/alerts/v1/receivers/";
  * it must start and end with '/' and not be under /api or /apis);
- * `resource` names it in kfleet_api_requests_total. Before kf_api_start
- * only. 0, -EINVAL (a bad prefix), -ENOSPC (too many), -EEXIST. */
+ * `resource` names it in kfleet_api_requests_total; `auth` (NULL: none)
+ * runs before the body is read. Before kf_api_start only. 0, -EINVAL (a
+ * bad prefix), -ENOSPC (too many), -EEXIST. */
 int kf_api_add_handler(struct kf_api *api, const char *prefix, const char *resource,
-                       kf_api_handler_fn fn, void *arg);
+                       kf_api_handler_auth_fn auth, kf_api_handler_fn fn, void *arg);
 
 #endif

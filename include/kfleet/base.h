@@ -121,6 +121,12 @@ void kf_random_bytes(void *buf, size_t n);
 /* A UUID v4 string (36 chars + NUL) in buf. */
 void kf_uuid(char buf[37]);
 
+/* fsyncs the folder dir, or the folder that holds path, so that a rename
+ * into it survives a crash (base-file.c). 0 or -errno; a file system that
+ * cannot fsync folders (EINVAL) counts as done. */
+int kf_fsync_dir(const char *dir);
+int kf_fsync_dir_of(const char *path);
+
 #include "kfleet/banned.h"
 
 /* Names are DNS-1123 subdomains (lower-case alphanumerics, '-' and '.',

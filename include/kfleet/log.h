@@ -49,6 +49,10 @@ int kf_log_set_spec(const char *spec, struct kf_strbuf *err);
 int kf_log_level_from_name(const char *name, enum kf_log_level *ret);
 /* The program name shown on every line and an optional file (NULL: stderr). */
 void kf_log_init(const char *progname, const char *path);
+/* Opens the log file of kf_log_init again (after logrotate moved it away,
+ * on SIGHUP): 1 when reopened, 0 without a log file, -errno when it cannot
+ * be opened (the old file stays in use). Thread-safe. */
+int kf_log_reopen(void);
 bool kf_log_enabled(const struct kf_log_module *m, enum kf_log_level level);
 void kf_log_at(const struct kf_log_module *m, enum kf_log_level level, const char *fmt, ...)
     KF_PRINTF(3, 4);

@@ -131,6 +131,9 @@ int kf_mon_new(struct kf_mon_config *c, const char *data_dir, struct kf_metrics 
 void kf_mon_free(struct kf_mon *m);
 
 const struct kf_mon_config *kf_mon_config(const struct kf_mon *m);
+struct kf_obs_destinations;
+/* Where receivers may send (--alert-destinations, parsed); lives as m. */
+const struct kf_obs_destinations *kf_mon_destinations(const struct kf_mon *m);
 /* The monitoring root (absolute). */
 const char *kf_mon_root(const struct kf_mon *m);
 /* The adapter's bearer token file (absolute). */
@@ -162,6 +165,12 @@ void kf_mon_set_targets(struct kf_mon *m, const struct kf_mon_target *targets, s
  * resolving symbolic links, inside <data-dir>/secrets/ or one of the
  * config's secret_dirs. */
 bool kf_mon_secret_path_allowed(const struct kf_mon *m, const char *path);
+
+/* The webhook's token check alone, before its body is read (a client
+ * without the token must not make kfleetd buffer 512 KiB): 0 when
+ * authorization is "Bearer <the adapter token>", else 401 with a JSON
+ * answer in resp. Thread-safe. */
+int kf_mon_check_webhook_auth(struct kf_mon *m, const char *authorization, struct kf_strbuf *resp);
 
 /* Handles one webhook: POST /alerts/v1/receivers/<receiver>.
  * authorization: the Authorization header (NULL if none); it must be

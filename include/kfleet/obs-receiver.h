@@ -217,6 +217,16 @@ bool kf_obs_destination_named(const struct kf_obs_destinations *d, const char *h
 bool kf_obs_destination_addr_allowed(const struct kf_obs_destinations *d, int family,
                                      const void *addr);
 
+/* The check of a receiver's URL that needs no name resolution, for the
+ * monitoring controller (which leaves a receiver out of the Alertmanager
+ * configuration rather than fail at each delivery): a listed name passes;
+ * with a list, anything else must be an address in a listed block; without
+ * one, an internal address or "localhost" is refused. A public name still
+ * meets the address check at delivery. 0 or -EACCES (-EINVAL for a URL
+ * without a host) with why in err. */
+int kf_obs_destination_url_check(const struct kf_obs_destinations *d, const char *url,
+                                 struct kf_strbuf *err);
+
 struct kf_obs_delivery {
     char *method;
     char *url;      /* may carry secrets (DingTalk sign, gateway keys): never log */

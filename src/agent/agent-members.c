@@ -488,6 +488,7 @@ static int write_bundle(const char *dir, const json_t *files, const char *hash,
         r = kf_err(err, -errno, "cannot replace \"%s\": %s", cur, strerror(errno));
         goto free_paths;
     }
+    kf_fsync_dir_of(cur); /* the new configuration survives a crash */
     kf_remove_tree(old);
 free_paths:
     if (r < 0)

@@ -146,31 +146,66 @@ static char *with_query(const char *path, const char *extra)
     return kf_xasprintf("%s%c%s", path, strchr(path, '?') ? '&' : '?', extra);
 }
 
+/* Percent-escapes everything but unreserved characters (RFC 3986). */
+static void add_query_escaped(struct kf_strbuf *sb, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~')
+            kf_strbuf_addch(sb, (char)c);
+        else
+            kf_strbuf_addf(sb, "%%%02X", c);
+    }
+}
+
+/* Lists every member, a page at a time (kfleetd answers at most
+ * --list-max-page objects and a continue token), into one snapshot. */
 static int list(struct kf_agent_watch *w, struct kf_strbuf *err)
 {
-    json_t *j = NULL, *items;
-    int code = kf_agent_http_do(w->http, "GET", w->path, NULL, NULL, &j, err);
-    const char *rv;
+    json_t *all = json_array();
+    char *cont = NULL;
     struct kf_agent_msg *m;
 
-    if (code < 0)
-        return code;
-    if (code != 200) {
+    do {
+        struct kf_strbuf path = KF_STRBUF_INIT;
+        json_t *j = NULL, *items;
+        const char *rv, *next;
+        int code;
+
+        kf_strbuf_addstr(&path, w->path);
+        if (cont) {
+            kf_strbuf_addstr(&path, strchr(w->path, '?') ? "&continue=" : "?continue=");
+            add_query_escaped(&path, cont);
+        }
+        code = kf_agent_http_do(w->http, "GET", path.buf, NULL, NULL, &j, err);
+        kf_strbuf_release(&path);
+        free(cont);
+        cont = NULL;
+        if (code < 0 || code != 200) {
+            json_decref(j);
+            json_decref(all);
+            return code < 0 ? code : -EPROTO;
+        }
+        items = kf_json_path(j, "items");
+        rv = kf_json_str(j, "metadata.resourceVersion", NULL);
+        if (!json_is_array(items) || !rv || strlen(rv) >= sizeof(w->rv)) {
+            json_decref(j);
+            json_decref(all);
+            kf_err(err, -EPROTO, "GET %s: not a list", w->path);
+            return -EPROTO;
+        }
+        snprintf(w->rv, sizeof(w->rv), "%s", rv);
+        json_array_extend(all, items);
+        next = kf_json_str(j, "metadata.continue", NULL);
+        if (next && *next)
+            cont = kf_xstrdup(next);
         json_decref(j);
-        return -EPROTO;
-    }
-    items = kf_json_path(j, "items");
-    rv = kf_json_str(j, "metadata.resourceVersion", NULL);
-    if (!json_is_array(items) || !rv || strlen(rv) >= sizeof(w->rv)) {
-        json_decref(j);
-        kf_err(err, -EPROTO, "GET %s: not a list", w->path);
-        return -EPROTO;
-    }
-    snprintf(w->rv, sizeof(w->rv), "%s", rv);
+    } while (cont);
     m = kf_xcalloc(1, sizeof(*m));
     m->type = KF_AGENT_MSG_SNAPSHOT;
-    m->obj = json_incref(items);
-    json_decref(j);
+    m->obj = all;
     pthread_mutex_lock(&w->lock);
     w->overflow = false;
     pthread_mutex_unlock(&w->lock);

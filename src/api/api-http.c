@@ -287,6 +287,8 @@ int kf_api_reply(struct api_request *req, unsigned int code, const char *content
         MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
     if (code == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"kfleet\"");
+    if (req->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r = MHD_queue_response(req->conn, code, resp);
     MHD_destroy_response(resp);
     req->replied = true;

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "kfleet/api.h"
+#include "kfleet/smap.h"
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
 
@@ -120,6 +121,7 @@ struct api_request {
     bool body_too_large;
     size_t discarded; /* body bytes dropped past the cap */
 
+    bool close;          /* close the connection after the answer */
     unsigned int status; /* the HTTP status replied */
     bool vary_accept;    /* the answer depends on Accept: say so (Vary) */
     struct api_watch *watch;
@@ -182,14 +184,32 @@ struct kf_api {
     void (*ready_detail)(void *arg, struct kf_strbuf *out);
     void *ready_detail_arg;
 
+    /* Open connections by client address and open watches by user, both
+     * counts stored as pointers (api-server.c, "clients"). */
+    pthread_mutex_t clients_lock;
+    struct kf_smap conns_by_client;
+    struct kf_smap watches_by_user;
+
     struct api_handler {
         char *prefix;
         char *resource;
         kf_api_handler_fn fn;
+        kf_api_handler_auth_fn auth;
         void *arg;
     } handlers[KF_API_MAX_HANDLERS];
     size_t n_handlers;
 };
+
+/* Counts a watch of req->user against cfg.max_watches_per_user (users of
+ * the token file only): 0, or -KF_ETOOMANY answered with a 429 that names
+ * the bound. On 0 the caller calls kf_api_user_watch_release(api, user)
+ * when the watch ends. */
+int kf_api_user_watch_acquire(struct api_request *req);
+void kf_api_user_watch_release(struct kf_api *api, const char *user);
+
+/* Whether req carries a valid bearer token, or authentication is off:
+ * for open routes that say more to those who may know it. */
+bool kf_api_request_authenticated(struct api_request *req);
 
 /* --- api-http.c ------------------------------------------------------- */
 

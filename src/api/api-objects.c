@@ -25,8 +25,7 @@
 
 KF_LOG_MODULE(api);
 
-/* A LIST never returns more than this many objects per page, whatever the
- * client's limit says (0 means no limit up to this). */
+/* DELETE of a collection deletes at most this many objects at a time. */
 #define LIST_MAX_LIMIT 500000
 
 /* Answers a failed registry call with the matching Status. */
@@ -363,7 +362,13 @@ static int list_limit(struct api_request *req, size_t *ret)
                              l);
         return -KF_EBADREQUEST;
     }
-    *ret = n > LIST_MAX_LIMIT || n == 0 ? LIST_MAX_LIMIT : (size_t)n;
+    /* A LIST never renders more than cfg.list_max_page objects, whatever
+     * the client's limit (none, 0 or larger): the rest comes with
+     * metadata.continue, which kubectl, kfleet and kfleet-agent follow, so
+     * one request cannot make a request thread render a whole kind of
+     * 500,000 objects into one buffer. */
+    *ret = n == 0 || (uint64_t)n > req->api->cfg.list_max_page ? req->api->cfg.list_max_page
+                                                               : (size_t)n;
     return 0;
 }
 
@@ -620,6 +625,93 @@ static int receiver_secret_check(const struct api_request *req, const json_t *ol
                   req->user, kf_api_role_name(req->role), kf_obj_name(old));
 }
 
+/* Component flags (spec.flags, "component.flag": "value") reach the
+ * command lines of processes the agents run on meta hosts. A flag that
+ * names a file or a program (--cert-dir, --kubeconfig, --audit-policy-file,
+ * --admission-control-config-file, --authentication-token-webhook-config-
+ * file, --encryption-provider-config, ...) would let its writer make a
+ * component read or write any file there, or run code: so a non-admin
+ * writer may set only these tunables, which take numbers, durations or
+ * switches of built-in code. feature-gates is one of them: a gate turns
+ * code of the component itself on or off, it names no file nor program,
+ * and the component's own authorization stays. admin may set any flag. */
+static const char *const editor_flags[] = {
+    "*.v",
+    "*.feature-gates",
+    "kube-apiserver.max-requests-inflight",
+    "kube-apiserver.max-mutating-requests-inflight",
+    "kube-apiserver.event-ttl",
+    "kube-apiserver.default-watch-cache-size",
+    "kube-apiserver.watch-cache-sizes",
+    "kube-apiserver.request-timeout",
+    "kube-apiserver.min-request-timeout",
+    "kube-apiserver.goaway-chance",
+    "kube-apiserver.delete-collection-workers",
+    "kube-apiserver.enable-priority-and-fairness",
+    "kube-controller-manager.kube-api-qps",
+    "kube-controller-manager.kube-api-burst",
+    "kube-controller-manager.concurrent-deployment-syncs",
+    "kube-controller-manager.concurrent-replicaset-syncs",
+    "kube-controller-manager.concurrent-endpoint-syncs",
+    "kube-controller-manager.concurrent-gc-syncs",
+    "kube-controller-manager.concurrent-namespace-syncs",
+    "kube-controller-manager.node-monitor-grace-period",
+    "kube-controller-manager.node-monitor-period",
+    "kube-controller-manager.terminated-pod-gc-threshold",
+    "kube-scheduler.kube-api-qps",
+    "kube-scheduler.kube-api-burst",
+    "etcd.quota-backend-bytes",
+    "etcd.snapshot-count",
+    "etcd.heartbeat-interval",
+    "etcd.election-timeout",
+    "etcd.auto-compaction-mode",
+    "etcd.auto-compaction-retention",
+    "etcd.max-request-bytes",
+    "etcd.log-level",
+};
+
+static bool editor_flag_allowed(const char *key)
+{
+    const char *dot = strchr(key, '.');
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(editor_flags); i++) {
+        const char *a = editor_flags[i];
+
+        if (strcmp(a, key) == 0 || (a[0] == '*' && dot && strcmp(a + 1, dot) == 0))
+            return true;
+    }
+    return false;
+}
+
+static bool flags_checked(const struct api_request *req)
+{
+    return req->user && req->role != API_ROLE_ADMIN &&
+           (req->kind == &kf_kind_template || req->kind == &kf_kind_guestcluster);
+}
+
+/* Every flag new sets or changes (old: the stored object, or NULL) must
+ * be on the list; flags kept as they were (set by admin) may stay. */
+static int flags_check(const struct api_request *req, const json_t *old, const json_t *new,
+                       struct kf_strbuf *err)
+{
+    const json_t *was = old ? kf_json_path(old, "spec.flags") : NULL;
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(kf_json_path(new, "spec.flags"), key, v)
+    {
+        if (json_equal(v, json_object_get(was, key)) || editor_flag_allowed(key))
+            continue;
+        return kf_err(err, -KF_EFORBIDDEN,
+                      "user \"%s\" (role %s) may not set flag \"%.200s\": only admin sets "
+                      "component flags other than tunables (max-requests-inflight, event-ttl, "
+                      "feature-gates, v, ...; docs/security.md, \"Component flags\"), as a flag "
+                      "may name a file or a program on the hosts",
+                      req->user, kf_api_role_name(req->role), key);
+    }
+    return 0;
+}
+
 static int writer_check_fn(const struct kf_write_check *c, const json_t *old, const json_t *new,
                            struct kf_strbuf *err)
 {
@@ -627,6 +719,8 @@ static int writer_check_fn(const struct kf_write_check *c, const json_t *old, co
 
     if (receiver_binds_secret(req))
         return receiver_secret_check(req, old, new, err);
+    if (flags_checked(req))
+        return flags_check(req, old, new, err);
     return host_bound_check(c, old, new, err);
 }
 
@@ -635,7 +729,7 @@ static int writer_check_fn(const struct kf_write_check *c, const json_t *old, co
 static const struct kf_write_check *writer_check(const struct api_request *req,
                                                  struct kf_write_check *c)
 {
-    if (!host_bound(req) && !receiver_binds_secret(req))
+    if (!host_bound(req) && !receiver_binds_secret(req) && !flags_checked(req))
         return NULL;
     c->fn = writer_check_fn;
     c->ctx = (void *)req;
@@ -661,7 +755,8 @@ static int do_create(struct api_request *req)
         json_decref(obj);
         return -KF_EFORBIDDEN;
     }
-    if (receiver_binds_secret(req) && receiver_secret_check(req, NULL, obj, &err) < 0) {
+    if ((receiver_binds_secret(req) && receiver_secret_check(req, NULL, obj, &err) < 0) ||
+        (flags_checked(req) && flags_check(req, NULL, obj, &err) < 0)) {
         reply_error(req, -KF_EFORBIDDEN, NULL, NULL, &err);
         kf_strbuf_release(&err);
         json_decref(obj);

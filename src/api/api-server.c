@@ -14,6 +14,7 @@
  * Handlers run on the pool threads and may block on the store briefly; a
  * watch never blocks: see api-watch.c.
  */
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,9 @@ void kf_api_config_init(struct kf_api_config *c)
     c->listen = KF_API_DEFAULT_LISTEN;
     c->threads = 4;
     c->max_connections = 10000;
+    c->max_connections_per_client = 1024;
+    c->max_watches_per_user = 1000;
+    c->list_max_page = KF_API_LIST_MAX_PAGE;
     c->connection_timeout_s = 60;
     c->max_body = KF_OBJ_MAX_BYTES;
     c->max_uri = 16 * 1024;
@@ -92,13 +96,10 @@ static int read_pem(const char *what, const char *path, char **ret, struct kf_st
     return 0;
 }
 
-int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf_metrics *metrics,
-               struct kf_api **ret, struct kf_strbuf *err)
+/* api->cfg from c: its strings copied, every limit left 0 given its
+ * default. */
+static void config_defaults(struct kf_api *api, const struct kf_api_config *c)
 {
-    struct kf_api *api;
-    int r;
-
-    api = kf_xcalloc(1, sizeof(*api));
     api->cfg = *c;
     api->listen = kf_xstrdup(c->listen ? c->listen : KF_API_DEFAULT_LISTEN);
     api->cfg.listen = api->listen;
@@ -116,17 +117,36 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
         api->cfg.max_uri = 16 * 1024;
     if (!api->cfg.max_connections)
         api->cfg.max_connections = 10000;
+    if (!api->cfg.max_connections_per_client)
+        api->cfg.max_connections_per_client = 1024;
+    if (!api->cfg.max_watches_per_user)
+        api->cfg.max_watches_per_user = 1000;
+    if (!api->cfg.list_max_page)
+        api->cfg.list_max_page = KF_API_LIST_MAX_PAGE;
     if (!api->cfg.watch_timeout_max_s)
         api->cfg.watch_timeout_max_s = 60 * 60;
     if (!api->cfg.watch_timeout_s)
         api->cfg.watch_timeout_s = KF_MIN(30 * 60u, api->cfg.watch_timeout_max_s);
     if (!api->cfg.bookmark_interval_ms)
         api->cfg.bookmark_interval_ms = 10 * 1000;
+}
+
+int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf_metrics *metrics,
+               struct kf_api **ret, struct kf_strbuf *err)
+{
+    struct kf_api *api;
+    int r;
+
+    api = kf_xcalloc(1, sizeof(*api));
+    config_defaults(api, c);
     api->reg = reg;
     api->store = kf_registry_store(reg);
     pthread_rwlock_init(&api->tokens_lock, NULL);
     pthread_rwlock_init(&api->actions_lock, NULL);
     pthread_mutex_init(&api->docs_lock, NULL);
+    pthread_mutex_init(&api->clients_lock, NULL);
+    kf_smap_init(&api->conns_by_client);
+    kf_smap_init(&api->watches_by_user);
 
     r = kf_parse_listen(api->listen, &api->host, &api->port, err);
     if (r < 0)
@@ -245,6 +265,115 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
     req->resource = "unknown";
     __atomic_add_fetch(&api->inflight, 1, __ATOMIC_RELAXED);
     return req;
+}
+
+/* --- clients: connections per address, watches per user ----------------
+ *
+ * One client (an address) may hold cfg.max_connections_per_client open
+ * connections; the one past it is answered 429 at its first request and
+ * closed (libmicrohttpd's own per-address limit would close it without a
+ * word). One user of the token file may hold cfg.max_watches_per_user
+ * watches. Counts live in two maps under clients_lock, as pointers. */
+
+struct api_conn_ctx {
+    char client[INET6_ADDRSTRLEN];
+    bool over; /* the client had too many connections when this one opened */
+};
+
+static size_t count_add(struct kf_smap *m, const char *key, int delta)
+{
+    size_t n = (size_t)(uintptr_t)kf_smap_get(m, key);
+
+    n = delta > 0 ? n + 1 : n - 1;
+    if (n)
+        kf_smap_put(m, key, (void *)(uintptr_t)n);
+    else
+        kf_smap_remove(m, key);
+    return n;
+}
+
+static void client_address(struct MHD_Connection *conn, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    snprintf(buf, len, "?");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)len);
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    struct kf_api *api = cls;
+    struct api_conn_ctx *c = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        c = kf_xcalloc(1, sizeof(*c));
+        client_address(conn, c->client, sizeof(c->client));
+        pthread_mutex_lock(&api->clients_lock);
+        c->over =
+            count_add(&api->conns_by_client, c->client, 1) > api->cfg.max_connections_per_client;
+        pthread_mutex_unlock(&api->clients_lock);
+        *socket_context = c;
+    } else if (c) {
+        pthread_mutex_lock(&api->clients_lock);
+        count_add(&api->conns_by_client, c->client, -1);
+        pthread_mutex_unlock(&api->clients_lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* The first request of a connection past the client's limit: 429, close. */
+static int check_client_connections(struct api_request *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const struct api_conn_ctx *c = ci ? ci->socket_context : NULL;
+
+    if (!c || !c->over)
+        return 0;
+    req->close = true;
+    kf_api_reply_statusf(req, -KF_ETOOMANY,
+                         "too many connections from %s: at most %u a client (kfleetd "
+                         "--max-connections-per-client); close some and retry",
+                         c->client, req->api->cfg.max_connections_per_client);
+    return -KF_ETOOMANY;
+}
+
+int kf_api_user_watch_acquire(struct api_request *req)
+{
+    struct kf_api *api = req->api;
+    size_t n;
+
+    if (!req->user)
+        return 0;
+    pthread_mutex_lock(&api->clients_lock);
+    n = (size_t)(uintptr_t)kf_smap_get(&api->watches_by_user, req->user);
+    if (n < api->cfg.max_watches_per_user)
+        count_add(&api->watches_by_user, req->user, 1);
+    pthread_mutex_unlock(&api->clients_lock);
+    if (n < api->cfg.max_watches_per_user)
+        return 0;
+    kf_api_reply_statusf(req, -KF_ETOOMANY,
+                         "user \"%s\" has %zu watches open, the most a user may (kfleetd "
+                         "--max-watches-per-user %u); end one and retry",
+                         req->user, n, api->cfg.max_watches_per_user);
+    return -KF_ETOOMANY;
+}
+
+void kf_api_user_watch_release(struct kf_api *api, const char *user)
+{
+    if (!user)
+        return;
+    pthread_mutex_lock(&api->clients_lock);
+    if (kf_smap_contains(&api->watches_by_user, user))
+        count_add(&api->watches_by_user, user, -1);
+    pthread_mutex_unlock(&api->clients_lock);
 }
 
 static void request_free(struct api_request *req)
@@ -369,12 +498,17 @@ static int reply_unknown_plural(struct api_request *req, const char *plural)
     size_t nk;
     const struct kf_kind *const *kinds = kf_kinds(&nk);
 
-    for (size_t i = 0; i < nk; i++)
-        kf_strbuf_addf(&names, "%s%s", i ? ", " : "", kinds[i]->plural);
+    /* Routing runs before authentication: only a client with a token
+     * learns which kinds exist. */
+    if (kf_api_request_authenticated(req)) {
+        kf_strbuf_addstr(&names, " (it serves ");
+        for (size_t i = 0; i < nk; i++)
+            kf_strbuf_addf(&names, "%s%s", i ? ", " : "", kinds[i]->plural);
+        kf_strbuf_addch(&names, ')');
+    }
     kf_api_reply_statusf(req, -KF_ENOTFOUND,
-                         "the server does not serve resource \"%s\" in " KF_API_VERSION
-                         " (it serves %s)",
-                         plural, names.buf);
+                         "the server does not serve resource \"%s\" in " KF_API_VERSION "%s",
+                         plural, names.len ? names.buf : "");
     kf_strbuf_release(&names);
     return -KF_ENOTFOUND;
 }
@@ -536,6 +670,25 @@ static bool route_is_open(enum api_route_type t)
            t == ROUTE_HANDLER;
 }
 
+bool kf_api_request_authenticated(struct api_request *req)
+{
+    struct kf_api *api = req->api;
+    const char *h = kf_api_header(req, MHD_HTTP_HEADER_AUTHORIZATION), *user;
+    enum api_role role;
+    bool ok;
+
+    pthread_rwlock_rdlock(&api->tokens_lock);
+    ok = !api->tokens;
+    if (!ok && h && strncasecmp(h, "Bearer ", 7) == 0) {
+        h += 7;
+        while (*h == ' ')
+            h++;
+        ok = kf_api_tokens_find(api->tokens, h, &user, &role);
+    }
+    pthread_rwlock_unlock(&api->tokens_lock);
+    return ok;
+}
+
 static int authenticate(struct api_request *req)
 {
     struct kf_api *api = req->api;
@@ -674,6 +827,27 @@ static int check_cross_site(struct api_request *req)
     return 0;
 }
 
+/* A handler's own authentication, before its body is read. */
+static int handler_auth(struct api_request *req)
+{
+    const struct api_handler *h;
+    struct kf_strbuf resp = KF_STRBUF_INIT;
+    int status;
+
+    if (req->route != ROUTE_HANDLER || !req->api->handlers[req->handler].auth)
+        return 0;
+    h = &req->api->handlers[req->handler];
+    status = h->auth(h->arg, req->method, req->path + strlen(h->prefix),
+                     kf_api_header(req, MHD_HTTP_HEADER_AUTHORIZATION), &resp);
+    if (status == 0) {
+        kf_strbuf_release(&resp);
+        return 0;
+    }
+    kf_api_reply(req, (unsigned int)status, "application/json", &resp);
+    kf_strbuf_release(&resp);
+    return -EPERM;
+}
+
 /* The first call: everything that can be decided before the body. */
 static int request_begin(struct api_request *req)
 {
@@ -697,6 +871,9 @@ static int request_begin(struct api_request *req)
         kf_api_reply_statusf(req, -KF_EBADREQUEST, "the request target must start with '/'");
         return -KF_EBADREQUEST;
     }
+    r = check_client_connections(req);
+    if (r < 0)
+        return r;
     r = check_cross_site(req);
     if (r < 0)
         return r;
@@ -710,6 +887,9 @@ static int request_begin(struct api_request *req)
     if (r < 0)
         return r;
     r = authorize(req);
+    if (r < 0)
+        return r;
+    r = handler_auth(req);
     if (r < 0)
         return r;
     cl = kf_api_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -737,20 +917,25 @@ static int request_begin(struct api_request *req)
 static int serve_readyz(struct api_request *req)
 {
     struct kf_store_status st;
+    bool detail;
     int r;
 
     if (__atomic_load_n(&req->api->stopping, __ATOMIC_RELAXED))
         return kf_api_reply_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down\n");
+    /* /readyz is open (load balancers probe it without a token): the
+     * store's URL and the leader's name are for authenticated clients. */
+    detail = kf_api_request_authenticated(req);
     r = kf_store_status(req->api->store, &st);
     if (r < 0) {
-        char *msg = kf_xasprintf("store \"%s\" is not reachable: %s\n",
-                                 kf_store_url(req->api->store), strerror(-r));
+        char *msg = detail ? kf_xasprintf("store \"%s\" is not reachable: %s\n",
+                                          kf_store_url(req->api->store), strerror(-r))
+                           : kf_xstrdup("not ok\n");
 
         r = kf_api_reply_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
         free(msg);
         return r;
     }
-    if (req->api->ready_detail) {
+    if (detail && req->api->ready_detail) {
         struct kf_strbuf body = KF_STRBUF_INIT;
 
         kf_strbuf_addstr(&body, "ok\n");
@@ -795,7 +980,7 @@ static int serve_handler(struct api_request *req)
 }
 
 int kf_api_add_handler(struct kf_api *api, const char *prefix, const char *resource,
-                       kf_api_handler_fn fn, void *arg)
+                       kf_api_handler_auth_fn auth, kf_api_handler_fn fn, void *arg)
 {
     size_t len = prefix ? strlen(prefix) : 0;
 
@@ -810,6 +995,7 @@ int kf_api_add_handler(struct kf_api *api, const char *prefix, const char *resou
     api->handlers[api->n_handlers].prefix = kf_xstrdup(prefix);
     api->handlers[api->n_handlers].resource = kf_xstrdup(resource);
     api->handlers[api->n_handlers].fn = fn;
+    api->handlers[api->n_handlers].auth = auth;
     api->handlers[api->n_handlers].arg = arg;
     api->n_handlers++;
     return 0;
@@ -942,7 +1128,7 @@ int kf_api_start(struct kf_api *api, struct kf_strbuf *err)
         (unsigned int)api->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)API_MEMORY_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, api, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
-        api, MHD_OPTION_END);
+        api, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, api, MHD_OPTION_END);
     if (!api->mhd)
         return kf_err(err, -EADDRINUSE,
                       "cannot listen on \"%s\" (address in use, not local, no permission%s)",
@@ -986,6 +1172,9 @@ void kf_api_free(struct kf_api *api)
     pthread_rwlock_destroy(&api->tokens_lock);
     pthread_rwlock_destroy(&api->actions_lock);
     pthread_mutex_destroy(&api->docs_lock);
+    pthread_mutex_destroy(&api->clients_lock);
+    kf_smap_release(&api->conns_by_client);
+    kf_smap_release(&api->watches_by_user);
     free(api->listen);
     free(api->token_file);
     free(api->server_names);

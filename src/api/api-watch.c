@@ -60,9 +60,10 @@
 
 KF_LOG_MODULE(api);
 
-#define WATCH_BLOCK       (8 * 1024)   /* MHD's write buffer for a watch */
-#define WATCH_FILL_BYTES  (256 * 1024) /* stop draining the hub past this */
-#define WATCH_FILL_EVENTS 4096
+#define WATCH_BLOCK        (8 * 1024)   /* MHD's write buffer for a watch */
+#define WATCH_FILL_BYTES   (256 * 1024) /* stop draining the hub past this */
+#define WATCH_FILL_EVENTS  4096
+#define WATCH_INITIAL_PAGE 1000 /* initial events listed at a time (at most cfg.list_max_page) */
 
 #define LOAD(p)     __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
@@ -86,6 +87,14 @@ struct api_watch {
     uint64_t next_bookmark_ns;
     bool ended;
     bool more; /* the last fill stopped at its limits: the hub has more */
+    /* The initial events come a page at a time, each listed when the one
+     * before has been sent, so a watch of a whole kind never renders the
+     * kind at once. init_cont: the next page's continue token (pages are
+     * read at init_rev); the hub's events wait until it is NULL. */
+    char *init_cont;
+    int64_t init_rev;
+    bool init_bookmark; /* sendInitialEvents: a BOOKMARK after the last page */
+    char *user;         /* counted in the user's watches, or NULL */
 
     /* Shared; atomics. */
     int pending;             /* the hub may have events */
@@ -426,6 +435,39 @@ static int fill(struct api_watch *wc)
     return 0;
 }
 
+static size_t initial_page(const struct kf_api *api)
+{
+    return KF_MIN((size_t)WATCH_INITIAL_PAGE, api->cfg.list_max_page);
+}
+
+/* Lists one page of the initial events: from the start (init_cont NULL,
+ * first) or from init_cont. Sets init_cont to the next page's token or NULL
+ * at the end (then the closing BOOKMARK, if asked). */
+static int initial_page_add(struct api_watch *wc, bool first, struct kf_strbuf *err)
+{
+    struct kf_list_opts o = { .labels = wc->labels,
+                              .fields = wc->fields,
+                              .limit = initial_page(wc->api),
+                              .continue_token = first ? NULL : wc->init_cont };
+    struct kf_kv_list l = { 0 };
+    char *cont = NULL;
+    int r;
+
+    r = kf_registry_list_raw(wc->api->reg, wc->kind, &o, &l, &cont, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < l.n; i++)
+        add_event(wc, "ADDED", l.items[i].value, l.items[i].value_len, l.items[i].mod_rev);
+    if (first)
+        wc->init_rev = l.rev;
+    kf_kv_list_release(&l);
+    free(wc->init_cont);
+    wc->init_cont = cont;
+    if (!cont && wc->init_bookmark)
+        add_bookmark(wc, wc->init_rev, true);
+    return 0;
+}
+
 static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct api_watch *wc = cls;
@@ -468,6 +510,20 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
             wc->ended = true;
             continue;
         }
+        if (wc->init_cont) {
+            struct kf_strbuf err = KF_STRBUF_INIT;
+
+            r = initial_page_add(wc, false, &err);
+            if (r < 0) {
+                add_error(wc, r == -KF_ECOMPACTED ? r : -EIO,
+                          r == -KF_ECOMPACTED ? "the initial events were compacted away while "
+                                                "they were sent: list and watch again"
+                                              : "internal error listing the initial events");
+                wc->ended = true;
+            }
+            kf_strbuf_release(&err);
+            continue;
+        }
         r = pending ? fill(wc) : 0;
         if (r < 0) {
             if (r == -KF_ECOMPACTED)
@@ -479,7 +535,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
             wc->ended = true;
             continue;
         }
-        if (wc->bookmarks && now >= wc->next_bookmark_ns) {
+        if (wc->bookmarks && now >= wc->next_bookmark_ns && !wc->init_cont) {
             add_bookmark(wc, kf_watch_progress(wc->w), false);
             wc->next_bookmark_ns = now + (uint64_t)api->cfg.bookmark_interval_ms * 1000000ull;
         }
@@ -503,6 +559,9 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 static void watch_free(struct api_watch *wc)
 {
+    kf_api_user_watch_release(wc->api, wc->user);
+    free(wc->user);
+    free(wc->init_cont);
     kf_watch_close(wc->w);
     kf_selector_free(wc->labels);
     kf_selector_free(wc->fields);
@@ -595,27 +654,21 @@ static int watch_params(struct api_request *req, struct api_watch *wc, int64_t *
     return 0;
 }
 
-/* The current state as ADDED events; *ret_rev is the revision it reflects. */
+/* The current state as ADDED events, its first page now (the rest from
+ * watch_read); *ret_rev is the revision it reflects. */
 static int initial_events(struct api_request *req, struct api_watch *wc, int64_t *ret_rev)
 {
-    struct kf_list_opts o = { .labels = wc->labels, .fields = wc->fields };
-    struct kf_kv_list l = { 0 };
     struct kf_strbuf err = KF_STRBUF_INIT;
-    char *cont = NULL;
     int r;
 
-    r = kf_registry_list_raw(req->api->reg, wc->kind, &o, &l, &cont, &err);
+    r = initial_page_add(wc, true, &err);
     if (r < 0) {
         kf_api_reply_status(req, r, err.len ? err.buf : NULL, NULL);
         kf_strbuf_release(&err);
         return r;
     }
-    for (size_t i = 0; i < l.n; i++)
-        add_event(wc, "ADDED", l.items[i].value, l.items[i].value_len, l.items[i].mod_rev);
-    *ret_rev = l.rev;
-    kf_kv_list_release(&l);
+    *ret_rev = wc->init_rev;
     kf_strbuf_release(&err);
-    free(cont);
     return 0;
 }
 
@@ -662,10 +715,12 @@ int kf_api_serve_watch(struct api_request *req)
         goto free_watch;
     if (watch_params(req, wc, &rv, &initial, &initial_bookmark) < 0)
         goto free_watch;
+    if (kf_api_user_watch_acquire(req) < 0)
+        goto free_watch;
+    wc->user = req->user ? kf_xstrdup(req->user) : NULL;
+    wc->init_bookmark = initial_bookmark;
     if (initial && initial_events(req, wc, &rv) < 0)
         goto free_watch;
-    if (initial_bookmark)
-        add_bookmark(wc, rv, true);
 
     prefix = kf_obj_prefix(wc->kind);
     r = kf_watch_open(api->store, prefix, rv, watch_wake, wc, &wc->w);

@@ -1,4 +1,5 @@
-/* base-file.c: mkdir -p, atomic write-then-rename and rm -r (file.h). These
+/* base-file.c: mkdir -p, atomic write-then-rename, a folder's fsync and rm -r
+ * (file.h, base.h). These
  * were written again in the runner, the agent, the observability files, the
  * lifecycle controller's PKI folders, guest PKI and the CLI; this is the one
  * copy. */
@@ -58,14 +59,17 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-static int fsync_dir(const char *dir)
+/* A rename is durable only once the folder that holds the name is on
+ * disk: after a crash without the folder's fsync, a freshly renamed key
+ * or kubeconfig may be the old one or missing. */
+int kf_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int r = 0;
 
     if (fd < 0)
         return -errno;
-    if (fsync(fd) < 0)
+    if (fsync(fd) < 0 && errno != EINVAL && errno != EROFS)
         r = -errno;
     close(fd);
     return r;
@@ -110,7 +114,7 @@ int kf_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
     }
     r = 0;
     if (durable) {
-        r = fsync_dir(*dir ? dir : "/");
+        r = kf_fsync_dir(*dir ? dir : "/");
         if (r < 0)
             kf_err(err, r, "cannot fsync folder \"%s\": %s", dir, strerror(-r));
     }
@@ -140,4 +144,20 @@ int kf_remove_tree(const char *path)
     if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : -errno;
     return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
+}
+
+int kf_fsync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int r;
+
+    if (!slash)
+        return kf_fsync_dir(".");
+    if (slash == path)
+        return kf_fsync_dir("/");
+    dir = kf_xstrndup(path, (size_t)(slash - path));
+    r = kf_fsync_dir(dir);
+    free(dir);
+    return r;
 }

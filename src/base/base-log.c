@@ -18,6 +18,7 @@ static struct kf_log_module *modules;
 static int default_level = KF_LOG_INFO;
 static const char *progname = "kfleet";
 static FILE *log_file;
+static char *log_path; /* --log-file, for kf_log_reopen */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = { "off", "error", "warn", "info", "debug" };
@@ -38,11 +39,32 @@ void kf_log_init(const char *name, const char *path)
         if (f) {
             setvbuf(f, NULL, _IOLBF, 0);
             log_file = f;
+            free(log_path);
+            log_path = strdup(path);
         } else {
             fprintf(stderr, "%s: cannot open log file \"%s\": %s; logging to stderr\n", progname,
                     path, strerror(errno));
         }
     }
+}
+
+int kf_log_reopen(void)
+{
+    FILE *f, *old;
+
+    if (!log_path)
+        return 0;
+    f = fopen(log_path, "ae");
+    if (!f)
+        return -errno;
+    setvbuf(f, NULL, _IOLBF, 0);
+    pthread_mutex_lock(&write_lock);
+    old = log_file;
+    log_file = f;
+    pthread_mutex_unlock(&write_lock);
+    if (old)
+        fclose(old);
+    return 1;
 }
 
 int kf_log_level_from_name(const char *name, enum kf_log_level *ret)
@@ -130,7 +152,7 @@ static void emit(const struct kf_log_module *m, enum kf_log_level level, const c
     char ts[32];
     struct kf_strbuf line = KF_STRBUF_INIT;
     int64_t now = kf_now_ms();
-    FILE *out = log_file ? log_file : stderr;
+    FILE *out;
 
     kf_time_format_rfc3339(now, ts, sizeof(ts));
     /* rfc3339 has seconds; add milliseconds before the Z */
@@ -142,6 +164,7 @@ static void emit(const struct kf_log_module *m, enum kf_log_level level, const c
         kf_strbuf_addf(&line, " (%u similar messages suppressed)", suppressed);
     kf_strbuf_addch(&line, '\n');
     pthread_mutex_lock(&write_lock);
+    out = log_file ? log_file : stderr; /* kf_log_reopen swaps it under the lock */
     fwrite(line.buf, 1, line.len, out);
     fflush(out);
     pthread_mutex_unlock(&write_lock);

@@ -215,6 +215,9 @@ int kf_cli_config_write(const char *path, const struct kf_cli_file_config *c, st
         r = kf_err(err, -errno, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
         goto close_tmp;
     }
+    r = kf_fsync_dir_of(path); /* the rename itself survives a crash */
+    if (r < 0)
+        kf_err(err, r, "cannot fsync the folder of \"%s\": %s", path, strerror(-r));
 close_tmp:
     if (fd >= 0)
         close(fd);

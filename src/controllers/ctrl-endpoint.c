@@ -274,16 +274,6 @@ static char *read_small(const char *path, size_t max, size_t *ret_len)
     return kf_strbuf_detach(&sb, ret_len);
 }
 
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 /* The cluster CA's PEM (malloc'ed), from the store, else the lifecycle
  * controller's working copy; NULL when there is none yet. */
 static char *cluster_ca(struct epctl *d, const char *cluster)
@@ -641,7 +631,7 @@ static int install(struct epctl *d, const char *dir, const struct kf_strbuf *tex
         r = kf_err(err, -errno, "cannot rename \"%s\" to \"%s\": %s", cand, live, strerror(errno));
         goto remove_candidate;
     }
-    fsync_dir(dir);
+    kf_fsync_dir(dir); /* best effort: the file itself is already synced */
     r = 1;
     goto free_paths;
 remove_candidate:

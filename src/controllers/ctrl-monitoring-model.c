@@ -47,6 +47,7 @@
 #include "kfleet/kind.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/obj.h"
+#include "kfleet/obs-receiver.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-lifecycle.h"
 #include "controllers/ctrl-monitoring.h"
@@ -792,6 +793,21 @@ static void build_receivers(struct monctl *mc, struct monmodel *mm, json_t **obj
                         ? t->secret_file
                         : t->url_file);
             continue;
+        }
+        if (t->t.url && !t->url_file) {
+            /* checked again at delivery, after name resolution; an
+             * Alertmanager that never calls a forbidden receiver leaves
+             * nothing to refuse there */
+            struct kf_strbuf why = KF_STRBUF_INIT;
+
+            if (kf_obs_destination_url_check(kf_mon_destinations(mc->mon), t->t.url, &why) ==
+                -EACCES) {
+                problem(mm, "AlertReceiver", name, "DestinationNotAllowed",
+                        "receiver %s is left out: %s", name, why.buf);
+                kf_strbuf_release(&why);
+                continue;
+            }
+            kf_strbuf_release(&why);
         }
         {
             struct kf_strbuf why = KF_STRBUF_INIT;

@@ -2,7 +2,7 @@
  *
  * Reads its options, opens the store, builds the registry, metrics and API
  * server, starts controllers and maintenance, then listens until SIGTERM or
- * SIGINT (SIGHUP re-reads the token file). Exit codes: 0 after a clean
+ * SIGINT (SIGHUP re-reads the token file and reopens --log-file). Exit codes: 0 after a clean
  * shutdown, 1 when something failed at run time (store, bind), 2 for a
  * usage or configuration error (bad option, non-loopback address without a
  * token file). Start-up order and the controller hook: daemon.h.
@@ -66,6 +66,12 @@ static const char usage_text[] =
     "  --log-file FILE           log here instead of stderr\n"
     "  --threads N               API request threads (default 4)\n"
     "  --max-connections N       open connections at most, watches included (default 10000)\n"
+    "  --max-connections-per-client N  ... from one client address; the next gets 429\n"
+    "                            (default 1024)\n"
+    "  --max-watches-per-user N  open watches of one token's user; the next gets 429\n"
+    "                            (default 1000)\n"
+    "  --list-max-page N         objects in one LIST answer at most; the rest come with\n"
+    "                            metadata.continue (default 5000)\n"
     "  --connection-timeout DUR  close connections idle this long (default 60s)\n"
     "  --compact-interval DUR    how often to compact the store's history (default 1m; 0: never)\n"
     "  --compact-retention DUR   keep revisions younger than this (default 1h) ...\n"
@@ -132,6 +138,9 @@ enum {
     OPT_LOG_FILE,
     OPT_THREADS,
     OPT_MAX_CONNECTIONS,
+    OPT_MAX_CONNECTIONS_PER_CLIENT,
+    OPT_MAX_WATCHES_PER_USER,
+    OPT_LIST_MAX_PAGE,
     OPT_CONNECTION_TIMEOUT,
     OPT_COMPACT_INTERVAL,
     OPT_COMPACT_RETENTION,
@@ -175,6 +184,9 @@ static const struct option options[] = {
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
     { "threads", required_argument, NULL, OPT_THREADS },
     { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+    { "max-connections-per-client", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_CLIENT },
+    { "max-watches-per-user", required_argument, NULL, OPT_MAX_WATCHES_PER_USER },
+    { "list-max-page", required_argument, NULL, OPT_LIST_MAX_PAGE },
     { "connection-timeout", required_argument, NULL, OPT_CONNECTION_TIMEOUT },
     { "compact-interval", required_argument, NULL, OPT_COMPACT_INTERVAL },
     { "compact-retention", required_argument, NULL, OPT_COMPACT_RETENTION },
@@ -352,6 +364,17 @@ static void parse_options(int argc, char **argv, struct config *c)
         case OPT_MAX_CONNECTIONS:
             c->api.max_connections =
                 (unsigned int)parse_count("max-connections", optarg, 16, 1000000);
+            break;
+        case OPT_MAX_CONNECTIONS_PER_CLIENT:
+            c->api.max_connections_per_client =
+                (unsigned int)parse_count("max-connections-per-client", optarg, 1, 1000000);
+            break;
+        case OPT_MAX_WATCHES_PER_USER:
+            c->api.max_watches_per_user =
+                (unsigned int)parse_count("max-watches-per-user", optarg, 1, 1000000);
+            break;
+        case OPT_LIST_MAX_PAGE:
+            c->api.list_max_page = (size_t)parse_count("list-max-page", optarg, 1, 500000);
             break;
         case OPT_CONNECTION_TIMEOUT: {
             int64_t ms = parse_duration("connection-timeout", optarg);
@@ -557,6 +580,12 @@ static char *default_replica_id(const char *listen)
     return kf_xasprintf("%.100s:%s", host, colon ? colon + 1 : "7480");
 }
 
+static int receiver_auth(void *arg, const char *method, const char *rest, const char *authorization,
+                         struct kf_strbuf *resp)
+{
+    return kf_mon_check_webhook_auth(arg, authorization, resp);
+}
+
 static int receiver_handler(void *arg, const char *method, const char *rest,
                             const char *authorization, const char *body, size_t len,
                             struct kf_strbuf *resp)
@@ -610,7 +639,7 @@ static int start_monitoring(const struct config *c, struct kf_daemon *d, struct 
     kf_mon_config_release(&mc);
     if (r == 0)
         r = kf_api_add_handler(d->api, "/alerts/v1/receivers/", "alertreceivers-webhook",
-                               receiver_handler, d->mon);
+                               receiver_auth, receiver_handler, d->mon);
     if (r == 0)
         kf_log_info("monitoring: %s, configurations under %s, alert webhooks at %s",
                     kf_mon_mode_name(c->monitoring), kf_mon_root(d->mon),
@@ -741,6 +770,16 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            /* logrotate moved the log file away: write to a new one */
+            r = kf_log_reopen();
+            if (r < 0)
+                kf_log_warn("SIGHUP: cannot reopen the log file \"%s\": %s; logging on to the "
+                            "old one",
+                            c.log_file, strerror(-r));
+            else if (r > 0)
+                kf_log_info("SIGHUP: reopened the log file \"%s\"", c.log_file);
+            if (!c.api.token_file)
+                continue;
             kf_strbuf_reset(&err);
             r = kf_api_reload_tokens(d.api, &err);
             if (r < 0)

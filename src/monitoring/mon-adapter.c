@@ -165,6 +165,14 @@ static int answer(struct kf_strbuf *resp, int status, const char *result, const 
     return status;
 }
 
+int kf_mon_check_webhook_auth(struct kf_mon *m, const char *authorization, struct kf_strbuf *resp)
+{
+    if (!token_ok(m, authorization))
+        return answer(resp, 401, "unauthorized",
+                      "Authorization: Bearer <the token in kfleetd's monitoring/.adapter/token>");
+    return 0;
+}
+
 int kf_mon_handle_webhook(struct kf_mon *m, const char *receiver, const char *authorization,
                           const char *body, size_t len, struct kf_strbuf *resp)
 {

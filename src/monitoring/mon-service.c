@@ -177,6 +177,11 @@ bool kf_mon_secret_path_allowed(const struct kf_mon *m, const char *path)
     return ok;
 }
 
+const struct kf_obs_destinations *kf_mon_destinations(const struct kf_mon *m)
+{
+    return &m->dests;
+}
+
 const struct kf_mon_config *kf_mon_config(const struct kf_mon *m)
 {
     return &m->cfg;

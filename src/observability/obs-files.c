@@ -72,19 +72,6 @@ const struct kf_obs_file *kf_obs_files_find(const struct kf_obs_files *files, co
     return NULL;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int r = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) < 0)
-        r = -errno;
-    close(fd);
-    return r;
-}
-
 /* Whether the folder rel ("<instance>/secrets", "<instance>/tls/<cluster>")
  * holds keys: 0700. */
 static bool private_dir(const char *rel)
@@ -252,7 +239,7 @@ static int remove_stale_dir(const struct path_index *idx, const char *root, cons
     }
     closedir(dh);
     if (removed)
-        fsync_dir(dir);
+        kf_fsync_dir(dir);
 out_dir:
     free(dir);
     return r;

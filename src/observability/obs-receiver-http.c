@@ -162,6 +162,46 @@ bool kf_obs_destination_addr_allowed(const struct kf_obs_destinations *d, int fa
     return in_blocks(d, &a) || !addr_internal(&a);
 }
 
+int kf_obs_destination_url_check(const struct kf_obs_destinations *d, const char *url,
+                                 struct kf_strbuf *err)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    struct kf_cidr a;
+    bool ip;
+    int r = 0;
+
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        r = kf_err(err, -EINVAL, "its URL has no host");
+        goto free_url;
+    }
+    if (host[0] == '[') { /* an IPv6 literal */
+        size_t n = strlen(host);
+
+        memmove(host, host + 1, n - 1);
+        host[n - 2] = '\0';
+    }
+    if (kf_obs_destination_named(d, host))
+        goto free_url;
+    ip = kf_ip_parse(host, &a, NULL) == 0;
+    if (d && (d->n_names || d->n_blocks)) {
+        if (!ip || !in_blocks(d, &a))
+            r = kf_err(err, -EACCES,
+                       "its destination host \"%s\" is not in kfleetd --alert-destinations", host);
+    } else if ((ip && addr_internal(&a)) || strcasecmp(host, "localhost") == 0 ||
+               (strlen(host) > 10 && strcasecmp(host + strlen(host) - 10, ".localhost") == 0)) {
+        r = kf_err(err, -EACCES,
+                   "its destination host \"%s\" is an internal address (list it in kfleetd "
+                   "--alert-destinations to allow it)",
+                   host);
+    }
+free_url:
+    curl_free(host);
+    curl_url_cleanup(u);
+    return r;
+}
+
 struct dest_ctx {
     const struct kf_obs_destinations *d;
     bool named;       /* the URL's host is listed by name: any address */

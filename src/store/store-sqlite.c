@@ -629,27 +629,6 @@ static int check_or_create_schema(struct sql_store *s, bool *created, struct kf_
     return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-    char *dir = kf_xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    int fd, r = 0;
-
-    if (!slash)
-        dir[0] = '.', dir[1] = '\0';
-    else if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0)
-        r = -errno;
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return r;
-}
-
 static void sql_free(struct sql_store *s)
 {
     struct reader *rd;
@@ -775,7 +754,7 @@ static int sql_open(const char *arg, struct kf_store **ret, struct kf_strbuf *er
         goto free_store;
     }
     if (created && s->sync_full)
-        fsync_dir_of(s->path);
+        kf_fsync_dir_of(s->path);
     kf_log_dbg("opened \"%s\" at revision %lld (%s)", s->path, (long long)s->rev,
                created ? "new" : "existing");
     *ret = &s->base;

@@ -1,18 +1,25 @@
-"""test_sec_exhaustion.py: kfleetd can hold the connections it promises
-(docs/security.md, "Exhaustion").
+"""test_sec_exhaustion.py: kfleetd can hold the connections it promises,
+and no one client or user takes them all (docs/security.md, "Exhaustion").
 
 kfleetd raises its soft open-file limit to --max-connections plus room for
 its own files (or to the hard limit, with a warning), so that the usual
 soft limit of 1024 does not make accept() fail for every client long
-before --max-connections."""
+before --max-connections. One client address holds at most
+--max-connections-per-client connections (the next gets 429 and is
+closed), one user at most --max-watches-per-user watches (429), and the
+alert receiver route answers 401 before it reads a body."""
 
+import http.client
+import json
 import os
 import resource
+import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
 import kftest  # noqa: E402
+from kftest import path  # noqa: E402
 
 
 def soft_nofile(pid):
@@ -37,6 +44,84 @@ def test_file_limit_raised():
             assert got >= expect, (got, expect, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, old)
+
+
+def raw_get(port, target="/healthz", token=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10 * kftest.SLOW)
+    h = {"Authorization": f"Bearer {token}"} if token else {}
+    c.request("GET", target, headers=h)
+    r = c.getresponse()
+    out = kftest.Response(r.status, dict(r.getheaders()), r.read())
+    return c, out
+
+
+def test_connections_per_client():
+    with kftest.Kfleetd(store="memory", args=["--max-connections-per-client", "4"]) as k:
+        held = []
+        for _ in range(4):
+            c, r = raw_get(k.port)
+            assert r.status == 200, r
+            held.append(c)  # kept alive, still counted
+        c, r = raw_get(k.port)
+        assert r.status == 429, r
+        assert "too many connections from 127.0.0.1" in r.json["message"], r.json
+        assert "--max-connections-per-client" in r.json["message"], r.json
+        assert r.headers.get("Connection", "").lower() == "close", r.headers
+        c.close()
+        held.pop().close()
+
+        def fifth_ok():
+            c, r = raw_get(k.port)
+            c.close()
+            return r.status == 200
+        kftest.eventually(fifth_ok, timeout=10 * kftest.SLOW, msg="a connection freed")
+        for c in held:
+            c.close()
+
+
+def test_watches_per_user():
+    viewer = "viewer-token-0123456789"
+    with kftest.Kfleetd(store="memory", tokens=True,
+                        args=["--max-watches-per-user", "2"]) as k:
+        w1 = k.watch(path("regions"), token=viewer)
+        w2 = k.watch(path("hosts"), token=viewer)
+        assert w1.status == 200 and w2.status == 200
+        w3 = k.watch(path("units"), token=viewer)
+        assert w3.status == 429, (w3.status, w3.body)
+        msg = json.loads(w3.body)["message"]
+        assert 'user "victor"' in msg and "--max-watches-per-user 2" in msg, msg
+        # another user is not held by victor's watches
+        w4 = k.watch(path("units"), token=kftest.ADMIN_TOKEN)
+        assert w4.status == 200
+        w1.close()
+
+        def again():
+            w = k.watch(path("units"), token=viewer)
+            w.close()
+            return w.status == 200
+        kftest.eventually(again, timeout=10 * kftest.SLOW, msg="a watch slot freed")
+        for w in (w2, w4):
+            w.close()
+
+
+def test_alert_route_token_before_body():
+    with kftest.Kfleetd(store="memory", args=["--monitoring", "external"]) as k:
+        s = socket.create_connection(("127.0.0.1", k.port), timeout=10 * kftest.SLOW)
+        # headers of a 500 KB body, and no body: the token is checked first
+        s.sendall(b"POST /alerts/v1/receivers/oncall HTTP/1.1\r\n"
+                  b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 500000\r\n\r\n")
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        s.close()
+        assert data.startswith(b"HTTP/1.1 401"), data[:200]
 
 
 if __name__ == "__main__":

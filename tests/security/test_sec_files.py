@@ -7,9 +7,13 @@ cleartext").
   by others is made private.
 - A token file others may read is refused.
 - A non-loopback --listen with tokens needs TLS, or an explicit
-  --insecure-allow-plaintext."""
+  --insecure-allow-plaintext.
+- An atomic write (PKI files, generated configuration) fsyncs the folder
+  after its rename, so that the rename survives a crash."""
 
 import os
+import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -71,6 +75,28 @@ def test_plaintext_needs_consent():
     with kftest.Kfleetd(tokens=True, store="memory", tls=True, port=port,
                         args=["--listen", f"0.0.0.0:{port}"]) as k:
         assert k.get(path("regions")).status == 200
+
+
+def test_rename_then_fsync_folder():
+    """kfleet config writes its file as every atomic writer does (base-file.c):
+    temporary file, fsync, rename, then an fsync of the folder."""
+    kftest.require(shutil.which("strace"), "strace is not installed")
+    d = tempfile.mkdtemp(prefix="kftest-sec-")
+    cfg = os.path.join(d, "config")
+    out = subprocess.run(["strace", "-f", "-e", "trace=rename,renameat,renameat2,openat,fsync",
+                          os.path.join(kftest.BIN_DIR, "kfleet"), "config", "set-token", "t"],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, KFLEET_CONFIG=cfg))
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stderr.splitlines()
+    renamed = [i for i, line in enumerate(lines) if "rename" in line and f'"{cfg}"' in line]
+    assert renamed, out.stderr[-2000:]
+    after = lines[renamed[-1] + 1:]
+    fds = [m.group(1) for line in after
+           for m in [re.search(rf'openat\(AT_FDCWD, "{re.escape(d)}", .*O_DIRECTORY.*\) = (\d+)',
+                               line)] if m]
+    assert fds, "\n".join(after)
+    assert any(f"fsync({fd})" in line for line in after for fd in fds), "\n".join(after)
 
 
 if __name__ == "__main__":
