@@ -1315,6 +1315,9 @@ static int job_step(struct job_pass *p, bool *write_counts)
     return r;
 }
 
+/* One pass over a running (or paused, or failed Never) job: its view of
+ * hosts and tasks, then held, failed, or tasks started and completed; the
+ * counts written into its status. */
 static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
 {
     struct job_pass p;

@@ -782,6 +782,8 @@ free_cfg:
     free(cfg);
 }
 
+/* Brings the unit's endpoints up to date: its HAProxy configuration, and
+ * its local HAProxy when kfleetd runs them; when to look again (0: no need). */
 static int64_t reconcile_unit(struct epctl *d, const char *unit)
 {
     struct ep_view v = { 0 };

@@ -194,6 +194,7 @@ struct member_sync {
     size_t n_todo, todo_alloc;
 };
 
+/* Whether existing member i goes (an extra one). */
 static bool sync_drops(const struct member_sync *ms, size_t i)
 {
     return i < KF_ARRAY_SIZE(ms->drop) && ms->drop[i];

@@ -722,6 +722,8 @@ free_pool:
     return r;
 }
 
+/* Places a cluster without a unit: decides grade, unit and bindings, then
+ * applies them, or writes why it stays Pending. */
 static int place_new(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s)
 {
     const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
@@ -1029,6 +1031,7 @@ static int write_placed_status(struct place_ctrl *d, const json_t *cluster,
     return r == -KF_ENOTFOUND ? 0 : r;
 }
 
+/* Brings a placed cluster up to date: its grade, ranges, members and status. */
 static int reconcile_placed(struct place_ctrl *d, const json_t *cluster,
                             struct kf_place_settings *s, int64_t *requeue_after_ms)
 {
@@ -1113,6 +1116,7 @@ static int reconcile_cluster(struct place_ctrl *d, const json_t *cluster, int64_
     return r;
 }
 
+/* The placement controller's reconcile: one GuestCluster, or the pools' summaries. */
 static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
 {
     struct place_ctrl *d = kf_ctrl_data(c);

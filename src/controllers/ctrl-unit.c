@@ -220,6 +220,8 @@ static void headroom_message(const struct kf_unit_water *w, const json_t *need, 
     }
 }
 
+/* The status of unit i: capacity, water level, headroom per grade and their
+ * conditions; *ret_above and water_msg say where it stands against its mark. */
 static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size_t i,
                            const json_t *old_conditions, int64_t now, bool *ret_above,
                            struct kf_strbuf *water_msg)

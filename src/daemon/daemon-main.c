@@ -453,6 +453,7 @@ static bool cluster_option(int opt, const char *v, struct config *c)
     }
 }
 
+/* The command line into c; a usage error exits. */
 static void parse_options(int argc, char **argv, struct config *c)
 {
     int opt;

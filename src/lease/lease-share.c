@@ -1063,6 +1063,7 @@ static void report_pass_release(struct kf_lease_share *sh, struct report_pass *r
     kf_strbuf_release(&rp->fresh);
 }
 
+/* Writes this replica's report: a new base when it pays, then a recent or a set tick. */
 static int report(struct kf_lease_share *sh, int64_t now_ms)
 {
     struct mark_ctx m = { &sh->names, ++sh->round };

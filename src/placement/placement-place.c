@@ -695,6 +695,7 @@ static void explain_verdicts(const struct kf_place_scratch *s, size_t n,
     }
 }
 
+/* Places c on the best of units (and explains every unit into ex when given). */
 static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t n,
                   const struct kf_place_cluster *c, struct kf_place_explain *ex,
                   struct kf_place_result *ret)
