@@ -1012,222 +1012,334 @@ static void host_list(struct kf_strbuf *out, char *const *hosts, size_t n)
         kf_strbuf_addf(out, " and %zu more", n - EVENT_HOSTS);
 }
 
-static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
-{
-    const char *name = kf_obj_name(job);
-    json_t *spec = kf_json_path(job, "spec");
-    json_t *old_status = kf_json_path(job, "status");
-    json_t *status = json_is_object(old_status) ? json_deep_copy(old_status) : json_object();
-    const char *type = kf_json_str(spec, "completionPolicy.type", "Always");
-    const char *policy = kf_json_str(spec, "failurePolicy.type", "FailFast");
-    json_t *deadline = kf_json_path(spec, "completionPolicy.activeDeadlineSeconds");
-    json_t *ttl = kf_json_path(spec, "completionPolicy.ttlSecondsAfterFinished");
-    bool always = strcmp(type, "Never") != 0;
-    const char *old_phase = kf_json_str(job, "status.phase", "");
-    const char *phase = *old_phase ? old_phase : KF_BCJ_PHASE_RUNNING;
-    struct kf_selector *sel = NULL;
-    struct view v = { .failed_hosts = KF_STRBUF_INIT };
-    int64_t now = now_ms(d), start, tasks_rev = 0;
-    size_t created = 0;
-    const char *fail_reason = NULL;
-    char *fail_message = NULL;
+/* One pass of reconcile_job: what it read of the job and what it decided. */
+struct job_pass {
+    struct bcj_ctrl *d;
+    json_t *job;
+    const char *name;
+    json_t *spec;
+    json_t *status; /* the status to write, a copy of the job's */
+    const char *policy;
+    json_t *deadline, *ttl;
+    bool always; /* completionPolicy Always */
+    const char *old_phase, *phase;
+    struct kf_selector *sel;
+    struct view v;
+    int64_t now, start, tasks_rev;
+    const char *fail_reason;
+    char *fail_message;
     char nowbuf[40];
-    int r = 0;
+    int64_t *requeue;
+};
 
-    kf_bcj_time_format(now, nowbuf, sizeof(nowbuf));
-    if (kf_json_path(spec, "selector") &&
-        kf_selector_from_json(kf_json_path(spec, "selector"), &sel, NULL) < 0) {
-        json_decref(status);
-        return 0; /* admission refuses a bad selector; never here */
-    }
+/* Reads the job's spec into p and sets its startTime (step 4); -EINVAL on a bad selector. */
+static int job_pass_init(struct job_pass *p, struct bcj_ctrl *d, json_t *job, int64_t *requeue)
+{
+    json_t *old_status = kf_json_path(job, "status");
+
+    *p = (struct job_pass){ .d = d, .job = job, .name = kf_obj_name(job), .requeue = requeue };
+    p->spec = kf_json_path(job, "spec");
+    p->policy = kf_json_str(p->spec, "failurePolicy.type", "FailFast");
+    p->deadline = kf_json_path(p->spec, "completionPolicy.activeDeadlineSeconds");
+    p->ttl = kf_json_path(p->spec, "completionPolicy.ttlSecondsAfterFinished");
+    p->always = strcmp(kf_json_str(p->spec, "completionPolicy.type", "Always"), "Never") != 0;
+    p->old_phase = kf_json_str(job, "status.phase", "");
+    p->phase = *p->old_phase ? p->old_phase : KF_BCJ_PHASE_RUNNING;
+    p->v = (struct view){ .failed_hosts = KF_STRBUF_INIT };
+    p->now = now_ms(d);
+    kf_bcj_time_format(p->now, p->nowbuf, sizeof(p->nowbuf));
+    if (kf_json_path(p->spec, "selector") &&
+        kf_selector_from_json(kf_json_path(p->spec, "selector"), &p->sel, NULL) < 0)
+        return -EINVAL;
+    p->status = json_is_object(old_status) ? json_deep_copy(old_status) : json_object();
     /* 4. startTime */
-    start = time_at(job, "status.startTime");
-    if (!start) {
-        start = now;
-        json_object_set_new(status, "startTime", json_string(nowbuf));
+    p->start = time_at(job, "status.startTime");
+    if (!p->start) {
+        p->start = p->now;
+        json_object_set_new(p->status, "startTime", json_string(p->nowbuf));
     }
+    return 0;
+}
 
-    /* 5. hosts and tasks: from the counts while nothing changed since the
-     * last walk of every host; a walk too when a failure is to be named */
-    if (!fast_view(d, name, &v) ||
-        (v.failed > 0 &&
-         (strcmp(policy, "FailFast") == 0 ||
-          (strcmp(policy, "Pause") == 0 && strcmp(old_phase, KF_BCJ_PHASE_PAUSED) != 0)))) {
-        view_reset(&v);
-        walk_view(d, name, kf_obj_uid(job), sel, kf_json_path(spec, "tolerations"), &v);
-    }
-    if (v.n_stale) {
-        r = delete_tasks(d, v.stale, v.n_stale, &tasks_rev);
-        if (r < 0)
-            goto out;
-    }
+/* Notes the tasks written and frees what the pass holds. */
+static void job_pass_release(struct job_pass *p)
+{
+    if (p->tasks_rev)
+        note_written(p->d, p->name, p->tasks_rev, 0);
+    free(p->fail_message);
+    kf_selector_free(p->sel);
+    view_release(&p->v);
+    json_decref(p->status);
+}
 
+/* Walks every host and task of the job into p->v, dropping what a fast view held. */
+static void job_walk(struct job_pass *p)
+{
+    view_reset(&p->v);
+    walk_view(p->d, p->name, kf_obj_uid(p->job), p->sel, kf_json_path(p->spec, "tolerations"),
+              &p->v);
+}
+
+/* 5. hosts and tasks: from the counts while nothing changed since the last
+ * walk of every host; a walk too when a failure is to be named. Deletes the
+ * tasks of an earlier job of the same name. */
+static int job_view(struct job_pass *p)
+{
+    bool name_failure =
+        strcmp(p->policy, "FailFast") == 0 ||
+        (strcmp(p->policy, "Pause") == 0 && strcmp(p->old_phase, KF_BCJ_PHASE_PAUSED) != 0);
+
+    if (!fast_view(p->d, p->name, &p->v) || (p->v.failed > 0 && name_failure))
+        job_walk(p);
+    if (p->v.n_stale)
+        return delete_tasks(p->d, p->v.stale, p->v.n_stale, &p->tasks_rev);
+    return 0;
+}
+
+/* Steps 6, 7 and the Pause policy of 8: true when the job is failed or paused
+ * and this pass only counts its tasks; else sets the phase Running. */
+static bool job_held(struct job_pass *p)
+{
     /* 6. a failed job (only a Never job gets here) only counts */
-    if (strcmp(phase, KF_BCJ_PHASE_FAILED) == 0)
-        goto counts;
+    if (strcmp(p->phase, KF_BCJ_PHASE_FAILED) == 0)
+        return true;
     /* 7. paused by the user */
-    if (kf_json_bool(spec, "paused", false)) {
-        if (strcmp(old_phase, KF_BCJ_PHASE_PAUSED) != 0)
-            event(d, job, KF_EVENT_NORMAL, "Paused",
+    if (kf_json_bool(p->spec, "paused", false)) {
+        if (strcmp(p->old_phase, KF_BCJ_PHASE_PAUSED) != 0)
+            event(p->d, p->job, KF_EVENT_NORMAL, "Paused",
                   "paused (spec.paused): no new tasks start; %lld active tasks go on",
-                  (long long)v.active);
-        phase = KF_BCJ_PHASE_PAUSED;
-        goto counts;
+                  (long long)p->v.active);
+        p->phase = KF_BCJ_PHASE_PAUSED;
+        return true;
     }
-    phase = KF_BCJ_PHASE_RUNNING;
-    /* 8. the failure policy */
-    if (v.failed > 0) {
-        if (strcmp(policy, "Pause") == 0) {
-            if (strcmp(old_phase, KF_BCJ_PHASE_PAUSED) != 0)
-                event(d, job, KF_EVENT_WARNING, "Paused",
-                      "paused by failurePolicy Pause: %lld failed task(s), on %s; delete the "
-                      "failed BroadcastTasks to run them again, or set failurePolicy.type to "
-                      "Continue",
-                      (long long)v.failed, v.failed_hosts.buf);
-            phase = KF_BCJ_PHASE_PAUSED;
-            goto counts;
-        }
-        if (strcmp(policy, "FailFast") == 0) {
-            fail_reason = "FailedTaskFound";
-            fail_message = kf_xasprintf("failurePolicy FailFast: %lld failed task(s), on %s",
-                                        (long long)v.failed, v.failed_hosts.buf);
-        }
+    p->phase = KF_BCJ_PHASE_RUNNING;
+    /* 8. the failure policy Pause */
+    if (p->v.failed > 0 && strcmp(p->policy, "Pause") == 0) {
+        if (strcmp(p->old_phase, KF_BCJ_PHASE_PAUSED) != 0)
+            event(p->d, p->job, KF_EVENT_WARNING, "Paused",
+                  "paused by failurePolicy Pause: %lld failed task(s), on %s; delete the "
+                  "failed BroadcastTasks to run them again, or set failurePolicy.type to "
+                  "Continue",
+                  (long long)p->v.failed, p->v.failed_hosts.buf);
+        p->phase = KF_BCJ_PHASE_PAUSED;
+        return true;
+    }
+    return false;
+}
+
+/* Steps 8 (FailFast) and 9 (the deadline): decides whether the running job
+ * fails now, sets when to look again, and walks when it fails. */
+static void job_decide_failure(struct job_pass *p)
+{
+    bool timed = p->always && json_is_integer(p->deadline);
+    int64_t deadline_ms = timed ? json_integer_value(p->deadline) * 1000 : 0;
+
+    if (p->v.failed > 0 && strcmp(p->policy, "FailFast") == 0) {
+        p->fail_reason = "FailedTaskFound";
+        p->fail_message = kf_xasprintf("failurePolicy FailFast: %lld failed task(s), on %s",
+                                       (long long)p->v.failed, p->v.failed_hosts.buf);
     }
     /* 9. the deadline (a look again then; a paused job is not timed) */
-    if (always && json_is_integer(deadline))
-        *requeue = KF_MAX(1, start + json_integer_value(deadline) * 1000 - now);
-    if (!fail_reason && always && json_is_integer(deadline) &&
-        now - start >= json_integer_value(deadline) * 1000) {
-        fail_reason = "DeadlineExceeded";
-        fail_message = kf_xasprintf("the job was active longer than activeDeadlineSeconds (%lld s)",
-                                    (long long)json_integer_value(deadline));
+    if (timed)
+        *p->requeue = KF_MAX(1, p->start + deadline_ms - p->now);
+    if (!p->fail_reason && timed && p->now - p->start >= deadline_ms) {
+        p->fail_reason = "DeadlineExceeded";
+        p->fail_message =
+            kf_xasprintf("the job was active longer than activeDeadlineSeconds (%lld s)",
+                         (long long)json_integer_value(p->deadline));
     }
-    if (strcmp(old_phase, KF_BCJ_PHASE_PAUSED) == 0)
-        event(d, job, KF_EVENT_NORMAL, "Resumed", "running again: new tasks may start");
-
+    if (strcmp(p->old_phase, KF_BCJ_PHASE_PAUSED) == 0)
+        event(p->d, p->job, KF_EVENT_NORMAL, "Resumed", "running again: new tasks may start");
     /* stopping needs every active task: a walk */
-    if (fail_reason && !v.walked) {
-        view_reset(&v);
-        walk_view(d, name, kf_obj_uid(job), sel, kf_json_path(spec, "tolerations"), &v);
+    if (p->fail_reason && !p->v.walked)
+        job_walk(p);
+}
+
+/* Deletes the active tasks of hosts that left (step 11 of Kruise when
+ * running, part of deleting every active pod when failing). */
+static int job_delete_gone(struct job_pass *p)
+{
+    struct view *v = &p->v;
+    struct kf_strbuf msg = KF_STRBUF_INIT;
+    char **names;
+    int r;
+
+    if (!v->n_gone)
+        return 0;
+    names = kf_xcalloc(v->n_gone, sizeof(*names));
+    for (size_t i = 0; i < v->n_gone; i++) {
+        names[i] = v->gone[i].name;
+        if (i < EVENT_HOSTS)
+            kf_strbuf_addf(&msg, "%s%s %s", i ? "; " : "", v->gone[i].host, v->gone[i].why);
     }
-    /* active tasks of hosts that left go (step 11 of Kruise when running,
-     * part of deleting every active pod when failing) */
-    if (v.n_gone) {
-        char **names = kf_xcalloc(v.n_gone, sizeof(*names));
-        struct kf_strbuf msg = KF_STRBUF_INIT;
+    if (v->n_gone > EVENT_HOSTS)
+        kf_strbuf_addf(&msg, "; and %zu more", v->n_gone - EVENT_HOSTS);
+    r = delete_tasks(p->d, names, v->n_gone, &p->tasks_rev);
+    free(names);
+    if (r == 0)
+        event(p->d, p->job, KF_EVENT_WARNING, "HostLeft",
+              "deleted %zu active task(s) of hosts that can no longer run the job: %s", v->n_gone,
+              msg.buf);
+    kf_strbuf_release(&msg);
+    return r;
+}
 
-        for (size_t i = 0; i < v.n_gone; i++) {
-            names[i] = v.gone[i].name;
-            if (i < EVENT_HOSTS)
-                kf_strbuf_addf(&msg, "%s%s %s", i ? "; " : "", v.gone[i].host, v.gone[i].why);
-        }
-        if (v.n_gone > EVENT_HOSTS)
-            kf_strbuf_addf(&msg, "; and %zu more", v.n_gone - EVENT_HOSTS);
-        r = delete_tasks(d, names, v.n_gone, &tasks_rev);
-        free(names);
-        if (r == 0)
-            event(d, job, KF_EVENT_WARNING, "HostLeft",
-                  "deleted %zu active task(s) of hosts that can no longer run the job: %s",
-                  v.n_gone, msg.buf);
-        kf_strbuf_release(&msg);
-        if (r < 0)
-            goto out;
+/* 10. failing: stops the active tasks and marks the job Failed. */
+static int job_fail(struct job_pass *p)
+{
+    char *why = kf_xasprintf("stopped: the job failed (%s)", p->fail_reason);
+    int stopped = stop_tasks(p->d, &p->v, why, &p->tasks_rev);
+
+    free(why);
+    if (stopped < 0)
+        return stopped;
+    p->phase = KF_BCJ_PHASE_FAILED;
+    add_condition(p->status, "Failed", p->fail_reason, p->fail_message, p->nowbuf);
+    json_object_set_new(p->status, "completionTime", json_string(p->nowbuf));
+    event(p->d, p->job, KF_EVENT_WARNING, p->fail_reason, "%s; stopped %d active task(s)",
+          p->fail_message, stopped);
+    *p->requeue = p->always && json_is_integer(p->ttl) ? json_integer_value(p->ttl) * 1000 : 0;
+    return 0;
+}
+
+/* Starts up to n tasks on hosts without one and says so; the result of create_tasks. */
+static int job_start_tasks(struct job_pass *p, size_t n, int64_t parallelism)
+{
+    struct view *v = &p->v;
+    struct kf_strbuf err = KF_STRBUF_INIT, hosts = KF_STRBUF_INIT;
+    size_t created = 0;
+    int r;
+
+    claim_rest(p->d, p->name, v, n);
+    n = KF_MIN(n, v->n_rest);
+    r = create_tasks(p->d, p->job, v->rest, n, &created, &p->tasks_rev, &err);
+    if (created < n)
+        walk_next(p->d, p->name); /* the hosts not started are lost from the list */
+    if (created > 0) {
+        v->active += (int64_t)created;
+        v->n_free -= (int64_t)created;
+        host_list(&hosts, v->rest, (size_t)created);
+        /* one message per job and limit, so that repeats fold */
+        if (parallelism == INT64_MAX)
+            event(p->d, p->job, KF_EVENT_NORMAL, "Dispatched",
+                  "started tasks on %lld eligible hosts (no parallelism limit)",
+                  (long long)v->desired);
+        else
+            event(p->d, p->job, KF_EVENT_NORMAL, "Dispatched",
+                  "started tasks on eligible hosts, at most %lld at a time",
+                  (long long)parallelism);
+        kf_log_dbg("broadcast job \"%s\": %zu new tasks (%s)", p->name, created, hosts.buf);
     }
-    /* 10. failing: stop the active tasks */
-    if (fail_reason) {
-        char *why = kf_xasprintf("stopped: the job failed (%s)", fail_reason);
-        int stopped = stop_tasks(d, &v, why, &tasks_rev);
+    if (r < 0)
+        kf_log_rl_warn("broadcast job \"%s\": cannot create tasks: %s", p->name, err.buf);
+    kf_strbuf_release(&err);
+    kf_strbuf_release(&hosts);
+    return r;
+}
 
-        free(why);
-        if (stopped < 0) {
-            r = stopped;
-            goto out;
-        }
-        phase = KF_BCJ_PHASE_FAILED;
-        add_condition(status, "Failed", fail_reason, fail_message, nowbuf);
-        json_object_set_new(status, "completionTime", json_string(nowbuf));
-        event(d, job, KF_EVENT_WARNING, fail_reason, "%s; stopped %d active task(s)", fail_message,
-              stopped);
-        *requeue = always && json_is_integer(ttl) ? json_integer_value(ttl) * 1000 : 0;
-        goto counts;
+/* 11. running: new tasks up to the parallelism. */
+static int job_dispatch(struct job_pass *p)
+{
+    int64_t parallelism;
+
+    if (!p->v.n_free || kf_obj_deleting(p->job))
+        return 0;
+    parallelism = kf_bcj_parallelism(kf_json_path(p->spec, "parallelism"), p->v.desired);
+    if (p->v.active > parallelism) {
+        event(p->d, p->job, KF_EVENT_WARNING, "TooManyActiveTasks",
+              "more active tasks than the parallelism allows (%lld): no new ones until "
+              "some finish",
+              (long long)parallelism);
+        return 0;
     }
+    if (parallelism > p->v.active)
+        return job_start_tasks(p, (size_t)KF_MIN(p->v.n_free, parallelism - p->v.active),
+                               parallelism);
+    return 0;
+}
 
-    /* 11. running: new tasks up to the parallelism */
-    if (v.n_free && !kf_obj_deleting(job)) {
-        int64_t p = kf_bcj_parallelism(kf_json_path(spec, "parallelism"), v.desired);
-        struct kf_strbuf err = KF_STRBUF_INIT, hosts = KF_STRBUF_INIT;
+/* ... and completes the job once every eligible host has a finished task. */
+static void job_complete(struct job_pass *p)
+{
+    const struct view *v = &p->v;
+    char *msg;
 
-        if (v.active > p) {
-            event(d, job, KF_EVENT_WARNING, "TooManyActiveTasks",
-                  "more active tasks than the parallelism allows (%lld): no new ones until "
-                  "some finish",
-                  (long long)p);
-        } else if (p > v.active) {
-            size_t n = (size_t)KF_MIN(v.n_free, p - v.active);
+    if (!p->always || v->desired <= 0 || v->active != 0 || v->n_free != 0)
+        return;
+    msg = kf_xasprintf("Job completed, %lld tasks succeeded, %lld tasks failed",
+                       (long long)v->succeeded, (long long)v->failed);
+    p->phase = KF_BCJ_PHASE_COMPLETED;
+    add_condition(p->status, "Complete", "Completed", msg, p->nowbuf);
+    json_object_set_new(p->status, "completionTime", json_string(p->nowbuf));
+    event(p->d, p->job, v->failed ? KF_EVENT_WARNING : KF_EVENT_NORMAL, "Completed",
+          "%s on %lld hosts", msg, (long long)v->desired);
+    free(msg);
+    *p->requeue = json_is_integer(p->ttl) ? KF_MAX(1, json_integer_value(p->ttl) * 1000) : 0;
+}
 
-            claim_rest(d, name, &v, n);
-            n = KF_MIN(n, v.n_rest);
-            r = create_tasks(d, job, v.rest, n, &created, &tasks_rev, &err);
-            if (created < n)
-                walk_next(d, name); /* the hosts not started are lost from the list */
-            if (created > 0) {
-                v.active += (int64_t)created;
-                v.n_free -= (int64_t)created;
-                host_list(&hosts, v.rest, (size_t)created);
-                /* one message per job and limit, so that repeats fold */
-                if (p == INT64_MAX)
-                    event(d, job, KF_EVENT_NORMAL, "Dispatched",
-                          "started tasks on %lld eligible hosts (no parallelism limit)",
-                          (long long)v.desired);
-                else
-                    event(d, job, KF_EVENT_NORMAL, "Dispatched",
-                          "started tasks on eligible hosts, at most %lld at a time", (long long)p);
-                kf_log_dbg("broadcast job \"%s\": %zu new tasks (%s)", name, created, hosts.buf);
-            }
-            if (r < 0)
-                kf_log_rl_warn("broadcast job \"%s\": cannot create tasks: %s", name, err.buf);
-        }
-        kf_strbuf_release(&err);
-        kf_strbuf_release(&hosts);
-        if (r < 0)
-            goto counts;
+/* Writes the counts and the phase into the status, and the status if it changed. */
+static int job_write_counts(struct job_pass *p)
+{
+    if (p->v.walked)
+        claim_rest(p->d, p->name, &p->v, 0); /* keep what the walk found */
+    json_object_set_new(p->status, "desired", json_integer(p->v.desired));
+    json_object_set_new(p->status, "active", json_integer(p->v.active));
+    json_object_set_new(p->status, "succeeded", json_integer(p->v.succeeded));
+    json_object_set_new(p->status, "failed", json_integer(p->v.failed));
+    json_object_set_new(p->status, "phase", json_string(p->phase));
+    json_object_set_new(p->status, "observedGeneration", json_integer(kf_obj_generation(p->job)));
+    return write_status(p->d, p->job, p->status);
+}
+
+/* Runs the active job one step (steps 8 to 11): fails it, or starts tasks and
+ * completes it. A negative result before the status is to be written is
+ * returned as is, with *write_counts false. */
+static int job_step(struct job_pass *p, bool *write_counts)
+{
+    int r;
+
+    *write_counts = false;
+    job_decide_failure(p);
+    r = job_delete_gone(p);
+    if (r < 0)
+        return r;
+    if (p->fail_reason) {
+        r = job_fail(p);
+        *write_counts = r == 0;
+        return r;
     }
-    /* ... and complete once every eligible host has a finished task */
-    if (always && v.desired > 0 && v.active == 0 && v.n_free == 0) {
-        char *msg = kf_xasprintf("Job completed, %lld tasks succeeded, %lld tasks failed",
-                                 (long long)v.succeeded, (long long)v.failed);
+    *write_counts = true;
+    r = job_dispatch(p);
+    if (r == 0)
+        job_complete(p);
+    return r;
+}
 
-        phase = KF_BCJ_PHASE_COMPLETED;
-        add_condition(status, "Complete", "Completed", msg, nowbuf);
-        json_object_set_new(status, "completionTime", json_string(nowbuf));
-        event(d, job, v.failed ? KF_EVENT_WARNING : KF_EVENT_NORMAL, "Completed",
-              "%s on %lld hosts", msg, (long long)v.desired);
-        free(msg);
-        *requeue = json_is_integer(ttl) ? KF_MAX(1, json_integer_value(ttl) * 1000) : 0;
+/* One pass over a running (or paused, or failed Never) job: its view of
+ * hosts and tasks, then held, failed, or tasks started and completed; the
+ * counts written into its status. */
+static int reconcile_job(struct bcj_ctrl *d, json_t *job, int64_t *requeue)
+{
+    struct job_pass p;
+    bool write_counts = true;
+    int r, w;
+
+    if (job_pass_init(&p, d, job, requeue) < 0) {
+        job_pass_release(&p);
+        return 0; /* admission refuses a bad selector; never here */
     }
-
-counts:
-    if (v.walked)
-        claim_rest(d, name, &v, 0); /* keep what the walk found */
-    json_object_set_new(status, "desired", json_integer(v.desired));
-    json_object_set_new(status, "active", json_integer(v.active));
-    json_object_set_new(status, "succeeded", json_integer(v.succeeded));
-    json_object_set_new(status, "failed", json_integer(v.failed));
-    json_object_set_new(status, "phase", json_string(phase));
-    json_object_set_new(status, "observedGeneration", json_integer(kf_obj_generation(job)));
-    {
-        int w = write_status(d, job, status);
-
+    r = job_view(&p);
+    if (r < 0)
+        goto release_pass;
+    if (!job_held(&p))
+        r = job_step(&p, &write_counts);
+    if (write_counts) {
+        w = job_write_counts(&p);
         if (r == 0)
             r = w;
     }
-out:
-    if (tasks_rev)
-        note_written(d, name, tasks_rev, 0);
-    free(fail_message);
-    kf_selector_free(sel);
-    view_release(&v);
-    json_decref(status);
+release_pass:
+    job_pass_release(&p);
     return r;
 }
 

@@ -591,18 +591,18 @@ static size_t str_array(const json_t *arr, const char **out)
     return n;
 }
 
-void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
-                        const char *exclude, struct cap_units *ret)
+/* The units of region (all regions when NULL), sorted by name, in a new
+ * array; counts their hosts and the strings their specs hold. */
+static struct cap_unit **select_units(struct cap_model *m, const char *region, size_t *ret_n,
+                                      size_t *ret_hosts, size_t *ret_strs)
 {
     struct cap_unit **sel = NULL;
-    size_t n = 0, alloc = 0, it = 0, n_hosts = 0, n_strs = 0, hi = 0, si = 0;
-    struct cap_cluster *ex = exclude ? kf_smap_get(&m->clusters, exclude) : NULL;
+    size_t n = 0, alloc = 0, it = 0, n_hosts = 0, n_strs = 0;
     void *v;
 
-    (void)pol;
-    memset(ret, 0, sizeof(*ret));
     while (kf_smap_next(&m->units, &it, NULL, &v)) {
         struct cap_unit *u = v;
+        struct cap_region *rg;
         const char *r;
 
         if (!u->spec)
@@ -613,122 +613,166 @@ void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, 
         KF_GROW(sel, alloc, n + 1);
         sel[n++] = u;
         n_hosts += kf_smap_count(&u->hosts);
-        {
-            struct cap_region *rg = kf_smap_get(&m->regions, r);
-
-            n_strs += json_array_size(json_object_get(u->spec, "zones")) +
-                      json_array_size(json_object_get(u->spec, "features")) +
-                      (rg ? json_array_size(json_object_get(rg->spec, "complianceTags")) : 0);
-        }
+        rg = kf_smap_get(&m->regions, r);
+        n_strs += json_array_size(json_object_get(u->spec, "zones")) +
+                  json_array_size(json_object_get(u->spec, "features")) +
+                  (rg ? json_array_size(json_object_get(rg->spec, "complianceTags")) : 0);
     }
     if (n > 1)
         qsort(sel, n, sizeof(*sel), cmp_unit);
+    *ret_n = n;
+    *ret_hosts = n_hosts;
+    *ret_strs = n_strs;
+    return sel;
+}
+
+/* Fills u from the unit's and its region's specs; the strings go to
+ * ret->strs from *si on. */
+static void unit_settings(struct cap_units *ret, const struct cap_unit *cu,
+                          const struct cap_region *rg, struct kf_place_unit *u, size_t *si)
+{
+    json_t *zones = json_object_get(cu->spec, "zones");
+    json_t *features = json_object_get(cu->spec, "features");
+    json_t *ratios = json_object_get(cu->spec, "gradeRatio"), *f;
+    const char *key;
+
+    u->region = kf_json_str(cu->spec, "region", NULL);
+    u->zones = &ret->strs[*si];
+    u->n_zones = (unsigned)KF_MIN(str_array(zones, &ret->strs[*si]), (size_t)KF_PLACE_MAX_ZONES);
+    *si += json_array_size(zones);
+    u->features = &ret->strs[*si];
+    u->n_features = str_array(features, &ret->strs[*si]);
+    *si += json_array_size(features);
+    if (rg) {
+        json_t *tags = json_object_get(rg->spec, "complianceTags");
+
+        u->region_compliance = &ret->strs[*si];
+        u->n_region_compliance = str_array(tags, &ret->strs[*si]);
+        *si += json_array_size(tags);
+    }
+    u->water_level =
+        kf_json_num(cu->spec, "waterLevel", rg ? kf_json_num(rg->spec, "waterLevel", 0) : 0);
+    u->cost_per_core = kf_json_num(cu->spec, "costPerCore", 1);
+    u->performance = kf_json_num(cu->spec, "performance", 1);
+    u->max_clusters = (unsigned)KF_MAX(kf_json_int(cu->spec, "quota.maxClusters", 0), 0);
+    u->max_nodes = KF_MAX(kf_json_int(cu->spec, "quota.maxNodes", 0), 0);
+    u->cordoned = kf_json_bool(cu->spec, "cordoned", false) ||
+                  (rg && kf_json_bool(rg->spec, "cordoned", false));
+    json_object_foreach(ratios, key, f)
+    {
+        int g = kf_grade_parse(key);
+
+        if (g < 0 || u->n_ratios >= KF_PLACE_MAX_RATIOS || !json_is_number(f))
+            continue;
+        u->ratios[u->n_ratios++] =
+            (struct kf_place_ratio){ .grade = g, .max_fraction = json_number_value(f) };
+    }
+}
+
+/* Fills u's hosts (the known ones, by name) into ret->hosts from *hi on. */
+static void unit_hosts(struct cap_units *ret, const struct cap_unit *cu, struct kf_place_unit *u,
+                       size_t *hi)
+{
+    struct cap_host **hs = kf_xcalloc(kf_smap_count(&cu->hosts) + 1, sizeof(*hs));
+    size_t nh = 0, it = 0;
+    void *v;
+
+    while (kf_smap_next(&cu->hosts, &it, NULL, &v))
+        if (((struct cap_host *)v)->known)
+            hs[nh++] = v;
+    if (nh > 1)
+        qsort(hs, nh, sizeof(*hs), cmp_host);
+    u->hosts = &ret->hosts[*hi];
+    u->n_hosts = nh;
+    for (size_t j = 0; j < nh; j++) {
+        struct kf_place_host *ph = &ret->hosts[(*hi)++];
+        unsigned z = u->n_zones;
+
+        for (unsigned k = 0; k < u->n_zones; k++)
+            if (strcmp(u->zones[k], hs[j]->zone) == 0)
+                z = k;
+        ph->name = hs[j]->name;
+        ph->zone = z < u->n_zones ? z : KF_PLACE_MAX_ZONES;
+        ph->capacity = hs[j]->allocatable;
+        ph->allocated = hs[j]->allocated;
+        ph->members = hs[j]->members;
+        ph->ready = hs[j]->ready;
+        ph->unschedulable = !hs[j]->schedulable;
+    }
+    free(hs);
+}
+
+/* The excluded cluster's members leave their hosts of u. */
+static void unit_exclude(struct kf_place_unit *u, const struct cap_cluster *ex)
+{
+    for (size_t k = 0; k < ex->n_members; k++) {
+        struct cap_member *mb = ex->members[k];
+
+        for (size_t j = 0; mb->host && j < u->n_hosts; j++) {
+            struct kf_place_host *ph = &u->hosts[j];
+
+            if (strcmp(ph->name, mb->host->name) != 0)
+                continue;
+            ph->allocated.cpu_milli -= mb->req.cpu_milli;
+            ph->allocated.mem_bytes -= mb->req.mem_bytes;
+            ph->members--;
+        }
+    }
+}
+
+/* Counts u's clusters but ex, and books what they have not bound yet on u. */
+static void unit_clusters(struct kf_place_unit *u, const struct cap_unit *cu,
+                          const struct cap_cluster *ex)
+{
+    struct kf_res pending = { 0, 0 };
+    size_t it = 0;
+    void *v;
+
+    while (kf_smap_next(&cu->clusters, &it, NULL, &v)) {
+        struct cap_cluster *c = v;
+
+        if (c == ex)
+            continue;
+        u->clusters++;
+        if (c->grade >= 0 && c->grade < KF_GRADE_COUNT)
+            u->by_grade[c->grade]++;
+        u->nodes += KF_MAX(c->nodes, 0);
+        pending.cpu_milli += KF_MAX(c->shape_total.cpu_milli - c->bound.cpu_milli, 0);
+        pending.mem_bytes += KF_MAX(c->shape_total.mem_bytes - c->bound.mem_bytes, 0);
+    }
+    kf_place_unit_refresh(u);
+    u->allocated.cpu_milli += pending.cpu_milli;
+    u->allocated.mem_bytes += pending.mem_bytes;
+}
+
+void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
+                        const char *exclude, struct cap_units *ret)
+{
+    struct cap_cluster *ex = exclude ? kf_smap_get(&m->clusters, exclude) : NULL;
+    size_t n, n_hosts, n_strs, hi = 0, si = 0;
+    struct cap_unit **sel;
+
+    (void)pol;
+    memset(ret, 0, sizeof(*ret));
+    sel = select_units(m, region, &n, &n_hosts, &n_strs);
     ret->n = n;
     ret->units = kf_xcalloc(n + 1, sizeof(*ret->units));
     ret->src = sel;
     ret->hosts = kf_xcalloc(n_hosts + 1, sizeof(*ret->hosts));
     ret->strs = kf_xcalloc(n_strs + 1, sizeof(*ret->strs));
     ret->n_strs = n_strs;
-
     for (size_t i = 0; i < n; i++) {
         struct cap_unit *cu = sel[i];
         struct kf_place_unit *u = &ret->units[i];
-        struct cap_region *rg = kf_smap_get(&m->regions, kf_json_str(cu->spec, "region", ""));
-        struct cap_host **hs = kf_xcalloc(kf_smap_count(&cu->hosts) + 1, sizeof(*hs));
-        struct kf_res pending = { 0, 0 };
-        size_t nh = 0, hit = 0;
-        json_t *ratios = json_object_get(cu->spec, "gradeRatio"), *f;
-        const char *key;
 
         u->name = cu->name;
         u->user = cu;
-        u->region = kf_json_str(cu->spec, "region", NULL);
-        u->zones = &ret->strs[si];
-        u->n_zones = (unsigned)KF_MIN(str_array(json_object_get(cu->spec, "zones"), &ret->strs[si]),
-                                      (size_t)KF_PLACE_MAX_ZONES);
-        si += json_array_size(json_object_get(cu->spec, "zones"));
-        u->features = &ret->strs[si];
-        u->n_features = str_array(json_object_get(cu->spec, "features"), &ret->strs[si]);
-        si += json_array_size(json_object_get(cu->spec, "features"));
-        if (rg) {
-            u->region_compliance = &ret->strs[si];
-            u->n_region_compliance =
-                str_array(json_object_get(rg->spec, "complianceTags"), &ret->strs[si]);
-            si += json_array_size(json_object_get(rg->spec, "complianceTags"));
-        }
-        u->water_level =
-            kf_json_num(cu->spec, "waterLevel", rg ? kf_json_num(rg->spec, "waterLevel", 0) : 0);
-        u->cost_per_core = kf_json_num(cu->spec, "costPerCore", 1);
-        u->performance = kf_json_num(cu->spec, "performance", 1);
-        u->max_clusters = (unsigned)KF_MAX(kf_json_int(cu->spec, "quota.maxClusters", 0), 0);
-        u->max_nodes = KF_MAX(kf_json_int(cu->spec, "quota.maxNodes", 0), 0);
-        u->cordoned = kf_json_bool(cu->spec, "cordoned", false) ||
-                      (rg && kf_json_bool(rg->spec, "cordoned", false));
-        json_object_foreach(ratios, key, f)
-        {
-            int g = kf_grade_parse(key);
-
-            if (g < 0 || u->n_ratios >= KF_PLACE_MAX_RATIOS || !json_is_number(f))
-                continue;
-            u->ratios[u->n_ratios++] =
-                (struct kf_place_ratio){ .grade = g, .max_fraction = json_number_value(f) };
-        }
-
-        while (kf_smap_next(&cu->hosts, &hit, NULL, &v))
-            if (((struct cap_host *)v)->known)
-                hs[nh++] = v;
-        if (nh > 1)
-            qsort(hs, nh, sizeof(*hs), cmp_host);
-        u->hosts = &ret->hosts[hi];
-        u->n_hosts = nh;
-        for (size_t j = 0; j < nh; j++) {
-            struct kf_place_host *ph = &ret->hosts[hi++];
-            unsigned z = u->n_zones;
-
-            for (unsigned k = 0; k < u->n_zones; k++)
-                if (strcmp(u->zones[k], hs[j]->zone) == 0)
-                    z = k;
-            ph->name = hs[j]->name;
-            ph->zone = z < u->n_zones ? z : KF_PLACE_MAX_ZONES;
-            ph->capacity = hs[j]->allocatable;
-            ph->allocated = hs[j]->allocated;
-            ph->members = hs[j]->members;
-            ph->ready = hs[j]->ready;
-            ph->unschedulable = !hs[j]->schedulable;
-        }
-        free(hs);
-        /* the excluded cluster's members leave their hosts */
-        if (ex) {
-            for (size_t k = 0; k < ex->n_members; k++) {
-                struct cap_member *mb = ex->members[k];
-
-                for (size_t j = 0; mb->host && j < u->n_hosts; j++) {
-                    struct kf_place_host *ph = &u->hosts[j];
-
-                    if (strcmp(ph->name, mb->host->name) != 0)
-                        continue;
-                    ph->allocated.cpu_milli -= mb->req.cpu_milli;
-                    ph->allocated.mem_bytes -= mb->req.mem_bytes;
-                    ph->members--;
-                }
-            }
-        }
-        hit = 0;
-        while (kf_smap_next(&cu->clusters, &hit, NULL, &v)) {
-            struct cap_cluster *c = v;
-
-            if (c == ex)
-                continue;
-            u->clusters++;
-            if (c->grade >= 0 && c->grade < KF_GRADE_COUNT)
-                u->by_grade[c->grade]++;
-            u->nodes += KF_MAX(c->nodes, 0);
-            pending.cpu_milli += KF_MAX(c->shape_total.cpu_milli - c->bound.cpu_milli, 0);
-            pending.mem_bytes += KF_MAX(c->shape_total.mem_bytes - c->bound.mem_bytes, 0);
-        }
-        kf_place_unit_refresh(u);
-        u->allocated.cpu_milli += pending.cpu_milli;
-        u->allocated.mem_bytes += pending.mem_bytes;
+        unit_settings(ret, cu, kf_smap_get(&m->regions, kf_json_str(cu->spec, "region", "")), u,
+                      &si);
+        unit_hosts(ret, cu, u, &hi);
+        if (ex)
+            unit_exclude(u, ex);
+        unit_clusters(u, cu, ex);
     }
     ret->n_hosts = hi;
 }

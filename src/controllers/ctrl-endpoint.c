@@ -643,122 +643,149 @@ free_paths:
     return r;
 }
 
-static int64_t reconcile_unit(struct epctl *d, const char *unit)
+/* Renders the unit's HAProxy configuration and installs it if HAProxy
+ * accepts it; a refusal is a problem on the Unit, and the last good
+ * configuration stays. Sets *again when to try again. */
+static void update_config(struct epctl *d, const char *unit, const char *dir,
+                          const struct ep_view *v, int64_t *again)
 {
-    const char *root = kf_endpoints_root(d->ep);
-    char *dir = kf_xasprintf("%s/%s", root, unit);
-    struct ep_view v = { 0 };
-    struct kf_ep_settings s;
     struct kf_strbuf text = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
-    bool local = kf_endpoints_mode(d->ep) == KF_EP_LOCAL;
-    int64_t again = 0;
+    struct kf_ep_settings s;
+    char *msg;
     int r;
 
-    if (!kf_name_valid(unit))
-        goto free_dir;
-    build_view(d, unit, dir, &v);
-    if (v.waiting)
-        again = RETRY_WAITING_CA;
-    if (v.n == 0) {
-        remove_unit(d, unit, dir);
-        goto free_view;
-    }
     r = unit_settings(d, unit, &s, &err);
     if (r < 0) {
-        char *msg = kf_xasprintf("the endpoints' HAProxy configuration was not changed: the "
-                                 "last good one stays in force: %s",
-                                 err.buf);
-
+        msg = kf_xasprintf("the endpoints' HAProxy configuration was not changed: the "
+                           "last good one stays in force: %s",
+                           err.buf);
         problem(d, d->units, "Unit", unit, "EndpointSettingsInvalid", msg);
         free(msg);
-        goto run;
+        goto release_text;
     }
-    r = kf_ep_render_haproxy(unit, &s, v.clusters, v.n, &text, &err);
+    r = kf_ep_render_haproxy(unit, &s, v->clusters, v->n, &text, &err);
     if (r == 0)
         r = install(d, dir, &text, &err);
     if (r < 0) {
-        char *msg = kf_xasprintf("the new HAProxy configuration was refused; the last good one "
-                                 "stays in force: %s",
-                                 err.buf);
-
+        msg = kf_xasprintf("the new HAProxy configuration was refused; the last good one "
+                           "stays in force: %s",
+                           err.buf);
         problem(d, d->units, "Unit", unit, "EndpointConfigRefused", msg);
         free(msg);
         if (r != -EINVAL)
-            again = RETRY_FAILURE; /* not installed, a disk error: try again later */
-        goto run;
+            *again = RETRY_FAILURE; /* not installed, a disk error: try again later */
+        goto release_text;
     }
     problem(d, d->units, "Unit", unit, NULL, NULL);
-    remove_stale_cas(dir, v.clusters, v.n); /* the live file names only these now */
+    remove_stale_cas(dir, v->clusters, v->n); /* the live file names only these now */
     if (r == 1) {
-        if (local)
+        if (kf_endpoints_mode(d->ep) == KF_EP_LOCAL)
             json_object_set_new(d->pending, unit, json_true());
         else
             event(d, d->units, "Unit", unit, false, "EndpointConfigRendered",
                   "rendered and checked %s/%s (%zu endpoints): reload the unit's HAProxy "
                   "(SIGUSR2 to its master)",
-                  dir, CFG_NAME, v.n);
+                  dir, CFG_NAME, v->n);
     }
-run:
-    if (local) {
-        char *cfg = kf_xasprintf("%s/%s", dir, CFG_NAME);
-        const struct kf_ep_cluster *next = probe_next(d, unit, &v);
-        const json_t *now = json_object_get(d->probe, unit);
-        bool started = false;
-
-        if (access(cfg, R_OK) != 0) {
-            free(cfg);
-            goto free_view; /* nothing good to run yet */
-        }
-        /* the running process keeps its probe until it has loaded the
-         * configuration that the next one is taken from */
-        if (!now || !json_is_true(json_object_get(d->pending, unit)))
-            json_object_set_new(
-                d->probe, unit,
-                json_pack("{s:s, s:i}", "address", next->address, "port", next->port));
-        now = json_object_get(d->probe, unit);
-        kf_strbuf_reset(&err);
-        r = kf_endpoints_run(d->ep, unit, cfg, kf_json_str(now, "address", next->address),
-                             (int)kf_json_int(now, "port", next->port), &started, &err);
-        free(cfg);
-        if (r < 0) {
-            kf_log_warn("unit %s: cannot run its HAProxy: %s", unit, err.buf);
-            again = RETRY_FAILURE;
-        } else if (started) {
-            /* it reads the live file as it starts */
-            json_object_set_new(
-                d->probe, unit,
-                json_pack("{s:s, s:i}", "address", next->address, "port", next->port));
-            json_object_del(d->pending, unit);
-            event(d, d->units, "Unit", unit, false, "EndpointsStarted",
-                  "started HAProxy for %zu guest-cluster endpoints (%s/%s)", v.n, dir, CFG_NAME);
-        } else if (json_is_true(json_object_get(d->pending, unit))) {
-            kf_strbuf_reset(&err);
-            r = kf_endpoints_reload(d->ep, unit, &err);
-            if (r == 0) {
-                json_object_del(d->pending, unit);
-                /* the new workers bind the new frontends at once: probe one
-                 * of those from the next pass on */
-                json_object_set_new(
-                    d->probe, unit,
-                    json_pack("{s:s, s:i}", "address", next->address, "port", next->port));
-                event(d, d->units, "Unit", unit, false, "EndpointsReloaded",
-                      "HAProxy reloaded %s/%s (%zu endpoints); established connections stay "
-                      "on the previous workers until they close",
-                      dir, CFG_NAME, v.n);
-            } else if (r == -EAGAIN) {
-                again = RETRY_NOT_READY;
-            } else {
-                /* not running: when it starts again it reads the live file */
-                kf_log_info("unit %s: HAProxy not reloaded: %s", unit, err.buf);
-                json_object_del(d->pending, unit);
-            }
-        }
-    }
-free_view:
-    view_release(&v);
+release_text:
     kf_strbuf_release(&text);
     kf_strbuf_release(&err);
-free_dir:
+}
+
+/* The endpoint the unit's HAProxy probes from now on. */
+static void set_probe(struct epctl *d, const char *unit, const struct kf_ep_cluster *next)
+{
+    json_object_set_new(d->probe, unit,
+                        json_pack("{s:s, s:i}", "address", next->address, "port", next->port));
+}
+
+/* Reloads the running HAProxy of the unit into its new live file. */
+static void reload_haproxy(struct epctl *d, const char *unit, const char *dir,
+                           const struct ep_view *v, const struct kf_ep_cluster *next,
+                           int64_t *again)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    int r = kf_endpoints_reload(d->ep, unit, &err);
+
+    if (r == 0) {
+        json_object_del(d->pending, unit);
+        /* the new workers bind the new frontends at once: probe one
+         * of those from the next pass on */
+        set_probe(d, unit, next);
+        event(d, d->units, "Unit", unit, false, "EndpointsReloaded",
+              "HAProxy reloaded %s/%s (%zu endpoints); established connections stay "
+              "on the previous workers until they close",
+              dir, CFG_NAME, v->n);
+    } else if (r == -EAGAIN) {
+        *again = RETRY_NOT_READY;
+    } else {
+        /* not running: when it starts again it reads the live file */
+        kf_log_info("unit %s: HAProxy not reloaded: %s", unit, err.buf);
+        json_object_del(d->pending, unit);
+    }
+    kf_strbuf_release(&err);
+}
+
+/* Runs the unit's local HAProxy on its live file (if there is a good one),
+ * or reloads it when the file changed. */
+static void run_haproxy(struct epctl *d, const char *unit, const char *dir, const struct ep_view *v,
+                        int64_t *again)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    char *cfg = kf_xasprintf("%s/%s", dir, CFG_NAME);
+    const struct kf_ep_cluster *next = probe_next(d, unit, v);
+    const json_t *now = json_object_get(d->probe, unit);
+    bool started = false;
+    int r;
+
+    if (access(cfg, R_OK) != 0)
+        goto free_cfg; /* nothing good to run yet */
+    /* the running process keeps its probe until it has loaded the
+     * configuration that the next one is taken from */
+    if (!now || !json_is_true(json_object_get(d->pending, unit)))
+        set_probe(d, unit, next);
+    now = json_object_get(d->probe, unit);
+    r = kf_endpoints_run(d->ep, unit, cfg, kf_json_str(now, "address", next->address),
+                         (int)kf_json_int(now, "port", next->port), &started, &err);
+    if (r < 0) {
+        kf_log_warn("unit %s: cannot run its HAProxy: %s", unit, err.buf);
+        *again = RETRY_FAILURE;
+    } else if (started) {
+        /* it reads the live file as it starts */
+        set_probe(d, unit, next);
+        json_object_del(d->pending, unit);
+        event(d, d->units, "Unit", unit, false, "EndpointsStarted",
+              "started HAProxy for %zu guest-cluster endpoints (%s/%s)", v->n, dir, CFG_NAME);
+    } else if (json_is_true(json_object_get(d->pending, unit))) {
+        reload_haproxy(d, unit, dir, v, next, again);
+    }
+    kf_strbuf_release(&err);
+free_cfg:
+    free(cfg);
+}
+
+/* Brings the unit's endpoints up to date: its HAProxy configuration, and
+ * its local HAProxy when kfleetd runs them; when to look again (0: no need). */
+static int64_t reconcile_unit(struct epctl *d, const char *unit)
+{
+    struct ep_view v = { 0 };
+    int64_t again = 0;
+    char *dir;
+
+    if (!kf_name_valid(unit))
+        return 0;
+    dir = kf_xasprintf("%s/%s", kf_endpoints_root(d->ep), unit);
+    build_view(d, unit, dir, &v);
+    if (v.waiting)
+        again = RETRY_WAITING_CA;
+    if (v.n == 0) {
+        remove_unit(d, unit, dir);
+    } else {
+        update_config(d, unit, dir, &v, &again);
+        if (kf_endpoints_mode(d->ep) == KF_EP_LOCAL)
+            run_haproxy(d, unit, dir, &v, &again);
+    }
+    view_release(&v);
     free(dir);
     return again;
 }

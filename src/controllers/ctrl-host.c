@@ -262,15 +262,160 @@ static void fmt_secs(struct kf_strbuf *sb, int64_t ms)
         kf_strbuf_addf(sb, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
 }
 
+/* What the heartbeats say of a host now. */
+struct readiness {
+    int64_t now, grace, started, last, created, since;
+    bool ready;                 /* a heartbeat within the grace */
+    bool determined;            /* ready, or silent for the grace since `since` */
+    bool have_ready, cur_ready; /* status.ready as it is */
+};
+
+/* Ready needs a heartbeat within the grace; NotReady needs silence for
+ * the grace counted from `since`. Between the two (a heartbeat older
+ * than the grace, but the term or the Host younger than it) the status
+ * stays as it is: a replica whose lease table is warm (it learned
+ * other replicas' renewals before it became the leader) knows old
+ * heartbeats, and one of those must not turn a NotReady host Ready. */
+static void host_readiness(struct host_ctrl *d, const json_t *host, const char *name,
+                           struct readiness *rd)
+{
+    const char *ct = kf_json_str(host, "metadata.creationTimestamp", NULL);
+    const json_t *status = kf_json_path(host, "status");
+
+    rd->now = kf_now_ms();
+    rd->grace = host_grace(d, host);
+    rd->started = KF_MAX(kf_lease_table_started_ms(d->leases), d->started_ms);
+    rd->last = kf_lease_last(d->leases, name);
+    rd->created = 0;
+    if (ct)
+        kf_time_parse_rfc3339(ct, &rd->created);
+    rd->since = KF_MAX(KF_MAX(rd->last, rd->started), rd->created);
+    rd->ready = rd->last > 0 && rd->now - rd->last <= rd->grace;
+    rd->determined = rd->ready || rd->now - rd->since > rd->grace;
+    rd->have_ready = json_is_boolean(json_object_get(status, "ready"));
+    rd->cur_ready = json_is_true(json_object_get(status, "ready"));
+}
+
+/* Why the host turns Ready or NotReady, into msg. */
+static void readiness_message(const struct readiness *rd, const json_t *status, bool members_there,
+                              struct kf_strbuf *msg)
+{
+    if (rd->ready) {
+        const char *t = kf_json_str(status, "lastTransitionTime", NULL);
+        int64_t t_ms;
+
+        kf_strbuf_addstr(msg, "heartbeats arrive");
+        if (rd->have_ready && t && kf_time_parse_rfc3339(t, &t_ms) == 0 && rd->now > t_ms) {
+            kf_strbuf_addstr(msg, " again after ");
+            fmt_secs(msg, rd->now - t_ms);
+            kf_strbuf_addstr(msg, " NotReady");
+        }
+        return;
+    }
+    kf_strbuf_addstr(msg, "no heartbeat for ");
+    fmt_secs(msg, rd->now - (rd->last > 0 ? KF_MAX(rd->last, rd->created) : rd->since));
+    kf_strbuf_addstr(msg, " (grace ");
+    fmt_secs(msg, rd->grace);
+    kf_strbuf_addstr(msg, ")");
+    if (rd->last <= 0)
+        kf_strbuf_addstr(msg, rd->created > rd->started ? " since the Host was created"
+                                                        : " since kfleetd started");
+    if (members_there)
+        kf_strbuf_addstr(msg, "; its members stay where they are");
+}
+
+/* The status fields of a Ready transition, into patch. */
+static void readiness_patch(const json_t *host, const struct readiness *rd, const char *msg,
+                            json_t *patch)
+{
+    const json_t *status = kf_json_path(host, "status");
+    char when[32], beat[32];
+    json_t *cond, *conds = json_array();
+
+    kf_cap_now_rfc3339(rd->now, when);
+    cond = kf_cap_condition(json_object_get(status, "conditions"), "Ready", rd->ready,
+                            rd->ready      ? "HeartbeatReceived"
+                            : rd->last > 0 ? "HeartbeatMissed"
+                                           : "NoHeartbeat",
+                            msg, rd->now);
+    json_array_append_new(conds, cond);
+    json_object_set_new(patch, "ready", json_boolean(rd->ready));
+    json_object_set_new(patch, "lastTransitionTime", json_string(when));
+    if (rd->last > 0) {
+        kf_cap_now_rfc3339(rd->last, beat);
+        json_object_set_new(patch, "lastHeartbeatTime", json_string(beat));
+    }
+    json_object_set_new(patch, "message", rd->ready ? json_null() : json_string(msg));
+    json_object_set_new(patch, "conditions", conds);
+    json_object_set_new(patch, "observedGeneration", json_integer(kf_obj_generation(host)));
+}
+
+/* Writes the status patch, if any, and says a Ready transition (msg not empty). */
+static int write_host_status(struct host_ctrl *d, const json_t *host, const char *name,
+                             json_t *patch, bool ready, const struct kf_strbuf *msg)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    json_t *p;
+    int r;
+
+    if (!json_object_size(patch))
+        return 0;
+    p = json_pack("{s:O}", "status", patch);
+    r = kf_cap_patch(d->reg, &kf_kind_host, name, p, true, NULL, &err);
+    json_decref(p);
+    if (r == -KF_ENOTFOUND) {
+        r = 0;
+    } else if (r < 0) {
+        kf_log_rl_warn("cannot write the status of host \"%s\": %s; retrying", name, err.buf);
+    } else if (msg->len) {
+        kf_log_info("host \"%s\" is %s: %s", name, ready ? "Ready" : "NotReady", msg->buf);
+        kf_recorder_event(d->rec, host, ready ? KF_EVENT_NORMAL : KF_EVENT_WARNING,
+                          ready ? "HostReady" : "HostNotReady", msg->buf);
+    }
+    kf_strbuf_release(&err);
+    return r;
+}
+
+/* The host's allocation and, when the heartbeats decide it, its readiness:
+ * written when they changed. */
+static int reconcile_host(struct host_ctrl *d, const json_t *host, const char *name,
+                          int64_t *requeue_after_ms)
+{
+    const json_t *status = kf_json_path(host, "status");
+    struct kf_strbuf msg = KF_STRBUF_INIT;
+    struct readiness rd;
+    json_t *patch = json_object(), *alloc, *v;
+    const char *key;
+    int r;
+
+    host_readiness(d, host, name, &rd);
+    alloc = host_allocation(d, host, name);
+    json_object_foreach(alloc, key, v) if (!json_equal(json_object_get(status, key), v))
+        json_object_set(patch, key, v);
+    if (rd.determined && (!rd.have_ready || rd.cur_ready != rd.ready)) {
+        readiness_message(&rd, status, json_integer_value(json_object_get(alloc, "members")) > 0,
+                          &msg);
+        readiness_patch(host, &rd, msg.buf, patch);
+    }
+    r = write_host_status(d, host, name, patch, rd.ready, &msg);
+    json_decref(alloc);
+    json_decref(patch);
+    kf_strbuf_release(&msg);
+    if (r < 0)
+        return r;
+    waiting_set(d, name, !(rd.determined ? rd.ready : rd.cur_ready));
+    if (!rd.determined)
+        *requeue_after_ms = rd.since + rd.grace - rd.now + 1; /* the start-up window ends */
+    else if (rd.ready && rd.grace > d->grace_ms && rd.now - rd.last > d->grace_ms)
+        *requeue_after_ms = rd.since + rd.grace - rd.now + 1; /* a longer grace than the sweep's */
+    return 0;
+}
+
 static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
 {
     struct host_ctrl *d = kf_ctrl_data(c);
-    json_t *host = NULL, *status, *alloc, *patch = NULL, *cond;
-    struct kf_strbuf msg = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
-    int64_t now, grace, started, last, created = 0, since;
-    const char *ct;
-    bool determined, ready, have_ready, cur_ready, members_there;
-    int r = 0;
+    json_t *host = NULL;
+    int r;
 
     if (strcmp(name, SWEEP_KEY) == 0) {
         sweep(d);
@@ -283,113 +428,9 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         return 0;
     }
     r = sync_labels(d, host, name);
-    if (r < 0)
-        goto out;
-
-    now = kf_now_ms();
-    grace = host_grace(d, host);
-    started = KF_MAX(kf_lease_table_started_ms(d->leases), d->started_ms);
-    last = kf_lease_last(d->leases, name);
-    ct = kf_json_str(host, "metadata.creationTimestamp", NULL);
-    if (ct)
-        kf_time_parse_rfc3339(ct, &created);
-    since = KF_MAX(KF_MAX(last, started), created);
-    /* Ready needs a heartbeat within the grace; NotReady needs silence for
-     * the grace counted from `since`. Between the two (a heartbeat older
-     * than the grace, but the term or the Host younger than it) the status
-     * stays as it is: a replica whose lease table is warm (it learned
-     * other replicas' renewals before it became the leader) knows old
-     * heartbeats, and one of those must not turn a NotReady host Ready. */
-    ready = last > 0 && now - last <= grace;
-    determined = ready || now - since > grace;
-    status = kf_json_path(host, "status");
-    have_ready = json_is_boolean(json_object_get(status, "ready"));
-    cur_ready = json_is_true(json_object_get(status, "ready"));
-
-    patch = json_object();
-    alloc = host_allocation(d, host, name);
-    {
-        const char *key;
-        json_t *v;
-
-        json_object_foreach(alloc, key, v) if (!json_equal(json_object_get(status, key), v))
-            json_object_set(patch, key, v);
-    }
-    members_there = json_integer_value(json_object_get(alloc, "members")) > 0;
-    if (determined && (!have_ready || cur_ready != ready)) {
-        char when[32], beat[32];
-        json_t *conds;
-
-        kf_cap_now_rfc3339(now, when);
-        if (ready) {
-            kf_strbuf_addstr(&msg, "heartbeats arrive");
-            if (have_ready) {
-                const char *t = kf_json_str(status, "lastTransitionTime", NULL);
-                int64_t t_ms;
-
-                if (t && kf_time_parse_rfc3339(t, &t_ms) == 0 && now > t_ms) {
-                    kf_strbuf_addstr(&msg, " again after ");
-                    fmt_secs(&msg, now - t_ms);
-                    kf_strbuf_addstr(&msg, " NotReady");
-                }
-            }
-        } else {
-            kf_strbuf_addstr(&msg, "no heartbeat for ");
-            fmt_secs(&msg, now - (last > 0 ? KF_MAX(last, created) : since));
-            kf_strbuf_addstr(&msg, " (grace ");
-            fmt_secs(&msg, grace);
-            kf_strbuf_addstr(&msg, ")");
-            if (last <= 0)
-                kf_strbuf_addstr(&msg, created > started ? " since the Host was created"
-                                                         : " since kfleetd started");
-            if (members_there)
-                kf_strbuf_addstr(&msg, "; its members stay where they are");
-        }
-        cond = kf_cap_condition(json_object_get(status, "conditions"), "Ready", ready,
-                                ready      ? "HeartbeatReceived"
-                                : last > 0 ? "HeartbeatMissed"
-                                           : "NoHeartbeat",
-                                msg.buf, now);
-        conds = json_array();
-        json_array_append_new(conds, cond);
-        json_object_set_new(patch, "ready", json_boolean(ready));
-        json_object_set_new(patch, "lastTransitionTime", json_string(when));
-        if (last > 0) {
-            kf_cap_now_rfc3339(last, beat);
-            json_object_set_new(patch, "lastHeartbeatTime", json_string(beat));
-        }
-        json_object_set_new(patch, "message", ready ? json_null() : json_string(msg.buf));
-        json_object_set_new(patch, "conditions", conds);
-        json_object_set_new(patch, "observedGeneration", json_integer(kf_obj_generation(host)));
-    }
-    if (json_object_size(patch)) {
-        json_t *p = json_pack("{s:O}", "status", patch);
-
-        r = kf_cap_patch(d->reg, &kf_kind_host, name, p, true, NULL, &err);
-        json_decref(p);
-        if (r == -KF_ENOTFOUND) {
-            r = 0;
-        } else if (r < 0) {
-            kf_log_rl_warn("cannot write the status of host \"%s\": %s; retrying", name, err.buf);
-        } else if (msg.len) {
-            kf_log_info("host \"%s\" is %s: %s", name, ready ? "Ready" : "NotReady", msg.buf);
-            kf_recorder_event(d->rec, host, ready ? KF_EVENT_NORMAL : KF_EVENT_WARNING,
-                              ready ? "HostReady" : "HostNotReady", msg.buf);
-        }
-    }
-    json_decref(alloc);
-    if (r < 0)
-        goto out;
-    waiting_set(d, name, !(determined ? ready : cur_ready));
-    if (!determined)
-        *requeue_after_ms = since + grace - now + 1; /* the start-up window ends */
-    else if (ready && grace > d->grace_ms && now - last > d->grace_ms)
-        *requeue_after_ms = since + grace - now + 1; /* a longer grace than the sweep's */
-out:
-    json_decref(patch);
+    if (r == 0)
+        r = reconcile_host(d, host, name, requeue_after_ms);
     json_decref(host);
-    kf_strbuf_release(&msg);
-    kf_strbuf_release(&err);
     return r;
 }
 

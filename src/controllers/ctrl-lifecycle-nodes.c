@@ -176,19 +176,19 @@ int kf_lifecycle_nodes_sync(const char *pki_dir, const char *endpoint_url, int64
     if (want < 0 || want > KF_KWOK_MAX_NODES) {
         r = kf_err(err, -EINVAL, "simulated nodes: %lld is out of range 0-%d", (long long)want,
                    KF_KWOK_MAX_NODES);
-        goto out;
+        goto release_guest;
     }
     r = guest_call(&g, "GET", "/api/v1/nodes?labelSelector=" NODE_LABEL "%3Dtrue", NULL, &status,
                    &body, err);
     if (r < 0)
-        goto out;
+        goto release_guest;
     if (status != 200) {
         r = refused("listing the simulated nodes", status, &body, err);
-        goto out;
+        goto release_guest;
     }
     r = kf_json_parse(body.buf, body.len, &list, err);
     if (r < 0)
-        goto out;
+        goto release_guest;
     have = kf_xcalloc((size_t)want + 1, sizeof(*have));
     items = json_object_get(list, "items");
     json_array_foreach(items, i, node)
@@ -208,10 +208,10 @@ int kf_lifecycle_nodes_sync(const char *pki_dir, const char *endpoint_url, int64
             r = guest_call(&g, "DELETE", path, NULL, &status, &body, err);
             free(path);
             if (r < 0)
-                goto out;
+                goto release_guest;
             if (status != 200 && status != 202 && status != 404) {
                 r = refused("deleting a simulated node", status, &body, err);
-                goto out;
+                goto release_guest;
             }
             changes++;
         }
@@ -227,10 +227,10 @@ int kf_lifecycle_nodes_sync(const char *pki_dir, const char *endpoint_url, int64
         r = guest_call(&g, "POST", "/api/v1/nodes", text, &status, &body, err);
         free(text);
         if (r < 0)
-            goto out;
+            goto release_guest;
         if (status != 201 && status != 409) {
             r = refused("creating a simulated node", status, &body, err);
-            goto out;
+            goto release_guest;
         }
         n.registered++;
         changes++;
@@ -238,7 +238,7 @@ int kf_lifecycle_nodes_sync(const char *pki_dir, const char *endpoint_url, int64
     n.pending = changes >= NODES_PER_PASS;
     *ret = n;
     r = 0;
-out:
+release_guest:
     json_decref(list);
     free(have);
     kf_strbuf_release(&body);

@@ -274,9 +274,9 @@ static int ensure_kubeconfig(const char *dir, const char *cluster, const struct 
     int r = ensure_leaf(dir, ca, base, &req, cn, &cert, err);
 
     if (r == 0 && made_for(dir, file, what) && access(path, R_OK) == 0)
-        goto out; /* nothing changed */
+        goto free_kubeconfig; /* nothing changed */
     if (r < 0)
-        goto out;
+        goto free_kubeconfig;
     if (cert) {
         struct kf_strbuf cp = KF_STRBUF_INIT, kp = KF_STRBUF_INIT;
 
@@ -294,13 +294,13 @@ static int ensure_kubeconfig(const char *dir, const char *cluster, const struct 
         free(k);
         if (r < 0) {
             kf_err(err, r, "cannot read the %s client certificate: %s", name, strerror(-r));
-            goto out;
+            goto free_kubeconfig;
         }
     }
     r = kf_lifecycle_kubeconfig_write(dir, file, cluster, server, name, cs, ks, ca, err);
     if (r == 0)
         r = note_for(dir, file, what);
-out:
+free_kubeconfig:
     kf_pki_cert_free(cert);
     free(cs);
     free(ks);
@@ -441,32 +441,32 @@ int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
         r = kf_remove_tree(dir);
         if (r < 0) {
             kf_err(err, r, "cannot remove the unfinished \"%s\": %s", dir, strerror(-r));
-            goto out;
+            goto release_files;
         }
     } else if (r < 0) {
         kf_err(err, r, "cannot read the PKI of \"%s\" from the store: %s", in->cluster,
                strerror(-r));
-        goto out;
+        goto release_files;
     }
     r = kf_mkdir_p(dir, 0700);
     if (r < 0) {
         kf_err(err, r, "cannot create \"%s\": %s", dir, strerror(-r));
-        goto out;
+        goto release_files;
     }
     if (stored) {
         r = materialize(dir, stored, err);
         if (r < 0)
-            goto out;
+            goto release_files;
     }
     r = kf_pki_cluster_ensure(dir, &in->spec, err);
     if (r >= 0)
         r = ensure_extras(dir, in, err);
     if (r < 0)
-        goto out;
+        goto release_files;
     r = read_dir(dir, NULL, now);
     if (r < 0) {
         kf_err(err, r, "cannot read \"%s\": %s", dir, strerror(-r));
-        goto out;
+        goto release_files;
     }
     if (!stored || !json_equal(stored, now)) {
         json_t *doc = json_pack("{s:O}", "files", now);
@@ -481,10 +481,10 @@ int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
         free(key);
         json_decref(doc);
         if (r < 0)
-            goto out;
+            goto release_files;
     }
     *ret_files = json_incref(now);
-out:
+release_files:
     json_decref(stored);
     json_decref(now);
     free(dir);

@@ -528,7 +528,7 @@ static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view 
         api = !strcmp(v->members[i].component, "kube-apiserver");
     if (!api) {
         *ret_url = NULL;
-        goto out;
+        goto free_address;
     }
     if (!endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) ||
         strcmp(addr, address) != 0 || port < d->opt.port_min || port > d->opt.port_max) {
@@ -538,12 +538,12 @@ static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view 
         if (r < 0) {
             kf_err(err, r, "no free port left on %s (range %d-%d) for the apiserver endpoint",
                    address, d->opt.port_min, d->opt.port_max);
-            goto out;
+            goto free_address;
         }
     }
     *ret_url = strchr(address, ':') ? kf_xasprintf("https://[%s]:%d", address, port)
                                     : kf_xasprintf("https://%s:%d", address, port);
-out:
+free_address:
     free(address);
     return r;
 }
@@ -1468,14 +1468,51 @@ static int fill_members(struct lc *d, const char *name, struct lc_view *v, const
     return 0;
 }
 
+/* Runs a placed cluster's members: ports, the apiserver endpoint, the PKI,
+ * each member's spec, then the cluster's status. Takes ms. */
+static int converge(struct lc *d, const char *name, json_t *gc, json_t **ms, size_t n,
+                    int64_t *requeue, struct kf_strbuf *err)
+{
+    json_t *profile, *flags, *files = NULL, **hosts = NULL;
+    struct lc_view v = { 0 };
+    char *endpoint_url = NULL;
+    const char *profile_name;
+    int r = 0;
+
+    profile_name =
+        kf_json_str(gc, "status.effective.profile",
+                    kf_json_str(gc, "status.profile", kf_json_str(gc, "spec.profile", "standard")));
+    profile = get_obj(d->profiles, profile_name);
+    flags = cluster_flags(gc, profile);
+    view_build(d, ms, n, &v, &hosts);
+    catalog_cluster(gc, profile, flags, &v);
+    for (size_t i = 0; i < v.n && r == 0; i++)
+        r = ensure_ports(d, &v, i, err);
+    if (r == 0)
+        r = ensure_endpoint(d, gc, &v, &endpoint_url, err);
+    if (r == 0)
+        r = ensure_pki(d, gc, &v, endpoint_url, &files, err);
+    if (r == 0)
+        r = fill_members(d, name, &v, files, endpoint_url, err);
+    if (r == 0)
+        r = update_status(d, gc, &v, hosts, profile, endpoint_url, requeue, err);
+    for (size_t i = 0; hosts && i < v.n; i++)
+        json_decref(hosts[i]);
+    free(hosts);
+    kf_lifecycle_view_release(&v);
+    json_decref(files);
+    json_decref(flags);
+    json_decref(profile);
+    free(endpoint_url);
+    return r;
+}
+
 static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
 {
     struct lc *d = kf_ctrl_data(c);
     struct kf_strbuf err = KF_STRBUF_INIT;
-    json_t *gc = NULL, *profile = NULL, *flags = NULL, *files = NULL, **ms = NULL, **hosts = NULL;
-    struct lc_view v = { 0 };
-    char *endpoint_url = NULL;
-    const char *unit, *profile_name;
+    json_t *gc = NULL, **ms = NULL;
+    const char *unit;
     size_t n;
     int r;
 
@@ -1503,63 +1540,29 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
 
         r = add_finalizer(d, &kf_kind_guestcluster, gc, KF_FINALIZER_LIFECYCLE, &updated, &err);
         if (r < 0)
-            goto out;
+            goto put_cluster;
         json_decref(gc);
         gc = updated;
     }
     n = cluster_members(d, name, &ms);
     release_members(d, ms, n, gc);
-    if (json_is_true(kf_json_path(gc, "spec.paused"))) {
-        members_free(ms, n);
-        goto out;
-    }
     unit = kf_json_str(gc, "status.unit", NULL);
-    if (!unit || !placed_whole(gc, ms, n)) {
-        members_free(ms, n);
-        goto out; /* placement's turn; member events bring us back */
-    }
+    /* paused, or placement's turn (member events bring us back) */
+    if (json_is_true(kf_json_path(gc, "spec.paused")) || !unit || !placed_whole(gc, ms, n))
+        goto free_members;
     if (!strcmp(kf_json_str(gc, "status.phase", "Pending"), "Scheduled")) {
         r = start_provisioning(d, &gc, n, &err);
-        if (r < 0) {
-            members_free(ms, n);
-            goto out;
-        }
-    }
-    profile_name =
-        kf_json_str(gc, "status.effective.profile",
-                    kf_json_str(gc, "status.profile", kf_json_str(gc, "spec.profile", "standard")));
-    profile = get_obj(d->profiles, profile_name);
-    flags = cluster_flags(gc, profile);
-    view_build(d, ms, n, &v, &hosts);
-    ms = NULL;
-    catalog_cluster(gc, profile, flags, &v);
-    for (size_t i = 0; i < v.n; i++) {
-        r = ensure_ports(d, &v, i, &err);
         if (r < 0)
-            goto out;
+            goto free_members;
     }
-    r = ensure_endpoint(d, gc, &v, &endpoint_url, &err);
-    if (r < 0)
-        goto out;
-    r = ensure_pki(d, gc, &v, endpoint_url, &files, &err);
-    if (r < 0)
-        goto out;
-    r = fill_members(d, name, &v, files, endpoint_url, &err);
-    if (r < 0)
-        goto out;
-    r = update_status(d, gc, &v, hosts, profile, endpoint_url, requeue, &err);
-out:
+    r = converge(d, name, gc, ms, n, requeue, &err);
+    goto put_cluster;
+free_members:
+    members_free(ms, n);
+put_cluster:
     if (r < 0 && r != -KF_ECONFLICT)
         kf_log_warn("cluster \"%s\": %s; trying again", name, err.len ? err.buf : strerror(-r));
-    for (size_t i = 0; hosts && i < v.n; i++)
-        json_decref(hosts[i]);
-    free(hosts);
-    kf_lifecycle_view_release(&v);
-    json_decref(files);
-    json_decref(flags);
-    json_decref(profile);
     json_decref(gc);
-    free(endpoint_url);
     kf_strbuf_release(&err);
     return r;
 }

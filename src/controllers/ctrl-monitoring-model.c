@@ -399,11 +399,11 @@ static int read_pem(struct monmodel *mm, const char *path, const char **ret)
         return -errno;
     if (fstat(fd, &st) < 0) {
         r = -errno;
-        goto out_fd;
+        goto close_fd;
     }
     if (!S_ISREG(st.st_mode) || st.st_size > KF_OBS_MAX_PEM) {
         r = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-        goto out_fd;
+        goto close_fd;
     }
     buf = kf_xmalloc((size_t)st.st_size + 1);
     while (got < (size_t)st.st_size) {
@@ -417,7 +417,7 @@ static int read_pem(struct monmodel *mm, const char *path, const char **ret)
     }
     buf[got] = '\0';
     *ret = keep_mem(mm, buf);
-out_fd:
+close_fd:
     close(fd);
     return r;
 }
@@ -460,15 +460,14 @@ static int load_identity(struct monctl *mc, struct monmodel *mm, const char *clu
 
     if (stat(dir, &st) < 0) {
         r = identity_from_store(mc, mm, cluster, pem);
-        goto out;
-    }
-    for (size_t i = 0; r == 0 && i < KF_ARRAY_SIZE(identity_files); i++) {
-        char *path = kf_xasprintf("%s/%s", dir, identity_files[i]);
+    } else {
+        for (size_t i = 0; r == 0 && i < KF_ARRAY_SIZE(identity_files); i++) {
+            char *path = kf_xasprintf("%s/%s", dir, identity_files[i]);
 
-        r = read_pem(mm, path, &pem[i]);
-        free(path);
+            r = read_pem(mm, path, &pem[i]);
+            free(path);
+        }
     }
-out:
     free(dir);
     /* what kf_obs_fleet_check wants of it: one bad cluster must not stop
      * the whole model from rendering */
@@ -714,6 +713,90 @@ static const char *secret_path(struct monctl *mc, struct monmodel *mm, const jso
     return NULL;
 }
 
+/* Fills the delivery target of a webhook, dingtalk or sms receiver o (and
+ * r's kind) from its spec. */
+static void receiver_target(struct monctl *mc, struct monmodel *mm, const json_t *o,
+                            const char *type, struct kf_obs_receiver *r, struct kf_mon_target *t)
+{
+    json_t *hdrs, *v;
+    const json_t *sec;
+    struct kf_obs_header *h;
+    const char *hk;
+
+    t->t.receiver = r->name;
+    if (strcmp(type, "webhook") == 0) {
+        sec = kf_json_path(o, "spec.webhook");
+        r->kind = t->t.kind = KF_OBS_RECEIVER_WEBHOOK;
+        r->max_alerts = (int)kf_json_int(sec, "maxAlerts", 0);
+        t->t.url = kf_json_str(sec, "url", NULL);
+    } else if (strcmp(type, "dingtalk") == 0) {
+        sec = kf_json_path(o, "spec.dingtalk");
+        r->kind = t->t.kind = KF_OBS_RECEIVER_DINGTALK;
+        t->t.url = kf_json_str(sec, "url", NULL);
+        t->url_file = kf_json_str(sec, "urlFile", NULL);
+        if (!t->t.url)
+            t->t.url = "https://invalid.invalid/"; /* replaced by url_file's at delivery */
+        t->secret_file = secret_path(mc, mm, sec);
+        t->t.at_mobiles = str_array(mm, kf_json_path(sec, "atMobiles"), &t->t.n_at_mobiles);
+        t->t.at_all = kf_json_bool(sec, "atAll", false);
+    } else {
+        sec = kf_json_path(o, "spec.sms");
+        r->kind = t->t.kind = KF_OBS_RECEIVER_SMS;
+        t->t.url = kf_json_str(sec, "url", NULL);
+        t->t.method = kf_json_str(sec, "method", NULL);
+        t->t.body = kf_json_str(sec, "body", NULL);
+        t->t.content_type = kf_json_str(sec, "contentType", NULL);
+        t->t.phones = str_array(mm, kf_json_path(sec, "phones"), &t->t.n_phones);
+        t->t.max_chars = (size_t)kf_json_int(sec, "maxChars", 0);
+        t->secret_file = secret_path(mc, mm, sec);
+    }
+    hdrs = kf_json_path(sec, "headers");
+    h = zalloc(mm, json_object_size(hdrs), sizeof(*h));
+    json_object_foreach(hdrs, hk, v)
+    {
+        h[t->t.n_headers].name = hk;
+        h[t->t.n_headers++].value = json_string_value(v);
+    }
+    t->t.headers = h;
+}
+
+/* Whether target t of receiver name can be delivered to: its secret files
+ * allowed, the target valid; a problem when not. */
+static bool target_usable(struct monctl *mc, struct monmodel *mm, const char *name,
+                          const struct kf_mon_target *t)
+{
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    struct kf_obs_target check = t->t;
+    bool secret_bad = t->secret_file && !kf_mon_secret_path_allowed(mc->mon, t->secret_file);
+    bool ok;
+
+    if (secret_bad || (t->url_file && !kf_mon_secret_path_allowed(mc->mon, t->url_file))) {
+        problem(mm, "AlertReceiver", name, "SecretNotAllowed",
+                "receiver %s is left out: its secret file %s does not exist or is outside "
+                "<data-dir>/secrets/ and the --monitoring-config secretDirs",
+                name, secret_bad ? t->secret_file : t->url_file);
+        return false;
+    }
+    if (t->t.url && !t->url_file &&
+        kf_obs_destination_url_check(kf_mon_destinations(mc->mon), t->t.url, &why) == -EACCES) {
+        /* checked again at delivery, after name resolution; an
+         * Alertmanager that never calls a forbidden receiver leaves
+         * nothing to refuse there */
+        problem(mm, "AlertReceiver", name, "DestinationNotAllowed", "receiver %s is left out: %s",
+                name, why.buf);
+        kf_strbuf_release(&why);
+        return false;
+    }
+    kf_strbuf_reset(&why);
+    check.secret = t->secret_file ? "checked-at-delivery" : NULL;
+    ok = kf_obs_target_check(&check, &why) == 0;
+    if (!ok)
+        problem(mm, "AlertReceiver", name, "ReceiverInvalid", "receiver %s is left out: %s", name,
+                why.buf);
+    kf_strbuf_release(&why);
+    return ok;
+}
+
 static void build_receivers(struct monctl *mc, struct monmodel *mm, json_t **objs, size_t n)
 {
     const struct kf_mon_config *cfg = kf_mon_config(mc->mon);
@@ -727,7 +810,6 @@ static void build_receivers(struct monctl *mc, struct monmodel *mm, json_t **obj
         const char *type = kf_json_str(o, "spec.type", "");
         struct kf_obs_receiver *r = &rs[k];
         struct kf_mon_target *t = &ts[mm->n_targets];
-        const json_t *sec;
 
         r->name = name;
         r->send_resolved = kf_json_bool(o, "spec.sendResolved", true);
@@ -744,84 +826,9 @@ static void build_receivers(struct monctl *mc, struct monmodel *mm, json_t **obj
             k++;
             continue;
         }
-        t->t.receiver = name;
-        if (strcmp(type, "webhook") == 0) {
-            sec = kf_json_path(o, "spec.webhook");
-            r->kind = t->t.kind = KF_OBS_RECEIVER_WEBHOOK;
-            r->max_alerts = (int)kf_json_int(sec, "maxAlerts", 0);
-            t->t.url = kf_json_str(sec, "url", NULL);
-        } else if (strcmp(type, "dingtalk") == 0) {
-            sec = kf_json_path(o, "spec.dingtalk");
-            r->kind = t->t.kind = KF_OBS_RECEIVER_DINGTALK;
-            t->t.url = kf_json_str(sec, "url", NULL);
-            t->url_file = kf_json_str(sec, "urlFile", NULL);
-            if (!t->t.url)
-                t->t.url = "https://invalid.invalid/"; /* replaced by url_file's at delivery */
-            t->secret_file = secret_path(mc, mm, sec);
-            t->t.at_mobiles = str_array(mm, kf_json_path(sec, "atMobiles"), &t->t.n_at_mobiles);
-            t->t.at_all = kf_json_bool(sec, "atAll", false);
-        } else {
-            sec = kf_json_path(o, "spec.sms");
-            r->kind = t->t.kind = KF_OBS_RECEIVER_SMS;
-            t->t.url = kf_json_str(sec, "url", NULL);
-            t->t.method = kf_json_str(sec, "method", NULL);
-            t->t.body = kf_json_str(sec, "body", NULL);
-            t->t.content_type = kf_json_str(sec, "contentType", NULL);
-            t->t.phones = str_array(mm, kf_json_path(sec, "phones"), &t->t.n_phones);
-            t->t.max_chars = (size_t)kf_json_int(sec, "maxChars", 0);
-            t->secret_file = secret_path(mc, mm, sec);
-        }
-        {
-            json_t *hdrs = kf_json_path(sec, "headers"), *v;
-            struct kf_obs_header *h = zalloc(mm, json_object_size(hdrs), sizeof(*h));
-            const char *hk;
-
-            json_object_foreach(hdrs, hk, v)
-            {
-                h[t->t.n_headers].name = hk;
-                h[t->t.n_headers++].value = json_string_value(v);
-            }
-            t->t.headers = h;
-        }
-        if ((t->secret_file && !kf_mon_secret_path_allowed(mc->mon, t->secret_file)) ||
-            (t->url_file && !kf_mon_secret_path_allowed(mc->mon, t->url_file))) {
-            problem(mm, "AlertReceiver", name, "SecretNotAllowed",
-                    "receiver %s is left out: its secret file %s does not exist or is outside "
-                    "<data-dir>/secrets/ and the --monitoring-config secretDirs",
-                    name,
-                    t->secret_file && !kf_mon_secret_path_allowed(mc->mon, t->secret_file)
-                        ? t->secret_file
-                        : t->url_file);
+        receiver_target(mc, mm, o, type, r, t);
+        if (!target_usable(mc, mm, name, t))
             continue;
-        }
-        if (t->t.url && !t->url_file) {
-            /* checked again at delivery, after name resolution; an
-             * Alertmanager that never calls a forbidden receiver leaves
-             * nothing to refuse there */
-            struct kf_strbuf why = KF_STRBUF_INIT;
-
-            if (kf_obs_destination_url_check(kf_mon_destinations(mc->mon), t->t.url, &why) ==
-                -EACCES) {
-                problem(mm, "AlertReceiver", name, "DestinationNotAllowed",
-                        "receiver %s is left out: %s", name, why.buf);
-                kf_strbuf_release(&why);
-                continue;
-            }
-            kf_strbuf_release(&why);
-        }
-        {
-            struct kf_strbuf why = KF_STRBUF_INIT;
-            struct kf_obs_target check = t->t;
-
-            check.secret = t->secret_file ? "checked-at-delivery" : NULL;
-            if (kf_obs_target_check(&check, &why) < 0) {
-                problem(mm, "AlertReceiver", name, "ReceiverInvalid", "receiver %s is left out: %s",
-                        name, why.buf);
-                kf_strbuf_release(&why);
-                continue;
-            }
-            kf_strbuf_release(&why);
-        }
         mm->n_targets++;
         k++;
     }

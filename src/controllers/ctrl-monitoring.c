@@ -402,6 +402,67 @@ static void collect_am(struct kf_metric *f, void *arg)
     pthread_mutex_unlock(&mc->am_lock);
 }
 
+/* Logs and records each problem of the model once (the set of those seen
+ * is forgotten past 1000). */
+static void report_problems(struct monctl *mc, const struct monmodel *mm)
+{
+    if (json_object_size(mc->problems_seen) > 1000)
+        json_object_clear(mc->problems_seen);
+    for (size_t i = 0; i < mm->n_problems; i++) {
+        const struct monproblem *p = &mm->problems[i];
+        json_t *obj;
+
+        if (json_object_get(mc->problems_seen, p->message))
+            continue;
+        obj = json_pack("{s:s,s:{s:s}}", "kind", p->kind, "metadata", "name", p->name);
+        kf_log_warn("%s %s: %s", p->kind, p->name, p->message);
+        kf_recorder_event(mc->rec, obj, KF_EVENT_WARNING, p->reason, p->message);
+        json_object_set_new(mc->problems_seen, p->message, json_true());
+        json_decref(obj);
+    }
+}
+
+/* Which local monitoring instances run before this pass: name -> bool. */
+static json_t *running_instances(struct monctl *mc, const struct monmodel *mm)
+{
+    char **names = NULL;
+    size_t n = kf_monmodel_instances(mm, &names);
+    json_t *was_running = json_object();
+
+    for (size_t i = 0; i < n; i++) {
+        json_object_set_new(was_running, names[i],
+                            json_boolean(kf_mon_stack_running(mc->mon, names[i])));
+        free(names[i]);
+    }
+    free(names);
+    return was_running;
+}
+
+/* Runs the local monitoring stack the model wants; when to try again (0: no need). */
+static int64_t sync_local_stack(struct monctl *mc, struct monmodel *mm)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    unsigned started = 0;
+    int64_t again = 0;
+
+    if (kf_mon_stack_sync(mc->mon, &mm->fleet, mm->exporters, mm->n_exporters, &started, &err) <
+        0) {
+        kf_log_warn("cannot run the local monitoring stack: %s", err.buf);
+        again = RETRY_LOCAL_MS;
+    } else if (started) {
+        kf_log_info("local monitoring stack: started %u processes", started);
+    }
+    kf_mon_ports_retain(mc->mon, (const char *const *)mm->port_keys, mm->n_port_keys);
+    kf_strbuf_release(&err);
+    return again;
+}
+
+/* The sooner of two delays, 0 meaning none. */
+static int64_t sooner(int64_t a, int64_t b)
+{
+    return b && (!a || b < a) ? b : a;
+}
+
 static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
 {
     struct monctl *mc = kf_ctrl_data(c);
@@ -409,6 +470,7 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *was_running = NULL;
     int64_t now = kf_now_ms(), again = 0;
+    bool local;
     int r;
 
     if (!mc->mon)
@@ -438,64 +500,21 @@ static int mon_reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_a
     }
     free(mc->last_model_error);
     mc->last_model_error = NULL;
-    if (json_object_size(mc->problems_seen) > 1000)
-        json_object_clear(mc->problems_seen);
-    for (size_t i = 0; i < mm.n_problems; i++)
-        if (!json_object_get(mc->problems_seen, mm.problems[i].message)) {
-            json_t *obj = json_pack("{s:s,s:{s:s}}", "kind", mm.problems[i].kind, "metadata",
-                                    "name", mm.problems[i].name);
-
-            kf_log_warn("%s %s: %s", mm.problems[i].kind, mm.problems[i].name,
-                        mm.problems[i].message);
-            kf_recorder_event(mc->rec, obj, KF_EVENT_WARNING, mm.problems[i].reason,
-                              mm.problems[i].message);
-            json_object_set_new(mc->problems_seen, mm.problems[i].message, json_true());
-            json_decref(obj);
-        }
-
+    report_problems(mc, &mm);
     kf_mon_set_targets(mc->mon, mm.targets, mm.n_targets);
     write_conditions(mc, &mm);
-    if (kf_mon_config(mc->mon)->mode == KF_MON_LOCAL) {
-        char **names = NULL;
-        size_t n = kf_monmodel_instances(&mm, &names);
-
-        was_running = json_object();
-        for (size_t i = 0; i < n; i++) {
-            json_object_set_new(was_running, names[i],
-                                json_boolean(kf_mon_stack_running(mc->mon, names[i])));
-            free(names[i]);
-        }
-        free(names);
-    }
+    local = kf_mon_config(mc->mon)->mode == KF_MON_LOCAL;
+    if (local)
+        was_running = running_instances(mc, &mm);
     render_all(mc, &mm);
-    if (kf_mon_config(mc->mon)->mode == KF_MON_LOCAL) {
-        unsigned started = 0;
-
-        kf_strbuf_reset(&err);
-        if (kf_mon_stack_sync(mc->mon, &mm.fleet, mm.exporters, mm.n_exporters, &started, &err) <
-            0) {
-            kf_log_warn("cannot run the local monitoring stack: %s", err.buf);
-            again = RETRY_LOCAL_MS;
-        } else if (started) {
-            kf_log_info("local monitoring stack: started %u processes", started);
-        }
-        kf_mon_ports_retain(mc->mon, (const char *const *)mm.port_keys, mm.n_port_keys);
-    }
+    if (local)
+        again = sync_local_stack(mc, &mm);
     remove_stale(mc, &mm);
-    {
-        int64_t d = reload_pending(mc, &mm, was_running);
-
-        if (d && (!again || d < again))
-            again = d;
-        d = check_alertmanagers(mc, &mm);
-        if (d && (!again || d < again))
-            again = d;
-        /* a guest cluster's monitoring identity lives in its PKI, not in an
-         * object this controller watches: look again until it is there */
-        d = mm.identities_missing ? IDENTITY_RETRY_MS : 0;
-        if (d && (!again || d < again))
-            again = d;
-    }
+    again = sooner(again, reload_pending(mc, &mm, was_running));
+    again = sooner(again, check_alertmanagers(mc, &mm));
+    /* a guest cluster's monitoring identity lives in its PKI, not in an
+     * object this controller watches: look again until it is there */
+    again = sooner(again, mm.identities_missing ? IDENTITY_RETRY_MS : 0);
     json_decref(was_running);
     kf_monmodel_release(&mm);
     kf_strbuf_release(&err);

@@ -183,124 +183,165 @@ static int delete_member(struct place_ctrl *d, const char *name, bool *ret_gone)
     return r;
 }
 
+/* A sync of a cluster's members: the ones there, which of them go, and the
+ * new ones to create. */
+struct member_sync {
+    struct existing *ex;
+    size_t n;
+    bool have[KF_GRADE_MAX_COMPONENTS][KF_GRADE_MAX_REPLICAS];
+    bool drop[KF_GRADE_MAX_MEMBERS * 2]; /* an extra member: a duplicate or out of the shape */
+    json_t **todo;
+    size_t n_todo, todo_alloc;
+};
+
+/* Whether existing member i goes (an extra one). */
+static bool sync_drops(const struct member_sync *ms, size_t i)
+{
+    return i < KF_ARRAY_SIZE(ms->drop) && ms->drop[i];
+}
+
+/* Marks which members of the shape exist and which existing ones are
+ * extra; returns how many of the shape are missing. */
+static size_t mark_existing(struct member_sync *ms, const struct kf_grade_spec *shape)
+{
+    const struct existing *ex = ms->ex;
+    size_t n_missing = 0;
+
+    for (size_t i = 0; i < ms->n; i++) {
+        bool extra = ex[i].comp < 0 || ex[i].index < 0 ||
+                     (unsigned)ex[i].index >= shape->components[ex[i].comp].replicas ||
+                     ms->have[ex[i].comp][ex[i].index];
+
+        if (i < KF_ARRAY_SIZE(ms->drop))
+            ms->drop[i] = extra;
+        if (!extra)
+            ms->have[ex[i].comp][ex[i].index] = true;
+    }
+    for (unsigned k = 0; k < shape->n_components; k++)
+        for (unsigned i = 0; i < shape->components[k].replicas; i++)
+            if (!ms->have[k][i])
+                n_missing++;
+    return n_missing;
+}
+
+/* The members that stay, pinned to their hosts of unit ui; their number. */
+static unsigned staying_members(const struct member_sync *ms, const struct cap_units *us, int ui,
+                                struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS])
+{
+    unsigned n_pins = 0;
+
+    for (size_t i = 0; i < ms->n && n_pins < KF_GRADE_MAX_MEMBERS; i++) {
+        int h = ms->ex[i].host ? kf_cap_units_find_host(us, (size_t)ui, ms->ex[i].host) : -1;
+
+        if (sync_drops(ms, i) || h < 0)
+            continue;
+        pins[n_pins++] = (struct kf_place_pin){ (uint16_t)ms->ex[i].comp, (uint16_t)ms->ex[i].index,
+                                                (uint32_t)h };
+    }
+    return n_pins;
+}
+
+/* Binds the missing members on the cluster's unit, the others staying, into
+ * ms->todo (copied out: the model's strings may go once the lock is
+ * released). The model's lock is held. -ENOSPC with the reason in why. */
+static int bind_missing(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
+                        const struct kf_grade_spec *shape, const char *version,
+                        struct member_sync *ms, struct kf_strbuf *why)
+{
+    const char *cname = kf_obj_name(cluster);
+    struct kf_place_result *res = kf_xcalloc(1, sizeof(*res));
+    struct kf_place_cluster c = { 0 };
+    struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS];
+    const char *zones[KF_PLACE_MAX_ZONES];
+    struct cap_units us = { 0 };
+    const struct kf_place_unit *u;
+    int ui, r;
+
+    kf_cap_units_build(d->model, &d->policy, NULL, cname, &us);
+    ui = kf_cap_units_find(&us, unit);
+    if (ui < 0) {
+        r = kf_err(why, -ENOSPC, "unit %s is gone; the cluster's members cannot be bound", unit);
+        goto release_units;
+    }
+    /* admitted already: only the hosts' own mark applies */
+    us.units[ui].water_level = 1.0;
+    us.units[ui].cordoned = false;
+    u = &us.units[ui];
+    c.name = cname;
+    c.region = u->region;
+    c.grade = grade;
+    c.shape = shape;
+    c.unit = unit;
+    c.pins = pins;
+    c.n_pins = staying_members(ms, &us, ui, pins);
+    kf_place_cluster_zones(cluster, &c, zones);
+    /* members whose host left the unit are neither pinned nor missing:
+     * give the placer a shape where they do not count */
+    r = kf_place(&d->placer, u, 1, &c, res);
+    if (r == -EINVAL || r == -ENOSPC)
+        r = kf_err(why, -ENOSPC, "%s", res->message);
+    for (unsigned i = 0; r == 0 && i < res->n_bindings; i++) {
+        const struct kf_place_binding *b = &res->bindings[i];
+
+        if (b->pinned || ms->have[b->component][b->replica])
+            continue;
+        KF_GROW(ms->todo, ms->todo_alloc, ms->n_todo + 1);
+        ms->todo[ms->n_todo++] =
+            kf_place_member_obj(cluster, unit, u->hosts[b->host].name, u->zones[b->zone],
+                                &shape->components[b->component], b->replica, version);
+    }
+release_units:
+    kf_cap_units_release(&us);
+    free(res);
+    return r;
+}
+
+/* Gives an existing member the requests (and version) of its component in
+ * the shape, when they differ. */
+static int resize_member(struct place_ctrl *d, const struct existing *e,
+                         const struct kf_grade_spec *shape, const char *version,
+                         struct kf_strbuf *why)
+{
+    const struct kf_component *comp = &shape->components[e->comp];
+    json_t *patch;
+    int64_t rev = 0;
+    int r;
+
+    if (comp->req.cpu_milli == e->req.cpu_milli && comp->req.mem_bytes == e->req.mem_bytes)
+        return 0;
+    patch = json_pack("{s:{s:{s:o}, s:s}}", "spec", "resources", "requests",
+                      kf_cap_res_json(comp->req), "version", version);
+    r = kf_cap_patch(d->reg, &kf_kind_controlplanemember, e->name, patch, false, &rev, why);
+    json_decref(patch);
+    if (r == -KF_ENOTFOUND)
+        r = 0;
+    d->need_member_rev = KF_MAX(d->need_member_rev, rev);
+    return r;
+}
+
 int kf_place_members_sync(struct place_ctrl *d, const json_t *cluster, const char *unit, int grade,
                           const struct kf_grade_spec *shape, const char *version,
                           struct kf_strbuf *why)
 {
-    const char *cname = kf_obj_name(cluster);
-    struct existing *ex;
-    struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS];
-    bool have[KF_GRADE_MAX_COMPONENTS][KF_GRADE_MAX_REPLICAS];
-    bool drop[KF_GRADE_MAX_MEMBERS * 2];
-    size_t n, n_missing = 0;
-    unsigned n_pins = 0;
-    struct kf_place_result *res = NULL;
-    struct cap_units us = { 0 };
-    json_t **todo = NULL;
-    size_t n_todo = 0, todo_alloc = 0;
-    int ui = -1, r = 0;
+    struct member_sync ms = { 0 };
+    int r = 0;
 
-    memset(have, 0, sizeof(have));
     pthread_mutex_lock(&d->model->lock);
-    n = existing_members(d, cname, shape, &ex);
-    for (size_t i = 0; i < n; i++) {
-        bool extra = ex[i].comp < 0 || ex[i].index < 0 ||
-                     (unsigned)ex[i].index >= shape->components[ex[i].comp].replicas ||
-                     have[ex[i].comp][ex[i].index];
-
-        if (i < KF_ARRAY_SIZE(drop))
-            drop[i] = extra;
-        if (!extra)
-            have[ex[i].comp][ex[i].index] = true;
-    }
-    for (unsigned k = 0; k < shape->n_components; k++)
-        for (unsigned i = 0; i < shape->components[k].replicas; i++)
-            if (!have[k][i])
-                n_missing++;
-    if (n_missing) {
-        struct kf_place_cluster c = { 0 };
-        const char *zones[KF_PLACE_MAX_ZONES];
-
-        res = kf_xcalloc(1, sizeof(*res));
-        kf_cap_units_build(d->model, &d->policy, NULL, cname, &us);
-        ui = kf_cap_units_find(&us, unit);
-        if (ui < 0) {
-            r = kf_err(why, -ENOSPC, "unit %s is gone; the cluster's members cannot be bound",
-                       unit);
-        } else {
-            /* admitted already: only the hosts' own mark applies */
-            us.units[ui].water_level = 1.0;
-            us.units[ui].cordoned = false;
-            for (size_t i = 0; i < n && n_pins < KF_GRADE_MAX_MEMBERS; i++) {
-                int h = ex[i].host ? kf_cap_units_find_host(&us, (size_t)ui, ex[i].host) : -1;
-
-                if ((i < KF_ARRAY_SIZE(drop) && drop[i]) || h < 0)
-                    continue;
-                pins[n_pins++] = (struct kf_place_pin){ (uint16_t)ex[i].comp, (uint16_t)ex[i].index,
-                                                        (uint32_t)h };
-            }
-            c.name = cname;
-            c.region = us.units[ui].region;
-            c.grade = grade;
-            c.shape = shape;
-            c.unit = unit;
-            c.pins = pins;
-            c.n_pins = n_pins;
-            kf_place_cluster_zones(cluster, &c, zones);
-            /* members whose host left the unit are neither pinned nor missing:
-             * give the placer a shape where they do not count */
-            r = kf_place(&d->placer, &us.units[ui], 1, &c, res);
-            if (r == -EINVAL || r == -ENOSPC)
-                r = kf_err(why, -ENOSPC, "%s", res->message);
-            /* the new members, copied out: the model's strings may go
-             * once the lock is released */
-            for (unsigned i = 0; r == 0 && i < res->n_bindings; i++) {
-                const struct kf_place_binding *b = &res->bindings[i];
-                const struct kf_place_unit *u = &us.units[ui];
-
-                if (b->pinned || have[b->component][b->replica])
-                    continue;
-                KF_GROW(todo, todo_alloc, n_todo + 1);
-                todo[n_todo++] =
-                    kf_place_member_obj(cluster, unit, u->hosts[b->host].name, u->zones[b->zone],
-                                        &shape->components[b->component], b->replica, version);
-            }
-        }
-    }
-    kf_cap_units_release(&us);
+    ms.n = existing_members(d, kf_obj_name(cluster), shape, &ms.ex);
+    if (mark_existing(&ms, shape))
+        r = bind_missing(d, cluster, unit, grade, shape, version, &ms, why);
     pthread_mutex_unlock(&d->model->lock);
 
     /* writes, without the model's lock */
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        if (i < KF_ARRAY_SIZE(drop) && drop[i]) {
-            r = delete_member(d, ex[i].name, NULL);
-            continue;
-        }
-        {
-            const struct kf_component *comp = &shape->components[ex[i].comp];
-
-            if (comp->req.cpu_milli != ex[i].req.cpu_milli ||
-                comp->req.mem_bytes != ex[i].req.mem_bytes) {
-                json_t *patch = json_pack("{s:{s:{s:o}, s:s}}", "spec", "resources", "requests",
-                                          kf_cap_res_json(comp->req), "version", version);
-                int64_t rev = 0;
-
-                r = kf_cap_patch(d->reg, &kf_kind_controlplanemember, ex[i].name, patch, false,
-                                 &rev, why);
-                json_decref(patch);
-                if (r == -KF_ENOTFOUND)
-                    r = 0;
-                d->need_member_rev = KF_MAX(d->need_member_rev, rev);
-            }
-        }
-    }
-    if (r == 0 && n_todo)
-        r = kf_place_members_create(d, todo, n_todo, why);
-    for (size_t i = 0; i < n_todo; i++)
-        json_decref(todo[i]);
-    free(todo);
-    free(res);
-    existing_free(ex, n);
+    for (size_t i = 0; r == 0 && i < ms.n; i++)
+        r = sync_drops(&ms, i) ? delete_member(d, ms.ex[i].name, NULL)
+                               : resize_member(d, &ms.ex[i], shape, version, why);
+    if (r == 0 && ms.n_todo)
+        r = kf_place_members_create(d, ms.todo, ms.n_todo, why);
+    for (size_t i = 0; i < ms.n_todo; i++)
+        json_decref(ms.todo[i]);
+    free(ms.todo);
+    existing_free(ms.ex, ms.n);
     return r;
 }
 

@@ -75,16 +75,160 @@ static void add_unique(json_t *arr, const json_t *from)
         json_array_append(arr, v);
 }
 
+/* The version: the cluster's or template's, else the profile's default or
+ * newest; -KF_EINVALID when the profile does not support its minor. */
+static int pick_version(const json_t *spec, const json_t *tspec, const json_t *pspec,
+                        const char *pname, const char **ret_version, const char **ret_reason,
+                        struct kf_strbuf *why)
+{
+    const char *version = json_string_value(layered(spec, tspec, "version"));
+    char minor[32];
+
+    if (!version)
+        version = kf_json_str(pspec, "defaultVersion", NULL);
+    if (!version) {
+        json_t *vs = kf_json_path(pspec, "versions");
+
+        version = json_string_value(json_array_get(vs, json_array_size(vs) - 1));
+    }
+    minor_of(version ? version : "", minor, sizeof(minor));
+    if (!kf_cap_str_in(kf_json_path(pspec, "versions"), minor)) {
+        char *list = kf_json_dump(kf_json_path(pspec, "versions"), NULL);
+
+        *ret_reason = "VersionNotSupported";
+        kf_err(why, -KF_EINVALID, "version %s is not supported by profile %s (it supports %s)",
+               version ? version : "(none)", pname, list);
+        free(list);
+        return -KF_EINVALID;
+    }
+    *ret_version = version;
+    return 0;
+}
+
+/* Nodes, pods, the explicit grade and pods per node into ret;
+ * -KF_EINVALID when the profile does not take that many nodes. */
+static int read_sizes(const json_t *spec, const json_t *tspec, const json_t *pspec,
+                      const char *pname, struct kf_place_settings *ret, const char **ret_reason,
+                      struct kf_strbuf *why)
+{
+    json_t *v = layered(spec, tspec, "expectedNodes");
+    int64_t max_nodes = kf_json_int(pspec, "maxNodes", 0);
+
+    ret->nodes = json_is_integer(v) ? json_integer_value(v) : DEFAULT_NODES;
+    if (max_nodes > 0 && ret->nodes > max_nodes) {
+        *ret_reason = "TooManyNodes";
+        return kf_err(why, -KF_EINVALID,
+                      "expectedNodes %lld is more than profile %s supports (%lld): choose another "
+                      "profile or fewer nodes",
+                      (long long)ret->nodes, pname, (long long)max_nodes);
+    }
+    v = kf_json_path(spec, "expectedPods");
+    if (json_is_integer(v))
+        ret->pods = json_integer_value(v);
+    v = layered(spec, tspec, "grade");
+    if (json_is_string(v))
+        ret->explicit_grade = kf_grade_parse(json_string_value(v));
+    v = layered(spec, tspec, "network.maxPodsPerNode");
+    ret->max_pods = json_is_integer(v)
+                        ? (unsigned)json_integer_value(v)
+                        : (unsigned)kf_json_int(pspec, "maxPodsPerNode", DEFAULT_MAX_PODS);
+    return 0;
+}
+
+/* The layered parts of the effective settings: network, compliance,
+ * maintenance window, backup and flags (profile, then template, then cluster). */
+static void effective_layers(json_t *eff, const json_t *spec, const json_t *tspec,
+                             const json_t *pspec, unsigned max_pods)
+{
+    json_t *net = json_pack("{s:I}", "maxPodsPerNode", (json_int_t)max_pods);
+    json_t *compliance = json_array(), *flags = json_object(), *v;
+
+    if ((v = layered(spec, tspec, "network.nodeCIDRMaskSize")))
+        json_object_set(net, "nodeCIDRMaskSize", v);
+    if (tspec && (v = kf_json_path(tspec, "network.serviceCIDRPrefix")))
+        json_object_set(net, "serviceCIDRPrefix", v);
+    json_object_set_new(eff, "network", net);
+    if (tspec)
+        add_unique(compliance, kf_json_path(tspec, "compliance"));
+    add_unique(compliance, kf_json_path(spec, "compliance"));
+    json_object_set_new(eff, "compliance", compliance);
+    if ((v = layered(spec, tspec, "maintenanceWindow")))
+        json_object_set(eff, "maintenanceWindow", v);
+    if ((v = layered(spec, tspec, "backup")))
+        json_object_set(eff, "backup", v);
+    json_object_update(flags, kf_json_path(pspec, "flags"));
+    if (tspec)
+        json_object_update(flags, kf_json_path(tspec, "flags"));
+    json_object_update(flags, kf_json_path(spec, "flags"));
+    json_object_set_new(eff, "flags", flags);
+}
+
+/* The profile's parts of the effective settings: etcd, apiServer,
+ * heartbeatGrace, nodeOS and the unit features it needs. */
+static void effective_profile(json_t *eff, const json_t *pspec)
+{
+    json_t *features = json_array(), *v;
+
+    if ((v = kf_json_path(pspec, "etcd")))
+        json_object_set(eff, "etcd", v);
+    if ((v = kf_json_path(pspec, "apiServer")))
+        json_object_set(eff, "apiServer", v);
+    if ((v = kf_json_path(pspec, "heartbeatGrace")))
+        json_object_set(eff, "heartbeatGrace", v);
+    json_object_set_new(eff, "nodeOS", json_string(kf_json_str(pspec, "nodeOS", "linux")));
+    add_unique(features, kf_json_path(pspec, "hosting.unitFeatures"));
+    if (kf_json_bool(pspec, "etcd.dedicated", false) ||
+        kf_json_bool(pspec, "hosting.dedicatedHosts", false)) {
+        json_t *ded = json_pack("[s]", "dedicated");
+
+        add_unique(features, ded);
+        json_decref(ded);
+    }
+    json_object_set_new(eff, "unitFeatures", features);
+}
+
+/* The effective settings (status.effective) into ret, with the compliance
+ * tags and features pointing into them. */
+static void effective_settings(const json_t *cluster, const json_t *tspec, const json_t *pspec,
+                               const char *pname, const char *version,
+                               struct kf_place_settings *ret)
+{
+    const json_t *spec = kf_json_path(cluster, "spec");
+    const char *tname = kf_json_str(spec, "template", NULL);
+    json_t *eff = json_object(), *v;
+    size_t i;
+
+    json_object_set_new(eff, "profile", json_string(pname));
+    if (tname)
+        json_object_set_new(eff, "template", json_string(tname));
+    json_object_set_new(eff, "version", json_string(version));
+    json_object_set_new(eff, "expectedNodes", json_integer(ret->nodes));
+    ret->simulated_nodes = kf_json_int(cluster, "spec.simulatedNodes", 0);
+    if (ret->simulated_nodes > 0)
+        json_object_set_new(eff, "simulatedNodes", json_integer(ret->simulated_nodes));
+    if (ret->pods >= 0)
+        json_object_set_new(eff, "expectedPods", json_integer(ret->pods));
+    if (ret->explicit_grade >= 0)
+        json_object_set_new(eff, "grade", json_string(kf_grade_name(ret->explicit_grade)));
+    effective_layers(eff, spec, tspec, pspec, ret->max_pods);
+    effective_profile(eff, pspec);
+    ret->effective = eff;
+    json_array_foreach(json_object_get(eff, "compliance"), i,
+                       v) if (ret->n_compliance < KF_ARRAY_SIZE(ret->compliance))
+        ret->compliance[ret->n_compliance++] = json_string_value(v);
+    json_array_foreach(json_object_get(eff, "unitFeatures"), i,
+                       v) if (ret->n_features < KF_ARRAY_SIZE(ret->features))
+        ret->features[ret->n_features++] = json_string_value(v);
+}
+
 int kf_place_settings(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *ret,
                       const char **ret_reason, struct kf_strbuf *why)
 {
     const json_t *spec = kf_json_path(cluster, "spec");
     const char *tname = kf_json_str(spec, "template", NULL);
-    json_t *tmpl = NULL, *tspec = NULL, *eff, *v, *pspec, *flags, *net, *compliance, *features;
-    const char *pname, *version;
-    char minor[32];
-    int64_t max_nodes;
-    size_t i;
+    json_t *tmpl = NULL, *tspec = NULL, *pspec;
+    const char *pname, *version = NULL;
+    int r;
 
     memset(ret, 0, sizeof(*ret));
     ret->explicit_grade = KF_GRADE_NONE;
@@ -105,112 +249,19 @@ int kf_place_settings(struct place_ctrl *d, const json_t *cluster, struct kf_pla
         pname = "standard";
     if (kf_informer_get(d->profiles, pname, &ret->profile) < 0) {
         *ret_reason = "ProfileNotFound";
-        kf_err(why, -KF_EINVALID, "profile \"%s\" does not exist (kfleet get profiles lists them)",
-               pname);
-        json_decref(tmpl);
-        return -KF_EINVALID;
+        r = kf_err(why, -KF_EINVALID,
+                   "profile \"%s\" does not exist (kfleet get profiles lists them)", pname);
+        goto put_template;
     }
     pspec = kf_json_path(ret->profile, "spec");
-    version = json_string_value(layered(spec, tspec, "version"));
-    if (!version)
-        version = kf_json_str(pspec, "defaultVersion", NULL);
-    if (!version) {
-        json_t *vs = kf_json_path(pspec, "versions");
-
-        version = json_string_value(json_array_get(vs, json_array_size(vs) - 1));
-    }
-    minor_of(version ? version : "", minor, sizeof(minor));
-    if (!kf_cap_str_in(kf_json_path(pspec, "versions"), minor)) {
-        char *list = kf_json_dump(kf_json_path(pspec, "versions"), NULL);
-
-        *ret_reason = "VersionNotSupported";
-        kf_err(why, -KF_EINVALID, "version %s is not supported by profile %s (it supports %s)",
-               version ? version : "(none)", pname, list);
-        free(list);
-        json_decref(tmpl);
-        return -KF_EINVALID;
-    }
-    v = layered(spec, tspec, "expectedNodes");
-    ret->nodes = json_is_integer(v) ? json_integer_value(v) : DEFAULT_NODES;
-    max_nodes = kf_json_int(pspec, "maxNodes", 0);
-    if (max_nodes > 0 && ret->nodes > max_nodes) {
-        *ret_reason = "TooManyNodes";
-        kf_err(why, -KF_EINVALID,
-               "expectedNodes %lld is more than profile %s supports (%lld): choose another "
-               "profile or fewer nodes",
-               (long long)ret->nodes, pname, (long long)max_nodes);
-        json_decref(tmpl);
-        return -KF_EINVALID;
-    }
-    v = kf_json_path(spec, "expectedPods");
-    if (json_is_integer(v))
-        ret->pods = json_integer_value(v);
-    v = layered(spec, tspec, "grade");
-    if (json_is_string(v))
-        ret->explicit_grade = kf_grade_parse(json_string_value(v));
-    v = layered(spec, tspec, "network.maxPodsPerNode");
-    ret->max_pods = json_is_integer(v)
-                        ? (unsigned)json_integer_value(v)
-                        : (unsigned)kf_json_int(pspec, "maxPodsPerNode", DEFAULT_MAX_PODS);
-
-    eff = json_object();
-    json_object_set_new(eff, "profile", json_string(pname));
-    if (tname)
-        json_object_set_new(eff, "template", json_string(tname));
-    json_object_set_new(eff, "version", json_string(version));
-    json_object_set_new(eff, "expectedNodes", json_integer(ret->nodes));
-    ret->simulated_nodes = kf_json_int(cluster, "spec.simulatedNodes", 0);
-    if (ret->simulated_nodes > 0)
-        json_object_set_new(eff, "simulatedNodes", json_integer(ret->simulated_nodes));
-    if (ret->pods >= 0)
-        json_object_set_new(eff, "expectedPods", json_integer(ret->pods));
-    if (ret->explicit_grade >= 0)
-        json_object_set_new(eff, "grade", json_string(kf_grade_name(ret->explicit_grade)));
-    net = json_pack("{s:I}", "maxPodsPerNode", (json_int_t)ret->max_pods);
-    if ((v = layered(spec, tspec, "network.nodeCIDRMaskSize")))
-        json_object_set(net, "nodeCIDRMaskSize", v);
-    if (tspec && (v = kf_json_path(tspec, "network.serviceCIDRPrefix")))
-        json_object_set(net, "serviceCIDRPrefix", v);
-    json_object_set_new(eff, "network", net);
-    compliance = json_array();
-    if (tspec)
-        add_unique(compliance, kf_json_path(tspec, "compliance"));
-    add_unique(compliance, kf_json_path(spec, "compliance"));
-    json_object_set_new(eff, "compliance", compliance);
-    if ((v = layered(spec, tspec, "maintenanceWindow")))
-        json_object_set(eff, "maintenanceWindow", v);
-    if ((v = layered(spec, tspec, "backup")))
-        json_object_set(eff, "backup", v);
-    flags = json_object();
-    json_object_update(flags, kf_json_path(pspec, "flags"));
-    if (tspec)
-        json_object_update(flags, kf_json_path(tspec, "flags"));
-    json_object_update(flags, kf_json_path(spec, "flags"));
-    json_object_set_new(eff, "flags", flags);
-    if ((v = kf_json_path(pspec, "etcd")))
-        json_object_set(eff, "etcd", v);
-    if ((v = kf_json_path(pspec, "apiServer")))
-        json_object_set(eff, "apiServer", v);
-    if ((v = kf_json_path(pspec, "heartbeatGrace")))
-        json_object_set(eff, "heartbeatGrace", v);
-    json_object_set_new(eff, "nodeOS", json_string(kf_json_str(pspec, "nodeOS", "linux")));
-    features = json_array();
-    add_unique(features, kf_json_path(pspec, "hosting.unitFeatures"));
-    if (kf_json_bool(pspec, "etcd.dedicated", false) ||
-        kf_json_bool(pspec, "hosting.dedicatedHosts", false)) {
-        json_t *ded = json_pack("[s]", "dedicated");
-
-        add_unique(features, ded);
-        json_decref(ded);
-    }
-    json_object_set_new(eff, "unitFeatures", features);
-    ret->effective = eff;
-    json_array_foreach(compliance, i, v) if (ret->n_compliance < KF_ARRAY_SIZE(ret->compliance))
-        ret->compliance[ret->n_compliance++] = json_string_value(v);
-    json_array_foreach(features, i, v) if (ret->n_features < KF_ARRAY_SIZE(ret->features))
-        ret->features[ret->n_features++] = json_string_value(v);
+    r = pick_version(spec, tspec, pspec, pname, &version, ret_reason, why);
+    if (r == 0)
+        r = read_sizes(spec, tspec, pspec, pname, ret, ret_reason, why);
+    if (r == 0)
+        effective_settings(cluster, tspec, pspec, pname, version, ret);
+put_template:
     json_decref(tmpl);
-    return 0;
+    return r;
 }
 
 static int64_t share_of(int64_t total, double share, unsigned replicas, int64_t unit,

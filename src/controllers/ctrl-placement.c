@@ -512,7 +512,7 @@ static int teardown(struct place_ctrl *d, const json_t *cluster, int64_t *requeu
     if (r > 0) { /* members that wait for their agents */
         *requeue_after_ms = 1000;
         r = 0;
-        goto out;
+        goto release_why;
     }
     if (r == 0)
         r = kf_place_ipam_release(d, kf_json_str(cluster, "spec.network.vpc", NULL), name, &why);
@@ -526,7 +526,7 @@ static int teardown(struct place_ctrl *d, const json_t *cluster, int64_t *requeu
     } else {
         kf_log_rl_warn("cannot release cluster \"%s\": %s; retrying", name, why.buf);
     }
-out:
+release_why:
     kf_strbuf_release(&why);
     return r;
 }
@@ -577,130 +577,311 @@ struct bound {
     uint16_t component, replica;
 };
 
+/* A placement decision: the grade, the unit and the bindings, copied out of the model. */
+struct placed {
+    int grade;
+    struct kf_strbuf gwhy; /* why this grade */
+    struct kf_grade_spec shape;
+    struct kf_place_result *res;
+    char unit[KF_NAME_MAX + 1];
+    struct bound *bs;
+    unsigned nb;
+};
+
+/* Places c on the units of the region, under the model's lock: 0 and the
+ * unit and bindings in pd, or negative with the reason in pd->res. */
+static int choose_unit(struct place_ctrl *d, const char *region, const char *name,
+                       const struct kf_place_cluster *c, struct placed *pd)
+{
+    struct cap_units us;
+    int r;
+
+    pthread_mutex_lock(&d->model->lock);
+    kf_cap_units_build(d->model, &d->policy, region, name, &us);
+    r = kf_place(&d->placer, us.units, us.n, c, pd->res);
+    if (r == 0) {
+        const struct kf_place_unit *u = &us.units[pd->res->unit];
+
+        snprintf(pd->unit, sizeof(pd->unit), "%s", u->name);
+        pd->bs = kf_xcalloc(pd->res->n_bindings + 1, sizeof(*pd->bs));
+        for (unsigned i = 0; i < pd->res->n_bindings; i++) {
+            const struct kf_place_binding *b = &pd->res->bindings[i];
+
+            snprintf(pd->bs[i].host, sizeof(pd->bs[i].host), "%s", u->hosts[b->host].name);
+            snprintf(pd->bs[i].zone, sizeof(pd->bs[i].zone), "%s", u->zones[b->zone]);
+            pd->bs[i].component = b->component;
+            pd->bs[i].replica = b->replica;
+        }
+        pd->nb = pd->res->n_bindings;
+    }
+    kf_cap_units_release(&us);
+    pthread_mutex_unlock(&d->model->lock);
+    return r;
+}
+
+/* The status that commits the cluster to its unit and records its ranges. */
+static json_t *scheduled_status(const json_t *cluster, const struct kf_place_settings *s,
+                                const struct placed *pd, const struct kf_ipam_alloc *alloc,
+                                const char *pool)
+{
+    json_t *st = json_object();
+
+    json_object_set_new(st, "phase", json_string("Scheduled"));
+    json_object_set_new(st, "unit", json_string(pd->unit));
+    json_object_set_new(st, "grade", json_string(kf_grade_name(pd->grade)));
+    json_object_set_new(st, "profile", json_string(kf_json_str(s->effective, "profile", "")));
+    json_object_set_new(st, "version", json_string(kf_json_str(s->effective, "version", "")));
+    json_object_set_new(st, "network", network_json(alloc, pool));
+    json_object_set(st, "effective", s->effective);
+    json_object_set_new(
+        st, "members",
+        json_pack("{s:i, s:i}", "desired", (int)kf_grade_members(&pd->shape), "ready", 0));
+    json_object_set_new(st, "message", json_string(pd->res->message));
+    json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(cluster)));
+    json_object_set_new(
+        st, "conditions",
+        merge_conditions(kf_json_path(cluster, "status.conditions"),
+                         json_pack("[o]", kf_cap_condition(NULL, "Scheduled", true, "Placed",
+                                                           pd->res->message, kf_now_ms()))));
+    return st;
+}
+
+/* Creates the Member objects of the decision's bindings. */
+static int create_members(struct place_ctrl *d, const json_t *cluster,
+                          const struct kf_place_settings *s, const struct placed *pd,
+                          struct kf_strbuf *why)
+{
+    json_t **objs = kf_xcalloc(pd->nb + 1, sizeof(*objs));
+    int r;
+
+    for (unsigned i = 0; i < pd->nb; i++)
+        objs[i] = kf_place_member_obj(cluster, pd->unit, pd->bs[i].host, pd->bs[i].zone,
+                                      &pd->shape.components[pd->bs[i].component], pd->bs[i].replica,
+                                      kf_json_str(s->effective, "version", ""));
+    r = kf_place_members_create(d, objs, pd->nb, why);
+    for (unsigned i = 0; i < pd->nb; i++)
+        json_decref(objs[i]);
+    free(objs);
+    return r;
+}
+
+/* Logs that placing the cluster failed and is retried; returns r. */
+static int place_failed(const char *name, const struct kf_strbuf *why, int r)
+{
+    kf_log_rl_warn("cannot place cluster \"%s\": %s; retrying", name, why->buf);
+    return r;
+}
+
+/* A unit: the finalizer first (from now on there is something to release),
+ * then the ranges, then the status that commits the unit and records the
+ * ranges in one write, then the members. A cluster without ranges stays
+ * Pending. */
+static int apply_placement(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s,
+                           const struct placed *pd, struct kf_strbuf *why)
+{
+    const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
+    struct kf_ipam_alloc alloc;
+    char *pool = NULL;
+    json_t *st;
+    int r;
+
+    r = set_finalizer(d, cluster, true, why);
+    if (r < 0)
+        return place_failed(name, why, r);
+    r = kf_place_ipam_allocate(d, cluster, s, &alloc, &pool, why);
+    if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
+        pending_set(d, name, region);
+        r = write_pending(d, cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why->buf,
+                          pd->grade, s);
+        goto free_pool;
+    }
+    if (r < 0) {
+        place_failed(name, why, r);
+        goto free_pool;
+    }
+    st = scheduled_status(cluster, s, pd, &alloc, pool);
+    r = patch_status(d, name, st, why);
+    json_decref(st);
+    if (r < 0) {
+        kf_place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
+        place_failed(name, why, r);
+        goto free_pool;
+    }
+    pending_set(d, name, NULL);
+    r = create_members(d, cluster, s, pd, why);
+    if (r < 0) {
+        place_failed(name, why, r);
+        goto free_pool;
+    }
+    kf_log_info("cluster \"%s\" (%s): %s; %s", name, pd->gwhy.buf, pd->res->message,
+                "members created");
+    kf_recorder_eventf(d->rec, cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
+                       pd->res->message, pd->gwhy.buf);
+free_pool:
+    free(pool);
+    return r;
+}
+
+/* Places a cluster without a unit: decides grade, unit and bindings, then
+ * applies them, or writes why it stays Pending. */
 static int place_new(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s)
 {
     const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
-    struct kf_strbuf why = KF_STRBUF_INIT, gwhy = KF_STRBUF_INIT;
-    struct kf_grade_spec shape;
+    struct placed pd = { .gwhy = KF_STRBUF_INIT };
+    struct kf_strbuf why = KF_STRBUF_INIT;
     struct kf_place_cluster c;
-    struct kf_place_result *res = kf_xcalloc(1, sizeof(*res));
-    struct kf_ipam_alloc alloc;
-    struct bound *bs = NULL;
     struct place_input_bufs bufs;
-    char unit[KF_NAME_MAX + 1] = "", *pool = NULL;
-    unsigned nb = 0;
-    json_t *st;
-    int grade, r;
+    int r;
 
-    grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, &gwhy);
-    kf_place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
-    kf_place_shape_json(&shape, s->effective);
-    kf_place_cluster_input(cluster, s, grade, &shape, &c, &bufs);
+    pd.res = kf_xcalloc(1, sizeof(*pd.res));
+    pd.grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, &pd.gwhy);
+    kf_place_shape(&d->grades, pd.grade, s->profile, s->simulated_nodes, &pd.shape);
+    kf_place_shape_json(&pd.shape, s->effective);
+    kf_place_cluster_input(cluster, s, pd.grade, &pd.shape, &c, &bufs);
 
     /* Waits for its region's capacity events from before the model is read:
      * an event applied between the read and a pending_set after it would
      * wake nobody, and the cluster would stay Pending (until the resync)
      * with a reason that is no longer true. Cleared once it is placed. */
     pending_set(d, name, region);
-    pthread_mutex_lock(&d->model->lock);
-    {
-        struct cap_units us;
+    r = choose_unit(d, region, name, &c, &pd);
+    kf_place_input_bufs_release(&bufs);
+    if (r < 0) {
+        const char *reason =
+            strstr(pd.res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
 
-        kf_cap_units_build(d->model, &d->policy, region, name, &us);
-        r = kf_place(&d->placer, us.units, us.n, &c, res);
-        if (r == 0) {
-            const struct kf_place_unit *u = &us.units[res->unit];
-
-            snprintf(unit, sizeof(unit), "%s", u->name);
-            bs = kf_xcalloc(res->n_bindings + 1, sizeof(*bs));
-            for (unsigned i = 0; i < res->n_bindings; i++) {
-                snprintf(bs[i].host, sizeof(bs[i].host), "%s",
-                         u->hosts[res->bindings[i].host].name);
-                snprintf(bs[i].zone, sizeof(bs[i].zone), "%s", u->zones[res->bindings[i].zone]);
-                bs[i].component = res->bindings[i].component;
-                bs[i].replica = res->bindings[i].replica;
-            }
-            nb = res->n_bindings;
-        }
-        kf_cap_units_release(&us);
+        pending_set(d, name, region);
+        r = write_pending(d, cluster, reason, pd.res->message, pd.grade, s);
+    } else {
+        r = apply_placement(d, cluster, s, &pd, &why);
     }
+    free(pd.bs);
+    free(pd.res);
+    kf_strbuf_release(&why);
+    kf_strbuf_release(&pd.gwhy);
+    return r;
+}
+
+/* Writes status.gradeShift {target, since}, since kept while the target
+ * stays the same; returns how long the target has held (ms). */
+static int64_t mark_shift_target(json_t *st, const json_t *old, int target, int64_t now)
+{
+    const char *st_target = kf_json_str(old, "gradeShift.target", NULL);
+    int64_t since = now;
+    char when[32];
+
+    if (st_target && kf_grade_parse(st_target) == target)
+        kf_time_parse_rfc3339(kf_json_str(old, "gradeShift.since", ""), &since);
+    kf_cap_now_rfc3339(since, when);
+    json_object_set_new(st, "gradeShift",
+                        json_pack("{s:s, s:s}", "target", kf_grade_name(target), "since", when));
+    return now - since;
+}
+
+/* Adds a GradeChange condition False with reason and msg, and looks again later. */
+static void grade_change_waits(json_t *conds, const json_t *old, const char *reason,
+                               const char *msg, int64_t now, int64_t *requeue_after_ms)
+{
+    json_array_append_new(conds, kf_cap_condition(json_object_get(old, "conditions"), "GradeChange",
+                                                  false, reason, msg, now));
+    *requeue_after_ms = RETRY_MS;
+}
+
+/* The pins of the cluster's members on unit ui that the new shape keeps. */
+static unsigned staying_pins(const struct cap_units *us, int ui, struct cap_cluster *cc,
+                             const struct kf_grade_spec *shape,
+                             struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS])
+{
+    struct cap_member **sorted = NULL;
+    size_t n_sorted = cc ? kf_cap_cluster_members_sorted(cc, &sorted) : 0;
+    unsigned n_pins = 0;
+
+    for (size_t i = 0; ui >= 0 && i < n_sorted; i++) {
+        const struct cap_member *mb = sorted[i];
+        int h = mb->host ? kf_cap_units_find_host(us, (size_t)ui, mb->host->name) : -1;
+
+        for (unsigned k = 0; h >= 0 && k < shape->n_components; k++)
+            if (strcmp(shape->components[k].name, mb->component) == 0 && mb->index >= 0 &&
+                (unsigned)mb->index < shape->components[k].replicas &&
+                n_pins < KF_GRADE_MAX_MEMBERS) {
+                bool dup = false;
+
+                for (unsigned j = 0; j < n_pins; j++)
+                    dup = dup || (pins[j].component == k && pins[j].replica == mb->index);
+                if (!dup)
+                    pins[n_pins++] =
+                        (struct kf_place_pin){ (uint16_t)k, (uint16_t)mb->index, (uint32_t)h };
+            }
+    }
+    free(sorted);
+    return n_pins;
+}
+
+/* Does the target shape fit on the cluster's unit, the existing members
+ * staying? 0, or negative with the reason in *ret_msg (to free). */
+static int grade_fits_unit(struct place_ctrl *d, const json_t *cluster,
+                           const struct kf_place_settings *s, int target, char **ret_msg)
+{
+    const char *name = kf_obj_name(cluster), *unit = kf_json_str(cluster, "status.unit", "");
+    struct kf_grade_spec shape;
+    struct kf_place_cluster c;
+    struct kf_place_result *res = kf_xcalloc(1, sizeof(*res));
+    struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS];
+    struct place_input_bufs bufs;
+    struct cap_units us;
+    int ui, r = -ENOSPC;
+
+    kf_place_shape(&d->grades, target, s->profile, s->simulated_nodes, &shape);
+    kf_place_cluster_input(cluster, s, target, &shape, &c, &bufs);
+    c.unit = unit;
+    /* it stays where it is: only its new members move, within its zones */
+    c.unit_ok = NULL;
+    c.n_avoid_units = 0;
+    pthread_mutex_lock(&d->model->lock);
+    kf_cap_units_build(d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name, &us);
+    ui = kf_cap_units_find(&us, unit);
+    c.n_pins = staying_pins(&us, ui, kf_smap_get(&d->model->clusters, name), &shape, pins);
+    c.pins = pins;
+    if (ui >= 0)
+        r = kf_place(&d->placer, us.units, us.n, &c, res);
+    kf_cap_units_release(&us);
     pthread_mutex_unlock(&d->model->lock);
     kf_place_input_bufs_release(&bufs);
-
-    if (r < 0) {
-        const char *reason = strstr(res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
-
-        pending_set(d, name, region);
-        r = write_pending(d, cluster, reason, res->message, grade, s);
-        goto out;
-    }
-    /* A unit: the finalizer first (from now on there is something to
-     * release), then the ranges, then the status that commits the unit and
-     * records the ranges in one write, then the members. */
-    r = set_finalizer(d, cluster, true, &why);
     if (r < 0)
-        goto fail;
-    r = kf_place_ipam_allocate(d, cluster, s, &alloc, &pool, &why);
-    if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
-        pending_set(d, name, region);
-        r = write_pending(d, cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why.buf, grade,
-                          s);
-        goto out;
-    }
-    if (r < 0)
-        goto fail;
-    st = json_object();
-    json_object_set_new(st, "phase", json_string("Scheduled"));
-    json_object_set_new(st, "unit", json_string(unit));
-    json_object_set_new(st, "grade", json_string(kf_grade_name(grade)));
-    json_object_set_new(st, "profile", json_string(kf_json_str(s->effective, "profile", "")));
-    json_object_set_new(st, "version", json_string(kf_json_str(s->effective, "version", "")));
-    json_object_set_new(st, "network", network_json(&alloc, pool));
-    json_object_set(st, "effective", s->effective);
-    json_object_set_new(
-        st, "members",
-        json_pack("{s:i, s:i}", "desired", (int)kf_grade_members(&shape), "ready", 0));
-    json_object_set_new(st, "message", json_string(res->message));
-    json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(cluster)));
-    json_object_set_new(
-        st, "conditions",
-        merge_conditions(kf_json_path(cluster, "status.conditions"),
-                         json_pack("[o]", kf_cap_condition(NULL, "Scheduled", true, "Placed",
-                                                           res->message, kf_now_ms()))));
-    r = patch_status(d, name, st, &why);
-    json_decref(st);
-    if (r < 0) {
-        kf_place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
-        goto fail;
-    }
-    pending_set(d, name, NULL);
-    {
-        json_t **objs = kf_xcalloc(nb + 1, sizeof(*objs));
-
-        for (unsigned i = 0; i < nb; i++)
-            objs[i] = kf_place_member_obj(cluster, unit, bs[i].host, bs[i].zone,
-                                          &shape.components[bs[i].component], bs[i].replica,
-                                          kf_json_str(s->effective, "version", ""));
-        r = kf_place_members_create(d, objs, nb, &why);
-        for (unsigned i = 0; i < nb; i++)
-            json_decref(objs[i]);
-        free(objs);
-    }
-    if (r < 0)
-        goto fail;
-    kf_log_info("cluster \"%s\" (%s): %s; %s", name, gwhy.buf, res->message, "members created");
-    kf_recorder_eventf(d->rec, cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s", res->message,
-                       gwhy.buf);
-    goto out;
-fail:
-    kf_log_rl_warn("cannot place cluster \"%s\": %s; retrying", name, why.buf);
-out:
-    free(pool);
-    free(bs);
+        *ret_msg = kf_xasprintf("cannot move to %s on unit %s: %s", kf_grade_name(target), unit,
+                                ui < 0 ? "the unit is gone" : res->message);
     free(res);
-    kf_strbuf_release(&why);
-    kf_strbuf_release(&gwhy);
     return r;
+}
+
+/* Says that the grade change is blocked: a condition, and an Event when the message is new. */
+static void grade_change_blocked(struct place_ctrl *d, const json_t *cluster, json_t *conds,
+                                 const char *msg, int64_t now)
+{
+    const json_t *old_conds = kf_json_path(cluster, "status.conditions");
+
+    json_array_append_new(
+        conds, kf_cap_condition(old_conds, "GradeChange", false, "NoHeadroom", msg, now));
+    if (!kf_streq(kf_json_str(kf_cap_condition_find(old_conds, "GradeChange"), "message", NULL),
+                  msg))
+        kf_recorder_event(d->rec, cluster, KF_EVENT_WARNING, "GradeChangeBlocked", msg);
+}
+
+/* Starts the grade change: conditions GradeChanging and GradeChange, an Event. */
+static void grade_change_start(struct place_ctrl *d, const json_t *cluster, int grade, int target,
+                               const char *why, json_t *st, json_t *conds, int64_t now)
+{
+    const json_t *old_conds = kf_json_path(cluster, "status.conditions");
+    char *msg = kf_xasprintf("%s -> %s: %s", kf_grade_name(grade), kf_grade_name(target), why);
+
+    json_array_append_new(conds,
+                          kf_cap_condition(NULL, "GradeChanging", true, "Changing", msg, now));
+    json_array_append_new(conds,
+                          kf_cap_condition(old_conds, "GradeChange", true, "Started", msg, now));
+    json_object_set_new(st, "gradeShift", json_null());
+    kf_log_info("cluster \"%s\": grade %s", kf_obj_name(cluster), msg);
+    kf_recorder_event(d->rec, cluster, KF_EVENT_NORMAL, "GradeChanged", msg);
+    free(msg);
 }
 
 /* A grade change of a placed cluster: returns the grade to run at now,
@@ -708,33 +889,24 @@ out:
 static int regrade(struct place_ctrl *d, const json_t *cluster, const struct kf_place_settings *s,
                    int grade, json_t *st, json_t *conds, int64_t *requeue_after_ms)
 {
-    const char *name = kf_obj_name(cluster), *unit = kf_json_str(cluster, "status.unit", "");
+    const char *name = kf_obj_name(cluster);
     const json_t *old = kf_json_path(cluster, "status");
     struct kf_strbuf why = KF_STRBUF_INIT;
-    int64_t now = kf_now_ms(), since = now, held;
+    int64_t now = kf_now_ms(), held;
     bool explicit_move = s->explicit_grade >= 0;
     int target = explicit_move
                      ? s->explicit_grade
                      : kf_grade_shift_target(&d->grades, &d->shift, grade, s->nodes, s->pods, -1);
+    int result = grade;
     enum kf_grade_move move;
-    const char *st_target = kf_json_str(old, "gradeShift.target", NULL);
+    char *msg = NULL;
 
     if (target == grade) {
         candidate_forget(d, name);
         json_object_set_new(st, "gradeShift", json_null());
         return grade;
     }
-    if (st_target && kf_grade_parse(st_target) == target)
-        kf_time_parse_rfc3339(kf_json_str(old, "gradeShift.since", ""), &since);
-    held = now - since;
-    {
-        char when[32];
-
-        kf_cap_now_rfc3339(since, when);
-        json_object_set_new(
-            st, "gradeShift",
-            json_pack("{s:s, s:s}", "target", kf_grade_name(target), "since", when));
-    }
+    held = mark_shift_target(st, old, target, now);
     if (explicit_move) {
         move = target > grade ? KF_GRADE_UP : KF_GRADE_DOWN;
         kf_strbuf_addf(&why, "to %s: set in spec", kf_grade_name(target));
@@ -744,192 +916,104 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct kf_
             kf_place_in_window(kf_json_path(s->effective, "maintenanceWindow"), now), &why);
     }
     if (move == KF_GRADE_WAIT || move == KF_GRADE_STAY) {
-        json_array_append_new(conds,
-                              kf_cap_condition(json_object_get(old, "conditions"), "GradeChange",
-                                               false, "Waiting", why.buf, now));
+        grade_change_waits(conds, old, "Waiting", why.buf, now, requeue_after_ms);
+    } else if (!candidate_go(d, name, grade, target, held, grade_changes_in_flight(d, name))) {
+        msg = kf_xasprintf("%s to %s waits: at most %u clusters change grade at once, fleet-wide",
+                           target > grade ? "up" : "down", kf_grade_name(target),
+                           d->shift.max_in_flight);
+        grade_change_waits(conds, old, "WaitingForSlot", msg, now, requeue_after_ms);
+    } else if (grade_fits_unit(d, cluster, s, target, &msg) < 0) {
+        grade_change_blocked(d, cluster, conds, msg, now);
+        candidate_forget(d, name);
         *requeue_after_ms = RETRY_MS;
-        kf_strbuf_release(&why);
-        return grade;
+    } else {
+        candidate_forget(d, name);
+        grade_change_start(d, cluster, grade, target, why.buf, st, conds, now);
+        result = target;
     }
-    if (!candidate_go(d, name, grade, target, held, grade_changes_in_flight(d, name))) {
-        char msg[256];
-
-        snprintf(msg, sizeof(msg),
-                 "%s to %s waits: at most %u clusters change grade at once, fleet-wide",
-                 target > grade ? "up" : "down", kf_grade_name(target), d->shift.max_in_flight);
-        json_array_append_new(conds,
-                              kf_cap_condition(json_object_get(old, "conditions"), "GradeChange",
-                                               false, "WaitingForSlot", msg, now));
-        *requeue_after_ms = RETRY_MS;
-        kf_strbuf_release(&why);
-        return grade;
-    }
-    /* Does the new shape fit on the unit, the existing members staying? */
-    {
-        struct kf_grade_spec shape;
-        struct kf_place_cluster c;
-        struct kf_place_result *res = kf_xcalloc(1, sizeof(*res));
-        struct kf_place_pin pins[KF_GRADE_MAX_MEMBERS];
-        struct place_input_bufs bufs;
-        struct cap_units us;
-        struct cap_cluster *cc;
-        unsigned n_pins = 0;
-        struct cap_member **sorted = NULL;
-        size_t n_sorted;
-        int ui, r = -ENOSPC;
-
-        kf_place_shape(&d->grades, target, s->profile, s->simulated_nodes, &shape);
-        kf_place_cluster_input(cluster, s, target, &shape, &c, &bufs);
-        c.unit = unit;
-        /* it stays where it is: only its new members move, within its zones */
-        c.unit_ok = NULL;
-        c.n_avoid_units = 0;
-        pthread_mutex_lock(&d->model->lock);
-        kf_cap_units_build(d->model, &d->policy, kf_json_str(cluster, "spec.region", ""), name,
-                           &us);
-        ui = kf_cap_units_find(&us, unit);
-        cc = kf_smap_get(&d->model->clusters, name);
-        n_sorted = cc ? kf_cap_cluster_members_sorted(cc, &sorted) : 0;
-        for (size_t i = 0; ui >= 0 && i < n_sorted; i++) {
-            const struct cap_member *mb = sorted[i];
-            int h = mb->host ? kf_cap_units_find_host(&us, (size_t)ui, mb->host->name) : -1;
-
-            for (unsigned k = 0; h >= 0 && k < shape.n_components; k++)
-                if (strcmp(shape.components[k].name, mb->component) == 0 && mb->index >= 0 &&
-                    (unsigned)mb->index < shape.components[k].replicas &&
-                    n_pins < KF_GRADE_MAX_MEMBERS) {
-                    bool dup = false;
-
-                    for (unsigned j = 0; j < n_pins; j++)
-                        dup = dup || (pins[j].component == k && pins[j].replica == mb->index);
-                    if (!dup)
-                        pins[n_pins++] =
-                            (struct kf_place_pin){ (uint16_t)k, (uint16_t)mb->index, (uint32_t)h };
-                }
-        }
-        free(sorted);
-        c.pins = pins;
-        c.n_pins = n_pins;
-        if (ui >= 0)
-            r = kf_place(&d->placer, us.units, us.n, &c, res);
-        kf_cap_units_release(&us);
-        pthread_mutex_unlock(&d->model->lock);
-        kf_place_input_bufs_release(&bufs);
-        if (r < 0) {
-            char *msg = kf_xasprintf("cannot move to %s on unit %s: %s", kf_grade_name(target),
-                                     unit, ui < 0 ? "the unit is gone" : res->message);
-
-            json_array_append_new(conds,
-                                  kf_cap_condition(json_object_get(old, "conditions"),
-                                                   "GradeChange", false, "NoHeadroom", msg, now));
-            if (!kf_streq(kf_json_str(kf_cap_condition_find(json_object_get(old, "conditions"),
-                                                            "GradeChange"),
-                                      "message", NULL),
-                          msg))
-                kf_recorder_event(d->rec, cluster, KF_EVENT_WARNING, "GradeChangeBlocked", msg);
-            free(msg);
-            free(res);
-            candidate_forget(d, name);
-            *requeue_after_ms = RETRY_MS;
-            kf_strbuf_release(&why);
-            return grade;
-        }
-        free(res);
-    }
-    candidate_forget(d, name);
-    {
-        char *msg =
-            kf_xasprintf("%s -> %s: %s", kf_grade_name(grade), kf_grade_name(target), why.buf);
-
-        json_array_append_new(conds,
-                              kf_cap_condition(NULL, "GradeChanging", true, "Changing", msg, now));
-        json_array_append_new(conds, kf_cap_condition(json_object_get(old, "conditions"),
-                                                      "GradeChange", true, "Started", msg, now));
-        json_object_set_new(st, "gradeShift", json_null());
-        kf_log_info("cluster \"%s\": grade %s", name, msg);
-        kf_recorder_event(d->rec, cluster, KF_EVENT_NORMAL, "GradeChanged", msg);
-        free(msg);
-    }
+    free(msg);
     kf_strbuf_release(&why);
-    return target;
+    return result;
 }
 
-static int reconcile_placed(struct place_ctrl *d, const json_t *cluster,
-                            struct kf_place_settings *s, int64_t *requeue_after_ms)
+/* The cluster's ranges: allocated at placement; grown when expectedNodes
+ * went up. A range that cannot be had is a condition, not an error. */
+static int ensure_ranges(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s,
+                         json_t *st, json_t *conds, struct kf_strbuf *why, int64_t now)
 {
-    const char *name = kf_obj_name(cluster), *unit = kf_json_str(cluster, "status.unit", "");
     const json_t *old = kf_json_path(cluster, "status");
-    struct kf_strbuf why = KF_STRBUF_INIT;
-    struct kf_grade_spec shape;
-    json_t *st = json_object(), *conds = json_array();
-    int grade = kf_grade_parse(kf_json_str(old, "grade", ""));
-    int64_t now = kf_now_ms();
-    unsigned existing = 0, ready = 0, desired;
-    const json_t *changing =
-        kf_cap_condition_find(json_object_get(old, "conditions"), "GradeChanging");
-    int r = 0;
+    struct kf_ipam_alloc a;
+    char *pool = NULL;
+    int r;
 
-    pending_set(d, name, NULL);
-    if (grade < 0)
-        grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, NULL);
-    grade = regrade(d, cluster, s, grade, st, conds, requeue_after_ms);
-    kf_place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
-    kf_place_shape_json(&shape, s->effective);
-    desired = kf_grade_members(&shape);
-
-    /* ranges: allocated at placement; grown when expectedNodes went up */
-    if (!kf_json_path(old, "network.podCIDR") ||
-        kf_json_int(old, "effective.expectedNodes", s->nodes) != s->nodes) {
-        struct kf_ipam_alloc a;
-        char *pool = NULL;
-
-        r = kf_place_ipam_allocate(d, cluster, s, &a, &pool, &why);
-        if (r == 0) {
-            json_object_set_new(st, "network", network_json(&a, pool));
-        } else if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
-            json_array_append_new(conds, kf_cap_condition(json_object_get(old, "conditions"),
-                                                          "NetworkReady", false, "NoIPRange",
-                                                          why.buf, now));
-            kf_strbuf_reset(&why);
-            r = 0;
-        }
-        free(pool);
-        if (r < 0)
-            goto out;
-    }
-    r = kf_place_members_sync(d, cluster, unit, grade, &shape,
-                              kf_json_str(s->effective, "version", ""), &why);
-    if (r == -ENOSPC) {
+    if (kf_json_path(old, "network.podCIDR") &&
+        kf_json_int(old, "effective.expectedNodes", s->nodes) == s->nodes)
+        return 0;
+    r = kf_place_ipam_allocate(d, cluster, s, &a, &pool, why);
+    if (r == 0) {
+        json_object_set_new(st, "network", network_json(&a, pool));
+    } else if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
         json_array_append_new(conds,
-                              kf_cap_condition(json_object_get(old, "conditions"), "MembersBound",
-                                               false, "NoHostFits", why.buf, now));
+                              kf_cap_condition(json_object_get(old, "conditions"), "NetworkReady",
+                                               false, "NoIPRange", why->buf, now));
+        kf_strbuf_reset(why);
+        r = 0;
+    }
+    free(pool);
+    return r;
+}
+
+/* Binds the members of the grade's shape; a member that fits no host is a
+ * condition MembersBound False and a look again later. */
+static int ensure_members(struct place_ctrl *d, const json_t *cluster,
+                          const struct kf_place_settings *s, int grade,
+                          const struct kf_grade_spec *shape, json_t *conds, struct kf_strbuf *why,
+                          int64_t now, int64_t *requeue_after_ms)
+{
+    const json_t *old_conds = kf_json_path(cluster, "status.conditions");
+    int r = kf_place_members_sync(d, cluster, kf_json_str(cluster, "status.unit", ""), grade, shape,
+                                  kf_json_str(s->effective, "version", ""), why);
+
+    if (r == -ENOSPC) {
+        json_array_append_new(
+            conds, kf_cap_condition(old_conds, "MembersBound", false, "NoHostFits", why->buf, now));
         *requeue_after_ms = RETRY_MS;
         r = 0;
     } else if (r == 0) {
-        json_array_append_new(conds, kf_cap_condition(json_object_get(old, "conditions"),
-                                                      "MembersBound", true, "Bound",
+        json_array_append_new(conds, kf_cap_condition(old_conds, "MembersBound", true, "Bound",
                                                       "every member is bound to a host", now));
-    } else {
-        goto out;
     }
-    kf_place_members_count(d, name, &existing, &ready);
-    if (changing && kf_streq(kf_json_str(changing, "status", NULL), "True") &&
-        !kf_cap_condition_find(conds, "GradeChanging")) {
-        bool done = existing == desired && ready == desired;
+    return r;
+}
 
-        json_array_append_new(conds,
-                              kf_cap_condition(json_object_get(old, "conditions"), "GradeChanging",
-                                               !done, done ? "Completed" : "Changing",
-                                               done ? "every member of the new grade is Ready"
-                                                    : kf_json_str(changing, "message", ""),
-                                               now));
-    }
-    {
-        const char *phase = kf_json_str(old, "phase", "Pending");
+/* Ends a GradeChanging condition once every member of the new grade is Ready. */
+static void grade_change_progress(const json_t *cluster, json_t *conds, unsigned existing,
+                                  unsigned ready, unsigned desired, int64_t now)
+{
+    const json_t *old_conds = kf_json_path(cluster, "status.conditions");
+    const json_t *changing = kf_cap_condition_find(old_conds, "GradeChanging");
+    bool done = existing == desired && ready == desired;
 
-        if (strcmp(phase, "Pending") == 0)
-            json_object_set_new(st, "phase", json_string("Scheduled"));
-    }
+    if (!changing || !kf_streq(kf_json_str(changing, "status", NULL), "True") ||
+        kf_cap_condition_find(conds, "GradeChanging"))
+        return;
+    json_array_append_new(conds, kf_cap_condition(old_conds, "GradeChanging", !done,
+                                                  done ? "Completed" : "Changing",
+                                                  done ? "every member of the new grade is Ready"
+                                                       : kf_json_str(changing, "message", ""),
+                                                  now));
+}
+
+/* Fills the placed cluster's status and writes it if it changed. */
+static int write_placed_status(struct place_ctrl *d, const json_t *cluster,
+                               const struct kf_place_settings *s, int grade, unsigned desired,
+                               unsigned ready, json_t *st, json_t *conds, struct kf_strbuf *why)
+{
+    const json_t *old = kf_json_path(cluster, "status");
+    int r = 0;
+
+    if (strcmp(kf_json_str(old, "phase", "Pending"), "Pending") == 0)
+        json_object_set_new(st, "phase", json_string("Scheduled"));
     json_object_set_new(st, "grade", json_string(kf_grade_name(grade)));
     json_object_set_new(st, "profile", json_string(kf_json_str(s->effective, "profile", "")));
     json_object_set_new(st, "version", json_string(kf_json_str(s->effective, "version", "")));
@@ -940,13 +1024,43 @@ static int reconcile_placed(struct place_ctrl *d, const json_t *cluster,
     json_object_set_new(st, "conditions",
                         merge_conditions(json_object_get(old, "conditions"), json_incref(conds)));
     if (differs(st, old)) {
-        r = patch_status(d, name, st, &why);
+        r = patch_status(d, kf_obj_name(cluster), st, why);
         if (r < 0 && json_object_get(st, "network"))
             kf_place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
     }
-    if (r == -KF_ENOTFOUND)
-        r = 0;
-out:
+    return r == -KF_ENOTFOUND ? 0 : r;
+}
+
+/* Brings a placed cluster up to date: its grade, ranges, members and status. */
+static int reconcile_placed(struct place_ctrl *d, const json_t *cluster,
+                            struct kf_place_settings *s, int64_t *requeue_after_ms)
+{
+    const char *name = kf_obj_name(cluster);
+    const json_t *old = kf_json_path(cluster, "status");
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    struct kf_grade_spec shape;
+    json_t *st = json_object(), *conds = json_array();
+    int grade = kf_grade_parse(kf_json_str(old, "grade", ""));
+    int64_t now = kf_now_ms();
+    unsigned existing = 0, ready = 0, desired;
+    int r;
+
+    pending_set(d, name, NULL);
+    if (grade < 0)
+        grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, NULL);
+    grade = regrade(d, cluster, s, grade, st, conds, requeue_after_ms);
+    kf_place_shape(&d->grades, grade, s->profile, s->simulated_nodes, &shape);
+    kf_place_shape_json(&shape, s->effective);
+    desired = kf_grade_members(&shape);
+
+    r = ensure_ranges(d, cluster, s, st, conds, &why, now);
+    if (r == 0)
+        r = ensure_members(d, cluster, s, grade, &shape, conds, &why, now, requeue_after_ms);
+    if (r == 0) {
+        kf_place_members_count(d, name, &existing, &ready);
+        grade_change_progress(cluster, conds, existing, ready, desired, now);
+        r = write_placed_status(d, cluster, s, grade, desired, ready, st, conds, &why);
+    }
     if (r < 0)
         kf_log_rl_warn("cannot bring cluster \"%s\" up to date: %s; retrying", name, why.buf);
     json_decref(st);
@@ -955,12 +1069,57 @@ out:
     return r;
 }
 
-static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
+/* Says that the cluster's settings are invalid: a Pending cluster stays
+ * Pending for that reason; a placed one keeps what it runs, and a condition
+ * says what is wrong. */
+static int settings_invalid(struct place_ctrl *d, const json_t *cluster, const char *reason,
+                            struct kf_strbuf *why)
 {
-    struct place_ctrl *d = kf_ctrl_data(c);
+    const json_t *old_conds = kf_json_path(cluster, "status.conditions");
+    json_t *conds, *st;
+    int r;
+
+    if (!reason)
+        reason = "InvalidSettings";
+    if (!kf_json_path(cluster, "status.unit")) {
+        pending_set(d, kf_obj_name(cluster), NULL); /* a capacity event does not help */
+        return write_pending(d, cluster, reason, why->buf, KF_GRADE_NONE, NULL);
+    }
+    conds = json_pack(
+        "[o]", kf_cap_condition(old_conds, "SettingsValid", false, reason, why->buf, kf_now_ms()));
+    st = json_pack("{s:o}", "conditions", merge_conditions(old_conds, conds));
+    r = differs(st, kf_json_path(cluster, "status"))
+            ? patch_status(d, kf_obj_name(cluster), st, why)
+            : 0;
+    json_decref(st);
+    return r;
+}
+
+/* Places a cluster that exists and is neither deleting nor paused, or
+ * brings a placed one up to date. */
+static int reconcile_cluster(struct place_ctrl *d, const json_t *cluster, int64_t *requeue_after_ms)
+{
     struct kf_place_settings s;
     struct kf_strbuf why = KF_STRBUF_INIT;
     const char *reason = NULL;
+    int r;
+
+    r = kf_place_settings(d, cluster, &s, &reason, &why);
+    if (r < 0)
+        r = settings_invalid(d, cluster, reason, &why);
+    else if (!kf_json_path(cluster, "status.unit"))
+        r = place_new(d, cluster, &s);
+    else
+        r = reconcile_placed(d, cluster, &s, requeue_after_ms);
+    kf_place_settings_release(&s);
+    kf_strbuf_release(&why);
+    return r;
+}
+
+/* The placement controller's reconcile: one GuestCluster, or the pools' summaries. */
+static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
+{
+    struct place_ctrl *d = kf_ctrl_data(c);
     json_t *cluster = NULL;
     int r;
 
@@ -971,45 +1130,15 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         return kf_place_ipam_summaries(d);
     if (kf_informer_get(d->clusters, name, &cluster) < 0) {
         r = orphan(d, name);
-        goto summaries;
-    }
-    if (kf_obj_deleting(cluster)) {
+    } else if (kf_obj_deleting(cluster)) {
         r = teardown(d, cluster, requeue_after_ms);
-        json_decref(cluster);
-        goto summaries;
-    }
-    if (kf_json_bool(cluster, "spec.paused", false)) {
+    } else if (kf_json_bool(cluster, "spec.paused", false)) {
         json_decref(cluster);
         return 0;
-    }
-    r = kf_place_settings(d, cluster, &s, &reason, &why);
-    if (r < 0) {
-        if (!kf_json_path(cluster, "status.unit")) {
-            pending_set(d, name, NULL); /* a capacity event does not help */
-            r = write_pending(d, cluster, reason ? reason : "InvalidSettings", why.buf,
-                              KF_GRADE_NONE, NULL);
-        } else {
-            /* placed: what it runs stays; the condition says what is wrong */
-            json_t *conds = json_pack(
-                "[o]",
-                kf_cap_condition(kf_json_path(cluster, "status.conditions"), "SettingsValid", false,
-                                 reason ? reason : "InvalidSettings", why.buf, kf_now_ms()));
-            json_t *st =
-                json_pack("{s:o}", "conditions",
-                          merge_conditions(kf_json_path(cluster, "status.conditions"), conds));
-
-            r = differs(st, kf_json_path(cluster, "status")) ? patch_status(d, name, st, &why) : 0;
-            json_decref(st);
-        }
-    } else if (!kf_json_path(cluster, "status.unit")) {
-        r = place_new(d, cluster, &s);
     } else {
-        r = reconcile_placed(d, cluster, &s, requeue_after_ms);
+        r = reconcile_cluster(d, cluster, requeue_after_ms);
     }
-    kf_place_settings_release(&s);
     json_decref(cluster);
-    kf_strbuf_release(&why);
-summaries:
     if (kf_place_ipam_summary_due(d)) /* at most once a second */
         kf_ctrl_enqueue_after(c, PLACE_POOLS_KEY, 1000);
     return r == -KF_ENOTFOUND ? 0 : r;

@@ -149,42 +149,93 @@ static double round3(double x)
 }
 
 /* The status of unit i of us (new reference). */
-static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size_t i,
-                           const json_t *old_conditions, int64_t now, bool *ret_above,
-                           struct kf_strbuf *water_msg)
+/* The unit's known hosts, its ready ones and their raw capacity. */
+static struct kf_res count_hosts(const struct cap_unit *cu, unsigned *ret_hosts,
+                                 unsigned *ret_ready)
 {
-    const struct kf_place_unit *u = &us->units[i];
-    struct cap_unit *cu = us->src[i];
-    struct kf_unit_water w;
-    struct kf_res raw = { 0, 0 }, shape = kf_cap_unit_host_shape(u, d->default_host);
-    struct kf_strbuf msg = KF_STRBUF_INIT;
-    json_t *st = json_object(), *by = json_object(), *take = json_object(), *need = json_object();
-    json_t *zones = json_array(), *conds = json_array();
-    unsigned ready = 0, hosts = 0;
-    bool zone_ready[KF_PLACE_MAX_ZONES] = { false };
+    struct kf_res raw = { 0, 0 };
     size_t it = 0;
     void *v;
-    int first_short = -1;
 
+    *ret_hosts = *ret_ready = 0;
     while (kf_smap_next(&cu->hosts, &it, NULL, &v)) {
         struct cap_host *h = v;
 
         if (!h->known)
             continue;
-        hosts++;
+        (*ret_hosts)++;
         if (h->ready) {
-            ready++;
+            (*ret_ready)++;
             raw.cpu_milli += h->capacity.cpu_milli;
             raw.mem_bytes += h->capacity.mem_bytes;
         }
     }
+    return raw;
+}
+
+/* The zones of u with a ready host, in zone order. */
+static json_t *zones_ready(const struct kf_place_unit *u)
+{
+    bool zone_ready[KF_PLACE_MAX_ZONES] = { false };
+    json_t *zones = json_array();
+
     for (size_t j = 0; j < u->n_hosts; j++)
         if (u->hosts[j].ready && u->hosts[j].zone < u->n_zones)
             zone_ready[u->hosts[j].zone] = true;
     for (unsigned z = 0; z < u->n_zones; z++)
         if (zone_ready[z])
             json_array_append_new(zones, json_string(u->zones[z]));
+    return zones;
+}
 
+/* Says which grades the unit cannot take another cluster of (and how many
+ * hosts each needs), and what it takes of the grades below. */
+static void headroom_message(const struct kf_unit_water *w, const json_t *need, int first_short,
+                             struct kf_res shape, struct kf_strbuf *msg)
+{
+    bool first = true;
+
+    if (first_short < 0) {
+        kf_strbuf_addstr(msg, "can take one more cluster of every grade");
+        return;
+    }
+    kf_strbuf_addstr(msg, "cannot take another cluster of grade ");
+    for (int g = first_short; g < KF_GRADE_COUNT; g++) {
+        unsigned h;
+
+        if (w->can_take[g])
+            continue;
+        h = (unsigned)json_integer_value(json_object_get(need, kf_grade_name(g)));
+        kf_strbuf_addf(msg, "%s%s (needs %u more host%s of ", first ? "" : ", ", kf_grade_name(g),
+                       h, h == 1 ? "" : "s");
+        kf_cap_fmt_res(shape, msg);
+        kf_strbuf_addch(msg, ')');
+        first = false;
+    }
+    if (first_short > 0) {
+        kf_strbuf_addstr(msg, "; takes ");
+        for (int g = 0; g < first_short; g++)
+            kf_strbuf_addf(msg, "%s%u x %s", g ? ", " : "", w->can_take[g], kf_grade_name(g));
+        kf_strbuf_addstr(msg, " more");
+    }
+}
+
+/* The status of unit i: capacity, water level, headroom per grade and their
+ * conditions; *ret_above and water_msg say where it stands against its mark. */
+static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size_t i,
+                           const json_t *old_conditions, int64_t now, bool *ret_above,
+                           struct kf_strbuf *water_msg)
+{
+    const struct kf_place_unit *u = &us->units[i];
+    struct kf_unit_water w;
+    struct kf_res shape = kf_cap_unit_host_shape(u, d->default_host), raw;
+    struct kf_strbuf msg = KF_STRBUF_INIT;
+    json_t *st = json_object(), *by = json_object(), *take = json_object(), *need = json_object();
+    json_t *conds = json_array();
+    unsigned ready, hosts;
+    int first_short = -1;
+
+    raw = count_hosts(us->src[i], &hosts, &ready);
     kf_unit_water(u, &d->policy, &d->grades, &w);
     for (int g = 0; g < KF_GRADE_COUNT; g++) {
         if (u->by_grade[g])
@@ -203,31 +254,7 @@ static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size
     json_array_append_new(conds, kf_cap_condition(old_conditions, "AboveWaterLevel", w.above,
                                                   w.above ? "AboveWaterLevel" : "BelowWaterLevel",
                                                   water_msg->buf, now));
-    if (first_short < 0) {
-        kf_strbuf_addstr(&msg, "can take one more cluster of every grade");
-    } else {
-        bool first = true;
-
-        kf_strbuf_addstr(&msg, "cannot take another cluster of grade ");
-        for (int g = first_short; g < KF_GRADE_COUNT; g++) {
-            unsigned h;
-
-            if (w.can_take[g])
-                continue;
-            h = (unsigned)json_integer_value(json_object_get(need, kf_grade_name(g)));
-            kf_strbuf_addf(&msg, "%s%s (needs %u more host%s of ", first ? "" : ", ",
-                           kf_grade_name(g), h, h == 1 ? "" : "s");
-            kf_cap_fmt_res(shape, &msg);
-            kf_strbuf_addch(&msg, ')');
-            first = false;
-        }
-        if (first_short > 0) {
-            kf_strbuf_addstr(&msg, "; takes ");
-            for (int g = 0; g < first_short; g++)
-                kf_strbuf_addf(&msg, "%s%u x %s", g ? ", " : "", w.can_take[g], kf_grade_name(g));
-            kf_strbuf_addstr(&msg, " more");
-        }
-    }
+    headroom_message(&w, need, first_short, shape, &msg);
     json_array_append_new(conds, kf_cap_condition(old_conditions, "GradeHeadroom", first_short < 0,
                                                   first_short < 0 ? "HasHeadroom" : "NoHeadroom",
                                                   msg.buf, now));
@@ -244,7 +271,7 @@ static json_t *unit_status(struct unit_ctrl *d, const struct cap_units *us, size
     json_object_set_new(st, "nodes", json_integer(u->nodes));
     json_object_set_new(st, "hosts", json_integer(hosts));
     json_object_set_new(st, "readyHosts", json_integer(ready));
-    json_object_set_new(st, "zonesReady", zones);
+    json_object_set_new(st, "zonesReady", zones_ready(u));
     json_object_set_new(
         st, "hostsNeeded",
         json_integer(kf_unit_hosts_needed(u, &d->policy, &d->grades.grades[0], 0, shape)));

@@ -282,14 +282,14 @@ int kf_daemon_leader_start(struct kf_daemon *d, const struct daemon_leader_confi
     pthread_condattr_destroy(&attr);
     r = kf_election_start(d->store, &ec, &l->e, err);
     if (r < 0)
-        goto fail;
+        goto free_leader;
     kf_election_get(l->e, &st);
     if (!st.contested) {
         /* One writer: the term starts now, before the API listens, and a
          * failure stops kfleetd as it always did. */
         r = start_term(l, 0, err);
         if (r < 0)
-            goto fail;
+            goto free_leader;
     }
     kf_metrics_collected(d->metrics, KF_METRIC_GAUGE, "kfleet_leader",
                          "1 when this replica is the leader and runs the controllers.", NULL,
@@ -308,13 +308,13 @@ int kf_daemon_leader_start(struct kf_daemon *d, const struct daemon_leader_confi
     r = pthread_create(&l->thread, NULL, leader_main, l);
     if (r != 0) {
         r = kf_err(err, -r, "cannot start the leader thread: %s", strerror(r));
-        goto fail;
+        goto free_leader;
     }
     l->thread_started = true;
     changed(l);
     *ret = l;
     return 0;
-fail:
+free_leader:
     stop_term(l);
     kf_election_stop(l->e);
     pthread_mutex_destroy(&l->lock);

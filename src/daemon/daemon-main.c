@@ -307,10 +307,9 @@ static void check_destinations(const char *list)
     kf_strbuf_release(&why);
 }
 
-static void parse_options(int argc, char **argv, struct config *c)
+/* The defaults of every option. */
+static void config_defaults(struct config *c)
 {
-    int opt;
-
     memset(c, 0, sizeof(*c));
     kf_api_config_init(&c->api);
     c->data_dir = "./var";
@@ -325,194 +324,235 @@ static void parse_options(int argc, char **argv, struct config *c)
     kf_capacity_options_default(&c->cap);
     kf_lifecycle_options_default(&c->lifecycle);
     c->endpoints = KF_EP_LOCAL;
+}
 
+/* The HTTP API server's options: true when opt is one of them (v its value, a usage error exits). */
+static bool api_option(int opt, const char *v, struct config *c)
+{
+    switch (opt) {
+    case OPT_LISTEN:
+        c->api.listen = v;
+        return true;
+    case OPT_TOKEN_FILE:
+        c->api.token_file = v;
+        return true;
+    case OPT_TLS_CERT:
+        c->api.tls_cert_file = v;
+        return true;
+    case OPT_TLS_KEY:
+        c->api.tls_key_file = v;
+        return true;
+    case OPT_SERVER_NAME:
+        if (!kf_name_valid(v))
+            usage_error("--server-name \"%s\": not a DNS name", v);
+        kf_strbuf_addf(&server_names, "%s%s", server_names.len ? "," : "", v);
+        c->api.server_names = server_names.buf;
+        return true;
+    case OPT_INSECURE_PLAINTEXT:
+        c->api.insecure_allow_plaintext = true;
+        return true;
+    case OPT_THREADS:
+        c->api.threads = (unsigned int)parse_count("threads", v, 1, 256);
+        return true;
+    case OPT_MAX_CONNECTIONS:
+        c->api.max_connections = (unsigned int)parse_count("max-connections", v, 16, 1000000);
+        return true;
+    case OPT_MAX_CONNECTIONS_PER_CLIENT:
+        c->api.max_connections_per_client =
+            (unsigned int)parse_count("max-connections-per-client", v, 1, 1000000);
+        return true;
+    case OPT_MAX_WATCHES_PER_USER:
+        c->api.max_watches_per_user =
+            (unsigned int)parse_count("max-watches-per-user", v, 1, 1000000);
+        return true;
+    case OPT_LIST_MAX_PAGE:
+        c->api.list_max_page = (size_t)parse_count("list-max-page", v, 1, 500000);
+        return true;
+    case OPT_CONNECTION_TIMEOUT: {
+        int64_t ms = parse_duration("connection-timeout", v);
+
+        if (ms < 1000)
+            usage_error("--connection-timeout must be at least 1s");
+        c->api.connection_timeout_s = (unsigned int)KF_MIN(ms / 1000, 24 * 3600);
+        return true;
+    }
+    case OPT_WATCH_TIMEOUT: {
+        int64_t ms = parse_duration("watch-timeout", v);
+
+        if (ms < 1000)
+            usage_error("--watch-timeout must be at least 1s");
+        c->api.watch_timeout_s = (unsigned int)KF_MIN(ms / 1000, 24 * 3600);
+        c->api.watch_timeout_max_s = KF_MAX(c->api.watch_timeout_max_s, 2 * c->api.watch_timeout_s);
+        return true;
+    }
+    case OPT_BOOKMARK_INTERVAL: {
+        int64_t ms = parse_duration("bookmark-interval", v);
+
+        if (ms < 50)
+            usage_error("--bookmark-interval must be at least 50ms");
+        c->api.bookmark_interval_ms = (unsigned int)KF_MIN(ms, 3600 * 1000);
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+/* The store, logging, maintenance and replica options: true when opt is one of them (v its value, a usage error exits). */
+static bool daemon_option(int opt, const char *v, struct config *c)
+{
+    switch (opt) {
+    case OPT_STORE:
+        c->store = v;
+        return true;
+    case OPT_DATA_DIR:
+        c->data_dir = v;
+        return true;
+    case OPT_LOG_LEVEL:
+        c->log_level = v;
+        return true;
+    case OPT_LOG_FILE:
+        c->log_file = v;
+        return true;
+    case OPT_COMPACT_INTERVAL:
+        c->maint.compact_interval_ms = parse_duration("compact-interval", v);
+        return true;
+    case OPT_COMPACT_RETENTION:
+        c->maint.compact_retention_ms = parse_duration("compact-retention", v);
+        return true;
+    case OPT_COMPACT_KEEP:
+        c->maint.compact_keep_revs = parse_count("compact-keep-revisions", v, 0, INT64_MAX / 2);
+        return true;
+    case OPT_EVENT_TTL:
+        c->maint.event_ttl_ms = parse_duration("event-ttl", v);
+        if (!c->maint.event_ttl_ms)
+            usage_error("--event-ttl must be more than 0");
+        return true;
+    case OPT_EVENT_GC_INTERVAL:
+        c->maint.event_gc_interval_ms = parse_duration("event-gc-interval", v);
+        return true;
+    case OPT_REPLICA_ID:
+        c->replica_id = v;
+        return true;
+    case OPT_LEADER_TTL:
+        c->leader_ttl_ms = parse_duration("leader-ttl", v);
+        if (c->leader_ttl_ms < 1000)
+            usage_error("--leader-ttl must be at least 1s");
+        return true;
+    case OPT_HEARTBEAT_REPORT_INTERVAL:
+        c->heartbeat_report_ms = parse_duration("heartbeat-report-interval", v);
+        if (c->heartbeat_report_ms < 10)
+            usage_error("--heartbeat-report-interval must be at least 10ms");
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The controllers' and the capacity model's options: true when opt is one of them (v its value, a usage error exits). */
+static bool capacity_option(int opt, const char *v, struct config *c)
+{
+    switch (opt) {
+    case OPT_CONTROLLERS: {
+        struct kf_strbuf err = KF_STRBUF_INIT;
+
+        if (kf_ctrl_check_enabled(v, &err) < 0)
+            usage_error("--controllers: %s", err.buf);
+        c->controllers = v;
+        return true;
+    }
+    case OPT_HOST_GRACE:
+        c->cap.host_grace_ms = parse_duration("host-grace", v);
+        if (c->cap.host_grace_ms < 100)
+            usage_error("--host-grace must be at least 100ms");
+        return true;
+    case OPT_GRADE_TABLE:
+        c->grade_table = v;
+        return true;
+    case OPT_GRADE_UP_HOLD:
+        c->cap.shift.up_hold_ms = parse_duration("grade-up-hold", v);
+        return true;
+    case OPT_GRADE_DOWN_HOLD:
+        c->cap.shift.down_hold_ms = parse_duration("grade-down-hold", v);
+        return true;
+    case OPT_MAX_GRADE_CHANGES:
+        c->cap.shift.max_in_flight = (unsigned)parse_count("max-grade-changes", v, 1, 1000000);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The monitoring, endpoint and guest cluster lifecycle options: true when opt is one of them (v its value, a usage error exits). */
+static bool cluster_option(int opt, const char *v, struct config *c)
+{
+    switch (opt) {
+    case OPT_MONITORING:
+        if (kf_mon_mode_parse(v, &c->monitoring) < 0)
+            usage_error("--monitoring \"%s\": must be off, external or local", v);
+        return true;
+    case OPT_MONITORING_PORT_BASE:
+        c->monitoring_port_base = (int)parse_count("monitoring-port-base", v, 1024, 65000);
+        return true;
+    case OPT_MONITORING_CONFIG:
+        c->monitoring_config = v;
+        return true;
+    case OPT_ALERT_DESTINATIONS:
+        check_destinations(v);
+        kf_strbuf_addf(&alert_destinations, "%s%s", alert_destinations.len ? "," : "", v);
+        c->alert_destinations = alert_destinations.buf;
+        return true;
+    case OPT_ENDPOINTS:
+        if (kf_ep_mode_parse(v, &c->endpoints) < 0)
+            usage_error("--endpoints \"%s\": must be local, external or off", v);
+        return true;
+    case OPT_MEMBER_PORTS: {
+        int lo = 0, hi = 0;
+        char tail;
+
+        if (sscanf(v, "%d-%d%c", &lo, &hi, &tail) != 2 || lo < 1024 || hi > 65535 || hi - lo < 15)
+            usage_error("--member-ports \"%s\": want MIN-MAX within 1024-65535, at least "
+                        "16 ports",
+                        v);
+        c->lifecycle.port_min = lo;
+        c->lifecycle.port_max = hi;
+        return true;
+    }
+    case OPT_ENDPOINT_ADDRESS: {
+        struct kf_cidr ip;
+
+        if (kf_ip_parse(v, &ip, NULL) < 0 || ip.addr == 0)
+            usage_error("--endpoint-address \"%s\": want one IPv4 or IPv6 address (not "
+                        "0.0.0.0 or ::, which would publish every guest apiserver on every "
+                        "interface)",
+                        v);
+        c->lifecycle.endpoint_address = v;
+        return true;
+    }
+    case OPT_HEALTH_PERIOD:
+        c->lifecycle.health_period_ms = parse_duration("cluster-health-period", v);
+        if (c->lifecycle.health_period_ms < 100)
+            usage_error("--cluster-health-period must be at least 100ms");
+        return true;
+    case OPT_RELEASE_TIMEOUT:
+        c->lifecycle.release_timeout_ms = parse_duration("member-release-timeout", v);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The command line into c; a usage error exits. */
+static void parse_options(int argc, char **argv, struct config *c)
+{
+    int opt;
+
+    config_defaults(c);
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (api_option(opt, optarg, c) || daemon_option(opt, optarg, c) ||
+            capacity_option(opt, optarg, c) || cluster_option(opt, optarg, c))
+            continue;
         switch (opt) {
-        case OPT_LISTEN:
-            c->api.listen = optarg;
-            break;
-        case OPT_STORE:
-            c->store = optarg;
-            break;
-        case OPT_DATA_DIR:
-            c->data_dir = optarg;
-            break;
-        case OPT_TOKEN_FILE:
-            c->api.token_file = optarg;
-            break;
-        case OPT_TLS_CERT:
-            c->api.tls_cert_file = optarg;
-            break;
-        case OPT_SERVER_NAME:
-            if (!kf_name_valid(optarg))
-                usage_error("--server-name \"%s\": not a DNS name", optarg);
-            kf_strbuf_addf(&server_names, "%s%s", server_names.len ? "," : "", optarg);
-            c->api.server_names = server_names.buf;
-            break;
-        case OPT_TLS_KEY:
-            c->api.tls_key_file = optarg;
-            break;
-        case OPT_LOG_LEVEL:
-            c->log_level = optarg;
-            break;
-        case OPT_LOG_FILE:
-            c->log_file = optarg;
-            break;
-        case OPT_THREADS:
-            c->api.threads = (unsigned int)parse_count("threads", optarg, 1, 256);
-            break;
-        case OPT_MAX_CONNECTIONS:
-            c->api.max_connections =
-                (unsigned int)parse_count("max-connections", optarg, 16, 1000000);
-            break;
-        case OPT_MAX_CONNECTIONS_PER_CLIENT:
-            c->api.max_connections_per_client =
-                (unsigned int)parse_count("max-connections-per-client", optarg, 1, 1000000);
-            break;
-        case OPT_MAX_WATCHES_PER_USER:
-            c->api.max_watches_per_user =
-                (unsigned int)parse_count("max-watches-per-user", optarg, 1, 1000000);
-            break;
-        case OPT_LIST_MAX_PAGE:
-            c->api.list_max_page = (size_t)parse_count("list-max-page", optarg, 1, 500000);
-            break;
-        case OPT_CONNECTION_TIMEOUT: {
-            int64_t ms = parse_duration("connection-timeout", optarg);
-
-            if (ms < 1000)
-                usage_error("--connection-timeout must be at least 1s");
-            c->api.connection_timeout_s = (unsigned int)KF_MIN(ms / 1000, 24 * 3600);
-            break;
-        }
-        case OPT_COMPACT_INTERVAL:
-            c->maint.compact_interval_ms = parse_duration("compact-interval", optarg);
-            break;
-        case OPT_COMPACT_RETENTION:
-            c->maint.compact_retention_ms = parse_duration("compact-retention", optarg);
-            break;
-        case OPT_COMPACT_KEEP:
-            c->maint.compact_keep_revs =
-                parse_count("compact-keep-revisions", optarg, 0, INT64_MAX / 2);
-            break;
-        case OPT_EVENT_TTL:
-            c->maint.event_ttl_ms = parse_duration("event-ttl", optarg);
-            if (!c->maint.event_ttl_ms)
-                usage_error("--event-ttl must be more than 0");
-            break;
-        case OPT_EVENT_GC_INTERVAL:
-            c->maint.event_gc_interval_ms = parse_duration("event-gc-interval", optarg);
-            break;
-        case OPT_WATCH_TIMEOUT: {
-            int64_t ms = parse_duration("watch-timeout", optarg);
-
-            if (ms < 1000)
-                usage_error("--watch-timeout must be at least 1s");
-            c->api.watch_timeout_s = (unsigned int)KF_MIN(ms / 1000, 24 * 3600);
-            c->api.watch_timeout_max_s =
-                KF_MAX(c->api.watch_timeout_max_s, 2 * c->api.watch_timeout_s);
-            break;
-        }
-        case OPT_BOOKMARK_INTERVAL: {
-            int64_t ms = parse_duration("bookmark-interval", optarg);
-
-            if (ms < 50)
-                usage_error("--bookmark-interval must be at least 50ms");
-            c->api.bookmark_interval_ms = (unsigned int)KF_MIN(ms, 3600 * 1000);
-            break;
-        }
-        case OPT_REPLICA_ID:
-            c->replica_id = optarg;
-            break;
-        case OPT_LEADER_TTL:
-            c->leader_ttl_ms = parse_duration("leader-ttl", optarg);
-            if (c->leader_ttl_ms < 1000)
-                usage_error("--leader-ttl must be at least 1s");
-            break;
-        case OPT_CONTROLLERS: {
-            struct kf_strbuf err = KF_STRBUF_INIT;
-
-            if (kf_ctrl_check_enabled(optarg, &err) < 0)
-                usage_error("--controllers: %s", err.buf);
-            c->controllers = optarg;
-            break;
-        }
-        case OPT_HOST_GRACE:
-            c->cap.host_grace_ms = parse_duration("host-grace", optarg);
-            if (c->cap.host_grace_ms < 100)
-                usage_error("--host-grace must be at least 100ms");
-            break;
-        case OPT_HEARTBEAT_REPORT_INTERVAL:
-            c->heartbeat_report_ms = parse_duration("heartbeat-report-interval", optarg);
-            if (c->heartbeat_report_ms < 10)
-                usage_error("--heartbeat-report-interval must be at least 10ms");
-            break;
-        case OPT_GRADE_TABLE:
-            c->grade_table = optarg;
-            break;
-        case OPT_GRADE_UP_HOLD:
-            c->cap.shift.up_hold_ms = parse_duration("grade-up-hold", optarg);
-            break;
-        case OPT_GRADE_DOWN_HOLD:
-            c->cap.shift.down_hold_ms = parse_duration("grade-down-hold", optarg);
-            break;
-        case OPT_MAX_GRADE_CHANGES:
-            c->cap.shift.max_in_flight =
-                (unsigned)parse_count("max-grade-changes", optarg, 1, 1000000);
-            break;
-        case OPT_MONITORING:
-            if (kf_mon_mode_parse(optarg, &c->monitoring) < 0)
-                usage_error("--monitoring \"%s\": must be off, external or local", optarg);
-            break;
-        case OPT_MONITORING_PORT_BASE:
-            c->monitoring_port_base = (int)parse_count("monitoring-port-base", optarg, 1024, 65000);
-            break;
-        case OPT_MONITORING_CONFIG:
-            c->monitoring_config = optarg;
-            break;
-        case OPT_INSECURE_PLAINTEXT:
-            c->api.insecure_allow_plaintext = true;
-            break;
-        case OPT_ALERT_DESTINATIONS:
-            check_destinations(optarg);
-            kf_strbuf_addf(&alert_destinations, "%s%s", alert_destinations.len ? "," : "", optarg);
-            c->alert_destinations = alert_destinations.buf;
-            break;
-        case OPT_ENDPOINTS:
-            if (kf_ep_mode_parse(optarg, &c->endpoints) < 0)
-                usage_error("--endpoints \"%s\": must be local, external or off", optarg);
-            break;
-        case OPT_MEMBER_PORTS: {
-            int lo = 0, hi = 0;
-            char tail;
-
-            if (sscanf(optarg, "%d-%d%c", &lo, &hi, &tail) != 2 || lo < 1024 || hi > 65535 ||
-                hi - lo < 15)
-                usage_error("--member-ports \"%s\": want MIN-MAX within 1024-65535, at least "
-                            "16 ports",
-                            optarg);
-            c->lifecycle.port_min = lo;
-            c->lifecycle.port_max = hi;
-            break;
-        }
-        case OPT_ENDPOINT_ADDRESS: {
-            struct kf_cidr ip;
-
-            if (kf_ip_parse(optarg, &ip, NULL) < 0 || ip.addr == 0)
-                usage_error("--endpoint-address \"%s\": want one IPv4 or IPv6 address (not "
-                            "0.0.0.0 or ::, which would publish every guest apiserver on every "
-                            "interface)",
-                            optarg);
-            c->lifecycle.endpoint_address = optarg;
-            break;
-        }
-        case OPT_HEALTH_PERIOD:
-            c->lifecycle.health_period_ms = parse_duration("cluster-health-period", optarg);
-            if (c->lifecycle.health_period_ms < 100)
-                usage_error("--cluster-health-period must be at least 100ms");
-            break;
-        case OPT_RELEASE_TIMEOUT:
-            c->lifecycle.release_timeout_ms = parse_duration("member-release-timeout", optarg);
-            break;
         case OPT_HELP:
         case 'h':
             fputs(usage_text, stdout);
@@ -647,6 +687,120 @@ static int start_monitoring(const struct config *c, struct kf_daemon *d, struct 
     return r;
 }
 
+/* Signals are taken by sigwait in this thread only; every thread started
+ * after this inherits the mask. */
+static void block_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* The data directory and the store, then the registry, the lease table and
+ * the metrics over it: 0, or the exit code (logged). */
+static int open_store(struct config *c, struct kf_daemon *d, char **ret_url, struct kf_strbuf *err)
+{
+    char *store_url;
+    int r;
+
+    r = make_dir(c->data_dir, err);
+    if (r < 0) {
+        kf_log_err("%s", err->buf);
+        return EXIT_RUNTIME;
+    }
+    d->data_dir = c->data_dir;
+    store_url = c->store ? kf_xstrdup(c->store) : kf_xasprintf("sqlite:%s/kfleet.db", c->data_dir);
+    r = kf_store_open(store_url, &d->store, err);
+    if (r < 0) {
+        kf_log_err("cannot open the store: %s", err->buf);
+        free(store_url);
+        return r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    d->reg = kf_registry_new(d->store);
+    d->leases = kf_lease_table_new(kf_now_ms());
+    d->capacity = &c->cap;
+    d->controllers_enabled = c->controllers;
+    d->lifecycle = &c->lifecycle;
+    d->metrics = kf_metrics_new();
+    kf_metrics_add_process(d->metrics);
+    kf_daemon_memory_add_metrics(d->metrics);
+    *ret_url = store_url;
+    return 0;
+}
+
+/* The API server (not started yet), monitoring, the local endpoints and the
+ * lifecycle's API actions: 0, or the exit code (logged); what was made is
+ * in d and *ret_actions for the caller to free. */
+static int start_services(const struct config *c, struct kf_daemon *d,
+                          struct kf_lifecycle_actions **ret_actions, struct kf_strbuf *err)
+{
+    int r;
+
+    r = kf_api_new(&c->api, d->reg, d->metrics, &d->api, err);
+    if (r < 0) {
+        kf_log_err("%s", err->buf);
+        return EXIT_USAGE;
+    }
+    kf_api_set_leases(d->api, d->leases);
+    r = start_monitoring(c, d, err);
+    if (r < 0) {
+        kf_log_err("monitoring: %s", err->buf);
+        return r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    if (c->endpoints != KF_EP_OFF) {
+        struct kf_ep_config ec = { .mode = c->endpoints };
+
+        r = kf_endpoints_new(&ec, c->data_dir, &d->endpoints, err);
+        if (r < 0) {
+            kf_log_err("endpoints: %s", err->buf);
+            return EXIT_RUNTIME;
+        }
+        kf_log_info("endpoints: %s, HAProxy configurations under %s", kf_ep_mode_name(c->endpoints),
+                    kf_endpoints_root(d->endpoints));
+    }
+    r = kf_lifecycle_add_actions(kf_api_actions(d->api), d->reg, d->store, ret_actions, err);
+    if (r < 0) {
+        kf_log_err("%s", err->buf);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+/* Waits for SIGTERM or SIGINT, reloading the tokens on each SIGHUP; returns the signal. */
+static int wait_for_stop(const struct config *c, struct kf_daemon *d, const sigset_t *sigs,
+                         struct kf_strbuf *err)
+{
+    int sig = 0, r;
+
+    for (;;) {
+        if (sigwait(sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            /* logrotate moved the log file away: write to a new one */
+            r = kf_log_reopen();
+            if (r < 0)
+                kf_log_warn("SIGHUP: cannot reopen the log file \"%s\": %s; logging on to the "
+                            "old one",
+                            c->log_file, strerror(-r));
+            else if (r > 0)
+                kf_log_info("SIGHUP: reopened the log file \"%s\"", c->log_file);
+            if (!c->api.token_file)
+                continue;
+            kf_strbuf_reset(err);
+            r = kf_api_reload_tokens(d->api, err);
+            if (r < 0)
+                kf_log_warn("SIGHUP: token file not reloaded, the old tokens stay: %s", err->buf);
+            else
+                kf_log_info("SIGHUP: reloaded %d tokens from \"%s\"", r, c->api.token_file);
+            continue;
+        }
+        return sig;
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct config c;
@@ -670,69 +824,15 @@ int main(int argc, char **argv)
     if (kf_log_set_spec(c.log_level, &err) < 0)
         usage_error("--log-level: %s", err.buf);
     raise_file_limit(c.api.max_connections ? c.api.max_connections : 10000);
+    block_signals(&sigs);
+    exit_code = open_store(&c, &d, &store_url, &err);
+    if (exit_code)
+        return exit_code;
 
-    /* Signals are taken by sigwait in this thread only; every thread
-     * started below inherits the mask. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    r = make_dir(c.data_dir, &err);
-    if (r < 0) {
-        kf_log_err("%s", err.buf);
-        return EXIT_RUNTIME;
-    }
-    d.data_dir = c.data_dir;
-    store_url = c.store ? kf_xstrdup(c.store) : kf_xasprintf("sqlite:%s/kfleet.db", c.data_dir);
-    r = kf_store_open(store_url, &d.store, &err);
-    if (r < 0) {
-        kf_log_err("cannot open the store: %s", err.buf);
-        free(store_url);
-        return r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    d.reg = kf_registry_new(d.store);
-    d.leases = kf_lease_table_new(kf_now_ms());
-    d.capacity = &c.cap;
-    d.controllers_enabled = c.controllers;
-    d.lifecycle = &c.lifecycle;
-    d.metrics = kf_metrics_new();
-    kf_metrics_add_process(d.metrics);
-    kf_daemon_memory_add_metrics(d.metrics);
-
-    r = kf_api_new(&c.api, d.reg, d.metrics, &d.api, &err);
-    if (r < 0) {
-        kf_log_err("%s", err.buf);
-        exit_code = EXIT_USAGE;
-        goto close_store;
-    }
-    kf_api_set_leases(d.api, d.leases);
-    r = start_monitoring(&c, &d, &err);
-    if (r < 0) {
-        kf_log_err("monitoring: %s", err.buf);
-        exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-        goto free_api;
-    }
-    if (c.endpoints != KF_EP_OFF) {
-        struct kf_ep_config ec = { .mode = c.endpoints };
-
-        r = kf_endpoints_new(&ec, c.data_dir, &d.endpoints, &err);
-        if (r < 0) {
-            kf_log_err("endpoints: %s", err.buf);
-            exit_code = EXIT_RUNTIME;
-            goto free_api;
-        }
-        kf_log_info("endpoints: %s, HAProxy configurations under %s", kf_ep_mode_name(c.endpoints),
-                    kf_endpoints_root(d.endpoints));
-    }
-    r = kf_lifecycle_add_actions(kf_api_actions(d.api), d.reg, d.store, &lc_actions, &err);
-    if (r < 0) {
-        kf_log_err("%s", err.buf);
-        exit_code = EXIT_RUNTIME;
-        goto free_api;
-    }
+    /* every destructor below takes NULL: what start_services did not make is NULL */
+    exit_code = start_services(&c, &d, &lc_actions, &err);
+    if (exit_code)
+        goto free_services;
     lc.replica_id = c.replica_id ? c.replica_id : (replica_id = default_replica_id(c.api.listen));
     lc.lease_ttl_ms = c.leader_ttl_ms;
     lc.maint = c.maint;
@@ -740,7 +840,7 @@ int main(int argc, char **argv)
     if (r < 0) {
         kf_log_err("cannot start the controllers: %s", err.len ? err.buf : strerror(-r));
         exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-        goto free_api;
+        goto free_services;
     }
     if (kf_daemon_leader_contested(leader)) {
         struct daemon_heartbeats_config hc = {
@@ -765,43 +865,18 @@ int main(int argc, char **argv)
     kf_log_info("kfleetd %s listening on %s://%s (port %u), store \"%s\", %s", KF_VERSION,
                 c.api.tls_cert_file ? "https" : "http", c.api.listen, kf_api_port(d.api), store_url,
                 c.api.token_file ? "bearer tokens required" : "no authentication (loopback only)");
-
-    for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            /* logrotate moved the log file away: write to a new one */
-            r = kf_log_reopen();
-            if (r < 0)
-                kf_log_warn("SIGHUP: cannot reopen the log file \"%s\": %s; logging on to the "
-                            "old one",
-                            c.log_file, strerror(-r));
-            else if (r > 0)
-                kf_log_info("SIGHUP: reopened the log file \"%s\"", c.log_file);
-            if (!c.api.token_file)
-                continue;
-            kf_strbuf_reset(&err);
-            r = kf_api_reload_tokens(d.api, &err);
-            if (r < 0)
-                kf_log_warn("SIGHUP: token file not reloaded, the old tokens stay: %s", err.buf);
-            else
-                kf_log_info("SIGHUP: reloaded %d tokens from \"%s\"", r, c.api.token_file);
-            continue;
-        }
-        break;
-    }
+    sig = wait_for_stop(&c, &d, &sigs, &err);
     kf_api_stop(d.api);
 
 stop_heartbeats:
     kf_daemon_heartbeats_stop(heartbeats);
 stop_leader:
     kf_daemon_leader_stop(leader);
-free_api:
+free_services:
     kf_api_free(d.api);
     kf_mon_free(d.mon);
     kf_endpoints_free(d.endpoints); /* after the controllers: stops the local HAProxies */
     kf_lifecycle_actions_free(lc_actions);
-close_store:
     kf_registry_free(d.reg);
     kf_store_close(d.store);
     kf_metrics_free(d.metrics);

@@ -231,13 +231,100 @@ static int parse_const(const char *s, struct kf_cidr *c)
     return kf_cidr_parse(s, c, NULL);
 }
 
-int kf_ipam_vpc_new(const struct kf_ipam_vpc_config *cfg, struct kf_ipam_vpc **ret,
-                    struct kf_strbuf *err)
+/* The VPC's pools, checked (IPv4, not overlapping) and marked in its trie. */
+static int add_pools(struct kf_ipam_vpc *v, const struct kf_ipam_vpc_config *cfg,
+                     struct kf_strbuf *err)
+{
+    char a[KF_CIDR_STRLEN], b[KF_CIDR_STRLEN];
+
+    for (size_t i = 0; i < cfg->n_pools; i++) {
+        const struct kf_cidr *c = &cfg->pools[i].cidr;
+
+        if (c->family != 4 || c->prefix < 1)
+            return kf_err(err, -KF_EINVALID, "%s: pool %zu must be an IPv4 block (like 10.0.0.0/8)",
+                          v->name, i);
+        for (size_t j = 0; j < i; j++)
+            if (kf_cidr_overlaps(c, &v->pools[j].cidr))
+                return kf_err(err, -KF_EINVALID, "%s: pool %s overlaps pool %s", v->name,
+                              kf_cidr_format(c, a, sizeof(a)),
+                              kf_cidr_format(&v->pools[j].cidr, b, sizeof(b)));
+        v->pools[i].cidr = *c;
+        v->pools[i].zone = cfg->pools[i].zone ? kf_xstrdup(cfg->pools[i].zone) : NULL;
+        v->n_pools++;
+        kf_ipam_trie_mark_pool(&v->trie, c);
+    }
+    return 0;
+}
+
+/* The VPC's reserved ranges, claimed in its trie. */
+static int add_reserved(struct kf_ipam_vpc *v, const struct kf_ipam_vpc_config *cfg,
+                        struct kf_strbuf *err)
+{
+    char a[KF_CIDR_STRLEN], b[KF_CIDR_STRLEN];
+
+    for (size_t i = 0; i < cfg->n_reserved; i++) {
+        const struct kf_cidr *c = &cfg->reserved[i].cidr;
+        struct trie_hit hit;
+
+        if (c->family != 4)
+            return kf_err(err, -KF_EINVALID, "%s: reserved range %zu must be IPv4", v->name, i);
+        v->reserved[i].cidr = *c;
+        v->reserved[i].what = kf_xstrdup(cfg->reserved[i].what ? cfg->reserved[i].what : "");
+        v->n_reserved++;
+        if (kf_ipam_trie_claim(&v->trie, c, TK_RESERVED, (uint32_t)i + 1, &hit) < 0)
+            return kf_err(err, -KF_EINVALID, "%s: reserved range %s overlaps %s %s", v->name,
+                          kf_cidr_format(c, a, sizeof(a)),
+                          hit.kind == TK_POOL ? "pool" : "reserved range",
+                          kf_cidr_format(&hit.block, b, sizeof(b)));
+    }
+    return 0;
+}
+
+/* The service space: the configured one, else the first candidate clear of
+ * the pools and reserved ranges; and the size of a service range in it. */
+static int pick_service_space(struct kf_ipam_vpc *v, const struct kf_ipam_vpc_config *cfg,
+                              struct kf_strbuf *err)
 {
     static const char *const svc_candidates[] = { "172.16.0.0/16", "192.168.0.0/16",
                                                   "100.64.0.0/16" };
-    struct kf_ipam_vpc *v;
     char a[KF_CIDR_STRLEN], b[KF_CIDR_STRLEN];
+
+    v->svc_space = cfg->service_space;
+    for (size_t i = 0; i < KF_ARRAY_SIZE(svc_candidates) && !v->svc_space.family; i++) {
+        struct kf_cidr c;
+        bool clash = false;
+
+        parse_const(svc_candidates[i], &c);
+        for (size_t j = 0; j < v->n_pools; j++)
+            clash |= kf_cidr_overlaps(&c, &v->pools[j].cidr);
+        clash |= kf_ipam_trie_query(&v->trie, &c, NULL);
+        if (!clash)
+            v->svc_space = c;
+    }
+    if (!v->svc_space.family)
+        return kf_err(err, -KF_EINVALID,
+                      "%s: no default service space is clear of the pools; set one", v->name);
+    v->svc_prefix = cfg->service_prefix ? cfg->service_prefix : KF_IPAM_DEFAULT_SVC;
+    if (v->svc_space.family != 4 || v->svc_prefix < 12 || v->svc_prefix > 29 ||
+        v->svc_prefix < v->svc_space.prefix)
+        return kf_err(err, -KF_EINVALID,
+                      "%s: service ranges must be IPv4 /12../29 blocks inside the service "
+                      "space %s",
+                      v->name, kf_cidr_format(&v->svc_space, a, sizeof(a)));
+    for (size_t j = 0; j < v->n_pools; j++)
+        if (kf_cidr_overlaps(&v->svc_space, &v->pools[j].cidr))
+            return kf_err(err, -KF_EINVALID,
+                          "%s: service space %s overlaps pool %s; services must stay clear of "
+                          "node and pod ranges",
+                          v->name, kf_cidr_format(&v->svc_space, a, sizeof(a)),
+                          kf_cidr_format(&v->pools[j].cidr, b, sizeof(b)));
+    return 0;
+}
+
+int kf_ipam_vpc_new(const struct kf_ipam_vpc_config *cfg, struct kf_ipam_vpc **ret,
+                    struct kf_strbuf *err)
+{
+    struct kf_ipam_vpc *v;
     const char *name = cfg->name ? cfg->name : "";
     int r = -KF_EINVALID;
 
@@ -258,86 +345,18 @@ int kf_ipam_vpc_new(const struct kf_ipam_vpc_config *cfg, struct kf_ipam_vpc **r
     v->default_max_pods = cfg->default_max_pods ? cfg->default_max_pods : KF_IPAM_DEFAULT_PODS;
     if (v->default_max_pods > KF_IPAM_MAX_PODS) {
         kf_err(err, r, "%s: default maxPodsPerNode must be 1..%d", name, KF_IPAM_MAX_PODS);
-        goto fail;
+        goto free_vpc;
     }
-    for (size_t i = 0; i < cfg->n_pools; i++) {
-        const struct kf_cidr *c = &cfg->pools[i].cidr;
-
-        if (c->family != 4 || c->prefix < 1) {
-            kf_err(err, r, "%s: pool %zu must be an IPv4 block (like 10.0.0.0/8)", name, i);
-            goto fail;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (kf_cidr_overlaps(c, &v->pools[j].cidr)) {
-                kf_err(err, r, "%s: pool %s overlaps pool %s", name,
-                       kf_cidr_format(c, a, sizeof(a)),
-                       kf_cidr_format(&v->pools[j].cidr, b, sizeof(b)));
-                goto fail;
-            }
-        }
-        v->pools[i].cidr = *c;
-        v->pools[i].zone = cfg->pools[i].zone ? kf_xstrdup(cfg->pools[i].zone) : NULL;
-        v->n_pools++;
-        kf_ipam_trie_mark_pool(&v->trie, c);
-    }
-    for (size_t i = 0; i < cfg->n_reserved; i++) {
-        const struct kf_cidr *c = &cfg->reserved[i].cidr;
-        struct trie_hit hit;
-
-        if (c->family != 4) {
-            kf_err(err, r, "%s: reserved range %zu must be IPv4", name, i);
-            goto fail;
-        }
-        v->reserved[i].cidr = *c;
-        v->reserved[i].what = kf_xstrdup(cfg->reserved[i].what ? cfg->reserved[i].what : "");
-        v->n_reserved++;
-        if (kf_ipam_trie_claim(&v->trie, c, TK_RESERVED, (uint32_t)i + 1, &hit) < 0) {
-            kf_err(err, r, "%s: reserved range %s overlaps %s %s", name,
-                   kf_cidr_format(c, a, sizeof(a)), hit.kind == TK_POOL ? "pool" : "reserved range",
-                   kf_cidr_format(&hit.block, b, sizeof(b)));
-            goto fail;
-        }
-    }
-    if (cfg->service_space.family) {
-        v->svc_space = cfg->service_space;
-    } else {
-        for (size_t i = 0; i < KF_ARRAY_SIZE(svc_candidates) && !v->svc_space.family; i++) {
-            struct kf_cidr c;
-            bool clash = false;
-
-            parse_const(svc_candidates[i], &c);
-            for (size_t j = 0; j < v->n_pools; j++)
-                clash |= kf_cidr_overlaps(&c, &v->pools[j].cidr);
-            clash |= kf_ipam_trie_query(&v->trie, &c, NULL);
-            if (!clash)
-                v->svc_space = c;
-        }
-        if (!v->svc_space.family) {
-            kf_err(err, r, "%s: no default service space is clear of the pools; set one", name);
-            goto fail;
-        }
-    }
-    v->svc_prefix = cfg->service_prefix ? cfg->service_prefix : KF_IPAM_DEFAULT_SVC;
-    if (v->svc_space.family != 4 || v->svc_prefix < 12 || v->svc_prefix > 29 ||
-        v->svc_prefix < v->svc_space.prefix) {
-        kf_err(err, r,
-               "%s: service ranges must be IPv4 /12../29 blocks inside the service space %s", name,
-               kf_cidr_format(&v->svc_space, a, sizeof(a)));
-        goto fail;
-    }
-    for (size_t j = 0; j < v->n_pools; j++) {
-        if (kf_cidr_overlaps(&v->svc_space, &v->pools[j].cidr)) {
-            kf_err(err, r,
-                   "%s: service space %s overlaps pool %s; services must stay clear of "
-                   "node and pod ranges",
-                   name, kf_cidr_format(&v->svc_space, a, sizeof(a)),
-                   kf_cidr_format(&v->pools[j].cidr, b, sizeof(b)));
-            goto fail;
-        }
-    }
+    r = add_pools(v, cfg, err);
+    if (r == 0)
+        r = add_reserved(v, cfg, err);
+    if (r == 0)
+        r = pick_service_space(v, cfg, err);
+    if (r < 0)
+        goto free_vpc;
     *ret = v;
     return 0;
-fail:
+free_vpc:
     kf_ipam_vpc_free(v);
     return r;
 }
@@ -516,45 +535,49 @@ static int check_used(const struct kf_cidr *c, uint8_t kind, uint32_t owner, voi
     return 0;
 }
 
-int kf_ipam_vpc_check(const struct kf_ipam_vpc *v, struct kf_strbuf *err)
+/* The first broken invariant of v: 0, or negative with what is wrong in why. */
+static int find_broken(const struct kf_ipam_vpc *v, char *why, size_t why_size)
 {
-    char why[256] = "";
-    struct walk_ctx w = { v, 0, why, sizeof(why) };
+    struct walk_ctx w = { v, 0, why, why_size };
     uint64_t svc_total = 0;
     size_t live = 0;
     int r;
 
-    if ((r = kf_ipam_trie_check(&v->trie, why, sizeof(why))) < 0)
-        goto fail;
+    if ((r = kf_ipam_trie_check(&v->trie, why, why_size)) < 0)
+        return r;
     if ((r = kf_ipam_strie_check(&v->strie, &svc_total)) < 0) {
-        snprintf(why, sizeof(why), "service counts are inconsistent");
-        goto fail;
+        snprintf(why, why_size, "service counts are inconsistent");
+        return r;
     }
     if ((r = kf_ipam_trie_walk_used(&v->trie, check_used, &w)) < 0)
-        goto fail;
+        return r;
     for (size_t i = 0; i < v->n_cl; i++) {
         if (!v->cl[i].name)
             continue;
         live++;
         if (hash_find(v, v->cl[i].name, NULL) != (long)i) {
-            snprintf(why, sizeof(why), "cluster %s is not found by name", v->cl[i].name);
-            r = -EUCLEAN;
-            goto fail;
+            snprintf(why, why_size, "cluster %s is not found by name", v->cl[i].name);
+            return -EUCLEAN;
         }
-        if ((r = verify_cluster(v, (uint32_t)i, why, sizeof(why))) < 0)
-            goto fail;
+        if ((r = verify_cluster(v, (uint32_t)i, why, why_size)) < 0)
+            return r;
     }
     if (live != v->live || w.used != 2 * live + v->n_reserved || svc_total != live) {
-        snprintf(why, sizeof(why),
+        snprintf(why, why_size,
                  "%zu clusters, %zu used blocks, %llu service ranges: counts "
                  "do not agree",
                  live, w.used, (unsigned long long)svc_total);
-        r = -EUCLEAN;
-        goto fail;
+        return -EUCLEAN;
     }
     return 0;
-fail:
-    return kf_err(err, r, "%s: %s", v->name, why);
+}
+
+int kf_ipam_vpc_check(const struct kf_ipam_vpc *v, struct kf_strbuf *err)
+{
+    char why[256] = "";
+    int r = find_broken(v, why, sizeof(why));
+
+    return r < 0 ? kf_err(err, r, "%s: %s", v->name, why) : 0;
 }
 
 static void after_change(const struct kf_ipam_vpc *v)
@@ -762,23 +785,23 @@ int kf_ipam_allocate(struct kf_ipam_vpc *v, const struct kf_ipam_request *req,
     r = req->pod_cidr ? claim_given(v, s, req->pod_cidr, TK_POD, err)
                       : alloc_block(v, s, req->zone, pod_prefix, TK_POD, &c->pod, err);
     if (r < 0)
-        goto undo;
+        goto release_slot;
     if (req->pod_cidr)
         c->pod = *req->pod_cidr;
     have_pod = true;
     r = req->node_cidr ? claim_given(v, s, req->node_cidr, TK_NODE, err)
                        : alloc_block(v, s, req->zone, node_prefix, TK_NODE, &c->node, err);
     if (r < 0)
-        goto undo;
+        goto release_slot;
     if (req->node_cidr)
         c->node = *req->node_cidr;
     have_node = true;
     if (req->service_cidr) {
         if ((r = check_service(v, s, req->service_cidr, err)) < 0)
-            goto undo;
+            goto release_slot;
         c->svc = *req->service_cidr;
     } else if ((r = pick_service(v, &c->svc, err)) < 0) {
-        goto undo;
+        goto release_slot;
     }
     kf_ipam_strie_add(&v->strie, &c->svc);
     if (v->live + 1 > v->hash_size / 2)
@@ -790,7 +813,7 @@ int kf_ipam_allocate(struct kf_ipam_vpc *v, const struct kf_ipam_request *req,
     after_change(v);
     fill_alloc(c, ret);
     return 0;
-undo:
+release_slot:
     if (have_pod)
         free_block(v, &c->pod);
     if (have_node)

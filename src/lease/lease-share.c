@@ -106,6 +106,28 @@ static int parse_u64(const char *s, size_t n, uint64_t *ret)
     return kf_parse_uint64(buf, ret);
 }
 
+/* One front-coded line ("SHARED REST") after prev into name: the name's
+ * length, or 0 when the line is not a name in order after prev. */
+static size_t front_coded(const char *line, size_t len, const char *prev, size_t prev_len,
+                          bool first, char name[KF_LEASE_MAX_NAME + 1])
+{
+    const char *sp = memchr(line, ' ', len);
+    size_t rest;
+    uint64_t shared;
+
+    if (!sp || parse_u64(line, (size_t)(sp - line), &shared) < 0 || shared > prev_len)
+        return 0;
+    rest = len - (size_t)(sp - line) - 1;
+    if (rest == 0 || shared + rest > KF_LEASE_MAX_NAME)
+        return 0;
+    memcpy(name, prev, shared);
+    memcpy(name + shared, sp + 1, rest);
+    name[shared + rest] = '\0';
+    if (!name_ok(name, shared + rest) || (!first && strcmp(name, prev) <= 0))
+        return 0;
+    return shared + rest;
+}
+
 /* count front-coded names into a new sorted array. */
 static int parse_names(struct cursor *c, uint64_t count, char ***ret, size_t *ret_n,
                        struct kf_strbuf *err)
@@ -119,37 +141,27 @@ static int parse_names(struct cursor *c, uint64_t count, char ***ret, size_t *re
     if (count)
         names = kf_xcalloc((size_t)count, sizeof(*names));
     for (; n < count; n++) {
-        const char *line, *sp;
-        size_t len, rest;
-        uint64_t shared;
+        const char *line;
+        size_t len, name_len;
         char name[KF_LEASE_MAX_NAME + 1];
 
-        if (!next_line(c, &line, &len))
-            goto short_value;
-        sp = memchr(line, ' ', len);
-        if (!sp || parse_u64(line, (size_t)(sp - line), &shared) < 0 || shared > prev_len)
-            goto bad_line;
-        rest = len - (size_t)(sp - line) - 1;
-        if (rest == 0 || shared + rest > KF_LEASE_MAX_NAME)
-            goto bad_line;
-        memcpy(name, prev, shared);
-        memcpy(name + shared, sp + 1, rest);
-        name[shared + rest] = '\0';
-        if (!name_ok(name, shared + rest) || (n > 0 && strcmp(name, prev) <= 0))
-            goto bad_line;
+        if (!next_line(c, &line, &len)) {
+            kf_err(err, -EBADMSG, "%" PRIu64 " names announced, %zu found", count, n);
+            goto free_parsed;
+        }
+        name_len = front_coded(line, len, prev, prev_len, n == 0, name);
+        if (!name_len) {
+            kf_err(err, -EBADMSG, "name %zu: not a front-coded name in order", n + 1);
+            goto free_parsed;
+        }
         names[n] = kf_xstrdup(name);
-        memcpy(prev, name, shared + rest + 1);
-        prev_len = shared + rest;
+        memcpy(prev, name, name_len + 1);
+        prev_len = name_len;
     }
     *ret = names;
     *ret_n = n;
     return 0;
-short_value:
-    kf_err(err, -EBADMSG, "%" PRIu64 " names announced, %zu found", count, n);
-    goto fail;
-bad_line:
-    kf_err(err, -EBADMSG, "name %zu: not a front-coded name in order", n + 1);
-fail:
+free_parsed:
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -531,11 +543,11 @@ static int load_base(struct kf_lease_share *sh, const char *id, const struct kf_
     }
     if (r < 0) {
         kf_err(err, r, "cannot read its base: %s", strerror(-r));
-        goto out;
+        goto release_range;
     }
     if (l.n != t->shards) {
         r = kf_err(err, -EAGAIN, "its base %s has %zu of %u shards", t->base, l.n, t->shards);
-        goto out;
+        goto release_range;
     }
     for (size_t i = 0; i < l.n && r == 0; i++) {
         struct kf_lease_report b;
@@ -560,11 +572,63 @@ static int load_base(struct kf_lease_share *sh, const char *id, const struct kf_
         *ret_n = n;
         names = NULL;
     }
-out:
+release_range:
     free_names(names, n);
     kf_kv_list_release(&l);
     free(prefix);
     return r;
+}
+
+/* The peer that wrote a tick, known from now on. */
+static struct peer *peer_of(struct kf_lease_share *sh, const char *id)
+{
+    struct peer *p = kf_smap_get(&sh->peers, id);
+
+    if (p)
+        return p;
+    p = kf_xcalloc(1, sizeof(*p));
+    p->id = kf_xstrdup(id);
+    kf_smap_put(&sh->peers, id, p);
+    kf_log_info("replica \"%s\" shares its hosts' heartbeats with this one", id);
+    pthread_mutex_lock(&sh->lock);
+    sh->st.peers = kf_smap_count(&sh->peers);
+    pthread_mutex_unlock(&sh->lock);
+    return p;
+}
+
+/* A set tick: the peer's base (read when it is a new one), added and
+ * removed names; renews its set. 0 and the renewals, or negative with the
+ * reason in err when its base cannot be read. */
+static int import_set(struct kf_lease_share *sh, struct peer *p, struct kf_lease_report *t,
+                      const struct kf_event *ev, int64_t now_ms, size_t *ret_renewed,
+                      struct kf_strbuf *err)
+{
+    if (strcmp(p->base, t->base) != 0) {
+        char **names = NULL;
+        size_t nn = 0;
+        int r = load_base(sh, p->id, t, ev->kv.mod_rev, &names, &nn, err);
+
+        if (r < 0)
+            return r;
+        free_names(p->base_names, p->n_base);
+        p->base_names = names;
+        p->n_base = nn;
+        snprintf(p->base, sizeof(p->base), "%s", t->base);
+    }
+    free_names(p->added, p->n_added);
+    free_names(p->removed, p->n_removed);
+    free_names(p->recent, p->n_recent);
+    p->recent = NULL;
+    p->n_recent = 0;
+    p->added = t->names;
+    p->n_added = t->n_names;
+    p->removed = t->removed;
+    p->n_removed = t->n_removed;
+    t->names = t->removed = NULL;
+    t->n_names = t->n_removed = 0;
+    /* each host beat there within the window before the tick */
+    *ret_renewed = renew_set(sh, p, now_ms - p->window_ms);
+    return 0;
 }
 
 static void import_tick(struct kf_lease_share *sh, const char *id, const struct kf_event *ev,
@@ -574,6 +638,7 @@ static void import_tick(struct kf_lease_share *sh, const char *id, const struct 
     struct kf_strbuf err = KF_STRBUF_INIT;
     struct peer *p;
     size_t n;
+    int r;
 
     if (kf_lease_report_parse(ev->kv.value, ev->kv.value_len, &t, &err) < 0 ||
         t.kind == KF_LEASE_REPORT_BASE) {
@@ -581,19 +646,9 @@ static void import_tick(struct kf_lease_share *sh, const char *id, const struct 
                        "its hosts are not renewed from it",
                        id, err.len ? err.buf : "a base where its tick should be");
         stat_add(sh, &sh->st.import_failures, 1);
-        kf_lease_report_release(&t);
-        goto out;
+        goto release_report;
     }
-    p = kf_smap_get(&sh->peers, id);
-    if (!p) {
-        p = kf_xcalloc(1, sizeof(*p));
-        p->id = kf_xstrdup(id);
-        kf_smap_put(&sh->peers, id, p);
-        kf_log_info("replica \"%s\" shares its hosts' heartbeats with this one", id);
-        pthread_mutex_lock(&sh->lock);
-        sh->st.peers = kf_smap_count(&sh->peers);
-        pthread_mutex_unlock(&sh->lock);
-    }
+    p = peer_of(sh, id);
     p->seen_ms = now_ms;
     p->window_ms = t.window_ms;
     p->interval_ms = t.interval_ms;
@@ -605,46 +660,23 @@ static void import_tick(struct kf_lease_share *sh, const char *id, const struct 
         t.names = NULL;
         t.n_names = 0;
         n = renew_names(sh, p->recent, p->n_recent, now_ms - t.span_ms);
-        goto done;
-    }
-    if (strcmp(p->base, t.base) != 0) {
-        char **names = NULL;
-        size_t nn = 0;
-
-        if (load_base(sh, id, &t, ev->kv.mod_rev, &names, &nn, &err) < 0) {
+    } else {
+        r = import_set(sh, p, &t, ev, now_ms, &n, &err);
+        if (r < 0) {
             /* its set is unknown until a tick whose base we can read */
             kf_log_rl_warn("heartbeat report of replica \"%s\": %s; trying again at its next "
                            "report",
                            id, err.buf);
             stat_add(sh, &sh->st.import_failures, 1);
-            kf_lease_report_release(&t);
-            goto out;
+            goto release_report;
         }
-        free_names(p->base_names, p->n_base);
-        p->base_names = names;
-        p->n_base = nn;
-        snprintf(p->base, sizeof(p->base), "%s", t.base);
     }
-    free_names(p->added, p->n_added);
-    free_names(p->removed, p->n_removed);
-    free_names(p->recent, p->n_recent);
-    p->recent = NULL;
-    p->n_recent = 0;
-    p->added = t.names;
-    p->n_added = t.n_names;
-    p->removed = t.removed;
-    p->n_removed = t.n_removed;
-    t.names = t.removed = NULL;
-    t.n_names = t.n_removed = 0;
-    /* each host beat there within the window before the tick */
-    n = renew_set(sh, p, now_ms - p->window_ms);
-done:
-    kf_lease_report_release(&t);
     pthread_mutex_lock(&sh->lock);
     sh->st.imports++;
     sh->st.renewals += n;
     pthread_mutex_unlock(&sh->lock);
-out:
+release_report:
+    kf_lease_report_release(&t);
     kf_strbuf_release(&err);
 }
 
@@ -836,7 +868,7 @@ static int write_base(struct kf_lease_share *sh, char *const *alive, size_t n, s
     shards = (unsigned)ncut;
     if (shards > KF_LEASE_SHARE_MAX_SHARDS) {
         r = -KF_ETOOLARGE;
-        goto out;
+        goto free_cut;
     }
     for (unsigned shard = 0; shard < shards && r == 0; shard++) {
         size_t from = cut[shard], to = shard + 1 < shards ? cut[shard + 1] : n;
@@ -852,7 +884,7 @@ static int write_base(struct kf_lease_share *sh, char *const *alive, size_t n, s
         free(key);
     }
     if (r < 0)
-        goto out;
+        goto free_cut;
     /* shards of the previous base beyond ours */
     for (unsigned k = shards; k < sh->base_shards; k++) {
         char *key = kf_xasprintf("%sbase/%04u", sh->own_prefix, k);
@@ -862,7 +894,7 @@ static int write_base(struct kf_lease_share *sh, char *const *alive, size_t n, s
     }
     *ret_bytes = bytes;
     *ret_shards = shards;
-out:
+free_cut:
     free(cut);
     kf_strbuf_release(&body);
     kf_strbuf_release(&val);
@@ -871,139 +903,187 @@ out:
 
 /* This replica's tick at now_ms (see the header for the two forms and when
  * a new base is written). */
-static int report(struct kf_lease_share *sh, int64_t now_ms)
+/* One report: the names compared with the base, and the two ticks it may write. */
+struct report_pass {
+    uint64_t round;
+    struct name_list added, removed, recent, dead;
+    struct kf_strbuf delta, fresh; /* a set tick's and a recent tick's names */
+    size_t n_alive, churn;
+};
+
+/* Sorts the names into added, removed (against the base), recent (beat
+ * since the last report) and dead, and encodes both ticks' names. */
+static void compare_names(struct kf_lease_share *sh, struct report_pass *rp)
 {
-    struct mark_ctx m = { &sh->names, ++sh->round };
-    struct name_list added = { 0 }, removed = { 0 }, recent = { 0 }, dead = { 0 };
-    struct kf_strbuf delta = KF_STRBUF_INIT, fresh = KF_STRBUF_INIT, tick = KF_STRBUF_INIT;
-    size_t it = 0, n_alive = 0, churn = 0, per_name, base_cost, churn_cost;
+    size_t it = 0;
     const char *key;
     void *v;
-    bool rebase, pays, use_recent = false;
-    int r = 0;
 
-    kf_lease_local_since(sh->leases, now_ms - sh->window_ms, mark_one, &m);
     while (kf_smap_next(&sh->names, &it, &key, &v)) {
         struct entry *e = v;
-        bool seen = e->round == m.round;
+        bool seen = e->round == rp->round;
 
-        n_alive += seen;
-        churn += seen != e->alive;
+        rp->n_alive += seen;
+        rp->churn += seen != e->alive;
         e->alive = seen;
         if (seen && !e->in_base)
-            push(&added, key);
+            push(&rp->added, key);
         else if (!seen && e->in_base)
-            push(&removed, key);
+            push(&rp->removed, key);
         else if (!seen)
-            push(&dead, key);
+            push(&rp->dead, key);
         if (seen && e->local_ms > sh->last_ok_ms)
-            push(&recent, key);
+            push(&rp->recent, key);
     }
-    sort(&added);
-    sort(&removed);
-    sort(&recent);
-    kf_lease_names_encode(&delta, added.v, added.n);
-    kf_lease_names_encode(&delta, removed.v, removed.n);
-    kf_lease_names_encode(&fresh, recent.v, recent.n);
-    /* A new base costs about what the last one cost a name, times the set.
-     * It is written when the ticks since the last one (and this one) cost
-     * as much, and if it will pay off: after a base, set ticks grow by
-     * about the set's churn a round (`churn_cost`) until a recent tick
-     * (about `fresh`) is cheaper, saving fresh^2 / (2 churn_cost) in all.
-     * A set that churns as fast as the hosts beat (agents spread over the
-     * replicas request by request) never pays that back: such a replica
-     * writes recent ticks, and a base only when it must. */
-    per_name = sh->base_names ? KF_MAX(sh->base_bytes / sh->base_names, 1) : 8;
-    base_cost = per_name * n_alive;
-    churn_cost = KF_MAX(churn * per_name, 1);
-    pays = (double)fresh.len * (double)fresh.len / (2.0 * (double)churn_cost) > (double)base_cost;
+    sort(&rp->added);
+    sort(&rp->removed);
+    sort(&rp->recent);
+    kf_lease_names_encode(&rp->delta, rp->added.v, rp->added.n);
+    kf_lease_names_encode(&rp->delta, rp->removed.v, rp->removed.n);
+    kf_lease_names_encode(&rp->fresh, rp->recent.v, rp->recent.n);
+}
+
+/* A new base costs about what the last one cost a name, times the set.
+ * It is written when the ticks since the last one (and this one) cost
+ * as much, and if it will pay off: after a base, set ticks grow by
+ * about the set's churn a round (`churn_cost`) until a recent tick
+ * (about `fresh`) is cheaper, saving fresh^2 / (2 churn_cost) in all.
+ * A set that churns as fast as the hosts beat (agents spread over the
+ * replicas request by request) never pays that back: such a replica
+ * writes recent ticks, and a base only when it must. */
+static bool wants_base(const struct kf_lease_share *sh, const struct report_pass *rp)
+{
+    size_t per_name = sh->base_names ? KF_MAX(sh->base_bytes / sh->base_names, 1) : 8;
+    size_t base_cost = per_name * rp->n_alive, churn_cost = KF_MAX(rp->churn * per_name, 1);
+    double fresh = (double)rp->fresh.len;
+    bool pays = fresh * fresh / (2.0 * (double)churn_cost) > (double)base_cost, rebase;
+
     if (sh->gen == 0 ||
-        (delta.len > KF_LEASE_SHARE_MAX_DELTA && fresh.len > KF_LEASE_SHARE_MAX_DELTA))
+        (rp->delta.len > KF_LEASE_SHARE_MAX_DELTA && rp->fresh.len > KF_LEASE_SHARE_MAX_DELTA))
         rebase = true;
     else
-        rebase = delta.len > 0 && pays && sh->spent + KF_MIN(delta.len, fresh.len) > base_cost;
+        rebase = rp->delta.len > 0 && pays &&
+                 sh->spent + KF_MIN(rp->delta.len, rp->fresh.len) > base_cost;
     kf_log_dbg("report %" PRIu64 ": alive %zu churn %zu set tick %zu recent tick %zu base %zu "
                "spent %zu%s",
-               sh->seq + 1, n_alive, churn, delta.len, fresh.len, base_cost, sh->spent,
-               rebase ? ", new base" : "");
-    if (rebase) {
-        struct name_list alive = { 0 };
-        size_t bytes = 0;
-        unsigned shards = 0;
+               sh->seq + 1, rp->n_alive, rp->churn, rp->delta.len, rp->fresh.len, base_cost,
+               sh->spent, rebase ? ", new base" : "");
+    return rebase;
+}
 
+/* Writes a new base of the names alive now; the set tick after it is empty. */
+static int write_new_base(struct kf_lease_share *sh, struct report_pass *rp)
+{
+    struct name_list alive = { 0 };
+    size_t it = 0, bytes = 0;
+    unsigned shards = 0;
+    const char *key;
+    void *v;
+    int r;
+
+    while (kf_smap_next(&sh->names, &it, &key, &v))
+        if (((const struct entry *)v)->round == rp->round)
+            push(&alive, key);
+    sort(&alive);
+    r = write_base(sh, alive.v, alive.n, &bytes, &shards);
+    if (r == 0) {
+        sh->gen++;
+        sh->base_shards = shards;
+        sh->base_bytes = bytes;
+        sh->base_names = alive.n;
+        sh->spent = 0;
+        stat_add(sh, &sh->st.bases, 1);
+        /* the base is what is alive now */
         it = 0;
         while (kf_smap_next(&sh->names, &it, &key, &v))
-            if (((const struct entry *)v)->round == m.round)
-                push(&alive, key);
-        sort(&alive);
-        r = write_base(sh, alive.v, alive.n, &bytes, &shards);
-        if (r == 0) {
-            sh->gen++;
-            sh->base_shards = shards;
-            sh->base_bytes = bytes;
-            sh->base_names = alive.n;
-            sh->spent = 0;
-            stat_add(sh, &sh->st.bases, 1);
-            /* the base is what is alive now */
-            it = 0;
-            while (kf_smap_next(&sh->names, &it, &key, &v))
-                ((struct entry *)v)->in_base = ((const struct entry *)v)->round == m.round;
-            for (size_t i = 0; i < removed.n; i++)
-                push(&dead, removed.v[i]);
-            added.n = removed.n = 0;
-            kf_strbuf_reset(&delta);
-        }
-        free(alive.v);
-        if (r < 0)
-            goto out;
-    } else {
-        use_recent = (fresh.len < delta.len && fresh.len <= KF_LEASE_SHARE_MAX_DELTA) ||
-                     delta.len > KF_LEASE_SHARE_MAX_DELTA;
+            ((struct entry *)v)->in_base = ((const struct entry *)v)->round == rp->round;
+        for (size_t i = 0; i < rp->removed.n; i++)
+            push(&rp->dead, rp->removed.v[i]);
+        rp->added.n = rp->removed.n = 0;
+        kf_strbuf_reset(&rp->delta);
     }
+    free(alive.v);
+    return r;
+}
+
+/* Writes the tick (recent or set) and counts the report. */
+static int write_tick(struct kf_lease_share *sh, const struct report_pass *rp, bool use_recent,
+                      int64_t now_ms)
+{
+    struct kf_strbuf tick = KF_STRBUF_INIT;
+    int r;
+
     if (use_recent) {
         kf_strbuf_addf(
             &tick,
             MAGIC " recent base=%s.%" PRIu64 " seq=%" PRIu64
                   " window-ms=%lld interval-ms=%lld span-ms=%lld names=%zu\n",
             sh->inc, sh->gen, sh->seq + 1, (long long)sh->window_ms, (long long)sh->interval_ms,
-            (long long)(sh->last_ok_ms ? now_ms - sh->last_ok_ms : sh->window_ms), recent.n);
-        kf_strbuf_add(&tick, fresh.buf, fresh.len);
+            (long long)(sh->last_ok_ms ? now_ms - sh->last_ok_ms : sh->window_ms), rp->recent.n);
+        kf_strbuf_add(&tick, rp->fresh.buf, rp->fresh.len);
     } else {
         kf_strbuf_addf(&tick,
                        MAGIC " set base=%s.%" PRIu64 " shards=%u seq=%" PRIu64
                              " window-ms=%lld interval-ms=%lld added=%zu removed=%zu\n",
                        sh->inc, sh->gen, sh->base_shards, sh->seq + 1, (long long)sh->window_ms,
-                       (long long)sh->interval_ms, added.n, removed.n);
-        kf_strbuf_add(&tick, delta.buf, delta.len);
+                       (long long)sh->interval_ms, rp->added.n, rp->removed.n);
+        kf_strbuf_add(&tick, rp->delta.buf, rp->delta.len);
     }
     r = put(sh, sh->tick_key, &tick);
+    kf_strbuf_release(&tick);
     if (r < 0)
-        goto out;
+        return r;
     sh->seq++;
-    sh->spent += use_recent ? fresh.len : delta.len;
+    sh->spent += use_recent ? rp->fresh.len : rp->delta.len;
     sh->last_ok_ms = now_ms;
     pthread_mutex_lock(&sh->lock);
     sh->st.reports++;
     sh->st.recent_reports += use_recent;
-    sh->st.reported_hosts = n_alive;
+    sh->st.reported_hosts = rp->n_alive;
     sh->st.last_report_ms = now_ms;
     pthread_mutex_unlock(&sh->lock);
-out:
-    /* names neither alive nor in the base are no one's concern any more
-     * (removed last: the lists above point into the map's keys) */
-    for (size_t i = 0; i < dead.n; i++) {
-        char *copy = kf_xstrdup(dead.v[i]);
+    return 0;
+}
+
+/* Names neither alive nor in the base are no one's concern any more
+ * (removed last: the lists point into the map's keys); frees the pass. */
+static void report_pass_release(struct kf_lease_share *sh, struct report_pass *rp)
+{
+    for (size_t i = 0; i < rp->dead.n; i++) {
+        char *copy = kf_xstrdup(rp->dead.v[i]);
 
         free(kf_smap_remove(&sh->names, copy));
         free(copy);
     }
-    free(added.v);
-    free(removed.v);
-    free(recent.v);
-    free(dead.v);
-    kf_strbuf_release(&delta);
-    kf_strbuf_release(&fresh);
-    kf_strbuf_release(&tick);
+    free(rp->added.v);
+    free(rp->removed.v);
+    free(rp->recent.v);
+    free(rp->dead.v);
+    kf_strbuf_release(&rp->delta);
+    kf_strbuf_release(&rp->fresh);
+}
+
+/* Writes this replica's report: a new base when it pays, then a recent or a set tick. */
+static int report(struct kf_lease_share *sh, int64_t now_ms)
+{
+    struct mark_ctx m = { &sh->names, ++sh->round };
+    struct report_pass rp = { .round = m.round, .delta = KF_STRBUF_INIT, .fresh = KF_STRBUF_INIT };
+    bool use_recent = false;
+    int r;
+
+    kf_lease_local_since(sh->leases, now_ms - sh->window_ms, mark_one, &m);
+    compare_names(sh, &rp);
+    if (wants_base(sh, &rp)) {
+        r = write_new_base(sh, &rp);
+        if (r < 0)
+            goto release_pass;
+    } else {
+        use_recent = (rp.fresh.len < rp.delta.len && rp.fresh.len <= KF_LEASE_SHARE_MAX_DELTA) ||
+                     rp.delta.len > KF_LEASE_SHARE_MAX_DELTA;
+    }
+    r = write_tick(sh, &rp, use_recent, now_ms);
+release_pass:
+    report_pass_release(sh, &rp);
     if (r < 0)
         stat_add(sh, &sh->st.report_failures, 1);
     return r;

@@ -100,54 +100,47 @@ static void water_reason(struct kf_strbuf *reasons, const char *what, double aft
     kf_strbuf_addstr(reasons, " now");
 }
 
-/* The filters before HostFit. Returns with e->failed set; reasons (may be
- * NULL) gets a sentence per failure. */
-static void eval_filters(const struct kf_place_policy *pol, const struct kf_place_unit *u,
-                         const struct kf_place_cluster *c, struct kf_res req, bool all,
-                         struct place_eval *e, struct kf_strbuf *reasons)
+/* Filter Region: the unit is in the cluster's region. */
+static bool region_ok(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                      struct kf_strbuf *reasons)
 {
-#define FAIL(f)                 \
-    do {                        \
-        e->failed |= 1u << (f); \
-        if (!all)               \
-            return;             \
-    } while (0)
+    if (c->region && u->region && strcmp(c->region, u->region) == 0)
+        return true;
+    if (reasons) {
+        sep(reasons);
+        kf_strbuf_addf(reasons, "unit is in region %s, the cluster in %s",
+                       u->region ? u->region : "(none)", c->region ? c->region : "(none)");
+    }
+    return false;
+}
 
-    bool usable[KF_PLACE_MAX_ZONES];
-    unsigned n_usable;
+/* Filter Unit: the cluster is not pinned elsewhere, does not avoid the
+ * unit, and its unitSelector matches. */
+static bool unit_ok(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                    struct kf_strbuf *reasons)
+{
+    bool pinned_elsewhere = c->unit && strcmp(c->unit, u->name) != 0;
+    bool avoided = has_str(c->avoid_units, c->n_avoid_units, u->name);
 
-    memset(e, 0, sizeof(*e));
-    e->mark = kf_place_mark(u, pol);
-    if (!c->region || !u->region || strcmp(c->region, u->region) != 0) {
-        if (reasons) {
-            sep(reasons);
-            kf_strbuf_addf(reasons, "unit is in region %s, the cluster in %s",
-                           u->region ? u->region : "(none)", c->region ? c->region : "(none)");
-        }
-        FAIL(KF_FILTER_REGION);
+    if (!pinned_elsewhere && !avoided && (!c->unit_ok || c->unit_ok(u, c->unit_ok_ctx)))
+        return true;
+    if (reasons) {
+        sep(reasons);
+        if (pinned_elsewhere)
+            kf_strbuf_addf(reasons, "the cluster is pinned to unit %s", c->unit);
+        else if (avoided)
+            kf_strbuf_addstr(reasons, "the cluster avoids this unit");
+        else
+            kf_strbuf_addf(reasons, "unit's labels do not match the cluster's unitSelector%s%s",
+                           c->unit_ok_what ? " " : "", c->unit_ok_what ? c->unit_ok_what : "");
     }
-    if ((c->unit && strcmp(c->unit, u->name) != 0) ||
-        has_str(c->avoid_units, c->n_avoid_units, u->name) ||
-        (c->unit_ok && !c->unit_ok(u, c->unit_ok_ctx))) {
-        if (reasons) {
-            sep(reasons);
-            if (c->unit && strcmp(c->unit, u->name) != 0)
-                kf_strbuf_addf(reasons, "the cluster is pinned to unit %s", c->unit);
-            else if (has_str(c->avoid_units, c->n_avoid_units, u->name))
-                kf_strbuf_addstr(reasons, "the cluster avoids this unit");
-            else
-                kf_strbuf_addf(reasons, "unit's labels do not match the cluster's unitSelector%s%s",
-                               c->unit_ok_what ? " " : "", c->unit_ok_what ? c->unit_ok_what : "");
-        }
-        FAIL(KF_FILTER_UNIT);
-    }
-    if (u->cordoned) {
-        if (reasons) {
-            sep(reasons);
-            kf_strbuf_addstr(reasons, "unit is cordoned");
-        }
-        FAIL(KF_FILTER_CORDON);
-    }
+    return false;
+}
+
+/* Filter Compliance: the unit or its region carries each of the cluster's tags. */
+static bool compliance_ok(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                          struct kf_strbuf *reasons)
+{
     for (size_t i = 0; i < c->n_compliance; i++) {
         if (has_str(u->compliance, u->n_compliance, c->compliance[i]) ||
             has_str(u->region_compliance, u->n_region_compliance, c->compliance[i]))
@@ -157,9 +150,16 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
             kf_strbuf_addf(reasons, "neither the unit nor region %s carries compliance tag \"%s\"",
                            u->region ? u->region : "(none)", c->compliance[i]);
         }
-        FAIL(KF_FILTER_COMPLIANCE);
-        break;
+        return false;
     }
+    return true;
+}
+
+/* Filter Features: the unit offers every feature the cluster needs, and is
+ * not reserved for clusters that need a feature this one does not. */
+static bool features_ok(const struct kf_place_policy *pol, const struct kf_place_unit *u,
+                        const struct kf_place_cluster *c, struct kf_strbuf *reasons)
+{
     for (size_t i = 0; i < c->n_features; i++) {
         if (has_str(u->features, u->n_features, c->features[i]))
             continue;
@@ -168,37 +168,47 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
             kf_strbuf_addf(reasons, "unit lacks feature \"%s\" (the cluster's profile needs it)",
                            c->features[i]);
         }
-        FAIL(KF_FILTER_FEATURES);
-        break;
+        return false;
     }
-    if (!(e->failed & (1u << KF_FILTER_FEATURES))) {
-        for (unsigned i = 0; i < pol->n_exclusive; i++) {
-            const char *f = pol->exclusive_features[i];
-            if (!f || !has_str(u->features, u->n_features, f) ||
-                has_str(c->features, c->n_features, f))
-                continue;
-            if (reasons) {
-                sep(reasons);
-                kf_strbuf_addf(reasons, "unit is reserved for clusters that need \"%s\"", f);
-            }
-            FAIL(KF_FILTER_FEATURES);
-            break;
+    for (unsigned i = 0; i < pol->n_exclusive; i++) {
+        const char *f = pol->exclusive_features[i];
+        if (!f || !has_str(u->features, u->n_features, f) || has_str(c->features, c->n_features, f))
+            continue;
+        if (reasons) {
+            sep(reasons);
+            kf_strbuf_addf(reasons, "unit is reserved for clusters that need \"%s\"", f);
         }
+        return false;
     }
+    return true;
+}
+
+/* Filter Quota: the unit's limits on clusters and guest nodes. */
+static bool quota_ok(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                     struct kf_strbuf *reasons)
+{
     if (u->max_clusters && u->clusters + 1 > u->max_clusters) {
         if (reasons) {
             sep(reasons);
             kf_strbuf_addf(reasons, "unit is at its quota of %u clusters", u->max_clusters);
         }
-        FAIL(KF_FILTER_QUOTA);
-    } else if (u->max_nodes > 0 && u->nodes + KF_MAX(c->expected_nodes, 0) > u->max_nodes) {
+        return false;
+    }
+    if (u->max_nodes > 0 && u->nodes + KF_MAX(c->expected_nodes, 0) > u->max_nodes) {
         if (reasons) {
             sep(reasons);
             kf_strbuf_addf(reasons, "unit would serve %lld guest nodes, over its quota of %lld",
                            (long long)(u->nodes + c->expected_nodes), (long long)u->max_nodes);
         }
-        FAIL(KF_FILTER_QUOTA);
+        return false;
     }
+    return true;
+}
+
+/* Filter GradeRatio: the unit's limits on the share of clusters of a grade (or above). */
+static bool grade_ratio_ok(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                           struct kf_strbuf *reasons)
+{
     for (unsigned i = 0; i < u->n_ratios && i < KF_PLACE_MAX_RATIOS; i++) {
         const struct kf_place_ratio *r = &u->ratios[i];
         unsigned count = 0, total = u->clusters + 1, limit;
@@ -220,25 +230,38 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
                            count, kf_grade_name(r->grade), r->or_above ? " or above" : "", total);
             kf_place_pct(reasons, r->max_fraction, -1);
         }
-        FAIL(KF_FILTER_GRADE_RATIO);
-        break;
+        return false;
     }
-    n_usable = kf_place_usable_zones(u, c, usable);
-    if (n_usable < c->shape->min_zones) {
-        if (reasons) {
-            sep(reasons);
-            if (n_usable == 0 && c->zones)
-                kf_strbuf_addstr(reasons, "unit has no ready, schedulable host in the cluster's "
-                                          "zones");
-            else if (n_usable == 0)
-                kf_strbuf_addstr(reasons, "unit has no ready, schedulable host");
-            else
-                kf_strbuf_addf(reasons, "unit has %u usable zone%s%s, grade %s needs %u", n_usable,
-                               n_usable == 1 ? "" : "s", c->zones ? " among the cluster's" : "",
-                               kf_grade_name(c->grade), c->shape->min_zones);
-        }
-        FAIL(KF_FILTER_ZONES);
+    return true;
+}
+
+/* Filter Zones: enough usable zones for the grade's shape. */
+static bool zones_ok(const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                     struct kf_strbuf *reasons)
+{
+    bool usable[KF_PLACE_MAX_ZONES];
+    unsigned n_usable = kf_place_usable_zones(u, c, usable);
+
+    if (n_usable >= c->shape->min_zones)
+        return true;
+    if (reasons) {
+        sep(reasons);
+        if (n_usable == 0 && c->zones)
+            kf_strbuf_addstr(reasons, "unit has no ready, schedulable host in the cluster's "
+                                      "zones");
+        else if (n_usable == 0)
+            kf_strbuf_addstr(reasons, "unit has no ready, schedulable host");
+        else
+            kf_strbuf_addf(reasons, "unit has %u usable zone%s%s, grade %s needs %u", n_usable,
+                           n_usable == 1 ? "" : "s", c->zones ? " among the cluster's" : "",
+                           kf_grade_name(c->grade), c->shape->min_zones);
     }
+    return false;
+}
+
+/* The unit's water levels now and after req, into e. */
+static void water_levels(const struct kf_place_unit *u, struct kf_res req, struct place_eval *e)
+{
     e->cpu_now = u->capacity.cpu_milli > 0
                      ? (double)u->allocated.cpu_milli / (double)u->capacity.cpu_milli
                      : 0;
@@ -251,19 +274,51 @@ static void eval_filters(const struct kf_place_policy *pol, const struct kf_plac
     e->mem_after = u->capacity.mem_bytes > 0 ? (double)(u->allocated.mem_bytes + req.mem_bytes) /
                                                    (double)u->capacity.mem_bytes
                                              : INFINITY;
+}
+
+/* The filters before HostFit. Returns with e->failed set; reasons (may be
+ * NULL) gets a sentence per failure. */
+static void eval_filters(const struct kf_place_policy *pol, const struct kf_place_unit *u,
+                         const struct kf_place_cluster *c, struct kf_res req, bool all,
+                         struct place_eval *e, struct kf_strbuf *reasons)
+{
+#define CHECK(ok, f)                \
+    do {                            \
+        if (!(ok)) {                \
+            e->failed |= 1u << (f); \
+            if (!all)               \
+                return;             \
+        }                           \
+    } while (0)
+
+    memset(e, 0, sizeof(*e));
+    e->mark = kf_place_mark(u, pol);
+    CHECK(region_ok(u, c, reasons), KF_FILTER_REGION);
+    CHECK(unit_ok(u, c, reasons), KF_FILTER_UNIT);
+    if (u->cordoned && reasons) {
+        sep(reasons);
+        kf_strbuf_addstr(reasons, "unit is cordoned");
+    }
+    CHECK(!u->cordoned, KF_FILTER_CORDON);
+    CHECK(compliance_ok(u, c, reasons), KF_FILTER_COMPLIANCE);
+    CHECK(features_ok(pol, u, c, reasons), KF_FILTER_FEATURES);
+    CHECK(quota_ok(u, c, reasons), KF_FILTER_QUOTA);
+    CHECK(grade_ratio_ok(u, c, reasons), KF_FILTER_GRADE_RATIO);
+    CHECK(zones_ok(u, c, reasons), KF_FILTER_ZONES);
+    water_levels(u, req, e);
     /* The admission rule, in integers: requested <= mark x allocatable. */
     if (u->allocated.cpu_milli + req.cpu_milli >
         (int64_t)((double)u->capacity.cpu_milli * e->mark)) {
         water_reason(reasons, "cpu", e->cpu_after, e->cpu_now, e->mark);
-        FAIL(KF_FILTER_WATER_CPU);
+        CHECK(false, KF_FILTER_WATER_CPU);
     }
     if (u->allocated.mem_bytes + req.mem_bytes >
         (int64_t)((double)u->capacity.mem_bytes * e->mark)) {
         water_reason(reasons, "memory", e->mem_after, e->mem_now, e->mark);
-        FAIL(KF_FILTER_WATER_MEMORY);
+        CHECK(false, KF_FILTER_WATER_MEMORY);
     }
     e->prefilter_ok = e->failed == 0;
-#undef FAIL
+#undef CHECK
 }
 
 static int permille(double x)
@@ -481,6 +536,166 @@ static void set_message(struct kf_place_result *ret, const struct kf_strbuf *sb)
     snprintf(ret->message, sizeof(ret->message), "%s", sb->buf);
 }
 
+/* What is wrong with c's pinned members, or NULL. */
+static const char *pins_problem(const struct kf_place_unit *units, size_t n,
+                                const struct kf_place_cluster *c)
+{
+    const struct kf_place_unit *pu = NULL;
+
+    for (size_t i = 0; c->unit && i < n; i++)
+        if (units[i].name && strcmp(units[i].name, c->unit) == 0)
+            pu = &units[i];
+    if (!c->unit || !c->pins)
+        return "pinned members need the cluster pinned to their unit";
+    if (!pu)
+        return "the unit of the pinned members is not among the units";
+    for (unsigned i = 0; i < c->n_pins; i++) {
+        const struct kf_place_pin *pin = &c->pins[i];
+
+        if (pin->component >= c->shape->n_components ||
+            pin->replica >= c->shape->components[pin->component].replicas)
+            return "a pinned member is not part of the shape";
+        if (pin->host >= pu->n_hosts)
+            return "a pinned member's host is not in the unit";
+        for (unsigned j = 0; j < i; j++)
+            if (c->pins[j].component == pin->component && c->pins[j].replica == pin->replica)
+                return "a member is pinned twice";
+    }
+    return NULL;
+}
+
+/* Checks c's shape and pins: 0, or -EINVAL with the message in ret. */
+static int check_cluster(const struct kf_place_unit *units, size_t n,
+                         const struct kf_place_cluster *c, struct kf_place_result *ret)
+{
+    const char *bad;
+
+    if (!c->shape || c->shape->n_components < 1 ||
+        c->shape->n_components > KF_GRADE_MAX_COMPONENTS) {
+        snprintf(ret->message, sizeof(ret->message), "cluster %s has no control-plane shape",
+                 c->name ? c->name : "");
+        return -EINVAL;
+    }
+    bad = c->n_pins ? pins_problem(units, n, c) : NULL;
+    if (bad) {
+        snprintf(ret->message, sizeof(ret->message), "cluster %s: %s", c->name ? c->name : "", bad);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Runs the filters on every unit (all of them and their reasons when
+ * explaining); the units that pass go to s->cand, with the lowest cost and
+ * the best performance among them. Returns their number. */
+static size_t filter_units(struct kf_placer *p, struct kf_place_scratch *s,
+                           const struct kf_place_unit *units, size_t n,
+                           const struct kf_place_cluster *c, struct kf_res req,
+                           struct kf_place_explain *ex, double *min_cost, double *max_perf)
+{
+    size_t n_cand = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct place_eval *e = &s->ev[i];
+        struct kf_strbuf rsb = KF_STRBUF_INIT;
+
+        if (ex) {
+            eval_filters(&p->policy, &units[i], c, req, true, e, &rsb);
+            snprintf(ex->verdicts[i].reason, sizeof(ex->verdicts[i].reason), "%s", rsb.buf);
+            kf_strbuf_release(&rsb);
+        } else if (!c->region || !units[i].region || strcmp(c->region, units[i].region) != 0) {
+            memset(e, 0, sizeof(*e)); /* cheap reject: most units are elsewhere */
+            e->failed = 1u << KF_FILTER_REGION;
+        } else {
+            eval_filters(&p->policy, &units[i], c, req, false, e, NULL);
+        }
+        if (!e->prefilter_ok)
+            continue;
+        s->cand[n_cand++] = i;
+        *min_cost = KF_MIN(*min_cost, unit_cost(&units[i]));
+        *max_perf = KF_MAX(*max_perf, unit_perf(&units[i]));
+    }
+    return n_cand;
+}
+
+/* Binds c on unit u into scratch bindings for the explanation only: false
+ * with the reason in verdict when no host takes a member. */
+static bool explain_bind(struct kf_placer *p, struct kf_place_scratch *s,
+                         const struct kf_place_unit *u, const struct kf_place_cluster *c,
+                         struct kf_place_verdict *verdict)
+{
+    struct kf_place_binding *tmp = kf_xmalloc(sizeof(*tmp) * KF_GRADE_MAX_MEMBERS);
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    unsigned nb = 0;
+    bool ok = kf_place_bind(s, &p->policy, u, c, tmp, &nb, &why) == 0;
+
+    if (!ok)
+        snprintf(verdict->reason, sizeof(verdict->reason), "%s", why.buf);
+    kf_strbuf_release(&why);
+    free(tmp);
+    return ok;
+}
+
+/* Binds the members on the best candidate whose hosts take them (when
+ * explaining, tries the other candidates too): 0 with the unit in ret and
+ * the message in msg, or -ENOSPC. */
+static int bind_best(struct kf_placer *p, struct kf_place_scratch *s,
+                     const struct kf_place_unit *units, size_t n_cand,
+                     const struct kf_place_cluster *c, struct kf_place_explain *ex,
+                     struct kf_place_result *ret, struct kf_strbuf *msg)
+{
+    int r = -ENOSPC;
+
+    for (size_t k = 0; k < n_cand; k++) {
+        size_t i = s->cand[k];
+        struct place_eval *e = &s->ev[i];
+        unsigned nb = 0;
+
+        if (ret->unit >= 0 && !ex)
+            break;
+        e->hosts_tried = true;
+        if (ret->unit >= 0) {
+            /* explain: the remaining candidates show whether they would fit too */
+            if (!explain_bind(p, s, &units[i], c, &ex->verdicts[i]))
+                e->failed |= 1u << KF_FILTER_HOSTS;
+            continue;
+        }
+        if (kf_place_bind(s, &p->policy, &units[i], c, ret->bindings, &nb, NULL) == 0) {
+            ret->unit = (int)i;
+            ret->n_bindings = nb;
+            ret->score = e->total;
+            success_message(&p->policy, &units[i], e, msg);
+            r = 0;
+        } else {
+            e->failed |= 1u << KF_FILTER_HOSTS;
+            if (ex)
+                explain_bind(p, s, &units[i], c, &ex->verdicts[i]);
+        }
+    }
+    return r;
+}
+
+/* Copies every unit's evaluation into its verdict. */
+static void explain_verdicts(const struct kf_place_scratch *s, size_t n,
+                             struct kf_place_explain *ex)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct kf_place_verdict *v = &ex->verdicts[i];
+        const struct place_eval *e = &s->ev[i];
+
+        v->unit = i;
+        v->failed = e->failed;
+        v->evaluated_hosts = e->hosts_tried;
+        v->mark = e->mark;
+        v->cpu_now = e->cpu_now;
+        v->cpu_after = e->cpu_after;
+        v->mem_now = e->mem_now;
+        v->mem_after = e->mem_after;
+        memcpy(v->score, e->score, sizeof(v->score));
+        v->total = e->total;
+    }
+}
+
+/* Places c on the best of units (and explains every unit into ex when given). */
 static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t n,
                   const struct kf_place_cluster *c, struct kf_place_explain *ex,
                   struct kf_place_result *ret)
@@ -489,49 +704,17 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
     struct kf_strbuf msg = KF_STRBUF_INIT;
     struct rank_ctx rc = { units, NULL };
     double min_cost = INFINITY, max_perf = 0;
-    size_t n_cand = 0;
+    size_t n_cand;
     struct kf_res req;
-    int r = -ENOSPC;
+    int r;
 
     ret->unit = -1;
     ret->score = 0;
     ret->n_bindings = 0;
     ret->message[0] = '\0';
-    if (!c->shape || c->shape->n_components < 1 ||
-        c->shape->n_components > KF_GRADE_MAX_COMPONENTS) {
-        snprintf(ret->message, sizeof(ret->message), "cluster %s has no control-plane shape",
-                 c->name ? c->name : "");
-        return -EINVAL;
-    }
-    if (c->n_pins) {
-        const char *bad = NULL;
-        const struct kf_place_unit *pu = NULL;
-
-        for (size_t i = 0; c->unit && i < n; i++)
-            if (units[i].name && strcmp(units[i].name, c->unit) == 0)
-                pu = &units[i];
-        if (!c->unit || !c->pins)
-            bad = "pinned members need the cluster pinned to their unit";
-        else if (!pu)
-            bad = "the unit of the pinned members is not among the units";
-        for (unsigned i = 0; !bad && i < c->n_pins; i++) {
-            const struct kf_place_pin *pin = &c->pins[i];
-
-            if (pin->component >= c->shape->n_components ||
-                pin->replica >= c->shape->components[pin->component].replicas)
-                bad = "a pinned member is not part of the shape";
-            else if (pin->host >= pu->n_hosts)
-                bad = "a pinned member's host is not in the unit";
-            for (unsigned j = 0; !bad && j < i; j++)
-                if (c->pins[j].component == pin->component && c->pins[j].replica == pin->replica)
-                    bad = "a member is pinned twice";
-        }
-        if (bad) {
-            snprintf(ret->message, sizeof(ret->message), "cluster %s: %s", c->name ? c->name : "",
-                     bad);
-            return -EINVAL;
-        }
-    }
+    r = check_cluster(units, n, c, ret);
+    if (r < 0)
+        return r;
     req = kf_grade_total(c->shape);
     if (n > s->ev_alloc) {
         s->ev_alloc = KF_MAX(n, s->ev_alloc * 2);
@@ -539,91 +722,14 @@ static int decide(struct kf_placer *p, const struct kf_place_unit *units, size_t
         s->cand = kf_xrealloc(s->cand, s->ev_alloc * sizeof(*s->cand));
     }
     rc.ev = s->ev;
-    for (size_t i = 0; i < n; i++) {
-        struct place_eval *e = &s->ev[i];
-        struct kf_strbuf *reasons = NULL;
-        struct kf_strbuf rsb = KF_STRBUF_INIT;
-
-        if (ex) {
-            reasons = &rsb;
-            eval_filters(&p->policy, &units[i], c, req, true, e, reasons);
-        } else if (!c->region || !units[i].region || strcmp(c->region, units[i].region) != 0) {
-            memset(e, 0, sizeof(*e)); /* cheap reject: most units are elsewhere */
-            e->failed = 1u << KF_FILTER_REGION;
-        } else {
-            eval_filters(&p->policy, &units[i], c, req, false, e, NULL);
-        }
-        if (ex) {
-            snprintf(ex->verdicts[i].reason, sizeof(ex->verdicts[i].reason), "%s", rsb.buf);
-            kf_strbuf_release(&rsb);
-        }
-        if (!e->prefilter_ok)
-            continue;
-        s->cand[n_cand++] = i;
-        min_cost = KF_MIN(min_cost, unit_cost(&units[i]));
-        max_perf = KF_MAX(max_perf, unit_perf(&units[i]));
-    }
+    n_cand = filter_units(p, s, units, n, c, req, ex, &min_cost, &max_perf);
     for (size_t k = 0; k < n_cand; k++)
         score(&p->policy, &units[s->cand[k]], &s->ev[s->cand[k]], min_cost, max_perf);
     if (n_cand > 1)
         qsort_r(s->cand, n_cand, sizeof(*s->cand), cmp_cand, &rc);
-    for (size_t k = 0; k < n_cand; k++) {
-        size_t i = s->cand[k];
-        struct place_eval *e = &s->ev[i];
-        unsigned nb = 0;
-        int br;
-
-        if (ret->unit >= 0 && !ex)
-            break;
-        e->hosts_tried = true;
-        if (ret->unit >= 0) {
-            /* explain: the remaining candidates show whether they would fit too */
-            struct kf_place_binding *tmp = kf_xmalloc(sizeof(*tmp) * KF_GRADE_MAX_MEMBERS);
-            struct kf_strbuf why = KF_STRBUF_INIT;
-            if (kf_place_bind(s, &p->policy, &units[i], c, tmp, &nb, &why) < 0) {
-                e->failed |= 1u << KF_FILTER_HOSTS;
-                snprintf(ex->verdicts[i].reason, sizeof(ex->verdicts[i].reason), "%s", why.buf);
-            }
-            kf_strbuf_release(&why);
-            free(tmp);
-            continue;
-        }
-        br = kf_place_bind(s, &p->policy, &units[i], c, ret->bindings, &nb, NULL);
-        if (br == 0) {
-            ret->unit = (int)i;
-            ret->n_bindings = nb;
-            ret->score = e->total;
-            success_message(&p->policy, &units[i], e, &msg);
-            r = 0;
-        } else {
-            e->failed |= 1u << KF_FILTER_HOSTS;
-            if (ex) {
-                struct kf_strbuf why = KF_STRBUF_INIT;
-                struct kf_place_binding *tmp = kf_xmalloc(sizeof(*tmp) * KF_GRADE_MAX_MEMBERS);
-                kf_place_bind(s, &p->policy, &units[i], c, tmp, &nb, &why);
-                snprintf(ex->verdicts[i].reason, sizeof(ex->verdicts[i].reason), "%s", why.buf);
-                kf_strbuf_release(&why);
-                free(tmp);
-            }
-        }
-    }
-    if (ex) {
-        for (size_t i = 0; i < n; i++) {
-            struct kf_place_verdict *v = &ex->verdicts[i];
-            const struct place_eval *e = &s->ev[i];
-
-            v->unit = i;
-            v->failed = e->failed;
-            v->evaluated_hosts = e->hosts_tried;
-            v->mark = e->mark;
-            v->cpu_now = e->cpu_now;
-            v->cpu_after = e->cpu_after;
-            v->mem_now = e->mem_now;
-            v->mem_after = e->mem_after;
-            memcpy(v->score, e->score, sizeof(v->score));
-            v->total = e->total;
-        }
-    }
+    r = bind_best(p, s, units, n_cand, c, ex, ret, &msg);
+    if (ex)
+        explain_verdicts(s, n, ex);
     if (r < 0)
         fail_message(p, units, n, c, req, &msg);
     set_message(ret, &msg);

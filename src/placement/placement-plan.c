@@ -99,18 +99,27 @@ static int cmp_grow(const void *a, const void *b, void *arg)
     return strcmp(x->name, y->name);
 }
 
-int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_plan_result *ret,
-            struct kf_strbuf *err)
+/* One run of kf_plan: the units it places on (the region's, then new ones),
+ * a line per unit, and the totals so far. */
+struct plan {
+    struct kf_placer *p;
+    const struct kf_plan_request *req;
+    unsigned zones, per_unit; /* of a new unit */
+    struct plan_work w;
+    struct kf_place_result *res;
+    size_t *order; /* existing units, least loaded first */
+    struct kf_plan_line *lines;
+    size_t lines_alloc;
+    uint64_t planned; /* hosts simulated beyond the existing ones */
+    struct kf_plan_result out;
+};
+
+/* Checks the request; 0, the number of clusters it demands and the hosts
+ * the existing units may grow by, or -EINVAL. */
+static int plan_check(const struct kf_plan_request *req, unsigned zones, unsigned per_unit,
+                      uint64_t *ret_total, uint64_t *ret_planned, struct kf_strbuf *err)
 {
-    struct plan_work w = { 0 };
-    struct kf_place_result *res = NULL;
-    struct kf_plan_result out = { 0 };
-    unsigned zones = req->new_unit_zones ? req->new_unit_zones : 3;
-    unsigned per_unit = req->new_unit_hosts ? req->new_unit_hosts : 9;
     uint64_t total = 0, planned = 0;
-    size_t *order = NULL;
-    struct kf_plan_line *lines = NULL;
-    size_t lines_alloc = 0;
 
     if (!req->region || !req->grades)
         return kf_err(err, -EINVAL, "a plan needs a region and a grade table");
@@ -142,6 +151,17 @@ int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_pl
                       "growing every unit of the region to %u hosts means simulating %llu hosts; a "
                       "plan simulates at most %d (ask for a smaller maxUnitHosts)",
                       req->max_unit_hosts, (unsigned long long)planned, PLAN_MAX_HOSTS);
+    *ret_total = total;
+    *ret_planned = planned;
+    return 0;
+}
+
+/* Copies the region's units, with room for the hosts they may grow by, and
+ * starts a line for each. */
+static void plan_add_existing(struct plan *pl)
+{
+    const struct kf_plan_request *req = pl->req;
+    struct plan_work *w = &pl->w;
 
     for (size_t i = 0; i < req->n_units; i++) {
         const struct kf_place_unit *u = &req->units[i];
@@ -151,149 +171,211 @@ int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_pl
             continue;
         if (req->max_unit_hosts > u->n_hosts)
             room = req->max_unit_hosts - u->n_hosts + u->n_zones;
-        work_add(&w, u, room);
+        work_add(w, u, room);
     }
-    w.n_existing = w.n;
-    KF_GROW(lines, lines_alloc, w.n + 1);
-    for (size_t i = 0; i < w.n; i++) {
-        memset(&lines[i], 0, sizeof(lines[i]));
-        lines[i].name = kf_xstrdup(w.units[i].name);
-        lines[i].hosts_before = (unsigned)w.units[i].n_hosts;
-        lines[i].mark = kf_place_mark(&w.units[i], &p->policy);
-        water_of(&w.units[i], &lines[i].cpu_before, &lines[i].mem_before);
+    w->n_existing = w->n;
+    KF_GROW(pl->lines, pl->lines_alloc, w->n + 1);
+    for (size_t i = 0; i < w->n; i++) {
+        struct kf_plan_line *l = &pl->lines[i];
+
+        memset(l, 0, sizeof(*l));
+        l->name = kf_xstrdup(w->units[i].name);
+        l->hosts_before = (unsigned)w->units[i].n_hosts;
+        l->mark = kf_place_mark(&w->units[i], &pl->p->policy);
+        water_of(&w->units[i], &l->cpu_before, &l->mem_before);
     }
-    res = kf_xmalloc(sizeof(*res));
-    order = kf_xcalloc(w.n + 1, sizeof(*order));
-    out.demanded = (unsigned)total;
+    pl->res = kf_xmalloc(sizeof(*pl->res));
+    pl->order = kf_xcalloc(w->n + 1, sizeof(*pl->order));
+}
 
-    for (int g = KF_GRADE_COUNT - 1; g >= 0; g--) {
-        unsigned count = 0;
-        struct kf_place_cluster c = { 0 };
+/* 1. places c on the existing units as they are (including hosts added so far). */
+static bool place_existing(struct plan *pl, const struct kf_place_cluster *c)
+{
+    struct plan_work *w = &pl->w;
 
-        for (size_t i = 0; i < req->n_demand; i++)
-            if (req->demand[i].grade == g)
-                count += req->demand[i].count;
-        c.name = "planned";
-        c.region = req->region;
-        c.grade = g;
-        c.shape = &req->grades->grades[g];
-        c.expected_nodes = req->grades->grades[g].max_nodes == KF_GRADE_UNBOUNDED
-                               ? 0
-                               : req->grades->grades[g].max_nodes;
-        for (unsigned k = 0; k < count; k++) {
-            bool placed = false;
+    if (!w->n_existing || kf_place(pl->p, w->units, w->n_existing, c, pl->res) != 0)
+        return false;
+    kf_place_commit(w->units, c, pl->res);
+    pl->lines[pl->res->unit].absorbed[c->grade]++;
+    if (pl->lines[pl->res->unit].hosts_added)
+        pl->out.absorbed_grown++;
+    else
+        pl->out.absorbed_existing++;
+    return true;
+}
 
-            /* 1. existing units as they are (including hosts added so far) */
-            if (w.n_existing && kf_place(p, w.units, w.n_existing, &c, res) == 0) {
-                kf_place_commit(w.units, &c, res);
-                lines[res->unit].absorbed[g]++;
-                if (lines[res->unit].hosts_added)
-                    out.absorbed_grown++;
-                else
-                    out.absorbed_existing++;
-                continue;
-            }
-            /* 2. grow an existing unit, least loaded first */
-            if (req->max_unit_hosts) {
-                for (size_t i = 0; i < w.n_existing; i++)
-                    order[i] = i;
-                qsort_r(order, w.n_existing, sizeof(*order), cmp_grow, &w);
-                for (size_t oi = 0; oi < w.n_existing && !placed; oi++) {
-                    size_t ui = order[oi];
-                    struct kf_place_unit *u = &w.units[ui];
-                    unsigned added = 0;
+/* Grows existing unit ui one zone-set at a time until c fits or the unit is
+ * at its limit; takes the hosts back when c does not fit. */
+static bool grow_unit(struct plan *pl, size_t ui, const struct kf_place_cluster *c)
+{
+    const struct kf_plan_request *req = pl->req;
+    struct kf_place_unit *u = &pl->w.units[ui];
+    unsigned added = 0;
 
-                    if (u->cordoned || u->n_zones == 0)
-                        continue;
-                    while (!placed && u->n_hosts + u->n_zones <= req->max_unit_hosts &&
-                           u->n_hosts + u->n_zones <= w.host_cap[ui]) {
-                        add_hosts(u, u->n_zones, req->host_shape);
-                        added += u->n_zones;
-                        if (kf_place(p, u, 1, &c, res) == 0) {
-                            kf_place_commit(u, &c, res);
-                            lines[ui].absorbed[g]++;
-                            lines[ui].hosts_added += added;
-                            out.hosts_added += added;
-                            out.absorbed_grown++;
-                            placed = true;
-                        }
-                    }
-                    if (!placed)
-                        remove_hosts(u, added, req->host_shape);
-                }
-                if (placed)
-                    continue;
-            }
-            /* 3. new units */
-            if (w.n > w.n_existing &&
-                kf_place(p, w.units + w.n_existing, w.n - w.n_existing, &c, res) == 0) {
-                kf_place_commit(w.units + w.n_existing, &c, res);
-                lines[w.n_existing + (size_t)res->unit].absorbed[g]++;
-                out.absorbed_new++;
-                continue;
-            }
-            {
-                struct kf_place_unit nu = { 0 };
-                char name[32];
-                size_t ui;
-
-                if (planned + per_unit > PLAN_MAX_HOSTS) {
-                    /* the rest cannot be planned within the bound: say so */
-                    out.unplanned += count - k;
-                    break;
-                }
-                planned += per_unit;
-                snprintf(name, sizeof(name), "new-%u", out.new_units + 1);
-                nu.region = req->region;
-                nu.zones = new_zone_names;
-                nu.n_zones = zones;
-                ui = work_add(&w, &nu, per_unit);
-                KF_GROW(lines, lines_alloc, ui);
-                memset(&lines[ui], 0, sizeof(lines[ui]));
-                lines[ui].name = kf_xstrdup(name);
-                lines[ui].is_new = true;
-                lines[ui].mark = kf_place_mark(&w.units[ui], &p->policy);
-                w.units[ui].name = lines[ui].name;
-                add_hosts(&w.units[ui], per_unit, req->host_shape);
-                lines[ui].hosts_added = per_unit;
-                order = kf_xrealloc(order, (w.n + 1) * sizeof(*order));
-                if (kf_place(p, &w.units[ui], 1, &c, res) == 0) {
-                    kf_place_commit(&w.units[ui], &c, res);
-                    lines[ui].absorbed[g]++;
-                    out.absorbed_new++;
-                    out.new_units++;
-                    out.new_unit_hosts += per_unit;
-                } else {
-                    /* Too big for an empty new unit: drop the unit again. */
-                    free(lines[ui].name);
-                    free(w.units[ui].hosts);
-                    w.n--;
-                    out.unplaceable[g]++;
-                }
-            }
+    if (u->cordoned || u->n_zones == 0)
+        return false;
+    while (u->n_hosts + u->n_zones <= req->max_unit_hosts &&
+           u->n_hosts + u->n_zones <= pl->w.host_cap[ui]) {
+        add_hosts(u, u->n_zones, req->host_shape);
+        added += u->n_zones;
+        if (kf_place(pl->p, u, 1, c, pl->res) == 0) {
+            kf_place_commit(u, c, pl->res);
+            pl->lines[ui].absorbed[c->grade]++;
+            pl->lines[ui].hosts_added += added;
+            pl->out.hosts_added += added;
+            pl->out.absorbed_grown++;
+            return true;
         }
     }
-    /* Keep the lines that say something. */
-    for (size_t i = 0; i < w.n; i++) {
-        struct kf_plan_line *l = &lines[i];
+    remove_hosts(u, added, req->host_shape);
+    return false;
+}
+
+/* 2. grows an existing unit for c, least loaded first. */
+static bool place_grown(struct plan *pl, const struct kf_place_cluster *c)
+{
+    struct plan_work *w = &pl->w;
+
+    if (!pl->req->max_unit_hosts)
+        return false;
+    for (size_t i = 0; i < w->n_existing; i++)
+        pl->order[i] = i;
+    qsort_r(pl->order, w->n_existing, sizeof(*pl->order), cmp_grow, w);
+    for (size_t oi = 0; oi < w->n_existing; oi++)
+        if (grow_unit(pl, pl->order[oi], c))
+            return true;
+    return false;
+}
+
+/* 3. places c on the new units planned so far. */
+static bool place_new_units(struct plan *pl, const struct kf_place_cluster *c)
+{
+    struct plan_work *w = &pl->w;
+
+    if (w->n <= w->n_existing ||
+        kf_place(pl->p, w->units + w->n_existing, w->n - w->n_existing, c, pl->res) != 0)
+        return false;
+    kf_place_commit(w->units + w->n_existing, c, pl->res);
+    pl->lines[w->n_existing + (size_t)pl->res->unit].absorbed[c->grade]++;
+    pl->out.absorbed_new++;
+    return true;
+}
+
+/* Adds a new unit for c; drops it again, c unplaceable, when c does not fit
+ * even an empty one. False when the plan may simulate no more hosts. */
+static bool place_on_new_unit(struct plan *pl, const struct kf_place_cluster *c)
+{
+    struct plan_work *w = &pl->w;
+    struct kf_place_unit nu = { 0 };
+    struct kf_plan_line *l;
+    char name[32];
+    size_t ui;
+
+    if (pl->planned + pl->per_unit > PLAN_MAX_HOSTS)
+        return false;
+    pl->planned += pl->per_unit;
+    snprintf(name, sizeof(name), "new-%u", pl->out.new_units + 1);
+    nu.region = pl->req->region;
+    nu.zones = new_zone_names;
+    nu.n_zones = pl->zones;
+    ui = work_add(w, &nu, pl->per_unit);
+    KF_GROW(pl->lines, pl->lines_alloc, ui);
+    l = &pl->lines[ui];
+    memset(l, 0, sizeof(*l));
+    l->name = kf_xstrdup(name);
+    l->is_new = true;
+    l->mark = kf_place_mark(&w->units[ui], &pl->p->policy);
+    w->units[ui].name = l->name;
+    add_hosts(&w->units[ui], pl->per_unit, pl->req->host_shape);
+    l->hosts_added = pl->per_unit;
+    pl->order = kf_xrealloc(pl->order, (w->n + 1) * sizeof(*pl->order));
+    if (kf_place(pl->p, &w->units[ui], 1, c, pl->res) == 0) {
+        kf_place_commit(&w->units[ui], c, pl->res);
+        l->absorbed[c->grade]++;
+        pl->out.absorbed_new++;
+        pl->out.new_units++;
+        pl->out.new_unit_hosts += pl->per_unit;
+    } else {
+        /* Too big for an empty new unit: drop the unit again. */
+        free(l->name);
+        free(w->units[ui].hosts);
+        w->n--;
+        pl->out.unplaceable[c->grade]++;
+    }
+    return true;
+}
+
+/* Places the demand of grade g, cluster by cluster, by the steps on top of this file. */
+static void plan_grade(struct plan *pl, int g)
+{
+    const struct kf_plan_request *req = pl->req;
+    struct kf_place_cluster c = { 0 };
+    unsigned count = 0;
+
+    for (size_t i = 0; i < req->n_demand; i++)
+        if (req->demand[i].grade == g)
+            count += req->demand[i].count;
+    c.name = "planned";
+    c.region = req->region;
+    c.grade = g;
+    c.shape = &req->grades->grades[g];
+    c.expected_nodes = req->grades->grades[g].max_nodes == KF_GRADE_UNBOUNDED
+                           ? 0
+                           : req->grades->grades[g].max_nodes;
+    for (unsigned k = 0; k < count; k++)
+        if (!place_existing(pl, &c) && !place_grown(pl, &c) && !place_new_units(pl, &c) &&
+            !place_on_new_unit(pl, &c)) {
+            /* the rest cannot be planned within the bound: say so */
+            pl->out.unplanned += count - k;
+            break;
+        }
+}
+
+/* Keeps the lines that say something, with the water after, and frees the work. */
+static void plan_finish(struct plan *pl)
+{
+    struct plan_work *w = &pl->w;
+
+    for (size_t i = 0; i < w->n; i++) {
+        struct kf_plan_line *l = &pl->lines[i];
         unsigned absorbed = 0;
 
-        water_of(&w.units[i], &l->cpu_after, &l->mem_after);
+        water_of(&w->units[i], &l->cpu_after, &l->mem_after);
         for (int g = 0; g < KF_GRADE_COUNT; g++)
             absorbed += l->absorbed[g];
         if (absorbed || l->hosts_added) {
-            lines[out.n_lines++] = *l;
+            pl->lines[pl->out.n_lines++] = *l;
         } else {
             free(l->name);
         }
-        free(w.units[i].hosts);
+        free(w->units[i].hosts);
     }
-    out.lines = lines;
-    free(w.units);
-    free(w.host_cap);
-    free(order);
-    free(res);
-    *ret = out;
+    pl->out.lines = pl->lines;
+    free(w->units);
+    free(w->host_cap);
+    free(pl->order);
+    free(pl->res);
+}
+
+int kf_plan(struct kf_placer *p, const struct kf_plan_request *req, struct kf_plan_result *ret,
+            struct kf_strbuf *err)
+{
+    struct plan pl = { .p = p, .req = req };
+    uint64_t total = 0;
+    int r;
+
+    pl.zones = req->new_unit_zones ? req->new_unit_zones : 3;
+    pl.per_unit = req->new_unit_hosts ? req->new_unit_hosts : 9;
+    r = plan_check(req, pl.zones, pl.per_unit, &total, &pl.planned, err);
+    if (r < 0)
+        return r;
+    plan_add_existing(&pl);
+    pl.out.demanded = (unsigned)total;
+    /* Biggest grades first: they are the hardest to fit. */
+    for (int g = KF_GRADE_COUNT - 1; g >= 0; g--)
+        plan_grade(&pl, g);
+    plan_finish(&pl);
+    *ret = pl.out;
     return 0;
 }
 
