@@ -255,7 +255,7 @@ static void test_small_grades(void **state)
         const char *arg; /* present at G0..G1, absent at G2..G5 */
     } small[] = {
         { 0, "--heartbeat-interval=500" },
-        { 0, "--election-timeout=5000" },
+        { 0, "--election-timeout=2500" },
         { 3, "--watch-cache=false" },
         { 3, "--enable-priority-and-fairness=false" },
         { 3, "--etcd-count-metric-poll-period=0" },
@@ -297,7 +297,7 @@ static void test_small_grades(void **state)
     render_env(f, 0, &args, &env);
     assert_true(has_arg(args, "--heartbeat-interval=250"));
     assert_int_equal(count_prefix(args, "--heartbeat-interval="), 1);
-    assert_true(has_arg(args, "--election-timeout=5000"));
+    assert_true(has_arg(args, "--election-timeout=2500"));
     assert_string_equal(json_string_value(json_object_get(env, "GOMAXPROCS")), "2");
     assert_string_equal(json_string_value(json_object_get(env, "GOGC")), "web-1");
     json_decref(args);
