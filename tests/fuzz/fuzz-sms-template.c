@@ -44,12 +44,14 @@ static char *field(const char **p, const char *end)
     return s;
 }
 
-static void check_requests(const struct kf_obs_deliveries *out)
+/* url_tmpl: the template; a template that spells the secret out itself is
+ * its author's choice, not a substitution. */
+static void check_requests(const struct kf_obs_deliveries *out, const char *url_tmpl)
 {
     for (size_t i = 0; i < out->n; i++) {
         const struct kf_obs_delivery *d = &out->items[i];
 
-        kf_assert(d->url && !strstr(d->url, SECRET));
+        kf_assert(d->url && (strstr(url_tmpl, SECRET) || !strstr(d->url, SECRET)));
         for (size_t h = 0; h < d->n_headers; h++)
             kf_assert(!strpbrk(d->headers[h], "\r\n"));
     }
@@ -89,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (kf_obs_build(&t, &n, 1700000000000, &out, &err) < 0)
         kf_assert(err.len > 0 && out.n == 0);
     else
-        check_requests(&out);
+        check_requests(&out, url);
     kf_obs_deliveries_release(&out);
     kf_strbuf_release(&err);
     free(url);
