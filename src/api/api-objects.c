@@ -1016,8 +1016,8 @@ static int do_delete(struct api_request *req)
  * what was deleted or marked for deletion. Like a LIST, one request reads
  * one page of at most cfg.list_max_page objects (from ?continue= when
  * given); when more matched, metadata.continue is set and the client sends
- * the DELETE again, so no request holds a whole kind (docs/security.md,
- * "Exhaustion"). */
+ * the DELETE again with it, so no request holds a whole kind
+ * (docs/security.md, "Exhaustion"). */
 static int do_deletecollection(struct api_request *req)
 {
     struct kf_selector *labels = NULL, *fields = NULL;
