@@ -187,4 +187,11 @@ int kf_etcd_lease_keepalive(struct kf_etcd *c, int64_t id, int64_t *ret_ttl, str
  * it no longer exists. */
 int kf_etcd_lease_revoke(struct kf_etcd *c, int64_t id, struct kf_strbuf *err);
 
+/* One event of a watch response (result.events[i], as etcd's gateway sent
+ * it) as a store event with prefix cut off its key; NULL for a key outside
+ * prefix, a key with a NUL byte, or bytes that are not base64. Reads any
+ * JSON value without failing; fuzzed by tests/fuzz/fuzz-etcd-watch.c. */
+struct kf_event;
+struct kf_event *kf_etcd_watch_event(const char *prefix, size_t prefix_len, const json_t *ev);
+
 #endif

@@ -213,12 +213,13 @@ static int list(struct kf_agent_watch *w, struct kf_strbuf *err)
     return 0;
 }
 
-static int on_line(void *ctx, const char *s, size_t n)
+int kf_agent_watch_decode(const char *s, size_t n, char *rv, size_t rv_size,
+                          struct kf_agent_msg **ret_msg)
 {
-    struct kf_agent_watch *w = ctx;
     json_t *ev = NULL, *obj;
-    const char *type, *rv;
+    const char *type, *orv;
 
+    *ret_msg = NULL;
     if (kf_json_parse(s, n, &ev, NULL) < 0)
         return 0;
     type = kf_json_str(ev, "type", "");
@@ -226,13 +227,17 @@ static int on_line(void *ctx, const char *s, size_t n)
     if (strcmp(type, "ERROR") == 0) {
         /* 410 Gone, or anything else: start over with a list */
         kf_log_dbg("watch error: %s", kf_json_str(obj, "message", "?"));
-        w->relist = true;
         json_decref(ev);
         return 1;
     }
-    rv = kf_json_str(obj, "metadata.resourceVersion", NULL);
-    if (rv && strlen(rv) < sizeof(w->rv))
-        snprintf(w->rv, sizeof(w->rv), "%s", rv);
+    if (!json_is_object(obj)) {
+        /* the main loop reads members from objects only */
+        json_decref(ev);
+        return 0;
+    }
+    orv = kf_json_str(obj, "metadata.resourceVersion", NULL);
+    if (orv && strlen(orv) < rv_size)
+        snprintf(rv, rv_size, "%s", orv);
     if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0 ||
         strcmp(type, "DELETED") == 0) {
         struct kf_agent_msg *m = kf_xcalloc(1, sizeof(*m));
@@ -240,9 +245,23 @@ static int on_line(void *ctx, const char *s, size_t n)
         m->type = KF_AGENT_MSG_EVENT;
         snprintf(m->event, sizeof(m->event), "%s", type);
         m->obj = json_incref(obj);
-        push(w, m);
+        *ret_msg = m;
     }
     json_decref(ev);
+    return 0;
+}
+
+static int on_line(void *ctx, const char *s, size_t n)
+{
+    struct kf_agent_watch *w = ctx;
+    struct kf_agent_msg *m;
+
+    if (kf_agent_watch_decode(s, n, w->rv, sizeof(w->rv), &m) > 0) {
+        w->relist = true;
+        return 1;
+    }
+    if (m)
+        push(w, m);
     return w->relist ? 1 : 0; /* relist set by push() on overflow */
 }
 

@@ -104,6 +104,14 @@ struct kf_agent_watch;
 int kf_agent_watch_start(const char *server, const char *token, const char *ca_file,
                          const char *path, int wake_fd, struct kf_agent_watch **ret,
                          struct kf_strbuf *err);
+/* Reads one line of a watch stream (s, n: not NUL-terminated; any bytes):
+ * an ADDED, MODIFIED or DELETED event with an object becomes *ret_msg (the
+ * caller frees it); anything else sets *ret_msg to NULL. An object's
+ * resourceVersion shorter than rv_size is copied to rv. Returns 1 for an
+ * ERROR event (list again), else 0. No other effect than a debug line;
+ * fuzzed by tests/fuzz/fuzz-agent-watch.c. */
+int kf_agent_watch_decode(const char *s, size_t n, char *rv, size_t rv_size,
+                          struct kf_agent_msg **ret_msg);
 /* Takes every queued message, oldest first (a list linked by next). */
 struct kf_agent_msg *kf_agent_watch_take(struct kf_agent_watch *w);
 /* Whether the stream is up now. */

@@ -25,9 +25,6 @@
 
 KF_LOG_MODULE(api);
 
-/* DELETE of a collection deletes at most this many objects at a time. */
-#define LIST_MAX_LIMIT 500000
-
 /* Answers a failed registry call with the matching Status. */
 static int reply_error(struct api_request *req, int r, const char *name,
                        const struct kf_causes *causes, const struct kf_strbuf *err)
@@ -1014,13 +1011,17 @@ static int do_delete(struct api_request *req)
     return reply_object(req, deleted ? MHD_HTTP_OK : MHD_HTTP_ACCEPTED, ret);
 }
 
-/* Deletes every object the selectors match, each at the revision listed
+/* Deletes the objects the selectors match, each at the revision listed
  * (an object changed meanwhile is left alone), and returns the list of
- * what was deleted or marked for deletion. */
+ * what was deleted or marked for deletion. Like a LIST, one request reads
+ * one page of at most cfg.list_max_page objects (from ?continue= when
+ * given); when more matched, metadata.continue is set and the client sends
+ * the DELETE again with it, so no request holds a whole kind
+ * (docs/security.md, "Exhaustion"). */
 static int do_deletecollection(struct api_request *req)
 {
     struct kf_selector *labels = NULL, *fields = NULL;
-    struct kf_list_opts o = { .limit = LIST_MAX_LIMIT };
+    struct kf_list_opts o = { .limit = req->api->cfg.list_max_page };
     struct kf_kv_list l = { 0 };
     struct kf_strbuf err = KF_STRBUF_INIT;
     json_t *list, *items;
@@ -1035,6 +1036,7 @@ static int do_deletecollection(struct api_request *req)
         return r;
     o.labels = labels;
     o.fields = fields;
+    o.continue_token = kf_api_query_get(&req->query, "continue");
     r = kf_registry_list_raw(req->api->reg, req->kind, &o, &l, &cont, &err);
     if (r < 0) {
         reply_error(req, r, NULL, NULL, &err);
@@ -1058,6 +1060,8 @@ static int do_deletecollection(struct api_request *req)
     json_object_set_new(list, "kind", json_sprintf("%sList", req->kind->kind));
     json_object_set_new(list, "apiVersion", json_string(KF_API_VERSION));
     json_object_set_new(list, "metadata", json_pack("{s:s}", "resourceVersion", rv));
+    if (cont)
+        json_object_set_new(json_object_get(list, "metadata"), "continue", json_string(cont));
     json_object_set_new(list, "items", items);
     kf_api_reply_json(req, MHD_HTTP_OK, list);
 release_list:

@@ -272,7 +272,8 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
  * One client (an address) may hold cfg.max_connections_per_client open
  * connections; the one past it is answered 429 at its first request and
  * closed (libmicrohttpd's own per-address limit would close it without a
- * word). One user of the token file may hold cfg.max_watches_per_user
+ * word), and while that one is open any further one is closed as it is
+ * accepted (accept_policy). One user of the token file may hold cfg.max_watches_per_user
  * watches. Counts live in two maps under clients_lock, as pointers. */
 
 struct api_conn_ctx {
@@ -292,17 +293,39 @@ static size_t count_add(struct kf_smap *m, const char *key, int delta)
     return n;
 }
 
-static void client_address(struct MHD_Connection *conn, char *buf, size_t len)
+static void sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
     snprintf(buf, len, "?");
     if (sa && sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)len);
+}
+
+static void client_address(struct MHD_Connection *conn, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    sockaddr_text(ci ? ci->client_addr : NULL, buf, len);
+}
+
+/* libmicrohttpd's accept policy, before a connection is counted: a client
+ * that already holds one connection past its limit (the one that will be
+ * told 429) has the next ones closed at once, so connections that never
+ * send a request are not held until --connection-timeout. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct kf_api *api = cls;
+    char client[INET6_ADDRSTRLEN];
+    size_t n;
+
+    (void)addrlen;
+    sockaddr_text(addr, client, sizeof(client));
+    pthread_mutex_lock(&api->clients_lock);
+    n = (size_t)(uintptr_t)kf_smap_get(&api->conns_by_client, client);
+    pthread_mutex_unlock(&api->clients_lock);
+    return n > api->cfg.max_connections_per_client ? MHD_NO : MHD_YES;
 }
 
 static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -1120,8 +1143,8 @@ int kf_api_start(struct kf_api *api, struct kf_strbuf *err)
         flags |= MHD_USE_TLS;
     }
     api->mhd = MHD_start_daemon(
-        flags, api->port, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, api,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_ARRAY,
+        flags, api->port, accept_policy, api, on_request, api, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_logger, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_ARRAY,
         api->tls_cert ? tls_opts : tls_opts + 2, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)api->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)api->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,

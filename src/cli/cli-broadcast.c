@@ -199,8 +199,7 @@ void kf_cli_bcj_hosts_format(const json_t *job, const json_t *failed, const json
 static json_t *list_group(struct kf_cli *cli, const char *job, const char *phase_sel)
 {
     const struct kf_kind *k = &kf_kind_broadcasttask;
-    struct kf_cli_response resp = { 0 };
-    struct kf_strbuf path = KF_STRBUF_INIT, sel = KF_STRBUF_INIT;
+    struct kf_strbuf path = KF_STRBUF_INIT, sel = KF_STRBUF_INIT, why = KF_STRBUF_INIT;
     char *base = kf_cli_path(k, NULL), limit[16];
     json_t *items = NULL;
 
@@ -211,12 +210,16 @@ static json_t *list_group(struct kf_cli *cli, const char *job, const char *phase
     kf_cli_path_add_query(&path, "fieldSelector", sel.buf);
     snprintf(limit, sizeof(limit), "%d", HOSTS_PER_GROUP);
     kf_cli_path_add_query(&path, "limit", limit);
-    if (kf_cli_request(cli, "GET", path.buf, NULL, NULL, 0, &resp) == 0 && resp.status == 200)
-        items = json_incref(json_object_get(resp.json, "items"));
-    kf_cli_response_release(&resp);
+    /* a filtered page may come back short (or empty) with a continue: read
+     * on until the group is full */
+    if (kf_cli_list_path(cli, path.buf, HOSTS_PER_GROUP, &items, &why) < 0)
+        items = json_array();
+    while (json_array_size(items) > HOSTS_PER_GROUP)
+        json_array_remove(items, HOSTS_PER_GROUP);
     kf_strbuf_release(&path);
     kf_strbuf_release(&sel);
-    return json_is_array(items) ? items : (json_decref(items), json_array());
+    kf_strbuf_release(&why);
+    return items;
 }
 
 void kf_cli_bcj_describe_hosts(struct kf_cli *cli, const json_t *job, struct kf_strbuf *out)

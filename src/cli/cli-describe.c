@@ -438,7 +438,6 @@ int kf_cli_cmd_describe(struct kf_cli *cli, const struct kf_cli_args *args)
             continue;
         }
         if (ev_kind) {
-            struct kf_cli_response resp = { 0 };
             struct kf_strbuf path = KF_STRBUF_INIT, sel = KF_STRBUF_INIT;
             char *base = kf_cli_path(ev_kind, NULL);
 
@@ -449,14 +448,8 @@ int kf_cli_cmd_describe(struct kf_cli *cli, const struct kf_cli_args *args)
             kf_cli_path_add_query(&path, "fieldSelector", sel.buf);
             kf_strbuf_release(&sel);
             kf_strbuf_reset(&why);
-            if (kf_cli_request(cli, "GET", path.buf, NULL, NULL, 0, &resp) < 0) {
-                kf_strbuf_addstr(&why, "the server stopped answering");
-            } else if (resp.status == 200 && json_is_array(json_object_get(resp.json, "items"))) {
-                events = json_incref(json_object_get(resp.json, "items"));
-            } else {
-                kf_cli_format_status(&resp, &why);
-            }
-            kf_cli_response_release(&resp);
+            /* every page: the newest events are shown, wherever they are */
+            kf_cli_list_path(cli, path.buf, 0, &events, &why);
             kf_strbuf_release(&path);
         } else {
             kf_strbuf_addstr(&why, "this kfleet has no Event kind");

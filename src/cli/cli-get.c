@@ -46,6 +46,47 @@ static const struct get_extra {
     { NULL, NULL },
 };
 
+int kf_cli_list_path(struct kf_cli *cli, const char *path, size_t max, json_t **ret_items,
+                     struct kf_strbuf *why)
+{
+    json_t *items = json_array();
+    char *cont = NULL;
+    int r = 0;
+
+    do {
+        struct kf_cli_response resp = { 0 };
+        struct kf_strbuf p = KF_STRBUF_INIT;
+        json_t *page;
+        const char *next;
+
+        kf_strbuf_addstr(&p, path);
+        if (cont)
+            kf_cli_path_add_query(&p, "continue", cont);
+        free(cont);
+        cont = NULL;
+        if (kf_cli_request(cli, "GET", p.buf, NULL, NULL, 0, &resp) < 0) {
+            kf_strbuf_addstr(why, "the server stopped answering");
+            r = -1;
+        } else if (resp.status != 200 ||
+                   !json_is_array(page = json_object_get(resp.json, "items"))) {
+            kf_cli_format_status(&resp, why);
+            r = -1;
+        } else {
+            json_array_extend(items, page);
+            next = kf_json_str(resp.json, "metadata.continue", NULL);
+            cont = next && *next ? kf_xstrdup(next) : NULL;
+        }
+        kf_cli_response_release(&resp);
+        kf_strbuf_release(&p);
+    } while (r == 0 && cont && (!max || json_array_size(items) < max));
+    free(cont);
+    if (r < 0)
+        json_decref(items);
+    else
+        *ret_items = items;
+    return r;
+}
+
 int kf_cli_list(struct kf_cli *cli, const struct kf_kind *k, const char *labels, const char *fields,
                 size_t page, json_t **ret_items, char **ret_rv)
 {

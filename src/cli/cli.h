@@ -387,6 +387,13 @@ json_t *kf_cli_apply_patch(const json_t *desired, const json_t *last);
  * frees; ret_rv may be NULL). Returns an exit code; errors are printed. */
 int kf_cli_list(struct kf_cli *cli, const struct kf_kind *k, const char *labels, const char *fields,
                 size_t page, json_t **ret_items, char **ret_rv);
+/* GETs the collection at path (with its query, without limit or continue)
+ * page after page, following `continue`, until no continue comes back or at
+ * least `max` items were read (0: no cap), appending to *ret_items (a new
+ * array, set on success only). 0, or -1 with why (nothing printed): for
+ * callers that show a part of the answer, like describe's events. */
+int kf_cli_list_path(struct kf_cli *cli, const char *path, size_t max, json_t **ret_items,
+                     struct kf_strbuf *why);
 /* GETs one object into *ret (new reference). Returns an exit code; errors
  * are printed except a 404 when quiet_404. */
 int kf_cli_get_one(struct kf_cli *cli, const struct kf_kind *k, const char *name, bool quiet_404,

@@ -97,4 +97,14 @@ void kf_fleet_check_disjoint(const json_t *obj, const char *const *paths, size_t
 void kf_fleet_check_version(const json_t *obj, const json_t *old, const char *path,
                             struct kf_causes *causes);
 
+/* LIST continue tokens (fleet-registry.c): base64url of
+ * {"v":1,"rv":REV,"start":NAME}, opaque to clients. encode returns a new
+ * string. decode reads any client's string: 0 with *ret_rev > 0 and
+ * *ret_name a valid object name (the caller frees it), or -KF_EBADREQUEST
+ * with why in err (outputs untouched). Fuzzed by
+ * tests/fuzz/fuzz-continue.c. */
+char *kf_registry_continue_encode(int64_t rev, const char *name);
+int kf_registry_continue_decode(const char *tok, int64_t *ret_rev, char **ret_name,
+                                struct kf_strbuf *err);
+
 #endif

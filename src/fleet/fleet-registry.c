@@ -29,6 +29,7 @@
 #include "kfleet/selector.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
+#include "fleet/fleet-internal.h"
 
 /* A write that raced another one is retried this many times before the
  * conflict is reported (only for writes without a precondition). */
@@ -426,7 +427,7 @@ static int b64url_decode(const char *in, struct kf_strbuf *out)
     return 0;
 }
 
-static char *continue_encode(int64_t rev, const char *name)
+char *kf_registry_continue_encode(int64_t rev, const char *name)
 {
     struct kf_strbuf js = KF_STRBUF_INIT;
     char *tok;
@@ -439,8 +440,8 @@ static char *continue_encode(int64_t rev, const char *name)
     return tok;
 }
 
-static int continue_decode(const char *tok, int64_t *ret_rev, char **ret_name,
-                           struct kf_strbuf *err)
+int kf_registry_continue_decode(const char *tok, int64_t *ret_rev, char **ret_name,
+                                struct kf_strbuf *err)
 {
     struct kf_strbuf raw = KF_STRBUF_INIT;
     json_t *v = NULL;
@@ -600,7 +601,7 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
     if (o->continue_token && *o->continue_token) {
         int64_t trev;
 
-        rc = continue_decode(o->continue_token, &trev, &start_name, err);
+        rc = kf_registry_continue_decode(o->continue_token, &trev, &start_name, err);
         if (rc < 0)
             goto free_list;
         if (rev > 0 && rev != trev) {
@@ -647,7 +648,8 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
     if (ret_continue)
         *ret_continue = NULL;
     if (out.more && out.n > 0 && ret_continue)
-        *ret_continue = continue_encode(out.rev, out.items[out.n - 1].key + strlen(prefix));
+        *ret_continue =
+            kf_registry_continue_encode(out.rev, out.items[out.n - 1].key + strlen(prefix));
     *ret = out;
     memset(&out, 0, sizeof(out));
 free_list:

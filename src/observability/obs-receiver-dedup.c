@@ -374,6 +374,11 @@ int kf_obs_dedup_load(struct kf_obs_dedup *d, const char *path, struct kf_strbuf
             r = kf_err(err, -EBADMSG, "\"%s\" line %zu: too long", path, lineno);
             goto close_file;
         }
+        if (len == 0) {
+            /* a NUL byte first on the line: not a file we wrote */
+            r = kf_err(err, -EBADMSG, "\"%s\" line %zu is malformed", path, lineno);
+            goto close_file;
+        }
         buf[len - 1] = '\0';
         if (lineno == 1) {
             if (strncmp(buf, DD_HEADER, strlen(DD_HEADER) - 1) != 0) {

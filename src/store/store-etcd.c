@@ -472,8 +472,7 @@ static int etcd_txn(struct kf_store *s, const struct kf_op *ops, size_t n, int64
 
 /* --- events ----------------------------------------------------------- */
 
-/* An etcd watch event as a store event; NULL for keys outside the store. */
-static struct kf_event *event_from(struct etcd_store *es, const json_t *ev)
+struct kf_event *kf_etcd_watch_event(const char *prefix, size_t prefix_len, const json_t *ev)
 {
     const json_t *kv = json_object_get(ev, "kv"), *prev = json_object_get(ev, "prev_kv");
     bool del = strcmp(kf_json_str(ev, "type", "PUT"), "DELETE") == 0;
@@ -481,18 +480,18 @@ static struct kf_event *event_from(struct etcd_store *es, const json_t *ev)
     struct kf_event *out = NULL;
     int64_t mod = kf_etcd_get_int(kv, "mod_revision", 0);
 
-    if (kf_etcd_get_bytes(kv, "key", &key) < 0 || key.len <= es->prefix_len ||
-        memcmp(key.buf, es->prefix, es->prefix_len) != 0 || strlen(key.buf) != key.len)
+    if (kf_etcd_get_bytes(kv, "key", &key) < 0 || key.len <= prefix_len ||
+        memcmp(key.buf, prefix, prefix_len) != 0 || strlen(key.buf) != key.len)
         goto release_bufs;
     if (kf_etcd_get_bytes(del ? prev : kv, "value", &val) < 0 ||
         kf_etcd_get_bytes(prev, "value", &pval) < 0)
         goto release_bufs;
     if (del)
-        out = kf_event_new(KF_EVENT_DELETE, key.buf + es->prefix_len, val.buf, val.len,
+        out = kf_event_new(KF_EVENT_DELETE, key.buf + prefix_len, val.buf, val.len,
                            kf_etcd_get_int(prev, "create_revision", 0), mod, NULL, 0,
                            kf_etcd_get_int(prev, "mod_revision", 0));
     else
-        out = kf_event_new(KF_EVENT_PUT, key.buf + es->prefix_len, val.buf, val.len,
+        out = kf_event_new(KF_EVENT_PUT, key.buf + prefix_len, val.buf, val.len,
                            kf_etcd_get_int(kv, "create_revision", 0), mod, prev ? pval.buf : NULL,
                            pval.len, prev ? kf_etcd_get_int(prev, "mod_revision", 0) : 0);
 release_bufs:
@@ -549,7 +548,7 @@ static int publish_message(void *arg, json_t *result)
 
             if (kf_etcd_get_int(json_object_get(ev, "kv"), "mod_revision", 0) != rev)
                 break;
-            kev = event_from(es, ev);
+            kev = kf_etcd_watch_event(es->prefix, es->prefix_len, ev);
             if (kev)
                 batch[nb++] = kev;
         }
@@ -699,7 +698,7 @@ static int history_message(void *arg, json_t *result)
         return watch_cancelled(hr->es, result);
     json_array_foreach(evs, i, ev)
     {
-        struct kf_event *kev = event_from(hr->es, ev);
+        struct kf_event *kev = kf_etcd_watch_event(hr->es->prefix, hr->es->prefix_len, ev);
 
         if (!kev)
             continue;

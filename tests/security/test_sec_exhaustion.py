@@ -15,6 +15,7 @@ import os
 import resource
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
@@ -77,6 +78,44 @@ def test_connections_per_client():
         kftest.eventually(fifth_ok, timeout=10 * kftest.SLOW, msg="a connection freed")
         for c in held:
             c.close()
+
+
+def closed_soon(sock, seconds):
+    """Whether the server closed sock (EOF or reset) within seconds."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_idle_connections_past_limit_refused_at_accept():
+    """Connections that never send a request: past the limit plus the one
+    told 429, kfleetd closes them as it accepts them instead of holding them
+    until --connection-timeout (here 120 s)."""
+    with kftest.Kfleetd(store="memory", args=["--max-connections-per-client", "2",
+                                              "--connection-timeout", "120s"]) as k:
+        time.sleep(1.0 * kftest.SLOW)  # the harness's readiness probes are closed
+        idle = []
+        for _ in range(3):  # the limit, and the one that would be told 429
+            idle.append(socket.create_connection(("127.0.0.1", k.port)))
+        time.sleep(1.0 * kftest.SLOW)  # accepted and counted
+        assert not any(closed_soon(s, 0.2) for s in idle), "a connection within the limit closed"
+        extra = [socket.create_connection(("127.0.0.1", k.port)) for _ in range(3)]
+        for s in extra:
+            assert closed_soon(s, 5 * kftest.SLOW), "an idle connection past the limit was held"
+            s.close()
+        for s in idle:
+            s.close()
+        # the client is served again once its connections are gone
+
+        def served():
+            c, r = raw_get(k.port)
+            c.close()
+            return r.status == 200
+        kftest.eventually(served, timeout=10 * kftest.SLOW, msg="connections freed")
 
 
 def test_watches_per_user():

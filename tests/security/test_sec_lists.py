@@ -147,6 +147,37 @@ def test_heartbeats_through_long_lists_and_plans():
                    and e["spec"]["reason"] == "HostNotReady" for e in evs), evs
 
 
+def test_delete_collection_in_pages():
+    """A DELETE of a collection deletes one page (--list-max-page) a request
+    and says there is more with metadata.continue; the old code listed and
+    deleted up to 500,000 objects in one request."""
+    setup()
+    c = kd.client(ADMIN)
+    n = 2 * PAGE + 50
+    for i in range(n):
+        r = c.post(path("templates"), sample("Template", f"dc-{i:04d}", labels={"batch": "dc"}))
+        assert r.status == 201, r
+    assert c.post(path("templates"), sample("Template", "keep", labels={"batch": "x"})).status == 201
+    deleted, rounds, cont = [], 0, None
+    while True:
+        params = {"labelSelector": "batch=dc"}
+        if cont:
+            params["continue"] = cont
+        r = c.delete(path("templates"), params=params)
+        assert r.status == 200 and r.json["kind"] == "TemplateList", r
+        assert len(r.json["items"]) <= PAGE, len(r.json["items"])
+        deleted += [o["metadata"]["name"] for o in r.json["items"]]
+        rounds += 1
+        cont = r.json["metadata"].get("continue")
+        if not cont:
+            break
+        assert len(r.json["items"]) == PAGE, len(r.json["items"])
+    assert rounds == 3, rounds
+    assert sorted(deleted) == [f"dc-{i:04d}" for i in range(n)], len(deleted)
+    left = [o["metadata"]["name"] for o in c.get(path("templates")).json["items"]]
+    assert left == ["keep"], left
+
+
 def test_zz_shutdown():
     setup()
     assert kd.stop() == 0
