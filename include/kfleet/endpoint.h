@@ -68,7 +68,12 @@ struct kf_ep_settings {
     /* inactivity in both directions once connected: long enough for a
      * quiet kubectl watch, which the apiserver ends after 30-60 min [1h] */
     char timeout_tunnel[KF_EP_TIME_MAX];
-    char check_interval[KF_EP_TIME_MAX]; /* /readyz every [2s] */
+    /* /readyz every [1s] while a server is down or changing state ... */
+    char check_interval[KF_EP_TIME_MAX];
+    /* ... and every [3s] while it is up and passing: a check is a TLS
+     * handshake with the apiserver, and most servers are up most of the
+     * time */
+    char check_interval_up[KF_EP_TIME_MAX];
     int check_fall;                      /* failed checks before a server is down [2] */
     int check_rise;                      /* passed checks before it is up again [2] */
     /* connections per HAProxy [0: not set, HAProxy derives it from its

@@ -46,6 +46,7 @@ void kf_ep_settings_default(struct kf_ep_settings *s)
     snprintf(s->timeout_server, sizeof(s->timeout_server), "60s");
     snprintf(s->timeout_tunnel, sizeof(s->timeout_tunnel), "1h");
     snprintf(s->check_interval, sizeof(s->check_interval), "1s");
+    snprintf(s->check_interval_up, sizeof(s->check_interval_up), "3s");
     s->check_fall = 2;
     s->check_rise = 1;
     s->maxconn = 0; /* HAProxy derives it from its file descriptor limit */
@@ -92,6 +93,7 @@ int kf_ep_settings_set(struct kf_ep_settings *s, const char *key, const char *va
         { "timeout-server", offsetof(struct kf_ep_settings, timeout_server) },
         { "timeout-tunnel", offsetof(struct kf_ep_settings, timeout_tunnel) },
         { "check-interval", offsetof(struct kf_ep_settings, check_interval) },
+        { "check-interval-up", offsetof(struct kf_ep_settings, check_interval_up) },
     };
     static const struct {
         const char *key;
@@ -127,7 +129,8 @@ int kf_ep_settings_set(struct kf_ep_settings *s, const char *key, const char *va
     }
     return kf_err(err, -EINVAL,
                   "%s%.64s: no such setting (there are timeout-connect, timeout-client, "
-                  "timeout-server, timeout-tunnel, check-interval, check-fall, check-rise, "
+                  "timeout-server, timeout-tunnel, check-interval, check-interval-up, check-fall, "
+                  "check-rise, "
                   "maxconn)",
                   KF_EP_ANNOTATION_PREFIX, key);
 }
@@ -333,7 +336,7 @@ static int check_cluster(const struct kf_ep_cluster *c, struct kf_strbuf *err)
 static bool settings_valid(const struct kf_ep_settings *s, struct kf_strbuf *err)
 {
     const char *const times[] = { s->timeout_connect, s->timeout_client, s->timeout_server,
-                                  s->timeout_tunnel, s->check_interval };
+                                  s->timeout_tunnel, s->check_interval, s->check_interval_up };
 
     for (size_t i = 0; i < KF_ARRAY_SIZE(times); i++)
         if (strnlen(times[i], KF_EP_TIME_MAX) == KF_EP_TIME_MAX || !time_valid(times[i])) {
@@ -414,10 +417,10 @@ int kf_ep_render_haproxy(const char *unit, const struct kf_ep_settings *s,
                    "    timeout check %s\n"
                    "    option redispatch 1\n"
                    "    retries 2\n"
-                   "    default-server inter %s fall %d rise %d\n",
+                   "    default-server inter %s fastinter %s downinter %s fall %d rise %d\n",
                    s->timeout_tunnel, s->timeout_connect, s->timeout_client, s->timeout_server,
-                   s->timeout_tunnel, s->check_interval, s->check_interval, s->check_fall,
-                   s->check_rise);
+                   s->timeout_tunnel, s->check_interval, s->check_interval_up, s->check_interval,
+                   s->check_interval, s->check_fall, s->check_rise);
     for (size_t i = 0; i < n_clusters; i++) {
         const struct kf_ep_cluster *c = sorted[i];
 

@@ -288,6 +288,12 @@ static void test_settings(void **state)
     assert_string_equal(s.timeout_tunnel, "90m");
     assert_int_equal(kf_ep_settings_set(&s, "timeout-connect", "500ms", &err), 0);
     assert_int_equal(kf_ep_settings_set(&s, "check-interval", "250", &err), 0);
+    /* checks of a server that is up: every 3 s unless the unit says */
+    assert_string_equal(s.check_interval_up, "3s");
+    assert_int_equal(kf_ep_settings_set(&s, "check-interval-up", "10s", &err), 0);
+    assert_string_equal(s.check_interval_up, "10s");
+    assert_int_equal(kf_ep_settings_set(&s, "check-interval-up", "soon", &err), -EINVAL);
+    assert_non_null(strstr(err.buf, "check-interval-up"));
     assert_int_equal(kf_ep_settings_set(&s, "check-fall", "5", &err), 0);
     assert_int_equal(s.check_fall, 5);
     assert_int_equal(kf_ep_settings_set(&s, "maxconn", "1000000", &err), 0);
