@@ -74,8 +74,8 @@ struct kf_ep_settings {
      * handshake with the apiserver, and most servers are up most of the
      * time */
     char check_interval_up[KF_EP_TIME_MAX];
-    int check_fall;                      /* failed checks before a server is down [2] */
-    int check_rise;                      /* passed checks before it is up again [2] */
+    int check_fall; /* failed checks before a server is down [2] */
+    int check_rise; /* passed checks before it is up again [2] */
     /* connections per HAProxy [0: not set, HAProxy derives it from its
      * file descriptor limit, which a fixed number can exceed] */
     int maxconn;

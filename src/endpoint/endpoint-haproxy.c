@@ -336,7 +336,7 @@ static int check_cluster(const struct kf_ep_cluster *c, struct kf_strbuf *err)
 static bool settings_valid(const struct kf_ep_settings *s, struct kf_strbuf *err)
 {
     const char *const times[] = { s->timeout_connect, s->timeout_client, s->timeout_server,
-                                  s->timeout_tunnel, s->check_interval, s->check_interval_up };
+                                  s->timeout_tunnel,  s->check_interval, s->check_interval_up };
 
     for (size_t i = 0; i < KF_ARRAY_SIZE(times); i++)
         if (strnlen(times[i], KF_EP_TIME_MAX) == KF_EP_TIME_MAX || !time_valid(times[i])) {
