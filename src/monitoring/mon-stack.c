@@ -254,45 +254,37 @@ int kf_mon_stack_sync(struct kf_mon *m, const struct kf_obs_fleet *f,
         } else {
             for (size_t j = 0; r == 0 && j < f->n_alertmanagers; j++) {
                 const struct kf_obs_alertmanager *am = &f->alertmanagers[j];
-                struct kf_obs_argv a = { 0 };
+                struct kf_argv a = { 0 };
                 char *dir = kf_xasprintf("%s/%s", m->root, am->name);
 
                 kf_obs_argv_alertmanager(f, am, m->root, &a);
-                r = apply_one(m, am->name, a.argv, dir, am->listen, true, &w, &started, err);
-                kf_obs_argv_release(&a);
+                r = apply_one(m, am->name, a.v, dir, am->listen, true, &w, &started, err);
+                kf_argv_release(&a);
                 free(dir);
             }
         }
         for (size_t j = 0; r == 0 && j < nl; j++) {
-            struct kf_obs_argv a = { 0 };
+            struct kf_argv a = { 0 };
             char *dir = kf_xasprintf("%s/%s", m->root, list[j].name);
 
             r = kf_obs_argv_instance(f, list[j].name, m->root, &a);
             if (r == 0)
-                r = apply_one(m, list[j].name, a.argv, dir, list[j].listen, true, &w, &started,
-                              err);
-            kf_obs_argv_release(&a);
+                r = apply_one(m, list[j].name, a.v, dir, list[j].listen, true, &w, &started, err);
+            kf_argv_release(&a);
             free(dir);
         }
     }
     for (size_t i = 0; r == 0 && i < n_exporters; i++) {
-        struct kf_obs_argv a = { 0 };
+        struct kf_argv a = { 0 };
         char *name = exporter_name(exporters[i].host);
         char *dir = kf_xasprintf("%s/.local/%s", m->root, name);
 
         kf_obs_argv_node_exporter(&f->bin, exporters[i].listen, &a);
-        {
-            /* the host's own .prom files go here; it also puts the data
-             * directory on the command line, where people look */
-            struct kf_argv av = { 0 };
-
-            for (size_t j = 0; j < a.argc; j++)
-                kf_argv_add(&av, a.argv[j]);
-            kf_argv_addf(&av, "--collector.textfile.directory=%s", dir);
-            r = apply_one(m, name, av.v, dir, exporters[i].listen, false, &w, &started, err);
-            kf_argv_release(&av);
-        }
-        kf_obs_argv_release(&a);
+        /* the host's own .prom files go here; it also puts the data
+         * directory on the command line, where people look */
+        kf_argv_addf(&a, "--collector.textfile.directory=%s", dir);
+        r = apply_one(m, name, a.v, dir, exporters[i].listen, false, &w, &started, err);
+        kf_argv_release(&a);
         free(dir);
         free(name);
     }
