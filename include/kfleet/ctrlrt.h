@@ -102,6 +102,8 @@ size_t kf_informer_index_names(struct kf_informer *inf, const char *index, const
 /* Sorted names of every object; same ownership. */
 size_t kf_informer_names(struct kf_informer *inf, char ***ret_names);
 size_t kf_informer_count(struct kf_informer *inf);
+/* The kind an informer lists and watches. */
+const struct kf_kind *kf_informer_kind(struct kf_informer *inf);
 /* Bytes the cache holds for its objects, roughly as malloc sees them
  * (stored bytes as kept, i.e. deflated where that made them smaller, the
  * dictionaries they were deflated against, index values and entries, names,
@@ -165,6 +167,12 @@ struct kf_ctrl_stats {
     uint64_t reconcile_ns_max;
 };
 void kf_ctrl_stats(struct kf_ctrl *c, struct kf_ctrl_stats *ret);
+/* Called with the controller's data when the manager is freed (the
+ * controller table sets each controller's fini after kf_ctrl_manager_add). */
+void kf_ctrl_set_fini(struct kf_ctrl *c, void (*fini)(void *data));
+/* Zeroed memory that lives as long as the manager (freed with it); aborts
+ * when out of memory. */
+void *kf_ctrl_manager_alloc(struct kf_ctrl_manager *m, size_t size);
 /* Visits every controller of a manager (for /metrics). */
 void kf_ctrl_manager_foreach(struct kf_ctrl_manager *m, void (*fn)(struct kf_ctrl *c, void *arg),
                              void *arg);

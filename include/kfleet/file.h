@@ -37,4 +37,9 @@ int kf_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
  * (the walk stops there). */
 int kf_remove_tree(const char *path);
 
+/* Reads the whole file at path into a new NUL-terminated buffer (*ret, the
+ * caller frees; *ret_len its length, optional). A file longer than cap
+ * bytes is -E2BIG. Returns 0 or negative errno; *ret untouched on failure. */
+int kf_read_file(const char *path, size_t cap, char **ret, size_t *ret_len);
+
 #endif

@@ -405,31 +405,28 @@ int kf_obs_check_rules(const struct kf_obs_binaries *bin, const char *path, stru
 
 /* ---- command lines for the supervisor ---------------------------------- */
 
-/* A NULL-terminated argv; argv[0] is the binary's path. */
-struct kf_obs_argv {
-    char **argv;
-    size_t argc;
-};
-void kf_obs_argv_release(struct kf_obs_argv *a);
+/* Each builder below fills *ret (overwritten, no need to zero it) with a
+ * NULL-terminated argv whose v[0] is the binary's path; the caller frees it
+ * with kf_argv_release. */
 /* Prometheus for an instance folder <root>/<inst->name>:
  *   --config.file --storage.tsdb.path (data/) --storage.tsdb.retention.time
  *   --web.listen-address --web.external-url --web.enable-lifecycle
  * `retention_ms` 0: the fleet default. */
 void kf_obs_argv_prometheus(const struct kf_obs_fleet *f, const struct kf_obs_instance *inst,
-                            int64_t retention_ms, const char *root, struct kf_obs_argv *ret);
+                            int64_t retention_ms, const char *root, struct kf_argv *ret);
 /* The argv of the instance called `name` (edge, cascade, central or
  * Alertmanager), with the right retention. -ENOENT if none. */
 int kf_obs_argv_instance(const struct kf_obs_fleet *f, const char *name, const char *root,
-                         struct kf_obs_argv *ret);
+                         struct kf_argv *ret);
 /* Alertmanager peer `am`: --config.file --storage.path --web.listen-address
  * --web.external-url --cluster.listen-address --cluster.advertise-address
  * --cluster.peer (every other peer) --cluster.peer-timeout
  * --cluster.settle-timeout. */
 void kf_obs_argv_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alertmanager *am,
-                              const char *root, struct kf_obs_argv *ret);
+                              const char *root, struct kf_argv *ret);
 /* node_exporter listening on `listen`. */
 void kf_obs_argv_node_exporter(const struct kf_obs_binaries *bin, const char *listen,
-                               struct kf_obs_argv *ret);
+                               struct kf_argv *ret);
 
 /* ---- the default alert rules ------------------------------------------- */
 

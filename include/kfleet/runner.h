@@ -47,6 +47,10 @@ struct kf_runner;
  * 1..KF_RUNNER_NAME_MAX characters of [A-Za-z0-9._-], not starting with '.'. */
 #define KF_RUNNER_NAME_MAX 100
 #define KF_RUNNER_MSG_MAX  512
+
+/* Whether name is a valid member name or task id (the rule above). */
+bool kf_runner_name_valid(const char *name);
+
 /* Hard caps on what a spec may carry. */
 #define KF_RUNNER_ARGV_MAX       1024
 #define KF_RUNNER_ENV_MAX        1024

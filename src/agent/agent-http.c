@@ -5,7 +5,8 @@
  * its own. Bodies are JSON both ways. Timeouts are short (connect 3 s,
  * request 15 s): an agent whose kfleetd is gone must notice soon and keep
  * its members running while it retries. Proxies from the environment are
- * ignored, as the agent talks only to the servers it was told about.
+ * ignored, as the agent talks only to the servers it was told about. The
+ * HTTP client itself is base's (http.h).
  *
  * Replicas: --server may list several kfleetd replicas of one fleet
  * (comma-separated; any replica serves reads, writes and watches). A client
@@ -20,8 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <curl/curl.h>
-
+#include "kfleet/http.h"
 #include "kfleet/json.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
@@ -35,14 +35,13 @@ KF_LOG_MODULE(agent_http);
 #define REQUEST_TIMEOUT_MS 15000L
 
 struct kf_agent_http {
-    CURL *curl;
+    struct kf_http *http;
     char **servers; /* without trailing '/' */
     size_t n_servers;
     size_t cur;         /* the one in use */
     const char *server; /* servers[cur] */
-    char *auth;         /* "Authorization: Bearer ..." or NULL */
+    char *token;        /* bearer token or NULL */
     char *ca_file;
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 struct kf_agent_http *kf_agent_http_new(const char *server, const char *token, const char *ca_file)
@@ -50,9 +49,7 @@ struct kf_agent_http *kf_agent_http_new(const char *server, const char *token, c
     struct kf_agent_http *h = kf_xcalloc(1, sizeof(*h));
     const char *p = server;
 
-    h->curl = curl_easy_init();
-    if (!h->curl)
-        kf_abort("cannot initialize libcurl");
+    h->http = kf_http_new();
     for (;;) {
         size_t n = strcspn(p, ",");
         size_t len = n;
@@ -73,7 +70,7 @@ struct kf_agent_http *kf_agent_http_new(const char *server, const char *token, c
     }
     h->server = h->servers[0];
     if (token && *token)
-        h->auth = kf_xasprintf("Authorization: Bearer %s", token);
+        h->token = kf_xstrdup(token);
     if (ca_file)
         h->ca_file = kf_xstrdup(ca_file);
     return h;
@@ -83,11 +80,11 @@ void kf_agent_http_free(struct kf_agent_http *h)
 {
     if (!h)
         return;
-    curl_easy_cleanup(h->curl);
+    kf_http_free(h->http);
     for (size_t i = 0; i < h->n_servers; i++)
         free(h->servers[i]);
     free(h->servers);
-    free(h->auth);
+    free(h->token);
     free(h->ca_file);
     free(h);
 }
@@ -112,61 +109,28 @@ static bool server_unavailable(long code)
     return code == 502 || code == 503 || code == 504;
 }
 
-static size_t write_body(char *data, size_t size, size_t nmemb, void *user)
+static struct curl_slist *headers(const struct kf_agent_http *h, const char *content_type)
 {
-    if (kf_strbuf_add(user, data, size * nmemb) < 0)
-        return 0;
-    return size * nmemb;
-}
+    struct curl_slist *hdrs = kf_http_header(NULL, "Accept: application/json");
 
-static struct curl_slist *prepare(struct kf_agent_http *h, const char *path,
-                                  const char *content_type)
-{
-    CURL *c = h->curl;
-    struct curl_slist *hdrs = NULL;
-    char *url = kf_xasprintf("%s%s", h->server, path);
-
-    curl_easy_reset(c);
-    h->errbuf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    free(url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "kfleet-agent/" KF_VERSION);
-    if (h->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
-    if (h->auth)
-        hdrs = curl_slist_append(hdrs, h->auth);
-    if (content_type) {
-        char *ct = kf_xasprintf("Content-Type: %s", content_type);
-
-        hdrs = curl_slist_append(hdrs, ct);
-        free(ct);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    if (h->token)
+        hdrs = kf_http_header(hdrs, "Authorization: Bearer %s", h->token);
+    if (content_type)
+        hdrs = kf_http_header(hdrs, "Content-Type: %s", content_type);
     return hdrs;
 }
 
-static int curl_errno(CURLcode code)
+/* What every request to kfleetd sets; timeout_ms 0 for streams. */
+static struct kf_http_opts options(const struct kf_agent_http *h, long timeout_ms)
 {
-    switch (code) {
-    case CURLE_COULDNT_CONNECT:
-        return -ECONNREFUSED;
-    case CURLE_OPERATION_TIMEDOUT:
-        return -ETIMEDOUT;
-    case CURLE_COULDNT_RESOLVE_HOST:
-        return -EHOSTUNREACH;
-    case CURLE_ABORTED_BY_CALLBACK:
-        return -ECANCELED;
-    case CURLE_WRITE_ERROR:
-        return -E2BIG;
-    default:
-        return -EIO;
-    }
+    return (struct kf_http_opts){
+        .user_agent = "kfleet-agent/" KF_VERSION,
+        .ca_file = h->ca_file,
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .timeout_ms = timeout_ms,
+        .tcp_keepalive = true,
+        .no_proxy = true,
+    };
 }
 
 static void status_message(const json_t *j, const char *body, long code, struct kf_strbuf *err)
@@ -179,145 +143,106 @@ static void status_message(const json_t *j, const char *body, long code, struct 
         kf_err(err, 0, "HTTP %ld: %.200s", code, body);
 }
 
+/* One request to the current replica, and to the next ones while the
+ * connection is refused (every replica once, starting with the current). */
+static int request_failover(struct kf_agent_http *h, struct kf_http_req *req, const char *path,
+                            struct kf_http_result *res)
+{
+    int r;
+
+    for (size_t tried = 1;; tried++) {
+        char *url = kf_xasprintf("%s%s", h->server, path);
+        struct kf_http_opts o = options(h, REQUEST_TIMEOUT_MS);
+
+        req->url = url;
+        r = kf_http_request(h->http, &o, req, res);
+        free(url);
+        req->url = NULL;
+        if (res->code != CURLE_COULDNT_CONNECT || tried >= h->n_servers)
+            return r;
+        next_server(h);
+        kf_strbuf_reset(req->resp);
+    }
+}
+
 int kf_agent_http_do(struct kf_agent_http *h, const char *method, const char *path,
                      const char *content_type, const json_t *body, json_t **ret_json,
                      struct kf_strbuf *err)
 {
     struct kf_strbuf resp = KF_STRBUF_INIT;
-    struct curl_slist *hdrs;
+    struct kf_http_req req = { .method = method, .resp = &resp };
+    struct kf_http_result res;
     char *payload = NULL;
-    size_t len = 0;
     json_t *j = NULL;
-    CURLcode cc;
-    long code = 0;
+    int r;
 
     resp.cap = RESPONSE_MAX;
-    if (body)
-        payload = kf_json_dump(body, &len);
-    /* Refused connections: every replica once, starting with the current. */
-    for (size_t tried = 1;; tried++) {
-        hdrs = prepare(h, path, body ? (content_type ? content_type : "application/json") : NULL);
-        curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-        curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, method);
-        if (body) {
-            curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, payload);
-            curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        } else if (strcmp(method, "POST") == 0) {
-            curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, "");
-        }
-        curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, write_body);
-        curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &resp);
-        cc = curl_easy_perform(h->curl);
-        curl_slist_free_all(hdrs);
-        if (cc != CURLE_COULDNT_CONNECT || tried >= h->n_servers)
-            break;
-        next_server(h);
-        kf_strbuf_reset(&resp);
+    if (body) {
+        payload = kf_json_dump(body, &req.body_len);
+        req.body = payload;
+    } else if (strcmp(method, "POST") == 0) {
+        req.body = "";
     }
+    req.headers = headers(h, body ? (content_type ? content_type : "application/json") : NULL);
+    r = request_failover(h, &req, path, &res);
+    curl_slist_free_all(req.headers);
     free(payload);
-    if (cc != CURLE_OK) {
-        int r = curl_errno(cc);
-
-        kf_err(err, r, "%s %s%s: %s", method, h->server, path,
-               h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
+    if (r < 0) {
+        kf_err(err, r, "%s %s%s: %s", method, h->server, path, res.error);
         kf_strbuf_release(&resp);
         next_server(h);
         return r;
     }
-    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
     if (resp.len)
         kf_json_parse(resp.buf, resp.len, &j, NULL);
-    if (code >= 400)
-        status_message(j, resp.buf, code, err);
-    if (server_unavailable(code))
+    if (res.status >= 400)
+        status_message(j, resp.buf, res.status, err);
+    if (server_unavailable(res.status))
         next_server(h);
     if (ret_json)
         *ret_json = j;
     else
         json_decref(j);
     kf_strbuf_release(&resp);
-    return (int)code;
-}
-
-struct stream_ctx {
-    struct kf_strbuf line;
-    int (*fn)(void *ctx, const char *s, size_t n);
-    void *ctx;
-    const volatile bool *stop;
-    bool done;
-    long code;
-    CURL *curl;
-};
-
-static size_t write_stream(char *data, size_t size, size_t nmemb, void *user)
-{
-    struct stream_ctx *sc = user;
-    size_t n = size * nmemb;
-
-    if (!sc->code)
-        curl_easy_getinfo(sc->curl, CURLINFO_RESPONSE_CODE, &sc->code);
-    for (size_t i = 0; i < n; i++) {
-        if (data[i] != '\n') {
-            if (kf_strbuf_addch(&sc->line, data[i]) < 0)
-                return 0;
-            continue;
-        }
-        if (sc->line.len && sc->fn(sc->ctx, sc->line.buf, sc->line.len) != 0) {
-            sc->done = true;
-            return 0;
-        }
-        kf_strbuf_reset(&sc->line);
-    }
-    return n;
-}
-
-static int stream_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                           curl_off_t ulnow)
-{
-    struct stream_ctx *sc = user;
-
-    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return sc->stop && *sc->stop ? 1 : 0;
+    return (int)res.status;
 }
 
 int kf_agent_http_stream(struct kf_agent_http *h, const char *path, int idle_s,
                          int (*line)(void *ctx, const char *s, size_t n), void *ctx,
                          const volatile bool *stop, struct kf_strbuf *err)
 {
-    struct stream_ctx sc = { .fn = line, .ctx = ctx, .stop = stop, .curl = h->curl };
-    struct curl_slist *hdrs;
-    CURLcode cc;
-    long code = 0;
+    struct kf_strbuf pending = KF_STRBUF_INIT;
+    char *url = kf_xasprintf("%s%s", h->server, path);
+    struct kf_http_opts o = options(h, 0);
+    /* A watch is quiet at times, but kfleetd sends bookmarks: silence
+     * idle_s long means the connection is dead. */
+    struct kf_http_req req = {
+        .url = url,
+        .headers = headers(h, NULL),
+        .resp = &pending,
+        .line = line,
+        .line_ctx = ctx,
+        .stop = stop,
+        .idle_s = idle_s,
+    };
+    struct kf_http_result res;
+    int r;
 
-    kf_strbuf_init(&sc.line, 0);
-    sc.line.cap = STREAM_LINE_MAX;
-    hdrs = prepare(h, path, NULL);
-    curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, write_stream);
-    curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &sc);
-    curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, stream_progress);
-    curl_easy_setopt(h->curl, CURLOPT_XFERINFODATA, &sc);
-    /* A watch is quiet at times, but kfleetd sends bookmarks: silence this
-     * long means the connection is dead. */
-    curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME, (long)idle_s);
-    cc = curl_easy_perform(h->curl);
-    curl_slist_free_all(hdrs);
-    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
-    kf_strbuf_release(&sc.line);
-    if (sc.done || (cc == CURLE_ABORTED_BY_CALLBACK && stop && *stop))
-        return code ? (int)code : -ECANCELED;
-    if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && sc.done)) {
-        int r = curl_errno(cc);
-
-        kf_err(err, r, "GET %s%s: %s", h->server, path,
-               h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
+    pending.cap = STREAM_LINE_MAX;
+    r = kf_http_request(h->http, &o, &req, &res);
+    curl_slist_free_all(req.headers);
+    free(url);
+    kf_strbuf_release(&pending);
+    if (res.stopped || (r == -ECANCELED && stop && *stop))
+        return res.status ? (int)res.status : -ECANCELED;
+    if (r < 0) {
+        kf_err(err, r, "GET %s%s: %s", h->server, path, res.error);
         next_server(h);
         return r;
     }
-    if (code >= 400)
-        kf_err(err, 0, "GET %s%s: HTTP %ld", h->server, path, code);
-    if (server_unavailable(code))
+    if (res.status >= 400)
+        kf_err(err, 0, "GET %s%s: HTTP %ld", h->server, path, res.status);
+    if (server_unavailable(res.status))
         next_server(h);
-    return (int)code;
+    return (int)res.status;
 }

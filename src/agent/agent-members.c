@@ -45,7 +45,6 @@
 #include "kfleet/log.h"
 #include "kfleet/obj.h"
 #include "kfleet/strbuf.h"
-#include "runner/runner-internal.h"
 #include "agent/agent.h"
 
 KF_LOG_MODULE(agent);
@@ -75,7 +74,7 @@ void kf_agent_runner_name(const char *name, char out[KF_RUNNER_NAME_MAX + 1])
     char hex[65];
     size_t n = 0;
 
-    if (strlen(name) <= KF_RUNNER_NAME_MAX && kf_agent_name_valid(name)) {
+    if (strlen(name) <= KF_RUNNER_NAME_MAX && kf_runner_name_valid(name)) {
         snprintf(out, KF_RUNNER_NAME_MAX + 1, "%s", name);
         return;
     }
@@ -504,7 +503,7 @@ static char *read_local_hash(const char *dir)
     char *p = kf_xasprintf("%s/pki/.hash", dir), *data = NULL;
     size_t len = 0;
 
-    if (kf_agent_read_file(p, 256, &data, &len) < 0)
+    if (kf_read_file(p, 256, &data, &len) < 0)
         data = NULL;
     free(p);
     return data;
@@ -617,7 +616,7 @@ void kf_agent_members_load_cache(struct kf_agent *a, struct agent_host *h)
         if (e->d_name[0] == '.')
             continue;
         path = kf_xasprintf("%s/%s/member.json", root, e->d_name);
-        if (kf_agent_read_file(path, CACHE_MAX, &text, &len) == 0 &&
+        if (kf_read_file(path, CACHE_MAX, &text, &len) == 0 &&
             kf_json_parse(text, len, &obj, NULL) == 0 && kf_obj_name(obj) &&
             strcmp(kf_json_str(obj, "spec.host", ""), h->name) == 0) {
             struct agent_member *m = member_get(h, kf_obj_name(obj), true);

@@ -161,3 +161,35 @@ int kf_fsync_dir_of(const char *path)
     free(dir);
     return r;
 }
+
+int kf_read_file(const char *path, size_t cap, char **ret, size_t *ret_len)
+{
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+    char buf[8192];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            kf_strbuf_release(&sb);
+            return -e;
+        }
+        if (n == 0)
+            break;
+        if (sb.len + (size_t)n > cap) {
+            close(fd);
+            kf_strbuf_release(&sb);
+            return -E2BIG;
+        }
+        kf_strbuf_add(&sb, buf, (size_t)n);
+    }
+    close(fd);
+    *ret = kf_strbuf_detach(&sb, ret_len);
+    return 0;
+}

@@ -16,13 +16,12 @@
  * mode 0600 in a 0700 directory, since it holds a credential.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/strbuf.h"
 #include "cli/cli.h"
@@ -156,22 +155,12 @@ static int make_parent_dir(const char *path, struct kf_strbuf *err)
     char *slash = strrchr(dir, '/');
     int r = 0;
 
-    if (!slash || slash == dir)
-        goto free_dir;
-    *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-            r = kf_err(err, -errno, "cannot create \"%s\": %s", dir, strerror(errno));
-            goto free_dir;
-        }
-        *p = '/';
+    if (slash && slash != dir) {
+        *slash = '\0';
+        r = kf_mkdir_p(dir, 0700);
+        if (r < 0)
+            kf_err(err, r, "cannot create \"%s\": %s", dir, strerror(-r));
     }
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        r = kf_err(err, -errno, "cannot create \"%s\": %s", dir, strerror(errno));
-free_dir:
     free(dir);
     return r;
 }
@@ -180,12 +169,11 @@ int kf_cli_config_write(const char *path, const struct kf_cli_file_config *c, st
 {
     struct kf_strbuf text = KF_STRBUF_INIT;
     json_t *doc = json_object();
-    char *tmp = NULL;
-    int fd = -1, r;
+    int r;
 
     r = make_parent_dir(path, err);
     if (r < 0)
-        goto close_tmp;
+        goto free_text;
     if (c->server)
         json_object_set_new(doc, "server", json_string(c->server));
     if (c->token)
@@ -193,37 +181,10 @@ int kf_cli_config_write(const char *path, const struct kf_cli_file_config *c, st
     kf_strbuf_addstr(&text, "# kfleet CLI settings; `kfleet config --help` explains them.\n");
     if (json_object_size(doc) > 0)
         kf_yaml_dump(doc, &text);
-    tmp = kf_xasprintf("%s.tmp.%d", path, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        r = kf_err(err, -errno, "cannot write \"%s\": %s", tmp, strerror(errno));
-        goto close_tmp;
-    }
-    /* 0600 even if the umask was generous or the file existed. */
-    if (fchmod(fd, 0600) < 0 || write(fd, text.buf, text.len) != (ssize_t)text.len ||
-        fsync(fd) < 0) {
-        r = kf_err(err, -errno, "cannot write \"%s\": %s", tmp, strerror(errno));
-        goto close_tmp;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        r = kf_err(err, -errno, "cannot write \"%s\": %s", tmp, strerror(errno));
-        goto close_tmp;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        r = kf_err(err, -errno, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
-        goto close_tmp;
-    }
-    r = kf_fsync_dir_of(path); /* the rename itself survives a crash */
-    if (r < 0)
-        kf_err(err, r, "cannot fsync the folder of \"%s\": %s", path, strerror(-r));
-close_tmp:
-    if (fd >= 0)
-        close(fd);
-    if (r < 0 && tmp)
-        unlink(tmp);
-    free(tmp);
+    /* 0600 even if the umask was generous or the file existed; durable, so
+     * the rename itself survives a crash. */
+    r = kf_write_file_atomic(path, text.buf, text.len, 0600, true, err);
+free_text:
     json_decref(doc);
     kf_strbuf_release(&text);
     return r;

@@ -1,5 +1,5 @@
-/* cli-http.c: how `kfleet` talks to kfleetd: libcurl, one easy handle per
- * run so that consecutive requests reuse the connection, JSON bodies, the
+/* cli-http.c: how `kfleet` talks to kfleetd: base's HTTP client (http.h),
+ * one handle per run so that consecutive requests reuse the connection, JSON bodies, the
  * bearer token, and the two things a user must be told well: a server that
  * does not answer (which server, from where, how to pick another) and a
  * server that refuses (its Status message and each validation cause).
@@ -8,8 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <curl/curl.h>
-
+#include "kfleet/http.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/obj.h"
@@ -23,27 +22,24 @@
 #define CONNECT_TIMEOUT_S 10
 
 struct kf_cli_http {
-    CURL *curl;
-    char errbuf[CURL_ERROR_SIZE];
+    struct kf_http *http;
 };
 
 void kf_cli_http_free(struct kf_cli_http *h)
 {
     if (!h)
         return;
-    curl_easy_cleanup(h->curl);
+    kf_http_free(h->http);
     free(h);
 }
 
-static struct kf_cli_http *http_get(struct kf_cli *cli)
+static struct kf_http *http_get(struct kf_cli *cli)
 {
     if (!cli->http) {
         cli->http = kf_xcalloc(1, sizeof(*cli->http));
-        cli->http->curl = curl_easy_init();
-        if (!cli->http->curl)
-            kf_abort("cannot initialize libcurl");
+        cli->http->http = kf_http_new();
     }
-    return cli->http;
+    return cli->http->http;
 }
 
 void kf_cli_response_release(struct kf_cli_response *r)
@@ -58,58 +54,33 @@ void kf_cli_response_release(struct kf_cli_response *r)
     *r = (struct kf_cli_response){ 0 };
 }
 
-static size_t write_body(char *data, size_t size, size_t nmemb, void *user)
+/* What every request sets: token, timeouts (none for streams, which have
+ * their own), keep-alive. */
+static struct kf_http_opts options(const struct kf_cli *cli, bool stream)
 {
-    struct kf_strbuf *sb = user;
-
-    if (kf_strbuf_add(sb, data, size * nmemb) < 0)
-        return 0; /* over the cap: curl stops with CURLE_WRITE_ERROR */
-    return size * nmemb;
+    return (struct kf_http_opts){
+        .user_agent = "kfleet/" KF_VERSION,
+        .connect_timeout_ms = CONNECT_TIMEOUT_S * 1000L,
+        .timeout_ms = !stream && cli->timeout_s > 0 ? cli->timeout_s * 1000L : 0,
+        .tcp_keepalive = true,
+        .keepalive_idle_s = 30,
+        .keepalive_intvl_s = 10,
+    };
 }
 
-/* Sets what every request has: URL, token, timeouts, no signals. */
-static struct curl_slist *prepare(struct kf_cli *cli, const char *path, const char *content_type,
-                                  bool stream)
+static struct curl_slist *headers(const struct kf_cli *cli, const char *content_type)
 {
-    struct kf_cli_http *h = http_get(cli);
-    CURL *c = h->curl;
-    struct curl_slist *hdrs = NULL;
-    char *url = kf_xasprintf("%s%s", cli->conn.server, path);
+    struct curl_slist *hdrs = kf_http_header(NULL, "Accept: application/json");
 
-    curl_easy_reset(c);
-    h->errbuf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    free(url);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "kfleet/" KF_VERSION);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 30L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 10L);
-    if (!stream && cli->timeout_s > 0)
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, cli->timeout_s);
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
-    if (content_type) {
-        char *h2 = kf_xasprintf("Content-Type: %s", content_type);
-
-        hdrs = curl_slist_append(hdrs, h2);
-        free(h2);
-    }
-    if (cli->conn.token) {
-        char *auth = kf_xasprintf("Authorization: Bearer %s", cli->conn.token);
-
-        hdrs = curl_slist_append(hdrs, auth);
-        free(auth);
-    }
-    hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    return hdrs;
+    if (content_type)
+        hdrs = kf_http_header(hdrs, "Content-Type: %s", content_type);
+    if (cli->conn.token)
+        hdrs = kf_http_header(hdrs, "Authorization: Bearer %s", cli->conn.token);
+    return kf_http_header(hdrs, "Expect:"); /* no 100-continue round trip */
 }
 
-static void describe_curl_error(struct kf_cli *cli, CURLcode code, struct kf_strbuf *out)
+static void describe_curl_error(struct kf_cli *cli, const char *detail, struct kf_strbuf *out)
 {
-    const char *detail = cli->http->errbuf[0] ? cli->http->errbuf : curl_easy_strerror(code);
     const char *from;
 
     switch (cli->conn.server_src) {
@@ -140,46 +111,49 @@ static void parse_body(struct kf_cli_response *ret)
         kf_json_parse(ret->body->buf, ret->body->len, &ret->json, NULL);
 }
 
+static struct kf_strbuf *new_body(size_t cap)
+{
+    struct kf_strbuf *sb = kf_xcalloc(1, sizeof(*sb));
+
+    kf_strbuf_init(sb, 0);
+    sb->cap = cap;
+    return sb;
+}
+
 int kf_cli_request(struct kf_cli *cli, const char *method, const char *path,
                    const char *content_type, const char *body, size_t len,
                    struct kf_cli_response *ret)
 {
-    struct kf_cli_response r = { 0 };
-    struct curl_slist *hdrs;
-    CURL *c;
-    CURLcode code;
+    struct kf_cli_response r = { .body = new_body(RESPONSE_MAX_BYTES) };
+    char *url = kf_xasprintf("%s%s", cli->conn.server, path);
+    struct kf_http_opts o = options(cli, false);
+    struct kf_http_req req = { .method = method,
+                               .url = url,
+                               .headers = headers(cli, content_type),
+                               .body = body,
+                               .body_len = len,
+                               .resp = r.body };
+    struct kf_http_result res;
+    int rc;
 
     kf_assert(cli->conn_resolved);
-    hdrs = prepare(cli, path, content_type, false);
-    c = cli->http->curl;
-    r.body = kf_xcalloc(1, sizeof(*r.body));
-    kf_strbuf_init(r.body, 0);
-    r.body->cap = RESPONSE_MAX_BYTES;
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r.body);
-    code = curl_easy_perform(c);
-    curl_slist_free_all(hdrs);
-    if (code != CURLE_OK) {
+    rc = kf_http_request(http_get(cli), &o, &req, &res);
+    curl_slist_free_all(req.headers);
+    free(url);
+    if (rc < 0) {
         struct kf_strbuf msg = KF_STRBUF_INIT;
 
-        if (code == CURLE_WRITE_ERROR && r.body->overflowed)
+        if (res.code == CURLE_WRITE_ERROR && r.body->overflowed)
             kf_strbuf_addf(&msg, "the answer to %s %s is larger than %u MiB", method, path,
                            RESPONSE_MAX_BYTES >> 20);
         else
-            describe_curl_error(cli, code, &msg);
+            describe_curl_error(cli, res.error, &msg);
         kf_cli_error(cli, "%s", msg.buf);
         kf_strbuf_release(&msg);
         kf_cli_response_release(&r);
         return -EHOSTUNREACH;
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    r.status = res.status;
     parse_body(&r);
     *ret = r;
     return 0;
@@ -187,72 +161,51 @@ int kf_cli_request(struct kf_cli *cli, const char *method, const char *path,
 
 /* ---- streaming (watch) ---------------------------------------------------------- */
 
-struct stream_state {
-    CURL *curl;
-    int (*line_fn)(const char *line, size_t len, void *data);
+/* The CLI's line callbacks take (line, len, data). */
+struct stream_line {
+    int (*fn)(const char *line, size_t len, void *data);
     void *data;
-    struct kf_strbuf *pending; /* partial line, or the body of an error */
-    bool stopped;              /* line_fn asked to stop */
 };
 
-static size_t write_stream(char *data, size_t size, size_t nmemb, void *user)
+static int stream_line(void *ctx, const char *s, size_t n)
 {
-    struct stream_state *s = user;
-    size_t n = size * nmemb;
-    long status = 0;
+    struct stream_line *sl = ctx;
 
-    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status < 200 || status >= 300)
-        return kf_strbuf_add(s->pending, data, n) < 0 ? 0 : n;
-    for (size_t i = 0; i < n;) {
-        const char *nl = memchr(data + i, '\n', n - i);
-        size_t end = nl ? (size_t)(nl - data) : n;
-
-        if (kf_strbuf_add(s->pending, data + i, end - i) < 0)
-            return 0; /* a line longer than any event: give up */
-        if (!nl)
-            break;
-        if (s->pending->len > 0 && s->line_fn(s->pending->buf, s->pending->len, s->data) != 0) {
-            s->stopped = true;
-            return 0;
-        }
-        kf_strbuf_reset(s->pending);
-        i = end + 1;
-    }
-    return n;
+    return sl->fn(s, n, sl->data);
 }
 
 int kf_cli_stream(struct kf_cli *cli, const char *path,
                   int (*line_fn)(const char *line, size_t len, void *data), void *data,
                   int64_t timeout_ms, struct kf_cli_response *ret, struct kf_strbuf *err)
 {
-    struct kf_cli_response r = { 0 };
-    struct stream_state s = { .line_fn = line_fn, .data = data };
-    struct curl_slist *hdrs;
-    CURLcode code;
+    struct kf_cli_response r = { .body = new_body(WATCH_LINE_MAX) };
+    struct stream_line sl = { .fn = line_fn, .data = data };
+    char *url = kf_xasprintf("%s%s", cli->conn.server, path);
+    struct kf_http_opts o = options(cli, true);
+    struct kf_http_req req = { .url = url,
+                               .headers = headers(cli, NULL),
+                               .resp = r.body,
+                               .line = stream_line,
+                               .line_ctx = &sl,
+                               .line_2xx_only = true };
+    struct kf_http_result res;
+    int rc;
 
     kf_assert(cli->conn_resolved);
-    hdrs = prepare(cli, path, NULL, true);
-    s.curl = cli->http->curl;
-    r.body = kf_xcalloc(1, sizeof(*r.body));
-    kf_strbuf_init(r.body, 0);
-    r.body->cap = WATCH_LINE_MAX;
-    s.pending = r.body;
-    curl_easy_setopt(s.curl, CURLOPT_WRITEFUNCTION, write_stream);
-    curl_easy_setopt(s.curl, CURLOPT_WRITEDATA, &s);
     if (timeout_ms > 0)
-        curl_easy_setopt(s.curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    code = curl_easy_perform(s.curl);
-    curl_slist_free_all(hdrs);
-    if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && s.stopped)) {
+        o.timeout_ms = (long)timeout_ms;
+    rc = kf_http_request(http_get(cli), &o, &req, &res);
+    curl_slist_free_all(req.headers);
+    free(url);
+    if (rc < 0) {
         if (err) {
             kf_strbuf_reset(err);
-            describe_curl_error(cli, code, err);
+            describe_curl_error(cli, res.error, err);
         }
         kf_cli_response_release(&r);
         return -EHOSTUNREACH;
     }
-    curl_easy_getinfo(s.curl, CURLINFO_RESPONSE_CODE, &r.status);
+    r.status = res.status;
     if (r.status < 200 || r.status >= 300)
         parse_body(&r);
     else

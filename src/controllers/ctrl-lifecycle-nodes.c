@@ -19,10 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "kfleet/catalog.h"
 #include "kfleet/error.h"
+#include "kfleet/http.h"
 #include "kfleet/json.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-lifecycle.h"
@@ -38,13 +37,6 @@ struct guest {
     char *ca, *cert, *key;
 };
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct kf_strbuf *sb = arg;
-
-    return kf_strbuf_add(sb, data, size * n) < 0 ? 0 : size * n;
-}
-
 /* One request; *ret_status is the HTTP status (0: none came), *ret_body
  * the answer (caller releases). 0, or a negative errno for a transport
  * failure with curl's words in err. */
@@ -52,43 +44,35 @@ static int guest_call(const struct guest *g, const char *method, const char *pat
                       long *ret_status, struct kf_strbuf *ret_body, struct kf_strbuf *err)
 {
     char *url = kf_xasprintf("%s%s", g->base, path);
-    struct curl_slist *headers = NULL;
-    CURL *c = curl_easy_init();
-    CURLcode rc;
-    int r = 0;
+    const struct kf_http_opts o = {
+        .user_agent = "kfleetd/" KF_VERSION,
+        .protocols = "https",
+        .ca_file = g->ca,
+        .cert_file = g->cert,
+        .key_file = g->key,
+        .timeout_ms = GUEST_TIMEOUT_MS,
+        .no_proxy = true,
+    };
+    struct kf_http_req req = {
+        .method = method,
+        .url = url,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .resp = ret_body,
+    };
+    struct kf_http *h = kf_http_new();
+    struct kf_http_result res;
+    int r;
 
-    if (!c) {
-        free(url);
-        return kf_err(err, -ENOMEM, "cannot create a curl handle");
-    }
     ret_body->cap = GUEST_BODY_MAX;
-    headers = curl_slist_append(headers, "Accept: application/json");
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)GUEST_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_CAINFO, g->ca);
-    curl_easy_setopt(c, CURLOPT_SSLCERT, g->cert);
-    curl_easy_setopt(c, CURLOPT_SSLKEY, g->key);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "kfleetd/" KF_VERSION);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, ret_body);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    }
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    rc = curl_easy_perform(c);
-    *ret_status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, ret_status);
-    else
-        r = kf_err(err, -EIO, "%s %s: %s", method, path, curl_easy_strerror(rc));
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
+    req.headers = kf_http_header(NULL, "Accept: application/json");
+    req.headers = kf_http_header(req.headers, "Content-Type: application/json");
+    r = kf_http_request(h, &o, &req, &res);
+    *ret_status = r < 0 ? 0 : res.status;
+    if (r < 0)
+        r = kf_err(err, -EIO, "%s %s: %s", method, path, curl_easy_strerror(res.code));
+    curl_slist_free_all(req.headers);
+    kf_http_free(h);
     free(url);
     return r;
 }

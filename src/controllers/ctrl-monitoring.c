@@ -48,7 +48,6 @@
 #include "kfleet/registry.h"
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
-#include "ctrlrt/ctrlrt-internal.h"
 #include "controllers/ctrl-monitoring.h"
 
 KF_LOG_MODULE(monitoring);

@@ -18,7 +18,6 @@
 #include "kfleet/lifecycle.h"
 #include "kfleet/obs-metrics.h"
 #include "kfleet/strbuf.h"
-#include "ctrlrt/ctrlrt-internal.h"
 #include "controllers/ctrl-monitoring.h"
 
 static const struct kf_ctrl_def defs[] = {

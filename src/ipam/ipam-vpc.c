@@ -3,7 +3,7 @@
  *
  * A VPC holds the block trie (node and pod ranges, reserved ranges, pool
  * roots), the service trie (service ranges, counted because they repeat),
- * and a table of clusters (slot array + open-addressing hash by name). Each
+ * and a table of clusters (slot array + kf_smap by name). Each
  * allocation claims its blocks, verifies the invariants that involve them
  * through a second code path (queries, not the claim), and rolls back
  * everything on any failure, so a failed call changes nothing.
@@ -16,6 +16,7 @@
 #include "ipam/ipam-internal.h"
 #include "kfleet/error.h"
 #include "kfleet/ipam.h"
+#include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
 
 #define NODE_MIN_PREFIX_HOSTBITS 4 /* /28: the smallest node range and per-node block */
@@ -58,75 +59,15 @@ struct kf_ipam_vpc {
     uint32_t free_slot; /* slot + 1, chained through next_free */
     size_t live;
 
-    uint32_t *hash; /* slot + 1, 0 empty; power-of-two size */
-    size_t hash_size;
+    struct kf_smap by_name; /* cluster name (borrowed from cl[]) -> slot + 1 */
 };
 
 /* --- cluster table ---------------------------------------------------------- */
 
-static uint64_t name_hash(const char *s)
+/* The slot of the cluster called name, or -1. */
+static long hash_find(const struct kf_ipam_vpc *v, const char *name)
 {
-    return kf_fnv1a_str(KF_FNV1A_BASIS_V0, s);
-}
-
-static void hash_insert_slot(struct kf_ipam_vpc *v, uint32_t slot)
-{
-    size_t mask = v->hash_size - 1, i = name_hash(v->cl[slot].name) & mask;
-
-    while (v->hash[i])
-        i = (i + 1) & mask;
-    v->hash[i] = slot + 1;
-}
-
-static void hash_grow(struct kf_ipam_vpc *v)
-{
-    size_t old_size = v->hash_size;
-    uint32_t *old = v->hash;
-
-    v->hash_size = old_size ? old_size * 2 : 64;
-    v->hash = kf_xcalloc(v->hash_size, sizeof(*v->hash));
-    for (size_t i = 0; i < old_size; i++)
-        if (old[i])
-            hash_insert_slot(v, old[i] - 1);
-    free(old);
-}
-
-static long hash_find(const struct kf_ipam_vpc *v, const char *name, size_t *ret_pos)
-{
-    size_t mask, i;
-
-    if (!v->hash_size)
-        return -1;
-    mask = v->hash_size - 1;
-    for (i = name_hash(name) & mask; v->hash[i]; i = (i + 1) & mask) {
-        if (strcmp(v->cl[v->hash[i] - 1].name, name) == 0) {
-            if (ret_pos)
-                *ret_pos = i;
-            return (long)v->hash[i] - 1;
-        }
-    }
-    return -1;
-}
-
-static void hash_delete(struct kf_ipam_vpc *v, size_t pos)
-{
-    size_t mask = v->hash_size - 1, i = pos, j = pos;
-
-    /* Backward-shift deletion: no tombstones, probes stay short. */
-    v->hash[i] = 0;
-    for (;;) {
-        size_t home;
-
-        j = (j + 1) & mask;
-        if (!v->hash[j])
-            return;
-        home = name_hash(v->cl[v->hash[j] - 1].name) & mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            v->hash[i] = v->hash[j];
-            v->hash[j] = 0;
-            i = j;
-        }
-    }
+    return (long)(uintptr_t)kf_smap_get(&v->by_name, name) - 1;
 }
 
 static uint32_t slot_new(struct kf_ipam_vpc *v)
@@ -338,6 +279,7 @@ int kf_ipam_vpc_new(const struct kf_ipam_vpc_config *cfg, struct kf_ipam_vpc **r
                       KF_IPAM_MAX_RESERVED);
     v = kf_xcalloc(1, sizeof(*v));
     v->name = kf_xstrdup(name);
+    kf_smap_init_borrowed(&v->by_name);
     kf_ipam_trie_init(&v->trie);
     kf_ipam_strie_init(&v->strie);
     v->pools = kf_xcalloc(cfg->n_pools, sizeof(*v->pools));
@@ -372,7 +314,7 @@ void kf_ipam_vpc_free(struct kf_ipam_vpc *v)
     for (size_t i = 0; i < v->n_reserved; i++)
         free(v->reserved[i].what);
     free(v->cl);
-    free(v->hash);
+    kf_smap_release(&v->by_name);
     free(v->pools);
     free(v->reserved);
     kf_ipam_trie_release(&v->trie);
@@ -555,7 +497,7 @@ static int find_broken(const struct kf_ipam_vpc *v, char *why, size_t why_size)
         if (!v->cl[i].name)
             continue;
         live++;
-        if (hash_find(v, v->cl[i].name, NULL) != (long)i) {
+        if (hash_find(v, v->cl[i].name) != (long)i) {
             snprintf(why, why_size, "cluster %s is not found by name", v->cl[i].name);
             return -EUCLEAN;
         }
@@ -743,7 +685,7 @@ int kf_ipam_allocate(struct kf_ipam_vpc *v, const struct kf_ipam_request *req,
     if (!*name || strlen(name) > KF_IPAM_NAME_MAX)
         return kf_err(err, -KF_EINVALID, "a cluster needs a name of 1..%d characters",
                       KF_IPAM_NAME_MAX);
-    found = hash_find(v, name, NULL);
+    found = hash_find(v, name);
     if (found >= 0) {
         c = &v->cl[found];
         if (!same_or_unset(req->node_cidr, &c->node) || !same_or_unset(req->pod_cidr, &c->pod) ||
@@ -804,9 +746,7 @@ int kf_ipam_allocate(struct kf_ipam_vpc *v, const struct kf_ipam_request *req,
         goto release_slot;
     }
     kf_ipam_strie_add(&v->strie, &c->svc);
-    if (v->live + 1 > v->hash_size / 2)
-        hash_grow(v);
-    hash_insert_slot(v, s);
+    kf_smap_put(&v->by_name, c->name, (void *)(uintptr_t)(s + 1));
     v->live++;
     if (verify_cluster(v, s, why, sizeof(why)) < 0)
         kf_abort("ipam: %s: %s", v->name, why);
@@ -824,8 +764,7 @@ release_slot:
 
 int kf_ipam_release(struct kf_ipam_vpc *v, const char *cluster)
 {
-    size_t pos;
-    long s = cluster ? hash_find(v, cluster, &pos) : -1;
+    long s = cluster ? hash_find(v, cluster) : -1;
     struct icl *c;
 
     if (s < 0)
@@ -834,7 +773,7 @@ int kf_ipam_release(struct kf_ipam_vpc *v, const char *cluster)
     free_block(v, &c->node);
     free_block(v, &c->pod);
     kf_ipam_strie_remove(&v->strie, &c->svc);
-    hash_delete(v, pos);
+    kf_smap_remove(&v->by_name, c->name);
     slot_put(v, (uint32_t)s);
     v->live--;
     after_change(v);
@@ -843,7 +782,7 @@ int kf_ipam_release(struct kf_ipam_vpc *v, const char *cluster)
 
 int kf_ipam_lookup(const struct kf_ipam_vpc *v, const char *cluster, struct kf_ipam_alloc *ret)
 {
-    long s = cluster ? hash_find(v, cluster, NULL) : -1;
+    long s = cluster ? hash_find(v, cluster) : -1;
 
     if (s < 0)
         return -ENOENT;
@@ -907,7 +846,7 @@ static void grow(struct kf_ipam_vpc *v, uint32_t s, struct kf_cidr *cur, unsigne
 int kf_ipam_resize(struct kf_ipam_vpc *v, const char *cluster, int64_t new_expected_nodes,
                    struct kf_ipam_alloc *ret, struct kf_strbuf *err)
 {
-    long s = cluster ? hash_find(v, cluster, NULL) : -1;
+    long s = cluster ? hash_find(v, cluster) : -1;
     unsigned node_prefix, pod_prefix, node_mask;
     char why[256];
     struct icl *c;
@@ -956,7 +895,7 @@ void kf_ipam_vpc_stats(const struct kf_ipam_vpc *v, struct kf_ipam_stats *ret)
     ret->trie_nodes = v->trie.live + v->strie.live;
     ret->bytes = sizeof(*v) + v->trie.alloc * sizeof(struct tnode) +
                  v->strie.alloc * sizeof(struct snode) + v->alloc_cl * sizeof(struct icl) +
-                 v->hash_size * sizeof(uint32_t);
+                 v->by_name.cap * sizeof(struct kf_smap_slot);
     for (size_t i = 0; i < v->n_cl; i++)
         if (v->cl[i].name)
             ret->bytes += strlen(v->cl[i].name) + 1;

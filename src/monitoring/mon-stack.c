@@ -20,9 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "kfleet/file.h"
+#include "kfleet/http.h"
 #include "kfleet/log.h"
 #include "kfleet/monitoring.h"
 #include "kfleet/runner.h"
@@ -255,45 +254,37 @@ int kf_mon_stack_sync(struct kf_mon *m, const struct kf_obs_fleet *f,
         } else {
             for (size_t j = 0; r == 0 && j < f->n_alertmanagers; j++) {
                 const struct kf_obs_alertmanager *am = &f->alertmanagers[j];
-                struct kf_obs_argv a = { 0 };
+                struct kf_argv a = { 0 };
                 char *dir = kf_xasprintf("%s/%s", m->root, am->name);
 
                 kf_obs_argv_alertmanager(f, am, m->root, &a);
-                r = apply_one(m, am->name, a.argv, dir, am->listen, true, &w, &started, err);
-                kf_obs_argv_release(&a);
+                r = apply_one(m, am->name, a.v, dir, am->listen, true, &w, &started, err);
+                kf_argv_release(&a);
                 free(dir);
             }
         }
         for (size_t j = 0; r == 0 && j < nl; j++) {
-            struct kf_obs_argv a = { 0 };
+            struct kf_argv a = { 0 };
             char *dir = kf_xasprintf("%s/%s", m->root, list[j].name);
 
             r = kf_obs_argv_instance(f, list[j].name, m->root, &a);
             if (r == 0)
-                r = apply_one(m, list[j].name, a.argv, dir, list[j].listen, true, &w, &started,
-                              err);
-            kf_obs_argv_release(&a);
+                r = apply_one(m, list[j].name, a.v, dir, list[j].listen, true, &w, &started, err);
+            kf_argv_release(&a);
             free(dir);
         }
     }
     for (size_t i = 0; r == 0 && i < n_exporters; i++) {
-        struct kf_obs_argv a = { 0 };
+        struct kf_argv a = { 0 };
         char *name = exporter_name(exporters[i].host);
         char *dir = kf_xasprintf("%s/.local/%s", m->root, name);
 
         kf_obs_argv_node_exporter(&f->bin, exporters[i].listen, &a);
-        {
-            /* the host's own .prom files go here; it also puts the data
-             * directory on the command line, where people look */
-            struct kf_argv av = { 0 };
-
-            for (size_t j = 0; j < a.argc; j++)
-                kf_argv_add(&av, a.argv[j]);
-            kf_argv_addf(&av, "--collector.textfile.directory=%s", dir);
-            r = apply_one(m, name, av.v, dir, exporters[i].listen, false, &w, &started, err);
-            kf_argv_release(&av);
-        }
-        kf_obs_argv_release(&a);
+        /* the host's own .prom files go here; it also puts the data
+         * directory on the command line, where people look */
+        kf_argv_addf(&a, "--collector.textfile.directory=%s", dir);
+        r = apply_one(m, name, a.v, dir, exporters[i].listen, false, &w, &started, err);
+        kf_argv_release(&a);
         free(dir);
         free(name);
     }
@@ -332,47 +323,31 @@ bool kf_mon_stack_running(struct kf_mon *m, const char *name)
 
 /* --- talking to instances ------------------------------------------------- */
 
-static size_t collect_body(char *p, size_t size, size_t n, void *arg)
-{
-    struct kf_strbuf *sb = arg;
-
-    if (sb->len + size * n > 8u * 1024 * 1024)
-        return 0;
-    kf_strbuf_add(sb, p, size * n);
-    return size * n;
-}
-
 /* One request; 0 with the status and body, or a negative errno. */
 static int http_call(const char *url, bool post, long *ret_status, struct kf_strbuf *body)
 {
-    CURL *c = curl_easy_init();
-    CURLcode cc;
-    int r = 0;
+    const struct kf_http_opts o = {
+        .connect_timeout_ms = 2000,
+        .timeout_ms = 10000,
+        .no_proxy = true,
+    };
+    const struct kf_http_req req = {
+        .method = post ? "POST" : "GET",
+        .url = url,
+        .body = post ? "" : NULL,
+        .resp = body,
+    };
+    struct kf_http *h = kf_http_new();
+    struct kf_http_result res;
+    int r;
 
-    if (!c)
-        return -ENOMEM;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-    if (post) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
-    }
-    cc = curl_easy_perform(c);
-    if (cc == CURLE_COULDNT_CONNECT)
-        r = -ECONNREFUSED;
-    else if (cc == CURLE_OPERATION_TIMEDOUT)
-        r = -ETIMEDOUT;
-    else if (cc != CURLE_OK)
+    body->cap = 8u * 1024 * 1024;
+    r = kf_http_request(h, &o, &req, &res);
+    if (r == 0)
+        *ret_status = res.status;
+    else if (r != -ECONNREFUSED && r != -ETIMEDOUT)
         r = -EIO;
-    else
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, ret_status);
-    curl_easy_cleanup(c);
+    kf_http_free(h);
     return r;
 }
 

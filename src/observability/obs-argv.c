@@ -14,100 +14,80 @@
 #include "kfleet/strbuf.h"
 #include "observability/obs-internal.h"
 
-static void push(struct kf_obs_argv *a, size_t *alloc, char *arg)
-{
-    KF_GROW(a->argv, *alloc, a->argc + 2);
-    a->argv[a->argc++] = arg;
-    a->argv[a->argc] = NULL;
-}
-
-static char *dur_flag(const char *flag, int64_t ms)
+/* Adds "flag=<duration>" in Prometheus' notation. */
+static void add_duration(struct kf_argv *a, const char *flag, int64_t ms)
 {
     struct kf_strbuf sb = KF_STRBUF_INIT;
 
     kf_strbuf_addf(&sb, "%s=", flag);
     kf_obs_duration(&sb, ms);
-    return kf_strbuf_detach(&sb, NULL);
-}
-
-void kf_obs_argv_release(struct kf_obs_argv *a)
-{
-    if (!a)
-        return;
-    for (size_t i = 0; i < a->argc; i++)
-        free(a->argv[i]);
-    free(a->argv);
-    a->argv = NULL;
-    a->argc = 0;
+    kf_argv_add(a, sb.buf);
+    kf_strbuf_release(&sb);
 }
 
 void kf_obs_argv_prometheus(const struct kf_obs_fleet *f, const struct kf_obs_instance *inst,
-                            int64_t retention_ms, const char *root, struct kf_obs_argv *ret)
+                            int64_t retention_ms, const char *root, struct kf_argv *ret)
 {
     struct kf_obs_binaries b;
-    struct kf_obs_argv a = { 0 };
+    struct kf_argv a = { 0 };
     struct kf_obs_settings s;
-    size_t alloc = 0;
     char *url = kf_obs_external_url(inst->listen, inst->external);
 
     kf_obs_binaries_defaults(&f->bin, &b);
     kf_obs_settings_effective(f, NULL, &s);
-    push(&a, &alloc, kf_xstrdup(b.prometheus));
-    push(&a, &alloc, kf_xasprintf("--config.file=%s/%s/prometheus.yml", root, inst->name));
-    push(&a, &alloc, kf_xasprintf("--storage.tsdb.path=%s/%s/data", root, inst->name));
-    push(&a, &alloc,
-         dur_flag("--storage.tsdb.retention.time", retention_ms ? retention_ms : s.retention_ms));
-    push(&a, &alloc, kf_xasprintf("--web.listen-address=%s", inst->listen));
-    push(&a, &alloc, kf_xasprintf("--web.external-url=%s", url));
-    push(&a, &alloc, kf_xstrdup("--web.enable-lifecycle"));
+    kf_argv_add(&a, b.prometheus);
+    kf_argv_addf(&a, "--config.file=%s/%s/prometheus.yml", root, inst->name);
+    kf_argv_addf(&a, "--storage.tsdb.path=%s/%s/data", root, inst->name);
+    add_duration(&a, "--storage.tsdb.retention.time", retention_ms ? retention_ms : s.retention_ms);
+    kf_argv_addf(&a, "--web.listen-address=%s", inst->listen);
+    kf_argv_addf(&a, "--web.external-url=%s", url);
+    kf_argv_add(&a, "--web.enable-lifecycle");
     free(url);
     *ret = a;
 }
 
 void kf_obs_argv_alertmanager(const struct kf_obs_fleet *f, const struct kf_obs_alertmanager *am,
-                              const char *root, struct kf_obs_argv *ret)
+                              const char *root, struct kf_argv *ret)
 {
     const struct kf_obs_alerting *al = &f->alerting;
     int64_t peer = al->peer_timeout_ms ? al->peer_timeout_ms : 15000;
     int64_t settle = al->settle_timeout_ms ? al->settle_timeout_ms : 2 * peer;
     struct kf_obs_binaries b;
-    struct kf_obs_argv a = { 0 };
-    size_t alloc = 0;
+    struct kf_argv a = { 0 };
     char *url = kf_obs_external_url(am->listen, am->external);
 
     kf_obs_binaries_defaults(&f->bin, &b);
-    push(&a, &alloc, kf_xstrdup(b.alertmanager));
-    push(&a, &alloc, kf_xasprintf("--config.file=%s/%s/alertmanager.yml", root, am->name));
-    push(&a, &alloc, kf_xasprintf("--storage.path=%s/%s/data", root, am->name));
-    push(&a, &alloc, kf_xasprintf("--web.listen-address=%s", am->listen));
-    push(&a, &alloc, kf_xasprintf("--web.external-url=%s", url));
-    push(&a, &alloc, kf_xasprintf("--cluster.listen-address=%s", am->cluster_listen));
-    push(&a, &alloc, kf_xasprintf("--cluster.advertise-address=%s", am->cluster_listen));
+    kf_argv_add(&a, b.alertmanager);
+    kf_argv_addf(&a, "--config.file=%s/%s/alertmanager.yml", root, am->name);
+    kf_argv_addf(&a, "--storage.path=%s/%s/data", root, am->name);
+    kf_argv_addf(&a, "--web.listen-address=%s", am->listen);
+    kf_argv_addf(&a, "--web.external-url=%s", url);
+    kf_argv_addf(&a, "--cluster.listen-address=%s", am->cluster_listen);
+    kf_argv_addf(&a, "--cluster.advertise-address=%s", am->cluster_listen);
     for (size_t i = 0; i < f->n_alertmanagers; i++)
         if (&f->alertmanagers[i] != am &&
             strcmp(f->alertmanagers[i].cluster_listen, am->cluster_listen) != 0)
-            push(&a, &alloc, kf_xasprintf("--cluster.peer=%s", f->alertmanagers[i].cluster_listen));
-    push(&a, &alloc, dur_flag("--cluster.peer-timeout", peer));
-    push(&a, &alloc, dur_flag("--cluster.settle-timeout", settle));
+            kf_argv_addf(&a, "--cluster.peer=%s", f->alertmanagers[i].cluster_listen);
+    add_duration(&a, "--cluster.peer-timeout", peer);
+    add_duration(&a, "--cluster.settle-timeout", settle);
     free(url);
     *ret = a;
 }
 
 void kf_obs_argv_node_exporter(const struct kf_obs_binaries *bin, const char *listen,
-                               struct kf_obs_argv *ret)
+                               struct kf_argv *ret)
 {
     struct kf_obs_binaries b;
-    struct kf_obs_argv a = { 0 };
-    size_t alloc = 0;
+    struct kf_argv a = { 0 };
 
     kf_obs_binaries_defaults(bin, &b);
-    push(&a, &alloc, kf_xstrdup(b.node_exporter));
-    push(&a, &alloc, kf_xasprintf("--web.listen-address=%s", listen));
+    kf_argv_add(&a, b.node_exporter);
+    kf_argv_addf(&a, "--web.listen-address=%s", listen);
     *ret = a;
 }
 
 int kf_obs_argv_instance(const struct kf_obs_fleet *f, const char *name, const char *root,
-                         struct kf_obs_argv *ret)
+                         struct kf_argv *ret)
 {
     struct kf_obs_settings s;
 

@@ -31,6 +31,7 @@
 #include "kfleet/base.h"
 #include "kfleet/file.h"
 #include "kfleet/obs-receiver.h"
+#include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
 #include "observability/obs-internal.h"
 
@@ -45,7 +46,7 @@ enum { ALERT_FIRING = 1, ALERT_RESOLVED = 2 };
 
 struct dd_entry {
     uint8_t key[16];
-    uint8_t used;
+    char hex[33]; /* the key in hex: its name in the map */
     uint8_t kind;
     uint8_t status;
     int64_t at_ms;
@@ -55,26 +56,20 @@ struct dd_entry {
 struct kf_obs_dedup {
     pthread_mutex_t lock;
     int64_t window_ms;
-    size_t max_entries;     /* 2 x capacity */
-    struct dd_entry *slots; /* open addressing, linear probing */
-    size_t mask;            /* n_slots - 1 (a power of two >= 2 x max_entries) */
-    size_t count;
-    uint8_t (*ring)[16]; /* insertion order, max_entries long */
+    size_t max_entries;    /* 2 x capacity */
+    struct kf_smap by_key; /* hex key (borrowed from the entry) -> entry in ring */
+    struct dd_entry *ring; /* the entries in insertion order, max_entries long */
     size_t ring_head, ring_len;
 };
 
 struct kf_obs_dedup *kf_obs_dedup_new(size_t capacity, int64_t window_ms)
 {
     struct kf_obs_dedup *d = kf_xcalloc(1, sizeof(*d));
-    size_t n_slots = 16;
 
     if (!capacity)
         capacity = 10000;
     d->max_entries = 2 * capacity;
-    while (n_slots < 2 * d->max_entries)
-        n_slots *= 2;
-    d->slots = kf_xcalloc(n_slots, sizeof(*d->slots));
-    d->mask = n_slots - 1;
+    kf_smap_init_borrowed(&d->by_key);
     d->ring = kf_xcalloc(d->max_entries, sizeof(*d->ring));
     d->window_ms = window_ms > 0 ? window_ms : 600000;
     pthread_mutex_init(&d->lock, NULL);
@@ -86,81 +81,49 @@ void kf_obs_dedup_free(struct kf_obs_dedup *d)
     if (!d)
         return;
     pthread_mutex_destroy(&d->lock);
-    free(d->slots);
+    kf_smap_release(&d->by_key);
     free(d->ring);
     free(d);
 }
 
 size_t kf_obs_dedup_size(const struct kf_obs_dedup *d)
 {
-    return d->count;
+    return d->ring_len;
 }
 
-static size_t slot_of(const struct kf_obs_dedup *d, const uint8_t key[16])
+static void hex16(const uint8_t *k, char out[33])
 {
-    uint64_t h;
-
-    memcpy(&h, key, sizeof(h));
-    return (size_t)h & d->mask;
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", k[i]);
 }
 
 static struct dd_entry *find(struct kf_obs_dedup *d, const uint8_t key[16])
 {
-    for (size_t i = slot_of(d, key);; i = (i + 1) & d->mask) {
-        struct dd_entry *e = &d->slots[i];
+    char hex[33];
 
-        if (!e->used)
-            return NULL;
-        if (memcmp(e->key, key, 16) == 0)
-            return e;
-    }
+    hex16(key, hex);
+    return kf_smap_get(&d->by_key, hex);
 }
 
-/* Backward-shift deletion keeps every probe chain unbroken. */
-static void erase(struct kf_obs_dedup *d, const uint8_t key[16])
-{
-    size_t i = slot_of(d, key);
-
-    while (d->slots[i].used && memcmp(d->slots[i].key, key, 16) != 0)
-        i = (i + 1) & d->mask;
-    if (!d->slots[i].used)
-        return;
-    d->slots[i].used = 0;
-    d->count--;
-    for (size_t j = (i + 1) & d->mask; d->slots[j].used; j = (j + 1) & d->mask) {
-        size_t home = slot_of(d, d->slots[j].key);
-
-        /* move j into the hole at i unless its home lies in (i, j] */
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            d->slots[i] = d->slots[j];
-            d->slots[j].used = 0;
-            i = j;
-        }
-    }
-}
-
+/* The entry for key, a new one (the oldest forgotten when full) if none. */
 static struct dd_entry *insert(struct kf_obs_dedup *d, const uint8_t key[16], int kind)
 {
     struct dd_entry *e = find(d, key);
-    size_t i;
 
     if (e)
         return e;
     if (d->ring_len == d->max_entries) {
-        erase(d, d->ring[d->ring_head]);
+        kf_smap_remove(&d->by_key, d->ring[d->ring_head].hex);
         d->ring_head = (d->ring_head + 1) % d->max_entries;
         d->ring_len--;
     }
-    memcpy(d->ring[(d->ring_head + d->ring_len) % d->max_entries], key, 16);
+    e = &d->ring[(d->ring_head + d->ring_len) % d->max_entries];
     d->ring_len++;
-    for (i = slot_of(d, key); d->slots[i].used; i = (i + 1) & d->mask)
-        ;
-    e = &d->slots[i];
     memset(e, 0, sizeof(*e));
     memcpy(e->key, key, 16);
-    e->used = 1;
+    hex16(key, e->hex);
     e->kind = (uint8_t)kind;
-    d->count++;
+    kf_smap_put(&d->by_key, e->hex, e);
     return e;
 }
 
@@ -267,12 +230,6 @@ unlock:
     pthread_mutex_unlock(&d->lock);
 }
 
-static void hex16(const uint8_t *k, char out[33])
-{
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", k[i]);
-}
-
 int kf_obs_dedup_save(struct kf_obs_dedup *d, const char *path, struct kf_strbuf *err)
 {
     struct kf_strbuf sb = KF_STRBUF_INIT;
@@ -281,13 +238,9 @@ int kf_obs_dedup_save(struct kf_obs_dedup *d, const char *path, struct kf_strbuf
     pthread_mutex_lock(&d->lock);
     kf_strbuf_addstr(&sb, DD_HEADER);
     for (size_t i = 0; i < d->ring_len; i++) {
-        const uint8_t *key = d->ring[(d->ring_head + i) % d->max_entries];
-        struct dd_entry *e = find(d, key);
-        char hex[33];
+        const struct dd_entry *e = &d->ring[(d->ring_head + i) % d->max_entries];
+        const char *hex = e->hex;
 
-        if (!e)
-            continue;
-        hex16(e->key, hex);
         if (e->kind == DD_KEY && e->status == KEY_DELIVERED)
             kf_strbuf_addf(&sb, "K %s %" PRId64 "\n", hex, e->at_ms);
         else if (e->kind == DD_ALERT)

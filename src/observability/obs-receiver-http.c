@@ -5,8 +5,9 @@
  * is nothing worth pooling. Only http and https, no redirects (a redirect
  * would carry a signed URL somewhere else), the whole exchange bounded by
  * the timeout, the response body kept up to a cap for classification and
- * the rest read and dropped. Proxies follow curl's usual environment
- * variables, as data centres that reach DingTalk through a proxy need.
+ * the rest read and dropped, through base's HTTP client (http.h). Proxies
+ * follow curl's usual environment variables, as data centres that reach
+ * DingTalk through a proxy need.
  *
  * Destinations are checked twice (struct kf_obs_destinations): the URL's
  * host before anything is sent, and each address as curl opens a socket
@@ -26,6 +27,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/cidr.h"
+#include "kfleet/http.h"
 #include "kfleet/obj.h"
 #include "kfleet/obs-receiver.h"
 #include "kfleet/strbuf.h"
@@ -263,75 +265,44 @@ free_url:
     return r;
 }
 
-static size_t on_body(char *p, size_t size, size_t nmemb, void *data)
-{
-    struct kf_strbuf *sb = data;
-    size_t n = size * nmemb;
-
-    if (sb->len < KF_OBS_RESPONSE_MAX_BODY)
-        kf_strbuf_add(sb, p, KF_MIN(n, KF_OBS_RESPONSE_MAX_BODY - sb->len));
-    return n;
-}
-
-static int errno_of(CURLcode c)
-{
-    switch (c) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return -ETIMEDOUT;
-    case CURLE_COULDNT_CONNECT:
-        return -ECONNREFUSED;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return -EHOSTUNREACH;
-    default:
-        return -EIO;
-    }
-}
-
 int kf_obs_deliver(const struct kf_obs_delivery *d, const struct kf_obs_destinations *dests,
                    int64_t timeout_ms, struct kf_obs_response *ret)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;
-    struct curl_slist *headers = NULL;
     struct dest_ctx dctx = { .d = dests };
-    CURL *c;
-    CURLcode rc;
+    const struct kf_http_opts o = {
+        .user_agent = "kfleet/" KF_VERSION,
+        .protocols = "http,https",
+        .timeout_ms = (long)(timeout_ms > 0 ? timeout_ms : 10000),
+        .open_socket = open_socket,
+        .open_socket_data = &dctx,
+    };
+    bool get = strcmp(d->method, "GET") == 0;
+    struct kf_http_req req = {
+        .method = d->method,
+        .url = d->url,
+        .body = get ? NULL : (d->body ? d->body : ""),
+        .body_len = get || !d->body ? 0 : d->body_len,
+        .resp = &body,
+        .resp_truncate = true,
+    };
+    struct kf_http *h;
+    struct kf_http_result res;
     int r = 0;
 
     memset(ret, 0, sizeof(*ret));
     r = check_url_host(d, &dctx, ret);
     if (r < 0)
         return r;
-    c = curl_easy_init();
-    if (!c) {
-        snprintf(ret->error, sizeof(ret->error), "cannot create a curl handle");
-        return -ENOMEM;
-    }
+    h = kf_http_new();
+    body.cap = KF_OBS_RESPONSE_MAX_BODY;
     for (size_t i = 0; i < d->n_headers; i++)
-        headers = curl_slist_append(headers, d->headers[i]);
+        req.headers = kf_http_header(req.headers, "%s", d->headers[i]);
     /* curl adds "Expect: 100-continue" to big POSTs; gateways choke on it */
-    headers = curl_slist_append(headers, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, d->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 10000));
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "kfleet/" KF_VERSION);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &dctx);
-    if (strcmp(d->method, "GET") == 0) {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, d->method);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, d->body ? d->body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(d->body ? d->body_len : 0));
-    }
-    rc = curl_easy_perform(c);
-    if (rc == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
+    req.headers = kf_http_header(req.headers, "Expect:");
+    r = kf_http_request(h, &o, &req, &res);
+    if (r == 0) {
+        ret->status = res.status;
         ret->body = kf_strbuf_detach(&body, &ret->body_len);
     } else if (dctx.refused[0]) {
         r = -EACCES;
@@ -340,13 +311,12 @@ int kf_obs_deliver(const struct kf_obs_delivery *d, const struct kf_obs_destinat
                  "does not list",
                  d->log_url ? d->log_url : "", dctx.refused);
     } else {
-        r = errno_of(rc);
         /* curl's message can quote the URL, which may carry a signature */
-        snprintf(ret->error, sizeof(ret->error), "%s: %s", curl_easy_strerror(rc),
+        snprintf(ret->error, sizeof(ret->error), "%s: %s", curl_easy_strerror(res.code),
                  d->log_url ? d->log_url : "");
     }
     kf_strbuf_release(&body);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
+    curl_slist_free_all(req.headers);
+    kf_http_free(h);
     return r;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "kfleet/base.h"
+#include "kfleet/file.h"
 #include "kfleet/strbuf.h"
 #include "runner/runner-internal.h"
 
@@ -72,7 +73,7 @@ static char *cgroup2_mount(void)
     size_t len;
     char *found = NULL;
 
-    if (kf_agent_read_file("/proc/self/mountinfo", 4 * 1024 * 1024, &text, &len) < 0)
+    if (kf_read_file("/proc/self/mountinfo", 4 * 1024 * 1024, &text, &len) < 0)
         return NULL;
     for (line = strtok_r(text, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
         /* id parent maj:min root mountpoint opts [optional...] - fstype source superopts */
@@ -97,7 +98,7 @@ static char *own_cgroup(void)
     char *text = NULL, *save = NULL, *line, *found = NULL;
     size_t len;
 
-    if (kf_agent_read_file("/proc/self/cgroup", 1024 * 1024, &text, &len) < 0)
+    if (kf_read_file("/proc/self/cgroup", 1024 * 1024, &text, &len) < 0)
         return NULL;
     for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
         if (kf_str_has_prefix(line, "0::")) {
@@ -113,7 +114,7 @@ static int enable_controllers(const char *dir, struct kf_strbuf *why)
     char *text = NULL;
     size_t len;
     char *path = kf_xasprintf("%s/cgroup.subtree_control", dir);
-    int rc = kf_agent_read_file(path, 4096, &text, &len);
+    int rc = kf_read_file(path, 4096, &text, &len);
 
     free(path);
     if (rc == 0 && has_word(text, "cpu") && has_word(text, "memory")) {
@@ -149,7 +150,7 @@ static int check_dir(const char *dir, bool check_fs, struct kf_strbuf *why)
     if (access(dir, W_OK) < 0)
         return kf_err(why, -errno, "\"%s\" is not writable: %s", dir, strerror(errno));
     path = kf_xasprintf("%s/cgroup.controllers", dir);
-    rc = kf_agent_read_file(path, 4096, &text, &len);
+    rc = kf_read_file(path, 4096, &text, &len);
     free(path);
     if (rc < 0)
         return kf_err(why, rc, "cannot read \"%s/cgroup.controllers\": %s", dir, strerror(-rc));
@@ -168,7 +169,8 @@ static int check_dir(const char *dir, bool check_fs, struct kf_strbuf *why)
     return 0;
 }
 
-int kf_agent_cgroup_setup(const char *parent, bool check_fs, char **ret_base, struct kf_strbuf *why)
+int kf_runner_cgroup_setup(const char *parent, bool check_fs, char **ret_base,
+                           struct kf_strbuf *why)
 {
     char *mount = NULL, *own = NULL, *dir = NULL, *base = NULL;
     int rc;
@@ -216,8 +218,8 @@ free_paths:
     return rc;
 }
 
-int kf_agent_cgroup_set_limits(const char *dir, int64_t cpu_millis, int64_t memory_bytes,
-                               struct kf_strbuf *err)
+int kf_runner_cgroup_set_limits(const char *dir, int64_t cpu_millis, int64_t memory_bytes,
+                                struct kf_strbuf *err)
 {
     char text[64];
     int rc;
@@ -241,8 +243,8 @@ int kf_agent_cgroup_set_limits(const char *dir, int64_t cpu_millis, int64_t memo
     return 0;
 }
 
-int kf_agent_cgroup_member(const char *base, const char *name, int64_t cpu_millis,
-                           int64_t memory_bytes, int *ret_procs_fd, struct kf_strbuf *err)
+int kf_runner_cgroup_member(const char *base, const char *name, int64_t cpu_millis,
+                            int64_t memory_bytes, int *ret_procs_fd, struct kf_strbuf *err)
 {
     char *dir = kf_xasprintf("%s/%s", base, name);
     char *procs;
@@ -253,7 +255,7 @@ int kf_agent_cgroup_member(const char *base, const char *name, int64_t cpu_milli
         free(dir);
         return rc;
     }
-    rc = kf_agent_cgroup_set_limits(dir, cpu_millis, memory_bytes, err);
+    rc = kf_runner_cgroup_set_limits(dir, cpu_millis, memory_bytes, err);
     if (rc < 0) {
         free(dir);
         return rc;
@@ -269,7 +271,7 @@ int kf_agent_cgroup_member(const char *base, const char *name, int64_t cpu_milli
     return rc;
 }
 
-int kf_agent_cgroup_usage(const char *dir, double *ret_cpu, uint64_t *ret_mem)
+int kf_runner_cgroup_usage(const char *dir, double *ret_cpu, uint64_t *ret_mem)
 {
     char *path, *text = NULL, *save = NULL, *line;
     size_t len;
@@ -278,7 +280,7 @@ int kf_agent_cgroup_usage(const char *dir, double *ret_cpu, uint64_t *ret_mem)
     int rc;
 
     path = kf_xasprintf("%s/cpu.stat", dir);
-    rc = kf_agent_read_file(path, 64 * 1024, &text, &len);
+    rc = kf_read_file(path, 64 * 1024, &text, &len);
     free(path);
     if (rc < 0)
         return rc;
@@ -291,7 +293,7 @@ int kf_agent_cgroup_usage(const char *dir, double *ret_cpu, uint64_t *ret_mem)
     if (!got)
         return -EINVAL;
     path = kf_xasprintf("%s/memory.current", dir);
-    rc = kf_agent_read_file(path, 4096, &text, &len);
+    rc = kf_read_file(path, 4096, &text, &len);
     free(path);
     if (rc < 0)
         return rc;
@@ -305,7 +307,7 @@ int kf_agent_cgroup_usage(const char *dir, double *ret_cpu, uint64_t *ret_mem)
     return 0;
 }
 
-void kf_agent_cgroup_remove(const char *base, const char *name)
+void kf_runner_cgroup_remove(const char *base, const char *name)
 {
     char *dir = kf_xasprintf("%s/%s", base, name);
 

@@ -25,8 +25,8 @@ static const struct {
     const char *name;
     const struct runner_backend *be;
 } backends[] = {
-    { "real", &kf_agent_backend_real },
-    { "sim", &kf_agent_backend_sim },
+    { "real", &kf_runner_backend_real },
+    { "sim", &kf_runner_backend_sim },
 };
 
 static const char *const phase_names[] = {
@@ -53,7 +53,7 @@ void kf_proc_exit_format(const struct kf_proc_exit *ex, char *buf, size_t size)
         snprintf(buf, size, "exit code %d", ex->code);
 }
 
-bool kf_agent_name_valid(const char *name)
+bool kf_runner_name_valid(const char *name)
 {
     size_t n;
 
@@ -187,7 +187,7 @@ static int copy_common(const char *name, const char *const *argv, const char *co
 {
     int ret;
 
-    if (!kf_agent_name_valid(name))
+    if (!kf_runner_name_valid(name))
         return kf_err(err, -EINVAL,
                       "name \"%s\" must be 1..%d characters of [A-Za-z0-9._-], not starting "
                       "with '.'",
@@ -1462,7 +1462,7 @@ int kf_runner_next_event(struct kf_runner *r, int timeout_ms, struct kf_runner_e
 
 int kf_runner_event_fd(struct kf_runner *r)
 {
-    if (r->be != &kf_agent_backend_real)
+    if (r->be != &kf_runner_backend_real)
         return -EOPNOTSUPP;
-    return kf_agent_real_event_fd(r);
+    return kf_runner_real_event_fd(r);
 }

@@ -199,9 +199,9 @@ struct runner_backend {
     int (*usage)(struct kf_runner *r, struct rproc *p, struct kf_proc_usage *ret);
 };
 
-extern const struct runner_backend kf_agent_backend_real;
-extern const struct runner_backend kf_agent_backend_sim;
-int kf_agent_real_event_fd(struct kf_runner *r);
+extern const struct runner_backend kf_runner_backend_real;
+extern const struct runner_backend kf_runner_backend_sim;
+int kf_runner_real_event_fd(struct kf_runner *r);
 
 /* --- core (runner-core.c), r->lock held --------------------------------------- */
 
@@ -222,7 +222,6 @@ struct rproc *kf_runner_core_add(struct kf_runner *r, const char *name, enum rpr
 void kf_runner_core_add_result(struct kf_runner *r, struct kf_task_result *res);
 void kf_runner_core_hash_spec(const struct rspec *s, char out[65]);
 void kf_runner_rspec_release(struct rspec *s);
-bool kf_agent_name_valid(const char *name);
 
 /* --- spawn (runner-spawn.c) ------------------------------------------------------- */
 
@@ -247,23 +246,23 @@ struct kf_spawn_res {
  * async-signal-safe calls run between fork and exec. Returns 0; -ENOEXEC,
  * -EACCES, -ENOENT ... when the child could not exec (the keeper is reaped,
  * err says which step failed). */
-int kf_agent_spawn(const struct kf_spawn_req *req, struct kf_spawn_res *ret, struct kf_strbuf *err);
+int kf_runner_spawn(const struct kf_spawn_req *req, struct kf_spawn_res *ret,
+                    struct kf_strbuf *err);
 
 /* Field 22 of /proc/PID/stat (start time in clock ticks since boot). 0 and
  * *ret set, -ESRCH (no such process, or a zombie). */
-int kf_agent_proc_start_time(int pid, uint64_t *ret);
+int kf_runner_proc_start_time(int pid, uint64_t *ret);
 /* The same, zombies included (*ret_zombie says so). */
-int kf_agent_proc_identity(int pid, uint64_t *ret, bool *ret_zombie);
+int kf_runner_proc_identity(int pid, uint64_t *ret, bool *ret_zombie);
 /* CPU seconds (utime + stime) and RSS of one process from /proc. */
-int kf_agent_proc_usage(int pid, double *ret_cpu, uint64_t *ret_rss);
+int kf_runner_proc_usage(int pid, double *ret_cpu, uint64_t *ret_rss);
 /* Resolves argv0: an absolute path must be an executable file; a bare name
  * is looked up in search_path. -ENOENT with a message naming what was
  * searched. */
-int kf_agent_resolve_binary(const char *argv0, const char *search_path, char **ret,
-                            struct kf_strbuf *err);
+int kf_runner_resolve_binary(const char *argv0, const char *search_path, char **ret,
+                             struct kf_strbuf *err);
 /* Reads the exit record a keeper wrote. 0, -ENOENT, -EINVAL. */
-int kf_agent_read_exit_file(const char *path, struct kf_proc_exit *ret);
-int kf_agent_read_file(const char *path, size_t cap, char **ret, size_t *ret_len);
+int kf_runner_read_exit_file(const char *path, struct kf_proc_exit *ret);
 
 /* --- logs (runner-log.c) ---------------------------------------------------------- */
 
@@ -320,16 +319,16 @@ int kf_result_parse(const char *text, size_t len, struct kf_task_result *res);
  * and memory controllers for its children. `parent` NULL: detect. 0 and
  * *ret_base (allocated), or a negative errno and the reason in why. With
  * check_fs false the directory need not be on cgroup2 (tests). */
-int kf_agent_cgroup_setup(const char *parent, bool check_fs, char **ret_base,
-                          struct kf_strbuf *why);
+int kf_runner_cgroup_setup(const char *parent, bool check_fs, char **ret_base,
+                           struct kf_strbuf *why);
 /* Creates <base>/<name>, writes cpu.max and memory.max, and opens its
  * cgroup.procs for the child to join. */
-int kf_agent_cgroup_member(const char *base, const char *name, int64_t cpu_millis,
-                           int64_t memory_bytes, int *ret_procs_fd, struct kf_strbuf *err);
-int kf_agent_cgroup_set_limits(const char *dir, int64_t cpu_millis, int64_t memory_bytes,
-                               struct kf_strbuf *err);
-int kf_agent_cgroup_usage(const char *dir, double *ret_cpu, uint64_t *ret_mem);
-void kf_agent_cgroup_remove(const char *base, const char *name);
+int kf_runner_cgroup_member(const char *base, const char *name, int64_t cpu_millis,
+                            int64_t memory_bytes, int *ret_procs_fd, struct kf_strbuf *err);
+int kf_runner_cgroup_set_limits(const char *dir, int64_t cpu_millis, int64_t memory_bytes,
+                                struct kf_strbuf *err);
+int kf_runner_cgroup_usage(const char *dir, double *ret_cpu, uint64_t *ret_mem);
+void kf_runner_cgroup_remove(const char *base, const char *name);
 
 /* --- prober (runner-probe.c) -------------------------------------------------------- */
 

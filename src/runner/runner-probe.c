@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "kfleet/base.h"
+#include "kfleet/http.h"
 #include "kfleet/strbuf.h"
 #include "runner/runner-internal.h"
 
@@ -71,6 +72,20 @@ static void setup_easy(CURL *e, const struct kf_probe *p, bool reuse, char *errb
     char url[512];
     const char *host = p->host ? p->host : "127.0.0.1";
     bool v6 = strchr(host, ':') != NULL;
+    long timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : 1000;
+    /* HTTP/1.1, as the kubelet's probes: kube-apiserver answers a probe
+     * over HTTP/2 with a GOAWAY, which would close the kept connection */
+    const struct kf_http_opts o = {
+        .user_agent = "kfleet-agent-probe",
+        .ca_file = p->https ? p->ca_file : NULL,
+        .cert_file = p->https ? p->cert_file : NULL,
+        .key_file = p->https ? p->key_file : NULL,
+        .connect_timeout_ms = timeout_ms,
+        .timeout_ms = timeout_ms,
+        .no_proxy = true,
+        .http11 = true,
+        .errbuf = errbuf,
+    };
 
     if (p->type == KF_PROBE_TCP)
         snprintf(url, sizeof(url), "http://%s%s%s:%d/", v6 ? "[" : "", host, v6 ? "]" : "",
@@ -78,32 +93,14 @@ static void setup_easy(CURL *e, const struct kf_probe *p, bool reuse, char *errb
     else
         snprintf(url, sizeof(url), "%s://%s%s%s:%d%s", p->https ? "https" : "http", v6 ? "[" : "",
                  host, v6 ? "]" : "", p->port, p->path ? p->path : "/");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(p->timeout_ms > 0 ? p->timeout_ms : 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(p->timeout_ms > 0 ? p->timeout_ms : 1000));
+    kf_http_setup(e, url, &o);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, reuse ? 0L : 1L);
-    /* HTTP/1.1, as the kubelet's probes: kube-apiserver answers a probe
-     * over HTTP/2 with a GOAWAY, which would close the kept connection */
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "kfleet-agent-probe");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-    errbuf[0] = '\0';
     if (p->type == KF_PROBE_TCP)
         curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
     if (p->https) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (p->ca_file)
-            curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
-        if (p->cert_file)
-            curl_easy_setopt(e, CURLOPT_SSLCERT, p->cert_file);
-        if (p->key_file)
-            curl_easy_setopt(e, CURLOPT_SSLKEY, p->key_file);
     }
 }
 

@@ -145,7 +145,8 @@ static bool identity_alive(int pid, uint64_t start)
 {
     uint64_t now_start;
 
-    return pid > 0 && start && kf_agent_proc_start_time(pid, &now_start) == 0 && now_start == start;
+    return pid > 0 && start && kf_runner_proc_start_time(pid, &now_start) == 0 &&
+           now_start == start;
 }
 
 /* Reaps p's keeper if it is a zombie child of ours (an earlier runner in
@@ -157,7 +158,7 @@ static void reap_keeper(struct rproc *p)
     bool zombie;
     int st;
 
-    if (p->keeper_pid > 0 && kf_agent_proc_identity(p->keeper_pid, &start, &zombie) == 0 &&
+    if (p->keeper_pid > 0 && kf_runner_proc_identity(p->keeper_pid, &start, &zombie) == 0 &&
         zombie && start == p->keeper_start)
         waitpid(p->keeper_pid, &st, WNOHANG);
 }
@@ -313,7 +314,7 @@ static void handle_exit(struct kf_runner *r, struct rproc *p)
     memset(&ex, 0, sizeof(ex));
     if (rp->watching_keeper) {
         waitpid(p->keeper_pid, &st, WNOHANG); /* ECHILD when an earlier agent started it */
-        if (kf_agent_read_exit_file(rp->exit_path, &ex) < 0) {
+        if (kf_runner_read_exit_file(rp->exit_path, &ex) < 0) {
             /* The keeper died without a record (killed): watch the process
              * itself if it still lives. */
             rp->watching_keeper = false;
@@ -327,7 +328,7 @@ static void handle_exit(struct kf_runner *r, struct rproc *p)
     fifo_close(r, p);
     unlink(rp->exit_path);
     if (rp->in_cgroup && r->cgroup_base)
-        kf_agent_cgroup_remove(r->cgroup_base, p->name);
+        kf_runner_cgroup_remove(r->cgroup_base, p->name);
     rp->in_cgroup = false;
     p->keeper_pid = 0;
     p->keeper_start = 0;
@@ -396,7 +397,7 @@ static void real_forget(struct kf_runner *r, struct rproc *p)
         free(l1);
     }
     if (rp->in_cgroup && r->cgroup_base)
-        kf_agent_cgroup_remove(r->cgroup_base, p->name);
+        kf_runner_cgroup_remove(r->cgroup_base, p->name);
     rp->in_cgroup = false;
 }
 
@@ -432,7 +433,7 @@ static int real_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *er
 
     paths_init(r, p);
     rp = RP(p);
-    rc = kf_agent_resolve_binary(p->spec.argv[0], r->search_path, &path, err);
+    rc = kf_runner_resolve_binary(p->spec.argv[0], r->search_path, &path, err);
     if (rc < 0)
         return rc;
     rc = kf_mkdir_p(workdir, 0700);
@@ -452,8 +453,8 @@ static int real_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *er
         goto free_path;
     }
     if (r->cgroup_base) {
-        if (kf_agent_cgroup_member(r->cgroup_base, p->name, p->spec.cpu_millis,
-                                   p->spec.memory_bytes, &procs_fd, &cgerr) < 0)
+        if (kf_runner_cgroup_member(r->cgroup_base, p->name, p->spec.cpu_millis,
+                                    p->spec.memory_bytes, &procs_fd, &cgerr) < 0)
             kf_log_rl_warn("\"%s\" runs without cgroup limits: %s", p->name, cgerr.buf);
     }
     unlink(rp->exit_path);
@@ -466,12 +467,12 @@ static int real_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *er
     req.exit_path = rp->exit_path;
     req.exit_tmp_path = rp->exit_tmp;
     req.cgroup_procs_fd = procs_fd;
-    rc = kf_agent_spawn(&req, &res, err);
+    rc = kf_runner_spawn(&req, &res, err);
     if (procs_fd >= 0)
         close(procs_fd);
     if (rc < 0) {
         if (r->cgroup_base && procs_fd >= 0)
-            kf_agent_cgroup_remove(r->cgroup_base, p->name);
+            kf_runner_cgroup_remove(r->cgroup_base, p->name);
         goto free_path;
     }
     rp->in_cgroup = procs_fd >= 0;
@@ -479,8 +480,8 @@ static int real_spawn(struct kf_runner *r, struct rproc *p, struct kf_strbuf *er
     p->pid = res.pid;
     p->keeper_start = 0;
     p->pid_start = 0;
-    kf_agent_proc_start_time(res.keeper_pid, &p->keeper_start);
-    kf_agent_proc_start_time(res.pid, &p->pid_start);
+    kf_runner_proc_start_time(res.keeper_pid, &p->keeper_start);
+    kf_runner_proc_start_time(res.pid, &p->pid_start);
     if (!watch(r, p)) {
         /* Both gone already (a process that exits at once): the exit
          * record tells how, on the next poll. */
@@ -631,7 +632,7 @@ static void real_notify(struct kf_runner *r)
     }
 }
 
-int kf_agent_real_event_fd(struct kf_runner *r)
+int kf_runner_real_event_fd(struct kf_runner *r)
 {
     return RR(r)->eventfd;
 }
@@ -645,7 +646,7 @@ static void real_update_limits(struct kf_runner *r, struct rproc *p)
     if (!rp || !rp->in_cgroup || !r->cgroup_base)
         return;
     dir = kf_xasprintf("%s/%s", r->cgroup_base, p->name);
-    if (kf_agent_cgroup_set_limits(dir, p->spec.cpu_millis, p->spec.memory_bytes, &err) < 0)
+    if (kf_runner_cgroup_set_limits(dir, p->spec.cpu_millis, p->spec.memory_bytes, &err) < 0)
         kf_log_rl_warn("cannot change the limits of \"%s\": %s", p->name, err.buf);
     free(dir);
     kf_strbuf_release(&err);
@@ -659,14 +660,14 @@ static int real_usage(struct kf_runner *r, struct rproc *p, struct kf_proc_usage
     memset(ret, 0, sizeof(*ret));
     if (rp && rp->in_cgroup && r->cgroup_base) {
         char *dir = kf_xasprintf("%s/%s", r->cgroup_base, p->name);
-        rc = kf_agent_cgroup_usage(dir, &ret->cpu_seconds, &ret->rss_bytes);
+        rc = kf_runner_cgroup_usage(dir, &ret->cpu_seconds, &ret->rss_bytes);
         free(dir);
         if (rc == 0) {
             ret->from_cgroup = true;
             return 0;
         }
     }
-    return kf_agent_proc_usage(p->pid, &ret->cpu_seconds, &ret->rss_bytes);
+    return kf_runner_proc_usage(p->pid, &ret->cpu_seconds, &ret->rss_bytes);
 }
 
 /* --- loading what an earlier runner left ------------------------------------------------------ */
@@ -727,7 +728,7 @@ static void adopt_record(struct kf_runner *r, struct kf_state_record *rec)
          * someone else): the keeper's record, if any, tells how. */
         struct kf_proc_exit ex;
         reap_keeper(p);
-        if (kf_agent_read_exit_file(rp->exit_path, &ex) < 0)
+        if (kf_runner_read_exit_file(rp->exit_path, &ex) < 0)
             memset(&ex, 0, sizeof(ex));
         unlink(rp->exit_path);
         p->running = true;
@@ -739,7 +740,7 @@ static void adopt_record(struct kf_runner *r, struct kf_state_record *rec)
     p->phase = p->kind == RPROC_TASK ? KF_PROC_PENDING : KF_PROC_STOPPED;
     if (p->kind == RPROC_TASK)
         p->restart_at = kf_mono_ms();
-    kf_agent_read_exit_file(rp->exit_path, &p->last_exit);
+    kf_runner_read_exit_file(rp->exit_path, &p->last_exit);
     snprintf(p->message, sizeof(p->message), "found not running");
 }
 
@@ -758,7 +759,7 @@ static void load_dir(struct kf_runner *r, const char *dir, bool results)
         if (!kf_str_has_suffix(de->d_name, suffix) || de->d_name[0] == '.')
             continue;
         path = kf_xasprintf("%s/%s", dir, de->d_name);
-        if (kf_agent_read_file(path, 16 * 1024 * 1024, &text, &len) < 0) {
+        if (kf_read_file(path, 16 * 1024 * 1024, &text, &len) < 0) {
             free(path);
             continue;
         }
@@ -766,8 +767,7 @@ static void load_dir(struct kf_runner *r, const char *dir, bool results)
             struct kf_task_result res;
             if (kf_result_parse(text, len, &res) == 0) {
                 char *out = kf_xasprintf("%s/%s.out", dir, res.id);
-                if (kf_agent_read_file(out, KF_RUNNER_OUTPUT_CAP_MAX, &res.output,
-                                       &res.output_len) < 0) {
+                if (kf_read_file(out, KF_RUNNER_OUTPUT_CAP_MAX, &res.output, &res.output_len) < 0) {
                     res.output = kf_xstrdup("");
                     res.output_len = 0;
                 }
@@ -924,7 +924,7 @@ static int real_init(struct kf_runner *r, struct kf_strbuf *err)
 
     if (r->cgroup_parent && !strcmp(r->cgroup_parent, "none")) {
         r->cgroup_problem = kf_xstrdup("cgroups unavailable: disabled by configuration");
-    } else if (kf_agent_cgroup_setup(r->cgroup_parent, true, &r->cgroup_base, &why) < 0) {
+    } else if (kf_runner_cgroup_setup(r->cgroup_parent, true, &r->cgroup_base, &why) < 0) {
         r->cgroup_problem = kf_xasprintf("cgroups unavailable: %s", why.buf);
         r->cgroup_base = NULL;
     }
@@ -960,7 +960,7 @@ destroy_runner:
     return rc;
 }
 
-const struct runner_backend kf_agent_backend_real = {
+const struct runner_backend kf_runner_backend_real = {
     .name = "real",
     .self_driven = true,
     .init = real_init,

@@ -246,7 +246,7 @@ static int sim_usage(struct kf_runner *r, struct rproc *p, struct kf_proc_usage 
     return 0;
 }
 
-const struct runner_backend kf_agent_backend_sim = {
+const struct runner_backend kf_runner_backend_sim = {
     .name = "sim",
     .self_driven = false,
     .init = sim_init,
@@ -273,7 +273,7 @@ int kf_runner_sim_fail(struct kf_runner *r, const char *name, int exit_code)
     struct rproc *p;
     int rc = 0;
 
-    if (r->be != &kf_agent_backend_sim)
+    if (r->be != &kf_runner_backend_sim)
         return -EOPNOTSUPP;
     pthread_mutex_lock(&r->lock);
     p = kf_runner_core_find(r, name);
@@ -297,7 +297,7 @@ int kf_runner_sim_set_ready(struct kf_runner *r, const char *name, bool ready)
     struct rproc *p;
     int rc = 0;
 
-    if (r->be != &kf_agent_backend_sim)
+    if (r->be != &kf_runner_backend_sim)
         return -EOPNOTSUPP;
     pthread_mutex_lock(&r->lock);
     p = kf_runner_core_find(r, name);

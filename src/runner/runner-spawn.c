@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kfleet/file.h"
 #include "kfleet/base.h"
 #include "kfleet/strbuf.h"
 #include "runner/runner-internal.h"
@@ -230,7 +231,7 @@ static KF_NORETURN void keeper_main(const struct kf_spawn_req *req, int report)
     _exit(0);
 }
 
-int kf_agent_spawn(const struct kf_spawn_req *req, struct kf_spawn_res *ret, struct kf_strbuf *err)
+int kf_runner_spawn(const struct kf_spawn_req *req, struct kf_spawn_res *ret, struct kf_strbuf *err)
 {
     struct spawn_msg m;
     int pfd[2];
@@ -314,7 +315,7 @@ static int read_stat_fields(int pid, char *buf, size_t size, char **ret_after)
     return 0;
 }
 
-int kf_agent_proc_identity(int pid, uint64_t *ret, bool *ret_zombie)
+int kf_runner_proc_identity(int pid, uint64_t *ret, bool *ret_zombie)
 {
     char buf[1024], *after, *save = NULL, *tok;
     int field = 3, rc;
@@ -338,11 +339,11 @@ int kf_agent_proc_identity(int pid, uint64_t *ret, bool *ret_zombie)
     return -EINVAL;
 }
 
-int kf_agent_proc_start_time(int pid, uint64_t *ret)
+int kf_runner_proc_start_time(int pid, uint64_t *ret)
 {
     uint64_t start;
     bool zombie;
-    int rc = kf_agent_proc_identity(pid, &start, &zombie);
+    int rc = kf_runner_proc_identity(pid, &start, &zombie);
 
     if (rc < 0)
         return rc;
@@ -352,7 +353,7 @@ int kf_agent_proc_start_time(int pid, uint64_t *ret)
     return 0;
 }
 
-int kf_agent_proc_usage(int pid, double *ret_cpu, uint64_t *ret_rss)
+int kf_runner_proc_usage(int pid, double *ret_cpu, uint64_t *ret_rss)
 {
     char buf[1024], *after, *save = NULL, *tok;
     uint64_t utime = 0, stime = 0, rss_pages = 0;
@@ -388,8 +389,8 @@ static bool is_exec_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
-int kf_agent_resolve_binary(const char *argv0, const char *search_path, char **ret,
-                            struct kf_strbuf *err)
+int kf_runner_resolve_binary(const char *argv0, const char *search_path, char **ret,
+                             struct kf_strbuf *err)
 {
     char *copy, *save = NULL, *dir;
 
@@ -418,14 +419,14 @@ int kf_agent_resolve_binary(const char *argv0, const char *search_path, char **r
     return kf_err(err, -ENOENT, "binary \"%s\" is not installed (searched %s)", argv0, search_path);
 }
 
-int kf_agent_read_exit_file(const char *path, struct kf_proc_exit *ret)
+int kf_runner_read_exit_file(const char *path, struct kf_proc_exit *ret)
 {
     char *text = NULL, *save = NULL, *tok[4] = { 0 };
     size_t len;
     int64_t st, ms;
     int rc, n = 0;
 
-    rc = kf_agent_read_file(path, 256, &text, &len);
+    rc = kf_read_file(path, 256, &text, &len);
     if (rc < 0)
         return rc;
     for (char *t = strtok_r(text, " \n", &save); t && n < 4; t = strtok_r(NULL, " \n", &save))
@@ -446,37 +447,5 @@ int kf_agent_read_exit_file(const char *path, struct kf_proc_exit *ret)
         ret->code = WEXITSTATUS((int)st);
     }
     ret->time_ms = ms;
-    return 0;
-}
-
-int kf_agent_read_file(const char *path, size_t cap, char **ret, size_t *ret_len)
-{
-    struct kf_strbuf sb = KF_STRBUF_INIT;
-    char buf[8192];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -errno;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            kf_strbuf_release(&sb);
-            return -e;
-        }
-        if (n == 0)
-            break;
-        if (sb.len + (size_t)n > cap) {
-            close(fd);
-            kf_strbuf_release(&sb);
-            return -E2BIG;
-        }
-        kf_strbuf_add(&sb, buf, (size_t)n);
-    }
-    close(fd);
-    *ret = kf_strbuf_detach(&sb, ret_len);
     return 0;
 }

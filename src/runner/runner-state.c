@@ -217,7 +217,7 @@ static int state_field(struct kf_state_record *rec, const char *key, const char 
             rc = -EINVAL;
         *have_kind = true;
     } else if (!strcmp(key, "name")) {
-        if (!kf_agent_name_valid(val))
+        if (!kf_runner_name_valid(val))
             rc = -EINVAL;
         else
             snprintf(rec->name, sizeof(rec->name), "%s", val);
@@ -329,7 +329,7 @@ int kf_result_parse(const char *text, size_t len, struct kf_task_result *res)
         int64_t v = 0;
 
         if (!strcmp(key, "id")) {
-            if (!kf_agent_name_valid(val))
+            if (!kf_runner_name_valid(val))
                 rc = -EINVAL;
             else
                 snprintf(res->id, sizeof(res->id), "%s", val);

@@ -25,6 +25,7 @@
 #include "kfleet/base64.h"
 #include "kfleet/error.h"
 #include "kfleet/etcd.h"
+#include "kfleet/http.h"
 #include "kfleet/json.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
@@ -484,17 +485,6 @@ static const char *error_of(const json_t *resp, int *ret_code)
 
 /* --- requests ----------------------------------------------------------- */
 
-struct body {
-    struct kf_strbuf sb;
-};
-
-static size_t write_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    struct body *b = arg;
-
-    return kf_strbuf_add(&b->sb, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
-}
-
 static CURL *take_handle(struct kf_etcd *c)
 {
     CURL *h = NULL;
@@ -538,38 +528,28 @@ static struct curl_slist *setup(struct kf_etcd *c, CURL *h, const char *endpoint
 {
     struct curl_slist *hdr = NULL;
     char *url = kf_xasprintf("%s%s", endpoint, path);
+    const struct kf_http_opts o = {
+        .protocols = "http,https",
+        .ca_file = c->cfg.cacert,
+        .cert_file = c->cfg.cert,
+        .key_file = c->cfg.cert ? c->cfg.key : NULL,
+        .connect_timeout_ms = KF_MIN(CONNECT_MS, timeout_ms),
+        .timeout_ms = stream ? 0 : timeout_ms,
+        .tcp_keepalive = true,
+        .keepalive_idle_s = 10,
+        .keepalive_intvl_s = 5,
+    };
 
     curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    kf_http_setup(h, url, &o);
     free(url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)KF_MIN(CONNECT_MS, timeout_ms));
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 10L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 5L);
-    if (!stream)
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    if (c->cfg.cacert)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->cfg.cacert);
-    if (c->cfg.cert) {
-        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cfg.cert);
-        curl_easy_setopt(h, CURLOPT_SSLKEY, c->cfg.key);
-    }
-    hdr = curl_slist_append(hdr, "Content-Type: application/json");
-    hdr = curl_slist_append(hdr, "Expect:");
+    kf_http_set_method(h, "POST", body, len);
+    hdr = kf_http_header(hdr, "Content-Type: application/json");
+    hdr = kf_http_header(hdr, "Expect:");
     if (stream) /* have etcd end the stream when its member loses the leader */
-        hdr = curl_slist_append(hdr, "Grpc-Metadata-hasleader: true");
-    if (token) {
-        char *a = kf_xasprintf("Authorization: %s", token);
-
-        hdr = curl_slist_append(hdr, a);
-        memset(a, 0, strlen(a));
-        free(a);
-    }
+        hdr = kf_http_header(hdr, "Grpc-Metadata-hasleader: true");
+    if (token)
+        hdr = kf_http_header(hdr, "Authorization: %s", token);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     return hdr;
 }
@@ -586,15 +566,15 @@ static enum outcome post_once(struct kf_etcd *c, const char *endpoint, const cha
                               struct kf_strbuf *resp, struct kf_strbuf *err)
 {
     CURL *h = take_handle(c);
-    struct body b = { .sb = KF_STRBUF_INIT };
+    struct kf_strbuf b = KF_STRBUF_INIT;
     struct curl_slist *hdr =
         setup(c, h, endpoint, path, body, len, token, false, c->cfg.timeout_ms);
     CURLcode cr;
     long sent = 0;
     enum outcome out = OUT_DONE;
 
-    b.sb.cap = KF_ETCD_MAX_RESPONSE;
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
+    b.cap = KF_ETCD_MAX_RESPONSE;
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, kf_http_write_strbuf);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     cr = curl_easy_perform(h);
     if (cr != CURLE_OK) {
@@ -603,15 +583,15 @@ static enum outcome post_once(struct kf_etcd *c, const char *endpoint, const cha
                       cr == CURLE_SSL_CONNECT_ERROR
                   ? OUT_UNSENT
                   : OUT_UNKNOWN;
-        if (b.sb.overflowed)
+        if (b.overflowed)
             kf_err(err, -KF_ETOOLARGE, "etcd's answer from \"%s\" is larger than %u bytes",
                    endpoint, KF_ETCD_MAX_RESPONSE);
         else
             kf_err(err, -KF_EUNAVAILABLE, "etcd at \"%s\": %s", endpoint, curl_easy_strerror(cr));
-        kf_strbuf_release(&b.sb);
+        kf_strbuf_release(&b);
     } else {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, ret_status);
-        *resp = b.sb;
+        *resp = b;
     }
     curl_slist_free_all(hdr);
     give_handle(c, h);

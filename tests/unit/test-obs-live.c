@@ -180,7 +180,7 @@ static void test_edge_scrapes_and_records(void **state)
 {
     struct live *l = *state;
     struct kf_strbuf err = KF_STRBUF_INIT;
-    struct kf_obs_argv argv;
+    struct kf_argv argv;
     struct kf_obs_change ch;
     char *log;
     json_t *doc = NULL, *series, *labels = NULL;
@@ -192,17 +192,17 @@ static void test_edge_scrapes_and_records(void **state)
 
     kf_obs_argv_node_exporter(NULL, l->node_addr, &argv);
     log = kf_xasprintf("%s/node_exporter.log", l->root);
-    l->node_pid = spawn_logged(argv.argv, log);
+    l->node_pid = spawn_logged(argv.v, log);
     assert_true(l->node_pid > 0);
     free(log);
-    kf_obs_argv_release(&argv);
+    kf_argv_release(&argv);
 
     assert_int_equal(kf_obs_argv_instance(&l->fleet, "edge-u1", l->root, &argv), 0);
     log = kf_xasprintf("%s/prometheus.log", l->root);
-    l->prom_pid = spawn_logged(argv.argv, log);
+    l->prom_pid = spawn_logged(argv.v, log);
     assert_true(l->prom_pid > 0);
     free(log);
-    kf_obs_argv_release(&argv);
+    kf_argv_release(&argv);
 
     /* the node target is scraped and up, with the unit's labels */
     for (int i = 0; i < WAIT_STEPS && !kf_streq(health, "up"); i++) {

@@ -612,38 +612,38 @@ static void test_model_checks(void **state)
     kf_strbuf_release(&err);
 }
 
-static bool argv_has(const struct kf_obs_argv *a, const char *arg)
+static bool argv_has(const struct kf_argv *a, const char *arg)
 {
-    for (size_t i = 0; i < a->argc; i++)
-        if (strcmp(a->argv[i], arg) == 0)
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], arg) == 0)
             return true;
     return false;
 }
 
 static void test_argv(void **state)
 {
-    struct kf_obs_argv a;
+    struct kf_argv a;
     struct fixture fx;
 
     fixture_init(&fx);
     assert_int_equal(kf_obs_argv_instance(&fx.fleet, "edge-fra-u1", "/m", &a), 0);
-    assert_string_equal(a.argv[0], "/usr/bin/prometheus");
-    assert_null(a.argv[a.argc]);
+    assert_string_equal(a.v[0], "/usr/bin/prometheus");
+    assert_null(a.v[a.n]);
     assert_true(argv_has(&a, "--config.file=/m/edge-fra-u1/prometheus.yml"));
     assert_true(argv_has(&a, "--storage.tsdb.path=/m/edge-fra-u1/data"));
     assert_true(argv_has(&a, "--storage.tsdb.retention.time=30d")); /* the region's setting */
     assert_true(argv_has(&a, "--web.listen-address=127.0.0.1:19204"));
     assert_true(argv_has(&a, "--web.external-url=http://127.0.0.1:19204/"));
     assert_true(argv_has(&a, "--web.enable-lifecycle"));
-    kf_obs_argv_release(&a);
+    kf_argv_release(&a);
 
     assert_int_equal(kf_obs_argv_instance(&fx.fleet, "casc-hz-a", "/m", &a), 0);
     assert_true(argv_has(&a, "--web.external-url=https://casc-hz-a.example.invalid/"));
     assert_true(argv_has(&a, "--storage.tsdb.retention.time=15d"));
-    kf_obs_argv_release(&a);
+    kf_argv_release(&a);
 
     assert_int_equal(kf_obs_argv_instance(&fx.fleet, "am-2", "/m", &a), 0);
-    assert_string_equal(a.argv[0], "/usr/bin/prometheus-alertmanager");
+    assert_string_equal(a.v[0], "/usr/bin/prometheus-alertmanager");
     assert_true(argv_has(&a, "--config.file=/m/am-2/alertmanager.yml"));
     assert_true(argv_has(&a, "--storage.path=/m/am-2/data"));
     assert_true(argv_has(&a, "--web.listen-address=127.0.0.1:19502"));
@@ -653,15 +653,15 @@ static void test_argv(void **state)
     assert_false(argv_has(&a, "--cluster.peer=127.0.0.1:19602"));
     assert_true(argv_has(&a, "--cluster.peer-timeout=15s"));
     assert_true(argv_has(&a, "--cluster.settle-timeout=30s"));
-    kf_obs_argv_release(&a);
+    kf_argv_release(&a);
 
     assert_int_equal(kf_obs_argv_instance(&fx.fleet, "missing", "/m", &a), -ENOENT);
 
     kf_obs_argv_node_exporter(NULL, "127.0.0.1:9101", &a);
-    assert_int_equal(a.argc, 2);
-    assert_string_equal(a.argv[0], "/usr/bin/prometheus-node-exporter");
-    assert_string_equal(a.argv[1], "--web.listen-address=127.0.0.1:9101");
-    kf_obs_argv_release(&a);
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.v[0], "/usr/bin/prometheus-node-exporter");
+    assert_string_equal(a.v[1], "--web.listen-address=127.0.0.1:9101");
+    kf_argv_release(&a);
 }
 
 static void test_atomic_write(void **state)

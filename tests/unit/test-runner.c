@@ -978,7 +978,7 @@ static void test_pid_reuse_is_not_adopted(void **state)
     f->decoy = decoy;
     /* Its start time differs from the record's by 10 s (everything here
      * runs within one clock tick at times, so do not leave it to chance). */
-    for (int i = 0; i < 500 && kf_agent_proc_start_time(decoy, &decoy_start) < 0; i++)
+    for (int i = 0; i < 500 && kf_runner_proc_start_time(decoy, &decoy_start) < 0; i++)
         usleep(1000);
     assert_true(decoy_start > 0);
     snprintf(pidstr, sizeof(pidstr), "%d", decoy);
@@ -1298,12 +1298,12 @@ static void test_cgroup_files(void **state)
      * kernel is not asked: check_fs false). */
     assert_int_equal(kf_mkdir_p(fake, 0755), 0);
     t_write_file(ctl, "hugetlb\n");
-    assert_true(kf_agent_cgroup_setup(fake, false, &base, &why) < 0);
+    assert_true(kf_runner_cgroup_setup(fake, false, &base, &why) < 0);
     assert_non_null(strstr(why.buf, "does not offer the cpu and memory"));
     t_write_file(ctl, "cpuset cpu io memory pids\n");
-    assert_int_equal(kf_agent_cgroup_setup(fake, false, &base, &why), 0);
+    assert_int_equal(kf_runner_cgroup_setup(fake, false, &base, &why), 0);
     assert_string_equal(base, fake);
-    assert_int_equal(kf_agent_cgroup_member(base, "m1", 500, 256 << 20, &fd, &why), 0);
+    assert_int_equal(kf_runner_cgroup_member(base, "m1", 500, 256 << 20, &fd, &why), 0);
     assert_true(fd >= 0);
     close(fd);
     text = t_read_file(cpu);
@@ -1315,7 +1315,7 @@ static void test_cgroup_files(void **state)
     /* A real cgroup2 check refuses a plain directory. */
     free(base);
     base = NULL;
-    assert_true(kf_agent_cgroup_setup(fake, true, &base, &why) < 0);
+    assert_true(kf_runner_cgroup_setup(fake, true, &base, &why) < 0);
     assert_non_null(strstr(why.buf, "not on a cgroup2"));
     kf_strbuf_release(&why);
     free(fake);
