@@ -257,6 +257,9 @@ static void test_guest_components(void **state)
     /* no identity yet: etcd is scraped, the Kubernetes components are not,
      * and nothing names a file that does not exist */
     assert_true(wait_text(&m, EDGE "/targets/etcd.json", "127.0.0.9:23810", true));
+    /* the controller writes the edge's files one after the other: wait for
+     * the configuration too before reading it */
+    assert_true(wait_text(&m, EDGE "/prometheus.yml", "scrape_configs", true));
     s = read_rel(&m, EDGE "/prometheus.yml");
     assert_non_null(s);
     assert_null(strstr(s, "guest-c1"));
