@@ -56,6 +56,17 @@ def raw_get(port, target="/healthz", token=None):
     return c, out
 
 
+def served_again(port):
+    """Whether a new connection is served: until kfleetd has seen the
+    client's closes, a new one may still be refused at accept (a reset)."""
+    try:
+        c, r = raw_get(port)
+    except ConnectionError:
+        return False
+    c.close()
+    return r.status == 200
+
+
 def test_connections_per_client():
     with kftest.Kfleetd(store="memory", args=["--max-connections-per-client", "4"]) as k:
         held = []
@@ -71,11 +82,8 @@ def test_connections_per_client():
         c.close()
         held.pop().close()
 
-        def fifth_ok():
-            c, r = raw_get(k.port)
-            c.close()
-            return r.status == 200
-        kftest.eventually(fifth_ok, timeout=10 * kftest.SLOW, msg="a connection freed")
+        kftest.eventually(lambda: served_again(k.port), timeout=10 * kftest.SLOW,
+                          msg="a connection freed")
         for c in held:
             c.close()
 
@@ -110,17 +118,8 @@ def test_idle_connections_past_limit_refused_at_accept():
         for s in idle:
             s.close()
         # the client is served again once its connections are gone
-
-        def served():
-            # until kfleetd has seen the closes, a new connection may still
-            # be refused at accept (a reset): not served yet
-            try:
-                c, r = raw_get(k.port)
-            except ConnectionError:
-                return False
-            c.close()
-            return r.status == 200
-        kftest.eventually(served, timeout=10 * kftest.SLOW, msg="connections freed")
+        kftest.eventually(lambda: served_again(k.port), timeout=10 * kftest.SLOW,
+                          msg="connections freed")
 
 
 def test_watches_per_user():
