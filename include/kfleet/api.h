@@ -5,6 +5,7 @@
  *   /api, /apis, /apis/kfleet.io[/v1], /version      discovery
  *   /openapi/v2, /openapi/v3[/apis/kfleet.io/v1]     schemas for kubectl
  *   /healthz, /livez, /readyz, /metrics              operations
+ *   /ui/                                             the dashboard (kf_api_config.ui_dir)
  * Errors are Kubernetes Status objects. Watches do not hold a thread: a
  * watch connection is suspended while it has nothing to send and resumed
  * by the store's watch hub (see docs/internals/api.md).
@@ -85,6 +86,9 @@ struct kf_api_config {
     unsigned int watch_timeout_s;
     unsigned int watch_timeout_max_s;
     unsigned int bookmark_interval_ms;
+    /* The dashboard's folder (index.html, app.js, ...), served at /ui/;
+     * NULL: /ui/ answers 404. kf_api_new fails if it cannot be opened. */
+    const char *ui_dir;
 };
 
 #define KF_API_LIST_MAX_PAGE 5000

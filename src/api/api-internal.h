@@ -81,6 +81,8 @@ enum api_route_type {
     ROUTE_STATUS,     /* .../<plural>/<name>/status */
     ROUTE_ACTION,     /* .../<plural>/<name>/<action> or /apis/kfleet.io/v1/<action> */
     ROUTE_HANDLER,    /* a prefix given to kf_api_add_handler */
+    ROUTE_UI,         /* /ui, /ui/<file>: the dashboard's files (api-ui.c), open */
+    ROUTE_UI_SESSION, /* /ui/session: who the token is, authenticated */
 };
 
 struct api_action; /* api-action.c */
@@ -172,6 +174,7 @@ struct kf_api {
     size_t n_actions, alloc_actions;
     struct kf_api_actions actions_if; /* kf_api_actions() */
     struct kf_lease_table *leases;    /* heartbeats (api-heartbeat.c), NULL: not served */
+    int ui_dirfd;                     /* the dashboard's folder (api-ui.c), -1: none */
 
     size_t inflight;          /* atomic: requests between URI and completion */
     uint64_t body_rejections; /* atomic: 413s */
@@ -318,6 +321,21 @@ void kf_api_roles_allowing(enum api_verb verb, const struct kf_kind *k, const ch
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 int kf_api_serve_discovery(struct api_request *req);
+
+/* --- the dashboard (api-ui.c) --- */
+
+/* The Content-Type of a dashboard file named rel (relative to its folder),
+ * or NULL when the name is refused: empty, longer than 128, a segment
+ * empty, longer than 64 or starting with '.', a character other than
+ * letters, digits, '-', '_', '.', more than 4 levels, or an extension
+ * other than .html, .js, .css, .svg, .png, .ico. What passes cannot name
+ * anything outside the folder. Fuzzed (tests/fuzz/fuzz-ui-path.c). */
+const char *kf_api_ui_file_type(const char *rel);
+/* Opens dir (NULL: no dashboard, /ui/ answers 404) into api->ui_dirfd. */
+int kf_api_ui_open(struct kf_api *api, const char *dir, struct kf_strbuf *err);
+void kf_api_ui_close(struct kf_api *api);
+/* Serves ROUTE_UI and ROUTE_UI_SESSION: the redirect, a file, or the session. */
+int kf_api_serve_ui(struct api_request *req);
 /* The APIResourceList of /apis/kfleet.io/v1 (new reference). */
 json_t *kf_api_discovery_resource_list(void);
 /* The APIGroupDiscoveryList (apidiscovery.k8s.io/v2) of /api (core: the

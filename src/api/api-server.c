@@ -138,6 +138,7 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
     int r;
 
     api = kf_xcalloc(1, sizeof(*api));
+    api->ui_dirfd = -1;
     config_defaults(api, c);
     api->reg = reg;
     api->store = kf_registry_store(reg);
@@ -186,6 +187,10 @@ int kf_api_new(const struct kf_api_config *c, struct kf_registry *reg, struct kf
                    api->listen);
         goto free_api;
     }
+    api->cfg.ui_dir = NULL;
+    r = kf_api_ui_open(api, c->ui_dir, err);
+    if (r < 0)
+        goto free_api;
     if (metrics) {
         api->metrics = metrics;
     } else {
@@ -542,6 +547,11 @@ static int route(struct api_request *req)
     char *seg[9], *copy;
     size_t n;
 
+    if (strcmp(req->path, "/ui") == 0 || kf_str_has_prefix(req->path, "/ui/")) {
+        req->route = strcmp(req->path, "/ui/session") == 0 ? ROUTE_UI_SESSION : ROUTE_UI;
+        req->resource = "ui";
+        return 0;
+    }
     /* one trailing slash is tolerated */
     if (len > 1 && req->path[len - 1] == '/')
         req->path[--len] = '\0';
@@ -690,7 +700,7 @@ static bool route_is_open(enum api_route_type t)
 {
     /* handlers authenticate by themselves */
     return t == ROUTE_HEALTHZ || t == ROUTE_LIVEZ || t == ROUTE_READYZ || t == ROUTE_VERSION ||
-           t == ROUTE_HANDLER;
+           t == ROUTE_HANDLER || t == ROUTE_UI;
 }
 
 bool kf_api_request_authenticated(struct api_request *req)
@@ -1038,6 +1048,9 @@ static int dispatch(struct api_request *req)
         return serve_metrics(req);
     case ROUTE_ACTION:
         return kf_api_serve_action(req);
+    case ROUTE_UI:
+    case ROUTE_UI_SESSION:
+        return kf_api_serve_ui(req);
     case ROUTE_COLLECTION:
     case ROUTE_OBJECT:
     case ROUTE_STATUS:
@@ -1189,6 +1202,7 @@ void kf_api_free(struct kf_api *api)
     kf_api_discovery_free(api);
     kf_api_actions_free(api);
     kf_api_tokens_free(api->tokens);
+    kf_api_ui_close(api);
     kf_metrics_free(api->own_metrics);
     free(api->probes[0]);
     free(api->probes[1]);

@@ -8,6 +8,7 @@
  * token file). Start-up order and the controller hook: daemon.h.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,6 +63,8 @@ static const char usage_text[] =
     "  --tls-key-file FILE       ... and this PEM key (kubectl sends tokens only over HTTPS)\n"
     "  --insecure-allow-plaintext  serve tokens over plain HTTP on a non-loopback --listen\n"
     "                            address (refused without TLS otherwise)\n"
+    "  --ui-dir DIR              the dashboard's files, served at /ui/ (default: BIN/../share/\n"
+    "                            kfleet/ui next to kfleetd's binary, when it exists)\n"
     "  --log-level SPEC          \"info\", \"debug\", \"api=debug,store=warn\" (default info)\n"
     "  --log-file FILE           log here instead of stderr\n"
     "  --threads N               API request threads (default 4)\n"
@@ -163,6 +166,7 @@ enum {
     OPT_MONITORING_CONFIG,
     OPT_ALERT_DESTINATIONS,
     OPT_INSECURE_PLAINTEXT,
+    OPT_UI_DIR,
     OPT_ENDPOINTS,
     OPT_MEMBER_PORTS,
     OPT_ENDPOINT_ADDRESS,
@@ -215,6 +219,7 @@ static const struct option options[] = {
     { "cluster-health-period", required_argument, NULL, OPT_HEALTH_PERIOD },
     { "member-release-timeout", required_argument, NULL, OPT_RELEASE_TIMEOUT },
     { "help", no_argument, NULL, OPT_HELP },
+    { "ui-dir", required_argument, NULL, OPT_UI_DIR },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
 };
@@ -307,11 +312,36 @@ static void check_destinations(const char *list)
     kf_strbuf_release(&why);
 }
 
+/* The dashboard installed next to the binary (BIN/../share/kfleet/ui: the
+ * build tree's and an installed tree's layout), or NULL when absent. Lives
+ * as long as the process. */
+static const char *default_ui_dir(void)
+{
+    static char dir[PATH_MAX];
+    char exe[PATH_MAX], *slash;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    struct stat st;
+
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/../share/kfleet/ui", exe) >= sizeof(dir))
+        return NULL;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return NULL;
+    return dir;
+}
+
 /* The defaults of every option. */
 static void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof(*c));
     kf_api_config_init(&c->api);
+    c->api.ui_dir = default_ui_dir();
     c->data_dir = "./var";
     c->log_level = "info";
     c->maint.compact_interval_ms = 60 * 1000;
@@ -350,6 +380,9 @@ static bool api_option(int opt, const char *v, struct config *c)
         return true;
     case OPT_INSECURE_PLAINTEXT:
         c->api.insecure_allow_plaintext = true;
+        return true;
+    case OPT_UI_DIR:
+        c->api.ui_dir = v;
         return true;
     case OPT_THREADS:
         c->api.threads = (unsigned int)parse_count("threads", v, 1, 256);
