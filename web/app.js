@@ -520,8 +520,9 @@ async function pageClusters(view, params, epoch) {
   } },
   h('label', {}, 'Name or label selector', h('input', { name: 'q', value: params.get('q') || '', placeholder: 'web-1, or team=a', size: 18 })),
   FILTERS.map((f) => {
-    const opts = f.options || choices[f.key];
     const cur = params.get(f.key) || '';
+    let opts = f.options || choices[f.key];
+    if (opts && cur && !opts.includes(cur)) opts = opts.concat([cur]); // a name no object has (yet)
     if (!opts) return h('label', {}, f.label, h('input', { name: f.key, value: cur, size: 8, placeholder: 'any' }));
     return h('label', {}, f.label, h('select', { name: f.key, onchange: (e) => e.target.form.requestSubmit() },
       h('option', { value: '' }, 'any'), opts.map((o) => h('option', { value: o, selected: o === cur }, o))));
