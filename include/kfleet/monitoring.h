@@ -33,6 +33,8 @@
 #ifndef KF_MONITORING_H
 #define KF_MONITORING_H
 
+#include <jansson.h>
+
 #include "kfleet/base.h"
 #include "kfleet/obs-receiver.h"
 #include "kfleet/obs.h"
@@ -222,5 +224,11 @@ int kf_mon_reload(const char *listen, enum kf_obs_tier tier, struct kf_strbuf *e
 /* Reads the value of the sample `metric` (exact name, no labels) from
  * http://<listen>/metrics. 0 or a negative errno. */
 int kf_mon_scrape_value(const char *listen, const char *metric, double *ret);
+
+/* The alerts firing at the Alertmanager at `listen` (GET /api/v2/alerts,
+ * active, neither silenced nor inhibited): *ret is its JSON array (a new
+ * reference). 0, -ECONNREFUSED / -ETIMEDOUT (not reachable), -EIO (an
+ * answer other than 200), -EBADMSG (not a JSON array). */
+int kf_mon_alerts(const char *listen, json_t **ret);
 
 #endif

@@ -370,6 +370,7 @@ static int64_t check_alertmanagers(struct monctl *mc, const struct monmodel *mm)
         settled = v >= (double)want;
         pthread_mutex_lock(&mc->am_lock);
         json_object_set_new(mc->am_members, am->name, json_integer((json_int_t)v));
+        json_object_set_new(mc->am_listens, am->name, json_string(am->listen));
         was = json_is_true(json_object_get(mc->am_settled, am->name));
         json_object_set_new(mc->am_settled, am->name, json_boolean(settled));
         pthread_mutex_unlock(&mc->am_lock);
@@ -546,12 +547,14 @@ int kf_ctrl_monitoring_init(const struct kf_ctrl_env *env, void **ret_data, stru
     pthread_mutex_init(&mc->am_lock, NULL);
     mc->am_members = json_object();
     mc->am_settled = json_object();
+    mc->am_listens = json_object();
     if (env->metrics && mc->mon)
         kf_metrics_collected(env->metrics, KF_METRIC_GAUGE,
                              "kfleet_monitoring_alertmanager_cluster_members",
                              "Alertmanager peers each Alertmanager of the stack sees (it "
                              "deduplicates only when it sees all of them).",
                              "instance", collect_am, mc);
+    kf_monalerts_bind(mc);
     *ret_data = mc;
     return 0;
 }
@@ -562,6 +565,7 @@ void kf_ctrl_monitoring_fini(void *data)
 
     if (!mc)
         return;
+    kf_monalerts_unbind(mc);
     kf_recorder_free(mc->rec);
     json_decref(mc->hashes);
     json_decref(mc->pending);
@@ -570,6 +574,7 @@ void kf_ctrl_monitoring_fini(void *data)
     kf_monstate_release(&mc->state);
     json_decref(mc->am_members);
     json_decref(mc->am_settled);
+    json_decref(mc->am_listens);
     pthread_mutex_destroy(&mc->am_lock);
     free(mc);
 }

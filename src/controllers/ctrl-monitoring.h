@@ -68,7 +68,16 @@ struct monctl {
     pthread_mutex_t am_lock;
     json_t *am_members; /* Alertmanager -> alertmanager_cluster_members last read */
     json_t *am_settled; /* Alertmanager -> true once it saw every peer */
+    json_t *am_listens; /* Alertmanager -> "host:port", for the alerts action */
 };
+
+/* --- GET /apis/kfleet.io/v1/alerts (ctrl-monitoring-alerts.c) --------------- */
+
+/* Adds the action while the controller runs with a monitoring stack (the
+ * dashboard's firing alerts, read from the central Alertmanagers); the
+ * unbind waits for calls in progress. Both do nothing without an API. */
+void kf_monalerts_bind(struct monctl *mc);
+void kf_monalerts_unbind(struct monctl *mc);
 
 /* --- the model ------------------------------------------------------------ */
 

@@ -384,6 +384,31 @@ int kf_mon_scrape_value(const char *listen, const char *metric, double *ret)
     return r;
 }
 
+int kf_mon_alerts(const char *listen, json_t **ret)
+{
+    struct kf_strbuf body = KF_STRBUF_INIT;
+    char *url = kf_xasprintf("http://%s/api/v2/alerts?active=true&silenced=false&inhibited=false",
+                             listen);
+    long status = 0;
+    json_t *v = NULL;
+    int r = http_call(url, false, &status, &body);
+
+    free(url);
+    if (r == 0 && status != 200)
+        r = -EIO;
+    if (r == 0) {
+        v = json_loadb(body.buf ? body.buf : "", body.len, 0, NULL);
+        if (!json_is_array(v)) {
+            json_decref(v);
+            r = -EBADMSG;
+        } else {
+            *ret = v;
+        }
+    }
+    kf_strbuf_release(&body);
+    return r;
+}
+
 int kf_mon_reload(const char *listen, enum kf_obs_tier tier, struct kf_strbuf *err)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;

@@ -154,6 +154,15 @@ def test_three_tiers_and_alerts():
         t_fire = min(e[0] for e in hook.snapshot() if host_down_alerts([e], "firing"))
         print(f"    exporter stopped -> notification at the webhook: {t_fire - t_stop:.1f}s",
               flush=True)
+        # the dashboard's view of it: kfleetd's alerts action asks the
+        # central Alertmanagers (the page cannot: another origin)
+        def firing_at_kfleetd():
+            r = kd.get(f"{API}/alerts")
+            return r.status == 200 and [a for a in r.json["alerts"]
+                                        if a["labels"].get("alertname") == "KfleetHostDown"]
+        got = eventually(firing_at_kfleetd, timeout=WAIT,
+                         msg="KfleetHostDown is not in GET /apis/kfleet.io/v1/alerts")
+        assert got[0]["labels"]["unit"] == "u1" and got[0]["startsAt"], got
 
         # 3. the exporter comes back: one resolved notification on each
         exporter = kftest.NodeExporter(exporter.port).start()
