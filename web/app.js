@@ -286,6 +286,8 @@ async function render() {
     else if (page === 'clusters') await pageClusters(view, params, epoch);
     else if (page === 'work') await pageWork(view, epoch);
     else await pageOverview(view, epoch);
+    // the first render of this page, for bench/ui (performance.getEntriesByName)
+    if (current(epoch)) performance.mark(`kf-render:${page}${parts[1] ? ':one' : ''}`);
   } catch (e) {
     if (e.status === 401) return;
     fill(view, h('p', { class: 'error' }, `Could not load this page: ${e.message}`));

@@ -5,7 +5,8 @@
 // the CLI and the assertions: each line in is one JSON command, each line
 // out the JSON answer {"ok": true, ...} or {"ok": false, "error": "..."}.
 //
-//   {"op": "page"}                          a new browser context and page
+//   {"op": "page", "token": T?}             a new browser context and page (T: in
+//                                           session storage, as the prompt keeps it)
 //   {"op": "goto", "url": U}
 //   {"op": "fill", "sel": S, "value": V}    {"op": "click", "sel": S}
 //   {"op": "select", "sel": S, "value": V}  {"op": "press", "sel": S, "key": K}
@@ -35,9 +36,13 @@ let context = null;
 let page = null;
 const problems = [];
 
-async function newPage() {
+async function newPage(c) {
   if (context) await context.close();
   context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
+  if (c && c.token) {
+    // signed in already, as after the prompt (the token in session storage)
+    await context.addInitScript((t) => sessionStorage.setItem('kfleet.token', t), c.token);
+  }
   page = await context.newPage();
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`console: ${m.text()}`);
@@ -106,3 +111,4 @@ for await (const line of rl) {
 }
 if (context) await context.close();
 await browser.close();
+process.exit(0); // stdin, still open, would keep node running
