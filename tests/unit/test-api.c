@@ -518,10 +518,73 @@ static void test_openapi_v2_protobuf(void **state)
     json_decref(doc);
 }
 
+/* Which names below /ui/ the dashboard serves, and with which type. */
+static void test_ui_file_type(void **state)
+{
+    static const struct {
+        const char *name, *type_prefix; /* NULL: refused */
+    } cases[] = {
+        { "index.html", "text/html" },
+        { "app.js", "text/javascript" },
+        { "style.css", "text/css" },
+        { "favicon.svg", "image/svg+xml" },
+        { "img/a-b_c.1.png", "image/png" },
+        { "a/b/c/d.ico", "image/x-icon" },
+        { "a/b/c/d/e.ico", NULL }, /* 5 levels */
+        { "", NULL },
+        { "..", NULL },
+        { "../tokens.js", NULL },
+        { "a/../b.js", NULL },
+        { "./app.js", NULL },
+        { ".hidden.js", NULL },
+        { "a/.b.js", NULL },
+        { "/etc/passwd.html", NULL },
+        { "a//b.js", NULL },
+        { "app.js/", NULL },
+        { "app.js ", NULL },
+        { "app%2ejs", NULL },
+        { "a\\b.js", NULL },
+        { "kfleet.db", NULL },
+        { "tokens", NULL },
+        { "app.JS", NULL },
+        { "app.js.map", NULL },
+        { "dir.js/x", NULL },
+    };
+    char longname[200];
+
+    (void)state;
+    for (size_t i = 0; i < KF_ARRAY_SIZE(cases); i++) {
+        const char *t = kf_api_ui_file_type(cases[i].name);
+
+        if (!cases[i].type_prefix) {
+            if (t)
+                fail_msg("\"%s\" served as %s", cases[i].name, t);
+            continue;
+        }
+        assert_non_null(t);
+        assert_true(strncmp(t, cases[i].type_prefix, strlen(cases[i].type_prefix)) == 0);
+    }
+    /* a segment of 64 bytes is fine, 65 is not */
+    memset(longname, 'a', sizeof(longname));
+    memcpy(longname + 61, ".js", 4);
+    assert_non_null(kf_api_ui_file_type(longname));
+    memcpy(longname + 62, ".js", 4);
+    assert_null(kf_api_ui_file_type(longname));
+    /* 128 bytes in all are fine, 129 are not: 60 + / + 60 + / + 6 or 7 */
+    memset(longname, 'a', sizeof(longname));
+    longname[60] = longname[121] = '/';
+    memcpy(longname + 125, ".js", 4);
+    assert_non_null(kf_api_ui_file_type(longname));
+    memcpy(longname + 126, ".js", 4);
+    assert_null(kf_api_ui_file_type(longname));
+    assert_null(kf_api_ui_file_type(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_uri),
+        cmocka_unit_test(test_ui_file_type),
         cmocka_unit_test(test_query_bool),
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_tokens),
