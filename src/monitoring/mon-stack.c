@@ -387,8 +387,8 @@ int kf_mon_scrape_value(const char *listen, const char *metric, double *ret)
 int kf_mon_alerts(const char *listen, json_t **ret)
 {
     struct kf_strbuf body = KF_STRBUF_INIT;
-    char *url = kf_xasprintf("http://%s/api/v2/alerts?active=true&silenced=false&inhibited=false",
-                             listen);
+    char *url =
+        kf_xasprintf("http://%s/api/v2/alerts?active=true&silenced=false&inhibited=false", listen);
     long status = 0;
     json_t *v = NULL;
     int r = http_call(url, false, &status, &body);
