@@ -325,6 +325,8 @@ def test_overview_renders_fleet():
     body = b.text("main")
     assert "Scheduled" in body and "Pod CIDR" in body and "10." in body, body
     assert b.count("#explain") == 0
+    b.wait("#conditions tbody tr")
+    b.wait("#events tbody tr")  # placement's Event on the cluster
     b.shot("cluster-placed.png")
     b.no_problems()  # no console error, no CSP violation
 
@@ -395,7 +397,8 @@ def test_viewer_cannot_change_anything():
     b.wait("#kubeconfig")
     assert b.do("attr", sel="#kubeconfig", name="disabled")["value"] is None
     b.do("click", sel="#kubeconfig")
-    b.wait("#banner", text="no kube-apiserver endpoint yet")
+    b.wait("#banner", text="Could not download the kubeconfig of web-02: guest cluster")
+    assert "yet" in b.text("#banner"), b.text("#banner")  # "no certificates yet", the server's
     b.no_problems(expected=[(503, "Service Unavailable")])
 
 
