@@ -17,7 +17,8 @@ static void check_inside(const char *rel)
 
     kf_assert(rel[0] && rel[0] != '/' && rel[0] != '.');
     kf_assert(strlen(rel) <= 128);
-    kf_assert(!strstr(rel, "//") && !strstr(rel, "/.") && !strstr(rel, ".."));
+    /* no segment "." or "..": none starts with '.' ("a..b.png" is a name) */
+    kf_assert(!strstr(rel, "//") && !strstr(rel, "/."));
     kf_assert(rel[strlen(rel) - 1] != '/');
     for (const char *p = rel; *p; p++) {
         char c = *p;
