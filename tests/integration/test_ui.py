@@ -8,6 +8,8 @@ through playwright-core (tests/ui/ui-driver.mjs), against a real kfleetd:
     shows in the list and on the overview, a unit cordoned shows as such;
   - a viewer gets a read-only page: no write control, and the writes and
     the kubeconfig the page could still try are refused by the server;
+  - an admin's page downloads a guest's kubeconfig (all controllers: the
+    lifecycle issues it while the guest provisions), a viewer's cannot;
   - 10,000 clusters: the list pages with limit/continue and filters with
     field and label selectors.
 
@@ -144,19 +146,21 @@ class Browser:
 class Beater:
     """Batch heartbeats for every host but the silent ones."""
 
-    def __init__(self, hosts, silent=()):
+    def __init__(self, hosts, silent=(), server=None):
+        self.server = server
         self.hosts = [h for h in hosts if h not in silent]
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self):
-        client = kd.client()
+        server = self.server or kd
+        client = server.client()
         while not self.stop.is_set():
             try:
                 client.post(API + "/heartbeats", {"hosts": self.hosts})
             except OSError:
-                client = kd.client()
+                client = server.client()
             self.stop.wait(GRACE / 5)
 
     def close(self):
@@ -164,21 +168,23 @@ class Beater:
         self.thread.join()
 
 
-def kfleet(*args, token=ADMIN, expect=0):
+def kfleet(*args, token=ADMIN, expect=0, server=None):
+    server = server or kd
     env = {k: v for k, v in os.environ.items() if not k.startswith("KFLEET_")}
-    env.update(KFLEET_SERVER=kd.url, KFLEET_TOKEN=token, HOME=kd.data_dir)
+    env.update(KFLEET_SERVER=server.url, KFLEET_TOKEN=token, HOME=server.data_dir)
     p = subprocess.run([KFLEET, *args], capture_output=True, text=True, env=env,
                        timeout=120 * kftest.SLOW)
     assert p.returncode == expect, (args, p.returncode, p.stdout, p.stderr)
     return p.stdout
 
 
-def apply(text):
-    d = tempfile.mkdtemp(prefix="kftest-ui-", dir=kd.data_dir)
+def apply(text, server=None):
+    server = server or kd
+    d = tempfile.mkdtemp(prefix="kftest-ui-", dir=server.data_dir)
     f = os.path.join(d, "objects.yaml")
     with open(f, "w") as fh:
         fh.write(text)
-    return kfleet("apply", "-f", f)
+    return kfleet("apply", "-f", f, server=server)
 
 
 UNITS = {"hz-u1": "cn-hangzhou", "hz-u2": "cn-hangzhou", "fra-u1": "eu-west"}
@@ -422,6 +428,41 @@ def test_work_in_progress():
     b.wait("#jobs tr[data-name='probe-1'] .progress")
     b.shot("work.png")
     b.no_problems(expected=[(404, "Not Found")])  # /alerts: no monitoring stack here
+
+
+def test_admin_downloads_kubeconfig():
+    """With every controller (lifecycle issues the guest's PKI and its
+    endpoint while it provisions; no agent is needed for that), an admin's
+    page downloads the cluster's kubeconfig; a viewer's cannot."""
+    setup()
+    lo, hi = kftest.port_window()
+    with kftest.Kfleetd(tokens=True, controllers=True,
+                        args=["--member-ports", f"{lo}-{hi}"]) as full:
+        apply(fleet_yaml(), server=full)
+        hosts = [f"{u}-{z}-{i}" for u, r in UNITS.items() for z in ZONES[r] for i in range(2)]
+        beats = Beater(hosts, server=full)
+        try:
+            apply(cluster_yaml("kc-1"), server=full)
+            kftest.eventually(lambda: full.get(path("guestclusters", "kc-1", "kubeconfig")).status
+                              == 200, timeout=60 * kftest.SLOW, msg="the kubeconfig is issued")
+            endpoint = full.get(path("guestclusters", "kc-1")).json["status"]["endpoints"][
+                "apiServer"]
+            b = browser
+            b.sign_in(full.url + "/ui/", VIEWER)
+            b.do("goto", url=full.url + "/ui/#/clusters/kc-1")
+            b.wait("#kubeconfig")
+            assert b.do("attr", sel="#kubeconfig", name="disabled")["value"] is not None
+            b.sign_in(full.url + "/ui/", ADMIN)
+            b.do("goto", url=full.url + "/ui/#/clusters/kc-1")
+            b.wait("#view dd", text=endpoint)  # the endpoint, under "API server endpoint"
+            got = b.do("download", sel="#kubeconfig")
+            assert got["name"] == "kc-1.kubeconfig", got["name"]
+            text = got["text"]
+            assert "kind: Config" in text and endpoint in text, text[:1200]
+            assert "client-key-data:" in text
+            b.no_problems()
+        finally:
+            beats.close()
 
 
 def create_clusters(port, n, version, threads=8):
