@@ -489,7 +489,8 @@ function clusterQuery(params) {
   }
   const q = (params.get('q') || '').trim();
   let labels = '';
-  if (q && /[=!]|\bin\b/.test(q)) labels = q;
+  // "a=b", "a!=b", "!a", "a in (x,y)", "a notin (x)": a label selector; else a name
+  if (q && /[=!]|\s(not)?in\s*\(/.test(q)) labels = q;
   else if (q) fields.push(`metadata.name=${q}`);
   return { fieldSelector: fields.join(','), labelSelector: labels };
 }
@@ -573,10 +574,9 @@ async function pageClusters(view, params, epoch) {
     try {
       const p2 = await list('guestclusters', Object.assign({ limit: size, continue: cont }, sel));
       if (!current(epoch)) return;
-      const names = new Set();
       tbody.replaceChildren();
       rows.clear();
-      for (const c of p2.items || []) { tbody.append(drawRow(c)); names.add(c.metadata.name); }
+      for (const c of p2.items || []) tbody.append(drawRow(c));
     } catch (e) { /* the next event retries */ }
   }, 500);
   watch('guestclusters', sel, get(page, 'metadata.resourceVersion', ''), (type, obj) => {
