@@ -693,7 +693,7 @@ function drawExplain(x) {
   return h('div', { id: 'explain' },
     h('h2', {}, 'Why it is Pending (kfleet explain)'),
     h('p', {}, x.decision || ''),
-    h('p', { class: 'muted' }, `grade ${x.grade}: ${x.gradeReason || ''}`),
+    h('p', { class: 'muted' }, `grade ${x.gradeReason || x.grade}`),
     h('table', {}, h('thead', {}, h('tr', {}, ['Unit', 'Verdict', 'Reason', 'CPU now → after', 'Memory now → after', 'Mark', 'Score'].map((t) => h('th', {}, t)))),
       h('tbody', {}, (x.units || []).map((u) => h('tr', {},
         h('td', {}, u.unit), h('td', { class: `verdict-${u.verdict}` }, u.verdict), h('td', {}, u.reason || ''),
