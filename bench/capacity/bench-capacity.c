@@ -101,8 +101,28 @@ static size_t decided(struct kf_registry *reg, size_t *ret_pending)
     return n;
 }
 
+/* Reconciles of each controller, summed into *ret by name. */
+struct ctrl_counts {
+    const char *name[8];
+    uint64_t reconciles[8];
+    size_t n;
+};
+
+static void count_ctrl(struct kf_ctrl *c, void *arg)
+{
+    struct ctrl_counts *cc = arg;
+    struct kf_ctrl_stats st;
+
+    if (cc->n >= KF_ARRAY_SIZE(cc->name))
+        return;
+    kf_ctrl_stats(c, &st);
+    cc->name[cc->n] = kf_ctrl_name(c);
+    cc->reconciles[cc->n++] = st.reconciles;
+}
+
 static void bench_placement(int n_clusters, int n_units)
 {
+    struct ctrl_counts cc0 = { 0 }, cc1 = { 0 };
     static const int mix_nodes[] = { 5, 5, 5, 5, 8, 50, 50, 60, 200, 400 }; /* G0 x5 .. G3 */
     struct kf_strbuf err = KF_STRBUF_INIT;
     struct kf_store *store;
@@ -164,6 +184,7 @@ static void bench_placement(int n_clusters, int n_units)
     sleep(1); /* hosts Ready */
     kf_ctrl_manager_wait_idle(m, 60000);
     kf_store_status(store, &st0);
+    kf_ctrl_manager_foreach(m, count_ctrl, &cc0);
     rss0 = rss_kib();
     t0 = kf_mono_ns();
     for (int i = 0; i < n_clusters; i++) {
@@ -186,6 +207,7 @@ static void bench_placement(int n_clusters, int n_units)
         uint64_t t2 = kf_mono_ns();
 
         kf_store_status(store, &st1);
+        kf_ctrl_manager_foreach(m, count_ctrl, &cc1);
         printf("placement through the controllers (memory store, %d units x 9 hosts of 64 CPU / "
                "256 GiB, %d VPCs of one /8 IPPool each):\n",
                n_units, N_VPCS);
@@ -199,6 +221,11 @@ static void bench_placement(int n_clusters, int n_units)
             "  store revisions: %lld (%.1f per cluster: finalizer, status with the ranges, members "
             "in one transaction, unit and host status)\n",
             (long long)(st1.rev - st0.rev), (double)(st1.rev - st0.rev) / n_clusters);
+        printf("  reconciles per cluster:");
+        for (size_t i = 0; i < cc1.n && i < cc0.n; i++)
+            printf(" %s %.2f%s", cc1.name[i],
+                   (double)(cc1.reconciles[i] - cc0.reconciles[i]) / n_clusters,
+                   i + 1 < cc1.n ? "," : "\n");
         printf("  RSS %ld -> %ld KiB: %.1f KiB per cluster (store, informers, models, "
                "members included)\n",
                rss0, rss1, (double)(rss1 - rss0) / n_clusters);
@@ -339,7 +366,7 @@ int main(int argc, char **argv)
                  : !strcmp(argv[i], "--hosts")  ? &hosts
                                                 : NULL;
 
-        if (!v || kf_parse_int(argv[i + 1], v) < 0 || *v < 1) {
+        if (!v || kf_parse_int(argv[i + 1], v) < 0 || *v < (v == &hosts ? 0 : 1)) {
             fprintf(stderr, "usage: bench-capacity [--clusters N] [--units N] [--hosts N]\n");
             return 2;
         }
@@ -349,7 +376,8 @@ int main(int argc, char **argv)
     printf("bench-capacity on %s, %ld CPUs\n", host, cpus);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     bench_placement(clusters, units);
-    bench_heartbeats(hosts);
+    if (hosts) /* --hosts 0: placement only */
+        bench_heartbeats(hosts);
     curl_global_cleanup();
     return 0;
 }
