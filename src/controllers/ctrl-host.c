@@ -28,7 +28,9 @@
  * ones there, and the unit's capacity drops, which unit-status shows).
  * It also keeps the labels kfleet.io/role, zone and unit / cluster equal to
  * the spec, and status.allocatable / allocated / members equal to the
- * ControlPlaneMembers bound to the host. A deleted Host's lease is dropped.
+ * ControlPlaneMembers bound to the host (a second behind at most while
+ * members arrive: a burst of placements costs a host one write a second,
+ * and the agents' member reports none). A deleted Host's lease is dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,8 @@ KF_LOG_MODULE(hosts);
 
 /* Not a valid object name (names are DNS subdomains), so never a Host. */
 #define SWEEP_KEY "~sweep"
+/* A host's allocation is written at most this often while members arrive. */
+#define HOST_FOLD_MS 1000
 struct host_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
@@ -68,13 +72,29 @@ struct host_ctrl {
     struct kf_smap waiting; /* hosts not Ready: a heartbeat is looked for at each sweep */
 };
 
+/* Whether a member's event can change what its host's status counts (its
+ * allocation): a member created (no status yet), deleted, or whose spec
+ * changed since its agent last reported (generation ahead of
+ * status.observedGeneration). The agents' status reports (readiness,
+ * restarts) cannot: skipping them is what keeps a busy fleet's hosts from
+ * being reconciled once per member report. The resync looks at every host
+ * anyway. */
+static bool member_moves_host(const json_t *member, bool deleted)
+{
+    const json_t *observed = kf_json_path(member, "status.observedGeneration");
+
+    return deleted || !kf_json_path(member, "status") || !json_is_integer(observed) ||
+           json_integer_value(observed) != kf_obj_generation(member);
+}
+
 static void member_to_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     const char *host = kf_json_str(obj, "spec.host", NULL);
 
-    (void)deleted;
-    if (host) /* a short delay folds the members of one placement into one write */
-        kf_ctrl_enqueue_after(c, host, 200);
+    /* the delay folds the members that land on a host within it (a burst
+     * of placements) into one reconcile and at most one write */
+    if (host && member_moves_host(obj, deleted))
+        kf_ctrl_enqueue_after(c, host, HOST_FOLD_MS);
 }
 
 static int setup(struct kf_ctrl *c)

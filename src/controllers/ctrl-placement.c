@@ -46,6 +46,7 @@
 #include "kfleet/log.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
+#include "kfleet/store.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-placement.h"
 
@@ -141,6 +142,24 @@ static void map_member(struct kf_ctrl *c, const json_t *obj, bool deleted)
         after_change(d, &ch);
 }
 
+/* New clusters (never decided: no unit, no Scheduled condition) are
+ * remembered for the next batch; any other state forgets them. */
+static void fresh_note(struct place_ctrl *d, const json_t *obj, bool deleted)
+{
+    const char *name = kf_obj_name(obj);
+    bool fresh = !deleted && !kf_obj_deleting(obj) && !kf_json_path(obj, "status.unit") &&
+                 !kf_cap_condition_find(kf_json_path(obj, "status.conditions"), "Scheduled");
+
+    if (!name)
+        return;
+    pthread_mutex_lock(&d->lock);
+    if (fresh && !kf_smap_contains(&d->fresh, name))
+        kf_smap_put(&d->fresh, name, NULL);
+    else if (!fresh)
+        kf_smap_remove(&d->fresh, name);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct place_ctrl *d = kf_ctrl_data(c);
@@ -158,6 +177,7 @@ static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
         wake_candidates(d); /* a slot for the next grade change */
     if (deleted || kf_obj_deleting(obj))
         after_change(d, &ch);
+    fresh_note(d, obj, deleted);
 }
 
 static void map_pool(struct kf_ctrl *c, const json_t *obj, bool deleted)
@@ -588,41 +608,13 @@ struct placed {
     unsigned nb;
 };
 
-/* Places c on the units of the region, under the model's lock: 0 and the
- * unit and bindings in pd, or negative with the reason in pd->res. */
-static int choose_unit(struct place_ctrl *d, const char *region, const char *name,
-                       const struct kf_place_cluster *c, struct placed *pd)
-{
-    struct cap_units us;
-    int r;
-
-    pthread_mutex_lock(&d->model->lock);
-    kf_cap_units_build(d->model, &d->policy, region, name, &us);
-    r = kf_place(&d->placer, us.units, us.n, c, pd->res);
-    if (r == 0) {
-        const struct kf_place_unit *u = &us.units[pd->res->unit];
-
-        snprintf(pd->unit, sizeof(pd->unit), "%s", u->name);
-        pd->bs = kf_xcalloc(pd->res->n_bindings + 1, sizeof(*pd->bs));
-        for (unsigned i = 0; i < pd->res->n_bindings; i++) {
-            const struct kf_place_binding *b = &pd->res->bindings[i];
-
-            snprintf(pd->bs[i].host, sizeof(pd->bs[i].host), "%s", u->hosts[b->host].name);
-            snprintf(pd->bs[i].zone, sizeof(pd->bs[i].zone), "%s", u->zones[b->zone]);
-            pd->bs[i].component = b->component;
-            pd->bs[i].replica = b->replica;
-        }
-        pd->nb = pd->res->n_bindings;
-    }
-    kf_cap_units_release(&us);
-    pthread_mutex_unlock(&d->model->lock);
-    return r;
-}
-
-/* The status that commits the cluster to its unit and records its ranges. */
+/* The status that commits the cluster to its unit and records its ranges;
+ * the members are created right after it, bound as decided, so it says
+ * MembersBound already (a failed create is retried by the next reconcile,
+ * which writes the condition again from the members that exist). */
 static json_t *scheduled_status(const json_t *cluster, const struct kf_place_settings *s,
                                 const struct placed *pd, const struct kf_ipam_alloc *alloc,
-                                const char *pool)
+                                const char *pool, int64_t now)
 {
     json_t *st = json_object();
 
@@ -641,28 +633,12 @@ static json_t *scheduled_status(const json_t *cluster, const struct kf_place_set
     json_object_set_new(
         st, "conditions",
         merge_conditions(kf_json_path(cluster, "status.conditions"),
-                         json_pack("[o]", kf_cap_condition(NULL, "Scheduled", true, "Placed",
-                                                           pd->res->message, kf_now_ms()))));
+                         json_pack("[o, o]",
+                                   kf_cap_condition(NULL, "Scheduled", true, "Placed",
+                                                    pd->res->message, now),
+                                   kf_cap_condition(NULL, "MembersBound", true, "Bound",
+                                                    "every member is bound to a host", now))));
     return st;
-}
-
-/* Creates the Member objects of the decision's bindings. */
-static int create_members(struct place_ctrl *d, const json_t *cluster,
-                          const struct kf_place_settings *s, const struct placed *pd,
-                          struct kf_strbuf *why)
-{
-    json_t **objs = kf_xcalloc(pd->nb + 1, sizeof(*objs));
-    int r;
-
-    for (unsigned i = 0; i < pd->nb; i++)
-        objs[i] = kf_place_member_obj(cluster, pd->unit, pd->bs[i].host, pd->bs[i].zone,
-                                      &pd->shape.components[pd->bs[i].component], pd->bs[i].replica,
-                                      kf_json_str(s->effective, "version", ""));
-    r = kf_place_members_create(d, objs, pd->nb, why);
-    for (unsigned i = 0; i < pd->nb; i++)
-        json_decref(objs[i]);
-    free(objs);
-    return r;
 }
 
 /* Logs that placing the cluster failed and is retried; returns r. */
@@ -672,94 +648,309 @@ static int place_failed(const char *name, const struct kf_strbuf *why, int r)
     return r;
 }
 
-/* A unit: the finalizer first (from now on there is something to release),
- * then the ranges, then the status that commits the unit and records the
- * ranges in one write, then the members. A cluster without ranges stays
- * Pending. */
-static int apply_placement(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s,
-                           const struct placed *pd, struct kf_strbuf *why)
-{
-    const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
-    struct kf_ipam_alloc alloc;
-    char *pool = NULL;
-    json_t *st;
-    int r;
+/* --- placing a batch ------------------------------------------------------------ */
 
-    r = set_finalizer(d, cluster, true, why);
-    if (r < 0)
-        return place_failed(name, why, r);
-    r = kf_place_ipam_allocate(d, cluster, s, &alloc, &pool, why);
-    if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
-        pending_set(d, name, region);
-        r = write_pending(d, cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why->buf,
-                          pd->grade, s);
-        goto free_pool;
-    }
-    if (r < 0) {
-        place_failed(name, why, r);
-        goto free_pool;
-    }
-    st = scheduled_status(cluster, s, pd, &alloc, pool);
-    r = patch_status(d, name, st, why);
-    json_decref(st);
-    if (r < 0) {
-        kf_place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
-        place_failed(name, why, r);
-        goto free_pool;
-    }
-    pending_set(d, name, NULL);
-    r = create_members(d, cluster, s, pd, why);
-    if (r < 0) {
-        place_failed(name, why, r);
-        goto free_pool;
-    }
-    kf_log_info("cluster \"%s\" (%s): %s; %s", name, pd->gwhy.buf, pd->res->message,
-                "members created");
-    kf_recorder_eventf(d->rec, cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
-                       pd->res->message, pd->gwhy.buf);
-free_pool:
-    free(pool);
-    return r;
-}
+/* New clusters decided against one snapshot of the model (each decision
+ * booked into the snapshot before the next), written in store transactions
+ * of KF_STORE_MAX_TXN_OPS: the finalizer and the status that commits unit
+ * and ranges in one write per cluster, the members of many clusters in one
+ * transaction. */
+#define BATCH_MAX 512
 
-/* Places a cluster without a unit: decides grade, unit and bindings, then
- * applies them, or writes why it stays Pending. */
-static int place_new(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s)
-{
-    const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
-    struct placed pd = { .gwhy = KF_STRBUF_INIT };
-    struct kf_strbuf why = KF_STRBUF_INIT;
+/* One cluster of a batch. */
+struct batch_item {
+    json_t *cluster; /* the informer's copy; becomes the object written */
+    struct kf_place_settings s;
+    struct placed pd;
     struct kf_place_cluster c;
     struct place_input_bufs bufs;
-    int r;
+    const char *region;
+    int r;        /* the decision: 0 a unit, < 0 Pending with pd.res->message */
+    bool commit;  /* decided and ranges allocated: to be written */
+    bool written; /* the write went through */
+};
 
-    pd.res = kf_xcalloc(1, sizeof(*pd.res));
-    pd.grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, &pd.gwhy);
-    kf_place_shape(&d->grades, pd.grade, s->profile, s->simulated_nodes, &pd.shape);
-    kf_place_shape_json(&pd.shape, s->effective);
-    kf_place_cluster_input(cluster, s, pd.grade, &pd.shape, &c, &bufs);
+/* The units of one region, built once a batch. */
+struct batch_region {
+    const char *region;
+    struct cap_units us;
+};
 
+/* Takes a new cluster for the batch (its settings, grade and placement
+ * input), or says no (0): gone, being deleted, paused, placed meanwhile or
+ * with settings that need their own reconcile (its queue entry does that). */
+static bool batch_take(struct place_ctrl *d, const char *name, struct batch_item *it)
+{
+    const char *reason = NULL;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+
+    if (kf_informer_get(d->clusters, name, &it->cluster) < 0)
+        return false;
+    if (kf_obj_deleting(it->cluster) || kf_json_bool(it->cluster, "spec.paused", false) ||
+        kf_json_path(it->cluster, "status.unit") ||
+        kf_place_settings(d, it->cluster, &it->s, &reason, &why) < 0) {
+        kf_place_settings_release(&it->s);
+        kf_strbuf_release(&why);
+        json_decref(it->cluster);
+        it->cluster = NULL;
+        return false;
+    }
+    kf_strbuf_release(&why);
+    it->region = kf_json_str(it->cluster, "spec.region", "");
+    it->pd.gwhy = (struct kf_strbuf)KF_STRBUF_INIT;
+    it->pd.res = kf_xcalloc(1, sizeof(*it->pd.res));
+    it->pd.grade = kf_grade_decide(&d->grades, it->s.explicit_grade, it->s.nodes, it->s.pods, -1,
+                                   &it->pd.gwhy);
+    kf_place_shape(&d->grades, it->pd.grade, it->s.profile, it->s.simulated_nodes, &it->pd.shape);
+    kf_place_shape_json(&it->pd.shape, it->s.effective);
+    kf_place_cluster_input(it->cluster, &it->s, it->pd.grade, &it->pd.shape, &it->c, &it->bufs);
     /* Waits for its region's capacity events from before the model is read:
      * an event applied between the read and a pending_set after it would
      * wake nobody, and the cluster would stay Pending (until the resync)
      * with a reason that is no longer true. Cleared once it is placed. */
-    pending_set(d, name, region);
-    r = choose_unit(d, region, name, &c, &pd);
-    kf_place_input_bufs_release(&bufs);
-    if (r < 0) {
-        const char *reason =
-            strstr(pd.res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
+    pending_set(d, name, it->region);
+    return true;
+}
 
-        pending_set(d, name, region);
-        r = write_pending(d, cluster, reason, pd.res->message, pd.grade, s);
-    } else {
-        r = apply_placement(d, cluster, s, &pd, &why);
+static void batch_item_release(struct batch_item *it)
+{
+    if (!it->cluster)
+        return;
+    kf_place_input_bufs_release(&it->bufs);
+    kf_place_settings_release(&it->s);
+    free(it->pd.bs);
+    free(it->pd.res);
+    kf_strbuf_release(&it->pd.gwhy);
+    json_decref(it->cluster);
+}
+
+/* The new clusters for a batch that starts with first: first, then up
+ * to BATCH_MAX - 1 others from `fresh`. Returns how many were taken. */
+static size_t batch_collect(struct place_ctrl *d, const char *first, struct batch_item *items)
+{
+    char *names[BATCH_MAX];
+    size_t n = 0, k = 0, it = 0;
+    const char *key;
+
+    pthread_mutex_lock(&d->lock);
+    kf_smap_remove(&d->fresh, first);
+    while (n < BATCH_MAX - 1 && kf_smap_next(&d->fresh, &it, &key, NULL))
+        names[n++] = kf_xstrdup(key);
+    for (size_t i = 0; i < n; i++)
+        kf_smap_remove(&d->fresh, names[i]);
+    pthread_mutex_unlock(&d->lock);
+    if (batch_take(d, first, &items[k]))
+        k++;
+    for (size_t i = 0; i < n; i++) {
+        if (batch_take(d, names[i], &items[k]))
+            k++;
+        free(names[i]);
     }
-    free(pd.bs);
-    free(pd.res);
+    return k;
+}
+
+/* Copies the decision out of the snapshot and books it there. */
+static void batch_book(struct batch_item *it, struct cap_units *us)
+{
+    const struct kf_place_unit *u = &us->units[it->pd.res->unit];
+    struct placed *pd = &it->pd;
+
+    snprintf(pd->unit, sizeof(pd->unit), "%s", u->name);
+    pd->bs = kf_xcalloc(pd->res->n_bindings + 1, sizeof(*pd->bs));
+    for (unsigned i = 0; i < pd->res->n_bindings; i++) {
+        const struct kf_place_binding *b = &pd->res->bindings[i];
+
+        snprintf(pd->bs[i].host, sizeof(pd->bs[i].host), "%s", u->hosts[b->host].name);
+        snprintf(pd->bs[i].zone, sizeof(pd->bs[i].zone), "%s", u->zones[b->zone]);
+        pd->bs[i].component = b->component;
+        pd->bs[i].replica = b->replica;
+    }
+    pd->nb = pd->res->n_bindings;
+    kf_place_commit(us->units, &it->c, pd->res);
+}
+
+/* Decides every cluster of the batch under the model's lock, against one
+ * snapshot of each region's units. */
+static void batch_decide(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    struct batch_region *regions = kf_xcalloc(n, sizeof(*regions));
+    size_t nr = 0;
+
+    pthread_mutex_lock(&d->model->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct batch_region *br = NULL;
+
+        for (size_t j = 0; j < nr && !br; j++)
+            if (strcmp(regions[j].region, items[i].region) == 0)
+                br = &regions[j];
+        if (!br) {
+            br = &regions[nr++];
+            br->region = items[i].region;
+            kf_cap_units_build(d->model, &d->policy, br->region, NULL, &br->us);
+        }
+        items[i].r = kf_place(&d->placer, br->us.units, br->us.n, &items[i].c, items[i].pd.res);
+        if (items[i].r == 0)
+            batch_book(&items[i], &br->us);
+    }
+    for (size_t j = 0; j < nr; j++)
+        kf_cap_units_release(&regions[j].us);
+    pthread_mutex_unlock(&d->model->lock);
+    free(regions);
+}
+
+/* Ranges for a decided cluster, and the object to write: the finalizer and
+ * the status in one. Without a unit or ranges it stays Pending (written
+ * here, one by one: the reasons differ). Returns a store error of that
+ * Pending write. */
+static int batch_prepare(struct place_ctrl *d, struct batch_item *it, int64_t now)
+{
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    struct kf_ipam_alloc alloc;
+    char *pool = NULL;
+    json_t *fins, *st;
+    int r;
+
+    if (it->r < 0) {
+        const char *reason =
+            strstr(it->pd.res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
+
+        return write_pending(d, it->cluster, reason, it->pd.res->message, it->pd.grade, &it->s);
+    }
+    r = kf_place_ipam_allocate(d, it->cluster, &it->s, &alloc, &pool, &why);
+    if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
+        r = write_pending(d, it->cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why.buf,
+                          it->pd.grade, &it->s);
+        goto release_why;
+    }
+    if (r < 0) {
+        place_failed(kf_obj_name(it->cluster), &why, r);
+        goto release_why;
+    }
+    st = scheduled_status(it->cluster, &it->s, &it->pd, &alloc, pool, now);
+    json_object_set_new(it->cluster, "status", st);
+    fins = kf_json_path(it->cluster, "metadata.finalizers");
+    if (!json_is_array(fins)) {
+        fins = json_array();
+        json_object_set_new(json_object_get(it->cluster, "metadata"), "finalizers", fins);
+    }
+    if (!kf_obj_has_finalizer(it->cluster, KF_FINALIZER_PLACEMENT))
+        json_array_append_new(fins, json_string(KF_FINALIZER_PLACEMENT));
+    it->commit = true;
+release_why:
+    free(pool);
     kf_strbuf_release(&why);
-    kf_strbuf_release(&pd.gwhy);
     return r;
+}
+
+/* Writes the committed clusters, KF_STORE_MAX_TXN_OPS a transaction. A
+ * transaction that fails (a cluster changed since it was read) leaves its
+ * clusters to their own reconciles, their ranges to be rebuilt. */
+static void batch_write(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    json_t *objs[KF_STORE_MAX_TXN_OPS];
+    struct batch_item *who[KF_STORE_MAX_TXN_OPS];
+
+    for (size_t i = 0; i < n;) {
+        struct kf_causes causes = KF_CAUSES_INIT;
+        struct kf_strbuf why = KF_STRBUF_INIT;
+        size_t k = 0, failed = 0;
+        int64_t rev = 0;
+        int rw;
+
+        for (; i < n && k < KF_STORE_MAX_TXN_OPS; i++)
+            if (items[i].commit) {
+                who[k] = &items[i];
+                objs[k++] = items[i].cluster;
+            }
+        if (!k)
+            break;
+        rw = kf_registry_update_batch_all(d->reg, &kf_kind_guestcluster, objs, k, &rev, &failed,
+                                          &causes, &why);
+        for (size_t j = 0; j < k; j++) {
+            who[j]->written = rw == 0;
+            if (rw < 0)
+                kf_place_ipam_unwritten(d, kf_json_str(objs[j], "spec.network.vpc", ""));
+        }
+        if (rw == 0)
+            d->need_cluster_rev = KF_MAX(d->need_cluster_rev, rev);
+        else
+            kf_log_rl_warn("cannot commit %zu placed clusters (\"%s\": %s); each is retried", k,
+                           kf_obj_name(objs[failed < k ? failed : 0]), why.buf);
+        kf_causes_release(&causes);
+        kf_strbuf_release(&why);
+    }
+}
+
+/* Creates the members of every written cluster (transactions of many
+ * clusters' members), then says what was decided. */
+static int batch_members(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    json_t **objs = NULL;
+    size_t no = 0, alloc = 0;
+    int r;
+
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+
+        if (!it->written)
+            continue;
+        pending_set(d, kf_obj_name(it->cluster), NULL);
+        KF_GROW(objs, alloc, no + it->pd.nb + 1);
+        for (unsigned b = 0; b < it->pd.nb; b++)
+            objs[no++] = kf_place_member_obj(
+                it->cluster, it->pd.unit, it->pd.bs[b].host, it->pd.bs[b].zone,
+                &it->pd.shape.components[it->pd.bs[b].component], it->pd.bs[b].replica,
+                kf_json_str(it->s.effective, "version", ""));
+    }
+    r = no ? kf_place_members_create(d, objs, no, &why) : 0;
+    if (r < 0)
+        kf_log_rl_warn("cannot create the members of %zu clusters: %s; retrying", no, why.buf);
+    for (size_t i = 0; i < no; i++)
+        json_decref(objs[i]);
+    free(objs);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        struct batch_item *it = &items[i];
+
+        if (!it->written)
+            continue;
+        kf_log_info("cluster \"%s\" (%s): %s; members created", kf_obj_name(it->cluster),
+                    it->pd.gwhy.buf, it->pd.res->message);
+        kf_recorder_eventf(d->rec, it->cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
+                           it->pd.res->message, it->pd.gwhy.buf);
+    }
+    kf_strbuf_release(&why);
+    return r;
+}
+
+/* Places the new cluster `first` together with up to BATCH_MAX - 1 other
+ * new ones (those still in the queue find themselves placed). Returns the
+ * result for first: 0, or an error to retry it with. */
+static int place_new(struct place_ctrl *d, const char *first)
+{
+    struct batch_item *items = kf_xcalloc(BATCH_MAX, sizeof(*items));
+    size_t n = batch_collect(d, first, items);
+    int64_t now = kf_now_ms();
+    int r = 0, rf = 0;
+
+    batch_decide(d, items, n);
+    for (size_t i = 0; i < n; i++) {
+        int ri = batch_prepare(d, &items[i], now);
+
+        if (ri < 0 && strcmp(kf_obj_name(items[i].cluster), first) == 0)
+            rf = ri;
+    }
+    batch_write(d, items, n);
+    r = batch_members(d, items, n);
+    for (size_t i = 0; i < n; i++) {
+        /* first's commit failed: retried with back-off, alone if need be */
+        if (strcmp(kf_obj_name(items[i].cluster), first) == 0 && items[i].commit &&
+            !items[i].written && rf == 0)
+            rf = -KF_ECONFLICT;
+        batch_item_release(&items[i]);
+    }
+    free(items);
+    return rf < 0 ? rf : r;
 }
 
 /* Writes status.gradeShift {target, since}, since kept while the target
@@ -1108,7 +1299,7 @@ static int reconcile_cluster(struct place_ctrl *d, const json_t *cluster, int64_
     if (r < 0)
         r = settings_invalid(d, cluster, reason, &why);
     else if (!kf_json_path(cluster, "status.unit"))
-        r = place_new(d, cluster, &s);
+        r = place_new(d, kf_obj_name(cluster));
     else
         r = reconcile_placed(d, cluster, &s, requeue_after_ms);
     kf_place_settings_release(&s);
@@ -1202,6 +1393,7 @@ void kf_ctrl_placement_fini(void *data)
     while (kf_smap_next(&d->candidates, &it, NULL, &v))
         free(v);
     kf_smap_release(&d->candidates);
+    kf_smap_release(&d->fresh);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

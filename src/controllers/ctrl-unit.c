@@ -52,7 +52,7 @@
 
 KF_LOG_MODULE(units);
 
-#define COALESCE_MS 200
+#define COALESCE_MS 1000 /* a unit's status is written at most once a second */
 #define REGION_KEY  "region/"
 
 struct unit_ctrl {
