@@ -632,12 +632,12 @@ static json_t *scheduled_status(const json_t *cluster, const struct kf_place_set
     json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(cluster)));
     json_object_set_new(
         st, "conditions",
-        merge_conditions(kf_json_path(cluster, "status.conditions"),
-                         json_pack("[o, o]",
-                                   kf_cap_condition(NULL, "Scheduled", true, "Placed",
-                                                    pd->res->message, now),
-                                   kf_cap_condition(NULL, "MembersBound", true, "Bound",
-                                                    "every member is bound to a host", now))));
+        merge_conditions(
+            kf_json_path(cluster, "status.conditions"),
+            json_pack("[o, o]",
+                      kf_cap_condition(NULL, "Scheduled", true, "Placed", pd->res->message, now),
+                      kf_cap_condition(NULL, "MembersBound", true, "Bound",
+                                       "every member is bound to a host", now))));
     return st;
 }
 

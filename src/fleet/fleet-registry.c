@@ -994,7 +994,8 @@ int kf_registry_update_batch(struct kf_registry *r, const struct kf_kind *k, jso
 
 int kf_registry_update_batch_all(struct kf_registry *r, const struct kf_kind *k,
                                  json_t *const *objs, size_t n, int64_t *ret_rev,
-                                 size_t *ret_failed, struct kf_causes *causes, struct kf_strbuf *err)
+                                 size_t *ret_failed, struct kf_causes *causes,
+                                 struct kf_strbuf *err)
 {
     return update_batch(r, k, objs, n, UPDATE_ALL, ret_rev, ret_failed, causes, err);
 }
