@@ -16,10 +16,12 @@
  *      wins), the control-plane shape, kf_place over the units of its
  *      region (filters, scores, member binding). No unit: Pending with the
  *      library's message (which names the best candidate and why), retried
- *      when a unit, host or region of that region changes. A unit:
- *      finalizer, IP ranges allocated and persisted in the IPPools,
- *      status (phase Scheduled, unit, grade, network, effective, members),
- *      then the members, created bound to their hosts;
+ *      when a unit, host or region of that region changes. A unit: IP
+ *      ranges allocated, then one write of the finalizer and the status
+ *      (phase Scheduled, unit, grade, network, effective, members), then
+ *      the members, created bound to their hosts. New clusters go in
+ *      batches: decided against one snapshot of the model, written many
+ *      to a store transaction (see "placing a batch" below);
  *   4. placed: a grade change with hysteresis and a fleet-wide limit
  *      (kf_grade_shift_*), checked against the unit's headroom with the
  *      existing members pinned; members kept in step with the shape; the
