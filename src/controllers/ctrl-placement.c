@@ -844,42 +844,58 @@ release_why:
     return r;
 }
 
-/* Writes the committed clusters, KF_STORE_MAX_TXN_OPS a transaction. A
- * transaction that fails (a cluster changed since it was read) leaves its
- * clusters to their own reconciles, their ranges to be rebuilt. */
+/* Writes k clusters in one transaction; one the store finds too large (an
+ * etcd request is limited in bytes, ~1.5 MiB by default, and a cluster's
+ * status is several KiB) is split in two. A transaction that fails
+ * otherwise (a cluster changed since it was read) leaves its clusters to
+ * their own reconciles, their ranges to be rebuilt. */
+static void batch_write_chunk(struct place_ctrl *d, struct batch_item **who, json_t **objs,
+                              size_t k)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    size_t failed = 0;
+    int64_t rev = 0;
+    int rw;
+
+    rw = kf_registry_update_batch_all(d->reg, &kf_kind_guestcluster, objs, k, &rev, &failed,
+                                      &causes, &why);
+    if (rw == -KF_ETOOLARGE && k > 1) {
+        batch_write_chunk(d, who, objs, k / 2);
+        batch_write_chunk(d, who + k / 2, objs + k / 2, k - k / 2);
+        goto release_why;
+    }
+    for (size_t j = 0; j < k; j++) {
+        who[j]->written = rw == 0;
+        if (rw < 0)
+            kf_place_ipam_unwritten(d, kf_json_str(objs[j], "spec.network.vpc", ""));
+    }
+    if (rw == 0)
+        d->need_cluster_rev = KF_MAX(d->need_cluster_rev, rev);
+    else
+        kf_log_rl_warn("cannot commit %zu placed clusters (\"%s\": %s); each is retried", k,
+                       kf_obj_name(objs[failed < k ? failed : 0]), why.buf);
+release_why:
+    kf_causes_release(&causes);
+    kf_strbuf_release(&why);
+}
+
+/* Writes the committed clusters, KF_STORE_MAX_TXN_OPS a transaction. */
 static void batch_write(struct place_ctrl *d, struct batch_item *items, size_t n)
 {
     json_t *objs[KF_STORE_MAX_TXN_OPS];
     struct batch_item *who[KF_STORE_MAX_TXN_OPS];
 
     for (size_t i = 0; i < n;) {
-        struct kf_causes causes = KF_CAUSES_INIT;
-        struct kf_strbuf why = KF_STRBUF_INIT;
-        size_t k = 0, failed = 0;
-        int64_t rev = 0;
-        int rw;
+        size_t k = 0;
 
         for (; i < n && k < KF_STORE_MAX_TXN_OPS; i++)
             if (items[i].commit) {
                 who[k] = &items[i];
                 objs[k++] = items[i].cluster;
             }
-        if (!k)
-            break;
-        rw = kf_registry_update_batch_all(d->reg, &kf_kind_guestcluster, objs, k, &rev, &failed,
-                                          &causes, &why);
-        for (size_t j = 0; j < k; j++) {
-            who[j]->written = rw == 0;
-            if (rw < 0)
-                kf_place_ipam_unwritten(d, kf_json_str(objs[j], "spec.network.vpc", ""));
-        }
-        if (rw == 0)
-            d->need_cluster_rev = KF_MAX(d->need_cluster_rev, rev);
-        else
-            kf_log_rl_warn("cannot commit %zu placed clusters (\"%s\": %s); each is retried", k,
-                           kf_obj_name(objs[failed < k ? failed : 0]), why.buf);
-        kf_causes_release(&causes);
-        kf_strbuf_release(&why);
+        if (k)
+            batch_write_chunk(d, who, objs, k);
     }
 }
 
