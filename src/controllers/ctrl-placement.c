@@ -268,6 +268,7 @@ static int setup(struct kf_ctrl *c)
     d->pools = kf_ctrl_informer(m, &kf_kind_ippool);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
     d->templates = kf_ctrl_informer(m, &kf_kind_template);
+    d->units = kf_ctrl_informer(m, &kf_kind_unit);
     if ((r = add_index(d->clusters, TEMPLATE_INDEX, index_template)) < 0 ||
         (r = add_index(d->clusters, PROFILE_INDEX, index_profile)) < 0 ||
         (r = add_index(d->pools, VPC_INDEX, index_vpc)) < 0 ||
@@ -658,6 +659,8 @@ static int place_failed(const char *name, const struct kf_strbuf *why, int r)
  * and ranges in one write per cluster, the members of many clusters in one
  * transaction. */
 #define BATCH_MAX 512
+/* Batches of more placed clusters than this record one Event a unit. */
+#define EVENTS_PER_CLUSTER_MAX 32
 
 /* One cluster of a batch. */
 struct batch_item {
@@ -899,6 +902,65 @@ static void batch_write(struct place_ctrl *d, struct batch_item *items, size_t n
     }
 }
 
+/* One Event a unit for the clusters of a large batch placed in it (the
+ * reasons are in each cluster's Scheduled condition). */
+static void batch_unit_event(struct place_ctrl *d, struct batch_item *items, size_t n,
+                             const char *unit)
+{
+    struct kf_strbuf names = KF_STRBUF_INIT;
+    json_t *u = NULL;
+    size_t count = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (items[i].written && strcmp(items[i].pd.unit, unit) == 0) {
+            if (count < 8)
+                kf_strbuf_addf(&names, "%s%s", count ? ", " : "", kf_obj_name(items[i].cluster));
+            count++;
+        }
+    if (kf_informer_get(d->units, unit, &u) == 0)
+        kf_recorder_eventf(d->rec, u, KF_EVENT_NORMAL, "ClustersScheduled",
+                           "%zu new clusters placed here in one batch: %s%s", count, names.buf,
+                           count > 8 ? ", ..." : "");
+    json_decref(u);
+    kf_strbuf_release(&names);
+}
+
+/* Says what was decided: an Event `Scheduled` for each cluster of a small
+ * batch; for a large one (a burst of creates, a backlog after a restart)
+ * one Event per unit instead, as Kubernetes' event recorder drops repeats
+ * under load: each is a store write (two round trips on etcd), and a
+ * cluster's Scheduled condition says the same. */
+static void batch_events(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    size_t written = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+
+        if (!it->written)
+            continue;
+        written++;
+        kf_log_info("cluster \"%s\" (%s): %s; members created", kf_obj_name(it->cluster),
+                    it->pd.gwhy.buf, it->pd.res->message);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+        bool first_of_unit = true;
+
+        if (!it->written)
+            continue;
+        if (written <= EVENTS_PER_CLUSTER_MAX) {
+            kf_recorder_eventf(d->rec, it->cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
+                               it->pd.res->message, it->pd.gwhy.buf);
+            continue;
+        }
+        for (size_t j = 0; j < i && first_of_unit; j++)
+            first_of_unit = !items[j].written || strcmp(items[j].pd.unit, it->pd.unit) != 0;
+        if (first_of_unit)
+            batch_unit_event(d, items, n, it->pd.unit);
+    }
+}
+
 /* Creates the members of every written cluster (transactions of many
  * clusters' members), then says what was decided. */
 static int batch_members(struct place_ctrl *d, struct batch_item *items, size_t n)
@@ -927,16 +989,8 @@ static int batch_members(struct place_ctrl *d, struct batch_item *items, size_t 
     for (size_t i = 0; i < no; i++)
         json_decref(objs[i]);
     free(objs);
-    for (size_t i = 0; i < n && r == 0; i++) {
-        struct batch_item *it = &items[i];
-
-        if (!it->written)
-            continue;
-        kf_log_info("cluster \"%s\" (%s): %s; members created", kf_obj_name(it->cluster),
-                    it->pd.gwhy.buf, it->pd.res->message);
-        kf_recorder_eventf(d->rec, it->cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
-                           it->pd.res->message, it->pd.gwhy.buf);
-    }
+    if (r == 0)
+        batch_events(d, items, n);
     kf_strbuf_release(&why);
     return r;
 }

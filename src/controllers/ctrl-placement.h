@@ -45,7 +45,7 @@ struct place_ctrl {
     struct kf_place_policy policy;
     struct kf_res default_host;
     struct kf_placer placer; /* the worker's */
-    struct kf_informer *clusters, *members, *pools, *profiles, *templates;
+    struct kf_informer *clusters, *members, *pools, *profiles, *templates, *units;
 
     /* Read-your-writes: the revision of our last write to each kind; a
      * reconcile waits until the informers have seen them. Worker only. */

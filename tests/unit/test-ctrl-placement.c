@@ -87,6 +87,11 @@ static bool pending_with(const json_t *obj, const void *arg)
            strstr(kf_json_str(c, "message", ""), arg);
 }
 
+static bool members_are(const json_t *obj, const void *arg)
+{
+    return obj && kf_json_int(obj, "status.members", -1) == *(const int *)arg;
+}
+
 static bool placed_or_pending(const json_t *obj, const void *arg)
 {
     (void)arg;
@@ -629,26 +634,27 @@ static size_t count_writes(struct kf_watch *w, const char *name)
  * controllers start, as after a restart with a backlog): each decision is
  * booked before the next, so no unit goes above its mark and no two
  * clusters share a range; each placed cluster is written once (finalizer
- * and status together) and has exactly its members; those that do not fit
- * stay Pending with the reason. */
+ * and status together) and has exactly its members, which its hosts'
+ * status counts; those that do not fit stay Pending with the reason; a
+ * batch that large records one Event a unit. */
 static void test_batch_places_each_once(void **state)
 {
-    static const char *const units[] = { "u1", "u2" };
-    enum { N = 40 };
+    static const char *const units[] = { "u1", "u2", "u3" };
+    enum { N = 50 };
     struct capfx f;
     struct kf_watch *w = NULL;
     json_t *members = NULL, *m, *us = NULL, *u;
     char pods[N][KF_CIDR_STRLEN], name[32];
     size_t placed_n = 0, pending_n = 0, i, per[N] = { 0 };
-    int in_unit[2] = { 0, 0 };
+    int in_unit[3] = { 0, 0, 0 };
 
     (void)state;
     capfx_open(&f);
     f.opts.host_grace_ms = 600000;
     capfx_start(&f);
-    fleet(&f, units, 2, 1, 32, 128); /* 2 units of 3 x 32 CPU: about 8 G1 each under the mark */
+    fleet(&f, units, 3, 1, 32, 128); /* 3 units of 3 x 32 CPU: about 14 G1 each under the mark */
     renew_all(&f);
-    for (int h = 0; h < 2; h++) {
+    for (int h = 0; h < 3; h++) {
         snprintf(name, sizeof(name), "u%d-a0", h + 1);
         assert_true(capfx_wait(&f, &kf_kind_host, name, ready_is, &T));
     }
@@ -685,7 +691,7 @@ static void test_batch_places_each_once(void **state)
             for (size_t j = 0; j < placed_n; j++)
                 assert_string_not_equal(pods[j], pods[placed_n]);
             placed_n++;
-            in_unit[kf_streq(kf_json_str(gc, "status.unit", ""), "u2")]++;
+            in_unit[kf_json_str(gc, "status.unit", "u1")[1] - '1']++;
             assert_int_equal(count_writes(w, name), 1); /* finalizer and status at once */
         } else {
             assert_true(pending_with(gc, "has headroom"));
@@ -693,7 +699,7 @@ static void test_batch_places_each_once(void **state)
         }
         json_decref(gc);
     }
-    assert_true(placed_n >= 8);  /* the units took what fits */
+    assert_true(placed_n > 32);  /* the units took what fits */
     assert_true(pending_n >= 1); /* and no more */
 
     /* every placed cluster has exactly its 10 members, no two for one place */
@@ -709,11 +715,11 @@ static void test_batch_places_each_once(void **state)
     assert_int_equal(json_array_size(members), placed_n * 10);
     for (int c = 0; c < N; c++)
         assert_true(per[c] == 0 || per[c] == 10);
-    json_decref(members);
 
     /* no unit went above its mark: the batch booked each decision */
     assert_true(capfx_wait(&f, &kf_kind_unit, "u1", clusters_are, &in_unit[0]));
     assert_true(capfx_wait(&f, &kf_kind_unit, "u2", clusters_are, &in_unit[1]));
+    assert_true(capfx_wait(&f, &kf_kind_unit, "u3", clusters_are, &in_unit[2]));
     assert_int_equal(kf_registry_list(f.reg, &kf_kind_unit, NULL, &us, NULL, NULL, NULL), 0);
     json_array_foreach(us, i, u)
     {
@@ -722,6 +728,29 @@ static void test_batch_places_each_once(void **state)
         assert_true(kf_json_num(u, "status.waterLevel.memory", 1) <= 0.6005);
     }
     json_decref(us);
+
+    /* each host's status counts the members bound to it */
+    assert_int_equal(kf_registry_list(f.reg, &kf_kind_host, NULL, &us, NULL, NULL, NULL), 0);
+    json_array_foreach(us, i, u)
+    {
+        int bound = 0;
+        size_t j;
+
+        json_array_foreach(members, j, m) bound +=
+            kf_streq(kf_json_str(m, "spec.host", ""), kf_obj_name(u));
+        assert_true(capfx_wait(&f, &kf_kind_host, kf_obj_name(u), members_are, &bound));
+    }
+    json_decref(us);
+    json_decref(members);
+
+    /* more than 32 placed at once: one Event a unit, not one a cluster */
+    for (int k = 0; k < 3; k++) {
+        struct kf_strbuf reasons = KF_STRBUF_INIT;
+
+        capfx_event_reasons(&f, "Unit", units[k], &reasons);
+        assert_non_null(strstr(reasons.buf, "ClustersScheduled"));
+        kf_strbuf_release(&reasons);
+    }
     kf_watch_close(w);
     capfx_close(&f);
 }
