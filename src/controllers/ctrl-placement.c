@@ -162,6 +162,30 @@ static void fresh_note(struct place_ctrl *d, const json_t *obj, bool deleted)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* Clusters a batch placed, with the revision it wrote (members created
+ * too): their next reconcile, which their queue entry makes right after,
+ * has nothing to do while the cluster is still at that revision. One-shot:
+ * the entry goes at that reconcile, or when the cluster goes. */
+static void just_placed_put(struct place_ctrl *d, const char *name, int64_t rev)
+{
+    pthread_mutex_lock(&d->lock);
+    kf_smap_put(&d->just_placed, name, (void *)(intptr_t)rev);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static bool just_placed_take(struct place_ctrl *d, const char *name, int64_t rev)
+{
+    bool same = false;
+
+    pthread_mutex_lock(&d->lock);
+    if (kf_smap_contains(&d->just_placed, name)) {
+        same = (int64_t)(intptr_t)kf_smap_get(&d->just_placed, name) == rev;
+        kf_smap_remove(&d->just_placed, name);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return same;
+}
+
 static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct place_ctrl *d = kf_ctrl_data(c);
@@ -180,6 +204,8 @@ static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
     if (deleted || kf_obj_deleting(obj))
         after_change(d, &ch);
     fresh_note(d, obj, deleted);
+    if (deleted)
+        just_placed_take(d, kf_obj_name(obj), 0);
 }
 
 static void map_pool(struct kf_ctrl *c, const json_t *obj, bool deleted)
@@ -989,8 +1015,12 @@ static int batch_members(struct place_ctrl *d, struct batch_item *items, size_t 
     for (size_t i = 0; i < no; i++)
         json_decref(objs[i]);
     free(objs);
-    if (r == 0)
+    if (r == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (items[i].written)
+                just_placed_put(d, kf_obj_name(items[i].cluster), kf_obj_rv(items[i].cluster));
         batch_events(d, items, n);
+    }
     kf_strbuf_release(&why);
     return r;
 }
@@ -1395,7 +1425,8 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         r = orphan(d, name);
     } else if (kf_obj_deleting(cluster)) {
         r = teardown(d, cluster, requeue_after_ms);
-    } else if (kf_json_bool(cluster, "spec.paused", false)) {
+    } else if (kf_json_bool(cluster, "spec.paused", false) ||
+               just_placed_take(d, name, kf_obj_rv(cluster))) {
         json_decref(cluster);
         return 0;
     } else {
@@ -1466,6 +1497,7 @@ void kf_ctrl_placement_fini(void *data)
         free(v);
     kf_smap_release(&d->candidates);
     kf_smap_release(&d->fresh);
+    kf_smap_release(&d->just_placed);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
