@@ -681,7 +681,7 @@ static int place_failed(const char *name, const struct kf_strbuf *why, int r)
 
 /* New clusters decided against one snapshot of the model (each decision
  * booked into the snapshot before the next), written in store transactions
- * of KF_STORE_MAX_TXN_OPS: the finalizer and the status that commits unit
+ * of PLACE_TXN_MAX: the finalizer and the status that commits unit
  * and ranges in one write per cluster, the members of many clusters in one
  * transaction. */
 #define BATCH_MAX 512
@@ -909,16 +909,16 @@ release_why:
     kf_strbuf_release(&why);
 }
 
-/* Writes the committed clusters, KF_STORE_MAX_TXN_OPS a transaction. */
+/* Writes the committed clusters, PLACE_TXN_MAX a transaction. */
 static void batch_write(struct place_ctrl *d, struct batch_item *items, size_t n)
 {
-    json_t *objs[KF_STORE_MAX_TXN_OPS];
-    struct batch_item *who[KF_STORE_MAX_TXN_OPS];
+    json_t *objs[PLACE_TXN_MAX];
+    struct batch_item *who[PLACE_TXN_MAX];
 
     for (size_t i = 0; i < n;) {
         size_t k = 0;
 
-        for (; i < n && k < KF_STORE_MAX_TXN_OPS; i++)
+        for (; i < n && k < PLACE_TXN_MAX; i++)
             if (items[i].commit) {
                 who[k] = &items[i];
                 objs[k++] = items[i].cluster;

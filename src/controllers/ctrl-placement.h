@@ -25,6 +25,7 @@
 #include "kfleet/ipam.h"
 #include "kfleet/placement.h"
 #include "kfleet/smap.h"
+#include "kfleet/store.h"
 #include "controllers/ctrl-capacity.h"
 
 struct kf_api_actions;
@@ -59,6 +60,11 @@ struct place_ctrl {
     struct kf_smap vpcs;        /* vpc name -> struct place_vpc */
     struct kf_smap pool_writes; /* IPPool name -> the resourceVersion we last wrote (intptr) */
 };
+
+/* Objects a placement transaction writes at most: a store transaction
+ * holds KF_STORE_MAX_TXN_OPS ops, and a leader's fenced store
+ * (kf_store_guard_new, kfleetd on etcd) adds one of its own. */
+#define PLACE_TXN_MAX (KF_STORE_MAX_TXN_OPS - 1)
 
 /* --- settings (ctrl-placement-settings.c) ------------------------------------- */
 

@@ -647,9 +647,18 @@ static void test_batch_places_each_once(void **state)
     char pods[N][KF_CIDR_STRLEN], name[32];
     size_t placed_n = 0, pending_n = 0, i, per[N] = { 0 };
     int in_unit[3] = { 0, 0, 0 };
+    struct kf_store *guard = NULL;
+    int64_t grev = 0, revs[N * 10];
+    size_t nrevs = 0;
 
     (void)state;
     capfx_open(&f);
+    /* writes go through a leader's fenced handle, as kfleetd's on etcd do:
+     * one op of every transaction is the guard's */
+    assert_int_equal(kf_store_put(f.store, "/_test/leader", "x", 1, 0, &grev), 0);
+    assert_int_equal(kf_store_guard_new(f.store, "/_test/leader", grev, &guard), 0);
+    kf_registry_free(f.reg);
+    f.reg = kf_registry_new(guard);
     f.opts.host_grace_ms = 600000;
     capfx_start(&f);
     fleet(&f, units, 3, 1, 32, 128); /* 3 units of 3 x 32 CPU: about 14 G1 each under the mark */
@@ -708,11 +717,18 @@ static void test_batch_places_each_once(void **state)
     json_array_foreach(members, i, m)
     {
         int c = atoi_test(kf_json_str(m, "spec.cluster", "c-1") + 1);
+        size_t j;
 
         assert_true(c >= 0 && c < N);
         per[c]++;
+        for (j = 0; j < nrevs && revs[j] != kf_obj_rv(m); j++)
+            ;
+        if (j == nrevs && nrevs < N * 10)
+            revs[nrevs++] = kf_obj_rv(m);
     }
     assert_int_equal(json_array_size(members), placed_n * 10);
+    /* created many clusters' members to a transaction (127 and the guard) */
+    assert_true(nrevs <= (placed_n * 10 + 126) / 127);
     for (int c = 0; c < N; c++)
         assert_true(per[c] == 0 || per[c] == 10);
 
@@ -752,6 +768,11 @@ static void test_batch_places_each_once(void **state)
         kf_strbuf_release(&reasons);
     }
     kf_watch_close(w);
+    kf_ctrl_manager_free(f.m);
+    f.m = NULL;
+    kf_registry_free(f.reg);
+    f.reg = kf_registry_new(f.store);
+    kf_store_close(guard);
     capfx_close(&f);
 }
 
