@@ -28,9 +28,10 @@
  * ones there, and the unit's capacity drops, which unit-status shows).
  * It also keeps the labels kfleet.io/role, zone and unit / cluster equal to
  * the spec, and status.allocatable / allocated / members equal to the
- * ControlPlaneMembers bound to the host (a second behind at most while
- * members arrive: a burst of placements costs a host one write a second,
- * and the agents' member reports none). A deleted Host's lease is dropped.
+ * ControlPlaneMembers bound to the host (five seconds behind at most
+ * while members arrive: a burst of placements costs a host one write every
+ * five seconds, and the agents' member reports none). A deleted Host's
+ * lease is dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +58,11 @@ KF_LOG_MODULE(hosts);
 
 /* Not a valid object name (names are DNS subdomains), so never a Host. */
 #define SWEEP_KEY "~sweep"
-/* A host's allocation is written at most this often while members arrive. */
-#define HOST_FOLD_MS 1000
+/* A host's allocation is written at most this often while members arrive:
+ * status.allocated is for people (placement reads the capacity model), and
+ * a burst that lands members on 3,600 hosts would otherwise cost a store
+ * commit per host every second. */
+#define HOST_FOLD_MS 5000
 struct host_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
