@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <curl/curl.h>
 
@@ -58,6 +59,16 @@ static long rss_kib(void)
     if (f)
         fclose(f);
     return kib;
+}
+
+/* CPU time (user + system) of the process so far, in seconds. */
+static double cpu_secs(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static double secs(uint64_t ns)
@@ -101,8 +112,29 @@ static size_t decided(struct kf_registry *reg, size_t *ret_pending)
     return n;
 }
 
+/* Reconciles of each controller, summed into *ret by name. */
+struct ctrl_counts {
+    const char *name[8];
+    uint64_t reconciles[8];
+    size_t n;
+};
+
+static void count_ctrl(struct kf_ctrl *c, void *arg)
+{
+    struct ctrl_counts *cc = arg;
+    struct kf_ctrl_stats st;
+
+    if (cc->n >= KF_ARRAY_SIZE(cc->name))
+        return;
+    kf_ctrl_stats(c, &st);
+    cc->name[cc->n] = kf_ctrl_name(c);
+    cc->reconciles[cc->n++] = st.reconciles;
+}
+
 static void bench_placement(int n_clusters, int n_units)
 {
+    struct ctrl_counts cc0 = { 0 }, cc1 = { 0 };
+    double cpu0, cpu1;
     static const int mix_nodes[] = { 5, 5, 5, 5, 8, 50, 50, 60, 200, 400 }; /* G0 x5 .. G3 */
     struct kf_strbuf err = KF_STRBUF_INIT;
     struct kf_store *store;
@@ -164,7 +196,9 @@ static void bench_placement(int n_clusters, int n_units)
     sleep(1); /* hosts Ready */
     kf_ctrl_manager_wait_idle(m, 60000);
     kf_store_status(store, &st0);
+    kf_ctrl_manager_foreach(m, count_ctrl, &cc0);
     rss0 = rss_kib();
+    cpu0 = cpu_secs();
     t0 = kf_mono_ns();
     for (int i = 0; i < n_clusters; i++) {
         snprintf(buf, sizeof(buf),
@@ -186,6 +220,8 @@ static void bench_placement(int n_clusters, int n_units)
         uint64_t t2 = kf_mono_ns();
 
         kf_store_status(store, &st1);
+        kf_ctrl_manager_foreach(m, count_ctrl, &cc1);
+        cpu1 = cpu_secs();
         printf("placement through the controllers (memory store, %d units x 9 hosts of 64 CPU / "
                "256 GiB, %d VPCs of one /8 IPPool each):\n",
                n_units, N_VPCS);
@@ -199,6 +235,14 @@ static void bench_placement(int n_clusters, int n_units)
             "  store revisions: %lld (%.1f per cluster: finalizer, status with the ranges, members "
             "in one transaction, unit and host status)\n",
             (long long)(st1.rev - st0.rev), (double)(st1.rev - st0.rev) / n_clusters);
+        printf("  CPU (every thread, the benchmark's polling included): %.2f s, %.2f ms a "
+               "cluster: %.0f decisions per CPU-second\n",
+               cpu1 - cpu0, (cpu1 - cpu0) * 1000 / n_clusters, n_clusters / (cpu1 - cpu0));
+        printf("  reconciles per cluster:");
+        for (size_t i = 0; i < cc1.n && i < cc0.n; i++)
+            printf(" %s %.2f%s", cc1.name[i],
+                   (double)(cc1.reconciles[i] - cc0.reconciles[i]) / n_clusters,
+                   i + 1 < cc1.n ? "," : "\n");
         printf("  RSS %ld -> %ld KiB: %.1f KiB per cluster (store, informers, models, "
                "members included)\n",
                rss0, rss1, (double)(rss1 - rss0) / n_clusters);
@@ -339,7 +383,7 @@ int main(int argc, char **argv)
                  : !strcmp(argv[i], "--hosts")  ? &hosts
                                                 : NULL;
 
-        if (!v || kf_parse_int(argv[i + 1], v) < 0 || *v < 1) {
+        if (!v || kf_parse_int(argv[i + 1], v) < 0 || *v < (v == &hosts ? 0 : 1)) {
             fprintf(stderr, "usage: bench-capacity [--clusters N] [--units N] [--hosts N]\n");
             return 2;
         }
@@ -349,7 +393,8 @@ int main(int argc, char **argv)
     printf("bench-capacity on %s, %ld CPUs\n", host, cpus);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     bench_placement(clusters, units);
-    bench_heartbeats(hosts);
+    if (hosts) /* --hosts 0: placement only */
+        bench_heartbeats(hosts);
     curl_global_cleanup();
     return 0;
 }

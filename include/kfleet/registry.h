@@ -152,6 +152,14 @@ int kf_registry_create_batch(struct kf_registry *r, const struct kf_kind *k, jso
 int kf_registry_update_batch(struct kf_registry *r, const struct kf_kind *k, json_t *const *objs,
                              size_t n, bool status_only, int64_t *ret_rev, size_t *ret_failed,
                              struct kf_causes *causes, struct kf_strbuf *err);
+/* update_batch of metadata, spec and status at once (the main resource's
+ * rules for the first two, the status subresource's for status): a
+ * controller that commits a finalizer and the status it guards in one
+ * write, e.g. placement's unit and ranges. The kind must have a status. */
+int kf_registry_update_batch_all(struct kf_registry *r, const struct kf_kind *k,
+                                 json_t *const *objs, size_t n, int64_t *ret_rev,
+                                 size_t *ret_failed, struct kf_causes *causes,
+                                 struct kf_strbuf *err);
 int kf_registry_delete_batch(struct kf_registry *r, const struct kf_kind *k,
                              const char *const *names, const int64_t *rvs, size_t n,
                              int64_t *ret_rev, size_t *ret_failed, struct kf_strbuf *err);

@@ -593,37 +593,54 @@ static size_t str_array(const json_t *arr, const char **out)
 
 /* The units of region (all regions when NULL), sorted by name, in a new
  * array; counts their hosts and the strings their specs hold. */
-static struct cap_unit **select_units(struct cap_model *m, const char *region, size_t *ret_n,
-                                      size_t *ret_hosts, size_t *ret_strs)
+/* The units chosen so far, with what building them needs. */
+struct selection {
+    struct cap_unit **sel;
+    size_t n, alloc, n_hosts, n_strs;
+};
+
+static void select_unit(struct cap_model *m, struct cap_unit *u, const char *region,
+                        struct selection *s)
 {
-    struct cap_unit **sel = NULL;
-    size_t n = 0, alloc = 0, it = 0, n_hosts = 0, n_strs = 0;
+    struct cap_region *rg;
+    const char *r;
+
+    if (!u->spec)
+        return;
+    r = kf_json_str(u->spec, "region", "");
+    if (region && strcmp(r, region) != 0)
+        return;
+    KF_GROW(s->sel, s->alloc, s->n + 1);
+    s->sel[s->n++] = u;
+    s->n_hosts += kf_smap_count(&u->hosts);
+    rg = kf_smap_get(&m->regions, r);
+    s->n_strs += json_array_size(json_object_get(u->spec, "zones")) +
+                 json_array_size(json_object_get(u->spec, "features")) +
+                 (rg ? json_array_size(json_object_get(rg->spec, "complianceTags")) : 0);
+}
+
+/* The units of region (NULL: all), or only the unit named `only`. */
+static struct cap_unit **select_units(struct cap_model *m, const char *region, const char *only,
+                                      size_t *ret_n, size_t *ret_hosts, size_t *ret_strs)
+{
+    struct selection s = { 0 };
+    size_t it = 0;
     void *v;
 
-    while (kf_smap_next(&m->units, &it, NULL, &v)) {
-        struct cap_unit *u = v;
-        struct cap_region *rg;
-        const char *r;
-
-        if (!u->spec)
-            continue;
-        r = kf_json_str(u->spec, "region", "");
-        if (region && strcmp(r, region) != 0)
-            continue;
-        KF_GROW(sel, alloc, n + 1);
-        sel[n++] = u;
-        n_hosts += kf_smap_count(&u->hosts);
-        rg = kf_smap_get(&m->regions, r);
-        n_strs += json_array_size(json_object_get(u->spec, "zones")) +
-                  json_array_size(json_object_get(u->spec, "features")) +
-                  (rg ? json_array_size(json_object_get(rg->spec, "complianceTags")) : 0);
+    if (only) {
+        v = kf_smap_get(&m->units, only);
+        if (v)
+            select_unit(m, v, region, &s);
+    } else {
+        while (kf_smap_next(&m->units, &it, NULL, &v))
+            select_unit(m, v, region, &s);
     }
-    if (n > 1)
-        qsort(sel, n, sizeof(*sel), cmp_unit);
-    *ret_n = n;
-    *ret_hosts = n_hosts;
-    *ret_strs = n_strs;
-    return sel;
+    if (s.n > 1)
+        qsort(s.sel, s.n, sizeof(*s.sel), cmp_unit);
+    *ret_n = s.n;
+    *ret_hosts = s.n_hosts;
+    *ret_strs = s.n_strs;
+    return s.sel;
 }
 
 /* Fills u from the unit's and its region's specs; the strings go to
@@ -745,16 +762,15 @@ static void unit_clusters(struct kf_place_unit *u, const struct cap_unit *cu,
     u->allocated.mem_bytes += pending.mem_bytes;
 }
 
-void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
+static void units_build(struct cap_model *m, const char *region, const char *only,
                         const char *exclude, struct cap_units *ret)
 {
     struct cap_cluster *ex = exclude ? kf_smap_get(&m->clusters, exclude) : NULL;
     size_t n, n_hosts, n_strs, hi = 0, si = 0;
     struct cap_unit **sel;
 
-    (void)pol;
     memset(ret, 0, sizeof(*ret));
-    sel = select_units(m, region, &n, &n_hosts, &n_strs);
+    sel = select_units(m, region, only, &n, &n_hosts, &n_strs);
     ret->n = n;
     ret->units = kf_xcalloc(n + 1, sizeof(*ret->units));
     ret->src = sel;
@@ -775,6 +791,20 @@ void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, 
         unit_clusters(u, cu, ex);
     }
     ret->n_hosts = hi;
+}
+
+void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
+                        const char *exclude, struct cap_units *ret)
+{
+    (void)pol;
+    units_build(m, region, NULL, exclude, ret);
+}
+
+void kf_cap_unit_build(struct cap_model *m, const struct kf_place_policy *pol, const char *unit,
+                       struct cap_units *ret)
+{
+    (void)pol;
+    units_build(m, NULL, unit, NULL, ret);
 }
 
 /* One pass sizes (out NULL), the next copies into out. */

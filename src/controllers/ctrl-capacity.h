@@ -209,6 +209,12 @@ struct cap_units {
 };
 void kf_cap_units_build(struct cap_model *m, const struct kf_place_policy *pol, const char *region,
                         const char *exclude, struct cap_units *ret);
+/* The same for one unit (ret->n is 0 when the model has no such unit with
+ * a spec): what a unit's own status needs, without building its region's
+ * other units (O(units) for each unit's status would be O(units^2) a
+ * round). */
+void kf_cap_unit_build(struct cap_model *m, const struct kf_place_policy *pol, const char *unit,
+                       struct cap_units *ret);
 void kf_cap_units_release(struct cap_units *u);
 /* Makes u a snapshot that no longer borrows from the model: names, zones,
  * features and tags are copied, src and each unit's user are cleared. Call

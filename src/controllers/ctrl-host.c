@@ -28,7 +28,10 @@
  * ones there, and the unit's capacity drops, which unit-status shows).
  * It also keeps the labels kfleet.io/role, zone and unit / cluster equal to
  * the spec, and status.allocatable / allocated / members equal to the
- * ControlPlaneMembers bound to the host. A deleted Host's lease is dropped.
+ * ControlPlaneMembers bound to the host (five seconds behind at most
+ * while members arrive: a burst of placements costs a host one write every
+ * five seconds, and the agents' member reports none). A deleted Host's
+ * lease is dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,12 +58,18 @@ KF_LOG_MODULE(hosts);
 
 /* Not a valid object name (names are DNS subdomains), so never a Host. */
 #define SWEEP_KEY "~sweep"
+/* A host's allocation is written at most this often while members arrive:
+ * status.allocated is for people (placement reads the capacity model), and
+ * a burst that lands members on 3,600 hosts would otherwise cost a store
+ * commit per host every second. */
+#define HOST_FOLD_MS 5000
 struct host_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
     struct kf_lease_table *leases;
     struct kf_recorder *rec;
-    struct kf_informer *members, *units, *profiles, *clusters;
+    struct kf_informer *units, *profiles, *clusters;
+    struct cap_model *model; /* the capacity controllers' (kf_cap_model_shared): members by host */
     int64_t grace_ms;
     int64_t sweep_ms;
     int64_t started_ms; /* this term: the controller's init */
@@ -68,13 +77,32 @@ struct host_ctrl {
     struct kf_smap waiting; /* hosts not Ready: a heartbeat is looked for at each sweep */
 };
 
+/* Whether a member's event can change what its host's status counts (its
+ * allocation): a member created (no status yet), deleted, or whose spec
+ * changed since its agent last reported (generation ahead of
+ * status.observedGeneration). The agents' status reports (readiness,
+ * restarts) cannot: skipping them is what keeps a busy fleet's hosts from
+ * being reconciled once per member report. The resync looks at every host
+ * anyway. */
+static bool member_moves_host(const json_t *member, bool deleted)
+{
+    const json_t *observed = kf_json_path(member, "status.observedGeneration");
+
+    return deleted || !kf_json_path(member, "status") || !json_is_integer(observed) ||
+           json_integer_value(observed) != kf_obj_generation(member);
+}
+
 static void member_to_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
+    struct host_ctrl *d = kf_ctrl_data(c);
     const char *host = kf_json_str(obj, "spec.host", NULL);
+    struct cap_change ch;
 
-    (void)deleted;
-    if (host) /* a short delay folds the members of one placement into one write */
-        kf_ctrl_enqueue_after(c, host, 200);
+    kf_cap_model_apply(d->model, &kf_kind_controlplanemember, obj, deleted, &ch);
+    /* the delay folds the members that land on a host within it (a burst
+     * of placements) into one reconcile and at most one write */
+    if (host && member_moves_host(obj, deleted))
+        kf_ctrl_enqueue_after(c, host, HOST_FOLD_MS);
 }
 
 static int setup(struct kf_ctrl *c)
@@ -84,13 +112,10 @@ static int setup(struct kf_ctrl *c)
     int r;
 
     d->ctrl = c;
-    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
+    d->model = kf_cap_model_shared(c);
     d->units = kf_ctrl_informer(m, &kf_kind_unit);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
     d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
-    r = kf_informer_add_index(d->members, KF_INDEX_MEMBER_HOST, kf_index_member_host);
-    if (r < 0 && r != -EEXIST)
-        return r;
     r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_host);
     if (r < 0)
         return r;
@@ -143,27 +168,25 @@ static int64_t host_grace(struct host_ctrl *d, const json_t *host)
 }
 
 /* status.allocatable, allocated and members from the spec and the members
- * bound to the host (new reference, an object of those three). */
+ * bound to the host (new reference, an object of those three). The
+ * members' sum comes from the capacity model (which keeps each host's
+ * allocation as members come and go) instead of parsing every member of
+ * the host at each reconcile: a host of a busy unit has hundreds. */
 static json_t *host_allocation(struct host_ctrl *d, const json_t *host, const char *name)
 {
     struct kf_res cap = kf_cap_res_parse(kf_json_path(host, "spec.capacity"));
     struct kf_res res = kf_cap_res_parse(kf_json_path(host, "spec.reserved"));
     struct kf_res used = { 0, 0 };
-    char **names;
-    size_t n = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, name, &names);
+    struct cap_host *h;
+    unsigned n = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = NULL;
-
-        if (kf_informer_get(d->members, names[i], &m) == 0) {
-            struct kf_res r = kf_cap_res_parse(kf_json_path(m, "spec.resources.requests"));
-
-            used.cpu_milli += r.cpu_milli;
-            used.mem_bytes += r.mem_bytes;
-        }
-        json_decref(m);
+    pthread_mutex_lock(&d->model->lock);
+    h = kf_smap_get(&d->model->hosts, name);
+    if (h) {
+        used = h->allocated;
+        n = h->members;
     }
-    kf_ctrl_names_free(names, n);
+    pthread_mutex_unlock(&d->model->lock);
     cap.cpu_milli = KF_MAX(cap.cpu_milli - res.cpu_milli, 0);
     cap.mem_bytes = KF_MAX(cap.mem_bytes - res.mem_bytes, 0);
     return json_pack("{s:o, s:o, s:I}", "allocatable", kf_cap_res_json(cap), "allocated",

@@ -345,36 +345,76 @@ static int64_t pool_addresses(const json_t *pool)
     return total;
 }
 
+/* Adds the node and pod ranges of a cluster (NULL: none) to the pools
+ * holding them. */
+static void count_ranges(json_t **pools, size_t np, const struct kf_cidr *node,
+                         const struct kf_cidr *pod, int64_t *used, int64_t *count)
+{
+    for (int p = 0; p < 2; p++) {
+        const struct kf_cidr *c = p ? pod : node;
+        int i = c ? pool_holding(pools, np, "spec.cidrs", c) : -1;
+
+        if (i < 0)
+            continue;
+        used[i] += (int64_t)kf_cidr_size(c);
+        if (p)
+            count[i]++;
+    }
+}
+
+/* The ranges of vpc's clusters, counted per pool: from the allocator when
+ * it is built and current (every range it holds is one a cluster's status
+ * records or is about to), without parsing a cluster object; else from
+ * the clusters' status. Once a second in a burst, parsing every cluster of
+ * a VPC would cost O(clusters) a second. */
+static void count_vpc(struct place_ctrl *d, const char *vpc, json_t **pools, size_t np,
+                      int64_t *used, int64_t *count)
+{
+    struct place_vpc *pv;
+    char **names;
+    json_t **cls;
+    size_t n;
+
+    pthread_mutex_lock(&d->lock);
+    pv = kf_smap_get(&d->vpcs, vpc);
+    pthread_mutex_unlock(&d->lock);
+    if (pv && pv->v && !pv->dirty) { /* pv->v: the worker's, as this is */
+        n = kf_informer_index_names(d->clusters, CLUSTER_VPC_INDEX, vpc, &names);
+        for (size_t k = 0; k < n; k++) {
+            struct kf_ipam_alloc a;
+
+            if (kf_ipam_lookup(pv->v, names[k], &a) == 0)
+                count_ranges(pools, np, &a.node, &a.pod, used, count);
+        }
+        kf_ctrl_names_free(names, n);
+        return;
+    }
+    n = by_vpc(d->clusters, CLUSTER_VPC_INDEX, vpc, &cls);
+    for (size_t k = 0; k < n; k++) {
+        json_t *net = kf_json_path(cls[k], "status.network");
+        struct kf_cidr node, pod;
+
+        if (kf_obj_deleting(cls[k]) && !kf_json_path(cls[k], "status.unit"))
+            continue;
+        bool have_node = parse_cidr(json_object_get(net, "nodeCIDR"), &node);
+        bool have_pod = parse_cidr(json_object_get(net, "podCIDR"), &pod);
+
+        count_ranges(pools, np, have_node ? &node : NULL, have_pod ? &pod : NULL, used, count);
+    }
+    objs_free(cls, n);
+}
+
 /* Writes the summary of every pool of vpc (clusters whose pod range it
  * holds, addresses of node and pod ranges in it). */
 static int summarize(struct place_ctrl *d, const char *vpc, struct kf_strbuf *why)
 {
-    json_t **pools, **cls;
+    json_t **pools;
     size_t np = by_vpc(d->pools, POOL_VPC_INDEX, vpc, &pools);
-    size_t nc = by_vpc(d->clusters, CLUSTER_VPC_INDEX, vpc, &cls);
     int64_t *used = kf_xcalloc(np + 1, sizeof(*used));
     int64_t *count = kf_xcalloc(np + 1, sizeof(*count));
     int r = 0;
 
-    for (size_t k = 0; k < nc; k++) {
-        json_t *net = kf_json_path(cls[k], "status.network");
-        struct kf_cidr c;
-
-        if (kf_obj_deleting(cls[k]) && !kf_json_path(cls[k], "status.unit"))
-            continue;
-        for (int p = 0; p < 2; p++) {
-            int i;
-
-            if (!parse_cidr(json_object_get(net, p ? "podCIDR" : "nodeCIDR"), &c))
-                continue;
-            i = pool_holding(pools, np, "spec.cidrs", &c);
-            if (i < 0)
-                continue;
-            used[i] += (int64_t)kf_cidr_size(&c);
-            if (p)
-                count[i]++;
-        }
-    }
+    count_vpc(d, vpc, pools, np, used, count);
     for (size_t i = 0; i < np && r == 0; i++) {
         int64_t total = pool_addresses(pools[i]);
         json_t *st =
@@ -417,7 +457,6 @@ static int summarize(struct place_ctrl *d, const char *vpc, struct kf_strbuf *wh
     }
     free(used);
     free(count);
-    objs_free(cls, nc);
     objs_free(pools, np);
     return r;
 }

@@ -96,8 +96,8 @@ int kf_place_members_create(struct place_ctrl *d, json_t *const *objs, size_t n,
     int r = 0;
 
     /* one store transaction for the lot; one at a time when some exist */
-    for (size_t at = 0; at < n && r == 0; at += KF_STORE_MAX_TXN_OPS) {
-        size_t k = KF_MIN(n - at, (size_t)KF_STORE_MAX_TXN_OPS);
+    for (size_t at = 0; at < n && r == 0; at += PLACE_TXN_MAX) {
+        size_t k = KF_MIN(n - at, (size_t)PLACE_TXN_MAX);
 
         r = kf_registry_create_batch(d->reg, &kf_kind_controlplanemember, objs + at, k, &rev, NULL,
                                      &causes, why);

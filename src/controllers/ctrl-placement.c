@@ -16,10 +16,12 @@
  *      wins), the control-plane shape, kf_place over the units of its
  *      region (filters, scores, member binding). No unit: Pending with the
  *      library's message (which names the best candidate and why), retried
- *      when a unit, host or region of that region changes. A unit:
- *      finalizer, IP ranges allocated and persisted in the IPPools,
- *      status (phase Scheduled, unit, grade, network, effective, members),
- *      then the members, created bound to their hosts;
+ *      when a unit, host or region of that region changes. A unit: IP
+ *      ranges allocated, then one write of the finalizer and the status
+ *      (phase Scheduled, unit, grade, network, effective, members), then
+ *      the members, created bound to their hosts. New clusters go in
+ *      batches: decided against one snapshot of the model, written many
+ *      to a store transaction (see "placing a batch" below);
  *   4. placed: a grade change with hysteresis and a fleet-wide limit
  *      (kf_grade_shift_*), checked against the unit's headroom with the
  *      existing members pinned; members kept in step with the shape; the
@@ -46,6 +48,7 @@
 #include "kfleet/log.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
+#include "kfleet/store.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-placement.h"
 
@@ -141,6 +144,48 @@ static void map_member(struct kf_ctrl *c, const json_t *obj, bool deleted)
         after_change(d, &ch);
 }
 
+/* New clusters (never decided: no unit, no Scheduled condition) are
+ * remembered for the next batch; any other state forgets them. */
+static void fresh_note(struct place_ctrl *d, const json_t *obj, bool deleted)
+{
+    const char *name = kf_obj_name(obj);
+    bool fresh = !deleted && !kf_obj_deleting(obj) && !kf_json_path(obj, "status.unit") &&
+                 !kf_cap_condition_find(kf_json_path(obj, "status.conditions"), "Scheduled");
+
+    if (!name)
+        return;
+    pthread_mutex_lock(&d->lock);
+    if (fresh && !kf_smap_contains(&d->fresh, name))
+        kf_smap_put(&d->fresh, name, NULL);
+    else if (!fresh)
+        kf_smap_remove(&d->fresh, name);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Clusters a batch placed, with the revision it wrote (members created
+ * too): their next reconcile, which their queue entry makes right after,
+ * has nothing to do while the cluster is still at that revision. One-shot:
+ * the entry goes at that reconcile, or when the cluster goes. */
+static void just_placed_put(struct place_ctrl *d, const char *name, int64_t rev)
+{
+    pthread_mutex_lock(&d->lock);
+    kf_smap_put(&d->just_placed, name, (void *)(intptr_t)rev);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static bool just_placed_take(struct place_ctrl *d, const char *name, int64_t rev)
+{
+    bool same = false;
+
+    pthread_mutex_lock(&d->lock);
+    if (kf_smap_contains(&d->just_placed, name)) {
+        same = (int64_t)(intptr_t)kf_smap_get(&d->just_placed, name) == rev;
+        kf_smap_remove(&d->just_placed, name);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return same;
+}
+
 static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct place_ctrl *d = kf_ctrl_data(c);
@@ -158,6 +203,9 @@ static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
         wake_candidates(d); /* a slot for the next grade change */
     if (deleted || kf_obj_deleting(obj))
         after_change(d, &ch);
+    fresh_note(d, obj, deleted);
+    if (deleted)
+        just_placed_take(d, kf_obj_name(obj), 0);
 }
 
 static void map_pool(struct kf_ctrl *c, const json_t *obj, bool deleted)
@@ -246,6 +294,7 @@ static int setup(struct kf_ctrl *c)
     d->pools = kf_ctrl_informer(m, &kf_kind_ippool);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
     d->templates = kf_ctrl_informer(m, &kf_kind_template);
+    d->units = kf_ctrl_informer(m, &kf_kind_unit);
     if ((r = add_index(d->clusters, TEMPLATE_INDEX, index_template)) < 0 ||
         (r = add_index(d->clusters, PROFILE_INDEX, index_profile)) < 0 ||
         (r = add_index(d->pools, VPC_INDEX, index_vpc)) < 0 ||
@@ -588,41 +637,13 @@ struct placed {
     unsigned nb;
 };
 
-/* Places c on the units of the region, under the model's lock: 0 and the
- * unit and bindings in pd, or negative with the reason in pd->res. */
-static int choose_unit(struct place_ctrl *d, const char *region, const char *name,
-                       const struct kf_place_cluster *c, struct placed *pd)
-{
-    struct cap_units us;
-    int r;
-
-    pthread_mutex_lock(&d->model->lock);
-    kf_cap_units_build(d->model, &d->policy, region, name, &us);
-    r = kf_place(&d->placer, us.units, us.n, c, pd->res);
-    if (r == 0) {
-        const struct kf_place_unit *u = &us.units[pd->res->unit];
-
-        snprintf(pd->unit, sizeof(pd->unit), "%s", u->name);
-        pd->bs = kf_xcalloc(pd->res->n_bindings + 1, sizeof(*pd->bs));
-        for (unsigned i = 0; i < pd->res->n_bindings; i++) {
-            const struct kf_place_binding *b = &pd->res->bindings[i];
-
-            snprintf(pd->bs[i].host, sizeof(pd->bs[i].host), "%s", u->hosts[b->host].name);
-            snprintf(pd->bs[i].zone, sizeof(pd->bs[i].zone), "%s", u->zones[b->zone]);
-            pd->bs[i].component = b->component;
-            pd->bs[i].replica = b->replica;
-        }
-        pd->nb = pd->res->n_bindings;
-    }
-    kf_cap_units_release(&us);
-    pthread_mutex_unlock(&d->model->lock);
-    return r;
-}
-
-/* The status that commits the cluster to its unit and records its ranges. */
+/* The status that commits the cluster to its unit and records its ranges;
+ * the members are created right after it, bound as decided, so it says
+ * MembersBound already (a failed create is retried by the next reconcile,
+ * which writes the condition again from the members that exist). */
 static json_t *scheduled_status(const json_t *cluster, const struct kf_place_settings *s,
                                 const struct placed *pd, const struct kf_ipam_alloc *alloc,
-                                const char *pool)
+                                const char *pool, int64_t now)
 {
     json_t *st = json_object();
 
@@ -640,29 +661,13 @@ static json_t *scheduled_status(const json_t *cluster, const struct kf_place_set
     json_object_set_new(st, "observedGeneration", json_integer(kf_obj_generation(cluster)));
     json_object_set_new(
         st, "conditions",
-        merge_conditions(kf_json_path(cluster, "status.conditions"),
-                         json_pack("[o]", kf_cap_condition(NULL, "Scheduled", true, "Placed",
-                                                           pd->res->message, kf_now_ms()))));
+        merge_conditions(
+            kf_json_path(cluster, "status.conditions"),
+            json_pack("[o, o]",
+                      kf_cap_condition(NULL, "Scheduled", true, "Placed", pd->res->message, now),
+                      kf_cap_condition(NULL, "MembersBound", true, "Bound",
+                                       "every member is bound to a host", now))));
     return st;
-}
-
-/* Creates the Member objects of the decision's bindings. */
-static int create_members(struct place_ctrl *d, const json_t *cluster,
-                          const struct kf_place_settings *s, const struct placed *pd,
-                          struct kf_strbuf *why)
-{
-    json_t **objs = kf_xcalloc(pd->nb + 1, sizeof(*objs));
-    int r;
-
-    for (unsigned i = 0; i < pd->nb; i++)
-        objs[i] = kf_place_member_obj(cluster, pd->unit, pd->bs[i].host, pd->bs[i].zone,
-                                      &pd->shape.components[pd->bs[i].component], pd->bs[i].replica,
-                                      kf_json_str(s->effective, "version", ""));
-    r = kf_place_members_create(d, objs, pd->nb, why);
-    for (unsigned i = 0; i < pd->nb; i++)
-        json_decref(objs[i]);
-    free(objs);
-    return r;
 }
 
 /* Logs that placing the cluster failed and is retried; returns r. */
@@ -672,94 +677,382 @@ static int place_failed(const char *name, const struct kf_strbuf *why, int r)
     return r;
 }
 
-/* A unit: the finalizer first (from now on there is something to release),
- * then the ranges, then the status that commits the unit and records the
- * ranges in one write, then the members. A cluster without ranges stays
- * Pending. */
-static int apply_placement(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s,
-                           const struct placed *pd, struct kf_strbuf *why)
-{
-    const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
-    struct kf_ipam_alloc alloc;
-    char *pool = NULL;
-    json_t *st;
-    int r;
+/* --- placing a batch ------------------------------------------------------------ */
 
-    r = set_finalizer(d, cluster, true, why);
-    if (r < 0)
-        return place_failed(name, why, r);
-    r = kf_place_ipam_allocate(d, cluster, s, &alloc, &pool, why);
-    if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
-        pending_set(d, name, region);
-        r = write_pending(d, cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why->buf,
-                          pd->grade, s);
-        goto free_pool;
-    }
-    if (r < 0) {
-        place_failed(name, why, r);
-        goto free_pool;
-    }
-    st = scheduled_status(cluster, s, pd, &alloc, pool);
-    r = patch_status(d, name, st, why);
-    json_decref(st);
-    if (r < 0) {
-        kf_place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
-        place_failed(name, why, r);
-        goto free_pool;
-    }
-    pending_set(d, name, NULL);
-    r = create_members(d, cluster, s, pd, why);
-    if (r < 0) {
-        place_failed(name, why, r);
-        goto free_pool;
-    }
-    kf_log_info("cluster \"%s\" (%s): %s; %s", name, pd->gwhy.buf, pd->res->message,
-                "members created");
-    kf_recorder_eventf(d->rec, cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
-                       pd->res->message, pd->gwhy.buf);
-free_pool:
-    free(pool);
-    return r;
-}
+/* New clusters decided against one snapshot of the model (each decision
+ * booked into the snapshot before the next), written in store transactions
+ * of PLACE_TXN_MAX: the finalizer and the status that commits unit
+ * and ranges in one write per cluster, the members of many clusters in one
+ * transaction. */
+#define BATCH_MAX 512
+/* Batches of more placed clusters than this record one Event a unit. */
+#define EVENTS_PER_CLUSTER_MAX 32
 
-/* Places a cluster without a unit: decides grade, unit and bindings, then
- * applies them, or writes why it stays Pending. */
-static int place_new(struct place_ctrl *d, const json_t *cluster, struct kf_place_settings *s)
-{
-    const char *name = kf_obj_name(cluster), *region = kf_json_str(cluster, "spec.region", "");
-    struct placed pd = { .gwhy = KF_STRBUF_INIT };
-    struct kf_strbuf why = KF_STRBUF_INIT;
+/* One cluster of a batch. */
+struct batch_item {
+    json_t *cluster; /* the informer's copy; becomes the object written */
+    struct kf_place_settings s;
+    struct placed pd;
     struct kf_place_cluster c;
     struct place_input_bufs bufs;
-    int r;
+    const char *region;
+    int r;        /* the decision: 0 a unit, < 0 Pending with pd.res->message */
+    bool commit;  /* decided and ranges allocated: to be written */
+    bool written; /* the write went through */
+};
 
-    pd.res = kf_xcalloc(1, sizeof(*pd.res));
-    pd.grade = kf_grade_decide(&d->grades, s->explicit_grade, s->nodes, s->pods, -1, &pd.gwhy);
-    kf_place_shape(&d->grades, pd.grade, s->profile, s->simulated_nodes, &pd.shape);
-    kf_place_shape_json(&pd.shape, s->effective);
-    kf_place_cluster_input(cluster, s, pd.grade, &pd.shape, &c, &bufs);
+/* The units of one region, built once a batch. */
+struct batch_region {
+    const char *region;
+    struct cap_units us;
+};
 
+/* Takes a new cluster for the batch (its settings, grade and placement
+ * input), or says no (0): gone, being deleted, paused, placed meanwhile or
+ * with settings that need their own reconcile (its queue entry does that). */
+static bool batch_take(struct place_ctrl *d, const char *name, struct batch_item *it)
+{
+    const char *reason = NULL;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+
+    if (kf_informer_get(d->clusters, name, &it->cluster) < 0)
+        return false;
+    if (kf_obj_deleting(it->cluster) || kf_json_bool(it->cluster, "spec.paused", false) ||
+        kf_json_path(it->cluster, "status.unit") ||
+        kf_place_settings(d, it->cluster, &it->s, &reason, &why) < 0) {
+        kf_place_settings_release(&it->s);
+        kf_strbuf_release(&why);
+        json_decref(it->cluster);
+        it->cluster = NULL;
+        return false;
+    }
+    kf_strbuf_release(&why);
+    it->region = kf_json_str(it->cluster, "spec.region", "");
+    it->pd.gwhy = (struct kf_strbuf)KF_STRBUF_INIT;
+    it->pd.res = kf_xcalloc(1, sizeof(*it->pd.res));
+    it->pd.grade = kf_grade_decide(&d->grades, it->s.explicit_grade, it->s.nodes, it->s.pods, -1,
+                                   &it->pd.gwhy);
+    kf_place_shape(&d->grades, it->pd.grade, it->s.profile, it->s.simulated_nodes, &it->pd.shape);
+    kf_place_shape_json(&it->pd.shape, it->s.effective);
+    kf_place_cluster_input(it->cluster, &it->s, it->pd.grade, &it->pd.shape, &it->c, &it->bufs);
     /* Waits for its region's capacity events from before the model is read:
      * an event applied between the read and a pending_set after it would
      * wake nobody, and the cluster would stay Pending (until the resync)
      * with a reason that is no longer true. Cleared once it is placed. */
-    pending_set(d, name, region);
-    r = choose_unit(d, region, name, &c, &pd);
-    kf_place_input_bufs_release(&bufs);
-    if (r < 0) {
-        const char *reason =
-            strstr(pd.res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
+    pending_set(d, name, it->region);
+    return true;
+}
 
-        pending_set(d, name, region);
-        r = write_pending(d, cluster, reason, pd.res->message, pd.grade, s);
-    } else {
-        r = apply_placement(d, cluster, s, &pd, &why);
+static void batch_item_release(struct batch_item *it)
+{
+    if (!it->cluster)
+        return;
+    kf_place_input_bufs_release(&it->bufs);
+    kf_place_settings_release(&it->s);
+    free(it->pd.bs);
+    free(it->pd.res);
+    kf_strbuf_release(&it->pd.gwhy);
+    json_decref(it->cluster);
+}
+
+/* The new clusters for a batch that starts with first: first, then up
+ * to BATCH_MAX - 1 others from `fresh`. Returns how many were taken. */
+static size_t batch_collect(struct place_ctrl *d, const char *first, struct batch_item *items)
+{
+    char *names[BATCH_MAX];
+    size_t n = 0, k = 0, it = 0;
+    const char *key;
+
+    pthread_mutex_lock(&d->lock);
+    kf_smap_remove(&d->fresh, first);
+    while (n < BATCH_MAX - 1 && kf_smap_next(&d->fresh, &it, &key, NULL))
+        names[n++] = kf_xstrdup(key);
+    for (size_t i = 0; i < n; i++)
+        kf_smap_remove(&d->fresh, names[i]);
+    pthread_mutex_unlock(&d->lock);
+    if (batch_take(d, first, &items[k]))
+        k++;
+    for (size_t i = 0; i < n; i++) {
+        if (batch_take(d, names[i], &items[k]))
+            k++;
+        free(names[i]);
     }
-    free(pd.bs);
-    free(pd.res);
+    return k;
+}
+
+/* Copies the decision out of the snapshot and books it there. */
+static void batch_book(struct batch_item *it, struct cap_units *us)
+{
+    const struct kf_place_unit *u = &us->units[it->pd.res->unit];
+    struct placed *pd = &it->pd;
+
+    snprintf(pd->unit, sizeof(pd->unit), "%s", u->name);
+    pd->bs = kf_xcalloc(pd->res->n_bindings + 1, sizeof(*pd->bs));
+    for (unsigned i = 0; i < pd->res->n_bindings; i++) {
+        const struct kf_place_binding *b = &pd->res->bindings[i];
+
+        snprintf(pd->bs[i].host, sizeof(pd->bs[i].host), "%s", u->hosts[b->host].name);
+        snprintf(pd->bs[i].zone, sizeof(pd->bs[i].zone), "%s", u->zones[b->zone]);
+        pd->bs[i].component = b->component;
+        pd->bs[i].replica = b->replica;
+    }
+    pd->nb = pd->res->n_bindings;
+    kf_place_commit(us->units, &it->c, pd->res);
+}
+
+/* Decides every cluster of the batch under the model's lock, against one
+ * snapshot of each region's units. */
+static void batch_decide(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    struct batch_region *regions = kf_xcalloc(n, sizeof(*regions));
+    size_t nr = 0;
+
+    pthread_mutex_lock(&d->model->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct batch_region *br = NULL;
+
+        for (size_t j = 0; j < nr && !br; j++)
+            if (strcmp(regions[j].region, items[i].region) == 0)
+                br = &regions[j];
+        if (!br) {
+            br = &regions[nr++];
+            br->region = items[i].region;
+            kf_cap_units_build(d->model, &d->policy, br->region, NULL, &br->us);
+        }
+        items[i].r = kf_place(&d->placer, br->us.units, br->us.n, &items[i].c, items[i].pd.res);
+        if (items[i].r == 0)
+            batch_book(&items[i], &br->us);
+    }
+    for (size_t j = 0; j < nr; j++)
+        kf_cap_units_release(&regions[j].us);
+    pthread_mutex_unlock(&d->model->lock);
+    free(regions);
+}
+
+/* Ranges for a decided cluster, and the object to write: the finalizer and
+ * the status in one. Without a unit or ranges it stays Pending (written
+ * here, one by one: the reasons differ). Returns a store error of that
+ * Pending write. */
+static int batch_prepare(struct place_ctrl *d, struct batch_item *it, int64_t now)
+{
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    struct kf_ipam_alloc alloc;
+    char *pool = NULL;
+    json_t *fins, *st;
+    int r;
+
+    if (it->r < 0) {
+        const char *reason =
+            strstr(it->pd.res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
+
+        return write_pending(d, it->cluster, reason, it->pd.res->message, it->pd.grade, &it->s);
+    }
+    r = kf_place_ipam_allocate(d, it->cluster, &it->s, &alloc, &pool, &why);
+    if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
+        r = write_pending(d, it->cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why.buf,
+                          it->pd.grade, &it->s);
+        goto release_why;
+    }
+    if (r < 0) {
+        place_failed(kf_obj_name(it->cluster), &why, r);
+        goto release_why;
+    }
+    st = scheduled_status(it->cluster, &it->s, &it->pd, &alloc, pool, now);
+    json_object_set_new(it->cluster, "status", st);
+    fins = kf_json_path(it->cluster, "metadata.finalizers");
+    if (!json_is_array(fins)) {
+        fins = json_array();
+        json_object_set_new(json_object_get(it->cluster, "metadata"), "finalizers", fins);
+    }
+    if (!kf_obj_has_finalizer(it->cluster, KF_FINALIZER_PLACEMENT))
+        json_array_append_new(fins, json_string(KF_FINALIZER_PLACEMENT));
+    it->commit = true;
+release_why:
+    free(pool);
     kf_strbuf_release(&why);
-    kf_strbuf_release(&pd.gwhy);
     return r;
+}
+
+/* Writes k clusters in one transaction; one the store finds too large (an
+ * etcd request is limited in bytes, ~1.5 MiB by default, and a cluster's
+ * status is several KiB) is split in two. A transaction that fails
+ * otherwise (a cluster changed since it was read) leaves its clusters to
+ * their own reconciles, their ranges to be rebuilt. */
+static void batch_write_chunk(struct place_ctrl *d, struct batch_item **who, json_t **objs,
+                              size_t k)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    size_t failed = 0;
+    int64_t rev = 0;
+    int rw;
+
+    rw = kf_registry_update_batch_all(d->reg, &kf_kind_guestcluster, objs, k, &rev, &failed,
+                                      &causes, &why);
+    if (rw == -KF_ETOOLARGE && k > 1) {
+        batch_write_chunk(d, who, objs, k / 2);
+        batch_write_chunk(d, who + k / 2, objs + k / 2, k - k / 2);
+        goto release_why;
+    }
+    for (size_t j = 0; j < k; j++) {
+        who[j]->written = rw == 0;
+        if (rw < 0)
+            kf_place_ipam_unwritten(d, kf_json_str(objs[j], "spec.network.vpc", ""));
+    }
+    if (rw == 0)
+        d->need_cluster_rev = KF_MAX(d->need_cluster_rev, rev);
+    else
+        kf_log_rl_warn("cannot commit %zu placed clusters (\"%s\": %s); each is retried", k,
+                       kf_obj_name(objs[failed < k ? failed : 0]), why.buf);
+release_why:
+    kf_causes_release(&causes);
+    kf_strbuf_release(&why);
+}
+
+/* Writes the committed clusters, PLACE_TXN_MAX a transaction. */
+static void batch_write(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    json_t *objs[PLACE_TXN_MAX];
+    struct batch_item *who[PLACE_TXN_MAX];
+
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+
+        for (; i < n && k < PLACE_TXN_MAX; i++)
+            if (items[i].commit) {
+                who[k] = &items[i];
+                objs[k++] = items[i].cluster;
+            }
+        if (k)
+            batch_write_chunk(d, who, objs, k);
+    }
+}
+
+/* One Event a unit for the clusters of a large batch placed in it (the
+ * reasons are in each cluster's Scheduled condition). */
+static void batch_unit_event(struct place_ctrl *d, struct batch_item *items, size_t n,
+                             const char *unit)
+{
+    struct kf_strbuf names = KF_STRBUF_INIT;
+    json_t *u = NULL;
+    size_t count = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (items[i].written && strcmp(items[i].pd.unit, unit) == 0) {
+            if (count < 8)
+                kf_strbuf_addf(&names, "%s%s", count ? ", " : "", kf_obj_name(items[i].cluster));
+            count++;
+        }
+    if (kf_informer_get(d->units, unit, &u) == 0)
+        kf_recorder_eventf(d->rec, u, KF_EVENT_NORMAL, "ClustersScheduled",
+                           "%zu new clusters placed here in one batch: %s%s", count, names.buf,
+                           count > 8 ? ", ..." : "");
+    json_decref(u);
+    kf_strbuf_release(&names);
+}
+
+/* Says what was decided: an Event `Scheduled` for each cluster of a small
+ * batch; for a large one (a burst of creates, a backlog after a restart)
+ * one Event per unit instead, as Kubernetes' event recorder drops repeats
+ * under load: each is a store write (two round trips on etcd), and a
+ * cluster's Scheduled condition says the same. */
+static void batch_events(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    size_t written = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+
+        if (!it->written)
+            continue;
+        written++;
+        kf_log_info("cluster \"%s\" (%s): %s; members created", kf_obj_name(it->cluster),
+                    it->pd.gwhy.buf, it->pd.res->message);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+        bool first_of_unit = true;
+
+        if (!it->written)
+            continue;
+        if (written <= EVENTS_PER_CLUSTER_MAX) {
+            kf_recorder_eventf(d->rec, it->cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
+                               it->pd.res->message, it->pd.gwhy.buf);
+            continue;
+        }
+        for (size_t j = 0; j < i && first_of_unit; j++)
+            first_of_unit = !items[j].written || strcmp(items[j].pd.unit, it->pd.unit) != 0;
+        if (first_of_unit)
+            batch_unit_event(d, items, n, it->pd.unit);
+    }
+}
+
+/* Creates the members of every written cluster (transactions of many
+ * clusters' members), then says what was decided. */
+static int batch_members(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    json_t **objs = NULL;
+    size_t no = 0, alloc = 0;
+    int r;
+
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+
+        if (!it->written)
+            continue;
+        pending_set(d, kf_obj_name(it->cluster), NULL);
+        KF_GROW(objs, alloc, no + it->pd.nb + 1);
+        for (unsigned b = 0; b < it->pd.nb; b++)
+            objs[no++] = kf_place_member_obj(
+                it->cluster, it->pd.unit, it->pd.bs[b].host, it->pd.bs[b].zone,
+                &it->pd.shape.components[it->pd.bs[b].component], it->pd.bs[b].replica,
+                kf_json_str(it->s.effective, "version", ""));
+    }
+    r = no ? kf_place_members_create(d, objs, no, &why) : 0;
+    if (r < 0)
+        kf_log_rl_warn("cannot create the members of %zu clusters: %s; retrying", no, why.buf);
+    for (size_t i = 0; i < no; i++)
+        json_decref(objs[i]);
+    free(objs);
+    if (r == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (items[i].written)
+                just_placed_put(d, kf_obj_name(items[i].cluster), kf_obj_rv(items[i].cluster));
+        batch_events(d, items, n);
+    }
+    kf_strbuf_release(&why);
+    return r;
+}
+
+/* Places the new cluster `first` together with up to BATCH_MAX - 1 other
+ * new ones (those still in the queue find themselves placed). Returns the
+ * result for first: 0, or an error to retry it with. */
+static int place_new(struct place_ctrl *d, const char *first)
+{
+    struct batch_item *items = kf_xcalloc(BATCH_MAX, sizeof(*items));
+    size_t n = batch_collect(d, first, items);
+    int64_t now = kf_now_ms();
+    int r = 0, rf = 0;
+
+    batch_decide(d, items, n);
+    for (size_t i = 0; i < n; i++) {
+        int ri = batch_prepare(d, &items[i], now);
+
+        if (ri < 0 && strcmp(kf_obj_name(items[i].cluster), first) == 0)
+            rf = ri;
+    }
+    batch_write(d, items, n);
+    r = batch_members(d, items, n);
+    for (size_t i = 0; i < n; i++) {
+        /* first's commit failed: retried with back-off, alone if need be */
+        if (strcmp(kf_obj_name(items[i].cluster), first) == 0 && items[i].commit &&
+            !items[i].written && rf == 0)
+            rf = -KF_ECONFLICT;
+        batch_item_release(&items[i]);
+    }
+    free(items);
+    return rf < 0 ? rf : r;
 }
 
 /* Writes status.gradeShift {target, since}, since kept while the target
@@ -1108,7 +1401,7 @@ static int reconcile_cluster(struct place_ctrl *d, const json_t *cluster, int64_
     if (r < 0)
         r = settings_invalid(d, cluster, reason, &why);
     else if (!kf_json_path(cluster, "status.unit"))
-        r = place_new(d, cluster, &s);
+        r = place_new(d, kf_obj_name(cluster));
     else
         r = reconcile_placed(d, cluster, &s, requeue_after_ms);
     kf_place_settings_release(&s);
@@ -1132,7 +1425,8 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         r = orphan(d, name);
     } else if (kf_obj_deleting(cluster)) {
         r = teardown(d, cluster, requeue_after_ms);
-    } else if (kf_json_bool(cluster, "spec.paused", false)) {
+    } else if (kf_json_bool(cluster, "spec.paused", false) ||
+               just_placed_take(d, name, kf_obj_rv(cluster))) {
         json_decref(cluster);
         return 0;
     } else {
@@ -1202,6 +1496,8 @@ void kf_ctrl_placement_fini(void *data)
     while (kf_smap_next(&d->candidates, &it, NULL, &v))
         free(v);
     kf_smap_release(&d->candidates);
+    kf_smap_release(&d->fresh);
+    kf_smap_release(&d->just_placed);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

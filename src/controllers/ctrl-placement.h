@@ -25,6 +25,7 @@
 #include "kfleet/ipam.h"
 #include "kfleet/placement.h"
 #include "kfleet/smap.h"
+#include "kfleet/store.h"
 #include "controllers/ctrl-capacity.h"
 
 struct kf_api_actions;
@@ -45,7 +46,7 @@ struct place_ctrl {
     struct kf_place_policy policy;
     struct kf_res default_host;
     struct kf_placer placer; /* the worker's */
-    struct kf_informer *clusters, *members, *pools, *profiles, *templates;
+    struct kf_informer *clusters, *members, *pools, *profiles, *templates, *units;
 
     /* Read-your-writes: the revision of our last write to each kind; a
      * reconcile waits until the informers have seen them. Worker only. */
@@ -53,10 +54,17 @@ struct place_ctrl {
 
     pthread_mutex_t lock;       /* the fields below */
     struct kf_smap pending;     /* Pending clusters: name -> region (owned string) */
+    struct kf_smap fresh;       /* new clusters for the next batch (no values) */
+    struct kf_smap just_placed; /* placed by a batch: name -> revision written (intptr_t) */
     struct kf_smap candidates;  /* clusters that want another grade: name -> struct shift_cand */
     struct kf_smap vpcs;        /* vpc name -> struct place_vpc */
     struct kf_smap pool_writes; /* IPPool name -> the resourceVersion we last wrote (intptr) */
 };
+
+/* Objects a placement transaction writes at most: a store transaction
+ * holds KF_STORE_MAX_TXN_OPS ops, and a leader's fenced store
+ * (kf_store_guard_new, kfleetd on etcd) adds one of its own. */
+#define PLACE_TXN_MAX (KF_STORE_MAX_TXN_OPS - 1)
 
 /* --- settings (ctrl-placement-settings.c) ------------------------------------- */
 

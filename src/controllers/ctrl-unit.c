@@ -52,7 +52,7 @@
 
 KF_LOG_MODULE(units);
 
-#define COALESCE_MS 200
+#define COALESCE_MS 1000 /* a unit's status is written at most once a second */
 #define REGION_KEY  "region/"
 
 struct unit_ctrl {
@@ -366,7 +366,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     old = kf_json_path(unit, "status");
     was_above = kf_json_bool(old, "aboveWaterLevel", false);
     pthread_mutex_lock(&d->model->lock);
-    kf_cap_units_build(d->model, &d->policy, kf_json_str(unit, "spec.region", ""), NULL, &us);
+    kf_cap_unit_build(d->model, &d->policy, name, &us);
     i = kf_cap_units_find(&us, name);
     if (i >= 0)
         st = unit_status(d, &us, (size_t)i, json_object_get(old, "conditions"), kf_now_ms(), &above,

@@ -6,10 +6,17 @@
  *     across a short disconnect or a restart, and history stays bounded.
  *     Revision ages come from (time, revision) samples taken at each tick.
  *   every event_gc_interval: delete Events not seen for event_ttl.
+ *   every TRIM_MS: hand malloc's free memory back to the kernel when its
+ *     arenas keep more than TRIM_FREE_MIN free. A burst (thousands of
+ *     clusters placed at once, a relist) leaves most of what it allocated
+ *     free inside the arenas, where it stays resident: 76 MiB free against
+ *     33 MiB in use after 2,000 clusters placed in one burst
+ *     (bench/scale). malloc_trim returns the free pages of every arena.
  *
  * The work is a few store calls; it logs at debug when it did something
  * and warns (rate-limited) when the store refused.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +32,9 @@
 
 KF_LOG_MODULE(daemon);
 
-#define MAX_SAMPLES 4096
+#define MAX_SAMPLES   4096
+#define TRIM_MS       (10 * 1000)
+#define TRIM_FREE_MIN (16u << 20)
 
 struct daemon_maint {
     struct kf_daemon *d;
@@ -37,6 +46,7 @@ struct daemon_maint {
     int64_t sample_ms[MAX_SAMPLES];
     int64_t sample_rev[MAX_SAMPLES];
     size_t n_samples;
+    size_t trimmed_free; /* malloc's free bytes after the last trim */
 };
 
 int64_t kf_daemon_compact_target(const struct daemon_maint_config *c, int64_t cur_rev,
@@ -112,18 +122,43 @@ static void event_gc_once(struct daemon_maint *m)
         kf_log_dbg("deleted %d expired Events", r);
 }
 
+/* Trims when there is much free memory and it changed since the last trim
+ * (trimmed pages stay in malloc's free lists, counted as free: trimming
+ * again would only walk them). */
+static void trim_once(struct daemon_maint *m)
+{
+    struct mallinfo2 mi = mallinfo2();
+    size_t delta = mi.fordblks > m->trimmed_free ? mi.fordblks - m->trimmed_free
+                                                 : m->trimmed_free - mi.fordblks;
+
+    if (mi.fordblks < TRIM_FREE_MIN || delta < (1u << 20))
+        return;
+    malloc_trim(0);
+    m->trimmed_free = mallinfo2().fordblks;
+    kf_log_dbg("returned free heap to the kernel (%zu MiB free in malloc's arenas before)",
+               mi.fordblks >> 20);
+}
+
 static void *maint_main(void *arg)
 {
     struct daemon_maint *m = arg;
     int64_t next_compact = m->cfg.compact_interval_ms ? kf_now_ms() : INT64_MAX;
     int64_t next_gc =
         m->cfg.event_gc_interval_ms ? kf_now_ms() + m->cfg.event_gc_interval_ms : INT64_MAX;
+    int64_t next_trim = kf_now_ms() + TRIM_MS;
 
     pthread_mutex_lock(&m->lock);
     while (!m->quit) {
-        int64_t now = kf_now_ms(), wake = KF_MIN(next_compact, next_gc);
+        int64_t now = kf_now_ms(), wake = KF_MIN(KF_MIN(next_compact, next_gc), next_trim);
         struct timespec ts;
 
+        if (now >= next_trim) {
+            pthread_mutex_unlock(&m->lock);
+            trim_once(m);
+            pthread_mutex_lock(&m->lock);
+            next_trim = kf_now_ms() + TRIM_MS;
+            continue;
+        }
         if (now >= next_compact) {
             pthread_mutex_unlock(&m->lock);
             compact_once(m);

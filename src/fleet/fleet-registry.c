@@ -773,23 +773,56 @@ enum update_write {
     UPDATE_DELETE, /* the last finalizer went: the deletion completes */
 };
 
+/* What an update takes from the request: metadata and spec (the main
+ * resource), status only (the status subresource), or both (a controller
+ * that commits a finalizer and the status it guards in one write). */
+enum update_mode {
+    UPDATE_MAIN,
+    UPDATE_STATUS,
+    UPDATE_ALL,
+};
+
+/* Builds the object of an UPDATE_ALL write: the main resource's rules, then
+ * the request's status admitted as the status subresource's. */
+static json_t *build_update_all(const struct kf_kind *k, const json_t *obj, const json_t *old,
+                                int *rc, struct kf_causes *causes, struct kf_strbuf *err)
+{
+    json_t *new = build_update(k, obj, old, false, rc, err), *status;
+
+    if (!new)
+        return NULL;
+    *rc = kf_kind_admit(k, new, old, false, causes);
+    status = json_object_get(obj, "status");
+    if (*rc == 0 && status && !json_is_null(status)) {
+        json_object_set_new(new, "status", json_deep_copy(status));
+        *rc = kf_kind_admit(k, new, old, true, causes);
+    }
+    return new;
+}
+
 /* Builds and admits the object an update stores. *ret_new is the new
  * object (new reference) on success. */
-static int update_prepare(const struct kf_kind *k, const json_t *obj, bool status_only,
+static int update_prepare(const struct kf_kind *k, const json_t *obj, enum update_mode mode,
                           const struct kf_kv *kv, json_t **ret_new, json_t **ret_old,
                           struct kf_strbuf *bytes, enum update_write *ret_write,
                           struct kf_causes *causes, struct kf_strbuf *err)
 {
+    bool status_only = mode == UPDATE_STATUS;
     json_t *old = NULL, *new = NULL, *fin;
     int rc;
 
     rc = kf_obj_decode(kv->value, kv->value_len, kv->mod_rev, &old);
     if (rc < 0)
         return kf_err(err, rc, "the stored object \"%s\" cannot be read", kv->key);
-    new = build_update(k, obj, old, status_only, &rc, err);
+    if (mode == UPDATE_ALL) {
+        new = build_update_all(k, obj, old, &rc, causes, err);
+    } else {
+        new = build_update(k, obj, old, status_only, &rc, err);
+        if (new)
+            rc = kf_kind_admit(k, new, old, status_only, causes);
+    }
     if (!new)
         goto free_objs;
-    rc = kf_kind_admit(k, new, old, status_only, causes);
     if (rc < 0) {
         struct kf_strbuf msg = KF_STRBUF_INIT;
 
@@ -836,7 +869,8 @@ static int update_once(struct kf_registry *r, const struct kf_kind *k, const jso
     int64_t rev = 0;
     int rc;
 
-    rc = update_prepare(k, obj, status_only, kv, &new, &old, &bytes, &w, causes, err);
+    rc = update_prepare(k, obj, status_only ? UPDATE_STATUS : UPDATE_MAIN, kv, &new, &old, &bytes,
+                        &w, causes, err);
     if (rc < 0)
         goto free_objs;
     /* the caller's check sees exactly what would replace what: the write
@@ -871,10 +905,11 @@ free_objs:
     return rc;
 }
 
-int kf_registry_update_batch(struct kf_registry *r, const struct kf_kind *k, json_t *const *objs,
-                             size_t n, bool status_only, int64_t *ret_rev, size_t *ret_failed,
-                             struct kf_causes *causes, struct kf_strbuf *err)
+static int update_batch(struct kf_registry *r, const struct kf_kind *k, json_t *const *objs,
+                        size_t n, enum update_mode mode, int64_t *ret_rev, size_t *ret_failed,
+                        struct kf_causes *causes, struct kf_strbuf *err)
 {
+    bool status_only = mode != UPDATE_MAIN;
     struct batch *b;
     struct kf_strbuf bytes = KF_STRBUF_INIT;
     json_t *news[KF_STORE_MAX_TXN_OPS] = { 0 };
@@ -912,8 +947,7 @@ int kf_registry_update_batch(struct kf_registry *r, const struct kf_kind *k, jso
         else if (rc == 0 && kv.mod_rev != want)
             rc = conflict(k, name, err);
         if (rc == 0)
-            rc = update_prepare(k, objs[i], status_only, &kv, &news[i], &old, &bytes, &w, causes,
-                                err);
+            rc = update_prepare(k, objs[i], mode, &kv, &news[i], &old, &bytes, &w, causes, err);
         kf_kv_release(&kv);
         json_decref(old);
         if (rc < 0) {
@@ -948,6 +982,22 @@ int kf_registry_update_batch(struct kf_registry *r, const struct kf_kind *k, jso
     free(b);
     kf_strbuf_release(&bytes);
     return rc;
+}
+
+int kf_registry_update_batch(struct kf_registry *r, const struct kf_kind *k, json_t *const *objs,
+                             size_t n, bool status_only, int64_t *ret_rev, size_t *ret_failed,
+                             struct kf_causes *causes, struct kf_strbuf *err)
+{
+    return update_batch(r, k, objs, n, status_only ? UPDATE_STATUS : UPDATE_MAIN, ret_rev,
+                        ret_failed, causes, err);
+}
+
+int kf_registry_update_batch_all(struct kf_registry *r, const struct kf_kind *k,
+                                 json_t *const *objs, size_t n, int64_t *ret_rev,
+                                 size_t *ret_failed, struct kf_causes *causes,
+                                 struct kf_strbuf *err)
+{
+    return update_batch(r, k, objs, n, UPDATE_ALL, ret_rev, ret_failed, causes, err);
 }
 
 int kf_registry_update(struct kf_registry *r, const struct kf_kind *k, json_t *obj,

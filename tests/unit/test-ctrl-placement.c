@@ -87,6 +87,26 @@ static bool pending_with(const json_t *obj, const void *arg)
            strstr(kf_json_str(c, "message", ""), arg);
 }
 
+static bool members_are(const json_t *obj, const void *arg)
+{
+    return obj && kf_json_int(obj, "status.members", -1) == *(const int *)arg;
+}
+
+static bool placed_or_pending(const json_t *obj, const void *arg)
+{
+    (void)arg;
+    return placed(obj, NULL) || pending_with(obj, "");
+}
+
+/* A cluster number from test names ("c07" -> 7), -1 when there is none. */
+static int atoi_test(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    return end == s ? -1 : (int)v;
+}
+
 static void start_fleet(struct capfx *f, const char *const *units, size_t n)
 {
     capfx_open(f);
@@ -583,6 +603,179 @@ static void test_unit_status(void **state)
     capfx_close(&f);
 }
 
+/* How many times the GuestCluster name was written since the watch
+ * opened (the events read so far are counted per name). */
+static size_t count_writes(struct kf_watch *w, const char *name)
+{
+    static char names[256][32];
+    static size_t counts[256], n;
+    struct kf_event *ev;
+
+    while (kf_watch_next(w, &ev) == 1) {
+        const char *key = strrchr(ev->kv.key, '/') + 1;
+        size_t i;
+
+        for (i = 0; i < n && strcmp(names[i], key) != 0; i++)
+            ;
+        if (i == n && n < 256)
+            snprintf(names[n++], sizeof(names[0]), "%s", key);
+        if (i < 256)
+            counts[i]++;
+        kf_event_unref(ev);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return counts[i];
+    return 0;
+}
+
+/* New clusters that arrive together are decided as a batch against one
+ * snapshot of the model (here all of them: they are there before the
+ * controllers start, as after a restart with a backlog): each decision is
+ * booked before the next, so no unit goes above its mark and no two
+ * clusters share a range; each placed cluster is written once (finalizer
+ * and status together) and has exactly its members, which its hosts'
+ * status counts; those that do not fit stay Pending with the reason; a
+ * batch that large records one Event a unit. */
+static void test_batch_places_each_once(void **state)
+{
+    static const char *const units[] = { "u1", "u2", "u3" };
+    enum { N = 50 };
+    struct capfx f;
+    struct kf_watch *w = NULL;
+    json_t *members = NULL, *m, *us = NULL, *u;
+    char pods[N][KF_CIDR_STRLEN], name[32];
+    size_t placed_n = 0, pending_n = 0, i, per[N] = { 0 };
+    int in_unit[3] = { 0, 0, 0 };
+    struct kf_store *guard = NULL;
+    int64_t grev = 0, revs[N * 10];
+    size_t nrevs = 0;
+
+    (void)state;
+    capfx_open(&f);
+    /* writes go through a leader's fenced handle, as kfleetd's on etcd do:
+     * one op of every transaction is the guard's */
+    assert_int_equal(kf_store_put(f.store, "/_test/leader", "x", 1, 0, &grev), 0);
+    assert_int_equal(kf_store_guard_new(f.store, "/_test/leader", grev, &guard), 0);
+    kf_registry_free(f.reg);
+    f.reg = kf_registry_new(guard);
+    f.opts.host_grace_ms = 600000;
+    capfx_start(&f);
+    fleet(&f, units, 3, 1, 32, 128); /* 3 units of 3 x 32 CPU: about 14 G1 each under the mark */
+    renew_all(&f);
+    for (int h = 0; h < 3; h++) {
+        snprintf(name, sizeof(name), "u%d-a0", h + 1);
+        assert_true(capfx_wait(&f, &kf_kind_host, name, ready_is, &T));
+    }
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    kf_ctrl_manager_free(f.m); /* kfleetd stopped: the creates pile up */
+    f.m = NULL;
+    for (int c = 0; c < N; c++) {
+        snprintf(name, sizeof(name), "c%02d", c);
+        cluster(&f, name, "'expectedNodes':50");
+    }
+    assert_int_equal(
+        kf_watch_open(f.store, "/guestclusters/", kf_store_rev(f.store), NULL, NULL, &w), 0);
+    capfx_start(&f);
+    renew_all(&f);
+    for (int c = 0; c < N; c++) {
+        snprintf(name, sizeof(name), "c%02d", c);
+        assert_true(capfx_wait(&f, GC_KIND, name, placed_or_pending, NULL));
+    }
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+
+    for (int c = 0; c < N; c++) {
+        json_t *gc;
+
+        snprintf(name, sizeof(name), "c%02d", c);
+        gc = capfx_get(&f, GC_KIND, name);
+        if (kf_json_str(gc, "status.unit", NULL)) {
+            const json_t *mb =
+                cap_condition_find_test(kf_json_path(gc, "status.conditions"), "MembersBound");
+
+            assert_true(kf_obj_has_finalizer(gc, KF_FINALIZER_PLACEMENT));
+            assert_string_equal(kf_json_str(mb, "status", ""), "True");
+            snprintf(pods[placed_n], sizeof(pods[0]), "%s",
+                     kf_json_str(gc, "status.network.podCIDR", ""));
+            for (size_t j = 0; j < placed_n; j++)
+                assert_string_not_equal(pods[j], pods[placed_n]);
+            placed_n++;
+            in_unit[kf_json_str(gc, "status.unit", "u1")[1] - '1']++;
+            assert_int_equal(count_writes(w, name), 1); /* finalizer and status at once */
+        } else {
+            assert_true(pending_with(gc, "has headroom"));
+            pending_n++;
+        }
+        json_decref(gc);
+    }
+    assert_true(placed_n > 32);  /* the units took what fits */
+    assert_true(pending_n >= 1); /* and no more */
+
+    /* every placed cluster has exactly its 10 members, no two for one place */
+    assert_int_equal(
+        kf_registry_list(f.reg, &kf_kind_controlplanemember, NULL, &members, NULL, NULL, NULL), 0);
+    json_array_foreach(members, i, m)
+    {
+        int c = atoi_test(kf_json_str(m, "spec.cluster", "c-1") + 1);
+        size_t j;
+
+        assert_true(c >= 0 && c < N);
+        per[c]++;
+        for (j = 0; j < nrevs && revs[j] != kf_obj_rv(m); j++)
+            ;
+        if (j == nrevs && nrevs < N * 10)
+            revs[nrevs++] = kf_obj_rv(m);
+    }
+    assert_int_equal(json_array_size(members), placed_n * 10);
+    /* created many clusters' members to a transaction (127 and the guard) */
+    assert_true(nrevs <= (placed_n * 10 + 126) / 127);
+    for (int c = 0; c < N; c++)
+        assert_true(per[c] == 0 || per[c] == 10);
+
+    /* no unit went above its mark: the batch booked each decision */
+    assert_true(capfx_wait(&f, &kf_kind_unit, "u1", clusters_are, &in_unit[0]));
+    assert_true(capfx_wait(&f, &kf_kind_unit, "u2", clusters_are, &in_unit[1]));
+    assert_true(capfx_wait(&f, &kf_kind_unit, "u3", clusters_are, &in_unit[2]));
+    assert_int_equal(kf_registry_list(f.reg, &kf_kind_unit, NULL, &us, NULL, NULL, NULL), 0);
+    json_array_foreach(us, i, u)
+    {
+        /* three decimals in the status */
+        assert_true(kf_json_num(u, "status.waterLevel.cpu", 1) <= 0.6005);
+        assert_true(kf_json_num(u, "status.waterLevel.memory", 1) <= 0.6005);
+    }
+    json_decref(us);
+
+    /* each host's status counts the members bound to it */
+    assert_int_equal(kf_registry_list(f.reg, &kf_kind_host, NULL, &us, NULL, NULL, NULL), 0);
+    json_array_foreach(us, i, u)
+    {
+        int bound = 0;
+        size_t j;
+
+        json_array_foreach(members, j, m) bound +=
+            kf_streq(kf_json_str(m, "spec.host", ""), kf_obj_name(u));
+        assert_true(capfx_wait(&f, &kf_kind_host, kf_obj_name(u), members_are, &bound));
+    }
+    json_decref(us);
+    json_decref(members);
+
+    /* more than 32 placed at once: one Event a unit, not one a cluster */
+    for (int k = 0; k < 3; k++) {
+        struct kf_strbuf reasons = KF_STRBUF_INIT;
+
+        capfx_event_reasons(&f, "Unit", units[k], &reasons);
+        assert_non_null(strstr(reasons.buf, "ClustersScheduled"));
+        kf_strbuf_release(&reasons);
+    }
+    kf_watch_close(w);
+    kf_ctrl_manager_free(f.m);
+    f.m = NULL;
+    kf_registry_free(f.reg);
+    f.reg = kf_registry_new(f.store);
+    kf_store_close(guard);
+    capfx_close(&f);
+}
+
 static void test_explain_and_plan(void **state)
 {
     static const char *const units[] = { "u1", "u2" };
@@ -645,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_grade_changes),
         cmocka_unit_test(test_unit_status),
         cmocka_unit_test(test_explain_and_plan),
+        cmocka_unit_test(test_batch_places_each_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* test-registry.c: the object registry over the memory store, as the API
  * server and controllers use it: server-owned metadata, generation,
- * optimistic concurrency, the status subresource, patches, finalizers,
+ * optimistic concurrency, the status subresource (alone or with metadata
+ * in one batch), patches, finalizers,
  * paginated lists with selectors and watch event types. */
 #include "fleet-test.h"
 
@@ -169,6 +170,62 @@ static void test_update_generation_and_status(void **state)
     json_decref(v3);
     json_decref(v4);
     json_decref(v5);
+}
+
+/* A batch update of metadata and status together (what placement commits):
+ * one revision for the lot, finalizers and status both taken, the spec
+ * under the main resource's rules, the status under the subresource's
+ * schema, and a stale resourceVersion refused for the whole batch. */
+static void test_update_batch_all(void **state)
+{
+    struct regfx *f = *state;
+    struct kf_causes causes = KF_CAUSES_INIT;
+    json_t *a = create_gc(f, "a", NULL), *b = create_gc(f, "b", NULL), *objs[2], *got = NULL;
+    int64_t rev = 0, old_rv = kf_obj_rv(a);
+    size_t failed = 99;
+
+    objs[0] = a;
+    objs[1] = b;
+    for (int i = 0; i < 2; i++) {
+        kf_json_set_str(objs[i], "status.phase", "Scheduled");
+        kf_json_set_str(objs[i], "status.unit", "u1");
+        json_object_set_new(json_object_get(objs[i], "metadata"), "finalizers",
+                            json_pack("[s]", "kfleet.io/placement"));
+    }
+    assert_int_equal(kf_registry_update_batch_all(f->reg, &kf_kind_guestcluster, objs, 2, &rev,
+                                                  &failed, &causes, NULL),
+                     0);
+    assert_true(rev > old_rv);
+    assert_int_equal(kf_registry_get(f->reg, &kf_kind_guestcluster, "b", &got), 0);
+    assert_int_equal(kf_obj_rv(got), rev); /* one transaction for both */
+    assert_string_equal(kf_json_str(got, "status.unit", ""), "u1");
+    assert_true(kf_obj_has_finalizer(got, "kfleet.io/placement"));
+    assert_int_equal(kf_obj_generation(got), 1); /* the spec did not change */
+    json_decref(got);
+
+    /* a status the schema rejects fails the batch; nothing is written */
+    kf_json_set_str(a, "status.phase", "Exploded");
+    kf_json_set_str(b, "status.unit", "u2");
+    assert_int_equal(kf_registry_update_batch_all(f->reg, &kf_kind_guestcluster, objs, 2, NULL,
+                                                  &failed, &causes, NULL),
+                     -KF_EINVALID);
+    assert_int_equal(failed, 0);
+    assert_cause(&causes, "status.phase", "FieldValueNotSupported",
+                 "unsupported value \"Exploded\"");
+    kf_causes_release(&causes);
+    assert_int_equal(kf_registry_get(f->reg, &kf_kind_guestcluster, "b", &got), 0);
+    assert_string_equal(kf_json_str(got, "status.unit", ""), "u1");
+    json_decref(got);
+
+    /* a stale resourceVersion is a conflict */
+    kf_json_set_str(a, "status.phase", "Scheduled");
+    kf_json_set_str(a, "metadata.resourceVersion", "1");
+    assert_int_equal(kf_registry_update_batch_all(f->reg, &kf_kind_guestcluster, objs, 2, NULL,
+                                                  &failed, &causes, NULL),
+                     -KF_ECONFLICT);
+    kf_causes_release(&causes);
+    json_decref(a);
+    json_decref(b);
 }
 
 static void test_update_conflicts_and_immutable(void **state)
@@ -630,6 +687,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_errors, regfx_setup, regfx_teardown),
         cmocka_unit_test_setup_teardown(test_update_generation_and_status, regfx_setup,
                                         regfx_teardown),
+        cmocka_unit_test_setup_teardown(test_update_batch_all, regfx_setup, regfx_teardown),
         cmocka_unit_test_setup_teardown(test_update_conflicts_and_immutable, regfx_setup,
                                         regfx_teardown),
         cmocka_unit_test_setup_teardown(test_patch, regfx_setup, regfx_teardown),
