@@ -745,6 +745,14 @@ static const char api_doc_head[] =
     "| `GET /apis/kfleet.io/v1/guestclusters/NAME/explain` | every role | every unit's "
     "placement verdict for the cluster: filters with their numbers, scores, the decision, "
     "the member bindings (`kind: PlacementExplanation`, with `text` for people) |\n"
+    "| `GET /apis/kfleet.io/v1/alerts` | admin, editor, viewer | the alerts firing now at the "
+    "central Alertmanagers (active, neither silenced nor inhibited; at most 2,000): "
+    "`{\"kind\": \"AlertList\", \"alertmanager\": NAME, \"alerts\": [{\"labels\", "
+    "\"annotations\", \"startsAt\", \"fingerprint\"}]}`; served while the monitoring "
+    "controller runs with a stack (`--monitoring local` or `external`), 503 while no "
+    "Alertmanager answers |\n"
+    "| `GET /ui/session` | every role | who the bearer token is: `{\"user\", \"role\", "
+    "\"authentication\"}` (the dashboard's read-only mode); 401 without a token |\n"
     "| `POST /apis/kfleet.io/v1/plan` | admin, editor, viewer | what a demand needs in a "
     "region: `{\"region\": R, \"add\": [\"500xG1\", {\"grade\": \"G3\", "
     "\"count\": 40}], \"hostCPU\": \"64\", \"hostMemory\": \"256Gi\", "
@@ -753,6 +761,9 @@ static const char api_doc_head[] =
     "\n"
     "explain and plan are computed by the placement controller, which runs on the\n"
     "leader replica; elsewhere they answer 503.\n"
+    "\n"
+    "The dashboard's files are at `/ui/` (no token needed; they hold no data):\n"
+    "[internals/ui.md](internals/ui.md).\n"
     "\n";
 
 void kf_kinds_doc(struct kf_strbuf *out)
