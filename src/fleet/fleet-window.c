@@ -49,7 +49,7 @@ bool kf_window_allows(const json_t *window, const char *name, time_t now, time_t
     if (!window || !start || sscanf(start, "%d:%d", &hh, &mm) != 2 ||
         kf_parse_duration_ms(dur, &dur_ms) < 0 || dur_ms < 2000)
         return true;
-    offset = (int64_t)(kf_fnv1a_str(0, name ? name : "") % (uint64_t)(dur_ms / 2000));
+    offset = (int64_t)(kf_fnv1a_str(KF_FNV1A_BASIS, name ? name : "") % (uint64_t)(dur_ms / 2000));
     /* an opening of the last 7 days may still be open; else the next one */
     for (int back = 7; back >= -8; back--) {
         int64_t open = midnight - back * DAY_S + (hh * 60 + mm) * 60;
