@@ -78,4 +78,19 @@ void kf_release_plan_release(struct kf_release_plan *p);
 void kf_release_admit_stored(struct kf_registry *r, const json_t *obj, const json_t *old,
                              struct kf_causes *causes);
 
+/* The controller (src/controllers/ctrl-release.c), an entry of
+ * kfleetd's controller table. */
+struct kf_ctrl_env;
+struct kf_ctrl_ops;
+struct kf_strbuf;
+extern const struct kf_ctrl_ops kf_ctrl_release_ops;
+int kf_ctrl_release_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
+void kf_ctrl_release_fini(void *data);
+/* For tests and simulations: the clock the controller (and its events)
+ * read; NULL: the wall clock. Before the manager starts. */
+void kf_ctrl_release_set_clock(void *data, int64_t (*now_ms)(void *arg), void *arg);
+/* The Prometheus a gate without spec.healthGate.prometheus asks (a base
+ * URL, copied; NULL: the central of kfleetd's monitoring, else none). */
+void kf_ctrl_release_set_prometheus(void *data, const char *url);
+
 #endif
