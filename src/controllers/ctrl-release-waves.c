@@ -46,22 +46,99 @@ static char *target_of(struct rel_pass *p, struct kf_strbuf *err)
     return ret;
 }
 
+/* --- the clusters' summaries ------------------------------------------------------ */
+
+static void copy_member(json_t *dst, const json_t *src, const char *key)
+{
+    json_t *v = json_object_get(src, key);
+
+    if (v)
+        json_object_set_new(dst, key, json_deep_copy(v));
+}
+
+json_t *kf_rel_summary(const json_t *gc)
+{
+    static const char *const meta_keys[] = { "name", "resourceVersion", "generation", "uid",
+                                             "labels", "annotations" };
+    static const char *const spec_keys[] = { "version", "region", "template",
+                                             "maintenanceWindow" };
+    static const char *const status_keys[] = { "version", "unit" };
+    json_t *s = json_pack("{s:s, s:{}, s:{}, s:{}}", "kind", "GuestCluster", "metadata", "spec",
+                          "status");
+    const json_t *eff = kf_json_path(gc, "status.effective"), *c;
+    size_t i;
+
+    for (i = 0; i < KF_ARRAY_SIZE(meta_keys); i++)
+        copy_member(json_object_get(s, "metadata"), json_object_get(gc, "metadata"), meta_keys[i]);
+    for (i = 0; i < KF_ARRAY_SIZE(spec_keys); i++)
+        copy_member(json_object_get(s, "spec"), json_object_get(gc, "spec"), spec_keys[i]);
+    for (i = 0; i < KF_ARRAY_SIZE(status_keys); i++)
+        copy_member(json_object_get(s, "status"), json_object_get(gc, "status"), status_keys[i]);
+    if (eff) {
+        json_t *e = json_object();
+
+        copy_member(e, eff, "version");
+        copy_member(e, eff, "maintenanceWindow");
+        json_object_set_new(json_object_get(s, "status"), "effective", e);
+    }
+    json_array_foreach(kf_json_path(gc, "status.conditions"), i, c)
+    {
+        if (kf_streq(kf_json_str(c, "type", NULL), "Upgraded"))
+            json_object_set_new(json_object_get(s, "status"), "conditions",
+                                json_pack("[O]", c));
+    }
+    return s;
+}
+
+void kf_rel_cache_put(struct rel_ctrl *d, const json_t *gc, bool deleted)
+{
+    const char *name = kf_json_str(gc, "metadata.name", NULL);
+    json_t *old, *s;
+
+    if (!name)
+        return;
+    pthread_mutex_lock(&d->lock);
+    old = kf_smap_get(&d->clusters, name);
+    if (deleted) {
+        json_decref(kf_smap_remove(&d->clusters, name));
+    } else if (!old || kf_obj_rv(gc) >= kf_obj_rv(old)) {
+        s = kf_rel_summary(gc);
+        json_decref(kf_smap_put(&d->clusters, name, s));
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+void kf_rel_cache_free(struct rel_ctrl *d)
+{
+    size_t it = 0;
+    void *v;
+
+    while (kf_smap_next(&d->clusters, &it, NULL, &v))
+        json_decref(v);
+    kf_smap_release(&d->clusters);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(kf_obj_name(*(json_t *const *)a), kf_obj_name(*(json_t *const *)b));
+}
+
 int kf_rel_pass_load(struct rel_pass *p, struct kf_strbuf *err)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
-    char **names = NULL;
-    size_t n;
+    size_t it = 0;
+    void *v;
     int r;
 
     p->target = target_of(p, err);
     if (!p->target)
         return -KF_EINVALID;
-    n = kf_informer_names(p->d->gcs, &names);
-    p->gcs = kf_xcalloc(n ? n : 1, sizeof(*p->gcs));
-    for (size_t i = 0; i < n; i++)
-        if (kf_informer_get(p->d->gcs, names[i], &p->gcs[p->n_gcs]) == 0)
-            p->n_gcs++;
-    kf_ctrl_names_free(names, n);
+    pthread_mutex_lock(&p->d->lock);
+    p->gcs = kf_xcalloc(kf_smap_count(&p->d->clusters) + 1, sizeof(*p->gcs));
+    while (kf_smap_next(&p->d->clusters, &it, NULL, &v))
+        p->gcs[p->n_gcs++] = json_incref(v);
+    pthread_mutex_unlock(&p->d->lock);
+    qsort(p->gcs, p->n_gcs, sizeof(*p->gcs), by_name);
     r = kf_release_plan(p->rel, (const json_t *const *)p->gcs, p->n_gcs, p->target, false,
                         &p->plan, &causes);
     if (r < 0) {
@@ -215,6 +292,7 @@ static int start_one(struct rel_pass *p, const json_t *gc, size_t wi, struct kf_
     if (r == 0) {
         int64_t rev = kf_obj_rv(ret);
 
+        kf_rel_cache_put(p->d, ret, false);
         if (rev > p->started_rev)
             p->started_rev = rev;
         kf_recorder_eventf(p->d->rec, gc, KF_EVENT_NORMAL, "ReleaseUpgrade",

@@ -116,7 +116,7 @@ static bool wave_left(struct rel_pass *p, struct rel_wave *w, size_t wi)
     if (w->clusters && kf_json_path(p->rel, "spec.healthGate") &&
         gate_at < w->completed_at + bake) {
         w->state = "Baking"; /* the gate's last word before leaving */
-        p->current = wi;
+        p->final_gate = true;
         return false;
     }
     w->state = "Completed";
@@ -400,7 +400,7 @@ static const char *decide(struct rel_pass *p, struct kf_strbuf *err)
         resumed(p);
     w = &p->waves[p->current];
     check_budget(p);
-    gate = p->pause ? 0 : kf_rel_gate(p, lifted || !strcmp(w->state, "Baking"));
+    gate = p->pause ? 0 : kf_rel_gate(p, lifted || p->final_gate);
     if (p->pause) {
         if (auto_pause(p, err) < 0)
             return NULL;
@@ -408,7 +408,7 @@ static const char *decide(struct rel_pass *p, struct kf_strbuf *err)
     }
     if (gate == 0 && !strcmp(w->state, "Progressing"))
         kf_rel_start_clusters(p, w, p->current);
-    if (gate == 0 && !strcmp(w->state, "Baking") && p->requeue > 1)
+    if (gate == 0 && p->final_gate)
         kf_rel_requeue(p, 1); /* the gate passed after the bake: leave the wave */
     return KF_REL_PHASE_PROGRESSING;
 }
@@ -487,7 +487,7 @@ static void cluster_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
     char **names = NULL;
     size_t n = kf_informer_names(d->rels, &names);
 
-    (void)obj, (void)deleted;
+    kf_rel_cache_put(d, obj, deleted);
     for (size_t i = 0; i < n; i++)
         kf_ctrl_enqueue(c, names[i]);
     kf_ctrl_names_free(names, n);
@@ -520,6 +520,8 @@ int kf_ctrl_release_init(const struct kf_ctrl_env *env, void **ret, struct kf_st
     d->mon = env->monitoring;
     d->rec = kf_recorder_new(env->reg, "release");
     d->now_ms = wall_clock;
+    pthread_mutex_init(&d->lock, NULL);
+    kf_smap_init(&d->clusters);
     *ret = d;
     return 0;
 }
@@ -548,6 +550,8 @@ void kf_ctrl_release_fini(void *data)
     if (!d)
         return;
     kf_recorder_free(d->rec);
+    kf_rel_cache_free(d);
+    pthread_mutex_destroy(&d->lock);
     free(d->prometheus);
     free(d);
 }

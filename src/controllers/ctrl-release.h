@@ -11,6 +11,7 @@
 
 #include "kfleet/base.h"
 #include "kfleet/release.h"
+#include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
 
 struct kf_ctrl;
@@ -37,6 +38,12 @@ struct rel_ctrl {
     int64_t (*now_ms)(void *arg);
     void *clock_arg;
     char *prometheus; /* kf_ctrl_release_set_prometheus */
+    /* What a pass reads of each GuestCluster (kf_rel_summary), by name,
+     * kept from the watch and from our own writes, newest resourceVersion
+     * wins: parsing 10,000 clusters out of the informer's deflated cache
+     * on every pass cost half a second. */
+    pthread_mutex_t lock;
+    struct kf_smap clusters;
 };
 
 /* One wave in one pass. */
@@ -70,6 +77,7 @@ struct rel_pass {
     int64_t started_rev; /* revision of the last cluster write */
     int64_t rel_rev;     /* revision of the last write of the release */
     bool moved;          /* a cluster started this pass */
+    bool final_gate;     /* the current wave baked: the gate's last word decides */
 };
 
 int64_t kf_rel_now(struct rel_ctrl *d);
@@ -78,6 +86,9 @@ int64_t kf_rel_time(const json_t *obj, const char *path);
 void kf_rel_time_set(json_t *obj, const char *key, int64_t ms);
 
 /* ctrl-release-waves.c */
+json_t *kf_rel_summary(const json_t *gc);
+void kf_rel_cache_put(struct rel_ctrl *d, const json_t *gc, bool deleted);
+void kf_rel_cache_free(struct rel_ctrl *d);
 int kf_rel_pass_load(struct rel_pass *p, struct kf_strbuf *err);
 void kf_rel_pass_release(struct rel_pass *p);
 void kf_rel_count_waves(struct rel_pass *p);
