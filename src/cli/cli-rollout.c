@@ -190,6 +190,7 @@ int kf_cli_cmd_rollout(struct kf_cli *cli, const struct kf_cli_args *args)
     const char *name = args->n_pos > 1 ? args->pos[1] : NULL;
     const char *timeout = kf_cli_args_get(args, "timeout");
     int64_t timeout_ms = 0;
+    int rc;
 
     if (!verb || !name || args->n_pos != 2) {
         kf_cli_error(cli, "usage: kfleet rollout status|pause|resume|abort RELEASE");
@@ -199,14 +200,19 @@ int kf_cli_cmd_rollout(struct kf_cli *cli, const struct kf_cli_args *args)
         kf_cli_error(cli, "--timeout takes a duration like 30s or 5m, not \"%s\"", timeout);
         return KF_CLI_EXIT_USAGE;
     }
+    if (strcmp(verb, "status") && strcmp(verb, "pause") && strcmp(verb, "resume") &&
+        strcmp(verb, "abort")) {
+        kf_cli_error(cli, "unknown rollout command \"%s\": status, pause, resume or abort", verb);
+        return KF_CLI_EXIT_USAGE;
+    }
+    rc = kf_cli_connect(cli);
+    if (rc)
+        return rc;
     if (!strcmp(verb, "status"))
         return status(cli, name, kf_cli_args_has(args, "watch"), timeout_ms);
     if (!strcmp(verb, "pause"))
         return set(cli, name, "{\"spec\":{\"paused\":true}}", "paused");
     if (!strcmp(verb, "resume"))
         return set(cli, name, "{\"spec\":{\"paused\":false}}", "resumed");
-    if (!strcmp(verb, "abort"))
-        return set(cli, name, "{\"spec\":{\"abort\":true}}", "aborted");
-    kf_cli_error(cli, "unknown rollout command \"%s\": status, pause, resume or abort", verb);
-    return KF_CLI_EXIT_USAGE;
+    return set(cli, name, "{\"spec\":{\"abort\":true}}", "aborted");
 }
