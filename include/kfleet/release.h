@@ -31,11 +31,11 @@ struct kf_registry;
 
 /* Where one cluster stands against the target version. */
 enum kf_rel_state {
-    KF_REL_PENDING = 0,  /* not asked yet: spec.version is not the target */
-    KF_REL_IN_PROGRESS,  /* spec.version is the target, status.version not yet */
-    KF_REL_DONE,         /* status.version is the target */
-    KF_REL_FAILED,       /* its Upgraded condition says Failed, PrecheckFailed or RolledBack */
-    KF_REL_SKIPPED,      /* it already runs a newer version */
+    KF_REL_PENDING = 0, /* not asked yet: spec.version is not the target */
+    KF_REL_IN_PROGRESS, /* spec.version is the target, status.version not yet */
+    KF_REL_DONE,        /* status.version is the target */
+    KF_REL_FAILED,      /* its Upgraded condition says Failed, PrecheckFailed or RolledBack */
+    KF_REL_SKIPPED,     /* it already runs a newer version */
 };
 
 /* The state of GuestCluster gc against target; *ret_why (may be NULL) is

@@ -698,9 +698,8 @@ static bool status_differs(const json_t *have, const json_t *want)
     /* fields we no longer report (a message that went away) */
     json_object_foreach((json_t *)have, k, v)
     {
-        if (!json_object_get(want, k) &&
-            (!strcmp(k, "message") || !strcmp(k, "startedAt") || !strcmp(k, "lastExitCode") ||
-             !strcmp(k, "version")))
+        if (!json_object_get(want, k) && (!strcmp(k, "message") || !strcmp(k, "startedAt") ||
+                                          !strcmp(k, "lastExitCode") || !strcmp(k, "version")))
             return true;
     }
     return false;
@@ -739,9 +738,8 @@ static void report(struct kf_agent *a, struct agent_host *h, struct agent_member
     patch = json_deep_copy(want);
     json_object_foreach(m->reported, k, v)
     {
-        if (!json_object_get(want, k) &&
-            (!strcmp(k, "message") || !strcmp(k, "startedAt") || !strcmp(k, "lastExitCode") ||
-             !strcmp(k, "version")))
+        if (!json_object_get(want, k) && (!strcmp(k, "message") || !strcmp(k, "startedAt") ||
+                                          !strcmp(k, "lastExitCode") || !strcmp(k, "version")))
             json_object_set_new(patch, k, json_null());
     }
     body = json_pack("{s:o}", "status", patch);

@@ -70,9 +70,10 @@ static int ask(const char *base, const json_t *alerts, struct kf_obs_firing_list
     kf_strbuf_addf(&url, "%s/api/v1/query?query=%s", base, esc ? esc : "");
     curl_free(esc);
     body.cap = KF_OBS_QUERY_MAX_BYTES;
-    r = kf_http_request(h, &(struct kf_http_opts){ .protocols = "http,https",
-                                                               .connect_timeout_ms = 3000,
-                                                               .timeout_ms = GATE_TIMEOUT_MS },
+    r = kf_http_request(h,
+                        &(struct kf_http_opts){ .protocols = "http,https",
+                                                .connect_timeout_ms = 3000,
+                                                .timeout_ms = GATE_TIMEOUT_MS },
                         &(struct kf_http_req){ .url = url.buf, .resp = &body }, &res);
     if (r < 0)
         kf_err(err, r, "no answer from %s: %s", base, res.error);

@@ -58,13 +58,12 @@ static void copy_member(json_t *dst, const json_t *src, const char *key)
 
 json_t *kf_rel_summary(const json_t *gc)
 {
-    static const char *const meta_keys[] = { "name", "resourceVersion", "generation", "uid",
-                                             "labels", "annotations" };
-    static const char *const spec_keys[] = { "version", "region", "template",
-                                             "maintenanceWindow" };
+    static const char *const meta_keys[] = { "name", "resourceVersion", "generation",
+                                             "uid",  "labels",          "annotations" };
+    static const char *const spec_keys[] = { "version", "region", "template", "maintenanceWindow" };
     static const char *const status_keys[] = { "version", "unit" };
-    json_t *s = json_pack("{s:s, s:{}, s:{}, s:{}}", "kind", "GuestCluster", "metadata", "spec",
-                          "status");
+    json_t *s =
+        json_pack("{s:s, s:{}, s:{}, s:{}}", "kind", "GuestCluster", "metadata", "spec", "status");
     const json_t *eff = kf_json_path(gc, "status.effective"), *c;
     size_t i;
 
@@ -84,8 +83,7 @@ json_t *kf_rel_summary(const json_t *gc)
     json_array_foreach(kf_json_path(gc, "status.conditions"), i, c)
     {
         if (kf_streq(kf_json_str(c, "type", NULL), "Upgraded"))
-            json_object_set_new(json_object_get(s, "status"), "conditions",
-                                json_pack("[O]", c));
+            json_object_set_new(json_object_get(s, "status"), "conditions", json_pack("[O]", c));
     }
     return s;
 }
@@ -139,8 +137,8 @@ int kf_rel_pass_load(struct rel_pass *p, struct kf_strbuf *err)
         p->gcs[p->n_gcs++] = json_incref(v);
     pthread_mutex_unlock(&p->d->lock);
     qsort(p->gcs, p->n_gcs, sizeof(*p->gcs), by_name);
-    r = kf_release_plan(p->rel, (const json_t *const *)p->gcs, p->n_gcs, p->target, false,
-                        &p->plan, &causes);
+    r = kf_release_plan(p->rel, (const json_t *const *)p->gcs, p->n_gcs, p->target, false, &p->plan,
+                        &causes);
     if (r < 0) {
         kf_causes_format(&causes, err);
         kf_causes_release(&causes);
@@ -178,8 +176,8 @@ bool kf_rel_failed_cluster(const struct rel_pass *p, const char *name)
     const json_t *f;
     size_t i;
 
-    json_array_foreach(p->failures, i, f) if (kf_streq(kf_json_str(f, "cluster", NULL), name))
-        return true;
+    json_array_foreach(p->failures, i,
+                       f) if (kf_streq(kf_json_str(f, "cluster", NULL), name)) return true;
     return false;
 }
 
@@ -236,7 +234,8 @@ void kf_rel_count_waves(struct rel_pass *p)
         memset(w, 0, sizeof(*w));
         w->spec = json_array_get(kf_json_path(p->rel, "spec.waves"), wi);
         w->was = json_array_get(was, wi);
-        if (w->was && !kf_streq(kf_json_str(w->was, "name", NULL), kf_json_str(w->spec, "name", "")))
+        if (w->was &&
+            !kf_streq(kf_json_str(w->was, "name", NULL), kf_json_str(w->spec, "name", "")))
             w->was = NULL;
         w->started_at = kf_rel_time(w->was, "startedAt");
         w->completed_at = kf_rel_time(w->was, "completedAt");

@@ -105,8 +105,8 @@ static bool wave_left(struct rel_pass *p, struct rel_wave *w, size_t wi)
         kf_recorder_eventf(p->d->rec, p->rel, KF_EVENT_NORMAL, "WaveCompleted",
                            "wave \"%s\": %zu of %zu clusters on %s, %zu failed, %zu skipped; "
                            "baking %llds before the next wave",
-                           wave_name(w), w->updated, w->clusters, p->target, w->failed,
-                           w->skipped, (long long)(bake / 1000));
+                           wave_name(w), w->updated, w->clusters, p->target, w->failed, w->skipped,
+                           (long long)(bake / 1000));
     }
     if (p->now < w->completed_at + bake) {
         w->state = "Baking";
@@ -170,8 +170,7 @@ static void check_budget(struct rel_pass *p)
             m = kf_xasprintf("wave \"%s\": no cluster finished or started for %llds "
                              "(progressDeadline), %zu still upgrading",
                              wave_name(w), (long long)(deadline / 1000), w->in_progress);
-            p->pause = json_pack("{s:s, s:s}", "reason", "ProgressDeadlineExceeded", "message",
-                                 m);
+            p->pause = json_pack("{s:s, s:s}", "reason", "ProgressDeadlineExceeded", "message", m);
         } else if (wi == p->current && w->in_progress && w->last_progress_at) {
             kf_rel_requeue(p, w->last_progress_at + deadline - p->now + 1);
         }
@@ -183,15 +182,13 @@ static void check_budget(struct rel_pass *p)
 
 static json_t *wave_status(const struct rel_wave *w)
 {
-    json_t *s = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
-                          wave_name(w), "state", w->state ? w->state : "Pending", "clusters",
-                          (json_int_t)w->clusters, "updated", (json_int_t)w->updated,
-                          "inProgress", (json_int_t)w->in_progress, "failed",
-                          (json_int_t)w->failed, "pending", (json_int_t)w->pending,
-                          "waitingForWindow", (json_int_t)w->waiting, "skipped",
-                          (json_int_t)w->skipped, "maxConcurrency",
-                          (json_int_t)w->max_concurrency, "acceptedFailures",
-                          (json_int_t)w->accepted_failures);
+    json_t *s = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", wave_name(w), "state",
+        w->state ? w->state : "Pending", "clusters", (json_int_t)w->clusters, "updated",
+        (json_int_t)w->updated, "inProgress", (json_int_t)w->in_progress, "failed",
+        (json_int_t)w->failed, "pending", (json_int_t)w->pending, "waitingForWindow",
+        (json_int_t)w->waiting, "skipped", (json_int_t)w->skipped, "maxConcurrency",
+        (json_int_t)w->max_concurrency, "acceptedFailures", (json_int_t)w->accepted_failures);
 
     kf_rel_time_set(s, "startedAt", w->started_at);
     kf_rel_time_set(s, "completedAt", w->completed_at);
@@ -211,8 +208,8 @@ static json_t *totals(const struct rel_pass *p)
     }
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)t[0], "updated",
                      (json_int_t)t[1], "inProgress", (json_int_t)t[2], "failed", (json_int_t)t[3],
-                     "pending", (json_int_t)t[4], "waitingForWindow", (json_int_t)t[5],
-                     "skipped", (json_int_t)t[6]);
+                     "pending", (json_int_t)t[4], "waitingForWindow", (json_int_t)t[5], "skipped",
+                     (json_int_t)t[6]);
 }
 
 static json_t *condition(const json_t *old_status, const char *type, bool on, const char *reason,
@@ -247,9 +244,9 @@ static json_t *build_status(const struct rel_pass *p, const char *phase)
         json_array_append_new(waves, wave_status(&p->waves[wi]));
     json_object_set_new(s, "phase", json_string(phase));
     json_object_set_new(s, "targetVersion", json_string(p->target));
-    json_object_set_new(s, "currentWave",
-                        json_integer((json_int_t)(p->current < p->n_waves ? p->current
-                                                                           : p->n_waves - 1)));
+    json_object_set_new(
+        s, "currentWave",
+        json_integer((json_int_t)(p->current < p->n_waves ? p->current : p->n_waves - 1)));
     json_object_set_new(s, "clusters", totals(p));
     json_object_set_new(s, "waves", waves);
     json_object_set(s, "failures", p->failures);
@@ -265,12 +262,12 @@ static json_t *build_status(const struct rel_pass *p, const char *phase)
         json_object_set(s, "completedAt", kf_json_path(old, "completedAt"));
     else if (done || !strcmp(phase, KF_REL_PHASE_ABORTED))
         kf_rel_time_set(s, "completedAt", p->now);
-    json_array_append_new(conds, condition(old, "Paused", paused,
-                                           paused ? kf_json_str(p->pause, "reason", "Paused")
-                                                  : "NotPaused",
-                                           kf_json_str(p->pause, "message", ""), p->now));
-    json_array_append_new(conds, condition(old, "Complete", done, done ? "Completed" : phase, "",
-                                           p->now));
+    json_array_append_new(
+        conds, condition(old, "Paused", paused,
+                         paused ? kf_json_str(p->pause, "reason", "Paused") : "NotPaused",
+                         kf_json_str(p->pause, "message", ""), p->now));
+    json_array_append_new(conds,
+                          condition(old, "Complete", done, done ? "Completed" : phase, "", p->now));
     json_object_set_new(s, "conditions", conds);
     json_object_set_new(s, "observedGeneration",
                         json_integer((json_int_t)kf_obj_generation(p->rel)));
@@ -321,7 +318,7 @@ static int auto_pause(struct rel_pass *p, struct kf_strbuf *err)
     kf_rel_time_set(p->pause, "at", p->now);
     json_object_set_new(p->pause, "generation", json_integer(kf_obj_generation(ret)));
     kf_log_warn("release \"%s\" paused: %s: %s", p->name, kf_json_str(p->pause, "reason", ""),
-                   kf_json_str(p->pause, "message", ""));
+                kf_json_str(p->pause, "message", ""));
     kf_recorder_eventf(p->d->rec, p->rel, KF_EVENT_WARNING, kf_json_str(p->pause, "reason", ""),
                        "paused: %s; resume with kfleet rollout resume %s",
                        kf_json_str(p->pause, "message", ""), p->name);
@@ -418,8 +415,7 @@ static const char *decide(struct rel_pass *p, struct kf_strbuf *err)
 /* Waits until inf reflects revision rev (our own write). */
 static void read_back(struct kf_informer *inf, int64_t rev)
 {
-    for (int waited = 0; rev && kf_informer_rev(inf) < rev && waited < REL_READ_BACK_MS;
-         waited++) {
+    for (int waited = 0; rev && kf_informer_rev(inf) < rev && waited < REL_READ_BACK_MS; waited++) {
         struct timespec ts = { 0, 1000000L };
 
         nanosleep(&ts, NULL);

@@ -48,8 +48,8 @@ struct rel_ctrl {
 
 /* One wave in one pass. */
 struct rel_wave {
-    const json_t *spec;  /* spec.waves[i] */
-    const json_t *was;   /* status.waves[i] as stored, or NULL */
+    const json_t *spec; /* spec.waves[i] */
+    const json_t *was;  /* status.waves[i] as stored, or NULL */
     size_t clusters, updated, in_progress, failed, pending, waiting, skipped;
     size_t max_concurrency;
     int64_t started_at, completed_at, last_progress_at; /* ms, 0: not yet */
@@ -70,14 +70,14 @@ struct rel_pass {
     enum kf_rel_state *state; /* per cluster */
     struct rel_wave waves[KF_RELEASE_MAX_WAVES];
     size_t n_waves, current; /* current == n_waves: every wave done */
-    json_t *failures; /* status.failures being built (owned) */
-    json_t *gate;     /* status.gate being built (owned), or NULL */
-    json_t *pause;    /* status.pause to write (owned), or NULL */
-    int64_t requeue;  /* ms; 0: none */
-    int64_t started_rev; /* revision of the last cluster write */
-    int64_t rel_rev;     /* revision of the last write of the release */
-    bool moved;          /* a cluster started this pass */
-    bool final_gate;     /* the current wave baked: the gate's last word decides */
+    json_t *failures;        /* status.failures being built (owned) */
+    json_t *gate;            /* status.gate being built (owned), or NULL */
+    json_t *pause;           /* status.pause to write (owned), or NULL */
+    int64_t requeue;         /* ms; 0: none */
+    int64_t started_rev;     /* revision of the last cluster write */
+    int64_t rel_rev;         /* revision of the last write of the release */
+    bool moved;              /* a cluster started this pass */
+    bool final_gate;         /* the current wave baked: the gate's last word decides */
 };
 
 int64_t kf_rel_now(struct rel_ctrl *d);

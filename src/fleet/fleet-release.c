@@ -147,8 +147,7 @@ static bool wave_takes(const struct wave *w, const json_t *gc)
 {
     const json_t *a;
 
-    if ((a = kf_json_path(w->w, "clusters")) &&
-        !str_in(a, kf_json_str(gc, "metadata.name", NULL)))
+    if ((a = kf_json_path(w->w, "clusters")) && !str_in(a, kf_json_str(gc, "metadata.name", NULL)))
         return false;
     if (w->sel && !kf_selector_matches(w->sel, gc))
         return false;
@@ -224,8 +223,7 @@ static void add_named_cause(struct kf_causes *causes, size_t *count, const char 
         kf_causes_add(causes, "FieldValueInvalid", field, "%s", msg);
 }
 
-static void more_causes(struct kf_causes *causes, size_t count, const char *field,
-                        const char *what)
+static void more_causes(struct kf_causes *causes, size_t count, const char *field, const char *what)
 {
     if (count > MAX_NAMED_CAUSES)
         kf_causes_add(causes, "FieldValueInvalid", field, "and %zu more clusters %s",
@@ -300,9 +298,9 @@ static void check_strict(const json_t *rel, const struct wave *waves, size_t n_w
             bool found = false;
 
             for (size_t i = 0; i < p->n && !found; i++)
-                found = p->wave_of[i] != KF_RELEASE_NO_WAVE &&
-                        kf_streq(kf_json_str(clusters[i], "metadata.name", NULL),
-                                 json_string_value(v));
+                found =
+                    p->wave_of[i] != KF_RELEASE_NO_WAVE &&
+                    kf_streq(kf_json_str(clusters[i], "metadata.name", NULL), json_string_value(v));
             if (!found) {
                 char *f = kf_xasprintf("spec.waves[%zu].clusters[%zu]", wi, k);
 
@@ -317,8 +315,7 @@ static void check_strict(const json_t *rel, const struct wave *waves, size_t n_w
         const char *runs = kf_release_cluster_version(clusters[i]);
         char *m;
 
-        if (p->wave_of[i] == KF_RELEASE_NO_WAVE || !runs ||
-            kf_release_minor_gap(runs, target) <= 1)
+        if (p->wave_of[i] == KF_RELEASE_NO_WAVE || !runs || kf_release_minor_gap(runs, target) <= 1)
             continue;
         m = kf_xasprintf("cluster \"%s\" runs %s: moving it to %s would skip a minor; upgrade it "
                          "one minor at a time first, or leave it out of the selector",

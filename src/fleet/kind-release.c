@@ -64,8 +64,7 @@ static const struct kf_field wave_fields[] = {
               "How long the wave's clusters run the new version, with the health gate asked "
               "throughout, before the next wave starts.",
               .format = KF_FMT_DURATION, .flags = KF_F_MAX, .max = 7 * 86400, .dflt = "\"0s\""),
-    KF_INT("maxFailures",
-           "Failed clusters the wave tolerates; one more pauses the release.",
+    KF_INT("maxFailures", "Failed clusters the wave tolerates; one more pauses the release.",
            .flags = KF_F_MIN | KF_F_MAX, .min = 0, .max = 100000, .dflt = "0"),
     KF_STRING("progressDeadline",
               "While clusters of the wave are upgrading, the longest time without one finishing "
@@ -225,8 +224,7 @@ static void rel_validate(const json_t *obj, const json_t *old, struct kf_causes 
 static void col_progress(const json_t *obj, struct kf_strbuf *out)
 {
     if (kf_json_path(obj, "status.clusters.total"))
-        kf_strbuf_addf(out, "%lld/%lld",
-                       (long long)kf_json_int(obj, "status.clusters.updated", 0),
+        kf_strbuf_addf(out, "%lld/%lld", (long long)kf_json_int(obj, "status.clusters.updated", 0),
                        (long long)kf_json_int(obj, "status.clusters.total", 0));
 }
 

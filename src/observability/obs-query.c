@@ -31,10 +31,10 @@ static int parse_result(const json_t *result, struct kf_obs_firing_list *l, stru
 
     if (!json_is_array(result))
         return kf_err(err, -EBADMSG, "the answer's data.result is not an array");
-    l->items = kf_xcalloc(json_array_size(result) < KF_OBS_QUERY_MAX_SERIES
-                              ? json_array_size(result) + 1
-                              : KF_OBS_QUERY_MAX_SERIES,
-                          sizeof(*l->items));
+    l->items =
+        kf_xcalloc(json_array_size(result) < KF_OBS_QUERY_MAX_SERIES ? json_array_size(result) + 1
+                                                                     : KF_OBS_QUERY_MAX_SERIES,
+                   sizeof(*l->items));
     json_array_foreach(result, i, series)
     {
         const json_t *metric = json_object_get(series, "metric");

@@ -253,8 +253,8 @@ static void clusters(struct fx *f, const char *prefix, int n, const char *unit, 
                                     json_pack("{s:s, s:s, s:s}", "phase", "Running", "version",
                                               FROM, "unit", unit));
             }
-            if (kf_registry_update_batch(f->reg, &kf_kind_guestcluster, batch, nb, true, NULL,
-                                         NULL, &causes, &err) < 0)
+            if (kf_registry_update_batch(f->reg, &kf_kind_guestcluster, batch, nb, true, NULL, NULL,
+                                         &causes, &err) < 0)
                 fail_msg("cluster status: %s", err.buf);
             for (size_t k = 0; k < nb; k++)
                 json_decref(batch[k]);
@@ -394,30 +394,35 @@ static void test_admission(void **state)
     assert_refused(f, "{'version':'1.37','waves':[{'name':'all'}]}", "spec.selector",
                    "selects no GuestCluster");
     clusters(f, "x", 4, "u1", 0);
-    assert_refused(f, "{'version':'1.37','selector':{'matchLabels':{'tier':'gold'}},"
-                      "'waves':[{'name':'all'}]}",
+    assert_refused(f,
+                   "{'version':'1.37','selector':{'matchLabels':{'tier':'gold'}},"
+                   "'waves':[{'name':'all'}]}",
                    "spec.selector", "selects no GuestCluster");
     assert_refused_t(f, "{'version':'1.99','waves':[{'name':'all'}]}", "spec.version",
                      "FieldValueNotSupported", "component catalog");
-    assert_refused(f, "{'version':'1.37','waves':[{'name':'a','clusters':['x-0','x-1']},"
-                      "{'name':'b','selector':{'matchLabels':{'tier':'even'}}},{'name':'c'}]}",
+    assert_refused(f,
+                   "{'version':'1.37','waves':[{'name':'a','clusters':['x-0','x-1']},"
+                   "{'name':'b','selector':{'matchLabels':{'tier':'even'}}},{'name':'c'}]}",
                    "spec.waves[1]", "waves overlap: cluster \"x-0\" is in wave \"a\"");
     assert_refused_t(f, "{'version':'1.37','template':'std','waves':[{'name':'all'}]}",
                      "spec.version", "FieldValueRequired", "exactly one of spec.version");
     assert_refused(f, "{'version':'1.37','waves':[{'name':'r'},{'name':'c','clusters':['x-0']}]}",
                    "spec.waves[0]", "only the last wave may");
-    assert_refused(f, "{'version':'1.37','waves':[{'name':'p','percent':60},"
-                      "{'name':'q','percent':50}]}",
+    assert_refused(f,
+                   "{'version':'1.37','waves':[{'name':'p','percent':60},"
+                   "{'name':'q','percent':50}]}",
                    "spec.waves", "add up to 110%");
-    assert_refused(f, "{'version':'1.37','waves':[{'name':'all'}],'healthGate':{'alerts':"
-                      "['Up\\\"} or vector(1) #']}}",
+    assert_refused(f,
+                   "{'version':'1.37','waves':[{'name':'all'}],'healthGate':{'alerts':"
+                   "['Up\\\"} or vector(1) #']}}",
                    "spec.healthGate.alerts[0]", "invalid alert name");
     assert_refused(f, "{'version':'1.37','waves':[{'name':'c','clusters':['nope']},{'name':'r'}]}",
                    "spec.waves[0].clusters[0]", "cluster \"nope\" is not a GuestCluster");
     assert_refused(f, "{'version':'1.37','waves':[{'name':'all','maxConcurrency':0}]}",
                    "spec.waves[0].maxConcurrency", "");
-    create(f, &kf_kind_template, J("{'apiVersion':'kfleet.io/v1','kind':'Template','metadata':"
-                                   "{'name':'std'},'spec':{'profile':'standard'}}"));
+    create(f, &kf_kind_template,
+           J("{'apiVersion':'kfleet.io/v1','kind':'Template','metadata':"
+             "{'name':'std'},'spec':{'profile':'standard'}}"));
     assert_refused(f, "{'template':'std','waves':[{'name':'all'}]}", "spec.template",
                    "names no version");
     assert_refused_t(f, "{'template':'gone','waves':[{'name':'all'}]}", "spec.template",
@@ -426,8 +431,9 @@ static void test_admission(void **state)
     assert_refused(f, "{'version':'1.37','waves':[{'name':'all'}]}", "spec.version",
                    "cluster \"x-3\" runs 1.35: moving it to 1.37 would skip a minor");
     /* a good one, then an abort that is undone */
-    release(f, "ok", "{'version':'1.37','selector':{'matchLabels':{'tier':'even'}},"
-                     "'waves':[{'name':'all'}],'paused':true}");
+    release(f, "ok",
+            "{'version':'1.37','selector':{'matchLabels':{'tier':'even'}},"
+            "'waves':[{'name':'all'}],'paused':true}");
     patch(f, &kf_kind_release, "ok", "{'spec':{'abort':true}}", false);
     {
         struct kf_strbuf err = KF_STRBUF_INIT;
@@ -545,11 +551,12 @@ static void test_ten_thousand(void **state)
 
     clusters(f, "a", 200, "u1", 0);
     clusters(f, "b", 9800, "u2", 97);
-    release(f, "big", "{'version':'1.37','waves':["
-                      "{'name':'canary','clusters':['b-1','b-2','b-3'],'bakeTime':'10m'},"
-                      "{'name':'unit-u1','units':['u1'],'maxConcurrency':20},"
-                      "{'name':'ten-percent','percent':10,'maxConcurrency':'10%'},"
-                      "{'name':'rest','maxConcurrency':500}]}");
+    release(f, "big",
+            "{'version':'1.37','waves':["
+            "{'name':'canary','clusters':['b-1','b-2','b-3'],'bakeTime':'10m'},"
+            "{'name':'unit-u1','units':['u1'],'maxConcurrency':20},"
+            "{'name':'ten-percent','percent':10,'maxConcurrency':'10%'},"
+            "{'name':'rest','maxConcurrency':500}]}");
     ck.rel = get(f, &kf_kind_release, "big");
     drive(f, "big", &ck, false);
     assert_true(ck.mondays_open);
@@ -557,9 +564,8 @@ static void test_ten_thousand(void **state)
     assert_int_equal(kf_json_int(rel, "status.clusters.total", 0), 10000);
     assert_int_equal(kf_json_int(rel, "status.clusters.updated", 0), 10000);
     assert_int_equal(kf_json_int(rel, "status.clusters.failed", -1), 0);
-    assert_int_equal(kf_json_int(json_array_get(kf_json_path(rel, "status.waves"), 2), "clusters",
-                                 0),
-                     1000);
+    assert_int_equal(
+        kf_json_int(json_array_get(kf_json_path(rel, "status.waves"), 2), "clusters", 0), 1000);
     /* every cluster was written exactly once, and says by which release */
     items = list_clusters(f);
     json_array_foreach(items, i, gc)
@@ -583,9 +589,10 @@ static void test_gate_pauses_at_canary(void **state)
 
     clusters(f, "g", 6, "u1", 0);
     prom_fire("g-0");
-    release(f, "gated", "{'version':'1.37','waves':[{'name':'canary','clusters':['g-0']},"
-                        "{'name':'rest','maxConcurrency':5}],"
-                        "'healthGate':{'alerts':['CanaryBroken'],'interval':'1s'}}");
+    release(f, "gated",
+            "{'version':'1.37','waves':[{'name':'canary','clusters':['g-0']},"
+            "{'name':'rest','maxConcurrency':5}],"
+            "'healthGate':{'alerts':['CanaryBroken'],'interval':'1s'}}");
     settle(f);
     advance(2000);
     poke(f, "gated");
@@ -630,9 +637,8 @@ static void test_failures_pause(void **state)
     settle(f);
     assert_string_equal(rel_phase(f, "budget", &rel), KF_REL_PHASE_PAUSED);
     assert_string_equal(kf_json_str(rel, "status.pause.reason", ""), "MaxFailuresExceeded");
-    assert_string_equal(kf_json_str(json_array_get(kf_json_path(rel, "status.failures"), 0),
-                                    "cluster", ""),
-                        "h-3");
+    assert_string_equal(
+        kf_json_str(json_array_get(kf_json_path(rel, "status.failures"), 0), "cluster", ""), "h-3");
     json_decref(rel);
     patch(f, &kf_kind_release, "budget", "{'spec':{'paused':false}}", false);
     ck.rel = get(f, &kf_kind_release, "budget");
@@ -650,8 +656,9 @@ static void test_restart_resumes(void **state)
     struct check ck = { .max = { 2, 10 }, .mondays_open = true };
 
     clusters(f, "k", 40, "u1", 0);
-    release(f, "again", "{'version':'1.37','waves':[{'name':'canary','clusters':['k-7','k-9'],"
-                        "'maxConcurrency':2,'bakeTime':'10m'},{'name':'rest','maxConcurrency':10}]}");
+    release(f, "again",
+            "{'version':'1.37','waves':[{'name':'canary','clusters':['k-7','k-9'],"
+            "'maxConcurrency':2,'bakeTime':'10m'},{'name':'rest','maxConcurrency':10}]}");
     ck.rel = get(f, &kf_kind_release, "again");
     assert_true(drive(f, "again", &ck, true) > 4);
     json_decref(ck.rel);
@@ -672,8 +679,8 @@ static void test_abort(void **state)
     finish_upgrades(f, NULL);
     settle(f);
     items = list_clusters(f);
-    json_array_foreach(items, i, gc) moved += kf_streq(kf_json_str(gc, "spec.version", NULL),
-                                                       TARGET);
+    json_array_foreach(items, i, gc) moved +=
+        kf_streq(kf_json_str(gc, "spec.version", NULL), TARGET);
     assert_int_equal(moved, 5);
     json_decref(items);
 }
