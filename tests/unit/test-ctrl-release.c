@@ -545,7 +545,7 @@ static int drive(struct fx *f, const char *name, struct check *ck, bool restart)
 static void test_ten_thousand(void **state)
 {
     struct fx *f = *state;
-    struct check ck = { .max = { 1, 20, 100, 500 } };
+    struct check ck = { .max = { 1, 50, 250, 2000 } };
     json_t *rel, *items, *gc;
     size_t i;
 
@@ -554,9 +554,9 @@ static void test_ten_thousand(void **state)
     release(f, "big",
             "{'version':'1.37','waves':["
             "{'name':'canary','clusters':['b-1','b-2','b-3'],'bakeTime':'10m'},"
-            "{'name':'unit-u1','units':['u1'],'maxConcurrency':20},"
-            "{'name':'ten-percent','percent':10,'maxConcurrency':'10%'},"
-            "{'name':'rest','maxConcurrency':500}]}");
+            "{'name':'unit-u1','units':['u1'],'maxConcurrency':50},"
+            "{'name':'ten-percent','percent':10,'maxConcurrency':'25%'},"
+            "{'name':'rest','maxConcurrency':2000}]}");
     ck.rel = get(f, &kf_kind_release, "big");
     drive(f, "big", &ck, false);
     assert_true(ck.mondays_open);
