@@ -168,6 +168,7 @@ void kf_rel_pass_release(struct rel_pass *p)
     json_decref(p->gate);
     json_decref(p->pause);
     json_decref(p->rel);
+    json_decref(p->rel_read);
 }
 
 /* Whether status.failures names the cluster (a write admission refused). */

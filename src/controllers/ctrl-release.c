@@ -312,7 +312,9 @@ static int auto_pause(struct rel_pass *p, struct kf_strbuf *err)
     kf_causes_release(&causes);
     if (r < 0)
         return r;
-    json_decref(p->rel);
+    /* the waves still point into the release as it was read */
+    json_decref(p->rel_read);
+    p->rel_read = p->rel;
     p->rel = ret;
     p->rel_rev = kf_obj_rv(ret);
     kf_rel_time_set(p->pause, "at", p->now);

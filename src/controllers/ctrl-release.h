@@ -60,7 +60,8 @@ struct rel_wave {
 /* One pass over a release: what is read once and decided from. */
 struct rel_pass {
     struct rel_ctrl *d;
-    json_t *rel; /* the release (owned) */
+    json_t *rel;      /* the release (owned) */
+    json_t *rel_read; /* the release as read, when rel was replaced by a write (owned) */
     const char *name;
     char *target;
     int64_t now;
