@@ -17,7 +17,9 @@
  *   - failures past maxFailures pause it; resume accepts them;
  *   - a controller stopped mid-release and started again (kfleetd killed)
  *     goes on where it was, writing no cluster twice;
- *   - abort stops it for good.
+ *   - abort stops it for good;
+ *   - a Template's version goes to the clusters that use it, and only them;
+ *   - clusters that never finish pause it at the progress deadline.
  * Time is a fake clock, so bake times and windows are exact. */
 #include "fleet-test.h"
 
@@ -454,6 +456,7 @@ struct check {
     json_t *rel;
     size_t max[KF_RELEASE_MAX_WAVES];
     bool mondays_open; /* the fake clock is inside the Monday window */
+    int64_t gen;       /* a cluster's generation before the release (0: 1) */
 };
 
 /* What a user sees after each step: per wave, never more upgrading than
@@ -473,7 +476,8 @@ static void check_fleet(const json_t *items, const struct check *ck)
     for (size_t i = 0; i < n; i++) {
         uint8_t w = plan.wave_of[i];
 
-        assert_true(kf_obj_generation(cs[i]) <= 2);
+        /* the release writes a cluster once: one generation more at most */
+        assert_true(kf_obj_generation(cs[i]) <= (ck->gen ? ck->gen : 1) + 1);
         if (kf_json_path(cs[i], "spec.maintenanceWindow") && !ck->mondays_open)
             assert_false(kf_streq(kf_json_str(cs[i], "spec.version", NULL), TARGET));
         if (w == KF_RELEASE_NO_WAVE)
@@ -685,6 +689,62 @@ static void test_abort(void **state)
     json_decref(items);
 }
 
+/* A Template's version rolled to the clusters that use it, and only them. */
+static void test_template_release(void **state)
+{
+    struct fx *f = *state;
+    struct check ck = { .max = { 4 }, .mondays_open = true, .gen = 2 };
+    json_t *rel;
+
+    create(f, &kf_kind_template,
+           J("{'apiVersion':'kfleet.io/v1','kind':'Template','metadata':"
+             "{'name':'std'},'spec':{'profile':'standard','version':"
+             "'1.37'}}"));
+    clusters(f, "t", 6, "u1", 0);
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "t-%d", i);
+        patch(f, &kf_kind_guestcluster, name, "{'spec':{'template':'std'}}", false);
+    }
+    release(f, "tmpl", "{'template':'std','waves':[{'name':'all','maxConcurrency':4}]}");
+    ck.rel = get(f, &kf_kind_release, "tmpl");
+    drive(f, "tmpl", &ck, false);
+    rel_phase(f, "tmpl", &rel);
+    assert_string_equal(kf_json_str(rel, "status.targetVersion", ""), TARGET);
+    assert_int_equal(kf_json_int(rel, "status.clusters.total", 0), 4);
+    json_decref(rel);
+    rel = get(f, &kf_kind_guestcluster, "t-5");
+    assert_null(kf_json_str(rel, "spec.version", NULL));
+    json_decref(rel);
+    json_decref(ck.rel);
+}
+
+/* Upgrading clusters that never finish: the progress deadline pauses. */
+static void test_progress_deadline(void **state)
+{
+    struct fx *f = *state;
+    json_t *rel;
+
+    clusters(f, "d", 3, "u1", 0);
+    release(f, "slow",
+            "{'version':'1.37','waves':[{'name':'all','maxConcurrency':3,"
+            "'progressDeadline':'20m'}]}");
+    settle(f);
+    assert_string_equal(rel_phase(f, "slow", NULL), KF_REL_PHASE_PROGRESSING);
+    advance(19 * 60 * 1000);
+    poke(f, "slow");
+    settle(f);
+    assert_string_equal(rel_phase(f, "slow", NULL), KF_REL_PHASE_PROGRESSING);
+    advance(2 * 60 * 1000);
+    poke(f, "slow");
+    settle(f);
+    assert_string_equal(rel_phase(f, "slow", &rel), KF_REL_PHASE_PAUSED);
+    assert_string_equal(kf_json_str(rel, "status.pause.reason", ""), "ProgressDeadlineExceeded");
+    assert_non_null(strstr(kf_json_str(rel, "status.pause.message", ""), "3 still upgrading"));
+    json_decref(rel);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -694,6 +754,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failures_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_deadline, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
