@@ -13,6 +13,8 @@ on purpose. What a user sees:
     HealthGateFailed naming the alert and the cluster), `kfleet rollout
     status` shows a bar per wave and exits 7, and events say what moved
     and why;
+  - kfleetd killed and started again finds it paused where it was, and
+    writes no cluster again;
   - `kfleet rollout resume` while the alert still fires pauses it again;
     `kfleet rollout abort` ends it for good (exit 7, Aborted), the other
     clusters never moved.
@@ -149,6 +151,22 @@ def test_release_canary_gate_pauses():
             assert g1["metadata"]["annotations"]["kfleet.io/release"] == "rel"
             assert spec_version(kd, "g2") == lf.K8S_VERSION
             assert spec_version(kd, "g3") == lf.K8S_VERSION
+
+            # kfleetd killed while the release holds comes back where it was,
+            # and moves no cluster again
+            gen = {c: lf.cluster(kd, c)["metadata"]["generation"] for c in ("g1", "g2", "g3")}
+            kd.kill()
+            kd.start()
+
+            def release_reconciled():
+                m = kd.get("/metrics").text
+                return any(ln.startswith('kfleet_controller_reconciles_total{controller="release"}')
+                           and float(ln.split()[-1]) > 0 for ln in m.splitlines())
+            eventually(release_reconciled, timeout=30, msg="the release controller did not run")
+            rel = paused()
+            assert rel and rel["status"]["pause"]["reason"] == "HealthGateFailed", rel
+            assert {c: lf.cluster(kd, c)["metadata"]["generation"]
+                    for c in ("g1", "g2", "g3")} == gen
 
             out = kfleet(kd, "rollout", "status", "rel", expect=7)
             assert "release rel: " + TARGET + ", Paused" in out, out
