@@ -17,6 +17,7 @@
 struct kf_causes;
 struct kf_strbuf;
 struct kf_schema; /* declarative field schema, see kfleet/schema.h */
+struct kf_registry;
 struct kf_selector;
 
 /* One column of `kfleet get` and of the Table kubectl asks for. The value
@@ -48,6 +49,13 @@ struct kf_kind {
      * overlaps within the object, immutable fields: old is NULL on create).
      * Adds causes; must not modify obj. May be NULL. */
     void (*validate)(const json_t *obj, const json_t *old, struct kf_causes *causes);
+    /* Checks that read other stored objects through the registry (a
+     * Release's selector must match a GuestCluster), run by the registry
+     * after admission passed, on create and on updates that change the
+     * object (not status updates). Adds causes; must not write. May be
+     * NULL. */
+    void (*admit_stored)(struct kf_registry *r, const json_t *obj, const json_t *old,
+                         struct kf_causes *causes);
 
     /* Optional: for a field selector this kind can answer from names alone,
      * the prefix every matching object's name starts with (caller frees),
@@ -73,6 +81,7 @@ extern const struct kf_kind kf_kind_broadcastjob;
 extern const struct kf_kind kf_kind_broadcasttask;
 extern const struct kf_kind kf_kind_alertreceiver;
 extern const struct kf_kind kf_kind_alertroute;
+extern const struct kf_kind kf_kind_release;
 
 /* Every kind, in a stable order. */
 const struct kf_kind *const *kf_kinds(size_t *ret_n);

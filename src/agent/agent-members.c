@@ -661,6 +661,12 @@ static json_t *status_of(struct agent_host *h, struct agent_member *m)
             json_integer(st->last_exit.signaled ? -st->last_exit.signal : st->last_exit.code));
     if (m->obj && kf_obj_generation(m->obj) > 0)
         json_object_set_new(s, "observedGeneration", json_integer(kf_obj_generation(m->obj)));
+    /* the process runs the current spec (the runner restarts it on a
+     * change), simulated members included: they report the version they
+     * were asked for once they run it */
+    if (m->obj && kf_json_str(m->obj, "spec.version", NULL) &&
+        (st->phase == KF_PROC_RUNNING || st->phase == KF_PROC_READY))
+        json_object_set_new(s, "version", json_string(kf_json_str(m->obj, "spec.version", "")));
     return s;
 }
 
@@ -692,8 +698,8 @@ static bool status_differs(const json_t *have, const json_t *want)
     /* fields we no longer report (a message that went away) */
     json_object_foreach((json_t *)have, k, v)
     {
-        if (!json_object_get(want, k) &&
-            (!strcmp(k, "message") || !strcmp(k, "startedAt") || !strcmp(k, "lastExitCode")))
+        if (!json_object_get(want, k) && (!strcmp(k, "message") || !strcmp(k, "startedAt") ||
+                                          !strcmp(k, "lastExitCode") || !strcmp(k, "version")))
             return true;
     }
     return false;
@@ -732,8 +738,8 @@ static void report(struct kf_agent *a, struct agent_host *h, struct agent_member
     patch = json_deep_copy(want);
     json_object_foreach(m->reported, k, v)
     {
-        if (!json_object_get(want, k) &&
-            (!strcmp(k, "message") || !strcmp(k, "startedAt") || !strcmp(k, "lastExitCode")))
+        if (!json_object_get(want, k) && (!strcmp(k, "message") || !strcmp(k, "startedAt") ||
+                                          !strcmp(k, "lastExitCode") || !strcmp(k, "version")))
             json_object_set_new(patch, k, json_null());
     }
     body = json_pack("{s:o}", "status", patch);

@@ -246,11 +246,14 @@ enum kind_class {
  * writes them (and kfleetd's controllers, through the registry): a
  * ControlPlaneMember's spec is filled by the lifecycle controller from the
  * catalog and the Profile, a BroadcastTask by the BroadcastJob controller
- * (BroadcastTask is a system kind: nobody writes it through the API). */
+ * (BroadcastTask is a system kind: nobody writes it through the API). A
+ * Release rewrites the version, and so the programs, of every cluster it
+ * selects: admin's too. */
 static const char *const host_exec_plurals[] = {
     "broadcastjobs",
     "controlplanemembers",
     "profiles",
+    "releases",
 };
 
 static bool host_exec(const struct kf_kind *k)

@@ -228,6 +228,7 @@ void kf_cli_print_overview(FILE *out, const struct kf_cli_command *cmds, size_t 
                  "  4  not found: the object does not exist\n"
                  "  5  (watch broadcastjob NAME) the job failed, or was deleted before it ended\n"
                  "  6  (watch broadcastjob NAME) the job completed, and some tasks failed\n"
+                 "  7  (rollout status RELEASE) the release is paused or aborted\n"
                  "When several objects are handled, kfleet goes on past a failure and exits with\n"
                  "the code of the first one.\n"
                  "\n"

@@ -125,6 +125,26 @@ static const struct kf_cli_command commands[] = {
         .run = kf_cli_cmd_plan,
     },
     {
+        .name = "rollout",
+        .usage = "status|pause|resume|abort RELEASE [--watch] [--timeout DURATION]",
+        .summary = "follow, pause, resume or abort a Release",
+        .help = "status prints the release (target, phase, current wave, updated and failed\n"
+                "clusters) and a progress bar per wave: updated #, failed x, upgrading >.\n"
+                "It exits 0 when the release completed (or, without --watch, is still\n"
+                "progressing) and 7 when it is paused or aborted, as kubectl rollout status\n"
+                "does; --watch prints it again at each change until then.\n"
+                "pause holds the release (clusters already upgrading finish); resume goes\n"
+                "on, accepting the failures so far; abort ends it for good. The controller\n"
+                "pauses a release itself when its health gate fails, a wave has more failed\n"
+                "clusters than maxFailures, or it makes no progress for progressDeadline.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet rollout status k8s-1-37 --watch\n"
+                "  kfleet rollout resume k8s-1-37\n",
+        .opts = kf_cli_rollout_opts,
+        .run = kf_cli_cmd_rollout,
+    },
+    {
         .name = "watch",
         .usage = "KIND [NAME] [-l SELECTOR] [--field-selector S] [-o wide|json|yaml|name]",
         .summary = "print objects as they change, one row per event",

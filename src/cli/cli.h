@@ -44,6 +44,9 @@ enum kf_cli_exit {
     /* `kfleet watch broadcastjob NAME`, when the job is over: */
     KF_CLI_EXIT_JOB_FAILED = 5,   /* it failed (FailFast, the deadline) or was deleted first */
     KF_CLI_EXIT_TASKS_FAILED = 6, /* it completed, and some tasks failed (Continue) */
+    /* `kfleet rollout status RELEASE`: it is paused or aborted (or --watch
+     * timed out before it completed) */
+    KF_CLI_EXIT_ROLLOUT_STOPPED = 7,
 };
 
 /* ---- options (cli-args.c) ---------------------------------------------- */
@@ -334,6 +337,16 @@ void kf_cli_bcj_progress(const json_t *job, int64_t now_ms, int width, struct kf
  * KF_CLI_EXIT_TASKS_FAILED or KF_CLI_EXIT_JOB_FAILED. */
 bool kf_cli_bcj_finished(const json_t *job, int *ret_exit);
 
+/* ---- Releases (cli-rollout.c) -------------------------------------------------- */
+
+/* `rollout status`'s view of a Release: a line for the release, a progress
+ * bar per wave (updated #, failed x, upgrading >), why it is paused. */
+void kf_cli_rollout_format(const json_t *rel, struct kf_strbuf *out);
+/* Whether the release is over for `rollout status` (its status reflects
+ * its spec, and it completed, paused or was aborted); then *ret_exit is 0
+ * or KF_CLI_EXIT_ROLLOUT_STOPPED. */
+bool kf_cli_rollout_finished(const json_t *rel, int *ret_exit);
+
 /* ---- input (cli-input.c) ----------------------------------------------------- */
 
 /* One object read from a -f source, with where it came from. */
@@ -418,6 +431,7 @@ extern const struct kf_cli_opt kf_cli_version_opts[];
 extern const struct kf_cli_opt kf_cli_explain_opts[];
 extern const struct kf_cli_opt kf_cli_plan_opts[];
 extern const struct kf_cli_opt kf_cli_migrate_store_opts[];
+extern const struct kf_cli_opt kf_cli_rollout_opts[];
 
 /* `get kubeconfig CLUSTER`, `get etcdclient CLUSTER --dir DIR` (cli-kubeconfig.c). */
 int kf_cli_get_kubeconfig(struct kf_cli *cli, const struct kf_cli_args *args);
@@ -431,6 +445,7 @@ int kf_cli_cmd_api_resources(struct kf_cli *cli, const struct kf_cli_args *args)
 int kf_cli_cmd_version(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_explain(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_plan(struct kf_cli *cli, const struct kf_cli_args *args);
+int kf_cli_cmd_rollout(struct kf_cli *cli, const struct kf_cli_args *args);
 /* cli-migrate-store.c: works on stores directly, needs no server. */
 int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_config(struct kf_cli *cli, const struct kf_cli_args *args);

@@ -17,6 +17,7 @@
 #include "kfleet/kind.h"
 #include "kfleet/lifecycle.h"
 #include "kfleet/obs-metrics.h"
+#include "kfleet/release.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-monitoring.h"
 
@@ -29,6 +30,7 @@ static const struct kf_ctrl_def defs[] = {
     { &kf_ctrl_monitoring_ops, kf_ctrl_monitoring_init, kf_ctrl_monitoring_fini },
     { &kf_ctrl_lifecycle_ops, kf_ctrl_lifecycle_init, kf_ctrl_lifecycle_fini },
     { &kf_ctrl_endpoints_ops, kf_ctrl_endpoints_init, kf_ctrl_endpoints_fini },
+    { &kf_ctrl_release_ops, kf_ctrl_release_init, kf_ctrl_release_fini },
     { NULL, NULL, NULL }, /* end; controllers go above this line */
 };
 

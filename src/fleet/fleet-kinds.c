@@ -34,6 +34,7 @@ static const struct kf_kind *const kinds[] = {
     &kf_kind_ippool,
     &kf_kind_broadcastjob,
     &kf_kind_broadcasttask,
+    &kf_kind_release,
     &kf_kind_alertreceiver,
     &kf_kind_alertroute,
     &kf_kind_event,

@@ -193,6 +193,26 @@ static int create_prepare(const struct kf_kind *k, json_t *obj, bool *ret_genera
     return rc;
 }
 
+/* The kind's checks against other stored objects (a Release's selector
+ * must match some GuestCluster), after its own admission passed. */
+static int admit_stored(struct kf_registry *r, const struct kf_kind *k, const json_t *obj,
+                        const json_t *old, struct kf_causes *causes, struct kf_strbuf *err)
+{
+    struct kf_strbuf msg = KF_STRBUF_INIT;
+    size_t before = causes->n;
+
+    if (!k->admit_stored)
+        return 0;
+    k->admit_stored(r, obj, old, causes);
+    if (causes->n == before)
+        return 0;
+    kf_causes_format(causes, &msg);
+    kf_err(err, -KF_EINVALID, "%s \"%.253s\" is invalid: %s", k->kind,
+           kf_json_str(obj, "metadata.name", ""), msg.buf);
+    kf_strbuf_release(&msg);
+    return -KF_EINVALID;
+}
+
 static int encode_checked(const json_t *obj, struct kf_strbuf *bytes, struct kf_strbuf *err)
 {
     int rc;
@@ -214,6 +234,8 @@ int kf_registry_create(struct kf_registry *r, const struct kf_kind *k, json_t *o
     int rc;
 
     rc = create_prepare(k, obj, &generated, causes, err);
+    if (rc == 0)
+        rc = admit_stored(r, k, obj, NULL, causes, err);
     if (rc < 0)
         return rc;
     for (int attempt = 0;; attempt++) {
@@ -871,6 +893,8 @@ static int update_once(struct kf_registry *r, const struct kf_kind *k, const jso
 
     rc = update_prepare(k, obj, status_only ? UPDATE_STATUS : UPDATE_MAIN, kv, &new, &old, &bytes,
                         &w, causes, err);
+    if (rc == 0 && !status_only && w == UPDATE_PUT)
+        rc = admit_stored(r, k, new, old, causes, err);
     if (rc < 0)
         goto free_objs;
     /* the caller's check sees exactly what would replace what: the write

@@ -68,6 +68,10 @@ static const struct kf_field cpm_status_fields[] = {
     KF_STRING("startedAt", "When the current process started.", .format = KF_FMT_RFC3339),
     KF_STRING("host", "The host the agent runs it on.", .format = KF_FMT_DNS_SUBDOMAIN),
     KF_STRING("message", "Why it is not Running, for people.", .max_len = 4096),
+    KF_STRING("version",
+              "The version the running process runs (spec.version of the generation it was "
+              "started for); absent while none runs.",
+              .format = KF_FMT_VERSION),
     KF_FLEET_RESOURCES("usage", "Resources the process uses now."),
     KF_INT("observedGeneration", "The generation the status reflects.", .flags = KF_F_MIN,
            .min = 0),

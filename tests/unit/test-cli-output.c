@@ -20,6 +20,7 @@
 
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
+#include "kfleet/obj.h"
 #include "kfleet/strbuf.h"
 #include "cli/cli.h"
 
@@ -470,13 +471,39 @@ static void test_apply_patch(void **state)
                 "{\"spec\":{\"zones\":[\"b\"],\"w\":{\"x\":1}}}");
 }
 
+/* `kfleet rollout status`: a bar per wave, the pause, and the exit codes. */
+static void test_rollout_status(void **state)
+{
+    const struct kf_kind *k = kf_kind_find("release");
+    json_t *items = fixtures(k), *rel;
+    struct kf_strbuf out = KF_STRBUF_INIT;
+    size_t i;
+    int code = -1;
+
+    (void)state;
+    json_array_foreach(items, i, rel)
+    {
+        /* the fixtures' status reflects their spec */
+        json_object_set_new(json_object_get(rel, "metadata"), "generation", json_integer(1));
+        json_object_set_new(json_object_get(rel, "status"), "observedGeneration", json_integer(1));
+        kf_strbuf_addf(&out, "$ kfleet rollout status %s\n", kf_obj_name(rel));
+        kf_cli_rollout_format(rel, &out);
+        assert_true(kf_cli_rollout_finished(rel, &code));
+        kf_strbuf_addf(&out, "(exit %d)\n\n", code);
+    }
+    check_golden("rollout-status.txt", out.buf);
+    kf_strbuf_release(&out);
+    json_decref(items);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ages),        cmocka_unit_test(test_table_layout),
-        cmocka_unit_test(test_kind_tables), cmocka_unit_test(test_formats),
-        cmocka_unit_test(test_describe),    cmocka_unit_test(test_server_errors),
-        cmocka_unit_test(test_input),       cmocka_unit_test(test_apply_patch),
+        cmocka_unit_test(test_ages),           cmocka_unit_test(test_table_layout),
+        cmocka_unit_test(test_kind_tables),    cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_describe),       cmocka_unit_test(test_server_errors),
+        cmocka_unit_test(test_input),          cmocka_unit_test(test_apply_patch),
+        cmocka_unit_test(test_rollout_status),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

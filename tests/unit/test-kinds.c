@@ -69,7 +69,9 @@ static void test_lookup(void **state)
     size_t n;
     const struct kf_kind *const *all = kf_kinds(&n);
 
-    assert_int_equal(n, 13);
+    assert_int_equal(n, 14);
+    assert_ptr_equal(kf_kind_find("rel"), &kf_kind_release);
+    assert_ptr_equal(kf_kind_find("Releases"), &kf_kind_release);
     assert_ptr_equal(kf_kind_find("arcv"), &kf_kind_alertreceiver);
     assert_ptr_equal(kf_kind_find("AlertRoutes"), &kf_kind_alertroute);
     assert_ptr_equal(kf_kind_find("gc"), &kf_kind_guestcluster);
