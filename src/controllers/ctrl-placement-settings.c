@@ -32,6 +32,7 @@
 #include "kfleet/obj.h"
 #include "kfleet/selector.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/window.h"
 #include "controllers/ctrl-placement.h"
 
 #define DEFAULT_NODES    3
@@ -477,42 +478,7 @@ void kf_place_input_bufs_release(struct place_input_bufs *bufs)
     bufs->unit_selector_text = NULL;
 }
 
-static int weekday_index(const char *d)
+bool kf_place_in_window(const json_t *window, const char *name, int64_t now_ms)
 {
-    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-
-    for (int i = 0; i < 7; i++)
-        if (strcmp(days[i], d) == 0)
-            return i;
-    return -1;
-}
-
-bool kf_place_in_window(const json_t *window, int64_t now_ms)
-{
-    const char *start = kf_json_str(window, "start", NULL);
-    const char *dur = kf_json_str(window, "duration", "4h");
-    json_t *days = kf_json_path(window, "days");
-    int64_t dur_ms, day_ms = 86400000LL, midnight;
-    int hh, mm;
-
-    if (!window || !start)
-        return true;
-    if (sscanf(start, "%d:%d", &hh, &mm) != 2 || kf_parse_duration_ms(dur, &dur_ms) < 0)
-        return true;
-    midnight = now_ms - now_ms % day_ms;
-    /* a window opened today or on one of the last 7 days may still be open */
-    for (int back = 0; back <= 7; back++) {
-        int64_t open = midnight - back * day_ms + (hh * 60 + mm) * 60000LL;
-        /* 1970-01-01 was a Thursday (index 4) */
-        int wd = (int)(((open / day_ms) % 7 + 4) % 7);
-        bool day_ok = json_array_size(days) == 0;
-        size_t i;
-        json_t *v;
-
-        json_array_foreach(days, i, v) day_ok =
-            day_ok || weekday_index(json_string_value(v) ? json_string_value(v) : "") == wd;
-        if (day_ok && now_ms >= open && now_ms < open + dur_ms)
-            return true;
-    }
-    return false;
+    return kf_window_allows(window, name, (time_t)(now_ms / 1000), NULL);
 }

@@ -913,7 +913,7 @@ static int regrade(struct place_ctrl *d, const json_t *cluster, const struct kf_
     } else {
         move = kf_grade_shift_decide(
             &d->shift, grade, target, held,
-            kf_place_in_window(kf_json_path(s->effective, "maintenanceWindow"), now), &why);
+            kf_place_in_window(kf_json_path(s->effective, "maintenanceWindow"), name, now), &why);
     }
     if (move == KF_GRADE_WAIT || move == KF_GRADE_STAY) {
         grade_change_waits(conds, old, "Waiting", why.buf, now, requeue_after_ms);

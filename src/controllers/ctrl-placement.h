@@ -109,8 +109,9 @@ void kf_place_input_bufs_release(struct place_input_bufs *bufs);
  * the array in buf); leaves c alone when the spec names none. */
 void kf_place_cluster_zones(const json_t *cluster, struct kf_place_cluster *c,
                             const char *buf[KF_PLACE_MAX_ZONES]);
-/* Whether now is inside the maintenance window (absent: always). */
-bool kf_place_in_window(const json_t *window, int64_t now_ms);
+/* Whether the cluster named name may start disruptive work now under its
+ * maintenance window (absent: always): kf_window_allows, in milliseconds. */
+bool kf_place_in_window(const json_t *window, const char *name, int64_t now_ms);
 
 /* --- IPAM (ctrl-placement-ipam.c) --------------------------------------------- */
 

@@ -21,9 +21,9 @@ extern const char *const kf_fleet_weekdays[];
  * override (member tables defined in kind-guestcluster.c). */
 extern const struct kf_field kf_fleet_maintenance_fields[];
 extern const struct kf_field kf_fleet_backup_fields[];
-#define KF_FLEET_MAINTENANCE_WINDOW                                                            \
-    KF_OBJECT("maintenanceWindow",                                                             \
-              "When disruptive work (upgrades, grade changes, migrations) may start, in UTC.", \
+#define KF_FLEET_MAINTENANCE_WINDOW                                                    \
+    KF_OBJECT("maintenanceWindow",                                                     \
+              "When disruptive work (upgrades, grade changes, migrations) may start.", \
               kf_fleet_maintenance_fields)
 #define KF_FLEET_BACKUP \
     KF_OBJECT("backup", "Scheduled snapshots of the cluster's etcd.", kf_fleet_backup_fields)

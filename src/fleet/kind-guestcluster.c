@@ -17,15 +17,32 @@
 #include "kfleet/kind.h"
 #include "kfleet/schema.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/tz.h"
+#include "kfleet/window.h"
 #include "fleet/fleet-internal.h"
+
+static const struct kf_field maintenance_exclusion_fields[] = {
+    KF_STRING("from", "First excluded date, \"YYYY-MM-DD\" in the window's time zone.",
+              .flags = KF_F_REQUIRED, .max_len = 10),
+    KF_STRING("to", "Last excluded date (inclusive); absent: the same as from.", .max_len = 10),
+    KF_STRING("reason", "Why (\"year-end freeze\"), for people.", .max_len = 256),
+    KF_END,
+};
 
 const struct kf_field kf_fleet_maintenance_fields[] = {
     KF_ARRAY("days", "Days the window opens (\"Sat\", \"Sun\"); absent: every day.",
              KF_ITEM_STRING(.enum_values = kf_fleet_weekdays), .flags = KF_F_UNIQUE, .max_len = 7),
-    KF_STRING("start", "Time of day the window opens, \"HH:MM\" UTC.", .flags = KF_F_REQUIRED,
-              .format = KF_FMT_TIME_OF_DAY),
-    KF_STRING("duration", "How long the window stays open (at least 1h).",
+    KF_STRING("start", "Time of day the window opens, \"HH:MM\" on the clock of timeZone.",
+              .flags = KF_F_REQUIRED, .format = KF_FMT_TIME_OF_DAY),
+    KF_STRING("duration",
+              "How long the window stays open (1h to 7d). Starts are spread over its first "
+              "half by a hash of the cluster's name.",
               .format = KF_FMT_DURATION, .flags = KF_F_MAX, .max = 7 * 86400, .dflt = "\"4h\""),
+    KF_STRING("timeZone", "IANA time zone of start, days and exclusions (\"Asia/Shanghai\").",
+              .max_len = KF_TZ_MAX_NAME, .dflt = "\"UTC\""),
+    KF_ARRAY("exclusions",
+             "Dates on which the window does not open (holidays, freezes), as ranges.",
+             KF_ITEM_OBJECT(maintenance_exclusion_fields), .max_len = KF_WINDOW_MAX_EXCLUSIONS),
     KF_END,
 };
 
@@ -183,8 +200,6 @@ static void gc_validate(const json_t *obj, const json_t *old, struct kf_causes *
         "spec.network.serviceCIDR",
     };
     const char *pod = kf_json_str(obj, "spec.network.podCIDR", NULL);
-    const char *window = kf_json_str(obj, "spec.maintenanceWindow.duration", NULL);
-    int64_t ms;
 
     kf_fleet_check_disjoint(obj, ranges, KF_ARRAY_SIZE(ranges), causes);
     kf_fleet_check_version(obj, old, "spec.version", causes);
@@ -201,9 +216,7 @@ static void gc_validate(const json_t *obj, const json_t *old, struct kf_causes *
                           pod, (unsigned long long)kf_cidr_size(&p), (long long)nodes,
                           (long long)per_node, (long long)(nodes * per_node));
     }
-    if (window && kf_parse_duration_ms(window, &ms) == 0 && (ms < 3600000 || ms > 7 * 86400000LL))
-        kf_causes_add(causes, "FieldValueInvalid", "spec.maintenanceWindow.duration",
-                      "must be between 1h and 7d (got \"%s\")", window);
+    kf_window_check(obj, "spec.maintenanceWindow", causes);
     if (kf_json_path(obj, "spec.placement.unit") &&
         kf_json_path(obj, "spec.placement.avoidUnits")) {
         json_t *avoid = kf_json_path(obj, "spec.placement.avoidUnits"), *v;

@@ -10,6 +10,7 @@
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/schema.h"
+#include "kfleet/window.h"
 #include "kfleet/strbuf.h"
 #include "fleet/fleet-internal.h"
 
@@ -45,6 +46,7 @@ static const struct kf_schema template_spec = {
 static void template_validate(const json_t *obj, const json_t *old, struct kf_causes *causes)
 {
     kf_fleet_check_version(obj, old, "spec.version", causes);
+    kf_window_check(obj, "spec.maintenanceWindow", causes);
 }
 
 static const struct kf_column template_columns[] = {
