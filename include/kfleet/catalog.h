@@ -45,7 +45,7 @@ struct kf_strbuf;
 
 /* The Kubernetes minors the catalog runs (inclusive), i.e. those that
  * scripts/install-kubernetes builds and the tests start. */
-#define KF_CATALOG_K8S_MIN "1.37"
+#define KF_CATALOG_K8S_MIN "1.36"
 #define KF_CATALOG_K8S_MAX "1.37"
 
 /* KWOK (simulated nodes), as scripts/install-kubernetes installs it, and

@@ -154,6 +154,7 @@ struct agent_member {
     bool from_cache;                    /* obj came from the local cache, not kfleetd */
     bool applied;                       /* handed to the runner */
     char applied_hash[65];              /* of what was applied */
+    char applied_version[32];           /* spec.version of the command line that runs */
     char *pki_hash;                     /* the certificate bundle on disk */
     bool removing;                      /* runner told to remove it */
     bool gone;                          /* stopped, data removed */
