@@ -152,6 +152,10 @@ def test_upgrade_one_minor_under_load():
         create(kd, "web", "k8s-up")
         c = lf.wait_phase(kd, "web", "Running", timeout=180 * kftest.SLOW)
         assert c["status"]["version"] == OLD, c["status"]
+        # every agent reports the releases its host holds
+        for z in lf.ZONES:
+            held = kd.get(path("hosts", f"h-{z}")).json["status"].get("kubernetesVersions", [])
+            assert {v.rsplit(".", 1)[0] for v in held} >= {OLD, NEW}, held
         # the profile deprecates 1.36: kfleet get gc says so
         out = lf.kfleet(kd, "get", "gc", "web").stdout
         assert f"{OLD} (deprecated)" in out, out
