@@ -97,7 +97,7 @@ bench: bench-api bench-store bench-placement bench-heartbeat bench-provision ben
 # A static pattern rule: make skips implicit-rule search for .PHONY targets,
 # so a plain `bench-%:` rule never ran for the benchmarks listed above.
 BENCHES = bench-api bench-store bench-placement bench-heartbeat bench-provision bench-broadcast \
-          bench-federation bench-failover bench-hbshare bench-capacity bench-memory
+          bench-federation bench-failover bench-hbshare bench-capacity bench-memory bench-upgrade
 $(BENCHES): bench-%: deps build
 	@scripts/bench $*
 
