@@ -1036,7 +1036,7 @@ static bool provisioned(const json_t *gc)
 {
     const char *p = kf_json_str(gc, "status.phase", "");
 
-    return !strcmp(p, "Running") || !strcmp(p, "Degraded");
+    return !strcmp(p, "Running") || !strcmp(p, "Degraded") || !strcmp(p, "Upgrading");
 }
 
 /* Whether the apiserver answers /readyz through the cluster's endpoint,
