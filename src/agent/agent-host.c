@@ -29,9 +29,6 @@
 #include "kfleet/versions.h"
 #include "agent/agent.h"
 
-/* Where the Kubernetes programs are installed, one folder per minor. */
-#define KF_AGENT_K8S_ROOT "/opt/kfleet/kubernetes"
-
 KF_LOG_MODULE(agent);
 
 #define HEARTBEAT_BATCH 5000
@@ -284,7 +281,7 @@ int kf_agent_register(struct kf_agent *a, struct agent_host *h, struct kf_strbuf
                       KF_VERSION, "address", host_address(a), "nodeInfo", "os", a->node_os,
                       "kernel", a->node_kernel, "arch", a->node_arch, "hostname", a->node_hostname);
         json_object_set_new(json_object_get(status, "status"), "kubernetesVersions",
-                            kubernetes_versions(KF_AGENT_K8S_ROOT));
+                            kubernetes_versions(a->cfg.kubernetes_dir));
         code = kf_agent_http_do(a->http, "PATCH", spath, "application/merge-patch+json", status,
                                 NULL, err);
         json_decref(status);
