@@ -225,6 +225,7 @@ static void test_safe_order_to_success(void **state)
 
 static void test_failure_stops_and_rollback_returns(void **state)
 {
+    json_t *failed;
     struct cl c;
     struct lc_upgrade up;
     int64_t now = 1800000000;
@@ -240,9 +241,10 @@ static void test_failure_stops_and_rollback_returns(void **state)
     }
     assert_string_equal(state_of(&c, 4), "Upgrading");
     /* its new program exits again and again */
-    json_object_update(kf_json_path(c.objs[4], "status"),
-                       J("{'ready':false,'phase':'Backoff','restarts':3,'version':'1.37',"
-                         "'message':'exit code 3'}"));
+    failed = J("{'ready':false,'phase':'Backoff','restarts':3,'version':'1.37',"
+               "'message':'exit code 3'}");
+    json_object_update(kf_json_path(c.objs[4], "status"), failed);
+    json_decref(failed);
     step(&c, &up, true, ++now);
     assert_string_equal(up.cond_reason, "Failed");
     assert_true(up.event_warning);
