@@ -228,15 +228,19 @@ static int update_existing(struct kf_agent *a, const char *path, const json_t *w
     return code == 200 ? 0 : code < 0 ? code : -EPROTO;
 }
 
-/* The Kubernetes releases installed here: each <root>/<minor>/VERSION
+/* The Kubernetes releases installed here (NULL when root does not exist): each <root>/<minor>/VERSION
  * ("v1.37.2") whose folder has an executable bin/kube-apiserver, as
  * "1.37.2". The files' SHA-256 is checked by whoever installs them
  * (scripts/install-kubernetes), not at every registration. */
 static json_t *kubernetes_versions(const char *root)
 {
-    json_t *out = json_array();
+    json_t *out;
     DIR *d = opendir(root);
     struct dirent *e;
+
+    if (!d)
+        return NULL; /* no folder: nothing to say (placement then takes any release) */
+    out = json_array();
 
     while (d && (e = readdir(d)) && json_array_size(out) < 32) {
         char *vpath, *bin, *text = NULL;
@@ -264,7 +268,7 @@ static json_t *kubernetes_versions(const char *root)
 
 int kf_agent_register(struct kf_agent *a, struct agent_host *h, struct kf_strbuf *err)
 {
-    json_t *want = desired_host(a, h), *status;
+    json_t *want = desired_host(a, h), *status, *held;
     char *path = kf_xasprintf(KF_AGENT_API "/hosts/%s", h->name);
     char *spath = kf_xasprintf(KF_AGENT_API "/hosts/%s/status", h->name);
     int code, r = 0;
@@ -280,8 +284,9 @@ int kf_agent_register(struct kf_agent *a, struct agent_host *h, struct kf_strbuf
             json_pack("{s:{s:s, s:s, s:{s:s, s:s, s:s, s:s}}}", "status", "agentVersion",
                       KF_VERSION, "address", host_address(a), "nodeInfo", "os", a->node_os,
                       "kernel", a->node_kernel, "arch", a->node_arch, "hostname", a->node_hostname);
-        json_object_set_new(json_object_get(status, "status"), "kubernetesVersions",
-                            kubernetes_versions(a->cfg.kubernetes_dir));
+        held = a->cfg.simulate ? NULL : kubernetes_versions(a->cfg.kubernetes_dir);
+        if (held)
+            json_object_set_new(json_object_get(status, "status"), "kubernetesVersions", held);
         code = kf_agent_http_do(a->http, "PATCH", spath, "application/merge-patch+json", status,
                                 NULL, err);
         json_decref(status);

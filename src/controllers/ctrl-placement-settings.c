@@ -32,6 +32,7 @@
 #include "kfleet/obj.h"
 #include "kfleet/selector.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/versions.h"
 #include "kfleet/window.h"
 #include "controllers/ctrl-placement.h"
 
@@ -453,6 +454,11 @@ void kf_place_cluster_input(const json_t *cluster, const struct kf_place_setting
     ret->grade = grade;
     ret->shape = shape;
     ret->expected_nodes = s->nodes;
+    {
+        int m = kf_version_minor(kf_json_str(s->effective, "version", NULL));
+
+        ret->k8s_minor = m >= 1000 && m < 1064 ? (unsigned)(m - 1000) : 0;
+    }
     ret->compliance = s->compliance;
     ret->n_compliance = s->n_compliance;
     ret->features = s->features;
