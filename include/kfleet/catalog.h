@@ -45,8 +45,27 @@ struct kf_strbuf;
 
 /* The Kubernetes minors the catalog runs (inclusive), i.e. those that
  * scripts/install-kubernetes builds and the tests start. */
-#define KF_CATALOG_K8S_MIN "1.37"
+#define KF_CATALOG_K8S_MIN "1.36"
 #define KF_CATALOG_K8S_MAX "1.37"
+
+/* The Kubernetes releases the catalog runs, as scripts/install-kubernetes
+ * builds them into /opt/kfleet/kubernetes/<minor>/: each file with the
+ * SHA-256 of that build (reproducible: -trimpath, fixed build date and
+ * version, CGO off; Go 1.26 on Debian). An agent that fetches a release
+ * from an artifact source checks every file against these, never against
+ * what the source says. */
+struct kf_catalog_file {
+    const char *path;   /* "bin/kube-apiserver", relative to the minor's folder */
+    const char *sha256; /* 64 hex digits */
+};
+struct kf_catalog_release {
+    const char *minor;   /* "1.37" */
+    const char *version; /* "v1.37.2", as the folder's VERSION says */
+    const struct kf_catalog_file *files;
+    size_t n_files;
+};
+/* Every release, oldest first; *ret_n set to the count. */
+const struct kf_catalog_release *kf_catalog_releases(size_t *ret_n);
 
 /* KWOK (simulated nodes), as scripts/install-kubernetes installs it, and
  * the annotation of the nodes it manages. */

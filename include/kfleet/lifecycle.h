@@ -74,6 +74,9 @@ struct kf_lifecycle_options {
     int64_t release_timeout_ms;
     /* provisioning for this long without every member ready: Degraded (2 min) */
     int64_t provision_timeout_ms;
+    /* an upgraded member not Ready on its new version this long stops the
+     * upgrade (3 min) */
+    int64_t upgrade_step_timeout_ms;
 };
 
 void kf_lifecycle_options_default(struct kf_lifecycle_options *o);

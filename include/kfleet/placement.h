@@ -52,6 +52,11 @@ struct kf_place_host {
     unsigned members;
     bool ready;
     bool unschedulable;
+    /* The Kubernetes releases it holds, when its agent reports them
+     * (Host status.kubernetesVersions): bit m set = it holds 1.m (m < 64).
+     * A host that reports none (k8s_reported false) is taken to hold any. */
+    bool k8s_reported;
+    uint64_t k8s_minors;
 };
 
 /* At most max_fraction of the unit's clusters (counting the new one) may be
@@ -141,6 +146,9 @@ struct kf_place_cluster {
      * kf_place_commit books every binding, pinned ones included. */
     const struct kf_place_pin *pins;
     unsigned n_pins;
+    /* Its Kubernetes minor m of 1.m: only hosts that hold it take new
+     * members (see kf_place_host.k8s_minors); 0: any host. */
+    unsigned k8s_minor;
 };
 
 /* Scores, each 0..100 after normalisation (shown with one decimal). */

@@ -4,7 +4,8 @@
  * labels kfleet.io/role, kfleet.io/zone and kfleet.io/unit (workers:
  * kfleet.io/cluster), capacity and address in spec (capacity from /proc
  * unless the flags give it), the /metrics address as the annotation
- * monitoring reads, and agentVersion and nodeInfo in status. What a Host
+ * monitoring reads, and agentVersion, nodeInfo and the Kubernetes
+ * releases installed under /opt/kfleet/kubernetes in status. What a Host
  * cannot change (role, zone, unit, cluster) must match: an agent started
  * with the wrong zone for an existing host says so and does not run.
  *
@@ -13,6 +14,7 @@
  * hosts for simulated ones. A heartbeat for a Host that kfleetd does not
  * know (deleted meanwhile) registers it again.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +22,11 @@
 #include <unistd.h>
 #include <sys/utsname.h>
 
+#include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/log.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/versions.h"
 #include "agent/agent.h"
 
 KF_LOG_MODULE(agent);
@@ -224,9 +228,47 @@ static int update_existing(struct kf_agent *a, const char *path, const json_t *w
     return code == 200 ? 0 : code < 0 ? code : -EPROTO;
 }
 
+/* The Kubernetes releases installed here (NULL when root does not exist): each <root>/<minor>/VERSION
+ * ("v1.37.2") whose folder has an executable bin/kube-apiserver, as
+ * "1.37.2". The files' SHA-256 is checked by whoever installs them
+ * (scripts/install-kubernetes), not at every registration. */
+static json_t *kubernetes_versions(const char *root)
+{
+    json_t *out;
+    DIR *d = opendir(root);
+    struct dirent *e;
+
+    if (!d)
+        return NULL; /* no folder: nothing to say (placement then takes any release) */
+    out = json_array();
+
+    while (d && (e = readdir(d)) && json_array_size(out) < 32) {
+        char *vpath, *bin, *text = NULL;
+        size_t len = 0;
+
+        if (e->d_name[0] == '.')
+            continue;
+        vpath = kf_xasprintf("%s/%s/VERSION", root, e->d_name);
+        bin = kf_xasprintf("%s/%s/bin/kube-apiserver", root, e->d_name);
+        if (access(bin, X_OK) == 0 && kf_read_file(vpath, 64, &text, &len) == 0) {
+            char *v = text[0] == 'v' ? text + 1 : text;
+
+            v[strcspn(v, "\n")] = '\0';
+            if (kf_version_minor(v) >= 0)
+                json_array_append_new(out, json_string(v));
+        }
+        free(text);
+        free(bin);
+        free(vpath);
+    }
+    if (d)
+        closedir(d);
+    return out;
+}
+
 int kf_agent_register(struct kf_agent *a, struct agent_host *h, struct kf_strbuf *err)
 {
-    json_t *want = desired_host(a, h), *status;
+    json_t *want = desired_host(a, h), *status, *held;
     char *path = kf_xasprintf(KF_AGENT_API "/hosts/%s", h->name);
     char *spath = kf_xasprintf(KF_AGENT_API "/hosts/%s/status", h->name);
     int code, r = 0;
@@ -242,6 +284,9 @@ int kf_agent_register(struct kf_agent *a, struct agent_host *h, struct kf_strbuf
             json_pack("{s:{s:s, s:s, s:{s:s, s:s, s:s, s:s}}}", "status", "agentVersion",
                       KF_VERSION, "address", host_address(a), "nodeInfo", "os", a->node_os,
                       "kernel", a->node_kernel, "arch", a->node_arch, "hostname", a->node_hostname);
+        held = a->cfg.simulate ? NULL : kubernetes_versions(a->cfg.kubernetes_dir);
+        if (held)
+            json_object_set_new(json_object_get(status, "status"), "kubernetesVersions", held);
         code = kf_agent_http_do(a->http, "PATCH", spath, "application/merge-patch+json", status,
                                 NULL, err);
         json_decref(status);

@@ -447,6 +447,10 @@ int kf_agent_run(const struct kf_agent_config *cfg)
     int exit_code = 0;
     bool stop = false;
 
+    /* a release the host lacks is fetched before anything runs (SIGTERM
+     * still ends the agent meanwhile: the signals are not blocked yet) */
+    if (!cfg->simulate && cfg->role && !strcmp(cfg->role, "meta"))
+        kf_agent_artifacts_sync(cfg);
     pthread_mutex_init(&a.lock, NULL);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

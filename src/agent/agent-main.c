@@ -46,6 +46,10 @@ static const char usage_text[] =
     "                            agent's own cgroup when delegated; \"none\": no limits)\n"
     "  --metrics-listen H:P      serve /metrics there (port 0: any free port)\n"
     "  --heartbeat-interval DUR  time between heartbeats (default 10s)\n"
+    "  --kubernetes-dir DIR      the Kubernetes releases, one folder per minor (default\n"
+    "                            /opt/kfleet/kubernetes)\n"
+    "  --artifacts URL           fetch a release the host lacks from URL/<minor>/bin/...,\n"
+    "                            each file checked against the catalog's SHA-256\n"
     "  --stop-members-on-exit    stop the members on SIGTERM/SIGINT (default: they keep\n"
     "                            running and the next agent adopts them)\n"
     "  --stop-grace DUR          SIGTERM..SIGKILL for members (default 10s)\n"
@@ -86,6 +90,8 @@ enum {
     OPT_SIM_TASK_FAILURES,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
+    OPT_K8S_DIR,
+    OPT_ARTIFACTS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -116,6 +122,8 @@ static const struct option options[] = {
     { "sim-task-failures", required_argument, NULL, OPT_SIM_TASK_FAILURES },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
+    { "kubernetes-dir", required_argument, NULL, OPT_K8S_DIR },
+    { "artifacts", required_argument, NULL, OPT_ARTIFACTS },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -279,6 +287,7 @@ int main(int argc, char **argv)
 {
     struct kf_agent_config c = {
         .data_dir = "/var/lib/kfleet-agent",
+        .kubernetes_dir = "/opt/kfleet/kubernetes",
         .heartbeat_ms = 10000,
         .sim_ready_delay_ms = 500,
         .sim_task_duration_ms = 1000,
@@ -326,6 +335,12 @@ int main(int argc, char **argv)
             break;
         case OPT_DATA_DIR:
             c.data_dir = optarg;
+            break;
+        case OPT_K8S_DIR:
+            c.kubernetes_dir = optarg;
+            break;
+        case OPT_ARTIFACTS:
+            c.artifacts_url = optarg;
             break;
         case OPT_CGROUP_PARENT:
             c.cgroup_parent = optarg;

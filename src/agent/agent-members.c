@@ -661,12 +661,8 @@ static json_t *status_of(struct agent_host *h, struct agent_member *m)
             json_integer(st->last_exit.signaled ? -st->last_exit.signal : st->last_exit.code));
     if (m->obj && kf_obj_generation(m->obj) > 0)
         json_object_set_new(s, "observedGeneration", json_integer(kf_obj_generation(m->obj)));
-    /* the process runs the current spec (the runner restarts it on a
-     * change), simulated members included: they report the version they
-     * were asked for once they run it */
-    if (m->obj && kf_json_str(m->obj, "spec.version", NULL) &&
-        (st->phase == KF_PROC_RUNNING || st->phase == KF_PROC_READY))
-        json_object_set_new(s, "version", json_string(kf_json_str(m->obj, "spec.version", "")));
+    if (m->applied && m->applied_version[0])
+        json_object_set_new(s, "version", json_string(m->applied_version));
     return s;
 }
 
@@ -892,6 +888,12 @@ static void sync_wanted(struct kf_agent *a, struct agent_host *h, struct agent_m
             m->have_status = true;
         }
     }
+    /* the process runs this object's command line (just applied, or the
+     * same as before: a version change that leaves the command line alone
+     * restarts nothing), so it runs its version */
+    if (m->applied && !strcmp(b.hash, m->applied_hash))
+        snprintf(m->applied_version, sizeof(m->applied_version), "%s",
+                 kf_json_str(m->obj, "spec.version", ""));
     built_spec_release(&b);
     if (m->have_status && m->applied)
         report(a, h, m, status_of(h, m));

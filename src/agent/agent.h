@@ -144,6 +144,8 @@ struct kf_agent_config {
     int stop_grace_ms;            /* members' SIGTERM..SIGKILL; 0: the runner's default */
     /* runner back-off (tests make it short) */
     int64_t backoff_initial_ms, backoff_max_ms;
+    const char *kubernetes_dir; /* the releases, one folder per minor (/opt/kfleet/kubernetes) */
+    const char *artifacts_url;  /* where to fetch a missing release from; NULL: nowhere */
 };
 
 /* One ControlPlaneMember this agent knows. */
@@ -154,6 +156,7 @@ struct agent_member {
     bool from_cache;                    /* obj came from the local cache, not kfleetd */
     bool applied;                       /* handed to the runner */
     char applied_hash[65];              /* of what was applied */
+    char applied_version[32];           /* spec.version of the command line that runs */
     char *pki_hash;                     /* the certificate bundle on disk */
     bool removing;                      /* runner told to remove it */
     bool gone;                          /* stopped, data removed */
@@ -269,5 +272,10 @@ void kf_agent_server_result(struct kf_agent *a, int http_status_or_errno);
 
 /* Runs the agent until SIGTERM or SIGINT. Returns the exit code. */
 int kf_agent_run(const struct kf_agent_config *cfg);
+
+/* agent-artifacts.c: fetches each release of the catalog that
+ * cfg->kubernetes_dir lacks from cfg->artifacts_url (nothing without one),
+ * each file checked against the catalog's SHA-256; logs what it did. */
+void kf_agent_artifacts_sync(const struct kf_agent_config *cfg);
 
 #endif

@@ -77,8 +77,17 @@ static const char *lookup(void *ctx, const char *key, size_t len)
         return c->name;
     if (!strcmp(k, "member"))
         return m->name;
-    if (!strcmp(k, "version"))
+    if (!strcmp(k, "version")) {
+        /* the minor: programs are installed per minor (1.37.2 runs from .../1.37/bin) */
+        static _Thread_local char minor[16];
+        int major = 0, mi = 0;
+
+        if (c->version && sscanf(c->version, "%3d.%3d", &major, &mi) == 2) {
+            snprintf(minor, sizeof(minor), "%d.%d", major, mi);
+            return minor;
+        }
         return c->version;
+    }
     if (!strcmp(k, "address"))
         return m->address;
     if (!strcmp(k, "serviceCIDR"))

@@ -283,6 +283,34 @@ static const struct catalog_entry unknown_entry = {
     .files = other_files,
 };
 
+/* The SHA256SUMS of scripts/install-kubernetes's builds (catalog.h). */
+static const struct kf_catalog_file files_1_36[] = {
+    { "bin/kube-apiserver", "3005ecafeaf4b064c41ad4fdf2245a77d36416fc242ff246424d33e3265361c6" },
+    { "bin/kube-controller-manager",
+      "afb60c8ef38806e8f84f0249446ed62a1d70226f25286e3c594ce92fa5054b7e" },
+    { "bin/kube-scheduler", "4efc7f7cdf6404c582c8c6dfee3748c572b4e484bed0215f1b0974452128da81" },
+    { "bin/kubectl", "ef3152cc830c5a0bf8ea9ae3e3a58750dd935d6a354f11ce8169c4dfb8ef9cd4" },
+};
+
+static const struct kf_catalog_file files_1_37[] = {
+    { "bin/kube-apiserver", "3fbae82c1dc9d1b96db3bf7fe3c22d8e192f001f91dae9430b90f4884606f284" },
+    { "bin/kube-controller-manager",
+      "b6e5a7d466ed5f0bea2ae0c0936f3f97e10de0eac96dcf9b8010d33f2cd93b05" },
+    { "bin/kube-scheduler", "d457965b9fcad168881654dee3ee335b4175e2c8ec7931571432d75e73985f01" },
+    { "bin/kubectl", "952dafe3d763da3586f05a894c2d96604e543f6a39efab80027cd5a12a2d55cc" },
+};
+
+static const struct kf_catalog_release releases[] = {
+    { "1.36", "v1.36.3", files_1_36, KF_ARRAY_SIZE(files_1_36) },
+    { "1.37", "v1.37.2", files_1_37, KF_ARRAY_SIZE(files_1_37) },
+};
+
+const struct kf_catalog_release *kf_catalog_releases(size_t *ret_n)
+{
+    *ret_n = KF_ARRAY_SIZE(releases);
+    return releases;
+}
+
 /* "1.31" -> 1031; -1 when it is not a MAJOR.MINOR version. */
 static int version_number(const char *v)
 {

@@ -107,6 +107,37 @@ static const struct kf_cli_command commands[] = {
         .run = kf_cli_cmd_explain,
     },
     {
+        .name = "upgrade",
+        .usage = "CLUSTER VERSION [--force]",
+        .summary = "upgrade a guest cluster's Kubernetes, one minor at a time",
+        .help = "Sets the cluster's spec.version. Inside its maintenance window (or at once\n"
+                "with --force) kfleetd checks the cluster, moves etcd, then each apiserver,\n"
+                "then the controller managers and schedulers, one member at a time, checks\n"
+                "again, and only then reports the new version. A member that fails stops\n"
+                "the upgrade there: kfleet rollback returns the members that moved.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet upgrade web-1 1.37\n"
+                "  kfleet upgrade web-1 1.37 --force\n"
+                "  kfleet get gc web-1 -o yaml     # status.upgrade: each member's progress\n",
+        .opts = kf_cli_upgrade_opts,
+        .run = kf_cli_cmd_upgrade,
+    },
+    {
+        .name = "rollback",
+        .usage = "CLUSTER",
+        .summary = "return the members an unfinished upgrade moved to the version they ran",
+        .help = "Sets spec.version back to the version the cluster's unfinished (or failed)\n"
+                "upgrade started from; kfleetd moves the members that moved back, last\n"
+                "first, without waiting for a maintenance window. A finished upgrade is not\n"
+                "rolled back: Kubernetes does not support downgrades.\n"
+                "\n"
+                "Example:\n"
+                "  kfleet rollback web-1\n",
+        .opts = kf_cli_rollback_opts,
+        .run = kf_cli_cmd_rollback,
+    },
+    {
         .name = "plan",
         .usage = "--region REGION --add NxGRADE [--add ...] [--host-cpu CPU --host-memory MEM]",
         .summary = "what a demand of new clusters needs: units that absorb it, hosts, units",

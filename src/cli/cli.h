@@ -429,6 +429,8 @@ extern const struct kf_cli_opt kf_cli_delete_opts[];
 extern const struct kf_cli_opt kf_cli_watch_opts[];
 extern const struct kf_cli_opt kf_cli_version_opts[];
 extern const struct kf_cli_opt kf_cli_explain_opts[];
+extern const struct kf_cli_opt kf_cli_upgrade_opts[];
+extern const struct kf_cli_opt kf_cli_rollback_opts[];
 extern const struct kf_cli_opt kf_cli_plan_opts[];
 extern const struct kf_cli_opt kf_cli_migrate_store_opts[];
 extern const struct kf_cli_opt kf_cli_rollout_opts[];
@@ -446,6 +448,8 @@ int kf_cli_cmd_version(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_explain(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_plan(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_rollout(struct kf_cli *cli, const struct kf_cli_args *args);
+int kf_cli_cmd_upgrade(struct kf_cli *cli, const struct kf_cli_args *args);
+int kf_cli_cmd_rollback(struct kf_cli *cli, const struct kf_cli_args *args);
 /* cli-migrate-store.c: works on stores directly, needs no server. */
 int kf_cli_cmd_migrate_store(struct kf_cli *cli, const struct kf_cli_args *args);
 int kf_cli_cmd_config(struct kf_cli *cli, const struct kf_cli_args *args);

@@ -27,6 +27,7 @@
 #include "kfleet/kind.h"
 #include "kfleet/obj.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/versions.h"
 #include "controllers/ctrl-capacity.h"
 
 void kf_cap_model_init(struct cap_model *m)
@@ -236,6 +237,23 @@ static void member_book(struct cap_member *mb, int sign)
     res_add(&mb->cluster->bound, mb->req, sign);
 }
 
+/* The releases a host reports (status.kubernetesVersions), as minors. */
+static void host_releases(struct cap_host *h, const json_t *held)
+{
+    const json_t *v;
+    size_t i;
+
+    h->k8s_reported = json_is_array(held);
+    h->k8s_minors = 0;
+    json_array_foreach(held, i, v)
+    {
+        int m = kf_version_minor(json_string_value(v));
+
+        if (m >= 1000 && m < 1064)
+            h->k8s_minors |= (uint64_t)1 << (m - 1000);
+    }
+}
+
 static void note_unit(struct cap_change *ch, const struct cap_unit *u)
 {
     if (!u || ch->n_units >= KF_ARRAY_SIZE(ch->units))
@@ -294,11 +312,14 @@ static void apply_host(struct cap_model *m, const char *name, const json_t *obj,
         h->schedulable = !kf_json_bool(obj, "spec.unschedulable", false) &&
                          !has_blocking_taint(kf_json_path(obj, "spec.taints"));
         h->ready = kf_json_bool(obj, "status.ready", false);
+        host_releases(h, kf_json_path(obj, "status.kubernetesVersions"));
     } else {
         h->known = false;
     }
     ch->placement_input = deleted || old != now || before.known != h->known ||
                           before.ready != h->ready || before.schedulable != h->schedulable ||
+                          before.k8s_minors != h->k8s_minors ||
+                          before.k8s_reported != h->k8s_reported ||
                           before.allocatable.cpu_milli != h->allocatable.cpu_milli ||
                           before.allocatable.mem_bytes != h->allocatable.mem_bytes || !zone_same;
     if (old != now) {
@@ -715,6 +736,8 @@ static void unit_hosts(struct cap_units *ret, const struct cap_unit *cu, struct 
         ph->members = hs[j]->members;
         ph->ready = hs[j]->ready;
         ph->unschedulable = !hs[j]->schedulable;
+        ph->k8s_reported = hs[j]->k8s_reported;
+        ph->k8s_minors = hs[j]->k8s_minors;
     }
     free(hs);
 }

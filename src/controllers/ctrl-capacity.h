@@ -92,6 +92,8 @@ struct cap_host {
     struct kf_res allocatable; /* capacity - reserved */
     bool schedulable;          /* !unschedulable and no NoSchedule/NoExecute taint */
     bool ready;                /* status.ready */
+    bool k8s_reported;         /* status.kubernetesVersions is there */
+    uint64_t k8s_minors;       /* bit m: it holds 1.m */
     struct kf_res allocated;   /* members bound to it (maintained) */
     unsigned members;
 };

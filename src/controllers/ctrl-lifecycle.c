@@ -54,6 +54,7 @@
 #include "kfleet/registry.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/versions.h"
 #include "controllers/ctrl-lifecycle.h"
 
 KF_LOG_MODULE(lifecycle);
@@ -82,6 +83,7 @@ void kf_lifecycle_options_default(struct kf_lifecycle_options *o)
     o->health_period_ms = 5000;
     o->release_timeout_ms = 5 * 60 * 1000;
     o->provision_timeout_ms = 2 * 60 * 1000;
+    o->upgrade_step_timeout_ms = 3 * 60 * 1000;
 }
 
 /* --- set-up ------------------------------------------------------------------ */
@@ -1034,7 +1036,7 @@ static bool provisioned(const json_t *gc)
 {
     const char *p = kf_json_str(gc, "status.phase", "");
 
-    return !strcmp(p, "Running") || !strcmp(p, "Degraded");
+    return !strcmp(p, "Running") || !strcmp(p, "Degraded") || !strcmp(p, "Upgrading");
 }
 
 /* Whether the apiserver answers /readyz through the cluster's endpoint,
@@ -1282,41 +1284,72 @@ static json_t *conditions_json(const json_t *old_conds, const struct verdict *vd
     return conds;
 }
 
-static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, json_t **hosts,
-                         const json_t *profile, const char *endpoint_url, int64_t *requeue,
-                         struct kf_strbuf *err)
+/* What the upgrade engine decided, into status (and the phase into vd). */
+static void upgrade_status(const json_t *gc, const json_t *profile, const struct lc_upgrade *up,
+                           struct verdict *vd, json_t *status, int64_t *requeue)
+{
+    const char *version = up->version ? up->version : kf_json_str(gc, "status.version", NULL);
+    json_t *conds = json_object_get(status, "conditions");
+
+    if (up->status)
+        json_object_set(status, "upgrade", up->status);
+    if (up->version)
+        json_object_set_new(status, "version", json_string(up->version));
+    if (version && profile)
+        json_object_set_new(
+            status, "versionState",
+            json_string(kf_version_state_name(kf_version_state(profile, version, time(NULL)))));
+    if (up->cond_reason)
+        json_array_append_new(conds, condition(kf_json_path(gc, "status.conditions"), "Upgraded",
+                                               up->cond_ok, up->cond_reason, up->msg.buf));
+    if (up->active) {
+        vd->phase = "Upgrading";
+        kf_strbuf_reset(&vd->msg);
+        kf_strbuf_addstr(&vd->msg, up->msg.buf);
+        *requeue = PROVISIONING_RECHECK_MS;
+    } else if (up->requeue_ms > 0 && up->requeue_ms < *requeue) {
+        *requeue = up->requeue_ms;
+    }
+}
+
+static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, const json_t *profile,
+                         struct health *h, struct verdict *vd, const struct lc_upgrade *up,
+                         const char *endpoint_url, int64_t *requeue, struct kf_strbuf *err)
 {
     const char *name = kf_obj_name(gc), *old_phase = kf_json_str(gc, "status.phase", "");
-    struct health h = { 0 };
-    struct verdict vd = { 0 };
     json_t *status;
     int r;
 
-    judge(d, name, v, hosts, profile, endpoint_url, &h, &vd);
-    decide_phase(d, gc, &h, endpoint_url, &vd, requeue);
+    decide_phase(d, gc, h, endpoint_url, vd, requeue);
     /* status.members is placement's (it counts every member of the shape);
      * the counts here are in the ComponentsReady condition */
-    status = json_pack("{s:s, s:s, s:o, s:I, s:o}", "phase", vd.phase, "message", vd.msg.buf,
+    status = json_pack("{s:s, s:s, s:o, s:I, s:o}", "phase", vd->phase, "message", vd->msg.buf,
                        "conditions",
-                       conditions_json(kf_json_path(gc, "status.conditions"), &vd, endpoint_url),
+                       conditions_json(kf_json_path(gc, "status.conditions"), vd, endpoint_url),
                        "observedGeneration", (json_int_t)kf_obj_generation(gc), "endpoints",
                        endpoints_json(name, v, endpoint_url));
     if (!kf_json_path(gc, "status.version"))
         json_object_set_new(status, "version", json_string(v->c.version));
-    if (endpoint_url && vd.ep_ok)
+    upgrade_status(gc, profile, up, vd, status, requeue);
+    json_object_set_new(status, "phase", json_string(vd->phase));
+    json_object_set_new(status, "message", json_string(vd->msg.buf));
+    if (endpoint_url && vd->ep_ok)
         sync_nodes(d, gc, endpoint_url, status, requeue);
     r = set_status(d, gc, status, err);
-    if (r == 0 && strcmp(vd.phase, old_phase) != 0) {
-        bool bad = !strcmp(vd.phase, "Degraded");
+    if (r == 0 && strcmp(vd->phase, old_phase) != 0) {
+        bool bad = !strcmp(vd->phase, "Degraded");
 
-        kf_log_info("cluster \"%s\": %s -> %s: %s", name, old_phase[0] ? old_phase : "-", vd.phase,
-                    vd.msg.buf);
-        kf_recorder_eventf(d->rec, gc, bad ? KF_EVENT_WARNING : KF_EVENT_NORMAL, vd.phase, "%s",
-                           vd.msg.buf);
+        kf_log_info("cluster \"%s\": %s -> %s: %s", name, old_phase[0] ? old_phase : "-", vd->phase,
+                    vd->msg.buf);
+        kf_recorder_eventf(d->rec, gc, bad ? KF_EVENT_WARNING : KF_EVENT_NORMAL, vd->phase, "%s",
+                           vd->msg.buf);
+    }
+    if (r == 0 && up->event_reason) {
+        kf_log_info("cluster \"%s\": %s: %s", name, up->event_reason, up->msg.buf);
+        kf_recorder_eventf(d->rec, gc, up->event_warning ? KF_EVENT_WARNING : KF_EVENT_NORMAL,
+                           up->event_reason, "%s", up->msg.buf);
     }
     json_decref(status);
-    health_release(&h);
-    verdict_release(&vd);
     return r;
 }
 
@@ -1443,8 +1476,11 @@ static void catalog_cluster(const json_t *gc, const json_t *profile, const json_
 /* Fills every member (fill_member), but a component that waits for the
  * apiserver only once the endpoint answers. */
 static int fill_members(struct lc *d, const char *name, struct lc_view *v, const json_t *files,
-                        const char *endpoint_url, struct kf_strbuf *err)
+                        const char *endpoint_url, const char *const *versions,
+                        struct kf_strbuf *err)
 {
+    const char *cluster_version = v->c.version;
+
     int ep_up = -1; /* the endpoint answers: -1 not asked yet */
 
     for (size_t i = 0; i < v->n; i++) {
@@ -1461,11 +1497,49 @@ static int fill_members(struct lc *d, const char *name, struct lc_view *v, const
             if (!ep_up)
                 continue; /* started once the apiserver answers */
         }
+        /* each member at the version the upgrade engine gives it */
+        v->c.version = versions[i] ? versions[i] : cluster_version;
         r = fill_member(d, v, i, files, err);
+        v->c.version = cluster_version;
         if (r < 0)
             return r;
     }
     return 0;
+}
+
+/* Health, the upgrade engine's plan, every member's spec at the version it
+ * gives, then the status. */
+static int upgrade_and_status(struct lc *d, const json_t *gc, struct lc_view *v, json_t **hosts,
+                              const json_t *profile, const json_t *files, const char *endpoint_url,
+                              int64_t *requeue, struct kf_strbuf *err)
+{
+    const char *name = kf_obj_name(gc);
+    struct health h = { 0 };
+    struct verdict vd = { 0 };
+    struct lc_upgrade up;
+    struct lc_upgrade_in in;
+    int r;
+
+    judge(d, name, v, hosts, profile, endpoint_url, &h, &vd);
+    in = (struct lc_upgrade_in){
+        .gc = gc,
+        .v = v,
+        .hosts = hosts,
+        .healthy = vd.serves && vd.full,
+        .health_msg = vd.full ? vd.epmsg.buf : vd.cmsg.buf,
+        .has_endpoint = endpoint_url != NULL,
+        .endpoint_ok = vd.ep_ok,
+        .now_ms = kf_now_ms(),
+        .step_timeout_ms = d->opt.upgrade_step_timeout_ms,
+    };
+    kf_lifecycle_upgrade_plan(&in, &up);
+    r = fill_members(d, name, v, files, endpoint_url, up.versions, err);
+    if (r == 0)
+        r = update_status(d, gc, v, profile, &h, &vd, &up, endpoint_url, requeue, err);
+    kf_lifecycle_upgrade_release(&up);
+    health_release(&h);
+    verdict_release(&vd);
+    return r;
 }
 
 /* Runs a placed cluster's members: ports, the apiserver endpoint, the PKI,
@@ -1493,9 +1567,7 @@ static int converge(struct lc *d, const char *name, json_t *gc, json_t **ms, siz
     if (r == 0)
         r = ensure_pki(d, gc, &v, endpoint_url, &files, err);
     if (r == 0)
-        r = fill_members(d, name, &v, files, endpoint_url, err);
-    if (r == 0)
-        r = update_status(d, gc, &v, hosts, profile, endpoint_url, requeue, err);
+        r = upgrade_and_status(d, gc, &v, hosts, profile, files, endpoint_url, requeue, err);
     for (size_t i = 0; hosts && i < v.n; i++)
         json_decref(hosts[i]);
     free(hosts);

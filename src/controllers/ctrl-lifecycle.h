@@ -13,6 +13,7 @@
 #include "kfleet/lifecycle.h"
 #include "kfleet/pki.h"
 #include "kfleet/smap.h"
+#include "kfleet/strbuf.h"
 
 struct kf_pki_ca;
 struct kf_store;
@@ -96,5 +97,40 @@ struct lc_view {
     size_t n;
 };
 void kf_lifecycle_view_release(struct lc_view *v);
+
+/* --- ctrl-lifecycle-upgrade.c --------------------------------------------------------- */
+
+/* What the upgrade engine looks at: the cluster, its members (v) and
+ * their hosts (hosts[i], NULL when unknown), what the health check found. */
+struct lc_upgrade_in {
+    const json_t *gc;
+    const struct lc_view *v;
+    json_t *const *hosts;
+    bool healthy;           /* every member Ready, etcd healthy, serving */
+    const char *health_msg; /* why not, for the precheck's message */
+    bool has_endpoint;      /* the cluster has apiservers behind an endpoint */
+    bool endpoint_ok;       /* /readyz through it answers */
+    int64_t now_ms;
+    int64_t step_timeout_ms; /* a moved member not Ready by then fails the upgrade */
+};
+
+/* What it decided. */
+struct lc_upgrade {
+    const char **versions;   /* versions[i]: what member i runs now (borrowed from the inputs) */
+    json_t *status;          /* the new status.upgrade, or NULL: leave it as it is */
+    const char *version;     /* the new status.version (the postcheck passed), or NULL */
+    bool active;             /* members are moving: phase Upgrading */
+    const char *cond_reason; /* the Upgraded condition (NULL: leave it) */
+    bool cond_ok;
+    struct kf_strbuf msg;     /* its message */
+    const char *event_reason; /* an Event to record (NULL: none), message msg */
+    bool event_warning;
+    int64_t requeue_ms; /* look again then (0: the controller's own period) */
+};
+
+/* Plans one step of the cluster's upgrade (the file's comment says how);
+ * release ret with kf_lifecycle_upgrade_release. */
+void kf_lifecycle_upgrade_plan(const struct lc_upgrade_in *in, struct lc_upgrade *ret);
+void kf_lifecycle_upgrade_release(struct lc_upgrade *u);
 
 #endif

@@ -32,6 +32,7 @@
 #include "kfleet/obj.h"
 #include "kfleet/selector.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/versions.h"
 #include "kfleet/window.h"
 #include "controllers/ctrl-placement.h"
 
@@ -76,15 +77,24 @@ static void add_unique(json_t *arr, const json_t *from)
         json_array_append(arr, v);
 }
 
-/* The version: the cluster's or template's, else the profile's default or
- * newest; -KF_EINVALID when the profile does not support its minor. */
+/* The version: the cluster's spec, else the version it already runs
+ * (pinned: a later change of its template's or profile's default never
+ * re-versions it), else the template's, else the profile's default or
+ * newest; -KF_EINVALID when the profile does not support a version that
+ * is not pinned. */
 static int pick_version(const json_t *spec, const json_t *tspec, const json_t *pspec,
-                        const char *pname, const char **ret_version, const char **ret_reason,
-                        struct kf_strbuf *why)
+                        const char *pname, const char *pinned, const char **ret_version,
+                        const char **ret_reason, struct kf_strbuf *why)
 {
-    const char *version = json_string_value(layered(spec, tspec, "version"));
+    const char *version = json_string_value(json_object_get(spec, "version"));
     char minor[32];
 
+    if (!version && pinned) {
+        *ret_version = pinned;
+        return 0;
+    }
+    if (!version)
+        version = json_string_value(layered(spec, tspec, "version"));
     if (!version)
         version = kf_json_str(pspec, "defaultVersion", NULL);
     if (!version) {
@@ -255,7 +265,8 @@ int kf_place_settings(struct place_ctrl *d, const json_t *cluster, struct kf_pla
         goto put_template;
     }
     pspec = kf_json_path(ret->profile, "spec");
-    r = pick_version(spec, tspec, pspec, pname, &version, ret_reason, why);
+    r = pick_version(spec, tspec, pspec, pname, kf_json_str(cluster, "status.version", NULL),
+                     &version, ret_reason, why);
     if (r == 0)
         r = read_sizes(spec, tspec, pspec, pname, ret, ret_reason, why);
     if (r == 0)
@@ -443,6 +454,11 @@ void kf_place_cluster_input(const json_t *cluster, const struct kf_place_setting
     ret->grade = grade;
     ret->shape = shape;
     ret->expected_nodes = s->nodes;
+    {
+        int m = kf_version_minor(kf_json_str(s->effective, "version", NULL));
+
+        ret->k8s_minor = m >= 1000 && m < 1064 ? (unsigned)(m - 1000) : 0;
+    }
     ret->compliance = s->compliance;
     ret->n_compliance = s->n_compliance;
     ret->features = s->features;

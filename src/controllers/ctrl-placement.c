@@ -1309,7 +1309,9 @@ static int write_placed_status(struct place_ctrl *d, const json_t *cluster,
         json_object_set_new(st, "phase", json_string("Scheduled"));
     json_object_set_new(st, "grade", json_string(kf_grade_name(grade)));
     json_object_set_new(st, "profile", json_string(kf_json_str(s->effective, "profile", "")));
-    json_object_set_new(st, "version", json_string(kf_json_str(s->effective, "version", "")));
+    /* once placed, status.version is the upgrade engine's (ctrl-lifecycle-upgrade.c) */
+    if (!kf_json_str(old, "version", NULL))
+        json_object_set_new(st, "version", json_string(kf_json_str(s->effective, "version", "")));
     json_object_set(st, "effective", s->effective);
     json_object_set_new(st, "members",
                         json_pack("{s:i, s:i}", "desired", (int)desired, "ready", (int)ready));

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -29,6 +30,7 @@
 #include "kfleet/selector.h"
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/versions.h"
 #include "fleet/fleet-internal.h"
 
 /* A write that raced another one is retried this many times before the
@@ -151,10 +153,45 @@ static bool generate_name(json_t *meta, struct kf_causes *causes)
     return true;
 }
 
+/* Admission that reads other objects: a GuestCluster's new or changed
+ * spec.version must not be one its Profile (spec.profile, else its
+ * template's, else "standard") expired or stopped supporting. Going back
+ * to the version that runs (a rollback) is always allowed. */
+static int admit_version_lifecycle(struct kf_registry *r, const struct kf_kind *k,
+                                   const json_t *obj, const json_t *old, struct kf_causes *causes)
+{
+    const char *v = kf_json_str(obj, "spec.version", NULL), *pname;
+    json_t *tpl = NULL, *profile = NULL;
+    enum kf_version_state st;
+
+    if (k != &kf_kind_guestcluster || !v)
+        return 0;
+    if (old && (kf_streq(v, kf_json_str(old, "spec.version", NULL)) ||
+                kf_streq(v, kf_json_str(old, "status.version", NULL))))
+        return 0;
+    pname = kf_json_str(obj, "spec.profile", NULL);
+    if (!pname && kf_json_str(obj, "spec.template", NULL) &&
+        kf_registry_get(r, &kf_kind_template, kf_json_str(obj, "spec.template", ""), &tpl) == 0)
+        pname = kf_json_str(tpl, "spec.profile", NULL);
+    if (kf_registry_get(r, &kf_kind_profile, pname ? pname : "standard", &profile) < 0) {
+        json_decref(tpl);
+        return 0; /* placement says the profile is missing */
+    }
+    st = kf_version_state(profile, v, time(NULL));
+    if (st == KF_VERSION_EXPIRED || st == KF_VERSION_UNSUPPORTED)
+        kf_causes_add(causes, "FieldValueNotSupported", "spec.version",
+                      "Unsupported value: \"%s\": profile %s marks it %s: choose one of its "
+                      "supported versions",
+                      v, kf_obj_name(profile), kf_version_state_name(st));
+    json_decref(profile);
+    json_decref(tpl);
+    return st == KF_VERSION_EXPIRED || st == KF_VERSION_UNSUPPORTED ? -KF_EINVALID : 0;
+}
+
 /* Fills what the server owns into a new object, drops what the creator may
  * not set, and admits it. */
-static int create_prepare(const struct kf_kind *k, json_t *obj, bool *ret_generated,
-                          struct kf_causes *causes, struct kf_strbuf *err)
+static int create_prepare(struct kf_registry *r, const struct kf_kind *k, json_t *obj,
+                          bool *ret_generated, struct kf_causes *causes, struct kf_strbuf *err)
 {
     json_t *meta;
     char ts[32], uid[37];
@@ -182,6 +219,8 @@ static int create_prepare(const struct kf_kind *k, json_t *obj, bool *ret_genera
     if (k->has_status)
         json_object_del(obj, "status");
     rc = kf_kind_admit(k, obj, NULL, false, causes);
+    if (rc == 0)
+        rc = admit_version_lifecycle(r, k, obj, NULL, causes);
     if (rc < 0) {
         struct kf_strbuf msg = KF_STRBUF_INIT;
 
@@ -233,7 +272,7 @@ int kf_registry_create(struct kf_registry *r, const struct kf_kind *k, json_t *o
     char *key;
     int rc;
 
-    rc = create_prepare(k, obj, &generated, causes, err);
+    rc = create_prepare(r, k, obj, &generated, causes, err);
     if (rc == 0)
         rc = admit_stored(r, k, obj, NULL, causes, err);
     if (rc < 0)
@@ -344,7 +383,7 @@ int kf_registry_create_batch(struct kf_registry *r, const struct kf_kind *k, jso
     for (size_t i = 0; i < n && rc == 0; i++) {
         bool generated;
 
-        rc = create_prepare(k, objs[i], &generated, causes, err);
+        rc = create_prepare(r, k, objs[i], &generated, causes, err);
         if (rc == 0)
             rc = encode_checked(objs[i], &bytes, err);
         if (rc < 0) {
@@ -824,9 +863,9 @@ static json_t *build_update_all(const struct kf_kind *k, const json_t *obj, cons
 
 /* Builds and admits the object an update stores. *ret_new is the new
  * object (new reference) on success. */
-static int update_prepare(const struct kf_kind *k, const json_t *obj, enum update_mode mode,
-                          const struct kf_kv *kv, json_t **ret_new, json_t **ret_old,
-                          struct kf_strbuf *bytes, enum update_write *ret_write,
+static int update_prepare(struct kf_registry *r, const struct kf_kind *k, const json_t *obj,
+                          enum update_mode mode, const struct kf_kv *kv, json_t **ret_new,
+                          json_t **ret_old, struct kf_strbuf *bytes, enum update_write *ret_write,
                           struct kf_causes *causes, struct kf_strbuf *err)
 {
     bool status_only = mode == UPDATE_STATUS;
@@ -845,6 +884,8 @@ static int update_prepare(const struct kf_kind *k, const json_t *obj, enum updat
     }
     if (!new)
         goto free_objs;
+    if (rc == 0 && mode == UPDATE_MAIN)
+        rc = admit_version_lifecycle(r, k, new, old, causes);
     if (rc < 0) {
         struct kf_strbuf msg = KF_STRBUF_INIT;
 
@@ -891,8 +932,8 @@ static int update_once(struct kf_registry *r, const struct kf_kind *k, const jso
     int64_t rev = 0;
     int rc;
 
-    rc = update_prepare(k, obj, status_only ? UPDATE_STATUS : UPDATE_MAIN, kv, &new, &old, &bytes,
-                        &w, causes, err);
+    rc = update_prepare(r, k, obj, status_only ? UPDATE_STATUS : UPDATE_MAIN, kv, &new, &old,
+                        &bytes, &w, causes, err);
     if (rc == 0 && !status_only && w == UPDATE_PUT)
         rc = admit_stored(r, k, new, old, causes, err);
     if (rc < 0)
@@ -971,7 +1012,7 @@ static int update_batch(struct kf_registry *r, const struct kf_kind *k, json_t *
         else if (rc == 0 && kv.mod_rev != want)
             rc = conflict(k, name, err);
         if (rc == 0)
-            rc = update_prepare(k, objs[i], mode, &kv, &news[i], &old, &bytes, &w, causes, err);
+            rc = update_prepare(r, k, objs[i], mode, &kv, &news[i], &old, &bytes, &w, causes, err);
         kf_kv_release(&kv);
         json_decref(old);
         if (rc < 0) {

@@ -66,6 +66,8 @@ static const struct kf_field cpm_status_fields[] = {
     KF_INT("lastExitCode", "Exit status of the last run.", .flags = KF_F_MIN | KF_F_MAX,
            .min = -255, .max = 255),
     KF_STRING("startedAt", "When the current process started.", .format = KF_FMT_RFC3339),
+    KF_STRING("version", "The spec.version of the command line the process runs.",
+              .format = KF_FMT_VERSION),
     KF_STRING("host", "The host the agent runs it on.", .format = KF_FMT_DNS_SUBDOMAIN),
     KF_STRING("message", "Why it is not Running, for people.", .max_len = 4096),
     KF_STRING("version",

@@ -18,6 +18,7 @@
 #include "kfleet/schema.h"
 #include "kfleet/strbuf.h"
 #include "kfleet/tz.h"
+#include "kfleet/versions.h"
 #include "kfleet/window.h"
 #include "fleet/fleet-internal.h"
 
@@ -58,6 +59,37 @@ const struct kf_field kf_fleet_backup_fields[] = {
 static const char *const gc_phases[] = {
     "Pending",   "Scheduled", "Provisioning", "Running", "Degraded",
     "Upgrading", "Migrating", "Deleting",     "Failed",  NULL,
+};
+
+static const char *const version_states[] = {
+    "supported", "deprecated", "expired", "unsupported", "unlisted", NULL,
+};
+
+static const struct kf_field upgrade_member_fields[] = {
+    KF_STRING("name", "The ControlPlaneMember.", .max_len = 253),
+    KF_STRING("component", "Its component.", .max_len = 63),
+    KF_STRING("zone", "Its zone.", .max_len = 63),
+    KF_STRING("from", "The version it ran.", .max_len = 32),
+    KF_STRING("to", "The version it moves to.", .max_len = 32),
+    KF_STRING("state", "Pending, Upgrading, Done, Failed, RollingBack or RolledBack.",
+              .max_len = 32),
+    KF_STRING("since", "When it entered that state.", .max_len = 40),
+    KF_END,
+};
+
+static const struct kf_field upgrade_status_fields[] = {
+    KF_STRING("from", "The version the cluster ran.", .max_len = 32),
+    KF_STRING("to", "The version it moves to.", .max_len = 32),
+    KF_STRING("step",
+              "Where it is: Precheck, etcd, kube-apiserver, kube-controller-manager, "
+              "kube-scheduler, Postcheck, Succeeded, Failed, RollingBack, RolledBack.",
+              .max_len = 64),
+    KF_STRING("message", "What happens now, or what failed and where.", .max_len = 4096),
+    KF_STRING("startedAt", "When it began.", .max_len = 40),
+    KF_STRING("finishedAt", "When it ended (absent while it runs).", .max_len = 40),
+    KF_ARRAY("members", "Each member's move, in the order they move.",
+             KF_ITEM_OBJECT(upgrade_member_fields), .max_len = 64),
+    KF_END,
 };
 
 static const struct kf_field gc_network_fields[] = {
@@ -103,9 +135,15 @@ static const struct kf_field gc_spec_fields[] = {
     KF_STRING("profile", "The Profile (cluster type); absent: the template's, else \"standard\".",
               .format = KF_FMT_DNS_LABEL),
     KF_STRING("version",
-              "Kubernetes version (\"1.30\"); absent: the template's or profile's "
-              "default.",
+              "Kubernetes version (\"1.37\"); absent: the template's or profile's default when "
+              "the cluster is created (a later change of those never re-versions it). A change "
+              "upgrades the control plane, one minor at a time, inside the maintenance window.",
               .format = KF_FMT_VERSION),
+    KF_OBJECT("upgrade", "How upgrades of this cluster run.",
+              KF_FIELDS(KF_BOOL("force",
+                                "Start an upgrade outside the maintenance window (the next "
+                                "one, and any rollback, which never waits).",
+                                .dflt = "false"))),
     KF_INT("expectedNodes",
            "Nodes the cluster is expected to reach; sets the grade. Absent: the template's, "
            "else 3.",
@@ -141,8 +179,15 @@ static const struct kf_field gc_status_fields[] = {
               .enum_values = gc_phases),
     KF_STRING("unit", "The unit hosting the control plane.", .format = KF_FMT_DNS_LABEL),
     KF_STRING("grade", "The control-plane grade in effect.", .enum_values = kf_fleet_grades),
-    KF_STRING("version", "The Kubernetes version the control plane runs.",
+    KF_STRING("version",
+              "The Kubernetes version every member runs (changed once an upgrade's postcheck "
+              "passed).",
               .format = KF_FMT_VERSION),
+    KF_STRING("versionState",
+              "Where that version is in its profile's lifecycle: supported, deprecated, "
+              "expired, unsupported or unlisted (no longer in its versions).",
+              .enum_values = version_states),
+    KF_OBJECT("upgrade", "The last upgrade (or rollback) and where it is.", upgrade_status_fields),
     KF_STRING("profile", "The profile in effect.", .format = KF_FMT_DNS_LABEL),
     KF_OBJECT("network", "Ranges allocated to the cluster.",
               KF_FIELDS(KF_STRING("nodeCIDR", "Node range.", .format = KF_FMT_CIDR),
@@ -192,6 +237,21 @@ static const struct kf_schema gc_status = {
     .open = true,
 };
 
+/* A change of spec.version moves one minor at a time from what runs (the
+ * status's version, else the old spec's). */
+static void check_version_step(const json_t *obj, const json_t *old, struct kf_causes *causes)
+{
+    const char *to = kf_json_str(obj, "spec.version", NULL), *from;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+
+    if (!old || !to || kf_streq(to, kf_json_str(old, "spec.version", NULL)))
+        return;
+    from = kf_json_str(old, "status.version", kf_json_str(old, "spec.version", NULL));
+    if (kf_version_step_ok(from, to, &why) < 0)
+        kf_causes_add(causes, "FieldValueInvalid", "spec.version", "%s", why.buf);
+    kf_strbuf_release(&why);
+}
+
 static void gc_validate(const json_t *obj, const json_t *old, struct kf_causes *causes)
 {
     static const char *const ranges[] = {
@@ -217,6 +277,7 @@ static void gc_validate(const json_t *obj, const json_t *old, struct kf_causes *
                           (long long)per_node, (long long)(nodes * per_node));
     }
     kf_window_check(obj, "spec.maintenanceWindow", causes);
+    check_version_step(obj, old, causes);
     if (kf_json_path(obj, "spec.placement.unit") &&
         kf_json_path(obj, "spec.placement.avoidUnits")) {
         json_t *avoid = kf_json_path(obj, "spec.placement.avoidUnits"), *v;
@@ -240,11 +301,19 @@ static void col_nodes(const json_t *obj, struct kf_strbuf *out)
         kf_strbuf_addf(out, "%lld", (long long)n);
 }
 
+/* The version that runs; "1.36->1.37" while an upgrade moves it; its
+ * lifecycle state when that is not plain supported ("1.36 (deprecated)"). */
 static void col_version(const json_t *obj, struct kf_strbuf *out)
 {
     const char *s = kf_json_str(obj, "status.version", NULL);
+    const char *state = kf_json_str(obj, "status.versionState", "supported");
+    const char *to = kf_json_str(obj, "status.upgrade.to", NULL);
 
     kf_strbuf_addstr(out, s ? s : kf_json_str(obj, "spec.version", ""));
+    if (s && to && !kf_json_str(obj, "status.upgrade.finishedAt", NULL) && !kf_streq(s, to))
+        kf_strbuf_addf(out, "->%s", to);
+    if (strcmp(state, "supported") != 0)
+        kf_strbuf_addf(out, " (%s)", state);
 }
 
 static void col_grade(const json_t *obj, struct kf_strbuf *out)

@@ -62,6 +62,10 @@ static const struct kf_field host_status_fields[] = {
     KF_FLEET_RESOURCES("allocated", "Requests of the members bound to the host."),
     KF_INT("members", "Control-plane members bound to the host.", .flags = KF_F_MIN, .min = 0),
     KF_STRING("agentVersion", "Version of kfleet-agent.", .max_len = 64),
+    KF_ARRAY("kubernetesVersions",
+             "Kubernetes releases installed on the host (/opt/kfleet/kubernetes/<minor>); "
+             "upgrades start only when every member's host holds the new one.",
+             KF_ITEM_STRING(.format = KF_FMT_VERSION), .max_len = 32),
     KF_STRING("address", "Address the agent reported.", .format = KF_FMT_IP),
     KF_OBJECT("nodeInfo", "What the agent reported about the machine.",
               KF_FIELDS(KF_STRING("os", "Operating system.", .max_len = 128),

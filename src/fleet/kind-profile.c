@@ -14,6 +14,7 @@
 #include "kfleet/kind.h"
 #include "kfleet/schema.h"
 #include "kfleet/strbuf.h"
+#include "kfleet/versions.h"
 #include "fleet/fleet-internal.h"
 
 static const char *const node_os[] = { "linux", "windows", NULL };
@@ -49,14 +50,30 @@ static const struct kf_field component_fields[] = {
     KF_END,
 };
 
+static const struct kf_field version_lifecycle_fields[] = {
+    KF_STRING("version", "The minor (\"1.36\"), one of spec.versions.", .flags = KF_F_REQUIRED,
+              .format = KF_FMT_VERSION),
+    KF_BOOL("supported", "New clusters and upgrades may use it.", .dflt = "true"),
+    KF_BOOL("deprecated", "It still runs but its clusters should move on.", .dflt = "false"),
+    KF_STRING("expirationDate", "\"YYYY-MM-DD\" (UTC): from then on it is refused.", .max_len = 10),
+    KF_END,
+};
+
 static const struct kf_field profile_spec_fields[] = {
     KF_STRING("displayName", "Human-readable name.", .max_len = 128),
     KF_STRING("description", "What the profile is for.", .max_len = 2048),
     KF_ARRAY("versions", "Kubernetes minor versions the profile supports (\"1.30\").",
              KF_ITEM_STRING(.format = KF_FMT_VERSION), .flags = KF_F_REQUIRED | KF_F_UNIQUE,
              .min_len = 1, .max_len = 32),
-    KF_STRING("defaultVersion", "Version of clusters that name none; one of versions.",
+    KF_STRING("defaultVersion",
+              "Version of new clusters that name none; one of versions. Changing it never "
+              "re-versions existing clusters.",
               .format = KF_FMT_VERSION),
+    KF_ARRAY("versionLifecycle",
+             "Where each of versions is in its life: supported: false refuses new clusters and "
+             "upgrades on it; deprecated: true marks its clusters; from expirationDate on it is "
+             "refused like an unsupported one.",
+             KF_ITEM_OBJECT(version_lifecycle_fields), .max_len = 32),
     KF_ARRAY("components", "Control-plane components, in start order.",
              KF_ITEM_OBJECT(component_fields), .max_len = 32),
     KF_FLEET_FLAGS,
@@ -103,6 +120,36 @@ static const struct kf_schema profile_spec = {
     .fields = profile_spec_fields,
 };
 
+static void check_lifecycle(const json_t *obj, struct kf_causes *causes)
+{
+    json_t *lc = kf_json_path(obj, "spec.versionLifecycle"), *e, *v;
+    size_t i, j;
+
+    json_array_foreach(lc, i, e)
+    {
+        const char *ver = kf_json_str(e, "version", ""), *exp;
+        char *field = kf_xasprintf("spec.versionLifecycle[%zu]", i);
+        bool listed = false;
+        int64_t ms;
+
+        json_array_foreach(kf_json_path(obj, "spec.versions"), j, v) listed =
+            listed || kf_version_minor(json_string_value(v)) == kf_version_minor(ver);
+        if (!listed)
+            kf_causes_add(causes, "FieldValueInvalid", field,
+                          "version \"%s\" is not one of spec.versions", ver);
+        exp = kf_json_str(e, "expirationDate", NULL);
+        if (exp) {
+            char *t = kf_xasprintf("%sT00:00:00Z", exp);
+
+            if (strlen(exp) != 10 || kf_time_parse_rfc3339(t, &ms) < 0)
+                kf_causes_add(causes, "FieldValueInvalid", field,
+                              "expirationDate \"%s\" is not a date \"YYYY-MM-DD\"", exp);
+            free(t);
+        }
+        free(field);
+    }
+}
+
 static void profile_validate(const json_t *obj, const json_t *old, struct kf_causes *causes)
 {
     json_t *versions = kf_json_path(obj, "spec.versions"), *v, *comps, *c;
@@ -116,6 +163,7 @@ static void profile_validate(const json_t *obj, const json_t *old, struct kf_cau
         kf_causes_add(causes, "FieldValueInvalid", "spec.defaultVersion",
                       "\"%s\" is not one of spec.versions", dflt);
     kf_fleet_check_version(obj, old, "spec.versions", causes);
+    check_lifecycle(obj, causes);
     comps = kf_json_path(obj, "spec.components");
     json_array_foreach(comps, i, c)
     {

@@ -38,6 +38,13 @@ static bool zone_allowed(const struct kf_place_unit *u, const struct kf_place_cl
     return false;
 }
 
+/* Whether h holds c's Kubernetes release (a host that reports none: any). */
+static bool holds_release(const struct kf_place_host *h, const struct kf_place_cluster *c)
+{
+    return !h->k8s_reported || c->k8s_minor == 0 || c->k8s_minor >= 64 ||
+           (h->k8s_minors >> c->k8s_minor) & 1u;
+}
+
 unsigned kf_place_usable_zones(const struct kf_place_unit *u, const struct kf_place_cluster *c,
                                bool usable[KF_PLACE_MAX_ZONES])
 {
@@ -47,7 +54,7 @@ unsigned kf_place_usable_zones(const struct kf_place_unit *u, const struct kf_pl
     for (size_t i = 0; i < u->n_hosts; i++) {
         const struct kf_place_host *h = &u->hosts[i];
         if (h->ready && !h->unschedulable && h->zone < u->n_zones && h->zone < KF_PLACE_MAX_ZONES &&
-            !usable[h->zone] && zone_allowed(u, c, h->zone)) {
+            !usable[h->zone] && zone_allowed(u, c, h->zone) && holds_release(h, c)) {
             usable[h->zone] = true;
             n++;
         }
@@ -243,7 +250,8 @@ static long best_host(const struct bind *b, unsigned z, const struct kf_componen
         double after;
         int rank;
 
-        if (!h->ready || h->unschedulable || !host_fits(h, s->delta[hi], comp->req, b->hmark))
+        if (!h->ready || h->unschedulable || !holds_release(h, b->c) ||
+            !host_fits(h, s->delta[hi], comp->req, b->hmark))
             continue;
         rank = (s->comp_on[hi] & (1u << ci)) ? 2 : s->mine[hi] ? 1 : 0;
         after = KF_MAX(frac(h->allocated.cpu_milli + s->delta[hi].cpu_milli + comp->req.cpu_milli,

@@ -236,6 +236,16 @@ static bool grade_ratio_ok(const struct kf_place_unit *u, const struct kf_place_
 }
 
 /* Filter Zones: enough usable zones for the grade's shape. */
+/* Whether a host of u says it lacks c's Kubernetes release (so the zones
+ * counted were fewer for that). */
+static bool lacks_release(const struct kf_place_unit *u, const struct kf_place_cluster *c)
+{
+    for (size_t i = 0; c->k8s_minor && c->k8s_minor < 64 && i < u->n_hosts; i++)
+        if (u->hosts[i].k8s_reported && !((u->hosts[i].k8s_minors >> c->k8s_minor) & 1u))
+            return true;
+    return false;
+}
+
 static bool zones_ok(const struct kf_place_unit *u, const struct kf_place_cluster *c,
                      struct kf_strbuf *reasons)
 {
@@ -255,6 +265,9 @@ static bool zones_ok(const struct kf_place_unit *u, const struct kf_place_cluste
             kf_strbuf_addf(reasons, "unit has %u usable zone%s%s, grade %s needs %u", n_usable,
                            n_usable == 1 ? "" : "s", c->zones ? " among the cluster's" : "",
                            kf_grade_name(c->grade), c->shape->min_zones);
+        if (lacks_release(u, c))
+            kf_strbuf_addf(reasons, " (counting only hosts that hold Kubernetes 1.%u)",
+                           c->k8s_minor);
     }
     return false;
 }

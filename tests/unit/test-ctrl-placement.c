@@ -362,6 +362,43 @@ static void test_ipam_persisted_rebuilt_released(void **state)
     capfx_close(&f);
 }
 
+static bool placed_on(const json_t *obj, const void *arg)
+{
+    return placed(obj, NULL) && kf_streq(kf_json_str(obj, "status.effective.version", NULL), arg);
+}
+
+/* A new Template or Profile default changes new clusters only: a placed
+ * cluster keeps the version it runs until its own spec.version changes. */
+static void test_defaults_never_reversion(void **state)
+{
+    static const char *const units[] = { "u1" };
+    struct capfx f;
+    json_t *gc;
+
+    (void)state;
+    start_fleet(&f, units, 1);
+    capfx_create(&f, &kf_kind_template,
+                 "{'metadata':{'name':'web'},'spec':{'profile':'standard','version':'1.36'}}");
+    cluster(&f, "old", "'template':'web'");
+    assert_true(capfx_wait(&f, GC_KIND, "old", placed_on, "1.36"));
+    capfx_patch(&f, &kf_kind_template, "web", "{'spec':{'version':'1.37'}}", false);
+    capfx_patch(&f, &kf_kind_profile, "standard", "{'spec':{'defaultVersion':'1.37'}}", false);
+    cluster(&f, "new", "'template':'web'");
+    assert_true(capfx_wait(&f, GC_KIND, "new", placed_on, "1.37"));
+    gc = capfx_get(&f, GC_KIND, "old");
+    assert_string_equal(kf_json_str(gc, "status.effective.version", ""), "1.36");
+    assert_string_equal(kf_json_str(gc, "status.version", ""), "1.36");
+    json_decref(gc);
+    /* its own spec.version moves it */
+    capfx_patch(&f, GC_KIND, "old", "{'spec':{'version':'1.37'}}", false);
+    assert_true(capfx_wait(&f, GC_KIND, "old", placed_on, "1.37"));
+    gc = capfx_get(&f, GC_KIND, "old");
+    /* status.version is the upgrade engine's, not placement's */
+    assert_string_equal(kf_json_str(gc, "status.version", ""), "1.36");
+    json_decref(gc);
+    capfx_close(&f);
+}
+
 static void test_effective_settings(void **state)
 {
     static const char *const units[] = { "u1" };
@@ -835,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_filters_and_pending_reasons),
         cmocka_unit_test(test_ipam_persisted_rebuilt_released),
         cmocka_unit_test(test_effective_settings),
+        cmocka_unit_test(test_defaults_never_reversion),
         cmocka_unit_test(test_grade_changes),
         cmocka_unit_test(test_unit_status),
         cmocka_unit_test(test_explain_and_plan),

@@ -368,7 +368,7 @@ static const struct admit_case guestcluster_cases[] = {
       NULL,
       -KF_EINVALID,
       { { "spec.version", "FieldValueNotSupported",
-          "\"1.31\": the component catalog runs Kubernetes \"1.37\"" } } },
+          "\"1.31\": the component catalog runs Kubernetes \"1.36\", \"1.37\"" } } },
     /* ... unless it was already stored so: the cluster stays editable */
     { &kf_kind_guestcluster,
       "{'metadata':{'name':'web'},'spec':{'region':'cn-hz','version':'1.31',"
@@ -464,7 +464,7 @@ static const struct admit_case cpm_ippool_event_profile_cases[] = {
       { { "spec.defaultVersion", "FieldValueInvalid", "not one of spec.versions" },
         /* versions the component catalog does not run, with the ones it does */
         { "spec.versions[0]", "FieldValueNotSupported",
-          "Unsupported value: \"1.29\": the component catalog runs Kubernetes \"1.37\"" },
+          "Unsupported value: \"1.29\": the component catalog runs Kubernetes \"1.36\", \"1.37\"" },
         { "spec.versions[1]", "FieldValueNotSupported", "\"1.30\"" },
         { "spec.etcd.members", "FieldValueInvalid", "must be odd" },
         { "spec.components[1].name", "FieldValueDuplicate", "etcd" } } },

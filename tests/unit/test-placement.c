@@ -246,6 +246,34 @@ static void test_zones_for_ha(void **state)
     assert_string_equal(place(f, &c, NULL, 0), "three");
 }
 
+/* Hosts that report the Kubernetes releases they hold take only clusters
+ * on one of them; hosts that report nothing take any. */
+static void test_hosts_hold_the_release(void **state)
+{
+    struct fleet *f = *state;
+    struct kf_place_cluster c = cluster("c", "r", KF_G1);
+    struct kf_place_unit *u = add_unit(f, "u", "r", 3, 1, 64, 256, 0.0);
+    char msg[KF_PLACE_MESSAGE_MAX];
+
+    c.k8s_minor = 37;
+    for (size_t i = 0; i < u->n_hosts; i++) {
+        u->hosts[i].k8s_reported = true;
+        u->hosts[i].k8s_minors = (uint64_t)1 << 37;
+    }
+    u->hosts[2].k8s_minors = (uint64_t)1 << 36; /* zone c holds only 1.36 */
+    assert_null(place(f, &c, msg, sizeof(msg)));
+    assert_non_null(strstr(msg, "unit has 2 usable zones, grade G1 needs 3 (counting only hosts "
+                                "that hold Kubernetes 1.37)"));
+    c.k8s_minor = 36;
+    assert_null(place(f, &c, NULL, 0));
+    u->hosts[2].k8s_minors |= (uint64_t)1 << 37;
+    c.k8s_minor = 37;
+    assert_string_equal(place(f, &c, NULL, 0), "u");
+    u->hosts[2].k8s_reported = false; /* says nothing: any */
+    u->hosts[2].k8s_minors = 0;
+    assert_string_equal(place(f, &c, NULL, 0), "u");
+}
+
 static void test_water_level_message(void **state)
 {
     struct fleet *f = *state;
@@ -946,6 +974,7 @@ int main(void)
         T_(test_cordon_and_quota),
         T_(test_grade_ratio),
         T_(test_zones_for_ha),
+        T_(test_hosts_hold_the_release),
         T_(test_water_level_message),
         T_(test_memory_water_level),
         T_(test_scores_and_ties),

@@ -1,0 +1,193 @@
+/* agent-artifacts.c: the Kubernetes releases a meta host holds, and fetching
+ * the ones it lacks (agent.h).
+ *
+ * A release is a folder <kubernetes-dir>/<minor>/ with bin/<programs>,
+ * VERSION ("v1.37.2") and SHA256SUMS, as scripts/install-kubernetes
+ * installs it. At start, for each release of the catalog
+ * (kf_catalog_releases) that is not installed, an agent given an artifact
+ * source (--artifacts URL: kfleetd's files behind any HTTP server, or an
+ * operator's mirror) fetches <URL>/<minor>/<path> for each file into
+ * <minor>.new.<pid>/, hashing while it writes, and compares each file's
+ * SHA-256 with the catalog's, never with anything the source says. Only a
+ * release whose every file matches is renamed into place (so a folder is
+ * whole or absent); a mismatch is logged with both hashes and the release
+ * is left out. The host then reports what it holds in
+ * status.kubernetesVersions, which upgrades check. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "kfleet/catalog.h"
+#include "kfleet/file.h"
+#include "kfleet/log.h"
+#include "kfleet/strbuf.h"
+#include "agent/agent.h"
+
+KF_LOG_MODULE(agent);
+
+#define ARTIFACT_MAX_BYTES (1024LL * 1024 * 1024) /* one program: ~100 MiB today */
+#define FETCH_TIMEOUT_S    600
+
+struct sink {
+    FILE *f;
+    EVP_MD_CTX *md;
+    long long bytes;
+};
+
+static size_t sink_write(char *p, size_t size, size_t n, void *data)
+{
+    struct sink *s = data;
+    size_t len = size * n;
+
+    s->bytes += (long long)len;
+    if (s->bytes > ARTIFACT_MAX_BYTES || fwrite(p, 1, len, s->f) != len)
+        return 0; /* fails the transfer */
+    EVP_DigestUpdate(s->md, p, len);
+    return len;
+}
+
+/* Fetches url into path; the SHA-256 of what arrived into hex. */
+static int fetch_one(const char *url, const char *path, char hex[65], struct kf_strbuf *err)
+{
+    struct sink s = { .f = fopen(path, "wb"), .md = EVP_MD_CTX_new() };
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    CURL *c = curl_easy_init();
+    long code = 0;
+    CURLcode cr;
+    int r = 0;
+
+    if (!s.f || !c || !s.md) {
+        r = kf_err(err, -EIO, "cannot write %s: %s", path, strerror(errno));
+        goto free_all;
+    }
+    EVP_DigestInit_ex(s.md, EVP_sha256(), NULL);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)FETCH_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cr = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    if (cr != CURLE_OK || code != 200) {
+        r = kf_err(err, -EIO, "GET %s: %s", url,
+                   cr != CURLE_OK ? curl_easy_strerror(cr) : "not 200");
+        if (cr == CURLE_OK)
+            kf_strbuf_addf(err, " (HTTP %ld)", code);
+        goto free_all;
+    }
+    EVP_DigestFinal_ex(s.md, md, &mdlen);
+    for (unsigned i = 0; i < mdlen && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+free_all:
+    if (s.f && fclose(s.f) != 0 && r == 0)
+        r = kf_err(err, -EIO, "cannot write %s", path);
+    EVP_MD_CTX_free(s.md);
+    if (c)
+        curl_easy_cleanup(c);
+    return r;
+}
+
+static bool installed(const char *dir, const struct kf_catalog_release *rel)
+{
+    char *vpath = kf_xasprintf("%s/VERSION", dir), *text = NULL;
+    bool ok = kf_read_file(vpath, 64, &text, NULL) == 0 &&
+              !strncmp(text, rel->version, strlen(rel->version));
+
+    for (size_t i = 0; ok && i < rel->n_files; i++) {
+        char *p = kf_xasprintf("%s/%s", dir, rel->files[i].path);
+
+        ok = access(p, R_OK) == 0;
+        free(p);
+    }
+    free(text);
+    free(vpath);
+    return ok;
+}
+
+/* Fetches every file of rel into tmp and checks it; 0 or -EBADMSG/-EIO. */
+static int fetch_release(const char *source, const char *tmp, const struct kf_catalog_release *rel,
+                         struct kf_strbuf *sums, struct kf_strbuf *err)
+{
+    char *bin = kf_xasprintf("%s/bin", tmp);
+    int r = kf_mkdir_p(bin, 0755);
+
+    free(bin);
+    if (r < 0)
+        return kf_err(err, r, "cannot create %s: %s", tmp, strerror(-r));
+    for (size_t i = 0; i < rel->n_files && r == 0; i++) {
+        const struct kf_catalog_file *f = &rel->files[i];
+        char *url = kf_xasprintf("%s/%s/%s", source, rel->minor, f->path);
+        char *path = kf_xasprintf("%s/%s", tmp, f->path);
+        char hex[65] = "";
+
+        r = fetch_one(url, path, hex, err);
+        if (r == 0 && strcmp(hex, f->sha256) != 0)
+            r = kf_err(err, -EBADMSG,
+                       "%s has SHA-256 %s but the catalog says %s for Kubernetes %s: refused", url,
+                       hex, f->sha256, rel->version);
+        if (r == 0 && chmod(path, 0755) < 0)
+            r = kf_err(err, -errno, "chmod %s: %s", path, strerror(errno));
+        kf_strbuf_addf(sums, "%s  %s\n", f->sha256, f->path);
+        free(path);
+        free(url);
+    }
+    return r;
+}
+
+void kf_agent_artifacts_sync(const struct kf_agent_config *cfg)
+{
+    size_t n;
+    const struct kf_catalog_release *rels = kf_catalog_releases(&n);
+
+    for (size_t i = 0; i < n; i++) {
+        char *dir = kf_xasprintf("%s/%s", cfg->kubernetes_dir, rels[i].minor);
+        char *tmp = kf_xasprintf("%s.new.%d", dir, (int)getpid());
+        struct kf_strbuf sums = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
+        char *p;
+        int r;
+
+        if (installed(dir, &rels[i]) || !cfg->artifacts_url)
+            goto next;
+        kf_log_info("Kubernetes %s is not installed in %s: fetching it from %s", rels[i].version,
+                    dir, cfg->artifacts_url);
+        kf_remove_tree(tmp);
+        r = fetch_release(cfg->artifacts_url, tmp, &rels[i], &sums, &err);
+        p = kf_xasprintf("%s/SHA256SUMS", tmp);
+        if (r == 0)
+            r = kf_write_file_atomic(p, sums.buf, sums.len, 0644, true, &err);
+        free(p);
+        p = kf_xasprintf("%s/VERSION", tmp);
+        kf_strbuf_reset(&sums);
+        kf_strbuf_addf(&sums, "%s\n", rels[i].version);
+        if (r == 0)
+            r = kf_write_file_atomic(p, sums.buf, sums.len, 0644, true, &err);
+        free(p);
+        if (r == 0) {
+            kf_remove_tree(dir);
+            if (rename(tmp, dir) < 0)
+                r = kf_err(&err, -errno, "rename %s: %s", tmp, strerror(errno));
+        }
+        if (r == 0)
+            kf_log_info("installed Kubernetes %s in %s (every file's SHA-256 as the catalog "
+                        "says)",
+                        rels[i].version, dir);
+        else
+            kf_log_warn("Kubernetes %s not installed: %s; this host will not run it",
+                        rels[i].version, err.buf);
+        kf_remove_tree(tmp);
+    next:
+        kf_strbuf_release(&sums);
+        kf_strbuf_release(&err);
+        free(tmp);
+        free(dir);
+    }
+}

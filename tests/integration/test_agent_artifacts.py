@@ -1,0 +1,90 @@
+"""test_agent_artifacts.py: a meta host that lacks a Kubernetes release
+fetches it from an artifact source and checks it against the catalog.
+
+Real processes: kfleetd, a kfleet-agent with an empty --kubernetes-dir and
+--artifacts pointing at an HTTP server (on loopback, in this process) that
+serves the releases scripts/install-kubernetes built: 1.37 as built, 1.36
+with one file that is not what the catalog says. What a user sees is
+asserted: the release that matches is installed whole (VERSION, every
+program, SHA256SUMS that `sha256sum -c` accepts) and reported on the Host
+(status.kubernetesVersions); the one that does not is not installed, not
+reported, and the agent's log says which file and both hashes.
+"""
+
+import functools
+import http.server
+import os
+import subprocess
+import threading
+
+import kftest
+import lifecycle_fixture as lf
+from kftest import eventually, path
+
+PROGRAMS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(directory):
+    handler = functools.partial(Quiet, directory=directory)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_fetch_checks_every_file():
+    for minor in ("1.36", "1.37"):
+        for p in PROGRAMS:
+            kftest.require(os.access(f"/opt/kfleet/kubernetes/{minor}/bin/{p}", os.X_OK),
+                           f"Kubernetes {minor} is not installed (scripts/install-kubernetes)")
+    with lf.Fleet() as f:
+        src = os.path.join(f.tmp, "artifacts")
+        for minor in ("1.36", "1.37"):
+            os.makedirs(os.path.join(src, minor, "bin"))
+            for p in PROGRAMS:
+                os.symlink(f"/opt/kfleet/kubernetes/{minor}/bin/{p}",
+                           os.path.join(src, minor, "bin", p))
+        # a mirror that serves a different kubectl for 1.36
+        os.unlink(os.path.join(src, "1.36", "bin", "kubectl"))
+        with open(os.path.join(src, "1.36", "bin", "kubectl"), "w") as fh:
+            fh.write("#!/bin/sh\necho not kubectl\n")
+        srv = serve(src)
+        try:
+            k8s = os.path.join(f.tmp, "k8s")
+            ag = kftest.Agent(f.kd, "h-art", zone="a", token="agent-token-0123456789",
+                              args=["--kubernetes-dir", k8s, "--artifacts",
+                                    f"http://127.0.0.1:{srv.server_address[1]}",
+                                    "--capacity-cpu", "4", "--capacity-memory", "8Gi"])
+            ag.start()
+            try:
+                host = eventually(lambda: (lambda r: r.json if r.status == 200 and
+                                           "kubernetesVersions" in r.json.get("status", {})
+                                           else None)(f.kd.get(path("hosts", "h-art"))),
+                                  timeout=300 * kftest.SLOW,
+                                  msg="h-art never reported its releases:\n" + ag.log_tail(20))
+                assert host["status"]["kubernetesVersions"] == ["1.37.2"], host["status"]
+                with open(os.path.join(k8s, "1.37", "VERSION")) as fh:
+                    assert fh.read().strip() == "v1.37.2"
+                p = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=os.path.join(k8s, "1.37"),
+                                   capture_output=True, text=True, timeout=120)
+                assert p.returncode == 0 and p.stdout.count(": OK") == len(PROGRAMS), p
+                assert all(os.access(os.path.join(k8s, "1.37", "bin", x), os.X_OK)
+                           for x in PROGRAMS)
+                # the tampered release is not there, not even half
+                assert sorted(os.listdir(k8s)) == ["1.37"], os.listdir(k8s)
+                log = ag.log()
+                assert "1.36/bin/kubectl has SHA-256" in log and "but the catalog says" in log, log
+                assert "Kubernetes v1.36.3 not installed" in log, log
+            finally:
+                ag.close()
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
+if __name__ == "__main__":
+    kftest.main(globals())
