@@ -128,12 +128,13 @@ def host_ready(kd, name):
     return r.status == 200 and r.json.get("status", {}).get("ready") is True
 
 
-def etcd_profile(kd, name="etcd-only", components=("etcd",)):
+def etcd_profile(kd, name="etcd-only", components=("etcd",), versions=(K8S_VERSION,)):
     """A Profile whose control plane is `components` (etcd alone: every
     component is installed on this machine, so its clusters can be
-    Running). Its flags make the test elections quick."""
+    Running) in `versions` (the last is the default). Its flags make the
+    test elections quick."""
     body = {"apiVersion": "kfleet.io/v1", "kind": "Profile", "metadata": {"name": name},
-            "spec": {"versions": [K8S_VERSION], "defaultVersion": K8S_VERSION,
+            "spec": {"versions": list(versions), "defaultVersion": versions[-1],
                      "components": [{"name": c} for c in components],
                      "flags": {"etcd.heartbeat-interval": "50",
                                "etcd.election-timeout": "500"}}}
@@ -150,11 +151,11 @@ def k8s_profile(kd, name="k8s-test"):
                                        "kube-scheduler"))
 
 
-def create_cluster(kd, name, profile="etcd-only", simulated_nodes=0):
+def create_cluster(kd, name, profile="etcd-only", simulated_nodes=0, version=K8S_VERSION):
     """A GuestCluster; placement puts it on unit u1, one etcd member per
     zone."""
     body = {"apiVersion": "kfleet.io/v1", "kind": "GuestCluster", "metadata": {"name": name},
-            "spec": {"region": "local", "profile": profile, "version": K8S_VERSION,
+            "spec": {"region": "local", "profile": profile, "version": version,
                      "expectedNodes": 3, "network": {"vpc": "local"}}}
     if simulated_nodes:
         body["spec"]["simulatedNodes"] = simulated_nodes

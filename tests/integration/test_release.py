@@ -19,10 +19,10 @@ on purpose. What a user sees:
     `kfleet rollout abort` ends it for good (exit 7, Aborted), the other
     clusters never moved.
 
-Without the upgrade engine (issue 14's other half) a cluster's
-status.version does not follow spec.version yet, so the canary stays
-"upgrading": the gate is what this test is about. The target is a patch
-of the catalog's minor (patches move freely).
+The clusters run the older of the catalog's two minors and the Release
+takes them to the newer: the canary is really upgraded by the upgrade
+engine (its status.version follows, the Upgraded condition is True)
+before the gate stops the rest.
 """
 
 import os
@@ -34,7 +34,7 @@ import lifecycle_fixture as lf
 from kftest import eventually, path
 
 KFLEET = os.path.join(kftest.BIN_DIR, "kfleet")
-TARGET = lf.K8S_VERSION + ".1"
+OLD, TARGET = "1.36", lf.K8S_VERSION
 VIEWER = "viewer-token-0123456789"
 EDITOR = "editor-token-0123456789"
 
@@ -106,11 +106,11 @@ def test_release_canary_gate_pauses():
     with lf.Fleet(controllers="profiles,host-lifecycle,unit-status,placement,lifecycle,"
                               "release") as f:
         kd = f.kd
-        lf.etcd_profile(kd)
+        lf.etcd_profile(kd, versions=(OLD, TARGET))
         for c in ("g1", "g2", "g3"):
-            lf.create_cluster(kd, c)
+            lf.create_cluster(kd, c, version=OLD)
         for c in ("g1", "g2", "g3"):
-            lf.wait_phase(kd, c, "Running", timeout=60)
+            lf.wait_phase(kd, c, "Running", timeout=60 * kftest.SLOW)
         prom = Prometheus(f.tmp).start()
         try:
             good = {"version": TARGET,
@@ -138,7 +138,7 @@ def test_release_canary_gate_pauses():
             def paused():
                 rel = kd.get(path("releases", "rel")).json
                 return rel.get("status", {}).get("phase") == "Paused" and rel
-            rel = eventually(paused, timeout=60, msg="the release did not pause")
+            rel = eventually(paused, timeout=60 * kftest.SLOW, msg="the release did not pause")
             st = rel["status"]
             assert rel["spec"]["paused"] is True
             assert st["pause"]["reason"] == "HealthGateFailed", st
@@ -149,8 +149,19 @@ def test_release_canary_gate_pauses():
             assert spec_version(kd, "g1") == TARGET
             g1 = lf.cluster(kd, "g1")
             assert g1["metadata"]["annotations"]["kfleet.io/release"] == "rel"
-            assert spec_version(kd, "g2") == lf.K8S_VERSION
-            assert spec_version(kd, "g3") == lf.K8S_VERSION
+            assert spec_version(kd, "g2") == OLD
+            assert spec_version(kd, "g3") == OLD
+            # the engine upgraded the canary; the others still run the old minor
+
+            def canary_upgraded():
+                st = lf.cluster(kd, "g1").get("status", {})
+                cond = [c for c in st.get("conditions", []) if c["type"] == "Upgraded"]
+                return (st.get("version") == TARGET and cond and cond[0]["status"] == "True"
+                        and st.get("phase") == "Running")
+            eventually(canary_upgraded, timeout=60 * kftest.SLOW,
+                       msg="the canary was not upgraded")
+            for c in ("g2", "g3"):
+                assert lf.cluster(kd, c)["status"]["version"] == OLD
 
             # kfleetd killed while the release holds comes back where it was,
             # and moves no cluster again
@@ -162,7 +173,7 @@ def test_release_canary_gate_pauses():
                 m = kd.get("/metrics").text
                 return any(ln.startswith('kfleet_controller_reconciles_total{controller="release"}')
                            and float(ln.split()[-1]) > 0 for ln in m.splitlines())
-            eventually(release_reconciled, timeout=30, msg="the release controller did not run")
+            eventually(release_reconciled, timeout=30 * kftest.SLOW, msg="the release controller did not run")
             rel = paused()
             assert rel and rel["status"]["pause"]["reason"] == "HealthGateFailed", rel
             assert {c: lf.cluster(kd, c)["metadata"]["generation"]
@@ -187,16 +198,16 @@ def test_release_canary_gate_pauses():
             assert "release/rel resumed" in out, out
             # paused (generation 2), resumed (3), paused again by the controller (4)
             eventually(lambda: (paused() or {}).get("metadata", {}).get("generation", 0) >= 4,
-                       timeout=60, msg="the release did not pause again")
-            assert spec_version(kd, "g2") == lf.K8S_VERSION
+                       timeout=60 * kftest.SLOW, msg="the release did not pause again")
+            assert spec_version(kd, "g2") == OLD
 
             out = kfleet(kd, "rollout", "abort", "rel")
             eventually(lambda: kd.get(path("releases", "rel")).json.get("status", {})
-                       .get("phase") == "Aborted", timeout=30)
+                       .get("phase") == "Aborted", timeout=30 * kftest.SLOW)
             out = kfleet(kd, "rollout", "status", "rel", "--watch", expect=7)
             assert "Aborted" in out, out
-            assert spec_version(kd, "g2") == lf.K8S_VERSION
-            assert spec_version(kd, "g3") == lf.K8S_VERSION
+            assert spec_version(kd, "g2") == OLD
+            assert spec_version(kd, "g3") == OLD
         finally:
             prom.stop()
 
