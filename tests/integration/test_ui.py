@@ -236,8 +236,10 @@ def setup():
                       timeout=30 * kftest.SLOW, msg="hosts Ready")
     docs = [cluster_yaml(f"web-{i:02d}", nodes=5 if i % 3 else 60) for i in range(24)]
     docs += [cluster_yaml(f"eu-{i}", region="eu-west") for i in range(3)]
-    # a cluster that cannot be placed: 3,000 nodes is G4, larger than any unit here
-    docs.append(cluster_yaml("huge-0", nodes=3000))
+    # a cluster that cannot be placed in any order of decisions: 5,000 nodes
+    # is G5, whose 262 GiB of requests take an empty unit here (6 hosts of
+    # 64 GiB) to 67 %, past its 60 % mark
+    docs.append(cluster_yaml("huge-0", nodes=5000))
     apply("---\n".join(docs))
 
     def decided():
