@@ -207,24 +207,35 @@ void kf_json_del(json_t *root, const char *path)
         json_object_del(parent, last);
 }
 
-json_t *kf_json_merge_patch(const json_t *target, const json_t *patch)
+/* Merges the object patch into result, which is the caller's own (a deep
+ * copy: no other reference to it or to anything in it), in place. */
+static void merge_into(json_t *result, const json_t *patch)
 {
-    json_t *result;
     const char *key;
     json_t *pv;
 
-    if (!json_is_object(patch))
-        return json_deep_copy(patch);
-    result = json_is_object(target) ? json_deep_copy(target) : json_object();
     json_object_foreach((json_t *)patch, key, pv)
     {
-        if (json_is_null(pv)) {
-            json_object_del(result, key);
-        } else {
-            json_t *merged = kf_json_merge_patch(json_object_get(result, key), pv);
+        json_t *cur = json_object_get(result, key);
 
-            json_object_set_new(result, key, merged);
-        }
+        if (json_is_null(pv))
+            json_object_del(result, key);
+        else if (json_is_object(pv) && json_is_object(cur))
+            merge_into(cur, pv);
+        else
+            json_object_set_new(result, key, kf_json_merge_patch(NULL, pv));
     }
+}
+
+json_t *kf_json_merge_patch(const json_t *target, const json_t *patch)
+{
+    json_t *result;
+
+    if (!json_is_object(patch))
+        return json_deep_copy(patch);
+    /* one copy of target, patched in place (merging a member into a copy
+     * of it copied every patched subtree again) */
+    result = json_is_object(target) ? json_deep_copy(target) : json_object();
+    merge_into(result, patch);
     return result;
 }

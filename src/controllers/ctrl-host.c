@@ -306,9 +306,13 @@ static void host_readiness(struct host_ctrl *d, const json_t *host, const char *
     const json_t *status = kf_json_path(host, "status");
 
     rd->now = kf_now_ms();
-    rd->grace = host_grace(d, host);
-    rd->started = KF_MAX(kf_lease_table_started_ms(d->leases), d->started_ms);
     rd->last = kf_lease_last(d->leases, name);
+    /* a heartbeat within the default grace is within the host's own (never
+     * shorter): the longer grace, which reads the profiles, only matters
+     * for a host that has been silent longer than the default */
+    rd->grace =
+        rd->last > 0 && rd->now - rd->last <= d->grace_ms ? d->grace_ms : host_grace(d, host);
+    rd->started = KF_MAX(kf_lease_table_started_ms(d->leases), d->started_ms);
     rd->created = 0;
     if (ct)
         kf_time_parse_rfc3339(ct, &rd->created);

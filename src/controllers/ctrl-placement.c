@@ -989,12 +989,38 @@ static void batch_events(struct place_ctrl *d, struct batch_item *items, size_t 
 
 /* Creates the members of every written cluster (transactions of many
  * clusters' members), then says what was decided. */
+/* Creates the first PLACE_TXN_MAX of objs' *no members (all of them when
+ * `all`), one store transaction each, and frees them; the rest move to the
+ * front. After an error every one is freed. */
+static int members_flush(struct place_ctrl *d, json_t **objs, size_t *no, bool all,
+                         struct kf_strbuf *why)
+{
+    int r = 0;
+
+    while (r == 0 && (*no >= PLACE_TXN_MAX || (all && *no))) {
+        size_t k = KF_MIN(*no, (size_t)PLACE_TXN_MAX);
+
+        r = kf_place_members_create(d, objs, k, why);
+        if (r < 0)
+            k = *no;
+        for (size_t i = 0; i < k; i++)
+            json_decref(objs[i]);
+        memmove(objs, objs + k, (*no - k) * sizeof(*objs));
+        *no -= k;
+    }
+    return r;
+}
+
+/* The members of the batch's written clusters, PLACE_TXN_MAX a
+ * transaction, built a transaction's worth at a time (a batch of 512
+ * clusters has ~5,000 members: built all at once they were the largest
+ * thing kfleetd held during a burst). */
 static int batch_members(struct place_ctrl *d, struct batch_item *items, size_t n)
 {
     struct kf_strbuf why = KF_STRBUF_INIT;
     json_t **objs = NULL;
-    size_t no = 0, alloc = 0;
-    int r;
+    size_t no = 0, alloc = 0, total = 0;
+    int r = 0;
 
     for (size_t i = 0; i < n; i++) {
         struct batch_item *it = &items[i];
@@ -1002,18 +1028,22 @@ static int batch_members(struct place_ctrl *d, struct batch_item *items, size_t 
         if (!it->written)
             continue;
         pending_set(d, kf_obj_name(it->cluster), NULL);
+        if (r < 0)
+            continue;
         KF_GROW(objs, alloc, no + it->pd.nb + 1);
         for (unsigned b = 0; b < it->pd.nb; b++)
             objs[no++] = kf_place_member_obj(
                 it->cluster, it->pd.unit, it->pd.bs[b].host, it->pd.bs[b].zone,
                 &it->pd.shape.components[it->pd.bs[b].component], it->pd.bs[b].replica,
                 kf_json_str(it->s.effective, "version", ""));
+        total += it->pd.nb;
+        r = members_flush(d, objs, &no, false, &why);
     }
-    r = no ? kf_place_members_create(d, objs, no, &why) : 0;
+    if (r == 0)
+        r = members_flush(d, objs, &no, true, &why);
     if (r < 0)
-        kf_log_rl_warn("cannot create the members of %zu clusters: %s; retrying", no, why.buf);
-    for (size_t i = 0; i < no; i++)
-        json_decref(objs[i]);
+        kf_log_rl_warn("cannot create the members of a batch (%zu built): %s; retrying", total,
+                       why.buf);
     free(objs);
     if (r == 0) {
         for (size_t i = 0; i < n; i++)

@@ -182,11 +182,14 @@ void kf_workqueue_add_after(struct kf_workqueue *q, const char *name, int64_t de
             *cur = due;
             kf_smap_put(&q->due, name, cur);
             heap_push(q, due, name);
+            pthread_cond_signal(&q->cond);
         } else if (due < *cur) {
             *cur = due; /* the older heap entry is now stale and skipped */
             heap_push(q, due, name);
+            pthread_cond_signal(&q->cond);
         }
-        pthread_cond_signal(&q->cond);
+        /* already due no later: nothing changed, no worker to wake (a burst
+         * of member events folds into one delayed entry per host) */
     }
     pthread_mutex_unlock(&q->lock);
 }

@@ -862,17 +862,23 @@ static json_t *build_update_all(const struct kf_kind *k, const json_t *obj, cons
 }
 
 /* Builds and admits the object an update stores. *ret_new is the new
- * object (new reference) on success. */
+ * object (new reference) on success. `decoded`, when not NULL, is kv's
+ * value as kf_obj_decode made it (a patch has decoded it already: it is
+ * not parsed twice); it is only read. */
 static int update_prepare(struct kf_registry *r, const struct kf_kind *k, const json_t *obj,
-                          enum update_mode mode, const struct kf_kv *kv, json_t **ret_new,
-                          json_t **ret_old, struct kf_strbuf *bytes, enum update_write *ret_write,
-                          struct kf_causes *causes, struct kf_strbuf *err)
+                          enum update_mode mode, const struct kf_kv *kv, json_t *decoded,
+                          json_t **ret_new, json_t **ret_old, struct kf_strbuf *bytes,
+                          enum update_write *ret_write, struct kf_causes *causes,
+                          struct kf_strbuf *err)
 {
     bool status_only = mode == UPDATE_STATUS;
     json_t *old = NULL, *new = NULL, *fin;
-    int rc;
+    int rc = 0;
 
-    rc = kf_obj_decode(kv->value, kv->value_len, kv->mod_rev, &old);
+    if (decoded)
+        old = json_incref(decoded);
+    else
+        rc = kf_obj_decode(kv->value, kv->value_len, kv->mod_rev, &old);
     if (rc < 0)
         return kf_err(err, rc, "the stored object \"%s\" cannot be read", kv->key);
     if (mode == UPDATE_ALL) {
@@ -920,11 +926,12 @@ free_objs:
     return rc;
 }
 
-/* One attempt: kv is the current stored object. -KF_ECONFLICT when the CAS
- * lost a race. */
+/* One attempt: kv is the current stored object (decoded: its value decoded,
+ * or NULL). -KF_ECONFLICT when the CAS lost a race. */
 static int update_once(struct kf_registry *r, const struct kf_kind *k, const json_t *obj,
                        bool status_only, const struct kf_write_check *check, const struct kf_kv *kv,
-                       json_t **ret, struct kf_causes *causes, struct kf_strbuf *err)
+                       json_t *decoded, json_t **ret, struct kf_causes *causes,
+                       struct kf_strbuf *err)
 {
     struct kf_strbuf bytes = KF_STRBUF_INIT;
     json_t *old = NULL, *new = NULL;
@@ -932,8 +939,8 @@ static int update_once(struct kf_registry *r, const struct kf_kind *k, const jso
     int64_t rev = 0;
     int rc;
 
-    rc = update_prepare(r, k, obj, status_only ? UPDATE_STATUS : UPDATE_MAIN, kv, &new, &old,
-                        &bytes, &w, causes, err);
+    rc = update_prepare(r, k, obj, status_only ? UPDATE_STATUS : UPDATE_MAIN, kv, decoded, &new,
+                        &old, &bytes, &w, causes, err);
     if (rc == 0 && !status_only && w == UPDATE_PUT)
         rc = admit_stored(r, k, new, old, causes, err);
     if (rc < 0)
@@ -1012,7 +1019,8 @@ static int update_batch(struct kf_registry *r, const struct kf_kind *k, json_t *
         else if (rc == 0 && kv.mod_rev != want)
             rc = conflict(k, name, err);
         if (rc == 0)
-            rc = update_prepare(r, k, objs[i], mode, &kv, &news[i], &old, &bytes, &w, causes, err);
+            rc = update_prepare(r, k, objs[i], mode, &kv, NULL, &news[i], &old, &bytes, &w, causes,
+                                err);
         kf_kv_release(&kv);
         json_decref(old);
         if (rc < 0) {
@@ -1105,7 +1113,7 @@ int kf_registry_update_checked(struct kf_registry *r, const struct kf_kind *k, j
             kf_kv_release(&kv);
             return conflict(k, name, err);
         }
-        rc = update_once(r, k, obj, status_only, check, &kv, ret, causes, err);
+        rc = update_once(r, k, obj, status_only, check, &kv, NULL, ret, causes, err);
         kf_kv_release(&kv);
         if (rc == -KF_ECONFLICT && !want_rv && attempt < KF_REGISTRY_RETRIES)
             continue;
@@ -1239,7 +1247,7 @@ int kf_registry_patch_checked(struct kf_registry *r, const struct kf_kind *k, co
                 rc = conflict(k, name, err);
         }
         if (rc == 0)
-            rc = update_once(r, k, patched, status_only, check, &kv, ret, causes, err);
+            rc = update_once(r, k, patched, status_only, check, &kv, old, ret, causes, err);
         json_decref(patched);
         json_decref(old);
         kf_kv_release(&kv);

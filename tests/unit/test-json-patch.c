@@ -192,12 +192,44 @@ static void test_merge_patch(void **state)
     json_decref(want);
 }
 
+/* RFC 7386 appendix A's cases with nested objects and nulls; the target is
+ * left as it was. */
+static void test_merge_patch_nested(void **state)
+{
+    static const char *const rfc_merges[][3] = {
+        { "{'a':'b'}", "{'a':{'bb':{'ccc':null}}}", "{'a':{'bb':{}}}" },
+        { "{'e':null}", "{'a':1}", "{'e':null,'a':1}" },
+        { "[1,2]", "{'a':'b','c':null}", "{'a':'b'}" },
+        { "{}", "{'a':{'bb':{'ccc':null}}}", "{'a':{'bb':{}}}" },
+        { "{'a':{'b':'c','d':{'e':1}}}", "{'a':{'d':{'f':2},'b':null}}",
+          "{'a':{'d':{'e':1,'f':2}}}" },
+        { "{'a':[{'b':'c'}]}", "{'a':[1]}", "{'a':[1]}" },
+        { "{'a':{'b':'c'}}", "['c']", "['c']" },
+    };
+    (void)state;
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(rfc_merges); i++) {
+        json_t *doc = J(rfc_merges[i][0]), *copy = json_deep_copy(doc);
+        json_t *patch = J(rfc_merges[i][1]), *want = J(rfc_merges[i][2]);
+        json_t *out = kf_json_merge_patch(doc, patch);
+
+        assert_true(json_equal(out, want));
+        assert_true(json_equal(doc, copy));
+        json_decref(out);
+        json_decref(doc);
+        json_decref(copy);
+        json_decref(patch);
+        json_decref(want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_merge_patch),
+        cmocka_unit_test(test_merge_patch_nested),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
