@@ -180,6 +180,7 @@ struct agent_host {
 };
 
 struct kf_agent_tasks;
+struct kf_agent_backup;
 
 struct kf_agent {
     struct kf_agent_config cfg;
@@ -190,6 +191,7 @@ struct kf_agent {
     struct kf_agent_http *http;
     struct kf_agent_watch *watch;
     struct kf_agent_tasks *tasks; /* agent-tasks.c: BroadcastTasks bound here */
+    struct kf_agent_backup *backup; /* agent-backup.c: etcd snapshots (NULL: none) */
     int wake_fd;
     int signal_fd;
     bool have_snapshot; /* kfleetd told us once what is bound here */
@@ -256,6 +258,16 @@ void kf_agent_tasks_stop(struct kf_agent *a);
  * task's time is up and its result can be reported; 0: no such moment
  * known (answers from kfleetd wake the loop through a->wake_fd). */
 int64_t kf_agent_tasks_next_ms(const struct kf_agent *a);
+
+/* agent-backup.c */
+/* A real meta host (not --simulate) starts a thread that watches the
+ * Backups assigned to its host and takes their etcd snapshots, with its
+ * own connection; nothing else on a simulated agent. 0 or a negative
+ * error. */
+int kf_agent_backup_start(struct kf_agent *a, struct kf_strbuf *err);
+/* Joins the thread (a snapshot being taken is waited for) and frees;
+ * a->backup may be NULL. */
+void kf_agent_backup_stop(struct kf_agent *a);
 
 /* agent-metrics.c */
 int kf_agent_metrics_start(struct kf_agent *a, struct kf_strbuf *err);
