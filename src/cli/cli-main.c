@@ -87,6 +87,23 @@ static const struct kf_cli_command commands[] = {
         .run = kf_cli_cmd_delete,
     },
     {
+        .name = "backup",
+        .usage = "create CLUSTER [--location NAME] [--wait [--timeout DURATION]]",
+        .summary = "take an etcd snapshot of a guest cluster now",
+        .help = "Creates a Backup; kfleetd picks the region's BackupLocation and a host\n"
+                "running a Ready etcd member, whose agent takes a full snapshot through\n"
+                "etcd's snapshot API and verifies it (revision, sha256, etcd's hash).\n"
+                "--wait prints each step and ends with the revision and size (exit 0),\n"
+                "or why it failed (exit 5). Scheduled backups need no command: the\n"
+                "cluster's backup.interval and backup.retain say when and how many.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet backup create web-1 --wait\n"
+                "  kfleet get backups -l kfleet.io/cluster=web-1\n",
+        .opts = kf_cli_backup_opts,
+        .run = kf_cli_cmd_backup,
+    },
+    {
         .name = "explain",
         .usage = "guestcluster NAME [-o json] | KIND[.FIELD...]",
         .summary = "why a cluster is placed where it is; or what a kind or field means",
