@@ -48,11 +48,11 @@
 
 KF_LOG_MODULE(agent_backup);
 
-#define ETCDCTL            "/usr/bin/etcdctl"
-#define SAVE_TIMEOUT_MS    (10 * 60 * 1000)
-#define STATUS_TIMEOUT_MS  (2 * 60 * 1000)
-#define OUTPUT_MAX         4096
-#define REPORT_RETRY_MS    2000
+#define ETCDCTL           "/usr/bin/etcdctl"
+#define SAVE_TIMEOUT_MS   (10 * 60 * 1000)
+#define STATUS_TIMEOUT_MS (2 * 60 * 1000)
+#define OUTPUT_MAX        4096
+#define REPORT_RETRY_MS   2000
 
 struct kf_agent_backup {
     pthread_t thread;
@@ -189,8 +189,8 @@ static json_t *save(struct kf_agent_backup *ab, const json_t *b, const char *par
     cert = kf_xasprintf("--cert=%s/server.crt", pki);
     key = kf_xasprintf("--key=%s/server.key", pki);
     {
-        char *const argv[] = { ETCDCTL,    ep,     ca, cert, key, "--command-timeout=10m",
-                               "snapshot", "save", (char *)part,  NULL };
+        char *const argv[] = { ETCDCTL,    ep,     ca,           cert, key, "--command-timeout=10m",
+                               "snapshot", "save", (char *)part, NULL };
 
         r = run(argv, SAVE_TIMEOUT_MS, true, &out);
     }
@@ -314,8 +314,7 @@ static int report(struct kf_agent_backup *ab, const char *name, json_t *st)
                     json_object_get(st, "completionTime"));
     code = kf_agent_http_do(ab->http, "PATCH", p, "application/merge-patch+json", body, NULL, &err);
     if (code != 200 && code != 404)
-        kf_log_rl_warn("backup \"%s\": cannot report its result: %s; trying again", name,
-                       err.buf);
+        kf_log_rl_warn("backup \"%s\": cannot report its result: %s; trying again", name, err.buf);
     free(p);
     json_decref(body);
     kf_strbuf_release(&err);
@@ -337,8 +336,7 @@ static void take_messages(struct kf_agent_backup *ab)
                 json_decref(v);
             kf_smap_release(&ab->objs);
             kf_smap_init(&ab->objs);
-            json_array_foreach(m->obj, i, o)
-                kf_smap_put(&ab->objs, kf_obj_name(o), json_incref(o));
+            json_array_foreach(m->obj, i, o) kf_smap_put(&ab->objs, kf_obj_name(o), json_incref(o));
         } else if (m->type == KF_AGENT_MSG_EVENT && kf_obj_name(m->obj)) {
             json_decref(kf_smap_remove(&ab->objs, kf_obj_name(m->obj)));
             if (strcmp(m->event, "DELETED") != 0)

@@ -190,7 +190,7 @@ struct kf_agent {
     struct kf_smap host_by_name;
     struct kf_agent_http *http;
     struct kf_agent_watch *watch;
-    struct kf_agent_tasks *tasks; /* agent-tasks.c: BroadcastTasks bound here */
+    struct kf_agent_tasks *tasks;   /* agent-tasks.c: BroadcastTasks bound here */
     struct kf_agent_backup *backup; /* agent-backup.c: etcd snapshots (NULL: none) */
     int wake_fd;
     int signal_fd;

@@ -70,11 +70,12 @@ static int wait_done(struct kf_cli *cli, const char *name, const char *ref, int6
             json_decref(obj);
             break;
         }
-        json_decref(obj);
         if (!strcmp(phase, "Failed")) {
+            json_decref(obj);
             rc = KF_CLI_EXIT_JOB_FAILED;
             break;
         }
+        json_decref(obj);
         if (kf_mono_ns() >= deadline) {
             kf_cli_error(cli, "%s is not done after the timeout; it goes on (kfleet get backup %s)",
                          ref, name);
@@ -137,9 +138,12 @@ int kf_cli_cmd_backup(struct kf_cli *cli, const struct kf_cli_args *args)
         return KF_CLI_EXIT_USAGE;
     }
     if (strlen(args->pos[1]) > 63) {
-        kf_cli_error(cli, "a cluster name has at most 63 characters, not %zu", strlen(args->pos[1]));
+        kf_cli_error(cli, "a cluster name has at most 63 characters, not %zu",
+                     strlen(args->pos[1]));
         return KF_CLI_EXIT_USAGE;
     }
+    if (kf_cli_connect(cli) != 0)
+        return KF_CLI_EXIT_USAGE;
     return create(cli, args->pos[1], kf_cli_args_get(args, "location"),
                   kf_cli_args_has(args, "wait"), timeout_ms);
 }

@@ -5,7 +5,7 @@
  * Backup whose spec.cluster names it (the Backup, BackupLocation and
  * ControlPlaneMember informers map to the cluster), and:
  *   1. removes the snapshot file of a deleted Backup, then its finalizer;
- *   2. assigns a Pending Backup: the location (spec.location, else the
+ *   2. puts the finalizer on a new Backup, then assigns a Pending one: the location (spec.location, else the
  *      first of the cluster's region, by name, that carries every
  *      compliance tag of the cluster; a named one of another region or
  *      lacking a tag is refused: Failed), a Ready etcd member and its host,
@@ -41,11 +41,11 @@
 
 KF_LOG_MODULE(backup);
 
-#define BY_CLUSTER_BK  "bk.cluster" /* Backups by spec.cluster */
-#define BY_CLUSTER_MEM "bk.member"  /* ControlPlaneMembers by spec.cluster */
-#define RESYNC_MS      30000
-#define PENDING_RETRY  10000
-#define JITTER_MAX_MS  (5 * 60 * 1000)
+#define BY_CLUSTER_BK       "bk.cluster" /* Backups by spec.cluster */
+#define BY_CLUSTER_MEM      "bk.member"  /* ControlPlaneMembers by spec.cluster */
+#define RESYNC_MS           30000
+#define PENDING_RETRY       10000
+#define JITTER_MAX_MS       (5 * 60 * 1000)
 #define DEFAULT_INTERVAL_MS (6 * 3600 * 1000LL)
 
 struct bk {
@@ -186,8 +186,19 @@ static int finish_delete(struct bk *d, const json_t *obj)
     const json_t *fins = kf_json_path(obj, "metadata.finalizers"), *v;
     size_t i;
 
+    char *tail = kf_xasprintf("/%s/%s.db", kf_json_str(obj, "spec.cluster", ""), kf_obj_name(obj));
+    bool ours = path && path[0] == '/' && !strstr(path, "/../") && kf_str_has_suffix(path, tail);
+
+    free(tail);
     if (!kf_obj_has_finalizer(obj, KF_BACKUP_FINALIZER))
         return 0;
+    if (path && !ours) {
+        /* only a file this Backup's name says is its own is removed */
+        kf_log_rl_warn("backup \"%s\": \"%s\" is not <location>/<cluster>/<backup>.db; left "
+                       "as it is",
+                       kf_obj_name(obj), path);
+        path = NULL;
+    }
     if (path && unlink(path) < 0 && errno != ENOENT) {
         kf_log_rl_warn("backup \"%s\": cannot remove \"%s\": %s; trying again", kf_obj_name(obj),
                        path, strerror(errno));
@@ -379,9 +390,6 @@ static int assign(struct bk *d, const json_t *gc, json_t *b, struct seen *s)
         s->requeue_ms = PENDING_RETRY;
         goto free_loc;
     }
-    r = add_finalizer(d, b);
-    if (r < 0)
-        goto free_member;
     path = kf_xasprintf("%s/%s/%s.db", kf_json_str(loc, "spec.path", ""), kf_obj_name(gc),
                         kf_obj_name(b));
     now_text(now);
@@ -395,13 +403,22 @@ static int assign(struct bk *d, const json_t *gc, json_t *b, struct seen *s)
                                kf_obj_name(m), "endpoint", client_url(m), "startTime", now));
     s->requeue_ms = PENDING_RETRY;
     free(path);
-free_member:
     json_decref(m);
 free_loc:
     json_decref(loc);
 free_why:
     kf_strbuf_release(&why);
     return r;
+}
+
+/* The cluster's backup setting key: its own spec first (newer than the
+ * effective settings the placement controller writes), then the
+ * effective one (template, profile); NULL: the schema's default. */
+static const json_t *setting(const json_t *gc, const char *key)
+{
+    const json_t *v = json_object_get(kf_json_path(gc, "spec.backup"), key);
+
+    return v ? v : json_object_get(kf_json_path(gc, "status.effective.backup"), key);
 }
 
 static int64_t jitter_ms(const char *cluster, int64_t slot, int64_t interval_ms)
@@ -423,6 +440,11 @@ static int look_at(struct bk *d, const json_t *gc, json_t *b, struct seen *s)
 
     if (kf_obj_deleting(b))
         return finish_delete(d, b);
+    if (!kf_obj_has_finalizer(b, KF_BACKUP_FINALIZER)) {
+        /* first the finalizer (its event brings the Backup back here) */
+        s->busy = true;
+        return add_finalizer(d, b);
+    }
     if (created > s->newest_ms)
         s->newest_ms = created;
     if (!strcmp(phase, "Pending"))
@@ -468,8 +490,8 @@ static int delete_backup(struct bk *d, const json_t *b, const char *why)
  * but the newest, and KF_BACKUP_FAILED_KEPT Failed ones. */
 static int retain(struct bk *d, const json_t *gc, struct seen *s)
 {
-    int64_t keep = kf_json_int(gc, "status.effective.backup.retain",
-                               kf_json_int(gc, "spec.backup.retain", 7));
+    const json_t *rv = setting(gc, "retain");
+    int64_t keep = json_is_integer(rv) ? json_integer_value(rv) : 7;
     int r = 0;
 
     qsort(s->ok, s->n_ok, sizeof(*s->ok), newest_first);
@@ -498,8 +520,7 @@ static int retain(struct bk *d, const json_t *gc, struct seen *s)
 /* A new Backup when the newest is interval + jitter old. */
 static int schedule(struct bk *d, const json_t *gc, struct seen *s, int64_t *requeue)
 {
-    const json_t *eff = kf_json_path(gc, "status.effective.backup");
-    const json_t *cfg = eff ? eff : kf_json_path(gc, "spec.backup");
+    const json_t *iv = setting(gc, "interval");
     int64_t interval = DEFAULT_INTERVAL_MS, now = kf_now_ms(), due;
     char name[128], stamp[32];
     json_t *obj;
@@ -507,13 +528,14 @@ static int schedule(struct bk *d, const json_t *gc, struct seen *s, int64_t *req
     struct kf_strbuf err = KF_STRBUF_INIT;
     int r;
 
-    if (json_is_false(kf_json_path(cfg, "enabled")) || s->busy ||
+    if (json_is_false(setting(gc, "enabled")) || s->busy ||
         strcmp(kf_json_str(gc, "status.phase", ""), "Running") != 0)
         return 0;
-    if (kf_parse_duration_ms(kf_json_str(cfg, "interval", "6h"), &interval) < 0 || interval <= 0)
+    if (!json_is_string(iv) || kf_parse_duration_ms(json_string_value(iv), &interval) < 0 ||
+        interval <= 0)
         interval = DEFAULT_INTERVAL_MS;
-    due = s->newest_ms ? s->newest_ms + interval + jitter_ms(kf_obj_name(gc),
-                                                              s->newest_ms / interval, interval)
+    due = s->newest_ms ? s->newest_ms + interval +
+                             jitter_ms(kf_obj_name(gc), s->newest_ms / interval, interval)
                        : created_ms(gc) + jitter_ms(kf_obj_name(gc), 0, interval);
     if (due > now) {
         *requeue = due - now;
@@ -521,8 +543,8 @@ static int schedule(struct bk *d, const json_t *gc, struct seen *s, int64_t *req
     }
     kf_time_format_rfc3339(now, stamp, sizeof(stamp));
     /* "2026-01-02T15:04:05Z" -> "20260102-150405" */
-    snprintf(name, sizeof(name), "%s-%.4s%.2s%.2s-%.2s%.2s%.2s", kf_obj_name(gc), stamp,
-             stamp + 5, stamp + 8, stamp + 11, stamp + 14, stamp + 17);
+    snprintf(name, sizeof(name), "%s-%.4s%.2s%.2s-%.2s%.2s%.2s", kf_obj_name(gc), stamp, stamp + 5,
+             stamp + 8, stamp + 11, stamp + 14, stamp + 17);
     obj = json_pack("{s:s, s:s, s:{s:s, s:{s:s}, s:{s:s}}, s:{s:s}}", "apiVersion", "kfleet.io/v1",
                     "kind", "Backup", "metadata", "name", name, "labels", KF_BACKUP_LABEL_CLUSTER,
                     kf_obj_name(gc), "annotations", KF_BACKUP_ANN_TRIGGER, "scheduled", "spec",
@@ -532,8 +554,8 @@ static int schedule(struct bk *d, const json_t *gc, struct seen *s, int64_t *req
         kf_log_info("cluster \"%s\": scheduled backup \"%s\" (every %lld s)", kf_obj_name(gc), name,
                     (long long)(interval / 1000));
     else if (r != -KF_EEXISTS)
-        kf_log_rl_warn("cluster \"%s\": cannot create backup \"%s\": %s; retrying",
-                       kf_obj_name(gc), name, err.len ? err.buf : strerror(-r));
+        kf_log_rl_warn("cluster \"%s\": cannot create backup \"%s\": %s; retrying", kf_obj_name(gc),
+                       name, err.len ? err.buf : strerror(-r));
     json_decref(obj);
     kf_causes_release(&causes);
     kf_strbuf_release(&err);

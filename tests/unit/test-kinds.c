@@ -544,11 +544,13 @@ static const struct admit_case alert_cases[] = {
 static const struct admit_case backup_cases[] = {
     /* a location is an absolute directory without ".." */
     { &kf_kind_backuplocation,
-      "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou','path':'/srv/../etc'}}", NULL,
+      "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou','path':'/srv/../etc'}}",
+      NULL,
       -KF_EINVALID,
       { { "spec.path", "FieldValueInvalid", "an absolute directory" } } },
     { &kf_kind_backuplocation,
-      "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou','path':'backups'}}", NULL,
+      "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou','path':'backups'}}",
+      NULL,
       -KF_EINVALID,
       { { "spec.path", "FieldValueInvalid", "an absolute directory" } } },
     { &kf_kind_backuplocation,
@@ -564,7 +566,10 @@ static const struct admit_case backup_cases[] = {
       -KF_EINVALID,
       { { "spec.type", "FieldValueNotSupported", "Filesystem" } } },
     /* a backup names its cluster */
-    { &kf_kind_backup, "{'metadata':{'name':'web-1'},'spec':{}}", NULL, -KF_EINVALID,
+    { &kf_kind_backup,
+      "{'metadata':{'name':'web-1'},'spec':{}}",
+      NULL,
+      -KF_EINVALID,
       { { "spec.cluster", "FieldValueRequired", "" } } },
 };
 
