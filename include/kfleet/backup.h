@@ -19,6 +19,14 @@
 /* On Backups the schedule created (the value: "scheduled"). */
 #define KF_BACKUP_LABEL_CLUSTER "kfleet.io/cluster"
 #define KF_BACKUP_ANN_TRIGGER   "kfleet.io/backup-trigger"
+/* On a GuestCluster: a restore asked for ("<id> <backup>", id: ms since the
+ * epoch), its progress for people, and the id of the last one finished. */
+#define KF_BACKUP_ANN_RESTORE          "kfleet.io/restore"
+#define KF_BACKUP_ANN_RESTORE_PROGRESS "kfleet.io/restore-progress"
+#define KF_BACKUP_ANN_RESTORED         "kfleet.io/restored"
+/* On members (the agent's KF_AGENT_ANN_RESTORE / _RESTART). */
+#define KF_BACKUP_ANN_MEMBER_RESTORE "kfleet.io/restore"
+#define KF_BACKUP_ANN_MEMBER_RESTART "kfleet.io/restart"
 /* A Running backup that has not ended after this long is Failed (Timeout). */
 #define KF_BACKUP_TIMEOUT_MS (15 * 60 * 1000)
 /* Failed Backups of a cluster kept for people to read; older ones go. */

@@ -455,3 +455,137 @@ void kf_agent_backup_stop(struct kf_agent *a)
     free(ab);
     a->backup = NULL;
 }
+
+/* --- restores: a member's data from a snapshot -------------------------------- */
+
+/* The value of "--flag=" in argv, or NULL. */
+static const char *arg_value(const struct kf_argv *argv, const char *flag)
+{
+    size_t n = strlen(flag);
+
+    for (size_t i = 0; i < argv->n; i++)
+        if (!strncmp(argv->v[i], flag, n) && argv->v[i][n] == '=')
+            return argv->v[i] + n + 1;
+    return NULL;
+}
+
+/* The marker file's text (what was last done), "" when none. */
+static void read_marker(const char *path, char *buf, size_t size)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    buf[0] = '\0';
+    if (kf_read_file(path, 4096, &text, &len) == 0) {
+        snprintf(buf, size, "%.*s", (int)len, text);
+        free(text);
+    }
+}
+
+/* Stops the member's process for a restore or restart: 1 while it runs. */
+static int stopped(struct agent_host *h, struct agent_member *m)
+{
+    struct kf_proc_status st;
+
+    if (kf_runner_get(h->runner, m->rname, &st) < 0 || st.pid <= 0 || st.phase == KF_PROC_STOPPED)
+        return 0;
+    kf_runner_stop(h->runner, m->rname);
+    return 1;
+}
+
+/* Replaces an etcd member's data with the snapshot "<id> <path> <sha256:...>". */
+static int restore_data(const char *value, const struct kf_argv *argv, struct kf_strbuf *err)
+{
+    char id[64], path[2048], sum[80], have[80];
+    const char *name = arg_value(argv, "--name"), *data = arg_value(argv, "--data-dir");
+    const char *cluster = arg_value(argv, "--initial-cluster");
+    const char *token = arg_value(argv, "--initial-cluster-token");
+    const char *peer = arg_value(argv, "--initial-advertise-peer-urls");
+    struct kf_strbuf out = KF_STRBUF_INIT;
+    int64_t size = 0;
+    int r;
+
+    if (sscanf(value, "%63s %2047s %79s", id, path, sum) != 3 || !path_ok(path))
+        return kf_err(err, -EINVAL, "the restore annotation \"%.200s\" is not \"ID PATH SHA256\"",
+                      value);
+    if (!name || !data || !cluster || !token || !peer)
+        return kf_err(err, -EINVAL,
+                      "not an etcd member's command line: no --name, --data-dir, "
+                      "--initial-cluster, token or peer URL");
+    if ((r = file_sha256(path, have, &size)) < 0)
+        return kf_err(err, r, "cannot read the snapshot \"%s\": %s", path, strerror(-r));
+    if (strcmp(have, sum) != 0)
+        return kf_err(err, -EBADMSG,
+                      "the snapshot \"%s\" is corrupted (%s, recorded %s); not restored", path,
+                      have, sum);
+    if ((r = kf_remove_tree(data)) < 0 && r != -ENOENT)
+        return kf_err(err, r, "cannot remove \"%s\": %s", data, strerror(-r));
+    {
+        char *a_name = kf_xasprintf("--name=%s", name),
+             *a_dir = kf_xasprintf("--data-dir=%s", data);
+        char *a_cl = kf_xasprintf("--initial-cluster=%s", cluster);
+        /* a token of this restore's own: new member IDs and a new cluster
+         * ID, so that a restored member never joins (and is never brought
+         * up to date by) a member of the old set still running */
+        char *a_tok = kf_xasprintf("--initial-cluster-token=%s-restore-%s", token, id);
+        char *a_peer = kf_xasprintf("--initial-advertise-peer-urls=%s", peer);
+        char *const av[] = { ETCDCTL, "snapshot", "restore", path,   a_name,
+                             a_dir,   a_cl,       a_tok,     a_peer, NULL };
+
+        r = run(av, SAVE_TIMEOUT_MS, true, &out);
+        free(a_name);
+        free(a_dir);
+        free(a_cl);
+        free(a_tok);
+        free(a_peer);
+    }
+    if (r != 0)
+        r = kf_err(err, r < 0 ? r : -EIO, "etcdctl snapshot restore of \"%s\" failed (%d): %.300s",
+                   path, r, out.buf);
+    kf_strbuf_release(&out);
+    return r;
+}
+
+int kf_agent_member_restore(struct kf_agent *a, struct agent_host *h, struct agent_member *m,
+                            const struct kf_argv *argv, struct kf_strbuf *err)
+{
+    const json_t *ann = kf_json_path(m->obj, "metadata.annotations");
+    const char *restore = json_string_value(json_object_get(ann, KF_AGENT_ANN_RESTORE));
+    const char *restart = json_string_value(json_object_get(ann, KF_AGENT_ANN_RESTART));
+    char done[4096], *marker;
+    int r = 0;
+
+    (void)a;
+    if (!h->dir || (!restore && !restart))
+        return 0;
+    if (restore) {
+        marker = kf_xasprintf("%s/members/%s/restored", h->dir, m->rname);
+        read_marker(marker, done, sizeof(done));
+        if (strcmp(done, restore) != 0) {
+            r = stopped(h, m);
+            if (r == 0 && (r = restore_data(restore, argv, err)) == 0) {
+                kf_log_info("member \"%s\": data restored from the snapshot (%s)", m->name,
+                            restore);
+                r = kf_write_file_atomic(marker, restore, strlen(restore), 0600, true, err);
+                r = r < 0 ? r : 2;
+            }
+        }
+        free(marker);
+        if (r != 0)
+            return r;
+    }
+    if (restart) {
+        marker = kf_xasprintf("%s/members/%s/restarted", h->dir, m->rname);
+        read_marker(marker, done, sizeof(done));
+        if (strcmp(done, restart) != 0) {
+            r = stopped(h, m);
+            if (r == 0) {
+                kf_log_info("member \"%s\": restarted after its cluster's restore", m->name);
+                r = kf_write_file_atomic(marker, restart, strlen(restart), 0600, true, err);
+                r = r < 0 ? r : 2;
+            }
+        }
+        free(marker);
+    }
+    return r;
+}

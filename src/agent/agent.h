@@ -37,9 +37,13 @@
 struct kf_strbuf;
 
 /* What the agent writes on objects and expects on them. */
-#define KF_AGENT_FINALIZER     "kfleet.io/agent"    /* on members: kept until status.released */
-#define KF_AGENT_ANN_PKI_HASH  "kfleet.io/pki-hash" /* on members: the bundle to fetch */
-#define KF_AGENT_ANN_METRICS   "monitoring.kfleet.io/agent" /* on hosts: "h:p" of /metrics */
+#define KF_AGENT_FINALIZER    "kfleet.io/agent"    /* on members: kept until status.released */
+#define KF_AGENT_ANN_PKI_HASH "kfleet.io/pki-hash" /* on members: the bundle to fetch */
+#define KF_AGENT_ANN_METRICS  "monitoring.kfleet.io/agent" /* on hosts: "h:p" of /metrics */
+/* on members, from the backup controller: "<id> <path> <sha256:hex>" (etcd:
+ * replace the data with that snapshot once) and "<id>" (restart once) */
+#define KF_AGENT_ANN_RESTORE   "kfleet.io/restore"
+#define KF_AGENT_ANN_RESTART   "kfleet.io/restart"
 #define KF_AGENT_LABEL_ROLE    "kfleet.io/role"
 #define KF_AGENT_LABEL_ZONE    "kfleet.io/zone"
 #define KF_AGENT_LABEL_UNIT    "kfleet.io/unit"
@@ -268,6 +272,17 @@ int kf_agent_backup_start(struct kf_agent *a, struct kf_strbuf *err);
 /* Joins the thread (a snapshot being taken is waited for) and frees;
  * a->backup may be NULL. */
 void kf_agent_backup_stop(struct kf_agent *a);
+/* Before a member is applied (argv: its command line, filled in): with the
+ * annotation KF_AGENT_ANN_RESTORE not yet done on this host, stops the
+ * process, checks the snapshot's sha256, replaces the data directory with
+ * `etcdctl snapshot restore` (the member's name, data directory, initial
+ * cluster, token and peer URL from argv) and records it in the member's
+ * directory; KF_AGENT_ANN_RESTART not yet done: stops it once. Returns 0
+ * (nothing to do), 1 (stopping: wait for the runner's event), 2 (done: apply
+ * the member again), or a negative error with why in err (a corrupted
+ * snapshot: -EBADMSG; the member is not started). */
+int kf_agent_member_restore(struct kf_agent *a, struct agent_host *h, struct agent_member *m,
+                            const struct kf_argv *argv, struct kf_strbuf *err);
 
 /* agent-metrics.c */
 int kf_agent_metrics_start(struct kf_agent *a, struct kf_strbuf *err);

@@ -38,6 +38,7 @@
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
 #include "kfleet/strbuf.h"
+#include "controllers/ctrl-backup.h"
 
 KF_LOG_MODULE(backup);
 
@@ -47,11 +48,6 @@ KF_LOG_MODULE(backup);
 #define PENDING_RETRY       10000
 #define JITTER_MAX_MS       (5 * 60 * 1000)
 #define DEFAULT_INTERVAL_MS (6 * 3600 * 1000LL)
-
-struct bk {
-    struct kf_registry *reg;
-    struct kf_informer *clusters, *backups, *locations, *members;
-};
 
 /* What one reconcile found among a cluster's Backups. */
 struct seen {
@@ -83,7 +79,7 @@ static void to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 
 static void location_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
-    struct bk *d = kf_ctrl_data(c);
+    struct kf_backup_ctrl *d = kf_ctrl_data(c);
     char **names = NULL;
     size_t n = kf_informer_names(d->clusters, &names);
 
@@ -96,7 +92,7 @@ static void location_to_clusters(struct kf_ctrl *c, const json_t *obj, bool dele
 
 static int setup(struct kf_ctrl *c)
 {
-    struct bk *d = kf_ctrl_data(c);
+    struct kf_backup_ctrl *d = kf_ctrl_data(c);
     struct kf_ctrl_manager *m = kf_ctrl_manager_of(c);
     int r;
 
@@ -132,7 +128,7 @@ static void now_text(char buf[32])
 }
 
 /* Writes obj's status (obj is changed and borrowed). */
-static int write_status(struct bk *d, json_t *obj, json_t *status)
+static int write_status(struct kf_backup_ctrl *d, json_t *obj, json_t *status)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
@@ -148,7 +144,7 @@ static int write_status(struct bk *d, json_t *obj, json_t *status)
     return r == -KF_ENOTFOUND ? 0 : r;
 }
 
-static int json_patch(struct bk *d, const char *name, json_t *ops)
+static int json_patch(struct kf_backup_ctrl *d, const char *name, json_t *ops)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
     struct kf_strbuf err = KF_STRBUF_INIT;
@@ -166,7 +162,7 @@ static int json_patch(struct bk *d, const char *name, json_t *ops)
     return r == -KF_ENOTFOUND ? 0 : r;
 }
 
-static int add_finalizer(struct bk *d, const json_t *obj)
+static int add_finalizer(struct kf_backup_ctrl *d, const json_t *obj)
 {
     if (kf_obj_has_finalizer(obj, KF_BACKUP_FINALIZER))
         return 0;
@@ -180,7 +176,7 @@ static int add_finalizer(struct bk *d, const json_t *obj)
 }
 
 /* A deleted Backup: its file goes, then the finalizer. */
-static int finish_delete(struct bk *d, const json_t *obj)
+static int finish_delete(struct kf_backup_ctrl *d, const json_t *obj)
 {
     const char *path = kf_json_str(obj, "status.path", NULL);
     const json_t *fins = kf_json_path(obj, "metadata.finalizers"), *v;
@@ -240,8 +236,8 @@ static bool tags_cover(const json_t *loc, const json_t *gc)
 
 /* The location for a backup of gc (new reference) or NULL with why. A
  * named location that may not hold this cluster's data is *refused. */
-static json_t *pick_location(struct bk *d, const json_t *gc, const json_t *b, bool *refused,
-                             struct kf_strbuf *why)
+static json_t *pick_location(struct kf_backup_ctrl *d, const json_t *gc, const json_t *b,
+                             bool *refused, struct kf_strbuf *why)
 {
     const char *region = kf_json_str(gc, "spec.region", "");
     const char *named = kf_json_str(b, "spec.location", NULL);
@@ -306,7 +302,7 @@ static const char *client_url(const json_t *m)
 }
 
 /* A Ready etcd member of the cluster (new reference), or NULL. */
-static json_t *pick_member(struct bk *d, const char *cluster)
+static json_t *pick_member(struct kf_backup_ctrl *d, const char *cluster)
 {
     char **names = NULL;
     size_t n = kf_informer_index_names(d->members, BY_CLUSTER_MEM, cluster, &names);
@@ -351,7 +347,7 @@ static json_t *pending_status(const json_t *b, const char *phase, const char *re
 }
 
 /* Writes a Pending/Failed status unless it says so already. */
-static int set_waiting(struct bk *d, json_t *b, const char *phase, const char *reason,
+static int set_waiting(struct kf_backup_ctrl *d, json_t *b, const char *phase, const char *reason,
                        const char *msg)
 {
     if (!strcmp(kf_json_str(b, "status.phase", "Pending"), phase) &&
@@ -363,7 +359,7 @@ static int set_waiting(struct bk *d, json_t *b, const char *phase, const char *r
 }
 
 /* A Pending Backup: a location and a member, or the reason why not. */
-static int assign(struct bk *d, const json_t *gc, json_t *b, struct seen *s)
+static int assign(struct kf_backup_ctrl *d, const json_t *gc, json_t *b, struct seen *s)
 {
     struct kf_strbuf why = KF_STRBUF_INIT;
     bool refused = false;
@@ -433,7 +429,7 @@ static int64_t jitter_ms(const char *cluster, int64_t slot, int64_t interval_ms)
 }
 
 /* Looks at one Backup of the cluster (gc may be NULL: gone). */
-static int look_at(struct bk *d, const json_t *gc, json_t *b, struct seen *s)
+static int look_at(struct kf_backup_ctrl *d, const json_t *gc, json_t *b, struct seen *s)
 {
     const char *phase = kf_json_str(b, "status.phase", "Pending");
     int64_t created = created_ms(b), started = 0;
@@ -477,7 +473,7 @@ static int newest_first(const void *a, const void *b)
     return -strcmp(kf_obj_name(*(json_t *const *)a), kf_obj_name(*(json_t *const *)b));
 }
 
-static int delete_backup(struct bk *d, const json_t *b, const char *why)
+static int delete_backup(struct kf_backup_ctrl *d, const json_t *b, const char *why)
 {
     int r = kf_registry_delete(d->reg, &kf_kind_backup, kf_obj_name(b), kf_obj_rv(b), NULL, NULL);
 
@@ -488,7 +484,7 @@ static int delete_backup(struct bk *d, const json_t *b, const char *why)
 
 /* Keeps retain Succeeded backups, none older than the location's maxAge
  * but the newest, and KF_BACKUP_FAILED_KEPT Failed ones. */
-static int retain(struct bk *d, const json_t *gc, struct seen *s)
+static int retain(struct kf_backup_ctrl *d, const json_t *gc, struct seen *s)
 {
     const json_t *rv = setting(gc, "retain");
     int64_t keep = json_is_integer(rv) ? json_integer_value(rv) : 7;
@@ -518,7 +514,7 @@ static int retain(struct bk *d, const json_t *gc, struct seen *s)
 }
 
 /* A new Backup when the newest is interval + jitter old. */
-static int schedule(struct bk *d, const json_t *gc, struct seen *s, int64_t *requeue)
+static int schedule(struct kf_backup_ctrl *d, const json_t *gc, struct seen *s, int64_t *requeue)
 {
     const json_t *iv = setting(gc, "interval");
     int64_t interval = DEFAULT_INTERVAL_MS, now = kf_now_ms(), due;
@@ -564,7 +560,7 @@ static int schedule(struct bk *d, const json_t *gc, struct seen *s, int64_t *req
 
 static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
 {
-    struct bk *d = kf_ctrl_data(c);
+    struct kf_backup_ctrl *d = kf_ctrl_data(c);
     json_t *gc = NULL;
     char **names = NULL;
     size_t n = kf_informer_index_names(d->backups, BY_CLUSTER_BK, name, &names);
@@ -585,6 +581,8 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         json_decref(b);
     }
     kf_ctrl_names_free(names, n);
+    if (gc && r == 0)
+        r = kf_backup_restore_step(d, gc, &s.requeue_ms);
     if (gc && r == 0)
         r = retain(d, gc, &s);
     if (gc && r == 0)
@@ -614,12 +612,11 @@ const struct kf_ctrl_ops kf_ctrl_backup_ops = {
 
 int kf_ctrl_backup_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err)
 {
-    struct bk *d = kf_xcalloc(1, sizeof(*d));
+    struct kf_backup_ctrl *d = kf_xcalloc(1, sizeof(*d));
 
-    (void)err;
     d->reg = env->reg;
     *ret = d;
-    return 0;
+    return kf_backup_add_actions(d, env->actions, err);
 }
 
 void kf_ctrl_backup_fini(void *data)

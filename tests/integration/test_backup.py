@@ -8,8 +8,12 @@ cluster's endpoint. What a user sees is asserted: `kfleet backup create
 the snapshot file on the location (its mode, its sha256), the ConfigMaps
 inside the snapshot (restored with etcdctl into a scratch etcd and read
 back up to the backup's revision), a location of another region refused,
-scheduled backups kept to backup.retain with the files of the ones
-dropped removed, and who may write the kinds.
+refused restores (a backup of another region, by an editor, of a
+corrupted file), the cluster's data destroyed and restored from a backup
+into a new etcd member set (the ConfigMaps up to the backup's revision
+served again by kubectl, one written after it gone), scheduled backups
+kept to backup.retain with the files of the ones dropped removed, and who
+may write the kinds.
 """
 
 import hashlib
@@ -175,6 +179,62 @@ def test_backup_of_a_running_kubernetes_cluster():
         r = lf.kfleet(kd, "backup", "create", "nosuch", "--wait", "--timeout", "20s",
                       check=False)
         assert r.returncode == 5 and "the cluster does not exist" in r.stdout, r
+
+        # a second backup, then refused restores: of another region, by an
+        # editor, of a corrupted file (nothing stops: the data stays as it is)
+        p = lf.kfleet(kd, "backup", "create", "web", "--wait")
+        second = p.stdout.splitlines()[0].split()[0].split("/", 1)[1]
+        assert second != name, p.stdout
+        r = kd.patch(path("backups", second) + "/status", {"status": {"region": "elsewhere"}})
+        assert r.status == 200, r
+        p = lf.kfleet(kd, "restore", "web", "--backup", second, check=False)
+        assert p.returncode == 1 and "never moves data across regions" in p.stderr, p
+        r = kd.patch(path("backups", second) + "/status", {"status": {"region": "local"}})
+        assert r.status == 200, r
+        p = subprocess.run([os.path.join(kftest.BIN_DIR, "kfleet"), "restore", "web", "--backup",
+                            name], env=dict(os.environ, KFLEET_SERVER=kd.url, KFLEET_TOKEN=EDITOR,
+                                            HOME=f.tmp), capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "needs role admin" in p.stderr, p
+        bad = backup(kd, second)["status"]["path"]
+        with open(bad, "r+b") as fh:
+            fh.seek(4096)
+            fh.write(b"corrupted by the test")
+        p = lf.kfleet(kd, "restore", "web", "--backup", second, check=False)
+        assert p.returncode == 1 and "is corrupted" in p.stderr, p
+        assert "after" in kubectl(kc, "get", "configmaps", "-n", "kfleet-test").stdout
+
+        # the cluster's data destroyed, then restored from the first backup
+        # into a new etcd member set: the ConfigMaps up to its revision
+        kubectl(kc, "delete", "configmap", "before-0", "-n", "kfleet-test")
+        p = subprocess.run([os.path.join(kftest.BIN_DIR, "kfleet"), "restore", "web", "--backup",
+                            name, "--wait", "--timeout", "90s"],
+                           env=dict(os.environ, KFLEET_SERVER=kd.url, KFLEET_TOKEN=kd.admin_token,
+                                    HOME=f.tmp), capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p
+        assert f"restore from backup/{name} (revision {st['revision']}) started" in p.stdout, p
+        assert p.stdout.rstrip().endswith("guestcluster/web restored"), p.stdout
+
+        last = []
+
+        def configmaps():
+            q = subprocess.run([lf.KUBECTL, "--kubeconfig", kc, "--request-timeout", "5s", "get",
+                                "configmaps", "-n", "kfleet-test", "-o", "name"],
+                               capture_output=True, text=True, timeout=30)
+            last[:] = [q.returncode, q.stdout, q.stderr]
+            c = q.stdout.split() if q.returncode == 0 else []
+            return c if "configmap/before-0" in c else None
+        want = [f"configmap/before-{i}" for i in range(5)]
+        try:
+            got = eventually(configmaps, timeout=60, interval=0.5)
+        except AssertionError:
+            raise AssertionError(f"the restored ConfigMaps are not served: {last}") from None
+        assert sorted(x for x in got if x.startswith("configmap/before-")) == want, got
+        assert "configmap/after" not in got, got
+        lf.wait_phase(kd, "web", "Running", timeout=60)
+        # each of the three etcd members was restored from the snapshot
+        restored = sum(ag.log().count("data restored from the snapshot")
+                       for ag in f.agents.values())
+        assert restored == 3, restored
 
         # scheduled backups: every 15 s, two kept; the ones dropped lose their file
         r = kd.patch(path("guestclusters", "web"),
