@@ -493,6 +493,22 @@ static int stopped(struct agent_host *h, struct agent_member *m)
     return 1;
 }
 
+int kf_agent_restore_parse(const char *value, char id[64], char path[2048], char sum[80])
+{
+    int n = 0;
+
+    if (!value || strlen(value) > 2200 ||
+        sscanf(value, "%63[0-9] %2047[^ ] %79[^ ]%n", id, path, sum, &n) != 3 || value[n] ||
+        !path_ok(path) || strlen(sum) != 71 || strncmp(sum, "sha256:", 7) != 0 ||
+        strspn(sum + 7, "0123456789abcdef") != 64)
+        return -EINVAL;
+    /* scanf's blanks match any run of white space: only single spaces pass */
+    if (strlen(id) + strlen(path) + strlen(sum) + 2 != strlen(value) || value[strlen(id)] != ' ' ||
+        value[strlen(id) + 1 + strlen(path)] != ' ')
+        return -EINVAL;
+    return 0;
+}
+
 /* Replaces an etcd member's data with the snapshot "<id> <path> <sha256:...>". */
 static int restore_data(const char *value, const struct kf_argv *argv, struct kf_strbuf *err)
 {
@@ -505,7 +521,7 @@ static int restore_data(const char *value, const struct kf_argv *argv, struct kf
     int64_t size = 0;
     int r;
 
-    if (sscanf(value, "%63s %2047s %79s", id, path, sum) != 3 || !path_ok(path))
+    if (kf_agent_restore_parse(value, id, path, sum) < 0)
         return kf_err(err, -EINVAL, "the restore annotation \"%.200s\" is not \"ID PATH SHA256\"",
                       value);
     if (!name || !data || !cluster || !token || !peer)

@@ -281,6 +281,12 @@ void kf_agent_backup_stop(struct kf_agent *a);
  * (nothing to do), 1 (stopping: wait for the runner's event), 2 (done: apply
  * the member again), or a negative error with why in err (a corrupted
  * snapshot: -EBADMSG; the member is not started). */
+/* Reads a member's restore annotation "<id> <path> <sha256:hex>": id
+ * digits, path absolute without "..", ending ".db", sum "sha256:" and 64
+ * lower-case hex digits, single spaces, nothing else. 0 with the parts
+ * copied, or -EINVAL. No other effect; fuzzed by
+ * tests/fuzz/fuzz-agent-restore.c. */
+int kf_agent_restore_parse(const char *value, char id[64], char path[2048], char sum[80]);
 int kf_agent_member_restore(struct kf_agent *a, struct agent_host *h, struct agent_member *m,
                             const struct kf_argv *argv, struct kf_strbuf *err);
 
