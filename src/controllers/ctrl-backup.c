@@ -490,8 +490,10 @@ static int retain(struct kf_backup_ctrl *d, const json_t *gc, struct seen *s)
     int64_t keep = json_is_integer(rv) ? json_integer_value(rv) : 7;
     int r = 0;
 
-    qsort(s->ok, s->n_ok, sizeof(*s->ok), newest_first);
-    qsort(s->failed, s->n_failed, sizeof(*s->failed), newest_first);
+    if (s->n_ok) /* qsort wants an array, even of none */
+        qsort(s->ok, s->n_ok, sizeof(*s->ok), newest_first);
+    if (s->n_failed)
+        qsort(s->failed, s->n_failed, sizeof(*s->failed), newest_first);
     for (size_t i = 0; i < s->n_ok && r == 0; i++) {
         json_t *loc = NULL;
         int64_t max_age = 0;
