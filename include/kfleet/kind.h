@@ -82,6 +82,8 @@ extern const struct kf_kind kf_kind_broadcasttask;
 extern const struct kf_kind kf_kind_alertreceiver;
 extern const struct kf_kind kf_kind_alertroute;
 extern const struct kf_kind kf_kind_release;
+extern const struct kf_kind kf_kind_backuplocation;
+extern const struct kf_kind kf_kind_backup;
 
 /* Every kind, in a stable order. */
 const struct kf_kind *const *kf_kinds(size_t *ret_n);

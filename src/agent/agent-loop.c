@@ -339,6 +339,7 @@ static void release(struct kf_agent *a)
     kf_agent_watch_stop(a->watch);
     a->watch = NULL;
     kf_agent_tasks_stop(a);
+    kf_agent_backup_stop(a);
     kf_agent_metrics_stop(a);
     for (size_t i = 0; i < a->n_hosts; i++) {
         struct agent_host *h = &a->hosts[i];
@@ -389,6 +390,8 @@ static int agent_start(struct kf_agent *a, struct kf_strbuf *err)
         free(path);
         if (r < 0)
             return r;
+        if (kf_agent_backup_start(a, err) < 0)
+            return -1;
     }
     if (kf_agent_tasks_start(a, err) < 0)
         return -1;

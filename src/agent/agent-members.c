@@ -870,6 +870,27 @@ static void sync_wanted(struct kf_agent *a, struct agent_host *h, struct agent_m
             return;
     }
     build_spec(a, h, m, &b);
+    kf_strbuf_reset(&err);
+    switch (kf_agent_member_restore(a, h, m, &b.argv, &err)) {
+    case 0:
+        break;
+    case 2:
+        m->applied = false; /* restored or restarted: start it again */
+        break;
+    case 1:
+        built_spec_release(&b); /* stopping: the runner's event brings it back */
+        kf_strbuf_release(&err);
+        return;
+    default:
+        kf_log_rl_warn("member \"%s\": %s", m->name, err.buf);
+        report(a, h, m,
+               json_pack("{s:s, s:b, s:i, s:s, s:s}", "phase", "Failed", "ready", 0, "pid", 0,
+                         "host", h->name, "message", err.buf));
+        retry_later(h, m);
+        built_spec_release(&b);
+        kf_strbuf_release(&err);
+        return;
+    }
     if (!m->applied || strcmp(b.hash, m->applied_hash) != 0) {
         kf_strbuf_reset(&err);
         if (kf_runner_apply(h->runner, &b.spec, &err) < 0) {

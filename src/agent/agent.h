@@ -37,9 +37,13 @@
 struct kf_strbuf;
 
 /* What the agent writes on objects and expects on them. */
-#define KF_AGENT_FINALIZER     "kfleet.io/agent"    /* on members: kept until status.released */
-#define KF_AGENT_ANN_PKI_HASH  "kfleet.io/pki-hash" /* on members: the bundle to fetch */
-#define KF_AGENT_ANN_METRICS   "monitoring.kfleet.io/agent" /* on hosts: "h:p" of /metrics */
+#define KF_AGENT_FINALIZER    "kfleet.io/agent"    /* on members: kept until status.released */
+#define KF_AGENT_ANN_PKI_HASH "kfleet.io/pki-hash" /* on members: the bundle to fetch */
+#define KF_AGENT_ANN_METRICS  "monitoring.kfleet.io/agent" /* on hosts: "h:p" of /metrics */
+/* on members, from the backup controller: "<id> <path> <sha256:hex>" (etcd:
+ * replace the data with that snapshot once) and "<id>" (restart once) */
+#define KF_AGENT_ANN_RESTORE   "kfleet.io/restore"
+#define KF_AGENT_ANN_RESTART   "kfleet.io/restart"
 #define KF_AGENT_LABEL_ROLE    "kfleet.io/role"
 #define KF_AGENT_LABEL_ZONE    "kfleet.io/zone"
 #define KF_AGENT_LABEL_UNIT    "kfleet.io/unit"
@@ -183,6 +187,7 @@ struct agent_host {
 };
 
 struct kf_agent_tasks;
+struct kf_agent_backup;
 
 struct kf_agent {
     struct kf_agent_config cfg;
@@ -192,7 +197,8 @@ struct kf_agent {
     struct kf_smap host_by_name;
     struct kf_agent_http *http;
     struct kf_agent_watch *watch;
-    struct kf_agent_tasks *tasks; /* agent-tasks.c: BroadcastTasks bound here */
+    struct kf_agent_tasks *tasks;   /* agent-tasks.c: BroadcastTasks bound here */
+    struct kf_agent_backup *backup; /* agent-backup.c: etcd snapshots (NULL: none) */
     int wake_fd;
     int signal_fd;
     bool have_snapshot; /* kfleetd told us once what is bound here */
@@ -259,6 +265,33 @@ void kf_agent_tasks_stop(struct kf_agent *a);
  * task's time is up and its result can be reported; 0: no such moment
  * known (answers from kfleetd wake the loop through a->wake_fd). */
 int64_t kf_agent_tasks_next_ms(const struct kf_agent *a);
+
+/* agent-backup.c */
+/* A real meta host (not --simulate) starts a thread that watches the
+ * Backups assigned to its host and takes their etcd snapshots, with its
+ * own connection; nothing else on a simulated agent. 0 or a negative
+ * error. */
+int kf_agent_backup_start(struct kf_agent *a, struct kf_strbuf *err);
+/* Joins the thread (a snapshot being taken is waited for) and frees;
+ * a->backup may be NULL. */
+void kf_agent_backup_stop(struct kf_agent *a);
+/* Before a member is applied (argv: its command line, filled in): with the
+ * annotation KF_AGENT_ANN_RESTORE not yet done on this host, stops the
+ * process, checks the snapshot's sha256, replaces the data directory with
+ * `etcdctl snapshot restore` (the member's name, data directory, initial
+ * cluster, token and peer URL from argv) and records it in the member's
+ * directory; KF_AGENT_ANN_RESTART not yet done: stops it once. Returns 0
+ * (nothing to do), 1 (stopping: wait for the runner's event), 2 (done: apply
+ * the member again), or a negative error with why in err (a corrupted
+ * snapshot: -EBADMSG; the member is not started). */
+/* Reads a member's restore annotation "<id> <path> <sha256:hex>": id
+ * digits, path absolute without "..", ending ".db", sum "sha256:" and 64
+ * lower-case hex digits, single spaces, nothing else. 0 with the parts
+ * copied, or -EINVAL. No other effect; fuzzed by
+ * tests/fuzz/fuzz-agent-restore.c. */
+int kf_agent_restore_parse(const char *value, char id[64], char path[2048], char sum[80]);
+int kf_agent_member_restore(struct kf_agent *a, struct agent_host *h, struct agent_member *m,
+                            const struct kf_argv *argv, struct kf_strbuf *err);
 
 /* agent-metrics.c */
 int kf_agent_metrics_start(struct kf_agent *a, struct kf_strbuf *err);

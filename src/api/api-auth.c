@@ -250,10 +250,8 @@ enum kind_class {
  * Release rewrites the version, and so the programs, of every cluster it
  * selects: admin's too. */
 static const char *const host_exec_plurals[] = {
-    "broadcastjobs",
-    "controlplanemembers",
-    "profiles",
-    "releases",
+    "backuplocations", /* where agents write snapshot files on meta hosts */
+    "broadcastjobs",   "controlplanemembers", "profiles", "releases",
 };
 
 static bool host_exec(const struct kf_kind *k)
@@ -288,6 +286,9 @@ static const struct role_rule role_rules[] = {
     /* and reports the status of the control-plane members it runs */
     { API_ROLE_AGENT, VERB(API_VERB_UPDATE) | VERB(API_VERB_PATCH), NAMED_KIND,
       "controlplanemembers", "status" },
+    /* and of the etcd snapshots its hosts take (agent-backup.c) */
+    { API_ROLE_AGENT, VERB(API_VERB_UPDATE) | VERB(API_VERB_PATCH), NAMED_KIND, "backups",
+      "status" },
 };
 
 static bool rule_matches(const struct role_rule *rule, enum api_verb verb, const struct kf_kind *k,

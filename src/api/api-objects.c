@@ -521,6 +521,35 @@ static int host_bound_create(struct api_request *req, const json_t *obj)
     return 0;
 }
 
+/* A host's agent reports the result of the backups assigned to its host,
+ * and may not move one (host, member, endpoint, location, path: kfleetd
+ * removes the file at that path when the Backup is deleted). */
+static int host_bound_backup(const struct api_request *req, const json_t *old, const json_t *new,
+                             struct kf_strbuf *err)
+{
+    static const char *const fixed[] = {
+        "host", "member", "endpoint", "location", "path", "region"
+    };
+    const char *bound = host_bound(req), *host = kf_json_str(old, "status.host", "");
+
+    if (strcmp(host, bound) != 0)
+        return kf_err(err, -KF_EFORBIDDEN,
+                      "user \"%s\" may report the backups assigned to host \"%s\" only; "
+                      "backup \"%.253s\" is assigned to \"%.253s\"",
+                      req->user, bound, kf_obj_name(old), host);
+    for (size_t i = 0; i < KF_ARRAY_SIZE(fixed); i++) {
+        const json_t *was = json_object_get(kf_json_path(old, "status"), fixed[i]);
+        const json_t *now = json_object_get(kf_json_path(new, "status"), fixed[i]);
+
+        if ((was || now) && !json_equal(was, now))
+            return kf_err(err, -KF_EFORBIDDEN,
+                          "user \"%s\" may not change status.%s of backup \"%.253s\": kfleetd "
+                          "assigned it",
+                          req->user, fixed[i], kf_obj_name(old));
+    }
+    return 0;
+}
+
 static int host_bound_check(const struct kf_write_check *c, const json_t *old, const json_t *new,
                             struct kf_strbuf *err)
 {
@@ -538,6 +567,8 @@ static int host_bound_check(const struct kf_write_check *c, const json_t *old, c
                           req->user, bound, kf_obj_name(old), host);
         return 0;
     }
+    if (req->kind == &kf_kind_backup)
+        return host_bound_backup(req, old, new, err);
     if (req->kind != &kf_kind_host || req->route == ROUTE_STATUS)
         return 0;
     /* every spec field other than what the agent reports stays as it is */

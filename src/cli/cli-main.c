@@ -87,6 +87,39 @@ static const struct kf_cli_command commands[] = {
         .run = kf_cli_cmd_delete,
     },
     {
+        .name = "backup",
+        .usage = "create CLUSTER [--location NAME] [--wait [--timeout DURATION]]",
+        .summary = "take an etcd snapshot of a guest cluster now",
+        .help = "Creates a Backup; kfleetd picks the region's BackupLocation and a host\n"
+                "running a Ready etcd member, whose agent takes a full snapshot through\n"
+                "etcd's snapshot API and verifies it (revision, sha256, etcd's hash).\n"
+                "--wait prints each step and ends with the revision and size (exit 0),\n"
+                "or why it failed (exit 5). Scheduled backups need no command: the\n"
+                "cluster's backup.interval and backup.retain say when and how many.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet backup create web-1 --wait\n"
+                "  kfleet get backups -l kfleet.io/cluster=web-1\n",
+        .opts = kf_cli_backup_opts,
+        .run = kf_cli_cmd_backup,
+    },
+    {
+        .name = "restore",
+        .usage = "CLUSTER --backup NAME [--wait [--timeout DURATION]]",
+        .summary = "bring a guest cluster's etcd back to a Backup (admin)",
+        .help = "Checks first that the Backup is a verified snapshot of CLUSTER taken in\n"
+                "its region and that the file's sha256 is the recorded one (a corrupted\n"
+                "snapshot is refused, nothing stops). Then every etcd member is stopped,\n"
+                "its data replaced by the snapshot (a new etcd member set at the backup's\n"
+                "revision) and started, and the other members restart once. Writes made\n"
+                "after the backup are gone. --wait prints the progress.\n"
+                "\n"
+                "Example:\n"
+                "  kfleet restore web-1 --backup web-1-20261207-120000 --wait\n",
+        .opts = kf_cli_restore_opts,
+        .run = kf_cli_cmd_restore,
+    },
+    {
         .name = "explain",
         .usage = "guestcluster NAME [-o json] | KIND[.FIELD...]",
         .summary = "why a cluster is placed where it is; or what a kind or field means",

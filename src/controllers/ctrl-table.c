@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kfleet/backup.h"
 #include "kfleet/broadcast.h"
 #include "kfleet/capacity.h"
 #include "kfleet/controllers.h"
@@ -31,6 +32,7 @@ static const struct kf_ctrl_def defs[] = {
     { &kf_ctrl_lifecycle_ops, kf_ctrl_lifecycle_init, kf_ctrl_lifecycle_fini },
     { &kf_ctrl_endpoints_ops, kf_ctrl_endpoints_init, kf_ctrl_endpoints_fini },
     { &kf_ctrl_release_ops, kf_ctrl_release_init, kf_ctrl_release_fini },
+    { &kf_ctrl_backup_ops, kf_ctrl_backup_init, kf_ctrl_backup_fini },
     { NULL, NULL, NULL }, /* end; controllers go above this line */
 };
 

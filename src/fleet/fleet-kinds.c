@@ -37,6 +37,8 @@ static const struct kf_kind *const kinds[] = {
     &kf_kind_release,
     &kf_kind_alertreceiver,
     &kf_kind_alertroute,
+    &kf_kind_backuplocation,
+    &kf_kind_backup,
     &kf_kind_event,
 };
 

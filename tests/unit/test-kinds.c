@@ -69,9 +69,11 @@ static void test_lookup(void **state)
     size_t n;
     const struct kf_kind *const *all = kf_kinds(&n);
 
-    assert_int_equal(n, 14);
+    assert_int_equal(n, 16);
     assert_ptr_equal(kf_kind_find("rel"), &kf_kind_release);
     assert_ptr_equal(kf_kind_find("Releases"), &kf_kind_release);
+    assert_ptr_equal(kf_kind_find("bk"), &kf_kind_backup);
+    assert_ptr_equal(kf_kind_find("BackupLocations"), &kf_kind_backuplocation);
     assert_ptr_equal(kf_kind_find("arcv"), &kf_kind_alertreceiver);
     assert_ptr_equal(kf_kind_find("AlertRoutes"), &kf_kind_alertroute);
     assert_ptr_equal(kf_kind_find("gc"), &kf_kind_guestcluster);
@@ -541,6 +543,55 @@ static const struct admit_case alert_cases[] = {
       { { "spec.parent", "FieldValueInvalid", "its own parent" } } },
 };
 
+static const struct admit_case backup_cases[] = {
+    /* a location is an absolute directory without ".." */
+    { &kf_kind_backuplocation,
+      "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou','path':'/srv/../etc'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.path", "FieldValueInvalid", "an absolute directory" } } },
+    { &kf_kind_backuplocation,
+      "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou','path':'backups'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.path", "FieldValueInvalid", "an absolute directory" } } },
+    { &kf_kind_backuplocation,
+      "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou','path':'/srv/b',"
+      "'retention':{'maxAge':'400d'}}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.retention.maxAge", "FieldValueInvalid", "at most" } } },
+    { &kf_kind_backuplocation,
+      "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou','path':'/srv/b',"
+      "'type':'S3'}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.type", "FieldValueNotSupported", "Filesystem" } } },
+    /* a backup names its cluster */
+    { &kf_kind_backup,
+      "{'metadata':{'name':'web-1'},'spec':{}}",
+      NULL,
+      -KF_EINVALID,
+      { { "spec.cluster", "FieldValueRequired", "" } } },
+};
+
+static void test_backup_kinds(void **state)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    json_t *obj = NULL;
+
+    assert_int_equal(admit(&kf_kind_backuplocation,
+                           "{'metadata':{'name':'hz'},'spec':{'region':'cn-hangzhou',"
+                           "'path':'/srv/kfleet/backups','complianceTags':['gdpr']}}",
+                           NULL, &causes, &obj),
+                     0);
+    assert_string_equal(kf_json_str(obj, "spec.type", ""), "Filesystem");
+    json_decref(obj);
+    RUN_CASES(backup_cases);
+    kf_causes_release(&causes);
+    (void)state;
+}
+
 static void test_alert_kinds(void **state)
 {
     struct kf_causes causes = KF_CAUSES_INIT;
@@ -622,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_region_unit),  cmocka_unit_test(test_host),
         cmocka_unit_test(test_guestcluster), cmocka_unit_test(test_cpm_ippool_event_profile),
         cmocka_unit_test(test_alert_kinds),  cmocka_unit_test(test_columns_and_openapi),
+        cmocka_unit_test(test_backup_kinds),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

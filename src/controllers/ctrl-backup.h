@@ -1,0 +1,35 @@
+/* ctrl-backup.h: the backup controller's parts (kfleet/backup.h):
+ *   ctrl-backup.c          schedule, assignment, retention, file removal
+ *   ctrl-backup-restore.c  the restore action and the restore's steps
+ */
+#ifndef KF_CTRL_BACKUP_H
+#define KF_CTRL_BACKUP_H
+
+#include <jansson.h>
+
+#include "kfleet/ctrlrt.h"
+
+struct kf_api_actions;
+struct kf_registry;
+struct kf_strbuf;
+
+#define KF_BACKUP_BY_CLUSTER_BK  "bk.cluster" /* Backups by spec.cluster */
+#define KF_BACKUP_BY_CLUSTER_MEM "bk.member"  /* ControlPlaneMembers by spec.cluster */
+
+struct kf_backup_ctrl {
+    struct kf_registry *reg;
+    struct kf_informer *clusters, *backups, *locations, *members;
+};
+
+/* Adds POST .../backups/NAME/restore?cluster=C (admin) to actions (NULL:
+ * none, a test without a server). 0 or a negative error with why. */
+int kf_backup_add_actions(struct kf_backup_ctrl *d, const struct kf_api_actions *actions,
+                          struct kf_strbuf *err);
+/* One step of the restore the cluster's annotation asks for, if any:
+ * annotates members, records progress and the end. Sets *requeue_ms while
+ * it goes on. 0 or a negative error (retried). */
+int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *requeue_ms);
+/* "sha256:<hex>" of a file into out. 0 or a negative errno. */
+int kf_backup_file_sha256(const char *path, char out[80]);
+
+#endif
