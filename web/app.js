@@ -489,9 +489,10 @@ function clusterQuery(params) {
   }
   const q = (params.get('q') || '').trim();
   let labels = '';
-  // "a=b", "a!=b", "!a", "a in (x,y)", "a notin (x)": a label selector; else a name
+  // "a=b", "a!=b", "!a", "a in (x,y)", "a notin (x)": a label selector; else
+  // the start of a name (kfleetd's "metadata.name^=": it reads that range only)
   if (q && /[=!]|\s(not)?in\s*\(/.test(q)) labels = q;
-  else if (q) fields.push(`metadata.name=${q}`);
+  else if (q) fields.push(`metadata.name^=${q.replace(/[\\,=]/g, '\\$&')}`);
   return { fieldSelector: fields.join(','), labelSelector: labels };
 }
 
@@ -521,7 +522,7 @@ async function pageClusters(view, params, epoch) {
     for (const [k, v] of fd.entries()) ch[k] = String(v).trim();
     go(ch);
   } },
-  h('label', {}, 'Name or label selector', h('input', { name: 'q', value: params.get('q') || '', placeholder: 'web-1, or team=a', size: 18 })),
+  h('label', {}, 'Name starts with, or label selector', h('input', { name: 'q', value: params.get('q') || '', placeholder: 'web-, or team=a', size: 18 })),
   FILTERS.map((f) => {
     const cur = params.get(f.key) || '';
     let opts = f.options || choices[f.key];
@@ -655,6 +656,7 @@ function drawCluster(view, name, d) {
     h('h1', {}, name, ' ', phaseChip(st.phase || 'Pending')),
     st.message ? h('p', { id: 'reason', class: st.phase === 'Pending' || st.phase === 'Degraded' ? 'error' : 'muted' }, st.message) : null,
     actions,
+    drawUpgrade(st),
     h('div', { class: 'grid2' },
       h('div', { class: 'card' }, h('h3', {}, 'Cluster'), kv([
         ['Phase', st.phase || 'Pending'], ['Grade', st.grade || sp.grade || '–'],
@@ -686,6 +688,28 @@ function drawCluster(view, name, d) {
       h('tbody', {}, events.items.sort((a, b) => String(get(b, 'spec.lastTimestamp', '')).localeCompare(String(get(a, 'spec.lastTimestamp', '')))).map((e) =>
         h('tr', {}, h('td', {}, get(e, 'spec.type', '')), h('td', {}, get(e, 'spec.reason', '')), h('td', {}, get(e, 'spec.message', '')),
           h('td', {}, get(e, 'spec.count', 1)), h('td', {}, age(get(e, 'spec.lastTimestamp'))))))) : h('p', { class: 'muted' }, 'None.'));
+}
+
+/* The upgrade engine's status.upgrade and the Upgraded condition: from ->
+ * to, the step, each member's state (docs/internals/upgrades.md). Shown
+ * while an upgrade moves and after the last one, until the next. */
+function drawUpgrade(st) {
+  const up = st.upgrade;
+  const cond = (st.conditions || []).find((x) => x.type === 'Upgraded');
+  if (!up && !cond) return null;
+  const moving = up && !up.finishedAt;
+  return h('div', { class: 'card upgrade', id: 'upgrade' },
+    h('h3', {}, moving ? 'Upgrade in progress' : 'Last upgrade', up ? ` ${up.from || '?'} → ${up.to || '?'}` : ''),
+    kv([['Step', up ? up.step : undefined], ['Message', up ? up.message : undefined],
+      ['Started', up && up.startedAt ? `${age(up.startedAt)} ago` : undefined],
+      ['Finished', up && up.finishedAt ? `${age(up.finishedAt)} ago` : undefined],
+      ['Upgraded', cond ? `${cond.status}${cond.reason ? ` (${cond.reason})` : ''}${cond.message ? `: ${cond.message}` : ''}` : undefined]]),
+    up && (up.members || []).length ? h('table', { class: 'members' },
+      h('thead', {}, h('tr', {}, ['Member', 'Component', 'Zone', 'From → to', 'State', 'Since'].map((x) => h('th', {}, x)))),
+      h('tbody', {}, up.members.map((m) => h('tr', { dataset: { member: m.name || '' } },
+        h('td', {}, m.name || ''), h('td', {}, m.component || ''), h('td', {}, m.zone || ''),
+        h('td', {}, `${m.from || '?'} → ${m.to || '?'}`), h('td', { class: 'state' }, m.state || ''),
+        h('td', {}, age(m.since)))))) : null);
 }
 
 function drawExplain(x) {
@@ -754,6 +778,65 @@ function genericTable(items, id) {
     })));
 }
 
+/* Releases, as `kfleet rollout status` shows them: the target, the phase,
+ * why it is paused, and a bar per wave (updated, failed, upgrading of the
+ * wave's clusters). spec.paused shows at once, before the controller's
+ * status says Paused. Pause/Resume/Abort are admin's (the server refuses
+ * them to other roles anyway). */
+function releaseCard(r) {
+  const name = r.metadata.name;
+  const sp = r.spec || {};
+  const st = r.status || {};
+  const target = st.targetVersion || sp.version || (sp.template ? `template ${sp.template}` : '?');
+  const phase = sp.abort && st.phase !== 'Aborted' ? 'Aborting' : st.phase || 'Pending';
+  const waves = st.waves || [];
+  const total = get(st, 'clusters.total', 0);
+  const card = h('div', { class: 'card release', dataset: { name } },
+    h('div', { class: 'unit-head' },
+      h('h3', {}, name), phaseChip(phase),
+      h('span', { class: 'target' }, `→ ${target}`),
+      waves.length ? h('span', { class: 'muted' }, `wave ${(st.currentWave || 0) + 1}/${waves.length}`) : null,
+      h('span', { class: 'muted' },
+        `${get(st, 'clusters.updated', 0)}/${total} clusters updated, ${get(st, 'clusters.failed', 0)} failed`)),
+    sp.paused ? h('p', { class: 'paused error' }, st.pause
+      ? `paused: ${st.pause.reason || ''}${st.pause.message ? `: ${st.pause.message}` : ''}`
+      : 'paused: PausedByUser') : null,
+    get(st, 'gate.error') ? h('p', { class: 'gate error' }, `health gate: ${st.gate.error}`) : null,
+    waves.length ? h('table', { class: 'waves' },
+      h('thead', {}, h('tr', {}, ['Wave', 'Progress', 'Updated', 'Upgrading', 'Failed', 'State'].map((x) => h('th', {}, x)))),
+      h('tbody', {}, waves.map((w) => {
+        const n = w.clusters || 0;
+        const upd = (w.updated || 0) + (w.skipped || 0);
+        const waiting = w.waitingForWindow ? `, ${w.waitingForWindow} waiting for their window` : '';
+        return h('tr', { dataset: { wave: w.name || '' } }, h('td', {}, w.name || ''),
+          h('td', {}, progress(upd, w.failed || 0, w.inProgress || 0, n)),
+          h('td', { class: 'updated' }, `${w.updated || 0}/${n}`), h('td', {}, w.inProgress || 0),
+          h('td', {}, w.failed || 0), h('td', {}, `${w.state || 'Pending'}${waiting}`));
+      }))) : h('p', { class: 'muted' }, 'Not planned by the release controller yet.'));
+  if (state.role === 'admin' && phase !== 'Aborted' && phase !== 'Completed' && !sp.abort) {
+    card.append(h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'release-pause', onclick: () => patchRelease(name, { paused: !sp.paused }) },
+        sp.paused ? 'Resume' : 'Pause'),
+      h('button', { type: 'button', class: 'danger release-abort', onclick: () => {
+        if (window.confirm(`Abort release ${name}? It cannot be resumed; clusters already moved stay on the new version.`))
+          patchRelease(name, { abort: true });
+      } }, 'Abort…')));
+  }
+  return card;
+}
+
+async function patchRelease(name, spec) {
+  try {
+    await api('PATCH', `${API}/releases/${encodeURIComponent(name)}`, { spec }, 'application/merge-patch+json');
+    banner('');
+  } catch (e) { banner(`Could not change release ${name}: ${e.message}`); }
+}
+
+function releasesPanel(items) {
+  if (!items.length) return h('p', { class: 'muted' }, 'No releases.');
+  return h('div', { id: 'releases' }, items.map(releaseCard));
+}
+
 async function pageWork(view, epoch) {
   const extra = ['releases', 'backups'].filter((k) => state.kinds.has(k));
   const [jobs, alerts, ...others] = await Promise.all([
@@ -774,7 +857,8 @@ async function pageWork(view, epoch) {
             h('td', {}, age(b.metadata.creationTimestamp)));
         }))) : h('p', { class: 'muted' }, 'No BroadcastJobs.'),
       extra.map((k, i) => [h('h2', {}, k === 'releases' ? 'Releases' : 'Backups'),
-        os[i].items.length ? genericTable(os[i].items, k) : h('p', { class: 'muted' }, `No ${k}.`)]),
+        k === 'releases' ? releasesPanel(os[i].items)
+          : os[i].items.length ? genericTable(os[i].items, k) : h('p', { class: 'muted' }, `No ${k}.`)]),
       h('h2', {}, 'Firing alerts'),
       drawAlerts(al));
   };

@@ -50,6 +50,9 @@ const char *kf_selector_equals(const struct kf_selector *sel, size_t i);
 /* For field selectors with a "metadata.name=X" term: X (borrowed), else
  * NULL. Lets a list read one key instead of scanning the kind. */
 const char *kf_selector_name_equals(const struct kf_selector *sel);
+/* For field selectors with a "metadata.name^=P" term (names starting with
+ * P): P (borrowed), else NULL. Lets a list read that range of keys only. */
+const char *kf_selector_name_prefix(const struct kf_selector *sel);
 /* Writes the selector back in its canonical text form. */
 void kf_selector_format(const struct kf_selector *sel, struct kf_strbuf *out);
 void kf_selector_free(struct kf_selector *sel);

@@ -681,6 +681,10 @@ int kf_registry_list_raw(struct kf_registry *r, const struct kf_kind *k,
         /* "metadata.name=x": read that key's range only. */
         name_key = kf_xasprintf("%s%s", prefix, only_name);
         q.prefix = name_key;
+    } else if (kf_selector_name_prefix(o->fields)) {
+        /* "metadata.name^=p": read the keys starting with p only */
+        narrow = kf_xasprintf("%s%s", prefix, kf_selector_name_prefix(o->fields));
+        q.prefix = narrow;
     } else if (k->name_prefix && !kf_selector_is_empty(o->fields)) {
         /* the kind knows which names can match: read only those (the
          * selector still filters them) */

@@ -15,6 +15,10 @@
  *
  * Field selectors are "path=value", "path==value" or "path!=value" terms
  * separated by ","; "\," "\=" and "\\" escape those characters in values.
+ * One extension of kfleet's, "metadata.name^=PREFIX", matches the names
+ * that start with PREFIX (the dashboard's search box); a list reads only
+ * that range of keys. Kubernetes has no such operator, so no selector that
+ * kubectl sends means something else here ("^" is not valid in a path).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -37,6 +41,7 @@ enum sel_op {
     OP_NOTIN,
     OP_EXISTS,
     OP_NOT_EXISTS,
+    OP_PREFIX, /* fields only, metadata.name only */
 };
 
 struct sel_term {
@@ -454,6 +459,10 @@ int kf_selector_parse_fields(const char *s, struct kf_selector **ret, struct kf_
                 op = q, oplen = 2, type = OP_NE;
                 break;
             }
+            if (q[0] == '^' && q[1] == '=') {
+                op = q, oplen = 2, type = OP_PREFIX;
+                break;
+            }
             if (q[0] == '=') {
                 op = q, oplen = q[1] == '=' ? 2 : 1, type = OP_EQ;
                 break;
@@ -477,6 +486,12 @@ int kf_selector_parse_fields(const char *s, struct kf_selector **ret, struct kf_
                           (int)KF_MIN(klen, (size_t)64), term);
             goto free_sel;
         }
+        if (type == OP_PREFIX &&
+            (klen != strlen("metadata.name") || strncmp(term, "metadata.name", klen) != 0)) {
+            r = sel_error(err, s, (size_t)(term - s),
+                          "\"^=\" (starts with) applies to metadata.name only");
+            goto free_sel;
+        }
         t = add_term(sel, term, klen, type);
         for (q = op + oplen; *q && *q != ','; q++) {
             if (*q == '\\') {
@@ -488,7 +503,7 @@ int kf_selector_parse_fields(const char *s, struct kf_selector **ret, struct kf_
                     goto free_sel;
                 }
                 q++;
-            } else if (*q == '=' || (*q == '!' && q[1] == '=')) {
+            } else if (*q == '=' || ((*q == '!' || *q == '^') && q[1] == '=')) {
                 kf_strbuf_release(&value);
                 r = sel_error(err, s, (size_t)(q - s),
                               "a second operator in one term: escape \"=\" in values as \"\\=\"");
@@ -676,6 +691,8 @@ static bool term_matches(const struct sel_term *t, const char *value)
         return value != NULL;
     case OP_NOT_EXISTS:
         return value == NULL;
+    case OP_PREFIX: /* field selectors only: never a label term */
+        return value && !strncmp(value, t->values[0], strlen(t->values[0]));
     }
     return false;
 }
@@ -717,9 +734,15 @@ bool kf_selector_matches(const struct kf_selector *sel, const json_t *obj)
             s = "";
         else
             s = NULL; /* objects and arrays equal nothing */
-        if (sel->terms[i].op == OP_EQ ? !(s && term_has(&sel->terms[i], s))
-                                      : (s && term_has(&sel->terms[i], s)))
+        if (sel->terms[i].op == OP_PREFIX) {
+            const char *want = sel->terms[i].values[0];
+
+            if (!s || strncmp(s, want, strlen(want)) != 0)
+                return false;
+        } else if (sel->terms[i].op == OP_EQ ? !(s && term_has(&sel->terms[i], s))
+                                             : (s && term_has(&sel->terms[i], s))) {
             return false;
+        }
     }
     return true;
 }
@@ -749,6 +772,16 @@ const char *kf_selector_name_equals(const struct kf_selector *sel)
         return NULL;
     for (size_t i = 0; i < sel->n; i++)
         if (sel->terms[i].op == OP_EQ && !strcmp(sel->terms[i].key, "metadata.name"))
+            return sel->terms[i].values[0];
+    return NULL;
+}
+
+const char *kf_selector_name_prefix(const struct kf_selector *sel)
+{
+    if (!sel || !sel->fields)
+        return NULL;
+    for (size_t i = 0; i < sel->n; i++)
+        if (sel->terms[i].op == OP_PREFIX)
             return sel->terms[i].values[0];
     return NULL;
 }
@@ -790,7 +823,10 @@ void kf_selector_format(const struct kf_selector *sel, struct kf_strbuf *out)
         if (i)
             kf_strbuf_addch(out, ',');
         if (sel->fields) {
-            kf_strbuf_addf(out, "%s%s", t->key, t->op == OP_NE ? "!=" : "=");
+            kf_strbuf_addf(out, "%s%s", t->key,
+                           t->op == OP_NE       ? "!="
+                           : t->op == OP_PREFIX ? "^="
+                                                : "=");
             add_escaped(out, t->values[0]);
             continue;
         }
@@ -806,6 +842,9 @@ void kf_selector_format(const struct kf_selector *sel, struct kf_strbuf *out)
             break;
         case OP_NOT_EXISTS:
             kf_strbuf_addf(out, "!%s", t->key);
+            break;
+        case OP_PREFIX: /* field selectors only: never a label term */
+            kf_strbuf_addf(out, "%s^=%s", t->key, t->values[0]);
             break;
         case OP_IN:
         case OP_NOTIN: {

@@ -432,6 +432,93 @@ def test_work_in_progress():
     b.no_problems(expected=[(404, "Not Found")])  # /alerts: no monitoring stack here
 
 
+def test_releases_live_and_admin_only():
+    """A Release in Work in progress: its target and a bar per wave, as the
+    release controller counts them; a pause with `kfleet rollout pause`
+    shows without a reload; the admin's Resume from the page goes through;
+    a viewer sees no button and kfleetd refuses the write anyway. A
+    cluster's page shows the upgrade the engine reports in status.upgrade
+    (written here as the engine would: this fleet runs without it)."""
+    setup()
+    b = browser
+    target = kd.get(path("guestclusters", "eu-0")).json["status"]["version"]
+    rel = {"apiVersion": "kfleet.io/v1", "kind": "Release", "metadata": {"name": "rel-eu"},
+           # team t1 is eu-0, eu-1, eu-2 (cluster_yaml); the canary bakes an
+           # hour, so the release stays Progressing with its second wave to go
+           "spec": {"version": target, "selector": {"matchLabels": {"team": "t1"}},
+                    "waves": [{"name": "canary", "clusters": ["eu-0"], "bakeTime": "1h"},
+                              {"name": "rest", "bakeTime": "1h"}]}}
+    r = kd.post(path("releases"), rel)
+    assert r.status == 201, (r.status, r.text)
+    b.sign_in(ui_url(), ADMIN)
+    b.do("goto", url=ui_url() + "#/work")
+    card = ".release[data-name='rel-eu']"
+    b.wait(card)
+    b.wait(f"{card} tr[data-wave='canary'] .updated", text="1/1")
+    b.wait(f"{card} tr[data-wave='rest'] .updated", text="/2")
+    assert b.count(f"{card} tr[data-wave] .progress") == 2
+    assert f"→ {target}" in b.text(f"{card} .target")
+    b.wait(f"{card} .chip", text="Progressing")
+    b.wait(f"{card} button.release-pause", text="Pause")
+    assert b.count(f"{card} button.release-abort") == 1
+    b.eval("() => { window.kfMarker = 7; return true; }")
+    # paused with the CLI: the page follows through the watch
+    kfleet("rollout", "pause", "rel-eu")
+    b.wait(f"{card} .paused", text="paused: PausedByUser")
+    b.wait(f"{card} .chip", text="Paused")
+    b.wait(f"{card} button.release-pause", text="Resume")
+    b.shot("releases.png")
+    # the admin's Resume from the page is the CLI's merge patch
+    b.do("click", sel=f"{card} button.release-pause", text="Resume")
+    kftest.eventually(lambda: not kd.get(path("releases", "rel-eu")).json["spec"].get("paused"),
+                      timeout=20 * kftest.SLOW, msg="resumed from the page")
+    b.wait(f"{card} .paused", state="detached")
+    assert b.eval("() => window.kfMarker") == 7  # the same page all along
+    b.no_problems(expected=[(404, "Not Found")])  # /alerts: no monitoring stack here
+    # a viewer reads the release but gets no button, and the server says no
+    b.sign_in(ui_url(), VIEWER)
+    b.do("goto", url=ui_url() + "#/work")
+    b.wait(f"{card} tr[data-wave='canary'] .progress")
+    assert b.count(f"{card} button") == 0
+    status = b.eval("""async () => {
+      const t = sessionStorage.getItem('kfleet.token');
+      const r = await fetch('/apis/kfleet.io/v1/releases/rel-eu', {method: 'PATCH', headers: {
+        Authorization: `Bearer ${t}`, 'Content-Type': 'application/merge-patch+json'},
+        body: '{"spec":{"paused":true}}'});
+      return r.status;
+    }""")
+    assert status == 403, status
+    assert not kd.get(path("releases", "rel-eu")).json["spec"].get("paused")
+    b.no_problems(expected=[(404, "Not Found"), (403, "Forbidden")])
+    # a cluster's upgrade as the engine reports it, shown live on its page
+    b.do("goto", url=ui_url() + "#/clusters/eu-1")
+    b.wait("#conditions tbody tr")
+    assert b.count("#upgrade") == 0
+    c = kd.get(path("guestclusters", "eu-1")).json
+    major, minor = target.split(".")[:2]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    nxt = f"{major}.{int(minor) + 1}"
+    conds = [x for x in c["status"].get("conditions", []) if x["type"] != "Upgraded"]
+    conds.append({"type": "Upgraded", "status": "False", "reason": "InProgress",
+                  "message": f"etcd: 1 of 3 members on {nxt}",
+                  "lastTransitionTime": now})
+    members = [{"name": f"eu-1-etcd-{z}", "component": "etcd", "zone": z, "from": target,
+                "to": nxt, "state": state, "since": now}
+               for z, state in (("eu-a", "Done"), ("eu-b", "Upgrading"), ("eu-c", "Pending"))]
+    r = kd.patch(path("guestclusters", "eu-1", "status"), {"status": {
+        "conditions": conds, "upgrade": {"from": target, "to": nxt, "step": "etcd",
+                                         "message": "eu-1-etcd-eu-b upgrading",
+                                         "startedAt": now,
+                                         "members": members}}})
+    assert r.status == 200, (r.status, r.text)
+    b.wait("#upgrade h3", text=f"Upgrade in progress {target} → {nxt}")
+    b.wait("#upgrade tr[data-member='eu-1-etcd-eu-b'] .state", text="Upgrading")
+    text = b.text("#upgrade")
+    assert "etcd" in text and "False (InProgress)" in text, text
+    assert b.count("#upgrade tr[data-member]") == 3
+    b.shot("cluster-upgrading.png")
+    b.no_problems(expected=[(404, "Not Found"), (403, "Forbidden")])
+
 def test_admin_downloads_kubeconfig():
     """With every controller (lifecycle issues the guest's PKI and its
     endpoint while it provisions; no agent is needed for that), an admin's
@@ -548,6 +635,30 @@ def test_10000_clusters_page_and_filter():
         b.do("fill", sel="#filters input[name='q']", value="c09999")
         b.do("press", sel="#filters input[name='q']", key="Enter")
         b.wait("#range", text="rows 1–1, page 1")
+        # the search box takes the start of a name: c099 is c09900..c09999,
+        # one full page and no next
+        b.do("fill", sel="#filters input[name='q']", value="c099")
+        b.do("press", sel="#filters input[name='q']", key="Enter")
+        b.wait("#range", text="rows 1–100, page 1")
+        names = b.eval("() => [...document.querySelectorAll('#clusters tbody tr')]"
+                       ".map((r) => r.dataset.name)")
+        assert names == [f"c{i:05d}" for i in range(9900, 10000)], (len(names), names[:3])
+        assert b.do("attr", sel="#next", name="disabled")["value"] is not None
+        # the API's own answer: the prefix pages like every selector
+        c = kftest.Client(big.port, token=ADMIN)
+        first = c.get(path("guestclusters") + "?limit=30&fieldSelector=" +
+                      urllib.parse.quote("metadata.name^=c012")).json
+        assert [x["metadata"]["name"] for x in first["items"]] == [
+            f"c{i:05d}" for i in range(1200, 1230)]
+        second = c.get(path("guestclusters") + "?limit=100&fieldSelector=" +
+                       urllib.parse.quote("metadata.name^=c012") + "&continue=" +
+                       urllib.parse.quote(first["metadata"]["continue"])).json
+        assert [x["metadata"]["name"] for x in second["items"]] == [
+            f"c{i:05d}" for i in range(1230, 1300)]
+        assert not second["metadata"].get("continue")
+        r = c.get(path("guestclusters") + "?fieldSelector=" + urllib.parse.quote("spec.region^=r"))
+        assert r.status == 400 and "metadata.name only" in r.json["message"], r.text
+        c.close()
         b.shot("clusters-filtered.png", full=False)
         # the overview without the monitoring controller's counts (no
         # controllers here) counts from paged LISTs: the same totals

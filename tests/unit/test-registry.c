@@ -568,6 +568,47 @@ static void test_list_selectors(void **state)
     assert_true(kf_obj_rv(json_array_get(items, 0)) > 0);
     json_decref(items);
     kf_selector_free(fields);
+
+    /* "metadata.name^=c0": the names starting with c0 (not d01), paged */
+    json_decref(create_gc(f, "d01", "{'tier':'silver'}"));
+    assert_int_equal(kf_selector_parse_fields("metadata.name^=c0", &fields, NULL), 0);
+    o = (struct kf_list_opts){ .fields = fields, .limit = 4 };
+    assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, NULL), 0);
+    s = names(&l);
+    assert_string_equal(s, "c00,c01,c02,c03");
+    free(s);
+    kf_kv_list_release(&l);
+    o.continue_token = cont;
+    assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, NULL), 0);
+    free((char *)o.continue_token);
+    s = names(&l);
+    assert_string_equal(s, "c04,c05,c06,c07");
+    free(s);
+    kf_kv_list_release(&l);
+    o.continue_token = cont;
+    assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, NULL), 0);
+    free((char *)o.continue_token);
+    s = names(&l);
+    assert_string_equal(s, "c08,c09");
+    free(s);
+    assert_null(cont);
+    kf_kv_list_release(&l);
+    /* with a label selector too */
+    o = (struct kf_list_opts){ .fields = fields, .labels = gold };
+    assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, NULL), 0);
+    s = names(&l);
+    assert_string_equal(s, "c00,c03,c06,c09");
+    free(s);
+    kf_kv_list_release(&l);
+    kf_selector_free(fields);
+    assert_int_equal(kf_selector_parse_fields("metadata.name^=d", &fields, NULL), 0);
+    o = (struct kf_list_opts){ .fields = fields };
+    assert_int_equal(kf_registry_list_raw(f->reg, &kf_kind_guestcluster, &o, &l, &cont, NULL), 0);
+    s = names(&l);
+    assert_string_equal(s, "d01");
+    free(s);
+    kf_kv_list_release(&l);
+    kf_selector_free(fields);
     kf_selector_free(gold);
 }
 

@@ -153,11 +153,23 @@ static void test_fields(void **state)
         const char *sel;
         bool match;
     } cases[] = {
-        { "metadata.name=web-1", true },   { "metadata.name==web-1", true },
-        { "metadata.name!=web-1", false }, { "status.phase=Running,spec.region=cn-hz", true },
-        { "status.phase=Pending", false }, { "spec.expectedNodes=40", true },
-        { "spec.paused=false", true },     { "spec.missing=", true }, /* absent reads as "" */
-        { "spec.missing!=x", true },       { " status.phase =Running", true },
+        { "metadata.name=web-1", true },
+        { "metadata.name==web-1", true },
+        { "metadata.name!=web-1", false },
+        { "status.phase=Running,spec.region=cn-hz", true },
+        { "status.phase=Pending", false },
+        { "spec.expectedNodes=40", true },
+        { "spec.paused=false", true },
+        { "spec.missing=", true }, /* absent reads as "" */
+        { "spec.missing!=x", true },
+        { " status.phase =Running", true },
+        /* kfleet's "starts with", for names only */
+        { "metadata.name^=web-", true },
+        { "metadata.name^=web-1", true },
+        { "metadata.name^=", true },
+        { "metadata.name^=web-10", false },
+        { "metadata.name^=eb", false },
+        { "metadata.name^=web,status.phase=Pending", false },
     };
 
     for (size_t i = 0; i < KF_ARRAY_SIZE(cases); i++) {
@@ -177,7 +189,20 @@ static void test_fields(void **state)
     kf_selector_free(s);
     assert_int_equal(kf_selector_parse_fields("metadata.name=x,metadata.name!=y", &s, &err), 0);
     assert_string_equal(kf_selector_name_equals(s), "x");
+    assert_null(kf_selector_name_prefix(s));
     kf_selector_free(s);
+    assert_int_equal(
+        kf_selector_parse_fields("status.phase=Running,metadata.name^=web\\,1", &s, &err), 0);
+    assert_string_equal(kf_selector_name_prefix(s), "web,1");
+    assert_null(kf_selector_name_equals(s));
+    kf_strbuf_reset(&out);
+    kf_selector_format(s, &out);
+    assert_string_equal(out.buf, "status.phase=Running,metadata.name^=web\\,1");
+    kf_selector_free(s);
+    assert_int_equal(kf_selector_parse_fields("status.phase^=Run", &s, &err), -EBADMSG);
+    assert_non_null(strstr(err.buf, "metadata.name only"));
+    assert_int_equal(kf_selector_parse_fields("metadata.name^=a^=b", &s, &err), -EBADMSG);
+    assert_non_null(strstr(err.buf, "a second operator"));
 
     assert_int_equal(kf_selector_parse_fields("status.phase", &s, &err), -EBADMSG);
     assert_non_null(strstr(err.buf, "expected \"path=value\""));
