@@ -447,6 +447,14 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
         json_decref(p.rel);
         return 0;
     }
+    /* the clusters' cache must have seen everything stored before this
+     * version of the release: a release created right after its clusters
+     * would otherwise find none of them and complete at once */
+    if (kf_informer_rev(p.d->gcs) < kf_obj_rv(p.rel)) {
+        json_decref(p.rel);
+        *requeue = 50;
+        return 0;
+    }
     p.now = kf_rel_now(p.d);
     r = kf_rel_pass_load(&p, &err);
     if (r < 0) {
