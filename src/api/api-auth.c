@@ -236,7 +236,8 @@ size_t kf_api_tokens_count(const struct api_tokens *t)
 
 enum kind_class {
     ANY_KIND,   /* every kind */
-    USER_KINDS, /* kinds users write (not system kinds such as Event, nor HOST_EXEC kinds) */
+    USER_KINDS, /* kinds users write (not system kinds such as Event, nor HOST_EXEC kinds),
+                   and their status unless only kfleetd and agents write it */
     NAMED_KIND, /* the one kind named by plural */
 };
 
@@ -253,6 +254,22 @@ static const char *const host_exec_plurals[] = {
     "backuplocations", /* where agents write snapshot files on meta hosts */
     "broadcastjobs",   "controlplanemembers", "profiles", "releases",
 };
+
+/* Kinds whose status only kfleetd and agents write, because it is acted on:
+ * a Backup's status names the snapshot file that a restore reads and a
+ * deletion removes. An editor may create and delete a Backup (take one
+ * now, drop one) but not point it at another file. */
+static const char *const machine_status_plurals[] = { "backups" };
+
+static bool machine_status(const struct kf_kind *k, const char *subresource)
+{
+    if (!subresource || strcmp(subresource, "status") != 0)
+        return false;
+    for (size_t i = 0; i < KF_ARRAY_SIZE(machine_status_plurals); i++)
+        if (strcmp(k->plural, machine_status_plurals[i]) == 0)
+            return true;
+    return false;
+}
 
 static bool host_exec(const struct kf_kind *k)
 {
@@ -300,7 +317,7 @@ static bool rule_matches(const struct role_rule *rule, enum api_verb verb, const
     case ANY_KIND:
         break;
     case USER_KINDS:
-        if (k->system || host_exec(k))
+        if (k->system || host_exec(k) || machine_status(k, subresource))
             return false;
         break;
     case NAMED_KIND:

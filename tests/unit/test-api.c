@@ -174,9 +174,11 @@ static void test_roles(void **state)
     const struct kf_kind *host = kf_kind_find("Host");
     const struct kf_kind *cpm = kf_kind_find("ControlPlaneMember");
     const struct kf_kind *ev = kf_kind_find("Event");
+    const struct kf_kind *bk = kf_kind_find("Backup");
     struct kf_strbuf out = KF_STRBUF_INIT;
 
     assert_non_null(gc);
+    assert_non_null(bk);
     assert_non_null(ev);
     assert_true(ev->system);
     for (int r = 0; r < API_ROLE_N; r++) {
@@ -195,6 +197,14 @@ static void test_roles(void **state)
     assert_false(kf_api_role_allows(API_ROLE_AGENT, API_VERB_UPDATE, cpm, NULL));
     assert_false(kf_api_role_allows(API_ROLE_AGENT, API_VERB_DELETE, host, NULL));
     assert_false(kf_api_role_allows(API_ROLE_AGENT, API_VERB_CREATE, gc, NULL));
+    /* a Backup: an editor takes and drops one, but its status (the file a
+     * restore reads) is kfleetd's and the agents' */
+    assert_true(kf_api_role_allows(API_ROLE_EDITOR, API_VERB_CREATE, bk, NULL));
+    assert_true(kf_api_role_allows(API_ROLE_EDITOR, API_VERB_DELETE, bk, NULL));
+    assert_false(kf_api_role_allows(API_ROLE_EDITOR, API_VERB_PATCH, bk, "status"));
+    assert_false(kf_api_role_allows(API_ROLE_EDITOR, API_VERB_UPDATE, bk, "status"));
+    assert_true(kf_api_role_allows(API_ROLE_AGENT, API_VERB_PATCH, bk, "status"));
+    assert_true(kf_api_role_allows(API_ROLE_ADMIN, API_VERB_PATCH, bk, "status"));
 
     kf_api_roles_allowing(API_VERB_CREATE, gc, NULL, &out);
     assert_string_equal(out.buf, "editor or admin");
