@@ -342,8 +342,8 @@ static void take_messages(struct kf_agent_backup *ab)
             if (strcmp(m->event, "DELETED") != 0)
                 kf_smap_put(&ab->objs, kf_obj_name(m->obj), json_incref(m->obj));
         }
-        kf_agent_msg_free(m);
     }
+    kf_agent_msg_free(msgs); /* frees the whole list */
 }
 
 /* Takes every Running Backup not yet taken, and sends what is unsent. */

@@ -97,6 +97,7 @@ struct kf_agent_msg {
     char *text;
     struct kf_agent_msg *next;
 };
+/* Frees M and every message after it (m->next...). */
 void kf_agent_msg_free(struct kf_agent_msg *m);
 
 struct kf_agent_watch;
