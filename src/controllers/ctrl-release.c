@@ -449,7 +449,9 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     }
     /* the clusters' cache must have seen everything stored before this
      * version of the release: a release created right after its clusters
-     * would otherwise find none of them and complete at once */
+     * would otherwise find none of them and complete at once (the wait is
+     * in the pass, so that a caller waiting for idle controllers waits too) */
+    read_back(p.d->gcs, kf_obj_rv(p.rel));
     if (kf_informer_rev(p.d->gcs) < kf_obj_rv(p.rel)) {
         json_decref(p.rel);
         *requeue = 50;
