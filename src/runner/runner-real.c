@@ -849,8 +849,10 @@ static void real_destroy(struct kf_runner *r)
 
     if (!rr)
         return;
-    kf_prober_free(rr->prober);
-    rr->prober = NULL;
+    /* The supervisor first: it submits probes, so the prober must outlive
+     * it (freed first, a probe submitted in between was lost or written
+     * into freed memory). The prober's last results still find the runner
+     * and its wake descriptor. */
     if (rr->thread_started) {
         pthread_mutex_lock(&r->lock);
         rr->stop = true;
@@ -858,6 +860,8 @@ static void real_destroy(struct kf_runner *r)
         (void)!write(rr->wakefd, &one, sizeof(one));
         pthread_join(rr->thread, NULL);
     }
+    kf_prober_free(rr->prober);
+    rr->prober = NULL;
     for (size_t i = 0; i < r->n_procs; i++)
         real_release(r, r->procs[i]);
     if (rr->epfd >= 0)
