@@ -36,8 +36,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/log.h"
@@ -128,36 +126,6 @@ static int run(char *const argv[], int timeout_ms, bool both, struct kf_strbuf *
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-/* "sha256:<hex>" of a file, streamed. */
-static int file_sha256(const char *path, char out[80], int64_t *ret_size)
-{
-    unsigned char md[32], buf[65536];
-    unsigned int n = 0;
-    int64_t size = 0;
-    EVP_MD_CTX *ctx;
-    ssize_t got;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -errno;
-    ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    while ((got = read(fd, buf, sizeof(buf))) > 0) {
-        EVP_DigestUpdate(ctx, buf, (size_t)got);
-        size += got;
-    }
-    EVP_DigestFinal_ex(ctx, md, &n);
-    EVP_MD_CTX_free(ctx);
-    close(fd);
-    if (got < 0)
-        return -EIO;
-    memcpy(out, "sha256:", 7);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-    *ret_size = size;
-    return 0;
 }
 
 static bool path_ok(const char *p)
@@ -268,7 +236,7 @@ static json_t *take(struct kf_agent_backup *ab, const json_t *b)
     unlink(part);
     if ((res = save(ab, b, part)) || (res = verify(part, st)))
         goto remove_part;
-    if (chmod(part, 0600) < 0 || (r = file_sha256(part, sum, &size)) < 0 ||
+    if (chmod(part, 0600) < 0 || (r = kf_file_sha256(part, sum, &size)) < 0 ||
         rename(part, path) < 0) {
         res = failed("Snapshot", "cannot checksum or rename the snapshot file");
         goto remove_part;
@@ -528,7 +496,7 @@ static int restore_data(const char *value, const struct kf_argv *argv, struct kf
         return kf_err(err, -EINVAL,
                       "not an etcd member's command line: no --name, --data-dir, "
                       "--initial-cluster, token or peer URL");
-    if ((r = file_sha256(path, have, &size)) < 0)
+    if ((r = kf_file_sha256(path, have, &size)) < 0)
         return kf_err(err, r, "cannot read the snapshot \"%s\": %s", path, strerror(-r));
     if (strcmp(have, sum) != 0)
         return kf_err(err, -EBADMSG,

@@ -29,7 +29,5 @@ int kf_backup_add_actions(struct kf_backup_ctrl *d, const struct kf_api_actions 
  * annotates members, records progress and the end. Sets *requeue_ms while
  * it goes on. 0 or a negative error (retried). */
 int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *requeue_ms);
-/* "sha256:<hex>" of a file into out. 0 or a negative errno. */
-int kf_backup_file_sha256(const char *path, char out[80]);
 
 #endif
