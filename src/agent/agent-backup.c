@@ -33,9 +33,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "kfleet/exec.h"
 #include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/log.h"
@@ -69,63 +69,12 @@ struct kf_agent_backup {
  * or a negative errno. */
 static int run(char *const argv[], int timeout_ms, bool both, struct kf_strbuf *out)
 {
-    char *const envp[] = { "ETCDCTL_API=3", "PATH=/usr/bin:/bin", NULL };
-    int64_t deadline = kf_mono_ms() + timeout_ms;
-    int pipefd[2], devnull, status;
-    sigset_t none;
-    char buf[4096];
-    pid_t pid;
+    static char *const envp[] = { "ETCDCTL_API=3", "PATH=/usr/bin:/bin", NULL };
+    const struct kf_exec_opts o = {
+        .envp = envp, .timeout_ms = timeout_ms, .with_stderr = both, .output_max = OUTPUT_MAX
+    };
 
-    if (access(argv[0], X_OK) < 0)
-        return -errno;
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return -errno;
-    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    sigemptyset(&none);
-    pid = fork();
-    if (pid == 0) {
-        sigprocmask(SIG_SETMASK, &none, NULL); /* the agent's blocked signals */
-        if (devnull >= 0) {
-            dup2(devnull, STDIN_FILENO);
-            dup2(devnull, STDERR_FILENO);
-        }
-        dup2(pipefd[1], STDOUT_FILENO);
-        if (both)
-            dup2(pipefd[1], STDERR_FILENO);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    if (devnull >= 0)
-        close(devnull);
-    if (pid < 0) {
-        close(pipefd[0]);
-        return -EAGAIN;
-    }
-    for (;;) {
-        struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
-        int64_t left = deadline - kf_mono_ms();
-        ssize_t n;
-
-        if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)) {
-            kill(pid, SIGKILL);
-            break;
-        }
-        n = read(pipefd[0], buf, sizeof(buf));
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            break;
-        if (out->len < OUTPUT_MAX)
-            kf_strbuf_add(out, buf, KF_MIN((size_t)n, OUTPUT_MAX - out->len));
-    }
-    close(pipefd[0]);
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -errno;
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return kf_exec_capture(argv, &o, out);
 }
 
 static bool path_ok(const char *p)

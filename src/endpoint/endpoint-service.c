@@ -22,18 +22,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kfleet/endpoint.h"
+#include "kfleet/exec.h"
 #include "kfleet/runner.h"
 #include "kfleet/strbuf.h"
 
@@ -166,85 +165,16 @@ const char *kf_endpoints_haproxy(const struct kf_endpoints *e)
 
 /* --- haproxy -c -------------------------------------------------------------- */
 
-/* Runs argv with an empty environment, stdout and stderr into out (capped),
- * at most timeout_ms (then SIGKILL). Returns the exit status (128 + signal
- * for a signal), or a negative errno if it could not run. */
-static int run_capture(char *const *argv, int timeout_ms, struct kf_strbuf *out)
-{
-    static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-    int64_t deadline = kf_mono_ms() + timeout_ms;
-    sigset_t none;
-    int pipefd[2], devnull, status;
-    pid_t pid;
-    char buf[4096];
-
-    if (access(argv[0], X_OK) < 0)
-        return -errno;
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return -errno;
-    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    sigemptyset(&none);
-    pid = fork();
-    if (pid < 0) {
-        int r = -errno;
-
-        close(pipefd[0]);
-        close(pipefd[1]);
-        if (devnull >= 0)
-            close(devnull);
-        return r;
-    }
-    if (pid == 0) {
-        /* async-signal-safe calls only: kfleetd has threads. Its blocked
-         * signals (it takes them with sigwait) are not the child's. */
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (devnull >= 0)
-            dup2(devnull, STDIN_FILENO);
-        dup2(pipefd[1], STDOUT_FILENO);
-        dup2(pipefd[1], STDERR_FILENO);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    if (devnull >= 0)
-        close(devnull);
-    for (;;) {
-        struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
-        int64_t left = deadline - kf_mono_ms();
-        ssize_t n;
-
-        if (left <= 0) {
-            kill(pid, SIGKILL);
-            break;
-        }
-        if (poll(&pfd, 1, (int)left) < 0) {
-            if (errno == EINTR)
-                continue;
-            kill(pid, SIGKILL);
-            break;
-        }
-        n = read(pipefd[0], buf, sizeof(buf));
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            break;
-        if (out->len < CHECK_OUTPUT_MAX)
-            kf_strbuf_add(out, buf, KF_MIN((size_t)n, CHECK_OUTPUT_MAX - out->len));
-    }
-    close(pipefd[0]);
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -errno;
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
 int kf_endpoints_check(struct kf_endpoints *e, const char *path, struct kf_strbuf *err)
 {
     char *const argv[] = { e->haproxy, "-c", "-f", (char *)path, NULL };
     struct kf_strbuf out = KF_STRBUF_INIT;
-    int r = run_capture(argv, CHECK_TIMEOUT_MS, &out);
+    static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+    const struct kf_exec_opts o = { .envp = envp,
+                                    .timeout_ms = CHECK_TIMEOUT_MS,
+                                    .with_stderr = true,
+                                    .output_max = CHECK_OUTPUT_MAX };
+    int r = kf_exec_capture(argv, &o, &out);
 
     if (r == -ENOENT) {
         r = kf_err(err, -ENOENT, "\"%s\" is not installed (Debian package haproxy)", e->haproxy);
