@@ -53,12 +53,14 @@ struct kf_endpoints {
     char *haproxy;
     pthread_mutex_t lock;       /* guards runner's creation */
     struct kf_runner *runner;   /* local mode, made on first use (ensure_runner) */
-    pthread_mutex_t stats_lock; /* guards stats */
+    pthread_mutex_t stats_lock; /* guards stats (the map, not its entries) */
     struct kf_smap stats;       /* unit -> struct unit_stats * */
 };
 
 /* What one unit's HAProxy said last in `show stat`. */
 struct unit_stats {
+    pthread_mutex_t lock;    /* guards the rest: a unit whose HAProxy is slow to
+                           * answer holds up the callers about that unit only */
     int64_t read_ms;         /* kf_mono_ms() of the last read; 0: never */
     int error;               /* of the last read, 0 when it worked */
     struct kf_smap clusters; /* cluster -> struct serving * */
@@ -139,6 +141,7 @@ static void stats_free_all(struct kf_endpoints *e)
     while (kf_smap_next(&e->stats, &it, NULL, &v)) {
         unit_stats_clear(v);
         kf_smap_release(&((struct unit_stats *)v)->clusters);
+        pthread_mutex_destroy(&((struct unit_stats *)v)->lock);
         free(v);
     }
     kf_smap_release(&e->stats);
@@ -442,7 +445,7 @@ static void count_server(void *ctx, const char *backend, const char *server, boo
 }
 
 /* Reads unit's stats again when they are older than KF_EP_STATS_MAX_AGE_MS
- * (stats_lock held). */
+ * (u->lock held). */
 static void stats_refresh(struct kf_endpoints *e, const char *unit, struct unit_stats *u)
 {
     struct kf_strbuf out = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
@@ -467,29 +470,31 @@ int kf_endpoints_serving(struct kf_endpoints *e, const char *unit, const char *c
                          int *ret_total)
 {
     struct unit_stats *u;
-    struct serving *s;
+    struct serving *sv;
     int r;
 
     if (e->mode != KF_EP_LOCAL)
         return -EOPNOTSUPP;
     pthread_mutex_lock(&e->stats_lock);
     u = kf_smap_get(&e->stats, unit);
-    if (!u) {
-        if (kf_smap_count(&e->stats) >= KF_EP_UNITS_MAX) {
-            pthread_mutex_unlock(&e->stats_lock);
-            return -ENOSPC;
-        }
+    if (!u && kf_smap_count(&e->stats) < KF_EP_UNITS_MAX) {
         u = kf_xcalloc(1, sizeof(*u));
+        pthread_mutex_init(&u->lock, NULL);
         kf_smap_init(&u->clusters);
         kf_smap_put(&e->stats, unit, u);
     }
-    stats_refresh(e, unit, u);
-    s = kf_smap_get(&u->clusters, cluster);
-    r = u->error ? u->error : s ? 0 : -ENOENT;
-    if (s) {
-        *ret_up = s->up;
-        *ret_total = s->total;
-    }
     pthread_mutex_unlock(&e->stats_lock);
+    if (!u)
+        return -ENOSPC;
+    /* entries are freed only with e: u stays valid without stats_lock */
+    pthread_mutex_lock(&u->lock);
+    stats_refresh(e, unit, u);
+    sv = kf_smap_get(&u->clusters, cluster);
+    r = u->error ? u->error : sv ? 0 : -ENOENT;
+    if (sv) {
+        *ret_up = sv->up;
+        *ret_total = sv->total;
+    }
+    pthread_mutex_unlock(&u->lock);
     return r;
 }
