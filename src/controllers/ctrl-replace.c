@@ -40,6 +40,7 @@
 #include "kfleet/events.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
+#include "kfleet/lease.h"
 #include "kfleet/lifecycle.h"
 #include "kfleet/log.h"
 #include "kfleet/obj.h"
@@ -65,6 +66,8 @@ struct rp {
     struct kf_recorder *rec;
     struct kf_informer *clusters, *members, *hosts;
     struct kf_place_policy policy;
+    struct kf_lease_table *leases; /* heartbeats (may be NULL) */
+    int64_t host_grace_ms;
     int64_t grace_ms;
     struct kf_smap blocked; /* cluster -> the last blocked message (owned) */
 };
@@ -277,8 +280,13 @@ int kf_ctrl_replace_init(const struct kf_ctrl_env *env, void **ret, struct kf_st
     d->reg = env->reg;
     d->grace_ms = lo.replace_grace_ms;
     kf_place_policy_default(&d->policy);
-    if (env->capacity)
+    d->host_grace_ms = KF_CAPACITY_HOST_GRACE_MS;
+    if (env->capacity) {
         d->policy = env->capacity->policy;
+        if (env->capacity->host_grace_ms > 0)
+            d->host_grace_ms = env->capacity->host_grace_ms;
+    }
+    d->leases = env->leases;
     d->rec = kf_recorder_new(env->reg, "replace");
     kf_smap_init(&d->blocked);
     *ret = d;
@@ -331,6 +339,15 @@ static void peer_url(const json_t *host, int port, char *buf, size_t size)
         snprintf(buf, size, "https://%s:%d", a, port);
 }
 
+/* A heartbeat within the heartbeat grace: the host is back, whatever its
+ * status says until the host-lifecycle controller writes it Ready. */
+static bool heartbeat_recent(struct rp *d, const char *host, int64_t now)
+{
+    int64_t last = d->leases && host ? kf_lease_last(d->leases, host) : 0;
+
+    return last > 0 && now - last < d->host_grace_ms;
+}
+
 struct picture {
     json_t *gc;
     json_t **ms;    /* members not being deleted, by name */
@@ -374,7 +391,8 @@ static void picture_build(struct rp *d, struct picture *p)
         p->rm[i] = (struct kf_replace_member){
             .name = kf_obj_name(m),
             .component = kf_json_str(m, "spec.component", ""),
-            .lost = down >= d->grace_ms,
+            .lost = down >= d->grace_ms &&
+                    !heartbeat_recent(d, kf_json_str(m, "spec.host", NULL), p->now),
             .settled = kf_replace_settled(m, p->hosts[i]),
             .moving = rec && !kf_streq(step, KF_REPLACE_DONE),
         };
