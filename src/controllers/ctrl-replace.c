@@ -222,7 +222,7 @@ static void index_unit(const json_t *obj, void (*add)(const char *, void *), voi
         add(u, ctx);
 }
 
-static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
+static void enqueue_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     const char *cl = kf_json_str(obj, "spec.cluster", NULL);
 
@@ -231,12 +231,26 @@ static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted
         kf_ctrl_enqueue(c, cl);
 }
 
+/* A member's event matters only to a replacement under way (the member
+ * being replaced, or the helper answering): the agents' status reports of
+ * every other member of a fleet would otherwise each cost a reconcile. */
+static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    const json_t *ann = kf_json_path(obj, "metadata.annotations");
+
+    if (json_object_get(ann, KF_ANN_REPLACEMENT) || json_object_get(ann, KF_ANN_ETCD_CHANGE))
+        enqueue_cluster(c, obj, deleted);
+}
+
+/* A host that is not Ready: the clusters of its members count the grace
+ * (a Ready host starts nothing; one that comes back within the grace is
+ * seen Ready when the count ends). */
 static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct rp *d = kf_ctrl_data(c);
 
-    (void)deleted;
-    kf_informer_map_host_members(d->members, kf_obj_name(obj), c, member_to_cluster);
+    if (!deleted && json_is_false(kf_json_path(obj, "status.ready")))
+        kf_informer_map_host_members(d->members, kf_obj_name(obj), c, enqueue_cluster);
 }
 
 static int add_index(struct kf_informer *inf, const char *name, kf_index_fn fn)
