@@ -11,7 +11,9 @@
  * on one of the member objects this host runs asks for `etcdctl member
  * remove` of every member whose peer URLs include an old one (up to four,
  * comma-separated: the lost member's, and one added by an earlier attempt
- * that will not start), then
+ * that will not start; when an old URL is also the new one, as for a
+ * member that comes back at its old address and port, only the started
+ * member with it goes: an unstarted one is the member added already), then
  * `etcdctl member add <name> --peer-urls=<new>` unless a member with that
  * peer URL is there already. Both steps look first and act only on what
  * is missing, so a request done half-way by an agent that was killed is
@@ -59,8 +61,9 @@ static bool url_ok(const char *u)
     return u && kf_str_has_prefix(u, "https://") && strlen(u) < URL_MAX && !strpbrk(u, " ,=\n");
 }
 
-/* "-", or 1..4 URLs joined by commas, none of them new_url. */
-static bool old_urls_ok(const char *list, const char *new_url)
+/* "-", or 1..4 URLs joined by commas. One may be new_url: a member that
+ * comes back at its old address and port (hosts that share an address). */
+static bool old_urls_ok(const char *list)
 {
     char one[URL_MAX];
     unsigned n = 0;
@@ -73,7 +76,7 @@ static bool old_urls_ok(const char *list, const char *new_url)
         if (n == 4 || l == 0 || l >= sizeof(one))
             return false;
         snprintf(one, sizeof(one), "%.*s", (int)l, p);
-        if (!url_ok(one) || !strcmp(one, new_url))
+        if (!url_ok(one))
             return false;
         p += l;
         if (*p == ',' && !*++p)
@@ -104,7 +107,7 @@ int kf_agent_member_change_parse(const char *value, struct kf_agent_member_chang
     if (!value || strlen(value) > 800 ||
         sscanf(value, "%63[0-9-] %299[^ ] %63[^ ] %299[^ ]%n", c.request, c.old_url, c.name,
                c.new_url, &n) != 4 ||
-        value[n] || !name_ok(c.name) || !url_ok(c.new_url) || !old_urls_ok(c.old_url, c.new_url))
+        value[n] || !name_ok(c.name) || !url_ok(c.new_url) || !old_urls_ok(c.old_url))
         return -EINVAL;
     if (strlen(c.request) + strlen(c.old_url) + strlen(c.name) + strlen(c.new_url) + 3 !=
         strlen(value))
@@ -199,7 +202,11 @@ static int remove_old(const struct ctl *c, const struct kf_agent_member_change *
             p = sep ? sep + 2 : NULL;
         }
         if (nf >= 4 && strspn(f[0], "0123456789abcdef") == strlen(f[0]) && *f[0]) {
-            if (any_of(f[3], ch->old_url)) {
+            bool is_new = list_has(f[3], strlen(f[3]), ch->new_url);
+
+            /* an old URL that is also the new one: the started member is
+             * the lost one, an unstarted one the member added already */
+            if (any_of(f[3], ch->old_url) && (!is_new || !strcmp(f[1], "started"))) {
                 const char *args[] = { "member", "remove", f[0], NULL };
 
                 kf_strbuf_reset(&rm);
@@ -211,7 +218,7 @@ static int remove_old(const struct ctl *c, const struct kf_agent_member_change *
                 }
                 kf_log_info("etcd member %s (%s) removed", f[0], ch->old_url);
                 kf_strbuf_addf(msg, "removed member %s (%s); ", f[0], ch->old_url);
-            } else if (list_has(f[3], strlen(f[3]), ch->new_url)) {
+            } else if (is_new) {
                 *ret_added = true;
             }
         }

@@ -309,8 +309,8 @@ int kf_agent_etcdctl(char *const argv[], int timeout_ms, struct kf_strbuf *out);
 /* A request "<request> <old peer URLs|-> <name> <new peer URL>" (the
  * annotation KF_AGENT_ANN_ETCD_CHANGE), parsed: request digits and '-',
  * URLs https:// without blanks, commas or '=', the old ones up to four
- * joined by commas (none the new one), or "-" when there is nothing to
- * remove, name a DNS label; single spaces. 0 or -EINVAL. */
+ * joined by commas (one may be the new one), or "-" when there is nothing
+ * to remove, name a DNS label; single spaces. 0 or -EINVAL. */
 struct kf_agent_member_change {
     char request[64], old_url[300], name[64], new_url[300];
 };
