@@ -301,15 +301,28 @@ void kf_agent_member_change(struct kf_agent *a, struct agent_host *h, struct age
         kf_mono_ms() < m->change_retry_ms)
         return;
     if (kf_agent_member_change_parse(v, &ch) < 0) {
-        if (!answered(m, "invalid"))
-            kf_log_rl_warn("member \"%s\": the etcd member change \"%.200s\" is not "
-                           "\"REQUEST OLD-URL|- NAME NEW-URL\"; ignored",
+        /* answered Failed under its request id, so that kfleetd says so */
+        size_t n = strspn(v, "0123456789-");
+
+        if (n == 0 || n >= sizeof(ch.request)) {
+            kf_log_rl_warn("member \"%s\": the etcd member change \"%.200s\" names no "
+                           "request; ignored",
                            m->name, v);
-        return;
+            return;
+        }
+        memset(&ch, 0, sizeof(ch));
+        memcpy(ch.request, v, n);
+        if (answered(m, ch.request))
+            return;
+        r = kf_err(&err, -EINVAL,
+                   "the request \"%.200s\" is not \"REQUEST OLD-URLS|- NAME NEW-URL\"; nothing "
+                   "done",
+                   v);
+    } else {
+        if (answered(m, ch.request))
+            return;
+        r = change(h, m, argv, &ch, &msg, &err);
     }
-    if (answered(m, ch.request))
-        return;
-    r = change(h, m, argv, &ch, &msg, &err);
     ans = json_pack("{s:s, s:s, s:s}", "id", ch.request, "phase", r == 0 ? "Succeeded" : "Failed",
                     "message", r == 0 ? msg.buf : err.buf);
     if (r < 0)
