@@ -84,6 +84,9 @@ struct kf_catalog_member {
     int index;             /* among the component's members */
     const char *address;   /* its host's address */
     const json_t *ports;   /* {"client": 2379, ...} (borrowed) */
+    /* etcd: it joins a running cluster (a replacement, added with member
+     * add): --initial-cluster-state existing */
+    bool joining;
 };
 
 struct kf_catalog_cluster {

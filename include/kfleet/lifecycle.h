@@ -77,6 +77,10 @@ struct kf_lifecycle_options {
     /* an upgraded member not Ready on its new version this long stops the
      * upgrade (3 min) */
     int64_t upgrade_step_timeout_ms;
+    /* a host NotReady this long (counted from its NotReady transition) has
+     * its members replaced on other hosts (kfleetd --member-replace-grace,
+     * 5 min; 0: never); the replace controller (docs/internals/replacement.md) */
+    int64_t replace_grace_ms;
 };
 
 void kf_lifecycle_options_default(struct kf_lifecycle_options *o);
@@ -84,6 +88,13 @@ void kf_lifecycle_options_default(struct kf_lifecycle_options *o);
 extern const struct kf_ctrl_ops kf_ctrl_lifecycle_ops;
 int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
 void kf_ctrl_lifecycle_fini(void *data);
+
+/* Member replacement (ctrl-replace.c, docs/internals/replacement.md): the
+ * members of a host NotReady past replace_grace_ms move to other hosts of
+ * the unit, etcd members one at a time through their agents. */
+extern const struct kf_ctrl_ops kf_ctrl_replace_ops;
+int kf_ctrl_replace_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
+void kf_ctrl_replace_fini(void *data);
 
 /* Adds the actions above through actions (kfleet/api-action.h; kfleetd
  * passes kf_api_actions() of its server, before kf_api_start), reading

@@ -364,4 +364,37 @@ void kf_plan_result_release(struct kf_plan_result *r);
 void kf_plan_format(const struct kf_plan_request *req, const struct kf_plan_result *r,
                     struct kf_strbuf *out);
 
+/* --- member replacement (placement-replace.c) ----------------------------------- */
+
+/* Another member of the cluster: the index of its host in the unit's hosts
+ * (SIZE_MAX or beyond n_hosts: not on a host of the unit), and whether it
+ * is a replica of the same component. */
+struct kf_place_peer {
+    size_t host;
+    bool same_component;
+};
+
+/* One member of a lost host, to be bound elsewhere in its unit. */
+struct kf_place_replace {
+    const char *component; /* for messages */
+    struct kf_res req;     /* its requests */
+    unsigned zone;         /* the zone it was in (index into the unit's zones) */
+    size_t lost_host;      /* its host's index (never chosen); SIZE_MAX: not in the unit */
+    int k8s_minor;         /* the Kubernetes minor (1.m) it runs; 0: any host (etcd) */
+    const struct kf_place_peer *peers; /* the cluster's other members that stay */
+    size_t n_peers;
+};
+
+/* Picks the host for r in unit u (docs/internals/replacement.md): a Ready,
+ * schedulable host that is not the lost one, holds the release and stays
+ * within the policy's host mark with the member; the member's own zone
+ * first, then the zone with the fewest replicas of its component, then the
+ * fewest members of the cluster; in a zone, anti-affinity with the
+ * component, then with the cluster, then the least loaded host. 0 with the
+ * index in *ret_host and the choice in why (may be NULL), or -ENOSPC with
+ * the reason in why. Pure and deterministic. */
+int kf_place_replace_host(const struct kf_place_unit *u, const struct kf_place_policy *p,
+                          const struct kf_place_replace *r, size_t *ret_host,
+                          struct kf_strbuf *why);
+
 #endif

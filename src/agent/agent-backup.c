@@ -522,3 +522,8 @@ int kf_agent_member_restore(struct kf_agent *a, struct agent_host *h, struct age
     }
     return r;
 }
+
+int kf_agent_etcdctl(char *const argv[], int timeout_ms, struct kf_strbuf *out)
+{
+    return run(argv, timeout_ms, true, out);
+}

@@ -24,7 +24,10 @@
  *
  * On a real host every member has a directory <data-dir>/members/<name>:
  *   member.json   the object last applied (a cache: after an agent restart
- *                 the member is adopted before kfleetd answers)
+ *                 nothing is applied from it before kfleetd's first list,
+ *                 which says whether the member is still bound here; a
+ *                 member that moved away meanwhile is removed, never
+ *                 restarted: fencing, docs/internals/replacement.md)
  *   pki/          its certificate bundle from kfleetd (keys 0600)
  *   data/         its data ({{dataDir}}: etcd's --data-dir)
  *   member.log    its output, rotated
@@ -622,7 +625,8 @@ void kf_agent_members_load_cache(struct kf_agent *a, struct agent_host *h)
             struct agent_member *m = member_get(h, kf_obj_name(obj), true);
 
             take_object(m, obj, true);
-            kf_log_info("member \"%s\": resuming from the local cache until kfleetd answers",
+            kf_log_info("member \"%s\": known from the local cache; nothing of it starts "
+                        "before kfleetd lists it as bound here (fencing)",
                         m->name);
         }
         json_decref(obj);
@@ -846,6 +850,8 @@ static void sync_wanted(struct kf_agent *a, struct agent_host *h, struct agent_m
     const char *binary = kf_json_str(m->obj, "spec.binary", "");
     struct built_spec b;
 
+    if (m->from_cache)
+        return; /* fencing: nothing starts before kfleetd says it is still bound here */
     m->gone = false;
     if (m->removing) {
         /* wanted again before the removal finished: start over */
@@ -871,6 +877,13 @@ static void sync_wanted(struct kf_agent *a, struct agent_host *h, struct agent_m
     }
     build_spec(a, h, m, &b);
     kf_strbuf_reset(&err);
+    if (!m->applied && kf_agent_member_join(h, m, &b.argv, &err) < 0) {
+        kf_log_rl_warn("member \"%s\": %s", m->name, err.buf);
+        retry_later(h, m);
+        built_spec_release(&b);
+        kf_strbuf_release(&err);
+        return;
+    }
     switch (kf_agent_member_restore(a, h, m, &b.argv, &err)) {
     case 0:
         break;
@@ -915,6 +928,8 @@ static void sync_wanted(struct kf_agent *a, struct agent_host *h, struct agent_m
     if (m->applied && !strcmp(b.hash, m->applied_hash))
         snprintf(m->applied_version, sizeof(m->applied_version), "%s",
                  kf_json_str(m->obj, "spec.version", ""));
+    if (m->applied && !strcmp(b.hash, m->applied_hash))
+        kf_agent_member_change(a, h, m, &b.argv);
     built_spec_release(&b);
     if (m->have_status && m->applied)
         report(a, h, m, status_of(h, m));

@@ -49,6 +49,11 @@ struct kf_strbuf;
 #define KF_AGENT_LABEL_UNIT    "kfleet.io/unit"
 #define KF_AGENT_LABEL_CLUSTER "kfleet.io/cluster"
 
+/* on members, from the replace controller (agent-replace.c,
+ * docs/internals/replacement.md) */
+#define KF_AGENT_ANN_REPLACEMENT "kfleet.io/replacement"
+#define KF_AGENT_ANN_ETCD_CHANGE "kfleet.io/etcd-member-change"
+
 #define KF_AGENT_API "/apis/kfleet.io/v1"
 
 /* --- agent-http.c ------------------------------------------------------------ */
@@ -171,6 +176,7 @@ struct agent_member {
     int64_t retry_at_ms;      /* monotonic: next attempt after a failed report/fetch */
     int failures;
     char *cluster, *component; /* labels for /metrics */
+    int64_t change_retry_ms;   /* monotonic: an etcd member change's answer is sent again then */
 };
 
 struct agent_host {
@@ -293,6 +299,34 @@ void kf_agent_backup_stop(struct kf_agent *a);
 int kf_agent_restore_parse(const char *value, char id[64], char path[2048], char sum[80]);
 int kf_agent_member_restore(struct kf_agent *a, struct agent_host *h, struct agent_member *m,
                             const struct kf_argv *argv, struct kf_strbuf *err);
+
+/* Runs etcdctl (argv[0] the program, no shell) with ETCDCTL_API=3 for at
+ * most timeout_ms, stdout and stderr into out (capped). Returns its exit
+ * status, 128+signal, or a negative errno (agent-backup.c). */
+int kf_agent_etcdctl(char *const argv[], int timeout_ms, struct kf_strbuf *out);
+
+/* agent-replace.c */
+/* A request "<request> <old peer URLs|-> <name> <new peer URL>" (the
+ * annotation KF_AGENT_ANN_ETCD_CHANGE), parsed: request digits and '-',
+ * URLs https:// without blanks, commas or '=', the old ones up to four
+ * joined by commas (one may be the new one), or "-" when there is nothing
+ * to remove, name a DNS label; single spaces. 0 or -EINVAL. */
+struct kf_agent_member_change {
+    char request[64], old_url[300], name[64], new_url[300];
+};
+int kf_agent_member_change_parse(const char *value, struct kf_agent_member_change *ret);
+/* After member m (an etcd member this host runs, Ready) was applied: does
+ * the membership change its KF_AGENT_ANN_ETCD_CHANGE asks for, unless its
+ * status already answers it, and reports the answer in
+ * status.etcdMemberChange. argv: its command line, filled in. */
+void kf_agent_member_change(struct kf_agent *a, struct agent_host *h, struct agent_member *m,
+                            const struct kf_argv *argv);
+/* Before member m is applied: an etcd member that joins a running cluster
+ * here by a replacement (KF_AGENT_ANN_REPLACEMENT naming this host,
+ * --initial-cluster-state=existing) gets an empty data directory, once per
+ * replacement. 0, or a negative error with why in err (not started). */
+int kf_agent_member_join(struct agent_host *h, struct agent_member *m, const struct kf_argv *argv,
+                         struct kf_strbuf *err);
 
 /* agent-metrics.c */
 int kf_agent_metrics_start(struct kf_agent *a, struct kf_strbuf *err);

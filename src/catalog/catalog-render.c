@@ -258,6 +258,7 @@ int kf_catalog_etcd_args(const struct kf_catalog_cluster *c, size_t i, struct kf
             .peer_key_file = "{{certDir}}/etcd/peer.key",
             .peers = peers,
             .n_peers = n,
+            .existing = m->joining,
             .quota_bytes = c->etcd_quota_bytes > 0
                                ? c->etcd_quota_bytes
                                : kf_etcd_quota_for_grade(c->grade >= 0 ? c->grade : 0),

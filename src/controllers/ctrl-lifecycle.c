@@ -57,6 +57,7 @@
 #include "kfleet/strbuf.h"
 #include "kfleet/versions.h"
 #include "controllers/ctrl-lifecycle.h"
+#include "controllers/ctrl-replace.h"
 
 KF_LOG_MODULE(lifecycle);
 
@@ -86,6 +87,7 @@ void kf_lifecycle_options_default(struct kf_lifecycle_options *o)
     o->release_timeout_ms = 5 * 60 * 1000;
     o->provision_timeout_ms = 2 * 60 * 1000;
     o->upgrade_step_timeout_ms = 3 * 60 * 1000;
+    o->replace_grace_ms = 5 * 60 * 1000;
 }
 
 /* --- set-up ------------------------------------------------------------------ */
@@ -503,7 +505,17 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         json_object_set_new(ports, missing[k], json_integer(got[k]));
     if (cc->alias_port && json_object_get(ports, cc->alias_of))
         json_object_set(ports, cc->alias_port, json_object_get(ports, cc->alias_of));
-    body = json_pack("{s:{s:o}}", "spec", "ports", ports);
+    /* on the object these ports were picked for: a reconcile that saw the
+     * member before an earlier one's write gets a conflict, not a second
+     * set of ports (a joining etcd member's peer URL is in etcd's
+     * membership by then: docs/internals/replacement.md) */
+    {
+        char rv[32];
+
+        snprintf(rv, sizeof(rv), "%lld", (long long)kf_obj_rv(v->objs[i]));
+        body = json_pack("{s:{s:s}, s:{s:o}}", "metadata", "resourceVersion", rv, "spec", "ports",
+                         ports);
+    }
     r = patch(d, &kf_kind_controlplanemember, v->members[i].name, KF_PATCH_MERGE, body, false,
               &updated, err);
     json_decref(body);
@@ -595,6 +607,7 @@ static void view_build(struct lc *d, json_t **ms, size_t n, struct lc_view *v, j
             .index = (int)kf_json_int(m, "spec.index", 0),
             .address = v->address[k],
             .ports = kf_json_path(m, "spec.ports"),
+            .joining = kf_replace_joined(m),
         };
         v->n++;
     }
@@ -697,8 +710,8 @@ static bool env_equal(const json_t *stored, const json_t *rendered)
 
 /* Member i's binary, args, env, probe, version, pki-hash and agent
  * finalizer. */
-static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *files,
-                       struct kf_strbuf *err)
+static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *files, bool hold,
+                       bool *ret_wrote, struct kf_strbuf *err)
 {
     const json_t *m = v->objs[i];
     struct kf_catalog_rendered rd;
@@ -739,7 +752,13 @@ static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *
     }
     json_object_set(spec, "probe", rd.probe ? rd.probe : json_null());
     kf_catalog_rendered_release(&rd);
-    if (!same) {
+    if (!same && hold) {
+        /* it would restart while a peer of its component is down or
+         * restarting (kf_replace_hold): later */
+        json_decref(spec);
+        spec = NULL;
+    } else if (!same) {
+        *ret_wrote = true;
         json_t *updated = NULL;
 
         body = json_pack("{s:{s:{s:s}}, s:o}", "metadata", "annotations", KF_ANNOTATION_PKI_HASH,
@@ -880,8 +899,11 @@ static void check_health(struct lc_view *v, json_t **hosts, const json_t *profil
         const json_t *obj = v->objs[i];
         const char *phase = kf_json_str(obj, "status.phase", "Pending");
         bool hready = host_ready(hosts[i]);
-        bool ready =
-            hready && json_is_true(kf_json_path(obj, "status.ready")) && !strcmp(phase, "Ready");
+        /* a status reported from another host (before a replacement
+         * rebound the member) says nothing about it here */
+        bool ready = hready && json_is_true(kf_json_path(obj, "status.ready")) &&
+                     !strcmp(phase, "Ready") &&
+                     kf_streq(kf_json_str(obj, "status.host", v->hosts[i]), v->hosts[i]);
         bool optional = optional_component(profile, m->component);
 
         if (!hready)
@@ -1499,17 +1521,21 @@ static void catalog_cluster(const json_t *gc, const json_t *profile, const json_
 
 /* Fills every member (fill_member), but a component that waits for the
  * apiserver only once the endpoint answers. */
-static int fill_members(struct lc *d, const char *name, struct lc_view *v, const json_t *files,
-                        const char *endpoint_url, const char *const *versions,
+static int fill_members(struct lc *d, const char *name, struct lc_view *v, json_t *const *hosts,
+                        const json_t *files, const char *endpoint_url, const char *const *versions,
                         struct kf_strbuf *err)
 {
     const char *cluster_version = v->c.version;
+    bool *restarted = kf_xcalloc(v->n + 1, sizeof(*restarted));
+    int r = 0;
 
     int ep_up = -1; /* the endpoint answers: -1 not asked yet */
 
-    for (size_t i = 0; i < v->n; i++) {
-        int r;
+    for (size_t i = 0; i < v->n && r == 0; i++) {
+        bool settled, wrote = false;
 
+        if (kf_replace_etcd_waiting(v->objs[i]))
+            continue; /* started once etcd knows it (ctrl-replace.c) */
         if (endpoint_url && waits_for_apiserver(v->members[i].component) &&
             !kf_json_str(v->objs[i], "spec.binary", NULL)) {
             if (ep_up < 0) {
@@ -1523,12 +1549,13 @@ static int fill_members(struct lc *d, const char *name, struct lc_view *v, const
         }
         /* each member at the version the upgrade engine gives it */
         v->c.version = versions[i] ? versions[i] : cluster_version;
-        r = fill_member(d, v, i, files, err);
+        settled = kf_replace_settled(v->objs[i], hosts[i]);
+        r = fill_member(d, v, i, files, kf_replace_hold(v, hosts, i, restarted), &wrote, err);
         v->c.version = cluster_version;
-        if (r < 0)
-            return r;
+        restarted[i] = wrote && settled;
     }
-    return 0;
+    free(restarted);
+    return r;
 }
 
 /* Health, the upgrade engine's plan, every member's spec at the version it
@@ -1557,7 +1584,7 @@ static int upgrade_and_status(struct lc *d, const json_t *gc, struct lc_view *v,
         .step_timeout_ms = d->opt.upgrade_step_timeout_ms,
     };
     kf_lifecycle_upgrade_plan(&in, &up);
-    r = fill_members(d, name, v, files, endpoint_url, up.versions, err);
+    r = fill_members(d, name, v, hosts, files, endpoint_url, up.versions, err);
     if (r == 0)
         r = update_status(d, gc, v, profile, &h, &vd, &up, endpoint_url, requeue, err);
     kf_lifecycle_upgrade_release(&up);

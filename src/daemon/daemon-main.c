@@ -124,6 +124,9 @@ static const char usage_text[] =
     "                            members are checked (default 5s)\n"
     "  --member-release-timeout DUR  a deleted member whose host is NotReady this long is\n"
     "                            let go without its agent (default 5m)\n"
+    "  --member-replace-grace DUR  a host NotReady this long (after the heartbeat grace) has\n"
+    "                            its members moved to other hosts, 1s..24h or 0 (never;\n"
+    "                            default 5m; docs/internals/replacement.md)\n"
     "  --help, --version\n"
     "\n"
     "Durations: 500ms, 90s, 5m, 1h30m. Exit codes: 0 clean shutdown, 1 run-time failure,\n"
@@ -172,6 +175,7 @@ enum {
     OPT_ENDPOINT_ADDRESS,
     OPT_HEALTH_PERIOD,
     OPT_RELEASE_TIMEOUT,
+    OPT_REPLACE_GRACE,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -218,6 +222,7 @@ static const struct option options[] = {
     { "endpoint-address", required_argument, NULL, OPT_ENDPOINT_ADDRESS },
     { "cluster-health-period", required_argument, NULL, OPT_HEALTH_PERIOD },
     { "member-release-timeout", required_argument, NULL, OPT_RELEASE_TIMEOUT },
+    { "member-replace-grace", required_argument, NULL, OPT_REPLACE_GRACE },
     { "help", no_argument, NULL, OPT_HELP },
     { "ui-dir", required_argument, NULL, OPT_UI_DIR },
     { "version", no_argument, NULL, OPT_VERSION },
@@ -569,6 +574,12 @@ static bool cluster_option(int opt, const char *v, struct config *c)
         return true;
     case OPT_RELEASE_TIMEOUT:
         c->lifecycle.release_timeout_ms = parse_duration("member-release-timeout", v);
+        return true;
+    case OPT_REPLACE_GRACE:
+        c->lifecycle.replace_grace_ms = parse_duration("member-replace-grace", v);
+        if (c->lifecycle.replace_grace_ms != 0 &&
+            (c->lifecycle.replace_grace_ms < 1000 || c->lifecycle.replace_grace_ms > 86400000))
+            usage_error("--member-replace-grace \"%s\": must be 0 (never) or from 1s to 24h", v);
         return true;
     default:
         return false;

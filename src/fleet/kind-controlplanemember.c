@@ -28,8 +28,10 @@ static const struct kf_field cpm_spec_fields[] = {
     KF_INT("index", "Ordinal of the member among the component's members.",
            .flags = KF_F_MIN | KF_F_MAX | KF_F_IMMUTABLE, .min = 0, .max = 63),
     KF_STRING("version", "Version of the component to run.", .format = KF_FMT_VERSION),
-    KF_STRING("host", "The Host the member is bound to; set once by placement.",
-              .flags = KF_F_SET_ONCE, .format = KF_FMT_DNS_SUBDOMAIN),
+    KF_STRING("host",
+              "The Host the member is bound to: set by placement, changed by member "
+              "replacement when the host is lost (docs/internals/replacement.md).",
+              .format = KF_FMT_DNS_SUBDOMAIN),
     KF_STRING("zone", "Zone of the host.", .format = KF_FMT_DNS_LABEL),
     KF_OBJECT("resources", "What the member requests and may use at most.",
               KF_FIELDS(KF_FLEET_RESOURCES("requests", "Reserved for the member on its host."),
@@ -77,6 +79,12 @@ static const struct kf_field cpm_status_fields[] = {
     KF_FLEET_RESOURCES("usage", "Resources the process uses now."),
     KF_INT("observedGeneration", "The generation the status reflects.", .flags = KF_F_MIN,
            .min = 0),
+    KF_OBJECT("etcdMemberChange",
+              "The agent's answer to the member's kfleet.io/etcd-member-change request (an etcd "
+              "membership change for a replacement).",
+              KF_FIELDS(KF_STRING("id", "The request answered.", .max_len = 64),
+                        KF_STRING("phase", "Succeeded or Failed.", .max_len = 16),
+                        KF_STRING("message", "What was done, or why not.", .max_len = 4096))),
     KF_CONDITIONS,
     KF_END,
 };

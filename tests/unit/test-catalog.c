@@ -41,14 +41,19 @@ static int setup(void **state)
     /* not a DNS label: etcd calls it etcd-2 */
     f->m[2].name = "web-1.etcd.2";
     f->ports[3] = json_pack("{s:i, s:i}", "https", 6443, "metrics", 6443);
-    f->m[3] = (struct kf_catalog_member){ "web-1-kube-apiserver-0", "kube-apiserver", 0, "10.0.0.2",
-                                          f->ports[3] };
+    f->m[3] = (struct kf_catalog_member){
+        "web-1-kube-apiserver-0", "kube-apiserver", 0, "10.0.0.2", f->ports[3], false
+    };
     f->ports[4] = json_pack("{s:i}", "https", 10257);
     f->m[4] = (struct kf_catalog_member){ "web-1-kube-controller-manager-0",
-                                          "kube-controller-manager", 0, "10.0.0.3", f->ports[4] };
+                                          "kube-controller-manager",
+                                          0,
+                                          "10.0.0.3",
+                                          f->ports[4],
+                                          false };
     f->ports[5] = json_object();
-    f->m[5] =
-        (struct kf_catalog_member){ "web-1-cp-addons-0", "cp-addons", 0, "10.0.0.1", f->ports[5] };
+    f->m[5] = (struct kf_catalog_member){ "web-1-cp-addons-0", "cp-addons", 0,
+                                          "10.0.0.1",          f->ports[5], false };
     f->flags =
         json_pack("{s:s, s:s, s:s}", "kube-apiserver.max-requests-inflight", "400",
                   "kube-apiserver.profiling", "true", "etcd.auto-compaction-retention", "1h");
@@ -368,7 +373,8 @@ static void test_kwok(void **state)
     json_t *args, *probe;
 
     f->ports[6] = json_pack("{s:i}", "http", 21000);
-    f->m[6] = (struct kf_catalog_member){ "web-1-kwok-0", "kwok", 0, "10.0.0.3", f->ports[6] };
+    f->m[6] =
+        (struct kf_catalog_member){ "web-1-kwok-0", "kwok", 0, "10.0.0.3", f->ports[6], false };
     f->c.n_members = 7;
     render(f, 6, &bin, &args, &probe);
     assert_string_equal(bin, "/opt/kfleet/kwok/" KF_KWOK_VERSION "/bin/kwok");

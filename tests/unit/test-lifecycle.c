@@ -191,7 +191,7 @@ static void test_pki_in_store(void **state)
      * the content */
     {
         json_t *ports = json_pack("{s:i, s:i, s:i}", "client", 1, "peer", 2, "metrics", 3);
-        struct kf_catalog_member m = { "e-1", "etcd", 1, "127.0.0.1", ports };
+        struct kf_catalog_member m = { "e-1", "etcd", 1, "127.0.0.1", ports, false };
         struct kf_catalog_cluster c = {
             .name = "web-1", .version = "1.37", .members = &m, .n_members = 1
         };
