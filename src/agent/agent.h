@@ -171,6 +171,9 @@ struct agent_member {
     int64_t retry_at_ms;      /* monotonic: next attempt after a failed report/fetch */
     int failures;
     char *cluster, *component; /* labels for /metrics */
+    /* simulated host: hashes of the last restore and restart done (a real
+     * host keeps them in the member's directory; agent-backup.c) */
+    uint64_t sim_restore_hash, sim_restart_hash;
 };
 
 struct agent_host {
