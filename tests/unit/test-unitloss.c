@@ -10,7 +10,7 @@
 #include "kfleet/backup.h"
 #include "controllers/ctrl-unitloss.h"
 
-#define S 1000LL
+#define S     1000LL
 #define GRACE (600 * S)
 
 static enum kf_unitloss_state assess(const struct kf_unitloss_host *h, size_t n, int64_t now,
@@ -74,7 +74,7 @@ static void test_restart_waits_a_grace_unless_marked(void **state)
 static void test_newest_succeeded_backup(void **state)
 {
     struct kf_unitloss_backup b[5] = {
-        { "Succeeded", 100, 1000 }, { "Failed", 900, 9000 },   { "Succeeded", 300, 3000 },
+        { "Succeeded", 100, 1000 }, { "Failed", 900, 9000 },    { "Succeeded", 300, 3000 },
         { "Running", 950, 9500 },   { "Succeeded", 250, 3000 },
     };
     bool bad[5] = { false };
