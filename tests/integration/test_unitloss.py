@@ -48,7 +48,8 @@ def kubectl(kc, *args, check=True):
 def kfleet(kd, *args, token=None, home=None):
     return subprocess.run([os.path.join(kftest.BIN_DIR, "kfleet")] + list(args),
                           env=dict(os.environ, KFLEET_SERVER=kd.url,
-                                   KFLEET_TOKEN=token or kd.admin_token, HOME=home or "/nonexistent"),
+                                   KFLEET_TOKEN=token or kd.admin_token,
+                                   HOME=home or "/nonexistent"),
                           capture_output=True, text=True, timeout=400)
 
 
@@ -310,6 +311,9 @@ def test_unit_loss_and_restore_onto_another_unit():
         f.start_unit("ua", dirs={n: ag.data_dir for n, ag in f.agents.items()
                                  if n.startswith("ua-")})
         eventually(lambda: events(kd, "UnitRecovered"), timeout=20, msg="no UnitRecovered event")
+        # placement sees ua's three zones again (the unit's status comes from its model)
+        eventually(lambda: len(kd.get(path("units", "ua")).json.get("status", {}).get(
+            "zonesReady", [])) == 3, timeout=30, msg="unit ua's zones not ready again")
         p = kfleet(kd, "restore", "web", "--backup", bk, "--unit", "ua", "--wait", "--timeout",
                    "5m", home=f.tmp)
         assert p.returncode == 0, p
