@@ -36,6 +36,8 @@ struct kf_strbuf;
 #define KF_EP_BACKENDS_MAX 64
 /* An address literal, IPv6 included, NUL included. */
 #define KF_EP_ADDR_MAX 64
+/* A Unix socket's path, NUL included (sun_path). */
+#define KF_EP_SOCKET_MAX 108
 /* Operator settings are Unit annotations with this prefix. */
 #define KF_EP_ANNOTATION_PREFIX "endpoints.kfleet.io/"
 
@@ -79,6 +81,11 @@ struct kf_ep_settings {
     /* connections per HAProxy [0: not set, HAProxy derives it from its
      * file descriptor limit, which a fixed number can exceed] */
     int maxconn;
+    /* Not an annotation: kfleetd sets it for the HAProxies it runs. A Unix
+     * socket (absolute path) where HAProxy answers `show stat` (level
+     * user, mode 600): how kfleetd learns which apiservers pass the checks
+     * without probing each cluster itself. "" (the default): none. */
+    char stats_socket[KF_EP_SOCKET_MAX];
 };
 
 void kf_ep_settings_default(struct kf_ep_settings *s);
@@ -126,6 +133,21 @@ int kf_ep_parse_url(const char *url, char ret_addr[KF_EP_ADDR_MAX], int *ret_por
  * bytes (cut with "..."); when there is no ALERT line, the last non-empty
  * line. Appends to ret. */
 void kf_ep_haproxy_message(const char *output, size_t len, size_t max, struct kf_strbuf *ret);
+
+/* One server line of HAProxy's `show stat` CSV: the backend (a cluster),
+ * the server (a member) and whether it serves: status UP and its last
+ * check passed (L7OK: /readyz answered 200 over TLS verified against the
+ * cluster's CA). Strings are valid during the call only. */
+typedef void (*kf_ep_stat_fn)(void *ctx, const char *backend, const char *server, bool serving);
+
+/* Parses `show stat` output (a "# " header line naming the columns, then a
+ * line a proxy or server), calling fn for each server line (not FRONTEND
+ * or BACKEND). The columns are found by name (pxname, svname, status,
+ * check_status) in the header. At most 1,000,000 lines. Returns the number
+ * of server lines, or -EINVAL with why in err (no header, a missing
+ * column, a line longer than 64 KiB). */
+int kf_ep_parse_stat(const char *csv, size_t len, kf_ep_stat_fn fn, void *ctx,
+                     struct kf_strbuf *err);
 
 /* --- the service ----------------------------------------------------------- */
 
@@ -187,6 +209,23 @@ int kf_endpoints_run(struct kf_endpoints *e, const char *unit, const char *cfg,
  * no process runs (it reads the file when it starts again); -ENOENT when
  * the runner does not know it; -EOPNOTSUPP (not local). */
 int kf_endpoints_reload(struct kf_endpoints *e, const char *unit, struct kf_strbuf *err);
+
+/* Local mode: the stats socket of unit's HAProxy ("<root>/<unit>/haproxy.sock")
+ * into buf; false when the path would not fit a Unix socket (no stats for
+ * that unit: the lifecycle controller probes its clusters itself). */
+bool kf_endpoints_stats_socket(const struct kf_endpoints *e, const char *unit,
+                               char buf[KF_EP_SOCKET_MAX]);
+
+/* Local mode: how many of cluster's apiservers unit's HAProxy finds
+ * serving (status UP, last /readyz check passed) and how many it has, from
+ * `show stat` on its stats socket, read at most once a second per unit
+ * (KF_EP_STATS_MAX_AGE_MS) whoever asks. 0 with *ret_up and *ret_total;
+ * -ENOENT when HAProxy does not know the cluster (yet) or has no socket
+ * (not running), -EOPNOTSUPP when not local, another negative errno when
+ * the socket could not be read or its answer parsed. */
+#define KF_EP_STATS_MAX_AGE_MS 1000
+int kf_endpoints_serving(struct kf_endpoints *e, const char *unit, const char *cluster, int *ret_up,
+                         int *ret_total);
 
 /* Local mode: stops unit's HAProxy and forgets it (asynchronous: SIGTERM
  * to its group now, SIGKILL after 5 s). 0 or -ENOENT. */

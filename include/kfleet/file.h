@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct kf_strbuf;
@@ -41,5 +42,13 @@ int kf_remove_tree(const char *path);
  * caller frees; *ret_len its length, optional). A file longer than cap
  * bytes is -E2BIG. Returns 0 or negative errno; *ret untouched on failure. */
 int kf_read_file(const char *path, size_t cap, char **ret, size_t *ret_len);
+
+/* The SHA-256 of the file at path, read in pieces (a snapshot of gigabytes
+ * is never held in memory), as "sha256:<64 lowercase hex digits>" into out;
+ * its size in bytes into *ret_size (optional). The one copy behind a
+ * Backup's checksum, written by the agent and checked before a restore.
+ * Returns 0 or negative errno; out is untouched on failure. */
+#define KF_SHA256_TEXT_SIZE 72 /* "sha256:" + 64 + NUL */
+int kf_file_sha256(const char *path, char out[KF_SHA256_TEXT_SIZE], int64_t *ret_size);
 
 #endif

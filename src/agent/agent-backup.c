@@ -33,11 +33,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "kfleet/exec.h"
 #include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/log.h"
@@ -71,93 +69,12 @@ struct kf_agent_backup {
  * or a negative errno. */
 static int run(char *const argv[], int timeout_ms, bool both, struct kf_strbuf *out)
 {
-    char *const envp[] = { "ETCDCTL_API=3", "PATH=/usr/bin:/bin", NULL };
-    int64_t deadline = kf_mono_ms() + timeout_ms;
-    int pipefd[2], devnull, status;
-    sigset_t none;
-    char buf[4096];
-    pid_t pid;
+    static char *const envp[] = { "ETCDCTL_API=3", "PATH=/usr/bin:/bin", NULL };
+    const struct kf_exec_opts o = {
+        .envp = envp, .timeout_ms = timeout_ms, .with_stderr = both, .output_max = OUTPUT_MAX
+    };
 
-    if (access(argv[0], X_OK) < 0)
-        return -errno;
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return -errno;
-    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    sigemptyset(&none);
-    pid = fork();
-    if (pid == 0) {
-        sigprocmask(SIG_SETMASK, &none, NULL); /* the agent's blocked signals */
-        if (devnull >= 0) {
-            dup2(devnull, STDIN_FILENO);
-            dup2(devnull, STDERR_FILENO);
-        }
-        dup2(pipefd[1], STDOUT_FILENO);
-        if (both)
-            dup2(pipefd[1], STDERR_FILENO);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    if (devnull >= 0)
-        close(devnull);
-    if (pid < 0) {
-        close(pipefd[0]);
-        return -EAGAIN;
-    }
-    for (;;) {
-        struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
-        int64_t left = deadline - kf_mono_ms();
-        ssize_t n;
-
-        if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)) {
-            kill(pid, SIGKILL);
-            break;
-        }
-        n = read(pipefd[0], buf, sizeof(buf));
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            break;
-        if (out->len < OUTPUT_MAX)
-            kf_strbuf_add(out, buf, KF_MIN((size_t)n, OUTPUT_MAX - out->len));
-    }
-    close(pipefd[0]);
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -errno;
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-/* "sha256:<hex>" of a file, streamed. */
-static int file_sha256(const char *path, char out[80], int64_t *ret_size)
-{
-    unsigned char md[32], buf[65536];
-    unsigned int n = 0;
-    int64_t size = 0;
-    EVP_MD_CTX *ctx;
-    ssize_t got;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -errno;
-    ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    while ((got = read(fd, buf, sizeof(buf))) > 0) {
-        EVP_DigestUpdate(ctx, buf, (size_t)got);
-        size += got;
-    }
-    EVP_DigestFinal_ex(ctx, md, &n);
-    EVP_MD_CTX_free(ctx);
-    close(fd);
-    if (got < 0)
-        return -EIO;
-    memcpy(out, "sha256:", 7);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-    *ret_size = size;
-    return 0;
+    return kf_exec_capture(argv, &o, out);
 }
 
 static bool path_ok(const char *p)
@@ -268,7 +185,7 @@ static json_t *take(struct kf_agent_backup *ab, const json_t *b)
     unlink(part);
     if ((res = save(ab, b, part)) || (res = verify(part, st)))
         goto remove_part;
-    if (chmod(part, 0600) < 0 || (r = file_sha256(part, sum, &size)) < 0 ||
+    if (chmod(part, 0600) < 0 || (r = kf_file_sha256(part, sum, &size)) < 0 ||
         rename(part, path) < 0) {
         res = failed("Snapshot", "cannot checksum or rename the snapshot file");
         goto remove_part;
@@ -528,7 +445,7 @@ static int restore_data(const char *value, const struct kf_argv *argv, struct kf
         return kf_err(err, -EINVAL,
                       "not an etcd member's command line: no --name, --data-dir, "
                       "--initial-cluster, token or peer URL");
-    if ((r = file_sha256(path, have, &size)) < 0)
+    if ((r = kf_file_sha256(path, have, &size)) < 0)
         return kf_err(err, r, "cannot read the snapshot \"%s\": %s", path, strerror(-r));
     if (strcmp(have, sum) != 0)
         return kf_err(err, -EBADMSG,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,5 +192,40 @@ int kf_read_file(const char *path, size_t cap, char **ret, size_t *ret_len)
     }
     close(fd);
     *ret = kf_strbuf_detach(&sb, ret_len);
+    return 0;
+}
+
+int kf_file_sha256(const char *path, char out[KF_SHA256_TEXT_SIZE], int64_t *ret_size)
+{
+    unsigned char md[EVP_MAX_MD_SIZE], buf[65536];
+    unsigned int n = 0;
+    int64_t size = 0;
+    EVP_MD_CTX *ctx;
+    ssize_t got;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    ctx = EVP_MD_CTX_new();
+    if (!ctx) {
+        close(fd);
+        return -ENOMEM;
+    }
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    while ((got = read(fd, buf, sizeof(buf))) > 0 || (got < 0 && errno == EINTR))
+        if (got > 0) {
+            EVP_DigestUpdate(ctx, buf, (size_t)got);
+            size += got;
+        }
+    EVP_DigestFinal_ex(ctx, md, &n);
+    EVP_MD_CTX_free(ctx);
+    close(fd);
+    if (got < 0 || n != 32)
+        return -EIO;
+    memcpy(out, "sha256:", 7);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+    if (ret_size)
+        *ret_size = size;
     return 0;
 }

@@ -7,7 +7,10 @@
  * (and spec.upgrade.force); rollback sets spec.version back to the version
  * the unfinished upgrade started from, which the controller takes as "move
  * the members that moved back". The resourceVersion read goes with the
- * patch: a cluster that changed in between is a conflict, not a surprise. */
+ * patch, so the decision is made on what is stored: when the cluster
+ * changed in between (during an upgrade its status changes every few
+ * seconds), the command reads it again, decides again and retries, a few
+ * times, before it reports the conflict. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +32,14 @@ const struct kf_cli_opt kf_cli_rollback_opts[] = {
     { NULL, 0, 0, NULL, NULL },
 };
 
-/* PATCHes spec (a JSON object, taken) onto cluster name at revision rv. */
-static int patch_spec(struct kf_cli *cli, const char *name, const char *rv, json_t *spec)
+#define CONFLICT_TRIES 5
+#define PATCH_CONFLICT (-1) /* patch_spec: the cluster changed since rv */
+
+/* PATCHes spec (a JSON object, taken) onto cluster name at revision rv;
+ * PATCH_CONFLICT (nothing reported) when rv is no longer the cluster's and
+ * last_try is false. */
+static int patch_spec(struct kf_cli *cli, const char *name, const char *rv, json_t *spec,
+                      bool last_try)
 {
     json_t *body = json_pack("{s:{s:s}, s:o}", "metadata", "resourceVersion", rv, "spec", spec);
     char *text = json_dumps(body, JSON_COMPACT), *path = kf_cli_path(&kf_kind_guestcluster, name);
@@ -41,6 +50,8 @@ static int patch_spec(struct kf_cli *cli, const char *name, const char *rv, json
     if (kf_cli_request(cli, "PATCH", path, "application/merge-patch+json", text, strlen(text),
                        &resp) < 0)
         rc = KF_CLI_EXIT_UNREACHABLE;
+    else if (resp.status == 409 && !last_try)
+        rc = PATCH_CONFLICT;
     else if (resp.status < 200 || resp.status >= 300)
         rc = kf_cli_report_status(cli, &resp, ref);
     kf_cli_response_release(&resp);
@@ -65,14 +76,20 @@ int kf_cli_cmd_upgrade(struct kf_cli *cli, const struct kf_cli_args *args)
     name = args->pos[0];
     version = args->pos[1];
     rc = kf_cli_connect(cli);
-    if (rc == 0)
+    for (int i = 1; rc == 0 || rc == PATCH_CONFLICT; i++) {
+        json_decref(gc);
+        gc = NULL;
         rc = kf_cli_get_one(cli, &kf_kind_guestcluster, name, false, &gc);
-    if (rc)
-        return rc;
-    spec = json_pack("{s:s}", "version", version);
-    if (force)
-        json_object_set_new(spec, "upgrade", json_pack("{s:b}", "force", 1));
-    rc = patch_spec(cli, name, kf_json_str(gc, "metadata.resourceVersion", ""), spec);
+        if (rc)
+            return rc;
+        spec = json_pack("{s:s}", "version", version);
+        if (force)
+            json_object_set_new(spec, "upgrade", json_pack("{s:b}", "force", 1));
+        rc = patch_spec(cli, name, kf_json_str(gc, "metadata.resourceVersion", ""), spec,
+                        i == CONFLICT_TRIES);
+        if (rc != PATCH_CONFLICT)
+            break;
+    }
     if (rc == 0)
         fprintf(cli->out,
                 "guestcluster/%s: upgrade from %s to %s requested%s; kfleet get gc %s shows "
@@ -95,22 +112,28 @@ int kf_cli_cmd_rollback(struct kf_cli *cli, const struct kf_cli_args *args)
     }
     name = args->pos[0];
     rc = kf_cli_connect(cli);
-    if (rc == 0)
-        rc = kf_cli_get_one(cli, &kf_kind_guestcluster, name, false, &gc);
-    if (rc)
-        return rc;
-    from = kf_json_str(gc, "status.upgrade.from", NULL);
-    to = kf_json_str(gc, "status.upgrade.to", NULL);
-    if (!from || kf_json_str(gc, "status.upgrade.finishedAt", NULL)) {
-        kf_cli_error(cli,
-                     "guestcluster/%s has no unfinished upgrade to roll back%s%s%s (Kubernetes "
-                     "does not support downgrading a finished one)",
-                     name, to ? " (the last one, to " : "", to ? to : "", to ? ", finished)" : "");
+    for (int i = 1; rc == 0 || rc == PATCH_CONFLICT; i++) {
         json_decref(gc);
-        return KF_CLI_EXIT_REFUSED;
+        gc = NULL;
+        rc = kf_cli_get_one(cli, &kf_kind_guestcluster, name, false, &gc);
+        if (rc)
+            return rc;
+        from = kf_json_str(gc, "status.upgrade.from", NULL);
+        to = kf_json_str(gc, "status.upgrade.to", NULL);
+        if (!from || kf_json_str(gc, "status.upgrade.finishedAt", NULL)) {
+            kf_cli_error(cli,
+                         "guestcluster/%s has no unfinished upgrade to roll back%s%s%s "
+                         "(Kubernetes does not support downgrading a finished one)",
+                         name, to ? " (the last one, to " : "", to ? to : "",
+                         to ? ", finished)" : "");
+            json_decref(gc);
+            return KF_CLI_EXIT_REFUSED;
+        }
+        rc = patch_spec(cli, name, kf_json_str(gc, "metadata.resourceVersion", ""),
+                        json_pack("{s:s}", "version", from), i == CONFLICT_TRIES);
+        if (rc != PATCH_CONFLICT)
+            break;
     }
-    rc = patch_spec(cli, name, kf_json_str(gc, "metadata.resourceVersion", ""),
-                    json_pack("{s:s}", "version", from));
     if (rc == 0)
         fprintf(cli->out,
                 "guestcluster/%s: rolling back the upgrade to %s: the members that moved return "

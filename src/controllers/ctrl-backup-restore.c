@@ -27,12 +27,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "kfleet/api-action.h"
 #include "kfleet/backup.h"
 #include "kfleet/error.h"
 #include "kfleet/events.h"
+#include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
@@ -69,31 +68,6 @@ static int annotate(struct kf_registry *reg, const struct kf_kind *k, const char
     return r == -KF_ENOTFOUND ? 0 : r;
 }
 
-int kf_backup_file_sha256(const char *path, char out[80])
-{
-    unsigned char md[32], buf[65536];
-    unsigned int n = 0;
-    EVP_MD_CTX *ctx;
-    ssize_t got;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -errno;
-    ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    while ((got = read(fd, buf, sizeof(buf))) > 0)
-        EVP_DigestUpdate(ctx, buf, (size_t)got);
-    EVP_DigestFinal_ex(ctx, md, &n);
-    EVP_MD_CTX_free(ctx);
-    close(fd);
-    if (got < 0)
-        return -EIO;
-    memcpy(out, "sha256:", 7);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
 int kf_backup_restore_check(struct kf_registry *reg, const json_t *b, const json_t *gc,
                             struct kf_strbuf *err)
 {
@@ -121,7 +95,7 @@ int kf_backup_restore_check(struct kf_registry *reg, const json_t *b, const json
                       kf_json_str(b, "status.location", ""), kf_obj_name(gc), region);
     }
     json_decref(loc);
-    if (!path || (r = kf_backup_file_sha256(path, have)) < 0)
+    if (!path || (r = kf_file_sha256(path, have, NULL)) < 0)
         return kf_err(err, -KF_EINVALID, "the snapshot file \"%s\" of backup \"%s\" cannot be read",
                       path ? path : "", kf_obj_name(b));
     if (strcmp(have, sum) != 0)

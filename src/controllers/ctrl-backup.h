@@ -37,7 +37,5 @@ int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *
  * the whole file (the caller may block that long). */
 int kf_backup_restore_check(struct kf_registry *reg, const json_t *b, const json_t *gc,
                             struct kf_strbuf *err);
-/* "sha256:<hex>" of a file into out. 0 or a negative errno. */
-int kf_backup_file_sha256(const char *path, char out[80]);
 
 #endif

@@ -663,6 +663,11 @@ static void update_config(struct epctl *d, const char *unit, const char *dir,
         free(msg);
         goto release_text;
     }
+    /* the HAProxies kfleetd runs say which apiservers pass their checks
+     * (the lifecycle controller reads it instead of probing each cluster) */
+    if (kf_endpoints_mode(d->ep) == KF_EP_LOCAL &&
+        !kf_endpoints_stats_socket(d->ep, unit, s.stats_socket))
+        s.stats_socket[0] = '\0';
     r = kf_ep_render_haproxy(unit, &s, v->clusters, v->n, &text, &err);
     if (r == 0)
         r = install(d, dir, &text, &err);

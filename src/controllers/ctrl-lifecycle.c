@@ -17,7 +17,8 @@
  *   4. health: each member's status as its agent reports it (the agent
  *      probes the members it runs: etcd's /health, the apiserver's
  *      /readyz), its host's readiness, and the apiserver's /readyz through
- *      the endpoint; kfleetd probes no member itself;
+ *      the endpoint (what the unit's HAProxy found, from its stats socket,
+ *      when kfleetd runs it; else a probe); kfleetd probes no member itself;
  *      then phase, conditions, endpoints and members counts in status,
  *      written when they differ, with an Event on every phase change.
  *      Provisioned clusters are looked at again every health_period_ms,
@@ -73,6 +74,7 @@ struct lc {
     struct kf_informer *clusters, *members, *hosts, *profiles, *units;
     struct lc_ports *ports;
     struct kf_lifecycle_options opt;
+    struct kf_endpoints *endpoints; /* kfleetd's endpoint service (NULL: none) */
 };
 
 void kf_lifecycle_options_default(struct kf_lifecycle_options *o)
@@ -145,6 +147,7 @@ int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_
     d->reg = env->reg;
     d->store = env->store;
     d->data_dir = kf_xstrdup(env->data_dir ? env->data_dir : ".");
+    d->endpoints = env->endpoints;
     if (env->lifecycle)
         d->opt = *env->lifecycle;
     else
@@ -1039,10 +1042,9 @@ static bool provisioned(const json_t *gc)
     return !strcmp(p, "Running") || !strcmp(p, "Degraded") || !strcmp(p, "Upgrading");
 }
 
-/* Whether the apiserver answers /readyz through the cluster's endpoint,
- * checked against the cluster's CA (anonymous: /readyz is public). */
-static bool endpoint_answers(struct lc *d, const char *cluster, const char *url,
-                             struct kf_strbuf *detail)
+/* endpoint_answers by a probe of our own. */
+static bool endpoint_probe(struct lc *d, const char *cluster, const char *url,
+                           struct kf_strbuf *detail)
 {
     char *dir = kf_lifecycle_pki_dir(d->data_dir, cluster), *ca = kf_xasprintf("%s/ca.crt", dir);
     char addr[KF_EP_ADDR_MAX];
@@ -1063,6 +1065,27 @@ static bool endpoint_answers(struct lc *d, const char *cluster, const char *url,
     free(ca);
     free(dir);
     return ok;
+}
+
+/* Whether the apiserver answers /readyz through the cluster's endpoint,
+ * checked against the cluster's CA (anonymous: /readyz is public). The
+ * unit's HAProxy, when kfleetd runs it, checks exactly that for every
+ * apiserver behind the endpoint: what it found (one read of its stats a
+ * second for the whole unit) answers without a probe; kfleetd probes only
+ * when HAProxy finds none serving or cannot say (external endpoints, a
+ * HAProxy that is starting), so a fleet at rest costs no TLS handshake a
+ * cluster. detail says which way the answer came. */
+static bool endpoint_answers(struct lc *d, const char *cluster, const char *unit, const char *url,
+                             struct kf_strbuf *detail)
+{
+    int up = 0, total = 0;
+
+    if (d->endpoints && unit &&
+        kf_endpoints_serving(d->endpoints, unit, cluster, &up, &total) == 0 && up > 0) {
+        kf_strbuf_addf(detail, "its HAProxy finds %d of %d apiservers ready", up, total);
+        return true;
+    }
+    return endpoint_probe(d, cluster, url, detail);
 }
 
 /* The simulated nodes the spec asks for, made so through the endpoint
@@ -1128,8 +1151,8 @@ static void verdict_release(struct verdict *vd)
 }
 
 /* Checks the members, etcd and the endpoint (h) and sums them up in vd. */
-static void judge(struct lc *d, const char *name, struct lc_view *v, json_t **hosts,
-                  const json_t *profile, const char *endpoint_url, struct health *h,
+static void judge(struct lc *d, const char *name, const char *unit, struct lc_view *v,
+                  json_t **hosts, const json_t *profile, const char *endpoint_url, struct health *h,
                   struct verdict *vd)
 {
     check_health(v, hosts, profile, h);
@@ -1140,9 +1163,10 @@ static void judge(struct lc *d, const char *name, struct lc_view *v, json_t **ho
     if (endpoint_url) {
         struct kf_strbuf detail = KF_STRBUF_INIT;
 
-        vd->ep_ok = endpoint_answers(d, name, endpoint_url, &detail);
+        vd->ep_ok = endpoint_answers(d, name, unit, endpoint_url, &detail);
         if (vd->ep_ok)
-            kf_strbuf_addf(&vd->epmsg, "the apiserver answers at %s", endpoint_url);
+            kf_strbuf_addf(&vd->epmsg, "the apiserver answers at %s (%s)", endpoint_url,
+                           detail.len ? detail.buf : "probed");
         else
             kf_strbuf_addf(&vd->epmsg, "the apiserver endpoint %s does not answer: %s",
                            endpoint_url, detail.len ? detail.buf : "not ready");
@@ -1491,7 +1515,7 @@ static int fill_members(struct lc *d, const char *name, struct lc_view *v, const
             if (ep_up < 0) {
                 struct kf_strbuf detail = KF_STRBUF_INIT;
 
-                ep_up = endpoint_answers(d, name, endpoint_url, &detail);
+                ep_up = endpoint_probe(d, name, endpoint_url, &detail);
                 kf_strbuf_release(&detail);
             }
             if (!ep_up)
@@ -1520,7 +1544,7 @@ static int upgrade_and_status(struct lc *d, const json_t *gc, struct lc_view *v,
     struct lc_upgrade_in in;
     int r;
 
-    judge(d, name, v, hosts, profile, endpoint_url, &h, &vd);
+    judge(d, name, kf_json_str(gc, "status.unit", NULL), v, hosts, profile, endpoint_url, &h, &vd);
     in = (struct lc_upgrade_in){
         .gc = gc,
         .v = v,

@@ -343,6 +343,14 @@ static bool settings_valid(const struct kf_ep_settings *s, struct kf_strbuf *err
             kf_err(err, -EINVAL, "a time setting is not an HAProxy time");
             return false;
         }
+    if (s->stats_socket[0] && (strnlen(s->stats_socket, KF_EP_SOCKET_MAX) == KF_EP_SOCKET_MAX ||
+                               !path_valid(s->stats_socket))) {
+        kf_err(err, -EINVAL,
+               "the stats socket is not an absolute path of at most %d bytes without "
+               "whitespace or quotes",
+               KF_EP_SOCKET_MAX - 1);
+        return false;
+    }
     if (s->check_fall < 1 || s->check_fall > 100 || s->check_rise < 1 || s->check_rise > 100 ||
         s->maxconn < 0 || s->maxconn > 1000000) {
         kf_err(err, -EINVAL, "check-fall, check-rise or maxconn is out of range");
@@ -401,6 +409,8 @@ int kf_ep_render_haproxy(const char *unit, const struct kf_ep_settings *s,
                    unit);
     if (s->maxconn)
         kf_strbuf_addf(out, "    maxconn %d\n", s->maxconn);
+    if (s->stats_socket[0])
+        kf_strbuf_addf(out, "    stats socket %s mode 600 level user\n", s->stats_socket);
     kf_strbuf_addf(out,
                    /* a worker replaced by a reload keeps its connections at
                     * most this long (watches end on their own before) */
@@ -446,5 +456,96 @@ int kf_ep_render_haproxy(const char *unit, const struct kf_ep_settings *s,
     free(bs);
 free_sorted:
     free(sorted);
+    return r;
+}
+
+/* --- show stat ---------------------------------------------------------------- */
+
+#define STAT_LINE_MAX  65536
+#define STAT_LINES_MAX 1000000
+#define STAT_FIELDS    4 /* pxname, svname, status, check_status */
+
+/* Splits line (NUL-terminated, modified) at commas into at most n fields;
+ * returns how many there were. HAProxy's CSV quotes nothing in these
+ * columns (names are DNS-1123, statuses are words). */
+static size_t split_csv(char *line, char **fields, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        char *comma = strchr(line, ',');
+
+        fields[i++] = line;
+        if (!comma)
+            break;
+        *comma = '\0';
+        line = comma + 1;
+    }
+    return i;
+}
+
+/* The columns of pxname, svname, status and check_status in the header. */
+static int stat_columns(char *header, int col[STAT_FIELDS], struct kf_strbuf *err)
+{
+    static const char *const names[STAT_FIELDS] = { "pxname", "svname", "status", "check_status" };
+    char *fields[256];
+    size_t n = split_csv(header, fields, KF_ARRAY_SIZE(fields));
+
+    for (int k = 0; k < STAT_FIELDS; k++) {
+        col[k] = -1;
+        for (size_t i = 0; i < n && col[k] < 0; i++)
+            if (!strcmp(fields[i], names[k]))
+                col[k] = (int)i;
+        if (col[k] < 0)
+            return kf_err(err, -EINVAL, "show stat: no column %s in the header", names[k]);
+    }
+    return 0;
+}
+
+int kf_ep_parse_stat(const char *csv, size_t len, kf_ep_stat_fn fn, void *ctx,
+                     struct kf_strbuf *err)
+{
+    const char *p = csv, *end = csv + len;
+    int col[STAT_FIELDS], servers = 0, maxcol = 0, r;
+    char *line = kf_xmalloc(STAT_LINE_MAX + 1);
+    bool header = false;
+
+    for (size_t lines = 0; p < end; lines++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        char *fields[256];
+        size_t nf;
+
+        if (lines >= STAT_LINES_MAX || n > STAT_LINE_MAX) {
+            r = kf_err(err, -EINVAL, "show stat: more than %d lines or a line over %d bytes",
+                       STAT_LINES_MAX, STAT_LINE_MAX);
+            goto free_line;
+        }
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p = nl ? nl + 1 : end;
+        if (!header) {
+            if (strncmp(line, "# ", 2) != 0) {
+                r = kf_err(err, -EINVAL, "show stat: the first line is not its header");
+                goto free_line;
+            }
+            if ((r = stat_columns(line + 2, col, err)) < 0)
+                goto free_line;
+            for (int k = 0; k < STAT_FIELDS; k++)
+                maxcol = KF_MAX(maxcol, col[k]);
+            header = true;
+            continue;
+        }
+        nf = split_csv(line, fields, KF_ARRAY_SIZE(fields));
+        if (n == 0 || nf <= (size_t)maxcol || !strcmp(fields[col[1]], "FRONTEND") ||
+            !strcmp(fields[col[1]], "BACKEND"))
+            continue;
+        fn(ctx, fields[col[0]], fields[col[1]],
+           !strncmp(fields[col[2]], "UP", 2) && !strcmp(fields[col[3]], "L7OK"));
+        servers++;
+    }
+    r = header ? servers : kf_err(err, -EINVAL, "show stat: no header");
+free_line:
+    free(line);
     return r;
 }

@@ -22,19 +22,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kfleet/endpoint.h"
+#include "kfleet/exec.h"
 #include "kfleet/runner.h"
+#include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
 
 #define DEFAULT_HAPROXY  "/usr/sbin/haproxy"
@@ -42,13 +45,29 @@
 #define CHECK_OUTPUT_MAX (64 * 1024)
 #define MESSAGE_MAX      900 /* an Event's message holds 1024 */
 #define PROC_PREFIX      "haproxy-"
+#define KF_EP_UNITS_MAX  100000 /* units whose stats are kept */
 
 struct kf_endpoints {
     enum kf_ep_mode mode;
     char *root;
     char *haproxy;
-    pthread_mutex_t lock;     /* guards runner's creation */
-    struct kf_runner *runner; /* local mode, made on first use (ensure_runner) */
+    pthread_mutex_t lock;       /* guards runner's creation */
+    struct kf_runner *runner;   /* local mode, made on first use (ensure_runner) */
+    pthread_mutex_t stats_lock; /* guards stats (the map, not its entries) */
+    struct kf_smap stats;       /* unit -> struct unit_stats * */
+};
+
+/* What one unit's HAProxy said last in `show stat`. */
+struct unit_stats {
+    pthread_mutex_t lock;    /* guards the rest: a unit whose HAProxy is slow to
+                           * answer holds up the callers about that unit only */
+    int64_t read_ms;         /* kf_mono_ms() of the last read; 0: never */
+    int error;               /* of the last read, 0 when it worked */
+    struct kf_smap clusters; /* cluster -> struct serving * */
+};
+
+struct serving {
+    int up, total;
 };
 
 int kf_ep_mode_parse(const char *s, enum kf_ep_mode *ret)
@@ -84,6 +103,8 @@ int kf_endpoints_new(const struct kf_ep_config *c, const char *data_dir, struct 
     int r;
 
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->stats_lock, NULL);
+    kf_smap_init(&e->stats);
     e->mode = c->mode;
     e->haproxy = kf_xstrdup(c->haproxy ? c->haproxy : DEFAULT_HAPROXY);
     if (!realpath(data_dir, abs)) {
@@ -101,6 +122,31 @@ free_service:
     return r;
 }
 
+static void unit_stats_clear(struct unit_stats *u)
+{
+    size_t it = 0;
+    void *v;
+
+    while (kf_smap_next(&u->clusters, &it, NULL, &v))
+        free(v);
+    kf_smap_release(&u->clusters);
+    kf_smap_init(&u->clusters);
+}
+
+static void stats_free_all(struct kf_endpoints *e)
+{
+    size_t it = 0;
+    void *v;
+
+    while (kf_smap_next(&e->stats, &it, NULL, &v)) {
+        unit_stats_clear(v);
+        kf_smap_release(&((struct unit_stats *)v)->clusters);
+        pthread_mutex_destroy(&((struct unit_stats *)v)->lock);
+        free(v);
+    }
+    kf_smap_release(&e->stats);
+}
+
 void kf_endpoints_free(struct kf_endpoints *e)
 {
     if (!e)
@@ -111,6 +157,8 @@ void kf_endpoints_free(struct kf_endpoints *e)
         kf_runner_stop_all(e->runner, 15000);
         kf_runner_free(e->runner);
     }
+    stats_free_all(e);
+    pthread_mutex_destroy(&e->stats_lock);
     pthread_mutex_destroy(&e->lock);
     free(e->root);
     free(e->haproxy);
@@ -166,85 +214,16 @@ const char *kf_endpoints_haproxy(const struct kf_endpoints *e)
 
 /* --- haproxy -c -------------------------------------------------------------- */
 
-/* Runs argv with an empty environment, stdout and stderr into out (capped),
- * at most timeout_ms (then SIGKILL). Returns the exit status (128 + signal
- * for a signal), or a negative errno if it could not run. */
-static int run_capture(char *const *argv, int timeout_ms, struct kf_strbuf *out)
-{
-    static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-    int64_t deadline = kf_mono_ms() + timeout_ms;
-    sigset_t none;
-    int pipefd[2], devnull, status;
-    pid_t pid;
-    char buf[4096];
-
-    if (access(argv[0], X_OK) < 0)
-        return -errno;
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return -errno;
-    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    sigemptyset(&none);
-    pid = fork();
-    if (pid < 0) {
-        int r = -errno;
-
-        close(pipefd[0]);
-        close(pipefd[1]);
-        if (devnull >= 0)
-            close(devnull);
-        return r;
-    }
-    if (pid == 0) {
-        /* async-signal-safe calls only: kfleetd has threads. Its blocked
-         * signals (it takes them with sigwait) are not the child's. */
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (devnull >= 0)
-            dup2(devnull, STDIN_FILENO);
-        dup2(pipefd[1], STDOUT_FILENO);
-        dup2(pipefd[1], STDERR_FILENO);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    if (devnull >= 0)
-        close(devnull);
-    for (;;) {
-        struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
-        int64_t left = deadline - kf_mono_ms();
-        ssize_t n;
-
-        if (left <= 0) {
-            kill(pid, SIGKILL);
-            break;
-        }
-        if (poll(&pfd, 1, (int)left) < 0) {
-            if (errno == EINTR)
-                continue;
-            kill(pid, SIGKILL);
-            break;
-        }
-        n = read(pipefd[0], buf, sizeof(buf));
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            break;
-        if (out->len < CHECK_OUTPUT_MAX)
-            kf_strbuf_add(out, buf, KF_MIN((size_t)n, CHECK_OUTPUT_MAX - out->len));
-    }
-    close(pipefd[0]);
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -errno;
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
 int kf_endpoints_check(struct kf_endpoints *e, const char *path, struct kf_strbuf *err)
 {
     char *const argv[] = { e->haproxy, "-c", "-f", (char *)path, NULL };
     struct kf_strbuf out = KF_STRBUF_INIT;
-    int r = run_capture(argv, CHECK_TIMEOUT_MS, &out);
+    static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+    const struct kf_exec_opts o = { .envp = envp,
+                                    .timeout_ms = CHECK_TIMEOUT_MS,
+                                    .with_stderr = true,
+                                    .output_max = CHECK_OUTPUT_MAX };
+    int r = kf_exec_capture(argv, &o, &out);
 
     if (r == -ENOENT) {
         r = kf_err(err, -ENOENT, "\"%s\" is not installed (Debian package haproxy)", e->haproxy);
@@ -397,4 +376,125 @@ size_t kf_endpoints_procs(struct kf_endpoints *e, char ***ret_names)
     free(all);
     *ret_names = names;
     return n;
+}
+
+/* --- which apiservers HAProxy finds serving ----------------------------------- */
+
+#define STATS_TIMEOUT_MS 1000
+#define STATS_OUTPUT_MAX (64u << 20)           /* 10,000 clusters x 3 servers: ~15 MiB */
+#define STATS_COMMAND    "show stat -1 4 -1\n" /* every proxy, servers only */
+
+bool kf_endpoints_stats_socket(const struct kf_endpoints *e, const char *unit,
+                               char buf[KF_EP_SOCKET_MAX])
+{
+    int n = snprintf(buf, KF_EP_SOCKET_MAX, "%s/%s/haproxy.sock", e->root, unit);
+
+    return n > 0 && n < KF_EP_SOCKET_MAX;
+}
+
+/* Sends STATS_COMMAND to the socket at path and reads the answer to its end
+ * (HAProxy closes a non-interactive session after it). */
+static int stats_read(const char *path, struct kf_strbuf *out)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct timeval tv = { .tv_sec = STATS_TIMEOUT_MS / 1000,
+                          .tv_usec = (STATS_TIMEOUT_MS % 1000) * 1000 };
+    char buf[65536];
+    int fd, r = 0;
+    ssize_t n;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        write(fd, STATS_COMMAND, sizeof(STATS_COMMAND) - 1) != sizeof(STATS_COMMAND) - 1) {
+        r = -errno;
+        goto close_fd;
+    }
+    while ((n = read(fd, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || out->len + (size_t)n > STATS_OUTPUT_MAX) {
+            r = n < 0 ? -errno : -E2BIG;
+            break;
+        }
+        kf_strbuf_add(out, buf, (size_t)n);
+    }
+close_fd:
+    close(fd);
+    return r;
+}
+
+static void count_server(void *ctx, const char *backend, const char *server, bool serving)
+{
+    struct unit_stats *u = ctx;
+    struct serving *s = kf_smap_get(&u->clusters, backend);
+
+    (void)server;
+    if (!s) {
+        s = kf_xcalloc(1, sizeof(*s));
+        kf_smap_put(&u->clusters, backend, s);
+    }
+    s->total++;
+    s->up += serving;
+}
+
+/* Reads unit's stats again when they are older than KF_EP_STATS_MAX_AGE_MS
+ * (u->lock held). */
+static void stats_refresh(struct kf_endpoints *e, const char *unit, struct unit_stats *u)
+{
+    struct kf_strbuf out = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
+    char path[KF_EP_SOCKET_MAX];
+    int64_t now = kf_mono_ms();
+
+    if (u->read_ms && now - u->read_ms < KF_EP_STATS_MAX_AGE_MS)
+        return;
+    u->read_ms = now;
+    unit_stats_clear(u);
+    u->error = kf_endpoints_stats_socket(e, unit, path) ? stats_read(path, &out) : -ENAMETOOLONG;
+    if (u->error == 0 &&
+        kf_ep_parse_stat(out.buf ? out.buf : "", out.len, count_server, u, &err) < 0) {
+        u->error = -EPROTO;
+        unit_stats_clear(u);
+    }
+    kf_strbuf_release(&out);
+    kf_strbuf_release(&err);
+}
+
+int kf_endpoints_serving(struct kf_endpoints *e, const char *unit, const char *cluster, int *ret_up,
+                         int *ret_total)
+{
+    struct unit_stats *u;
+    struct serving *sv;
+    int r;
+
+    if (e->mode != KF_EP_LOCAL)
+        return -EOPNOTSUPP;
+    pthread_mutex_lock(&e->stats_lock);
+    u = kf_smap_get(&e->stats, unit);
+    if (!u && kf_smap_count(&e->stats) < KF_EP_UNITS_MAX) {
+        u = kf_xcalloc(1, sizeof(*u));
+        pthread_mutex_init(&u->lock, NULL);
+        kf_smap_init(&u->clusters);
+        kf_smap_put(&e->stats, unit, u);
+    }
+    pthread_mutex_unlock(&e->stats_lock);
+    if (!u)
+        return -ENOSPC;
+    /* entries are freed only with e: u stays valid without stats_lock */
+    pthread_mutex_lock(&u->lock);
+    stats_refresh(e, unit, u);
+    sv = kf_smap_get(&u->clusters, cluster);
+    r = u->error ? u->error : sv ? 0 : -ENOENT;
+    if (sv) {
+        *ret_up = sv->up;
+        *ret_total = sv->total;
+    }
+    pthread_mutex_unlock(&u->lock);
+    return r;
 }

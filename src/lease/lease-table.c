@@ -4,6 +4,7 @@
 #include <string.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 
 #include "kfleet/lease.h"
 #include "kfleet/smap.h"
@@ -16,9 +17,17 @@ struct lease {
     bool alive;
 };
 
+/* min_alive_ms is a lower bound of last_ms over the shard's alive leases
+ * (INT64_MAX: none alive): a renewal only raises a lease's last_ms, and a
+ * lease that comes to life lowers the bound to its own. An expiry sweep
+ * skips a shard whose bound is within the grace (no lease of it can have
+ * expired) and makes the bound exact again when it does scan one. At rest
+ * (hosts beating every 10 s, a 40 s grace) a shard is scanned about once in
+ * 30 s instead of at every sweep. */
 struct shard {
     pthread_mutex_t lock;
     struct kf_smap leases; /* name -> struct lease * */
+    int64_t min_alive_ms;
 } __attribute__((aligned(64)));
 
 struct kf_lease_table {
@@ -30,8 +39,10 @@ struct kf_lease_table *kf_lease_table_new(int64_t now_ms)
 {
     struct kf_lease_table *t = kf_xcalloc(1, sizeof(*t));
 
-    for (size_t i = 0; i < N_SHARDS; i++)
+    for (size_t i = 0; i < N_SHARDS; i++) {
         pthread_mutex_init(&t->shards[i].lock, NULL);
+        t->shards[i].min_alive_ms = INT64_MAX;
+    }
     t->started_ms = now_ms;
     return t;
 }
@@ -87,6 +98,8 @@ static int renew(struct kf_lease_table *t, const char *name, int64_t at_ms, bool
     }
     if (at_ms > l->last_ms)
         l->last_ms = at_ms;
+    if (born && l->last_ms < s->min_alive_ms)
+        s->min_alive_ms = l->last_ms;
     if (local && at_ms > l->local_ms)
         l->local_ms = at_ms;
     pthread_mutex_unlock(&s->lock);
@@ -140,7 +153,13 @@ size_t kf_lease_expire(struct kf_lease_table *t, int64_t now_ms, int64_t grace_m
         const char *key;
         void *v;
 
+        int64_t min_alive = INT64_MAX;
+
         pthread_mutex_lock(&s->lock);
+        if (s->min_alive_ms == INT64_MAX || now_ms - s->min_alive_ms <= grace_ms) {
+            pthread_mutex_unlock(&s->lock); /* nothing of this shard is due */
+            continue;
+        }
         while (kf_smap_next(&s->leases, &it, &key, &v)) {
             struct lease *l = v;
 
@@ -148,8 +167,11 @@ size_t kf_lease_expire(struct kf_lease_table *t, int64_t now_ms, int64_t grace_m
                 l->alive = false;
                 KF_GROW(names, alloc, n);
                 names[n++] = kf_xstrdup(key);
+            } else if (l->alive && l->last_ms < min_alive) {
+                min_alive = l->last_ms;
             }
         }
+        s->min_alive_ms = min_alive;
         pthread_mutex_unlock(&s->lock);
     }
     if (n)

@@ -17,10 +17,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kfleet/base.h"
+#include "kfleet/exec.h"
 #include "kfleet/file.h"
 #include "kfleet/strbuf.h"
 #include "observability/obs-internal.h"
@@ -33,6 +33,7 @@ static const char *const owned_dirs[] = { "rules", "targets", "secrets", "tls" }
 /* Rendered files are small; anything bigger on disk is not ours to read whole. */
 #define OBS_MAX_FILE        (64u << 20)
 #define OBS_MAX_TOOL_OUTPUT (64u << 10)
+#define OBS_TOOL_TIMEOUT_MS 60000
 
 void kf_obs_files_release(struct kf_obs_files *files)
 {
@@ -337,62 +338,16 @@ free_index:
     return r;
 }
 
-/* Runs argv (no shell) with stdout and stderr into out (capped); returns
- * the exit status, or a negative errno if it could not run. */
-static int run_tool(char *const *argv, struct kf_strbuf *out)
-{
-    int pipefd[2];
-    pid_t pid;
-    int status;
-    char buf[4096];
-
-    if (access(argv[0], X_OK) < 0)
-        return -ENOENT;
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return -errno;
-    pid = fork();
-    if (pid < 0) {
-        int r = -errno;
-
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return r;
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-
-        if (devnull >= 0)
-            dup2(devnull, STDIN_FILENO);
-        dup2(pipefd[1], STDOUT_FILENO);
-        dup2(pipefd[1], STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    for (;;) {
-        ssize_t n = read(pipefd[0], buf, sizeof(buf));
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (out && out->len < OBS_MAX_TOOL_OUTPUT)
-            kf_strbuf_add(out, buf, KF_MIN((size_t)n, OBS_MAX_TOOL_OUTPUT - out->len));
-    }
-    close(pipefd[0]);
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -errno;
-    }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
 static int check_with(char *const *argv, struct kf_strbuf *err)
 {
     struct kf_strbuf out = KF_STRBUF_INIT;
-    int r = run_tool(argv, &out);
+    /* promtool and amtool get the caller's environment, as before; a check
+     * that hangs is killed after OBS_TOOL_TIMEOUT_MS */
+    const struct kf_exec_opts o = { .envp = environ,
+                                    .timeout_ms = OBS_TOOL_TIMEOUT_MS,
+                                    .with_stderr = true,
+                                    .output_max = OBS_MAX_TOOL_OUTPUT };
+    int r = kf_exec_capture(argv, &o, &out);
 
     if (r == -ENOENT) {
         r = kf_err(err, -ENOENT, "\"%s\" is not installed", argv[0]);

@@ -6,7 +6,9 @@
  * parses to the same address and port, and renders), 'm' HAProxy output
  * (the message is bounded and has no control characters), 's'
  * "key=value" (a value accepted renders, and nothing it holds starts a new
- * line). */
+ * line), 't' HAProxy's `show stat` CSV (every server line reaches the
+ * callback with a backend and a server name, and the count returned is
+ * theirs). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,22 @@ static void setting(char *in)
     kf_strbuf_release(&text);
 }
 
+static void count(void *ctx, const char *backend, const char *server, bool serving)
+{
+    (void)serving;
+    kf_assert(backend && server);
+    (*(int *)ctx)++;
+}
+
+static void stat_csv(const char *in, size_t len)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    int seen = 0, r = kf_ep_parse_stat(in, len, count, &seen, &err);
+
+    kf_assert(r < 0 ? err.len > 0 && seen <= (int)len : r == seen);
+    kf_strbuf_release(&err);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in;
@@ -89,6 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 's':
         setting(in);
+        break;
+    case 't':
+        stat_csv((const char *)data + 1, size - 1);
         break;
     default:
         break;

@@ -120,6 +120,15 @@ def test_guest_runs_kubernetes():
         conds = {x["type"]: x for x in st["conditions"]}
         assert conds["EndpointReady"]["status"] == "True", conds
         assert conds["EtcdQuorum"]["reason"] == "Healthy", conds
+        # kfleetd learns that the endpoint serves from the unit's HAProxy
+        # (its /readyz checks of each apiserver, read from its stats socket),
+        # not from a probe of its own for every cluster
+        def endpoint_message():
+            cs = lf.cluster(kd, "web")["status"]["conditions"]
+            return {x["type"]: x for x in cs}["EndpointReady"]["message"]
+        eventually(lambda: "its HAProxy finds 2 of 2 apiservers ready" in endpoint_message(),
+                   timeout=60, msg="EndpointReady never said the unit's HAProxy finds both "
+                   "apiservers ready")
         # every member Ready on its real probe, etcd one per zone, the
         # apiserver's flags all accepted by the release (it runs)
         ms = lf.members(kd, "web")

@@ -6,7 +6,7 @@
  * join later, hosts leaving mid-run (cordoned, NotReady, deleted, relabelled),
  * restartLimit with OnFailure, tolerations, and garbage collection. Time is a
  * fake clock, so the deadline and the TTL are exact. */
-#include "fleet-test.h"
+#include "ctrl-test.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -20,21 +20,6 @@
 #include "kfleet/selector.h"
 #include "kfleet/store.h"
 
-#define START_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
-
-static int64_t fake_now = START_MS;
-
-static int64_t fake_clock(void *arg)
-{
-    (void)arg;
-    return __atomic_load_n(&fake_now, __ATOMIC_SEQ_CST);
-}
-
-static void advance(int64_t ms)
-{
-    __atomic_add_fetch(&fake_now, ms, __ATOMIC_SEQ_CST);
-}
-
 struct fx {
     struct kf_store *store;
     struct kf_registry *reg;
@@ -47,14 +32,14 @@ static int setup(void **state)
 {
     struct fx *f = kf_xcalloc(1, sizeof(*f));
     struct kf_ctrl_env env = { 0 };
-    fake_now = START_MS;
+    ctrl_test_clock_set(CTRL_TEST_START_MS);
     assert_int_equal(kf_store_open("memory:", &f->store, NULL), 0);
     f->reg = kf_registry_new(f->store);
     f->m = kf_ctrl_manager_new(f->store, f->reg);
     env.store = f->store;
     env.reg = f->reg;
     assert_int_equal(kf_ctrl_broadcastjob_init(&env, &f->data, NULL), 0);
-    kf_ctrl_broadcastjob_set_clock(f->data, fake_clock, NULL);
+    kf_ctrl_broadcastjob_set_clock(f->data, ctrl_test_clock, NULL);
     assert_int_equal(kf_ctrl_manager_add(f->m, &kf_ctrl_broadcastjob_ops, f->data, &f->c), 0);
     assert_int_equal(kf_ctrl_manager_start(f->m), 0);
     *state = f;
@@ -77,51 +62,18 @@ static int teardown(void **state)
  * (retries after a back-off included) for a while. */
 static void settle(struct fx *f)
 {
-    for (int i = 0; i < 200; i++) {
-        struct kf_ctrl_stats a, b;
-        int64_t rev;
-        struct timespec ts = { 0, 15 * 1000000L };
-
-        assert_int_equal(kf_ctrl_manager_wait_idle(f->m, 10000), 1);
-        rev = kf_store_rev(f->store);
-        kf_ctrl_stats(f->c, &a);
-        nanosleep(&ts, NULL);
-        assert_int_equal(kf_ctrl_manager_wait_idle(f->m, 10000), 1);
-        kf_ctrl_stats(f->c, &b);
-        if (kf_store_rev(f->store) == rev && a.reconciles == b.reconciles)
-            return;
-    }
-    fail_msg("the controller did not settle");
+    ctrl_test_settle(f->m, f->c, f->store, 200, 15, 10000);
 }
 
 static void create(struct fx *f, const struct kf_kind *k, json_t *obj)
 {
-    struct kf_causes causes = KF_CAUSES_INIT;
-    struct kf_strbuf err = KF_STRBUF_INIT;
-
-    if (kf_registry_create(f->reg, k, obj, NULL, &causes, &err) < 0)
-        fail_msg("create: %s", err.buf);
-    json_decref(obj);
-    kf_causes_release(&causes);
-    kf_strbuf_release(&err);
+    ctrl_test_create(f->reg, k, obj);
 }
 
 static void patch(struct fx *f, const struct kf_kind *k, const char *name, const char *p,
                   bool status)
 {
-    char *s = kf_xstrdup(p);
-    struct kf_causes causes = KF_CAUSES_INIT;
-    struct kf_strbuf err = KF_STRBUF_INIT;
-
-    for (char *q = s; *q; q++)
-        if (*q == '\'')
-            *q = '"';
-    if (kf_registry_patch(f->reg, k, name, KF_PATCH_MERGE, s, strlen(s), status, NULL, &causes,
-                          &err) < 0)
-        fail_msg("patch %s: %s", name, err.buf);
-    free(s);
-    kf_causes_release(&causes);
-    kf_strbuf_release(&err);
+    ctrl_test_patch(f->reg, k, name, p, status);
 }
 
 /* A worker host of cluster c, Ready (ready 1), NotReady (0) or never

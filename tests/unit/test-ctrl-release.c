@@ -21,7 +21,7 @@
  *   - a Template's version goes to the clusters that use it, and only them;
  *   - clusters that never finish pause it at the progress deadline.
  * Time is a fake clock, so bake times and windows are exact. */
-#include "fleet-test.h"
+#include "ctrl-test.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -37,22 +37,8 @@
 #include "kfleet/store.h"
 #include "test-ports.h"
 
-#define START_MS 1767225600000LL /* 2026-01-01T00:00:00Z, a Thursday */
-#define FROM     "1.36"
-#define TARGET   "1.37"
-
-static int64_t fake_now = START_MS;
-
-static int64_t fake_clock(void *arg)
-{
-    (void)arg;
-    return __atomic_load_n(&fake_now, __ATOMIC_SEQ_CST);
-}
-
-static void advance(int64_t ms)
-{
-    __atomic_add_fetch(&fake_now, ms, __ATOMIC_SEQ_CST);
-}
+#define FROM   "1.36"
+#define TARGET "1.37"
 
 /* --- a fake Prometheus ---------------------------------------------------------- */
 
@@ -111,7 +97,7 @@ static void start_controller(struct fx *f)
 
     f->m = kf_ctrl_manager_new(f->store, f->reg);
     assert_int_equal(kf_ctrl_release_init(&env, &f->data, NULL), 0);
-    kf_ctrl_release_set_clock(f->data, fake_clock, NULL);
+    kf_ctrl_release_set_clock(f->data, ctrl_test_clock, NULL);
     kf_ctrl_release_set_prometheus(f->data, f->prom_url);
     assert_int_equal(kf_ctrl_manager_add(f->m, &kf_ctrl_release_ops, f->data, &f->c), 0);
     assert_int_equal(kf_ctrl_manager_start(f->m), 0);
@@ -130,7 +116,7 @@ static int setup(void **state)
     struct fx *f = kf_xcalloc(1, sizeof(*f));
     int port = kf_test_port();
 
-    fake_now = START_MS;
+    ctrl_test_clock_set(CTRL_TEST_START_MS);
     prom_fire(NULL);
     assert_true(port > 0);
     f->prom = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
@@ -160,21 +146,7 @@ static int teardown(void **state)
  * for a while. */
 static void settle(struct fx *f)
 {
-    for (int i = 0; i < 400; i++) {
-        struct kf_ctrl_stats a, b;
-        int64_t rev;
-        struct timespec ts = { 0, 20 * 1000000L };
-
-        assert_int_equal(kf_ctrl_manager_wait_idle(f->m, 30000), 1);
-        rev = kf_store_rev(f->store);
-        kf_ctrl_stats(f->c, &a);
-        nanosleep(&ts, NULL);
-        assert_int_equal(kf_ctrl_manager_wait_idle(f->m, 30000), 1);
-        kf_ctrl_stats(f->c, &b);
-        if (kf_store_rev(f->store) == rev && a.reconciles == b.reconciles)
-            return;
-    }
-    fail_msg("the controller did not settle");
+    ctrl_test_settle(f->m, f->c, f->store, 400, 20, 30000);
 }
 
 static int try_create(struct fx *f, const struct kf_kind *k, json_t *obj, struct kf_causes *causes)
@@ -203,19 +175,7 @@ static void create(struct fx *f, const struct kf_kind *k, json_t *obj)
 static void patch(struct fx *f, const struct kf_kind *k, const char *name, const char *p,
                   bool status)
 {
-    char *s = kf_xstrdup(p);
-    struct kf_causes causes = KF_CAUSES_INIT;
-    struct kf_strbuf err = KF_STRBUF_INIT;
-
-    for (char *q = s; *q; q++)
-        if (*q == '\'')
-            *q = '"';
-    if (kf_registry_patch(f->reg, k, name, KF_PATCH_MERGE, s, strlen(s), status, NULL, &causes,
-                          &err) < 0)
-        fail_msg("patch %s: %s", name, err.buf);
-    free(s);
-    kf_causes_release(&causes);
-    kf_strbuf_release(&err);
+    ctrl_test_patch(f->reg, k, name, p, status);
 }
 
 static json_t *get(struct fx *f, const struct kf_kind *k, const char *name)
@@ -532,7 +492,8 @@ static int drive(struct fx *f, const char *name, struct check *ck, bool restart)
                 /* nothing upgrading and not baking: only windows hold it */
                 assert_true(kf_json_int(rel, "status.clusters.waitingForWindow", 0) > 0);
                 assert_false(ck->mondays_open);
-                fake_now = START_MS + 4 * 86400000LL + 59 * 60000LL; /* Monday 00:59 */
+                ctrl_test_clock_set(CTRL_TEST_START_MS + 4 * 86400000LL +
+                                    59 * 60000LL); /* Monday 00:59 */
                 ck->mondays_open = true;
             }
             if (!restart)

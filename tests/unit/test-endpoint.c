@@ -10,19 +10,23 @@
  *  - validation: nothing an object holds can add a line or a keyword.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "kfleet/base.h"
 #include "kfleet/endpoint.h"
+#include "kfleet/file.h"
 #include "kfleet/pki.h"
 #include "kfleet/strbuf.h"
 
@@ -76,6 +80,9 @@ static void test_golden(void **state)
     fixture(c, "/var/lib/kfleet/endpoints/hz-u1/ca");
     kf_ep_settings_default(&s);
     assert_int_equal(kf_ep_settings_set(&s, "timeout-tunnel", "2h", NULL), 0);
+    /* as kfleetd renders it for the HAProxies it runs */
+    snprintf(s.stats_socket, sizeof(s.stats_socket),
+             "/var/lib/kfleet/endpoints/hz-u1/haproxy.sock");
     text = render(&s, c, 3);
     path = kf_xasprintf("%s/tests/unit/golden/endpoint/haproxy.cfg", src);
     if (update) {
@@ -312,6 +319,159 @@ static void test_settings(void **state)
     kf_strbuf_release(&err);
 }
 
+/* HAProxy 2.6's `show stat -1 4 -1`, cut to its first columns and a few of
+ * the rest (the parser finds columns by name), as a real HAProxy answered
+ * for one backend with a server passing /readyz and one refused. */
+static const char stat_csv[] =
+    "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,"
+    "wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,"
+    "lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,\n"
+    "web-1,web-1-kube-apiserver-0,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,1,0,1,1,3,1,,1,3,1,,0,,2,0,,0,"
+    "L7OK,200,1,\n"
+    "web-1,web-1-kube-apiserver-1,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1,1,0,1,1,3,3,,1,3,2,,0,,2,0,"
+    ",0,L4CON,,0,\n"
+    /* going down: UP, but its last check failed */
+    "web-2,web-2-kube-apiserver-0,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP 1/2,1,1,0,1,1,3,3,,1,3,2,,0,,2,"
+    "0,,0,L7STS,503,0,\n"
+    "web-2,BACKEND,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,1,0,1,1,3,3,,1,3,2,,0,,2,0,,0,,,,\n"
+    "web-3,web-3-kube-apiserver-0,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,1,0,1,1,3,1,,1,3,1,,0,,2,0,,0,"
+    "L7OK,200,2,\n";
+
+struct stat_seen {
+    int servers, serving;
+    char last[64];
+};
+
+static void stat_seen(void *ctx, const char *backend, const char *server, bool serving)
+{
+    struct stat_seen *s = ctx;
+
+    s->servers++;
+    s->serving += serving;
+    snprintf(s->last, sizeof(s->last), "%s/%s", backend, server);
+}
+
+static void test_parse_stat(void **state)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct stat_seen seen = { 0 };
+
+    (void)state;
+    assert_int_equal(kf_ep_parse_stat(stat_csv, strlen(stat_csv), stat_seen, &seen, &err), 4);
+    assert_int_equal(seen.servers, 4);
+    assert_int_equal(seen.serving, 2); /* UP and L7OK only */
+    assert_string_equal(seen.last, "web-3/web-3-kube-apiserver-0");
+    assert_int_equal(kf_ep_parse_stat("web-1,x,UP\n", 11, stat_seen, &seen, &err), -EINVAL);
+    assert_non_null(strstr(err.buf, "header"));
+    kf_strbuf_reset(&err);
+    assert_int_equal(kf_ep_parse_stat("# pxname,svname,status\n", 24, stat_seen, &seen, &err),
+                     -EINVAL);
+    assert_non_null(strstr(err.buf, "no column check_status"));
+    kf_strbuf_reset(&err);
+    assert_int_equal(kf_ep_parse_stat("", 0, stat_seen, &seen, &err), -EINVAL);
+    kf_strbuf_release(&err);
+}
+
+/* The stats socket line: rendered when set, refused when it could carry
+ * anything else. */
+static void test_stats_socket(void **state)
+{
+    struct kf_ep_settings s;
+    struct kf_strbuf out = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
+    struct kf_ep_cluster c = { "c", "127.0.0.1", 30001, "/ca.crt", NULL, 0 };
+    static const char *const bad[] = { "haproxy.sock", "/a b.sock", "/a\n    bind :1", "/a\"b" };
+
+    (void)state;
+    kf_ep_settings_default(&s);
+    assert_int_equal(kf_ep_render_haproxy("u1", &s, &c, 1, &out, &err), 0);
+    assert_null(strstr(out.buf, "stats socket"));
+    snprintf(s.stats_socket, sizeof(s.stats_socket), "/var/lib/kfleet/endpoints/u1/haproxy.sock");
+    kf_strbuf_reset(&out);
+    assert_int_equal(kf_ep_render_haproxy("u1", &s, &c, 1, &out, &err), 0);
+    assert_non_null(strstr(out.buf, "global\n    master-worker\n    stats socket "
+                                    "/var/lib/kfleet/endpoints/u1/haproxy.sock mode 600 level "
+                                    "user\n"));
+    for (size_t i = 0; i < KF_ARRAY_SIZE(bad); i++) {
+        snprintf(s.stats_socket, sizeof(s.stats_socket), "%s", bad[i]);
+        kf_strbuf_reset(&err);
+        assert_int_equal(kf_ep_render_haproxy("u1", &s, &c, 1, &out, &err), -EINVAL);
+        assert_non_null(strstr(err.buf, "stats socket"));
+    }
+    kf_strbuf_release(&out);
+    kf_strbuf_release(&err);
+}
+
+/* A fake HAProxy stats socket: answers `show stat` with stat_csv to each
+ * connection until the test closes it. */
+struct fake_stats {
+    int fd;
+    pthread_t thread;
+    int answered;
+    char command[64];
+};
+
+static void *fake_stats_serve(void *arg)
+{
+    struct fake_stats *f = arg;
+    int c;
+
+    while ((c = accept(f->fd, NULL, NULL)) >= 0) {
+        ssize_t n = read(c, f->command, sizeof(f->command) - 1);
+
+        f->command[n > 0 ? n : 0] = '\0';
+        if (write(c, stat_csv, strlen(stat_csv)) > 0)
+            f->answered++;
+        close(c);
+    }
+    return NULL;
+}
+
+static void test_serving(void **state)
+{
+    char dir[] = "/tmp/kf-test-ep-XXXXXX", sock[KF_EP_SOCKET_MAX], *unitdir;
+    struct kf_ep_config lc = { .mode = KF_EP_LOCAL }, xc = { .mode = KF_EP_EXTERNAL };
+    struct kf_endpoints *e, *x;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct fake_stats f = { 0 };
+    int up = -1, total = -1;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(kf_endpoints_new(&lc, dir, &e, NULL), 0);
+    assert_int_equal(kf_endpoints_new(&xc, dir, &x, NULL), 0);
+    /* no HAProxy yet: nothing known, the caller probes */
+    assert_int_equal(kf_endpoints_serving(e, "u1", "web-1", &up, &total), -ENOENT);
+    assert_int_equal(kf_endpoints_serving(x, "u1", "web-1", &up, &total), -EOPNOTSUPP);
+
+    assert_true(kf_endpoints_stats_socket(e, "u1", sock));
+    unitdir = kf_xasprintf("%s/u1", kf_endpoints_root(e));
+    assert_int_equal(mkdir(unitdir, 0700), 0);
+    f.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    assert_int_equal(bind(f.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(f.fd, 8), 0);
+    assert_int_equal(pthread_create(&f.thread, NULL, fake_stats_serve, &f), 0);
+
+    /* ask again once the last read (which failed) is old enough */
+    usleep((KF_EP_STATS_MAX_AGE_MS + 50) * 1000);
+    assert_int_equal(kf_endpoints_serving(e, "u1", "web-1", &up, &total), 0);
+    assert_int_equal(up, 1);
+    assert_int_equal(total, 2);
+    assert_int_equal(kf_endpoints_serving(e, "u1", "web-2", &up, &total), 0);
+    assert_int_equal(up, 0);
+    assert_int_equal(total, 1);
+    assert_int_equal(kf_endpoints_serving(e, "u1", "web-9", &up, &total), -ENOENT);
+    assert_string_equal(f.command, "show stat -1 4 -1\n");
+
+    shutdown(f.fd, SHUT_RDWR);
+    close(f.fd);
+    pthread_join(f.thread, NULL);
+    kf_endpoints_free(x);
+    kf_endpoints_free(e);
+    assert_int_equal(kf_remove_tree(dir), 0);
+    free(unitdir);
+}
+
 static void test_parse_url(void **state)
 {
     static const char *const bad[] = {
@@ -409,6 +569,8 @@ int main(void)
         cmocka_unit_test(test_haproxy_check),   cmocka_unit_test(test_validation),
         cmocka_unit_test(test_settings),        cmocka_unit_test(test_parse_url),
         cmocka_unit_test(test_haproxy_message), cmocka_unit_test(test_proc_name),
+        cmocka_unit_test(test_parse_stat),      cmocka_unit_test(test_stats_socket),
+        cmocka_unit_test(test_serving),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
 /* test-file.c: the one copy of each small file and string helper in base:
  * kf_mkdir_p, kf_write_file_atomic and kf_remove_tree (file.h), FNV-1a,
- * {{placeholder}} filling and the monotonic clock in ms (base.h). */
+ * kf_file_sha256 (file.h), {{placeholder}} filling and the monotonic clock in ms (base.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -106,6 +106,35 @@ static void test_files(void **state)
     kf_strbuf_release(&err);
 }
 
+/* The SHA-256 a Backup records and a restore checks: known digests, a file
+ * longer than one read, the size, and a missing file. */
+static void test_file_sha256(void **state)
+{
+    char path[] = "/tmp/kf-test-sha-XXXXXX", sum[KF_SHA256_TEXT_SIZE] = "untouched";
+    int64_t size = -1;
+    char *big;
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    close(fd);
+    assert_int_equal(kf_file_sha256(path, sum, &size), 0);
+    assert_string_equal(sum,
+                        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(size, 3);
+    /* 200,000 'a's: more than one read of the loop */
+    big = kf_xmalloc(200000);
+    memset(big, 'a', 200000);
+    assert_int_equal(kf_write_file_atomic(path, big, 200000, 0600, false, NULL), 0);
+    free(big);
+    assert_int_equal(kf_file_sha256(path, sum, NULL), 0);
+    assert_string_equal(sum,
+                        "sha256:2287d207f24a941ff3b56c04c8a25ad56b63e3023207b3bb5b4ac0c9869d74be");
+    unlink(path);
+    assert_int_equal(kf_file_sha256(path, sum, &size), -ENOENT);
+}
+
 static void test_fnv1a(void **state)
 {
     (void)state;
@@ -169,9 +198,8 @@ static void test_mono_ms(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_files),
-        cmocka_unit_test(test_fnv1a),
-        cmocka_unit_test(test_fill),
+        cmocka_unit_test(test_files),   cmocka_unit_test(test_file_sha256),
+        cmocka_unit_test(test_fnv1a),   cmocka_unit_test(test_fill),
         cmocka_unit_test(test_mono_ms),
     };
 

@@ -189,6 +189,74 @@ static void test_remote_renewal_revives_only_when_newer(void **state)
     kf_lease_table_free(t);
 }
 
+/* Sweeps skip the shards where nothing can be due: against a model that
+ * checks every lease at every sweep, 600 hosts over two minutes of 1 s
+ * sweeps, beating every 10 s with a 40 s grace; some stop and come back,
+ * some come back only through another replica's report of an old beat
+ * (which must lower what the shard's skip relies on). Every sweep must
+ * report exactly the hosts the model finds newly expired. */
+#define MODEL_HOSTS 600
+
+static bool model_stops(int i, int64_t now)
+{
+    return (i % 7 == 0 && now >= 30000 && now < 90000) || (i % 11 == 0 && now >= 50000);
+}
+
+static void test_sweeps_match_a_full_scan(void **state)
+{
+    struct kf_lease_table *t = kf_lease_table_new(0);
+    int64_t last[MODEL_HOSTS];
+    bool alive[MODEL_HOSTS];
+    char name[32];
+    size_t total = 0;
+
+    (void)state;
+    for (int i = 0; i < MODEL_HOSTS; i++) {
+        snprintf(name, sizeof(name), "h-%04d", i);
+        assert_int_equal(kf_lease_renew(t, name, 0), 1);
+        last[i] = 0;
+        alive[i] = true;
+    }
+    for (int64_t now = 1000; now <= 120000; now += 1000) {
+        char **names;
+        size_t n, k = 0;
+
+        for (int i = 0; i < MODEL_HOSTS; i++) {
+            snprintf(name, sizeof(name), "h-%04d", i);
+            if (i % 13 == 0 && now == 100000) {
+                /* back through a report of a beat 35 s old: alive, and due
+                 * again 5 s later */
+                int born = kf_lease_renew_remote(t, name, now - 35000);
+
+                if (now - 35000 > last[i]) {
+                    assert_int_equal(born, !alive[i]);
+                    last[i] = now - 35000;
+                    alive[i] = true;
+                }
+            } else if ((now / 1000) % 10 == i % 10 && !model_stops(i, now)) {
+                assert_int_equal(kf_lease_renew(t, name, now), !alive[i]);
+                last[i] = now;
+                alive[i] = true;
+            }
+        }
+        n = kf_lease_expire(t, now, 40000, &names);
+        for (int i = 0; i < MODEL_HOSTS; i++) {
+            if (!alive[i] || now - last[i] <= 40000)
+                continue;
+            alive[i] = false;
+            snprintf(name, sizeof(name), "h-%04d", i);
+            assert_true(k < n);
+            assert_string_equal(names[k], name); /* both sorted by name */
+            k++;
+        }
+        assert_int_equal(k, n);
+        total += n;
+        kf_lease_names_free(names, n);
+    }
+    assert_true(total > 100); /* the model did expire hosts, and came back */
+    kf_lease_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_many_hosts),
         cmocka_unit_test(test_remote_renewals_are_not_local),
         cmocka_unit_test(test_remote_renewal_revives_only_when_newer),
+        cmocka_unit_test(test_sweeps_match_a_full_scan),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
