@@ -69,7 +69,18 @@ struct kf_capacity_options {
     /* Shape of a host that `kfleet plan` and the unit conditions assume when
      * a unit has no hosts to copy (64 CPU / 256 GiB). */
     struct kf_res default_host;
+    /* Unit loss (ctrl-unitloss.c): every host of a unit NotReady this long
+     * (--unit-loss-grace) makes it lost, and its clusters are restored from
+     * their backups on other units, at most unit_loss_concurrency at once
+     * fleet-wide (--unit-loss-concurrency). */
+    int64_t unit_loss_grace_ms;
+    unsigned unit_loss_concurrency;
 };
+
+#define KF_UNIT_LOSS_GRACE_MS        (10 * 60 * 1000)
+#define KF_UNIT_LOSS_GRACE_MAX_MS    (7LL * 24 * 3600 * 1000)
+#define KF_UNIT_LOSS_CONCURRENCY     50
+#define KF_UNIT_LOSS_CONCURRENCY_MAX 10000
 
 void kf_capacity_options_default(struct kf_capacity_options *o);
 
@@ -79,6 +90,9 @@ extern const struct kf_ctrl_ops kf_ctrl_profiles_ops;
 extern const struct kf_ctrl_ops kf_ctrl_host_ops;
 extern const struct kf_ctrl_ops kf_ctrl_unit_status_ops;
 extern const struct kf_ctrl_ops kf_ctrl_placement_ops;
+extern const struct kf_ctrl_ops kf_ctrl_unitloss_ops;
+int kf_ctrl_unitloss_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
+void kf_ctrl_unitloss_fini(void *data);
 int kf_ctrl_profiles_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
 int kf_ctrl_host_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);
 int kf_ctrl_unit_status_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err);

@@ -479,6 +479,26 @@ static int restore_data(const char *value, const struct kf_argv *argv, struct kf
     return r;
 }
 
+/* One request (restore or restart) on a simulated host, which keeps no
+ * data: the member is stopped and started again once per request, as on a
+ * real host, so that it reports a start after the request (what the
+ * restore waits for); what was done is kept in memory. */
+static int sim_request(struct agent_host *h, struct agent_member *m, const char *value,
+                       uint64_t *done, const char *what)
+{
+    uint64_t hash;
+    int r;
+
+    if (!value || *done == (hash = kf_hash_str(value)))
+        return 0;
+    r = stopped(h, m);
+    if (r != 0)
+        return r;
+    *done = hash;
+    kf_log_info("member \"%s\": %s (simulated host: nothing to replace)", m->name, what);
+    return 2;
+}
+
 int kf_agent_member_restore(struct kf_agent *a, struct agent_host *h, struct agent_member *m,
                             const struct kf_argv *argv, struct kf_strbuf *err)
 {
@@ -489,8 +509,15 @@ int kf_agent_member_restore(struct kf_agent *a, struct agent_host *h, struct age
     int r = 0;
 
     (void)a;
-    if (!h->dir || (!restore && !restart))
+    if (!restore && !restart)
         return 0;
+    if (!h->dir) {
+        r = sim_request(h, m, restore, &m->sim_restore_hash, "data restored from the snapshot");
+        if (r == 0)
+            r = sim_request(h, m, restart, &m->sim_restart_hash,
+                            "restarted after its cluster's restore");
+        return r;
+    }
     if (restore) {
         marker = kf_xasprintf("%s/members/%s/restored", h->dir, m->rname);
         read_marker(marker, done, sizeof(done));

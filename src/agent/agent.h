@@ -177,6 +177,9 @@ struct agent_member {
     int failures;
     char *cluster, *component; /* labels for /metrics */
     int64_t change_retry_ms;   /* monotonic: an etcd member change's answer is sent again then */
+    /* simulated host: hashes of the last restore and restart done (a real
+     * host keeps them in the member's directory; agent-backup.c) */
+    uint64_t sim_restore_hash, sim_restart_hash;
 };
 
 struct agent_host {

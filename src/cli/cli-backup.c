@@ -155,6 +155,9 @@ int kf_cli_cmd_backup(struct kf_cli *cli, const struct kf_cli_args *args)
 
 const struct kf_cli_opt kf_cli_restore_opts[] = {
     { "backup", 0, KF_CLI_VALUE, "NAME", "the Backup to restore (required)" },
+    { "unit", 0, KF_CLI_VALUE, "UNIT",
+      "restore onto this unit of the cluster's region: a new member set there, the endpoint "
+      "moves to it (admin)" },
     { "wait", 0, KF_CLI_FLAG, NULL, "wait until every member runs on the restored data" },
     { "timeout", 0, KF_CLI_VALUE, "DURATION", "how long --wait waits (default 15m)" },
     { NULL, 0, 0, NULL, NULL },
@@ -188,7 +191,9 @@ static int wait_restored(struct kf_cli *cli, const char *cluster, const char *id
             snprintf(last, sizeof(last), "%s", progress);
         }
         if (done && !strncmp(id, done, strlen(done)) && id[strlen(done)] == ' ') {
-            fprintf(cli->out, "guestcluster/%s restored\n", cluster);
+            fprintf(cli->out, "guestcluster/%s restored on unit %s, endpoint %s\n", cluster,
+                    kf_json_str(gc, "status.unit", "?"),
+                    kf_json_str(gc, "status.endpoints.apiServer", "(none)"));
             json_decref(gc);
             return KF_CLI_EXIT_OK;
         }
@@ -205,6 +210,7 @@ static int wait_restored(struct kf_cli *cli, const char *cluster, const char *id
 int kf_cli_cmd_restore(struct kf_cli *cli, const struct kf_cli_args *args)
 {
     const char *bk = kf_cli_args_get(args, "backup"), *timeout = kf_cli_args_get(args, "timeout");
+    const char *unit = kf_cli_args_get(args, "unit");
     struct kf_cli_response resp = { 0 };
     int64_t timeout_ms = DEFAULT_WAIT_MS;
     struct kf_strbuf path = KF_STRBUF_INIT;
@@ -212,7 +218,7 @@ int kf_cli_cmd_restore(struct kf_cli *cli, const struct kf_cli_args *args)
     int rc = KF_CLI_EXIT_OK;
 
     if (args->n_pos != 1 || !bk || !*bk) {
-        kf_cli_error(cli, "usage: kfleet restore CLUSTER --backup NAME [--wait]");
+        kf_cli_error(cli, "usage: kfleet restore CLUSTER --backup NAME [--unit UNIT] [--wait]");
         return KF_CLI_EXIT_USAGE;
     }
     if (timeout && (kf_parse_duration_ms(timeout, &timeout_ms) < 0 || timeout_ms <= 0)) {
@@ -221,9 +227,17 @@ int kf_cli_cmd_restore(struct kf_cli *cli, const struct kf_cli_args *args)
     }
     if (kf_cli_connect(cli) != 0)
         return KF_CLI_EXIT_USAGE;
-    base = kf_cli_path(&kf_kind_backup, bk);
-    kf_strbuf_addf(&path, "%s/restore", base);
-    kf_cli_path_add_query(&path, "cluster", args->pos[0]);
+    if (unit) {
+        /* onto another unit: the placement controller's move (ctrl-placement-move.c) */
+        base = kf_cli_path(&kf_kind_guestcluster, args->pos[0]);
+        kf_strbuf_addf(&path, "%s/move", base);
+        kf_cli_path_add_query(&path, "unit", unit);
+        kf_cli_path_add_query(&path, "backup", bk);
+    } else {
+        base = kf_cli_path(&kf_kind_backup, bk);
+        kf_strbuf_addf(&path, "%s/restore", base);
+        kf_cli_path_add_query(&path, "cluster", args->pos[0]);
+    }
     ref = kf_cli_ref(&kf_kind_backup, bk);
     if (kf_cli_request(cli, "POST", path.buf, "application/json", "{}", 2, &resp) < 0)
         rc = KF_CLI_EXIT_UNREACHABLE;
@@ -232,6 +246,11 @@ int kf_cli_cmd_restore(struct kf_cli *cli, const struct kf_cli_args *args)
     else {
         fprintf(cli->out, "guestcluster/%s restore from %s (revision %lld) started\n", args->pos[0],
                 ref, (long long)kf_json_int(resp.json, "revision", 0));
+        if (unit)
+            fprintf(cli->out,
+                    "guestcluster/%s moves from unit %s to unit %s: its endpoint changes to one "
+                    "on unit %s (fetch its kubeconfig again: kfleet get kubeconfig %s)\n",
+                    args->pos[0], kf_json_str(resp.json, "from", "?"), unit, unit, args->pos[0]);
         fflush(cli->out);
         if (kf_cli_args_has(args, "wait"))
             rc =

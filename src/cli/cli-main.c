@@ -105,7 +105,7 @@ static const struct kf_cli_command commands[] = {
     },
     {
         .name = "restore",
-        .usage = "CLUSTER --backup NAME [--wait [--timeout DURATION]]",
+        .usage = "CLUSTER --backup NAME [--unit UNIT] [--wait [--timeout DURATION]]",
         .summary = "bring a guest cluster's etcd back to a Backup (admin)",
         .help = "Checks first that the Backup is a verified snapshot of CLUSTER taken in\n"
                 "its region and that the file's sha256 is the recorded one (a corrupted\n"
@@ -114,8 +114,16 @@ static const struct kf_cli_command commands[] = {
                 "revision) and started, and the other members restart once. Writes made\n"
                 "after the backup are gone. --wait prints the progress.\n"
                 "\n"
-                "Example:\n"
-                "  kfleet restore web-1 --backup web-1-20261207-120000 --wait\n",
+                "With --unit, the cluster is brought back on another unit of its region\n"
+                "instead (its own unit lost, or to leave it): placement checks first that\n"
+                "the control plane fits there (its rules and the unit's water level; if\n"
+                "not, the restore is refused with the reason), the old members stop, new\n"
+                "ones start on UNIT from the snapshot, and the cluster's endpoint moves to\n"
+                "an address of UNIT: fetch its kubeconfig again.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet restore web-1 --backup web-1-20261207-120000 --wait\n"
+                "  kfleet restore web-1 --backup web-1-20261207-120000 --unit hz-u2 --wait\n",
         .opts = kf_cli_restore_opts,
         .run = kf_cli_cmd_restore,
     },

@@ -30,6 +30,7 @@
 #include "kfleet/api-action.h"
 #include "kfleet/backup.h"
 #include "kfleet/error.h"
+#include "kfleet/events.h"
 #include "kfleet/file.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -38,6 +39,7 @@
 #include "kfleet/registry.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-backup.h"
+#include "controllers/ctrl-capacity.h"
 
 KF_LOG_MODULE(backup);
 
@@ -66,9 +68,8 @@ static int annotate(struct kf_registry *reg, const struct kf_kind *k, const char
     return r == -KF_ENOTFOUND ? 0 : r;
 }
 
-/* What must hold before a restore starts; -KF_EINVALID with why. */
-static int restore_check(struct kf_backup_ctrl *d, const json_t *b, const json_t *gc,
-                         struct kf_strbuf *err)
+int kf_backup_restore_check(struct kf_registry *reg, const json_t *b, const json_t *gc,
+                            struct kf_strbuf *err)
 {
     const char *region = kf_json_str(gc, "spec.region", "");
     const char *path = kf_json_str(b, "status.path", NULL),
@@ -82,7 +83,8 @@ static int restore_check(struct kf_backup_ctrl *d, const json_t *b, const json_t
                       "backup \"%s\" is %s: only a verified (Succeeded) snapshot is restored",
                       kf_obj_name(b), kf_json_str(b, "status.phase", "Pending"));
     if (strcmp(kf_json_str(b, "status.region", ""), region) != 0 ||
-        kf_informer_get(d->locations, kf_json_str(b, "status.location", ""), &loc) < 0 ||
+        kf_registry_get(reg, &kf_kind_backuplocation, kf_json_str(b, "status.location", ""), &loc) <
+            0 ||
         strcmp(kf_json_str(loc, "spec.region", ""), region) != 0) {
         json_decref(loc);
         return kf_err(err, -KF_EINVALID,
@@ -128,7 +130,7 @@ static int restore_fn(void *arg, const struct kf_api_call *call, json_t **ret,
         r = kf_err(err, -KF_ENOTFOUND, "guest cluster \"%s\" does not exist", cluster);
         goto free_backup;
     }
-    r = restore_check(d, b, gc, err);
+    r = kf_backup_restore_check(d->reg, b, gc, err);
     if (r < 0)
         goto free_cluster;
     snprintf(value, sizeof(value), "%lld %s", (long long)kf_now_ms(), call->name);
@@ -200,10 +202,18 @@ static int converge(struct kf_backup_ctrl *d, const char *cluster, const char *i
                 else if (back_since(m, since))
                     (*etcd_back)++;
             } else if (pass == 1 && !etcd) {
+                int64_t created = 0;
+
                 (*n_others)++;
+                kf_time_parse_rfc3339(kf_json_str(m, "metadata.creationTimestamp", ""), &created);
                 if (*etcd_back < *n_etcd)
                     ; /* not before etcd is back */
-                else if (!kf_streq(annotation(m, KF_BACKUP_ANN_MEMBER_RESTART), id))
+                else if (created >= since / 1000 * 1000) {
+                    /* made for this restore (a move to another unit): it never
+                     * saw the old data, nothing to restart */
+                    if (back_since(m, since))
+                        (*others_back)++;
+                } else if (!kf_streq(annotation(m, KF_BACKUP_ANN_MEMBER_RESTART), id))
                     r = annotate(d->reg, &kf_kind_controlplanemember, names[i],
                                  KF_BACKUP_ANN_MEMBER_RESTART, id);
                 else if (back_since(m, since))
@@ -220,16 +230,47 @@ int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *
 {
     const char *req = annotation(gc, KF_BACKUP_ANN_RESTORE);
     const char *done = annotation(gc, KF_BACKUP_ANN_RESTORED);
-    char id[32], bname[254], restore[2400], progress[400];
+    char id[32], bname[254], restore[2400], progress[800];
     int etcd_back = 0, n_etcd = 0, others_back = 0, n_others = 0, r;
+    struct kf_move_req move = { .id = "" };
     json_t *b = NULL;
 
     if (!req || sscanf(req, "%31s %253s", id, bname) != 2 || kf_streq(done, id))
         return 0;
+    if (kf_move_parse(annotation(gc, KF_MOVE_ANN), &move) == 0 && strcmp(move.id, id) == 0 &&
+        !kf_streq(annotation(gc, KF_MOVE_ANN_DONE), id) &&
+        kf_streq(kf_json_str(gc, "status.unit", ""), move.from)) {
+        /* the placement controller moves it first (ctrl-placement-move.c);
+         * the old members are not restored */
+        *requeue_ms = 1000;
+        snprintf(progress, sizeof(progress), "moving off unit %s (%s)", move.from,
+                 kf_json_str(kf_cap_condition_find(kf_json_path(gc, "status.conditions"),
+                                                   KF_MOVE_CONDITION),
+                             "message", "waiting for placement"));
+        if (!kf_streq(annotation(gc, KF_BACKUP_ANN_RESTORE_PROGRESS), progress))
+            return annotate(d->reg, &kf_kind_guestcluster, kf_obj_name(gc),
+                            KF_BACKUP_ANN_RESTORE_PROGRESS, progress);
+        return 0;
+    }
     if (kf_informer_get(d->backups, bname, &b) < 0) {
         kf_log_warn("cluster \"%s\": backup \"%s\" is gone; its restore is given up",
                     kf_obj_name(gc), bname);
+        kf_recorder_eventf(d->rec, gc, KF_EVENT_WARNING, "RestoreAbandoned",
+                           "backup %s is gone: the restore %s is given up", bname, id);
         return annotate(d->reg, &kf_kind_guestcluster, kf_obj_name(gc), KF_BACKUP_ANN_RESTORED, id);
+    }
+    if (!kf_streq(annotation(gc, KF_BACKUP_ANN_RESTORE_STARTED), id)) {
+        r = annotate(d->reg, &kf_kind_guestcluster, kf_obj_name(gc), KF_BACKUP_ANN_RESTORE_STARTED,
+                     id);
+        if (r < 0)
+            goto free_backup;
+        kf_recorder_eventf(d->rec, gc, KF_EVENT_NORMAL, "RestoreStarted",
+                           "restoring etcd from backup %s (revision %lld, taken %s)%s%s", bname,
+                           (long long)kf_json_int(b, "status.revision", 0),
+                           kf_json_str(b, "status.completionTime",
+                                       kf_json_str(b, "metadata.creationTimestamp", "?")),
+                           kf_streq(move.id, id) ? " on unit " : "",
+                           kf_streq(move.id, id) ? kf_json_str(gc, "status.unit", "") : "");
     }
     snprintf(restore, sizeof(restore), "%s %s %s", id, kf_json_str(b, "status.path", ""),
              kf_json_str(b, "status.checksum", ""));
@@ -240,7 +281,7 @@ int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *
     *requeue_ms = 1000;
     if (etcd_back == n_etcd && others_back == n_others) {
         kf_log_info("cluster \"%s\": restored from backup \"%s\" (revision %lld): %d etcd "
-                    "members from the snapshot, %d members restarted",
+                    "members from the snapshot, %d other members back",
                     kf_obj_name(gc), bname, (long long)kf_json_int(b, "status.revision", 0), n_etcd,
                     n_others);
         snprintf(progress, sizeof(progress), "done: restored from %s at revision %lld", bname,
@@ -250,6 +291,14 @@ int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *
         if (r == 0)
             r = annotate(d->reg, &kf_kind_guestcluster, kf_obj_name(gc), KF_BACKUP_ANN_RESTORED,
                          id);
+        if (r == 0)
+            kf_recorder_eventf(d->rec, gc, KF_EVENT_NORMAL, "Restored",
+                               "restored from backup %s at revision %lld%s%s: %d etcd members "
+                               "from the snapshot, %d other members back",
+                               bname, (long long)kf_json_int(b, "status.revision", 0),
+                               kf_streq(move.id, id) ? " on unit " : "",
+                               kf_streq(move.id, id) ? kf_json_str(gc, "status.unit", "") : "",
+                               n_etcd, n_others);
         goto free_backup;
     }
     snprintf(progress, sizeof(progress), "etcd members restored %d/%d, members restarted %d/%d",

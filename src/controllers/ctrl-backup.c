@@ -32,6 +32,7 @@
 
 #include "kfleet/backup.h"
 #include "kfleet/error.h"
+#include "kfleet/events.h"
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
 #include "kfleet/log.h"
@@ -428,6 +429,42 @@ static int64_t jitter_ms(const char *cluster, int64_t slot, int64_t interval_ms)
     return span > 0 ? (int64_t)(h % (uint64_t)span) : 0;
 }
 
+/* Records the Event of a Backup that ended (BackupSucceeded, BackupFailed),
+ * once: the annotation KF_BACKUP_ANN_REPORTED remembers it across restarts. */
+static int report(struct kf_backup_ctrl *d, const json_t *gc, const json_t *b, const char *phase)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    json_t *p =
+        json_pack("{s:{s:{s:s}}}", "metadata", "annotations", KF_BACKUP_ANN_REPORTED, phase);
+    char *text = json_dumps(p, JSON_COMPACT);
+    int r = kf_registry_patch(d->reg, &kf_kind_backup, kf_obj_name(b), KF_PATCH_MERGE, text,
+                              strlen(text), false, NULL, &causes, &err);
+
+    if (r < 0 && r != -KF_ENOTFOUND)
+        kf_log_rl_warn("backup \"%s\": cannot annotate it: %s; retrying", kf_obj_name(b),
+                       err.len ? err.buf : strerror(-r));
+    free(text);
+    json_decref(p);
+    kf_causes_release(&causes);
+    kf_strbuf_release(&err);
+    if (r < 0)
+        return r;
+    if (!strcmp(phase, "Succeeded"))
+        kf_recorder_eventf(
+            d->rec, b, KF_EVENT_NORMAL, "BackupSucceeded",
+            "snapshot of cluster %s at revision %lld: %lld bytes, %s, in %s",
+            kf_json_str(b, "spec.cluster", ""), (long long)kf_json_int(b, "status.revision", 0),
+            (long long)kf_json_int(b, "status.size", 0), kf_json_str(b, "status.checksum", ""),
+            kf_json_str(b, "status.path", ""));
+    else
+        kf_recorder_eventf(d->rec, gc ? gc : b, KF_EVENT_WARNING, "BackupFailed",
+                           "backup %s of cluster %s failed (%s): %s", kf_obj_name(b),
+                           kf_json_str(b, "spec.cluster", ""), kf_json_str(b, "status.reason", ""),
+                           kf_json_str(b, "status.message", ""));
+    return 0;
+}
+
 /* Looks at one Backup of the cluster (gc may be NULL: gone). */
 static int look_at(struct kf_backup_ctrl *d, const json_t *gc, json_t *b, struct seen *s)
 {
@@ -453,6 +490,14 @@ static int look_at(struct kf_backup_ctrl *d, const json_t *gc, json_t *b, struct
                                "the host did not finish the snapshot in 15 minutes");
         s->requeue_ms = PENDING_RETRY;
         return 0;
+    }
+    if (!kf_streq(json_string_value(json_object_get(kf_json_path(b, "metadata.annotations"),
+                                                    KF_BACKUP_ANN_REPORTED)),
+                  phase)) {
+        int r = report(d, gc, b, phase);
+
+        if (r < 0)
+            return r;
     }
     if (!strcmp(phase, "Succeeded")) {
         s->ok = kf_xrealloc(s->ok, (s->n_ok + 1) * sizeof(*s->ok));
@@ -617,11 +662,16 @@ int kf_ctrl_backup_init(const struct kf_ctrl_env *env, void **ret, struct kf_str
     struct kf_backup_ctrl *d = kf_xcalloc(1, sizeof(*d));
 
     d->reg = env->reg;
+    d->rec = kf_recorder_new(env->reg, "backup");
     *ret = d;
     return kf_backup_add_actions(d, env->actions, err);
 }
 
 void kf_ctrl_backup_fini(void *data)
 {
+    struct kf_backup_ctrl *d = data;
+
+    if (d)
+        kf_recorder_free(d->rec);
     free(data);
 }

@@ -10,6 +10,7 @@
 #include "kfleet/ctrlrt.h"
 
 struct kf_api_actions;
+struct kf_recorder;
 struct kf_registry;
 struct kf_strbuf;
 
@@ -18,6 +19,7 @@ struct kf_strbuf;
 
 struct kf_backup_ctrl {
     struct kf_registry *reg;
+    struct kf_recorder *rec;
     struct kf_informer *clusters, *backups, *locations, *members;
 };
 
@@ -29,5 +31,11 @@ int kf_backup_add_actions(struct kf_backup_ctrl *d, const struct kf_api_actions 
  * annotates members, records progress and the end. Sets *requeue_ms while
  * it goes on. 0 or a negative error (retried). */
 int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *requeue_ms);
+/* What must hold before cluster gc is restored from Backup b: b is
+ * Succeeded, of gc's region and in a location of that region, and its file
+ * has the recorded sha256. 0, or -KF_EINVALID with why for people. Reads
+ * the whole file (the caller may block that long). */
+int kf_backup_restore_check(struct kf_registry *reg, const json_t *b, const json_t *gc,
+                            struct kf_strbuf *err);
 
 #endif

@@ -206,4 +206,6 @@ void kf_capacity_options_default(struct kf_capacity_options *o)
     kf_place_policy_default(&o->policy);
     o->default_host.cpu_milli = 64 * 1000;
     o->default_host.mem_bytes = 256 * KF_GIB;
+    o->unit_loss_grace_ms = KF_UNIT_LOSS_GRACE_MS;
+    o->unit_loss_concurrency = KF_UNIT_LOSS_CONCURRENCY;
 }

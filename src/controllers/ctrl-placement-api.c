@@ -371,6 +371,7 @@ void kf_place_api_bind(struct place_ctrl *d)
         return;
     kf_api_actions_add(d->actions, &ex);
     kf_api_actions_add(d->actions, &pl);
+    kf_place_move_bind(d);
 }
 
 void kf_place_api_unbind(struct place_ctrl *d)
@@ -379,6 +380,7 @@ void kf_place_api_unbind(struct place_ctrl *d)
         return;
     kf_api_actions_remove(d->actions, "GET", &kf_kind_guestcluster, "explain");
     kf_api_actions_remove(d->actions, "POST", NULL, "plan");
+    kf_place_move_unbind(d);
 }
 
 /* For tests without a server. */

@@ -1434,8 +1434,10 @@ static int reconcile_cluster(struct place_ctrl *d, const json_t *cluster, int64_
         r = settings_invalid(d, cluster, reason, &why);
     else if (!kf_json_path(cluster, "status.unit"))
         r = place_new(d, kf_obj_name(cluster));
-    else
+    else if ((r = kf_place_move_step(d, cluster, &s, requeue_after_ms)) == 0)
         r = reconcile_placed(d, cluster, &s, requeue_after_ms);
+    else if (r > 0) /* moving to another unit (ctrl-placement-move.c) */
+        r = 0;
     kf_place_settings_release(&s);
     kf_strbuf_release(&why);
     return r;

@@ -183,6 +183,18 @@ int kf_place_members_delete_all(struct place_ctrl *d, const char *cluster, struc
 void kf_place_members_count(struct place_ctrl *d, const char *cluster, unsigned *ret_existing,
                             unsigned *ret_ready);
 
+/* --- moves to another unit (ctrl-placement-move.c) ----------------------------- */
+
+/* The move the cluster's KF_MOVE_ANN asks for, one step: 1 when the move
+ * holds the cluster (the usual reconcile of a placed cluster waits),
+ * 0 when there is none (or it is done), or a store error (retried). Sets
+ * *requeue_after_ms while it goes on. Worker only. */
+int kf_place_move_step(struct place_ctrl *d, const json_t *cluster,
+                       const struct kf_place_settings *s, int64_t *requeue_after_ms);
+/* Adds / removes the action POST .../guestclusters/NAME/move (admin). */
+void kf_place_move_bind(struct place_ctrl *d);
+void kf_place_move_unbind(struct place_ctrl *d);
+
 /* --- actions (ctrl-placement-api.c) ------------------------------------------- */
 
 void kf_place_api_bind(struct place_ctrl *d);

@@ -34,6 +34,7 @@ static const struct kf_ctrl_def defs[] = {
     { &kf_ctrl_release_ops, kf_ctrl_release_init, kf_ctrl_release_fini },
     { &kf_ctrl_backup_ops, kf_ctrl_backup_init, kf_ctrl_backup_fini },
     { &kf_ctrl_replace_ops, kf_ctrl_replace_init, kf_ctrl_replace_fini },
+    { &kf_ctrl_unitloss_ops, kf_ctrl_unitloss_init, kf_ctrl_unitloss_fini },
     { NULL, NULL, NULL }, /* end; controllers go above this line */
 };
 

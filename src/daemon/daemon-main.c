@@ -101,6 +101,10 @@ static const char usage_text[] =
     "  --grade-down-hold DUR     ... before it goes down, in its maintenance window\n"
     "                            (default 24h)\n"
     "  --max-grade-changes N     clusters changing grade at once, fleet-wide (default 10)\n"
+    "  --unit-loss-grace DUR     every host of a unit NotReady this long: the unit is lost\n"
+    "                            and its clusters are restored from their backups on other\n"
+    "                            units (default 10m; at least --host-grace, at most 7 days)\n"
+    "  --unit-loss-concurrency N  such restores under way at once, fleet-wide (default 50)\n"
     "  --monitoring MODE         off, external (render the Prometheus/Alertmanager configs\n"
     "                            under DATA-DIR/monitoring; an operator runs them) or local\n"
     "                            (kfleetd also runs them on 127.0.0.1) (default off)\n"
@@ -164,6 +168,8 @@ enum {
     OPT_GRADE_UP_HOLD,
     OPT_GRADE_DOWN_HOLD,
     OPT_MAX_GRADE_CHANGES,
+    OPT_UNIT_LOSS_GRACE,
+    OPT_UNIT_LOSS_CONCURRENCY,
     OPT_MONITORING,
     OPT_MONITORING_PORT_BASE,
     OPT_MONITORING_CONFIG,
@@ -212,6 +218,8 @@ static const struct option options[] = {
     { "grade-up-hold", required_argument, NULL, OPT_GRADE_UP_HOLD },
     { "grade-down-hold", required_argument, NULL, OPT_GRADE_DOWN_HOLD },
     { "max-grade-changes", required_argument, NULL, OPT_MAX_GRADE_CHANGES },
+    { "unit-loss-grace", required_argument, NULL, OPT_UNIT_LOSS_GRACE },
+    { "unit-loss-concurrency", required_argument, NULL, OPT_UNIT_LOSS_CONCURRENCY },
     { "monitoring", required_argument, NULL, OPT_MONITORING },
     { "monitoring-port-base", required_argument, NULL, OPT_MONITORING_PORT_BASE },
     { "monitoring-config", required_argument, NULL, OPT_MONITORING_CONFIG },
@@ -513,6 +521,16 @@ static bool capacity_option(int opt, const char *v, struct config *c)
     case OPT_GRADE_DOWN_HOLD:
         c->cap.shift.down_hold_ms = parse_duration("grade-down-hold", v);
         return true;
+    case OPT_UNIT_LOSS_GRACE:
+        c->cap.unit_loss_grace_ms = parse_duration("unit-loss-grace", v);
+        if (c->cap.unit_loss_grace_ms < 1000 ||
+            c->cap.unit_loss_grace_ms > KF_UNIT_LOSS_GRACE_MAX_MS)
+            usage_error("--unit-loss-grace must be between 1s and 7 days");
+        return true;
+    case OPT_UNIT_LOSS_CONCURRENCY:
+        c->cap.unit_loss_concurrency =
+            (unsigned)parse_count("unit-loss-concurrency", v, 1, KF_UNIT_LOSS_CONCURRENCY_MAX);
+        return true;
     case OPT_MAX_GRADE_CHANGES:
         c->cap.shift.max_in_flight = (unsigned)parse_count("max-grade-changes", v, 1, 1000000);
         return true;
@@ -611,6 +629,10 @@ static void parse_options(int argc, char **argv, struct config *c)
     }
     if (optind < argc)
         usage_error("unexpected argument \"%s\"", argv[optind]);
+    if (c->cap.unit_loss_grace_ms < c->cap.host_grace_ms)
+        usage_error("--unit-loss-grace (%lld ms) must be at least --host-grace (%lld ms): a unit "
+                    "is lost only after its hosts are NotReady",
+                    (long long)c->cap.unit_loss_grace_ms, (long long)c->cap.host_grace_ms);
 }
 
 /* --grade-table FILE: the operator's grades, validated, into *t. */

@@ -212,7 +212,8 @@ def test_backup_of_a_running_kubernetes_cluster():
                                     HOME=f.tmp), capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p
         assert f"restore from backup/{name} (revision {st['revision']}) started" in p.stdout, p
-        assert p.stdout.rstrip().endswith("guestcluster/web restored"), p.stdout
+        assert p.stdout.rstrip().splitlines()[-1].startswith(
+            "guestcluster/web restored on unit u1, endpoint https://"), p.stdout
 
         last = []
 
