@@ -114,6 +114,13 @@ struct kf_informer {
     struct handler *handlers;
     size_t nhandlers, alloc_handlers;
     int64_t rev;
+    /* The thread's watch while it waits with every event it was given
+     * applied (idle): the store's commits that have nothing for this kind
+     * move the watch past them without waking the thread, so the cache's
+     * revision is then the watch's progress (kf_informer_rev). Both under
+     * lock; the watch is only read while idle. */
+    struct kf_watch *watch;
+    bool idle;
     size_t bytes; /* kf_informer_bytes: what objs holds, dictionaries aside */
     /* The informer's thread's own: the dictionary new objects are deflated
      * against, and the latest objects, from which the next one is made. */
@@ -564,7 +571,7 @@ static void on_event(struct kf_informer *inf, const struct kf_event *ev)
 }
 
 /* The mod_rev of name in the cache, 0 if absent. */
-static int64_t cached_mod_rev(struct kf_informer *inf, const char *name)
+int64_t kf_informer_mod_rev(struct kf_informer *inf, const char *name)
 {
     struct cached *c;
     int64_t rev = 0;
@@ -609,7 +616,7 @@ static int relist(struct kf_informer *inf)
                 kf_obj_decode(l.items[i].value, l.items[i].value_len, l.items[i].mod_rev, &obj) < 0)
                 continue;
             if (owned(inf, obj)) {
-                bool same = cached_mod_rev(inf, name) == l.items[i].mod_rev;
+                bool same = kf_informer_mod_rev(inf, name) == l.items[i].mod_rev;
 
                 kf_smap_put(&seen, name, (void *)1);
                 if (!same) {
@@ -714,12 +721,21 @@ static void *informer_main(void *arg)
                 break;
             }
             /* caught up: the cache reflects the store up to the watch's
-             * progress, even if the newest writes were to other kinds */
+             * progress, even if the newest writes were to other kinds, and
+             * keeps up with it while the thread waits (kf_informer_rev) */
             pthread_rwlock_wrlock(&inf->lock);
             inf->rev = KF_MAX(inf->rev, kf_watch_progress(w));
+            inf->watch = w;
+            inf->idle = true;
             pthread_rwlock_unlock(&inf->lock);
             kf_watch_wait(w, WAIT_SLICE_MS);
+            pthread_rwlock_wrlock(&inf->lock);
+            inf->idle = false;
+            pthread_rwlock_unlock(&inf->lock);
         }
+        pthread_rwlock_wrlock(&inf->lock);
+        inf->watch = NULL;
+        pthread_rwlock_unlock(&inf->lock);
         kf_watch_close(w);
         if (r == -EPIPE)
             break;
@@ -866,6 +882,11 @@ int64_t kf_informer_rev(struct kf_informer *inf)
 
     pthread_rwlock_rdlock(&inf->lock);
     rev = inf->rev;
+    /* Idle, every event the watch gave is applied: whatever it moved past
+     * since (commits of other kinds, which do not wake the thread) the
+     * cache reflects too. Lock order: the informer's, then the hub's. */
+    if (inf->idle && inf->watch)
+        rev = KF_MAX(rev, kf_watch_progress(inf->watch));
     pthread_rwlock_unlock(&inf->lock);
     return rev;
 }
