@@ -11,10 +11,11 @@
  * the commit itself, as its own kf_watch_next would have, so it neither
  * wakes for nothing (kfleetd has one informer per kind, and each woke at
  * every commit of any kind: ~5 % of a placement burst's CPU) nor falls
- * behind the window while it sleeps. A watcher that starts before the window, or is
- * overrun by it, reads the backend's history instead (a "fallback") and
- * returns to the ring once it has caught up; if that history was compacted
- * the watch ends with -KF_ECOMPACTED, which the API turns into 410 Gone.
+ * behind the window while it sleeps. A watcher that starts before the
+ * window, or is overrun by it, reads the backend's history instead (a
+ * "fallback") and returns to the ring once it has caught up; if that
+ * history was compacted the watch ends with -KF_ECOMPACTED, which the API
+ * turns into 410 Gone.
  * A backend whose own feed lost events (etcd's watch came back after a
  * compaction) expires every watcher at once (kf_watch_hub_expire): they
  * end with -KF_ECOMPACTED too, and their clients list again.
@@ -26,11 +27,11 @@
  * which publish fills a transaction at a time) it moves to (rev + 1, 0), so
  * that it can re-enter the ring as soon as the ring covers it.
  *
- * Locking: hub->lock protects the ring and the watcher list, and a watcher's
- * ring cursor (seq) and position while it is in the ring (the publish that
- * skips it moves them). Backends call
- * kf_store_publish with their own write lock held, so the hub never calls a
- * backend while holding hub->lock: history reads happen unlocked, counted in
+ * Locking: hub->lock protects the ring and the watcher list, and a
+ * watcher's ring cursor (seq) and position while it is in the ring (the
+ * publish that skips it moves them). Backends call kf_store_publish with
+ * their own write lock held, so the hub never calls a backend while
+ * holding hub->lock: history reads happen unlocked, counted in
  * hub->history_readers so that closing the store waits for them. A watcher's
  * other fields (backlog, and its position while it reads history) belong to
  * the thread that reads it; in_ring changes only under hub->lock.
