@@ -262,8 +262,7 @@ void kf_store_note_compacted(struct kf_store *s, int64_t rev);
  * than the compacted revision.
  *
  * wake(arg) is called, from a writer's thread and with hub locks held, when
- * new events may be ready (not for a commit with no event under prefix that
- * found the watcher caught up): it must not block and must not call back into the
+ * new events may be ready: it must not block and must not call back into the
  * store (signal a condition, write an eventfd, resume a connection). It may
  * be NULL for watchers that poll or use kf_watch_wait.
  *
@@ -292,14 +291,7 @@ struct kf_watch_stats {
     int64_t window_oldest_rev;
     uint64_t published_events;
     uint64_t history_fallbacks;
-    /* times a commit did not wake a watcher that wanted none of its events
-     * (its position moved past the commit without it) */
-    uint64_t skipped_wakeups;
 };
 void kf_watch_hub_stats(struct kf_store *s, struct kf_watch_stats *ret);
-/* Times a commit woke w (called its wake function and signalled its
- * kf_watch_wait): commits with an event under its prefix, and any commit
- * while it was behind or reading the backend's history; for tests. */
-uint64_t kf_watch_wakeups(struct kf_watch *w);
 
 #endif

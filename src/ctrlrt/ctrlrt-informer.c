@@ -114,13 +114,6 @@ struct kf_informer {
     struct handler *handlers;
     size_t nhandlers, alloc_handlers;
     int64_t rev;
-    /* The thread's watch while it waits with every event it was given
-     * applied (idle): the store's commits that have nothing for this kind
-     * move the watch past them without waking the thread, so the cache's
-     * revision is then the watch's progress (kf_informer_rev). Both under
-     * lock; the watch is only read while idle. */
-    struct kf_watch *watch;
-    bool idle;
     size_t bytes; /* kf_informer_bytes: what objs holds, dictionaries aside */
     /* The informer's thread's own: the dictionary new objects are deflated
      * against, and the latest objects, from which the next one is made. */
@@ -721,21 +714,12 @@ static void *informer_main(void *arg)
                 break;
             }
             /* caught up: the cache reflects the store up to the watch's
-             * progress, even if the newest writes were to other kinds, and
-             * keeps up with it while the thread waits (kf_informer_rev) */
+             * progress, even if the newest writes were to other kinds */
             pthread_rwlock_wrlock(&inf->lock);
             inf->rev = KF_MAX(inf->rev, kf_watch_progress(w));
-            inf->watch = w;
-            inf->idle = true;
             pthread_rwlock_unlock(&inf->lock);
             kf_watch_wait(w, WAIT_SLICE_MS);
-            pthread_rwlock_wrlock(&inf->lock);
-            inf->idle = false;
-            pthread_rwlock_unlock(&inf->lock);
         }
-        pthread_rwlock_wrlock(&inf->lock);
-        inf->watch = NULL;
-        pthread_rwlock_unlock(&inf->lock);
         kf_watch_close(w);
         if (r == -EPIPE)
             break;
@@ -882,11 +866,6 @@ int64_t kf_informer_rev(struct kf_informer *inf)
 
     pthread_rwlock_rdlock(&inf->lock);
     rev = inf->rev;
-    /* Idle, every event the watch gave is applied: whatever it moved past
-     * since (commits of other kinds, which do not wake the thread) the
-     * cache reflects too. Lock order: the informer's, then the hub's. */
-    if (inf->idle && inf->watch)
-        rev = KF_MAX(rev, kf_watch_progress(inf->watch));
     pthread_rwlock_unlock(&inf->lock);
     return rev;
 }

@@ -18,7 +18,7 @@
 
 struct kf_watch_hub {
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* broadcast when history_readers drops to 0 after close */
+    pthread_cond_t cond; /* broadcast on every publish and on close */
     struct kf_event **ring;
     size_t cap;
     size_t max_bytes;
@@ -38,7 +38,6 @@ struct kf_watch_hub {
     bool closed;
     uint64_t published;
     uint64_t fallbacks;
-    uint64_t skipped; /* watchers moved past a commit they wanted nothing of */
 };
 
 /* max_events, max_bytes: the window's size; 0 takes the default (see

@@ -3,19 +3,12 @@
  *
  * Backends publish each committed transaction once (kf_store_publish). The
  * hub appends its events to a ring (bounded by event count and bytes) and
- * wakes the watchers that have something to read; each watcher then reads
- * the ring from its own cursor in its own thread, so fan-out costs one
- * pointer and one wake-up per interested watcher, not a copy. A watcher
- * that had read everything before a commit and wants none of its events
- * (another kind's prefix) is not woken: the publish moves its cursor past
- * the commit itself, as its own kf_watch_next would have, so it neither
- * wakes for nothing (kfleetd has one informer per kind, and each woke at
- * every commit of any kind: ~5 % of a placement burst's CPU) nor falls
- * behind the window while it sleeps. A watcher that starts before the
- * window, or is overrun by it, reads the backend's history instead (a
- * "fallback") and returns to the ring once it has caught up; if that
- * history was compacted the watch ends with -KF_ECOMPACTED, which the API
- * turns into 410 Gone.
+ * wakes the watchers; each watcher then reads the ring from its own cursor
+ * in its own thread, so fan-out costs one pointer and one wake-up per
+ * watcher, not a copy. A watcher that starts before the window, or is
+ * overrun by it, reads the backend's history instead (a "fallback") and
+ * returns to the ring once it has caught up; if that history was compacted
+ * the watch ends with -KF_ECOMPACTED, which the API turns into 410 Gone.
  * A backend whose own feed lost events (etcd's watch came back after a
  * compaction) expires every watcher at once (kf_watch_hub_expire): they
  * end with -KF_ECOMPACTED too, and their clients list again.
@@ -27,14 +20,11 @@
  * which publish fills a transaction at a time) it moves to (rev + 1, 0), so
  * that it can re-enter the ring as soon as the ring covers it.
  *
- * Locking: hub->lock protects the ring and the watcher list, and a
- * watcher's ring cursor (seq) and position while it is in the ring (the
- * publish that skips it moves them). Backends call kf_store_publish with
- * their own write lock held, so the hub never calls a backend while
- * holding hub->lock: history reads happen unlocked, counted in
+ * Locking: hub->lock protects the ring and the watcher list. Backends call
+ * kf_store_publish with their own write lock held, so the hub never calls a
+ * backend while holding hub->lock: history reads happen unlocked, counted in
  * hub->history_readers so that closing the store waits for them. A watcher's
- * other fields (backlog, and its position while it reads history) belong to
- * the thread that reads it; in_ring changes only under hub->lock.
+ * own fields (position, backlog) belong to the thread that reads it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,19 +64,7 @@ struct kf_watch {
     /* Events this watcher should have had are lost (kf_watch_hub_expire):
      * it ends with -KF_ECOMPACTED. Written under hub->lock. */
     bool expired;
-    /* kf_watch_wait sleeps on it (with hub->lock); signalled when this
-     * watcher may have something to read */
-    pthread_cond_t cond;
-    uint64_t wakeups; /* times publish woke it; under hub->lock */
 };
-
-/* Tells w that it may have something to read (hub->lock held). */
-static void wake_locked(struct kf_watch *w)
-{
-    if (w->wake)
-        w->wake(w->arg);
-    pthread_cond_signal(&w->cond);
-}
 
 /* Poll period while a watcher is lagging (see kf_watch_wait). */
 #define LAG_POLL_MS 10
@@ -200,7 +178,9 @@ void kf_watch_hub_close(struct kf_watch_hub *hub)
     pthread_mutex_lock(&hub->lock);
     hub->closed = true;
     for (struct kf_watch *w = hub->watchers; w; w = w->next)
-        wake_locked(w);
+        if (w->wake)
+            w->wake(w->arg);
+    pthread_cond_broadcast(&hub->cond);
     while (hub->history_readers > 0)
         pthread_cond_wait(&hub->cond, &hub->lock);
     freed = --hub->refs == 0;
@@ -221,21 +201,9 @@ static void drop_oldest_locked(struct kf_watch_hub *hub)
     kf_event_unref(ev);
 }
 
-static void note_had_through(struct kf_watch *w, int64_t rev);
-
-/* Whether one of events[0..n) is under w's prefix. */
-static bool wants_any(const struct kf_watch *w, struct kf_event *const *events, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(events[i]->kv.key, w->prefix, w->prefix_len) == 0)
-            return true;
-    return false;
-}
-
 void kf_store_publish(struct kf_store *s, struct kf_event **events, size_t n)
 {
     struct kf_watch_hub *hub = s->hub;
-    uint64_t first_seq;
 
     if (!hub || !n) {
         for (size_t i = 0; i < n; i++)
@@ -243,7 +211,6 @@ void kf_store_publish(struct kf_store *s, struct kf_event **events, size_t n)
         return;
     }
     pthread_mutex_lock(&hub->lock);
-    first_seq = hub->next_seq;
     for (size_t i = 0; i < n; i++) {
         size_t b = event_bytes(events[i]);
 
@@ -258,20 +225,10 @@ void kf_store_publish(struct kf_store *s, struct kf_event **events, size_t n)
         hub->rev = events[i]->kv.mod_rev;
         hub->published++;
     }
-    for (struct kf_watch *w = hub->watchers; w; w = w->next) {
-        /* Caught up before this commit and wanting none of it: what its
-         * kf_watch_next would do (skip the events, note the commit had),
-         * without waking it. A watcher still behind, or reading history,
-         * is woken as before. */
-        if (w->in_ring && w->seq == first_seq && !wants_any(w, events, n)) {
-            w->seq = hub->next_seq;
-            note_had_through(w, hub->rev);
-            hub->skipped++;
-            continue;
-        }
-        w->wakeups++;
-        wake_locked(w);
-    }
+    for (struct kf_watch *w = hub->watchers; w; w = w->next)
+        if (w->wake)
+            w->wake(w->arg);
+    pthread_cond_broadcast(&hub->cond);
     pthread_mutex_unlock(&hub->lock);
 }
 
@@ -296,7 +253,8 @@ size_t kf_watch_hub_expire(struct kf_watch_hub *hub, int64_t rev)
         if (!w->expired)
             n++;
         __atomic_store_n(&w->expired, true, __ATOMIC_RELEASE);
-        wake_locked(w);
+        if (w->wake)
+            w->wake(w->arg);
     }
     /* Nothing between the last published event and rev will ever be in the
      * ring or in the history: a watcher positioned before rev cannot be
@@ -307,6 +265,7 @@ size_t kf_watch_hub_expire(struct kf_watch_hub *hub, int64_t rev)
         hub->window_base_rev = rev;
     if (rev > hub->compacted_rev)
         hub->compacted_rev = rev;
+    pthread_cond_broadcast(&hub->cond);
     pthread_mutex_unlock(&hub->lock);
     return n;
 }
@@ -397,23 +356,19 @@ int kf_watch_open(struct kf_store *s, const char *prefix, int64_t after_rev,
     w->arg = arg;
 
     pthread_mutex_lock(&hub->lock);
-    if (hub->closed || (after_rev ? after_rev : hub->rev) < hub->compacted_rev) {
-        int r = hub->closed ? -EPIPE : -KF_ECOMPACTED;
-
+    if (hub->closed) {
         pthread_mutex_unlock(&hub->lock);
         free(w->prefix);
         free(w);
-        return r;
+        return -EPIPE;
     }
     if (after_rev == 0)
         after_rev = hub->rev;
-    {
-        pthread_condattr_t attr;
-
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&w->cond, &attr);
-        pthread_condattr_destroy(&attr);
+    if (after_rev < hub->compacted_rev) {
+        pthread_mutex_unlock(&hub->lock);
+        free(w->prefix);
+        free(w);
+        return -KF_ECOMPACTED;
     }
     w->start_after = after_rev;
     w->cur_rev = after_rev + 1;
@@ -456,7 +411,6 @@ void kf_watch_close(struct kf_watch *w)
     if (freed)
         hub_free(hub);
     kf_event_list_release(&w->backlog);
-    pthread_cond_destroy(&w->cond);
     free(w->prefix);
     free(w);
 }
@@ -629,8 +583,8 @@ int kf_watch_wait(struct kf_watch *w, int timeout_ms)
         if (ready)
             break;
         if (wait_ms < 0) {
-            pthread_cond_wait(&w->cond, &hub->lock);
-        } else if (pthread_cond_timedwait(&w->cond, &hub->lock, &deadline) == ETIMEDOUT) {
+            pthread_cond_wait(&hub->cond, &hub->lock);
+        } else if (pthread_cond_timedwait(&hub->cond, &hub->lock, &deadline) == ETIMEDOUT) {
             /* the lag poll ended: let the caller ask the history again */
             ready = ready_locked(hub, w) || wait_ms != timeout_ms;
             break;
@@ -670,17 +624,5 @@ void kf_watch_hub_stats(struct kf_store *s, struct kf_watch_stats *ret)
     ret->window_oldest_rev = hub->window_base_rev + 1;
     ret->published_events = hub->published;
     ret->history_fallbacks = hub->fallbacks;
-    ret->skipped_wakeups = hub->skipped;
     pthread_mutex_unlock(&hub->lock);
-}
-
-uint64_t kf_watch_wakeups(struct kf_watch *w)
-{
-    struct kf_watch_hub *hub = w->hub;
-    uint64_t n;
-
-    pthread_mutex_lock(&hub->lock);
-    n = w->wakeups;
-    pthread_mutex_unlock(&hub->lock);
-    return n;
 }

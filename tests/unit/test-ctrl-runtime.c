@@ -2,10 +2,9 @@
  * memory store: reconciles follow writes, watches of other kinds map to the
  * primary kind, indexes answer, errors are retried, requeues happen, scope
  * hides what a manager does not own, an informer that falls behind
- * compaction lists again and reports what vanished, the cache (which
+ * compaction lists again and reports what vanished, and the cache (which
  * keeps objects deflated against dictionaries it changes as it goes)
- * returns every object's stored bytes exactly, and commits of other kinds
- * wake no informer while the informers' revision still follows them. */
+ * returns every object's stored bytes exactly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -564,49 +563,6 @@ static void test_cache_returns_stored_bytes(void **state)
     fixture_free(f);
 }
 
-/* Commits of kinds no informer watches wake no informer: the watch hub
- * moves each informer's watch past them (counted by the hub), and the
- * informers' revision still follows the store, so whoever waits for a
- * cache to reach a revision written by another kind (wait_idle here, the
- * release controller's read-back) is not held up; the handlers see
- * nothing of them. A cluster written after is reconciled as usual. */
-static void test_other_kinds_wake_no_informer(void **state)
-{
-    struct fixture *f = fixture_new(NULL, NULL);
-    struct kf_watch_stats before, after;
-    int64_t rev = 0;
-
-    (void)state;
-    cluster(f, "c1", "u1");
-    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
-    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
-    assert_int_equal(count_of(&f->seen, "c1"), 1);
-    kf_watch_hub_stats(f->store, &before);
-    for (int i = 0; i < 50; i++) {
-        char key[64], val[128];
-
-        snprintf(key, sizeof(key), "/regions/r%d", i);
-        snprintf(val, sizeof(val),
-                 "{\"apiVersion\":\"kfleet.io/v1\",\"kind\":\"Region\","
-                 "\"metadata\":{\"name\":\"r%d\"}}",
-                 i);
-        assert_int_equal(kf_store_put(f->store, key, val, strlen(val), KF_REV_ANY, &rev), 0);
-    }
-    kf_watch_hub_stats(f->store, &after);
-    /* two informers (clusters, members), 50 commits each skipped */
-    assert_true(after.skipped_wakeups >= before.skipped_wakeups + 100);
-    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
-    assert_true(kf_informer_rev(kf_ctrl_primary(f->ctrl)) >= rev);
-    assert_true(kf_informer_rev(kf_ctrl_informer(f->m, &kf_kind_controlplanemember)) >= rev);
-    assert_int_equal(count_of(&f->seen, "c1"), 1);
-    assert_int_equal(kf_informer_count(kf_ctrl_primary(f->ctrl)), 1);
-
-    cluster(f, "c2", "u1");
-    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
-    assert_int_equal(count_of(&f->seen, "c2"), 1);
-    fixture_free(f);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -616,7 +572,6 @@ int main(void)
         cmocka_unit_test(test_relist_after_compaction),
         cmocka_unit_test(test_index_follows_changes),
         cmocka_unit_test(test_cache_returns_stored_bytes),
-        cmocka_unit_test(test_other_kinds_wake_no_informer),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1193,62 +1193,6 @@ static void test_watch_fallback(void **state)
     kf_watch_close(odd);
 }
 
-/* A caught-up watcher is not woken by commits with nothing under its
- * prefix: the commit moves it along (it neither wakes nor falls behind a
- * window of 4 events while 20 commits go by), and a commit under its
- * prefix wakes it. Counted, not timed. */
-static void test_watch_other_prefix(void **state)
-{
-    struct ctx *c = *state;
-    struct kf_watch *a = NULL, *b = NULL;
-    struct kf_watch_stats before, after;
-    struct kf_event *ev = NULL;
-    char pa[128], pb[128];
-    int wa = 0, wb = 0;
-    int64_t r0;
-
-    kf_store_close(c->s);
-    kf_watch_set_default_window(4, 0);
-    open_store(c);
-    put(c, "first", "1", KF_REV_ANY);
-    r0 = kf_store_rev(c->s);
-    snprintf(pa, sizeof(pa), "%sa/", c->prefix);
-    snprintf(pb, sizeof(pb), "%sb/", c->prefix);
-    assert_int_equal(kf_watch_open(c->s, pa, 0, count_wake, &wa, &a), 0);
-    assert_int_equal(kf_watch_open(c->s, pb, 0, count_wake, &wb, &b), 0);
-    kf_watch_hub_stats(c->s, &before);
-    for (int i = 0; i < 20; i++) {
-        char name[32];
-
-        snprintf(name, sizeof(name), "b/%d", i);
-        put(c, name, "x", KF_REV_ANY);
-    }
-    /* a: never woken, nothing to read, yet positioned at the last commit
-     * and still in the window (no fallback to history) */
-    assert_int_equal(__atomic_load_n(&wa, __ATOMIC_RELAXED), 0);
-    assert_int_equal(kf_watch_wakeups(a), 0);
-    assert_int_equal(kf_watch_wait(a, 0), 0);
-    assert_int_equal(kf_watch_next(a, &ev), 0);
-    assert_int_equal(kf_watch_progress(a), kf_store_rev(c->s));
-    kf_watch_hub_stats(c->s, &after);
-    assert_int_equal(after.history_fallbacks, before.history_fallbacks);
-    assert_true(after.skipped_wakeups >= before.skipped_wakeups + 20);
-    /* b: woken (it has not read yet, so every commit woke it) */
-    assert_true(__atomic_load_n(&wb, __ATOMIC_RELAXED) >= 1);
-    assert_true(kf_watch_wakeups(b) >= 1);
-    check_watch(c, b, r0, pb);
-
-    r0 = kf_store_rev(c->s);
-    put(c, "a/1", "y", KF_REV_ANY);
-    assert_int_equal(__atomic_load_n(&wa, __ATOMIC_RELAXED), 1);
-    assert_int_equal(kf_watch_wakeups(a), 1);
-    assert_int_equal(kf_watch_wait(a, 0), 1);
-    check_watch(c, a, r0, pa);
-    check_watch(c, b, r0, pb);
-    kf_watch_close(a);
-    kf_watch_close(b);
-}
-
 static void test_watch_close(void **state)
 {
     struct ctx *c = *state;
@@ -1771,11 +1715,11 @@ static void test_sqlite_sync_full(void **state)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 static const struct CMUnitTest conformance[] = {
-    T(test_put_get),      T(test_cas_create),   T(test_cas_update),     T(test_cas_delete),
-    T(test_txn),          T(test_range),        T(test_limits),         T(test_range_old_revisions),
-    T(test_history),      T(test_compaction),   T(test_status),         T(test_watch_basic),
-    T(test_watch_wakeup), T(test_watch_many),   T(test_watch_fallback), T(test_watch_other_prefix),
-    T(test_watch_close),  T(test_watch_reopen), T(test_threads),
+    T(test_put_get),      T(test_cas_create), T(test_cas_update),     T(test_cas_delete),
+    T(test_txn),          T(test_range),      T(test_limits),         T(test_range_old_revisions),
+    T(test_history),      T(test_compaction), T(test_status),         T(test_watch_basic),
+    T(test_watch_wakeup), T(test_watch_many), T(test_watch_fallback), T(test_watch_close),
+    T(test_watch_reopen), T(test_threads),
 };
 
 static const struct CMUnitTest others[] = {
