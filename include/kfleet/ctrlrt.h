@@ -102,6 +102,10 @@ size_t kf_informer_index_names(struct kf_informer *inf, const char *index, const
 /* Sorted names of every object; same ownership. */
 size_t kf_informer_names(struct kf_informer *inf, char ***ret_names);
 size_t kf_informer_count(struct kf_informer *inf);
+/* The revision at which name was last written, as the cache has it (0 if
+ * it has no such object): cheaper than kf_informer_get when the revision is
+ * all a caller needs to know (nothing is inflated or parsed). */
+int64_t kf_informer_mod_rev(struct kf_informer *inf, const char *name);
 /* The kind an informer lists and watches. */
 const struct kf_kind *kf_informer_kind(struct kf_informer *inf);
 /* Bytes the cache holds for its objects, roughly as malloc sees them
@@ -145,6 +149,8 @@ struct kf_ctrl_ops {
 int kf_ctrl_watch(struct kf_ctrl *c, const struct kf_kind *k, kf_ctrl_map_fn map);
 void kf_ctrl_enqueue(struct kf_ctrl *c, const char *name);
 void kf_ctrl_enqueue_after(struct kf_ctrl *c, const char *name, int64_t delay_ms);
+/* kf_workqueue_add_folded on c's queue. */
+void kf_ctrl_enqueue_folded(struct kf_ctrl *c, const char *name, int64_t delay_ms, int64_t max_ms);
 void *kf_ctrl_data(struct kf_ctrl *c);
 const char *kf_ctrl_name(struct kf_ctrl *c);
 struct kf_ctrl_manager *kf_ctrl_manager_of(struct kf_ctrl *c);
@@ -190,6 +196,14 @@ void kf_workqueue_free(struct kf_workqueue *q);
 void kf_workqueue_add(struct kf_workqueue *q, const char *name);
 /* Adds name after delay_ms (an earlier pending delay wins). */
 void kf_workqueue_add_after(struct kf_workqueue *q, const char *name, int64_t delay_ms);
+/* Adds name after delay_ms, folding repeated adds into one: while name
+ * waits for an earlier folded add, each one moves its time to delay_ms from
+ * now, but never past max_ms after the add that started the wait (nor past
+ * the time of a plain kf_workqueue_add_after, which never moves later). So
+ * a steady stream of adds yields one pass every max_ms and one delay_ms
+ * after the last. */
+void kf_workqueue_add_folded(struct kf_workqueue *q, const char *name, int64_t delay_ms,
+                             int64_t max_ms);
 /* Re-adds name after its per-name back-off (5 ms doubling up to 5 min). */
 void kf_workqueue_add_backoff(struct kf_workqueue *q, const char *name);
 /* Clears name's back-off after a success. */

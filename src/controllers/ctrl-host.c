@@ -28,10 +28,13 @@
  * ones there, and the unit's capacity drops, which unit-status shows).
  * It also keeps the labels kfleet.io/role, zone and unit / cluster equal to
  * the spec, and status.allocatable / allocated / members equal to the
- * ControlPlaneMembers bound to the host (five seconds behind at most
- * while members arrive: a burst of placements costs a host one write every
- * five seconds, and the agents' member reports none). A deleted Host's
- * lease is dropped.
+ * ControlPlaneMembers bound to the host: written five seconds after the
+ * last member arrived (and at least every 30 s while they keep arriving),
+ * by a reconcile of its own (ALLOC_KEY), so that a burst of placements
+ * costs a host one write, and the agents' member reports none. A reconcile
+ * of the host for anything else (its own events, the sweep, the resync)
+ * leaves the allocation to that pending write. A deleted Host's lease is
+ * dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,11 +61,20 @@ KF_LOG_MODULE(hosts);
 
 /* Not a valid object name (names are DNS subdomains), so never a Host. */
 #define SWEEP_KEY "~sweep"
-/* A host's allocation is written at most this often while members arrive:
+/* ALLOC_KEY + a host's name: the host's allocation is due (its members
+ * changed); not a Host name either. */
+#define ALLOC_KEY     "~alloc/"
+#define ALLOC_KEY_LEN (sizeof(ALLOC_KEY) - 1)
+/* A host's allocation is written once members stop arriving on it for
+ * HOST_FOLD_MS, and at least every HOST_FOLD_MAX_MS while they keep coming:
  * status.allocated is for people (placement reads the capacity model), and
  * a burst that lands members on 3,600 hosts would otherwise cost a store
- * commit per host every second. */
-#define HOST_FOLD_MS 5000
+ * commit per host every second (every five seconds with a fixed delay: two
+ * writes a host for a burst of a few seconds; and each write's own Host
+ * event used to write the allocation again, members having arrived
+ * meanwhile, so a long burst cost a host a write every few seconds). */
+#define HOST_FOLD_MS     5000
+#define HOST_FOLD_MAX_MS 30000
 struct host_ctrl {
     struct kf_ctrl *ctrl;
     struct kf_registry *reg;
@@ -74,7 +86,8 @@ struct host_ctrl {
     int64_t sweep_ms;
     int64_t started_ms; /* this term: the controller's init */
     pthread_mutex_t lock;
-    struct kf_smap waiting; /* hosts not Ready: a heartbeat is looked for at each sweep */
+    struct kf_smap waiting;   /* hosts not Ready: a heartbeat is looked for at each sweep */
+    struct kf_smap alloc_due; /* hosts whose ALLOC_KEY reconcile is pending */
 };
 
 /* Whether a member's event can change what its host's status counts (its
@@ -99,10 +112,17 @@ static void member_to_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct cap_change ch;
 
     kf_cap_model_apply(d->model, &kf_kind_controlplanemember, obj, deleted, &ch);
-    /* the delay folds the members that land on a host within it (a burst
-     * of placements) into one reconcile and at most one write */
-    if (host && member_moves_host(obj, deleted))
-        kf_ctrl_enqueue_after(c, host, HOST_FOLD_MS);
+    /* the delay folds the members that land on a host (a burst of
+     * placements) into one reconcile and at most one write */
+    if (host && member_moves_host(obj, deleted)) {
+        char *key = kf_xasprintf(ALLOC_KEY "%s", host);
+
+        pthread_mutex_lock(&d->lock);
+        kf_smap_put(&d->alloc_due, host, NULL);
+        pthread_mutex_unlock(&d->lock);
+        kf_ctrl_enqueue_folded(c, key, HOST_FOLD_MS, HOST_FOLD_MAX_MS);
+        free(key);
+    }
 }
 
 static int setup(struct kf_ctrl *c)
@@ -246,6 +266,20 @@ static void waiting_set(struct host_ctrl *d, const char *name, bool waiting)
     else if (!waiting)
         kf_smap_remove(&d->waiting, name);
     pthread_mutex_unlock(&d->lock);
+}
+
+/* Whether host's allocation is left to a pending ALLOC_KEY reconcile;
+ * take: that reconcile is running, it is no longer pending. */
+static bool alloc_due(struct host_ctrl *d, const char *host, bool take)
+{
+    bool due;
+
+    pthread_mutex_lock(&d->lock);
+    due = kf_smap_contains(&d->alloc_due, host);
+    if (due && take)
+        kf_smap_remove(&d->alloc_due, host);
+    pthread_mutex_unlock(&d->lock);
+    return due;
 }
 
 static void sweep(struct host_ctrl *d)
@@ -403,10 +437,10 @@ static int write_host_status(struct host_ctrl *d, const json_t *host, const char
     return r;
 }
 
-/* The host's allocation and, when the heartbeats decide it, its readiness:
- * written when they changed. */
+/* The host's allocation (unless with_alloc is false) and, when the
+ * heartbeats decide it, its readiness: written when they changed. */
 static int reconcile_host(struct host_ctrl *d, const json_t *host, const char *name,
-                          int64_t *requeue_after_ms)
+                          bool with_alloc, int64_t *requeue_after_ms)
 {
     const json_t *status = kf_json_path(host, "status");
     struct kf_strbuf msg = KF_STRBUF_INIT;
@@ -417,8 +451,10 @@ static int reconcile_host(struct host_ctrl *d, const json_t *host, const char *n
 
     host_readiness(d, host, name, &rd);
     alloc = host_allocation(d, host, name);
-    json_object_foreach(alloc, key, v) if (!json_equal(json_object_get(status, key), v))
-        json_object_set(patch, key, v);
+    if (with_alloc) {
+        json_object_foreach(alloc, key, v) if (!json_equal(json_object_get(status, key), v))
+            json_object_set(patch, key, v);
+    }
     if (rd.determined && (!rd.have_ready || rd.cur_ready != rd.ready)) {
         readiness_message(&rd, status, json_integer_value(json_object_get(alloc, "members")) > 0,
                           &msg);
@@ -449,6 +485,25 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         *requeue_after_ms = d->sweep_ms;
         return 0;
     }
+    if (strncmp(name, ALLOC_KEY, ALLOC_KEY_LEN) == 0) {
+        int64_t ignored = 0; /* the host's own reconciles follow its time */
+
+        name += ALLOC_KEY_LEN;
+        /* taken before the model is read: a member arriving from now on
+         * makes it due again */
+        alloc_due(d, name, true);
+        if (kf_informer_get(kf_ctrl_primary(c), name, &host) < 0)
+            return 0;
+        r = reconcile_host(d, host, name, true, &ignored);
+        json_decref(host);
+        if (r < 0) {
+            /* retried as this key, with its back-off */
+            pthread_mutex_lock(&d->lock);
+            kf_smap_put(&d->alloc_due, name, NULL);
+            pthread_mutex_unlock(&d->lock);
+        }
+        return r;
+    }
     if (kf_informer_get(kf_ctrl_primary(c), name, &host) < 0) {
         kf_lease_forget(d->leases, name);
         waiting_set(d, name, false);
@@ -456,7 +511,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     }
     r = sync_labels(d, host, name);
     if (r == 0)
-        r = reconcile_host(d, host, name, requeue_after_ms);
+        r = reconcile_host(d, host, name, !alloc_due(d, name, false), requeue_after_ms);
     json_decref(host);
     return r;
 }
@@ -502,6 +557,7 @@ void kf_ctrl_host_fini(void *data)
         return;
     kf_recorder_free(d->rec);
     kf_smap_release(&d->waiting);
+    kf_smap_release(&d->alloc_due);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

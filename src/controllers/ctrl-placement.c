@@ -1455,12 +1455,17 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         return r;
     if (strcmp(name, PLACE_POOLS_KEY) == 0)
         return kf_place_ipam_summaries(d);
+    /* Still at the revision a batch wrote (placed, not deleting, not
+     * paused): nothing to do, known from the cache's revision alone, without
+     * inflating and parsing the cluster (one such reconcile per placed
+     * cluster). */
+    if (just_placed_take(d, name, kf_informer_mod_rev(d->clusters, name)))
+        return 0;
     if (kf_informer_get(d->clusters, name, &cluster) < 0) {
         r = orphan(d, name);
     } else if (kf_obj_deleting(cluster)) {
         r = teardown(d, cluster, requeue_after_ms);
-    } else if (kf_json_bool(cluster, "spec.paused", false) ||
-               just_placed_take(d, name, kf_obj_rv(cluster))) {
+    } else if (kf_json_bool(cluster, "spec.paused", false)) {
         json_decref(cluster);
         return 0;
     } else {

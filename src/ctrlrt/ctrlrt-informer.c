@@ -564,7 +564,7 @@ static void on_event(struct kf_informer *inf, const struct kf_event *ev)
 }
 
 /* The mod_rev of name in the cache, 0 if absent. */
-static int64_t cached_mod_rev(struct kf_informer *inf, const char *name)
+int64_t kf_informer_mod_rev(struct kf_informer *inf, const char *name)
 {
     struct cached *c;
     int64_t rev = 0;
@@ -609,7 +609,7 @@ static int relist(struct kf_informer *inf)
                 kf_obj_decode(l.items[i].value, l.items[i].value_len, l.items[i].mod_rev, &obj) < 0)
                 continue;
             if (owned(inf, obj)) {
-                bool same = cached_mod_rev(inf, name) == l.items[i].mod_rev;
+                bool same = kf_informer_mod_rev(inf, name) == l.items[i].mod_rev;
 
                 kf_smap_put(&seen, name, (void *)1);
                 if (!same) {

@@ -366,6 +366,11 @@ void kf_ctrl_enqueue_after(struct kf_ctrl *c, const char *name, int64_t delay_ms
     kf_workqueue_add_after(c->q, name, delay_ms);
 }
 
+void kf_ctrl_enqueue_folded(struct kf_ctrl *c, const char *name, int64_t delay_ms, int64_t max_ms)
+{
+    kf_workqueue_add_folded(c->q, name, delay_ms, max_ms);
+}
+
 void *kf_ctrl_data(struct kf_ctrl *c)
 {
     return c->data;

@@ -7,7 +7,10 @@
  * being processed stays dirty and goes back in the queue when the worker
  * calls done. Delayed adds wait in a min-heap ordered by due time; workers
  * move due names into the queue when they look for work, so no timer thread
- * is needed.
+ * is needed. A name's due time (`due`) is the one that counts: heap entries
+ * of other times are stale. A folded add may move a due time later (up to
+ * the entry's limit) without touching the heap: the entry at the old time
+ * puts the name back in the heap at the new one when it comes up.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,13 @@ struct delayed {
     char *name;
 };
 
+/* A name's pending delayed add: when it is due, and how late a folded add
+ * may still move it (at = limit for a plain delayed add: never later). */
+struct due {
+    uint64_t at;
+    uint64_t limit;
+};
+
 struct kf_workqueue {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* work arrived, or shutdown */
@@ -35,7 +45,7 @@ struct kf_workqueue {
     size_t head, len, cap;
     struct kf_smap dirty;      /* name -> (void *)1 */
     struct kf_smap processing; /* name -> (void *)1 */
-    struct kf_smap due;        /* name -> earliest due time in ns (uint64_t *) */
+    struct kf_smap due;        /* name -> struct due * (times in ns) */
     struct kf_smap failures;   /* name -> count (uintptr_t) */
     struct delayed *heap;
     size_t nheap, alloc_heap;
@@ -129,18 +139,24 @@ static void heap_swap(struct delayed *h, size_t a, size_t b)
     h[b] = t;
 }
 
-static void heap_push(struct kf_workqueue *q, uint64_t due, const char *name)
+/* Adds (due, name) to the heap, which takes name. */
+static void heap_push_owned(struct kf_workqueue *q, uint64_t due, char *name)
 {
     size_t i;
 
     KF_GROW(q->heap, q->alloc_heap, q->nheap);
     i = q->nheap++;
     q->heap[i].due_ns = due;
-    q->heap[i].name = kf_xstrdup(name);
+    q->heap[i].name = name;
     while (i > 0 && q->heap[(i - 1) / 2].due_ns > q->heap[i].due_ns) {
         heap_swap(q->heap, i, (i - 1) / 2);
         i = (i - 1) / 2;
     }
+}
+
+static void heap_push(struct kf_workqueue *q, uint64_t due, const char *name)
+{
+    heap_push_owned(q, due, kf_xstrdup(name));
 }
 
 static struct delayed heap_pop(struct kf_workqueue *q)
@@ -167,7 +183,7 @@ static struct delayed heap_pop(struct kf_workqueue *q)
 void kf_workqueue_add_after(struct kf_workqueue *q, const char *name, int64_t delay_ms)
 {
     uint64_t due;
-    uint64_t *cur;
+    struct due *cur;
 
     if (delay_ms <= 0) {
         kf_workqueue_add(q, name);
@@ -179,17 +195,44 @@ void kf_workqueue_add_after(struct kf_workqueue *q, const char *name, int64_t de
         cur = kf_smap_get(&q->due, name);
         if (!cur) {
             cur = kf_xmalloc(sizeof(*cur));
-            *cur = due;
+            *cur = (struct due){ due, due };
             kf_smap_put(&q->due, name, cur);
             heap_push(q, due, name);
             pthread_cond_signal(&q->cond);
-        } else if (due < *cur) {
-            *cur = due; /* the older heap entry is now stale and skipped */
+        } else if (due < cur->at) {
+            *cur = (struct due){ due, due }; /* the older heap entry is now stale */
             heap_push(q, due, name);
             pthread_cond_signal(&q->cond);
         }
         /* already due no later: nothing changed, no worker to wake (a burst
          * of member events folds into one delayed entry per host) */
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void kf_workqueue_add_folded(struct kf_workqueue *q, const char *name, int64_t delay_ms,
+                             int64_t max_ms)
+{
+    uint64_t now = kf_mono_ns(), due, limit;
+    struct due *cur;
+
+    delay_ms = KF_MIN(KF_MAX(delay_ms, 0), KF_MAX(max_ms, 0));
+    due = now + (uint64_t)delay_ms * 1000000ull;
+    limit = now + (uint64_t)KF_MAX(max_ms, 0) * 1000000ull;
+    pthread_mutex_lock(&q->lock);
+    if (!q->shutdown) {
+        cur = kf_smap_get(&q->due, name);
+        if (!cur) {
+            cur = kf_xmalloc(sizeof(*cur));
+            *cur = (struct due){ due, limit };
+            kf_smap_put(&q->due, name, cur);
+            heap_push(q, due, name);
+            pthread_cond_signal(&q->cond);
+        } else if (KF_MIN(due, cur->limit) > cur->at) {
+            /* later, within the limit: the heap entry at the old time
+             * re-files the name when it comes up; no worker to wake */
+            cur->at = KF_MIN(due, cur->limit);
+        }
     }
     pthread_mutex_unlock(&q->lock);
 }
@@ -222,16 +265,21 @@ static uint64_t promote_due_locked(struct kf_workqueue *q)
     uint64_t now = kf_mono_ns();
 
     while (q->nheap > 0) {
-        uint64_t *cur;
+        struct due *cur;
 
         if (q->heap[0].due_ns > now)
             return q->heap[0].due_ns - now;
         struct delayed d = heap_pop(q);
 
         cur = kf_smap_get(&q->due, d.name);
-        if (cur && *cur == d.due_ns) {
+        if (cur && cur->at == d.due_ns) {
             free(kf_smap_remove(&q->due, d.name));
             add_locked(q, d.name);
+        } else if (cur && cur->at > d.due_ns) {
+            /* moved later by a folded add: file it again at its time (the
+             * heap keeps the name) */
+            heap_push_owned(q, cur->at, d.name);
+            continue;
         }
         free(d.name);
     }

@@ -3,8 +3,9 @@
  * Ready while it heartbeats and NotReady after its grace (with an Event
  * each way and nothing else written while nothing changes), no host flips
  * after a restart before a full grace period, edge hosts get the edge
- * profile's longer grace, labels follow the spec, and the default profiles
- * are installed once without overwriting an operator's edits. */
+ * profile's longer grace, labels follow the spec, the default profiles
+ * are installed once without overwriting an operator's edits, and members
+ * arriving on a host cost it one write of its allocation. */
 #include <pthread.h>
 
 #include "capacity-test.h"
@@ -318,6 +319,85 @@ static void test_profiles_install_once(void **state)
     capfx_close(&f);
 }
 
+static void start_host_lifecycle_only(struct capfx *f)
+{
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    struct kf_ctrl_env env = { 0 };
+
+    f->leases = kf_lease_table_new(kf_now_ms());
+    env.store = f->store;
+    env.reg = f->reg;
+    env.leases = f->leases;
+    env.capacity = &f->opts;
+    env.enabled = "host-lifecycle";
+    f->m = kf_ctrl_manager_new(f->store, f->reg);
+    if (kf_ctrl_manager_add_defs(f->m, &env, &err) < 0)
+        fail_msg("controllers: %s", err.buf);
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    kf_strbuf_release(&err);
+}
+
+static bool members_are(const json_t *obj, const void *arg)
+{
+    return obj && json_integer_value(kf_json_path(obj, "status.members")) == *(const int *)arg;
+}
+
+static void add_member(struct capfx *f, const char *name)
+{
+    char buf[512];
+
+    snprintf(buf, sizeof(buf),
+             "{'metadata':{'name':'%s'},'spec':{'cluster':'c1','host':'h1','component':'etcd',"
+             "'resources':{'requests':{'cpu':'1','memory':'1Gi'}}}}",
+             name);
+    capfx_create(f, &kf_kind_controlplanemember, buf);
+}
+
+/* Members arriving on a host cost it one write of its allocation, after
+ * they stopped coming, even when the host is written for something else
+ * in between (that write's own event used to write the allocation at once,
+ * and again once the members were all there). Counted in the store's
+ * history. */
+static void test_allocation_written_once(void **state)
+{
+    struct kf_event_list l = { 0 };
+    struct capfx f;
+    const int three = 3;
+    int writes = 0;
+    int64_t rev0;
+
+    (void)state;
+    capfx_open(&f);
+    capfx_create(&f, &kf_kind_host, HOST("h1", "u1", "z-a"));
+    start_host_lifecycle_only(&f);
+    kf_lease_renew(f.leases, "h1", kf_now_ms());
+    assert_true(capfx_wait(&f, &kf_kind_host, "h1", ready_is, &T));
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    rev0 = kf_store_rev(f.store);
+
+    add_member(&f, "m1");
+    /* the controller has seen m1 before the host is written */
+    for (int i = 0;
+         i < WAIT_MS && kf_informer_rev(kf_ctrl_informer(f.m, &kf_kind_controlplanemember)) <
+                            kf_store_rev(f.store);
+         i++)
+        sleep_ms(1);
+    capfx_patch(&f, &kf_kind_host, "h1", "{'metadata':{'annotations':{'note':'x'}}}", false);
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+    add_member(&f, "m2");
+    add_member(&f, "m3");
+    assert_true(capfx_wait(&f, &kf_kind_host, "h1", members_are, &three));
+    kf_ctrl_manager_wait_idle(f.m, WAIT_MS);
+
+    assert_int_equal(kf_store_history(f.store, rev0, 1000, &l), 0);
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.items[i]->kv.key, "/hosts/h1") == 0)
+            writes++;
+    kf_event_list_release(&l);
+    assert_int_equal(writes, 2); /* the annotation, and the allocation with three members */
+    capfx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_edge_grace),
         cmocka_unit_test(test_failover_with_warm_leases),
         cmocka_unit_test(test_profiles_install_once),
+        cmocka_unit_test(test_allocation_written_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

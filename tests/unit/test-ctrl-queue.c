@@ -1,5 +1,6 @@
 /* test-ctrl-queue.c: the controllers' work queue: de-duplication, no name
- * processed twice at once, redo after done, delays and back-off order. */
+ * processed twice at once, redo after done, delays and back-off order,
+ * folded delays. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +112,43 @@ static void test_earlier_delay_wins(void **state)
     kf_workqueue_free(q);
 }
 
+/* Folded adds: each one moves the wait later, up to the limit set by the
+ * add that started it; a plain delayed add that is sooner still wins; the
+ * name comes out once. */
+static void test_folded_adds(void **state)
+{
+    struct kf_workqueue *q = kf_workqueue_new();
+    char *n;
+
+    (void)state;
+    /* "p" would be due in 2 s; the second add moves it an hour away, so it
+     * is not there after 3 s (a fixed delay would have let it out) */
+    kf_workqueue_add_folded(q, "p", 2000, 3600 * 1000);
+    kf_workqueue_add_folded(q, "p", 3600 * 1000, 3600 * 1000);
+    assert_null(take(q, 3000));
+    /* a plain delayed add brings it back sooner, once */
+    kf_workqueue_add_after(q, "p", 10);
+    n = take(q, 5000);
+    assert_non_null(n);
+    assert_string_equal(n, "p");
+    kf_workqueue_done(q, n);
+    free(n);
+    assert_null(take(q, 50));
+
+    /* the limit: however late the later adds ask, "l" is due 20 ms after
+     * the first one */
+    kf_workqueue_add_folded(q, "l", 10, 20);
+    for (int i = 0; i < 100; i++)
+        kf_workqueue_add_folded(q, "l", 3600 * 1000, 3600 * 1000);
+    n = take(q, 5000);
+    assert_non_null(n);
+    assert_string_equal(n, "l");
+    kf_workqueue_done(q, n);
+    free(n);
+    assert_null(take(q, 50));
+    kf_workqueue_free(q);
+}
+
 static void test_backoff_then_forget(void **state)
 {
     struct kf_workqueue *q = kf_workqueue_new();
@@ -215,7 +253,7 @@ int main(void)
         cmocka_unit_test(test_dedup_and_fifo),      cmocka_unit_test(test_readd_while_processing),
         cmocka_unit_test(test_delay_order),         cmocka_unit_test(test_earlier_delay_wins),
         cmocka_unit_test(test_backoff_then_forget), cmocka_unit_test(test_shutdown_wakes_getters),
-        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_concurrent),          cmocka_unit_test(test_folded_adds),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
