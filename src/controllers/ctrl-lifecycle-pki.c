@@ -424,7 +424,7 @@ static int ensure_extras(const char *dir, const struct lc_pki_input *in, struct 
 }
 
 int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
-                            const struct lc_pki_input *in, json_t **ret_files,
+                            const struct lc_pki_input *in, json_t **ret_files, int64_t *ret_rev,
                             struct kf_strbuf *err)
 {
     char *dir = kf_xasprintf("%s/pki/%s", data_dir, in->cluster);
@@ -472,7 +472,7 @@ int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
         json_t *doc = json_pack("{s:O}", "files", now);
         char *text = kf_json_dump(doc, NULL), *key = kf_lifecycle_pki_key(in->cluster);
 
-        r = kf_store_put(store, key, text, strlen(text), stored ? rev : 0, NULL);
+        r = kf_store_put(store, key, text, strlen(text), stored ? rev : 0, &rev);
         if (r < 0)
             kf_err(err, r, "cannot store the PKI of \"%s\": %s", in->cluster,
                    r == -KF_ECONFLICT || r == -KF_EEXISTS ? "written concurrently, trying again"
@@ -484,6 +484,8 @@ int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
             goto release_files;
     }
     *ret_files = json_incref(now);
+    if (ret_rev)
+        *ret_rev = rev;
 release_files:
     json_decref(stored);
     json_decref(now);

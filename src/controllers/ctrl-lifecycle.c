@@ -72,6 +72,10 @@ struct lc {
     struct kf_recorder *rec;
     struct kf_informer *clusters, *members, *hosts, *profiles, *units;
     struct lc_ports *ports;
+    pthread_mutex_t hosts_lock;
+    struct kf_smap host_facts; /* host -> host_facts() last seen (uintptr_t) */
+    pthread_mutex_t pki_lock;
+    struct kf_smap pki_memo; /* cluster -> struct pki_memo */
     struct kf_lifecycle_options opt;
 };
 
@@ -105,12 +109,74 @@ static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted
         kf_ctrl_enqueue(c, cl);
 }
 
-static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
+static const char *host_address(const json_t *host);
+static bool host_ready(const json_t *host);
+
+/* A member's event: its ports into the index, its cluster into the queue. */
+static void member_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct lc *d = kf_ctrl_data(c);
 
-    (void)deleted;
-    kf_informer_map_host_members(d->members, kf_obj_name(obj), c, member_to_cluster);
+    kf_lifecycle_ports_member(d->ports, kf_obj_name(obj),
+                              deleted ? NULL : kf_json_str(obj, "spec.host", NULL),
+                              deleted ? NULL : kf_json_path(obj, "spec.ports"));
+    member_to_cluster(c, obj, deleted);
+}
+
+/* What of a Host matters to the clusters of its members: its address, its
+ * readiness, the Kubernetes versions it holds (the upgrade's precheck). */
+static uint64_t host_facts(const json_t *host)
+{
+    const json_t *held = kf_json_path(host, "status.kubernetesVersions");
+    char *versions = held ? kf_json_dump(held, NULL) : NULL;
+    char *s =
+        kf_xasprintf("%s|%d|%s", host_address(host), host_ready(host), versions ? versions : "");
+    uint64_t h = kf_hash_str(s) | 1;
+
+    free(s);
+    free(versions);
+    return h;
+}
+
+/* A host's event: its address into the port index, and its members'
+ * clusters into the queue when something they depend on changed (its
+ * status is written every few seconds while members land on it: queueing
+ * every cluster on the host each time was a reconcile storm). */
+static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct lc *d = kf_ctrl_data(c);
+    const char *name = kf_obj_name(obj);
+    uint64_t facts = deleted ? 0 : host_facts(obj);
+    bool changed;
+
+    if (!name)
+        return;
+    kf_lifecycle_ports_host(d->ports, name, deleted ? NULL : host_address(obj));
+    pthread_mutex_lock(&d->hosts_lock);
+    changed = (uint64_t)(uintptr_t)kf_smap_get(&d->host_facts, name) != facts;
+    if (deleted)
+        kf_smap_remove(&d->host_facts, name);
+    else
+        kf_smap_put(&d->host_facts, name, (void *)(uintptr_t)facts);
+    pthread_mutex_unlock(&d->hosts_lock);
+    if (changed)
+        kf_informer_map_host_members(d->members, name, c, member_to_cluster);
+}
+
+static bool endpoint_parse(const char *url, char addr[KF_EP_ADDR_MAX], int *port);
+
+/* A cluster's event (the runtime queues it by itself): its apiserver
+ * endpoint's port into the index. */
+static void cluster_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct lc *d = kf_ctrl_data(c);
+    char addr[KF_EP_ADDR_MAX];
+    int port = 0;
+    bool has = !deleted &&
+               endpoint_parse(kf_json_str(obj, "status.endpoints.apiServer", NULL), addr, &port);
+
+    if (kf_obj_name(obj))
+        kf_lifecycle_ports_endpoint(d->ports, kf_obj_name(obj), has ? addr : NULL, port);
 }
 
 static int setup(struct kf_ctrl *c)
@@ -131,9 +197,11 @@ static int setup(struct kf_ctrl *c)
     r = kf_informer_add_index(d->members, KF_INDEX_MEMBER_HOST, kf_index_member_host);
     if (r < 0 && r != -EEXIST)
         return r;
-    r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_cluster);
+    r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_event);
     if (r == 0)
         r = kf_ctrl_watch(c, &kf_kind_host, host_to_clusters);
+    if (r == 0)
+        r = kf_ctrl_watch(c, &kf_kind_guestcluster, cluster_event);
     return r;
 }
 
@@ -153,6 +221,10 @@ int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_
         d->opt.endpoint_address = "127.0.0.1";
     d->rec = kf_recorder_new(env->reg, "lifecycle");
     d->ports = kf_lifecycle_ports_new(d->opt.port_min, d->opt.port_max);
+    pthread_mutex_init(&d->hosts_lock, NULL);
+    kf_smap_init(&d->host_facts);
+    pthread_mutex_init(&d->pki_lock, NULL);
+    kf_smap_init(&d->pki_memo);
     *ret = d;
     return 0;
 }
@@ -165,6 +237,18 @@ void kf_ctrl_lifecycle_fini(void *data)
         return;
     kf_recorder_free(d->rec);
     kf_lifecycle_ports_free(d->ports);
+    kf_smap_release(&d->host_facts);
+    pthread_mutex_destroy(&d->hosts_lock);
+    {
+        size_t it = 0;
+        const char *k;
+        void *v;
+
+        while (kf_smap_next(&d->pki_memo, &it, &k, &v))
+            free(v);
+    }
+    kf_smap_release(&d->pki_memo);
+    pthread_mutex_destroy(&d->pki_lock);
     free(d->data_dir);
     free(d);
 }
@@ -347,6 +431,7 @@ static size_t release_members(struct lc *d, json_t **ms, size_t n, const json_t 
 }
 
 static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_strbuf *err);
+static void pki_memo_forget(struct lc *d, const char *cluster);
 
 static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
 {
@@ -384,6 +469,7 @@ static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
         kf_strbuf_release(&err);
         return 0;
     }
+    pki_memo_forget(d, name);
     r = kf_lifecycle_pki_remove(d->store, d->data_dir, name);
     if (r < 0) {
         kf_log_warn("cluster \"%s\": cannot remove its PKI: %s", name, strerror(-r));
@@ -418,57 +504,6 @@ static bool endpoint_parse(const char *url, char addr[KF_EP_ADDR_MAX], int *port
     return url && kf_ep_parse_url(url, addr, port, NULL) == 0;
 }
 
-/* Adds the endpoint ports of every cluster whose endpoint is on address. */
-static void endpoint_ports_on(struct lc *d, const char *address, json_t *used)
-{
-    char **names = NULL;
-    size_t n = kf_informer_names(d->clusters, &names);
-
-    for (size_t i = 0; i < n; i++) {
-        json_t *gc = get_obj(d->clusters, names[i]);
-        char addr[KF_EP_ADDR_MAX];
-        int port;
-
-        if (endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) &&
-            !strcmp(addr, address))
-            json_array_append_new(used, json_integer(port));
-        json_decref(gc);
-    }
-    kf_ctrl_names_free(names, n);
-}
-
-/* Every port used on hosts with this address (a JSON array). */
-static json_t *ports_on_address(struct lc *d, const char *address)
-{
-    json_t *used = json_array();
-    char **hosts = NULL;
-    size_t nh = kf_informer_names(d->hosts, &hosts);
-
-    for (size_t i = 0; i < nh; i++) {
-        json_t *h = get_obj(d->hosts, hosts[i]);
-        char **ms = NULL;
-        size_t nm;
-
-        if (!h || strcmp(host_address(h), address) != 0) {
-            json_decref(h);
-            continue;
-        }
-        json_decref(h);
-        nm = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, hosts[i], &ms);
-        for (size_t k = 0; k < nm; k++) {
-            json_t *m = get_obj(d->members, ms[k]), *v;
-            const char *key;
-
-            json_object_foreach(kf_json_path(m, "spec.ports"), key, v) json_array_append(used, v);
-            json_decref(m);
-        }
-        kf_ctrl_names_free(ms, nm);
-    }
-    kf_ctrl_names_free(hosts, nh);
-    endpoint_ports_on(d, address, used);
-    return used;
-}
-
 /* Gives member i the ports its component needs. Returns 1 when it wrote
  * (ms[i] then holds the new object), 0 when nothing was missing. */
 static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_strbuf *err)
@@ -479,7 +514,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         kf_catalog_lookup(v->members[i].component, v->c.version);
     size_t n = kf_catalog_port_names(&v->c, i, names), nm = 0;
     int got[KF_CATALOG_MAX_PORTS];
-    json_t *ports, *body, *updated = NULL, *used;
+    json_t *ports, *body, *updated = NULL;
     int r;
 
     for (size_t k = 0; k < n; k++)
@@ -488,9 +523,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
     if (nm == 0 && (!cc->alias_port || json_object_get(have, cc->alias_port)))
         return 0;
     if (nm > 0) {
-        used = ports_on_address(d, v->address[i]);
-        r = kf_lifecycle_ports_pick(d->ports, v->address[i], used, nm, got);
-        json_decref(used);
+        r = kf_lifecycle_ports_pick(d->ports, v->address[i], nm, got);
         if (r < 0)
             return kf_err(err, r, "no free port left on %s (range %d-%d) for member %s",
                           v->address[i], d->opt.port_min, d->opt.port_max, v->members[i].name);
@@ -519,7 +552,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
 static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view *v, char **ret_url,
                            struct kf_strbuf *err)
 {
-    json_t *unit = get_obj(d->units, kf_json_str(gc, "status.unit", NULL)), *used;
+    json_t *unit = get_obj(d->units, kf_json_str(gc, "status.unit", NULL));
     const char *want = kf_json_str(unit, "spec.endpointAddress", d->opt.endpoint_address);
     char addr[64], *address = kf_xstrdup(want);
     bool api = false;
@@ -534,9 +567,7 @@ static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view 
     }
     if (!endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) ||
         strcmp(addr, address) != 0 || port < d->opt.port_min || port > d->opt.port_max) {
-        used = ports_on_address(d, address);
-        r = kf_lifecycle_ports_pick(d->ports, address, used, 1, &port);
-        json_decref(used);
+        r = kf_lifecycle_ports_pick(d->ports, address, 1, &port);
         if (r < 0) {
             kf_err(err, r, "no free port left on %s (range %d-%d) for the apiserver endpoint",
                    address, d->opt.port_min, d->opt.port_max);
@@ -613,6 +644,89 @@ static void add_unique(const char ***v, size_t *n, size_t *alloc, const char *s)
     (*v)[*n] = NULL;
 }
 
+/* What ensure_pki last made sure of for a cluster: for that input (a hash
+ * of the names, addresses and endpoint the certificates are for), the PKI
+ * stored at revision rev was complete and current at at_ms, and the working
+ * copy holds it. Checking it again on every reconcile (reading, parsing
+ * and comparing some twenty certificates and keys: most of a provisioning
+ * reconcile's CPU) changes nothing while those hold, so until the input or
+ * the stored revision changes, or PKI_RECHECK_MS (plus a spread by the
+ * name, so that clusters made together are not checked together) passes
+ * for the expiry dates, the stored files are used as they are. */
+struct pki_memo {
+    uint64_t input;
+    int64_t rev, at_ms;
+};
+
+#define PKI_RECHECK_MS (30 * 60 * 1000)
+
+static void hash_strs(struct kf_strbuf *sb, const char *const *v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        kf_strbuf_addf(sb, "%s,", v[i]);
+    kf_strbuf_addch(sb, '|');
+}
+
+static uint64_t pki_input_hash(const struct lc_pki_input *in)
+{
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+    uint64_t h;
+
+    kf_strbuf_addf(&sb, "%s|%s|", in->cluster, in->apiserver_url ? in->apiserver_url : "");
+    for (size_t i = 0; i < in->spec.n_etcd_members; i++) {
+        kf_strbuf_addf(&sb, "%s:", in->spec.etcd_members[i].name);
+        hash_strs(&sb, in->spec.etcd_members[i].ip_addresses);
+        hash_strs(&sb, in->spec.etcd_members[i].dns_names);
+    }
+    hash_strs(&sb, in->spec.apiserver_ips);
+    hash_strs(&sb, in->spec.apiserver_dns);
+    hash_strs(&sb, in->controller_manager_ips);
+    hash_strs(&sb, in->scheduler_ips);
+    h = kf_hash_str(sb.buf);
+    kf_strbuf_release(&sb);
+    return h;
+}
+
+/* The stored files when the memo says they need no check (new reference),
+ * else NULL. */
+static json_t *pki_memo_files(struct lc *d, const char *cluster, uint64_t input)
+{
+    struct pki_memo *m;
+    bool fresh;
+    int64_t rev = 0, memo_rev, now = kf_now_ms();
+    json_t *files = NULL;
+
+    pthread_mutex_lock(&d->pki_lock);
+    m = kf_smap_get(&d->pki_memo, cluster);
+    fresh = m && m->input == input &&
+            now - m->at_ms < PKI_RECHECK_MS + (int64_t)(kf_hash_str(cluster) % PKI_RECHECK_MS);
+    memo_rev = m ? m->rev : 0;
+    pthread_mutex_unlock(&d->pki_lock);
+    if (!fresh)
+        return NULL;
+    if (kf_lifecycle_pki_load(d->store, cluster, &files, &rev) == 0 && rev == memo_rev)
+        return files;
+    json_decref(files);
+    return NULL;
+}
+
+static void pki_memo_put(struct lc *d, const char *cluster, uint64_t input, int64_t rev)
+{
+    struct pki_memo *m = kf_xcalloc(1, sizeof(*m));
+
+    *m = (struct pki_memo){ .input = input, .rev = rev, .at_ms = kf_now_ms() };
+    pthread_mutex_lock(&d->pki_lock);
+    free(kf_smap_put(&d->pki_memo, cluster, m));
+    pthread_mutex_unlock(&d->pki_lock);
+}
+
+static void pki_memo_forget(struct lc *d, const char *cluster)
+{
+    pthread_mutex_lock(&d->pki_lock);
+    free(kf_smap_remove(&d->pki_memo, cluster));
+    pthread_mutex_unlock(&d->pki_lock);
+}
+
 /* The cluster's PKI for its members' addresses and its endpoint (see
  * ctrl-lifecycle-pki.c); *ret_files gets path -> PEM. The components' kubeconfigs
  * (controller manager, scheduler, KWOK) name the endpoint, so that they
@@ -671,7 +785,16 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const c
             .apiserver_url = endpoint_url,
         };
 
-        r = kf_lifecycle_pki_ensure(d->store, d->data_dir, &in, ret_files, err);
+        uint64_t input = pki_input_hash(&in);
+        int64_t rev = 0;
+
+        *ret_files = pki_memo_files(d, in.cluster, input);
+        r = 0;
+        if (!*ret_files) {
+            r = kf_lifecycle_pki_ensure(d->store, d->data_dir, &in, ret_files, &rev, err);
+            if (r == 0)
+                pki_memo_put(d, in.cluster, input, rev);
+        }
     }
     for (size_t i = 0; i < ne; i++)
         free(eips[i]);
@@ -1592,6 +1715,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     if (r == -KF_ENOTFOUND) {
         /* gone: its PKI goes once no member is left */
         n = cluster_members(d, name, &ms);
+        pki_memo_forget(d, name);
         if (n == 0)
             r = kf_lifecycle_pki_remove(d->store, d->data_dir, name);
         else
