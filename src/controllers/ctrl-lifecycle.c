@@ -61,6 +61,7 @@ KF_LOG_MODULE(lifecycle);
 
 #define BY_CLUSTER              "lc.cluster"
 #define PROVISIONING_RECHECK_MS 1000
+#define PROVISIONING_WAIT_MS    5000
 #define DELETING_RECHECK_MS     1000
 #define PROBE_TIMEOUT_MS        2000 /* a loaded host answers /health late */
 
@@ -487,6 +488,10 @@ static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
  * old object is taken again from the new one. */
 static void view_replace(struct lc_view *v, size_t i, json_t *updated)
 {
+    if (v->ports_new) {
+        json_decref(v->ports_new[i]);
+        v->ports_new[i] = NULL;
+    }
     json_decref(v->objs[i]);
     v->objs[i] = updated;
     v->hosts[i] = kf_json_str(updated, "spec.host", NULL);
@@ -504,8 +509,13 @@ static bool endpoint_parse(const char *url, char addr[KF_EP_ADDR_MAX], int *port
     return url && kf_ep_parse_url(url, addr, port, NULL) == 0;
 }
 
-/* Gives member i the ports its component needs. Returns 1 when it wrote
- * (ms[i] then holds the new object), 0 when nothing was missing. */
+/* Gives member i the ports its component needs, in the view only
+ * (v->ports_new[i], which v->members[i].ports then points to): they are
+ * written with the member's spec (fill_member), one write a member
+ * instead of three in a provisioning burst, where the store's commits are
+ * what the lifecycle controller waits for most. The ports stay reserved
+ * (ctrl-lifecycle-ports.c) until the write shows in the informer. Returns
+ * 1 when ports were given, 0 when nothing was missing. */
 static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_strbuf *err)
 {
     const char *names[KF_CATALOG_MAX_PORTS + 1], *missing[KF_CATALOG_MAX_PORTS];
@@ -514,7 +524,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         kf_catalog_lookup(v->members[i].component, v->c.version);
     size_t n = kf_catalog_port_names(&v->c, i, names), nm = 0;
     int got[KF_CATALOG_MAX_PORTS];
-    json_t *ports, *body, *updated = NULL;
+    json_t *ports;
     int r;
 
     for (size_t k = 0; k < n; k++)
@@ -533,7 +543,21 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         json_object_set_new(ports, missing[k], json_integer(got[k]));
     if (cc->alias_port && json_object_get(ports, cc->alias_of))
         json_object_set(ports, cc->alias_port, json_object_get(ports, cc->alias_of));
-    body = json_pack("{s:{s:o}}", "spec", "ports", ports);
+    json_decref(v->ports_new[i]);
+    v->ports_new[i] = ports;
+    v->members[i].ports = ports;
+    return 1;
+}
+
+/* Writes member i's new ports alone (a member whose spec waits). */
+static int write_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_strbuf *err)
+{
+    json_t *body, *updated = NULL;
+    int r;
+
+    if (!v->ports_new[i])
+        return 0;
+    body = json_pack("{s:{s:O}}", "spec", "ports", v->ports_new[i]);
     r = patch(d, &kf_kind_controlplanemember, v->members[i].name, KF_PATCH_MERGE, body, false,
               &updated, err);
     json_decref(body);
@@ -585,8 +609,12 @@ free_address:
 
 void kf_lifecycle_view_release(struct lc_view *v)
 {
-    for (size_t i = 0; i < v->n; i++)
+    for (size_t i = 0; i < v->n; i++) {
         json_decref(v->objs[i]);
+        if (v->ports_new)
+            json_decref(v->ports_new[i]);
+    }
+    free(v->ports_new);
     free(v->objs);
     free(v->members);
     free(v->hosts);
@@ -605,6 +633,7 @@ static void view_build(struct lc *d, json_t **ms, size_t n, struct lc_view *v, j
     v->members = kf_xcalloc(n ? n : 1, sizeof(*v->members));
     v->hosts = kf_xcalloc(n ? n : 1, sizeof(*v->hosts));
     v->address = kf_xcalloc(n ? n : 1, sizeof(*v->address));
+    v->ports_new = kf_xcalloc(n ? n : 1, sizeof(*v->ports_new));
     for (size_t i = 0; i < n; i++) {
         json_t *m = ms[i];
         size_t k = v->n;
@@ -779,7 +808,8 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const c
                       .etcd_members = em,
                       .n_etcd_members = ne,
                       .apiserver_ips = api_ips ? api_ips : none,
-                      .apiserver_dns = none },
+                      .apiserver_dns = none,
+                      .working_copy = true },
             .controller_manager_ips = kcm_ips,
             .scheduler_ips = sch_ips,
             .apiserver_url = endpoint_url,
@@ -859,11 +889,28 @@ static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *
     }
     json_object_set(spec, "probe", rd.probe ? rd.probe : json_null());
     kf_catalog_rendered_release(&rd);
-    if (!same) {
-        json_t *updated = NULL;
+    if (v->ports_new[i]) {
+        json_object_set(spec, "ports", v->ports_new[i]);
+        same = false;
+    }
+    if (!same || !kf_obj_has_finalizer(m, KF_FINALIZER_AGENT)) {
+        json_t *updated = NULL, *meta;
 
-        body = json_pack("{s:{s:{s:s}}, s:o}", "metadata", "annotations", KF_ANNOTATION_PKI_HASH,
-                         hash, "spec", spec);
+        /* spec, ports, pki-hash and the agent's finalizer in one write;
+         * the finalizer list is replaced whole, so that write is
+         * conditional on the member as read (a conflict: the next pass
+         * does it again) */
+        meta = json_pack("{s:{s:s}}", "annotations", KF_ANNOTATION_PKI_HASH, hash);
+        if (!kf_obj_has_finalizer(m, KF_FINALIZER_AGENT)) {
+            const json_t *fins = kf_json_path(m, "metadata.finalizers");
+            json_t *list = json_is_array(fins) ? json_deep_copy(fins) : json_array();
+
+            json_array_append_new(list, json_string(KF_FINALIZER_AGENT));
+            json_object_set_new(meta, "finalizers", list);
+            json_object_set_new(meta, "resourceVersion",
+                                json_string(kf_json_str(m, "metadata.resourceVersion", "")));
+        }
+        body = json_pack("{s:o, s:o}", "metadata", meta, "spec", spec);
         r = patch(d, &kf_kind_controlplanemember, v->members[i].name, KF_PATCH_MERGE, body, false,
                   &updated, err);
         json_decref(body);
@@ -872,15 +919,6 @@ static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *
         view_replace(v, i, updated);
     } else {
         json_decref(spec);
-    }
-    if (!kf_obj_has_finalizer(v->objs[i], KF_FINALIZER_AGENT)) {
-        json_t *updated = NULL;
-
-        r = add_finalizer(d, &kf_kind_controlplanemember, v->objs[i], KF_FINALIZER_AGENT, &updated,
-                          err);
-        if (r < 0)
-            return r;
-        view_replace(v, i, updated);
     }
     return 0;
 }
@@ -1326,7 +1364,12 @@ static void decide_phase(struct lc *d, const json_t *gc, const struct health *h,
             kf_strbuf_addf(&vd->msg, "etcd has quorum; waiting for members: %s", vd->cmsg.buf);
         else
             kf_strbuf_addf(&vd->msg, "every member is ready; waiting until %s", vd->epmsg.buf);
-        *requeue = PROVISIONING_RECHECK_MS;
+        /* the endpoint answering is seen only by asking it; without one,
+         * every change comes as a member's event, and asking each of
+         * thousands of provisioning clusters again every second was most
+         * of a burst's reconciles (the look after PROVISIONING_WAIT_MS is
+         * for the provisioning timeout) */
+        *requeue = endpoint_url ? PROVISIONING_RECHECK_MS : PROVISIONING_WAIT_MS;
     } else if (vd->serves) {
         vd->phase = "Running";
         if (vd->full)
@@ -1617,8 +1660,13 @@ static int fill_members(struct lc *d, const char *name, struct lc_view *v, const
                 ep_up = endpoint_answers(d, name, endpoint_url, &detail);
                 kf_strbuf_release(&detail);
             }
-            if (!ep_up)
-                continue; /* started once the apiserver answers */
+            if (!ep_up) {
+                /* started once the apiserver answers; its ports now */
+                r = write_ports(d, v, i, err);
+                if (r < 0)
+                    return r;
+                continue;
+            }
         }
         /* each member at the version the upgrade engine gives it */
         v->c.version = versions[i] ? versions[i] : cluster_version;
@@ -1683,9 +1731,9 @@ static int converge(struct lc *d, const char *name, json_t *gc, json_t **ms, siz
     flags = cluster_flags(gc, profile);
     view_build(d, ms, n, &v, &hosts);
     catalog_cluster(gc, profile, flags, &v);
-    for (size_t i = 0; i < v.n && r == 0; i++)
+    for (size_t i = 0; i < v.n && r >= 0; i++)
         r = ensure_ports(d, &v, i, err);
-    if (r == 0)
+    if (r >= 0)
         r = ensure_endpoint(d, gc, &v, &endpoint_url, err);
     if (r == 0)
         r = ensure_pki(d, gc, &v, endpoint_url, &files, err);

@@ -106,6 +106,7 @@ struct lc_view {
     json_t **objs;        /* the member objects, in c.members order (borrowed) */
     const char **hosts;   /* spec.host of each */
     const char **address; /* each member's host's address */
+    json_t **ports_new;   /* ports given and not written yet (owned; NULL: none) */
     size_t n;
 };
 void kf_lifecycle_view_release(struct lc_view *v);
