@@ -6,14 +6,18 @@
  * reconcile, for a cluster that placement has placed (status.unit set and
  * every member bound to a host):
  *
- *   1. ports: a member missing a port its component needs gets one
- *      (ctrl-lifecycle-ports.c), written to spec.ports; a cluster with apiservers
- *      gets its endpoint's port on its unit's endpoint address;
+ *   1. ports: a member missing a port its component needs gets one from
+ *      the index of used ports per address (ctrl-lifecycle-ports.c, fed by
+ *      the informers' events), written to spec.ports with the member's
+ *      spec in step 3; a cluster with apiservers gets its endpoint's port
+ *      on its unit's endpoint address;
  *   2. PKI: the cluster's certificates for the members' current addresses
- *      and its endpoint (ctrl-lifecycle-pki.c), kept in the store;
+ *      and its endpoint (ctrl-lifecycle-pki.c), kept in the store; checked
+ *      again only when what they are for or the stored revision changed
+ *      (or after half an hour or so, for the expiry dates);
  *   3. members: binary, args, probe and version from the catalog (catalog.h),
- *      the pki-hash annotation of each member's bundle, and the
- *      kfleet.io/agent finalizer, written when they differ;
+ *      the pki-hash annotation of each member's bundle, new ports and the
+ *      kfleet.io/agent finalizer, one write a member when they differ;
  *   4. health: each member's status as its agent reports it (the agent
  *      probes the members it runs: etcd's /health, the apiserver's
  *      /readyz), its host's readiness, and the apiserver's /readyz through
@@ -21,7 +25,8 @@
  *      then phase, conditions, endpoints and members counts in status,
  *      written when they differ, with an Event on every phase change.
  *      Provisioned clusters are looked at again every health_period_ms,
- *      provisioning ones every second;
+ *      provisioning ones every second (every 5 s without an endpoint to
+ *      ask: their members' events bring them back);
  *   5. nodes: the simulated Nodes of spec.simulatedNodes, made so through
  *      the endpoint (ctrl-lifecycle-nodes.c), counted in status.nodes.
  *
@@ -150,7 +155,8 @@ static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
     uint64_t facts = deleted ? 0 : host_facts(obj);
     bool changed;
 
-    if (!name)
+    /* worker hosts (a guest's nodes, up to a million) run no member */
+    if (!name || kf_streq(kf_json_str(obj, "spec.role", NULL), "worker"))
         return;
     kf_lifecycle_ports_host(d->ports, name, deleted ? NULL : host_address(obj));
     pthread_mutex_lock(&d->hosts_lock);

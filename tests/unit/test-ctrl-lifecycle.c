@@ -164,7 +164,7 @@ static bool all_ported(struct lcfx *x, int n_clusters)
 
 static void wait_ported(struct lcfx *x, int n_clusters)
 {
-    for (int waited = 0; waited < 4 * WAIT_MS; waited += 50) {
+    for (int waited = 0; waited < 6 * WAIT_MS; waited += 50) {
         if (all_ported(x, n_clusters))
             return;
         renew_all(x);
