@@ -58,6 +58,11 @@ int kf_pki_ca_load(const char *cert_path, const char *key_path, struct kf_pki_ca
                    struct kf_strbuf *err);
 int kf_pki_ca_save(const struct kf_pki_ca *ca, const char *cert_path, const char *key_path,
                    struct kf_strbuf *err);
+/* kf_pki_ca_save, and durable says whether each file (and its folder) is
+ * fsync'ed: not for a working copy of files kept elsewhere, which is
+ * written again from there when it is lost (save always is). */
+int kf_pki_ca_write(const struct kf_pki_ca *ca, const char *cert_path, const char *key_path,
+                    bool durable, struct kf_strbuf *err);
 /* Appends the CA certificate as PEM. */
 void kf_pki_ca_pem(const struct kf_pki_ca *ca, struct kf_strbuf *out);
 void kf_pki_ca_free(struct kf_pki_ca *ca);
@@ -68,6 +73,9 @@ int kf_pki_issue(const struct kf_pki_ca *ca, const struct kf_pki_cert_req *req,
                  struct kf_pki_cert **ret, struct kf_strbuf *err);
 int kf_pki_cert_save(const struct kf_pki_cert *cert, const char *cert_path, const char *key_path,
                      struct kf_strbuf *err);
+/* kf_pki_cert_save with durable as kf_pki_ca_write's. */
+int kf_pki_cert_write(const struct kf_pki_cert *cert, const char *cert_path, const char *key_path,
+                      bool durable, struct kf_strbuf *err);
 /* Appends the certificate and/or the key (either may be NULL) as PEM. */
 void kf_pki_cert_pem(const struct kf_pki_cert *cert, struct kf_strbuf *cert_pem,
                      struct kf_strbuf *key_pem);
@@ -106,6 +114,11 @@ struct kf_pki_cluster_spec {
     int ca_days;    /* 0: 3650 */
     int cert_days;  /* 0: 365 */
     int renew_days; /* reissue certificates expiring within this; 0: 30 */
+    /* dir is a working copy of files kept elsewhere (the caller writes them
+     * back there, and dir again from there when it is lost): files are
+     * written without fsync, which cost a provisioning burst more wall time
+     * than anything else */
+    bool working_copy;
 };
 
 /* Makes `dir` hold the cluster's PKI:

@@ -12,11 +12,22 @@
  * release whose every file matches is renamed into place (so a folder is
  * whole or absent); a mismatch is logged with both hashes and the release
  * is left out. The host then reports what it holds in
- * status.kubernetesVersions, which upgrades check. */
+ * status.kubernetesVersions, which upgrades check.
+ *
+ * After the start, a thread does the same again every --artifacts-interval
+ * (10 minutes by default, each wait drawn within 10 % of it so that a
+ * fleet's agents do not all ask the source in the same second), so that a
+ * release added to the catalog's source later, or a release whose files
+ * went missing on the host, is fetched without restarting the agent; after
+ * each round it wakes the agent's loop, which reports the releases held
+ * again when they changed. The loop keeps running meanwhile: a fetch of a
+ * few hundred megabytes does not hold up heartbeats or members. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,4 +201,114 @@ void kf_agent_artifacts_sync(const struct kf_agent_config *cfg)
         free(tmp);
         free(dir);
     }
+}
+
+/* --- checking again, on a thread ------------------------------------------------ */
+
+struct kf_agent_artifacts {
+    struct kf_agent_config cfg;
+    int wake_fd;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    bool checked; /* a round finished since the loop last asked */
+};
+
+/* The next wait: interval_ms within +-10 %. */
+static int64_t jittered(int64_t interval_ms, unsigned *seed)
+{
+    int64_t spread = interval_ms / 10;
+
+    if (spread <= 0)
+        return interval_ms;
+    return interval_ms - spread + (int64_t)(rand_r(seed) % (unsigned)(2 * spread + 1));
+}
+
+static void *artifacts_main(void *arg)
+{
+    struct kf_agent_artifacts *aa = arg;
+    unsigned seed = (unsigned)getpid() ^ (unsigned)kf_now_ms();
+
+    pthread_mutex_lock(&aa->lock);
+    while (!aa->stop) {
+        struct timespec until;
+        int64_t wait_ms = jittered(aa->cfg.artifacts_interval_ms, &seed);
+        uint64_t one = 1;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!aa->stop && pthread_cond_timedwait(&aa->cond, &aa->lock, &until) != ETIMEDOUT)
+            ;
+        if (aa->stop)
+            break;
+        pthread_mutex_unlock(&aa->lock);
+        kf_agent_artifacts_sync(&aa->cfg);
+        pthread_mutex_lock(&aa->lock);
+        aa->checked = true;
+        if (write(aa->wake_fd, &one, sizeof(one)) < 0) {
+            /* the loop wakes at its own period anyway */
+        }
+    }
+    pthread_mutex_unlock(&aa->lock);
+    return NULL;
+}
+
+struct kf_agent_artifacts *kf_agent_artifacts_start(const struct kf_agent_config *cfg, int wake_fd)
+{
+    struct kf_agent_artifacts *aa;
+    pthread_condattr_t ca;
+
+    if (!cfg->artifacts_url || cfg->artifacts_interval_ms <= 0)
+        return NULL;
+    aa = kf_xcalloc(1, sizeof(*aa));
+    aa->cfg = *cfg;
+    aa->wake_fd = wake_fd;
+    pthread_mutex_init(&aa->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&aa->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&aa->thread, NULL, artifacts_main, aa) != 0) {
+        kf_log_warn("cannot start the thread that checks for missing Kubernetes releases: %s; "
+                    "they are fetched only at start",
+                    strerror(errno));
+        pthread_cond_destroy(&aa->cond);
+        pthread_mutex_destroy(&aa->lock);
+        free(aa);
+        return NULL;
+    }
+    return aa;
+}
+
+bool kf_agent_artifacts_checked(struct kf_agent_artifacts *aa)
+{
+    bool checked;
+
+    if (!aa)
+        return false;
+    pthread_mutex_lock(&aa->lock);
+    checked = aa->checked;
+    aa->checked = false;
+    pthread_mutex_unlock(&aa->lock);
+    return checked;
+}
+
+void kf_agent_artifacts_stop(struct kf_agent_artifacts *aa)
+{
+    if (!aa)
+        return;
+    pthread_mutex_lock(&aa->lock);
+    aa->stop = true;
+    pthread_cond_broadcast(&aa->cond);
+    pthread_mutex_unlock(&aa->lock);
+    pthread_join(aa->thread, NULL);
+    pthread_cond_destroy(&aa->cond);
+    pthread_mutex_destroy(&aa->lock);
+    free(aa);
 }

@@ -285,8 +285,11 @@ int kf_agent_register(struct kf_agent *a, struct agent_host *h, struct kf_strbuf
                       KF_VERSION, "address", host_address(a), "nodeInfo", "os", a->node_os,
                       "kernel", a->node_kernel, "arch", a->node_arch, "hostname", a->node_hostname);
         held = a->cfg.simulate ? NULL : kubernetes_versions(a->cfg.kubernetes_dir);
-        if (held)
+        if (held) {
+            free(a->versions_reported);
+            a->versions_reported = kf_json_dump(held, NULL);
             json_object_set_new(json_object_get(status, "status"), "kubernetesVersions", held);
+        }
         code = kf_agent_http_do(a->http, "PATCH", spath, "application/merge-patch+json", status,
                                 NULL, err);
         json_decref(status);
@@ -298,6 +301,48 @@ int kf_agent_register(struct kf_agent *a, struct agent_host *h, struct kf_strbuf
     free(path);
     free(spath);
     return r;
+}
+
+void kf_agent_report_versions(struct kf_agent *a)
+{
+    json_t *held = a->cfg.simulate ? NULL : kubernetes_versions(a->cfg.kubernetes_dir);
+    char *now;
+    bool all = true;
+
+    if (!held)
+        return;
+    now = kf_json_dump(held, NULL);
+    if (kf_streq(now, a->versions_reported)) {
+        free(now);
+        json_decref(held);
+        return;
+    }
+    for (size_t i = 0; i < a->n_hosts; i++) {
+        struct agent_host *h = &a->hosts[i];
+        struct kf_strbuf err = KF_STRBUF_INIT;
+        char *spath = kf_xasprintf(KF_AGENT_API "/hosts/%s/status", h->name);
+        json_t *patch = json_pack("{s:{s:O}}", "status", "kubernetesVersions", held);
+        int code = h->registered
+                       ? kf_agent_http_do(a->http, "PATCH", spath, "application/merge-patch+json",
+                                          patch, NULL, &err)
+                       : -EAGAIN;
+
+        kf_agent_server_result(a, code);
+        if (code == 200)
+            kf_log_info("host \"%s\": Kubernetes releases held now %s", h->name, now);
+        else
+            all = false; /* the next round tries again */
+        json_decref(patch);
+        free(spath);
+        kf_strbuf_release(&err);
+    }
+    if (all) {
+        free(a->versions_reported);
+        a->versions_reported = now;
+    } else {
+        free(now);
+    }
+    json_decref(held);
 }
 
 static void heartbeat_one(struct kf_agent *a, struct agent_host *h)

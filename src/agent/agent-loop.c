@@ -336,6 +336,8 @@ static int next_timeout(struct kf_agent *a)
 
 static void release(struct kf_agent *a)
 {
+    kf_agent_artifacts_stop(a->artifacts); /* before the wake fd it writes to closes */
+    a->artifacts = NULL;
     kf_agent_watch_stop(a->watch);
     a->watch = NULL;
     kf_agent_tasks_stop(a);
@@ -362,6 +364,7 @@ static void release(struct kf_agent *a)
         close(a->wake_fd);
     if (a->signal_fd >= 0)
         close(a->signal_fd);
+    free(a->versions_reported);
     free(a->node_os);
     free(a->node_kernel);
     free(a->node_arch);
@@ -475,6 +478,8 @@ int kf_agent_run(const struct kf_agent_config *cfg)
         release(&a);
         return 1;
     }
+    if (!cfg->simulate && cfg->role && !strcmp(cfg->role, "meta"))
+        a.artifacts = kf_agent_artifacts_start(cfg, a.wake_fd);
     kf_log_info("kfleet-agent %s: %zu %s host%s, server %s%s%s", KF_VERSION, a.n_hosts,
                 cfg->simulate ? "simulated" : cfg->role, a.n_hosts == 1 ? "" : "s", cfg->server,
                 a.metrics_addr ? ", metrics on " : "", a.metrics_addr ? a.metrics_addr : "");
@@ -491,6 +496,8 @@ int kf_agent_run(const struct kf_agent_config *cfg)
         register_hosts(&a);
         sync_hosts(&a);
         kf_agent_tasks_step(&a);
+        if (kf_agent_artifacts_checked(a.artifacts))
+            kf_agent_report_versions(&a);
         if (kf_mono_ms() >= a.next_heartbeat_ms) {
             kf_agent_heartbeat(&a);
             a.next_heartbeat_ms = kf_mono_ms() + cfg->heartbeat_ms;
@@ -498,6 +505,8 @@ int kf_agent_run(const struct kf_agent_config *cfg)
         pthread_mutex_unlock(&a.lock);
     }
 
+    kf_agent_artifacts_stop(a.artifacts);
+    a.artifacts = NULL;
     kf_agent_watch_stop(a.watch);
     a.watch = NULL;
     kf_agent_tasks_stop(&a);

@@ -50,6 +50,8 @@ static const char usage_text[] =
     "                            /opt/kfleet/kubernetes)\n"
     "  --artifacts URL           fetch a release the host lacks from URL/<minor>/bin/...,\n"
     "                            each file checked against the catalog's SHA-256\n"
+    "  --artifacts-interval DUR  look for missing releases again this often, within 10 %\n"
+    "                            (default 10m; 1s to 24h)\n"
     "  --stop-members-on-exit    stop the members on SIGTERM/SIGINT (default: they keep\n"
     "                            running and the next agent adopts them)\n"
     "  --stop-grace DUR          SIGTERM..SIGKILL for members (default 10s)\n"
@@ -92,6 +94,7 @@ enum {
     OPT_LOG_FILE,
     OPT_K8S_DIR,
     OPT_ARTIFACTS,
+    OPT_ARTIFACTS_INTERVAL,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -124,6 +127,7 @@ static const struct option options[] = {
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
     { "kubernetes-dir", required_argument, NULL, OPT_K8S_DIR },
     { "artifacts", required_argument, NULL, OPT_ARTIFACTS },
+    { "artifacts-interval", required_argument, NULL, OPT_ARTIFACTS_INTERVAL },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -214,6 +218,11 @@ static bool parse_number_option(int opt, const char *arg, struct kf_agent_config
     case OPT_STOP_MEMBERS:
         c->stop_members_on_exit = true;
         break;
+    case OPT_ARTIFACTS_INTERVAL:
+        c->artifacts_interval_ms = duration("artifacts-interval", arg);
+        if (c->artifacts_interval_ms < 1000 || c->artifacts_interval_ms > 24 * 3600 * 1000LL)
+            usage_error("--artifacts-interval \"%s\": from 1s to 24h", arg);
+        break;
     case OPT_STOP_GRACE:
         c->stop_grace_ms = (int)KF_MIN(duration("stop-grace", arg), 3600 * 1000);
         if (c->stop_grace_ms <= 0)
@@ -289,6 +298,7 @@ int main(int argc, char **argv)
         .data_dir = "/var/lib/kfleet-agent",
         .kubernetes_dir = "/opt/kfleet/kubernetes",
         .heartbeat_ms = 10000,
+        .artifacts_interval_ms = 10 * 60 * 1000,
         .sim_ready_delay_ms = 500,
         .sim_task_duration_ms = 1000,
     };

@@ -154,8 +154,9 @@ struct kf_agent_config {
     int stop_grace_ms;            /* members' SIGTERM..SIGKILL; 0: the runner's default */
     /* runner back-off (tests make it short) */
     int64_t backoff_initial_ms, backoff_max_ms;
-    const char *kubernetes_dir; /* the releases, one folder per minor (/opt/kfleet/kubernetes) */
-    const char *artifacts_url;  /* where to fetch a missing release from; NULL: nowhere */
+    const char *kubernetes_dir;    /* the releases, one folder per minor (/opt/kfleet/kubernetes) */
+    const char *artifacts_url;     /* where to fetch a missing release from; NULL: nowhere */
+    int64_t artifacts_interval_ms; /* look for missing releases again this often */
 };
 
 /* One ControlPlaneMember this agent knows. */
@@ -198,6 +199,7 @@ struct agent_host {
 
 struct kf_agent_tasks;
 struct kf_agent_backup;
+struct kf_agent_artifacts;
 
 struct kf_agent {
     struct kf_agent_config cfg;
@@ -207,8 +209,10 @@ struct kf_agent {
     struct kf_smap host_by_name;
     struct kf_agent_http *http;
     struct kf_agent_watch *watch;
-    struct kf_agent_tasks *tasks;   /* agent-tasks.c: BroadcastTasks bound here */
-    struct kf_agent_backup *backup; /* agent-backup.c: etcd snapshots (NULL: none) */
+    struct kf_agent_tasks *tasks;         /* agent-tasks.c: BroadcastTasks bound here */
+    struct kf_agent_backup *backup;       /* agent-backup.c: etcd snapshots (NULL: none) */
+    struct kf_agent_artifacts *artifacts; /* agent-artifacts.c: the periodic check (NULL: none) */
+    char *versions_reported; /* status.kubernetesVersions as last written (JSON), NULL: none */
     int wake_fd;
     int signal_fd;
     bool have_snapshot; /* kfleetd told us once what is bound here */
@@ -348,5 +352,17 @@ int kf_agent_run(const struct kf_agent_config *cfg);
  * cfg->kubernetes_dir lacks from cfg->artifacts_url (nothing without one),
  * each file checked against the catalog's SHA-256; logs what it did. */
 void kf_agent_artifacts_sync(const struct kf_agent_config *cfg);
+/* Starts the thread that runs kf_agent_artifacts_sync again every
+ * cfg->artifacts_interval_ms (+-10 %) and writes to wake_fd (an eventfd)
+ * after each round; NULL without an artifact source (or a thread). */
+struct kf_agent_artifacts *kf_agent_artifacts_start(const struct kf_agent_config *cfg, int wake_fd);
+/* Whether a round finished since the last call (which clears it). */
+bool kf_agent_artifacts_checked(struct kf_agent_artifacts *aa);
+/* Stops the thread (after the fetch it may be in) and frees; NULL is fine. */
+void kf_agent_artifacts_stop(struct kf_agent_artifacts *aa);
+
+/* agent-host.c: writes each registered host's status.kubernetesVersions
+ * when the releases held differ from what was last written. */
+void kf_agent_report_versions(struct kf_agent *a);
 
 #endif

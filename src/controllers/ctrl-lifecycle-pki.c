@@ -10,7 +10,11 @@
  * because pki.h keeps a cluster's PKI as files: the stored files are
  * written there first, kf_pki_cluster_ensure() and the extras below issue
  * what is missing or stale, and if anything changed the directory is
- * stored back (compare-and-swap on the key's revision). Private keys are
+ * stored back (compare-and-swap on the key's revision). The copy is
+ * written without fsync: the store is the truth, a lost or torn file is
+ * written again from it on the next pass (or, when nothing was stored
+ * yet, the attempt starts over), and a provisioning burst spent more wall
+ * time in those fsyncs than in anything else. Private keys are
  * in the store as Kubernetes keeps Secrets in etcd: protect the store.
  * Nothing here logs, and no key ever reaches a log line or an error text.
  *
@@ -179,7 +183,7 @@ static int materialize(const char *dir, const json_t *files, struct kf_strbuf *e
         *slash = '/';
         if (r == 0)
             r = kf_write_file_atomic(p, json_string_value(v), json_string_length(v),
-                                     is_secret(k) ? 0600 : 0644, true, NULL);
+                                     is_secret(k) ? 0600 : 0644, false, NULL);
         if (r < 0)
             kf_err(err, r, "cannot write \"%s\": %s", p, strerror(-r));
         free(p);
@@ -202,7 +206,7 @@ static bool made_for(const char *dir, const char *name, const char *what)
 static int note_for(const char *dir, const char *name, const char *what)
 {
     char *p = kf_xasprintf("%s/%s.for", dir, name);
-    int r = kf_write_file_atomic(p, what, strlen(what), 0644, true, NULL);
+    int r = kf_write_file_atomic(p, what, strlen(what), 0644, false, NULL);
 
     free(p);
     return r;
@@ -238,7 +242,7 @@ static int ensure_leaf(const char *dir, const struct kf_pki_ca *ca, const char *
     if (r == 0) {
         char *cp = kf_xasprintf("%s/%s.crt", dir, base), *kp = kf_xasprintf("%s/%s.key", dir, base);
 
-        r = kf_pki_cert_save(cert, cp, kp, err);
+        r = kf_pki_cert_write(cert, cp, kp, false, err);
         if (r == 0)
             r = note_for(dir, base, what);
         free(cp);
@@ -329,7 +333,7 @@ int kf_lifecycle_kubeconfig_write(const char *dir, const char *file, const char 
     kc.ca_pem = ca_pem.buf;
     r = kf_pki_kubeconfig_render(&kc, &out, err);
     if (r == 0) {
-        r = kf_write_file_atomic(path, out.buf, strlen(out.buf), 0600, true, NULL);
+        r = kf_write_file_atomic(path, out.buf, strlen(out.buf), 0600, false, NULL);
         if (r < 0)
             kf_err(err, r, "cannot write \"%s\": %s", path, strerror(-r));
     }
@@ -424,7 +428,7 @@ static int ensure_extras(const char *dir, const struct lc_pki_input *in, struct 
 }
 
 int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
-                            const struct lc_pki_input *in, json_t **ret_files,
+                            const struct lc_pki_input *in, json_t **ret_files, int64_t *ret_rev,
                             struct kf_strbuf *err)
 {
     char *dir = kf_xasprintf("%s/pki/%s", data_dir, in->cluster);
@@ -472,7 +476,7 @@ int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
         json_t *doc = json_pack("{s:O}", "files", now);
         char *text = kf_json_dump(doc, NULL), *key = kf_lifecycle_pki_key(in->cluster);
 
-        r = kf_store_put(store, key, text, strlen(text), stored ? rev : 0, NULL);
+        r = kf_store_put(store, key, text, strlen(text), stored ? rev : 0, &rev);
         if (r < 0)
             kf_err(err, r, "cannot store the PKI of \"%s\": %s", in->cluster,
                    r == -KF_ECONFLICT || r == -KF_EEXISTS ? "written concurrently, trying again"
@@ -484,6 +488,8 @@ int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
             goto release_files;
     }
     *ret_files = json_incref(now);
+    if (ret_rev)
+        *ret_rev = rev;
 release_files:
     json_decref(stored);
     json_decref(now);

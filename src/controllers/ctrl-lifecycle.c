@@ -6,14 +6,18 @@
  * reconcile, for a cluster that placement has placed (status.unit set and
  * every member bound to a host):
  *
- *   1. ports: a member missing a port its component needs gets one
- *      (ctrl-lifecycle-ports.c), written to spec.ports; a cluster with apiservers
- *      gets its endpoint's port on its unit's endpoint address;
+ *   1. ports: a member missing a port its component needs gets one from
+ *      the index of used ports per address (ctrl-lifecycle-ports.c, fed by
+ *      the informers' events), written to spec.ports with the member's
+ *      spec in step 3; a cluster with apiservers gets its endpoint's port
+ *      on its unit's endpoint address;
  *   2. PKI: the cluster's certificates for the members' current addresses
- *      and its endpoint (ctrl-lifecycle-pki.c), kept in the store;
+ *      and its endpoint (ctrl-lifecycle-pki.c), kept in the store; checked
+ *      again only when what they are for or the stored revision changed
+ *      (or after half an hour or so, for the expiry dates);
  *   3. members: binary, args, probe and version from the catalog (catalog.h),
- *      the pki-hash annotation of each member's bundle, and the
- *      kfleet.io/agent finalizer, written when they differ;
+ *      the pki-hash annotation of each member's bundle, new ports and the
+ *      kfleet.io/agent finalizer, one write a member when they differ;
  *   4. health: each member's status as its agent reports it (the agent
  *      probes the members it runs: etcd's /health, the apiserver's
  *      /readyz), its host's readiness, and the apiserver's /readyz through
@@ -22,7 +26,8 @@
  *      then phase, conditions, endpoints and members counts in status,
  *      written when they differ, with an Event on every phase change.
  *      Provisioned clusters are looked at again every health_period_ms,
- *      provisioning ones every second;
+ *      provisioning ones every second (every 5 s without an endpoint to
+ *      ask: their members' events bring them back);
  *   5. nodes: the simulated Nodes of spec.simulatedNodes, made so through
  *      the endpoint (ctrl-lifecycle-nodes.c), counted in status.nodes.
  *
@@ -63,6 +68,7 @@ KF_LOG_MODULE(lifecycle);
 
 #define BY_CLUSTER              "lc.cluster"
 #define PROVISIONING_RECHECK_MS 1000
+#define PROVISIONING_WAIT_MS    5000
 #define DELETING_RECHECK_MS     1000
 #define PROBE_TIMEOUT_MS        2000 /* a loaded host answers /health late */
 
@@ -74,6 +80,10 @@ struct lc {
     struct kf_recorder *rec;
     struct kf_informer *clusters, *members, *hosts, *profiles, *units;
     struct lc_ports *ports;
+    pthread_mutex_t hosts_lock;
+    struct kf_smap host_facts; /* host -> host_facts() last seen (uintptr_t) */
+    pthread_mutex_t pki_lock;
+    struct kf_smap pki_memo; /* cluster -> struct pki_memo */
     struct kf_lifecycle_options opt;
     struct kf_endpoints *endpoints; /* kfleetd's endpoint service (NULL: none) */
 };
@@ -109,12 +119,75 @@ static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted
         kf_ctrl_enqueue(c, cl);
 }
 
-static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
+static const char *host_address(const json_t *host);
+static bool host_ready(const json_t *host);
+
+/* A member's event: its ports into the index, its cluster into the queue. */
+static void member_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct lc *d = kf_ctrl_data(c);
 
-    (void)deleted;
-    kf_informer_map_host_members(d->members, kf_obj_name(obj), c, member_to_cluster);
+    kf_lifecycle_ports_member(d->ports, kf_obj_name(obj),
+                              deleted ? NULL : kf_json_str(obj, "spec.host", NULL),
+                              deleted ? NULL : kf_json_path(obj, "spec.ports"));
+    member_to_cluster(c, obj, deleted);
+}
+
+/* What of a Host matters to the clusters of its members: its address, its
+ * readiness, the Kubernetes versions it holds (the upgrade's precheck). */
+static uint64_t host_facts(const json_t *host)
+{
+    const json_t *held = kf_json_path(host, "status.kubernetesVersions");
+    char *versions = held ? kf_json_dump(held, NULL) : NULL;
+    char *s =
+        kf_xasprintf("%s|%d|%s", host_address(host), host_ready(host), versions ? versions : "");
+    uint64_t h = kf_hash_str(s) | 1;
+
+    free(s);
+    free(versions);
+    return h;
+}
+
+/* A host's event: its address into the port index, and its members'
+ * clusters into the queue when something they depend on changed (its
+ * status is written every few seconds while members land on it: queueing
+ * every cluster on the host each time was a reconcile storm). */
+static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct lc *d = kf_ctrl_data(c);
+    const char *name = kf_obj_name(obj);
+    uint64_t facts = deleted ? 0 : host_facts(obj);
+    bool changed;
+
+    /* worker hosts (a guest's nodes, up to a million) run no member */
+    if (!name || kf_streq(kf_json_str(obj, "spec.role", NULL), "worker"))
+        return;
+    kf_lifecycle_ports_host(d->ports, name, deleted ? NULL : host_address(obj));
+    pthread_mutex_lock(&d->hosts_lock);
+    changed = (uint64_t)(uintptr_t)kf_smap_get(&d->host_facts, name) != facts;
+    if (deleted)
+        kf_smap_remove(&d->host_facts, name);
+    else
+        kf_smap_put(&d->host_facts, name, (void *)(uintptr_t)facts);
+    pthread_mutex_unlock(&d->hosts_lock);
+    if (changed)
+        kf_informer_map_host_members(d->members, name, c, member_to_cluster);
+}
+
+static bool endpoint_parse(const char *url, char addr[KF_EP_ADDR_MAX], int *port);
+
+/* A cluster's event (the runtime queues it by itself): its apiserver
+ * endpoint's port into the index. */
+static void cluster_event(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct lc *d = kf_ctrl_data(c);
+    char addr[KF_EP_ADDR_MAX];
+    int port = 0;
+    bool has = !deleted &&
+               endpoint_parse(kf_json_str(obj, "status.endpoints.apiServer", NULL), addr, &port);
+
+    if (kf_obj_name(obj))
+        kf_lifecycle_ports_endpoint(d->ports, kf_obj_name(obj), has ? addr : NULL, port);
 }
 
 static int setup(struct kf_ctrl *c)
@@ -135,9 +208,11 @@ static int setup(struct kf_ctrl *c)
     r = kf_informer_add_index(d->members, KF_INDEX_MEMBER_HOST, kf_index_member_host);
     if (r < 0 && r != -EEXIST)
         return r;
-    r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_cluster);
+    r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_event);
     if (r == 0)
         r = kf_ctrl_watch(c, &kf_kind_host, host_to_clusters);
+    if (r == 0)
+        r = kf_ctrl_watch(c, &kf_kind_guestcluster, cluster_event);
     return r;
 }
 
@@ -158,6 +233,10 @@ int kf_ctrl_lifecycle_init(const struct kf_ctrl_env *env, void **ret, struct kf_
         d->opt.endpoint_address = "127.0.0.1";
     d->rec = kf_recorder_new(env->reg, "lifecycle");
     d->ports = kf_lifecycle_ports_new(d->opt.port_min, d->opt.port_max);
+    pthread_mutex_init(&d->hosts_lock, NULL);
+    kf_smap_init(&d->host_facts);
+    pthread_mutex_init(&d->pki_lock, NULL);
+    kf_smap_init(&d->pki_memo);
     *ret = d;
     return 0;
 }
@@ -170,6 +249,18 @@ void kf_ctrl_lifecycle_fini(void *data)
         return;
     kf_recorder_free(d->rec);
     kf_lifecycle_ports_free(d->ports);
+    kf_smap_release(&d->host_facts);
+    pthread_mutex_destroy(&d->hosts_lock);
+    {
+        size_t it = 0;
+        const char *k;
+        void *v;
+
+        while (kf_smap_next(&d->pki_memo, &it, &k, &v))
+            free(v);
+    }
+    kf_smap_release(&d->pki_memo);
+    pthread_mutex_destroy(&d->pki_lock);
     free(d->data_dir);
     free(d);
 }
@@ -352,6 +443,7 @@ static size_t release_members(struct lc *d, json_t **ms, size_t n, const json_t 
 }
 
 static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_strbuf *err);
+static void pki_memo_forget(struct lc *d, const char *cluster);
 
 static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
 {
@@ -389,6 +481,7 @@ static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
         kf_strbuf_release(&err);
         return 0;
     }
+    pki_memo_forget(d, name);
     r = kf_lifecycle_pki_remove(d->store, d->data_dir, name);
     if (r < 0) {
         kf_log_warn("cluster \"%s\": cannot remove its PKI: %s", name, strerror(-r));
@@ -406,6 +499,10 @@ static int reconcile_delete(struct lc *d, const json_t *gc, int64_t *requeue)
  * old object is taken again from the new one. */
 static void view_replace(struct lc_view *v, size_t i, json_t *updated)
 {
+    if (v->ports_new) {
+        json_decref(v->ports_new[i]);
+        v->ports_new[i] = NULL;
+    }
     json_decref(v->objs[i]);
     v->objs[i] = updated;
     v->hosts[i] = kf_json_str(updated, "spec.host", NULL);
@@ -423,59 +520,13 @@ static bool endpoint_parse(const char *url, char addr[KF_EP_ADDR_MAX], int *port
     return url && kf_ep_parse_url(url, addr, port, NULL) == 0;
 }
 
-/* Adds the endpoint ports of every cluster whose endpoint is on address. */
-static void endpoint_ports_on(struct lc *d, const char *address, json_t *used)
-{
-    char **names = NULL;
-    size_t n = kf_informer_names(d->clusters, &names);
-
-    for (size_t i = 0; i < n; i++) {
-        json_t *gc = get_obj(d->clusters, names[i]);
-        char addr[KF_EP_ADDR_MAX];
-        int port;
-
-        if (endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) &&
-            !strcmp(addr, address))
-            json_array_append_new(used, json_integer(port));
-        json_decref(gc);
-    }
-    kf_ctrl_names_free(names, n);
-}
-
-/* Every port used on hosts with this address (a JSON array). */
-static json_t *ports_on_address(struct lc *d, const char *address)
-{
-    json_t *used = json_array();
-    char **hosts = NULL;
-    size_t nh = kf_informer_names(d->hosts, &hosts);
-
-    for (size_t i = 0; i < nh; i++) {
-        json_t *h = get_obj(d->hosts, hosts[i]);
-        char **ms = NULL;
-        size_t nm;
-
-        if (!h || strcmp(host_address(h), address) != 0) {
-            json_decref(h);
-            continue;
-        }
-        json_decref(h);
-        nm = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, hosts[i], &ms);
-        for (size_t k = 0; k < nm; k++) {
-            json_t *m = get_obj(d->members, ms[k]), *v;
-            const char *key;
-
-            json_object_foreach(kf_json_path(m, "spec.ports"), key, v) json_array_append(used, v);
-            json_decref(m);
-        }
-        kf_ctrl_names_free(ms, nm);
-    }
-    kf_ctrl_names_free(hosts, nh);
-    endpoint_ports_on(d, address, used);
-    return used;
-}
-
-/* Gives member i the ports its component needs. Returns 1 when it wrote
- * (ms[i] then holds the new object), 0 when nothing was missing. */
+/* Gives member i the ports its component needs, in the view only
+ * (v->ports_new[i], which v->members[i].ports then points to): they are
+ * written with the member's spec (fill_member), one write a member
+ * instead of three in a provisioning burst, where the store's commits are
+ * what the lifecycle controller waits for most. The ports stay reserved
+ * (ctrl-lifecycle-ports.c) until the write shows in the informer. Returns
+ * 1 when ports were given, 0 when nothing was missing. */
 static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_strbuf *err)
 {
     const char *names[KF_CATALOG_MAX_PORTS + 1], *missing[KF_CATALOG_MAX_PORTS];
@@ -484,7 +535,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         kf_catalog_lookup(v->members[i].component, v->c.version);
     size_t n = kf_catalog_port_names(&v->c, i, names), nm = 0;
     int got[KF_CATALOG_MAX_PORTS];
-    json_t *ports, *body, *updated = NULL, *used;
+    json_t *ports;
     int r;
 
     for (size_t k = 0; k < n; k++)
@@ -493,9 +544,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
     if (nm == 0 && (!cc->alias_port || json_object_get(have, cc->alias_port)))
         return 0;
     if (nm > 0) {
-        used = ports_on_address(d, v->address[i]);
-        r = kf_lifecycle_ports_pick(d->ports, v->address[i], used, nm, got);
-        json_decref(used);
+        r = kf_lifecycle_ports_pick(d->ports, v->address[i], nm, got);
         if (r < 0)
             return kf_err(err, r, "no free port left on %s (range %d-%d) for member %s",
                           v->address[i], d->opt.port_min, d->opt.port_max, v->members[i].name);
@@ -505,17 +554,24 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
         json_object_set_new(ports, missing[k], json_integer(got[k]));
     if (cc->alias_port && json_object_get(ports, cc->alias_of))
         json_object_set(ports, cc->alias_port, json_object_get(ports, cc->alias_of));
-    /* on the object these ports were picked for: a reconcile that saw the
-     * member before an earlier one's write gets a conflict, not a second
-     * set of ports (a joining etcd member's peer URL is in etcd's
-     * membership by then: docs/internals/replacement.md) */
-    {
-        char rv[32];
+    json_decref(v->ports_new[i]);
+    v->ports_new[i] = ports;
+    v->members[i].ports = ports;
+    return 1;
+}
 
-        snprintf(rv, sizeof(rv), "%lld", (long long)kf_obj_rv(v->objs[i]));
-        body = json_pack("{s:{s:s}, s:{s:o}}", "metadata", "resourceVersion", rv, "spec", "ports",
-                         ports);
-    }
+/* Writes member i's new ports alone (a member whose spec waits), on the
+ * object they were picked for (ports_precondition). */
+static int write_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_strbuf *err)
+{
+    json_t *body, *updated = NULL;
+    int r;
+
+    if (!v->ports_new[i])
+        return 0;
+    body = json_pack("{s:{s:s}, s:{s:O}}", "metadata", "resourceVersion",
+                     kf_json_str(v->objs[i], "metadata.resourceVersion", ""), "spec", "ports",
+                     v->ports_new[i]);
     r = patch(d, &kf_kind_controlplanemember, v->members[i].name, KF_PATCH_MERGE, body, false,
               &updated, err);
     json_decref(body);
@@ -534,7 +590,7 @@ static int ensure_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_str
 static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view *v, char **ret_url,
                            struct kf_strbuf *err)
 {
-    json_t *unit = get_obj(d->units, kf_json_str(gc, "status.unit", NULL)), *used;
+    json_t *unit = get_obj(d->units, kf_json_str(gc, "status.unit", NULL));
     const char *want = kf_json_str(unit, "spec.endpointAddress", d->opt.endpoint_address);
     char addr[64], *address = kf_xstrdup(want);
     bool api = false;
@@ -549,9 +605,7 @@ static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view 
     }
     if (!endpoint_parse(kf_json_str(gc, "status.endpoints.apiServer", NULL), addr, &port) ||
         strcmp(addr, address) != 0 || port < d->opt.port_min || port > d->opt.port_max) {
-        used = ports_on_address(d, address);
-        r = kf_lifecycle_ports_pick(d->ports, address, used, 1, &port);
-        json_decref(used);
+        r = kf_lifecycle_ports_pick(d->ports, address, 1, &port);
         if (r < 0) {
             kf_err(err, r, "no free port left on %s (range %d-%d) for the apiserver endpoint",
                    address, d->opt.port_min, d->opt.port_max);
@@ -569,8 +623,12 @@ free_address:
 
 void kf_lifecycle_view_release(struct lc_view *v)
 {
-    for (size_t i = 0; i < v->n; i++)
+    for (size_t i = 0; i < v->n; i++) {
         json_decref(v->objs[i]);
+        if (v->ports_new)
+            json_decref(v->ports_new[i]);
+    }
+    free(v->ports_new);
     free(v->objs);
     free(v->members);
     free(v->hosts);
@@ -589,6 +647,7 @@ static void view_build(struct lc *d, json_t **ms, size_t n, struct lc_view *v, j
     v->members = kf_xcalloc(n ? n : 1, sizeof(*v->members));
     v->hosts = kf_xcalloc(n ? n : 1, sizeof(*v->hosts));
     v->address = kf_xcalloc(n ? n : 1, sizeof(*v->address));
+    v->ports_new = kf_xcalloc(n ? n : 1, sizeof(*v->ports_new));
     for (size_t i = 0; i < n; i++) {
         json_t *m = ms[i];
         size_t k = v->n;
@@ -627,6 +686,89 @@ static void add_unique(const char ***v, size_t *n, size_t *alloc, const char *s)
     KF_GROW(*v, *alloc, *n + 2);
     (*v)[(*n)++] = s;
     (*v)[*n] = NULL;
+}
+
+/* What ensure_pki last made sure of for a cluster: for that input (a hash
+ * of the names, addresses and endpoint the certificates are for), the PKI
+ * stored at revision rev was complete and current at at_ms, and the working
+ * copy holds it. Checking it again on every reconcile (reading, parsing
+ * and comparing some twenty certificates and keys: most of a provisioning
+ * reconcile's CPU) changes nothing while those hold, so until the input or
+ * the stored revision changes, or PKI_RECHECK_MS (plus a spread by the
+ * name, so that clusters made together are not checked together) passes
+ * for the expiry dates, the stored files are used as they are. */
+struct pki_memo {
+    uint64_t input;
+    int64_t rev, at_ms;
+};
+
+#define PKI_RECHECK_MS (30 * 60 * 1000)
+
+static void hash_strs(struct kf_strbuf *sb, const char *const *v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        kf_strbuf_addf(sb, "%s,", v[i]);
+    kf_strbuf_addch(sb, '|');
+}
+
+static uint64_t pki_input_hash(const struct lc_pki_input *in)
+{
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+    uint64_t h;
+
+    kf_strbuf_addf(&sb, "%s|%s|", in->cluster, in->apiserver_url ? in->apiserver_url : "");
+    for (size_t i = 0; i < in->spec.n_etcd_members; i++) {
+        kf_strbuf_addf(&sb, "%s:", in->spec.etcd_members[i].name);
+        hash_strs(&sb, in->spec.etcd_members[i].ip_addresses);
+        hash_strs(&sb, in->spec.etcd_members[i].dns_names);
+    }
+    hash_strs(&sb, in->spec.apiserver_ips);
+    hash_strs(&sb, in->spec.apiserver_dns);
+    hash_strs(&sb, in->controller_manager_ips);
+    hash_strs(&sb, in->scheduler_ips);
+    h = kf_hash_str(sb.buf);
+    kf_strbuf_release(&sb);
+    return h;
+}
+
+/* The stored files when the memo says they need no check (new reference),
+ * else NULL. */
+static json_t *pki_memo_files(struct lc *d, const char *cluster, uint64_t input)
+{
+    struct pki_memo *m;
+    bool fresh;
+    int64_t rev = 0, memo_rev, now = kf_now_ms();
+    json_t *files = NULL;
+
+    pthread_mutex_lock(&d->pki_lock);
+    m = kf_smap_get(&d->pki_memo, cluster);
+    fresh = m && m->input == input &&
+            now - m->at_ms < PKI_RECHECK_MS + (int64_t)(kf_hash_str(cluster) % PKI_RECHECK_MS);
+    memo_rev = m ? m->rev : 0;
+    pthread_mutex_unlock(&d->pki_lock);
+    if (!fresh)
+        return NULL;
+    if (kf_lifecycle_pki_load(d->store, cluster, &files, &rev) == 0 && rev == memo_rev)
+        return files;
+    json_decref(files);
+    return NULL;
+}
+
+static void pki_memo_put(struct lc *d, const char *cluster, uint64_t input, int64_t rev)
+{
+    struct pki_memo *m = kf_xcalloc(1, sizeof(*m));
+
+    *m = (struct pki_memo){ .input = input, .rev = rev, .at_ms = kf_now_ms() };
+    pthread_mutex_lock(&d->pki_lock);
+    free(kf_smap_put(&d->pki_memo, cluster, m));
+    pthread_mutex_unlock(&d->pki_lock);
+}
+
+static void pki_memo_forget(struct lc *d, const char *cluster)
+{
+    pthread_mutex_lock(&d->pki_lock);
+    free(kf_smap_remove(&d->pki_memo, cluster));
+    pthread_mutex_unlock(&d->pki_lock);
 }
 
 /* The cluster's PKI for its members' addresses and its endpoint (see
@@ -681,13 +823,23 @@ static int ensure_pki(struct lc *d, const json_t *gc, struct lc_view *v, const c
                       .etcd_members = em,
                       .n_etcd_members = ne,
                       .apiserver_ips = api_ips ? api_ips : none,
-                      .apiserver_dns = none },
+                      .apiserver_dns = none,
+                      .working_copy = true },
             .controller_manager_ips = kcm_ips,
             .scheduler_ips = sch_ips,
             .apiserver_url = endpoint_url,
         };
 
-        r = kf_lifecycle_pki_ensure(d->store, d->data_dir, &in, ret_files, err);
+        uint64_t input = pki_input_hash(&in);
+        int64_t rev = 0;
+
+        *ret_files = pki_memo_files(d, in.cluster, input);
+        r = 0;
+        if (!*ret_files) {
+            r = kf_lifecycle_pki_ensure(d->store, d->data_dir, &in, ret_files, &rev, err);
+            if (r == 0)
+                pki_memo_put(d, in.cluster, input, rev);
+        }
     }
     for (size_t i = 0; i < ne; i++)
         free(eips[i]);
@@ -752,17 +904,38 @@ static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *
     }
     json_object_set(spec, "probe", rd.probe ? rd.probe : json_null());
     kf_catalog_rendered_release(&rd);
-    if (!same && hold) {
+    if (v->ports_new[i]) {
+        json_object_set(spec, "ports", v->ports_new[i]);
+        same = false;
+    }
+    if (!same && hold && !v->ports_new[i]) {
         /* it would restart while a peer of its component is down or
          * restarting (kf_replace_hold): later */
         json_decref(spec);
         spec = NULL;
-    } else if (!same) {
-        *ret_wrote = true;
-        json_t *updated = NULL;
+    } else if (!same || !kf_obj_has_finalizer(m, KF_FINALIZER_AGENT)) {
+        json_t *updated = NULL, *meta;
 
-        body = json_pack("{s:{s:{s:s}}, s:o}", "metadata", "annotations", KF_ANNOTATION_PKI_HASH,
-                         hash, "spec", spec);
+        *ret_wrote = !same;
+        /* spec, ports, pki-hash and the agent's finalizer in one write.
+         * Conditional on the member as read when it adds the finalizer
+         * (the list is replaced whole) or new ports: a reconcile that saw
+         * the member before an earlier one's write gets a conflict (the
+         * next pass does it again), never a second set of ports (a joining
+         * etcd member's peer URL is in etcd's membership by then:
+         * docs/internals/replacement.md) */
+        meta = json_pack("{s:{s:s}}", "annotations", KF_ANNOTATION_PKI_HASH, hash);
+        if (!kf_obj_has_finalizer(m, KF_FINALIZER_AGENT)) {
+            const json_t *fins = kf_json_path(m, "metadata.finalizers");
+            json_t *list = json_is_array(fins) ? json_deep_copy(fins) : json_array();
+
+            json_array_append_new(list, json_string(KF_FINALIZER_AGENT));
+            json_object_set_new(meta, "finalizers", list);
+        }
+        if (!kf_obj_has_finalizer(m, KF_FINALIZER_AGENT) || v->ports_new[i])
+            json_object_set_new(meta, "resourceVersion",
+                                json_string(kf_json_str(m, "metadata.resourceVersion", "")));
+        body = json_pack("{s:o, s:o}", "metadata", meta, "spec", spec);
         r = patch(d, &kf_kind_controlplanemember, v->members[i].name, KF_PATCH_MERGE, body, false,
                   &updated, err);
         json_decref(body);
@@ -771,15 +944,6 @@ static int fill_member(struct lc *d, struct lc_view *v, size_t i, const json_t *
         view_replace(v, i, updated);
     } else {
         json_decref(spec);
-    }
-    if (!kf_obj_has_finalizer(v->objs[i], KF_FINALIZER_AGENT)) {
-        json_t *updated = NULL;
-
-        r = add_finalizer(d, &kf_kind_controlplanemember, v->objs[i], KF_FINALIZER_AGENT, &updated,
-                          err);
-        if (r < 0)
-            return r;
-        view_replace(v, i, updated);
     }
     return 0;
 }
@@ -1249,7 +1413,12 @@ static void decide_phase(struct lc *d, const json_t *gc, const struct health *h,
             kf_strbuf_addf(&vd->msg, "etcd has quorum; waiting for members: %s", vd->cmsg.buf);
         else
             kf_strbuf_addf(&vd->msg, "every member is ready; waiting until %s", vd->epmsg.buf);
-        *requeue = PROVISIONING_RECHECK_MS;
+        /* the endpoint answering is seen only by asking it; without one,
+         * every change comes as a member's event, and asking each of
+         * thousands of provisioning clusters again every second was most
+         * of a burst's reconciles (the look after PROVISIONING_WAIT_MS is
+         * for the provisioning timeout) */
+        *requeue = endpoint_url ? PROVISIONING_RECHECK_MS : PROVISIONING_WAIT_MS;
     } else if (vd->serves) {
         vd->phase = "Running";
         if (vd->full)
@@ -1544,8 +1713,13 @@ static int fill_members(struct lc *d, const char *name, struct lc_view *v, json_
                 ep_up = endpoint_probe(d, name, endpoint_url, &detail);
                 kf_strbuf_release(&detail);
             }
-            if (!ep_up)
-                continue; /* started once the apiserver answers */
+            if (!ep_up) {
+                /* started once the apiserver answers; its ports now */
+                r = write_ports(d, v, i, err);
+                if (r < 0)
+                    return r;
+                continue;
+            }
         }
         /* each member at the version the upgrade engine gives it */
         v->c.version = versions[i] ? versions[i] : cluster_version;
@@ -1611,9 +1785,9 @@ static int converge(struct lc *d, const char *name, json_t *gc, json_t **ms, siz
     flags = cluster_flags(gc, profile);
     view_build(d, ms, n, &v, &hosts);
     catalog_cluster(gc, profile, flags, &v);
-    for (size_t i = 0; i < v.n && r == 0; i++)
+    for (size_t i = 0; i < v.n && r >= 0; i++)
         r = ensure_ports(d, &v, i, err);
-    if (r == 0)
+    if (r >= 0)
         r = ensure_endpoint(d, gc, &v, &endpoint_url, err);
     if (r == 0)
         r = ensure_pki(d, gc, &v, endpoint_url, &files, err);
@@ -1643,6 +1817,7 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     if (r == -KF_ENOTFOUND) {
         /* gone: its PKI goes once no member is left */
         n = cluster_members(d, name, &ms);
+        pki_memo_forget(d, name);
         if (n == 0)
             r = kf_lifecycle_pki_remove(d->store, d->data_dir, name);
         else

@@ -34,9 +34,10 @@ char *kf_lifecycle_pki_key(const char *cluster);
 /* <data_dir>/pki/<cluster>: the leader's working copy. */
 char *kf_lifecycle_pki_dir(const char *data_dir, const char *cluster);
 /* Makes the stored PKI of in->cluster complete and current (see the file's
- * comment); *ret_files gets path -> PEM (new reference). 0 or an error. */
+ * comment); *ret_files gets path -> PEM (new reference), *ret_rev (may be
+ * NULL) the store revision of what it returns. 0 or an error. */
 int kf_lifecycle_pki_ensure(struct kf_store *store, const char *data_dir,
-                            const struct lc_pki_input *in, json_t **ret_files,
+                            const struct lc_pki_input *in, json_t **ret_files, int64_t *ret_rev,
                             struct kf_strbuf *err);
 /* The stored files (new reference) and the key's revision. -KF_ENOTFOUND. */
 int kf_lifecycle_pki_load(struct kf_store *store, const char *cluster, json_t **ret_files,
@@ -71,17 +72,28 @@ int kf_lifecycle_nodes_sync(const char *pki_dir, const char *endpoint_url, int64
 /* --- ctrl-lifecycle-ports.c ----------------------------------------------------------- */
 
 /* Member ports: per host address (hosts that share an address share its
- * ports, as the three agents of `make run` do on 127.0.0.1). Thread-safe. */
+ * ports, as the three agents of `make run` do on 127.0.0.1), kept as an
+ * index that the controller's informer handlers feed (see the file's
+ * comment). Thread-safe. */
 struct lc_ports;
 struct lc_ports *kf_lifecycle_ports_new(int min, int max);
 void kf_lifecycle_ports_free(struct lc_ports *p);
-/* Picks n free ports on address: not used by any member in `used` (a
- * JSON array of port numbers the caller collected from the members bound
- * to hosts of that address), not handed out in the last minute, and, for
- * a loopback address, not taken on this machine right now. Returns 0 or
- * -ENOSPC. */
-int kf_lifecycle_ports_pick(struct lc_ports *p, const char *address, const json_t *used, size_t n,
-                            int *ret);
+/* Member `member` is bound to host and holds ports (spec.ports, an object
+ * of name -> number; NULL, or host NULL, when it holds none or is gone). */
+void kf_lifecycle_ports_member(struct lc_ports *p, const char *member, const char *host,
+                               const json_t *ports);
+/* Cluster's apiserver endpoint is on address:port (address NULL: none). */
+void kf_lifecycle_ports_endpoint(struct lc_ports *p, const char *cluster, const char *address,
+                                 int port);
+/* Host's address is address (NULL: the host was deleted). Returns whether
+ * it changed (or is new). */
+bool kf_lifecycle_ports_host(struct lc_ports *p, const char *host, const char *address);
+/* Picks n free ports on address: held by no member or endpoint on it,
+ * not handed out in the last minute, and, for a loopback address, not
+ * taken on this machine right now; the lowest such. Returns 0 or -ENOSPC. */
+int kf_lifecycle_ports_pick(struct lc_ports *p, const char *address, size_t n, int *ret);
+/* Whether a member or endpoint holds address:port (for tests). */
+bool kf_lifecycle_ports_used(struct lc_ports *p, const char *address, int port);
 
 /* --- shared by the controller and the actions ------------------------------- */
 
@@ -94,6 +106,7 @@ struct lc_view {
     json_t **objs;        /* the member objects, in c.members order (borrowed) */
     const char **hosts;   /* spec.host of each */
     const char **address; /* each member's host's address */
+    json_t **ports_new;   /* ports given and not written yet (owned; NULL: none) */
     size_t n;
 };
 void kf_lifecycle_view_release(struct lc_view *v);

@@ -335,19 +335,19 @@ void kf_pki_cert_pem(const struct kf_pki_cert *cert, struct kf_strbuf *cert_pem,
 }
 
 static int save_pair(X509 *x, EVP_PKEY *k, const char *cert_path, const char *key_path,
-                     struct kf_strbuf *err)
+                     bool durable, struct kf_strbuf *err)
 {
     struct kf_strbuf c = KF_STRBUF_INIT, kp = KF_STRBUF_INIT;
     int rc;
 
     x509_pem(x, &c);
     pkey_pem(k, &kp);
-    rc = kf_write_file_atomic(key_path, kp.buf, kp.len, 0600, true, NULL);
+    rc = kf_write_file_atomic(key_path, kp.buf, kp.len, 0600, durable, NULL);
     if (rc < 0) {
         kf_err(err, rc, "cannot write \"%s\": %s", key_path, strerror(-rc));
         goto wipe_key;
     }
-    rc = kf_write_file_atomic(cert_path, c.buf, c.len, 0644, true, NULL);
+    rc = kf_write_file_atomic(cert_path, c.buf, c.len, 0644, durable, NULL);
     if (rc < 0)
         kf_err(err, rc, "cannot write \"%s\": %s", cert_path, strerror(-rc));
 wipe_key:
@@ -361,13 +361,25 @@ wipe_key:
 int kf_pki_ca_save(const struct kf_pki_ca *ca, const char *cert_path, const char *key_path,
                    struct kf_strbuf *err)
 {
-    return save_pair(ca->cert, ca->key, cert_path, key_path, err);
+    return save_pair(ca->cert, ca->key, cert_path, key_path, true, err);
+}
+
+int kf_pki_ca_write(const struct kf_pki_ca *ca, const char *cert_path, const char *key_path,
+                    bool durable, struct kf_strbuf *err)
+{
+    return save_pair(ca->cert, ca->key, cert_path, key_path, durable, err);
 }
 
 int kf_pki_cert_save(const struct kf_pki_cert *cert, const char *cert_path, const char *key_path,
                      struct kf_strbuf *err)
 {
-    return save_pair(cert->cert, cert->key, cert_path, key_path, err);
+    return save_pair(cert->cert, cert->key, cert_path, key_path, true, err);
+}
+
+int kf_pki_cert_write(const struct kf_pki_cert *cert, const char *cert_path, const char *key_path,
+                      bool durable, struct kf_strbuf *err)
+{
+    return save_pair(cert->cert, cert->key, cert_path, key_path, durable, err);
 }
 
 int kf_pki_read_x509(const char *path, X509 **ret, struct kf_strbuf *err)

@@ -34,7 +34,8 @@ static int mkdir_0700(const char *path, struct kf_strbuf *err)
 }
 
 static int load_or_create_ca(const char *dir, const char *base, const char *cn, int days,
-                             struct kf_pki_ca **ret, int *issued, struct kf_strbuf *err)
+                             bool durable, struct kf_pki_ca **ret, int *issued,
+                             struct kf_strbuf *err)
 {
     char *crt = kf_xasprintf("%s/%s.crt", dir, base), *key = kf_xasprintf("%s/%s.key", dir, base);
     int rc;
@@ -44,7 +45,7 @@ static int load_or_create_ca(const char *dir, const char *base, const char *cn, 
     } else {
         rc = kf_pki_ca_create(cn, days, ret, err);
         if (rc == 0) {
-            rc = kf_pki_ca_save(*ret, crt, key, err);
+            rc = kf_pki_ca_write(*ret, crt, key, durable, err);
             if (rc < 0) {
                 kf_pki_ca_free(*ret);
                 *ret = NULL;
@@ -110,7 +111,7 @@ free_pair:
 }
 
 static int ensure_cert(const struct kf_pki_ca *ca, const char *dir, const char *base,
-                       const struct kf_pki_cert_req *req, int renew_days, int *issued,
+                       const struct kf_pki_cert_req *req, int renew_days, bool durable, int *issued,
                        struct kf_strbuf *err)
 {
     char *crt = kf_xasprintf("%s/%s.crt", dir, base), *key = kf_xasprintf("%s/%s.key", dir, base);
@@ -120,7 +121,7 @@ static int ensure_cert(const struct kf_pki_ca *ca, const char *dir, const char *
     if (!still_good(ca, crt, key, req, renew_days)) {
         rc = kf_pki_issue(ca, req, &c, err);
         if (rc == 0)
-            rc = kf_pki_cert_save(c, crt, key, err);
+            rc = kf_pki_cert_write(c, crt, key, durable, err);
         if (rc == 0)
             (*issued)++;
         kf_pki_cert_free(c);
@@ -164,6 +165,7 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
     int ca_days = spec->ca_days ? spec->ca_days : 3650;
     int days = spec->cert_days ? spec->cert_days : 365;
     int renew = spec->renew_days ? spec->renew_days : 30;
+    bool durable = !spec->working_copy;
     int issued = 0, rc;
     char *cn = NULL;
 
@@ -175,12 +177,12 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
     if ((rc = mkdir_0700(dir, err)) < 0 || (rc = mkdir_0700(etcd_dir, err)) < 0)
         goto free_cas;
     cn = kf_xasprintf("kfleet-%s-ca", spec->cluster);
-    rc = load_or_create_ca(dir, "ca", cn, ca_days, &ca, &issued, err);
+    rc = load_or_create_ca(dir, "ca", cn, ca_days, durable, &ca, &issued, err);
     if (rc < 0)
         goto free_cas;
     free(cn);
     cn = kf_xasprintf("kfleet-%s-etcd-ca", spec->cluster);
-    rc = load_or_create_ca(etcd_dir, "ca", cn, ca_days, &etcd_ca, &issued, err);
+    rc = load_or_create_ca(etcd_dir, "ca", cn, ca_days, durable, &etcd_ca, &issued, err);
     if (rc < 0)
         goto free_cas;
 
@@ -192,7 +194,7 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
                                        .ip_addresses = ips,
                                        .usage = KF_PKI_SERVER,
                                        .days = days };
-        rc = ensure_cert(ca, dir, "apiserver", &req, renew, &issued, err);
+        rc = ensure_cert(ca, dir, "apiserver", &req, renew, durable, &issued, err);
         free(ips);
         free(dns);
         if (rc < 0)
@@ -203,7 +205,7 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
                                        .organizations = masters,
                                        .usage = KF_PKI_CLIENT,
                                        .days = days };
-        rc = ensure_cert(ca, dir, "admin", &req, renew, &issued, err);
+        rc = ensure_cert(ca, dir, "admin", &req, renew, durable, &issued, err);
         if (rc < 0)
             goto free_cas;
     }
@@ -211,7 +213,7 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
         struct kf_pki_cert_req req = { .common_name = "kfleet-etcd-client",
                                        .usage = KF_PKI_CLIENT,
                                        .days = days };
-        rc = ensure_cert(etcd_ca, etcd_dir, "client", &req, renew, &issued, err);
+        rc = ensure_cert(etcd_ca, etcd_dir, "client", &req, renew, durable, &issued, err);
         if (rc < 0)
             goto free_cas;
     }
@@ -232,9 +234,9 @@ int kf_pki_cluster_ensure(const char *dir, const struct kf_pki_cluster_spec *spe
         }
         server = kf_xasprintf("%s-server", m->name);
         peer = kf_xasprintf("%s-peer", m->name);
-        rc = ensure_cert(etcd_ca, etcd_dir, server, &req, renew, &issued, err);
+        rc = ensure_cert(etcd_ca, etcd_dir, server, &req, renew, durable, &issued, err);
         if (rc == 0)
-            rc = ensure_cert(etcd_ca, etcd_dir, peer, &req, renew, &issued, err);
+            rc = ensure_cert(etcd_ca, etcd_dir, peer, &req, renew, durable, &issued, err);
         free(server);
         free(peer);
         if (rc < 0)

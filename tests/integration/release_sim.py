@@ -232,8 +232,9 @@ def phases(kd):
     return n
 
 
-def wait_running(kd, n, timeout, log=None):
-    """Waits until the n clusters are Running on 1.36."""
+def wait_running(kd, n, timeout, log=None, period=1.0):
+    """Waits until the n clusters are Running on 1.36, looking every
+    period seconds (each look is a LIST of every cluster)."""
     last = [None]
 
     def all_running():
@@ -245,7 +246,7 @@ def wait_running(kd, n, timeout, log=None):
     deadline = time.monotonic() + timeout * kftest.SLOW
     while not all_running():
         assert time.monotonic() < deadline, f"not every cluster Running: {last[0]}"
-        time.sleep(1.0)
+        time.sleep(period)
 
 
 class Recorder:

@@ -9,11 +9,17 @@ asserted: the release that matches is installed whole (VERSION, every
 program, SHA256SUMS that `sha256sum -c` accepts) and reported on the Host
 (status.kubernetesVersions); the one that does not is not installed, not
 reported, and the agent's log says which file and both hashes.
+
+An agent with a short --artifacts-interval looks again while it runs: a
+release the source gains later is fetched and reported on the Host
+without a restart, and so is a release whose folder was removed from the
+host.
 """
 
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import threading
 
@@ -36,11 +42,27 @@ def serve(directory):
     return srv
 
 
-def test_fetch_checks_every_file():
+def require_releases():
     for minor in ("1.36", "1.37"):
         for p in PROGRAMS:
             kftest.require(os.access(f"/opt/kfleet/kubernetes/{minor}/bin/{p}", os.X_OK),
                            f"Kubernetes {minor} is not installed (scripts/install-kubernetes)")
+
+
+def link_release(src, minor):
+    os.makedirs(os.path.join(src, minor, "bin"))
+    for p in PROGRAMS:
+        os.symlink(f"/opt/kfleet/kubernetes/{minor}/bin/{p}", os.path.join(src, minor, "bin", p))
+
+
+def held(kd, name):
+    r = kd.get(path("hosts", name))
+    return sorted(r.json.get("status", {}).get("kubernetesVersions", [])) if r.status == 200 \
+        else None
+
+
+def test_fetch_checks_every_file():
+    require_releases()
     with lf.Fleet() as f:
         src = os.path.join(f.tmp, "artifacts")
         for minor in ("1.36", "1.37"):
@@ -79,6 +101,58 @@ def test_fetch_checks_every_file():
                 log = ag.log()
                 assert "1.36/bin/kubectl has SHA-256" in log and "but the catalog says" in log, log
                 assert "Kubernetes v1.36.3 not installed" in log, log
+            finally:
+                ag.close()
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
+def wait_for(fn, what, kd, ag):
+    try:
+        return eventually(fn, timeout=300)
+    except AssertionError:
+        raise AssertionError(f"{what}; the host holds {held(kd, ag.name)}; agent log:\n"
+                             + ag.log_tail(30)) from None
+
+
+def test_fetch_again_while_running():
+    require_releases()
+    with lf.Fleet() as f:
+        src = os.path.join(f.tmp, "artifacts")
+        link_release(src, "1.37")  # 1.36 is not on the source yet
+        srv = serve(src)
+        try:
+            k8s = os.path.join(f.tmp, "k8s")
+            ag = kftest.Agent(f.kd, "h-again", zone="a", token="agent-token-0123456789",
+                              args=["--kubernetes-dir", k8s, "--artifacts",
+                                    f"http://127.0.0.1:{srv.server_address[1]}",
+                                    "--artifacts-interval", "2s",
+                                    "--capacity-cpu", "4", "--capacity-memory", "8Gi"])
+            ag.start()
+            try:
+                wait_for(lambda: held(f.kd, "h-again") == ["1.37.2"], "1.37 not reported", f.kd,
+                         ag)
+                assert sorted(os.listdir(k8s)) == ["1.37"], os.listdir(k8s)
+                # the source gains 1.36: fetched and reported, no restart
+                link_release(src, "1.36")
+                wait_for(lambda: held(f.kd, "h-again") == ["1.36.3", "1.37.2"],
+                         "1.36, added to the source later, not reported", f.kd, ag)
+                with open(os.path.join(k8s, "1.36", "VERSION")) as fh:
+                    assert fh.read().strip() == "v1.36.3"
+                # 1.36's folder is removed from the host: fetched again
+                shutil.rmtree(os.path.join(k8s, "1.36"))
+                wait_for(lambda: os.path.exists(os.path.join(k8s, "1.36", "VERSION")),
+                         "1.36, removed from the host, not fetched again", f.kd, ag)
+                p = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=os.path.join(k8s, "1.36"),
+                                   capture_output=True, text=True, timeout=120)
+                assert p.returncode == 0 and p.stdout.count(": OK") == len(PROGRAMS), p
+                assert held(f.kd, "h-again") == ["1.36.3", "1.37.2"]
+                log = ag.log()
+                assert log.count("installed Kubernetes v1.36.3") == 2, log
+                assert log.count("installed Kubernetes v1.37.2") == 1, log
+                # it kept heartbeating meanwhile
+                assert f.kd.get(path("hosts", "h-again")).json["status"].get("ready") is True
             finally:
                 ag.close()
         finally:

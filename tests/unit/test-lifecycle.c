@@ -27,24 +27,55 @@
 static void test_ports(void **state)
 {
     struct lc_ports *p = kf_lifecycle_ports_new(30100, 30115);
-    json_t *used = json_pack("[i, i]", 30100, 30102);
+    json_t *m1 = json_pack("{s:i, s:i}", "client", 30100, "peer", 30102);
+    json_t *far = json_pack("{s:i}", "client", 40000);
     int got[8], more[32];
 
     (void)state;
-    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", used, 3, got), 0);
+    /* two hosts share 10.0.0.1; a member on each, an endpoint on it */
+    assert_true(kf_lifecycle_ports_host(p, "h1", "10.0.0.1"));
+    assert_false(kf_lifecycle_ports_host(p, "h1", "10.0.0.1"));
+    kf_lifecycle_ports_host(p, "h2", "10.0.0.1");
+    kf_lifecycle_ports_member(p, "m1", "h1", m1);
+    kf_lifecycle_ports_member(p, "m-out", "h2", far); /* outside the range: ignored */
+    kf_lifecycle_ports_endpoint(p, "c1", "10.0.0.1", 30104);
+    assert_true(kf_lifecycle_ports_used(p, "10.0.0.1", 30100));
+    assert_true(kf_lifecycle_ports_used(p, "10.0.0.1", 30104));
+    assert_false(kf_lifecycle_ports_used(p, "10.0.0.2", 30100));
+    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", 3, got), 0);
     assert_int_equal(got[0], 30101);
     assert_int_equal(got[1], 30103);
-    assert_int_equal(got[2], 30104);
-    /* handed out a moment ago: not again, even though `used` does not show them yet */
-    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", used, 2, more), 0);
-    assert_int_equal(more[0], 30105);
-    assert_int_equal(more[1], 30106);
+    assert_int_equal(got[2], 30105);
+    /* handed out a moment ago: not again, though no member holds them yet */
+    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", 2, more), 0);
+    assert_int_equal(more[0], 30106);
+    assert_int_equal(more[1], 30107);
     /* another address has the whole range */
-    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.2", NULL, 1, more), 0);
+    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.2", 1, more), 0);
     assert_int_equal(more[0], 30100);
+    /* h1 moves to 10.0.0.3: m1's ports go with it */
+    assert_true(kf_lifecycle_ports_host(p, "h1", "10.0.0.3"));
+    assert_false(kf_lifecycle_ports_used(p, "10.0.0.1", 30100));
+    assert_true(kf_lifecycle_ports_used(p, "10.0.0.3", 30102));
+    /* a member seen before its host counts once the host is */
+    kf_lifecycle_ports_member(p, "m3", "h3", m1);
+    assert_false(kf_lifecycle_ports_used(p, "10.0.0.4", 30100));
+    kf_lifecycle_ports_host(p, "h3", "10.0.0.4");
+    assert_true(kf_lifecycle_ports_used(p, "10.0.0.4", 30100));
+    /* a deleted member, a cluster without endpoint, hold nothing */
+    kf_lifecycle_ports_member(p, "m3", NULL, NULL);
+    kf_lifecycle_ports_endpoint(p, "c1", NULL, 0);
+    assert_false(kf_lifecycle_ports_used(p, "10.0.0.4", 30100));
+    assert_false(kf_lifecycle_ports_used(p, "10.0.0.1", 30104));
+    /* two members on one port (it never happens, but the count holds) */
+    kf_lifecycle_ports_member(p, "m4", "h2", m1);
+    kf_lifecycle_ports_member(p, "m5", "h2", m1);
+    kf_lifecycle_ports_member(p, "m4", NULL, NULL);
+    assert_true(kf_lifecycle_ports_used(p, "10.0.0.1", 30100));
     /* the range runs out */
-    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", used, 20, more), -ENOSPC);
-    json_decref(used);
+    assert_int_equal(kf_lifecycle_ports_pick(p, "10.0.0.1", 20, more), -ENOSPC);
+    json_decref(m1);
+    json_decref(far);
     kf_lifecycle_ports_free(p);
 }
 
@@ -123,7 +154,7 @@ static void test_pki_unfinished_attempt(void **state)
     assert_non_null(f);
     fputs("-----BEGIN PRIVATE KEY-----\ntruncated", f);
     fclose(f);
-    if (kf_lifecycle_pki_ensure(e->store, e->dir, &in, &files, &err) < 0)
+    if (kf_lifecycle_pki_ensure(e->store, e->dir, &in, &files, NULL, &err) < 0)
         fail_msg("ensure after an unfinished attempt: %s", err.buf);
     assert_non_null(json_object_get(files, "ca.crt"));
     assert_null(strstr(json_string_value(json_object_get(files, "ca.key")), "truncated"));
@@ -146,7 +177,7 @@ static void test_pki_in_store(void **state)
     int64_t rev1 = 0, rev2 = 0;
     char *dir;
 
-    if (kf_lifecycle_pki_ensure(e->store, e->dir, &in, &first, &err) < 0)
+    if (kf_lifecycle_pki_ensure(e->store, e->dir, &in, &first, NULL, &err) < 0)
         fail_msg("ensure: %s", err.buf);
     assert_non_null(json_object_get(first, "ca.key"));
     assert_non_null(json_object_get(first, "etcd/e-1-peer.key"));
@@ -158,7 +189,7 @@ static void test_pki_in_store(void **state)
     json_decref(stored);
 
     /* again with the same input: nothing issued, nothing written */
-    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, NULL, &err), 0);
     assert_true(json_equal(again, first));
     json_decref(again);
     assert_int_equal(kf_lifecycle_pki_load(e->store, "web-1", &stored, &rev2), 0);
@@ -168,7 +199,7 @@ static void test_pki_in_store(void **state)
     /* a new leader with an empty data directory: the same CAs and keys */
     dir = kf_lifecycle_pki_dir(e->dir, "web-1");
     assert_int_equal(kf_remove_tree(dir), 0);
-    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, NULL, &err), 0);
     assert_true(json_equal(again, first));
     json_decref(again);
     {
@@ -180,7 +211,7 @@ static void test_pki_in_store(void **state)
 
     /* the apiserver moves: its kubeconfigs follow, the CAs stay */
     in.apiserver_url = "https://127.0.0.1:7443";
-    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, &err), 0);
+    assert_int_equal(kf_lifecycle_pki_ensure(e->store, e->dir, &in, &again, NULL, &err), 0);
     assert_true(json_equal(json_object_get(again, "ca.key"), json_object_get(first, "ca.key")));
     assert_false(json_equal(json_object_get(again, "scheduler.kubeconfig"),
                             json_object_get(first, "scheduler.kubeconfig")));
