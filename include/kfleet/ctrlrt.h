@@ -91,6 +91,8 @@ void kf_index_member_host(const json_t *obj, void (*add)(const char *value, void
 
 /* A parsed copy of name (new reference, resourceVersion set), -KF_ENOTFOUND. */
 int kf_informer_get(struct kf_informer *inf, const char *name, json_t **ret);
+/* kf_informer_get's object, or NULL when name is NULL or not cached. */
+json_t *kf_informer_get_obj(struct kf_informer *inf, const char *name);
 /* The stored bytes of name (copied, NUL-terminated; the cache keeps them
  * deflated and inflates them here), -KF_ENOTFOUND, -EIO if they do not
  * inflate (corrupt memory). */

@@ -58,6 +58,9 @@ const char *kf_obj_name(const json_t *obj);
 const char *kf_obj_uid(const json_t *obj);
 int64_t kf_obj_rv(const json_t *obj);         /* metadata.resourceVersion as a number */
 int64_t kf_obj_generation(const json_t *obj); /* metadata.generation */
+/* Where a Host answers: spec.address (the operator's), else status.address
+ * (what its agent reported), else dflt. Borrowed. */
+const char *kf_host_address(const json_t *host, const char *dflt);
 const char *kf_obj_label(const json_t *obj, const char *key);
 bool kf_obj_deleting(const json_t *obj); /* has metadata.deletionTimestamp */
 bool kf_obj_has_finalizer(const json_t *obj, const char *finalizer);

@@ -405,10 +405,8 @@ static char *host_address(struct epctl *d, const char *host)
 
     if (!host || kf_informer_get(d->hosts, host, &h) < 0)
         return NULL;
-    a = kf_json_str(h, "spec.address", NULL);
-    if (!a)
-        a = kf_json_str(h, "status.address", NULL);
-    copy = kf_xstrdup(a ? a : "127.0.0.1");
+    a = kf_host_address(h, "127.0.0.1");
+    copy = kf_xstrdup(a);
     json_decref(h);
     return copy;
 }

@@ -119,7 +119,6 @@ static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted
         kf_ctrl_enqueue(c, cl);
 }
 
-static const char *host_address(const json_t *host);
 static bool host_ready(const json_t *host);
 
 /* A member's event: its ports into the index, its cluster into the queue. */
@@ -139,8 +138,8 @@ static uint64_t host_facts(const json_t *host)
 {
     const json_t *held = kf_json_path(host, "status.kubernetesVersions");
     char *versions = held ? kf_json_dump(held, NULL) : NULL;
-    char *s =
-        kf_xasprintf("%s|%d|%s", host_address(host), host_ready(host), versions ? versions : "");
+    char *s = kf_xasprintf("%s|%d|%s", kf_host_address(host, "127.0.0.1"), host_ready(host),
+                           versions ? versions : "");
     uint64_t h = kf_hash_str(s) | 1;
 
     free(s);
@@ -162,7 +161,7 @@ static void host_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
     /* worker hosts (a guest's nodes, up to a million) run no member */
     if (!name || kf_streq(kf_json_str(obj, "spec.role", NULL), "worker"))
         return;
-    kf_lifecycle_ports_host(d->ports, name, deleted ? NULL : host_address(obj));
+    kf_lifecycle_ports_host(d->ports, name, deleted ? NULL : kf_host_address(obj, "127.0.0.1"));
     pthread_mutex_lock(&d->hosts_lock);
     changed = (uint64_t)(uintptr_t)kf_smap_get(&d->host_facts, name) != facts;
     if (deleted)
@@ -267,24 +266,6 @@ void kf_ctrl_lifecycle_fini(void *data)
 
 /* --- small helpers ------------------------------------------------------------ */
 
-static json_t *get_obj(struct kf_informer *inf, const char *name)
-{
-    json_t *o = NULL;
-
-    if (!name || kf_informer_get(inf, name, &o) < 0)
-        return NULL;
-    return o;
-}
-
-static const char *host_address(const json_t *host)
-{
-    const char *a = kf_json_str(host, "spec.address", NULL);
-
-    if (!a)
-        a = kf_json_str(host, "status.address", NULL);
-    return a ? a : "127.0.0.1";
-}
-
 static bool host_ready(const json_t *host)
 {
     return host && json_is_true(kf_json_path(host, "status.ready"));
@@ -371,7 +352,7 @@ static size_t cluster_members(struct lc *d, const char *cluster, json_t ***ret)
     json_t **v = kf_xcalloc(n ? n : 1, sizeof(*v));
 
     for (size_t i = 0; i < n; i++) {
-        json_t *m = get_obj(d->members, names[i]);
+        json_t *m = kf_informer_get_obj(d->members, names[i]);
 
         if (m && kf_streq(kf_json_str(m, "spec.cluster", NULL), cluster))
             v[k++] = m;
@@ -420,7 +401,7 @@ static size_t release_members(struct lc *d, json_t **ms, size_t n, const json_t 
         left++;
         if (!kf_obj_has_finalizer(m, KF_FINALIZER_AGENT))
             continue;
-        host = get_obj(d->hosts, kf_json_str(m, "spec.host", NULL));
+        host = kf_informer_get_obj(d->hosts, kf_json_str(m, "spec.host", NULL));
         kf_time_parse_rfc3339(kf_json_str(m, "metadata.deletionTimestamp", ""), &since);
         if (json_is_true(kf_json_path(m, "status.released")))
             release = true;
@@ -590,7 +571,7 @@ static int write_ports(struct lc *d, struct lc_view *v, size_t i, struct kf_strb
 static int ensure_endpoint(struct lc *d, const json_t *gc, const struct lc_view *v, char **ret_url,
                            struct kf_strbuf *err)
 {
-    json_t *unit = get_obj(d->units, kf_json_str(gc, "status.unit", NULL));
+    json_t *unit = kf_informer_get_obj(d->units, kf_json_str(gc, "status.unit", NULL));
     const char *want = kf_json_str(unit, "spec.endpointAddress", d->opt.endpoint_address);
     char addr[64], *address = kf_xstrdup(want);
     bool api = false;
@@ -658,8 +639,8 @@ static void view_build(struct lc *d, json_t **ms, size_t n, struct lc_view *v, j
         }
         v->objs[k] = m;
         v->hosts[k] = kf_json_str(m, "spec.host", NULL);
-        hosts[k] = get_obj(d->hosts, v->hosts[k]);
-        v->address[k] = host_address(hosts[k]);
+        hosts[k] = kf_informer_get_obj(d->hosts, v->hosts[k]);
+        v->address[k] = kf_host_address(hosts[k], "127.0.0.1");
         v->members[k] = (struct kf_catalog_member){
             .name = kf_obj_name(m),
             .component = kf_json_str(m, "spec.component", ""),
@@ -1781,7 +1762,7 @@ static int converge(struct lc *d, const char *name, json_t *gc, json_t **ms, siz
     profile_name =
         kf_json_str(gc, "status.effective.profile",
                     kf_json_str(gc, "status.profile", kf_json_str(gc, "spec.profile", "standard")));
-    profile = get_obj(d->profiles, profile_name);
+    profile = kf_informer_get_obj(d->profiles, profile_name);
     flags = cluster_flags(gc, profile);
     view_build(d, ms, n, &v, &hosts);
     catalog_cluster(gc, profile, flags, &v);

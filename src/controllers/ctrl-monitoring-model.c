@@ -319,14 +319,6 @@ static int cmp_obj_unit(const void *a, const void *b)
     return c ? c : strcmp(kf_obj_name(x), kf_obj_name(y));
 }
 
-/* The host part of a Host's address (spec, else status), or NULL. */
-static const char *host_ip(const json_t *h)
-{
-    const char *a = kf_json_str(h, "spec.address", NULL);
-
-    return a ? a : kf_json_str(h, "status.address", NULL);
-}
-
 static void fill_hosts(struct monctl *mc, struct monmodel *mm, struct kf_obs_unit *u,
                        json_t **hosts, size_t n_hosts)
 {
@@ -340,7 +332,7 @@ static void fill_hosts(struct monctl *mc, struct monmodel *mm, struct kf_obs_uni
         struct kf_obs_host *oh;
         const char *ne = annotation(h, MON_ANN_NODE_EXPORTER);
         const char *ag = annotation(h, MON_ANN_AGENT);
-        const char *ip = host_ip(h);
+        const char *ip = kf_host_address(h, NULL);
 
         if (strcmp(kf_json_str(h, "spec.unit", ""), u->name) != 0 ||
             strcmp(kf_json_str(h, "spec.role", ""), "meta") != 0)
@@ -576,7 +568,7 @@ static void fill_members(struct monctl *mc, struct monmodel *mm, struct kf_obs_u
         if (member_kinds[k].kind != KF_OBS_MEMBER_ETCD &&
             !cluster_identity(mc, mm, u, added, n_members, cluster))
             continue;
-        ip = host_ip(h);
+        ip = kf_host_address(h, NULL);
         om = &ms[u->n_members++];
         om->name = kf_obj_name(m);
         om->cluster = cluster;

@@ -325,27 +325,9 @@ void kf_ctrl_replace_fini(void *data)
 
 /* --- a cluster's picture ------------------------------------------------------------ */
 
-static json_t *get_obj(struct kf_informer *inf, const char *name)
-{
-    json_t *o = NULL;
-
-    if (!name || kf_informer_get(inf, name, &o) < 0)
-        return NULL;
-    return o;
-}
-
-static const char *host_address(const json_t *host)
-{
-    const char *a = kf_json_str(host, "spec.address", NULL);
-
-    if (!a)
-        a = kf_json_str(host, "status.address", NULL);
-    return a ? a : "127.0.0.1";
-}
-
 static void peer_url(const json_t *host, int port, char *buf, size_t size)
 {
-    const char *a = host_address(host);
+    const char *a = kf_host_address(host, "127.0.0.1");
 
     if (strchr(a, ':'))
         snprintf(buf, size, "https://[%s]:%d", a, port);
@@ -384,7 +366,7 @@ static void picture_build(struct rp *d, struct picture *p)
     p->ms = kf_xcalloc(n + 1, sizeof(*p->ms));
     p->hosts = kf_xcalloc(n + 1, sizeof(*p->hosts));
     for (size_t i = 0; i < n && p->n < KF_REPLACE_MAX_MEMBERS; i++) {
-        json_t *m = get_obj(d->members, names[i]);
+        json_t *m = kf_informer_get_obj(d->members, names[i]);
 
         if (!m || kf_obj_deleting(m) ||
             !kf_streq(kf_json_str(m, "spec.cluster", NULL), kf_obj_name(p->gc))) {
@@ -400,7 +382,7 @@ static void picture_build(struct rp *d, struct picture *p)
         int64_t down;
         const char *step = rec_str(rec, "step");
 
-        p->hosts[i] = get_obj(d->hosts, kf_json_str(m, "spec.host", NULL));
+        p->hosts[i] = kf_informer_get_obj(d->hosts, kf_json_str(m, "spec.host", NULL));
         down = kf_replace_notready_ms(p->hosts[i], p->now);
         p->rm[i] = (struct kf_replace_member){
             .name = kf_obj_name(m),
@@ -451,7 +433,7 @@ static size_t unit_hosts(struct rp *d, const char *unit, json_t ***ret_objs,
     *n_zones = 0;
     qsort(names, n, sizeof(*names), cmp_str);
     for (size_t i = 0; i < n; i++) {
-        json_t *h = get_obj(d->hosts, names[i]);
+        json_t *h = kf_informer_get_obj(d->hosts, names[i]);
         const char *zone = kf_json_str(h, "spec.zone", "");
         const json_t *alloc = kf_json_path(h, "status.allocatable");
         char **ms = NULL;
@@ -492,7 +474,7 @@ static size_t unit_hosts(struct rp *d, const char *unit, json_t ***ret_objs,
         }
         nm = kf_informer_index_names(d->members, KF_INDEX_MEMBER_HOST, names[i], &ms);
         for (size_t j = 0; j < nm; j++) {
-            json_t *m = get_obj(d->members, ms[j]);
+            json_t *m = kf_informer_get_obj(d->members, ms[j]);
             struct kf_res r = kf_cap_res_parse(kf_json_path(m, "spec.resources.requests"));
 
             hs[k].allocated.cpu_milli += r.cpu_milli;

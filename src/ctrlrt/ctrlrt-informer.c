@@ -792,6 +792,15 @@ int kf_informer_get(struct kf_informer *inf, const char *name, json_t **ret)
     return r;
 }
 
+json_t *kf_informer_get_obj(struct kf_informer *inf, const char *name)
+{
+    json_t *o = NULL;
+
+    if (!name || kf_informer_get(inf, name, &o) < 0)
+        return NULL;
+    return o;
+}
+
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

@@ -87,6 +87,15 @@ const char *kf_obj_name(const json_t *obj)
     return kf_json_str(obj, "metadata.name", NULL);
 }
 
+const char *kf_host_address(const json_t *host, const char *dflt)
+{
+    const char *a = kf_json_str(host, "spec.address", NULL);
+
+    if (!a)
+        a = kf_json_str(host, "status.address", NULL);
+    return a ? a : dflt;
+}
+
 const char *kf_obj_uid(const json_t *obj)
 {
     return kf_json_str(obj, "metadata.uid", NULL);

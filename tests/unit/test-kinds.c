@@ -320,6 +320,15 @@ static void test_host(void **state)
     assert_string_equal(
         json_string_value(json_object_get(kf_json_path(obj, "spec.capacity"), "x.io/gpu")), "500m");
     json_decref(obj);
+    /* where a host answers: the operator's address, else its agent's */
+    obj = J("{'spec':{'address':'10.0.0.5'},'status':{'address':'10.9.9.9'}}");
+    assert_string_equal(kf_host_address(obj, "127.0.0.1"), "10.0.0.5");
+    json_object_del(json_object_get(obj, "spec"), "address");
+    assert_string_equal(kf_host_address(obj, "127.0.0.1"), "10.9.9.9");
+    json_object_del(json_object_get(obj, "status"), "address");
+    assert_string_equal(kf_host_address(obj, "127.0.0.1"), "127.0.0.1");
+    assert_null(kf_host_address(obj, NULL));
+    json_decref(obj);
 }
 
 static const char gc_ok[] = "{'metadata':{'name':'web'},'spec':{'region':'cn-hz',"
