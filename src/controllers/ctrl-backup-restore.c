@@ -226,12 +226,33 @@ static int converge(struct kf_backup_ctrl *d, const char *cluster, const char *i
     return r;
 }
 
+/* How many members the cluster's shape has (status.effective.components):
+ * etcd ones (at least 1) and the others. */
+static void shape_members(const json_t *gc, int *ret_etcd, int *ret_others)
+{
+    const json_t *comps = kf_json_path(gc, "status.effective.components"), *c;
+    size_t i;
+
+    *ret_etcd = 1;
+    *ret_others = 0;
+    json_array_foreach(comps, i, c)
+    {
+        json_int_t n = kf_json_int(c, "replicas", 1);
+
+        n = n < 0 ? 0 : n > 64 ? 64 : n;
+        if (kf_streq(kf_json_str(c, "name", NULL), "etcd"))
+            *ret_etcd = (int)(n > 0 ? n : 1);
+        else
+            *ret_others += (int)n;
+    }
+}
+
 int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *requeue_ms)
 {
     const char *req = annotation(gc, KF_BACKUP_ANN_RESTORE);
     const char *done = annotation(gc, KF_BACKUP_ANN_RESTORED);
     char id[32], bname[254], restore[2400], progress[800];
-    int etcd_back = 0, n_etcd = 0, others_back = 0, n_others = 0, r;
+    int etcd_back = 0, n_etcd = 0, others_back = 0, n_others = 0, want_etcd, want_others, r;
     struct kf_move_req move = { .id = "" };
     json_t *b = NULL;
 
@@ -279,7 +300,12 @@ int kf_backup_restore_step(struct kf_backup_ctrl *d, const json_t *gc, int64_t *
     if (r < 0)
         goto free_backup;
     *requeue_ms = 1000;
-    if (etcd_back == n_etcd && others_back == n_others) {
+    /* every member the cluster's shape has, not only those the informer
+     * has seen so far: right after a move's status write the cluster is on
+     * its new unit and its new members are being created (none, or some) */
+    shape_members(gc, &want_etcd, &want_others);
+    if (n_etcd >= want_etcd && n_others >= want_others && etcd_back == n_etcd &&
+        others_back == n_others) {
         kf_log_info("cluster \"%s\": restored from backup \"%s\" (revision %lld): %d etcd "
                     "members from the snapshot, %d other members back",
                     kf_obj_name(gc), bname, (long long)kf_json_int(b, "status.revision", 0), n_etcd,

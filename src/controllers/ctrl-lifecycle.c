@@ -1684,8 +1684,13 @@ static int fill_members(struct lc *d, const char *name, struct lc_view *v, json_
     for (size_t i = 0; i < v->n && r == 0; i++) {
         bool settled, wrote = false;
 
-        if (kf_replace_etcd_waiting(v->objs[i]))
-            continue; /* started once etcd knows it (ctrl-replace.c) */
+        if (kf_replace_etcd_waiting(v->objs[i])) {
+            /* started once etcd knows it (ctrl-replace.c); its ports now:
+             * the membership change names its peer URL */
+            r = write_ports(d, v, i, err);
+            r = r < 0 ? r : 0;
+            continue;
+        }
         if (endpoint_url && waits_for_apiserver(v->members[i].component) &&
             !kf_json_str(v->objs[i], "spec.binary", NULL)) {
             if (ep_up < 0) {
@@ -1697,8 +1702,7 @@ static int fill_members(struct lc *d, const char *name, struct lc_view *v, json_
             if (!ep_up) {
                 /* started once the apiserver answers; its ports now */
                 r = write_ports(d, v, i, err);
-                if (r < 0)
-                    return r;
+                r = r < 0 ? r : 0;
                 continue;
             }
         }
