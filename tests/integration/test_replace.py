@@ -95,11 +95,11 @@ def replaced(kd, cluster):
 
 def member_list(ec):
     """etcdctl member list (JSON) through each endpoint in turn until one
-    answers: [(name, peerURLs)]."""
+    answers: [(name, peerURLs, member ID)]."""
     for ep in ec.endpoints:
         p = ec.run(ep, "member", "list", "-w", "json")
         if p.returncode == 0:
-            return sorted((m.get("name", ""), tuple(m.get("peerURLs", [])))
+            return sorted((m.get("name", ""), tuple(m.get("peerURLs", [])), m.get("ID"))
                           for m in json.loads(p.stdout)["members"])
     return None
 
@@ -183,14 +183,19 @@ def test_host_lost_members_replaced():
 
         # etcd: three started members, the old peer URL gone, all healthy
         ec = lf.EtcdClient(kd, "web", os.path.join(f.tmp, "etcd-client-2"))
-        now = eventually(lambda: (lambda m: m if m and all(n for n, _ in m) else None)(
+        now = eventually(lambda: (lambda m: m if m and all(n for n, _, _ in m) else None)(
             member_list(ec)), timeout=30, msg="etcd member list")
         assert len(now) == 3, now
-        assert [n for n, _ in now] == [n for n, _ in members_before], (now, members_before)
-        old_urls = {u for _, us in members_before for u in us}
-        new_urls = {u for _, us in now for u in us}
-        assert len(old_urls - new_urls) == 1 and len(new_urls - old_urls) == 1, (now,
-                                                                              members_before)
+        assert [n for n, _, _ in now] == [n for n, _, _ in members_before], (now, members_before)
+        # the lost member was removed and a new one added: one member ID
+        # gone, one new (its peer URL may be the old one: the test's hosts
+        # share 127.0.0.1, and the port the lost member held is free again)
+        old_ids = {i for _, _, i in members_before}
+        new_ids = {i for _, _, i in now}
+        assert len(old_ids - new_ids) == 1 and len(new_ids - old_ids) == 1, (now,
+                                                                          members_before)
+        lost = [n for n, _, i in members_before if i not in new_ids]
+        assert lost and lost[0] in on_a, (lost, on_a)
         for ep in ec.endpoints:
             eventually(lambda ep=ep: ec.run(ep, "endpoint", "health").returncode == 0,
                        timeout=30, msg=f"etcd at {ep} not healthy")
