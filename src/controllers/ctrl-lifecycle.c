@@ -1772,6 +1772,13 @@ static int converge(struct lc *d, const char *name, json_t *gc, json_t **ms, siz
     catalog_cluster(gc, profile, flags, &v);
     for (size_t i = 0; i < v.n && r >= 0; i++)
         r = ensure_ports(d, &v, i, err);
+    /* New ports are stored before any member's command line is rendered
+     * from them: an etcd member's --initial-cluster names its peers' ports,
+     * and a peer whose conditional write failed (its object changed since
+     * the informer's copy) picks again on the next pass, maybe other ports,
+     * which would restart the member already started with the old ones. */
+    for (size_t i = 0; i < v.n && r >= 0; i++)
+        r = write_ports(d, &v, i, err);
     if (r >= 0)
         r = ensure_endpoint(d, gc, &v, &endpoint_url, err);
     if (r == 0)
