@@ -101,6 +101,7 @@ static bool name_ok(const char *s)
 int kf_agent_member_change_parse(const char *value, struct kf_agent_member_change *ret)
 {
     struct kf_agent_member_change c;
+    char again[800 + 4];
     int n = 0;
 
     memset(&c, 0, sizeof(c));
@@ -109,9 +110,10 @@ int kf_agent_member_change_parse(const char *value, struct kf_agent_member_chang
                c.new_url, &n) != 4 ||
         value[n] || !name_ok(c.name) || !url_ok(c.new_url) || !old_urls_ok(c.old_url))
         return -EINVAL;
-    if (strlen(c.request) + strlen(c.old_url) + strlen(c.name) + strlen(c.new_url) + 3 !=
-        strlen(value))
-        return -EINVAL; /* single spaces only */
+    /* single spaces only: sscanf's ' ' also takes tabs, form feeds and runs */
+    snprintf(again, sizeof(again), "%s %s %s %s", c.request, c.old_url, c.name, c.new_url);
+    if (strcmp(again, value) != 0)
+        return -EINVAL;
     *ret = c;
     return 0;
 }
