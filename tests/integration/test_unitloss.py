@@ -12,7 +12,9 @@ is written after it. What a user sees is asserted:
   another region, a unit where it does not fit, its own unit);
 - an outage of unit ua shorter than --unit-loss-grace moves nothing;
 - unit ua lost (its agents and every member process killed, by PID): after
-  the grace the cluster runs on unit ub, its endpoint changed, serving
+  the grace the evacuation begins; kfleetd is SIGKILLed right then and
+  started again, and resumes the same request (each member restored once);
+  the cluster runs on unit ub, its endpoint changed, serving
   exactly the ConfigMaps up to the backup's revision (kubectl through the
   new endpoint), with the Events that name each automatic action;
 - ua back, then `kfleet restore web --backup B --unit ua --wait` moves it
@@ -268,6 +270,19 @@ def test_unit_loss_and_restore_onto_another_unit():
         old_endpoint = gc["status"]["endpoints"]["apiServer"]
         f.kill_unit("ua")
 
+        # kfleetd SIGKILLed as soon as the evacuation has begun (the move
+        # asked, the restore not done): the next kfleetd resumes the same
+        # request from the store, and each member is restored once
+        def evacuating():
+            c = cluster(kd)
+            return c if ann(c, "kfleet.io/move") else None
+        gc = eventually(evacuating, timeout=(GRACE + 60) * kftest.SLOW, interval=0.1,
+                        msg="the evacuation of unit ua did not begin")
+        asked = ann(gc, "kfleet.io/move")
+        assert ann(gc, "kfleet.io/restored") is None, gc
+        kd.kill()
+        kd.start()
+
         def moved():
             c = cluster(kd)
             mv = ann(c, "kfleet.io/move")
@@ -276,7 +291,7 @@ def test_unit_loss_and_restore_onto_another_unit():
                     and done == mv.split()[0] else None)
         gc = eventually(moved, timeout=(GRACE + 150) * kftest.SLOW, interval=1,
                         msg=f"the cluster was not restored on ub: {cluster(kd)}")
-        assert ann(gc, "kfleet.io/move").endswith(" ua *"), gc
+        assert ann(gc, "kfleet.io/move") == asked and asked.endswith(" ua *"), (asked, gc)
         assert ann(gc, "kfleet.io/restore").endswith(" " + bk), gc
         # the endpoint is unit ub's now: its HAProxy serves it, ua's is gone
         # (both units use the default endpoint address here, so the URL may
