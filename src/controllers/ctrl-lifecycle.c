@@ -1037,6 +1037,15 @@ static bool optional_component(const json_t *profile, const char *component)
  * readiness: kfleetd probes no member itself (each agent probes the members
  * it runs, next to them, and a host that stops reporting is NotReady after
  * the heartbeat grace, which makes its members count as down). */
+/* Whether a member before i runs on i's host (a host is named once). */
+static bool host_seen_before(const struct lc_view *v, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(v->hosts[j], v->hosts[i]))
+            return true;
+    return false;
+}
+
 static void check_health(struct lc_view *v, json_t **hosts, const json_t *profile, struct health *h)
 {
     for (size_t i = 0; i < v->n; i++) {
@@ -1051,7 +1060,7 @@ static void check_health(struct lc_view *v, json_t **hosts, const json_t *profil
                      kf_streq(kf_json_str(obj, "status.host", v->hosts[i]), v->hosts[i]);
         bool optional = optional_component(profile, m->component);
 
-        if (!hready)
+        if (!hready && !host_seen_before(v, i))
             note(&h->hosts_down, "%s (%s)", v->hosts[i],
                  hosts[i] ? "NotReady: its agent does not heartbeat" : "no such Host");
         if (!strcmp(m->component, "etcd")) {
@@ -1158,11 +1167,33 @@ static int set_status_once(struct lc *d, const json_t *gc, const json_t *ours, j
     return r;
 }
 
+/* Whether what this controller's verdict was drawn from is the same in
+ * fresh as in gc: the phase (Provisioning is decided only for a cluster
+ * never Running), the upgrade's record and version, the spec. */
+static bool same_inputs(const json_t *gc, const json_t *fresh)
+{
+    static const char *const paths[] = { "status.phase", "status.upgrade", "status.version",
+                                         "metadata.generation" };
+
+    for (size_t i = 0; i < KF_ARRAY_SIZE(paths); i++) {
+        const json_t *a = kf_json_path(gc, paths[i]), *b = kf_json_path(fresh, paths[i]);
+
+        if (!(a == b || (a && b && json_equal(a, b))))
+            return false;
+    }
+    return true;
+}
+
 /* Writes status onto gc's (set_status_once), reading the cluster again and
  * merging once more when another writer (placement counting members, an
  * operator) got in between: what is written does not depend on their
  * fields, and a reconcile that probed every member should not be thrown
- * away for it. */
+ * away for it. When the fresh copy differs in what the verdict was drawn
+ * from (same_inputs: most often this controller's own previous write,
+ * which the informer had not shown yet), the verdict is stale and is not
+ * written: a cluster seen Provisioning from the stale copy would otherwise
+ * be written back from Running to Provisioning. The conflict reruns the
+ * reconcile on the fresh copy. */
 static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_strbuf *err)
 {
     json_t *ours = json_incref(json_object_get(status, "conditions")), *fresh = NULL;
@@ -1175,7 +1206,7 @@ static int set_status(struct lc *d, const json_t *gc, json_t *status, struct kf_
         json_decref(fresh);
         fresh = NULL;
         if (kf_registry_get(d->reg, &kf_kind_guestcluster, kf_obj_name(gc), &fresh) < 0 ||
-            kf_obj_deleting(fresh))
+            kf_obj_deleting(fresh) || !same_inputs(gc, fresh))
             break;
         kf_strbuf_reset(err);
     }

@@ -173,7 +173,12 @@ def phase(kd, name):
 
 
 def wait_phase(kd, name, want, timeout=30):
-    return eventually(lambda: phase(kd, name) == want and cluster(kd, name), timeout=timeout,
+    """The cluster, from the one read whose phase is `want` (a second read
+    could show a later status than the phase that was waited for)."""
+    def got():
+        c = cluster(kd, name)
+        return c if ((c or {}).get("status") or {}).get("phase") == want else None
+    return eventually(got, timeout=timeout,
                       msg=f"{name} not {want} (last: {phase(kd, name)}: "
                           f"{(cluster(kd, name) or {}).get('status', {}).get('message')})")
 
