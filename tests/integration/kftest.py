@@ -236,7 +236,9 @@ def port_window():
 
 
 def eventually(fn, timeout=10.0, interval=0.05, msg=None):
-    """Calls fn until it returns a true value (returned) or timeout passes."""
+    """Calls fn until it returns a true value (returned) or timeout passes.
+    msg may be a callable, called at the timeout: the state then, not at
+    the start of the wait."""
     deadline = time.monotonic() + timeout * SLOW
     last = None
     while time.monotonic() < deadline:
@@ -244,6 +246,8 @@ def eventually(fn, timeout=10.0, interval=0.05, msg=None):
         if last:
             return last
         time.sleep(interval)
+    if callable(msg):
+        msg = msg()
     raise AssertionError(msg or f"condition not met within {timeout * SLOW:.0f}s (last: {last!r})")
 
 

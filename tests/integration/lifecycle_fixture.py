@@ -179,7 +179,7 @@ def wait_phase(kd, name, want, timeout=30):
         c = cluster(kd, name)
         return c if ((c or {}).get("status") or {}).get("phase") == want else None
     return eventually(got, timeout=timeout,
-                      msg=f"{name} not {want} (last: {phase(kd, name)}: "
+                      msg=lambda: f"{name} not {want} (at the timeout: {phase(kd, name)}: "
                           f"{(cluster(kd, name) or {}).get('status', {}).get('message')})")
 
 
@@ -253,7 +253,7 @@ def port_open(port):
 
 def wait_gone(pids, timeout=20):
     eventually(lambda: not any(kftest.pid_alive(p) for p in pids), timeout=timeout,
-               msg=f"processes still running: {[p for p in pids if kftest.pid_alive(p)]}")
+               msg=lambda: f"processes still running: {[p for p in pids if kftest.pid_alive(p)]}")
 
 
 def now():

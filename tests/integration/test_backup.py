@@ -249,7 +249,7 @@ def test_backup_of_a_running_kubernetes_cluster():
                 "kfleet.io/backup-trigger") == "scheduled"]
             return len(sched) >= 2 and backup(kd, name) is None and len(ok) <= 2 and ok
         ok = eventually(scheduled_done, timeout=180 * kftest.SLOW, interval=1,
-                        msg=f"scheduled backups not kept to 2: {backups(kd, 'web')}")
+                        msg=lambda: f"scheduled backups not kept to 2: {backups(kd, 'web')}")
         assert not os.path.exists(st["path"]), "the dropped backup's file is still there"
         for b in ok:
             assert os.path.exists(b["status"]["path"]), b

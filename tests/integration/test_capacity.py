@@ -365,7 +365,7 @@ def test_unit_selector_and_zones():
         # arrives (an event that wakes it)
         c = kftest.eventually(lambda: (lambda x: x if x and x["status"]["phase"] == "Scheduled"
                                        else None)(decided("sel-gold")), timeout=30,
-                              msg=f"sel-gold not Scheduled: {decided('sel-gold')}")
+                              msg=lambda: f"sel-gold not Scheduled: {decided('sel-gold')}")
         assert c["status"]["unit"] == gold, c["status"]
         c = kftest.eventually(lambda: decided("sel-none"), timeout=30, msg="sel-none undecided")
         assert c["status"]["phase"] == "Pending", c["status"]

@@ -269,7 +269,7 @@ def test_endpoint_reaches_apiservers_and_survives_one_down(f):
     seen = set()
     eventually(lambda: seen.add(answers(port, f.pki)) or {"c1-kube-apiserver-0",
                                                          "c1-kube-apiserver-1"} <= seen,
-               timeout=30, msg=f"the endpoint did not reach both apiservers (saw {seen})")
+               timeout=30, msg=lambda: f"the endpoint did not reach both apiservers (saw {seen})")
     pid = eventually(f.haproxy_pid, timeout=10, msg="no HAProxy process for u1")
     text = f.cfg()
     assert "frontend c1\n    bind 127.0.0.1:%d\n" % port in text, text

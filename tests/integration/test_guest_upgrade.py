@@ -140,7 +140,7 @@ def wait_upgraded(kd, name, reason, timeout):
     return eventually(lambda: (upgraded(kd, name) or {}).get("reason") == reason and
                       lf.cluster(kd, name),
                       timeout=timeout,
-                      msg=f"{name}: Upgraded never {reason} (last: {upgraded(kd, name)}, "
+                      msg=lambda: f"{name}: Upgraded never {reason} (last: {upgraded(kd, name)}, "
                           f"upgrade: {(lf.cluster(kd, name) or {}).get('status', {}).get('upgrade')})")
 
 
@@ -177,7 +177,8 @@ def test_upgrade_one_minor_under_load():
         out = lf.kfleet(kd, "upgrade", "web", NEW).stdout
         assert f"upgrade from {OLD} to {NEW} requested" in out, out
         eventually(lambda: lf.phase(kd, "web") == "Upgrading", timeout=60,
-                   msg=f"web never Upgrading: {lf.cluster(kd, 'web')['status'].get('message')}")
+                   msg=lambda: "web never Upgrading: "
+                   f"{lf.cluster(kd, 'web')['status'].get('message')}")
         # kfleetd killed in the middle resumes where it was. In this local
         # fleet kfleetd also runs the unit's HAProxy (the endpoint), which
         # goes with it: the client waits while kfleetd is away, since that

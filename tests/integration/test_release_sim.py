@@ -113,7 +113,7 @@ def test_release_over_simulated_fleet():
                 return rel.get("status", {}).get("phase") == "Completed" and rel
             rel = wait_release(kd, completed, "the release did not complete")
             eventually(lambda: len(rec.end) == N, timeout=30,
-                       msg=f"the watch saw {len(rec.end)} of {N} clusters upgraded")
+                       msg=lambda: f"the watch saw {len(rec.end)} of {N} clusters upgraded")
         finally:
             rec.close()
 

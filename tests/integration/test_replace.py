@@ -169,7 +169,7 @@ def test_host_lost_members_replaced():
         # after the grace: every member of h-a on the spare host, Ready
         c = eventually(lambda: replaced(kd, "web"), timeout=90 * kftest.SLOW,
                        interval=0.1 if lost_at else 0.5,
-                       msg=f"web not replaced: {lf.cluster(kd, 'web')['status']}")
+                       msg=lambda: f"web not replaced: {lf.cluster(kd, 'web')['status']}")
         done_at = time.monotonic()
         after = bound(kd, "web")
         for n, h in after.items():

@@ -290,7 +290,7 @@ def test_unit_loss_and_restore_onto_another_unit():
             return (c if c["status"].get("unit") == "ub" and mv and done
                     and done == mv.split()[0] else None)
         gc = eventually(moved, timeout=(GRACE + 150) * kftest.SLOW, interval=1,
-                        msg=f"the cluster was not restored on ub: {cluster(kd)}")
+                        msg=lambda: f"the cluster was not restored on ub: {cluster(kd)}")
         assert ann(gc, "kfleet.io/move") == asked and asked.endswith(" ua *"), (asked, gc)
         assert ann(gc, "kfleet.io/restore").endswith(" " + bk), gc
         # the endpoint is unit ub's now: its HAProxy serves it, ua's is gone
