@@ -276,6 +276,36 @@ static int cmp_cluster(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* By address, port, then name: clusters that want one bind are neighbours. */
+static int cmp_bind(const void *a, const void *b)
+{
+    const struct kf_ep_cluster *x = *(const struct kf_ep_cluster *const *)a;
+    const struct kf_ep_cluster *y = *(const struct kf_ep_cluster *const *)b;
+    int c = strcmp(x->address, y->address);
+
+    if (c == 0)
+        c = (x->port > y->port) - (x->port < y->port);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* The first two clusters that want one address and port (sorted by name,
+ * no duplicate names) as -EINVAL, else 0. O(n log n): a unit holds
+ * hundreds of clusters and is rendered on every change. */
+static int check_binds(const struct kf_ep_cluster *const *sorted, size_t n, struct kf_strbuf *err)
+{
+    const struct kf_ep_cluster **by = kf_xcalloc(n ? n : 1, sizeof(*by));
+    int r = 0;
+
+    memcpy(by, sorted, n * sizeof(*by));
+    qsort(by, n, sizeof(*by), cmp_bind);
+    for (size_t i = 1; i < n && r == 0; i++)
+        if (by[i - 1]->port == by[i]->port && strcmp(by[i - 1]->address, by[i]->address) == 0)
+            r = kf_err(err, -EINVAL, "clusters %s and %s both want %s port %d", by[i - 1]->name,
+                       by[i]->name, by[i]->address, by[i]->port);
+    free(by);
+    return r;
+}
+
 static int cmp_backend(const void *a, const void *b)
 {
     const struct kf_ep_backend *x = *(const struct kf_ep_backend *const *)a;
@@ -392,14 +422,9 @@ int kf_ep_render_haproxy(const char *unit, const struct kf_ep_settings *s,
             r = kf_err(err, -EINVAL, "cluster %s is there twice", sorted[i]->name);
             goto free_sorted;
         }
-    for (size_t i = 0; i < n_clusters; i++)
-        for (size_t j = i + 1; j < n_clusters; j++)
-            if (sorted[i]->port == sorted[j]->port &&
-                strcmp(sorted[i]->address, sorted[j]->address) == 0) {
-                r = kf_err(err, -EINVAL, "clusters %s and %s both want %s port %d", sorted[i]->name,
-                           sorted[j]->name, sorted[i]->address, sorted[i]->port);
-                goto free_sorted;
-            }
+    r = check_binds(sorted, n_clusters, err);
+    if (r < 0)
+        goto free_sorted;
 
     kf_strbuf_addf(out,
                    "# Rendered by kfleetd for unit %s: the endpoints of its guest clusters.\n"
