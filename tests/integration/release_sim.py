@@ -109,7 +109,7 @@ class SimFleet:
     """kfleetd, UNITS simulated agents of HOSTS hosts each, the Profile."""
 
     def __init__(self, units=2, hosts=6, heartbeat="2s", host_grace="20s",
-                 health_period="2s", ready_delay="100ms", log_level="info"):
+                 health_period="2s", ready_delay="100ms", log_level="info", args=()):
         self.units = [f"u{i + 1}" for i in range(units)]
         self.hosts = hosts
         self.heartbeat = heartbeat
@@ -117,7 +117,7 @@ class SimFleet:
         self.kd = kftest.Kfleetd(
             store="sqlite", tokens=True, controllers=CONTROLLERS, log_level=log_level,
             args=["--member-ports", "30000-39999", "--host-grace", host_grace,
-                  "--cluster-health-period", health_period])
+                  "--cluster-health-period", health_period] + list(args))
         self.agents = []
 
     def start(self):
@@ -264,23 +264,40 @@ class Recorder:
         self.peak = {}
         self.events = 0
         self.stop = False
-        self.watch = kftest.Watch(kd.port, path("guestclusters"),
-                                  params={"watch": "true", "resourceVersion": rv},
-                                  token=kd.admin_token, timeout=7200)
-        assert self.watch.status == 200, self.watch.status
+        self.kd = kd
+        self.rv = int(rv)  # the last revision seen
+        self.rewatches = 0  # watches ended by kfleetd (its timeout) and opened again
+        self.watch = self.open()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
+    def open(self):
+        w = kftest.Watch(self.kd.port, path("guestclusters"),
+                         params={"watch": "true", "resourceVersion": str(self.rv)},
+                         token=self.kd.admin_token, timeout=7200)
+        assert w.status == 200, w.status
+        return w
+
+    def next_event(self):
+        """The next event, None after a quiet 0.5 s; a watch that kfleetd
+        ended (its watch timeout, 30 to 60 minutes) is opened again from
+        the last revision seen, so a long run misses nothing."""
+        ev = self.watch.next(timeout=0.5)
+        if not ev and self.watch.ended.is_set() and self.watch.events.empty() and not self.stop:
+            self.rewatches += 1
+            self.watch = self.open()
+        return ev
+
     def run(self):
         while not self.stop:
-            ev = self.watch.next(timeout=0.5)
+            ev = self.next_event()
             if not ev:
-                if self.watch.ended.is_set() and self.watch.events.empty():
-                    return
                 continue
+            o = ev.get("object") or {}
+            if o.get("metadata", {}).get("resourceVersion"):
+                self.rv = max(self.rv, int(o["metadata"]["resourceVersion"]))
             if ev.get("type") not in ("ADDED", "MODIFIED"):
                 continue
-            o = ev["object"]
             name = o["metadata"]["name"]
             rv = int(o["metadata"]["resourceVersion"])
             now = time.time()

@@ -53,7 +53,9 @@ def wait_release(kd, pred, what):
 
 
 def test_release_over_simulated_fleet():
-    with rs.SimFleet(units=2, hosts=6) as f:
+    # kfleetd ends watches after 1 to 2 s: the recorder's watch is opened
+    # again from its last revision and must still see every cluster
+    with rs.SimFleet(units=2, hosts=6, args=["--watch-timeout", "1s"]) as f:
         kd = f.kd
         names = [f"c-{i:02d}" for i in range(1, N + 1)]
         opened = {n for n in names[9::10]}  # c-10, c-20, ...
@@ -114,6 +116,9 @@ def test_release_over_simulated_fleet():
             rel = wait_release(kd, completed, "the release did not complete")
             eventually(lambda: len(rec.end) == N, timeout=30,
                        msg=lambda: f"the watch saw {len(rec.end)} of {N} clusters upgraded")
+            # (and the recorder did open its watch again: kfleetd's 1-2 s)
+            eventually(lambda: rec.rewatches > 0, timeout=10,
+                       msg="kfleetd never ended the recorder's watch")
         finally:
             rec.close()
 
