@@ -346,6 +346,10 @@ static void test_change_request(void **state)
     assert_int_equal(kf_agent_member_change_parse("1 - w https://a:1 x", &c), -EINVAL);
     assert_int_equal(kf_agent_member_change_parse("abc - w https://a:1", &c), -EINVAL);
     assert_int_equal(kf_agent_member_change_parse(NULL, &c), -EINVAL);
+    /* a tab or another control character inside a part is no separator and
+     * no part of a URL either (sscanf's %[^ ] took "https://c:3\tx" whole) */
+    assert_int_equal(kf_agent_member_change_parse("5 https://a:1 w https://c:3\tx", &c), -EINVAL);
+    assert_int_equal(kf_agent_member_change_parse("5 https://a:1\x01 w https://c:3", &c), -EINVAL);
 }
 
 /* A cluster of three etcd members, two apiservers, a controller manager
