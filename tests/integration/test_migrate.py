@@ -17,8 +17,12 @@ managers and schedulers) placed on ua. What a user sees is asserted:
 - kfleetd SIGKILLed and started again right after the first member was
   rebound (it resumes from the records), and the agent asked to change
   etcd's membership SIGKILLed as soon as the request is seen on its member
-  (before, during or after its etcdctl runs) and started again: the change
-  is done once, never twice;
+  (before, between or after its etcdctl runs) and started again: the
+  change is done once, never twice;
+- etcd's membership, looked at every 0.3 s through the cluster's etcd
+  endpoints: never more than three members, never two started members of
+  one name (slot), never fewer than two voting members (a quorum of
+  three: one member moves at a time);
 - afterwards: every member bound to a host of ub and Ready, the cluster
   Running on unit ub with its endpoint there, three etcd members (three
   member IDs gone, three new, every endpoint healthy), every old member
@@ -251,6 +255,48 @@ class Client(threading.Thread):
                 "failures": sorted(set(failed))[:10]}
 
 
+class VoterWatch(threading.Thread):
+    """etcd's membership seen through the cluster's own etcd endpoints (as
+    status.endpoints.etcd names them at each look) every 0.3 s: the fewest
+    voting members, the most members, and any name two members had."""
+
+    def __init__(self, kd, ec):
+        super().__init__(daemon=True)
+        self.kd, self.ec = kd, ec
+        self.min_voters, self.max_members, self.looks = None, 0, 0
+        self.twice = []
+        self.halt = threading.Event()
+
+    def look(self):
+        # its own connection (the test's is not shared across threads); none
+        # while kfleetd is killed and started again
+        try:
+            cl = self.kd.client()
+            r = cl.get(path("guestclusters", "web"))
+            cl.close()
+        except (OSError, http.client.HTTPException):
+            return
+        eps = (r.json.get("status", {}).get("endpoints", {}).get("etcd", [])
+               if r.status == 200 else [])
+        for ep in eps:
+            p = self.ec.run(ep, "member", "list", "-w", "json", timeout="2s")
+            if p.returncode == 0:
+                ms = json.loads(p.stdout)["members"]
+                voters = len([m for m in ms if not m.get("isLearner")])
+                self.min_voters = voters if self.min_voters is None else min(self.min_voters,
+                                                                             voters)
+                self.max_members = max(self.max_members, len(ms))
+                names = [m["name"] for m in ms if m.get("name")]  # "": added, not started
+                self.twice += [n for n in set(names) if names.count(n) > 1]
+                self.looks += 1
+                return
+
+    def run(self):
+        while not self.halt.is_set():
+            self.look()
+            self.halt.wait(0.3)
+
+
 def own_pids(f, unit):
     """(agent, member name, pid, start) of every member process the
     unit's agents run."""
@@ -339,6 +385,8 @@ def test_migrate_between_units_under_load():
         assert len(old) == len(lf.members(kd, "web")), (old, lf.members(kd, "web"))
         endpoint = cluster(kd)["status"]["endpoints"]["apiServer"]
 
+        voters = VoterWatch(kd, ec)
+        voters.start()
         client = Client(kc, f.tmp)
         client.start()
         eventually(lambda: client.created, timeout=30, msg="the client never wrote")
@@ -362,10 +410,22 @@ def test_migrate_between_units_under_load():
         t1 = time.monotonic()
         time.sleep(2)  # the client goes on through the endpoint for a while
         client.halt.set()
+        voters.halt.set()
         client.join(timeout=20)
+        voters.join(timeout=20)
         stats = client.summary(t0, time.monotonic())
         stats["migrate_s"] = round(t1 - t0, 2)
         print(f"client through the endpoint during the migration: {json.dumps(stats)}")
+
+        # etcd, whenever it was looked at: one member moving at a time (two
+        # voting members at least: the quorum of three), never a fourth, never
+        # two started members of one slot
+        print(f"etcd membership during the migration: {voters.looks} looks, at least "
+              f"{voters.min_voters} voting members, at most {voters.max_members} members")
+        assert voters.looks > 0 and voters.min_voters >= 2, vars(voters)
+        assert voters.max_members <= 3 and voters.twice == [], vars(voters)
+        stats.update(etcd_looks=voters.looks, etcd_min_voters=voters.min_voters,
+                     etcd_max_members=voters.max_members)
 
         # where everything runs now
         assert c["status"]["unit"] == "ub", c["status"]
