@@ -253,6 +253,9 @@ void kf_migrate_plan(const struct kf_migrate_member *ms, size_t n, struct kf_mig
         if (!ms[i].settled) {
             ret->waiting = "is not Ready yet (a member moves only while every other one serves)";
             ret->waiting_member = i;
+        } else if (ms[i].just_done) {
+            ret->waiting = "has just moved (the members restarted for it go first)";
+            ret->waiting_member = i;
         }
     if (ret->waiting || ret->done)
         return;
@@ -1001,6 +1004,19 @@ static bool on_unit(const json_t *host, const char *unit)
     return host && kf_streq(kf_json_str(host, "spec.unit", NULL), unit);
 }
 
+/* Whether member i's move in this migration ended within
+ * KF_MIGRATE_SETTLE_MS. */
+static bool just_done(const struct picture *p, size_t i)
+{
+    json_t *rec = kf_replace_record(p->ms[i]);
+    int64_t at = json_integer_value(json_object_get(rec, "stepMillis"));
+    bool r = rec && kf_streq(rec_str(rec, "step"), KF_REPLACE_DONE) &&
+             kf_streq(rec_str(rec, "migration"), p->mig.id) && p->now - at < KF_MIGRATE_SETTLE_MS;
+
+    json_decref(rec);
+    return r;
+}
+
 /* The Migrated condition while a migration runs or once it is done (new
  * reference). */
 static json_t *migrate_condition(const struct picture *p, const struct kf_migrate_plan *mp,
@@ -1055,6 +1071,7 @@ static void migrate_step(struct picture *p, const char **ret_unit, json_t **ret_
             .on_target = on_unit(p->hosts[i], p->mig.to),
             .settled = p->rm[i].settled,
             .moving = p->rm[i].moving,
+            .just_done = just_done(p, i),
         };
         moved += ms[i].on_target && !ms[i].moving;
     }

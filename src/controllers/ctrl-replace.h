@@ -93,7 +93,14 @@ struct kf_migrate_member {
     bool on_target; /* bound to a host of the target unit */
     bool settled;   /* Ready where it is bound (kf_replace_settled) */
     bool moving;    /* a replacement or migration step of it is under way */
+    bool just_done; /* its move ended less than KF_MIGRATE_SETTLE_MS ago */
 };
+
+/* After a member's move, the lifecycle controller restarts the others
+ * whose command lines name it, one at a time; the next move waits this
+ * long so that those restarts are written (and the members seen not
+ * settled) before it starts. */
+#define KF_MIGRATE_SETTLE_MS 2000
 
 struct kf_migrate_plan {
     int next;              /* the member to move now, -1: none now */
@@ -106,8 +113,8 @@ struct kf_migrate_plan {
 /* Which member a live migration moves next: one member of the cluster at a
  * time, only when every member is settled and none is moving (the etcd
  * members that stay then hold the quorum, an apiserver stays behind the
- * endpoint); etcd members first, then kube-apiservers, then the others;
- * by name within a component. Pure. */
+ * endpoint), nor right after one (just_done); etcd members first, then
+ * kube-apiservers, then the others; by name within a component. Pure. */
 void kf_migrate_plan(const struct kf_migrate_member *ms, size_t n, struct kf_migrate_plan *ret);
 
 #endif

@@ -366,7 +366,7 @@ static void migrate_cluster(struct kf_migrate_member *ms)
                                          "kube-scheduler" };
 
     for (int i = 0; i < 7; i++)
-        ms[i] = (struct kf_migrate_member){ names[i], comps[i], false, true, false };
+        ms[i] = (struct kf_migrate_member){ names[i], comps[i], false, true, false, false };
 }
 
 static void test_migrate_plan(void **state)
@@ -408,6 +408,12 @@ static void test_migrate_plan(void **state)
         assert_int_equal(p.next, -1);
         assert_non_null(strstr(p.waiting, "not Ready"));
         ms[order[k]].settled = true;
+        /* Ready there: the others' restarts for it go first */
+        ms[order[k]].just_done = true;
+        kf_migrate_plan(ms, 7, &p);
+        assert_int_equal(p.next, -1);
+        assert_non_null(strstr(p.waiting, "just moved"));
+        ms[order[k]].just_done = false;
     }
     kf_migrate_plan(ms, 7, &p);
     assert_true(p.done);
