@@ -408,7 +408,10 @@ def test_migrate_between_units_under_load():
         c = eventually(lambda: migrated(kd), timeout=240 * kftest.SLOW, interval=0.2,
                        msg=f"web not migrated: {cluster(kd)['status']}")
         t1 = time.monotonic()
-        time.sleep(2)  # the client goes on through the endpoint for a while
+        # the client goes on writing through the endpoint after the move
+        n0 = len(client.created)
+        eventually(lambda: len(client.created) >= n0 + 5, timeout=60 * kftest.SLOW,
+                   msg=f"the client no longer writes: {client.log[-5:]}")
         client.halt.set()
         voters.halt.set()
         client.join(timeout=20)
