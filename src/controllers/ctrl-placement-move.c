@@ -565,7 +565,7 @@ static int migrate_busy(struct place_ctrl *d, const json_t *gc, struct kf_strbuf
                       "cluster \"%s\" is already migrating from unit %s to unit %s (request %s); "
                       "wait for it",
                       name, m.from, m.to, m.id);
-    if (json_object_get(ann, KF_BACKUP_ANN_RESTORE)) {
+    if (json_string_value(json_object_get(ann, KF_BACKUP_ANN_RESTORE))) {
         const char *want = json_string_value(json_object_get(ann, KF_BACKUP_ANN_RESTORE));
         const char *done = json_string_value(json_object_get(ann, KF_BACKUP_ANN_RESTORED));
 
