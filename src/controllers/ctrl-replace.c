@@ -857,11 +857,14 @@ static int etcd_answer(struct rp *d, struct picture *p, size_t i, const json_t *
             return write_record(d, m, n, err);
         }
         if (kf_streq(kf_json_str(ans, "phase", NULL), "Succeeded")) {
-            kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL, "EtcdMemberReplaced",
-                               "etcd member %s: %s (the agent of %s did it through member %s)",
-                               kf_obj_name(m), kf_json_str(ans, "message", ""),
-                               kf_json_str(helper, "spec.host", "?"), hname);
-            return write_record(d, m, rec_step(rec, KF_REPLACE_ADDED, p->now), err);
+            int r = write_record(d, m, rec_step(rec, KF_REPLACE_ADDED, p->now), err);
+
+            if (r == 0)
+                kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL, "EtcdMemberReplaced",
+                                   "etcd member %s: %s (the agent of %s did it through member %s)",
+                                   kf_obj_name(m), kf_json_str(ans, "message", ""),
+                                   kf_json_str(helper, "spec.host", "?"), hname);
+            return r;
         }
         kf_recorder_eventf(d->rec, p->gc, KF_EVENT_WARNING, "EtcdMemberChangeFailed",
                            "etcd member %s: the agent of %s could not change the membership: %s; "
@@ -888,18 +891,25 @@ static int finish(struct rp *d, struct picture *p, size_t i, const json_t *rec,
 {
     const json_t *m = p->ms[i];
     int64_t since = json_integer_value(json_object_get(rec, "sinceMillis"));
+    int r;
 
     if (!p->rm[i].settled)
         return 0;
-    kf_log_info("cluster \"%s\": member %s replaced: Ready on %s (was on %s)", kf_obj_name(p->gc),
-                kf_obj_name(m), kf_json_str(m, "spec.host", "?"), rec_str(rec, "from"));
+    /* the record first: a write that conflicts is done again on the next
+     * pass, and the Event is then said once */
+    r = write_record(d, m, rec_step(rec, KF_REPLACE_DONE, p->now), err);
+    if (r < 0)
+        return r;
+    kf_log_info("cluster \"%s\": member %s %s: Ready on %s (was on %s)", kf_obj_name(p->gc),
+                kf_obj_name(m), rec_str(rec, "migration") ? "moved" : "replaced",
+                kf_json_str(m, "spec.host", "?"), rec_str(rec, "from"));
     kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL,
                        rec_str(rec, "migration") ? "MemberMigrated" : "MemberReplaced",
                        "member %s is Ready on %s (was on %s); %s in %lld s", kf_obj_name(m),
                        kf_json_str(m, "spec.host", "?"), rec_str(rec, "from"),
                        rec_str(rec, "migration") ? "moved" : "replaced",
                        (long long)((p->now - since) / 1000));
-    return write_record(d, m, rec_step(rec, KF_REPLACE_DONE, p->now), err);
+    return 0;
 }
 
 static int progress(struct rp *d, struct picture *p, size_t i, struct kf_strbuf *err)

@@ -445,7 +445,8 @@ def test_migrate_between_units_under_load():
         for want in ("MigrationStarted", "MemberMigrating", "EtcdMemberReplaced",
                      "MemberMigrated", "EndpointMoved", "Migrated"):
             assert want in reasons, (want, reasons)
-        assert reasons.count("MemberMigrated") == len(ms), reasons
+        moved = {e["message"].split()[1] for e in events(kd) if e["reason"] == "MemberMigrated"}
+        assert moved == {m["metadata"]["name"] for m in ms}, (moved, reasons)
         new_endpoint = c["status"]["endpoints"]["apiServer"]
         print(f"endpoint before {endpoint}, after {new_endpoint}")
 
