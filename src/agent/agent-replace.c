@@ -58,7 +58,12 @@ static const char *arg_value(const struct kf_argv *argv, const char *flag)
 
 static bool url_ok(const char *u)
 {
-    return u && kf_str_has_prefix(u, "https://") && strlen(u) < URL_MAX && !strpbrk(u, " ,=\n");
+    if (!u || !kf_str_has_prefix(u, "https://") || strlen(u) >= URL_MAX || strpbrk(u, ",="))
+        return false;
+    for (; *u; u++)
+        if ((unsigned char)*u <= ' ' || (unsigned char)*u == 0x7f)
+            return false; /* no blank or control character: a tab once passed inside a URL */
+    return true;
 }
 
 /* "-", or 1..4 URLs joined by commas. One may be new_url: a member that

@@ -128,6 +128,26 @@ static const struct kf_cli_command commands[] = {
         .run = kf_cli_cmd_restore,
     },
     {
+        .name = "migrate",
+        .usage = "CLUSTER --unit UNIT [--wait [--timeout DURATION]]",
+        .summary = "move a running guest cluster's control plane to another unit, live (admin)",
+        .help = "Moves every member of CLUSTER to hosts of UNIT, one at a time, while the\n"
+                "cluster serves: etcd members first (each one's membership changed by a\n"
+                "member of its cluster, the quorum kept), then the apiservers behind the\n"
+                "endpoint, then the others. When the last apiserver runs on UNIT, the\n"
+                "endpoint is served by UNIT's load balancer (the same address and port\n"
+                "when the units share an endpoint address). Refused with the reason when\n"
+                "UNIT is not in the cluster's region, not Ready, has no room under its\n"
+                "water level or lacks the cluster's version, or when a replacement,\n"
+                "restore, upgrade or migration runs on the cluster. The phase says\n"
+                "Migrating meanwhile and condition Migrated each member's step.\n"
+                "\n"
+                "Examples:\n"
+                "  kfleet migrate web-1 --unit hz-u2 --wait\n",
+        .opts = kf_cli_migrate_opts,
+        .run = kf_cli_cmd_migrate,
+    },
+    {
         .name = "explain",
         .usage = "guestcluster NAME [-o json] | KIND[.FIELD...]",
         .summary = "why a cluster is placed where it is; or what a kind or field means",

@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kfleet/backup.h"
 #include "kfleet/catalog.h"
 #include "kfleet/controllers.h"
 #include "kfleet/endpoint.h"
@@ -1237,7 +1238,8 @@ static bool provisioned(const json_t *gc)
 {
     const char *p = kf_json_str(gc, "status.phase", "");
 
-    return !strcmp(p, "Running") || !strcmp(p, "Degraded") || !strcmp(p, "Upgrading");
+    return !strcmp(p, "Running") || !strcmp(p, "Degraded") || !strcmp(p, "Upgrading") ||
+           !strcmp(p, "Migrating");
 }
 
 /* endpoint_answers by a probe of our own. */
@@ -1539,6 +1541,25 @@ static void upgrade_status(const json_t *gc, const json_t *profile, const struct
     }
 }
 
+/* A live migration under way (the replace controller moves the members):
+ * a serving or degraded cluster says Migrating, and where to. */
+static void migrating_phase(const json_t *gc, struct verdict *vd)
+{
+    struct kf_move_req m;
+    char *msg;
+
+    if ((strcmp(vd->phase, "Running") != 0 && strcmp(vd->phase, "Degraded") != 0) ||
+        !kf_migrate_active(gc, &m))
+        return;
+    msg = kf_xasprintf("migrating from unit %s to unit %s (condition Migrated says each "
+                       "member's step); %s",
+                       m.from, m.to, vd->msg.buf);
+    vd->phase = "Migrating";
+    kf_strbuf_reset(&vd->msg);
+    kf_strbuf_addstr(&vd->msg, msg);
+    free(msg);
+}
+
 static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, const json_t *profile,
                          struct health *h, struct verdict *vd, const struct lc_upgrade *up,
                          const char *endpoint_url, int64_t *requeue, struct kf_strbuf *err)
@@ -1558,6 +1579,7 @@ static int update_status(struct lc *d, const json_t *gc, struct lc_view *v, cons
     if (!kf_json_path(gc, "status.version"))
         json_object_set_new(status, "version", json_string(v->c.version));
     upgrade_status(gc, profile, up, vd, status, requeue);
+    migrating_phase(gc, vd);
     json_object_set_new(status, "phase", json_string(vd->phase));
     json_object_set_new(status, "message", json_string(vd->msg.buf));
     if (endpoint_url && vd->ep_ok)

@@ -57,6 +57,7 @@
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-backup.h"
 #include "controllers/ctrl-placement.h"
+#include "controllers/ctrl-replace.h"
 
 KF_LOG_MODULE(placement);
 
@@ -528,8 +529,165 @@ release_all:
     return r;
 }
 
+/* --- the action: POST .../guestclusters/NAME/migrate?unit=U ------------------------- */
+
+/* Whether unit (an object) serves: a Ready host in every one of its zones. */
+static bool unit_ready(const json_t *u, struct kf_strbuf *why)
+{
+    size_t want = json_array_size(kf_json_path(u, "spec.zones"));
+    size_t have = json_array_size(kf_json_path(u, "status.zonesReady"));
+
+    if (json_is_true(kf_json_path(u, "spec.cordoned"))) {
+        kf_strbuf_addstr(why, "it is cordoned");
+        return false;
+    }
+    if (kf_json_int(u, "status.readyHosts", 0) <= 0 || have < KF_MAX(want, 1)) {
+        kf_strbuf_addf(why, "it is not Ready: %lld Ready hosts, %zu of %zu zones with one",
+                       (long long)kf_json_int(u, "status.readyHosts", 0), have, want);
+        return false;
+    }
+    return true;
+}
+
+/* Another change of the cluster's members under way: 0, or -KF_ECONFLICT
+ * with what. */
+static int migrate_busy(struct place_ctrl *d, const json_t *gc, struct kf_strbuf *err)
+{
+    const char *name = kf_obj_name(gc), *phase = kf_json_str(gc, "status.phase", "");
+    const json_t *ann = kf_json_path(gc, "metadata.annotations");
+    struct kf_move_req m;
+    char **names = NULL;
+    size_t n;
+    int r = 0;
+
+    if (kf_migrate_active(gc, &m))
+        return kf_err(err, -KF_ECONFLICT,
+                      "cluster \"%s\" is already migrating from unit %s to unit %s (request %s); "
+                      "wait for it",
+                      name, m.from, m.to, m.id);
+    if (json_string_value(json_object_get(ann, KF_BACKUP_ANN_RESTORE))) {
+        const char *want = json_string_value(json_object_get(ann, KF_BACKUP_ANN_RESTORE));
+        const char *done = json_string_value(json_object_get(ann, KF_BACKUP_ANN_RESTORED));
+
+        if (!done || strncmp(want, done, strlen(done)) != 0 || want[strlen(done)] != ' ')
+            return kf_err(err, -KF_ECONFLICT,
+                          "cluster \"%s\" is being restored from a backup (%s); migrate it once "
+                          "the restore is done",
+                          name, want);
+    }
+    if (strcmp(phase, "Running") != 0)
+        return kf_err(err, strcmp(phase, "Upgrading") == 0 ? -KF_ECONFLICT : -KF_EINVALID,
+                      "cluster \"%s\" is %s: only a Running cluster migrates live (%s)", name,
+                      phase[0] ? phase : "not provisioned",
+                      strcmp(phase, "Upgrading") == 0
+                          ? "wait until its upgrade is done"
+                          : "restore it onto the unit from a backup instead: kfleet restore");
+    pthread_mutex_lock(&d->model->lock);
+    {
+        struct cap_cluster *cc = kf_smap_get(&d->model->clusters, name);
+
+        n = cc ? cc->n_members : 0;
+        names = kf_xcalloc(n + 1, sizeof(*names));
+        for (size_t i = 0; i < n; i++)
+            names[i] = kf_xstrdup(cc->members[i]->name);
+    }
+    pthread_mutex_unlock(&d->model->lock);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        json_t *mb = kf_informer_get_obj(d->members, names[i]);
+        json_t *rec = mb ? kf_replace_record(mb) : NULL;
+
+        if (rec && !kf_streq(json_string_value(json_object_get(rec, "step")), KF_REPLACE_DONE))
+            r = kf_err(err, -KF_ECONFLICT,
+                       "cluster \"%s\": member %s is being replaced (step %s); migrate it once "
+                       "the replacement is done",
+                       name, names[i], json_string_value(json_object_get(rec, "step")));
+        json_decref(rec);
+        json_decref(mb);
+    }
+    kf_ctrl_names_free(names, n);
+    return r;
+}
+
+static int migrate_fn(void *arg, const struct kf_api_call *call, json_t **ret,
+                      struct kf_strbuf *err)
+{
+    struct place_ctrl *d = arg;
+    const char *unit = call->query ? call->query(call, "unit") : NULL;
+    const char *name = call->name, *from;
+    struct kf_strbuf why = KF_STRBUF_INIT;
+    json_t *gc = NULL, *u = NULL, *patch;
+    struct kf_place_settings s = { 0 };
+    struct move_decision md = { 0 };
+    const char *reason = NULL;
+    struct kf_placer placer;
+    char id[32];
+    int r;
+
+    if (!unit || !*unit)
+        return kf_err(err, -KF_EBADREQUEST,
+                      "say where to: ?unit=UNIT (a unit of the cluster's region)");
+    if (strlen(unit) > KF_NAME_MAX)
+        return kf_err(err, -KF_EBADREQUEST, "a unit is a name of at most %d characters",
+                      KF_NAME_MAX);
+    if (kf_registry_get(d->reg, &kf_kind_guestcluster, name, &gc) < 0)
+        return kf_err(err, -KF_ENOTFOUND, "guest cluster \"%s\" does not exist", name);
+    from = kf_json_str(gc, "status.unit", NULL);
+    if (kf_streq(from, unit)) {
+        r = kf_err(err, -KF_EINVALID, "cluster \"%s\" runs on unit %s already", name, unit);
+        goto release_all;
+    }
+    if ((r = move_target_check(d, gc, unit, err)) < 0 || (r = migrate_busy(d, gc, err)) < 0)
+        goto release_all;
+    if (kf_registry_get(d->reg, &kf_kind_unit, unit, &u) == 0 && !unit_ready(u, &why)) {
+        r = kf_err(err, -KF_EINVALID, "refused: unit %s cannot take cluster \"%s\": %s", unit, name,
+                   why.buf);
+        goto release_all;
+    }
+    if (kf_place_settings(d, gc, &s, &reason, err) < 0) {
+        r = -KF_EINVALID;
+        goto release_all;
+    }
+    kf_placer_init(&placer, &d->policy);
+    r = move_decide(d, &placer, gc, &s, from, unit, &md);
+    kf_placer_release(&placer);
+    if (r < 0) {
+        r = kf_err(err, -KF_EINVALID, "refused: cluster \"%s\" does not fit on unit %s: %s", name,
+                   unit, md.res->message);
+        goto release_all;
+    }
+    snprintf(id, sizeof(id), "%lld", (long long)kf_now_ms());
+    patch = json_pack("{s:{s:{s:o}}}", "metadata", "annotations", KF_MIGRATE_ANN,
+                      json_sprintf("%s %s %s", id, from, unit));
+    r = kf_cap_patch(d->reg, &kf_kind_guestcluster, name, patch, false, NULL, err);
+    json_decref(patch);
+    if (r < 0)
+        goto release_all;
+    kf_log_info("cluster \"%s\": live migration from unit %s to unit %s asked by \"%s\"", name,
+                from, unit, call->user ? call->user : "");
+    kf_recorder_eventf(d->rec, gc, KF_EVENT_NORMAL, "MigrationStarted",
+                       "live migration from unit %s to unit %s asked by %s: %s", from, unit,
+                       call->user ? call->user : "?", md.res->message);
+    *ret = json_pack("{s:s, s:s, s:s, s:s, s:s}", "cluster", name, "from", from, "unit", unit,
+                     "migration", id, "decision", md.res->message);
+release_all:
+    move_decision_release(&md);
+    kf_place_settings_release(&s);
+    kf_strbuf_release(&why);
+    json_decref(u);
+    json_decref(gc);
+    return r;
+}
+
 void kf_place_move_bind(struct place_ctrl *d)
 {
+    const struct kf_api_action mg = {
+        .method = "POST",
+        .kind = &kf_kind_guestcluster,
+        .name = "migrate",
+        .roles = KF_API_ROLE_ADMIN,
+        .fn = migrate_fn,
+        .arg = d,
+    };
     const struct kf_api_action a = {
         .method = "POST",
         .kind = &kf_kind_guestcluster,
@@ -539,12 +697,16 @@ void kf_place_move_bind(struct place_ctrl *d)
         .arg = d,
     };
 
-    if (d->actions)
+    if (d->actions) {
         kf_api_actions_add(d->actions, &a);
+        kf_api_actions_add(d->actions, &mg);
+    }
 }
 
 void kf_place_move_unbind(struct place_ctrl *d)
 {
-    if (d->actions)
+    if (d->actions) {
         kf_api_actions_remove(d->actions, "POST", &kf_kind_guestcluster, "move");
+        kf_api_actions_remove(d->actions, "POST", &kf_kind_guestcluster, "migrate");
+    }
 }

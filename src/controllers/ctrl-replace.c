@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kfleet/backup.h"
 #include "kfleet/capacity.h"
 #include "kfleet/controllers.h"
 #include "kfleet/ctrlrt.h"
@@ -204,6 +205,71 @@ void kf_replace_plan(const struct kf_replace_member *ms, size_t n, struct kf_rep
     }
 }
 
+/* --- live migration: the pure parts ------------------------------------------------ */
+
+int kf_migrate_active(const json_t *gc, struct kf_move_req *ret)
+{
+    const json_t *ann = kf_json_path(gc, "metadata.annotations");
+    struct kf_move_req m;
+
+    if (kf_move_parse(json_string_value(json_object_get(ann, KF_MIGRATE_ANN)), &m) < 0 ||
+        kf_streq(json_string_value(json_object_get(ann, KF_MIGRATE_ANN_DONE)), m.id))
+        return 0;
+    if (ret)
+        *ret = m;
+    return 1;
+}
+
+/* etcd first (its quorum is what a move risks most, with every other
+ * member still serving), then the apiservers (the endpoint follows the
+ * last one), then controller managers, schedulers and the rest. */
+static int migrate_rank(const char *component)
+{
+    if (!strcmp(component, "etcd"))
+        return 0;
+    return !strcmp(component, "kube-apiserver") ? 1 : 2;
+}
+
+void kf_migrate_plan(const struct kf_migrate_member *ms, size_t n, struct kf_migrate_plan *ret)
+{
+    size_t api = 0, api_there = 0, there = 0;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->next = -1;
+    for (size_t i = 0; i < n; i++) {
+        bool api_i = !strcmp(ms[i].component, "kube-apiserver");
+
+        api += api_i;
+        api_there += api_i && ms[i].on_target && ms[i].settled && !ms[i].moving;
+        there += ms[i].on_target && ms[i].settled && !ms[i].moving;
+        if (!ret->waiting && ms[i].moving) {
+            ret->waiting = "is moving (one member at a time)";
+            ret->waiting_member = i;
+        }
+    }
+    ret->apiservers_there = api > 0 && api_there == api;
+    ret->done = n > 0 && there == n;
+    for (size_t i = 0; i < n && !ret->waiting; i++)
+        if (!ms[i].settled) {
+            ret->waiting = "is not Ready yet (a member moves only while every other one serves)";
+            ret->waiting_member = i;
+        } else if (ms[i].just_done) {
+            ret->waiting = "has just moved (the members restarted for it go first)";
+            ret->waiting_member = i;
+        }
+    if (ret->waiting || ret->done)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].on_target)
+            continue;
+        if (ret->next < 0 ||
+            migrate_rank(ms[i].component) < migrate_rank(ms[ret->next].component) ||
+            (migrate_rank(ms[i].component) == migrate_rank(ms[ret->next].component) &&
+             strcmp(ms[i].name, ms[ret->next].name) < 0))
+            ret->next = (int)i;
+    }
+}
+
 /* --- set-up ------------------------------------------------------------------------ */
 
 static void index_cluster(const json_t *obj, void (*add)(const char *, void *), void *ctx)
@@ -351,6 +417,8 @@ struct picture {
     struct kf_replace_member rm[KF_REPLACE_MAX_MEMBERS];
     size_t n;
     int64_t now, next_ms; /* when a NotReady host passes the grace */
+    bool migrating;       /* a live migration is under way: mig says where */
+    struct kf_move_req mig;
 };
 
 static int cmp_name(const void *a, const void *b)
@@ -387,7 +455,7 @@ static void picture_build(struct rp *d, struct picture *p)
         p->rm[i] = (struct kf_replace_member){
             .name = kf_obj_name(m),
             .component = kf_json_str(m, "spec.component", ""),
-            .lost = down >= d->grace_ms &&
+            .lost = d->grace_ms > 0 && down >= d->grace_ms &&
                     !heartbeat_recent(d, kf_json_str(m, "spec.host", NULL), p->now),
             .settled = kf_replace_settled(m, p->hosts[i]),
             .moving = rec && !kf_streq(step, KF_REPLACE_DONE),
@@ -567,7 +635,7 @@ static int minor_of(const char *v)
 static int choose(struct rp *d, const struct picture *p, size_t i, char *target, size_t size,
                   char *zone, size_t zsize, struct kf_strbuf *why)
 {
-    const char *unit = kf_json_str(p->gc, "status.unit", "");
+    const char *unit = p->migrating ? p->mig.to : kf_json_str(p->gc, "status.unit", "");
     const char *zones[KF_PLACE_MAX_ZONES];
     struct kf_place_peer peers[KF_REPLACE_MAX_MEMBERS];
     struct kf_place_host *hs = NULL;
@@ -627,7 +695,8 @@ static int start_one(struct rp *d, struct picture *p, size_t i, struct kf_strbuf
 
     r = choose(d, p, i, target, sizeof(target), zone, sizeof(zone), &why);
     if (r < 0) {
-        char *msg = kf_xasprintf("member %s on lost host %s: %s", kf_obj_name(m),
+        char *msg = kf_xasprintf("member %s on %s host %s: %s", kf_obj_name(m),
+                                 p->migrating ? "migrating" : "lost",
                                  kf_json_str(m, "spec.host", "?"), why.buf);
 
         blocked(d, p->gc, msg);
@@ -643,6 +712,8 @@ static int start_one(struct rp *d, struct picture *p, size_t i, struct kf_strbuf
                     kf_json_str(m, "spec.host", ""), "to", target, "oldPeerURL", old_peer, "step",
                     etcd ? KF_REPLACE_REBOUND : KF_REPLACE_MOVED, "attempt", 1, "since", now,
                     "sinceMillis", (json_int_t)p->now, "stepMillis", (json_int_t)p->now);
+    if (p->migrating)
+        json_object_set_new(rec, "migration", json_string(p->mig.id));
     text = kf_json_dump(rec, NULL);
     json_decref(rec);
     labels = json_pack("{s:s}", KF_LABEL_ZONE, zone);
@@ -654,17 +725,24 @@ static int start_one(struct rp *d, struct picture *p, size_t i, struct kf_strbuf
     free(text);
     r = patch_member(d, m, body, false, err);
     if (r == 0) {
-        char *msg = kf_xasprintf("host %s is NotReady past the replacement grace: moving member "
-                                 "%s to %s",
-                                 kf_json_str(m, "spec.host", "?"), kf_obj_name(m), why.buf);
+        char *msg = p->migrating
+                        ? kf_xasprintf("migration from unit %s to unit %s: moving member %s from "
+                                       "host %s to %s",
+                                       p->mig.from, p->mig.to, kf_obj_name(m),
+                                       kf_json_str(m, "spec.host", "?"), why.buf)
+                        : kf_xasprintf("host %s is NotReady past the replacement grace: moving "
+                                       "member %s to %s",
+                                       kf_json_str(m, "spec.host", "?"), kf_obj_name(m), why.buf);
 
         kf_log_info("cluster \"%s\": %s", kf_obj_name(p->gc), msg);
-        kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL, "MemberReplacing", "%s", msg);
+        kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL,
+                           p->migrating ? "MemberMigrating" : "MemberReplacing", "%s", msg);
         free(msg);
-        body =
-            json_pack("{s:{s:s, s:b, s:i, s:n, s:n, s:n, s:n, s:s}}", "status", "phase", "Pending",
-                      "ready", 0, "pid", 0, "host", "startedAt", "lastExitCode", "version",
-                      "message", "moved here from a lost host; waiting for its agent");
+        body = json_pack("{s:{s:s, s:b, s:i, s:n, s:n, s:n, s:n, s:s}}", "status", "phase",
+                         "Pending", "ready", 0, "pid", 0, "host", "startedAt", "lastExitCode",
+                         "version", "message",
+                         p->migrating ? "moved here by a migration; waiting for its agent"
+                                      : "moved here from a lost host; waiting for its agent");
         /* the member's resourceVersion changed: write status without one */
         kf_cap_patch(d->reg, &kf_kind_controlplanemember, kf_obj_name(m), body, true, NULL, NULL);
         json_decref(body);
@@ -779,11 +857,14 @@ static int etcd_answer(struct rp *d, struct picture *p, size_t i, const json_t *
             return write_record(d, m, n, err);
         }
         if (kf_streq(kf_json_str(ans, "phase", NULL), "Succeeded")) {
-            kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL, "EtcdMemberReplaced",
-                               "etcd member %s: %s (the agent of %s did it through member %s)",
-                               kf_obj_name(m), kf_json_str(ans, "message", ""),
-                               kf_json_str(helper, "spec.host", "?"), hname);
-            return write_record(d, m, rec_step(rec, KF_REPLACE_ADDED, p->now), err);
+            int r = write_record(d, m, rec_step(rec, KF_REPLACE_ADDED, p->now), err);
+
+            if (r == 0)
+                kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL, "EtcdMemberReplaced",
+                                   "etcd member %s: %s (the agent of %s did it through member %s)",
+                                   kf_obj_name(m), kf_json_str(ans, "message", ""),
+                                   kf_json_str(helper, "spec.host", "?"), hname);
+            return r;
         }
         kf_recorder_eventf(d->rec, p->gc, KF_EVENT_WARNING, "EtcdMemberChangeFailed",
                            "etcd member %s: the agent of %s could not change the membership: %s; "
@@ -810,16 +891,25 @@ static int finish(struct rp *d, struct picture *p, size_t i, const json_t *rec,
 {
     const json_t *m = p->ms[i];
     int64_t since = json_integer_value(json_object_get(rec, "sinceMillis"));
+    int r;
 
     if (!p->rm[i].settled)
         return 0;
-    kf_log_info("cluster \"%s\": member %s replaced: Ready on %s (was on %s)", kf_obj_name(p->gc),
-                kf_obj_name(m), kf_json_str(m, "spec.host", "?"), rec_str(rec, "from"));
-    kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL, "MemberReplaced",
-                       "member %s is Ready on %s (was on %s); replaced in %lld s", kf_obj_name(m),
+    /* the record first: a write that conflicts is done again on the next
+     * pass, and the Event is then said once */
+    r = write_record(d, m, rec_step(rec, KF_REPLACE_DONE, p->now), err);
+    if (r < 0)
+        return r;
+    kf_log_info("cluster \"%s\": member %s %s: Ready on %s (was on %s)", kf_obj_name(p->gc),
+                kf_obj_name(m), rec_str(rec, "migration") ? "moved" : "replaced",
+                kf_json_str(m, "spec.host", "?"), rec_str(rec, "from"));
+    kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL,
+                       rec_str(rec, "migration") ? "MemberMigrated" : "MemberReplaced",
+                       "member %s is Ready on %s (was on %s); %s in %lld s", kf_obj_name(m),
                        kf_json_str(m, "spec.host", "?"), rec_str(rec, "from"),
+                       rec_str(rec, "migration") ? "moved" : "replaced",
                        (long long)((p->now - since) / 1000));
-    return write_record(d, m, rec_step(rec, KF_REPLACE_DONE, p->now), err);
+    return 0;
 }
 
 static int progress(struct rp *d, struct picture *p, size_t i, struct kf_strbuf *err)
@@ -840,21 +930,21 @@ static int progress(struct rp *d, struct picture *p, size_t i, struct kf_strbuf 
 
 /* --- the cluster's condition ---------------------------------------------------------- */
 
-static int set_condition(struct rp *d, const json_t *gc, const struct picture *p,
-                         const struct kf_replace_plan *plan, struct kf_strbuf *err)
+/* The MemberReplacement condition (new reference), or NULL when the
+ * cluster never had one and needs none. Migration's own moves are said by
+ * its Migrated condition. */
+static json_t *replace_condition(const json_t *gc, const struct picture *p,
+                                 const struct kf_replace_plan *plan)
 {
-    const json_t *old = kf_json_path(gc, "status.conditions"), *c;
+    const json_t *old = kf_json_path(gc, "status.conditions");
     struct kf_strbuf msg = KF_STRBUF_INIT;
-    json_t *conds, *cond, *body;
     bool active = false;
-    char rv[32];
-    size_t k;
-    int r;
+    json_t *cond;
 
     for (size_t i = 0; i < p->n; i++) {
         json_t *rec = kf_replace_record(p->ms[i]);
 
-        if (p->rm[i].moving && rec) {
+        if (p->rm[i].moving && rec && !rec_str(rec, "migration")) {
             kf_strbuf_addf(&msg, "%s%s from %s to %s: %s", active ? "; " : "", p->rm[i].name,
                            rec_str(rec, "from"), rec_str(rec, "to"), rec_str(rec, "step"));
             active = true;
@@ -866,30 +956,162 @@ static int set_condition(struct rp *d, const json_t *gc, const struct picture *p
                        plan->blocked);
     if (!active && !plan->blocked && !kf_cap_condition_find(old, "MemberReplacement")) {
         kf_strbuf_release(&msg);
-        return 0; /* never had one: no condition */
+        return NULL; /* never had one: no condition */
     }
     cond = kf_cap_condition(old, "MemberReplacement", active || plan->blocked,
                             active          ? "InProgress"
                             : plan->blocked ? "Blocked"
                                             : "Completed",
                             msg.len ? msg.buf : "every member runs on a Ready host", p->now);
-    conds = json_array();
+    kf_strbuf_release(&msg);
+    return cond;
+}
+
+/* Writes the conditions of add[] (consumed; NULL entries skipped) over
+ * the cluster's, and status.unit when unit is not NULL, in one status
+ * write with the cluster's resourceVersion as a precondition; nothing
+ * when nothing changes. */
+static int write_status(struct rp *d, const json_t *gc, json_t **add, size_t n_add,
+                        const char *unit, struct kf_strbuf *err)
+{
+    const json_t *old = kf_json_path(gc, "status.conditions"), *c;
+    json_t *conds = json_array(), *body;
+    char rv[32];
+    size_t k;
+    int r;
+
     json_array_foreach(old, k, c)
     {
-        if (!kf_streq(kf_json_str(c, "type", NULL), "MemberReplacement"))
+        bool replaced = false;
+
+        for (size_t j = 0; j < n_add; j++)
+            replaced = replaced || (add[j] && kf_streq(kf_json_str(c, "type", NULL),
+                                                       kf_json_str(add[j], "type", "")));
+        if (!replaced)
             json_array_append(conds, (json_t *)c);
     }
-    json_array_append_new(conds, cond);
-    kf_strbuf_release(&msg);
-    if (kf_cap_conditions_same(old, conds)) {
+    for (size_t j = 0; j < n_add; j++)
+        if (add[j])
+            json_array_append_new(conds, add[j]);
+    if (!unit && kf_cap_conditions_same(old, conds)) {
         json_decref(conds);
         return 0;
     }
     snprintf(rv, sizeof(rv), "%lld", (long long)kf_obj_rv(gc));
     body = json_pack("{s:{s:s}, s:{s:o}}", "metadata", "resourceVersion", rv, "status",
                      "conditions", conds);
+    if (unit)
+        json_object_set_new(json_object_get(body, "status"), "unit", json_string(unit));
     r = kf_cap_patch(d->reg, &kf_kind_guestcluster, kf_obj_name(gc), body, true, NULL, err);
     json_decref(body);
+    return r;
+}
+
+/* --- live migration: the steps ------------------------------------------------------- */
+
+static bool on_unit(const json_t *host, const char *unit)
+{
+    return host && kf_streq(kf_json_str(host, "spec.unit", NULL), unit);
+}
+
+/* Whether member i's move in this migration ended within
+ * KF_MIGRATE_SETTLE_MS. */
+static bool just_done(const struct picture *p, size_t i)
+{
+    json_t *rec = kf_replace_record(p->ms[i]);
+    int64_t at = json_integer_value(json_object_get(rec, "stepMillis"));
+    bool r = rec && kf_streq(rec_str(rec, "step"), KF_REPLACE_DONE) &&
+             kf_streq(rec_str(rec, "migration"), p->mig.id) && p->now - at < KF_MIGRATE_SETTLE_MS;
+
+    json_decref(rec);
+    return r;
+}
+
+/* The Migrated condition while a migration runs or once it is done (new
+ * reference). */
+static json_t *migrate_condition(const struct picture *p, const struct kf_migrate_plan *mp,
+                                 size_t moved)
+{
+    const json_t *old = kf_json_path(p->gc, "status.conditions");
+    struct kf_strbuf msg = KF_STRBUF_INIT;
+    json_t *cond;
+
+    kf_strbuf_addf(&msg, "from unit %s to unit %s: %zu of %zu members moved", p->mig.from,
+                   p->mig.to, moved, p->n);
+    for (size_t i = 0; i < p->n; i++) {
+        json_t *rec = kf_replace_record(p->ms[i]);
+
+        if (p->rm[i].moving && rec)
+            kf_strbuf_addf(&msg, "; %s from %s to %s: %s", p->rm[i].name, rec_str(rec, "from"),
+                           rec_str(rec, "to"), rec_str(rec, "step"));
+        json_decref(rec);
+    }
+    if (mp->waiting && !p->rm[mp->waiting_member].moving)
+        kf_strbuf_addf(&msg, "; %s %s", p->rm[mp->waiting_member].name, mp->waiting);
+    if (!mp->waiting && !mp->done && mp->next >= 0)
+        kf_strbuf_addf(&msg, "; next: %s", p->rm[mp->next].name);
+    if (mp->done && kf_streq(kf_json_str(p->gc, "status.unit", NULL), p->mig.to)) {
+        kf_strbuf_reset(&msg);
+        kf_strbuf_addf(&msg, "moved from unit %s to unit %s: every member runs there", p->mig.from,
+                       p->mig.to);
+        cond = kf_cap_condition(old, KF_MIGRATE_CONDITION, true, "Completed", msg.buf, p->now);
+    } else {
+        cond = kf_cap_condition(old, KF_MIGRATE_CONDITION, false, "InProgress", msg.buf, p->now);
+    }
+    kf_strbuf_release(&msg);
+    return cond;
+}
+
+/* One step of the cluster's migration: marks the member that moves next
+ * (the replacement's rebind does the rest), says when the endpoint
+ * switches units (*ret_unit) and when it is done (*ret_done). Its
+ * condition into *ret_cond. */
+static void migrate_step(struct picture *p, const char **ret_unit, json_t **ret_cond,
+                         bool *ret_done)
+{
+    struct kf_migrate_member ms[KF_REPLACE_MAX_MEMBERS];
+    const char *unit = kf_json_str(p->gc, "status.unit", "");
+    struct kf_migrate_plan mp;
+    size_t moved = 0;
+
+    for (size_t i = 0; i < p->n; i++) {
+        ms[i] = (struct kf_migrate_member){
+            .name = p->rm[i].name,
+            .component = p->rm[i].component,
+            .on_target = on_unit(p->hosts[i], p->mig.to),
+            .settled = p->rm[i].settled,
+            .moving = p->rm[i].moving,
+            .just_done = just_done(p, i),
+        };
+        moved += ms[i].on_target && !ms[i].moving;
+    }
+    kf_migrate_plan(ms, p->n, &mp);
+    if (mp.next >= 0)
+        p->rm[mp.next].lost = true; /* kf_replace_plan starts it */
+    if (mp.apiservers_there && strcmp(unit, p->mig.to) != 0)
+        *ret_unit = p->mig.to;
+    *ret_cond = migrate_condition(p, &mp, moved);
+    *ret_done = mp.done && !strcmp(unit, p->mig.to);
+}
+
+/* The end of a migration, once its Completed condition is written: its id
+ * recorded on the cluster (KF_MIGRATE_ANN_DONE). */
+static int migrate_done(struct rp *d, const struct picture *p, struct kf_strbuf *err)
+{
+    json_t *body =
+        json_pack("{s:{s:{s:s}}}", "metadata", "annotations", KF_MIGRATE_ANN_DONE, p->mig.id);
+    long long id = 0;
+    int r = kf_cap_patch(d->reg, &kf_kind_guestcluster, kf_obj_name(p->gc), body, false, NULL, err);
+
+    json_decref(body);
+    sscanf(p->mig.id, "%lld", &id);
+    if (r == 0) {
+        kf_log_info("cluster \"%s\": migrated from unit %s to unit %s", kf_obj_name(p->gc),
+                    p->mig.from, p->mig.to);
+        kf_recorder_eventf(d->rec, p->gc, KF_EVENT_NORMAL, "Migrated",
+                           "every member runs on unit %s (moved from unit %s in %lld s)", p->mig.to,
+                           p->mig.from, id > 0 ? (p->now - id) / 1000 : 0LL);
+    }
     return r;
 }
 
@@ -899,7 +1121,8 @@ static bool provisioned(const json_t *gc)
 {
     const char *p = kf_json_str(gc, "status.phase", "");
 
-    return !strcmp(p, "Running") || !strcmp(p, "Degraded") || !strcmp(p, "Upgrading");
+    return !strcmp(p, "Running") || !strcmp(p, "Degraded") || !strcmp(p, "Upgrading") ||
+           !strcmp(p, "Migrating");
 }
 
 /* A restore the backup controller drives (kfleet.io/restore without its
@@ -917,15 +1140,22 @@ static int reconcile_cluster(struct rp *d, json_t *gc, int64_t *requeue, struct 
 {
     struct picture p = { .gc = gc, .now = kf_now_ms() };
     struct kf_replace_plan plan;
-    bool active = false;
+    json_t *conds[2] = { NULL, NULL };
+    const char *unit = NULL;
+    bool active = false, done = false;
     int r = 0;
 
     picture_build(d, &p);
+    p.migrating = kf_migrate_active(gc, &p.mig) == 1;
     for (size_t i = 0; i < p.n && r == 0; i++)
         if (p.rm[i].moving) {
             r = progress(d, &p, i, err);
             active = true;
         }
+    if (p.migrating && r == 0) {
+        migrate_step(&p, &unit, &conds[1], &done);
+        active = true;
+    }
     kf_replace_plan(p.rm, p.n, &plan);
     for (size_t k = 0; k < plan.n_start && r == 0; k++) {
         r = start_one(d, &p, plan.start[k], err);
@@ -938,8 +1168,22 @@ static int reconcile_cluster(struct rp *d, json_t *gc, int64_t *requeue, struct 
             blocked(d, gc, msg);
         free(msg);
     }
-    if (r == 0)
-        r = set_condition(d, gc, &p, &plan, err);
+    if (r == 0) {
+        conds[0] = replace_condition(gc, &p, &plan);
+        r = write_status(d, gc, conds, 2, unit, err);
+    } else {
+        json_decref(conds[1]);
+    }
+    if (r == 0 && done)
+        r = migrate_done(d, &p, err);
+    if (r == 0 && unit) {
+        kf_log_info("cluster \"%s\": every apiserver runs on unit %s: the endpoint moves there",
+                    kf_obj_name(gc), unit);
+        kf_recorder_eventf(d->rec, gc, KF_EVENT_NORMAL, "EndpointMoved",
+                           "every apiserver runs on unit %s: the cluster's endpoint is served by "
+                           "unit %s's load balancer now (was unit %s's)",
+                           unit, unit, p.mig.from);
+    }
     if (active || plan.blocked)
         *requeue = PROGRESS_RECHECK;
     else if (p.next_ms > 0)
@@ -955,10 +1199,12 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue)
     json_t *gc = NULL;
     int r = 0;
 
-    if (d->grace_ms <= 0)
-        return 0;
     if (kf_registry_get(d->reg, &kf_kind_guestcluster, name, &gc) < 0)
         return 0;
+    if (d->grace_ms <= 0 && !kf_migrate_active(gc, NULL)) {
+        json_decref(gc); /* replacement off, and no migration asked */
+        return 0;
+    }
     if (!kf_obj_deleting(gc) && kf_json_str(gc, "status.unit", NULL) && provisioned(gc) &&
         !json_is_true(kf_json_path(gc, "spec.paused")) && !restoring(gc))
         r = reconcile_cluster(d, gc, requeue, &err);

@@ -74,4 +74,47 @@ struct kf_replace_plan {
  * cluster writable). */
 void kf_replace_plan(const struct kf_replace_member *ms, size_t n, struct kf_replace_plan *ret);
 
+/* --- live migration between units (docs/internals/migration.md) ------------------ */
+
+/* On the GuestCluster, written by the migrate action (admin): "<id> <from>
+ * <to>" (kf_move_parse's format); the replace controller records the id in
+ * KF_MIGRATE_ANN_DONE when every member runs on `to`. */
+#define KF_MIGRATE_ANN       "kfleet.io/migrate"
+#define KF_MIGRATE_ANN_DONE  "kfleet.io/migrated"
+#define KF_MIGRATE_CONDITION "Migrated"
+
+struct kf_move_req;
+/* Whether gc has a migration under way (asked, not done): 1 with *ret
+ * (may be NULL), else 0. */
+int kf_migrate_active(const json_t *gc, struct kf_move_req *ret);
+
+struct kf_migrate_member {
+    const char *name, *component;
+    bool on_target; /* bound to a host of the target unit */
+    bool settled;   /* Ready where it is bound (kf_replace_settled) */
+    bool moving;    /* a replacement or migration step of it is under way */
+    bool just_done; /* its move ended less than KF_MIGRATE_SETTLE_MS ago */
+};
+
+/* After a member's move, the lifecycle controller restarts the others
+ * whose command lines name it, one at a time; the next move waits this
+ * long so that those restarts are written (and the members seen not
+ * settled) before it starts. */
+#define KF_MIGRATE_SETTLE_MS 2000
+
+struct kf_migrate_plan {
+    int next;              /* the member to move now, -1: none now */
+    bool done;             /* every member on the target, settled, none moving */
+    bool apiservers_there; /* every kube-apiserver on the target and settled */
+    const char *waiting;   /* why none moves now (static text), or NULL */
+    size_t waiting_member; /* the member it is about */
+};
+
+/* Which member a live migration moves next: one member of the cluster at a
+ * time, only when every member is settled and none is moving (the etcd
+ * members that stay then hold the quorum, an apiserver stays behind the
+ * endpoint), nor right after one (just_done); etcd members first, then
+ * kube-apiservers, then the others; by name within a component. Pure. */
+void kf_migrate_plan(const struct kf_migrate_member *ms, size_t n, struct kf_migrate_plan *ret);
+
 #endif

@@ -29,6 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kf_assert(kf_str_has_prefix(c.new_url, "https://") && !strpbrk(c.new_url, " ,="));
         kf_assert(!strcmp(c.old_url, "-") || kf_str_has_prefix(c.old_url, "https://"));
         kf_assert(!strpbrk(c.old_url, " ="));
+        for (const char *p = c.new_url; *p; p++)
+            kf_assert((unsigned char)*p > ' ' && (unsigned char)*p != 0x7f);
         snprintf(again, sizeof(again), "%s %s %s %s", c.request, c.old_url, c.name, c.new_url);
         kf_assert(strcmp(again, s) == 0);
     }

@@ -5,9 +5,13 @@
  * the grace (kf_replace_notready_ms), the lifecycle's rule of one restart
  * per component (kf_replace_hold), the joining member's command line
  * (--initial-cluster-state existing) and the agent's reading of a
- * membership change request. */
+ * membership change request; and live migration between units: which
+ * member moves next (kf_migrate_plan: one at a time, etcd first, only
+ * while every member serves) and when a migration counts as under way
+ * (kf_migrate_active). */
 #include "fleet-test.h"
 
+#include "kfleet/backup.h"
 #include "kfleet/catalog.h"
 #include "kfleet/placement.h"
 #include "agent/agent.h"
@@ -342,6 +346,120 @@ static void test_change_request(void **state)
     assert_int_equal(kf_agent_member_change_parse("1 - w https://a:1 x", &c), -EINVAL);
     assert_int_equal(kf_agent_member_change_parse("abc - w https://a:1", &c), -EINVAL);
     assert_int_equal(kf_agent_member_change_parse(NULL, &c), -EINVAL);
+    /* a tab or another control character inside a part is no separator and
+     * no part of a URL either (sscanf's %[^ ] took "https://c:3\tx" whole) */
+    assert_int_equal(kf_agent_member_change_parse("5 https://a:1 w https://c:3\tx", &c), -EINVAL);
+    assert_int_equal(kf_agent_member_change_parse("5 https://a:1\x01 w https://c:3", &c), -EINVAL);
+}
+
+/* A cluster of three etcd members, two apiservers, a controller manager
+ * and a scheduler, all on unit A and serving. */
+static void migrate_cluster(struct kf_migrate_member *ms)
+{
+    static const char *const names[] = { "w-etcd-0",           "w-etcd-1",
+                                         "w-etcd-2",           "w-kube-apiserver-0",
+                                         "w-kube-apiserver-1", "w-kube-controller-manager-0",
+                                         "w-kube-scheduler-0" };
+    static const char *const comps[] = { "etcd",           "etcd",
+                                         "etcd",           "kube-apiserver",
+                                         "kube-apiserver", "kube-controller-manager",
+                                         "kube-scheduler" };
+
+    for (int i = 0; i < 7; i++)
+        ms[i] = (struct kf_migrate_member){ names[i], comps[i], false, true, false, false };
+}
+
+static void test_migrate_plan(void **state)
+{
+    struct kf_migrate_member ms[7];
+    struct kf_migrate_plan p;
+    /* the order the members move in: etcd first, then the apiservers */
+    static const int order[] = { 0, 1, 2, 3, 4, 5, 6 };
+
+    (void)state;
+    migrate_cluster(ms);
+    /* the scheduler listed first still moves after etcd and the apiservers */
+    {
+        struct kf_migrate_member rev[7];
+
+        for (int i = 0; i < 7; i++)
+            rev[i] = ms[6 - i];
+        kf_migrate_plan(rev, 7, &p);
+        assert_int_equal(p.next, 6); /* w-etcd-0 */
+    }
+    for (int k = 0; k < 7; k++) {
+        kf_migrate_plan(ms, 7, &p);
+        assert_int_equal(p.next, order[k]);
+        assert_false(p.done);
+        assert_null(p.waiting);
+        /* the apiservers count as there only once both serve there */
+        assert_int_equal(p.apiservers_there, k >= 5);
+        /* it moves: nothing else starts meanwhile */
+        ms[p.next].moving = true;
+        ms[p.next].settled = false;
+        kf_migrate_plan(ms, 7, &p);
+        assert_int_equal(p.next, -1);
+        assert_non_null(strstr(p.waiting, "one member at a time"));
+        assert_int_equal(p.waiting_member, order[k]);
+        /* bound there, not Ready yet (its record says Done only once it is) */
+        ms[order[k]].on_target = true;
+        ms[order[k]].moving = false;
+        kf_migrate_plan(ms, 7, &p);
+        assert_int_equal(p.next, -1);
+        assert_non_null(strstr(p.waiting, "not Ready"));
+        ms[order[k]].settled = true;
+        /* Ready there: the others' restarts for it go first */
+        ms[order[k]].just_done = true;
+        kf_migrate_plan(ms, 7, &p);
+        assert_int_equal(p.next, -1);
+        assert_non_null(strstr(p.waiting, "just moved"));
+        ms[order[k]].just_done = false;
+    }
+    kf_migrate_plan(ms, 7, &p);
+    assert_true(p.done);
+    assert_true(p.apiservers_there);
+    assert_int_equal(p.next, -1);
+
+    /* a member that stays and does not serve (another etcd member
+     * restarting): nothing moves, so that the quorum never rests on the
+     * member that moves */
+    migrate_cluster(ms);
+    ms[2].settled = false;
+    kf_migrate_plan(ms, 7, &p);
+    assert_int_equal(p.next, -1);
+    assert_int_equal(p.waiting_member, 2);
+    /* no members: not done (nothing to say where it runs) */
+    kf_migrate_plan(ms, 0, &p);
+    assert_false(p.done);
+    assert_int_equal(p.next, -1);
+}
+
+static void test_migrate_active(void **state)
+{
+    struct kf_move_req m;
+    json_t *gc = J("{'metadata':{'name':'w','annotations':{'kfleet.io/migrate':'17 ua ub'}}}");
+    json_t *ann = json_object_get(json_object_get(gc, "metadata"), "annotations");
+
+    (void)state;
+    assert_int_equal(kf_migrate_active(gc, &m), 1);
+    assert_string_equal(m.id, "17");
+    assert_string_equal(m.from, "ua");
+    assert_string_equal(m.to, "ub");
+    /* done: the id recorded */
+    json_object_set_new(ann, "kfleet.io/migrated", json_string("17"));
+    assert_int_equal(kf_migrate_active(gc, NULL), 0);
+    /* a new request after an old one done */
+    json_object_set_new(ann, "kfleet.io/migrate", json_string("18 ub ua"));
+    assert_int_equal(kf_migrate_active(gc, &m), 1);
+    assert_string_equal(m.to, "ua");
+    /* unreadable requests are none */
+    json_object_set_new(ann, "kfleet.io/migrate", json_string("x ub ua"));
+    assert_int_equal(kf_migrate_active(gc, NULL), 0);
+    json_object_set_new(ann, "kfleet.io/migrate", json_string("19 ub"));
+    assert_int_equal(kf_migrate_active(gc, NULL), 0);
+    json_object_set_new(ann, "kfleet.io/migrate", json_string("19 ub ua extra"));
+    assert_int_equal(kf_migrate_active(gc, NULL), 0);
+    json_decref(gc);
 }
 
 int main(void)
@@ -354,6 +472,8 @@ int main(void)
         cmocka_unit_test(test_hold_and_settled),
         cmocka_unit_test(test_record_and_join),
         cmocka_unit_test(test_change_request),
+        cmocka_unit_test(test_migrate_plan),
+        cmocka_unit_test(test_migrate_active),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
