@@ -41,6 +41,7 @@
 #include <string.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 
 #include "kfleet/capacity.h"
 #include "kfleet/controllers.h"
@@ -88,6 +89,7 @@ struct host_ctrl {
     pthread_mutex_t lock;
     struct kf_smap waiting;   /* hosts not Ready: a heartbeat is looked for at each sweep */
     struct kf_smap alloc_due; /* hosts whose ALLOC_KEY reconcile is pending */
+    struct kf_smap written;   /* host -> revision of our last write of it (intptr_t) */
 };
 
 /* Whether a member's event can change what its host's status counts (its
@@ -123,6 +125,38 @@ static void member_to_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
         kf_ctrl_enqueue_folded(c, key, HOST_FOLD_MS, HOST_FOLD_MAX_MS);
         free(key);
     }
+}
+
+static void written_put(struct host_ctrl *d, const char *name, int64_t rev)
+{
+    pthread_mutex_lock(&d->lock);
+    kf_smap_put(&d->written, name, (void *)(intptr_t)rev);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* The controller's primary map (kf_ctrl_ops.primary_map): a Host's event
+ * queues the host, unless it is our own write coming back (the revision we
+ * wrote): its reconcile would find what that write left, labels and
+ * readiness as written (a heartbeat's arrival or silence since is the
+ * sweep's to notice) and any newer allocation pending under ALLOC_KEY. It
+ * was half of a burst's host reconciles, each one reading the host. */
+static void map_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct host_ctrl *d = kf_ctrl_data(c);
+    const char *name = kf_obj_name(obj);
+    bool own = false;
+
+    if (!name)
+        return;
+    pthread_mutex_lock(&d->lock);
+    if (deleted)
+        kf_smap_remove(&d->written, name);
+    else
+        own = kf_smap_contains(&d->written, name) &&
+              (int64_t)(intptr_t)kf_smap_get(&d->written, name) == kf_obj_rv(obj);
+    pthread_mutex_unlock(&d->lock);
+    if (!own)
+        kf_ctrl_enqueue(c, name);
 }
 
 static int setup(struct kf_ctrl *c)
@@ -246,9 +280,12 @@ static int sync_labels(struct host_ctrl *d, const json_t *host, const char *name
     if (json_object_size(patch_labels)) {
         json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", patch_labels);
         struct kf_strbuf err = KF_STRBUF_INIT;
+        int64_t rev = 0;
 
-        r = kf_cap_patch(d->reg, &kf_kind_host, name, patch, false, NULL, &err);
-        if (r < 0 && r != -KF_ENOTFOUND)
+        r = kf_cap_patch(d->reg, &kf_kind_host, name, patch, false, &rev, &err);
+        if (r == 0)
+            written_put(d, name, rev);
+        else if (r != -KF_ENOTFOUND)
             kf_log_rl_warn("cannot label host \"%s\": %s; retrying", name, err.buf);
         kf_strbuf_release(&err);
         json_decref(patch);
@@ -416,14 +453,17 @@ static int write_host_status(struct host_ctrl *d, const json_t *host, const char
                              json_t *patch, bool ready, const struct kf_strbuf *msg)
 {
     struct kf_strbuf err = KF_STRBUF_INIT;
+    int64_t rev = 0;
     json_t *p;
     int r;
 
     if (!json_object_size(patch))
         return 0;
     p = json_pack("{s:O}", "status", patch);
-    r = kf_cap_patch(d->reg, &kf_kind_host, name, p, true, NULL, &err);
+    r = kf_cap_patch(d->reg, &kf_kind_host, name, p, true, &rev, &err);
     json_decref(p);
+    if (r == 0)
+        written_put(d, name, rev);
     if (r == -KF_ENOTFOUND) {
         r = 0;
     } else if (r < 0) {
@@ -523,6 +563,7 @@ const struct kf_ctrl_ops kf_ctrl_host_ops = {
     .setup = setup,
     .reconcile = reconcile,
     .resync_ms = 5 * 60 * 1000,
+    .primary_map = map_host,
 };
 
 int kf_ctrl_host_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err)
@@ -558,6 +599,7 @@ void kf_ctrl_host_fini(void *data)
     kf_recorder_free(d->rec);
     kf_smap_release(&d->waiting);
     kf_smap_release(&d->alloc_due);
+    kf_smap_release(&d->written);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
