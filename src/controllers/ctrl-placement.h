@@ -55,7 +55,9 @@ struct place_ctrl {
     pthread_mutex_t lock;       /* the fields below */
     struct kf_smap pending;     /* Pending clusters: name -> region (owned string) */
     struct kf_smap fresh;       /* new clusters for the next batch (no values) */
-    struct kf_smap just_placed; /* placed by a batch: name -> revision written (intptr_t) */
+    struct kf_smap just_placed; /* decided by a batch: name -> revision written (intptr_t) */
+    struct kf_smap retry;       /* Pending clusters woken since, for the next batch (no values) */
+    uint64_t wakes;             /* wake_pending calls so far */
     struct kf_smap candidates;  /* clusters that want another grade: name -> struct shift_cand */
     struct kf_smap vpcs;        /* vpc name -> struct place_vpc */
     struct kf_smap pool_writes; /* IPPool name -> the resourceVersion we last wrote (intptr) */
