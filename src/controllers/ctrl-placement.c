@@ -968,34 +968,72 @@ static void batch_write(struct place_ctrl *d, struct batch_item *items, size_t n
     }
 }
 
-/* One Event a unit for the clusters of a large batch placed in it (the
- * reasons are in each cluster's Scheduled condition). */
-static void batch_unit_event(struct place_ctrl *d, struct batch_item *items, size_t n,
-                             const char *unit)
-{
-    struct kf_strbuf names = KF_STRBUF_INIT;
-    json_t *u = NULL;
-    size_t count = 0;
+/* The clusters of large batches placed in a unit whose Event is not
+ * written yet (d->unit_events). */
+struct unit_placed {
+    size_t count;
+    struct kf_strbuf names; /* the first UNIT_EVENT_NAMES */
+};
 
-    for (size_t i = 0; i < n; i++)
-        if (items[i].written && strcmp(items[i].pd.unit, unit) == 0) {
-            if (count < 8)
-                kf_strbuf_addf(&names, "%s%s", count ? ", " : "", kf_obj_name(items[i].cluster));
-            count++;
-        }
+#define UNIT_EVENT_NAMES 8
+/* A unit's ClustersScheduled Event is written a second after the last
+ * batch that placed clusters there, and at least every UNIT_EVENT_MAX_MS
+ * while batches keep coming: with 300 units, one Event a unit a batch was
+ * about 300 store writes a batch, nearly one a placed cluster. */
+#define UNIT_EVENT_MS     1000
+#define UNIT_EVENT_MAX_MS 5000
+
+/* Counts the clusters of a large batch placed in unit for its Event (the
+ * reasons are in each cluster's Scheduled condition). */
+static void unit_event_note(struct place_ctrl *d, const char *unit, const char *cluster)
+{
+    struct unit_placed *up;
+    char *key;
+
+    pthread_mutex_lock(&d->lock);
+    up = kf_smap_get(&d->unit_events, unit);
+    if (!up) {
+        up = kf_xcalloc(1, sizeof(*up));
+        up->names = (struct kf_strbuf)KF_STRBUF_INIT;
+        kf_smap_put(&d->unit_events, unit, up);
+    }
+    if (up->count < UNIT_EVENT_NAMES)
+        kf_strbuf_addf(&up->names, "%s%s", up->count ? ", " : "", cluster);
+    up->count++;
+    pthread_mutex_unlock(&d->lock);
+    key = kf_xasprintf(PLACE_EVENTS_KEY "%s", unit);
+    kf_ctrl_enqueue_folded(d->ctrl, key, UNIT_EVENT_MS, UNIT_EVENT_MAX_MS);
+    free(key);
+}
+
+/* The reconcile of PLACE_EVENTS_KEY + unit: one Event for the clusters
+ * placed there since the last one. Best effort, as every Event. */
+static int unit_event_write(struct place_ctrl *d, const char *unit)
+{
+    struct unit_placed *up;
+    json_t *u = NULL;
+
+    pthread_mutex_lock(&d->lock);
+    up = kf_smap_remove(&d->unit_events, unit);
+    pthread_mutex_unlock(&d->lock);
+    if (!up)
+        return 0;
     if (kf_informer_get(d->units, unit, &u) == 0)
         kf_recorder_eventf(d->rec, u, KF_EVENT_NORMAL, "ClustersScheduled",
-                           "%zu new clusters placed here in one batch: %s%s", count, names.buf,
-                           count > 8 ? ", ..." : "");
+                           "%zu new clusters placed here in batches: %s%s", up->count,
+                           up->names.buf, up->count > UNIT_EVENT_NAMES ? ", ..." : "");
     json_decref(u);
-    kf_strbuf_release(&names);
+    kf_strbuf_release(&up->names);
+    free(up);
+    return 0;
 }
 
 /* Says what was decided: an Event `Scheduled` for each cluster of a small
  * batch; for a large one (a burst of creates, a backlog after a restart)
- * one Event per unit instead, as Kubernetes' event recorder drops repeats
- * under load: each is a store write (two round trips on etcd), and a
- * cluster's Scheduled condition says the same. */
+ * one Event per unit instead, for the clusters of every large batch placed
+ * there within a few seconds (unit_event_note), as Kubernetes' event
+ * recorder drops repeats under load: each is a store write (two round
+ * trips on etcd), and a cluster's Scheduled condition says the same. */
 static void batch_events(struct place_ctrl *d, struct batch_item *items, size_t n)
 {
     size_t written = 0;
@@ -1011,19 +1049,14 @@ static void batch_events(struct place_ctrl *d, struct batch_item *items, size_t 
     }
     for (size_t i = 0; i < n; i++) {
         struct batch_item *it = &items[i];
-        bool first_of_unit = true;
 
         if (!it->written)
             continue;
-        if (written <= EVENTS_PER_CLUSTER_MAX) {
+        if (written <= EVENTS_PER_CLUSTER_MAX)
             kf_recorder_eventf(d->rec, it->cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
                                it->pd.res->message, it->pd.gwhy.buf);
-            continue;
-        }
-        for (size_t j = 0; j < i && first_of_unit; j++)
-            first_of_unit = !items[j].written || strcmp(items[j].pd.unit, it->pd.unit) != 0;
-        if (first_of_unit)
-            batch_unit_event(d, items, n, it->pd.unit);
+        else
+            unit_event_note(d, it->pd.unit, kf_obj_name(it->cluster));
     }
 }
 
@@ -1512,6 +1545,8 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     json_t *cluster = NULL;
     int r;
 
+    if (strncmp(name, PLACE_EVENTS_KEY, strlen(PLACE_EVENTS_KEY)) == 0)
+        return unit_event_write(d, name + strlen(PLACE_EVENTS_KEY));
     r = barrier(d);
     if (r < 0)
         return r;
@@ -1600,6 +1635,14 @@ void kf_ctrl_placement_fini(void *data)
     kf_smap_release(&d->fresh);
     kf_smap_release(&d->just_placed);
     kf_smap_release(&d->retry);
+    it = 0;
+    while (kf_smap_next(&d->unit_events, &it, NULL, &v)) {
+        struct unit_placed *up = v;
+
+        kf_strbuf_release(&up->names);
+        free(up);
+    }
+    kf_smap_release(&d->unit_events);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
