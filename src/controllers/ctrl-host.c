@@ -150,12 +150,12 @@ static void map_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
 
     if (!name)
         return;
+    /* one-shot: the entry goes with the host's next event, so the map
+     * holds the hosts written since their last event, not every host */
     pthread_mutex_lock(&d->lock);
-    if (deleted)
-        kf_smap_remove(&d->written, name);
-    else
-        own = kf_smap_contains(&d->written, name) &&
-              (int64_t)(intptr_t)kf_smap_get(&d->written, name) == kf_obj_rv(obj);
+    own = !deleted && kf_smap_contains(&d->written, name) &&
+          (int64_t)(intptr_t)kf_smap_get(&d->written, name) == kf_obj_rv(obj);
+    kf_smap_remove(&d->written, name);
     pthread_mutex_unlock(&d->lock);
     if (!own)
         kf_ctrl_enqueue(c, name);
