@@ -145,6 +145,14 @@ struct kf_ctrl_ops {
     /* Called periodically (every resync_ms) if set: a full enqueue of the
      * primary kind happens at that period when resync_ms > 0. */
     int64_t resync_ms;
+    /* Events of the primary kind go through this map instead of queueing
+     * their name at once (NULL: queue it). For a controller that decides
+     * itself which events of its own kind need a reconcile and when (its
+     * own status writes coming back, say). The initial list goes through
+     * it too; the resync still queues every name. Called in the informer's thread, like any
+     * kf_ctrl_watch map; a controller that sets it does not also watch its
+     * primary kind with kf_ctrl_watch. */
+    kf_ctrl_map_fn primary_map;
 };
 
 /* Watches kind k for c: events map through `map` (NULL: same name). */

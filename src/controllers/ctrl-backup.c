@@ -45,6 +45,7 @@ KF_LOG_MODULE(backup);
 
 #define BY_CLUSTER_BK       "bk.cluster" /* Backups by spec.cluster */
 #define BY_CLUSTER_MEM      "bk.member"  /* ControlPlaneMembers by spec.cluster */
+#define MEMBER_COALESCE_MS  200          /* a cluster's member events, folded */
 #define RESYNC_MS           30000
 #define PENDING_RETRY       10000
 #define JITTER_MAX_MS       (5 * 60 * 1000)
@@ -78,6 +79,21 @@ static void to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
         kf_ctrl_enqueue(c, cl);
 }
 
+/* A member's events queue its cluster 200 ms later, the earliest pending
+ * time winning: the ten-odd members placement creates for a cluster in
+ * one transaction (and their agents' first reports) cost the cluster one
+ * reconcile, not one each (five a placed cluster during a burst). What a
+ * member can change here (a Ready etcd member to take a backup from, a
+ * restore's progress) does not need less. */
+static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    const char *cl = kf_json_str(obj, "spec.cluster", NULL);
+
+    (void)deleted;
+    if (cl)
+        kf_ctrl_enqueue_after(c, cl, MEMBER_COALESCE_MS);
+}
+
 static void location_to_clusters(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct kf_backup_ctrl *d = kf_ctrl_data(c);
@@ -109,7 +125,7 @@ static int setup(struct kf_ctrl *c)
         return r;
     r = kf_ctrl_watch(c, &kf_kind_backup, to_cluster);
     if (r == 0)
-        r = kf_ctrl_watch(c, &kf_kind_controlplanemember, to_cluster);
+        r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_cluster);
     if (r == 0)
         r = kf_ctrl_watch(c, &kf_kind_backuplocation, location_to_clusters);
     return r;

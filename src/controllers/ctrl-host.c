@@ -29,9 +29,11 @@
  * It also keeps the labels kfleet.io/role, zone and unit / cluster equal to
  * the spec, and status.allocatable / allocated / members equal to the
  * ControlPlaneMembers bound to the host: written five seconds after the
- * last member arrived (and at least every 30 s while they keep arriving),
- * by a reconcile of its own (ALLOC_KEY), so that a burst of placements
- * costs a host one write, and the agents' member reports none. A reconcile
+ * last member arrived on any host (and at least every 30 s while they keep
+ * arriving), by one reconcile for every host whose members changed
+ * (ALLOC_KEY), in store transactions of many hosts, so that a burst of
+ * placements costs a host one write and the store one commit per
+ * ALLOC_TXN_MAX hosts, and the agents' member reports nothing. A reconcile
  * of the host for anything else (its own events, the sweep, the resync)
  * leaves the allocation to that pending write. A deleted Host's lease is
  * dropped.
@@ -41,6 +43,7 @@
 #include <string.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 
 #include "kfleet/capacity.h"
 #include "kfleet/controllers.h"
@@ -61,10 +64,12 @@ KF_LOG_MODULE(hosts);
 
 /* Not a valid object name (names are DNS subdomains), so never a Host. */
 #define SWEEP_KEY "~sweep"
-/* ALLOC_KEY + a host's name: the host's allocation is due (its members
+/* The allocation of the hosts in alloc_due is due (their members
  * changed); not a Host name either. */
-#define ALLOC_KEY     "~alloc/"
-#define ALLOC_KEY_LEN (sizeof(ALLOC_KEY) - 1)
+#define ALLOC_KEY "~alloc"
+/* Hosts a transaction (KF_STORE_MAX_TXN_OPS, less one for the fenced
+ * handle of a leader on etcd, as placement's). */
+#define ALLOC_TXN_MAX 127
 /* A host's allocation is written once members stop arriving on it for
  * HOST_FOLD_MS, and at least every HOST_FOLD_MAX_MS while they keep coming:
  * status.allocated is for people (placement reads the capacity model), and
@@ -80,14 +85,15 @@ struct host_ctrl {
     struct kf_registry *reg;
     struct kf_lease_table *leases;
     struct kf_recorder *rec;
-    struct kf_informer *units, *profiles, *clusters;
+    struct kf_informer *units, *profiles, *clusters, *hosts;
     struct cap_model *model; /* the capacity controllers' (kf_cap_model_shared): members by host */
     int64_t grace_ms;
     int64_t sweep_ms;
     int64_t started_ms; /* this term: the controller's init */
     pthread_mutex_t lock;
     struct kf_smap waiting;   /* hosts not Ready: a heartbeat is looked for at each sweep */
-    struct kf_smap alloc_due; /* hosts whose ALLOC_KEY reconcile is pending */
+    struct kf_smap alloc_due; /* hosts whose allocation the ALLOC_KEY reconcile is to write */
+    struct kf_smap written;   /* host -> revision of our last write of it (intptr_t) */
 };
 
 /* Whether a member's event can change what its host's status counts (its
@@ -115,14 +121,44 @@ static void member_to_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
     /* the delay folds the members that land on a host (a burst of
      * placements) into one reconcile and at most one write */
     if (host && member_moves_host(obj, deleted)) {
-        char *key = kf_xasprintf(ALLOC_KEY "%s", host);
-
         pthread_mutex_lock(&d->lock);
-        kf_smap_put(&d->alloc_due, host, NULL);
+        if (!kf_smap_contains(&d->alloc_due, host))
+            kf_smap_put(&d->alloc_due, host, NULL);
         pthread_mutex_unlock(&d->lock);
-        kf_ctrl_enqueue_folded(c, key, HOST_FOLD_MS, HOST_FOLD_MAX_MS);
-        free(key);
+        kf_ctrl_enqueue_folded(c, ALLOC_KEY, HOST_FOLD_MS, HOST_FOLD_MAX_MS);
     }
+}
+
+static void written_put(struct host_ctrl *d, const char *name, int64_t rev)
+{
+    pthread_mutex_lock(&d->lock);
+    kf_smap_put(&d->written, name, (void *)(intptr_t)rev);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* The controller's primary map (kf_ctrl_ops.primary_map): a Host's event
+ * queues the host, unless it is our own write coming back (the revision we
+ * wrote): its reconcile would find what that write left, labels and
+ * readiness as written (a heartbeat's arrival or silence since is the
+ * sweep's to notice) and any newer allocation pending under ALLOC_KEY. It
+ * was half of a burst's host reconciles, each one reading the host. */
+static void map_host(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    struct host_ctrl *d = kf_ctrl_data(c);
+    const char *name = kf_obj_name(obj);
+    bool own = false;
+
+    if (!name)
+        return;
+    /* one-shot: the entry goes with the host's next event, so the map
+     * holds the hosts written since their last event, not every host */
+    pthread_mutex_lock(&d->lock);
+    own = !deleted && kf_smap_contains(&d->written, name) &&
+          (int64_t)(intptr_t)kf_smap_get(&d->written, name) == kf_obj_rv(obj);
+    kf_smap_remove(&d->written, name);
+    pthread_mutex_unlock(&d->lock);
+    if (!own)
+        kf_ctrl_enqueue(c, name);
 }
 
 static int setup(struct kf_ctrl *c)
@@ -134,6 +170,7 @@ static int setup(struct kf_ctrl *c)
     d->ctrl = c;
     d->model = kf_cap_model_shared(c);
     d->units = kf_ctrl_informer(m, &kf_kind_unit);
+    d->hosts = kf_ctrl_primary(c);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
     d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
     r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_host);
@@ -246,9 +283,12 @@ static int sync_labels(struct host_ctrl *d, const json_t *host, const char *name
     if (json_object_size(patch_labels)) {
         json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", patch_labels);
         struct kf_strbuf err = KF_STRBUF_INIT;
+        int64_t rev = 0;
 
-        r = kf_cap_patch(d->reg, &kf_kind_host, name, patch, false, NULL, &err);
-        if (r < 0 && r != -KF_ENOTFOUND)
+        r = kf_cap_patch(d->reg, &kf_kind_host, name, patch, false, &rev, &err);
+        if (r == 0)
+            written_put(d, name, rev);
+        else if (r != -KF_ENOTFOUND)
             kf_log_rl_warn("cannot label host \"%s\": %s; retrying", name, err.buf);
         kf_strbuf_release(&err);
         json_decref(patch);
@@ -416,14 +456,17 @@ static int write_host_status(struct host_ctrl *d, const json_t *host, const char
                              json_t *patch, bool ready, const struct kf_strbuf *msg)
 {
     struct kf_strbuf err = KF_STRBUF_INIT;
+    int64_t rev = 0;
     json_t *p;
     int r;
 
     if (!json_object_size(patch))
         return 0;
     p = json_pack("{s:O}", "status", patch);
-    r = kf_cap_patch(d->reg, &kf_kind_host, name, p, true, NULL, &err);
+    r = kf_cap_patch(d->reg, &kf_kind_host, name, p, true, &rev, &err);
     json_decref(p);
+    if (r == 0)
+        written_put(d, name, rev);
     if (r == -KF_ENOTFOUND) {
         r = 0;
     } else if (r < 0) {
@@ -474,6 +517,110 @@ static int reconcile_host(struct host_ctrl *d, const json_t *host, const char *n
     return 0;
 }
 
+static void alloc_due_again(struct host_ctrl *d, const char *name)
+{
+    pthread_mutex_lock(&d->lock);
+    if (!kf_smap_contains(&d->alloc_due, name))
+        kf_smap_put(&d->alloc_due, name, NULL);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Writes the allocation of k hosts (objs: each host as read, its status
+ * changed; names: theirs) in one transaction. When the store refuses it (a
+ * host changed since it was read, a transaction too large for etcd), each
+ * host is written alone as it is now, its readiness too. Frees objs and
+ * names. Returns 0 or the error of a host written alone, which is due
+ * again. */
+static int alloc_write(struct host_ctrl *d, json_t **objs, char **names, size_t k)
+{
+    struct kf_causes causes = KF_CAUSES_INIT;
+    struct kf_strbuf err = KF_STRBUF_INIT;
+    int rb =
+        kf_registry_update_batch(d->reg, &kf_kind_host, objs, k, true, NULL, NULL, &causes, &err);
+    int r = 0;
+
+    for (size_t i = 0; i < k; i++) {
+        json_t *host = NULL;
+        int64_t ignored = 0; /* the host's own reconciles follow its time */
+        int rh;
+
+        if (rb == 0) {
+            written_put(d, names[i], kf_obj_rv(objs[i]));
+        } else if (kf_informer_get(d->hosts, names[i], &host) == 0) {
+            rh = reconcile_host(d, host, names[i], true, &ignored);
+            if (rh < 0)
+                alloc_due_again(d, names[i]);
+            if (rh < 0 && r == 0)
+                r = rh;
+        }
+        json_decref(host);
+        json_decref(objs[i]);
+        free(names[i]);
+    }
+    kf_causes_release(&causes);
+    kf_strbuf_release(&err);
+    return r;
+}
+
+/* The reconcile of ALLOC_KEY: the allocation of every host in alloc_due,
+ * ALLOC_TXN_MAX hosts a transaction, those that changed. Retried with
+ * back-off for the hosts that could not be written. */
+static int reconcile_alloc(struct host_ctrl *d)
+{
+    struct kf_smap due;
+    json_t *objs[ALLOC_TXN_MAX];
+    char *names[ALLOC_TXN_MAX];
+    size_t k = 0, it = 0;
+    const char *name;
+    int r = 0;
+
+    /* taken before the model is read: a member arriving from now on makes
+     * its host due again */
+    pthread_mutex_lock(&d->lock);
+    due = d->alloc_due;
+    kf_smap_init(&d->alloc_due);
+    pthread_mutex_unlock(&d->lock);
+    while (kf_smap_next(&due, &it, &name, NULL)) {
+        json_t *host = NULL, *alloc, *status, *v;
+        const char *key;
+        bool changed = false;
+        int rw;
+
+        if (kf_informer_get(d->hosts, name, &host) < 0)
+            continue;
+        alloc = host_allocation(d, host, name);
+        status = json_object_get(host, "status");
+        if (!json_is_object(status)) {
+            status = json_object();
+            json_object_set_new(host, "status", status);
+        }
+        json_object_foreach(alloc, key, v) if (!json_equal(json_object_get(status, key), v))
+        {
+            json_object_set(status, key, v);
+            changed = true;
+        }
+        json_decref(alloc);
+        if (!changed) {
+            json_decref(host);
+            continue;
+        }
+        objs[k] = host;
+        names[k++] = kf_xstrdup(name);
+        if (k == ALLOC_TXN_MAX) {
+            rw = alloc_write(d, objs, names, k);
+            r = r < 0 ? r : rw;
+            k = 0;
+        }
+    }
+    if (k) {
+        int rw = alloc_write(d, objs, names, k);
+
+        r = r < 0 ? r : rw;
+    }
+    kf_smap_release(&due);
+    return r;
+}
+
 static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after_ms)
 {
     struct host_ctrl *d = kf_ctrl_data(c);
@@ -485,25 +632,8 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
         *requeue_after_ms = d->sweep_ms;
         return 0;
     }
-    if (strncmp(name, ALLOC_KEY, ALLOC_KEY_LEN) == 0) {
-        int64_t ignored = 0; /* the host's own reconciles follow its time */
-
-        name += ALLOC_KEY_LEN;
-        /* taken before the model is read: a member arriving from now on
-         * makes it due again */
-        alloc_due(d, name, true);
-        if (kf_informer_get(kf_ctrl_primary(c), name, &host) < 0)
-            return 0;
-        r = reconcile_host(d, host, name, true, &ignored);
-        json_decref(host);
-        if (r < 0) {
-            /* retried as this key, with its back-off */
-            pthread_mutex_lock(&d->lock);
-            kf_smap_put(&d->alloc_due, name, NULL);
-            pthread_mutex_unlock(&d->lock);
-        }
-        return r;
-    }
+    if (strcmp(name, ALLOC_KEY) == 0)
+        return reconcile_alloc(d);
     if (kf_informer_get(kf_ctrl_primary(c), name, &host) < 0) {
         kf_lease_forget(d->leases, name);
         waiting_set(d, name, false);
@@ -523,6 +653,7 @@ const struct kf_ctrl_ops kf_ctrl_host_ops = {
     .setup = setup,
     .reconcile = reconcile,
     .resync_ms = 5 * 60 * 1000,
+    .primary_map = map_host,
 };
 
 int kf_ctrl_host_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err)
@@ -558,6 +689,7 @@ void kf_ctrl_host_fini(void *data)
     kf_recorder_free(d->rec);
     kf_smap_release(&d->waiting);
     kf_smap_release(&d->alloc_due);
+    kf_smap_release(&d->written);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

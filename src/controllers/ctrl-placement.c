@@ -69,7 +69,11 @@ struct shift_cand {
 
 /* --- events ------------------------------------------------------------------ */
 
-/* Queues the Pending clusters of region (NULL: every region). */
+/* Queues the Pending clusters of region (NULL: every region), and offers
+ * them to the next batch (`retry`): the first of them to be reconciled
+ * decides the others with it, against one snapshot of the units, and their
+ * own queue entries find them decided (just_placed). A batch that took a
+ * cluster before a wake does not mark it decided (`wakes`). */
 static void wake_pending(struct place_ctrl *d, const char *region)
 {
     size_t it = 0;
@@ -77,9 +81,14 @@ static void wake_pending(struct place_ctrl *d, const char *region)
     void *v;
 
     pthread_mutex_lock(&d->lock);
+    d->wakes++;
     while (kf_smap_next(&d->pending, &it, &name, &v))
-        if (!region || kf_streq(region, v))
+        if (!region || kf_streq(region, v)) {
+            kf_smap_remove(&d->just_placed, name);
+            if (!kf_smap_contains(&d->retry, name))
+                kf_smap_put(&d->retry, name, NULL);
             kf_ctrl_enqueue_after(d->ctrl, name, WAKE_MS);
+        }
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -162,10 +171,12 @@ static void fresh_note(struct place_ctrl *d, const json_t *obj, bool deleted)
     pthread_mutex_unlock(&d->lock);
 }
 
-/* Clusters a batch placed, with the revision it wrote (members created
- * too): their next reconcile, which their queue entry makes right after,
- * has nothing to do while the cluster is still at that revision. One-shot:
- * the entry goes at that reconcile, or when the cluster goes. */
+/* Clusters a batch decided, with the revision it wrote (placed: members
+ * created too; Pending: the reason written, or already there): their next
+ * reconcile, which their queue entry makes right after (the event of our
+ * write, or a wake that put them in `retry`), has nothing to do while the
+ * cluster is still at that revision. One-shot: the entry goes at that
+ * reconcile, when the cluster goes, or when a wake asks for another try. */
 static void just_placed_put(struct place_ctrl *d, const char *name, int64_t rev)
 {
     pthread_mutex_lock(&d->lock);
@@ -204,8 +215,12 @@ static void map_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
     if (deleted || kf_obj_deleting(obj))
         after_change(d, &ch);
     fresh_note(d, obj, deleted);
-    if (deleted)
+    if (deleted) {
         just_placed_take(d, kf_obj_name(obj), 0);
+        pthread_mutex_lock(&d->lock);
+        kf_smap_remove(&d->retry, kf_obj_name(obj));
+        pthread_mutex_unlock(&d->lock);
+    }
 }
 
 static void map_pool(struct kf_ctrl *c, const json_t *obj, bool deleted)
@@ -414,7 +429,8 @@ static int barrier(struct place_ctrl *d)
 
 /* --- writes -------------------------------------------------------------------- */
 
-static int patch_status(struct place_ctrl *d, const char *name, json_t *st, struct kf_strbuf *why)
+static int patch_status(struct place_ctrl *d, const char *name, json_t *st, int64_t *ret_rev,
+                        struct kf_strbuf *why)
 {
     json_t *patch = json_pack("{s:O}", "status", st);
     int64_t rev = 0;
@@ -423,6 +439,8 @@ static int patch_status(struct place_ctrl *d, const char *name, json_t *st, stru
     json_decref(patch);
     if (r == 0)
         d->need_cluster_rev = KF_MAX(d->need_cluster_rev, rev);
+    if (r == 0 && ret_rev)
+        *ret_rev = rev;
     return r;
 }
 
@@ -486,7 +504,8 @@ static int set_finalizer(struct place_ctrl *d, const json_t *cluster, bool on,
 /* Pending with a reason: written (and an Event recorded) only when it says
  * something new. */
 static int write_pending(struct place_ctrl *d, const json_t *cluster, const char *reason,
-                         const char *message, int grade, const struct kf_place_settings *s)
+                         const char *message, int grade, const struct kf_place_settings *s,
+                         int64_t *ret_rev)
 {
     const json_t *old = kf_json_path(cluster, "status");
     const json_t *cond = kf_cap_condition_find(json_object_get(old, "conditions"), "Scheduled");
@@ -513,7 +532,7 @@ static int write_pending(struct place_ctrl *d, const json_t *cluster, const char
             json_pack("[o]", kf_cap_condition(json_object_get(old, "conditions"), "Scheduled",
                                               false, reason, message, kf_now_ms()))));
     if (differs(st, old)) {
-        r = patch_status(d, kf_obj_name(cluster), st, &why);
+        r = patch_status(d, kf_obj_name(cluster), st, ret_rev, &why);
         if (r == -KF_ENOTFOUND)
             r = 0;
         else if (r < 0)
@@ -699,6 +718,12 @@ struct batch_item {
     int r;        /* the decision: 0 a unit, < 0 Pending with pd.res->message */
     bool commit;  /* decided and ranges allocated: to be written */
     bool written; /* the write went through */
+    /* Pending: its status says so (pending_done), written at wrote_rev
+     * (0: it said so already); taken from `retry` (its queue entry is to
+     * come); d->wakes when it was taken */
+    bool pending_done, from_retry;
+    int64_t wrote_rev;
+    uint64_t wakes;
 };
 
 /* The units of one region, built once a batch. */
@@ -710,11 +735,16 @@ struct batch_region {
 /* Takes a new cluster for the batch (its settings, grade and placement
  * input), or says no (0): gone, being deleted, paused, placed meanwhile or
  * with settings that need their own reconcile (its queue entry does that). */
-static bool batch_take(struct place_ctrl *d, const char *name, struct batch_item *it)
+static bool batch_take(struct place_ctrl *d, const char *name, bool from_retry,
+                       struct batch_item *it)
 {
     const char *reason = NULL;
     struct kf_strbuf why = KF_STRBUF_INIT;
 
+    pthread_mutex_lock(&d->lock);
+    it->wakes = d->wakes; /* before the cluster and the model are read */
+    pthread_mutex_unlock(&d->lock);
+    it->from_retry = from_retry;
     if (kf_informer_get(d->clusters, name, &it->cluster) < 0)
         return false;
     if (kf_obj_deleting(it->cluster) || kf_json_bool(it->cluster, "spec.paused", false) ||
@@ -755,25 +785,31 @@ static void batch_item_release(struct batch_item *it)
     json_decref(it->cluster);
 }
 
-/* The new clusters for a batch that starts with first: first, then up
- * to BATCH_MAX - 1 others from `fresh`. Returns how many were taken. */
+/* The clusters for a batch that starts with first: first, then up to
+ * BATCH_MAX - 1 others from `fresh` (new) and then from `retry` (Pending,
+ * woken). Returns how many were taken. */
 static size_t batch_collect(struct place_ctrl *d, const char *first, struct batch_item *items)
 {
     char *names[BATCH_MAX];
-    size_t n = 0, k = 0, it = 0;
+    size_t n = 0, n_fresh, k = 0, it = 0;
     const char *key;
 
     pthread_mutex_lock(&d->lock);
     kf_smap_remove(&d->fresh, first);
+    kf_smap_remove(&d->retry, first);
     while (n < BATCH_MAX - 1 && kf_smap_next(&d->fresh, &it, &key, NULL))
         names[n++] = kf_xstrdup(key);
+    n_fresh = n;
+    it = 0;
+    while (n < BATCH_MAX - 1 && kf_smap_next(&d->retry, &it, &key, NULL))
+        names[n++] = kf_xstrdup(key);
     for (size_t i = 0; i < n; i++)
-        kf_smap_remove(&d->fresh, names[i]);
+        kf_smap_remove(i < n_fresh ? &d->fresh : &d->retry, names[i]);
     pthread_mutex_unlock(&d->lock);
-    if (batch_take(d, first, &items[k]))
+    if (batch_take(d, first, false, &items[k]))
         k++;
     for (size_t i = 0; i < n; i++) {
-        if (batch_take(d, names[i], &items[k]))
+        if (batch_take(d, names[i], i >= n_fresh, &items[k]))
             k++;
         free(names[i]);
     }
@@ -845,12 +881,16 @@ static int batch_prepare(struct place_ctrl *d, struct batch_item *it, int64_t no
         const char *reason =
             strstr(it->pd.res->message, "has headroom") ? "NoHeadroom" : "Unschedulable";
 
-        return write_pending(d, it->cluster, reason, it->pd.res->message, it->pd.grade, &it->s);
+        r = write_pending(d, it->cluster, reason, it->pd.res->message, it->pd.grade, &it->s,
+                          &it->wrote_rev);
+        it->pending_done = r == 0;
+        return r;
     }
     r = kf_place_ipam_allocate(d, it->cluster, &it->s, &alloc, &pool, &why);
     if (r == -ENOSPC || r == -KF_EINVALID || r == -KF_EEXISTS || r == -ENOENT) {
         r = write_pending(d, it->cluster, r == -ENOSPC ? "NoIPRange" : "InvalidNetwork", why.buf,
-                          it->pd.grade, &it->s);
+                          it->pd.grade, &it->s, &it->wrote_rev);
+        it->pending_done = r == 0;
         goto release_why;
     }
     if (r < 0) {
@@ -928,34 +968,72 @@ static void batch_write(struct place_ctrl *d, struct batch_item *items, size_t n
     }
 }
 
-/* One Event a unit for the clusters of a large batch placed in it (the
- * reasons are in each cluster's Scheduled condition). */
-static void batch_unit_event(struct place_ctrl *d, struct batch_item *items, size_t n,
-                             const char *unit)
-{
-    struct kf_strbuf names = KF_STRBUF_INIT;
-    json_t *u = NULL;
-    size_t count = 0;
+/* The clusters of large batches placed in a unit whose Event is not
+ * written yet (d->unit_events). */
+struct unit_placed {
+    size_t count;
+    struct kf_strbuf names; /* the first UNIT_EVENT_NAMES */
+};
 
-    for (size_t i = 0; i < n; i++)
-        if (items[i].written && strcmp(items[i].pd.unit, unit) == 0) {
-            if (count < 8)
-                kf_strbuf_addf(&names, "%s%s", count ? ", " : "", kf_obj_name(items[i].cluster));
-            count++;
-        }
+#define UNIT_EVENT_NAMES 8
+/* A unit's ClustersScheduled Event is written a second after the last
+ * batch that placed clusters there, and at least every UNIT_EVENT_MAX_MS
+ * while batches keep coming: with 300 units, one Event a unit a batch was
+ * about 300 store writes a batch, nearly one a placed cluster. */
+#define UNIT_EVENT_MS     1000
+#define UNIT_EVENT_MAX_MS 5000
+
+/* Counts the clusters of a large batch placed in unit for its Event (the
+ * reasons are in each cluster's Scheduled condition). */
+static void unit_event_note(struct place_ctrl *d, const char *unit, const char *cluster)
+{
+    struct unit_placed *up;
+    char *key;
+
+    pthread_mutex_lock(&d->lock);
+    up = kf_smap_get(&d->unit_events, unit);
+    if (!up) {
+        up = kf_xcalloc(1, sizeof(*up));
+        up->names = (struct kf_strbuf)KF_STRBUF_INIT;
+        kf_smap_put(&d->unit_events, unit, up);
+    }
+    if (up->count < UNIT_EVENT_NAMES)
+        kf_strbuf_addf(&up->names, "%s%s", up->count ? ", " : "", cluster);
+    up->count++;
+    pthread_mutex_unlock(&d->lock);
+    key = kf_xasprintf(PLACE_EVENTS_KEY "%s", unit);
+    kf_ctrl_enqueue_folded(d->ctrl, key, UNIT_EVENT_MS, UNIT_EVENT_MAX_MS);
+    free(key);
+}
+
+/* The reconcile of PLACE_EVENTS_KEY + unit: one Event for the clusters
+ * placed there since the last one. Best effort, as every Event. */
+static int unit_event_write(struct place_ctrl *d, const char *unit)
+{
+    struct unit_placed *up;
+    json_t *u = NULL;
+
+    pthread_mutex_lock(&d->lock);
+    up = kf_smap_remove(&d->unit_events, unit);
+    pthread_mutex_unlock(&d->lock);
+    if (!up)
+        return 0;
     if (kf_informer_get(d->units, unit, &u) == 0)
         kf_recorder_eventf(d->rec, u, KF_EVENT_NORMAL, "ClustersScheduled",
-                           "%zu new clusters placed here in one batch: %s%s", count, names.buf,
-                           count > 8 ? ", ..." : "");
+                           "%zu new clusters placed here in batches: %s%s", up->count,
+                           up->names.buf, up->count > UNIT_EVENT_NAMES ? ", ..." : "");
     json_decref(u);
-    kf_strbuf_release(&names);
+    kf_strbuf_release(&up->names);
+    free(up);
+    return 0;
 }
 
 /* Says what was decided: an Event `Scheduled` for each cluster of a small
  * batch; for a large one (a burst of creates, a backlog after a restart)
- * one Event per unit instead, as Kubernetes' event recorder drops repeats
- * under load: each is a store write (two round trips on etcd), and a
- * cluster's Scheduled condition says the same. */
+ * one Event per unit instead, for the clusters of every large batch placed
+ * there within a few seconds (unit_event_note), as Kubernetes' event
+ * recorder drops repeats under load: each is a store write (two round
+ * trips on etcd), and a cluster's Scheduled condition says the same. */
 static void batch_events(struct place_ctrl *d, struct batch_item *items, size_t n)
 {
     size_t written = 0;
@@ -971,19 +1049,14 @@ static void batch_events(struct place_ctrl *d, struct batch_item *items, size_t 
     }
     for (size_t i = 0; i < n; i++) {
         struct batch_item *it = &items[i];
-        bool first_of_unit = true;
 
         if (!it->written)
             continue;
-        if (written <= EVENTS_PER_CLUSTER_MAX) {
+        if (written <= EVENTS_PER_CLUSTER_MAX)
             kf_recorder_eventf(d->rec, it->cluster, KF_EVENT_NORMAL, "Scheduled", "%s; grade %s",
                                it->pd.res->message, it->pd.gwhy.buf);
-            continue;
-        }
-        for (size_t j = 0; j < i && first_of_unit; j++)
-            first_of_unit = !items[j].written || strcmp(items[j].pd.unit, it->pd.unit) != 0;
-        if (first_of_unit)
-            batch_unit_event(d, items, n, it->pd.unit);
+        else
+            unit_event_note(d, it->pd.unit, kf_obj_name(it->cluster));
     }
 }
 
@@ -1055,6 +1128,27 @@ static int batch_members(struct place_ctrl *d, struct batch_item *items, size_t 
     return r;
 }
 
+/* Marks the batch's clusters that stay Pending as decided (just_placed)
+ * when a reconcile of theirs is to come: the event of the status written,
+ * or the queue entry of the wake that offered them to the batch. Not when
+ * a wake came since they were taken: what it changed was not in the
+ * snapshot. Without this each Pending cluster of a burst was decided again
+ * alone, after the batch, against a snapshot of its region built for it. */
+static void batch_mark_pending(struct place_ctrl *d, struct batch_item *items, size_t n)
+{
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+
+        if (it->commit || !it->pending_done || (!it->wrote_rev && !it->from_retry) ||
+            it->wakes != d->wakes)
+            continue;
+        kf_smap_put(&d->just_placed, kf_obj_name(it->cluster),
+                    (void *)(intptr_t)(it->wrote_rev ? it->wrote_rev : kf_obj_rv(it->cluster)));
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* Places the new cluster `first` together with up to BATCH_MAX - 1 other
  * new ones (those still in the queue find themselves placed). Returns the
  * result for first: 0, or an error to retry it with. */
@@ -1074,6 +1168,7 @@ static int place_new(struct place_ctrl *d, const char *first)
     }
     batch_write(d, items, n);
     r = batch_members(d, items, n);
+    batch_mark_pending(d, items, n);
     for (size_t i = 0; i < n; i++) {
         /* first's commit failed: retried with back-off, alone if need be */
         if (strcmp(kf_obj_name(items[i].cluster), first) == 0 && items[i].commit &&
@@ -1349,7 +1444,7 @@ static int write_placed_status(struct place_ctrl *d, const json_t *cluster,
     json_object_set_new(st, "conditions",
                         merge_conditions(json_object_get(old, "conditions"), json_incref(conds)));
     if (differs(st, old)) {
-        r = patch_status(d, kf_obj_name(cluster), st, why);
+        r = patch_status(d, kf_obj_name(cluster), st, NULL, why);
         if (r < 0 && json_object_get(st, "network"))
             kf_place_ipam_unwritten(d, kf_json_str(cluster, "spec.network.vpc", ""));
     }
@@ -1408,13 +1503,13 @@ static int settings_invalid(struct place_ctrl *d, const json_t *cluster, const c
         reason = "InvalidSettings";
     if (!kf_json_path(cluster, "status.unit")) {
         pending_set(d, kf_obj_name(cluster), NULL); /* a capacity event does not help */
-        return write_pending(d, cluster, reason, why->buf, KF_GRADE_NONE, NULL);
+        return write_pending(d, cluster, reason, why->buf, KF_GRADE_NONE, NULL, NULL);
     }
     conds = json_pack(
         "[o]", kf_cap_condition(old_conds, "SettingsValid", false, reason, why->buf, kf_now_ms()));
     st = json_pack("{s:o}", "conditions", merge_conditions(old_conds, conds));
     r = differs(st, kf_json_path(cluster, "status"))
-            ? patch_status(d, kf_obj_name(cluster), st, why)
+            ? patch_status(d, kf_obj_name(cluster), st, NULL, why)
             : 0;
     json_decref(st);
     return r;
@@ -1450,6 +1545,8 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     json_t *cluster = NULL;
     int r;
 
+    if (strncmp(name, PLACE_EVENTS_KEY, strlen(PLACE_EVENTS_KEY)) == 0)
+        return unit_event_write(d, name + strlen(PLACE_EVENTS_KEY));
     r = barrier(d);
     if (r < 0)
         return r;
@@ -1537,6 +1634,15 @@ void kf_ctrl_placement_fini(void *data)
     kf_smap_release(&d->candidates);
     kf_smap_release(&d->fresh);
     kf_smap_release(&d->just_placed);
+    kf_smap_release(&d->retry);
+    it = 0;
+    while (kf_smap_next(&d->unit_events, &it, NULL, &v)) {
+        struct unit_placed *up = v;
+
+        kf_strbuf_release(&up->names);
+        free(up);
+    }
+    kf_smap_release(&d->unit_events);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

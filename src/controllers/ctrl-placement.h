@@ -55,7 +55,10 @@ struct place_ctrl {
     pthread_mutex_t lock;       /* the fields below */
     struct kf_smap pending;     /* Pending clusters: name -> region (owned string) */
     struct kf_smap fresh;       /* new clusters for the next batch (no values) */
-    struct kf_smap just_placed; /* placed by a batch: name -> revision written (intptr_t) */
+    struct kf_smap just_placed; /* decided by a batch: name -> revision written (intptr_t) */
+    struct kf_smap retry;       /* Pending clusters woken since, for the next batch (no values) */
+    uint64_t wakes;             /* wake_pending calls so far */
+    struct kf_smap unit_events; /* unit -> struct unit_placed: placed, Event not written yet */
     struct kf_smap candidates;  /* clusters that want another grade: name -> struct shift_cand */
     struct kf_smap vpcs;        /* vpc name -> struct place_vpc */
     struct kf_smap pool_writes; /* IPPool name -> the resourceVersion we last wrote (intptr) */
@@ -133,6 +136,8 @@ struct place_vpc {
 
 /* The reconcile key of the IPPool summaries (not a valid object name). */
 #define PLACE_POOLS_KEY "~ippools"
+/* + a unit's name: the reconcile key of the unit's ClustersScheduled Event */
+#define PLACE_EVENTS_KEY "~events/"
 
 /* An IPPool event: marks its VPC for a rebuild unless it is our own write;
  * returns whether it was someone else's change. */

@@ -22,10 +22,17 @@
  * kf_unit_hosts_needed) on the same capacity model the placement
  * controller decides with (ctrl-capacity-model.c), so what a unit shows is what
  * placement sees. The model follows Region, Unit, Host, ControlPlaneMember
- * and GuestCluster events; each event queues the units it touches after a
- * short delay, so the members of one placement cost one status write. The
- * status is written only when it changes; crossing the mark records an
- * Event.
+ * and GuestCluster events; each event queues the units it touches one
+ * second later, folded: later events move that to a second after the last
+ * one, but never more than FOLD_MAX_MS after the first, so a unit's status
+ * is written at most once a second, and during a burst of placements (a
+ * stream of member events on every unit) about once every FOLD_MAX_MS
+ * instead of every second. The status is written only when it changes;
+ * crossing the mark records an Event. A Unit's or Region's event that is
+ * this controller's own status write coming back (the revision it wrote,
+ * the spec unchanged) queues nothing: it changes nothing the status is made
+ * from. A Region's status write used to queue every unit of the region
+ * once a second during a burst.
  *
  * It writes each Region's status too (units, hosts, readyHosts, clusters
  * placed: the sums over its units in the same model), under queue keys
@@ -37,6 +44,8 @@
 #include <string.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 
 #include "kfleet/capacity.h"
 #include "kfleet/controllers.h"
@@ -47,12 +56,14 @@
 #include "kfleet/log.h"
 #include "kfleet/obj.h"
 #include "kfleet/registry.h"
+#include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-capacity.h"
 
 KF_LOG_MODULE(units);
 
 #define COALESCE_MS 1000 /* a unit's status is written at most once a second */
+#define FOLD_MAX_MS 5000 /* ... and while events keep coming, at least this often */
 #define REGION_KEY  "region/"
 
 struct unit_ctrl {
@@ -64,7 +75,36 @@ struct unit_ctrl {
     struct kf_place_policy policy;
     struct kf_res default_host;
     struct kf_informer *regions;
+    pthread_mutex_t lock;
+    /* queue key (a unit's name, REGION_KEY + a region's) -> the revision
+     * of our last status write of it (intptr_t) */
+    struct kf_smap written;
 };
+
+static void written_put(struct unit_ctrl *d, const char *key, int64_t rev)
+{
+    pthread_mutex_lock(&d->lock);
+    kf_smap_put(&d->written, key, (void *)(intptr_t)rev);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Whether the event of obj under key is our own status write coming back:
+ * not a deletion (which forgets key), what the model reads of it unchanged
+ * (ch), at the revision we wrote. */
+static bool own_write(struct unit_ctrl *d, const char *key, const json_t *obj, bool deleted,
+                      const struct cap_change *ch)
+{
+    bool own = false;
+
+    pthread_mutex_lock(&d->lock);
+    if (deleted)
+        kf_smap_remove(&d->written, key);
+    else
+        own = !ch->placement_input && kf_smap_contains(&d->written, key) &&
+              (int64_t)(intptr_t)kf_smap_get(&d->written, key) == kf_obj_rv(obj);
+    pthread_mutex_unlock(&d->lock);
+    return own;
+}
 
 static void enqueue_region(struct unit_ctrl *d, const char *region)
 {
@@ -73,19 +113,19 @@ static void enqueue_region(struct unit_ctrl *d, const char *region)
     if (!region || !*region)
         return;
     snprintf(key, sizeof(key), "%s%s", REGION_KEY, region);
-    kf_ctrl_enqueue_after(d->ctrl, key, COALESCE_MS);
+    kf_ctrl_enqueue_folded(d->ctrl, key, COALESCE_MS, FOLD_MAX_MS);
 }
 
 static void changed(struct unit_ctrl *d, const struct cap_change *ch)
 {
     for (size_t i = 0; i < ch->n_units; i++)
-        kf_ctrl_enqueue_after(d->ctrl, ch->units[i], COALESCE_MS);
+        kf_ctrl_enqueue_folded(d->ctrl, ch->units[i], COALESCE_MS, FOLD_MAX_MS);
     if (ch->region[0]) {
         char **names;
         size_t n = kf_cap_model_units_of(d->model, ch->region, &names);
 
         for (size_t i = 0; i < n; i++)
-            kf_ctrl_enqueue_after(d->ctrl, names[i], COALESCE_MS);
+            kf_ctrl_enqueue_folded(d->ctrl, names[i], COALESCE_MS, FOLD_MAX_MS);
         kf_ctrl_names_free(names, n);
     }
 }
@@ -107,14 +147,20 @@ static void map_region(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
     struct unit_ctrl *d = kf_ctrl_data(c);
     struct cap_change ch;
+    char key[sizeof(REGION_KEY) + 256];
 
     kf_cap_model_apply(d->model, &kf_kind_region, obj, deleted, &ch);
+    snprintf(key, sizeof(key), "%s%s", REGION_KEY, kf_obj_name(obj) ? kf_obj_name(obj) : "");
+    if (own_write(d, key, obj, deleted, &ch))
+        return;
     changed(d, &ch);
     if (!deleted)
         enqueue_region(d, kf_obj_name(obj));
 }
 
-/* A unit that comes or goes changes its region's sums (spec.region is
+/* The controller's primary map (kf_ctrl_ops.primary_map): a Unit's events
+ * queue it like every other event, delayed and folded, not at once. A unit
+ * that comes or goes changes its region's sums (spec.region is
  * immutable). */
 static void map_unit(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
@@ -122,6 +168,8 @@ static void map_unit(struct kf_ctrl *c, const json_t *obj, bool deleted)
     struct cap_change ch;
 
     kf_cap_model_apply(d->model, &kf_kind_unit, obj, deleted, &ch);
+    if (kf_obj_name(obj) && own_write(d, kf_obj_name(obj), obj, deleted, &ch))
+        return;
     changed(d, &ch);
     enqueue_region(d, kf_json_str(obj, "spec.region", NULL));
 }
@@ -135,7 +183,6 @@ static int setup(struct kf_ctrl *c)
     d->model = kf_cap_model_shared(c);
     d->regions = kf_ctrl_informer(kf_ctrl_manager_of(c), &kf_kind_region);
     if ((r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
-        (r = kf_ctrl_watch(c, &kf_kind_unit, map_unit)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_host, map_host)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_controlplanemember, map_member)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_guestcluster, map_cluster)) < 0)
@@ -336,8 +383,14 @@ static int reconcile_region(struct unit_ctrl *d, const char *name)
     if (status_differs(st, old)) {
         json_t *patch = json_pack("{s:O}", "status", st);
 
-        r = kf_cap_patch(d->reg, &kf_kind_region, name, patch, true, NULL, &err);
+        int64_t rev = 0;
+        char key[sizeof(REGION_KEY) + 256];
+
+        r = kf_cap_patch(d->reg, &kf_kind_region, name, patch, true, &rev, &err);
         json_decref(patch);
+        snprintf(key, sizeof(key), "%s%s", REGION_KEY, name);
+        if (r == 0)
+            written_put(d, key, rev);
         if (r == -KF_ENOTFOUND)
             r = 0;
         else if (r < 0)
@@ -381,8 +434,12 @@ static int reconcile(struct kf_ctrl *c, const char *name, int64_t *requeue_after
     if (status_differs(st, old)) {
         json_t *patch = json_pack("{s:O}", "status", st);
 
-        r = kf_cap_patch(d->reg, &kf_kind_unit, name, patch, true, NULL, &err);
+        int64_t rev = 0;
+
+        r = kf_cap_patch(d->reg, &kf_kind_unit, name, patch, true, &rev, &err);
         json_decref(patch);
+        if (r == 0)
+            written_put(d, name, rev);
         if (r == -KF_ENOTFOUND)
             r = 0;
         else if (r < 0)
@@ -404,6 +461,7 @@ const struct kf_ctrl_ops kf_ctrl_unit_status_ops = {
     .workers = 1,
     .setup = setup,
     .reconcile = reconcile,
+    .primary_map = map_unit,
 };
 
 int kf_ctrl_unit_status_init(const struct kf_ctrl_env *env, void **ret, struct kf_strbuf *err)
@@ -425,6 +483,8 @@ int kf_ctrl_unit_status_init(const struct kf_ctrl_env *env, void **ret, struct k
         kf_grade_table_default(&d->grades);
     d->policy = o->policy;
     d->default_host = o->default_host;
+    pthread_mutex_init(&d->lock, NULL);
+    kf_smap_init(&d->written);
     *ret = d;
     return 0;
 }
@@ -436,5 +496,7 @@ void kf_ctrl_unit_status_fini(void *data)
     if (!d)
         return;
     kf_recorder_free(d->rec);
+    kf_smap_release(&d->written);
+    pthread_mutex_destroy(&d->lock);
     free(d);
 }

@@ -126,7 +126,7 @@ int kf_ctrl_manager_add(struct kf_ctrl_manager *m, const struct kf_ctrl_ops *ops
     c->m = m;
     c->q = kf_workqueue_new();
     c->primary = kf_ctrl_informer(m, k);
-    kf_informer_add_handler(c->primary, c, NULL);
+    kf_informer_add_handler(c->primary, c, ops->primary_map);
     if (ops->setup) {
         r = ops->setup(c);
         if (r < 0) {

@@ -147,6 +147,17 @@ static inline void capfx_patch(struct capfx *f, const struct kf_kind *k, const c
     free(s);
 }
 
+/* Whether fn(obj, arg) holds for the object (NULL when absent) now. */
+static inline bool capfx_holds(struct capfx *f, const struct kf_kind *k, const char *name,
+                               bool (*fn)(const json_t *obj, const void *arg), const void *arg)
+{
+    json_t *obj = capfx_get(f, k, name);
+    bool ok = fn(obj, arg);
+
+    json_decref(obj);
+    return ok;
+}
+
 /* Waits until fn(obj, arg) holds for the object (NULL when absent), at most
  * WAIT_MS; returns whether it did. */
 static inline bool capfx_wait(struct capfx *f, const struct kf_kind *k, const char *name,

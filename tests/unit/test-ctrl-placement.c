@@ -606,11 +606,18 @@ static void test_unit_status(void **state)
     /* four hosts stop beating: 64 CPU left, 24 allocated = 37.5 %; with two
      * more G2-sized demands on a stricter mark it goes above */
     capfx_patch(&f, &kf_kind_unit, "u1", "{'spec':{'waterLevel':0.3}}", false);
-    for (int i = 0; i < 30; i++) {
+    /* u1-a0 and u1-b0 go on beating until the unit's status is read (its
+     * status is written a second after the last change it sees, so how
+     * long that takes depends on when the other four go NotReady) */
+    for (int waited = 0; waited < WAIT_MS; waited += 50) {
         kf_lease_renew(f.leases, "u1-a0", kf_now_ms());
         kf_lease_renew(f.leases, "u1-b0", kf_now_ms());
         sleep_ms(50);
+        if (capfx_holds(&f, &kf_kind_unit, "u1", above_water, &T))
+            break;
     }
+    kf_lease_renew(f.leases, "u1-a0", kf_now_ms());
+    kf_lease_renew(f.leases, "u1-b0", kf_now_ms());
     assert_true(capfx_wait(&f, &kf_kind_unit, "u1", above_water, &T));
     u = capfx_get(&f, &kf_kind_unit, "u1");
     assert_int_equal(kf_json_int(u, "status.readyHosts", 0), 2);
@@ -796,11 +803,18 @@ static void test_batch_places_each_once(void **state)
     json_decref(us);
     json_decref(members);
 
-    /* more than 32 placed at once: one Event a unit, not one a cluster */
+    /* more than 32 placed at once: one Event a unit, not one a cluster
+     * (written a second after the unit's last batch) */
     for (int k = 0; k < 3; k++) {
         struct kf_strbuf reasons = KF_STRBUF_INIT;
 
-        capfx_event_reasons(&f, "Unit", units[k], &reasons);
+        for (int waited = 0; waited < WAIT_MS && !strstr(reasons.buf, "ClustersScheduled");
+             waited += 50) {
+            kf_strbuf_reset(&reasons);
+            capfx_event_reasons(&f, "Unit", units[k], &reasons);
+            if (!strstr(reasons.buf, "ClustersScheduled"))
+                sleep_ms(50);
+        }
         assert_non_null(strstr(reasons.buf, "ClustersScheduled"));
         kf_strbuf_release(&reasons);
     }

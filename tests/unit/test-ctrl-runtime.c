@@ -131,6 +131,26 @@ static const struct kf_ctrl_ops test_ops = {
     .reconcile = reconcile,
 };
 
+/* A primary map that queues a cluster under "mapped/NAME", and not at all
+ * when it is labelled unit=quiet. */
+static void map_primary(struct kf_ctrl *c, const json_t *obj, bool deleted)
+{
+    char key[128];
+
+    (void)deleted;
+    if (kf_streq(kf_json_str(obj, "metadata.labels.unit", NULL), "quiet"))
+        return;
+    snprintf(key, sizeof(key), "mapped/%s", kf_obj_name(obj));
+    kf_ctrl_enqueue(c, key);
+}
+
+static const struct kf_ctrl_ops mapped_ops = {
+    .name = "mapped",
+    .primary_kind = "GuestCluster",
+    .reconcile = reconcile,
+    .primary_map = map_primary,
+};
+
 struct fixture {
     struct kf_store *store;
     struct kf_registry *reg;
@@ -242,6 +262,35 @@ static void test_reconcile_follows_writes(void **state)
     assert_int_equal(count_of(&f->seen, "before"), 2);
     assert_true(f->seen.gone_seen);
     assert_int_equal(kf_informer_count(kf_ctrl_primary(f->ctrl)), 1);
+    fixture_free(f);
+}
+
+/* Events of the primary kind go through the controller's primary_map, the
+ * initial list too; nothing is queued by the name alone. */
+static void test_primary_map(void **state)
+{
+    struct fixture *f = kf_xcalloc(1, sizeof(*f));
+    struct kf_strbuf err = KF_STRBUF_INIT;
+
+    (void)state;
+    assert_int_equal(kf_store_open("memory:", &f->store, &err), 0);
+    f->reg = kf_registry_new(f->store);
+    pthread_mutex_init(&f->seen.lock, NULL);
+    pthread_cond_init(&f->seen.cond, NULL);
+    f->m = kf_ctrl_manager_new(f->store, f->reg);
+    assert_int_equal(kf_ctrl_manager_add(f->m, &mapped_ops, &f->seen, &f->ctrl), 0);
+    cluster(f, "before", "u1");
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    cluster(f, "after", "u1");
+    cluster(f, "hush", "quiet");
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    assert_int_equal(count_of(&f->seen, "mapped/before"), 1);
+    assert_int_equal(count_of(&f->seen, "mapped/after"), 1);
+    assert_int_equal(count_of(&f->seen, "before"), 0);
+    assert_int_equal(count_of(&f->seen, "after"), 0);
+    assert_int_equal(count_of(&f->seen, "hush"), 0);
+    assert_int_equal(count_of(&f->seen, "mapped/hush"), 0);
+    kf_strbuf_release(&err);
     fixture_free(f);
 }
 
@@ -567,6 +616,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reconcile_follows_writes),
+        cmocka_unit_test(test_primary_map),
         cmocka_unit_test(test_errors_retry_and_requeue),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_relist_after_compaction),
