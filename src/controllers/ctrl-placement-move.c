@@ -531,19 +531,15 @@ release_all:
 
 /* --- the action: POST .../guestclusters/NAME/migrate?unit=U ------------------------- */
 
-/* Whether unit (an object) serves: a Ready host in every one of its zones. */
+/* Whether unit (an object) takes clusters: not cordoned. Its hosts'
+ * readiness is judged by the placement decision that follows, from the
+ * live model: the Unit's status is a summary the unit-status controller
+ * writes up to 5 s after its hosts change, and hosts Ready a moment ago
+ * must not be refused as "0 Ready hosts". */
 static bool unit_ready(const json_t *u, struct kf_strbuf *why)
 {
-    size_t want = json_array_size(kf_json_path(u, "spec.zones"));
-    size_t have = json_array_size(kf_json_path(u, "status.zonesReady"));
-
     if (json_is_true(kf_json_path(u, "spec.cordoned"))) {
         kf_strbuf_addstr(why, "it is cordoned");
-        return false;
-    }
-    if (kf_json_int(u, "status.readyHosts", 0) <= 0 || have < KF_MAX(want, 1)) {
-        kf_strbuf_addf(why, "it is not Ready: %lld Ready hosts, %zu of %zu zones with one",
-                       (long long)kf_json_int(u, "status.readyHosts", 0), have, want);
         return false;
     }
     return true;

@@ -370,8 +370,8 @@ def test_migrate_between_units_under_load():
         p = kfleet(kd, "migrate", "web", "--unit", "far-u")
         assert p.returncode == 1 and "moves only within its region" in p.stderr, p
         p = kfleet(kd, "migrate", "web", "--unit", "uc")
-        assert p.returncode == 1 and "unit uc cannot take" in p.stderr, p
-        assert "not Ready" in p.stderr, p
+        assert p.returncode == 1 and "does not fit on unit uc" in p.stderr, p
+        assert "no ready, schedulable host" in p.stderr, p
         p = kfleet(kd, "migrate", "web", "--unit", "ua")
         assert p.returncode == 1 and "runs on unit ua already" in p.stderr, p
         p = kfleet(kd, "migrate", "web", "--unit", "nosuch")
