@@ -597,12 +597,14 @@ async function pageCluster(view, name, epoch) {
       listAll('controlplanemembers', { fieldSelector: `spec.cluster=${name}` }),
       listAll('events', { fieldSelector: `spec.involvedObject.kind=GuestCluster,spec.involvedObject.name=${name}` })
         .catch(() => ({ items: [], resourceVersion: '' }))]);
+    const backups = state.kinds.has('backups')
+      ? await listAll('backups', { fieldSelector: `spec.cluster=${name}` }) : null;
     let explain = null;
     if (get(c, 'status.phase', 'Pending') === 'Pending') {
       explain = await api('GET', `${API}/guestclusters/${encodeURIComponent(name)}/explain`)
         .catch((e) => ({ error: e.message }));
     }
-    return { c, members, events, explain };
+    return { c, members, events, backups, explain };
   };
   let d;
   try {
@@ -630,6 +632,7 @@ async function pageCluster(view, name, epoch) {
   watch('guestclusters', { fieldSelector: `metadata.name=${name}` }, rv, onEvent);
   watch('controlplanemembers', { fieldSelector: `spec.cluster=${name}` }, d.members.resourceVersion || rv, onEvent);
   watch('events', { fieldSelector: `spec.involvedObject.name=${name}` }, d.events.resourceVersion || rv, onEvent);
+  if (d.backups) watch('backups', { fieldSelector: `spec.cluster=${name}` }, d.backups.resourceVersion || rv, onEvent);
 }
 
 function kv(pairs) {
@@ -638,7 +641,7 @@ function kv(pairs) {
 }
 
 function drawCluster(view, name, d) {
-  const { c, members, events, explain } = d;
+  const { c, members, events, backups, explain } = d;
   const st = c.status || {};
   const sp = c.spec || {};
   const net = st.network || {};
@@ -657,6 +660,7 @@ function drawCluster(view, name, d) {
     st.message ? h('p', { id: 'reason', class: st.phase === 'Pending' || st.phase === 'Degraded' ? 'error' : 'muted' }, st.message) : null,
     actions,
     drawUpgrade(st),
+    drawRecovery(c),
     h('div', { class: 'grid2' },
       h('div', { class: 'card' }, h('h3', {}, 'Cluster'), kv([
         ['Phase', st.phase || 'Pending'], ['Grade', st.grade || sp.grade || '–'],
@@ -679,6 +683,7 @@ function drawCluster(view, name, d) {
               h('td', {}, get(m, 'status.phase', 'Pending')), h('td', {}, get(m, 'status.ready') ? 'yes' : 'no'),
               h('td', {}, get(m, 'status.restarts', 0))))))))) : h('p', { class: 'muted' }, 'No members yet (placement creates them).'),
     explain ? drawExplain(explain) : null,
+    backups ? drawBackups(c, backups.items) : null,
     h('h2', {}, 'Conditions'),
     (st.conditions || []).length ? h('table', { id: 'conditions' }, h('thead', {}, h('tr', {}, ['Type', 'Status', 'Reason', 'Message', 'Since'].map((x) => h('th', {}, x)))),
       h('tbody', {}, st.conditions.map((x) => h('tr', {}, h('td', {}, x.type), h('td', {}, x.status), h('td', {}, x.reason || ''),
@@ -710,6 +715,108 @@ function drawUpgrade(st) {
         h('td', {}, m.name || ''), h('td', {}, m.component || ''), h('td', {}, m.zone || ''),
         h('td', {}, `${m.from || '?'} → ${m.to || '?'}`), h('td', { class: 'state' }, m.state || ''),
         h('td', {}, age(m.since)))))) : null);
+}
+
+/* What the restore, move and migrate actions asked for on this cluster
+ * (their annotations: "<id> <backup>", "<id> <from> <to>") and how far the
+ * controllers got: the restore's progress annotation, the Moved and
+ * Migrated conditions (docs/internals/backups.md, migration.md). Shown
+ * while one runs and after, until the next. */
+function drawRecovery(c) {
+  const an = get(c, 'metadata.annotations', {}) || {};
+  const conds = get(c, 'status.conditions', []) || [];
+  const condMsg = (type) => {
+    const x = conds.find((y) => y.type === type);
+    return x ? x.message || x.reason || '' : '';
+  };
+  const rows = [];
+  let moving = false;
+  const [rid, bname] = (an['kfleet.io/restore'] || '').split(' ');
+  if (rid && bname) {
+    const done = an['kfleet.io/restored'] === rid;
+    moving ||= !done;
+    rows.push(h('tr', { dataset: { what: 'restore' } }, h('td', {}, 'Restore'), h('td', {}, `from backup ${bname}`),
+      h('td', { class: 'state' }, done ? 'done' : 'in progress'),
+      h('td', {}, done ? '' : an['kfleet.io/restore-progress'] || 'asked; waiting for the backup controller')));
+  }
+  for (const [key, doneKey, cond, label] of [['kfleet.io/move', 'kfleet.io/moved', 'Moved', 'Move'],
+    ['kfleet.io/migrate', 'kfleet.io/migrated', 'Migrated', 'Migration']]) {
+    const [id, from, to] = (an[key] || '').split(' ');
+    if (!id || !from) continue;
+    const done = an[doneKey] === id;
+    moving ||= !done;
+    rows.push(h('tr', { dataset: { what: label.toLowerCase() } }, h('td', {}, label),
+      h('td', {}, `unit ${from} → ${to === '*' ? 'another unit of the region' : to || '?'}`),
+      h('td', { class: 'state' }, done ? 'done' : 'in progress'), h('td', {}, condMsg(cond))));
+  }
+  if (!rows.length) return null;
+  return h('div', { class: 'card upgrade', id: 'recovery' },
+    h('h3', {}, moving ? 'Restore or move in progress' : 'Last restore or move'),
+    h('table', {}, h('thead', {}, h('tr', {}, ['What', 'Of', 'State', 'Progress'].map((x) => h('th', {}, x)))),
+      h('tbody', {}, rows)));
+}
+
+function bytes(n) {
+  if (n === undefined || n === null) return '';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Number(n);
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${i ? v.toFixed(1) : v} ${units[i]}`;
+}
+
+/* The cluster's etcd snapshots, newest first, and its schedule; editors
+ * and admins take one now (the Backup `kfleet backup create` writes), an
+ * admin restores a Succeeded one (`kfleet restore`; a confirm first). */
+function drawBackups(c, items) {
+  const name = c.metadata.name;
+  const sched = get(c, 'spec.backup', {}) || {};
+  const when = (b) => get(b, 'status.completionTime', '') || get(b, 'metadata.creationTimestamp', '');
+  const sorted = items.slice().sort((a, b) => String(when(b)).localeCompare(String(when(a))));
+  const schedule = sched.enabled === false ? 'Scheduled backups are off for this cluster.'
+    : `Scheduled every ${sched.interval || '6h'}; the newest ${sched.retain || 7} are kept.`;
+  return h('div', { id: 'backups' },
+    h('h2', {}, 'Backups'),
+    h('p', { class: 'muted', id: 'backup-schedule' }, schedule),
+    canWrite() ? h('div', { class: 'actions' },
+      h('button', { type: 'button', id: 'backup-now', onclick: () => backupNow(name) }, 'Back up now')) : null,
+    sorted.length ? h('table', { id: 'backup-list' },
+      h('thead', {}, h('tr', {}, ['Backup', 'Phase', 'Revision', 'Size', 'Location', 'Host', 'Took', 'Finished', 'Message', '']
+        .map((x) => h('th', {}, x)))),
+      h('tbody', {}, sorted.map((b) => {
+        const st = b.status || {};
+        const ms = st.durationMillis;
+        return h('tr', { dataset: { name: b.metadata.name } },
+          h('td', {}, b.metadata.name), h('td', { class: 'phase' }, phaseChip(st.phase || 'Pending')),
+          h('td', {}, st.revision === undefined ? '' : st.revision), h('td', { class: 'size' }, bytes(st.size)),
+          h('td', {}, st.location || ''), h('td', {}, st.host || ''),
+          h('td', {}, ms === undefined ? '' : `${(ms / 1000).toFixed(1)} s`),
+          h('td', {}, st.completionTime ? `${age(st.completionTime)} ago` : ''),
+          h('td', { class: st.phase === 'Failed' ? 'error' : 'muted' }, [st.reason, st.message].filter(Boolean).join(': ')),
+          h('td', {}, state.role === 'admin' && st.phase === 'Succeeded'
+            ? h('button', { type: 'button', class: 'danger restore', onclick: () => restoreFrom(name, b) }, 'Restore…') : null));
+      }))) : h('p', { class: 'muted' }, 'No backups of this cluster yet.'));
+}
+
+async function backupNow(cluster) {
+  // the name `kfleet backup create` gives: the cluster and the time to the ms
+  const t = new Date().toISOString().replace(/[-:TZ.]/g, '');
+  const name = `${cluster}-${t.slice(0, 8)}-${t.slice(8, 17)}`;
+  try {
+    await api('POST', `${API}/backups`, { apiVersion: 'kfleet.io/v1', kind: 'Backup',
+      metadata: { name, labels: { 'kfleet.io/cluster': cluster } }, spec: { cluster } });
+    banner('');
+  } catch (e) { banner(`Could not back up ${cluster}: ${e.message}`); }
+}
+
+async function restoreFrom(cluster, b) {
+  const rev = get(b, 'status.revision', '?');
+  if (!window.confirm(`Restore ${cluster}'s etcd from backup ${b.metadata.name} (revision ${rev})? `
+    + 'Every write made after that snapshot is lost, and the control plane restarts.')) return;
+  try {
+    const r = await api('POST', `${API}/backups/${encodeURIComponent(b.metadata.name)}/restore${query({ cluster })}`, {});
+    banner(`Restore of ${cluster} from ${r.backup || b.metadata.name} (revision ${r.revision === undefined ? rev : r.revision}) started.`);
+  } catch (e) { banner(`Could not restore ${cluster}: ${e.message}`); }
 }
 
 function drawExplain(x) {
@@ -763,19 +870,6 @@ function progress(done, failed, active, desired) {
     h('div', { class: 'ok', style: { width: `${(100 * done) / d}%` } }),
     h('div', { class: 'failed', style: { width: `${(100 * failed) / d}%` } }),
     h('div', { class: 'active', style: { width: `${(100 * active) / d}%` } }));
-}
-
-/* A kind this page does not know field by field (Release, Backup): its
- * phase, message, and whatever counts its status has. */
-function genericTable(items, id) {
-  return h('table', { id }, h('thead', {}, h('tr', {}, ['Name', 'Phase', 'Status', 'Age'].map((x) => h('th', {}, x)))),
-    h('tbody', {}, items.map((o) => {
-      const st = Object.assign({}, o.status || {});
-      const phase = st.phase || '';
-      const facts = Object.entries(st).filter(([k, v]) => k !== 'phase' && k !== 'conditions' && k !== 'observedGeneration' && (typeof v !== 'object' || v === null))
-        .map(([k, v]) => `${k}: ${v}`).join(' · ');
-      return h('tr', { dataset: { name: o.metadata.name } }, h('td', {}, o.metadata.name), h('td', {}, phaseChip(phase)), h('td', {}, facts), h('td', {}, age(o.metadata.creationTimestamp)));
-    })));
 }
 
 /* Releases, as `kfleet rollout status` shows them: the target, the phase,
@@ -837,14 +931,60 @@ function releasesPanel(items) {
   return h('div', { id: 'releases' }, items.map(releaseCard));
 }
 
+/* Backups that need a look: the ones not Succeeded (taking, waiting for a
+ * location or a Ready member, or Failed), at most BACKUPS_SHOWN, the
+ * server filtering; Succeeded ones are on their cluster's page. */
+const BACKUPS_SHOWN = 500;
+
+function backupsPanel(items) {
+  if (!items.length) return h('p', { class: 'muted', id: 'backups' }, 'Every backup has succeeded; none is being taken.');
+  const failed = items.filter((b) => get(b, 'status.phase') === 'Failed').length;
+  return h('div', { id: 'backups' },
+    h('p', { class: 'muted' }, `${items.length - failed} being taken or waiting, ${failed} failed`
+      + `${items.length >= BACKUPS_SHOWN ? ` (the first ${BACKUPS_SHOWN})` : ''}; succeeded ones are on each cluster's page.`),
+    h('table', {}, h('thead', {}, h('tr', {}, ['Backup', 'Cluster', 'Phase', 'Host', 'Why', 'Age'].map((x) => h('th', {}, x)))),
+      h('tbody', {}, items.map((b) => {
+        const st = b.status || {};
+        const cl = get(b, 'spec.cluster', '');
+        return h('tr', { dataset: { name: b.metadata.name } }, h('td', {}, b.metadata.name),
+          h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(cl)}` }, cl)),
+          h('td', {}, phaseChip(st.phase || 'Pending')), h('td', {}, st.host || ''),
+          h('td', { class: st.phase === 'Failed' ? 'error' : 'muted' }, [st.reason, st.message].filter(Boolean).join(': ')),
+          h('td', {}, age(b.metadata.creationTimestamp)));
+      }))));
+}
+
+/* Clusters whose control plane moves between units (phase Migrating), with
+ * the Migrated condition's step. */
+function migratingPanel(items) {
+  if (!items.length) return h('p', { class: 'muted', id: 'migrating' }, 'No cluster is moving between units.');
+  return h('table', { id: 'migrating' }, h('thead', {}, h('tr', {}, ['Cluster', 'From → to', 'Step'].map((x) => h('th', {}, x)))),
+    h('tbody', {}, items.map((c) => {
+      const [, from, to] = (get(c, 'metadata.annotations', {})['kfleet.io/migrate'] || '').split(' ');
+      const cond = (get(c, 'status.conditions', []) || []).find((x) => x.type === 'Migrated');
+      return h('tr', { dataset: { name: c.metadata.name } },
+        h('td', {}, h('a', { href: `#/clusters/${encodeURIComponent(c.metadata.name)}` }, c.metadata.name)),
+        h('td', {}, from ? `${from} → ${to}` : get(c, 'status.unit', '')), h('td', {}, cond ? cond.message || cond.reason || '' : ''));
+    })));
+}
+
+const WORK_LISTS = {
+  releases: () => listAll('releases'),
+  backups: () => list('backups', { fieldSelector: 'status.phase!=Succeeded', limit: BACKUPS_SHOWN })
+    .then((l) => ({ items: l.items || [], resourceVersion: get(l, 'metadata.resourceVersion', '') })),
+};
+
 async function pageWork(view, epoch) {
   const extra = ['releases', 'backups'].filter((k) => state.kinds.has(k));
-  const [jobs, alerts, ...others] = await Promise.all([
+  const migrating = () => list('guestclusters', { fieldSelector: 'status.phase=Migrating', limit: BACKUPS_SHOWN })
+    .then((l) => ({ items: l.items || [], resourceVersion: get(l, 'metadata.resourceVersion', '') }));
+  const [jobs, alerts, moving, ...others] = await Promise.all([
     listAll('broadcastjobs'),
     api('GET', `${API}/alerts`).catch((e) => ({ error: e })),
-    ...extra.map((k) => listAll(k))]);
+    migrating(),
+    ...extra.map((k) => WORK_LISTS[k]())]);
   if (!current(epoch)) return;
-  const draw = (j, al, os) => {
+  const draw = (j, al, mv, os) => {
     fill(view, 
       h('h1', {}, 'Work in progress'),
       h('h2', {}, 'BroadcastJobs'),
@@ -857,22 +997,25 @@ async function pageWork(view, epoch) {
             h('td', {}, age(b.metadata.creationTimestamp)));
         }))) : h('p', { class: 'muted' }, 'No BroadcastJobs.'),
       extra.map((k, i) => [h('h2', {}, k === 'releases' ? 'Releases' : 'Backups'),
-        k === 'releases' ? releasesPanel(os[i].items)
-          : os[i].items.length ? genericTable(os[i].items, k) : h('p', { class: 'muted' }, `No ${k}.`)]),
+        k === 'releases' ? releasesPanel(os[i].items) : backupsPanel(os[i].items)]),
+      h('h2', {}, 'Clusters moving between units'),
+      migratingPanel(mv.items),
       h('h2', {}, 'Firing alerts'),
       drawAlerts(al));
   };
-  draw(jobs, alerts, others);
+  draw(jobs, alerts, moving, others);
   const reload = debounce(async () => {
     try {
-      const [j2, a2, ...o2] = await Promise.all([listAll('broadcastjobs'),
-        api('GET', `${API}/alerts`).catch((e) => ({ error: e })), ...extra.map((k) => listAll(k))]);
-      if (current(epoch)) draw(j2, a2, o2);
+      const [j2, a2, m2, ...o2] = await Promise.all([listAll('broadcastjobs'),
+        api('GET', `${API}/alerts`).catch((e) => ({ error: e })), migrating(), ...extra.map((k) => WORK_LISTS[k]())]);
+      if (current(epoch)) draw(j2, a2, m2, o2);
     } catch (e) { /* the next event retries */ }
   }, 700);
   const onEvent = (t) => (t === 'RESYNC' ? render() : reload());
   watch('broadcastjobs', {}, jobs.resourceVersion, onEvent);
-  extra.forEach((k, i) => watch(k, {}, others[i].resourceVersion, onEvent));
+  watch('guestclusters', { fieldSelector: 'status.phase=Migrating' }, moving.resourceVersion, onEvent);
+  extra.forEach((k, i) => watch(k, k === 'backups' ? { fieldSelector: 'status.phase!=Succeeded' } : {},
+    others[i].resourceVersion, onEvent));
   /* alerts have no watch: Alertmanager is asked again every 15 s */
   const poll = () => { reload(); state.timers.push(setTimeout(poll, 15000)); };
   state.timers.push(setTimeout(poll, 15000));

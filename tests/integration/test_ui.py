@@ -8,6 +8,9 @@ through playwright-core (tests/ui/ui-driver.mjs), against a real kfleetd:
     shows in the list and on the overview, a unit cordoned shows as such;
   - a viewer gets a read-only page: no write control, and the writes and
     the kubeconfig the page could still try are refused by the server;
+  - a cluster's Backups: taken from the page, the controller's reasons
+    live, Succeeded with its size; an admin's Restore checked by kfleetd
+    and shown in progress; Backups not Succeeded in Work in progress;
   - an admin's page downloads a guest's kubeconfig (all controllers: the
     lifecycle issues it while the guest provisions), a viewer's cannot;
   - 10,000 clusters: the list pages with limit/continue and filters with
@@ -18,6 +21,7 @@ Without Chromium, node or playwright-core (scripts/install-deps installs
 them) the file says what is missing and exits 77: CTest reports it
 skipped, never passed."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -518,6 +522,111 @@ def test_releases_live_and_admin_only():
     assert b.count("#upgrade tr[data-member]") == 3
     b.shot("cluster-upgrading.png")
     b.no_problems(expected=[(404, "Not Found"), (403, "Forbidden")])
+
+def test_backups_live_and_restore():
+    """Backups on a cluster's page and in Work in progress: an editor's
+    "Back up now" writes the Backup `kfleet backup create` writes; the
+    backup controller's reason (no location, then no Ready member) shows
+    live on both pages; when the snapshot is recorded Succeeded (written
+    here as the host's agent would: no agent runs in this fleet) it leaves
+    the work page and shows with its size on the cluster's page; an admin's
+    Restore goes through kfleetd's own checks (the file's sha256) and the
+    restore in progress shows on the page; a viewer gets no button and
+    kfleetd refuses its writes."""
+    setup()
+    b = browser
+    name = "web-04"
+    b.sign_in(ui_url(), EDITOR)
+    b.do("goto", url=ui_url() + f"#/clusters/{name}")
+    b.wait("#backup-schedule", text="Scheduled every 6h; the newest 7 are kept.")
+    assert b.count(".restore") == 0  # restoring is admin's
+    b.eval("() => { window.kfMarker = 11; return true; }")
+    b.do("click", sel="#backup-now")
+
+    def made():
+        items = kd.get(path("backups"), params={"fieldSelector": f"spec.cluster={name}"}).json[
+            "items"]
+        asked = [x for x in items if x["metadata"]["name"].startswith(name + "-2")]
+        return asked[0] if len(asked) == 1 else None
+    bk = kftest.eventually(made, timeout=20 * kftest.SLOW, msg="the page's Backup")
+    bname = bk["metadata"]["name"]
+    assert bk["metadata"]["labels"] == {"kfleet.io/cluster": name}, bk["metadata"]
+    row = f"#backup-list tr[data-name='{bname}']"
+    b.wait(f"{row} .phase", text="Pending")
+    b.wait(row, text="NoLocation")  # no BackupLocation in cn-hangzhou yet
+    # the work page lists it (not Succeeded) with the controller's reason
+    b.do("goto", url=ui_url() + "#/work")
+    work_row = f"#backups tr[data-name='{bname}']"
+    b.wait(work_row, text="NoLocation")
+    assert b.count(f"{work_row} a[href='#/clusters/{name}']") == 1
+    loc_dir = os.path.join(kd.data_dir, "backups-hz")
+    os.makedirs(os.path.join(loc_dir, name), exist_ok=True)
+    r = kd.post(path("backuplocations"), {
+        "apiVersion": "kfleet.io/v1", "kind": "BackupLocation", "metadata": {"name": "hz-local"},
+        "spec": {"region": "cn-hangzhou", "path": loc_dir}})
+    assert r.status == 201, (r.status, r.text)
+    b.wait(work_row, text="NoReadyMember")  # live: a location now, no Ready etcd member
+    # the snapshot, recorded as the agent records it
+    snap = os.path.join(loc_dir, name, bname + ".db")
+    data = os.urandom(3 * 1024 * 1024 + 100 * 1024)
+    with open(snap, "wb") as fh:
+        fh.write(data)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    r = kd.patch(path("backups", bname, "status"), {"status": {
+        "phase": "Succeeded", "reason": None, "message": "snapshot verified",
+        "region": "cn-hangzhou", "location": "hz-local", "path": snap,
+        "host": "hz-u1-hz-a-0", "revision": 4242, "size": len(data), "totalKeys": 900,
+        "checksum": "sha256:" + hashlib.sha256(data).hexdigest(), "durationMillis": 1500,
+        "startTime": now, "completionTime": now}})
+    assert r.status == 200, (r.status, r.text)
+    b.wait(work_row, state="detached")  # Succeeded: no longer "needs a look"
+    assert b.eval("() => window.kfMarker") == 11  # the same page all along
+    b.do("goto", url=ui_url() + f"#/clusters/{name}")
+    b.wait(f"{row} .phase", text="Succeeded")
+    assert "3.1 MiB" in b.text(f"{row} .size"), b.text(row)
+    assert "4242" in b.text(row) and "1.5 s" in b.text(row), b.text(row)
+    b.shot("cluster-backups.png")
+    b.no_problems(expected=[(404, "Not Found")])  # /alerts: no monitoring stack here
+    # a viewer: no button; the writes the page could send are refused
+    b.sign_in(ui_url(), VIEWER)
+    b.do("goto", url=ui_url() + f"#/clusters/{name}")
+    b.wait(f"{row} .phase", text="Succeeded")
+    assert b.count("#backup-now") == 0 and b.count(".restore") == 0
+    statuses = b.eval("""async () => {
+      const t = sessionStorage.getItem('kfleet.token');
+      const hd = {Authorization: `Bearer ${t}`, 'Content-Type': 'application/json'};
+      const base = '/apis/kfleet.io/v1';
+      const mk = await fetch(`${base}/backups`, {method: 'POST', headers: hd, body: JSON.stringify(
+        {apiVersion: 'kfleet.io/v1', kind: 'Backup', metadata: {name: 'viewer-bk'},
+         spec: {cluster: 'web-04'}})});
+      const rs = await fetch(`${base}/backups/%s/restore?cluster=web-04`, {method: 'POST',
+        headers: hd, body: '{}'});
+      return [mk.status, rs.status];
+    }""" % bname)
+    assert statuses == [403, 403], statuses
+    assert "kfleet.io/restore" not in kd.get(path("guestclusters", name)).json["metadata"].get(
+        "annotations", {})
+    b.no_problems(expected=[(404, "Not Found"), (403, "Forbidden")])
+    # the admin's Restore (confirmed): kfleetd checks the file, then the
+    # restore shows as in progress, live
+    b.sign_in(ui_url(), ADMIN)
+    b.do("goto", url=ui_url() + f"#/clusters/{name}")
+    assert b.count("#recovery") == 0
+    b.do("click", sel=f"{row} button.restore")
+    b.wait("#banner", text=f"Restore of {name} from {bname} (revision 4242) started.")
+    b.wait("#recovery tr[data-what='restore'] .state", text="in progress")
+    assert f"from backup {bname}" in b.text("#recovery"), b.text("#recovery")
+    ann = kd.get(path("guestclusters", name)).json["metadata"]["annotations"]
+    assert ann["kfleet.io/restore"].split(" ")[1] == bname, ann
+    b.shot("cluster-restoring.png")
+    # a corrupted snapshot: the server's refusal is what the page says
+    with open(snap, "r+b") as fh:
+        fh.write(b"x")
+    b.do("click", sel=f"{row} button.restore")
+    b.wait("#banner", text=f"Could not restore {name}:")
+    assert "corrupted" in b.text("#banner"), b.text("#banner")
+    b.no_problems(expected=[(404, "Not Found"), (422, "Unprocessable Content")])
+
 
 def test_admin_downloads_kubeconfig():
     """With every controller (lifecycle issues the guest's PKI and its
