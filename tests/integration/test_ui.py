@@ -580,6 +580,30 @@ def test_backups_live_and_restore():
         "startTime": now, "completionTime": now}})
     assert r.status == 200, (r.status, r.text)
     b.wait(work_row, state="detached")  # Succeeded: no longer "needs a look"
+    # a cluster moving between units: the annotation the migrate action
+    # writes (the replace controller then reports its step in the Migrated
+    # condition) and the phase lifecycle would write (it does not run here)
+    assert b.count("#migrating tr[data-name='web-07']") == 0
+    mover = kd.get(path("guestclusters", "web-07")).json
+    src = mover["status"]["unit"]
+    dst = "hz-u1" if src == "hz-u2" else "hz-u2"
+    mid = "1765000000000"
+    r = kd.patch(path("guestclusters", "web-07"), {"metadata": {"annotations": {
+        "kfleet.io/migrate": f"{mid} {src} {dst}"}}})
+    assert r.status == 200, (r.status, r.text)
+    r = kd.patch(path("guestclusters", "web-07", "status"), {"status": {"phase": "Migrating"}})
+    assert r.status == 200, (r.status, r.text)
+    moving = "#migrating tr[data-name='web-07']"
+    b.wait(moving, text=f"{src} → {dst}")
+    b.wait(moving, text=f"from unit {src} to unit {dst}: 0 of ")  # the replace controller's step
+    # ended (as the replace controller records it) and the phase back: gone, live
+    r = kd.patch(path("guestclusters", "web-07"), {"metadata": {"annotations": {
+        "kfleet.io/migrated": mid}}})
+    assert r.status == 200, (r.status, r.text)
+    r = kd.patch(path("guestclusters", "web-07", "status"), {"status": {
+        "phase": mover["status"]["phase"]}})
+    assert r.status == 200, (r.status, r.text)
+    b.wait(moving, state="detached")
     assert b.eval("() => window.kfMarker") == 11  # the same page all along
     b.do("goto", url=ui_url() + f"#/clusters/{name}")
     b.wait(f"{row} .phase", text="Succeeded")
