@@ -75,6 +75,8 @@ int64_t kf_now_ms(void);
 uint64_t kf_mono_ns(void);
 int64_t kf_mono_ms(void);
 void kf_time_format_rfc3339(int64_t ms, char *buf, size_t size);
+/* Sleeps ms milliseconds (a signal does not cut it short). */
+void kf_sleep_ms(int64_t ms);
 int kf_time_parse_rfc3339(const char *s, int64_t *ret_ms);
 
 /* FNV-1a (64 bit) of len bytes of data, or of the string s, continuing from

@@ -205,6 +205,16 @@ int64_t kf_mono_ms(void)
     return (int64_t)(kf_mono_ns() / 1000000u);
 }
 
+void kf_sleep_ms(int64_t ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+
+    if (ms <= 0)
+        return;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
 void kf_time_format_rfc3339(int64_t ms, char *buf, size_t size)
 {
     time_t t = (time_t)(ms / 1000);

@@ -8,11 +8,9 @@
  * snapshot on host h), until Succeeded (exit 0, with the revision, size
  * and checksum) or Failed (exit 5, with why).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -28,14 +26,6 @@ const struct kf_cli_opt kf_cli_backup_opts[] = {
     { "timeout", 0, KF_CLI_VALUE, "DURATION", "how long --wait waits (default 15m)" },
     { NULL, 0, 0, NULL, NULL },
 };
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 /* Polls the Backup and prints every change of phase or message. */
 static int wait_done(struct kf_cli *cli, const char *name, const char *ref, int64_t timeout_ms)
@@ -82,7 +72,7 @@ static int wait_done(struct kf_cli *cli, const char *name, const char *ref, int6
             rc = KF_CLI_EXIT_REFUSED;
             break;
         }
-        sleep_ms(500);
+        kf_sleep_ms(500);
     }
     kf_strbuf_release(&last);
     return rc;
@@ -168,44 +158,17 @@ static const char *annotation(const json_t *obj, const char *key)
     return json_string_value(json_object_get(kf_json_path(obj, "metadata.annotations"), key));
 }
 
-/* Polls the cluster's restore annotations and prints the progress. */
-static int wait_restored(struct kf_cli *cli, const char *cluster, const char *id,
-                         int64_t timeout_ms)
+static const char *restore_progress(const json_t *gc)
 {
-    uint64_t deadline = kf_mono_ns() + (uint64_t)timeout_ms * 1000000;
-    char last[512] = "";
-    int rc;
-
-    for (;;) {
-        json_t *gc = NULL;
-        const char *progress, *done;
-
-        rc = kf_cli_get_one(cli, &kf_kind_guestcluster, cluster, false, &gc);
-        if (rc != KF_CLI_EXIT_OK)
-            return rc;
-        progress = annotation(gc, "kfleet.io/restore-progress");
-        done = annotation(gc, "kfleet.io/restored");
-        if (progress && strcmp(progress, last) != 0) {
-            fprintf(cli->out, "guestcluster/%s restore: %s\n", cluster, progress);
-            fflush(cli->out);
-            snprintf(last, sizeof(last), "%s", progress);
-        }
-        if (done && !strncmp(id, done, strlen(done)) && id[strlen(done)] == ' ') {
-            fprintf(cli->out, "guestcluster/%s restored on unit %s, endpoint %s\n", cluster,
-                    kf_json_str(gc, "status.unit", "?"),
-                    kf_json_str(gc, "status.endpoints.apiServer", "(none)"));
-            json_decref(gc);
-            return KF_CLI_EXIT_OK;
-        }
-        json_decref(gc);
-        if (kf_mono_ns() >= deadline) {
-            kf_cli_error(cli, "the restore of %s is not done after the timeout; it goes on",
-                         cluster);
-            return KF_CLI_EXIT_REFUSED;
-        }
-        sleep_ms(500);
-    }
+    return annotation(gc, "kfleet.io/restore-progress");
 }
+
+static const struct kf_cli_cluster_wait restore_wait = {
+    .what = "restore",
+    .done_as = "restored on",
+    .done_key = "kfleet.io/restored",
+    .progress = restore_progress,
+};
 
 int kf_cli_cmd_restore(struct kf_cli *cli, const struct kf_cli_args *args)
 {
@@ -253,8 +216,8 @@ int kf_cli_cmd_restore(struct kf_cli *cli, const struct kf_cli_args *args)
                     args->pos[0], kf_json_str(resp.json, "from", "?"), unit, unit, args->pos[0]);
         fflush(cli->out);
         if (kf_cli_args_has(args, "wait"))
-            rc =
-                wait_restored(cli, args->pos[0], kf_json_str(resp.json, "restore", ""), timeout_ms);
+            rc = kf_cli_wait_cluster(cli, args->pos[0], kf_json_str(resp.json, "restore", ""),
+                                     timeout_ms, &restore_wait);
     }
     kf_cli_response_release(&resp);
     kf_strbuf_release(&path);

@@ -4,11 +4,9 @@
  * have cleaned up ("deletion requested (finalizers: ...)"). With --wait the
  * command polls until the object is gone or --timeout passes.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -25,14 +23,6 @@ const struct kf_cli_opt kf_cli_delete_opts[] = {
     { "ignore-not-found", 0, KF_CLI_FLAG, NULL, "an object that does not exist is not an error" },
     { NULL, 0, 0, NULL, NULL },
 };
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 static void add_finalizers(struct kf_strbuf *out, const json_t *obj)
 {
@@ -75,7 +65,7 @@ static int wait_gone(struct kf_cli *cli, const struct kf_kind *k, const char *na
             return KF_CLI_EXIT_REFUSED;
         }
         json_decref(obj);
-        sleep_ms(delay);
+        kf_sleep_ms(delay);
         delay = KF_MIN(delay * 2, 2000);
     }
 }

@@ -5,11 +5,9 @@
  * --wait, the cluster's Migrated condition is printed as it changes until
  * its kfleet.io/migrated annotation names the request.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -26,14 +24,6 @@ const struct kf_cli_opt kf_cli_migrate_opts[] = {
     { NULL, 0, 0, NULL, NULL },
 };
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static const char *migrated_message(const json_t *gc)
 {
     const json_t *c;
@@ -47,44 +37,12 @@ static const char *migrated_message(const json_t *gc)
     return NULL;
 }
 
-/* Polls the cluster until its migration id is recorded done. */
-static int wait_migrated(struct kf_cli *cli, const char *cluster, const char *id,
-                         int64_t timeout_ms)
-{
-    uint64_t deadline = kf_mono_ns() + (uint64_t)timeout_ms * 1000000;
-    char last[1024] = "";
-
-    for (;;) {
-        json_t *gc = NULL;
-        const char *msg, *done;
-        int rc = kf_cli_get_one(cli, &kf_kind_guestcluster, cluster, false, &gc);
-
-        if (rc != KF_CLI_EXIT_OK)
-            return rc;
-        msg = migrated_message(gc);
-        done = json_string_value(
-            json_object_get(kf_json_path(gc, "metadata.annotations"), "kfleet.io/migrated"));
-        if (msg && strcmp(msg, last) != 0) {
-            fprintf(cli->out, "guestcluster/%s migration: %s\n", cluster, msg);
-            fflush(cli->out);
-            snprintf(last, sizeof(last), "%s", msg);
-        }
-        if (kf_streq(done, id)) {
-            fprintf(cli->out, "guestcluster/%s migrated to unit %s, endpoint %s\n", cluster,
-                    kf_json_str(gc, "status.unit", "?"),
-                    kf_json_str(gc, "status.endpoints.apiServer", "(none)"));
-            json_decref(gc);
-            return KF_CLI_EXIT_OK;
-        }
-        json_decref(gc);
-        if (kf_mono_ns() >= deadline) {
-            kf_cli_error(cli, "the migration of %s is not done after the timeout; it goes on",
-                         cluster);
-            return KF_CLI_EXIT_REFUSED;
-        }
-        sleep_ms(500);
-    }
-}
+static const struct kf_cli_cluster_wait migration_wait = {
+    .what = "migration",
+    .done_as = "migrated to",
+    .done_key = "kfleet.io/migrated",
+    .progress = migrated_message,
+};
 
 int kf_cli_cmd_migrate(struct kf_cli *cli, const struct kf_cli_args *args)
 {
@@ -120,8 +78,8 @@ int kf_cli_cmd_migrate(struct kf_cli *cli, const struct kf_cli_args *args)
                 args->pos[0], kf_json_str(resp.json, "from", "?"), unit);
         fflush(cli->out);
         if (kf_cli_args_has(args, "wait"))
-            rc = wait_migrated(cli, args->pos[0], kf_json_str(resp.json, "migration", ""),
-                               timeout_ms);
+            rc = kf_cli_wait_cluster(cli, args->pos[0], kf_json_str(resp.json, "migration", ""),
+                                     timeout_ms, &migration_wait);
     }
     kf_cli_response_release(&resp);
     kf_strbuf_release(&path);

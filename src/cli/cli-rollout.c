@@ -11,10 +11,8 @@
  * pause, resume and abort are merge patches of spec.paused and spec.abort,
  * which the Release controller acts on (admin only, as every Release
  * write). */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kfleet/json.h"
 #include "kfleet/kind.h"
@@ -116,14 +114,6 @@ bool kf_cli_rollout_finished(const json_t *rel, int *ret_exit)
     return false;
 }
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static int status(struct kf_cli *cli, const char *name, bool watch, int64_t timeout_ms)
 {
     struct kf_strbuf last = KF_STRBUF_INIT, view = KF_STRBUF_INIT;
@@ -157,7 +147,7 @@ static int status(struct kf_cli *cli, const char *name, bool watch, int64_t time
             rc = KF_CLI_EXIT_ROLLOUT_STOPPED;
             break;
         }
-        sleep_ms(POLL_MS);
+        kf_sleep_ms(POLL_MS);
     }
     kf_strbuf_release(&last);
     kf_strbuf_release(&view);

@@ -19,11 +19,9 @@
  * otherwise; it ends when the job does, with an exit code that says how
  * (0 completed, 6 completed with failed tasks, 5 failed or deleted first).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kfleet/json.h"
@@ -65,14 +63,6 @@ struct watcher {
 };
 
 #define PROGRESS_BAR_WIDTH 30
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 /* Prints the rows of t from `first` on, keeping columns at least as wide
  * as before (they only grow, so a long name does not shift later rows). */
@@ -338,7 +328,7 @@ static void trouble(struct watcher *w, int64_t *backoff)
                 w->cli->last_error.buf);
         w->told = true;
     }
-    sleep_ms(*backoff);
+    kf_sleep_ms(*backoff);
     *backoff = KF_MIN(*backoff * 2, 5000);
 }
 

@@ -411,6 +411,20 @@ int kf_cli_list_path(struct kf_cli *cli, const char *path, size_t max, json_t **
  * are printed except a 404 when quiet_404. */
 int kf_cli_get_one(struct kf_cli *cli, const struct kf_kind *k, const char *name, bool quiet_404,
                    json_t **ret);
+/* The --wait of a long operation on one guest cluster (cli-wait.c). */
+struct kf_cli_cluster_wait {
+    const char *what;     /* "restore": "guestcluster/C restore: <progress>" */
+    const char *done_as;  /* "restored on": "guestcluster/C restored on unit U, endpoint E" */
+    const char *done_key; /* the annotation that names the last request done */
+    /* The progress of the cluster gc, printed whenever it changes (NULL: none). */
+    const char *(*progress)(const json_t *gc);
+};
+/* Polls guest cluster `cluster` until w->done_key names request id (its
+ * first word), printing the progress as it changes; gives up after
+ * timeout_ms (the operation goes on). Returns an exit code; errors are
+ * printed. */
+int kf_cli_wait_cluster(struct kf_cli *cli, const char *cluster, const char *id, int64_t timeout_ms,
+                        const struct kf_cli_cluster_wait *w);
 /* --limit / --chunk-size (default 500). Returns 0 or KF_CLI_EXIT_USAGE
  * (printed). */
 int kf_cli_page_size(struct kf_cli *cli, const struct kf_cli_args *args, size_t *ret);
