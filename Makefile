@@ -24,7 +24,7 @@ C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 
 
 .PHONY: all deps bins build asan check check-release check-asan check-fuzz format format-check lint \
         run fuzz clean bench bench-api bench-store bench-placement bench-heartbeat bench-provision \
-        bench-broadcast bench-federation bench-failover bench-hbshare bench-memory bench-ui bench-scale bench-upgrade bench-release
+        bench-broadcast bench-federation bench-failover bench-hbshare bench-memory bench-ui bench-scale bench-regional bench-upgrade bench-release
 
 all: build
 
@@ -97,7 +97,8 @@ bench: bench-api bench-store bench-placement bench-heartbeat bench-provision ben
 # A static pattern rule: make skips implicit-rule search for .PHONY targets,
 # so a plain `bench-%:` rule never ran for the benchmarks listed above.
 BENCHES = bench-api bench-store bench-placement bench-heartbeat bench-provision bench-broadcast \
-          bench-federation bench-failover bench-hbshare bench-capacity bench-memory bench-ui bench-scale bench-upgrade bench-release
+          bench-federation bench-failover bench-hbshare bench-capacity bench-memory bench-ui bench-scale bench-regional \
+          bench-upgrade bench-release
 $(BENCHES): bench-%: deps build
 	@scripts/bench $*
 
