@@ -128,6 +128,120 @@ def host_ready(kd, name):
     return r.status == 200 and r.json.get("status", {}).get("ready") is True
 
 
+def kubectl(kc, *args, check=True):
+    """kubectl against a guest through the kubeconfig file kc."""
+    p = subprocess.run([KUBECTL, "--kubeconfig", kc, "--request-timeout", "10s"] + list(args),
+                       capture_output=True, text=True, timeout=30)
+    if check:
+        assert p.returncode == 0, f"kubectl {' '.join(args)}: {p.stderr or p.stdout}"
+    return p
+
+
+class TwoUnits:
+    """The fleet of the tests that move a guest between units (test_migrate,
+    test_unitloss): kfleetd on SQLite with the given controllers, local
+    endpoints and a private window of member ports; Region local with units
+    ua, ub and uc (uc never gets hosts: nothing fits there), Region far with
+    far-u, an IPPool, and with backups a BackupLocation under the test's
+    directory. Each unit's three agents (zones a, b, c; 16 CPU, 64 GiB) start
+    on demand: start_unit."""
+
+    def __init__(self, controllers, prefix, args=(), backups=False):
+        kftest.require(os.access("/usr/bin/etcd", os.X_OK), "etcd is not installed")
+        require_kubernetes()
+        lo, hi = kftest.port_window()
+        self.kd = kftest.Kfleetd(
+            store="sqlite", tokens=True, controllers=controllers,
+            args=["--endpoints", "local", "--member-ports", f"{lo}-{hi}", "--host-grace", "2s",
+                  "--cluster-health-period", "500ms", "--member-release-timeout", "4s",
+                  *args])
+        self.tmp = tempfile.mkdtemp(prefix=f"kftest-{prefix}-")
+        self.backups = backups
+        self.agents = {}
+        self.retired = []  # agents replaced by one started again on their directory
+
+    def start(self):
+        kd = self.kd.start()
+        bodies = [{"kind": "Region", "metadata": {"name": "local"},
+                   "spec": {"zones": list(ZONES)}},
+                  {"kind": "Region", "metadata": {"name": "far"},
+                   "spec": {"zones": list(ZONES)}}]
+        bodies += [{"kind": "Unit", "metadata": {"name": u},
+                    "spec": {"region": "local", "zones": list(ZONES)}} for u in ("ua", "ub", "uc")]
+        bodies += [{"kind": "Unit", "metadata": {"name": "far-u"},
+                    "spec": {"region": "far", "zones": list(ZONES)}},
+                   {"kind": "IPPool", "metadata": {"name": "local"},
+                    "spec": {"vpc": "local", "cidrs": ["10.0.0.0/8"]}}]
+        if self.backups:
+            bodies.append({"kind": "BackupLocation", "metadata": {"name": "local"},
+                           "spec": {"region": "local", "path": os.path.join(self.tmp, "backups")}})
+        for body in bodies:
+            body["apiVersion"] = "kfleet.io/v1"
+            r = kd.post(path(body["kind"].lower() + "s"), body)
+            assert r.status == 201, r
+        return self
+
+    def start_agent(self, name, zone, unit, data_dir=None):
+        if name in self.agents:
+            self.retired.append(self.agents[name])
+        ag = kftest.Agent(self.kd, name, zone=zone, unit=unit, data_dir=data_dir,
+                          args=["--capacity-cpu", "16", "--capacity-memory", "64Gi"])
+        self.agents[name] = ag.start()
+        return ag
+
+    def start_unit(self, unit, dirs=None):
+        for z in ZONES:
+            self.start_agent(f"{unit}-{z}", z, unit, (dirs or {}).get(f"{unit}-{z}"))
+        for z in ZONES:
+            eventually(lambda n=f"{unit}-{z}": host_ready(self.kd, n), timeout=20,
+                       msg=f"host {unit}-{z} not Ready")
+
+    def unit_agents(self, unit):
+        return [ag for n, ag in self.agents.items() if n.startswith(unit + "-")]
+
+    def kill_unit(self, unit):
+        """The unit's agents SIGKILLed, then every member process they ran
+        (by PID): the whole unit gone at once."""
+        for ag in self.unit_agents(unit):
+            ag.kill()
+        for ag in self.unit_agents(unit):
+            kftest.kill_runner_processes(ag.data_dir)
+
+    def report(self):
+        import sys
+        sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(120) + "\n")
+        for n, ag in self.agents.items():
+            sys.stderr.write(f"--- agent {n} (tail) ---\n" + ag.log_tail(15) + "\n")
+
+    def close(self):
+        for ag in list(self.agents.values()) + self.retired:
+            ag.close()
+        self.kd.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.report()
+            self.close()
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                for ag in self.agents.values():
+                    if ag.running():
+                        ag.stop()
+                self.kd.stop()
+            finally:
+                self.close()
+            return False
+        self.report()
+        self.close()
+        return False
+
+
 def etcd_profile(kd, name="etcd-only", components=("etcd",), versions=(K8S_VERSION,)):
     """A Profile whose control plane is `components` (etcd alone: every
     component is installed on this machine, so its clusters can be

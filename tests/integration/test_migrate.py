@@ -37,10 +37,8 @@ import base64
 import http.client
 import json
 import os
-import shutil
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -52,14 +50,6 @@ CONTROLLERS = "profiles,host-lifecycle,unit-status,placement,lifecycle,replace,e
 EDITOR = "editor-token-0123456789"
 ZONES = ("a", "b", "c")
 BENCH = os.environ.get("KF_MIGRATE_BENCH")
-
-
-def kubectl(kc, *args, check=True):
-    p = subprocess.run([lf.KUBECTL, "--kubeconfig", kc, "--request-timeout", "10s"] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    if check:
-        assert p.returncode == 0, f"kubectl {' '.join(args)}: {p.stderr or p.stdout}"
-    return p
 
 
 def kfleet(kd, *args, token=None):
@@ -88,101 +78,9 @@ def events(kd):
     return [e["spec"] for e in r.json["items"]]
 
 
-def host_ready(kd, name):
-    r = kd.get(path("hosts", name))
-    return r.status == 200 and r.json.get("status", {}).get("ready") is True
-
-
 def record(m):
     v = m["metadata"].get("annotations", {}).get("kfleet.io/replacement")
     return json.loads(v) if v else None
-
-
-class TwoUnits:
-    """kfleetd, Region local with units ua, ub and uc (no hosts), Region far
-    with far-u, an IPPool, and the agents of ua and ub."""
-
-    def __init__(self):
-        kftest.require(os.access("/usr/bin/etcd", os.X_OK), "etcd is not installed")
-        lf.require_kubernetes()
-        lo, hi = kftest.port_window()
-        self.kd = kftest.Kfleetd(
-            store="sqlite", tokens=True, controllers=CONTROLLERS,
-            args=["--endpoints", "local", "--member-ports", f"{lo}-{hi}", "--host-grace", "2s",
-                  "--cluster-health-period", "500ms", "--member-release-timeout", "4s"])
-        self.tmp = tempfile.mkdtemp(prefix="kftest-migrate-")
-        self.agents = {}
-        self.retired = []  # agents killed and started again on their directory
-
-    def start(self):
-        kd = self.kd.start()
-        for body in ({"kind": "Region", "metadata": {"name": "local"},
-                      "spec": {"zones": list(ZONES)}},
-                     {"kind": "Region", "metadata": {"name": "far"},
-                      "spec": {"zones": list(ZONES)}},
-                     {"kind": "Unit", "metadata": {"name": "ua"},
-                      "spec": {"region": "local", "zones": list(ZONES)}},
-                     {"kind": "Unit", "metadata": {"name": "ub"},
-                      "spec": {"region": "local", "zones": list(ZONES)}},
-                     {"kind": "Unit", "metadata": {"name": "uc"},
-                      "spec": {"region": "local", "zones": list(ZONES)}},
-                     {"kind": "Unit", "metadata": {"name": "far-u"},
-                      "spec": {"region": "far", "zones": list(ZONES)}},
-                     {"kind": "IPPool", "metadata": {"name": "local"},
-                      "spec": {"vpc": "local", "cidrs": ["10.0.0.0/8"]}}):
-            body["apiVersion"] = "kfleet.io/v1"
-            r = kd.post(path(body["kind"].lower() + "s"), body)
-            assert r.status == 201, r
-        return self
-
-    def start_agent(self, name, zone, unit, data_dir=None):
-        if name in self.agents:
-            self.retired.append(self.agents[name])
-        ag = kftest.Agent(self.kd, name, zone=zone, unit=unit, data_dir=data_dir,
-                          args=["--capacity-cpu", "16", "--capacity-memory", "64Gi"])
-        self.agents[name] = ag.start()
-        return ag
-
-    def start_unit(self, unit):
-        for z in ZONES:
-            self.start_agent(f"{unit}-{z}", z, unit)
-        for z in ZONES:
-            eventually(lambda n=f"{unit}-{z}": host_ready(self.kd, n), timeout=20,
-                       msg=f"host {unit}-{z} not Ready")
-
-    def report(self):
-        import sys
-        sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(120) + "\n")
-        for n, ag in self.agents.items():
-            sys.stderr.write(f"--- agent {n} (tail) ---\n" + ag.log_tail(15) + "\n")
-
-    def close(self):
-        for ag in list(self.agents.values()) + self.retired:
-            ag.close()
-        self.kd.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.report()
-            self.close()
-            raise
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            try:
-                for ag in self.agents.values():
-                    if ag.running():
-                        ag.stop()
-                self.kd.stop()
-            finally:
-                self.close()
-            return False
-        self.report()
-        self.close()
-        return False
 
 
 class Client(threading.Thread):
@@ -346,7 +244,7 @@ def interrupt(f, kd):
 
 
 def test_migrate_between_units_under_load():
-    with TwoUnits() as f:
+    with lf.TwoUnits(CONTROLLERS, "migrate") as f:
         kd = f.kd
         f.start_unit("ua")
         lf.k8s_profile(kd)
@@ -359,10 +257,10 @@ def test_migrate_between_units_under_load():
         kc = os.path.join(f.tmp, "web.kubeconfig")
         with open(kc, "w") as fh:
             fh.write(p.stdout)
-        kubectl(kc, "create", "namespace", "kfleet-test")
+        lf.kubectl(kc, "create", "namespace", "kfleet-test")
         for i in range(5):
-            kubectl(kc, "create", "configmap", f"before-{i}", "-n", "kfleet-test",
-                    f"--from-literal=n={i}")
+            lf.kubectl(kc, "create", "configmap", f"before-{i}", "-n", "kfleet-test",
+                       f"--from-literal=n={i}")
 
         # refused, with the reason; nothing starts
         p = kfleet(kd, "migrate", "web", "--unit", "ub", token=EDITOR)
@@ -470,7 +368,7 @@ def test_migrate_between_units_under_load():
             p = lf.kfleet(kd, "get", "kubeconfig", "web")
             with open(kc, "w") as fh:
                 fh.write(p.stdout)
-        out = kubectl(kc, "get", "configmaps", "-n", "kfleet-test", "-o", "json").stdout
+        out = lf.kubectl(kc, "get", "configmaps", "-n", "kfleet-test", "-o", "json").stdout
         got = {i["metadata"]["name"]: i.get("data", {}).get("n")
                for i in json.loads(out)["items"]}
         for i in range(5):
@@ -478,7 +376,7 @@ def test_migrate_between_units_under_load():
         missing = [n for n in client.created if n not in got]
         assert missing == [], missing
         assert len(client.created) > 0
-        kubectl(kc, "create", "configmap", "after", "-n", "kfleet-test", "--from-literal=n=x")
+        lf.kubectl(kc, "create", "configmap", "after", "-n", "kfleet-test", "--from-literal=n=x")
 
         if helper_host:
             assert f.agents[helper_host].running()

@@ -29,7 +29,6 @@ a time.
 import json
 import os
 import signal
-import subprocess
 import time
 
 import kftest
@@ -38,14 +37,6 @@ from kftest import eventually, path
 
 CONTROLLERS = "profiles,host-lifecycle,unit-status,placement,lifecycle,replace"
 GRACE_S = 6
-
-
-def kubectl(kc, *args, check=True):
-    p = subprocess.run([lf.KUBECTL, "--kubeconfig", kc, "--request-timeout", "10s"] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    if check:
-        assert p.returncode == 0, f"kubectl {' '.join(args)}: {p.stderr or p.stdout}"
-    return p
 
 
 def bound(kd, cluster):
@@ -115,10 +106,10 @@ def test_host_lost_members_replaced():
         kc = os.path.join(f.tmp, "web.kubeconfig")
         with open(kc, "w") as fh:
             fh.write(p.stdout)
-        kubectl(kc, "create", "namespace", "kfleet-test")
+        lf.kubectl(kc, "create", "namespace", "kfleet-test")
         for i in range(5):
-            kubectl(kc, "create", "configmap", f"before-{i}", "-n", "kfleet-test",
-                    f"--from-literal=n={i}")
+            lf.kubectl(kc, "create", "configmap", f"before-{i}", "-n", "kfleet-test",
+                       f"--from-literal=n={i}")
 
         # a spare meta host in zone a, after placement chose the others
         spare = kftest.Agent(kd, "h-a2", zone="a",
@@ -201,11 +192,11 @@ def test_host_lost_members_replaced():
                        timeout=30, msg=f"etcd at {ep} not healthy")
 
         # the data, through the endpoint
-        out = kubectl(kc, "get", "configmaps", "-n", "kfleet-test", "-o", "json").stdout
+        out = lf.kubectl(kc, "get", "configmaps", "-n", "kfleet-test", "-o", "json").stdout
         got = {i["metadata"]["name"]: i["data"]["n"] for i in json.loads(out)["items"]
                if i["metadata"]["name"].startswith("before-")}
         assert got == {f"before-{i}": str(i) for i in range(5)}, got
-        kubectl(kc, "create", "configmap", "after", "-n", "kfleet-test", "--from-literal=n=x")
+        lf.kubectl(kc, "create", "configmap", "after", "-n", "kfleet-test", "--from-literal=n=x")
 
         # fencing: h-a's agent comes back and starts none of the moved members
         moved_dirs = [os.path.join(ha_dir, "members", n) for n in on_a]

@@ -523,6 +523,7 @@ def test_releases_live_and_admin_only():
     b.shot("cluster-upgrading.png")
     b.no_problems(expected=[(404, "Not Found"), (403, "Forbidden")])
 
+
 def test_backups_live_and_restore():
     """Backups on a cluster's page and in Work in progress: an editor's
     "Back up now" writes the Backup `kfleet backup create` writes; the

@@ -22,10 +22,8 @@ is written after it. What a user sees is asserted:
 """
 
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import kftest
@@ -37,14 +35,6 @@ CONTROLLERS = ("profiles,host-lifecycle,unit-status,placement,lifecycle,backup,u
 EDITOR = "editor-token-0123456789"
 ZONES = ("a", "b", "c")
 GRACE = 10  # --unit-loss-grace, seconds
-
-
-def kubectl(kc, *args, check=True):
-    p = subprocess.run([lf.KUBECTL, "--kubeconfig", kc, "--request-timeout", "10s"] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    if check:
-        assert p.returncode == 0, f"kubectl {' '.join(args)}: {p.stderr or p.stdout}"
-    return p
 
 
 def kfleet(kd, *args, token=None, home=None):
@@ -71,111 +61,9 @@ def events(kd, reason):
     return [e for e in r.json["items"] if e["spec"].get("reason") == reason]
 
 
-def host_ready(kd, name):
-    r = kd.get(path("hosts", name))
-    return r.status == 200 and r.json.get("status", {}).get("ready") is True
-
-
 def host_not_ready(kd, name):
     r = kd.get(path("hosts", name))
     return r.status == 200 and r.json.get("status", {}).get("ready") is False
-
-
-class TwoUnits:
-    """kfleetd, Region local with units ua and ub (three zones each), an
-    IPPool, a BackupLocation, and the agents of each unit (started on
-    demand: the guest is placed while only ua has hosts)."""
-
-    def __init__(self):
-        kftest.require(os.access("/usr/bin/etcd", os.X_OK), "etcd is not installed")
-        lf.require_kubernetes()
-        lo, hi = kftest.port_window()
-        self.kd = kftest.Kfleetd(
-            store="sqlite", tokens=True, controllers=CONTROLLERS,
-            args=["--endpoints", "local", "--member-ports", f"{lo}-{hi}", "--host-grace", "2s",
-                  "--cluster-health-period", "500ms", "--member-release-timeout", "4s",
-                  "--unit-loss-grace", f"{GRACE}s", "--unit-loss-concurrency", "4"])
-        self.tmp = tempfile.mkdtemp(prefix="kftest-unitloss-")
-        self.agents = {}
-
-    def start(self):
-        kd = self.kd.start()
-        for body in ({"kind": "Region", "metadata": {"name": "local"},
-                      "spec": {"zones": list(ZONES)}},
-                     {"kind": "Region", "metadata": {"name": "far"},
-                      "spec": {"zones": list(ZONES)}},
-                     {"kind": "Unit", "metadata": {"name": "ua"},
-                      "spec": {"region": "local", "zones": list(ZONES)}},
-                     {"kind": "Unit", "metadata": {"name": "ub"},
-                      "spec": {"region": "local", "zones": list(ZONES)}},
-                     {"kind": "Unit", "metadata": {"name": "uc"},  # no hosts: nothing fits
-                      "spec": {"region": "local", "zones": list(ZONES)}},
-                     {"kind": "Unit", "metadata": {"name": "far-u"},
-                      "spec": {"region": "far", "zones": list(ZONES)}},
-                     {"kind": "IPPool", "metadata": {"name": "local"},
-                      "spec": {"vpc": "local", "cidrs": ["10.0.0.0/8"]}},
-                     {"kind": "BackupLocation", "metadata": {"name": "local"},
-                      "spec": {"region": "local", "path": os.path.join(self.tmp, "backups")}}):
-            body["apiVersion"] = "kfleet.io/v1"
-            r = kd.post(path(body["kind"].lower() + "s"), body)
-            assert r.status == 201, r
-        return self
-
-    def start_unit(self, unit, dirs=None):
-        for z in ZONES:
-            name = f"{unit}-{z}"
-            ag = kftest.Agent(self.kd, name, zone=z, unit=unit,
-                              data_dir=(dirs or {}).get(name),
-                              args=["--capacity-cpu", "16", "--capacity-memory", "64Gi"])
-            self.agents[name] = ag.start()
-        for z in ZONES:
-            eventually(lambda n=f"{unit}-{z}": host_ready(self.kd, n), timeout=20,
-                       msg=f"host {unit}-{z} not Ready")
-
-    def unit_agents(self, unit):
-        return [ag for n, ag in self.agents.items() if n.startswith(unit + "-")]
-
-    def kill_unit(self, unit):
-        """The unit's agents SIGKILLed, then every member process they ran
-        (by PID): the whole unit gone at once."""
-        for ag in self.unit_agents(unit):
-            ag.kill()
-        for ag in self.unit_agents(unit):
-            kftest.kill_runner_processes(ag.data_dir)
-
-    def report(self):
-        import sys
-        sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(120) + "\n")
-        for n, ag in self.agents.items():
-            sys.stderr.write(f"--- agent {n} (tail) ---\n" + ag.log_tail(15) + "\n")
-
-    def close(self):
-        for ag in self.agents.values():
-            ag.close()
-        self.kd.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.report()
-            self.close()
-            raise
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            try:
-                for ag in self.agents.values():
-                    if ag.running():
-                        ag.stop()
-                self.kd.stop()
-            finally:
-                self.close()
-            return False
-        self.report()
-        self.close()
-        return False
 
 
 def kubeconfig(f, tag):
@@ -192,7 +80,7 @@ def served_configmaps(kc, want_first):
     last = []
 
     def get():
-        q = kubectl(kc, "get", "configmaps", "-n", "kfleet-test", "-o", "name", check=False)
+        q = lf.kubectl(kc, "get", "configmaps", "-n", "kfleet-test", "-o", "name", check=False)
         last[:] = [q.returncode, q.stdout, q.stderr]
         c = q.stdout.split() if q.returncode == 0 else []
         return c if want_first in c else None
@@ -203,7 +91,8 @@ def served_configmaps(kc, want_first):
 
 
 def test_unit_loss_and_restore_onto_another_unit():
-    with TwoUnits() as f:
+    with lf.TwoUnits(CONTROLLERS, "unitloss", backups=True,
+                     args=["--unit-loss-grace", f"{GRACE}s", "--unit-loss-concurrency", "4"]) as f:
         kd = f.kd
         f.start_unit("ua")
         lf.k8s_profile(kd)
@@ -217,16 +106,16 @@ def test_unit_loss_and_restore_onto_another_unit():
         f.start_unit("ub")
 
         kc = kubeconfig(f, "ua")
-        kubectl(kc, "create", "namespace", "kfleet-test")
+        lf.kubectl(kc, "create", "namespace", "kfleet-test")
         for i in range(3):
-            kubectl(kc, "create", "configmap", f"before-{i}", "-n", "kfleet-test",
-                    f"--from-literal=n={i}")
+            lf.kubectl(kc, "create", "configmap", f"before-{i}", "-n", "kfleet-test",
+                       f"--from-literal=n={i}")
         p = lf.kfleet(kd, "backup", "create", "web", "--wait", "--timeout", "3m")
         bk = p.stdout.splitlines()[0].split()[0].split("/", 1)[1]
         b = kd.get(path("backups", bk)).json
         assert b["status"]["phase"] == "Succeeded", b
         revision = b["status"]["revision"]
-        kubectl(kc, "create", "configmap", "after", "-n", "kfleet-test")
+        lf.kubectl(kc, "create", "configmap", "after", "-n", "kfleet-test")
         # the backup's Event
         eventually(lambda: [e for e in events(kd, "BackupSucceeded")
                             if e["spec"]["involvedObject"]["name"] == bk], timeout=20,
@@ -259,7 +148,7 @@ def test_unit_loss_and_restore_onto_another_unit():
             for ag in f.unit_agents("ua"):
                 os.kill(ag.pid, signal.SIGCONT)
         for z in ZONES:
-            eventually(lambda n=f"ua-{z}": host_ready(kd, n), timeout=20,
+            eventually(lambda n=f"ua-{z}": lf.host_ready(kd, n), timeout=20,
                        msg=f"host ua-{z} not Ready again")
         time.sleep(2)
         gc = cluster(kd)
