@@ -36,7 +36,52 @@ def require_kubernetes():
     kftest.require(os.access(HAPROXY, os.X_OK), "haproxy is not installed")
 
 
-class Fleet:
+class FleetProcesses:
+    """What the fleets below share: kfleetd (self.kd), the agents they
+    started (self.agents; self.retired: ones replaced by an agent started
+    again on their directory) and a directory (self.tmp). Used as a context
+    manager: on a clean exit every process is stopped and must exit 0 (ASan
+    leaks included); on a failure the logs' tails are printed first."""
+
+    def stop_agents(self):
+        for ag in self.agents.values():
+            ag.stop()
+
+    def close(self):
+        for ag in list(self.agents.values()) + getattr(self, "retired", []):
+            ag.close()
+        self.kd.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def report(self):
+        import sys
+        sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(120) + "\n")
+        for n, ag in self.agents.items():
+            sys.stderr.write(f"--- agent {n} (tail) ---\n" + ag.log_tail(20) + "\n")
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            # __exit__ is not called when __enter__ fails: report and clean up here
+            self.report()
+            self.close()
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self.stop_agents()
+                self.kd.stop()
+            finally:
+                self.close()
+            return False
+        self.report()
+        self.close()
+        return False
+
+
+class Fleet(FleetProcesses):
     def __init__(self, controllers="profiles,host-lifecycle,unit-status,placement,lifecycle",
                  extra_args=(), kubernetes=False):
         kftest.require(os.access("/usr/bin/etcd", os.X_OK), "etcd is not installed")
@@ -87,41 +132,6 @@ class Fleet:
         self.agents[zone] = ag.start()
         return ag
 
-    def close(self):
-        for ag in self.agents.values():
-            ag.close()
-        self.kd.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            # __exit__ is not called when __enter__ fails: report and clean up here
-            self.report()
-            self.close()
-            raise
-
-    def report(self):
-        import sys
-        sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(80) + "\n")
-        for z, ag in self.agents.items():
-            sys.stderr.write(f"--- agent {z} (tail) ---\n" + ag.log_tail(20) + "\n")
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            # a clean run ends clean: every process exits 0 (ASan leaks included)
-            try:
-                for ag in self.agents.values():
-                    ag.stop()
-                self.kd.stop()
-            finally:
-                self.close()
-            return False
-        self.report()
-        self.close()
-        return False
-
 
 def host_ready(kd, name):
     r = kd.get(path("hosts", name))
@@ -137,7 +147,7 @@ def kubectl(kc, *args, check=True):
     return p
 
 
-class TwoUnits:
+class TwoUnits(FleetProcesses):
     """The fleet of the tests that move a guest between units (test_migrate,
     test_unitloss): kfleetd on SQLite with the given controllers, local
     endpoints and a private window of member ports; Region local with units
@@ -207,39 +217,10 @@ class TwoUnits:
         for ag in self.unit_agents(unit):
             kftest.kill_runner_processes(ag.data_dir)
 
-    def report(self):
-        import sys
-        sys.stderr.write("--- kfleetd log (tail) ---\n" + self.kd.log_tail(120) + "\n")
-        for n, ag in self.agents.items():
-            sys.stderr.write(f"--- agent {n} (tail) ---\n" + ag.log_tail(15) + "\n")
-
-    def close(self):
-        for ag in list(self.agents.values()) + self.retired:
-            ag.close()
-        self.kd.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.report()
-            self.close()
-            raise
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            try:
-                for ag in self.agents.values():
-                    if ag.running():
-                        ag.stop()
-                self.kd.stop()
-            finally:
-                self.close()
-            return False
-        self.report()
-        self.close()
-        return False
+    def stop_agents(self):
+        for ag in self.agents.values():
+            if ag.running():  # not the ones a test killed (kill_unit) on purpose
+                ag.stop()
 
 
 def etcd_profile(kd, name="etcd-only", components=("etcd",), versions=(K8S_VERSION,)):
