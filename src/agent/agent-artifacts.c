@@ -21,7 +21,15 @@
  * went missing on the host, is fetched without restarting the agent; after
  * each round it wakes the agent's loop, which reports the releases held
  * again when they changed. The loop keeps running meanwhile: a fetch of a
- * few hundred megabytes does not hold up heartbeats or members. */
+ * few hundred megabytes does not hold up heartbeats or members.
+ *
+ * A release refused for a file that did not match is not downloaded again
+ * while that file stays as it was: the rounds remember (kf_agent_fetch_memo)
+ * its URL with the Last-Modified time and the size the source gave, ask the
+ * source for them alone (HEAD), and fetch the release again only when
+ * either differs (or the source gives no Last-Modified). A mirror that
+ * serves a wrong file thus costs a fleet one download per host, not one
+ * every round. A restart of the agent forgets. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -45,6 +53,43 @@ KF_LOG_MODULE(agent);
 #define ARTIFACT_MAX_BYTES (1024LL * 1024 * 1024) /* one program: ~100 MiB today */
 #define FETCH_TIMEOUT_S    600
 
+/* A file that did not match the catalog, as the source described it. */
+struct refused {
+    char *url;        /* NULL: nothing refused */
+    int64_t filetime; /* Last-Modified, seconds since the epoch; -1: not given */
+    int64_t size;     /* bytes; -1: not given */
+};
+
+struct kf_agent_fetch_memo {
+    size_t n;
+    struct refused *releases; /* by the catalog's index */
+};
+
+struct kf_agent_fetch_memo *kf_agent_fetch_memo_new(void)
+{
+    struct kf_agent_fetch_memo *m = kf_xcalloc(1, sizeof(*m));
+
+    kf_catalog_releases(&m->n);
+    m->releases = kf_xcalloc(m->n ? m->n : 1, sizeof(*m->releases));
+    return m;
+}
+
+static void forget(struct refused *r)
+{
+    free(r->url);
+    *r = (struct refused){ 0 };
+}
+
+void kf_agent_fetch_memo_free(struct kf_agent_fetch_memo *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        forget(&m->releases[i]);
+    free(m->releases);
+    free(m);
+}
+
 struct sink {
     FILE *f;
     EVP_MD_CTX *md;
@@ -63,8 +108,55 @@ static size_t sink_write(char *p, size_t size, size_t n, void *data)
     return len;
 }
 
-/* Fetches url into path; the SHA-256 of what arrived into hex. */
-static int fetch_one(const char *url, const char *path, char hex[65], struct kf_strbuf *err)
+static void curl_common(CURL *c, const char *url)
+{
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)FETCH_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FILETIME, 1L);
+}
+
+/* The Last-Modified time of what c fetched (-1: none given). */
+static int64_t filetime_of(CURL *c)
+{
+    curl_off_t t = -1;
+
+    if (curl_easy_getinfo(c, CURLINFO_FILETIME_T, &t) != CURLE_OK)
+        return -1;
+    return (int64_t)t;
+}
+
+/* Whether the file r refused is, by the source's HEAD answer, still the
+ * same: the same Last-Modified time and size (a source that gives no time
+ * is never taken as unchanged). */
+static bool unchanged(const struct refused *r)
+{
+    CURL *c;
+    curl_off_t size = -1;
+    long code = 0;
+    bool same = false;
+
+    if (!r->url || r->filetime < 0)
+        return false;
+    c = curl_easy_init();
+    if (!c)
+        return false;
+    curl_common(c, r->url);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (curl_easy_perform(c) == CURLE_OK &&
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200 &&
+        curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &size) == CURLE_OK)
+        same = filetime_of(c) == r->filetime && (int64_t)size == r->size;
+    curl_easy_cleanup(c);
+    return same;
+}
+
+/* Fetches url into path; the SHA-256 of what arrived into hex, what the
+ * source said of it into *seen (url not set). */
+static int fetch_one(const char *url, const char *path, char hex[65], struct refused *seen,
+                     struct kf_strbuf *err)
 {
     struct sink s = { .f = fopen(path, "wb"), .md = EVP_MD_CTX_new() };
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -79,13 +171,9 @@ static int fetch_one(const char *url, const char *path, char hex[65], struct kf_
         goto free_all;
     }
     EVP_DigestInit_ex(s.md, EVP_sha256(), NULL);
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_common(c, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)FETCH_TIMEOUT_S);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     cr = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (cr != CURLE_OK || code != 200) {
@@ -98,6 +186,8 @@ static int fetch_one(const char *url, const char *path, char hex[65], struct kf_
     EVP_DigestFinal_ex(s.md, md, &mdlen);
     for (unsigned i = 0; i < mdlen && i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    seen->filetime = filetime_of(c);
+    seen->size = s.bytes;
 free_all:
     if (s.f && fclose(s.f) != 0 && r == 0)
         r = kf_err(err, -EIO, "cannot write %s", path);
@@ -124,9 +214,10 @@ static bool installed(const char *dir, const struct kf_catalog_release *rel)
     return ok;
 }
 
-/* Fetches every file of rel into tmp and checks it; 0 or -EBADMSG/-EIO. */
+/* Fetches every file of rel into tmp and checks it; 0 or -EIO, or
+ * -EBADMSG with the file that did not match in *bad. */
 static int fetch_release(const char *source, const char *tmp, const struct kf_catalog_release *rel,
-                         struct kf_strbuf *sums, struct kf_strbuf *err)
+                         struct kf_strbuf *sums, struct refused *bad, struct kf_strbuf *err)
 {
     char *bin = kf_xasprintf("%s/bin", tmp);
     int r = kf_mkdir_p(bin, 0755);
@@ -139,12 +230,17 @@ static int fetch_release(const char *source, const char *tmp, const struct kf_ca
         char *url = kf_xasprintf("%s/%s/%s", source, rel->minor, f->path);
         char *path = kf_xasprintf("%s/%s", tmp, f->path);
         char hex[65] = "";
+        struct refused seen = { .filetime = -1, .size = -1 };
 
-        r = fetch_one(url, path, hex, err);
-        if (r == 0 && strcmp(hex, f->sha256) != 0)
+        r = fetch_one(url, path, hex, &seen, err);
+        if (r == 0 && strcmp(hex, f->sha256) != 0) {
             r = kf_err(err, -EBADMSG,
                        "%s has SHA-256 %s but the catalog says %s for Kubernetes %s: refused", url,
                        hex, f->sha256, rel->version);
+            forget(bad);
+            *bad = seen;
+            bad->url = kf_xstrdup(url);
+        }
         if (r == 0 && chmod(path, 0755) < 0)
             r = kf_err(err, -errno, "chmod %s: %s", path, strerror(errno));
         kf_strbuf_addf(sums, "%s  %s\n", f->sha256, f->path);
@@ -154,24 +250,35 @@ static int fetch_release(const char *source, const char *tmp, const struct kf_ca
     return r;
 }
 
-void kf_agent_artifacts_sync(const struct kf_agent_config *cfg)
+void kf_agent_artifacts_sync(const struct kf_agent_config *cfg, struct kf_agent_fetch_memo *memo)
 {
     size_t n;
     const struct kf_catalog_release *rels = kf_catalog_releases(&n);
 
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && i < memo->n; i++) {
         char *dir = kf_xasprintf("%s/%s", cfg->kubernetes_dir, rels[i].minor);
         char *tmp = kf_xasprintf("%s.new.%d", dir, (int)getpid());
         struct kf_strbuf sums = KF_STRBUF_INIT, err = KF_STRBUF_INIT;
+        struct refused *bad = &memo->releases[i];
         char *p;
         int r;
 
-        if (installed(dir, &rels[i]) || !cfg->artifacts_url)
+        if (installed(dir, &rels[i]) || !cfg->artifacts_url) {
+            forget(bad);
             goto next;
+        }
+        if (unchanged(bad)) {
+            kf_log_info("Kubernetes %s: %s is still the file refused before (same Last-Modified "
+                        "time and size): not fetched again",
+                        rels[i].version, bad->url);
+            goto next;
+        }
         kf_log_info("Kubernetes %s is not installed in %s: fetching it from %s", rels[i].version,
                     dir, cfg->artifacts_url);
         kf_remove_tree(tmp);
-        r = fetch_release(cfg->artifacts_url, tmp, &rels[i], &sums, &err);
+        r = fetch_release(cfg->artifacts_url, tmp, &rels[i], &sums, bad, &err);
+        if (r != -EBADMSG)
+            forget(bad);
         p = kf_xasprintf("%s/SHA256SUMS", tmp);
         if (r == 0)
             r = kf_write_file_atomic(p, sums.buf, sums.len, 0644, true, &err);
@@ -207,6 +314,7 @@ void kf_agent_artifacts_sync(const struct kf_agent_config *cfg)
 
 struct kf_agent_artifacts {
     struct kf_agent_config cfg;
+    struct kf_agent_fetch_memo *memo;
     int wake_fd;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -248,7 +356,7 @@ static void *artifacts_main(void *arg)
         if (aa->stop)
             break;
         pthread_mutex_unlock(&aa->lock);
-        kf_agent_artifacts_sync(&aa->cfg);
+        kf_agent_artifacts_sync(&aa->cfg, aa->memo);
         pthread_mutex_lock(&aa->lock);
         aa->checked = true;
         if (write(aa->wake_fd, &one, sizeof(one)) < 0) {
@@ -259,15 +367,19 @@ static void *artifacts_main(void *arg)
     return NULL;
 }
 
-struct kf_agent_artifacts *kf_agent_artifacts_start(const struct kf_agent_config *cfg, int wake_fd)
+struct kf_agent_artifacts *kf_agent_artifacts_start(const struct kf_agent_config *cfg, int wake_fd,
+                                                    struct kf_agent_fetch_memo *memo)
 {
     struct kf_agent_artifacts *aa;
     pthread_condattr_t ca;
 
-    if (!cfg->artifacts_url || cfg->artifacts_interval_ms <= 0)
+    if (!cfg->artifacts_url || cfg->artifacts_interval_ms <= 0) {
+        kf_agent_fetch_memo_free(memo);
         return NULL;
+    }
     aa = kf_xcalloc(1, sizeof(*aa));
     aa->cfg = *cfg;
+    aa->memo = memo;
     aa->wake_fd = wake_fd;
     pthread_mutex_init(&aa->lock, NULL);
     pthread_condattr_init(&ca);
@@ -280,6 +392,7 @@ struct kf_agent_artifacts *kf_agent_artifacts_start(const struct kf_agent_config
                     strerror(errno));
         pthread_cond_destroy(&aa->cond);
         pthread_mutex_destroy(&aa->lock);
+        kf_agent_fetch_memo_free(aa->memo);
         free(aa);
         return NULL;
     }
@@ -310,5 +423,6 @@ void kf_agent_artifacts_stop(struct kf_agent_artifacts *aa)
     pthread_join(aa->thread, NULL);
     pthread_cond_destroy(&aa->cond);
     pthread_mutex_destroy(&aa->lock);
+    kf_agent_fetch_memo_free(aa->memo);
     free(aa);
 }

@@ -448,6 +448,7 @@ static int agent_wait(struct kf_agent *a, bool *stop)
 int kf_agent_run(const struct kf_agent_config *cfg)
 {
     struct kf_agent a = { .cfg = *cfg, .wake_fd = -1, .signal_fd = -1 };
+    struct kf_agent_fetch_memo *memo = NULL;
     struct kf_strbuf err = KF_STRBUF_INIT;
     sigset_t sigs;
     int exit_code = 0;
@@ -455,8 +456,10 @@ int kf_agent_run(const struct kf_agent_config *cfg)
 
     /* a release the host lacks is fetched before anything runs (SIGTERM
      * still ends the agent meanwhile: the signals are not blocked yet) */
-    if (!cfg->simulate && cfg->role && !strcmp(cfg->role, "meta"))
-        kf_agent_artifacts_sync(cfg);
+    if (!cfg->simulate && cfg->role && !strcmp(cfg->role, "meta")) {
+        memo = kf_agent_fetch_memo_new();
+        kf_agent_artifacts_sync(cfg, memo);
+    }
     pthread_mutex_init(&a.lock, NULL);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -469,17 +472,20 @@ int kf_agent_run(const struct kf_agent_config *cfg)
     a.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (a.signal_fd < 0 || a.wake_fd < 0) {
         kf_log_err("cannot create the loop's file descriptors: %s", strerror(errno));
+        kf_agent_fetch_memo_free(memo);
         release(&a);
         return 1;
     }
     if (agent_start(&a, &err) < 0) {
         kf_log_err("%s", err.buf);
         kf_strbuf_release(&err);
+        kf_agent_fetch_memo_free(memo);
         release(&a);
         return 1;
     }
-    if (!cfg->simulate && cfg->role && !strcmp(cfg->role, "meta"))
-        a.artifacts = kf_agent_artifacts_start(cfg, a.wake_fd);
+    if (memo)
+        a.artifacts = kf_agent_artifacts_start(cfg, a.wake_fd, memo);
+    memo = NULL; /* the thread's now, or freed */
     kf_log_info("kfleet-agent %s: %zu %s host%s, server %s%s%s", KF_VERSION, a.n_hosts,
                 cfg->simulate ? "simulated" : cfg->role, a.n_hosts == 1 ? "" : "s", cfg->server,
                 a.metrics_addr ? ", metrics on " : "", a.metrics_addr ? a.metrics_addr : "");

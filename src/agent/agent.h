@@ -348,14 +348,23 @@ void kf_agent_server_result(struct kf_agent *a, int http_status_or_errno);
 /* Runs the agent until SIGTERM or SIGINT. Returns the exit code. */
 int kf_agent_run(const struct kf_agent_config *cfg);
 
-/* agent-artifacts.c: fetches each release of the catalog that
- * cfg->kubernetes_dir lacks from cfg->artifacts_url (nothing without one),
- * each file checked against the catalog's SHA-256; logs what it did. */
-void kf_agent_artifacts_sync(const struct kf_agent_config *cfg);
+/* agent-artifacts.c: what one round of fetching remembers for the next
+ * (the releases refused, and how the source described the file that did
+ * not match). */
+struct kf_agent_fetch_memo;
+struct kf_agent_fetch_memo *kf_agent_fetch_memo_new(void);
+void kf_agent_fetch_memo_free(struct kf_agent_fetch_memo *m); /* NULL is fine */
+/* Fetches each release of the catalog that cfg->kubernetes_dir lacks from
+ * cfg->artifacts_url (nothing without one), each file checked against the
+ * catalog's SHA-256, except a release memo says was refused for a file the
+ * source still describes the same way; logs what it did. */
+void kf_agent_artifacts_sync(const struct kf_agent_config *cfg, struct kf_agent_fetch_memo *memo);
 /* Starts the thread that runs kf_agent_artifacts_sync again every
  * cfg->artifacts_interval_ms (+-10 %) and writes to wake_fd (an eventfd)
- * after each round; NULL without an artifact source (or a thread). */
-struct kf_agent_artifacts *kf_agent_artifacts_start(const struct kf_agent_config *cfg, int wake_fd);
+ * after each round; NULL without an artifact source (or a thread). Takes
+ * memo (freed with the thread, or at once when it returns NULL). */
+struct kf_agent_artifacts *kf_agent_artifacts_start(const struct kf_agent_config *cfg, int wake_fd,
+                                                    struct kf_agent_fetch_memo *memo);
 /* Whether a round finished since the last call (which clears it). */
 bool kf_agent_artifacts_checked(struct kf_agent_artifacts *aa);
 /* Stops the thread (after the fetch it may be in) and frees; NULL is fine. */

@@ -13,7 +13,9 @@ reported, and the agent's log says which file and both hashes.
 An agent with a short --artifacts-interval looks again while it runs: a
 release the source gains later is fetched and reported on the Host
 without a restart, and so is a release whose folder was removed from the
-host.
+host. A release refused for a wrong file is not downloaded again round
+after round: the agent asks the source (HEAD) whether that file changed,
+and fetches the release again only once it has.
 """
 
 import functools
@@ -31,13 +33,20 @@ PROGRAMS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; each request's method, path and status go to the
+    server's `requests` list."""
+
     def log_message(self, *args):
         pass
+
+    def log_request(self, code="-", size="-"):
+        self.server.requests.append((self.command, self.path, int(code)))
 
 
 def serve(directory):
     handler = functools.partial(Quiet, directory=directory)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.requests = []
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 
@@ -153,6 +162,64 @@ def test_fetch_again_while_running():
                 assert log.count("installed Kubernetes v1.37.2") == 1, log
                 # it kept heartbeating meanwhile
                 assert f.kd.get(path("hosts", "h-again")).json["status"].get("ready") is True
+            finally:
+                ag.close()
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
+def test_refused_release_not_fetched_again_until_it_changes():
+    require_releases()
+    with lf.Fleet() as f:
+        src = os.path.join(f.tmp, "artifacts")
+        link_release(src, "1.37")
+        link_release(src, "1.36")
+        bad = os.path.join(src, "1.36", "bin", "kubectl")
+        os.unlink(bad)
+        with open(bad, "w") as fh:
+            fh.write("#!/bin/sh\necho not kubectl\n")
+        srv = serve(src)
+        try:
+            k8s = os.path.join(f.tmp, "k8s")
+            ag = kftest.Agent(f.kd, "h-memo", zone="a", token="agent-token-0123456789",
+                              args=["--kubernetes-dir", k8s, "--artifacts",
+                                    f"http://127.0.0.1:{srv.server_address[1]}",
+                                    "--artifacts-interval", "1s",
+                                    "--capacity-cpu", "4", "--capacity-memory", "8Gi"])
+            ag.start()
+            try:
+                wait_for(lambda: held(f.kd, "h-memo") == ["1.37.2"], "1.37 not reported", f.kd,
+                         ag)
+
+                def gets_136():
+                    return [r for r in list(srv.requests)
+                            if r[0] == "GET" and r[1].startswith("/1.36/")]
+
+                def heads():
+                    return [r for r in list(srv.requests) if r[0] == "HEAD"]
+                # three more rounds: each asks for the refused file alone, and
+                # the source answers it is the same
+                wait_for(lambda: len(heads()) >= 3, "no HEAD of the refused file", f.kd, ag)
+                assert all(r == ("HEAD", "/1.36/bin/kubectl", 200) for r in heads()), heads()
+                first = gets_136()
+                assert ("GET", "/1.36/bin/kubectl", 200) in first, srv.requests
+                assert first.count(("GET", "/1.36/bin/kubectl", 200)) == 1, first
+                n = len(heads())
+                wait_for(lambda: len(heads()) >= n + 2, "the rounds stopped", f.kd, ag)
+                assert gets_136() == first, "1.36 downloaded again though unchanged"
+                assert "still the file refused before" in ag.log(), ag.log_tail(20)
+                assert sorted(os.listdir(k8s)) == ["1.37"], os.listdir(k8s)
+                # the mirror is fixed (another size and time): fetched, installed
+                os.unlink(bad)
+                shutil.copyfile("/opt/kfleet/kubernetes/1.36/bin/kubectl", bad)
+                wait_for(lambda: held(f.kd, "h-memo") == ["1.36.3", "1.37.2"],
+                         "1.36, fixed on the source, not fetched again", f.kd, ag)
+                assert gets_136().count(("GET", "/1.36/bin/kubectl", 200)) == 2, gets_136()
+                p = subprocess.run(["sha256sum", "-c", "SHA256SUMS"],
+                                   cwd=os.path.join(k8s, "1.36"), capture_output=True, text=True,
+                                   timeout=120)
+                assert p.returncode == 0 and p.stdout.count(": OK") == len(PROGRAMS), p
             finally:
                 ag.close()
         finally:
