@@ -56,6 +56,7 @@ KF_LOG_MODULE(informer);
 #define DICT_EVERY   1024
 #define DICT_OBJECTS 2
 #define DICT_MAX     (8 * 1024)
+#define ZS_IDLE_MS   2000
 
 /* A preset dictionary, immutable once made. refs (the cached objects
  * deflated against it, and the informer while it is the current one) change
@@ -113,6 +114,7 @@ struct kf_informer {
     size_t nindexes;
     struct handler *handlers;
     size_t nhandlers, alloc_handlers;
+    kf_informer_project_fn project; /* NULL: keep the stored bytes */
     int64_t rev;
     size_t bytes; /* kf_informer_bytes: what objs holds, dictionaries aside */
     /* The informer's thread's own: the dictionary new objects are deflated
@@ -122,6 +124,13 @@ struct kf_informer {
     size_t dict_uses;
     struct kf_strbuf recent[DICT_OBJECTS];
     size_t recent_next;
+    /* One deflate stream, reset for each object: making one (~256 KiB of
+     * window, hash chains and buffers) cost several times the deflate of a
+     * member itself. Released once the informer has deflated nothing for
+     * ZS_IDLE_MS, so an informer at rest holds none. */
+    z_stream zs;
+    bool zs_ready;
+    int64_t zs_used_ms;
     pthread_t thread;
     bool running;
     bool stop;
@@ -253,6 +262,8 @@ void kf_informer_free(struct kf_informer *inf)
         cached_free(inf, v);
     kf_smap_release(&inf->objs);
     dict_unref(inf, inf->dict);
+    if (inf->zs_ready)
+        deflateEnd(&inf->zs);
     for (size_t i = 0; i < DICT_OBJECTS; i++)
         kf_strbuf_release(&inf->recent[i]);
     for (size_t i = 0; i < inf->nindexes; i++) {
@@ -284,6 +295,16 @@ int kf_informer_add_index(struct kf_informer *inf, const char *index, kf_index_f
     inf->indexes[inf->nindexes].fn = fn;
     kf_smap_init_borrowed(&inf->indexes[inf->nindexes].by_value);
     inf->nindexes++;
+    return 0;
+}
+
+int kf_informer_set_projection(struct kf_informer *inf, kf_informer_project_fn fn)
+{
+    if (inf->running)
+        return -EBUSY;
+    if (inf->project && inf->project != fn)
+        return -EEXIST;
+    inf->project = fn;
     return 0;
 }
 
@@ -403,35 +424,54 @@ static void z_free(voidpf opaque, voidpf p)
     free(p);
 }
 
+/* The informer's deflate stream, ready for a new object (informer's
+ * thread); false if zlib refuses (the object is then kept plain). */
+static bool deflate_ready(struct kf_informer *inf)
+{
+    inf->zs_used_ms = kf_mono_ms();
+    if (inf->zs_ready)
+        return deflateReset(&inf->zs) == Z_OK;
+    inf->zs = (z_stream){ .zalloc = z_alloc, .zfree = z_free };
+    inf->zs_ready = deflateInit2(&inf->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+                                 Z_DEFAULT_STRATEGY) == Z_OK;
+    return inf->zs_ready;
+}
+
+/* Releases the deflate stream once it has not been used for a while
+ * (informer's thread). */
+static void deflate_idle(struct kf_informer *inf)
+{
+    if (inf->zs_ready && kf_mono_ms() - inf->zs_used_ms >= ZS_IDLE_MS) {
+        deflateEnd(&inf->zs);
+        inf->zs_ready = false;
+    }
+}
+
 /* Sets c's value to bytes, deflated against the current dictionary when
  * that makes them smaller (informer's thread). */
 static void cached_set_value(struct kf_informer *inf, struct cached *c, const char *bytes,
                              size_t len)
 {
-    z_stream zs = { 0 };
+    z_stream *zs = &inf->zs;
     unsigned char *out = NULL;
     uLong bound;
     bool ok = false;
 
     kf_assert(len < UINT32_MAX); /* KF_STORE_MAX_VALUE is far below */
     c->raw_len = (uint32_t)len;
-    zs.zalloc = z_alloc;
-    zs.zfree = z_free;
-    if (len >= MIN_DEFLATE && inf->dict &&
-        deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK) {
-        bound = deflateBound(&zs, (uLong)len);
+    if (len >= MIN_DEFLATE && inf->dict && deflate_ready(inf)) {
+        bound = deflateBound(zs, (uLong)len);
         out = kf_xmalloc(bound);
-        zs.next_in = (Bytef *)bytes;
-        zs.avail_in = (uInt)len;
-        zs.next_out = out;
-        zs.avail_out = (uInt)bound;
-        ok = deflateSetDictionary(&zs, inf->dict->bytes, (uInt)inf->dict->len) == Z_OK &&
-             deflate(&zs, Z_FINISH) == Z_STREAM_END && zs.total_out < len;
-        deflateEnd(&zs);
+        zs->next_in = (Bytef *)bytes;
+        zs->avail_in = (uInt)len;
+        zs->next_out = out;
+        zs->avail_out = (uInt)bound;
+        ok = deflateSetDictionary(zs, inf->dict->bytes, (uInt)inf->dict->len) == Z_OK &&
+             deflate(zs, Z_FINISH) == Z_STREAM_END && zs->total_out < len;
     }
     if (ok) {
-        c->value = kf_xrealloc(out, zs.total_out);
-        c->len = (uint32_t)zs.total_out;
+        c->value = kf_xrealloc(out, zs->total_out);
+        c->len = (uint32_t)zs->total_out;
         c->dict = inf->dict;
         c->dict->refs++;
         inf->dict_uses++;
@@ -489,7 +529,18 @@ static bool apply(struct kf_informer *inf, const char *name, const json_t *obj, 
 
     if (obj) {
         c = kf_xcalloc(1, sizeof(*c) + inf->nindexes * sizeof(c->values[0]));
-        cached_set_value(inf, c, bytes, len);
+        if (inf->project) {
+            json_t *p = inf->project(obj);
+            size_t plen = 0;
+            char *pb = p ? kf_json_dump(p, &plen) : NULL;
+
+            /* a projection that cannot be encoded keeps the whole object */
+            cached_set_value(inf, c, pb ? pb : bytes, pb ? plen : len);
+            free(pb);
+            json_decref(p);
+        } else {
+            cached_set_value(inf, c, bytes, len);
+        }
         c->create_rev = create_rev;
         c->mod_rev = mod_rev;
         for (size_t i = 0; i < inf->nindexes; i++) {
@@ -718,6 +769,7 @@ static void *informer_main(void *arg)
             pthread_rwlock_wrlock(&inf->lock);
             inf->rev = KF_MAX(inf->rev, kf_watch_progress(w));
             pthread_rwlock_unlock(&inf->lock);
+            deflate_idle(inf);
             kf_watch_wait(w, WAIT_SLICE_MS);
         }
         kf_watch_close(w);
