@@ -65,7 +65,7 @@
 KF_LOG_MODULE(endpoints);
 
 #define SWEEP_KEY        "/sweep"
-#define BY_UNIT          "ep.unit"    /* GuestClusters by status.unit */
+#define BY_UNIT          "ep.unit" /* GuestClusters by status.unit */
 #define APISERVER        "kube-apiserver"
 #define CA_MAX           (64 * 1024)
 #define RETRY_NOT_READY  500

@@ -420,7 +420,8 @@ static int cmp_name(const void *a, const void *b)
 static void picture_build(struct rp *d, struct picture *p)
 {
     char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, KF_MEMBERS_BY_CLUSTER, kf_obj_name(p->gc), &names);
+    size_t n =
+        kf_informer_index_names(d->members, KF_MEMBERS_BY_CLUSTER, kf_obj_name(p->gc), &names);
 
     p->ms = kf_xcalloc(n + 1, sizeof(*p->ms));
     p->hosts = kf_xcalloc(n + 1, sizeof(*p->hosts));

@@ -2,9 +2,10 @@
  * memory store: reconciles follow writes, watches of other kinds map to the
  * primary kind, indexes answer, errors are retried, requeues happen, scope
  * hides what a manager does not own, an informer that falls behind
- * compaction lists again and reports what vanished, and the cache (which
+ * compaction lists again and reports what vanished, the cache (which
  * keeps objects deflated against dictionaries it changes as it goes)
- * returns every object's stored bytes exactly. */
+ * returns every object's stored bytes exactly, and an informer with a
+ * projection hands readers only what it keeps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -612,6 +613,62 @@ static void test_cache_returns_stored_bytes(void **state)
     fixture_free(f);
 }
 
+/* A projection that keeps a member's name and component and nothing else. */
+static json_t *keep_component(const json_t *obj)
+{
+    return json_pack("{s:{s:s}, s:{s:s}}", "metadata", "name", kf_obj_name(obj), "spec",
+                     "component", kf_json_str(obj, "spec.component", ""));
+}
+
+static json_t *keep_whole(const json_t *obj)
+{
+    (void)obj;
+    return NULL;
+}
+
+/* An informer with a projection: readers get what it keeps, at the
+ * object's revision; index functions and handlers get the whole object
+ * (the member's cluster, which the projection drops, is indexed and
+ * queued). */
+static void test_projection(void **state)
+{
+    struct fixture *f = fixture_new(NULL, NULL);
+    struct kf_informer *members = kf_ctrl_informer(f->m, &kf_kind_controlplanemember);
+    struct kf_kv kv = { 0 };
+    json_t *obj;
+    char **names;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(kf_informer_set_projection(members, keep_component), 0);
+    assert_int_equal(kf_informer_set_projection(members, keep_component), 0); /* same: shared */
+    assert_int_equal(kf_informer_set_projection(members, keep_whole), -EEXIST);
+    member(f, "m-listed", "c1");
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    assert_int_equal(kf_informer_set_projection(members, keep_component), -EBUSY);
+    member(f, "m-watched", "c2");
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+
+    assert_true(count_of(&f->seen, "c1") > 0);
+    assert_true(count_of(&f->seen, "c2") > 0);
+    n = kf_informer_index_names(members, "cluster", "c2", &names);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "m-watched");
+    kf_ctrl_names_free(names, n);
+
+    assert_int_equal(kf_informer_get(members, "m-watched", &obj), 0);
+    assert_string_equal(kf_json_str(obj, "spec.component", ""), "etcd");
+    assert_null(kf_json_path(obj, "spec.cluster"));
+    assert_null(kf_json_path(obj, "metadata.uid"));
+    assert_int_equal(kf_obj_rv(obj), kf_informer_mod_rev(members, "m-watched"));
+    json_decref(obj);
+    assert_int_equal(kf_informer_get_raw(members, "m-listed", &kv), 0);
+    assert_string_equal(kv.value,
+                        "{\"metadata\":{\"name\":\"m-listed\"},\"spec\":{\"component\":\"etcd\"}}");
+    kf_kv_release(&kv);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_relist_after_compaction),
         cmocka_unit_test(test_index_follows_changes),
         cmocka_unit_test(test_cache_returns_stored_bytes),
+        cmocka_unit_test(test_projection),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
