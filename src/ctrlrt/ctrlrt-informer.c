@@ -22,6 +22,12 @@
  * under the read lock (a few microseconds for an object of a few KB,
  * small next to parsing it); objects under MIN_DEFLATE bytes, or that
  * would not shrink, stay as they are.
+ *
+ * Projection: a kind's informer may keep, instead of the stored bytes, the
+ * encoding of what a projection function (given by the code that knows the
+ * kind: this file knows no kind's fields) returns for the object, so that
+ * fields no reader uses cost neither memory nor parsing. Index functions,
+ * the scope and handlers are given the whole decoded object as before.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +62,6 @@ KF_LOG_MODULE(informer);
 #define DICT_EVERY   1024
 #define DICT_OBJECTS 2
 #define DICT_MAX     (8 * 1024)
-#define ZS_IDLE_MS   2000
 
 /* A preset dictionary, immutable once made. refs (the cached objects
  * deflated against it, and the informer while it is the current one) change
@@ -124,13 +129,6 @@ struct kf_informer {
     size_t dict_uses;
     struct kf_strbuf recent[DICT_OBJECTS];
     size_t recent_next;
-    /* One deflate stream, reset for each object: making one (~256 KiB of
-     * window, hash chains and buffers) cost several times the deflate of a
-     * member itself. Released once the informer has deflated nothing for
-     * ZS_IDLE_MS, so an informer at rest holds none. */
-    z_stream zs;
-    bool zs_ready;
-    int64_t zs_used_ms;
     pthread_t thread;
     bool running;
     bool stop;
@@ -262,8 +260,6 @@ void kf_informer_free(struct kf_informer *inf)
         cached_free(inf, v);
     kf_smap_release(&inf->objs);
     dict_unref(inf, inf->dict);
-    if (inf->zs_ready)
-        deflateEnd(&inf->zs);
     for (size_t i = 0; i < DICT_OBJECTS; i++)
         kf_strbuf_release(&inf->recent[i]);
     for (size_t i = 0; i < inf->nindexes; i++) {
@@ -424,54 +420,35 @@ static void z_free(voidpf opaque, voidpf p)
     free(p);
 }
 
-/* The informer's deflate stream, ready for a new object (informer's
- * thread); false if zlib refuses (the object is then kept plain). */
-static bool deflate_ready(struct kf_informer *inf)
-{
-    inf->zs_used_ms = kf_mono_ms();
-    if (inf->zs_ready)
-        return deflateReset(&inf->zs) == Z_OK;
-    inf->zs = (z_stream){ .zalloc = z_alloc, .zfree = z_free };
-    inf->zs_ready = deflateInit2(&inf->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
-                                 Z_DEFAULT_STRATEGY) == Z_OK;
-    return inf->zs_ready;
-}
-
-/* Releases the deflate stream once it has not been used for a while
- * (informer's thread). */
-static void deflate_idle(struct kf_informer *inf)
-{
-    if (inf->zs_ready && kf_mono_ms() - inf->zs_used_ms >= ZS_IDLE_MS) {
-        deflateEnd(&inf->zs);
-        inf->zs_ready = false;
-    }
-}
-
 /* Sets c's value to bytes, deflated against the current dictionary when
  * that makes them smaller (informer's thread). */
 static void cached_set_value(struct kf_informer *inf, struct cached *c, const char *bytes,
                              size_t len)
 {
-    z_stream *zs = &inf->zs;
+    z_stream zs = { 0 };
     unsigned char *out = NULL;
     uLong bound;
     bool ok = false;
 
     kf_assert(len < UINT32_MAX); /* KF_STORE_MAX_VALUE is far below */
     c->raw_len = (uint32_t)len;
-    if (len >= MIN_DEFLATE && inf->dict && deflate_ready(inf)) {
-        bound = deflateBound(zs, (uLong)len);
+    zs.zalloc = z_alloc;
+    zs.zfree = z_free;
+    if (len >= MIN_DEFLATE && inf->dict &&
+        deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK) {
+        bound = deflateBound(&zs, (uLong)len);
         out = kf_xmalloc(bound);
-        zs->next_in = (Bytef *)bytes;
-        zs->avail_in = (uInt)len;
-        zs->next_out = out;
-        zs->avail_out = (uInt)bound;
-        ok = deflateSetDictionary(zs, inf->dict->bytes, (uInt)inf->dict->len) == Z_OK &&
-             deflate(zs, Z_FINISH) == Z_STREAM_END && zs->total_out < len;
+        zs.next_in = (Bytef *)bytes;
+        zs.avail_in = (uInt)len;
+        zs.next_out = out;
+        zs.avail_out = (uInt)bound;
+        ok = deflateSetDictionary(&zs, inf->dict->bytes, (uInt)inf->dict->len) == Z_OK &&
+             deflate(&zs, Z_FINISH) == Z_STREAM_END && zs.total_out < len;
+        deflateEnd(&zs);
     }
     if (ok) {
-        c->value = kf_xrealloc(out, zs->total_out);
-        c->len = (uint32_t)zs->total_out;
+        c->value = kf_xrealloc(out, zs.total_out);
+        c->len = (uint32_t)zs.total_out;
         c->dict = inf->dict;
         c->dict->refs++;
         inf->dict_uses++;
@@ -528,14 +505,14 @@ static bool apply(struct kf_informer *inf, const char *name, const json_t *obj, 
     struct cached *old, *c = NULL;
 
     if (obj) {
-        c = kf_xcalloc(1, sizeof(*c) + inf->nindexes * sizeof(c->values[0]));
-        if (inf->project) {
-            json_t *p = inf->project(obj);
-            size_t plen = 0;
-            char *pb = p ? kf_json_dump(p, &plen) : NULL;
+        json_t *p = inf->project ? inf->project(obj) : NULL;
 
-            /* a projection that cannot be encoded keeps the whole object */
-            cached_set_value(inf, c, pb ? pb : bytes, pb ? plen : len);
+        c = kf_xcalloc(1, sizeof(*c) + inf->nindexes * sizeof(c->values[0]));
+        if (p) { /* what the kind's readers use, encoded */
+            size_t plen;
+            char *pb = kf_json_dump(p, &plen);
+
+            cached_set_value(inf, c, pb, plen);
             free(pb);
             json_decref(p);
         } else {
@@ -769,7 +746,6 @@ static void *informer_main(void *arg)
             pthread_rwlock_wrlock(&inf->lock);
             inf->rev = KF_MAX(inf->rev, kf_watch_progress(w));
             pthread_rwlock_unlock(&inf->lock);
-            deflate_idle(inf);
             kf_watch_wait(w, WAIT_SLICE_MS);
         }
         kf_watch_close(w);
