@@ -669,6 +669,93 @@ static void test_projection(void **state)
     fixture_free(f);
 }
 
+/* Indexes every string of spec.tags (an index with several values per
+ * object). */
+static void index_tags(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const json_t *v;
+    size_t i;
+
+    json_array_foreach(kf_json_path(obj, "spec.tags"), i, v)
+    {
+        if (json_is_string(v))
+            add(json_string_value(v), ctx);
+    }
+}
+
+static void tagged(struct fixture *f, const char *name, const char *tags)
+{
+    char key[128], buf[512];
+
+    snprintf(key, sizeof(key), "/controlplanemembers/%s", name);
+    snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"%s\"},\"spec\":{\"tags\":[%s]}}", name,
+             tags);
+    assert_int_equal(kf_store_put(f->store, key, buf, strlen(buf), KF_REV_ANY, NULL), 0);
+}
+
+static char *tag_index(struct fixture *f, struct kf_informer *inf, const char *value)
+{
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+    char **names;
+    size_t n;
+
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    n = kf_informer_index_names(inf, "tags", value, &names);
+    for (size_t i = 0; i < n; i++)
+        kf_strbuf_addf(&sb, "%s%s", i ? "," : "", names[i]);
+    kf_ctrl_names_free(names, n);
+    return kf_strbuf_detach(&sb, NULL);
+}
+
+#define ASSERT_TAG(f, inf, value, want)        \
+    do {                                       \
+        char *got_ = tag_index(f, inf, value); \
+        assert_string_equal(got_, want);       \
+        free(got_);                            \
+    } while (0)
+
+/* An object with several values, one, or none for an index, and changing
+ * between these: every set follows, and the cache's bytes go back to what
+ * they were once the objects are gone. */
+static void test_index_many_values(void **state)
+{
+    struct fixture *f = fixture_new(NULL, NULL);
+    struct kf_informer *members = kf_ctrl_informer(f->m, &kf_kind_controlplanemember);
+    size_t empty;
+
+    (void)state;
+    assert_int_equal(kf_informer_add_index(members, "tags", index_tags), 0);
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    empty = kf_informer_bytes(members);
+    tagged(f, "m1", "\"a\",\"b\",\"c\"");
+    tagged(f, "m2", "\"b\"");
+    tagged(f, "m3", "");
+    ASSERT_TAG(f, members, "a", "m1");
+    ASSERT_TAG(f, members, "b", "m1,m2");
+    ASSERT_TAG(f, members, "c", "m1");
+    tagged(f, "m1", "\"c\"");       /* many to one */
+    tagged(f, "m2", "\"a\",\"b\""); /* one to many */
+    tagged(f, "m3", "\"b\"");       /* none to one */
+    ASSERT_TAG(f, members, "a", "m2");
+    ASSERT_TAG(f, members, "b", "m2,m3");
+    ASSERT_TAG(f, members, "c", "m1");
+    tagged(f, "m1", ""); /* one to none */
+    ASSERT_TAG(f, members, "c", "");
+    for (int i = 1; i <= 3; i++) {
+        char key[64];
+
+        snprintf(key, sizeof(key), "/controlplanemembers/m%d", i);
+        assert_int_equal(kf_store_delete(f->store, key, KF_REV_ANY, NULL), 0);
+    }
+    ASSERT_TAG(f, members, "a", "");
+    ASSERT_TAG(f, members, "b", "");
+    assert_int_equal(kf_informer_count(members), 0);
+    /* only the dictionary may differ: no object is left to hold bytes */
+    assert_true(kf_informer_bytes(members) <= empty + 8 * 1024 + 64);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +767,7 @@ int main(void)
         cmocka_unit_test(test_index_follows_changes),
         cmocka_unit_test(test_cache_returns_stored_bytes),
         cmocka_unit_test(test_projection),
+        cmocka_unit_test(test_index_many_values),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
