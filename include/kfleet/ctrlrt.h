@@ -140,7 +140,8 @@ void kf_ctrl_names_free(char **names, size_t n);
 
 /* Maps an object of a watched kind to names of the controller's primary
  * kind, calling kf_ctrl_enqueue. `obj` is the new state, or the last state
- * for a deletion. */
+ * for a deletion (for a deletion found by a re-list after compaction, the
+ * state the cache kept: its projection, if the informer has one). */
 typedef void (*kf_ctrl_map_fn)(struct kf_ctrl *c, const json_t *obj, bool deleted);
 /* Hands map(c, member, false) every ControlPlaneMember bound to host (the
  * informer must have KF_INDEX_MEMBER_HOST): how a Host's change reaches the
