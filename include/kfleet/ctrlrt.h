@@ -11,8 +11,9 @@
  * back-off after an error, and can ask to be looked at again after a delay.
  *
  * Informers keep, per kind, the stored bytes of every object in the slice
- * of the fleet this manager owns (memory stays proportional to the bytes,
- * no parsed trees are kept), plus indexes (e.g. members by cluster) that
+ * of the fleet this manager owns, or a projection of it with only the fields
+ * the controllers read (memory stays proportional to the bytes, no parsed
+ * trees are kept), plus indexes (e.g. members by cluster) that
  * controllers declare. They list once, then follow the store's watch from
  * the list's revision; if that history was compacted they list again and
  * report what vanished as deletions.
@@ -89,13 +90,29 @@ int kf_informer_add_index(struct kf_informer *inf, const char *index, kf_index_f
 #define KF_INDEX_MEMBER_HOST "member.host"
 void kf_index_member_host(const json_t *obj, void (*add)(const char *value, void *ctx), void *ctx);
 
-/* A parsed copy of name (new reference, resourceVersion set), -KF_ENOTFOUND. */
+/* What an informer's cache keeps of each object, when not the stored bytes:
+ * a new reference to an object with the fields its readers use (metadata.name
+ * among them), or NULL to keep the stored object whole. Called on the
+ * informer's thread for each object it caches; index functions, the scope
+ * and handlers still get the whole object, only readers (kf_informer_get,
+ * _get_obj, _get_raw) get the projection. The runtime knows no kind's
+ * fields: a projection is supplied by the code that knows the kind
+ * (kfleetd's ControlPlaneMembers: src/controllers/ctrl-members.c). */
+typedef json_t *(*kf_informer_project_fn)(const json_t *obj);
+/* Sets inf's projection; before start only (-EBUSY after). Every
+ * controller that uses the informer may set it: 0 when it is the same
+ * function, -EEXIST when another one is set. */
+int kf_informer_set_projection(struct kf_informer *inf, kf_informer_project_fn fn);
+
+/* A parsed copy of name (new reference, resourceVersion set; the projection
+ * if the informer has one), -KF_ENOTFOUND. */
 int kf_informer_get(struct kf_informer *inf, const char *name, json_t **ret);
 /* kf_informer_get's object, or NULL when name is NULL or not cached. */
 json_t *kf_informer_get_obj(struct kf_informer *inf, const char *name);
-/* The stored bytes of name (copied, NUL-terminated; the cache keeps them
- * deflated and inflates them here), -KF_ENOTFOUND, -EIO if they do not
- * inflate (corrupt memory). */
+/* The stored bytes of name, or its projection's encoding if the informer
+ * has one (copied, NUL-terminated; the cache keeps them deflated and
+ * inflates them here), -KF_ENOTFOUND, -EIO if they do not inflate (corrupt
+ * memory). */
 int kf_informer_get_raw(struct kf_informer *inf, const char *name, struct kf_kv *ret);
 /* Sorted names of the objects whose index value equals value; the caller
  * frees the array and each name. Returns the count. */
@@ -123,7 +140,8 @@ void kf_ctrl_names_free(char **names, size_t n);
 
 /* Maps an object of a watched kind to names of the controller's primary
  * kind, calling kf_ctrl_enqueue. `obj` is the new state, or the last state
- * for a deletion. */
+ * for a deletion (for a deletion found by a re-list after compaction, the
+ * state the cache kept: its projection, if the informer has one). */
 typedef void (*kf_ctrl_map_fn)(struct kf_ctrl *c, const json_t *obj, bool deleted);
 /* Hands map(c, member, false) every ControlPlaneMember bound to host (the
  * informer must have KF_INDEX_MEMBER_HOST): how a Host's change reaches the

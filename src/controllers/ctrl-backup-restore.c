@@ -40,6 +40,7 @@
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-backup.h"
 #include "controllers/ctrl-capacity.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(backup);
 
@@ -183,7 +184,7 @@ static int converge(struct kf_backup_ctrl *d, const char *cluster, const char *i
                     int *others_back, int *n_others)
 {
     char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, KF_BACKUP_BY_CLUSTER_MEM, cluster, &names);
+    size_t n = kf_informer_index_names(d->members, KF_MEMBERS_BY_CLUSTER, cluster, &names);
     int r = 0;
 
     for (int pass = 0; pass < 2; pass++) {

@@ -40,11 +40,11 @@
 #include "kfleet/registry.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-backup.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(backup);
 
 #define BY_CLUSTER_BK       "bk.cluster" /* Backups by spec.cluster */
-#define BY_CLUSTER_MEM      "bk.member"  /* ControlPlaneMembers by spec.cluster */
 #define MEMBER_COALESCE_MS  200          /* a cluster's member events, folded */
 #define RESYNC_MS           30000
 #define PENDING_RETRY       10000
@@ -116,12 +116,11 @@ static int setup(struct kf_ctrl *c)
     d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
     d->backups = kf_ctrl_informer(m, &kf_kind_backup);
     d->locations = kf_ctrl_informer(m, &kf_kind_backuplocation);
-    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
     r = kf_informer_add_index(d->backups, BY_CLUSTER_BK, index_cluster);
     if (r < 0 && r != -EEXIST)
         return r;
-    r = kf_informer_add_index(d->members, BY_CLUSTER_MEM, index_cluster);
-    if (r < 0 && r != -EEXIST)
+    r = kf_ctrl_members_informer(m, &d->members);
+    if (r < 0)
         return r;
     r = kf_ctrl_watch(c, &kf_kind_backup, to_cluster);
     if (r == 0)
@@ -322,7 +321,7 @@ static const char *client_url(const json_t *m)
 static json_t *pick_member(struct kf_backup_ctrl *d, const char *cluster)
 {
     char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, BY_CLUSTER_MEM, cluster, &names);
+    size_t n = kf_informer_index_names(d->members, KF_MEMBERS_BY_CLUSTER, cluster, &names);
     json_t *pick = NULL;
 
     for (size_t i = 0; i < n && !pick; i++) {

@@ -14,8 +14,7 @@ struct kf_recorder;
 struct kf_registry;
 struct kf_strbuf;
 
-#define KF_BACKUP_BY_CLUSTER_BK  "bk.cluster" /* Backups by spec.cluster */
-#define KF_BACKUP_BY_CLUSTER_MEM "bk.member"  /* ControlPlaneMembers by spec.cluster */
+#define KF_BACKUP_BY_CLUSTER_BK "bk.cluster" /* Backups by spec.cluster */
 
 struct kf_backup_ctrl {
     struct kf_registry *reg;

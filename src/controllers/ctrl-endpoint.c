@@ -60,12 +60,12 @@
 #include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-lifecycle.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(endpoints);
 
 #define SWEEP_KEY        "/sweep"
-#define BY_UNIT          "ep.unit"    /* GuestClusters by status.unit */
-#define BY_CLUSTER       "ep.cluster" /* ControlPlaneMembers by spec.cluster */
+#define BY_UNIT          "ep.unit" /* GuestClusters by status.unit */
 #define APISERVER        "kube-apiserver"
 #define CA_MAX           (64 * 1024)
 #define RETRY_NOT_READY  500
@@ -108,14 +108,6 @@ static void index_unit(const json_t *obj, void (*add)(const char *, void *), voi
 
     if (u && *u)
         add(u, ctx);
-}
-
-static void index_cluster(const json_t *obj, void (*add)(const char *, void *), void *ctx)
-{
-    const char *c = kf_json_str(obj, "spec.cluster", NULL);
-
-    if (c && *c)
-        add(c, ctx);
 }
 
 static void enqueue_cluster_unit(struct epctl *d, const char *cluster)
@@ -232,11 +224,10 @@ static int ep_setup(struct kf_ctrl *c)
 
     d->c = c;
     d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
-    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
     d->hosts = kf_ctrl_informer(m, &kf_kind_host);
     d->units = kf_ctrl_informer(m, &kf_kind_unit);
     if ((r = kf_informer_add_index(d->clusters, BY_UNIT, index_unit)) < 0 ||
-        (r = kf_informer_add_index(d->members, BY_CLUSTER, index_cluster)) < 0)
+        (r = kf_ctrl_members_informer(m, &d->members)) < 0)
         return r;
     r = kf_informer_add_index(d->members, KF_INDEX_MEMBER_HOST, kf_index_member_host);
     if (r < 0 && r != -EEXIST)
@@ -465,7 +456,7 @@ static struct kf_ep_backend *cluster_backends(struct epctl *d, struct ep_view *v
                                               const char *cluster, size_t *ret_n)
 {
     char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, BY_CLUSTER, cluster, &names), nb = 0;
+    size_t n = kf_informer_index_names(d->members, KF_MEMBERS_BY_CLUSTER, cluster, &names), nb = 0;
     struct kf_ep_backend *bs = kf_xcalloc(n ? n : 1, sizeof(*bs));
 
     for (size_t i = 0; i < n && nb < KF_EP_BACKENDS_MAX; i++) {

@@ -59,6 +59,7 @@
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-capacity.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(hosts);
 
@@ -173,7 +174,9 @@ static int setup(struct kf_ctrl *c)
     d->hosts = kf_ctrl_primary(c);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
     d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
-    r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_host);
+    r = kf_ctrl_members_informer(m, NULL);
+    if (r == 0)
+        r = kf_ctrl_watch(c, &kf_kind_controlplanemember, member_to_host);
     if (r < 0)
         return r;
     kf_ctrl_enqueue_after(c, SWEEP_KEY, d->sweep_ms);

@@ -64,10 +64,10 @@
 #include "kfleet/versions.h"
 #include "controllers/ctrl-lifecycle.h"
 #include "controllers/ctrl-replace.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(lifecycle);
 
-#define BY_CLUSTER              "lc.cluster"
 #define PROVISIONING_RECHECK_MS 1000
 #define PROVISIONING_WAIT_MS    5000
 #define DELETING_RECHECK_MS     1000
@@ -102,14 +102,6 @@ void kf_lifecycle_options_default(struct kf_lifecycle_options *o)
 }
 
 /* --- set-up ------------------------------------------------------------------ */
-
-static void index_cluster(const json_t *obj, void (*add)(const char *, void *), void *ctx)
-{
-    const char *c = kf_json_str(obj, "spec.cluster", NULL);
-
-    if (c)
-        add(c, ctx);
-}
 
 static void member_to_cluster(struct kf_ctrl *c, const json_t *obj, bool deleted)
 {
@@ -198,12 +190,11 @@ static int setup(struct kf_ctrl *c)
 
     d->ctrl = c;
     d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
-    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
     d->hosts = kf_ctrl_informer(m, &kf_kind_host);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
     d->units = kf_ctrl_informer(m, &kf_kind_unit);
-    r = kf_informer_add_index(d->members, BY_CLUSTER, index_cluster);
-    if (r < 0 && r != -EEXIST)
+    r = kf_ctrl_members_informer(m, &d->members);
+    if (r < 0)
         return r;
     r = kf_informer_add_index(d->members, KF_INDEX_MEMBER_HOST, kf_index_member_host);
     if (r < 0 && r != -EEXIST)
@@ -349,7 +340,7 @@ static int cmp_member(const void *a, const void *b)
 static size_t cluster_members(struct lc *d, const char *cluster, json_t ***ret)
 {
     char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, BY_CLUSTER, cluster, &names), k = 0;
+    size_t n = kf_informer_index_names(d->members, KF_MEMBERS_BY_CLUSTER, cluster, &names), k = 0;
     json_t **v = kf_xcalloc(n ? n : 1, sizeof(*v));
 
     for (size_t i = 0; i < n; i++) {

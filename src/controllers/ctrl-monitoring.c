@@ -49,6 +49,7 @@
 #include "kfleet/obs.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-monitoring.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(monitoring);
 
@@ -81,6 +82,7 @@ static int mon_setup(struct kf_ctrl *c)
     int r = 0;
 
     mc->c = c;
+    r = kf_ctrl_members_informer(m, NULL); /* the cache's projection: spec and status kept */
     for (size_t i = 0; r == 0 && i < KF_ARRAY_SIZE(kinds); i++) {
         mc->inf[i] = kf_ctrl_informer(m, kinds[i]);
         r = kf_ctrl_watch(c, kinds[i], map_fleet);

@@ -51,6 +51,7 @@
 #include "kfleet/store.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-placement.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(placement);
 
@@ -305,7 +306,8 @@ static int setup(struct kf_ctrl *c)
     d->ctrl = c;
     d->model = kf_cap_model_shared(c);
     d->clusters = kf_ctrl_primary(c);
-    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
+    if ((r = kf_ctrl_members_informer(m, &d->members)) < 0)
+        return r;
     d->pools = kf_ctrl_informer(m, &kf_kind_ippool);
     d->profiles = kf_ctrl_informer(m, &kf_kind_profile);
     d->templates = kf_ctrl_informer(m, &kf_kind_template);

@@ -52,10 +52,10 @@
 #include "controllers/ctrl-capacity.h"
 #include "controllers/ctrl-lifecycle.h"
 #include "controllers/ctrl-replace.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(replace);
 
-#define BY_CLUSTER        "rp.cluster"
 #define BY_UNIT           "rp.unit"
 #define PROGRESS_RECHECK  1000
 #define CHANGE_TIMEOUT_MS 60000
@@ -272,14 +272,6 @@ void kf_migrate_plan(const struct kf_migrate_member *ms, size_t n, struct kf_mig
 
 /* --- set-up ------------------------------------------------------------------------ */
 
-static void index_cluster(const json_t *obj, void (*add)(const char *, void *), void *ctx)
-{
-    const char *c = kf_json_str(obj, "spec.cluster", NULL);
-
-    if (c)
-        add(c, ctx);
-}
-
 static void index_unit(const json_t *obj, void (*add)(const char *, void *), void *ctx)
 {
     const char *u = kf_json_str(obj, "spec.unit", NULL);
@@ -334,9 +326,8 @@ static int setup(struct kf_ctrl *c)
 
     d->ctrl = c;
     d->clusters = kf_ctrl_informer(m, &kf_kind_guestcluster);
-    d->members = kf_ctrl_informer(m, &kf_kind_controlplanemember);
     d->hosts = kf_ctrl_informer(m, &kf_kind_host);
-    r = add_index(d->members, BY_CLUSTER, index_cluster);
+    r = kf_ctrl_members_informer(m, &d->members);
     if (r == 0)
         r = add_index(d->members, KF_INDEX_MEMBER_HOST, kf_index_member_host);
     if (r == 0)
@@ -429,7 +420,8 @@ static int cmp_name(const void *a, const void *b)
 static void picture_build(struct rp *d, struct picture *p)
 {
     char **names = NULL;
-    size_t n = kf_informer_index_names(d->members, BY_CLUSTER, kf_obj_name(p->gc), &names);
+    size_t n =
+        kf_informer_index_names(d->members, KF_MEMBERS_BY_CLUSTER, kf_obj_name(p->gc), &names);
 
     p->ms = kf_xcalloc(n + 1, sizeof(*p->ms));
     p->hosts = kf_xcalloc(n + 1, sizeof(*p->hosts));

@@ -59,6 +59,7 @@
 #include "kfleet/smap.h"
 #include "kfleet/strbuf.h"
 #include "controllers/ctrl-capacity.h"
+#include "controllers/ctrl-members.h"
 
 KF_LOG_MODULE(units);
 
@@ -182,7 +183,8 @@ static int setup(struct kf_ctrl *c)
     d->ctrl = c;
     d->model = kf_cap_model_shared(c);
     d->regions = kf_ctrl_informer(kf_ctrl_manager_of(c), &kf_kind_region);
-    if ((r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
+    if ((r = kf_ctrl_members_informer(kf_ctrl_manager_of(c), NULL)) < 0 ||
+        (r = kf_ctrl_watch(c, &kf_kind_region, map_region)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_host, map_host)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_controlplanemember, map_member)) < 0 ||
         (r = kf_ctrl_watch(c, &kf_kind_guestcluster, map_cluster)) < 0)

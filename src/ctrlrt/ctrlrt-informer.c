@@ -22,6 +22,12 @@
  * under the read lock (a few microseconds for an object of a few KB,
  * small next to parsing it); objects under MIN_DEFLATE bytes, or that
  * would not shrink, stay as they are.
+ *
+ * Projection: a kind's informer may keep, instead of the stored bytes, the
+ * encoding of what a projection function (given by the code that knows the
+ * kind: this file knows no kind's fields) returns for the object, so that
+ * fields no reader uses cost neither memory nor parsing. Index functions,
+ * the scope and handlers are given the whole decoded object as before.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +51,7 @@
 KF_LOG_MODULE(informer);
 
 #define LIST_PAGE     1000
-#define MAX_INDEXES   8
+#define MAX_INDEXES   8 /* bits of struct cached's `many` */
 #define WAIT_SLICE_MS 200
 
 /* Compression: objects smaller than this stay plain; a new dictionary every
@@ -68,6 +74,15 @@ struct dict {
     unsigned char bytes[];
 };
 
+/* An object's values for one index. Most indexes give an object one value
+ * (a member's host, its cluster): it is kept in place, and only two or
+ * more take an array (an array for each value of each member was 32 bytes
+ * of heap each, about 0.6 KiB a guest cluster). */
+union ivals {
+    char *one;   /* the value, or NULL for none (bit i of `many` clear) */
+    char **many; /* a NULL-terminated array (bit i of `many` set) */
+};
+
 struct cached {
     /* the object's name: also the key in objs and in the name set of each
      * of its index values (those maps borrow it); an update moves it to
@@ -79,9 +94,10 @@ struct cached {
     struct dict *dict;
     int64_t create_rev;
     int64_t mod_rev;
-    /* index values per index: a NULL-terminated array each (nindexes);
-     * the strings are the index's own (struct vset's value), not copies */
-    char **values[];
+    uint8_t many; /* bit i: values[i] is an array */
+    /* index values per index (nindexes); the strings are the index's own
+     * (struct vset's value), not copies */
+    union ivals values[];
 };
 
 /* The objects that have one index value: their names (borrowed from their
@@ -113,6 +129,7 @@ struct kf_informer {
     size_t nindexes;
     struct handler *handlers;
     size_t nhandlers, alloc_handlers;
+    kf_informer_project_fn project; /* NULL: keep the stored bytes */
     int64_t rev;
     size_t bytes; /* kf_informer_bytes: what objs holds, dictionaries aside */
     /* The informer's thread's own: the dictionary new objects are deflated
@@ -150,6 +167,22 @@ const struct kf_kind *kf_informer_kind(struct kf_informer *inf)
     return inf->kind;
 }
 
+/* c's values for index i: how many, and where (*ret: the array, or the one
+ * value's slot, which index_add rewrites to the index's own string). */
+static size_t ivals_get(struct cached *c, size_t i, char ***ret)
+{
+    size_t n = 0;
+
+    if (c->many & (1u << i)) {
+        while (c->values[i].many[n])
+            n++;
+        *ret = c->values[i].many;
+        return n;
+    }
+    *ret = &c->values[i].one;
+    return c->values[i].one ? 1 : 0;
+}
+
 static void vset_free(struct vset *vs)
 {
     kf_smap_release(&vs->names);
@@ -159,11 +192,9 @@ static void vset_free(struct vset *vs)
 
 /* Takes name out of the sets of values (the strings may be the sets' own
  * values: they are not read after their set is freed). */
-static void index_remove(struct index *ix, char **values, const char *name)
+static void index_remove(struct index *ix, char **values, size_t n, const char *name)
 {
-    if (!values)
-        return;
-    for (char **v = values; *v; v++) {
+    for (char **v = values; v < values + n; v++) {
         struct vset *vs = kf_smap_get(&ix->by_value, *v);
 
         if (!vs)
@@ -179,11 +210,9 @@ static void index_remove(struct index *ix, char **values, const char *name)
 /* Puts name (borrowed: the entry's) in the sets of values, which are new
  * strings: each becomes its set's value, or is freed for the set's, and
  * values[] points to the set's value after. */
-static void index_add(struct index *ix, char **values, const char *name)
+static void index_add(struct index *ix, char **values, size_t n, const char *name)
 {
-    if (!values)
-        return;
-    for (char **v = values; *v; v++) {
+    for (char **v = values; v < values + n; v++) {
         struct vset *vs = kf_smap_get(&ix->by_value, *v);
 
         if (!vs) {
@@ -205,17 +234,18 @@ static void index_add(struct index *ix, char **values, const char *name)
  * The values themselves are the index's, one per distinct value, and the
  * maps' spare slots stay as many as the most objects held: neither is
  * counted. */
-static size_t cached_size(const struct cached *c, const char *name, size_t nindexes)
+static size_t cached_size(struct cached *c, const char *name, size_t nindexes)
 {
     size_t n = sizeof(*c) + nindexes * sizeof(c->values[0]) + c->len + strlen(name) + 1 +
                sizeof(struct kf_smap_slot);
 
     for (size_t i = 0; i < nindexes; i++) {
-        if (!c->values[i])
-            continue;
-        for (char **v = c->values[i]; *v; v++)
-            n += sizeof(*v) + sizeof(struct kf_smap_slot);
-        n += sizeof(char *);
+        char **v;
+        size_t k = ivals_get(c, i, &v);
+
+        n += k * sizeof(struct kf_smap_slot);
+        if (c->many & (1u << i))
+            n += (k + 1) * sizeof(char *);
     }
     return n;
 }
@@ -235,7 +265,8 @@ static void cached_free(struct kf_informer *inf, struct cached *c)
     if (!c)
         return;
     for (size_t i = 0; i < inf->nindexes; i++)
-        free(c->values[i]); /* the strings are the index's */
+        if (c->many & (1u << i))
+            free(c->values[i].many); /* the strings are the index's */
     dict_unref(inf, c->dict);
     free(c->value);
     free(c->name);
@@ -284,6 +315,16 @@ int kf_informer_add_index(struct kf_informer *inf, const char *index, kf_index_f
     inf->indexes[inf->nindexes].fn = fn;
     kf_smap_init_borrowed(&inf->indexes[inf->nindexes].by_value);
     inf->nindexes++;
+    return 0;
+}
+
+int kf_informer_set_projection(struct kf_informer *inf, kf_informer_project_fn fn)
+{
+    if (inf->running)
+        return -EBUSY;
+    if (inf->project && inf->project != fn)
+        return -EEXIST;
+    inf->project = fn;
     return 0;
 }
 
@@ -488,16 +529,33 @@ static bool apply(struct kf_informer *inf, const char *name, const json_t *obj, 
     struct cached *old, *c = NULL;
 
     if (obj) {
+        json_t *p = inf->project ? inf->project(obj) : NULL;
+
         c = kf_xcalloc(1, sizeof(*c) + inf->nindexes * sizeof(c->values[0]));
-        cached_set_value(inf, c, bytes, len);
+        if (p) { /* what the kind's readers use, encoded */
+            size_t plen;
+            char *pb = kf_json_dump(p, &plen);
+
+            cached_set_value(inf, c, pb, plen);
+            free(pb);
+            json_decref(p);
+        } else {
+            cached_set_value(inf, c, bytes, len);
+        }
         c->create_rev = create_rev;
         c->mod_rev = mod_rev;
         for (size_t i = 0; i < inf->nindexes; i++) {
             struct collect col = { 0 };
 
             inf->indexes[i].fn(obj, collect_value, &col);
-            /* exactly as long as needed: kept as long as the object */
-            c->values[i] = col.items ? kf_xrealloc(col.items, (col.n + 1) * sizeof(char *)) : NULL;
+            if (col.n == 1) {
+                c->values[i].one = col.items[0];
+                free(col.items);
+            } else if (col.n > 1) {
+                /* exactly as long as needed: kept as long as the object */
+                c->values[i].many = kf_xrealloc(col.items, (col.n + 1) * sizeof(char *));
+                c->many |= (uint8_t)(1u << i);
+            }
         }
     }
     pthread_rwlock_wrlock(&inf->lock);
@@ -514,10 +572,17 @@ static bool apply(struct kf_informer *inf, const char *name, const json_t *obj, 
     if (old)
         inf->bytes -= cached_size(old, name, inf->nindexes);
     for (size_t i = 0; i < inf->nindexes; i++) {
-        if (old)
-            index_remove(&inf->indexes[i], old->values[i], name);
-        if (c)
-            index_add(&inf->indexes[i], c->values[i], c->name);
+        char **v;
+        size_t n;
+
+        if (old) {
+            n = ivals_get(old, i, &v);
+            index_remove(&inf->indexes[i], v, n, name);
+        }
+        if (c) {
+            n = ivals_get(c, i, &v);
+            index_add(&inf->indexes[i], v, n, c->name);
+        }
     }
     if (c)
         inf->bytes += cached_size(c, name, inf->nindexes);

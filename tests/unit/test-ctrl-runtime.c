@@ -2,9 +2,10 @@
  * memory store: reconciles follow writes, watches of other kinds map to the
  * primary kind, indexes answer, errors are retried, requeues happen, scope
  * hides what a manager does not own, an informer that falls behind
- * compaction lists again and reports what vanished, and the cache (which
+ * compaction lists again and reports what vanished, the cache (which
  * keeps objects deflated against dictionaries it changes as it goes)
- * returns every object's stored bytes exactly. */
+ * returns every object's stored bytes exactly, and an informer with a
+ * projection hands readers only what it keeps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -612,6 +613,149 @@ static void test_cache_returns_stored_bytes(void **state)
     fixture_free(f);
 }
 
+/* A projection that keeps a member's name and component and nothing else. */
+static json_t *keep_component(const json_t *obj)
+{
+    return json_pack("{s:{s:s}, s:{s:s}}", "metadata", "name", kf_obj_name(obj), "spec",
+                     "component", kf_json_str(obj, "spec.component", ""));
+}
+
+static json_t *keep_whole(const json_t *obj)
+{
+    (void)obj;
+    return NULL;
+}
+
+/* An informer with a projection: readers get what it keeps, at the
+ * object's revision; index functions and handlers get the whole object
+ * (the member's cluster, which the projection drops, is indexed and
+ * queued). */
+static void test_projection(void **state)
+{
+    struct fixture *f = fixture_new(NULL, NULL);
+    struct kf_informer *members = kf_ctrl_informer(f->m, &kf_kind_controlplanemember);
+    struct kf_kv kv = { 0 };
+    json_t *obj;
+    char **names;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(kf_informer_set_projection(members, keep_component), 0);
+    assert_int_equal(kf_informer_set_projection(members, keep_component), 0); /* same: shared */
+    assert_int_equal(kf_informer_set_projection(members, keep_whole), -EEXIST);
+    member(f, "m-listed", "c1");
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    assert_int_equal(kf_informer_set_projection(members, keep_component), -EBUSY);
+    member(f, "m-watched", "c2");
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+
+    assert_true(count_of(&f->seen, "c1") > 0);
+    assert_true(count_of(&f->seen, "c2") > 0);
+    n = kf_informer_index_names(members, "cluster", "c2", &names);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "m-watched");
+    kf_ctrl_names_free(names, n);
+
+    assert_int_equal(kf_informer_get(members, "m-watched", &obj), 0);
+    assert_string_equal(kf_json_str(obj, "spec.component", ""), "etcd");
+    assert_null(kf_json_path(obj, "spec.cluster"));
+    assert_null(kf_json_path(obj, "metadata.uid"));
+    assert_int_equal(kf_obj_rv(obj), kf_informer_mod_rev(members, "m-watched"));
+    json_decref(obj);
+    assert_int_equal(kf_informer_get_raw(members, "m-listed", &kv), 0);
+    assert_string_equal(kv.value,
+                        "{\"metadata\":{\"name\":\"m-listed\"},\"spec\":{\"component\":\"etcd\"}}");
+    kf_kv_release(&kv);
+    fixture_free(f);
+}
+
+/* Indexes every string of spec.tags (an index with several values per
+ * object). */
+static void index_tags(const json_t *obj, void (*add)(const char *, void *), void *ctx)
+{
+    const json_t *v;
+    size_t i;
+
+    json_array_foreach(kf_json_path(obj, "spec.tags"), i, v)
+    {
+        if (json_is_string(v))
+            add(json_string_value(v), ctx);
+    }
+}
+
+static void tagged(struct fixture *f, const char *name, const char *tags)
+{
+    char key[128], buf[512];
+
+    snprintf(key, sizeof(key), "/controlplanemembers/%s", name);
+    snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"%s\"},\"spec\":{\"tags\":[%s]}}", name,
+             tags);
+    assert_int_equal(kf_store_put(f->store, key, buf, strlen(buf), KF_REV_ANY, NULL), 0);
+}
+
+static char *tag_index(struct fixture *f, struct kf_informer *inf, const char *value)
+{
+    struct kf_strbuf sb = KF_STRBUF_INIT;
+    char **names;
+    size_t n;
+
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    n = kf_informer_index_names(inf, "tags", value, &names);
+    for (size_t i = 0; i < n; i++)
+        kf_strbuf_addf(&sb, "%s%s", i ? "," : "", names[i]);
+    kf_ctrl_names_free(names, n);
+    return kf_strbuf_detach(&sb, NULL);
+}
+
+#define ASSERT_TAG(f, inf, value, want)        \
+    do {                                       \
+        char *got_ = tag_index(f, inf, value); \
+        assert_string_equal(got_, want);       \
+        free(got_);                            \
+    } while (0)
+
+/* An object with several values, one, or none for an index, and changing
+ * between these: every set follows, and the cache's bytes go back to what
+ * they were once the objects are gone. */
+static void test_index_many_values(void **state)
+{
+    struct fixture *f = fixture_new(NULL, NULL);
+    struct kf_informer *members = kf_ctrl_informer(f->m, &kf_kind_controlplanemember);
+    size_t empty;
+
+    (void)state;
+    assert_int_equal(kf_informer_add_index(members, "tags", index_tags), 0);
+    assert_int_equal(kf_ctrl_manager_start(f->m), 0);
+    assert_int_equal(kf_ctrl_manager_wait_idle(f->m, IDLE_MS), 1);
+    empty = kf_informer_bytes(members);
+    tagged(f, "m1", "\"a\",\"b\",\"c\"");
+    tagged(f, "m2", "\"b\"");
+    tagged(f, "m3", "");
+    ASSERT_TAG(f, members, "a", "m1");
+    ASSERT_TAG(f, members, "b", "m1,m2");
+    ASSERT_TAG(f, members, "c", "m1");
+    tagged(f, "m1", "\"c\"");       /* many to one */
+    tagged(f, "m2", "\"a\",\"b\""); /* one to many */
+    tagged(f, "m3", "\"b\"");       /* none to one */
+    ASSERT_TAG(f, members, "a", "m2");
+    ASSERT_TAG(f, members, "b", "m2,m3");
+    ASSERT_TAG(f, members, "c", "m1");
+    tagged(f, "m1", ""); /* one to none */
+    ASSERT_TAG(f, members, "c", "");
+    for (int i = 1; i <= 3; i++) {
+        char key[64];
+
+        snprintf(key, sizeof(key), "/controlplanemembers/m%d", i);
+        assert_int_equal(kf_store_delete(f->store, key, KF_REV_ANY, NULL), 0);
+    }
+    ASSERT_TAG(f, members, "a", "");
+    ASSERT_TAG(f, members, "b", "");
+    assert_int_equal(kf_informer_count(members), 0);
+    /* only the dictionary may differ: no object is left to hold bytes */
+    assert_true(kf_informer_bytes(members) <= empty + 8 * 1024 + 64);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +766,8 @@ int main(void)
         cmocka_unit_test(test_relist_after_compaction),
         cmocka_unit_test(test_index_follows_changes),
         cmocka_unit_test(test_cache_returns_stored_bytes),
+        cmocka_unit_test(test_projection),
+        cmocka_unit_test(test_index_many_values),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
