@@ -64,6 +64,25 @@ def link_release(src, minor):
         os.symlink(f"/opt/kfleet/kubernetes/{minor}/bin/{p}", os.path.join(src, minor, "bin", p))
 
 
+def tamper(src, minor="1.36"):
+    """The mirror serves a kubectl of its own for minor: not the catalog's."""
+    bad = os.path.join(src, minor, "bin", "kubectl")
+    os.unlink(bad)
+    with open(bad, "w") as fh:
+        fh.write("#!/bin/sh\necho not kubectl\n")
+    return bad
+
+
+def fetching_agent(f, name, srv, k8s, interval=None):
+    """A meta agent with an empty --kubernetes-dir k8s and srv as its
+    artifact source (looking again every interval, if given), started."""
+    args = ["--kubernetes-dir", k8s, "--artifacts", f"http://127.0.0.1:{srv.server_address[1]}",
+            "--capacity-cpu", "4", "--capacity-memory", "8Gi"]
+    if interval:
+        args += ["--artifacts-interval", interval]
+    return kftest.Agent(f.kd, name, zone="a", token="agent-token-0123456789", args=args).start()
+
+
 def held(kd, name):
     r = kd.get(path("hosts", name))
     return sorted(r.json.get("status", {}).get("kubernetesVersions", [])) if r.status == 200 \
@@ -75,22 +94,12 @@ def test_fetch_checks_every_file():
     with lf.Fleet() as f:
         src = os.path.join(f.tmp, "artifacts")
         for minor in ("1.36", "1.37"):
-            os.makedirs(os.path.join(src, minor, "bin"))
-            for p in PROGRAMS:
-                os.symlink(f"/opt/kfleet/kubernetes/{minor}/bin/{p}",
-                           os.path.join(src, minor, "bin", p))
-        # a mirror that serves a different kubectl for 1.36
-        os.unlink(os.path.join(src, "1.36", "bin", "kubectl"))
-        with open(os.path.join(src, "1.36", "bin", "kubectl"), "w") as fh:
-            fh.write("#!/bin/sh\necho not kubectl\n")
+            link_release(src, minor)
+        tamper(src)  # a mirror that serves a different kubectl for 1.36
         srv = serve(src)
         try:
             k8s = os.path.join(f.tmp, "k8s")
-            ag = kftest.Agent(f.kd, "h-art", zone="a", token="agent-token-0123456789",
-                              args=["--kubernetes-dir", k8s, "--artifacts",
-                                    f"http://127.0.0.1:{srv.server_address[1]}",
-                                    "--capacity-cpu", "4", "--capacity-memory", "8Gi"])
-            ag.start()
+            ag = fetching_agent(f, "h-art", srv, k8s)
             try:
                 host = eventually(lambda: (lambda r: r.json if r.status == 200 and
                                            "kubernetesVersions" in r.json.get("status", {})
@@ -133,12 +142,7 @@ def test_fetch_again_while_running():
         srv = serve(src)
         try:
             k8s = os.path.join(f.tmp, "k8s")
-            ag = kftest.Agent(f.kd, "h-again", zone="a", token="agent-token-0123456789",
-                              args=["--kubernetes-dir", k8s, "--artifacts",
-                                    f"http://127.0.0.1:{srv.server_address[1]}",
-                                    "--artifacts-interval", "2s",
-                                    "--capacity-cpu", "4", "--capacity-memory", "8Gi"])
-            ag.start()
+            ag = fetching_agent(f, "h-again", srv, k8s, interval="2s")
             try:
                 wait_for(lambda: held(f.kd, "h-again") == ["1.37.2"], "1.37 not reported", f.kd,
                          ag)
@@ -175,19 +179,11 @@ def test_refused_release_not_fetched_again_until_it_changes():
         src = os.path.join(f.tmp, "artifacts")
         link_release(src, "1.37")
         link_release(src, "1.36")
-        bad = os.path.join(src, "1.36", "bin", "kubectl")
-        os.unlink(bad)
-        with open(bad, "w") as fh:
-            fh.write("#!/bin/sh\necho not kubectl\n")
+        bad = tamper(src)
         srv = serve(src)
         try:
             k8s = os.path.join(f.tmp, "k8s")
-            ag = kftest.Agent(f.kd, "h-memo", zone="a", token="agent-token-0123456789",
-                              args=["--kubernetes-dir", k8s, "--artifacts",
-                                    f"http://127.0.0.1:{srv.server_address[1]}",
-                                    "--artifacts-interval", "1s",
-                                    "--capacity-cpu", "4", "--capacity-memory", "8Gi"])
-            ag.start()
+            ag = fetching_agent(f, "h-memo", srv, k8s, interval="1s")
             try:
                 wait_for(lambda: held(f.kd, "h-memo") == ["1.37.2"], "1.37 not reported", f.kd,
                          ag)
